@@ -261,9 +261,10 @@ def quantize_activations(x, *, name: str = "activations") -> ActQuant:
     return ActQuant(p, q, sr, si)
 
 
-def dequant_activations(act: ActQuant) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(sr*p, si*q)`` in float32."""
-    return act.p.float() * act.sr.unsqueeze(-1), act.q.float() * act.si.unsqueeze(-1)
+def dequant_activations(act: ActQuant, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(sr*p, si*q)`` in ``dtype``."""
+    return (act.p.to(dtype) * act.sr.to(dtype).unsqueeze(-1),
+            act.q.to(dtype) * act.si.to(dtype).unsqueeze(-1))
 
 
 # --------------------------------------------------------------------------------------------------
