@@ -1,0 +1,192 @@
+"""``python -m fairyhw.gen --lanes 64``: emit the engine's Verilog and its JSON manifest.
+
+Writes ``OUT/NAME.v`` and ``OUT/NAME.json`` (both or neither). Same options, same bytes: no absolute
+paths, timestamps or host names in either file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+from amaranth.back import verilog
+from amaranth.lib import data, stream
+from amaranth.hdl import Shape
+
+from . import __version__
+from .hw.engine import ACCUMULATE, MAX_DIM, MAX_LANES, MODES, Engine
+
+__all__ = ["generate", "manifest", "main"]
+
+DEFAULTS = {"lanes": 64, "max_in": 8192, "max_out": 16384, "stages": 2, "mode": "fairy2i",
+            "accumulate": "split"}
+
+
+def _layout_fields(layout, offset=0, prefix=""):
+    """Flatten a data layout to ``[{name, offset, width, signed}]``."""
+    out = []
+    if isinstance(layout, data.StructLayout):
+        for name, f in layout:
+            out += _layout_fields(f.shape, offset + f.offset, f"{prefix}{name}.")
+    elif isinstance(layout, data.ArrayLayout):
+        for i in range(layout.length):
+            out += _layout_fields(layout.elem_shape, offset + i * Shape.cast(layout.elem_shape).width,
+                                  f"{prefix}{i}.")
+    else:
+        s = Shape.cast(layout)
+        out.append({"name": prefix.rstrip("."), "offset": offset, "width": s.width, "signed": s.signed})
+    return out
+
+
+def manifest(engine: Engine, name: str) -> dict:
+    """Everything a user of the Verilog needs: parameters, ports, stream layouts, the latency formula."""
+    streams = {
+        "cmd": ("in", engine.cmd_layout, "one beat starts a layer; accepted only when idle"),
+        "act": ("in", engine.act.signature.members["payload"].shape,
+                "k beats of the complex int8 input after cmd"),
+        "wgt": ("in", engine.wgt.signature.members["payload"].shape,
+                "codes in the stream layout: row tile, stage, matrix, input column"),
+        "res": ("out", engine.res_layout, "one beat per (row tile, stage, matrix, row)"),
+    }
+    ports = [{"name": "clk", "direction": "in", "width": 1, "signed": False, "protocol": "clock"},
+             {"name": "rst", "direction": "in", "width": 1, "signed": False,
+              "protocol": "synchronous reset, active high"}]
+    for s, (direction, layout, what) in streams.items():
+        width = Shape.cast(layout).width
+        ports.append({"name": f"{s}__payload", "direction": direction, "width": width, "signed": False,
+                      "protocol": f"valid/ready stream {s}: {what}",
+                      "fields": _layout_fields(layout)})
+        ports.append({"name": f"{s}__valid", "direction": direction, "width": 1, "signed": False,
+                      "protocol": f"valid/ready stream {s}: payload valid"})
+        ports.append({"name": f"{s}__ready", "direction": "out" if direction == "in" else "in",
+                      "width": 1, "signed": False,
+                      "protocol": f"valid/ready stream {s}: payload accepted when valid & ready"})
+    ports.append({"name": "busy", "direction": "out", "width": 1, "signed": False,
+                  "protocol": "level: high from the cmd handshake to the last result"})
+    return {
+        "generator": "fairyhw.gen", "generator_version": __version__, "name": name,
+        "parameters": {"lanes": engine.lanes, "max_in": engine.max_in, "max_out": engine.max_out,
+                       "stages": engine.stages, "mode": engine.mode, "accumulate": engine.accumulate,
+                       "lane_style": "output-stationary, broadcast activation",
+                       "activation_sharing": "on-chip buffer of max_in entries, broadcast to all lanes"},
+        "matrices_per_stage": list(engine.matrices),
+        "result_parts": list(engine.parts),
+        "accumulator_width": engine.acc_width,
+        "activation_buffer": {"depth": engine.max_in, "width": 16},
+        "code_bit_order": "lane l's code at wgt__payload bits [2l+1:2l]; code k = i**k "
+                          "(0:+1, 1:+i, 2:-1, 3:-i)",
+        "conjugate": "matrix W (every Fairy±i pass) computes on conj(x): q negated",
+        "scales": "not applied: res carries the exact integer sums; the host rescales",
+        "ports": ports,
+        "latency": {
+            "inputs": ["k", "rows", "lanes", "stages", "matrices"],
+            "formula": "2*k + sum(max(k, 1 + c_i) for every pass but the last) + c_last + 2, passes "
+                       "in order (row tile, stage, matrix), c_i = rows in pass i's tile",
+            "meaning": "cycles from the cmd handshake to the last res handshake, both included, "
+                       "with inputs always valid and res always ready",
+            "python": "fairyhw.hw.engine.engine_cycles(k, rows, lanes=, stages=, matrices=)",
+        },
+        "resources": {"multipliers": 0,
+                      "flip_flops_per_lane_accumulators": len(engine.parts) * engine.acc_width},
+    }
+
+
+def generate(out_dir: str, name: str, **params) -> tuple[str, str]:
+    """Write ``NAME.v`` and ``NAME.json`` into ``out_dir`` atomically; return their paths."""
+    engine = Engine(**params)
+    text = verilog.convert(engine, name=name, emit_src=False)
+    man = json.dumps(manifest(engine, name), indent=1) + "\n"
+    paths = []
+    tmps = []
+    try:
+        for ext, body in ((".v", text), (".json", man)):
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}", suffix=ext, dir=out_dir)
+            tmps.append(tmp)
+            with os.fdopen(fd, "w") as f:
+                f.write(body)
+            os.chmod(tmp, 0o644)
+        for tmp, ext in zip(tmps, (".v", ".json")):
+            final = os.path.join(out_dir, name + ext)
+            os.replace(tmp, final)
+            paths.append(final)
+    finally:
+        for tmp in tmps:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return tuple(paths)
+
+
+def _int_in(lo, hi, what):
+    def parse(text):
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be an integer, not {text!r}") from None
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"{what} must be from {lo} to {hi}, not {v}")
+        return v
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m fairyhw.gen",
+        description="Generate the Verilog of the multiplier-free Fairy2i/Fairy±i MAC engine and its "
+                    "JSON manifest.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--lanes", metavar="N", type=_int_in(1, MAX_LANES, "lanes"),
+                   default=DEFAULTS["lanes"], help="MAC lanes (complex MACs per cycle)")
+    p.add_argument("--max-in", metavar="K", type=_int_in(1, MAX_DIM, "max-in"),
+                   default=DEFAULTS["max_in"], help="largest complex input length (buffer depth)")
+    p.add_argument("--max-out", metavar="ROWS", type=_int_in(1, MAX_DIM, "max-out"),
+                   default=DEFAULTS["max_out"], help="largest complex output row count")
+    p.add_argument("--stages", metavar="T", type=_int_in(1, 4, "stages"), default=DEFAULTS["stages"],
+                   help="residual stages (1 = W1, 2 = W2)")
+    p.add_argument("--mode", choices=tuple(MODES), default=DEFAULTS["mode"],
+                   help="fairy2i: U x + W conj(x) per stage; ifairy: W conj(x)")
+    p.add_argument("--accumulate", choices=tuple(ACCUMULATE), default=DEFAULTS["accumulate"],
+                   help="split: 4 exact sums per row; merged: 2 sums of a swap-mux complex accumulator")
+    p.add_argument("--out", metavar="DIR", default="rtl", help="output directory")
+    p.add_argument("--name", metavar="NAME", default="fairyhw_engine",
+                   help="Verilog module name and file stem")
+    p.add_argument("--json", action="store_true", help="print the manifest's summary as JSON")
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.name.isidentifier():
+        parser.error(f"argument --name: must be a Verilog identifier, not {args.name!r}")
+    if not os.path.isdir(args.out):
+        parser.error(f"argument --out: {args.out} is not a directory")
+    if not os.access(args.out, os.W_OK):
+        parser.error(f"argument --out: {args.out} is not writable")
+    params = {k: getattr(args, k) for k in DEFAULTS}
+    t0 = time.perf_counter()
+    try:
+        v, j = generate(args.out, args.name, **params)
+    except OSError as e:
+        print(f"error: cannot write into {args.out}: {e.strerror}", file=sys.stderr)
+        return 2
+    dt = time.perf_counter() - t0
+    man = json.load(open(j))
+    if args.json:
+        print(json.dumps({"verilog": v, "manifest": j, "seconds": round(dt, 3),
+                          "parameters": man["parameters"],
+                          "accumulator_width": man["accumulator_width"]}, indent=1))
+    else:
+        prm = man["parameters"]
+        print(f"{args.name}: {prm['lanes']} lanes, {prm['mode']} T={prm['stages']}, "
+              f"{prm['accumulate']} accumulators of {man['accumulator_width']} bits, "
+              f"K <= {prm['max_in']}, rows <= {prm['max_out']}")
+        print(f"wrote {v} ({os.path.getsize(v):,} bytes) and {j} in {dt:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,307 @@
+"""The multiplier-free complex MAC array and the engine that runs one quantized layer on it.
+
+Architecture (output-stationary, broadcast activation)
+    The engine buffers the layer's input vector (complex int8, ``K`` elements) in an on-chip memory,
+    then streams the weight codes: one word of ``LANES`` codes per cycle, lane ``l`` owning output row
+    ``r0 + l`` of the current row tile. Each cycle one buffered activation is broadcast to every lane and
+    each lane adds ±p, ±q (or a swapped pair, for merged accumulators) into its accumulators: adders,
+    negations and multiplexers only. A *pass* is one (row tile, stage, matrix) triple of ``K`` cycles;
+    at its end the lanes' sums move to a shadow register that drains on the result stream, one row per
+    beat, while the next pass accumulates.
+
+Integer contract (``DESIGN.md`` section 2, :mod:`fairyhw.golden`)
+    Split accumulators give, per row and pass, ``(Σap, Σaq, Σbp, Σbq)`` exactly as
+    :func:`fairyhw.golden.integer_sums`; merged ones give :func:`fairyhw.golden.merge_sums` of them.
+    For the W matrix (and every Fairy±i pass) the engine computes on ``conj(x)``. Scales are applied on
+    the host (:func:`fairyhw.hw.driver.rescale_results`).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..golden import accumulator_width
+
+__all__ = ["ACT_LAYOUT", "Lane", "Engine", "engine_cycles", "MODES", "ACCUMULATE"]
+
+#: One complex int8 activation: ``x = sr*p + i*si*q``.
+ACT_LAYOUT = data.StructLayout({"p": signed(8), "q": signed(8)})
+#: Matrices streamed per stage in each mode, in stream order.
+MODES = {"fairy2i": ("U", "W"), "ifairy": ("W",)}
+#: Sum parts per accumulator style.
+ACCUMULATE = {"split": ("ap", "aq", "bp", "bq"), "merged": ("re", "im")}
+
+MAX_LANES = 4096
+MAX_DIM = 1 << 20
+
+
+def _check_int(what: str, value, lo: int, hi: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an integer, not {value!r}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{what} must be an integer from {lo} to {hi}, not {value}")
+
+
+class Lane(wiring.Component):
+    """One MAC lane: per enabled cycle, one 2-bit code and one complex int8 activation.
+
+    ``total`` is the combinational sum including this cycle's term; on ``en`` the accumulators take it,
+    or clear to zero when ``last`` is set (the engine captures ``total`` then). ``conj`` negates ``q``.
+
+    Split: code 0 adds (p, q) to (Σap, Σaq), code 2 subtracts them, code 1 adds (p, q) to (Σbp, Σbq),
+    code 3 subtracts them. Merged: the term is ``i**code * (p + i q)``, a swap and negations.
+    """
+
+    def __init__(self, *, acc_width: int, accumulate: str = "split"):
+        _check_int("Accumulator width", acc_width, 9, 64)
+        if accumulate not in ACCUMULATE:
+            raise ValueError(f"Accumulator style must be one of {', '.join(ACCUMULATE)}, "
+                             f"not {accumulate!r}")
+        self._acc_width = acc_width
+        self._accumulate = accumulate
+        sums = data.ArrayLayout(signed(acc_width), len(ACCUMULATE[accumulate]))
+        super().__init__({
+            "en": In(1), "last": In(1), "conj": In(1), "code": In(2),
+            "p": In(signed(8)), "q": In(signed(8)),
+            "sums": Out(sums), "total": Out(sums),
+        })
+
+    @property
+    def acc_width(self) -> int:
+        return self._acc_width
+
+    @property
+    def accumulate(self) -> str:
+        return self._accumulate
+
+    def elaborate(self, platform):
+        m = Module()
+        w = self._acc_width
+        q = Signal(signed(9))
+        m.d.comb += q.eq(Mux(self.conj, -self.q, self.q))
+        neg = self.code[1]
+        if self._accumulate == "split":
+            imag = self.code[0]
+            tp, tq = Signal(signed(9)), Signal(signed(9))
+            m.d.comb += [tp.eq(Mux(neg, -self.p, self.p)), tq.eq(Mux(neg, -q, q))]
+            zero = 0
+            terms = [Mux(imag, zero, tp), Mux(imag, zero, tq), Mux(imag, tp, zero), Mux(imag, tq, zero)]
+        else:
+            # i**k (p + i q): k=0 (p, q), k=1 (-q, p), k=2 (-p, -q), k=3 (q, -p)
+            swap = self.code[0]
+            a = Mux(swap, q, self.p)
+            b = Mux(swap, self.p, q)
+            re, im = Signal(signed(9)), Signal(signed(9))
+            m.d.comb += [re.eq(Mux(neg ^ swap, -a, a)), im.eq(Mux(neg, -b, b))]
+            terms = [re, im]
+        for i, t in enumerate(terms):
+            m.d.comb += self.total[i].eq(self.sums[i] + t)
+        acc = Signal(data.ArrayLayout(signed(w), len(terms)))
+        m.d.comb += self.sums.eq(acc)
+        with m.If(self.en):
+            with m.If(self.last):
+                m.d.sync += acc.eq(0)
+            with m.Else():
+                m.d.sync += acc.eq(self.total)
+        return m
+
+
+def engine_cycles(k: int, rows: int, *, lanes: int, stages: int, matrices: int) -> int:
+    """Cycles from the command's handshake to the last result's handshake, both included, with every
+    input valid and the result stream always ready.
+
+    ``2K`` cycles fill the buffer and stream the first pass; pass ``i`` then ends
+    ``max(K, 1 + c_i)`` cycles after pass ``i - 1`` (``c_i`` = rows of its tile: a pass cannot end before
+    the previous pass's ``c_i`` results have drained), and the last pass's ``c`` results follow it.
+    """
+    tiles, rem = divmod(rows, lanes)
+    counts = [lanes] * tiles + ([rem] if rem else [])
+    per_pass = [c for c in counts for _ in range(stages * matrices)]
+    return 2 * k + sum(max(k, 1 + c) for c in per_pass[:-1]) + per_pass[-1] + 2
+
+
+class Engine(wiring.Component):
+    """Runs one quantized layer: ``y = Σ_t U_t x + W_t conj(x)`` (Fairy2i) or ``Σ_t W_t conj(x)`` (Fairy±i).
+
+    Parameters
+    ----------
+    lanes : int
+        MAC lanes (rows computed in parallel), 1 to 4096.
+    max_in, max_out : int
+        Largest complex input length K and output row count accepted at run time.
+    stages : int
+        Residual stages T, 1 to 4.
+    mode : {"fairy2i", "ifairy"}
+        Matrices per stage: U then W, or W alone.
+    accumulate : {"split", "merged"}
+        Four integer sums per row (exact for any scales) or the two of a swap-mux complex accumulator.
+
+    Streams (valid/ready, ``amaranth.lib.stream``)
+    ----------------------------------------------
+    ``cmd`` (in): ``{k, rows}`` starts a layer (``1 <= k <= max_in``, ``1 <= rows <= max_out``), accepted
+    when idle. ``act`` (in): then ``k`` beats of ``{p, q}``. ``wgt`` (in): then the codes in the
+    :mod:`fairyhw.pack` stream layout, ``2*lanes`` bits a beat. ``res`` (out): one beat per (row tile,
+    stage, matrix, row) in that order, ``{sums, last}``, ``last`` on the layer's final beat.
+    ``busy`` is high from the command to the last result.
+    """
+
+    def __init__(self, *, lanes: int = 64, max_in: int = 8192, max_out: int = 16384, stages: int = 2,
+                 mode: str = "fairy2i", accumulate: str = "split"):
+        _check_int("Lane count", lanes, 1, MAX_LANES)
+        _check_int("Maximum input length", max_in, 1, MAX_DIM)
+        _check_int("Maximum output rows", max_out, 1, MAX_DIM)
+        _check_int("Stage count", stages, 1, 4)
+        if mode not in MODES:
+            raise ValueError(f"Mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if accumulate not in ACCUMULATE:
+            raise ValueError(f"Accumulator style must be one of {', '.join(ACCUMULATE)}, "
+                             f"not {accumulate!r}")
+        self._lanes, self._max_in, self._max_out = lanes, max_in, max_out
+        self._stages, self._mode, self._accumulate = stages, mode, accumulate
+        super().__init__({
+            "cmd": In(stream.Signature(self.cmd_layout)),
+            "act": In(stream.Signature(ACT_LAYOUT)),
+            "wgt": In(stream.Signature(unsigned(2 * lanes))),
+            "res": Out(stream.Signature(self.res_layout)),
+            "busy": Out(1),
+        })
+
+    lanes = property(lambda self: self._lanes, doc="MAC lanes.")
+    max_in = property(lambda self: self._max_in, doc="Largest input length K.")
+    max_out = property(lambda self: self._max_out, doc="Largest output row count.")
+    stages = property(lambda self: self._stages, doc="Residual stages T.")
+    mode = property(lambda self: self._mode, doc="'fairy2i' or 'ifairy'.")
+    accumulate = property(lambda self: self._accumulate, doc="'split' or 'merged'.")
+
+    @property
+    def matrices(self) -> tuple:
+        """Matrices streamed per stage, in order."""
+        return MODES[self._mode]
+
+    @property
+    def parts(self) -> tuple:
+        """Names of the sums in a result beat, in order."""
+        return ACCUMULATE[self._accumulate]
+
+    @property
+    def acc_width(self) -> int:
+        """Accumulator bits: never overflows for ``k <= max_in``."""
+        return accumulator_width(self._max_in)
+
+    @property
+    def cmd_layout(self) -> data.StructLayout:
+        return data.StructLayout({"k": unsigned(self._max_in.bit_length()),
+                                  "rows": unsigned(self._max_out.bit_length())})
+
+    @property
+    def res_layout(self) -> data.StructLayout:
+        return data.StructLayout({"sums": data.ArrayLayout(signed(self.acc_width), len(self.parts)),
+                                  "last": 1})
+
+    def result_count(self, rows: int) -> int:
+        """Result beats of a layer with ``rows`` rows: ``rows * stages * matrices``."""
+        return rows * self._stages * len(self.matrices)
+
+    def latency(self, k: int, rows: int) -> int:
+        """Cycles of one layer, command to last result, with no stalls (see :func:`engine_cycles`)."""
+        return engine_cycles(k, rows, lanes=self._lanes, stages=self._stages,
+                             matrices=len(self.matrices))
+
+    def elaborate(self, platform):
+        m = Module()
+        n = self._lanes
+        nmat = len(self.matrices)
+
+        mem = m.submodules.act_mem = Memory(shape=ACT_LAYOUT, depth=self._max_in, init=[])
+        wr = mem.write_port()
+        rd = mem.read_port()
+
+        kw = max(1, (self._max_in - 1).bit_length())
+        j = Signal(range(self._max_in))
+        k_last = Signal(kw)
+        r_left = Signal(range(self._max_out + 1))
+        mat = Signal(range(max(nmat, 2)))
+        stg = Signal(range(max(self._stages, 2)))
+
+        # pipeline stage 1: the accepted weight word meets the activation read from the buffer
+        s1_valid = Signal()
+        s1_codes = Signal(2 * n)
+        s1_last = Signal()
+        s1_conj = Signal()
+        s1_final = Signal()
+        s1_count = Signal(range(n + 1))
+
+        # shadow register draining on the result stream
+        sums_layout = data.ArrayLayout(signed(self.acc_width), len(self.parts))
+        shadow = [Signal(sums_layout, name=f"shadow{l}") for l in range(n)]
+        sh_count = Signal(range(n + 1))
+        sh_final = Signal()
+
+        lanes = []
+        for l in range(n):
+            lane = Lane(acc_width=self.acc_width, accumulate=self._accumulate)
+            m.submodules[f"lane{l}"] = lane
+            lanes.append(lane)
+            m.d.comb += [lane.en.eq(s1_valid), lane.last.eq(s1_last), lane.conj.eq(s1_conj),
+                         lane.code.eq(s1_codes[2 * l:2 * l + 2]),
+                         lane.p.eq(rd.data.p), lane.q.eq(rd.data.q)]
+
+        col_last = j == k_last
+        final_pass = (mat == nmat - 1) & (stg == self._stages - 1) & (r_left <= n)
+        free_next = (sh_count == 0) | ((sh_count == 1) & self.res.ready)
+        count = Mux(r_left >= n, n, r_left)
+        conj = (mat == nmat - 1) if nmat == 2 else 1
+
+        m.d.comb += rd.addr.eq(j)
+        m.d.sync += s1_valid.eq(0)
+
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += self.cmd.ready.eq(1)
+                with m.If(self.cmd.valid):
+                    m.d.sync += [k_last.eq(self.cmd.payload.k - 1), r_left.eq(self.cmd.payload.rows),
+                                 j.eq(0), mat.eq(0), stg.eq(0)]
+                    m.next = "LOAD"
+            with m.State("LOAD"):
+                m.d.comb += [self.act.ready.eq(1), self.busy.eq(1),
+                             wr.addr.eq(j), wr.data.eq(self.act.payload), wr.en.eq(self.act.valid)]
+                with m.If(self.act.valid):
+                    m.d.sync += j.eq(Mux(col_last, 0, j + 1))
+                    with m.If(col_last):
+                        m.next = "RUN"
+            with m.State("RUN"):
+                ready = ~col_last | (free_next & ~(s1_valid & s1_last))
+                m.d.comb += [self.wgt.ready.eq(ready), self.busy.eq(1)]
+                with m.If(self.wgt.valid & ready):
+                    m.d.sync += [s1_valid.eq(1), s1_codes.eq(self.wgt.payload), s1_last.eq(col_last),
+                                 s1_conj.eq(conj), s1_count.eq(count),
+                                 s1_final.eq(final_pass & col_last),
+                                 j.eq(Mux(col_last, 0, j + 1))]
+                    with m.If(col_last):
+                        with m.If(mat == nmat - 1):
+                            m.d.sync += mat.eq(0)
+                            with m.If(stg == self._stages - 1):
+                                m.d.sync += [stg.eq(0), r_left.eq(r_left - count)]
+                            with m.Else():
+                                m.d.sync += stg.eq(stg + 1)
+                        with m.Else():
+                            m.d.sync += mat.eq(mat + 1)
+                        with m.If(final_pass):
+                            m.next = "DRAIN"
+            with m.State("DRAIN"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(~s1_valid & (sh_count == 0)):
+                    m.next = "IDLE"
+
+        m.d.comb += [self.res.valid.eq(sh_count != 0), self.res.payload.sums.eq(shadow[0]),
+                     self.res.payload.last.eq(sh_final & (sh_count == 1))]
+        with m.If(s1_valid & s1_last):
+            m.d.sync += [sh_count.eq(s1_count), sh_final.eq(s1_final)]
+            m.d.sync += [shadow[l].eq(lanes[l].total) for l in range(n)]
+        with m.Elif(self.res.valid & self.res.ready):
+            m.d.sync += sh_count.eq(sh_count - 1)
+            m.d.sync += [shadow[l].eq(shadow[l + 1]) for l in range(n - 1)]
+        return m
