@@ -1,0 +1,230 @@
+"""cocotb 2.x testbench of the generated engine: driver, monitor, golden model, checker.
+
+The pytest side (``test_engine.py``) writes a job file (``FAIRYHW_JOB``: npz of layers with codes,
+activations and the expected sums taken from the torch quantized model) and reads back the measured
+results (``FAIRYHW_OUT``: JSON of cycles per layer and mismatches).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import FallingEdge, RisingEdge
+
+from fairyhw.hw.driver import act_beats, cmd_beat
+
+MODES = {"fairy2i": ("U", "W"), "ifairy": ("W",)}
+
+
+class StreamDriver:
+    """Drives a valid/ready input stream ``<prefix>__{payload,valid,ready}``, with random idle cycles."""
+
+    def __init__(self, dut, prefix, clk, idle=0.0, rng=None):
+        self.payload = getattr(dut, f"{prefix}__payload")
+        self.valid = getattr(dut, f"{prefix}__valid")
+        self.ready = getattr(dut, f"{prefix}__ready")
+        self.clk, self.idle, self.rng = clk, idle, rng or random.Random(0)
+        self.valid.value = 0
+
+    async def send(self, beats, on_handshake=None):
+        for b in beats:
+            while self.idle and self.rng.random() < self.idle:
+                self.valid.value = 0
+                await RisingEdge(self.clk)
+            self.payload.value = b
+            self.valid.value = 1
+            while True:
+                await FallingEdge(self.clk)      # inputs were written after the rising edge: settled
+                ok = bool(self.ready.value)
+                await RisingEdge(self.clk)
+                if ok:
+                    break
+            if on_handshake:
+                on_handshake()
+        self.valid.value = 0
+
+
+class ResultMonitor:
+    """Accepts ``res`` beats (random back-pressure) and records payloads with their handshake cycle."""
+
+    def __init__(self, dut, clk, cycle, backpressure=0.0, rng=None):
+        self.dut, self.clk, self.cycle = dut, clk, cycle
+        self.backpressure, self.rng = backpressure, rng or random.Random(1)
+        self.beats = []
+        dut.res__ready.value = 0
+
+    async def collect(self, count):
+        got = []
+        while len(got) < count:
+            ready = not (self.backpressure and self.rng.random() < self.backpressure)
+            self.dut.res__ready.value = int(ready)
+            await FallingEdge(self.clk)
+            if ready and self.dut.res__valid.value:
+                got.append((self.dut.res__payload.value.to_unsigned(), self.cycle()))
+            await RisingEdge(self.clk)
+        self.dut.res__ready.value = 0
+        return got
+
+
+class GoldenModel:
+    """The expected result beats of a layer, in the engine's order, from the job's expected sums."""
+
+    def __init__(self, lanes, acc_width):
+        self.lanes, self.acc_width = lanes, acc_width
+
+    def beats(self, expected):
+        stages, mats, rows, parts = expected.shape
+        out = []
+        for r0 in range(0, rows, self.lanes):
+            for t in range(stages):
+                for k in range(mats):
+                    for lane in range(min(self.lanes, rows - r0)):
+                        out.append((r0 + lane, t, k, [int(v) for v in expected[t, k, r0 + lane]]))
+        return out
+
+
+class Checker:
+    """Compares the monitor's beats with the model's; names the first wrong output."""
+
+    def __init__(self, acc_width, parts, matrices):
+        self.acc_width, self.parts, self.matrices = acc_width, parts, matrices
+        self.errors = 0
+        self.first = None
+
+    def decode(self, payload):
+        mask, half = (1 << self.acc_width) - 1, 1 << (self.acc_width - 1)
+        vals = []
+        for i in range(len(self.parts)):
+            x = (payload >> (i * self.acc_width)) & mask
+            vals.append(x - (1 << self.acc_width) if x >= half else x)
+        return vals, payload >> (len(self.parts) * self.acc_width)
+
+    def check(self, layer, expected_beats, got):
+        if len(got) != len(expected_beats):
+            self.errors += 1
+            self.first = self.first or f"layer {layer}: {len(got)} result beats, expected {len(expected_beats)}"
+        for n, ((row, t, k, exp), (payload, _)) in enumerate(zip(expected_beats, got)):
+            vals, last = self.decode(payload)
+            if last != (n == len(expected_beats) - 1):
+                self.errors += 1
+                self.first = self.first or f"layer {layer} beat {n}: last flag {last}"
+            for part, (e, g) in enumerate(zip(exp, vals)):
+                if e != g:
+                    self.errors += 1
+                    self.first = self.first or (
+                        f"layer {layer}: first wrong output row {row}, stage {t}, matrix "
+                        f"{self.matrices[k]}, part {self.parts[part]}: expected {e}, got {g}")
+
+
+class EngineTestbench:
+    def __init__(self, dut, job):
+        self.dut = dut
+        self.meta = json.loads(str(job["meta"]))
+        self.lanes, self.acc_width = self.meta["lanes"], self.meta["acc_width"]
+        self.max_in = self.meta["max_in"]
+        self.parts = self.meta["parts"]
+        self.matrices = MODES[self.meta["mode"]]
+        rng = random.Random(self.meta.get("seed", 0))
+        idle, bp = self.meta.get("idle", 0.0), self.meta.get("backpressure", 0.0)
+        self.n = 0
+        Clock(dut.clk, 10, unit="ns").start(start_high=False)
+        cocotb.start_soon(self._count())
+        self.cmd = StreamDriver(dut, "cmd", dut.clk, idle, rng)
+        self.act = StreamDriver(dut, "act", dut.clk, idle, rng)
+        self.wgt = StreamDriver(dut, "wgt", dut.clk, idle, rng)
+        self.monitor = ResultMonitor(dut, dut.clk, lambda: self.n, bp, random.Random(rng.random()))
+        self.model = GoldenModel(self.lanes, self.acc_width)
+        self.checker = Checker(self.acc_width, self.parts, self.matrices)
+
+    async def _count(self):
+        while True:
+            await RisingEdge(self.dut.clk)
+            self.n += 1
+
+    async def reset(self, cycles=2):
+        self.dut.rst.value = 1
+        for _ in range(cycles):
+            await RisingEdge(self.dut.clk)
+        self.dut.rst.value = 0
+
+    def wgt_beats(self, codes):
+        """codes: (stages, matrices, rows, K) uint8 -> wgt payload ints in the stream layout."""
+        from fairyhw.pack import stream_words
+        stages, mats = codes.shape[:2]
+        words = stream_words([[codes[t, k] for k in range(mats)] for t in range(stages)], self.lanes)
+        return [int.from_bytes(w.tobytes(), "little") for w in words]
+
+    async def run_layer(self, codes, p, q):
+        """Send one layer and collect its results. Returns (beats, cycles)."""
+        stages, mats, rows, k = codes.shape
+        start = {}
+
+        async def feed():
+            await self.cmd.send([cmd_beat(k, rows, self.max_in)],
+                                on_handshake=lambda: start.setdefault("c", self.n - 1))
+            await self.act.send(act_beats(p, q))
+            await self.wgt.send(self.wgt_beats(codes))
+
+        self.feeder = cocotb.start_soon(feed())
+        got = await self.monitor.collect(rows * stages * mats)
+        cycles = got[-1][1] - start["c"] + 1 if got else None
+        return got, cycles
+
+
+def load_job():
+    return np.load(os.environ["FAIRYHW_JOB"], allow_pickle=False)
+
+
+def write_out(record):
+    with open(os.environ["FAIRYHW_OUT"], "w") as f:
+        json.dump(record, f, indent=1)
+
+
+@cocotb.test(timeout_time=200, timeout_unit="ms")
+async def run_layers(dut):
+    """Every layer of the job, back to back: bit-exact sums and measured cycles."""
+    job = load_job()
+    tb = EngineTestbench(dut, job)
+    await tb.reset()
+    record = {"layers": []}
+    for i, name in enumerate(tb.meta["layers"]):
+        codes, p, q, exp = (job[f"{i}_codes"], job[f"{i}_p"], job[f"{i}_q"], job[f"{i}_expected"])
+        got, cycles = await tb.run_layer(codes, p, q)
+        tb.checker.check(name, tb.model.beats(exp), got)
+        record["layers"].append({"name": name, "k": int(codes.shape[3]), "rows": int(codes.shape[2]),
+                                 "cycles": cycles, "sums": [b[0] for b in got]})
+    record.update(errors=tb.checker.errors, first=tb.checker.first)
+    write_out(record)
+    assert tb.checker.errors == 0, tb.checker.first
+
+
+@cocotb.test(timeout_time=200, timeout_unit="ms")
+async def reset_mid_layer(dut):
+    """A reset in the middle of a layer returns the engine to idle; the next layer is exact."""
+    job = load_job()
+    tb = EngineTestbench(dut, job)
+    await tb.reset()
+    codes, p, q, exp = job["0_codes"], job["0_p"], job["0_q"], job["0_expected"]
+    task = cocotb.start_soon(tb.run_layer(codes, p, q))
+    for _ in range(int(tb.meta["reset_at"])):
+        await RisingEdge(dut.clk)
+    busy_before = int(dut.busy.value)
+    task.cancel()
+    tb.feeder.cancel()
+    for drv in (tb.cmd, tb.act, tb.wgt):
+        drv.valid.value = 0
+    await tb.reset(3)
+    await FallingEdge(dut.clk)
+    idle_after = (int(dut.busy.value), int(dut.res__valid.value), int(dut.cmd__ready.value))
+    await RisingEdge(dut.clk)
+    got, cycles = await tb.run_layer(codes, p, q)
+    tb.checker.check("after reset", tb.model.beats(exp), got)
+    write_out({"busy_before": busy_before, "idle_after": idle_after, "cycles": cycles,
+               "errors": tb.checker.errors, "first": tb.checker.first})
+    assert busy_before == 1 and idle_after == (0, 0, 1)
+    assert tb.checker.errors == 0, tb.checker.first

