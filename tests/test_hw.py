@@ -1,0 +1,208 @@
+"""Lane, engine and generator, in Amaranth's own simulator, against the golden integer path."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from amaranth.sim import Simulator
+
+from fairyhw.hw import Engine, Lane, engine_cycles
+from fairyhw.hw.driver import ref_results
+from fairyhw.hw.simulate import rtl_engine
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def rtl_lane(accumulate, beats):
+    """Drive a lane with (code, p, q, conj, last) beats; return the totals captured on 'last'."""
+    lane = Lane(acc_width=12, accumulate=accumulate)
+    out = []
+
+    async def tb(ctx):
+        ctx.set(lane.en, 1)
+        for code, p, q, conj, last in beats:
+            ctx.set(lane.code, code)
+            ctx.set(lane.p, p)
+            ctx.set(lane.q, q)
+            ctx.set(lane.conj, conj)
+            ctx.set(lane.last, last)
+            if last:
+                out.append([ctx.get(lane.total[i]) for i in range(len(lane.total))])
+            await ctx.tick()
+
+    sim = Simulator(lane)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    return out
+
+
+def ref_lane(accumulate, beats):
+    out, acc = [], None
+    for code, p, q, conj, last in beats:
+        c = torch.tensor([[code]], dtype=torch.uint8)
+        s = ref_results([[c]], torch.tensor([p], dtype=torch.int8), torch.tensor([q], dtype=torch.int8),
+                        mode="ifairy" if conj else "fairy2i", accumulate=accumulate)[0, 0, 0]
+        if not conj:   # fairy2i's first matrix is U: not conjugated
+            s = ref_results([[c, c]], torch.tensor([p], dtype=torch.int8),
+                            torch.tensor([q], dtype=torch.int8), accumulate=accumulate)[0, 0, 0]
+        acc = s if acc is None else acc + s
+        if last:
+            out.append(acc.tolist())
+            acc = None
+    return out
+
+
+@pytest.mark.parametrize("accumulate", ["split", "merged"])
+def test_lane_against_golden(accumulate):
+    g = torch.Generator().manual_seed(0)
+    beats = []
+    for i in range(60):
+        beats.append((int(torch.randint(0, 4, (1,), generator=g)), int(torch.randint(-128, 128, (1,), generator=g)),
+                      int(torch.randint(-128, 128, (1,), generator=g)), i // 20 % 2, i % 7 == 6))
+    beats += [(c, -128, -128, conj, True) for c in range(4) for conj in (0, 1)]
+    assert rtl_lane(accumulate, beats) == ref_lane(accumulate, beats)
+
+
+def layer(rows, k, stages, matrices, seed, extreme=None):
+    g = torch.Generator().manual_seed(seed)
+    if extreme is None:
+        mats = [[torch.randint(0, 4, (rows, k), dtype=torch.uint8, generator=g) for _ in range(matrices)]
+                for _ in range(stages)]
+        p = torch.randint(-128, 128, (k,), dtype=torch.int8, generator=g)
+        q = torch.randint(-128, 128, (k,), dtype=torch.int8, generator=g)
+    else:
+        mats = [[torch.full((rows, k), extreme, dtype=torch.uint8) for _ in range(matrices)]
+                for _ in range(stages)]
+        p = q = torch.full((k,), -128, dtype=torch.int8)
+    return mats, p, q
+
+
+@pytest.mark.parametrize("lanes, stages, mode, accumulate", [
+    (1, 1, "fairy2i", "split"), (3, 2, "fairy2i", "split"), (8, 2, "fairy2i", "merged"),
+    (8, 3, "ifairy", "split"), (5, 1, "ifairy", "merged"), (16, 4, "fairy2i", "split")])
+def test_engine_against_golden(lanes, stages, mode, accumulate):
+    eng = Engine(lanes=lanes, max_in=40, max_out=40, stages=stages, mode=mode, accumulate=accumulate)
+    m = len(eng.matrices)
+    shapes = [(lanes, 1), (2 * lanes + 1, 7), (1, 40), (min(40, 3 * lanes), 5)]
+    layers = [layer(r, k, stages, m, seed=i) for i, (r, k) in enumerate(shapes)]
+    layers.append(layer(3, 40, stages, m, 0, extreme=3))
+    runs = rtl_engine(eng, layers)
+    for run, (mats, p, q) in zip(runs, layers):
+        assert torch.equal(run.sums, ref_results(mats, p, q, mode=mode, accumulate=accumulate))
+        rows, k = mats[0][0].shape
+        assert run.cycles == eng.latency(k, rows)
+        assert run.lasts == [0] * (len(run.lasts) - 1) + [1]
+
+
+@pytest.mark.parametrize("code", [0, 1, 2, 3])
+def test_engine_extremes_fit_accumulators(code):
+    eng = Engine(lanes=2, max_in=64, max_out=8, stages=1)
+    mats, p, q = layer(3, 64, 1, 2, 0, extreme=code)
+    run, = rtl_engine(eng, [(mats, p, q)])
+    assert torch.equal(run.sums, ref_results(mats, p, q))
+    assert int(run.sums.abs().max()) == 128 * 64
+
+
+def test_engine_stalls_in_amaranth_sim():
+    eng = Engine(lanes=4, max_in=16, max_out=16, stages=2)
+    layers = [layer(9, 6, 2, 2, seed=s) for s in range(3)]
+    runs = rtl_engine(eng, layers, idle=0.4, backpressure=0.5, seed=9)
+    for run, (mats, p, q) in zip(runs, layers):
+        assert torch.equal(run.sums, ref_results(mats, p, q))
+        assert run.cycles > eng.latency(6, 9)
+
+
+def test_latency_formula_small_cases():
+    # K=1, rows=1, one pass: cmd, 1 act, 1 wgt, pipeline, shadow, result
+    assert engine_cycles(1, 1, lanes=1, stages=1, matrices=1) == 2 + 0 + 1 + 2
+    # drain-bound passes: K=1 < 1 + c
+    assert engine_cycles(1, 4, lanes=4, stages=1, matrices=2) == 2 + 5 + 4 + 2
+    assert engine_cycles(100, 64, lanes=64, stages=2, matrices=2) == 200 + 3 * 100 + 64 + 2
+
+
+@pytest.mark.parametrize("kwargs, exc, msg", [
+    ({"lanes": 0}, ValueError, "Lane count must be an integer from 1 to 4096, not 0"),
+    ({"lanes": 5000}, ValueError, "Lane count must be an integer from 1 to 4096, not 5000"),
+    ({"lanes": 2.0}, TypeError, "Lane count must be an integer, not 2.0"),
+    ({"stages": 5}, ValueError, "Stage count must be an integer from 1 to 4, not 5"),
+    ({"max_in": 0}, ValueError, "Maximum input length must be an integer from 1 to 1048576, not 0"),
+    ({"max_out": True}, TypeError, "Maximum output rows must be an integer, not True"),
+    ({"mode": "x"}, ValueError, "Mode must be one of fairy2i, ifairy, not 'x'"),
+    ({"accumulate": "x"}, ValueError, "Accumulator style must be one of split, merged, not 'x'"),
+])
+def test_engine_parameter_errors(kwargs, exc, msg):
+    with pytest.raises(exc, match=f"^{msg}$".replace("(", r"\(").replace(")", r"\)")):
+        Engine(**kwargs)
+
+
+def test_lane_parameter_errors():
+    with pytest.raises(ValueError, match=r"^Accumulator width must be an integer from 9 to 64, not 8$"):
+        Lane(acc_width=8)
+    with pytest.raises(ValueError, match=r"^Accumulator style must be one of split, merged, not 'x'$"):
+        Lane(acc_width=9, accumulate="x")
+
+
+def gen(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "fairyhw.gen", *args], capture_output=True, text=True,
+                          cwd=cwd)
+
+
+def test_committed_rtl_matches_generator(tmp_path):
+    r = gen("--lanes", "64", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    for f in ("fairyhw_engine.v", "fairyhw_engine.json"):
+        assert (tmp_path / f).read_bytes() == (ROOT / "rtl" / f).read_bytes(), f
+
+
+def test_generation_is_deterministic_and_path_free(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    assert gen("--lanes", "3", "--stages", "1", "--out", str(a)).returncode == 0
+    assert gen("--lanes", "3", "--stages", "1", "--out", str(b)).returncode == 0
+    for f in ("fairyhw_engine.v", "fairyhw_engine.json"):
+        text = (a / f).read_bytes()
+        assert text == (b / f).read_bytes()
+        assert str(tmp_path).encode() not in text and b"/work/" not in text
+    man = json.loads((a / "fairyhw_engine.json").read_text())
+    assert man["parameters"]["lanes"] == 3 and man["accumulator_width"] == 22
+    ports = {p["name"]: p for p in man["ports"]}
+    assert ports["wgt__payload"]["width"] == 6 and ports["res__payload"]["width"] == 4 * 22 + 1
+    assert [f["name"] for f in ports["cmd__payload"]["fields"]] == ["k", "rows"]
+    assert "multipliers" in man["resources"] and man["resources"]["multipliers"] == 0
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--lanes", "0"], "argument --lanes: lanes must be from 1 to 4096, not 0"),
+    (["--lanes", "-4"], "argument --lanes: lanes must be from 1 to 4096, not -4"),
+    (["--lanes", "2.5"], "argument --lanes: lanes must be an integer, not '2.5'"),
+    (["--lanes", "1000000"], "argument --lanes: lanes must be from 1 to 4096, not 1000000"),
+    (["--mode", "bitnet"], "argument --mode: invalid choice: 'bitnet'"),
+    (["--accumulate", "x"], "argument --accumulate: invalid choice: 'x'"),
+    (["--name", "9bad"], "argument --name: must be a Verilog identifier, not '9bad'"),
+])
+def test_gen_bad_options(tmp_path, args, msg):
+    r = gen(*args, "--out", str(tmp_path))
+    assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("python -m fairyhw.gen: error:")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_gen_unwritable_output(tmp_path):
+    r = gen("--out", str(tmp_path / "missing"))
+    assert r.returncode == 2 and f"{tmp_path / 'missing'} is not a directory" in r.stderr
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        r = gen("--out", str(ro))
+        if r.returncode == 0:       # root ignores directory permissions
+            pytest.skip("running as root: directory permissions are not enforced")
+        assert r.returncode == 2 and "is not writable" in r.stderr
+        assert list(ro.iterdir()) == []
+    finally:
+        ro.chmod(0o700)
