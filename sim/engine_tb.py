@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import time
 
 import cocotb
 import numpy as np
@@ -192,13 +193,15 @@ async def run_layers(dut):
     tb = EngineTestbench(dut, job)
     await tb.reset()
     record = {"layers": []}
+    t0, n0 = time.perf_counter(), tb.n
     for i, name in enumerate(tb.meta["layers"]):
         codes, p, q, exp = (job[f"{i}_codes"], job[f"{i}_p"], job[f"{i}_q"], job[f"{i}_expected"])
         got, cycles = await tb.run_layer(codes, p, q)
         tb.checker.check(name, tb.model.beats(exp), got)
         record["layers"].append({"name": name, "k": int(codes.shape[3]), "rows": int(codes.shape[2]),
                                  "cycles": cycles, "sums": [b[0] for b in got]})
-    record.update(errors=tb.checker.errors, first=tb.checker.first)
+    record.update(errors=tb.checker.errors, first=tb.checker.first, sim_cycles=tb.n - n0,
+                  sim_seconds=time.perf_counter() - t0)
     write_out(record)
     assert tb.checker.errors == 0, tb.checker.first
 

@@ -30,6 +30,7 @@ SIM = os.environ.get("SIM", "verilator")
 WAVES = os.environ.get("WAVES") == "1"
 CYCLES = BUILD / "cycles.json"
 TIMES = {}
+SPEED = {}
 
 
 def setup_verilator():
@@ -59,12 +60,25 @@ def get_runner():
     return cocotb_runner(SIM)
 
 
+def icarus_time0_fix(path):
+    """Icarus does not run Amaranth's ``always @*`` blocks at time 0 when nothing they read changes
+    (amaranth-lang/amaranth#1629), leaving constant-input outputs X. Yosys already gives each block a
+    dummy trigger register; toggling it once at time 1 ps runs every block. Simulation copy only."""
+    import re
+    text = path.read_text()
+    text = re.sub(r"(  reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+)  = 0;)",
+                  lambda m: f"{m.group(1)}\n  initial #1 {m.group(2)} = 1'h1;", text)
+    path.write_text(text)
+
+
 def build(**params):
     """Generate the design's Verilog and build it (cached). Returns (runner, engine, build_dir)."""
     key = "_".join(f"{k}{v}" for k, v in sorted(params.items()))
     bdir = BUILD / SIM / key
     bdir.mkdir(parents=True, exist_ok=True)
     generate(str(bdir), "fairyhw_engine", **params)
+    if SIM == "icarus":
+        icarus_time0_fix(bdir / "fairyhw_engine.v")
     runner = get_runner()
     args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-O2"] if SIM == "verilator" else []
     if WAVES and SIM == "verilator":
@@ -105,6 +119,8 @@ def run_job(design, layers, *, testcase="run_layers", idle=0.0, backpressure=0.0
     TIMES[tag] = time.perf_counter() - t0
     assert out.exists(), f"the testbench wrote no results ({out})"
     rec = json.loads(out.read_text())
+    if "sim_cycles" in rec:
+        SPEED[tag] = (eng.lanes, rec["sim_cycles"], rec["sim_seconds"])
     assert rec["errors"] == 0, rec["first"]
     return rec
 
@@ -275,6 +291,14 @@ def test_latency_function_matches_every_measured_run():
 
 
 def teardown_module(module):
+    """Print each job's wall time and the simulation speed; keep them in sim_build/speed.json."""
     if TIMES:
         print("\nco-simulation wall times: " +
               ", ".join(f"{k} {v:.1f} s" for k, v in TIMES.items()), file=sys.stderr)
+    if SPEED:
+        rows = {k: {"lanes": l, "cycles": c, "seconds": round(s, 3), "cycles_per_s": round(c / s)}
+                for k, (l, c, s) in SPEED.items()}
+        for k, r in rows.items():
+            print(f"{SIM} {k}: {r['lanes']} lanes, {r['cycles']} cycles in {r['seconds']} s = "
+                  f"{r['cycles_per_s']:,} cycles/s", file=sys.stderr)
+        (BUILD / f"speed_{SIM}.json").write_text(json.dumps(rows, indent=1) + "\n")
