@@ -40,6 +40,132 @@ def bench_quant(args) -> dict:
     return res
 
 
+def _env(device_name: str) -> dict:
+    import datetime
+    import platform
+    import torch
+    info = {"device": device_name, "torch": torch.__version__, "python": platform.python_version(),
+            "date": datetime.date.today().isoformat()}
+    try:
+        import triton
+        info["triton"] = triton.__version__
+    except ImportError:
+        pass
+    return info
+
+
+def bench_gpu(args) -> dict:
+    """Exactness check, then per-shape and whole-model timings of the Triton kernel and torch bf16."""
+    import torch
+    from . import golden as g
+    from .kernels.gpu import available, fairy_sums, pack_codes_i32
+    from .llama import LLAMA2_7B, linear_shapes
+    if not available():
+        raise SystemExit("error: no CUDA GPU with Triton here")
+    dev = torch.device("cuda")
+    name = torch.cuda.get_device_name(0)
+    torch.manual_seed(0)
+    # 1. exactness against the golden integer path
+    for n, m, batch in ((300, 200, 1), (64, 1000, 3), (2048, 2048, 1)):
+        codes = torch.randint(0, 4, (4, n, m), dtype=torch.uint8)
+        p = torch.randint(-128, 128, (batch, m), dtype=torch.int8)
+        q = torch.randint(-128, 128, (batch, m), dtype=torch.int8)
+        got = fairy_sums(pack_codes_i32(codes).to(dev), p.to(dev), q.to(dev)).cpu().long()
+        ref = torch.stack([g.integer_sums(codes[k], p, q, conj=k % 2 == 1) for k in range(4)], dim=1)
+        if not torch.equal(got, ref):
+            raise SystemExit(f"error: GPU sums differ from the golden path for n={n} m={m}")
+    print("exact: GPU integer sums equal the golden path (3 shapes, == on int64)")
+
+    def timed(fn, iters):
+        fn()
+        torch.cuda.synchronize()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        times = []
+        for _ in range(iters):
+            start.record()
+            fn()
+            end.record()
+            torch.cuda.synchronize()
+            times.append(start.elapsed_time(end) / 1e3)
+        times.sort()
+        return times[len(times) // 2]
+
+    shapes = linear_shapes(LLAMA2_7B)
+    rows = []
+    copies = 8
+    for s in shapes:
+        n, m = s.out_features // 2, s.in_features // 2
+        ws = [torch.randint(-2**31, 2**31 - 1, (4, n, m // 16), dtype=torch.int32, device=dev)
+              for _ in range(copies)]
+        p = torch.randint(-128, 128, (1, m), dtype=torch.int8, device=dev)
+        out = torch.empty(1, 4, n, 4, dtype=torch.int32, device=dev)
+
+        def run_fairy(state={"i": 0}):
+            fairy_sums(ws[state["i"] % copies], p, p, out=out)
+            state["i"] += 1
+        t = timed(run_fairy, 50)
+        wb = [torch.randn(s.out_features, s.in_features, dtype=torch.bfloat16, device=dev)
+              for _ in range(copies)]
+        xb = torch.randn(1, s.in_features, dtype=torch.bfloat16, device=dev)
+
+        def run_bf16(state={"i": 0}):
+            torch.nn.functional.linear(xb, wb[state["i"] % copies])
+            state["i"] += 1
+        tb = timed(run_bf16, 50)
+        code_bytes = 4 * n * (m // 16) * 4
+        rows.append({"name": s.name, "shape": [s.out_features, s.in_features], "count": s.count,
+                     "fairy_s": t, "fairy_gbps": code_bytes / t / 1e9,
+                     "bf16_s": tb, "bf16_gbps": 2 * s.params / tb / 1e9})
+        print(f"{s.name:<10} {s.out_features}x{s.in_features}: fairy W2 {t * 1e6:8.1f} us "
+              f"({code_bytes / t / 1e9:6.0f} GB/s of codes)   torch bf16 {tb * 1e6:8.1f} us "
+              f"({2 * s.params / tb / 1e9:6.0f} GB/s)")
+        del ws, wb
+        torch.cuda.empty_cache()
+
+    # whole model: every layer's own weights (1.65 GB of codes; 13.2 GB of bf16), so no L2 reuse
+    model = []
+    for s in shapes:
+        n, m = s.out_features // 2, s.in_features // 2
+        for _ in range(s.count):
+            model.append((torch.randint(-2**31, 2**31 - 1, (4, n, m // 16), dtype=torch.int32,
+                                        device=dev), m))
+    total_bytes = sum(w.numel() * 4 for w, _ in model)
+    res_model = []
+    for batch in (1, 4):
+        acts = {m: torch.randint(-128, 128, (batch, m), dtype=torch.int8, device=dev)
+                for m in {m for _, m in model}}
+
+        def run_model():
+            for w, m in model:
+                fairy_sums(w, acts[m], acts[m])
+        t = timed(run_model, 10)
+        res_model.append({"name": f"fairy W2 int8, batch {batch}", "seconds": t,
+                          "tokens_per_s": batch / t, "weight_gbps": total_bytes / t / 1e9})
+        print(f"whole model, fairy W2 batch {batch}: {t * 1e3:.2f} ms/step = {batch / t:.1f} tokens/s, "
+              f"{total_bytes / t / 1e9:.0f} GB/s of codes ({total_bytes / 1e9:.3f} GB)")
+    del model
+    torch.cuda.empty_cache()
+    bf = []
+    for s in shapes:
+        for _ in range(s.count):
+            bf.append(torch.randn(s.out_features, s.in_features, dtype=torch.bfloat16, device=dev))
+    xs = {w.shape[1]: torch.randn(1, w.shape[1], dtype=torch.bfloat16, device=dev) for w in bf}
+    bf_bytes = sum(w.numel() * 2 for w in bf)
+
+    def run_bf16_model():
+        for w in bf:
+            torch.nn.functional.linear(xs[w.shape[1]], w)
+    t = timed(run_bf16_model, 5)
+    res_model.append({"name": "torch bf16 F.linear, batch 1", "seconds": t, "tokens_per_s": 1 / t,
+                      "weight_gbps": bf_bytes / t / 1e9})
+    print(f"whole model, torch bf16 batch 1: {t * 1e3:.2f} ms = {1 / t:.1f} tokens/s, "
+          f"{bf_bytes / t / 1e9:.0f} GB/s")
+    result = {**_env(name), "exact": True, "shapes": rows, "model": res_model,
+              "notes": "per-shape timings rotate 8 weight copies; whole-model timings use every "
+                       "layer's own weights (32 layers x 7 + lm_head); median of CUDA-event timings"}
+    return result
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m fairyhw.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -48,10 +174,18 @@ def main(argv=None) -> int:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     q.add_argument("--stages", type=int, choices=range(1, 5), default=2, metavar="T")
     q.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    gp = sub.add_parser("gpu", help="Triton kernel vs torch bf16 on LLaMA-2 7B shapes (needs a GPU)",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    gp.add_argument("--out", metavar="FILE", default="reports/bench_gpu.json", help="results JSON")
     args = p.parse_args(argv)
-    res = {"quant": bench_quant}[args.cmd](args)
+    res = {"quant": bench_quant, "gpu": bench_gpu}[args.cmd](args)
     if getattr(args, "json", False):
         print(json.dumps(res, indent=1))
+    if getattr(args, "out", None):
+        with open(args.out, "w") as f:
+            json.dump(res, f, indent=1)
+            f.write("\n")
+        print(f"wrote {args.out}")
     return 0
 
 

@@ -1,0 +1,119 @@
+"""Triton GPU kernel of the packed widely-linear layer: exact integer sums for int8 activations.
+
+Weights are the golden model's codes, packed 16 to an int32 along the input axis (code ``j`` of a word
+at bits ``[2j+1:2j]``, the :mod:`fairyhw.pack` bit order): ``codes[M, n, ceil(m/16)]`` for the ``M``
+matrices of a layer in stream order (``U_0, W_0, U_1, W_1, ...``). Activations are int8 ``p, q`` of length
+``m`` for a batch of tokens. The result is int32 ``(B, M, n, 4)``: ``Σap, Σaq, Σbp, Σbq`` per matrix, W
+matrices on ``conj(x)``, equal to :func:`fairyhw.golden.integer_sums` bit for bit.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["pack_codes_i32", "fairy_sums", "available"]
+
+
+def available() -> bool:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def pack_codes_i32(codes: torch.Tensor) -> torch.Tensor:
+    """uint8 codes ``(..., m)`` -> int32 ``(..., ceil(m/16))``, 16 codes a word, code j at bits 2j."""
+    m = codes.shape[-1]
+    pad = (-m) % 16
+    c = codes.to(torch.int64)
+    if pad:
+        c = torch.nn.functional.pad(c, (0, pad))
+    c = c.reshape(*c.shape[:-1], -1, 16)
+    shifts = 2 * torch.arange(16, device=c.device, dtype=torch.int64)
+    words = (c << shifts).sum(-1)
+    words = torch.where(words >= 2**31, words - 2**32, words)
+    return words.to(torch.int32)
+
+
+_kernel = None
+
+
+def _build():
+    import triton
+    import triton.language as tl
+
+    @triton.autotune(
+        configs=[triton.Config({"BLOCK_N": bn, "BLOCK_W": bw}, num_warps=w, num_stages=s)
+                 for bn, bw, w, s in [(16, 16, 4, 3), (32, 8, 4, 3), (8, 32, 4, 3), (16, 32, 8, 3),
+                                      (32, 16, 8, 3), (64, 8, 8, 3), (16, 16, 8, 4), (8, 16, 4, 4)]],
+        key=["n", "mw", "MATS"])
+    @triton.jit
+    def kernel(codes_ptr, p_ptr, q_ptr, out_ptr, n, mw, MATS: tl.constexpr, BATCH: tl.constexpr,
+               BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr):
+        pid = tl.program_id(0)
+        rows = pid * BLOCK_N + tl.arange(0, BLOCK_N)
+        rmask = rows < n
+        lane16 = tl.arange(0, 16)
+        shifts = 2 * lane16
+        for b in tl.static_range(BATCH):
+            for mat in tl.static_range(MATS):
+                acc_ap = tl.zeros([BLOCK_N], dtype=tl.int32)
+                acc_aq = tl.zeros([BLOCK_N], dtype=tl.int32)
+                acc_bp = tl.zeros([BLOCK_N], dtype=tl.int32)
+                acc_bq = tl.zeros([BLOCK_N], dtype=tl.int32)
+                for w0 in range(0, mw, BLOCK_W):
+                    widx = w0 + tl.arange(0, BLOCK_W)
+                    wmask = widx < mw
+                    words = tl.load(codes_ptr + (mat * n + rows[:, None]) * mw + widx[None, :],
+                                    mask=rmask[:, None] & wmask[None, :], other=0)
+                    kidx = widx[:, None] * 16 + lane16[None, :]
+                    p = tl.load(p_ptr + b * mw * 16 + kidx, mask=wmask[:, None], other=0).to(tl.int32)
+                    q = tl.load(q_ptr + b * mw * 16 + kidx, mask=wmask[:, None], other=0).to(tl.int32)
+                    if mat % 2 == 1:
+                        q = -q
+                    c = (words[:, :, None] >> shifts[None, None, :]) & 3
+                    sgn = 1 - (c & 2)
+                    im = (c & 1) != 0
+                    sp = sgn * p[None, :, :]
+                    sq = sgn * q[None, :, :]
+                    zero = tl.zeros_like(sp)
+                    acc_ap += tl.sum(tl.sum(tl.where(im, zero, sp), axis=2), axis=1)
+                    acc_aq += tl.sum(tl.sum(tl.where(im, zero, sq), axis=2), axis=1)
+                    acc_bp += tl.sum(tl.sum(tl.where(im, sp, zero), axis=2), axis=1)
+                    acc_bq += tl.sum(tl.sum(tl.where(im, sq, zero), axis=2), axis=1)
+                base = ((b * MATS + mat) * n + rows) * 4
+                tl.store(out_ptr + base + 0, acc_ap, mask=rmask)
+                tl.store(out_ptr + base + 1, acc_aq, mask=rmask)
+                tl.store(out_ptr + base + 2, acc_bp, mask=rmask)
+                tl.store(out_ptr + base + 3, acc_bq, mask=rmask)
+
+    return kernel
+
+
+def fairy_sums(codes_i32: torch.Tensor, p: torch.Tensor, q: torch.Tensor, *, conj_odd: bool = True,
+               out: torch.Tensor | None = None) -> torch.Tensor:
+    """Integer sums on the GPU. ``codes_i32``: int32 ``(M, n, mw)`` (from :func:`pack_codes_i32`);
+    ``p, q``: int8 ``(B, m)`` or ``(m,)`` with ``m <= 16*mw``. Odd matrices (W) use ``conj(x)``.
+    Returns int32 ``(B, M, n, 4)``."""
+    global _kernel
+    if _kernel is None:
+        _kernel = _build()
+    if not conj_odd:
+        raise ValueError("only the stream order U, W, U, W, ... is supported")
+    mats, n, mw = codes_i32.shape
+    if p.dim() == 1:
+        p, q = p[None], q[None]
+    batch, m = p.shape
+    if m > 16 * mw:
+        raise ValueError(f"activations of length {m} do not fit codes of {16 * mw} columns")
+    pp = torch.zeros(batch, 16 * mw, dtype=torch.int8, device=p.device)
+    qq = torch.zeros_like(pp)
+    pp[:, :m] = p
+    qq[:, :m] = q
+    if out is None:
+        out = torch.empty(batch, mats, n, 4, dtype=torch.int32, device=codes_i32.device)
+    import triton
+    grid = lambda meta: (triton.cdiv(n, meta["BLOCK_N"]),)   # noqa: E731
+    _kernel[grid](codes_i32, pp, qq, out, n, mw, MATS=mats, BATCH=batch)
+    return out
