@@ -197,7 +197,7 @@ def markdown(res) -> str:
         "the assumed 10 W card static power; the adders themselves cost well under 1 mJ/token. "
         "Static power is an assumption (`--static-w`), and the clock is assumed, not placed and routed.")
     L.append("- Projections use the generator's latency function, which the co-simulation measures exactly "
-             "(`sim/test_cycle_model.py`). Decode re-reads all weights per token; batching is not "
+             "(`sim/test_model_cycles.py`). Decode re-reads all weights per token; batching is not "
              "modelled as weight reuse because the engine does not reuse weights across tokens.")
     return "\n".join(L) + "\n"
 

@@ -1,6 +1,6 @@
 """The cycle model's linear-layer cycles equal the cycles measured in co-simulation, exactly.
 
-Runs after ``test_engine.py`` (pytest collects files in order) and reads its results file."""
+Runs after ``test_engine.py`` (pytest collects files in name order: keep this name after it) and reads its results file."""
 
 import json
 from pathlib import Path
