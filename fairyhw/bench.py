@@ -54,11 +54,21 @@ def _env(device_name: str) -> dict:
     return info
 
 
+def _launch_dot(w, x, out):
+    import triton
+    from .kernels import gpu
+    if gpu._dot_kernel is None:
+        gpu._dot_kernel = gpu._build_dot()
+    mats, n, mw = w.shape
+    gpu._dot_kernel[lambda meta: (triton.cdiv(n, meta["BLOCK_N"]),)](w, x, out, n, mw, MATS=mats)
+
+
 def bench_gpu(args) -> dict:
     """Exactness check, then per-shape and whole-model timings of the Triton kernel and torch bf16."""
     import torch
     from . import golden as g
-    from .kernels.gpu import available, fairy_sums, pack_codes_i32
+    from .kernels.gpu import (activation_matrix, available, dot_result, fairy_sums, fairy_sums_dot,
+                              pack_codes_i32)
     from .llama import LLAMA2_7B, linear_shapes
     if not available():
         raise SystemExit("error: no CUDA GPU with Triton here")
@@ -70,11 +80,13 @@ def bench_gpu(args) -> dict:
         codes = torch.randint(0, 4, (4, n, m), dtype=torch.uint8)
         p = torch.randint(-128, 128, (batch, m), dtype=torch.int8)
         q = torch.randint(-128, 128, (batch, m), dtype=torch.int8)
-        got = fairy_sums(pack_codes_i32(codes).to(dev), p.to(dev), q.to(dev)).cpu().long()
         ref = torch.stack([g.integer_sums(codes[k], p, q, conj=k % 2 == 1) for k in range(4)], dim=1)
-        if not torch.equal(got, ref):
-            raise SystemExit(f"error: GPU sums differ from the golden path for n={n} m={m}")
-    print("exact: GPU integer sums equal the golden path (3 shapes, == on int64)")
+        for fn in (fairy_sums, fairy_sums_dot):
+            got = fn(pack_codes_i32(codes).to(dev), p.to(dev), q.to(dev)).cpu().long()
+            if not torch.equal(got, ref):
+                raise SystemExit(f"error: GPU sums ({fn.__name__}) differ from the golden path "
+                                 f"for n={n} m={m}")
+    print("exact: both GPU kernels' integer sums equal the golden path (3 shapes, == on int64)")
 
     def timed(fn, iters):
         fn()
@@ -103,7 +115,14 @@ def bench_gpu(args) -> dict:
         def run_fairy(state={"i": 0}):
             fairy_sums(ws[state["i"] % copies], p, p, out=out)
             state["i"] += 1
-        t = timed(run_fairy, 50)
+        t_simt = timed(run_fairy, 20)
+        x = activation_matrix(p, p, m // 16)
+        outd = torch.empty(4, n, 32, dtype=torch.int32, device=dev)
+
+        def run_dot(state={"i": 0}):
+            fairy_sums_dot(ws[state["i"] % copies], p, p, x=x, out=outd)
+            state["i"] += 1
+        t = timed(run_dot, 50)
         wb = [torch.randn(s.out_features, s.in_features, dtype=torch.bfloat16, device=dev)
               for _ in range(copies)]
         xb = torch.randn(1, s.in_features, dtype=torch.bfloat16, device=dev)
@@ -114,9 +133,10 @@ def bench_gpu(args) -> dict:
         tb = timed(run_bf16, 50)
         code_bytes = 4 * n * (m // 16) * 4
         rows.append({"name": s.name, "shape": [s.out_features, s.in_features], "count": s.count,
-                     "fairy_s": t, "fairy_gbps": code_bytes / t / 1e9,
+                     "fairy_s": t, "fairy_gbps": code_bytes / t / 1e9, "fairy_simt_s": t_simt,
                      "bf16_s": tb, "bf16_gbps": 2 * s.params / tb / 1e9})
-        print(f"{s.name:<10} {s.out_features}x{s.in_features}: fairy W2 {t * 1e6:8.1f} us "
+        print(f"{s.name:<10} {s.out_features}x{s.in_features}: fairy W2 dot {t * 1e6:8.1f} us "
+              f"(simt {t_simt * 1e6:.1f} us) "
               f"({code_bytes / t / 1e9:6.0f} GB/s of codes)   torch bf16 {tb * 1e6:8.1f} us "
               f"({2 * s.params / tb / 1e9:6.0f} GB/s)")
         del ws, wb
@@ -131,15 +151,21 @@ def bench_gpu(args) -> dict:
                                         device=dev), m))
     total_bytes = sum(w.numel() * 4 for w, _ in model)
     res_model = []
-    for batch in (1, 4):
+    for batch in (1, 4, 8):
         acts = {m: torch.randint(-128, 128, (batch, m), dtype=torch.int8, device=dev)
                 for m in {m for _, m in model}}
+        xs8 = {m: activation_matrix(a, a, m // 16) for m, a in acts.items()}
+        outs = {}
 
         def run_model():
+            # the kernels alone: the W sums' sign flip and layout (dot_result) are left to the consumer
             for w, m in model:
-                fairy_sums(w, acts[m], acts[m])
+                key = (w.shape[1], m)
+                if key not in outs:
+                    outs[key] = torch.empty(4, w.shape[1], 32, dtype=torch.int32, device=dev)
+                _launch_dot(w, xs8[m], outs[key])
         t = timed(run_model, 10)
-        res_model.append({"name": f"fairy W2 int8, batch {batch}", "seconds": t,
+        res_model.append({"name": f"fairy W2 int8 (tensor-core kernel), batch {batch}", "seconds": t,
                           "tokens_per_s": batch / t, "weight_gbps": total_bytes / t / 1e9})
         print(f"whole model, fairy W2 batch {batch}: {t * 1e3:.2f} ms/step = {batch / t:.1f} tokens/s, "
               f"{total_bytes / t / 1e9:.0f} GB/s of codes ({total_bytes / 1e9:.3f} GB)")
