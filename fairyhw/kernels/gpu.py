@@ -45,8 +45,7 @@ def _build():
 
     @triton.autotune(
         configs=[triton.Config({"BLOCK_N": bn, "BLOCK_W": bw}, num_warps=w, num_stages=s)
-                 for bn, bw, w, s in [(16, 16, 4, 3), (32, 8, 4, 3), (8, 32, 4, 3), (16, 32, 8, 3),
-                                      (32, 16, 8, 3), (64, 8, 8, 3), (16, 16, 8, 4), (8, 16, 4, 4)]],
+                 for bn, bw, w, s in [(16, 16, 4, 3), (32, 8, 4, 3)]],
         key=["n", "mw", "MATS"])
     @triton.jit
     def kernel(codes_ptr, p_ptr, q_ptr, out_ptr, n, mw, MATS: tl.constexpr, BATCH: tl.constexpr,
