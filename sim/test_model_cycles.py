@@ -19,5 +19,5 @@ def test_cycle_model_equals_measured_cycles():
             if not r["stalls"] and r["mode"] == "fairy2i"]
     assert {r["lanes"] for r in runs} >= {1, 8, 64}
     for r in runs:
-        hw = HardwareConfig(lanes=r["lanes"], stages=r["stages"])
+        hw = HardwareConfig(lanes=r["lanes"], stages=r["stages"], sharing=r["sharing"])
         assert MacArray(hw).cycles(r["k"], r["rows"]) == r["cycles"], r

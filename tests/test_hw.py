@@ -81,11 +81,15 @@ def layer(rows, k, stages, matrices, seed, extreme=None):
     return mats, p, q
 
 
-@pytest.mark.parametrize("lanes, stages, mode, accumulate", [
-    (1, 1, "fairy2i", "split"), (3, 2, "fairy2i", "split"), (8, 2, "fairy2i", "merged"),
-    (8, 3, "ifairy", "split"), (5, 1, "ifairy", "merged"), (16, 4, "fairy2i", "split")])
-def test_engine_against_golden(lanes, stages, mode, accumulate):
-    eng = Engine(lanes=lanes, max_in=40, max_out=40, stages=stages, mode=mode, accumulate=accumulate)
+@pytest.mark.parametrize("lanes, stages, mode, accumulate, sharing", [
+    (1, 1, "fairy2i", "split", "buffer"), (3, 2, "fairy2i", "split", "buffer"),
+    (8, 2, "fairy2i", "merged", "buffer"), (8, 3, "ifairy", "split", "buffer"),
+    (5, 1, "ifairy", "merged", "buffer"), (16, 4, "fairy2i", "split", "buffer"),
+    (1, 2, "fairy2i", "split", "stream"), (3, 1, "ifairy", "merged", "stream"),
+    (8, 2, "fairy2i", "split", "stream")])
+def test_engine_against_golden(lanes, stages, mode, accumulate, sharing):
+    eng = Engine(lanes=lanes, max_in=40, max_out=40, stages=stages, mode=mode, accumulate=accumulate,
+                 sharing=sharing)
     m = len(eng.matrices)
     shapes = [(lanes, 1), (2 * lanes + 1, 7), (1, 40), (min(40, 3 * lanes), 5)]
     layers = [layer(r, k, stages, m, seed=i) for i, (r, k) in enumerate(shapes)]
@@ -107,8 +111,9 @@ def test_engine_extremes_fit_accumulators(code):
     assert int(run.sums.abs().max()) == 128 * 64
 
 
-def test_engine_stalls_in_amaranth_sim():
-    eng = Engine(lanes=4, max_in=16, max_out=16, stages=2)
+@pytest.mark.parametrize("sharing", ["buffer", "stream"])
+def test_engine_stalls_in_amaranth_sim(sharing):
+    eng = Engine(lanes=4, max_in=16, max_out=16, stages=2, sharing=sharing)
     layers = [layer(9, 6, 2, 2, seed=s) for s in range(3)]
     runs = rtl_engine(eng, layers, idle=0.4, backpressure=0.5, seed=9)
     for run, (mats, p, q) in zip(runs, layers):
@@ -121,6 +126,9 @@ def test_latency_formula_small_cases():
     assert engine_cycles(1, 1, lanes=1, stages=1, matrices=1) == 2 + 0 + 1 + 2
     # drain-bound passes: K=1 < 1 + c
     assert engine_cycles(1, 4, lanes=4, stages=1, matrices=2) == 2 + 5 + 4 + 2
+    # streamed activations: no buffer fill, the first pass starts at once
+    assert engine_cycles(100, 64, lanes=64, stages=2, matrices=2, sharing="stream") == \
+        100 + 3 * 100 + 64 + 2
     assert engine_cycles(100, 64, lanes=64, stages=2, matrices=2) == 200 + 3 * 100 + 64 + 2
 
 
@@ -133,6 +141,7 @@ def test_latency_formula_small_cases():
     ({"max_out": True}, TypeError, "Maximum output rows must be an integer, not True"),
     ({"mode": "x"}, ValueError, "Mode must be one of fairy2i, ifairy, not 'x'"),
     ({"accumulate": "x"}, ValueError, "Accumulator style must be one of split, merged, not 'x'"),
+    ({"sharing": "x"}, ValueError, "Activation sharing must be one of buffer, stream, not 'x'"),
 ])
 def test_engine_parameter_errors(kwargs, exc, msg):
     with pytest.raises(exc, match=f"^{msg}$".replace("(", r"\(").replace(")", r"\)")):
@@ -183,6 +192,7 @@ def test_generation_is_deterministic_and_path_free(tmp_path):
     (["--lanes", "1000000"], "argument --lanes: lanes must be from 1 to 4096, not 1000000"),
     (["--mode", "bitnet"], "argument --mode: invalid choice: 'bitnet'"),
     (["--accumulate", "x"], "argument --accumulate: invalid choice: 'x'"),
+    (["--sharing", "x"], "argument --sharing: invalid choice: 'x'"),
     (["--name", "9bad"], "argument --name: must be a Verilog identifier, not '9bad'"),
 ])
 def test_gen_bad_options(tmp_path, args, msg):

@@ -14,7 +14,7 @@ from .. import golden as g
 from ..pack import stream_words
 from .engine import MODES
 
-__all__ = ["cmd_beat", "act_beats", "wgt_beats", "decode_results", "ref_results", "rescale_results"]
+__all__ = ["cmd_beat", "act_beats", "pass_count", "wgt_beats", "decode_results", "ref_results", "rescale_results"]
 
 
 def cmd_beat(k: int, rows: int, max_in: int) -> int:
@@ -22,9 +22,16 @@ def cmd_beat(k: int, rows: int, max_in: int) -> int:
     return k | (rows << max_in.bit_length())
 
 
-def act_beats(p, q) -> list[int]:
-    """``act`` payloads: ``p`` in bits [7:0], ``q`` in bits [15:8] (two's complement)."""
-    return [(int(a) & 0xFF) | ((int(b) & 0xFF) << 8) for a, b in zip(p.tolist(), q.tolist())]
+def act_beats(p, q, passes: int = 1) -> list[int]:
+    """``act`` payloads: ``p`` in bits [7:0], ``q`` in bits [15:8] (two's complement), repeated for
+    ``passes`` passes (``sharing="stream"`` engines take the vector once per pass)."""
+    one = [(int(a) & 0xFF) | ((int(b) & 0xFF) << 8) for a, b in zip(p.tolist(), q.tolist())]
+    return one * passes
+
+
+def pass_count(rows: int, lanes: int, stages: int, matrices: int) -> int:
+    """Passes of a layer: row tiles x stages x matrices."""
+    return -(-rows // lanes) * stages * matrices
 
 
 def wgt_beats(matrices, lanes: int) -> list[int]:

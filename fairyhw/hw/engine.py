@@ -25,7 +25,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..golden import accumulator_width
 
-__all__ = ["ACT_LAYOUT", "Lane", "Engine", "engine_cycles", "MODES", "ACCUMULATE"]
+__all__ = ["ACT_LAYOUT", "Lane", "Engine", "engine_cycles", "MODES", "ACCUMULATE", "SHARING"]
 
 #: One complex int8 activation: ``x = sr*p + i*si*q``.
 ACT_LAYOUT = data.StructLayout({"p": signed(8), "q": signed(8)})
@@ -33,6 +33,9 @@ ACT_LAYOUT = data.StructLayout({"p": signed(8), "q": signed(8)})
 MODES = {"fairy2i": ("U", "W"), "ifairy": ("W",)}
 #: Sum parts per accumulator style.
 ACCUMULATE = {"split": ("ap", "aq", "bp", "bq"), "merged": ("re", "im")}
+#: How the activation reaches the lanes: an on-chip buffer loaded once per layer, or streamed by the
+#: host beside every weight beat (no buffer; the host resends x for every pass).
+SHARING = ("buffer", "stream")
 
 MAX_LANES = 4096
 MAX_DIM = 1 << 20
@@ -109,18 +112,21 @@ class Lane(wiring.Component):
         return m
 
 
-def engine_cycles(k: int, rows: int, *, lanes: int, stages: int, matrices: int) -> int:
+def engine_cycles(k: int, rows: int, *, lanes: int, stages: int, matrices: int,
+                  sharing: str = "buffer") -> int:
     """Cycles from the command's handshake to the last result's handshake, both included, with every
     input valid and the result stream always ready.
 
-    ``2K`` cycles fill the buffer and stream the first pass; pass ``i`` then ends
-    ``max(K, 1 + c_i)`` cycles after pass ``i - 1`` (``c_i`` = rows of its tile: a pass cannot end before
-    the previous pass's ``c_i`` results have drained), and the last pass's ``c`` results follow it.
+    ``2K`` cycles fill the buffer and stream the first pass (``K`` with ``sharing="stream"``, which has
+    no buffer to fill); pass ``i`` then ends ``max(K, 1 + c_i)`` cycles after pass ``i - 1``
+    (``c_i`` = rows of its tile: a pass cannot end before the previous pass's ``c_i`` results have
+    drained), and the last pass's ``c`` results follow it.
     """
     tiles, rem = divmod(rows, lanes)
     counts = [lanes] * tiles + ([rem] if rem else [])
     per_pass = [c for c in counts for _ in range(stages * matrices)]
-    return 2 * k + sum(max(k, 1 + c) for c in per_pass[:-1]) + per_pass[-1] + 2
+    first = 2 * k if sharing == "buffer" else k
+    return first + sum(max(k, 1 + c) for c in per_pass[:-1]) + per_pass[-1] + 2
 
 
 class Engine(wiring.Component):
@@ -138,18 +144,23 @@ class Engine(wiring.Component):
         Matrices per stage: U then W, or W alone.
     accumulate : {"split", "merged"}
         Four integer sums per row (exact for any scales) or the two of a swap-mux complex accumulator.
+    sharing : {"buffer", "stream"}
+        Activation buffer of ``max_in`` entries loaded once per layer and broadcast, or no buffer: the
+        host streams the activation beside every weight beat.
 
     Streams (valid/ready, ``amaranth.lib.stream``)
     ----------------------------------------------
     ``cmd`` (in): ``{k, rows}`` starts a layer (``1 <= k <= max_in``, ``1 <= rows <= max_out``), accepted
-    when idle. ``act`` (in): then ``k`` beats of ``{p, q}``. ``wgt`` (in): then the codes in the
+    when idle. ``act`` (in): then ``k`` beats of ``{p, q}`` (``sharing="stream"``: one act beat with
+    every wgt beat instead, the vector resent for each pass; the two streams move together). ``wgt``
+    (in): then the codes in the
     :mod:`fairyhw.pack` stream layout, ``2*lanes`` bits a beat. ``res`` (out): one beat per (row tile,
     stage, matrix, row) in that order, ``{sums, last}``, ``last`` on the layer's final beat.
     ``busy`` is high from the command to the last result.
     """
 
     def __init__(self, *, lanes: int = 64, max_in: int = 8192, max_out: int = 16384, stages: int = 2,
-                 mode: str = "fairy2i", accumulate: str = "split"):
+                 mode: str = "fairy2i", accumulate: str = "split", sharing: str = "buffer"):
         _check_int("Lane count", lanes, 1, MAX_LANES)
         _check_int("Maximum input length", max_in, 1, MAX_DIM)
         _check_int("Maximum output rows", max_out, 1, MAX_DIM)
@@ -159,6 +170,9 @@ class Engine(wiring.Component):
         if accumulate not in ACCUMULATE:
             raise ValueError(f"Accumulator style must be one of {', '.join(ACCUMULATE)}, "
                              f"not {accumulate!r}")
+        if sharing not in SHARING:
+            raise ValueError(f"Activation sharing must be one of {', '.join(SHARING)}, not {sharing!r}")
+        self._sharing = sharing
         self._lanes, self._max_in, self._max_out = lanes, max_in, max_out
         self._stages, self._mode, self._accumulate = stages, mode, accumulate
         super().__init__({
@@ -175,6 +189,7 @@ class Engine(wiring.Component):
     stages = property(lambda self: self._stages, doc="Residual stages T.")
     mode = property(lambda self: self._mode, doc="'fairy2i' or 'ifairy'.")
     accumulate = property(lambda self: self._accumulate, doc="'split' or 'merged'.")
+    sharing = property(lambda self: self._sharing, doc="'buffer' or 'stream'.")
 
     @property
     def matrices(self) -> tuple:
@@ -208,16 +223,21 @@ class Engine(wiring.Component):
     def latency(self, k: int, rows: int) -> int:
         """Cycles of one layer, command to last result, with no stalls (see :func:`engine_cycles`)."""
         return engine_cycles(k, rows, lanes=self._lanes, stages=self._stages,
-                             matrices=len(self.matrices))
+                             matrices=len(self.matrices), sharing=self._sharing)
 
     def elaborate(self, platform):
         m = Module()
         n = self._lanes
         nmat = len(self.matrices)
 
-        mem = m.submodules.act_mem = Memory(shape=ACT_LAYOUT, depth=self._max_in, init=[])
-        wr = mem.write_port()
-        rd = mem.read_port()
+        buffered = self._sharing == "buffer"
+        if buffered:
+            mem = m.submodules.act_mem = Memory(shape=ACT_LAYOUT, depth=self._max_in, init=[])
+            wr = mem.write_port()
+            rd = mem.read_port()
+            act_data = rd.data
+        else:
+            act_data = Signal(ACT_LAYOUT)     # stage-1 register of the streamed activation
 
         kw = max(1, (self._max_in - 1).bit_length())
         j = Signal(range(self._max_in))
@@ -247,7 +267,7 @@ class Engine(wiring.Component):
             lanes.append(lane)
             m.d.comb += [lane.en.eq(s1_valid), lane.last.eq(s1_last), lane.conj.eq(s1_conj),
                          lane.code.eq(s1_codes[2 * l:2 * l + 2]),
-                         lane.p.eq(rd.data.p), lane.q.eq(rd.data.q)]
+                         lane.p.eq(act_data.p), lane.q.eq(act_data.q)]
 
         col_last = j == k_last
         final_pass = (mat == nmat - 1) & (stg == self._stages - 1) & (r_left <= n)
@@ -255,7 +275,8 @@ class Engine(wiring.Component):
         count = Mux(r_left >= n, n, r_left)
         conj = (mat == nmat - 1) if nmat == 2 else 1
 
-        m.d.comb += rd.addr.eq(j)
+        if buffered:
+            m.d.comb += rd.addr.eq(j)
         m.d.sync += s1_valid.eq(0)
 
         with m.FSM():
@@ -264,18 +285,28 @@ class Engine(wiring.Component):
                 with m.If(self.cmd.valid):
                     m.d.sync += [k_last.eq(self.cmd.payload.k - 1), r_left.eq(self.cmd.payload.rows),
                                  j.eq(0), mat.eq(0), stg.eq(0)]
-                    m.next = "LOAD"
-            with m.State("LOAD"):
-                m.d.comb += [self.act.ready.eq(1), self.busy.eq(1),
-                             wr.addr.eq(j), wr.data.eq(self.act.payload), wr.en.eq(self.act.valid)]
-                with m.If(self.act.valid):
-                    m.d.sync += j.eq(Mux(col_last, 0, j + 1))
-                    with m.If(col_last):
-                        m.next = "RUN"
+                    m.next = "LOAD" if buffered else "RUN"
+            if buffered:
+                with m.State("LOAD"):
+                    m.d.comb += [self.act.ready.eq(1), self.busy.eq(1), wr.addr.eq(j),
+                                 wr.data.eq(self.act.payload), wr.en.eq(self.act.valid)]
+                    with m.If(self.act.valid):
+                        m.d.sync += j.eq(Mux(col_last, 0, j + 1))
+                        with m.If(col_last):
+                            m.next = "RUN"
             with m.State("RUN"):
                 ready = ~col_last | (free_next & ~(s1_valid & s1_last))
-                m.d.comb += [self.wgt.ready.eq(ready), self.busy.eq(1)]
-                with m.If(self.wgt.valid & ready):
+                m.d.comb += self.busy.eq(1)
+                if buffered:
+                    m.d.comb += self.wgt.ready.eq(ready)
+                    take = self.wgt.valid & ready
+                else:   # weight and activation beats move together
+                    m.d.comb += [self.wgt.ready.eq(ready & self.act.valid),
+                                 self.act.ready.eq(ready & self.wgt.valid)]
+                    take = self.wgt.valid & self.act.valid & ready
+                    with m.If(take):
+                        m.d.sync += act_data.eq(self.act.payload)
+                with m.If(take):
                     m.d.sync += [s1_valid.eq(1), s1_codes.eq(self.wgt.payload), s1_last.eq(col_last),
                                  s1_conj.eq(conj), s1_count.eq(count),
                                  s1_final.eq(final_pass & col_last),

