@@ -67,7 +67,7 @@ def bench_gpu(args) -> dict:
     """Exactness check, then per-shape and whole-model timings of the Triton kernel and torch bf16."""
     import torch
     from . import golden as g
-    from .kernels.gpu import (activation_matrix, available, dot_result, fairy_sums, fairy_sums_dot,
+    from .kernels.gpu import (activation_matrix, available, fairy_sums, fairy_sums_dot,
                               pack_codes_i32)
     from .llama import LLAMA2_7B, linear_shapes
     if not available():
@@ -139,8 +139,6 @@ def bench_gpu(args) -> dict:
               f"(simt {t_simt * 1e6:.1f} us) "
               f"({code_bytes / t / 1e9:6.0f} GB/s of codes)   torch bf16 {tb * 1e6:8.1f} us "
               f"({2 * s.params / tb / 1e9:6.0f} GB/s)")
-        del ws, wb
-        torch.cuda.empty_cache()
 
     # whole model: every layer's own weights (1.65 GB of codes; 13.2 GB of bf16), so no L2 reuse
     model = []
@@ -169,7 +167,7 @@ def bench_gpu(args) -> dict:
                           "tokens_per_s": batch / t, "weight_gbps": total_bytes / t / 1e9})
         print(f"whole model, fairy W2 batch {batch}: {t * 1e3:.2f} ms/step = {batch / t:.1f} tokens/s, "
               f"{total_bytes / t / 1e9:.0f} GB/s of codes ({total_bytes / 1e9:.3f} GB)")
-    del model
+    model.clear()
     torch.cuda.empty_cache()
     bf = []
     for s in shapes:

@@ -14,10 +14,11 @@ import tempfile
 import time
 
 from amaranth.back import verilog
-from amaranth.lib import data, stream
+from amaranth.lib import data
 from amaranth.hdl import Shape
 
 from . import __version__
+from .cli import int_in
 from .hw.engine import ACCUMULATE, MAX_DIM, MAX_LANES, MODES, SHARING, Engine
 
 __all__ = ["generate", "manifest", "main"]
@@ -125,31 +126,19 @@ def generate(out_dir: str, name: str, **params) -> tuple[str, str]:
     return tuple(paths)
 
 
-def _int_in(lo, hi, what):
-    def parse(text):
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} must be an integer, not {text!r}") from None
-        if not lo <= v <= hi:
-            raise argparse.ArgumentTypeError(f"{what} must be from {lo} to {hi}, not {v}")
-        return v
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m fairyhw.gen",
         description="Generate the Verilog of the multiplier-free Fairy2i/Fairy±i MAC engine and its "
                     "JSON manifest.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--lanes", metavar="N", type=_int_in(1, MAX_LANES, "lanes"),
+    p.add_argument("--lanes", metavar="N", type=int_in(1, MAX_LANES, "lanes"),
                    default=DEFAULTS["lanes"], help="MAC lanes (complex MACs per cycle)")
-    p.add_argument("--max-in", metavar="K", type=_int_in(1, MAX_DIM, "max-in"),
+    p.add_argument("--max-in", metavar="K", type=int_in(1, MAX_DIM, "max-in"),
                    default=DEFAULTS["max_in"], help="largest complex input length (buffer depth)")
-    p.add_argument("--max-out", metavar="ROWS", type=_int_in(1, MAX_DIM, "max-out"),
+    p.add_argument("--max-out", metavar="ROWS", type=int_in(1, MAX_DIM, "max-out"),
                    default=DEFAULTS["max_out"], help="largest complex output row count")
-    p.add_argument("--stages", metavar="T", type=_int_in(1, 4, "stages"), default=DEFAULTS["stages"],
+    p.add_argument("--stages", metavar="T", type=int_in(1, 4, "stages"), default=DEFAULTS["stages"],
                    help="residual stages (1 = W1, 2 = W2)")
     p.add_argument("--mode", choices=tuple(MODES), default=DEFAULTS["mode"],
                    help="fairy2i: U x + W conj(x) per stage; ifairy: W conj(x)")

@@ -21,6 +21,7 @@ import math
 import sys
 from dataclasses import asdict, dataclass, field
 
+from .cli import nonneg_int, positive_float, positive_int
 from .hw.engine import engine_cycles
 from .llama import LLAMA2_7B, LlamaConfig, linear_shapes
 
@@ -361,58 +362,31 @@ def lut_per_lane_measured(path: str = None) -> float | None:
 # ---------------------------------------------------------------------------------------------------
 # Command line
 
-def _pos_float(text):
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, not {text!r}") from None
-    if not (v > 0 and math.isfinite(v)):
-        raise argparse.ArgumentTypeError(f"expected a positive number, not {text!r}")
-    return v
-
-
-def _nonneg_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, not {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, not {v}")
-    return v
-
-
-def _pos_int(text):
-    v = _nonneg_int(text)
-    if v == 0:
-        raise argparse.ArgumentTypeError("expected a positive integer, not 0")
-    return v
-
-
 def build_parser():
     p = argparse.ArgumentParser(prog="python -m fairyhw.perf",
                                 description="Project LLaMA inference on a fairyhw array: tokens/s, "
                                             "tokens/J, time and energy by operation.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", choices=tuple(MODELS), default="llama2-7b")
-    p.add_argument("--lanes", metavar="N", type=_pos_int, default=64)
-    p.add_argument("--clock", metavar="HZ", type=_pos_float, default=250e6)
+    p.add_argument("--lanes", metavar="N", type=positive_int, default=64)
+    p.add_argument("--clock", metavar="HZ", type=positive_float, default=250e6)
     p.add_argument("--memory", choices=tuple(MEMORY_PRESETS), default="u280-hbm2")
-    p.add_argument("--bandwidth", metavar="B_PER_S", type=_pos_float,
+    p.add_argument("--bandwidth", metavar="B_PER_S", type=positive_float,
                    help="override the preset's bandwidth")
-    p.add_argument("--pj-per-bit", metavar="PJ", type=_pos_float, help="override the preset's energy")
+    p.add_argument("--pj-per-bit", metavar="PJ", type=positive_float, help="override the preset's energy")
     p.add_argument("--static-w", metavar="W", type=float, help="override the preset's static power")
     p.add_argument("--stages", metavar="T", type=int, choices=range(1, 5), default=2)
     p.add_argument("--phase", choices=("decode", "prefill"), default="decode")
-    p.add_argument("--context", metavar="L", type=_nonneg_int, default=0, help="decode context length")
-    p.add_argument("--prompt", metavar="P", type=_pos_int, default=128, help="prefill prompt length")
-    p.add_argument("--batch", metavar="B", type=_pos_int, default=1)
+    p.add_argument("--context", metavar="L", type=nonneg_int, default=0, help="decode context length")
+    p.add_argument("--prompt", metavar="P", type=positive_int, default=128, help="prefill prompt length")
+    p.add_argument("--batch", metavar="B", type=positive_int, default=1)
     p.add_argument("--lm-head", choices=("quantized", "fp16"), default="quantized")
     p.add_argument("--kv", choices=("fp16", "int8"), default="fp16")
-    p.add_argument("--vector-ops", metavar="N", type=_pos_int, default=512,
+    p.add_argument("--vector-ops", metavar="N", type=positive_int, default=512,
                    help="vector unit fp16 ops per cycle (attention, norms, activations)")
-    p.add_argument("--node-nm", metavar="NM", type=_pos_float, default=16.0,
+    p.add_argument("--node-nm", metavar="NM", type=positive_float, default=16.0,
                    help="technology node for logic/SRAM energy scaling from 45 nm")
-    p.add_argument("--col-groups", metavar="C", type=_pos_int, default=1,
+    p.add_argument("--col-groups", metavar="C", type=positive_int, default=1,
                    help="model a column-parallel array of LANES/C rows x C (no RTL yet)")
     p.add_argument("--json", action="store_true", help="print the projection as JSON")
     return p

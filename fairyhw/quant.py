@@ -23,6 +23,7 @@ import torch
 
 from . import FairyError, __version__
 from . import golden as g
+from .cli import positive_int
 from .checkpoint import load_checkpoint, linear_weight_names
 from .layers import quantize_linear_weight
 from .pack import stream_words, write_memh, write_scales_json
@@ -103,16 +104,6 @@ def quantize_checkpoint(ckpt, out_dir: str, *, stages: int = 2, lanes: int = 64,
     return summary
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, not {v}")
-    return v
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m fairyhw.quant",
@@ -125,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", required=True, help="output directory (must not exist)")
     p.add_argument("--stages", metavar="T", type=int, choices=range(1, 5), default=2,
                    help="residual stages (1 = W1, 2 = W2)")
-    p.add_argument("--lanes", metavar="N", type=_positive_int, default=64,
+    p.add_argument("--lanes", metavar="N", type=positive_int, default=64,
                    help="lanes of the target engine: codes per memory word")
     p.add_argument("--scales", choices=("fairy2i", "ifairy"), default="fairy2i",
                    help="axis-scale rule of PhaseQuant")

@@ -89,7 +89,7 @@ def plots(res, reports_dir):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     plt.rcParams["svg.hashsalt"] = "fairyhw"
-    fig, ax = plt.subplots(figsize=(9, 5))
+    fig, ax = plt.subplots(figsize=(12, 6))
     labels, vals, colors = [], [], []
     for name in ("ddr4-2400-x64", "u280-hbm2", "h100-hbm3"):
         labels.append(f"roofline {name}")
@@ -115,7 +115,7 @@ def plots(res, reports_dir):
     ax.invert_yaxis()
     for i, v in enumerate(vals):
         ax.text(v, i, f" {v:.1f}", va="center", fontsize=7)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.42, right=0.95, top=0.97, bottom=0.09)
     fig.savefig(os.path.join(reports_dir, "projection_tokens.png"), dpi=110, metadata={"Software": None})
     plt.close(fig)
 

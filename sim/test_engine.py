@@ -7,7 +7,6 @@ waveform. Builds are cached per design in ``sim_build/<design>/``; measured cycl
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil

@@ -15,11 +15,8 @@ __all__ = ["pack_codes_i32", "fairy_sums", "fairy_sums_dot", "activation_matrix"
 
 
 def available() -> bool:
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        return False
-    return torch.cuda.is_available()
+    import importlib.util
+    return importlib.util.find_spec("triton") is not None and torch.cuda.is_available()
 
 
 def pack_codes_i32(codes: torch.Tensor) -> torch.Tensor:
