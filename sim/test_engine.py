@@ -72,7 +72,7 @@ def icarus_time0_fix(path):
 
 def build(**params):
     """Generate the design's Verilog and build it (cached). Returns (runner, engine, build_dir)."""
-    key = "_".join(f"{k}{v}" for k, v in sorted(params.items()))
+    key = "_".join(f"{k}{v}" for k, v in sorted(params.items())) + ("_waves" if WAVES else "")
     bdir = BUILD / SIM / key
     bdir.mkdir(parents=True, exist_ok=True)
     generate(str(bdir), "fairyhw_engine", **params)
@@ -80,8 +80,7 @@ def build(**params):
         icarus_time0_fix(bdir / "fairyhw_engine.v")
     runner = get_runner()
     args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-O2"] if SIM == "verilator" else []
-    if WAVES and SIM == "verilator":
-        args.append("--trace-fst")
+    # WAVES=1: the runner adds Verilator's --trace (VCD; FST would need the lz4 headers)
     runner.build(sources=[bdir / "fairyhw_engine.v"], hdl_toplevel="fairyhw_engine", build_dir=bdir,
                  build_args=args, timescale=("1ns", "1ps"), waves=WAVES)
     eng = Engine(**params)
