@@ -89,7 +89,7 @@ def manifest(engine: Engine, name: str) -> dict:
         "ports": ports,
         "latency": {
             "inputs": ["k", "rows", "lanes", "stages", "matrices", "sharing"],
-            "formula": "F + sum(max(k, 1 + c_i) for every pass but the last) + c_last + 2, passes "
+            "formula": "F + sum(max(k, 2 + c_i) for every pass but the last) + c_last + 3, passes "
                        "in order (row tile, stage, matrix), c_i = rows in pass i's tile, F = 2*k with "
                        "sharing=buffer, k with sharing=stream",
             "meaning": "cycles from the cmd handshake to the last res handshake, both included, "

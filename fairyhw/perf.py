@@ -142,7 +142,7 @@ class MacArray:
         kc, r = math.ceil(k / c), self.hw.row_lanes
         tiles = [min(r, rows - r0) for r0 in range(0, rows, r)]
         passes = [math.ceil(t / c) for t in tiles for _ in range(2 * self.hw.stages)]
-        return (2 * kc + sum(max(kc, 1 + p) for p in passes[:-1]) + passes[-1] + 2 +
+        return (2 * kc + sum(max(kc, 2 + p) for p in passes[:-1]) + passes[-1] + 3 +
                 math.ceil(math.log2(c)))
 
     def linear(self, k: int, rows: int, tokens: int = 1) -> Cost:

@@ -6,9 +6,9 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
   wire \$10 ;
-  reg [87:0] \$100 ;
-  reg [87:0] \$101 ;
-  reg [87:0] \$102 ;
+  reg \$100 ;
+  reg [6:0] \$101 ;
+  reg \$102 ;
   reg [87:0] \$103 ;
   reg [87:0] \$104 ;
   reg [87:0] \$105 ;
@@ -54,22 +54,45 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   reg [87:0] \$141 ;
   reg [87:0] \$142 ;
   reg [87:0] \$143 ;
+  reg [87:0] \$144 ;
+  reg [87:0] \$145 ;
+  reg [87:0] \$146 ;
+  reg [87:0] \$147 ;
+  reg [87:0] \$148 ;
+  reg [87:0] \$149 ;
   wire \$15 ;
+  reg [87:0] \$150 ;
+  reg [87:0] \$151 ;
+  reg [87:0] \$152 ;
+  reg [87:0] \$153 ;
+  reg [87:0] \$154 ;
+  reg [87:0] \$155 ;
+  reg [87:0] \$156 ;
+  reg [87:0] \$157 ;
+  reg [87:0] \$158 ;
+  reg [87:0] \$159 ;
   wire \$16 ;
-  wire [14:0] \$17 ;
+  reg [87:0] \$160 ;
+  reg [87:0] \$161 ;
+  reg [87:0] \$162 ;
+  reg [87:0] \$163 ;
+  reg [87:0] \$164 ;
+  reg [87:0] \$165 ;
+  reg [87:0] \$166 ;
+  wire \$17 ;
   wire \$18 ;
-  wire [13:0] \$19 ;
+  wire \$19 ;
   wire \$2 ;
-  wire [13:0] \$20 ;
-  wire \$21 ;
-  wire \$22 ;
-  wire \$23 ;
-  wire \$24 ;
-  wire \$25 ;
-  wire \$26 ;
+  wire [8:0] \$20 ;
+  wire [8:0] \$21 ;
+  wire [8:0] \$22 ;
+  wire [8:0] \$23 ;
+  wire [8:0] \$24 ;
+  wire [9:0] \$25 ;
+  wire [14:0] \$26 ;
   wire \$27 ;
-  wire \$28 ;
-  wire \$29 ;
+  wire [13:0] \$28 ;
+  wire [13:0] \$29 ;
   wire \$3 ;
   wire \$30 ;
   wire \$31 ;
@@ -77,7 +100,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire \$33 ;
   wire \$34 ;
   wire \$35 ;
-  wire [14:0] \$36 ;
+  wire \$36 ;
   wire \$37 ;
   wire \$38 ;
   wire \$39 ;
@@ -87,66 +110,66 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire \$42 ;
   wire \$43 ;
   wire \$44 ;
-  wire [13:0] \$45 ;
-  wire [13:0] \$46 ;
+  wire \$45 ;
+  wire \$46 ;
   wire \$47 ;
-  wire \$48 ;
+  wire [14:0] \$48 ;
   wire \$49 ;
   wire \$5 ;
   wire \$50 ;
-  wire [14:0] \$51 ;
-  wire [15:0] \$52 ;
-  wire [1:0] \$53 ;
-  wire [1:0] \$54 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire \$53 ;
+  wire \$54 ;
   wire \$55 ;
   wire \$56 ;
-  wire \$57 ;
-  wire \$58 ;
+  wire [13:0] \$57 ;
+  wire [13:0] \$58 ;
   wire \$59 ;
   wire \$6 ;
   wire \$60 ;
   wire \$61 ;
   wire \$62 ;
-  wire \$63 ;
-  wire \$64 ;
-  wire [7:0] \$65 ;
-  reg \$66 ;
-  reg [12:0] \$67 ;
-  reg [14:0] \$68 ;
-  reg [12:0] \$69 ;
+  wire [14:0] \$63 ;
+  wire [15:0] \$64 ;
+  wire [1:0] \$65 ;
+  wire [1:0] \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
-  reg \$70 ;
-  reg \$71 ;
-  reg [1:0] \$72 ;
-  reg [127:0] \$73 ;
-  reg \$74 ;
-  reg \$75 ;
-  reg [6:0] \$76 ;
-  reg \$77 ;
-  reg [6:0] \$78 ;
-  reg \$79 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire [7:0] \$79 ;
   wire \$8 ;
-  reg [87:0] \$80 ;
-  reg [87:0] \$81 ;
-  reg [87:0] \$82 ;
-  reg [87:0] \$83 ;
-  reg [87:0] \$84 ;
-  reg [87:0] \$85 ;
-  reg [87:0] \$86 ;
-  reg [87:0] \$87 ;
-  reg [87:0] \$88 ;
-  reg [87:0] \$89 ;
+  reg \$80 ;
+  reg \$81 ;
+  reg [127:0] \$82 ;
+  reg \$83 ;
+  reg \$84 ;
+  reg [6:0] \$85 ;
+  reg [8:0] \$86 ;
+  reg [8:0] \$87 ;
+  reg [8:0] \$88 ;
+  reg [8:0] \$89 ;
   wire \$9 ;
-  reg [87:0] \$90 ;
-  reg [87:0] \$91 ;
-  reg [87:0] \$92 ;
-  reg [87:0] \$93 ;
-  reg [87:0] \$94 ;
-  reg [87:0] \$95 ;
-  reg [87:0] \$96 ;
-  reg [87:0] \$97 ;
-  reg [87:0] \$98 ;
-  reg [87:0] \$99 ;
+  reg [12:0] \$90 ;
+  reg [14:0] \$91 ;
+  reg [12:0] \$92 ;
+  reg \$93 ;
+  reg \$94 ;
+  reg [1:0] \$95 ;
+  reg [127:0] \$96 ;
+  reg \$97 ;
+  reg \$98 ;
+  reg [6:0] \$99 ;
   input [15:0] act__payload;
   wire [15:0] act__payload;
   wire [7:0] \act__payload.p ;
@@ -169,582 +192,835 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire cmd__valid;
   wire [1:0] code;
   wire [1:0] \code$101 ;
-  wire [1:0] \code$107 ;
-  wire [1:0] \code$113 ;
-  wire [1:0] \code$119 ;
-  wire [1:0] \code$125 ;
-  wire [1:0] \code$131 ;
-  wire [1:0] \code$137 ;
+  wire [1:0] \code$108 ;
+  wire [1:0] \code$115 ;
+  wire [1:0] \code$122 ;
+  wire [1:0] \code$129 ;
+  wire [1:0] \code$136 ;
   wire [1:0] \code$143 ;
-  wire [1:0] \code$149 ;
-  wire [1:0] \code$155 ;
-  wire [1:0] \code$161 ;
-  wire [1:0] \code$167 ;
-  wire [1:0] \code$173 ;
-  wire [1:0] \code$179 ;
+  wire [1:0] \code$150 ;
+  wire [1:0] \code$157 ;
+  wire [1:0] \code$164 ;
+  wire [1:0] \code$171 ;
+  wire [1:0] \code$178 ;
   wire [1:0] \code$185 ;
-  wire [1:0] \code$191 ;
-  wire [1:0] \code$197 ;
-  wire [1:0] \code$203 ;
-  wire [1:0] \code$209 ;
-  wire [1:0] \code$215 ;
-  wire [1:0] \code$221 ;
+  wire [1:0] \code$192 ;
+  wire [1:0] \code$199 ;
+  wire [1:0] \code$206 ;
+  wire [1:0] \code$213 ;
+  wire [1:0] \code$220 ;
   wire [1:0] \code$227 ;
-  wire [1:0] \code$233 ;
-  wire [1:0] \code$239 ;
-  wire [1:0] \code$245 ;
-  wire [1:0] \code$251 ;
-  wire [1:0] \code$257 ;
-  wire [1:0] \code$263 ;
+  wire [1:0] \code$234 ;
+  wire [1:0] \code$241 ;
+  wire [1:0] \code$248 ;
+  wire [1:0] \code$255 ;
+  wire [1:0] \code$262 ;
   wire [1:0] \code$269 ;
-  wire [1:0] \code$275 ;
-  wire [1:0] \code$281 ;
-  wire [1:0] \code$287 ;
-  wire [1:0] \code$29 ;
-  wire [1:0] \code$293 ;
-  wire [1:0] \code$299 ;
-  wire [1:0] \code$305 ;
+  wire [1:0] \code$276 ;
+  wire [1:0] \code$283 ;
+  wire [1:0] \code$290 ;
+  wire [1:0] \code$297 ;
+  wire [1:0] \code$304 ;
+  wire [1:0] \code$31 ;
   wire [1:0] \code$311 ;
-  wire [1:0] \code$317 ;
-  wire [1:0] \code$323 ;
-  wire [1:0] \code$329 ;
-  wire [1:0] \code$335 ;
-  wire [1:0] \code$341 ;
-  wire [1:0] \code$347 ;
-  wire [1:0] \code$35 ;
+  wire [1:0] \code$318 ;
+  wire [1:0] \code$325 ;
+  wire [1:0] \code$332 ;
+  wire [1:0] \code$339 ;
+  wire [1:0] \code$346 ;
   wire [1:0] \code$353 ;
-  wire [1:0] \code$359 ;
-  wire [1:0] \code$365 ;
-  wire [1:0] \code$371 ;
-  wire [1:0] \code$377 ;
-  wire [1:0] \code$383 ;
-  wire [1:0] \code$389 ;
+  wire [1:0] \code$360 ;
+  wire [1:0] \code$367 ;
+  wire [1:0] \code$374 ;
+  wire [1:0] \code$38 ;
+  wire [1:0] \code$381 ;
+  wire [1:0] \code$388 ;
   wire [1:0] \code$395 ;
-  wire [1:0] \code$401 ;
-  wire [1:0] \code$41 ;
-  wire [1:0] \code$47 ;
-  wire [1:0] \code$53 ;
+  wire [1:0] \code$402 ;
+  wire [1:0] \code$409 ;
+  wire [1:0] \code$416 ;
+  wire [1:0] \code$423 ;
+  wire [1:0] \code$430 ;
+  wire [1:0] \code$437 ;
+  wire [1:0] \code$444 ;
+  wire [1:0] \code$45 ;
+  wire [1:0] \code$451 ;
+  wire [1:0] \code$458 ;
+  wire [1:0] \code$465 ;
+  wire [1:0] \code$52 ;
   wire [1:0] \code$59 ;
-  wire [1:0] \code$65 ;
-  wire [1:0] \code$71 ;
-  wire [1:0] \code$77 ;
-  wire [1:0] \code$83 ;
-  wire [1:0] \code$89 ;
-  wire [1:0] \code$95 ;
-  reg conj = 1'h0;
-  (* init = 1'h0 *)
-  wire \conj$100 ;
-  (* init = 1'h0 *)
-  wire \conj$106 ;
-  (* init = 1'h0 *)
-  wire \conj$112 ;
-  (* init = 1'h0 *)
-  wire \conj$118 ;
-  (* init = 1'h0 *)
-  wire \conj$124 ;
-  (* init = 1'h0 *)
-  wire \conj$130 ;
-  (* init = 1'h0 *)
-  wire \conj$136 ;
-  (* init = 1'h0 *)
-  wire \conj$142 ;
-  (* init = 1'h0 *)
-  wire \conj$148 ;
-  (* init = 1'h0 *)
-  wire \conj$154 ;
-  (* init = 1'h0 *)
-  wire \conj$160 ;
-  (* init = 1'h0 *)
-  wire \conj$166 ;
-  (* init = 1'h0 *)
-  wire \conj$172 ;
-  (* init = 1'h0 *)
-  wire \conj$178 ;
-  (* init = 1'h0 *)
-  wire \conj$184 ;
-  (* init = 1'h0 *)
-  wire \conj$190 ;
-  (* init = 1'h0 *)
-  wire \conj$196 ;
-  (* init = 1'h0 *)
-  wire \conj$202 ;
-  (* init = 1'h0 *)
-  wire \conj$208 ;
-  (* init = 1'h0 *)
-  wire \conj$214 ;
-  (* init = 1'h0 *)
-  wire \conj$220 ;
-  (* init = 1'h0 *)
-  wire \conj$226 ;
-  (* init = 1'h0 *)
-  wire \conj$232 ;
-  (* init = 1'h0 *)
-  wire \conj$238 ;
-  (* init = 1'h0 *)
-  wire \conj$244 ;
-  (* init = 1'h0 *)
-  wire \conj$250 ;
-  (* init = 1'h0 *)
-  wire \conj$256 ;
-  (* init = 1'h0 *)
-  wire \conj$262 ;
-  (* init = 1'h0 *)
-  wire \conj$268 ;
-  (* init = 1'h0 *)
-  wire \conj$274 ;
-  (* init = 1'h0 *)
-  wire \conj$28 ;
-  (* init = 1'h0 *)
-  wire \conj$280 ;
-  (* init = 1'h0 *)
-  wire \conj$286 ;
-  (* init = 1'h0 *)
-  wire \conj$292 ;
-  (* init = 1'h0 *)
-  wire \conj$298 ;
-  (* init = 1'h0 *)
-  wire \conj$304 ;
-  (* init = 1'h0 *)
-  wire \conj$310 ;
-  (* init = 1'h0 *)
-  wire \conj$316 ;
-  (* init = 1'h0 *)
-  wire \conj$322 ;
-  (* init = 1'h0 *)
-  wire \conj$328 ;
-  (* init = 1'h0 *)
-  wire \conj$334 ;
-  (* init = 1'h0 *)
-  wire \conj$34 ;
-  (* init = 1'h0 *)
-  wire \conj$340 ;
-  (* init = 1'h0 *)
-  wire \conj$346 ;
-  (* init = 1'h0 *)
-  wire \conj$352 ;
-  (* init = 1'h0 *)
-  wire \conj$358 ;
-  (* init = 1'h0 *)
-  wire \conj$364 ;
-  (* init = 1'h0 *)
-  wire \conj$370 ;
-  (* init = 1'h0 *)
-  wire \conj$376 ;
-  (* init = 1'h0 *)
-  wire \conj$382 ;
-  (* init = 1'h0 *)
-  wire \conj$388 ;
-  (* init = 1'h0 *)
-  wire \conj$394 ;
-  (* init = 1'h0 *)
-  wire \conj$40 ;
-  (* init = 1'h0 *)
-  wire \conj$400 ;
-  (* init = 1'h0 *)
-  wire \conj$46 ;
-  (* init = 1'h0 *)
-  wire \conj$52 ;
-  (* init = 1'h0 *)
-  wire \conj$58 ;
-  (* init = 1'h0 *)
-  wire \conj$64 ;
-  (* init = 1'h0 *)
-  wire \conj$70 ;
-  (* init = 1'h0 *)
-  wire \conj$76 ;
-  (* init = 1'h0 *)
-  wire \conj$82 ;
-  (* init = 1'h0 *)
-  wire \conj$88 ;
-  (* init = 1'h0 *)
-  wire \conj$94 ;
+  wire [1:0] \code$66 ;
+  wire [1:0] \code$73 ;
+  wire [1:0] \code$80 ;
+  wire [1:0] \code$87 ;
+  wire [1:0] \code$94 ;
   reg en = 1'h0;
   (* init = 1'h0 *)
-  wire \en$104 ;
+  wire \en$106 ;
   (* init = 1'h0 *)
-  wire \en$110 ;
+  wire \en$113 ;
   (* init = 1'h0 *)
-  wire \en$116 ;
+  wire \en$120 ;
   (* init = 1'h0 *)
-  wire \en$122 ;
-  (* init = 1'h0 *)
-  wire \en$128 ;
+  wire \en$127 ;
   (* init = 1'h0 *)
   wire \en$134 ;
   (* init = 1'h0 *)
-  wire \en$140 ;
+  wire \en$141 ;
   (* init = 1'h0 *)
-  wire \en$146 ;
+  wire \en$148 ;
   (* init = 1'h0 *)
-  wire \en$152 ;
+  wire \en$155 ;
   (* init = 1'h0 *)
-  wire \en$158 ;
+  wire \en$162 ;
   (* init = 1'h0 *)
-  wire \en$164 ;
-  (* init = 1'h0 *)
-  wire \en$170 ;
+  wire \en$169 ;
   (* init = 1'h0 *)
   wire \en$176 ;
   (* init = 1'h0 *)
-  wire \en$182 ;
+  wire \en$183 ;
   (* init = 1'h0 *)
-  wire \en$188 ;
+  wire \en$190 ;
   (* init = 1'h0 *)
-  wire \en$194 ;
+  wire \en$197 ;
   (* init = 1'h0 *)
-  wire \en$200 ;
+  wire \en$204 ;
   (* init = 1'h0 *)
-  wire \en$206 ;
-  (* init = 1'h0 *)
-  wire \en$212 ;
+  wire \en$211 ;
   (* init = 1'h0 *)
   wire \en$218 ;
   (* init = 1'h0 *)
-  wire \en$224 ;
+  wire \en$225 ;
   (* init = 1'h0 *)
-  wire \en$230 ;
+  wire \en$232 ;
   (* init = 1'h0 *)
-  wire \en$236 ;
+  wire \en$239 ;
   (* init = 1'h0 *)
-  wire \en$242 ;
+  wire \en$246 ;
   (* init = 1'h0 *)
-  wire \en$248 ;
-  (* init = 1'h0 *)
-  wire \en$254 ;
-  (* init = 1'h0 *)
-  wire \en$26 ;
+  wire \en$253 ;
   (* init = 1'h0 *)
   wire \en$260 ;
   (* init = 1'h0 *)
-  wire \en$266 ;
+  wire \en$267 ;
   (* init = 1'h0 *)
-  wire \en$272 ;
+  wire \en$274 ;
   (* init = 1'h0 *)
-  wire \en$278 ;
+  wire \en$281 ;
   (* init = 1'h0 *)
-  wire \en$284 ;
+  wire \en$288 ;
   (* init = 1'h0 *)
-  wire \en$290 ;
+  wire \en$29 ;
   (* init = 1'h0 *)
-  wire \en$296 ;
+  wire \en$295 ;
   (* init = 1'h0 *)
   wire \en$302 ;
   (* init = 1'h0 *)
-  wire \en$308 ;
+  wire \en$309 ;
   (* init = 1'h0 *)
-  wire \en$314 ;
+  wire \en$316 ;
   (* init = 1'h0 *)
-  wire \en$32 ;
+  wire \en$323 ;
   (* init = 1'h0 *)
-  wire \en$320 ;
+  wire \en$330 ;
   (* init = 1'h0 *)
-  wire \en$326 ;
-  (* init = 1'h0 *)
-  wire \en$332 ;
-  (* init = 1'h0 *)
-  wire \en$338 ;
+  wire \en$337 ;
   (* init = 1'h0 *)
   wire \en$344 ;
   (* init = 1'h0 *)
-  wire \en$350 ;
+  wire \en$351 ;
   (* init = 1'h0 *)
-  wire \en$356 ;
+  wire \en$358 ;
   (* init = 1'h0 *)
-  wire \en$362 ;
+  wire \en$36 ;
   (* init = 1'h0 *)
-  wire \en$368 ;
+  wire \en$365 ;
   (* init = 1'h0 *)
-  wire \en$374 ;
+  wire \en$372 ;
   (* init = 1'h0 *)
-  wire \en$38 ;
-  (* init = 1'h0 *)
-  wire \en$380 ;
+  wire \en$379 ;
   (* init = 1'h0 *)
   wire \en$386 ;
   (* init = 1'h0 *)
-  wire \en$392 ;
+  wire \en$393 ;
   (* init = 1'h0 *)
-  wire \en$398 ;
+  wire \en$400 ;
   (* init = 1'h0 *)
-  wire \en$44 ;
+  wire \en$407 ;
+  (* init = 1'h0 *)
+  wire \en$414 ;
+  (* init = 1'h0 *)
+  wire \en$421 ;
+  (* init = 1'h0 *)
+  wire \en$428 ;
+  (* init = 1'h0 *)
+  wire \en$43 ;
+  (* init = 1'h0 *)
+  wire \en$435 ;
+  (* init = 1'h0 *)
+  wire \en$442 ;
+  (* init = 1'h0 *)
+  wire \en$449 ;
+  (* init = 1'h0 *)
+  wire \en$456 ;
+  (* init = 1'h0 *)
+  wire \en$463 ;
   (* init = 1'h0 *)
   wire \en$50 ;
   (* init = 1'h0 *)
-  wire \en$56 ;
+  wire \en$57 ;
   (* init = 1'h0 *)
-  wire \en$62 ;
+  wire \en$64 ;
   (* init = 1'h0 *)
-  wire \en$68 ;
+  wire \en$71 ;
   (* init = 1'h0 *)
-  wire \en$74 ;
+  wire \en$78 ;
   (* init = 1'h0 *)
-  wire \en$80 ;
-  (* init = 1'h0 *)
-  wire \en$86 ;
+  wire \en$85 ;
   (* init = 1'h0 *)
   wire \en$92 ;
   (* init = 1'h0 *)
-  wire \en$98 ;
+  wire \en$99 ;
   reg [1:0] fsm_state = 2'h0;
   (* init = 13'h0000 *)
   wire [12:0] j;
   reg [12:0] k_last = 13'h0000;
   reg last = 1'h0;
   (* init = 1'h0 *)
-  wire \last$105 ;
+  wire \last$100 ;
   (* init = 1'h0 *)
-  wire \last$111 ;
+  wire \last$107 ;
   (* init = 1'h0 *)
-  wire \last$117 ;
+  wire \last$114 ;
   (* init = 1'h0 *)
-  wire \last$123 ;
+  wire \last$121 ;
   (* init = 1'h0 *)
-  wire \last$129 ;
+  wire \last$128 ;
   (* init = 1'h0 *)
   wire \last$135 ;
   (* init = 1'h0 *)
-  wire \last$141 ;
+  wire \last$142 ;
   (* init = 1'h0 *)
-  wire \last$147 ;
+  wire \last$149 ;
   (* init = 1'h0 *)
-  wire \last$153 ;
+  wire \last$156 ;
   (* init = 1'h0 *)
-  wire \last$159 ;
+  wire \last$163 ;
   (* init = 1'h0 *)
-  wire \last$165 ;
-  (* init = 1'h0 *)
-  wire \last$171 ;
+  wire \last$170 ;
   (* init = 1'h0 *)
   wire \last$177 ;
   (* init = 1'h0 *)
-  wire \last$183 ;
+  wire \last$184 ;
   (* init = 1'h0 *)
-  wire \last$189 ;
+  wire \last$191 ;
   (* init = 1'h0 *)
-  wire \last$195 ;
+  wire \last$198 ;
   (* init = 1'h0 *)
-  wire \last$201 ;
+  wire \last$205 ;
   (* init = 1'h0 *)
-  wire \last$207 ;
-  (* init = 1'h0 *)
-  wire \last$213 ;
+  wire \last$212 ;
   (* init = 1'h0 *)
   wire \last$219 ;
   (* init = 1'h0 *)
-  wire \last$225 ;
+  wire \last$226 ;
   (* init = 1'h0 *)
-  wire \last$231 ;
+  wire \last$233 ;
   (* init = 1'h0 *)
-  wire \last$237 ;
+  wire \last$240 ;
   (* init = 1'h0 *)
-  wire \last$243 ;
+  wire \last$247 ;
   (* init = 1'h0 *)
-  wire \last$249 ;
-  (* init = 1'h0 *)
-  wire \last$255 ;
+  wire \last$254 ;
   (* init = 1'h0 *)
   wire \last$261 ;
   (* init = 1'h0 *)
-  wire \last$267 ;
+  wire \last$268 ;
   (* init = 1'h0 *)
-  wire \last$27 ;
+  wire \last$275 ;
   (* init = 1'h0 *)
-  wire \last$273 ;
+  wire \last$282 ;
   (* init = 1'h0 *)
-  wire \last$279 ;
+  wire \last$289 ;
   (* init = 1'h0 *)
-  wire \last$285 ;
+  wire \last$296 ;
   (* init = 1'h0 *)
-  wire \last$291 ;
-  (* init = 1'h0 *)
-  wire \last$297 ;
+  wire \last$30 ;
   (* init = 1'h0 *)
   wire \last$303 ;
   (* init = 1'h0 *)
-  wire \last$309 ;
+  wire \last$310 ;
   (* init = 1'h0 *)
-  wire \last$315 ;
+  wire \last$317 ;
   (* init = 1'h0 *)
-  wire \last$321 ;
+  wire \last$324 ;
   (* init = 1'h0 *)
-  wire \last$327 ;
+  wire \last$331 ;
   (* init = 1'h0 *)
-  wire \last$33 ;
-  (* init = 1'h0 *)
-  wire \last$333 ;
-  (* init = 1'h0 *)
-  wire \last$339 ;
+  wire \last$338 ;
   (* init = 1'h0 *)
   wire \last$345 ;
   (* init = 1'h0 *)
-  wire \last$351 ;
+  wire \last$352 ;
   (* init = 1'h0 *)
-  wire \last$357 ;
+  wire \last$359 ;
   (* init = 1'h0 *)
-  wire \last$363 ;
+  wire \last$366 ;
   (* init = 1'h0 *)
-  wire \last$369 ;
+  wire \last$37 ;
   (* init = 1'h0 *)
-  wire \last$375 ;
+  wire \last$373 ;
   (* init = 1'h0 *)
-  wire \last$381 ;
+  wire \last$380 ;
   (* init = 1'h0 *)
   wire \last$387 ;
   (* init = 1'h0 *)
-  wire \last$39 ;
+  wire \last$394 ;
   (* init = 1'h0 *)
-  wire \last$393 ;
+  wire \last$401 ;
   (* init = 1'h0 *)
-  wire \last$399 ;
+  wire \last$408 ;
   (* init = 1'h0 *)
-  wire \last$45 ;
+  wire \last$415 ;
+  (* init = 1'h0 *)
+  wire \last$422 ;
+  (* init = 1'h0 *)
+  wire \last$429 ;
+  (* init = 1'h0 *)
+  wire \last$436 ;
+  (* init = 1'h0 *)
+  wire \last$44 ;
+  (* init = 1'h0 *)
+  wire \last$443 ;
+  (* init = 1'h0 *)
+  wire \last$450 ;
+  (* init = 1'h0 *)
+  wire \last$457 ;
+  (* init = 1'h0 *)
+  wire \last$464 ;
   (* init = 1'h0 *)
   wire \last$51 ;
   (* init = 1'h0 *)
-  wire \last$57 ;
+  wire \last$58 ;
   (* init = 1'h0 *)
-  wire \last$63 ;
+  wire \last$65 ;
   (* init = 1'h0 *)
-  wire \last$69 ;
+  wire \last$72 ;
   (* init = 1'h0 *)
-  wire \last$75 ;
+  wire \last$79 ;
   (* init = 1'h0 *)
-  wire \last$81 ;
-  (* init = 1'h0 *)
-  wire \last$87 ;
+  wire \last$86 ;
   (* init = 1'h0 *)
   wire \last$93 ;
-  (* init = 1'h0 *)
-  wire \last$99 ;
   reg mat = 1'h0;
-  wire [7:0] p;
-  wire [7:0] \p$102 ;
-  wire [7:0] \p$108 ;
-  wire [7:0] \p$114 ;
-  wire [7:0] \p$120 ;
-  wire [7:0] \p$126 ;
-  wire [7:0] \p$132 ;
-  wire [7:0] \p$138 ;
-  wire [7:0] \p$144 ;
-  wire [7:0] \p$150 ;
-  wire [7:0] \p$156 ;
-  wire [7:0] \p$162 ;
-  wire [7:0] \p$168 ;
-  wire [7:0] \p$174 ;
-  wire [7:0] \p$180 ;
-  wire [7:0] \p$186 ;
-  wire [7:0] \p$192 ;
-  wire [7:0] \p$198 ;
-  wire [7:0] \p$204 ;
-  wire [7:0] \p$210 ;
-  wire [7:0] \p$216 ;
-  wire [7:0] \p$222 ;
-  wire [7:0] \p$228 ;
-  wire [7:0] \p$234 ;
-  wire [7:0] \p$240 ;
-  wire [7:0] \p$246 ;
-  wire [7:0] \p$252 ;
-  wire [7:0] \p$258 ;
-  wire [7:0] \p$264 ;
-  wire [7:0] \p$270 ;
-  wire [7:0] \p$276 ;
-  wire [7:0] \p$282 ;
-  wire [7:0] \p$288 ;
-  wire [7:0] \p$294 ;
-  wire [7:0] \p$30 ;
-  wire [7:0] \p$300 ;
-  wire [7:0] \p$306 ;
-  wire [7:0] \p$312 ;
-  wire [7:0] \p$318 ;
-  wire [7:0] \p$324 ;
-  wire [7:0] \p$330 ;
-  wire [7:0] \p$336 ;
-  wire [7:0] \p$342 ;
-  wire [7:0] \p$348 ;
-  wire [7:0] \p$354 ;
-  wire [7:0] \p$36 ;
-  wire [7:0] \p$360 ;
-  wire [7:0] \p$366 ;
-  wire [7:0] \p$372 ;
-  wire [7:0] \p$378 ;
-  wire [7:0] \p$384 ;
-  wire [7:0] \p$390 ;
-  wire [7:0] \p$396 ;
-  wire [7:0] \p$402 ;
-  wire [7:0] \p$42 ;
-  wire [7:0] \p$48 ;
-  wire [7:0] \p$54 ;
-  wire [7:0] \p$60 ;
-  wire [7:0] \p$66 ;
-  wire [7:0] \p$72 ;
-  wire [7:0] \p$78 ;
-  wire [7:0] \p$84 ;
-  wire [7:0] \p$90 ;
-  wire [7:0] \p$96 ;
-  wire [7:0] q;
-  wire [7:0] \q$103 ;
-  wire [7:0] \q$109 ;
-  wire [7:0] \q$115 ;
-  wire [7:0] \q$121 ;
-  wire [7:0] \q$127 ;
-  wire [7:0] \q$133 ;
-  wire [7:0] \q$139 ;
-  wire [7:0] \q$145 ;
-  wire [7:0] \q$151 ;
-  wire [7:0] \q$157 ;
-  wire [7:0] \q$163 ;
-  wire [7:0] \q$169 ;
-  wire [7:0] \q$175 ;
-  wire [7:0] \q$181 ;
-  wire [7:0] \q$187 ;
-  wire [7:0] \q$193 ;
-  wire [7:0] \q$199 ;
-  wire [7:0] \q$205 ;
-  wire [7:0] \q$211 ;
-  wire [7:0] \q$217 ;
-  wire [7:0] \q$223 ;
-  wire [7:0] \q$229 ;
-  wire [7:0] \q$235 ;
-  wire [7:0] \q$241 ;
-  wire [7:0] \q$247 ;
-  wire [7:0] \q$253 ;
-  wire [7:0] \q$259 ;
-  wire [7:0] \q$265 ;
-  wire [7:0] \q$271 ;
-  wire [7:0] \q$277 ;
-  wire [7:0] \q$283 ;
-  wire [7:0] \q$289 ;
-  wire [7:0] \q$295 ;
-  wire [7:0] \q$301 ;
-  wire [7:0] \q$307 ;
-  wire [7:0] \q$31 ;
-  wire [7:0] \q$313 ;
-  wire [7:0] \q$319 ;
-  wire [7:0] \q$325 ;
-  wire [7:0] \q$331 ;
-  wire [7:0] \q$337 ;
-  wire [7:0] \q$343 ;
-  wire [7:0] \q$349 ;
-  wire [7:0] \q$355 ;
-  wire [7:0] \q$361 ;
-  wire [7:0] \q$367 ;
-  wire [7:0] \q$37 ;
-  wire [7:0] \q$373 ;
-  wire [7:0] \q$379 ;
-  wire [7:0] \q$385 ;
-  wire [7:0] \q$391 ;
-  wire [7:0] \q$397 ;
-  wire [7:0] \q$403 ;
-  wire [7:0] \q$43 ;
-  wire [7:0] \q$49 ;
-  wire [7:0] \q$55 ;
-  wire [7:0] \q$61 ;
-  wire [7:0] \q$67 ;
-  wire [7:0] \q$73 ;
-  wire [7:0] \q$79 ;
-  wire [7:0] \q$85 ;
-  wire [7:0] \q$91 ;
-  wire [7:0] \q$97 ;
+  reg [8:0] np = 9'h000;
+  (* init = 9'h000 *)
+  wire [8:0] \np$103 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$110 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$117 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$124 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$131 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$138 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$145 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$152 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$159 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$166 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$173 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$180 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$187 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$194 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$201 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$208 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$215 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$222 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$229 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$236 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$243 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$250 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$257 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$264 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$271 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$278 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$285 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$292 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$299 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$306 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$313 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$320 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$327 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$33 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$334 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$341 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$348 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$355 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$362 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$369 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$376 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$383 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$390 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$397 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$40 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$404 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$411 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$418 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$425 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$432 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$439 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$446 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$453 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$460 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$467 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$47 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$54 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$61 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$68 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$75 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$82 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$89 ;
+  (* init = 9'h000 *)
+  wire [8:0] \np$96 ;
+  reg [8:0] nq = 9'h000;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$105 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$112 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$119 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$126 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$133 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$140 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$147 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$154 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$161 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$168 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$175 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$182 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$189 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$196 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$203 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$210 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$217 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$224 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$231 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$238 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$245 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$252 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$259 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$266 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$273 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$280 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$287 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$294 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$301 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$308 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$315 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$322 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$329 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$336 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$343 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$35 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$350 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$357 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$364 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$371 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$378 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$385 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$392 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$399 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$406 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$413 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$42 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$420 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$427 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$434 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$441 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$448 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$455 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$462 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$469 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$49 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$56 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$63 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$70 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$77 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$84 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$91 ;
+  (* init = 9'h000 *)
+  wire [8:0] \nq$98 ;
+  reg [8:0] p = 9'h000;
+  (* init = 9'h000 *)
+  wire [8:0] \p$102 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$109 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$116 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$123 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$130 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$137 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$144 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$151 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$158 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$165 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$172 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$179 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$186 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$193 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$200 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$207 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$214 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$221 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$228 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$235 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$242 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$249 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$256 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$263 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$270 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$277 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$284 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$291 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$298 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$305 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$312 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$319 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$32 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$326 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$333 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$340 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$347 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$354 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$361 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$368 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$375 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$382 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$389 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$39 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$396 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$403 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$410 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$417 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$424 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$431 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$438 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$445 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$452 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$459 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$46 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$466 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$53 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$60 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$67 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$74 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$81 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$88 ;
+  (* init = 9'h000 *)
+  wire [8:0] \p$95 ;
+  reg [8:0] q = 9'h000;
+  (* init = 9'h000 *)
+  wire [8:0] \q$104 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$111 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$118 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$125 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$132 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$139 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$146 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$153 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$160 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$167 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$174 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$181 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$188 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$195 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$202 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$209 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$216 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$223 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$230 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$237 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$244 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$251 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$258 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$265 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$272 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$279 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$286 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$293 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$300 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$307 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$314 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$321 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$328 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$335 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$34 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$342 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$349 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$356 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$363 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$370 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$377 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$384 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$391 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$398 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$405 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$41 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$412 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$419 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$426 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$433 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$440 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$447 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$454 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$461 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$468 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$48 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$55 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$62 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$69 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$76 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$83 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$90 ;
+  (* init = 9'h000 *)
+  wire [8:0] \q$97 ;
   reg [14:0] r_left = 15'h0000;
   reg [12:0] rd__addr = 13'h0000;
   wire [15:0] rd__data;
@@ -765,14 +1041,18 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   input rst;
   wire rst;
   reg [127:0] s1_codes = 128'h00000000000000000000000000000000;
-  (* init = 1'h0 *)
-  wire s1_conj;
+  reg s1_conj = 1'h0;
   reg [6:0] s1_count = 7'h00;
   reg s1_final = 1'h0;
+  reg s1_last = 1'h0;
+  reg s1_valid = 1'h0;
+  reg [127:0] s2_codes = 128'h00000000000000000000000000000000;
+  reg [6:0] s2_count = 7'h00;
+  reg s2_final = 1'h0;
   (* init = 1'h0 *)
-  wire s1_last;
+  wire s2_last;
   (* init = 1'h0 *)
-  wire s1_valid;
+  wire s2_valid;
   reg [6:0] sh_count = 7'h00;
   reg sh_final = 1'h0;
   reg [87:0] shadow0 = 88'h0000000000000000000000;
@@ -1097,321 +1377,321 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire [21:0] \shadow9[3] ;
   reg stg = 1'h0;
   wire [87:0] total;
-  wire [87:0] \total$421 ;
-  wire [21:0] \total$421[0] ;
-  wire [21:0] \total$421[1] ;
-  wire [21:0] \total$421[2] ;
-  wire [21:0] \total$421[3] ;
-  wire [87:0] \total$423 ;
-  wire [21:0] \total$423[0] ;
-  wire [21:0] \total$423[1] ;
-  wire [21:0] \total$423[2] ;
-  wire [21:0] \total$423[3] ;
-  wire [87:0] \total$425 ;
-  wire [21:0] \total$425[0] ;
-  wire [21:0] \total$425[1] ;
-  wire [21:0] \total$425[2] ;
-  wire [21:0] \total$425[3] ;
-  wire [87:0] \total$427 ;
-  wire [21:0] \total$427[0] ;
-  wire [21:0] \total$427[1] ;
-  wire [21:0] \total$427[2] ;
-  wire [21:0] \total$427[3] ;
-  wire [87:0] \total$429 ;
-  wire [21:0] \total$429[0] ;
-  wire [21:0] \total$429[1] ;
-  wire [21:0] \total$429[2] ;
-  wire [21:0] \total$429[3] ;
-  wire [87:0] \total$431 ;
-  wire [21:0] \total$431[0] ;
-  wire [21:0] \total$431[1] ;
-  wire [21:0] \total$431[2] ;
-  wire [21:0] \total$431[3] ;
-  wire [87:0] \total$433 ;
-  wire [21:0] \total$433[0] ;
-  wire [21:0] \total$433[1] ;
-  wire [21:0] \total$433[2] ;
-  wire [21:0] \total$433[3] ;
-  wire [87:0] \total$435 ;
-  wire [21:0] \total$435[0] ;
-  wire [21:0] \total$435[1] ;
-  wire [21:0] \total$435[2] ;
-  wire [21:0] \total$435[3] ;
-  wire [87:0] \total$437 ;
-  wire [21:0] \total$437[0] ;
-  wire [21:0] \total$437[1] ;
-  wire [21:0] \total$437[2] ;
-  wire [21:0] \total$437[3] ;
-  wire [87:0] \total$439 ;
-  wire [21:0] \total$439[0] ;
-  wire [21:0] \total$439[1] ;
-  wire [21:0] \total$439[2] ;
-  wire [21:0] \total$439[3] ;
-  wire [87:0] \total$441 ;
-  wire [21:0] \total$441[0] ;
-  wire [21:0] \total$441[1] ;
-  wire [21:0] \total$441[2] ;
-  wire [21:0] \total$441[3] ;
-  wire [87:0] \total$443 ;
-  wire [21:0] \total$443[0] ;
-  wire [21:0] \total$443[1] ;
-  wire [21:0] \total$443[2] ;
-  wire [21:0] \total$443[3] ;
-  wire [87:0] \total$445 ;
-  wire [21:0] \total$445[0] ;
-  wire [21:0] \total$445[1] ;
-  wire [21:0] \total$445[2] ;
-  wire [21:0] \total$445[3] ;
-  wire [87:0] \total$447 ;
-  wire [21:0] \total$447[0] ;
-  wire [21:0] \total$447[1] ;
-  wire [21:0] \total$447[2] ;
-  wire [21:0] \total$447[3] ;
-  wire [87:0] \total$449 ;
-  wire [21:0] \total$449[0] ;
-  wire [21:0] \total$449[1] ;
-  wire [21:0] \total$449[2] ;
-  wire [21:0] \total$449[3] ;
-  wire [87:0] \total$451 ;
-  wire [21:0] \total$451[0] ;
-  wire [21:0] \total$451[1] ;
-  wire [21:0] \total$451[2] ;
-  wire [21:0] \total$451[3] ;
-  wire [87:0] \total$453 ;
-  wire [21:0] \total$453[0] ;
-  wire [21:0] \total$453[1] ;
-  wire [21:0] \total$453[2] ;
-  wire [21:0] \total$453[3] ;
-  wire [87:0] \total$455 ;
-  wire [21:0] \total$455[0] ;
-  wire [21:0] \total$455[1] ;
-  wire [21:0] \total$455[2] ;
-  wire [21:0] \total$455[3] ;
-  wire [87:0] \total$457 ;
-  wire [21:0] \total$457[0] ;
-  wire [21:0] \total$457[1] ;
-  wire [21:0] \total$457[2] ;
-  wire [21:0] \total$457[3] ;
-  wire [87:0] \total$459 ;
-  wire [21:0] \total$459[0] ;
-  wire [21:0] \total$459[1] ;
-  wire [21:0] \total$459[2] ;
-  wire [21:0] \total$459[3] ;
-  wire [87:0] \total$461 ;
-  wire [21:0] \total$461[0] ;
-  wire [21:0] \total$461[1] ;
-  wire [21:0] \total$461[2] ;
-  wire [21:0] \total$461[3] ;
-  wire [87:0] \total$463 ;
-  wire [21:0] \total$463[0] ;
-  wire [21:0] \total$463[1] ;
-  wire [21:0] \total$463[2] ;
-  wire [21:0] \total$463[3] ;
-  wire [87:0] \total$465 ;
-  wire [21:0] \total$465[0] ;
-  wire [21:0] \total$465[1] ;
-  wire [21:0] \total$465[2] ;
-  wire [21:0] \total$465[3] ;
-  wire [87:0] \total$467 ;
-  wire [21:0] \total$467[0] ;
-  wire [21:0] \total$467[1] ;
-  wire [21:0] \total$467[2] ;
-  wire [21:0] \total$467[3] ;
-  wire [87:0] \total$469 ;
-  wire [21:0] \total$469[0] ;
-  wire [21:0] \total$469[1] ;
-  wire [21:0] \total$469[2] ;
-  wire [21:0] \total$469[3] ;
-  wire [87:0] \total$471 ;
-  wire [21:0] \total$471[0] ;
-  wire [21:0] \total$471[1] ;
-  wire [21:0] \total$471[2] ;
-  wire [21:0] \total$471[3] ;
-  wire [87:0] \total$473 ;
-  wire [21:0] \total$473[0] ;
-  wire [21:0] \total$473[1] ;
-  wire [21:0] \total$473[2] ;
-  wire [21:0] \total$473[3] ;
-  wire [87:0] \total$475 ;
-  wire [21:0] \total$475[0] ;
-  wire [21:0] \total$475[1] ;
-  wire [21:0] \total$475[2] ;
-  wire [21:0] \total$475[3] ;
-  wire [87:0] \total$477 ;
-  wire [21:0] \total$477[0] ;
-  wire [21:0] \total$477[1] ;
-  wire [21:0] \total$477[2] ;
-  wire [21:0] \total$477[3] ;
-  wire [87:0] \total$479 ;
-  wire [21:0] \total$479[0] ;
-  wire [21:0] \total$479[1] ;
-  wire [21:0] \total$479[2] ;
-  wire [21:0] \total$479[3] ;
-  wire [87:0] \total$481 ;
-  wire [21:0] \total$481[0] ;
-  wire [21:0] \total$481[1] ;
-  wire [21:0] \total$481[2] ;
-  wire [21:0] \total$481[3] ;
-  wire [87:0] \total$483 ;
-  wire [21:0] \total$483[0] ;
-  wire [21:0] \total$483[1] ;
-  wire [21:0] \total$483[2] ;
-  wire [21:0] \total$483[3] ;
-  wire [87:0] \total$485 ;
-  wire [21:0] \total$485[0] ;
-  wire [21:0] \total$485[1] ;
-  wire [21:0] \total$485[2] ;
-  wire [21:0] \total$485[3] ;
-  wire [87:0] \total$487 ;
-  wire [21:0] \total$487[0] ;
-  wire [21:0] \total$487[1] ;
-  wire [21:0] \total$487[2] ;
-  wire [21:0] \total$487[3] ;
-  wire [87:0] \total$489 ;
-  wire [21:0] \total$489[0] ;
-  wire [21:0] \total$489[1] ;
-  wire [21:0] \total$489[2] ;
-  wire [21:0] \total$489[3] ;
-  wire [87:0] \total$491 ;
-  wire [21:0] \total$491[0] ;
-  wire [21:0] \total$491[1] ;
-  wire [21:0] \total$491[2] ;
-  wire [21:0] \total$491[3] ;
-  wire [87:0] \total$493 ;
-  wire [21:0] \total$493[0] ;
-  wire [21:0] \total$493[1] ;
-  wire [21:0] \total$493[2] ;
-  wire [21:0] \total$493[3] ;
-  wire [87:0] \total$495 ;
-  wire [21:0] \total$495[0] ;
-  wire [21:0] \total$495[1] ;
-  wire [21:0] \total$495[2] ;
-  wire [21:0] \total$495[3] ;
-  wire [87:0] \total$497 ;
-  wire [21:0] \total$497[0] ;
-  wire [21:0] \total$497[1] ;
-  wire [21:0] \total$497[2] ;
-  wire [21:0] \total$497[3] ;
-  wire [87:0] \total$499 ;
-  wire [21:0] \total$499[0] ;
-  wire [21:0] \total$499[1] ;
-  wire [21:0] \total$499[2] ;
-  wire [21:0] \total$499[3] ;
-  wire [87:0] \total$501 ;
-  wire [21:0] \total$501[0] ;
-  wire [21:0] \total$501[1] ;
-  wire [21:0] \total$501[2] ;
-  wire [21:0] \total$501[3] ;
-  wire [87:0] \total$503 ;
-  wire [21:0] \total$503[0] ;
-  wire [21:0] \total$503[1] ;
-  wire [21:0] \total$503[2] ;
-  wire [21:0] \total$503[3] ;
-  wire [87:0] \total$505 ;
-  wire [21:0] \total$505[0] ;
-  wire [21:0] \total$505[1] ;
-  wire [21:0] \total$505[2] ;
-  wire [21:0] \total$505[3] ;
-  wire [87:0] \total$507 ;
-  wire [21:0] \total$507[0] ;
-  wire [21:0] \total$507[1] ;
-  wire [21:0] \total$507[2] ;
-  wire [21:0] \total$507[3] ;
-  wire [87:0] \total$509 ;
-  wire [21:0] \total$509[0] ;
-  wire [21:0] \total$509[1] ;
-  wire [21:0] \total$509[2] ;
-  wire [21:0] \total$509[3] ;
-  wire [87:0] \total$511 ;
-  wire [21:0] \total$511[0] ;
-  wire [21:0] \total$511[1] ;
-  wire [21:0] \total$511[2] ;
-  wire [21:0] \total$511[3] ;
-  wire [87:0] \total$513 ;
-  wire [21:0] \total$513[0] ;
-  wire [21:0] \total$513[1] ;
-  wire [21:0] \total$513[2] ;
-  wire [21:0] \total$513[3] ;
-  wire [87:0] \total$515 ;
-  wire [21:0] \total$515[0] ;
-  wire [21:0] \total$515[1] ;
-  wire [21:0] \total$515[2] ;
-  wire [21:0] \total$515[3] ;
-  wire [87:0] \total$517 ;
-  wire [21:0] \total$517[0] ;
-  wire [21:0] \total$517[1] ;
-  wire [21:0] \total$517[2] ;
-  wire [21:0] \total$517[3] ;
-  wire [87:0] \total$519 ;
-  wire [21:0] \total$519[0] ;
-  wire [21:0] \total$519[1] ;
-  wire [21:0] \total$519[2] ;
-  wire [21:0] \total$519[3] ;
-  wire [87:0] \total$521 ;
-  wire [21:0] \total$521[0] ;
-  wire [21:0] \total$521[1] ;
-  wire [21:0] \total$521[2] ;
-  wire [21:0] \total$521[3] ;
-  wire [87:0] \total$523 ;
-  wire [21:0] \total$523[0] ;
-  wire [21:0] \total$523[1] ;
-  wire [21:0] \total$523[2] ;
-  wire [21:0] \total$523[3] ;
-  wire [87:0] \total$525 ;
-  wire [21:0] \total$525[0] ;
-  wire [21:0] \total$525[1] ;
-  wire [21:0] \total$525[2] ;
-  wire [21:0] \total$525[3] ;
-  wire [87:0] \total$527 ;
-  wire [21:0] \total$527[0] ;
-  wire [21:0] \total$527[1] ;
-  wire [21:0] \total$527[2] ;
-  wire [21:0] \total$527[3] ;
-  wire [87:0] \total$529 ;
-  wire [21:0] \total$529[0] ;
-  wire [21:0] \total$529[1] ;
-  wire [21:0] \total$529[2] ;
-  wire [21:0] \total$529[3] ;
-  wire [87:0] \total$531 ;
-  wire [21:0] \total$531[0] ;
-  wire [21:0] \total$531[1] ;
-  wire [21:0] \total$531[2] ;
-  wire [21:0] \total$531[3] ;
-  wire [87:0] \total$533 ;
-  wire [21:0] \total$533[0] ;
-  wire [21:0] \total$533[1] ;
-  wire [21:0] \total$533[2] ;
-  wire [21:0] \total$533[3] ;
-  wire [87:0] \total$535 ;
-  wire [21:0] \total$535[0] ;
-  wire [21:0] \total$535[1] ;
-  wire [21:0] \total$535[2] ;
-  wire [21:0] \total$535[3] ;
-  wire [87:0] \total$537 ;
-  wire [21:0] \total$537[0] ;
-  wire [21:0] \total$537[1] ;
-  wire [21:0] \total$537[2] ;
-  wire [21:0] \total$537[3] ;
-  wire [87:0] \total$539 ;
-  wire [21:0] \total$539[0] ;
-  wire [21:0] \total$539[1] ;
-  wire [21:0] \total$539[2] ;
-  wire [21:0] \total$539[3] ;
-  wire [87:0] \total$541 ;
-  wire [21:0] \total$541[0] ;
-  wire [21:0] \total$541[1] ;
-  wire [21:0] \total$541[2] ;
-  wire [21:0] \total$541[3] ;
-  wire [87:0] \total$543 ;
-  wire [21:0] \total$543[0] ;
-  wire [21:0] \total$543[1] ;
-  wire [21:0] \total$543[2] ;
-  wire [21:0] \total$543[3] ;
-  wire [87:0] \total$545 ;
-  wire [21:0] \total$545[0] ;
-  wire [21:0] \total$545[1] ;
-  wire [21:0] \total$545[2] ;
-  wire [21:0] \total$545[3] ;
+  wire [87:0] \total$494 ;
+  wire [21:0] \total$494[0] ;
+  wire [21:0] \total$494[1] ;
+  wire [21:0] \total$494[2] ;
+  wire [21:0] \total$494[3] ;
+  wire [87:0] \total$496 ;
+  wire [21:0] \total$496[0] ;
+  wire [21:0] \total$496[1] ;
+  wire [21:0] \total$496[2] ;
+  wire [21:0] \total$496[3] ;
+  wire [87:0] \total$498 ;
+  wire [21:0] \total$498[0] ;
+  wire [21:0] \total$498[1] ;
+  wire [21:0] \total$498[2] ;
+  wire [21:0] \total$498[3] ;
+  wire [87:0] \total$500 ;
+  wire [21:0] \total$500[0] ;
+  wire [21:0] \total$500[1] ;
+  wire [21:0] \total$500[2] ;
+  wire [21:0] \total$500[3] ;
+  wire [87:0] \total$502 ;
+  wire [21:0] \total$502[0] ;
+  wire [21:0] \total$502[1] ;
+  wire [21:0] \total$502[2] ;
+  wire [21:0] \total$502[3] ;
+  wire [87:0] \total$504 ;
+  wire [21:0] \total$504[0] ;
+  wire [21:0] \total$504[1] ;
+  wire [21:0] \total$504[2] ;
+  wire [21:0] \total$504[3] ;
+  wire [87:0] \total$506 ;
+  wire [21:0] \total$506[0] ;
+  wire [21:0] \total$506[1] ;
+  wire [21:0] \total$506[2] ;
+  wire [21:0] \total$506[3] ;
+  wire [87:0] \total$508 ;
+  wire [21:0] \total$508[0] ;
+  wire [21:0] \total$508[1] ;
+  wire [21:0] \total$508[2] ;
+  wire [21:0] \total$508[3] ;
+  wire [87:0] \total$510 ;
+  wire [21:0] \total$510[0] ;
+  wire [21:0] \total$510[1] ;
+  wire [21:0] \total$510[2] ;
+  wire [21:0] \total$510[3] ;
+  wire [87:0] \total$512 ;
+  wire [21:0] \total$512[0] ;
+  wire [21:0] \total$512[1] ;
+  wire [21:0] \total$512[2] ;
+  wire [21:0] \total$512[3] ;
+  wire [87:0] \total$514 ;
+  wire [21:0] \total$514[0] ;
+  wire [21:0] \total$514[1] ;
+  wire [21:0] \total$514[2] ;
+  wire [21:0] \total$514[3] ;
+  wire [87:0] \total$516 ;
+  wire [21:0] \total$516[0] ;
+  wire [21:0] \total$516[1] ;
+  wire [21:0] \total$516[2] ;
+  wire [21:0] \total$516[3] ;
+  wire [87:0] \total$518 ;
+  wire [21:0] \total$518[0] ;
+  wire [21:0] \total$518[1] ;
+  wire [21:0] \total$518[2] ;
+  wire [21:0] \total$518[3] ;
+  wire [87:0] \total$520 ;
+  wire [21:0] \total$520[0] ;
+  wire [21:0] \total$520[1] ;
+  wire [21:0] \total$520[2] ;
+  wire [21:0] \total$520[3] ;
+  wire [87:0] \total$522 ;
+  wire [21:0] \total$522[0] ;
+  wire [21:0] \total$522[1] ;
+  wire [21:0] \total$522[2] ;
+  wire [21:0] \total$522[3] ;
+  wire [87:0] \total$524 ;
+  wire [21:0] \total$524[0] ;
+  wire [21:0] \total$524[1] ;
+  wire [21:0] \total$524[2] ;
+  wire [21:0] \total$524[3] ;
+  wire [87:0] \total$526 ;
+  wire [21:0] \total$526[0] ;
+  wire [21:0] \total$526[1] ;
+  wire [21:0] \total$526[2] ;
+  wire [21:0] \total$526[3] ;
+  wire [87:0] \total$528 ;
+  wire [21:0] \total$528[0] ;
+  wire [21:0] \total$528[1] ;
+  wire [21:0] \total$528[2] ;
+  wire [21:0] \total$528[3] ;
+  wire [87:0] \total$530 ;
+  wire [21:0] \total$530[0] ;
+  wire [21:0] \total$530[1] ;
+  wire [21:0] \total$530[2] ;
+  wire [21:0] \total$530[3] ;
+  wire [87:0] \total$532 ;
+  wire [21:0] \total$532[0] ;
+  wire [21:0] \total$532[1] ;
+  wire [21:0] \total$532[2] ;
+  wire [21:0] \total$532[3] ;
+  wire [87:0] \total$534 ;
+  wire [21:0] \total$534[0] ;
+  wire [21:0] \total$534[1] ;
+  wire [21:0] \total$534[2] ;
+  wire [21:0] \total$534[3] ;
+  wire [87:0] \total$536 ;
+  wire [21:0] \total$536[0] ;
+  wire [21:0] \total$536[1] ;
+  wire [21:0] \total$536[2] ;
+  wire [21:0] \total$536[3] ;
+  wire [87:0] \total$538 ;
+  wire [21:0] \total$538[0] ;
+  wire [21:0] \total$538[1] ;
+  wire [21:0] \total$538[2] ;
+  wire [21:0] \total$538[3] ;
+  wire [87:0] \total$540 ;
+  wire [21:0] \total$540[0] ;
+  wire [21:0] \total$540[1] ;
+  wire [21:0] \total$540[2] ;
+  wire [21:0] \total$540[3] ;
+  wire [87:0] \total$542 ;
+  wire [21:0] \total$542[0] ;
+  wire [21:0] \total$542[1] ;
+  wire [21:0] \total$542[2] ;
+  wire [21:0] \total$542[3] ;
+  wire [87:0] \total$544 ;
+  wire [21:0] \total$544[0] ;
+  wire [21:0] \total$544[1] ;
+  wire [21:0] \total$544[2] ;
+  wire [21:0] \total$544[3] ;
+  wire [87:0] \total$546 ;
+  wire [21:0] \total$546[0] ;
+  wire [21:0] \total$546[1] ;
+  wire [21:0] \total$546[2] ;
+  wire [21:0] \total$546[3] ;
+  wire [87:0] \total$548 ;
+  wire [21:0] \total$548[0] ;
+  wire [21:0] \total$548[1] ;
+  wire [21:0] \total$548[2] ;
+  wire [21:0] \total$548[3] ;
+  wire [87:0] \total$550 ;
+  wire [21:0] \total$550[0] ;
+  wire [21:0] \total$550[1] ;
+  wire [21:0] \total$550[2] ;
+  wire [21:0] \total$550[3] ;
+  wire [87:0] \total$552 ;
+  wire [21:0] \total$552[0] ;
+  wire [21:0] \total$552[1] ;
+  wire [21:0] \total$552[2] ;
+  wire [21:0] \total$552[3] ;
+  wire [87:0] \total$554 ;
+  wire [21:0] \total$554[0] ;
+  wire [21:0] \total$554[1] ;
+  wire [21:0] \total$554[2] ;
+  wire [21:0] \total$554[3] ;
+  wire [87:0] \total$556 ;
+  wire [21:0] \total$556[0] ;
+  wire [21:0] \total$556[1] ;
+  wire [21:0] \total$556[2] ;
+  wire [21:0] \total$556[3] ;
+  wire [87:0] \total$558 ;
+  wire [21:0] \total$558[0] ;
+  wire [21:0] \total$558[1] ;
+  wire [21:0] \total$558[2] ;
+  wire [21:0] \total$558[3] ;
+  wire [87:0] \total$560 ;
+  wire [21:0] \total$560[0] ;
+  wire [21:0] \total$560[1] ;
+  wire [21:0] \total$560[2] ;
+  wire [21:0] \total$560[3] ;
+  wire [87:0] \total$562 ;
+  wire [21:0] \total$562[0] ;
+  wire [21:0] \total$562[1] ;
+  wire [21:0] \total$562[2] ;
+  wire [21:0] \total$562[3] ;
+  wire [87:0] \total$564 ;
+  wire [21:0] \total$564[0] ;
+  wire [21:0] \total$564[1] ;
+  wire [21:0] \total$564[2] ;
+  wire [21:0] \total$564[3] ;
+  wire [87:0] \total$566 ;
+  wire [21:0] \total$566[0] ;
+  wire [21:0] \total$566[1] ;
+  wire [21:0] \total$566[2] ;
+  wire [21:0] \total$566[3] ;
+  wire [87:0] \total$568 ;
+  wire [21:0] \total$568[0] ;
+  wire [21:0] \total$568[1] ;
+  wire [21:0] \total$568[2] ;
+  wire [21:0] \total$568[3] ;
+  wire [87:0] \total$570 ;
+  wire [21:0] \total$570[0] ;
+  wire [21:0] \total$570[1] ;
+  wire [21:0] \total$570[2] ;
+  wire [21:0] \total$570[3] ;
+  wire [87:0] \total$572 ;
+  wire [21:0] \total$572[0] ;
+  wire [21:0] \total$572[1] ;
+  wire [21:0] \total$572[2] ;
+  wire [21:0] \total$572[3] ;
+  wire [87:0] \total$574 ;
+  wire [21:0] \total$574[0] ;
+  wire [21:0] \total$574[1] ;
+  wire [21:0] \total$574[2] ;
+  wire [21:0] \total$574[3] ;
+  wire [87:0] \total$576 ;
+  wire [21:0] \total$576[0] ;
+  wire [21:0] \total$576[1] ;
+  wire [21:0] \total$576[2] ;
+  wire [21:0] \total$576[3] ;
+  wire [87:0] \total$578 ;
+  wire [21:0] \total$578[0] ;
+  wire [21:0] \total$578[1] ;
+  wire [21:0] \total$578[2] ;
+  wire [21:0] \total$578[3] ;
+  wire [87:0] \total$580 ;
+  wire [21:0] \total$580[0] ;
+  wire [21:0] \total$580[1] ;
+  wire [21:0] \total$580[2] ;
+  wire [21:0] \total$580[3] ;
+  wire [87:0] \total$582 ;
+  wire [21:0] \total$582[0] ;
+  wire [21:0] \total$582[1] ;
+  wire [21:0] \total$582[2] ;
+  wire [21:0] \total$582[3] ;
+  wire [87:0] \total$584 ;
+  wire [21:0] \total$584[0] ;
+  wire [21:0] \total$584[1] ;
+  wire [21:0] \total$584[2] ;
+  wire [21:0] \total$584[3] ;
+  wire [87:0] \total$586 ;
+  wire [21:0] \total$586[0] ;
+  wire [21:0] \total$586[1] ;
+  wire [21:0] \total$586[2] ;
+  wire [21:0] \total$586[3] ;
+  wire [87:0] \total$588 ;
+  wire [21:0] \total$588[0] ;
+  wire [21:0] \total$588[1] ;
+  wire [21:0] \total$588[2] ;
+  wire [21:0] \total$588[3] ;
+  wire [87:0] \total$590 ;
+  wire [21:0] \total$590[0] ;
+  wire [21:0] \total$590[1] ;
+  wire [21:0] \total$590[2] ;
+  wire [21:0] \total$590[3] ;
+  wire [87:0] \total$592 ;
+  wire [21:0] \total$592[0] ;
+  wire [21:0] \total$592[1] ;
+  wire [21:0] \total$592[2] ;
+  wire [21:0] \total$592[3] ;
+  wire [87:0] \total$594 ;
+  wire [21:0] \total$594[0] ;
+  wire [21:0] \total$594[1] ;
+  wire [21:0] \total$594[2] ;
+  wire [21:0] \total$594[3] ;
+  wire [87:0] \total$596 ;
+  wire [21:0] \total$596[0] ;
+  wire [21:0] \total$596[1] ;
+  wire [21:0] \total$596[2] ;
+  wire [21:0] \total$596[3] ;
+  wire [87:0] \total$598 ;
+  wire [21:0] \total$598[0] ;
+  wire [21:0] \total$598[1] ;
+  wire [21:0] \total$598[2] ;
+  wire [21:0] \total$598[3] ;
+  wire [87:0] \total$600 ;
+  wire [21:0] \total$600[0] ;
+  wire [21:0] \total$600[1] ;
+  wire [21:0] \total$600[2] ;
+  wire [21:0] \total$600[3] ;
+  wire [87:0] \total$602 ;
+  wire [21:0] \total$602[0] ;
+  wire [21:0] \total$602[1] ;
+  wire [21:0] \total$602[2] ;
+  wire [21:0] \total$602[3] ;
+  wire [87:0] \total$604 ;
+  wire [21:0] \total$604[0] ;
+  wire [21:0] \total$604[1] ;
+  wire [21:0] \total$604[2] ;
+  wire [21:0] \total$604[3] ;
+  wire [87:0] \total$606 ;
+  wire [21:0] \total$606[0] ;
+  wire [21:0] \total$606[1] ;
+  wire [21:0] \total$606[2] ;
+  wire [21:0] \total$606[3] ;
+  wire [87:0] \total$608 ;
+  wire [21:0] \total$608[0] ;
+  wire [21:0] \total$608[1] ;
+  wire [21:0] \total$608[2] ;
+  wire [21:0] \total$608[3] ;
+  wire [87:0] \total$610 ;
+  wire [21:0] \total$610[0] ;
+  wire [21:0] \total$610[1] ;
+  wire [21:0] \total$610[2] ;
+  wire [21:0] \total$610[3] ;
+  wire [87:0] \total$612 ;
+  wire [21:0] \total$612[0] ;
+  wire [21:0] \total$612[1] ;
+  wire [21:0] \total$612[2] ;
+  wire [21:0] \total$612[3] ;
+  wire [87:0] \total$614 ;
+  wire [21:0] \total$614[0] ;
+  wire [21:0] \total$614[1] ;
+  wire [21:0] \total$614[2] ;
+  wire [21:0] \total$614[3] ;
+  wire [87:0] \total$616 ;
+  wire [21:0] \total$616[0] ;
+  wire [21:0] \total$616[1] ;
+  wire [21:0] \total$616[2] ;
+  wire [21:0] \total$616[3] ;
+  wire [87:0] \total$618 ;
+  wire [21:0] \total$618[0] ;
+  wire [21:0] \total$618[1] ;
+  wire [21:0] \total$618[2] ;
+  wire [21:0] \total$618[3] ;
   wire [21:0] \total[0] ;
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
@@ -1427,6 +1707,14 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire [7:0] \wr__data.p ;
   wire [7:0] \wr__data.q ;
   reg wr__en;
+  (* init = 9'h000 *)
+  wire [8:0] xnp;
+  (* init = 9'h000 *)
+  wire [8:0] xnq;
+  (* init = 9'h000 *)
+  wire [8:0] xp;
+  (* init = 9'h000 *)
+  wire [8:0] xq;
   reg [15:0] act_mem [8191:0];
   initial begin
     act_mem[0] = 16'h0000;
@@ -9637,854 +9925,1014 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \$4  = sh_count == 1'h1;
   assign \$5  = \$4  & res__ready;
   assign \$6  = \$3  | \$5 ;
-  assign \$7  = en & last;
+  assign \$7  = s1_valid & s1_last;
   assign \$8  = ~ \$7 ;
   assign \$9  = \$6  & \$8 ;
-  assign \$10  = \$2  | \$9 ;
+  assign \$10  = en & last;
+  assign \$11  = ~ \$10 ;
+  assign \$12  = \$9  & \$11 ;
+  assign \$13  = \$2  | \$12 ;
   assign res__valid = | sh_count;
-  assign \$11  = sh_count == 1'h1;
-  assign \$12  = sh_final & \$11 ;
-  assign \$13  = ! fsm_state;
-  assign \$14  = fsm_state == 1'h1;
-  assign \$15  = fsm_state == 2'h2;
-  assign \$16  = fsm_state == 2'h3;
-  assign \$17  = cmd__payload[13:0] - 1'h1;
-  assign \$18  = rd__addr == k_last;
-  assign \$19  = rd__addr + 1'h1;
-  assign \$20  = \$18  ? 14'h0000 : \$19 ;
-  assign \$21  = rd__addr == k_last;
-  assign \$22  = rd__addr == k_last;
-  assign \$23  = ~ \$22 ;
-  assign \$24  = ! sh_count;
-  assign \$25  = sh_count == 1'h1;
-  assign \$26  = \$25  & res__ready;
-  assign \$27  = \$24  | \$26 ;
-  assign \$28  = en & last;
-  assign \$29  = ~ \$28 ;
-  assign \$30  = \$27  & \$29 ;
-  assign \$31  = \$23  | \$30 ;
-  assign \$32  = wgt__valid & \$31 ;
-  assign \$33  = rd__addr == k_last;
-  assign \$35  = r_left >= 7'h40;
-  assign \$36  = \$35  ? 15'h0040 : r_left;
-  assign \$39  = \$37  & \$38 ;
-  assign \$40  = r_left <= 7'h40;
-  assign \$41  = \$39  & \$40 ;
-  assign \$42  = rd__addr == k_last;
-  assign \$43  = \$41  & \$42 ;
-  assign \$44  = rd__addr == k_last;
-  assign \$45  = rd__addr + 1'h1;
-  assign \$46  = \$44  ? 14'h0000 : \$45 ;
-  assign \$47  = rd__addr == k_last;
-  assign \$50  = r_left >= 7'h40;
-  assign \$51  = \$50  ? 15'h0040 : r_left;
-  assign \$52  = r_left - \$51 ;
-  assign \$53  = stg + 1'h1;
-  assign \$54  = mat + 1'h1;
-  assign \$57  = \$55  & \$56 ;
-  assign \$58  = r_left <= 7'h40;
-  assign \$59  = \$57  & \$58 ;
-  assign \$60  = ~ en;
-  assign \$61  = ! sh_count;
-  assign \$62  = \$60  & \$61 ;
-  assign \$63  = en & last;
-  assign \$64  = res__valid & res__ready;
-  assign \$65  = sh_count - 1'h1;
+  assign \$14  = sh_count == 1'h1;
+  assign \$15  = sh_final & \$14 ;
+  assign \$16  = ! fsm_state;
+  assign \$17  = fsm_state == 1'h1;
+  assign \$18  = fsm_state == 2'h2;
+  assign \$19  = fsm_state == 2'h3;
+  assign \$20  = - $signed(rd__data[7:0]);
+  assign \$21  = - $signed(rd__data[15:8]);
+  assign \$22  = s1_conj ? \$21  : { rd__data[15], rd__data[15:8] };
+  assign \$23  = - $signed(rd__data[15:8]);
+  assign \$24  = s1_conj ? \$23  : { rd__data[15], rd__data[15:8] };
+  assign \$25  = - $signed(\$24 );
+  assign \$26  = cmd__payload[13:0] - 1'h1;
+  assign \$27  = rd__addr == k_last;
+  assign \$28  = rd__addr + 1'h1;
+  assign \$29  = \$27  ? 14'h0000 : \$28 ;
+  assign \$30  = rd__addr == k_last;
+  assign \$31  = rd__addr == k_last;
+  assign \$32  = ~ \$31 ;
+  assign \$33  = ! sh_count;
+  assign \$34  = sh_count == 1'h1;
+  assign \$35  = \$34  & res__ready;
+  assign \$36  = \$33  | \$35 ;
+  assign \$37  = s1_valid & s1_last;
+  assign \$38  = ~ \$37 ;
+  assign \$39  = \$36  & \$38 ;
+  assign \$40  = en & last;
+  assign \$41  = ~ \$40 ;
+  assign \$42  = \$39  & \$41 ;
+  assign \$43  = \$32  | \$42 ;
+  assign \$44  = wgt__valid & \$43 ;
+  assign \$45  = rd__addr == k_last;
+  assign \$47  = r_left >= 7'h40;
+  assign \$48  = \$47  ? 15'h0040 : r_left;
+  assign \$51  = \$49  & \$50 ;
+  assign \$52  = r_left <= 7'h40;
+  assign \$53  = \$51  & \$52 ;
+  assign \$54  = rd__addr == k_last;
+  assign \$55  = \$53  & \$54 ;
+  assign \$56  = rd__addr == k_last;
+  assign \$57  = rd__addr + 1'h1;
+  assign \$58  = \$56  ? 14'h0000 : \$57 ;
+  assign \$59  = rd__addr == k_last;
+  assign \$62  = r_left >= 7'h40;
+  assign \$63  = \$62  ? 15'h0040 : r_left;
+  assign \$64  = r_left - \$63 ;
+  assign \$65  = stg + 1'h1;
+  assign \$66  = mat + 1'h1;
+  assign \$69  = \$67  & \$68 ;
+  assign \$70  = r_left <= 7'h40;
+  assign \$71  = \$69  & \$70 ;
+  assign \$72  = ~ s1_valid;
+  assign \$73  = ~ en;
+  assign \$74  = \$72  & \$73 ;
+  assign \$75  = ! sh_count;
+  assign \$76  = \$74  & \$75 ;
+  assign \$77  = en & last;
+  assign \$78  = res__valid & res__ready;
+  assign \$79  = sh_count - 1'h1;
   always @(posedge clk)
-    en <= \$66 ;
+    s1_valid <= \$80 ;
   always @(posedge clk)
-    k_last <= \$67 ;
+    en <= \$81 ;
   always @(posedge clk)
-    r_left <= \$68 ;
+    s2_codes <= \$82 ;
   always @(posedge clk)
-    rd__addr <= \$69 ;
+    last <= \$83 ;
   always @(posedge clk)
-    mat <= \$70 ;
+    s2_final <= \$84 ;
   always @(posedge clk)
-    stg <= \$71 ;
+    s2_count <= \$85 ;
   always @(posedge clk)
-    fsm_state <= \$72 ;
+    p <= \$86 ;
   always @(posedge clk)
-    s1_codes <= \$73 ;
+    np <= \$87 ;
   always @(posedge clk)
-    last <= \$74 ;
+    q <= \$88 ;
   always @(posedge clk)
-    conj <= \$75 ;
+    nq <= \$89 ;
   always @(posedge clk)
-    s1_count <= \$76 ;
+    k_last <= \$90 ;
   always @(posedge clk)
-    s1_final <= \$77 ;
+    r_left <= \$91 ;
   always @(posedge clk)
-    sh_count <= \$78 ;
+    rd__addr <= \$92 ;
   always @(posedge clk)
-    sh_final <= \$79 ;
+    mat <= \$93 ;
   always @(posedge clk)
-    shadow0 <= \$80 ;
+    stg <= \$94 ;
   always @(posedge clk)
-    shadow1 <= \$81 ;
+    fsm_state <= \$95 ;
   always @(posedge clk)
-    shadow2 <= \$82 ;
+    s1_codes <= \$96 ;
   always @(posedge clk)
-    shadow3 <= \$83 ;
+    s1_last <= \$97 ;
   always @(posedge clk)
-    shadow4 <= \$84 ;
+    s1_conj <= \$98 ;
   always @(posedge clk)
-    shadow5 <= \$85 ;
+    s1_count <= \$99 ;
   always @(posedge clk)
-    shadow6 <= \$86 ;
+    s1_final <= \$100 ;
   always @(posedge clk)
-    shadow7 <= \$87 ;
+    sh_count <= \$101 ;
   always @(posedge clk)
-    shadow8 <= \$88 ;
+    sh_final <= \$102 ;
   always @(posedge clk)
-    shadow9 <= \$89 ;
+    shadow0 <= \$103 ;
   always @(posedge clk)
-    shadow10 <= \$90 ;
+    shadow1 <= \$104 ;
   always @(posedge clk)
-    shadow11 <= \$91 ;
+    shadow2 <= \$105 ;
   always @(posedge clk)
-    shadow12 <= \$92 ;
+    shadow3 <= \$106 ;
   always @(posedge clk)
-    shadow13 <= \$93 ;
+    shadow4 <= \$107 ;
   always @(posedge clk)
-    shadow14 <= \$94 ;
+    shadow5 <= \$108 ;
   always @(posedge clk)
-    shadow15 <= \$95 ;
+    shadow6 <= \$109 ;
   always @(posedge clk)
-    shadow16 <= \$96 ;
+    shadow7 <= \$110 ;
   always @(posedge clk)
-    shadow17 <= \$97 ;
+    shadow8 <= \$111 ;
   always @(posedge clk)
-    shadow18 <= \$98 ;
+    shadow9 <= \$112 ;
   always @(posedge clk)
-    shadow19 <= \$99 ;
+    shadow10 <= \$113 ;
   always @(posedge clk)
-    shadow20 <= \$100 ;
+    shadow11 <= \$114 ;
   always @(posedge clk)
-    shadow21 <= \$101 ;
+    shadow12 <= \$115 ;
   always @(posedge clk)
-    shadow22 <= \$102 ;
+    shadow13 <= \$116 ;
   always @(posedge clk)
-    shadow23 <= \$103 ;
+    shadow14 <= \$117 ;
   always @(posedge clk)
-    shadow24 <= \$104 ;
+    shadow15 <= \$118 ;
   always @(posedge clk)
-    shadow25 <= \$105 ;
+    shadow16 <= \$119 ;
   always @(posedge clk)
-    shadow26 <= \$106 ;
+    shadow17 <= \$120 ;
   always @(posedge clk)
-    shadow27 <= \$107 ;
+    shadow18 <= \$121 ;
   always @(posedge clk)
-    shadow28 <= \$108 ;
+    shadow19 <= \$122 ;
   always @(posedge clk)
-    shadow29 <= \$109 ;
+    shadow20 <= \$123 ;
   always @(posedge clk)
-    shadow30 <= \$110 ;
+    shadow21 <= \$124 ;
   always @(posedge clk)
-    shadow31 <= \$111 ;
+    shadow22 <= \$125 ;
   always @(posedge clk)
-    shadow32 <= \$112 ;
+    shadow23 <= \$126 ;
   always @(posedge clk)
-    shadow33 <= \$113 ;
+    shadow24 <= \$127 ;
   always @(posedge clk)
-    shadow34 <= \$114 ;
+    shadow25 <= \$128 ;
   always @(posedge clk)
-    shadow35 <= \$115 ;
+    shadow26 <= \$129 ;
   always @(posedge clk)
-    shadow36 <= \$116 ;
+    shadow27 <= \$130 ;
   always @(posedge clk)
-    shadow37 <= \$117 ;
+    shadow28 <= \$131 ;
   always @(posedge clk)
-    shadow38 <= \$118 ;
+    shadow29 <= \$132 ;
   always @(posedge clk)
-    shadow39 <= \$119 ;
+    shadow30 <= \$133 ;
   always @(posedge clk)
-    shadow40 <= \$120 ;
+    shadow31 <= \$134 ;
   always @(posedge clk)
-    shadow41 <= \$121 ;
+    shadow32 <= \$135 ;
   always @(posedge clk)
-    shadow42 <= \$122 ;
+    shadow33 <= \$136 ;
   always @(posedge clk)
-    shadow43 <= \$123 ;
+    shadow34 <= \$137 ;
   always @(posedge clk)
-    shadow44 <= \$124 ;
+    shadow35 <= \$138 ;
   always @(posedge clk)
-    shadow45 <= \$125 ;
+    shadow36 <= \$139 ;
   always @(posedge clk)
-    shadow46 <= \$126 ;
+    shadow37 <= \$140 ;
   always @(posedge clk)
-    shadow47 <= \$127 ;
+    shadow38 <= \$141 ;
   always @(posedge clk)
-    shadow48 <= \$128 ;
+    shadow39 <= \$142 ;
   always @(posedge clk)
-    shadow49 <= \$129 ;
+    shadow40 <= \$143 ;
   always @(posedge clk)
-    shadow50 <= \$130 ;
+    shadow41 <= \$144 ;
   always @(posedge clk)
-    shadow51 <= \$131 ;
+    shadow42 <= \$145 ;
   always @(posedge clk)
-    shadow52 <= \$132 ;
+    shadow43 <= \$146 ;
   always @(posedge clk)
-    shadow53 <= \$133 ;
+    shadow44 <= \$147 ;
   always @(posedge clk)
-    shadow54 <= \$134 ;
+    shadow45 <= \$148 ;
   always @(posedge clk)
-    shadow55 <= \$135 ;
+    shadow46 <= \$149 ;
   always @(posedge clk)
-    shadow56 <= \$136 ;
+    shadow47 <= \$150 ;
   always @(posedge clk)
-    shadow57 <= \$137 ;
+    shadow48 <= \$151 ;
   always @(posedge clk)
-    shadow58 <= \$138 ;
+    shadow49 <= \$152 ;
   always @(posedge clk)
-    shadow59 <= \$139 ;
+    shadow50 <= \$153 ;
   always @(posedge clk)
-    shadow60 <= \$140 ;
+    shadow51 <= \$154 ;
   always @(posedge clk)
-    shadow61 <= \$141 ;
+    shadow52 <= \$155 ;
   always @(posedge clk)
-    shadow62 <= \$142 ;
+    shadow53 <= \$156 ;
   always @(posedge clk)
-    shadow63 <= \$143 ;
+    shadow54 <= \$157 ;
+  always @(posedge clk)
+    shadow55 <= \$158 ;
+  always @(posedge clk)
+    shadow56 <= \$159 ;
+  always @(posedge clk)
+    shadow57 <= \$160 ;
+  always @(posedge clk)
+    shadow58 <= \$161 ;
+  always @(posedge clk)
+    shadow59 <= \$162 ;
+  always @(posedge clk)
+    shadow60 <= \$163 ;
+  always @(posedge clk)
+    shadow61 <= \$164 ;
+  always @(posedge clk)
+    shadow62 <= \$165 ;
+  always @(posedge clk)
+    shadow63 <= \$166 ;
   \fairyhw_engine.lane0  lane0 (
     .clk(clk),
-    .code(s1_codes[1:0]),
-    .conj(conj),
+    .code(s2_codes[1:0]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
     .total(total)
   );
   \fairyhw_engine.lane1  lane1 (
     .clk(clk),
-    .code(s1_codes[3:2]),
-    .conj(conj),
+    .code(s2_codes[3:2]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$421 )
+    .total(\total$494 )
   );
   \fairyhw_engine.lane10  lane10 (
     .clk(clk),
-    .code(s1_codes[21:20]),
-    .conj(conj),
+    .code(s2_codes[21:20]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$439 )
+    .total(\total$512 )
   );
   \fairyhw_engine.lane11  lane11 (
     .clk(clk),
-    .code(s1_codes[23:22]),
-    .conj(conj),
+    .code(s2_codes[23:22]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$441 )
+    .total(\total$514 )
   );
   \fairyhw_engine.lane12  lane12 (
     .clk(clk),
-    .code(s1_codes[25:24]),
-    .conj(conj),
+    .code(s2_codes[25:24]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$443 )
+    .total(\total$516 )
   );
   \fairyhw_engine.lane13  lane13 (
     .clk(clk),
-    .code(s1_codes[27:26]),
-    .conj(conj),
+    .code(s2_codes[27:26]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$445 )
+    .total(\total$518 )
   );
   \fairyhw_engine.lane14  lane14 (
     .clk(clk),
-    .code(s1_codes[29:28]),
-    .conj(conj),
+    .code(s2_codes[29:28]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$447 )
+    .total(\total$520 )
   );
   \fairyhw_engine.lane15  lane15 (
     .clk(clk),
-    .code(s1_codes[31:30]),
-    .conj(conj),
+    .code(s2_codes[31:30]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$449 )
+    .total(\total$522 )
   );
   \fairyhw_engine.lane16  lane16 (
     .clk(clk),
-    .code(s1_codes[33:32]),
-    .conj(conj),
+    .code(s2_codes[33:32]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$451 )
+    .total(\total$524 )
   );
   \fairyhw_engine.lane17  lane17 (
     .clk(clk),
-    .code(s1_codes[35:34]),
-    .conj(conj),
+    .code(s2_codes[35:34]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$453 )
+    .total(\total$526 )
   );
   \fairyhw_engine.lane18  lane18 (
     .clk(clk),
-    .code(s1_codes[37:36]),
-    .conj(conj),
+    .code(s2_codes[37:36]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$455 )
+    .total(\total$528 )
   );
   \fairyhw_engine.lane19  lane19 (
     .clk(clk),
-    .code(s1_codes[39:38]),
-    .conj(conj),
+    .code(s2_codes[39:38]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$457 )
+    .total(\total$530 )
   );
   \fairyhw_engine.lane2  lane2 (
     .clk(clk),
-    .code(s1_codes[5:4]),
-    .conj(conj),
+    .code(s2_codes[5:4]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$423 )
+    .total(\total$496 )
   );
   \fairyhw_engine.lane20  lane20 (
     .clk(clk),
-    .code(s1_codes[41:40]),
-    .conj(conj),
+    .code(s2_codes[41:40]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$459 )
+    .total(\total$532 )
   );
   \fairyhw_engine.lane21  lane21 (
     .clk(clk),
-    .code(s1_codes[43:42]),
-    .conj(conj),
+    .code(s2_codes[43:42]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$461 )
+    .total(\total$534 )
   );
   \fairyhw_engine.lane22  lane22 (
     .clk(clk),
-    .code(s1_codes[45:44]),
-    .conj(conj),
+    .code(s2_codes[45:44]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$463 )
+    .total(\total$536 )
   );
   \fairyhw_engine.lane23  lane23 (
     .clk(clk),
-    .code(s1_codes[47:46]),
-    .conj(conj),
+    .code(s2_codes[47:46]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$465 )
+    .total(\total$538 )
   );
   \fairyhw_engine.lane24  lane24 (
     .clk(clk),
-    .code(s1_codes[49:48]),
-    .conj(conj),
+    .code(s2_codes[49:48]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$467 )
+    .total(\total$540 )
   );
   \fairyhw_engine.lane25  lane25 (
     .clk(clk),
-    .code(s1_codes[51:50]),
-    .conj(conj),
+    .code(s2_codes[51:50]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$469 )
+    .total(\total$542 )
   );
   \fairyhw_engine.lane26  lane26 (
     .clk(clk),
-    .code(s1_codes[53:52]),
-    .conj(conj),
+    .code(s2_codes[53:52]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$471 )
+    .total(\total$544 )
   );
   \fairyhw_engine.lane27  lane27 (
     .clk(clk),
-    .code(s1_codes[55:54]),
-    .conj(conj),
+    .code(s2_codes[55:54]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$473 )
+    .total(\total$546 )
   );
   \fairyhw_engine.lane28  lane28 (
     .clk(clk),
-    .code(s1_codes[57:56]),
-    .conj(conj),
+    .code(s2_codes[57:56]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$475 )
+    .total(\total$548 )
   );
   \fairyhw_engine.lane29  lane29 (
     .clk(clk),
-    .code(s1_codes[59:58]),
-    .conj(conj),
+    .code(s2_codes[59:58]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$477 )
+    .total(\total$550 )
   );
   \fairyhw_engine.lane3  lane3 (
     .clk(clk),
-    .code(s1_codes[7:6]),
-    .conj(conj),
+    .code(s2_codes[7:6]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$425 )
+    .total(\total$498 )
   );
   \fairyhw_engine.lane30  lane30 (
     .clk(clk),
-    .code(s1_codes[61:60]),
-    .conj(conj),
+    .code(s2_codes[61:60]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$479 )
+    .total(\total$552 )
   );
   \fairyhw_engine.lane31  lane31 (
     .clk(clk),
-    .code(s1_codes[63:62]),
-    .conj(conj),
+    .code(s2_codes[63:62]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$481 )
+    .total(\total$554 )
   );
   \fairyhw_engine.lane32  lane32 (
     .clk(clk),
-    .code(s1_codes[65:64]),
-    .conj(conj),
+    .code(s2_codes[65:64]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$483 )
+    .total(\total$556 )
   );
   \fairyhw_engine.lane33  lane33 (
     .clk(clk),
-    .code(s1_codes[67:66]),
-    .conj(conj),
+    .code(s2_codes[67:66]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$485 )
+    .total(\total$558 )
   );
   \fairyhw_engine.lane34  lane34 (
     .clk(clk),
-    .code(s1_codes[69:68]),
-    .conj(conj),
+    .code(s2_codes[69:68]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$487 )
+    .total(\total$560 )
   );
   \fairyhw_engine.lane35  lane35 (
     .clk(clk),
-    .code(s1_codes[71:70]),
-    .conj(conj),
+    .code(s2_codes[71:70]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$489 )
+    .total(\total$562 )
   );
   \fairyhw_engine.lane36  lane36 (
     .clk(clk),
-    .code(s1_codes[73:72]),
-    .conj(conj),
+    .code(s2_codes[73:72]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$491 )
+    .total(\total$564 )
   );
   \fairyhw_engine.lane37  lane37 (
     .clk(clk),
-    .code(s1_codes[75:74]),
-    .conj(conj),
+    .code(s2_codes[75:74]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$493 )
+    .total(\total$566 )
   );
   \fairyhw_engine.lane38  lane38 (
     .clk(clk),
-    .code(s1_codes[77:76]),
-    .conj(conj),
+    .code(s2_codes[77:76]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$495 )
+    .total(\total$568 )
   );
   \fairyhw_engine.lane39  lane39 (
     .clk(clk),
-    .code(s1_codes[79:78]),
-    .conj(conj),
+    .code(s2_codes[79:78]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$497 )
+    .total(\total$570 )
   );
   \fairyhw_engine.lane4  lane4 (
     .clk(clk),
-    .code(s1_codes[9:8]),
-    .conj(conj),
+    .code(s2_codes[9:8]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$427 )
+    .total(\total$500 )
   );
   \fairyhw_engine.lane40  lane40 (
     .clk(clk),
-    .code(s1_codes[81:80]),
-    .conj(conj),
+    .code(s2_codes[81:80]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$499 )
+    .total(\total$572 )
   );
   \fairyhw_engine.lane41  lane41 (
     .clk(clk),
-    .code(s1_codes[83:82]),
-    .conj(conj),
+    .code(s2_codes[83:82]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$501 )
+    .total(\total$574 )
   );
   \fairyhw_engine.lane42  lane42 (
     .clk(clk),
-    .code(s1_codes[85:84]),
-    .conj(conj),
+    .code(s2_codes[85:84]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$503 )
+    .total(\total$576 )
   );
   \fairyhw_engine.lane43  lane43 (
     .clk(clk),
-    .code(s1_codes[87:86]),
-    .conj(conj),
+    .code(s2_codes[87:86]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$505 )
+    .total(\total$578 )
   );
   \fairyhw_engine.lane44  lane44 (
     .clk(clk),
-    .code(s1_codes[89:88]),
-    .conj(conj),
+    .code(s2_codes[89:88]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$507 )
+    .total(\total$580 )
   );
   \fairyhw_engine.lane45  lane45 (
     .clk(clk),
-    .code(s1_codes[91:90]),
-    .conj(conj),
+    .code(s2_codes[91:90]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$509 )
+    .total(\total$582 )
   );
   \fairyhw_engine.lane46  lane46 (
     .clk(clk),
-    .code(s1_codes[93:92]),
-    .conj(conj),
+    .code(s2_codes[93:92]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$511 )
+    .total(\total$584 )
   );
   \fairyhw_engine.lane47  lane47 (
     .clk(clk),
-    .code(s1_codes[95:94]),
-    .conj(conj),
+    .code(s2_codes[95:94]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$513 )
+    .total(\total$586 )
   );
   \fairyhw_engine.lane48  lane48 (
     .clk(clk),
-    .code(s1_codes[97:96]),
-    .conj(conj),
+    .code(s2_codes[97:96]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$515 )
+    .total(\total$588 )
   );
   \fairyhw_engine.lane49  lane49 (
     .clk(clk),
-    .code(s1_codes[99:98]),
-    .conj(conj),
+    .code(s2_codes[99:98]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$517 )
+    .total(\total$590 )
   );
   \fairyhw_engine.lane5  lane5 (
     .clk(clk),
-    .code(s1_codes[11:10]),
-    .conj(conj),
+    .code(s2_codes[11:10]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$429 )
+    .total(\total$502 )
   );
   \fairyhw_engine.lane50  lane50 (
     .clk(clk),
-    .code(s1_codes[101:100]),
-    .conj(conj),
+    .code(s2_codes[101:100]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$519 )
+    .total(\total$592 )
   );
   \fairyhw_engine.lane51  lane51 (
     .clk(clk),
-    .code(s1_codes[103:102]),
-    .conj(conj),
+    .code(s2_codes[103:102]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$521 )
+    .total(\total$594 )
   );
   \fairyhw_engine.lane52  lane52 (
     .clk(clk),
-    .code(s1_codes[105:104]),
-    .conj(conj),
+    .code(s2_codes[105:104]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$523 )
+    .total(\total$596 )
   );
   \fairyhw_engine.lane53  lane53 (
     .clk(clk),
-    .code(s1_codes[107:106]),
-    .conj(conj),
+    .code(s2_codes[107:106]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$525 )
+    .total(\total$598 )
   );
   \fairyhw_engine.lane54  lane54 (
     .clk(clk),
-    .code(s1_codes[109:108]),
-    .conj(conj),
+    .code(s2_codes[109:108]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$527 )
+    .total(\total$600 )
   );
   \fairyhw_engine.lane55  lane55 (
     .clk(clk),
-    .code(s1_codes[111:110]),
-    .conj(conj),
+    .code(s2_codes[111:110]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$529 )
+    .total(\total$602 )
   );
   \fairyhw_engine.lane56  lane56 (
     .clk(clk),
-    .code(s1_codes[113:112]),
-    .conj(conj),
+    .code(s2_codes[113:112]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$531 )
+    .total(\total$604 )
   );
   \fairyhw_engine.lane57  lane57 (
     .clk(clk),
-    .code(s1_codes[115:114]),
-    .conj(conj),
+    .code(s2_codes[115:114]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$533 )
+    .total(\total$606 )
   );
   \fairyhw_engine.lane58  lane58 (
     .clk(clk),
-    .code(s1_codes[117:116]),
-    .conj(conj),
+    .code(s2_codes[117:116]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$535 )
+    .total(\total$608 )
   );
   \fairyhw_engine.lane59  lane59 (
     .clk(clk),
-    .code(s1_codes[119:118]),
-    .conj(conj),
+    .code(s2_codes[119:118]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$537 )
+    .total(\total$610 )
   );
   \fairyhw_engine.lane6  lane6 (
     .clk(clk),
-    .code(s1_codes[13:12]),
-    .conj(conj),
+    .code(s2_codes[13:12]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$431 )
+    .total(\total$504 )
   );
   \fairyhw_engine.lane60  lane60 (
     .clk(clk),
-    .code(s1_codes[121:120]),
-    .conj(conj),
+    .code(s2_codes[121:120]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$539 )
+    .total(\total$612 )
   );
   \fairyhw_engine.lane61  lane61 (
     .clk(clk),
-    .code(s1_codes[123:122]),
-    .conj(conj),
+    .code(s2_codes[123:122]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$541 )
+    .total(\total$614 )
   );
   \fairyhw_engine.lane62  lane62 (
     .clk(clk),
-    .code(s1_codes[125:124]),
-    .conj(conj),
+    .code(s2_codes[125:124]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$543 )
+    .total(\total$616 )
   );
   \fairyhw_engine.lane63  lane63 (
     .clk(clk),
-    .code(s1_codes[127:126]),
-    .conj(conj),
+    .code(s2_codes[127:126]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$545 )
+    .total(\total$618 )
   );
   \fairyhw_engine.lane7  lane7 (
     .clk(clk),
-    .code(s1_codes[15:14]),
-    .conj(conj),
+    .code(s2_codes[15:14]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$433 )
+    .total(\total$506 )
   );
   \fairyhw_engine.lane8  lane8 (
     .clk(clk),
-    .code(s1_codes[17:16]),
-    .conj(conj),
+    .code(s2_codes[17:16]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$435 )
+    .total(\total$508 )
   );
   \fairyhw_engine.lane9  lane9 (
     .clk(clk),
-    .code(s1_codes[19:18]),
-    .conj(conj),
+    .code(s2_codes[19:18]),
     .en(en),
     .last(last),
-    .\port$95$0 (rd__data),
+    .np(np),
+    .nq(nq),
+    .p(p),
+    .q(q),
     .rst(rst),
-    .total(\total$437 )
+    .total(\total$510 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
@@ -10558,561 +11006,348 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
       2'h1:
           /* empty */;
       2'h2:
-          wgt__ready = \$10 ;
+          wgt__ready = \$13 ;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$66  = 1'h0;
+    \$80  = 1'h0;
     casez (fsm_state)
       2'h0:
           /* empty */;
       2'h1:
           /* empty */;
       2'h2:
-          if (\$32 ) begin
-            \$66  = 1'h1;
+          if (\$44 ) begin
+            \$80  = 1'h1;
           end
     endcase
     if (rst) begin
-      \$66  = 1'h0;
+      \$80  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$67  = k_last;
-    casez (fsm_state)
-      2'h0:
-          if (cmd__valid) begin
-            \$67  = \$17 [12:0];
-          end
-    endcase
+    \$81  = s1_valid;
     if (rst) begin
-      \$67  = 13'h0000;
+      \$81  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$68  = r_left;
+    \$82  = s1_codes;
+    if (rst) begin
+      \$82  = 128'h00000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$83  = s1_last;
+    if (rst) begin
+      \$83  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$84  = s1_final;
+    if (rst) begin
+      \$84  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$85  = s1_count;
+    if (rst) begin
+      \$85  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$86  = { rd__data[7], rd__data[7:0] };
+    if (rst) begin
+      \$86  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$87  = \$20 ;
+    if (rst) begin
+      \$87  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$88  = \$22 ;
+    if (rst) begin
+      \$88  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$89  = \$25 [8:0];
+    if (rst) begin
+      \$89  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$90  = k_last;
     casez (fsm_state)
       2'h0:
           if (cmd__valid) begin
-            \$68  = cmd__payload[28:14];
+            \$90  = \$26 [12:0];
+          end
+    endcase
+    if (rst) begin
+      \$90  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$91  = r_left;
+    casez (fsm_state)
+      2'h0:
+          if (cmd__valid) begin
+            \$91  = cmd__payload[28:14];
           end
       2'h1:
           /* empty */;
       2'h2:
-          if (\$32 ) begin
-            if (\$47 ) begin
-              if (\$48 ) begin
-                if (\$49 ) begin
-                  \$68  = \$52 [14:0];
+          if (\$44 ) begin
+            if (\$59 ) begin
+              if (\$60 ) begin
+                if (\$61 ) begin
+                  \$91  = \$64 [14:0];
                 end
               end
             end
           end
     endcase
     if (rst) begin
-      \$68  = 15'h0000;
+      \$91  = 15'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$69  = rd__addr;
+    \$92  = rd__addr;
     casez (fsm_state)
       2'h0:
           if (cmd__valid) begin
-            \$69  = 13'h0000;
+            \$92  = 13'h0000;
           end
       2'h1:
           if (act__valid) begin
-            \$69  = \$20 [12:0];
+            \$92  = \$29 [12:0];
           end
       2'h2:
-          if (\$32 ) begin
-            \$69  = \$46 [12:0];
+          if (\$44 ) begin
+            \$92  = \$58 [12:0];
           end
     endcase
     if (rst) begin
-      \$69  = 13'h0000;
+      \$92  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$70  = mat;
+    \$93  = mat;
     casez (fsm_state)
       2'h0:
           if (cmd__valid) begin
-            \$70  = 1'h0;
+            \$93  = 1'h0;
           end
       2'h1:
           /* empty */;
       2'h2:
-          if (\$32 ) begin
-            if (\$47 ) begin
+          if (\$44 ) begin
+            if (\$59 ) begin
               (* full_case = 32'd1 *)
-              if (\$48 ) begin
-                \$70  = 1'h0;
+              if (\$60 ) begin
+                \$93  = 1'h0;
               end else begin
-                \$70  = \$54 [0];
+                \$93  = \$66 [0];
               end
             end
           end
     endcase
     if (rst) begin
-      \$70  = 1'h0;
+      \$93  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$71  = stg;
+    \$94  = stg;
     casez (fsm_state)
       2'h0:
           if (cmd__valid) begin
-            \$71  = 1'h0;
+            \$94  = 1'h0;
           end
       2'h1:
           /* empty */;
       2'h2:
-          if (\$32 ) begin
-            if (\$47 ) begin
-              if (\$48 ) begin
+          if (\$44 ) begin
+            if (\$59 ) begin
+              if (\$60 ) begin
                 (* full_case = 32'd1 *)
-                if (\$49 ) begin
-                  \$71  = 1'h0;
+                if (\$61 ) begin
+                  \$94  = 1'h0;
                 end else begin
-                  \$71  = \$53 [0];
+                  \$94  = \$65 [0];
                 end
               end
             end
           end
     endcase
     if (rst) begin
-      \$71  = 1'h0;
+      \$94  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$72  = fsm_state;
+    \$95  = fsm_state;
     (* full_case = 32'd1 *)
     casez (fsm_state)
       2'h0:
           if (cmd__valid) begin
-            \$72  = 2'h1;
+            \$95  = 2'h1;
           end
       2'h1:
           if (act__valid) begin
-            if (\$21 ) begin
-              \$72  = 2'h2;
+            if (\$30 ) begin
+              \$95  = 2'h2;
             end
           end
       2'h2:
-          if (\$32 ) begin
-            if (\$47 ) begin
-              if (\$59 ) begin
-                \$72  = 2'h3;
+          if (\$44 ) begin
+            if (\$59 ) begin
+              if (\$71 ) begin
+                \$95  = 2'h3;
               end
             end
           end
       2'h3:
-          if (\$62 ) begin
-            \$72  = 2'h0;
+          if (\$76 ) begin
+            \$95  = 2'h0;
           end
     endcase
     if (rst) begin
-      \$72  = 2'h0;
+      \$95  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$73  = s1_codes;
+    \$96  = s1_codes;
     casez (fsm_state)
       2'h0:
           /* empty */;
       2'h1:
           /* empty */;
       2'h2:
-          if (\$32 ) begin
-            \$73  = wgt__payload;
+          if (\$44 ) begin
+            \$96  = wgt__payload;
           end
     endcase
     if (rst) begin
-      \$73  = 128'h00000000000000000000000000000000;
+      \$96  = 128'h00000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$74  = last;
+    \$97  = s1_last;
     casez (fsm_state)
       2'h0:
           /* empty */;
       2'h1:
           /* empty */;
       2'h2:
-          if (\$32 ) begin
-            \$74  = \$33 ;
+          if (\$44 ) begin
+            \$97  = \$45 ;
           end
     endcase
     if (rst) begin
-      \$74  = 1'h0;
+      \$97  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$75  = conj;
+    \$98  = s1_conj;
     casez (fsm_state)
       2'h0:
           /* empty */;
       2'h1:
           /* empty */;
       2'h2:
-          if (\$32 ) begin
-            \$75  = \$34 ;
+          if (\$44 ) begin
+            \$98  = \$46 ;
           end
     endcase
     if (rst) begin
-      \$75  = 1'h0;
+      \$98  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$76  = s1_count;
+    \$99  = s1_count;
     casez (fsm_state)
       2'h0:
           /* empty */;
       2'h1:
           /* empty */;
       2'h2:
-          if (\$32 ) begin
-            \$76  = \$36 [6:0];
+          if (\$44 ) begin
+            \$99  = \$48 [6:0];
           end
     endcase
     if (rst) begin
-      \$76  = 7'h00;
+      \$99  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$77  = s1_final;
+    \$100  = s1_final;
     casez (fsm_state)
       2'h0:
           /* empty */;
       2'h1:
           /* empty */;
       2'h2:
-          if (\$32 ) begin
-            \$77  = \$43 ;
+          if (\$44 ) begin
+            \$100  = \$55 ;
           end
     endcase
     if (rst) begin
-      \$77  = 1'h0;
+      \$100  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$78  = sh_count;
-    if (\$63 ) begin
-      \$78  = s1_count;
-    end else if (\$64 ) begin
-      \$78  = \$65 [6:0];
+    \$101  = sh_count;
+    if (\$77 ) begin
+      \$101  = s2_count;
+    end else if (\$78 ) begin
+      \$101  = \$79 [6:0];
     end
     if (rst) begin
-      \$78  = 7'h00;
+      \$101  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$79  = sh_final;
-    if (\$63 ) begin
-      \$79  = s1_final;
+    \$102  = sh_final;
+    if (\$77 ) begin
+      \$102  = s2_final;
     end
     if (rst) begin
-      \$79  = 1'h0;
+      \$102  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$80  = shadow0;
-    if (\$63 ) begin
-      \$80  = total;
-    end else if (\$64 ) begin
-      \$80  = shadow1;
-    end
-    if (rst) begin
-      \$80  = 88'h0000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$81  = shadow1;
-    if (\$63 ) begin
-      \$81  = \total$421 ;
-    end else if (\$64 ) begin
-      \$81  = shadow2;
-    end
-    if (rst) begin
-      \$81  = 88'h0000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$82  = shadow2;
-    if (\$63 ) begin
-      \$82  = \total$423 ;
-    end else if (\$64 ) begin
-      \$82  = shadow3;
-    end
-    if (rst) begin
-      \$82  = 88'h0000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$83  = shadow3;
-    if (\$63 ) begin
-      \$83  = \total$425 ;
-    end else if (\$64 ) begin
-      \$83  = shadow4;
-    end
-    if (rst) begin
-      \$83  = 88'h0000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$84  = shadow4;
-    if (\$63 ) begin
-      \$84  = \total$427 ;
-    end else if (\$64 ) begin
-      \$84  = shadow5;
-    end
-    if (rst) begin
-      \$84  = 88'h0000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$85  = shadow5;
-    if (\$63 ) begin
-      \$85  = \total$429 ;
-    end else if (\$64 ) begin
-      \$85  = shadow6;
-    end
-    if (rst) begin
-      \$85  = 88'h0000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$86  = shadow6;
-    if (\$63 ) begin
-      \$86  = \total$431 ;
-    end else if (\$64 ) begin
-      \$86  = shadow7;
-    end
-    if (rst) begin
-      \$86  = 88'h0000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$87  = shadow7;
-    if (\$63 ) begin
-      \$87  = \total$433 ;
-    end else if (\$64 ) begin
-      \$87  = shadow8;
-    end
-    if (rst) begin
-      \$87  = 88'h0000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$88  = shadow8;
-    if (\$63 ) begin
-      \$88  = \total$435 ;
-    end else if (\$64 ) begin
-      \$88  = shadow9;
-    end
-    if (rst) begin
-      \$88  = 88'h0000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$89  = shadow9;
-    if (\$63 ) begin
-      \$89  = \total$437 ;
-    end else if (\$64 ) begin
-      \$89  = shadow10;
-    end
-    if (rst) begin
-      \$89  = 88'h0000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$90  = shadow10;
-    if (\$63 ) begin
-      \$90  = \total$439 ;
-    end else if (\$64 ) begin
-      \$90  = shadow11;
-    end
-    if (rst) begin
-      \$90  = 88'h0000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$91  = shadow11;
-    if (\$63 ) begin
-      \$91  = \total$441 ;
-    end else if (\$64 ) begin
-      \$91  = shadow12;
-    end
-    if (rst) begin
-      \$91  = 88'h0000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$92  = shadow12;
-    if (\$63 ) begin
-      \$92  = \total$443 ;
-    end else if (\$64 ) begin
-      \$92  = shadow13;
-    end
-    if (rst) begin
-      \$92  = 88'h0000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$93  = shadow13;
-    if (\$63 ) begin
-      \$93  = \total$445 ;
-    end else if (\$64 ) begin
-      \$93  = shadow14;
-    end
-    if (rst) begin
-      \$93  = 88'h0000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$94  = shadow14;
-    if (\$63 ) begin
-      \$94  = \total$447 ;
-    end else if (\$64 ) begin
-      \$94  = shadow15;
-    end
-    if (rst) begin
-      \$94  = 88'h0000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$95  = shadow15;
-    if (\$63 ) begin
-      \$95  = \total$449 ;
-    end else if (\$64 ) begin
-      \$95  = shadow16;
-    end
-    if (rst) begin
-      \$95  = 88'h0000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$96  = shadow16;
-    if (\$63 ) begin
-      \$96  = \total$451 ;
-    end else if (\$64 ) begin
-      \$96  = shadow17;
-    end
-    if (rst) begin
-      \$96  = 88'h0000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$97  = shadow17;
-    if (\$63 ) begin
-      \$97  = \total$453 ;
-    end else if (\$64 ) begin
-      \$97  = shadow18;
-    end
-    if (rst) begin
-      \$97  = 88'h0000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$98  = shadow18;
-    if (\$63 ) begin
-      \$98  = \total$455 ;
-    end else if (\$64 ) begin
-      \$98  = shadow19;
-    end
-    if (rst) begin
-      \$98  = 88'h0000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$99  = shadow19;
-    if (\$63 ) begin
-      \$99  = \total$457 ;
-    end else if (\$64 ) begin
-      \$99  = shadow20;
-    end
-    if (rst) begin
-      \$99  = 88'h0000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$100  = shadow20;
-    if (\$63 ) begin
-      \$100  = \total$459 ;
-    end else if (\$64 ) begin
-      \$100  = shadow21;
-    end
-    if (rst) begin
-      \$100  = 88'h0000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$101  = shadow21;
-    if (\$63 ) begin
-      \$101  = \total$461 ;
-    end else if (\$64 ) begin
-      \$101  = shadow22;
-    end
-    if (rst) begin
-      \$101  = 88'h0000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$102  = shadow22;
-    if (\$63 ) begin
-      \$102  = \total$463 ;
-    end else if (\$64 ) begin
-      \$102  = shadow23;
-    end
-    if (rst) begin
-      \$102  = 88'h0000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$103  = shadow23;
-    if (\$63 ) begin
-      \$103  = \total$465 ;
-    end else if (\$64 ) begin
-      \$103  = shadow24;
+    \$103  = shadow0;
+    if (\$77 ) begin
+      \$103  = total;
+    end else if (\$78 ) begin
+      \$103  = shadow1;
     end
     if (rst) begin
       \$103  = 88'h0000000000000000000000;
@@ -11120,11 +11355,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$104  = shadow24;
-    if (\$63 ) begin
-      \$104  = \total$467 ;
-    end else if (\$64 ) begin
-      \$104  = shadow25;
+    \$104  = shadow1;
+    if (\$77 ) begin
+      \$104  = \total$494 ;
+    end else if (\$78 ) begin
+      \$104  = shadow2;
     end
     if (rst) begin
       \$104  = 88'h0000000000000000000000;
@@ -11132,11 +11367,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$105  = shadow25;
-    if (\$63 ) begin
-      \$105  = \total$469 ;
-    end else if (\$64 ) begin
-      \$105  = shadow26;
+    \$105  = shadow2;
+    if (\$77 ) begin
+      \$105  = \total$496 ;
+    end else if (\$78 ) begin
+      \$105  = shadow3;
     end
     if (rst) begin
       \$105  = 88'h0000000000000000000000;
@@ -11144,11 +11379,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$106  = shadow26;
-    if (\$63 ) begin
-      \$106  = \total$471 ;
-    end else if (\$64 ) begin
-      \$106  = shadow27;
+    \$106  = shadow3;
+    if (\$77 ) begin
+      \$106  = \total$498 ;
+    end else if (\$78 ) begin
+      \$106  = shadow4;
     end
     if (rst) begin
       \$106  = 88'h0000000000000000000000;
@@ -11156,11 +11391,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$107  = shadow27;
-    if (\$63 ) begin
-      \$107  = \total$473 ;
-    end else if (\$64 ) begin
-      \$107  = shadow28;
+    \$107  = shadow4;
+    if (\$77 ) begin
+      \$107  = \total$500 ;
+    end else if (\$78 ) begin
+      \$107  = shadow5;
     end
     if (rst) begin
       \$107  = 88'h0000000000000000000000;
@@ -11168,11 +11403,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$108  = shadow28;
-    if (\$63 ) begin
-      \$108  = \total$475 ;
-    end else if (\$64 ) begin
-      \$108  = shadow29;
+    \$108  = shadow5;
+    if (\$77 ) begin
+      \$108  = \total$502 ;
+    end else if (\$78 ) begin
+      \$108  = shadow6;
     end
     if (rst) begin
       \$108  = 88'h0000000000000000000000;
@@ -11180,11 +11415,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$109  = shadow29;
-    if (\$63 ) begin
-      \$109  = \total$477 ;
-    end else if (\$64 ) begin
-      \$109  = shadow30;
+    \$109  = shadow6;
+    if (\$77 ) begin
+      \$109  = \total$504 ;
+    end else if (\$78 ) begin
+      \$109  = shadow7;
     end
     if (rst) begin
       \$109  = 88'h0000000000000000000000;
@@ -11192,11 +11427,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$110  = shadow30;
-    if (\$63 ) begin
-      \$110  = \total$479 ;
-    end else if (\$64 ) begin
-      \$110  = shadow31;
+    \$110  = shadow7;
+    if (\$77 ) begin
+      \$110  = \total$506 ;
+    end else if (\$78 ) begin
+      \$110  = shadow8;
     end
     if (rst) begin
       \$110  = 88'h0000000000000000000000;
@@ -11204,11 +11439,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$111  = shadow31;
-    if (\$63 ) begin
-      \$111  = \total$481 ;
-    end else if (\$64 ) begin
-      \$111  = shadow32;
+    \$111  = shadow8;
+    if (\$77 ) begin
+      \$111  = \total$508 ;
+    end else if (\$78 ) begin
+      \$111  = shadow9;
     end
     if (rst) begin
       \$111  = 88'h0000000000000000000000;
@@ -11216,11 +11451,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$112  = shadow32;
-    if (\$63 ) begin
-      \$112  = \total$483 ;
-    end else if (\$64 ) begin
-      \$112  = shadow33;
+    \$112  = shadow9;
+    if (\$77 ) begin
+      \$112  = \total$510 ;
+    end else if (\$78 ) begin
+      \$112  = shadow10;
     end
     if (rst) begin
       \$112  = 88'h0000000000000000000000;
@@ -11228,11 +11463,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$113  = shadow33;
-    if (\$63 ) begin
-      \$113  = \total$485 ;
-    end else if (\$64 ) begin
-      \$113  = shadow34;
+    \$113  = shadow10;
+    if (\$77 ) begin
+      \$113  = \total$512 ;
+    end else if (\$78 ) begin
+      \$113  = shadow11;
     end
     if (rst) begin
       \$113  = 88'h0000000000000000000000;
@@ -11240,11 +11475,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$114  = shadow34;
-    if (\$63 ) begin
-      \$114  = \total$487 ;
-    end else if (\$64 ) begin
-      \$114  = shadow35;
+    \$114  = shadow11;
+    if (\$77 ) begin
+      \$114  = \total$514 ;
+    end else if (\$78 ) begin
+      \$114  = shadow12;
     end
     if (rst) begin
       \$114  = 88'h0000000000000000000000;
@@ -11252,11 +11487,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$115  = shadow35;
-    if (\$63 ) begin
-      \$115  = \total$489 ;
-    end else if (\$64 ) begin
-      \$115  = shadow36;
+    \$115  = shadow12;
+    if (\$77 ) begin
+      \$115  = \total$516 ;
+    end else if (\$78 ) begin
+      \$115  = shadow13;
     end
     if (rst) begin
       \$115  = 88'h0000000000000000000000;
@@ -11264,11 +11499,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$116  = shadow36;
-    if (\$63 ) begin
-      \$116  = \total$491 ;
-    end else if (\$64 ) begin
-      \$116  = shadow37;
+    \$116  = shadow13;
+    if (\$77 ) begin
+      \$116  = \total$518 ;
+    end else if (\$78 ) begin
+      \$116  = shadow14;
     end
     if (rst) begin
       \$116  = 88'h0000000000000000000000;
@@ -11276,11 +11511,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$117  = shadow37;
-    if (\$63 ) begin
-      \$117  = \total$493 ;
-    end else if (\$64 ) begin
-      \$117  = shadow38;
+    \$117  = shadow14;
+    if (\$77 ) begin
+      \$117  = \total$520 ;
+    end else if (\$78 ) begin
+      \$117  = shadow15;
     end
     if (rst) begin
       \$117  = 88'h0000000000000000000000;
@@ -11288,11 +11523,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$118  = shadow38;
-    if (\$63 ) begin
-      \$118  = \total$495 ;
-    end else if (\$64 ) begin
-      \$118  = shadow39;
+    \$118  = shadow15;
+    if (\$77 ) begin
+      \$118  = \total$522 ;
+    end else if (\$78 ) begin
+      \$118  = shadow16;
     end
     if (rst) begin
       \$118  = 88'h0000000000000000000000;
@@ -11300,11 +11535,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$119  = shadow39;
-    if (\$63 ) begin
-      \$119  = \total$497 ;
-    end else if (\$64 ) begin
-      \$119  = shadow40;
+    \$119  = shadow16;
+    if (\$77 ) begin
+      \$119  = \total$524 ;
+    end else if (\$78 ) begin
+      \$119  = shadow17;
     end
     if (rst) begin
       \$119  = 88'h0000000000000000000000;
@@ -11312,11 +11547,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$120  = shadow40;
-    if (\$63 ) begin
-      \$120  = \total$499 ;
-    end else if (\$64 ) begin
-      \$120  = shadow41;
+    \$120  = shadow17;
+    if (\$77 ) begin
+      \$120  = \total$526 ;
+    end else if (\$78 ) begin
+      \$120  = shadow18;
     end
     if (rst) begin
       \$120  = 88'h0000000000000000000000;
@@ -11324,11 +11559,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$121  = shadow41;
-    if (\$63 ) begin
-      \$121  = \total$501 ;
-    end else if (\$64 ) begin
-      \$121  = shadow42;
+    \$121  = shadow18;
+    if (\$77 ) begin
+      \$121  = \total$528 ;
+    end else if (\$78 ) begin
+      \$121  = shadow19;
     end
     if (rst) begin
       \$121  = 88'h0000000000000000000000;
@@ -11336,11 +11571,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$122  = shadow42;
-    if (\$63 ) begin
-      \$122  = \total$503 ;
-    end else if (\$64 ) begin
-      \$122  = shadow43;
+    \$122  = shadow19;
+    if (\$77 ) begin
+      \$122  = \total$530 ;
+    end else if (\$78 ) begin
+      \$122  = shadow20;
     end
     if (rst) begin
       \$122  = 88'h0000000000000000000000;
@@ -11348,11 +11583,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$123  = shadow43;
-    if (\$63 ) begin
-      \$123  = \total$505 ;
-    end else if (\$64 ) begin
-      \$123  = shadow44;
+    \$123  = shadow20;
+    if (\$77 ) begin
+      \$123  = \total$532 ;
+    end else if (\$78 ) begin
+      \$123  = shadow21;
     end
     if (rst) begin
       \$123  = 88'h0000000000000000000000;
@@ -11360,11 +11595,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$124  = shadow44;
-    if (\$63 ) begin
-      \$124  = \total$507 ;
-    end else if (\$64 ) begin
-      \$124  = shadow45;
+    \$124  = shadow21;
+    if (\$77 ) begin
+      \$124  = \total$534 ;
+    end else if (\$78 ) begin
+      \$124  = shadow22;
     end
     if (rst) begin
       \$124  = 88'h0000000000000000000000;
@@ -11372,11 +11607,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$125  = shadow45;
-    if (\$63 ) begin
-      \$125  = \total$509 ;
-    end else if (\$64 ) begin
-      \$125  = shadow46;
+    \$125  = shadow22;
+    if (\$77 ) begin
+      \$125  = \total$536 ;
+    end else if (\$78 ) begin
+      \$125  = shadow23;
     end
     if (rst) begin
       \$125  = 88'h0000000000000000000000;
@@ -11384,11 +11619,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$126  = shadow46;
-    if (\$63 ) begin
-      \$126  = \total$511 ;
-    end else if (\$64 ) begin
-      \$126  = shadow47;
+    \$126  = shadow23;
+    if (\$77 ) begin
+      \$126  = \total$538 ;
+    end else if (\$78 ) begin
+      \$126  = shadow24;
     end
     if (rst) begin
       \$126  = 88'h0000000000000000000000;
@@ -11396,11 +11631,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$127  = shadow47;
-    if (\$63 ) begin
-      \$127  = \total$513 ;
-    end else if (\$64 ) begin
-      \$127  = shadow48;
+    \$127  = shadow24;
+    if (\$77 ) begin
+      \$127  = \total$540 ;
+    end else if (\$78 ) begin
+      \$127  = shadow25;
     end
     if (rst) begin
       \$127  = 88'h0000000000000000000000;
@@ -11408,11 +11643,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$128  = shadow48;
-    if (\$63 ) begin
-      \$128  = \total$515 ;
-    end else if (\$64 ) begin
-      \$128  = shadow49;
+    \$128  = shadow25;
+    if (\$77 ) begin
+      \$128  = \total$542 ;
+    end else if (\$78 ) begin
+      \$128  = shadow26;
     end
     if (rst) begin
       \$128  = 88'h0000000000000000000000;
@@ -11420,11 +11655,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$129  = shadow49;
-    if (\$63 ) begin
-      \$129  = \total$517 ;
-    end else if (\$64 ) begin
-      \$129  = shadow50;
+    \$129  = shadow26;
+    if (\$77 ) begin
+      \$129  = \total$544 ;
+    end else if (\$78 ) begin
+      \$129  = shadow27;
     end
     if (rst) begin
       \$129  = 88'h0000000000000000000000;
@@ -11432,11 +11667,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$130  = shadow50;
-    if (\$63 ) begin
-      \$130  = \total$519 ;
-    end else if (\$64 ) begin
-      \$130  = shadow51;
+    \$130  = shadow27;
+    if (\$77 ) begin
+      \$130  = \total$546 ;
+    end else if (\$78 ) begin
+      \$130  = shadow28;
     end
     if (rst) begin
       \$130  = 88'h0000000000000000000000;
@@ -11444,11 +11679,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$131  = shadow51;
-    if (\$63 ) begin
-      \$131  = \total$521 ;
-    end else if (\$64 ) begin
-      \$131  = shadow52;
+    \$131  = shadow28;
+    if (\$77 ) begin
+      \$131  = \total$548 ;
+    end else if (\$78 ) begin
+      \$131  = shadow29;
     end
     if (rst) begin
       \$131  = 88'h0000000000000000000000;
@@ -11456,11 +11691,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$132  = shadow52;
-    if (\$63 ) begin
-      \$132  = \total$523 ;
-    end else if (\$64 ) begin
-      \$132  = shadow53;
+    \$132  = shadow29;
+    if (\$77 ) begin
+      \$132  = \total$550 ;
+    end else if (\$78 ) begin
+      \$132  = shadow30;
     end
     if (rst) begin
       \$132  = 88'h0000000000000000000000;
@@ -11468,11 +11703,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$133  = shadow53;
-    if (\$63 ) begin
-      \$133  = \total$525 ;
-    end else if (\$64 ) begin
-      \$133  = shadow54;
+    \$133  = shadow30;
+    if (\$77 ) begin
+      \$133  = \total$552 ;
+    end else if (\$78 ) begin
+      \$133  = shadow31;
     end
     if (rst) begin
       \$133  = 88'h0000000000000000000000;
@@ -11480,11 +11715,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$134  = shadow54;
-    if (\$63 ) begin
-      \$134  = \total$527 ;
-    end else if (\$64 ) begin
-      \$134  = shadow55;
+    \$134  = shadow31;
+    if (\$77 ) begin
+      \$134  = \total$554 ;
+    end else if (\$78 ) begin
+      \$134  = shadow32;
     end
     if (rst) begin
       \$134  = 88'h0000000000000000000000;
@@ -11492,11 +11727,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$135  = shadow55;
-    if (\$63 ) begin
-      \$135  = \total$529 ;
-    end else if (\$64 ) begin
-      \$135  = shadow56;
+    \$135  = shadow32;
+    if (\$77 ) begin
+      \$135  = \total$556 ;
+    end else if (\$78 ) begin
+      \$135  = shadow33;
     end
     if (rst) begin
       \$135  = 88'h0000000000000000000000;
@@ -11504,11 +11739,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$136  = shadow56;
-    if (\$63 ) begin
-      \$136  = \total$531 ;
-    end else if (\$64 ) begin
-      \$136  = shadow57;
+    \$136  = shadow33;
+    if (\$77 ) begin
+      \$136  = \total$558 ;
+    end else if (\$78 ) begin
+      \$136  = shadow34;
     end
     if (rst) begin
       \$136  = 88'h0000000000000000000000;
@@ -11516,11 +11751,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$137  = shadow57;
-    if (\$63 ) begin
-      \$137  = \total$533 ;
-    end else if (\$64 ) begin
-      \$137  = shadow58;
+    \$137  = shadow34;
+    if (\$77 ) begin
+      \$137  = \total$560 ;
+    end else if (\$78 ) begin
+      \$137  = shadow35;
     end
     if (rst) begin
       \$137  = 88'h0000000000000000000000;
@@ -11528,11 +11763,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$138  = shadow58;
-    if (\$63 ) begin
-      \$138  = \total$535 ;
-    end else if (\$64 ) begin
-      \$138  = shadow59;
+    \$138  = shadow35;
+    if (\$77 ) begin
+      \$138  = \total$562 ;
+    end else if (\$78 ) begin
+      \$138  = shadow36;
     end
     if (rst) begin
       \$138  = 88'h0000000000000000000000;
@@ -11540,11 +11775,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$139  = shadow59;
-    if (\$63 ) begin
-      \$139  = \total$537 ;
-    end else if (\$64 ) begin
-      \$139  = shadow60;
+    \$139  = shadow36;
+    if (\$77 ) begin
+      \$139  = \total$564 ;
+    end else if (\$78 ) begin
+      \$139  = shadow37;
     end
     if (rst) begin
       \$139  = 88'h0000000000000000000000;
@@ -11552,11 +11787,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$140  = shadow60;
-    if (\$63 ) begin
-      \$140  = \total$539 ;
-    end else if (\$64 ) begin
-      \$140  = shadow61;
+    \$140  = shadow37;
+    if (\$77 ) begin
+      \$140  = \total$566 ;
+    end else if (\$78 ) begin
+      \$140  = shadow38;
     end
     if (rst) begin
       \$140  = 88'h0000000000000000000000;
@@ -11564,11 +11799,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$141  = shadow61;
-    if (\$63 ) begin
-      \$141  = \total$541 ;
-    end else if (\$64 ) begin
-      \$141  = shadow62;
+    \$141  = shadow38;
+    if (\$77 ) begin
+      \$141  = \total$568 ;
+    end else if (\$78 ) begin
+      \$141  = shadow39;
     end
     if (rst) begin
       \$141  = 88'h0000000000000000000000;
@@ -11576,11 +11811,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$142  = shadow62;
-    if (\$63 ) begin
-      \$142  = \total$543 ;
-    end else if (\$64 ) begin
-      \$142  = shadow63;
+    \$142  = shadow39;
+    if (\$77 ) begin
+      \$142  = \total$570 ;
+    end else if (\$78 ) begin
+      \$142  = shadow40;
     end
     if (rst) begin
       \$142  = 88'h0000000000000000000000;
@@ -11588,398 +11823,738 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$143  = shadow63;
-    if (\$63 ) begin
-      \$143  = \total$545 ;
+    \$143  = shadow40;
+    if (\$77 ) begin
+      \$143  = \total$572 ;
+    end else if (\$78 ) begin
+      \$143  = shadow41;
     end
     if (rst) begin
       \$143  = 88'h0000000000000000000000;
     end
   end
-  assign s1_valid = en;
-  assign s1_last = last;
-  assign s1_conj = conj;
-  assign code = s1_codes[1:0];
-  assign p = rd__data[7:0];
-  assign q = rd__data[15:8];
-  assign \en$26  = en;
-  assign \last$27  = last;
-  assign \conj$28  = conj;
-  assign \code$29  = s1_codes[3:2];
-  assign \p$30  = rd__data[7:0];
-  assign \q$31  = rd__data[15:8];
-  assign \en$32  = en;
-  assign \last$33  = last;
-  assign \conj$34  = conj;
-  assign \code$35  = s1_codes[5:4];
-  assign \p$36  = rd__data[7:0];
-  assign \q$37  = rd__data[15:8];
-  assign \en$38  = en;
-  assign \last$39  = last;
-  assign \conj$40  = conj;
-  assign \code$41  = s1_codes[7:6];
-  assign \p$42  = rd__data[7:0];
-  assign \q$43  = rd__data[15:8];
-  assign \en$44  = en;
-  assign \last$45  = last;
-  assign \conj$46  = conj;
-  assign \code$47  = s1_codes[9:8];
-  assign \p$48  = rd__data[7:0];
-  assign \q$49  = rd__data[15:8];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$144  = shadow41;
+    if (\$77 ) begin
+      \$144  = \total$574 ;
+    end else if (\$78 ) begin
+      \$144  = shadow42;
+    end
+    if (rst) begin
+      \$144  = 88'h0000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$145  = shadow42;
+    if (\$77 ) begin
+      \$145  = \total$576 ;
+    end else if (\$78 ) begin
+      \$145  = shadow43;
+    end
+    if (rst) begin
+      \$145  = 88'h0000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$146  = shadow43;
+    if (\$77 ) begin
+      \$146  = \total$578 ;
+    end else if (\$78 ) begin
+      \$146  = shadow44;
+    end
+    if (rst) begin
+      \$146  = 88'h0000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$147  = shadow44;
+    if (\$77 ) begin
+      \$147  = \total$580 ;
+    end else if (\$78 ) begin
+      \$147  = shadow45;
+    end
+    if (rst) begin
+      \$147  = 88'h0000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$148  = shadow45;
+    if (\$77 ) begin
+      \$148  = \total$582 ;
+    end else if (\$78 ) begin
+      \$148  = shadow46;
+    end
+    if (rst) begin
+      \$148  = 88'h0000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$149  = shadow46;
+    if (\$77 ) begin
+      \$149  = \total$584 ;
+    end else if (\$78 ) begin
+      \$149  = shadow47;
+    end
+    if (rst) begin
+      \$149  = 88'h0000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$150  = shadow47;
+    if (\$77 ) begin
+      \$150  = \total$586 ;
+    end else if (\$78 ) begin
+      \$150  = shadow48;
+    end
+    if (rst) begin
+      \$150  = 88'h0000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$151  = shadow48;
+    if (\$77 ) begin
+      \$151  = \total$588 ;
+    end else if (\$78 ) begin
+      \$151  = shadow49;
+    end
+    if (rst) begin
+      \$151  = 88'h0000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$152  = shadow49;
+    if (\$77 ) begin
+      \$152  = \total$590 ;
+    end else if (\$78 ) begin
+      \$152  = shadow50;
+    end
+    if (rst) begin
+      \$152  = 88'h0000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$153  = shadow50;
+    if (\$77 ) begin
+      \$153  = \total$592 ;
+    end else if (\$78 ) begin
+      \$153  = shadow51;
+    end
+    if (rst) begin
+      \$153  = 88'h0000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$154  = shadow51;
+    if (\$77 ) begin
+      \$154  = \total$594 ;
+    end else if (\$78 ) begin
+      \$154  = shadow52;
+    end
+    if (rst) begin
+      \$154  = 88'h0000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$155  = shadow52;
+    if (\$77 ) begin
+      \$155  = \total$596 ;
+    end else if (\$78 ) begin
+      \$155  = shadow53;
+    end
+    if (rst) begin
+      \$155  = 88'h0000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$156  = shadow53;
+    if (\$77 ) begin
+      \$156  = \total$598 ;
+    end else if (\$78 ) begin
+      \$156  = shadow54;
+    end
+    if (rst) begin
+      \$156  = 88'h0000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$157  = shadow54;
+    if (\$77 ) begin
+      \$157  = \total$600 ;
+    end else if (\$78 ) begin
+      \$157  = shadow55;
+    end
+    if (rst) begin
+      \$157  = 88'h0000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$158  = shadow55;
+    if (\$77 ) begin
+      \$158  = \total$602 ;
+    end else if (\$78 ) begin
+      \$158  = shadow56;
+    end
+    if (rst) begin
+      \$158  = 88'h0000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$159  = shadow56;
+    if (\$77 ) begin
+      \$159  = \total$604 ;
+    end else if (\$78 ) begin
+      \$159  = shadow57;
+    end
+    if (rst) begin
+      \$159  = 88'h0000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$160  = shadow57;
+    if (\$77 ) begin
+      \$160  = \total$606 ;
+    end else if (\$78 ) begin
+      \$160  = shadow58;
+    end
+    if (rst) begin
+      \$160  = 88'h0000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$161  = shadow58;
+    if (\$77 ) begin
+      \$161  = \total$608 ;
+    end else if (\$78 ) begin
+      \$161  = shadow59;
+    end
+    if (rst) begin
+      \$161  = 88'h0000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$162  = shadow59;
+    if (\$77 ) begin
+      \$162  = \total$610 ;
+    end else if (\$78 ) begin
+      \$162  = shadow60;
+    end
+    if (rst) begin
+      \$162  = 88'h0000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$163  = shadow60;
+    if (\$77 ) begin
+      \$163  = \total$612 ;
+    end else if (\$78 ) begin
+      \$163  = shadow61;
+    end
+    if (rst) begin
+      \$163  = 88'h0000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$164  = shadow61;
+    if (\$77 ) begin
+      \$164  = \total$614 ;
+    end else if (\$78 ) begin
+      \$164  = shadow62;
+    end
+    if (rst) begin
+      \$164  = 88'h0000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$165  = shadow62;
+    if (\$77 ) begin
+      \$165  = \total$616 ;
+    end else if (\$78 ) begin
+      \$165  = shadow63;
+    end
+    if (rst) begin
+      \$165  = 88'h0000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$166  = shadow63;
+    if (\$77 ) begin
+      \$166  = \total$618 ;
+    end
+    if (rst) begin
+      \$166  = 88'h0000000000000000000000;
+    end
+  end
+  assign s2_valid = en;
+  assign s2_last = last;
+  assign code = s2_codes[1:0];
+  assign xp = p;
+  assign xnp = np;
+  assign xq = q;
+  assign xnq = nq;
+  assign \en$29  = en;
+  assign \last$30  = last;
+  assign \code$31  = s2_codes[3:2];
+  assign \p$32  = p;
+  assign \np$33  = np;
+  assign \q$34  = q;
+  assign \nq$35  = nq;
+  assign \en$36  = en;
+  assign \last$37  = last;
+  assign \code$38  = s2_codes[5:4];
+  assign \p$39  = p;
+  assign \np$40  = np;
+  assign \q$41  = q;
+  assign \nq$42  = nq;
+  assign \en$43  = en;
+  assign \last$44  = last;
+  assign \code$45  = s2_codes[7:6];
+  assign \p$46  = p;
+  assign \np$47  = np;
+  assign \q$48  = q;
+  assign \nq$49  = nq;
   assign \en$50  = en;
   assign \last$51  = last;
-  assign \conj$52  = conj;
-  assign \code$53  = s1_codes[11:10];
-  assign \p$54  = rd__data[7:0];
-  assign \q$55  = rd__data[15:8];
-  assign \en$56  = en;
-  assign \last$57  = last;
-  assign \conj$58  = conj;
-  assign \code$59  = s1_codes[13:12];
-  assign \p$60  = rd__data[7:0];
-  assign \q$61  = rd__data[15:8];
-  assign \en$62  = en;
-  assign \last$63  = last;
-  assign \conj$64  = conj;
-  assign \code$65  = s1_codes[15:14];
-  assign \p$66  = rd__data[7:0];
-  assign \q$67  = rd__data[15:8];
-  assign \en$68  = en;
-  assign \last$69  = last;
-  assign \conj$70  = conj;
-  assign \code$71  = s1_codes[17:16];
-  assign \p$72  = rd__data[7:0];
-  assign \q$73  = rd__data[15:8];
-  assign \en$74  = en;
-  assign \last$75  = last;
-  assign \conj$76  = conj;
-  assign \code$77  = s1_codes[19:18];
-  assign \p$78  = rd__data[7:0];
-  assign \q$79  = rd__data[15:8];
-  assign \en$80  = en;
-  assign \last$81  = last;
-  assign \conj$82  = conj;
-  assign \code$83  = s1_codes[21:20];
-  assign \p$84  = rd__data[7:0];
-  assign \q$85  = rd__data[15:8];
-  assign \en$86  = en;
-  assign \last$87  = last;
-  assign \conj$88  = conj;
-  assign \code$89  = s1_codes[23:22];
-  assign \p$90  = rd__data[7:0];
-  assign \q$91  = rd__data[15:8];
+  assign \code$52  = s2_codes[9:8];
+  assign \p$53  = p;
+  assign \np$54  = np;
+  assign \q$55  = q;
+  assign \nq$56  = nq;
+  assign \en$57  = en;
+  assign \last$58  = last;
+  assign \code$59  = s2_codes[11:10];
+  assign \p$60  = p;
+  assign \np$61  = np;
+  assign \q$62  = q;
+  assign \nq$63  = nq;
+  assign \en$64  = en;
+  assign \last$65  = last;
+  assign \code$66  = s2_codes[13:12];
+  assign \p$67  = p;
+  assign \np$68  = np;
+  assign \q$69  = q;
+  assign \nq$70  = nq;
+  assign \en$71  = en;
+  assign \last$72  = last;
+  assign \code$73  = s2_codes[15:14];
+  assign \p$74  = p;
+  assign \np$75  = np;
+  assign \q$76  = q;
+  assign \nq$77  = nq;
+  assign \en$78  = en;
+  assign \last$79  = last;
+  assign \code$80  = s2_codes[17:16];
+  assign \p$81  = p;
+  assign \np$82  = np;
+  assign \q$83  = q;
+  assign \nq$84  = nq;
+  assign \en$85  = en;
+  assign \last$86  = last;
+  assign \code$87  = s2_codes[19:18];
+  assign \p$88  = p;
+  assign \np$89  = np;
+  assign \q$90  = q;
+  assign \nq$91  = nq;
   assign \en$92  = en;
   assign \last$93  = last;
-  assign \conj$94  = conj;
-  assign \code$95  = s1_codes[25:24];
-  assign \p$96  = rd__data[7:0];
-  assign \q$97  = rd__data[15:8];
-  assign \en$98  = en;
-  assign \last$99  = last;
-  assign \conj$100  = conj;
-  assign \code$101  = s1_codes[27:26];
-  assign \p$102  = rd__data[7:0];
-  assign \q$103  = rd__data[15:8];
-  assign \en$104  = en;
-  assign \last$105  = last;
-  assign \conj$106  = conj;
-  assign \code$107  = s1_codes[29:28];
-  assign \p$108  = rd__data[7:0];
-  assign \q$109  = rd__data[15:8];
-  assign \en$110  = en;
-  assign \last$111  = last;
-  assign \conj$112  = conj;
-  assign \code$113  = s1_codes[31:30];
-  assign \p$114  = rd__data[7:0];
-  assign \q$115  = rd__data[15:8];
-  assign \en$116  = en;
-  assign \last$117  = last;
-  assign \conj$118  = conj;
-  assign \code$119  = s1_codes[33:32];
-  assign \p$120  = rd__data[7:0];
-  assign \q$121  = rd__data[15:8];
-  assign \en$122  = en;
-  assign \last$123  = last;
-  assign \conj$124  = conj;
-  assign \code$125  = s1_codes[35:34];
-  assign \p$126  = rd__data[7:0];
-  assign \q$127  = rd__data[15:8];
-  assign \en$128  = en;
-  assign \last$129  = last;
-  assign \conj$130  = conj;
-  assign \code$131  = s1_codes[37:36];
-  assign \p$132  = rd__data[7:0];
-  assign \q$133  = rd__data[15:8];
+  assign \code$94  = s2_codes[21:20];
+  assign \p$95  = p;
+  assign \np$96  = np;
+  assign \q$97  = q;
+  assign \nq$98  = nq;
+  assign \en$99  = en;
+  assign \last$100  = last;
+  assign \code$101  = s2_codes[23:22];
+  assign \p$102  = p;
+  assign \np$103  = np;
+  assign \q$104  = q;
+  assign \nq$105  = nq;
+  assign \en$106  = en;
+  assign \last$107  = last;
+  assign \code$108  = s2_codes[25:24];
+  assign \p$109  = p;
+  assign \np$110  = np;
+  assign \q$111  = q;
+  assign \nq$112  = nq;
+  assign \en$113  = en;
+  assign \last$114  = last;
+  assign \code$115  = s2_codes[27:26];
+  assign \p$116  = p;
+  assign \np$117  = np;
+  assign \q$118  = q;
+  assign \nq$119  = nq;
+  assign \en$120  = en;
+  assign \last$121  = last;
+  assign \code$122  = s2_codes[29:28];
+  assign \p$123  = p;
+  assign \np$124  = np;
+  assign \q$125  = q;
+  assign \nq$126  = nq;
+  assign \en$127  = en;
+  assign \last$128  = last;
+  assign \code$129  = s2_codes[31:30];
+  assign \p$130  = p;
+  assign \np$131  = np;
+  assign \q$132  = q;
+  assign \nq$133  = nq;
   assign \en$134  = en;
   assign \last$135  = last;
-  assign \conj$136  = conj;
-  assign \code$137  = s1_codes[39:38];
-  assign \p$138  = rd__data[7:0];
-  assign \q$139  = rd__data[15:8];
-  assign \en$140  = en;
-  assign \last$141  = last;
-  assign \conj$142  = conj;
-  assign \code$143  = s1_codes[41:40];
-  assign \p$144  = rd__data[7:0];
-  assign \q$145  = rd__data[15:8];
-  assign \en$146  = en;
-  assign \last$147  = last;
-  assign \conj$148  = conj;
-  assign \code$149  = s1_codes[43:42];
-  assign \p$150  = rd__data[7:0];
-  assign \q$151  = rd__data[15:8];
-  assign \en$152  = en;
-  assign \last$153  = last;
-  assign \conj$154  = conj;
-  assign \code$155  = s1_codes[45:44];
-  assign \p$156  = rd__data[7:0];
-  assign \q$157  = rd__data[15:8];
-  assign \en$158  = en;
-  assign \last$159  = last;
-  assign \conj$160  = conj;
-  assign \code$161  = s1_codes[47:46];
-  assign \p$162  = rd__data[7:0];
-  assign \q$163  = rd__data[15:8];
-  assign \en$164  = en;
-  assign \last$165  = last;
-  assign \conj$166  = conj;
-  assign \code$167  = s1_codes[49:48];
-  assign \p$168  = rd__data[7:0];
-  assign \q$169  = rd__data[15:8];
-  assign \en$170  = en;
-  assign \last$171  = last;
-  assign \conj$172  = conj;
-  assign \code$173  = s1_codes[51:50];
-  assign \p$174  = rd__data[7:0];
-  assign \q$175  = rd__data[15:8];
+  assign \code$136  = s2_codes[33:32];
+  assign \p$137  = p;
+  assign \np$138  = np;
+  assign \q$139  = q;
+  assign \nq$140  = nq;
+  assign \en$141  = en;
+  assign \last$142  = last;
+  assign \code$143  = s2_codes[35:34];
+  assign \p$144  = p;
+  assign \np$145  = np;
+  assign \q$146  = q;
+  assign \nq$147  = nq;
+  assign \en$148  = en;
+  assign \last$149  = last;
+  assign \code$150  = s2_codes[37:36];
+  assign \p$151  = p;
+  assign \np$152  = np;
+  assign \q$153  = q;
+  assign \nq$154  = nq;
+  assign \en$155  = en;
+  assign \last$156  = last;
+  assign \code$157  = s2_codes[39:38];
+  assign \p$158  = p;
+  assign \np$159  = np;
+  assign \q$160  = q;
+  assign \nq$161  = nq;
+  assign \en$162  = en;
+  assign \last$163  = last;
+  assign \code$164  = s2_codes[41:40];
+  assign \p$165  = p;
+  assign \np$166  = np;
+  assign \q$167  = q;
+  assign \nq$168  = nq;
+  assign \en$169  = en;
+  assign \last$170  = last;
+  assign \code$171  = s2_codes[43:42];
+  assign \p$172  = p;
+  assign \np$173  = np;
+  assign \q$174  = q;
+  assign \nq$175  = nq;
   assign \en$176  = en;
   assign \last$177  = last;
-  assign \conj$178  = conj;
-  assign \code$179  = s1_codes[53:52];
-  assign \p$180  = rd__data[7:0];
-  assign \q$181  = rd__data[15:8];
-  assign \en$182  = en;
-  assign \last$183  = last;
-  assign \conj$184  = conj;
-  assign \code$185  = s1_codes[55:54];
-  assign \p$186  = rd__data[7:0];
-  assign \q$187  = rd__data[15:8];
-  assign \en$188  = en;
-  assign \last$189  = last;
-  assign \conj$190  = conj;
-  assign \code$191  = s1_codes[57:56];
-  assign \p$192  = rd__data[7:0];
-  assign \q$193  = rd__data[15:8];
-  assign \en$194  = en;
-  assign \last$195  = last;
-  assign \conj$196  = conj;
-  assign \code$197  = s1_codes[59:58];
-  assign \p$198  = rd__data[7:0];
-  assign \q$199  = rd__data[15:8];
-  assign \en$200  = en;
-  assign \last$201  = last;
-  assign \conj$202  = conj;
-  assign \code$203  = s1_codes[61:60];
-  assign \p$204  = rd__data[7:0];
-  assign \q$205  = rd__data[15:8];
-  assign \en$206  = en;
-  assign \last$207  = last;
-  assign \conj$208  = conj;
-  assign \code$209  = s1_codes[63:62];
-  assign \p$210  = rd__data[7:0];
-  assign \q$211  = rd__data[15:8];
-  assign \en$212  = en;
-  assign \last$213  = last;
-  assign \conj$214  = conj;
-  assign \code$215  = s1_codes[65:64];
-  assign \p$216  = rd__data[7:0];
-  assign \q$217  = rd__data[15:8];
+  assign \code$178  = s2_codes[45:44];
+  assign \p$179  = p;
+  assign \np$180  = np;
+  assign \q$181  = q;
+  assign \nq$182  = nq;
+  assign \en$183  = en;
+  assign \last$184  = last;
+  assign \code$185  = s2_codes[47:46];
+  assign \p$186  = p;
+  assign \np$187  = np;
+  assign \q$188  = q;
+  assign \nq$189  = nq;
+  assign \en$190  = en;
+  assign \last$191  = last;
+  assign \code$192  = s2_codes[49:48];
+  assign \p$193  = p;
+  assign \np$194  = np;
+  assign \q$195  = q;
+  assign \nq$196  = nq;
+  assign \en$197  = en;
+  assign \last$198  = last;
+  assign \code$199  = s2_codes[51:50];
+  assign \p$200  = p;
+  assign \np$201  = np;
+  assign \q$202  = q;
+  assign \nq$203  = nq;
+  assign \en$204  = en;
+  assign \last$205  = last;
+  assign \code$206  = s2_codes[53:52];
+  assign \p$207  = p;
+  assign \np$208  = np;
+  assign \q$209  = q;
+  assign \nq$210  = nq;
+  assign \en$211  = en;
+  assign \last$212  = last;
+  assign \code$213  = s2_codes[55:54];
+  assign \p$214  = p;
+  assign \np$215  = np;
+  assign \q$216  = q;
+  assign \nq$217  = nq;
   assign \en$218  = en;
   assign \last$219  = last;
-  assign \conj$220  = conj;
-  assign \code$221  = s1_codes[67:66];
-  assign \p$222  = rd__data[7:0];
-  assign \q$223  = rd__data[15:8];
-  assign \en$224  = en;
-  assign \last$225  = last;
-  assign \conj$226  = conj;
-  assign \code$227  = s1_codes[69:68];
-  assign \p$228  = rd__data[7:0];
-  assign \q$229  = rd__data[15:8];
-  assign \en$230  = en;
-  assign \last$231  = last;
-  assign \conj$232  = conj;
-  assign \code$233  = s1_codes[71:70];
-  assign \p$234  = rd__data[7:0];
-  assign \q$235  = rd__data[15:8];
-  assign \en$236  = en;
-  assign \last$237  = last;
-  assign \conj$238  = conj;
-  assign \code$239  = s1_codes[73:72];
-  assign \p$240  = rd__data[7:0];
-  assign \q$241  = rd__data[15:8];
-  assign \en$242  = en;
-  assign \last$243  = last;
-  assign \conj$244  = conj;
-  assign \code$245  = s1_codes[75:74];
-  assign \p$246  = rd__data[7:0];
-  assign \q$247  = rd__data[15:8];
-  assign \en$248  = en;
-  assign \last$249  = last;
-  assign \conj$250  = conj;
-  assign \code$251  = s1_codes[77:76];
-  assign \p$252  = rd__data[7:0];
-  assign \q$253  = rd__data[15:8];
-  assign \en$254  = en;
-  assign \last$255  = last;
-  assign \conj$256  = conj;
-  assign \code$257  = s1_codes[79:78];
-  assign \p$258  = rd__data[7:0];
-  assign \q$259  = rd__data[15:8];
+  assign \code$220  = s2_codes[57:56];
+  assign \p$221  = p;
+  assign \np$222  = np;
+  assign \q$223  = q;
+  assign \nq$224  = nq;
+  assign \en$225  = en;
+  assign \last$226  = last;
+  assign \code$227  = s2_codes[59:58];
+  assign \p$228  = p;
+  assign \np$229  = np;
+  assign \q$230  = q;
+  assign \nq$231  = nq;
+  assign \en$232  = en;
+  assign \last$233  = last;
+  assign \code$234  = s2_codes[61:60];
+  assign \p$235  = p;
+  assign \np$236  = np;
+  assign \q$237  = q;
+  assign \nq$238  = nq;
+  assign \en$239  = en;
+  assign \last$240  = last;
+  assign \code$241  = s2_codes[63:62];
+  assign \p$242  = p;
+  assign \np$243  = np;
+  assign \q$244  = q;
+  assign \nq$245  = nq;
+  assign \en$246  = en;
+  assign \last$247  = last;
+  assign \code$248  = s2_codes[65:64];
+  assign \p$249  = p;
+  assign \np$250  = np;
+  assign \q$251  = q;
+  assign \nq$252  = nq;
+  assign \en$253  = en;
+  assign \last$254  = last;
+  assign \code$255  = s2_codes[67:66];
+  assign \p$256  = p;
+  assign \np$257  = np;
+  assign \q$258  = q;
+  assign \nq$259  = nq;
   assign \en$260  = en;
   assign \last$261  = last;
-  assign \conj$262  = conj;
-  assign \code$263  = s1_codes[81:80];
-  assign \p$264  = rd__data[7:0];
-  assign \q$265  = rd__data[15:8];
-  assign \en$266  = en;
-  assign \last$267  = last;
-  assign \conj$268  = conj;
-  assign \code$269  = s1_codes[83:82];
-  assign \p$270  = rd__data[7:0];
-  assign \q$271  = rd__data[15:8];
-  assign \en$272  = en;
-  assign \last$273  = last;
-  assign \conj$274  = conj;
-  assign \code$275  = s1_codes[85:84];
-  assign \p$276  = rd__data[7:0];
-  assign \q$277  = rd__data[15:8];
-  assign \en$278  = en;
-  assign \last$279  = last;
-  assign \conj$280  = conj;
-  assign \code$281  = s1_codes[87:86];
-  assign \p$282  = rd__data[7:0];
-  assign \q$283  = rd__data[15:8];
-  assign \en$284  = en;
-  assign \last$285  = last;
-  assign \conj$286  = conj;
-  assign \code$287  = s1_codes[89:88];
-  assign \p$288  = rd__data[7:0];
-  assign \q$289  = rd__data[15:8];
-  assign \en$290  = en;
-  assign \last$291  = last;
-  assign \conj$292  = conj;
-  assign \code$293  = s1_codes[91:90];
-  assign \p$294  = rd__data[7:0];
-  assign \q$295  = rd__data[15:8];
-  assign \en$296  = en;
-  assign \last$297  = last;
-  assign \conj$298  = conj;
-  assign \code$299  = s1_codes[93:92];
-  assign \p$300  = rd__data[7:0];
-  assign \q$301  = rd__data[15:8];
+  assign \code$262  = s2_codes[69:68];
+  assign \p$263  = p;
+  assign \np$264  = np;
+  assign \q$265  = q;
+  assign \nq$266  = nq;
+  assign \en$267  = en;
+  assign \last$268  = last;
+  assign \code$269  = s2_codes[71:70];
+  assign \p$270  = p;
+  assign \np$271  = np;
+  assign \q$272  = q;
+  assign \nq$273  = nq;
+  assign \en$274  = en;
+  assign \last$275  = last;
+  assign \code$276  = s2_codes[73:72];
+  assign \p$277  = p;
+  assign \np$278  = np;
+  assign \q$279  = q;
+  assign \nq$280  = nq;
+  assign \en$281  = en;
+  assign \last$282  = last;
+  assign \code$283  = s2_codes[75:74];
+  assign \p$284  = p;
+  assign \np$285  = np;
+  assign \q$286  = q;
+  assign \nq$287  = nq;
+  assign \en$288  = en;
+  assign \last$289  = last;
+  assign \code$290  = s2_codes[77:76];
+  assign \p$291  = p;
+  assign \np$292  = np;
+  assign \q$293  = q;
+  assign \nq$294  = nq;
+  assign \en$295  = en;
+  assign \last$296  = last;
+  assign \code$297  = s2_codes[79:78];
+  assign \p$298  = p;
+  assign \np$299  = np;
+  assign \q$300  = q;
+  assign \nq$301  = nq;
   assign \en$302  = en;
   assign \last$303  = last;
-  assign \conj$304  = conj;
-  assign \code$305  = s1_codes[95:94];
-  assign \p$306  = rd__data[7:0];
-  assign \q$307  = rd__data[15:8];
-  assign \en$308  = en;
-  assign \last$309  = last;
-  assign \conj$310  = conj;
-  assign \code$311  = s1_codes[97:96];
-  assign \p$312  = rd__data[7:0];
-  assign \q$313  = rd__data[15:8];
-  assign \en$314  = en;
-  assign \last$315  = last;
-  assign \conj$316  = conj;
-  assign \code$317  = s1_codes[99:98];
-  assign \p$318  = rd__data[7:0];
-  assign \q$319  = rd__data[15:8];
-  assign \en$320  = en;
-  assign \last$321  = last;
-  assign \conj$322  = conj;
-  assign \code$323  = s1_codes[101:100];
-  assign \p$324  = rd__data[7:0];
-  assign \q$325  = rd__data[15:8];
-  assign \en$326  = en;
-  assign \last$327  = last;
-  assign \conj$328  = conj;
-  assign \code$329  = s1_codes[103:102];
-  assign \p$330  = rd__data[7:0];
-  assign \q$331  = rd__data[15:8];
-  assign \en$332  = en;
-  assign \last$333  = last;
-  assign \conj$334  = conj;
-  assign \code$335  = s1_codes[105:104];
-  assign \p$336  = rd__data[7:0];
-  assign \q$337  = rd__data[15:8];
-  assign \en$338  = en;
-  assign \last$339  = last;
-  assign \conj$340  = conj;
-  assign \code$341  = s1_codes[107:106];
-  assign \p$342  = rd__data[7:0];
-  assign \q$343  = rd__data[15:8];
+  assign \code$304  = s2_codes[81:80];
+  assign \p$305  = p;
+  assign \np$306  = np;
+  assign \q$307  = q;
+  assign \nq$308  = nq;
+  assign \en$309  = en;
+  assign \last$310  = last;
+  assign \code$311  = s2_codes[83:82];
+  assign \p$312  = p;
+  assign \np$313  = np;
+  assign \q$314  = q;
+  assign \nq$315  = nq;
+  assign \en$316  = en;
+  assign \last$317  = last;
+  assign \code$318  = s2_codes[85:84];
+  assign \p$319  = p;
+  assign \np$320  = np;
+  assign \q$321  = q;
+  assign \nq$322  = nq;
+  assign \en$323  = en;
+  assign \last$324  = last;
+  assign \code$325  = s2_codes[87:86];
+  assign \p$326  = p;
+  assign \np$327  = np;
+  assign \q$328  = q;
+  assign \nq$329  = nq;
+  assign \en$330  = en;
+  assign \last$331  = last;
+  assign \code$332  = s2_codes[89:88];
+  assign \p$333  = p;
+  assign \np$334  = np;
+  assign \q$335  = q;
+  assign \nq$336  = nq;
+  assign \en$337  = en;
+  assign \last$338  = last;
+  assign \code$339  = s2_codes[91:90];
+  assign \p$340  = p;
+  assign \np$341  = np;
+  assign \q$342  = q;
+  assign \nq$343  = nq;
   assign \en$344  = en;
   assign \last$345  = last;
-  assign \conj$346  = conj;
-  assign \code$347  = s1_codes[109:108];
-  assign \p$348  = rd__data[7:0];
-  assign \q$349  = rd__data[15:8];
-  assign \en$350  = en;
-  assign \last$351  = last;
-  assign \conj$352  = conj;
-  assign \code$353  = s1_codes[111:110];
-  assign \p$354  = rd__data[7:0];
-  assign \q$355  = rd__data[15:8];
-  assign \en$356  = en;
-  assign \last$357  = last;
-  assign \conj$358  = conj;
-  assign \code$359  = s1_codes[113:112];
-  assign \p$360  = rd__data[7:0];
-  assign \q$361  = rd__data[15:8];
-  assign \en$362  = en;
-  assign \last$363  = last;
-  assign \conj$364  = conj;
-  assign \code$365  = s1_codes[115:114];
-  assign \p$366  = rd__data[7:0];
-  assign \q$367  = rd__data[15:8];
-  assign \en$368  = en;
-  assign \last$369  = last;
-  assign \conj$370  = conj;
-  assign \code$371  = s1_codes[117:116];
-  assign \p$372  = rd__data[7:0];
-  assign \q$373  = rd__data[15:8];
-  assign \en$374  = en;
-  assign \last$375  = last;
-  assign \conj$376  = conj;
-  assign \code$377  = s1_codes[119:118];
-  assign \p$378  = rd__data[7:0];
-  assign \q$379  = rd__data[15:8];
-  assign \en$380  = en;
-  assign \last$381  = last;
-  assign \conj$382  = conj;
-  assign \code$383  = s1_codes[121:120];
-  assign \p$384  = rd__data[7:0];
-  assign \q$385  = rd__data[15:8];
+  assign \code$346  = s2_codes[93:92];
+  assign \p$347  = p;
+  assign \np$348  = np;
+  assign \q$349  = q;
+  assign \nq$350  = nq;
+  assign \en$351  = en;
+  assign \last$352  = last;
+  assign \code$353  = s2_codes[95:94];
+  assign \p$354  = p;
+  assign \np$355  = np;
+  assign \q$356  = q;
+  assign \nq$357  = nq;
+  assign \en$358  = en;
+  assign \last$359  = last;
+  assign \code$360  = s2_codes[97:96];
+  assign \p$361  = p;
+  assign \np$362  = np;
+  assign \q$363  = q;
+  assign \nq$364  = nq;
+  assign \en$365  = en;
+  assign \last$366  = last;
+  assign \code$367  = s2_codes[99:98];
+  assign \p$368  = p;
+  assign \np$369  = np;
+  assign \q$370  = q;
+  assign \nq$371  = nq;
+  assign \en$372  = en;
+  assign \last$373  = last;
+  assign \code$374  = s2_codes[101:100];
+  assign \p$375  = p;
+  assign \np$376  = np;
+  assign \q$377  = q;
+  assign \nq$378  = nq;
+  assign \en$379  = en;
+  assign \last$380  = last;
+  assign \code$381  = s2_codes[103:102];
+  assign \p$382  = p;
+  assign \np$383  = np;
+  assign \q$384  = q;
+  assign \nq$385  = nq;
   assign \en$386  = en;
   assign \last$387  = last;
-  assign \conj$388  = conj;
-  assign \code$389  = s1_codes[123:122];
-  assign \p$390  = rd__data[7:0];
-  assign \q$391  = rd__data[15:8];
-  assign \en$392  = en;
-  assign \last$393  = last;
-  assign \conj$394  = conj;
-  assign \code$395  = s1_codes[125:124];
-  assign \p$396  = rd__data[7:0];
-  assign \q$397  = rd__data[15:8];
-  assign \en$398  = en;
-  assign \last$399  = last;
-  assign \conj$400  = conj;
-  assign \code$401  = s1_codes[127:126];
-  assign \p$402  = rd__data[7:0];
-  assign \q$403  = rd__data[15:8];
+  assign \code$388  = s2_codes[105:104];
+  assign \p$389  = p;
+  assign \np$390  = np;
+  assign \q$391  = q;
+  assign \nq$392  = nq;
+  assign \en$393  = en;
+  assign \last$394  = last;
+  assign \code$395  = s2_codes[107:106];
+  assign \p$396  = p;
+  assign \np$397  = np;
+  assign \q$398  = q;
+  assign \nq$399  = nq;
+  assign \en$400  = en;
+  assign \last$401  = last;
+  assign \code$402  = s2_codes[109:108];
+  assign \p$403  = p;
+  assign \np$404  = np;
+  assign \q$405  = q;
+  assign \nq$406  = nq;
+  assign \en$407  = en;
+  assign \last$408  = last;
+  assign \code$409  = s2_codes[111:110];
+  assign \p$410  = p;
+  assign \np$411  = np;
+  assign \q$412  = q;
+  assign \nq$413  = nq;
+  assign \en$414  = en;
+  assign \last$415  = last;
+  assign \code$416  = s2_codes[113:112];
+  assign \p$417  = p;
+  assign \np$418  = np;
+  assign \q$419  = q;
+  assign \nq$420  = nq;
+  assign \en$421  = en;
+  assign \last$422  = last;
+  assign \code$423  = s2_codes[115:114];
+  assign \p$424  = p;
+  assign \np$425  = np;
+  assign \q$426  = q;
+  assign \nq$427  = nq;
+  assign \en$428  = en;
+  assign \last$429  = last;
+  assign \code$430  = s2_codes[117:116];
+  assign \p$431  = p;
+  assign \np$432  = np;
+  assign \q$433  = q;
+  assign \nq$434  = nq;
+  assign \en$435  = en;
+  assign \last$436  = last;
+  assign \code$437  = s2_codes[119:118];
+  assign \p$438  = p;
+  assign \np$439  = np;
+  assign \q$440  = q;
+  assign \nq$441  = nq;
+  assign \en$442  = en;
+  assign \last$443  = last;
+  assign \code$444  = s2_codes[121:120];
+  assign \p$445  = p;
+  assign \np$446  = np;
+  assign \q$447  = q;
+  assign \nq$448  = nq;
+  assign \en$449  = en;
+  assign \last$450  = last;
+  assign \code$451  = s2_codes[123:122];
+  assign \p$452  = p;
+  assign \np$453  = np;
+  assign \q$454  = q;
+  assign \nq$455  = nq;
+  assign \en$456  = en;
+  assign \last$457  = last;
+  assign \code$458  = s2_codes[125:124];
+  assign \p$459  = p;
+  assign \np$460  = np;
+  assign \q$461  = q;
+  assign \nq$462  = nq;
+  assign \en$463  = en;
+  assign \last$464  = last;
+  assign \code$465  = s2_codes[127:126];
+  assign \p$466  = p;
+  assign \np$467  = np;
+  assign \q$468  = q;
+  assign \nq$469  = nq;
   assign j = rd__addr;
   assign \cmd__payload.k  = cmd__payload[13:0];
   assign \cmd__payload.rows  = cmd__payload[28:14];
@@ -11991,14 +12566,14 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \res__payload.sums[2]  = res__payload[65:44];
   assign \res__payload.sums[3]  = res__payload[87:66];
   assign \res__payload.last  = res__payload[88];
-  assign \rd__data.p  = rd__data[7:0];
-  assign \rd__data.q  = rd__data[15:8];
   assign \wr__data.p  = wr__data[7:0];
   assign \wr__data.q  = wr__data[15:8];
   assign \shadow0[0]  = shadow0[21:0];
   assign \shadow0[1]  = shadow0[43:22];
   assign \shadow0[2]  = shadow0[65:44];
   assign \shadow0[3]  = shadow0[87:66];
+  assign \rd__data.p  = rd__data[7:0];
+  assign \rd__data.q  = rd__data[15:8];
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
   assign \total[2]  = total[65:44];
@@ -12007,534 +12582,533 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \shadow1[1]  = shadow1[43:22];
   assign \shadow1[2]  = shadow1[65:44];
   assign \shadow1[3]  = shadow1[87:66];
-  assign \total$421[0]  = \total$421 [21:0];
-  assign \total$421[1]  = \total$421 [43:22];
-  assign \total$421[2]  = \total$421 [65:44];
-  assign \total$421[3]  = \total$421 [87:66];
+  assign \total$494[0]  = \total$494 [21:0];
+  assign \total$494[1]  = \total$494 [43:22];
+  assign \total$494[2]  = \total$494 [65:44];
+  assign \total$494[3]  = \total$494 [87:66];
   assign \shadow2[0]  = shadow2[21:0];
   assign \shadow2[1]  = shadow2[43:22];
   assign \shadow2[2]  = shadow2[65:44];
   assign \shadow2[3]  = shadow2[87:66];
-  assign \total$423[0]  = \total$423 [21:0];
-  assign \total$423[1]  = \total$423 [43:22];
-  assign \total$423[2]  = \total$423 [65:44];
-  assign \total$423[3]  = \total$423 [87:66];
+  assign \total$496[0]  = \total$496 [21:0];
+  assign \total$496[1]  = \total$496 [43:22];
+  assign \total$496[2]  = \total$496 [65:44];
+  assign \total$496[3]  = \total$496 [87:66];
   assign \shadow3[0]  = shadow3[21:0];
   assign \shadow3[1]  = shadow3[43:22];
   assign \shadow3[2]  = shadow3[65:44];
   assign \shadow3[3]  = shadow3[87:66];
-  assign \total$425[0]  = \total$425 [21:0];
-  assign \total$425[1]  = \total$425 [43:22];
-  assign \total$425[2]  = \total$425 [65:44];
-  assign \total$425[3]  = \total$425 [87:66];
+  assign \total$498[0]  = \total$498 [21:0];
+  assign \total$498[1]  = \total$498 [43:22];
+  assign \total$498[2]  = \total$498 [65:44];
+  assign \total$498[3]  = \total$498 [87:66];
   assign \shadow4[0]  = shadow4[21:0];
   assign \shadow4[1]  = shadow4[43:22];
   assign \shadow4[2]  = shadow4[65:44];
   assign \shadow4[3]  = shadow4[87:66];
-  assign \total$427[0]  = \total$427 [21:0];
-  assign \total$427[1]  = \total$427 [43:22];
-  assign \total$427[2]  = \total$427 [65:44];
-  assign \total$427[3]  = \total$427 [87:66];
+  assign \total$500[0]  = \total$500 [21:0];
+  assign \total$500[1]  = \total$500 [43:22];
+  assign \total$500[2]  = \total$500 [65:44];
+  assign \total$500[3]  = \total$500 [87:66];
   assign \shadow5[0]  = shadow5[21:0];
   assign \shadow5[1]  = shadow5[43:22];
   assign \shadow5[2]  = shadow5[65:44];
   assign \shadow5[3]  = shadow5[87:66];
-  assign \total$429[0]  = \total$429 [21:0];
-  assign \total$429[1]  = \total$429 [43:22];
-  assign \total$429[2]  = \total$429 [65:44];
-  assign \total$429[3]  = \total$429 [87:66];
+  assign \total$502[0]  = \total$502 [21:0];
+  assign \total$502[1]  = \total$502 [43:22];
+  assign \total$502[2]  = \total$502 [65:44];
+  assign \total$502[3]  = \total$502 [87:66];
   assign \shadow6[0]  = shadow6[21:0];
   assign \shadow6[1]  = shadow6[43:22];
   assign \shadow6[2]  = shadow6[65:44];
   assign \shadow6[3]  = shadow6[87:66];
-  assign \total$431[0]  = \total$431 [21:0];
-  assign \total$431[1]  = \total$431 [43:22];
-  assign \total$431[2]  = \total$431 [65:44];
-  assign \total$431[3]  = \total$431 [87:66];
+  assign \total$504[0]  = \total$504 [21:0];
+  assign \total$504[1]  = \total$504 [43:22];
+  assign \total$504[2]  = \total$504 [65:44];
+  assign \total$504[3]  = \total$504 [87:66];
   assign \shadow7[0]  = shadow7[21:0];
   assign \shadow7[1]  = shadow7[43:22];
   assign \shadow7[2]  = shadow7[65:44];
   assign \shadow7[3]  = shadow7[87:66];
-  assign \total$433[0]  = \total$433 [21:0];
-  assign \total$433[1]  = \total$433 [43:22];
-  assign \total$433[2]  = \total$433 [65:44];
-  assign \total$433[3]  = \total$433 [87:66];
+  assign \total$506[0]  = \total$506 [21:0];
+  assign \total$506[1]  = \total$506 [43:22];
+  assign \total$506[2]  = \total$506 [65:44];
+  assign \total$506[3]  = \total$506 [87:66];
   assign \shadow8[0]  = shadow8[21:0];
   assign \shadow8[1]  = shadow8[43:22];
   assign \shadow8[2]  = shadow8[65:44];
   assign \shadow8[3]  = shadow8[87:66];
-  assign \total$435[0]  = \total$435 [21:0];
-  assign \total$435[1]  = \total$435 [43:22];
-  assign \total$435[2]  = \total$435 [65:44];
-  assign \total$435[3]  = \total$435 [87:66];
+  assign \total$508[0]  = \total$508 [21:0];
+  assign \total$508[1]  = \total$508 [43:22];
+  assign \total$508[2]  = \total$508 [65:44];
+  assign \total$508[3]  = \total$508 [87:66];
   assign \shadow9[0]  = shadow9[21:0];
   assign \shadow9[1]  = shadow9[43:22];
   assign \shadow9[2]  = shadow9[65:44];
   assign \shadow9[3]  = shadow9[87:66];
-  assign \total$437[0]  = \total$437 [21:0];
-  assign \total$437[1]  = \total$437 [43:22];
-  assign \total$437[2]  = \total$437 [65:44];
-  assign \total$437[3]  = \total$437 [87:66];
+  assign \total$510[0]  = \total$510 [21:0];
+  assign \total$510[1]  = \total$510 [43:22];
+  assign \total$510[2]  = \total$510 [65:44];
+  assign \total$510[3]  = \total$510 [87:66];
   assign \shadow10[0]  = shadow10[21:0];
   assign \shadow10[1]  = shadow10[43:22];
   assign \shadow10[2]  = shadow10[65:44];
   assign \shadow10[3]  = shadow10[87:66];
-  assign \total$439[0]  = \total$439 [21:0];
-  assign \total$439[1]  = \total$439 [43:22];
-  assign \total$439[2]  = \total$439 [65:44];
-  assign \total$439[3]  = \total$439 [87:66];
+  assign \total$512[0]  = \total$512 [21:0];
+  assign \total$512[1]  = \total$512 [43:22];
+  assign \total$512[2]  = \total$512 [65:44];
+  assign \total$512[3]  = \total$512 [87:66];
   assign \shadow11[0]  = shadow11[21:0];
   assign \shadow11[1]  = shadow11[43:22];
   assign \shadow11[2]  = shadow11[65:44];
   assign \shadow11[3]  = shadow11[87:66];
-  assign \total$441[0]  = \total$441 [21:0];
-  assign \total$441[1]  = \total$441 [43:22];
-  assign \total$441[2]  = \total$441 [65:44];
-  assign \total$441[3]  = \total$441 [87:66];
+  assign \total$514[0]  = \total$514 [21:0];
+  assign \total$514[1]  = \total$514 [43:22];
+  assign \total$514[2]  = \total$514 [65:44];
+  assign \total$514[3]  = \total$514 [87:66];
   assign \shadow12[0]  = shadow12[21:0];
   assign \shadow12[1]  = shadow12[43:22];
   assign \shadow12[2]  = shadow12[65:44];
   assign \shadow12[3]  = shadow12[87:66];
-  assign \total$443[0]  = \total$443 [21:0];
-  assign \total$443[1]  = \total$443 [43:22];
-  assign \total$443[2]  = \total$443 [65:44];
-  assign \total$443[3]  = \total$443 [87:66];
+  assign \total$516[0]  = \total$516 [21:0];
+  assign \total$516[1]  = \total$516 [43:22];
+  assign \total$516[2]  = \total$516 [65:44];
+  assign \total$516[3]  = \total$516 [87:66];
   assign \shadow13[0]  = shadow13[21:0];
   assign \shadow13[1]  = shadow13[43:22];
   assign \shadow13[2]  = shadow13[65:44];
   assign \shadow13[3]  = shadow13[87:66];
-  assign \total$445[0]  = \total$445 [21:0];
-  assign \total$445[1]  = \total$445 [43:22];
-  assign \total$445[2]  = \total$445 [65:44];
-  assign \total$445[3]  = \total$445 [87:66];
+  assign \total$518[0]  = \total$518 [21:0];
+  assign \total$518[1]  = \total$518 [43:22];
+  assign \total$518[2]  = \total$518 [65:44];
+  assign \total$518[3]  = \total$518 [87:66];
   assign \shadow14[0]  = shadow14[21:0];
   assign \shadow14[1]  = shadow14[43:22];
   assign \shadow14[2]  = shadow14[65:44];
   assign \shadow14[3]  = shadow14[87:66];
-  assign \total$447[0]  = \total$447 [21:0];
-  assign \total$447[1]  = \total$447 [43:22];
-  assign \total$447[2]  = \total$447 [65:44];
-  assign \total$447[3]  = \total$447 [87:66];
+  assign \total$520[0]  = \total$520 [21:0];
+  assign \total$520[1]  = \total$520 [43:22];
+  assign \total$520[2]  = \total$520 [65:44];
+  assign \total$520[3]  = \total$520 [87:66];
   assign \shadow15[0]  = shadow15[21:0];
   assign \shadow15[1]  = shadow15[43:22];
   assign \shadow15[2]  = shadow15[65:44];
   assign \shadow15[3]  = shadow15[87:66];
-  assign \total$449[0]  = \total$449 [21:0];
-  assign \total$449[1]  = \total$449 [43:22];
-  assign \total$449[2]  = \total$449 [65:44];
-  assign \total$449[3]  = \total$449 [87:66];
+  assign \total$522[0]  = \total$522 [21:0];
+  assign \total$522[1]  = \total$522 [43:22];
+  assign \total$522[2]  = \total$522 [65:44];
+  assign \total$522[3]  = \total$522 [87:66];
   assign \shadow16[0]  = shadow16[21:0];
   assign \shadow16[1]  = shadow16[43:22];
   assign \shadow16[2]  = shadow16[65:44];
   assign \shadow16[3]  = shadow16[87:66];
-  assign \total$451[0]  = \total$451 [21:0];
-  assign \total$451[1]  = \total$451 [43:22];
-  assign \total$451[2]  = \total$451 [65:44];
-  assign \total$451[3]  = \total$451 [87:66];
+  assign \total$524[0]  = \total$524 [21:0];
+  assign \total$524[1]  = \total$524 [43:22];
+  assign \total$524[2]  = \total$524 [65:44];
+  assign \total$524[3]  = \total$524 [87:66];
   assign \shadow17[0]  = shadow17[21:0];
   assign \shadow17[1]  = shadow17[43:22];
   assign \shadow17[2]  = shadow17[65:44];
   assign \shadow17[3]  = shadow17[87:66];
-  assign \total$453[0]  = \total$453 [21:0];
-  assign \total$453[1]  = \total$453 [43:22];
-  assign \total$453[2]  = \total$453 [65:44];
-  assign \total$453[3]  = \total$453 [87:66];
+  assign \total$526[0]  = \total$526 [21:0];
+  assign \total$526[1]  = \total$526 [43:22];
+  assign \total$526[2]  = \total$526 [65:44];
+  assign \total$526[3]  = \total$526 [87:66];
   assign \shadow18[0]  = shadow18[21:0];
   assign \shadow18[1]  = shadow18[43:22];
   assign \shadow18[2]  = shadow18[65:44];
   assign \shadow18[3]  = shadow18[87:66];
-  assign \total$455[0]  = \total$455 [21:0];
-  assign \total$455[1]  = \total$455 [43:22];
-  assign \total$455[2]  = \total$455 [65:44];
-  assign \total$455[3]  = \total$455 [87:66];
+  assign \total$528[0]  = \total$528 [21:0];
+  assign \total$528[1]  = \total$528 [43:22];
+  assign \total$528[2]  = \total$528 [65:44];
+  assign \total$528[3]  = \total$528 [87:66];
   assign \shadow19[0]  = shadow19[21:0];
   assign \shadow19[1]  = shadow19[43:22];
   assign \shadow19[2]  = shadow19[65:44];
   assign \shadow19[3]  = shadow19[87:66];
-  assign \total$457[0]  = \total$457 [21:0];
-  assign \total$457[1]  = \total$457 [43:22];
-  assign \total$457[2]  = \total$457 [65:44];
-  assign \total$457[3]  = \total$457 [87:66];
+  assign \total$530[0]  = \total$530 [21:0];
+  assign \total$530[1]  = \total$530 [43:22];
+  assign \total$530[2]  = \total$530 [65:44];
+  assign \total$530[3]  = \total$530 [87:66];
   assign \shadow20[0]  = shadow20[21:0];
   assign \shadow20[1]  = shadow20[43:22];
   assign \shadow20[2]  = shadow20[65:44];
   assign \shadow20[3]  = shadow20[87:66];
-  assign \total$459[0]  = \total$459 [21:0];
-  assign \total$459[1]  = \total$459 [43:22];
-  assign \total$459[2]  = \total$459 [65:44];
-  assign \total$459[3]  = \total$459 [87:66];
+  assign \total$532[0]  = \total$532 [21:0];
+  assign \total$532[1]  = \total$532 [43:22];
+  assign \total$532[2]  = \total$532 [65:44];
+  assign \total$532[3]  = \total$532 [87:66];
   assign \shadow21[0]  = shadow21[21:0];
   assign \shadow21[1]  = shadow21[43:22];
   assign \shadow21[2]  = shadow21[65:44];
   assign \shadow21[3]  = shadow21[87:66];
-  assign \total$461[0]  = \total$461 [21:0];
-  assign \total$461[1]  = \total$461 [43:22];
-  assign \total$461[2]  = \total$461 [65:44];
-  assign \total$461[3]  = \total$461 [87:66];
+  assign \total$534[0]  = \total$534 [21:0];
+  assign \total$534[1]  = \total$534 [43:22];
+  assign \total$534[2]  = \total$534 [65:44];
+  assign \total$534[3]  = \total$534 [87:66];
   assign \shadow22[0]  = shadow22[21:0];
   assign \shadow22[1]  = shadow22[43:22];
   assign \shadow22[2]  = shadow22[65:44];
   assign \shadow22[3]  = shadow22[87:66];
-  assign \total$463[0]  = \total$463 [21:0];
-  assign \total$463[1]  = \total$463 [43:22];
-  assign \total$463[2]  = \total$463 [65:44];
-  assign \total$463[3]  = \total$463 [87:66];
+  assign \total$536[0]  = \total$536 [21:0];
+  assign \total$536[1]  = \total$536 [43:22];
+  assign \total$536[2]  = \total$536 [65:44];
+  assign \total$536[3]  = \total$536 [87:66];
   assign \shadow23[0]  = shadow23[21:0];
   assign \shadow23[1]  = shadow23[43:22];
   assign \shadow23[2]  = shadow23[65:44];
   assign \shadow23[3]  = shadow23[87:66];
-  assign \total$465[0]  = \total$465 [21:0];
-  assign \total$465[1]  = \total$465 [43:22];
-  assign \total$465[2]  = \total$465 [65:44];
-  assign \total$465[3]  = \total$465 [87:66];
+  assign \total$538[0]  = \total$538 [21:0];
+  assign \total$538[1]  = \total$538 [43:22];
+  assign \total$538[2]  = \total$538 [65:44];
+  assign \total$538[3]  = \total$538 [87:66];
   assign \shadow24[0]  = shadow24[21:0];
   assign \shadow24[1]  = shadow24[43:22];
   assign \shadow24[2]  = shadow24[65:44];
   assign \shadow24[3]  = shadow24[87:66];
-  assign \total$467[0]  = \total$467 [21:0];
-  assign \total$467[1]  = \total$467 [43:22];
-  assign \total$467[2]  = \total$467 [65:44];
-  assign \total$467[3]  = \total$467 [87:66];
+  assign \total$540[0]  = \total$540 [21:0];
+  assign \total$540[1]  = \total$540 [43:22];
+  assign \total$540[2]  = \total$540 [65:44];
+  assign \total$540[3]  = \total$540 [87:66];
   assign \shadow25[0]  = shadow25[21:0];
   assign \shadow25[1]  = shadow25[43:22];
   assign \shadow25[2]  = shadow25[65:44];
   assign \shadow25[3]  = shadow25[87:66];
-  assign \total$469[0]  = \total$469 [21:0];
-  assign \total$469[1]  = \total$469 [43:22];
-  assign \total$469[2]  = \total$469 [65:44];
-  assign \total$469[3]  = \total$469 [87:66];
+  assign \total$542[0]  = \total$542 [21:0];
+  assign \total$542[1]  = \total$542 [43:22];
+  assign \total$542[2]  = \total$542 [65:44];
+  assign \total$542[3]  = \total$542 [87:66];
   assign \shadow26[0]  = shadow26[21:0];
   assign \shadow26[1]  = shadow26[43:22];
   assign \shadow26[2]  = shadow26[65:44];
   assign \shadow26[3]  = shadow26[87:66];
-  assign \total$471[0]  = \total$471 [21:0];
-  assign \total$471[1]  = \total$471 [43:22];
-  assign \total$471[2]  = \total$471 [65:44];
-  assign \total$471[3]  = \total$471 [87:66];
+  assign \total$544[0]  = \total$544 [21:0];
+  assign \total$544[1]  = \total$544 [43:22];
+  assign \total$544[2]  = \total$544 [65:44];
+  assign \total$544[3]  = \total$544 [87:66];
   assign \shadow27[0]  = shadow27[21:0];
   assign \shadow27[1]  = shadow27[43:22];
   assign \shadow27[2]  = shadow27[65:44];
   assign \shadow27[3]  = shadow27[87:66];
-  assign \total$473[0]  = \total$473 [21:0];
-  assign \total$473[1]  = \total$473 [43:22];
-  assign \total$473[2]  = \total$473 [65:44];
-  assign \total$473[3]  = \total$473 [87:66];
+  assign \total$546[0]  = \total$546 [21:0];
+  assign \total$546[1]  = \total$546 [43:22];
+  assign \total$546[2]  = \total$546 [65:44];
+  assign \total$546[3]  = \total$546 [87:66];
   assign \shadow28[0]  = shadow28[21:0];
   assign \shadow28[1]  = shadow28[43:22];
   assign \shadow28[2]  = shadow28[65:44];
   assign \shadow28[3]  = shadow28[87:66];
-  assign \total$475[0]  = \total$475 [21:0];
-  assign \total$475[1]  = \total$475 [43:22];
-  assign \total$475[2]  = \total$475 [65:44];
-  assign \total$475[3]  = \total$475 [87:66];
+  assign \total$548[0]  = \total$548 [21:0];
+  assign \total$548[1]  = \total$548 [43:22];
+  assign \total$548[2]  = \total$548 [65:44];
+  assign \total$548[3]  = \total$548 [87:66];
   assign \shadow29[0]  = shadow29[21:0];
   assign \shadow29[1]  = shadow29[43:22];
   assign \shadow29[2]  = shadow29[65:44];
   assign \shadow29[3]  = shadow29[87:66];
-  assign \total$477[0]  = \total$477 [21:0];
-  assign \total$477[1]  = \total$477 [43:22];
-  assign \total$477[2]  = \total$477 [65:44];
-  assign \total$477[3]  = \total$477 [87:66];
+  assign \total$550[0]  = \total$550 [21:0];
+  assign \total$550[1]  = \total$550 [43:22];
+  assign \total$550[2]  = \total$550 [65:44];
+  assign \total$550[3]  = \total$550 [87:66];
   assign \shadow30[0]  = shadow30[21:0];
   assign \shadow30[1]  = shadow30[43:22];
   assign \shadow30[2]  = shadow30[65:44];
   assign \shadow30[3]  = shadow30[87:66];
-  assign \total$479[0]  = \total$479 [21:0];
-  assign \total$479[1]  = \total$479 [43:22];
-  assign \total$479[2]  = \total$479 [65:44];
-  assign \total$479[3]  = \total$479 [87:66];
+  assign \total$552[0]  = \total$552 [21:0];
+  assign \total$552[1]  = \total$552 [43:22];
+  assign \total$552[2]  = \total$552 [65:44];
+  assign \total$552[3]  = \total$552 [87:66];
   assign \shadow31[0]  = shadow31[21:0];
   assign \shadow31[1]  = shadow31[43:22];
   assign \shadow31[2]  = shadow31[65:44];
   assign \shadow31[3]  = shadow31[87:66];
-  assign \total$481[0]  = \total$481 [21:0];
-  assign \total$481[1]  = \total$481 [43:22];
-  assign \total$481[2]  = \total$481 [65:44];
-  assign \total$481[3]  = \total$481 [87:66];
+  assign \total$554[0]  = \total$554 [21:0];
+  assign \total$554[1]  = \total$554 [43:22];
+  assign \total$554[2]  = \total$554 [65:44];
+  assign \total$554[3]  = \total$554 [87:66];
   assign \shadow32[0]  = shadow32[21:0];
   assign \shadow32[1]  = shadow32[43:22];
   assign \shadow32[2]  = shadow32[65:44];
   assign \shadow32[3]  = shadow32[87:66];
-  assign \total$483[0]  = \total$483 [21:0];
-  assign \total$483[1]  = \total$483 [43:22];
-  assign \total$483[2]  = \total$483 [65:44];
-  assign \total$483[3]  = \total$483 [87:66];
+  assign \total$556[0]  = \total$556 [21:0];
+  assign \total$556[1]  = \total$556 [43:22];
+  assign \total$556[2]  = \total$556 [65:44];
+  assign \total$556[3]  = \total$556 [87:66];
   assign \shadow33[0]  = shadow33[21:0];
   assign \shadow33[1]  = shadow33[43:22];
   assign \shadow33[2]  = shadow33[65:44];
   assign \shadow33[3]  = shadow33[87:66];
-  assign \total$485[0]  = \total$485 [21:0];
-  assign \total$485[1]  = \total$485 [43:22];
-  assign \total$485[2]  = \total$485 [65:44];
-  assign \total$485[3]  = \total$485 [87:66];
+  assign \total$558[0]  = \total$558 [21:0];
+  assign \total$558[1]  = \total$558 [43:22];
+  assign \total$558[2]  = \total$558 [65:44];
+  assign \total$558[3]  = \total$558 [87:66];
   assign \shadow34[0]  = shadow34[21:0];
   assign \shadow34[1]  = shadow34[43:22];
   assign \shadow34[2]  = shadow34[65:44];
   assign \shadow34[3]  = shadow34[87:66];
-  assign \total$487[0]  = \total$487 [21:0];
-  assign \total$487[1]  = \total$487 [43:22];
-  assign \total$487[2]  = \total$487 [65:44];
-  assign \total$487[3]  = \total$487 [87:66];
+  assign \total$560[0]  = \total$560 [21:0];
+  assign \total$560[1]  = \total$560 [43:22];
+  assign \total$560[2]  = \total$560 [65:44];
+  assign \total$560[3]  = \total$560 [87:66];
   assign \shadow35[0]  = shadow35[21:0];
   assign \shadow35[1]  = shadow35[43:22];
   assign \shadow35[2]  = shadow35[65:44];
   assign \shadow35[3]  = shadow35[87:66];
-  assign \total$489[0]  = \total$489 [21:0];
-  assign \total$489[1]  = \total$489 [43:22];
-  assign \total$489[2]  = \total$489 [65:44];
-  assign \total$489[3]  = \total$489 [87:66];
+  assign \total$562[0]  = \total$562 [21:0];
+  assign \total$562[1]  = \total$562 [43:22];
+  assign \total$562[2]  = \total$562 [65:44];
+  assign \total$562[3]  = \total$562 [87:66];
   assign \shadow36[0]  = shadow36[21:0];
   assign \shadow36[1]  = shadow36[43:22];
   assign \shadow36[2]  = shadow36[65:44];
   assign \shadow36[3]  = shadow36[87:66];
-  assign \total$491[0]  = \total$491 [21:0];
-  assign \total$491[1]  = \total$491 [43:22];
-  assign \total$491[2]  = \total$491 [65:44];
-  assign \total$491[3]  = \total$491 [87:66];
+  assign \total$564[0]  = \total$564 [21:0];
+  assign \total$564[1]  = \total$564 [43:22];
+  assign \total$564[2]  = \total$564 [65:44];
+  assign \total$564[3]  = \total$564 [87:66];
   assign \shadow37[0]  = shadow37[21:0];
   assign \shadow37[1]  = shadow37[43:22];
   assign \shadow37[2]  = shadow37[65:44];
   assign \shadow37[3]  = shadow37[87:66];
-  assign \total$493[0]  = \total$493 [21:0];
-  assign \total$493[1]  = \total$493 [43:22];
-  assign \total$493[2]  = \total$493 [65:44];
-  assign \total$493[3]  = \total$493 [87:66];
+  assign \total$566[0]  = \total$566 [21:0];
+  assign \total$566[1]  = \total$566 [43:22];
+  assign \total$566[2]  = \total$566 [65:44];
+  assign \total$566[3]  = \total$566 [87:66];
   assign \shadow38[0]  = shadow38[21:0];
   assign \shadow38[1]  = shadow38[43:22];
   assign \shadow38[2]  = shadow38[65:44];
   assign \shadow38[3]  = shadow38[87:66];
-  assign \total$495[0]  = \total$495 [21:0];
-  assign \total$495[1]  = \total$495 [43:22];
-  assign \total$495[2]  = \total$495 [65:44];
-  assign \total$495[3]  = \total$495 [87:66];
+  assign \total$568[0]  = \total$568 [21:0];
+  assign \total$568[1]  = \total$568 [43:22];
+  assign \total$568[2]  = \total$568 [65:44];
+  assign \total$568[3]  = \total$568 [87:66];
   assign \shadow39[0]  = shadow39[21:0];
   assign \shadow39[1]  = shadow39[43:22];
   assign \shadow39[2]  = shadow39[65:44];
   assign \shadow39[3]  = shadow39[87:66];
-  assign \total$497[0]  = \total$497 [21:0];
-  assign \total$497[1]  = \total$497 [43:22];
-  assign \total$497[2]  = \total$497 [65:44];
-  assign \total$497[3]  = \total$497 [87:66];
+  assign \total$570[0]  = \total$570 [21:0];
+  assign \total$570[1]  = \total$570 [43:22];
+  assign \total$570[2]  = \total$570 [65:44];
+  assign \total$570[3]  = \total$570 [87:66];
   assign \shadow40[0]  = shadow40[21:0];
   assign \shadow40[1]  = shadow40[43:22];
   assign \shadow40[2]  = shadow40[65:44];
   assign \shadow40[3]  = shadow40[87:66];
-  assign \total$499[0]  = \total$499 [21:0];
-  assign \total$499[1]  = \total$499 [43:22];
-  assign \total$499[2]  = \total$499 [65:44];
-  assign \total$499[3]  = \total$499 [87:66];
+  assign \total$572[0]  = \total$572 [21:0];
+  assign \total$572[1]  = \total$572 [43:22];
+  assign \total$572[2]  = \total$572 [65:44];
+  assign \total$572[3]  = \total$572 [87:66];
   assign \shadow41[0]  = shadow41[21:0];
   assign \shadow41[1]  = shadow41[43:22];
   assign \shadow41[2]  = shadow41[65:44];
   assign \shadow41[3]  = shadow41[87:66];
-  assign \total$501[0]  = \total$501 [21:0];
-  assign \total$501[1]  = \total$501 [43:22];
-  assign \total$501[2]  = \total$501 [65:44];
-  assign \total$501[3]  = \total$501 [87:66];
+  assign \total$574[0]  = \total$574 [21:0];
+  assign \total$574[1]  = \total$574 [43:22];
+  assign \total$574[2]  = \total$574 [65:44];
+  assign \total$574[3]  = \total$574 [87:66];
   assign \shadow42[0]  = shadow42[21:0];
   assign \shadow42[1]  = shadow42[43:22];
   assign \shadow42[2]  = shadow42[65:44];
   assign \shadow42[3]  = shadow42[87:66];
-  assign \total$503[0]  = \total$503 [21:0];
-  assign \total$503[1]  = \total$503 [43:22];
-  assign \total$503[2]  = \total$503 [65:44];
-  assign \total$503[3]  = \total$503 [87:66];
+  assign \total$576[0]  = \total$576 [21:0];
+  assign \total$576[1]  = \total$576 [43:22];
+  assign \total$576[2]  = \total$576 [65:44];
+  assign \total$576[3]  = \total$576 [87:66];
   assign \shadow43[0]  = shadow43[21:0];
   assign \shadow43[1]  = shadow43[43:22];
   assign \shadow43[2]  = shadow43[65:44];
   assign \shadow43[3]  = shadow43[87:66];
-  assign \total$505[0]  = \total$505 [21:0];
-  assign \total$505[1]  = \total$505 [43:22];
-  assign \total$505[2]  = \total$505 [65:44];
-  assign \total$505[3]  = \total$505 [87:66];
+  assign \total$578[0]  = \total$578 [21:0];
+  assign \total$578[1]  = \total$578 [43:22];
+  assign \total$578[2]  = \total$578 [65:44];
+  assign \total$578[3]  = \total$578 [87:66];
   assign \shadow44[0]  = shadow44[21:0];
   assign \shadow44[1]  = shadow44[43:22];
   assign \shadow44[2]  = shadow44[65:44];
   assign \shadow44[3]  = shadow44[87:66];
-  assign \total$507[0]  = \total$507 [21:0];
-  assign \total$507[1]  = \total$507 [43:22];
-  assign \total$507[2]  = \total$507 [65:44];
-  assign \total$507[3]  = \total$507 [87:66];
+  assign \total$580[0]  = \total$580 [21:0];
+  assign \total$580[1]  = \total$580 [43:22];
+  assign \total$580[2]  = \total$580 [65:44];
+  assign \total$580[3]  = \total$580 [87:66];
   assign \shadow45[0]  = shadow45[21:0];
   assign \shadow45[1]  = shadow45[43:22];
   assign \shadow45[2]  = shadow45[65:44];
   assign \shadow45[3]  = shadow45[87:66];
-  assign \total$509[0]  = \total$509 [21:0];
-  assign \total$509[1]  = \total$509 [43:22];
-  assign \total$509[2]  = \total$509 [65:44];
-  assign \total$509[3]  = \total$509 [87:66];
+  assign \total$582[0]  = \total$582 [21:0];
+  assign \total$582[1]  = \total$582 [43:22];
+  assign \total$582[2]  = \total$582 [65:44];
+  assign \total$582[3]  = \total$582 [87:66];
   assign \shadow46[0]  = shadow46[21:0];
   assign \shadow46[1]  = shadow46[43:22];
   assign \shadow46[2]  = shadow46[65:44];
   assign \shadow46[3]  = shadow46[87:66];
-  assign \total$511[0]  = \total$511 [21:0];
-  assign \total$511[1]  = \total$511 [43:22];
-  assign \total$511[2]  = \total$511 [65:44];
-  assign \total$511[3]  = \total$511 [87:66];
+  assign \total$584[0]  = \total$584 [21:0];
+  assign \total$584[1]  = \total$584 [43:22];
+  assign \total$584[2]  = \total$584 [65:44];
+  assign \total$584[3]  = \total$584 [87:66];
   assign \shadow47[0]  = shadow47[21:0];
   assign \shadow47[1]  = shadow47[43:22];
   assign \shadow47[2]  = shadow47[65:44];
   assign \shadow47[3]  = shadow47[87:66];
-  assign \total$513[0]  = \total$513 [21:0];
-  assign \total$513[1]  = \total$513 [43:22];
-  assign \total$513[2]  = \total$513 [65:44];
-  assign \total$513[3]  = \total$513 [87:66];
+  assign \total$586[0]  = \total$586 [21:0];
+  assign \total$586[1]  = \total$586 [43:22];
+  assign \total$586[2]  = \total$586 [65:44];
+  assign \total$586[3]  = \total$586 [87:66];
   assign \shadow48[0]  = shadow48[21:0];
   assign \shadow48[1]  = shadow48[43:22];
   assign \shadow48[2]  = shadow48[65:44];
   assign \shadow48[3]  = shadow48[87:66];
-  assign \total$515[0]  = \total$515 [21:0];
-  assign \total$515[1]  = \total$515 [43:22];
-  assign \total$515[2]  = \total$515 [65:44];
-  assign \total$515[3]  = \total$515 [87:66];
+  assign \total$588[0]  = \total$588 [21:0];
+  assign \total$588[1]  = \total$588 [43:22];
+  assign \total$588[2]  = \total$588 [65:44];
+  assign \total$588[3]  = \total$588 [87:66];
   assign \shadow49[0]  = shadow49[21:0];
   assign \shadow49[1]  = shadow49[43:22];
   assign \shadow49[2]  = shadow49[65:44];
   assign \shadow49[3]  = shadow49[87:66];
-  assign \total$517[0]  = \total$517 [21:0];
-  assign \total$517[1]  = \total$517 [43:22];
-  assign \total$517[2]  = \total$517 [65:44];
-  assign \total$517[3]  = \total$517 [87:66];
+  assign \total$590[0]  = \total$590 [21:0];
+  assign \total$590[1]  = \total$590 [43:22];
+  assign \total$590[2]  = \total$590 [65:44];
+  assign \total$590[3]  = \total$590 [87:66];
   assign \shadow50[0]  = shadow50[21:0];
   assign \shadow50[1]  = shadow50[43:22];
   assign \shadow50[2]  = shadow50[65:44];
   assign \shadow50[3]  = shadow50[87:66];
-  assign \total$519[0]  = \total$519 [21:0];
-  assign \total$519[1]  = \total$519 [43:22];
-  assign \total$519[2]  = \total$519 [65:44];
-  assign \total$519[3]  = \total$519 [87:66];
+  assign \total$592[0]  = \total$592 [21:0];
+  assign \total$592[1]  = \total$592 [43:22];
+  assign \total$592[2]  = \total$592 [65:44];
+  assign \total$592[3]  = \total$592 [87:66];
   assign \shadow51[0]  = shadow51[21:0];
   assign \shadow51[1]  = shadow51[43:22];
   assign \shadow51[2]  = shadow51[65:44];
   assign \shadow51[3]  = shadow51[87:66];
-  assign \total$521[0]  = \total$521 [21:0];
-  assign \total$521[1]  = \total$521 [43:22];
-  assign \total$521[2]  = \total$521 [65:44];
-  assign \total$521[3]  = \total$521 [87:66];
+  assign \total$594[0]  = \total$594 [21:0];
+  assign \total$594[1]  = \total$594 [43:22];
+  assign \total$594[2]  = \total$594 [65:44];
+  assign \total$594[3]  = \total$594 [87:66];
   assign \shadow52[0]  = shadow52[21:0];
   assign \shadow52[1]  = shadow52[43:22];
   assign \shadow52[2]  = shadow52[65:44];
   assign \shadow52[3]  = shadow52[87:66];
-  assign \total$523[0]  = \total$523 [21:0];
-  assign \total$523[1]  = \total$523 [43:22];
-  assign \total$523[2]  = \total$523 [65:44];
-  assign \total$523[3]  = \total$523 [87:66];
+  assign \total$596[0]  = \total$596 [21:0];
+  assign \total$596[1]  = \total$596 [43:22];
+  assign \total$596[2]  = \total$596 [65:44];
+  assign \total$596[3]  = \total$596 [87:66];
   assign \shadow53[0]  = shadow53[21:0];
   assign \shadow53[1]  = shadow53[43:22];
   assign \shadow53[2]  = shadow53[65:44];
   assign \shadow53[3]  = shadow53[87:66];
-  assign \total$525[0]  = \total$525 [21:0];
-  assign \total$525[1]  = \total$525 [43:22];
-  assign \total$525[2]  = \total$525 [65:44];
-  assign \total$525[3]  = \total$525 [87:66];
+  assign \total$598[0]  = \total$598 [21:0];
+  assign \total$598[1]  = \total$598 [43:22];
+  assign \total$598[2]  = \total$598 [65:44];
+  assign \total$598[3]  = \total$598 [87:66];
   assign \shadow54[0]  = shadow54[21:0];
   assign \shadow54[1]  = shadow54[43:22];
   assign \shadow54[2]  = shadow54[65:44];
   assign \shadow54[3]  = shadow54[87:66];
-  assign \total$527[0]  = \total$527 [21:0];
-  assign \total$527[1]  = \total$527 [43:22];
-  assign \total$527[2]  = \total$527 [65:44];
-  assign \total$527[3]  = \total$527 [87:66];
+  assign \total$600[0]  = \total$600 [21:0];
+  assign \total$600[1]  = \total$600 [43:22];
+  assign \total$600[2]  = \total$600 [65:44];
+  assign \total$600[3]  = \total$600 [87:66];
   assign \shadow55[0]  = shadow55[21:0];
   assign \shadow55[1]  = shadow55[43:22];
   assign \shadow55[2]  = shadow55[65:44];
   assign \shadow55[3]  = shadow55[87:66];
-  assign \total$529[0]  = \total$529 [21:0];
-  assign \total$529[1]  = \total$529 [43:22];
-  assign \total$529[2]  = \total$529 [65:44];
-  assign \total$529[3]  = \total$529 [87:66];
+  assign \total$602[0]  = \total$602 [21:0];
+  assign \total$602[1]  = \total$602 [43:22];
+  assign \total$602[2]  = \total$602 [65:44];
+  assign \total$602[3]  = \total$602 [87:66];
   assign \shadow56[0]  = shadow56[21:0];
   assign \shadow56[1]  = shadow56[43:22];
   assign \shadow56[2]  = shadow56[65:44];
   assign \shadow56[3]  = shadow56[87:66];
-  assign \total$531[0]  = \total$531 [21:0];
-  assign \total$531[1]  = \total$531 [43:22];
-  assign \total$531[2]  = \total$531 [65:44];
-  assign \total$531[3]  = \total$531 [87:66];
+  assign \total$604[0]  = \total$604 [21:0];
+  assign \total$604[1]  = \total$604 [43:22];
+  assign \total$604[2]  = \total$604 [65:44];
+  assign \total$604[3]  = \total$604 [87:66];
   assign \shadow57[0]  = shadow57[21:0];
   assign \shadow57[1]  = shadow57[43:22];
   assign \shadow57[2]  = shadow57[65:44];
   assign \shadow57[3]  = shadow57[87:66];
-  assign \total$533[0]  = \total$533 [21:0];
-  assign \total$533[1]  = \total$533 [43:22];
-  assign \total$533[2]  = \total$533 [65:44];
-  assign \total$533[3]  = \total$533 [87:66];
+  assign \total$606[0]  = \total$606 [21:0];
+  assign \total$606[1]  = \total$606 [43:22];
+  assign \total$606[2]  = \total$606 [65:44];
+  assign \total$606[3]  = \total$606 [87:66];
   assign \shadow58[0]  = shadow58[21:0];
   assign \shadow58[1]  = shadow58[43:22];
   assign \shadow58[2]  = shadow58[65:44];
   assign \shadow58[3]  = shadow58[87:66];
-  assign \total$535[0]  = \total$535 [21:0];
-  assign \total$535[1]  = \total$535 [43:22];
-  assign \total$535[2]  = \total$535 [65:44];
-  assign \total$535[3]  = \total$535 [87:66];
+  assign \total$608[0]  = \total$608 [21:0];
+  assign \total$608[1]  = \total$608 [43:22];
+  assign \total$608[2]  = \total$608 [65:44];
+  assign \total$608[3]  = \total$608 [87:66];
   assign \shadow59[0]  = shadow59[21:0];
   assign \shadow59[1]  = shadow59[43:22];
   assign \shadow59[2]  = shadow59[65:44];
   assign \shadow59[3]  = shadow59[87:66];
-  assign \total$537[0]  = \total$537 [21:0];
-  assign \total$537[1]  = \total$537 [43:22];
-  assign \total$537[2]  = \total$537 [65:44];
-  assign \total$537[3]  = \total$537 [87:66];
+  assign \total$610[0]  = \total$610 [21:0];
+  assign \total$610[1]  = \total$610 [43:22];
+  assign \total$610[2]  = \total$610 [65:44];
+  assign \total$610[3]  = \total$610 [87:66];
   assign \shadow60[0]  = shadow60[21:0];
   assign \shadow60[1]  = shadow60[43:22];
   assign \shadow60[2]  = shadow60[65:44];
   assign \shadow60[3]  = shadow60[87:66];
-  assign \total$539[0]  = \total$539 [21:0];
-  assign \total$539[1]  = \total$539 [43:22];
-  assign \total$539[2]  = \total$539 [65:44];
-  assign \total$539[3]  = \total$539 [87:66];
+  assign \total$612[0]  = \total$612 [21:0];
+  assign \total$612[1]  = \total$612 [43:22];
+  assign \total$612[2]  = \total$612 [65:44];
+  assign \total$612[3]  = \total$612 [87:66];
   assign \shadow61[0]  = shadow61[21:0];
   assign \shadow61[1]  = shadow61[43:22];
   assign \shadow61[2]  = shadow61[65:44];
   assign \shadow61[3]  = shadow61[87:66];
-  assign \total$541[0]  = \total$541 [21:0];
-  assign \total$541[1]  = \total$541 [43:22];
-  assign \total$541[2]  = \total$541 [65:44];
-  assign \total$541[3]  = \total$541 [87:66];
+  assign \total$614[0]  = \total$614 [21:0];
+  assign \total$614[1]  = \total$614 [43:22];
+  assign \total$614[2]  = \total$614 [65:44];
+  assign \total$614[3]  = \total$614 [87:66];
   assign \shadow62[0]  = shadow62[21:0];
   assign \shadow62[1]  = shadow62[43:22];
   assign \shadow62[2]  = shadow62[65:44];
   assign \shadow62[3]  = shadow62[87:66];
-  assign \total$543[0]  = \total$543 [21:0];
-  assign \total$543[1]  = \total$543 [43:22];
-  assign \total$543[2]  = \total$543 [65:44];
-  assign \total$543[3]  = \total$543 [87:66];
+  assign \total$616[0]  = \total$616 [21:0];
+  assign \total$616[1]  = \total$616 [43:22];
+  assign \total$616[2]  = \total$616 [65:44];
+  assign \total$616[3]  = \total$616 [87:66];
   assign \shadow63[0]  = shadow63[21:0];
   assign \shadow63[1]  = shadow63[43:22];
   assign \shadow63[2]  = shadow63[65:44];
   assign \shadow63[3]  = shadow63[87:66];
-  assign \total$545[0]  = \total$545 [21:0];
-  assign \total$545[1]  = \total$545 [43:22];
-  assign \total$545[2]  = \total$545 [65:44];
-  assign \total$545[3]  = \total$545 [87:66];
-  assign res__payload[88] = \$12 ;
+  assign \total$618[0]  = \total$618 [21:0];
+  assign \total$618[1]  = \total$618 [43:22];
+  assign \total$618[2]  = \total$618 [65:44];
+  assign \total$618[3]  = \total$618 [87:66];
+  assign res__payload[88] = \$15 ;
   assign res__payload[87:0] = shadow0;
-  assign \$34  = mat;
-  assign \$37  = mat;
-  assign \$38  = stg;
-  assign \$48  = mat;
-  assign \$49  = stg;
-  assign \$55  = mat;
-  assign \$56  = stg;
+  assign \$46  = mat;
+  assign \$49  = mat;
+  assign \$50  = stg;
+  assign \$60  = mat;
+  assign \$61  = stg;
+  assign \$67  = mat;
+  assign \$68  = stg;
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane0 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane0 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -12545,17 +13119,18 @@ module \fairyhw_engine.lane0 (rst, \port$95$0 , en, code, last, conj, total, clk
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -12569,20 +13144,17 @@ module \fairyhw_engine.lane0 (rst, \port$95$0 , en, code, last, conj, total, clk
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -12601,9 +13173,6 @@ module \fairyhw_engine.lane0 (rst, \port$95$0 , en, code, last, conj, total, clk
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -12618,28 +13187,27 @@ module \fairyhw_engine.lane0 (rst, \port$95$0 , en, code, last, conj, total, clk
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane1 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane1 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -12650,17 +13218,18 @@ module \fairyhw_engine.lane1 (rst, \port$95$0 , en, code, last, conj, total, clk
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -12674,20 +13243,17 @@ module \fairyhw_engine.lane1 (rst, \port$95$0 , en, code, last, conj, total, clk
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -12706,9 +13272,6 @@ module \fairyhw_engine.lane1 (rst, \port$95$0 , en, code, last, conj, total, clk
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -12723,28 +13286,27 @@ module \fairyhw_engine.lane1 (rst, \port$95$0 , en, code, last, conj, total, clk
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane10 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane10 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -12755,17 +13317,18 @@ module \fairyhw_engine.lane10 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -12779,20 +13342,17 @@ module \fairyhw_engine.lane10 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -12811,9 +13371,6 @@ module \fairyhw_engine.lane10 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -12828,28 +13385,27 @@ module \fairyhw_engine.lane10 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane11 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane11 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -12860,17 +13416,18 @@ module \fairyhw_engine.lane11 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -12884,20 +13441,17 @@ module \fairyhw_engine.lane11 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -12916,9 +13470,6 @@ module \fairyhw_engine.lane11 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -12933,28 +13484,27 @@ module \fairyhw_engine.lane11 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane12 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane12 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -12965,17 +13515,18 @@ module \fairyhw_engine.lane12 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -12989,20 +13540,17 @@ module \fairyhw_engine.lane12 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -13021,9 +13569,6 @@ module \fairyhw_engine.lane12 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -13038,28 +13583,27 @@ module \fairyhw_engine.lane12 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane13 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane13 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -13070,17 +13614,18 @@ module \fairyhw_engine.lane13 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -13094,20 +13639,17 @@ module \fairyhw_engine.lane13 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -13126,9 +13668,6 @@ module \fairyhw_engine.lane13 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -13143,28 +13682,27 @@ module \fairyhw_engine.lane13 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane14 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane14 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -13175,17 +13713,18 @@ module \fairyhw_engine.lane14 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -13199,20 +13738,17 @@ module \fairyhw_engine.lane14 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -13231,9 +13767,6 @@ module \fairyhw_engine.lane14 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -13248,28 +13781,27 @@ module \fairyhw_engine.lane14 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane15 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane15 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -13280,17 +13812,18 @@ module \fairyhw_engine.lane15 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -13304,20 +13837,17 @@ module \fairyhw_engine.lane15 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -13336,9 +13866,6 @@ module \fairyhw_engine.lane15 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -13353,28 +13880,27 @@ module \fairyhw_engine.lane15 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane16 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane16 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -13385,17 +13911,18 @@ module \fairyhw_engine.lane16 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -13409,20 +13936,17 @@ module \fairyhw_engine.lane16 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -13441,9 +13965,6 @@ module \fairyhw_engine.lane16 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -13458,28 +13979,27 @@ module \fairyhw_engine.lane16 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane17 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane17 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -13490,17 +14010,18 @@ module \fairyhw_engine.lane17 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -13514,20 +14035,17 @@ module \fairyhw_engine.lane17 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -13546,9 +14064,6 @@ module \fairyhw_engine.lane17 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -13563,28 +14078,27 @@ module \fairyhw_engine.lane17 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane18 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane18 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -13595,17 +14109,18 @@ module \fairyhw_engine.lane18 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -13619,20 +14134,17 @@ module \fairyhw_engine.lane18 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -13651,9 +14163,6 @@ module \fairyhw_engine.lane18 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -13668,28 +14177,27 @@ module \fairyhw_engine.lane18 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane19 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane19 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -13700,17 +14208,18 @@ module \fairyhw_engine.lane19 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -13724,20 +14233,17 @@ module \fairyhw_engine.lane19 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -13756,9 +14262,6 @@ module \fairyhw_engine.lane19 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -13773,28 +14276,27 @@ module \fairyhw_engine.lane19 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane2 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane2 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -13805,17 +14307,18 @@ module \fairyhw_engine.lane2 (rst, \port$95$0 , en, code, last, conj, total, clk
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -13829,20 +14332,17 @@ module \fairyhw_engine.lane2 (rst, \port$95$0 , en, code, last, conj, total, clk
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -13861,9 +14361,6 @@ module \fairyhw_engine.lane2 (rst, \port$95$0 , en, code, last, conj, total, clk
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -13878,28 +14375,27 @@ module \fairyhw_engine.lane2 (rst, \port$95$0 , en, code, last, conj, total, clk
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane20 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane20 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -13910,17 +14406,18 @@ module \fairyhw_engine.lane20 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -13934,20 +14431,17 @@ module \fairyhw_engine.lane20 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -13966,9 +14460,6 @@ module \fairyhw_engine.lane20 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -13983,28 +14474,27 @@ module \fairyhw_engine.lane20 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane21 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane21 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -14015,17 +14505,18 @@ module \fairyhw_engine.lane21 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -14039,20 +14530,17 @@ module \fairyhw_engine.lane21 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -14071,9 +14559,6 @@ module \fairyhw_engine.lane21 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -14088,28 +14573,27 @@ module \fairyhw_engine.lane21 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane22 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane22 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -14120,17 +14604,18 @@ module \fairyhw_engine.lane22 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -14144,20 +14629,17 @@ module \fairyhw_engine.lane22 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -14176,9 +14658,6 @@ module \fairyhw_engine.lane22 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -14193,28 +14672,27 @@ module \fairyhw_engine.lane22 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane23 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane23 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -14225,17 +14703,18 @@ module \fairyhw_engine.lane23 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -14249,20 +14728,17 @@ module \fairyhw_engine.lane23 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -14281,9 +14757,6 @@ module \fairyhw_engine.lane23 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -14298,28 +14771,27 @@ module \fairyhw_engine.lane23 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane24 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane24 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -14330,17 +14802,18 @@ module \fairyhw_engine.lane24 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -14354,20 +14827,17 @@ module \fairyhw_engine.lane24 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -14386,9 +14856,6 @@ module \fairyhw_engine.lane24 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -14403,28 +14870,27 @@ module \fairyhw_engine.lane24 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane25 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane25 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -14435,17 +14901,18 @@ module \fairyhw_engine.lane25 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -14459,20 +14926,17 @@ module \fairyhw_engine.lane25 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -14491,9 +14955,6 @@ module \fairyhw_engine.lane25 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -14508,28 +14969,27 @@ module \fairyhw_engine.lane25 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane26 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane26 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -14540,17 +15000,18 @@ module \fairyhw_engine.lane26 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -14564,20 +15025,17 @@ module \fairyhw_engine.lane26 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -14596,9 +15054,6 @@ module \fairyhw_engine.lane26 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -14613,28 +15068,27 @@ module \fairyhw_engine.lane26 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane27 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane27 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -14645,17 +15099,18 @@ module \fairyhw_engine.lane27 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -14669,20 +15124,17 @@ module \fairyhw_engine.lane27 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -14701,9 +15153,6 @@ module \fairyhw_engine.lane27 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -14718,28 +15167,27 @@ module \fairyhw_engine.lane27 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane28 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane28 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -14750,17 +15198,18 @@ module \fairyhw_engine.lane28 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -14774,20 +15223,17 @@ module \fairyhw_engine.lane28 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -14806,9 +15252,6 @@ module \fairyhw_engine.lane28 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -14823,28 +15266,27 @@ module \fairyhw_engine.lane28 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane29 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane29 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -14855,17 +15297,18 @@ module \fairyhw_engine.lane29 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -14879,20 +15322,17 @@ module \fairyhw_engine.lane29 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -14911,9 +15351,6 @@ module \fairyhw_engine.lane29 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -14928,28 +15365,27 @@ module \fairyhw_engine.lane29 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane3 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane3 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -14960,17 +15396,18 @@ module \fairyhw_engine.lane3 (rst, \port$95$0 , en, code, last, conj, total, clk
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -14984,20 +15421,17 @@ module \fairyhw_engine.lane3 (rst, \port$95$0 , en, code, last, conj, total, clk
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -15016,9 +15450,6 @@ module \fairyhw_engine.lane3 (rst, \port$95$0 , en, code, last, conj, total, clk
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -15033,28 +15464,27 @@ module \fairyhw_engine.lane3 (rst, \port$95$0 , en, code, last, conj, total, clk
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane30 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane30 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -15065,17 +15495,18 @@ module \fairyhw_engine.lane30 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -15089,20 +15520,17 @@ module \fairyhw_engine.lane30 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -15121,9 +15549,6 @@ module \fairyhw_engine.lane30 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -15138,28 +15563,27 @@ module \fairyhw_engine.lane30 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane31 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane31 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -15170,17 +15594,18 @@ module \fairyhw_engine.lane31 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -15194,20 +15619,17 @@ module \fairyhw_engine.lane31 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -15226,9 +15648,6 @@ module \fairyhw_engine.lane31 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -15243,28 +15662,27 @@ module \fairyhw_engine.lane31 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane32 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane32 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -15275,17 +15693,18 @@ module \fairyhw_engine.lane32 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -15299,20 +15718,17 @@ module \fairyhw_engine.lane32 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -15331,9 +15747,6 @@ module \fairyhw_engine.lane32 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -15348,28 +15761,27 @@ module \fairyhw_engine.lane32 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane33 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane33 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -15380,17 +15792,18 @@ module \fairyhw_engine.lane33 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -15404,20 +15817,17 @@ module \fairyhw_engine.lane33 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -15436,9 +15846,6 @@ module \fairyhw_engine.lane33 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -15453,28 +15860,27 @@ module \fairyhw_engine.lane33 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane34 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane34 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -15485,17 +15891,18 @@ module \fairyhw_engine.lane34 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -15509,20 +15916,17 @@ module \fairyhw_engine.lane34 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -15541,9 +15945,6 @@ module \fairyhw_engine.lane34 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -15558,28 +15959,27 @@ module \fairyhw_engine.lane34 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane35 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane35 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -15590,17 +15990,18 @@ module \fairyhw_engine.lane35 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -15614,20 +16015,17 @@ module \fairyhw_engine.lane35 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -15646,9 +16044,6 @@ module \fairyhw_engine.lane35 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -15663,28 +16058,27 @@ module \fairyhw_engine.lane35 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane36 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane36 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$32  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -15695,17 +16089,18 @@ module \fairyhw_engine.lane36 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -15719,20 +16114,17 @@ module \fairyhw_engine.lane36 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -15751,9 +16143,6 @@ module \fairyhw_engine.lane36 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -15768,28 +16157,27 @@ module \fairyhw_engine.lane36 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane37 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane37 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -15800,17 +16188,18 @@ module \fairyhw_engine.lane37 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -15824,20 +16213,17 @@ module \fairyhw_engine.lane37 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -15856,9 +16242,6 @@ module \fairyhw_engine.lane37 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -15873,28 +16256,27 @@ module \fairyhw_engine.lane37 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane38 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane38 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -15905,17 +16287,18 @@ module \fairyhw_engine.lane38 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -15929,20 +16312,17 @@ module \fairyhw_engine.lane38 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -15961,9 +16341,6 @@ module \fairyhw_engine.lane38 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -15978,28 +16355,27 @@ module \fairyhw_engine.lane38 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane39 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane39 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -16010,17 +16386,18 @@ module \fairyhw_engine.lane39 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -16034,20 +16411,17 @@ module \fairyhw_engine.lane39 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -16066,9 +16440,6 @@ module \fairyhw_engine.lane39 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -16083,28 +16454,27 @@ module \fairyhw_engine.lane39 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane4 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane4 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -16115,17 +16485,18 @@ module \fairyhw_engine.lane4 (rst, \port$95$0 , en, code, last, conj, total, clk
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -16139,20 +16510,17 @@ module \fairyhw_engine.lane4 (rst, \port$95$0 , en, code, last, conj, total, clk
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -16171,9 +16539,6 @@ module \fairyhw_engine.lane4 (rst, \port$95$0 , en, code, last, conj, total, clk
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -16188,28 +16553,27 @@ module \fairyhw_engine.lane4 (rst, \port$95$0 , en, code, last, conj, total, clk
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane40 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane40 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -16220,17 +16584,18 @@ module \fairyhw_engine.lane40 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -16244,20 +16609,17 @@ module \fairyhw_engine.lane40 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -16276,9 +16638,6 @@ module \fairyhw_engine.lane40 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -16293,28 +16652,27 @@ module \fairyhw_engine.lane40 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane41 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane41 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -16325,17 +16683,18 @@ module \fairyhw_engine.lane41 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -16349,20 +16708,17 @@ module \fairyhw_engine.lane41 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -16381,9 +16737,6 @@ module \fairyhw_engine.lane41 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -16398,28 +16751,27 @@ module \fairyhw_engine.lane41 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane42 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane42 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -16430,17 +16782,18 @@ module \fairyhw_engine.lane42 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -16454,20 +16807,17 @@ module \fairyhw_engine.lane42 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -16486,9 +16836,6 @@ module \fairyhw_engine.lane42 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -16503,28 +16850,27 @@ module \fairyhw_engine.lane42 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane43 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane43 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -16535,17 +16881,18 @@ module \fairyhw_engine.lane43 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -16559,20 +16906,17 @@ module \fairyhw_engine.lane43 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -16591,9 +16935,6 @@ module \fairyhw_engine.lane43 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -16608,28 +16949,27 @@ module \fairyhw_engine.lane43 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane44 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane44 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -16640,17 +16980,18 @@ module \fairyhw_engine.lane44 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -16664,20 +17005,17 @@ module \fairyhw_engine.lane44 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -16696,9 +17034,6 @@ module \fairyhw_engine.lane44 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -16713,28 +17048,27 @@ module \fairyhw_engine.lane44 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane45 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane45 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -16745,17 +17079,18 @@ module \fairyhw_engine.lane45 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -16769,20 +17104,17 @@ module \fairyhw_engine.lane45 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -16801,9 +17133,6 @@ module \fairyhw_engine.lane45 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -16818,28 +17147,27 @@ module \fairyhw_engine.lane45 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane46 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane46 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -16850,17 +17178,18 @@ module \fairyhw_engine.lane46 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -16874,20 +17203,17 @@ module \fairyhw_engine.lane46 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -16906,9 +17232,6 @@ module \fairyhw_engine.lane46 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -16923,28 +17246,27 @@ module \fairyhw_engine.lane46 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane47 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane47 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$44  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -16955,17 +17277,18 @@ module \fairyhw_engine.lane47 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -16979,20 +17302,17 @@ module \fairyhw_engine.lane47 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -17011,9 +17331,6 @@ module \fairyhw_engine.lane47 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -17028,28 +17345,27 @@ module \fairyhw_engine.lane47 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane48 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane48 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$45  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -17060,17 +17376,18 @@ module \fairyhw_engine.lane48 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -17084,20 +17401,17 @@ module \fairyhw_engine.lane48 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -17116,9 +17430,6 @@ module \fairyhw_engine.lane48 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -17133,28 +17444,27 @@ module \fairyhw_engine.lane48 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane49 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane49 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -17165,17 +17475,18 @@ module \fairyhw_engine.lane49 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -17189,20 +17500,17 @@ module \fairyhw_engine.lane49 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -17221,9 +17529,6 @@ module \fairyhw_engine.lane49 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -17238,28 +17543,27 @@ module \fairyhw_engine.lane49 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane5 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane5 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -17270,17 +17574,18 @@ module \fairyhw_engine.lane5 (rst, \port$95$0 , en, code, last, conj, total, clk
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -17294,20 +17599,17 @@ module \fairyhw_engine.lane5 (rst, \port$95$0 , en, code, last, conj, total, clk
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -17326,9 +17628,6 @@ module \fairyhw_engine.lane5 (rst, \port$95$0 , en, code, last, conj, total, clk
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -17343,28 +17642,27 @@ module \fairyhw_engine.lane5 (rst, \port$95$0 , en, code, last, conj, total, clk
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane50 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane50 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$48  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -17375,17 +17673,18 @@ module \fairyhw_engine.lane50 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -17399,20 +17698,17 @@ module \fairyhw_engine.lane50 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -17431,9 +17727,6 @@ module \fairyhw_engine.lane50 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -17448,28 +17741,27 @@ module \fairyhw_engine.lane50 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane51 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane51 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$49  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -17480,17 +17772,18 @@ module \fairyhw_engine.lane51 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -17504,20 +17797,17 @@ module \fairyhw_engine.lane51 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -17536,9 +17826,6 @@ module \fairyhw_engine.lane51 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -17553,28 +17840,27 @@ module \fairyhw_engine.lane51 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane52 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane52 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$50  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -17585,17 +17871,18 @@ module \fairyhw_engine.lane52 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -17609,20 +17896,17 @@ module \fairyhw_engine.lane52 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -17641,9 +17925,6 @@ module \fairyhw_engine.lane52 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -17658,28 +17939,27 @@ module \fairyhw_engine.lane52 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane53 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane53 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$51  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -17690,17 +17970,18 @@ module \fairyhw_engine.lane53 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -17714,20 +17995,17 @@ module \fairyhw_engine.lane53 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -17746,9 +18024,6 @@ module \fairyhw_engine.lane53 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -17763,28 +18038,27 @@ module \fairyhw_engine.lane53 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane54 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane54 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$52  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -17795,17 +18069,18 @@ module \fairyhw_engine.lane54 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -17819,20 +18094,17 @@ module \fairyhw_engine.lane54 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -17851,9 +18123,6 @@ module \fairyhw_engine.lane54 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -17868,28 +18137,27 @@ module \fairyhw_engine.lane54 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane55 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane55 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$53  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -17900,17 +18168,18 @@ module \fairyhw_engine.lane55 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -17924,20 +18193,17 @@ module \fairyhw_engine.lane55 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -17956,9 +18222,6 @@ module \fairyhw_engine.lane55 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -17973,28 +18236,27 @@ module \fairyhw_engine.lane55 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane56 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane56 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$54  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -18005,17 +18267,18 @@ module \fairyhw_engine.lane56 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -18029,20 +18292,17 @@ module \fairyhw_engine.lane56 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -18061,9 +18321,6 @@ module \fairyhw_engine.lane56 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -18078,28 +18335,27 @@ module \fairyhw_engine.lane56 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane57 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane57 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$55  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -18110,17 +18366,18 @@ module \fairyhw_engine.lane57 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -18134,20 +18391,17 @@ module \fairyhw_engine.lane57 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -18166,9 +18420,6 @@ module \fairyhw_engine.lane57 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -18183,28 +18434,27 @@ module \fairyhw_engine.lane57 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane58 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane58 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$56  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -18215,17 +18465,18 @@ module \fairyhw_engine.lane58 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -18239,20 +18490,17 @@ module \fairyhw_engine.lane58 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -18271,9 +18519,6 @@ module \fairyhw_engine.lane58 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -18288,28 +18533,27 @@ module \fairyhw_engine.lane58 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane59 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane59 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$57  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -18320,17 +18564,18 @@ module \fairyhw_engine.lane59 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -18344,20 +18589,17 @@ module \fairyhw_engine.lane59 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -18376,9 +18618,6 @@ module \fairyhw_engine.lane59 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -18393,28 +18632,27 @@ module \fairyhw_engine.lane59 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane6 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane6 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$58  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -18425,17 +18663,18 @@ module \fairyhw_engine.lane6 (rst, \port$95$0 , en, code, last, conj, total, clk
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -18449,20 +18688,17 @@ module \fairyhw_engine.lane6 (rst, \port$95$0 , en, code, last, conj, total, clk
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -18481,9 +18717,6 @@ module \fairyhw_engine.lane6 (rst, \port$95$0 , en, code, last, conj, total, clk
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -18498,28 +18731,27 @@ module \fairyhw_engine.lane6 (rst, \port$95$0 , en, code, last, conj, total, clk
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane60 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane60 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$59  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -18530,17 +18762,18 @@ module \fairyhw_engine.lane60 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -18554,20 +18787,17 @@ module \fairyhw_engine.lane60 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -18586,9 +18816,6 @@ module \fairyhw_engine.lane60 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -18603,28 +18830,27 @@ module \fairyhw_engine.lane60 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane61 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane61 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$60  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -18635,17 +18861,18 @@ module \fairyhw_engine.lane61 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -18659,20 +18886,17 @@ module \fairyhw_engine.lane61 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -18691,9 +18915,6 @@ module \fairyhw_engine.lane61 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -18708,28 +18929,27 @@ module \fairyhw_engine.lane61 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane62 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane62 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$61  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -18740,17 +18960,18 @@ module \fairyhw_engine.lane62 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -18764,20 +18985,17 @@ module \fairyhw_engine.lane62 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -18796,9 +19014,6 @@ module \fairyhw_engine.lane62 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -18813,28 +19028,27 @@ module \fairyhw_engine.lane62 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane63 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane63 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$62  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -18845,17 +19059,18 @@ module \fairyhw_engine.lane63 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -18869,20 +19084,17 @@ module \fairyhw_engine.lane63 (rst, \port$95$0 , en, code, last, conj, total, cl
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -18901,9 +19113,6 @@ module \fairyhw_engine.lane63 (rst, \port$95$0 , en, code, last, conj, total, cl
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -18918,28 +19127,27 @@ module \fairyhw_engine.lane63 (rst, \port$95$0 , en, code, last, conj, total, cl
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane7 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane7 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$63  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -18950,17 +19158,18 @@ module \fairyhw_engine.lane7 (rst, \port$95$0 , en, code, last, conj, total, clk
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -18974,20 +19183,17 @@ module \fairyhw_engine.lane7 (rst, \port$95$0 , en, code, last, conj, total, clk
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -19006,9 +19212,6 @@ module \fairyhw_engine.lane7 (rst, \port$95$0 , en, code, last, conj, total, clk
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -19023,28 +19226,27 @@ module \fairyhw_engine.lane7 (rst, \port$95$0 , en, code, last, conj, total, clk
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane8 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane8 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$64  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -19055,17 +19257,18 @@ module \fairyhw_engine.lane8 (rst, \port$95$0 , en, code, last, conj, total, clk
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -19079,20 +19282,17 @@ module \fairyhw_engine.lane8 (rst, \port$95$0 , en, code, last, conj, total, clk
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -19111,9 +19311,6 @@ module \fairyhw_engine.lane8 (rst, \port$95$0 , en, code, last, conj, total, clk
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -19128,28 +19325,27 @@ module \fairyhw_engine.lane8 (rst, \port$95$0 , en, code, last, conj, total, clk
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.lane9 (rst, \port$95$0 , en, code, last, conj, total, clk);
+module \fairyhw_engine.lane9 (rst, en, code, last, p, np, q, nq, total, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$65  = 0;
   wire [8:0] \$1 ;
-  wire [22:0] \$10 ;
+  wire [8:0] \$10 ;
   wire [8:0] \$11 ;
   wire [22:0] \$12 ;
   reg [87:0] \$13 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [9:0] \$4 ;
+  wire [22:0] \$3 ;
+  wire [8:0] \$4 ;
   wire [8:0] \$5 ;
   wire [22:0] \$6 ;
   wire [8:0] \$7 ;
-  wire [22:0] \$8 ;
-  wire [8:0] \$9 ;
-  wire [8:0] \$signal ;
+  wire [8:0] \$8 ;
+  wire [22:0] \$9 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] acc;
   wire [21:0] \acc[0] ;
@@ -19160,17 +19356,18 @@ module \fairyhw_engine.lane9 (rst, \port$95$0 , en, code, last, conj, total, clk
   wire clk;
   input [1:0] code;
   wire [1:0] code;
-  input conj;
-  wire conj;
   input en;
   wire en;
   input last;
   wire last;
-  wire [7:0] p;
-  input [15:0] \port$95$0 ;
-  wire [15:0] \port$95$0 ;
+  input [8:0] np;
+  wire [8:0] np;
+  input [8:0] nq;
+  wire [8:0] nq;
+  input [8:0] p;
+  wire [8:0] p;
+  input [8:0] q;
   wire [8:0] q;
-  wire [7:0] \q$2 ;
   input rst;
   wire rst;
   reg [87:0] sums = 88'h0000000000000000000000;
@@ -19184,20 +19381,17 @@ module \fairyhw_engine.lane9 (rst, \port$95$0 , en, code, last, conj, total, clk
   wire [21:0] \total[1] ;
   wire [21:0] \total[2] ;
   wire [21:0] \total[3] ;
-  wire [8:0] tq;
-  assign \$1  = - $signed(\port$95$0 [15:8]);
-  assign q = conj ? \$1  : { \port$95$0 [15], \port$95$0 [15:8] };
-  assign \$2  = - $signed(\port$95$0 [7:0]);
-  assign \$signal  = code[1] ? \$2  : { \port$95$0 [7], \port$95$0 [7:0] };
-  assign \$3  = - $signed(q);
-  assign \$4  = code[1] ? \$3  : { q[8], q };
-  assign \$5  = code[0] ? 9'h000 : \$signal ;
-  assign \$6  = $signed(sums[21:0]) + $signed(\$5 );
-  assign \$7  = code[0] ? 9'h000 : \$4 [8:0];
-  assign \$8  = $signed(sums[43:22]) + $signed(\$7 );
-  assign \$9  = code[0] ? \$signal  : 9'h000;
-  assign \$10  = $signed(sums[65:44]) + $signed(\$9 );
-  assign \$11  = code[0] ? \$4 [8:0] : 9'h000;
+  assign \$1  = code[1] ? np : p;
+  assign \$2  = code[0] ? 9'h000 : \$1 ;
+  assign \$3  = $signed(sums[21:0]) + $signed(\$2 );
+  assign \$4  = code[1] ? nq : q;
+  assign \$5  = code[0] ? 9'h000 : \$4 ;
+  assign \$6  = $signed(sums[43:22]) + $signed(\$5 );
+  assign \$7  = code[1] ? np : p;
+  assign \$8  = code[0] ? \$7  : 9'h000;
+  assign \$9  = $signed(sums[65:44]) + $signed(\$8 );
+  assign \$10  = code[1] ? nq : q;
+  assign \$11  = code[0] ? \$10  : 9'h000;
   assign \$12  = $signed(sums[87:66]) + $signed(\$11 );
   always @(posedge clk)
     sums <= \$13 ;
@@ -19216,9 +19410,6 @@ module \fairyhw_engine.lane9 (rst, \port$95$0 , en, code, last, conj, total, clk
       \$13  = 88'h0000000000000000000000;
     end
   end
-  assign \q$2  = \port$95$0 [15:8];
-  assign p = \port$95$0 [7:0];
-  assign tq = \$4 [8:0];
   assign acc = sums;
   assign \total[0]  = total[21:0];
   assign \total[1]  = total[43:22];
@@ -19233,7 +19424,7 @@ module \fairyhw_engine.lane9 (rst, \port$95$0 , en, code, last, conj, total, clk
   assign \acc[2]  = sums[65:44];
   assign \acc[3]  = sums[87:66];
   assign total[87:66] = \$12 [21:0];
-  assign total[65:44] = \$10 [21:0];
-  assign total[43:22] = \$8 [21:0];
-  assign total[21:0] = \$6 [21:0];
+  assign total[65:44] = \$9 [21:0];
+  assign total[43:22] = \$6 [21:0];
+  assign total[21:0] = \$3 [21:0];
 endmodule

@@ -24,10 +24,12 @@ def rtl_lane(accumulate, beats):
     async def tb(ctx):
         ctx.set(lane.en, 1)
         for code, p, q, conj, last in beats:
+            qc = -q if conj else q          # the engine conjugates and negates once for all lanes
             ctx.set(lane.code, code)
             ctx.set(lane.p, p)
-            ctx.set(lane.q, q)
-            ctx.set(lane.conj, conj)
+            ctx.set(lane.np, -p)
+            ctx.set(lane.q, qc)
+            ctx.set(lane.nq, -qc)
             ctx.set(lane.last, last)
             if last:
                 out.append([ctx.get(lane.total[i]) for i in range(len(lane.total))])
@@ -122,14 +124,14 @@ def test_engine_stalls_in_amaranth_sim(sharing):
 
 
 def test_latency_formula_small_cases():
-    # K=1, rows=1, one pass: cmd, 1 act, 1 wgt, pipeline, shadow, result
-    assert engine_cycles(1, 1, lanes=1, stages=1, matrices=1) == 2 + 0 + 1 + 2
-    # drain-bound passes: K=1 < 1 + c
-    assert engine_cycles(1, 4, lanes=4, stages=1, matrices=2) == 2 + 5 + 4 + 2
+    # K=1, rows=1, one pass: cmd, 1 act, 1 wgt, two pipeline stages, shadow, result
+    assert engine_cycles(1, 1, lanes=1, stages=1, matrices=1) == 2 + 0 + 1 + 3
+    # drain-bound passes: K=1 < 2 + c
+    assert engine_cycles(1, 4, lanes=4, stages=1, matrices=2) == 2 + 6 + 4 + 3
     # streamed activations: no buffer fill, the first pass starts at once
     assert engine_cycles(100, 64, lanes=64, stages=2, matrices=2, sharing="stream") == \
-        100 + 3 * 100 + 64 + 2
-    assert engine_cycles(100, 64, lanes=64, stages=2, matrices=2) == 200 + 3 * 100 + 64 + 2
+        100 + 3 * 100 + 64 + 3
+    assert engine_cycles(100, 64, lanes=64, stages=2, matrices=2) == 200 + 3 * 100 + 64 + 3
 
 
 @pytest.mark.parametrize("kwargs, exc, msg", [

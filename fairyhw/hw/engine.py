@@ -49,13 +49,15 @@ def _check_int(what: str, value, lo: int, hi: int) -> None:
 
 
 class Lane(wiring.Component):
-    """One MAC lane: per enabled cycle, one 2-bit code and one complex int8 activation.
+    """One MAC lane: per enabled cycle, one 2-bit code selects a term from a broadcast activation.
 
+    The engine broadcasts ``p``, ``np = -p``, ``q`` and ``nq = -q`` (9-bit; ``q`` already conjugated
+    for W passes), negated once for all lanes, so a lane is multiplexers and one adder per sum.
     ``total`` is the combinational sum including this cycle's term; on ``en`` the accumulators take it,
-    or clear to zero when ``last`` is set (the engine captures ``total`` then). ``conj`` negates ``q``.
+    or clear to zero when ``last`` is set (the engine captures ``total`` then).
 
-    Split: code 0 adds (p, q) to (Σap, Σaq), code 2 subtracts them, code 1 adds (p, q) to (Σbp, Σbq),
-    code 3 subtracts them. Merged: the term is ``i**code * (p + i q)``, a swap and negations.
+    Split: code 0 adds (p, q) to (Σap, Σaq), code 2 adds (-p, -q), code 1 adds (p, q) to (Σbp, Σbq),
+    code 3 adds (-p, -q). Merged: the term is ``i**code * (p + i q)``: (p, q), (-q, p), (-p, -q), (q, -p).
     """
 
     def __init__(self, *, acc_width: int, accumulate: str = "split"):
@@ -67,8 +69,8 @@ class Lane(wiring.Component):
         self._accumulate = accumulate
         sums = data.ArrayLayout(signed(acc_width), len(ACCUMULATE[accumulate]))
         super().__init__({
-            "en": In(1), "last": In(1), "conj": In(1), "code": In(2),
-            "p": In(signed(8)), "q": In(signed(8)),
+            "en": In(1), "last": In(1), "code": In(2),
+            "p": In(signed(9)), "np": In(signed(9)), "q": In(signed(9)), "nq": In(signed(9)),
             "sums": Out(sums), "total": Out(sums),
         })
 
@@ -83,22 +85,15 @@ class Lane(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         w = self._acc_width
-        q = Signal(signed(9))
-        m.d.comb += q.eq(Mux(self.conj, -self.q, self.q))
-        neg = self.code[1]
+        neg, odd = self.code[1], self.code[0]
         if self._accumulate == "split":
-            imag = self.code[0]
-            tp, tq = Signal(signed(9)), Signal(signed(9))
-            m.d.comb += [tp.eq(Mux(neg, -self.p, self.p)), tq.eq(Mux(neg, -q, q))]
-            zero = 0
-            terms = [Mux(imag, zero, tp), Mux(imag, zero, tq), Mux(imag, tp, zero), Mux(imag, tq, zero)]
+            tp = Mux(neg, self.np, self.p)
+            tq = Mux(neg, self.nq, self.q)
+            terms = [Mux(odd, 0, tp), Mux(odd, 0, tq), Mux(odd, tp, 0), Mux(odd, tq, 0)]
         else:
-            # i**k (p + i q): k=0 (p, q), k=1 (-q, p), k=2 (-p, -q), k=3 (q, -p)
-            swap = self.code[0]
-            a = Mux(swap, q, self.p)
-            b = Mux(swap, self.p, q)
-            re, im = Signal(signed(9)), Signal(signed(9))
-            m.d.comb += [re.eq(Mux(neg ^ swap, -a, a)), im.eq(Mux(neg, -b, b))]
+            # code 0: (p, q); 1: (-q, p); 2: (-p, -q); 3: (q, -p)
+            re = Mux(odd, Mux(neg, self.q, self.nq), Mux(neg, self.np, self.p))
+            im = Mux(odd, Mux(neg, self.np, self.p), Mux(neg, self.nq, self.q))
             terms = [re, im]
         for i, t in enumerate(terms):
             m.d.comb += self.total[i].eq(self.sums[i] + t)
@@ -118,15 +113,15 @@ def engine_cycles(k: int, rows: int, *, lanes: int, stages: int, matrices: int,
     input valid and the result stream always ready.
 
     ``2K`` cycles fill the buffer and stream the first pass (``K`` with ``sharing="stream"``, which has
-    no buffer to fill); pass ``i`` then ends ``max(K, 1 + c_i)`` cycles after pass ``i - 1``
+    no buffer to fill); pass ``i`` then ends ``max(K, 2 + c_i)`` cycles after pass ``i - 1``
     (``c_i`` = rows of its tile: a pass cannot end before the previous pass's ``c_i`` results have
-    drained), and the last pass's ``c`` results follow it.
+    drained), and the last pass's ``c`` results follow it through the two pipeline stages.
     """
     tiles, rem = divmod(rows, lanes)
     counts = [lanes] * tiles + ([rem] if rem else [])
     per_pass = [c for c in counts for _ in range(stages * matrices)]
     first = 2 * k if sharing == "buffer" else k
-    return first + sum(max(k, 1 + c) for c in per_pass[:-1]) + per_pass[-1] + 2
+    return first + sum(max(k, 2 + c) for c in per_pass[:-1]) + per_pass[-1] + 3
 
 
 class Engine(wiring.Component):
@@ -254,6 +249,14 @@ class Engine(wiring.Component):
         s1_final = Signal()
         s1_count = Signal(range(n + 1))
 
+        # pipeline stage 2: the activation, conjugated and negated once for all lanes, in registers
+        s2_valid = Signal()
+        s2_codes = Signal(2 * n)
+        s2_last = Signal()
+        s2_final = Signal()
+        s2_count = Signal(range(n + 1))
+        xp, xnp, xq, xnq = (Signal(signed(9), name=nm) for nm in ("xp", "xnp", "xq", "xnq"))
+
         # shadow register draining on the result stream
         sums_layout = data.ArrayLayout(signed(self.acc_width), len(self.parts))
         shadow = [Signal(sums_layout, name=f"shadow{l}") for l in range(n)]
@@ -265,9 +268,9 @@ class Engine(wiring.Component):
             lane = Lane(acc_width=self.acc_width, accumulate=self._accumulate)
             m.submodules[f"lane{l}"] = lane
             lanes.append(lane)
-            m.d.comb += [lane.en.eq(s1_valid), lane.last.eq(s1_last), lane.conj.eq(s1_conj),
-                         lane.code.eq(s1_codes[2 * l:2 * l + 2]),
-                         lane.p.eq(act_data.p), lane.q.eq(act_data.q)]
+            m.d.comb += [lane.en.eq(s2_valid), lane.last.eq(s2_last),
+                         lane.code.eq(s2_codes[2 * l:2 * l + 2]),
+                         lane.p.eq(xp), lane.np.eq(xnp), lane.q.eq(xq), lane.nq.eq(xnq)]
 
         col_last = j == k_last
         final_pass = (mat == nmat - 1) & (stg == self._stages - 1) & (r_left <= n)
@@ -278,6 +281,10 @@ class Engine(wiring.Component):
         if buffered:
             m.d.comb += rd.addr.eq(j)
         m.d.sync += s1_valid.eq(0)
+        qc = Mux(s1_conj, -act_data.q, act_data.q)
+        m.d.sync += [s2_valid.eq(s1_valid), s2_codes.eq(s1_codes), s2_last.eq(s1_last),
+                     s2_final.eq(s1_final), s2_count.eq(s1_count),
+                     xp.eq(act_data.p), xnp.eq(-act_data.p), xq.eq(qc), xnq.eq(-qc)]
 
         with m.FSM():
             with m.State("IDLE"):
@@ -295,7 +302,7 @@ class Engine(wiring.Component):
                         with m.If(col_last):
                             m.next = "RUN"
             with m.State("RUN"):
-                ready = ~col_last | (free_next & ~(s1_valid & s1_last))
+                ready = ~col_last | (free_next & ~(s1_valid & s1_last) & ~(s2_valid & s2_last))
                 m.d.comb += self.busy.eq(1)
                 if buffered:
                     m.d.comb += self.wgt.ready.eq(ready)
@@ -324,13 +331,13 @@ class Engine(wiring.Component):
                             m.next = "DRAIN"
             with m.State("DRAIN"):
                 m.d.comb += self.busy.eq(1)
-                with m.If(~s1_valid & (sh_count == 0)):
+                with m.If(~s1_valid & ~s2_valid & (sh_count == 0)):
                     m.next = "IDLE"
 
         m.d.comb += [self.res.valid.eq(sh_count != 0), self.res.payload.sums.eq(shadow[0]),
                      self.res.payload.last.eq(sh_final & (sh_count == 1))]
-        with m.If(s1_valid & s1_last):
-            m.d.sync += [sh_count.eq(s1_count), sh_final.eq(s1_final)]
+        with m.If(s2_valid & s2_last):
+            m.d.sync += [sh_count.eq(s2_count), sh_final.eq(s2_final)]
             m.d.sync += [shadow[l].eq(lanes[l].total) for l in range(n)]
         with m.Elif(self.res.valid & self.res.ready):
             m.d.sync += sh_count.eq(sh_count - 1)
