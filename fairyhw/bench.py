@@ -1,7 +1,10 @@
-"""Benchmarks that print figures: ``python -m fairyhw.bench quant`` (more subcommands as they land).
+"""Benchmarks that print figures: ``python -m fairyhw.bench quant`` and ``python -m fairyhw.bench gpu``.
 
 ``quant``: the whole ``python -m fairyhw.quant smollm2 --stages 2`` in a child process, its wall time and
 peak resident memory against the targets (30 s; 3x the model's fp32 size).
+``gpu``: the Triton kernels checked against the golden integer path, then timed on every LLaMA-2 7B
+linear shape and on the whole model's linear layers beside torch bf16 ``F.linear`` (needs a CUDA GPU);
+writes ``reports/bench_gpu.json``.
 """
 
 from __future__ import annotations

@@ -538,7 +538,7 @@ def build_parser():
     p.add_argument("--workers", metavar="N", type=int, default=None,
                    help="local worker processes (default: one per core)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="Dask distributed scheduler address")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
