@@ -57,17 +57,12 @@ def _env(device_name: str) -> dict:
     return info
 
 
-def _launch_dot(w, x, out):
-    from .kernels.gpu import launch_dot
-    launch_dot(w, x, out)
-
-
 def bench_gpu(args) -> dict:
     """Exactness check, then per-shape and whole-model timings of the Triton kernel and torch bf16."""
     import torch
     from . import golden as g
     from .kernels.gpu import (activation_matrix, available, fairy_sums, fairy_sums_dot,
-                              pack_codes_i32)
+                              launch_dot, pack_codes_i32)
     from .llama import LLAMA2_7B, linear_shapes
     if not available():
         raise SystemExit("error: no CUDA GPU with Triton here")
@@ -119,7 +114,7 @@ def bench_gpu(args) -> dict:
         outd = torch.empty(4, n, 32, dtype=torch.int32, device=dev)
 
         def run_dot(state={"i": 0}):
-            _launch_dot(ws[state["i"] % copies], x, outd)     # the kernel alone, as for the model
+            launch_dot(ws[state["i"] % copies], x, outd)     # the kernel alone, as for the model
             state["i"] += 1
         t = timed(run_dot, 50)
         wb = [torch.randn(s.out_features, s.in_features, dtype=torch.bfloat16, device=dev)
@@ -160,7 +155,7 @@ def bench_gpu(args) -> dict:
                 key = (w.shape[1], m)
                 if key not in outs:
                     outs[key] = torch.empty(4, w.shape[1], 32, dtype=torch.int32, device=dev)
-                _launch_dot(w, xs8[m], outs[key])
+                launch_dot(w, xs8[m], outs[key])
         run_model()                           # autotune outside the graph
         torch.cuda.synchronize()
         graph = torch.cuda.CUDAGraph()

@@ -433,7 +433,7 @@ def write_report(rows, out_dir: str, seconds: float, cfg: SweepConfig) -> None:
             v = tps if metric == "decode_tok_s" else tpj
             if v:
                 ax.axhline(v, color="gray", lw=0.8, ls=":")
-                ax.text(ax.get_xlim()[0] if False else min((r["xilinx_luts"] for r in eng), default=1), v,
+                ax.text(min((r["xilinx_luts"] for r in eng), default=1), v,
                         f" {name} {v}", fontsize=7, va="bottom", color="gray")
         ax.set_xscale("log")
         ax.set_yscale("log")

@@ -95,7 +95,7 @@ def quantize_checkpoint(ckpt, out_dir: str, *, stages: int = 2, lanes: int = 64,
                   "real_params": total_params - q_params,
                   "bits_per_quantized_weight": code_bits / q_params if q_params else 0.0,
                   "code_bytes": code_bits // 8,
-                  "scale_count": sum(4 * stages for _ in scale_table)},
+                  "scale_count": 4 * stages * len(scale_table)},
     }
     write_scales_json(os.path.join(out_dir, "scales.json"), scale_table)
     with open(os.path.join(out_dir, "summary.json"), "w") as f:

@@ -17,9 +17,8 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
-from fairyhw.hw.driver import act_beats, cmd_beat, pass_count
-
-MODES = {"fairy2i": ("U", "W"), "ifairy": ("W",)}
+from fairyhw.hw.driver import act_beats, cmd_beat, pass_count, wgt_beats
+from fairyhw.hw.engine import MODES
 
 
 class StreamDriver:
@@ -156,10 +155,8 @@ class EngineTestbench:
 
     def wgt_beats(self, codes):
         """codes: (stages, matrices, rows, K) uint8 -> wgt payload ints in the stream layout."""
-        from fairyhw.pack import stream_words
         stages, mats = codes.shape[:2]
-        words = stream_words([[codes[t, k] for k in range(mats)] for t in range(stages)], self.lanes)
-        return [int.from_bytes(w.tobytes(), "little") for w in words]
+        return wgt_beats([[codes[t, k] for k in range(mats)] for t in range(stages)], self.lanes)
 
     async def run_layer(self, codes, p, q):
         """Send one layer and collect its results. Returns (beats, cycles)."""

@@ -43,18 +43,16 @@ def rtl_lane(accumulate, beats):
 
 
 def ref_lane(accumulate, beats):
-    out, acc = [], None
+    """Golden sums of the lane's beats, totalled up to each 'last'."""
+    from fairyhw import golden as g
+    out, acc = [], 0
     for code, p, q, conj, last in beats:
-        c = torch.tensor([[code]], dtype=torch.uint8)
-        s = ref_results([[c]], torch.tensor([p], dtype=torch.int8), torch.tensor([q], dtype=torch.int8),
-                        mode="ifairy" if conj else "fairy2i", accumulate=accumulate)[0, 0, 0]
-        if not conj:   # fairy2i's first matrix is U: not conjugated
-            s = ref_results([[c, c]], torch.tensor([p], dtype=torch.int8),
-                            torch.tensor([q], dtype=torch.int8), accumulate=accumulate)[0, 0, 0]
-        acc = s if acc is None else acc + s
+        s = g.integer_sums(torch.tensor([[code]], dtype=torch.uint8), torch.tensor([p], dtype=torch.int8),
+                           torch.tensor([q], dtype=torch.int8), conj=bool(conj))[0]
+        acc = acc + (s if accumulate == "split" else g.merge_sums(s))
         if last:
             out.append(acc.tolist())
-            acc = None
+            acc = 0
     return out
 
 
