@@ -1,0 +1,350 @@
+/* CPU kernels of the packed widely-linear layer: exact integer sums for int8 activations.
+ *
+ * Weights are the golden model's packed codes as fairyhw.pack.pack_codes writes them: uint8
+ * [mats][n][row_bytes], row_bytes = ceil(m/4), code j of a row at bits [2(j%4)+1 : 2(j%4)] of byte j/4.
+ * Code k stands for i^k: 0 = +1, 1 = +i, 2 = -1, 3 = -i, that is (a, b) = (1,0), (0,1), (-1,0), (0,-1).
+ * Activations are int8 p, q (tokens x m). Output int32 [tokens][mats][n][4] = sum a p, sum a q,
+ * sum b p, sum b q per row, with q negated for the matrices flagged conj (W on conj(x)).
+ *
+ * Direct kernels (AVX-512 VNNI+VBMI, AVX2, scalar): a code byte shifted right by 2k holds code k of
+ * the byte in its two low bits; a 64-entry byte table (vpermb, which reads the low 6 bits of each
+ * index) or a 16-entry one (vpshufb, after masking) turns it into (a+1) and (b+1) in {0,1,2}, unsigned,
+ * and u8 x s8 dot products (vpdpbusd, vpmaddubsw) add (a+1) p; the activation sums are subtracted at
+ * the end. The activations are permuted once per call so that vector byte i of "phase" k meets code k
+ * of code byte i: within each block of 4*V codes (V = vector bytes), x'[V*k + i] = x[4*i + k].
+ *
+ * Table-lookup kernel (portable C, in the spirit of T-MAC / FairyFuse): for every group of four
+ * consecutive inputs (one code byte) it pre-adds the 256 possible values of sum a p, a q, b p, b q into
+ * int16 tables once per token; then every code byte of every row is a table index, four adds and no
+ * decode. The tables take 2 KiB per four inputs, so they live in L2/L3, not in registers.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <immintrin.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define FAIRY_API __attribute__((visibility("default")))
+
+/* a and b for code k = 0..3; the vector kernels' tables hold a+1 = {2,1,0,1} and b+1 = {1,2,1,0} */
+static const int A_OF[4] = {1, 0, -1, 0};
+static const int B_OF[4] = {0, 1, 0, -1};
+
+/* Permute one token's activations into the phase order of blocks of 4*V codes, zero padded. */
+static void permute(const int8_t *x, int64_t m, int64_t mpad, int V, int8_t *out) {
+    memset(out + m / (4 * V) * 4 * V, 0, (size_t)(mpad - m / (4 * V) * 4 * V));
+    for (int64_t b = 0; b < mpad; b += 4 * V) {
+        const int8_t *xb = x + b;
+        int8_t *ob = out + b;
+        if (b + 4 * V <= m) {
+            for (int i = 0; i < V; i++) {
+                ob[i] = xb[4 * i]; ob[V + i] = xb[4 * i + 1];
+                ob[2 * V + i] = xb[4 * i + 2]; ob[3 * V + i] = xb[4 * i + 3];
+            }
+        } else {
+            for (int64_t r = 0; b + r < m; r++) ob[(int64_t)V * (r % 4) + r / 4] = xb[r];
+        }
+    }
+}
+
+static inline void store_sums(int32_t *o, int32_t ap, int32_t aq, int32_t bp, int32_t bq,
+                              int32_t sp, int32_t sq, int conj) {
+    ap -= sp; aq -= sq; bp -= sp; bq -= sq;
+    if (conj) { aq = -aq; bq = -bq; }
+    o[0] = ap; o[1] = aq; o[2] = bp; o[3] = bq;
+}
+
+/* ---------------------------------------------------------------- scalar reference kernel */
+static void rows_scalar(const uint8_t *codes, int64_t row_bytes, int64_t m, int64_t r0, int64_t r1,
+                        int64_t n, int mats_total, const int8_t *p, const int8_t *q, int tokens,
+                        const int32_t *conj, int32_t *out) {
+    (void)mats_total;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = codes + r * row_bytes;
+        int64_t mat = r / n, i = r % n;
+        for (int t = 0; t < tokens; t++) {
+            const int8_t *pt = p + (int64_t)t * m, *qt = q + (int64_t)t * m;
+            int32_t ap = 0, aq = 0, bp = 0, bq = 0;
+            for (int64_t j = 0; j < m; j++) {
+                int k = (row[j >> 2] >> (2 * (j & 3))) & 3;
+                ap += A_OF[k] * pt[j]; aq += A_OF[k] * qt[j];
+                bp += B_OF[k] * pt[j]; bq += B_OF[k] * qt[j];
+            }
+            int32_t *o = out + (((int64_t)t * mats_total + mat) * n + i) * 4;
+            store_sums(o, ap, aq, bp, bq, 0, 0, conj[mat]);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- AVX-512 VNNI + VBMI direct */
+#define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")))
+
+T512 static inline int32_t hsum512(__m512i v) { return _mm512_reduce_add_epi32(v); }
+
+/* TB tokens of one row: decode each 64-byte code vector once, dot it with every token. */
+#define ROW512(TB)                                                                                  \
+T512 static void row512_##TB(const uint8_t *row, int64_t row_bytes, const int8_t *pp,              \
+                             const int8_t *qq, int64_t mpad, int32_t acc[][4]) {                    \
+    const __m512i la = _mm512_set1_epi32(0x01000102), lb = _mm512_set1_epi32(0x00010201);           \
+    __m512i s[TB][4];                                                                               \
+    for (int t = 0; t < TB; t++)                                                                    \
+        for (int u = 0; u < 4; u++) s[t][u] = _mm512_setzero_si512();                               \
+    for (int64_t c = 0; c < row_bytes; c += 64) {                                                   \
+        int64_t left = row_bytes - c;                                                               \
+        __m512i w = left >= 64 ? _mm512_loadu_si512(row + c)                                        \
+                               : _mm512_maskz_loadu_epi8((__mmask64)((1ULL << left) - 1), row + c); \
+        for (int k = 0; k < 4; k++) {                                                               \
+            __m512i idx = k ? _mm512_srli_epi16(w, 2 * k) : w;                                      \
+            __m512i wa = _mm512_permutexvar_epi8(idx, la);                                          \
+            __m512i wb = _mm512_permutexvar_epi8(idx, lb);                                          \
+            int64_t off = 4 * c + 64 * k;                                                           \
+            for (int t = 0; t < TB; t++) {                                                          \
+                __m512i xp = _mm512_loadu_si512(pp + t * mpad + off);                               \
+                __m512i xq = _mm512_loadu_si512(qq + t * mpad + off);                               \
+                s[t][0] = _mm512_dpbusd_epi32(s[t][0], wa, xp);                                     \
+                s[t][1] = _mm512_dpbusd_epi32(s[t][1], wa, xq);                                     \
+                s[t][2] = _mm512_dpbusd_epi32(s[t][2], wb, xp);                                     \
+                s[t][3] = _mm512_dpbusd_epi32(s[t][3], wb, xq);                                     \
+            }                                                                                       \
+        }                                                                                           \
+    }                                                                                               \
+    for (int t = 0; t < TB; t++)                                                                    \
+        for (int u = 0; u < 4; u++) acc[t][u] = hsum512(s[t][u]);                                   \
+}
+ROW512(1)
+ROW512(2)
+ROW512(3)
+ROW512(4)
+
+
+static void rows_avx512(const uint8_t *codes, int64_t row_bytes, int64_t mpad, int64_t r0, int64_t r1,
+                        int64_t n, int mats_total, const int8_t *pp, const int8_t *qq, int tokens,
+                        const int32_t *sp, const int32_t *sq, const int32_t *conj, int32_t *out) {
+    int32_t acc[4][4];
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = codes + r * row_bytes;
+        int64_t mat = r / n, i = r % n;
+        for (int t0 = 0; t0 < tokens; t0 += 4) {
+            int tb = tokens - t0 < 4 ? tokens - t0 : 4;
+            const int8_t *p0 = pp + (int64_t)t0 * mpad, *q0 = qq + (int64_t)t0 * mpad;
+            switch (tb) {
+                case 1: row512_1(row, row_bytes, p0, q0, mpad, acc); break;
+                case 2: row512_2(row, row_bytes, p0, q0, mpad, acc); break;
+                case 3: row512_3(row, row_bytes, p0, q0, mpad, acc); break;
+                default: row512_4(row, row_bytes, p0, q0, mpad, acc); break;
+            }
+            for (int t = 0; t < tb; t++) {
+                int32_t *o = out + (((int64_t)(t0 + t) * mats_total + mat) * n + i) * 4;
+                store_sums(o, acc[t][0], acc[t][1], acc[t][2], acc[t][3], sp[t0 + t], sq[t0 + t],
+                           conj[mat]);
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- AVX2 direct */
+#define T256 __attribute__((target("avx2,fma")))
+
+T256 static inline __m256i dot_u8s8(__m256i acc, __m256i u, __m256i s) {
+    /* (a+1) in 0..2 times int8: pair sums fit int16 without saturation */
+    __m256i w16 = _mm256_maddubs_epi16(u, s);
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(w16, _mm256_set1_epi16(1)));
+}
+
+T256 static inline int32_t hsum256(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+T256 static void rows_avx2(const uint8_t *codes, int64_t row_bytes, int64_t mpad, int64_t r0, int64_t r1,
+                           int64_t n, int mats_total, const int8_t *pp, const int8_t *qq, int tokens,
+                           const int32_t *sp, const int32_t *sq, const int32_t *conj, int32_t *out) {
+    const __m256i la = _mm256_setr_epi8(2, 1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1,
+                                        2, 1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1);
+    const __m256i lb = _mm256_setr_epi8(1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1, 0,
+                                        1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1, 0);
+    const __m256i three = _mm256_set1_epi8(3);
+    uint8_t tail[32];
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = codes + r * row_bytes;
+        int64_t mat = r / n, i = r % n;
+        for (int t = 0; t < tokens; t++) {
+            const int8_t *pt = pp + (int64_t)t * mpad, *qt = qq + (int64_t)t * mpad;
+            __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+            for (int64_t c = 0; c < row_bytes; c += 32) {
+                __m256i w;
+                if (row_bytes - c >= 32) {
+                    w = _mm256_loadu_si256((const __m256i *)(row + c));
+                } else {
+                    memset(tail, 0, 32);
+                    memcpy(tail, row + c, (size_t)(row_bytes - c));
+                    w = _mm256_loadu_si256((const __m256i *)tail);
+                }
+                for (int k = 0; k < 4; k++) {
+                    __m256i idx = _mm256_and_si256(k ? _mm256_srli_epi16(w, 2 * k) : w, three);
+                    __m256i wa = _mm256_shuffle_epi8(la, idx), wb = _mm256_shuffle_epi8(lb, idx);
+                    int64_t off = 4 * c + 32 * k;
+                    __m256i xp = _mm256_loadu_si256((const __m256i *)(pt + off));
+                    __m256i xq = _mm256_loadu_si256((const __m256i *)(qt + off));
+                    s0 = dot_u8s8(s0, wa, xp);
+                    s1 = dot_u8s8(s1, wa, xq);
+                    s2 = dot_u8s8(s2, wb, xp);
+                    s3 = dot_u8s8(s3, wb, xq);
+                }
+            }
+            int32_t *o = out + (((int64_t)t * mats_total + mat) * n + i) * 4;
+            store_sums(o, hsum256(s0), hsum256(s1), hsum256(s2), hsum256(s3), sp[t], sq[t], conj[mat]);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- AVX-512 table lookup */
+/* Tables per token: for byte group g (inputs 4g..4g+3) and byte value v, int16 sums of a p, a q, b p, b q
+ * over the four codes of v. Layout [g][v] of int16x4 (8 bytes), 2 KiB per group. */
+static void build_tables(const int8_t *p, const int8_t *q, int64_t m, int64_t groups, int16_t *tab) {
+    for (int64_t g = 0; g < groups; g++) {
+        int8_t xp[4] = {0, 0, 0, 0}, xq[4] = {0, 0, 0, 0};
+        for (int u = 0; u < 4 && 4 * g + u < m; u++) { xp[u] = p[4 * g + u]; xq[u] = q[4 * g + u]; }
+        int16_t *tg = tab + g * 256 * 4;
+        for (int v = 0; v < 256; v++) {
+            int ap = 0, aq = 0, bp = 0, bq = 0;
+            for (int u = 0; u < 4; u++) {
+                int k = (v >> (2 * u)) & 3;
+                ap += A_OF[k] * xp[u]; aq += A_OF[k] * xq[u];
+                bp += B_OF[k] * xp[u]; bq += B_OF[k] * xq[u];
+            }
+            tg[4 * v + 0] = (int16_t)ap; tg[4 * v + 1] = (int16_t)aq;
+            tg[4 * v + 2] = (int16_t)bp; tg[4 * v + 3] = (int16_t)bq;
+        }
+    }
+}
+
+static void rows_lut(const uint8_t *codes, int64_t row_bytes, int64_t r0, int64_t r1, int64_t n,
+                     int mats_total, const int16_t *tabs, int tokens, const int32_t *conj, int32_t *out) {
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = codes + r * row_bytes;
+        int64_t mat = r / n, i = r % n;
+        for (int t = 0; t < tokens; t++) {
+            const int16_t *tab = tabs + (int64_t)t * row_bytes * 256 * 4;
+            int32_t s[4] = {0, 0, 0, 0};
+            for (int64_t g = 0; g < row_bytes; g++) {
+                const int16_t *e = tab + (g * 256 + row[g]) * 4;
+                s[0] += e[0]; s[1] += e[1]; s[2] += e[2]; s[3] += e[3];
+            }
+            int32_t *o = out + (((int64_t)t * mats_total + mat) * n + i) * 4;
+            store_sums(o, s[0], s[1], s[2], s[3], 0, 0, conj[mat]);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- entry points */
+FAIRY_API int fairy_cpu_features(void) {
+    __builtin_cpu_init();
+    int f = 0;
+    if (__builtin_cpu_supports("avx2")) f |= 1;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi")) f |= 2;
+    return f;
+}
+
+FAIRY_API int fairy_cpu_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+/* variant: 0 scalar, 1 avx2, 2 avx512, 3 table lookup. Returns 0, or -1 when out of memory. */
+FAIRY_API int fairy_sums_cpu(const uint8_t *codes, int mats, int64_t n, int64_t m, const int8_t *p,
+                             const int8_t *q, int tokens, const int32_t *conj, int32_t *out, int variant,
+                             int threads) {
+    int64_t row_bytes = (m + 3) / 4, rows = (int64_t)mats * n;
+    int V = variant == 2 ? 64 : 32;
+    int64_t mpad = ((row_bytes + V - 1) / V) * V * 4;
+    int8_t *pp = NULL, *qq = NULL;
+    int16_t *tabs = NULL;
+    int32_t *sp = calloc((size_t)tokens, sizeof(int32_t)), *sq = calloc((size_t)tokens, sizeof(int32_t));
+    if (!sp || !sq) { free(sp); free(sq); return -1; }
+    if (variant == 1 || variant == 2) {
+        pp = aligned_alloc(64, (size_t)(mpad * tokens));
+        qq = aligned_alloc(64, (size_t)(mpad * tokens));
+        if (!pp || !qq) { free(pp); free(qq); free(sp); free(sq); return -1; }
+        for (int t = 0; t < tokens; t++) {
+            permute(p + (int64_t)t * m, m, mpad, V, pp + (int64_t)t * mpad);
+            permute(q + (int64_t)t * m, m, mpad, V, qq + (int64_t)t * mpad);
+            for (int64_t j = 0; j < m; j++) { sp[t] += p[(int64_t)t * m + j]; sq[t] += q[(int64_t)t * m + j]; }
+        }
+    } else if (variant == 3) {
+        tabs = malloc((size_t)tokens * row_bytes * 256 * 4 * sizeof(int16_t));
+        if (!tabs) { free(sp); free(sq); return -1; }
+        for (int t = 0; t < tokens; t++)
+            build_tables(p + (int64_t)t * m, q + (int64_t)t * m, m, row_bytes,
+                         tabs + (int64_t)t * row_bytes * 256 * 4);
+    }
+    if (threads < 1) threads = fairy_cpu_threads();
+    /* rows split into even chunks, one per thread */
+    #pragma omp parallel num_threads(threads)
+    {
+        int nt = 1, id = 0;
+#ifdef _OPENMP
+        nt = omp_get_num_threads(); id = omp_get_thread_num();
+#endif
+        int64_t per = (rows + nt - 1) / nt;
+        int64_t r0 = id * per, r1 = r0 + per < rows ? r0 + per : rows;
+        if (r0 < r1) {
+            switch (variant) {
+                case 0: rows_scalar(codes, row_bytes, m, r0, r1, n, mats, p, q, tokens, conj, out); break;
+                case 1: rows_avx2(codes, row_bytes, mpad, r0, r1, n, mats, pp, qq, tokens, sp, sq, conj, out); break;
+                case 2: rows_avx512(codes, row_bytes, mpad, r0, r1, n, mats, pp, qq, tokens, sp, sq, conj, out); break;
+                default: rows_lut(codes, row_bytes, r0, r1, n, mats, tabs, tokens, conj, out); break;
+            }
+        }
+    }
+    free(pp); free(qq); free(tabs); free(sp); free(sq);
+    return 0;
+}
+
+/* A plain read of a buffer with all threads (the bandwidth the kernels are measured against): returns the
+ * XOR of all its bytes, so that no byte can be skipped. */
+T512 static uint64_t read512(const uint8_t *buf, int64_t bytes) {
+    __m512i acc = _mm512_setzero_si512();
+    int64_t i = 0;
+    for (; i + 256 <= bytes; i += 256) {
+        __m512i a = _mm512_loadu_si512(buf + i), b = _mm512_loadu_si512(buf + i + 64);
+        __m512i c = _mm512_loadu_si512(buf + i + 128), d = _mm512_loadu_si512(buf + i + 192);
+        acc = _mm512_xor_si512(acc, _mm512_xor_si512(_mm512_xor_si512(a, b), _mm512_xor_si512(c, d)));
+    }
+    uint64_t x = 0;
+    uint64_t lanes[8];
+    _mm512_storeu_si512(lanes, acc);
+    for (int l = 0; l < 8; l++) x ^= lanes[l];
+    x ^= x >> 32; x ^= x >> 16; x ^= x >> 8;
+    x &= 0xff;
+    for (; i < bytes; i++) x ^= buf[i];
+    return x;
+}
+
+FAIRY_API uint64_t fairy_read(const uint8_t *buf, int64_t bytes, int threads) {
+    uint64_t x = 0;
+    if (threads < 1) threads = fairy_cpu_threads();
+    int avx512 = (fairy_cpu_features() & 2) != 0;
+    #pragma omp parallel num_threads(threads) reduction(^:x)
+    {
+        int nt = 1, id = 0;
+#ifdef _OPENMP
+        nt = omp_get_num_threads(); id = omp_get_thread_num();
+#endif
+        int64_t per = ((bytes + nt - 1) / nt + 255) / 256 * 256;
+        int64_t b0 = id * per, b1 = b0 + per < bytes ? b0 + per : bytes;
+        if (b0 < b1) {
+            if (avx512) x ^= read512(buf + b0, b1 - b0);
+            else for (int64_t i = b0; i < b1; i++) x ^= buf[i];
+        }
+    }
+    return x;
+}

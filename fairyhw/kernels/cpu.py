@@ -1,0 +1,205 @@
+"""CPU kernels of the packed widely-linear layer (C, AVX-512 VNNI / AVX2 / scalar / table lookup).
+
+The kernels read the golden model's packed codes exactly as :func:`fairyhw.pack.pack_codes` writes them,
+``uint8 (M, n, ceil(m/4))`` for the ``M`` code matrices of a layer (Fairy2i stream order ``U_0, W_0, U_1,
+W_1, ...``), and int8 activations ``p, q`` of shape ``(B, m)``. The result is int32 ``(B, M, n, 4)``:
+``Σap, Σaq, Σbp, Σbq`` per row, the matrices flagged ``conj`` on ``conj(x)``, equal to
+:func:`fairyhw.golden.integer_sums` bit for bit.
+
+Variants: ``avx512`` (VNNI ``vpdpbusd`` + VBMI ``vpermb`` decode), ``avx2`` (``vpmaddubsw``), ``scalar``
+(portable C, the reference), ``lut`` (per-token tables of the 256 pre-added sums of each group of four
+inputs, indexed by a whole code byte; T-MAC / FairyFuse style). ``auto`` picks the fastest the CPU has.
+
+Build: ``kernels/cpu.c`` is compiled on first use with the C compiler (``$CC``, else ``cc``) into
+``$FAIRYHW_CACHE`` (default ``~/.cache/fairyhw``), under a name holding the hash of the source, compiler
+and flags, so an edit or another compiler builds a new library and a stale one is never loaded. The build
+writes a temporary file and renames it, so concurrent first uses are safe. ``python -m fairyhw.kernels.cpu``
+builds it ahead of time and prints the path and the CPU's variants.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import torch
+
+from .. import FairyError
+
+__all__ = ["VARIANTS", "library_path", "load", "variants", "fairy_sums", "read_bytes", "threads"]
+
+VARIANTS = {"scalar": 0, "avx2": 1, "avx512": 2, "lut": 3}
+_SRC = os.path.join(os.path.dirname(__file__), "cpu.c")
+_FLAGS = ["-O3", "-std=gnu11", "-fPIC", "-shared", "-fvisibility=hidden", "-fopenmp"]
+_lib = None
+
+
+def _cache_dir() -> str:
+    d = os.environ.get("FAIRYHW_CACHE")
+    if not d:
+        d = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "fairyhw")
+    return d
+
+
+def _compiler() -> tuple[str, str]:
+    cc = os.environ.get("CC", "cc")
+    try:
+        r = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise FairyError(f"the CPU kernel needs a C compiler: '{cc}' cannot run ({e}); "
+                         f"install gcc or set CC") from None
+    if r.returncode:
+        raise FairyError(f"the CPU kernel needs a C compiler: '{cc} --version' failed")
+    return cc, r.stdout.splitlines()[0] if r.stdout else cc
+
+
+def library_path() -> str:
+    """Where the compiled kernel library for this source, compiler and flags lives (built or not)."""
+    cc, ident = _compiler()
+    with open(_SRC, "rb") as f:
+        src = f.read()
+    h = hashlib.sha256(src + ident.encode() + " ".join(_FLAGS).encode()).hexdigest()[:16]
+    return os.path.join(_cache_dir(), f"fairyhw-cpu-{h}.so")
+
+
+def _build(path: str) -> None:
+    cc, _ = _compiler()
+    d = os.path.dirname(path)
+    try:
+        os.makedirs(d, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".build-", suffix=".so", dir=d)
+        os.close(fd)
+    except OSError as e:
+        raise FairyError(f"cannot write the CPU kernel build to {d} ({e.strerror}); "
+                         f"set FAIRYHW_CACHE to a writable folder") from None
+    try:
+        r = subprocess.run([cc, *_FLAGS, _SRC, "-o", tmp], capture_output=True, text=True)
+        if r.returncode:
+            msg = (r.stderr.strip().splitlines() or ["(no message)"])[-1]
+            raise FairyError(f"building the CPU kernel with {cc} failed: {msg}")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load():
+    """The kernel library (ctypes), compiled first if this source has not been built here yet."""
+    global _lib
+    if _lib is not None:
+        return _lib
+    path = library_path()
+    if not os.path.exists(path):
+        _build(path)
+    lib = ctypes.CDLL(path)
+    i64, i32, vp = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
+    lib.fairy_sums_cpu.argtypes = [vp, i32, i64, i64, vp, vp, i32, vp, vp, i32, i32]
+    lib.fairy_sums_cpu.restype = i32
+    lib.fairy_read.argtypes = [vp, i64, i32]
+    lib.fairy_read.restype = ctypes.c_uint64
+    lib.fairy_cpu_features.restype = i32
+    lib.fairy_cpu_threads.restype = i32
+    _lib = lib
+    return lib
+
+
+_variants = None
+
+
+def variants() -> list[str]:
+    """The variants this CPU runs, fastest first (``lut`` last: it is measured, not chosen by ``auto``)."""
+    global _variants
+    if _variants is not None:
+        return list(_variants)
+    f = load().fairy_cpu_features()
+    out = []
+    if f & 2:
+        out.append("avx512")
+    if f & 1:
+        out.append("avx2")
+    _variants = out + ["scalar", "lut"]
+    return list(_variants)
+
+
+def threads() -> int:
+    """OpenMP threads the kernels use by default (``OMP_NUM_THREADS``, else every core)."""
+    return load().fairy_cpu_threads()
+
+
+def _np(x, dtype, name):
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x)
+    if x.dtype != dtype:
+        raise FairyError(f"{name} must be {np.dtype(dtype).name}, not {x.dtype}")
+    return np.ascontiguousarray(x)
+
+
+def fairy_sums(packed, p, q, *, conj=None, variant: str = "auto", threads: int = 0) -> torch.Tensor:
+    """Integer sums ``(B, M, n, 4)`` int32 of packed codes ``(M, n, ceil(m/4))`` with int8 ``p, q (B, m)``.
+
+    ``conj``: one flag per matrix (default: the odd ones, the W matrices of the Fairy2i order).
+    ``threads``: 0 for the default (see :func:`threads`).
+    """
+    lib = load()
+    packed = _np(packed, np.uint8, "packed codes")
+    p = _np(p, np.int8, "p")
+    q = _np(q, np.int8, "q")
+    if p.ndim == 1:
+        p, q = p[None], q[None]
+    if packed.ndim != 3 or p.ndim != 2 or p.shape != q.shape:
+        raise FairyError(f"packed codes must be (M, n, ceil(m/4)) and p, q (B, m) alike; got "
+                         f"{packed.shape}, {p.shape}, {q.shape}")
+    mats, n, row_bytes = packed.shape
+    tokens, m = p.shape
+    if m < 1 or row_bytes != -(-m // 4):
+        raise FairyError(f"packed rows of {row_bytes} bytes do not hold {m} codes (expected {-(-m // 4)})")
+    if conj is None:
+        conj = [k % 2 == 1 for k in range(mats)]
+    if len(conj) != mats:
+        raise FairyError(f"conj needs one flag per matrix ({mats}), got {len(conj)}")
+    if variant == "auto":
+        variant = variants()[0]
+    if variant not in VARIANTS:
+        raise FairyError(f"unknown CPU kernel variant {variant!r}; expected one of auto, "
+                         + ", ".join(VARIANTS))
+    if variant not in variants():
+        raise FairyError(f"this CPU cannot run the {variant} kernel (it has {', '.join(variants())})")
+    if m > (1 << 23):
+        raise FairyError(f"input length {m} is beyond the kernel's int32 sums (at most 2**23)")
+    flags = np.asarray(conj, dtype=np.int32)
+    out = np.empty((tokens, mats, n, 4), np.int32)
+    rc = lib.fairy_sums_cpu(packed.ctypes.data, mats, n, m, p.ctypes.data, q.ctypes.data, tokens,
+                            flags.ctypes.data, out.ctypes.data, VARIANTS[variant], int(threads))
+    if rc:
+        raise FairyError("the CPU kernel ran out of memory for its activation buffers")
+    return torch.from_numpy(out)
+
+
+def read_bytes(buf: np.ndarray, threads: int = 0) -> int:
+    """Read every byte of ``buf`` once with all threads (a plain read, for the bandwidth baseline);
+    returns the XOR of all its bytes."""
+    buf = np.ascontiguousarray(buf).view(np.uint8).reshape(-1)
+    return int(load().fairy_read(buf.ctypes.data, buf.size, int(threads)))
+
+
+def main(argv=None) -> int:
+    try:
+        lib_path = library_path()
+        built = os.path.exists(lib_path)
+        load()
+        print(f"{'found' if built else 'built'} {lib_path}")
+        print(f"variants on this CPU: {', '.join(variants())}; threads: {threads()}")
+    except FairyError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""The C kernels' integer sums equal the golden path bit for bit; build path and bad inputs."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from fairyhw import FairyError
+from fairyhw import golden as g
+from fairyhw.kernels import cpu
+from fairyhw.pack import pack_codes
+
+VARIANTS = pytest.mark.parametrize("variant", cpu.variants())
+
+
+def golden(codes, p, q, conj):
+    return torch.stack([g.integer_sums(codes[k], p, q, conj=c) for k, c in enumerate(conj)], dim=1)
+
+
+@VARIANTS
+@pytest.mark.parametrize("n, m, batch", [(1, 1, 1), (17, 33, 2), (3, 255, 1), (5, 256, 3), (4, 257, 1),
+                                         (300, 200, 1), (64, 1000, 5), (9, 2048, 1)])
+def test_cpu_sums_random(variant, n, m, batch):
+    gen = torch.Generator().manual_seed(n * m + batch)
+    codes = torch.randint(0, 4, (4, n, m), dtype=torch.uint8, generator=gen)
+    p = torch.randint(-128, 128, (batch, m), dtype=torch.int8, generator=gen)
+    q = torch.randint(-128, 128, (batch, m), dtype=torch.int8, generator=gen)
+    conj = [False, True, False, True]
+    got = cpu.fairy_sums(pack_codes(codes), p, q, variant=variant)
+    assert got.dtype == torch.int32 and got.shape == (batch, 4, n, 4)
+    assert torch.equal(got.long(), golden(codes, p, q, conj))
+
+
+@VARIANTS
+def test_cpu_sums_extremes_and_flags(variant):
+    m = 5504     # LLaMA-2 7B down_proj: the longest input
+    codes = torch.tensor([2, 3, 0, 1], dtype=torch.uint8).repeat_interleave(2)[:, None, None].expand(8, 3, m)
+    p = torch.full((1, m), -128, dtype=torch.int8)
+    q = torch.full((1, m), 127, dtype=torch.int8)
+    conj = [True, False, True, True, False, False, True, False]
+    got = cpu.fairy_sums(pack_codes(codes), p, q, conj=conj, variant=variant, threads=1)
+    ref = golden(codes, p, q, conj)
+    assert torch.equal(got.long(), ref) and int(got.abs().max()) == 128 * m
+
+
+@VARIANTS
+def test_cpu_sums_smollm2_layer(variant, smollm2):
+    """SmolLM2 block 0's q_proj and down_proj, W2, with int8 activations from the FairyLinear path."""
+    from fairyhw.layers import FairyLinear
+    gen = torch.Generator().manual_seed(5)
+    for name in ("model.layers.0.self_attn.q_proj.weight", "model.layers.0.mlp.down_proj.weight"):
+        layer = FairyLinear(smollm2.tensors[name].float(), stages=2)
+        act = layer.quantize_input(torch.randn(2, layer.in_features, generator=gen))
+        codes = torch.stack([c for u, w in zip(layer.u_stages, layer.w_stages) for c in (u.codes, w.codes)])
+        got = cpu.fairy_sums(pack_codes(codes), act.p, act.q, variant=variant)
+        ref = layer.integer_sums(act)                       # (B, T, 2, n, 4)
+        assert torch.equal(got.long(), ref.reshape(got.shape))
+
+
+def test_cpu_threads_agree():
+    gen = torch.Generator().manual_seed(1)
+    codes = torch.randint(0, 4, (2, 101, 300), dtype=torch.uint8, generator=gen)
+    p = torch.randint(-128, 128, (1, 300), dtype=torch.int8, generator=gen)
+    packed = pack_codes(codes)
+    outs = [cpu.fairy_sums(packed, p, p, threads=t) for t in (1, 2, 3)]
+    assert all(torch.equal(outs[0], o) for o in outs[1:])
+
+
+@pytest.mark.parametrize("size", [1, 255, 256, 1000, 100_003])
+def test_cpu_read_bytes(size):
+    buf = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8)
+    for threads in (1, 2):
+        assert cpu.read_bytes(buf, threads) == int(np.bitwise_xor.reduce(buf))
+
+
+@pytest.mark.parametrize("args, msg", [
+    (dict(packed=np.zeros((4, 2, 3), np.int8)), "packed codes must be uint8"),
+    (dict(p=np.zeros((1, 10), np.int16)), "p must be int8"),
+    (dict(packed=np.zeros((4, 2, 4), np.uint8)), "do not hold 10 codes"),
+    (dict(q=np.zeros((2, 10), np.int8)), "alike"),
+    (dict(variant="avx9000"), "unknown CPU kernel variant"),
+    (dict(conj=[True]), "one flag per matrix"),
+])
+def test_cpu_bad_inputs(args, msg):
+    kw = dict(packed=np.zeros((4, 2, 3), np.uint8), p=np.zeros((1, 10), np.int8),
+              q=np.zeros((1, 10), np.int8))
+    kw.update(args)
+    packed, p, q = kw.pop("packed"), kw.pop("p"), kw.pop("q")
+    with pytest.raises(FairyError, match=msg):
+        cpu.fairy_sums(packed, p, q, **kw)
+
+
+def _fresh(env_extra, code):
+    env = {**os.environ, **env_extra}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+
+
+def test_cpu_build_path(tmp_path):
+    """First use builds into $FAIRYHW_CACHE under a hashed name; the next use loads it, no rebuild."""
+    code = ("from fairyhw.kernels import cpu; import os; p = cpu.library_path(); "
+            "print(os.path.exists(p)); cpu.load(); print(p)")
+    r1 = _fresh({"FAIRYHW_CACHE": str(tmp_path)}, code)
+    assert r1.returncode == 0, r1.stderr
+    exists, path = r1.stdout.split()
+    assert exists == "False" and os.path.dirname(path) == str(tmp_path)
+    assert os.path.basename(path).startswith("fairyhw-cpu-") and os.path.exists(path)
+    assert [f for f in os.listdir(tmp_path)] == [os.path.basename(path)]    # no temporary left
+    mtime = os.path.getmtime(path)
+    r2 = _fresh({"FAIRYHW_CACHE": str(tmp_path)}, code)
+    assert r2.stdout.split() == ["True", path] and os.path.getmtime(path) == mtime
+
+
+def test_cpu_no_compiler(tmp_path):
+    r = _fresh({"FAIRYHW_CACHE": str(tmp_path), "CC": str(tmp_path / "no-such-cc")},
+               "import sys; from fairyhw.kernels.cpu import main; sys.exit(main())")
+    assert r.returncode == 2
+    assert r.stderr.startswith("error: the CPU kernel needs a C compiler") and "Traceback" not in r.stderr
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("argv", [["--threads", "-1"], ["--threads", "x"], ["--rotate-mb", "0"]])
+def test_bench_cpu_bad_options(argv, tmp_path):
+    out = tmp_path / "b.json"
+    r = subprocess.run([sys.executable, "-m", "fairyhw.bench", "cpu", *argv, "--out", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "error:" in r.stderr and "Traceback" not in r.stderr
+    assert not out.exists()
