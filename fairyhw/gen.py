@@ -19,12 +19,12 @@ from amaranth.hdl import Shape
 
 from . import __version__
 from .cli import int_in
-from .hw.engine import ACCUMULATE, MAX_DIM, MAX_LANES, MODES, SHARING, Engine
+from .hw.engine import ACCUMULATE, LANE_STYLES, MAX_DIM, MAX_LANES, MODES, SHARING, Engine
 
 __all__ = ["generate", "manifest", "main"]
 
 DEFAULTS = {"lanes": 64, "max_in": 8192, "max_out": 16384, "stages": 2, "mode": "fairy2i",
-            "accumulate": "split", "sharing": "buffer"}
+            "accumulate": "split", "sharing": "buffer", "lane_style": "output"}
 
 
 def _layout_fields(layout, offset=0, prefix=""):
@@ -51,8 +51,11 @@ def manifest(engine: Engine, name: str) -> dict:
                 "k beats of the complex int8 input after cmd" if engine.sharing == "buffer" else
                 "one beat with every wgt beat (the input resent for each pass); moves with wgt"),
         "wgt": ("in", engine.wgt.signature.members["payload"].shape,
-                "codes in the stream layout: row tile, stage, matrix, input column"),
-        "res": ("out", engine.res_layout, "one beat per (row tile, stage, matrix, row)"),
+                "codes in the stream layout: row tile, stage, matrix, input column"
+                if engine.lane_style == "output" else
+                "codes in the dot stream layout: row, stage, matrix, chunk of `lanes` input columns"),
+        "res": ("out", engine.res_layout, "one beat per (row tile, stage, matrix, row)"
+                if engine.lane_style == "output" else "one beat per (row, stage, matrix)"),
     }
     ports = [{"name": "clk", "direction": "in", "width": 1, "signed": False, "protocol": "clock"},
              {"name": "rst", "direction": "in", "width": 1, "signed": False,
@@ -73,31 +76,43 @@ def manifest(engine: Engine, name: str) -> dict:
         "generator": "fairyhw.gen", "generator_version": __version__, "name": name,
         "parameters": {"lanes": engine.lanes, "max_in": engine.max_in, "max_out": engine.max_out,
                        "stages": engine.stages, "mode": engine.mode, "accumulate": engine.accumulate,
-                       "sharing": engine.sharing,
-                       "lane_style": "output-stationary, broadcast activation",
-                       "activation_sharing": "on-chip buffer of max_in entries, broadcast to all lanes"
+                       "sharing": engine.sharing, "lane_style": engine.lane_style,
+                       "lane_style_means": "output-stationary: lane l accumulates row r0 + l, one "
+                       "broadcast activation per cycle" if engine.lane_style == "output" else
+                       "dot product: lane l takes input column c*lanes + l of one row, an adder tree "
+                       "sums the lanes, one accumulator per sum part",
+                       "activation_sharing": ("on-chip buffer of max_in entries, broadcast to all lanes"
+                                              if engine.lane_style == "output" else
+                                              "on-chip buffer of `lanes` banks, one per lane")
                        if engine.sharing == "buffer" else
                        "no buffer: streamed beside every weight beat, broadcast to all lanes"},
         "matrices_per_stage": list(engine.matrices),
         "result_parts": list(engine.parts),
         "accumulator_width": engine.acc_width,
-        "activation_buffer": {"depth": engine.max_in, "width": 16} if engine.sharing == "buffer" else None,
+        "activation_buffer": None if engine.sharing != "buffer" else
+        {"depth": engine.max_in, "width": 16} if engine.lane_style == "output" else
+        {"depth": -(-engine.max_in // engine.lanes), "width": 16 * engine.lanes, "banks": engine.lanes},
         "code_bit_order": "lane l's code at wgt__payload bits [2l+1:2l]; code k = i**k "
                           "(0:+1, 1:+i, 2:-1, 3:-i)",
         "conjugate": "matrix W (every Fairy±i pass) computes on conj(x): q negated",
         "scales": "not applied: res carries the exact integer sums; the host rescales",
         "ports": ports,
         "latency": {
-            "inputs": ["k", "rows", "lanes", "stages", "matrices", "sharing"],
+            "inputs": ["k", "rows", "lanes", "stages", "matrices", "sharing", "lane_style"],
             "formula": "F + sum(max(k, 2 + c_i) for every pass but the last) + c_last + 3, passes "
                        "in order (row tile, stage, matrix), c_i = rows in pass i's tile, F = 2*k with "
-                       "sharing=buffer, k with sharing=stream",
+                       "sharing=buffer, k with sharing=stream"
+                       if engine.lane_style == "output" else
+                       "k + n + (P - 1) * max(n, 4) + 5, n = ceil(k / lanes) words a pass, "
+                       "P = rows * stages * matrices passes",
             "meaning": "cycles from the cmd handshake to the last res handshake, both included, "
                        "with inputs always valid and res always ready",
-            "python": "fairyhw.hw.engine.engine_cycles(k, rows, lanes=, stages=, matrices=, sharing=)",
+            "python": "fairyhw.hw.engine.engine_cycles(k, rows, lanes=, stages=, matrices=, sharing=, "
+                      "lane_style=)",
         },
         "resources": {"multipliers": 0,
-                      "flip_flops_per_lane_accumulators": len(engine.parts) * engine.acc_width},
+                      "flip_flops_per_lane_accumulators": len(engine.parts) * engine.acc_width
+                      if engine.lane_style == "output" else 0},
     }
 
 
@@ -147,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sharing", choices=SHARING, default=DEFAULTS["sharing"],
                    help="buffer: activation buffer loaded once per layer; stream: no buffer, the host "
                         "streams x beside every weight beat")
+    p.add_argument("--lane-style", choices=LANE_STYLES, default=DEFAULTS["lane_style"],
+                   help="output: output-stationary lanes, one row each, broadcast activation; dot: "
+                        "dot-product lanes, one input column each, adder tree (needs --sharing buffer)")
     p.add_argument("--out", metavar="DIR", default="rtl", help="output directory")
     p.add_argument("--name", metavar="NAME", default="fairyhw_engine",
                    help="Verilog module name and file stem")
@@ -164,6 +182,9 @@ def main(argv=None) -> int:
     if not os.access(args.out, os.W_OK):
         parser.error(f"argument --out: {args.out} is not writable")
     params = {k: getattr(args, k) for k in DEFAULTS}
+    if params["lane_style"] == "dot" and params["sharing"] != "buffer":
+        parser.error("argument --lane-style: dot lanes read their activations from the buffer: "
+                     "use --sharing buffer")
     t0 = time.perf_counter()
     try:
         v, j = generate(args.out, args.name, **params)
@@ -178,7 +199,8 @@ def main(argv=None) -> int:
                           "accumulator_width": man["accumulator_width"]}, indent=1))
     else:
         prm = man["parameters"]
-        print(f"{args.name}: {prm['lanes']} lanes, {prm['mode']} T={prm['stages']}, "
+        print(f"{args.name}: {prm['lanes']} {'dot-product ' if prm['lane_style'] == 'dot' else ''}lanes, "
+              f"{prm['mode']} T={prm['stages']}, "
               f"{prm['accumulate']} accumulators of {man['accumulator_width']} bits, "
               f"activation {prm['sharing']}, "
               f"K <= {prm['max_in']}, rows <= {prm['max_out']}")

@@ -7,6 +7,9 @@ Engine stream layout (what the generated engine's weight stream and a ``.memh`` 
 for each row tile ``r0 = 0, L, 2L, ...`` (L = lanes), for each stage ``t``, for each matrix
 (``U`` then ``W``; Fairy±i layers have ``W`` only), for each input column ``j``: one word of L codes,
 lane ``l`` holding the code of row ``r0 + l`` (rows past the end are code 0, ignored by the engine).
+Dot-product lanes (``lane_style="dot"``) take one row at a time instead: for each row ``r``, for each
+stage ``t``, for each matrix, for each chunk ``c = 0 .. ceil(K/L)-1``: one word of L codes, lane ``l``
+holding the code of column ``c*L + l`` (columns past K are code 0, ignored by the engine).
 A ``.memh`` file has one word per line in hex, most-significant digit first, ``L/2`` digits a line
 (rounded up), no address markers: ``$readmemh`` loads it into ``reg [2L-1:0] mem [0:WORDS-1]``.
 """
@@ -21,7 +24,7 @@ import torch
 
 from . import FairyError
 
-__all__ = ["pack_codes", "unpack_codes", "stream_words", "unstream_words", "write_memh", "read_memh",
+__all__ = ["pack_codes", "unpack_codes", "stream_words", "stream_words_dot", "unstream_words", "write_memh", "read_memh",
            "write_scales_json"]
 
 
@@ -71,6 +74,22 @@ def stream_words(matrices: list[list], lanes: int) -> np.ndarray:
                 raise FairyError(f"code matrices differ in shape: {c.shape} and {(n, m)}")
             buf[:n, t, k] = c
     buf = buf.reshape(tiles, lanes, len(mats), per_t, m).transpose(0, 2, 3, 4, 1)
+    return pack_codes(buf.reshape(-1, lanes))
+
+
+def stream_words_dot(matrices: list[list], lanes: int) -> np.ndarray:
+    """Dot-product lane stream layout of one layer: uint8 ``(words, ceil(lanes/4))`` (see the module doc)."""
+    if lanes < 1:
+        raise FairyError(f"lanes must be a positive integer, not {lanes}")
+    mats = [[_as_np_codes(c) for c in per_t] for per_t in matrices]
+    n, m = mats[0][0].shape
+    chunks = -(-m // lanes)
+    buf = np.zeros((n, len(mats), len(mats[0]), chunks * lanes), np.uint8)
+    for t, per in enumerate(mats):
+        for k, c in enumerate(per):
+            if c.shape != (n, m):
+                raise FairyError(f"code matrices differ in shape: {c.shape} and {(n, m)}")
+            buf[:, t, k, :m] = c
     return pack_codes(buf.reshape(-1, lanes))
 
 

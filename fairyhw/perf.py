@@ -116,6 +116,7 @@ class HardwareConfig:
     static_w: float | None = None
     col_groups: int = 1
     lut_per_lane: float | None = None
+    lane_style: str = "output"
 
     @property
     def row_lanes(self) -> int:
@@ -136,7 +137,7 @@ class MacArray:
         c = self.hw.col_groups
         if c == 1:   # the generated engine: its own latency function, exact against the RTL
             return engine_cycles(k, rows, lanes=self.hw.lanes, stages=self.hw.stages, matrices=2,
-                                 sharing=self.hw.sharing)
+                                 sharing=self.hw.sharing, lane_style=self.hw.lane_style)
         # modelled column-parallel array: K/C columns per pass, an adder tree of log2(C) stages,
         # C results drained per cycle and C activations loaded per cycle
         kc, r = math.ceil(k / c), self.hw.row_lanes
@@ -149,6 +150,13 @@ class MacArray:
         cyc = self.cycles(k, rows) * tokens
         # useful complex MACs: each does 2 accumulator adds (split: two of the four sums; merged: re, im)
         macs = 2 * self.hw.stages * k * rows * tokens
+        if self.hw.lane_style == "dot":
+            # per weight word: 4 adder trees of C - 1 narrow adds (9 + log2 C bits) and 4 accumulator adds
+            n = self.hw.lanes
+            words = math.ceil(k / n) * rows * 2 * self.hw.stages * tokens
+            tree = add_energy(9 + math.ceil(math.log2(max(n, 2))))
+            return Cost(cyc / self.hw.clock, words * 4 * ((n - 1) * tree + add_energy(self.acc_width)) *
+                        node_scale(self.hw.node_nm))
         e = macs * 2 * add_energy(self.acc_width) * node_scale(self.hw.node_nm)
         if self.hw.col_groups > 1:   # adder tree: (C - 1) adds per row and pass
             e += (self.hw.col_groups - 1) * 4 * rows * 2 * self.hw.stages * tokens * \

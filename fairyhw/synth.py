@@ -117,6 +117,7 @@ def build_parser():
     p.add_argument("--mode", default=DEFAULTS["mode"], choices=("fairy2i", "ifairy"))
     p.add_argument("--accumulate", default=DEFAULTS["accumulate"], choices=("split", "merged"))
     p.add_argument("--sharing", default=DEFAULTS["sharing"], choices=("buffer", "stream"))
+    p.add_argument("--lane-style", default=DEFAULTS["lane_style"], choices=("output", "dot"))
     p.add_argument("--target", action="append", choices=tuple(TARGETS),
                    help="Yosys flow (repeatable; default: both)")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")

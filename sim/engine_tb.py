@@ -128,6 +128,8 @@ class EngineTestbench:
         self.lanes, self.acc_width = self.meta["lanes"], self.meta["acc_width"]
         self.max_in = self.meta["max_in"]
         self.sharing = self.meta.get("sharing", "buffer")
+        self.lane_style = self.meta.get("lane_style", "output")
+        self.row_tile = self.lanes if self.lane_style == "output" else 1
         self.parts = self.meta["parts"]
         self.matrices = MODES[self.meta["mode"]]
         rng = random.Random(self.meta.get("seed", 0))
@@ -139,7 +141,7 @@ class EngineTestbench:
         self.act = StreamDriver(dut, "act", dut.clk, idle, rng)
         self.wgt = StreamDriver(dut, "wgt", dut.clk, idle, rng)
         self.monitor = ResultMonitor(dut, dut.clk, lambda: self.n, bp, random.Random(rng.random()))
-        self.model = GoldenModel(self.lanes, self.acc_width)
+        self.model = GoldenModel(self.row_tile, self.acc_width)
         self.checker = Checker(self.acc_width, self.parts, self.matrices)
 
     async def _count(self):
@@ -156,7 +158,8 @@ class EngineTestbench:
     def wgt_beats(self, codes):
         """codes: (stages, matrices, rows, K) uint8 -> wgt payload ints in the stream layout."""
         stages, mats = codes.shape[:2]
-        return wgt_beats([[codes[t, k] for k in range(mats)] for t in range(stages)], self.lanes)
+        return wgt_beats([[codes[t, k] for k in range(mats)] for t in range(stages)], self.lanes,
+                         self.lane_style)
 
     async def run_layer(self, codes, p, q):
         """Send one layer and collect its results. Returns (beats, cycles)."""

@@ -93,7 +93,7 @@ def run_job(design, layers, *, testcase="run_layers", idle=0.0, backpressure=0.0
     """Run ``layers`` (list of (name, codes (T, M, n, K), p, q, expected)) on ``design`` in cocotb."""
     runner, eng, bdir = design
     meta = {"lanes": eng.lanes, "acc_width": eng.acc_width, "max_in": eng.max_in, "mode": eng.mode,
-            "sharing": eng.sharing,
+            "sharing": eng.sharing, "lane_style": eng.lane_style,
             "parts": list(eng.parts), "layers": [x[0] for x in layers], "idle": idle,
             "backpressure": backpressure, "seed": seed, "reset_at": reset_at}
     arrays = {"meta": np.array(json.dumps(meta))}
@@ -131,7 +131,7 @@ def record_cycles(design, rec, tag):
     data["runs"] = [r for r in data["runs"] if r["tag"] != tag]
     for layer in rec["layers"]:
         data["runs"].append({"tag": tag, "layer": layer["name"], "lanes": eng.lanes,
-                             "sharing": eng.sharing,
+                             "sharing": eng.sharing, "lane_style": eng.lane_style,
                              "stages": eng.stages, "mode": eng.mode, "accumulate": eng.accumulate,
                              "k": layer["k"], "rows": layer["rows"], "cycles": layer["cycles"],
                              "stalls": rec.get("stalls", False), "simulator": SIM})
@@ -265,6 +265,40 @@ def test_streamed_activation_sharing(idle, backpressure):
         record_cycles(design, rec, tag)
 
 
+@pytest.fixture(scope="module")
+def dot16():
+    return build(lanes=16, max_in=2048, max_out=2048, stages=2, lane_style="dot")
+
+
+def test_dot_lanes_smollm2_bit_exact(dot16, smollm2_vectors):
+    """Dot-product lanes (16 columns, adder tree) on SmolLM2 block 0's q_proj and down_proj, W2,
+    real activations: bit-exact, and the measured cycles equal the latency function."""
+    from vectors import quantized_layer_vectors
+    layers = []
+    for name in ("model.layers.0.self_attn.q_proj", "model.layers.0.mlp.down_proj"):
+        weight, x = smollm2_vectors[name]
+        _, act, codes, exp = quantized_layer_vectors(weight[:64], x, 2)   # 32 complex rows: sim time
+        layers.append((name, codes, act.p, act.q, exp))
+    layers.append(random_layer("dot-tail", 7, 37, 2, 2, seed=31))           # K not a multiple of 16
+    rec = run_job(dot16, layers, tag="dot16")
+    record_cycles(dot16, rec, "dot16")
+    for lrec in rec["layers"]:
+        assert lrec["cycles"] == dot16[1].latency(lrec["k"], lrec["rows"])
+
+
+@pytest.mark.parametrize("idle, backpressure", [(0.3, 0.5)])
+def test_dot_lanes_stalls_and_merged(idle, backpressure):
+    """Dot lanes with merged accumulators, Fairy±i, 5 lanes (not a power of two), short and long K,
+    random idles and back-pressure: nothing lost, duplicated or reordered."""
+    design = build(lanes=5, max_in=256, max_out=256, stages=1, mode="ifairy", accumulate="merged",
+                   lane_style="dot")
+    layers = [random_layer("m1", 9, 23, 1, 1, seed=41, mode="ifairy", accumulate="merged"),
+              random_layer("m2", 4, 3, 1, 1, seed=42, mode="ifairy", accumulate="merged")]
+    run_job(design, layers, idle=idle, backpressure=backpressure, seed=7, tag="dot_stalls")
+    rec = run_job(design, layers, tag="dot_nostall")
+    record_cycles(design, rec, "dot_nostall")
+
+
 @pytest.mark.parametrize("code", [0, 1, 2, 3])
 def test_extremes_one_lane(d1, code):
     """1 lane: all activations -128, all codes equal, K at the design maximum (64)."""
@@ -298,7 +332,8 @@ def test_latency_function_matches_every_measured_run():
     for r in runs:
         matrices = 1 if r["mode"] == "ifairy" else 2
         assert r["cycles"] == engine_cycles(r["k"], r["rows"], lanes=r["lanes"], stages=r["stages"],
-                                            matrices=matrices, sharing=r["sharing"]), r
+                                            matrices=matrices, sharing=r["sharing"],
+                                            lane_style=r.get("lane_style", "output")), r
 
 
 def teardown_module(module):

@@ -18,6 +18,8 @@ def test_cycle_model_equals_measured_cycles():
     runs = [r for r in json.loads(CYCLES.read_text())["runs"]
             if not r["stalls"] and r["mode"] == "fairy2i"]
     assert {r["lanes"] for r in runs} >= {1, 8, 64}
+    assert {r.get("lane_style", "output") for r in runs} == {"output", "dot"}
     for r in runs:
-        hw = HardwareConfig(lanes=r["lanes"], stages=r["stages"], sharing=r["sharing"])
+        hw = HardwareConfig(lanes=r["lanes"], stages=r["stages"], sharing=r["sharing"],
+                            lane_style=r.get("lane_style", "output"))
         assert MacArray(hw).cycles(r["k"], r["rows"]) == r["cycles"], r

@@ -12,15 +12,18 @@ from fairyhw.dse import Point, load_config, points_of, run_point, run_sweep, var
 
 def tiny(**kw):
     return load_config({"lanes": [1, 2], "max_in": [16], "accumulate": ["split"], "baselines": [2],
+                        "lane_style": ["output"],
                         "pnr": False, "accuracy": False, "memory": ["ddr4-2400-x64"], **kw})
 
 
 def test_points_of_config():
-    cfg = tiny(accumulate=["split", "merged"])
+    cfg = tiny(accumulate=["split", "merged"], lane_style=["output", "dot"])
     pts = points_of(cfg)
     assert [p.label() for p in pts] == [
-        "1 lanes split T2 fairy2i", "1 lanes merged T2 fairy2i", "2 lanes split T2 fairy2i",
-        "2 lanes merged T2 fairy2i", "baseline-complex-int8 x2", "baseline-ternary x2"]
+        "1 lanes split T2 fairy2i", "1 lanes split T2 fairy2i dot", "1 lanes merged T2 fairy2i",
+        "1 lanes merged T2 fairy2i dot", "2 lanes split T2 fairy2i", "2 lanes split T2 fairy2i dot",
+        "2 lanes merged T2 fairy2i", "2 lanes merged T2 fairy2i dot",
+        "baseline-complex-int8 x2", "baseline-ternary x2"]
     assert len({p.key() for p in pts}) == len(pts)
 
 
@@ -31,6 +34,7 @@ def test_points_of_config():
     ({"lanes": [0]}, "lanes values must be integers from 1 to 4096, not 0"),
     ({"lanes": [8.5]}, "lanes values must be integers from 1 to 4096, not 8.5"),
     ({"accumulate": ["fast"]}, "accumulate values must be among split, merged, not 'fast'"),
+    ({"lane_style": ["lut"]}, "lane_style values must be among output, dot, not 'lut'"),
     ({"memory": ["sram"]}, "memory values must be among"),
     ({"clock_mhz": [0]}, "clock_mhz must be a non-empty list of numbers in (0, 2000), not [0]"),
     ({"act_bits": [4]}, "act_bits must be [8]: the generator supports int8 activations only"),
@@ -81,14 +85,15 @@ def test_variant_snr_split_beats_merged():
 def test_cli_tiny_sweep_and_bad_config(tmp_path):
     cfgf = tmp_path / "sweep.json"
     cfgf.write_text(json.dumps({"lanes": [2], "max_in": [16], "baselines": [], "pnr": True,
-                                "accuracy": False, "memory": ["ddr4-2400-x64"]}))
+                                "accumulate": ["split"], "accuracy": False,
+                                "memory": ["ddr4-2400-x64"]}))
     out = tmp_path / "rep"
     r = subprocess.run([sys.executable, "-m", "fairyhw.dse", "--config", str(cfgf), "--out", str(out),
                         "--cache", str(tmp_path / "cache"), "--no-progress"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "2 points (0 failed)" in r.stdout
     rows = json.loads((out / "results.json").read_text())["rows"]
-    assert {row["accumulate"] for row in rows} == {"split", "merged"}
+    assert {row["lane_style"] for row in rows} == {"output", "dot"}
     assert all(row["fmax_mhz"] and row["clock_from"] == "pnr" for row in rows)
     for f in ("dse.md", "results.csv", "dse_tokens_per_s.png", "dse_tokens_per_j.png",
               "dse_luts_and_clock.png", "dse_best_breakdown.png"):

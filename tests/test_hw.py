@@ -10,6 +10,7 @@ import torch
 from amaranth.sim import Simulator
 
 from fairyhw.hw import Engine, Lane, engine_cycles
+from fairyhw.hw.engine import DotLane
 from fairyhw.hw.driver import ref_results
 from fairyhw.hw.simulate import rtl_engine
 
@@ -81,15 +82,18 @@ def layer(rows, k, stages, matrices, seed, extreme=None):
     return mats, p, q
 
 
-@pytest.mark.parametrize("lanes, stages, mode, accumulate, sharing", [
-    (1, 1, "fairy2i", "split", "buffer"), (3, 2, "fairy2i", "split", "buffer"),
-    (8, 2, "fairy2i", "merged", "buffer"), (8, 3, "ifairy", "split", "buffer"),
-    (5, 1, "ifairy", "merged", "buffer"), (16, 4, "fairy2i", "split", "buffer"),
-    (1, 2, "fairy2i", "split", "stream"), (3, 1, "ifairy", "merged", "stream"),
-    (8, 2, "fairy2i", "split", "stream")])
-def test_engine_against_golden(lanes, stages, mode, accumulate, sharing):
+@pytest.mark.parametrize("lanes, stages, mode, accumulate, sharing, lane_style", [
+    (1, 1, "fairy2i", "split", "buffer", "output"), (3, 2, "fairy2i", "split", "buffer", "output"),
+    (8, 2, "fairy2i", "merged", "buffer", "output"), (8, 3, "ifairy", "split", "buffer", "output"),
+    (5, 1, "ifairy", "merged", "buffer", "output"), (16, 4, "fairy2i", "split", "buffer", "output"),
+    (1, 2, "fairy2i", "split", "stream", "output"), (3, 1, "ifairy", "merged", "stream", "output"),
+    (8, 2, "fairy2i", "split", "stream", "output"),
+    (1, 1, "fairy2i", "split", "buffer", "dot"), (3, 2, "fairy2i", "split", "buffer", "dot"),
+    (8, 2, "fairy2i", "merged", "buffer", "dot"), (5, 3, "ifairy", "split", "buffer", "dot"),
+    (16, 4, "fairy2i", "split", "buffer", "dot"), (12, 1, "ifairy", "merged", "buffer", "dot")])
+def test_engine_against_golden(lanes, stages, mode, accumulate, sharing, lane_style):
     eng = Engine(lanes=lanes, max_in=40, max_out=40, stages=stages, mode=mode, accumulate=accumulate,
-                 sharing=sharing)
+                 sharing=sharing, lane_style=lane_style)
     m = len(eng.matrices)
     shapes = [(lanes, 1), (2 * lanes + 1, 7), (1, 40), (min(40, 3 * lanes), 5)]
     layers = [layer(r, k, stages, m, seed=i) for i, (r, k) in enumerate(shapes)]
@@ -102,18 +106,20 @@ def test_engine_against_golden(lanes, stages, mode, accumulate, sharing):
         assert run.lasts == [0] * (len(run.lasts) - 1) + [1]
 
 
+@pytest.mark.parametrize("lane_style", ["output", "dot"])
 @pytest.mark.parametrize("code", [0, 1, 2, 3])
-def test_engine_extremes_fit_accumulators(code):
-    eng = Engine(lanes=2, max_in=64, max_out=8, stages=1)
+def test_engine_extremes_fit_accumulators(code, lane_style):
+    eng = Engine(lanes=2, max_in=64, max_out=8, stages=1, lane_style=lane_style)
     mats, p, q = layer(3, 64, 1, 2, 0, extreme=code)
     run, = rtl_engine(eng, [(mats, p, q)])
     assert torch.equal(run.sums, ref_results(mats, p, q))
     assert int(run.sums.abs().max()) == 128 * 64
 
 
-@pytest.mark.parametrize("sharing", ["buffer", "stream"])
-def test_engine_stalls_in_amaranth_sim(sharing):
-    eng = Engine(lanes=4, max_in=16, max_out=16, stages=2, sharing=sharing)
+@pytest.mark.parametrize("sharing, lane_style", [("buffer", "output"), ("stream", "output"),
+                                                 ("buffer", "dot")])
+def test_engine_stalls_in_amaranth_sim(sharing, lane_style):
+    eng = Engine(lanes=4, max_in=16, max_out=16, stages=2, sharing=sharing, lane_style=lane_style)
     layers = [layer(9, 6, 2, 2, seed=s) for s in range(3)]
     runs = rtl_engine(eng, layers, idle=0.4, backpressure=0.5, seed=9)
     for run, (mats, p, q) in zip(runs, layers):
@@ -130,6 +136,37 @@ def test_latency_formula_small_cases():
     assert engine_cycles(100, 64, lanes=64, stages=2, matrices=2, sharing="stream") == \
         100 + 3 * 100 + 64 + 3
     assert engine_cycles(100, 64, lanes=64, stages=2, matrices=2) == 200 + 3 * 100 + 64 + 3
+    # dot lanes: K=100 over 64 lanes is 2 words a pass, below the 4-cycle result spacing
+    assert engine_cycles(100, 3, lanes=64, stages=2, matrices=2, lane_style="dot") == \
+        100 + 2 + 11 * 4 + 5
+    # ... and 4096 over 64 lanes is 64 words a pass: full use of the lanes
+    assert engine_cycles(4096, 8, lanes=64, stages=2, matrices=2, lane_style="dot") == \
+        4096 + 64 + 31 * 64 + 5
+
+
+@pytest.mark.parametrize("accumulate", ["split", "merged"])
+def test_dot_lane_terms(accumulate):
+    """A dot lane's combinational terms for every code and extreme activations, against the golden sums."""
+    from fairyhw import golden as g
+    lane = DotLane(accumulate=accumulate)
+    cases = [(c, p, q) for c in range(4) for p in (-128, -1, 0, 127) for q in (-128, 0, 5, 128)]
+    got = []
+
+    async def tb(ctx):
+        for c, p, q in cases:
+            ctx.set(lane.code, c)
+            ctx.set(lane.p, p)
+            ctx.set(lane.q, q)
+            await ctx.delay(1e-9)
+            got.append([ctx.get(lane.terms[i]) for i in range(len(lane.terms))])
+
+    sim = Simulator(lane)
+    sim.add_testbench(tb)
+    sim.run()
+    for (c, p, q), terms in zip(cases, got):
+        s = g.integer_sums(torch.tensor([[c]], dtype=torch.uint8), torch.tensor([p], dtype=torch.float64),
+                           torch.tensor([q], dtype=torch.float64))[0]
+        assert terms == (s if accumulate == "split" else g.merge_sums(s)).tolist(), (c, p, q)
 
 
 @pytest.mark.parametrize("kwargs, exc, msg", [
@@ -142,6 +179,9 @@ def test_latency_formula_small_cases():
     ({"mode": "x"}, ValueError, "Mode must be one of fairy2i, ifairy, not 'x'"),
     ({"accumulate": "x"}, ValueError, "Accumulator style must be one of split, merged, not 'x'"),
     ({"sharing": "x"}, ValueError, "Activation sharing must be one of buffer, stream, not 'x'"),
+    ({"lane_style": "x"}, ValueError, "Lane style must be one of output, dot, not 'x'"),
+    ({"lane_style": "dot", "sharing": "stream"}, ValueError,
+     "Dot-product lanes read their activations from the buffer: sharing must be 'buffer'"),
 ])
 def test_engine_parameter_errors(kwargs, exc, msg):
     with pytest.raises(exc, match=f"^{msg}$".replace("(", r"\(").replace(")", r"\)")):
@@ -194,6 +234,9 @@ def test_generation_is_deterministic_and_path_free(tmp_path):
     (["--accumulate", "x"], "argument --accumulate: invalid choice: 'x'"),
     (["--sharing", "x"], "argument --sharing: invalid choice: 'x'"),
     (["--name", "9bad"], "argument --name: must be a Verilog identifier, not '9bad'"),
+    (["--lane-style", "lut"], "argument --lane-style: invalid choice: 'lut'"),
+    (["--lane-style", "dot", "--sharing", "stream"],
+     "argument --lane-style: dot lanes read their activations from the buffer: use --sharing buffer"),
 ])
 def test_gen_bad_options(tmp_path, args, msg):
     r = gen(*args, "--out", str(tmp_path))

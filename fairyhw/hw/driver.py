@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .. import golden as g
-from ..pack import stream_words
+from ..pack import stream_words, stream_words_dot
 from .engine import MODES
 
 __all__ = ["cmd_beat", "act_beats", "pass_count", "wgt_beats", "decode_results", "ref_results", "rescale_results"]
@@ -34,15 +34,18 @@ def pass_count(rows: int, lanes: int, stages: int, matrices: int) -> int:
     return -(-rows // lanes) * stages * matrices
 
 
-def wgt_beats(matrices, lanes: int) -> list[int]:
-    """``wgt`` payloads in the :mod:`fairyhw.pack` stream layout, one int of ``2*lanes`` bits each."""
-    words = stream_words(matrices, lanes)
+def wgt_beats(matrices, lanes: int, lane_style: str = "output") -> list[int]:
+    """``wgt`` payloads in the :mod:`fairyhw.pack` stream layout of the lane style, one int of
+    ``2*lanes`` bits each."""
+    words = stream_words(matrices, lanes) if lane_style == "output" else stream_words_dot(matrices, lanes)
     return [int.from_bytes(w.tobytes(), "little") for w in words]
 
 
 def decode_results(payloads, *, rows: int, lanes: int, stages: int, matrices: int, parts: int,
                    acc_width: int) -> torch.Tensor:
-    """Decode ``res`` payloads (ints, sums only) to int64 ``(stages, matrices, rows, parts)``."""
+    """Decode ``res`` payloads (ints, sums only) to int64 ``(stages, matrices, rows, parts)``.
+
+    ``lanes``: the engine's row tile (``Engine.row_tile``: its lanes, or 1 for dot lanes)."""
     out = np.zeros((stages, matrices, rows, parts), np.int64)
     expected = rows * stages * matrices
     if len(payloads) != expected:

@@ -9,6 +9,13 @@ Architecture (output-stationary, broadcast activation)
     at its end the lanes' sums move to a shadow register that drains on the result stream, one row per
     beat, while the next pass accumulates.
 
+Second lane style (``lane_style="dot"``: dot-product lanes with an adder tree)
+    The ``LANES`` lanes split one row's input instead: the activation buffer is ``LANES`` banks wide, a
+    weight word holds ``LANES`` codes of *one* row (columns ``c*LANES .. c*LANES+LANES-1``), every lane
+    selects its term from its own activation, an adder tree sums the terms, and one accumulator per sum
+    part adds the tree's output over the row's ``ceil(K/LANES)`` chunks. No per-lane accumulators and no
+    shadow register; one result per (row, stage, matrix) pass.
+
 Integer contract (``DESIGN.md`` section 2, :mod:`fairyhw.golden`)
     Split accumulators give, per row and pass, ``(Σap, Σaq, Σbp, Σbq)`` exactly as
     :func:`fairyhw.golden.integer_sums`; merged ones give :func:`fairyhw.golden.merge_sums` of them.
@@ -25,7 +32,8 @@ from amaranth.lib.wiring import In, Out
 
 from ..golden import accumulator_width
 
-__all__ = ["ACT_LAYOUT", "Lane", "Engine", "engine_cycles", "MODES", "ACCUMULATE", "SHARING"]
+__all__ = ["ACT_LAYOUT", "Lane", "DotLane", "Engine", "engine_cycles", "MODES", "ACCUMULATE", "SHARING",
+           "LANE_STYLES"]
 
 #: One complex int8 activation: ``x = sr*p + i*si*q``.
 ACT_LAYOUT = data.StructLayout({"p": signed(8), "q": signed(8)})
@@ -36,6 +44,9 @@ ACCUMULATE = {"split": ("ap", "aq", "bp", "bq"), "merged": ("re", "im")}
 #: How the activation reaches the lanes: an on-chip buffer loaded once per layer, or streamed by the
 #: host beside every weight beat (no buffer; the host resends x for every pass).
 SHARING = ("buffer", "stream")
+#: Lane styles: output-stationary lanes (one output row each, broadcast activation) or dot-product lanes
+#: (one input column each, an adder tree, one row at a time).
+LANE_STYLES = ("output", "dot")
 
 MAX_LANES = 4096
 MAX_DIM = 1 << 20
@@ -85,16 +96,7 @@ class Lane(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         w = self._acc_width
-        neg, odd = self.code[1], self.code[0]
-        if self._accumulate == "split":
-            tp = Mux(neg, self.np, self.p)
-            tq = Mux(neg, self.nq, self.q)
-            terms = [Mux(odd, 0, tp), Mux(odd, 0, tq), Mux(odd, tp, 0), Mux(odd, tq, 0)]
-        else:
-            # code 0: (p, q); 1: (-q, p); 2: (-p, -q); 3: (q, -p)
-            re = Mux(odd, Mux(neg, self.q, self.nq), Mux(neg, self.np, self.p))
-            im = Mux(odd, Mux(neg, self.np, self.p), Mux(neg, self.nq, self.q))
-            terms = [re, im]
+        terms = _terms(self._accumulate, self.code, self.p, self.np, self.q, self.nq)
         for i, t in enumerate(terms):
             m.d.comb += self.total[i].eq(self.sums[i] + t)
         acc = Signal(data.ArrayLayout(signed(w), len(terms)))
@@ -107,8 +109,47 @@ class Lane(wiring.Component):
         return m
 
 
+def _terms(accumulate, code, p, np_, q, nq):
+    """The term a code selects from ``(p, -p, q, -q)``: four split parts or the two merged ones."""
+    neg, odd = code[1], code[0]
+    if accumulate == "split":
+        tp = Mux(neg, np_, p)
+        tq = Mux(neg, nq, q)
+        return [Mux(odd, 0, tp), Mux(odd, 0, tq), Mux(odd, tp, 0), Mux(odd, tq, 0)]
+    # code 0: (p, q); 1: (-q, p); 2: (-p, -q); 3: (q, -p)
+    return [Mux(odd, Mux(neg, q, nq), Mux(neg, np_, p)), Mux(odd, Mux(neg, np_, p), Mux(neg, nq, q))]
+
+
+class DotLane(wiring.Component):
+    """One dot-product lane: its own activation ``(p, q)`` (``q`` already conjugated for W passes,
+    zero for columns past K) and a 2-bit code give the lane's term, for the engine's adder tree.
+
+    ``terms`` is combinational: split ``(a p, a q, b p, b q)`` or merged ``i**code * (p + i q)``.
+    """
+
+    def __init__(self, *, accumulate: str = "split"):
+        if accumulate not in ACCUMULATE:
+            raise ValueError(f"Accumulator style must be one of {', '.join(ACCUMULATE)}, "
+                             f"not {accumulate!r}")
+        self._accumulate = accumulate
+        super().__init__({"code": In(2), "p": In(signed(9)), "q": In(signed(9)),
+                          "terms": Out(data.ArrayLayout(signed(9), len(ACCUMULATE[accumulate])))})
+
+    @property
+    def accumulate(self) -> str:
+        return self._accumulate
+
+    def elaborate(self, platform):
+        m = Module()
+        np_, nq = Signal(signed(9)), Signal(signed(9))
+        m.d.comb += [np_.eq(-self.p), nq.eq(-self.q)]
+        for i, t in enumerate(_terms(self._accumulate, self.code, self.p, np_, self.q, nq)):
+            m.d.comb += self.terms[i].eq(t)
+        return m
+
+
 def engine_cycles(k: int, rows: int, *, lanes: int, stages: int, matrices: int,
-                  sharing: str = "buffer") -> int:
+                  sharing: str = "buffer", lane_style: str = "output") -> int:
     """Cycles from the command's handshake to the last result's handshake, both included, with every
     input valid and the result stream always ready.
 
@@ -116,7 +157,16 @@ def engine_cycles(k: int, rows: int, *, lanes: int, stages: int, matrices: int,
     no buffer to fill); pass ``i`` then ends ``max(K, 2 + c_i)`` cycles after pass ``i - 1``
     (``c_i`` = rows of its tile: a pass cannot end before the previous pass's ``c_i`` results have
     drained), and the last pass's ``c`` results follow it through the two pipeline stages.
+
+    ``lane_style="dot"``: ``K`` cycles fill the buffer; each of the ``P = rows * stages * matrices``
+    passes takes ``n = ceil(K / lanes)`` weight words, and a pass ends ``max(n, 4)`` cycles after the one
+    before (one result is in flight at a time through the three pipeline stages and the output
+    register); the last result leaves 5 cycles after the last word.
     """
+    if lane_style == "dot":
+        n = -(-k // lanes)
+        passes = rows * stages * matrices
+        return k + n + (passes - 1) * max(n, 4) + 5
     tiles, rem = divmod(rows, lanes)
     counts = [lanes] * tiles + ([rem] if rem else [])
     per_pass = [c for c in counts for _ in range(stages * matrices)]
@@ -141,7 +191,9 @@ class Engine(wiring.Component):
         Four integer sums per row (exact for any scales) or the two of a swap-mux complex accumulator.
     sharing : {"buffer", "stream"}
         Activation buffer of ``max_in`` entries loaded once per layer and broadcast, or no buffer: the
-        host streams the activation beside every weight beat.
+        host streams the activation beside every weight beat (output-stationary lanes only).
+    lane_style : {"output", "dot"}
+        Output-stationary lanes (one row each) or dot-product lanes (one column each, adder tree).
 
     Streams (valid/ready, ``amaranth.lib.stream``)
     ----------------------------------------------
@@ -149,13 +201,16 @@ class Engine(wiring.Component):
     when idle. ``act`` (in): then ``k`` beats of ``{p, q}`` (``sharing="stream"``: one act beat with
     every wgt beat instead, the vector resent for each pass; the two streams move together). ``wgt``
     (in): then the codes in the
-    :mod:`fairyhw.pack` stream layout, ``2*lanes`` bits a beat. ``res`` (out): one beat per (row tile,
-    stage, matrix, row) in that order, ``{sums, last}``, ``last`` on the layer's final beat.
+    :mod:`fairyhw.pack` stream layout (``stream_words``; ``stream_words_dot`` for dot lanes), ``2*lanes``
+    bits a beat. ``res`` (out): one beat per (row tile, stage, matrix, row) in that order (the row tile
+    is ``row_tile`` rows: ``lanes``, or 1 for dot lanes), ``{sums, last}``, ``last`` on the layer's final
+    beat.
     ``busy`` is high from the command to the last result.
     """
 
     def __init__(self, *, lanes: int = 64, max_in: int = 8192, max_out: int = 16384, stages: int = 2,
-                 mode: str = "fairy2i", accumulate: str = "split", sharing: str = "buffer"):
+                 mode: str = "fairy2i", accumulate: str = "split", sharing: str = "buffer",
+                 lane_style: str = "output"):
         _check_int("Lane count", lanes, 1, MAX_LANES)
         _check_int("Maximum input length", max_in, 1, MAX_DIM)
         _check_int("Maximum output rows", max_out, 1, MAX_DIM)
@@ -167,7 +222,13 @@ class Engine(wiring.Component):
                              f"not {accumulate!r}")
         if sharing not in SHARING:
             raise ValueError(f"Activation sharing must be one of {', '.join(SHARING)}, not {sharing!r}")
+        if lane_style not in LANE_STYLES:
+            raise ValueError(f"Lane style must be one of {', '.join(LANE_STYLES)}, not {lane_style!r}")
+        if lane_style == "dot" and sharing != "buffer":
+            raise ValueError("Dot-product lanes read their activations from the buffer: "
+                             "sharing must be 'buffer'")
         self._sharing = sharing
+        self._lane_style = lane_style
         self._lanes, self._max_in, self._max_out = lanes, max_in, max_out
         self._stages, self._mode, self._accumulate = stages, mode, accumulate
         super().__init__({
@@ -185,6 +246,12 @@ class Engine(wiring.Component):
     mode = property(lambda self: self._mode, doc="'fairy2i' or 'ifairy'.")
     accumulate = property(lambda self: self._accumulate, doc="'split' or 'merged'.")
     sharing = property(lambda self: self._sharing, doc="'buffer' or 'stream'.")
+    lane_style = property(lambda self: self._lane_style, doc="'output' or 'dot'.")
+
+    @property
+    def row_tile(self) -> int:
+        """Rows computed together (the result order's tile): ``lanes``, or 1 for dot lanes."""
+        return self._lanes if self._lane_style == "output" else 1
 
     @property
     def matrices(self) -> tuple:
@@ -218,9 +285,12 @@ class Engine(wiring.Component):
     def latency(self, k: int, rows: int) -> int:
         """Cycles of one layer, command to last result, with no stalls (see :func:`engine_cycles`)."""
         return engine_cycles(k, rows, lanes=self._lanes, stages=self._stages,
-                             matrices=len(self.matrices), sharing=self._sharing)
+                             matrices=len(self.matrices), sharing=self._sharing,
+                             lane_style=self._lane_style)
 
     def elaborate(self, platform):
+        if self._lane_style == "dot":
+            return self._elaborate_dot()
         m = Module()
         n = self._lanes
         nmat = len(self.matrices)
@@ -342,4 +412,128 @@ class Engine(wiring.Component):
         with m.Elif(self.res.valid & self.res.ready):
             m.d.sync += sh_count.eq(sh_count - 1)
             m.d.sync += [shadow[l].eq(shadow[l + 1]) for l in range(n - 1)]
+        return m
+
+    def _elaborate_dot(self):
+        m = Module()
+        n = self._lanes
+        nmat = len(self.matrices)
+        nparts = len(self.parts)
+        depth = -(-self._max_in // n)
+        # the activation buffer: n banks side by side, element j in bank j % n at address j // n
+        mem = m.submodules.act_mem = Memory(shape=unsigned(16 * n), depth=depth, init=[])
+        wr = mem.write_port(granularity=16)
+        rd = mem.read_port()
+
+        j = Signal(range(self._max_in))                  # element counter while loading
+        bank = Signal(range(max(n, 2)))
+        addr = Signal(range(max(depth, 2)))
+        last_bank = Signal(range(max(n, 2)))             # bank of element K-1
+        c_last = Signal(range(max(depth, 2)))            # address of element K-1 = chunks - 1
+        k_last = Signal(max(1, (self._max_in - 1).bit_length()))
+        chunk = Signal(range(max(depth, 2)))
+        r_left = Signal(range(self._max_out + 1))
+        mat = Signal(range(max(nmat, 2)))
+        stg = Signal(range(max(self._stages, 2)))
+
+        s1_valid, s1_last, s1_conj, s1_final, s1_tail = Signal(), Signal(), Signal(), Signal(), Signal()
+        s1_codes = Signal(2 * n)
+        s2_valid, s2_last, s2_final = Signal(), Signal(), Signal()
+        s2_codes = Signal(2 * n)
+        s2_p = [Signal(signed(9), name=f"s2_p{l}") for l in range(n)]
+        s2_q = [Signal(signed(9), name=f"s2_q{l}") for l in range(n)]
+        sums_layout = data.ArrayLayout(signed(self.acc_width), nparts)
+        s3_valid, s3_last, s3_final = Signal(), Signal(), Signal()
+        s3_tree = Signal(sums_layout)
+        acc = Signal(sums_layout)
+        out = Signal(sums_layout)
+        out_valid, out_final = Signal(), Signal()
+
+        # lanes and the adder tree
+        lanes = []
+        for l in range(n):
+            lane = m.submodules[f"lane{l}"] = DotLane(accumulate=self._accumulate)
+            m.d.comb += [lane.code.eq(s2_codes[2 * l:2 * l + 2]), lane.p.eq(s2_p[l]), lane.q.eq(s2_q[l])]
+            lanes.append(lane)
+        for part in range(nparts):
+            level = [lane.terms[part] for lane in lanes]
+            while len(level) > 1:
+                level = [level[i] + level[i + 1] if i + 1 < len(level) else level[i]
+                         for i in range(0, len(level), 2)]
+            m.d.sync += s3_tree[part].eq(level[0])
+
+        # stage 1 -> 2: the buffered activations, conjugated, zero past K in the row's last chunk
+        m.d.sync += [s2_valid.eq(s1_valid), s2_last.eq(s1_last), s2_final.eq(s1_final),
+                     s2_codes.eq(s1_codes)]
+        for l in range(n):
+            x = rd.data[16 * l:16 * l + 16]
+            p, q = x[0:8].as_signed(), x[8:16].as_signed()
+            off = s1_tail & (l > last_bank) if l else 0
+            m.d.sync += [s2_p[l].eq(Mux(off, 0, p)), s2_q[l].eq(Mux(off, 0, Mux(s1_conj, -q, q)))]
+        # stage 2 -> 3 is the tree register; stage 3: accumulate, and hand a finished row to the output
+        m.d.sync += [s3_valid.eq(s2_valid), s3_last.eq(s2_last), s3_final.eq(s2_final)]
+        total = [acc[i] + s3_tree[i] for i in range(nparts)]
+        with m.If(self.res.valid & self.res.ready):
+            m.d.sync += out_valid.eq(0)
+        with m.If(s3_valid):
+            with m.If(s3_last):
+                m.d.sync += [acc.eq(0), out_valid.eq(1), out_final.eq(s3_final)]
+                m.d.sync += [out[i].eq(total[i]) for i in range(nparts)]
+            with m.Else():
+                m.d.sync += [acc[i].eq(total[i]) for i in range(nparts)]
+        m.d.comb += [self.res.valid.eq(out_valid), self.res.payload.sums.eq(out),
+                     self.res.payload.last.eq(out_final)]
+
+        chunk_last = chunk == c_last
+        final_pass = (mat == nmat - 1) & (stg == self._stages - 1) & (r_left == 1)
+        conj = (mat == nmat - 1) if nmat == 2 else 1
+        m.d.comb += rd.addr.eq(chunk)
+        m.d.sync += s1_valid.eq(0)
+
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += self.cmd.ready.eq(1)
+                with m.If(self.cmd.valid):
+                    m.d.sync += [k_last.eq(self.cmd.payload.k - 1), r_left.eq(self.cmd.payload.rows),
+                                 j.eq(0), bank.eq(0), addr.eq(0), chunk.eq(0), mat.eq(0), stg.eq(0)]
+                    m.next = "LOAD"
+            with m.State("LOAD"):
+                m.d.comb += [self.act.ready.eq(1), self.busy.eq(1), wr.addr.eq(addr)]
+                m.d.comb += [wr.data[16 * l:16 * l + 16].eq(self.act.payload) for l in range(n)]
+                m.d.comb += [wr.en[l].eq(self.act.valid & (bank == l)) for l in range(n)]
+                with m.If(self.act.valid):
+                    m.d.sync += j.eq(j + 1)
+                    with m.If(bank == n - 1):
+                        m.d.sync += [bank.eq(0), addr.eq(addr + 1)]
+                    with m.Else():
+                        m.d.sync += bank.eq(bank + 1)
+                    with m.If(j == k_last):
+                        m.d.sync += [last_bank.eq(bank), c_last.eq(addr)]
+                        m.next = "RUN"
+            with m.State("RUN"):
+                m.d.comb += self.busy.eq(1)
+                out_free = ~out_valid | self.res.ready
+                ready = ~chunk_last | (out_free & ~(s1_valid & s1_last) & ~(s2_valid & s2_last) &
+                                       ~(s3_valid & s3_last))
+                m.d.comb += self.wgt.ready.eq(ready)
+                with m.If(self.wgt.valid & ready):
+                    m.d.sync += [s1_valid.eq(1), s1_codes.eq(self.wgt.payload), s1_last.eq(chunk_last),
+                                 s1_conj.eq(conj), s1_tail.eq(chunk_last),
+                                 s1_final.eq(final_pass & chunk_last),
+                                 chunk.eq(Mux(chunk_last, 0, chunk + 1))]
+                    with m.If(chunk_last):
+                        with m.If(mat == nmat - 1):
+                            m.d.sync += mat.eq(0)
+                            with m.If(stg == self._stages - 1):
+                                m.d.sync += [stg.eq(0), r_left.eq(r_left - 1)]
+                            with m.Else():
+                                m.d.sync += stg.eq(stg + 1)
+                        with m.Else():
+                            m.d.sync += mat.eq(mat + 1)
+                        with m.If(final_pass):
+                            m.next = "DRAIN"
+            with m.State("DRAIN"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(~s1_valid & ~s2_valid & ~s3_valid & ~out_valid):
+                    m.next = "IDLE"
         return m

@@ -40,7 +40,8 @@ def rtl_engine(engine: Engine, layers, *, idle: float = 0.0, backpressure: float
         passes = 1 if engine.sharing == "buffer" else pass_count(rows, engine.lanes, engine.stages,
                                                                  len(engine.matrices))
         jobs.append({"k": k, "rows": rows, "cmd": cmd_beat(k, rows, engine.max_in),
-                     "act": act_beats(p, q, passes), "wgt": wgt_beats(matrices, engine.lanes),
+                     "act": act_beats(p, q, passes),
+                     "wgt": wgt_beats(matrices, engine.lanes, engine.lane_style),
                      "n_res": engine.result_count(rows)})
     marks = {"start": [], "end": []}
     results = [[] for _ in jobs]
@@ -120,7 +121,7 @@ def rtl_engine(engine: Engine, layers, *, idle: float = 0.0, backpressure: float
         sim.run()
     out = []
     for i, job in enumerate(jobs):
-        sums = decode_results(results[i], rows=job["rows"], lanes=engine.lanes, stages=engine.stages,
+        sums = decode_results(results[i], rows=job["rows"], lanes=engine.row_tile, stages=engine.stages,
                               matrices=len(engine.matrices), parts=len(engine.parts),
                               acc_width=engine.acc_width)
         out.append(LayerRun(sums, marks["end"][i] - marks["start"][i] + 1, lasts[i]))
