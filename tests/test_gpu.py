@@ -4,10 +4,11 @@ import pytest
 import torch
 
 from fairyhw import golden as g
-from fairyhw.kernels.gpu import available, fairy_sums, fairy_sums_dot, pack_codes_i32
+from fairyhw.kernels.gpu import available, fairy_sums, fairy_sums_dot, fairy_sums_dp4a, pack_codes_i32
 
 pytestmark = pytest.mark.skipif(not available(), reason="needs a CUDA GPU and Triton")
-KERNELS = pytest.mark.parametrize("kernel", [fairy_sums, fairy_sums_dot], ids=["simt", "dot"])
+KERNELS = pytest.mark.parametrize("kernel", [fairy_sums, fairy_sums_dot, fairy_sums_dp4a],
+                                  ids=["simt", "dot", "dp4a"])
 
 
 @KERNELS

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 __all__ = ["pack_codes_i32", "fairy_sums", "fairy_sums_dot", "launch_dot", "activation_matrix",
-           "available"]
+           "fairy_sums_dp4a", "launch_dp4a", "activation_words", "available"]
 
 
 def available() -> bool:
@@ -229,3 +229,134 @@ def fairy_sums(codes_i32: torch.Tensor, p: torch.Tensor, q: torch.Tensor, *, con
     grid = lambda meta: (triton.cdiv(n, meta["BLOCK_N"]),)   # noqa: E731
     _kernel[grid](codes_i32, pp, qq, out, n, mw, MATS=mats, BATCH=batch)
     return out
+
+
+_dp4a_kernel = None
+
+
+def _build_dp4a():
+    """SIMT variant built on ``dp4a`` (four int8 products and a sum in one instruction).
+
+    Bit-plane weights instead of decoded ones: with ``h`` the high bit of a code and ``x = h ^ l``,
+    ``a = 1 - h - x`` and ``b = x - h``, so ``Σap = Σp - H_p - X_p`` and ``Σbp = X_p - H_p`` where
+    ``H_p = Σ h p`` and ``X_p = Σ x p`` have 0/1 weights. One shift and one mask of a code word give the
+    0/1 bytes of four codes (``h`` of codes ``4i + j``, i = 0..3, in byte i), already packed for
+    ``dp4a``; the activations are packed to match once per token (:func:`activation_words`). Per 16
+    codes: 2 + 4 x (2 + 2) integer ops and 16 ``dp4a``."""
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def dp4a(a, b, c):
+        return tl.inline_asm_elementwise("dp4a.s32.s32 $0, $1, $2, $3;", "=r,r,r,r", [a, b, c],
+                                         dtype=tl.int32, is_pure=True, pack=1)
+
+    @triton.jit
+    def plane(wu, wx, pj, qj, hp, hq, xp, xq, J: tl.constexpr):
+        """Codes 4i + J of every word: 0/1 bytes of h and x, four dp4a into the accumulators."""
+        h = ((wu >> (2 * J + 1)) & 0x01010101).to(tl.int32, bitcast=True)
+        x = ((wx >> (2 * J)) & 0x01010101).to(tl.int32, bitcast=True)
+        pj = tl.broadcast_to(pj[None, :], hp.shape)
+        qj = tl.broadcast_to(qj[None, :], hp.shape)
+        return dp4a(h, pj, hp), dp4a(h, qj, hq), dp4a(x, pj, xp), dp4a(x, qj, xq)
+
+    @triton.autotune(
+        configs=[triton.Config({"BLOCK_N": bn, "BLOCK_W": bw}, num_warps=w, num_stages=s)
+                 for bn, bw, w, s in [(16, 64, 4, 3), (32, 32, 4, 3), (32, 64, 8, 3), (64, 32, 8, 3),
+                                      (16, 128, 8, 3), (8, 128, 4, 3), (64, 64, 8, 2), (8, 64, 2, 3)]],
+        key=["n", "mw", "MATS", "BATCH"])
+    @triton.jit
+    def kernel(codes_ptr, pw_ptr, qw_ptr, sums_ptr, out_ptr, n, mw, MATS: tl.constexpr,
+               BATCH: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr):
+        pid = tl.program_id(0)
+        mat = tl.program_id(1)
+        rows = pid * BLOCK_N + tl.arange(0, BLOCK_N)
+        rmask = rows < n
+        for b in tl.static_range(BATCH):
+            hp = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.int32)
+            hq = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.int32)
+            xp = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.int32)
+            xq = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.int32)
+            for w0 in range(0, mw, BLOCK_W):
+                widx = w0 + tl.arange(0, BLOCK_W)
+                wmask = widx < mw
+                words = tl.load(codes_ptr + (mat * n + rows[:, None]) * mw + widx[None, :],
+                                mask=rmask[:, None] & wmask[None, :], other=0)
+                wu = words.to(tl.uint32, bitcast=True)
+                wx = wu ^ (wu >> 1)
+                # a word's four packed activation slots in one 16-byte load, split into j = 0..3
+                aoff = (b * mw + widx[:, None]) * 4 + tl.arange(0, 4)[None, :]
+                pa, pb = tl.split(tl.reshape(tl.load(pw_ptr + aoff, mask=wmask[:, None], other=0),
+                                             [BLOCK_W, 2, 2]))
+                qa, qb = tl.split(tl.reshape(tl.load(qw_ptr + aoff, mask=wmask[:, None], other=0),
+                                             [BLOCK_W, 2, 2]))
+                p0, p2 = tl.split(pa)
+                p1, p3 = tl.split(pb)
+                q0, q2 = tl.split(qa)
+                q1, q3 = tl.split(qb)
+                hp, hq, xp, xq = plane(wu, wx, p0, q0, hp, hq, xp, xq, 0)
+                hp, hq, xp, xq = plane(wu, wx, p1, q1, hp, hq, xp, xq, 1)
+                hp, hq, xp, xq = plane(wu, wx, p2, q2, hp, hq, xp, xq, 2)
+                hp, hq, xp, xq = plane(wu, wx, p3, q3, hp, hq, xp, xq, 3)
+            sp = tl.load(sums_ptr + 2 * b)
+            sq = tl.load(sums_ptr + 2 * b + 1)
+            Hp = tl.sum(hp, axis=1)
+            Hq = tl.sum(hq, axis=1)
+            Xp = tl.sum(xp, axis=1)
+            Xq = tl.sum(xq, axis=1)
+            ap = sp - Hp - Xp
+            aq = sq - Hq - Xq
+            bp = Xp - Hp
+            bq = Xq - Hq
+            if mat % 2 == 1:          # W: conj(x), q negated
+                aq = -aq
+                bq = -bq
+            base = ((b * MATS + mat) * n + rows) * 4
+            tl.store(out_ptr + base + 0, ap, mask=rmask)
+            tl.store(out_ptr + base + 1, aq, mask=rmask)
+            tl.store(out_ptr + base + 2, bp, mask=rmask)
+            tl.store(out_ptr + base + 3, bq, mask=rmask)
+
+    return kernel
+
+
+def activation_words(p: torch.Tensor, q: torch.Tensor, mw: int):
+    """Activations packed for the dp4a kernel: int32 ``(B, mw, 4)`` for p and q, word ``w`` slot ``j``
+    holding bytes ``x[16w + 4i + j]`` (i = 0..3), and int32 ``(B, 2)`` of ``(Σp, Σq)`` per token."""
+    batch, m = p.shape
+
+    def pack(x):
+        xx = torch.zeros(batch, 16 * mw, dtype=torch.int8, device=x.device)
+        xx[:, :m] = x
+        return xx.view(batch, mw, 4, 4).transpose(2, 3).contiguous().view(torch.int32)
+
+    sums = torch.stack([p.to(torch.int32).sum(-1), q.to(torch.int32).sum(-1)], dim=-1).to(torch.int32)
+    return pack(p), pack(q), sums.contiguous()
+
+
+def launch_dp4a(codes_i32: torch.Tensor, pw: torch.Tensor, qw: torch.Tensor, sums: torch.Tensor,
+                out: torch.Tensor | None = None) -> torch.Tensor:
+    """The dp4a kernel alone on packed activations: int32 ``(B, M, n, 4)``."""
+    global _dp4a_kernel
+    if _dp4a_kernel is None:
+        _dp4a_kernel = _build_dp4a()
+    import triton
+    mats, n, mw = codes_i32.shape
+    batch = pw.shape[0]
+    if out is None:
+        out = torch.empty(batch, mats, n, 4, dtype=torch.int32, device=codes_i32.device)
+    grid = lambda meta: (triton.cdiv(n, meta["BLOCK_N"]), mats)   # noqa: E731
+    _dp4a_kernel[grid](codes_i32, pw, qw, sums, out, n, mw, MATS=mats, BATCH=batch)
+    return out
+
+
+def fairy_sums_dp4a(codes_i32: torch.Tensor, p: torch.Tensor, q: torch.Tensor,
+                    out: torch.Tensor | None = None) -> torch.Tensor:
+    """dp4a variant of :func:`fairy_sums` (stream order U, W, ...: odd matrices on ``conj(x)``)."""
+    mats, n, mw = codes_i32.shape
+    if p.dim() == 1:
+        p, q = p[None], q[None]
+    if p.shape[1] > 16 * mw:
+        raise ValueError(f"activations of length {p.shape[1]} do not fit codes of {16 * mw} columns")
+    pw, qw, sums = activation_words(p, q, mw)
+    return launch_dp4a(codes_i32, pw, qw, sums, out)
