@@ -263,7 +263,8 @@ def _build_dp4a():
     @triton.autotune(
         configs=[triton.Config({"BLOCK_N": bn, "BLOCK_W": bw}, num_warps=w, num_stages=s)
                  for bn, bw, w, s in [(16, 64, 4, 3), (32, 32, 4, 3), (32, 64, 8, 3), (64, 32, 8, 3),
-                                      (16, 128, 8, 3), (8, 128, 4, 3), (64, 64, 8, 2), (8, 64, 2, 3)]],
+                                      (16, 128, 8, 3), (8, 128, 4, 3), (64, 64, 8, 2), (8, 64, 2, 3),
+                                      (4, 128, 2, 3), (8, 32, 2, 4), (16, 32, 4, 4)]],
         key=["n", "mw", "MATS", "BATCH"])
     @triton.jit
     def kernel(codes_ptr, pw_ptr, qw_ptr, sums_ptr, out_ptr, n, mw, MATS: tl.constexpr,
