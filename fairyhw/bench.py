@@ -49,6 +49,18 @@ def bench_quant(args) -> dict:
     return res
 
 
+def _exact_cases(shapes):
+    """Random layers ``(codes (4, n, m), p, q, golden sums)`` for the kernels' exactness checks."""
+    import torch
+    from . import golden as g
+    for n, m, batch in shapes:
+        codes = torch.randint(0, 4, (4, n, m), dtype=torch.uint8)
+        p = torch.randint(-128, 128, (batch, m), dtype=torch.int8)
+        q = torch.randint(-128, 128, (batch, m), dtype=torch.int8)
+        ref = torch.stack([g.integer_sums(codes[k], p, q, conj=k % 2 == 1) for k in range(4)], dim=1)
+        yield codes, p, q, ref
+
+
 def _env(device_name: str) -> dict:
     import datetime
     import platform
@@ -66,7 +78,6 @@ def _env(device_name: str) -> dict:
 def bench_gpu(args) -> dict:
     """Exactness check, then per-shape and whole-model timings of the Triton kernel and torch bf16."""
     import torch
-    from . import golden as g
     from .kernels.gpu import (activation_matrix, activation_words, available, fairy_sums,
                               fairy_sums_dot, fairy_sums_dp4a, launch_dot, launch_dp4a, pack_codes_i32)
     from .llama import LLAMA2_7B, linear_shapes
@@ -76,11 +87,8 @@ def bench_gpu(args) -> dict:
     name = torch.cuda.get_device_name(0)
     torch.manual_seed(0)
     # 1. exactness against the golden integer path
-    for n, m, batch in ((300, 200, 1), (64, 1000, 3), (2048, 2048, 1)):
-        codes = torch.randint(0, 4, (4, n, m), dtype=torch.uint8)
-        p = torch.randint(-128, 128, (batch, m), dtype=torch.int8)
-        q = torch.randint(-128, 128, (batch, m), dtype=torch.int8)
-        ref = torch.stack([g.integer_sums(codes[k], p, q, conj=k % 2 == 1) for k in range(4)], dim=1)
+    for codes, p, q, ref in _exact_cases(((300, 200, 1), (64, 1000, 3), (2048, 2048, 1))):
+        n, m = codes.shape[1:]
         for fn in (fairy_sums, fairy_sums_dot, fairy_sums_dp4a):
             got = fn(pack_codes_i32(codes).to(dev), p.to(dev), q.to(dev)).cpu().long()
             if not torch.equal(got, ref):
@@ -258,7 +266,6 @@ def bench_cpu(args) -> dict:
     """Exactness check, then the C kernels on the whole model and per shape, beside torch and a plain read."""
     import numpy as np
     import torch
-    from . import golden as g
     from .kernels import cpu
     from .llama import LLAMA2_7B, linear_shapes
     from .pack import pack_codes
@@ -268,11 +275,8 @@ def bench_cpu(args) -> dict:
     variants = cpu.variants()
     torch.manual_seed(0)
     # 1. exactness against the golden integer path, every variant
-    for n, m, batch in ((300, 201, 1), (64, 1000, 3), (512, 2048, 1)):
-        codes = torch.randint(0, 4, (4, n, m), dtype=torch.uint8)
-        p = torch.randint(-128, 128, (batch, m), dtype=torch.int8)
-        q = torch.randint(-128, 128, (batch, m), dtype=torch.int8)
-        ref = torch.stack([g.integer_sums(codes[k], p, q, conj=k % 2 == 1) for k in range(4)], dim=1)
+    for codes, p, q, ref in _exact_cases(((300, 201, 1), (64, 1000, 3), (512, 2048, 1))):
+        n, m = codes.shape[1:]
         packed = pack_codes(codes)
         for v in variants:
             if not torch.equal(cpu.fairy_sums(packed, p, q, variant=v, threads=threads).long(), ref):

@@ -288,6 +288,17 @@ class Engine(wiring.Component):
                              matrices=len(self.matrices), sharing=self._sharing,
                              lane_style=self._lane_style)
 
+    def _next_pass(self, m, mat, stg, r_left, rows_done):
+        """At a pass's last weight word: the next matrix, else the next stage, else the next row tile."""
+        with m.If(mat == len(self.matrices) - 1):
+            m.d.sync += mat.eq(0)
+            with m.If(stg == self._stages - 1):
+                m.d.sync += [stg.eq(0), r_left.eq(r_left - rows_done)]
+            with m.Else():
+                m.d.sync += stg.eq(stg + 1)
+        with m.Else():
+            m.d.sync += mat.eq(mat + 1)
+
     def elaborate(self, platform):
         if self._lane_style == "dot":
             return self._elaborate_dot()
@@ -389,14 +400,7 @@ class Engine(wiring.Component):
                                  s1_final.eq(final_pass & col_last),
                                  j.eq(Mux(col_last, 0, j + 1))]
                     with m.If(col_last):
-                        with m.If(mat == nmat - 1):
-                            m.d.sync += mat.eq(0)
-                            with m.If(stg == self._stages - 1):
-                                m.d.sync += [stg.eq(0), r_left.eq(r_left - count)]
-                            with m.Else():
-                                m.d.sync += stg.eq(stg + 1)
-                        with m.Else():
-                            m.d.sync += mat.eq(mat + 1)
+                        self._next_pass(m, mat, stg, r_left, count)
                         with m.If(final_pass):
                             m.next = "DRAIN"
             with m.State("DRAIN"):
@@ -436,7 +440,7 @@ class Engine(wiring.Component):
         mat = Signal(range(max(nmat, 2)))
         stg = Signal(range(max(self._stages, 2)))
 
-        s1_valid, s1_last, s1_conj, s1_final, s1_tail = Signal(), Signal(), Signal(), Signal(), Signal()
+        s1_valid, s1_last, s1_conj, s1_final = Signal(), Signal(), Signal(), Signal()
         s1_codes = Signal(2 * n)
         s2_valid, s2_last, s2_final = Signal(), Signal(), Signal()
         s2_codes = Signal(2 * n)
@@ -468,7 +472,7 @@ class Engine(wiring.Component):
         for l in range(n):
             x = rd.data[16 * l:16 * l + 16]
             p, q = x[0:8].as_signed(), x[8:16].as_signed()
-            off = s1_tail & (l > last_bank) if l else 0
+            off = s1_last & (l > last_bank) if l else 0     # the row's last chunk
             m.d.sync += [s2_p[l].eq(Mux(off, 0, p)), s2_q[l].eq(Mux(off, 0, Mux(s1_conj, -q, q)))]
         # stage 2 -> 3 is the tree register; stage 3: accumulate, and hand a finished row to the output
         m.d.sync += [s3_valid.eq(s2_valid), s3_last.eq(s2_last), s3_final.eq(s2_final)]
@@ -518,18 +522,10 @@ class Engine(wiring.Component):
                 m.d.comb += self.wgt.ready.eq(ready)
                 with m.If(self.wgt.valid & ready):
                     m.d.sync += [s1_valid.eq(1), s1_codes.eq(self.wgt.payload), s1_last.eq(chunk_last),
-                                 s1_conj.eq(conj), s1_tail.eq(chunk_last),
-                                 s1_final.eq(final_pass & chunk_last),
+                                 s1_conj.eq(conj), s1_final.eq(final_pass & chunk_last),
                                  chunk.eq(Mux(chunk_last, 0, chunk + 1))]
                     with m.If(chunk_last):
-                        with m.If(mat == nmat - 1):
-                            m.d.sync += mat.eq(0)
-                            with m.If(stg == self._stages - 1):
-                                m.d.sync += [stg.eq(0), r_left.eq(r_left - 1)]
-                            with m.Else():
-                                m.d.sync += stg.eq(stg + 1)
-                        with m.Else():
-                            m.d.sync += mat.eq(mat + 1)
+                        self._next_pass(m, mat, stg, r_left, 1)
                         with m.If(final_pass):
                             m.next = "DRAIN"
             with m.State("DRAIN"):
