@@ -129,7 +129,7 @@ class EngineTestbench:
         self.max_in = self.meta["max_in"]
         self.sharing = self.meta.get("sharing", "buffer")
         self.lane_style = self.meta.get("lane_style", "output")
-        self.row_tile = self.lanes if self.lane_style == "output" else 1
+        self.row_tile = self.meta.get("row_tile", self.lanes)     # Engine.row_tile: rows a result tile
         self.parts = self.meta["parts"]
         self.matrices = MODES[self.meta["mode"]]
         rng = random.Random(self.meta.get("seed", 0))

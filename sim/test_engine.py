@@ -93,7 +93,7 @@ def run_job(design, layers, *, testcase="run_layers", idle=0.0, backpressure=0.0
     """Run ``layers`` (list of (name, codes (T, M, n, K), p, q, expected)) on ``design`` in cocotb."""
     runner, eng, bdir = design
     meta = {"lanes": eng.lanes, "acc_width": eng.acc_width, "max_in": eng.max_in, "mode": eng.mode,
-            "sharing": eng.sharing, "lane_style": eng.lane_style,
+            "sharing": eng.sharing, "lane_style": eng.lane_style, "row_tile": eng.row_tile,
             "parts": list(eng.parts), "layers": [x[0] for x in layers], "idle": idle,
             "backpressure": backpressure, "seed": seed, "reset_at": reset_at}
     arrays = {"meta": np.array(json.dumps(meta))}
