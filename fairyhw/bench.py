@@ -78,23 +78,28 @@ def _env(device_name: str) -> dict:
 def bench_gpu(args) -> dict:
     """Exactness check, then per-shape and whole-model timings of the Triton kernel and torch bf16."""
     import torch
-    from .kernels.gpu import (activation_matrix, activation_words, available, fairy_sums,
-                              fairy_sums_dot, fairy_sums_dp4a, launch_dot, launch_dp4a, pack_codes_i32)
+    from .kernels.gpu import (activation_matrix, activation_planes, activation_words, available,
+                              available_mma, fairy_sums, fairy_sums_dot, fairy_sums_dp4a, fairy_sums_mma,
+                              launch_dot, launch_dp4a, launch_mma, pack_codes_i32)
     from .llama import LLAMA2_7B, linear_shapes
     if not available():
         raise SystemExit("error: no CUDA GPU with Triton here")
     dev = torch.device("cuda")
     name = torch.cuda.get_device_name(0)
     torch.manual_seed(0)
+    mma = available_mma()
+    if not mma:
+        print("note: no NVRTC or no int8 mma.sync here: the tensor-core bit-plane kernel is skipped")
     # 1. exactness against the golden integer path
     for codes, p, q, ref in _exact_cases(((300, 200, 1), (64, 1000, 3), (2048, 2048, 1))):
         n, m = codes.shape[1:]
-        for fn in (fairy_sums, fairy_sums_dot, fairy_sums_dp4a):
+        for fn in (fairy_sums, fairy_sums_dot, fairy_sums_dp4a) + ((fairy_sums_mma,) if mma else ()):
             got = fn(pack_codes_i32(codes).to(dev), p.to(dev), q.to(dev)).cpu().long()
             if not torch.equal(got, ref):
                 raise SystemExit(f"error: GPU sums ({fn.__name__}) differ from the golden path "
                                  f"for n={n} m={m}")
-    print("exact: the three GPU kernels' integer sums equal the golden path (3 shapes, == on int64)")
+    print(f"exact: the {4 if mma else 3} GPU kernels' integer sums equal the golden path "
+          f"(3 shapes, == on int64)")
 
     def timed(fn, iters):
         fn()
@@ -138,6 +143,14 @@ def bench_gpu(args) -> dict:
             launch_dp4a(ws[state["i"] % copies], pw, qw, sums, out4)
             state["i"] += 1
         t4 = timed(run_dp4a, 50)
+        tm = float("nan")
+        if mma:
+            act, asum = activation_planes(p, p, m // 16)
+
+            def run_mma(state={"i": 0}):
+                launch_mma(ws[state["i"] % copies], act, asum, out4)
+                state["i"] += 1
+            tm = timed(run_mma, 50)
         wb = [torch.randn(s.out_features, s.in_features, dtype=torch.bfloat16, device=dev)
               for _ in range(copies)]
         xb = torch.randn(1, s.in_features, dtype=torch.bfloat16, device=dev)
@@ -150,8 +163,10 @@ def bench_gpu(args) -> dict:
         rows.append({"name": s.name, "shape": [s.out_features, s.in_features], "count": s.count,
                      "fairy_s": t, "fairy_gbps": code_bytes / t / 1e9, "fairy_simt_s": t_simt,
                      "fairy_dp4a_s": t4, "fairy_dp4a_gbps": code_bytes / t4 / 1e9,
+                     "fairy_mma_s": tm, "fairy_mma_gbps": code_bytes / tm / 1e9,
                      "bf16_s": tb, "bf16_gbps": 2 * s.params / tb / 1e9})
-        print(f"{s.name:<10} {s.out_features}x{s.in_features}: fairy W2 dp4a {t4 * 1e6:8.1f} us "
+        print(f"{s.name:<10} {s.out_features}x{s.in_features}: fairy W2 mma {tm * 1e6:8.1f} us "
+              f"({code_bytes / tm / 1e9:6.0f} GB/s of codes), dp4a {t4 * 1e6:8.1f} us "
               f"({code_bytes / t4 / 1e9:6.0f} GB/s of codes), dot {t * 1e6:8.1f} us "
               f"(simt {t_simt * 1e6:.1f} us) "
               f"({code_bytes / t / 1e9:6.0f} GB/s of codes)   torch bf16 {tb * 1e6:8.1f} us "
@@ -179,7 +194,16 @@ def bench_gpu(args) -> dict:
                 for m in {m for _, m in model}}
         xs8 = {m: activation_matrix(a, a, m // 16) for m, a in acts.items()}
         words = {m: activation_words(a, a, m // 16) for m, a in acts.items()}
+        planes = {m: activation_planes(a, a, m // 16) for m, a in acts.items()} if mma else {}
         outs = {}
+
+        def run_model_mma():
+            for w, m in model:
+                key = ("dp4a", w.shape[0], w.shape[1], m)      # same output layout as dp4a
+                if key not in outs:
+                    outs[key] = torch.empty(batch, w.shape[0], w.shape[1], 4, dtype=torch.int32,
+                                            device=dev)
+                launch_mma(w, *planes[m], outs[key])
 
         def run_model_dot():
             # the kernels alone: the W sums' sign flip and layout (dot_result) are left to the consumer
@@ -196,8 +220,9 @@ def bench_gpu(args) -> dict:
                     outs[key] = torch.empty(batch, w.shape[0], w.shape[1], 4, dtype=torch.int32,
                                             device=dev)
                 launch_dp4a(w, *words[m], outs[key])
-        for label, run_model in (("dp4a SIMT kernel", run_model_dp4a),
-                                 ("tensor-core kernel", run_model_dot)):
+        kernels = (([("tensor-core bit-plane kernel", run_model_mma)] if mma else [])
+                   + [("dp4a SIMT kernel", run_model_dp4a), ("tensor-core kernel", run_model_dot)])
+        for label, run_model in kernels:
             run_model()                           # autotune outside the graph
             torch.cuda.synchronize()
             graph = torch.cuda.CUDAGraph()

@@ -4,11 +4,15 @@ import pytest
 import torch
 
 from fairyhw import golden as g
-from fairyhw.kernels.gpu import available, fairy_sums, fairy_sums_dot, fairy_sums_dp4a, pack_codes_i32
+from fairyhw.kernels.gpu import (activation_planes, available, available_mma, fairy_sums, fairy_sums_dot,
+                                 fairy_sums_dp4a, fairy_sums_mma, launch_mma, pack_codes_i32)
 
 pytestmark = pytest.mark.skipif(not available(), reason="needs a CUDA GPU and Triton")
-KERNELS = pytest.mark.parametrize("kernel", [fairy_sums, fairy_sums_dot, fairy_sums_dp4a],
-                                  ids=["simt", "dot", "dp4a"])
+needs_mma = pytest.mark.skipif(not available() or not available_mma(),
+                               reason="needs int8 mma.sync (compute capability 8.0+) and NVRTC")
+KERNELS = pytest.mark.parametrize("kernel", [fairy_sums, fairy_sums_dot, fairy_sums_dp4a,
+                                             pytest.param(fairy_sums_mma, marks=needs_mma)],
+                                  ids=["simt", "dot", "dp4a", "mma"])
 
 
 @KERNELS
@@ -44,3 +48,54 @@ def test_gpu_sums_real_layer(kernel):
     got = kernel(pack_codes_i32(codes).cuda(), act.p.cuda(), act.q.cuda()).cpu().long()
     ref = layer.integer_sums(act)                       # (B, T, 2, n, 4)
     assert torch.equal(got, ref.reshape(2, 4, 288, 4))
+
+
+@needs_mma
+@pytest.mark.parametrize("batch", range(1, 9))
+@pytest.mark.parametrize("ksplit, unroll", [(1, 1), (2, 4), (4, 2), (8, 1)])
+def test_mma_configs(batch, ksplit, unroll):
+    """Every tokens x (warps per tile, chunks per load) instantiation; 37 rows (a partial tile) and
+    1000 inputs (a partial 16-word chunk)."""
+    gen = torch.Generator().manual_seed(batch)
+    n, m = 37, 1000
+    codes = torch.randint(0, 4, (4, n, m), dtype=torch.uint8, generator=gen)
+    p = torch.randint(-128, 128, (batch, m), dtype=torch.int8, generator=gen)
+    q = torch.randint(-128, 128, (batch, m), dtype=torch.int8, generator=gen)
+    ci = pack_codes_i32(codes).cuda()
+    act, sums = activation_planes(p.cuda(), q.cuda(), ci.shape[-1])
+    got = launch_mma(ci, act, sums, ksplit=ksplit, unroll=unroll).cpu().long()
+    ref = torch.stack([g.integer_sums(codes[k], p, q, conj=k % 2 == 1) for k in range(4)], dim=1)
+    assert torch.equal(got, ref)
+
+
+@needs_mma
+def test_mma_pdl_chain():
+    """Programmatic dependent launches back to back, each reading what the one before wrote: the
+    activations are read only after the previous launch completes, so every result is exact."""
+    gen = torch.Generator().manual_seed(5)
+    n, m = 600, 2048
+    codes = torch.randint(0, 4, (4, n, m), dtype=torch.uint8, generator=gen)
+    ci = pack_codes_i32(codes).cuda()
+    p = torch.randint(-128, 128, (1, m), dtype=torch.int8, generator=gen).cuda()
+    act, sums = activation_planes(p, p, ci.shape[-1])
+    big = torch.randint(0, 2**31 - 1, (4, 8192, 128), dtype=torch.int32).cuda()   # a slow launch first
+    junk = torch.zeros(1, 2, 4, 128, dtype=torch.int32).cuda()
+    outs = []
+    for _ in range(3):
+        launch_mma(big, junk, sums, pdl=True)
+        act2 = act.clone()            # a plain torch kernel between: written just before the next read
+        outs.append(launch_mma(ci, act2, sums, pdl=True))
+    torch.cuda.synchronize()
+    ref = torch.stack([g.integer_sums(codes[k], p.cpu(), p.cpu(), conj=k % 2 == 1) for k in range(4)], dim=1)
+    assert all(torch.equal(o.cpu().long(), ref) for o in outs)
+
+
+@needs_mma
+def test_mma_rejects_bad_input():
+    ci = pack_codes_i32(torch.zeros(4, 8, 64, dtype=torch.uint8)).cuda()
+    act, sums = activation_planes(torch.zeros(9, 64, dtype=torch.int8).cuda(),
+                                  torch.zeros(9, 64, dtype=torch.int8).cuda(), ci.shape[-1])
+    with pytest.raises(ValueError, match="1 to 8 tokens"):
+        launch_mma(ci, act, sums)
+    with pytest.raises(ValueError, match="activations must be int32"):
+        launch_mma(ci, act[:1, :, :, :4], sums[:1])

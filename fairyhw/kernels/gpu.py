@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 
 __all__ = ["pack_codes_i32", "fairy_sums", "fairy_sums_dot", "launch_dot", "activation_matrix",
-           "fairy_sums_dp4a", "launch_dp4a", "activation_words", "available"]
+           "fairy_sums_dp4a", "launch_dp4a", "activation_words", "fairy_sums_mma", "launch_mma",
+           "activation_planes", "available", "available_mma"]
 
 
 def available() -> bool:
@@ -21,9 +22,11 @@ def available() -> bool:
 
 
 def pack_codes_i32(codes: torch.Tensor) -> torch.Tensor:
-    """uint8 codes ``(..., m)`` -> int32 ``(..., ceil(m/16))``, 16 codes a word, code j at bits 2j."""
+    """uint8 codes ``(..., m)`` -> int32 ``(..., mw)``, 16 codes a word, code j at bits 2j, with ``mw =
+    ceil(m/16)`` rounded up to a multiple of 4 (rows start on 16 bytes, for vector loads). The padding
+    codes are 0 and meet zero activations, so they add nothing."""
     m = codes.shape[-1]
-    pad = (-m) % 16
+    pad = (-m) % 64
     c = codes.to(torch.int64)
     if pad:
         c = torch.nn.functional.pad(c, (0, pad))
@@ -361,3 +364,91 @@ def fairy_sums_dp4a(codes_i32: torch.Tensor, p: torch.Tensor, q: torch.Tensor,
         raise ValueError(f"activations of length {p.shape[1]} do not fit codes of {16 * mw} columns")
     pw, qw, sums = activation_words(p, q, mw)
     return launch_dp4a(codes_i32, pw, qw, sums, out)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Tensor-core kernel on bit planes (CUDA C++, compiled at run time by NVRTC): see gpu_mma.cu.
+
+_MMA_SRC = __import__("os").path.join(__import__("os").path.dirname(__file__), "gpu_mma.cu")
+MMA_MAX_TOKENS = 8
+
+
+def available_mma() -> bool:
+    """A CUDA GPU with int8 ``mma.sync`` (compute capability 8.0 or newer) and an NVRTC library."""
+    if not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] < 8:
+        return False
+    from .nvrtc import nvrtc_path
+    return nvrtc_path() is not None
+
+
+def activation_planes(p: torch.Tensor, q: torch.Tensor, mw: int):
+    """Activations packed for the tensor-core bit-plane kernel: int32 ``(B, 2, 4, mwp)`` (token, p or q,
+    slot J, word w) holding the bytes ``x[16w + 4i + J]``, i = 0..3, with ``mwp = 16 * ceil(mw/16)``
+    (zero padded), and int32 ``(B, 2)`` of ``(Σp, Σq)`` per token."""
+    batch, m = p.shape
+    mwp = 16 * -(-mw // 16)
+    x = torch.zeros(batch, 2, 16 * mwp, dtype=torch.int8, device=p.device)
+    x[:, 0, :m] = p
+    x[:, 1, :m] = q
+    planes = x.view(batch, 2, mwp, 4, 4).permute(0, 1, 4, 2, 3).contiguous().view(torch.int32)
+    sums = torch.stack([p.to(torch.int32).sum(-1), q.to(torch.int32).sum(-1)], dim=-1).to(torch.int32)
+    return planes.view(batch, 2, 4, mwp), sums.contiguous()
+
+
+def mma_config(mw: int, batch: int) -> tuple[int, int]:
+    """(KSPLIT warps sharing a 16-row tile, UNROLL chunks a warp loads at once) for a launch: the best
+    of a sweep on an H100 for the LLaMA-2 7B layers (.prof/mma.py): 8 warps a tile for the long rows
+    of down_proj, 4 otherwise, one chunk at a time."""
+    chunks = -(-mw // 16)
+    return (8 if chunks >= 16 else 4), 1
+
+
+def launch_mma(codes_i32: torch.Tensor, act: torch.Tensor, sums: torch.Tensor,
+               out: torch.Tensor | None = None, *, ksplit: int | None = None,
+               unroll: int | None = None, pdl: bool = False) -> torch.Tensor:
+    """The tensor-core bit-plane kernel alone on packed activations (:func:`activation_planes`):
+    int32 ``(B, M, n, 4)``. ``pdl``: programmatic dependent launch (Hopper and newer), so that this
+    launch's first code loads overlap the end of the previous kernel on the stream; it reads the
+    activations only once that kernel has completed."""
+    import ctypes
+    from .nvrtc import kernel
+    mats, n, mw = codes_i32.shape
+    batch = act.shape[0]
+    if codes_i32.dtype != torch.int32 or not codes_i32.is_contiguous() or mw % 4:
+        raise ValueError("codes must be contiguous int32 (M, n, mw) with mw a multiple of 4 "
+                         "(pack_codes_i32 pads them so)")
+    if not 1 <= batch <= MMA_MAX_TOKENS:
+        raise ValueError(f"the tensor-core kernel takes 1 to {MMA_MAX_TOKENS} tokens, not {batch}")
+    mwp = act.shape[-1]
+    if act.dtype != torch.int32 or tuple(act.shape) != (batch, 2, 4, 16 * -(-mw // 16)):
+        raise ValueError(f"activations must be int32 {(batch, 2, 4, 16 * -(-mw // 16))} "
+                         f"(activation_planes), not {tuple(act.shape)} {act.dtype}")
+    rows = mats * n
+    dev = codes_i32.device
+    if out is None:
+        out = torch.empty(batch, mats, n, 4, dtype=torch.int32, device=dev)
+    ks, un = mma_config(mw, batch)
+    ks, un = ksplit or ks, unroll or un
+    k = kernel(_MMA_SRC, f"fairy_mma<{batch},{ks},{un}>", dev.index or 0)
+    vp, ci = ctypes.c_void_p, ctypes.c_int
+    k.launch((-(-rows // 16),), (32 * ks,),
+             [vp(codes_i32.data_ptr()), vp(act.data_ptr()), vp(sums.data_ptr()), vp(out.data_ptr()),
+              ci(rows), ci(n), ci(mw), ci(mwp)], torch.cuda.current_stream(dev).cuda_stream,
+             pdl=pdl and torch.cuda.get_device_capability(dev)[0] >= 9)
+    return out
+
+
+def fairy_sums_mma(codes_i32: torch.Tensor, p: torch.Tensor, q: torch.Tensor,
+                   out: torch.Tensor | None = None) -> torch.Tensor:
+    """Tensor-core bit-plane variant of :func:`fairy_sums` for 1 to 8 tokens (stream order U, W, ...:
+    odd matrices on ``conj(x)``)."""
+    mats, n, mw = codes_i32.shape
+    if p.dim() == 1:
+        p, q = p[None], q[None]
+    if p.shape[1] > 16 * mw:
+        raise ValueError(f"activations of length {p.shape[1]} do not fit codes of {16 * mw} columns")
+    if mw % 4:
+        codes_i32 = torch.nn.functional.pad(codes_i32, (0, (-mw) % 4))
+        mw = codes_i32.shape[-1]
+    act, sums = activation_planes(p, q, mw)
+    return launch_mma(codes_i32.contiguous(), act, sums, out)

@@ -1,0 +1,159 @@
+// Tensor-core kernel of the packed widely-linear layer on bit planes: exact integer sums, int8 activations.
+//
+// Built at run time by NVRTC (fairyhw/kernels/nvrtc.py), no CUDA toolkit needed, and compiled for the
+// GPU it runs on. Inputs:
+//   codes  int32 [rows][mw]: the M code matrices of a layer stacked (rows = M*n, stream order U0, W0, U1,
+//          ...), 16 codes a word, code 4i+J of a word at bits 8i+2J (the fairyhw.pack bit order); mw % 4 == 0.
+//   act    int32 [B][2][4][mwp]: for token b, p (0) or q (1), slot J and word w, the four bytes
+//          x[16w + 4i + J], i = 0..3 (mwp = 16 * ceil(mw / 16), zero padded).
+//   sums   int32 [B][2]: sum p and sum q of each token.
+//   out    int32 [B][rows][4]: sum a p, sum a q, sum b p, sum b q; odd matrices (W) on conj(x).
+//
+// With h the high bit of a code and x = h ^ l: a = 1 - h - x and b = x - h, so only the 0/1 sums
+// H = sum h p and X = sum x p are needed. Masking a code word with 0x02020202 << 2J keeps h of codes
+// 4i + J, i = 0..3, as the bytes 0 or 2^(2J+1): that register is an A fragment of an int8 MMA as it stands
+// (one LOP3; no shifts, no decode). The same for x with (w ^ w >> 1) & 0x01010101 << 2J.
+// The four slots J go to different columns of one accumulator: the B operand of the MMA for slot J holds
+// the slot-J activations in columns 2J (p) and 2J+1 (q) and zeros elsewhere, so column 2J+c of the result
+// is 2^(2J+1) H (or 2^(2J) X), exactly divisible, and one shift per column undoes the scale.
+//
+// m16n8k32 fragments (PTX ISA), lane = 4g + t: A a0 = row g, k 4t..4t+3; a1 = row g+8, same k;
+// a2 = row g, k 16+4t..; a3 = row g+8, k 16+4t..; B b0 = k 4t.., column g; b1 = k 16+4t.., column g;
+// C c0 = (g, 2t), c1 = (g, 2t+1), c2 = (g+8, 2t), c3 = (g+8, 2t+1).
+// A chunk is 16 words of 16 rows; thread t holds words 4t..4t+3 of rows g and g+8 (one 16-byte load
+// each). MMA step s of a chunk puts word 4t+2s at k 4t.. and word 4t+2s+1 at k 16+4t..; thread (g, t)
+// takes the B bytes of the same words from the slot J = g/2 of p (g even) or q (g odd).
+// A block of KSPLIT warps shares one 16-row tile, the warps taking chunks in turn; the partial sums meet
+// in shared memory.
+
+typedef unsigned int u32;
+
+__device__ __forceinline__ void mma_u8s8(int (&c)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
+    asm(
+        "mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// codes are read once: keep them out of L1 and ask L2 for the whole 256-byte line
+__device__ __forceinline__ uint4 load_stream(const uint4 *p) {
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p));
+    return v;
+}
+
+template <int B, int KSPLIT, int UNROLL>
+__global__ void __launch_bounds__(KSPLIT * 32)
+fairy_mma(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const int *__restrict__ sums,
+          int4 *__restrict__ out, int rows, int n, int mw, int mwp) {
+    __shared__ int4 red[KSPLIT][B][16];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int g = lane >> 2, t = lane & 3;
+    const int r0 = blockIdx.x * 16;
+    const int q4 = mw >> 2;                 // 16-byte vectors in a row
+    const int chunks = mwp >> 4;
+    const bool okg = r0 + g < rows, okg8 = r0 + g + 8 < rows;
+    const uint4 *rowg = codes + (size_t)(r0 + g) * q4;
+    const uint4 *rowg8 = codes + (size_t)(r0 + g + 8) * q4;
+    const int myj = g >> 1;
+    const uint4 *actj = act + (size_t)((g & 1) * 4 + myj) * (mwp >> 2);
+    const size_t act_token = (size_t)8 * (mwp >> 2);
+
+    int acch[B][4], accx[B][4];
+#pragma unroll
+    for (int b = 0; b < B; b++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) acch[b][i] = accx[b][i] = 0;
+
+    const uint4 zero = make_uint4(0, 0, 0, 0);
+    uint4 wg[UNROLL], wg8[UNROLL], ng[UNROLL], ng8[UNROLL], av[UNROLL][B];
+    auto load_codes = [&](uint4 (&dg)[UNROLL], uint4 (&dg8)[UNROLL], int c0) {
+#pragma unroll
+        for (int u = 0; u < UNROLL; u++) {
+            const int c = c0 + u * KSPLIT, idx = 4 * c + t;
+            const bool in = c < chunks && idx < q4;
+            dg[u] = (in && okg) ? load_stream(rowg + idx) : zero;
+            dg8[u] = (in && okg8) ? load_stream(rowg8 + idx) : zero;
+        }
+    };
+    // The codes do not depend on the previous launch: with programmatic dependent launch (PDL) the first
+    // loads are in flight while it finishes; the activations are read only after it has completed.
+    load_codes(wg, wg8, warp);
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;\n");
+#endif
+    for (int c0 = warp; c0 < chunks; c0 += KSPLIT * UNROLL) {
+#pragma unroll
+        for (int u = 0; u < UNROLL; u++) {
+            const int c = c0 + u * KSPLIT, idx = 4 * c + t;
+#pragma unroll
+            for (int b = 0; b < B; b++) av[u][b] = c < chunks ? actj[b * act_token + idx] : zero;
+        }
+        const bool more = c0 + KSPLIT * UNROLL < chunks;
+        if (more) load_codes(ng, ng8, c0 + KSPLIT * UNROLL);      // the next chunks, while these compute
+#pragma unroll
+        for (int u = 0; u < UNROLL; u++) {
+#pragma unroll
+            for (int s = 0; s < 2; s++) {
+                const u32 a0 = s ? wg[u].z : wg[u].x, a2 = s ? wg[u].w : wg[u].y;
+                const u32 a1 = s ? wg8[u].z : wg8[u].x, a3 = s ? wg8[u].w : wg8[u].y;
+                const u32 x0 = a0 ^ (a0 >> 1), x1 = a1 ^ (a1 >> 1);
+                const u32 x2 = a2 ^ (a2 >> 1), x3 = a3 ^ (a3 >> 1);
+#pragma unroll
+                for (int j = 0; j < 4; j++) {
+                    const u32 mh = 0x02020202u << (2 * j), mx = 0x01010101u << (2 * j);
+#pragma unroll
+                    for (int b = 0; b < B; b++) {
+                        const u32 b0 = myj == j ? (s ? av[u][b].z : av[u][b].x) : 0u;
+                        const u32 b1 = myj == j ? (s ? av[u][b].w : av[u][b].y) : 0u;
+                        mma_u8s8(acch[b], a0 & mh, a1 & mh, a2 & mh, a3 & mh, b0, b1);
+                        mma_u8s8(accx[b], x0 & mx, x1 & mx, x2 & mx, x3 & mx, b0, b1);
+                    }
+                }
+            }
+        }
+        if (more) {
+#pragma unroll
+            for (int u = 0; u < UNROLL; u++) { wg[u] = ng[u]; wg8[u] = ng8[u]; }
+        }
+    }
+
+    // column 2t+c holds slot J = t: undo its scale, then add the four slots (lanes t = 0..3)
+#pragma unroll
+    for (int b = 0; b < B; b++) {
+        int v[8];
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            v[i] = acch[b][i] >> (2 * t + 1);
+            v[4 + i] = accx[b][i] >> (2 * t);
+        }
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            v[i] += __shfl_xor_sync(0xffffffffu, v[i], 1);
+            v[i] += __shfl_xor_sync(0xffffffffu, v[i], 2);
+        }
+        if (t == 0) {
+            red[warp][b][g] = make_int4(v[0], v[1], v[4], v[5]);        // Hp, Hq, Xp, Xq of row g
+            red[warp][b][g + 8] = make_int4(v[2], v[3], v[6], v[7]);    // of row g + 8
+        }
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < B * 16; i += KSPLIT * 32) {
+        const int b = i >> 4, rr = i & 15, r = r0 + rr;
+        if (r >= rows) continue;
+        int4 s = red[0][b][rr];
+#pragma unroll
+        for (int w = 1; w < KSPLIT; w++) {
+            const int4 o = red[w][b][rr];
+            s.x += o.x; s.y += o.y; s.z += o.z; s.w += o.w;
+        }
+        const int sp = sums[2 * b], sq = sums[2 * b + 1];
+        int ap = sp - s.x - s.z, aq = sq - s.y - s.w, bp = s.z - s.x, bq = s.w - s.y;
+        if ((r / n) & 1) { aq = -aq; bq = -bq; }                      // W: conj(x)
+        out[(size_t)b * rows + r] = make_int4(ap, aq, bp, bq);
+    }
+}
