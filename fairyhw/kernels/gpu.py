@@ -395,19 +395,24 @@ def activation_planes(p: torch.Tensor, q: torch.Tensor, mw: int):
     return planes.view(batch, 2, 4, mwp), sums.contiguous()
 
 
-def mma_config(mw: int, batch: int) -> tuple[int, int]:
-    """(KSPLIT warps sharing a 16-row tile, UNROLL chunks a warp loads at once) for a launch: the best
-    of a sweep on an H100 for the LLaMA-2 7B layers (.prof/mma.py): 8 warps a tile for the long rows
-    of down_proj, 4 otherwise, one chunk at a time."""
+def mma_config(mw: int, batch: int) -> tuple[int, int, int]:
+    """(KSPLIT warps sharing a 16-row tile, UNROLL chunks a warp loads at once, blocks per SM) for a
+    launch."""
     chunks = -(-mw // 16)
-    return (8 if chunks >= 16 else 4), 1
+    return (8 if chunks >= 16 else 4), 1, 4
+
+
+_sms: dict = {}
 
 
 def launch_mma(codes_i32: torch.Tensor, act: torch.Tensor, sums: torch.Tensor,
                out: torch.Tensor | None = None, *, ksplit: int | None = None,
-               unroll: int | None = None, pdl: bool = False) -> torch.Tensor:
+               unroll: int | None = None, blocks_per_sm: int | None = None,
+               blocks: int | None = None, pdl: bool = False) -> torch.Tensor:
     """The tensor-core bit-plane kernel alone on packed activations (:func:`activation_planes`):
-    int32 ``(B, M, n, 4)``. ``pdl``: programmatic dependent launch (Hopper and newer), so that this
+    int32 ``(B, M, n, 4)``. The grid holds ``blocks`` blocks (default ``blocks_per_sm`` per SM), each
+    walking 16-row tiles; ``ksplit`` warps share a tile and ``unroll`` chunks of 16 words go in one load
+    step (defaults: :func:`mma_config`). ``pdl``: programmatic dependent launch (Hopper and newer), so that this
     launch's first code loads overlap the end of the previous kernel on the stream; it reads the
     activations only once that kernel has completed."""
     import ctypes
@@ -427,11 +432,15 @@ def launch_mma(codes_i32: torch.Tensor, act: torch.Tensor, sums: torch.Tensor,
     dev = codes_i32.device
     if out is None:
         out = torch.empty(batch, mats, n, 4, dtype=torch.int32, device=dev)
-    ks, un = mma_config(mw, batch)
-    ks, un = ksplit or ks, unroll or un
-    k = kernel(_MMA_SRC, f"fairy_mma<{batch},{ks},{un}>", dev.index or 0)
+    ks, un, bps = mma_config(mw, batch)
+    ks, un, bps = ksplit or ks, unroll or un, blocks_per_sm or bps
+    index = dev.index if dev.index is not None else torch.cuda.current_device()
+    if index not in _sms:
+        _sms[index] = torch.cuda.get_device_properties(index).multi_processor_count
+    k = kernel(_MMA_SRC, f"fairy_mma<{batch},{ks},{un}>", index)
     vp, ci = ctypes.c_void_p, ctypes.c_int
-    k.launch((-(-rows // 16),), (32 * ks,),
+    grid = min(-(-rows // 16), blocks or bps * _sms[index])
+    k.launch((grid,), (32 * ks,),
              [vp(codes_i32.data_ptr()), vp(act.data_ptr()), vp(sums.data_ptr()), vp(out.data_ptr()),
               ci(rows), ci(n), ci(mw), ci(mwp)], torch.cuda.current_stream(dev).cuda_stream,
              pdl=pdl and torch.cuda.get_device_capability(dev)[0] >= 9)
@@ -452,3 +461,33 @@ def fairy_sums_mma(codes_i32: torch.Tensor, p: torch.Tensor, q: torch.Tensor,
         mw = codes_i32.shape[-1]
     act, sums = activation_planes(p, q, mw)
     return launch_mma(codes_i32.contiguous(), act, sums, out)
+
+
+_READ_SRC = __import__("os").path.join(__import__("os").path.dirname(__file__), "gpu_read.cu")
+
+
+def read_xor(buf: torch.Tensor, out: torch.Tensor | None = None, *, blocks_per_sm: int = 8,
+             unroll: int = 4, pdl: bool = False) -> torch.Tensor:
+    """Plain read of a CUDA buffer (bytes a multiple of 16), the benchmark's bandwidth baseline: every
+    16 bytes loaded once, XORed into one word per warp of ``out`` (int32, at least 8 words a block).
+    Returns ``out``."""
+    import ctypes
+    from .nvrtc import kernel
+    nbytes = buf.numel() * buf.element_size()
+    if not buf.is_contiguous() or nbytes % 16:
+        raise ValueError("the read baseline needs a contiguous buffer of a multiple of 16 bytes")
+    index = buf.device.index if buf.device.index is not None else torch.cuda.current_device()
+    if index not in _sms:
+        _sms[index] = torch.cuda.get_device_properties(index).multi_processor_count
+    n16 = nbytes // 16
+    grid = max(1, min(-(-n16 // (256 * unroll)), blocks_per_sm * _sms[index]))
+    if out is None:
+        out = torch.empty(8 * grid, dtype=torch.int32, device=buf.device)
+    elif out.numel() < 8 * grid or out.dtype != torch.int32:
+        raise ValueError(f"out must be int32 with at least {8 * grid} words")
+    k = kernel(_READ_SRC, f"read_xor<{unroll}>", index)
+    k.launch((grid,), (256,), [ctypes.c_void_p(buf.data_ptr()), ctypes.c_longlong(n16),
+                               ctypes.c_void_p(out.data_ptr())],
+             torch.cuda.current_stream(index).cuda_stream,
+             pdl=pdl and torch.cuda.get_device_capability(index)[0] >= 9)
+    return out

@@ -23,8 +23,8 @@
 // A chunk is 16 words of 16 rows; thread t holds words 4t..4t+3 of rows g and g+8 (one 16-byte load
 // each). MMA step s of a chunk puts word 4t+2s at k 4t.. and word 4t+2s+1 at k 16+4t..; thread (g, t)
 // takes the B bytes of the same words from the slot J = g/2 of p (g even) or q (g odd).
-// A block of KSPLIT warps shares one 16-row tile, the warps taking chunks in turn; the partial sums meet
-// in shared memory.
+// A block of KSPLIT warps shares one 16-row tile at a time, the warps taking chunks in turn; the partial sums
+// meet in shared memory. The grid holds a few blocks per SM, each walking many tiles.
 
 typedef unsigned int u32;
 
@@ -49,111 +49,129 @@ template <int B, int KSPLIT, int UNROLL>
 __global__ void __launch_bounds__(KSPLIT * 32)
 fairy_mma(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const int *__restrict__ sums,
           int4 *__restrict__ out, int rows, int n, int mw, int mwp) {
-    __shared__ int4 red[KSPLIT][B][16];
+    __shared__ int4 red[2][KSPLIT][B][16];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int g = lane >> 2, t = lane & 3;
-    const int r0 = blockIdx.x * 16;
     const int q4 = mw >> 2;                 // 16-byte vectors in a row
-    const int chunks = mwp >> 4;
-    const bool okg = r0 + g < rows, okg8 = r0 + g + 8 < rows;
-    const uint4 *rowg = codes + (size_t)(r0 + g) * q4;
-    const uint4 *rowg8 = codes + (size_t)(r0 + g + 8) * q4;
+    const int chunks = mwp >> 4, tiles = (rows + 15) >> 4;
     const int myj = g >> 1;
     const uint4 *actj = act + (size_t)((g & 1) * 4 + myj) * (mwp >> 2);
     const size_t act_token = (size_t)8 * (mwp >> 2);
-
-    int acch[B][4], accx[B][4];
-#pragma unroll
-    for (int b = 0; b < B; b++)
-#pragma unroll
-        for (int i = 0; i < 4; i++) acch[b][i] = accx[b][i] = 0;
+    constexpr int STEP = KSPLIT * UNROLL;
+    constexpr bool SEP = B <= 2;
+    constexpr int NJ = SEP ? 4 : 1;   // chunks between a warp's successive items
+    const int items = warp < chunks ? (chunks - warp + STEP - 1) / STEP : 0;   // a warp's items per tile
 
     const uint4 zero = make_uint4(0, 0, 0, 0);
     uint4 wg[UNROLL], wg8[UNROLL], ng[UNROLL], ng8[UNROLL], av[UNROLL][B];
-    auto load_codes = [&](uint4 (&dg)[UNROLL], uint4 (&dg8)[UNROLL], int c0) {
+    auto load_codes = [&](uint4 (&dg)[UNROLL], uint4 (&dg8)[UNROLL], int tile, int c0) {
+        const int rg = tile * 16 + g;
+        const uint4 *pg = codes + (size_t)rg * q4, *pg8 = pg + (size_t)8 * q4;
 #pragma unroll
         for (int u = 0; u < UNROLL; u++) {
             const int c = c0 + u * KSPLIT, idx = 4 * c + t;
             const bool in = c < chunks && idx < q4;
-            dg[u] = (in && okg) ? load_stream(rowg + idx) : zero;
-            dg8[u] = (in && okg8) ? load_stream(rowg8 + idx) : zero;
+            dg[u] = (in && rg < rows) ? load_stream(pg + idx) : zero;
+            dg8[u] = (in && rg + 8 < rows) ? load_stream(pg8 + idx) : zero;
         }
     };
+    // A block walks tiles blockIdx.x, + gridDim.x, ... (a grid of a few blocks per SM streams the whole
+    // layer); each warp keeps its next item's codes in flight while it computes the current one.
     // The codes do not depend on the previous launch: with programmatic dependent launch (PDL) the first
     // loads are in flight while it finishes; the activations are read only after it has completed.
-    load_codes(wg, wg8, warp);
+    int tile = blockIdx.x;
+    if (items > 0 && tile < tiles) load_codes(wg, wg8, tile, warp);
 #if __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;\n" ::: "memory");
     asm volatile("griddepcontrol.launch_dependents;\n");
 #endif
-    for (int c0 = warp; c0 < chunks; c0 += KSPLIT * UNROLL) {
+    for (int parity = 0; tile < tiles; tile += gridDim.x, parity ^= 1) {
+        // SEP (one or two tokens): one accumulator pair per slot J, B operands as loaded, no selects;
+        // only the columns 2J, 2J+1 of slot J's accumulators are kept at the end. Otherwise one pair,
+        // B operands zeroed outside the slot's columns (fewer registers for up to 8 tokens).
+        int acch[B][NJ][4], accx[B][NJ][4];
 #pragma unroll
-        for (int u = 0; u < UNROLL; u++) {
-            const int c = c0 + u * KSPLIT, idx = 4 * c + t;
+        for (int b = 0; b < B; b++)
 #pragma unroll
-            for (int b = 0; b < B; b++) av[u][b] = c < chunks ? actj[b * act_token + idx] : zero;
-        }
-        const bool more = c0 + KSPLIT * UNROLL < chunks;
-        if (more) load_codes(ng, ng8, c0 + KSPLIT * UNROLL);      // the next chunks, while these compute
+            for (int j = 0; j < NJ; j++)
 #pragma unroll
-        for (int u = 0; u < UNROLL; u++) {
+                for (int i = 0; i < 4; i++) acch[b][j][i] = accx[b][j][i] = 0;
+        for (int it = 0; it < items; it++) {
+            const int c0 = warp + it * STEP;
 #pragma unroll
-            for (int s = 0; s < 2; s++) {
-                const u32 a0 = s ? wg[u].z : wg[u].x, a2 = s ? wg[u].w : wg[u].y;
-                const u32 a1 = s ? wg8[u].z : wg8[u].x, a3 = s ? wg8[u].w : wg8[u].y;
-                const u32 x0 = a0 ^ (a0 >> 1), x1 = a1 ^ (a1 >> 1);
-                const u32 x2 = a2 ^ (a2 >> 1), x3 = a3 ^ (a3 >> 1);
+            for (int u = 0; u < UNROLL; u++) {
+                const int c = c0 + u * KSPLIT, idx = 4 * c + t;
 #pragma unroll
-                for (int j = 0; j < 4; j++) {
-                    const u32 mh = 0x02020202u << (2 * j), mx = 0x01010101u << (2 * j);
+                for (int b = 0; b < B; b++) av[u][b] = c < chunks ? actj[b * act_token + idx] : zero;
+            }
+            int nt = tile, nc = c0 + STEP;                  // the next item: this tile's, or the next tile's
+            if (nc >= chunks) { nt = tile + gridDim.x; nc = warp; }
+            const bool more = nt < tiles;
+            if (more) load_codes(ng, ng8, nt, nc);
 #pragma unroll
-                    for (int b = 0; b < B; b++) {
-                        const u32 b0 = myj == j ? (s ? av[u][b].z : av[u][b].x) : 0u;
-                        const u32 b1 = myj == j ? (s ? av[u][b].w : av[u][b].y) : 0u;
-                        mma_u8s8(acch[b], a0 & mh, a1 & mh, a2 & mh, a3 & mh, b0, b1);
-                        mma_u8s8(accx[b], x0 & mx, x1 & mx, x2 & mx, x3 & mx, b0, b1);
+            for (int u = 0; u < UNROLL; u++) {
+#pragma unroll
+                for (int s = 0; s < 2; s++) {
+                    const u32 a0 = s ? wg[u].z : wg[u].x, a2 = s ? wg[u].w : wg[u].y;
+                    const u32 a1 = s ? wg8[u].z : wg8[u].x, a3 = s ? wg8[u].w : wg8[u].y;
+                    const u32 x0 = a0 ^ (a0 >> 1), x1 = a1 ^ (a1 >> 1);
+                    const u32 x2 = a2 ^ (a2 >> 1), x3 = a3 ^ (a3 >> 1);
+#pragma unroll
+                    for (int j = 0; j < 4; j++) {
+                        const u32 mh = 0x02020202u << (2 * j), mx = 0x01010101u << (2 * j);
+#pragma unroll
+                        for (int b = 0; b < B; b++) {
+                            const u32 v0 = s ? av[u][b].z : av[u][b].x, v1 = s ? av[u][b].w : av[u][b].y;
+                            const u32 b0 = SEP || myj == j ? v0 : 0u, b1 = SEP || myj == j ? v1 : 0u;
+                            mma_u8s8(acch[b][SEP ? j : 0], a0 & mh, a1 & mh, a2 & mh, a3 & mh, b0, b1);
+                            mma_u8s8(accx[b][SEP ? j : 0], x0 & mx, x1 & mx, x2 & mx, x3 & mx, b0, b1);
+                        }
                     }
                 }
             }
-        }
-        if (more) {
+            if (more) {
 #pragma unroll
-            for (int u = 0; u < UNROLL; u++) { wg[u] = ng[u]; wg8[u] = ng8[u]; }
+                for (int u = 0; u < UNROLL; u++) { wg[u] = ng[u]; wg8[u] = ng8[u]; }
+            }
         }
-    }
 
-    // column 2t+c holds slot J = t: undo its scale, then add the four slots (lanes t = 0..3)
+        // column 2t+c holds slot J = t: undo its scale, then add the four slots (lanes t = 0..3)
 #pragma unroll
-    for (int b = 0; b < B; b++) {
-        int v[8];
+        for (int b = 0; b < B; b++) {
+            int v[8];
 #pragma unroll
-        for (int i = 0; i < 4; i++) {
-            v[i] = acch[b][i] >> (2 * t + 1);
-            v[4 + i] = accx[b][i] >> (2 * t);
-        }
+            for (int i = 0; i < 4; i++) {
+                int h = acch[b][0][i], x = accx[b][0][i];
 #pragma unroll
-        for (int i = 0; i < 8; i++) {
-            v[i] += __shfl_xor_sync(0xffffffffu, v[i], 1);
-            v[i] += __shfl_xor_sync(0xffffffffu, v[i], 2);
-        }
-        if (t == 0) {
-            red[warp][b][g] = make_int4(v[0], v[1], v[4], v[5]);        // Hp, Hq, Xp, Xq of row g
-            red[warp][b][g + 8] = make_int4(v[2], v[3], v[6], v[7]);    // of row g + 8
-        }
-    }
-    __syncthreads();
-    for (int i = threadIdx.x; i < B * 16; i += KSPLIT * 32) {
-        const int b = i >> 4, rr = i & 15, r = r0 + rr;
-        if (r >= rows) continue;
-        int4 s = red[0][b][rr];
+                for (int j = 1; j < NJ; j++)
+                    if (t == j) { h = acch[b][j][i]; x = accx[b][j][i]; }
+                v[i] = h >> (2 * t + 1);
+                v[4 + i] = x >> (2 * t);
+            }
 #pragma unroll
-        for (int w = 1; w < KSPLIT; w++) {
-            const int4 o = red[w][b][rr];
-            s.x += o.x; s.y += o.y; s.z += o.z; s.w += o.w;
+            for (int i = 0; i < 8; i++) {
+                v[i] += __shfl_xor_sync(0xffffffffu, v[i], 1);
+                v[i] += __shfl_xor_sync(0xffffffffu, v[i], 2);
+            }
+            if (t == 0) {
+                red[parity][warp][b][g] = make_int4(v[0], v[1], v[4], v[5]);       // Hp, Hq, Xp, Xq, row g
+                red[parity][warp][b][g + 8] = make_int4(v[2], v[3], v[6], v[7]);   // of row g + 8
+            }
         }
-        const int sp = sums[2 * b], sq = sums[2 * b + 1];
-        int ap = sp - s.x - s.z, aq = sq - s.y - s.w, bp = s.z - s.x, bq = s.w - s.y;
-        if ((r / n) & 1) { aq = -aq; bq = -bq; }                      // W: conj(x)
-        out[(size_t)b * rows + r] = make_int4(ap, aq, bp, bq);
+        __syncthreads();            // red[parity] is written again two tiles on, after the next barrier
+        for (int i = threadIdx.x; i < B * 16; i += KSPLIT * 32) {
+            const int b = i >> 4, rr = i & 15, r = tile * 16 + rr;
+            if (r >= rows) continue;
+            int4 s = red[parity][0][b][rr];
+#pragma unroll
+            for (int w = 1; w < KSPLIT; w++) {
+                const int4 o = red[parity][w][b][rr];
+                s.x += o.x; s.y += o.y; s.z += o.z; s.w += o.w;
+            }
+            const int sp = sums[2 * b], sq = sums[2 * b + 1];
+            int ap = sp - s.x - s.z, aq = sq - s.y - s.w, bp = s.z - s.x, bq = s.w - s.y;
+            if ((r / n) & 1) { aq = -aq; bq = -bq; }                      // W: conj(x)
+            out[(size_t)b * rows + r] = make_int4(ap, aq, bp, bq);
+        }
     }
 }
