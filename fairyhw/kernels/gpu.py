@@ -408,7 +408,7 @@ _sms: dict = {}
 def launch_mma(codes_i32: torch.Tensor, act: torch.Tensor, sums: torch.Tensor,
                out: torch.Tensor | None = None, *, ksplit: int | None = None,
                unroll: int | None = None, blocks_per_sm: int | None = None,
-               blocks: int | None = None, pdl: bool = False) -> torch.Tensor:
+               blocks: int | None = None, sep: bool | None = None, pdl: bool = False) -> torch.Tensor:
     """The tensor-core bit-plane kernel alone on packed activations (:func:`activation_planes`):
     int32 ``(B, M, n, 4)``. The grid holds ``blocks`` blocks (default ``blocks_per_sm`` per SM), each
     walking 16-row tiles; ``ksplit`` warps share a tile and ``unroll`` chunks of 16 words go in one load
@@ -437,7 +437,8 @@ def launch_mma(codes_i32: torch.Tensor, act: torch.Tensor, sums: torch.Tensor,
     index = dev.index if dev.index is not None else torch.cuda.current_device()
     if index not in _sms:
         _sms[index] = torch.cuda.get_device_properties(index).multi_processor_count
-    k = kernel(_MMA_SRC, f"fairy_mma<{batch},{ks},{un}>", index)
+    sep = batch <= 2 if sep is None else sep
+    k = kernel(_MMA_SRC, f"fairy_mma<{batch},{ks},{un},{'true' if sep else 'false'}>", index)
     vp, ci = ctypes.c_void_p, ctypes.c_int
     grid = min(-(-rows // 16), blocks or bps * _sms[index])
     k.launch((grid,), (32 * ks,),

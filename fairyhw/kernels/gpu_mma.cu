@@ -45,7 +45,7 @@ __device__ __forceinline__ uint4 load_stream(const uint4 *p) {
     return v;
 }
 
-template <int B, int KSPLIT, int UNROLL>
+template <int B, int KSPLIT, int UNROLL, bool SEP>
 __global__ void __launch_bounds__(KSPLIT * 32)
 fairy_mma(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const int *__restrict__ sums,
           int4 *__restrict__ out, int rows, int n, int mw, int mwp) {
@@ -57,13 +57,20 @@ fairy_mma(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const 
     const int myj = g >> 1;
     const uint4 *actj = act + (size_t)((g & 1) * 4 + myj) * (mwp >> 2);
     const size_t act_token = (size_t)8 * (mwp >> 2);
-    constexpr int STEP = KSPLIT * UNROLL;
-    constexpr bool SEP = B <= 2;
-    constexpr int NJ = SEP ? 4 : 1;   // chunks between a warp's successive items
+    constexpr int STEP = KSPLIT * UNROLL;   // chunks between a warp's successive items
+    constexpr int NJ = SEP ? 4 : 1;
     const int items = warp < chunks ? (chunks - warp + STEP - 1) / STEP : 0;   // a warp's items per tile
 
     const uint4 zero = make_uint4(0, 0, 0, 0);
-    uint4 wg[UNROLL], wg8[UNROLL], ng[UNROLL], ng8[UNROLL], av[UNROLL][B];
+    uint4 wg[UNROLL], wg8[UNROLL], ng[UNROLL], ng8[UNROLL], av[UNROLL][B], na[UNROLL][B];
+    auto load_act = [&](uint4 (&da)[UNROLL][B], int c0) {
+#pragma unroll
+        for (int u = 0; u < UNROLL; u++) {
+            const int c = c0 + u * KSPLIT, idx = 4 * c + t;
+#pragma unroll
+            for (int b = 0; b < B; b++) da[u][b] = c < chunks ? actj[b * act_token + idx] : zero;
+        }
+    };
     auto load_codes = [&](uint4 (&dg)[UNROLL], uint4 (&dg8)[UNROLL], int tile, int c0) {
         const int rg = tile * 16 + g;
         const uint4 *pg = codes + (size_t)rg * q4, *pg8 = pg + (size_t)8 * q4;
@@ -85,6 +92,7 @@ fairy_mma(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const 
     asm volatile("griddepcontrol.wait;\n" ::: "memory");
     asm volatile("griddepcontrol.launch_dependents;\n");
 #endif
+    if (items > 0 && tile < tiles) load_act(av, warp);
     for (int parity = 0; tile < tiles; tile += gridDim.x, parity ^= 1) {
         // SEP (one or two tokens): one accumulator pair per slot J, B operands as loaded, no selects;
         // only the columns 2J, 2J+1 of slot J's accumulators are kept at the end. Otherwise one pair,
@@ -98,16 +106,13 @@ fairy_mma(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const 
                 for (int i = 0; i < 4; i++) acch[b][j][i] = accx[b][j][i] = 0;
         for (int it = 0; it < items; it++) {
             const int c0 = warp + it * STEP;
-#pragma unroll
-            for (int u = 0; u < UNROLL; u++) {
-                const int c = c0 + u * KSPLIT, idx = 4 * c + t;
-#pragma unroll
-                for (int b = 0; b < B; b++) av[u][b] = c < chunks ? actj[b * act_token + idx] : zero;
-            }
             int nt = tile, nc = c0 + STEP;                  // the next item: this tile's, or the next tile's
             if (nc >= chunks) { nt = tile + gridDim.x; nc = warp; }
             const bool more = nt < tiles;
-            if (more) load_codes(ng, ng8, nt, nc);
+            if (more) {                                     // in flight while this item computes
+                load_codes(ng, ng8, nt, nc);
+                load_act(na, nc);
+            }
 #pragma unroll
             for (int u = 0; u < UNROLL; u++) {
 #pragma unroll
@@ -131,7 +136,12 @@ fairy_mma(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const 
             }
             if (more) {
 #pragma unroll
-                for (int u = 0; u < UNROLL; u++) { wg[u] = ng[u]; wg8[u] = ng8[u]; }
+                for (int u = 0; u < UNROLL; u++) {
+                    wg[u] = ng[u];
+                    wg8[u] = ng8[u];
+#pragma unroll
+                    for (int b = 0; b < B; b++) av[u][b] = na[u][b];
+                }
             }
         }
 
