@@ -395,11 +395,15 @@ def activation_planes(p: torch.Tensor, q: torch.Tensor, mw: int):
     return planes.view(batch, 2, 4, mwp), sums.contiguous()
 
 
-def mma_config(mw: int, batch: int) -> tuple[int, int, int]:
-    """(KSPLIT warps sharing a 16-row tile, UNROLL chunks a warp loads at once, blocks per SM) for a
-    launch."""
-    chunks = -(-mw // 16)
-    return (8 if chunks >= 16 else 4), 1, 4
+def mma_config(rows: int, mw: int, batch: int) -> tuple[int, int, int, bool]:
+    """(KSPLIT warps sharing a 16-row tile, UNROLL chunks per item, blocks per SM, per-slot accumulators)
+    for a launch: the best of a sweep on an H100 over the fused LLaMA-2 7B launches (a chain of
+    launches of one shape in a CUDA graph): for one or two tokens, two chunks an item, per-slot
+    accumulators, 16 blocks a SM, 4 warps a tile for up to 16k rows and 2 beyond; for more tokens one
+    chunk an item, shared accumulators and 2 warps a tile."""
+    if batch <= 2:
+        return (4 if rows < 16384 else 2), 2, 16, True
+    return 2, 1, 16, False
 
 
 _sms: dict = {}
@@ -412,7 +416,7 @@ def launch_mma(codes_i32: torch.Tensor, act: torch.Tensor, sums: torch.Tensor,
     """The tensor-core bit-plane kernel alone on packed activations (:func:`activation_planes`):
     int32 ``(B, M, n, 4)``. The grid holds ``blocks`` blocks (default ``blocks_per_sm`` per SM), each
     walking 16-row tiles; ``ksplit`` warps share a tile and ``unroll`` chunks of 16 words go in one load
-    step (defaults: :func:`mma_config`). ``pdl``: programmatic dependent launch (Hopper and newer), so that this
+    step, ``sep`` gives each slot its own accumulators (defaults: :func:`mma_config`). ``pdl``: programmatic dependent launch (Hopper and newer), so that this
     launch's first code loads overlap the end of the previous kernel on the stream; it reads the
     activations only once that kernel has completed."""
     import ctypes
@@ -432,18 +436,21 @@ def launch_mma(codes_i32: torch.Tensor, act: torch.Tensor, sums: torch.Tensor,
     dev = codes_i32.device
     if out is None:
         out = torch.empty(batch, mats, n, 4, dtype=torch.int32, device=dev)
-    ks, un, bps = mma_config(mw, batch)
+    ks, un, bps, sp = mma_config(mats * n, mw, batch)
     ks, un, bps = ksplit or ks, unroll or un, blocks_per_sm or bps
+    sep = sp if sep is None else sep
     index = dev.index if dev.index is not None else torch.cuda.current_device()
     if index not in _sms:
         _sms[index] = torch.cuda.get_device_properties(index).multi_processor_count
-    sep = batch <= 2 if sep is None else sep
-    k = kernel(_MMA_SRC, f"fairy_mma<{batch},{ks},{un},{'true' if sep else 'false'}>", index)
+    # whole tiles, no padding words and whole items: no bounds checks in the kernel
+    full = rows % 16 == 0 and mw % 16 == 0 and (mw // 16) % (ks * un) == 0
+    k = kernel(_MMA_SRC, f"fairy_mma<{batch},{ks},{un},{str(sep).lower()},{str(full).lower()}>", index)
     vp, ci = ctypes.c_void_p, ctypes.c_int
     grid = min(-(-rows // 16), blocks or bps * _sms[index])
     k.launch((grid,), (32 * ks,),
              [vp(codes_i32.data_ptr()), vp(act.data_ptr()), vp(sums.data_ptr()), vp(out.data_ptr()),
-              ci(rows), ci(n), ci(mw), ci(mwp)], torch.cuda.current_stream(dev).cuda_stream,
+              ci(rows), ci(n), ci(mw), ci(mwp)],
+             torch.cuda.current_stream(dev).cuda_stream,
              pdl=pdl and torch.cuda.get_device_capability(dev)[0] >= 9)
     return out
 

@@ -36,6 +36,13 @@ __device__ __forceinline__ void mma_u8s8(int (&c)[4], u32 a0, u32 a1, u32 a2, u3
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
+// (a ^ b) & c in one instruction (the compiler shares a ^ b between the four masks instead)
+__device__ __forceinline__ u32 xor_and(u32 a, u32 b, u32 c) {
+    u32 d;
+    asm("lop3.b32 %0, %1, %2, %3, 0x28;\n" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+    return d;
+}
+
 // codes are read once: keep them out of L1 and ask L2 for the whole 256-byte line
 __device__ __forceinline__ uint4 load_stream(const uint4 *p) {
     uint4 v;
@@ -45,7 +52,7 @@ __device__ __forceinline__ uint4 load_stream(const uint4 *p) {
     return v;
 }
 
-template <int B, int KSPLIT, int UNROLL, bool SEP>
+template <int B, int KSPLIT, int UNROLL, bool SEP, bool FULL>
 __global__ void __launch_bounds__(KSPLIT * 32)
 fairy_mma(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const int *__restrict__ sums,
           int4 *__restrict__ out, int rows, int n, int mw, int mwp) {
@@ -63,12 +70,18 @@ fairy_mma(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const 
 
     const uint4 zero = make_uint4(0, 0, 0, 0);
     uint4 wg[UNROLL], wg8[UNROLL], ng[UNROLL], ng8[UNROLL], av[UNROLL][B], na[UNROLL][B];
+#pragma unroll
+    for (int u = 0; u < UNROLL; u++) {
+        ng[u] = ng8[u] = zero;
+#pragma unroll
+        for (int b = 0; b < B; b++) na[u][b] = zero;
+    }
     auto load_act = [&](uint4 (&da)[UNROLL][B], int c0) {
 #pragma unroll
         for (int u = 0; u < UNROLL; u++) {
             const int c = c0 + u * KSPLIT, idx = 4 * c + t;
 #pragma unroll
-            for (int b = 0; b < B; b++) da[u][b] = c < chunks ? actj[b * act_token + idx] : zero;
+            for (int b = 0; b < B; b++) da[u][b] = FULL || c < chunks ? actj[b * act_token + idx] : zero;
         }
     };
     auto load_codes = [&](uint4 (&dg)[UNROLL], uint4 (&dg8)[UNROLL], int tile, int c0) {
@@ -77,9 +90,14 @@ fairy_mma(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const 
 #pragma unroll
         for (int u = 0; u < UNROLL; u++) {
             const int c = c0 + u * KSPLIT, idx = 4 * c + t;
-            const bool in = c < chunks && idx < q4;
-            dg[u] = (in && rg < rows) ? load_stream(pg + idx) : zero;
-            dg8[u] = (in && rg + 8 < rows) ? load_stream(pg8 + idx) : zero;
+            if (FULL) {                                     // whole tiles and items: no checks
+                dg[u] = load_stream(pg + idx);
+                dg8[u] = load_stream(pg8 + idx);
+            } else {
+                const bool in = c < chunks && idx < q4;
+                dg[u] = (in && rg < rows) ? load_stream(pg + idx) : zero;
+                dg8[u] = (in && rg + 8 < rows) ? load_stream(pg8 + idx) : zero;
+            }
         }
     };
     // A block walks tiles blockIdx.x, + gridDim.x, ... (a grid of a few blocks per SM streams the whole
@@ -119,8 +137,7 @@ fairy_mma(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const 
                 for (int s = 0; s < 2; s++) {
                     const u32 a0 = s ? wg[u].z : wg[u].x, a2 = s ? wg[u].w : wg[u].y;
                     const u32 a1 = s ? wg8[u].z : wg8[u].x, a3 = s ? wg8[u].w : wg8[u].y;
-                    const u32 x0 = a0 ^ (a0 >> 1), x1 = a1 ^ (a1 >> 1);
-                    const u32 x2 = a2 ^ (a2 >> 1), x3 = a3 ^ (a3 >> 1);
+                    const u32 s0 = a0 >> 1, s1 = a1 >> 1, s2 = a2 >> 1, s3 = a3 >> 1;
 #pragma unroll
                     for (int j = 0; j < 4; j++) {
                         const u32 mh = 0x02020202u << (2 * j), mx = 0x01010101u << (2 * j);
@@ -129,19 +146,19 @@ fairy_mma(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const 
                             const u32 v0 = s ? av[u][b].z : av[u][b].x, v1 = s ? av[u][b].w : av[u][b].y;
                             const u32 b0 = SEP || myj == j ? v0 : 0u, b1 = SEP || myj == j ? v1 : 0u;
                             mma_u8s8(acch[b][SEP ? j : 0], a0 & mh, a1 & mh, a2 & mh, a3 & mh, b0, b1);
-                            mma_u8s8(accx[b][SEP ? j : 0], x0 & mx, x1 & mx, x2 & mx, x3 & mx, b0, b1);
+                            mma_u8s8(accx[b][SEP ? j : 0], xor_and(a0, s0, mx), xor_and(a1, s1, mx),
+                                     xor_and(a2, s2, mx), xor_and(a3, s3, mx), b0, b1);
                         }
                     }
                 }
             }
-            if (more) {
+            // the next item becomes the current one (unconditionally: without one, the walk ends here)
 #pragma unroll
-                for (int u = 0; u < UNROLL; u++) {
-                    wg[u] = ng[u];
-                    wg8[u] = ng8[u];
+            for (int u = 0; u < UNROLL; u++) {
+                wg[u] = ng[u];
+                wg8[u] = ng8[u];
 #pragma unroll
-                    for (int b = 0; b < B; b++) av[u][b] = na[u][b];
-                }
+                for (int b = 0; b < B; b++) av[u][b] = na[u][b];
             }
         }
 
@@ -185,3 +202,4 @@ fairy_mma(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const 
         }
     }
 }
+
