@@ -55,6 +55,8 @@ def kernel_results(reports_dir):
             with open(path) as f:
                 data = json.load(f)
             for row in data.get("model", []):
+                if row["name"].startswith("plain read"):      # a bandwidth reference, not a kernel
+                    continue
                 out.append((f"measured {kind.upper()}: {row['name']} ({data.get('device', '?')})",
                             row["tokens_per_s"]))
     return out

@@ -5,7 +5,8 @@ import torch
 
 from fairyhw import golden as g
 from fairyhw.kernels.gpu import (activation_planes, available, available_mma, fairy_sums, fairy_sums_dot,
-                                 fairy_sums_dp4a, fairy_sums_mma, launch_mma, pack_codes_i32)
+                                 fairy_sums_dp4a, fairy_sums_mma, launch_mma, pack_codes_i32,
+                                 read_xor)
 
 pytestmark = pytest.mark.skipif(not available(), reason="needs a CUDA GPU and Triton")
 needs_mma = pytest.mark.skipif(not available() or not available_mma(),
@@ -99,3 +100,13 @@ def test_mma_rejects_bad_input():
         launch_mma(ci, act, sums)
     with pytest.raises(ValueError, match="activations must be int32"):
         launch_mma(ci, act[:1, :, :, :4], sums[:1])
+
+
+@needs_mma
+def test_read_baseline_reads_every_byte():
+    """The plain-read baseline's per-warp XORs combine to the XOR of the whole buffer."""
+    buf = torch.randint(-2**31, 2**31 - 1, (1_000_003 * 4,), dtype=torch.int32).cuda()
+    out = read_xor(buf).cpu().numpy()
+    import numpy as np
+    want = np.bitwise_xor.reduce(buf.cpu().numpy().view(np.uint32))
+    assert np.bitwise_xor.reduce(out.view(np.uint32)) == want

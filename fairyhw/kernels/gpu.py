@@ -1,4 +1,9 @@
-"""Triton GPU kernel of the packed widely-linear layer: exact integer sums for int8 activations.
+"""GPU kernels of the packed widely-linear layer: exact integer sums for int8 activations.
+
+Four kernels: the bit-plane tensor-core kernel (:func:`fairy_sums_mma`, CUDA C++ in ``gpu_mma.cu``,
+compiled at run time by NVRTC; the fastest), and three Triton ones kept as measured alternatives: dp4a
+on bit planes (:func:`fairy_sums_dp4a`), decode to int8 + ``tl.dot`` (:func:`fairy_sums_dot`) and a
+plain SIMT one (:func:`fairy_sums`). :func:`read_xor` is the benchmark's plain-read baseline.
 
 Weights are the golden model's codes, packed 16 to an int32 along the input axis (code ``j`` of a word
 at bits ``[2j+1:2j]``, the :mod:`fairyhw.pack` bit order): ``codes[M, n, ceil(m/16)]`` for the ``M``
@@ -13,7 +18,7 @@ import torch
 
 __all__ = ["pack_codes_i32", "fairy_sums", "fairy_sums_dot", "launch_dot", "activation_matrix",
            "fairy_sums_dp4a", "launch_dp4a", "activation_words", "fairy_sums_mma", "launch_mma",
-           "activation_planes", "available", "available_mma"]
+           "activation_planes", "available", "available_mma", "read_xor"]
 
 
 def available() -> bool:
@@ -416,9 +421,10 @@ def launch_mma(codes_i32: torch.Tensor, act: torch.Tensor, sums: torch.Tensor,
     """The tensor-core bit-plane kernel alone on packed activations (:func:`activation_planes`):
     int32 ``(B, M, n, 4)``. The grid holds ``blocks`` blocks (default ``blocks_per_sm`` per SM), each
     walking 16-row tiles; ``ksplit`` warps share a tile and ``unroll`` chunks of 16 words go in one load
-    step, ``sep`` gives each slot its own accumulators (defaults: :func:`mma_config`). ``pdl``: programmatic dependent launch (Hopper and newer), so that this
-    launch's first code loads overlap the end of the previous kernel on the stream; it reads the
-    activations only once that kernel has completed."""
+    step, ``sep`` gives each slot its own accumulators (defaults: :func:`mma_config`). ``pdl``:
+    programmatic dependent launch (Hopper and newer), so that this launch's first code loads overlap the
+    end of the previous kernel on the stream; it reads the activations only once that kernel has
+    completed."""
     import ctypes
     from .nvrtc import kernel
     mats, n, mw = codes_i32.shape
