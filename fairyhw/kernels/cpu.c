@@ -147,12 +147,6 @@ static void rows_avx512(const uint8_t *codes, int64_t row_bytes, int64_t mpad, i
 /* ---------------------------------------------------------------- AVX2 direct */
 #define T256 __attribute__((target("avx2,fma")))
 
-T256 static inline __m256i dot_u8s8(__m256i acc, __m256i u, __m256i s) {
-    /* (a+1) in 0..2 times int8: pair sums fit int16 without saturation */
-    __m256i w16 = _mm256_maddubs_epi16(u, s);
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(w16, _mm256_set1_epi16(1)));
-}
-
 T256 static inline int32_t hsum256(__m256i v) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
@@ -160,44 +154,69 @@ T256 static inline int32_t hsum256(__m256i v) {
     return _mm_cvtsi128_si32(s);
 }
 
-T256 static void rows_avx2(const uint8_t *codes, int64_t row_bytes, int64_t mpad, int64_t r0, int64_t r1,
-                           int64_t n, int mats_total, const int8_t *pp, const int8_t *qq, int tokens,
-                           const int32_t *sp, const int32_t *sq, const int32_t *conj, int32_t *out) {
+/* One token of one row. (a+1) in 0..2 times int8 gives pair sums of at most 512 in magnitude
+ * (vpmaddubsw cannot saturate), so the sums stay in int16 lanes for 8 blocks of 32 code bytes (4 phases
+ * x 512 x 8 = 16384) and are widened to int32 (vpmaddwd by ones) once per 8 blocks, not every time. */
+T256 static void row256(const uint8_t *row, int64_t row_bytes, const int8_t *pt, const int8_t *qt,
+                        int32_t acc[4]) {
     const __m256i la = _mm256_setr_epi8(2, 1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1,
                                         2, 1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1);
     const __m256i lb = _mm256_setr_epi8(1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1, 0,
                                         1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1, 0);
-    const __m256i three = _mm256_set1_epi8(3);
+    const __m256i m33 = _mm256_set1_epi8(0x33), ones = _mm256_set1_epi16(1);
+    __m256i w32[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                      _mm256_setzero_si256()};
     uint8_t tail[32];
+    for (int64_t c0 = 0; c0 < row_bytes; c0 += 8 * 32) {
+        __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+        int64_t c1 = c0 + 8 * 32 < row_bytes ? c0 + 8 * 32 : row_bytes;
+        for (int64_t c = c0; c < c1; c += 32) {
+            __m256i w;
+            if (row_bytes - c >= 32) {
+                w = _mm256_loadu_si256((const __m256i *)(row + c));
+            } else {
+                memset(tail, 0, 32);
+                memcpy(tail, row + c, (size_t)(row_bytes - c));
+                w = _mm256_loadu_si256((const __m256i *)tail);
+            }
+            /* vpshufb reads bits 0-3 and 7 of an index byte; the tables repeat every 4 entries, so only
+             * bit 7 must be clear: w & 0x33 indexes code 0 (code 2 sits in bits 4-5), its 16-bit
+             * shift by 4 code 2 (bits 4-7 then hold the next byte's masked bits 0-3: bit 7 clear) */
+            const __m256i i02 = _mm256_and_si256(w, m33), i13 = _mm256_and_si256(_mm256_srli_epi16(w, 2), m33);
+            for (int k = 0; k < 4; k++) {
+                __m256i idx = k == 0 ? i02 : k == 1 ? i13 : _mm256_srli_epi16(k == 2 ? i02 : i13, 4);
+                __m256i wa = _mm256_shuffle_epi8(la, idx), wb = _mm256_shuffle_epi8(lb, idx);
+                int64_t off = 4 * c + 32 * k;
+                __m256i xp = _mm256_loadu_si256((const __m256i *)(pt + off));
+                __m256i xq = _mm256_loadu_si256((const __m256i *)(qt + off));
+                s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(wa, xp));
+                s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(wa, xq));
+                s2 = _mm256_add_epi16(s2, _mm256_maddubs_epi16(wb, xp));
+                s3 = _mm256_add_epi16(s3, _mm256_maddubs_epi16(wb, xq));
+                /* keep the four sums in registers: without this GCC interleaves the phases, runs out
+                 * of the 16 ymm registers and keeps the sums on the stack (20% slower) */
+                __asm__("" : "+x"(s0), "+x"(s1), "+x"(s2), "+x"(s3));
+            }
+        }
+        w32[0] = _mm256_add_epi32(w32[0], _mm256_madd_epi16(s0, ones));
+        w32[1] = _mm256_add_epi32(w32[1], _mm256_madd_epi16(s1, ones));
+        w32[2] = _mm256_add_epi32(w32[2], _mm256_madd_epi16(s2, ones));
+        w32[3] = _mm256_add_epi32(w32[3], _mm256_madd_epi16(s3, ones));
+    }
+    for (int u = 0; u < 4; u++) acc[u] = hsum256(w32[u]);
+}
+
+T256 static void rows_avx2(const uint8_t *codes, int64_t row_bytes, int64_t mpad, int64_t r0, int64_t r1,
+                           int64_t n, int mats_total, const int8_t *pp, const int8_t *qq, int tokens,
+                           const int32_t *sp, const int32_t *sq, const int32_t *conj, int32_t *out) {
+    int32_t acc[4];
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = codes + r * row_bytes;
         int64_t mat = r / n, i = r % n;
         for (int t = 0; t < tokens; t++) {
-            const int8_t *pt = pp + (int64_t)t * mpad, *qt = qq + (int64_t)t * mpad;
-            __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
-            for (int64_t c = 0; c < row_bytes; c += 32) {
-                __m256i w;
-                if (row_bytes - c >= 32) {
-                    w = _mm256_loadu_si256((const __m256i *)(row + c));
-                } else {
-                    memset(tail, 0, 32);
-                    memcpy(tail, row + c, (size_t)(row_bytes - c));
-                    w = _mm256_loadu_si256((const __m256i *)tail);
-                }
-                for (int k = 0; k < 4; k++) {
-                    __m256i idx = _mm256_and_si256(k ? _mm256_srli_epi16(w, 2 * k) : w, three);
-                    __m256i wa = _mm256_shuffle_epi8(la, idx), wb = _mm256_shuffle_epi8(lb, idx);
-                    int64_t off = 4 * c + 32 * k;
-                    __m256i xp = _mm256_loadu_si256((const __m256i *)(pt + off));
-                    __m256i xq = _mm256_loadu_si256((const __m256i *)(qt + off));
-                    s0 = dot_u8s8(s0, wa, xp);
-                    s1 = dot_u8s8(s1, wa, xq);
-                    s2 = dot_u8s8(s2, wb, xp);
-                    s3 = dot_u8s8(s3, wb, xq);
-                }
-            }
+            row256(row, row_bytes, pp + (int64_t)t * mpad, qq + (int64_t)t * mpad, acc);
             int32_t *o = out + (((int64_t)t * mats_total + mat) * n + i) * 4;
-            store_sums(o, hsum256(s0), hsum256(s1), hsum256(s2), hsum256(s3), sp[t], sq[t], conj[mat]);
+            store_sums(o, acc[0], acc[1], acc[2], acc[3], sp[t], sq[t], conj[mat]);
         }
     }
 }
@@ -329,10 +348,30 @@ T512 static uint64_t read512(const uint8_t *buf, int64_t bytes) {
     return x;
 }
 
+T256 static uint64_t read256(const uint8_t *buf, int64_t bytes) {
+    __m256i acc = _mm256_setzero_si256();
+    int64_t i = 0;
+    for (; i + 128 <= bytes; i += 128) {
+        __m256i a = _mm256_loadu_si256((const __m256i *)(buf + i));
+        __m256i b = _mm256_loadu_si256((const __m256i *)(buf + i + 32));
+        __m256i c = _mm256_loadu_si256((const __m256i *)(buf + i + 64));
+        __m256i d = _mm256_loadu_si256((const __m256i *)(buf + i + 96));
+        acc = _mm256_xor_si256(acc, _mm256_xor_si256(_mm256_xor_si256(a, b), _mm256_xor_si256(c, d)));
+    }
+    uint64_t x = 0;
+    uint64_t lanes[4];
+    _mm256_storeu_si256((__m256i *)lanes, acc);
+    for (int l = 0; l < 4; l++) x ^= lanes[l];
+    x ^= x >> 32; x ^= x >> 16; x ^= x >> 8;
+    x &= 0xff;
+    for (; i < bytes; i++) x ^= buf[i];
+    return x;
+}
+
 FAIRY_API uint64_t fairy_read(const uint8_t *buf, int64_t bytes, int threads) {
     uint64_t x = 0;
     if (threads < 1) threads = fairy_cpu_threads();
-    int avx512 = (fairy_cpu_features() & 2) != 0;
+    int features = fairy_cpu_features(), avx512 = (features & 2) != 0, avx2 = (features & 1) != 0;
     #pragma omp parallel num_threads(threads) reduction(^:x)
     {
         int nt = 1, id = 0;
@@ -343,6 +382,7 @@ FAIRY_API uint64_t fairy_read(const uint8_t *buf, int64_t bytes, int threads) {
         int64_t b0 = id * per, b1 = b0 + per < bytes ? b0 + per : bytes;
         if (b0 < b1) {
             if (avx512) x ^= read512(buf + b0, b1 - b0);
+            else if (avx2) x ^= read256(buf + b0, b1 - b0);
             else for (int64_t i = b0; i < b1; i++) x ^= buf[i];
         }
     }
