@@ -8,6 +8,7 @@ measured CPU and GPU kernel runs when ``reports/bench_cpu.json`` / ``reports/ben
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import sys
@@ -50,15 +51,15 @@ def designs(lut_per_lane):
 def kernel_results(reports_dir):
     out = []
     for kind in ("cpu", "gpu"):
-        path = os.path.join(reports_dir, f"bench_{kind}.json")
-        if os.path.exists(path):
+        # bench_<kind>.json and kept runs of other machines, bench_<kind>_<machine>.json
+        for path in sorted(glob.glob(os.path.join(reports_dir, f"bench_{kind}*.json"))):
             with open(path) as f:
                 data = json.load(f)
             for row in data.get("model", []):
-                if row["name"].startswith("plain read"):      # a bandwidth reference, not a kernel
+                if row["name"].startswith("plain read"):  # a bandwidth reference, not a kernel
                     continue
-                out.append((f"measured {kind.upper()}: {row['name']} ({data.get('device', '?')})",
-                            row["tokens_per_s"]))
+                out.append((f"measured {kind.upper()}: {row['name']} ({data.get('device', '?')}; "
+                             f"{os.path.basename(path)})", row["tokens_per_s"]))
     return out
 
 
