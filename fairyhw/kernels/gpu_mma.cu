@@ -13,9 +13,12 @@
 // H = sum h p and X = sum x p are needed. Masking a code word with 0x02020202 << 2J keeps h of codes
 // 4i + J, i = 0..3, as the bytes 0 or 2^(2J+1): that register is an A fragment of an int8 MMA as it stands
 // (one LOP3; no shifts, no decode). The same for x with (w ^ w >> 1) & 0x01010101 << 2J.
-// The four slots J go to different columns of one accumulator: the B operand of the MMA for slot J holds
-// the slot-J activations in columns 2J (p) and 2J+1 (q) and zeros elsewhere, so column 2J+c of the result
-// is 2^(2J+1) H (or 2^(2J) X), exactly divisible, and one shift per column undoes the scale.
+// The four slots J go to different columns: the B operand of the MMA for slot J holds the slot-J
+// activations in columns 2J (p) and 2J+1 (q), so column 2J+c of slot J's result is 2^(2J+1) H (or
+// 2^(2J) X), exactly divisible, and one shift per column undoes the scale. SEP (one or two tokens): each
+// slot has its own accumulators and the B operands go in as loaded (no selects; the other columns of
+// slot J's accumulators are discarded). Otherwise one accumulator pair, the B operands zeroed outside
+// the slot's columns (fewer registers for up to 8 tokens).
 //
 // m16n8k32 fragments (PTX ISA), lane = 4g + t: A a0 = row g, k 4t..4t+3; a1 = row g+8, same k;
 // a2 = row g, k 16+4t..; a3 = row g+8, k 16+4t..; B b0 = k 4t.., column g; b1 = k 16+4t.., column g;
@@ -23,8 +26,11 @@
 // A chunk is 16 words of 16 rows; thread t holds words 4t..4t+3 of rows g and g+8 (one 16-byte load
 // each). MMA step s of a chunk puts word 4t+2s at k 4t.. and word 4t+2s+1 at k 16+4t..; thread (g, t)
 // takes the B bytes of the same words from the slot J = g/2 of p (g even) or q (g odd).
-// A block of KSPLIT warps shares one 16-row tile at a time, the warps taking chunks in turn; the partial sums
-// meet in shared memory. The grid holds a few blocks per SM, each walking many tiles.
+// A block of KSPLIT warps shares one 16-row tile at a time, the warps taking UNROLL chunks (an item) in
+// turn; the partial sums meet in shared memory. The grid holds a few blocks per SM, each walking tiles
+// blockIdx.x, + gridDim.x, ...; each warp loads its next item's codes and activations while it computes
+// the current one. FULL (whole tiles, no padding words, whole items) drops every bounds check. Choices
+// of KSPLIT, UNROLL, SEP and blocks per SM come from a sweep on an H100 (fairyhw.kernels.gpu.mma_config).
 
 typedef unsigned int u32;
 
@@ -112,9 +118,6 @@ fairy_mma(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const 
 #endif
     if (items > 0 && tile < tiles) load_act(av, warp);
     for (int parity = 0; tile < tiles; tile += gridDim.x, parity ^= 1) {
-        // SEP (one or two tokens): one accumulator pair per slot J, B operands as loaded, no selects;
-        // only the columns 2J, 2J+1 of slot J's accumulators are kept at the end. Otherwise one pair,
-        // B operands zeroed outside the slot's columns (fewer registers for up to 8 tokens).
         int acch[B][NJ][4], accx[B][NJ][4];
 #pragma unroll
         for (int b = 0; b < B; b++)

@@ -1,0 +1,70 @@
+"""The run-time CUDA build path (NVRTC + driver through ctypes) fails with one clear error where it
+cannot work; these run without a GPU."""
+
+import pytest
+
+from fairyhw import FairyError
+from fairyhw.kernels import nvrtc
+
+
+@pytest.fixture(autouse=True)
+def fresh(monkeypatch):
+    monkeypatch.setattr(nvrtc, "_nvrtc", None)
+
+
+def test_env_names_the_library(monkeypatch):
+    monkeypatch.setenv("FAIRYHW_NVRTC", "/opt/somewhere/libnvrtc.so.13")
+    assert nvrtc.nvrtc_path() == "/opt/somewhere/libnvrtc.so.13"
+
+
+def test_missing_library_is_one_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("FAIRYHW_NVRTC", str(tmp_path / "libnvrtc.so.99"))
+    with pytest.raises(FairyError, match="cannot load NVRTC from .*libnvrtc.so.99"):
+        nvrtc.compile_cubin("__global__ void k() {}", "k", "sm_90")
+
+
+def test_not_a_library_is_one_clear_error(monkeypatch, tmp_path):
+    fake = tmp_path / "libnvrtc.so.12"
+    fake.write_text("not an ELF file")
+    monkeypatch.setenv("FAIRYHW_NVRTC", str(fake))
+    with pytest.raises(FairyError, match="cannot load NVRTC"):
+        nvrtc.nvrtc_version()
+
+
+def test_no_library_found(monkeypatch):
+    monkeypatch.delenv("FAIRYHW_NVRTC", raising=False)
+    monkeypatch.setattr(nvrtc, "nvrtc_path", lambda: None)
+    with pytest.raises(FairyError, match="needs NVRTC"):
+        nvrtc.nvrtc_version()
+
+
+def _have_nvrtc():
+    try:
+        nvrtc._nvrtc = None
+        nvrtc.nvrtc_version()
+        return True
+    except FairyError:
+        return False
+
+
+needs_nvrtc = pytest.mark.skipif(not _have_nvrtc(), reason="no NVRTC library here (CUDA builds of torch bring one)")
+
+
+@needs_nvrtc
+def test_compile_error_is_reported_with_the_log():
+    with pytest.raises(FairyError, match='could not compile k for sm_90:(.|\\n)*"undefined_thing" is undefined'):
+        nvrtc.compile_cubin("__global__ void k() { undefined_thing(); }", "k", "sm_90")
+
+
+@needs_nvrtc
+def test_kernels_compile_for_hopper():
+    """Both kernel sources compile (no GPU needed): every template instantiation the launchers use."""
+    import os
+    from fairyhw.kernels import gpu
+    with open(gpu._MMA_SRC) as f:
+        src = f.read()
+    for expr in ("fairy_mma<1,2,2,true,true>", "fairy_mma<1,4,2,true,false>", "fairy_mma<8,2,1,false,false>"):
+        cubin, lowered = nvrtc.compile_cubin(src, expr, "sm_90")
+        assert cubin[:4] == b"\x7fELF" and lowered.startswith("_Z9fairy_mma")
+    with open(os.path.join(os.path.dirname(gpu._MMA_SRC), "gpu_read.cu")) as f:
+        assert nvrtc.compile_cubin(f.read(), "read_xor<4>", "sm_80")[0][:4] == b"\x7fELF"
