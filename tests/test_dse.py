@@ -52,7 +52,7 @@ def test_failed_point_is_recorded_not_raised():
 
 
 def test_sweep_local_pool_and_cache(tmp_path):
-    cfg = tiny()
+    cfg = tiny(lanes=[1])               # one engine and both baselines: three syntheses in the pool
     pts = points_of(cfg)
     recs = run_sweep(pts, str(tmp_path), workers=2, progress=False)
     assert all(r["ok"] for r in recs), [r.get("error") for r in recs]
