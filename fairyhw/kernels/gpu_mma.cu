@@ -12,10 +12,10 @@
 // With h the high bit of a code and x = h ^ l: a = 1 - h - x and b = x - h, so only the 0/1 sums
 // H = sum h p and X = sum x p are needed. Masking a code word with 0x02020202 << 2J keeps h of codes
 // 4i + J, i = 0..3, as the bytes 0 or 2^(2J+1): that register is an A fragment of an int8 MMA as it stands
-// (one LOP3; no shifts, no decode). The same for x with (w ^ w >> 1) & 0x01010101 << 2J.
+// (one LOP3; no shifts, no decode). The same for x with (w ^ w << 1) & 0x02020202 << 2J.
 // The four slots J go to different columns: the B operand of the MMA for slot J holds the slot-J
 // activations in columns 2J (p) and 2J+1 (q), so column 2J+c of slot J's result is 2^(2J+1) H (or
-// 2^(2J) X), exactly divisible, and one shift per column undoes the scale. SEP (one or two tokens): each
+// 2^(2J+1) X), exactly divisible, and one shift per column undoes the scale. SEP (one or two tokens): each
 // slot has its own accumulators and the B operands go in as loaded (no selects; the other columns of
 // slot J's accumulators are discarded). Otherwise one accumulator pair, the B operands zeroed outside
 // the slot's columns (fewer registers for up to 8 tokens).
@@ -140,17 +140,19 @@ fairy_mma(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const 
                 for (int s = 0; s < 2; s++) {
                     const u32 a0 = s ? wg[u].z : wg[u].x, a2 = s ? wg[u].w : wg[u].y;
                     const u32 a1 = s ? wg8[u].z : wg8[u].x, a3 = s ? wg8[u].w : wg8[u].y;
-                    const u32 s0 = a0 >> 1, s1 = a1 >> 1, s2 = a2 >> 1, s3 = a3 >> 1;
+                    // x = h ^ l at bit 2J+1 of w ^ (w << 1): the same mask and scale as h; the left
+                    // shift is a multiply (IMAD.SHL) off the integer ALU pipe, the xor and the mask one LOP3
+                    const u32 s0 = a0 << 1, s1 = a1 << 1, s2 = a2 << 1, s3 = a3 << 1;
 #pragma unroll
                     for (int j = 0; j < 4; j++) {
-                        const u32 mh = 0x02020202u << (2 * j), mx = 0x01010101u << (2 * j);
+                        const u32 mh = 0x02020202u << (2 * j);
 #pragma unroll
                         for (int b = 0; b < B; b++) {
                             const u32 v0 = s ? av[u][b].z : av[u][b].x, v1 = s ? av[u][b].w : av[u][b].y;
                             const u32 b0 = SEP || myj == j ? v0 : 0u, b1 = SEP || myj == j ? v1 : 0u;
                             mma_u8s8(acch[b][SEP ? j : 0], a0 & mh, a1 & mh, a2 & mh, a3 & mh, b0, b1);
-                            mma_u8s8(accx[b][SEP ? j : 0], xor_and(a0, s0, mx), xor_and(a1, s1, mx),
-                                     xor_and(a2, s2, mx), xor_and(a3, s3, mx), b0, b1);
+                            mma_u8s8(accx[b][SEP ? j : 0], xor_and(a0, s0, mh), xor_and(a1, s1, mh),
+                                     xor_and(a2, s2, mh), xor_and(a3, s3, mh), b0, b1);
                         }
                     }
                 }
@@ -176,7 +178,7 @@ fairy_mma(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const 
                 for (int j = 1; j < NJ; j++)
                     if (t == j) { h = acch[b][j][i]; x = accx[b][j][i]; }
                 v[i] = h >> (2 * t + 1);
-                v[4 + i] = x >> (2 * t);
+                v[4 + i] = x >> (2 * t + 1);
             }
 #pragma unroll
             for (int i = 0; i < 8; i++) {
