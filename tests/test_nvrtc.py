@@ -58,13 +58,11 @@ def test_compile_error_is_reported_with_the_log():
 
 @needs_nvrtc
 def test_kernels_compile_for_hopper():
-    """Both kernel sources compile (no GPU needed): every template instantiation the launchers use."""
-    import os
+    """The kernels compile (no GPU needed): the instantiations the launchers use, and the read baseline."""
     from fairyhw.kernels import gpu
     with open(gpu._MMA_SRC) as f:
         src = f.read()
     for expr in ("fairy_mma<1,2,2,true,true>", "fairy_mma<1,4,2,true,false>", "fairy_mma<8,2,1,false,false>"):
         cubin, lowered = nvrtc.compile_cubin(src, expr, "sm_90")
         assert cubin[:4] == b"\x7fELF" and lowered.startswith("_Z9fairy_mma")
-    with open(os.path.join(os.path.dirname(gpu._MMA_SRC), "gpu_read.cu")) as f:
-        assert nvrtc.compile_cubin(f.read(), "read_xor<4>", "sm_80")[0][:4] == b"\x7fELF"
+    assert nvrtc.compile_cubin(src, "read_xor<4>", "sm_80")[0][:4] == b"\x7fELF"

@@ -411,7 +411,16 @@ def mma_config(rows: int, mw: int, batch: int) -> tuple[int, int, int, bool]:
     return 2, 1, 16, False
 
 
-_sms: dict = {}
+_devices: dict = {}
+
+
+def _device(t: torch.Tensor) -> tuple[int, int, tuple[int, int]]:
+    """(index, SM count, compute capability) of a CUDA tensor's device, looked up once."""
+    index = t.device.index if t.device.index is not None else torch.cuda.current_device()
+    if index not in _devices:
+        _devices[index] = (torch.cuda.get_device_properties(index).multi_processor_count,
+                           torch.cuda.get_device_capability(index))
+    return (index, *_devices[index])
 
 
 def launch_mma(codes_i32: torch.Tensor, act: torch.Tensor, sums: torch.Tensor,
@@ -445,19 +454,17 @@ def launch_mma(codes_i32: torch.Tensor, act: torch.Tensor, sums: torch.Tensor,
     ks, un, bps, sp = mma_config(mats * n, mw, batch)
     ks, un, bps = ksplit or ks, unroll or un, blocks_per_sm or bps
     sep = sp if sep is None else sep
-    index = dev.index if dev.index is not None else torch.cuda.current_device()
-    if index not in _sms:
-        _sms[index] = torch.cuda.get_device_properties(index).multi_processor_count
+    index, sms, cap = _device(codes_i32)
     # whole tiles, no padding words and whole items: no bounds checks in the kernel
     full = rows % 16 == 0 and mw % 16 == 0 and (mw // 16) % (ks * un) == 0
     k = kernel(_MMA_SRC, f"fairy_mma<{batch},{ks},{un},{str(sep).lower()},{str(full).lower()}>", index)
     vp, ci = ctypes.c_void_p, ctypes.c_int
-    grid = min(-(-rows // 16), blocks or bps * _sms[index])
+    grid = min(-(-rows // 16), blocks or bps * sms)
     k.launch((grid,), (32 * ks,),
              [vp(codes_i32.data_ptr()), vp(act.data_ptr()), vp(sums.data_ptr()), vp(out.data_ptr()),
               ci(rows), ci(n), ci(mw), ci(mwp)],
              torch.cuda.current_stream(dev).cuda_stream,
-             pdl=pdl and torch.cuda.get_device_capability(dev)[0] >= 9)
+             pdl=pdl and cap[0] >= 9)
     return out
 
 
@@ -477,8 +484,6 @@ def fairy_sums_mma(codes_i32: torch.Tensor, p: torch.Tensor, q: torch.Tensor,
     return launch_mma(codes_i32.contiguous(), act, sums, out)
 
 
-_READ_SRC = __import__("os").path.join(__import__("os").path.dirname(__file__), "gpu_read.cu")
-
 
 def read_xor(buf: torch.Tensor, out: torch.Tensor | None = None, *, blocks_per_sm: int = 8,
              unroll: int = 4, pdl: bool = False) -> torch.Tensor:
@@ -490,18 +495,15 @@ def read_xor(buf: torch.Tensor, out: torch.Tensor | None = None, *, blocks_per_s
     nbytes = buf.numel() * buf.element_size()
     if not buf.is_contiguous() or nbytes % 16:
         raise ValueError("the read baseline needs a contiguous buffer of a multiple of 16 bytes")
-    index = buf.device.index if buf.device.index is not None else torch.cuda.current_device()
-    if index not in _sms:
-        _sms[index] = torch.cuda.get_device_properties(index).multi_processor_count
+    index, sms, cap = _device(buf)
     n16 = nbytes // 16
-    grid = max(1, min(-(-n16 // (256 * unroll)), blocks_per_sm * _sms[index]))
+    grid = max(1, min(-(-n16 // (256 * unroll)), blocks_per_sm * sms))
     if out is None:
         out = torch.empty(8 * grid, dtype=torch.int32, device=buf.device)
     elif out.numel() < 8 * grid or out.dtype != torch.int32:
         raise ValueError(f"out must be int32 with at least {8 * grid} words")
-    k = kernel(_READ_SRC, f"read_xor<{unroll}>", index)
+    k = kernel(_MMA_SRC, f"read_xor<{unroll}>", index)
     k.launch((grid,), (256,), [ctypes.c_void_p(buf.data_ptr()), ctypes.c_longlong(n16),
                                ctypes.c_void_p(out.data_ptr())],
-             torch.cuda.current_stream(index).cuda_stream,
-             pdl=pdl and torch.cuda.get_device_capability(index)[0] >= 9)
+             torch.cuda.current_stream(index).cuda_stream, pdl=pdl and cap[0] >= 9)
     return out
