@@ -84,7 +84,7 @@ def bench_gpu(args) -> dict:
                               launch_dot, launch_dp4a, launch_mma, pack_codes_i32, read_xor)
     from .llama import LLAMA2_7B, linear_shapes
     if not available():
-        raise SystemExit("error: no CUDA GPU with Triton here")
+        raise FairyError("the GPU bench needs a CUDA GPU with Triton; this machine has none")
     dev = torch.device("cuda")
     name = torch.cuda.get_device_name(0)
     torch.manual_seed(0)

@@ -66,3 +66,17 @@ def test_kernels_compile_for_hopper():
         cubin, lowered = nvrtc.compile_cubin(src, expr, "sm_90")
         assert cubin[:4] == b"\x7fELF" and lowered.startswith("_Z9fairy_mma")
     assert nvrtc.compile_cubin(src, "read_xor<4>", "sm_80")[0][:4] == b"\x7fELF"
+
+
+def test_bench_gpu_without_a_gpu_is_one_error(tmp_path):
+    """On a machine with no CUDA GPU: one error line, exit 2, no results file."""
+    import subprocess
+    import sys
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    out = tmp_path / "g.json"
+    r = subprocess.run([sys.executable, "-m", "fairyhw.bench", "gpu", "--out", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.startswith("error: the GPU bench needs a CUDA GPU")
+    assert "Traceback" not in r.stderr and not out.exists()
