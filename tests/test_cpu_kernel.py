@@ -46,6 +46,20 @@ def test_cpu_sums_extremes_and_flags(variant):
     assert torch.equal(got.long(), ref) and int(got.abs().max()) == 128 * m
 
 
+@pytest.mark.parametrize("variant", [v for v in cpu.variants() if v != "lut"])   # lut: 134 MB of tables
+def test_cpu_sums_long_rows(variant):
+    """Rows past the AVX-512 kernel's 64 KiB chunks of codes (scaled sums folded per chunk), extreme
+    activations, a partial last vector."""
+    m = 4 * 65536 + 4 * 70 + 3
+    gen = torch.Generator().manual_seed(11)
+    codes = torch.randint(0, 4, (2, 3, m), dtype=torch.uint8, generator=gen)
+    codes[:, 0] = 3                                     # a row of -i: every h bit set
+    p = torch.where(torch.rand(1, m, generator=gen) < 0.5, -128, 127).to(torch.int8)
+    q = torch.full((1, m), -128, dtype=torch.int8)
+    got = cpu.fairy_sums(pack_codes(codes), p, q, conj=[False, True], variant=variant, threads=2)
+    assert torch.equal(got.long(), golden(codes, p, q, [False, True]))
+
+
 @VARIANTS
 def test_cpu_sums_smollm2_layer(variant, smollm2):
     """SmolLM2 block 0's q_proj and down_proj, W2, with int8 activations from the FairyLinear path."""

@@ -6,7 +6,7 @@ W_1, ...``), and int8 activations ``p, q`` of shape ``(B, m)``. The result is in
 ``Σap, Σaq, Σbp, Σbq`` per row, the matrices flagged ``conj`` on ``conj(x)``, equal to
 :func:`fairyhw.golden.integer_sums` bit for bit.
 
-Variants: ``avx512`` (VNNI ``vpdpbusd`` + VBMI ``vpermb`` decode), ``avx2`` (``vpmaddubsw``), ``scalar``
+Variants: ``avx512`` (VNNI ``vpdpbusd`` on bit planes masked out of the codes), ``avx2`` (``vpmaddubsw``), ``scalar``
 (portable C, the reference), ``lut`` (per-token tables of the 256 pre-added sums of each group of four
 inputs, indexed by a whole code byte; T-MAC / FairyFuse style). ``auto`` picks the fastest the CPU has.
 
