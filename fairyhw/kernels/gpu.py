@@ -42,12 +42,34 @@ def pack_codes_i32(codes: torch.Tensor) -> torch.Tensor:
     return words.to(torch.int32)
 
 
+_store4 = None
+
+
+def _store_sums():
+    """A Triton function shared by the SIMT and dp4a kernels: the four sums of a tile of rows into
+    ``out`` int32 ``(B, M, n, 4)`` at ``base = ((b * M + mat) * n + rows) * 4``."""
+    global _store4
+    if _store4 is None:
+        import triton
+        import triton.language as tl
+
+        @triton.jit
+        def store4(out_ptr, base, rmask, ap, aq, bp, bq):
+            tl.store(out_ptr + base + 0, ap, mask=rmask)
+            tl.store(out_ptr + base + 1, aq, mask=rmask)
+            tl.store(out_ptr + base + 2, bp, mask=rmask)
+            tl.store(out_ptr + base + 3, bq, mask=rmask)
+        _store4 = store4
+    return _store4
+
+
 _kernel = None
 
 
 def _build():
     import triton
     import triton.language as tl
+    store4 = _store_sums()
 
     @triton.autotune(
         configs=[triton.Config({"BLOCK_N": bn, "BLOCK_W": bw}, num_warps=w, num_stages=s)
@@ -87,11 +109,7 @@ def _build():
                     acc_aq += tl.sum(tl.sum(tl.where(im, zero, sq), axis=2), axis=1)
                     acc_bp += tl.sum(tl.sum(tl.where(im, sp, zero), axis=2), axis=1)
                     acc_bq += tl.sum(tl.sum(tl.where(im, sq, zero), axis=2), axis=1)
-                base = ((b * MATS + mat) * n + rows) * 4
-                tl.store(out_ptr + base + 0, acc_ap, mask=rmask)
-                tl.store(out_ptr + base + 1, acc_aq, mask=rmask)
-                tl.store(out_ptr + base + 2, acc_bp, mask=rmask)
-                tl.store(out_ptr + base + 3, acc_bq, mask=rmask)
+                store4(out_ptr, ((b * MATS + mat) * n + rows) * 4, rmask, acc_ap, acc_aq, acc_bp, acc_bq)
 
     return kernel
 
@@ -253,6 +271,7 @@ def _build_dp4a():
     codes: 2 + 4 x (2 + 2) integer ops and 16 ``dp4a``."""
     import triton
     import triton.language as tl
+    store4 = _store_sums()
 
     @triton.jit
     def dp4a(a, b, c):
@@ -320,11 +339,7 @@ def _build_dp4a():
             if mat % 2 == 1:          # W: conj(x), q negated
                 aq = -aq
                 bq = -bq
-            base = ((b * MATS + mat) * n + rows) * 4
-            tl.store(out_ptr + base + 0, ap, mask=rmask)
-            tl.store(out_ptr + base + 1, aq, mask=rmask)
-            tl.store(out_ptr + base + 2, bp, mask=rmask)
-            tl.store(out_ptr + base + 3, bq, mask=rmask)
+            store4(out_ptr, ((b * MATS + mat) * n + rows) * 4, rmask, ap, aq, bp, bq)
 
     return kernel
 
