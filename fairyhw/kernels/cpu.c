@@ -79,93 +79,92 @@ static void rows_scalar(const uint8_t *codes, int64_t row_bytes, int64_t m, int6
 }
 
 /* ---------------------------------------------------------------- AVX-512 VNNI direct */
-#define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+#define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2")))
 
 T512 static inline int32_t hsum512(__m512i v) { return _mm512_reduce_add_epi32(v); }
 
 /* Bit planes: with h a code's high bit and x = h xor its low bit, a = 1 - h - x and b = x - h, so
- * Σap = Σp - Σhp - Σxp and Σbp = Σxp - Σhp (likewise q). In a code byte w, phase k's h bits sit under
- * the mask 0x02 << 2k and its x bits under 0x01 << 2k of v = w ^ (w >> 1); masked, the bytes are
- * vpdpbusd's u8 operand as they stand, worth 2 h and x (phase 0), 8 h and 4 x (phase 1). Phases 2 and 3
- * take the same masks on w >> 4 and v >> 4, so they share phases 0 and 1's accumulators and scales.
- * Each iteration decodes one 64-byte code vector of two rows and reads the activations once for both:
- * 32 vpdpbusd (the bound: one a cycle on Zen 4) beside 24 shift/logic ops, which run on the other pipes
- * (a vpermb table decode competes with vpdpbusd; measured 20% slower). */
-#define PLANES512(R)                                                                                \
-    __m512i v##R = _mm512_xor_si512(w##R, _mm512_srli_epi16(w##R, 1)),                              \
-            w4##R = _mm512_srli_epi16(w##R, 4), v4##R = _mm512_srli_epi16(v##R, 4)
-/* phase K of both rows: W and V are the row's code and x-plane vectors (shifted for phases 2, 3) */
-#define PHASE512(K, WA, VA, WB, VB, MH, MX, A, B)                                                   \
+ * Σap = Σp - Σhp - Σxp and Σbp = Σxp - Σhp (likewise q). In a code byte w shifted right by 2k, phase k's
+ * h bit sits under the mask 0x02 and its x bit under 0x01 of v = w ^ (w >> 1) shifted likewise: masked,
+ * the bytes are vpdpbusd's u8 operand as they stand (2 h or x), the same scale in every phase, so a row
+ * needs four accumulators and four rows go in one pass, reading the activations once for all four.
+ * Per 64 code bytes of a row: 16 vpdpbusd, the bound (one a cycle on Zen 4), beside 7 shifts, 1 xor
+ * and 8 ANDs, which run on the pipes vpdpbusd leaves free (measured: 16.0 cycles for all 32; a
+ * vpermb table decode competes with vpdpbusd instead). */
+#define ROW512(R)                                                                                   \
     do {                                                                                            \
-        __m512i p_ = _mm512_loadu_si512(pp + 4 * c + 64 * K), q_ = _mm512_loadu_si512(qq + 4 * c + 64 * K); \
-        __asm__("" : "+v"(p_), "+v"(q_)); /* one load each, not one per use */                      \
-        __m512i h_ = _mm512_and_si512(WA, MH), x_ = _mm512_and_si512(VA, MX);                       \
-        A##0 = _mm512_dpbusd_epi32(A##0, h_, p_); A##1 = _mm512_dpbusd_epi32(A##1, h_, q_);         \
-        A##2 = _mm512_dpbusd_epi32(A##2, x_, p_); A##3 = _mm512_dpbusd_epi32(A##3, x_, q_);         \
-        h_ = _mm512_and_si512(WB, MH); x_ = _mm512_and_si512(VB, MX);                               \
-        B##0 = _mm512_dpbusd_epi32(B##0, h_, p_); B##1 = _mm512_dpbusd_epi32(B##1, h_, q_);         \
-        B##2 = _mm512_dpbusd_epi32(B##2, x_, p_); B##3 = _mm512_dpbusd_epi32(B##3, x_, q_);         \
+        const __m512i v_ = _mm512_xor_si512(w##R, _mm512_srli_epi16(w##R, 1));                     \
+        __m512i h_, x_;                                                                             \
+        h_ = _mm512_and_si512(w##R, m2); x_ = _mm512_and_si512(v_, m1);                             \
+        s##R##0 = _mm512_dpbusd_epi32(s##R##0, h_, p0); s##R##1 = _mm512_dpbusd_epi32(s##R##1, h_, q0); \
+        s##R##2 = _mm512_dpbusd_epi32(s##R##2, x_, p0); s##R##3 = _mm512_dpbusd_epi32(s##R##3, x_, q0); \
+        h_ = _mm512_and_si512(_mm512_srli_epi16(w##R, 2), m2); x_ = _mm512_and_si512(_mm512_srli_epi16(v_, 2), m1); \
+        s##R##0 = _mm512_dpbusd_epi32(s##R##0, h_, p1); s##R##1 = _mm512_dpbusd_epi32(s##R##1, h_, q1); \
+        s##R##2 = _mm512_dpbusd_epi32(s##R##2, x_, p1); s##R##3 = _mm512_dpbusd_epi32(s##R##3, x_, q1); \
+        h_ = _mm512_and_si512(_mm512_srli_epi16(w##R, 4), m2); x_ = _mm512_and_si512(_mm512_srli_epi16(v_, 4), m1); \
+        s##R##0 = _mm512_dpbusd_epi32(s##R##0, h_, p2); s##R##1 = _mm512_dpbusd_epi32(s##R##1, h_, q2); \
+        s##R##2 = _mm512_dpbusd_epi32(s##R##2, x_, p2); s##R##3 = _mm512_dpbusd_epi32(s##R##3, x_, q2); \
+        h_ = _mm512_and_si512(_mm512_srli_epi16(w##R, 6), m2); x_ = _mm512_and_si512(_mm512_srli_epi16(v_, 6), m1); \
+        s##R##0 = _mm512_dpbusd_epi32(s##R##0, h_, p3); s##R##1 = _mm512_dpbusd_epi32(s##R##1, h_, q3); \
+        s##R##2 = _mm512_dpbusd_epi32(s##R##2, x_, p3); s##R##3 = _mm512_dpbusd_epi32(s##R##3, x_, q3); \
     } while (0)
-#define STEP512()                                                                                   \
+#define STEP512(LOAD)                                                                               \
     do {                                                                                            \
-        PLANES512(a); PLANES512(b);                                                                 \
-        PHASE512(0, wa, va, wb, vb, m2, m1, ea, eb);                                                \
-        PHASE512(1, wa, va, wb, vb, m8, m4, oa, ob);                                                \
-        PHASE512(2, w4a, v4a, w4b, v4b, m2, m1, ea, eb);                                            \
-        PHASE512(3, w4a, v4a, w4b, v4b, m8, m4, oa, ob);                                            \
-        /* keeps each sum in one register: without it GCC copies all sixteen every iteration */     \
-        __asm__("" : "+v"(ea0), "+v"(ea1), "+v"(ea2), "+v"(ea3), "+v"(oa0), "+v"(oa1), "+v"(oa2),    \
-                "+v"(oa3));                                                                         \
-        __asm__("" : "+v"(eb0), "+v"(eb1), "+v"(eb2), "+v"(eb3), "+v"(ob0), "+v"(ob1), "+v"(ob2),    \
-                "+v"(ob3));                                                                         \
+        const __m512i p0 = _mm512_loadu_si512(pp + 4 * c), p1 = _mm512_loadu_si512(pp + 4 * c + 64), \
+                      p2 = _mm512_loadu_si512(pp + 4 * c + 128), p3 = _mm512_loadu_si512(pp + 4 * c + 192), \
+                      q0 = _mm512_loadu_si512(qq + 4 * c), q1 = _mm512_loadu_si512(qq + 4 * c + 64), \
+                      q2 = _mm512_loadu_si512(qq + 4 * c + 128), q3 = _mm512_loadu_si512(qq + 4 * c + 192); \
+        __m512i w0 = LOAD(r0), w1 = LOAD(r1), w2 = LOAD(r2), w3 = LOAD(r3);                         \
+        __asm__("" : "+v"(w0), "+v"(w1), "+v"(w2), "+v"(w3)); /* one load each, not one per use */  \
+        ROW512(0); ROW512(1); ROW512(2); ROW512(3);                                                 \
+        /* keeps each sum in one register: without it GCC copies them every iteration */           \
+        __asm__("" : "+v"(s00), "+v"(s01), "+v"(s02), "+v"(s03), "+v"(s10), "+v"(s11), "+v"(s12),    \
+                "+v"(s13));                                                                         \
+        __asm__("" : "+v"(s20), "+v"(s21), "+v"(s22), "+v"(s23), "+v"(s30), "+v"(s31), "+v"(s32),    \
+                "+v"(s33));                                                                         \
     } while (0)
+#define FULL512(R) _mm512_loadu_si512(R + c)
+#define PART512(R) _mm512_maskz_loadu_epi8(keep, R + c)
 
-/* how far ahead the codes are prefetched: the two rows are one contiguous stream, read 128 bytes an
+/* how far ahead the codes are prefetched: the four rows are one contiguous stream, read 256 bytes an
  * iteration; without it a thread read 5 GB/s from DRAM, with 16 KiB ahead 10-12 GB/s */
 #ifndef PF512
 #define PF512 16384
 #endif
-/* One token, rows A and B (B may be A again): pl[r] = Σhp, Σhq, Σxp, Σxq of row r. */
-T512 static void rows2_512(const uint8_t *ra, const uint8_t *rb, int64_t row_bytes, const int8_t *pp,
-                           const int8_t *qq, int32_t pl[2][4]) {
-    const __m512i m1 = _mm512_set1_epi8(0x01), m2 = _mm512_set1_epi8(0x02), m4 = _mm512_set1_epi8(0x04),
-                  m8 = _mm512_set1_epi8(0x08);
-    __m512i ta[4], tb[4];
-    for (int u = 0; u < 4; u++) ta[u] = tb[u] = _mm512_setzero_si512();
-    /* a lane grows by at most 2^13 an iteration: 64 KiB chunks keep the scaled lanes below 2^24 */
-    for (int64_t c0 = 0; c0 < row_bytes; c0 += 65536) {
-        int64_t c1 = c0 + 65536 < row_bytes ? c0 + 65536 : row_bytes;
-        __m512i ea0 = _mm512_setzero_si512(), ea1 = ea0, ea2 = ea0, ea3 = ea0, oa0 = ea0, oa1 = ea0,
-                oa2 = ea0, oa3 = ea0, eb0 = ea0, eb1 = ea0, eb2 = ea0, eb3 = ea0, ob0 = ea0, ob1 = ea0,
-                ob2 = ea0, ob3 = ea0;
-        int64_t c = c0;
-        for (; c + 64 <= c1; c += 64) {
-            _mm_prefetch((const char *)(ra + 2 * c + PF512), _MM_HINT_T0);
-            _mm_prefetch((const char *)(ra + 2 * c + PF512 + 64), _MM_HINT_T0);
-            __m512i wa = _mm512_loadu_si512(ra + c), wb = _mm512_loadu_si512(rb + c);
-            STEP512();
-        }
-        if (c < c1) {   /* the rows' last, partial vector (a masked load in the loop cost 15%): the
-                         * missing codes are zero and meet zero padded activations */
-            __mmask64 keep = ((__mmask64)1 << (c1 - c)) - 1;
-            __m512i wa = _mm512_maskz_loadu_epi8(keep, ra + c), wb = _mm512_maskz_loadu_epi8(keep, rb + c);
-            STEP512();
-        }
-        /* h sums carry 2 (phases 0, 2) or 8 (1, 3), x sums 1 or 4: every lane a multiple, the shift exact */
-        ta[0] = _mm512_add_epi32(ta[0], _mm512_add_epi32(_mm512_srai_epi32(ea0, 1), _mm512_srai_epi32(oa0, 3)));
-        ta[1] = _mm512_add_epi32(ta[1], _mm512_add_epi32(_mm512_srai_epi32(ea1, 1), _mm512_srai_epi32(oa1, 3)));
-        ta[2] = _mm512_add_epi32(ta[2], _mm512_add_epi32(ea2, _mm512_srai_epi32(oa2, 2)));
-        ta[3] = _mm512_add_epi32(ta[3], _mm512_add_epi32(ea3, _mm512_srai_epi32(oa3, 2)));
-        tb[0] = _mm512_add_epi32(tb[0], _mm512_add_epi32(_mm512_srai_epi32(eb0, 1), _mm512_srai_epi32(ob0, 3)));
-        tb[1] = _mm512_add_epi32(tb[1], _mm512_add_epi32(_mm512_srai_epi32(eb1, 1), _mm512_srai_epi32(ob1, 3)));
-        tb[2] = _mm512_add_epi32(tb[2], _mm512_add_epi32(eb2, _mm512_srai_epi32(ob2, 2)));
-        tb[3] = _mm512_add_epi32(tb[3], _mm512_add_epi32(eb3, _mm512_srai_epi32(ob3, 2)));
+/* One token, rows r0..r3 (repeats allowed): pl[r] = Σhp, Σhq, Σxp, Σxq of row r. A lane grows by at most
+ * 2^12 an iteration of 64 code bytes; the caller keeps m <= 2^23 (2^15 iterations), so int32 holds. */
+T512 static void rows4_512(const uint8_t *r0, const uint8_t *r1, const uint8_t *r2, const uint8_t *r3,
+                           int64_t row_bytes, const int8_t *pp, const int8_t *qq, int32_t pl[4][4]) {
+    const __m512i m1 = _mm512_set1_epi8(0x01), m2 = _mm512_set1_epi8(0x02);
+    __m512i s00 = _mm512_setzero_si512(), s01 = s00, s02 = s00, s03 = s00, s10 = s00, s11 = s00, s12 = s00,
+            s13 = s00, s20 = s00, s21 = s00, s22 = s00, s23 = s00, s30 = s00, s31 = s00, s32 = s00, s33 = s00;
+    int64_t c = 0;
+    for (; c + 64 <= row_bytes; c += 64) {
+        for (int k = 0; k < 4; k++)
+            _mm_prefetch((const char *)(r0 + 4 * c + PF512 + 64 * k), _MM_HINT_T0);
+        STEP512(FULL512);
     }
-    for (int u = 0; u < 4; u++) { pl[0][u] = hsum512(ta[u]); pl[1][u] = hsum512(tb[u]); }
+    if (c < row_bytes) {    /* the rows' last, partial vector (a masked load in the loop cost 15%): the
+                             * missing codes are zero and meet zero padded activations */
+        const __mmask64 keep = ((__mmask64)1 << (row_bytes - c)) - 1;
+        STEP512(PART512);
+    }
+    /* sixteen horizontal sums as one tree: halves to 256 bits, then hadd; the h sums carry 2 */
+    __m512i z[16] = {s00, s01, s02, s03, s10, s11, s12, s13, s20, s21, s22, s23, s30, s31, s32, s33};
+    for (int r = 0; r < 4; r++) {
+        __m256i y[4];
+        for (int u = 0; u < 4; u++) {
+            __m512i v = u < 2 ? _mm512_srai_epi32(z[4 * r + u], 1) : z[4 * r + u];
+            y[u] = _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+        }
+        __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(y[0], y[1]), _mm256_hadd_epi32(y[2], y[3]));
+        _mm_storeu_si128((__m128i *)pl[r], _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
+    }
 }
+#undef PART512
+#undef FULL512
 #undef STEP512
-#undef PHASE512
-#undef PLANES512
+#undef ROW512
 
 static inline void store_planes(int32_t *o, const int32_t pl[4], int32_t sp, int32_t sq, int conj) {
     /* Σap = Σp - Σhp - Σxp, Σbp = Σxp - Σhp */
@@ -175,13 +174,14 @@ static inline void store_planes(int32_t *o, const int32_t pl[4], int32_t sp, int
 static void rows_avx512(const uint8_t *codes, int64_t row_bytes, int64_t mpad, int64_t r0, int64_t r1,
                         int64_t n, int mats_total, const int8_t *pp, const int8_t *qq, int tokens,
                         const int32_t *sp, const int32_t *sq, const int32_t *conj, int32_t *out) {
-    int32_t pl[2][4];
-    for (int64_t r = r0; r < r1; r += 2) {
-        int two = r + 1 < r1;
+    int32_t pl[4][4];
+    for (int64_t r = r0; r < r1; r += 4) {
+        int nr = r1 - r < 4 ? (int)(r1 - r) : 4;          /* a last group of fewer rows repeats its last */
+        const uint8_t *rp[4];
+        for (int j = 0; j < 4; j++) rp[j] = codes + (r + (j < nr ? j : nr - 1)) * row_bytes;
         for (int t = 0; t < tokens; t++) {
-            rows2_512(codes + r * row_bytes, codes + (r + two) * row_bytes, row_bytes,
-                      pp + (int64_t)t * mpad, qq + (int64_t)t * mpad, pl);
-            for (int j = 0; j <= two; j++) {
+            rows4_512(rp[0], rp[1], rp[2], rp[3], row_bytes, pp + (int64_t)t * mpad, qq + (int64_t)t * mpad, pl);
+            for (int j = 0; j < nr; j++) {
                 int64_t mat = (r + j) / n, i = (r + j) % n;
                 store_planes(out + (((int64_t)t * mats_total + mat) * n + i) * 4, pl[j], sp[t], sq[t],
                              conj[mat]);
