@@ -54,9 +54,10 @@ def test_gpu_sums_real_layer(kernel):
 @needs_mma
 @pytest.mark.parametrize("batch", range(1, 9))
 @pytest.mark.parametrize("ksplit, unroll, blocks", [(1, 1, None), (2, 4, 3), (4, 2, 1), (8, 1, 2)])
-def test_mma_configs(batch, ksplit, unroll, blocks):
-    """Every tokens x (warps per tile, chunks per load) instantiation, with grids of 1 to 10 blocks for
-    the 10 tiles; 37 rows (a partial tile) and 1000 inputs (a partial 16-word chunk)."""
+@pytest.mark.parametrize("pre", [True, False])
+def test_mma_configs(batch, ksplit, unroll, blocks, pre):
+    """Every tokens x (warps per tile, chunks per load, prefetch or not) instantiation, with grids of 1
+    to 10 blocks for the 10 tiles; 37 rows (a partial tile) and 1000 inputs (a partial 16-word chunk)."""
     gen = torch.Generator().manual_seed(batch)
     n, m = 37, 1000
     codes = torch.randint(0, 4, (4, n, m), dtype=torch.uint8, generator=gen)
@@ -64,7 +65,7 @@ def test_mma_configs(batch, ksplit, unroll, blocks):
     q = torch.randint(-128, 128, (batch, m), dtype=torch.int8, generator=gen)
     ci = pack_codes_i32(codes).cuda()
     act, sums = activation_planes(p.cuda(), q.cuda(), ci.shape[-1])
-    got = launch_mma(ci, act, sums, ksplit=ksplit, unroll=unroll, blocks=blocks).cpu().long()
+    got = launch_mma(ci, act, sums, ksplit=ksplit, unroll=unroll, blocks=blocks, pre=pre).cpu().long()
     ref = torch.stack([g.integer_sums(codes[k], p, q, conj=k % 2 == 1) for k in range(4)], dim=1)
     assert torch.equal(got, ref)
 

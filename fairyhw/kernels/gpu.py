@@ -415,15 +415,25 @@ def activation_planes(p: torch.Tensor, q: torch.Tensor, mw: int):
     return planes.view(batch, 2, 4, mwp), sums.contiguous()
 
 
-def mma_config(rows: int, mw: int, batch: int) -> tuple[int, int, int, bool]:
-    """(KSPLIT warps sharing a 16-row tile, UNROLL chunks per item, blocks per SM, per-slot accumulators)
-    for a launch: the best of a sweep on an H100 over the fused LLaMA-2 7B launches (a chain of
-    launches of one shape in a CUDA graph): for one or two tokens, two chunks an item, per-slot
-    accumulators, 16 blocks a SM, 4 warps a tile for up to 16k rows and 2 beyond; for more tokens one
-    chunk an item, shared accumulators and 2 warps a tile."""
+def mma_config(rows: int, mw: int, batch: int) -> tuple[int, int, int, bool, bool, int]:
+    """(KSPLIT warps sharing a 16-row tile, UNROLL chunks per item, blocks per SM, per-slot accumulators,
+    next-item prefetch, minimum resident blocks for the register budget: 0 leaves it to the compiler)
+    for a launch: the best of sweeps on an H100 over the fused LLaMA-2 7B launches (each a chain of
+    launches of one shape in a CUDA graph, rotating >= 400 MB of copies).
+
+    Where a row is at most 8 chunks of 16 words (m <= 2048, every launch but down_proj), one item per
+    warp covers a tile, and the loads of one big item beat a prefetch of the next: for one token
+    2 warps x 4 chunks (128 code bytes a thread in flight) with >= 8 blocks a SM; for longer rows
+    8 warps x 1 chunk with >= 4 blocks; neither prefetches (its registers cost more warps than it
+    hides). More tokens need more accumulators: 2 warps x 2 (3-4 tokens) or x 1 (5-8) chunks."""
+    chunks = -(-mw // 16)
+    short = chunks <= 8
     if batch <= 2:
-        return (4 if rows < 16384 else 2), 2, 16, True
-    return 2, 1, 16, False
+        minb = batch == 1
+        return (2, 4, 16, True, False, 8 * minb) if short else (8, 1, 16, True, False, 4 * minb)
+    if batch <= 4:
+        return (2, 2, 16, False, False, 0) if short else (8, 1, 16, False, False, 0)
+    return (2, 1, 16, False, False, 0) if short else (2, 1, 16, False, True, 0)
 
 
 _devices: dict = {}
@@ -441,11 +451,15 @@ def _device(t: torch.Tensor) -> tuple[int, int, tuple[int, int]]:
 def launch_mma(codes_i32: torch.Tensor, act: torch.Tensor, sums: torch.Tensor,
                out: torch.Tensor | None = None, *, ksplit: int | None = None,
                unroll: int | None = None, blocks_per_sm: int | None = None,
-               blocks: int | None = None, sep: bool | None = None, pdl: bool = False) -> torch.Tensor:
+               blocks: int | None = None, sep: bool | None = None, pdl: bool = False,
+               pre: bool | None = None, minb: int | None = None) -> torch.Tensor:
     """The tensor-core bit-plane kernel alone on packed activations (:func:`activation_planes`):
     int32 ``(B, M, n, 4)``. The grid holds ``blocks`` blocks (default ``blocks_per_sm`` per SM), each
     walking 16-row tiles; ``ksplit`` warps share a tile and ``unroll`` chunks of 16 words go in one load
-    step, ``sep`` gives each slot its own accumulators (defaults: :func:`mma_config`). ``pdl``:
+    step, ``sep`` gives each slot its own accumulators, ``pre`` loads a warp's next item while it
+    computes the current one, ``minb`` asks the compiler for registers to fit that many blocks on an SM
+    (defaults: :func:`mma_config`; with ``ksplit`` or ``unroll`` given, ``minb`` defaults to 0, the
+    compiler's choice, and ``pre`` to True). ``pdl``:
     programmatic dependent launch (Hopper and newer), so that this launch's first code loads overlap the
     end of the previous kernel on the stream; it reads the activations only once that kernel has
     completed."""
@@ -466,13 +480,17 @@ def launch_mma(codes_i32: torch.Tensor, act: torch.Tensor, sums: torch.Tensor,
     dev = codes_i32.device
     if out is None:
         out = torch.empty(batch, mats, n, 4, dtype=torch.int32, device=dev)
-    ks, un, bps, sp = mma_config(mats * n, mw, batch)
+    ks, un, bps, sp, pr, mb = mma_config(mats * n, mw, batch)
+    if ksplit or unroll:
+        pr, mb = True, 0
     ks, un, bps = ksplit or ks, unroll or un, blocks_per_sm or bps
     sep = sp if sep is None else sep
+    pre = pr if pre is None else pre
+    minb = mb if minb is None else minb
     index, sms, cap = _device(codes_i32)
     # whole tiles, no padding words and whole items: no bounds checks in the kernel
     full = rows % 16 == 0 and mw % 16 == 0 and (mw // 16) % (ks * un) == 0
-    k = kernel(_MMA_SRC, f"fairy_mma<{batch},{ks},{un},{str(sep).lower()},{str(full).lower()}>", index)
+    k = kernel(_MMA_SRC, f"fairy_mma<{batch},{ks},{un},{str(sep).lower()},{str(full).lower()},{str(pre).lower()},{minb}>", index)
     vp, ci = ctypes.c_void_p, ctypes.c_int
     grid = min(-(-rows // 16), blocks or bps * sms)
     k.launch((grid,), (32 * ks,),

@@ -28,9 +28,12 @@
 // takes the B bytes of the same words from the slot J = g/2 of p (g even) or q (g odd).
 // A block of KSPLIT warps shares one 16-row tile at a time, the warps taking UNROLL chunks (an item) in
 // turn; the partial sums meet in shared memory. The grid holds a few blocks per SM, each walking tiles
-// blockIdx.x, + gridDim.x, ...; each warp loads its next item's codes and activations while it computes
-// the current one. FULL (whole tiles, no padding words, whole items) drops every bounds check. Choices
-// of KSPLIT, UNROLL, SEP and blocks per SM come from a sweep on an H100 (fairyhw.kernels.gpu.mma_config).
+// blockIdx.x, + gridDim.x, ...; with PRE each warp loads its next item's codes and activations while it
+// computes the current one (without, each item is loaded where it is used: fewer registers, more warps,
+// and the better choice where one item per warp covers a tile). FULL (whole tiles, no padding words,
+// whole items) drops every bounds check. MINB > 0 asks for registers that fit MINB blocks on an SM.
+// Choices of KSPLIT, UNROLL, SEP, PRE, MINB and blocks per SM come from sweeps on an H100
+// (fairyhw.kernels.gpu.mma_config).
 
 typedef unsigned int u32;
 
@@ -58,8 +61,8 @@ __device__ __forceinline__ uint4 load_stream(const uint4 *p) {
     return v;
 }
 
-template <int B, int KSPLIT, int UNROLL, bool SEP, bool FULL>
-__global__ void __launch_bounds__(KSPLIT * 32)
+template <int B, int KSPLIT, int UNROLL, bool SEP, bool FULL, bool PRE = true, int MINB = 0>
+__global__ void __launch_bounds__(KSPLIT * 32, MINB)
 fairy_mma(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const int *__restrict__ sums,
           int4 *__restrict__ out, int rows, int n, int mw, int mwp) {
     __shared__ int4 red[2][KSPLIT][B][16];
@@ -127,10 +130,14 @@ fairy_mma(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const 
                 for (int i = 0; i < 4; i++) acch[b][j][i] = accx[b][j][i] = 0;
         for (int it = 0; it < items; it++) {
             const int c0 = warp + it * STEP;
+            if (!PRE && (it > 0 || tile != (int)blockIdx.x)) {
+                load_codes(wg, wg8, tile, c0);              // no prefetch: this item's own loads
+                load_act(av, c0);
+            }
             int nt = tile, nc = c0 + STEP;                  // the next item: this tile's, or the next tile's
             if (nc >= chunks) { nt = tile + gridDim.x; nc = warp; }
             const bool more = nt < tiles;
-            if (more) {                                     // in flight while this item computes
+            if (PRE && more) {                              // in flight while this item computes
                 load_codes(ng, ng8, nt, nc);
                 load_act(na, nc);
             }
@@ -159,7 +166,7 @@ fairy_mma(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const 
             }
             // the next item becomes the current one (unconditionally: without one, the walk ends here)
 #pragma unroll
-            for (int u = 0; u < UNROLL; u++) {
+            for (int u = 0; u < UNROLL && PRE; u++) {
                 wg[u] = ng[u];
                 wg8[u] = ng8[u];
 #pragma unroll
