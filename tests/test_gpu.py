@@ -71,6 +71,21 @@ def test_mma_configs(batch, ksplit, unroll, blocks, pre):
 
 
 @needs_mma
+@pytest.mark.parametrize("batch", [1, 2, 4, 8])
+@pytest.mark.parametrize("n, m", [(1000, 2048), (2100, 2048), (8200, 2048), (600, 5504)])
+def test_mma_default_configs(batch, n, m):
+    """Every branch of mma_config (by rows, row length and tokens) as fairy_sums_mma picks it, on
+    whole tiles and chunks (the kernels without bounds checks)."""
+    gen = torch.Generator().manual_seed(n + batch)
+    codes = torch.randint(0, 4, (4, n, m), dtype=torch.uint8, generator=gen)
+    p = torch.randint(-128, 128, (batch, m), dtype=torch.int8, generator=gen)
+    q = torch.randint(-128, 128, (batch, m), dtype=torch.int8, generator=gen)
+    got = fairy_sums_mma(pack_codes_i32(codes).cuda(), p.cuda(), q.cuda()).cpu().long()
+    ref = torch.stack([g.integer_sums(codes[k], p, q, conj=k % 2 == 1) for k in range(4)], dim=1)
+    assert torch.equal(got, ref)
+
+
+@needs_mma
 def test_mma_pdl_chain():
     """Programmatic dependent launches back to back, each reading what the one before wrote: the
     activations are read only after the previous launch completes, so every result is exact."""
