@@ -16,15 +16,22 @@ KERNELS = pytest.mark.parametrize("kernel", [fairy_sums, fairy_sums_dot, fairy_s
                                   ids=["simt", "dot", "dp4a", "mma"])
 
 
-@KERNELS
-@pytest.mark.parametrize("n, m, batch", [(1, 1, 1), (17, 33, 2), (300, 200, 1), (64, 1000, 4)])
-def test_gpu_sums_random(kernel, n, m, batch):
-    gen = torch.Generator().manual_seed(n * m)
+def _random_case(n, m, batch, seed):
+    """Random codes (4, n, m) and int8 p, q (batch, m) with the golden sums (batch, 4, n, 4), the odd
+    matrices on conj(x)."""
+    gen = torch.Generator().manual_seed(seed)
     codes = torch.randint(0, 4, (4, n, m), dtype=torch.uint8, generator=gen)
     p = torch.randint(-128, 128, (batch, m), dtype=torch.int8, generator=gen)
     q = torch.randint(-128, 128, (batch, m), dtype=torch.int8, generator=gen)
-    got = kernel(pack_codes_i32(codes).cuda(), p.cuda(), q.cuda()).cpu().long()
     ref = torch.stack([g.integer_sums(codes[k], p, q, conj=k % 2 == 1) for k in range(4)], dim=1)
+    return codes, p, q, ref
+
+
+@KERNELS
+@pytest.mark.parametrize("n, m, batch", [(1, 1, 1), (17, 33, 2), (300, 200, 1), (64, 1000, 4)])
+def test_gpu_sums_random(kernel, n, m, batch):
+    codes, p, q, ref = _random_case(n, m, batch, n * m)
+    got = kernel(pack_codes_i32(codes).cuda(), p.cuda(), q.cuda()).cpu().long()
     assert torch.equal(got, ref)
 
 
@@ -58,15 +65,10 @@ def test_gpu_sums_real_layer(kernel):
 def test_mma_configs(batch, ksplit, unroll, blocks, pre):
     """Every tokens x (warps per tile, chunks per load, prefetch or not) instantiation, with grids of 1
     to 10 blocks for the 10 tiles; 37 rows (a partial tile) and 1000 inputs (a partial 16-word chunk)."""
-    gen = torch.Generator().manual_seed(batch)
-    n, m = 37, 1000
-    codes = torch.randint(0, 4, (4, n, m), dtype=torch.uint8, generator=gen)
-    p = torch.randint(-128, 128, (batch, m), dtype=torch.int8, generator=gen)
-    q = torch.randint(-128, 128, (batch, m), dtype=torch.int8, generator=gen)
+    codes, p, q, ref = _random_case(37, 1000, batch, batch)
     ci = pack_codes_i32(codes).cuda()
     act, sums = activation_planes(p.cuda(), q.cuda(), ci.shape[-1])
     got = launch_mma(ci, act, sums, ksplit=ksplit, unroll=unroll, blocks=blocks, pre=pre).cpu().long()
-    ref = torch.stack([g.integer_sums(codes[k], p, q, conj=k % 2 == 1) for k in range(4)], dim=1)
     assert torch.equal(got, ref)
 
 
@@ -76,12 +78,8 @@ def test_mma_configs(batch, ksplit, unroll, blocks, pre):
 def test_mma_default_configs(batch, n, m):
     """Every branch of mma_config (by rows, row length and tokens) as fairy_sums_mma picks it, on
     whole tiles and chunks (the kernels without bounds checks)."""
-    gen = torch.Generator().manual_seed(n + batch)
-    codes = torch.randint(0, 4, (4, n, m), dtype=torch.uint8, generator=gen)
-    p = torch.randint(-128, 128, (batch, m), dtype=torch.int8, generator=gen)
-    q = torch.randint(-128, 128, (batch, m), dtype=torch.int8, generator=gen)
+    codes, p, q, ref = _random_case(n, m, batch, n + batch)
     got = fairy_sums_mma(pack_codes_i32(codes).cuda(), p.cuda(), q.cuda()).cpu().long()
-    ref = torch.stack([g.integer_sums(codes[k], p, q, conj=k % 2 == 1) for k in range(4)], dim=1)
     assert torch.equal(got, ref)
 
 
