@@ -8,7 +8,7 @@
  *
  * Direct kernels (AVX-512 VNNI, AVX2, scalar). The activations are permuted once per call so that vector
  * byte i of "phase" k meets code k of code byte i: within each block of 4*V codes (V = vector bytes),
- * x'[V*k + i] = x[4*i + k]. AVX-512 masks bit planes out of the code bytes (no table, see rows2_512) and
+ * x'[V*k + i] = x[4*i + k]. AVX-512 masks bit planes out of the code bytes (no table, see rows4_512) and
  * dots them with vpdpbusd; AVX2 turns a code byte shifted right by 2k, masked, into (a+1) and (b+1) in
  * {0,1,2} with 16-entry vpshufb tables and dots them with vpmaddubsw; the activation sums are subtracted
  * at the end.
