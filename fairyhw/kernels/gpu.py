@@ -14,6 +14,8 @@ matrices on ``conj(x)``, equal to :func:`fairyhw.golden.integer_sums` bit for bi
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 __all__ = ["pack_codes_i32", "fairy_sums", "fairy_sums_dot", "launch_dot", "activation_matrix",
@@ -389,7 +391,7 @@ def fairy_sums_dp4a(codes_i32: torch.Tensor, p: torch.Tensor, q: torch.Tensor,
 # ---------------------------------------------------------------------------------------------------
 # Tensor-core kernel on bit planes (CUDA C++, compiled at run time by NVRTC): see gpu_mma.cu.
 
-_MMA_SRC = __import__("os").path.join(__import__("os").path.dirname(__file__), "gpu_mma.cu")
+_MMA_SRC = os.path.join(os.path.dirname(__file__), "gpu_mma.cu")
 MMA_MAX_TOKENS = 8
 
 
@@ -486,7 +488,7 @@ def launch_mma(codes_i32: torch.Tensor, act: torch.Tensor, sums: torch.Tensor,
     dev = codes_i32.device
     if out is None:
         out = torch.empty(batch, mats, n, 4, dtype=torch.int32, device=dev)
-    ks, un, bps, sp, pr, mb = mma_config(mats * n, mw, batch)
+    ks, un, bps, sp, pr, mb = mma_config(rows, mw, batch)
     if ksplit or unroll:
         pr, mb = True, 0
     ks, un, bps = ksplit or ks, unroll or un, blocks_per_sm or bps
@@ -496,7 +498,8 @@ def launch_mma(codes_i32: torch.Tensor, act: torch.Tensor, sums: torch.Tensor,
     index, sms, cap = _device(codes_i32)
     # whole tiles, no padding words and whole items: no bounds checks in the kernel
     full = rows % 16 == 0 and mw % 16 == 0 and (mw // 16) % (ks * un) == 0
-    k = kernel(_MMA_SRC, f"fairy_mma<{batch},{ks},{un},{str(sep).lower()},{str(full).lower()},{str(pre).lower()},{minb}>", index)
+    flags = ",".join("true" if f else "false" for f in (sep, full, pre))
+    k = kernel(_MMA_SRC, f"fairy_mma<{batch},{ks},{un},{flags},{minb}>", index)
     vp, ci = ctypes.c_void_p, ctypes.c_int
     grid = min(-(-rows // 16), blocks or bps * sms)
     k.launch((grid,), (32 * ks,),
@@ -521,7 +524,6 @@ def fairy_sums_mma(codes_i32: torch.Tensor, p: torch.Tensor, q: torch.Tensor,
         mw = codes_i32.shape[-1]
     act, sums = activation_planes(p, q, mw)
     return launch_mma(codes_i32.contiguous(), act, sums, out)
-
 
 
 def read_xor(buf: torch.Tensor, out: torch.Tensor | None = None, *, blocks_per_sm: int = 8,
