@@ -131,13 +131,28 @@ def threads() -> int:
     return load().fairy_cpu_threads()
 
 
-def _np(x, dtype, name):
+_TORCH = {np.uint8: torch.uint8, np.int8: torch.int8}
+_default_conj: dict[int, tuple[np.ndarray, int]] = {}    # matrices -> (flags, their address)
+
+
+def _arr(x, dtype, name):
+    """x as a C-contiguous CPU array of ``dtype``: a torch tensor stays one (its pointer is cheap to take)."""
     if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
+        if x.dtype != _TORCH[dtype]:
+            raise FairyError(f"{name} must be {np.dtype(dtype).name}, not {str(x.dtype).split('.')[-1]}")
+        if x.requires_grad:
+            x = x.detach()
+        if x.device.type != "cpu":
+            x = x.cpu()
+        return x.contiguous()
     x = np.asarray(x)
     if x.dtype != dtype:
         raise FairyError(f"{name} must be {np.dtype(dtype).name}, not {x.dtype}")
     return np.ascontiguousarray(x)
+
+
+def _ptr(x) -> int:
+    return x.data_ptr() if isinstance(x, torch.Tensor) else x.ctypes.data
 
 
 def fairy_sums(packed, p, q, *, conj=None, variant: str = "auto", threads: int = 0) -> torch.Tensor:
@@ -147,38 +162,44 @@ def fairy_sums(packed, p, q, *, conj=None, variant: str = "auto", threads: int =
     ``threads``: 0 for the default (see :func:`threads`).
     """
     lib = load()
-    packed = _np(packed, np.uint8, "packed codes")
-    p = _np(p, np.int8, "p")
-    q = _np(q, np.int8, "q")
+    packed = _arr(packed, np.uint8, "packed codes")
+    p = _arr(p, np.int8, "p")
+    q = _arr(q, np.int8, "q")
     if p.ndim == 1:
         p, q = p[None], q[None]
     if packed.ndim != 3 or p.ndim != 2 or p.shape != q.shape:
         raise FairyError(f"packed codes must be (M, n, ceil(m/4)) and p, q (B, m) alike; got "
-                         f"{packed.shape}, {p.shape}, {q.shape}")
+                         f"{tuple(packed.shape)}, {tuple(p.shape)}, {tuple(q.shape)}")
     mats, n, row_bytes = packed.shape
     tokens, m = p.shape
     if m < 1 or row_bytes != -(-m // 4):
         raise FairyError(f"packed rows of {row_bytes} bytes do not hold {m} codes (expected {-(-m // 4)})")
     if conj is None:
-        conj = [k % 2 == 1 for k in range(mats)]
-    if len(conj) != mats:
-        raise FairyError(f"conj needs one flag per matrix ({mats}), got {len(conj)}")
+        if mats not in _default_conj:
+            flags = np.array([k % 2 == 1 for k in range(mats)], np.int32)
+            _default_conj[mats] = (flags, flags.ctypes.data)
+        flags, flags_ptr = _default_conj[mats]
+    else:
+        if len(conj) != mats:
+            raise FairyError(f"conj needs one flag per matrix ({mats}), got {len(conj)}")
+        flags = np.asarray(conj, dtype=np.int32)
+        flags_ptr = flags.ctypes.data
     if variant == "auto":
         variant = variants()[0]
     if variant not in VARIANTS:
         raise FairyError(f"unknown CPU kernel variant {variant!r}; expected one of auto, "
                          + ", ".join(VARIANTS))
-    if variant not in variants():
-        raise FairyError(f"this CPU cannot run the {variant} kernel (it has {', '.join(variants())})")
+    if _variants is None or variant not in _variants:
+        if variant not in variants():
+            raise FairyError(f"this CPU cannot run the {variant} kernel (it has {', '.join(variants())})")
     if m > (1 << 23):
         raise FairyError(f"input length {m} is beyond the kernel's int32 sums (at most 2**23)")
-    flags = np.asarray(conj, dtype=np.int32)
-    out = np.empty((tokens, mats, n, 4), np.int32)
-    rc = lib.fairy_sums_cpu(packed.ctypes.data, mats, n, m, p.ctypes.data, q.ctypes.data, tokens,
-                            flags.ctypes.data, out.ctypes.data, VARIANTS[variant], int(threads))
+    out = torch.empty((tokens, mats, n, 4), dtype=torch.int32)
+    rc = lib.fairy_sums_cpu(_ptr(packed), mats, n, m, _ptr(p), _ptr(q), tokens, flags_ptr,
+                            out.data_ptr(), VARIANTS[variant], int(threads))
     if rc:
         raise FairyError("the CPU kernel ran out of memory for its activation buffers")
-    return torch.from_numpy(out)
+    return out
 
 
 def read_bytes(buf: np.ndarray, threads: int = 0) -> int:
