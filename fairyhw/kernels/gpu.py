@@ -425,7 +425,7 @@ def mma_config(rows: int, mw: int, batch: int) -> tuple[int, int, int, bool, boo
 
     Where a row is at most 8 chunks of 16 words (m <= 2048, every launch but down_proj), one item per
     warp covers a tile, and the loads of one big item beat a prefetch of the next: for one token
-    2 warps x 4 chunks (128 code bytes a thread in flight; 2 x 2 with registers for >= 12 blocks a SM
+    2 warps x 4 chunks (128 code bytes a thread in flight; 2 x 2 with registers for >= 8 blocks a SM
     on the q|k|v launch's 24k rows, >= 6 blocks on 32k rows and more); for longer rows 8 warps x 1
     chunk with >= 4 blocks; none prefetches (its registers cost more warps than it hides). More tokens
     need more accumulators: 2 warps x 2 (3-4 tokens) or x 1 (5-8) chunks."""
@@ -436,7 +436,7 @@ def mma_config(rows: int, mw: int, batch: int) -> tuple[int, int, int, bool, boo
             return 8, 1, 16, True, False, 4
         if rows <= 8192:
             return 2, 4, 16, True, False, 0
-        return (2, 2, 16, True, False, 12) if rows <= 32768 else (2, 4, 16, True, False, 6)
+        return (2, 2, 16, True, False, 8) if rows <= 32768 else (2, 4, 16, True, False, 6)
     if batch == 2:
         return (2, 4, 16, True, False, 0) if short else (8, 1, 16, True, False, 0)
     if batch <= 4:
