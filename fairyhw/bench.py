@@ -516,7 +516,8 @@ def bench_cpu(args) -> dict:
     except (OSError, IndexError):
         cc_ver = cc
     result = {**_env(_cpu_name()), "threads": threads, "compiler": cc_ver, "variants": variants,
-              "exact": True, "plain_read_gbps": read_gbps, "code_bytes": total, "shapes": rows,
+              "exact": True, "plain_read_gbps": read_gbps,
+              "plain_read_turns_gbps": [total / t / 1e9 for t in t_reads], "code_bytes": total, "shapes": rows,
               "variants_q_proj": variant_rows, "model": res_model,
               "in_cache_gbps": cache_gbps,
               "speedup_over_bf16": ps_fairy["tokens_per_s"] / bf16["tokens_per_s"],
