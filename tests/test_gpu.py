@@ -58,6 +58,20 @@ def test_gpu_sums_real_layer(kernel):
     assert torch.equal(got, ref.reshape(2, 4, 288, 4))
 
 
+@KERNELS
+def test_gpu_sums_smollm2_layer(kernel, smollm2):
+    """SmolLM2 block 0's q_proj and down_proj, W2, with int8 activations from the FairyLinear path."""
+    from fairyhw.layers import FairyLinear
+    gen = torch.Generator().manual_seed(5)
+    for name in ("model.layers.0.self_attn.q_proj.weight", "model.layers.0.mlp.down_proj.weight"):
+        layer = FairyLinear(smollm2.tensors[name].float(), stages=2)
+        act = layer.quantize_input(torch.randn(2, layer.in_features, generator=gen))
+        codes = torch.stack([c for u, w in zip(layer.u_stages, layer.w_stages) for c in (u.codes, w.codes)])
+        got = kernel(pack_codes_i32(codes).cuda(), act.p.cuda(), act.q.cuda()).cpu().long()
+        ref = layer.integer_sums(act)                       # (B, T, 2, n, 4)
+        assert torch.equal(got, ref.reshape(got.shape))
+
+
 @needs_mma
 @pytest.mark.parametrize("batch", range(1, 9))
 @pytest.mark.parametrize("ksplit, unroll, blocks", [(1, 1, None), (2, 4, 3), (4, 2, 1), (8, 1, 2)])
