@@ -35,3 +35,20 @@ def smollm2_path():
 def smollm2(smollm2_path):
     from fairyhw.checkpoint import load_gguf
     return load_gguf(smollm2_path)
+
+
+@pytest.fixture(scope="session")
+def smollm2_layer_cases(smollm2):
+    """SmolLM2 block 0's q_proj and down_proj quantized W2, with int8 activations of two tokens from the
+    FairyLinear path: (name, codes uint8 (4, n, m) in the order U0, W0, U1, W1, p, q int8 (2, m), golden
+    integer sums int64 (2, 4, n, 4)), for the CPU and GPU kernel tests."""
+    from fairyhw.layers import FairyLinear
+    gen = torch.Generator().manual_seed(5)
+    cases = []
+    for name in ("model.layers.0.self_attn.q_proj.weight", "model.layers.0.mlp.down_proj.weight"):
+        layer = FairyLinear(smollm2.tensors[name].float(), stages=2)
+        act = layer.quantize_input(torch.randn(2, layer.in_features, generator=gen))
+        codes = torch.stack([c for u, w in zip(layer.u_stages, layer.w_stages) for c in (u.codes, w.codes)])
+        ref = layer.integer_sums(act)                       # (B, T, 2, n, 4)
+        cases.append((name, codes, act.p, act.q, ref.reshape(2, 4, -1, 4)))
+    return cases

@@ -61,17 +61,11 @@ def test_cpu_sums_long_rows(variant):
 
 
 @VARIANTS
-def test_cpu_sums_smollm2_layer(variant, smollm2):
+def test_cpu_sums_smollm2_layer(variant, smollm2_layer_cases):
     """SmolLM2 block 0's q_proj and down_proj, W2, with int8 activations from the FairyLinear path."""
-    from fairyhw.layers import FairyLinear
-    gen = torch.Generator().manual_seed(5)
-    for name in ("model.layers.0.self_attn.q_proj.weight", "model.layers.0.mlp.down_proj.weight"):
-        layer = FairyLinear(smollm2.tensors[name].float(), stages=2)
-        act = layer.quantize_input(torch.randn(2, layer.in_features, generator=gen))
-        codes = torch.stack([c for u, w in zip(layer.u_stages, layer.w_stages) for c in (u.codes, w.codes)])
-        got = cpu.fairy_sums(pack_codes(codes), act.p, act.q, variant=variant)
-        ref = layer.integer_sums(act)                       # (B, T, 2, n, 4)
-        assert torch.equal(got.long(), ref.reshape(got.shape))
+    for name, codes, p, q, ref in smollm2_layer_cases:
+        got = cpu.fairy_sums(pack_codes(codes), p, q, variant=variant)
+        assert torch.equal(got.long(), ref), name
 
 
 def test_cpu_threads_agree():

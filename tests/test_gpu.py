@@ -59,17 +59,11 @@ def test_gpu_sums_real_layer(kernel):
 
 
 @KERNELS
-def test_gpu_sums_smollm2_layer(kernel, smollm2):
+def test_gpu_sums_smollm2_layer(kernel, smollm2_layer_cases):
     """SmolLM2 block 0's q_proj and down_proj, W2, with int8 activations from the FairyLinear path."""
-    from fairyhw.layers import FairyLinear
-    gen = torch.Generator().manual_seed(5)
-    for name in ("model.layers.0.self_attn.q_proj.weight", "model.layers.0.mlp.down_proj.weight"):
-        layer = FairyLinear(smollm2.tensors[name].float(), stages=2)
-        act = layer.quantize_input(torch.randn(2, layer.in_features, generator=gen))
-        codes = torch.stack([c for u, w in zip(layer.u_stages, layer.w_stages) for c in (u.codes, w.codes)])
-        got = kernel(pack_codes_i32(codes).cuda(), act.p.cuda(), act.q.cuda()).cpu().long()
-        ref = layer.integer_sums(act)                       # (B, T, 2, n, 4)
-        assert torch.equal(got, ref.reshape(got.shape))
+    for name, codes, p, q, ref in smollm2_layer_cases:
+        got = kernel(pack_codes_i32(codes).cuda(), p.cuda(), q.cuda()).cpu().long()
+        assert torch.equal(got, ref), name
 
 
 @needs_mma
