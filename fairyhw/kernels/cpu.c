@@ -177,7 +177,7 @@ static void rows_avx512(const uint8_t *codes, int64_t row_bytes, int64_t mpad, i
                         const int32_t *sp, const int32_t *sq, const int32_t *conj, int32_t *out) {
     int32_t pl[4][4];
     /* row r is row r - mat * n of matrix mat: the matrix of each row is tracked, not divided out (four
-     * 64-bit divisions a pass cost 8% on 512-byte rows) */
+     * 64-bit divisions a pass cost 3% on 512-byte rows) */
     int64_t mat0 = r0 / n, next = (mat0 + 1) * n;
     for (int64_t r = r0; r < r1; r += 4) {
         int nr = r1 - r < 4 ? (int)(r1 - r) : 4;          /* a last group of fewer rows repeats its last */

@@ -189,9 +189,8 @@ def fairy_sums(packed, p, q, *, conj=None, variant: str = "auto", threads: int =
     if variant not in VARIANTS:
         raise FairyError(f"unknown CPU kernel variant {variant!r}; expected one of auto, "
                          + ", ".join(VARIANTS))
-    if _variants is None or variant not in _variants:
-        if variant not in variants():
-            raise FairyError(f"this CPU cannot run the {variant} kernel (it has {', '.join(variants())})")
+    if variant not in variants():
+        raise FairyError(f"this CPU cannot run the {variant} kernel (it has {', '.join(variants())})")
     if m > (1 << 23):
         raise FairyError(f"input length {m} is beyond the kernel's int32 sums (at most 2**23)")
     out = torch.empty((tokens, mats, n, 4), dtype=torch.int32)
