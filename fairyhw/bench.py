@@ -124,17 +124,18 @@ def bench_gpu(args) -> dict:
         times.sort()
         return times[len(times) // 2]
 
-    def graph_time(run, iters=10):
-        """Median time of one replay of a CUDA graph of ``run``'s launches (warmed up, and autotuned,
-        outside the capture)."""
+    def capture(run):
+        """A CUDA graph of ``run``'s launches (warmed up, and autotuned, outside the capture)."""
         run()
         torch.cuda.synchronize()
         g = torch.cuda.CUDAGraph()
         with torch.cuda.graph(g):
             run()
-        t = timed(g.replay, iters)
-        del g
-        return t
+        return g
+
+    def graph_time(run, iters=10):
+        """Median time of one replay of a CUDA graph of ``run``'s launches."""
+        return timed(capture(run).replay, iters)
 
     # 2. per shape: a CUDA graph of launches over rotating weight copies (>= 400 MB, so no L2 reuse)
     shapes = linear_shapes(LLAMA2_7B)
@@ -199,39 +200,7 @@ def bench_gpu(args) -> dict:
         print(f"whole model, {label}: {t * 1e3:.3f} ms/step = {batch / t:.1f} tokens/s, "
               f"{total_bytes / t / 1e9:.0f} GB/s of codes ({total_bytes / 1e9:.3f} GB)")
 
-    if mma:
-        # The headline pair, the plain read and the bit-plane kernel at batch 1, take turns for 5 rounds
-        # (each the median of 20 graph replays): the best round of each is recorded with the range of
-        # rounds, as the GPU's clocks and the host drift between runs.
-        rbuf = torch.empty(8 * 16 * 132 * 8, dtype=torch.int32, device=dev)
-        p1 = {m: torch.randint(-128, 128, (1, m), dtype=torch.int8, device=dev) for m in {m for _, m in model}}
-        planes1 = {m: activation_planes(a, a, m // 16) for m, a in p1.items()}
-        outs1 = {(w.shape[0], w.shape[1]): torch.empty(1, w.shape[0], w.shape[1], 4, dtype=torch.int32,
-                                                       device=dev) for w, _ in model}
-        pair = {"read": lambda: [read_xor(w, rbuf, pdl=pdl) for w, _ in model],
-                "mma": lambda: [launch_mma(w, *planes1[m], outs1[(w.shape[0], w.shape[1])], pdl=pdl)
-                                for w, m in model]}
-        graphs = {}
-        for k, run in pair.items():
-            run()
-            torch.cuda.synchronize()
-            graphs[k] = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graphs[k]):
-                run()
-        rounds = {k: [] for k in pair}
-        for _ in range(5):
-            for k, g in graphs.items():
-                rounds[k].append(timed(g.replay, 20))
-        graphs.clear()
-        t = min(rounds["read"])
-        record("plain read of the same code buffers (same 129 launches)", 1, t,
-               {"rounds_tokens_per_s": [1 / x for x in rounds["read"]]})
-        t = min(rounds["mma"])
-        record(f"fairy W2 int8, bit-plane tensor-core kernel{' + PDL' if pdl else ''}, batch 1", 1, t,
-               {"rounds_tokens_per_s": [1 / x for x in rounds["mma"]]})
-        print(f"  (5 rounds taking turns: plain read {1 / max(rounds['read']):.0f}-"
-              f"{1 / min(rounds['read']):.0f}, kernel {1 / max(rounds['mma']):.0f}-"
-              f"{1 / min(rounds['mma']):.0f} steps/s)")
+    rbuf = torch.empty(8 * 16 * 132 * 8, dtype=torch.int32, device=dev)
     for batch in (1, 4, 8):
         acts = {m: torch.randint(-128, 128, (batch, m), dtype=torch.int8, device=dev)
                 for m in {m for _, m in model}}
@@ -245,10 +214,29 @@ def bench_gpu(args) -> dict:
         runs = []
         if mma:
             planes = {m: activation_planes(a, a, m // 16) for m, a in acts.items()}
-            if batch > 1:                     # batch 1 with PDL: the rounds above
-                runs.append((f"fairy W2 int8, bit-plane tensor-core kernel{' + PDL' if pdl else ''}, "
-                             f"batch {batch}",
-                             lambda: [launch_mma(w, *planes[m], out_for(w), pdl=pdl) for w, m in model]))
+            mma_label = f"fairy W2 int8, bit-plane tensor-core kernel{' + PDL' if pdl else ''}, batch {batch}"
+
+            def mma_run():
+                return [launch_mma(w, *planes[m], out_for(w), pdl=pdl) for w, m in model]
+            if batch == 1:
+                # The headline pair, the plain read and the kernel at batch 1, take turns for 5 rounds
+                # (each the median of 20 graph replays): the best round of each is recorded with every
+                # round, as the GPU's clocks and the host drift between runs.
+                graphs = {"read": capture(lambda: [read_xor(w, rbuf, pdl=pdl) for w, _ in model]),
+                          "mma": capture(mma_run)}
+                rounds = {k: [] for k in graphs}
+                for _ in range(5):
+                    for k, g in graphs.items():
+                        rounds[k].append(timed(g.replay, 20))
+                graphs.clear()
+                for k, label in (("read", "plain read of the same code buffers (same 129 launches)"),
+                                 ("mma", mma_label)):
+                    record(label, 1, min(rounds[k]), {"rounds_tokens_per_s": [1 / x for x in rounds[k]]})
+                print(f"  (5 rounds taking turns: plain read {1 / max(rounds['read']):.0f}-"
+                      f"{1 / min(rounds['read']):.0f}, kernel {1 / max(rounds['mma']):.0f}-"
+                      f"{1 / min(rounds['mma']):.0f} steps/s)")
+            else:
+                runs.append((mma_label, mma_run))
             if pdl and batch == 1:
                 runs.append((f"fairy W2 int8, bit-plane tensor-core kernel without PDL, batch {batch}",
                              lambda: [launch_mma(w, *planes[m], out_for(w)) for w, m in model]))
