@@ -107,8 +107,16 @@ def bench_gpu(args) -> dict:
             if not torch.equal(got, ref):
                 raise SystemExit(f"error: GPU sums ({fn.__name__}) differ from the golden path "
                                  f"for n={n} m={m}")
+    if mma:                                   # the tensor-core kernel's two layouts up to 16 tokens
+        for codes, p, q, ref in _exact_cases(((1000, 2048, 16), (600, 5504, 8))):
+            ci = pack_codes_i32(codes).to(dev)
+            act, asum = activation_planes(p.to(dev), q.to(dev), ci.shape[-1])
+            for sets in ((0, 1, 2, 4) if p.shape[0] <= 8 else (1, 2, 4)):
+                if not torch.equal(launch_mma(ci, act, asum, sets=sets).cpu().long(), ref):
+                    raise SystemExit(f"error: GPU sums (tensor-core kernel, sets={sets}) differ from the "
+                                     f"golden path for n={codes.shape[1]} m={codes.shape[2]}")
     print(f"exact: the {len(kernels)} GPU kernels' integer sums equal the golden path "
-          f"(3 shapes, == on int64)")
+          f"({'5 shapes, 1 to 16 tokens' if mma else '3 shapes'}, == on int64)")
 
     def timed(fn, iters):
         fn()
@@ -201,7 +209,7 @@ def bench_gpu(args) -> dict:
               f"{total_bytes / t / 1e9:.0f} GB/s of codes ({total_bytes / 1e9:.3f} GB)")
 
     rbuf = torch.empty(8 * 16 * 132 * 8, dtype=torch.int32, device=dev)
-    for batch in (1, 4, 8):
+    for batch in ((1, 2, 4, 8, 16) if mma else (1, 4, 8)):
         acts = {m: torch.randint(-128, 128, (batch, m), dtype=torch.int8, device=dev)
                 for m in {m for _, m in model}}
         outs = {}
@@ -237,13 +245,18 @@ def bench_gpu(args) -> dict:
                       f"{1 / min(rounds['mma']):.0f} steps/s)")
             else:
                 runs.append((mma_label, mma_run))
+            if batch in (4, 8):               # the batch-1 layout (one token's slots in the columns)
+                runs.append((f"fairy W2 int8, bit-plane tensor-core kernel, slots in the columns"
+                             f"{' + PDL' if pdl else ''}, batch {batch}",
+                             lambda: [launch_mma(w, *planes[m], out_for(w), pdl=pdl, sets=0)
+                                      for w, m in model]))
             if pdl and batch == 1:
                 runs.append((f"fairy W2 int8, bit-plane tensor-core kernel without PDL, batch {batch}",
                              lambda: [launch_mma(w, *planes[m], out_for(w)) for w, m in model]))
         words = {m: activation_words(a, a, m // 16) for m, a in acts.items()}
-        runs.append((f"fairy W2 int8, dp4a SIMT kernel, batch {batch}",
-                     lambda: [launch_dp4a(w, *words[m], out_for(w)) for w, m in model]))
-        xs8 = {m: activation_matrix(a, a, m // 16) for m, a in acts.items()}
+        if batch in (1, 4, 8):
+            runs.append((f"fairy W2 int8, dp4a SIMT kernel, batch {batch}",
+                         lambda: [launch_dp4a(w, *words[m], out_for(w)) for w, m in model]))
         douts = {}
 
         def dout_for(w):
@@ -252,6 +265,7 @@ def bench_gpu(args) -> dict:
                 douts[key] = torch.empty(w.shape[0], w.shape[1], 32, dtype=torch.int32, device=dev)
             return douts[key]
         if batch == 1:                        # 6-16x slower than the others: timed at batch 1 only
+            xs8 = {m: activation_matrix(a, a, m // 16) for m, a in acts.items()}
             runs.append((f"fairy W2 int8, decode + tensor-core kernel, batch {batch}",
                          lambda: [launch_dot(w, xs8[m], dout_for(w)) for w, m in model]))
         for label, run in runs:

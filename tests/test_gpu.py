@@ -80,8 +80,42 @@ def test_mma_configs(batch, ksplit, unroll, blocks, pre):
     assert torch.equal(got, ref)
 
 
+_TOK_CONFIGS = [dict(ksplit=1, unroll=1, pre=False), dict(ksplit=2, unroll=4, blocks=3, pre=True),
+                dict(ksplit=4, unroll=2, blocks=1, pre=False), dict(ksplit=2, unroll=1, blocks=2, pre=True)]
+
+
 @needs_mma
-@pytest.mark.parametrize("batch", [1, 2, 4, 8])
+@pytest.mark.parametrize("batch", [1, 2, 3, 4, 5, 8, 12, 16])
+@pytest.mark.parametrize("sets", [1, 2, 4])
+def test_mma_token_columns(batch, sets):
+    """The token-column kernel: every accumulator-set count with 1 to 16 tokens (partial column groups
+    included) on 37 rows and 1000 inputs (partial tile and chunk), cycling through four walks."""
+    codes, p, q, ref = _random_case(37, 1000, batch, 100 + batch)
+    ci = pack_codes_i32(codes).cuda()
+    act, sums = activation_planes(p.cuda(), q.cuda(), ci.shape[-1])
+    cfg = _TOK_CONFIGS[(batch + sets) % len(_TOK_CONFIGS)]
+    got = launch_mma(ci, act, sums, sets=sets, **cfg).cpu().long()
+    assert torch.equal(got, ref), cfg
+
+
+@needs_mma
+@pytest.mark.parametrize("batch", [1, 4, 16])
+def test_mma_extreme_sums(batch):
+    """The largest sums a layer of 11008 inputs can give (every code -1 or -i, every activation -128):
+    slot 3's accumulators carry 2^7 and stay within int32, every set count exact."""
+    m = 11008
+    codes = torch.full((4, 24, m), 2, dtype=torch.uint8)
+    codes[:, 12:] = 3
+    p = torch.full((batch, m), -128, dtype=torch.int8)
+    ref = torch.stack([g.integer_sums(codes[k], p, p, conj=k % 2 == 1) for k in range(4)], dim=1)
+    ci = pack_codes_i32(codes).cuda()
+    act, sums = activation_planes(p.cuda(), p.cuda(), ci.shape[-1])
+    for sets in ((0, 1, 2, 4) if batch <= 8 else (1, 2, 4)):
+        assert torch.equal(launch_mma(ci, act, sums, sets=sets).cpu().long(), ref), sets
+
+
+@needs_mma
+@pytest.mark.parametrize("batch", [1, 2, 4, 8, 16])
 @pytest.mark.parametrize("n, m", [(1000, 2048), (2100, 2048), (8200, 2048), (600, 5504)])
 def test_mma_default_configs(batch, n, m):
     """Every branch of mma_config (by rows, row length and tokens) as fairy_sums_mma picks it, on
@@ -116,10 +150,14 @@ def test_mma_pdl_chain():
 @needs_mma
 def test_mma_rejects_bad_input():
     ci = pack_codes_i32(torch.zeros(4, 8, 64, dtype=torch.uint8)).cuda()
-    act, sums = activation_planes(torch.zeros(9, 64, dtype=torch.int8).cuda(),
-                                  torch.zeros(9, 64, dtype=torch.int8).cuda(), ci.shape[-1])
-    with pytest.raises(ValueError, match="1 to 8 tokens"):
+    act, sums = activation_planes(torch.zeros(17, 64, dtype=torch.int8).cuda(),
+                                  torch.zeros(17, 64, dtype=torch.int8).cuda(), ci.shape[-1])
+    with pytest.raises(ValueError, match="1 to 16 tokens"):
         launch_mma(ci, act, sums)
+    with pytest.raises(ValueError, match="at most 8 tokens"):
+        launch_mma(ci, act[:9], sums[:9], sets=0)
+    with pytest.raises(ValueError, match="sets must be"):
+        launch_mma(ci, act[:2], sums[:2], sets=3)
     with pytest.raises(ValueError, match="activations must be int32"):
         launch_mma(ci, act[:1, :, :, :4], sums[:1])
 

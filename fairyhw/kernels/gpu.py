@@ -392,8 +392,9 @@ def fairy_sums_dp4a(codes_i32: torch.Tensor, p: torch.Tensor, q: torch.Tensor,
 # Tensor-core kernel on bit planes (CUDA C++, compiled at run time by NVRTC): see gpu_mma.cu.
 
 _MMA_SRC = os.path.join(os.path.dirname(__file__), "gpu_mma.cu")
-MMA_MAX_TOKENS = 8
-
+MMA_MAX_TOKENS = 16
+MMA_MAX_TOKENS_SLOTS = 8         # the slot-column kernel's limit (its registers grow with every token)
+MMA_MAX_INPUTS = 1 << 17         # slot 3's sums carry 2^7: |2^7 * 2^7 * m| < 2^31
 
 def available_mma() -> bool:
     """A CUDA GPU with int8 ``mma.sync`` (compute capability 8.0 or newer) and an NVRTC library."""
@@ -417,31 +418,50 @@ def activation_planes(p: torch.Tensor, q: torch.Tensor, mw: int):
     return planes.view(batch, 2, 4, mwp), sums.contiguous()
 
 
-def mma_config(rows: int, mw: int, batch: int) -> tuple[int, int, int, bool, bool, int]:
+def mma_config(rows: int, mw: int, batch: int, slots: bool = False) -> tuple[int, int, int, bool, bool, int, int]:
     """(KSPLIT warps sharing a 16-row tile, UNROLL chunks per item, blocks per SM, per-slot accumulators,
-    next-item prefetch, minimum resident blocks for the register budget: 0 leaves it to the compiler)
-    for a launch: the best of sweeps on an H100 over the fused LLaMA-2 7B launches (each a chain of
-    launches of one shape in a CUDA graph, rotating >= 400 MB of copies).
+    next-item prefetch, minimum resident blocks for the register budget (0 leaves it to the compiler),
+    SETS: 0 for the slot-column kernel, 1, 2 or 4 accumulator sets for the token-column one) for a
+    launch: the best of sweeps on an H100 over the fused LLaMA-2 7B launches (each a chain of
+    launches of one shape in a CUDA graph, rotating >= 400 MB of copies). ``slots``: the slot-column
+    kernel's own best for two tokens and more (measured beside the token-column kernel).
 
-    Where a row is at most 8 chunks of 16 words (m <= 2048, every launch but down_proj), one item per
-    warp covers a tile, and the loads of one big item beat a prefetch of the next: for one token
-    2 warps x 4 chunks (128 code bytes a thread in flight; 2 x 2 with registers for >= 8 blocks a SM
-    on the q|k|v launch's 24k rows, >= 6 blocks on 32k rows and more); for longer rows 8 warps x 1
-    chunk with >= 4 blocks; none prefetches (its registers cost more warps than it hides). More tokens
-    need more accumulators: 2 warps x 2 (3-4 tokens) or x 1 (5-8) chunks."""
+    One token, slot-column kernel. Where a row is at most 8 chunks of 16 words (m <= 2048, every
+    launch but down_proj), one item per warp covers a tile, and the loads of one big item beat a
+    prefetch of the next: 2 warps x 4 chunks (128 code bytes a thread in flight; 2 x 2 with registers
+    for >= 8 blocks a SM on the q|k|v launch's 24k rows, >= 6 blocks on 32k rows and more); for longer
+    rows 8 warps x 1 chunk with >= 4 blocks; none prefetches (its registers cost more warps than it
+    hides).
+
+    Two tokens and more, token-column kernel (sweeps of 2, 3, 4, 6, 8, 12 and 16 tokens): the
+    accumulators grow with the column groups, so the chunks a warp holds shrink with the tokens; by
+    rows, the o_proj launch (8k rows) takes more warps a tile than q|k|v (24k), gate|up and lm_head
+    (44k, 64k) fewer; down_proj's long rows 4 warps a tile. Four accumulator sets (no shifts) win where
+    registers are spare (up to 4 tokens on long rows), one set (three shifts a register) from 5 tokens
+    on most launches. None prefetches."""
     chunks = -(-mw // 16)
     short = chunks <= 8
     if batch == 1:
         if not short:
-            return 8, 1, 16, True, False, 4
+            return 8, 1, 16, True, False, 4, 0
         if rows <= 8192:
-            return 2, 4, 16, True, False, 0
-        return (2, 2, 16, True, False, 8) if rows <= 32768 else (2, 4, 16, True, False, 6)
-    if batch == 2:
-        return (2, 4, 16, True, False, 0) if short else (8, 1, 16, True, False, 0)
-    if batch <= 4:
-        return (2, 2, 16, False, False, 0) if short else (8, 1, 16, False, False, 0)
-    return (2, 1, 16, False, False, 0) if short else (2, 1, 16, False, True, 0)
+            return 2, 4, 16, True, False, 0, 0
+        return (2, 2, 16, True, False, 8, 0) if rows <= 32768 else (2, 4, 16, True, False, 6, 0)
+    if slots:
+        if batch == 2:
+            return (2, 4, 16, True, False, 0, 0) if short else (8, 1, 16, True, False, 0, 0)
+        if batch <= 4:
+            return (2, 2, 16, False, False, 0, 0) if short else (8, 1, 16, False, False, 0, 0)
+        return (2, 1, 16, False, False, 0, 0) if short else (2, 1, 16, False, True, 0, 0)
+    if not short:
+        ks, un, sets = (4, 2, 4) if batch <= 4 else (4, 1, 4) if batch <= 8 else (4, 1, 1)
+    elif batch <= 4:
+        ks, un, sets = (2, 4, 1) if rows <= 8192 else (2, 2, 1) if rows <= 32768 else (4, 2, 2)
+    elif batch <= 8:
+        ks, un, sets = (4, 2, 1) if rows <= 8192 else (2, 1, 1) if rows <= 32768 else (4, 1, 1)
+    else:
+        ks, un, sets = (4, 1, 1) if rows <= 32768 else (2, 1, 1)
+    return ks, un, 16, False, False, 0, sets
 
 
 _devices: dict = {}
@@ -460,12 +480,15 @@ def launch_mma(codes_i32: torch.Tensor, act: torch.Tensor, sums: torch.Tensor,
                out: torch.Tensor | None = None, *, ksplit: int | None = None,
                unroll: int | None = None, blocks_per_sm: int | None = None,
                blocks: int | None = None, sep: bool | None = None, pdl: bool = False,
-               pre: bool | None = None, minb: int | None = None) -> torch.Tensor:
+               pre: bool | None = None, minb: int | None = None, sets: int | None = None) -> torch.Tensor:
     """The tensor-core bit-plane kernel alone on packed activations (:func:`activation_planes`):
     int32 ``(B, M, n, 4)``. The grid holds ``blocks`` blocks (default ``blocks_per_sm`` per SM), each
     walking 16-row tiles; ``ksplit`` warps share a tile and ``unroll`` chunks of 16 words go in one load
     step, ``sep`` gives each slot its own accumulators, ``pre`` loads a warp's next item while it
-    computes the current one, ``minb`` asks the compiler for registers to fit that many blocks on an SM
+    computes the current one, ``minb`` asks the compiler for registers to fit that many blocks on an SM,
+    ``sets`` picks the kernel: 0 puts one token's four slots x (p, q) in the MMA's eight columns (the
+    batch-1 kernel; up to 8 tokens, each its own MMAs), 1, 2 or 4 put four tokens x (p, q) there and
+    keep the slots in that many accumulator sets (up to 16 tokens, a quarter of the MMAs for four)
     (defaults: :func:`mma_config`; with ``ksplit`` or ``unroll`` given, ``minb`` defaults to 0, the
     compiler's choice, and ``pre`` to True). ``pdl``:
     programmatic dependent launch (Hopper and newer), so that this launch's first code loads overlap the
@@ -488,18 +511,32 @@ def launch_mma(codes_i32: torch.Tensor, act: torch.Tensor, sums: torch.Tensor,
     dev = codes_i32.device
     if out is None:
         out = torch.empty(batch, mats, n, 4, dtype=torch.int32, device=dev)
-    ks, un, bps, sp, pr, mb = mma_config(rows, mw, batch)
+    if 16 * mw > MMA_MAX_INPUTS:
+        raise ValueError(f"rows of {16 * mw} inputs are beyond the tensor-core kernel's int32 sums "
+                         f"(at most {MMA_MAX_INPUTS})")
+    ks, un, bps, sp, pr, mb, st = mma_config(rows, mw, batch, slots=sets == 0)
     if ksplit or unroll:
         pr, mb = True, 0
     ks, un, bps = ksplit or ks, unroll or un, blocks_per_sm or bps
     sep = sp if sep is None else sep
     pre = pr if pre is None else pre
     minb = mb if minb is None else minb
+    sets = st if sets is None else sets
+    if sets not in (0, 1, 2, 4):
+        raise ValueError(f"sets must be 0 (slots in the columns) or 1, 2, 4 (tokens in the columns), not {sets}")
+    if batch > MMA_MAX_TOKENS_SLOTS and not sets:
+        raise ValueError(f"slots in the columns (sets=0) take at most {MMA_MAX_TOKENS_SLOTS} tokens, not {batch}")
+    if 2 * ks * batch * 16 * 16 > 48 * 1024:
+        raise ValueError(f"{ks} warps a tile x {batch} tokens need more than 48 KiB of shared memory")
     index, sms, cap = _device(codes_i32)
     # whole tiles, no padding words and whole items: no bounds checks in the kernel
     full = rows % 16 == 0 and mw % 16 == 0 and (mw // 16) % (ks * un) == 0
-    flags = ",".join("true" if f else "false" for f in (sep, full, pre))
-    k = kernel(_MMA_SRC, f"fairy_mma<{batch},{ks},{un},{flags},{minb}>", index)
+    if sets:
+        flags = ",".join("true" if f else "false" for f in (full, pre))
+        k = kernel(_MMA_SRC, f"fairy_mma_tok<{batch},{ks},{un},{sets},{flags},{minb}>", index)
+    else:
+        flags = ",".join("true" if f else "false" for f in (sep, full, pre))
+        k = kernel(_MMA_SRC, f"fairy_mma<{batch},{ks},{un},{flags},{minb}>", index)
     vp, ci = ctypes.c_void_p, ctypes.c_int
     grid = min(-(-rows // 16), blocks or bps * sms)
     k.launch((grid,), (32 * ks,),
@@ -512,7 +549,7 @@ def launch_mma(codes_i32: torch.Tensor, act: torch.Tensor, sums: torch.Tensor,
 
 def fairy_sums_mma(codes_i32: torch.Tensor, p: torch.Tensor, q: torch.Tensor,
                    out: torch.Tensor | None = None) -> torch.Tensor:
-    """Tensor-core bit-plane variant of :func:`fairy_sums` for 1 to 8 tokens (stream order U, W, ...:
+    """Tensor-core bit-plane variant of :func:`fairy_sums` for 1 to 16 tokens (stream order U, W, ...:
     odd matrices on ``conj(x)``)."""
     mats, n, mw = codes_i32.shape
     if p.dim() == 1:

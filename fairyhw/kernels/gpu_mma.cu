@@ -61,6 +61,27 @@ __device__ __forceinline__ uint4 load_stream(const uint4 *p) {
     return v;
 }
 
+// The warps' partial sums of one tile (Hp, Hq, Xp, Xq of each token and row, in shared memory) added up
+// and turned into the four sums: Σap = Σp - H_p - X_p, Σbp = X_p - H_p (likewise q), q negated for W.
+template <int B, int KSPLIT>
+__device__ __forceinline__ void finish_tile(const int4 (&red)[KSPLIT][B][16], const int *__restrict__ sums,
+                                            int4 *__restrict__ out, int tile, int rows, int n) {
+    for (int i = threadIdx.x; i < B * 16; i += KSPLIT * 32) {
+        const int b = i >> 4, rr = i & 15, r = tile * 16 + rr;
+        if (r >= rows) continue;
+        int4 s = red[0][b][rr];
+#pragma unroll
+        for (int w = 1; w < KSPLIT; w++) {
+            const int4 o = red[w][b][rr];
+            s.x += o.x; s.y += o.y; s.z += o.z; s.w += o.w;
+        }
+        const int sp = sums[2 * b], sq = sums[2 * b + 1];
+        int ap = sp - s.x - s.z, aq = sq - s.y - s.w, bp = s.z - s.x, bq = s.w - s.y;
+        if ((r / n) & 1) { aq = -aq; bq = -bq; }                      // W: conj(x)
+        out[(size_t)b * rows + r] = make_int4(ap, aq, bp, bq);
+    }
+}
+
 template <int B, int KSPLIT, int UNROLL, bool SEP, bool FULL, bool PRE = true, int MINB = 0>
 __global__ void __launch_bounds__(KSPLIT * 32, MINB)
 fairy_mma(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const int *__restrict__ sums,
@@ -198,20 +219,167 @@ fairy_mma(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const 
             }
         }
         __syncthreads();            // red[parity] is written again two tiles on, after the next barrier
-        for (int i = threadIdx.x; i < B * 16; i += KSPLIT * 32) {
-            const int b = i >> 4, rr = i & 15, r = tile * 16 + rr;
-            if (r >= rows) continue;
-            int4 s = red[parity][0][b][rr];
+        finish_tile<B, KSPLIT>(red[parity], sums, out, tile, rows, n);
+    }
+}
+
+// ------------------------------------------------------------------------------------------------------
+// Tokens in the columns (two tokens and more). The kernel above gives the B operand's eight columns to
+// the four slots J x (p, q) of one token, so every token costs its own MMAs (and without SEP 3/4 of each
+// MMA's columns are zero). Here column g of the B operand is token 4G + g/2 of column group G, p (g even)
+// or q (g odd), and the slots go to accumulators instead: slot J's A fragment keeps its bytes at
+// 2^(2J+1) (the same single LOP3 per register as above) and meets slot J's activations of four tokens
+// in one MMA. Per chunk step: 4 slots x 2 planes x ceil(B/4) MMAs, against 4 x 2 x B above, with every
+// column live when B is a multiple of 4. SETS: accumulator sets per plane and column group. 4: one per
+// slot, no shifts; 2: slots 2 and 3 shifted right by 4 onto the bits of slots 0 and 1 (one shift per
+// register), scales 2 and 8; 1: each slot shifted onto slot 0 (three shifts), one scale, a quarter of
+// the accumulator registers. Thread (g, t) ends with token 4G + t's H and X of rows g and g + 8 in its
+// own registers (c0, c1 = row g, p and q; c2, c3 = row g + 8): no shuffles. Walk, loads, prefetch and
+// the shared-memory sum of the warps as in fairy_mma.
+template <int B, int KSPLIT, int UNROLL, int SETS, bool FULL, bool PRE = false, int MINB = 0>
+__global__ void __launch_bounds__(KSPLIT * 32, MINB)
+fairy_mma_tok(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const int *__restrict__ sums,
+              int4 *__restrict__ out, int rows, int n, int mw, int mwp) {
+    static_assert(SETS == 1 || SETS == 2 || SETS == 4, "SETS is 1, 2 or 4");
+    constexpr int NG = (B + 3) / 4;         // column groups of four tokens
+    __shared__ int4 red[2][KSPLIT][B][16];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int g = lane >> 2, t = lane & 3;
+    const int q4 = mw >> 2;
+    const int chunks = mwp >> 4, tiles = (rows + 15) >> 4;
+    const size_t plane = (size_t)(mwp >> 2);                       // 16-byte vectors per (token, p/q, slot)
+    const uint4 *actg = act + (size_t)((g >> 1) * 2 + (g & 1)) * 4 * plane;   // token g/2, p or q
+    constexpr int STEP = KSPLIT * UNROLL;
+    const int items = warp < chunks ? (chunks - warp + STEP - 1) / STEP : 0;
+
+    const uint4 zero = make_uint4(0, 0, 0, 0);
+    uint4 wg[UNROLL], wg8[UNROLL], ng[UNROLL], ng8[UNROLL], av[UNROLL][NG][4], na[UNROLL][NG][4];
 #pragma unroll
-            for (int w = 1; w < KSPLIT; w++) {
-                const int4 o = red[parity][w][b][rr];
-                s.x += o.x; s.y += o.y; s.z += o.z; s.w += o.w;
+    for (int u = 0; u < UNROLL; u++) {
+        ng[u] = ng8[u] = zero;
+#pragma unroll
+        for (int G = 0; G < NG; G++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) na[u][G][j] = zero;
+    }
+    auto load_act = [&](uint4 (&da)[UNROLL][NG][4], int c0) {
+#pragma unroll
+        for (int u = 0; u < UNROLL; u++) {
+            const int c = c0 + u * KSPLIT, idx = 4 * c + t;
+#pragma unroll
+            for (int G = 0; G < NG; G++) {
+                const bool live = 4 * G + 3 < B || 4 * G + (g >> 1) < B;   // a token of the batch
+#pragma unroll
+                for (int j = 0; j < 4; j++)
+                    da[u][G][j] = live && (FULL || c < chunks) ? actg[(size_t)G * 32 * plane + j * plane + idx]
+                                                               : zero;
             }
-            const int sp = sums[2 * b], sq = sums[2 * b + 1];
-            int ap = sp - s.x - s.z, aq = sq - s.y - s.w, bp = s.z - s.x, bq = s.w - s.y;
-            if ((r / n) & 1) { aq = -aq; bq = -bq; }                      // W: conj(x)
-            out[(size_t)b * rows + r] = make_int4(ap, aq, bp, bq);
         }
+    };
+    auto load_codes = [&](uint4 (&dg)[UNROLL], uint4 (&dg8)[UNROLL], int tile, int c0) {
+        const int rg = tile * 16 + g;
+        const uint4 *pg = codes + (size_t)rg * q4, *pg8 = pg + (size_t)8 * q4;
+#pragma unroll
+        for (int u = 0; u < UNROLL; u++) {
+            const int c = c0 + u * KSPLIT, idx = 4 * c + t;
+            if (FULL) {
+                dg[u] = load_stream(pg + idx);
+                dg8[u] = load_stream(pg8 + idx);
+            } else {
+                const bool in = c < chunks && idx < q4;
+                dg[u] = (in && rg < rows) ? load_stream(pg + idx) : zero;
+                dg8[u] = (in && rg + 8 < rows) ? load_stream(pg8 + idx) : zero;
+            }
+        }
+    };
+    int tile = blockIdx.x;
+    if (items > 0 && tile < tiles) load_codes(wg, wg8, tile, warp);
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;\n");
+#endif
+    if (items > 0 && tile < tiles) load_act(av, warp);
+    for (int parity = 0; tile < tiles; tile += gridDim.x, parity ^= 1) {
+        int acch[NG][SETS][4], accx[NG][SETS][4];
+#pragma unroll
+        for (int G = 0; G < NG; G++)
+#pragma unroll
+            for (int k = 0; k < SETS; k++)
+#pragma unroll
+                for (int i = 0; i < 4; i++) acch[G][k][i] = accx[G][k][i] = 0;
+        for (int it = 0; it < items; it++) {
+            const int c0 = warp + it * STEP;
+            if (!PRE && (it > 0 || tile != (int)blockIdx.x)) {
+                load_codes(wg, wg8, tile, c0);
+                load_act(av, c0);
+            }
+            int nt = tile, nc = c0 + STEP;
+            if (nc >= chunks) { nt = tile + gridDim.x; nc = warp; }
+            const bool more = nt < tiles;
+            if (PRE && more) {
+                load_codes(ng, ng8, nt, nc);
+                load_act(na, nc);
+            }
+#pragma unroll
+            for (int u = 0; u < UNROLL; u++) {
+#pragma unroll
+                for (int s = 0; s < 2; s++) {
+                    const u32 w[4] = {s ? wg[u].z : wg[u].x, s ? wg8[u].z : wg8[u].x,
+                                      s ? wg[u].w : wg[u].y, s ? wg8[u].w : wg8[u].y};   // a0..a3
+#pragma unroll
+                    for (int j = 0; j < 4; j++) {
+                        // slot j's bits moved to where its set keeps them, then one mask (and xor) each
+                        const int shift = SETS == 4 ? 0 : SETS == 2 ? (j & 2) * 2 : 2 * j;
+                        const u32 mh = 0x02020202u << (2 * (SETS == 4 ? j : SETS == 2 ? (j & 1) : 0));
+                        const int k = SETS == 4 ? j : SETS == 2 ? (j & 1) : 0;
+                        u32 h[4], x[4];
+#pragma unroll
+                        for (int r = 0; r < 4; r++) {
+                            const u32 a = w[r] >> shift;
+                            h[r] = a & mh;
+                            x[r] = xor_and(a, a << 1, mh);
+                        }
+#pragma unroll
+                        for (int G = 0; G < NG; G++) {
+                            const u32 b0 = s ? av[u][G][j].z : av[u][G][j].x;
+                            const u32 b1 = s ? av[u][G][j].w : av[u][G][j].y;
+                            mma_u8s8(acch[G][k], h[0], h[1], h[2], h[3], b0, b1);
+                            mma_u8s8(accx[G][k], x[0], x[1], x[2], x[3], b0, b1);
+                        }
+                    }
+                }
+            }
+#pragma unroll
+            for (int u = 0; u < UNROLL && PRE; u++) {
+                wg[u] = ng[u];
+                wg8[u] = ng8[u];
+#pragma unroll
+                for (int G = 0; G < NG; G++)
+#pragma unroll
+                    for (int j = 0; j < 4; j++) av[u][G][j] = na[u][G][j];
+            }
+        }
+
+        // set k's sums carry 2^(2k+1) (SETS 4 and 2) or 2 (SETS 1): undo, add the sets
+#pragma unroll
+        for (int G = 0; G < NG; G++) {
+            const int b = 4 * G + t;
+            int hs[4] = {0, 0, 0, 0}, xs[4] = {0, 0, 0, 0};
+#pragma unroll
+            for (int k = 0; k < SETS; k++)
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    const int sh = SETS == 1 ? 1 : 2 * k + 1;
+                    hs[i] += acch[G][k][i] >> sh;
+                    xs[i] += accx[G][k][i] >> sh;
+                }
+            if (b < B) {
+                red[parity][warp][b][g] = make_int4(hs[0], hs[1], xs[0], xs[1]);       // Hp, Hq, Xp, Xq
+                red[parity][warp][b][g + 8] = make_int4(hs[2], hs[3], xs[2], xs[3]);
+            }
+        }
+        __syncthreads();
+        finish_tile<B, KSPLIT>(red[parity], sums, out, tile, rows, n);
     }
 }
 
