@@ -68,6 +68,33 @@ def test_cpu_sums_smollm2_layer(variant, smollm2_layer_cases):
         assert torch.equal(got.long(), ref), name
 
 
+@pytest.mark.skipif("lut512" not in cpu.variants(), reason="needs AVX-512 VBMI")
+@pytest.mark.parametrize("n, m, batch", [(1, 1, 1), (31, 333, 3), (40, 2048, 2)])
+def test_cpu_lut_layout_once(n, m, batch):
+    """Codes re-laid once by lut_layout, read by the lut512 kernel for several calls, tokens, thread
+    counts and conj flags: == the golden path; the re-laid codes are the golden bits, permuted."""
+    gen = torch.Generator().manual_seed(n + m)
+    codes = torch.randint(0, 4, (3, n, m), dtype=torch.uint8, generator=gen)
+    packed = pack_codes(codes)
+    laid = cpu.lut_layout(packed)
+    assert laid.shape == (3, n, -(-m // 4)) and laid.data.shape == (-(-3 * n // 16), -(-m // 64), 4, 16, 4)
+    # the layout holds every code's h bit (low nibbles) and x bit (high nibbles) once, padding 0
+    h = (codes >> 1) & 1
+    x = h ^ (codes & 1)
+    bits = np.unpackbits(laid.data.numpy().reshape(-1, 1), axis=1)        # bit 7 first
+    assert int(bits[:, 4:].sum()) == int(h.sum()) and int(bits[:, :4].sum()) == int(x.sum())
+    for conj, threads in (([False, True, False], 1), ([True, True, False], 2)):
+        p = torch.randint(-128, 128, (batch, m), dtype=torch.int8, generator=gen)
+        q = torch.randint(-128, 128, (batch, m), dtype=torch.int8, generator=gen)
+        got = cpu.fairy_sums(laid, p, q, conj=conj, threads=threads)
+        assert torch.equal(got.long(), golden(codes, p, q, conj))
+    with pytest.raises(FairyError, match="lut512 kernel only"):
+        cpu.fairy_sums(laid, p, q, variant="avx512")
+    with pytest.raises(FairyError, match="do not hold"):
+        cpu.fairy_sums(laid, p[:, :-4] if m > 4 else torch.zeros(batch, m + 4, dtype=torch.int8),
+                       q[:, :-4] if m > 4 else torch.zeros(batch, m + 4, dtype=torch.int8))
+
+
 def test_cpu_threads_agree():
     gen = torch.Generator().manual_seed(1)
     codes = torch.randint(0, 4, (2, 101, 300), dtype=torch.uint8, generator=gen)

@@ -27,6 +27,7 @@
 #endif
 
 #define FAIRY_API __attribute__((visibility("default")))
+FAIRY_API int fairy_cpu_threads(void);
 
 /* a and b for code k = 0..3; the vector kernels' tables hold a+1 = {2,1,0,1} and b+1 = {1,2,1,0} */
 static const int A_OF[4] = {1, 0, -1, 0};
@@ -313,6 +314,197 @@ static void rows_lut(const uint8_t *codes, int64_t row_bytes, int64_t r0, int64_
     }
 }
 
+/* ---------------------------------------------------------------- AVX-512 in-register tables (T-MAC style) */
+/* The codes re-laid once (fairy_lut_layout), as T-MAC lays out its weights offline: the rows of all
+ * matrices stacked in blocks of 16; a block's row bytes in 16-byte chunks c; chunk c is 4 vectors i of 64
+ * bytes, and byte 4d + j of vector i is code byte 16c + 4i + j of row d, turned into a nibble pair: the
+ * low nibble holds the h bits of its four codes, the high nibble their x bits (x = h xor l, the planes of
+ * rows4_512). Rows past the last and bytes past a row's end are 0 (h = x = 0: they add nothing). The same
+ * 2 bits a code, in another order: a block of 16 rows is 16 x ceil(row_bytes / 16) x 16 bytes.
+ *
+ * Tables, per token and per quad of four code bytes (16 inputs): for each part of the activations (p & 15,
+ * p >> 4, q & 15, q >> 4, so that every entry fits a byte), 64 bytes, byte 16j + e = the sum of that part
+ * over the inputs of code byte j of the quad whose bit is set in the nibble e (0..60, or -32..28).
+ * Kernel: a vector of 64 nibble pairs holds 16 rows x 4 code bytes; the low nibbles with 16j added index
+ * the tables by vpermb (64-entry table: the four code bytes' own 16-entry tables side by side), the
+ * high nibbles likewise: 8 vpermb give Σ h p, Σ h q, Σ x p, Σ x q (lo and hi parts) of 16 rows x 16
+ * inputs, with no products. Byte sums of four vectors cannot overflow (4 x 60, 4 x -32); vpdpbusd against
+ * ones then adds the four bytes of each row (a dword is one row) into int32: no horizontal sums, the 16
+ * lanes are the 16 rows. Per 64 code bytes: 8 vpermb, 6 byte adds, 3 index ops, 2 vpdpbusd. */
+static uint8_t lut_nibbles[256];
+
+__attribute__((constructor)) static void lut_init(void) {      /* when the library loads */
+    for (int v = 0; v < 256; v++) {
+        int o = 0;
+        for (int j = 0; j < 4; j++) {
+            int h = v >> (2 * j + 1) & 1, l = v >> (2 * j) & 1;
+            o |= h << j | (h ^ l) << (4 + j);
+        }
+        lut_nibbles[v] = (uint8_t)o;
+    }
+}
+
+FAIRY_API void fairy_lut_layout(const uint8_t *codes, int64_t rows, int64_t rb, uint8_t *out, int threads) {
+    int64_t cq = (rb + 15) / 16, blocks = (rows + 15) / 16;
+    if (threads < 1) threads = fairy_cpu_threads();
+    #pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t b = 0; b < blocks; b++) {
+        uint8_t *ob = out + b * cq * 256;
+        memset(ob, 0, (size_t)(cq * 256));
+        for (int d = 0; d < 16 && 16 * b + d < rows; d++) {
+            const uint8_t *row = codes + (16 * b + d) * rb;
+            for (int64_t k = 0; k < rb; k++)
+                ob[(k >> 4) * 256 + ((k >> 2) & 3) * 64 + 4 * d + (k & 3)] = lut_nibbles[row[k]];
+        }
+    }
+}
+
+/* one token's tables [cq * 4 quads][4 parts][64] (inputs past m are 0). Per chunk of 64 inputs: the four
+ * parts, then per quad and part four vpermb (input 4j + b to bytes 16j + e) added under the masks of the
+ * nibbles e with bit b set: 128 vector ops a chunk (scalar, the same tables took 8-26 us a call). */
+#define TLUT __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2")))
+TLUT static void lut_tables(const int8_t *p, const int8_t *q, int64_t m, int64_t cq, int8_t *tab) {
+    uint8_t ib[4][64];
+    __mmask64 km[4] = {0, 0, 0, 0};
+    for (int b = 0; b < 4; b++)
+        for (int k = 0; k < 64; k++) {
+            ib[b][k] = (uint8_t)(4 * (k >> 4) + b);
+            if ((k & 15) >> b & 1) km[b] |= (__mmask64)1 << k;
+        }
+    const __m512i m0f = _mm512_set1_epi8(0x0f), e8 = _mm512_set1_epi8(8);
+    for (int64_t c = 0; c < cq; c++) {
+        int64_t left = m - 64 * c;
+        __mmask64 keep = left >= 64 ? ~(__mmask64)0 : left <= 0 ? 0 : ((__mmask64)1 << left) - 1;
+        __m512i part[4];
+        for (int x = 0; x < 2; x++) {
+            const __m512i v = _mm512_maskz_loadu_epi8(keep, (x ? q : p) + 64 * c);
+            part[2 * x] = _mm512_and_si512(v, m0f);                                   /* v & 15 */
+            /* v >> 4 (arithmetic): the high nibble, sign-extended by (h ^ 8) - 8 */
+            part[2 * x + 1] = _mm512_sub_epi8(_mm512_xor_si512(_mm512_and_si512(_mm512_srli_epi16(v, 4), m0f), e8), e8);
+        }
+        for (int k = 0; k < 4; k++) {
+            for (int s = 0; s < 4; s++) {
+                __m512i t = _mm512_setzero_si512();
+                for (int b = 0; b < 4; b++) {
+                    const __m512i idx = _mm512_add_epi8(_mm512_loadu_si512(ib[b]), _mm512_set1_epi8((char)(16 * k)));
+                    t = _mm512_mask_add_epi8(t, km[b], t, _mm512_permutexvar_epi8(idx, part[s]));
+                }
+                _mm512_storeu_si512(tab + (4 * c + k) * 256 + 64 * s, t);
+            }
+        }
+    }
+}
+
+/* prefetch distance, into L2 (T1): T0 at 4 KiB read 18-20 GB/s from DRAM with 2 threads, T1 at 16 KiB 30-32 */
+#ifndef PFLUT
+#define PFLUT 16384
+#endif
+
+/* one block of 16 rows, one token: pl[0..3][d] = Σhp, Σhq, Σxp, Σxq of row d */
+TLUT static void lut16_512(const uint8_t *blk, int64_t cq, const int8_t *tab, int32_t pl[4][16]) {
+    const __m512i m0f = _mm512_set1_epi8(0x0f), ones = _mm512_set1_epi8(1);
+    const __m512i offs = _mm512_set1_epi32(0x30201000);          /* 16 j in byte j of each dword */
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    for (int64_t c = 0; c < cq; c++) {
+        const uint8_t *z = blk + c * 256;
+        const int8_t *tq = tab + c * 1024;
+        for (int k = 0; k < 4; k++) _mm_prefetch((const char *)(z + PFLUT + 64 * k), _MM_HINT_T1);
+        __m512i b0, b1, b2, b3, b4, b5, b6, b7;
+#define LUT_IT(i, OP)                                                                               \
+        do {                                                                                        \
+            const __m512i w_ = _mm512_loadu_si512(z + 64 * (i));                                    \
+            const __m512i ih_ = _mm512_ternarylogic_epi32(w_, m0f, offs, 0xEA);   /* (w & 15) | 16j */ \
+            const __m512i ix_ = _mm512_ternarylogic_epi32(_mm512_srli_epi16(w_, 4), m0f, offs, 0xEA); \
+            const int8_t *t_ = tq + 256 * (i);                                                      \
+            const __m512i pl_ = _mm512_loadu_si512(t_), ph_ = _mm512_loadu_si512(t_ + 64);          \
+            const __m512i ql_ = _mm512_loadu_si512(t_ + 128), qh_ = _mm512_loadu_si512(t_ + 192);   \
+            b0 = OP(b0, _mm512_permutexvar_epi8(ih_, pl_)); b1 = OP(b1, _mm512_permutexvar_epi8(ih_, ph_)); \
+            b2 = OP(b2, _mm512_permutexvar_epi8(ih_, ql_)); b3 = OP(b3, _mm512_permutexvar_epi8(ih_, qh_)); \
+            b4 = OP(b4, _mm512_permutexvar_epi8(ix_, pl_)); b5 = OP(b5, _mm512_permutexvar_epi8(ix_, ph_)); \
+            b6 = OP(b6, _mm512_permutexvar_epi8(ix_, ql_)); b7 = OP(b7, _mm512_permutexvar_epi8(ix_, qh_)); \
+            /* keeps the byte sums in registers: without it GCC hoists loads and spills */         \
+            __asm__("" : "+v"(b0), "+v"(b1), "+v"(b2), "+v"(b3), "+v"(b4), "+v"(b5), "+v"(b6), "+v"(b7)); \
+        } while (0)
+#define LUT_FIRST(a, b) (b)
+#define LUT_ADD(a, b) _mm512_add_epi8(a, b)
+        LUT_IT(0, LUT_FIRST); LUT_IT(1, LUT_ADD); LUT_IT(2, LUT_ADD); LUT_IT(3, LUT_ADD);
+        /* lo parts are u8 (vpdpbusd's first operand), hi parts s8 (its second) */
+        a0 = _mm512_dpbusd_epi32(a0, b0, ones); a1 = _mm512_dpbusd_epi32(a1, ones, b1);
+        a2 = _mm512_dpbusd_epi32(a2, b2, ones); a3 = _mm512_dpbusd_epi32(a3, ones, b3);
+        a4 = _mm512_dpbusd_epi32(a4, b4, ones); a5 = _mm512_dpbusd_epi32(a5, ones, b5);
+        a6 = _mm512_dpbusd_epi32(a6, b6, ones); a7 = _mm512_dpbusd_epi32(a7, ones, b7);
+        __asm__("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), "+v"(a6), "+v"(a7));
+#undef LUT_ADD
+#undef LUT_FIRST
+#undef LUT_IT
+    }
+    /* x = 16 hi + lo */
+    _mm512_storeu_si512(pl[0], _mm512_add_epi32(_mm512_slli_epi32(a1, 4), a0));
+    _mm512_storeu_si512(pl[1], _mm512_add_epi32(_mm512_slli_epi32(a3, 4), a2));
+    _mm512_storeu_si512(pl[2], _mm512_add_epi32(_mm512_slli_epi32(a5, 4), a4));
+    _mm512_storeu_si512(pl[3], _mm512_add_epi32(_mm512_slli_epi32(a7, 4), a6));
+}
+
+static void rows_lut512(const uint8_t *laid, int64_t cq, int64_t b0, int64_t b1, int64_t rows, int64_t n,
+                        const int8_t *tabs, int tokens, const int32_t *sp, const int32_t *sq,
+                        const int32_t *conj, int32_t *out) {
+    int32_t pl[4][16] __attribute__((aligned(64)));
+    for (int64_t b = b0; b < b1; b++) {
+        for (int t = 0; t < tokens; t++) {
+            lut16_512(laid + b * cq * 256, cq, tabs + (int64_t)t * cq * 1024, pl);
+            for (int d = 0; d < 16 && 16 * b + d < rows; d++) {
+                int64_t r = 16 * b + d;
+                const int32_t four[4] = {pl[0][d], pl[1][d], pl[2][d], pl[3][d]};
+                store_planes(out + ((int64_t)t * rows + r) * 4, four, sp[t], sq[t], conj[r / n]);
+            }
+        }
+    }
+}
+
+/* The tables of a call live in a buffer kept by the calling thread for the next call: a fresh one of
+ * 128-344 KiB a call (mmap'ed, page-faulted) cost 8-26 us a call, a few % of a whole-model pass. */
+static __thread int8_t *lut_buf;
+static __thread size_t lut_cap;
+
+/* Sums of codes re-laid by fairy_lut_layout (mats x n rows of ceil(m/4) code bytes); as fairy_sums_cpu.
+ * Returns 0, or -1 when out of memory. */
+FAIRY_API int fairy_sums_lut512(const uint8_t *laid, int mats, int64_t n, int64_t m, const int8_t *p,
+                                const int8_t *q, int tokens, const int32_t *conj, int32_t *out, int threads) {
+    int64_t rb = (m + 3) / 4, cq = (rb + 15) / 16, rows = (int64_t)mats * n, blocks = (rows + 15) / 16;
+    size_t need = (size_t)(tokens * cq * 1024);
+    if (need > lut_cap) {
+        free(lut_buf);
+        lut_cap = 0;
+        lut_buf = aligned_alloc(64, (need + 63) / 64 * 64);
+        if (!lut_buf) return -1;
+        lut_cap = need;
+    }
+    int8_t *tabs = lut_buf;
+    int32_t *sp = calloc((size_t)tokens, sizeof(int32_t)), *sq = calloc((size_t)tokens, sizeof(int32_t));
+    if (!sp || !sq) { free(sp); free(sq); return -1; }
+    for (int t = 0; t < tokens; t++)
+        for (int64_t j = 0; j < m; j++) { sp[t] += p[(int64_t)t * m + j]; sq[t] += q[(int64_t)t * m + j]; }
+    if (threads < 1) threads = fairy_cpu_threads();
+    #pragma omp parallel num_threads(threads)
+    {
+        int nt = 1, id = 0;
+#ifdef _OPENMP
+        nt = omp_get_num_threads(); id = omp_get_thread_num();
+#endif
+        /* the tables, split by chunks among the threads, then the row blocks */
+        int64_t cper = (cq + nt - 1) / nt, c0 = id * cper, c1 = c0 + cper < cq ? c0 + cper : cq;
+        for (int t = 0; t < tokens && c0 < c1; t++)
+            lut_tables(p + (int64_t)t * m + 64 * c0, q + (int64_t)t * m + 64 * c0, m - 64 * c0, c1 - c0,
+                       tabs + (int64_t)t * cq * 1024 + c0 * 1024);
+        #pragma omp barrier
+        int64_t per = (blocks + nt - 1) / nt;
+        int64_t b0 = id * per, b1 = b0 + per < blocks ? b0 + per : blocks;
+        if (b0 < b1) rows_lut512(laid, cq, b0, b1, rows, n, tabs, tokens, sp, sq, conj, out);
+    }
+    free(sp); free(sq);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- entry points */
 FAIRY_API int fairy_cpu_features(void) {
     __builtin_cpu_init();
@@ -320,6 +512,7 @@ FAIRY_API int fairy_cpu_features(void) {
     if (__builtin_cpu_supports("avx2")) f |= 1;
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vnni")) f |= 2;
+    if ((f & 2) && __builtin_cpu_supports("avx512vbmi")) f |= 4;
     return f;
 }
 

@@ -8,7 +8,11 @@ W_1, ...``), and int8 activations ``p, q`` of shape ``(B, m)``. The result is in
 
 Variants: ``avx512`` (VNNI ``vpdpbusd`` on bit planes masked out of the codes), ``avx2`` (``vpmaddubsw``), ``scalar``
 (portable C, the reference), ``lut`` (per-token tables of the 256 pre-added sums of each group of four
-inputs, indexed by a whole code byte; T-MAC / FairyFuse style). ``auto`` picks the fastest the CPU has.
+inputs in memory, indexed by a whole code byte) and ``lut512`` (T-MAC / FairyFuse style: per-token
+16-entry tables of pre-added activations in registers, looked up by ``vpermb``, no products; AVX-512
+VBMI). ``auto`` picks the fastest direct one. ``lut512`` reads the codes in its own order, re-laid once by
+:func:`lut_layout` (as T-MAC lays out its weights offline: the same bytes, permuted, each code byte's h
+and x bits gathered into nibbles); given golden packed codes it re-lays them on every call.
 
 Build: ``kernels/cpu.c`` is compiled on first use with the C compiler (``$CC``, else ``cc``) into
 ``$FAIRYHW_CACHE`` (default ``~/.cache/fairyhw``), under a name holding the hash of the source, compiler
@@ -31,9 +35,10 @@ import torch
 
 from .. import FairyError
 
-__all__ = ["VARIANTS", "library_path", "load", "variants", "fairy_sums", "read_bytes", "threads"]
+__all__ = ["VARIANTS", "LutCodes", "library_path", "load", "lut_layout", "variants", "fairy_sums",
+           "read_bytes", "threads"]
 
-VARIANTS = {"scalar": 0, "avx2": 1, "avx512": 2, "lut": 3}
+VARIANTS = {"scalar": 0, "avx2": 1, "avx512": 2, "lut": 3, "lut512": 4}
 _SRC = os.path.join(os.path.dirname(__file__), "cpu.c")
 _FLAGS = ["-O3", "-std=gnu11", "-fPIC", "-shared", "-fvisibility=hidden", "-fopenmp"]
 _lib = None
@@ -100,6 +105,10 @@ def load():
     i64, i32, vp = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
     lib.fairy_sums_cpu.argtypes = [vp, i32, i64, i64, vp, vp, i32, vp, vp, i32, i32]
     lib.fairy_sums_cpu.restype = i32
+    lib.fairy_sums_lut512.argtypes = [vp, i32, i64, i64, vp, vp, i32, vp, vp, i32]
+    lib.fairy_sums_lut512.restype = i32
+    lib.fairy_lut_layout.argtypes = [vp, i64, i64, vp, i32]
+    lib.fairy_lut_layout.restype = None
     lib.fairy_read.argtypes = [vp, i64, i32]
     lib.fairy_read.restype = ctypes.c_uint64
     lib.fairy_cpu_features.restype = i32
@@ -112,7 +121,8 @@ _variants = None
 
 
 def variants() -> list[str]:
-    """The variants this CPU runs, fastest first (``lut`` last: it is measured, not chosen by ``auto``)."""
+    """The variants this CPU runs: the direct ones fastest first (``auto`` takes the first), then
+    ``lut512`` (its own code order) and the portable ``scalar`` and ``lut``."""
     global _variants
     if _variants is not None:
         return list(_variants)
@@ -122,6 +132,8 @@ def variants() -> list[str]:
         out.append("avx512")
     if f & 1:
         out.append("avx2")
+    if f & 4:
+        out.append("lut512")
     _variants = out + ["scalar", "lut"]
     return list(_variants)
 
@@ -155,22 +167,61 @@ def _ptr(x) -> int:
     return x.data_ptr() if isinstance(x, torch.Tensor) else x.ctypes.data
 
 
+class LutCodes:
+    """Packed codes ``(M, n, row_bytes)`` re-laid for the ``lut512`` kernel (:func:`lut_layout`): ``data``
+    is uint8 ``(ceil(M*n/16), ceil(row_bytes/16), 4, 16, 4)``: blocks of 16 rows (all matrices' rows
+    stacked), 16-byte column chunks, then 4 vectors of 16 rows x 4 code bytes, each byte's h bits in its
+    low nibble and x bits in its high nibble (zero past the last row and the row's end)."""
+
+    __slots__ = ("data", "shape")
+
+    def __init__(self, data: torch.Tensor, shape: tuple[int, int, int]):
+        self.data, self.shape = data, shape
+
+    @property
+    def nbytes(self) -> int:
+        return self.data.numel()
+
+
+def lut_layout(packed, threads: int = 0) -> LutCodes:
+    """Re-lay golden packed codes ``(M, n, ceil(m/4))`` for the ``lut512`` kernel, once (a permutation of
+    the same bits: 2 a code, rows padded to 16 and row bytes to a multiple of 16)."""
+    lib = load()
+    packed = _arr(packed, np.uint8, "packed codes")
+    if packed.ndim != 3:
+        raise FairyError(f"packed codes must be (M, n, ceil(m/4)), not {tuple(packed.shape)}")
+    mats, n, rb = packed.shape
+    rows = mats * n
+    data = torch.empty((-(-rows // 16), -(-rb // 16), 4, 16, 4), dtype=torch.uint8)
+    lib.fairy_lut_layout(_ptr(packed), rows, rb, data.data_ptr(), int(threads))
+    return LutCodes(data, (mats, n, rb))
+
+
 def fairy_sums(packed, p, q, *, conj=None, variant: str = "auto", threads: int = 0) -> torch.Tensor:
     """Integer sums ``(B, M, n, 4)`` int32 of packed codes ``(M, n, ceil(m/4))`` with int8 ``p, q (B, m)``.
 
-    ``conj``: one flag per matrix (default: the odd ones, the W matrices of the Fairy2i order).
-    ``threads``: 0 for the default (see :func:`threads`).
+    ``packed`` may be :class:`LutCodes` (from :func:`lut_layout`), which the ``lut512`` kernel reads (the
+    one ``auto`` picks for them). ``conj``: one flag per matrix (default: the odd ones, the W matrices of
+    the Fairy2i order). ``threads``: 0 for the default (see :func:`threads`).
     """
     lib = load()
-    packed = _arr(packed, np.uint8, "packed codes")
+    laid = packed if isinstance(packed, LutCodes) else None
+    if laid is not None:
+        if variant not in ("auto", "lut512"):
+            raise FairyError(f"codes re-laid by lut_layout are read by the lut512 kernel only, not {variant!r}")
+        variant = "lut512"
+        mats, n, row_bytes = laid.shape
+    else:
+        packed = _arr(packed, np.uint8, "packed codes")
+        if packed.ndim != 3:
+            raise FairyError(f"packed codes must be (M, n, ceil(m/4)); got {tuple(packed.shape)}")
+        mats, n, row_bytes = packed.shape
     p = _arr(p, np.int8, "p")
     q = _arr(q, np.int8, "q")
     if p.ndim == 1:
         p, q = p[None], q[None]
-    if packed.ndim != 3 or p.ndim != 2 or p.shape != q.shape:
-        raise FairyError(f"packed codes must be (M, n, ceil(m/4)) and p, q (B, m) alike; got "
-                         f"{tuple(packed.shape)}, {tuple(p.shape)}, {tuple(q.shape)}")
-    mats, n, row_bytes = packed.shape
+    if p.ndim != 2 or p.shape != q.shape:
+        raise FairyError(f"p and q must be (B, m) alike; got {tuple(p.shape)}, {tuple(q.shape)}")
     tokens, m = p.shape
     if m < 1 or row_bytes != -(-m // 4):
         raise FairyError(f"packed rows of {row_bytes} bytes do not hold {m} codes (expected {-(-m // 4)})")
@@ -194,8 +245,14 @@ def fairy_sums(packed, p, q, *, conj=None, variant: str = "auto", threads: int =
     if m > (1 << 23):
         raise FairyError(f"input length {m} is beyond the kernel's int32 sums (at most 2**23)")
     out = torch.empty((tokens, mats, n, 4), dtype=torch.int32)
-    rc = lib.fairy_sums_cpu(_ptr(packed), mats, n, m, _ptr(p), _ptr(q), tokens, flags_ptr,
-                            out.data_ptr(), VARIANTS[variant], int(threads))
+    if variant == "lut512":
+        if laid is None:
+            laid = lut_layout(packed, threads)
+        rc = lib.fairy_sums_lut512(laid.data.data_ptr(), mats, n, m, _ptr(p), _ptr(q), tokens, flags_ptr,
+                                   out.data_ptr(), int(threads))
+    else:
+        rc = lib.fairy_sums_cpu(_ptr(packed), mats, n, m, _ptr(p), _ptr(q), tokens, flags_ptr,
+                                out.data_ptr(), VARIANTS[variant], int(threads))
     if rc:
         raise FairyError("the CPU kernel ran out of memory for its activation buffers")
     return out
