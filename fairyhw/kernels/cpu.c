@@ -33,6 +33,23 @@ FAIRY_API int fairy_cpu_threads(void);
 static const int A_OF[4] = {1, 0, -1, 0};
 static const int B_OF[4] = {0, 1, 0, -1};
 
+/* this OpenMP thread's share [lo, hi) of total items split evenly (the whole range outside OpenMP) */
+static inline void thread_share(int64_t total, int64_t *lo, int64_t *hi) {
+    int nt = 1, id = 0;
+#ifdef _OPENMP
+    nt = omp_get_num_threads(); id = omp_get_thread_num();
+#endif
+    int64_t per = (total + nt - 1) / nt;
+    *lo = id * per < total ? id * per : total;
+    *hi = *lo + per < total ? *lo + per : total;
+}
+
+/* Σp and Σq of each token */
+static void token_sums(const int8_t *p, const int8_t *q, int64_t m, int tokens, int32_t *sp, int32_t *sq) {
+    for (int t = 0; t < tokens; t++)
+        for (int64_t j = 0; j < m; j++) { sp[t] += p[(int64_t)t * m + j]; sq[t] += q[(int64_t)t * m + j]; }
+}
+
 /* Permute one token's activations into the phase order of blocks of 4*V codes, zero padded. */
 static void permute(const int8_t *x, int64_t m, int64_t mpad, int V, int8_t *out) {
     memset(out + m / (4 * V) * 4 * V, 0, (size_t)(mpad - m / (4 * V) * 4 * V));
@@ -482,23 +499,18 @@ FAIRY_API int fairy_sums_lut512(const uint8_t *laid, int mats, int64_t n, int64_
     int8_t *tabs = lut_buf;
     int32_t *sp = calloc((size_t)tokens, sizeof(int32_t)), *sq = calloc((size_t)tokens, sizeof(int32_t));
     if (!sp || !sq) { free(sp); free(sq); return -1; }
-    for (int t = 0; t < tokens; t++)
-        for (int64_t j = 0; j < m; j++) { sp[t] += p[(int64_t)t * m + j]; sq[t] += q[(int64_t)t * m + j]; }
+    token_sums(p, q, m, tokens, sp, sq);
     if (threads < 1) threads = fairy_cpu_threads();
     #pragma omp parallel num_threads(threads)
     {
-        int nt = 1, id = 0;
-#ifdef _OPENMP
-        nt = omp_get_num_threads(); id = omp_get_thread_num();
-#endif
         /* the tables, split by chunks among the threads, then the row blocks */
-        int64_t cper = (cq + nt - 1) / nt, c0 = id * cper, c1 = c0 + cper < cq ? c0 + cper : cq;
+        int64_t c0, c1, b0, b1;
+        thread_share(cq, &c0, &c1);
         for (int t = 0; t < tokens && c0 < c1; t++)
             lut_tables(p + (int64_t)t * m + 64 * c0, q + (int64_t)t * m + 64 * c0, m - 64 * c0, c1 - c0,
                        tabs + (int64_t)t * cq * 1024 + c0 * 1024);
         #pragma omp barrier
-        int64_t per = (blocks + nt - 1) / nt;
-        int64_t b0 = id * per, b1 = b0 + per < blocks ? b0 + per : blocks;
+        thread_share(blocks, &b0, &b1);
         if (b0 < b1) rows_lut512(laid, cq, b0, b1, rows, n, tabs, tokens, sp, sq, conj, out);
     }
     free(sp); free(sq);
@@ -542,8 +554,8 @@ FAIRY_API int fairy_sums_cpu(const uint8_t *codes, int mats, int64_t n, int64_t 
         for (int t = 0; t < tokens; t++) {
             permute(p + (int64_t)t * m, m, mpad, V, pp + (int64_t)t * mpad);
             permute(q + (int64_t)t * m, m, mpad, V, qq + (int64_t)t * mpad);
-            for (int64_t j = 0; j < m; j++) { sp[t] += p[(int64_t)t * m + j]; sq[t] += q[(int64_t)t * m + j]; }
         }
+        token_sums(p, q, m, tokens, sp, sq);
     } else if (variant == 3) {
         tabs = malloc((size_t)tokens * row_bytes * 256 * 4 * sizeof(int16_t));
         if (!tabs) { free(sp); free(sq); return -1; }
@@ -555,12 +567,8 @@ FAIRY_API int fairy_sums_cpu(const uint8_t *codes, int mats, int64_t n, int64_t 
     /* rows split into even chunks, one per thread */
     #pragma omp parallel num_threads(threads)
     {
-        int nt = 1, id = 0;
-#ifdef _OPENMP
-        nt = omp_get_num_threads(); id = omp_get_thread_num();
-#endif
-        int64_t per = (rows + nt - 1) / nt;
-        int64_t r0 = id * per, r1 = r0 + per < rows ? r0 + per : rows;
+        int64_t r0, r1;
+        thread_share(rows, &r0, &r1);
         if (r0 < r1) {
             switch (variant) {
                 case 0: rows_scalar(codes, row_bytes, m, r0, r1, n, mats, p, q, tokens, conj, out); break;

@@ -61,6 +61,29 @@ __device__ __forceinline__ uint4 load_stream(const uint4 *p) {
     return v;
 }
 
+// Thread (g, t)'s codes of one item: UNROLL chunks c0, c0 + KSPLIT, ... of rows g and g + 8 of a tile,
+// words 4t..4t+3 of each chunk (zero past the rows and the row's end unless FULL).
+template <int UNROLL, int KSPLIT, bool FULL>
+__device__ __forceinline__ void load_code_item(const uint4 *__restrict__ codes, uint4 (&dg)[UNROLL],
+                                               uint4 (&dg8)[UNROLL], int tile, int c0, int g, int t, int q4,
+                                               int chunks, int rows) {
+    const uint4 zero = make_uint4(0, 0, 0, 0);
+    const int rg = tile * 16 + g;
+    const uint4 *pg = codes + (size_t)rg * q4, *pg8 = pg + (size_t)8 * q4;
+#pragma unroll
+    for (int u = 0; u < UNROLL; u++) {
+        const int c = c0 + u * KSPLIT, idx = 4 * c + t;
+        if (FULL) {                                         // whole tiles and items: no checks
+            dg[u] = load_stream(pg + idx);
+            dg8[u] = load_stream(pg8 + idx);
+        } else {
+            const bool in = c < chunks && idx < q4;
+            dg[u] = (in && rg < rows) ? load_stream(pg + idx) : zero;
+            dg8[u] = (in && rg + 8 < rows) ? load_stream(pg8 + idx) : zero;
+        }
+    }
+}
+
 // The warps' partial sums of one tile (Hp, Hq, Xp, Xq of each token and row, in shared memory) added up
 // and turned into the four sums: Σap = Σp - H_p - X_p, Σbp = X_p - H_p (likewise q), q negated for W.
 template <int B, int KSPLIT>
@@ -115,20 +138,7 @@ fairy_mma(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const 
         }
     };
     auto load_codes = [&](uint4 (&dg)[UNROLL], uint4 (&dg8)[UNROLL], int tile, int c0) {
-        const int rg = tile * 16 + g;
-        const uint4 *pg = codes + (size_t)rg * q4, *pg8 = pg + (size_t)8 * q4;
-#pragma unroll
-        for (int u = 0; u < UNROLL; u++) {
-            const int c = c0 + u * KSPLIT, idx = 4 * c + t;
-            if (FULL) {                                     // whole tiles and items: no checks
-                dg[u] = load_stream(pg + idx);
-                dg8[u] = load_stream(pg8 + idx);
-            } else {
-                const bool in = c < chunks && idx < q4;
-                dg[u] = (in && rg < rows) ? load_stream(pg + idx) : zero;
-                dg8[u] = (in && rg + 8 < rows) ? load_stream(pg8 + idx) : zero;
-            }
-        }
+        load_code_item<UNROLL, KSPLIT, FULL>(codes, dg, dg8, tile, c0, g, t, q4, chunks, rows);
     };
     // A block walks tiles blockIdx.x, + gridDim.x, ... (a grid of a few blocks per SM streams the whole
     // layer); each warp keeps its next item's codes in flight while it computes the current one.
@@ -277,20 +287,7 @@ fairy_mma_tok(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, co
         }
     };
     auto load_codes = [&](uint4 (&dg)[UNROLL], uint4 (&dg8)[UNROLL], int tile, int c0) {
-        const int rg = tile * 16 + g;
-        const uint4 *pg = codes + (size_t)rg * q4, *pg8 = pg + (size_t)8 * q4;
-#pragma unroll
-        for (int u = 0; u < UNROLL; u++) {
-            const int c = c0 + u * KSPLIT, idx = 4 * c + t;
-            if (FULL) {
-                dg[u] = load_stream(pg + idx);
-                dg8[u] = load_stream(pg8 + idx);
-            } else {
-                const bool in = c < chunks && idx < q4;
-                dg[u] = (in && rg < rows) ? load_stream(pg + idx) : zero;
-                dg8[u] = (in && rg + 8 < rows) ? load_stream(pg8 + idx) : zero;
-            }
-        }
+        load_code_item<UNROLL, KSPLIT, FULL>(codes, dg, dg8, tile, c0, g, t, q4, chunks, rows);
     };
     int tile = blockIdx.x;
     if (items > 0 && tile < tiles) load_codes(wg, wg8, tile, warp);
