@@ -381,13 +381,18 @@ FAIRY_API void fairy_lut_layout(const uint8_t *codes, int64_t rows, int64_t rb, 
  * nibbles e with bit b set: 128 vector ops a chunk (scalar, the same tables took 8-26 us a call). */
 #define TLUT __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2")))
 TLUT static void lut_tables(const int8_t *p, const int8_t *q, int64_t m, int64_t cq, int8_t *tab) {
-    uint8_t ib[4][64];
+    /* idx[k][b]: byte 16j + e takes input 4j + b of quad k; km[b]: the bytes whose nibble e has bit b */
+    __m512i idx[4][4];
     __mmask64 km[4] = {0, 0, 0, 0};
-    for (int b = 0; b < 4; b++)
+    for (int b = 0; b < 4; b++) {
+        uint8_t ib[64];
         for (int k = 0; k < 64; k++) {
-            ib[b][k] = (uint8_t)(4 * (k >> 4) + b);
+            ib[k] = (uint8_t)(4 * (k >> 4) + b);
             if ((k & 15) >> b & 1) km[b] |= (__mmask64)1 << k;
         }
+        for (int k = 0; k < 4; k++)
+            idx[k][b] = _mm512_add_epi8(_mm512_loadu_si512(ib), _mm512_set1_epi8((char)(16 * k)));
+    }
     const __m512i m0f = _mm512_set1_epi8(0x0f), e8 = _mm512_set1_epi8(8);
     for (int64_t c = 0; c < cq; c++) {
         int64_t left = m - 64 * c;
@@ -402,10 +407,8 @@ TLUT static void lut_tables(const int8_t *p, const int8_t *q, int64_t m, int64_t
         for (int k = 0; k < 4; k++) {
             for (int s = 0; s < 4; s++) {
                 __m512i t = _mm512_setzero_si512();
-                for (int b = 0; b < 4; b++) {
-                    const __m512i idx = _mm512_add_epi8(_mm512_loadu_si512(ib[b]), _mm512_set1_epi8((char)(16 * k)));
-                    t = _mm512_mask_add_epi8(t, km[b], t, _mm512_permutexvar_epi8(idx, part[s]));
-                }
+                for (int b = 0; b < 4; b++)
+                    t = _mm512_mask_add_epi8(t, km[b], t, _mm512_permutexvar_epi8(idx[k][b], part[s]));
                 _mm512_storeu_si512(tab + (4 * c + k) * 256 + 64 * s, t);
             }
         }

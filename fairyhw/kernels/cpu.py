@@ -178,10 +178,6 @@ class LutCodes:
     def __init__(self, data: torch.Tensor, shape: tuple[int, int, int]):
         self.data, self.shape = data, shape
 
-    @property
-    def nbytes(self) -> int:
-        return self.data.numel()
-
 
 def lut_layout(packed, threads: int = 0) -> LutCodes:
     """Re-lay golden packed codes ``(M, n, ceil(m/4))`` for the ``lut512`` kernel, once (a permutation of
