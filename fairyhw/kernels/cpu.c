@@ -44,10 +44,15 @@ static inline void thread_share(int64_t total, int64_t *lo, int64_t *hi) {
     *hi = *lo + per < total ? *lo + per : total;
 }
 
-/* Σp and Σq of each token */
+/* Σp and Σq of each token (local sums: stores to sp through int8 pointers' aliasing kept GCC from
+ * vectorizing the loop, 1-2 us a call at m = 2048-5504) */
 static void token_sums(const int8_t *p, const int8_t *q, int64_t m, int tokens, int32_t *sp, int32_t *sq) {
-    for (int t = 0; t < tokens; t++)
-        for (int64_t j = 0; j < m; j++) { sp[t] += p[(int64_t)t * m + j]; sq[t] += q[(int64_t)t * m + j]; }
+    for (int t = 0; t < tokens; t++) {
+        const int8_t *pt = p + (int64_t)t * m, *qt = q + (int64_t)t * m;
+        int32_t a = 0, b = 0;
+        for (int64_t j = 0; j < m; j++) { a += pt[j]; b += qt[j]; }
+        sp[t] = a; sq[t] = b;
+    }
 }
 
 /* Permute one token's activations into the phase order of blocks of 4*V codes, zero padded. */
@@ -347,7 +352,10 @@ static void rows_lut(const uint8_t *codes, int64_t row_bytes, int64_t r0, int64_
  * high nibbles likewise: 8 vpermb give Σ h p, Σ h q, Σ x p, Σ x q (lo and hi parts) of 16 rows x 16
  * inputs, with no products. Byte sums of four vectors cannot overflow (4 x 60, 4 x -32); vpdpbusd against
  * ones then adds the four bytes of each row (a dword is one row) into int32: no horizontal sums, the 16
- * lanes are the 16 rows. Per 64 code bytes: 8 vpermb, 6 byte adds, 3 index ops, 2 vpdpbusd. */
+ * lanes are the 16 rows. Two of the eight streams (Σ x q) skip the byte sums and go to vpdpbusd at once:
+ * on Zen 4 vpdpbusd runs beside vpermb where byte adds compete with it (measured in a register-only
+ * loop: 10.05 cycles against 10.35-10.9). Per 64 code bytes: 8 vpermb, 4.5 byte adds, 3 index ops, 3.5
+ * vpdpbusd; 11.2-11.4 cycles with codes and tables in L1 (one thread). */
 static uint8_t lut_nibbles[256];
 
 __attribute__((constructor)) static void lut_init(void) {      /* when the library loads */
@@ -420,8 +428,9 @@ TLUT static void lut_tables(const int8_t *p, const int8_t *q, int64_t m, int64_t
 #define PFLUT 16384
 #endif
 
-/* one block of 16 rows, one token: pl[0..3][d] = Σhp, Σhq, Σxp, Σxq of row d */
-TLUT static void lut16_512(const uint8_t *blk, int64_t cq, const int8_t *tab, int32_t pl[4][16]) {
+/* one block of 16 rows, one token: the sums of rows d < nr to o[4 d .. 4 d + 3] (rows under cj conjugated) */
+TLUT static void lut16_512(const uint8_t *blk, int64_t cq, const int8_t *tab, int32_t sp, int32_t sq,
+                           __mmask16 cj, int nr, int32_t *o) {
     const __m512i m0f = _mm512_set1_epi8(0x0f), ones = _mm512_set1_epi8(1);
     const __m512i offs = _mm512_set1_epi32(0x30201000);          /* 16 j in byte j of each dword */
     __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
@@ -429,21 +438,25 @@ TLUT static void lut16_512(const uint8_t *blk, int64_t cq, const int8_t *tab, in
         const uint8_t *z = blk + c * 256;
         const int8_t *tq = tab + c * 1024;
         for (int k = 0; k < 4; k++) _mm_prefetch((const char *)(z + PFLUT + 64 * k), _MM_HINT_T1);
-        __m512i b0, b1, b2, b3, b4, b5, b6, b7;
+        __m512i b0, b1, b2, b3, b4, b5;
 #define LUT_IT(i, OP)                                                                               \
         do {                                                                                        \
             const __m512i w_ = _mm512_loadu_si512(z + 64 * (i));                                    \
             const __m512i ih_ = _mm512_ternarylogic_epi32(w_, m0f, offs, 0xEA);   /* (w & 15) | 16j */ \
             const __m512i ix_ = _mm512_ternarylogic_epi32(_mm512_srli_epi16(w_, 4), m0f, offs, 0xEA); \
             const int8_t *t_ = tq + 256 * (i);                                                      \
-            const __m512i pl_ = _mm512_loadu_si512(t_), ph_ = _mm512_loadu_si512(t_ + 64);          \
-            const __m512i ql_ = _mm512_loadu_si512(t_ + 128), qh_ = _mm512_loadu_si512(t_ + 192);   \
+            __m512i pl_ = _mm512_loadu_si512(t_), ph_ = _mm512_loadu_si512(t_ + 64);                \
+            __m512i ql_ = _mm512_loadu_si512(t_ + 128), qh_ = _mm512_loadu_si512(t_ + 192);         \
+            /* each table loaded once for its two vpermb (folded, it is loaded twice: 13.5 -> 12.6 cycles) */ \
+            __asm__("" : "+v"(pl_), "+v"(ph_), "+v"(ql_), "+v"(qh_));                              \
             b0 = OP(b0, _mm512_permutexvar_epi8(ih_, pl_)); b1 = OP(b1, _mm512_permutexvar_epi8(ih_, ph_)); \
             b2 = OP(b2, _mm512_permutexvar_epi8(ih_, ql_)); b3 = OP(b3, _mm512_permutexvar_epi8(ih_, qh_)); \
-            b4 = OP(b4, _mm512_permutexvar_epi8(ix_, pl_)); b5 = OP(b5, _mm512_permutexvar_epi8(ix_, ph_)); \
-            b6 = OP(b6, _mm512_permutexvar_epi8(ix_, ql_)); b7 = OP(b7, _mm512_permutexvar_epi8(ix_, qh_)); \
+            b4 = OP(b4, _mm512_permutexvar_epi8(ix_, pl_));                                         \
+            b5 = OP(b5, _mm512_permutexvar_epi8(ix_, ph_));                                         \
+            a6 = _mm512_dpbusd_epi32(a6, _mm512_permutexvar_epi8(ix_, ql_), ones);                  \
+            a7 = _mm512_dpbusd_epi32(a7, ones, _mm512_permutexvar_epi8(ix_, qh_));                  \
             /* keeps the byte sums in registers: without it GCC hoists loads and spills */         \
-            __asm__("" : "+v"(b0), "+v"(b1), "+v"(b2), "+v"(b3), "+v"(b4), "+v"(b5), "+v"(b6), "+v"(b7)); \
+            __asm__("" : "+v"(b0), "+v"(b1), "+v"(b2), "+v"(b3), "+v"(b4), "+v"(b5), "+v"(a6), "+v"(a7)); \
         } while (0)
 #define LUT_FIRST(a, b) (b)
 #define LUT_ADD(a, b) _mm512_add_epi8(a, b)
@@ -452,32 +465,51 @@ TLUT static void lut16_512(const uint8_t *blk, int64_t cq, const int8_t *tab, in
         a0 = _mm512_dpbusd_epi32(a0, b0, ones); a1 = _mm512_dpbusd_epi32(a1, ones, b1);
         a2 = _mm512_dpbusd_epi32(a2, b2, ones); a3 = _mm512_dpbusd_epi32(a3, ones, b3);
         a4 = _mm512_dpbusd_epi32(a4, b4, ones); a5 = _mm512_dpbusd_epi32(a5, ones, b5);
-        a6 = _mm512_dpbusd_epi32(a6, b6, ones); a7 = _mm512_dpbusd_epi32(a7, ones, b7);
         __asm__("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), "+v"(a6), "+v"(a7));
 #undef LUT_ADD
 #undef LUT_FIRST
 #undef LUT_IT
     }
-    /* x = 16 hi + lo */
-    _mm512_storeu_si512(pl[0], _mm512_add_epi32(_mm512_slli_epi32(a1, 4), a0));
-    _mm512_storeu_si512(pl[1], _mm512_add_epi32(_mm512_slli_epi32(a3, 4), a2));
-    _mm512_storeu_si512(pl[2], _mm512_add_epi32(_mm512_slli_epi32(a5, 4), a4));
-    _mm512_storeu_si512(pl[3], _mm512_add_epi32(_mm512_slli_epi32(a7, 4), a6));
+    /* Σ = 16 hi + lo; then Σap = Σp - Σhp - Σxp, Σbp = Σxp - Σhp (likewise q), q's negated under cj, and
+     * the four sums of each row interleaved by two rounds of vpermt2d (a scalar tail with a division per
+     * row for the matrix's flag cost 150 cycles a block, 10% at m = 2048) */
+    const __m512i hp = _mm512_add_epi32(_mm512_slli_epi32(a1, 4), a0), hq = _mm512_add_epi32(_mm512_slli_epi32(a3, 4), a2);
+    const __m512i xp = _mm512_add_epi32(_mm512_slli_epi32(a5, 4), a4), xq = _mm512_add_epi32(_mm512_slli_epi32(a7, 4), a6);
+    const __m512i ap = _mm512_sub_epi32(_mm512_sub_epi32(_mm512_set1_epi32(sp), hp), xp);
+    const __m512i bp = _mm512_sub_epi32(xp, hp);
+    __m512i aq = _mm512_sub_epi32(_mm512_sub_epi32(_mm512_set1_epi32(sq), hq), xq);
+    __m512i bq = _mm512_sub_epi32(xq, hq);
+    aq = _mm512_mask_sub_epi32(aq, cj, _mm512_setzero_si512(), aq);
+    bq = _mm512_mask_sub_epi32(bq, cj, _mm512_setzero_si512(), bq);
+    /* pairs: (ap d, aq d) for d = 0..7 and 8..15, likewise (bp, bq); then rows 4 k .. 4 k + 3 whole */
+    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
+    const __m512i a_lo = _mm512_permutex2var_epi32(ap, lo, aq), a_hi = _mm512_permutex2var_epi32(ap, hi, aq);
+    const __m512i b_lo = _mm512_permutex2var_epi32(bp, lo, bq), b_hi = _mm512_permutex2var_epi32(bp, hi, bq);
+    const __m512i q0 = _mm512_set_epi64(11, 3, 10, 2, 9, 1, 8, 0), q1 = _mm512_add_epi64(q0, _mm512_set1_epi64(4));
+    const __m512i v[4] = {_mm512_permutex2var_epi64(a_lo, q0, b_lo), _mm512_permutex2var_epi64(a_lo, q1, b_lo),
+                          _mm512_permutex2var_epi64(a_hi, q0, b_hi), _mm512_permutex2var_epi64(a_hi, q1, b_hi)};
+    for (int k = 0; k < 4 && 4 * k < nr; k++) {
+        int left = nr - 4 * k;
+        _mm512_mask_storeu_epi32(o + 16 * k, left >= 4 ? (__mmask16)0xffff : (__mmask16)((1u << (4 * left)) - 1), v[k]);
+    }
 }
 
 static void rows_lut512(const uint8_t *laid, int64_t cq, int64_t b0, int64_t b1, int64_t rows, int64_t n,
                         const int8_t *tabs, int tokens, const int32_t *sp, const int32_t *sq,
                         const int32_t *conj, int32_t *out) {
-    int32_t pl[4][16] __attribute__((aligned(64)));
+    /* the matrix of each row is tracked, not divided out */
+    int64_t mat = 16 * b0 / n, next = (mat + 1) * n;
     for (int64_t b = b0; b < b1; b++) {
-        for (int t = 0; t < tokens; t++) {
-            lut16_512(laid + b * cq * 256, cq, tabs + (int64_t)t * cq * 1024, pl);
-            for (int d = 0; d < 16 && 16 * b + d < rows; d++) {
-                int64_t r = 16 * b + d;
-                const int32_t four[4] = {pl[0][d], pl[1][d], pl[2][d], pl[3][d]};
-                store_planes(out + ((int64_t)t * rows + r) * 4, four, sp[t], sq[t], conj[r / n]);
-            }
+        int nr = rows - 16 * b < 16 ? (int)(rows - 16 * b) : 16;
+        __mmask16 cj = 0;
+        for (int d = 0; d < nr; d++) {
+            if (16 * b + d == next) { mat++; next += n; }
+            if (conj[mat]) cj |= (__mmask16)(1u << d);
         }
+        for (int t = 0; t < tokens; t++)
+            lut16_512(laid + b * cq * 256, cq, tabs + (int64_t)t * cq * 1024, sp[t], sq[t], cj, nr,
+                      out + ((int64_t)t * rows + 16 * b) * 4);
     }
 }
 
