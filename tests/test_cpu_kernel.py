@@ -95,6 +95,31 @@ def test_cpu_lut_layout_once(n, m, batch):
                        q[:, :-4] if m > 4 else torch.zeros(batch, m + 4, dtype=torch.int8))
 
 
+@pytest.mark.parametrize("variant", ["auto", "lut512"] if "lut512" in cpu.variants() else ["auto"])
+def test_cpu_sums_into_out(variant):
+    """out= is written and returned (the same tensor, reused across calls); a wrong one is one clear error
+    and is left alone."""
+    gen = torch.Generator().manual_seed(5)
+    codes = torch.randint(0, 4, (4, 19, 130), dtype=torch.uint8, generator=gen)
+    packed = pack_codes(codes)
+    w = cpu.lut_layout(packed) if variant == "lut512" else packed
+    out = torch.full((2, 4, 19, 4), 7, dtype=torch.int32)
+    for _ in range(2):
+        p = torch.randint(-128, 128, (2, 130), dtype=torch.int8, generator=gen)
+        q = torch.randint(-128, 128, (2, 130), dtype=torch.int8, generator=gen)
+        got = cpu.fairy_sums(w, p, q, out=out)
+        assert got is out and torch.equal(out.long(), golden(codes, p, q, [False, True, False, True]))
+    before = out.clone()
+    for bad, what in ((torch.zeros((2, 4, 19, 4), dtype=torch.int64), "int64"),
+                      (torch.zeros((1, 4, 19, 4), dtype=torch.int32), r"\(1, 4, 19, 4\)"),
+                      (torch.zeros((2, 4, 4, 19), dtype=torch.int32).transpose(2, 3), "not contiguous"),
+                      (np.zeros((2, 4, 19, 4), np.int32), "ndarray")):
+        expected = r"out must be a contiguous int32 CPU tensor \(2, 4, 19, 4\), not .*"
+        with pytest.raises(FairyError, match=expected + what):
+            cpu.fairy_sums(w, p, q, out=bad)
+    assert torch.equal(out, before)
+
+
 def test_cpu_threads_agree():
     gen = torch.Generator().manual_seed(1)
     codes = torch.randint(0, 4, (2, 101, 300), dtype=torch.uint8, generator=gen)
