@@ -105,6 +105,55 @@ __device__ __forceinline__ void finish_tile(const int4 (&red)[KSPLIT][B][16], co
     }
 }
 
+// a compile-time flag for the walk's callbacks (if constexpr picks the registers: never a runtime select
+// between register arrays, which would put them in local memory)
+template <bool V> struct Flag { static constexpr bool value = V; };
+using Now = Flag<false>;
+using Next = Flag<true>;
+using Codes = Flag<false>;
+using Acts = Flag<true>;
+
+// The walk of both kernels. A block walks tiles blockIdx.x, + gridDim.x, ... (a grid of a few blocks per
+// SM streams the whole layer); in each tile warp w takes the items (UNROLL chunks) w, w + STEP, ... With
+// PRE each warp loads its next item (this tile's next one, or its first of the next tile) while it
+// computes the current one; without, each item is loaded where it is used. The codes do not depend on the
+// previous launch: with programmatic dependent launch (PDL) the first loads are in flight while it
+// finishes; the activations are read only after it has completed. The kernel gives: load(Now or Next,
+// Codes or Acts, tile, c0) (an item's codes or activations into the current or the next registers), start() (zero the
+// accumulators), compute() (the MMAs of the current item), swap() (the next item becomes the current one)
+// and finish(tile, parity) (the warps' sums of a tile; parity alternates the shared-memory halves).
+template <int STEP, bool PRE, class Load, class Start, class Compute, class Swap, class Finish>
+__device__ __forceinline__ void walk_tiles(int warp, int chunks, int tiles, Load load, Start start,
+                                           Compute compute, Swap swap, Finish finish) {
+    const int items = warp < chunks ? (chunks - warp + STEP - 1) / STEP : 0;   // a warp's items per tile
+    int tile = blockIdx.x;
+    if (items > 0 && tile < tiles) load(Now{}, Codes{}, tile, warp);
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;\n");
+#endif
+    if (items > 0 && tile < tiles) load(Now{}, Acts{}, tile, warp);
+    for (int parity = 0; tile < tiles; tile += gridDim.x, parity ^= 1) {
+        start();
+        for (int it = 0; it < items; it++) {
+            const int c0 = warp + it * STEP;
+            if (!PRE && (it > 0 || tile != (int)blockIdx.x)) {
+                load(Now{}, Codes{}, tile, c0);             // no prefetch: this item's own loads
+                load(Now{}, Acts{}, tile, c0);
+            }
+            int nt = tile, nc = c0 + STEP;                  // the next item: this tile's, or the next tile's
+            if (nc >= chunks) { nt = tile + gridDim.x; nc = warp; }
+            if (PRE && nt < tiles) {                        // in flight while this item computes
+                load(Next{}, Codes{}, nt, nc);
+                load(Next{}, Acts{}, nt, nc);
+            }
+            compute();
+            if (PRE) swap();    // unconditionally: without a next item, the walk ends here
+        }
+        finish(tile, parity);
+    }
+}
+
 template <int B, int KSPLIT, int UNROLL, bool SEP, bool FULL, bool PRE = true, int MINB = 0>
 __global__ void __launch_bounds__(KSPLIT * 32, MINB)
 fairy_mma(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const int *__restrict__ sums,
@@ -117,9 +166,7 @@ fairy_mma(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const 
     const int myj = g >> 1;
     const uint4 *actj = act + (size_t)((g & 1) * 4 + myj) * (mwp >> 2);
     const size_t act_token = (size_t)8 * (mwp >> 2);
-    constexpr int STEP = KSPLIT * UNROLL;   // chunks between a warp's successive items
     constexpr int NJ = SEP ? 4 : 1;
-    const int items = warp < chunks ? (chunks - warp + STEP - 1) / STEP : 0;   // a warp's items per tile
 
     const uint4 zero = make_uint4(0, 0, 0, 0);
     uint4 wg[UNROLL], wg8[UNROLL], ng[UNROLL], ng8[UNROLL], av[UNROLL][B], na[UNROLL][B];
@@ -137,74 +184,60 @@ fairy_mma(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const 
             for (int b = 0; b < B; b++) da[u][b] = FULL || c < chunks ? actj[b * act_token + idx] : zero;
         }
     };
-    auto load_codes = [&](uint4 (&dg)[UNROLL], uint4 (&dg8)[UNROLL], int tile, int c0) {
-        load_code_item<UNROLL, KSPLIT, FULL>(codes, dg, dg8, tile, c0, g, t, q4, chunks, rows);
+    int acch[B][NJ][4], accx[B][NJ][4];
+    auto load = [&](auto next, auto acts, int tile, int c0) {
+        if constexpr (decltype(acts)::value) {
+            if constexpr (decltype(next)::value) load_act(na, c0);
+            else load_act(av, c0);
+        } else if constexpr (decltype(next)::value) {
+            load_code_item<UNROLL, KSPLIT, FULL>(codes, ng, ng8, tile, c0, g, t, q4, chunks, rows);
+        } else {
+            load_code_item<UNROLL, KSPLIT, FULL>(codes, wg, wg8, tile, c0, g, t, q4, chunks, rows);
+        }
     };
-    // A block walks tiles blockIdx.x, + gridDim.x, ... (a grid of a few blocks per SM streams the whole
-    // layer); each warp keeps its next item's codes in flight while it computes the current one.
-    // The codes do not depend on the previous launch: with programmatic dependent launch (PDL) the first
-    // loads are in flight while it finishes; the activations are read only after it has completed.
-    int tile = blockIdx.x;
-    if (items > 0 && tile < tiles) load_codes(wg, wg8, tile, warp);
-#if __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.wait;\n" ::: "memory");
-    asm volatile("griddepcontrol.launch_dependents;\n");
-#endif
-    if (items > 0 && tile < tiles) load_act(av, warp);
-    for (int parity = 0; tile < tiles; tile += gridDim.x, parity ^= 1) {
-        int acch[B][NJ][4], accx[B][NJ][4];
+    auto start = [&]() {
 #pragma unroll
         for (int b = 0; b < B; b++)
 #pragma unroll
             for (int j = 0; j < NJ; j++)
 #pragma unroll
                 for (int i = 0; i < 4; i++) acch[b][j][i] = accx[b][j][i] = 0;
-        for (int it = 0; it < items; it++) {
-            const int c0 = warp + it * STEP;
-            if (!PRE && (it > 0 || tile != (int)blockIdx.x)) {
-                load_codes(wg, wg8, tile, c0);              // no prefetch: this item's own loads
-                load_act(av, c0);
-            }
-            int nt = tile, nc = c0 + STEP;                  // the next item: this tile's, or the next tile's
-            if (nc >= chunks) { nt = tile + gridDim.x; nc = warp; }
-            const bool more = nt < tiles;
-            if (PRE && more) {                              // in flight while this item computes
-                load_codes(ng, ng8, nt, nc);
-                load_act(na, nc);
-            }
+    };
+    auto compute = [&]() {
 #pragma unroll
-            for (int u = 0; u < UNROLL; u++) {
+        for (int u = 0; u < UNROLL; u++) {
 #pragma unroll
-                for (int s = 0; s < 2; s++) {
-                    const u32 a0 = s ? wg[u].z : wg[u].x, a2 = s ? wg[u].w : wg[u].y;
-                    const u32 a1 = s ? wg8[u].z : wg8[u].x, a3 = s ? wg8[u].w : wg8[u].y;
-                    // x = h ^ l at bit 2J+1 of w ^ (w << 1): the same mask and scale as h; the left
-                    // shift is a multiply (IMAD.SHL) off the integer ALU pipe, the xor and the mask one LOP3
-                    const u32 s0 = a0 << 1, s1 = a1 << 1, s2 = a2 << 1, s3 = a3 << 1;
+            for (int s = 0; s < 2; s++) {
+                const u32 a0 = s ? wg[u].z : wg[u].x, a2 = s ? wg[u].w : wg[u].y;
+                const u32 a1 = s ? wg8[u].z : wg8[u].x, a3 = s ? wg8[u].w : wg8[u].y;
+                // x = h ^ l at bit 2J+1 of w ^ (w << 1): the same mask and scale as h; the left shift is
+                // a multiply (IMAD.SHL) off the integer ALU pipe, the xor and the mask one LOP3
+                const u32 s0 = a0 << 1, s1 = a1 << 1, s2 = a2 << 1, s3 = a3 << 1;
 #pragma unroll
-                    for (int j = 0; j < 4; j++) {
-                        const u32 mh = 0x02020202u << (2 * j);
+                for (int j = 0; j < 4; j++) {
+                    const u32 mh = 0x02020202u << (2 * j);
 #pragma unroll
-                        for (int b = 0; b < B; b++) {
-                            const u32 v0 = s ? av[u][b].z : av[u][b].x, v1 = s ? av[u][b].w : av[u][b].y;
-                            const u32 b0 = SEP || myj == j ? v0 : 0u, b1 = SEP || myj == j ? v1 : 0u;
-                            mma_u8s8(acch[b][SEP ? j : 0], a0 & mh, a1 & mh, a2 & mh, a3 & mh, b0, b1);
-                            mma_u8s8(accx[b][SEP ? j : 0], xor_and(a0, s0, mh), xor_and(a1, s1, mh),
-                                     xor_and(a2, s2, mh), xor_and(a3, s3, mh), b0, b1);
-                        }
+                    for (int b = 0; b < B; b++) {
+                        const u32 v0 = s ? av[u][b].z : av[u][b].x, v1 = s ? av[u][b].w : av[u][b].y;
+                        const u32 b0 = SEP || myj == j ? v0 : 0u, b1 = SEP || myj == j ? v1 : 0u;
+                        mma_u8s8(acch[b][SEP ? j : 0], a0 & mh, a1 & mh, a2 & mh, a3 & mh, b0, b1);
+                        mma_u8s8(accx[b][SEP ? j : 0], xor_and(a0, s0, mh), xor_and(a1, s1, mh),
+                                 xor_and(a2, s2, mh), xor_and(a3, s3, mh), b0, b1);
                     }
                 }
             }
-            // the next item becomes the current one (unconditionally: without one, the walk ends here)
-#pragma unroll
-            for (int u = 0; u < UNROLL && PRE; u++) {
-                wg[u] = ng[u];
-                wg8[u] = ng8[u];
-#pragma unroll
-                for (int b = 0; b < B; b++) av[u][b] = na[u][b];
-            }
         }
-
+    };
+    auto swap = [&]() {
+#pragma unroll
+        for (int u = 0; u < UNROLL; u++) {
+            wg[u] = ng[u];
+            wg8[u] = ng8[u];
+#pragma unroll
+            for (int b = 0; b < B; b++) av[u][b] = na[u][b];
+        }
+    };
+    auto finish = [&](int tile, int parity) {
         // column 2t+c holds slot J = t: undo its scale, then add the four slots (lanes t = 0..3)
 #pragma unroll
         for (int b = 0; b < B; b++) {
@@ -230,7 +263,8 @@ fairy_mma(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const 
         }
         __syncthreads();            // red[parity] is written again two tiles on, after the next barrier
         finish_tile<B, KSPLIT>(red[parity], sums, out, tile, rows, n);
-    }
+    };
+    walk_tiles<KSPLIT * UNROLL, PRE>(warp, chunks, tiles, load, start, compute, swap, finish);
 }
 
 // ------------------------------------------------------------------------------------------------------
@@ -244,8 +278,8 @@ fairy_mma(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const 
 // slot, no shifts; 2: slots 2 and 3 shifted right by 4 onto the bits of slots 0 and 1 (one shift per
 // register), scales 2 and 8; 1: each slot shifted onto slot 0 (three shifts), one scale, a quarter of
 // the accumulator registers. Thread (g, t) ends with token 4G + t's H and X of rows g and g + 8 in its
-// own registers (c0, c1 = row g, p and q; c2, c3 = row g + 8): no shuffles. Walk, loads, prefetch and
-// the shared-memory sum of the warps as in fairy_mma.
+// own registers (c0, c1 = row g, p and q; c2, c3 = row g + 8): no shuffles. Walk (walk_tiles), loads,
+// prefetch and the shared-memory sum of the warps as in fairy_mma.
 template <int B, int KSPLIT, int UNROLL, int SETS, bool FULL, bool PRE = false, int MINB = 0>
 __global__ void __launch_bounds__(KSPLIT * 32, MINB)
 fairy_mma_tok(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const int *__restrict__ sums,
@@ -259,8 +293,6 @@ fairy_mma_tok(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, co
     const int chunks = mwp >> 4, tiles = (rows + 15) >> 4;
     const size_t plane = (size_t)(mwp >> 2);                       // 16-byte vectors per (token, p/q, slot)
     const uint4 *actg = act + (size_t)((g >> 1) * 2 + (g & 1)) * 4 * plane;   // token g/2, p or q
-    constexpr int STEP = KSPLIT * UNROLL;
-    const int items = warp < chunks ? (chunks - warp + STEP - 1) / STEP : 0;
 
     const uint4 zero = make_uint4(0, 0, 0, 0);
     uint4 wg[UNROLL], wg8[UNROLL], ng[UNROLL], ng8[UNROLL], av[UNROLL][NG][4], na[UNROLL][NG][4];
@@ -286,77 +318,68 @@ fairy_mma_tok(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, co
             }
         }
     };
-    auto load_codes = [&](uint4 (&dg)[UNROLL], uint4 (&dg8)[UNROLL], int tile, int c0) {
-        load_code_item<UNROLL, KSPLIT, FULL>(codes, dg, dg8, tile, c0, g, t, q4, chunks, rows);
+    int acch[NG][SETS][4], accx[NG][SETS][4];
+    auto load = [&](auto next, auto acts, int tile, int c0) {
+        if constexpr (decltype(acts)::value) {
+            if constexpr (decltype(next)::value) load_act(na, c0);
+            else load_act(av, c0);
+        } else if constexpr (decltype(next)::value) {
+            load_code_item<UNROLL, KSPLIT, FULL>(codes, ng, ng8, tile, c0, g, t, q4, chunks, rows);
+        } else {
+            load_code_item<UNROLL, KSPLIT, FULL>(codes, wg, wg8, tile, c0, g, t, q4, chunks, rows);
+        }
     };
-    int tile = blockIdx.x;
-    if (items > 0 && tile < tiles) load_codes(wg, wg8, tile, warp);
-#if __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.wait;\n" ::: "memory");
-    asm volatile("griddepcontrol.launch_dependents;\n");
-#endif
-    if (items > 0 && tile < tiles) load_act(av, warp);
-    for (int parity = 0; tile < tiles; tile += gridDim.x, parity ^= 1) {
-        int acch[NG][SETS][4], accx[NG][SETS][4];
+    auto start = [&]() {
 #pragma unroll
         for (int G = 0; G < NG; G++)
 #pragma unroll
             for (int k = 0; k < SETS; k++)
 #pragma unroll
                 for (int i = 0; i < 4; i++) acch[G][k][i] = accx[G][k][i] = 0;
-        for (int it = 0; it < items; it++) {
-            const int c0 = warp + it * STEP;
-            if (!PRE && (it > 0 || tile != (int)blockIdx.x)) {
-                load_codes(wg, wg8, tile, c0);
-                load_act(av, c0);
-            }
-            int nt = tile, nc = c0 + STEP;
-            if (nc >= chunks) { nt = tile + gridDim.x; nc = warp; }
-            const bool more = nt < tiles;
-            if (PRE && more) {
-                load_codes(ng, ng8, nt, nc);
-                load_act(na, nc);
-            }
+    };
+    auto compute = [&]() {
 #pragma unroll
-            for (int u = 0; u < UNROLL; u++) {
+        for (int u = 0; u < UNROLL; u++) {
 #pragma unroll
-                for (int s = 0; s < 2; s++) {
-                    const u32 w[4] = {s ? wg[u].z : wg[u].x, s ? wg8[u].z : wg8[u].x,
-                                      s ? wg[u].w : wg[u].y, s ? wg8[u].w : wg8[u].y};   // a0..a3
+            for (int s = 0; s < 2; s++) {
+                const u32 w[4] = {s ? wg[u].z : wg[u].x, s ? wg8[u].z : wg8[u].x,
+                                  s ? wg[u].w : wg[u].y, s ? wg8[u].w : wg8[u].y};   // a0..a3
 #pragma unroll
-                    for (int j = 0; j < 4; j++) {
-                        // slot j's bits moved to where its set keeps them, then one mask (and xor) each
-                        const int shift = SETS == 4 ? 0 : SETS == 2 ? (j & 2) * 2 : 2 * j;
-                        const u32 mh = 0x02020202u << (2 * (SETS == 4 ? j : SETS == 2 ? (j & 1) : 0));
-                        const int k = SETS == 4 ? j : SETS == 2 ? (j & 1) : 0;
-                        u32 h[4], x[4];
+                for (int j = 0; j < 4; j++) {
+                    // slot j's bits moved to where its set keeps them, then one mask (and xor) each
+                    const int shift = SETS == 4 ? 0 : SETS == 2 ? (j & 2) * 2 : 2 * j;
+                    const u32 mh = 0x02020202u << (2 * (SETS == 4 ? j : SETS == 2 ? (j & 1) : 0));
+                    const int k = SETS == 4 ? j : SETS == 2 ? (j & 1) : 0;
+                    u32 h[4], x[4];
 #pragma unroll
-                        for (int r = 0; r < 4; r++) {
-                            const u32 a = w[r] >> shift;
-                            h[r] = a & mh;
-                            x[r] = xor_and(a, a << 1, mh);
-                        }
+                    for (int r = 0; r < 4; r++) {
+                        const u32 a = w[r] >> shift;
+                        h[r] = a & mh;
+                        x[r] = xor_and(a, a << 1, mh);
+                    }
 #pragma unroll
-                        for (int G = 0; G < NG; G++) {
-                            const u32 b0 = s ? av[u][G][j].z : av[u][G][j].x;
-                            const u32 b1 = s ? av[u][G][j].w : av[u][G][j].y;
-                            mma_u8s8(acch[G][k], h[0], h[1], h[2], h[3], b0, b1);
-                            mma_u8s8(accx[G][k], x[0], x[1], x[2], x[3], b0, b1);
-                        }
+                    for (int G = 0; G < NG; G++) {
+                        const u32 b0 = s ? av[u][G][j].z : av[u][G][j].x;
+                        const u32 b1 = s ? av[u][G][j].w : av[u][G][j].y;
+                        mma_u8s8(acch[G][k], h[0], h[1], h[2], h[3], b0, b1);
+                        mma_u8s8(accx[G][k], x[0], x[1], x[2], x[3], b0, b1);
                     }
                 }
             }
-#pragma unroll
-            for (int u = 0; u < UNROLL && PRE; u++) {
-                wg[u] = ng[u];
-                wg8[u] = ng8[u];
-#pragma unroll
-                for (int G = 0; G < NG; G++)
-#pragma unroll
-                    for (int j = 0; j < 4; j++) av[u][G][j] = na[u][G][j];
-            }
         }
-
+    };
+    auto swap = [&]() {
+#pragma unroll
+        for (int u = 0; u < UNROLL; u++) {
+            wg[u] = ng[u];
+            wg8[u] = ng8[u];
+#pragma unroll
+            for (int G = 0; G < NG; G++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) av[u][G][j] = na[u][G][j];
+        }
+    };
+    auto finish = [&](int tile, int parity) {
         // set k's sums carry 2^(2k+1) (SETS 4 and 2) or 2 (SETS 1): undo, add the sets
 #pragma unroll
         for (int G = 0; G < NG; G++) {
@@ -377,7 +400,8 @@ fairy_mma_tok(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, co
         }
         __syncthreads();
         finish_tile<B, KSPLIT>(red[parity], sums, out, tile, rows, n);
-    }
+    };
+    walk_tiles<KSPLIT * UNROLL, PRE>(warp, chunks, tiles, load, start, compute, swap, finish);
 }
 
 // ------------------------------------------------------------------------------------------------------
