@@ -397,7 +397,7 @@ def bench_cpu(args) -> dict:
     direct = [v for v in ("avx512", "avx2") if v in variants]
     cases = [(v, b) for v in direct for b in ((1, 4, 8) if v == direct[0] else (1,))]  # fastest at 1, 4, 8
     if laid:
-        cases.insert(1, ("lut512", 1))
+        cases[1:1] = [("lut512", 1), ("lut512", 4), ("lut512", 8)]
     acts = {b: {m: torch.randint(-128, 128, (b, m), dtype=torch.int8) for m in {m for *_, m in model}}
             for b in {b for _, b in cases}}
     # one output buffer per call shape and batch, reused as engines reuse theirs
