@@ -354,8 +354,8 @@ static void rows_lut(const uint8_t *codes, int64_t row_bytes, int64_t r0, int64_
  * ones then adds the four bytes of each row (a dword is one row) into int32: no horizontal sums, the 16
  * lanes are the 16 rows. Two of the eight streams (Σ x q) skip the byte sums and go to vpdpbusd at once:
  * on Zen 4 vpdpbusd runs beside vpermb where byte adds compete with it (measured in a register-only
- * loop: 10.05 cycles against 10.35-10.9). Per 64 code bytes: 8 vpermb, 4.5 byte adds, 3 index ops, 3.5
- * vpdpbusd; 11.2-11.4 cycles with codes and tables in L1 (one thread). */
+ * loop: 10.05 cycles against 10.35-10.9; in the kernel within noise). Per 64 code bytes: 8 vpermb, 4.5
+ * byte adds, 3 index ops, 3.5 vpdpbusd; 11.0-11.4 cycles with codes and tables in cache (one thread). */
 static uint8_t lut_nibbles[256];
 
 __attribute__((constructor)) static void lut_init(void) {      /* when the library loads */
