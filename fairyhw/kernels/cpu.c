@@ -473,8 +473,10 @@ TLUT static void lut16_512(const uint8_t *blk, int64_t cq, const int8_t *tab, in
     /* Σ = 16 hi + lo; then Σap = Σp - Σhp - Σxp, Σbp = Σxp - Σhp (likewise q), q's negated under cj, and
      * the four sums of each row interleaved by two rounds of vpermt2d (a scalar tail with a division per
      * row for the matrix's flag cost 150 cycles a block, 10% at m = 2048) */
-    const __m512i hp = _mm512_add_epi32(_mm512_slli_epi32(a1, 4), a0), hq = _mm512_add_epi32(_mm512_slli_epi32(a3, 4), a2);
-    const __m512i xp = _mm512_add_epi32(_mm512_slli_epi32(a5, 4), a4), xq = _mm512_add_epi32(_mm512_slli_epi32(a7, 4), a6);
+    const __m512i hp = _mm512_add_epi32(_mm512_slli_epi32(a1, 4), a0);
+    const __m512i hq = _mm512_add_epi32(_mm512_slli_epi32(a3, 4), a2);
+    const __m512i xp = _mm512_add_epi32(_mm512_slli_epi32(a5, 4), a4);
+    const __m512i xq = _mm512_add_epi32(_mm512_slli_epi32(a7, 4), a6);
     const __m512i ap = _mm512_sub_epi32(_mm512_sub_epi32(_mm512_set1_epi32(sp), hp), xp);
     const __m512i bp = _mm512_sub_epi32(xp, hp);
     __m512i aq = _mm512_sub_epi32(_mm512_sub_epi32(_mm512_set1_epi32(sq), hq), xq);
@@ -490,8 +492,9 @@ TLUT static void lut16_512(const uint8_t *blk, int64_t cq, const int8_t *tab, in
     const __m512i v[4] = {_mm512_permutex2var_epi64(a_lo, q0, b_lo), _mm512_permutex2var_epi64(a_lo, q1, b_lo),
                           _mm512_permutex2var_epi64(a_hi, q0, b_hi), _mm512_permutex2var_epi64(a_hi, q1, b_hi)};
     for (int k = 0; k < 4 && 4 * k < nr; k++) {
-        int left = nr - 4 * k;
-        _mm512_mask_storeu_epi32(o + 16 * k, left >= 4 ? (__mmask16)0xffff : (__mmask16)((1u << (4 * left)) - 1), v[k]);
+        const int left = nr - 4 * k;                        /* rows left from 4 k: a partial last block */
+        const __mmask16 keep = left >= 4 ? (__mmask16)0xffff : (__mmask16)((1u << (4 * left)) - 1);
+        _mm512_mask_storeu_epi32(o + 16 * k, keep, v[k]);
     }
 }
 
