@@ -105,50 +105,56 @@ __device__ __forceinline__ void finish_tile(const int4 (&red)[KSPLIT][B][16], co
     }
 }
 
-// a compile-time flag for the walk's callbacks (if constexpr picks the registers: never a runtime select
-// between register arrays, which would put them in local memory)
-template <bool V> struct Flag { static constexpr bool value = V; };
-using Now = Flag<false>;
-using Next = Flag<true>;
-using Codes = Flag<false>;
-using Acts = Flag<true>;
+// d = s for registers held in (nested) arrays, element by element (unrolled: they stay registers)
+__device__ __forceinline__ void copy_regs(uint4 &d, const uint4 &s) { d = s; }
+template <class T, int N>
+__device__ __forceinline__ void copy_regs(T (&d)[N], const T (&s)[N]) {
+#pragma unroll
+    for (int i = 0; i < N; i++) copy_regs(d[i], s[i]);
+}
 
 // The walk of both kernels. A block walks tiles blockIdx.x, + gridDim.x, ... (a grid of a few blocks per
 // SM streams the whole layer); in each tile warp w takes the items (UNROLL chunks) w, w + STEP, ... With
-// PRE each warp loads its next item (this tile's next one, or its first of the next tile) while it
-// computes the current one; without, each item is loaded where it is used. The codes do not depend on the
-// previous launch: with programmatic dependent launch (PDL) the first loads are in flight while it
-// finishes; the activations are read only after it has completed. The kernel gives: load(Now or Next,
-// Codes or Acts, tile, c0) (an item's codes or activations into the current or the next registers), start() (zero the
-// accumulators), compute() (the MMAs of the current item), swap() (the next item becomes the current one)
-// and finish(tile, parity) (the warps' sums of a tile; parity alternates the shared-memory halves).
-template <int STEP, bool PRE, class Load, class Start, class Compute, class Swap, class Finish>
-__device__ __forceinline__ void walk_tiles(int warp, int chunks, int tiles, Load load, Start start,
-                                           Compute compute, Swap swap, Finish finish) {
+// PRE each warp loads its next item (this tile's next one, or its first of the next tile) into ng, ng8, na
+// while it computes the current one in wg, wg8, av; without, each item is loaded where it is used. The
+// codes do not depend on the previous launch: with programmatic dependent launch (PDL) the first loads are
+// in flight while it finishes; the activations are read only after it has completed. The kernel gives
+// load_codes(dg, dg8, tile, c0) and load_act(da, c0) (an item's codes and activations), start() (zero the
+// accumulators), compute() (the MMAs of the item in wg, wg8, av) and finish(tile, parity) (the warps' sums
+// of a tile; parity alternates the shared-memory halves).
+template <int STEP, bool PRE, class W, class A, class LoadCodes, class LoadAct, class Start, class Compute,
+          class Finish>
+__device__ __forceinline__ void walk_tiles(int warp, int chunks, int tiles, W &wg, W &wg8, W &ng, W &ng8, A &av,
+                                           A &na, LoadCodes load_codes, LoadAct load_act, Start start,
+                                           Compute compute, Finish finish) {
     const int items = warp < chunks ? (chunks - warp + STEP - 1) / STEP : 0;   // a warp's items per tile
     int tile = blockIdx.x;
-    if (items > 0 && tile < tiles) load(Now{}, Codes{}, tile, warp);
+    if (items > 0 && tile < tiles) load_codes(wg, wg8, tile, warp);
 #if __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;\n" ::: "memory");
     asm volatile("griddepcontrol.launch_dependents;\n");
 #endif
-    if (items > 0 && tile < tiles) load(Now{}, Acts{}, tile, warp);
+    if (items > 0 && tile < tiles) load_act(av, warp);
     for (int parity = 0; tile < tiles; tile += gridDim.x, parity ^= 1) {
         start();
         for (int it = 0; it < items; it++) {
             const int c0 = warp + it * STEP;
             if (!PRE && (it > 0 || tile != (int)blockIdx.x)) {
-                load(Now{}, Codes{}, tile, c0);             // no prefetch: this item's own loads
-                load(Now{}, Acts{}, tile, c0);
+                load_codes(wg, wg8, tile, c0);              // no prefetch: this item's own loads
+                load_act(av, c0);
             }
             int nt = tile, nc = c0 + STEP;                  // the next item: this tile's, or the next tile's
             if (nc >= chunks) { nt = tile + gridDim.x; nc = warp; }
             if (PRE && nt < tiles) {                        // in flight while this item computes
-                load(Next{}, Codes{}, nt, nc);
-                load(Next{}, Acts{}, nt, nc);
+                load_codes(ng, ng8, nt, nc);
+                load_act(na, nc);
             }
             compute();
-            if (PRE) swap();    // unconditionally: without a next item, the walk ends here
+            if (PRE) {          // the next item becomes the current one (unconditionally: without one, the
+                copy_regs(wg, ng);                          // walk ends here)
+                copy_regs(wg8, ng8);
+                copy_regs(av, na);
+            }
         }
         finish(tile, parity);
     }
@@ -185,15 +191,8 @@ fairy_mma(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const 
         }
     };
     int acch[B][NJ][4], accx[B][NJ][4];
-    auto load = [&](auto next, auto acts, int tile, int c0) {
-        if constexpr (decltype(acts)::value) {
-            if constexpr (decltype(next)::value) load_act(na, c0);
-            else load_act(av, c0);
-        } else if constexpr (decltype(next)::value) {
-            load_code_item<UNROLL, KSPLIT, FULL>(codes, ng, ng8, tile, c0, g, t, q4, chunks, rows);
-        } else {
-            load_code_item<UNROLL, KSPLIT, FULL>(codes, wg, wg8, tile, c0, g, t, q4, chunks, rows);
-        }
+    auto load_codes = [&](uint4 (&dg)[UNROLL], uint4 (&dg8)[UNROLL], int tile, int c0) {
+        load_code_item<UNROLL, KSPLIT, FULL>(codes, dg, dg8, tile, c0, g, t, q4, chunks, rows);
     };
     auto start = [&]() {
 #pragma unroll
@@ -228,15 +227,6 @@ fairy_mma(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const 
             }
         }
     };
-    auto swap = [&]() {
-#pragma unroll
-        for (int u = 0; u < UNROLL; u++) {
-            wg[u] = ng[u];
-            wg8[u] = ng8[u];
-#pragma unroll
-            for (int b = 0; b < B; b++) av[u][b] = na[u][b];
-        }
-    };
     auto finish = [&](int tile, int parity) {
         // column 2t+c holds slot J = t: undo its scale, then add the four slots (lanes t = 0..3)
 #pragma unroll
@@ -264,7 +254,8 @@ fairy_mma(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const 
         __syncthreads();            // red[parity] is written again two tiles on, after the next barrier
         finish_tile<B, KSPLIT>(red[parity], sums, out, tile, rows, n);
     };
-    walk_tiles<KSPLIT * UNROLL, PRE>(warp, chunks, tiles, load, start, compute, swap, finish);
+    walk_tiles<KSPLIT * UNROLL, PRE>(warp, chunks, tiles, wg, wg8, ng, ng8, av, na, load_codes, load_act, start,
+                                     compute, finish);
 }
 
 // ------------------------------------------------------------------------------------------------------
@@ -319,15 +310,8 @@ fairy_mma_tok(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, co
         }
     };
     int acch[NG][SETS][4], accx[NG][SETS][4];
-    auto load = [&](auto next, auto acts, int tile, int c0) {
-        if constexpr (decltype(acts)::value) {
-            if constexpr (decltype(next)::value) load_act(na, c0);
-            else load_act(av, c0);
-        } else if constexpr (decltype(next)::value) {
-            load_code_item<UNROLL, KSPLIT, FULL>(codes, ng, ng8, tile, c0, g, t, q4, chunks, rows);
-        } else {
-            load_code_item<UNROLL, KSPLIT, FULL>(codes, wg, wg8, tile, c0, g, t, q4, chunks, rows);
-        }
+    auto load_codes = [&](uint4 (&dg)[UNROLL], uint4 (&dg8)[UNROLL], int tile, int c0) {
+        load_code_item<UNROLL, KSPLIT, FULL>(codes, dg, dg8, tile, c0, g, t, q4, chunks, rows);
     };
     auto start = [&]() {
 #pragma unroll
@@ -368,17 +352,6 @@ fairy_mma_tok(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, co
             }
         }
     };
-    auto swap = [&]() {
-#pragma unroll
-        for (int u = 0; u < UNROLL; u++) {
-            wg[u] = ng[u];
-            wg8[u] = ng8[u];
-#pragma unroll
-            for (int G = 0; G < NG; G++)
-#pragma unroll
-                for (int j = 0; j < 4; j++) av[u][G][j] = na[u][G][j];
-        }
-    };
     auto finish = [&](int tile, int parity) {
         // set k's sums carry 2^(2k+1) (SETS 4 and 2) or 2 (SETS 1): undo, add the sets
 #pragma unroll
@@ -401,7 +374,8 @@ fairy_mma_tok(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, co
         __syncthreads();
         finish_tile<B, KSPLIT>(red[parity], sums, out, tile, rows, n);
     };
-    walk_tiles<KSPLIT * UNROLL, PRE>(warp, chunks, tiles, load, start, compute, swap, finish);
+    walk_tiles<KSPLIT * UNROLL, PRE>(warp, chunks, tiles, wg, wg8, ng, ng8, av, na, load_codes, load_act, start,
+                                     compute, finish);
 }
 
 // ------------------------------------------------------------------------------------------------------
