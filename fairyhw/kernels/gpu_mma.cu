@@ -105,12 +105,18 @@ __device__ __forceinline__ void finish_tile(const int4 (&red)[KSPLIT][B][16], co
     }
 }
 
-// d = s for registers held in (nested) arrays, element by element (unrolled: they stay registers)
+// d = s and d = 0 for registers held in (nested) arrays, element by element (unrolled: they stay registers)
 __device__ __forceinline__ void copy_regs(uint4 &d, const uint4 &s) { d = s; }
 template <class T, int N>
 __device__ __forceinline__ void copy_regs(T (&d)[N], const T (&s)[N]) {
 #pragma unroll
     for (int i = 0; i < N; i++) copy_regs(d[i], s[i]);
+}
+__device__ __forceinline__ void zero_regs(int &d) { d = 0; }
+template <class T, int N>
+__device__ __forceinline__ void zero_regs(T (&d)[N]) {
+#pragma unroll
+    for (int i = 0; i < N; i++) zero_regs(d[i]);
 }
 
 // The walk of both kernels. A block walks tiles blockIdx.x, + gridDim.x, ... (a grid of a few blocks per
@@ -118,16 +124,22 @@ __device__ __forceinline__ void copy_regs(T (&d)[N], const T (&s)[N]) {
 // PRE each warp loads its next item (this tile's next one, or its first of the next tile) into ng, ng8, na
 // while it computes the current one in wg, wg8, av; without, each item is loaded where it is used. The
 // codes do not depend on the previous launch: with programmatic dependent launch (PDL) the first loads are
-// in flight while it finishes; the activations are read only after it has completed. The kernel gives
-// load_codes(dg, dg8, tile, c0) and load_act(da, c0) (an item's codes and activations), start() (zero the
-// accumulators), compute() (the MMAs of the item in wg, wg8, av) and finish(tile, parity) (the warps' sums
-// of a tile; parity alternates the shared-memory halves).
-template <int STEP, bool PRE, class W, class A, class LoadCodes, class LoadAct, class Start, class Compute,
+// in flight while it finishes; the activations are read only after it has completed. Each tile starts
+// with the accumulators acch, accx zeroed. The kernel gives load_act(da, c0) (an item's activations),
+// compute() (the MMAs of the item in wg, wg8, av into acch, accx) and finish(tile, parity) (the warps'
+// sums of a tile; parity alternates the shared-memory halves).
+template <int UNROLL, int KSPLIT, bool FULL, bool PRE, class A, class C, class LoadAct, class Compute,
           class Finish>
-__device__ __forceinline__ void walk_tiles(int warp, int chunks, int tiles, W &wg, W &wg8, W &ng, W &ng8, A &av,
-                                           A &na, LoadCodes load_codes, LoadAct load_act, Start start,
-                                           Compute compute, Finish finish) {
+__device__ __forceinline__ void walk_tiles(const uint4 *__restrict__ codes, int g, int t, int q4, int rows,
+                                           int warp, int chunks, int tiles, uint4 (&wg)[UNROLL],
+                                           uint4 (&wg8)[UNROLL], uint4 (&ng)[UNROLL], uint4 (&ng8)[UNROLL],
+                                           A &av, A &na, C &acch, C &accx, LoadAct load_act, Compute compute,
+                                           Finish finish) {
+    constexpr int STEP = KSPLIT * UNROLL;                   // chunks between a warp's successive items
     const int items = warp < chunks ? (chunks - warp + STEP - 1) / STEP : 0;   // a warp's items per tile
+    auto load_codes = [&](uint4 (&dg)[UNROLL], uint4 (&dg8)[UNROLL], int tile, int c0) {
+        load_code_item<UNROLL, KSPLIT, FULL>(codes, dg, dg8, tile, c0, g, t, q4, chunks, rows);
+    };
     int tile = blockIdx.x;
     if (items > 0 && tile < tiles) load_codes(wg, wg8, tile, warp);
 #if __CUDA_ARCH__ >= 900
@@ -136,7 +148,8 @@ __device__ __forceinline__ void walk_tiles(int warp, int chunks, int tiles, W &w
 #endif
     if (items > 0 && tile < tiles) load_act(av, warp);
     for (int parity = 0; tile < tiles; tile += gridDim.x, parity ^= 1) {
-        start();
+        zero_regs(acch);
+        zero_regs(accx);
         for (int it = 0; it < items; it++) {
             const int c0 = warp + it * STEP;
             if (!PRE && (it > 0 || tile != (int)blockIdx.x)) {
@@ -191,17 +204,6 @@ fairy_mma(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const 
         }
     };
     int acch[B][NJ][4], accx[B][NJ][4];
-    auto load_codes = [&](uint4 (&dg)[UNROLL], uint4 (&dg8)[UNROLL], int tile, int c0) {
-        load_code_item<UNROLL, KSPLIT, FULL>(codes, dg, dg8, tile, c0, g, t, q4, chunks, rows);
-    };
-    auto start = [&]() {
-#pragma unroll
-        for (int b = 0; b < B; b++)
-#pragma unroll
-            for (int j = 0; j < NJ; j++)
-#pragma unroll
-                for (int i = 0; i < 4; i++) acch[b][j][i] = accx[b][j][i] = 0;
-    };
     auto compute = [&]() {
 #pragma unroll
         for (int u = 0; u < UNROLL; u++) {
@@ -254,8 +256,8 @@ fairy_mma(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const 
         __syncthreads();            // red[parity] is written again two tiles on, after the next barrier
         finish_tile<B, KSPLIT>(red[parity], sums, out, tile, rows, n);
     };
-    walk_tiles<KSPLIT * UNROLL, PRE>(warp, chunks, tiles, wg, wg8, ng, ng8, av, na, load_codes, load_act, start,
-                                     compute, finish);
+    walk_tiles<UNROLL, KSPLIT, FULL, PRE>(codes, g, t, q4, rows, warp, chunks, tiles, wg, wg8, ng, ng8, av, na,
+                                          acch, accx, load_act, compute, finish);
 }
 
 // ------------------------------------------------------------------------------------------------------
@@ -310,17 +312,6 @@ fairy_mma_tok(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, co
         }
     };
     int acch[NG][SETS][4], accx[NG][SETS][4];
-    auto load_codes = [&](uint4 (&dg)[UNROLL], uint4 (&dg8)[UNROLL], int tile, int c0) {
-        load_code_item<UNROLL, KSPLIT, FULL>(codes, dg, dg8, tile, c0, g, t, q4, chunks, rows);
-    };
-    auto start = [&]() {
-#pragma unroll
-        for (int G = 0; G < NG; G++)
-#pragma unroll
-            for (int k = 0; k < SETS; k++)
-#pragma unroll
-                for (int i = 0; i < 4; i++) acch[G][k][i] = accx[G][k][i] = 0;
-    };
     auto compute = [&]() {
 #pragma unroll
         for (int u = 0; u < UNROLL; u++) {
@@ -374,8 +365,8 @@ fairy_mma_tok(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, co
         __syncthreads();
         finish_tile<B, KSPLIT>(red[parity], sums, out, tile, rows, n);
     };
-    walk_tiles<KSPLIT * UNROLL, PRE>(warp, chunks, tiles, wg, wg8, ng, ng8, av, na, load_codes, load_act, start,
-                                     compute, finish);
+    walk_tiles<UNROLL, KSPLIT, FULL, PRE>(codes, g, t, q4, rows, warp, chunks, tiles, wg, wg8, ng, ng8, av, na,
+                                          acch, accx, load_act, compute, finish);
 }
 
 // ------------------------------------------------------------------------------------------------------
