@@ -537,7 +537,6 @@ def bench_cpu(args) -> dict:
     cache_gbps = in_cache[variants[0]]
     del ws, wl
 
-    fairy = res_model[0]
     ps = [r for r in res_model if r["name"].startswith("fairy") and "per-shape" in r["name"]]
     ps_fairy = max(ps, key=lambda r: r["tokens_per_s"])
     bf16 = next(r for r in res_model if r["name"].startswith("torch bfloat16"))
