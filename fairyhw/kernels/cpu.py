@@ -123,19 +123,15 @@ _variants = None
 def variants() -> list[str]:
     """The variants this CPU runs: the direct ones fastest first (``auto`` takes the first), then
     ``lut512`` (its own code order) and the portable ``scalar`` and ``lut``."""
+    return list(_have())
+
+
+def _have() -> tuple[str, ...]:
     global _variants
-    if _variants is not None:
-        return list(_variants)
-    f = load().fairy_cpu_features()
-    out = []
-    if f & 2:
-        out.append("avx512")
-    if f & 1:
-        out.append("avx2")
-    if f & 4:
-        out.append("lut512")
-    _variants = out + ["scalar", "lut"]
-    return list(_variants)
+    if _variants is None:
+        f = load().fairy_cpu_features()
+        _variants = tuple(v for v, bit in (("avx512", 2), ("avx2", 1), ("lut512", 4)) if f & bit) + ("scalar", "lut")
+    return _variants
 
 
 def threads() -> int:
@@ -154,7 +150,7 @@ def _arr(x, dtype, name):
             raise FairyError(f"{name} must be {np.dtype(dtype).name}, not {str(x.dtype).split('.')[-1]}")
         if x.requires_grad:
             x = x.detach()
-        if x.device.type != "cpu":
+        if not x.is_cpu:
             x = x.cpu()
         return x.contiguous()
     x = np.asarray(x)
@@ -234,19 +230,20 @@ def fairy_sums(packed, p, q, *, conj=None, variant: str = "auto", threads: int =
             raise FairyError(f"conj needs one flag per matrix ({mats}), got {len(conj)}")
         flags = np.asarray(conj, dtype=np.int32)
         flags_ptr = flags.ctypes.data
+    have = _have()
     if variant == "auto":
-        variant = variants()[0]
-    if variant not in VARIANTS:
+        variant = have[0]
+    elif variant not in VARIANTS:
         raise FairyError(f"unknown CPU kernel variant {variant!r}; expected one of auto, "
                          + ", ".join(VARIANTS))
-    if variant not in variants():
-        raise FairyError(f"this CPU cannot run the {variant} kernel (it has {', '.join(variants())})")
+    if variant not in have:
+        raise FairyError(f"this CPU cannot run the {variant} kernel (it has {', '.join(have)})")
     if m > (1 << 23):
         raise FairyError(f"input length {m} is beyond the kernel's int32 sums (at most 2**23)")
     if out is None:
         out = torch.empty((tokens, mats, n, 4), dtype=torch.int32)
-    elif not (isinstance(out, torch.Tensor) and out.dtype == torch.int32 and out.device.type == "cpu"
-              and tuple(out.shape) == (tokens, mats, n, 4) and out.is_contiguous()):
+    elif not (isinstance(out, torch.Tensor) and out.dtype == torch.int32 and out.is_cpu
+              and out.shape == (tokens, mats, n, 4) and out.is_contiguous()):
         got = (f"{str(out.dtype).split('.')[-1]} {tuple(out.shape)} on {out.device.type}"
                f"{'' if out.is_contiguous() else ', not contiguous'}" if isinstance(out, torch.Tensor)
                else type(out).__name__)
