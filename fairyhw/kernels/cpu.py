@@ -127,10 +127,12 @@ def variants() -> list[str]:
 
 
 def _have() -> tuple[str, ...]:
+    """:func:`variants`, cached as a tuple (each :func:`fairy_sums` call checks its variant against it)."""
     global _variants
     if _variants is None:
         f = load().fairy_cpu_features()
-        _variants = tuple(v for v, bit in (("avx512", 2), ("avx2", 1), ("lut512", 4)) if f & bit) + ("scalar", "lut")
+        simd = (("avx512", 2), ("avx2", 1), ("lut512", 4))
+        _variants = tuple(v for v, bit in simd if f & bit) + ("scalar", "lut")
     return _variants
 
 
