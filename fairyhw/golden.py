@@ -51,6 +51,17 @@ def _check_float(name: str, t: torch.Tensor) -> None:
         raise FairyError(f"{name} holds {bad} NaN or Inf values")
 
 
+def _check_no_overflow(name: str, source: torch.Tensor, *results) -> None:
+    """A finite input whose derived tensors or sums are not finite overflowed float32 arithmetic."""
+    for r in results:
+        bad = not bool(torch.isfinite(r).all()) if isinstance(r, torch.Tensor) else \
+            not math.isfinite(float(r))
+        if bad:
+            amax = float(source.detach().abs().max())
+            raise FairyError(f"{name}: values up to {amax:.3g} overflow float32 arithmetic "
+                             f"(its largest finite value is 3.4e+38; scale the weights down)")
+
+
 def _split(w) -> tuple[torch.Tensor, torch.Tensor]:
     if isinstance(w, tuple):
         wr, wi = w
@@ -160,6 +171,7 @@ def residual_quant(w, stages: int, *, scales: str = "fairy2i", name: str = "weig
         if t + 1 < stages:
             qr, qi = dequant_stage(st, rr.dtype)
             rr, ri = rr - qr, ri - qi
+            _check_no_overflow(name, torch.stack([wr.abs().max(), wi.abs().max()]), rr, ri)
     return out
 
 
@@ -211,6 +223,7 @@ def widely_linear(a: torch.Tensor, *, name: str = "weight"):
     a11, a12, a21, a22 = a[:n, :m], a[:n, m:], a[n:, :m], a[n:, m:]
     u = ((a11 + a22) / 2, (a21 - a12) / 2)
     w = ((a11 - a22) / 2, (a12 + a21) / 2)
+    _check_no_overflow(name, a, *u, *w)
     return u, w
 
 

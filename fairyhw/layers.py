@@ -45,6 +45,20 @@ class FairyLinear(nn.Module):
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None, *, stages: int = 2,
                  scales: str = "fairy2i", name: str = "weight"):
         super().__init__()
+        if not isinstance(weight, torch.Tensor):
+            raise FairyError(f"{name} must be a real torch.Tensor (out, in), not {type(weight).__name__}")
+        if weight.is_complex():
+            raise FairyError(f"{name} is complex ({weight.dtype}): FairyLinear takes a real (out, in) "
+                             "matrix; use FairyComplexLinear for a complex one")
+        if weight.dim() != 2:
+            raise FairyError(f"{name} must be a 2-D matrix (out, in), not shape {tuple(weight.shape)}")
+        if bias is not None:
+            if not isinstance(bias, torch.Tensor) or not bias.is_floating_point():
+                raise FairyError(f"bias must be a real floating-point torch.Tensor, not "
+                                 f"{getattr(bias, 'dtype', type(bias).__name__)}")
+            if tuple(bias.shape) != (weight.shape[0],):
+                raise FairyError(f"bias must have shape ({weight.shape[0]},) to match {name}, not "
+                                 f"{tuple(bias.shape)}")
         u_st, w_st = quantize_linear_weight(weight, stages, scales=scales, name=name)
         self.out_features, self.in_features = weight.shape
         self.stages = stages
@@ -70,8 +84,16 @@ class FairyLinear(nn.Module):
         return F.linear(x, self.weight_q.to(x.dtype),
                         None if self.bias is None else self.bias.to(x.dtype))
 
+    def _check_input(self, x) -> None:
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            raise FairyError(f"input must be a real floating-point torch.Tensor, not "
+                             f"{getattr(x, 'dtype', type(x).__name__)}")
+        if x.dim() == 0 or x.shape[-1] != self.in_features:
+            raise FairyError(f"input must have shape (..., {self.in_features}), not {tuple(x.shape)}")
+
     def quantize_input(self, x: torch.Tensor) -> g.ActQuant:
         """Half-split pairing of a real input ``(..., 2m)`` and its per-token int8 quantization."""
+        self._check_input(x)
         m = self.in_features // 2
         return g.quantize_activations((x[..., :m], x[..., m:]))
 
@@ -94,6 +116,9 @@ class FairyLinear(nn.Module):
 
     def forward_int8(self, x: torch.Tensor) -> torch.Tensor:
         """The hardware path: int8 activations, exact integer sums, rescale, bias. Float64 output."""
+        self._check_input(x)
+        if x.numel() == 0:        # an empty batch gives an empty result, as forward does
+            return x.new_zeros((*x.shape[:-1], self.out_features), dtype=torch.float64)
         act = self.quantize_input(x)
         y = self.rescale(self.integer_sums(act), act)
         return y if self.bias is None else y + self.bias.double()

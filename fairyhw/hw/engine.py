@@ -31,32 +31,16 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..golden import accumulator_width
+from .config import ACCUMULATE, LANE_STYLES, MAX_DIM, MAX_LANES, MAX_STAGES, MODES, SHARING, check_int
+from .timing import engine_cycles
 
 __all__ = ["ACT_LAYOUT", "Lane", "DotLane", "Engine", "engine_cycles", "MODES", "ACCUMULATE", "SHARING",
            "LANE_STYLES"]
 
 #: One complex int8 activation: ``x = sr*p + i*si*q``.
 ACT_LAYOUT = data.StructLayout({"p": signed(8), "q": signed(8)})
-#: Matrices streamed per stage in each mode, in stream order.
-MODES = {"fairy2i": ("U", "W"), "ifairy": ("W",)}
-#: Sum parts per accumulator style.
-ACCUMULATE = {"split": ("ap", "aq", "bp", "bq"), "merged": ("re", "im")}
-#: How the activation reaches the lanes: an on-chip buffer loaded once per layer, or streamed by the
-#: host beside every weight beat (no buffer; the host resends x for every pass).
-SHARING = ("buffer", "stream")
-#: Lane styles: output-stationary lanes (one output row each, broadcast activation) or dot-product lanes
-#: (one input column each, an adder tree, one row at a time).
-LANE_STYLES = ("output", "dot")
 
-MAX_LANES = 4096
-MAX_DIM = 1 << 20
-
-
-def _check_int(what: str, value, lo: int, hi: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be an integer, not {value!r}")
-    if not lo <= value <= hi:
-        raise ValueError(f"{what} must be an integer from {lo} to {hi}, not {value}")
+_check_int = check_int
 
 
 class Lane(wiring.Component):
@@ -146,32 +130,6 @@ class DotLane(wiring.Component):
         for i, t in enumerate(_terms(self._accumulate, self.code, self.p, np_, self.q, nq)):
             m.d.comb += self.terms[i].eq(t)
         return m
-
-
-def engine_cycles(k: int, rows: int, *, lanes: int, stages: int, matrices: int,
-                  sharing: str = "buffer", lane_style: str = "output") -> int:
-    """Cycles from the command's handshake to the last result's handshake, both included, with every
-    input valid and the result stream always ready.
-
-    ``2K`` cycles fill the buffer and stream the first pass (``K`` with ``sharing="stream"``, which has
-    no buffer to fill); pass ``i`` then ends ``max(K, 2 + c_i)`` cycles after pass ``i - 1``
-    (``c_i`` = rows of its tile: a pass cannot end before the previous pass's ``c_i`` results have
-    drained), and the last pass's ``c`` results follow it through the two pipeline stages.
-
-    ``lane_style="dot"``: ``K`` cycles fill the buffer; each of the ``P = rows * stages * matrices``
-    passes takes ``n = ceil(K / lanes)`` weight words, and a pass ends ``max(n, 4)`` cycles after the one
-    before (one result is in flight at a time through the three pipeline stages and the output
-    register); the last result leaves 5 cycles after the last word.
-    """
-    if lane_style == "dot":
-        n = -(-k // lanes)
-        passes = rows * stages * matrices
-        return k + n + (passes - 1) * max(n, 4) + 5
-    tiles, rem = divmod(rows, lanes)
-    counts = [lanes] * tiles + ([rem] if rem else [])
-    per_pass = [c for c in counts for _ in range(stages * matrices)]
-    first = 2 * k if sharing == "buffer" else k
-    return first + sum(max(k, 2 + c) for c in per_pass[:-1]) + per_pass[-1] + 3
 
 
 class Engine(wiring.Component):

@@ -165,15 +165,45 @@ def _ptr(x) -> int:
     return x.data_ptr() if isinstance(x, torch.Tensor) else x.ctypes.data
 
 
+#: Most OpenMP threads a kernel call may ask for.
+MAX_THREADS = 1024
+
+
+def _check_threads(threads) -> int:
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
+        raise FairyError(f"threads must be an integer from 0 (every core) to {MAX_THREADS}, "
+                         f"not {threads!r}")
+    if not 0 <= threads <= MAX_THREADS:
+        raise FairyError(f"threads must be an integer from 0 (every core) to {MAX_THREADS}, not {threads}")
+    return int(threads)
+
+
+def _lut_shape(mats: int, n: int, row_bytes: int) -> tuple:
+    return (-(-(mats * n) // 16), -(-row_bytes // 16), 4, 16, 4)
+
+
 class LutCodes:
     """Packed codes ``(M, n, row_bytes)`` re-laid for the ``lut512`` kernel (:func:`lut_layout`): ``data``
     is uint8 ``(ceil(M*n/16), ceil(row_bytes/16), 4, 16, 4)``: blocks of 16 rows (all matrices' rows
     stacked), 16-byte column chunks, then 4 vectors of 16 rows x 4 code bytes, each byte's h bits in its
-    low nibble and x bits in its high nibble (zero past the last row and the row's end)."""
+    low nibble and x bits in its high nibble (zero past the last row and the row's end).
+
+    The shape and the data are checked on construction (the kernel trusts them)."""
 
     __slots__ = ("data", "shape")
 
     def __init__(self, data: torch.Tensor, shape: tuple[int, int, int]):
+        if not (isinstance(shape, tuple) and len(shape) == 3 and
+                all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)):
+            raise FairyError(f"LutCodes shape must be three positive integers (M, n, row_bytes), "
+                             f"not {shape!r}")
+        want = _lut_shape(*shape)
+        if not (isinstance(data, torch.Tensor) and data.dtype == torch.uint8 and data.is_cpu and
+                data.is_contiguous() and tuple(data.shape) == want):
+            got = (f"{str(data.dtype).split('.')[-1]} {tuple(data.shape)}" if isinstance(data, torch.Tensor)
+                   else type(data).__name__)
+            raise FairyError(f"LutCodes data for shape {shape} must be a contiguous uint8 CPU tensor "
+                             f"{want}, not {got}")
         self.data, self.shape = data, shape
 
 
@@ -181,12 +211,13 @@ def lut_layout(packed, threads: int = 0) -> LutCodes:
     """Re-lay golden packed codes ``(M, n, ceil(m/4))`` for the ``lut512`` kernel, once (a permutation of
     the same bits: 2 a code, rows padded to 16 and row bytes to a multiple of 16)."""
     lib = load()
+    threads = _check_threads(threads)
     packed = _arr(packed, np.uint8, "packed codes")
-    if packed.ndim != 3:
+    if packed.ndim != 3 or 0 in packed.shape:
         raise FairyError(f"packed codes must be (M, n, ceil(m/4)), not {tuple(packed.shape)}")
     mats, n, rb = packed.shape
     rows = mats * n
-    data = torch.empty((-(-rows // 16), -(-rb // 16), 4, 16, 4), dtype=torch.uint8)
+    data = torch.empty(_lut_shape(mats, n, rb), dtype=torch.uint8)
     lib.fairy_lut_layout(_ptr(packed), rows, rb, data.data_ptr(), int(threads))
     return LutCodes(data, (mats, n, rb))
 
@@ -202,6 +233,7 @@ def fairy_sums(packed, p, q, *, conj=None, variant: str = "auto", threads: int =
     one of 0.4-1 MiB costs 0.5-5 us more a call here: under 1% of a whole-model pass).
     """
     lib = load()
+    threads = _check_threads(threads)
     laid = packed if isinstance(packed, LutCodes) else None
     if laid is not None:
         if variant not in ("auto", "lut512"):
@@ -228,9 +260,14 @@ def fairy_sums(packed, p, q, *, conj=None, variant: str = "auto", threads: int =
             _default_conj[mats] = (flags, flags.ctypes.data)
         flags, flags_ptr = _default_conj[mats]
     else:
+        if isinstance(conj, (bool, int, str, bytes)) or not hasattr(conj, "__len__"):
+            raise FairyError(f"conj must be a sequence of one flag per matrix ({mats}), not {conj!r}")
         if len(conj) != mats:
             raise FairyError(f"conj needs one flag per matrix ({mats}), got {len(conj)}")
-        flags = np.asarray(conj, dtype=np.int32)
+        flags = np.asarray(conj)
+        if flags.dtype.kind not in "bi" or (flags.dtype.kind == "i" and not np.isin(flags, (0, 1)).all()):
+            raise FairyError(f"conj flags must be booleans or 0/1, not {list(conj)!r}")
+        flags = np.ascontiguousarray(flags, dtype=np.int32)
         flags_ptr = flags.ctypes.data
     have = _have()
     if variant == "auto":
@@ -254,7 +291,7 @@ def fairy_sums(packed, p, q, *, conj=None, variant: str = "auto", threads: int =
         if laid is None:
             laid = lut_layout(packed, threads)
         rc = lib.fairy_sums_lut512(laid.data.data_ptr(), mats, n, m, _ptr(p), _ptr(q), tokens, flags_ptr,
-                                   out.data_ptr(), int(threads))
+                                   out.data_ptr(), threads)
     else:
         rc = lib.fairy_sums_cpu(_ptr(packed), mats, n, m, _ptr(p), _ptr(q), tokens, flags_ptr,
                                 out.data_ptr(), VARIANTS[variant], int(threads))
@@ -266,8 +303,9 @@ def fairy_sums(packed, p, q, *, conj=None, variant: str = "auto", threads: int =
 def read_bytes(buf: np.ndarray, threads: int = 0) -> int:
     """Read every byte of ``buf`` once with all threads (a plain read, for the bandwidth baseline);
     returns the XOR of all its bytes."""
+    threads = _check_threads(threads)
     buf = np.ascontiguousarray(buf).view(np.uint8).reshape(-1)
-    return int(load().fairy_read(buf.ctypes.data, buf.size, int(threads)))
+    return int(load().fairy_read(buf.ctypes.data, buf.size, threads))
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,47 @@
+"""Cycle counts of the generated engine, in pure Python (no HDL import).
+
+The latency functions here are the contract between the RTL, the co-simulation (which measures them
+exactly, stall-free) and the performance model.
+"""
+
+from __future__ import annotations
+
+__all__ = ["engine_cycles", "latency", "pass_count"]
+
+
+def engine_cycles(k: int, rows: int, *, lanes: int, stages: int, matrices: int,
+                  sharing: str = "buffer", lane_style: str = "output") -> int:
+    """Cycles from the command's handshake to the last result's handshake, both included, with every
+    input valid and the result stream always ready.
+
+    ``2K`` cycles fill the buffer and stream the first pass (``K`` with ``sharing="stream"``, which has
+    no buffer to fill); pass ``i`` then ends ``max(K, 2 + c_i)`` cycles after pass ``i - 1``
+    (``c_i`` = rows of its tile: a pass cannot end before the previous pass's ``c_i`` results have
+    drained), and the last pass's ``c`` results follow it through the two pipeline stages.
+
+    ``lane_style="dot"``: ``K`` cycles fill the buffer; each of the ``P = rows * stages * matrices``
+    passes takes ``n = ceil(K / lanes)`` weight words, and a pass ends ``max(n, 4)`` cycles after the one
+    before (one result is in flight at a time through the three pipeline stages and the output
+    register); the last result leaves 5 cycles after the last word.
+    """
+    if lane_style == "dot":
+        n = -(-k // lanes)
+        passes = rows * stages * matrices
+        return k + n + (passes - 1) * max(n, 4) + 5
+    tiles, rem = divmod(rows, lanes)
+    counts = [lanes] * tiles + ([rem] if rem else [])
+    per_pass = [c for c in counts for _ in range(stages * matrices)]
+    first = 2 * k if sharing == "buffer" else k
+    return first + sum(max(k, 2 + c) for c in per_pass[:-1]) + per_pass[-1] + 3
+
+
+def latency(cfg, k: int, rows: int) -> int:
+    """Cycles of one layer on the engine ``cfg`` (an :class:`~fairyhw.hw.config.EngineConfig`),
+    command to last result, with no stalls: :func:`engine_cycles` of its parameters."""
+    return engine_cycles(k, rows, lanes=cfg.lanes, stages=cfg.stages, matrices=len(cfg.matrices),
+                         sharing=cfg.sharing, lane_style=cfg.lane_style)
+
+
+def pass_count(cfg, rows: int) -> int:
+    """Passes of a layer with ``rows`` rows: one per (row tile, stage, matrix)."""
+    return -(-rows // cfg.row_tile) * cfg.stages * len(cfg.matrices)
