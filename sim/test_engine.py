@@ -20,7 +20,7 @@ import torch
 
 from fairyhw.gen import generate
 from fairyhw.hw.driver import ref_results, rescale_results
-from fairyhw.hw.engine import Engine, engine_cycles
+from fairyhw.hw.engine import Engine
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -92,9 +92,7 @@ def run_job(design, layers, *, testcase="run_layers", idle=0.0, backpressure=0.0
             reset_at=None, tag="job"):
     """Run ``layers`` (list of (name, codes (T, M, n, K), p, q, expected)) on ``design`` in cocotb."""
     runner, eng, bdir = design
-    meta = {"lanes": eng.lanes, "acc_width": eng.acc_width, "max_in": eng.max_in, "mode": eng.mode,
-            "sharing": eng.sharing, "lane_style": eng.lane_style, "row_tile": eng.row_tile,
-            "parts": list(eng.parts), "layers": [x[0] for x in layers], "idle": idle,
+    meta = {"config": eng.config.to_json(), "layers": [x[0] for x in layers], "idle": idle,
             "backpressure": backpressure, "seed": seed, "reset_at": reset_at}
     arrays = {"meta": np.array(json.dumps(meta))}
     for i, (_, codes, p, q, exp) in enumerate(layers):
@@ -130,9 +128,7 @@ def record_cycles(design, rec, tag):
     data = json.loads(CYCLES.read_text()) if CYCLES.exists() else {"runs": []}
     data["runs"] = [r for r in data["runs"] if r["tag"] != tag]
     for layer in rec["layers"]:
-        data["runs"].append({"tag": tag, "layer": layer["name"], "lanes": eng.lanes,
-                             "sharing": eng.sharing, "lane_style": eng.lane_style,
-                             "stages": eng.stages, "mode": eng.mode, "accumulate": eng.accumulate,
+        data["runs"].append({"tag": tag, "layer": layer["name"], "config": eng.config.to_json(),
                              "k": layer["k"], "rows": layer["rows"], "cycles": layer["cycles"],
                              "stalls": rec.get("stalls", False), "simulator": SIM})
     CYCLES.write_text(json.dumps(data, indent=1) + "\n")
@@ -202,8 +198,9 @@ def test_smollm2_layers_bit_exact(d64, d8, smollm2_vectors, stages):
     record_cycles(design, rec, f"smollm2_w{stages}")
     from fairyhw.hw.driver import decode_results
     for lrec, (name, codes, p, q, exp) in zip(rec["layers"], layers):
-        sums = decode_results(lrec["sums"], rows=codes.shape[2], lanes=eng.lanes, stages=stages,
-                              matrices=2, parts=4, acc_width=eng.acc_width)
+        sums = decode_results(lrec["sums"], rows=codes.shape[2], lanes=eng.row_tile, stages=stages,
+                              matrices=2, parts=4, acc_width=eng.acc_width,
+                              group=eng.config.res_per_beat)
         assert torch.equal(sums, exp), name
         assert lrec["cycles"] == eng.latency(codes.shape[3], codes.shape[2]), name
         layer, act = models[name]
@@ -327,13 +324,12 @@ def test_reset_mid_layer(d8, reset_at):
 
 def test_latency_function_matches_every_measured_run():
     """Every run without stalls recorded so far took exactly the latency function's cycles."""
+    from fairyhw.hw.config import EngineConfig
+    from fairyhw.hw.timing import latency
     runs = [r for r in json.loads(CYCLES.read_text())["runs"] if not r["stalls"]]
     assert len(runs) >= 20
     for r in runs:
-        matrices = 1 if r["mode"] == "ifairy" else 2
-        assert r["cycles"] == engine_cycles(r["k"], r["rows"], lanes=r["lanes"], stages=r["stages"],
-                                            matrices=matrices, sharing=r["sharing"],
-                                            lane_style=r.get("lane_style", "output")), r
+        assert r["cycles"] == latency(EngineConfig.from_json(r["config"]), r["k"], r["rows"]), r
 
 
 def teardown_module(module):

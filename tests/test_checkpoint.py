@@ -169,9 +169,9 @@ def test_cli_odd_dimension_layers_stay_real(tmp_path):
 @pytest.mark.parametrize("args, msg", [
     (["--stages", "0"], "argument --stages: stages must be from 1 to 4, not 0"),
     (["--stages", "x"], "argument --stages: stages must be an integer, not 'x'"),
-    (["--lanes", "0"], "argument --lanes: lanes must be from 1 to 4096, not 0"),
-    (["--lanes", "-3"], "argument --lanes: lanes must be from 1 to 4096, not -3"),
-    (["--lanes", "1000000000000"], "argument --lanes: lanes must be from 1 to 4096, not 1000000000000"),
+    (["--lanes", "0"], "argument --lanes: lanes must be from 1 to 65536, not 0"),
+    (["--lanes", "-3"], "argument --lanes: lanes must be from 1 to 65536, not -3"),
+    (["--lanes", "1000000000000"], "argument --lanes: lanes must be from 1 to 65536, not 1000000000000"),
     (["--scales", "bad"], "argument --scales: invalid choice: 'bad'"),
 ])
 def test_cli_bad_options(tmp_path, tiny_llama_dir, args, msg):

@@ -107,7 +107,7 @@ CASES = [
     ("quant-missing-parent", "quant", ["m", "--out", "no/q"], "ckpt", 2,
      "the folder no does not exist", [], ["no"]),
     ("quant-lanes-huge", "quant", ["m", "--out", "q", "--lanes", "1000000000000"], "ckpt", 2,
-     "lanes must be from 1 to 4096", [], ["q"]),
+     "lanes must be from 1 to 65536", [], ["q"]),
     # quant: wrong checkpoints are refused, naming the tensor or key
     ("quant-config-disagrees", "quant", ["m", "--out", "q"], "bad-shape", 2,
      "has shape (32, 8), but the config (hidden 16", [], ["q"]),

@@ -170,8 +170,8 @@ def test_dot_lane_terms(accumulate):
 
 
 @pytest.mark.parametrize("kwargs, exc, msg", [
-    ({"lanes": 0}, ValueError, "Lane count must be an integer from 1 to 4096, not 0"),
-    ({"lanes": 5000}, ValueError, "Lane count must be an integer from 1 to 4096, not 5000"),
+    ({"lanes": 0}, ValueError, "Lane count must be an integer from 1 to 65536, not 0"),
+    ({"lanes": 5000}, ValueError, "Output lanes go up to 4096, not 5000: use the array style for more"),
     ({"lanes": 2.0}, TypeError, "Lane count must be an integer, not 2.0"),
     ({"stages": 5}, ValueError, "Stage count must be an integer from 1 to 4, not 5"),
     ({"max_in": 0}, ValueError, "Maximum input length must be an integer from 1 to 1048576, not 0"),
@@ -226,10 +226,10 @@ def test_generation_is_deterministic_and_path_free(tmp_path):
 
 
 @pytest.mark.parametrize("args, msg", [
-    (["--lanes", "0"], "argument --lanes: lanes must be from 1 to 4096, not 0"),
-    (["--lanes", "-4"], "argument --lanes: lanes must be from 1 to 4096, not -4"),
+    (["--lanes", "0"], "argument --lanes: lanes must be from 1 to 65536, not 0"),
+    (["--lanes", "-4"], "argument --lanes: lanes must be from 1 to 65536, not -4"),
     (["--lanes", "2.5"], "argument --lanes: lanes must be an integer, not '2.5'"),
-    (["--lanes", "1000000"], "argument --lanes: lanes must be from 1 to 4096, not 1000000"),
+    (["--lanes", "1000000"], "argument --lanes: lanes must be from 1 to 65536, not 1000000"),
     (["--mode", "bitnet"], "argument --mode: invalid choice: 'bitnet'"),
     (["--accumulate", "x"], "argument --accumulate: invalid choice: 'x'"),
     (["--sharing", "x"], "argument --sharing: invalid choice: 'x'"),

@@ -84,13 +84,14 @@ def test_cli_table_and_json():
 
 
 @pytest.mark.parametrize("args, msg", [
-    (["--lanes", "0"], "argument --lanes: expected a positive integer, not 0"),
-    (["--clock", "-1"], "argument --clock: expected a positive number, not '-1'"),
-    (["--clock", "nan"], "argument --clock: expected a positive number, not 'nan'"),
+    (["--lanes", "0"], "argument --lanes: lanes must be from 1 to 16777216, not 0"),
+    (["--clock", "-1"], "argument --clock: clock must be from 1000 to 1e+10 Hz, not -1"),
+    (["--clock", "nan"], "argument --clock: clock must be from 1000 to 1e+10 Hz, not nan"),
     (["--memory", "sram"], "argument --memory: invalid choice: 'sram'"),
-    (["--context", "-5"], "argument --context: expected a non-negative integer, not -5"),
+    (["--context", "-5"], "argument --context: context must be from 0 to 1048576, not -5"),
     (["--lanes", "10", "--col-groups", "4"], "error: --lanes (10) must be a multiple of --col-groups (4)"),
 ])
 def test_cli_bad_options(args, msg):
     r = perf(*args)
     assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields
 from .. import FairyError
 
 __all__ = ["EngineConfig", "MODES", "ACCUMULATE", "SHARING", "LANE_STYLES", "MAX_LANES", "MAX_DIM",
-           "MAX_STAGES", "PRESETS", "check_int"]
+           "MAX_STAGES", "MAX_COLS", "PRESETS", "check_int", "default_shape", "default_group"]
 
 #: Matrices streamed per stage in each mode, in stream order.
 MODES = {"fairy2i": ("U", "W"), "ifairy": ("W",)}
@@ -25,14 +25,39 @@ ACCUMULATE = {"split": ("ap", "aq", "bp", "bq"), "merged": ("re", "im")}
 SHARING = ("buffer", "stream")
 #: Lane styles: output-stationary lanes (one output row each, broadcast activation) or dot-product
 #: lanes (one input column each, an adder tree, one row at a time).
-LANE_STYLES = ("output", "dot")
+#: ``array``: R rows x C columns, pair-shared bit-plane trees, one row tile of R rows at a time.
+LANE_STYLES = ("output", "dot", "array")
 
-#: Largest lane count (complex MACs per cycle) the generator accepts.
-MAX_LANES = 4096
+#: Largest lane count (complex MACs per cycle) the generator accepts (the array style).
+MAX_LANES = 65536
+#: Largest lane count of the one-dimensional styles (output and dot lanes).
+MAX_LANES_1D = 4096
 #: Largest input length and output row count.
 MAX_DIM = 1 << 20
 #: Largest residual stage count.
 MAX_STAGES = 4
+#: Largest column count of the array style (activations read per cycle).
+MAX_COLS = 1024
+#: Largest column count the default array shape picks for ``--lanes N``.
+DEFAULT_MAX_COLS = 128
+#: Input length the default result group is sized for: LLaMA-2 7B's smallest K (2048 complex inputs),
+#: so that a row tile's results drain within one pass and never stall the array.
+RESULT_K = 2048
+#: Most adder levels between pipeline registers in the array's trees.
+MAX_TREE_REGS = 4
+
+
+def default_shape(lanes: int) -> tuple[int, int]:
+    """The array shape ``(rows, cols)`` that ``--lanes N`` picks: the most columns (up to
+    :data:`DEFAULT_MAX_COLS`) that divide ``N``, so a row's tree is wide and few roots are paid for."""
+    cols = max(d for d in range(1, min(lanes, DEFAULT_MAX_COLS) + 1) if lanes % d == 0)
+    return lanes // cols, cols
+
+
+def default_group(rows: int, cols: int) -> int:
+    """Rows per result beat: enough that a tile's ``rows`` results drain within the
+    ``ceil(RESULT_K / cols)`` cycles of one pass."""
+    return max(1, -(-rows // -(-RESULT_K // cols)))
 
 
 def check_int(what: str, value, lo: int, hi: int) -> None:
@@ -91,8 +116,16 @@ class EngineConfig:
     accumulate: str = "split"
     #: ``buffer`` (loaded once per layer) or ``stream`` (beside every weight beat).
     sharing: str = "buffer"
-    #: ``output`` (output-stationary lanes) or ``dot`` (dot-product lanes, adder tree).
+    #: ``output`` (output-stationary lanes), ``dot`` (dot-product lanes, adder tree) or ``array``.
     lane_style: str = "output"
+    #: Array style: rows R (0: the default shape of ``lanes``).
+    rows: int = 0
+    #: Array style: columns C (0: the default shape of ``lanes``).
+    cols: int = 0
+    #: Array style: rows per result beat (0: :func:`default_group`).
+    group: int = 0
+    #: Array style: adder levels between pipeline registers in the row trees.
+    tree_regs: int = 1
 
     def __post_init__(self):
         check_int("Lane count", self.lanes, 1, MAX_LANES)
@@ -106,6 +139,45 @@ class EngineConfig:
         if self.lane_style == "dot" and self.sharing != "buffer":
             raise ValueError("Dot-product lanes read their activations from the buffer: "
                              "sharing must be 'buffer'")
+        check_int("Array rows", self.rows, 0, MAX_LANES)
+        check_int("Array columns", self.cols, 0, MAX_COLS)
+        check_int("Result group", self.group, 0, MAX_LANES)
+        check_int("Tree levels per register", self.tree_regs, 1, MAX_TREE_REGS)
+        if self.lane_style != "array":
+            if self.lanes > MAX_LANES_1D:
+                raise ValueError(f"{self.lane_style.capitalize()} lanes go up to {MAX_LANES_1D}, not "
+                                 f"{self.lanes}: use the array style for more")
+            if self.rows or self.cols or self.group:
+                raise ValueError(f"Rows, columns and result group are parameters of the array style, "
+                                 f"not of {self.lane_style!r} lanes")
+            return
+        if self.sharing != "buffer":
+            raise ValueError("The array reads its activations from the buffer: sharing must be 'buffer'")
+        rows, cols = self.rows, self.cols
+        if rows and cols:
+            if rows * cols != self.lanes:
+                raise ValueError(f"Array shape {rows} x {cols} gives {rows * cols} MACs per cycle, "
+                                 f"not the {self.lanes} lanes asked for")
+        elif rows or cols:
+            given = rows or cols
+            if self.lanes % given:
+                raise ValueError(f"Lane count {self.lanes} is not a multiple of the "
+                                 f"{'rows' if rows else 'columns'} {given}")
+            rows, cols = (rows, self.lanes // rows) if rows else (self.lanes // cols, cols)
+            if cols > MAX_COLS:
+                raise ValueError(f"Array columns must be at most {MAX_COLS}, not {cols}")
+        else:
+            rows, cols = default_shape(self.lanes)
+        object.__setattr__(self, "rows", rows)
+        object.__setattr__(self, "cols", cols)
+        if self.group > rows:
+            raise ValueError(f"Result group must be at most the {rows} rows, not {self.group}")
+        object.__setattr__(self, "group", self.group or default_group(rows, cols))
+
+    @classmethod
+    def array(cls, rows: int, cols: int, **kw) -> "EngineConfig":
+        """An array-style configuration of ``rows x cols``."""
+        return cls(lanes=rows * cols, lane_style="array", rows=rows, cols=cols, **kw)
 
     # -- derived figures ------------------------------------------------------------------------
 
@@ -128,8 +200,19 @@ class EngineConfig:
 
     @property
     def row_tile(self) -> int:
-        """Rows computed together (the result order's tile): ``lanes``, or 1 for dot lanes."""
-        return self.lanes if self.lane_style == "output" else 1
+        """Rows computed together (the result order's tile): ``lanes`` for output lanes, 1 for dot
+        lanes, the array's ``rows``."""
+        return {"output": self.lanes, "dot": 1, "array": self.rows}[self.lane_style]
+
+    @property
+    def act_per_beat(self) -> int:
+        """Activations an ``act`` beat carries: the array's ``cols``, else 1."""
+        return self.cols if self.lane_style == "array" else 1
+
+    @property
+    def res_per_beat(self) -> int:
+        """Rows a ``res`` beat carries: the array's ``group``, else 1."""
+        return self.group if self.lane_style == "array" else 1
 
     def result_count(self, rows: int) -> int:
         """Result beats of a layer with ``rows`` rows: ``rows * stages * matrices``."""
@@ -165,4 +248,5 @@ PRESETS = {
     "merged": EngineConfig(accumulate="merged"),
     "dot": EngineConfig(lane_style="dot"),
     "ifairy": EngineConfig(mode="ifairy", stages=1),
+    "array": EngineConfig(lane_style="array"),
 }

@@ -11,10 +11,10 @@ import numpy as np
 import torch
 
 from .. import golden as g
-from ..pack import stream_words, stream_words_dot
-from .engine import MODES
+from ..pack import stream_words, stream_words_array, stream_words_dot
+from .config import MODES
 
-__all__ = ["cmd_beat", "act_beats", "pass_count", "wgt_beats", "decode_results", "ref_results", "rescale_results"]
+__all__ = ["cmd_beat", "act_beats", "wgt_beats", "decode_results", "ref_results", "rescale_results"]
 
 
 def cmd_beat(k: int, rows: int, max_in: int) -> int:
@@ -22,46 +22,54 @@ def cmd_beat(k: int, rows: int, max_in: int) -> int:
     return k | (rows << max_in.bit_length())
 
 
-def act_beats(p, q, passes: int = 1) -> list[int]:
+def act_beats(p, q, passes: int = 1, per_beat: int = 1) -> list[int]:
     """``act`` payloads: ``p`` in bits [7:0], ``q`` in bits [15:8] (two's complement), repeated for
-    ``passes`` passes (``sharing="stream"`` engines take the vector once per pass)."""
+    ``passes`` passes (``sharing="stream"`` engines take the vector once per pass). ``per_beat``
+    elements a beat (the array style's ``cols``), element ``c`` at bits ``[16c+15:16c]``, the last beat
+    padded with zeros."""
     one = [(int(a) & 0xFF) | ((int(b) & 0xFF) << 8) for a, b in zip(p.tolist(), q.tolist())]
+    if per_beat > 1:
+        one = [sum(v << (16 * c) for c, v in enumerate(one[i:i + per_beat]))
+               for i in range(0, len(one), per_beat)]
     return one * passes
 
 
-def pass_count(rows: int, lanes: int, stages: int, matrices: int) -> int:
-    """Passes of a layer: row tiles x stages x matrices."""
-    return -(-rows // lanes) * stages * matrices
-
-
-def wgt_beats(matrices, lanes: int, lane_style: str = "output") -> list[int]:
+def wgt_beats(matrices, lanes: int, lane_style: str = "output", shape=None) -> list[int]:
     """``wgt`` payloads in the :mod:`fairyhw.pack` stream layout of the lane style, one int of
-    ``2*lanes`` bits each."""
-    words = stream_words(matrices, lanes) if lane_style == "output" else stream_words_dot(matrices, lanes)
+    ``2*lanes`` bits each (``shape``: the array's ``(rows, cols)``)."""
+    if lane_style == "array":
+        words = stream_words_array(matrices, *shape)
+    else:
+        words = stream_words(matrices, lanes) if lane_style == "output" else \
+            stream_words_dot(matrices, lanes)
     return [int.from_bytes(w.tobytes(), "little") for w in words]
 
 
 def decode_results(payloads, *, rows: int, lanes: int, stages: int, matrices: int, parts: int,
-                   acc_width: int) -> torch.Tensor:
+                   acc_width: int, group: int = 1) -> torch.Tensor:
     """Decode ``res`` payloads (ints, sums only) to int64 ``(stages, matrices, rows, parts)``.
 
-    ``lanes``: the engine's row tile (``Engine.row_tile``: its lanes, or 1 for dot lanes)."""
+    ``lanes``: the engine's row tile (``Engine.row_tile``: its lanes, 1 for dot lanes, the array's
+    rows); ``group``: rows a beat (the array's result group; rows past the layer's end in a tile's last
+    beat are padding)."""
     out = np.zeros((stages, matrices, rows, parts), np.int64)
-    expected = rows * stages * matrices
+    tiles = [min(lanes, rows - r0) for r0 in range(0, rows, lanes)]
+    expected = sum(-(-c // group) for c in tiles) * stages * matrices
     if len(payloads) != expected:
         raise ValueError(f"expected {expected} result beats, got {len(payloads)}")
     mask, half = (1 << acc_width) - 1, 1 << (acc_width - 1)
+    row_bits = parts * acc_width
     i = 0
-    for r0 in range(0, rows, lanes):
-        count = min(lanes, rows - r0)
+    for r0, count in zip(range(0, rows, lanes), tiles):
         for t in range(stages):
             for k in range(matrices):
-                for lane in range(count):
+                for b in range(-(-count // group)):
                     v = payloads[i]
                     i += 1
-                    for part in range(parts):
-                        x = (v >> (part * acc_width)) & mask
-                        out[t, k, r0 + lane, part] = x - (x >= half) * (1 << acc_width)
+                    for g_ in range(min(group, count - b * group)):
+                        for part in range(parts):
+                            x = (v >> (g_ * row_bits + part * acc_width)) & mask
+                            out[t, k, r0 + b * group + g_, part] = x - (x >= half) * (1 << acc_width)
     return torch.from_numpy(out)
 
 

@@ -25,14 +25,15 @@ Integer contract (``DESIGN.md`` section 2, :mod:`fairyhw.golden`)
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..golden import accumulator_width
 from .config import ACCUMULATE, LANE_STYLES, MAX_DIM, MAX_LANES, MAX_STAGES, MODES, SHARING, check_int
-from .timing import engine_cycles
+from .config import EngineConfig
+from .timing import engine_cycles, latency, result_beats
 
 __all__ = ["ACT_LAYOUT", "Lane", "DotLane", "Engine", "engine_cycles", "MODES", "ACCUMULATE", "SHARING",
            "LANE_STYLES"]
@@ -166,65 +167,46 @@ class Engine(wiring.Component):
     ``busy`` is high from the command to the last result.
     """
 
-    def __init__(self, *, lanes: int = 64, max_in: int = 8192, max_out: int = 16384, stages: int = 2,
-                 mode: str = "fairy2i", accumulate: str = "split", sharing: str = "buffer",
-                 lane_style: str = "output"):
-        _check_int("Lane count", lanes, 1, MAX_LANES)
-        _check_int("Maximum input length", max_in, 1, MAX_DIM)
-        _check_int("Maximum output rows", max_out, 1, MAX_DIM)
-        _check_int("Stage count", stages, 1, 4)
-        if mode not in MODES:
-            raise ValueError(f"Mode must be one of {', '.join(MODES)}, not {mode!r}")
-        if accumulate not in ACCUMULATE:
-            raise ValueError(f"Accumulator style must be one of {', '.join(ACCUMULATE)}, "
-                             f"not {accumulate!r}")
-        if sharing not in SHARING:
-            raise ValueError(f"Activation sharing must be one of {', '.join(SHARING)}, not {sharing!r}")
-        if lane_style not in LANE_STYLES:
-            raise ValueError(f"Lane style must be one of {', '.join(LANE_STYLES)}, not {lane_style!r}")
-        if lane_style == "dot" and sharing != "buffer":
-            raise ValueError("Dot-product lanes read their activations from the buffer: "
-                             "sharing must be 'buffer'")
-        self._sharing = sharing
-        self._lane_style = lane_style
-        self._lanes, self._max_in, self._max_out = lanes, max_in, max_out
-        self._stages, self._mode, self._accumulate = stages, mode, accumulate
+    def __init__(self, config: EngineConfig | None = None, **params):
+        if config is None:
+            config = EngineConfig(**params)
+        elif params:
+            raise TypeError("Engine takes an EngineConfig or keyword parameters, not both")
+        elif not isinstance(config, EngineConfig):
+            raise TypeError(f"Engine configuration must be an EngineConfig, not {config!r}")
+        self._cfg = config
+        act = data.ArrayLayout(ACT_LAYOUT, config.cols) if config.lane_style == "array" else ACT_LAYOUT
         super().__init__({
             "cmd": In(stream.Signature(self.cmd_layout)),
-            "act": In(stream.Signature(ACT_LAYOUT)),
-            "wgt": In(stream.Signature(unsigned(2 * lanes))),
+            "act": In(stream.Signature(act)),
+            "wgt": In(stream.Signature(unsigned(2 * config.lanes))),
             "res": Out(stream.Signature(self.res_layout)),
             "busy": Out(1),
         })
 
-    lanes = property(lambda self: self._lanes, doc="MAC lanes.")
-    max_in = property(lambda self: self._max_in, doc="Largest input length K.")
-    max_out = property(lambda self: self._max_out, doc="Largest output row count.")
-    stages = property(lambda self: self._stages, doc="Residual stages T.")
-    mode = property(lambda self: self._mode, doc="'fairy2i' or 'ifairy'.")
-    accumulate = property(lambda self: self._accumulate, doc="'split' or 'merged'.")
-    sharing = property(lambda self: self._sharing, doc="'buffer' or 'stream'.")
-    lane_style = property(lambda self: self._lane_style, doc="'output' or 'dot'.")
+    config = property(lambda self: self._cfg, doc="The :class:`EngineConfig`.")
+    lanes = property(lambda self: self._cfg.lanes, doc="MAC lanes (complex MACs per cycle).")
+    max_in = property(lambda self: self._cfg.max_in, doc="Largest input length K.")
+    max_out = property(lambda self: self._cfg.max_out, doc="Largest output row count.")
+    stages = property(lambda self: self._cfg.stages, doc="Residual stages T.")
+    mode = property(lambda self: self._cfg.mode, doc="'fairy2i' or 'ifairy'.")
+    accumulate = property(lambda self: self._cfg.accumulate, doc="'split' or 'merged'.")
+    sharing = property(lambda self: self._cfg.sharing, doc="'buffer' or 'stream'.")
+    lane_style = property(lambda self: self._cfg.lane_style, doc="'output', 'dot' or 'array'.")
+    # private aliases used by the elaboration
+    _lanes = property(lambda self: self._cfg.lanes)
+    _max_in = property(lambda self: self._cfg.max_in)
+    _max_out = property(lambda self: self._cfg.max_out)
+    _stages = property(lambda self: self._cfg.stages)
+    _mode = property(lambda self: self._cfg.mode)
+    _accumulate = property(lambda self: self._cfg.accumulate)
+    _sharing = property(lambda self: self._cfg.sharing)
+    _lane_style = property(lambda self: self._cfg.lane_style)
 
-    @property
-    def row_tile(self) -> int:
-        """Rows computed together (the result order's tile): ``lanes``, or 1 for dot lanes."""
-        return self._lanes if self._lane_style == "output" else 1
-
-    @property
-    def matrices(self) -> tuple:
-        """Matrices streamed per stage, in order."""
-        return MODES[self._mode]
-
-    @property
-    def parts(self) -> tuple:
-        """Names of the sums in a result beat, in order."""
-        return ACCUMULATE[self._accumulate]
-
-    @property
-    def acc_width(self) -> int:
-        """Accumulator bits: never overflows for ``k <= max_in``."""
-        return accumulator_width(self._max_in)
+    row_tile = property(lambda self: self._cfg.row_tile, doc=EngineConfig.row_tile.__doc__)
+    matrices = property(lambda self: self._cfg.matrices, doc=EngineConfig.matrices.__doc__)
+    parts = property(lambda self: self._cfg.parts, doc=EngineConfig.parts.__doc__)
+    acc_width = property(lambda self: self._cfg.acc_width, doc=EngineConfig.acc_width.__doc__)
 
     @property
     def cmd_layout(self) -> data.StructLayout:
@@ -232,19 +214,26 @@ class Engine(wiring.Component):
                                   "rows": unsigned(self._max_out.bit_length())})
 
     @property
+    def sums_layout(self) -> data.ArrayLayout:
+        """One row's sums: ``parts`` signed ``acc_width``-bit values."""
+        return data.ArrayLayout(signed(self.acc_width), len(self.parts))
+
+    @property
     def res_layout(self) -> data.StructLayout:
-        return data.StructLayout({"sums": data.ArrayLayout(signed(self.acc_width), len(self.parts)),
-                                  "last": 1})
+        """A result beat: one row's sums (``group`` rows for the array style), then ``last``."""
+        if self._lane_style == "array":
+            return data.StructLayout({"sums": data.ArrayLayout(self.sums_layout, self._cfg.group),
+                                      "last": 1})
+        return data.StructLayout({"sums": self.sums_layout, "last": 1})
 
     def result_count(self, rows: int) -> int:
-        """Result beats of a layer with ``rows`` rows: ``rows * stages * matrices``."""
-        return rows * self._stages * len(self.matrices)
+        """Result beats of a layer with ``rows`` rows (see :func:`~fairyhw.hw.timing.result_beats`)."""
+        return result_beats(self._cfg, rows)
 
     def latency(self, k: int, rows: int) -> int:
-        """Cycles of one layer, command to last result, with no stalls (see :func:`engine_cycles`)."""
-        return engine_cycles(k, rows, lanes=self._lanes, stages=self._stages,
-                             matrices=len(self.matrices), sharing=self._sharing,
-                             lane_style=self._lane_style)
+        """Cycles of one layer, command to last result, with no stalls (see
+        :func:`fairyhw.hw.timing.latency`)."""
+        return latency(self._cfg, k, rows)
 
     def _next_pass(self, m, mat, stg, r_left, rows_done):
         """At a pass's last weight word: the next matrix, else the next stage, else the next row tile."""
@@ -260,6 +249,8 @@ class Engine(wiring.Component):
     def elaborate(self, platform):
         if self._lane_style == "dot":
             return self._elaborate_dot()
+        if self._lane_style == "array":
+            return self._elaborate_array()
         m = Module()
         n = self._lanes
         nmat = len(self.matrices)
@@ -489,5 +480,168 @@ class Engine(wiring.Component):
             with m.State("DRAIN"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(~s1_valid & ~s2_valid & ~s3_valid & ~out_valid):
+                    m.next = "IDLE"
+        return m
+
+    def _elaborate_array(self):
+        """The array style (see :mod:`fairyhw.hw.array`): pipelined, every stage advancing on ``adv``."""
+        from .array import PairPrep, RowTrees
+        cfg = self._cfg
+        m = Module()
+        R, C, G = cfg.rows, cfg.cols, cfg.group
+        nmat = len(self.matrices)
+        nparts = len(self.parts)
+        depth = -(-self._max_in // C)
+        mem = m.submodules.act_mem = Memory(shape=unsigned(16 * C), depth=depth, init=[])
+        wr = mem.write_port()
+        rd = mem.read_port()
+
+        left = Signal(range(self._max_in + 1))            # elements still to load
+        ld_addr = Signal(range(max(depth, 2)))
+        c_last = Signal(range(max(depth, 2)))             # the last chunk's address
+        chunk = Signal(range(max(depth, 2)))
+        r_left = Signal(range(self._max_out + 1))
+        mat = Signal(range(max(nmat, 2)))
+        stg = Signal(range(max(self._stages, 2)))
+        adv = Signal()
+
+        ctl = data.StructLayout({"valid": 1, "last": 1, "conj": 1, "final": 1,
+                                 "count": range(R + 1)})
+
+        def stage(src, name):
+            """The control bundle one pipeline register later."""
+            dst = Signal(ctl, name=name)
+            with m.If(adv):
+                m.d.sync += dst.eq(src)
+            return dst
+
+        # stage 1: the accepted word; the buffer read of its chunk arrives with it
+        s1 = Signal(ctl)
+        s1_codes = Signal(2 * R * C)
+        m.d.comb += [rd.addr.eq(chunk), rd.en.eq(adv)]
+        # stage 2: shared pair values and the plane bits, registered
+        prep = m.submodules.prep = PairPrep(cols=C)
+        for c in range(C):
+            x = rd.data[16 * c:16 * c + 16]
+            m.d.comb += [prep.p[c].eq(x[0:8].as_signed()), prep.q[c].eq(x[8:16].as_signed())]
+        pp = Signal.like(prep.pp)
+        qq = Signal.like(prep.qq)
+        h = [Signal(C, name=f"h{r}") for r in range(R)]
+        xb = [Signal(C, name=f"x{r}") for r in range(R)]
+        with m.If(adv):
+            m.d.sync += [pp.eq(prep.pp), qq.eq(prep.qq)]
+            for r in range(R):
+                for c in range(C):
+                    # the word carries (h, x) per weight (the host's Gray code of the code)
+                    xp_, hp_ = s1_codes[2 * (r * C + c)], s1_codes[2 * (r * C + c) + 1]
+                    m.d.sync += [h[r][c].eq(hp_), xb[r][c].eq(xp_)]
+        s2 = stage(s1, "s2")
+
+        # the row trees and the shared sums S_p, S_q (a tree whose h plane is all ones)
+        trees = []
+        for r in range(R + 1):
+            t = m.submodules[f"row{r}" if r < R else "shared"] = RowTrees(cols=C, tree_regs=cfg.tree_regs)
+            m.d.comb += [t.en.eq(adv), t.pp.eq(pp), t.qq.eq(qq)]
+            if r < R:
+                m.d.comb += [t.h.eq(h[r]), t.x.eq(xb[r])]
+            else:
+                m.d.comb += [t.h.eq((1 << C) - 1), t.x.eq(0)]
+            trees.append(t)
+        tail = s2
+        pipe = [s1, s2]
+        for i in range(trees[0].depth):
+            tail = stage(tail, f"st{i}")
+            pipe.append(tail)
+        sp, sq = trees[R].sums[0], trees[R].sums[2]
+
+        # the root: each row accumulates its four gated sums over the chunks, the shared S_p, S_q once
+        acc_l = data.ArrayLayout(signed(self.acc_width), 4)
+        acc = [Signal(acc_l, name=f"acc{r}") for r in range(R + 1)]
+        total = []
+        for r in range(R + 1):
+            tot = Signal(acc_l, name=f"total{r}")
+            m.d.comb += [tot[i].eq(acc[r][i] + trees[r].sums[i]) for i in range(4)]
+            with m.If(adv & tail.valid):
+                with m.If(tail.last):
+                    m.d.sync += acc[r].eq(0)
+                with m.Else():
+                    m.d.sync += acc[r].eq(tot)
+            total.append(tot)
+        rb = tail
+
+        # the result register: a row tile's sums, captured at once (enable only, no shift) and read out
+        # `group` rows a beat through a mux; the parts are formed on the way out
+        # (Σap = S_p - H_p - X_p, Σbp = X_p - H_p, the same for q, negated for conj(x))
+        nbeats = -(-R // G)
+        shadow = [Signal(acc_l, name=f"shadow{r}") for r in range(nbeats * G)]
+        groups = Array(Signal(data.ArrayLayout(acc_l, G), name=f"group{b}") for b in range(nbeats))
+        for b in range(nbeats):
+            m.d.comb += [groups[b][g].eq(shadow[b * G + g]) for g in range(G)]
+        shared = Signal(acc_l)
+        sh_left = Signal(range(nbeats * G + 1))
+        sh_beat = Signal(range(max(nbeats, 2)))
+        sh_final = Signal()
+        sh_conj = Signal()
+        free_next = (sh_left == 0) | ((sh_left <= G) & self.res.ready)
+        m.d.comb += adv.eq(~(rb.valid & rb.last) | free_next)
+        m.d.comb += [self.res.valid.eq(sh_left != 0), self.res.payload.last.eq(sh_final & (sh_left <= G))]
+        s_p, s_q = shared[0], shared[2]
+        front = groups[sh_beat]
+        for g in range(G):
+            hp, xp, hq, xq = (front[g][i] for i in range(4))
+            a_p, b_p = s_p - hp - xp, xp - hp
+            a_q = Mux(sh_conj, hq + xq - s_q, s_q - hq - xq)
+            b_q = Mux(sh_conj, hq - xq, xq - hq)
+            out = self.res.payload.sums[g]
+            if self._accumulate == "split":
+                m.d.comb += [out[0].eq(a_p), out[1].eq(a_q), out[2].eq(b_p), out[3].eq(b_q)]
+            else:
+                m.d.comb += [out[0].eq(a_p - b_q), out[1].eq(a_q + b_p)]
+        with m.If(rb.valid & rb.last & adv):
+            m.d.sync += [sh_left.eq(rb.count), sh_beat.eq(0), sh_final.eq(rb.final),
+                         sh_conj.eq(rb.conj), shared.eq(total[R])]
+            m.d.sync += [shadow[r].eq(total[r]) for r in range(R)]
+        with m.Elif(self.res.valid & self.res.ready):
+            m.d.sync += [sh_left.eq(Mux(sh_left <= G, 0, sh_left - G)), sh_beat.eq(sh_beat + 1)]
+
+        # the sequencer
+        chunk_last = chunk == c_last
+        final_pass = (mat == nmat - 1) & (stg == self._stages - 1) & (r_left <= R)
+        count = Mux(r_left >= R, R, r_left)
+        conj = (mat == nmat - 1) if nmat == 2 else 1
+        in_flight = Cat(*(st.valid for st in pipe)).any()
+        with m.If(adv):
+            m.d.sync += s1.valid.eq(0)
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += self.cmd.ready.eq(1)
+                with m.If(self.cmd.valid):
+                    m.d.sync += [left.eq(self.cmd.payload.k), r_left.eq(self.cmd.payload.rows),
+                                 ld_addr.eq(0), chunk.eq(0), mat.eq(0), stg.eq(0)]
+                    m.next = "LOAD"
+            with m.State("LOAD"):
+                m.d.comb += [self.act.ready.eq(1), self.busy.eq(1), wr.addr.eq(ld_addr),
+                             wr.en.eq(self.act.valid)]
+                for c in range(C):
+                    keep = (left > c) if c else 1
+                    m.d.comb += wr.data[16 * c:16 * c + 16].eq(Mux(keep, self.act.payload[c].as_value(), 0))
+                with m.If(self.act.valid):
+                    m.d.sync += [left.eq(left - C), ld_addr.eq(ld_addr + 1)]
+                    with m.If(left <= C):
+                        m.d.sync += c_last.eq(ld_addr)
+                        m.next = "RUN"
+            with m.State("RUN"):
+                m.d.comb += [self.busy.eq(1), self.wgt.ready.eq(adv)]
+                with m.If(self.wgt.valid & adv):
+                    m.d.sync += [s1.valid.eq(1), s1.last.eq(chunk_last), s1.conj.eq(conj),
+                                 s1.final.eq(final_pass & chunk_last), s1.count.eq(count),
+                                 s1_codes.eq(self.wgt.payload), chunk.eq(Mux(chunk_last, 0, chunk + 1))]
+                    with m.If(chunk_last):
+                        self._next_pass(m, mat, stg, r_left, count)
+                        with m.If(final_pass):
+                            m.next = "DRAIN"
+            with m.State("DRAIN"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(~in_flight & (sh_left == 0)):
                     m.next = "IDLE"
         return m

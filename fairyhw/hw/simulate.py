@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 from amaranth.sim import Simulator
 
-from .driver import act_beats, cmd_beat, decode_results, pass_count, wgt_beats
+from .driver import act_beats, cmd_beat, decode_results, wgt_beats
 from .engine import Engine
+from .timing import pass_count
 
 __all__ = ["LayerRun", "rtl_engine"]
 
@@ -37,11 +38,11 @@ def rtl_engine(engine: Engine, layers, *, idle: float = 0.0, backpressure: float
     jobs = []
     for matrices, p, q in layers:
         rows, k = matrices[0][0].shape
-        passes = 1 if engine.sharing == "buffer" else pass_count(rows, engine.lanes, engine.stages,
-                                                                 len(engine.matrices))
+        cfg = engine.config
+        passes = 1 if engine.sharing == "buffer" else pass_count(cfg, rows)
         jobs.append({"k": k, "rows": rows, "cmd": cmd_beat(k, rows, engine.max_in),
-                     "act": act_beats(p, q, passes),
-                     "wgt": wgt_beats(matrices, engine.lanes, engine.lane_style),
+                     "act": act_beats(p, q, passes, cfg.act_per_beat),
+                     "wgt": wgt_beats(matrices, engine.lanes, engine.lane_style, (cfg.rows, cfg.cols)),
                      "n_res": engine.result_count(rows)})
     marks = {"start": [], "end": []}
     results = [[] for _ in jobs]
@@ -91,7 +92,7 @@ def rtl_engine(engine: Engine, layers, *, idle: float = 0.0, backpressure: float
         ctx.set(engine.wgt.valid, 0)
 
     async def consumer(ctx):
-        width = engine.acc_width * len(engine.parts)
+        width = engine.acc_width * len(engine.parts) * engine.config.res_per_beat
         for i, job in enumerate(jobs):
             while len(results[i]) < job["n_res"]:
                 ready = not (backpressure and rng.random() < backpressure)
@@ -123,6 +124,6 @@ def rtl_engine(engine: Engine, layers, *, idle: float = 0.0, backpressure: float
     for i, job in enumerate(jobs):
         sums = decode_results(results[i], rows=job["rows"], lanes=engine.row_tile, stages=engine.stages,
                               matrices=len(engine.matrices), parts=len(engine.parts),
-                              acc_width=engine.acc_width)
+                              acc_width=engine.acc_width, group=engine.config.res_per_beat)
         out.append(LayerRun(sums, marks["end"][i] - marks["start"][i] + 1, lasts[i]))
     return out

@@ -6,7 +6,7 @@ exactly, stall-free) and the performance model.
 
 from __future__ import annotations
 
-__all__ = ["engine_cycles", "latency", "pass_count"]
+__all__ = ["engine_cycles", "array_cycles", "array_depth", "latency", "pass_count", "result_beats"]
 
 
 def engine_cycles(k: int, rows: int, *, lanes: int, stages: int, matrices: int,
@@ -37,7 +37,10 @@ def engine_cycles(k: int, rows: int, *, lanes: int, stages: int, matrices: int,
 
 def latency(cfg, k: int, rows: int) -> int:
     """Cycles of one layer on the engine ``cfg`` (an :class:`~fairyhw.hw.config.EngineConfig`),
-    command to last result, with no stalls: :func:`engine_cycles` of its parameters."""
+    command to last result, with no stalls: :func:`array_cycles` for the array style, else
+    :func:`engine_cycles` of its parameters."""
+    if cfg.lane_style == "array":
+        return array_cycles(k, rows, cfg)
     return engine_cycles(k, rows, lanes=cfg.lanes, stages=cfg.stages, matrices=len(cfg.matrices),
                          sharing=cfg.sharing, lane_style=cfg.lane_style)
 
@@ -45,3 +48,38 @@ def latency(cfg, k: int, rows: int) -> int:
 def pass_count(cfg, rows: int) -> int:
     """Passes of a layer with ``rows`` rows: one per (row tile, stage, matrix)."""
     return -(-rows // cfg.row_tile) * cfg.stages * len(cfg.matrices)
+
+
+def array_depth(cfg) -> int:
+    """Pipeline registers of the array style from an accepted weight word to its accumulation: the
+    word and buffer read, the shared pair values and plane bits, then the row trees (their leaves and
+    one register per ``tree_regs`` adder levels)."""
+    pairs = (cfg.cols + 1) // 2
+    levels = max(0, (pairs - 1).bit_length())
+    return 2 + 1 + -(-levels // cfg.tree_regs)
+
+
+def array_cycles(k: int, rows: int, cfg) -> int:
+    """Cycles of one layer on the array style, command handshake to last result handshake, both
+    included, no stalls.
+
+    ``n = ceil(k / cols)`` act beats fill the buffer; each pass (row tile, stage, matrix) takes ``n``
+    weight words. The last word of pass ``i`` reaches the root ``depth`` cycles after it is accepted,
+    and its ``b_i = ceil(c_i / group)`` result beats follow; the array holds while the result register
+    is still draining the previous pass, so pass ``i`` ends ``max(n, b_{i-1})`` cycles after pass
+    ``i - 1``.
+    """
+    n = -(-k // cfg.cols)
+    tiles = [min(cfg.rows, rows - r0) for r0 in range(0, rows, cfg.rows)]
+    beats = [-(-c // cfg.group) for c in tiles for _ in range(cfg.stages * len(cfg.matrices))]
+    end = 1 + n + n + array_depth(cfg) - 1            # the first pass's capture cycle
+    end += sum(max(n, b) for b in beats[:-1])
+    return end + beats[-1] + 1
+
+
+def result_beats(cfg, rows: int) -> int:
+    """Result beats of a layer with ``rows`` rows: one per (row tile, stage, matrix, group of
+    ``res_per_beat`` rows)."""
+    tiles = [min(cfg.row_tile, rows - r0) for r0 in range(0, rows, cfg.row_tile)]
+    per = cfg.res_per_beat
+    return sum(-(-c // per) for c in tiles) * cfg.stages * len(cfg.matrices)
