@@ -16,3 +16,13 @@ __version__ = "0.1.0"
 
 class FairyError(ValueError):
     """A user mistake (bad parameter, bad tensor, bad file): the message is one line for the user."""
+
+
+def cache_dir(*parts: str) -> str:
+    """The one cache root of fairyhw, ``$FAIRYHW_CACHE`` (default ``$XDG_CACHE_HOME/fairyhw``, else
+    ``~/.cache/fairyhw``), joined with ``parts``: built CPU kernels, design-space points, syntheses."""
+    import os
+    d = os.environ.get("FAIRYHW_CACHE")
+    if not d:
+        d = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "fairyhw")
+    return os.path.join(d, *parts)

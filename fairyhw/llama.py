@@ -32,7 +32,7 @@ class LlamaConfig:
                    rope_theta=cfg.get("rope_theta", 1e4))
 
 
-#: LLaMA-2 7B (DESIGN.md section 4).
+#: LLaMA-2 7B (Touvron et al. 2023; the HF config of meta-llama/Llama-2-7b-hf).
 LLAMA2_7B = LlamaConfig(hidden=4096, intermediate=11008, layers=32, heads=32, kv_heads=32, vocab=32000)
 
 

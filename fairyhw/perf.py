@@ -22,11 +22,13 @@ import sys
 from dataclasses import asdict, dataclass, field
 
 from .cli import ArgumentParser, float_in, int_in
-from .hw.engine import engine_cycles
+from .hw.config import add_arguments, from_arguments
+from .hw.config import EngineConfig
+from .hw.timing import latency, pass_count
 from .llama import LLAMA2_7B, LlamaConfig, linear_shapes
 
 __all__ = ["Cost", "MemoryPreset", "MEMORY_PRESETS", "ENERGY_45NM", "HardwareConfig", "Op",
-           "decode_ops", "prefill_ops", "project", "Projection", "roofline_tokens_per_s", "MODELS"]
+           "decode_ops", "prefill_ops", "workload", "project", "smallest_saturating", "Projection", "roofline_tokens_per_s", "MODELS"]
 
 MODELS = {"llama2-7b": LLAMA2_7B}
 
@@ -92,14 +94,14 @@ class MemoryPreset:
 
 MEMORY_PRESETS = {
     "ddr4-2400-x64": MemoryPreset("ddr4-2400-x64", 19.2e9, 31.0, 1.0,
-                                  "DDR4-2400 x64: 19.2 GB/s; 1.3-2.6 nJ per 64-bit access (DESIGN.md "
-                                  "sec. 5), midpoint 1.95 nJ = 31 pJ/bit; 1 W static for a small "
+                                  "DDR4-2400 x64: 19.2 GB/s; 1.3-2.6 nJ per 64-bit access "
+                                  "(Horowitz ISSCC'14), midpoint 1.95 nJ = 31 pJ/bit; 1 W static for a small "
                                   "FPGA board (assumed)"),
     "ddr4-dual": MemoryPreset("ddr4-dual", 51.2e9, 31.0, 2.0,
                               "DDR4-3200 dual channel: 51.2 GB/s; energy as DDR4 above; 2 W static "
                               "(assumed)"),
     "u280-hbm2": MemoryPreset("u280-hbm2", 460e9, 3.97, 10.0,
-                              "Alveo U280 HBM2: 460 GB/s, 3.97 pJ/bit (DESIGN.md sec. 5); 10 W static "
+                              "Alveo U280 HBM2: 460 GB/s, 3.97 pJ/bit (a published HBM2 access energy); 10 W static "
                               "for the card (assumed, UltraScale+ VU37P class)"),
     "h100-hbm3": MemoryPreset("h100-hbm3", 3.35e12, 3.97, 60.0,
                               "H100 SXM HBM3: 3.35 TB/s; HBM2's 3.97 pJ/bit used as a stand-in; 60 W "
@@ -112,28 +114,33 @@ MEMORY_PRESETS = {
 
 @dataclass(frozen=True)
 class HardwareConfig:
-    """The array and its memory system.
+    """The engine (its :class:`~fairyhw.hw.config.EngineConfig`), its clock and its memory system.
 
-    ``col_groups > 1`` models a column-parallel array (``lanes / col_groups`` rows, each fed by
-    ``col_groups`` lanes through an adder tree): a *modelled* variant with no RTL yet, flagged in
-    every output that uses it."""
+    ``luts``: the engine's Xilinx LUTs, measured or extrapolated from synthesis, when known (reported
+    beside the projection, not used in it)."""
 
-    lanes: int = 64
+    engine: EngineConfig = field(default_factory=EngineConfig)
     clock: float = 250e6
-    stages: int = 2
-    accumulate: str = "split"
-    sharing: str = "buffer"
     memory: MemoryPreset = MEMORY_PRESETS["u280-hbm2"]
     vector_ops_per_cycle: int = 512
     node_nm: float = 16.0
     static_w: float | None = None
-    col_groups: int = 1
-    lut_per_lane: float | None = None
-    lane_style: str = "output"
+    luts: float | None = None
+
+    @classmethod
+    def of(cls, *, clock: float = 250e6, memory: MemoryPreset = MEMORY_PRESETS["u280-hbm2"],
+           vector_ops_per_cycle: int = 512, node_nm: float = 16.0, static_w: float | None = None,
+           luts: float | None = None, **engine) -> "HardwareConfig":
+        """Build from engine parameters given by keyword (``lanes=``, ``lane_style=`` ...)."""
+        return cls(EngineConfig(**engine), clock, memory, vector_ops_per_cycle, node_nm, static_w, luts)
 
     @property
-    def row_lanes(self) -> int:
-        return self.lanes // self.col_groups
+    def lanes(self) -> int:
+        return self.engine.lanes
+
+    @property
+    def stages(self) -> int:
+        return self.engine.stages
 
     @property
     def static_power(self) -> float:
@@ -141,40 +148,43 @@ class HardwareConfig:
 
 
 class MacArray:
-    """The generated engine: cycles from its latency function, energy per lane-cycle of adds."""
+    """The generated engine: cycles from its own latency function (:func:`fairyhw.hw.timing.latency`,
+    exact against the RTL), energy from the adds each style performs."""
 
-    def __init__(self, hw: HardwareConfig, acc_width: int = 22):
-        self.hw, self.acc_width = hw, acc_width
+    def __init__(self, hw: HardwareConfig):
+        self.hw, self.cfg = hw, hw.engine
 
     def cycles(self, k: int, rows: int) -> int:
-        c = self.hw.col_groups
-        if c == 1:   # the generated engine: its own latency function, exact against the RTL
-            return engine_cycles(k, rows, lanes=self.hw.lanes, stages=self.hw.stages, matrices=2,
-                                 sharing=self.hw.sharing, lane_style=self.hw.lane_style)
-        # modelled column-parallel array: K/C columns per pass, an adder tree of log2(C) stages,
-        # C results drained per cycle and C activations loaded per cycle
-        kc, r = math.ceil(k / c), self.hw.row_lanes
-        tiles = [min(r, rows - r0) for r0 in range(0, rows, r)]
-        passes = [math.ceil(t / c) for t in tiles for _ in range(2 * self.hw.stages)]
-        return (2 * kc + sum(max(kc, 2 + p) for p in passes[:-1]) + passes[-1] + 3 +
-                math.ceil(math.log2(c)))
+        return latency(self.cfg, k, rows)
+
+    def adds(self, k: int, rows: int) -> list[tuple[float, int]]:
+        """``[(count, bit width)]`` of the integer adds one layer costs on this engine."""
+        cfg = self.cfg
+        mats = cfg.stages * len(cfg.matrices)
+        acc = cfg.acc_width
+        if cfg.lane_style == "output":
+            # each complex MAC adds into two of its lane's accumulators
+            return [(2.0 * mats * k * rows, acc)]
+        if cfg.lane_style == "dot":
+            # per weight word: 4 adder trees of (lanes - 1) narrow adds, and 4 accumulator adds
+            n = cfg.lanes
+            words = math.ceil(k / n) * rows * mats
+            return [(words * 4 * (n - 1), 9 + math.ceil(math.log2(max(n, 2)))), (words * 4, acc)]
+        # array: per weight word and row, four trees over C/2 pair leaves and four accumulator adds;
+        # per word, shared: the pair sums (C) and the S_p, S_q trees and accumulators
+        c, r = cfg.cols, cfg.rows
+        n = math.ceil(k / c)
+        tiles = math.ceil(rows / r)
+        words = n * tiles * mats
+        leaves = (c + 1) // 2
+        tree_w = 9 + math.ceil(math.log2(max(leaves, 2))) // 2
+        return [(words * r * 4 * max(leaves - 1, 0), tree_w), (words * r * 4, acc),
+                (words * (c + 2 * max(leaves - 1, 0)), tree_w), (words * 2, acc)]
 
     def linear(self, k: int, rows: int, tokens: int = 1) -> Cost:
         cyc = self.cycles(k, rows) * tokens
-        # useful complex MACs: each does 2 accumulator adds (split: two of the four sums; merged: re, im)
-        macs = 2 * self.hw.stages * k * rows * tokens
-        if self.hw.lane_style == "dot":
-            # per weight word: 4 adder trees of C - 1 narrow adds (9 + log2 C bits) and 4 accumulator adds
-            n = self.hw.lanes
-            words = math.ceil(k / n) * rows * 2 * self.hw.stages * tokens
-            tree = add_energy(9 + math.ceil(math.log2(max(n, 2))))
-            return Cost(cyc / self.hw.clock, words * 4 * ((n - 1) * tree + add_energy(self.acc_width)) *
-                        node_scale(self.hw.node_nm))
-        e = macs * 2 * add_energy(self.acc_width) * node_scale(self.hw.node_nm)
-        if self.hw.col_groups > 1:   # adder tree: (C - 1) adds per row and pass
-            e += (self.hw.col_groups - 1) * 4 * rows * 2 * self.hw.stages * tokens * \
-                add_energy(self.acc_width) * node_scale(self.hw.node_nm)
-        return Cost(cyc / self.hw.clock, e)
+        e = sum(cnt * add_energy(w) for cnt, w in self.adds(k, rows)) * tokens
+        return Cost(cyc / self.hw.clock, e * node_scale(self.hw.node_nm))
 
 
 class Sram:
@@ -225,16 +235,16 @@ class Op:
     act_bytes: float = 0.0
 
 
-def _linear_ops(cfg: LlamaConfig, tokens: int, stages: int, lm_head: str) -> list[Op]:
+def _linear_ops(cfg: LlamaConfig, tokens: int, stages: int, lm_head: str, matrices: int = 2) -> list[Op]:
     ops = []
     for s in linear_shapes(cfg):
         if s.name == "lm_head" and lm_head == "fp16":
             ops.append(Op("lm_head (fp16)", "vector", 1, tokens=tokens, weight_bytes=2 * s.params,
                           vector_ops=2 * s.params * tokens))
             continue
-        # T stages x (U, W) x (out/2 x in/2) codes x 2 bits = T bits per real weight; the engine
-        # re-reads the weights for every token
-        wb = s.params * stages / 8 * s.count * tokens
+        # T stages x (U, W) x (out/2 x in/2) codes x 2 bits = T bits per real weight (half that with
+        # W only, Fairy±i); the engine re-reads the weights for every token
+        wb = s.params * stages * matrices / 16 * s.count * tokens
         ops.append(Op(s.name, "linear", s.count, k=s.in_features // 2, rows=s.out_features // 2,
                       tokens=tokens, weight_bytes=wb, act_bytes=(s.in_features + s.out_features) *
                       s.count * tokens))
@@ -254,8 +264,9 @@ def _block_vector_ops(cfg: LlamaConfig, tokens: int) -> list[Op]:
 
 
 def decode_ops(cfg: LlamaConfig = LLAMA2_7B, *, context: int = 0, batch: int = 1, stages: int = 2,
-               lm_head: str = "quantized", kv: str = "fp16") -> list[Op]:
-    """One decoded token per sequence at context length ``context``, ``batch`` sequences."""
+               lm_head: str = "quantized", kv: str = "fp16", matrices: int = 2) -> list[Op]:
+    """One decoded token per sequence at context length ``context``, ``batch`` sequences; ``matrices``
+    per stage (2: Fairy2i's U and W, 1: W only)."""
     kvb = {"fp16": 2, "int8": 1}[kv]
     kvdim = cfg.kv_heads * cfg.head_dim
     L = cfg.layers
@@ -263,11 +274,11 @@ def decode_ops(cfg: LlamaConfig = LLAMA2_7B, *, context: int = 0, batch: int = 1
     att = Op("attention", "attention", L, tokens=batch,
              kv_bytes=2 * kvdim * kvb * L * batch * (pos - 1) + 2 * kvdim * kvb * L * batch,
              vector_ops=(2 * 2 * cfg.hidden * pos + 5 * cfg.heads * pos) * L * batch)
-    return _linear_ops(cfg, batch, stages, lm_head) + [att] + _block_vector_ops(cfg, batch)
+    return _linear_ops(cfg, batch, stages, lm_head, matrices) + [att] + _block_vector_ops(cfg, batch)
 
 
 def prefill_ops(cfg: LlamaConfig = LLAMA2_7B, *, prompt: int = 128, stages: int = 2,
-                lm_head: str = "quantized", kv: str = "fp16") -> list[Op]:
+                lm_head: str = "quantized", kv: str = "fp16", matrices: int = 2) -> list[Op]:
     """A prompt of ``prompt`` tokens (causal attention over the prompt), one sequence."""
     kvb = {"fp16": 2, "int8": 1}[kv]
     kvdim = cfg.kv_heads * cfg.head_dim
@@ -275,7 +286,13 @@ def prefill_ops(cfg: LlamaConfig = LLAMA2_7B, *, prompt: int = 128, stages: int 
     pairs = prompt * (prompt + 1) / 2
     att = Op("attention", "attention", L, tokens=prompt, kv_bytes=2 * kvdim * kvb * L * prompt,
              vector_ops=(2 * 2 * cfg.hidden * pairs + 5 * cfg.heads * pairs) * L)
-    return _linear_ops(cfg, prompt, stages, lm_head) + [att] + _block_vector_ops(cfg, prompt)
+    return _linear_ops(cfg, prompt, stages, lm_head, matrices) + [att] + _block_vector_ops(cfg, prompt)
+
+
+def workload(hw: HardwareConfig, phase: str = "decode", model: LlamaConfig = LLAMA2_7B, **kw) -> list[Op]:
+    """The operators of ``phase`` for the engine of ``hw``: its stages and matrices per stage."""
+    fn = decode_ops if phase == "decode" else prefill_ops
+    return fn(model, stages=hw.engine.stages, matrices=len(hw.engine.matrices), **kw)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -305,7 +322,6 @@ class Projection:
     energy_split: dict
     ops: list = field(default_factory=list)
     hardware: dict = field(default_factory=dict)
-    modelled_variant: bool = False
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -334,11 +350,12 @@ def project(ops: list[Op], hw: HardwareConfig, *, tokens: int = 1) -> Projection
             c = arr.linear(op.k, op.rows, op.tokens)
             compute = c.seconds * op.count
             e["macs"] = c.joules * op.count
-            passes = math.ceil(op.rows / hw.row_lanes) * hw.stages * 2
+            passes = pass_count(hw.engine, op.rows)
             # weight FIFO write+read, activation buffer: K writes and one 16-bit read per pass-cycle
             e["buffers"] = (buf_w.access(2 * op.weight_bytes * 8).joules +
                             buf_a.access(16 * op.k * (1 + passes) * op.count * op.tokens).joules)
-            mac_busy += 2 * hw.stages * op.k * op.rows * op.count * op.tokens / hw.lanes / hw.clock
+            mac_busy += hw.stages * len(hw.engine.matrices) * op.k * op.rows * op.count * op.tokens \
+                / hw.lanes / hw.clock
         else:
             v = vec.ops(op.vector_ops)
             compute = v.seconds
@@ -360,24 +377,11 @@ def project(ops: list[Op], hw: HardwareConfig, *, tokens: int = 1) -> Projection
         bound=f"memory ({hw.memory.name})" if mem_s >= total_s / 2 else "compute (MAC array)",
         roofline_tokens_per_s=roof, roofline_fraction=tps / roof, utilization=mac_busy / total_s,
         energy_split=split, ops=[asdict(r) for r in rows],
-        hardware={"lanes": hw.lanes, "clock": hw.clock, "stages": hw.stages, "memory": hw.memory.name,
+        hardware={"engine": hw.engine.to_json(), "lanes": hw.lanes, "clock": hw.clock,
+                  "stages": hw.stages, "memory": hw.memory.name,
                   "bandwidth": hw.memory.bandwidth, "pj_per_bit": hw.memory.pj_per_bit,
-                  "static_w": hw.static_power, "node_nm": hw.node_nm, "col_groups": hw.col_groups,
-                  "vector_ops_per_cycle": hw.vector_ops_per_cycle,
-                  "lut_estimate": None if hw.lut_per_lane is None else hw.lut_per_lane * hw.lanes},
-        modelled_variant=hw.col_groups > 1)
-
-
-def lut_per_lane_measured(path: str = None) -> float | None:
-    """Xilinx LUTs per lane from the committed 64-lane synthesis report, if present."""
-    import os
-    path = path or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "reports", "synth_l64.json")
-    try:
-        with open(path) as f:
-            return json.load(f)["targets"]["xilinx"]["per_lane"]["lut_equiv"]
-    except (OSError, KeyError, ValueError):
-        return None
+                  "static_w": hw.static_power, "node_nm": hw.node_nm,
+                  "vector_ops_per_cycle": hw.vector_ops_per_cycle, "luts": hw.luts})
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -388,9 +392,8 @@ def build_parser():
                                 description="Project LLaMA inference on a fairyhw array: tokens/s, "
                                             "tokens/J, time and energy by operation.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", choices=tuple(MODELS), default="llama2-7b")
-    p.add_argument("--lanes", metavar="N", type=int_in(1, BOUNDS["lanes"], "lanes"), default=64,
-                   help="complex MACs per cycle")
+    p.add_argument("--model", choices=tuple(MODELS), default="llama2-7b", help="model shapes")
+    add_arguments(p)
     p.add_argument("--clock", metavar="HZ", type=float_in(*BOUNDS["clock"], "clock", "Hz"),
                    default=250e6, help="array clock")
     p.add_argument("--memory", choices=tuple(MEMORY_PRESETS), default="u280-hbm2",
@@ -403,8 +406,6 @@ def build_parser():
                    help="override the preset's energy")
     p.add_argument("--static-w", metavar="W", type=float_in(*BOUNDS["static_w"], "static-w", "W"),
                    help="override the preset's static power")
-    p.add_argument("--stages", metavar="T", type=int_in(1, 4, "stages"), default=2,
-                   help="residual stages")
     p.add_argument("--phase", choices=("decode", "prefill"), default="decode", help="workload")
     p.add_argument("--context", metavar="L", type=int_in(0, BOUNDS["tokens"], "context"), default=0,
                    help="decode context length")
@@ -419,8 +420,6 @@ def build_parser():
                    default=512, help="vector unit fp16 ops per cycle (attention, norms, activations)")
     p.add_argument("--node-nm", metavar="NM", type=float_in(*BOUNDS["node_nm"], "node-nm", "nm"),
                    default=16.0, help="technology node for logic/SRAM energy scaling from 45 nm")
-    p.add_argument("--col-groups", metavar="C", type=int_in(1, 1024, "col-groups"), default=1,
-                   help="model a column-parallel array of LANES/C rows x C (no RTL yet)")
     p.add_argument("--json", action="store_true", help="print the projection as JSON")
     return p
 
@@ -433,15 +432,14 @@ def run(args) -> Projection:
         mem = replace(mem, name=f"{mem.name}@{args.bandwidth:.3g}B/s", bandwidth=args.bandwidth)
     if args.pj_per_bit:
         mem = replace(mem, pj_per_bit=args.pj_per_bit)
-    hw = HardwareConfig(lanes=args.lanes, clock=args.clock, stages=args.stages, memory=mem,
+    hw = HardwareConfig(from_arguments(args), clock=args.clock, memory=mem,
                         vector_ops_per_cycle=args.vector_ops, node_nm=args.node_nm,
-                        static_w=args.static_w, col_groups=args.col_groups,
-                        lut_per_lane=lut_per_lane_measured())
+                        static_w=args.static_w)
     if args.phase == "decode":
-        ops = decode_ops(cfg, context=args.context, batch=args.batch, stages=args.stages,
-                         lm_head=args.lm_head, kv=args.kv)
+        ops = workload(hw, "decode", cfg, context=args.context, batch=args.batch, lm_head=args.lm_head,
+                       kv=args.kv)
         return project(ops, hw, tokens=args.batch)
-    ops = prefill_ops(cfg, prompt=args.prompt, stages=args.stages, lm_head=args.lm_head, kv=args.kv)
+    ops = workload(hw, "prefill", cfg, prompt=args.prompt, lm_head=args.lm_head, kv=args.kv)
     return project(ops, hw, tokens=args.prompt)
 
 
@@ -460,11 +458,6 @@ def format_table(pr: Projection, title: str) -> str:
                  f"{100 * pr.utilization:.1f}%")
     lines.append("energy per token (mJ): " + ", ".join(
         f"{k} {v / pr.tokens * 1e3:.2f}" for k, v in pr.energy_split.items()))
-    if pr.hardware.get("lut_estimate"):
-        lines.append(f"LUT estimate: {pr.hardware['lut_estimate']:,.0f} (Xilinx, from the measured "
-                     f"64-lane synthesis)")
-    if pr.modelled_variant:
-        lines.append("note: col-groups > 1 is a modelled column-parallel array with no RTL yet")
     return "\n".join(lines)
 
 
@@ -477,8 +470,6 @@ def _main(argv) -> int:
     from . import FairyError
     from .outputs import check_finite
     args = build_parser().parse_args(argv)
-    if args.lanes % args.col_groups:
-        raise FairyError(f"--lanes ({args.lanes}) must be a multiple of --col-groups ({args.col_groups})")
     pr = run(args)
     check_finite(pr.to_json(), "projection")
     if args.json:
@@ -486,10 +477,28 @@ def _main(argv) -> int:
     else:
         what = (f"decode at context {args.context}, batch {args.batch}" if args.phase == "decode"
                 else f"prefill of {args.prompt} tokens")
-        print(format_table(pr, f"{args.model} W{args.stages}, {what}: {args.lanes} lanes at "
+        from .gen import describe
+        eng = from_arguments(args)
+        print(format_table(pr, f"{args.model} W{eng.stages}, {what}: {describe(eng)} at "
                                f"{args.clock / 1e6:g} MHz, {pr.hardware['memory']}"))
     return 0
 
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def smallest_saturating(clock: float, memory: MemoryPreset, *, cols: int = 128, max_rows: int = 512,
+                        **engine) -> HardwareConfig | None:
+    """The array of ``cols`` columns with the fewest rows whose every linear layer of a LLaMA-2 7B
+    decode step is memory-bound at ``clock`` (compute time at most the weight stream's), or None."""
+    for rows in range(1, max_rows + 1):
+        hw = HardwareConfig(EngineConfig(lanes=rows * cols, lane_style="array", rows=rows, cols=cols,
+                                         **engine), clock=clock, memory=memory)
+        pr = project(workload(hw), hw)
+        if all(r["compute_s"] <= r["memory_s"] for r in pr.ops if r["name"] in _LINEAR_NAMES):
+            return hw
+    return None
+
+
+_LINEAR_NAMES = {s.name for s in linear_shapes(LLAMA2_7B)}

@@ -17,11 +17,12 @@ from . import FairyError
 from .cli import ArgumentParser
 from .llama import LLAMA2_7B, weight_bytes_per_token
 from .outputs import Outputs, run_command, show
-from .perf import (MEMORY_PRESETS, HardwareConfig, decode_ops, lut_per_lane_measured, project,
-                   roofline_tokens_per_s)
+from .perf import (MEMORY_PRESETS, HardwareConfig, decode_ops, project, roofline_tokens_per_s,
+                   smallest_saturating, workload)
 
 CONTEXTS = (0, 512, 2048)
 U280_LUTS = 1_303_680   # Alveo U280 (XCU280): 1.30 M LUTs
+U280_BRAM36 = 2016      # and 2,016 BRAM36
 
 ANCHORS = [
     ("AccLLM (U280, W2A8, simulated)", 164.0, 4.96, "arXiv 2505.03745"),
@@ -29,26 +30,47 @@ ANCHORS = [
     ("FairyFuse (Xeon socket, CPU, Fairy2i-W2)", 32.4, None, "arXiv 2604.20913"),
     ("T-MAC (M2 Ultra, 8 threads, 2-bit)", 51.0, None, "T-MAC"),
     ("T-MAC (Raspberry Pi 5, 2 threads, 2-bit)", 5.9, None, "T-MAC"),
-    ("torch bf16 F.linear, H100 (linear layers only)", 184.0, None, "DESIGN.md sec. 5"),
+    ("torch bf16 F.linear, H100 (linear layers only)", 184.0, None, "measured by this project on an H100 (torch 2.x, batch 1)"),
 ]
 
 
-def designs(lut_per_lane):
-    """The projected designs: (label, HardwareConfig, note)."""
+#: Board power of the published U280 anchors (AccLLM's 4.96 tok/J is at 33 W), to compare tokens/J at.
+ANCHOR_BOARD_W = 33.0
+#: The files of the reports directory the report reads (written by the synth command).
+SYNTH_U280 = "synth_u280.json"          # Xilinx synthesis of the U280 array, extrapolated from slices
+SYNTH_ECP5 = "synth_array_ecp5.json"    # ECP5 synthesis, place and route of the array's pipeline
+
+
+def _array_luts(fit: dict, rows: int, group: int, what: str = "luts") -> float | None:
+    """Resources of an array of ``rows`` rows from the slice fit of :func:`fairyhw.synth.extrapolate_array`
+    (same columns)."""
+    f = fit.get(what) if fit else None
+    if f is None:
+        return None
+    return f["shared"] + rows * f["per_row"] + group * f["per_group_row"]
+
+
+def designs(synth: dict | None, fmax_mhz: float | None):
+    """The projected designs: (label, HardwareConfig, note, clock source)."""
     u280 = MEMORY_PRESETS["u280-hbm2"]
-    ddr = MEMORY_PRESETS["ddr4-2400-x64"]
-    out = [
-        ("64 lanes @ 250 MHz, DDR4-2400 x64", HardwareConfig(lanes=64, clock=250e6, memory=ddr),
-         "generated RTL"),
-        ("2048 lanes @ 300 MHz, U280 HBM2", HardwareConfig(lanes=2048, clock=300e6, memory=u280),
-         "generated RTL; 2048 = the most useful output-stationary lanes (q/k/v/o/down have 2048 "
-         "complex rows)"),
-        ("8192 lanes (2048 x 4 col.) @ 300 MHz, U280 HBM2",
-         HardwareConfig(lanes=8192, clock=300e6, memory=u280, col_groups=4),
-         "modelled column-parallel variant, no RTL yet: the lane count that saturates HBM2"),
-    ]
-    return [(label, HardwareConfig(**{**hw.__dict__, "lut_per_lane": lut_per_lane}), note)
-            for label, hw, note in out]
+    out = [("2048 output-stationary lanes @ 300 MHz (assumed), U280 HBM2",
+            HardwareConfig.of(lanes=2048, lane_style="output", clock=300e6, memory=u280),
+            "the previous engine: each lane owns one output row, so at most 2048 lanes are useful on "
+            "LLaMA-2 7B (its q, k, v, o and down projections have 2048 complex rows)", "assumed")]
+    cols = (synth or {}).get("parameters", {}).get("cols", 128)
+    clocks = [(300e6, "assumed")]
+    if fmax_mhz:
+        clocks.insert(0, (fmax_mhz * 1e6, "ECP5 place and route"))
+    for clock, src in clocks:
+        hw = smallest_saturating(clock, u280, cols=cols)
+        e = hw.engine
+        luts = _array_luts((synth or {}).get("fit"), e.rows, e.group)
+        hw = HardwareConfig(e, clock=clock, memory=u280, luts=luts)
+        out.append((f"{e.rows} x {e.cols} array ({e.lanes:,} MACs/cycle) @ {clock / 1e6:.0f} MHz "
+                    f"({src}), U280 HBM2", hw,
+                    f"the smallest array of {cols} columns whose every linear layer is bound by the "
+                    f"HBM2 weight stream at {clock / 1e6:.0f} MHz", src))
+    return out
 
 
 def _read_json(path):
@@ -87,21 +109,42 @@ def kernel_results(reports_dir):
     return out
 
 
+def _optional_json(path):
+    return _read_json(path) if os.path.exists(path) else None
+
+
 def build(reports_dir: str) -> dict:
-    lut = lut_per_lane_measured(os.path.join(reports_dir, "synth_l64.json"))
+    synth = _optional_json(os.path.join(reports_dir, SYNTH_U280))
+    ecp5 = _optional_json(os.path.join(reports_dir, SYNTH_ECP5))
+    fmax = None
+    if ecp5 is not None:
+        fmax = (ecp5.get("pnr") or {}).get("fmax_mhz")
+        if fmax is not None and not (isinstance(fmax, (int, float)) and fmax > 0):
+            raise FairyError(f"{show(os.path.join(reports_dir, SYNTH_ECP5))}: field 'pnr.fmax_mhz' is "
+                             f"{fmax!r}, expected a positive number")
+    if synth is not None and not isinstance(synth.get("targets", {}).get("xilinx", {}).get("fit"), dict):
+        raise FairyError(f"{show(os.path.join(reports_dir, SYNTH_U280))}: field 'targets.xilinx.fit' is "
+                         "missing (write it with python -m fairyhw.synth --extrapolate)")
+    fit_src = synth and {"fit": synth["targets"]["xilinx"]["fit"], "parameters": synth["parameters"]}
     result = {"contexts": list(CONTEXTS), "rooflines": {}, "designs": [], "anchors": [],
-              "kernels": kernel_results(reports_dir), "lut_per_lane": lut,
+              "kernels": kernel_results(reports_dir), "ecp5": ecp5, "u280_luts": U280_LUTS,
+              "u280_bram36": U280_BRAM36,
               "weight_bytes_per_token": weight_bytes_per_token(LLAMA2_7B, 2)}
     for name, mem in MEMORY_PRESETS.items():
         result["rooflines"][name] = [roofline_tokens_per_s(decode_ops(context=c), mem.bandwidth)
                                      for c in CONTEXTS]
-    for label, hw, note in designs(lut):
-        prs = [project(decode_ops(context=c), hw) for c in CONTEXTS]
+    for label, hw, note, src in designs(fit_src, fmax):
+        prs = [project(workload(hw, context=c), hw) for c in CONTEXTS]
+        at_board = [p.tokens / (p.joules - p.energy_split["static"] + ANCHOR_BOARD_W * p.seconds)
+                    for p in prs]
+        e = hw.engine
+        bram = _array_luts(fit_src and fit_src["fit"], e.rows, e.group, "bram") \
+            if e.lane_style == "array" else None
         result["designs"].append({
-            "label": label, "note": note, "lanes": hw.lanes, "clock": hw.clock,
-            "memory": hw.memory.name, "col_groups": hw.col_groups,
-            "lut_estimate": None if lut is None else lut * hw.lanes,
+            "label": label, "note": note, "engine": e.to_json(), "clock": hw.clock, "clock_from": src,
+            "memory": hw.memory.name, "luts": hw.luts, "bram": bram,
             "tokens_per_s": [p.tokens_per_s for p in prs], "tokens_per_j": [p.tokens_per_j for p in prs],
+            "tokens_per_j_at_board_w": at_board, "static_w": hw.static_power,
             "roofline_fraction": [p.roofline_fraction for p in prs], "bound": [p.bound for p in prs],
             "utilization": [p.utilization for p in prs],
             "energy_split_mj": {k: v * 1e3 for k, v in prs[0].energy_split.items()},
@@ -126,7 +169,7 @@ def plots(res, files):
     for d in res["designs"]:
         labels.append(f"fairyhw {d['label']}")
         vals.append(d["tokens_per_s"][0])
-        colors.append("#d62728" if d["col_groups"] > 1 else "#1f77b4")
+        colors.append("#1f77b4" if d["engine"]["lane_style"] == "array" else "#aec7e8")
     for a in res["anchors"]:
         labels.append(a["label"])
         vals.append(a["tokens_per_s"])
@@ -178,15 +221,23 @@ def markdown(res) -> str:
     for name, v in res["rooflines"].items():
         L.append(f"| {name} ({MEMORY_PRESETS[name].bandwidth / 1e9:g} GB/s) | " +
                  " | ".join(f"{x:.1f}" for x in v) + " |")
-    L.append("\n## Projected fairyhw designs\n")
-    L.append("| design | " + " | ".join(f"tok/s @{x}" for x in c) + " | tok/J @0 | of roofline @0 "
-             "| bound @0 | MAC utilisation @0 | LUT estimate (Xilinx) |")
+    L.append("\n## Projected fairyhw designs on an Alveo U280\n")
+    L.append("Every design is generated RTL; its linear layers take the cycles of the engine's own "
+             "latency function (equal to the co-simulation's measured cycles, `sim/`). A clock is either "
+             "measured (nextpnr-ecp5 on an LFE5U-85F, a conservative stand-in for a Xilinx place and "
+             "route we cannot run here) or an assumption, as labelled. tok/J is given at the model's "
+             f"own static power (10 W for the card, an assumption) and at {ANCHOR_BOARD_W:.0f} W of "
+             "board power, AccLLM's.\n")
+    L.append("| design | " + " | ".join(f"tok/s @{x}" for x in c) +
+             f" | tok/J @0 (10 W) | tok/J @0 ({ANCHOR_BOARD_W:.0f} W) | of roofline @0 | bound @0 "
+             "| Xilinx LUTs (of U280) |")
     L.append("|---|" + "---|" * (len(c) + 5))
     for d in res["designs"]:
-        lut = "n/a" if d["lut_estimate"] is None else f"{d['lut_estimate'] / 1e3:,.0f} k"
+        lut = "n/a" if d["luts"] is None else \
+            f"{d['luts'] / 1e3:,.0f} k ({100 * d['luts'] / res['u280_luts']:.0f}%)"
         L.append(f"| {d['label']} | " + " | ".join(f"{x:.1f}" for x in d["tokens_per_s"]) +
-                 f" | {d['tokens_per_j'][0]:.2f} | {100 * d['roofline_fraction'][0]:.1f}% | "
-                 f"{d['bound'][0]} | {100 * d['utilization'][0]:.1f}% | {lut} |")
+                 f" | {d['tokens_per_j'][0]:.2f} | {d['tokens_per_j_at_board_w'][0]:.2f} | "
+                 f"{100 * d['roofline_fraction'][0]:.1f}% | {d['bound'][0]} | {lut} |")
     L.append("")
     for d in res["designs"]:
         L.append(f"- **{d['label']}**: {d['note']}.")
@@ -201,34 +252,39 @@ def markdown(res) -> str:
         for label, tps in res["kernels"]:
             L.append(f"- {label}: {tps:.1f} linear-layer tokens/s")
     else:
-        L.append("No `reports/bench_cpu.json` or `reports/bench_gpu.json` yet.")
-    big = res["designs"][-1]
-    mid = res["designs"][1]
-    L.append("\n## Reading it: can a U280 design beat AccLLM (250 tok/s, 10 tok/J)?\n")
-    L.append(
-        f"- The generated output-stationary engine gives each lane one output row, so at most 2048 lanes "
-        f"are useful on LLaMA-2 7B (q, k, v, o and down have 2048 complex rows). At 300 MHz that is "
-        f"{mid['tokens_per_s'][0]:.1f} tok/s and {mid['tokens_per_j'][0]:.2f} tok/J: compute-bound "
-        f"at {100 * mid['roofline_fraction'][0]:.0f}% of the HBM2 roofline, below AccLLM's 164.")
-    L.append(
-        f"- Saturating 460 GB/s at 300 MHz needs about 460e9 / (300e6 x 2 bits / 8) = 6133 lanes. The "
-        f"modelled column-parallel array of 8192 lanes (2048 rows x 4 column groups, C results drained "
-        f"and C activations loaded per cycle) reaches {big['tokens_per_s'][0]:.1f} tok/s and "
-        f"{big['tokens_per_j'][0]:.2f} tok/J ({100 * big['roofline_fraction'][0]:.1f}% of the roofline): "
-        f"the goal, but only on paper. It has no RTL yet, and " + (
-            f"at the measured {res['lut_per_lane']:.0f} Xilinx LUTs per lane it needs "
-            f"{big['lut_estimate'] / 1e6:.2f} M LUTs, against the U280's {U280_LUTS / 1e6:.2f} M. "
-            if res["lut_per_lane"] else "no synthesis report (synth_l64.json) gives its LUTs here. ") +
-        f"Fitting needs at most {U280_LUTS * 0.85 / 8192:.0f} LUTs per lane (85% fill), a clock of "
-        f"450 MHz with 4096 lanes, or both; merged accumulators and a cheaper drain are the first levers.")
-    L.append(
-        "- Energy at context 0 is dominated by the HBM2 weight stream (52.5 mJ/token at 3.97 pJ/bit) and "
-        "the assumed 10 W card static power; the adders themselves cost well under 1 mJ/token. "
-        "Static power is an assumption (`--static-w`), and the clock is assumed, not placed and routed.")
-    L.append("- Projections use the generator's latency function, which the co-simulation measures exactly "
-             "(`sim/test_model_cycles.py`). Decode re-reads all weights per token; batching is not "
-             "modelled as weight reuse because the engine does not reuse weights across tokens.")
+        L.append("No `bench_cpu.json` or `bench_gpu.json` in this folder.")
+    L += reading(res)
     return "\n".join(L) + "\n"
+
+
+def reading(res) -> list[str]:
+    """What bounds each design, in figures from ``res``."""
+    L = ["\n## Reading it\n"]
+    old = res["designs"][0]
+    arrays = res["designs"][1:]
+    roof = res["rooflines"]["u280-hbm2"][0]
+    L.append(f"- The output-stationary engine is compute-bound: {old['tokens_per_s'][0]:.1f} tok/s, "
+             f"{100 * old['roofline_fraction'][0]:.0f}% of the {roof:.0f} tok/s HBM2 roofline, even at an "
+             "assumed 300 MHz.")
+    for d in arrays:
+        e = d["engine"]
+        lut = "" if d["luts"] is None else \
+            f", {d['luts'] / 1e3:,.0f} k Xilinx LUTs ({100 * d['luts'] / res['u280_luts']:.0f}% of the U280)"
+        L.append(f"- {e['rows']} x {e['cols']} = {e['lanes']:,} MACs/cycle at {d['clock'] / 1e6:.0f} MHz "
+                 f"({d['clock_from']}){lut}: {d['tokens_per_s'][0]:.1f} tok/s at context 0 "
+                 f"({100 * d['roofline_fraction'][0]:.1f}% of the roofline), "
+                 f"{d['tokens_per_s'][-1]:.1f} at context {res['contexts'][-1]}; bound by the HBM2 weight "
+                 f"stream ({d['energy_split_mj']['weights']:.1f} mJ a token at 3.97 pJ/bit), which is "
+                 f"also most of the dynamic energy; the adds cost {d['energy_split_mj']['macs']:.2f} mJ.")
+    ecp5 = res.get("ecp5")
+    if ecp5 and ecp5.get("pnr"):
+        e = ecp5["parameters"]
+        L.append(f"- The measured clock is nextpnr-ecp5's {ecp5['pnr']['fmax_mhz']:.1f} MHz for a "
+                 f"{e['rows']} x {e['cols']} array of the same pipeline "
+                 f"({ecp5['targets']['ecp5']['summary']['lut_equiv']:,} ECP5 LUT4 equivalents); a Xilinx "
+                 "UltraScale+ part would be faster, but that is not measured here.")
+    L.append("- Decode re-reads all weights per token; batching is not modelled as weight reuse.")
+    return L
 
 
 def main(argv=None) -> int:

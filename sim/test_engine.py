@@ -157,17 +157,17 @@ def extreme_layer(name, rows, k, stages, matrices, code):
 
 @pytest.fixture(scope="module")
 def d64():
-    return build(lanes=64, max_in=2048, max_out=2048, stages=2)
+    return build(lane_style="output", lanes=64, max_in=2048, max_out=2048, stages=2)
 
 
 @pytest.fixture(scope="module")
 def d8():
-    return build(lanes=8, max_in=1024, max_out=1024, stages=2)
+    return build(lane_style="output", lanes=8, max_in=1024, max_out=1024, stages=2)
 
 
 @pytest.fixture(scope="module")
 def d1():
-    return build(lanes=1, max_in=64, max_out=64, stages=1)
+    return build(lane_style="output", lanes=1, max_in=64, max_out=64, stages=1)
 
 
 @pytest.fixture(scope="module")
@@ -186,8 +186,8 @@ def test_smollm2_layers_bit_exact(d64, d8, smollm2_vectors, stages):
     layer's float32 output on the same int8 activations to 2e-5 of the output's largest magnitude
     (float32 accumulation over K <= 1536 terms: K * 2**-24 ~ 1e-4 of the sum of magnitudes)."""
     from vectors import quantized_layer_vectors
-    runner, eng, bdir = design = d64 if stages == 2 else build(lanes=64, max_in=2048, max_out=2048,
-                                                               stages=1)
+    runner, eng, bdir = design = d64 if stages == 2 else build(lane_style="output", lanes=64, max_in=2048,
+                                                               max_out=2048, stages=1)
     layers, models = [], {}
     for name, (w, x) in smollm2_vectors.items():
         layer, act, codes, exp = quantized_layer_vectors(w, x, stages)
@@ -233,7 +233,7 @@ def test_ifairy_native_layer_bit_exact():
     """A Fairy±i native complex layer, y = W conj(x): one stage, W only."""
     from fairyhw import golden as gm
     from fairyhw.layers import FairyComplexLinear
-    design = build(lanes=8, max_in=256, max_out=256, stages=1, mode="ifairy")
+    design = build(lane_style="output", lanes=8, max_in=256, max_out=256, stages=1, mode="ifairy")
     g = torch.Generator().manual_seed(3)
     w = torch.complex(torch.randn(40, 96, generator=g), torch.randn(40, 96, generator=g))
     layer = FairyComplexLinear(w)
@@ -245,7 +245,7 @@ def test_ifairy_native_layer_bit_exact():
 
 
 def test_merged_accumulators_bit_exact():
-    design = build(lanes=8, max_in=256, max_out=256, stages=2, accumulate="merged")
+    design = build(lane_style="output", lanes=8, max_in=256, max_out=256, stages=2, accumulate="merged")
     layer = random_layer("merged", 21, 50, 2, 2, seed=5, accumulate="merged")
     rec = run_job(design, [layer], tag="merged")
     record_cycles(design, rec, "merged")
@@ -254,7 +254,7 @@ def test_merged_accumulators_bit_exact():
 @pytest.mark.parametrize("idle, backpressure", [(0.0, 0.0), (0.3, 0.4)])
 def test_streamed_activation_sharing(idle, backpressure):
     """sharing=stream: no buffer, one act beat with each wgt beat; SmolLM2-free random layers."""
-    design = build(lanes=8, max_in=256, max_out=256, stages=2, sharing="stream")
+    design = build(lane_style="output", lanes=8, max_in=256, max_out=256, stages=2, sharing="stream")
     layers = [random_layer("s1", 21, 40, 2, 2, seed=21), random_layer("s2", 8, 3, 2, 2, seed=22)]
     tag = f"stream_{idle}_{backpressure}"
     rec = run_job(design, layers, idle=idle, backpressure=backpressure, seed=5, tag=tag)

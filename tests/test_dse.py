@@ -12,7 +12,7 @@ from fairyhw.dse import Point, load_config, points_of, run_point, run_sweep, var
 
 def tiny(**kw):
     return load_config({"lanes": [1, 2], "max_in": [16], "accumulate": ["split"], "baselines": [2],
-                        "lane_style": ["output"],
+                        "lane_style": ["output"], "arrays": [],
                         "pnr": False, "accuracy": False, "memory": ["ddr4-2400-x64"], **kw})
 
 
@@ -25,6 +25,11 @@ def test_points_of_config():
         "2 lanes merged T2 fairy2i", "2 lanes merged T2 fairy2i dot",
         "baseline-complex-int8 x2", "baseline-ternary x2"]
     assert len({p.key() for p in pts}) == len(pts)
+    arr = points_of(tiny(arrays=[[2, 4], [3, 8]], extrapolate_above=16, baselines=[]))
+    assert [p.label() for p in arr] == ["1 lanes split T2 fairy2i", "2 lanes split T2 fairy2i",
+                                        "2x4 array split T2 fairy2i",
+                                        "3x8 array split T2 fairy2i (extrapolated)"]
+    assert arr[3].engine().rows == 3 and arr[3].engine().group == 1
 
 
 @pytest.mark.parametrize("obj, msg", [
@@ -34,11 +39,15 @@ def test_points_of_config():
     ({"lanes": [0]}, "lanes values must be integers from 1 to 65536, not 0"),
     ({"lanes": [8.5]}, "lanes values must be integers from 1 to 65536, not 8.5"),
     ({"accumulate": ["fast"]}, "accumulate values must be among split, merged, not 'fast'"),
-    ({"lane_style": ["lut"]}, "lane_style values must be among output, dot, not 'lut'"),
+    ({"lane_style": ["lut"]}, "lane_style values must be among output, dot, array, not 'lut'"),
     ({"memory": ["sram"]}, "memory values must be among"),
     ({"clock_mhz": [0]}, "clock_mhz must be a non-empty list of numbers in (0, 2000), not [0]"),
     ({"act_bits": [4]}, "act_bits must be [8]: the generator supports int8 activations only"),
     ({"pnr": "yes"}, "pnr must be true or false, not 'yes'"),
+    ({"arrays": [[2]]}, "arrays must be a list of [rows, cols] pairs (cols 1 to 1024, rows x cols at most "
+                        "65536), not [[2]]"),
+    ({"arrays": [[2, 2000]]}, "arrays must be a list of [rows, cols] pairs"),
+    ({"extrapolate_above": 0}, "extrapolate_above must be a positive integer (MACs per cycle), not 0"),
 ])
 def test_config_errors(obj, msg):
     with pytest.raises(FairyError) as e:
@@ -85,7 +94,7 @@ def test_variant_snr_split_beats_merged():
 def test_cli_tiny_sweep_and_bad_config(tmp_path):
     cfgf = tmp_path / "sweep.json"
     cfgf.write_text(json.dumps({"lanes": [2], "max_in": [16], "baselines": [], "pnr": True,
-                                "accumulate": ["split"], "accuracy": False,
+                                "accumulate": ["split"], "accuracy": False, "arrays": [],
                                 "memory": ["ddr4-2400-x64"]}))
     out = tmp_path / "rep"
     r = subprocess.run([sys.executable, "-m", "fairyhw.dse", "--config", str(cfgf), "--out", str(out),
@@ -113,6 +122,7 @@ def test_single_target_sweep_is_deterministic(target, tmp_path):
     cfgf = tmp_path / "sweep.json"
     cfgf.write_text(json.dumps({"lanes": [1], "max_in": [16], "baselines": [], "pnr": False,
                                 "accumulate": ["split"], "lane_style": ["output"], "accuracy": False,
+                                "arrays": [[1, 2]],
                                 "memory": ["ddr4-2400-x64"], "targets": [target]}))
     outs = []
     for run in range(2):

@@ -91,8 +91,12 @@ class EngineConfig:
         Four exact integer sums per row, or the two of a swap-mux complex accumulator.
     sharing : {"buffer", "stream"}
         Activation buffer loaded once per layer, or streamed beside every weight beat.
-    lane_style : {"output", "dot"}
-        Output-stationary lanes or dot-product lanes with an adder tree.
+    lane_style : {"array", "output", "dot"}
+        An R x C array of pipelined row trees (the default), output-stationary lanes, or dot-product
+        lanes with an adder tree.
+    rows, cols, group, tree_regs : int
+        Array style: its shape (0: :func:`default_shape` of ``lanes``), rows per result beat (0:
+        :func:`default_group`), and adder levels between pipeline registers.
 
     Raises
     ------
@@ -116,8 +120,9 @@ class EngineConfig:
     accumulate: str = "split"
     #: ``buffer`` (loaded once per layer) or ``stream`` (beside every weight beat).
     sharing: str = "buffer"
-    #: ``output`` (output-stationary lanes), ``dot`` (dot-product lanes, adder tree) or ``array``.
-    lane_style: str = "output"
+    #: ``array`` (R x C array of row trees), ``output`` (output-stationary lanes) or ``dot``
+    #: (dot-product lanes, one row at a time).
+    lane_style: str = "array"
     #: Array style: rows R (0: the default shape of ``lanes``).
     rows: int = 0
     #: Array style: columns C (0: the default shape of ``lanes``).
@@ -246,7 +251,76 @@ PRESETS = {
     "default": EngineConfig(),
     "small": EngineConfig(lanes=8, max_in=1024, max_out=1024),
     "merged": EngineConfig(accumulate="merged"),
+    "output": EngineConfig(lane_style="output"),
     "dot": EngineConfig(lane_style="dot"),
     "ifairy": EngineConfig(mode="ifairy", stages=1),
-    "array": EngineConfig(lane_style="array"),
+    "u280": EngineConfig(lanes=6272, rows=49, cols=128),
 }
+
+
+# -- command lines --------------------------------------------------------------------------------
+
+#: Command-line help of each parameter (the options are ``--`` and the name with dashes).
+HELP = {
+    "lanes": "complex MACs per cycle (the array style picks a ROWS x COLS shape for it)",
+    "max_in": "largest complex input length K (activation buffer depth)",
+    "max_out": "largest complex output row count",
+    "stages": "residual stages T (1 = W1, 2 = W2)",
+    "mode": "fairy2i: U x + W conj(x) per stage; ifairy: W conj(x)",
+    "accumulate": "split: 4 exact sums per row; merged: 2 sums of a swap-mux complex accumulator",
+    "sharing": "buffer: activations loaded once per layer; stream: sent beside every weight beat",
+    "lane_style": "array: R x C array of row trees; output: output-stationary lanes; dot: one "
+                  "dot-product row at a time",
+    "rows": "array rows R (0: picked from --lanes)",
+    "cols": "array columns C, activations read per cycle (0: picked from --lanes)",
+    "group": "array rows per result beat (0: enough that results never stall the array at K=2048)",
+    "tree_regs": "array adder-tree levels between pipeline registers",
+}
+#: The default engine of the command lines (the generator's ``--lanes 64`` design).
+DEFAULT = EngineConfig()
+
+
+def add_arguments(parser, default: EngineConfig = DEFAULT) -> None:
+    """Add one ``--option`` per :class:`EngineConfig` field to an argparse parser, with the bounds
+    checked at parse time and the defaults of ``default`` shown in ``--help``."""
+    from ..cli import int_in
+    bounds = {"lanes": (1, MAX_LANES), "max_in": (1, MAX_DIM), "max_out": (1, MAX_DIM),
+              "stages": (1, MAX_STAGES), "rows": (0, MAX_LANES), "cols": (0, MAX_COLS),
+              "group": (0, MAX_LANES), "tree_regs": (1, MAX_TREE_REGS)}
+    choices = {"mode": tuple(MODES), "accumulate": tuple(ACCUMULATE), "sharing": SHARING,
+               "lane_style": LANE_STYLES}
+    metavar = {"lanes": "N", "max_in": "K", "max_out": "ROWS", "stages": "T", "rows": "R", "cols": "C",
+               "group": "G", "tree_regs": "L"}
+    for f in fields(EngineConfig):
+        opt = "--" + f.name.replace("_", "-")
+        dflt = getattr(default, f.name)
+        if f.name in ("rows", "cols", "group"):
+            dflt = 0          # derived from --lanes unless given
+        if f.name == "lanes":
+            parser.add_argument(opt, metavar="N", type=int_in(1, MAX_LANES, "lanes"), default=None,
+                                help=f"{HELP['lanes']} (default: {dflt}, or ROWS x COLS when both "
+                                     "are given)")
+            continue
+        if f.name in bounds:
+            lo, hi = bounds[f.name]
+            parser.add_argument(opt, metavar=metavar[f.name], type=int_in(lo, hi, opt[2:]), default=dflt,
+                                help=HELP[f.name])
+        else:
+            parser.add_argument(opt, choices=choices[f.name], default=dflt, help=HELP[f.name])
+
+
+def from_arguments(args) -> EngineConfig:
+    """The :class:`EngineConfig` of parsed arguments; a conflict is one :class:`FairyError`."""
+    params = {f.name: getattr(args, f.name) for f in fields(EngineConfig)}
+    if params["lanes"] is None:
+        both = params["lane_style"] == "array" and params["rows"] and params["cols"]
+        params["lanes"] = params["rows"] * params["cols"] if both else DEFAULT.lanes
+    if params["lane_style"] != "array":
+        for k in ("rows", "cols", "group"):
+            if params[k]:
+                raise FairyError(f"--{k} is a parameter of the array style, not of "
+                                 f"--lane-style {params['lane_style']}")
+    try:
+        return EngineConfig(**params)
+    except (TypeError, ValueError) as e:
+        raise FairyError(str(e)) from None

@@ -16,7 +16,7 @@ Second lane style (``lane_style="dot"``: dot-product lanes with an adder tree)
     part adds the tree's output over the row's ``ceil(K/LANES)`` chunks. No per-lane accumulators and no
     shadow register; one result per (row, stage, matrix) pass.
 
-Integer contract (``DESIGN.md`` section 2, :mod:`fairyhw.golden`)
+Integer contract (``docs/design.md``, :mod:`fairyhw.golden`)
     Split accumulators give, per row and pass, ``(Σap, Σaq, Σbp, Σbq)`` exactly as
     :func:`fairyhw.golden.integer_sums`; merged ones give :func:`fairyhw.golden.merge_sums` of them.
     For the W matrix (and every Fairy±i pass) the engine computes on ``conj(x)``. Scales are applied on

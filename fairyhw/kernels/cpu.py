@@ -45,10 +45,8 @@ _lib = None
 
 
 def _cache_dir() -> str:
-    d = os.environ.get("FAIRYHW_CACHE")
-    if not d:
-        d = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "fairyhw")
-    return d
+    from .. import cache_dir
+    return cache_dir()
 
 
 def _compiler() -> tuple[str, str]:

@@ -1,0 +1,100 @@
+"""The array style in Amaranth's simulator: every shape, mode and accumulator style against the golden
+integer sums, the latency function's cycles exactly, stalls, and the array stream layout."""
+
+import numpy as np
+import pytest
+import torch
+
+from fairyhw.hw.config import EngineConfig
+from fairyhw.hw.driver import ref_results
+from fairyhw.hw.engine import Engine
+from fairyhw.hw.simulate import rtl_engine
+from fairyhw.hw.timing import array_depth, latency, result_beats
+from fairyhw.pack import GRAY, stream_words_array, unpack_codes
+
+
+def layer(rows, k, stages, matrices, seed, extreme=None):
+    g = torch.Generator().manual_seed(seed)
+    if extreme is not None:
+        mats = [[torch.full((rows, k), extreme, dtype=torch.uint8) for _ in range(matrices)]
+                for _ in range(stages)]
+        p = torch.full((k,), -128, dtype=torch.int8)
+        return mats, p, p.clone()
+    mats = [[torch.randint(0, 4, (rows, k), generator=g, dtype=torch.uint8) for _ in range(matrices)]
+            for _ in range(stages)]
+    return (mats, torch.randint(-128, 128, (k,), generator=g, dtype=torch.int8),
+            torch.randint(-128, 128, (k,), generator=g, dtype=torch.int8))
+
+
+@pytest.mark.parametrize("rows, cols, group, tree_regs, accumulate, mode, stages", [
+    (1, 1, 1, 1, "split", "fairy2i", 1), (2, 4, 1, 1, "split", "fairy2i", 2),
+    (3, 5, 2, 2, "merged", "fairy2i", 2), (1, 8, 1, 1, "split", "ifairy", 1),
+    (4, 4, 3, 1, "split", "fairy2i", 2), (2, 3, 2, 3, "merged", "ifairy", 3),
+    (5, 7, 1, 2, "split", "fairy2i", 1), (1, 16, 1, 4, "merged", "fairy2i", 2)])
+def test_array_against_golden(rows, cols, group, tree_regs, accumulate, mode, stages):
+    eng = Engine(lanes=rows * cols, rows=rows, cols=cols, group=group, tree_regs=tree_regs,
+                 accumulate=accumulate, mode=mode, stages=stages, max_in=40, max_out=40)
+    m = len(eng.matrices)
+    shapes = [(rows, 1), (2 * rows + 1, 7), (1, 40), (min(40, 3 * rows + 2), cols + 3), (rows, cols)]
+    layers = [layer(r, k, stages, m, seed=i) for i, (r, k) in enumerate(shapes)]
+    layers.append(layer(3, 40, stages, m, 0, extreme=3))
+    runs = rtl_engine(eng, layers)
+    for run, (mats, p, q) in zip(runs, layers):
+        assert torch.equal(run.sums, ref_results(mats, p, q, mode=mode, accumulate=accumulate))
+        n, k = mats[0][0].shape
+        assert run.cycles == eng.latency(k, n) == latency(eng.config, k, n)
+        assert len(run.lasts) == result_beats(eng.config, n)
+        assert run.lasts == [0] * (len(run.lasts) - 1) + [1]
+
+
+@pytest.mark.parametrize("code", [0, 1, 2, 3])
+def test_array_extremes_fit_accumulators(code):
+    eng = Engine(lanes=6, rows=2, cols=3, max_in=64, max_out=8, stages=1)
+    mats, p, q = layer(3, 64, 1, 2, 0, extreme=code)
+    run, = rtl_engine(eng, [(mats, p, q)])
+    assert torch.equal(run.sums, ref_results(mats, p, q))
+    assert int(run.sums.abs().max()) == 128 * 64
+
+
+def test_array_stalls_in_amaranth_sim():
+    eng = Engine(lanes=12, rows=3, cols=4, group=2, max_in=16, max_out=16, stages=2)
+    layers = [layer(9, 6, 2, 2, seed=s) for s in range(3)] + [layer(7, 1, 2, 2, seed=9)]
+    runs = rtl_engine(eng, layers, idle=0.4, backpressure=0.5, seed=9)
+    for run, (mats, p, q) in zip(runs, layers):
+        assert torch.equal(run.sums, ref_results(mats, p, q))
+        rows, k = mats[0][0].shape
+        assert run.cycles > eng.latency(k, rows)
+
+
+def test_array_latency_small_cases():
+    """cmd + n act beats + n words a pass + depth to the root + the drain; passes end max(n, b) apart."""
+    cfg = EngineConfig(lanes=8, rows=2, cols=4, max_in=64, max_out=64, stages=1, mode="ifairy")
+    d = array_depth(cfg)                 # 2 (word, pair values) + 1 leaves + 1 tree level (2 pairs)
+    assert d == 4
+    # K = 8: n = 2 act beats and 2 words a pass; 2 rows: one pass; 2 result beats
+    assert latency(cfg, 8, 2) == 1 + 2 + 2 + d - 1 + 2 + 1
+    # 4 rows: two passes, the second ends max(2, 2) cycles after the first
+    assert latency(cfg, 8, 4) == latency(cfg, 8, 2) + 2
+    # K = 1: one word a pass, fewer than the two result beats of a tile: the array holds a cycle
+    assert latency(cfg, 1, 4) == 1 + 1 + 1 + d - 1 + 2 + 2 + 1
+
+
+def test_array_stream_layout():
+    """Field r*cols + c of a word holds the Gray code (h, x) of row r0 + r, column chunk*cols + c."""
+    g = torch.Generator().manual_seed(1)
+    mats = [[torch.randint(0, 4, (5, 7), generator=g, dtype=torch.uint8) for _ in range(2)]]
+    words = stream_words_array(mats, 2, 3)
+    tiles, chunks = 3, 3
+    assert words.shape == (tiles * 1 * 2 * chunks, 2)        # 6 fields a word: 2 bytes
+    fields = unpack_codes(words, 6).reshape(tiles, 2, chunks, 2, 3)
+    for tile in range(tiles):
+        for k in range(2):
+            for ch in range(chunks):
+                for r in range(2):
+                    for c in range(3):
+                        row, col = tile * 2 + r, ch * 3 + c
+                        want = GRAY[int(mats[0][k][row, col])] if row < 5 and col < 7 else 0
+                        assert fields[tile, k, ch, r, c] == want
+    code = np.arange(4)
+    assert list(GRAY) == [0, 1, 3, 2]
+    assert np.all(GRAY >> 1 == code >> 1) and np.all(GRAY & 1 == (code >> 1) ^ (code & 1))
