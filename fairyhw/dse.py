@@ -707,11 +707,7 @@ def _main(argv) -> int:
 
 def _smollm2_block0():
     """SmolLM2 q..down of block 0 with real activations (the co-simulation's capture, block 0 only)."""
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sim"))
-    try:
-        from vectors import capture_smollm2
-    finally:
-        sys.path.pop(0)
+    from .vectors import capture_smollm2
     return capture_smollm2(blocks=(0,))
 
 

@@ -147,12 +147,40 @@ SLICES = ((1, 1), (2, 1), (2, 2))
 FIGURES = ("luts", "carry", "lut_equiv", "ffs", "bram", "lutram", "multipliers")
 
 
-def synthesize_config(cfg, target: str) -> dict:
-    """Generate and synthesise one engine configuration: ``{summary, cells, seconds, flow}``."""
+def _sources_key(*parts) -> str:
+    """A hash of the generator's and the flows' sources and ``parts``: a changed generator never
+    reuses a cached synthesis."""
+    import hashlib
+    here = os.path.dirname(os.path.abspath(__file__))
+    h = hashlib.sha256(json.dumps(parts, sort_keys=True).encode())
+    for rel in ("hw/engine.py", "hw/array.py", "hw/config.py", "gen.py", "synth.py"):
+        with open(os.path.join(here, rel), "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()[:20]
+
+
+def synthesize_config(cfg, target: str, *, cache: bool = True) -> dict:
+    """Generate and synthesise one engine configuration: ``{summary, cells, seconds, flow}``, cached
+    under ``$FAIRYHW_CACHE/synth`` by configuration, target and sources."""
+    from . import cache_dir
+    path = os.path.join(cache_dir("synth"), _sources_key(cfg.to_json(), target) + ".json")
+    if cache and os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
     with tempfile.TemporaryDirectory() as d:
         v, _ = generate(d, "fairyhw_engine", cfg)
         res = synthesize(v, "fairyhw_engine", target)
-    return {**res, "summary": summarize(res["cells"], target)}
+    res = {**res, "summary": summarize(res["cells"], target)}
+    if cache:
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = f"{path}.{os.getpid()}.tmp"
+            with open(tmp, "w") as f:
+                json.dump(res, f)
+            os.replace(tmp, path)
+        except OSError:
+            pass            # a cache that cannot be written is only slower
+    return res
 
 
 def extrapolate_array(cfg, target: str, slices: dict | None = None) -> dict:
@@ -198,7 +226,8 @@ def build_parser():
     p.add_argument("--extrapolate", action="store_true",
                    help="array style: synthesise slices of 1 and 2 rows and extrapolate to the shape "
                         "(for arrays too big to synthesise whole)")
-    p.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
+    p.add_argument("--out", metavar="FILE", help="also write the results as JSON to FILE")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
     return p
 
 
@@ -210,13 +239,13 @@ def main(argv=None) -> int:
 def _main(argv) -> int:
     from . import FairyError
     from .hw.config import from_arguments
-    from .outputs import Outputs
+    from .outputs import Outputs, dumps_json
     args = build_parser().parse_args(argv)
     cfg = from_arguments(args)
     results = {"parameters": cfg.to_json(), "targets": {}}
     with Outputs() as out:
-        if args.json:
-            out.file(args.json, "--json")      # checked before the synthesis
+        if args.out:
+            out.file(args.out, "--out")        # checked before the synthesis
         if args.extrapolate:
             if cfg.lane_style != "array":
                 raise FairyError("--extrapolate is for the array style (--lane-style array)")
@@ -245,9 +274,11 @@ def _main(argv) -> int:
                       f"({s['lut_equiv']} LUT equiv, {per_mac['lut_equiv']} per MAC), {s['ffs']} FFs "
                       f"({per_mac['ffs']} per MAC), {s['bram']} BRAM, {s['multipliers']} "
                       f"multipliers/DSPs [{res['seconds']} s]")
-        if args.json:
-            out.write_json(args.json, results, indent=1, sort_keys=True)
+        if args.out:
+            out.write_json(args.out, results, indent=1, sort_keys=True)
             out.commit()
+    if args.json:
+        print(dumps_json(results, indent=1, sort_keys=True))
     return 0
 
 

@@ -24,12 +24,12 @@ def design(shape, **extra):
 
 @pytest.fixture(scope="module")
 def smollm2_vectors():
-    from vectors import capture_smollm2
+    from fairyhw.vectors import capture_smollm2
     return capture_smollm2(blocks=(0, 1))
 
 
 def _smollm2_layers(vectors, stages, names=None):
-    from vectors import quantized_layer_vectors
+    from fairyhw.vectors import quantized_layer_vectors
     layers = []
     for name, (w, x) in vectors.items():
         if names and name not in names:
@@ -110,3 +110,20 @@ def test_array_reset_mid_layer(reset_at):
     rec = run_job(d, [random_layer("r", 16, 40, 2, 2, seed=reset_at)], testcase="reset_mid_layer",
                   reset_at=reset_at, tag=f"array_reset{reset_at}")
     assert rec["cycles"] == d[1].latency(40, 16)
+
+
+def test_array_latency_and_model_match_every_measured_run():
+    """Every stall-free array run of this module took exactly the latency function's cycles, which the
+    performance model uses too."""
+    import json
+    from fairyhw.hw.config import EngineConfig
+    from fairyhw.hw.timing import latency
+    from fairyhw.perf import HardwareConfig, MacArray
+    from test_engine import CYCLES
+    runs = [r for r in json.loads(CYCLES.read_text())["runs"]
+            if not r["stalls"] and r["config"]["lane_style"] == "array"]
+    assert {(r["config"]["rows"], r["config"]["cols"]) for r in runs} >= {(4, 16), (3, 10)}
+    for r in runs:
+        cfg = EngineConfig.from_json(r["config"])
+        assert r["cycles"] == latency(cfg, r["k"], r["rows"]) == \
+            MacArray(HardwareConfig(cfg)).cycles(r["k"], r["rows"]), r

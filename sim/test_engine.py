@@ -172,7 +172,7 @@ def d1():
 
 @pytest.fixture(scope="module")
 def smollm2_vectors():
-    from vectors import capture_smollm2
+    from fairyhw.vectors import capture_smollm2
     return capture_smollm2(blocks=(0, 1))
 
 
@@ -185,7 +185,7 @@ def test_smollm2_layers_bit_exact(d64, d8, smollm2_vectors, stages):
     The RTL sums equal the golden integer path with ``==``; rescaled they match the torch quantized
     layer's float32 output on the same int8 activations to 2e-5 of the output's largest magnitude
     (float32 accumulation over K <= 1536 terms: K * 2**-24 ~ 1e-4 of the sum of magnitudes)."""
-    from vectors import quantized_layer_vectors
+    from fairyhw.vectors import quantized_layer_vectors
     runner, eng, bdir = design = d64 if stages == 2 else build(lane_style="output", lanes=64, max_in=2048,
                                                                max_out=2048, stages=1)
     layers, models = [], {}
@@ -270,7 +270,7 @@ def dot16():
 def test_dot_lanes_smollm2_bit_exact(dot16, smollm2_vectors):
     """Dot-product lanes (16 columns, adder tree) on SmolLM2 block 0's q_proj and down_proj, W2,
     real activations: bit-exact, and the measured cycles equal the latency function."""
-    from vectors import quantized_layer_vectors
+    from fairyhw.vectors import quantized_layer_vectors
     layers = []
     for name in ("model.layers.0.self_attn.q_proj", "model.layers.0.mlp.down_proj"):
         weight, x = smollm2_vectors[name]
@@ -323,13 +323,18 @@ def test_reset_mid_layer(d8, reset_at):
 
 
 def test_latency_function_matches_every_measured_run():
-    """Every run without stalls recorded so far took exactly the latency function's cycles."""
+    """Every run without stalls recorded so far (this module's, and the array's when it ran first) took
+    exactly the latency function's cycles, and the performance model counts the same cycles."""
     from fairyhw.hw.config import EngineConfig
     from fairyhw.hw.timing import latency
+    from fairyhw.perf import HardwareConfig, MacArray
     runs = [r for r in json.loads(CYCLES.read_text())["runs"] if not r["stalls"]]
     assert len(runs) >= 20
+    assert {r["config"]["lane_style"] for r in runs} >= {"output", "dot"}
     for r in runs:
-        assert r["cycles"] == latency(EngineConfig.from_json(r["config"]), r["k"], r["rows"]), r
+        cfg = EngineConfig.from_json(r["config"])
+        assert r["cycles"] == latency(cfg, r["k"], r["rows"]), r
+        assert r["cycles"] == MacArray(HardwareConfig(cfg)).cycles(r["k"], r["rows"]), r
 
 
 def teardown_module(module):

@@ -56,6 +56,14 @@ def test_array_extremes_fit_accumulators(code):
     assert int(run.sums.abs().max()) == 128 * 64
 
 
+def test_array_ignores_act_padding():
+    """The last act beat's elements past K are not zero here: the sums must not see them."""
+    eng = Engine(lanes=12, rows=3, cols=4, max_in=16, max_out=16, stages=1)
+    layers = [layer(5, k, 1, 2, seed=k) for k in (1, 3, 6, 9)]
+    for run, (mats, p, q) in zip(rtl_engine(eng, layers, pad=0x807F), layers):
+        assert torch.equal(run.sums, ref_results(mats, p, q))
+
+
 def test_array_stalls_in_amaranth_sim():
     eng = Engine(lanes=12, rows=3, cols=4, group=2, max_in=16, max_out=16, stages=2)
     layers = [layer(9, 6, 2, 2, seed=s) for s in range(3)] + [layer(7, 1, 2, 2, seed=9)]

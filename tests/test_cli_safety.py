@@ -80,7 +80,7 @@ SETUPS = {
     "bench-no-field": lambda: (os.mkdir("r"), open("r/bench_gpu.json", "w").write(
         json.dumps({"model": [{"name": "k", "tokens_per_s": "fast"}]}))),
     "sweep-empty": lambda: open("s.json", "w").write(json.dumps(
-        {"lane_style": ["dot"], "sharing": ["stream"], "baselines": []})),
+        {"lane_style": ["dot"], "sharing": ["stream"], "baselines": [], "arrays": []})),
 }
 
 # (id, module, argv, setup, exit status, text in the one stderr line (None: exit 0), must exist, must not)
@@ -126,9 +126,9 @@ CASES = [
     ("gen-dangling", "gen", ["--lanes", "1", "--out", "dang"], "dangling", 2,
      "dang is a dangling symbolic link", [], []),
     # synth and bench check their output file before the work
-    ("synth-json-missing-dir", "synth", ["--lanes", "1", "--json", "nope/x.json"], "none", 2,
+    ("synth-out-missing-dir", "synth", ["--lanes", "1", "--out", "nope/x.json"], "none", 2,
      "the folder nope does not exist", [], ["nope"]),
-    ("synth-json-is-dir", "synth", ["--lanes", "1", "--json", "x.json"], "dir-json", 2,
+    ("synth-out-is-dir", "synth", ["--lanes", "1", "--out", "x.json"], "dir-json", 2,
      "x.json is a directory, expected a file", [], []),
     ("bench-cpu-out-missing-dir", "bench", ["cpu", "--out", "nope/x.json"], "none", 2,
      "the folder nope does not exist", [], ["nope"]),

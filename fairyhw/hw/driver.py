@@ -22,13 +22,14 @@ def cmd_beat(k: int, rows: int, max_in: int) -> int:
     return k | (rows << max_in.bit_length())
 
 
-def act_beats(p, q, passes: int = 1, per_beat: int = 1) -> list[int]:
+def act_beats(p, q, passes: int = 1, per_beat: int = 1, pad: int = 0) -> list[int]:
     """``act`` payloads: ``p`` in bits [7:0], ``q`` in bits [15:8] (two's complement), repeated for
     ``passes`` passes (``sharing="stream"`` engines take the vector once per pass). ``per_beat``
     elements a beat (the array style's ``cols``), element ``c`` at bits ``[16c+15:16c]``, the last beat
-    padded with zeros."""
+    padded with ``pad`` (16 bits an element; the engine ignores padding)."""
     one = [(int(a) & 0xFF) | ((int(b) & 0xFF) << 8) for a, b in zip(p.tolist(), q.tolist())]
     if per_beat > 1:
+        one = one + [pad & 0xFFFF] * (-len(one) % per_beat)
         one = [sum(v << (16 * c) for c, v in enumerate(one[i:i + per_beat]))
                for i in range(0, len(one), per_beat)]
     return one * passes

@@ -28,11 +28,12 @@ class LayerRun:
 
 
 def rtl_engine(engine: Engine, layers, *, idle: float = 0.0, backpressure: float = 0.0,
-               seed: int = 0, vcd: str | None = None) -> list[LayerRun]:
+               seed: int = 0, vcd: str | None = None, pad: int = 0) -> list[LayerRun]:
     """Run ``layers`` (a list of ``(matrices, p, q)``) back to back through ``engine``.
 
     ``idle`` and ``backpressure`` are the probabilities of an idle input cycle and of a not-ready output
-    cycle. Returns one :class:`LayerRun` per layer.
+    cycle. ``pad``: the 16-bit value the array's last act beat carries past ``k`` (the engine must
+    ignore it). Returns one :class:`LayerRun` per layer.
     """
     rng = random.Random(seed)
     jobs = []
@@ -41,7 +42,7 @@ def rtl_engine(engine: Engine, layers, *, idle: float = 0.0, backpressure: float
         cfg = engine.config
         passes = 1 if engine.sharing == "buffer" else pass_count(cfg, rows)
         jobs.append({"k": k, "rows": rows, "cmd": cmd_beat(k, rows, engine.max_in),
-                     "act": act_beats(p, q, passes, cfg.act_per_beat),
+                     "act": act_beats(p, q, passes, cfg.act_per_beat, pad),
                      "wgt": wgt_beats(matrices, engine.lanes, engine.lane_style, (cfg.rows, cfg.cols)),
                      "n_res": engine.result_count(rows)})
     marks = {"start": [], "end": []}

