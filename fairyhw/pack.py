@@ -129,6 +129,26 @@ def unstream_words(words: np.ndarray, lanes: int, n: int, m: int, stages: int, p
             for t in range(stages)]
 
 
+def unstream_words_array(words: np.ndarray, rows: int, cols: int, n: int, m: int, stages: int,
+                         per_t: int) -> list:
+    """Inverse of :func:`stream_words_array`: ``[[codes (n, m) per matrix] per stage]``."""
+    tiles, chunks = -(-n // rows), -(-m // cols)
+    f = unpack_codes(words, rows * cols).reshape(tiles, stages, per_t, chunks, rows, cols)
+    f = f.transpose(1, 2, 0, 4, 3, 5).reshape(stages, per_t, tiles * rows, chunks * cols)[:, :, :n, :m]
+    codes = np.argsort(GRAY)[f].astype(np.uint8)          # Gray code back to the code
+    return [[torch.from_numpy(np.ascontiguousarray(codes[t, k])) for k in range(per_t)]
+            for t in range(stages)]
+
+
+def stream_words_for(matrices: list[list], cfg) -> np.ndarray:
+    """The stream layout of the engine ``cfg`` (an :class:`~fairyhw.hw.config.EngineConfig`)."""
+    if cfg.lane_style == "array":
+        return stream_words_array(matrices, cfg.rows, cfg.cols)
+    if cfg.lane_style == "dot":
+        return stream_words_dot(matrices, cfg.lanes)
+    return stream_words(matrices, cfg.lanes)
+
+
 def write_memh(path, words: np.ndarray, lanes: int) -> None:
     """Write packed words (uint8 ``(N, ceil(lanes/4))``) as a ``$readmemh`` image of 2*lanes-bit words."""
     w = np.ascontiguousarray(np.asarray(words, np.uint8)[:, ::-1])

@@ -25,7 +25,7 @@ from .cli import ArgumentParser, int_in
 from .outputs import Outputs, dumps_json, run_command, show
 from .checkpoint import load_checkpoint, linear_weight_names
 from .layers import quantize_linear_weight
-from .hw.config import MAX_LANES, MAX_STAGES, check_int as _check_int
+from .hw.config import DEFAULT, LANE_STYLES, MAX_COLS, MAX_LANES, MAX_STAGES, check_int as _check_int
 from .pack import stream_words, write_memh, write_scales_json
 
 __all__ = ["quantize_checkpoint", "main"]
@@ -48,17 +48,23 @@ def relative_error(aq: torch.Tensor, a: torch.Tensor) -> tuple[float | None, flo
 
 def quantize_checkpoint(ckpt, out_dir: str, *, stages: int = 2, lanes: int = 64,
                         scales: str = "fairy2i", skip=(), progress: bool = False,
-                        empty_ok: bool = False) -> dict:
+                        empty_ok: bool = False, engine=None) -> dict:
     """Quantize every linear weight of ``ckpt`` into ``out_dir`` (which must not exist, or be an empty
     directory when ``empty_ok``).
 
-    Tensors are dropped from ``ckpt`` as they are done, to bound peak memory. Returns the summary.
+    The memory images are laid out for ``engine`` (an :class:`~fairyhw.hw.config.EngineConfig`; by
+    default the default engine of ``lanes`` MACs with ``stages`` stages). Tensors are dropped from
+    ``ckpt`` as they are done, to bound peak memory. Returns the summary.
     """
+    from .hw.config import EngineConfig
+    from .pack import stream_words_for
     import fnmatch
     from tqdm import tqdm
 
     _check_int("stages", stages, 1, MAX_STAGES)
     _check_int("lanes", lanes, 1, MAX_LANES)
+    engine = engine or EngineConfig(lanes=lanes, stages=stages)
+    lanes = engine.lanes
     names = linear_weight_names(ckpt)
     if empty_ok and os.path.isdir(out_dir) and not os.listdir(out_dir):
         os.mkdir(os.path.join(out_dir, "memh"))
@@ -89,7 +95,7 @@ def quantize_checkpoint(ckpt, out_dir: str, *, stages: int = 2, lanes: int = 64,
         aq = g.widely_linear_inverse(g.dequant_stages(u_st), g.dequant_stages(w_st))
         rel, abs_err = relative_error(aq, a)
         del aq, a
-        words = stream_words([[u.codes, w.codes] for u, w in zip(u_st, w_st)], lanes)
+        words = stream_words_for([[u.codes, w.codes] for u, w in zip(u_st, w_st)], engine)
         fname = lname.replace("/", "_") + ".memh"
         write_memh(os.path.join(out_dir, "memh", fname), words, lanes)
         sc = {"U": [[u.s_re, u.s_im] for u in u_st], "W": [[w.s_re, w.s_im] for w in w_st]}
@@ -106,8 +112,15 @@ def quantize_checkpoint(ckpt, out_dir: str, *, stages: int = 2, lanes: int = 64,
     bar.close()
     summary = {
         "fairyhw_version": __version__, "source": ckpt.source, "stages": stages, "scales": scales,
-        "lanes": lanes, "code_bit_order": "code j of a word at bits [2j+1:2j]",
-        "stream_order": "row tile, stage, matrix (U, W), input column; lane l = row tile*LANES + l",
+        "lanes": lanes, "engine": engine.to_json(),
+        "code_bit_order": "field j of a word at bits [2j+1:2j]"
+                          + ("; each field the code's bit planes (h, x): its Gray code"
+                             if engine.lane_style == "array" else ""),
+        "stream_order": {"array": "row tile of ROWS, stage, matrix (U, W), chunk of COLS columns; field "
+                                  "r*COLS + c = row r of the tile, column c of the chunk",
+                         "output": "row tile, stage, matrix (U, W), input column; lane l = row tile*LANES "
+                                   "+ l",
+                         "dot": "row, stage, matrix (U, W), chunk of LANES columns"}[engine.lane_style],
         "layers": layers,
         "model": {"linear_params": total_params, "quantized_params": q_params,
                   "real_params": total_params - q_params,
@@ -134,8 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output directory (must not exist; --force replaces one fairyhw wrote)")
     p.add_argument("--stages", metavar="T", type=int_in(1, 4, "stages"), default=2,
                    help="residual stages (1 = W1, 2 = W2)")
-    p.add_argument("--lanes", metavar="N", type=int_in(1, MAX_LANES, "lanes"), default=64,
-                   help="lanes of the target engine: codes per memory word")
+    p.add_argument("--lanes", metavar="N", type=int_in(1, MAX_LANES, "lanes"), default=None,
+                   help=f"MACs per cycle of the target engine: codes per memory word (default: "
+                        f"{DEFAULT.lanes}, or ROWS x COLS when both are given)")
+    p.add_argument("--lane-style", choices=LANE_STYLES, default=DEFAULT.lane_style,
+                   help="the target engine's style, whose stream layout the images follow")
+    p.add_argument("--rows", metavar="R", type=int_in(0, MAX_LANES, "rows"), default=0,
+                   help="the target array's rows (0: picked from --lanes)")
+    p.add_argument("--cols", metavar="C", type=int_in(0, MAX_COLS, "cols"), default=0,
+                   help="the target array's columns (0: picked from --lanes)")
     p.add_argument("--scales", choices=("fairy2i", "ifairy"), default="fairy2i",
                    help="axis-scale rule of PhaseQuant")
     p.add_argument("--skip", metavar="PATTERN", action="append", default=[],
@@ -147,6 +167,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def engine_of(args):
+    """The target engine of the command line (its layout-defining options)."""
+    from .hw.config import EngineConfig
+    if args.lane_style != "array" and (args.rows or args.cols):
+        raise FairyError(f"--rows and --cols are parameters of the array style, not of --lane-style "
+                         f"{args.lane_style}")
+    lanes = args.lanes
+    if lanes is None:
+        both = args.lane_style == "array" and args.rows and args.cols
+        lanes = args.rows * args.cols if both else DEFAULT.lanes
+    try:
+        return EngineConfig(lanes=lanes, stages=args.stages, lane_style=args.lane_style, rows=args.rows,
+                            cols=args.cols)
+    except (TypeError, ValueError) as e:
+        raise FairyError(str(e)) from None
+
+
 def main(argv=None) -> int:
     return run_command(_main, argv)
 
@@ -156,10 +193,11 @@ def _main(argv) -> int:
     t0 = time.perf_counter()
     from .checkpoint import smollm2_gguf_path
     path = smollm2_gguf_path() if args.checkpoint == "smollm2" else args.checkpoint
+    engine = engine_of(args)
     with Outputs() as out:     # the output is checked (and --force's target vetted) before the work
         work = out.owned_dir(args.out, force=args.force, marker="summary.json", inputs=(path,))
         ckpt = load_checkpoint(path)
-        summary = quantize_checkpoint(ckpt, work, stages=args.stages, lanes=args.lanes,
+        summary = quantize_checkpoint(ckpt, work, stages=args.stages, lanes=engine.lanes, engine=engine,
                                       scales=args.scales, skip=tuple(args.skip),
                                       progress=not args.no_progress, empty_ok=True)
         out.commit()

@@ -48,7 +48,8 @@ def run_cli(*args, cwd=None):
 
 def test_quant_cli_tiny_llama(tiny_llama_dir, tmp_path):
     out = tmp_path / "q"
-    r = run_cli(tiny_llama_dir, "--stages", "2", "--lanes", "8", "--out", str(out), "--no-progress")
+    r = run_cli(tiny_llama_dir, "--stages", "2", "--lanes", "8", "--lane-style", "output", "--out", str(out),
+                "--no-progress")
     assert r.returncode == 0, r.stderr
     assert "15 of 15 linear layers quantized (W2)" in r.stdout
     summary = json.loads((out / "summary.json").read_text())
@@ -69,9 +70,28 @@ def test_quant_cli_tiny_llama(tiny_llama_dir, tmp_path):
         assert scales[layer["name"]]["U"][t] == [u_st[t].s_re, u_st[t].s_im]
     # Same command, same bytes.
     out2 = tmp_path / "q2"
-    assert run_cli(tiny_llama_dir, "--lanes", "8", "--out", str(out2), "--no-progress").returncode == 0
+    assert run_cli(tiny_llama_dir, "--lanes", "8", "--lane-style", "output", "--out", str(out2),
+                   "--no-progress").returncode == 0
     for f in ("summary.json", "scales.json", layer["memh"]):
         assert (out / f).read_bytes() == (out2 / f).read_bytes()
+
+
+def test_quant_array_layout_reads_back(tiny_llama_dir, tmp_path):
+    """The default images follow the array's stream layout (here 2 x 8): they read back to the codes."""
+    from fairyhw.layers import quantize_linear_weight
+    from fairyhw.pack import unstream_words_array
+    out = tmp_path / "q"
+    r = run_cli(tiny_llama_dir, "--rows", "2", "--cols", "8", "--out", str(out), "--no-progress")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["engine"]["lane_style"] == "array" and summary["lanes"] == 16
+    layer = next(x for x in summary["layers"] if x["name"] == "model.layers.0.mlp.down_proj")
+    n, m = layer["complex_shape"]
+    a = load_checkpoint(tiny_llama_dir).tensors["model.layers.0.mlp.down_proj.weight"]
+    u_st, w_st = quantize_linear_weight(a, 2, name=layer["name"])
+    back = unstream_words_array(read_memh(out / layer["memh"], 16), 2, 8, n, m, 2, 2)
+    for t in range(2):
+        assert torch.equal(back[t][0], u_st[t].codes) and torch.equal(back[t][1], w_st[t].codes)
 
 
 def write_gguf(path, tensors, arch="llama"):
