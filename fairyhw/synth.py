@@ -18,7 +18,8 @@ import time
 
 from .gen import generate
 
-__all__ = ["synthesize", "summarize", "place_and_route", "extrapolate_array", "TARGETS", "MULTIPLIER_CELLS"]
+__all__ = ["synthesize", "summarize", "place_and_route", "extrapolate_array", "logic_levels", "TARGETS",
+           "MULTIPLIER_CELLS"]
 
 TARGETS = {
     "ecp5": "synth_ecp5 -top {top}",
@@ -141,6 +142,21 @@ def place_and_route(verilog: str, top: str, clock_mhz: float) -> dict:
     return {"fmax_mhz": fmax, "utilization": util, "seconds": round(secs, 1), "synth_flow": flow}
 
 
+def logic_levels(verilog: str, top: str) -> dict:
+    """The longest path between registers (or ports) of the Xilinx netlist: Yosys ``ltp`` after
+    ``synth_xilinx``, over every cell but flip-flops, RAMs and I/O buffers. Returns its LUTs, its
+    CARRY4 cells, and where it starts."""
+    import re
+    script = ("select -set logic t:* t:FD* %d t:RAM* %d t:*BUF* %d w:* %u; "
+              "tee -q -o ltp.txt ltp -noff @logic")
+    flow, files, secs = run_yosys(verilog, top, "xilinx", script, keep=("ltp.txt",))
+    vias = re.findall(r"\(via ([^)]*)\)", files["ltp.txt"])
+    start = re.search(r"^\s*0: (\S+)", files["ltp.txt"], re.M)
+    carry = sum(1 for v in vias if "carry4" in v.lower())
+    return {"luts": len(vias) - carry, "carry4": carry, "from": start.group(1) if start else None,
+            "flow": flow, "seconds": round(secs, 1)}
+
+
 #: The slices an array's synthesis is extrapolated from: (rows, group).
 SLICES = ((1, 1), (2, 1), (2, 2))
 #: The figures extrapolated.
@@ -223,6 +239,9 @@ def build_parser():
     p.add_argument("--pnr", metavar="MHZ", type=float_in(1, 1000, "pnr", "MHz"),
                    help="also place and route for ECP5 (nextpnr-ecp5, LFE5U-85F, out of context) at this "
                         "target clock and report the achieved Fmax")
+    p.add_argument("--levels", action="store_true",
+                   help="also report the longest register-to-register path of the Xilinx netlist "
+                        "(its LUT levels and carry cells)")
     p.add_argument("--extrapolate", action="store_true",
                    help="array style: synthesise slices of 1 and 2 rows and extrapolate to the shape "
                         "(for arrays too big to synthesise whole)")
@@ -266,6 +285,11 @@ def _main(argv) -> int:
                 s = summarize(res["cells"], target)
                 per_mac = {k: round(s[k] / cfg.lanes, 1) for k in ("lut_equiv", "ffs")}
                 results["targets"][target] = {**res, "summary": s, "per_mac": per_mac}
+                if target == "xilinx" and args.levels:
+                    results["levels"] = logic_levels(v, "fairyhw_engine")
+                    lv = results["levels"]
+                    print(f"xilinx longest path between registers: {lv['luts']} LUTs and {lv['carry4']} "
+                          f"CARRY4 cells (from {lv['from']})")
                 if target == "ecp5" and args.pnr:
                     results["pnr"] = place_and_route(v, "fairyhw_engine", args.pnr)
                     print(f"ecp5 place and route (LFE5U-85F, target {args.pnr:g} MHz): Fmax "

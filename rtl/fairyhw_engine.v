@@ -6,104 +6,165 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire [22:0] \$1 ;
   wire \$10 ;
-  wire \$100 ;
+  wire [15:0] \$100 ;
   wire \$101 ;
-  wire \$102 ;
+  wire [15:0] \$102 ;
   wire \$103 ;
-  wire \$104 ;
+  wire [15:0] \$104 ;
   wire \$105 ;
-  wire \$106 ;
+  wire [15:0] \$106 ;
   wire \$107 ;
-  wire \$108 ;
+  wire [15:0] \$108 ;
   wire \$109 ;
   wire \$11 ;
-  wire \$110 ;
+  wire [15:0] \$110 ;
   wire \$111 ;
-  wire \$112 ;
+  wire [15:0] \$112 ;
   wire \$113 ;
-  wire \$114 ;
+  wire [15:0] \$114 ;
   wire \$115 ;
-  wire \$116 ;
+  wire [15:0] \$116 ;
   wire \$117 ;
-  wire \$118 ;
+  wire [15:0] \$118 ;
   wire \$119 ;
   wire \$12 ;
-  wire \$120 ;
+  wire [15:0] \$120 ;
   wire \$121 ;
-  wire \$122 ;
+  wire [15:0] \$122 ;
   wire \$123 ;
-  wire \$124 ;
+  wire [15:0] \$124 ;
   wire \$125 ;
-  wire \$126 ;
+  wire [15:0] \$126 ;
   wire \$127 ;
-  wire \$128 ;
+  wire [15:0] \$128 ;
   wire \$129 ;
   wire \$13 ;
-  wire \$130 ;
-  wire [14:0] \$131 ;
-  wire \$132 ;
-  wire [7:0] \$133 ;
-  wire [7:0] \$134 ;
+  wire [15:0] \$130 ;
+  wire \$131 ;
+  wire [15:0] \$132 ;
+  wire \$133 ;
+  wire [15:0] \$134 ;
   wire \$135 ;
-  wire \$136 ;
+  wire [15:0] \$136 ;
   wire \$137 ;
-  wire \$138 ;
-  wire [14:0] \$139 ;
+  wire [15:0] \$138 ;
+  wire \$139 ;
   wire \$14 ;
   wire [15:0] \$140 ;
-  wire [1:0] \$141 ;
-  wire [1:0] \$142 ;
+  wire \$141 ;
+  wire [15:0] \$142 ;
   wire \$143 ;
-  wire \$144 ;
+  wire [15:0] \$144 ;
   wire \$145 ;
-  wire \$146 ;
+  wire [15:0] \$146 ;
   wire \$147 ;
-  wire \$148 ;
+  wire [15:0] \$148 ;
   wire \$149 ;
   wire \$15 ;
-  wire \$150 ;
+  wire [15:0] \$150 ;
   wire \$151 ;
-  reg [863:0] \$152 ;
-  reg [863:0] \$153 ;
-  reg [63:0] \$154 ;
-  reg [63:0] \$155 ;
-  reg [63:0] \$156 ;
-  reg [4:0] \$157 ;
-  reg [4:0] \$158 ;
-  reg [4:0] \$159 ;
+  wire [15:0] \$152 ;
+  wire \$153 ;
+  wire [15:0] \$154 ;
+  wire \$155 ;
+  wire [15:0] \$156 ;
+  wire \$157 ;
+  wire [15:0] \$158 ;
+  wire \$159 ;
   wire \$16 ;
-  reg [4:0] \$160 ;
-  reg [4:0] \$161 ;
-  reg [4:0] \$162 ;
-  reg [4:0] \$163 ;
-  reg [87:0] \$164 ;
-  reg [87:0] \$165 ;
-  reg \$166 ;
-  reg \$167 ;
-  reg \$168 ;
-  reg \$169 ;
+  wire [15:0] \$160 ;
+  wire \$161 ;
+  wire [15:0] \$162 ;
+  wire \$163 ;
+  wire [15:0] \$164 ;
+  wire \$165 ;
+  wire [15:0] \$166 ;
+  wire \$167 ;
+  wire \$168 ;
+  wire \$169 ;
   reg [21:0] \$17 ;
-  reg [87:0] \$170 ;
-  reg [87:0] \$171 ;
-  reg [4:0] \$172 ;
-  reg [13:0] \$173 ;
-  reg [14:0] \$174 ;
-  reg [6:0] \$175 ;
-  reg [6:0] \$176 ;
-  reg \$177 ;
-  reg \$178 ;
-  reg [1:0] \$179 ;
+  wire \$170 ;
+  wire \$171 ;
+  wire \$172 ;
+  wire \$173 ;
+  wire \$174 ;
+  wire \$175 ;
+  wire \$176 ;
+  wire [1:0] \$177 ;
+  wire [1:0] \$178 ;
+  wire [1:0] \$179 ;
   wire [22:0] \$18 ;
-  reg [6:0] \$180 ;
-  reg [63:0] \$181 ;
-  reg [127:0] \$182 ;
+  wire [14:0] \$180 ;
+  wire [7:0] \$181 ;
+  wire \$182 ;
+  wire \$183 ;
+  wire \$184 ;
+  wire \$185 ;
+  wire \$186 ;
+  wire \$187 ;
+  wire \$188 ;
+  wire \$189 ;
   reg [21:0] \$19 ;
+  wire \$190 ;
+  wire \$191 ;
+  wire \$192 ;
+  wire \$193 ;
+  wire [14:0] \$194 ;
+  wire \$195 ;
+  wire [7:0] \$196 ;
+  wire [7:0] \$197 ;
+  wire \$198 ;
+  wire \$199 ;
   wire [22:0] \$2 ;
   wire [23:0] \$20 ;
+  wire \$200 ;
+  wire \$201 ;
+  wire [14:0] \$202 ;
+  wire [15:0] \$203 ;
+  wire [1:0] \$204 ;
+  wire [1:0] \$205 ;
+  wire \$206 ;
+  wire \$207 ;
+  wire \$208 ;
+  wire \$209 ;
   reg [21:0] \$21 ;
+  wire \$210 ;
+  wire \$211 ;
+  wire \$212 ;
+  wire \$213 ;
+  wire \$214 ;
+  reg [863:0] \$215 ;
+  reg [863:0] \$216 ;
+  reg [63:0] \$217 ;
+  reg [63:0] \$218 ;
+  reg [4:0] \$219 ;
   reg [21:0] \$22 ;
+  reg [4:0] \$220 ;
+  reg [4:0] \$221 ;
+  reg [4:0] \$222 ;
+  reg [4:0] \$223 ;
+  reg [4:0] \$224 ;
+  reg [4:0] \$225 ;
+  reg [87:0] \$226 ;
+  reg [87:0] \$227 ;
+  reg \$228 ;
+  reg \$229 ;
   wire [22:0] \$23 ;
+  reg \$230 ;
+  reg \$231 ;
+  reg [87:0] \$232 ;
+  reg [87:0] \$233 ;
+  reg [4:0] \$234 ;
+  reg [13:0] \$235 ;
+  reg [14:0] \$236 ;
+  reg [6:0] \$237 ;
+  reg [6:0] \$238 ;
+  reg \$239 ;
   wire [23:0] \$24 ;
+  reg \$240 ;
+  reg [1:0] \$241 ;
+  reg [6:0] \$242 ;
+  reg [127:0] \$243 ;
   reg [21:0] \$25 ;
   wire [22:0] \$26 ;
   reg [21:0] \$27 ;
@@ -121,70 +182,70 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire [22:0] \$38 ;
   wire [22:0] \$39 ;
   wire [22:0] \$4 ;
-  wire \$40 ;
+  wire [15:0] \$40 ;
   wire \$41 ;
-  wire \$42 ;
+  wire [15:0] \$42 ;
   wire \$43 ;
-  wire [63:0] \$44 ;
+  wire [15:0] \$44 ;
   wire \$45 ;
-  wire \$46 ;
+  wire [15:0] \$46 ;
   wire \$47 ;
-  wire \$48 ;
+  wire [15:0] \$48 ;
   wire \$49 ;
   wire [22:0] \$5 ;
-  wire \$50 ;
-  wire [1:0] \$51 ;
-  wire [1:0] \$52 ;
-  wire [1:0] \$53 ;
-  wire [14:0] \$54 ;
-  wire [7:0] \$55 ;
-  wire \$56 ;
+  wire [15:0] \$50 ;
+  wire \$51 ;
+  wire [15:0] \$52 ;
+  wire \$53 ;
+  wire [15:0] \$54 ;
+  wire \$55 ;
+  wire [15:0] \$56 ;
   wire \$57 ;
-  wire \$58 ;
+  wire [15:0] \$58 ;
   wire \$59 ;
   wire [22:0] \$6 ;
-  wire \$60 ;
+  wire [15:0] \$60 ;
   wire \$61 ;
-  wire \$62 ;
+  wire [15:0] \$62 ;
   wire \$63 ;
-  wire \$64 ;
+  wire [15:0] \$64 ;
   wire \$65 ;
-  wire \$66 ;
+  wire [15:0] \$66 ;
   wire \$67 ;
-  wire \$68 ;
+  wire [15:0] \$68 ;
   wire \$69 ;
   wire [22:0] \$7 ;
-  wire \$70 ;
+  wire [15:0] \$70 ;
   wire \$71 ;
-  wire \$72 ;
+  wire [15:0] \$72 ;
   wire \$73 ;
-  wire \$74 ;
+  wire [15:0] \$74 ;
   wire \$75 ;
-  wire \$76 ;
+  wire [15:0] \$76 ;
   wire \$77 ;
-  wire \$78 ;
+  wire [15:0] \$78 ;
   wire \$79 ;
   wire [22:0] \$8 ;
-  wire \$80 ;
+  wire [15:0] \$80 ;
   wire \$81 ;
-  wire \$82 ;
+  wire [15:0] \$82 ;
   wire \$83 ;
-  wire \$84 ;
+  wire [15:0] \$84 ;
   wire \$85 ;
-  wire \$86 ;
+  wire [15:0] \$86 ;
   wire \$87 ;
-  wire \$88 ;
+  wire [15:0] \$88 ;
   wire \$89 ;
   wire \$9 ;
-  wire \$90 ;
+  wire [15:0] \$90 ;
   wire \$91 ;
-  wire \$92 ;
+  wire [15:0] \$92 ;
   wire \$93 ;
-  wire \$94 ;
+  wire [15:0] \$94 ;
   wire \$95 ;
-  wire \$96 ;
+  wire [15:0] \$96 ;
   wire \$97 ;
-  wire \$98 ;
+  wire [15:0] \$98 ;
   wire \$99 ;
   reg [87:0] acc0 = 88'h0000000000000000000000;
   wire [21:0] \acc0[0] ;
@@ -420,10 +481,9 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire [21:0] \group0[0][2] ;
   wire [21:0] \group0[0][3] ;
   reg [63:0] h = 64'h0000000000000000;
-  reg [63:0] \h$34  = 64'h0000000000000000;
+  wire [63:0] \h$34 ;
   (* init = 64'h0000000000000000 *)
   wire [63:0] h0;
-  reg [63:0] last_mask = 64'hffffffffffffffff;
   reg [6:0] ld_addr = 7'h00;
   reg [13:0] left = 14'h0000;
   reg mat = 1'h0;
@@ -1625,8 +1685,6 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire \s2.final ;
   wire \s2.last ;
   wire \s2.valid ;
-  (* init = 64'h0000000000000000 *)
-  wire [63:0] s_mask;
   reg sh_beat = 1'h0;
   reg sh_conj = 1'h0;
   reg sh_final = 1'h0;
@@ -1680,11 +1738,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire \st5.valid ;
   reg stg = 1'h0;
   wire [55:0] sums;
-  wire [55:0] \sums$42 ;
-  wire [13:0] \sums$42[0] ;
-  wire [13:0] \sums$42[1] ;
-  wire [13:0] \sums$42[2] ;
-  wire [13:0] \sums$42[3] ;
+  wire [55:0] \sums$41 ;
+  wire [13:0] \sums$41[0] ;
+  wire [13:0] \sums$41[1] ;
+  wire [13:0] \sums$41[2] ;
+  wire [13:0] \sums$41[3] ;
   wire [13:0] \sums[0] ;
   wire [13:0] \sums[1] ;
   wire [13:0] \sums[2] ;
@@ -1709,7 +1767,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   reg [1023:0] wr__data;
   reg wr__en;
   reg [63:0] x = 64'h0000000000000000;
-  wire [63:0] \x$36 ;
+  wire [63:0] \x$35 ;
   (* init = 64'h0000000000000000 *)
   wire [63:0] x0;
   reg [1023:0] act_mem [127:0];
@@ -1858,10 +1916,10 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \$2  = $signed(acc0[43:22]) + $signed(sums[27:14]);
   assign \$3  = $signed(acc0[65:44]) + $signed(sums[41:28]);
   assign \$4  = $signed(acc0[87:66]) + $signed(sums[55:42]);
-  assign \$5  = $signed(acc1[21:0]) + $signed(\sums$42 [13:0]);
-  assign \$6  = $signed(acc1[43:22]) + $signed(\sums$42 [27:14]);
-  assign \$7  = $signed(acc1[65:44]) + $signed(\sums$42 [41:28]);
-  assign \$8  = $signed(acc1[87:66]) + $signed(\sums$42 [55:42]);
+  assign \$5  = $signed(acc1[21:0]) + $signed(\sums$41 [13:0]);
+  assign \$6  = $signed(acc1[43:22]) + $signed(\sums$41 [27:14]);
+  assign \$7  = $signed(acc1[65:44]) + $signed(\sums$41 [41:28]);
+  assign \$8  = $signed(acc1[87:66]) + $signed(\sums$41 [55:42]);
   assign \$9  = st5[0] & st5[1];
   assign \$10  = ~ \$9 ;
   assign \$11  = ! sh_left;
@@ -1882,173 +1940,231 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \$35  = $signed(\$33 ) - $signed(\$34 );
   assign \$38  = $signed(\$36 ) - $signed(\$37 );
   assign \$39  = sh_conj ? \$35  : \$38 ;
-  assign \$40  = ! fsm_state;
-  assign \$41  = fsm_state == 1'h1;
-  assign \$42  = fsm_state == 2'h2;
-  assign \$43  = fsm_state == 2'h3;
-  assign \$44  = s1[1] ? last_mask : 64'hffffffffffffffff;
-  assign \$45  = rd__en & st5[0];
-  assign \$46  = rd__en & st5[0];
-  assign \$47  = st5[0] & st5[1];
-  assign \$48  = \$47  & rd__en;
-  assign \$49  = res__valid & res__ready;
-  assign \$50  = sh_left <= 1'h1;
-  assign \$51  = sh_left - 1'h1;
-  assign \$52  = \$50  ? 2'h0 : \$51 ;
-  assign \$53  = sh_beat + 1'h1;
-  assign \$54  = left - 7'h40;
-  assign \$55  = ld_addr + 1'h1;
-  assign \$56  = left <= 7'h40;
-  assign \$57  = left > 1'h1;
-  assign \$58  = left > 2'h2;
-  assign \$59  = left > 2'h3;
-  assign \$60  = left > 3'h4;
-  assign \$61  = left > 3'h5;
-  assign \$62  = left > 3'h6;
-  assign \$63  = left > 3'h7;
-  assign \$64  = left > 4'h8;
-  assign \$65  = left > 4'h9;
-  assign \$66  = left > 4'ha;
-  assign \$67  = left > 4'hb;
-  assign \$68  = left > 4'hc;
-  assign \$69  = left > 4'hd;
-  assign \$70  = left > 4'he;
-  assign \$71  = left > 4'hf;
-  assign \$72  = left > 5'h10;
+  assign \$41  = left > 1'h1;
+  assign \$42  = \$41  ? act__payload[31:16] : 16'h0000;
+  assign \$43  = left > 2'h2;
+  assign \$44  = \$43  ? act__payload[47:32] : 16'h0000;
+  assign \$45  = left > 2'h3;
+  assign \$46  = \$45  ? act__payload[63:48] : 16'h0000;
+  assign \$47  = left > 3'h4;
+  assign \$48  = \$47  ? act__payload[79:64] : 16'h0000;
+  assign \$49  = left > 3'h5;
+  assign \$50  = \$49  ? act__payload[95:80] : 16'h0000;
+  assign \$51  = left > 3'h6;
+  assign \$52  = \$51  ? act__payload[111:96] : 16'h0000;
+  assign \$53  = left > 3'h7;
+  assign \$54  = \$53  ? act__payload[127:112] : 16'h0000;
+  assign \$55  = left > 4'h8;
+  assign \$56  = \$55  ? act__payload[143:128] : 16'h0000;
+  assign \$57  = left > 4'h9;
+  assign \$58  = \$57  ? act__payload[159:144] : 16'h0000;
+  assign \$59  = left > 4'ha;
+  assign \$60  = \$59  ? act__payload[175:160] : 16'h0000;
+  assign \$61  = left > 4'hb;
+  assign \$62  = \$61  ? act__payload[191:176] : 16'h0000;
+  assign \$63  = left > 4'hc;
+  assign \$64  = \$63  ? act__payload[207:192] : 16'h0000;
+  assign \$65  = left > 4'hd;
+  assign \$66  = \$65  ? act__payload[223:208] : 16'h0000;
+  assign \$67  = left > 4'he;
+  assign \$68  = \$67  ? act__payload[239:224] : 16'h0000;
+  assign \$69  = left > 4'hf;
+  assign \$70  = \$69  ? act__payload[255:240] : 16'h0000;
+  assign \$71  = left > 5'h10;
+  assign \$72  = \$71  ? act__payload[271:256] : 16'h0000;
   assign \$73  = left > 5'h11;
-  assign \$74  = left > 5'h12;
-  assign \$75  = left > 5'h13;
-  assign \$76  = left > 5'h14;
-  assign \$77  = left > 5'h15;
-  assign \$78  = left > 5'h16;
-  assign \$79  = left > 5'h17;
-  assign \$80  = left > 5'h18;
-  assign \$81  = left > 5'h19;
-  assign \$82  = left > 5'h1a;
-  assign \$83  = left > 5'h1b;
-  assign \$84  = left > 5'h1c;
-  assign \$85  = left > 5'h1d;
-  assign \$86  = left > 5'h1e;
-  assign \$87  = left > 5'h1f;
-  assign \$88  = left > 6'h20;
-  assign \$89  = left > 6'h21;
-  assign \$90  = left > 6'h22;
-  assign \$91  = left > 6'h23;
-  assign \$92  = left > 6'h24;
-  assign \$93  = left > 6'h25;
-  assign \$94  = left > 6'h26;
-  assign \$95  = left > 6'h27;
-  assign \$96  = left > 6'h28;
-  assign \$97  = left > 6'h29;
-  assign \$98  = left > 6'h2a;
-  assign \$99  = left > 6'h2b;
-  assign \$100  = left > 6'h2c;
-  assign \$101  = left > 6'h2d;
-  assign \$102  = left > 6'h2e;
-  assign \$103  = left > 6'h2f;
-  assign \$104  = left > 6'h30;
-  assign \$105  = left > 6'h31;
-  assign \$106  = left > 6'h32;
-  assign \$107  = left > 6'h33;
-  assign \$108  = left > 6'h34;
-  assign \$109  = left > 6'h35;
-  assign \$110  = left > 6'h36;
-  assign \$111  = left > 6'h37;
-  assign \$112  = left > 6'h38;
-  assign \$113  = left > 6'h39;
-  assign \$114  = left > 6'h3a;
-  assign \$115  = left > 6'h3b;
-  assign \$116  = left > 6'h3c;
-  assign \$117  = left > 6'h3d;
-  assign \$118  = left > 6'h3e;
-  assign \$119  = left > 6'h3f;
-  assign \$120  = wgt__valid & rd__en;
-  assign \$121  = rd__addr == c_last;
-  assign \$125  = \$123  & \$124 ;
-  assign \$126  = r_left <= 1'h1;
-  assign \$127  = \$125  & \$126 ;
-  assign \$128  = rd__addr == c_last;
-  assign \$129  = \$127  & \$128 ;
-  assign \$130  = r_left >= 1'h1;
-  assign \$131  = \$130  ? 15'h0001 : r_left;
-  assign \$132  = rd__addr == c_last;
-  assign \$133  = rd__addr + 1'h1;
-  assign \$134  = \$132  ? 8'h00 : \$133 ;
-  assign \$135  = rd__addr == c_last;
-  assign \$138  = r_left >= 1'h1;
-  assign \$139  = \$138  ? 15'h0001 : r_left;
-  assign \$140  = r_left - \$139 ;
-  assign \$141  = stg + 1'h1;
-  assign \$142  = mat + 1'h1;
-  assign \$145  = \$143  & \$144 ;
-  assign \$146  = r_left <= 1'h1;
-  assign \$147  = \$145  & \$146 ;
-  assign \$148  = | { st5[0], st4[0], st3[0], st2[0], st1[0], st0[0], s2[0], s1[0] };
-  assign \$149  = ~ \$148 ;
-  assign \$150  = ! sh_left;
-  assign \$151  = \$149  & \$150 ;
+  assign \$74  = \$73  ? act__payload[287:272] : 16'h0000;
+  assign \$75  = left > 5'h12;
+  assign \$76  = \$75  ? act__payload[303:288] : 16'h0000;
+  assign \$77  = left > 5'h13;
+  assign \$78  = \$77  ? act__payload[319:304] : 16'h0000;
+  assign \$79  = left > 5'h14;
+  assign \$80  = \$79  ? act__payload[335:320] : 16'h0000;
+  assign \$81  = left > 5'h15;
+  assign \$82  = \$81  ? act__payload[351:336] : 16'h0000;
+  assign \$83  = left > 5'h16;
+  assign \$84  = \$83  ? act__payload[367:352] : 16'h0000;
+  assign \$85  = left > 5'h17;
+  assign \$86  = \$85  ? act__payload[383:368] : 16'h0000;
+  assign \$87  = left > 5'h18;
+  assign \$88  = \$87  ? act__payload[399:384] : 16'h0000;
+  assign \$89  = left > 5'h19;
+  assign \$90  = \$89  ? act__payload[415:400] : 16'h0000;
+  assign \$91  = left > 5'h1a;
+  assign \$92  = \$91  ? act__payload[431:416] : 16'h0000;
+  assign \$93  = left > 5'h1b;
+  assign \$94  = \$93  ? act__payload[447:432] : 16'h0000;
+  assign \$95  = left > 5'h1c;
+  assign \$96  = \$95  ? act__payload[463:448] : 16'h0000;
+  assign \$97  = left > 5'h1d;
+  assign \$98  = \$97  ? act__payload[479:464] : 16'h0000;
+  assign \$99  = left > 5'h1e;
+  assign \$100  = \$99  ? act__payload[495:480] : 16'h0000;
+  assign \$101  = left > 5'h1f;
+  assign \$102  = \$101  ? act__payload[511:496] : 16'h0000;
+  assign \$103  = left > 6'h20;
+  assign \$104  = \$103  ? act__payload[527:512] : 16'h0000;
+  assign \$105  = left > 6'h21;
+  assign \$106  = \$105  ? act__payload[543:528] : 16'h0000;
+  assign \$107  = left > 6'h22;
+  assign \$108  = \$107  ? act__payload[559:544] : 16'h0000;
+  assign \$109  = left > 6'h23;
+  assign \$110  = \$109  ? act__payload[575:560] : 16'h0000;
+  assign \$111  = left > 6'h24;
+  assign \$112  = \$111  ? act__payload[591:576] : 16'h0000;
+  assign \$113  = left > 6'h25;
+  assign \$114  = \$113  ? act__payload[607:592] : 16'h0000;
+  assign \$115  = left > 6'h26;
+  assign \$116  = \$115  ? act__payload[623:608] : 16'h0000;
+  assign \$117  = left > 6'h27;
+  assign \$118  = \$117  ? act__payload[639:624] : 16'h0000;
+  assign \$119  = left > 6'h28;
+  assign \$120  = \$119  ? act__payload[655:640] : 16'h0000;
+  assign \$121  = left > 6'h29;
+  assign \$122  = \$121  ? act__payload[671:656] : 16'h0000;
+  assign \$123  = left > 6'h2a;
+  assign \$124  = \$123  ? act__payload[687:672] : 16'h0000;
+  assign \$125  = left > 6'h2b;
+  assign \$126  = \$125  ? act__payload[703:688] : 16'h0000;
+  assign \$127  = left > 6'h2c;
+  assign \$128  = \$127  ? act__payload[719:704] : 16'h0000;
+  assign \$129  = left > 6'h2d;
+  assign \$130  = \$129  ? act__payload[735:720] : 16'h0000;
+  assign \$131  = left > 6'h2e;
+  assign \$132  = \$131  ? act__payload[751:736] : 16'h0000;
+  assign \$133  = left > 6'h2f;
+  assign \$134  = \$133  ? act__payload[767:752] : 16'h0000;
+  assign \$135  = left > 6'h30;
+  assign \$136  = \$135  ? act__payload[783:768] : 16'h0000;
+  assign \$137  = left > 6'h31;
+  assign \$138  = \$137  ? act__payload[799:784] : 16'h0000;
+  assign \$139  = left > 6'h32;
+  assign \$140  = \$139  ? act__payload[815:800] : 16'h0000;
+  assign \$141  = left > 6'h33;
+  assign \$142  = \$141  ? act__payload[831:816] : 16'h0000;
+  assign \$143  = left > 6'h34;
+  assign \$144  = \$143  ? act__payload[847:832] : 16'h0000;
+  assign \$145  = left > 6'h35;
+  assign \$146  = \$145  ? act__payload[863:848] : 16'h0000;
+  assign \$147  = left > 6'h36;
+  assign \$148  = \$147  ? act__payload[879:864] : 16'h0000;
+  assign \$149  = left > 6'h37;
+  assign \$150  = \$149  ? act__payload[895:880] : 16'h0000;
+  assign \$151  = left > 6'h38;
+  assign \$152  = \$151  ? act__payload[911:896] : 16'h0000;
+  assign \$153  = left > 6'h39;
+  assign \$154  = \$153  ? act__payload[927:912] : 16'h0000;
+  assign \$155  = left > 6'h3a;
+  assign \$156  = \$155  ? act__payload[943:928] : 16'h0000;
+  assign \$157  = left > 6'h3b;
+  assign \$158  = \$157  ? act__payload[959:944] : 16'h0000;
+  assign \$159  = left > 6'h3c;
+  assign \$160  = \$159  ? act__payload[975:960] : 16'h0000;
+  assign \$161  = left > 6'h3d;
+  assign \$162  = \$161  ? act__payload[991:976] : 16'h0000;
+  assign \$163  = left > 6'h3e;
+  assign \$164  = \$163  ? act__payload[1007:992] : 16'h0000;
+  assign \$165  = left > 6'h3f;
+  assign \$166  = \$165  ? act__payload[1023:1008] : 16'h0000;
+  assign \$167  = ! fsm_state;
+  assign \$168  = fsm_state == 1'h1;
+  assign \$169  = fsm_state == 2'h2;
+  assign \$170  = fsm_state == 2'h3;
+  assign \$171  = rd__en & st5[0];
+  assign \$172  = rd__en & st5[0];
+  assign \$173  = st5[0] & st5[1];
+  assign \$174  = \$173  & rd__en;
+  assign \$175  = res__valid & res__ready;
+  assign \$176  = sh_left <= 1'h1;
+  assign \$177  = sh_left - 1'h1;
+  assign \$178  = \$176  ? 2'h0 : \$177 ;
+  assign \$179  = sh_beat + 1'h1;
+  assign \$180  = left - 7'h40;
+  assign \$181  = ld_addr + 1'h1;
+  assign \$182  = left <= 7'h40;
+  assign \$183  = wgt__valid & rd__en;
+  assign \$184  = rd__addr == c_last;
+  assign \$188  = \$186  & \$187 ;
+  assign \$189  = r_left <= 1'h1;
+  assign \$190  = \$188  & \$189 ;
+  assign \$191  = rd__addr == c_last;
+  assign \$192  = \$190  & \$191 ;
+  assign \$193  = r_left >= 1'h1;
+  assign \$194  = \$193  ? 15'h0001 : r_left;
+  assign \$195  = rd__addr == c_last;
+  assign \$196  = rd__addr + 1'h1;
+  assign \$197  = \$195  ? 8'h00 : \$196 ;
+  assign \$198  = rd__addr == c_last;
+  assign \$201  = r_left >= 1'h1;
+  assign \$202  = \$201  ? 15'h0001 : r_left;
+  assign \$203  = r_left - \$202 ;
+  assign \$204  = stg + 1'h1;
+  assign \$205  = mat + 1'h1;
+  assign \$208  = \$206  & \$207 ;
+  assign \$209  = r_left <= 1'h1;
+  assign \$210  = \$208  & \$209 ;
+  assign \$211  = | { st5[0], st4[0], st3[0], st2[0], st1[0], st0[0], s2[0], s1[0] };
+  assign \$212  = ~ \$211 ;
+  assign \$213  = ! sh_left;
+  assign \$214  = \$212  & \$213 ;
   always @(posedge clk)
-    pp <= \$152 ;
+    pp <= \$215 ;
   always @(posedge clk)
-    qq <= \$153 ;
+    qq <= \$216 ;
   always @(posedge clk)
-    \h$34  <= \$154 ;
+    h <= \$217 ;
   always @(posedge clk)
-    h <= \$155 ;
+    x <= \$218 ;
   always @(posedge clk)
-    x <= \$156 ;
+    s2 <= \$219 ;
   always @(posedge clk)
-    s2 <= \$157 ;
+    st0 <= \$220 ;
   always @(posedge clk)
-    st0 <= \$158 ;
+    st1 <= \$221 ;
   always @(posedge clk)
-    st1 <= \$159 ;
+    st2 <= \$222 ;
   always @(posedge clk)
-    st2 <= \$160 ;
+    st3 <= \$223 ;
   always @(posedge clk)
-    st3 <= \$161 ;
+    st4 <= \$224 ;
   always @(posedge clk)
-    st4 <= \$162 ;
+    st5 <= \$225 ;
   always @(posedge clk)
-    st5 <= \$163 ;
+    acc0 <= \$226 ;
   always @(posedge clk)
-    acc0 <= \$164 ;
+    acc1 <= \$227 ;
   always @(posedge clk)
-    acc1 <= \$165 ;
+    sh_left <= \$228 ;
   always @(posedge clk)
-    sh_left <= \$166 ;
+    sh_beat <= \$229 ;
   always @(posedge clk)
-    sh_beat <= \$167 ;
+    sh_final <= \$230 ;
   always @(posedge clk)
-    sh_final <= \$168 ;
+    sh_conj <= \$231 ;
   always @(posedge clk)
-    sh_conj <= \$169 ;
+    shared <= \$232 ;
   always @(posedge clk)
-    shared <= \$170 ;
+    group0 <= \$233 ;
   always @(posedge clk)
-    group0 <= \$171 ;
+    s1 <= \$234 ;
   always @(posedge clk)
-    s1 <= \$172 ;
+    left <= \$235 ;
   always @(posedge clk)
-    left <= \$173 ;
+    r_left <= \$236 ;
   always @(posedge clk)
-    r_left <= \$174 ;
+    ld_addr <= \$237 ;
   always @(posedge clk)
-    ld_addr <= \$175 ;
+    rd__addr <= \$238 ;
   always @(posedge clk)
-    rd__addr <= \$176 ;
+    mat <= \$239 ;
   always @(posedge clk)
-    mat <= \$177 ;
+    stg <= \$240 ;
   always @(posedge clk)
-    stg <= \$178 ;
+    fsm_state <= \$241 ;
   always @(posedge clk)
-    fsm_state <= \$179 ;
+    c_last <= \$242 ;
   always @(posedge clk)
-    c_last <= \$180 ;
-  always @(posedge clk)
-    last_mask <= \$181 ;
-  always @(posedge clk)
-    s1_codes <= \$182 ;
+    s1_codes <= \$243 ;
   \fairyhw_engine.prep  prep (
     .p(p),
     .pp(\pp$56 ),
@@ -2065,14 +2181,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
     .sums(sums),
     .x(x)
   );
-  \fairyhw_engine.shared$75  \shared$75  (
+  \fairyhw_engine.shared$73  \shared$73  (
     .clk(clk),
     .en(rd__en),
-    .h(\h$34 ),
     .pp(pp),
     .qq(qq),
     .rst(rst),
-    .sums(\sums$42 )
+    .sums(\sums$41 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
@@ -2230,7 +2345,72 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
       2'h0:
           /* empty */;
       2'h1:
-          wr__data = act__payload;
+        begin
+          wr__data[15:0] = \$40 ;
+          wr__data[31:16] = \$42 ;
+          wr__data[47:32] = \$44 ;
+          wr__data[63:48] = \$46 ;
+          wr__data[79:64] = \$48 ;
+          wr__data[95:80] = \$50 ;
+          wr__data[111:96] = \$52 ;
+          wr__data[127:112] = \$54 ;
+          wr__data[143:128] = \$56 ;
+          wr__data[159:144] = \$58 ;
+          wr__data[175:160] = \$60 ;
+          wr__data[191:176] = \$62 ;
+          wr__data[207:192] = \$64 ;
+          wr__data[223:208] = \$66 ;
+          wr__data[239:224] = \$68 ;
+          wr__data[255:240] = \$70 ;
+          wr__data[271:256] = \$72 ;
+          wr__data[287:272] = \$74 ;
+          wr__data[303:288] = \$76 ;
+          wr__data[319:304] = \$78 ;
+          wr__data[335:320] = \$80 ;
+          wr__data[351:336] = \$82 ;
+          wr__data[367:352] = \$84 ;
+          wr__data[383:368] = \$86 ;
+          wr__data[399:384] = \$88 ;
+          wr__data[415:400] = \$90 ;
+          wr__data[431:416] = \$92 ;
+          wr__data[447:432] = \$94 ;
+          wr__data[463:448] = \$96 ;
+          wr__data[479:464] = \$98 ;
+          wr__data[495:480] = \$100 ;
+          wr__data[511:496] = \$102 ;
+          wr__data[527:512] = \$104 ;
+          wr__data[543:528] = \$106 ;
+          wr__data[559:544] = \$108 ;
+          wr__data[575:560] = \$110 ;
+          wr__data[591:576] = \$112 ;
+          wr__data[607:592] = \$114 ;
+          wr__data[623:608] = \$116 ;
+          wr__data[639:624] = \$118 ;
+          wr__data[655:640] = \$120 ;
+          wr__data[671:656] = \$122 ;
+          wr__data[687:672] = \$124 ;
+          wr__data[703:688] = \$126 ;
+          wr__data[719:704] = \$128 ;
+          wr__data[735:720] = \$130 ;
+          wr__data[751:736] = \$132 ;
+          wr__data[767:752] = \$134 ;
+          wr__data[783:768] = \$136 ;
+          wr__data[799:784] = \$138 ;
+          wr__data[815:800] = \$140 ;
+          wr__data[831:816] = \$142 ;
+          wr__data[847:832] = \$144 ;
+          wr__data[863:848] = \$146 ;
+          wr__data[879:864] = \$148 ;
+          wr__data[895:880] = \$150 ;
+          wr__data[911:896] = \$152 ;
+          wr__data[927:912] = \$154 ;
+          wr__data[943:928] = \$156 ;
+          wr__data[959:944] = \$158 ;
+          wr__data[975:960] = \$160 ;
+          wr__data[991:976] = \$162 ;
+          wr__data[1007:992] = \$164 ;
+          wr__data[1023:1008] = \$166 ;
+        end
     endcase
   end
   always @* begin
@@ -2247,349 +2427,339 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$152  = pp;
+    \$215  = pp;
     if (rd__en) begin
-      \$152  = \pp$56 ;
+      \$215  = \pp$56 ;
     end
     if (rst) begin
-      \$152  = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$215  = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$153  = qq;
+    \$216  = qq;
     if (rd__en) begin
-      \$153  = \qq$57 ;
+      \$216  = \qq$57 ;
     end
     if (rst) begin
-      \$153  = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$216  = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$154  = \h$34 ;
+    \$217  = h;
     if (rd__en) begin
-      \$154  = \$44 ;
+      \$217 [0] = s1_codes[1];
+      \$217 [1] = s1_codes[3];
+      \$217 [2] = s1_codes[5];
+      \$217 [3] = s1_codes[7];
+      \$217 [4] = s1_codes[9];
+      \$217 [5] = s1_codes[11];
+      \$217 [6] = s1_codes[13];
+      \$217 [7] = s1_codes[15];
+      \$217 [8] = s1_codes[17];
+      \$217 [9] = s1_codes[19];
+      \$217 [10] = s1_codes[21];
+      \$217 [11] = s1_codes[23];
+      \$217 [12] = s1_codes[25];
+      \$217 [13] = s1_codes[27];
+      \$217 [14] = s1_codes[29];
+      \$217 [15] = s1_codes[31];
+      \$217 [16] = s1_codes[33];
+      \$217 [17] = s1_codes[35];
+      \$217 [18] = s1_codes[37];
+      \$217 [19] = s1_codes[39];
+      \$217 [20] = s1_codes[41];
+      \$217 [21] = s1_codes[43];
+      \$217 [22] = s1_codes[45];
+      \$217 [23] = s1_codes[47];
+      \$217 [24] = s1_codes[49];
+      \$217 [25] = s1_codes[51];
+      \$217 [26] = s1_codes[53];
+      \$217 [27] = s1_codes[55];
+      \$217 [28] = s1_codes[57];
+      \$217 [29] = s1_codes[59];
+      \$217 [30] = s1_codes[61];
+      \$217 [31] = s1_codes[63];
+      \$217 [32] = s1_codes[65];
+      \$217 [33] = s1_codes[67];
+      \$217 [34] = s1_codes[69];
+      \$217 [35] = s1_codes[71];
+      \$217 [36] = s1_codes[73];
+      \$217 [37] = s1_codes[75];
+      \$217 [38] = s1_codes[77];
+      \$217 [39] = s1_codes[79];
+      \$217 [40] = s1_codes[81];
+      \$217 [41] = s1_codes[83];
+      \$217 [42] = s1_codes[85];
+      \$217 [43] = s1_codes[87];
+      \$217 [44] = s1_codes[89];
+      \$217 [45] = s1_codes[91];
+      \$217 [46] = s1_codes[93];
+      \$217 [47] = s1_codes[95];
+      \$217 [48] = s1_codes[97];
+      \$217 [49] = s1_codes[99];
+      \$217 [50] = s1_codes[101];
+      \$217 [51] = s1_codes[103];
+      \$217 [52] = s1_codes[105];
+      \$217 [53] = s1_codes[107];
+      \$217 [54] = s1_codes[109];
+      \$217 [55] = s1_codes[111];
+      \$217 [56] = s1_codes[113];
+      \$217 [57] = s1_codes[115];
+      \$217 [58] = s1_codes[117];
+      \$217 [59] = s1_codes[119];
+      \$217 [60] = s1_codes[121];
+      \$217 [61] = s1_codes[123];
+      \$217 [62] = s1_codes[125];
+      \$217 [63] = s1_codes[127];
     end
     if (rst) begin
-      \$154  = 64'h0000000000000000;
+      \$217  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$155  = h;
+    \$218  = x;
     if (rd__en) begin
-      \$155 [0] = s1_codes[1];
-      \$155 [1] = s1_codes[3];
-      \$155 [2] = s1_codes[5];
-      \$155 [3] = s1_codes[7];
-      \$155 [4] = s1_codes[9];
-      \$155 [5] = s1_codes[11];
-      \$155 [6] = s1_codes[13];
-      \$155 [7] = s1_codes[15];
-      \$155 [8] = s1_codes[17];
-      \$155 [9] = s1_codes[19];
-      \$155 [10] = s1_codes[21];
-      \$155 [11] = s1_codes[23];
-      \$155 [12] = s1_codes[25];
-      \$155 [13] = s1_codes[27];
-      \$155 [14] = s1_codes[29];
-      \$155 [15] = s1_codes[31];
-      \$155 [16] = s1_codes[33];
-      \$155 [17] = s1_codes[35];
-      \$155 [18] = s1_codes[37];
-      \$155 [19] = s1_codes[39];
-      \$155 [20] = s1_codes[41];
-      \$155 [21] = s1_codes[43];
-      \$155 [22] = s1_codes[45];
-      \$155 [23] = s1_codes[47];
-      \$155 [24] = s1_codes[49];
-      \$155 [25] = s1_codes[51];
-      \$155 [26] = s1_codes[53];
-      \$155 [27] = s1_codes[55];
-      \$155 [28] = s1_codes[57];
-      \$155 [29] = s1_codes[59];
-      \$155 [30] = s1_codes[61];
-      \$155 [31] = s1_codes[63];
-      \$155 [32] = s1_codes[65];
-      \$155 [33] = s1_codes[67];
-      \$155 [34] = s1_codes[69];
-      \$155 [35] = s1_codes[71];
-      \$155 [36] = s1_codes[73];
-      \$155 [37] = s1_codes[75];
-      \$155 [38] = s1_codes[77];
-      \$155 [39] = s1_codes[79];
-      \$155 [40] = s1_codes[81];
-      \$155 [41] = s1_codes[83];
-      \$155 [42] = s1_codes[85];
-      \$155 [43] = s1_codes[87];
-      \$155 [44] = s1_codes[89];
-      \$155 [45] = s1_codes[91];
-      \$155 [46] = s1_codes[93];
-      \$155 [47] = s1_codes[95];
-      \$155 [48] = s1_codes[97];
-      \$155 [49] = s1_codes[99];
-      \$155 [50] = s1_codes[101];
-      \$155 [51] = s1_codes[103];
-      \$155 [52] = s1_codes[105];
-      \$155 [53] = s1_codes[107];
-      \$155 [54] = s1_codes[109];
-      \$155 [55] = s1_codes[111];
-      \$155 [56] = s1_codes[113];
-      \$155 [57] = s1_codes[115];
-      \$155 [58] = s1_codes[117];
-      \$155 [59] = s1_codes[119];
-      \$155 [60] = s1_codes[121];
-      \$155 [61] = s1_codes[123];
-      \$155 [62] = s1_codes[125];
-      \$155 [63] = s1_codes[127];
+      \$218 [0] = s1_codes[0];
+      \$218 [1] = s1_codes[2];
+      \$218 [2] = s1_codes[4];
+      \$218 [3] = s1_codes[6];
+      \$218 [4] = s1_codes[8];
+      \$218 [5] = s1_codes[10];
+      \$218 [6] = s1_codes[12];
+      \$218 [7] = s1_codes[14];
+      \$218 [8] = s1_codes[16];
+      \$218 [9] = s1_codes[18];
+      \$218 [10] = s1_codes[20];
+      \$218 [11] = s1_codes[22];
+      \$218 [12] = s1_codes[24];
+      \$218 [13] = s1_codes[26];
+      \$218 [14] = s1_codes[28];
+      \$218 [15] = s1_codes[30];
+      \$218 [16] = s1_codes[32];
+      \$218 [17] = s1_codes[34];
+      \$218 [18] = s1_codes[36];
+      \$218 [19] = s1_codes[38];
+      \$218 [20] = s1_codes[40];
+      \$218 [21] = s1_codes[42];
+      \$218 [22] = s1_codes[44];
+      \$218 [23] = s1_codes[46];
+      \$218 [24] = s1_codes[48];
+      \$218 [25] = s1_codes[50];
+      \$218 [26] = s1_codes[52];
+      \$218 [27] = s1_codes[54];
+      \$218 [28] = s1_codes[56];
+      \$218 [29] = s1_codes[58];
+      \$218 [30] = s1_codes[60];
+      \$218 [31] = s1_codes[62];
+      \$218 [32] = s1_codes[64];
+      \$218 [33] = s1_codes[66];
+      \$218 [34] = s1_codes[68];
+      \$218 [35] = s1_codes[70];
+      \$218 [36] = s1_codes[72];
+      \$218 [37] = s1_codes[74];
+      \$218 [38] = s1_codes[76];
+      \$218 [39] = s1_codes[78];
+      \$218 [40] = s1_codes[80];
+      \$218 [41] = s1_codes[82];
+      \$218 [42] = s1_codes[84];
+      \$218 [43] = s1_codes[86];
+      \$218 [44] = s1_codes[88];
+      \$218 [45] = s1_codes[90];
+      \$218 [46] = s1_codes[92];
+      \$218 [47] = s1_codes[94];
+      \$218 [48] = s1_codes[96];
+      \$218 [49] = s1_codes[98];
+      \$218 [50] = s1_codes[100];
+      \$218 [51] = s1_codes[102];
+      \$218 [52] = s1_codes[104];
+      \$218 [53] = s1_codes[106];
+      \$218 [54] = s1_codes[108];
+      \$218 [55] = s1_codes[110];
+      \$218 [56] = s1_codes[112];
+      \$218 [57] = s1_codes[114];
+      \$218 [58] = s1_codes[116];
+      \$218 [59] = s1_codes[118];
+      \$218 [60] = s1_codes[120];
+      \$218 [61] = s1_codes[122];
+      \$218 [62] = s1_codes[124];
+      \$218 [63] = s1_codes[126];
     end
     if (rst) begin
-      \$155  = 64'h0000000000000000;
+      \$218  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$156  = x;
+    \$219  = s2;
     if (rd__en) begin
-      \$156 [0] = s1_codes[0];
-      \$156 [1] = s1_codes[2];
-      \$156 [2] = s1_codes[4];
-      \$156 [3] = s1_codes[6];
-      \$156 [4] = s1_codes[8];
-      \$156 [5] = s1_codes[10];
-      \$156 [6] = s1_codes[12];
-      \$156 [7] = s1_codes[14];
-      \$156 [8] = s1_codes[16];
-      \$156 [9] = s1_codes[18];
-      \$156 [10] = s1_codes[20];
-      \$156 [11] = s1_codes[22];
-      \$156 [12] = s1_codes[24];
-      \$156 [13] = s1_codes[26];
-      \$156 [14] = s1_codes[28];
-      \$156 [15] = s1_codes[30];
-      \$156 [16] = s1_codes[32];
-      \$156 [17] = s1_codes[34];
-      \$156 [18] = s1_codes[36];
-      \$156 [19] = s1_codes[38];
-      \$156 [20] = s1_codes[40];
-      \$156 [21] = s1_codes[42];
-      \$156 [22] = s1_codes[44];
-      \$156 [23] = s1_codes[46];
-      \$156 [24] = s1_codes[48];
-      \$156 [25] = s1_codes[50];
-      \$156 [26] = s1_codes[52];
-      \$156 [27] = s1_codes[54];
-      \$156 [28] = s1_codes[56];
-      \$156 [29] = s1_codes[58];
-      \$156 [30] = s1_codes[60];
-      \$156 [31] = s1_codes[62];
-      \$156 [32] = s1_codes[64];
-      \$156 [33] = s1_codes[66];
-      \$156 [34] = s1_codes[68];
-      \$156 [35] = s1_codes[70];
-      \$156 [36] = s1_codes[72];
-      \$156 [37] = s1_codes[74];
-      \$156 [38] = s1_codes[76];
-      \$156 [39] = s1_codes[78];
-      \$156 [40] = s1_codes[80];
-      \$156 [41] = s1_codes[82];
-      \$156 [42] = s1_codes[84];
-      \$156 [43] = s1_codes[86];
-      \$156 [44] = s1_codes[88];
-      \$156 [45] = s1_codes[90];
-      \$156 [46] = s1_codes[92];
-      \$156 [47] = s1_codes[94];
-      \$156 [48] = s1_codes[96];
-      \$156 [49] = s1_codes[98];
-      \$156 [50] = s1_codes[100];
-      \$156 [51] = s1_codes[102];
-      \$156 [52] = s1_codes[104];
-      \$156 [53] = s1_codes[106];
-      \$156 [54] = s1_codes[108];
-      \$156 [55] = s1_codes[110];
-      \$156 [56] = s1_codes[112];
-      \$156 [57] = s1_codes[114];
-      \$156 [58] = s1_codes[116];
-      \$156 [59] = s1_codes[118];
-      \$156 [60] = s1_codes[120];
-      \$156 [61] = s1_codes[122];
-      \$156 [62] = s1_codes[124];
-      \$156 [63] = s1_codes[126];
+      \$219  = s1;
     end
     if (rst) begin
-      \$156  = 64'h0000000000000000;
+      \$219  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$157  = s2;
+    \$220  = st0;
     if (rd__en) begin
-      \$157  = s1;
+      \$220  = s2;
     end
     if (rst) begin
-      \$157  = 5'h00;
+      \$220  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$158  = st0;
+    \$221  = st1;
     if (rd__en) begin
-      \$158  = s2;
+      \$221  = st0;
     end
     if (rst) begin
-      \$158  = 5'h00;
+      \$221  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$159  = st1;
+    \$222  = st2;
     if (rd__en) begin
-      \$159  = st0;
+      \$222  = st1;
     end
     if (rst) begin
-      \$159  = 5'h00;
+      \$222  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$160  = st2;
+    \$223  = st3;
     if (rd__en) begin
-      \$160  = st1;
+      \$223  = st2;
     end
     if (rst) begin
-      \$160  = 5'h00;
+      \$223  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$161  = st3;
+    \$224  = st4;
     if (rd__en) begin
-      \$161  = st2;
+      \$224  = st3;
     end
     if (rst) begin
-      \$161  = 5'h00;
+      \$224  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$162  = st4;
+    \$225  = st5;
     if (rd__en) begin
-      \$162  = st3;
+      \$225  = st4;
     end
     if (rst) begin
-      \$162  = 5'h00;
+      \$225  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$163  = st5;
-    if (rd__en) begin
-      \$163  = st4;
-    end
-    if (rst) begin
-      \$163  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$164  = acc0;
-    if (\$45 ) begin
+    \$226  = acc0;
+    if (\$171 ) begin
       (* full_case = 32'd1 *)
       if (st5[1]) begin
-        \$164  = 88'h0000000000000000000000;
+        \$226  = 88'h0000000000000000000000;
       end else begin
-        \$164  = total0;
+        \$226  = total0;
       end
     end
     if (rst) begin
-      \$164  = 88'h0000000000000000000000;
+      \$226  = 88'h0000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$165  = acc1;
-    if (\$46 ) begin
+    \$227  = acc1;
+    if (\$172 ) begin
       (* full_case = 32'd1 *)
       if (st5[1]) begin
-        \$165  = 88'h0000000000000000000000;
+        \$227  = 88'h0000000000000000000000;
       end else begin
-        \$165  = total1;
+        \$227  = total1;
       end
     end
     if (rst) begin
-      \$165  = 88'h0000000000000000000000;
+      \$227  = 88'h0000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$166  = sh_left;
-    if (\$48 ) begin
-      \$166  = st5[4];
-    end else if (\$49 ) begin
-      \$166  = \$52 [0];
+    \$228  = sh_left;
+    if (\$174 ) begin
+      \$228  = st5[4];
+    end else if (\$175 ) begin
+      \$228  = \$178 [0];
     end
     if (rst) begin
-      \$166  = 1'h0;
+      \$228  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$167  = sh_beat;
-    if (\$48 ) begin
-      \$167  = 1'h0;
-    end else if (\$49 ) begin
-      \$167  = \$53 [0];
+    \$229  = sh_beat;
+    if (\$174 ) begin
+      \$229  = 1'h0;
+    end else if (\$175 ) begin
+      \$229  = \$179 [0];
     end
     if (rst) begin
-      \$167  = 1'h0;
+      \$229  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$168  = sh_final;
-    if (\$48 ) begin
-      \$168  = st5[3];
+    \$230  = sh_final;
+    if (\$174 ) begin
+      \$230  = st5[3];
     end
     if (rst) begin
-      \$168  = 1'h0;
+      \$230  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$169  = sh_conj;
-    if (\$48 ) begin
-      \$169  = st5[2];
+    \$231  = sh_conj;
+    if (\$174 ) begin
+      \$231  = st5[2];
     end
     if (rst) begin
-      \$169  = 1'h0;
+      \$231  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$170  = shared;
-    if (\$48 ) begin
-      \$170  = total1;
+    \$232  = shared;
+    if (\$174 ) begin
+      \$232  = total1;
     end
     if (rst) begin
-      \$170  = 88'h0000000000000000000000;
+      \$232  = 88'h0000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$171  = group0;
-    if (\$48 ) begin
-      \$171  = total0;
+    \$233  = group0;
+    if (\$174 ) begin
+      \$233  = total0;
     end
     if (rst) begin
-      \$171  = 88'h0000000000000000000000;
+      \$233  = 88'h0000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$172  = s1;
+    \$234  = s1;
     if (rd__en) begin
-      \$172 [0] = 1'h0;
+      \$234 [0] = 1'h0;
     end
     casez (fsm_state)
       2'h0:
@@ -2597,231 +2767,214 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
       2'h1:
           /* empty */;
       2'h2:
-          if (\$120 ) begin
-            \$172 [0] = 1'h1;
-            \$172 [1] = \$121 ;
-            \$172 [2] = \$122 ;
-            \$172 [3] = \$129 ;
-            \$172 [4] = \$131 [0];
+          if (\$183 ) begin
+            \$234 [0] = 1'h1;
+            \$234 [1] = \$184 ;
+            \$234 [2] = \$185 ;
+            \$234 [3] = \$192 ;
+            \$234 [4] = \$194 [0];
           end
     endcase
     if (rst) begin
-      \$172  = 5'h00;
+      \$234  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$173  = left;
+    \$235  = left;
     casez (fsm_state)
       2'h0:
           if (cmd__valid) begin
-            \$173  = cmd__payload[13:0];
+            \$235  = cmd__payload[13:0];
           end
       2'h1:
           if (act__valid) begin
-            \$173  = \$54 [13:0];
+            \$235  = \$180 [13:0];
           end
     endcase
     if (rst) begin
-      \$173  = 14'h0000;
+      \$235  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$174  = r_left;
+    \$236  = r_left;
     casez (fsm_state)
       2'h0:
           if (cmd__valid) begin
-            \$174  = cmd__payload[28:14];
+            \$236  = cmd__payload[28:14];
           end
       2'h1:
           /* empty */;
       2'h2:
-          if (\$120 ) begin
-            if (\$135 ) begin
-              if (\$136 ) begin
-                if (\$137 ) begin
-                  \$174  = \$140 [14:0];
+          if (\$183 ) begin
+            if (\$198 ) begin
+              if (\$199 ) begin
+                if (\$200 ) begin
+                  \$236  = \$203 [14:0];
                 end
               end
             end
           end
     endcase
     if (rst) begin
-      \$174  = 15'h0000;
+      \$236  = 15'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$175  = ld_addr;
+    \$237  = ld_addr;
     casez (fsm_state)
       2'h0:
           if (cmd__valid) begin
-            \$175  = 7'h00;
+            \$237  = 7'h00;
           end
       2'h1:
           if (act__valid) begin
-            \$175  = \$55 [6:0];
+            \$237  = \$181 [6:0];
           end
     endcase
     if (rst) begin
-      \$175  = 7'h00;
+      \$237  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$176  = rd__addr;
+    \$238  = rd__addr;
     casez (fsm_state)
       2'h0:
           if (cmd__valid) begin
-            \$176  = 7'h00;
+            \$238  = 7'h00;
           end
       2'h1:
           /* empty */;
       2'h2:
-          if (\$120 ) begin
-            \$176  = \$134 [6:0];
+          if (\$183 ) begin
+            \$238  = \$197 [6:0];
           end
     endcase
     if (rst) begin
-      \$176  = 7'h00;
+      \$238  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$177  = mat;
+    \$239  = mat;
     casez (fsm_state)
       2'h0:
           if (cmd__valid) begin
-            \$177  = 1'h0;
+            \$239  = 1'h0;
           end
       2'h1:
           /* empty */;
       2'h2:
-          if (\$120 ) begin
-            if (\$135 ) begin
+          if (\$183 ) begin
+            if (\$198 ) begin
               (* full_case = 32'd1 *)
-              if (\$136 ) begin
-                \$177  = 1'h0;
+              if (\$199 ) begin
+                \$239  = 1'h0;
               end else begin
-                \$177  = \$142 [0];
+                \$239  = \$205 [0];
               end
             end
           end
     endcase
     if (rst) begin
-      \$177  = 1'h0;
+      \$239  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$178  = stg;
+    \$240  = stg;
     casez (fsm_state)
       2'h0:
           if (cmd__valid) begin
-            \$178  = 1'h0;
+            \$240  = 1'h0;
           end
       2'h1:
           /* empty */;
       2'h2:
-          if (\$120 ) begin
-            if (\$135 ) begin
-              if (\$136 ) begin
+          if (\$183 ) begin
+            if (\$198 ) begin
+              if (\$199 ) begin
                 (* full_case = 32'd1 *)
-                if (\$137 ) begin
-                  \$178  = 1'h0;
+                if (\$200 ) begin
+                  \$240  = 1'h0;
                 end else begin
-                  \$178  = \$141 [0];
+                  \$240  = \$204 [0];
                 end
               end
             end
           end
     endcase
     if (rst) begin
-      \$178  = 1'h0;
+      \$240  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$179  = fsm_state;
+    \$241  = fsm_state;
     (* full_case = 32'd1 *)
     casez (fsm_state)
       2'h0:
           if (cmd__valid) begin
-            \$179  = 2'h1;
+            \$241  = 2'h1;
           end
       2'h1:
           if (act__valid) begin
-            if (\$56 ) begin
-              \$179  = 2'h2;
+            if (\$182 ) begin
+              \$241  = 2'h2;
             end
           end
       2'h2:
-          if (\$120 ) begin
-            if (\$135 ) begin
-              if (\$147 ) begin
-                \$179  = 2'h3;
+          if (\$183 ) begin
+            if (\$198 ) begin
+              if (\$210 ) begin
+                \$241  = 2'h3;
               end
             end
           end
       2'h3:
-          if (\$151 ) begin
-            \$179  = 2'h0;
+          if (\$214 ) begin
+            \$241  = 2'h0;
           end
     endcase
     if (rst) begin
-      \$179  = 2'h0;
+      \$241  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$180  = c_last;
+    \$242  = c_last;
     casez (fsm_state)
       2'h0:
           /* empty */;
       2'h1:
           if (act__valid) begin
-            if (\$56 ) begin
-              \$180  = ld_addr;
+            if (\$182 ) begin
+              \$242  = ld_addr;
             end
           end
     endcase
     if (rst) begin
-      \$180  = 7'h00;
+      \$242  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$181  = last_mask;
-    casez (fsm_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          if (act__valid) begin
-            if (\$56 ) begin
-              \$181  = { \$119 , \$118 , \$117 , \$116 , \$115 , \$114 , \$113 , \$112 , \$111 , \$110 , \$109 , \$108 , \$107 , \$106 , \$105 , \$104 , \$103 , \$102 , \$101 , \$100 , \$99 , \$98 , \$97 , \$96 , \$95 , \$94 , \$93 , \$92 , \$91 , \$90 , \$89 , \$88 , \$87 , \$86 , \$85 , \$84 , \$83 , \$82 , \$81 , \$80 , \$79 , \$78 , \$77 , \$76 , \$75 , \$74 , \$73 , \$72 , \$71 , \$70 , \$69 , \$68 , \$67 , \$66 , \$65 , \$64 , \$63 , \$62 , \$61 , \$60 , \$59 , \$58 , \$57 , 1'h1 };
-            end
-          end
-    endcase
-    if (rst) begin
-      \$181  = 64'hffffffffffffffff;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$182  = s1_codes;
+    \$243  = s1_codes;
     casez (fsm_state)
       2'h0:
           /* empty */;
       2'h1:
           /* empty */;
       2'h2:
-          if (\$120 ) begin
-            \$182  = wgt__payload;
+          if (\$183 ) begin
+            \$243  = wgt__payload;
           end
     endcase
     if (rst) begin
-      \$182  = 128'h00000000000000000000000000000000;
+      \$243  = 128'h00000000000000000000000000000000;
     end
   end
   assign chunk = rd__addr;
@@ -2834,8 +2987,8 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \en$31  = rd__en;
   assign \pp$32  = pp;
   assign \qq$33  = qq;
-  assign s_mask = \h$34 ;
-  assign \x$36  = 64'h0000000000000000;
+  assign \h$34  = 64'hffffffffffffffff;
+  assign \x$35  = 64'h0000000000000000;
   assign shadow0 = group0;
   assign \cmd__payload.k  = cmd__payload[13:0];
   assign \cmd__payload.rows  = cmd__payload[28:14];
@@ -3954,10 +4107,10 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \acc1[1]  = acc1[43:22];
   assign \acc1[2]  = acc1[65:44];
   assign \acc1[3]  = acc1[87:66];
-  assign \sums$42[0]  = \sums$42 [13:0];
-  assign \sums$42[1]  = \sums$42 [27:14];
-  assign \sums$42[2]  = \sums$42 [41:28];
-  assign \sums$42[3]  = \sums$42 [55:42];
+  assign \sums$41[0]  = \sums$41 [13:0];
+  assign \sums$41[1]  = \sums$41 [27:14];
+  assign \sums$41[2]  = \sums$41 [41:28];
+  assign \sums$41[3]  = \sums$41 [55:42];
   assign \group0[0]  = group0;
   assign \group0[0][0]  = group0[21:0];
   assign \group0[0][1]  = group0[43:22];
@@ -4232,16 +4385,16 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \qq$57[31][0]  = \qq$57 [845:837];
   assign \qq$57[31][1]  = \qq$57 [854:846];
   assign \qq$57[31][2]  = \qq$57 [863:855];
-  assign \s1.valid  = s1[0];
-  assign \s1.last  = s1[1];
-  assign \s1.conj  = s1[2];
-  assign \s1.final  = s1[3];
-  assign \s1.count  = s1[4];
   assign \s2.valid  = s2[0];
   assign \s2.last  = s2[1];
   assign \s2.conj  = s2[2];
   assign \s2.final  = s2[3];
   assign \s2.count  = s2[4];
+  assign \s1.valid  = s1[0];
+  assign \s1.last  = s1[1];
+  assign \s1.conj  = s1[2];
+  assign \s1.final  = s1[3];
+  assign \s1.count  = s1[4];
   assign \st0.valid  = st0[0];
   assign \st0.last  = st0[1];
   assign \st0.conj  = st0[2];
@@ -4408,13 +4561,14 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign p[23:16] = rd__data[39:32];
   assign p[15:8] = rd__data[23:16];
   assign p[7:0] = rd__data[7:0];
-  assign \$122  = mat;
-  assign \$123  = mat;
-  assign \$124  = stg;
-  assign \$136  = mat;
-  assign \$137  = stg;
-  assign \$143  = mat;
-  assign \$144  = stg;
+  assign \$40  = act__payload[15:0];
+  assign \$185  = mat;
+  assign \$186  = mat;
+  assign \$187  = stg;
+  assign \$199  = mat;
+  assign \$200  = stg;
+  assign \$206  = mat;
+  assign \$207  = stg;
   assign res__valid = sh_left;
 endmodule
 
@@ -10608,7 +10762,7 @@ module \fairyhw_engine.row0 (rst, en, pp, qq, h, x, sums, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.shared$75 (rst, en, pp, qq, h, sums, clk);
+module \fairyhw_engine.shared$73 (rst, en, pp, qq, sums, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [8:0] \$1 ;
   wire [8:0] \$10 ;
@@ -11374,7 +11528,6 @@ module \fairyhw_engine.shared$75 (rst, en, pp, qq, h, sums, clk);
   wire clk;
   input en;
   wire en;
-  input [63:0] h;
   wire [63:0] h;
   reg [8:0] leaf0_0 = 9'h000;
   reg [8:0] leaf0_1 = 9'h000;
@@ -11912,102 +12065,6 @@ module \fairyhw_engine.shared$75 (rst, en, pp, qq, h, sums, clk);
   assign \$252  = $signed(t1_3_0) + $signed(t1_3_1);
   assign \$253  = $signed(t1_3_2) + $signed(t1_3_3);
   assign \$254  = $signed(t1_4_0) + $signed(t1_4_1);
-  assign \$255  = h[0] ? qq[26:18] : qq[17:9];
-  assign \$256  = h[0] ? qq[8:0] : 9'h000;
-  assign \$257  = h[1] ? \$255  : \$256 ;
-  assign \$258  = h[2] ? qq[53:45] : qq[44:36];
-  assign \$259  = h[2] ? qq[35:27] : 9'h000;
-  assign \$260  = h[3] ? \$258  : \$259 ;
-  assign \$261  = h[4] ? qq[80:72] : qq[71:63];
-  assign \$262  = h[4] ? qq[62:54] : 9'h000;
-  assign \$263  = h[5] ? \$261  : \$262 ;
-  assign \$264  = h[6] ? qq[107:99] : qq[98:90];
-  assign \$265  = h[6] ? qq[89:81] : 9'h000;
-  assign \$266  = h[7] ? \$264  : \$265 ;
-  assign \$267  = h[8] ? qq[134:126] : qq[125:117];
-  assign \$268  = h[8] ? qq[116:108] : 9'h000;
-  assign \$269  = h[9] ? \$267  : \$268 ;
-  assign \$270  = h[10] ? qq[161:153] : qq[152:144];
-  assign \$271  = h[10] ? qq[143:135] : 9'h000;
-  assign \$272  = h[11] ? \$270  : \$271 ;
-  assign \$273  = h[12] ? qq[188:180] : qq[179:171];
-  assign \$274  = h[12] ? qq[170:162] : 9'h000;
-  assign \$275  = h[13] ? \$273  : \$274 ;
-  assign \$276  = h[14] ? qq[215:207] : qq[206:198];
-  assign \$277  = h[14] ? qq[197:189] : 9'h000;
-  assign \$278  = h[15] ? \$276  : \$277 ;
-  assign \$279  = h[16] ? qq[242:234] : qq[233:225];
-  assign \$280  = h[16] ? qq[224:216] : 9'h000;
-  assign \$281  = h[17] ? \$279  : \$280 ;
-  assign \$282  = h[18] ? qq[269:261] : qq[260:252];
-  assign \$283  = h[18] ? qq[251:243] : 9'h000;
-  assign \$284  = h[19] ? \$282  : \$283 ;
-  assign \$285  = h[20] ? qq[296:288] : qq[287:279];
-  assign \$286  = h[20] ? qq[278:270] : 9'h000;
-  assign \$287  = h[21] ? \$285  : \$286 ;
-  assign \$288  = h[22] ? qq[323:315] : qq[314:306];
-  assign \$289  = h[22] ? qq[305:297] : 9'h000;
-  assign \$290  = h[23] ? \$288  : \$289 ;
-  assign \$291  = h[24] ? qq[350:342] : qq[341:333];
-  assign \$292  = h[24] ? qq[332:324] : 9'h000;
-  assign \$293  = h[25] ? \$291  : \$292 ;
-  assign \$294  = h[26] ? qq[377:369] : qq[368:360];
-  assign \$295  = h[26] ? qq[359:351] : 9'h000;
-  assign \$296  = h[27] ? \$294  : \$295 ;
-  assign \$297  = h[28] ? qq[404:396] : qq[395:387];
-  assign \$298  = h[28] ? qq[386:378] : 9'h000;
-  assign \$299  = h[29] ? \$297  : \$298 ;
-  assign \$300  = h[30] ? qq[431:423] : qq[422:414];
-  assign \$301  = h[30] ? qq[413:405] : 9'h000;
-  assign \$302  = h[31] ? \$300  : \$301 ;
-  assign \$303  = h[32] ? qq[458:450] : qq[449:441];
-  assign \$304  = h[32] ? qq[440:432] : 9'h000;
-  assign \$305  = h[33] ? \$303  : \$304 ;
-  assign \$306  = h[34] ? qq[485:477] : qq[476:468];
-  assign \$307  = h[34] ? qq[467:459] : 9'h000;
-  assign \$308  = h[35] ? \$306  : \$307 ;
-  assign \$309  = h[36] ? qq[512:504] : qq[503:495];
-  assign \$310  = h[36] ? qq[494:486] : 9'h000;
-  assign \$311  = h[37] ? \$309  : \$310 ;
-  assign \$312  = h[38] ? qq[539:531] : qq[530:522];
-  assign \$313  = h[38] ? qq[521:513] : 9'h000;
-  assign \$314  = h[39] ? \$312  : \$313 ;
-  assign \$315  = h[40] ? qq[566:558] : qq[557:549];
-  assign \$316  = h[40] ? qq[548:540] : 9'h000;
-  assign \$317  = h[41] ? \$315  : \$316 ;
-  assign \$318  = h[42] ? qq[593:585] : qq[584:576];
-  assign \$319  = h[42] ? qq[575:567] : 9'h000;
-  assign \$320  = h[43] ? \$318  : \$319 ;
-  assign \$321  = h[44] ? qq[620:612] : qq[611:603];
-  assign \$322  = h[44] ? qq[602:594] : 9'h000;
-  assign \$323  = h[45] ? \$321  : \$322 ;
-  assign \$324  = h[46] ? qq[647:639] : qq[638:630];
-  assign \$325  = h[46] ? qq[629:621] : 9'h000;
-  assign \$326  = h[47] ? \$324  : \$325 ;
-  assign \$327  = h[48] ? qq[674:666] : qq[665:657];
-  assign \$328  = h[48] ? qq[656:648] : 9'h000;
-  assign \$329  = h[49] ? \$327  : \$328 ;
-  assign \$330  = h[50] ? qq[701:693] : qq[692:684];
-  assign \$331  = h[50] ? qq[683:675] : 9'h000;
-  assign \$332  = h[51] ? \$330  : \$331 ;
-  assign \$333  = h[52] ? qq[728:720] : qq[719:711];
-  assign \$334  = h[52] ? qq[710:702] : 9'h000;
-  assign \$335  = h[53] ? \$333  : \$334 ;
-  assign \$336  = h[54] ? qq[755:747] : qq[746:738];
-  assign \$337  = h[54] ? qq[737:729] : 9'h000;
-  assign \$338  = h[55] ? \$336  : \$337 ;
-  assign \$339  = h[56] ? qq[782:774] : qq[773:765];
-  assign \$340  = h[56] ? qq[764:756] : 9'h000;
-  assign \$341  = h[57] ? \$339  : \$340 ;
-  assign \$342  = h[58] ? qq[809:801] : qq[800:792];
-  assign \$343  = h[58] ? qq[791:783] : 9'h000;
-  assign \$344  = h[59] ? \$342  : \$343 ;
-  assign \$345  = h[60] ? qq[836:828] : qq[827:819];
-  assign \$346  = h[60] ? qq[818:810] : 9'h000;
-  assign \$347  = h[61] ? \$345  : \$346 ;
-  assign \$348  = h[62] ? qq[863:855] : qq[854:846];
-  assign \$349  = h[62] ? qq[845:837] : 9'h000;
-  assign \$350  = h[63] ? \$348  : \$349 ;
   assign \$351  = $signed(leaf2_0) + $signed(leaf2_1);
   assign \$352  = $signed(leaf2_2) + $signed(leaf2_3);
   assign \$353  = $signed(leaf2_4) + $signed(leaf2_5);
@@ -12574,102 +12631,6 @@ module \fairyhw_engine.shared$75 (rst, en, pp, qq, h, sums, clk);
     t3_4_1 <= \$759 ;
   always @(posedge clk)
     t3_5_0 <= \$760 ;
-  assign \$1  = h[0] ? pp[26:18] : pp[17:9];
-  assign \$2  = h[0] ? pp[8:0] : 9'h000;
-  assign \$3  = h[1] ? \$1  : \$2 ;
-  assign \$4  = h[2] ? pp[53:45] : pp[44:36];
-  assign \$5  = h[2] ? pp[35:27] : 9'h000;
-  assign \$6  = h[3] ? \$4  : \$5 ;
-  assign \$7  = h[4] ? pp[80:72] : pp[71:63];
-  assign \$8  = h[4] ? pp[62:54] : 9'h000;
-  assign \$9  = h[5] ? \$7  : \$8 ;
-  assign \$10  = h[6] ? pp[107:99] : pp[98:90];
-  assign \$11  = h[6] ? pp[89:81] : 9'h000;
-  assign \$12  = h[7] ? \$10  : \$11 ;
-  assign \$13  = h[8] ? pp[134:126] : pp[125:117];
-  assign \$14  = h[8] ? pp[116:108] : 9'h000;
-  assign \$15  = h[9] ? \$13  : \$14 ;
-  assign \$16  = h[10] ? pp[161:153] : pp[152:144];
-  assign \$17  = h[10] ? pp[143:135] : 9'h000;
-  assign \$18  = h[11] ? \$16  : \$17 ;
-  assign \$19  = h[12] ? pp[188:180] : pp[179:171];
-  assign \$20  = h[12] ? pp[170:162] : 9'h000;
-  assign \$21  = h[13] ? \$19  : \$20 ;
-  assign \$22  = h[14] ? pp[215:207] : pp[206:198];
-  assign \$23  = h[14] ? pp[197:189] : 9'h000;
-  assign \$24  = h[15] ? \$22  : \$23 ;
-  assign \$25  = h[16] ? pp[242:234] : pp[233:225];
-  assign \$26  = h[16] ? pp[224:216] : 9'h000;
-  assign \$27  = h[17] ? \$25  : \$26 ;
-  assign \$28  = h[18] ? pp[269:261] : pp[260:252];
-  assign \$29  = h[18] ? pp[251:243] : 9'h000;
-  assign \$30  = h[19] ? \$28  : \$29 ;
-  assign \$31  = h[20] ? pp[296:288] : pp[287:279];
-  assign \$32  = h[20] ? pp[278:270] : 9'h000;
-  assign \$33  = h[21] ? \$31  : \$32 ;
-  assign \$34  = h[22] ? pp[323:315] : pp[314:306];
-  assign \$35  = h[22] ? pp[305:297] : 9'h000;
-  assign \$36  = h[23] ? \$34  : \$35 ;
-  assign \$37  = h[24] ? pp[350:342] : pp[341:333];
-  assign \$38  = h[24] ? pp[332:324] : 9'h000;
-  assign \$39  = h[25] ? \$37  : \$38 ;
-  assign \$40  = h[26] ? pp[377:369] : pp[368:360];
-  assign \$41  = h[26] ? pp[359:351] : 9'h000;
-  assign \$42  = h[27] ? \$40  : \$41 ;
-  assign \$43  = h[28] ? pp[404:396] : pp[395:387];
-  assign \$44  = h[28] ? pp[386:378] : 9'h000;
-  assign \$45  = h[29] ? \$43  : \$44 ;
-  assign \$46  = h[30] ? pp[431:423] : pp[422:414];
-  assign \$47  = h[30] ? pp[413:405] : 9'h000;
-  assign \$48  = h[31] ? \$46  : \$47 ;
-  assign \$49  = h[32] ? pp[458:450] : pp[449:441];
-  assign \$50  = h[32] ? pp[440:432] : 9'h000;
-  assign \$51  = h[33] ? \$49  : \$50 ;
-  assign \$52  = h[34] ? pp[485:477] : pp[476:468];
-  assign \$53  = h[34] ? pp[467:459] : 9'h000;
-  assign \$54  = h[35] ? \$52  : \$53 ;
-  assign \$55  = h[36] ? pp[512:504] : pp[503:495];
-  assign \$56  = h[36] ? pp[494:486] : 9'h000;
-  assign \$57  = h[37] ? \$55  : \$56 ;
-  assign \$58  = h[38] ? pp[539:531] : pp[530:522];
-  assign \$59  = h[38] ? pp[521:513] : 9'h000;
-  assign \$60  = h[39] ? \$58  : \$59 ;
-  assign \$61  = h[40] ? pp[566:558] : pp[557:549];
-  assign \$62  = h[40] ? pp[548:540] : 9'h000;
-  assign \$63  = h[41] ? \$61  : \$62 ;
-  assign \$64  = h[42] ? pp[593:585] : pp[584:576];
-  assign \$65  = h[42] ? pp[575:567] : 9'h000;
-  assign \$66  = h[43] ? \$64  : \$65 ;
-  assign \$67  = h[44] ? pp[620:612] : pp[611:603];
-  assign \$68  = h[44] ? pp[602:594] : 9'h000;
-  assign \$69  = h[45] ? \$67  : \$68 ;
-  assign \$70  = h[46] ? pp[647:639] : pp[638:630];
-  assign \$71  = h[46] ? pp[629:621] : 9'h000;
-  assign \$72  = h[47] ? \$70  : \$71 ;
-  assign \$73  = h[48] ? pp[674:666] : pp[665:657];
-  assign \$74  = h[48] ? pp[656:648] : 9'h000;
-  assign \$75  = h[49] ? \$73  : \$74 ;
-  assign \$76  = h[50] ? pp[701:693] : pp[692:684];
-  assign \$77  = h[50] ? pp[683:675] : 9'h000;
-  assign \$78  = h[51] ? \$76  : \$77 ;
-  assign \$79  = h[52] ? pp[728:720] : pp[719:711];
-  assign \$80  = h[52] ? pp[710:702] : 9'h000;
-  assign \$81  = h[53] ? \$79  : \$80 ;
-  assign \$82  = h[54] ? pp[755:747] : pp[746:738];
-  assign \$83  = h[54] ? pp[737:729] : 9'h000;
-  assign \$84  = h[55] ? \$82  : \$83 ;
-  assign \$85  = h[56] ? pp[782:774] : pp[773:765];
-  assign \$86  = h[56] ? pp[764:756] : 9'h000;
-  assign \$87  = h[57] ? \$85  : \$86 ;
-  assign \$88  = h[58] ? pp[809:801] : pp[800:792];
-  assign \$89  = h[58] ? pp[791:783] : 9'h000;
-  assign \$90  = h[59] ? \$88  : \$89 ;
-  assign \$91  = h[60] ? pp[836:828] : pp[827:819];
-  assign \$92  = h[60] ? pp[818:810] : 9'h000;
-  assign \$93  = h[61] ? \$91  : \$92 ;
-  assign \$94  = h[62] ? pp[863:855] : pp[854:846];
-  assign \$95  = h[62] ? pp[845:837] : 9'h000;
-  assign \$96  = h[63] ? \$94  : \$95 ;
   assign \$97  = $signed(leaf0_0) + $signed(leaf0_1);
   assign \$98  = $signed(leaf0_2) + $signed(leaf0_3);
   assign \$99  = $signed(leaf0_4) + $signed(leaf0_5);
@@ -15237,6 +15198,7 @@ module \fairyhw_engine.shared$75 (rst, en, pp, qq, h, sums, clk);
       \$760  = 14'h0000;
     end
   end
+  assign h = 64'hffffffffffffffff;
   assign x = 64'h0000000000000000;
   assign \pp[0]  = pp[26:0];
   assign \pp[0][0]  = pp[8:0];
@@ -15502,6 +15464,102 @@ module \fairyhw_engine.shared$75 (rst, en, pp, qq, h, sums, clk);
   assign sums[41:28] = t2_5_0;
   assign sums[27:14] = t1_5_0;
   assign sums[13:0] = t0_5_0;
+  assign \$1  = pp[26:18];
+  assign \$2  = pp[8:0];
+  assign \$3  = \$1 ;
+  assign \$4  = pp[53:45];
+  assign \$5  = pp[35:27];
+  assign \$6  = \$4 ;
+  assign \$7  = pp[80:72];
+  assign \$8  = pp[62:54];
+  assign \$9  = \$7 ;
+  assign \$10  = pp[107:99];
+  assign \$11  = pp[89:81];
+  assign \$12  = \$10 ;
+  assign \$13  = pp[134:126];
+  assign \$14  = pp[116:108];
+  assign \$15  = \$13 ;
+  assign \$16  = pp[161:153];
+  assign \$17  = pp[143:135];
+  assign \$18  = \$16 ;
+  assign \$19  = pp[188:180];
+  assign \$20  = pp[170:162];
+  assign \$21  = \$19 ;
+  assign \$22  = pp[215:207];
+  assign \$23  = pp[197:189];
+  assign \$24  = \$22 ;
+  assign \$25  = pp[242:234];
+  assign \$26  = pp[224:216];
+  assign \$27  = \$25 ;
+  assign \$28  = pp[269:261];
+  assign \$29  = pp[251:243];
+  assign \$30  = \$28 ;
+  assign \$31  = pp[296:288];
+  assign \$32  = pp[278:270];
+  assign \$33  = \$31 ;
+  assign \$34  = pp[323:315];
+  assign \$35  = pp[305:297];
+  assign \$36  = \$34 ;
+  assign \$37  = pp[350:342];
+  assign \$38  = pp[332:324];
+  assign \$39  = \$37 ;
+  assign \$40  = pp[377:369];
+  assign \$41  = pp[359:351];
+  assign \$42  = \$40 ;
+  assign \$43  = pp[404:396];
+  assign \$44  = pp[386:378];
+  assign \$45  = \$43 ;
+  assign \$46  = pp[431:423];
+  assign \$47  = pp[413:405];
+  assign \$48  = \$46 ;
+  assign \$49  = pp[458:450];
+  assign \$50  = pp[440:432];
+  assign \$51  = \$49 ;
+  assign \$52  = pp[485:477];
+  assign \$53  = pp[467:459];
+  assign \$54  = \$52 ;
+  assign \$55  = pp[512:504];
+  assign \$56  = pp[494:486];
+  assign \$57  = \$55 ;
+  assign \$58  = pp[539:531];
+  assign \$59  = pp[521:513];
+  assign \$60  = \$58 ;
+  assign \$61  = pp[566:558];
+  assign \$62  = pp[548:540];
+  assign \$63  = \$61 ;
+  assign \$64  = pp[593:585];
+  assign \$65  = pp[575:567];
+  assign \$66  = \$64 ;
+  assign \$67  = pp[620:612];
+  assign \$68  = pp[602:594];
+  assign \$69  = \$67 ;
+  assign \$70  = pp[647:639];
+  assign \$71  = pp[629:621];
+  assign \$72  = \$70 ;
+  assign \$73  = pp[674:666];
+  assign \$74  = pp[656:648];
+  assign \$75  = \$73 ;
+  assign \$76  = pp[701:693];
+  assign \$77  = pp[683:675];
+  assign \$78  = \$76 ;
+  assign \$79  = pp[728:720];
+  assign \$80  = pp[710:702];
+  assign \$81  = \$79 ;
+  assign \$82  = pp[755:747];
+  assign \$83  = pp[737:729];
+  assign \$84  = \$82 ;
+  assign \$85  = pp[782:774];
+  assign \$86  = pp[764:756];
+  assign \$87  = \$85 ;
+  assign \$88  = pp[809:801];
+  assign \$89  = pp[791:783];
+  assign \$90  = \$88 ;
+  assign \$91  = pp[836:828];
+  assign \$92  = pp[818:810];
+  assign \$93  = \$91 ;
+  assign \$94  = pp[863:855];
+  assign \$95  = pp[845:837];
+  assign \$96  = \$94 ;
   assign \$128  = pp[17:9];
   assign \$129  = 9'h000;
   assign \$130  = \$129 ;
@@ -15598,6 +15656,102 @@ module \fairyhw_engine.shared$75 (rst, en, pp, qq, h, sums, clk);
   assign \$221  = pp[854:846];
   assign \$222  = 9'h000;
   assign \$223  = \$222 ;
+  assign \$255  = qq[26:18];
+  assign \$256  = qq[8:0];
+  assign \$257  = \$255 ;
+  assign \$258  = qq[53:45];
+  assign \$259  = qq[35:27];
+  assign \$260  = \$258 ;
+  assign \$261  = qq[80:72];
+  assign \$262  = qq[62:54];
+  assign \$263  = \$261 ;
+  assign \$264  = qq[107:99];
+  assign \$265  = qq[89:81];
+  assign \$266  = \$264 ;
+  assign \$267  = qq[134:126];
+  assign \$268  = qq[116:108];
+  assign \$269  = \$267 ;
+  assign \$270  = qq[161:153];
+  assign \$271  = qq[143:135];
+  assign \$272  = \$270 ;
+  assign \$273  = qq[188:180];
+  assign \$274  = qq[170:162];
+  assign \$275  = \$273 ;
+  assign \$276  = qq[215:207];
+  assign \$277  = qq[197:189];
+  assign \$278  = \$276 ;
+  assign \$279  = qq[242:234];
+  assign \$280  = qq[224:216];
+  assign \$281  = \$279 ;
+  assign \$282  = qq[269:261];
+  assign \$283  = qq[251:243];
+  assign \$284  = \$282 ;
+  assign \$285  = qq[296:288];
+  assign \$286  = qq[278:270];
+  assign \$287  = \$285 ;
+  assign \$288  = qq[323:315];
+  assign \$289  = qq[305:297];
+  assign \$290  = \$288 ;
+  assign \$291  = qq[350:342];
+  assign \$292  = qq[332:324];
+  assign \$293  = \$291 ;
+  assign \$294  = qq[377:369];
+  assign \$295  = qq[359:351];
+  assign \$296  = \$294 ;
+  assign \$297  = qq[404:396];
+  assign \$298  = qq[386:378];
+  assign \$299  = \$297 ;
+  assign \$300  = qq[431:423];
+  assign \$301  = qq[413:405];
+  assign \$302  = \$300 ;
+  assign \$303  = qq[458:450];
+  assign \$304  = qq[440:432];
+  assign \$305  = \$303 ;
+  assign \$306  = qq[485:477];
+  assign \$307  = qq[467:459];
+  assign \$308  = \$306 ;
+  assign \$309  = qq[512:504];
+  assign \$310  = qq[494:486];
+  assign \$311  = \$309 ;
+  assign \$312  = qq[539:531];
+  assign \$313  = qq[521:513];
+  assign \$314  = \$312 ;
+  assign \$315  = qq[566:558];
+  assign \$316  = qq[548:540];
+  assign \$317  = \$315 ;
+  assign \$318  = qq[593:585];
+  assign \$319  = qq[575:567];
+  assign \$320  = \$318 ;
+  assign \$321  = qq[620:612];
+  assign \$322  = qq[602:594];
+  assign \$323  = \$321 ;
+  assign \$324  = qq[647:639];
+  assign \$325  = qq[629:621];
+  assign \$326  = \$324 ;
+  assign \$327  = qq[674:666];
+  assign \$328  = qq[656:648];
+  assign \$329  = \$327 ;
+  assign \$330  = qq[701:693];
+  assign \$331  = qq[683:675];
+  assign \$332  = \$330 ;
+  assign \$333  = qq[728:720];
+  assign \$334  = qq[710:702];
+  assign \$335  = \$333 ;
+  assign \$336  = qq[755:747];
+  assign \$337  = qq[737:729];
+  assign \$338  = \$336 ;
+  assign \$339  = qq[782:774];
+  assign \$340  = qq[764:756];
+  assign \$341  = \$339 ;
+  assign \$342  = qq[809:801];
+  assign \$343  = qq[791:783];
+  assign \$344  = \$342 ;
+  assign \$345  = qq[836:828];
+  assign \$346  = qq[818:810];
+  assign \$347  = \$345 ;
+  assign \$348  = qq[863:855];
+  assign \$349  = qq[845:837];
+  assign \$350  = \$348 ;
   assign \$382  = qq[17:9];
   assign \$383  = 9'h000;
   assign \$384  = \$383 ;

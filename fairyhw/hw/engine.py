@@ -528,12 +528,8 @@ class Engine(wiring.Component):
         qq = Signal.like(prep.qq)
         h = [Signal(C, name=f"h{r}") for r in range(R)]
         xb = [Signal(C, name=f"x{r}") for r in range(R)]
-        # columns past K in the input's last chunk: the rows' codes there are 0 (h = x = 0), so only
-        # the shared sums S_p, S_q need them masked out
-        last_mask = Signal(C, init=(1 << C) - 1)
-        s_mask = Signal(C)
         with m.If(adv):
-            m.d.sync += [pp.eq(prep.pp), qq.eq(prep.qq), s_mask.eq(Mux(s1.last, last_mask, (1 << C) - 1))]
+            m.d.sync += [pp.eq(prep.pp), qq.eq(prep.qq)]
             for r in range(R):
                 for c in range(C):
                     # the word carries (h, x) per weight (the host's Gray code of the code)
@@ -549,7 +545,7 @@ class Engine(wiring.Component):
             if r < R:
                 m.d.comb += [t.h.eq(h[r]), t.x.eq(xb[r])]
             else:
-                m.d.comb += [t.h.eq(s_mask), t.x.eq(0)]
+                m.d.comb += [t.h.eq((1 << C) - 1), t.x.eq(0)]
             trees.append(t)
         tail = s2
         pipe = [s1, s2]
@@ -625,12 +621,17 @@ class Engine(wiring.Component):
                     m.next = "LOAD"
             with m.State("LOAD"):
                 m.d.comb += [self.act.ready.eq(1), self.busy.eq(1), wr.addr.eq(ld_addr),
-                             wr.en.eq(self.act.valid), wr.data.eq(self.act.payload.as_value())]
+                             wr.en.eq(self.act.valid)]
+                # elements past K in the last beat are written as zeros: the shared sums S_p, S_q see
+                # every column (measured cheaper than masking the shared tree: 4,541 against 5,949
+                # shared Xilinx LUTs at 128 columns)
+                for c in range(C):
+                    keep = (left > c) if c else 1
+                    m.d.comb += wr.data[16 * c:16 * c + 16].eq(Mux(keep, self.act.payload[c].as_value(), 0))
                 with m.If(self.act.valid):
                     m.d.sync += [left.eq(left - C), ld_addr.eq(ld_addr + 1)]
                     with m.If(left <= C):
-                        m.d.sync += [c_last.eq(ld_addr),
-                                     last_mask.eq(Cat(*((left > c) if c else 1 for c in range(C))))]
+                        m.d.sync += c_last.eq(ld_addr)
                         m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += [self.busy.eq(1), self.wgt.ready.eq(adv)]
