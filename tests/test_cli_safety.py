@@ -412,3 +412,14 @@ def test_empty_batch_is_consistent():
     layer = FairyLinear(torch.randn(8, 8))
     x = torch.randn(0, 8)
     assert layer.forward_int8(x).shape == layer(x).shape == (0, 8)
+
+
+def test_fairyhw_command_dispatches(capsys):
+    """``fairyhw COMMAND`` runs the command's own main; a wrong command is one error line, exit 2."""
+    from fairyhw.__main__ import main
+    assert main(["perf", "--rows", "49", "--cols", "128", "--clock", "300e6", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["hardware"]["engine"]["rows"] == 49 and out["tokens_per_s"] > 250
+    assert main(["bogus"]) == 2
+    assert capsys.readouterr().err.strip().startswith("error: unknown command 'bogus'")
+    assert main([]) == 2 and "usage: fairyhw COMMAND" in capsys.readouterr().out
