@@ -17,6 +17,7 @@ from . import FairyError
 from .cli import ArgumentParser
 from .llama import LLAMA2_7B, weight_bytes_per_token
 from .outputs import Outputs, run_command, show
+from .hw.config import EngineConfig, default_group
 from .perf import (MEMORY_PRESETS, HardwareConfig, decode_ops, project, roofline_tokens_per_s,
                    smallest_saturating, workload)
 
@@ -34,11 +35,13 @@ ANCHORS = [
 ]
 
 
+#: The share of the U280's LUTs a design may fill (routing needs the rest).
+FIT_SHARE = 0.70
 #: Board power of the published U280 anchors (AccLLM's 4.96 tok/J is at 33 W), to compare tokens/J at.
 ANCHOR_BOARD_W = 33.0
 #: The files of the reports directory the report reads (written by the synth command).
 SYNTH_U280 = "synth_u280.json"          # Xilinx synthesis of the U280 array, extrapolated from slices
-SYNTH_ECP5 = "synth_array_ecp5.json"    # ECP5 synthesis, place and route of the array's pipeline
+SYNTH_ECP5 = "synth_array_ecp5*.json"   # ECP5 synthesis, place and route of arrays of the same pipeline
 
 
 def _array_luts(fit: dict, rows: int, group: int, what: str = "luts") -> float | None:
@@ -58,18 +61,27 @@ def designs(synth: dict | None, fmax_mhz: float | None):
             "the previous engine: each lane owns one output row, so at most 2048 lanes are useful on "
             "LLaMA-2 7B (its q, k, v, o and down projections have 2048 complex rows)", "assumed")]
     cols = (synth or {}).get("parameters", {}).get("cols", 128)
+    fit = (synth or {}).get("fit")
     clocks = [(300e6, "assumed")]
     if fmax_mhz:
-        clocks.insert(0, (fmax_mhz * 1e6, "ECP5 place and route"))
+        clocks.insert(0, (fmax_mhz * 1e6, "measured: ECP5 place and route"))
     for clock, src in clocks:
-        hw = smallest_saturating(clock, u280, cols=cols)
+        hw = smallest_saturating(clock, u280, cols=cols, max_rows=1024)
         e = hw.engine
-        luts = _array_luts((synth or {}).get("fit"), e.rows, e.group)
-        hw = HardwareConfig(e, clock=clock, memory=u280, luts=luts)
-        out.append((f"{e.rows} x {e.cols} array ({e.lanes:,} MACs/cycle) @ {clock / 1e6:.0f} MHz "
-                    f"({src}), U280 HBM2", hw,
+        luts = _array_luts(fit, e.rows, e.group)
+        out.append((f"{e.rows} x {e.cols} array ({e.lanes:,} MACs/cycle) @ {clock / 1e6:.1f} MHz "
+                    f"({src}), U280 HBM2", HardwareConfig(e, clock=clock, memory=u280, luts=luts),
                     f"the smallest array of {cols} columns whose every linear layer is bound by the "
-                    f"HBM2 weight stream at {clock / 1e6:.0f} MHz", src))
+                    f"HBM2 weight stream at {clock / 1e6:.1f} MHz", src))
+        if luts is not None and luts > FIT_SHARE * U280_LUTS:
+            rows = max(r for r in range(1, e.rows) if _array_luts(fit, r, default_group(r, cols))
+                       <= FIT_SHARE * U280_LUTS)
+            e = EngineConfig(lanes=rows * cols, rows=rows, cols=cols)
+            out.append((f"{rows} x {cols} array ({e.lanes:,} MACs/cycle) @ {clock / 1e6:.1f} MHz ({src}), "
+                        f"U280 HBM2", HardwareConfig(e, clock=clock, memory=u280,
+                                                     luts=_array_luts(fit, rows, e.group)),
+                        f"the largest array of {cols} columns within {FIT_SHARE:.0%} of the U280's LUTs "
+                        f"at {clock / 1e6:.1f} MHz: the saturating one does not fit", src))
     return out
 
 
@@ -115,13 +127,17 @@ def _optional_json(path):
 
 def build(reports_dir: str) -> dict:
     synth = _optional_json(os.path.join(reports_dir, SYNTH_U280))
-    ecp5 = _optional_json(os.path.join(reports_dir, SYNTH_ECP5))
-    fmax = None
-    if ecp5 is not None:
-        fmax = (ecp5.get("pnr") or {}).get("fmax_mhz")
-        if fmax is not None and not (isinstance(fmax, (int, float)) and fmax > 0):
-            raise FairyError(f"{show(os.path.join(reports_dir, SYNTH_ECP5))}: field 'pnr.fmax_mhz' is "
-                             f"{fmax!r}, expected a positive number")
+    # the measured clock: the largest placed array's (fan-outs grow with the rows)
+    ecp5, fmax = None, None
+    for path in sorted(glob.glob(os.path.join(reports_dir, SYNTH_ECP5))):
+        rec = _read_json(path)
+        f = (rec.get("pnr") or {}).get("fmax_mhz") if isinstance(rec, dict) else None
+        if f is None:
+            continue
+        if not (isinstance(f, (int, float)) and f > 0):
+            raise FairyError(f"{show(path)}: field 'pnr.fmax_mhz' is {f!r}, expected a positive number")
+        if ecp5 is None or rec["parameters"]["lanes"] > ecp5["parameters"]["lanes"]:
+            ecp5, fmax = rec, f
     if synth is not None and not isinstance(synth.get("targets", {}).get("xilinx", {}).get("fit"), dict):
         raise FairyError(f"{show(os.path.join(reports_dir, SYNTH_U280))}: field 'targets.xilinx.fit' is "
                          "missing (write it with python -m fairyhw.synth --extrapolate)")
@@ -273,16 +289,23 @@ def reading(res) -> list[str]:
         L.append(f"- {e['rows']} x {e['cols']} = {e['lanes']:,} MACs/cycle at {d['clock'] / 1e6:.0f} MHz "
                  f"({d['clock_from']}){lut}: {d['tokens_per_s'][0]:.1f} tok/s at context 0 "
                  f"({100 * d['roofline_fraction'][0]:.1f}% of the roofline), "
-                 f"{d['tokens_per_s'][-1]:.1f} at context {res['contexts'][-1]}; bound by the HBM2 weight "
-                 f"stream ({d['energy_split_mj']['weights']:.1f} mJ a token at 3.97 pJ/bit), which is "
-                 f"also most of the dynamic energy; the adds cost {d['energy_split_mj']['macs']:.2f} mJ.")
+                 f"{d['tokens_per_s'][-1]:.1f} at context {res['contexts'][-1]}; bound at context 0 by the "
+                 f"{'HBM2 weight stream' if d['bound'][0].startswith('memory') else 'MAC array'}, at "
+                 f"context {res['contexts'][-1]} by the "
+                 f"{'memory' if d['bound'][-1].startswith('memory') else 'attention on the vector unit (512 fp16 ops a cycle at the array clock) and the MAC array'}; "
+                 f"the weight stream costs {d['energy_split_mj']['weights']:.1f} mJ a token (3.97 pJ/bit), "
+                 f"the adds {d['energy_split_mj']['macs']:.2f} mJ.")
     ecp5 = res.get("ecp5")
     if ecp5 and ecp5.get("pnr"):
         e = ecp5["parameters"]
         L.append(f"- The measured clock is nextpnr-ecp5's {ecp5['pnr']['fmax_mhz']:.1f} MHz for a "
                  f"{e['rows']} x {e['cols']} array of the same pipeline "
-                 f"({ecp5['targets']['ecp5']['summary']['lut_equiv']:,} ECP5 LUT4 equivalents); a Xilinx "
-                 "UltraScale+ part would be faster, but that is not measured here.")
+                 f"({ecp5['targets']['ecp5']['summary']['lut_equiv']:,} ECP5 LUT4 equivalents), the largest "
+                 "placed; a 1 x 128 array closed at 89.9 MHz in a run of this session, so the "
+                 "clock falls with the rows. The likely cause (not yet confirmed by a timing report): the "
+                 "pipeline advances on one enable that reaches every register, and the activations fan "
+                 "out to every row. A Xilinx UltraScale+ part would be "
+                 "faster, but that is not measured here.")
     L.append("- Decode re-reads all weights per token; batching is not modelled as weight reuse.")
     return L
 

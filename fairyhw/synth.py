@@ -139,7 +139,25 @@ def place_and_route(verilog: str, top: str, clock_mhz: float) -> dict:
             rep = json.load(f)
     fmax = min(v["achieved"] for v in rep["fmax"].values()) if rep.get("fmax") else None
     util = {k: v["used"] for k, v in rep.get("utilization", {}).items() if v.get("used")}
-    return {"fmax_mhz": fmax, "utilization": util, "seconds": round(secs, 1), "synth_flow": flow}
+    return {"fmax_mhz": fmax, "utilization": util, "critical_path": _critical_path(rep),
+            "seconds": round(secs, 1), "synth_flow": flow}
+
+
+def _critical_path(rep: dict) -> dict | None:
+    """The slowest clock-to-clock path of a nextpnr report: its end points, logic and routing delay
+    (ns), and its largest routing hops (net name, delay)."""
+    paths = [p for p in rep.get("critical_paths", []) if p.get("path")]
+    if not paths:
+        return None
+    worst = max(paths, key=lambda p: sum(step.get("delay", 0) for step in p["path"]))
+    steps = worst["path"]
+    routing = [s for s in steps if s.get("type") == "routing"]
+    return {"from": worst.get("from"), "to": worst.get("to"),
+            "logic_ns": round(sum(s.get("delay", 0) for s in steps if s.get("type") != "routing"), 3),
+            "routing_ns": round(sum(s.get("delay", 0) for s in routing), 3),
+            "steps": len(steps),
+            "largest_hops": [{"net": s.get("net"), "ns": round(s.get("delay", 0), 3)}
+                             for s in sorted(routing, key=lambda s: -s.get("delay", 0))[:5]]}
 
 
 def logic_levels(verilog: str, top: str) -> dict:

@@ -133,38 +133,41 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire \$212 ;
   wire \$213 ;
   wire \$214 ;
-  reg [863:0] \$215 ;
-  reg [863:0] \$216 ;
-  reg [63:0] \$217 ;
-  reg [63:0] \$218 ;
-  reg [4:0] \$219 ;
+  reg [1023:0] \$215 ;
+  reg [127:0] \$216 ;
+  reg [4:0] \$217 ;
+  reg [863:0] \$218 ;
+  reg [863:0] \$219 ;
   reg [21:0] \$22 ;
-  reg [4:0] \$220 ;
-  reg [4:0] \$221 ;
+  reg [63:0] \$220 ;
+  reg [63:0] \$221 ;
   reg [4:0] \$222 ;
   reg [4:0] \$223 ;
   reg [4:0] \$224 ;
   reg [4:0] \$225 ;
-  reg [87:0] \$226 ;
-  reg [87:0] \$227 ;
-  reg \$228 ;
-  reg \$229 ;
+  reg [4:0] \$226 ;
+  reg [4:0] \$227 ;
+  reg [4:0] \$228 ;
+  reg [87:0] \$229 ;
   wire [22:0] \$23 ;
-  reg \$230 ;
+  reg [87:0] \$230 ;
   reg \$231 ;
-  reg [87:0] \$232 ;
-  reg [87:0] \$233 ;
-  reg [4:0] \$234 ;
-  reg [13:0] \$235 ;
-  reg [14:0] \$236 ;
-  reg [6:0] \$237 ;
-  reg [6:0] \$238 ;
-  reg \$239 ;
+  reg \$232 ;
+  reg \$233 ;
+  reg \$234 ;
+  reg [87:0] \$235 ;
+  reg [87:0] \$236 ;
+  reg [4:0] \$237 ;
+  reg [13:0] \$238 ;
+  reg [14:0] \$239 ;
   wire [23:0] \$24 ;
-  reg \$240 ;
-  reg [1:0] \$241 ;
-  reg [6:0] \$242 ;
-  reg [127:0] \$243 ;
+  reg [6:0] \$240 ;
+  reg [6:0] \$241 ;
+  reg \$242 ;
+  reg \$243 ;
+  reg [1:0] \$244 ;
+  reg [6:0] \$245 ;
+  reg [127:0] \$246 ;
   reg [21:0] \$25 ;
   wire [22:0] \$26 ;
   reg [21:0] \$27 ;
@@ -813,135 +816,135 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire [8:0] \pp$32[9][0] ;
   wire [8:0] \pp$32[9][1] ;
   wire [8:0] \pp$32[9][2] ;
-  wire [863:0] \pp$56 ;
-  wire [26:0] \pp$56[0] ;
-  wire [8:0] \pp$56[0][0] ;
-  wire [8:0] \pp$56[0][1] ;
-  wire [8:0] \pp$56[0][2] ;
-  wire [26:0] \pp$56[10] ;
-  wire [8:0] \pp$56[10][0] ;
-  wire [8:0] \pp$56[10][1] ;
-  wire [8:0] \pp$56[10][2] ;
-  wire [26:0] \pp$56[11] ;
-  wire [8:0] \pp$56[11][0] ;
-  wire [8:0] \pp$56[11][1] ;
-  wire [8:0] \pp$56[11][2] ;
-  wire [26:0] \pp$56[12] ;
-  wire [8:0] \pp$56[12][0] ;
-  wire [8:0] \pp$56[12][1] ;
-  wire [8:0] \pp$56[12][2] ;
-  wire [26:0] \pp$56[13] ;
-  wire [8:0] \pp$56[13][0] ;
-  wire [8:0] \pp$56[13][1] ;
-  wire [8:0] \pp$56[13][2] ;
-  wire [26:0] \pp$56[14] ;
-  wire [8:0] \pp$56[14][0] ;
-  wire [8:0] \pp$56[14][1] ;
-  wire [8:0] \pp$56[14][2] ;
-  wire [26:0] \pp$56[15] ;
-  wire [8:0] \pp$56[15][0] ;
-  wire [8:0] \pp$56[15][1] ;
-  wire [8:0] \pp$56[15][2] ;
-  wire [26:0] \pp$56[16] ;
-  wire [8:0] \pp$56[16][0] ;
-  wire [8:0] \pp$56[16][1] ;
-  wire [8:0] \pp$56[16][2] ;
-  wire [26:0] \pp$56[17] ;
-  wire [8:0] \pp$56[17][0] ;
-  wire [8:0] \pp$56[17][1] ;
-  wire [8:0] \pp$56[17][2] ;
-  wire [26:0] \pp$56[18] ;
-  wire [8:0] \pp$56[18][0] ;
-  wire [8:0] \pp$56[18][1] ;
-  wire [8:0] \pp$56[18][2] ;
-  wire [26:0] \pp$56[19] ;
-  wire [8:0] \pp$56[19][0] ;
-  wire [8:0] \pp$56[19][1] ;
-  wire [8:0] \pp$56[19][2] ;
-  wire [26:0] \pp$56[1] ;
-  wire [8:0] \pp$56[1][0] ;
-  wire [8:0] \pp$56[1][1] ;
-  wire [8:0] \pp$56[1][2] ;
-  wire [26:0] \pp$56[20] ;
-  wire [8:0] \pp$56[20][0] ;
-  wire [8:0] \pp$56[20][1] ;
-  wire [8:0] \pp$56[20][2] ;
-  wire [26:0] \pp$56[21] ;
-  wire [8:0] \pp$56[21][0] ;
-  wire [8:0] \pp$56[21][1] ;
-  wire [8:0] \pp$56[21][2] ;
-  wire [26:0] \pp$56[22] ;
-  wire [8:0] \pp$56[22][0] ;
-  wire [8:0] \pp$56[22][1] ;
-  wire [8:0] \pp$56[22][2] ;
-  wire [26:0] \pp$56[23] ;
-  wire [8:0] \pp$56[23][0] ;
-  wire [8:0] \pp$56[23][1] ;
-  wire [8:0] \pp$56[23][2] ;
-  wire [26:0] \pp$56[24] ;
-  wire [8:0] \pp$56[24][0] ;
-  wire [8:0] \pp$56[24][1] ;
-  wire [8:0] \pp$56[24][2] ;
-  wire [26:0] \pp$56[25] ;
-  wire [8:0] \pp$56[25][0] ;
-  wire [8:0] \pp$56[25][1] ;
-  wire [8:0] \pp$56[25][2] ;
-  wire [26:0] \pp$56[26] ;
-  wire [8:0] \pp$56[26][0] ;
-  wire [8:0] \pp$56[26][1] ;
-  wire [8:0] \pp$56[26][2] ;
-  wire [26:0] \pp$56[27] ;
-  wire [8:0] \pp$56[27][0] ;
-  wire [8:0] \pp$56[27][1] ;
-  wire [8:0] \pp$56[27][2] ;
-  wire [26:0] \pp$56[28] ;
-  wire [8:0] \pp$56[28][0] ;
-  wire [8:0] \pp$56[28][1] ;
-  wire [8:0] \pp$56[28][2] ;
-  wire [26:0] \pp$56[29] ;
-  wire [8:0] \pp$56[29][0] ;
-  wire [8:0] \pp$56[29][1] ;
-  wire [8:0] \pp$56[29][2] ;
-  wire [26:0] \pp$56[2] ;
-  wire [8:0] \pp$56[2][0] ;
-  wire [8:0] \pp$56[2][1] ;
-  wire [8:0] \pp$56[2][2] ;
-  wire [26:0] \pp$56[30] ;
-  wire [8:0] \pp$56[30][0] ;
-  wire [8:0] \pp$56[30][1] ;
-  wire [8:0] \pp$56[30][2] ;
-  wire [26:0] \pp$56[31] ;
-  wire [8:0] \pp$56[31][0] ;
-  wire [8:0] \pp$56[31][1] ;
-  wire [8:0] \pp$56[31][2] ;
-  wire [26:0] \pp$56[3] ;
-  wire [8:0] \pp$56[3][0] ;
-  wire [8:0] \pp$56[3][1] ;
-  wire [8:0] \pp$56[3][2] ;
-  wire [26:0] \pp$56[4] ;
-  wire [8:0] \pp$56[4][0] ;
-  wire [8:0] \pp$56[4][1] ;
-  wire [8:0] \pp$56[4][2] ;
-  wire [26:0] \pp$56[5] ;
-  wire [8:0] \pp$56[5][0] ;
-  wire [8:0] \pp$56[5][1] ;
-  wire [8:0] \pp$56[5][2] ;
-  wire [26:0] \pp$56[6] ;
-  wire [8:0] \pp$56[6][0] ;
-  wire [8:0] \pp$56[6][1] ;
-  wire [8:0] \pp$56[6][2] ;
-  wire [26:0] \pp$56[7] ;
-  wire [8:0] \pp$56[7][0] ;
-  wire [8:0] \pp$56[7][1] ;
-  wire [8:0] \pp$56[7][2] ;
-  wire [26:0] \pp$56[8] ;
-  wire [8:0] \pp$56[8][0] ;
-  wire [8:0] \pp$56[8][1] ;
-  wire [8:0] \pp$56[8][2] ;
-  wire [26:0] \pp$56[9] ;
-  wire [8:0] \pp$56[9][0] ;
-  wire [8:0] \pp$56[9][1] ;
-  wire [8:0] \pp$56[9][2] ;
+  wire [863:0] \pp$61 ;
+  wire [26:0] \pp$61[0] ;
+  wire [8:0] \pp$61[0][0] ;
+  wire [8:0] \pp$61[0][1] ;
+  wire [8:0] \pp$61[0][2] ;
+  wire [26:0] \pp$61[10] ;
+  wire [8:0] \pp$61[10][0] ;
+  wire [8:0] \pp$61[10][1] ;
+  wire [8:0] \pp$61[10][2] ;
+  wire [26:0] \pp$61[11] ;
+  wire [8:0] \pp$61[11][0] ;
+  wire [8:0] \pp$61[11][1] ;
+  wire [8:0] \pp$61[11][2] ;
+  wire [26:0] \pp$61[12] ;
+  wire [8:0] \pp$61[12][0] ;
+  wire [8:0] \pp$61[12][1] ;
+  wire [8:0] \pp$61[12][2] ;
+  wire [26:0] \pp$61[13] ;
+  wire [8:0] \pp$61[13][0] ;
+  wire [8:0] \pp$61[13][1] ;
+  wire [8:0] \pp$61[13][2] ;
+  wire [26:0] \pp$61[14] ;
+  wire [8:0] \pp$61[14][0] ;
+  wire [8:0] \pp$61[14][1] ;
+  wire [8:0] \pp$61[14][2] ;
+  wire [26:0] \pp$61[15] ;
+  wire [8:0] \pp$61[15][0] ;
+  wire [8:0] \pp$61[15][1] ;
+  wire [8:0] \pp$61[15][2] ;
+  wire [26:0] \pp$61[16] ;
+  wire [8:0] \pp$61[16][0] ;
+  wire [8:0] \pp$61[16][1] ;
+  wire [8:0] \pp$61[16][2] ;
+  wire [26:0] \pp$61[17] ;
+  wire [8:0] \pp$61[17][0] ;
+  wire [8:0] \pp$61[17][1] ;
+  wire [8:0] \pp$61[17][2] ;
+  wire [26:0] \pp$61[18] ;
+  wire [8:0] \pp$61[18][0] ;
+  wire [8:0] \pp$61[18][1] ;
+  wire [8:0] \pp$61[18][2] ;
+  wire [26:0] \pp$61[19] ;
+  wire [8:0] \pp$61[19][0] ;
+  wire [8:0] \pp$61[19][1] ;
+  wire [8:0] \pp$61[19][2] ;
+  wire [26:0] \pp$61[1] ;
+  wire [8:0] \pp$61[1][0] ;
+  wire [8:0] \pp$61[1][1] ;
+  wire [8:0] \pp$61[1][2] ;
+  wire [26:0] \pp$61[20] ;
+  wire [8:0] \pp$61[20][0] ;
+  wire [8:0] \pp$61[20][1] ;
+  wire [8:0] \pp$61[20][2] ;
+  wire [26:0] \pp$61[21] ;
+  wire [8:0] \pp$61[21][0] ;
+  wire [8:0] \pp$61[21][1] ;
+  wire [8:0] \pp$61[21][2] ;
+  wire [26:0] \pp$61[22] ;
+  wire [8:0] \pp$61[22][0] ;
+  wire [8:0] \pp$61[22][1] ;
+  wire [8:0] \pp$61[22][2] ;
+  wire [26:0] \pp$61[23] ;
+  wire [8:0] \pp$61[23][0] ;
+  wire [8:0] \pp$61[23][1] ;
+  wire [8:0] \pp$61[23][2] ;
+  wire [26:0] \pp$61[24] ;
+  wire [8:0] \pp$61[24][0] ;
+  wire [8:0] \pp$61[24][1] ;
+  wire [8:0] \pp$61[24][2] ;
+  wire [26:0] \pp$61[25] ;
+  wire [8:0] \pp$61[25][0] ;
+  wire [8:0] \pp$61[25][1] ;
+  wire [8:0] \pp$61[25][2] ;
+  wire [26:0] \pp$61[26] ;
+  wire [8:0] \pp$61[26][0] ;
+  wire [8:0] \pp$61[26][1] ;
+  wire [8:0] \pp$61[26][2] ;
+  wire [26:0] \pp$61[27] ;
+  wire [8:0] \pp$61[27][0] ;
+  wire [8:0] \pp$61[27][1] ;
+  wire [8:0] \pp$61[27][2] ;
+  wire [26:0] \pp$61[28] ;
+  wire [8:0] \pp$61[28][0] ;
+  wire [8:0] \pp$61[28][1] ;
+  wire [8:0] \pp$61[28][2] ;
+  wire [26:0] \pp$61[29] ;
+  wire [8:0] \pp$61[29][0] ;
+  wire [8:0] \pp$61[29][1] ;
+  wire [8:0] \pp$61[29][2] ;
+  wire [26:0] \pp$61[2] ;
+  wire [8:0] \pp$61[2][0] ;
+  wire [8:0] \pp$61[2][1] ;
+  wire [8:0] \pp$61[2][2] ;
+  wire [26:0] \pp$61[30] ;
+  wire [8:0] \pp$61[30][0] ;
+  wire [8:0] \pp$61[30][1] ;
+  wire [8:0] \pp$61[30][2] ;
+  wire [26:0] \pp$61[31] ;
+  wire [8:0] \pp$61[31][0] ;
+  wire [8:0] \pp$61[31][1] ;
+  wire [8:0] \pp$61[31][2] ;
+  wire [26:0] \pp$61[3] ;
+  wire [8:0] \pp$61[3][0] ;
+  wire [8:0] \pp$61[3][1] ;
+  wire [8:0] \pp$61[3][2] ;
+  wire [26:0] \pp$61[4] ;
+  wire [8:0] \pp$61[4][0] ;
+  wire [8:0] \pp$61[4][1] ;
+  wire [8:0] \pp$61[4][2] ;
+  wire [26:0] \pp$61[5] ;
+  wire [8:0] \pp$61[5][0] ;
+  wire [8:0] \pp$61[5][1] ;
+  wire [8:0] \pp$61[5][2] ;
+  wire [26:0] \pp$61[6] ;
+  wire [8:0] \pp$61[6][0] ;
+  wire [8:0] \pp$61[6][1] ;
+  wire [8:0] \pp$61[6][2] ;
+  wire [26:0] \pp$61[7] ;
+  wire [8:0] \pp$61[7][0] ;
+  wire [8:0] \pp$61[7][1] ;
+  wire [8:0] \pp$61[7][2] ;
+  wire [26:0] \pp$61[8] ;
+  wire [8:0] \pp$61[8][0] ;
+  wire [8:0] \pp$61[8][1] ;
+  wire [8:0] \pp$61[8][2] ;
+  wire [26:0] \pp$61[9] ;
+  wire [8:0] \pp$61[9][0] ;
+  wire [8:0] \pp$61[9][1] ;
+  wire [8:0] \pp$61[9][2] ;
   wire [26:0] \pp[0] ;
   wire [8:0] \pp[0][0] ;
   wire [8:0] \pp[0][1] ;
@@ -1396,135 +1399,135 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire [8:0] \qq$33[9][0] ;
   wire [8:0] \qq$33[9][1] ;
   wire [8:0] \qq$33[9][2] ;
-  wire [863:0] \qq$57 ;
-  wire [26:0] \qq$57[0] ;
-  wire [8:0] \qq$57[0][0] ;
-  wire [8:0] \qq$57[0][1] ;
-  wire [8:0] \qq$57[0][2] ;
-  wire [26:0] \qq$57[10] ;
-  wire [8:0] \qq$57[10][0] ;
-  wire [8:0] \qq$57[10][1] ;
-  wire [8:0] \qq$57[10][2] ;
-  wire [26:0] \qq$57[11] ;
-  wire [8:0] \qq$57[11][0] ;
-  wire [8:0] \qq$57[11][1] ;
-  wire [8:0] \qq$57[11][2] ;
-  wire [26:0] \qq$57[12] ;
-  wire [8:0] \qq$57[12][0] ;
-  wire [8:0] \qq$57[12][1] ;
-  wire [8:0] \qq$57[12][2] ;
-  wire [26:0] \qq$57[13] ;
-  wire [8:0] \qq$57[13][0] ;
-  wire [8:0] \qq$57[13][1] ;
-  wire [8:0] \qq$57[13][2] ;
-  wire [26:0] \qq$57[14] ;
-  wire [8:0] \qq$57[14][0] ;
-  wire [8:0] \qq$57[14][1] ;
-  wire [8:0] \qq$57[14][2] ;
-  wire [26:0] \qq$57[15] ;
-  wire [8:0] \qq$57[15][0] ;
-  wire [8:0] \qq$57[15][1] ;
-  wire [8:0] \qq$57[15][2] ;
-  wire [26:0] \qq$57[16] ;
-  wire [8:0] \qq$57[16][0] ;
-  wire [8:0] \qq$57[16][1] ;
-  wire [8:0] \qq$57[16][2] ;
-  wire [26:0] \qq$57[17] ;
-  wire [8:0] \qq$57[17][0] ;
-  wire [8:0] \qq$57[17][1] ;
-  wire [8:0] \qq$57[17][2] ;
-  wire [26:0] \qq$57[18] ;
-  wire [8:0] \qq$57[18][0] ;
-  wire [8:0] \qq$57[18][1] ;
-  wire [8:0] \qq$57[18][2] ;
-  wire [26:0] \qq$57[19] ;
-  wire [8:0] \qq$57[19][0] ;
-  wire [8:0] \qq$57[19][1] ;
-  wire [8:0] \qq$57[19][2] ;
-  wire [26:0] \qq$57[1] ;
-  wire [8:0] \qq$57[1][0] ;
-  wire [8:0] \qq$57[1][1] ;
-  wire [8:0] \qq$57[1][2] ;
-  wire [26:0] \qq$57[20] ;
-  wire [8:0] \qq$57[20][0] ;
-  wire [8:0] \qq$57[20][1] ;
-  wire [8:0] \qq$57[20][2] ;
-  wire [26:0] \qq$57[21] ;
-  wire [8:0] \qq$57[21][0] ;
-  wire [8:0] \qq$57[21][1] ;
-  wire [8:0] \qq$57[21][2] ;
-  wire [26:0] \qq$57[22] ;
-  wire [8:0] \qq$57[22][0] ;
-  wire [8:0] \qq$57[22][1] ;
-  wire [8:0] \qq$57[22][2] ;
-  wire [26:0] \qq$57[23] ;
-  wire [8:0] \qq$57[23][0] ;
-  wire [8:0] \qq$57[23][1] ;
-  wire [8:0] \qq$57[23][2] ;
-  wire [26:0] \qq$57[24] ;
-  wire [8:0] \qq$57[24][0] ;
-  wire [8:0] \qq$57[24][1] ;
-  wire [8:0] \qq$57[24][2] ;
-  wire [26:0] \qq$57[25] ;
-  wire [8:0] \qq$57[25][0] ;
-  wire [8:0] \qq$57[25][1] ;
-  wire [8:0] \qq$57[25][2] ;
-  wire [26:0] \qq$57[26] ;
-  wire [8:0] \qq$57[26][0] ;
-  wire [8:0] \qq$57[26][1] ;
-  wire [8:0] \qq$57[26][2] ;
-  wire [26:0] \qq$57[27] ;
-  wire [8:0] \qq$57[27][0] ;
-  wire [8:0] \qq$57[27][1] ;
-  wire [8:0] \qq$57[27][2] ;
-  wire [26:0] \qq$57[28] ;
-  wire [8:0] \qq$57[28][0] ;
-  wire [8:0] \qq$57[28][1] ;
-  wire [8:0] \qq$57[28][2] ;
-  wire [26:0] \qq$57[29] ;
-  wire [8:0] \qq$57[29][0] ;
-  wire [8:0] \qq$57[29][1] ;
-  wire [8:0] \qq$57[29][2] ;
-  wire [26:0] \qq$57[2] ;
-  wire [8:0] \qq$57[2][0] ;
-  wire [8:0] \qq$57[2][1] ;
-  wire [8:0] \qq$57[2][2] ;
-  wire [26:0] \qq$57[30] ;
-  wire [8:0] \qq$57[30][0] ;
-  wire [8:0] \qq$57[30][1] ;
-  wire [8:0] \qq$57[30][2] ;
-  wire [26:0] \qq$57[31] ;
-  wire [8:0] \qq$57[31][0] ;
-  wire [8:0] \qq$57[31][1] ;
-  wire [8:0] \qq$57[31][2] ;
-  wire [26:0] \qq$57[3] ;
-  wire [8:0] \qq$57[3][0] ;
-  wire [8:0] \qq$57[3][1] ;
-  wire [8:0] \qq$57[3][2] ;
-  wire [26:0] \qq$57[4] ;
-  wire [8:0] \qq$57[4][0] ;
-  wire [8:0] \qq$57[4][1] ;
-  wire [8:0] \qq$57[4][2] ;
-  wire [26:0] \qq$57[5] ;
-  wire [8:0] \qq$57[5][0] ;
-  wire [8:0] \qq$57[5][1] ;
-  wire [8:0] \qq$57[5][2] ;
-  wire [26:0] \qq$57[6] ;
-  wire [8:0] \qq$57[6][0] ;
-  wire [8:0] \qq$57[6][1] ;
-  wire [8:0] \qq$57[6][2] ;
-  wire [26:0] \qq$57[7] ;
-  wire [8:0] \qq$57[7][0] ;
-  wire [8:0] \qq$57[7][1] ;
-  wire [8:0] \qq$57[7][2] ;
-  wire [26:0] \qq$57[8] ;
-  wire [8:0] \qq$57[8][0] ;
-  wire [8:0] \qq$57[8][1] ;
-  wire [8:0] \qq$57[8][2] ;
-  wire [26:0] \qq$57[9] ;
-  wire [8:0] \qq$57[9][0] ;
-  wire [8:0] \qq$57[9][1] ;
-  wire [8:0] \qq$57[9][2] ;
+  wire [863:0] \qq$62 ;
+  wire [26:0] \qq$62[0] ;
+  wire [8:0] \qq$62[0][0] ;
+  wire [8:0] \qq$62[0][1] ;
+  wire [8:0] \qq$62[0][2] ;
+  wire [26:0] \qq$62[10] ;
+  wire [8:0] \qq$62[10][0] ;
+  wire [8:0] \qq$62[10][1] ;
+  wire [8:0] \qq$62[10][2] ;
+  wire [26:0] \qq$62[11] ;
+  wire [8:0] \qq$62[11][0] ;
+  wire [8:0] \qq$62[11][1] ;
+  wire [8:0] \qq$62[11][2] ;
+  wire [26:0] \qq$62[12] ;
+  wire [8:0] \qq$62[12][0] ;
+  wire [8:0] \qq$62[12][1] ;
+  wire [8:0] \qq$62[12][2] ;
+  wire [26:0] \qq$62[13] ;
+  wire [8:0] \qq$62[13][0] ;
+  wire [8:0] \qq$62[13][1] ;
+  wire [8:0] \qq$62[13][2] ;
+  wire [26:0] \qq$62[14] ;
+  wire [8:0] \qq$62[14][0] ;
+  wire [8:0] \qq$62[14][1] ;
+  wire [8:0] \qq$62[14][2] ;
+  wire [26:0] \qq$62[15] ;
+  wire [8:0] \qq$62[15][0] ;
+  wire [8:0] \qq$62[15][1] ;
+  wire [8:0] \qq$62[15][2] ;
+  wire [26:0] \qq$62[16] ;
+  wire [8:0] \qq$62[16][0] ;
+  wire [8:0] \qq$62[16][1] ;
+  wire [8:0] \qq$62[16][2] ;
+  wire [26:0] \qq$62[17] ;
+  wire [8:0] \qq$62[17][0] ;
+  wire [8:0] \qq$62[17][1] ;
+  wire [8:0] \qq$62[17][2] ;
+  wire [26:0] \qq$62[18] ;
+  wire [8:0] \qq$62[18][0] ;
+  wire [8:0] \qq$62[18][1] ;
+  wire [8:0] \qq$62[18][2] ;
+  wire [26:0] \qq$62[19] ;
+  wire [8:0] \qq$62[19][0] ;
+  wire [8:0] \qq$62[19][1] ;
+  wire [8:0] \qq$62[19][2] ;
+  wire [26:0] \qq$62[1] ;
+  wire [8:0] \qq$62[1][0] ;
+  wire [8:0] \qq$62[1][1] ;
+  wire [8:0] \qq$62[1][2] ;
+  wire [26:0] \qq$62[20] ;
+  wire [8:0] \qq$62[20][0] ;
+  wire [8:0] \qq$62[20][1] ;
+  wire [8:0] \qq$62[20][2] ;
+  wire [26:0] \qq$62[21] ;
+  wire [8:0] \qq$62[21][0] ;
+  wire [8:0] \qq$62[21][1] ;
+  wire [8:0] \qq$62[21][2] ;
+  wire [26:0] \qq$62[22] ;
+  wire [8:0] \qq$62[22][0] ;
+  wire [8:0] \qq$62[22][1] ;
+  wire [8:0] \qq$62[22][2] ;
+  wire [26:0] \qq$62[23] ;
+  wire [8:0] \qq$62[23][0] ;
+  wire [8:0] \qq$62[23][1] ;
+  wire [8:0] \qq$62[23][2] ;
+  wire [26:0] \qq$62[24] ;
+  wire [8:0] \qq$62[24][0] ;
+  wire [8:0] \qq$62[24][1] ;
+  wire [8:0] \qq$62[24][2] ;
+  wire [26:0] \qq$62[25] ;
+  wire [8:0] \qq$62[25][0] ;
+  wire [8:0] \qq$62[25][1] ;
+  wire [8:0] \qq$62[25][2] ;
+  wire [26:0] \qq$62[26] ;
+  wire [8:0] \qq$62[26][0] ;
+  wire [8:0] \qq$62[26][1] ;
+  wire [8:0] \qq$62[26][2] ;
+  wire [26:0] \qq$62[27] ;
+  wire [8:0] \qq$62[27][0] ;
+  wire [8:0] \qq$62[27][1] ;
+  wire [8:0] \qq$62[27][2] ;
+  wire [26:0] \qq$62[28] ;
+  wire [8:0] \qq$62[28][0] ;
+  wire [8:0] \qq$62[28][1] ;
+  wire [8:0] \qq$62[28][2] ;
+  wire [26:0] \qq$62[29] ;
+  wire [8:0] \qq$62[29][0] ;
+  wire [8:0] \qq$62[29][1] ;
+  wire [8:0] \qq$62[29][2] ;
+  wire [26:0] \qq$62[2] ;
+  wire [8:0] \qq$62[2][0] ;
+  wire [8:0] \qq$62[2][1] ;
+  wire [8:0] \qq$62[2][2] ;
+  wire [26:0] \qq$62[30] ;
+  wire [8:0] \qq$62[30][0] ;
+  wire [8:0] \qq$62[30][1] ;
+  wire [8:0] \qq$62[30][2] ;
+  wire [26:0] \qq$62[31] ;
+  wire [8:0] \qq$62[31][0] ;
+  wire [8:0] \qq$62[31][1] ;
+  wire [8:0] \qq$62[31][2] ;
+  wire [26:0] \qq$62[3] ;
+  wire [8:0] \qq$62[3][0] ;
+  wire [8:0] \qq$62[3][1] ;
+  wire [8:0] \qq$62[3][2] ;
+  wire [26:0] \qq$62[4] ;
+  wire [8:0] \qq$62[4][0] ;
+  wire [8:0] \qq$62[4][1] ;
+  wire [8:0] \qq$62[4][2] ;
+  wire [26:0] \qq$62[5] ;
+  wire [8:0] \qq$62[5][0] ;
+  wire [8:0] \qq$62[5][1] ;
+  wire [8:0] \qq$62[5][2] ;
+  wire [26:0] \qq$62[6] ;
+  wire [8:0] \qq$62[6][0] ;
+  wire [8:0] \qq$62[6][1] ;
+  wire [8:0] \qq$62[6][2] ;
+  wire [26:0] \qq$62[7] ;
+  wire [8:0] \qq$62[7][0] ;
+  wire [8:0] \qq$62[7][1] ;
+  wire [8:0] \qq$62[7][2] ;
+  wire [26:0] \qq$62[8] ;
+  wire [8:0] \qq$62[8][0] ;
+  wire [8:0] \qq$62[8][1] ;
+  wire [8:0] \qq$62[8][2] ;
+  wire [26:0] \qq$62[9] ;
+  wire [8:0] \qq$62[9][0] ;
+  wire [8:0] \qq$62[9][1] ;
+  wire [8:0] \qq$62[9][2] ;
   wire [26:0] \qq[0] ;
   wire [8:0] \qq[0][0] ;
   wire [8:0] \qq[0][1] ;
@@ -1657,6 +1660,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   reg [6:0] rd__addr = 7'h00;
   wire [1023:0] rd__data;
   wire rd__en;
+  reg [1023:0] rdq = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
   output [88:0] res__payload;
   wire [88:0] res__payload;
   wire \res__payload.last ;
@@ -1679,6 +1683,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire \s1.last ;
   wire \s1.valid ;
   reg [127:0] s1_codes = 128'h00000000000000000000000000000000;
+  reg [4:0] s1r = 5'h00;
+  wire \s1r.conj ;
+  wire \s1r.count ;
+  wire \s1r.final ;
+  wire \s1r.last ;
+  wire \s1r.valid ;
+  reg [127:0] s1r_codes = 128'h00000000000000000000000000000000;
   reg [4:0] s2 = 5'h00;
   wire \s2.conj ;
   wire \s2.count ;
@@ -2103,73 +2114,79 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \$208  = \$206  & \$207 ;
   assign \$209  = r_left <= 1'h1;
   assign \$210  = \$208  & \$209 ;
-  assign \$211  = | { st5[0], st4[0], st3[0], st2[0], st1[0], st0[0], s2[0], s1[0] };
+  assign \$211  = | { st5[0], st4[0], st3[0], st2[0], st1[0], st0[0], s2[0], s1r[0], s1[0] };
   assign \$212  = ~ \$211 ;
   assign \$213  = ! sh_left;
   assign \$214  = \$212  & \$213 ;
   always @(posedge clk)
-    pp <= \$215 ;
+    rdq <= \$215 ;
   always @(posedge clk)
-    qq <= \$216 ;
+    s1r_codes <= \$216 ;
   always @(posedge clk)
-    h <= \$217 ;
+    s1r <= \$217 ;
   always @(posedge clk)
-    x <= \$218 ;
+    pp <= \$218 ;
   always @(posedge clk)
-    s2 <= \$219 ;
+    qq <= \$219 ;
   always @(posedge clk)
-    st0 <= \$220 ;
+    h <= \$220 ;
   always @(posedge clk)
-    st1 <= \$221 ;
+    x <= \$221 ;
   always @(posedge clk)
-    st2 <= \$222 ;
+    s2 <= \$222 ;
   always @(posedge clk)
-    st3 <= \$223 ;
+    st0 <= \$223 ;
   always @(posedge clk)
-    st4 <= \$224 ;
+    st1 <= \$224 ;
   always @(posedge clk)
-    st5 <= \$225 ;
+    st2 <= \$225 ;
   always @(posedge clk)
-    acc0 <= \$226 ;
+    st3 <= \$226 ;
   always @(posedge clk)
-    acc1 <= \$227 ;
+    st4 <= \$227 ;
   always @(posedge clk)
-    sh_left <= \$228 ;
+    st5 <= \$228 ;
   always @(posedge clk)
-    sh_beat <= \$229 ;
+    acc0 <= \$229 ;
   always @(posedge clk)
-    sh_final <= \$230 ;
+    acc1 <= \$230 ;
   always @(posedge clk)
-    sh_conj <= \$231 ;
+    sh_left <= \$231 ;
   always @(posedge clk)
-    shared <= \$232 ;
+    sh_beat <= \$232 ;
   always @(posedge clk)
-    group0 <= \$233 ;
+    sh_final <= \$233 ;
   always @(posedge clk)
-    s1 <= \$234 ;
+    sh_conj <= \$234 ;
   always @(posedge clk)
-    left <= \$235 ;
+    shared <= \$235 ;
   always @(posedge clk)
-    r_left <= \$236 ;
+    group0 <= \$236 ;
   always @(posedge clk)
-    ld_addr <= \$237 ;
+    s1 <= \$237 ;
   always @(posedge clk)
-    rd__addr <= \$238 ;
+    left <= \$238 ;
   always @(posedge clk)
-    mat <= \$239 ;
+    r_left <= \$239 ;
   always @(posedge clk)
-    stg <= \$240 ;
+    ld_addr <= \$240 ;
   always @(posedge clk)
-    fsm_state <= \$241 ;
+    rd__addr <= \$241 ;
   always @(posedge clk)
-    c_last <= \$242 ;
+    mat <= \$242 ;
   always @(posedge clk)
-    s1_codes <= \$243 ;
+    stg <= \$243 ;
+  always @(posedge clk)
+    fsm_state <= \$244 ;
+  always @(posedge clk)
+    c_last <= \$245 ;
+  always @(posedge clk)
+    s1_codes <= \$246 ;
   \fairyhw_engine.prep  prep (
     .p(p),
-    .pp(\pp$56 ),
+    .pp(\pp$61 ),
     .q(q),
-    .qq(\qq$57 )
+    .qq(\qq$62 )
   );
   \fairyhw_engine.row0  row0 (
     .clk(clk),
@@ -2181,7 +2198,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
     .sums(sums),
     .x(x)
   );
-  \fairyhw_engine.shared$73  \shared$73  (
+  \fairyhw_engine.shared$76  \shared$76  (
     .clk(clk),
     .en(rd__en),
     .pp(pp),
@@ -2427,205 +2444,205 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$215  = pp;
+    \$215  = rdq;
     if (rd__en) begin
-      \$215  = \pp$56 ;
+      \$215  = rd__data;
     end
     if (rst) begin
-      \$215  = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$215  = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$216  = qq;
+    \$216  = s1r_codes;
     if (rd__en) begin
-      \$216  = \qq$57 ;
+      \$216  = s1_codes;
     end
     if (rst) begin
-      \$216  = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$216  = 128'h00000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$217  = h;
+    \$217  = s1r;
     if (rd__en) begin
-      \$217 [0] = s1_codes[1];
-      \$217 [1] = s1_codes[3];
-      \$217 [2] = s1_codes[5];
-      \$217 [3] = s1_codes[7];
-      \$217 [4] = s1_codes[9];
-      \$217 [5] = s1_codes[11];
-      \$217 [6] = s1_codes[13];
-      \$217 [7] = s1_codes[15];
-      \$217 [8] = s1_codes[17];
-      \$217 [9] = s1_codes[19];
-      \$217 [10] = s1_codes[21];
-      \$217 [11] = s1_codes[23];
-      \$217 [12] = s1_codes[25];
-      \$217 [13] = s1_codes[27];
-      \$217 [14] = s1_codes[29];
-      \$217 [15] = s1_codes[31];
-      \$217 [16] = s1_codes[33];
-      \$217 [17] = s1_codes[35];
-      \$217 [18] = s1_codes[37];
-      \$217 [19] = s1_codes[39];
-      \$217 [20] = s1_codes[41];
-      \$217 [21] = s1_codes[43];
-      \$217 [22] = s1_codes[45];
-      \$217 [23] = s1_codes[47];
-      \$217 [24] = s1_codes[49];
-      \$217 [25] = s1_codes[51];
-      \$217 [26] = s1_codes[53];
-      \$217 [27] = s1_codes[55];
-      \$217 [28] = s1_codes[57];
-      \$217 [29] = s1_codes[59];
-      \$217 [30] = s1_codes[61];
-      \$217 [31] = s1_codes[63];
-      \$217 [32] = s1_codes[65];
-      \$217 [33] = s1_codes[67];
-      \$217 [34] = s1_codes[69];
-      \$217 [35] = s1_codes[71];
-      \$217 [36] = s1_codes[73];
-      \$217 [37] = s1_codes[75];
-      \$217 [38] = s1_codes[77];
-      \$217 [39] = s1_codes[79];
-      \$217 [40] = s1_codes[81];
-      \$217 [41] = s1_codes[83];
-      \$217 [42] = s1_codes[85];
-      \$217 [43] = s1_codes[87];
-      \$217 [44] = s1_codes[89];
-      \$217 [45] = s1_codes[91];
-      \$217 [46] = s1_codes[93];
-      \$217 [47] = s1_codes[95];
-      \$217 [48] = s1_codes[97];
-      \$217 [49] = s1_codes[99];
-      \$217 [50] = s1_codes[101];
-      \$217 [51] = s1_codes[103];
-      \$217 [52] = s1_codes[105];
-      \$217 [53] = s1_codes[107];
-      \$217 [54] = s1_codes[109];
-      \$217 [55] = s1_codes[111];
-      \$217 [56] = s1_codes[113];
-      \$217 [57] = s1_codes[115];
-      \$217 [58] = s1_codes[117];
-      \$217 [59] = s1_codes[119];
-      \$217 [60] = s1_codes[121];
-      \$217 [61] = s1_codes[123];
-      \$217 [62] = s1_codes[125];
-      \$217 [63] = s1_codes[127];
+      \$217  = s1;
     end
     if (rst) begin
-      \$217  = 64'h0000000000000000;
+      \$217  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$218  = x;
+    \$218  = pp;
     if (rd__en) begin
-      \$218 [0] = s1_codes[0];
-      \$218 [1] = s1_codes[2];
-      \$218 [2] = s1_codes[4];
-      \$218 [3] = s1_codes[6];
-      \$218 [4] = s1_codes[8];
-      \$218 [5] = s1_codes[10];
-      \$218 [6] = s1_codes[12];
-      \$218 [7] = s1_codes[14];
-      \$218 [8] = s1_codes[16];
-      \$218 [9] = s1_codes[18];
-      \$218 [10] = s1_codes[20];
-      \$218 [11] = s1_codes[22];
-      \$218 [12] = s1_codes[24];
-      \$218 [13] = s1_codes[26];
-      \$218 [14] = s1_codes[28];
-      \$218 [15] = s1_codes[30];
-      \$218 [16] = s1_codes[32];
-      \$218 [17] = s1_codes[34];
-      \$218 [18] = s1_codes[36];
-      \$218 [19] = s1_codes[38];
-      \$218 [20] = s1_codes[40];
-      \$218 [21] = s1_codes[42];
-      \$218 [22] = s1_codes[44];
-      \$218 [23] = s1_codes[46];
-      \$218 [24] = s1_codes[48];
-      \$218 [25] = s1_codes[50];
-      \$218 [26] = s1_codes[52];
-      \$218 [27] = s1_codes[54];
-      \$218 [28] = s1_codes[56];
-      \$218 [29] = s1_codes[58];
-      \$218 [30] = s1_codes[60];
-      \$218 [31] = s1_codes[62];
-      \$218 [32] = s1_codes[64];
-      \$218 [33] = s1_codes[66];
-      \$218 [34] = s1_codes[68];
-      \$218 [35] = s1_codes[70];
-      \$218 [36] = s1_codes[72];
-      \$218 [37] = s1_codes[74];
-      \$218 [38] = s1_codes[76];
-      \$218 [39] = s1_codes[78];
-      \$218 [40] = s1_codes[80];
-      \$218 [41] = s1_codes[82];
-      \$218 [42] = s1_codes[84];
-      \$218 [43] = s1_codes[86];
-      \$218 [44] = s1_codes[88];
-      \$218 [45] = s1_codes[90];
-      \$218 [46] = s1_codes[92];
-      \$218 [47] = s1_codes[94];
-      \$218 [48] = s1_codes[96];
-      \$218 [49] = s1_codes[98];
-      \$218 [50] = s1_codes[100];
-      \$218 [51] = s1_codes[102];
-      \$218 [52] = s1_codes[104];
-      \$218 [53] = s1_codes[106];
-      \$218 [54] = s1_codes[108];
-      \$218 [55] = s1_codes[110];
-      \$218 [56] = s1_codes[112];
-      \$218 [57] = s1_codes[114];
-      \$218 [58] = s1_codes[116];
-      \$218 [59] = s1_codes[118];
-      \$218 [60] = s1_codes[120];
-      \$218 [61] = s1_codes[122];
-      \$218 [62] = s1_codes[124];
-      \$218 [63] = s1_codes[126];
+      \$218  = \pp$61 ;
     end
     if (rst) begin
-      \$218  = 64'h0000000000000000;
+      \$218  = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$219  = s2;
+    \$219  = qq;
     if (rd__en) begin
-      \$219  = s1;
+      \$219  = \qq$62 ;
     end
     if (rst) begin
-      \$219  = 5'h00;
+      \$219  = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$220  = st0;
+    \$220  = h;
     if (rd__en) begin
-      \$220  = s2;
+      \$220 [0] = s1r_codes[1];
+      \$220 [1] = s1r_codes[3];
+      \$220 [2] = s1r_codes[5];
+      \$220 [3] = s1r_codes[7];
+      \$220 [4] = s1r_codes[9];
+      \$220 [5] = s1r_codes[11];
+      \$220 [6] = s1r_codes[13];
+      \$220 [7] = s1r_codes[15];
+      \$220 [8] = s1r_codes[17];
+      \$220 [9] = s1r_codes[19];
+      \$220 [10] = s1r_codes[21];
+      \$220 [11] = s1r_codes[23];
+      \$220 [12] = s1r_codes[25];
+      \$220 [13] = s1r_codes[27];
+      \$220 [14] = s1r_codes[29];
+      \$220 [15] = s1r_codes[31];
+      \$220 [16] = s1r_codes[33];
+      \$220 [17] = s1r_codes[35];
+      \$220 [18] = s1r_codes[37];
+      \$220 [19] = s1r_codes[39];
+      \$220 [20] = s1r_codes[41];
+      \$220 [21] = s1r_codes[43];
+      \$220 [22] = s1r_codes[45];
+      \$220 [23] = s1r_codes[47];
+      \$220 [24] = s1r_codes[49];
+      \$220 [25] = s1r_codes[51];
+      \$220 [26] = s1r_codes[53];
+      \$220 [27] = s1r_codes[55];
+      \$220 [28] = s1r_codes[57];
+      \$220 [29] = s1r_codes[59];
+      \$220 [30] = s1r_codes[61];
+      \$220 [31] = s1r_codes[63];
+      \$220 [32] = s1r_codes[65];
+      \$220 [33] = s1r_codes[67];
+      \$220 [34] = s1r_codes[69];
+      \$220 [35] = s1r_codes[71];
+      \$220 [36] = s1r_codes[73];
+      \$220 [37] = s1r_codes[75];
+      \$220 [38] = s1r_codes[77];
+      \$220 [39] = s1r_codes[79];
+      \$220 [40] = s1r_codes[81];
+      \$220 [41] = s1r_codes[83];
+      \$220 [42] = s1r_codes[85];
+      \$220 [43] = s1r_codes[87];
+      \$220 [44] = s1r_codes[89];
+      \$220 [45] = s1r_codes[91];
+      \$220 [46] = s1r_codes[93];
+      \$220 [47] = s1r_codes[95];
+      \$220 [48] = s1r_codes[97];
+      \$220 [49] = s1r_codes[99];
+      \$220 [50] = s1r_codes[101];
+      \$220 [51] = s1r_codes[103];
+      \$220 [52] = s1r_codes[105];
+      \$220 [53] = s1r_codes[107];
+      \$220 [54] = s1r_codes[109];
+      \$220 [55] = s1r_codes[111];
+      \$220 [56] = s1r_codes[113];
+      \$220 [57] = s1r_codes[115];
+      \$220 [58] = s1r_codes[117];
+      \$220 [59] = s1r_codes[119];
+      \$220 [60] = s1r_codes[121];
+      \$220 [61] = s1r_codes[123];
+      \$220 [62] = s1r_codes[125];
+      \$220 [63] = s1r_codes[127];
     end
     if (rst) begin
-      \$220  = 5'h00;
+      \$220  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$221  = st1;
+    \$221  = x;
     if (rd__en) begin
-      \$221  = st0;
+      \$221 [0] = s1r_codes[0];
+      \$221 [1] = s1r_codes[2];
+      \$221 [2] = s1r_codes[4];
+      \$221 [3] = s1r_codes[6];
+      \$221 [4] = s1r_codes[8];
+      \$221 [5] = s1r_codes[10];
+      \$221 [6] = s1r_codes[12];
+      \$221 [7] = s1r_codes[14];
+      \$221 [8] = s1r_codes[16];
+      \$221 [9] = s1r_codes[18];
+      \$221 [10] = s1r_codes[20];
+      \$221 [11] = s1r_codes[22];
+      \$221 [12] = s1r_codes[24];
+      \$221 [13] = s1r_codes[26];
+      \$221 [14] = s1r_codes[28];
+      \$221 [15] = s1r_codes[30];
+      \$221 [16] = s1r_codes[32];
+      \$221 [17] = s1r_codes[34];
+      \$221 [18] = s1r_codes[36];
+      \$221 [19] = s1r_codes[38];
+      \$221 [20] = s1r_codes[40];
+      \$221 [21] = s1r_codes[42];
+      \$221 [22] = s1r_codes[44];
+      \$221 [23] = s1r_codes[46];
+      \$221 [24] = s1r_codes[48];
+      \$221 [25] = s1r_codes[50];
+      \$221 [26] = s1r_codes[52];
+      \$221 [27] = s1r_codes[54];
+      \$221 [28] = s1r_codes[56];
+      \$221 [29] = s1r_codes[58];
+      \$221 [30] = s1r_codes[60];
+      \$221 [31] = s1r_codes[62];
+      \$221 [32] = s1r_codes[64];
+      \$221 [33] = s1r_codes[66];
+      \$221 [34] = s1r_codes[68];
+      \$221 [35] = s1r_codes[70];
+      \$221 [36] = s1r_codes[72];
+      \$221 [37] = s1r_codes[74];
+      \$221 [38] = s1r_codes[76];
+      \$221 [39] = s1r_codes[78];
+      \$221 [40] = s1r_codes[80];
+      \$221 [41] = s1r_codes[82];
+      \$221 [42] = s1r_codes[84];
+      \$221 [43] = s1r_codes[86];
+      \$221 [44] = s1r_codes[88];
+      \$221 [45] = s1r_codes[90];
+      \$221 [46] = s1r_codes[92];
+      \$221 [47] = s1r_codes[94];
+      \$221 [48] = s1r_codes[96];
+      \$221 [49] = s1r_codes[98];
+      \$221 [50] = s1r_codes[100];
+      \$221 [51] = s1r_codes[102];
+      \$221 [52] = s1r_codes[104];
+      \$221 [53] = s1r_codes[106];
+      \$221 [54] = s1r_codes[108];
+      \$221 [55] = s1r_codes[110];
+      \$221 [56] = s1r_codes[112];
+      \$221 [57] = s1r_codes[114];
+      \$221 [58] = s1r_codes[116];
+      \$221 [59] = s1r_codes[118];
+      \$221 [60] = s1r_codes[120];
+      \$221 [61] = s1r_codes[122];
+      \$221 [62] = s1r_codes[124];
+      \$221 [63] = s1r_codes[126];
     end
     if (rst) begin
-      \$221  = 5'h00;
+      \$221  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$222  = st2;
+    \$222  = s2;
     if (rd__en) begin
-      \$222  = st1;
+      \$222  = s1r;
     end
     if (rst) begin
       \$222  = 5'h00;
@@ -2633,9 +2650,9 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$223  = st3;
+    \$223  = st0;
     if (rd__en) begin
-      \$223  = st2;
+      \$223  = s2;
     end
     if (rst) begin
       \$223  = 5'h00;
@@ -2643,9 +2660,9 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$224  = st4;
+    \$224  = st1;
     if (rd__en) begin
-      \$224  = st3;
+      \$224  = st0;
     end
     if (rst) begin
       \$224  = 5'h00;
@@ -2653,9 +2670,9 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$225  = st5;
+    \$225  = st2;
     if (rd__en) begin
-      \$225  = st4;
+      \$225  = st1;
     end
     if (rst) begin
       \$225  = 5'h00;
@@ -2663,73 +2680,71 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$226  = acc0;
+    \$226  = st3;
+    if (rd__en) begin
+      \$226  = st2;
+    end
+    if (rst) begin
+      \$226  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$227  = st4;
+    if (rd__en) begin
+      \$227  = st3;
+    end
+    if (rst) begin
+      \$227  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$228  = st5;
+    if (rd__en) begin
+      \$228  = st4;
+    end
+    if (rst) begin
+      \$228  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$229  = acc0;
     if (\$171 ) begin
       (* full_case = 32'd1 *)
       if (st5[1]) begin
-        \$226  = 88'h0000000000000000000000;
+        \$229  = 88'h0000000000000000000000;
       end else begin
-        \$226  = total0;
+        \$229  = total0;
       end
     end
     if (rst) begin
-      \$226  = 88'h0000000000000000000000;
+      \$229  = 88'h0000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$227  = acc1;
+    \$230  = acc1;
     if (\$172 ) begin
       (* full_case = 32'd1 *)
       if (st5[1]) begin
-        \$227  = 88'h0000000000000000000000;
+        \$230  = 88'h0000000000000000000000;
       end else begin
-        \$227  = total1;
+        \$230  = total1;
       end
     end
     if (rst) begin
-      \$227  = 88'h0000000000000000000000;
+      \$230  = 88'h0000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$228  = sh_left;
+    \$231  = sh_left;
     if (\$174 ) begin
-      \$228  = st5[4];
+      \$231  = st5[4];
     end else if (\$175 ) begin
-      \$228  = \$178 [0];
-    end
-    if (rst) begin
-      \$228  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$229  = sh_beat;
-    if (\$174 ) begin
-      \$229  = 1'h0;
-    end else if (\$175 ) begin
-      \$229  = \$179 [0];
-    end
-    if (rst) begin
-      \$229  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$230  = sh_final;
-    if (\$174 ) begin
-      \$230  = st5[3];
-    end
-    if (rst) begin
-      \$230  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$231  = sh_conj;
-    if (\$174 ) begin
-      \$231  = st5[2];
+      \$231  = \$178 [0];
     end
     if (rst) begin
       \$231  = 1'h0;
@@ -2737,29 +2752,61 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$232  = shared;
+    \$232  = sh_beat;
     if (\$174 ) begin
-      \$232  = total1;
+      \$232  = 1'h0;
+    end else if (\$175 ) begin
+      \$232  = \$179 [0];
     end
     if (rst) begin
-      \$232  = 88'h0000000000000000000000;
+      \$232  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$233  = group0;
+    \$233  = sh_final;
     if (\$174 ) begin
-      \$233  = total0;
+      \$233  = st5[3];
     end
     if (rst) begin
-      \$233  = 88'h0000000000000000000000;
+      \$233  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$234  = s1;
+    \$234  = sh_conj;
+    if (\$174 ) begin
+      \$234  = st5[2];
+    end
+    if (rst) begin
+      \$234  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$235  = shared;
+    if (\$174 ) begin
+      \$235  = total1;
+    end
+    if (rst) begin
+      \$235  = 88'h0000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$236  = group0;
+    if (\$174 ) begin
+      \$236  = total0;
+    end
+    if (rst) begin
+      \$236  = 88'h0000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$237  = s1;
     if (rd__en) begin
-      \$234 [0] = 1'h0;
+      \$237 [0] = 1'h0;
     end
     casez (fsm_state)
       2'h0:
@@ -2768,41 +2815,41 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
           /* empty */;
       2'h2:
           if (\$183 ) begin
-            \$234 [0] = 1'h1;
-            \$234 [1] = \$184 ;
-            \$234 [2] = \$185 ;
-            \$234 [3] = \$192 ;
-            \$234 [4] = \$194 [0];
+            \$237 [0] = 1'h1;
+            \$237 [1] = \$184 ;
+            \$237 [2] = \$185 ;
+            \$237 [3] = \$192 ;
+            \$237 [4] = \$194 [0];
           end
     endcase
     if (rst) begin
-      \$234  = 5'h00;
+      \$237  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$235  = left;
+    \$238  = left;
     casez (fsm_state)
       2'h0:
           if (cmd__valid) begin
-            \$235  = cmd__payload[13:0];
+            \$238  = cmd__payload[13:0];
           end
       2'h1:
           if (act__valid) begin
-            \$235  = \$180 [13:0];
+            \$238  = \$180 [13:0];
           end
     endcase
     if (rst) begin
-      \$235  = 14'h0000;
+      \$238  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$236  = r_left;
+    \$239  = r_left;
     casez (fsm_state)
       2'h0:
           if (cmd__valid) begin
-            \$236  = cmd__payload[28:14];
+            \$239  = cmd__payload[28:14];
           end
       2'h1:
           /* empty */;
@@ -2811,59 +2858,59 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
             if (\$198 ) begin
               if (\$199 ) begin
                 if (\$200 ) begin
-                  \$236  = \$203 [14:0];
+                  \$239  = \$203 [14:0];
                 end
               end
             end
           end
     endcase
     if (rst) begin
-      \$236  = 15'h0000;
+      \$239  = 15'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$237  = ld_addr;
+    \$240  = ld_addr;
     casez (fsm_state)
       2'h0:
           if (cmd__valid) begin
-            \$237  = 7'h00;
+            \$240  = 7'h00;
           end
       2'h1:
           if (act__valid) begin
-            \$237  = \$181 [6:0];
+            \$240  = \$181 [6:0];
           end
     endcase
     if (rst) begin
-      \$237  = 7'h00;
+      \$240  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$238  = rd__addr;
+    \$241  = rd__addr;
     casez (fsm_state)
       2'h0:
           if (cmd__valid) begin
-            \$238  = 7'h00;
+            \$241  = 7'h00;
           end
       2'h1:
           /* empty */;
       2'h2:
           if (\$183 ) begin
-            \$238  = \$197 [6:0];
+            \$241  = \$197 [6:0];
           end
     endcase
     if (rst) begin
-      \$238  = 7'h00;
+      \$241  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$239  = mat;
+    \$242  = mat;
     casez (fsm_state)
       2'h0:
           if (cmd__valid) begin
-            \$239  = 1'h0;
+            \$242  = 1'h0;
           end
       2'h1:
           /* empty */;
@@ -2872,24 +2919,24 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
             if (\$198 ) begin
               (* full_case = 32'd1 *)
               if (\$199 ) begin
-                \$239  = 1'h0;
+                \$242  = 1'h0;
               end else begin
-                \$239  = \$205 [0];
+                \$242  = \$205 [0];
               end
             end
           end
     endcase
     if (rst) begin
-      \$239  = 1'h0;
+      \$242  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$240  = stg;
+    \$243  = stg;
     casez (fsm_state)
       2'h0:
           if (cmd__valid) begin
-            \$240  = 1'h0;
+            \$243  = 1'h0;
           end
       2'h1:
           /* empty */;
@@ -2899,70 +2946,70 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
               if (\$199 ) begin
                 (* full_case = 32'd1 *)
                 if (\$200 ) begin
-                  \$240  = 1'h0;
+                  \$243  = 1'h0;
                 end else begin
-                  \$240  = \$204 [0];
+                  \$243  = \$204 [0];
                 end
               end
             end
           end
     endcase
     if (rst) begin
-      \$240  = 1'h0;
+      \$243  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$241  = fsm_state;
+    \$244  = fsm_state;
     (* full_case = 32'd1 *)
     casez (fsm_state)
       2'h0:
           if (cmd__valid) begin
-            \$241  = 2'h1;
+            \$244  = 2'h1;
           end
       2'h1:
           if (act__valid) begin
             if (\$182 ) begin
-              \$241  = 2'h2;
+              \$244  = 2'h2;
             end
           end
       2'h2:
           if (\$183 ) begin
             if (\$198 ) begin
               if (\$210 ) begin
-                \$241  = 2'h3;
+                \$244  = 2'h3;
               end
             end
           end
       2'h3:
           if (\$214 ) begin
-            \$241  = 2'h0;
+            \$244  = 2'h0;
           end
     endcase
     if (rst) begin
-      \$241  = 2'h0;
+      \$244  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$242  = c_last;
+    \$245  = c_last;
     casez (fsm_state)
       2'h0:
           /* empty */;
       2'h1:
           if (act__valid) begin
             if (\$182 ) begin
-              \$242  = ld_addr;
+              \$245  = ld_addr;
             end
           end
     endcase
     if (rst) begin
-      \$242  = 7'h00;
+      \$245  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$243  = s1_codes;
+    \$246  = s1_codes;
     casez (fsm_state)
       2'h0:
           /* empty */;
@@ -2970,11 +3017,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
           /* empty */;
       2'h2:
           if (\$183 ) begin
-            \$243  = wgt__payload;
+            \$246  = wgt__payload;
           end
     endcase
     if (rst) begin
-      \$243  = 128'h00000000000000000000000000000000;
+      \$246  = 128'h00000000000000000000000000000000;
     end
   end
   assign chunk = rd__addr;
@@ -4129,272 +4176,277 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \shared[1]  = shared[43:22];
   assign \shared[2]  = shared[65:44];
   assign \shared[3]  = shared[87:66];
-  assign \pp$56[0]  = \pp$56 [26:0];
-  assign \pp$56[0][0]  = \pp$56 [8:0];
-  assign \pp$56[0][1]  = \pp$56 [17:9];
-  assign \pp$56[0][2]  = \pp$56 [26:18];
-  assign \pp$56[1]  = \pp$56 [53:27];
-  assign \pp$56[1][0]  = \pp$56 [35:27];
-  assign \pp$56[1][1]  = \pp$56 [44:36];
-  assign \pp$56[1][2]  = \pp$56 [53:45];
-  assign \pp$56[2]  = \pp$56 [80:54];
-  assign \pp$56[2][0]  = \pp$56 [62:54];
-  assign \pp$56[2][1]  = \pp$56 [71:63];
-  assign \pp$56[2][2]  = \pp$56 [80:72];
-  assign \pp$56[3]  = \pp$56 [107:81];
-  assign \pp$56[3][0]  = \pp$56 [89:81];
-  assign \pp$56[3][1]  = \pp$56 [98:90];
-  assign \pp$56[3][2]  = \pp$56 [107:99];
-  assign \pp$56[4]  = \pp$56 [134:108];
-  assign \pp$56[4][0]  = \pp$56 [116:108];
-  assign \pp$56[4][1]  = \pp$56 [125:117];
-  assign \pp$56[4][2]  = \pp$56 [134:126];
-  assign \pp$56[5]  = \pp$56 [161:135];
-  assign \pp$56[5][0]  = \pp$56 [143:135];
-  assign \pp$56[5][1]  = \pp$56 [152:144];
-  assign \pp$56[5][2]  = \pp$56 [161:153];
-  assign \pp$56[6]  = \pp$56 [188:162];
-  assign \pp$56[6][0]  = \pp$56 [170:162];
-  assign \pp$56[6][1]  = \pp$56 [179:171];
-  assign \pp$56[6][2]  = \pp$56 [188:180];
-  assign \pp$56[7]  = \pp$56 [215:189];
-  assign \pp$56[7][0]  = \pp$56 [197:189];
-  assign \pp$56[7][1]  = \pp$56 [206:198];
-  assign \pp$56[7][2]  = \pp$56 [215:207];
-  assign \pp$56[8]  = \pp$56 [242:216];
-  assign \pp$56[8][0]  = \pp$56 [224:216];
-  assign \pp$56[8][1]  = \pp$56 [233:225];
-  assign \pp$56[8][2]  = \pp$56 [242:234];
-  assign \pp$56[9]  = \pp$56 [269:243];
-  assign \pp$56[9][0]  = \pp$56 [251:243];
-  assign \pp$56[9][1]  = \pp$56 [260:252];
-  assign \pp$56[9][2]  = \pp$56 [269:261];
-  assign \pp$56[10]  = \pp$56 [296:270];
-  assign \pp$56[10][0]  = \pp$56 [278:270];
-  assign \pp$56[10][1]  = \pp$56 [287:279];
-  assign \pp$56[10][2]  = \pp$56 [296:288];
-  assign \pp$56[11]  = \pp$56 [323:297];
-  assign \pp$56[11][0]  = \pp$56 [305:297];
-  assign \pp$56[11][1]  = \pp$56 [314:306];
-  assign \pp$56[11][2]  = \pp$56 [323:315];
-  assign \pp$56[12]  = \pp$56 [350:324];
-  assign \pp$56[12][0]  = \pp$56 [332:324];
-  assign \pp$56[12][1]  = \pp$56 [341:333];
-  assign \pp$56[12][2]  = \pp$56 [350:342];
-  assign \pp$56[13]  = \pp$56 [377:351];
-  assign \pp$56[13][0]  = \pp$56 [359:351];
-  assign \pp$56[13][1]  = \pp$56 [368:360];
-  assign \pp$56[13][2]  = \pp$56 [377:369];
-  assign \pp$56[14]  = \pp$56 [404:378];
-  assign \pp$56[14][0]  = \pp$56 [386:378];
-  assign \pp$56[14][1]  = \pp$56 [395:387];
-  assign \pp$56[14][2]  = \pp$56 [404:396];
-  assign \pp$56[15]  = \pp$56 [431:405];
-  assign \pp$56[15][0]  = \pp$56 [413:405];
-  assign \pp$56[15][1]  = \pp$56 [422:414];
-  assign \pp$56[15][2]  = \pp$56 [431:423];
-  assign \pp$56[16]  = \pp$56 [458:432];
-  assign \pp$56[16][0]  = \pp$56 [440:432];
-  assign \pp$56[16][1]  = \pp$56 [449:441];
-  assign \pp$56[16][2]  = \pp$56 [458:450];
-  assign \pp$56[17]  = \pp$56 [485:459];
-  assign \pp$56[17][0]  = \pp$56 [467:459];
-  assign \pp$56[17][1]  = \pp$56 [476:468];
-  assign \pp$56[17][2]  = \pp$56 [485:477];
-  assign \pp$56[18]  = \pp$56 [512:486];
-  assign \pp$56[18][0]  = \pp$56 [494:486];
-  assign \pp$56[18][1]  = \pp$56 [503:495];
-  assign \pp$56[18][2]  = \pp$56 [512:504];
-  assign \pp$56[19]  = \pp$56 [539:513];
-  assign \pp$56[19][0]  = \pp$56 [521:513];
-  assign \pp$56[19][1]  = \pp$56 [530:522];
-  assign \pp$56[19][2]  = \pp$56 [539:531];
-  assign \pp$56[20]  = \pp$56 [566:540];
-  assign \pp$56[20][0]  = \pp$56 [548:540];
-  assign \pp$56[20][1]  = \pp$56 [557:549];
-  assign \pp$56[20][2]  = \pp$56 [566:558];
-  assign \pp$56[21]  = \pp$56 [593:567];
-  assign \pp$56[21][0]  = \pp$56 [575:567];
-  assign \pp$56[21][1]  = \pp$56 [584:576];
-  assign \pp$56[21][2]  = \pp$56 [593:585];
-  assign \pp$56[22]  = \pp$56 [620:594];
-  assign \pp$56[22][0]  = \pp$56 [602:594];
-  assign \pp$56[22][1]  = \pp$56 [611:603];
-  assign \pp$56[22][2]  = \pp$56 [620:612];
-  assign \pp$56[23]  = \pp$56 [647:621];
-  assign \pp$56[23][0]  = \pp$56 [629:621];
-  assign \pp$56[23][1]  = \pp$56 [638:630];
-  assign \pp$56[23][2]  = \pp$56 [647:639];
-  assign \pp$56[24]  = \pp$56 [674:648];
-  assign \pp$56[24][0]  = \pp$56 [656:648];
-  assign \pp$56[24][1]  = \pp$56 [665:657];
-  assign \pp$56[24][2]  = \pp$56 [674:666];
-  assign \pp$56[25]  = \pp$56 [701:675];
-  assign \pp$56[25][0]  = \pp$56 [683:675];
-  assign \pp$56[25][1]  = \pp$56 [692:684];
-  assign \pp$56[25][2]  = \pp$56 [701:693];
-  assign \pp$56[26]  = \pp$56 [728:702];
-  assign \pp$56[26][0]  = \pp$56 [710:702];
-  assign \pp$56[26][1]  = \pp$56 [719:711];
-  assign \pp$56[26][2]  = \pp$56 [728:720];
-  assign \pp$56[27]  = \pp$56 [755:729];
-  assign \pp$56[27][0]  = \pp$56 [737:729];
-  assign \pp$56[27][1]  = \pp$56 [746:738];
-  assign \pp$56[27][2]  = \pp$56 [755:747];
-  assign \pp$56[28]  = \pp$56 [782:756];
-  assign \pp$56[28][0]  = \pp$56 [764:756];
-  assign \pp$56[28][1]  = \pp$56 [773:765];
-  assign \pp$56[28][2]  = \pp$56 [782:774];
-  assign \pp$56[29]  = \pp$56 [809:783];
-  assign \pp$56[29][0]  = \pp$56 [791:783];
-  assign \pp$56[29][1]  = \pp$56 [800:792];
-  assign \pp$56[29][2]  = \pp$56 [809:801];
-  assign \pp$56[30]  = \pp$56 [836:810];
-  assign \pp$56[30][0]  = \pp$56 [818:810];
-  assign \pp$56[30][1]  = \pp$56 [827:819];
-  assign \pp$56[30][2]  = \pp$56 [836:828];
-  assign \pp$56[31]  = \pp$56 [863:837];
-  assign \pp$56[31][0]  = \pp$56 [845:837];
-  assign \pp$56[31][1]  = \pp$56 [854:846];
-  assign \pp$56[31][2]  = \pp$56 [863:855];
-  assign \qq$57[0]  = \qq$57 [26:0];
-  assign \qq$57[0][0]  = \qq$57 [8:0];
-  assign \qq$57[0][1]  = \qq$57 [17:9];
-  assign \qq$57[0][2]  = \qq$57 [26:18];
-  assign \qq$57[1]  = \qq$57 [53:27];
-  assign \qq$57[1][0]  = \qq$57 [35:27];
-  assign \qq$57[1][1]  = \qq$57 [44:36];
-  assign \qq$57[1][2]  = \qq$57 [53:45];
-  assign \qq$57[2]  = \qq$57 [80:54];
-  assign \qq$57[2][0]  = \qq$57 [62:54];
-  assign \qq$57[2][1]  = \qq$57 [71:63];
-  assign \qq$57[2][2]  = \qq$57 [80:72];
-  assign \qq$57[3]  = \qq$57 [107:81];
-  assign \qq$57[3][0]  = \qq$57 [89:81];
-  assign \qq$57[3][1]  = \qq$57 [98:90];
-  assign \qq$57[3][2]  = \qq$57 [107:99];
-  assign \qq$57[4]  = \qq$57 [134:108];
-  assign \qq$57[4][0]  = \qq$57 [116:108];
-  assign \qq$57[4][1]  = \qq$57 [125:117];
-  assign \qq$57[4][2]  = \qq$57 [134:126];
-  assign \qq$57[5]  = \qq$57 [161:135];
-  assign \qq$57[5][0]  = \qq$57 [143:135];
-  assign \qq$57[5][1]  = \qq$57 [152:144];
-  assign \qq$57[5][2]  = \qq$57 [161:153];
-  assign \qq$57[6]  = \qq$57 [188:162];
-  assign \qq$57[6][0]  = \qq$57 [170:162];
-  assign \qq$57[6][1]  = \qq$57 [179:171];
-  assign \qq$57[6][2]  = \qq$57 [188:180];
-  assign \qq$57[7]  = \qq$57 [215:189];
-  assign \qq$57[7][0]  = \qq$57 [197:189];
-  assign \qq$57[7][1]  = \qq$57 [206:198];
-  assign \qq$57[7][2]  = \qq$57 [215:207];
-  assign \qq$57[8]  = \qq$57 [242:216];
-  assign \qq$57[8][0]  = \qq$57 [224:216];
-  assign \qq$57[8][1]  = \qq$57 [233:225];
-  assign \qq$57[8][2]  = \qq$57 [242:234];
-  assign \qq$57[9]  = \qq$57 [269:243];
-  assign \qq$57[9][0]  = \qq$57 [251:243];
-  assign \qq$57[9][1]  = \qq$57 [260:252];
-  assign \qq$57[9][2]  = \qq$57 [269:261];
-  assign \qq$57[10]  = \qq$57 [296:270];
-  assign \qq$57[10][0]  = \qq$57 [278:270];
-  assign \qq$57[10][1]  = \qq$57 [287:279];
-  assign \qq$57[10][2]  = \qq$57 [296:288];
-  assign \qq$57[11]  = \qq$57 [323:297];
-  assign \qq$57[11][0]  = \qq$57 [305:297];
-  assign \qq$57[11][1]  = \qq$57 [314:306];
-  assign \qq$57[11][2]  = \qq$57 [323:315];
-  assign \qq$57[12]  = \qq$57 [350:324];
-  assign \qq$57[12][0]  = \qq$57 [332:324];
-  assign \qq$57[12][1]  = \qq$57 [341:333];
-  assign \qq$57[12][2]  = \qq$57 [350:342];
-  assign \qq$57[13]  = \qq$57 [377:351];
-  assign \qq$57[13][0]  = \qq$57 [359:351];
-  assign \qq$57[13][1]  = \qq$57 [368:360];
-  assign \qq$57[13][2]  = \qq$57 [377:369];
-  assign \qq$57[14]  = \qq$57 [404:378];
-  assign \qq$57[14][0]  = \qq$57 [386:378];
-  assign \qq$57[14][1]  = \qq$57 [395:387];
-  assign \qq$57[14][2]  = \qq$57 [404:396];
-  assign \qq$57[15]  = \qq$57 [431:405];
-  assign \qq$57[15][0]  = \qq$57 [413:405];
-  assign \qq$57[15][1]  = \qq$57 [422:414];
-  assign \qq$57[15][2]  = \qq$57 [431:423];
-  assign \qq$57[16]  = \qq$57 [458:432];
-  assign \qq$57[16][0]  = \qq$57 [440:432];
-  assign \qq$57[16][1]  = \qq$57 [449:441];
-  assign \qq$57[16][2]  = \qq$57 [458:450];
-  assign \qq$57[17]  = \qq$57 [485:459];
-  assign \qq$57[17][0]  = \qq$57 [467:459];
-  assign \qq$57[17][1]  = \qq$57 [476:468];
-  assign \qq$57[17][2]  = \qq$57 [485:477];
-  assign \qq$57[18]  = \qq$57 [512:486];
-  assign \qq$57[18][0]  = \qq$57 [494:486];
-  assign \qq$57[18][1]  = \qq$57 [503:495];
-  assign \qq$57[18][2]  = \qq$57 [512:504];
-  assign \qq$57[19]  = \qq$57 [539:513];
-  assign \qq$57[19][0]  = \qq$57 [521:513];
-  assign \qq$57[19][1]  = \qq$57 [530:522];
-  assign \qq$57[19][2]  = \qq$57 [539:531];
-  assign \qq$57[20]  = \qq$57 [566:540];
-  assign \qq$57[20][0]  = \qq$57 [548:540];
-  assign \qq$57[20][1]  = \qq$57 [557:549];
-  assign \qq$57[20][2]  = \qq$57 [566:558];
-  assign \qq$57[21]  = \qq$57 [593:567];
-  assign \qq$57[21][0]  = \qq$57 [575:567];
-  assign \qq$57[21][1]  = \qq$57 [584:576];
-  assign \qq$57[21][2]  = \qq$57 [593:585];
-  assign \qq$57[22]  = \qq$57 [620:594];
-  assign \qq$57[22][0]  = \qq$57 [602:594];
-  assign \qq$57[22][1]  = \qq$57 [611:603];
-  assign \qq$57[22][2]  = \qq$57 [620:612];
-  assign \qq$57[23]  = \qq$57 [647:621];
-  assign \qq$57[23][0]  = \qq$57 [629:621];
-  assign \qq$57[23][1]  = \qq$57 [638:630];
-  assign \qq$57[23][2]  = \qq$57 [647:639];
-  assign \qq$57[24]  = \qq$57 [674:648];
-  assign \qq$57[24][0]  = \qq$57 [656:648];
-  assign \qq$57[24][1]  = \qq$57 [665:657];
-  assign \qq$57[24][2]  = \qq$57 [674:666];
-  assign \qq$57[25]  = \qq$57 [701:675];
-  assign \qq$57[25][0]  = \qq$57 [683:675];
-  assign \qq$57[25][1]  = \qq$57 [692:684];
-  assign \qq$57[25][2]  = \qq$57 [701:693];
-  assign \qq$57[26]  = \qq$57 [728:702];
-  assign \qq$57[26][0]  = \qq$57 [710:702];
-  assign \qq$57[26][1]  = \qq$57 [719:711];
-  assign \qq$57[26][2]  = \qq$57 [728:720];
-  assign \qq$57[27]  = \qq$57 [755:729];
-  assign \qq$57[27][0]  = \qq$57 [737:729];
-  assign \qq$57[27][1]  = \qq$57 [746:738];
-  assign \qq$57[27][2]  = \qq$57 [755:747];
-  assign \qq$57[28]  = \qq$57 [782:756];
-  assign \qq$57[28][0]  = \qq$57 [764:756];
-  assign \qq$57[28][1]  = \qq$57 [773:765];
-  assign \qq$57[28][2]  = \qq$57 [782:774];
-  assign \qq$57[29]  = \qq$57 [809:783];
-  assign \qq$57[29][0]  = \qq$57 [791:783];
-  assign \qq$57[29][1]  = \qq$57 [800:792];
-  assign \qq$57[29][2]  = \qq$57 [809:801];
-  assign \qq$57[30]  = \qq$57 [836:810];
-  assign \qq$57[30][0]  = \qq$57 [818:810];
-  assign \qq$57[30][1]  = \qq$57 [827:819];
-  assign \qq$57[30][2]  = \qq$57 [836:828];
-  assign \qq$57[31]  = \qq$57 [863:837];
-  assign \qq$57[31][0]  = \qq$57 [845:837];
-  assign \qq$57[31][1]  = \qq$57 [854:846];
-  assign \qq$57[31][2]  = \qq$57 [863:855];
-  assign \s2.valid  = s2[0];
-  assign \s2.last  = s2[1];
-  assign \s2.conj  = s2[2];
-  assign \s2.final  = s2[3];
-  assign \s2.count  = s2[4];
+  assign \s1r.valid  = s1r[0];
+  assign \s1r.last  = s1r[1];
+  assign \s1r.conj  = s1r[2];
+  assign \s1r.final  = s1r[3];
+  assign \s1r.count  = s1r[4];
   assign \s1.valid  = s1[0];
   assign \s1.last  = s1[1];
   assign \s1.conj  = s1[2];
   assign \s1.final  = s1[3];
   assign \s1.count  = s1[4];
+  assign \pp$61[0]  = \pp$61 [26:0];
+  assign \pp$61[0][0]  = \pp$61 [8:0];
+  assign \pp$61[0][1]  = \pp$61 [17:9];
+  assign \pp$61[0][2]  = \pp$61 [26:18];
+  assign \pp$61[1]  = \pp$61 [53:27];
+  assign \pp$61[1][0]  = \pp$61 [35:27];
+  assign \pp$61[1][1]  = \pp$61 [44:36];
+  assign \pp$61[1][2]  = \pp$61 [53:45];
+  assign \pp$61[2]  = \pp$61 [80:54];
+  assign \pp$61[2][0]  = \pp$61 [62:54];
+  assign \pp$61[2][1]  = \pp$61 [71:63];
+  assign \pp$61[2][2]  = \pp$61 [80:72];
+  assign \pp$61[3]  = \pp$61 [107:81];
+  assign \pp$61[3][0]  = \pp$61 [89:81];
+  assign \pp$61[3][1]  = \pp$61 [98:90];
+  assign \pp$61[3][2]  = \pp$61 [107:99];
+  assign \pp$61[4]  = \pp$61 [134:108];
+  assign \pp$61[4][0]  = \pp$61 [116:108];
+  assign \pp$61[4][1]  = \pp$61 [125:117];
+  assign \pp$61[4][2]  = \pp$61 [134:126];
+  assign \pp$61[5]  = \pp$61 [161:135];
+  assign \pp$61[5][0]  = \pp$61 [143:135];
+  assign \pp$61[5][1]  = \pp$61 [152:144];
+  assign \pp$61[5][2]  = \pp$61 [161:153];
+  assign \pp$61[6]  = \pp$61 [188:162];
+  assign \pp$61[6][0]  = \pp$61 [170:162];
+  assign \pp$61[6][1]  = \pp$61 [179:171];
+  assign \pp$61[6][2]  = \pp$61 [188:180];
+  assign \pp$61[7]  = \pp$61 [215:189];
+  assign \pp$61[7][0]  = \pp$61 [197:189];
+  assign \pp$61[7][1]  = \pp$61 [206:198];
+  assign \pp$61[7][2]  = \pp$61 [215:207];
+  assign \pp$61[8]  = \pp$61 [242:216];
+  assign \pp$61[8][0]  = \pp$61 [224:216];
+  assign \pp$61[8][1]  = \pp$61 [233:225];
+  assign \pp$61[8][2]  = \pp$61 [242:234];
+  assign \pp$61[9]  = \pp$61 [269:243];
+  assign \pp$61[9][0]  = \pp$61 [251:243];
+  assign \pp$61[9][1]  = \pp$61 [260:252];
+  assign \pp$61[9][2]  = \pp$61 [269:261];
+  assign \pp$61[10]  = \pp$61 [296:270];
+  assign \pp$61[10][0]  = \pp$61 [278:270];
+  assign \pp$61[10][1]  = \pp$61 [287:279];
+  assign \pp$61[10][2]  = \pp$61 [296:288];
+  assign \pp$61[11]  = \pp$61 [323:297];
+  assign \pp$61[11][0]  = \pp$61 [305:297];
+  assign \pp$61[11][1]  = \pp$61 [314:306];
+  assign \pp$61[11][2]  = \pp$61 [323:315];
+  assign \pp$61[12]  = \pp$61 [350:324];
+  assign \pp$61[12][0]  = \pp$61 [332:324];
+  assign \pp$61[12][1]  = \pp$61 [341:333];
+  assign \pp$61[12][2]  = \pp$61 [350:342];
+  assign \pp$61[13]  = \pp$61 [377:351];
+  assign \pp$61[13][0]  = \pp$61 [359:351];
+  assign \pp$61[13][1]  = \pp$61 [368:360];
+  assign \pp$61[13][2]  = \pp$61 [377:369];
+  assign \pp$61[14]  = \pp$61 [404:378];
+  assign \pp$61[14][0]  = \pp$61 [386:378];
+  assign \pp$61[14][1]  = \pp$61 [395:387];
+  assign \pp$61[14][2]  = \pp$61 [404:396];
+  assign \pp$61[15]  = \pp$61 [431:405];
+  assign \pp$61[15][0]  = \pp$61 [413:405];
+  assign \pp$61[15][1]  = \pp$61 [422:414];
+  assign \pp$61[15][2]  = \pp$61 [431:423];
+  assign \pp$61[16]  = \pp$61 [458:432];
+  assign \pp$61[16][0]  = \pp$61 [440:432];
+  assign \pp$61[16][1]  = \pp$61 [449:441];
+  assign \pp$61[16][2]  = \pp$61 [458:450];
+  assign \pp$61[17]  = \pp$61 [485:459];
+  assign \pp$61[17][0]  = \pp$61 [467:459];
+  assign \pp$61[17][1]  = \pp$61 [476:468];
+  assign \pp$61[17][2]  = \pp$61 [485:477];
+  assign \pp$61[18]  = \pp$61 [512:486];
+  assign \pp$61[18][0]  = \pp$61 [494:486];
+  assign \pp$61[18][1]  = \pp$61 [503:495];
+  assign \pp$61[18][2]  = \pp$61 [512:504];
+  assign \pp$61[19]  = \pp$61 [539:513];
+  assign \pp$61[19][0]  = \pp$61 [521:513];
+  assign \pp$61[19][1]  = \pp$61 [530:522];
+  assign \pp$61[19][2]  = \pp$61 [539:531];
+  assign \pp$61[20]  = \pp$61 [566:540];
+  assign \pp$61[20][0]  = \pp$61 [548:540];
+  assign \pp$61[20][1]  = \pp$61 [557:549];
+  assign \pp$61[20][2]  = \pp$61 [566:558];
+  assign \pp$61[21]  = \pp$61 [593:567];
+  assign \pp$61[21][0]  = \pp$61 [575:567];
+  assign \pp$61[21][1]  = \pp$61 [584:576];
+  assign \pp$61[21][2]  = \pp$61 [593:585];
+  assign \pp$61[22]  = \pp$61 [620:594];
+  assign \pp$61[22][0]  = \pp$61 [602:594];
+  assign \pp$61[22][1]  = \pp$61 [611:603];
+  assign \pp$61[22][2]  = \pp$61 [620:612];
+  assign \pp$61[23]  = \pp$61 [647:621];
+  assign \pp$61[23][0]  = \pp$61 [629:621];
+  assign \pp$61[23][1]  = \pp$61 [638:630];
+  assign \pp$61[23][2]  = \pp$61 [647:639];
+  assign \pp$61[24]  = \pp$61 [674:648];
+  assign \pp$61[24][0]  = \pp$61 [656:648];
+  assign \pp$61[24][1]  = \pp$61 [665:657];
+  assign \pp$61[24][2]  = \pp$61 [674:666];
+  assign \pp$61[25]  = \pp$61 [701:675];
+  assign \pp$61[25][0]  = \pp$61 [683:675];
+  assign \pp$61[25][1]  = \pp$61 [692:684];
+  assign \pp$61[25][2]  = \pp$61 [701:693];
+  assign \pp$61[26]  = \pp$61 [728:702];
+  assign \pp$61[26][0]  = \pp$61 [710:702];
+  assign \pp$61[26][1]  = \pp$61 [719:711];
+  assign \pp$61[26][2]  = \pp$61 [728:720];
+  assign \pp$61[27]  = \pp$61 [755:729];
+  assign \pp$61[27][0]  = \pp$61 [737:729];
+  assign \pp$61[27][1]  = \pp$61 [746:738];
+  assign \pp$61[27][2]  = \pp$61 [755:747];
+  assign \pp$61[28]  = \pp$61 [782:756];
+  assign \pp$61[28][0]  = \pp$61 [764:756];
+  assign \pp$61[28][1]  = \pp$61 [773:765];
+  assign \pp$61[28][2]  = \pp$61 [782:774];
+  assign \pp$61[29]  = \pp$61 [809:783];
+  assign \pp$61[29][0]  = \pp$61 [791:783];
+  assign \pp$61[29][1]  = \pp$61 [800:792];
+  assign \pp$61[29][2]  = \pp$61 [809:801];
+  assign \pp$61[30]  = \pp$61 [836:810];
+  assign \pp$61[30][0]  = \pp$61 [818:810];
+  assign \pp$61[30][1]  = \pp$61 [827:819];
+  assign \pp$61[30][2]  = \pp$61 [836:828];
+  assign \pp$61[31]  = \pp$61 [863:837];
+  assign \pp$61[31][0]  = \pp$61 [845:837];
+  assign \pp$61[31][1]  = \pp$61 [854:846];
+  assign \pp$61[31][2]  = \pp$61 [863:855];
+  assign \qq$62[0]  = \qq$62 [26:0];
+  assign \qq$62[0][0]  = \qq$62 [8:0];
+  assign \qq$62[0][1]  = \qq$62 [17:9];
+  assign \qq$62[0][2]  = \qq$62 [26:18];
+  assign \qq$62[1]  = \qq$62 [53:27];
+  assign \qq$62[1][0]  = \qq$62 [35:27];
+  assign \qq$62[1][1]  = \qq$62 [44:36];
+  assign \qq$62[1][2]  = \qq$62 [53:45];
+  assign \qq$62[2]  = \qq$62 [80:54];
+  assign \qq$62[2][0]  = \qq$62 [62:54];
+  assign \qq$62[2][1]  = \qq$62 [71:63];
+  assign \qq$62[2][2]  = \qq$62 [80:72];
+  assign \qq$62[3]  = \qq$62 [107:81];
+  assign \qq$62[3][0]  = \qq$62 [89:81];
+  assign \qq$62[3][1]  = \qq$62 [98:90];
+  assign \qq$62[3][2]  = \qq$62 [107:99];
+  assign \qq$62[4]  = \qq$62 [134:108];
+  assign \qq$62[4][0]  = \qq$62 [116:108];
+  assign \qq$62[4][1]  = \qq$62 [125:117];
+  assign \qq$62[4][2]  = \qq$62 [134:126];
+  assign \qq$62[5]  = \qq$62 [161:135];
+  assign \qq$62[5][0]  = \qq$62 [143:135];
+  assign \qq$62[5][1]  = \qq$62 [152:144];
+  assign \qq$62[5][2]  = \qq$62 [161:153];
+  assign \qq$62[6]  = \qq$62 [188:162];
+  assign \qq$62[6][0]  = \qq$62 [170:162];
+  assign \qq$62[6][1]  = \qq$62 [179:171];
+  assign \qq$62[6][2]  = \qq$62 [188:180];
+  assign \qq$62[7]  = \qq$62 [215:189];
+  assign \qq$62[7][0]  = \qq$62 [197:189];
+  assign \qq$62[7][1]  = \qq$62 [206:198];
+  assign \qq$62[7][2]  = \qq$62 [215:207];
+  assign \qq$62[8]  = \qq$62 [242:216];
+  assign \qq$62[8][0]  = \qq$62 [224:216];
+  assign \qq$62[8][1]  = \qq$62 [233:225];
+  assign \qq$62[8][2]  = \qq$62 [242:234];
+  assign \qq$62[9]  = \qq$62 [269:243];
+  assign \qq$62[9][0]  = \qq$62 [251:243];
+  assign \qq$62[9][1]  = \qq$62 [260:252];
+  assign \qq$62[9][2]  = \qq$62 [269:261];
+  assign \qq$62[10]  = \qq$62 [296:270];
+  assign \qq$62[10][0]  = \qq$62 [278:270];
+  assign \qq$62[10][1]  = \qq$62 [287:279];
+  assign \qq$62[10][2]  = \qq$62 [296:288];
+  assign \qq$62[11]  = \qq$62 [323:297];
+  assign \qq$62[11][0]  = \qq$62 [305:297];
+  assign \qq$62[11][1]  = \qq$62 [314:306];
+  assign \qq$62[11][2]  = \qq$62 [323:315];
+  assign \qq$62[12]  = \qq$62 [350:324];
+  assign \qq$62[12][0]  = \qq$62 [332:324];
+  assign \qq$62[12][1]  = \qq$62 [341:333];
+  assign \qq$62[12][2]  = \qq$62 [350:342];
+  assign \qq$62[13]  = \qq$62 [377:351];
+  assign \qq$62[13][0]  = \qq$62 [359:351];
+  assign \qq$62[13][1]  = \qq$62 [368:360];
+  assign \qq$62[13][2]  = \qq$62 [377:369];
+  assign \qq$62[14]  = \qq$62 [404:378];
+  assign \qq$62[14][0]  = \qq$62 [386:378];
+  assign \qq$62[14][1]  = \qq$62 [395:387];
+  assign \qq$62[14][2]  = \qq$62 [404:396];
+  assign \qq$62[15]  = \qq$62 [431:405];
+  assign \qq$62[15][0]  = \qq$62 [413:405];
+  assign \qq$62[15][1]  = \qq$62 [422:414];
+  assign \qq$62[15][2]  = \qq$62 [431:423];
+  assign \qq$62[16]  = \qq$62 [458:432];
+  assign \qq$62[16][0]  = \qq$62 [440:432];
+  assign \qq$62[16][1]  = \qq$62 [449:441];
+  assign \qq$62[16][2]  = \qq$62 [458:450];
+  assign \qq$62[17]  = \qq$62 [485:459];
+  assign \qq$62[17][0]  = \qq$62 [467:459];
+  assign \qq$62[17][1]  = \qq$62 [476:468];
+  assign \qq$62[17][2]  = \qq$62 [485:477];
+  assign \qq$62[18]  = \qq$62 [512:486];
+  assign \qq$62[18][0]  = \qq$62 [494:486];
+  assign \qq$62[18][1]  = \qq$62 [503:495];
+  assign \qq$62[18][2]  = \qq$62 [512:504];
+  assign \qq$62[19]  = \qq$62 [539:513];
+  assign \qq$62[19][0]  = \qq$62 [521:513];
+  assign \qq$62[19][1]  = \qq$62 [530:522];
+  assign \qq$62[19][2]  = \qq$62 [539:531];
+  assign \qq$62[20]  = \qq$62 [566:540];
+  assign \qq$62[20][0]  = \qq$62 [548:540];
+  assign \qq$62[20][1]  = \qq$62 [557:549];
+  assign \qq$62[20][2]  = \qq$62 [566:558];
+  assign \qq$62[21]  = \qq$62 [593:567];
+  assign \qq$62[21][0]  = \qq$62 [575:567];
+  assign \qq$62[21][1]  = \qq$62 [584:576];
+  assign \qq$62[21][2]  = \qq$62 [593:585];
+  assign \qq$62[22]  = \qq$62 [620:594];
+  assign \qq$62[22][0]  = \qq$62 [602:594];
+  assign \qq$62[22][1]  = \qq$62 [611:603];
+  assign \qq$62[22][2]  = \qq$62 [620:612];
+  assign \qq$62[23]  = \qq$62 [647:621];
+  assign \qq$62[23][0]  = \qq$62 [629:621];
+  assign \qq$62[23][1]  = \qq$62 [638:630];
+  assign \qq$62[23][2]  = \qq$62 [647:639];
+  assign \qq$62[24]  = \qq$62 [674:648];
+  assign \qq$62[24][0]  = \qq$62 [656:648];
+  assign \qq$62[24][1]  = \qq$62 [665:657];
+  assign \qq$62[24][2]  = \qq$62 [674:666];
+  assign \qq$62[25]  = \qq$62 [701:675];
+  assign \qq$62[25][0]  = \qq$62 [683:675];
+  assign \qq$62[25][1]  = \qq$62 [692:684];
+  assign \qq$62[25][2]  = \qq$62 [701:693];
+  assign \qq$62[26]  = \qq$62 [728:702];
+  assign \qq$62[26][0]  = \qq$62 [710:702];
+  assign \qq$62[26][1]  = \qq$62 [719:711];
+  assign \qq$62[26][2]  = \qq$62 [728:720];
+  assign \qq$62[27]  = \qq$62 [755:729];
+  assign \qq$62[27][0]  = \qq$62 [737:729];
+  assign \qq$62[27][1]  = \qq$62 [746:738];
+  assign \qq$62[27][2]  = \qq$62 [755:747];
+  assign \qq$62[28]  = \qq$62 [782:756];
+  assign \qq$62[28][0]  = \qq$62 [764:756];
+  assign \qq$62[28][1]  = \qq$62 [773:765];
+  assign \qq$62[28][2]  = \qq$62 [782:774];
+  assign \qq$62[29]  = \qq$62 [809:783];
+  assign \qq$62[29][0]  = \qq$62 [791:783];
+  assign \qq$62[29][1]  = \qq$62 [800:792];
+  assign \qq$62[29][2]  = \qq$62 [809:801];
+  assign \qq$62[30]  = \qq$62 [836:810];
+  assign \qq$62[30][0]  = \qq$62 [818:810];
+  assign \qq$62[30][1]  = \qq$62 [827:819];
+  assign \qq$62[30][2]  = \qq$62 [836:828];
+  assign \qq$62[31]  = \qq$62 [863:837];
+  assign \qq$62[31][0]  = \qq$62 [845:837];
+  assign \qq$62[31][1]  = \qq$62 [854:846];
+  assign \qq$62[31][2]  = \qq$62 [863:855];
+  assign \s2.valid  = s2[0];
+  assign \s2.last  = s2[1];
+  assign \s2.conj  = s2[2];
+  assign \s2.final  = s2[3];
+  assign \s2.count  = s2[4];
   assign \st0.valid  = st0[0];
   assign \st0.last  = st0[1];
   assign \st0.conj  = st0[2];
@@ -4433,134 +4485,134 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign total0[65:44] = \$3 [21:0];
   assign total0[43:22] = \$2 [21:0];
   assign total0[21:0] = \$1 [21:0];
-  assign q[511:504] = rd__data[1023:1016];
-  assign q[503:496] = rd__data[1007:1000];
-  assign q[495:488] = rd__data[991:984];
-  assign q[487:480] = rd__data[975:968];
-  assign q[479:472] = rd__data[959:952];
-  assign q[471:464] = rd__data[943:936];
-  assign q[463:456] = rd__data[927:920];
-  assign q[455:448] = rd__data[911:904];
-  assign q[447:440] = rd__data[895:888];
-  assign q[439:432] = rd__data[879:872];
-  assign q[431:424] = rd__data[863:856];
-  assign q[423:416] = rd__data[847:840];
-  assign q[415:408] = rd__data[831:824];
-  assign q[407:400] = rd__data[815:808];
-  assign q[399:392] = rd__data[799:792];
-  assign q[391:384] = rd__data[783:776];
-  assign q[383:376] = rd__data[767:760];
-  assign q[375:368] = rd__data[751:744];
-  assign q[367:360] = rd__data[735:728];
-  assign q[359:352] = rd__data[719:712];
-  assign q[351:344] = rd__data[703:696];
-  assign q[343:336] = rd__data[687:680];
-  assign q[335:328] = rd__data[671:664];
-  assign q[327:320] = rd__data[655:648];
-  assign q[319:312] = rd__data[639:632];
-  assign q[311:304] = rd__data[623:616];
-  assign q[303:296] = rd__data[607:600];
-  assign q[295:288] = rd__data[591:584];
-  assign q[287:280] = rd__data[575:568];
-  assign q[279:272] = rd__data[559:552];
-  assign q[271:264] = rd__data[543:536];
-  assign q[263:256] = rd__data[527:520];
-  assign q[255:248] = rd__data[511:504];
-  assign q[247:240] = rd__data[495:488];
-  assign q[239:232] = rd__data[479:472];
-  assign q[231:224] = rd__data[463:456];
-  assign q[223:216] = rd__data[447:440];
-  assign q[215:208] = rd__data[431:424];
-  assign q[207:200] = rd__data[415:408];
-  assign q[199:192] = rd__data[399:392];
-  assign q[191:184] = rd__data[383:376];
-  assign q[183:176] = rd__data[367:360];
-  assign q[175:168] = rd__data[351:344];
-  assign q[167:160] = rd__data[335:328];
-  assign q[159:152] = rd__data[319:312];
-  assign q[151:144] = rd__data[303:296];
-  assign q[143:136] = rd__data[287:280];
-  assign q[135:128] = rd__data[271:264];
-  assign q[127:120] = rd__data[255:248];
-  assign q[119:112] = rd__data[239:232];
-  assign q[111:104] = rd__data[223:216];
-  assign q[103:96] = rd__data[207:200];
-  assign q[95:88] = rd__data[191:184];
-  assign q[87:80] = rd__data[175:168];
-  assign q[79:72] = rd__data[159:152];
-  assign q[71:64] = rd__data[143:136];
-  assign q[63:56] = rd__data[127:120];
-  assign q[55:48] = rd__data[111:104];
-  assign q[47:40] = rd__data[95:88];
-  assign q[39:32] = rd__data[79:72];
-  assign q[31:24] = rd__data[63:56];
-  assign q[23:16] = rd__data[47:40];
-  assign q[15:8] = rd__data[31:24];
-  assign q[7:0] = rd__data[15:8];
-  assign p[511:504] = rd__data[1015:1008];
-  assign p[503:496] = rd__data[999:992];
-  assign p[495:488] = rd__data[983:976];
-  assign p[487:480] = rd__data[967:960];
-  assign p[479:472] = rd__data[951:944];
-  assign p[471:464] = rd__data[935:928];
-  assign p[463:456] = rd__data[919:912];
-  assign p[455:448] = rd__data[903:896];
-  assign p[447:440] = rd__data[887:880];
-  assign p[439:432] = rd__data[871:864];
-  assign p[431:424] = rd__data[855:848];
-  assign p[423:416] = rd__data[839:832];
-  assign p[415:408] = rd__data[823:816];
-  assign p[407:400] = rd__data[807:800];
-  assign p[399:392] = rd__data[791:784];
-  assign p[391:384] = rd__data[775:768];
-  assign p[383:376] = rd__data[759:752];
-  assign p[375:368] = rd__data[743:736];
-  assign p[367:360] = rd__data[727:720];
-  assign p[359:352] = rd__data[711:704];
-  assign p[351:344] = rd__data[695:688];
-  assign p[343:336] = rd__data[679:672];
-  assign p[335:328] = rd__data[663:656];
-  assign p[327:320] = rd__data[647:640];
-  assign p[319:312] = rd__data[631:624];
-  assign p[311:304] = rd__data[615:608];
-  assign p[303:296] = rd__data[599:592];
-  assign p[295:288] = rd__data[583:576];
-  assign p[287:280] = rd__data[567:560];
-  assign p[279:272] = rd__data[551:544];
-  assign p[271:264] = rd__data[535:528];
-  assign p[263:256] = rd__data[519:512];
-  assign p[255:248] = rd__data[503:496];
-  assign p[247:240] = rd__data[487:480];
-  assign p[239:232] = rd__data[471:464];
-  assign p[231:224] = rd__data[455:448];
-  assign p[223:216] = rd__data[439:432];
-  assign p[215:208] = rd__data[423:416];
-  assign p[207:200] = rd__data[407:400];
-  assign p[199:192] = rd__data[391:384];
-  assign p[191:184] = rd__data[375:368];
-  assign p[183:176] = rd__data[359:352];
-  assign p[175:168] = rd__data[343:336];
-  assign p[167:160] = rd__data[327:320];
-  assign p[159:152] = rd__data[311:304];
-  assign p[151:144] = rd__data[295:288];
-  assign p[143:136] = rd__data[279:272];
-  assign p[135:128] = rd__data[263:256];
-  assign p[127:120] = rd__data[247:240];
-  assign p[119:112] = rd__data[231:224];
-  assign p[111:104] = rd__data[215:208];
-  assign p[103:96] = rd__data[199:192];
-  assign p[95:88] = rd__data[183:176];
-  assign p[87:80] = rd__data[167:160];
-  assign p[79:72] = rd__data[151:144];
-  assign p[71:64] = rd__data[135:128];
-  assign p[63:56] = rd__data[119:112];
-  assign p[55:48] = rd__data[103:96];
-  assign p[47:40] = rd__data[87:80];
-  assign p[39:32] = rd__data[71:64];
-  assign p[31:24] = rd__data[55:48];
-  assign p[23:16] = rd__data[39:32];
-  assign p[15:8] = rd__data[23:16];
-  assign p[7:0] = rd__data[7:0];
+  assign q[511:504] = rdq[1023:1016];
+  assign q[503:496] = rdq[1007:1000];
+  assign q[495:488] = rdq[991:984];
+  assign q[487:480] = rdq[975:968];
+  assign q[479:472] = rdq[959:952];
+  assign q[471:464] = rdq[943:936];
+  assign q[463:456] = rdq[927:920];
+  assign q[455:448] = rdq[911:904];
+  assign q[447:440] = rdq[895:888];
+  assign q[439:432] = rdq[879:872];
+  assign q[431:424] = rdq[863:856];
+  assign q[423:416] = rdq[847:840];
+  assign q[415:408] = rdq[831:824];
+  assign q[407:400] = rdq[815:808];
+  assign q[399:392] = rdq[799:792];
+  assign q[391:384] = rdq[783:776];
+  assign q[383:376] = rdq[767:760];
+  assign q[375:368] = rdq[751:744];
+  assign q[367:360] = rdq[735:728];
+  assign q[359:352] = rdq[719:712];
+  assign q[351:344] = rdq[703:696];
+  assign q[343:336] = rdq[687:680];
+  assign q[335:328] = rdq[671:664];
+  assign q[327:320] = rdq[655:648];
+  assign q[319:312] = rdq[639:632];
+  assign q[311:304] = rdq[623:616];
+  assign q[303:296] = rdq[607:600];
+  assign q[295:288] = rdq[591:584];
+  assign q[287:280] = rdq[575:568];
+  assign q[279:272] = rdq[559:552];
+  assign q[271:264] = rdq[543:536];
+  assign q[263:256] = rdq[527:520];
+  assign q[255:248] = rdq[511:504];
+  assign q[247:240] = rdq[495:488];
+  assign q[239:232] = rdq[479:472];
+  assign q[231:224] = rdq[463:456];
+  assign q[223:216] = rdq[447:440];
+  assign q[215:208] = rdq[431:424];
+  assign q[207:200] = rdq[415:408];
+  assign q[199:192] = rdq[399:392];
+  assign q[191:184] = rdq[383:376];
+  assign q[183:176] = rdq[367:360];
+  assign q[175:168] = rdq[351:344];
+  assign q[167:160] = rdq[335:328];
+  assign q[159:152] = rdq[319:312];
+  assign q[151:144] = rdq[303:296];
+  assign q[143:136] = rdq[287:280];
+  assign q[135:128] = rdq[271:264];
+  assign q[127:120] = rdq[255:248];
+  assign q[119:112] = rdq[239:232];
+  assign q[111:104] = rdq[223:216];
+  assign q[103:96] = rdq[207:200];
+  assign q[95:88] = rdq[191:184];
+  assign q[87:80] = rdq[175:168];
+  assign q[79:72] = rdq[159:152];
+  assign q[71:64] = rdq[143:136];
+  assign q[63:56] = rdq[127:120];
+  assign q[55:48] = rdq[111:104];
+  assign q[47:40] = rdq[95:88];
+  assign q[39:32] = rdq[79:72];
+  assign q[31:24] = rdq[63:56];
+  assign q[23:16] = rdq[47:40];
+  assign q[15:8] = rdq[31:24];
+  assign q[7:0] = rdq[15:8];
+  assign p[511:504] = rdq[1015:1008];
+  assign p[503:496] = rdq[999:992];
+  assign p[495:488] = rdq[983:976];
+  assign p[487:480] = rdq[967:960];
+  assign p[479:472] = rdq[951:944];
+  assign p[471:464] = rdq[935:928];
+  assign p[463:456] = rdq[919:912];
+  assign p[455:448] = rdq[903:896];
+  assign p[447:440] = rdq[887:880];
+  assign p[439:432] = rdq[871:864];
+  assign p[431:424] = rdq[855:848];
+  assign p[423:416] = rdq[839:832];
+  assign p[415:408] = rdq[823:816];
+  assign p[407:400] = rdq[807:800];
+  assign p[399:392] = rdq[791:784];
+  assign p[391:384] = rdq[775:768];
+  assign p[383:376] = rdq[759:752];
+  assign p[375:368] = rdq[743:736];
+  assign p[367:360] = rdq[727:720];
+  assign p[359:352] = rdq[711:704];
+  assign p[351:344] = rdq[695:688];
+  assign p[343:336] = rdq[679:672];
+  assign p[335:328] = rdq[663:656];
+  assign p[327:320] = rdq[647:640];
+  assign p[319:312] = rdq[631:624];
+  assign p[311:304] = rdq[615:608];
+  assign p[303:296] = rdq[599:592];
+  assign p[295:288] = rdq[583:576];
+  assign p[287:280] = rdq[567:560];
+  assign p[279:272] = rdq[551:544];
+  assign p[271:264] = rdq[535:528];
+  assign p[263:256] = rdq[519:512];
+  assign p[255:248] = rdq[503:496];
+  assign p[247:240] = rdq[487:480];
+  assign p[239:232] = rdq[471:464];
+  assign p[231:224] = rdq[455:448];
+  assign p[223:216] = rdq[439:432];
+  assign p[215:208] = rdq[423:416];
+  assign p[207:200] = rdq[407:400];
+  assign p[199:192] = rdq[391:384];
+  assign p[191:184] = rdq[375:368];
+  assign p[183:176] = rdq[359:352];
+  assign p[175:168] = rdq[343:336];
+  assign p[167:160] = rdq[327:320];
+  assign p[159:152] = rdq[311:304];
+  assign p[151:144] = rdq[295:288];
+  assign p[143:136] = rdq[279:272];
+  assign p[135:128] = rdq[263:256];
+  assign p[127:120] = rdq[247:240];
+  assign p[119:112] = rdq[231:224];
+  assign p[111:104] = rdq[215:208];
+  assign p[103:96] = rdq[199:192];
+  assign p[95:88] = rdq[183:176];
+  assign p[87:80] = rdq[167:160];
+  assign p[79:72] = rdq[151:144];
+  assign p[71:64] = rdq[135:128];
+  assign p[63:56] = rdq[119:112];
+  assign p[55:48] = rdq[103:96];
+  assign p[47:40] = rdq[87:80];
+  assign p[39:32] = rdq[71:64];
+  assign p[31:24] = rdq[55:48];
+  assign p[23:16] = rdq[39:32];
+  assign p[15:8] = rdq[23:16];
+  assign p[7:0] = rdq[7:0];
   assign \$40  = act__payload[15:0];
   assign \$185  = mat;
   assign \$186  = mat;
@@ -10762,7 +10814,7 @@ module \fairyhw_engine.row0 (rst, en, pp, qq, h, x, sums, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.shared$73 (rst, en, pp, qq, sums, clk);
+module \fairyhw_engine.shared$76 (rst, en, pp, qq, sums, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [8:0] \$1 ;
   wire [8:0] \$10 ;

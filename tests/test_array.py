@@ -77,8 +77,8 @@ def test_array_stalls_in_amaranth_sim():
 def test_array_latency_small_cases():
     """cmd + n act beats + n words a pass + depth to the root + the drain; passes end max(n, b) apart."""
     cfg = EngineConfig(lanes=8, rows=2, cols=4, max_in=64, max_out=64, stages=1, mode="ifairy")
-    d = array_depth(cfg)                 # 2 (word, pair values) + 1 leaves + 1 tree level (2 pairs)
-    assert d == 4
+    d = array_depth(cfg)           # 3 (word, read data, pair values) + 1 leaves + 1 tree level (2 pairs)
+    assert d == 5
     # K = 8: n = 2 act beats and 2 words a pass; 2 rows: one pass; 2 result beats
     assert latency(cfg, 8, 2) == 1 + 2 + 2 + d - 1 + 2 + 1
     # 4 rows: two passes, the second ends max(2, 2) cycles after the first

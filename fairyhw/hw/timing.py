@@ -52,11 +52,11 @@ def pass_count(cfg, rows: int) -> int:
 
 def array_depth(cfg) -> int:
     """Pipeline registers of the array style from an accepted weight word to its accumulation: the
-    word and buffer read, the shared pair values and plane bits, then the row trees (their leaves and
-    one register per ``tree_regs`` adder levels)."""
+    word and the buffer read, the read data, the shared pair values and plane bits, then the row trees
+    (their leaves and one register per ``tree_regs`` adder levels)."""
     pairs = (cfg.cols + 1) // 2
     levels = max(0, (pairs - 1).bit_length())
-    return 2 + 1 + -(-levels // cfg.tree_regs)
+    return 3 + 1 + -(-levels // cfg.tree_regs)
 
 
 def array_cycles(k: int, rows: int, cfg) -> int:
