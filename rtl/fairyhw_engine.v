@@ -6,96 +6,96 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire [22:0] \$1 ;
   wire \$10 ;
-  wire [15:0] \$100 ;
-  wire \$101 ;
-  wire [15:0] \$102 ;
-  wire \$103 ;
-  wire [15:0] \$104 ;
-  wire \$105 ;
-  wire [15:0] \$106 ;
-  wire \$107 ;
-  wire [15:0] \$108 ;
-  wire \$109 ;
+  wire \$100 ;
+  wire [15:0] \$101 ;
+  wire \$102 ;
+  wire [15:0] \$103 ;
+  wire \$104 ;
+  wire [15:0] \$105 ;
+  wire \$106 ;
+  wire [15:0] \$107 ;
+  wire \$108 ;
+  wire [15:0] \$109 ;
   wire \$11 ;
-  wire [15:0] \$110 ;
-  wire \$111 ;
-  wire [15:0] \$112 ;
-  wire \$113 ;
-  wire [15:0] \$114 ;
-  wire \$115 ;
-  wire [15:0] \$116 ;
-  wire \$117 ;
-  wire [15:0] \$118 ;
-  wire \$119 ;
+  wire \$110 ;
+  wire [15:0] \$111 ;
+  wire \$112 ;
+  wire [15:0] \$113 ;
+  wire \$114 ;
+  wire [15:0] \$115 ;
+  wire \$116 ;
+  wire [15:0] \$117 ;
+  wire \$118 ;
+  wire [15:0] \$119 ;
   wire \$12 ;
-  wire [15:0] \$120 ;
-  wire \$121 ;
-  wire [15:0] \$122 ;
-  wire \$123 ;
-  wire [15:0] \$124 ;
-  wire \$125 ;
-  wire [15:0] \$126 ;
-  wire \$127 ;
-  wire [15:0] \$128 ;
-  wire \$129 ;
+  wire \$120 ;
+  wire [15:0] \$121 ;
+  wire \$122 ;
+  wire [15:0] \$123 ;
+  wire \$124 ;
+  wire [15:0] \$125 ;
+  wire \$126 ;
+  wire [15:0] \$127 ;
+  wire \$128 ;
+  wire [15:0] \$129 ;
   wire \$13 ;
-  wire [15:0] \$130 ;
-  wire \$131 ;
-  wire [15:0] \$132 ;
-  wire \$133 ;
-  wire [15:0] \$134 ;
-  wire \$135 ;
-  wire [15:0] \$136 ;
-  wire \$137 ;
-  wire [15:0] \$138 ;
-  wire \$139 ;
-  wire \$14 ;
-  wire [15:0] \$140 ;
-  wire \$141 ;
-  wire [15:0] \$142 ;
-  wire \$143 ;
-  wire [15:0] \$144 ;
-  wire \$145 ;
-  wire [15:0] \$146 ;
-  wire \$147 ;
-  wire [15:0] \$148 ;
-  wire \$149 ;
-  wire \$15 ;
-  wire [15:0] \$150 ;
-  wire \$151 ;
-  wire [15:0] \$152 ;
-  wire \$153 ;
-  wire [15:0] \$154 ;
-  wire \$155 ;
-  wire [15:0] \$156 ;
-  wire \$157 ;
-  wire [15:0] \$158 ;
-  wire \$159 ;
-  wire \$16 ;
-  wire [15:0] \$160 ;
-  wire \$161 ;
-  wire [15:0] \$162 ;
-  wire \$163 ;
-  wire [15:0] \$164 ;
+  wire \$130 ;
+  wire [15:0] \$131 ;
+  wire \$132 ;
+  wire [15:0] \$133 ;
+  wire \$134 ;
+  wire [15:0] \$135 ;
+  wire \$136 ;
+  wire [15:0] \$137 ;
+  wire \$138 ;
+  wire [15:0] \$139 ;
+  reg [21:0] \$14 ;
+  wire \$140 ;
+  wire [15:0] \$141 ;
+  wire \$142 ;
+  wire [15:0] \$143 ;
+  wire \$144 ;
+  wire [15:0] \$145 ;
+  wire \$146 ;
+  wire [15:0] \$147 ;
+  wire \$148 ;
+  wire [15:0] \$149 ;
+  wire [22:0] \$15 ;
+  wire \$150 ;
+  wire [15:0] \$151 ;
+  wire \$152 ;
+  wire [15:0] \$153 ;
+  wire \$154 ;
+  wire [15:0] \$155 ;
+  wire \$156 ;
+  wire [15:0] \$157 ;
+  wire \$158 ;
+  wire [15:0] \$159 ;
+  reg [21:0] \$16 ;
+  wire \$160 ;
+  wire [15:0] \$161 ;
+  wire \$162 ;
+  wire [15:0] \$163 ;
+  wire \$164 ;
   wire \$165 ;
-  wire [15:0] \$166 ;
+  wire \$166 ;
   wire \$167 ;
   wire \$168 ;
   wire \$169 ;
-  reg [21:0] \$17 ;
+  wire [23:0] \$17 ;
   wire \$170 ;
   wire \$171 ;
   wire \$172 ;
   wire \$173 ;
-  wire \$174 ;
-  wire \$175 ;
-  wire \$176 ;
-  wire [1:0] \$177 ;
-  wire [1:0] \$178 ;
-  wire [1:0] \$179 ;
-  wire [22:0] \$18 ;
-  wire [14:0] \$180 ;
-  wire [7:0] \$181 ;
+  wire [1:0] \$174 ;
+  wire [1:0] \$175 ;
+  wire [1:0] \$176 ;
+  wire [14:0] \$177 ;
+  wire [7:0] \$178 ;
+  wire \$179 ;
+  reg [21:0] \$18 ;
+  wire \$180 ;
+  wire \$181 ;
   wire \$182 ;
   wire \$183 ;
   wire \$184 ;
@@ -106,73 +106,70 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire \$189 ;
   reg [21:0] \$19 ;
   wire \$190 ;
-  wire \$191 ;
+  wire [14:0] \$191 ;
   wire \$192 ;
-  wire \$193 ;
-  wire [14:0] \$194 ;
+  wire [7:0] \$193 ;
+  wire [7:0] \$194 ;
   wire \$195 ;
-  wire [7:0] \$196 ;
-  wire [7:0] \$197 ;
+  wire \$196 ;
+  wire \$197 ;
   wire \$198 ;
-  wire \$199 ;
+  wire [14:0] \$199 ;
   wire [22:0] \$2 ;
-  wire [23:0] \$20 ;
-  wire \$200 ;
-  wire \$201 ;
-  wire [14:0] \$202 ;
-  wire [15:0] \$203 ;
-  wire [1:0] \$204 ;
-  wire [1:0] \$205 ;
+  wire [22:0] \$20 ;
+  wire [15:0] \$200 ;
+  wire [1:0] \$201 ;
+  wire [1:0] \$202 ;
+  wire \$203 ;
+  wire \$204 ;
+  wire \$205 ;
   wire \$206 ;
   wire \$207 ;
   wire \$208 ;
   wire \$209 ;
-  reg [21:0] \$21 ;
+  wire [23:0] \$21 ;
   wire \$210 ;
   wire \$211 ;
-  wire \$212 ;
-  wire \$213 ;
-  wire \$214 ;
-  reg [1023:0] \$215 ;
-  reg [127:0] \$216 ;
-  reg [4:0] \$217 ;
-  reg [863:0] \$218 ;
-  reg [863:0] \$219 ;
+  reg [1023:0] \$212 ;
+  reg [127:0] \$213 ;
+  reg [4:0] \$214 ;
+  reg [863:0] \$215 ;
+  reg [863:0] \$216 ;
+  reg [63:0] \$217 ;
+  reg [63:0] \$218 ;
+  reg [4:0] \$219 ;
   reg [21:0] \$22 ;
-  reg [63:0] \$220 ;
-  reg [63:0] \$221 ;
+  reg [4:0] \$220 ;
+  reg [4:0] \$221 ;
   reg [4:0] \$222 ;
   reg [4:0] \$223 ;
   reg [4:0] \$224 ;
   reg [4:0] \$225 ;
-  reg [4:0] \$226 ;
-  reg [4:0] \$227 ;
-  reg [4:0] \$228 ;
-  reg [87:0] \$229 ;
+  reg [87:0] \$226 ;
+  reg [87:0] \$227 ;
+  reg \$228 ;
+  reg \$229 ;
   wire [22:0] \$23 ;
-  reg [87:0] \$230 ;
+  reg \$230 ;
   reg \$231 ;
-  reg \$232 ;
-  reg \$233 ;
-  reg \$234 ;
-  reg [87:0] \$235 ;
-  reg [87:0] \$236 ;
-  reg [4:0] \$237 ;
-  reg [13:0] \$238 ;
-  reg [14:0] \$239 ;
-  wire [23:0] \$24 ;
-  reg [6:0] \$240 ;
-  reg [6:0] \$241 ;
-  reg \$242 ;
-  reg \$243 ;
-  reg [1:0] \$244 ;
-  reg [6:0] \$245 ;
-  reg [127:0] \$246 ;
-  reg [21:0] \$25 ;
-  wire [22:0] \$26 ;
+  reg [87:0] \$232 ;
+  reg [87:0] \$233 ;
+  reg [4:0] \$234 ;
+  reg [13:0] \$235 ;
+  reg [14:0] \$236 ;
+  reg [6:0] \$237 ;
+  reg [6:0] \$238 ;
+  reg \$239 ;
+  reg [21:0] \$24 ;
+  reg \$240 ;
+  reg [1:0] \$241 ;
+  reg [6:0] \$242 ;
+  reg [127:0] \$243 ;
+  wire [23:0] \$25 ;
+  wire [23:0] \$26 ;
   reg [21:0] \$27 ;
-  wire [23:0] \$28 ;
-  wire [23:0] \$29 ;
+  reg [21:0] \$28 ;
+  wire [22:0] \$29 ;
   wire [22:0] \$3 ;
   reg [21:0] \$30 ;
   reg [21:0] \$31 ;
@@ -180,76 +177,76 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   reg [21:0] \$33 ;
   reg [21:0] \$34 ;
   wire [22:0] \$35 ;
-  reg [21:0] \$36 ;
-  reg [21:0] \$37 ;
-  wire [22:0] \$38 ;
-  wire [22:0] \$39 ;
+  wire [22:0] \$36 ;
+  wire [15:0] \$37 ;
+  wire \$38 ;
+  wire [15:0] \$39 ;
   wire [22:0] \$4 ;
-  wire [15:0] \$40 ;
-  wire \$41 ;
-  wire [15:0] \$42 ;
-  wire \$43 ;
-  wire [15:0] \$44 ;
-  wire \$45 ;
-  wire [15:0] \$46 ;
-  wire \$47 ;
-  wire [15:0] \$48 ;
-  wire \$49 ;
+  wire \$40 ;
+  wire [15:0] \$41 ;
+  wire \$42 ;
+  wire [15:0] \$43 ;
+  wire \$44 ;
+  wire [15:0] \$45 ;
+  wire \$46 ;
+  wire [15:0] \$47 ;
+  wire \$48 ;
+  wire [15:0] \$49 ;
   wire [22:0] \$5 ;
-  wire [15:0] \$50 ;
-  wire \$51 ;
-  wire [15:0] \$52 ;
-  wire \$53 ;
-  wire [15:0] \$54 ;
-  wire \$55 ;
-  wire [15:0] \$56 ;
-  wire \$57 ;
-  wire [15:0] \$58 ;
-  wire \$59 ;
+  wire \$50 ;
+  wire [15:0] \$51 ;
+  wire \$52 ;
+  wire [15:0] \$53 ;
+  wire \$54 ;
+  wire [15:0] \$55 ;
+  wire \$56 ;
+  wire [15:0] \$57 ;
+  wire \$58 ;
+  wire [15:0] \$59 ;
   wire [22:0] \$6 ;
-  wire [15:0] \$60 ;
-  wire \$61 ;
-  wire [15:0] \$62 ;
-  wire \$63 ;
-  wire [15:0] \$64 ;
-  wire \$65 ;
-  wire [15:0] \$66 ;
-  wire \$67 ;
-  wire [15:0] \$68 ;
-  wire \$69 ;
+  wire \$60 ;
+  wire [15:0] \$61 ;
+  wire \$62 ;
+  wire [15:0] \$63 ;
+  wire \$64 ;
+  wire [15:0] \$65 ;
+  wire \$66 ;
+  wire [15:0] \$67 ;
+  wire \$68 ;
+  wire [15:0] \$69 ;
   wire [22:0] \$7 ;
-  wire [15:0] \$70 ;
-  wire \$71 ;
-  wire [15:0] \$72 ;
-  wire \$73 ;
-  wire [15:0] \$74 ;
-  wire \$75 ;
-  wire [15:0] \$76 ;
-  wire \$77 ;
-  wire [15:0] \$78 ;
-  wire \$79 ;
+  wire \$70 ;
+  wire [15:0] \$71 ;
+  wire \$72 ;
+  wire [15:0] \$73 ;
+  wire \$74 ;
+  wire [15:0] \$75 ;
+  wire \$76 ;
+  wire [15:0] \$77 ;
+  wire \$78 ;
+  wire [15:0] \$79 ;
   wire [22:0] \$8 ;
-  wire [15:0] \$80 ;
-  wire \$81 ;
-  wire [15:0] \$82 ;
-  wire \$83 ;
-  wire [15:0] \$84 ;
-  wire \$85 ;
-  wire [15:0] \$86 ;
-  wire \$87 ;
-  wire [15:0] \$88 ;
-  wire \$89 ;
+  wire \$80 ;
+  wire [15:0] \$81 ;
+  wire \$82 ;
+  wire [15:0] \$83 ;
+  wire \$84 ;
+  wire [15:0] \$85 ;
+  wire \$86 ;
+  wire [15:0] \$87 ;
+  wire \$88 ;
+  wire [15:0] \$89 ;
   wire \$9 ;
-  wire [15:0] \$90 ;
-  wire \$91 ;
-  wire [15:0] \$92 ;
-  wire \$93 ;
-  wire [15:0] \$94 ;
-  wire \$95 ;
-  wire [15:0] \$96 ;
-  wire \$97 ;
-  wire [15:0] \$98 ;
-  wire \$99 ;
+  wire \$90 ;
+  wire [15:0] \$91 ;
+  wire \$92 ;
+  wire [15:0] \$93 ;
+  wire \$94 ;
+  wire [15:0] \$95 ;
+  wire \$96 ;
+  wire [15:0] \$97 ;
+  wire \$98 ;
+  wire [15:0] \$99 ;
   reg [87:0] acc0 = 88'h0000000000000000000000;
   wire [21:0] \acc0[0] ;
   wire [21:0] \acc0[1] ;
@@ -1934,254 +1931,251 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \$9  = st5[0] & st5[1];
   assign \$10  = ~ \$9 ;
   assign \$11  = ! sh_left;
+  assign rd__en = \$10  | \$11 ;
   assign \$12  = sh_left <= 1'h1;
-  assign \$13  = \$12  & res__ready;
-  assign \$14  = \$11  | \$13 ;
-  assign rd__en = \$10  | \$14 ;
-  assign \$15  = sh_left <= 1'h1;
-  assign \$16  = sh_final & \$15 ;
-  assign \$18  = $signed(shared[21:0]) - $signed(\$17 );
-  assign \$20  = $signed(\$18 ) - $signed(\$19 );
-  assign \$23  = $signed(\$21 ) + $signed(\$22 );
-  assign \$24  = $signed(\$23 ) - $signed(shared[65:44]);
-  assign \$26  = $signed(shared[65:44]) - $signed(\$25 );
-  assign \$28  = $signed(\$26 ) - $signed(\$27 );
-  assign \$29  = sh_conj ? \$24  : \$28 ;
+  assign \$13  = sh_final & \$12 ;
+  assign \$15  = $signed(shared[21:0]) - $signed(\$14 );
+  assign \$17  = $signed(\$15 ) - $signed(\$16 );
+  assign \$20  = $signed(\$18 ) + $signed(\$19 );
+  assign \$21  = $signed(\$20 ) - $signed(shared[65:44]);
+  assign \$23  = $signed(shared[65:44]) - $signed(\$22 );
+  assign \$25  = $signed(\$23 ) - $signed(\$24 );
+  assign \$26  = sh_conj ? \$21  : \$25 ;
+  assign \$29  = $signed(\$27 ) - $signed(\$28 );
   assign \$32  = $signed(\$30 ) - $signed(\$31 );
   assign \$35  = $signed(\$33 ) - $signed(\$34 );
-  assign \$38  = $signed(\$36 ) - $signed(\$37 );
-  assign \$39  = sh_conj ? \$35  : \$38 ;
-  assign \$41  = left > 1'h1;
-  assign \$42  = \$41  ? act__payload[31:16] : 16'h0000;
-  assign \$43  = left > 2'h2;
-  assign \$44  = \$43  ? act__payload[47:32] : 16'h0000;
-  assign \$45  = left > 2'h3;
-  assign \$46  = \$45  ? act__payload[63:48] : 16'h0000;
-  assign \$47  = left > 3'h4;
-  assign \$48  = \$47  ? act__payload[79:64] : 16'h0000;
-  assign \$49  = left > 3'h5;
-  assign \$50  = \$49  ? act__payload[95:80] : 16'h0000;
-  assign \$51  = left > 3'h6;
-  assign \$52  = \$51  ? act__payload[111:96] : 16'h0000;
-  assign \$53  = left > 3'h7;
-  assign \$54  = \$53  ? act__payload[127:112] : 16'h0000;
-  assign \$55  = left > 4'h8;
-  assign \$56  = \$55  ? act__payload[143:128] : 16'h0000;
-  assign \$57  = left > 4'h9;
-  assign \$58  = \$57  ? act__payload[159:144] : 16'h0000;
-  assign \$59  = left > 4'ha;
-  assign \$60  = \$59  ? act__payload[175:160] : 16'h0000;
-  assign \$61  = left > 4'hb;
-  assign \$62  = \$61  ? act__payload[191:176] : 16'h0000;
-  assign \$63  = left > 4'hc;
-  assign \$64  = \$63  ? act__payload[207:192] : 16'h0000;
-  assign \$65  = left > 4'hd;
-  assign \$66  = \$65  ? act__payload[223:208] : 16'h0000;
-  assign \$67  = left > 4'he;
-  assign \$68  = \$67  ? act__payload[239:224] : 16'h0000;
-  assign \$69  = left > 4'hf;
-  assign \$70  = \$69  ? act__payload[255:240] : 16'h0000;
-  assign \$71  = left > 5'h10;
-  assign \$72  = \$71  ? act__payload[271:256] : 16'h0000;
-  assign \$73  = left > 5'h11;
-  assign \$74  = \$73  ? act__payload[287:272] : 16'h0000;
-  assign \$75  = left > 5'h12;
-  assign \$76  = \$75  ? act__payload[303:288] : 16'h0000;
-  assign \$77  = left > 5'h13;
-  assign \$78  = \$77  ? act__payload[319:304] : 16'h0000;
-  assign \$79  = left > 5'h14;
-  assign \$80  = \$79  ? act__payload[335:320] : 16'h0000;
-  assign \$81  = left > 5'h15;
-  assign \$82  = \$81  ? act__payload[351:336] : 16'h0000;
-  assign \$83  = left > 5'h16;
-  assign \$84  = \$83  ? act__payload[367:352] : 16'h0000;
-  assign \$85  = left > 5'h17;
-  assign \$86  = \$85  ? act__payload[383:368] : 16'h0000;
-  assign \$87  = left > 5'h18;
-  assign \$88  = \$87  ? act__payload[399:384] : 16'h0000;
-  assign \$89  = left > 5'h19;
-  assign \$90  = \$89  ? act__payload[415:400] : 16'h0000;
-  assign \$91  = left > 5'h1a;
-  assign \$92  = \$91  ? act__payload[431:416] : 16'h0000;
-  assign \$93  = left > 5'h1b;
-  assign \$94  = \$93  ? act__payload[447:432] : 16'h0000;
-  assign \$95  = left > 5'h1c;
-  assign \$96  = \$95  ? act__payload[463:448] : 16'h0000;
-  assign \$97  = left > 5'h1d;
-  assign \$98  = \$97  ? act__payload[479:464] : 16'h0000;
-  assign \$99  = left > 5'h1e;
-  assign \$100  = \$99  ? act__payload[495:480] : 16'h0000;
-  assign \$101  = left > 5'h1f;
-  assign \$102  = \$101  ? act__payload[511:496] : 16'h0000;
-  assign \$103  = left > 6'h20;
-  assign \$104  = \$103  ? act__payload[527:512] : 16'h0000;
-  assign \$105  = left > 6'h21;
-  assign \$106  = \$105  ? act__payload[543:528] : 16'h0000;
-  assign \$107  = left > 6'h22;
-  assign \$108  = \$107  ? act__payload[559:544] : 16'h0000;
-  assign \$109  = left > 6'h23;
-  assign \$110  = \$109  ? act__payload[575:560] : 16'h0000;
-  assign \$111  = left > 6'h24;
-  assign \$112  = \$111  ? act__payload[591:576] : 16'h0000;
-  assign \$113  = left > 6'h25;
-  assign \$114  = \$113  ? act__payload[607:592] : 16'h0000;
-  assign \$115  = left > 6'h26;
-  assign \$116  = \$115  ? act__payload[623:608] : 16'h0000;
-  assign \$117  = left > 6'h27;
-  assign \$118  = \$117  ? act__payload[639:624] : 16'h0000;
-  assign \$119  = left > 6'h28;
-  assign \$120  = \$119  ? act__payload[655:640] : 16'h0000;
-  assign \$121  = left > 6'h29;
-  assign \$122  = \$121  ? act__payload[671:656] : 16'h0000;
-  assign \$123  = left > 6'h2a;
-  assign \$124  = \$123  ? act__payload[687:672] : 16'h0000;
-  assign \$125  = left > 6'h2b;
-  assign \$126  = \$125  ? act__payload[703:688] : 16'h0000;
-  assign \$127  = left > 6'h2c;
-  assign \$128  = \$127  ? act__payload[719:704] : 16'h0000;
-  assign \$129  = left > 6'h2d;
-  assign \$130  = \$129  ? act__payload[735:720] : 16'h0000;
-  assign \$131  = left > 6'h2e;
-  assign \$132  = \$131  ? act__payload[751:736] : 16'h0000;
-  assign \$133  = left > 6'h2f;
-  assign \$134  = \$133  ? act__payload[767:752] : 16'h0000;
-  assign \$135  = left > 6'h30;
-  assign \$136  = \$135  ? act__payload[783:768] : 16'h0000;
-  assign \$137  = left > 6'h31;
-  assign \$138  = \$137  ? act__payload[799:784] : 16'h0000;
-  assign \$139  = left > 6'h32;
-  assign \$140  = \$139  ? act__payload[815:800] : 16'h0000;
-  assign \$141  = left > 6'h33;
-  assign \$142  = \$141  ? act__payload[831:816] : 16'h0000;
-  assign \$143  = left > 6'h34;
-  assign \$144  = \$143  ? act__payload[847:832] : 16'h0000;
-  assign \$145  = left > 6'h35;
-  assign \$146  = \$145  ? act__payload[863:848] : 16'h0000;
-  assign \$147  = left > 6'h36;
-  assign \$148  = \$147  ? act__payload[879:864] : 16'h0000;
-  assign \$149  = left > 6'h37;
-  assign \$150  = \$149  ? act__payload[895:880] : 16'h0000;
-  assign \$151  = left > 6'h38;
-  assign \$152  = \$151  ? act__payload[911:896] : 16'h0000;
-  assign \$153  = left > 6'h39;
-  assign \$154  = \$153  ? act__payload[927:912] : 16'h0000;
-  assign \$155  = left > 6'h3a;
-  assign \$156  = \$155  ? act__payload[943:928] : 16'h0000;
-  assign \$157  = left > 6'h3b;
-  assign \$158  = \$157  ? act__payload[959:944] : 16'h0000;
-  assign \$159  = left > 6'h3c;
-  assign \$160  = \$159  ? act__payload[975:960] : 16'h0000;
-  assign \$161  = left > 6'h3d;
-  assign \$162  = \$161  ? act__payload[991:976] : 16'h0000;
-  assign \$163  = left > 6'h3e;
-  assign \$164  = \$163  ? act__payload[1007:992] : 16'h0000;
-  assign \$165  = left > 6'h3f;
-  assign \$166  = \$165  ? act__payload[1023:1008] : 16'h0000;
-  assign \$167  = ! fsm_state;
-  assign \$168  = fsm_state == 1'h1;
-  assign \$169  = fsm_state == 2'h2;
-  assign \$170  = fsm_state == 2'h3;
-  assign \$171  = rd__en & st5[0];
-  assign \$172  = rd__en & st5[0];
-  assign \$173  = st5[0] & st5[1];
-  assign \$174  = \$173  & rd__en;
-  assign \$175  = res__valid & res__ready;
-  assign \$176  = sh_left <= 1'h1;
-  assign \$177  = sh_left - 1'h1;
-  assign \$178  = \$176  ? 2'h0 : \$177 ;
-  assign \$179  = sh_beat + 1'h1;
-  assign \$180  = left - 7'h40;
-  assign \$181  = ld_addr + 1'h1;
-  assign \$182  = left <= 7'h40;
-  assign \$183  = wgt__valid & rd__en;
-  assign \$184  = rd__addr == c_last;
-  assign \$188  = \$186  & \$187 ;
-  assign \$189  = r_left <= 1'h1;
-  assign \$190  = \$188  & \$189 ;
-  assign \$191  = rd__addr == c_last;
-  assign \$192  = \$190  & \$191 ;
-  assign \$193  = r_left >= 1'h1;
-  assign \$194  = \$193  ? 15'h0001 : r_left;
+  assign \$36  = sh_conj ? \$32  : \$35 ;
+  assign \$38  = left > 1'h1;
+  assign \$39  = \$38  ? act__payload[31:16] : 16'h0000;
+  assign \$40  = left > 2'h2;
+  assign \$41  = \$40  ? act__payload[47:32] : 16'h0000;
+  assign \$42  = left > 2'h3;
+  assign \$43  = \$42  ? act__payload[63:48] : 16'h0000;
+  assign \$44  = left > 3'h4;
+  assign \$45  = \$44  ? act__payload[79:64] : 16'h0000;
+  assign \$46  = left > 3'h5;
+  assign \$47  = \$46  ? act__payload[95:80] : 16'h0000;
+  assign \$48  = left > 3'h6;
+  assign \$49  = \$48  ? act__payload[111:96] : 16'h0000;
+  assign \$50  = left > 3'h7;
+  assign \$51  = \$50  ? act__payload[127:112] : 16'h0000;
+  assign \$52  = left > 4'h8;
+  assign \$53  = \$52  ? act__payload[143:128] : 16'h0000;
+  assign \$54  = left > 4'h9;
+  assign \$55  = \$54  ? act__payload[159:144] : 16'h0000;
+  assign \$56  = left > 4'ha;
+  assign \$57  = \$56  ? act__payload[175:160] : 16'h0000;
+  assign \$58  = left > 4'hb;
+  assign \$59  = \$58  ? act__payload[191:176] : 16'h0000;
+  assign \$60  = left > 4'hc;
+  assign \$61  = \$60  ? act__payload[207:192] : 16'h0000;
+  assign \$62  = left > 4'hd;
+  assign \$63  = \$62  ? act__payload[223:208] : 16'h0000;
+  assign \$64  = left > 4'he;
+  assign \$65  = \$64  ? act__payload[239:224] : 16'h0000;
+  assign \$66  = left > 4'hf;
+  assign \$67  = \$66  ? act__payload[255:240] : 16'h0000;
+  assign \$68  = left > 5'h10;
+  assign \$69  = \$68  ? act__payload[271:256] : 16'h0000;
+  assign \$70  = left > 5'h11;
+  assign \$71  = \$70  ? act__payload[287:272] : 16'h0000;
+  assign \$72  = left > 5'h12;
+  assign \$73  = \$72  ? act__payload[303:288] : 16'h0000;
+  assign \$74  = left > 5'h13;
+  assign \$75  = \$74  ? act__payload[319:304] : 16'h0000;
+  assign \$76  = left > 5'h14;
+  assign \$77  = \$76  ? act__payload[335:320] : 16'h0000;
+  assign \$78  = left > 5'h15;
+  assign \$79  = \$78  ? act__payload[351:336] : 16'h0000;
+  assign \$80  = left > 5'h16;
+  assign \$81  = \$80  ? act__payload[367:352] : 16'h0000;
+  assign \$82  = left > 5'h17;
+  assign \$83  = \$82  ? act__payload[383:368] : 16'h0000;
+  assign \$84  = left > 5'h18;
+  assign \$85  = \$84  ? act__payload[399:384] : 16'h0000;
+  assign \$86  = left > 5'h19;
+  assign \$87  = \$86  ? act__payload[415:400] : 16'h0000;
+  assign \$88  = left > 5'h1a;
+  assign \$89  = \$88  ? act__payload[431:416] : 16'h0000;
+  assign \$90  = left > 5'h1b;
+  assign \$91  = \$90  ? act__payload[447:432] : 16'h0000;
+  assign \$92  = left > 5'h1c;
+  assign \$93  = \$92  ? act__payload[463:448] : 16'h0000;
+  assign \$94  = left > 5'h1d;
+  assign \$95  = \$94  ? act__payload[479:464] : 16'h0000;
+  assign \$96  = left > 5'h1e;
+  assign \$97  = \$96  ? act__payload[495:480] : 16'h0000;
+  assign \$98  = left > 5'h1f;
+  assign \$99  = \$98  ? act__payload[511:496] : 16'h0000;
+  assign \$100  = left > 6'h20;
+  assign \$101  = \$100  ? act__payload[527:512] : 16'h0000;
+  assign \$102  = left > 6'h21;
+  assign \$103  = \$102  ? act__payload[543:528] : 16'h0000;
+  assign \$104  = left > 6'h22;
+  assign \$105  = \$104  ? act__payload[559:544] : 16'h0000;
+  assign \$106  = left > 6'h23;
+  assign \$107  = \$106  ? act__payload[575:560] : 16'h0000;
+  assign \$108  = left > 6'h24;
+  assign \$109  = \$108  ? act__payload[591:576] : 16'h0000;
+  assign \$110  = left > 6'h25;
+  assign \$111  = \$110  ? act__payload[607:592] : 16'h0000;
+  assign \$112  = left > 6'h26;
+  assign \$113  = \$112  ? act__payload[623:608] : 16'h0000;
+  assign \$114  = left > 6'h27;
+  assign \$115  = \$114  ? act__payload[639:624] : 16'h0000;
+  assign \$116  = left > 6'h28;
+  assign \$117  = \$116  ? act__payload[655:640] : 16'h0000;
+  assign \$118  = left > 6'h29;
+  assign \$119  = \$118  ? act__payload[671:656] : 16'h0000;
+  assign \$120  = left > 6'h2a;
+  assign \$121  = \$120  ? act__payload[687:672] : 16'h0000;
+  assign \$122  = left > 6'h2b;
+  assign \$123  = \$122  ? act__payload[703:688] : 16'h0000;
+  assign \$124  = left > 6'h2c;
+  assign \$125  = \$124  ? act__payload[719:704] : 16'h0000;
+  assign \$126  = left > 6'h2d;
+  assign \$127  = \$126  ? act__payload[735:720] : 16'h0000;
+  assign \$128  = left > 6'h2e;
+  assign \$129  = \$128  ? act__payload[751:736] : 16'h0000;
+  assign \$130  = left > 6'h2f;
+  assign \$131  = \$130  ? act__payload[767:752] : 16'h0000;
+  assign \$132  = left > 6'h30;
+  assign \$133  = \$132  ? act__payload[783:768] : 16'h0000;
+  assign \$134  = left > 6'h31;
+  assign \$135  = \$134  ? act__payload[799:784] : 16'h0000;
+  assign \$136  = left > 6'h32;
+  assign \$137  = \$136  ? act__payload[815:800] : 16'h0000;
+  assign \$138  = left > 6'h33;
+  assign \$139  = \$138  ? act__payload[831:816] : 16'h0000;
+  assign \$140  = left > 6'h34;
+  assign \$141  = \$140  ? act__payload[847:832] : 16'h0000;
+  assign \$142  = left > 6'h35;
+  assign \$143  = \$142  ? act__payload[863:848] : 16'h0000;
+  assign \$144  = left > 6'h36;
+  assign \$145  = \$144  ? act__payload[879:864] : 16'h0000;
+  assign \$146  = left > 6'h37;
+  assign \$147  = \$146  ? act__payload[895:880] : 16'h0000;
+  assign \$148  = left > 6'h38;
+  assign \$149  = \$148  ? act__payload[911:896] : 16'h0000;
+  assign \$150  = left > 6'h39;
+  assign \$151  = \$150  ? act__payload[927:912] : 16'h0000;
+  assign \$152  = left > 6'h3a;
+  assign \$153  = \$152  ? act__payload[943:928] : 16'h0000;
+  assign \$154  = left > 6'h3b;
+  assign \$155  = \$154  ? act__payload[959:944] : 16'h0000;
+  assign \$156  = left > 6'h3c;
+  assign \$157  = \$156  ? act__payload[975:960] : 16'h0000;
+  assign \$158  = left > 6'h3d;
+  assign \$159  = \$158  ? act__payload[991:976] : 16'h0000;
+  assign \$160  = left > 6'h3e;
+  assign \$161  = \$160  ? act__payload[1007:992] : 16'h0000;
+  assign \$162  = left > 6'h3f;
+  assign \$163  = \$162  ? act__payload[1023:1008] : 16'h0000;
+  assign \$164  = ! fsm_state;
+  assign \$165  = fsm_state == 1'h1;
+  assign \$166  = fsm_state == 2'h2;
+  assign \$167  = fsm_state == 2'h3;
+  assign \$168  = rd__en & st5[0];
+  assign \$169  = rd__en & st5[0];
+  assign \$170  = st5[0] & st5[1];
+  assign \$171  = \$170  & rd__en;
+  assign \$172  = res__valid & res__ready;
+  assign \$173  = sh_left <= 1'h1;
+  assign \$174  = sh_left - 1'h1;
+  assign \$175  = \$173  ? 2'h0 : \$174 ;
+  assign \$176  = sh_beat + 1'h1;
+  assign \$177  = left - 7'h40;
+  assign \$178  = ld_addr + 1'h1;
+  assign \$179  = left <= 7'h40;
+  assign \$180  = wgt__valid & rd__en;
+  assign \$181  = rd__addr == c_last;
+  assign \$185  = \$183  & \$184 ;
+  assign \$186  = r_left <= 1'h1;
+  assign \$187  = \$185  & \$186 ;
+  assign \$188  = rd__addr == c_last;
+  assign \$189  = \$187  & \$188 ;
+  assign \$190  = r_left >= 1'h1;
+  assign \$191  = \$190  ? 15'h0001 : r_left;
+  assign \$192  = rd__addr == c_last;
+  assign \$193  = rd__addr + 1'h1;
+  assign \$194  = \$192  ? 8'h00 : \$193 ;
   assign \$195  = rd__addr == c_last;
-  assign \$196  = rd__addr + 1'h1;
-  assign \$197  = \$195  ? 8'h00 : \$196 ;
-  assign \$198  = rd__addr == c_last;
-  assign \$201  = r_left >= 1'h1;
-  assign \$202  = \$201  ? 15'h0001 : r_left;
-  assign \$203  = r_left - \$202 ;
-  assign \$204  = stg + 1'h1;
-  assign \$205  = mat + 1'h1;
-  assign \$208  = \$206  & \$207 ;
-  assign \$209  = r_left <= 1'h1;
-  assign \$210  = \$208  & \$209 ;
-  assign \$211  = | { st5[0], st4[0], st3[0], st2[0], st1[0], st0[0], s2[0], s1r[0], s1[0] };
-  assign \$212  = ~ \$211 ;
-  assign \$213  = ! sh_left;
-  assign \$214  = \$212  & \$213 ;
+  assign \$198  = r_left >= 1'h1;
+  assign \$199  = \$198  ? 15'h0001 : r_left;
+  assign \$200  = r_left - \$199 ;
+  assign \$201  = stg + 1'h1;
+  assign \$202  = mat + 1'h1;
+  assign \$205  = \$203  & \$204 ;
+  assign \$206  = r_left <= 1'h1;
+  assign \$207  = \$205  & \$206 ;
+  assign \$208  = | { st5[0], st4[0], st3[0], st2[0], st1[0], st0[0], s2[0], s1r[0], s1[0] };
+  assign \$209  = ~ \$208 ;
+  assign \$210  = ! sh_left;
+  assign \$211  = \$209  & \$210 ;
   always @(posedge clk)
-    rdq <= \$215 ;
+    rdq <= \$212 ;
   always @(posedge clk)
-    s1r_codes <= \$216 ;
+    s1r_codes <= \$213 ;
   always @(posedge clk)
-    s1r <= \$217 ;
+    s1r <= \$214 ;
   always @(posedge clk)
-    pp <= \$218 ;
+    pp <= \$215 ;
   always @(posedge clk)
-    qq <= \$219 ;
+    qq <= \$216 ;
   always @(posedge clk)
-    h <= \$220 ;
+    h <= \$217 ;
   always @(posedge clk)
-    x <= \$221 ;
+    x <= \$218 ;
   always @(posedge clk)
-    s2 <= \$222 ;
+    s2 <= \$219 ;
   always @(posedge clk)
-    st0 <= \$223 ;
+    st0 <= \$220 ;
   always @(posedge clk)
-    st1 <= \$224 ;
+    st1 <= \$221 ;
   always @(posedge clk)
-    st2 <= \$225 ;
+    st2 <= \$222 ;
   always @(posedge clk)
-    st3 <= \$226 ;
+    st3 <= \$223 ;
   always @(posedge clk)
-    st4 <= \$227 ;
+    st4 <= \$224 ;
   always @(posedge clk)
-    st5 <= \$228 ;
+    st5 <= \$225 ;
   always @(posedge clk)
-    acc0 <= \$229 ;
+    acc0 <= \$226 ;
   always @(posedge clk)
-    acc1 <= \$230 ;
+    acc1 <= \$227 ;
   always @(posedge clk)
-    sh_left <= \$231 ;
+    sh_left <= \$228 ;
   always @(posedge clk)
-    sh_beat <= \$232 ;
+    sh_beat <= \$229 ;
   always @(posedge clk)
-    sh_final <= \$233 ;
+    sh_final <= \$230 ;
   always @(posedge clk)
-    sh_conj <= \$234 ;
+    sh_conj <= \$231 ;
   always @(posedge clk)
-    shared <= \$235 ;
+    shared <= \$232 ;
   always @(posedge clk)
-    group0 <= \$236 ;
+    group0 <= \$233 ;
   always @(posedge clk)
-    s1 <= \$237 ;
+    s1 <= \$234 ;
   always @(posedge clk)
-    left <= \$238 ;
+    left <= \$235 ;
   always @(posedge clk)
-    r_left <= \$239 ;
+    r_left <= \$236 ;
   always @(posedge clk)
-    ld_addr <= \$240 ;
+    ld_addr <= \$237 ;
   always @(posedge clk)
-    rd__addr <= \$241 ;
+    rd__addr <= \$238 ;
   always @(posedge clk)
-    mat <= \$242 ;
+    mat <= \$239 ;
   always @(posedge clk)
-    stg <= \$243 ;
+    stg <= \$240 ;
   always @(posedge clk)
-    fsm_state <= \$244 ;
+    fsm_state <= \$241 ;
   always @(posedge clk)
-    c_last <= \$245 ;
+    c_last <= \$242 ;
   always @(posedge clk)
-    s1_codes <= \$246 ;
+    s1_codes <= \$243 ;
   \fairyhw_engine.prep  prep (
     .p(p),
     .pp(\pp$61 ),
@@ -2208,10 +2202,26 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$17  = 22'h000000;
+    \$14  = 22'h000000;
     casez (sh_beat)
       1'h0:
-          \$17  = group0[21:0];
+          \$14  = group0[21:0];
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$16  = 22'h000000;
+    casez (sh_beat)
+      1'h0:
+          \$16  = group0[43:22];
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$18  = 22'h000000;
+    casez (sh_beat)
+      1'h0:
+          \$18  = group0[65:44];
     endcase
   end
   always @* begin
@@ -2219,15 +2229,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
     \$19  = 22'h000000;
     casez (sh_beat)
       1'h0:
-          \$19  = group0[43:22];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$21  = 22'h000000;
-    casez (sh_beat)
-      1'h0:
-          \$21  = group0[65:44];
+          \$19  = group0[87:66];
     endcase
   end
   always @* begin
@@ -2235,15 +2237,15 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
     \$22  = 22'h000000;
     casez (sh_beat)
       1'h0:
-          \$22  = group0[87:66];
+          \$22  = group0[65:44];
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$25  = 22'h000000;
+    \$24  = 22'h000000;
     casez (sh_beat)
       1'h0:
-          \$25  = group0[65:44];
+          \$24  = group0[87:66];
     endcase
   end
   always @* begin
@@ -2251,7 +2253,15 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
     \$27  = 22'h000000;
     casez (sh_beat)
       1'h0:
-          \$27  = group0[87:66];
+          \$27  = group0[43:22];
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$28  = 22'h000000;
+    casez (sh_beat)
+      1'h0:
+          \$28  = group0[21:0];
     endcase
   end
   always @* begin
@@ -2259,7 +2269,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
     \$30  = 22'h000000;
     casez (sh_beat)
       1'h0:
-          \$30  = group0[43:22];
+          \$30  = group0[65:44];
     endcase
   end
   always @* begin
@@ -2267,7 +2277,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
     \$31  = 22'h000000;
     casez (sh_beat)
       1'h0:
-          \$31  = group0[21:0];
+          \$31  = group0[87:66];
     endcase
   end
   always @* begin
@@ -2275,7 +2285,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
     \$33  = 22'h000000;
     casez (sh_beat)
       1'h0:
-          \$33  = group0[65:44];
+          \$33  = group0[87:66];
     endcase
   end
   always @* begin
@@ -2283,23 +2293,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
     \$34  = 22'h000000;
     casez (sh_beat)
       1'h0:
-          \$34  = group0[87:66];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$36  = 22'h000000;
-    casez (sh_beat)
-      1'h0:
-          \$36  = group0[87:66];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$37  = 22'h000000;
-    casez (sh_beat)
-      1'h0:
-          \$37  = group0[65:44];
+          \$34  = group0[65:44];
     endcase
   end
   always @* begin
@@ -2363,70 +2357,70 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
           /* empty */;
       2'h1:
         begin
-          wr__data[15:0] = \$40 ;
-          wr__data[31:16] = \$42 ;
-          wr__data[47:32] = \$44 ;
-          wr__data[63:48] = \$46 ;
-          wr__data[79:64] = \$48 ;
-          wr__data[95:80] = \$50 ;
-          wr__data[111:96] = \$52 ;
-          wr__data[127:112] = \$54 ;
-          wr__data[143:128] = \$56 ;
-          wr__data[159:144] = \$58 ;
-          wr__data[175:160] = \$60 ;
-          wr__data[191:176] = \$62 ;
-          wr__data[207:192] = \$64 ;
-          wr__data[223:208] = \$66 ;
-          wr__data[239:224] = \$68 ;
-          wr__data[255:240] = \$70 ;
-          wr__data[271:256] = \$72 ;
-          wr__data[287:272] = \$74 ;
-          wr__data[303:288] = \$76 ;
-          wr__data[319:304] = \$78 ;
-          wr__data[335:320] = \$80 ;
-          wr__data[351:336] = \$82 ;
-          wr__data[367:352] = \$84 ;
-          wr__data[383:368] = \$86 ;
-          wr__data[399:384] = \$88 ;
-          wr__data[415:400] = \$90 ;
-          wr__data[431:416] = \$92 ;
-          wr__data[447:432] = \$94 ;
-          wr__data[463:448] = \$96 ;
-          wr__data[479:464] = \$98 ;
-          wr__data[495:480] = \$100 ;
-          wr__data[511:496] = \$102 ;
-          wr__data[527:512] = \$104 ;
-          wr__data[543:528] = \$106 ;
-          wr__data[559:544] = \$108 ;
-          wr__data[575:560] = \$110 ;
-          wr__data[591:576] = \$112 ;
-          wr__data[607:592] = \$114 ;
-          wr__data[623:608] = \$116 ;
-          wr__data[639:624] = \$118 ;
-          wr__data[655:640] = \$120 ;
-          wr__data[671:656] = \$122 ;
-          wr__data[687:672] = \$124 ;
-          wr__data[703:688] = \$126 ;
-          wr__data[719:704] = \$128 ;
-          wr__data[735:720] = \$130 ;
-          wr__data[751:736] = \$132 ;
-          wr__data[767:752] = \$134 ;
-          wr__data[783:768] = \$136 ;
-          wr__data[799:784] = \$138 ;
-          wr__data[815:800] = \$140 ;
-          wr__data[831:816] = \$142 ;
-          wr__data[847:832] = \$144 ;
-          wr__data[863:848] = \$146 ;
-          wr__data[879:864] = \$148 ;
-          wr__data[895:880] = \$150 ;
-          wr__data[911:896] = \$152 ;
-          wr__data[927:912] = \$154 ;
-          wr__data[943:928] = \$156 ;
-          wr__data[959:944] = \$158 ;
-          wr__data[975:960] = \$160 ;
-          wr__data[991:976] = \$162 ;
-          wr__data[1007:992] = \$164 ;
-          wr__data[1023:1008] = \$166 ;
+          wr__data[15:0] = \$37 ;
+          wr__data[31:16] = \$39 ;
+          wr__data[47:32] = \$41 ;
+          wr__data[63:48] = \$43 ;
+          wr__data[79:64] = \$45 ;
+          wr__data[95:80] = \$47 ;
+          wr__data[111:96] = \$49 ;
+          wr__data[127:112] = \$51 ;
+          wr__data[143:128] = \$53 ;
+          wr__data[159:144] = \$55 ;
+          wr__data[175:160] = \$57 ;
+          wr__data[191:176] = \$59 ;
+          wr__data[207:192] = \$61 ;
+          wr__data[223:208] = \$63 ;
+          wr__data[239:224] = \$65 ;
+          wr__data[255:240] = \$67 ;
+          wr__data[271:256] = \$69 ;
+          wr__data[287:272] = \$71 ;
+          wr__data[303:288] = \$73 ;
+          wr__data[319:304] = \$75 ;
+          wr__data[335:320] = \$77 ;
+          wr__data[351:336] = \$79 ;
+          wr__data[367:352] = \$81 ;
+          wr__data[383:368] = \$83 ;
+          wr__data[399:384] = \$85 ;
+          wr__data[415:400] = \$87 ;
+          wr__data[431:416] = \$89 ;
+          wr__data[447:432] = \$91 ;
+          wr__data[463:448] = \$93 ;
+          wr__data[479:464] = \$95 ;
+          wr__data[495:480] = \$97 ;
+          wr__data[511:496] = \$99 ;
+          wr__data[527:512] = \$101 ;
+          wr__data[543:528] = \$103 ;
+          wr__data[559:544] = \$105 ;
+          wr__data[575:560] = \$107 ;
+          wr__data[591:576] = \$109 ;
+          wr__data[607:592] = \$111 ;
+          wr__data[623:608] = \$113 ;
+          wr__data[639:624] = \$115 ;
+          wr__data[655:640] = \$117 ;
+          wr__data[671:656] = \$119 ;
+          wr__data[687:672] = \$121 ;
+          wr__data[703:688] = \$123 ;
+          wr__data[719:704] = \$125 ;
+          wr__data[735:720] = \$127 ;
+          wr__data[751:736] = \$129 ;
+          wr__data[767:752] = \$131 ;
+          wr__data[783:768] = \$133 ;
+          wr__data[799:784] = \$135 ;
+          wr__data[815:800] = \$137 ;
+          wr__data[831:816] = \$139 ;
+          wr__data[847:832] = \$141 ;
+          wr__data[863:848] = \$143 ;
+          wr__data[879:864] = \$145 ;
+          wr__data[895:880] = \$147 ;
+          wr__data[911:896] = \$149 ;
+          wr__data[927:912] = \$151 ;
+          wr__data[943:928] = \$153 ;
+          wr__data[959:944] = \$155 ;
+          wr__data[975:960] = \$157 ;
+          wr__data[991:976] = \$159 ;
+          wr__data[1007:992] = \$161 ;
+          wr__data[1023:1008] = \$163 ;
         end
     endcase
   end
@@ -2444,205 +2438,235 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$215  = rdq;
+    \$212  = rdq;
     if (rd__en) begin
-      \$215  = rd__data;
+      \$212  = rd__data;
     end
     if (rst) begin
-      \$215  = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$212  = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$216  = s1r_codes;
+    \$213  = s1r_codes;
     if (rd__en) begin
-      \$216  = s1_codes;
+      \$213  = s1_codes;
     end
     if (rst) begin
-      \$216  = 128'h00000000000000000000000000000000;
+      \$213  = 128'h00000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$217  = s1r;
+    \$214  = s1r;
     if (rd__en) begin
-      \$217  = s1;
+      \$214  = s1;
     end
     if (rst) begin
-      \$217  = 5'h00;
+      \$214  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$218  = pp;
+    \$215  = pp;
     if (rd__en) begin
-      \$218  = \pp$61 ;
+      \$215  = \pp$61 ;
     end
     if (rst) begin
-      \$218  = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$215  = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$219  = qq;
+    \$216  = qq;
     if (rd__en) begin
-      \$219  = \qq$62 ;
+      \$216  = \qq$62 ;
     end
     if (rst) begin
-      \$219  = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$216  = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$220  = h;
+    \$217  = h;
     if (rd__en) begin
-      \$220 [0] = s1r_codes[1];
-      \$220 [1] = s1r_codes[3];
-      \$220 [2] = s1r_codes[5];
-      \$220 [3] = s1r_codes[7];
-      \$220 [4] = s1r_codes[9];
-      \$220 [5] = s1r_codes[11];
-      \$220 [6] = s1r_codes[13];
-      \$220 [7] = s1r_codes[15];
-      \$220 [8] = s1r_codes[17];
-      \$220 [9] = s1r_codes[19];
-      \$220 [10] = s1r_codes[21];
-      \$220 [11] = s1r_codes[23];
-      \$220 [12] = s1r_codes[25];
-      \$220 [13] = s1r_codes[27];
-      \$220 [14] = s1r_codes[29];
-      \$220 [15] = s1r_codes[31];
-      \$220 [16] = s1r_codes[33];
-      \$220 [17] = s1r_codes[35];
-      \$220 [18] = s1r_codes[37];
-      \$220 [19] = s1r_codes[39];
-      \$220 [20] = s1r_codes[41];
-      \$220 [21] = s1r_codes[43];
-      \$220 [22] = s1r_codes[45];
-      \$220 [23] = s1r_codes[47];
-      \$220 [24] = s1r_codes[49];
-      \$220 [25] = s1r_codes[51];
-      \$220 [26] = s1r_codes[53];
-      \$220 [27] = s1r_codes[55];
-      \$220 [28] = s1r_codes[57];
-      \$220 [29] = s1r_codes[59];
-      \$220 [30] = s1r_codes[61];
-      \$220 [31] = s1r_codes[63];
-      \$220 [32] = s1r_codes[65];
-      \$220 [33] = s1r_codes[67];
-      \$220 [34] = s1r_codes[69];
-      \$220 [35] = s1r_codes[71];
-      \$220 [36] = s1r_codes[73];
-      \$220 [37] = s1r_codes[75];
-      \$220 [38] = s1r_codes[77];
-      \$220 [39] = s1r_codes[79];
-      \$220 [40] = s1r_codes[81];
-      \$220 [41] = s1r_codes[83];
-      \$220 [42] = s1r_codes[85];
-      \$220 [43] = s1r_codes[87];
-      \$220 [44] = s1r_codes[89];
-      \$220 [45] = s1r_codes[91];
-      \$220 [46] = s1r_codes[93];
-      \$220 [47] = s1r_codes[95];
-      \$220 [48] = s1r_codes[97];
-      \$220 [49] = s1r_codes[99];
-      \$220 [50] = s1r_codes[101];
-      \$220 [51] = s1r_codes[103];
-      \$220 [52] = s1r_codes[105];
-      \$220 [53] = s1r_codes[107];
-      \$220 [54] = s1r_codes[109];
-      \$220 [55] = s1r_codes[111];
-      \$220 [56] = s1r_codes[113];
-      \$220 [57] = s1r_codes[115];
-      \$220 [58] = s1r_codes[117];
-      \$220 [59] = s1r_codes[119];
-      \$220 [60] = s1r_codes[121];
-      \$220 [61] = s1r_codes[123];
-      \$220 [62] = s1r_codes[125];
-      \$220 [63] = s1r_codes[127];
+      \$217 [0] = s1r_codes[1];
+      \$217 [1] = s1r_codes[3];
+      \$217 [2] = s1r_codes[5];
+      \$217 [3] = s1r_codes[7];
+      \$217 [4] = s1r_codes[9];
+      \$217 [5] = s1r_codes[11];
+      \$217 [6] = s1r_codes[13];
+      \$217 [7] = s1r_codes[15];
+      \$217 [8] = s1r_codes[17];
+      \$217 [9] = s1r_codes[19];
+      \$217 [10] = s1r_codes[21];
+      \$217 [11] = s1r_codes[23];
+      \$217 [12] = s1r_codes[25];
+      \$217 [13] = s1r_codes[27];
+      \$217 [14] = s1r_codes[29];
+      \$217 [15] = s1r_codes[31];
+      \$217 [16] = s1r_codes[33];
+      \$217 [17] = s1r_codes[35];
+      \$217 [18] = s1r_codes[37];
+      \$217 [19] = s1r_codes[39];
+      \$217 [20] = s1r_codes[41];
+      \$217 [21] = s1r_codes[43];
+      \$217 [22] = s1r_codes[45];
+      \$217 [23] = s1r_codes[47];
+      \$217 [24] = s1r_codes[49];
+      \$217 [25] = s1r_codes[51];
+      \$217 [26] = s1r_codes[53];
+      \$217 [27] = s1r_codes[55];
+      \$217 [28] = s1r_codes[57];
+      \$217 [29] = s1r_codes[59];
+      \$217 [30] = s1r_codes[61];
+      \$217 [31] = s1r_codes[63];
+      \$217 [32] = s1r_codes[65];
+      \$217 [33] = s1r_codes[67];
+      \$217 [34] = s1r_codes[69];
+      \$217 [35] = s1r_codes[71];
+      \$217 [36] = s1r_codes[73];
+      \$217 [37] = s1r_codes[75];
+      \$217 [38] = s1r_codes[77];
+      \$217 [39] = s1r_codes[79];
+      \$217 [40] = s1r_codes[81];
+      \$217 [41] = s1r_codes[83];
+      \$217 [42] = s1r_codes[85];
+      \$217 [43] = s1r_codes[87];
+      \$217 [44] = s1r_codes[89];
+      \$217 [45] = s1r_codes[91];
+      \$217 [46] = s1r_codes[93];
+      \$217 [47] = s1r_codes[95];
+      \$217 [48] = s1r_codes[97];
+      \$217 [49] = s1r_codes[99];
+      \$217 [50] = s1r_codes[101];
+      \$217 [51] = s1r_codes[103];
+      \$217 [52] = s1r_codes[105];
+      \$217 [53] = s1r_codes[107];
+      \$217 [54] = s1r_codes[109];
+      \$217 [55] = s1r_codes[111];
+      \$217 [56] = s1r_codes[113];
+      \$217 [57] = s1r_codes[115];
+      \$217 [58] = s1r_codes[117];
+      \$217 [59] = s1r_codes[119];
+      \$217 [60] = s1r_codes[121];
+      \$217 [61] = s1r_codes[123];
+      \$217 [62] = s1r_codes[125];
+      \$217 [63] = s1r_codes[127];
     end
     if (rst) begin
-      \$220  = 64'h0000000000000000;
+      \$217  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$221  = x;
+    \$218  = x;
     if (rd__en) begin
-      \$221 [0] = s1r_codes[0];
-      \$221 [1] = s1r_codes[2];
-      \$221 [2] = s1r_codes[4];
-      \$221 [3] = s1r_codes[6];
-      \$221 [4] = s1r_codes[8];
-      \$221 [5] = s1r_codes[10];
-      \$221 [6] = s1r_codes[12];
-      \$221 [7] = s1r_codes[14];
-      \$221 [8] = s1r_codes[16];
-      \$221 [9] = s1r_codes[18];
-      \$221 [10] = s1r_codes[20];
-      \$221 [11] = s1r_codes[22];
-      \$221 [12] = s1r_codes[24];
-      \$221 [13] = s1r_codes[26];
-      \$221 [14] = s1r_codes[28];
-      \$221 [15] = s1r_codes[30];
-      \$221 [16] = s1r_codes[32];
-      \$221 [17] = s1r_codes[34];
-      \$221 [18] = s1r_codes[36];
-      \$221 [19] = s1r_codes[38];
-      \$221 [20] = s1r_codes[40];
-      \$221 [21] = s1r_codes[42];
-      \$221 [22] = s1r_codes[44];
-      \$221 [23] = s1r_codes[46];
-      \$221 [24] = s1r_codes[48];
-      \$221 [25] = s1r_codes[50];
-      \$221 [26] = s1r_codes[52];
-      \$221 [27] = s1r_codes[54];
-      \$221 [28] = s1r_codes[56];
-      \$221 [29] = s1r_codes[58];
-      \$221 [30] = s1r_codes[60];
-      \$221 [31] = s1r_codes[62];
-      \$221 [32] = s1r_codes[64];
-      \$221 [33] = s1r_codes[66];
-      \$221 [34] = s1r_codes[68];
-      \$221 [35] = s1r_codes[70];
-      \$221 [36] = s1r_codes[72];
-      \$221 [37] = s1r_codes[74];
-      \$221 [38] = s1r_codes[76];
-      \$221 [39] = s1r_codes[78];
-      \$221 [40] = s1r_codes[80];
-      \$221 [41] = s1r_codes[82];
-      \$221 [42] = s1r_codes[84];
-      \$221 [43] = s1r_codes[86];
-      \$221 [44] = s1r_codes[88];
-      \$221 [45] = s1r_codes[90];
-      \$221 [46] = s1r_codes[92];
-      \$221 [47] = s1r_codes[94];
-      \$221 [48] = s1r_codes[96];
-      \$221 [49] = s1r_codes[98];
-      \$221 [50] = s1r_codes[100];
-      \$221 [51] = s1r_codes[102];
-      \$221 [52] = s1r_codes[104];
-      \$221 [53] = s1r_codes[106];
-      \$221 [54] = s1r_codes[108];
-      \$221 [55] = s1r_codes[110];
-      \$221 [56] = s1r_codes[112];
-      \$221 [57] = s1r_codes[114];
-      \$221 [58] = s1r_codes[116];
-      \$221 [59] = s1r_codes[118];
-      \$221 [60] = s1r_codes[120];
-      \$221 [61] = s1r_codes[122];
-      \$221 [62] = s1r_codes[124];
-      \$221 [63] = s1r_codes[126];
+      \$218 [0] = s1r_codes[0];
+      \$218 [1] = s1r_codes[2];
+      \$218 [2] = s1r_codes[4];
+      \$218 [3] = s1r_codes[6];
+      \$218 [4] = s1r_codes[8];
+      \$218 [5] = s1r_codes[10];
+      \$218 [6] = s1r_codes[12];
+      \$218 [7] = s1r_codes[14];
+      \$218 [8] = s1r_codes[16];
+      \$218 [9] = s1r_codes[18];
+      \$218 [10] = s1r_codes[20];
+      \$218 [11] = s1r_codes[22];
+      \$218 [12] = s1r_codes[24];
+      \$218 [13] = s1r_codes[26];
+      \$218 [14] = s1r_codes[28];
+      \$218 [15] = s1r_codes[30];
+      \$218 [16] = s1r_codes[32];
+      \$218 [17] = s1r_codes[34];
+      \$218 [18] = s1r_codes[36];
+      \$218 [19] = s1r_codes[38];
+      \$218 [20] = s1r_codes[40];
+      \$218 [21] = s1r_codes[42];
+      \$218 [22] = s1r_codes[44];
+      \$218 [23] = s1r_codes[46];
+      \$218 [24] = s1r_codes[48];
+      \$218 [25] = s1r_codes[50];
+      \$218 [26] = s1r_codes[52];
+      \$218 [27] = s1r_codes[54];
+      \$218 [28] = s1r_codes[56];
+      \$218 [29] = s1r_codes[58];
+      \$218 [30] = s1r_codes[60];
+      \$218 [31] = s1r_codes[62];
+      \$218 [32] = s1r_codes[64];
+      \$218 [33] = s1r_codes[66];
+      \$218 [34] = s1r_codes[68];
+      \$218 [35] = s1r_codes[70];
+      \$218 [36] = s1r_codes[72];
+      \$218 [37] = s1r_codes[74];
+      \$218 [38] = s1r_codes[76];
+      \$218 [39] = s1r_codes[78];
+      \$218 [40] = s1r_codes[80];
+      \$218 [41] = s1r_codes[82];
+      \$218 [42] = s1r_codes[84];
+      \$218 [43] = s1r_codes[86];
+      \$218 [44] = s1r_codes[88];
+      \$218 [45] = s1r_codes[90];
+      \$218 [46] = s1r_codes[92];
+      \$218 [47] = s1r_codes[94];
+      \$218 [48] = s1r_codes[96];
+      \$218 [49] = s1r_codes[98];
+      \$218 [50] = s1r_codes[100];
+      \$218 [51] = s1r_codes[102];
+      \$218 [52] = s1r_codes[104];
+      \$218 [53] = s1r_codes[106];
+      \$218 [54] = s1r_codes[108];
+      \$218 [55] = s1r_codes[110];
+      \$218 [56] = s1r_codes[112];
+      \$218 [57] = s1r_codes[114];
+      \$218 [58] = s1r_codes[116];
+      \$218 [59] = s1r_codes[118];
+      \$218 [60] = s1r_codes[120];
+      \$218 [61] = s1r_codes[122];
+      \$218 [62] = s1r_codes[124];
+      \$218 [63] = s1r_codes[126];
     end
     if (rst) begin
-      \$221  = 64'h0000000000000000;
+      \$218  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$222  = s2;
+    \$219  = s2;
     if (rd__en) begin
-      \$222  = s1r;
+      \$219  = s1r;
+    end
+    if (rst) begin
+      \$219  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$220  = st0;
+    if (rd__en) begin
+      \$220  = s2;
+    end
+    if (rst) begin
+      \$220  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$221  = st1;
+    if (rd__en) begin
+      \$221  = st0;
+    end
+    if (rst) begin
+      \$221  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$222  = st2;
+    if (rd__en) begin
+      \$222  = st1;
     end
     if (rst) begin
       \$222  = 5'h00;
@@ -2650,9 +2674,9 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$223  = st0;
+    \$223  = st3;
     if (rd__en) begin
-      \$223  = s2;
+      \$223  = st2;
     end
     if (rst) begin
       \$223  = 5'h00;
@@ -2660,9 +2684,9 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$224  = st1;
+    \$224  = st4;
     if (rd__en) begin
-      \$224  = st0;
+      \$224  = st3;
     end
     if (rst) begin
       \$224  = 5'h00;
@@ -2670,9 +2694,9 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$225  = st2;
+    \$225  = st5;
     if (rd__en) begin
-      \$225  = st1;
+      \$225  = st4;
     end
     if (rst) begin
       \$225  = 5'h00;
@@ -2680,71 +2704,73 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$226  = st3;
-    if (rd__en) begin
-      \$226  = st2;
+    \$226  = acc0;
+    if (\$168 ) begin
+      (* full_case = 32'd1 *)
+      if (st5[1]) begin
+        \$226  = 88'h0000000000000000000000;
+      end else begin
+        \$226  = total0;
+      end
     end
     if (rst) begin
-      \$226  = 5'h00;
+      \$226  = 88'h0000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$227  = st4;
-    if (rd__en) begin
-      \$227  = st3;
+    \$227  = acc1;
+    if (\$169 ) begin
+      (* full_case = 32'd1 *)
+      if (st5[1]) begin
+        \$227  = 88'h0000000000000000000000;
+      end else begin
+        \$227  = total1;
+      end
     end
     if (rst) begin
-      \$227  = 5'h00;
+      \$227  = 88'h0000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$228  = st5;
-    if (rd__en) begin
-      \$228  = st4;
-    end
-    if (rst) begin
-      \$228  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$229  = acc0;
+    \$228  = sh_left;
     if (\$171 ) begin
-      (* full_case = 32'd1 *)
-      if (st5[1]) begin
-        \$229  = 88'h0000000000000000000000;
-      end else begin
-        \$229  = total0;
-      end
+      \$228  = st5[4];
+    end else if (\$172 ) begin
+      \$228  = \$175 [0];
     end
     if (rst) begin
-      \$229  = 88'h0000000000000000000000;
+      \$228  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$230  = acc1;
-    if (\$172 ) begin
-      (* full_case = 32'd1 *)
-      if (st5[1]) begin
-        \$230  = 88'h0000000000000000000000;
-      end else begin
-        \$230  = total1;
-      end
+    \$229  = sh_beat;
+    if (\$171 ) begin
+      \$229  = 1'h0;
+    end else if (\$172 ) begin
+      \$229  = \$176 [0];
     end
     if (rst) begin
-      \$230  = 88'h0000000000000000000000;
+      \$229  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$231  = sh_left;
-    if (\$174 ) begin
-      \$231  = st5[4];
-    end else if (\$175 ) begin
-      \$231  = \$178 [0];
+    \$230  = sh_final;
+    if (\$171 ) begin
+      \$230  = st5[3];
+    end
+    if (rst) begin
+      \$230  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$231  = sh_conj;
+    if (\$171 ) begin
+      \$231  = st5[2];
     end
     if (rst) begin
       \$231  = 1'h0;
@@ -2752,61 +2778,29 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$232  = sh_beat;
-    if (\$174 ) begin
-      \$232  = 1'h0;
-    end else if (\$175 ) begin
-      \$232  = \$179 [0];
+    \$232  = shared;
+    if (\$171 ) begin
+      \$232  = total1;
     end
     if (rst) begin
-      \$232  = 1'h0;
+      \$232  = 88'h0000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$233  = sh_final;
-    if (\$174 ) begin
-      \$233  = st5[3];
+    \$233  = group0;
+    if (\$171 ) begin
+      \$233  = total0;
     end
     if (rst) begin
-      \$233  = 1'h0;
+      \$233  = 88'h0000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$234  = sh_conj;
-    if (\$174 ) begin
-      \$234  = st5[2];
-    end
-    if (rst) begin
-      \$234  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$235  = shared;
-    if (\$174 ) begin
-      \$235  = total1;
-    end
-    if (rst) begin
-      \$235  = 88'h0000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$236  = group0;
-    if (\$174 ) begin
-      \$236  = total0;
-    end
-    if (rst) begin
-      \$236  = 88'h0000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$237  = s1;
+    \$234  = s1;
     if (rd__en) begin
-      \$237 [0] = 1'h0;
+      \$234 [0] = 1'h0;
     end
     casez (fsm_state)
       2'h0:
@@ -2814,214 +2808,214 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
       2'h1:
           /* empty */;
       2'h2:
-          if (\$183 ) begin
-            \$237 [0] = 1'h1;
-            \$237 [1] = \$184 ;
-            \$237 [2] = \$185 ;
-            \$237 [3] = \$192 ;
-            \$237 [4] = \$194 [0];
+          if (\$180 ) begin
+            \$234 [0] = 1'h1;
+            \$234 [1] = \$181 ;
+            \$234 [2] = \$182 ;
+            \$234 [3] = \$189 ;
+            \$234 [4] = \$191 [0];
           end
     endcase
     if (rst) begin
-      \$237  = 5'h00;
+      \$234  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$238  = left;
+    \$235  = left;
     casez (fsm_state)
       2'h0:
           if (cmd__valid) begin
-            \$238  = cmd__payload[13:0];
+            \$235  = cmd__payload[13:0];
           end
       2'h1:
           if (act__valid) begin
-            \$238  = \$180 [13:0];
+            \$235  = \$177 [13:0];
           end
     endcase
     if (rst) begin
-      \$238  = 14'h0000;
+      \$235  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$239  = r_left;
+    \$236  = r_left;
     casez (fsm_state)
       2'h0:
           if (cmd__valid) begin
-            \$239  = cmd__payload[28:14];
+            \$236  = cmd__payload[28:14];
           end
       2'h1:
           /* empty */;
       2'h2:
-          if (\$183 ) begin
-            if (\$198 ) begin
-              if (\$199 ) begin
-                if (\$200 ) begin
-                  \$239  = \$203 [14:0];
+          if (\$180 ) begin
+            if (\$195 ) begin
+              if (\$196 ) begin
+                if (\$197 ) begin
+                  \$236  = \$200 [14:0];
                 end
               end
             end
           end
     endcase
     if (rst) begin
-      \$239  = 15'h0000;
+      \$236  = 15'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$240  = ld_addr;
+    \$237  = ld_addr;
     casez (fsm_state)
       2'h0:
           if (cmd__valid) begin
-            \$240  = 7'h00;
+            \$237  = 7'h00;
           end
       2'h1:
           if (act__valid) begin
-            \$240  = \$181 [6:0];
+            \$237  = \$178 [6:0];
           end
     endcase
     if (rst) begin
-      \$240  = 7'h00;
+      \$237  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$241  = rd__addr;
+    \$238  = rd__addr;
     casez (fsm_state)
       2'h0:
           if (cmd__valid) begin
-            \$241  = 7'h00;
+            \$238  = 7'h00;
           end
       2'h1:
           /* empty */;
       2'h2:
-          if (\$183 ) begin
-            \$241  = \$197 [6:0];
+          if (\$180 ) begin
+            \$238  = \$194 [6:0];
           end
     endcase
     if (rst) begin
-      \$241  = 7'h00;
+      \$238  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$242  = mat;
+    \$239  = mat;
     casez (fsm_state)
       2'h0:
           if (cmd__valid) begin
-            \$242  = 1'h0;
+            \$239  = 1'h0;
           end
       2'h1:
           /* empty */;
       2'h2:
-          if (\$183 ) begin
-            if (\$198 ) begin
+          if (\$180 ) begin
+            if (\$195 ) begin
               (* full_case = 32'd1 *)
-              if (\$199 ) begin
-                \$242  = 1'h0;
+              if (\$196 ) begin
+                \$239  = 1'h0;
               end else begin
-                \$242  = \$205 [0];
+                \$239  = \$202 [0];
               end
             end
           end
     endcase
     if (rst) begin
-      \$242  = 1'h0;
+      \$239  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$243  = stg;
+    \$240  = stg;
     casez (fsm_state)
       2'h0:
           if (cmd__valid) begin
-            \$243  = 1'h0;
+            \$240  = 1'h0;
           end
       2'h1:
           /* empty */;
       2'h2:
-          if (\$183 ) begin
-            if (\$198 ) begin
-              if (\$199 ) begin
+          if (\$180 ) begin
+            if (\$195 ) begin
+              if (\$196 ) begin
                 (* full_case = 32'd1 *)
-                if (\$200 ) begin
-                  \$243  = 1'h0;
+                if (\$197 ) begin
+                  \$240  = 1'h0;
                 end else begin
-                  \$243  = \$204 [0];
+                  \$240  = \$201 [0];
                 end
               end
             end
           end
     endcase
     if (rst) begin
-      \$243  = 1'h0;
+      \$240  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$244  = fsm_state;
+    \$241  = fsm_state;
     (* full_case = 32'd1 *)
     casez (fsm_state)
       2'h0:
           if (cmd__valid) begin
-            \$244  = 2'h1;
+            \$241  = 2'h1;
           end
       2'h1:
           if (act__valid) begin
-            if (\$182 ) begin
-              \$244  = 2'h2;
+            if (\$179 ) begin
+              \$241  = 2'h2;
             end
           end
       2'h2:
-          if (\$183 ) begin
-            if (\$198 ) begin
-              if (\$210 ) begin
-                \$244  = 2'h3;
+          if (\$180 ) begin
+            if (\$195 ) begin
+              if (\$207 ) begin
+                \$241  = 2'h3;
               end
             end
           end
       2'h3:
-          if (\$214 ) begin
-            \$244  = 2'h0;
+          if (\$211 ) begin
+            \$241  = 2'h0;
           end
     endcase
     if (rst) begin
-      \$244  = 2'h0;
+      \$241  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$245  = c_last;
+    \$242  = c_last;
     casez (fsm_state)
       2'h0:
           /* empty */;
       2'h1:
           if (act__valid) begin
-            if (\$182 ) begin
-              \$245  = ld_addr;
+            if (\$179 ) begin
+              \$242  = ld_addr;
             end
           end
     endcase
     if (rst) begin
-      \$245  = 7'h00;
+      \$242  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$246  = s1_codes;
+    \$243  = s1_codes;
     casez (fsm_state)
       2'h0:
           /* empty */;
       2'h1:
           /* empty */;
       2'h2:
-          if (\$183 ) begin
-            \$246  = wgt__payload;
+          if (\$180 ) begin
+            \$243  = wgt__payload;
           end
     endcase
     if (rst) begin
-      \$246  = 128'h00000000000000000000000000000000;
+      \$243  = 128'h00000000000000000000000000000000;
     end
   end
   assign chunk = rd__addr;
@@ -4472,11 +4466,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \st4.conj  = st4[2];
   assign \st4.final  = st4[3];
   assign \st4.count  = st4[4];
-  assign res__payload[87:66] = \$39 [21:0];
-  assign res__payload[65:44] = \$32 [21:0];
-  assign res__payload[43:22] = \$29 [21:0];
-  assign res__payload[21:0] = \$20 [21:0];
-  assign res__payload[88] = \$16 ;
+  assign res__payload[87:66] = \$36 [21:0];
+  assign res__payload[65:44] = \$29 [21:0];
+  assign res__payload[43:22] = \$26 [21:0];
+  assign res__payload[21:0] = \$17 [21:0];
+  assign res__payload[88] = \$13 ;
   assign total1[87:66] = \$8 [21:0];
   assign total1[65:44] = \$7 [21:0];
   assign total1[43:22] = \$6 [21:0];
@@ -4613,14 +4607,14 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign p[23:16] = rdq[39:32];
   assign p[15:8] = rdq[23:16];
   assign p[7:0] = rdq[7:0];
-  assign \$40  = act__payload[15:0];
-  assign \$185  = mat;
-  assign \$186  = mat;
-  assign \$187  = stg;
-  assign \$199  = mat;
-  assign \$200  = stg;
-  assign \$206  = mat;
-  assign \$207  = stg;
+  assign \$37  = act__payload[15:0];
+  assign \$182  = mat;
+  assign \$183  = mat;
+  assign \$184  = stg;
+  assign \$196  = mat;
+  assign \$197  = stg;
+  assign \$203  = mat;
+  assign \$204  = stg;
   assign res__valid = sh_left;
 endmodule
 

@@ -81,10 +81,11 @@ def test_array_latency_small_cases():
     assert d == 5
     # K = 8: n = 2 act beats and 2 words a pass; 2 rows: one pass; 2 result beats
     assert latency(cfg, 8, 2) == 1 + 2 + 2 + d - 1 + 2 + 1
-    # 4 rows: two passes, the second ends max(2, 2) cycles after the first
-    assert latency(cfg, 8, 4) == latency(cfg, 8, 2) + 2
-    # K = 1: one word a pass, fewer than the two result beats of a tile: the array holds a cycle
-    assert latency(cfg, 1, 4) == 1 + 1 + 1 + d - 1 + 2 + 2 + 1
+    # 4 rows: two passes, the second ends max(2, 2 + 1) cycles after the first (the result register
+    # empties the cycle after the first tile's last beat)
+    assert latency(cfg, 8, 4) == latency(cfg, 8, 2) + 3
+    # K = 1: one word a pass, fewer than the two result beats of a tile: the array holds two cycles
+    assert latency(cfg, 1, 4) == 1 + 1 + 1 + d - 1 + 3 + 2 + 1
 
 
 def test_array_stream_layout():

@@ -21,9 +21,9 @@ def test_default_shape_and_group():
     drain within one pass at K = 2048."""
     assert default_shape(64) == (1, 64) and default_shape(8192) == (64, 128)
     assert default_shape(96) == (1, 96) and default_shape(6272) == (49, 128) and default_shape(7) == (1, 7)
-    assert default_group(64, 128) == 4 and default_group(1, 64) == 1 and default_group(49, 128) == 4
+    assert default_group(64, 128) == 5 and default_group(1, 64) == 1 and default_group(49, 128) == 4
     cfg = EngineConfig(lanes=8192)
-    assert (cfg.rows, cfg.cols, cfg.group) == (64, 128, 4)
+    assert (cfg.rows, cfg.cols, cfg.group) == (64, 128, 5)
     assert EngineConfig(lanes=64, rows=4).cols == 16 and EngineConfig(lanes=64, cols=8).rows == 8
 
 

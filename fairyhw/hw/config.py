@@ -55,9 +55,9 @@ def default_shape(lanes: int) -> tuple[int, int]:
 
 
 def default_group(rows: int, cols: int) -> int:
-    """Rows per result beat: enough that a tile's ``rows`` results drain within the
-    ``ceil(RESULT_K / cols)`` cycles of one pass."""
-    return max(1, -(-rows // -(-RESULT_K // cols)))
+    """Rows per result beat: enough that a tile's ``rows`` results drain, and the result register
+    empties, within the ``ceil(RESULT_K / cols)`` cycles of one pass."""
+    return max(1, -(-rows // max(1, -(-RESULT_K // cols) - 1)))
 
 
 def check_int(what: str, value, lo: int, hi: int) -> None:

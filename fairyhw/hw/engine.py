@@ -589,8 +589,11 @@ class Engine(wiring.Component):
         sh_beat = Signal(range(max(nbeats, 2)))
         sh_final = Signal()
         sh_conj = Signal()
-        free_next = (sh_left == 0) | ((sh_left <= G) & self.res.ready)
-        m.d.comb += adv.eq(~(rb.valid & rb.last) | free_next)
+        # the pipeline holds while a tile's final sums wait for the result register to empty; `adv` is a
+        # function of registers only (not of res.ready: that path, through the advance enable's fan-out,
+        # limited a 1 x 128 array to 87.7 MHz on ECP5), so a tile is captured the cycle after the
+        # previous one's last beat at the earliest
+        m.d.comb += adv.eq(~(rb.valid & rb.last) | (sh_left == 0))
         m.d.comb += [self.res.valid.eq(sh_left != 0), self.res.payload.last.eq(sh_final & (sh_left <= G))]
         s_p, s_q = shared[0], shared[2]
         front = groups[sh_beat]

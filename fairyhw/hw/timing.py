@@ -66,14 +66,14 @@ def array_cycles(k: int, rows: int, cfg) -> int:
     ``n = ceil(k / cols)`` act beats fill the buffer; each pass (row tile, stage, matrix) takes ``n``
     weight words. The last word of pass ``i`` reaches the root ``depth`` cycles after it is accepted,
     and its ``b_i = ceil(c_i / group)`` result beats follow; the array holds while the result register
-    is still draining the previous pass, so pass ``i`` ends ``max(n, b_{i-1})`` cycles after pass
-    ``i - 1``.
+    still holds the previous tile (it empties the cycle after its last beat), so pass ``i`` ends
+    ``max(n, b_{i-1} + 1)`` cycles after pass ``i - 1``.
     """
     n = -(-k // cfg.cols)
     tiles = [min(cfg.rows, rows - r0) for r0 in range(0, rows, cfg.rows)]
     beats = [-(-c // cfg.group) for c in tiles for _ in range(cfg.stages * len(cfg.matrices))]
     end = 1 + n + n + array_depth(cfg) - 1            # the first pass's capture cycle
-    end += sum(max(n, b) for b in beats[:-1])
+    end += sum(max(n, b + 1) for b in beats[:-1])
     return end + beats[-1] + 1
 
 
