@@ -13,7 +13,6 @@ shape and on the whole model's linear layers beside a plain read of the same byt
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import subprocess

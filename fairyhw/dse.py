@@ -15,12 +15,9 @@ points run in a local process pool or on a Dask cluster (``--scheduler ADDRESS``
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -140,17 +137,6 @@ def load_config(obj) -> SweepConfig:
                        baselines=tuple(base), accuracy=cfg["accuracy"])
 
 
-def _sources_hash() -> str:
-    """Hash of the files that define what a point synthesises (engine, baselines, synthesis flows)."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    h = hashlib.sha256()
-    for rel in ("hw/engine.py", "hw/array.py", "hw/config.py", "synth.py", "hw/verilog/baseline_complex_int8.v",
-                "hw/verilog/baseline_ternary.v"):
-        with open(os.path.join(here, rel), "rb") as f:
-            h.update(f.read())
-    return h.hexdigest()[:16]
-
-
 @dataclass(frozen=True)
 class Point:
     """One hardware point: what is generated and synthesised. Memory presets are projection axes."""
@@ -180,8 +166,8 @@ class Point:
     def key(self) -> str:
         """Cache key: the point's configuration, the fairyhw version and the hardware sources' hash,
         so a changed generator never reuses stale results."""
-        blob = json.dumps({**asdict(self), "v": __version__, "src": _sources_hash()}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        from .synth import sources_key
+        return sources_key(asdict(self), __version__)
 
     def label(self) -> str:
         if self.kind != "engine":

@@ -17,7 +17,7 @@ from amaranth.lib import data
 from amaranth.hdl import Shape
 
 from . import __version__
-from .cli import ArgumentParser, int_in
+from .cli import ArgumentParser
 from .outputs import Outputs, run_command, show
 from .hw.config import EngineConfig, add_arguments, from_arguments
 from .hw.engine import Engine

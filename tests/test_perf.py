@@ -6,7 +6,6 @@ import sys
 
 import pytest
 
-from fairyhw.hw.config import EngineConfig
 from fairyhw.hw.timing import engine_cycles, latency
 from fairyhw.llama import LLAMA2_7B, weight_bytes_per_token
 from fairyhw.perf import (MEMORY_PRESETS, HardwareConfig, MacArray, decode_ops, prefill_ops, project,

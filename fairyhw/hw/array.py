@@ -30,12 +30,9 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["PairPrep", "RowTrees", "tree_levels"]
+from .timing import tree_depth, tree_levels
 
-
-def tree_levels(leaves: int) -> int:
-    """Adder levels of a tree over ``leaves`` leaves."""
-    return max(0, (leaves - 1).bit_length())
+__all__ = ["PairPrep", "RowTrees"]
 
 
 def _pairs(cols: int) -> int:
@@ -81,12 +78,12 @@ class RowTrees(wiring.Component):
 
     @property
     def sum_width(self) -> int:
-        return 9 + tree_levels(_pairs(self._cols))
+        return 9 + tree_levels(self._cols)
 
     @property
     def depth(self) -> int:
-        """Registers from the inputs to ``sums``: the leaves, then one per ``tree_regs`` levels."""
-        return 1 + -(-tree_levels(_pairs(self._cols)) // self._tree_regs)
+        """Registers from the inputs to ``sums`` (:func:`fairyhw.hw.timing.tree_depth`)."""
+        return tree_depth(self._cols, self._tree_regs)
 
     def elaborate(self, platform):
         m = Module()

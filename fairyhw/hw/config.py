@@ -8,6 +8,7 @@ parts, row tile) are its properties. Pure Python: importing it needs no HDL stac
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import asdict, dataclass, fields
 
@@ -280,9 +281,10 @@ HELP = {
 DEFAULT = EngineConfig()
 
 
-def add_arguments(parser, default: EngineConfig = DEFAULT) -> None:
-    """Add one ``--option`` per :class:`EngineConfig` field to an argparse parser, with the bounds
-    checked at parse time and the defaults of ``default`` shown in ``--help``."""
+def add_arguments(parser, default: EngineConfig = DEFAULT, only=None) -> None:
+    """Add one ``--option`` per :class:`EngineConfig` field (or per field named in ``only``) to an
+    argparse parser, with the bounds checked at parse time and the defaults of ``default`` shown in
+    ``--help``."""
     from ..cli import int_in
     bounds = {"lanes": (1, MAX_LANES), "max_in": (1, MAX_DIM), "max_out": (1, MAX_DIM),
               "stages": (1, MAX_STAGES), "rows": (0, MAX_LANES), "cols": (0, MAX_COLS),
@@ -292,12 +294,15 @@ def add_arguments(parser, default: EngineConfig = DEFAULT) -> None:
     metavar = {"lanes": "N", "max_in": "K", "max_out": "ROWS", "stages": "T", "rows": "R", "cols": "C",
                "group": "G", "tree_regs": "L"}
     for f in fields(EngineConfig):
+        if only is not None and f.name not in only:
+            continue
         opt = "--" + f.name.replace("_", "-")
         dflt = getattr(default, f.name)
         if f.name in ("rows", "cols", "group"):
             dflt = 0          # derived from --lanes unless given
         if f.name == "lanes":
-            parser.add_argument(opt, metavar="N", type=int_in(1, MAX_LANES, "lanes"), default=None,
+            parser.add_argument(opt, metavar="N", type=int_in(1, MAX_LANES, "lanes"),
+                                default=argparse.SUPPRESS,
                                 help=f"{HELP['lanes']} (default: {dflt}, or ROWS x COLS when both "
                                      "are given)")
             continue
@@ -310,8 +315,10 @@ def add_arguments(parser, default: EngineConfig = DEFAULT) -> None:
 
 
 def from_arguments(args) -> EngineConfig:
-    """The :class:`EngineConfig` of parsed arguments; a conflict is one :class:`FairyError`."""
-    params = {f.name: getattr(args, f.name) for f in fields(EngineConfig)}
+    """The :class:`EngineConfig` of parsed arguments (fields without an option take their defaults);
+    a conflict is one :class:`FairyError`."""
+    params = {f.name: getattr(args, f.name, f.default) for f in fields(EngineConfig)}
+    params["lanes"] = getattr(args, "lanes", None)
     if params["lanes"] is None:
         both = params["lane_style"] == "array" and params["rows"] and params["cols"]
         params["lanes"] = params["rows"] * params["cols"] if both else DEFAULT.lanes

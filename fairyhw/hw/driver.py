@@ -13,6 +13,7 @@ import torch
 from .. import golden as g
 from ..pack import stream_words, stream_words_array, stream_words_dot
 from .config import MODES
+from .timing import tile_rows
 
 __all__ = ["cmd_beat", "act_beats", "wgt_beats", "decode_results", "ref_results", "rescale_results"]
 
@@ -54,7 +55,7 @@ def decode_results(payloads, *, rows: int, lanes: int, stages: int, matrices: in
     rows); ``group``: rows a beat (the array's result group; rows past the layer's end in a tile's last
     beat are padding)."""
     out = np.zeros((stages, matrices, rows, parts), np.int64)
-    tiles = [min(lanes, rows - r0) for r0 in range(0, rows, lanes)]
+    tiles = tile_rows(rows, lanes)
     expected = sum(-(-c // group) for c in tiles) * stages * matrices
     if len(payloads) != expected:
         raise ValueError(f"expected {expected} result beats, got {len(payloads)}")

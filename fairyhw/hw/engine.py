@@ -30,19 +30,13 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..golden import accumulator_width
-from .config import ACCUMULATE, LANE_STYLES, MAX_DIM, MAX_LANES, MAX_STAGES, MODES, SHARING, check_int
-from .config import EngineConfig
-from .timing import engine_cycles, latency, result_beats
+from .config import ACCUMULATE, EngineConfig, check_int
+from .timing import latency, result_beats
 
-__all__ = ["ACT_LAYOUT", "Lane", "DotLane", "Engine", "engine_cycles", "MODES", "ACCUMULATE", "SHARING",
-           "LANE_STYLES"]
+__all__ = ["ACT_LAYOUT", "Lane", "DotLane", "Engine"]
 
 #: One complex int8 activation: ``x = sr*p + i*si*q``.
 ACT_LAYOUT = data.StructLayout({"p": signed(8), "q": signed(8)})
-
-_check_int = check_int
-
 
 class Lane(wiring.Component):
     """One MAC lane: per enabled cycle, one 2-bit code selects a term from a broadcast activation.
@@ -57,7 +51,7 @@ class Lane(wiring.Component):
     """
 
     def __init__(self, *, acc_width: int, accumulate: str = "split"):
-        _check_int("Accumulator width", acc_width, 9, 64)
+        check_int("Accumulator width", acc_width, 9, 64)
         if accumulate not in ACCUMULATE:
             raise ValueError(f"Accumulator style must be one of {', '.join(ACCUMULATE)}, "
                              f"not {accumulate!r}")
@@ -193,15 +187,6 @@ class Engine(wiring.Component):
     accumulate = property(lambda self: self._cfg.accumulate, doc="'split' or 'merged'.")
     sharing = property(lambda self: self._cfg.sharing, doc="'buffer' or 'stream'.")
     lane_style = property(lambda self: self._cfg.lane_style, doc="'output', 'dot' or 'array'.")
-    # private aliases used by the elaboration
-    _lanes = property(lambda self: self._cfg.lanes)
-    _max_in = property(lambda self: self._cfg.max_in)
-    _max_out = property(lambda self: self._cfg.max_out)
-    _stages = property(lambda self: self._cfg.stages)
-    _mode = property(lambda self: self._cfg.mode)
-    _accumulate = property(lambda self: self._cfg.accumulate)
-    _sharing = property(lambda self: self._cfg.sharing)
-    _lane_style = property(lambda self: self._cfg.lane_style)
 
     row_tile = property(lambda self: self._cfg.row_tile, doc=EngineConfig.row_tile.__doc__)
     matrices = property(lambda self: self._cfg.matrices, doc=EngineConfig.matrices.__doc__)
@@ -210,8 +195,8 @@ class Engine(wiring.Component):
 
     @property
     def cmd_layout(self) -> data.StructLayout:
-        return data.StructLayout({"k": unsigned(self._max_in.bit_length()),
-                                  "rows": unsigned(self._max_out.bit_length())})
+        return data.StructLayout({"k": unsigned(self._cfg.max_in.bit_length()),
+                                  "rows": unsigned(self._cfg.max_out.bit_length())})
 
     @property
     def sums_layout(self) -> data.ArrayLayout:
@@ -221,7 +206,7 @@ class Engine(wiring.Component):
     @property
     def res_layout(self) -> data.StructLayout:
         """A result beat: one row's sums (``group`` rows for the array style), then ``last``."""
-        if self._lane_style == "array":
+        if self._cfg.lane_style == "array":
             return data.StructLayout({"sums": data.ArrayLayout(self.sums_layout, self._cfg.group),
                                       "last": 1})
         return data.StructLayout({"sums": self.sums_layout, "last": 1})
@@ -239,7 +224,7 @@ class Engine(wiring.Component):
         """At a pass's last weight word: the next matrix, else the next stage, else the next row tile."""
         with m.If(mat == len(self.matrices) - 1):
             m.d.sync += mat.eq(0)
-            with m.If(stg == self._stages - 1):
+            with m.If(stg == self._cfg.stages - 1):
                 m.d.sync += [stg.eq(0), r_left.eq(r_left - rows_done)]
             with m.Else():
                 m.d.sync += stg.eq(stg + 1)
@@ -247,29 +232,29 @@ class Engine(wiring.Component):
             m.d.sync += mat.eq(mat + 1)
 
     def elaborate(self, platform):
-        if self._lane_style == "dot":
+        if self._cfg.lane_style == "dot":
             return self._elaborate_dot()
-        if self._lane_style == "array":
+        if self._cfg.lane_style == "array":
             return self._elaborate_array()
         m = Module()
-        n = self._lanes
+        n = self._cfg.lanes
         nmat = len(self.matrices)
 
-        buffered = self._sharing == "buffer"
+        buffered = self._cfg.sharing == "buffer"
         if buffered:
-            mem = m.submodules.act_mem = Memory(shape=ACT_LAYOUT, depth=self._max_in, init=[])
+            mem = m.submodules.act_mem = Memory(shape=ACT_LAYOUT, depth=self._cfg.max_in, init=[])
             wr = mem.write_port()
             rd = mem.read_port()
             act_data = rd.data
         else:
             act_data = Signal(ACT_LAYOUT)     # stage-1 register of the streamed activation
 
-        kw = max(1, (self._max_in - 1).bit_length())
-        j = Signal(range(self._max_in))
+        kw = max(1, (self._cfg.max_in - 1).bit_length())
+        j = Signal(range(self._cfg.max_in))
         k_last = Signal(kw)
-        r_left = Signal(range(self._max_out + 1))
+        r_left = Signal(range(self._cfg.max_out + 1))
         mat = Signal(range(max(nmat, 2)))
-        stg = Signal(range(max(self._stages, 2)))
+        stg = Signal(range(max(self._cfg.stages, 2)))
 
         # pipeline stage 1: the accepted weight word meets the activation read from the buffer
         s1_valid = Signal()
@@ -295,7 +280,7 @@ class Engine(wiring.Component):
 
         lanes = []
         for l in range(n):
-            lane = Lane(acc_width=self.acc_width, accumulate=self._accumulate)
+            lane = Lane(acc_width=self.acc_width, accumulate=self._cfg.accumulate)
             m.submodules[f"lane{l}"] = lane
             lanes.append(lane)
             m.d.comb += [lane.en.eq(s2_valid), lane.last.eq(s2_last),
@@ -303,7 +288,7 @@ class Engine(wiring.Component):
                          lane.p.eq(xp), lane.np.eq(xnp), lane.q.eq(xq), lane.nq.eq(xnq)]
 
         col_last = j == k_last
-        final_pass = (mat == nmat - 1) & (stg == self._stages - 1) & (r_left <= n)
+        final_pass = (mat == nmat - 1) & (stg == self._cfg.stages - 1) & (r_left <= n)
         free_next = (sh_count == 0) | ((sh_count == 1) & self.res.ready)
         count = Mux(r_left >= n, n, r_left)
         conj = (mat == nmat - 1) if nmat == 2 else 1
@@ -369,25 +354,25 @@ class Engine(wiring.Component):
 
     def _elaborate_dot(self):
         m = Module()
-        n = self._lanes
+        n = self._cfg.lanes
         nmat = len(self.matrices)
         nparts = len(self.parts)
-        depth = -(-self._max_in // n)
+        depth = -(-self._cfg.max_in // n)
         # the activation buffer: n banks side by side, element j in bank j % n at address j // n
         mem = m.submodules.act_mem = Memory(shape=unsigned(16 * n), depth=depth, init=[])
         wr = mem.write_port(granularity=16)
         rd = mem.read_port()
 
-        j = Signal(range(self._max_in))                  # element counter while loading
+        j = Signal(range(self._cfg.max_in))                  # element counter while loading
         bank = Signal(range(max(n, 2)))
         addr = Signal(range(max(depth, 2)))
         last_bank = Signal(range(max(n, 2)))             # bank of element K-1
         c_last = Signal(range(max(depth, 2)))            # address of element K-1 = chunks - 1
-        k_last = Signal(max(1, (self._max_in - 1).bit_length()))
+        k_last = Signal(max(1, (self._cfg.max_in - 1).bit_length()))
         chunk = Signal(range(max(depth, 2)))
-        r_left = Signal(range(self._max_out + 1))
+        r_left = Signal(range(self._cfg.max_out + 1))
         mat = Signal(range(max(nmat, 2)))
-        stg = Signal(range(max(self._stages, 2)))
+        stg = Signal(range(max(self._cfg.stages, 2)))
 
         s1_valid, s1_last, s1_conj, s1_final = Signal(), Signal(), Signal(), Signal()
         s1_codes = Signal(2 * n)
@@ -405,7 +390,7 @@ class Engine(wiring.Component):
         # lanes and the adder tree
         lanes = []
         for l in range(n):
-            lane = m.submodules[f"lane{l}"] = DotLane(accumulate=self._accumulate)
+            lane = m.submodules[f"lane{l}"] = DotLane(accumulate=self._cfg.accumulate)
             m.d.comb += [lane.code.eq(s2_codes[2 * l:2 * l + 2]), lane.p.eq(s2_p[l]), lane.q.eq(s2_q[l])]
             lanes.append(lane)
         for part in range(nparts):
@@ -438,7 +423,7 @@ class Engine(wiring.Component):
                      self.res.payload.last.eq(out_final)]
 
         chunk_last = chunk == c_last
-        final_pass = (mat == nmat - 1) & (stg == self._stages - 1) & (r_left == 1)
+        final_pass = (mat == nmat - 1) & (stg == self._cfg.stages - 1) & (r_left == 1)
         conj = (mat == nmat - 1) if nmat == 2 else 1
         m.d.comb += rd.addr.eq(chunk)
         m.d.sync += s1_valid.eq(0)
@@ -490,19 +475,18 @@ class Engine(wiring.Component):
         m = Module()
         R, C, G = cfg.rows, cfg.cols, cfg.group
         nmat = len(self.matrices)
-        nparts = len(self.parts)
-        depth = -(-self._max_in // C)
+        depth = -(-self._cfg.max_in // C)
         mem = m.submodules.act_mem = Memory(shape=unsigned(16 * C), depth=depth, init=[])
         wr = mem.write_port()
         rd = mem.read_port()
 
-        left = Signal(range(self._max_in + 1))            # elements still to load
+        left = Signal(range(self._cfg.max_in + 1))            # elements still to load
         ld_addr = Signal(range(max(depth, 2)))
         c_last = Signal(range(max(depth, 2)))             # the last chunk's address
         chunk = Signal(range(max(depth, 2)))
-        r_left = Signal(range(self._max_out + 1))
+        r_left = Signal(range(self._cfg.max_out + 1))
         mat = Signal(range(max(nmat, 2)))
-        stg = Signal(range(max(self._stages, 2)))
+        stg = Signal(range(max(self._cfg.stages, 2)))
         adv = Signal()
 
         ctl = data.StructLayout({"valid": 1, "last": 1, "conj": 1, "final": 1,
@@ -559,7 +543,6 @@ class Engine(wiring.Component):
         for i in range(trees[0].depth):
             tail = stage(tail, f"st{i}")
             pipe.append(tail)
-        sp, sq = trees[R].sums[0], trees[R].sums[2]
 
         # the root: each row accumulates its four gated sums over the chunks, the shared S_p, S_q once
         acc_l = data.ArrayLayout(signed(self.acc_width), 4)
@@ -603,7 +586,7 @@ class Engine(wiring.Component):
             a_q = Mux(sh_conj, hq + xq - s_q, s_q - hq - xq)
             b_q = Mux(sh_conj, hq - xq, xq - hq)
             out = self.res.payload.sums[g]
-            if self._accumulate == "split":
+            if self._cfg.accumulate == "split":
                 m.d.comb += [out[0].eq(a_p), out[1].eq(a_q), out[2].eq(b_p), out[3].eq(b_q)]
             else:
                 m.d.comb += [out[0].eq(a_p - b_q), out[1].eq(a_q + b_p)]
@@ -616,7 +599,7 @@ class Engine(wiring.Component):
 
         # the sequencer
         chunk_last = chunk == c_last
-        final_pass = (mat == nmat - 1) & (stg == self._stages - 1) & (r_left <= R)
+        final_pass = (mat == nmat - 1) & (stg == self._cfg.stages - 1) & (r_left <= R)
         count = Mux(r_left >= R, R, r_left)
         conj = (mat == nmat - 1) if nmat == 2 else 1
         in_flight = Cat(*(st.valid for st in pipe)).any()

@@ -6,7 +6,23 @@ exactly, stall-free) and the performance model.
 
 from __future__ import annotations
 
-__all__ = ["engine_cycles", "array_cycles", "array_depth", "latency", "pass_count", "result_beats"]
+__all__ = ["engine_cycles", "array_cycles", "array_depth", "tree_levels", "tree_depth", "tile_rows",
+           "latency", "pass_count", "result_beats"]
+
+
+def tile_rows(rows: int, tile: int) -> list[int]:
+    """The rows of each row tile of ``tile`` rows a layer of ``rows`` rows is cut into."""
+    return [min(tile, rows - r0) for r0 in range(0, rows, tile)]
+
+
+def tree_levels(cols: int) -> int:
+    """Adder levels of an array row's trees: over the ``ceil(cols / 2)`` pair leaves."""
+    return max(0, ((cols + 1) // 2 - 1).bit_length())
+
+
+def tree_depth(cols: int, tree_regs: int) -> int:
+    """Registers of an array row's trees: the leaves, then one every ``tree_regs`` adder levels."""
+    return 1 + -(-tree_levels(cols) // tree_regs)
 
 
 def engine_cycles(k: int, rows: int, *, lanes: int, stages: int, matrices: int,
@@ -28,9 +44,7 @@ def engine_cycles(k: int, rows: int, *, lanes: int, stages: int, matrices: int,
         n = -(-k // lanes)
         passes = rows * stages * matrices
         return k + n + (passes - 1) * max(n, 4) + 5
-    tiles, rem = divmod(rows, lanes)
-    counts = [lanes] * tiles + ([rem] if rem else [])
-    per_pass = [c for c in counts for _ in range(stages * matrices)]
+    per_pass = [c for c in tile_rows(rows, lanes) for _ in range(stages * matrices)]
     first = 2 * k if sharing == "buffer" else k
     return first + sum(max(k, 2 + c) for c in per_pass[:-1]) + per_pass[-1] + 3
 
@@ -54,9 +68,7 @@ def array_depth(cfg) -> int:
     """Pipeline registers of the array style from an accepted weight word to its accumulation: the
     word and the buffer read, the read data, the shared pair values and plane bits, then the row trees
     (their leaves and one register per ``tree_regs`` adder levels)."""
-    pairs = (cfg.cols + 1) // 2
-    levels = max(0, (pairs - 1).bit_length())
-    return 3 + 1 + -(-levels // cfg.tree_regs)
+    return 3 + tree_depth(cfg.cols, cfg.tree_regs)
 
 
 def array_cycles(k: int, rows: int, cfg) -> int:
@@ -70,8 +82,8 @@ def array_cycles(k: int, rows: int, cfg) -> int:
     ``max(n, b_{i-1} + 1)`` cycles after pass ``i - 1``.
     """
     n = -(-k // cfg.cols)
-    tiles = [min(cfg.rows, rows - r0) for r0 in range(0, rows, cfg.rows)]
-    beats = [-(-c // cfg.group) for c in tiles for _ in range(cfg.stages * len(cfg.matrices))]
+    beats = [-(-c // cfg.group) for c in tile_rows(rows, cfg.rows)
+             for _ in range(cfg.stages * len(cfg.matrices))]
     end = 1 + n + n + array_depth(cfg) - 1            # the first pass's capture cycle
     end += sum(max(n, b + 1) for b in beats[:-1])
     return end + beats[-1] + 1
@@ -80,6 +92,5 @@ def array_cycles(k: int, rows: int, cfg) -> int:
 def result_beats(cfg, rows: int) -> int:
     """Result beats of a layer with ``rows`` rows: one per (row tile, stage, matrix, group of
     ``res_per_beat`` rows)."""
-    tiles = [min(cfg.row_tile, rows - r0) for r0 in range(0, rows, cfg.row_tile)]
     per = cfg.res_per_beat
-    return sum(-(-c // per) for c in tiles) * cfg.stages * len(cfg.matrices)
+    return sum(-(-c // per) for c in tile_rows(rows, cfg.row_tile)) * cfg.stages * len(cfg.matrices)

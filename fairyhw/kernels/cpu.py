@@ -33,7 +33,7 @@ import tempfile
 import numpy as np
 import torch
 
-from .. import FairyError
+from .. import FairyError, cache_dir
 
 __all__ = ["VARIANTS", "LutCodes", "library_path", "load", "lut_layout", "variants", "fairy_sums",
            "read_bytes", "threads"]
@@ -42,11 +42,6 @@ VARIANTS = {"scalar": 0, "avx2": 1, "avx512": 2, "lut": 3, "lut512": 4}
 _SRC = os.path.join(os.path.dirname(__file__), "cpu.c")
 _FLAGS = ["-O3", "-std=gnu11", "-fPIC", "-shared", "-fvisibility=hidden", "-fopenmp"]
 _lib = None
-
-
-def _cache_dir() -> str:
-    from .. import cache_dir
-    return cache_dir()
 
 
 def _compiler() -> tuple[str, str]:
@@ -67,7 +62,7 @@ def library_path() -> str:
     with open(_SRC, "rb") as f:
         src = f.read()
     h = hashlib.sha256(src + ident.encode() + " ".join(_FLAGS).encode()).hexdigest()[:16]
-    return os.path.join(_cache_dir(), f"fairyhw-cpu-{h}.so")
+    return os.path.join(cache_dir(), f"fairyhw-cpu-{h}.so")
 
 
 def _build(path: str) -> None:

@@ -21,7 +21,7 @@ import sys
 import tempfile
 
 from .. import FairyError
-from .cpu import _cache_dir
+from .. import cache_dir
 
 __all__ = ["nvrtc_path", "Kernel", "kernel"]
 
@@ -136,7 +136,7 @@ def compile_cubin(src: str, name_expr: str, arch: str, options=()) -> tuple[byte
 def _cached_cubin(src: str, name_expr: str, arch: str) -> tuple[bytes, str]:
     ver = nvrtc_version()
     h = hashlib.sha256(f"{src}\0{name_expr}\0{arch}\0{ver}".encode()).hexdigest()[:16]
-    d = _cache_dir()
+    d = cache_dir()
     path = os.path.join(d, f"fairyhw-cuda-{h}.cubin")
     if os.path.exists(path) and os.path.exists(path + ".name"):
         with open(path, "rb") as f, open(path + ".name") as fn:

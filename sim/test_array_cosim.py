@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from fairyhw.hw.driver import ref_results
-from test_engine import build, extreme_layer, random_layer, record_cycles, run_job
+from test_engine import (build, extreme_layer, llama2_q_proj, random_layer, record_cycles, run_job,  # noqa: F401
+                         smollm2_vectors)
 
 SHAPES = {
     "4x16": dict(lanes=64, lane_style="array", rows=4, cols=16, max_in=2048, max_out=2048),
@@ -20,12 +21,6 @@ SHAPES = {
 
 def design(shape, **extra):
     return build(**{**SHAPES[shape], **extra})
-
-
-@pytest.fixture(scope="module")
-def smollm2_vectors():
-    from fairyhw.vectors import capture_smollm2
-    return capture_smollm2(blocks=(0, 1))
 
 
 def _smollm2_layers(vectors, stages, names=None):
@@ -55,14 +50,8 @@ def test_array_smollm2_bit_exact(smollm2_vectors, shape, stages):
 
 def test_array_llama2_7b_q_proj_bit_exact():
     """A LLaMA-2 7B shaped q_proj (2048 x 2048 complex U and W), W2, on the 4 x 16 array."""
-    from fairyhw.layers import FairyLinear
     d = design("4x16")
-    g = torch.Generator().manual_seed(7)
-    layer = FairyLinear(torch.randn(4096, 4096, generator=g) * 0.02, stages=2)
-    act = layer.quantize_input(torch.randn(4096, generator=g))
-    codes = torch.stack([torch.stack([u.codes, w.codes]) for u, w in zip(layer.u_stages, layer.w_stages)])
-    rec = run_job(d, [("llama2_7b.q_proj", codes, act.p, act.q, layer.integer_sums(act))],
-                  tag="array4x16_llama2_q_proj")
+    rec = run_job(d, [llama2_q_proj()], tag="array4x16_llama2_q_proj")
     record_cycles(d, rec, "array4x16_llama2_q_proj")
     assert rec["layers"][0]["cycles"] == d[1].latency(2048, 2048)
 
