@@ -220,16 +220,20 @@ class Engine(wiring.Component):
         :func:`fairyhw.hw.timing.latency`)."""
         return latency(self._cfg, k, rows)
 
-    def _next_pass(self, m, mat, stg, r_left, rows_done):
-        """At a pass's last weight word: the next matrix, else the next stage, else the next row tile."""
-        with m.If(mat == len(self.matrices) - 1):
-            m.d.sync += mat.eq(0)
-            with m.If(stg == self._cfg.stages - 1):
-                m.d.sync += [stg.eq(0), r_left.eq(r_left - rows_done)]
+    def _next_pass(self, m, last, final_pass, mat, stg, r_left, rows_done):
+        """In the RUN state, on a pass's ``last`` weight word: the next matrix, else the next stage,
+        else the next row tile; after the layer's final pass, DRAIN (shared by every lane style)."""
+        with m.If(last):
+            with m.If(mat == len(self.matrices) - 1):
+                m.d.sync += mat.eq(0)
+                with m.If(stg == self._cfg.stages - 1):
+                    m.d.sync += [stg.eq(0), r_left.eq(r_left - rows_done)]
+                with m.Else():
+                    m.d.sync += stg.eq(stg + 1)
             with m.Else():
-                m.d.sync += stg.eq(stg + 1)
-        with m.Else():
-            m.d.sync += mat.eq(mat + 1)
+                m.d.sync += mat.eq(mat + 1)
+            with m.If(final_pass):
+                m.next = "DRAIN"
 
     def elaborate(self, platform):
         if self._cfg.lane_style == "dot":
@@ -333,10 +337,7 @@ class Engine(wiring.Component):
                                  s1_conj.eq(conj), s1_count.eq(count),
                                  s1_final.eq(final_pass & col_last),
                                  j.eq(Mux(col_last, 0, j + 1))]
-                    with m.If(col_last):
-                        self._next_pass(m, mat, stg, r_left, count)
-                        with m.If(final_pass):
-                            m.next = "DRAIN"
+                    self._next_pass(m, col_last, final_pass, mat, stg, r_left, count)
             with m.State("DRAIN"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(~s1_valid & ~s2_valid & (sh_count == 0)):
@@ -458,10 +459,7 @@ class Engine(wiring.Component):
                     m.d.sync += [s1_valid.eq(1), s1_codes.eq(self.wgt.payload), s1_last.eq(chunk_last),
                                  s1_conj.eq(conj), s1_final.eq(final_pass & chunk_last),
                                  chunk.eq(Mux(chunk_last, 0, chunk + 1))]
-                    with m.If(chunk_last):
-                        self._next_pass(m, mat, stg, r_left, 1)
-                        with m.If(final_pass):
-                            m.next = "DRAIN"
+                    self._next_pass(m, chunk_last, final_pass, mat, stg, r_left, 1)
             with m.State("DRAIN"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(~s1_valid & ~s2_valid & ~s3_valid & ~out_valid):
@@ -632,10 +630,7 @@ class Engine(wiring.Component):
                     m.d.sync += [s1.valid.eq(1), s1.last.eq(chunk_last), s1.conj.eq(conj),
                                  s1.final.eq(final_pass & chunk_last), s1.count.eq(count),
                                  s1_codes.eq(self.wgt.payload), chunk.eq(Mux(chunk_last, 0, chunk + 1))]
-                    with m.If(chunk_last):
-                        self._next_pass(m, mat, stg, r_left, count)
-                        with m.If(final_pass):
-                            m.next = "DRAIN"
+                    self._next_pass(m, chunk_last, final_pass, mat, stg, r_left, count)
             with m.State("DRAIN"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(~in_flight & (sh_left == 0)):
