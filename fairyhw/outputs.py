@@ -225,7 +225,9 @@ class Outputs:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            _ignore_interrupts()        # a second Ctrl-C must not stop the cleanup half-way
         self.close()
         return False
 
@@ -237,6 +239,15 @@ def _written_by_fairyhw(marker_path: str) -> bool:
         return isinstance(obj, dict) and "fairyhw_version" in obj
     except (OSError, ValueError):
         return False
+
+
+def _ignore_interrupts() -> None:
+    """Ignore SIGINT and SIGTERM from now on (the process is on its way out after an interrupt)."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(sig, signal.SIG_IGN)
+        except ValueError:      # not the main thread
+            pass
 
 
 def _quiet_abandoned_work() -> None:
@@ -270,13 +281,15 @@ def run_command(main, argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except Terminated:
+        _ignore_interrupts()
         _quiet_abandoned_work()
         print("error: terminated (SIGTERM); no output written", file=sys.stderr)
         return 143
     except KeyboardInterrupt:
+        _ignore_interrupts()
         _quiet_abandoned_work()
         print("error: interrupted; no output written", file=sys.stderr)
         return 130
     finally:
-        if previous is not None:
+        if previous is not None and signal.getsignal(signal.SIGTERM) is _on_sigterm:
             signal.signal(signal.SIGTERM, previous)
