@@ -1,5 +1,7 @@
 """Yosys synthesis: the MAC array has no multiplier, and the check would see one if it had."""
 
+import json
+
 import pytest
 
 from fairyhw.gen import generate
@@ -50,3 +52,47 @@ def test_fallback_flow_when_abc9_exits(tmp_path):
     s = summarize(res["cells"], "ecp5")
     assert res["flow"] in ("default", "abc9-dff", "fallback-abc")
     assert s["ffs"] == 88 and s["multipliers"] == 0 and s["lut_equiv"] > 0
+
+
+def _ram_netlist(ff_params=None, lsr="0", clk=2, extra_sink=False):
+    """A DP16KD whose DOB0 and DOB1 each drive one flip-flop (and DOB2 nothing)."""
+    ff = {"CEMUX": "1 ", "CLKMUX": "CLK", "GSR": "DISABLED", "LSRMUX": "LSR", "REGSET": "RESET",
+          "SRMODE": "LSR_OVER_CE", **(ff_params or {})}
+    cells = {"ram": {"type": "DP16KD", "parameters": {"REGMODE_A": "NOREG", "REGMODE_B": "NOREG"},
+                     "port_directions": {"CLKB": "input", "DOB0": "output", "DOB1": "output",
+                                         "DOB2": "output"},
+                     "connections": {"CLKB": [2], "DOB0": [10], "DOB1": [11], "DOB2": [12]}}}
+    for i, (d, q) in enumerate(((10, 20), (11, 21))):
+        cells[f"ff{i}"] = {"type": "TRELLIS_FF", "parameters": dict(ff),
+                           "port_directions": {"CLK": "input", "LSR": "input", "DI": "input",
+                                               "Q": "output"},
+                           "connections": {"CLK": [clk], "LSR": [lsr if lsr == "0" else 5],
+                                           "DI": [d], "Q": [q]}}
+    if extra_sink:
+        cells["lut"] = {"type": "LUT4", "parameters": {}, "port_directions": {"A": "input", "Z": "output"},
+                        "connections": {"A": [11], "Z": [30]}}
+    return {"modules": {"top": {"ports": {"clk": {"direction": "input", "bits": [2]}},
+                                "cells": cells, "netnames": {}}}}
+
+
+def test_bram_output_register_absorbed():
+    from fairyhw.synth import absorb_bram_output_registers
+    n = _ram_netlist()
+    assert absorb_bram_output_registers(n, "top") == 2
+    cells = n["modules"]["top"]["cells"]
+    assert sorted(cells) == ["ram"]
+    assert cells["ram"]["parameters"] == {"REGMODE_A": "NOREG", "REGMODE_B": "OUTREG"}
+    assert cells["ram"]["connections"]["DOB0"] == [20] and cells["ram"]["connections"]["DOB1"] == [21]
+
+
+@pytest.mark.parametrize("case", ["enable", "reset", "other clock", "second sink"])
+def test_bram_output_register_kept(case):
+    """A register with an enable, a reset or another clock, or a data output with a second sink: the
+    port side is left as it is (a side is absorbed whole or not at all)."""
+    from fairyhw.synth import absorb_bram_output_registers
+    n = {"enable": lambda: _ram_netlist({"CEMUX": "CE"}), "reset": lambda: _ram_netlist(lsr="rst"),
+         "other clock": lambda: _ram_netlist(clk=3),
+         "second sink": lambda: _ram_netlist(extra_sink=True)}[case]()
+    before = json.dumps(n, sort_keys=True)
+    assert absorb_bram_output_registers(n, "top") == 0
+    assert json.dumps(n, sort_keys=True) == before

@@ -18,21 +18,26 @@ Datapath (one weight word of ``2*R*C`` bits a cycle)
     per-MAC accumulators.
 
 Pipeline and flow control
-    Every stage register advances together on ``adv``; the pipeline holds only when a pass's final
-    sums reach the root while the result register still drains the previous pass. Results leave
-    ``group`` rows a beat, so a row tile of R rows needs ``ceil(R/group)`` beats, which must fit in the
-    ``ceil(K/C)`` cycles of the next pass for the array never to stall.
+    The datapath never holds: its registers have no enable (a clock-enable net reaching every
+    register of the array was the critical path on ECP5) and no reset; a slot's ``valid`` travels
+    beside it, and the row accumulators take their sum only on valid slots. Flow control is by
+    credits, at the door: a pass's *last* weight word, whose sums the root captures ``depth`` cycles
+    later, is accepted only while one of the two tile slots of the :class:`ResultBuffer` is free
+    (capture slot ``A``, drain slot ``B``), so a capture always finds ``A`` empty. Results leave
+    ``group`` rows a beat through a registered output pipeline; a row tile of R rows needs
+    ``ceil(R/group)`` beats, which must fit in the ``ceil(K/C)`` cycles of a pass for the array never
+    to stall (:func:`fairyhw.hw.timing.array_cycles` counts the cycles exactly).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
-from amaranth.lib import data, wiring
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .timing import tree_depth, tree_levels
+from .timing import output_stages, tree_depth, tree_levels
 
-__all__ = ["PairPrep", "RowTrees"]
+__all__ = ["PairPrep", "RowTrees", "ResultBuffer"]
 
 
 def _pairs(cols: int) -> int:
@@ -65,15 +70,18 @@ class RowTrees(wiring.Component):
     """One row's four gated sums ``(H_p, X_p, H_q, X_q)`` over ``cols`` columns, pipelined.
 
     Inputs (registered by the caller): the row's plane bits ``h``, ``x`` and the shared pair values.
-    The leaves (4:1 selects) are registered, then a register follows every ``tree_regs`` adder levels
-    and the root; ``en`` advances every register. Latency: :attr:`depth` cycles.
+    The leaves (4:1 selects) feed the first adder level directly: on Xilinx one leaf of each adder
+    shares the adder's LUT6 (four select inputs and the other operand: ``S = A xor leaf``), so a pair
+    of leaves and their sum cost two LUTs a bit, not three. A register follows every ``tree_regs``
+    adder levels and the root (a lone leaf, one or two columns, is registered). The registers have no enable and no reset (the pipeline never holds; a slot's
+    validity travels beside it in the engine). Latency: :attr:`depth` cycles.
     """
 
     def __init__(self, *, cols: int, tree_regs: int):
         self._cols, self._tree_regs = cols, tree_regs
         n = _pairs(cols)
         vals = data.ArrayLayout(data.ArrayLayout(signed(9), 3), n)
-        super().__init__({"en": In(1), "h": In(cols), "x": In(cols), "pp": In(vals), "qq": In(vals),
+        super().__init__({"h": In(cols), "x": In(cols), "pp": In(vals), "qq": In(vals),
                           "sums": Out(data.ArrayLayout(signed(self.sum_width), 4))})
 
     @property
@@ -99,9 +107,12 @@ class RowTrees(wiring.Component):
                     sel = Mux(b1, Mux(b0, vals[k][2], vals[k][1]), Mux(b0, vals[k][0], 0))
                 else:
                     sel = Mux(b0, vals[k][0], 0)
-                with m.If(self.en):
-                    m.d.sync += leaf.eq(sel)
+                m.d.comb += leaf.eq(sel)
                 level.append(leaf)
+            if n == 1:
+                leaf = Signal(signed(9), name=f"leaf{i}_r", reset_less=True)
+                m.d.sync += leaf.eq(level[0])
+                level = [leaf]
             depth = 0
             while len(level) > 1:
                 depth += 1
@@ -109,11 +120,121 @@ class RowTrees(wiring.Component):
                 for j in range(0, len(level), 2):
                     s = level[j] + level[j + 1] if j + 1 < len(level) else level[j]
                     if depth % self._tree_regs == 0 or len(level) <= 2:
-                        r = Signal(signed(9 + depth), name=f"t{i}_{depth}_{j // 2}")
-                        with m.If(self.en):
-                            m.d.sync += r.eq(s)
+                        r = Signal(signed(9 + depth), name=f"t{i}_{depth}_{j // 2}", reset_less=True)
+                        m.d.sync += r.eq(s)
                         s = r
                     nxt.append(s)
                 level = nxt
             m.d.comb += self.sums[i].eq(level[0])
         return m
+
+
+class ResultBuffer(wiring.Component):
+    """Two tile slots and the registered output pipeline of the array's results.
+
+    ``cap`` writes a tile (the ``rows`` rows' accumulated ``(H_p, X_p, H_q, X_q)``, the shared
+    ``(S_p, ., S_q, .)``, its row ``count``, ``final`` and ``conj``) into slot ``A``; the caller
+    guarantees, by credits, that ``A`` is then empty or moving on. ``A`` moves to the drain slot ``B``
+    when ``B`` is empty; ``B`` drains ``group`` rows a beat into the output pipeline, which forms the
+    parts on the way (``Σap = S_p - H_p - X_p``, ``Σbp = X_p - H_p``, the same for ``q``, negated for
+    ``conj(x)``; merged ``(Σap - Σbq, Σaq + Σbp)``) in :func:`~fairyhw.hw.timing.output_stages`
+    registers that advance together when the last is empty or taken. ``freed`` pulses when a tile's
+    last beat leaves ``B`` (a credit back to the sequencer); ``idle`` when nothing is held.
+    """
+
+    def __init__(self, *, rows: int, group: int, acc_width: int, accumulate: str):
+        self._rows, self._group, self._w, self._accumulate = rows, group, acc_width, accumulate
+        self._acc = data.ArrayLayout(signed(acc_width), 4)
+        parts = 4 if accumulate == "split" else 2
+        res = data.StructLayout({"sums": data.ArrayLayout(data.ArrayLayout(signed(acc_width), parts),
+                                                          group), "last": 1})
+        super().__init__({"cap": In(1), "tile": In(data.ArrayLayout(self._acc, rows)),
+                          "shared": In(self._acc), "count": In(range(rows + 1)), "final": In(1),
+                          "conj": In(1), "res": Out(stream.Signature(res)),
+                          "freed": Out(1), "idle": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        R, G, w = self._rows, self._group, self._w
+        nbeats = -(-R // G)
+        acc_l = self._acc
+
+        def regs(n, name, shape=acc_l):
+            return [Signal(shape, name=f"{name}{i}", reset_less=True) for i in range(n)]
+
+        # slot A: the captured tile
+        a_rows, (a_shared,) = regs(R, "a_row"), regs(1, "a_shared")
+        a_count = Signal(range(R + 1), reset_less=True)
+        a_final, a_conj = Signal(reset_less=True), Signal(reset_less=True)
+        a_full = Signal()
+        # slot B: the tile draining, `group` rows a beat
+        b_rows, (b_shared,) = regs(R, "b_row"), regs(1, "b_shared")
+        b_final, b_conj = Signal(reset_less=True), Signal(reset_less=True)
+        b_left = Signal(range(R + 1))              # rows still to drain
+        b_beat = Signal(range(max(nbeats, 2)), reset_less=True)
+        move = a_full & (b_left == 0)
+        with m.If(self.cap):
+            m.d.sync += [a_rows[r].eq(self.tile[r]) for r in range(R)]
+            m.d.sync += [a_shared.eq(self.shared), a_count.eq(self.count), a_final.eq(self.final),
+                         a_conj.eq(self.conj), a_full.eq(1)]
+        with m.Elif(move):
+            m.d.sync += a_full.eq(0)
+        with m.If(move):
+            m.d.sync += [b_rows[r].eq(a_rows[r]) for r in range(R)]
+            m.d.sync += [b_shared.eq(a_shared), b_final.eq(a_final), b_conj.eq(a_conj),
+                         b_left.eq(a_count), b_beat.eq(0)]
+
+        # the output pipeline: every stage advances when the last is empty or taken
+        nst = output_stages(self._accumulate)
+        valid = [Signal(name=f"o{i + 1}_valid") for i in range(nst)]
+        last = [Signal(name=f"o{i + 1}_last", reset_less=True) for i in range(nst)]
+        oadv = ~valid[-1] | self.res.ready
+        drain = (b_left != 0) & oadv
+        beat_last = b_left <= G
+        with m.If(drain):
+            m.d.sync += [b_left.eq(Mux(beat_last, 0, b_left - G)), b_beat.eq(b_beat + 1)]
+        m.d.comb += [self.freed.eq(drain & beat_last),
+                     self.idle.eq(~a_full & (b_left == 0) & ~Cat(*valid).any())]
+        with m.If(oadv):
+            m.d.sync += valid[0].eq(drain)
+            m.d.sync += last[0].eq(b_final & beat_last)
+            m.d.sync += [valid[i].eq(valid[i - 1]) for i in range(1, nst)]
+            m.d.sync += [last[i].eq(last[i - 1]) for i in range(1, nst)]
+        zero = Const(0, acc_l.size)
+        groups = Array(Signal(data.ArrayLayout(acc_l, G), name=f"group{b}") for b in range(nbeats))
+        for b in range(nbeats):
+            m.d.comb += [groups[b][g].eq(b_rows[b * G + g] if b * G + g < R else zero) for g in range(G)]
+        front = groups[b_beat]
+
+        def sreg(name):
+            return Signal(signed(w), name=name, reset_less=True)
+
+        # o1: per row u = H + X and d = X - H of each part; S_p, S_q and conj beside them
+        s_p, s_q, conj1 = sreg("o1_sp"), sreg("o1_sq"), Signal(reset_less=True)
+        o1 = [[sreg(f"o1_{nm}{g}") for nm in ("up", "bp", "uq", "dq")] for g in range(G)]
+        with m.If(oadv):
+            m.d.sync += [s_p.eq(b_shared[0]), s_q.eq(b_shared[2]), conj1.eq(b_conj)]
+            for g in range(G):
+                hp, xp, hq, xq = (front[g][i] for i in range(4))
+                m.d.sync += [o1[g][0].eq(hp + xp), o1[g][1].eq(xp - hp),
+                             o1[g][2].eq(hq + xq), o1[g][3].eq(xq - hq)]
+        # o2: Σap = S_p - u_p, Σbp, and the q parts negated for conj(x)
+        o2 = [[sreg(f"o2_{nm}{g}") for nm in ("ap", "aq", "bp", "bq")] for g in range(G)]
+        with m.If(oadv):
+            for g in range(G):
+                up, bp, uq, dq = o1[g]
+                m.d.sync += [o2[g][0].eq(s_p - up), o2[g][1].eq(Mux(conj1, uq - s_q, s_q - uq)),
+                             o2[g][2].eq(bp), o2[g][3].eq(Mux(conj1, -dq, dq))]
+        if self._accumulate == "split":
+            out = o2
+        else:   # o3: the merged accumulator's (re, im) = (Σap - Σbq, Σaq + Σbp)
+            out = [[sreg(f"o3_{nm}{g}") for nm in ("re", "im")] for g in range(G)]
+            with m.If(oadv):
+                for g in range(G):
+                    ap, aq, bp, bq = o2[g]
+                    m.d.sync += [out[g][0].eq(ap - bq), out[g][1].eq(aq + bp)]
+        m.d.comb += [self.res.valid.eq(valid[-1]), self.res.payload.last.eq(last[-1])]
+        for g in range(G):
+            m.d.comb += [self.res.payload.sums[g][i].eq(v) for i, v in enumerate(out[g])]
+        return m
+

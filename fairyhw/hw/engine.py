@@ -25,7 +25,7 @@ Integer contract (``docs/design.md``, :mod:`fairyhw.golden`)
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -467,70 +467,75 @@ class Engine(wiring.Component):
         return m
 
     def _elaborate_array(self):
-        """The array style (see :mod:`fairyhw.hw.array`): pipelined, every stage advancing on ``adv``."""
-        from .array import PairPrep, RowTrees
+        """The array style (see :mod:`fairyhw.hw.array`): a datapath with no enable, credits at the door."""
+        from .array import PairPrep, ResultBuffer, RowTrees
         cfg = self._cfg
         m = Module()
-        R, C, G = cfg.rows, cfg.cols, cfg.group
+        R, C = cfg.rows, cfg.cols
         nmat = len(self.matrices)
-        depth = -(-self._cfg.max_in // C)
-        mem = m.submodules.act_mem = Memory(shape=unsigned(16 * C), depth=depth, init=[])
+        depth = -(-cfg.max_in // C)
+        # the buffer is written only while loading and read only while running, so a read never meets
+        # a write to its address: `no_rw_check` tells synthesis not to emulate read-before-write (on
+        # ECP5 that emulation cost a flip-flop and a LUT a data bit, and a LUT between the block RAM
+        # and its read-data register)
+        mem = m.submodules.act_mem = Memory(shape=unsigned(16 * C), depth=depth, init=[],
+                                            attrs={"no_rw_check": 1})
         wr = mem.write_port()
         rd = mem.read_port()
 
-        left = Signal(range(self._cfg.max_in + 1))            # elements still to load
+        left = Signal(range(cfg.max_in + 1))              # elements still to load
         ld_addr = Signal(range(max(depth, 2)))
         c_last = Signal(range(max(depth, 2)))             # the last chunk's address
         chunk = Signal(range(max(depth, 2)))
-        r_left = Signal(range(self._cfg.max_out + 1))
+        r_left = Signal(range(cfg.max_out + 1))
         mat = Signal(range(max(nmat, 2)))
-        stg = Signal(range(max(self._cfg.stages, 2)))
-        adv = Signal()
+        stg = Signal(range(max(cfg.stages, 2)))
+        credits = Signal(range(3), init=2)                # free tile slots of the result buffer
 
-        ctl = data.StructLayout({"valid": 1, "last": 1, "conj": 1, "final": 1,
+        # a slot's control: valid, the first and last chunk of its pass, and the pass's facts
+        ctl = data.StructLayout({"valid": 1, "first": 1, "last": 1, "conj": 1, "final": 1,
                                  "count": range(R + 1)})
 
         def stage(src, name):
-            """The control bundle one pipeline register later."""
+            """The control one pipeline register later."""
             dst = Signal(ctl, name=name)
-            with m.If(adv):
-                m.d.sync += dst.eq(src)
+            m.d.sync += dst.eq(src)
             return dst
 
-        # stage 1: the accepted word; the buffer read of its chunk arrives with it
+        # stage 1: the accepted word (captured every cycle; `valid` says whether it was taken), and the
+        # buffer read of its chunk (the address is the chunk counter, a register)
         s1 = Signal(ctl)
-        s1_codes = Signal(2 * R * C)
-        m.d.comb += [rd.addr.eq(chunk), rd.en.eq(adv)]
+        s1_codes = Signal(2 * R * C, reset_less=True)
+        m.d.comb += rd.addr.eq(chunk)
+        m.d.sync += s1_codes.eq(self.wgt.payload)
         # stage 1r: the buffer's read data registered (a block RAM's clock-to-out plus its routing was
         # the critical path without it: 89.9 MHz on ECP5), and the word with it
-        rdq = Signal(16 * C)
-        s1r_codes = Signal(2 * R * C)
-        with m.If(adv):
-            m.d.sync += [rdq.eq(rd.data), s1r_codes.eq(s1_codes)]
+        rdq = Signal(16 * C, reset_less=True)
+        s1r_codes = Signal(2 * R * C, reset_less=True)
+        m.d.sync += [rdq.eq(rd.data), s1r_codes.eq(s1_codes)]
         s1r = stage(s1, "s1r")
         # stage 2: shared pair values and the plane bits, registered
         prep = m.submodules.prep = PairPrep(cols=C)
         for c in range(C):
             x = rdq[16 * c:16 * c + 16]
             m.d.comb += [prep.p[c].eq(x[0:8].as_signed()), prep.q[c].eq(x[8:16].as_signed())]
-        pp = Signal.like(prep.pp)
-        qq = Signal.like(prep.qq)
-        h = [Signal(C, name=f"h{r}") for r in range(R)]
-        xb = [Signal(C, name=f"x{r}") for r in range(R)]
-        with m.If(adv):
-            m.d.sync += [pp.eq(prep.pp), qq.eq(prep.qq)]
-            for r in range(R):
-                for c in range(C):
-                    # the word carries (h, x) per weight (the host's Gray code of the code)
-                    xp_, hp_ = s1r_codes[2 * (r * C + c)], s1r_codes[2 * (r * C + c) + 1]
-                    m.d.sync += [h[r][c].eq(hp_), xb[r][c].eq(xp_)]
+        pp = Signal.like(prep.pp, reset_less=True)
+        qq = Signal.like(prep.qq, reset_less=True)
+        h = [Signal(C, name=f"h{r}", reset_less=True) for r in range(R)]
+        xb = [Signal(C, name=f"x{r}", reset_less=True) for r in range(R)]
+        m.d.sync += [pp.eq(prep.pp), qq.eq(prep.qq)]
+        for r in range(R):
+            for c in range(C):
+                # the word carries (h, x) per weight (the host's Gray code of the code)
+                xp_, hp_ = s1r_codes[2 * (r * C + c)], s1r_codes[2 * (r * C + c) + 1]
+                m.d.sync += [h[r][c].eq(hp_), xb[r][c].eq(xp_)]
         s2 = stage(s1r, "s2")
 
         # the row trees and the shared sums S_p, S_q (a tree whose h plane is all ones)
         trees = []
         for r in range(R + 1):
             t = m.submodules[f"row{r}" if r < R else "shared"] = RowTrees(cols=C, tree_regs=cfg.tree_regs)
-            m.d.comb += [t.en.eq(adv), t.pp.eq(pp), t.qq.eq(qq)]
+            m.d.comb += [t.pp.eq(pp), t.qq.eq(qq)]
             if r < R:
                 m.d.comb += [t.h.eq(h[r]), t.x.eq(xb[r])]
             else:
@@ -542,97 +547,96 @@ class Engine(wiring.Component):
             tail = stage(tail, f"st{i}")
             pipe.append(tail)
 
-        # the root: each row accumulates its four gated sums over the chunks, the shared S_p, S_q once
+        # the root: each row accumulates its four gated sums over the chunks (the first chunk of a pass
+        # starts from zero, so no reset is needed), the shared S_p, S_q once; a pass's last chunk hands
+        # the totals to the result buffer
         acc_l = data.ArrayLayout(signed(self.acc_width), 4)
-        acc = [Signal(acc_l, name=f"acc{r}") for r in range(R + 1)]
-        total = []
+        buf = m.submodules.results = ResultBuffer(rows=R, group=cfg.group, acc_width=self.acc_width,
+                                                  accumulate=cfg.accumulate)
         for r in range(R + 1):
+            acc = Signal(acc_l, name=f"acc{r}", reset_less=True)
             tot = Signal(acc_l, name=f"total{r}")
-            m.d.comb += [tot[i].eq(acc[r][i] + trees[r].sums[i]) for i in range(4)]
-            with m.If(adv & tail.valid):
-                with m.If(tail.last):
-                    m.d.sync += acc[r].eq(0)
-                with m.Else():
-                    m.d.sync += acc[r].eq(tot)
-            total.append(tot)
-        rb = tail
+            m.d.comb += [tot[i].eq(Mux(tail.first, 0, acc[i]) + trees[r].sums[i]) for i in range(4)]
+            with m.If(tail.valid):
+                m.d.sync += acc.eq(tot)
+            m.d.comb += (buf.tile[r] if r < R else buf.shared).eq(tot)
+        m.d.comb += [buf.cap.eq(tail.last), buf.count.eq(tail.count), buf.final.eq(tail.final),
+                     buf.conj.eq(tail.conj)]
+        wiring.connect(m, wiring.flipped(self.res), buf.res)
 
-        # the result register: a row tile's sums, captured at once (enable only, no shift) and read out
-        # `group` rows a beat through a mux; the parts are formed on the way out
-        # (Σap = S_p - H_p - X_p, Σbp = X_p - H_p, the same for q, negated for conj(x))
-        nbeats = -(-R // G)
-        shadow = [Signal(acc_l, name=f"shadow{r}") for r in range(nbeats * G)]
-        groups = Array(Signal(data.ArrayLayout(acc_l, G), name=f"group{b}") for b in range(nbeats))
-        for b in range(nbeats):
-            m.d.comb += [groups[b][g].eq(shadow[b * G + g]) for g in range(G)]
-        shared = Signal(acc_l)
-        sh_left = Signal(range(nbeats * G + 1))
-        sh_beat = Signal(range(max(nbeats, 2)))
-        sh_final = Signal()
-        sh_conj = Signal()
-        # the pipeline holds while a tile's final sums wait for the result register to empty; `adv` is a
-        # function of registers only (not of res.ready: that path, through the advance enable's fan-out,
-        # limited a 1 x 128 array to 87.7 MHz on ECP5), so a tile is captured the cycle after the
-        # previous one's last beat at the earliest
-        m.d.comb += adv.eq(~(rb.valid & rb.last) | (sh_left == 0))
-        m.d.comb += [self.res.valid.eq(sh_left != 0), self.res.payload.last.eq(sh_final & (sh_left <= G))]
-        s_p, s_q = shared[0], shared[2]
-        front = groups[sh_beat]
-        for g in range(G):
-            hp, xp, hq, xq = (front[g][i] for i in range(4))
-            a_p, b_p = s_p - hp - xp, xp - hp
-            a_q = Mux(sh_conj, hq + xq - s_q, s_q - hq - xq)
-            b_q = Mux(sh_conj, hq - xq, xq - hq)
-            out = self.res.payload.sums[g]
-            if self._cfg.accumulate == "split":
-                m.d.comb += [out[0].eq(a_p), out[1].eq(a_q), out[2].eq(b_p), out[3].eq(b_q)]
-            else:
-                m.d.comb += [out[0].eq(a_p - b_q), out[1].eq(a_q + b_p)]
-        with m.If(rb.valid & rb.last & adv):
-            m.d.sync += [sh_left.eq(rb.count), sh_beat.eq(0), sh_final.eq(rb.final),
-                         sh_conj.eq(rb.conj), shared.eq(total[R])]
-            m.d.sync += [shadow[r].eq(total[r]) for r in range(R)]
-        with m.Elif(self.res.valid & self.res.ready):
-            m.d.sync += [sh_left.eq(Mux(sh_left <= G, 0, sh_left - G)), sh_beat.eq(sh_beat + 1)]
-
-        # the sequencer
-        chunk_last = chunk == c_last
-        final_pass = (mat == nmat - 1) & (stg == self._cfg.stages - 1) & (r_left <= R)
-        count = Mux(r_left >= R, R, r_left)
+        # the sequencer, its state one-hot and every decision a register or one LUT of registers (the
+        # decoded FSM state and the comparisons of its counters fanned out to the load and pass logic:
+        # the ECP5 critical path at 106.7 MHz). A pass's last word takes a credit (a tile slot), which
+        # comes back when the tile's last result beat leaves the buffer.
+        idle, loading, running, draining = Signal(init=1), Signal(), Signal(), Signal()
+        last_beat = Signal()                              # the act beat now offered is the layer's last
+        chunk_last = Signal()                             # == (chunk == c_last)
+        c_last_m1 = Signal.like(c_last)
+        r_gt = Signal()                                   # == (r_left > R): not the last row tile
+        last_mat = (mat == nmat - 1) if nmat > 1 else 1
+        last_stg = (stg == cfg.stages - 1) if cfg.stages > 1 else 1
+        final_pass = last_mat & last_stg & ~r_gt
+        count = Mux(r_gt, R, r_left)
         conj = (mat == nmat - 1) if nmat == 2 else 1
         in_flight = Cat(*(st.valid for st in pipe)).any()
-        with m.If(adv):
-            m.d.sync += s1.valid.eq(0)
-        with m.FSM():
-            with m.State("IDLE"):
-                m.d.comb += self.cmd.ready.eq(1)
-                with m.If(self.cmd.valid):
-                    m.d.sync += [left.eq(self.cmd.payload.k), r_left.eq(self.cmd.payload.rows),
-                                 ld_addr.eq(0), chunk.eq(0), mat.eq(0), stg.eq(0)]
-                    m.next = "LOAD"
-            with m.State("LOAD"):
-                m.d.comb += [self.act.ready.eq(1), self.busy.eq(1), wr.addr.eq(ld_addr),
-                             wr.en.eq(self.act.valid)]
-                # elements past K in the last beat are written as zeros: the shared sums S_p, S_q see
-                # every column (measured cheaper than masking the shared tree: 4,541 against 5,949
-                # shared Xilinx LUTs at 128 columns)
-                for c in range(C):
-                    keep = (left > c) if c else 1
-                    m.d.comb += wr.data[16 * c:16 * c + 16].eq(Mux(keep, self.act.payload[c].as_value(), 0))
-                with m.If(self.act.valid):
-                    m.d.sync += [left.eq(left - C), ld_addr.eq(ld_addr + 1)]
-                    with m.If(left <= C):
-                        m.d.sync += c_last.eq(ld_addr)
-                        m.next = "RUN"
-            with m.State("RUN"):
-                m.d.comb += [self.busy.eq(1), self.wgt.ready.eq(adv)]
-                with m.If(self.wgt.valid & adv):
-                    m.d.sync += [s1.valid.eq(1), s1.last.eq(chunk_last), s1.conj.eq(conj),
-                                 s1.final.eq(final_pass & chunk_last), s1.count.eq(count),
-                                 s1_codes.eq(self.wgt.payload), chunk.eq(Mux(chunk_last, 0, chunk + 1))]
-                    self._next_pass(m, chunk_last, final_pass, mat, stg, r_left, count)
-            with m.State("DRAIN"):
-                m.d.comb += self.busy.eq(1)
-                with m.If(~in_flight & (sh_left == 0)):
-                    m.next = "IDLE"
+        ready = running & (~chunk_last | (credits != 0))
+        take_cmd = self.cmd.valid & idle
+        take_act = self.act.valid & loading
+        take = self.wgt.valid & ready
+        m.d.comb += [self.cmd.ready.eq(idle), self.act.ready.eq(loading), self.wgt.ready.eq(ready),
+                     self.busy.eq(~idle)]
+        m.d.sync += [s1.valid.eq(take), s1.last.eq(take & chunk_last), s1.first.eq(chunk == 0),
+                     s1.conj.eq(conj), s1.final.eq(final_pass), s1.count.eq(count)]
+        m.d.sync += credits.eq(credits - (take & chunk_last) + buf.freed)
+
+        with m.If(take_cmd):
+            k, rows = self.cmd.payload.k, self.cmd.payload.rows
+            m.d.sync += [idle.eq(0), loading.eq(1), left.eq(k), last_beat.eq(k <= C),
+                         r_left.eq(rows), r_gt.eq(rows > R), ld_addr.eq(0), chunk.eq(0),
+                         mat.eq(0), stg.eq(0)]
+
+        # LOAD: the act beats fill the buffer, chunk by chunk, one register after they are taken: the
+        # write and its address counter then hang on a register (`a_valid`), not on the handshake
+        # (whose fan-out to the block RAMs' write enables and the zeroing logic was the ECP5 critical
+        # path at 125.4 MHz). Elements past K in the last beat are written as zeros (the shared sums
+        # S_p, S_q see every column; measured cheaper than masking the shared tree: 4,541 against
+        # 5,949 shared Xilinx LUTs at 128 columns); which ones is registered with the beat, from the
+        # element count. RUN starts the cycle after the last beat's write, so no read meets it.
+        a_valid, a_last = Signal(), Signal(reset_less=True)
+        a_data = Signal(16 * C, reset_less=True)
+        a_zero = Signal(C, reset_less=True)
+        m.d.sync += [a_valid.eq(take_act), a_last.eq(last_beat), a_data.eq(self.act.payload)]
+        m.d.sync += [a_zero[c].eq(left <= c) for c in range(1, C)]
+        m.d.comb += [wr.addr.eq(ld_addr), wr.en.eq(a_valid)]
+        for c in range(C):
+            v = a_data[16 * c:16 * c + 16]
+            m.d.comb += wr.data[16 * c:16 * c + 16].eq(Mux(a_zero[c], 0, v) if c else v)
+        with m.If(take_act):
+            m.d.sync += [left.eq(left - C), last_beat.eq(left <= 2 * C)]
+            with m.If(last_beat):
+                m.d.sync += loading.eq(0)
+        with m.If(a_valid):
+            m.d.sync += ld_addr.eq(ld_addr + 1)
+            with m.If(a_last):
+                m.d.sync += [running.eq(1), c_last.eq(ld_addr), c_last_m1.eq(ld_addr - 1),
+                             chunk_last.eq(ld_addr == 0)]
+
+        # RUN: a weight word a cycle; at a pass's last word the next matrix, else the next stage, else
+        # the next row tile; after the final pass, DRAIN until the pipeline and the buffer are empty
+        with m.If(take):
+            m.d.sync += [chunk.eq(Mux(chunk_last, 0, chunk + 1)),
+                         chunk_last.eq(Mux(chunk_last, c_last == 0, chunk == c_last_m1))]
+            with m.If(chunk_last):
+                with m.If(last_mat):
+                    m.d.sync += mat.eq(0)
+                    with m.If(last_stg):
+                        m.d.sync += [stg.eq(0), r_left.eq(r_left - R), r_gt.eq(r_left > 2 * R)]
+                    with m.Else():
+                        m.d.sync += stg.eq(stg + 1)
+                with m.Else():
+                    m.d.sync += mat.eq(mat + 1)
+                with m.If(final_pass):
+                    m.d.sync += [running.eq(0), draining.eq(1)]
+        with m.If(draining & ~in_flight & buf.idle):
+            m.d.sync += [draining.eq(0), idle.eq(1)]
         return m

@@ -7,7 +7,7 @@ exactly, stall-free) and the performance model.
 from __future__ import annotations
 
 __all__ = ["engine_cycles", "array_cycles", "array_depth", "tree_levels", "tree_depth", "tile_rows",
-           "latency", "pass_count", "result_beats"]
+           "output_stages", "latency", "pass_count", "result_beats"]
 
 
 def tile_rows(rows: int, tile: int) -> list[int]:
@@ -21,8 +21,9 @@ def tree_levels(cols: int) -> int:
 
 
 def tree_depth(cols: int, tree_regs: int) -> int:
-    """Registers of an array row's trees: the leaves, then one every ``tree_regs`` adder levels."""
-    return 1 + -(-tree_levels(cols) // tree_regs)
+    """Registers of an array row's trees: one every ``tree_regs`` adder levels and at the root (the
+    leaves feed the first level unregistered; a lone leaf is registered)."""
+    return max(1, -(-tree_levels(cols) // tree_regs))
 
 
 def engine_cycles(k: int, rows: int, *, lanes: int, stages: int, matrices: int,
@@ -67,26 +68,46 @@ def pass_count(cfg, rows: int) -> int:
 def array_depth(cfg) -> int:
     """Pipeline registers of the array style from an accepted weight word to its accumulation: the
     word and the buffer read, the read data, the shared pair values and plane bits, then the row trees
-    (their leaves and one register per ``tree_regs`` adder levels)."""
+    (one register per ``tree_regs`` adder levels, :func:`tree_depth`)."""
     return 3 + tree_depth(cfg.cols, cfg.tree_regs)
+
+
+def output_stages(accumulate: str) -> int:
+    """Registers of the array's result pipeline, from the drain slot to the ``res`` stream: two for
+    split sums (``H + X`` and ``X - H``, then the parts), three for merged ones (then ``re``, ``im``)."""
+    return 2 if accumulate == "split" else 3
 
 
 def array_cycles(k: int, rows: int, cfg) -> int:
     """Cycles of one layer on the array style, command handshake to last result handshake, both
     included, no stalls.
 
-    ``n = ceil(k / cols)`` act beats fill the buffer; each pass (row tile, stage, matrix) takes ``n``
-    weight words. The last word of pass ``i`` reaches the root ``depth`` cycles after it is accepted,
-    and its ``b_i = ceil(c_i / group)`` result beats follow; the array holds while the result register
-    still holds the previous tile (it empties the cycle after its last beat), so pass ``i`` ends
-    ``max(n, b_{i-1} + 1)`` cycles after pass ``i - 1``.
+    Cycle 0 takes the command, ``n = ceil(k / cols)`` act beats fill the buffer (the last one is
+    written the cycle after it is taken, and the first weight word is taken the cycle after that), and
+    each pass (row tile, stage, matrix) takes ``n`` weight words, one a cycle. The last word of pass ``i``, accepted
+    at cycle ``L_i``, reaches the root ``D`` (:func:`array_depth`) cycles later and its sums are
+    captured in tile slot A; they move to slot B once B is empty, at ``m_i``, and drain one beat a
+    cycle, the ``b_i = ceil(c_i / group)`` beats ending at ``e_i``; each beat then crosses the
+    :func:`output_stages` registers. A pass's last word waits for a credit (two tiles at most between
+    its acceptance and the end of their drain)::
+
+        L_0 = 2n + 1,   L_i = max(L_{i-1} + n, e_{i-2} + 1)
+        m_i = max(L_i + D + 1, e_{i-1} + 1),   e_i = m_i + b_i
+
+    and the last result is taken at ``e_last + output_stages``. The array never stalls while
+    ``b_i + 1 <= n`` and ``D + b_i + 2 <= 2n``.
     """
     n = -(-k // cfg.cols)
+    d = array_depth(cfg)
     beats = [-(-c // cfg.group) for c in tile_rows(rows, cfg.rows)
              for _ in range(cfg.stages * len(cfg.matrices))]
-    end = 1 + n + n + array_depth(cfg) - 1            # the first pass's capture cycle
-    end += sum(max(n, b + 1) for b in beats[:-1])
-    return end + beats[-1] + 1
+    e = [-(10 ** 9), -(10 ** 9)]         # drain ends of the two passes before (none yet)
+    last = n + 1                        # so that the first pass's last word is at 2n + 1
+    for b in beats:
+        last = max(last + n, e[-2] + 1)
+        move = max(last + d + 1, e[-1] + 1)
+        e.append(move + b)
+    return e[-1] + output_stages(cfg.accumulate) + 1
 
 
 def result_beats(cfg, rows: int) -> int:
