@@ -7,15 +7,15 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire [21:0] \$1 ;
   wire [22:0] \$10 ;
   wire \$100 ;
-  wire [14:0] \$101 ;
+  wire \$101 ;
   wire \$102 ;
   wire \$103 ;
   wire \$104 ;
   wire \$105 ;
   wire \$106 ;
-  wire \$107 ;
-  wire [2:0] \$108 ;
-  wire [3:0] \$109 ;
+  wire [14:0] \$107 ;
+  wire \$108 ;
+  wire \$109 ;
   wire [21:0] \$11 ;
   wire \$110 ;
   wire \$111 ;
@@ -23,8 +23,8 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire \$113 ;
   wire \$114 ;
   wire \$115 ;
-  wire \$116 ;
-  wire \$117 ;
+  wire [2:0] \$116 ;
+  wire [3:0] \$117 ;
   wire \$118 ;
   wire \$119 ;
   wire [22:0] \$12 ;
@@ -91,16 +91,16 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire \$175 ;
   wire \$176 ;
   wire \$177 ;
-  wire [14:0] \$178 ;
+  wire \$178 ;
   wire \$179 ;
   wire \$18 ;
-  wire [7:0] \$180 ;
-  wire [7:0] \$181 ;
+  wire \$180 ;
+  wire \$181 ;
   wire \$182 ;
   wire \$183 ;
   wire \$184 ;
   wire \$185 ;
-  wire \$186 ;
+  wire [14:0] \$186 ;
   wire \$187 ;
   wire [7:0] \$188 ;
   wire [7:0] \$189 ;
@@ -110,13 +110,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire \$192 ;
   wire \$193 ;
   wire \$194 ;
-  wire [15:0] \$195 ;
+  wire \$195 ;
   wire \$196 ;
-  wire [1:0] \$197 ;
-  wire [1:0] \$198 ;
-  wire \$199 ;
+  wire \$197 ;
+  wire [7:0] \$198 ;
+  wire [7:0] \$199 ;
   wire [22:0] \$2 ;
-  wire [15:0] \$20 ;
+  wire \$20 ;
   wire \$200 ;
   wire \$201 ;
   wire \$202 ;
@@ -125,42 +125,72 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire \$205 ;
   wire \$206 ;
   wire \$207 ;
-  reg [5:0] \$208 ;
-  wire [63:0] \$209 ;
-  wire [15:0] \$21 ;
-  wire [63:0] \$210 ;
-  reg [5:0] \$211 ;
-  reg [5:0] \$212 ;
-  reg [5:0] \$213 ;
-  reg [5:0] \$214 ;
-  reg [5:0] \$215 ;
-  reg [5:0] \$216 ;
-  reg [87:0] \$217 ;
-  reg [87:0] \$218 ;
-  reg [5:0] \$219 ;
+  wire \$208 ;
+  wire \$209 ;
+  wire \$21 ;
+  wire \$210 ;
+  wire \$211 ;
+  wire \$212 ;
+  wire \$213 ;
+  wire \$214 ;
+  wire \$215 ;
+  wire \$216 ;
+  wire \$217 ;
+  wire \$218 ;
+  wire [15:0] \$219 ;
   wire [15:0] \$22 ;
-  reg [1:0] \$220 ;
-  reg \$221 ;
-  reg \$222 ;
-  reg [13:0] \$223 ;
-  reg \$224 ;
-  reg [14:0] \$225 ;
-  reg \$226 ;
-  reg [6:0] \$227 ;
-  reg [6:0] \$228 ;
-  reg \$229 ;
+  wire \$220 ;
+  wire [1:0] \$221 ;
+  wire [1:0] \$222 ;
+  wire \$223 ;
+  wire \$224 ;
+  wire \$225 ;
+  wire \$226 ;
+  wire \$227 ;
+  wire \$228 ;
+  wire \$229 ;
   wire [15:0] \$23 ;
-  reg \$230 ;
-  reg \$231 ;
-  wire [63:0] \$232 ;
-  reg \$233 ;
-  reg [6:0] \$234 ;
-  reg [6:0] \$235 ;
-  reg \$236 ;
-  reg \$237 ;
+  wire \$230 ;
+  wire \$231 ;
+  wire \$232 ;
+  wire \$233 ;
+  wire \$234 ;
+  wire \$235 ;
+  reg [5:0] \$236 ;
+  wire [63:0] \$237 ;
+  wire [63:0] \$238 ;
+  reg [5:0] \$239 ;
   wire [15:0] \$24 ;
+  reg [5:0] \$240 ;
+  reg [5:0] \$241 ;
+  reg [5:0] \$242 ;
+  reg [5:0] \$243 ;
+  reg [5:0] \$244 ;
+  reg [87:0] \$245 ;
+  reg [87:0] \$246 ;
+  reg [5:0] \$247 ;
+  reg [1:0] \$248 ;
+  reg \$249 ;
   wire [15:0] \$25 ;
+  reg \$250 ;
+  reg [13:0] \$251 ;
+  reg \$252 ;
+  reg [14:0] \$253 ;
+  reg \$254 ;
+  reg [6:0] \$255 ;
+  reg [6:0] \$256 ;
+  reg \$257 ;
+  reg \$258 ;
+  reg \$259 ;
   wire [15:0] \$26 ;
+  wire [63:0] \$260 ;
+  reg \$261 ;
+  reg [6:0] \$262 ;
+  reg [6:0] \$263 ;
+  reg \$264 ;
+  reg \$265 ;
+  reg \$266 ;
+  reg \$267 ;
   wire [15:0] \$27 ;
   wire [15:0] \$28 ;
   wire [15:0] \$29 ;
@@ -223,8 +253,8 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire [15:0] \$80 ;
   wire [15:0] \$81 ;
   wire [15:0] \$82 ;
-  wire \$83 ;
-  wire \$84 ;
+  wire [15:0] \$83 ;
+  wire [15:0] \$84 ;
   wire \$85 ;
   wire \$86 ;
   wire \$87 ;
@@ -247,8 +277,8 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire \$signal$49 ;
   reg \$signal$50  = 1'h0;
   (* init = 1'h0 *)
-  wire \$signal$56 ;
-  reg \$signal$82  = 1'h0;
+  wire \$signal$57 ;
+  reg \$signal$83  = 1'h0;
   reg [1023:0] a_data = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
   reg a_last = 1'h0;
   reg [63:0] a_zero = 64'h0000000000000000;
@@ -481,6 +511,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire conj;
   wire count;
   reg [1:0] credits = 2'h2;
+  reg empty = 1'h0;
   wire \final ;
   wire freed;
   reg [63:0] h = 64'h0000000000000000;
@@ -558,6 +589,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire [7:0] \p[7] ;
   wire [7:0] \p[8] ;
   wire [7:0] \p[9] ;
+  reg pass_end = 1'h0;
   reg [863:0] pp = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
   (* init = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000 *)
   wire [863:0] \pp$21 ;
@@ -819,135 +851,135 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire [8:0] \pp$28[9][0] ;
   wire [8:0] \pp$28[9][1] ;
   wire [8:0] \pp$28[9][2] ;
-  wire [863:0] \pp$65 ;
-  wire [26:0] \pp$65[0] ;
-  wire [8:0] \pp$65[0][0] ;
-  wire [8:0] \pp$65[0][1] ;
-  wire [8:0] \pp$65[0][2] ;
-  wire [26:0] \pp$65[10] ;
-  wire [8:0] \pp$65[10][0] ;
-  wire [8:0] \pp$65[10][1] ;
-  wire [8:0] \pp$65[10][2] ;
-  wire [26:0] \pp$65[11] ;
-  wire [8:0] \pp$65[11][0] ;
-  wire [8:0] \pp$65[11][1] ;
-  wire [8:0] \pp$65[11][2] ;
-  wire [26:0] \pp$65[12] ;
-  wire [8:0] \pp$65[12][0] ;
-  wire [8:0] \pp$65[12][1] ;
-  wire [8:0] \pp$65[12][2] ;
-  wire [26:0] \pp$65[13] ;
-  wire [8:0] \pp$65[13][0] ;
-  wire [8:0] \pp$65[13][1] ;
-  wire [8:0] \pp$65[13][2] ;
-  wire [26:0] \pp$65[14] ;
-  wire [8:0] \pp$65[14][0] ;
-  wire [8:0] \pp$65[14][1] ;
-  wire [8:0] \pp$65[14][2] ;
-  wire [26:0] \pp$65[15] ;
-  wire [8:0] \pp$65[15][0] ;
-  wire [8:0] \pp$65[15][1] ;
-  wire [8:0] \pp$65[15][2] ;
-  wire [26:0] \pp$65[16] ;
-  wire [8:0] \pp$65[16][0] ;
-  wire [8:0] \pp$65[16][1] ;
-  wire [8:0] \pp$65[16][2] ;
-  wire [26:0] \pp$65[17] ;
-  wire [8:0] \pp$65[17][0] ;
-  wire [8:0] \pp$65[17][1] ;
-  wire [8:0] \pp$65[17][2] ;
-  wire [26:0] \pp$65[18] ;
-  wire [8:0] \pp$65[18][0] ;
-  wire [8:0] \pp$65[18][1] ;
-  wire [8:0] \pp$65[18][2] ;
-  wire [26:0] \pp$65[19] ;
-  wire [8:0] \pp$65[19][0] ;
-  wire [8:0] \pp$65[19][1] ;
-  wire [8:0] \pp$65[19][2] ;
-  wire [26:0] \pp$65[1] ;
-  wire [8:0] \pp$65[1][0] ;
-  wire [8:0] \pp$65[1][1] ;
-  wire [8:0] \pp$65[1][2] ;
-  wire [26:0] \pp$65[20] ;
-  wire [8:0] \pp$65[20][0] ;
-  wire [8:0] \pp$65[20][1] ;
-  wire [8:0] \pp$65[20][2] ;
-  wire [26:0] \pp$65[21] ;
-  wire [8:0] \pp$65[21][0] ;
-  wire [8:0] \pp$65[21][1] ;
-  wire [8:0] \pp$65[21][2] ;
-  wire [26:0] \pp$65[22] ;
-  wire [8:0] \pp$65[22][0] ;
-  wire [8:0] \pp$65[22][1] ;
-  wire [8:0] \pp$65[22][2] ;
-  wire [26:0] \pp$65[23] ;
-  wire [8:0] \pp$65[23][0] ;
-  wire [8:0] \pp$65[23][1] ;
-  wire [8:0] \pp$65[23][2] ;
-  wire [26:0] \pp$65[24] ;
-  wire [8:0] \pp$65[24][0] ;
-  wire [8:0] \pp$65[24][1] ;
-  wire [8:0] \pp$65[24][2] ;
-  wire [26:0] \pp$65[25] ;
-  wire [8:0] \pp$65[25][0] ;
-  wire [8:0] \pp$65[25][1] ;
-  wire [8:0] \pp$65[25][2] ;
-  wire [26:0] \pp$65[26] ;
-  wire [8:0] \pp$65[26][0] ;
-  wire [8:0] \pp$65[26][1] ;
-  wire [8:0] \pp$65[26][2] ;
-  wire [26:0] \pp$65[27] ;
-  wire [8:0] \pp$65[27][0] ;
-  wire [8:0] \pp$65[27][1] ;
-  wire [8:0] \pp$65[27][2] ;
-  wire [26:0] \pp$65[28] ;
-  wire [8:0] \pp$65[28][0] ;
-  wire [8:0] \pp$65[28][1] ;
-  wire [8:0] \pp$65[28][2] ;
-  wire [26:0] \pp$65[29] ;
-  wire [8:0] \pp$65[29][0] ;
-  wire [8:0] \pp$65[29][1] ;
-  wire [8:0] \pp$65[29][2] ;
-  wire [26:0] \pp$65[2] ;
-  wire [8:0] \pp$65[2][0] ;
-  wire [8:0] \pp$65[2][1] ;
-  wire [8:0] \pp$65[2][2] ;
-  wire [26:0] \pp$65[30] ;
-  wire [8:0] \pp$65[30][0] ;
-  wire [8:0] \pp$65[30][1] ;
-  wire [8:0] \pp$65[30][2] ;
-  wire [26:0] \pp$65[31] ;
-  wire [8:0] \pp$65[31][0] ;
-  wire [8:0] \pp$65[31][1] ;
-  wire [8:0] \pp$65[31][2] ;
-  wire [26:0] \pp$65[3] ;
-  wire [8:0] \pp$65[3][0] ;
-  wire [8:0] \pp$65[3][1] ;
-  wire [8:0] \pp$65[3][2] ;
-  wire [26:0] \pp$65[4] ;
-  wire [8:0] \pp$65[4][0] ;
-  wire [8:0] \pp$65[4][1] ;
-  wire [8:0] \pp$65[4][2] ;
-  wire [26:0] \pp$65[5] ;
-  wire [8:0] \pp$65[5][0] ;
-  wire [8:0] \pp$65[5][1] ;
-  wire [8:0] \pp$65[5][2] ;
-  wire [26:0] \pp$65[6] ;
-  wire [8:0] \pp$65[6][0] ;
-  wire [8:0] \pp$65[6][1] ;
-  wire [8:0] \pp$65[6][2] ;
-  wire [26:0] \pp$65[7] ;
-  wire [8:0] \pp$65[7][0] ;
-  wire [8:0] \pp$65[7][1] ;
-  wire [8:0] \pp$65[7][2] ;
-  wire [26:0] \pp$65[8] ;
-  wire [8:0] \pp$65[8][0] ;
-  wire [8:0] \pp$65[8][1] ;
-  wire [8:0] \pp$65[8][2] ;
-  wire [26:0] \pp$65[9] ;
-  wire [8:0] \pp$65[9][0] ;
-  wire [8:0] \pp$65[9][1] ;
-  wire [8:0] \pp$65[9][2] ;
+  wire [863:0] \pp$66 ;
+  wire [26:0] \pp$66[0] ;
+  wire [8:0] \pp$66[0][0] ;
+  wire [8:0] \pp$66[0][1] ;
+  wire [8:0] \pp$66[0][2] ;
+  wire [26:0] \pp$66[10] ;
+  wire [8:0] \pp$66[10][0] ;
+  wire [8:0] \pp$66[10][1] ;
+  wire [8:0] \pp$66[10][2] ;
+  wire [26:0] \pp$66[11] ;
+  wire [8:0] \pp$66[11][0] ;
+  wire [8:0] \pp$66[11][1] ;
+  wire [8:0] \pp$66[11][2] ;
+  wire [26:0] \pp$66[12] ;
+  wire [8:0] \pp$66[12][0] ;
+  wire [8:0] \pp$66[12][1] ;
+  wire [8:0] \pp$66[12][2] ;
+  wire [26:0] \pp$66[13] ;
+  wire [8:0] \pp$66[13][0] ;
+  wire [8:0] \pp$66[13][1] ;
+  wire [8:0] \pp$66[13][2] ;
+  wire [26:0] \pp$66[14] ;
+  wire [8:0] \pp$66[14][0] ;
+  wire [8:0] \pp$66[14][1] ;
+  wire [8:0] \pp$66[14][2] ;
+  wire [26:0] \pp$66[15] ;
+  wire [8:0] \pp$66[15][0] ;
+  wire [8:0] \pp$66[15][1] ;
+  wire [8:0] \pp$66[15][2] ;
+  wire [26:0] \pp$66[16] ;
+  wire [8:0] \pp$66[16][0] ;
+  wire [8:0] \pp$66[16][1] ;
+  wire [8:0] \pp$66[16][2] ;
+  wire [26:0] \pp$66[17] ;
+  wire [8:0] \pp$66[17][0] ;
+  wire [8:0] \pp$66[17][1] ;
+  wire [8:0] \pp$66[17][2] ;
+  wire [26:0] \pp$66[18] ;
+  wire [8:0] \pp$66[18][0] ;
+  wire [8:0] \pp$66[18][1] ;
+  wire [8:0] \pp$66[18][2] ;
+  wire [26:0] \pp$66[19] ;
+  wire [8:0] \pp$66[19][0] ;
+  wire [8:0] \pp$66[19][1] ;
+  wire [8:0] \pp$66[19][2] ;
+  wire [26:0] \pp$66[1] ;
+  wire [8:0] \pp$66[1][0] ;
+  wire [8:0] \pp$66[1][1] ;
+  wire [8:0] \pp$66[1][2] ;
+  wire [26:0] \pp$66[20] ;
+  wire [8:0] \pp$66[20][0] ;
+  wire [8:0] \pp$66[20][1] ;
+  wire [8:0] \pp$66[20][2] ;
+  wire [26:0] \pp$66[21] ;
+  wire [8:0] \pp$66[21][0] ;
+  wire [8:0] \pp$66[21][1] ;
+  wire [8:0] \pp$66[21][2] ;
+  wire [26:0] \pp$66[22] ;
+  wire [8:0] \pp$66[22][0] ;
+  wire [8:0] \pp$66[22][1] ;
+  wire [8:0] \pp$66[22][2] ;
+  wire [26:0] \pp$66[23] ;
+  wire [8:0] \pp$66[23][0] ;
+  wire [8:0] \pp$66[23][1] ;
+  wire [8:0] \pp$66[23][2] ;
+  wire [26:0] \pp$66[24] ;
+  wire [8:0] \pp$66[24][0] ;
+  wire [8:0] \pp$66[24][1] ;
+  wire [8:0] \pp$66[24][2] ;
+  wire [26:0] \pp$66[25] ;
+  wire [8:0] \pp$66[25][0] ;
+  wire [8:0] \pp$66[25][1] ;
+  wire [8:0] \pp$66[25][2] ;
+  wire [26:0] \pp$66[26] ;
+  wire [8:0] \pp$66[26][0] ;
+  wire [8:0] \pp$66[26][1] ;
+  wire [8:0] \pp$66[26][2] ;
+  wire [26:0] \pp$66[27] ;
+  wire [8:0] \pp$66[27][0] ;
+  wire [8:0] \pp$66[27][1] ;
+  wire [8:0] \pp$66[27][2] ;
+  wire [26:0] \pp$66[28] ;
+  wire [8:0] \pp$66[28][0] ;
+  wire [8:0] \pp$66[28][1] ;
+  wire [8:0] \pp$66[28][2] ;
+  wire [26:0] \pp$66[29] ;
+  wire [8:0] \pp$66[29][0] ;
+  wire [8:0] \pp$66[29][1] ;
+  wire [8:0] \pp$66[29][2] ;
+  wire [26:0] \pp$66[2] ;
+  wire [8:0] \pp$66[2][0] ;
+  wire [8:0] \pp$66[2][1] ;
+  wire [8:0] \pp$66[2][2] ;
+  wire [26:0] \pp$66[30] ;
+  wire [8:0] \pp$66[30][0] ;
+  wire [8:0] \pp$66[30][1] ;
+  wire [8:0] \pp$66[30][2] ;
+  wire [26:0] \pp$66[31] ;
+  wire [8:0] \pp$66[31][0] ;
+  wire [8:0] \pp$66[31][1] ;
+  wire [8:0] \pp$66[31][2] ;
+  wire [26:0] \pp$66[3] ;
+  wire [8:0] \pp$66[3][0] ;
+  wire [8:0] \pp$66[3][1] ;
+  wire [8:0] \pp$66[3][2] ;
+  wire [26:0] \pp$66[4] ;
+  wire [8:0] \pp$66[4][0] ;
+  wire [8:0] \pp$66[4][1] ;
+  wire [8:0] \pp$66[4][2] ;
+  wire [26:0] \pp$66[5] ;
+  wire [8:0] \pp$66[5][0] ;
+  wire [8:0] \pp$66[5][1] ;
+  wire [8:0] \pp$66[5][2] ;
+  wire [26:0] \pp$66[6] ;
+  wire [8:0] \pp$66[6][0] ;
+  wire [8:0] \pp$66[6][1] ;
+  wire [8:0] \pp$66[6][2] ;
+  wire [26:0] \pp$66[7] ;
+  wire [8:0] \pp$66[7][0] ;
+  wire [8:0] \pp$66[7][1] ;
+  wire [8:0] \pp$66[7][2] ;
+  wire [26:0] \pp$66[8] ;
+  wire [8:0] \pp$66[8][0] ;
+  wire [8:0] \pp$66[8][1] ;
+  wire [8:0] \pp$66[8][2] ;
+  wire [26:0] \pp$66[9] ;
+  wire [8:0] \pp$66[9][0] ;
+  wire [8:0] \pp$66[9][1] ;
+  wire [8:0] \pp$66[9][2] ;
   wire [26:0] \pp[0] ;
   wire [8:0] \pp[0][0] ;
   wire [8:0] \pp[0][1] ;
@@ -1402,135 +1434,135 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire [8:0] \qq$29[9][0] ;
   wire [8:0] \qq$29[9][1] ;
   wire [8:0] \qq$29[9][2] ;
-  wire [863:0] \qq$66 ;
-  wire [26:0] \qq$66[0] ;
-  wire [8:0] \qq$66[0][0] ;
-  wire [8:0] \qq$66[0][1] ;
-  wire [8:0] \qq$66[0][2] ;
-  wire [26:0] \qq$66[10] ;
-  wire [8:0] \qq$66[10][0] ;
-  wire [8:0] \qq$66[10][1] ;
-  wire [8:0] \qq$66[10][2] ;
-  wire [26:0] \qq$66[11] ;
-  wire [8:0] \qq$66[11][0] ;
-  wire [8:0] \qq$66[11][1] ;
-  wire [8:0] \qq$66[11][2] ;
-  wire [26:0] \qq$66[12] ;
-  wire [8:0] \qq$66[12][0] ;
-  wire [8:0] \qq$66[12][1] ;
-  wire [8:0] \qq$66[12][2] ;
-  wire [26:0] \qq$66[13] ;
-  wire [8:0] \qq$66[13][0] ;
-  wire [8:0] \qq$66[13][1] ;
-  wire [8:0] \qq$66[13][2] ;
-  wire [26:0] \qq$66[14] ;
-  wire [8:0] \qq$66[14][0] ;
-  wire [8:0] \qq$66[14][1] ;
-  wire [8:0] \qq$66[14][2] ;
-  wire [26:0] \qq$66[15] ;
-  wire [8:0] \qq$66[15][0] ;
-  wire [8:0] \qq$66[15][1] ;
-  wire [8:0] \qq$66[15][2] ;
-  wire [26:0] \qq$66[16] ;
-  wire [8:0] \qq$66[16][0] ;
-  wire [8:0] \qq$66[16][1] ;
-  wire [8:0] \qq$66[16][2] ;
-  wire [26:0] \qq$66[17] ;
-  wire [8:0] \qq$66[17][0] ;
-  wire [8:0] \qq$66[17][1] ;
-  wire [8:0] \qq$66[17][2] ;
-  wire [26:0] \qq$66[18] ;
-  wire [8:0] \qq$66[18][0] ;
-  wire [8:0] \qq$66[18][1] ;
-  wire [8:0] \qq$66[18][2] ;
-  wire [26:0] \qq$66[19] ;
-  wire [8:0] \qq$66[19][0] ;
-  wire [8:0] \qq$66[19][1] ;
-  wire [8:0] \qq$66[19][2] ;
-  wire [26:0] \qq$66[1] ;
-  wire [8:0] \qq$66[1][0] ;
-  wire [8:0] \qq$66[1][1] ;
-  wire [8:0] \qq$66[1][2] ;
-  wire [26:0] \qq$66[20] ;
-  wire [8:0] \qq$66[20][0] ;
-  wire [8:0] \qq$66[20][1] ;
-  wire [8:0] \qq$66[20][2] ;
-  wire [26:0] \qq$66[21] ;
-  wire [8:0] \qq$66[21][0] ;
-  wire [8:0] \qq$66[21][1] ;
-  wire [8:0] \qq$66[21][2] ;
-  wire [26:0] \qq$66[22] ;
-  wire [8:0] \qq$66[22][0] ;
-  wire [8:0] \qq$66[22][1] ;
-  wire [8:0] \qq$66[22][2] ;
-  wire [26:0] \qq$66[23] ;
-  wire [8:0] \qq$66[23][0] ;
-  wire [8:0] \qq$66[23][1] ;
-  wire [8:0] \qq$66[23][2] ;
-  wire [26:0] \qq$66[24] ;
-  wire [8:0] \qq$66[24][0] ;
-  wire [8:0] \qq$66[24][1] ;
-  wire [8:0] \qq$66[24][2] ;
-  wire [26:0] \qq$66[25] ;
-  wire [8:0] \qq$66[25][0] ;
-  wire [8:0] \qq$66[25][1] ;
-  wire [8:0] \qq$66[25][2] ;
-  wire [26:0] \qq$66[26] ;
-  wire [8:0] \qq$66[26][0] ;
-  wire [8:0] \qq$66[26][1] ;
-  wire [8:0] \qq$66[26][2] ;
-  wire [26:0] \qq$66[27] ;
-  wire [8:0] \qq$66[27][0] ;
-  wire [8:0] \qq$66[27][1] ;
-  wire [8:0] \qq$66[27][2] ;
-  wire [26:0] \qq$66[28] ;
-  wire [8:0] \qq$66[28][0] ;
-  wire [8:0] \qq$66[28][1] ;
-  wire [8:0] \qq$66[28][2] ;
-  wire [26:0] \qq$66[29] ;
-  wire [8:0] \qq$66[29][0] ;
-  wire [8:0] \qq$66[29][1] ;
-  wire [8:0] \qq$66[29][2] ;
-  wire [26:0] \qq$66[2] ;
-  wire [8:0] \qq$66[2][0] ;
-  wire [8:0] \qq$66[2][1] ;
-  wire [8:0] \qq$66[2][2] ;
-  wire [26:0] \qq$66[30] ;
-  wire [8:0] \qq$66[30][0] ;
-  wire [8:0] \qq$66[30][1] ;
-  wire [8:0] \qq$66[30][2] ;
-  wire [26:0] \qq$66[31] ;
-  wire [8:0] \qq$66[31][0] ;
-  wire [8:0] \qq$66[31][1] ;
-  wire [8:0] \qq$66[31][2] ;
-  wire [26:0] \qq$66[3] ;
-  wire [8:0] \qq$66[3][0] ;
-  wire [8:0] \qq$66[3][1] ;
-  wire [8:0] \qq$66[3][2] ;
-  wire [26:0] \qq$66[4] ;
-  wire [8:0] \qq$66[4][0] ;
-  wire [8:0] \qq$66[4][1] ;
-  wire [8:0] \qq$66[4][2] ;
-  wire [26:0] \qq$66[5] ;
-  wire [8:0] \qq$66[5][0] ;
-  wire [8:0] \qq$66[5][1] ;
-  wire [8:0] \qq$66[5][2] ;
-  wire [26:0] \qq$66[6] ;
-  wire [8:0] \qq$66[6][0] ;
-  wire [8:0] \qq$66[6][1] ;
-  wire [8:0] \qq$66[6][2] ;
-  wire [26:0] \qq$66[7] ;
-  wire [8:0] \qq$66[7][0] ;
-  wire [8:0] \qq$66[7][1] ;
-  wire [8:0] \qq$66[7][2] ;
-  wire [26:0] \qq$66[8] ;
-  wire [8:0] \qq$66[8][0] ;
-  wire [8:0] \qq$66[8][1] ;
-  wire [8:0] \qq$66[8][2] ;
-  wire [26:0] \qq$66[9] ;
-  wire [8:0] \qq$66[9][0] ;
-  wire [8:0] \qq$66[9][1] ;
-  wire [8:0] \qq$66[9][2] ;
+  wire [863:0] \qq$67 ;
+  wire [26:0] \qq$67[0] ;
+  wire [8:0] \qq$67[0][0] ;
+  wire [8:0] \qq$67[0][1] ;
+  wire [8:0] \qq$67[0][2] ;
+  wire [26:0] \qq$67[10] ;
+  wire [8:0] \qq$67[10][0] ;
+  wire [8:0] \qq$67[10][1] ;
+  wire [8:0] \qq$67[10][2] ;
+  wire [26:0] \qq$67[11] ;
+  wire [8:0] \qq$67[11][0] ;
+  wire [8:0] \qq$67[11][1] ;
+  wire [8:0] \qq$67[11][2] ;
+  wire [26:0] \qq$67[12] ;
+  wire [8:0] \qq$67[12][0] ;
+  wire [8:0] \qq$67[12][1] ;
+  wire [8:0] \qq$67[12][2] ;
+  wire [26:0] \qq$67[13] ;
+  wire [8:0] \qq$67[13][0] ;
+  wire [8:0] \qq$67[13][1] ;
+  wire [8:0] \qq$67[13][2] ;
+  wire [26:0] \qq$67[14] ;
+  wire [8:0] \qq$67[14][0] ;
+  wire [8:0] \qq$67[14][1] ;
+  wire [8:0] \qq$67[14][2] ;
+  wire [26:0] \qq$67[15] ;
+  wire [8:0] \qq$67[15][0] ;
+  wire [8:0] \qq$67[15][1] ;
+  wire [8:0] \qq$67[15][2] ;
+  wire [26:0] \qq$67[16] ;
+  wire [8:0] \qq$67[16][0] ;
+  wire [8:0] \qq$67[16][1] ;
+  wire [8:0] \qq$67[16][2] ;
+  wire [26:0] \qq$67[17] ;
+  wire [8:0] \qq$67[17][0] ;
+  wire [8:0] \qq$67[17][1] ;
+  wire [8:0] \qq$67[17][2] ;
+  wire [26:0] \qq$67[18] ;
+  wire [8:0] \qq$67[18][0] ;
+  wire [8:0] \qq$67[18][1] ;
+  wire [8:0] \qq$67[18][2] ;
+  wire [26:0] \qq$67[19] ;
+  wire [8:0] \qq$67[19][0] ;
+  wire [8:0] \qq$67[19][1] ;
+  wire [8:0] \qq$67[19][2] ;
+  wire [26:0] \qq$67[1] ;
+  wire [8:0] \qq$67[1][0] ;
+  wire [8:0] \qq$67[1][1] ;
+  wire [8:0] \qq$67[1][2] ;
+  wire [26:0] \qq$67[20] ;
+  wire [8:0] \qq$67[20][0] ;
+  wire [8:0] \qq$67[20][1] ;
+  wire [8:0] \qq$67[20][2] ;
+  wire [26:0] \qq$67[21] ;
+  wire [8:0] \qq$67[21][0] ;
+  wire [8:0] \qq$67[21][1] ;
+  wire [8:0] \qq$67[21][2] ;
+  wire [26:0] \qq$67[22] ;
+  wire [8:0] \qq$67[22][0] ;
+  wire [8:0] \qq$67[22][1] ;
+  wire [8:0] \qq$67[22][2] ;
+  wire [26:0] \qq$67[23] ;
+  wire [8:0] \qq$67[23][0] ;
+  wire [8:0] \qq$67[23][1] ;
+  wire [8:0] \qq$67[23][2] ;
+  wire [26:0] \qq$67[24] ;
+  wire [8:0] \qq$67[24][0] ;
+  wire [8:0] \qq$67[24][1] ;
+  wire [8:0] \qq$67[24][2] ;
+  wire [26:0] \qq$67[25] ;
+  wire [8:0] \qq$67[25][0] ;
+  wire [8:0] \qq$67[25][1] ;
+  wire [8:0] \qq$67[25][2] ;
+  wire [26:0] \qq$67[26] ;
+  wire [8:0] \qq$67[26][0] ;
+  wire [8:0] \qq$67[26][1] ;
+  wire [8:0] \qq$67[26][2] ;
+  wire [26:0] \qq$67[27] ;
+  wire [8:0] \qq$67[27][0] ;
+  wire [8:0] \qq$67[27][1] ;
+  wire [8:0] \qq$67[27][2] ;
+  wire [26:0] \qq$67[28] ;
+  wire [8:0] \qq$67[28][0] ;
+  wire [8:0] \qq$67[28][1] ;
+  wire [8:0] \qq$67[28][2] ;
+  wire [26:0] \qq$67[29] ;
+  wire [8:0] \qq$67[29][0] ;
+  wire [8:0] \qq$67[29][1] ;
+  wire [8:0] \qq$67[29][2] ;
+  wire [26:0] \qq$67[2] ;
+  wire [8:0] \qq$67[2][0] ;
+  wire [8:0] \qq$67[2][1] ;
+  wire [8:0] \qq$67[2][2] ;
+  wire [26:0] \qq$67[30] ;
+  wire [8:0] \qq$67[30][0] ;
+  wire [8:0] \qq$67[30][1] ;
+  wire [8:0] \qq$67[30][2] ;
+  wire [26:0] \qq$67[31] ;
+  wire [8:0] \qq$67[31][0] ;
+  wire [8:0] \qq$67[31][1] ;
+  wire [8:0] \qq$67[31][2] ;
+  wire [26:0] \qq$67[3] ;
+  wire [8:0] \qq$67[3][0] ;
+  wire [8:0] \qq$67[3][1] ;
+  wire [8:0] \qq$67[3][2] ;
+  wire [26:0] \qq$67[4] ;
+  wire [8:0] \qq$67[4][0] ;
+  wire [8:0] \qq$67[4][1] ;
+  wire [8:0] \qq$67[4][2] ;
+  wire [26:0] \qq$67[5] ;
+  wire [8:0] \qq$67[5][0] ;
+  wire [8:0] \qq$67[5][1] ;
+  wire [8:0] \qq$67[5][2] ;
+  wire [26:0] \qq$67[6] ;
+  wire [8:0] \qq$67[6][0] ;
+  wire [8:0] \qq$67[6][1] ;
+  wire [8:0] \qq$67[6][2] ;
+  wire [26:0] \qq$67[7] ;
+  wire [8:0] \qq$67[7][0] ;
+  wire [8:0] \qq$67[7][1] ;
+  wire [8:0] \qq$67[7][2] ;
+  wire [26:0] \qq$67[8] ;
+  wire [8:0] \qq$67[8][0] ;
+  wire [8:0] \qq$67[8][1] ;
+  wire [8:0] \qq$67[8][2] ;
+  wire [26:0] \qq$67[9] ;
+  wire [8:0] \qq$67[9][0] ;
+  wire [8:0] \qq$67[9][1] ;
+  wire [8:0] \qq$67[9][2] ;
   wire [26:0] \qq[0] ;
   wire [8:0] \qq[0][0] ;
   wire [8:0] \qq[0][1] ;
@@ -1951,190 +1983,218 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \$16  = $signed(\$15 ) + $signed(\sums$39 [55:42]);
   assign \$17  = ~ chunk_last;
   assign \$18  = | credits;
-  assign \$19  = \$17  | \$18 ;
-  assign wgt__ready = \$signal$50  & \$19 ;
+  assign \$19  = ~ pass_end;
+  assign \$20  = \$18  & \$19 ;
+  assign \$21  = \$17  | \$20 ;
+  assign wgt__ready = \$signal$50  & \$21 ;
   assign busy = ~ cmd__ready;
-  assign \$20  = a_zero[1] ? 16'h0000 : a_data[31:16];
-  assign \$21  = a_zero[2] ? 16'h0000 : a_data[47:32];
-  assign \$22  = a_zero[3] ? 16'h0000 : a_data[63:48];
-  assign \$23  = a_zero[4] ? 16'h0000 : a_data[79:64];
-  assign \$24  = a_zero[5] ? 16'h0000 : a_data[95:80];
-  assign \$25  = a_zero[6] ? 16'h0000 : a_data[111:96];
-  assign \$26  = a_zero[7] ? 16'h0000 : a_data[127:112];
-  assign \$27  = a_zero[8] ? 16'h0000 : a_data[143:128];
-  assign \$28  = a_zero[9] ? 16'h0000 : a_data[159:144];
-  assign \$29  = a_zero[10] ? 16'h0000 : a_data[175:160];
-  assign \$30  = a_zero[11] ? 16'h0000 : a_data[191:176];
-  assign \$31  = a_zero[12] ? 16'h0000 : a_data[207:192];
-  assign \$32  = a_zero[13] ? 16'h0000 : a_data[223:208];
-  assign \$33  = a_zero[14] ? 16'h0000 : a_data[239:224];
-  assign \$34  = a_zero[15] ? 16'h0000 : a_data[255:240];
-  assign \$35  = a_zero[16] ? 16'h0000 : a_data[271:256];
-  assign \$36  = a_zero[17] ? 16'h0000 : a_data[287:272];
-  assign \$37  = a_zero[18] ? 16'h0000 : a_data[303:288];
-  assign \$38  = a_zero[19] ? 16'h0000 : a_data[319:304];
-  assign \$39  = a_zero[20] ? 16'h0000 : a_data[335:320];
-  assign \$40  = a_zero[21] ? 16'h0000 : a_data[351:336];
-  assign \$41  = a_zero[22] ? 16'h0000 : a_data[367:352];
-  assign \$42  = a_zero[23] ? 16'h0000 : a_data[383:368];
-  assign \$43  = a_zero[24] ? 16'h0000 : a_data[399:384];
-  assign \$44  = a_zero[25] ? 16'h0000 : a_data[415:400];
-  assign \$45  = a_zero[26] ? 16'h0000 : a_data[431:416];
-  assign \$46  = a_zero[27] ? 16'h0000 : a_data[447:432];
-  assign \$47  = a_zero[28] ? 16'h0000 : a_data[463:448];
-  assign \$48  = a_zero[29] ? 16'h0000 : a_data[479:464];
-  assign \$49  = a_zero[30] ? 16'h0000 : a_data[495:480];
-  assign \$50  = a_zero[31] ? 16'h0000 : a_data[511:496];
-  assign \$51  = a_zero[32] ? 16'h0000 : a_data[527:512];
-  assign \$52  = a_zero[33] ? 16'h0000 : a_data[543:528];
-  assign \$53  = a_zero[34] ? 16'h0000 : a_data[559:544];
-  assign \$54  = a_zero[35] ? 16'h0000 : a_data[575:560];
-  assign \$55  = a_zero[36] ? 16'h0000 : a_data[591:576];
-  assign \$56  = a_zero[37] ? 16'h0000 : a_data[607:592];
-  assign \$57  = a_zero[38] ? 16'h0000 : a_data[623:608];
-  assign \$58  = a_zero[39] ? 16'h0000 : a_data[639:624];
-  assign \$59  = a_zero[40] ? 16'h0000 : a_data[655:640];
-  assign \$60  = a_zero[41] ? 16'h0000 : a_data[671:656];
-  assign \$61  = a_zero[42] ? 16'h0000 : a_data[687:672];
-  assign \$62  = a_zero[43] ? 16'h0000 : a_data[703:688];
-  assign \$63  = a_zero[44] ? 16'h0000 : a_data[719:704];
-  assign \$64  = a_zero[45] ? 16'h0000 : a_data[735:720];
-  assign \$65  = a_zero[46] ? 16'h0000 : a_data[751:736];
-  assign \$66  = a_zero[47] ? 16'h0000 : a_data[767:752];
-  assign \$67  = a_zero[48] ? 16'h0000 : a_data[783:768];
-  assign \$68  = a_zero[49] ? 16'h0000 : a_data[799:784];
-  assign \$69  = a_zero[50] ? 16'h0000 : a_data[815:800];
-  assign \$70  = a_zero[51] ? 16'h0000 : a_data[831:816];
-  assign \$71  = a_zero[52] ? 16'h0000 : a_data[847:832];
-  assign \$72  = a_zero[53] ? 16'h0000 : a_data[863:848];
-  assign \$73  = a_zero[54] ? 16'h0000 : a_data[879:864];
-  assign \$74  = a_zero[55] ? 16'h0000 : a_data[895:880];
-  assign \$75  = a_zero[56] ? 16'h0000 : a_data[911:896];
-  assign \$76  = a_zero[57] ? 16'h0000 : a_data[927:912];
-  assign \$77  = a_zero[58] ? 16'h0000 : a_data[943:928];
-  assign \$78  = a_zero[59] ? 16'h0000 : a_data[959:944];
-  assign \$79  = a_zero[60] ? 16'h0000 : a_data[975:960];
-  assign \$80  = a_zero[61] ? 16'h0000 : a_data[991:976];
-  assign \$81  = a_zero[62] ? 16'h0000 : a_data[1007:992];
-  assign \$82  = a_zero[63] ? 16'h0000 : a_data[1023:1008];
-  assign \$83  = ~ chunk_last;
-  assign \$84  = | credits;
-  assign \$85  = \$83  | \$84 ;
-  assign \$86  = \$signal$50  & \$85 ;
-  assign \$87  = wgt__valid & \$86 ;
-  assign \$88  = ~ chunk_last;
-  assign \$89  = | credits;
-  assign \$90  = \$88  | \$89 ;
-  assign \$91  = \$signal$50  & \$90 ;
-  assign \$92  = wgt__valid & \$91 ;
-  assign \$93  = \$92  & chunk_last;
-  assign \$94  = ! rd__addr;
-  assign \$98  = \$96  & \$97 ;
-  assign \$99  = ~ r_gt;
-  assign \$100  = \$98  & \$99 ;
-  assign \$101  = r_gt ? 15'h0001 : r_left;
-  assign \$102  = ~ chunk_last;
-  assign \$103  = | credits;
-  assign \$104  = \$102  | \$103 ;
-  assign \$105  = \$signal$50  & \$104 ;
-  assign \$106  = wgt__valid & \$105 ;
-  assign \$107  = \$106  & chunk_last;
-  assign \$108  = credits - \$107 ;
-  assign \$109  = $signed(\$108 ) + $signed({ 1'h0, freed });
-  assign \$110  = cmd__valid & cmd__ready;
-  assign \$111  = cmd__payload[13:0] <= 7'h40;
-  assign \$112  = cmd__payload[28:14] > 1'h1;
-  assign \$113  = act__valid & act__ready;
-  assign \$114  = left <= 1'h1;
-  assign \$115  = left <= 2'h2;
-  assign \$116  = left <= 2'h3;
-  assign \$117  = left <= 3'h4;
-  assign \$118  = left <= 3'h5;
-  assign \$119  = left <= 3'h6;
-  assign \$120  = left <= 3'h7;
-  assign \$121  = left <= 4'h8;
-  assign \$122  = left <= 4'h9;
-  assign \$123  = left <= 4'ha;
-  assign \$124  = left <= 4'hb;
-  assign \$125  = left <= 4'hc;
-  assign \$126  = left <= 4'hd;
-  assign \$127  = left <= 4'he;
-  assign \$128  = left <= 4'hf;
-  assign \$129  = left <= 5'h10;
-  assign \$130  = left <= 5'h11;
-  assign \$131  = left <= 5'h12;
-  assign \$132  = left <= 5'h13;
-  assign \$133  = left <= 5'h14;
-  assign \$134  = left <= 5'h15;
-  assign \$135  = left <= 5'h16;
-  assign \$136  = left <= 5'h17;
-  assign \$137  = left <= 5'h18;
-  assign \$138  = left <= 5'h19;
-  assign \$139  = left <= 5'h1a;
-  assign \$140  = left <= 5'h1b;
-  assign \$141  = left <= 5'h1c;
-  assign \$142  = left <= 5'h1d;
-  assign \$143  = left <= 5'h1e;
-  assign \$144  = left <= 5'h1f;
-  assign \$145  = left <= 6'h20;
-  assign \$146  = left <= 6'h21;
-  assign \$147  = left <= 6'h22;
-  assign \$148  = left <= 6'h23;
-  assign \$149  = left <= 6'h24;
-  assign \$150  = left <= 6'h25;
-  assign \$151  = left <= 6'h26;
-  assign \$152  = left <= 6'h27;
-  assign \$153  = left <= 6'h28;
-  assign \$154  = left <= 6'h29;
-  assign \$155  = left <= 6'h2a;
-  assign \$156  = left <= 6'h2b;
-  assign \$157  = left <= 6'h2c;
-  assign \$158  = left <= 6'h2d;
-  assign \$159  = left <= 6'h2e;
-  assign \$160  = left <= 6'h2f;
-  assign \$161  = left <= 6'h30;
-  assign \$162  = left <= 6'h31;
-  assign \$163  = left <= 6'h32;
-  assign \$164  = left <= 6'h33;
-  assign \$165  = left <= 6'h34;
-  assign \$166  = left <= 6'h35;
-  assign \$167  = left <= 6'h36;
-  assign \$168  = left <= 6'h37;
-  assign \$169  = left <= 6'h38;
-  assign \$170  = left <= 6'h39;
-  assign \$171  = left <= 6'h3a;
-  assign \$172  = left <= 6'h3b;
-  assign \$173  = left <= 6'h3c;
-  assign \$174  = left <= 6'h3d;
-  assign \$175  = left <= 6'h3e;
-  assign \$176  = left <= 6'h3f;
-  assign \$177  = act__valid & act__ready;
-  assign \$178  = left - 7'h40;
-  assign \$179  = left <= 8'h80;
-  assign \$180  = wr__addr + 1'h1;
-  assign \$181  = wr__addr - 1'h1;
-  assign \$182  = ! wr__addr;
-  assign \$183  = ~ chunk_last;
-  assign \$184  = | credits;
-  assign \$185  = \$183  | \$184 ;
-  assign \$186  = \$signal$50  & \$185 ;
-  assign \$187  = wgt__valid & \$186 ;
-  assign \$188  = rd__addr + 1'h1;
-  assign \$189  = chunk_last ? 8'h00 : \$188 ;
-  assign \$190  = ! c_last;
-  assign \$191  = rd__addr == c_last_m1;
-  assign \$192  = chunk_last ? \$190  : \$191 ;
-  assign \$195  = r_left - 1'h1;
-  assign \$196  = r_left > 2'h2;
-  assign \$197  = stg + 1'h1;
-  assign \$198  = mat + 1'h1;
-  assign \$201  = \$199  & \$200 ;
-  assign \$202  = ~ r_gt;
-  assign \$203  = \$201  & \$202 ;
-  assign \$204  = | { st4[0], st3[0], st2[0], st1[0], st0[0], s2[0], s1r[0], s1[0] };
-  assign \$205  = ~ \$204 ;
-  assign \$206  = \$signal$82  & \$205 ;
-  assign \$207  = \$206  & idle;
+  assign \$22  = a_zero[1] ? 16'h0000 : a_data[31:16];
+  assign \$23  = a_zero[2] ? 16'h0000 : a_data[47:32];
+  assign \$24  = a_zero[3] ? 16'h0000 : a_data[63:48];
+  assign \$25  = a_zero[4] ? 16'h0000 : a_data[79:64];
+  assign \$26  = a_zero[5] ? 16'h0000 : a_data[95:80];
+  assign \$27  = a_zero[6] ? 16'h0000 : a_data[111:96];
+  assign \$28  = a_zero[7] ? 16'h0000 : a_data[127:112];
+  assign \$29  = a_zero[8] ? 16'h0000 : a_data[143:128];
+  assign \$30  = a_zero[9] ? 16'h0000 : a_data[159:144];
+  assign \$31  = a_zero[10] ? 16'h0000 : a_data[175:160];
+  assign \$32  = a_zero[11] ? 16'h0000 : a_data[191:176];
+  assign \$33  = a_zero[12] ? 16'h0000 : a_data[207:192];
+  assign \$34  = a_zero[13] ? 16'h0000 : a_data[223:208];
+  assign \$35  = a_zero[14] ? 16'h0000 : a_data[239:224];
+  assign \$36  = a_zero[15] ? 16'h0000 : a_data[255:240];
+  assign \$37  = a_zero[16] ? 16'h0000 : a_data[271:256];
+  assign \$38  = a_zero[17] ? 16'h0000 : a_data[287:272];
+  assign \$39  = a_zero[18] ? 16'h0000 : a_data[303:288];
+  assign \$40  = a_zero[19] ? 16'h0000 : a_data[319:304];
+  assign \$41  = a_zero[20] ? 16'h0000 : a_data[335:320];
+  assign \$42  = a_zero[21] ? 16'h0000 : a_data[351:336];
+  assign \$43  = a_zero[22] ? 16'h0000 : a_data[367:352];
+  assign \$44  = a_zero[23] ? 16'h0000 : a_data[383:368];
+  assign \$45  = a_zero[24] ? 16'h0000 : a_data[399:384];
+  assign \$46  = a_zero[25] ? 16'h0000 : a_data[415:400];
+  assign \$47  = a_zero[26] ? 16'h0000 : a_data[431:416];
+  assign \$48  = a_zero[27] ? 16'h0000 : a_data[447:432];
+  assign \$49  = a_zero[28] ? 16'h0000 : a_data[463:448];
+  assign \$50  = a_zero[29] ? 16'h0000 : a_data[479:464];
+  assign \$51  = a_zero[30] ? 16'h0000 : a_data[495:480];
+  assign \$52  = a_zero[31] ? 16'h0000 : a_data[511:496];
+  assign \$53  = a_zero[32] ? 16'h0000 : a_data[527:512];
+  assign \$54  = a_zero[33] ? 16'h0000 : a_data[543:528];
+  assign \$55  = a_zero[34] ? 16'h0000 : a_data[559:544];
+  assign \$56  = a_zero[35] ? 16'h0000 : a_data[575:560];
+  assign \$57  = a_zero[36] ? 16'h0000 : a_data[591:576];
+  assign \$58  = a_zero[37] ? 16'h0000 : a_data[607:592];
+  assign \$59  = a_zero[38] ? 16'h0000 : a_data[623:608];
+  assign \$60  = a_zero[39] ? 16'h0000 : a_data[639:624];
+  assign \$61  = a_zero[40] ? 16'h0000 : a_data[655:640];
+  assign \$62  = a_zero[41] ? 16'h0000 : a_data[671:656];
+  assign \$63  = a_zero[42] ? 16'h0000 : a_data[687:672];
+  assign \$64  = a_zero[43] ? 16'h0000 : a_data[703:688];
+  assign \$65  = a_zero[44] ? 16'h0000 : a_data[719:704];
+  assign \$66  = a_zero[45] ? 16'h0000 : a_data[735:720];
+  assign \$67  = a_zero[46] ? 16'h0000 : a_data[751:736];
+  assign \$68  = a_zero[47] ? 16'h0000 : a_data[767:752];
+  assign \$69  = a_zero[48] ? 16'h0000 : a_data[783:768];
+  assign \$70  = a_zero[49] ? 16'h0000 : a_data[799:784];
+  assign \$71  = a_zero[50] ? 16'h0000 : a_data[815:800];
+  assign \$72  = a_zero[51] ? 16'h0000 : a_data[831:816];
+  assign \$73  = a_zero[52] ? 16'h0000 : a_data[847:832];
+  assign \$74  = a_zero[53] ? 16'h0000 : a_data[863:848];
+  assign \$75  = a_zero[54] ? 16'h0000 : a_data[879:864];
+  assign \$76  = a_zero[55] ? 16'h0000 : a_data[895:880];
+  assign \$77  = a_zero[56] ? 16'h0000 : a_data[911:896];
+  assign \$78  = a_zero[57] ? 16'h0000 : a_data[927:912];
+  assign \$79  = a_zero[58] ? 16'h0000 : a_data[943:928];
+  assign \$80  = a_zero[59] ? 16'h0000 : a_data[959:944];
+  assign \$81  = a_zero[60] ? 16'h0000 : a_data[975:960];
+  assign \$82  = a_zero[61] ? 16'h0000 : a_data[991:976];
+  assign \$83  = a_zero[62] ? 16'h0000 : a_data[1007:992];
+  assign \$84  = a_zero[63] ? 16'h0000 : a_data[1023:1008];
+  assign \$85  = ~ chunk_last;
+  assign \$86  = | credits;
+  assign \$87  = ~ pass_end;
+  assign \$88  = \$86  & \$87 ;
+  assign \$89  = \$85  | \$88 ;
+  assign \$90  = \$signal$50  & \$89 ;
+  assign \$91  = wgt__valid & \$90 ;
+  assign \$92  = ~ chunk_last;
+  assign \$93  = | credits;
+  assign \$94  = ~ pass_end;
+  assign \$95  = \$93  & \$94 ;
+  assign \$96  = \$92  | \$95 ;
+  assign \$97  = \$signal$50  & \$96 ;
+  assign \$98  = wgt__valid & \$97 ;
+  assign \$99  = \$98  & chunk_last;
+  assign \$100  = ! rd__addr;
+  assign \$104  = \$102  & \$103 ;
+  assign \$105  = ~ r_gt;
+  assign \$106  = \$104  & \$105 ;
+  assign \$107  = r_gt ? 15'h0001 : r_left;
+  assign \$108  = ~ chunk_last;
+  assign \$109  = | credits;
+  assign \$110  = ~ pass_end;
+  assign \$111  = \$109  & \$110 ;
+  assign \$112  = \$108  | \$111 ;
+  assign \$113  = \$signal$50  & \$112 ;
+  assign \$114  = wgt__valid & \$113 ;
+  assign \$115  = \$114  & chunk_last;
+  assign \$116  = credits - \$115 ;
+  assign \$117  = $signed(\$116 ) + $signed({ 1'h0, freed });
+  assign \$118  = cmd__valid & cmd__ready;
+  assign \$119  = cmd__payload[13:0] <= 7'h40;
+  assign \$120  = cmd__payload[28:14] > 1'h1;
+  assign \$121  = act__valid & act__ready;
+  assign \$122  = left <= 1'h1;
+  assign \$123  = left <= 2'h2;
+  assign \$124  = left <= 2'h3;
+  assign \$125  = left <= 3'h4;
+  assign \$126  = left <= 3'h5;
+  assign \$127  = left <= 3'h6;
+  assign \$128  = left <= 3'h7;
+  assign \$129  = left <= 4'h8;
+  assign \$130  = left <= 4'h9;
+  assign \$131  = left <= 4'ha;
+  assign \$132  = left <= 4'hb;
+  assign \$133  = left <= 4'hc;
+  assign \$134  = left <= 4'hd;
+  assign \$135  = left <= 4'he;
+  assign \$136  = left <= 4'hf;
+  assign \$137  = left <= 5'h10;
+  assign \$138  = left <= 5'h11;
+  assign \$139  = left <= 5'h12;
+  assign \$140  = left <= 5'h13;
+  assign \$141  = left <= 5'h14;
+  assign \$142  = left <= 5'h15;
+  assign \$143  = left <= 5'h16;
+  assign \$144  = left <= 5'h17;
+  assign \$145  = left <= 5'h18;
+  assign \$146  = left <= 5'h19;
+  assign \$147  = left <= 5'h1a;
+  assign \$148  = left <= 5'h1b;
+  assign \$149  = left <= 5'h1c;
+  assign \$150  = left <= 5'h1d;
+  assign \$151  = left <= 5'h1e;
+  assign \$152  = left <= 5'h1f;
+  assign \$153  = left <= 6'h20;
+  assign \$154  = left <= 6'h21;
+  assign \$155  = left <= 6'h22;
+  assign \$156  = left <= 6'h23;
+  assign \$157  = left <= 6'h24;
+  assign \$158  = left <= 6'h25;
+  assign \$159  = left <= 6'h26;
+  assign \$160  = left <= 6'h27;
+  assign \$161  = left <= 6'h28;
+  assign \$162  = left <= 6'h29;
+  assign \$163  = left <= 6'h2a;
+  assign \$164  = left <= 6'h2b;
+  assign \$165  = left <= 6'h2c;
+  assign \$166  = left <= 6'h2d;
+  assign \$167  = left <= 6'h2e;
+  assign \$168  = left <= 6'h2f;
+  assign \$169  = left <= 6'h30;
+  assign \$170  = left <= 6'h31;
+  assign \$171  = left <= 6'h32;
+  assign \$172  = left <= 6'h33;
+  assign \$173  = left <= 6'h34;
+  assign \$174  = left <= 6'h35;
+  assign \$175  = left <= 6'h36;
+  assign \$176  = left <= 6'h37;
+  assign \$177  = left <= 6'h38;
+  assign \$178  = left <= 6'h39;
+  assign \$179  = left <= 6'h3a;
+  assign \$180  = left <= 6'h3b;
+  assign \$181  = left <= 6'h3c;
+  assign \$182  = left <= 6'h3d;
+  assign \$183  = left <= 6'h3e;
+  assign \$184  = left <= 6'h3f;
+  assign \$185  = act__valid & act__ready;
+  assign \$186  = left - 7'h40;
+  assign \$187  = left <= 8'h80;
+  assign \$188  = wr__addr + 1'h1;
+  assign \$189  = wr__addr - 1'h1;
+  assign \$190  = ! wr__addr;
+  assign \$191  = ~ chunk_last;
+  assign \$192  = | credits;
+  assign \$193  = ~ pass_end;
+  assign \$194  = \$192  & \$193 ;
+  assign \$195  = \$191  | \$194 ;
+  assign \$196  = \$signal$50  & \$195 ;
+  assign \$197  = wgt__valid & \$196 ;
+  assign \$198  = rd__addr + 1'h1;
+  assign \$199  = chunk_last ? 8'h00 : \$198 ;
+  assign \$200  = ! c_last;
+  assign \$201  = rd__addr == c_last_m1;
+  assign \$202  = chunk_last ? \$200  : \$201 ;
+  assign \$205  = \$203  & \$204 ;
+  assign \$206  = ~ r_gt;
+  assign \$207  = \$205  & \$206 ;
+  assign \$208  = chunk_last & \$207 ;
+  assign \$209  = ~ chunk_last;
+  assign \$210  = | credits;
+  assign \$211  = ~ pass_end;
+  assign \$212  = \$210  & \$211 ;
+  assign \$213  = \$209  | \$212 ;
+  assign \$214  = \$signal$50  & \$213 ;
+  assign \$215  = wgt__valid & \$214 ;
+  assign \$216  = \$215  & chunk_last;
+  assign \$219  = r_left - 1'h1;
+  assign \$220  = r_left > 2'h2;
+  assign \$221  = stg + 1'h1;
+  assign \$222  = mat + 1'h1;
+  assign \$223  = | { st4[0], st3[0], st2[0], st1[0], st0[0], s2[0], s1r[0], s1[0] };
+  assign \$224  = ~ \$223 ;
+  assign \$225  = \$224  & idle;
+  assign \$226  = ~ chunk_last;
+  assign \$227  = | credits;
+  assign \$228  = ~ pass_end;
+  assign \$229  = \$227  & \$228 ;
+  assign \$230  = \$226  | \$229 ;
+  assign \$231  = \$signal$50  & \$230 ;
+  assign \$232  = wgt__valid & \$231 ;
+  assign \$233  = ~ \$232 ;
+  assign \$234  = \$225  & \$233 ;
+  assign \$235  = \$signal$83  & empty;
   always @(posedge clk)
     s1_codes <= wgt__payload;
   always @(posedge clk)
@@ -2142,85 +2202,89 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     s1r_codes <= s1_codes;
   always @(posedge clk)
-    s1r <= \$208 ;
+    s1r <= \$236 ;
   always @(posedge clk)
-    pp <= \pp$65 ;
+    pp <= \pp$66 ;
   always @(posedge clk)
-    qq <= \qq$66 ;
+    qq <= \qq$67 ;
   always @(posedge clk)
-    h <= \$209 ;
+    h <= \$237 ;
   always @(posedge clk)
-    x <= \$210 ;
+    x <= \$238 ;
   always @(posedge clk)
-    s2 <= \$211 ;
+    s2 <= \$239 ;
   always @(posedge clk)
-    st0 <= \$212 ;
+    st0 <= \$240 ;
   always @(posedge clk)
-    st1 <= \$213 ;
+    st1 <= \$241 ;
   always @(posedge clk)
-    st2 <= \$214 ;
+    st2 <= \$242 ;
   always @(posedge clk)
-    st3 <= \$215 ;
+    st3 <= \$243 ;
   always @(posedge clk)
-    st4 <= \$216 ;
+    st4 <= \$244 ;
   always @(posedge clk)
-    acc0 <= \$217 ;
+    acc0 <= \$245 ;
   always @(posedge clk)
-    acc1 <= \$218 ;
+    acc1 <= \$246 ;
   always @(posedge clk)
-    s1 <= \$219 ;
+    s1 <= \$247 ;
   always @(posedge clk)
-    credits <= \$220 ;
+    credits <= \$248 ;
   always @(posedge clk)
-    cmd__ready <= \$221 ;
+    cmd__ready <= \$249 ;
   always @(posedge clk)
-    act__ready <= \$222 ;
+    act__ready <= \$250 ;
   always @(posedge clk)
-    left <= \$223 ;
+    left <= \$251 ;
   always @(posedge clk)
-    last_beat <= \$224 ;
+    last_beat <= \$252 ;
   always @(posedge clk)
-    r_left <= \$225 ;
+    r_left <= \$253 ;
   always @(posedge clk)
-    r_gt <= \$226 ;
+    r_gt <= \$254 ;
   always @(posedge clk)
-    wr__addr <= \$227 ;
+    wr__addr <= \$255 ;
   always @(posedge clk)
-    rd__addr <= \$228 ;
+    rd__addr <= \$256 ;
   always @(posedge clk)
-    mat <= \$229 ;
+    mat <= \$257 ;
   always @(posedge clk)
-    stg <= \$230 ;
+    stg <= \$258 ;
   always @(posedge clk)
-    wr__en <= \$231 ;
+    wr__en <= \$259 ;
   always @(posedge clk)
     a_last <= last_beat;
   always @(posedge clk)
     a_data <= act__payload;
   always @(posedge clk)
-    a_zero <= \$232 ;
+    a_zero <= \$260 ;
   always @(posedge clk)
-    \$signal$50  <= \$233 ;
+    \$signal$50  <= \$261 ;
   always @(posedge clk)
-    c_last <= \$234 ;
+    c_last <= \$262 ;
   always @(posedge clk)
-    c_last_m1 <= \$235 ;
+    c_last_m1 <= \$263 ;
   always @(posedge clk)
-    chunk_last <= \$236 ;
+    chunk_last <= \$264 ;
   always @(posedge clk)
-    \$signal$82  <= \$237 ;
+    \$signal$83  <= \$265 ;
+  always @(posedge clk)
+    pass_end <= \$266 ;
+  always @(posedge clk)
+    empty <= \$267 ;
   \fairyhw_engine.prep  prep (
     .p(p),
-    .pp(\pp$65 ),
+    .pp(\pp$66 ),
     .q(q),
-    .qq(\qq$66 )
+    .qq(\qq$67 )
   );
   \fairyhw_engine.results  results (
     .clk(clk),
     .freed(freed),
     .idle(idle),
     .o2_valid(res__valid),
-    .\port$1415$2 (st4[5:2]),
+    .\port$1443$2 (st4[5:2]),
     .res__payload(res__payload),
     .res__ready(res__ready),
     .rst(rst),
@@ -2236,7 +2300,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
     .sums(sums),
     .x(x)
   );
-  \fairyhw_engine.shared$87  \shared$87  (
+  \fairyhw_engine.shared$89  \shared$89  (
     .clk(clk),
     .pp(pp),
     .qq(qq),
@@ -2245,326 +2309,328 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$208  = s1;
+    \$236  = s1;
     if (rst) begin
-      \$208  = 6'h00;
+      \$236  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$211  = s1r;
+    \$239  = s1r;
     if (rst) begin
-      \$211  = 6'h00;
+      \$239  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$212  = s2;
+    \$240  = s2;
     if (rst) begin
-      \$212  = 6'h00;
+      \$240  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$213  = st0;
+    \$241  = st0;
     if (rst) begin
-      \$213  = 6'h00;
+      \$241  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$214  = st1;
+    \$242  = st1;
     if (rst) begin
-      \$214  = 6'h00;
+      \$242  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$215  = st2;
+    \$243  = st2;
     if (rst) begin
-      \$215  = 6'h00;
+      \$243  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$216  = st3;
+    \$244  = st3;
     if (rst) begin
-      \$216  = 6'h00;
+      \$244  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$217  = acc0;
+    \$245  = acc0;
     if (st4[0]) begin
-      \$217  = total0;
+      \$245  = total0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$218  = acc1;
+    \$246  = acc1;
     if (st4[0]) begin
-      \$218  = total1;
+      \$246  = total1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$219 [0] = \$87 ;
-    \$219 [2] = \$93 ;
-    \$219 [1] = \$94 ;
-    \$219 [3] = \$95 ;
-    \$219 [4] = \$100 ;
-    \$219 [5] = \$101 [0];
+    \$247 [0] = \$91 ;
+    \$247 [2] = \$99 ;
+    \$247 [1] = \$100 ;
+    \$247 [3] = \$101 ;
+    \$247 [4] = \$106 ;
+    \$247 [5] = \$107 [0];
     if (rst) begin
-      \$219  = 6'h00;
+      \$247  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$220  = \$109 [1:0];
+    \$248  = \$117 [1:0];
     if (rst) begin
-      \$220  = 2'h2;
+      \$248  = 2'h2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$221  = cmd__ready;
-    if (\$110 ) begin
-      \$221  = 1'h0;
+    \$249  = cmd__ready;
+    if (\$118 ) begin
+      \$249  = 1'h0;
     end
-    if (\$207 ) begin
-      \$221  = 1'h1;
+    if (\$235 ) begin
+      \$249  = 1'h1;
     end
     if (rst) begin
-      \$221  = 1'h1;
+      \$249  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$222  = act__ready;
-    if (\$110 ) begin
-      \$222  = 1'h1;
+    \$250  = act__ready;
+    if (\$118 ) begin
+      \$250  = 1'h1;
     end
-    if (\$177 ) begin
+    if (\$185 ) begin
       if (last_beat) begin
-        \$222  = 1'h0;
+        \$250  = 1'h0;
       end
     end
     if (rst) begin
-      \$222  = 1'h0;
+      \$250  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$223  = left;
-    if (\$110 ) begin
-      \$223  = cmd__payload[13:0];
+    \$251  = left;
+    if (\$118 ) begin
+      \$251  = cmd__payload[13:0];
     end
-    if (\$177 ) begin
-      \$223  = \$178 [13:0];
+    if (\$185 ) begin
+      \$251  = \$186 [13:0];
     end
     if (rst) begin
-      \$223  = 14'h0000;
+      \$251  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$224  = last_beat;
-    if (\$110 ) begin
-      \$224  = \$111 ;
+    \$252  = last_beat;
+    if (\$118 ) begin
+      \$252  = \$119 ;
     end
-    if (\$177 ) begin
-      \$224  = \$179 ;
+    if (\$185 ) begin
+      \$252  = \$187 ;
     end
     if (rst) begin
-      \$224  = 1'h0;
+      \$252  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$225  = r_left;
-    if (\$110 ) begin
-      \$225  = cmd__payload[28:14];
+    \$253  = r_left;
+    if (\$118 ) begin
+      \$253  = cmd__payload[28:14];
     end
-    if (\$187 ) begin
-      if (chunk_last) begin
-        if (\$193 ) begin
-          if (\$194 ) begin
-            \$225  = \$195 [14:0];
-          end
+    if (pass_end) begin
+      if (\$217 ) begin
+        if (\$218 ) begin
+          \$253  = \$219 [14:0];
         end
       end
     end
     if (rst) begin
-      \$225  = 15'h0000;
+      \$253  = 15'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$226  = r_gt;
-    if (\$110 ) begin
-      \$226  = \$112 ;
+    \$254  = r_gt;
+    if (\$118 ) begin
+      \$254  = \$120 ;
     end
-    if (\$187 ) begin
-      if (chunk_last) begin
-        if (\$193 ) begin
-          if (\$194 ) begin
-            \$226  = \$196 ;
-          end
+    if (pass_end) begin
+      if (\$217 ) begin
+        if (\$218 ) begin
+          \$254  = \$220 ;
         end
       end
     end
     if (rst) begin
-      \$226  = 1'h0;
+      \$254  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$227  = wr__addr;
-    if (\$110 ) begin
-      \$227  = 7'h00;
+    \$255  = wr__addr;
+    if (\$118 ) begin
+      \$255  = 7'h00;
     end
     if (wr__en) begin
-      \$227  = \$180 [6:0];
+      \$255  = \$188 [6:0];
     end
     if (rst) begin
-      \$227  = 7'h00;
+      \$255  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$228  = rd__addr;
-    if (\$110 ) begin
-      \$228  = 7'h00;
+    \$256  = rd__addr;
+    if (\$118 ) begin
+      \$256  = 7'h00;
     end
-    if (\$187 ) begin
-      \$228  = \$189 [6:0];
+    if (\$197 ) begin
+      \$256  = \$199 [6:0];
     end
     if (rst) begin
-      \$228  = 7'h00;
+      \$256  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$229  = mat;
-    if (\$110 ) begin
-      \$229  = 1'h0;
+    \$257  = mat;
+    if (\$118 ) begin
+      \$257  = 1'h0;
     end
-    if (\$187 ) begin
-      if (chunk_last) begin
+    if (pass_end) begin
+      (* full_case = 32'd1 *)
+      if (\$217 ) begin
+        \$257  = 1'h0;
+      end else begin
+        \$257  = \$222 [0];
+      end
+    end
+    if (rst) begin
+      \$257  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$258  = stg;
+    if (\$118 ) begin
+      \$258  = 1'h0;
+    end
+    if (pass_end) begin
+      if (\$217 ) begin
         (* full_case = 32'd1 *)
-        if (\$193 ) begin
-          \$229  = 1'h0;
+        if (\$218 ) begin
+          \$258  = 1'h0;
         end else begin
-          \$229  = \$198 [0];
+          \$258  = \$221 [0];
         end
       end
     end
     if (rst) begin
-      \$229  = 1'h0;
+      \$258  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$230  = stg;
-    if (\$110 ) begin
-      \$230  = 1'h0;
-    end
-    if (\$187 ) begin
-      if (chunk_last) begin
-        if (\$193 ) begin
-          (* full_case = 32'd1 *)
-          if (\$194 ) begin
-            \$230  = 1'h0;
-          end else begin
-            \$230  = \$197 [0];
-          end
-        end
-      end
-    end
+    \$259  = \$121 ;
     if (rst) begin
-      \$230  = 1'h0;
+      \$259  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$231  = \$113 ;
-    if (rst) begin
-      \$231  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$233  = \$signal$50 ;
+    \$261  = \$signal$50 ;
     if (wr__en) begin
       if (a_last) begin
-        \$233  = 1'h1;
+        \$261  = 1'h1;
       end
     end
-    if (\$187 ) begin
-      if (chunk_last) begin
-        if (\$203 ) begin
-          \$233  = 1'h0;
-        end
+    if (\$197 ) begin
+      if (\$208 ) begin
+        \$261  = 1'h0;
       end
     end
     if (rst) begin
-      \$233  = 1'h0;
+      \$261  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$234  = c_last;
+    \$262  = c_last;
     if (wr__en) begin
       if (a_last) begin
-        \$234  = wr__addr;
+        \$262  = wr__addr;
       end
     end
     if (rst) begin
-      \$234  = 7'h00;
+      \$262  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$235  = c_last_m1;
+    \$263  = c_last_m1;
     if (wr__en) begin
       if (a_last) begin
-        \$235  = \$181 [6:0];
+        \$263  = \$189 [6:0];
       end
     end
     if (rst) begin
-      \$235  = 7'h00;
+      \$263  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$236  = chunk_last;
+    \$264  = chunk_last;
     if (wr__en) begin
       if (a_last) begin
-        \$236  = \$182 ;
+        \$264  = \$190 ;
       end
     end
-    if (\$187 ) begin
-      \$236  = \$192 ;
+    if (\$197 ) begin
+      \$264  = \$202 ;
     end
     if (rst) begin
-      \$236  = 1'h0;
+      \$264  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$237  = \$signal$82 ;
-    if (\$187 ) begin
-      if (chunk_last) begin
-        if (\$203 ) begin
-          \$237  = 1'h1;
-        end
+    \$265  = \$signal$83 ;
+    if (\$197 ) begin
+      if (\$208 ) begin
+        \$265  = 1'h1;
       end
     end
-    if (\$207 ) begin
-      \$237  = 1'h0;
+    if (\$235 ) begin
+      \$265  = 1'h0;
     end
     if (rst) begin
-      \$237  = 1'h0;
+      \$265  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$266  = \$216 ;
+    if (rst) begin
+      \$266  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$267  = \$234 ;
+    if (rst) begin
+      \$267  = 1'h0;
     end
   end
   assign chunk = rd__addr;
@@ -2588,7 +2654,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \$signal  = cmd__ready;
   assign \$signal$49  = act__ready;
   assign ld_addr = wr__addr;
-  assign \$signal$56  = wr__en;
+  assign \$signal$57  = wr__en;
   assign \cmd__payload.k  = cmd__payload[13:0];
   assign \cmd__payload.rows  = cmd__payload[28:14];
   assign \act__payload[0]  = act__payload[15:0];
@@ -3744,262 +3810,262 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \s1.conj  = s1[3];
   assign \s1.final  = s1[4];
   assign \s1.count  = s1[5];
-  assign \pp$65[0]  = \pp$65 [26:0];
-  assign \pp$65[0][0]  = \pp$65 [8:0];
-  assign \pp$65[0][1]  = \pp$65 [17:9];
-  assign \pp$65[0][2]  = \pp$65 [26:18];
-  assign \pp$65[1]  = \pp$65 [53:27];
-  assign \pp$65[1][0]  = \pp$65 [35:27];
-  assign \pp$65[1][1]  = \pp$65 [44:36];
-  assign \pp$65[1][2]  = \pp$65 [53:45];
-  assign \pp$65[2]  = \pp$65 [80:54];
-  assign \pp$65[2][0]  = \pp$65 [62:54];
-  assign \pp$65[2][1]  = \pp$65 [71:63];
-  assign \pp$65[2][2]  = \pp$65 [80:72];
-  assign \pp$65[3]  = \pp$65 [107:81];
-  assign \pp$65[3][0]  = \pp$65 [89:81];
-  assign \pp$65[3][1]  = \pp$65 [98:90];
-  assign \pp$65[3][2]  = \pp$65 [107:99];
-  assign \pp$65[4]  = \pp$65 [134:108];
-  assign \pp$65[4][0]  = \pp$65 [116:108];
-  assign \pp$65[4][1]  = \pp$65 [125:117];
-  assign \pp$65[4][2]  = \pp$65 [134:126];
-  assign \pp$65[5]  = \pp$65 [161:135];
-  assign \pp$65[5][0]  = \pp$65 [143:135];
-  assign \pp$65[5][1]  = \pp$65 [152:144];
-  assign \pp$65[5][2]  = \pp$65 [161:153];
-  assign \pp$65[6]  = \pp$65 [188:162];
-  assign \pp$65[6][0]  = \pp$65 [170:162];
-  assign \pp$65[6][1]  = \pp$65 [179:171];
-  assign \pp$65[6][2]  = \pp$65 [188:180];
-  assign \pp$65[7]  = \pp$65 [215:189];
-  assign \pp$65[7][0]  = \pp$65 [197:189];
-  assign \pp$65[7][1]  = \pp$65 [206:198];
-  assign \pp$65[7][2]  = \pp$65 [215:207];
-  assign \pp$65[8]  = \pp$65 [242:216];
-  assign \pp$65[8][0]  = \pp$65 [224:216];
-  assign \pp$65[8][1]  = \pp$65 [233:225];
-  assign \pp$65[8][2]  = \pp$65 [242:234];
-  assign \pp$65[9]  = \pp$65 [269:243];
-  assign \pp$65[9][0]  = \pp$65 [251:243];
-  assign \pp$65[9][1]  = \pp$65 [260:252];
-  assign \pp$65[9][2]  = \pp$65 [269:261];
-  assign \pp$65[10]  = \pp$65 [296:270];
-  assign \pp$65[10][0]  = \pp$65 [278:270];
-  assign \pp$65[10][1]  = \pp$65 [287:279];
-  assign \pp$65[10][2]  = \pp$65 [296:288];
-  assign \pp$65[11]  = \pp$65 [323:297];
-  assign \pp$65[11][0]  = \pp$65 [305:297];
-  assign \pp$65[11][1]  = \pp$65 [314:306];
-  assign \pp$65[11][2]  = \pp$65 [323:315];
-  assign \pp$65[12]  = \pp$65 [350:324];
-  assign \pp$65[12][0]  = \pp$65 [332:324];
-  assign \pp$65[12][1]  = \pp$65 [341:333];
-  assign \pp$65[12][2]  = \pp$65 [350:342];
-  assign \pp$65[13]  = \pp$65 [377:351];
-  assign \pp$65[13][0]  = \pp$65 [359:351];
-  assign \pp$65[13][1]  = \pp$65 [368:360];
-  assign \pp$65[13][2]  = \pp$65 [377:369];
-  assign \pp$65[14]  = \pp$65 [404:378];
-  assign \pp$65[14][0]  = \pp$65 [386:378];
-  assign \pp$65[14][1]  = \pp$65 [395:387];
-  assign \pp$65[14][2]  = \pp$65 [404:396];
-  assign \pp$65[15]  = \pp$65 [431:405];
-  assign \pp$65[15][0]  = \pp$65 [413:405];
-  assign \pp$65[15][1]  = \pp$65 [422:414];
-  assign \pp$65[15][2]  = \pp$65 [431:423];
-  assign \pp$65[16]  = \pp$65 [458:432];
-  assign \pp$65[16][0]  = \pp$65 [440:432];
-  assign \pp$65[16][1]  = \pp$65 [449:441];
-  assign \pp$65[16][2]  = \pp$65 [458:450];
-  assign \pp$65[17]  = \pp$65 [485:459];
-  assign \pp$65[17][0]  = \pp$65 [467:459];
-  assign \pp$65[17][1]  = \pp$65 [476:468];
-  assign \pp$65[17][2]  = \pp$65 [485:477];
-  assign \pp$65[18]  = \pp$65 [512:486];
-  assign \pp$65[18][0]  = \pp$65 [494:486];
-  assign \pp$65[18][1]  = \pp$65 [503:495];
-  assign \pp$65[18][2]  = \pp$65 [512:504];
-  assign \pp$65[19]  = \pp$65 [539:513];
-  assign \pp$65[19][0]  = \pp$65 [521:513];
-  assign \pp$65[19][1]  = \pp$65 [530:522];
-  assign \pp$65[19][2]  = \pp$65 [539:531];
-  assign \pp$65[20]  = \pp$65 [566:540];
-  assign \pp$65[20][0]  = \pp$65 [548:540];
-  assign \pp$65[20][1]  = \pp$65 [557:549];
-  assign \pp$65[20][2]  = \pp$65 [566:558];
-  assign \pp$65[21]  = \pp$65 [593:567];
-  assign \pp$65[21][0]  = \pp$65 [575:567];
-  assign \pp$65[21][1]  = \pp$65 [584:576];
-  assign \pp$65[21][2]  = \pp$65 [593:585];
-  assign \pp$65[22]  = \pp$65 [620:594];
-  assign \pp$65[22][0]  = \pp$65 [602:594];
-  assign \pp$65[22][1]  = \pp$65 [611:603];
-  assign \pp$65[22][2]  = \pp$65 [620:612];
-  assign \pp$65[23]  = \pp$65 [647:621];
-  assign \pp$65[23][0]  = \pp$65 [629:621];
-  assign \pp$65[23][1]  = \pp$65 [638:630];
-  assign \pp$65[23][2]  = \pp$65 [647:639];
-  assign \pp$65[24]  = \pp$65 [674:648];
-  assign \pp$65[24][0]  = \pp$65 [656:648];
-  assign \pp$65[24][1]  = \pp$65 [665:657];
-  assign \pp$65[24][2]  = \pp$65 [674:666];
-  assign \pp$65[25]  = \pp$65 [701:675];
-  assign \pp$65[25][0]  = \pp$65 [683:675];
-  assign \pp$65[25][1]  = \pp$65 [692:684];
-  assign \pp$65[25][2]  = \pp$65 [701:693];
-  assign \pp$65[26]  = \pp$65 [728:702];
-  assign \pp$65[26][0]  = \pp$65 [710:702];
-  assign \pp$65[26][1]  = \pp$65 [719:711];
-  assign \pp$65[26][2]  = \pp$65 [728:720];
-  assign \pp$65[27]  = \pp$65 [755:729];
-  assign \pp$65[27][0]  = \pp$65 [737:729];
-  assign \pp$65[27][1]  = \pp$65 [746:738];
-  assign \pp$65[27][2]  = \pp$65 [755:747];
-  assign \pp$65[28]  = \pp$65 [782:756];
-  assign \pp$65[28][0]  = \pp$65 [764:756];
-  assign \pp$65[28][1]  = \pp$65 [773:765];
-  assign \pp$65[28][2]  = \pp$65 [782:774];
-  assign \pp$65[29]  = \pp$65 [809:783];
-  assign \pp$65[29][0]  = \pp$65 [791:783];
-  assign \pp$65[29][1]  = \pp$65 [800:792];
-  assign \pp$65[29][2]  = \pp$65 [809:801];
-  assign \pp$65[30]  = \pp$65 [836:810];
-  assign \pp$65[30][0]  = \pp$65 [818:810];
-  assign \pp$65[30][1]  = \pp$65 [827:819];
-  assign \pp$65[30][2]  = \pp$65 [836:828];
-  assign \pp$65[31]  = \pp$65 [863:837];
-  assign \pp$65[31][0]  = \pp$65 [845:837];
-  assign \pp$65[31][1]  = \pp$65 [854:846];
-  assign \pp$65[31][2]  = \pp$65 [863:855];
-  assign \qq$66[0]  = \qq$66 [26:0];
-  assign \qq$66[0][0]  = \qq$66 [8:0];
-  assign \qq$66[0][1]  = \qq$66 [17:9];
-  assign \qq$66[0][2]  = \qq$66 [26:18];
-  assign \qq$66[1]  = \qq$66 [53:27];
-  assign \qq$66[1][0]  = \qq$66 [35:27];
-  assign \qq$66[1][1]  = \qq$66 [44:36];
-  assign \qq$66[1][2]  = \qq$66 [53:45];
-  assign \qq$66[2]  = \qq$66 [80:54];
-  assign \qq$66[2][0]  = \qq$66 [62:54];
-  assign \qq$66[2][1]  = \qq$66 [71:63];
-  assign \qq$66[2][2]  = \qq$66 [80:72];
-  assign \qq$66[3]  = \qq$66 [107:81];
-  assign \qq$66[3][0]  = \qq$66 [89:81];
-  assign \qq$66[3][1]  = \qq$66 [98:90];
-  assign \qq$66[3][2]  = \qq$66 [107:99];
-  assign \qq$66[4]  = \qq$66 [134:108];
-  assign \qq$66[4][0]  = \qq$66 [116:108];
-  assign \qq$66[4][1]  = \qq$66 [125:117];
-  assign \qq$66[4][2]  = \qq$66 [134:126];
-  assign \qq$66[5]  = \qq$66 [161:135];
-  assign \qq$66[5][0]  = \qq$66 [143:135];
-  assign \qq$66[5][1]  = \qq$66 [152:144];
-  assign \qq$66[5][2]  = \qq$66 [161:153];
-  assign \qq$66[6]  = \qq$66 [188:162];
-  assign \qq$66[6][0]  = \qq$66 [170:162];
-  assign \qq$66[6][1]  = \qq$66 [179:171];
-  assign \qq$66[6][2]  = \qq$66 [188:180];
-  assign \qq$66[7]  = \qq$66 [215:189];
-  assign \qq$66[7][0]  = \qq$66 [197:189];
-  assign \qq$66[7][1]  = \qq$66 [206:198];
-  assign \qq$66[7][2]  = \qq$66 [215:207];
-  assign \qq$66[8]  = \qq$66 [242:216];
-  assign \qq$66[8][0]  = \qq$66 [224:216];
-  assign \qq$66[8][1]  = \qq$66 [233:225];
-  assign \qq$66[8][2]  = \qq$66 [242:234];
-  assign \qq$66[9]  = \qq$66 [269:243];
-  assign \qq$66[9][0]  = \qq$66 [251:243];
-  assign \qq$66[9][1]  = \qq$66 [260:252];
-  assign \qq$66[9][2]  = \qq$66 [269:261];
-  assign \qq$66[10]  = \qq$66 [296:270];
-  assign \qq$66[10][0]  = \qq$66 [278:270];
-  assign \qq$66[10][1]  = \qq$66 [287:279];
-  assign \qq$66[10][2]  = \qq$66 [296:288];
-  assign \qq$66[11]  = \qq$66 [323:297];
-  assign \qq$66[11][0]  = \qq$66 [305:297];
-  assign \qq$66[11][1]  = \qq$66 [314:306];
-  assign \qq$66[11][2]  = \qq$66 [323:315];
-  assign \qq$66[12]  = \qq$66 [350:324];
-  assign \qq$66[12][0]  = \qq$66 [332:324];
-  assign \qq$66[12][1]  = \qq$66 [341:333];
-  assign \qq$66[12][2]  = \qq$66 [350:342];
-  assign \qq$66[13]  = \qq$66 [377:351];
-  assign \qq$66[13][0]  = \qq$66 [359:351];
-  assign \qq$66[13][1]  = \qq$66 [368:360];
-  assign \qq$66[13][2]  = \qq$66 [377:369];
-  assign \qq$66[14]  = \qq$66 [404:378];
-  assign \qq$66[14][0]  = \qq$66 [386:378];
-  assign \qq$66[14][1]  = \qq$66 [395:387];
-  assign \qq$66[14][2]  = \qq$66 [404:396];
-  assign \qq$66[15]  = \qq$66 [431:405];
-  assign \qq$66[15][0]  = \qq$66 [413:405];
-  assign \qq$66[15][1]  = \qq$66 [422:414];
-  assign \qq$66[15][2]  = \qq$66 [431:423];
-  assign \qq$66[16]  = \qq$66 [458:432];
-  assign \qq$66[16][0]  = \qq$66 [440:432];
-  assign \qq$66[16][1]  = \qq$66 [449:441];
-  assign \qq$66[16][2]  = \qq$66 [458:450];
-  assign \qq$66[17]  = \qq$66 [485:459];
-  assign \qq$66[17][0]  = \qq$66 [467:459];
-  assign \qq$66[17][1]  = \qq$66 [476:468];
-  assign \qq$66[17][2]  = \qq$66 [485:477];
-  assign \qq$66[18]  = \qq$66 [512:486];
-  assign \qq$66[18][0]  = \qq$66 [494:486];
-  assign \qq$66[18][1]  = \qq$66 [503:495];
-  assign \qq$66[18][2]  = \qq$66 [512:504];
-  assign \qq$66[19]  = \qq$66 [539:513];
-  assign \qq$66[19][0]  = \qq$66 [521:513];
-  assign \qq$66[19][1]  = \qq$66 [530:522];
-  assign \qq$66[19][2]  = \qq$66 [539:531];
-  assign \qq$66[20]  = \qq$66 [566:540];
-  assign \qq$66[20][0]  = \qq$66 [548:540];
-  assign \qq$66[20][1]  = \qq$66 [557:549];
-  assign \qq$66[20][2]  = \qq$66 [566:558];
-  assign \qq$66[21]  = \qq$66 [593:567];
-  assign \qq$66[21][0]  = \qq$66 [575:567];
-  assign \qq$66[21][1]  = \qq$66 [584:576];
-  assign \qq$66[21][2]  = \qq$66 [593:585];
-  assign \qq$66[22]  = \qq$66 [620:594];
-  assign \qq$66[22][0]  = \qq$66 [602:594];
-  assign \qq$66[22][1]  = \qq$66 [611:603];
-  assign \qq$66[22][2]  = \qq$66 [620:612];
-  assign \qq$66[23]  = \qq$66 [647:621];
-  assign \qq$66[23][0]  = \qq$66 [629:621];
-  assign \qq$66[23][1]  = \qq$66 [638:630];
-  assign \qq$66[23][2]  = \qq$66 [647:639];
-  assign \qq$66[24]  = \qq$66 [674:648];
-  assign \qq$66[24][0]  = \qq$66 [656:648];
-  assign \qq$66[24][1]  = \qq$66 [665:657];
-  assign \qq$66[24][2]  = \qq$66 [674:666];
-  assign \qq$66[25]  = \qq$66 [701:675];
-  assign \qq$66[25][0]  = \qq$66 [683:675];
-  assign \qq$66[25][1]  = \qq$66 [692:684];
-  assign \qq$66[25][2]  = \qq$66 [701:693];
-  assign \qq$66[26]  = \qq$66 [728:702];
-  assign \qq$66[26][0]  = \qq$66 [710:702];
-  assign \qq$66[26][1]  = \qq$66 [719:711];
-  assign \qq$66[26][2]  = \qq$66 [728:720];
-  assign \qq$66[27]  = \qq$66 [755:729];
-  assign \qq$66[27][0]  = \qq$66 [737:729];
-  assign \qq$66[27][1]  = \qq$66 [746:738];
-  assign \qq$66[27][2]  = \qq$66 [755:747];
-  assign \qq$66[28]  = \qq$66 [782:756];
-  assign \qq$66[28][0]  = \qq$66 [764:756];
-  assign \qq$66[28][1]  = \qq$66 [773:765];
-  assign \qq$66[28][2]  = \qq$66 [782:774];
-  assign \qq$66[29]  = \qq$66 [809:783];
-  assign \qq$66[29][0]  = \qq$66 [791:783];
-  assign \qq$66[29][1]  = \qq$66 [800:792];
-  assign \qq$66[29][2]  = \qq$66 [809:801];
-  assign \qq$66[30]  = \qq$66 [836:810];
-  assign \qq$66[30][0]  = \qq$66 [818:810];
-  assign \qq$66[30][1]  = \qq$66 [827:819];
-  assign \qq$66[30][2]  = \qq$66 [836:828];
-  assign \qq$66[31]  = \qq$66 [863:837];
-  assign \qq$66[31][0]  = \qq$66 [845:837];
-  assign \qq$66[31][1]  = \qq$66 [854:846];
-  assign \qq$66[31][2]  = \qq$66 [863:855];
+  assign \pp$66[0]  = \pp$66 [26:0];
+  assign \pp$66[0][0]  = \pp$66 [8:0];
+  assign \pp$66[0][1]  = \pp$66 [17:9];
+  assign \pp$66[0][2]  = \pp$66 [26:18];
+  assign \pp$66[1]  = \pp$66 [53:27];
+  assign \pp$66[1][0]  = \pp$66 [35:27];
+  assign \pp$66[1][1]  = \pp$66 [44:36];
+  assign \pp$66[1][2]  = \pp$66 [53:45];
+  assign \pp$66[2]  = \pp$66 [80:54];
+  assign \pp$66[2][0]  = \pp$66 [62:54];
+  assign \pp$66[2][1]  = \pp$66 [71:63];
+  assign \pp$66[2][2]  = \pp$66 [80:72];
+  assign \pp$66[3]  = \pp$66 [107:81];
+  assign \pp$66[3][0]  = \pp$66 [89:81];
+  assign \pp$66[3][1]  = \pp$66 [98:90];
+  assign \pp$66[3][2]  = \pp$66 [107:99];
+  assign \pp$66[4]  = \pp$66 [134:108];
+  assign \pp$66[4][0]  = \pp$66 [116:108];
+  assign \pp$66[4][1]  = \pp$66 [125:117];
+  assign \pp$66[4][2]  = \pp$66 [134:126];
+  assign \pp$66[5]  = \pp$66 [161:135];
+  assign \pp$66[5][0]  = \pp$66 [143:135];
+  assign \pp$66[5][1]  = \pp$66 [152:144];
+  assign \pp$66[5][2]  = \pp$66 [161:153];
+  assign \pp$66[6]  = \pp$66 [188:162];
+  assign \pp$66[6][0]  = \pp$66 [170:162];
+  assign \pp$66[6][1]  = \pp$66 [179:171];
+  assign \pp$66[6][2]  = \pp$66 [188:180];
+  assign \pp$66[7]  = \pp$66 [215:189];
+  assign \pp$66[7][0]  = \pp$66 [197:189];
+  assign \pp$66[7][1]  = \pp$66 [206:198];
+  assign \pp$66[7][2]  = \pp$66 [215:207];
+  assign \pp$66[8]  = \pp$66 [242:216];
+  assign \pp$66[8][0]  = \pp$66 [224:216];
+  assign \pp$66[8][1]  = \pp$66 [233:225];
+  assign \pp$66[8][2]  = \pp$66 [242:234];
+  assign \pp$66[9]  = \pp$66 [269:243];
+  assign \pp$66[9][0]  = \pp$66 [251:243];
+  assign \pp$66[9][1]  = \pp$66 [260:252];
+  assign \pp$66[9][2]  = \pp$66 [269:261];
+  assign \pp$66[10]  = \pp$66 [296:270];
+  assign \pp$66[10][0]  = \pp$66 [278:270];
+  assign \pp$66[10][1]  = \pp$66 [287:279];
+  assign \pp$66[10][2]  = \pp$66 [296:288];
+  assign \pp$66[11]  = \pp$66 [323:297];
+  assign \pp$66[11][0]  = \pp$66 [305:297];
+  assign \pp$66[11][1]  = \pp$66 [314:306];
+  assign \pp$66[11][2]  = \pp$66 [323:315];
+  assign \pp$66[12]  = \pp$66 [350:324];
+  assign \pp$66[12][0]  = \pp$66 [332:324];
+  assign \pp$66[12][1]  = \pp$66 [341:333];
+  assign \pp$66[12][2]  = \pp$66 [350:342];
+  assign \pp$66[13]  = \pp$66 [377:351];
+  assign \pp$66[13][0]  = \pp$66 [359:351];
+  assign \pp$66[13][1]  = \pp$66 [368:360];
+  assign \pp$66[13][2]  = \pp$66 [377:369];
+  assign \pp$66[14]  = \pp$66 [404:378];
+  assign \pp$66[14][0]  = \pp$66 [386:378];
+  assign \pp$66[14][1]  = \pp$66 [395:387];
+  assign \pp$66[14][2]  = \pp$66 [404:396];
+  assign \pp$66[15]  = \pp$66 [431:405];
+  assign \pp$66[15][0]  = \pp$66 [413:405];
+  assign \pp$66[15][1]  = \pp$66 [422:414];
+  assign \pp$66[15][2]  = \pp$66 [431:423];
+  assign \pp$66[16]  = \pp$66 [458:432];
+  assign \pp$66[16][0]  = \pp$66 [440:432];
+  assign \pp$66[16][1]  = \pp$66 [449:441];
+  assign \pp$66[16][2]  = \pp$66 [458:450];
+  assign \pp$66[17]  = \pp$66 [485:459];
+  assign \pp$66[17][0]  = \pp$66 [467:459];
+  assign \pp$66[17][1]  = \pp$66 [476:468];
+  assign \pp$66[17][2]  = \pp$66 [485:477];
+  assign \pp$66[18]  = \pp$66 [512:486];
+  assign \pp$66[18][0]  = \pp$66 [494:486];
+  assign \pp$66[18][1]  = \pp$66 [503:495];
+  assign \pp$66[18][2]  = \pp$66 [512:504];
+  assign \pp$66[19]  = \pp$66 [539:513];
+  assign \pp$66[19][0]  = \pp$66 [521:513];
+  assign \pp$66[19][1]  = \pp$66 [530:522];
+  assign \pp$66[19][2]  = \pp$66 [539:531];
+  assign \pp$66[20]  = \pp$66 [566:540];
+  assign \pp$66[20][0]  = \pp$66 [548:540];
+  assign \pp$66[20][1]  = \pp$66 [557:549];
+  assign \pp$66[20][2]  = \pp$66 [566:558];
+  assign \pp$66[21]  = \pp$66 [593:567];
+  assign \pp$66[21][0]  = \pp$66 [575:567];
+  assign \pp$66[21][1]  = \pp$66 [584:576];
+  assign \pp$66[21][2]  = \pp$66 [593:585];
+  assign \pp$66[22]  = \pp$66 [620:594];
+  assign \pp$66[22][0]  = \pp$66 [602:594];
+  assign \pp$66[22][1]  = \pp$66 [611:603];
+  assign \pp$66[22][2]  = \pp$66 [620:612];
+  assign \pp$66[23]  = \pp$66 [647:621];
+  assign \pp$66[23][0]  = \pp$66 [629:621];
+  assign \pp$66[23][1]  = \pp$66 [638:630];
+  assign \pp$66[23][2]  = \pp$66 [647:639];
+  assign \pp$66[24]  = \pp$66 [674:648];
+  assign \pp$66[24][0]  = \pp$66 [656:648];
+  assign \pp$66[24][1]  = \pp$66 [665:657];
+  assign \pp$66[24][2]  = \pp$66 [674:666];
+  assign \pp$66[25]  = \pp$66 [701:675];
+  assign \pp$66[25][0]  = \pp$66 [683:675];
+  assign \pp$66[25][1]  = \pp$66 [692:684];
+  assign \pp$66[25][2]  = \pp$66 [701:693];
+  assign \pp$66[26]  = \pp$66 [728:702];
+  assign \pp$66[26][0]  = \pp$66 [710:702];
+  assign \pp$66[26][1]  = \pp$66 [719:711];
+  assign \pp$66[26][2]  = \pp$66 [728:720];
+  assign \pp$66[27]  = \pp$66 [755:729];
+  assign \pp$66[27][0]  = \pp$66 [737:729];
+  assign \pp$66[27][1]  = \pp$66 [746:738];
+  assign \pp$66[27][2]  = \pp$66 [755:747];
+  assign \pp$66[28]  = \pp$66 [782:756];
+  assign \pp$66[28][0]  = \pp$66 [764:756];
+  assign \pp$66[28][1]  = \pp$66 [773:765];
+  assign \pp$66[28][2]  = \pp$66 [782:774];
+  assign \pp$66[29]  = \pp$66 [809:783];
+  assign \pp$66[29][0]  = \pp$66 [791:783];
+  assign \pp$66[29][1]  = \pp$66 [800:792];
+  assign \pp$66[29][2]  = \pp$66 [809:801];
+  assign \pp$66[30]  = \pp$66 [836:810];
+  assign \pp$66[30][0]  = \pp$66 [818:810];
+  assign \pp$66[30][1]  = \pp$66 [827:819];
+  assign \pp$66[30][2]  = \pp$66 [836:828];
+  assign \pp$66[31]  = \pp$66 [863:837];
+  assign \pp$66[31][0]  = \pp$66 [845:837];
+  assign \pp$66[31][1]  = \pp$66 [854:846];
+  assign \pp$66[31][2]  = \pp$66 [863:855];
+  assign \qq$67[0]  = \qq$67 [26:0];
+  assign \qq$67[0][0]  = \qq$67 [8:0];
+  assign \qq$67[0][1]  = \qq$67 [17:9];
+  assign \qq$67[0][2]  = \qq$67 [26:18];
+  assign \qq$67[1]  = \qq$67 [53:27];
+  assign \qq$67[1][0]  = \qq$67 [35:27];
+  assign \qq$67[1][1]  = \qq$67 [44:36];
+  assign \qq$67[1][2]  = \qq$67 [53:45];
+  assign \qq$67[2]  = \qq$67 [80:54];
+  assign \qq$67[2][0]  = \qq$67 [62:54];
+  assign \qq$67[2][1]  = \qq$67 [71:63];
+  assign \qq$67[2][2]  = \qq$67 [80:72];
+  assign \qq$67[3]  = \qq$67 [107:81];
+  assign \qq$67[3][0]  = \qq$67 [89:81];
+  assign \qq$67[3][1]  = \qq$67 [98:90];
+  assign \qq$67[3][2]  = \qq$67 [107:99];
+  assign \qq$67[4]  = \qq$67 [134:108];
+  assign \qq$67[4][0]  = \qq$67 [116:108];
+  assign \qq$67[4][1]  = \qq$67 [125:117];
+  assign \qq$67[4][2]  = \qq$67 [134:126];
+  assign \qq$67[5]  = \qq$67 [161:135];
+  assign \qq$67[5][0]  = \qq$67 [143:135];
+  assign \qq$67[5][1]  = \qq$67 [152:144];
+  assign \qq$67[5][2]  = \qq$67 [161:153];
+  assign \qq$67[6]  = \qq$67 [188:162];
+  assign \qq$67[6][0]  = \qq$67 [170:162];
+  assign \qq$67[6][1]  = \qq$67 [179:171];
+  assign \qq$67[6][2]  = \qq$67 [188:180];
+  assign \qq$67[7]  = \qq$67 [215:189];
+  assign \qq$67[7][0]  = \qq$67 [197:189];
+  assign \qq$67[7][1]  = \qq$67 [206:198];
+  assign \qq$67[7][2]  = \qq$67 [215:207];
+  assign \qq$67[8]  = \qq$67 [242:216];
+  assign \qq$67[8][0]  = \qq$67 [224:216];
+  assign \qq$67[8][1]  = \qq$67 [233:225];
+  assign \qq$67[8][2]  = \qq$67 [242:234];
+  assign \qq$67[9]  = \qq$67 [269:243];
+  assign \qq$67[9][0]  = \qq$67 [251:243];
+  assign \qq$67[9][1]  = \qq$67 [260:252];
+  assign \qq$67[9][2]  = \qq$67 [269:261];
+  assign \qq$67[10]  = \qq$67 [296:270];
+  assign \qq$67[10][0]  = \qq$67 [278:270];
+  assign \qq$67[10][1]  = \qq$67 [287:279];
+  assign \qq$67[10][2]  = \qq$67 [296:288];
+  assign \qq$67[11]  = \qq$67 [323:297];
+  assign \qq$67[11][0]  = \qq$67 [305:297];
+  assign \qq$67[11][1]  = \qq$67 [314:306];
+  assign \qq$67[11][2]  = \qq$67 [323:315];
+  assign \qq$67[12]  = \qq$67 [350:324];
+  assign \qq$67[12][0]  = \qq$67 [332:324];
+  assign \qq$67[12][1]  = \qq$67 [341:333];
+  assign \qq$67[12][2]  = \qq$67 [350:342];
+  assign \qq$67[13]  = \qq$67 [377:351];
+  assign \qq$67[13][0]  = \qq$67 [359:351];
+  assign \qq$67[13][1]  = \qq$67 [368:360];
+  assign \qq$67[13][2]  = \qq$67 [377:369];
+  assign \qq$67[14]  = \qq$67 [404:378];
+  assign \qq$67[14][0]  = \qq$67 [386:378];
+  assign \qq$67[14][1]  = \qq$67 [395:387];
+  assign \qq$67[14][2]  = \qq$67 [404:396];
+  assign \qq$67[15]  = \qq$67 [431:405];
+  assign \qq$67[15][0]  = \qq$67 [413:405];
+  assign \qq$67[15][1]  = \qq$67 [422:414];
+  assign \qq$67[15][2]  = \qq$67 [431:423];
+  assign \qq$67[16]  = \qq$67 [458:432];
+  assign \qq$67[16][0]  = \qq$67 [440:432];
+  assign \qq$67[16][1]  = \qq$67 [449:441];
+  assign \qq$67[16][2]  = \qq$67 [458:450];
+  assign \qq$67[17]  = \qq$67 [485:459];
+  assign \qq$67[17][0]  = \qq$67 [467:459];
+  assign \qq$67[17][1]  = \qq$67 [476:468];
+  assign \qq$67[17][2]  = \qq$67 [485:477];
+  assign \qq$67[18]  = \qq$67 [512:486];
+  assign \qq$67[18][0]  = \qq$67 [494:486];
+  assign \qq$67[18][1]  = \qq$67 [503:495];
+  assign \qq$67[18][2]  = \qq$67 [512:504];
+  assign \qq$67[19]  = \qq$67 [539:513];
+  assign \qq$67[19][0]  = \qq$67 [521:513];
+  assign \qq$67[19][1]  = \qq$67 [530:522];
+  assign \qq$67[19][2]  = \qq$67 [539:531];
+  assign \qq$67[20]  = \qq$67 [566:540];
+  assign \qq$67[20][0]  = \qq$67 [548:540];
+  assign \qq$67[20][1]  = \qq$67 [557:549];
+  assign \qq$67[20][2]  = \qq$67 [566:558];
+  assign \qq$67[21]  = \qq$67 [593:567];
+  assign \qq$67[21][0]  = \qq$67 [575:567];
+  assign \qq$67[21][1]  = \qq$67 [584:576];
+  assign \qq$67[21][2]  = \qq$67 [593:585];
+  assign \qq$67[22]  = \qq$67 [620:594];
+  assign \qq$67[22][0]  = \qq$67 [602:594];
+  assign \qq$67[22][1]  = \qq$67 [611:603];
+  assign \qq$67[22][2]  = \qq$67 [620:612];
+  assign \qq$67[23]  = \qq$67 [647:621];
+  assign \qq$67[23][0]  = \qq$67 [629:621];
+  assign \qq$67[23][1]  = \qq$67 [638:630];
+  assign \qq$67[23][2]  = \qq$67 [647:639];
+  assign \qq$67[24]  = \qq$67 [674:648];
+  assign \qq$67[24][0]  = \qq$67 [656:648];
+  assign \qq$67[24][1]  = \qq$67 [665:657];
+  assign \qq$67[24][2]  = \qq$67 [674:666];
+  assign \qq$67[25]  = \qq$67 [701:675];
+  assign \qq$67[25][0]  = \qq$67 [683:675];
+  assign \qq$67[25][1]  = \qq$67 [692:684];
+  assign \qq$67[25][2]  = \qq$67 [701:693];
+  assign \qq$67[26]  = \qq$67 [728:702];
+  assign \qq$67[26][0]  = \qq$67 [710:702];
+  assign \qq$67[26][1]  = \qq$67 [719:711];
+  assign \qq$67[26][2]  = \qq$67 [728:720];
+  assign \qq$67[27]  = \qq$67 [755:729];
+  assign \qq$67[27][0]  = \qq$67 [737:729];
+  assign \qq$67[27][1]  = \qq$67 [746:738];
+  assign \qq$67[27][2]  = \qq$67 [755:747];
+  assign \qq$67[28]  = \qq$67 [782:756];
+  assign \qq$67[28][0]  = \qq$67 [764:756];
+  assign \qq$67[28][1]  = \qq$67 [773:765];
+  assign \qq$67[28][2]  = \qq$67 [782:774];
+  assign \qq$67[29]  = \qq$67 [809:783];
+  assign \qq$67[29][0]  = \qq$67 [791:783];
+  assign \qq$67[29][1]  = \qq$67 [800:792];
+  assign \qq$67[29][2]  = \qq$67 [809:801];
+  assign \qq$67[30]  = \qq$67 [836:810];
+  assign \qq$67[30][0]  = \qq$67 [818:810];
+  assign \qq$67[30][1]  = \qq$67 [827:819];
+  assign \qq$67[30][2]  = \qq$67 [836:828];
+  assign \qq$67[31]  = \qq$67 [863:837];
+  assign \qq$67[31][0]  = \qq$67 [845:837];
+  assign \qq$67[31][1]  = \qq$67 [854:846];
+  assign \qq$67[31][2]  = \qq$67 [863:855];
   assign \s2.valid  = s2[0];
   assign \s2.first  = s2[1];
   assign \s2.last  = s2[2];
@@ -4030,261 +4096,261 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \st3.conj  = st3[3];
   assign \st3.final  = st3[4];
   assign \st3.count  = st3[5];
-  assign \$232 [63] = \$176 ;
-  assign \$232 [62] = \$175 ;
-  assign \$232 [61] = \$174 ;
-  assign \$232 [60] = \$173 ;
-  assign \$232 [59] = \$172 ;
-  assign \$232 [58] = \$171 ;
-  assign \$232 [57] = \$170 ;
-  assign \$232 [56] = \$169 ;
-  assign \$232 [55] = \$168 ;
-  assign \$232 [54] = \$167 ;
-  assign \$232 [53] = \$166 ;
-  assign \$232 [52] = \$165 ;
-  assign \$232 [51] = \$164 ;
-  assign \$232 [50] = \$163 ;
-  assign \$232 [49] = \$162 ;
-  assign \$232 [48] = \$161 ;
-  assign \$232 [47] = \$160 ;
-  assign \$232 [46] = \$159 ;
-  assign \$232 [45] = \$158 ;
-  assign \$232 [44] = \$157 ;
-  assign \$232 [43] = \$156 ;
-  assign \$232 [42] = \$155 ;
-  assign \$232 [41] = \$154 ;
-  assign \$232 [40] = \$153 ;
-  assign \$232 [39] = \$152 ;
-  assign \$232 [38] = \$151 ;
-  assign \$232 [37] = \$150 ;
-  assign \$232 [36] = \$149 ;
-  assign \$232 [35] = \$148 ;
-  assign \$232 [34] = \$147 ;
-  assign \$232 [33] = \$146 ;
-  assign \$232 [32] = \$145 ;
-  assign \$232 [31] = \$144 ;
-  assign \$232 [30] = \$143 ;
-  assign \$232 [29] = \$142 ;
-  assign \$232 [28] = \$141 ;
-  assign \$232 [27] = \$140 ;
-  assign \$232 [26] = \$139 ;
-  assign \$232 [25] = \$138 ;
-  assign \$232 [24] = \$137 ;
-  assign \$232 [23] = \$136 ;
-  assign \$232 [22] = \$135 ;
-  assign \$232 [21] = \$134 ;
-  assign \$232 [20] = \$133 ;
-  assign \$232 [19] = \$132 ;
-  assign \$232 [18] = \$131 ;
-  assign \$232 [17] = \$130 ;
-  assign \$232 [16] = \$129 ;
-  assign \$232 [15] = \$128 ;
-  assign \$232 [14] = \$127 ;
-  assign \$232 [13] = \$126 ;
-  assign \$232 [12] = \$125 ;
-  assign \$232 [11] = \$124 ;
-  assign \$232 [10] = \$123 ;
-  assign \$232 [9] = \$122 ;
-  assign \$232 [8] = \$121 ;
-  assign \$232 [7] = \$120 ;
-  assign \$232 [6] = \$119 ;
-  assign \$232 [5] = \$118 ;
-  assign \$232 [4] = \$117 ;
-  assign \$232 [3] = \$116 ;
-  assign \$232 [2] = \$115 ;
-  assign \$232 [1] = \$114 ;
-  assign \$232 [0] = a_zero[0];
-  assign \$210 [63] = s1r_codes[126];
-  assign \$210 [62] = s1r_codes[124];
-  assign \$210 [61] = s1r_codes[122];
-  assign \$210 [60] = s1r_codes[120];
-  assign \$210 [59] = s1r_codes[118];
-  assign \$210 [58] = s1r_codes[116];
-  assign \$210 [57] = s1r_codes[114];
-  assign \$210 [56] = s1r_codes[112];
-  assign \$210 [55] = s1r_codes[110];
-  assign \$210 [54] = s1r_codes[108];
-  assign \$210 [53] = s1r_codes[106];
-  assign \$210 [52] = s1r_codes[104];
-  assign \$210 [51] = s1r_codes[102];
-  assign \$210 [50] = s1r_codes[100];
-  assign \$210 [49] = s1r_codes[98];
-  assign \$210 [48] = s1r_codes[96];
-  assign \$210 [47] = s1r_codes[94];
-  assign \$210 [46] = s1r_codes[92];
-  assign \$210 [45] = s1r_codes[90];
-  assign \$210 [44] = s1r_codes[88];
-  assign \$210 [43] = s1r_codes[86];
-  assign \$210 [42] = s1r_codes[84];
-  assign \$210 [41] = s1r_codes[82];
-  assign \$210 [40] = s1r_codes[80];
-  assign \$210 [39] = s1r_codes[78];
-  assign \$210 [38] = s1r_codes[76];
-  assign \$210 [37] = s1r_codes[74];
-  assign \$210 [36] = s1r_codes[72];
-  assign \$210 [35] = s1r_codes[70];
-  assign \$210 [34] = s1r_codes[68];
-  assign \$210 [33] = s1r_codes[66];
-  assign \$210 [32] = s1r_codes[64];
-  assign \$210 [31] = s1r_codes[62];
-  assign \$210 [30] = s1r_codes[60];
-  assign \$210 [29] = s1r_codes[58];
-  assign \$210 [28] = s1r_codes[56];
-  assign \$210 [27] = s1r_codes[54];
-  assign \$210 [26] = s1r_codes[52];
-  assign \$210 [25] = s1r_codes[50];
-  assign \$210 [24] = s1r_codes[48];
-  assign \$210 [23] = s1r_codes[46];
-  assign \$210 [22] = s1r_codes[44];
-  assign \$210 [21] = s1r_codes[42];
-  assign \$210 [20] = s1r_codes[40];
-  assign \$210 [19] = s1r_codes[38];
-  assign \$210 [18] = s1r_codes[36];
-  assign \$210 [17] = s1r_codes[34];
-  assign \$210 [16] = s1r_codes[32];
-  assign \$210 [15] = s1r_codes[30];
-  assign \$210 [14] = s1r_codes[28];
-  assign \$210 [13] = s1r_codes[26];
-  assign \$210 [12] = s1r_codes[24];
-  assign \$210 [11] = s1r_codes[22];
-  assign \$210 [10] = s1r_codes[20];
-  assign \$210 [9] = s1r_codes[18];
-  assign \$210 [8] = s1r_codes[16];
-  assign \$210 [7] = s1r_codes[14];
-  assign \$210 [6] = s1r_codes[12];
-  assign \$210 [5] = s1r_codes[10];
-  assign \$210 [4] = s1r_codes[8];
-  assign \$210 [3] = s1r_codes[6];
-  assign \$210 [2] = s1r_codes[4];
-  assign \$210 [1] = s1r_codes[2];
-  assign \$210 [0] = s1r_codes[0];
-  assign \$209 [63] = s1r_codes[127];
-  assign \$209 [62] = s1r_codes[125];
-  assign \$209 [61] = s1r_codes[123];
-  assign \$209 [60] = s1r_codes[121];
-  assign \$209 [59] = s1r_codes[119];
-  assign \$209 [58] = s1r_codes[117];
-  assign \$209 [57] = s1r_codes[115];
-  assign \$209 [56] = s1r_codes[113];
-  assign \$209 [55] = s1r_codes[111];
-  assign \$209 [54] = s1r_codes[109];
-  assign \$209 [53] = s1r_codes[107];
-  assign \$209 [52] = s1r_codes[105];
-  assign \$209 [51] = s1r_codes[103];
-  assign \$209 [50] = s1r_codes[101];
-  assign \$209 [49] = s1r_codes[99];
-  assign \$209 [48] = s1r_codes[97];
-  assign \$209 [47] = s1r_codes[95];
-  assign \$209 [46] = s1r_codes[93];
-  assign \$209 [45] = s1r_codes[91];
-  assign \$209 [44] = s1r_codes[89];
-  assign \$209 [43] = s1r_codes[87];
-  assign \$209 [42] = s1r_codes[85];
-  assign \$209 [41] = s1r_codes[83];
-  assign \$209 [40] = s1r_codes[81];
-  assign \$209 [39] = s1r_codes[79];
-  assign \$209 [38] = s1r_codes[77];
-  assign \$209 [37] = s1r_codes[75];
-  assign \$209 [36] = s1r_codes[73];
-  assign \$209 [35] = s1r_codes[71];
-  assign \$209 [34] = s1r_codes[69];
-  assign \$209 [33] = s1r_codes[67];
-  assign \$209 [32] = s1r_codes[65];
-  assign \$209 [31] = s1r_codes[63];
-  assign \$209 [30] = s1r_codes[61];
-  assign \$209 [29] = s1r_codes[59];
-  assign \$209 [28] = s1r_codes[57];
-  assign \$209 [27] = s1r_codes[55];
-  assign \$209 [26] = s1r_codes[53];
-  assign \$209 [25] = s1r_codes[51];
-  assign \$209 [24] = s1r_codes[49];
-  assign \$209 [23] = s1r_codes[47];
-  assign \$209 [22] = s1r_codes[45];
-  assign \$209 [21] = s1r_codes[43];
-  assign \$209 [20] = s1r_codes[41];
-  assign \$209 [19] = s1r_codes[39];
-  assign \$209 [18] = s1r_codes[37];
-  assign \$209 [17] = s1r_codes[35];
-  assign \$209 [16] = s1r_codes[33];
-  assign \$209 [15] = s1r_codes[31];
-  assign \$209 [14] = s1r_codes[29];
-  assign \$209 [13] = s1r_codes[27];
-  assign \$209 [12] = s1r_codes[25];
-  assign \$209 [11] = s1r_codes[23];
-  assign \$209 [10] = s1r_codes[21];
-  assign \$209 [9] = s1r_codes[19];
-  assign \$209 [8] = s1r_codes[17];
-  assign \$209 [7] = s1r_codes[15];
-  assign \$209 [6] = s1r_codes[13];
-  assign \$209 [5] = s1r_codes[11];
-  assign \$209 [4] = s1r_codes[9];
-  assign \$209 [3] = s1r_codes[7];
-  assign \$209 [2] = s1r_codes[5];
-  assign \$209 [1] = s1r_codes[3];
-  assign \$209 [0] = s1r_codes[1];
-  assign wr__data[1023:1008] = \$82 ;
-  assign wr__data[1007:992] = \$81 ;
-  assign wr__data[991:976] = \$80 ;
-  assign wr__data[975:960] = \$79 ;
-  assign wr__data[959:944] = \$78 ;
-  assign wr__data[943:928] = \$77 ;
-  assign wr__data[927:912] = \$76 ;
-  assign wr__data[911:896] = \$75 ;
-  assign wr__data[895:880] = \$74 ;
-  assign wr__data[879:864] = \$73 ;
-  assign wr__data[863:848] = \$72 ;
-  assign wr__data[847:832] = \$71 ;
-  assign wr__data[831:816] = \$70 ;
-  assign wr__data[815:800] = \$69 ;
-  assign wr__data[799:784] = \$68 ;
-  assign wr__data[783:768] = \$67 ;
-  assign wr__data[767:752] = \$66 ;
-  assign wr__data[751:736] = \$65 ;
-  assign wr__data[735:720] = \$64 ;
-  assign wr__data[719:704] = \$63 ;
-  assign wr__data[703:688] = \$62 ;
-  assign wr__data[687:672] = \$61 ;
-  assign wr__data[671:656] = \$60 ;
-  assign wr__data[655:640] = \$59 ;
-  assign wr__data[639:624] = \$58 ;
-  assign wr__data[623:608] = \$57 ;
-  assign wr__data[607:592] = \$56 ;
-  assign wr__data[591:576] = \$55 ;
-  assign wr__data[575:560] = \$54 ;
-  assign wr__data[559:544] = \$53 ;
-  assign wr__data[543:528] = \$52 ;
-  assign wr__data[527:512] = \$51 ;
-  assign wr__data[511:496] = \$50 ;
-  assign wr__data[495:480] = \$49 ;
-  assign wr__data[479:464] = \$48 ;
-  assign wr__data[463:448] = \$47 ;
-  assign wr__data[447:432] = \$46 ;
-  assign wr__data[431:416] = \$45 ;
-  assign wr__data[415:400] = \$44 ;
-  assign wr__data[399:384] = \$43 ;
-  assign wr__data[383:368] = \$42 ;
-  assign wr__data[367:352] = \$41 ;
-  assign wr__data[351:336] = \$40 ;
-  assign wr__data[335:320] = \$39 ;
-  assign wr__data[319:304] = \$38 ;
-  assign wr__data[303:288] = \$37 ;
-  assign wr__data[287:272] = \$36 ;
-  assign wr__data[271:256] = \$35 ;
-  assign wr__data[255:240] = \$34 ;
-  assign wr__data[239:224] = \$33 ;
-  assign wr__data[223:208] = \$32 ;
-  assign wr__data[207:192] = \$31 ;
-  assign wr__data[191:176] = \$30 ;
-  assign wr__data[175:160] = \$29 ;
-  assign wr__data[159:144] = \$28 ;
-  assign wr__data[143:128] = \$27 ;
-  assign wr__data[127:112] = \$26 ;
-  assign wr__data[111:96] = \$25 ;
-  assign wr__data[95:80] = \$24 ;
-  assign wr__data[79:64] = \$23 ;
-  assign wr__data[63:48] = \$22 ;
-  assign wr__data[47:32] = \$21 ;
-  assign wr__data[31:16] = \$20 ;
+  assign \$260 [63] = \$184 ;
+  assign \$260 [62] = \$183 ;
+  assign \$260 [61] = \$182 ;
+  assign \$260 [60] = \$181 ;
+  assign \$260 [59] = \$180 ;
+  assign \$260 [58] = \$179 ;
+  assign \$260 [57] = \$178 ;
+  assign \$260 [56] = \$177 ;
+  assign \$260 [55] = \$176 ;
+  assign \$260 [54] = \$175 ;
+  assign \$260 [53] = \$174 ;
+  assign \$260 [52] = \$173 ;
+  assign \$260 [51] = \$172 ;
+  assign \$260 [50] = \$171 ;
+  assign \$260 [49] = \$170 ;
+  assign \$260 [48] = \$169 ;
+  assign \$260 [47] = \$168 ;
+  assign \$260 [46] = \$167 ;
+  assign \$260 [45] = \$166 ;
+  assign \$260 [44] = \$165 ;
+  assign \$260 [43] = \$164 ;
+  assign \$260 [42] = \$163 ;
+  assign \$260 [41] = \$162 ;
+  assign \$260 [40] = \$161 ;
+  assign \$260 [39] = \$160 ;
+  assign \$260 [38] = \$159 ;
+  assign \$260 [37] = \$158 ;
+  assign \$260 [36] = \$157 ;
+  assign \$260 [35] = \$156 ;
+  assign \$260 [34] = \$155 ;
+  assign \$260 [33] = \$154 ;
+  assign \$260 [32] = \$153 ;
+  assign \$260 [31] = \$152 ;
+  assign \$260 [30] = \$151 ;
+  assign \$260 [29] = \$150 ;
+  assign \$260 [28] = \$149 ;
+  assign \$260 [27] = \$148 ;
+  assign \$260 [26] = \$147 ;
+  assign \$260 [25] = \$146 ;
+  assign \$260 [24] = \$145 ;
+  assign \$260 [23] = \$144 ;
+  assign \$260 [22] = \$143 ;
+  assign \$260 [21] = \$142 ;
+  assign \$260 [20] = \$141 ;
+  assign \$260 [19] = \$140 ;
+  assign \$260 [18] = \$139 ;
+  assign \$260 [17] = \$138 ;
+  assign \$260 [16] = \$137 ;
+  assign \$260 [15] = \$136 ;
+  assign \$260 [14] = \$135 ;
+  assign \$260 [13] = \$134 ;
+  assign \$260 [12] = \$133 ;
+  assign \$260 [11] = \$132 ;
+  assign \$260 [10] = \$131 ;
+  assign \$260 [9] = \$130 ;
+  assign \$260 [8] = \$129 ;
+  assign \$260 [7] = \$128 ;
+  assign \$260 [6] = \$127 ;
+  assign \$260 [5] = \$126 ;
+  assign \$260 [4] = \$125 ;
+  assign \$260 [3] = \$124 ;
+  assign \$260 [2] = \$123 ;
+  assign \$260 [1] = \$122 ;
+  assign \$260 [0] = a_zero[0];
+  assign \$238 [63] = s1r_codes[126];
+  assign \$238 [62] = s1r_codes[124];
+  assign \$238 [61] = s1r_codes[122];
+  assign \$238 [60] = s1r_codes[120];
+  assign \$238 [59] = s1r_codes[118];
+  assign \$238 [58] = s1r_codes[116];
+  assign \$238 [57] = s1r_codes[114];
+  assign \$238 [56] = s1r_codes[112];
+  assign \$238 [55] = s1r_codes[110];
+  assign \$238 [54] = s1r_codes[108];
+  assign \$238 [53] = s1r_codes[106];
+  assign \$238 [52] = s1r_codes[104];
+  assign \$238 [51] = s1r_codes[102];
+  assign \$238 [50] = s1r_codes[100];
+  assign \$238 [49] = s1r_codes[98];
+  assign \$238 [48] = s1r_codes[96];
+  assign \$238 [47] = s1r_codes[94];
+  assign \$238 [46] = s1r_codes[92];
+  assign \$238 [45] = s1r_codes[90];
+  assign \$238 [44] = s1r_codes[88];
+  assign \$238 [43] = s1r_codes[86];
+  assign \$238 [42] = s1r_codes[84];
+  assign \$238 [41] = s1r_codes[82];
+  assign \$238 [40] = s1r_codes[80];
+  assign \$238 [39] = s1r_codes[78];
+  assign \$238 [38] = s1r_codes[76];
+  assign \$238 [37] = s1r_codes[74];
+  assign \$238 [36] = s1r_codes[72];
+  assign \$238 [35] = s1r_codes[70];
+  assign \$238 [34] = s1r_codes[68];
+  assign \$238 [33] = s1r_codes[66];
+  assign \$238 [32] = s1r_codes[64];
+  assign \$238 [31] = s1r_codes[62];
+  assign \$238 [30] = s1r_codes[60];
+  assign \$238 [29] = s1r_codes[58];
+  assign \$238 [28] = s1r_codes[56];
+  assign \$238 [27] = s1r_codes[54];
+  assign \$238 [26] = s1r_codes[52];
+  assign \$238 [25] = s1r_codes[50];
+  assign \$238 [24] = s1r_codes[48];
+  assign \$238 [23] = s1r_codes[46];
+  assign \$238 [22] = s1r_codes[44];
+  assign \$238 [21] = s1r_codes[42];
+  assign \$238 [20] = s1r_codes[40];
+  assign \$238 [19] = s1r_codes[38];
+  assign \$238 [18] = s1r_codes[36];
+  assign \$238 [17] = s1r_codes[34];
+  assign \$238 [16] = s1r_codes[32];
+  assign \$238 [15] = s1r_codes[30];
+  assign \$238 [14] = s1r_codes[28];
+  assign \$238 [13] = s1r_codes[26];
+  assign \$238 [12] = s1r_codes[24];
+  assign \$238 [11] = s1r_codes[22];
+  assign \$238 [10] = s1r_codes[20];
+  assign \$238 [9] = s1r_codes[18];
+  assign \$238 [8] = s1r_codes[16];
+  assign \$238 [7] = s1r_codes[14];
+  assign \$238 [6] = s1r_codes[12];
+  assign \$238 [5] = s1r_codes[10];
+  assign \$238 [4] = s1r_codes[8];
+  assign \$238 [3] = s1r_codes[6];
+  assign \$238 [2] = s1r_codes[4];
+  assign \$238 [1] = s1r_codes[2];
+  assign \$238 [0] = s1r_codes[0];
+  assign \$237 [63] = s1r_codes[127];
+  assign \$237 [62] = s1r_codes[125];
+  assign \$237 [61] = s1r_codes[123];
+  assign \$237 [60] = s1r_codes[121];
+  assign \$237 [59] = s1r_codes[119];
+  assign \$237 [58] = s1r_codes[117];
+  assign \$237 [57] = s1r_codes[115];
+  assign \$237 [56] = s1r_codes[113];
+  assign \$237 [55] = s1r_codes[111];
+  assign \$237 [54] = s1r_codes[109];
+  assign \$237 [53] = s1r_codes[107];
+  assign \$237 [52] = s1r_codes[105];
+  assign \$237 [51] = s1r_codes[103];
+  assign \$237 [50] = s1r_codes[101];
+  assign \$237 [49] = s1r_codes[99];
+  assign \$237 [48] = s1r_codes[97];
+  assign \$237 [47] = s1r_codes[95];
+  assign \$237 [46] = s1r_codes[93];
+  assign \$237 [45] = s1r_codes[91];
+  assign \$237 [44] = s1r_codes[89];
+  assign \$237 [43] = s1r_codes[87];
+  assign \$237 [42] = s1r_codes[85];
+  assign \$237 [41] = s1r_codes[83];
+  assign \$237 [40] = s1r_codes[81];
+  assign \$237 [39] = s1r_codes[79];
+  assign \$237 [38] = s1r_codes[77];
+  assign \$237 [37] = s1r_codes[75];
+  assign \$237 [36] = s1r_codes[73];
+  assign \$237 [35] = s1r_codes[71];
+  assign \$237 [34] = s1r_codes[69];
+  assign \$237 [33] = s1r_codes[67];
+  assign \$237 [32] = s1r_codes[65];
+  assign \$237 [31] = s1r_codes[63];
+  assign \$237 [30] = s1r_codes[61];
+  assign \$237 [29] = s1r_codes[59];
+  assign \$237 [28] = s1r_codes[57];
+  assign \$237 [27] = s1r_codes[55];
+  assign \$237 [26] = s1r_codes[53];
+  assign \$237 [25] = s1r_codes[51];
+  assign \$237 [24] = s1r_codes[49];
+  assign \$237 [23] = s1r_codes[47];
+  assign \$237 [22] = s1r_codes[45];
+  assign \$237 [21] = s1r_codes[43];
+  assign \$237 [20] = s1r_codes[41];
+  assign \$237 [19] = s1r_codes[39];
+  assign \$237 [18] = s1r_codes[37];
+  assign \$237 [17] = s1r_codes[35];
+  assign \$237 [16] = s1r_codes[33];
+  assign \$237 [15] = s1r_codes[31];
+  assign \$237 [14] = s1r_codes[29];
+  assign \$237 [13] = s1r_codes[27];
+  assign \$237 [12] = s1r_codes[25];
+  assign \$237 [11] = s1r_codes[23];
+  assign \$237 [10] = s1r_codes[21];
+  assign \$237 [9] = s1r_codes[19];
+  assign \$237 [8] = s1r_codes[17];
+  assign \$237 [7] = s1r_codes[15];
+  assign \$237 [6] = s1r_codes[13];
+  assign \$237 [5] = s1r_codes[11];
+  assign \$237 [4] = s1r_codes[9];
+  assign \$237 [3] = s1r_codes[7];
+  assign \$237 [2] = s1r_codes[5];
+  assign \$237 [1] = s1r_codes[3];
+  assign \$237 [0] = s1r_codes[1];
+  assign wr__data[1023:1008] = \$84 ;
+  assign wr__data[1007:992] = \$83 ;
+  assign wr__data[991:976] = \$82 ;
+  assign wr__data[975:960] = \$81 ;
+  assign wr__data[959:944] = \$80 ;
+  assign wr__data[943:928] = \$79 ;
+  assign wr__data[927:912] = \$78 ;
+  assign wr__data[911:896] = \$77 ;
+  assign wr__data[895:880] = \$76 ;
+  assign wr__data[879:864] = \$75 ;
+  assign wr__data[863:848] = \$74 ;
+  assign wr__data[847:832] = \$73 ;
+  assign wr__data[831:816] = \$72 ;
+  assign wr__data[815:800] = \$71 ;
+  assign wr__data[799:784] = \$70 ;
+  assign wr__data[783:768] = \$69 ;
+  assign wr__data[767:752] = \$68 ;
+  assign wr__data[751:736] = \$67 ;
+  assign wr__data[735:720] = \$66 ;
+  assign wr__data[719:704] = \$65 ;
+  assign wr__data[703:688] = \$64 ;
+  assign wr__data[687:672] = \$63 ;
+  assign wr__data[671:656] = \$62 ;
+  assign wr__data[655:640] = \$61 ;
+  assign wr__data[639:624] = \$60 ;
+  assign wr__data[623:608] = \$59 ;
+  assign wr__data[607:592] = \$58 ;
+  assign wr__data[591:576] = \$57 ;
+  assign wr__data[575:560] = \$56 ;
+  assign wr__data[559:544] = \$55 ;
+  assign wr__data[543:528] = \$54 ;
+  assign wr__data[527:512] = \$53 ;
+  assign wr__data[511:496] = \$52 ;
+  assign wr__data[495:480] = \$51 ;
+  assign wr__data[479:464] = \$50 ;
+  assign wr__data[463:448] = \$49 ;
+  assign wr__data[447:432] = \$48 ;
+  assign wr__data[431:416] = \$47 ;
+  assign wr__data[415:400] = \$46 ;
+  assign wr__data[399:384] = \$45 ;
+  assign wr__data[383:368] = \$44 ;
+  assign wr__data[367:352] = \$43 ;
+  assign wr__data[351:336] = \$42 ;
+  assign wr__data[335:320] = \$41 ;
+  assign wr__data[319:304] = \$40 ;
+  assign wr__data[303:288] = \$39 ;
+  assign wr__data[287:272] = \$38 ;
+  assign wr__data[271:256] = \$37 ;
+  assign wr__data[255:240] = \$36 ;
+  assign wr__data[239:224] = \$35 ;
+  assign wr__data[223:208] = \$34 ;
+  assign wr__data[207:192] = \$33 ;
+  assign wr__data[191:176] = \$32 ;
+  assign wr__data[175:160] = \$31 ;
+  assign wr__data[159:144] = \$30 ;
+  assign wr__data[143:128] = \$29 ;
+  assign wr__data[127:112] = \$28 ;
+  assign wr__data[111:96] = \$27 ;
+  assign wr__data[95:80] = \$26 ;
+  assign wr__data[79:64] = \$25 ;
+  assign wr__data[63:48] = \$24 ;
+  assign wr__data[47:32] = \$23 ;
+  assign wr__data[31:16] = \$22 ;
   assign wr__data[15:0] = a_data[15:0];
   assign total1[87:66] = \$16 [21:0];
   assign total1[65:44] = \$14 [21:0];
@@ -4422,13 +4488,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign p[23:16] = rdq[39:32];
   assign p[15:8] = rdq[23:16];
   assign p[7:0] = rdq[7:0];
-  assign \$95  = mat;
-  assign \$96  = mat;
-  assign \$97  = stg;
-  assign \$193  = mat;
-  assign \$194  = stg;
-  assign \$199  = mat;
-  assign \$200  = stg;
+  assign \$101  = mat;
+  assign \$102  = mat;
+  assign \$103  = stg;
+  assign \$203  = mat;
+  assign \$204  = stg;
+  assign \$217  = mat;
+  assign \$218  = stg;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -5532,7 +5598,7 @@ module \fairyhw_engine.prep (q, pp, qq, p);
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.results (clk, rst, freed, idle, tile, shared, \port$1415$2 , o2_valid, res__payload, res__ready);
+module \fairyhw_engine.results (clk, rst, freed, idle, tile, shared, \port$1443$2 , o2_valid, res__payload, res__ready);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire [1:0] \$10 ;
@@ -5674,8 +5740,8 @@ module \fairyhw_engine.results (clk, rst, freed, idle, tile, shared, \port$1415$
   reg o2_last = 1'h0;
   output o2_valid;
   reg o2_valid = 1'h0;
-  input [3:0] \port$1415$2 ;
-  wire [3:0] \port$1415$2 ;
+  input [3:0] \port$1443$2 ;
+  wire [3:0] \port$1443$2 ;
   output [88:0] res__payload;
   wire [88:0] res__payload;
   wire \res__payload.last ;
@@ -5868,42 +5934,42 @@ module \fairyhw_engine.results (clk, rst, freed, idle, tile, shared, \port$1415$
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$53  = a_row0;
-    if (\port$1415$2 [0]) begin
+    if (\port$1443$2 [0]) begin
       \$53  = tile;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$54  = a_shared0;
-    if (\port$1415$2 [0]) begin
+    if (\port$1443$2 [0]) begin
       \$54  = shared;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$55  = a_count;
-    if (\port$1415$2 [0]) begin
-      \$55  = \port$1415$2 [3];
+    if (\port$1443$2 [0]) begin
+      \$55  = \port$1443$2 [3];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$56  = \$signal ;
-    if (\port$1415$2 [0]) begin
-      \$56  = \port$1415$2 [2];
+    if (\port$1443$2 [0]) begin
+      \$56  = \port$1443$2 [2];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$57  = a_conj;
-    if (\port$1415$2 [0]) begin
-      \$57  = \port$1415$2 [1];
+    if (\port$1443$2 [0]) begin
+      \$57  = \port$1443$2 [1];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$58  = a_full;
-    if (\port$1415$2 [0]) begin
+    if (\port$1443$2 [0]) begin
       \$58  = 1'h1;
     end else if (\$2 ) begin
       \$58  = 1'h0;
@@ -6074,10 +6140,10 @@ module \fairyhw_engine.results (clk, rst, freed, idle, tile, shared, \port$1415$
       \$79  = \$42 [21:0];
     end
   end
-  assign cap = \port$1415$2 [0];
-  assign count = \port$1415$2 [3];
-  assign \final  = \port$1415$2 [2];
-  assign conj = \port$1415$2 [1];
+  assign cap = \port$1443$2 [0];
+  assign count = \port$1443$2 [3];
+  assign \final  = \port$1443$2 [2];
+  assign conj = \port$1443$2 [1];
   assign group0 = b_row0;
   assign res__valid = o2_valid;
   assign \a_row0[0]  = a_row0[21:0];
@@ -8058,7 +8124,7 @@ module \fairyhw_engine.row0 (rst, pp, qq, h, x, sums, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.shared$87 (rst, pp, qq, sums, clk);
+module \fairyhw_engine.shared$89 (rst, pp, qq, sums, clk);
   wire [8:0] \$1 ;
   wire [8:0] \$10 ;
   wire [8:0] \$100 ;

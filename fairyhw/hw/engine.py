@@ -579,7 +579,8 @@ class Engine(wiring.Component):
         count = Mux(r_gt, R, r_left)
         conj = (mat == nmat - 1) if nmat == 2 else 1
         in_flight = Cat(*(st.valid for st in pipe)).any()
-        ready = running & (~chunk_last | (credits != 0))
+        pass_end = Signal()                               # a pass's last word was taken last cycle
+        ready = running & (~chunk_last | ((credits != 0) & ~pass_end))
         take_cmd = self.cmd.valid & idle
         take_act = self.act.valid & loading
         take = self.wgt.valid & ready
@@ -621,22 +622,30 @@ class Engine(wiring.Component):
                 m.d.sync += [running.eq(1), c_last.eq(ld_addr), c_last_m1.eq(ld_addr - 1),
                              chunk_last.eq(ld_addr == 0)]
 
-        # RUN: a weight word a cycle; at a pass's last word the next matrix, else the next stage, else
-        # the next row tile; after the final pass, DRAIN until the pipeline and the buffer are empty
+        # RUN: a weight word a cycle. A pass's last word sets `pass_end`, and the cycle after, the
+        # next matrix, else the next stage, else the next row tile is counted from that register (the
+        # handshake's fan-out to these counters was the ECP5 critical path at 122.5 MHz); a last word
+        # waits that cycle (only a one-word pass can meet it). After the final pass, DRAIN until the
+        # pipeline and the buffer are empty.
         with m.If(take):
             m.d.sync += [chunk.eq(Mux(chunk_last, 0, chunk + 1)),
                          chunk_last.eq(Mux(chunk_last, c_last == 0, chunk == c_last_m1))]
-            with m.If(chunk_last):
-                with m.If(last_mat):
-                    m.d.sync += mat.eq(0)
-                    with m.If(last_stg):
-                        m.d.sync += [stg.eq(0), r_left.eq(r_left - R), r_gt.eq(r_left > 2 * R)]
-                    with m.Else():
-                        m.d.sync += stg.eq(stg + 1)
+            with m.If(chunk_last & final_pass):
+                m.d.sync += [running.eq(0), draining.eq(1)]
+        m.d.sync += pass_end.eq(take & chunk_last)
+        with m.If(pass_end):
+            with m.If(last_mat):
+                m.d.sync += mat.eq(0)
+                with m.If(last_stg):
+                    m.d.sync += [stg.eq(0), r_left.eq(r_left - R), r_gt.eq(r_left > 2 * R)]
                 with m.Else():
-                    m.d.sync += mat.eq(mat + 1)
-                with m.If(final_pass):
-                    m.d.sync += [running.eq(0), draining.eq(1)]
-        with m.If(draining & ~in_flight & buf.idle):
+                    m.d.sync += stg.eq(stg + 1)
+            with m.Else():
+                m.d.sync += mat.eq(mat + 1)
+        # `empty` a register (the pipeline's valids and the buffer's state gathered into the state
+        # registers were the ECP5 critical path at 130.8 MHz): the engine idles a cycle later
+        empty = Signal()
+        m.d.sync += empty.eq(~in_flight & buf.idle & ~take)
+        with m.If(draining & empty):
             m.d.sync += [draining.eq(0), idle.eq(1)]
         return m

@@ -89,9 +89,10 @@ def array_cycles(k: int, rows: int, cfg) -> int:
     captured in tile slot A; they move to slot B once B is empty, at ``m_i``, and drain one beat a
     cycle, the ``b_i = ceil(c_i / group)`` beats ending at ``e_i``; each beat then crosses the
     :func:`output_stages` registers. A pass's last word waits for a credit (two tiles at most between
-    its acceptance and the end of their drain)::
+    its acceptance and the end of their drain), and for the cycle in which the sequencer counts the
+    pass before it (one-word passes only)::
 
-        L_0 = 2n + 1,   L_i = max(L_{i-1} + n, e_{i-2} + 1)
+        L_0 = 2n + 1,   L_i = max(L_{i-1} + max(n, 2), e_{i-2} + 1)
         m_i = max(L_i + D + 1, e_{i-1} + 1),   e_i = m_i + b_i
 
     and the last result is taken at ``e_last + output_stages``. The array never stalls while
@@ -102,9 +103,9 @@ def array_cycles(k: int, rows: int, cfg) -> int:
     beats = [-(-c // cfg.group) for c in tile_rows(rows, cfg.rows)
              for _ in range(cfg.stages * len(cfg.matrices))]
     e = [-(10 ** 9), -(10 ** 9)]         # drain ends of the two passes before (none yet)
-    last = n + 1                        # so that the first pass's last word is at 2n + 1
+    last = None
     for b in beats:
-        last = max(last + n, e[-2] + 1)
+        last = 2 * n + 1 if last is None else max(last + max(n, 2), e[-2] + 1)
         move = max(last + d + 1, e[-1] + 1)
         e.append(move + b)
     return e[-1] + output_stages(cfg.accumulate) + 1
