@@ -38,9 +38,13 @@ def main(argv=None) -> int:
         print(f"error: unknown command {name!r}; expected one of {', '.join(COMMANDS)} "
               "(see fairyhw --help)", file=sys.stderr)
         return 2
+    from . import cli
     module = importlib.import_module(COMMANDS[name][0])
-    sys.argv[0] = f"fairyhw {name}"
-    return module.main(rest)
+    sys.argv[0] = cli.invoked_as = f"fairyhw {name}"
+    try:
+        return module.main(rest)
+    finally:
+        cli.invoked_as = None
 
 
 if __name__ == "__main__":

@@ -64,8 +64,19 @@ def float_in(lo: float, hi: float, what: str, unit: str = ""):
     return parse
 
 
+#: The name the running command was called by when it came through the ``fairyhw`` dispatcher
+#: (``fairyhw gen``); its parsers show it in place of their ``python -m fairyhw.gen``.
+invoked_as: str | None = None
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with one line for a bad argument: ``error: MESSAGE (see PROG --help)``, exit status 2."""
+    """argparse with one line for a bad argument: ``error: MESSAGE (see PROG --help)``, exit status 2;
+    ``prog`` is the dispatcher's name for the command when it came through ``fairyhw``."""
+
+    def __init__(self, *args, **kwargs):
+        if invoked_as:
+            kwargs["prog"] = invoked_as
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         from .outputs import show

@@ -2283,10 +2283,10 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
     .clk(clk),
     .freed(freed),
     .idle(idle),
-    .o2_valid(res__valid),
-    .\port$1443$2 (st4[5:2]),
+    .\port$1461$2 (st4[5:2]),
     .res__payload(res__payload),
     .res__ready(res__ready),
+    .res__valid(res__valid),
     .rst(rst),
     .shared(total1),
     .tile(total0)
@@ -5598,87 +5598,71 @@ module \fairyhw_engine.prep (q, pp, qq, p);
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.results (clk, rst, freed, idle, tile, shared, \port$1443$2 , o2_valid, res__payload, res__ready);
+module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload, tile, shared, \port$1461$2 , res__ready);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire [1:0] \$10 ;
   wire [1:0] \$11 ;
-  wire [1:0] \$12 ;
+  wire \$12 ;
   wire \$13 ;
   wire \$14 ;
   wire \$15 ;
   wire \$16 ;
-  wire \$17 ;
-  wire \$18 ;
-  wire \$19 ;
+  reg [21:0] \$17 ;
+  reg [21:0] \$18 ;
+  wire [22:0] \$19 ;
   wire \$2 ;
-  wire \$20 ;
-  wire \$21 ;
-  wire \$22 ;
+  reg [21:0] \$20 ;
+  reg [21:0] \$21 ;
+  wire [22:0] \$22 ;
   reg [21:0] \$23 ;
   reg [21:0] \$24 ;
   wire [22:0] \$25 ;
   reg [21:0] \$26 ;
   reg [21:0] \$27 ;
   wire [22:0] \$28 ;
-  reg [21:0] \$29 ;
+  wire [22:0] \$29 ;
   wire \$3 ;
-  reg [21:0] \$30 ;
+  wire [22:0] \$30 ;
   wire [22:0] \$31 ;
-  reg [21:0] \$32 ;
-  reg [21:0] \$33 ;
+  wire [22:0] \$32 ;
+  wire [22:0] \$33 ;
   wire [22:0] \$34 ;
   wire \$35 ;
   wire \$36 ;
-  wire [22:0] \$37 ;
-  wire [22:0] \$38 ;
-  wire [22:0] \$39 ;
+  wire \$37 ;
+  wire [3:0] \$38 ;
+  wire \$39 ;
   wire \$4 ;
-  wire [22:0] \$40 ;
-  wire [22:0] \$41 ;
-  wire [22:0] \$42 ;
+  wire [4:0] \$40 ;
+  wire \$41 ;
+  wire \$42 ;
   wire \$43 ;
   wire \$44 ;
   wire \$45 ;
   wire \$46 ;
   wire \$47 ;
   wire \$48 ;
-  wire \$49 ;
+  reg [87:0] \$49 ;
   wire \$5 ;
-  wire \$50 ;
-  wire \$51 ;
-  wire \$52 ;
-  reg [87:0] \$53 ;
-  reg [87:0] \$54 ;
-  reg \$55 ;
-  reg \$56 ;
+  reg [87:0] \$50 ;
+  reg \$51 ;
+  reg \$52 ;
+  reg \$53 ;
+  reg \$54 ;
+  reg [87:0] \$55 ;
+  reg [87:0] \$56 ;
   reg \$57 ;
   reg \$58 ;
-  reg [87:0] \$59 ;
+  reg \$59 ;
   wire \$6 ;
-  reg [87:0] \$60 ;
+  reg \$60 ;
   reg \$61 ;
   reg \$62 ;
-  reg \$63 ;
-  reg \$64 ;
-  reg \$65 ;
-  reg \$66 ;
-  reg \$67 ;
-  reg \$68 ;
-  reg [21:0] \$69 ;
+  reg [2:0] \$63 ;
   wire \$7 ;
-  reg [21:0] \$70 ;
-  reg \$71 ;
-  reg [21:0] \$72 ;
-  reg [21:0] \$73 ;
-  reg [21:0] \$74 ;
-  reg [21:0] \$75 ;
-  reg [21:0] \$76 ;
-  reg [21:0] \$77 ;
-  reg [21:0] \$78 ;
-  reg [21:0] \$79 ;
   wire \$8 ;
-  wire \$9 ;
+  wire [1:0] \$9 ;
   reg \$signal  = 1'h0;
   reg \$signal$17  = 1'h0;
   reg a_conj = 1'h0;
@@ -5707,6 +5691,14 @@ module \fairyhw_engine.results (clk, rst, freed, idle, tile, shared, \port$1443$
   wire [21:0] \b_shared0[1] ;
   wire [21:0] \b_shared0[2] ;
   wire [21:0] \b_shared0[3] ;
+  wire [88:0] beat;
+  wire \beat.last ;
+  wire [87:0] \beat.sums ;
+  wire [87:0] \beat.sums[0] ;
+  wire [21:0] \beat.sums[0][0] ;
+  wire [21:0] \beat.sums[0][1] ;
+  wire [21:0] \beat.sums[0][2] ;
+  wire [21:0] \beat.sums[0][3] ;
   wire cap;
   input clk;
   wire clk;
@@ -5738,10 +5730,12 @@ module \fairyhw_engine.results (clk, rst, freed, idle, tile, shared, \port$1443$
   reg [21:0] o2_bp0 = 22'h000000;
   reg [21:0] o2_bq0 = 22'h000000;
   reg o2_last = 1'h0;
-  output o2_valid;
   reg o2_valid = 1'h0;
-  input [3:0] \port$1443$2 ;
-  wire [3:0] \port$1443$2 ;
+  input [3:0] \port$1461$2 ;
+  wire [3:0] \port$1461$2 ;
+  wire [88:0] r_data;
+  wire r_en;
+  wire r_rdy;
   output [88:0] res__payload;
   wire [88:0] res__payload;
   wire \res__payload.last ;
@@ -5753,7 +5747,7 @@ module \fairyhw_engine.results (clk, rst, freed, idle, tile, shared, \port$1443$
   wire [21:0] \res__payload.sums[0][3] ;
   input res__ready;
   wire res__ready;
-  (* init = 1'h0 *)
+  output res__valid;
   wire res__valid;
   input rst;
   wire rst;
@@ -5763,6 +5757,7 @@ module \fairyhw_engine.results (clk, rst, freed, idle, tile, shared, \port$1443$
   wire [21:0] \shared[1] ;
   wire [21:0] \shared[2] ;
   wire [21:0] \shared[3] ;
+  reg [2:0] space = 3'h4;
   input [87:0] tile;
   wire [87:0] tile;
   wire [87:0] \tile[0] ;
@@ -5770,109 +5765,269 @@ module \fairyhw_engine.results (clk, rst, freed, idle, tile, shared, \port$1443$
   wire [21:0] \tile[0][1] ;
   wire [21:0] \tile[0][2] ;
   wire [21:0] \tile[0][3] ;
-  assign \$21  = ~ o2_valid;
-  assign \$22  = \$21  | res__ready;
-  assign \$25  = $signed(\$23 ) + $signed(\$24 );
-  assign \$28  = $signed(\$26 ) - $signed(\$27 );
-  assign \$31  = $signed(\$29 ) + $signed(\$30 );
-  assign \$34  = $signed(\$32 ) - $signed(\$33 );
-  assign \$35  = ~ o2_valid;
-  assign \$36  = \$35  | res__ready;
-  assign \$37  = $signed(o1_sp) - $signed(o1_up0);
-  assign \$38  = $signed(o1_uq0) - $signed(o1_sq);
-  assign \$39  = $signed(o1_sq) - $signed(o1_uq0);
-  assign \$40  = conj1 ? \$38  : \$39 ;
-  assign \$41  = - $signed(o1_dq0);
-  assign \$42  = conj1 ? \$41  : { o1_dq0[21], o1_dq0 };
-  assign \$44  = ~ o2_valid;
-  assign \$45  = \$44  | res__ready;
-  assign \$46  = \$43  & \$45 ;
-  assign \$47  = b_left <= 1'h1;
-  assign freed = \$46  & \$47 ;
-  assign \$48  = ~ a_full;
-  assign \$49  = ! b_left;
-  assign \$50  = \$48  & \$49 ;
-  assign \$51  = | { o2_valid, o1_valid };
-  assign \$52  = ~ \$51 ;
-  assign idle = \$50  & \$52 ;
+  wire [88:0] w_data;
+  (* init = 1'h0 *)
+  wire w_en;
+  assign \$37  = \$35  & \$36 ;
+  assign \$38  = space - \$37 ;
+  assign \$39  = res__valid & res__ready;
+  assign \$40  = $signed(\$38 ) + $signed({ 1'h0, \$39  });
+  assign \$42  = | space;
+  assign \$43  = \$41  & \$42 ;
+  assign \$44  = b_left <= 1'h1;
+  assign freed = \$43  & \$44 ;
+  assign \$45  = ~ a_full;
+  assign \$46  = ! b_left;
+  assign \$47  = \$45  & \$46 ;
+  assign \$48  = space == 3'h4;
+  assign idle = \$47  & \$48 ;
   always @(posedge clk)
-    a_row0 <= \$53 ;
+    a_row0 <= \$49 ;
   always @(posedge clk)
-    a_shared0 <= \$54 ;
+    a_shared0 <= \$50 ;
   always @(posedge clk)
-    a_count <= \$55 ;
+    a_count <= \$51 ;
   always @(posedge clk)
-    \$signal  <= \$56 ;
+    \$signal  <= \$52 ;
   always @(posedge clk)
-    a_conj <= \$57 ;
+    a_conj <= \$53 ;
   always @(posedge clk)
-    a_full <= \$58 ;
+    a_full <= \$54 ;
   always @(posedge clk)
-    b_row0 <= \$59 ;
+    b_row0 <= \$55 ;
   always @(posedge clk)
-    b_shared0 <= \$60 ;
+    b_shared0 <= \$56 ;
   always @(posedge clk)
-    \$signal$17  <= \$61 ;
+    \$signal$17  <= \$57 ;
   always @(posedge clk)
-    b_conj <= \$62 ;
+    b_conj <= \$58 ;
   always @(posedge clk)
-    b_left <= \$63 ;
+    b_left <= \$59 ;
   always @(posedge clk)
-    b_beat <= \$64 ;
+    b_beat <= \$60 ;
   always @(posedge clk)
-    o1_valid <= \$65 ;
+    o1_valid <= \$61 ;
   always @(posedge clk)
-    o1_last <= \$66 ;
+    o1_last <= \$16 ;
   always @(posedge clk)
-    o2_valid <= \$67 ;
+    o2_valid <= \$62 ;
   always @(posedge clk)
-    o2_last <= \$68 ;
+    o2_last <= o1_last;
   always @(posedge clk)
-    o1_sp <= \$69 ;
+    o1_sp <= b_shared0[21:0];
   always @(posedge clk)
-    o1_sq <= \$70 ;
+    o1_sq <= b_shared0[65:44];
   always @(posedge clk)
-    conj1 <= \$71 ;
+    conj1 <= b_conj;
   always @(posedge clk)
-    o1_up0 <= \$72 ;
+    o1_up0 <= \$19 [21:0];
   always @(posedge clk)
-    o1_bp0 <= \$73 ;
+    o1_bp0 <= \$22 [21:0];
   always @(posedge clk)
-    o1_uq0 <= \$74 ;
+    o1_uq0 <= \$25 [21:0];
   always @(posedge clk)
-    o1_dq0 <= \$75 ;
+    o1_dq0 <= \$28 [21:0];
   always @(posedge clk)
-    o2_ap0 <= \$76 ;
+    o2_ap0 <= \$29 [21:0];
   always @(posedge clk)
-    o2_aq0 <= \$77 ;
+    o2_aq0 <= \$32 [21:0];
   always @(posedge clk)
-    o2_bp0 <= \$78 ;
+    o2_bp0 <= o1_bp0;
   always @(posedge clk)
-    o2_bq0 <= \$79 ;
+    o2_bq0 <= \$34 [21:0];
+  always @(posedge clk)
+    space <= \$63 ;
   assign \$1  = ! b_left;
   assign \$2  = a_full & \$1 ;
   assign \$3  = ! b_left;
   assign \$4  = a_full & \$3 ;
-  assign \$6  = ~ o2_valid;
-  assign \$7  = \$6  | res__ready;
-  assign \$8  = \$5  & \$7 ;
-  assign \$9  = b_left <= 1'h1;
-  assign \$10  = b_left - 1'h1;
-  assign \$11  = \$9  ? 2'h0 : \$10 ;
-  assign \$12  = b_beat + 1'h1;
-  assign \$13  = ~ o2_valid;
-  assign \$14  = \$13  | res__ready;
-  assign \$16  = ~ o2_valid;
-  assign \$17  = \$16  | res__ready;
-  assign \$18  = \$15  & \$17 ;
-  assign \$19  = b_left <= 1'h1;
-  assign \$20  = \$signal$17  & \$19 ;
+  assign \$6  = | space;
+  assign \$7  = \$5  & \$6 ;
+  assign \$8  = b_left <= 1'h1;
+  assign \$9  = b_left - 1'h1;
+  assign \$10  = \$8  ? 2'h0 : \$9 ;
+  assign \$11  = b_beat + 1'h1;
+  assign \$13  = | space;
+  assign \$14  = \$12  & \$13 ;
+  assign \$15  = b_left <= 1'h1;
+  assign \$16  = \$signal$17  & \$15 ;
+  assign \$19  = $signed(\$17 ) + $signed(\$18 );
+  assign \$22  = $signed(\$20 ) - $signed(\$21 );
+  assign \$25  = $signed(\$23 ) + $signed(\$24 );
+  assign \$28  = $signed(\$26 ) - $signed(\$27 );
+  assign \$29  = $signed(o1_sp) - $signed(o1_up0);
+  assign \$30  = $signed(o1_uq0) - $signed(o1_sq);
+  assign \$31  = $signed(o1_sq) - $signed(o1_uq0);
+  assign \$32  = conj1 ? \$30  : \$31 ;
+  assign \$33  = - $signed(o1_dq0);
+  assign \$34  = conj1 ? \$33  : { o1_dq0[21], o1_dq0 };
+  assign \$36  = | space;
+  \fairyhw_engine.results.fifo  fifo (
+    .clk(clk),
+    .r_data(res__payload),
+    .r_en(res__ready),
+    .r_rdy(res__valid),
+    .rst(rst),
+    .w_en(o2_valid),
+    .w_port__data(beat)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$49  = a_row0;
+    if (\port$1461$2 [0]) begin
+      \$49  = tile;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$50  = a_shared0;
+    if (\port$1461$2 [0]) begin
+      \$50  = shared;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$51  = a_count;
+    if (\port$1461$2 [0]) begin
+      \$51  = \port$1461$2 [3];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$52  = \$signal ;
+    if (\port$1461$2 [0]) begin
+      \$52  = \port$1461$2 [2];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$53  = a_conj;
+    if (\port$1461$2 [0]) begin
+      \$53  = \port$1461$2 [1];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$54  = a_full;
+    if (\port$1461$2 [0]) begin
+      \$54  = 1'h1;
+    end else if (\$2 ) begin
+      \$54  = 1'h0;
+    end
+    if (rst) begin
+      \$54  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$55  = b_row0;
+    if (\$4 ) begin
+      \$55  = a_row0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$56  = b_shared0;
+    if (\$4 ) begin
+      \$56  = a_shared0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$57  = \$signal$17 ;
+    if (\$4 ) begin
+      \$57  = \$signal ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$58  = b_conj;
+    if (\$4 ) begin
+      \$58  = a_conj;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$59  = b_left;
+    if (\$4 ) begin
+      \$59  = a_count;
+    end
+    if (\$7 ) begin
+      \$59  = \$10 [0];
+    end
+    if (rst) begin
+      \$59  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$60  = b_beat;
+    if (\$4 ) begin
+      \$60  = 1'h0;
+    end
+    if (\$7 ) begin
+      \$60  = \$11 [0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$61  = \$14 ;
+    if (rst) begin
+      \$61  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$62  = o1_valid;
+    if (rst) begin
+      \$62  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$63  = \$40 [2:0];
+    if (rst) begin
+      \$63  = 3'h4;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$17  = 22'h000000;
+    casez (b_beat)
+      1'h0:
+          \$17  = b_row0[21:0];
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$18  = 22'h000000;
+    casez (b_beat)
+      1'h0:
+          \$18  = b_row0[43:22];
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$20  = 22'h000000;
+    casez (b_beat)
+      1'h0:
+          \$20  = b_row0[43:22];
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$21  = 22'h000000;
+    casez (b_beat)
+      1'h0:
+          \$21  = b_row0[21:0];
+    endcase
+  end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$23  = 22'h000000;
     casez (b_beat)
       1'h0:
-          \$23  = b_row0[21:0];
+          \$23  = b_row0[65:44];
     endcase
   end
   always @* begin
@@ -5880,7 +6035,7 @@ module \fairyhw_engine.results (clk, rst, freed, idle, tile, shared, \port$1443$
     \$24  = 22'h000000;
     casez (b_beat)
       1'h0:
-          \$24  = b_row0[43:22];
+          \$24  = b_row0[87:66];
     endcase
   end
   always @* begin
@@ -5888,7 +6043,7 @@ module \fairyhw_engine.results (clk, rst, freed, idle, tile, shared, \port$1443$
     \$26  = 22'h000000;
     casez (b_beat)
       1'h0:
-          \$26  = b_row0[43:22];
+          \$26  = b_row0[87:66];
     endcase
   end
   always @* begin
@@ -5896,256 +6051,19 @@ module \fairyhw_engine.results (clk, rst, freed, idle, tile, shared, \port$1443$
     \$27  = 22'h000000;
     casez (b_beat)
       1'h0:
-          \$27  = b_row0[21:0];
+          \$27  = b_row0[65:44];
     endcase
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$29  = 22'h000000;
-    casez (b_beat)
-      1'h0:
-          \$29  = b_row0[65:44];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$30  = 22'h000000;
-    casez (b_beat)
-      1'h0:
-          \$30  = b_row0[87:66];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$32  = 22'h000000;
-    casez (b_beat)
-      1'h0:
-          \$32  = b_row0[87:66];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$33  = 22'h000000;
-    casez (b_beat)
-      1'h0:
-          \$33  = b_row0[65:44];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$53  = a_row0;
-    if (\port$1443$2 [0]) begin
-      \$53  = tile;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$54  = a_shared0;
-    if (\port$1443$2 [0]) begin
-      \$54  = shared;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$55  = a_count;
-    if (\port$1443$2 [0]) begin
-      \$55  = \port$1443$2 [3];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$56  = \$signal ;
-    if (\port$1443$2 [0]) begin
-      \$56  = \port$1443$2 [2];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$57  = a_conj;
-    if (\port$1443$2 [0]) begin
-      \$57  = \port$1443$2 [1];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$58  = a_full;
-    if (\port$1443$2 [0]) begin
-      \$58  = 1'h1;
-    end else if (\$2 ) begin
-      \$58  = 1'h0;
-    end
-    if (rst) begin
-      \$58  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$59  = b_row0;
-    if (\$4 ) begin
-      \$59  = a_row0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$60  = b_shared0;
-    if (\$4 ) begin
-      \$60  = a_shared0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$61  = \$signal$17 ;
-    if (\$4 ) begin
-      \$61  = \$signal ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$62  = b_conj;
-    if (\$4 ) begin
-      \$62  = a_conj;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$63  = b_left;
-    if (\$4 ) begin
-      \$63  = a_count;
-    end
-    if (\$8 ) begin
-      \$63  = \$11 [0];
-    end
-    if (rst) begin
-      \$63  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$64  = b_beat;
-    if (\$4 ) begin
-      \$64  = 1'h0;
-    end
-    if (\$8 ) begin
-      \$64  = \$12 [0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$65  = o1_valid;
-    if (\$14 ) begin
-      \$65  = \$18 ;
-    end
-    if (rst) begin
-      \$65  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$66  = o1_last;
-    if (\$14 ) begin
-      \$66  = \$20 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$67  = o2_valid;
-    if (\$14 ) begin
-      \$67  = o1_valid;
-    end
-    if (rst) begin
-      \$67  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$68  = o2_last;
-    if (\$14 ) begin
-      \$68  = o1_last;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$69  = o1_sp;
-    if (\$22 ) begin
-      \$69  = b_shared0[21:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$70  = o1_sq;
-    if (\$22 ) begin
-      \$70  = b_shared0[65:44];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$71  = conj1;
-    if (\$22 ) begin
-      \$71  = b_conj;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$72  = o1_up0;
-    if (\$22 ) begin
-      \$72  = \$25 [21:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$73  = o1_bp0;
-    if (\$22 ) begin
-      \$73  = \$28 [21:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$74  = o1_uq0;
-    if (\$22 ) begin
-      \$74  = \$31 [21:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$75  = o1_dq0;
-    if (\$22 ) begin
-      \$75  = \$34 [21:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$76  = o2_ap0;
-    if (\$36 ) begin
-      \$76  = \$37 [21:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$77  = o2_aq0;
-    if (\$36 ) begin
-      \$77  = \$40 [21:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$78  = o2_bp0;
-    if (\$36 ) begin
-      \$78  = o1_bp0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$79  = o2_bq0;
-    if (\$36 ) begin
-      \$79  = \$42 [21:0];
-    end
-  end
-  assign cap = \port$1443$2 [0];
-  assign count = \port$1443$2 [3];
-  assign \final  = \port$1443$2 [2];
-  assign conj = \port$1443$2 [1];
+  assign cap = \port$1461$2 [0];
+  assign count = \port$1461$2 [3];
+  assign \final  = \port$1461$2 [2];
+  assign conj = \port$1461$2 [1];
   assign group0 = b_row0;
-  assign res__valid = o2_valid;
+  assign w_en = o2_valid;
+  assign w_data = beat;
+  assign r_rdy = res__valid;
+  assign r_data = res__payload;
+  assign r_en = res__ready;
   assign \a_row0[0]  = a_row0[21:0];
   assign \a_row0[1]  = a_row0[43:22];
   assign \a_row0[2]  = a_row0[65:44];
@@ -6176,6 +6094,13 @@ module \fairyhw_engine.results (clk, rst, freed, idle, tile, shared, \port$1443$
   assign \group0[0][1]  = b_row0[43:22];
   assign \group0[0][2]  = b_row0[65:44];
   assign \group0[0][3]  = b_row0[87:66];
+  assign \beat.sums  = beat[87:0];
+  assign \beat.sums[0]  = beat[87:0];
+  assign \beat.sums[0][0]  = beat[21:0];
+  assign \beat.sums[0][1]  = beat[43:22];
+  assign \beat.sums[0][2]  = beat[65:44];
+  assign \beat.sums[0][3]  = beat[87:66];
+  assign \beat.last  = beat[88];
   assign \res__payload.sums  = res__payload[87:0];
   assign \res__payload.sums[0]  = res__payload[87:0];
   assign \res__payload.sums[0][0]  = res__payload[21:0];
@@ -6183,14 +6108,140 @@ module \fairyhw_engine.results (clk, rst, freed, idle, tile, shared, \port$1443$
   assign \res__payload.sums[0][2]  = res__payload[65:44];
   assign \res__payload.sums[0][3]  = res__payload[87:66];
   assign \res__payload.last  = res__payload[88];
-  assign res__payload[87:66] = o2_bq0;
-  assign res__payload[65:44] = o2_bp0;
-  assign res__payload[43:22] = o2_aq0;
-  assign res__payload[21:0] = o2_ap0;
-  assign res__payload[88] = o2_last;
+  assign beat[87:66] = o2_bq0;
+  assign beat[65:44] = o2_bp0;
+  assign beat[43:22] = o2_aq0;
+  assign beat[21:0] = o2_ap0;
+  assign beat[88] = o2_last;
   assign \$5  = b_left;
-  assign \$15  = b_left;
-  assign \$43  = b_left;
+  assign \$12  = b_left;
+  assign \$35  = b_left;
+  assign \$41  = b_left;
+endmodule
+
+(* generator = "Amaranth" *)
+module \fairyhw_engine.results.fifo (clk, rst, r_rdy, r_data, w_en, w_port__data, r_en);
+  reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
+  wire \$1 ;
+  wire \$10 ;
+  wire \$11 ;
+  wire \$12 ;
+  wire \$13 ;
+  wire [3:0] \$14 ;
+  reg [1:0] \$15 ;
+  reg [1:0] \$16 ;
+  reg [2:0] \$17 ;
+  wire [2:0] \$2 ;
+  wire \$3 ;
+  wire [2:0] \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire \$8 ;
+  wire [3:0] \$9 ;
+  input clk;
+  wire clk;
+  (* init = 2'h0 *)
+  wire [1:0] consume;
+  reg [2:0] level = 3'h0;
+  (* init = 2'h0 *)
+  wire [1:0] produce;
+  output [88:0] r_data;
+  wire [88:0] r_data;
+  input r_en;
+  wire r_en;
+  (* init = 3'h0 *)
+  wire [2:0] r_level;
+  reg [1:0] r_port__addr = 2'h0;
+  wire [88:0] r_port__data;
+  output r_rdy;
+  wire r_rdy;
+  input rst;
+  wire rst;
+  wire [88:0] w_data;
+  input w_en;
+  wire w_en;
+  (* init = 3'h0 *)
+  wire [2:0] w_level;
+  reg [1:0] w_port__addr = 2'h0;
+  input [88:0] w_port__data;
+  wire [88:0] w_port__data;
+  wire w_port__en;
+  wire w_rdy;
+  reg [88:0] storage [3:0];
+  initial begin
+    storage[0] = 89'h00000000000000000000000;
+    storage[1] = 89'h00000000000000000000000;
+    storage[2] = 89'h00000000000000000000000;
+    storage[3] = 89'h00000000000000000000000;
+  end
+  always @(posedge clk) begin
+    if (w_port__en)
+      storage[w_port__addr] <= w_port__data;
+  end
+  assign r_data = storage[r_port__addr];
+  assign w_rdy = level != 3'h4;
+  assign r_rdy = | level;
+  assign w_port__en = w_en & w_rdy;
+  assign \$1  = w_rdy & w_en;
+  assign \$2  = w_port__addr + 1'h1;
+  assign \$3  = r_rdy & r_en;
+  assign \$4  = r_port__addr + 1'h1;
+  assign \$5  = w_rdy & w_en;
+  assign \$6  = r_rdy & r_en;
+  assign \$7  = ~ \$6 ;
+  assign \$8  = \$5  & \$7 ;
+  assign \$9  = level + 1'h1;
+  assign \$10  = r_rdy & r_en;
+  assign \$11  = w_rdy & w_en;
+  assign \$12  = ~ \$11 ;
+  assign \$13  = \$10  & \$12 ;
+  assign \$14  = level - 1'h1;
+  always @(posedge clk)
+    w_port__addr <= \$15 ;
+  always @(posedge clk)
+    r_port__addr <= \$16 ;
+  always @(posedge clk)
+    level <= \$17 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$15  = w_port__addr;
+    if (\$1 ) begin
+      \$15  = \$2 [1:0];
+    end
+    if (rst) begin
+      \$15  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$16  = r_port__addr;
+    if (\$3 ) begin
+      \$16  = \$4 [1:0];
+    end
+    if (rst) begin
+      \$16  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$17  = level;
+    if (\$8 ) begin
+      \$17  = \$9 [2:0];
+    end
+    if (\$13 ) begin
+      \$17  = \$14 [2:0];
+    end
+    if (rst) begin
+      \$17  = 3'h0;
+    end
+  end
+  assign w_level = level;
+  assign r_level = level;
+  assign produce = w_port__addr;
+  assign w_data = w_port__data;
+  assign consume = r_port__addr;
+  assign r_port__data = r_data;
 endmodule
 
 (* generator = "Amaranth" *)

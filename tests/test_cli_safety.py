@@ -423,3 +423,9 @@ def test_fairyhw_command_dispatches(capsys):
     assert main(["bogus"]) == 2
     assert capsys.readouterr().err.strip().startswith("error: unknown command 'bogus'")
     assert main([]) == 2 and "usage: fairyhw COMMAND" in capsys.readouterr().out
+    # a bad argument names the command as it was called
+    with pytest.raises(SystemExit) as e:
+        main(["gen", "--lanes", "0"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err == ("error: argument --lanes: lanes must be from 1 to 65536, not 0 "
+                                       "(see fairyhw gen --help)\n")

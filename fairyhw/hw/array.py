@@ -31,8 +31,9 @@ Pipeline and flow control
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from .timing import output_stages, tree_depth, tree_levels
@@ -137,8 +138,9 @@ class ResultBuffer(wiring.Component):
     guarantees, by credits, that ``A`` is then empty or moving on. ``A`` moves to the drain slot ``B``
     when ``B`` is empty; ``B`` drains ``group`` rows a beat into the output pipeline, which forms the
     parts on the way (``Σap = S_p - H_p - X_p``, ``Σbp = X_p - H_p``, the same for ``q``, negated for
-    ``conj(x)``; merged ``(Σap - Σbq, Σaq + Σbp)``) in :func:`~fairyhw.hw.timing.output_stages`
-    registers that advance together when the last is empty or taken. ``freed`` pulses when a tile's
+    ``conj(x)``; merged ``(Σap - Σbq, Σaq + Σbp)``) in free-running registers, into a FIFO that the
+    ``res`` stream reads (:func:`~fairyhw.hw.timing.output_stages` counts the registers and the FIFO);
+    ``B`` drains only while a FIFO place is free for the beat. ``freed`` pulses when a tile's
     last beat leaves ``B`` (a credit back to the sequencer); ``idle`` when nothing is held.
     """
 
@@ -184,22 +186,22 @@ class ResultBuffer(wiring.Component):
             m.d.sync += [b_shared.eq(a_shared), b_final.eq(a_final), b_conj.eq(a_conj),
                          b_left.eq(a_count), b_beat.eq(0)]
 
-        # the output pipeline: every stage advances when the last is empty or taken
-        nst = output_stages(self._accumulate)
+        # the output pipeline runs free (no enable: an enable from the stream's handshake reaching every
+        # output register was the ECP5 critical path at 104.3 MHz, 4 x 128); its beats land in a FIFO
+        # of `output_stages + 2` entries, and B drains only while a FIFO place is free for the beat
+        # (a credit counter), so the stream's back-pressure stops the drain and nothing else
+        nst = output_stages(self._accumulate) - 1
+        depth = nst + 2
         valid = [Signal(name=f"o{i + 1}_valid") for i in range(nst)]
         last = [Signal(name=f"o{i + 1}_last", reset_less=True) for i in range(nst)]
-        oadv = ~valid[-1] | self.res.ready
-        drain = (b_left != 0) & oadv
+        space = Signal(range(depth + 1), init=depth)
+        drain = (b_left != 0) & (space != 0)
         beat_last = b_left <= G
         with m.If(drain):
             m.d.sync += [b_left.eq(Mux(beat_last, 0, b_left - G)), b_beat.eq(b_beat + 1)]
-        m.d.comb += [self.freed.eq(drain & beat_last),
-                     self.idle.eq(~a_full & (b_left == 0) & ~Cat(*valid).any())]
-        with m.If(oadv):
-            m.d.sync += valid[0].eq(drain)
-            m.d.sync += last[0].eq(b_final & beat_last)
-            m.d.sync += [valid[i].eq(valid[i - 1]) for i in range(1, nst)]
-            m.d.sync += [last[i].eq(last[i - 1]) for i in range(1, nst)]
+        m.d.sync += [valid[0].eq(drain), last[0].eq(b_final & beat_last)]
+        m.d.sync += [valid[i].eq(valid[i - 1]) for i in range(1, nst)]
+        m.d.sync += [last[i].eq(last[i - 1]) for i in range(1, nst)]
         zero = Const(0, acc_l.size)
         groups = Array(Signal(data.ArrayLayout(acc_l, G), name=f"group{b}") for b in range(nbeats))
         for b in range(nbeats):
@@ -212,29 +214,36 @@ class ResultBuffer(wiring.Component):
         # o1: per row u = H + X and d = X - H of each part; S_p, S_q and conj beside them
         s_p, s_q, conj1 = sreg("o1_sp"), sreg("o1_sq"), Signal(reset_less=True)
         o1 = [[sreg(f"o1_{nm}{g}") for nm in ("up", "bp", "uq", "dq")] for g in range(G)]
-        with m.If(oadv):
-            m.d.sync += [s_p.eq(b_shared[0]), s_q.eq(b_shared[2]), conj1.eq(b_conj)]
-            for g in range(G):
-                hp, xp, hq, xq = (front[g][i] for i in range(4))
-                m.d.sync += [o1[g][0].eq(hp + xp), o1[g][1].eq(xp - hp),
-                             o1[g][2].eq(hq + xq), o1[g][3].eq(xq - hq)]
+        m.d.sync += [s_p.eq(b_shared[0]), s_q.eq(b_shared[2]), conj1.eq(b_conj)]
+        for g in range(G):
+            hp, xp, hq, xq = (front[g][i] for i in range(4))
+            m.d.sync += [o1[g][0].eq(hp + xp), o1[g][1].eq(xp - hp),
+                         o1[g][2].eq(hq + xq), o1[g][3].eq(xq - hq)]
         # o2: Σap = S_p - u_p, Σbp, and the q parts negated for conj(x)
         o2 = [[sreg(f"o2_{nm}{g}") for nm in ("ap", "aq", "bp", "bq")] for g in range(G)]
-        with m.If(oadv):
-            for g in range(G):
-                up, bp, uq, dq = o1[g]
-                m.d.sync += [o2[g][0].eq(s_p - up), o2[g][1].eq(Mux(conj1, uq - s_q, s_q - uq)),
-                             o2[g][2].eq(bp), o2[g][3].eq(Mux(conj1, -dq, dq))]
+        for g in range(G):
+            up, bp, uq, dq = o1[g]
+            m.d.sync += [o2[g][0].eq(s_p - up), o2[g][1].eq(Mux(conj1, uq - s_q, s_q - uq)),
+                         o2[g][2].eq(bp), o2[g][3].eq(Mux(conj1, -dq, dq))]
         if self._accumulate == "split":
             out = o2
         else:   # o3: the merged accumulator's (re, im) = (Σap - Σbq, Σaq + Σbp)
             out = [[sreg(f"o3_{nm}{g}") for nm in ("re", "im")] for g in range(G)]
-            with m.If(oadv):
-                for g in range(G):
-                    ap, aq, bp, bq = o2[g]
-                    m.d.sync += [out[g][0].eq(ap - bq), out[g][1].eq(aq + bp)]
-        m.d.comb += [self.res.valid.eq(valid[-1]), self.res.payload.last.eq(last[-1])]
+            for g in range(G):
+                ap, aq, bp, bq = o2[g]
+                m.d.sync += [out[g][0].eq(ap - bq), out[g][1].eq(aq + bp)]
+        res_l = self.res.payload.shape()
+        fifo = m.submodules.fifo = SyncFIFO(width=res_l.size, depth=depth)
+        beat = Signal(res_l)
+        m.d.comb += beat.last.eq(last[-1])
         for g in range(G):
-            m.d.comb += [self.res.payload.sums[g][i].eq(v) for i, v in enumerate(out[g])]
+            m.d.comb += [beat.sums[g][i].eq(v) for i, v in enumerate(out[g])]
+        m.d.comb += [fifo.w_stream.valid.eq(valid[-1]), fifo.w_stream.payload.eq(beat)]
+        pop = self.res.valid & self.res.ready
+        m.d.sync += space.eq(space - drain + pop)
+        m.d.comb += [self.res.valid.eq(fifo.r_stream.valid), self.res.payload.eq(fifo.r_stream.payload),
+                     fifo.r_stream.ready.eq(self.res.ready),
+                     self.freed.eq(drain & beat_last),
+                     self.idle.eq(~a_full & (b_left == 0) & (space == depth))]
         return m
 

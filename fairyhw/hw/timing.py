@@ -73,9 +73,10 @@ def array_depth(cfg) -> int:
 
 
 def output_stages(accumulate: str) -> int:
-    """Registers of the array's result pipeline, from the drain slot to the ``res`` stream: two for
-    split sums (``H + X`` and ``X - H``, then the parts), three for merged ones (then ``re``, ``im``)."""
-    return 2 if accumulate == "split" else 3
+    """Cycles of the array's result pipeline, from the drain slot to the ``res`` stream: two registers
+    for split sums (``H + X`` and ``X - H``, then the parts), three for merged ones (then ``re``,
+    ``im``), and the output FIFO."""
+    return 3 if accumulate == "split" else 4
 
 
 def array_cycles(k: int, rows: int, cfg) -> int:
