@@ -100,10 +100,10 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire \$183 ;
   wire \$184 ;
   wire \$185 ;
-  wire [14:0] \$186 ;
+  wire \$186 ;
   wire \$187 ;
-  wire [7:0] \$188 ;
-  wire [7:0] \$189 ;
+  wire \$188 ;
+  wire \$189 ;
   wire \$19 ;
   wire \$190 ;
   wire \$191 ;
@@ -113,8 +113,8 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire \$195 ;
   wire \$196 ;
   wire \$197 ;
-  wire [7:0] \$198 ;
-  wire [7:0] \$199 ;
+  wire \$198 ;
+  wire \$199 ;
   wire [22:0] \$2 ;
   wire \$20 ;
   wire \$200 ;
@@ -137,11 +137,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire \$216 ;
   wire \$217 ;
   wire \$218 ;
-  wire [15:0] \$219 ;
+  wire \$219 ;
   wire [15:0] \$22 ;
   wire \$220 ;
-  wire [1:0] \$221 ;
-  wire [1:0] \$222 ;
+  wire \$221 ;
+  wire \$222 ;
   wire \$223 ;
   wire \$224 ;
   wire \$225 ;
@@ -156,49 +156,115 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire \$233 ;
   wire \$234 ;
   wire \$235 ;
-  reg [5:0] \$236 ;
-  wire [63:0] \$237 ;
-  wire [63:0] \$238 ;
-  reg [5:0] \$239 ;
+  wire \$236 ;
+  wire \$237 ;
+  wire \$238 ;
+  wire \$239 ;
   wire [15:0] \$24 ;
-  reg [5:0] \$240 ;
-  reg [5:0] \$241 ;
-  reg [5:0] \$242 ;
-  reg [5:0] \$243 ;
-  reg [5:0] \$244 ;
-  reg [87:0] \$245 ;
-  reg [87:0] \$246 ;
-  reg [5:0] \$247 ;
-  reg [1:0] \$248 ;
-  reg \$249 ;
+  wire \$240 ;
+  wire \$241 ;
+  wire \$242 ;
+  wire \$243 ;
+  wire \$244 ;
+  wire \$245 ;
+  wire \$246 ;
+  wire \$247 ;
+  wire \$248 ;
+  wire [14:0] \$249 ;
   wire [15:0] \$25 ;
-  reg \$250 ;
-  reg [13:0] \$251 ;
-  reg \$252 ;
-  reg [14:0] \$253 ;
-  reg \$254 ;
-  reg [6:0] \$255 ;
-  reg [6:0] \$256 ;
-  reg \$257 ;
-  reg \$258 ;
-  reg \$259 ;
+  wire \$250 ;
+  wire [7:0] \$251 ;
+  wire \$252 ;
+  wire [7:0] \$253 ;
+  wire [7:0] \$254 ;
+  wire \$255 ;
+  wire \$256 ;
+  wire \$257 ;
+  wire \$258 ;
+  wire \$259 ;
   wire [15:0] \$26 ;
-  wire [63:0] \$260 ;
-  reg \$261 ;
-  reg [6:0] \$262 ;
-  reg [6:0] \$263 ;
-  reg \$264 ;
-  reg \$265 ;
-  reg \$266 ;
-  reg \$267 ;
+  wire \$260 ;
+  wire \$261 ;
+  wire \$262 ;
+  wire [7:0] \$263 ;
+  wire [7:0] \$264 ;
+  wire \$265 ;
+  wire \$266 ;
+  wire \$267 ;
+  wire \$268 ;
+  wire \$269 ;
   wire [15:0] \$27 ;
+  wire \$270 ;
+  wire \$271 ;
+  wire \$272 ;
+  wire \$273 ;
+  wire \$274 ;
+  wire \$275 ;
+  wire \$276 ;
+  wire \$277 ;
+  wire \$278 ;
+  wire \$279 ;
   wire [15:0] \$28 ;
+  wire \$280 ;
+  wire \$281 ;
+  wire \$282 ;
+  wire \$283 ;
+  wire [15:0] \$284 ;
+  wire \$285 ;
+  wire [1:0] \$286 ;
+  wire [1:0] \$287 ;
+  wire \$288 ;
+  wire \$289 ;
   wire [15:0] \$29 ;
+  wire \$290 ;
+  wire \$291 ;
+  wire \$292 ;
+  wire \$293 ;
+  wire \$294 ;
+  wire \$295 ;
+  wire \$296 ;
+  wire \$297 ;
+  wire \$298 ;
+  wire \$299 ;
   wire [21:0] \$3 ;
   wire [15:0] \$30 ;
+  wire \$300 ;
+  reg [5:0] \$301 ;
+  wire [63:0] \$302 ;
+  wire [63:0] \$303 ;
+  reg [5:0] \$304 ;
+  reg [5:0] \$305 ;
+  reg [5:0] \$306 ;
+  reg [5:0] \$307 ;
+  reg [5:0] \$308 ;
+  reg [5:0] \$309 ;
   wire [15:0] \$31 ;
+  reg [87:0] \$310 ;
+  reg [87:0] \$311 ;
+  reg [5:0] \$312 ;
+  reg [1:0] \$313 ;
+  reg \$314 ;
+  reg \$315 ;
+  reg [13:0] \$316 ;
+  reg \$317 ;
+  reg [14:0] \$318 ;
+  reg \$319 ;
   wire [15:0] \$32 ;
+  reg [6:0] \$320 ;
+  reg [6:0] \$321 ;
+  reg \$322 ;
+  reg \$323 ;
+  reg \$324 ;
+  wire [63:0] \$325 ;
+  reg \$326 ;
+  reg \$327 ;
+  reg [6:0] \$328 ;
+  reg [6:0] \$329 ;
   wire [15:0] \$33 ;
+  reg \$330 ;
+  reg \$331 ;
+  reg \$332 ;
+  reg \$333 ;
   wire [15:0] \$34 ;
   wire [15:0] \$35 ;
   wire [15:0] \$36 ;
@@ -278,7 +344,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   reg \$signal$50  = 1'h0;
   (* init = 1'h0 *)
   wire \$signal$57 ;
-  reg \$signal$83  = 1'h0;
+  reg \$signal$84  = 1'h0;
   reg [1023:0] a_data = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
   reg a_last = 1'h0;
   reg [63:0] a_zero = 64'h0000000000000000;
@@ -523,6 +589,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   (* init = 7'h00 *)
   wire [6:0] ld_addr;
   reg [13:0] left = 14'h0000;
+  reg load_done = 1'h0;
   reg mat = 1'h0;
   wire [511:0] p;
   wire [7:0] \p[0] ;
@@ -2085,116 +2152,181 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \$119  = cmd__payload[13:0] <= 7'h40;
   assign \$120  = cmd__payload[28:14] > 1'h1;
   assign \$121  = act__valid & act__ready;
-  assign \$122  = left <= 1'h1;
-  assign \$123  = left <= 2'h2;
-  assign \$124  = left <= 2'h3;
-  assign \$125  = left <= 3'h4;
-  assign \$126  = left <= 3'h5;
-  assign \$127  = left <= 3'h6;
-  assign \$128  = left <= 3'h7;
-  assign \$129  = left <= 4'h8;
-  assign \$130  = left <= 4'h9;
-  assign \$131  = left <= 4'ha;
-  assign \$132  = left <= 4'hb;
-  assign \$133  = left <= 4'hc;
-  assign \$134  = left <= 4'hd;
-  assign \$135  = left <= 4'he;
-  assign \$136  = left <= 4'hf;
-  assign \$137  = left <= 5'h10;
-  assign \$138  = left <= 5'h11;
-  assign \$139  = left <= 5'h12;
-  assign \$140  = left <= 5'h13;
-  assign \$141  = left <= 5'h14;
-  assign \$142  = left <= 5'h15;
-  assign \$143  = left <= 5'h16;
-  assign \$144  = left <= 5'h17;
-  assign \$145  = left <= 5'h18;
-  assign \$146  = left <= 5'h19;
-  assign \$147  = left <= 5'h1a;
-  assign \$148  = left <= 5'h1b;
-  assign \$149  = left <= 5'h1c;
-  assign \$150  = left <= 5'h1d;
-  assign \$151  = left <= 5'h1e;
-  assign \$152  = left <= 5'h1f;
-  assign \$153  = left <= 6'h20;
-  assign \$154  = left <= 6'h21;
-  assign \$155  = left <= 6'h22;
-  assign \$156  = left <= 6'h23;
-  assign \$157  = left <= 6'h24;
-  assign \$158  = left <= 6'h25;
-  assign \$159  = left <= 6'h26;
-  assign \$160  = left <= 6'h27;
-  assign \$161  = left <= 6'h28;
-  assign \$162  = left <= 6'h29;
-  assign \$163  = left <= 6'h2a;
-  assign \$164  = left <= 6'h2b;
-  assign \$165  = left <= 6'h2c;
-  assign \$166  = left <= 6'h2d;
-  assign \$167  = left <= 6'h2e;
-  assign \$168  = left <= 6'h2f;
-  assign \$169  = left <= 6'h30;
-  assign \$170  = left <= 6'h31;
-  assign \$171  = left <= 6'h32;
-  assign \$172  = left <= 6'h33;
-  assign \$173  = left <= 6'h34;
-  assign \$174  = left <= 6'h35;
-  assign \$175  = left <= 6'h36;
-  assign \$176  = left <= 6'h37;
-  assign \$177  = left <= 6'h38;
-  assign \$178  = left <= 6'h39;
-  assign \$179  = left <= 6'h3a;
-  assign \$180  = left <= 6'h3b;
-  assign \$181  = left <= 6'h3c;
-  assign \$182  = left <= 6'h3d;
-  assign \$183  = left <= 6'h3e;
-  assign \$184  = left <= 6'h3f;
-  assign \$185  = act__valid & act__ready;
-  assign \$186  = left - 7'h40;
-  assign \$187  = left <= 8'h80;
-  assign \$188  = wr__addr + 1'h1;
-  assign \$189  = wr__addr - 1'h1;
-  assign \$190  = ! wr__addr;
-  assign \$191  = ~ chunk_last;
-  assign \$192  = | credits;
-  assign \$193  = ~ pass_end;
-  assign \$194  = \$192  & \$193 ;
-  assign \$195  = \$191  | \$194 ;
-  assign \$196  = \$signal$50  & \$195 ;
-  assign \$197  = wgt__valid & \$196 ;
-  assign \$198  = rd__addr + 1'h1;
-  assign \$199  = chunk_last ? 8'h00 : \$198 ;
-  assign \$200  = ! c_last;
-  assign \$201  = rd__addr == c_last_m1;
-  assign \$202  = chunk_last ? \$200  : \$201 ;
-  assign \$205  = \$203  & \$204 ;
-  assign \$206  = ~ r_gt;
-  assign \$207  = \$205  & \$206 ;
-  assign \$208  = chunk_last & \$207 ;
-  assign \$209  = ~ chunk_last;
-  assign \$210  = | credits;
-  assign \$211  = ~ pass_end;
-  assign \$212  = \$210  & \$211 ;
-  assign \$213  = \$209  | \$212 ;
-  assign \$214  = \$signal$50  & \$213 ;
-  assign \$215  = wgt__valid & \$214 ;
-  assign \$216  = \$215  & chunk_last;
-  assign \$219  = r_left - 1'h1;
-  assign \$220  = r_left > 2'h2;
-  assign \$221  = stg + 1'h1;
-  assign \$222  = mat + 1'h1;
-  assign \$223  = | { st4[0], st3[0], st2[0], st1[0], st0[0], s2[0], s1r[0], s1[0] };
-  assign \$224  = ~ \$223 ;
-  assign \$225  = \$224  & idle;
-  assign \$226  = ~ chunk_last;
-  assign \$227  = | credits;
-  assign \$228  = ~ pass_end;
-  assign \$229  = \$227  & \$228 ;
-  assign \$230  = \$226  | \$229 ;
-  assign \$231  = \$signal$50  & \$230 ;
-  assign \$232  = wgt__valid & \$231 ;
-  assign \$233  = ~ \$232 ;
-  assign \$234  = \$225  & \$233 ;
-  assign \$235  = \$signal$83  & empty;
+  assign \$122  = left[6:0] <= 1'h1;
+  assign \$123  = last_beat & \$122 ;
+  assign \$124  = left[6:0] <= 2'h2;
+  assign \$125  = last_beat & \$124 ;
+  assign \$126  = left[6:0] <= 2'h3;
+  assign \$127  = last_beat & \$126 ;
+  assign \$128  = left[6:0] <= 3'h4;
+  assign \$129  = last_beat & \$128 ;
+  assign \$130  = left[6:0] <= 3'h5;
+  assign \$131  = last_beat & \$130 ;
+  assign \$132  = left[6:0] <= 3'h6;
+  assign \$133  = last_beat & \$132 ;
+  assign \$134  = left[6:0] <= 3'h7;
+  assign \$135  = last_beat & \$134 ;
+  assign \$136  = left[6:0] <= 4'h8;
+  assign \$137  = last_beat & \$136 ;
+  assign \$138  = left[6:0] <= 4'h9;
+  assign \$139  = last_beat & \$138 ;
+  assign \$140  = left[6:0] <= 4'ha;
+  assign \$141  = last_beat & \$140 ;
+  assign \$142  = left[6:0] <= 4'hb;
+  assign \$143  = last_beat & \$142 ;
+  assign \$144  = left[6:0] <= 4'hc;
+  assign \$145  = last_beat & \$144 ;
+  assign \$146  = left[6:0] <= 4'hd;
+  assign \$147  = last_beat & \$146 ;
+  assign \$148  = left[6:0] <= 4'he;
+  assign \$149  = last_beat & \$148 ;
+  assign \$150  = left[6:0] <= 4'hf;
+  assign \$151  = last_beat & \$150 ;
+  assign \$152  = left[6:0] <= 5'h10;
+  assign \$153  = last_beat & \$152 ;
+  assign \$154  = left[6:0] <= 5'h11;
+  assign \$155  = last_beat & \$154 ;
+  assign \$156  = left[6:0] <= 5'h12;
+  assign \$157  = last_beat & \$156 ;
+  assign \$158  = left[6:0] <= 5'h13;
+  assign \$159  = last_beat & \$158 ;
+  assign \$160  = left[6:0] <= 5'h14;
+  assign \$161  = last_beat & \$160 ;
+  assign \$162  = left[6:0] <= 5'h15;
+  assign \$163  = last_beat & \$162 ;
+  assign \$164  = left[6:0] <= 5'h16;
+  assign \$165  = last_beat & \$164 ;
+  assign \$166  = left[6:0] <= 5'h17;
+  assign \$167  = last_beat & \$166 ;
+  assign \$168  = left[6:0] <= 5'h18;
+  assign \$169  = last_beat & \$168 ;
+  assign \$170  = left[6:0] <= 5'h19;
+  assign \$171  = last_beat & \$170 ;
+  assign \$172  = left[6:0] <= 5'h1a;
+  assign \$173  = last_beat & \$172 ;
+  assign \$174  = left[6:0] <= 5'h1b;
+  assign \$175  = last_beat & \$174 ;
+  assign \$176  = left[6:0] <= 5'h1c;
+  assign \$177  = last_beat & \$176 ;
+  assign \$178  = left[6:0] <= 5'h1d;
+  assign \$179  = last_beat & \$178 ;
+  assign \$180  = left[6:0] <= 5'h1e;
+  assign \$181  = last_beat & \$180 ;
+  assign \$182  = left[6:0] <= 5'h1f;
+  assign \$183  = last_beat & \$182 ;
+  assign \$184  = left[6:0] <= 6'h20;
+  assign \$185  = last_beat & \$184 ;
+  assign \$186  = left[6:0] <= 6'h21;
+  assign \$187  = last_beat & \$186 ;
+  assign \$188  = left[6:0] <= 6'h22;
+  assign \$189  = last_beat & \$188 ;
+  assign \$190  = left[6:0] <= 6'h23;
+  assign \$191  = last_beat & \$190 ;
+  assign \$192  = left[6:0] <= 6'h24;
+  assign \$193  = last_beat & \$192 ;
+  assign \$194  = left[6:0] <= 6'h25;
+  assign \$195  = last_beat & \$194 ;
+  assign \$196  = left[6:0] <= 6'h26;
+  assign \$197  = last_beat & \$196 ;
+  assign \$198  = left[6:0] <= 6'h27;
+  assign \$199  = last_beat & \$198 ;
+  assign \$200  = left[6:0] <= 6'h28;
+  assign \$201  = last_beat & \$200 ;
+  assign \$202  = left[6:0] <= 6'h29;
+  assign \$203  = last_beat & \$202 ;
+  assign \$204  = left[6:0] <= 6'h2a;
+  assign \$205  = last_beat & \$204 ;
+  assign \$206  = left[6:0] <= 6'h2b;
+  assign \$207  = last_beat & \$206 ;
+  assign \$208  = left[6:0] <= 6'h2c;
+  assign \$209  = last_beat & \$208 ;
+  assign \$210  = left[6:0] <= 6'h2d;
+  assign \$211  = last_beat & \$210 ;
+  assign \$212  = left[6:0] <= 6'h2e;
+  assign \$213  = last_beat & \$212 ;
+  assign \$214  = left[6:0] <= 6'h2f;
+  assign \$215  = last_beat & \$214 ;
+  assign \$216  = left[6:0] <= 6'h30;
+  assign \$217  = last_beat & \$216 ;
+  assign \$218  = left[6:0] <= 6'h31;
+  assign \$219  = last_beat & \$218 ;
+  assign \$220  = left[6:0] <= 6'h32;
+  assign \$221  = last_beat & \$220 ;
+  assign \$222  = left[6:0] <= 6'h33;
+  assign \$223  = last_beat & \$222 ;
+  assign \$224  = left[6:0] <= 6'h34;
+  assign \$225  = last_beat & \$224 ;
+  assign \$226  = left[6:0] <= 6'h35;
+  assign \$227  = last_beat & \$226 ;
+  assign \$228  = left[6:0] <= 6'h36;
+  assign \$229  = last_beat & \$228 ;
+  assign \$230  = left[6:0] <= 6'h37;
+  assign \$231  = last_beat & \$230 ;
+  assign \$232  = left[6:0] <= 6'h38;
+  assign \$233  = last_beat & \$232 ;
+  assign \$234  = left[6:0] <= 6'h39;
+  assign \$235  = last_beat & \$234 ;
+  assign \$236  = left[6:0] <= 6'h3a;
+  assign \$237  = last_beat & \$236 ;
+  assign \$238  = left[6:0] <= 6'h3b;
+  assign \$239  = last_beat & \$238 ;
+  assign \$240  = left[6:0] <= 6'h3c;
+  assign \$241  = last_beat & \$240 ;
+  assign \$242  = left[6:0] <= 6'h3d;
+  assign \$243  = last_beat & \$242 ;
+  assign \$244  = left[6:0] <= 6'h3e;
+  assign \$245  = last_beat & \$244 ;
+  assign \$246  = left[6:0] <= 6'h3f;
+  assign \$247  = last_beat & \$246 ;
+  assign \$248  = act__valid & act__ready;
+  assign \$249  = left - 7'h40;
+  assign \$250  = left <= 8'h80;
+  assign \$251  = wr__addr + 1'h1;
+  assign \$252  = wr__en & a_last;
+  assign \$253  = wr__addr - 1'h1;
+  assign \$254  = wr__addr - 2'h2;
+  assign \$255  = wr__addr == 1'h1;
+  assign \$256  = ~ chunk_last;
+  assign \$257  = | credits;
+  assign \$258  = ~ pass_end;
+  assign \$259  = \$257  & \$258 ;
+  assign \$260  = \$256  | \$259 ;
+  assign \$261  = \$signal$50  & \$260 ;
+  assign \$262  = wgt__valid & \$261 ;
+  assign \$263  = rd__addr + 1'h1;
+  assign \$264  = chunk_last ? 8'h00 : \$263 ;
+  assign \$265  = ! c_last;
+  assign \$266  = rd__addr == c_last_m1;
+  assign \$267  = chunk_last ? \$265  : \$266 ;
+  assign \$270  = \$268  & \$269 ;
+  assign \$271  = ~ r_gt;
+  assign \$272  = \$270  & \$271 ;
+  assign \$273  = chunk_last & \$272 ;
+  assign \$274  = ~ chunk_last;
+  assign \$275  = | credits;
+  assign \$276  = ~ pass_end;
+  assign \$277  = \$275  & \$276 ;
+  assign \$278  = \$274  | \$277 ;
+  assign \$279  = \$signal$50  & \$278 ;
+  assign \$280  = wgt__valid & \$279 ;
+  assign \$281  = \$280  & chunk_last;
+  assign \$284  = r_left - 1'h1;
+  assign \$285  = r_left > 2'h2;
+  assign \$286  = stg + 1'h1;
+  assign \$287  = mat + 1'h1;
+  assign \$288  = | { st4[0], st3[0], st2[0], st1[0], st0[0], s2[0], s1r[0], s1[0] };
+  assign \$289  = ~ \$288 ;
+  assign \$290  = \$289  & idle;
+  assign \$291  = ~ chunk_last;
+  assign \$292  = | credits;
+  assign \$293  = ~ pass_end;
+  assign \$294  = \$292  & \$293 ;
+  assign \$295  = \$291  | \$294 ;
+  assign \$296  = \$signal$50  & \$295 ;
+  assign \$297  = wgt__valid & \$296 ;
+  assign \$298  = ~ \$297 ;
+  assign \$299  = \$290  & \$298 ;
+  assign \$300  = \$signal$84  & empty;
   always @(posedge clk)
     s1_codes <= wgt__payload;
   always @(posedge clk)
@@ -2202,77 +2334,79 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     s1r_codes <= s1_codes;
   always @(posedge clk)
-    s1r <= \$236 ;
+    s1r <= \$301 ;
   always @(posedge clk)
     pp <= \pp$66 ;
   always @(posedge clk)
     qq <= \qq$67 ;
   always @(posedge clk)
-    h <= \$237 ;
+    h <= \$302 ;
   always @(posedge clk)
-    x <= \$238 ;
+    x <= \$303 ;
   always @(posedge clk)
-    s2 <= \$239 ;
+    s2 <= \$304 ;
   always @(posedge clk)
-    st0 <= \$240 ;
+    st0 <= \$305 ;
   always @(posedge clk)
-    st1 <= \$241 ;
+    st1 <= \$306 ;
   always @(posedge clk)
-    st2 <= \$242 ;
+    st2 <= \$307 ;
   always @(posedge clk)
-    st3 <= \$243 ;
+    st3 <= \$308 ;
   always @(posedge clk)
-    st4 <= \$244 ;
+    st4 <= \$309 ;
   always @(posedge clk)
-    acc0 <= \$245 ;
+    acc0 <= \$310 ;
   always @(posedge clk)
-    acc1 <= \$246 ;
+    acc1 <= \$311 ;
   always @(posedge clk)
-    s1 <= \$247 ;
+    s1 <= \$312 ;
   always @(posedge clk)
-    credits <= \$248 ;
+    credits <= \$313 ;
   always @(posedge clk)
-    cmd__ready <= \$249 ;
+    cmd__ready <= \$314 ;
   always @(posedge clk)
-    act__ready <= \$250 ;
+    act__ready <= \$315 ;
   always @(posedge clk)
-    left <= \$251 ;
+    left <= \$316 ;
   always @(posedge clk)
-    last_beat <= \$252 ;
+    last_beat <= \$317 ;
   always @(posedge clk)
-    r_left <= \$253 ;
+    r_left <= \$318 ;
   always @(posedge clk)
-    r_gt <= \$254 ;
+    r_gt <= \$319 ;
   always @(posedge clk)
-    wr__addr <= \$255 ;
+    wr__addr <= \$320 ;
   always @(posedge clk)
-    rd__addr <= \$256 ;
+    rd__addr <= \$321 ;
   always @(posedge clk)
-    mat <= \$257 ;
+    mat <= \$322 ;
   always @(posedge clk)
-    stg <= \$258 ;
+    stg <= \$323 ;
   always @(posedge clk)
-    wr__en <= \$259 ;
+    wr__en <= \$324 ;
   always @(posedge clk)
     a_last <= last_beat;
   always @(posedge clk)
     a_data <= act__payload;
   always @(posedge clk)
-    a_zero <= \$260 ;
+    a_zero <= \$325 ;
   always @(posedge clk)
-    \$signal$50  <= \$261 ;
+    load_done <= \$326 ;
   always @(posedge clk)
-    c_last <= \$262 ;
+    \$signal$50  <= \$327 ;
   always @(posedge clk)
-    c_last_m1 <= \$263 ;
+    c_last <= \$328 ;
   always @(posedge clk)
-    chunk_last <= \$264 ;
+    c_last_m1 <= \$329 ;
   always @(posedge clk)
-    \$signal$83  <= \$265 ;
+    chunk_last <= \$330 ;
   always @(posedge clk)
-    pass_end <= \$266 ;
+    \$signal$84  <= \$331 ;
   always @(posedge clk)
-    empty <= \$267 ;
+    pass_end <= \$332 ;
+  always @(posedge clk)
+    empty <= \$333 ;
   \fairyhw_engine.prep  prep (
     .p(p),
     .pp(\pp$66 ),
@@ -2283,7 +2417,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
     .clk(clk),
     .freed(freed),
     .idle(idle),
-    .\port$1461$2 (st4[5:2]),
+    .\port$1526$2 (st4[5:2]),
     .res__payload(res__payload),
     .res__ready(res__ready),
     .res__valid(res__valid),
@@ -2300,7 +2434,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
     .sums(sums),
     .x(x)
   );
-  \fairyhw_engine.shared$89  \shared$89  (
+  \fairyhw_engine.shared$90  \shared$90  (
     .clk(clk),
     .pp(pp),
     .qq(qq),
@@ -2309,328 +2443,327 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$236  = s1;
+    \$301  = s1;
     if (rst) begin
-      \$236  = 6'h00;
+      \$301  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$239  = s1r;
+    \$304  = s1r;
     if (rst) begin
-      \$239  = 6'h00;
+      \$304  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$240  = s2;
+    \$305  = s2;
     if (rst) begin
-      \$240  = 6'h00;
+      \$305  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$241  = st0;
+    \$306  = st0;
     if (rst) begin
-      \$241  = 6'h00;
+      \$306  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$242  = st1;
+    \$307  = st1;
     if (rst) begin
-      \$242  = 6'h00;
+      \$307  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$243  = st2;
+    \$308  = st2;
     if (rst) begin
-      \$243  = 6'h00;
+      \$308  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$244  = st3;
+    \$309  = st3;
     if (rst) begin
-      \$244  = 6'h00;
+      \$309  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$245  = acc0;
+    \$310  = acc0;
     if (st4[0]) begin
-      \$245  = total0;
+      \$310  = total0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$246  = acc1;
+    \$311  = acc1;
     if (st4[0]) begin
-      \$246  = total1;
+      \$311  = total1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$247 [0] = \$91 ;
-    \$247 [2] = \$99 ;
-    \$247 [1] = \$100 ;
-    \$247 [3] = \$101 ;
-    \$247 [4] = \$106 ;
-    \$247 [5] = \$107 [0];
+    \$312 [0] = \$91 ;
+    \$312 [2] = \$99 ;
+    \$312 [1] = \$100 ;
+    \$312 [3] = \$101 ;
+    \$312 [4] = \$106 ;
+    \$312 [5] = \$107 [0];
     if (rst) begin
-      \$247  = 6'h00;
+      \$312  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$248  = \$117 [1:0];
+    \$313  = \$117 [1:0];
     if (rst) begin
-      \$248  = 2'h2;
+      \$313  = 2'h2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$249  = cmd__ready;
+    \$314  = cmd__ready;
     if (\$118 ) begin
-      \$249  = 1'h0;
+      \$314  = 1'h0;
     end
-    if (\$235 ) begin
-      \$249  = 1'h1;
+    if (\$300 ) begin
+      \$314  = 1'h1;
     end
     if (rst) begin
-      \$249  = 1'h1;
+      \$314  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$250  = act__ready;
+    \$315  = act__ready;
     if (\$118 ) begin
-      \$250  = 1'h1;
+      \$315  = 1'h1;
     end
-    if (\$185 ) begin
+    if (\$248 ) begin
       if (last_beat) begin
-        \$250  = 1'h0;
+        \$315  = 1'h0;
       end
     end
     if (rst) begin
-      \$250  = 1'h0;
+      \$315  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$251  = left;
+    \$316  = left;
     if (\$118 ) begin
-      \$251  = cmd__payload[13:0];
+      \$316  = cmd__payload[13:0];
     end
-    if (\$185 ) begin
-      \$251  = \$186 [13:0];
+    if (\$248 ) begin
+      \$316  = \$249 [13:0];
     end
     if (rst) begin
-      \$251  = 14'h0000;
+      \$316  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$252  = last_beat;
+    \$317  = last_beat;
     if (\$118 ) begin
-      \$252  = \$119 ;
+      \$317  = \$119 ;
     end
-    if (\$185 ) begin
-      \$252  = \$187 ;
+    if (\$248 ) begin
+      \$317  = \$250 ;
     end
     if (rst) begin
-      \$252  = 1'h0;
+      \$317  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$253  = r_left;
+    \$318  = r_left;
     if (\$118 ) begin
-      \$253  = cmd__payload[28:14];
+      \$318  = cmd__payload[28:14];
     end
     if (pass_end) begin
-      if (\$217 ) begin
-        if (\$218 ) begin
-          \$253  = \$219 [14:0];
+      if (\$282 ) begin
+        if (\$283 ) begin
+          \$318  = \$284 [14:0];
         end
       end
     end
     if (rst) begin
-      \$253  = 15'h0000;
+      \$318  = 15'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$254  = r_gt;
+    \$319  = r_gt;
     if (\$118 ) begin
-      \$254  = \$120 ;
+      \$319  = \$120 ;
     end
     if (pass_end) begin
-      if (\$217 ) begin
-        if (\$218 ) begin
-          \$254  = \$220 ;
+      if (\$282 ) begin
+        if (\$283 ) begin
+          \$319  = \$285 ;
         end
       end
     end
     if (rst) begin
-      \$254  = 1'h0;
+      \$319  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$255  = wr__addr;
+    \$320  = wr__addr;
     if (\$118 ) begin
-      \$255  = 7'h00;
+      \$320  = 7'h00;
     end
     if (wr__en) begin
-      \$255  = \$188 [6:0];
+      \$320  = \$251 [6:0];
     end
     if (rst) begin
-      \$255  = 7'h00;
+      \$320  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$256  = rd__addr;
+    \$321  = rd__addr;
     if (\$118 ) begin
-      \$256  = 7'h00;
+      \$321  = 7'h00;
     end
-    if (\$197 ) begin
-      \$256  = \$199 [6:0];
+    if (\$262 ) begin
+      \$321  = \$264 [6:0];
     end
     if (rst) begin
-      \$256  = 7'h00;
+      \$321  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$257  = mat;
+    \$322  = mat;
     if (\$118 ) begin
-      \$257  = 1'h0;
+      \$322  = 1'h0;
     end
     if (pass_end) begin
       (* full_case = 32'd1 *)
-      if (\$217 ) begin
-        \$257  = 1'h0;
+      if (\$282 ) begin
+        \$322  = 1'h0;
       end else begin
-        \$257  = \$222 [0];
+        \$322  = \$287 [0];
       end
     end
     if (rst) begin
-      \$257  = 1'h0;
+      \$322  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$258  = stg;
+    \$323  = stg;
     if (\$118 ) begin
-      \$258  = 1'h0;
+      \$323  = 1'h0;
     end
     if (pass_end) begin
-      if (\$217 ) begin
+      if (\$282 ) begin
         (* full_case = 32'd1 *)
-        if (\$218 ) begin
-          \$258  = 1'h0;
+        if (\$283 ) begin
+          \$323  = 1'h0;
         end else begin
-          \$258  = \$221 [0];
+          \$323  = \$286 [0];
         end
       end
     end
     if (rst) begin
-      \$258  = 1'h0;
+      \$323  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$259  = \$121 ;
+    \$324  = \$121 ;
     if (rst) begin
-      \$259  = 1'h0;
+      \$324  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$261  = \$signal$50 ;
-    if (wr__en) begin
-      if (a_last) begin
-        \$261  = 1'h1;
-      end
-    end
-    if (\$197 ) begin
-      if (\$208 ) begin
-        \$261  = 1'h0;
-      end
-    end
+    \$326  = \$252 ;
     if (rst) begin
-      \$261  = 1'h0;
+      \$326  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$262  = c_last;
-    if (wr__en) begin
-      if (a_last) begin
-        \$262  = wr__addr;
+    \$327  = \$signal$50 ;
+    if (load_done) begin
+      \$327  = 1'h1;
+    end
+    if (\$262 ) begin
+      if (\$273 ) begin
+        \$327  = 1'h0;
       end
     end
     if (rst) begin
-      \$262  = 7'h00;
+      \$327  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$263  = c_last_m1;
-    if (wr__en) begin
-      if (a_last) begin
-        \$263  = \$189 [6:0];
+    \$328  = c_last;
+    if (load_done) begin
+      \$328  = \$253 [6:0];
+    end
+    if (rst) begin
+      \$328  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$329  = c_last_m1;
+    if (load_done) begin
+      \$329  = \$254 [6:0];
+    end
+    if (rst) begin
+      \$329  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$330  = chunk_last;
+    if (load_done) begin
+      \$330  = \$255 ;
+    end
+    if (\$262 ) begin
+      \$330  = \$267 ;
+    end
+    if (rst) begin
+      \$330  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$331  = \$signal$84 ;
+    if (\$262 ) begin
+      if (\$273 ) begin
+        \$331  = 1'h1;
       end
     end
+    if (\$300 ) begin
+      \$331  = 1'h0;
+    end
     if (rst) begin
-      \$263  = 7'h00;
+      \$331  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$264  = chunk_last;
-    if (wr__en) begin
-      if (a_last) begin
-        \$264  = \$190 ;
-      end
-    end
-    if (\$197 ) begin
-      \$264  = \$202 ;
-    end
+    \$332  = \$281 ;
     if (rst) begin
-      \$264  = 1'h0;
+      \$332  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$265  = \$signal$83 ;
-    if (\$197 ) begin
-      if (\$208 ) begin
-        \$265  = 1'h1;
-      end
-    end
-    if (\$235 ) begin
-      \$265  = 1'h0;
-    end
+    \$333  = \$299 ;
     if (rst) begin
-      \$265  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$266  = \$216 ;
-    if (rst) begin
-      \$266  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$267  = \$234 ;
-    if (rst) begin
-      \$267  = 1'h0;
+      \$333  = 1'h0;
     end
   end
   assign chunk = rd__addr;
@@ -4096,198 +4229,198 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \st3.conj  = st3[3];
   assign \st3.final  = st3[4];
   assign \st3.count  = st3[5];
-  assign \$260 [63] = \$184 ;
-  assign \$260 [62] = \$183 ;
-  assign \$260 [61] = \$182 ;
-  assign \$260 [60] = \$181 ;
-  assign \$260 [59] = \$180 ;
-  assign \$260 [58] = \$179 ;
-  assign \$260 [57] = \$178 ;
-  assign \$260 [56] = \$177 ;
-  assign \$260 [55] = \$176 ;
-  assign \$260 [54] = \$175 ;
-  assign \$260 [53] = \$174 ;
-  assign \$260 [52] = \$173 ;
-  assign \$260 [51] = \$172 ;
-  assign \$260 [50] = \$171 ;
-  assign \$260 [49] = \$170 ;
-  assign \$260 [48] = \$169 ;
-  assign \$260 [47] = \$168 ;
-  assign \$260 [46] = \$167 ;
-  assign \$260 [45] = \$166 ;
-  assign \$260 [44] = \$165 ;
-  assign \$260 [43] = \$164 ;
-  assign \$260 [42] = \$163 ;
-  assign \$260 [41] = \$162 ;
-  assign \$260 [40] = \$161 ;
-  assign \$260 [39] = \$160 ;
-  assign \$260 [38] = \$159 ;
-  assign \$260 [37] = \$158 ;
-  assign \$260 [36] = \$157 ;
-  assign \$260 [35] = \$156 ;
-  assign \$260 [34] = \$155 ;
-  assign \$260 [33] = \$154 ;
-  assign \$260 [32] = \$153 ;
-  assign \$260 [31] = \$152 ;
-  assign \$260 [30] = \$151 ;
-  assign \$260 [29] = \$150 ;
-  assign \$260 [28] = \$149 ;
-  assign \$260 [27] = \$148 ;
-  assign \$260 [26] = \$147 ;
-  assign \$260 [25] = \$146 ;
-  assign \$260 [24] = \$145 ;
-  assign \$260 [23] = \$144 ;
-  assign \$260 [22] = \$143 ;
-  assign \$260 [21] = \$142 ;
-  assign \$260 [20] = \$141 ;
-  assign \$260 [19] = \$140 ;
-  assign \$260 [18] = \$139 ;
-  assign \$260 [17] = \$138 ;
-  assign \$260 [16] = \$137 ;
-  assign \$260 [15] = \$136 ;
-  assign \$260 [14] = \$135 ;
-  assign \$260 [13] = \$134 ;
-  assign \$260 [12] = \$133 ;
-  assign \$260 [11] = \$132 ;
-  assign \$260 [10] = \$131 ;
-  assign \$260 [9] = \$130 ;
-  assign \$260 [8] = \$129 ;
-  assign \$260 [7] = \$128 ;
-  assign \$260 [6] = \$127 ;
-  assign \$260 [5] = \$126 ;
-  assign \$260 [4] = \$125 ;
-  assign \$260 [3] = \$124 ;
-  assign \$260 [2] = \$123 ;
-  assign \$260 [1] = \$122 ;
-  assign \$260 [0] = a_zero[0];
-  assign \$238 [63] = s1r_codes[126];
-  assign \$238 [62] = s1r_codes[124];
-  assign \$238 [61] = s1r_codes[122];
-  assign \$238 [60] = s1r_codes[120];
-  assign \$238 [59] = s1r_codes[118];
-  assign \$238 [58] = s1r_codes[116];
-  assign \$238 [57] = s1r_codes[114];
-  assign \$238 [56] = s1r_codes[112];
-  assign \$238 [55] = s1r_codes[110];
-  assign \$238 [54] = s1r_codes[108];
-  assign \$238 [53] = s1r_codes[106];
-  assign \$238 [52] = s1r_codes[104];
-  assign \$238 [51] = s1r_codes[102];
-  assign \$238 [50] = s1r_codes[100];
-  assign \$238 [49] = s1r_codes[98];
-  assign \$238 [48] = s1r_codes[96];
-  assign \$238 [47] = s1r_codes[94];
-  assign \$238 [46] = s1r_codes[92];
-  assign \$238 [45] = s1r_codes[90];
-  assign \$238 [44] = s1r_codes[88];
-  assign \$238 [43] = s1r_codes[86];
-  assign \$238 [42] = s1r_codes[84];
-  assign \$238 [41] = s1r_codes[82];
-  assign \$238 [40] = s1r_codes[80];
-  assign \$238 [39] = s1r_codes[78];
-  assign \$238 [38] = s1r_codes[76];
-  assign \$238 [37] = s1r_codes[74];
-  assign \$238 [36] = s1r_codes[72];
-  assign \$238 [35] = s1r_codes[70];
-  assign \$238 [34] = s1r_codes[68];
-  assign \$238 [33] = s1r_codes[66];
-  assign \$238 [32] = s1r_codes[64];
-  assign \$238 [31] = s1r_codes[62];
-  assign \$238 [30] = s1r_codes[60];
-  assign \$238 [29] = s1r_codes[58];
-  assign \$238 [28] = s1r_codes[56];
-  assign \$238 [27] = s1r_codes[54];
-  assign \$238 [26] = s1r_codes[52];
-  assign \$238 [25] = s1r_codes[50];
-  assign \$238 [24] = s1r_codes[48];
-  assign \$238 [23] = s1r_codes[46];
-  assign \$238 [22] = s1r_codes[44];
-  assign \$238 [21] = s1r_codes[42];
-  assign \$238 [20] = s1r_codes[40];
-  assign \$238 [19] = s1r_codes[38];
-  assign \$238 [18] = s1r_codes[36];
-  assign \$238 [17] = s1r_codes[34];
-  assign \$238 [16] = s1r_codes[32];
-  assign \$238 [15] = s1r_codes[30];
-  assign \$238 [14] = s1r_codes[28];
-  assign \$238 [13] = s1r_codes[26];
-  assign \$238 [12] = s1r_codes[24];
-  assign \$238 [11] = s1r_codes[22];
-  assign \$238 [10] = s1r_codes[20];
-  assign \$238 [9] = s1r_codes[18];
-  assign \$238 [8] = s1r_codes[16];
-  assign \$238 [7] = s1r_codes[14];
-  assign \$238 [6] = s1r_codes[12];
-  assign \$238 [5] = s1r_codes[10];
-  assign \$238 [4] = s1r_codes[8];
-  assign \$238 [3] = s1r_codes[6];
-  assign \$238 [2] = s1r_codes[4];
-  assign \$238 [1] = s1r_codes[2];
-  assign \$238 [0] = s1r_codes[0];
-  assign \$237 [63] = s1r_codes[127];
-  assign \$237 [62] = s1r_codes[125];
-  assign \$237 [61] = s1r_codes[123];
-  assign \$237 [60] = s1r_codes[121];
-  assign \$237 [59] = s1r_codes[119];
-  assign \$237 [58] = s1r_codes[117];
-  assign \$237 [57] = s1r_codes[115];
-  assign \$237 [56] = s1r_codes[113];
-  assign \$237 [55] = s1r_codes[111];
-  assign \$237 [54] = s1r_codes[109];
-  assign \$237 [53] = s1r_codes[107];
-  assign \$237 [52] = s1r_codes[105];
-  assign \$237 [51] = s1r_codes[103];
-  assign \$237 [50] = s1r_codes[101];
-  assign \$237 [49] = s1r_codes[99];
-  assign \$237 [48] = s1r_codes[97];
-  assign \$237 [47] = s1r_codes[95];
-  assign \$237 [46] = s1r_codes[93];
-  assign \$237 [45] = s1r_codes[91];
-  assign \$237 [44] = s1r_codes[89];
-  assign \$237 [43] = s1r_codes[87];
-  assign \$237 [42] = s1r_codes[85];
-  assign \$237 [41] = s1r_codes[83];
-  assign \$237 [40] = s1r_codes[81];
-  assign \$237 [39] = s1r_codes[79];
-  assign \$237 [38] = s1r_codes[77];
-  assign \$237 [37] = s1r_codes[75];
-  assign \$237 [36] = s1r_codes[73];
-  assign \$237 [35] = s1r_codes[71];
-  assign \$237 [34] = s1r_codes[69];
-  assign \$237 [33] = s1r_codes[67];
-  assign \$237 [32] = s1r_codes[65];
-  assign \$237 [31] = s1r_codes[63];
-  assign \$237 [30] = s1r_codes[61];
-  assign \$237 [29] = s1r_codes[59];
-  assign \$237 [28] = s1r_codes[57];
-  assign \$237 [27] = s1r_codes[55];
-  assign \$237 [26] = s1r_codes[53];
-  assign \$237 [25] = s1r_codes[51];
-  assign \$237 [24] = s1r_codes[49];
-  assign \$237 [23] = s1r_codes[47];
-  assign \$237 [22] = s1r_codes[45];
-  assign \$237 [21] = s1r_codes[43];
-  assign \$237 [20] = s1r_codes[41];
-  assign \$237 [19] = s1r_codes[39];
-  assign \$237 [18] = s1r_codes[37];
-  assign \$237 [17] = s1r_codes[35];
-  assign \$237 [16] = s1r_codes[33];
-  assign \$237 [15] = s1r_codes[31];
-  assign \$237 [14] = s1r_codes[29];
-  assign \$237 [13] = s1r_codes[27];
-  assign \$237 [12] = s1r_codes[25];
-  assign \$237 [11] = s1r_codes[23];
-  assign \$237 [10] = s1r_codes[21];
-  assign \$237 [9] = s1r_codes[19];
-  assign \$237 [8] = s1r_codes[17];
-  assign \$237 [7] = s1r_codes[15];
-  assign \$237 [6] = s1r_codes[13];
-  assign \$237 [5] = s1r_codes[11];
-  assign \$237 [4] = s1r_codes[9];
-  assign \$237 [3] = s1r_codes[7];
-  assign \$237 [2] = s1r_codes[5];
-  assign \$237 [1] = s1r_codes[3];
-  assign \$237 [0] = s1r_codes[1];
+  assign \$325 [63] = \$247 ;
+  assign \$325 [62] = \$245 ;
+  assign \$325 [61] = \$243 ;
+  assign \$325 [60] = \$241 ;
+  assign \$325 [59] = \$239 ;
+  assign \$325 [58] = \$237 ;
+  assign \$325 [57] = \$235 ;
+  assign \$325 [56] = \$233 ;
+  assign \$325 [55] = \$231 ;
+  assign \$325 [54] = \$229 ;
+  assign \$325 [53] = \$227 ;
+  assign \$325 [52] = \$225 ;
+  assign \$325 [51] = \$223 ;
+  assign \$325 [50] = \$221 ;
+  assign \$325 [49] = \$219 ;
+  assign \$325 [48] = \$217 ;
+  assign \$325 [47] = \$215 ;
+  assign \$325 [46] = \$213 ;
+  assign \$325 [45] = \$211 ;
+  assign \$325 [44] = \$209 ;
+  assign \$325 [43] = \$207 ;
+  assign \$325 [42] = \$205 ;
+  assign \$325 [41] = \$203 ;
+  assign \$325 [40] = \$201 ;
+  assign \$325 [39] = \$199 ;
+  assign \$325 [38] = \$197 ;
+  assign \$325 [37] = \$195 ;
+  assign \$325 [36] = \$193 ;
+  assign \$325 [35] = \$191 ;
+  assign \$325 [34] = \$189 ;
+  assign \$325 [33] = \$187 ;
+  assign \$325 [32] = \$185 ;
+  assign \$325 [31] = \$183 ;
+  assign \$325 [30] = \$181 ;
+  assign \$325 [29] = \$179 ;
+  assign \$325 [28] = \$177 ;
+  assign \$325 [27] = \$175 ;
+  assign \$325 [26] = \$173 ;
+  assign \$325 [25] = \$171 ;
+  assign \$325 [24] = \$169 ;
+  assign \$325 [23] = \$167 ;
+  assign \$325 [22] = \$165 ;
+  assign \$325 [21] = \$163 ;
+  assign \$325 [20] = \$161 ;
+  assign \$325 [19] = \$159 ;
+  assign \$325 [18] = \$157 ;
+  assign \$325 [17] = \$155 ;
+  assign \$325 [16] = \$153 ;
+  assign \$325 [15] = \$151 ;
+  assign \$325 [14] = \$149 ;
+  assign \$325 [13] = \$147 ;
+  assign \$325 [12] = \$145 ;
+  assign \$325 [11] = \$143 ;
+  assign \$325 [10] = \$141 ;
+  assign \$325 [9] = \$139 ;
+  assign \$325 [8] = \$137 ;
+  assign \$325 [7] = \$135 ;
+  assign \$325 [6] = \$133 ;
+  assign \$325 [5] = \$131 ;
+  assign \$325 [4] = \$129 ;
+  assign \$325 [3] = \$127 ;
+  assign \$325 [2] = \$125 ;
+  assign \$325 [1] = \$123 ;
+  assign \$325 [0] = a_zero[0];
+  assign \$303 [63] = s1r_codes[126];
+  assign \$303 [62] = s1r_codes[124];
+  assign \$303 [61] = s1r_codes[122];
+  assign \$303 [60] = s1r_codes[120];
+  assign \$303 [59] = s1r_codes[118];
+  assign \$303 [58] = s1r_codes[116];
+  assign \$303 [57] = s1r_codes[114];
+  assign \$303 [56] = s1r_codes[112];
+  assign \$303 [55] = s1r_codes[110];
+  assign \$303 [54] = s1r_codes[108];
+  assign \$303 [53] = s1r_codes[106];
+  assign \$303 [52] = s1r_codes[104];
+  assign \$303 [51] = s1r_codes[102];
+  assign \$303 [50] = s1r_codes[100];
+  assign \$303 [49] = s1r_codes[98];
+  assign \$303 [48] = s1r_codes[96];
+  assign \$303 [47] = s1r_codes[94];
+  assign \$303 [46] = s1r_codes[92];
+  assign \$303 [45] = s1r_codes[90];
+  assign \$303 [44] = s1r_codes[88];
+  assign \$303 [43] = s1r_codes[86];
+  assign \$303 [42] = s1r_codes[84];
+  assign \$303 [41] = s1r_codes[82];
+  assign \$303 [40] = s1r_codes[80];
+  assign \$303 [39] = s1r_codes[78];
+  assign \$303 [38] = s1r_codes[76];
+  assign \$303 [37] = s1r_codes[74];
+  assign \$303 [36] = s1r_codes[72];
+  assign \$303 [35] = s1r_codes[70];
+  assign \$303 [34] = s1r_codes[68];
+  assign \$303 [33] = s1r_codes[66];
+  assign \$303 [32] = s1r_codes[64];
+  assign \$303 [31] = s1r_codes[62];
+  assign \$303 [30] = s1r_codes[60];
+  assign \$303 [29] = s1r_codes[58];
+  assign \$303 [28] = s1r_codes[56];
+  assign \$303 [27] = s1r_codes[54];
+  assign \$303 [26] = s1r_codes[52];
+  assign \$303 [25] = s1r_codes[50];
+  assign \$303 [24] = s1r_codes[48];
+  assign \$303 [23] = s1r_codes[46];
+  assign \$303 [22] = s1r_codes[44];
+  assign \$303 [21] = s1r_codes[42];
+  assign \$303 [20] = s1r_codes[40];
+  assign \$303 [19] = s1r_codes[38];
+  assign \$303 [18] = s1r_codes[36];
+  assign \$303 [17] = s1r_codes[34];
+  assign \$303 [16] = s1r_codes[32];
+  assign \$303 [15] = s1r_codes[30];
+  assign \$303 [14] = s1r_codes[28];
+  assign \$303 [13] = s1r_codes[26];
+  assign \$303 [12] = s1r_codes[24];
+  assign \$303 [11] = s1r_codes[22];
+  assign \$303 [10] = s1r_codes[20];
+  assign \$303 [9] = s1r_codes[18];
+  assign \$303 [8] = s1r_codes[16];
+  assign \$303 [7] = s1r_codes[14];
+  assign \$303 [6] = s1r_codes[12];
+  assign \$303 [5] = s1r_codes[10];
+  assign \$303 [4] = s1r_codes[8];
+  assign \$303 [3] = s1r_codes[6];
+  assign \$303 [2] = s1r_codes[4];
+  assign \$303 [1] = s1r_codes[2];
+  assign \$303 [0] = s1r_codes[0];
+  assign \$302 [63] = s1r_codes[127];
+  assign \$302 [62] = s1r_codes[125];
+  assign \$302 [61] = s1r_codes[123];
+  assign \$302 [60] = s1r_codes[121];
+  assign \$302 [59] = s1r_codes[119];
+  assign \$302 [58] = s1r_codes[117];
+  assign \$302 [57] = s1r_codes[115];
+  assign \$302 [56] = s1r_codes[113];
+  assign \$302 [55] = s1r_codes[111];
+  assign \$302 [54] = s1r_codes[109];
+  assign \$302 [53] = s1r_codes[107];
+  assign \$302 [52] = s1r_codes[105];
+  assign \$302 [51] = s1r_codes[103];
+  assign \$302 [50] = s1r_codes[101];
+  assign \$302 [49] = s1r_codes[99];
+  assign \$302 [48] = s1r_codes[97];
+  assign \$302 [47] = s1r_codes[95];
+  assign \$302 [46] = s1r_codes[93];
+  assign \$302 [45] = s1r_codes[91];
+  assign \$302 [44] = s1r_codes[89];
+  assign \$302 [43] = s1r_codes[87];
+  assign \$302 [42] = s1r_codes[85];
+  assign \$302 [41] = s1r_codes[83];
+  assign \$302 [40] = s1r_codes[81];
+  assign \$302 [39] = s1r_codes[79];
+  assign \$302 [38] = s1r_codes[77];
+  assign \$302 [37] = s1r_codes[75];
+  assign \$302 [36] = s1r_codes[73];
+  assign \$302 [35] = s1r_codes[71];
+  assign \$302 [34] = s1r_codes[69];
+  assign \$302 [33] = s1r_codes[67];
+  assign \$302 [32] = s1r_codes[65];
+  assign \$302 [31] = s1r_codes[63];
+  assign \$302 [30] = s1r_codes[61];
+  assign \$302 [29] = s1r_codes[59];
+  assign \$302 [28] = s1r_codes[57];
+  assign \$302 [27] = s1r_codes[55];
+  assign \$302 [26] = s1r_codes[53];
+  assign \$302 [25] = s1r_codes[51];
+  assign \$302 [24] = s1r_codes[49];
+  assign \$302 [23] = s1r_codes[47];
+  assign \$302 [22] = s1r_codes[45];
+  assign \$302 [21] = s1r_codes[43];
+  assign \$302 [20] = s1r_codes[41];
+  assign \$302 [19] = s1r_codes[39];
+  assign \$302 [18] = s1r_codes[37];
+  assign \$302 [17] = s1r_codes[35];
+  assign \$302 [16] = s1r_codes[33];
+  assign \$302 [15] = s1r_codes[31];
+  assign \$302 [14] = s1r_codes[29];
+  assign \$302 [13] = s1r_codes[27];
+  assign \$302 [12] = s1r_codes[25];
+  assign \$302 [11] = s1r_codes[23];
+  assign \$302 [10] = s1r_codes[21];
+  assign \$302 [9] = s1r_codes[19];
+  assign \$302 [8] = s1r_codes[17];
+  assign \$302 [7] = s1r_codes[15];
+  assign \$302 [6] = s1r_codes[13];
+  assign \$302 [5] = s1r_codes[11];
+  assign \$302 [4] = s1r_codes[9];
+  assign \$302 [3] = s1r_codes[7];
+  assign \$302 [2] = s1r_codes[5];
+  assign \$302 [1] = s1r_codes[3];
+  assign \$302 [0] = s1r_codes[1];
   assign wr__data[1023:1008] = \$84 ;
   assign wr__data[1007:992] = \$83 ;
   assign wr__data[991:976] = \$82 ;
@@ -4491,10 +4624,10 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \$101  = mat;
   assign \$102  = mat;
   assign \$103  = stg;
-  assign \$203  = mat;
-  assign \$204  = stg;
-  assign \$217  = mat;
-  assign \$218  = stg;
+  assign \$268  = mat;
+  assign \$269  = stg;
+  assign \$282  = mat;
+  assign \$283  = stg;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -5598,7 +5731,7 @@ module \fairyhw_engine.prep (q, pp, qq, p);
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload, tile, shared, \port$1461$2 , res__ready);
+module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload, tile, shared, \port$1526$2 , res__ready);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire [1:0] \$10 ;
@@ -5731,8 +5864,8 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
   reg [21:0] o2_bq0 = 22'h000000;
   reg o2_last = 1'h0;
   reg o2_valid = 1'h0;
-  input [3:0] \port$1461$2 ;
-  wire [3:0] \port$1461$2 ;
+  input [3:0] \port$1526$2 ;
+  wire [3:0] \port$1526$2 ;
   wire [88:0] r_data;
   wire r_en;
   wire r_rdy;
@@ -5874,42 +6007,42 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$49  = a_row0;
-    if (\port$1461$2 [0]) begin
+    if (\port$1526$2 [0]) begin
       \$49  = tile;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$50  = a_shared0;
-    if (\port$1461$2 [0]) begin
+    if (\port$1526$2 [0]) begin
       \$50  = shared;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$51  = a_count;
-    if (\port$1461$2 [0]) begin
-      \$51  = \port$1461$2 [3];
+    if (\port$1526$2 [0]) begin
+      \$51  = \port$1526$2 [3];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$52  = \$signal ;
-    if (\port$1461$2 [0]) begin
-      \$52  = \port$1461$2 [2];
+    if (\port$1526$2 [0]) begin
+      \$52  = \port$1526$2 [2];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$53  = a_conj;
-    if (\port$1461$2 [0]) begin
-      \$53  = \port$1461$2 [1];
+    if (\port$1526$2 [0]) begin
+      \$53  = \port$1526$2 [1];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$54  = a_full;
-    if (\port$1461$2 [0]) begin
+    if (\port$1526$2 [0]) begin
       \$54  = 1'h1;
     end else if (\$2 ) begin
       \$54  = 1'h0;
@@ -6054,10 +6187,10 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
           \$27  = b_row0[65:44];
     endcase
   end
-  assign cap = \port$1461$2 [0];
-  assign count = \port$1461$2 [3];
-  assign \final  = \port$1461$2 [2];
-  assign conj = \port$1461$2 [1];
+  assign cap = \port$1526$2 [0];
+  assign count = \port$1526$2 [3];
+  assign \final  = \port$1526$2 [2];
+  assign conj = \port$1526$2 [1];
   assign group0 = b_row0;
   assign w_en = o2_valid;
   assign w_data = beat;
@@ -8175,7 +8308,7 @@ module \fairyhw_engine.row0 (rst, pp, qq, h, x, sums, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.shared$89 (rst, pp, qq, sums, clk);
+module \fairyhw_engine.shared$90 (rst, pp, qq, sums, clk);
   wire [8:0] \$1 ;
   wire [8:0] \$10 ;
   wire [8:0] \$100 ;

@@ -602,12 +602,15 @@ class Engine(wiring.Component):
         # path at 125.4 MHz). Elements past K in the last beat are written as zeros (the shared sums
         # S_p, S_q see every column; measured cheaper than masking the shared tree: 4,541 against
         # 5,949 shared Xilinx LUTs at 128 columns); which ones is registered with the beat, from the
-        # element count. RUN starts the cycle after the last beat's write, so no read meets it.
+        # element count. RUN starts two cycles after the last beat's write, so no read meets it.
         a_valid, a_last = Signal(), Signal(reset_less=True)
         a_data = Signal(16 * C, reset_less=True)
         a_zero = Signal(C, reset_less=True)
         m.d.sync += [a_valid.eq(take_act), a_last.eq(last_beat), a_data.eq(self.act.payload)]
-        m.d.sync += [a_zero[c].eq(left <= c) for c in range(1, C)]
+        # (only the last beat, where left <= C, has elements past K: a short comparison of left's low
+        # bits, not of the whole count, which was the Xilinx netlist's longest path: 17 CARRY4s)
+        low = left[:C.bit_length()]
+        m.d.sync += [a_zero[c].eq(last_beat & (low <= c)) for c in range(1, C)]
         m.d.comb += [wr.addr.eq(ld_addr), wr.en.eq(a_valid)]
         for c in range(C):
             v = a_data[16 * c:16 * c + 16]
@@ -618,9 +621,14 @@ class Engine(wiring.Component):
                 m.d.sync += loading.eq(0)
         with m.If(a_valid):
             m.d.sync += ld_addr.eq(ld_addr + 1)
-            with m.If(a_last):
-                m.d.sync += [running.eq(1), c_last.eq(ld_addr), c_last_m1.eq(ld_addr - 1),
-                             chunk_last.eq(ld_addr == 0)]
+        # the sequencer learns that the buffer is full from its own register, a cycle after the last
+        # write (the load stage's registers sit by the block RAMs they drive; read directly, they put
+        # two chip-wide routes on the ECP5 critical path: 73.8 MHz at 4 x 128)
+        load_done = Signal()
+        m.d.sync += load_done.eq(a_valid & a_last)
+        with m.If(load_done):
+            m.d.sync += [running.eq(1), c_last.eq(ld_addr - 1), c_last_m1.eq(ld_addr - 2),
+                         chunk_last.eq(ld_addr == 1)]
 
         # RUN: a weight word a cycle. A pass's last word sets `pass_end`, and the cycle after, the
         # next matrix, else the next stage, else the next row tile is counted from that register (the

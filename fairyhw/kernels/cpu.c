@@ -427,7 +427,7 @@ TLUT static void lut_tables(const int8_t *p, const int8_t *q, int64_t m, int64_t
  * from DRAM with 2 threads, T1 at 16 KiB 30-32. The second prefetch of each line gained 4% from DRAM at
  * plain reads under 35 GB/s and 7-10% at 35-53 GB/s (whole model, 2 threads, 1,500 passes alternating
  * with the one-prefetch code: 31.2 against 30.0 GB/s, 34.4 against 31.1 at a 49 GB/s read), nothing in
- * cache. See the README for the variants measured beside it. */
+ * cache. docs/kernels.md lists the variants measured beside it. */
 #ifndef PFLUT
 #define PFLUT 16384
 #endif
