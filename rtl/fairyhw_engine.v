@@ -186,9 +186,9 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire \$260 ;
   wire \$261 ;
   wire \$262 ;
-  wire [7:0] \$263 ;
+  wire \$263 ;
   wire [7:0] \$264 ;
-  wire \$265 ;
+  wire [7:0] \$265 ;
   wire \$266 ;
   wire \$267 ;
   wire \$268 ;
@@ -209,11 +209,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire \$281 ;
   wire \$282 ;
   wire \$283 ;
-  wire [15:0] \$284 ;
-  wire \$285 ;
-  wire [1:0] \$286 ;
+  wire \$284 ;
+  wire [15:0] \$285 ;
+  wire \$286 ;
   wire [1:0] \$287 ;
-  wire \$288 ;
+  wire [1:0] \$288 ;
   wire \$289 ;
   wire [15:0] \$29 ;
   wire \$290 ;
@@ -229,42 +229,46 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire [21:0] \$3 ;
   wire [15:0] \$30 ;
   wire \$300 ;
-  reg [5:0] \$301 ;
-  wire [63:0] \$302 ;
+  wire \$301 ;
+  reg [5:0] \$302 ;
   wire [63:0] \$303 ;
-  reg [5:0] \$304 ;
+  wire [63:0] \$304 ;
   reg [5:0] \$305 ;
   reg [5:0] \$306 ;
   reg [5:0] \$307 ;
   reg [5:0] \$308 ;
   reg [5:0] \$309 ;
   wire [15:0] \$31 ;
-  reg [87:0] \$310 ;
+  reg [5:0] \$310 ;
   reg [87:0] \$311 ;
-  reg [5:0] \$312 ;
-  reg [1:0] \$313 ;
-  reg \$314 ;
-  reg \$315 ;
-  reg [13:0] \$316 ;
+  reg [87:0] \$312 ;
+  reg [5:0] \$313 ;
+  reg [1:0] \$314 ;
+  reg [13:0] \$315 ;
+  reg [14:0] \$316 ;
   reg \$317 ;
-  reg [14:0] \$318 ;
+  reg \$318 ;
   reg \$319 ;
   wire [15:0] \$32 ;
-  reg [6:0] \$320 ;
-  reg [6:0] \$321 ;
-  reg \$322 ;
+  reg [13:0] \$320 ;
+  reg \$321 ;
+  reg [6:0] \$322 ;
   reg \$323 ;
-  reg \$324 ;
-  wire [63:0] \$325 ;
+  wire [63:0] \$324 ;
+  reg \$325 ;
   reg \$326 ;
-  reg \$327 ;
+  reg [6:0] \$327 ;
   reg [6:0] \$328 ;
-  reg [6:0] \$329 ;
+  reg \$329 ;
   wire [15:0] \$33 ;
-  reg \$330 ;
+  reg [14:0] \$330 ;
   reg \$331 ;
-  reg \$332 ;
+  reg [6:0] \$332 ;
   reg \$333 ;
+  reg \$334 ;
+  reg \$335 ;
+  reg \$336 ;
+  reg \$337 ;
   wire [15:0] \$34 ;
   wire [15:0] \$35 ;
   wire [15:0] \$36 ;
@@ -344,7 +348,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   reg \$signal$50  = 1'h0;
   (* init = 1'h0 *)
   wire \$signal$57 ;
-  reg \$signal$84  = 1'h0;
+  reg \$signal$87  = 1'h0;
   reg [1023:0] a_data = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
   reg a_last = 1'h0;
   reg [63:0] a_zero = 64'h0000000000000000;
@@ -574,6 +578,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   reg cmd__ready = 1'h1;
   input cmd__valid;
   wire cmd__valid;
+  reg cmd_go = 1'h0;
   wire conj;
   wire count;
   reg [1:0] credits = 2'h2;
@@ -585,6 +590,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   (* init = 64'h0000000000000000 *)
   wire [63:0] h0;
   wire idle;
+  reg [13:0] k_r = 14'h0000;
   reg last_beat = 1'h0;
   (* init = 7'h00 *)
   wire [6:0] ld_addr;
@@ -1786,6 +1792,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   output res__valid;
   wire res__valid;
   wire \res__valid$47 ;
+  reg [14:0] rows_r = 15'h0000;
   input rst;
   wire rst;
   reg [5:0] s1 = 6'h00;
@@ -2149,8 +2156,8 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \$116  = credits - \$115 ;
   assign \$117  = $signed(\$116 ) + $signed({ 1'h0, freed });
   assign \$118  = cmd__valid & cmd__ready;
-  assign \$119  = cmd__payload[13:0] <= 7'h40;
-  assign \$120  = cmd__payload[28:14] > 1'h1;
+  assign \$119  = cmd__valid & cmd__ready;
+  assign \$120  = k_r <= 7'h40;
   assign \$121  = act__valid & act__ready;
   assign \$122  = left[6:0] <= 1'h1;
   assign \$123  = last_beat & \$122 ;
@@ -2286,47 +2293,48 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \$253  = wr__addr - 1'h1;
   assign \$254  = wr__addr - 2'h2;
   assign \$255  = wr__addr == 1'h1;
-  assign \$256  = ~ chunk_last;
-  assign \$257  = | credits;
-  assign \$258  = ~ pass_end;
-  assign \$259  = \$257  & \$258 ;
-  assign \$260  = \$256  | \$259 ;
-  assign \$261  = \$signal$50  & \$260 ;
-  assign \$262  = wgt__valid & \$261 ;
-  assign \$263  = rd__addr + 1'h1;
-  assign \$264  = chunk_last ? 8'h00 : \$263 ;
-  assign \$265  = ! c_last;
-  assign \$266  = rd__addr == c_last_m1;
-  assign \$267  = chunk_last ? \$265  : \$266 ;
-  assign \$270  = \$268  & \$269 ;
-  assign \$271  = ~ r_gt;
-  assign \$272  = \$270  & \$271 ;
-  assign \$273  = chunk_last & \$272 ;
-  assign \$274  = ~ chunk_last;
-  assign \$275  = | credits;
-  assign \$276  = ~ pass_end;
-  assign \$277  = \$275  & \$276 ;
-  assign \$278  = \$274  | \$277 ;
-  assign \$279  = \$signal$50  & \$278 ;
-  assign \$280  = wgt__valid & \$279 ;
-  assign \$281  = \$280  & chunk_last;
-  assign \$284  = r_left - 1'h1;
-  assign \$285  = r_left > 2'h2;
-  assign \$286  = stg + 1'h1;
-  assign \$287  = mat + 1'h1;
-  assign \$288  = | { st4[0], st3[0], st2[0], st1[0], st0[0], s2[0], s1r[0], s1[0] };
-  assign \$289  = ~ \$288 ;
-  assign \$290  = \$289  & idle;
-  assign \$291  = ~ chunk_last;
-  assign \$292  = | credits;
-  assign \$293  = ~ pass_end;
-  assign \$294  = \$292  & \$293 ;
-  assign \$295  = \$291  | \$294 ;
-  assign \$296  = \$signal$50  & \$295 ;
-  assign \$297  = wgt__valid & \$296 ;
-  assign \$298  = ~ \$297 ;
-  assign \$299  = \$290  & \$298 ;
-  assign \$300  = \$signal$84  & empty;
+  assign \$256  = rows_r > 1'h1;
+  assign \$257  = ~ chunk_last;
+  assign \$258  = | credits;
+  assign \$259  = ~ pass_end;
+  assign \$260  = \$258  & \$259 ;
+  assign \$261  = \$257  | \$260 ;
+  assign \$262  = \$signal$50  & \$261 ;
+  assign \$263  = wgt__valid & \$262 ;
+  assign \$264  = rd__addr + 1'h1;
+  assign \$265  = chunk_last ? 8'h00 : \$264 ;
+  assign \$266  = ! c_last;
+  assign \$267  = rd__addr == c_last_m1;
+  assign \$268  = chunk_last ? \$266  : \$267 ;
+  assign \$271  = \$269  & \$270 ;
+  assign \$272  = ~ r_gt;
+  assign \$273  = \$271  & \$272 ;
+  assign \$274  = chunk_last & \$273 ;
+  assign \$275  = ~ chunk_last;
+  assign \$276  = | credits;
+  assign \$277  = ~ pass_end;
+  assign \$278  = \$276  & \$277 ;
+  assign \$279  = \$275  | \$278 ;
+  assign \$280  = \$signal$50  & \$279 ;
+  assign \$281  = wgt__valid & \$280 ;
+  assign \$282  = \$281  & chunk_last;
+  assign \$285  = r_left - 1'h1;
+  assign \$286  = r_left > 2'h2;
+  assign \$287  = stg + 1'h1;
+  assign \$288  = mat + 1'h1;
+  assign \$289  = | { st4[0], st3[0], st2[0], st1[0], st0[0], s2[0], s1r[0], s1[0] };
+  assign \$290  = ~ \$289 ;
+  assign \$291  = \$290  & idle;
+  assign \$292  = ~ chunk_last;
+  assign \$293  = | credits;
+  assign \$294  = ~ pass_end;
+  assign \$295  = \$293  & \$294 ;
+  assign \$296  = \$292  | \$295 ;
+  assign \$297  = \$signal$50  & \$296 ;
+  assign \$298  = wgt__valid & \$297 ;
+  assign \$299  = ~ \$298 ;
+  assign \$300  = \$291  & \$299 ;
+  assign \$301  = \$signal$87  & empty;
   always @(posedge clk)
     s1_codes <= wgt__payload;
   always @(posedge clk)
@@ -2334,79 +2342,85 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     s1r_codes <= s1_codes;
   always @(posedge clk)
-    s1r <= \$301 ;
+    s1r <= \$302 ;
   always @(posedge clk)
     pp <= \pp$66 ;
   always @(posedge clk)
     qq <= \qq$67 ;
   always @(posedge clk)
-    h <= \$302 ;
+    h <= \$303 ;
   always @(posedge clk)
-    x <= \$303 ;
+    x <= \$304 ;
   always @(posedge clk)
-    s2 <= \$304 ;
+    s2 <= \$305 ;
   always @(posedge clk)
-    st0 <= \$305 ;
+    st0 <= \$306 ;
   always @(posedge clk)
-    st1 <= \$306 ;
+    st1 <= \$307 ;
   always @(posedge clk)
-    st2 <= \$307 ;
+    st2 <= \$308 ;
   always @(posedge clk)
-    st3 <= \$308 ;
+    st3 <= \$309 ;
   always @(posedge clk)
-    st4 <= \$309 ;
+    st4 <= \$310 ;
   always @(posedge clk)
-    acc0 <= \$310 ;
+    acc0 <= \$311 ;
   always @(posedge clk)
-    acc1 <= \$311 ;
+    acc1 <= \$312 ;
   always @(posedge clk)
-    s1 <= \$312 ;
+    s1 <= \$313 ;
   always @(posedge clk)
-    credits <= \$313 ;
+    credits <= \$314 ;
   always @(posedge clk)
-    cmd__ready <= \$314 ;
+    k_r <= \$315 ;
   always @(posedge clk)
-    act__ready <= \$315 ;
+    rows_r <= \$316 ;
   always @(posedge clk)
-    left <= \$316 ;
+    cmd_go <= \$317 ;
   always @(posedge clk)
-    last_beat <= \$317 ;
+    cmd__ready <= \$318 ;
   always @(posedge clk)
-    r_left <= \$318 ;
+    act__ready <= \$319 ;
   always @(posedge clk)
-    r_gt <= \$319 ;
+    left <= \$320 ;
   always @(posedge clk)
-    wr__addr <= \$320 ;
+    last_beat <= \$321 ;
   always @(posedge clk)
-    rd__addr <= \$321 ;
+    wr__addr <= \$322 ;
   always @(posedge clk)
-    mat <= \$322 ;
-  always @(posedge clk)
-    stg <= \$323 ;
-  always @(posedge clk)
-    wr__en <= \$324 ;
+    wr__en <= \$323 ;
   always @(posedge clk)
     a_last <= last_beat;
   always @(posedge clk)
     a_data <= act__payload;
   always @(posedge clk)
-    a_zero <= \$325 ;
+    a_zero <= \$324 ;
   always @(posedge clk)
-    load_done <= \$326 ;
+    load_done <= \$325 ;
   always @(posedge clk)
-    \$signal$50  <= \$327 ;
+    \$signal$50  <= \$326 ;
   always @(posedge clk)
-    c_last <= \$328 ;
+    c_last <= \$327 ;
   always @(posedge clk)
-    c_last_m1 <= \$329 ;
+    c_last_m1 <= \$328 ;
   always @(posedge clk)
-    chunk_last <= \$330 ;
+    chunk_last <= \$329 ;
   always @(posedge clk)
-    \$signal$84  <= \$331 ;
+    r_left <= \$330 ;
   always @(posedge clk)
-    pass_end <= \$332 ;
+    r_gt <= \$331 ;
   always @(posedge clk)
-    empty <= \$333 ;
+    rd__addr <= \$332 ;
+  always @(posedge clk)
+    \$signal$87  <= \$333 ;
+  always @(posedge clk)
+    pass_end <= \$334 ;
+  always @(posedge clk)
+    mat <= \$335 ;
+  always @(posedge clk)
+    stg <= \$336 ;
+  always @(posedge clk)
+    empty <= \$337 ;
   \fairyhw_engine.prep  prep (
     .p(p),
     .pp(\pp$66 ),
@@ -2417,7 +2431,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
     .clk(clk),
     .freed(freed),
     .idle(idle),
-    .\port$1526$2 (st4[5:2]),
+    .\port$1531$2 (st4[5:2]),
     .res__payload(res__payload),
     .res__ready(res__ready),
     .res__valid(res__valid),
@@ -2434,7 +2448,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
     .sums(sums),
     .x(x)
   );
-  \fairyhw_engine.shared$90  \shared$90  (
+  \fairyhw_engine.shared$93  \shared$93  (
     .clk(clk),
     .pp(pp),
     .qq(qq),
@@ -2443,168 +2457,129 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$301  = s1;
+    \$302  = s1;
     if (rst) begin
-      \$301  = 6'h00;
+      \$302  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$304  = s1r;
-    if (rst) begin
-      \$304  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$305  = s2;
+    \$305  = s1r;
     if (rst) begin
       \$305  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$306  = st0;
+    \$306  = s2;
     if (rst) begin
       \$306  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$307  = st1;
+    \$307  = st0;
     if (rst) begin
       \$307  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$308  = st2;
+    \$308  = st1;
     if (rst) begin
       \$308  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$309  = st3;
+    \$309  = st2;
     if (rst) begin
       \$309  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$310  = acc0;
+    \$310  = st3;
+    if (rst) begin
+      \$310  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$311  = acc0;
     if (st4[0]) begin
-      \$310  = total0;
+      \$311  = total0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$311  = acc1;
+    \$312  = acc1;
     if (st4[0]) begin
-      \$311  = total1;
+      \$312  = total1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$312 [0] = \$91 ;
-    \$312 [2] = \$99 ;
-    \$312 [1] = \$100 ;
-    \$312 [3] = \$101 ;
-    \$312 [4] = \$106 ;
-    \$312 [5] = \$107 [0];
+    \$313 [0] = \$91 ;
+    \$313 [2] = \$99 ;
+    \$313 [1] = \$100 ;
+    \$313 [3] = \$101 ;
+    \$313 [4] = \$106 ;
+    \$313 [5] = \$107 [0];
     if (rst) begin
-      \$312  = 6'h00;
+      \$313  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$313  = \$117 [1:0];
+    \$314  = \$117 [1:0];
     if (rst) begin
-      \$313  = 2'h2;
+      \$314  = 2'h2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$314  = cmd__ready;
-    if (\$118 ) begin
-      \$314  = 1'h0;
-    end
-    if (\$300 ) begin
-      \$314  = 1'h1;
-    end
-    if (rst) begin
-      \$314  = 1'h1;
+    \$315  = k_r;
+    if (cmd__ready) begin
+      \$315  = cmd__payload[13:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$315  = act__ready;
-    if (\$118 ) begin
-      \$315  = 1'h1;
-    end
-    if (\$248 ) begin
-      if (last_beat) begin
-        \$315  = 1'h0;
-      end
-    end
-    if (rst) begin
-      \$315  = 1'h0;
+    \$316  = rows_r;
+    if (cmd__ready) begin
+      \$316  = cmd__payload[28:14];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$316  = left;
-    if (\$118 ) begin
-      \$316  = cmd__payload[13:0];
-    end
-    if (\$248 ) begin
-      \$316  = \$249 [13:0];
-    end
-    if (rst) begin
-      \$316  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$317  = last_beat;
-    if (\$118 ) begin
-      \$317  = \$119 ;
-    end
-    if (\$248 ) begin
-      \$317  = \$250 ;
-    end
+    \$317  = \$118 ;
     if (rst) begin
       \$317  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$318  = r_left;
-    if (\$118 ) begin
-      \$318  = cmd__payload[28:14];
+    \$318  = cmd__ready;
+    if (\$119 ) begin
+      \$318  = 1'h0;
     end
-    if (pass_end) begin
-      if (\$282 ) begin
-        if (\$283 ) begin
-          \$318  = \$284 [14:0];
-        end
-      end
+    if (\$301 ) begin
+      \$318  = 1'h1;
     end
     if (rst) begin
-      \$318  = 15'h0000;
+      \$318  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$319  = r_gt;
-    if (\$118 ) begin
-      \$319  = \$120 ;
+    \$319  = act__ready;
+    if (cmd_go) begin
+      \$319  = 1'h1;
     end
-    if (pass_end) begin
-      if (\$282 ) begin
-        if (\$283 ) begin
-          \$319  = \$285 ;
-        end
+    if (\$248 ) begin
+      if (last_beat) begin
+        \$319  = 1'h0;
       end
     end
     if (rst) begin
@@ -2613,102 +2588,87 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$320  = wr__addr;
-    if (\$118 ) begin
-      \$320  = 7'h00;
+    \$320  = left;
+    if (cmd_go) begin
+      \$320  = k_r;
+    end
+    if (\$248 ) begin
+      \$320  = \$249 [13:0];
+    end
+    if (rst) begin
+      \$320  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$321  = last_beat;
+    if (cmd_go) begin
+      \$321  = \$120 ;
+    end
+    if (\$248 ) begin
+      \$321  = \$250 ;
+    end
+    if (rst) begin
+      \$321  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$322  = wr__addr;
+    if (cmd_go) begin
+      \$322  = 7'h00;
     end
     if (wr__en) begin
-      \$320  = \$251 [6:0];
+      \$322  = \$251 [6:0];
     end
     if (rst) begin
-      \$320  = 7'h00;
+      \$322  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$321  = rd__addr;
-    if (\$118 ) begin
-      \$321  = 7'h00;
-    end
-    if (\$262 ) begin
-      \$321  = \$264 [6:0];
-    end
-    if (rst) begin
-      \$321  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$322  = mat;
-    if (\$118 ) begin
-      \$322  = 1'h0;
-    end
-    if (pass_end) begin
-      (* full_case = 32'd1 *)
-      if (\$282 ) begin
-        \$322  = 1'h0;
-      end else begin
-        \$322  = \$287 [0];
-      end
-    end
-    if (rst) begin
-      \$322  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$323  = stg;
-    if (\$118 ) begin
-      \$323  = 1'h0;
-    end
-    if (pass_end) begin
-      if (\$282 ) begin
-        (* full_case = 32'd1 *)
-        if (\$283 ) begin
-          \$323  = 1'h0;
-        end else begin
-          \$323  = \$286 [0];
-        end
-      end
-    end
+    \$323  = \$121 ;
     if (rst) begin
       \$323  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$324  = \$121 ;
+    \$325  = \$252 ;
     if (rst) begin
-      \$324  = 1'h0;
+      \$325  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$326  = \$252 ;
+    \$326  = \$signal$50 ;
+    if (load_done) begin
+      \$326  = 1'h1;
+    end
+    if (\$263 ) begin
+      if (\$274 ) begin
+        \$326  = 1'h0;
+      end
+    end
     if (rst) begin
       \$326  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$327  = \$signal$50 ;
+    \$327  = c_last;
     if (load_done) begin
-      \$327  = 1'h1;
-    end
-    if (\$262 ) begin
-      if (\$273 ) begin
-        \$327  = 1'h0;
-      end
+      \$327  = \$253 [6:0];
     end
     if (rst) begin
-      \$327  = 1'h0;
+      \$327  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$328  = c_last;
+    \$328  = c_last_m1;
     if (load_done) begin
-      \$328  = \$253 [6:0];
+      \$328  = \$254 [6:0];
     end
     if (rst) begin
       \$328  = 7'h00;
@@ -2716,37 +2676,46 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$329  = c_last_m1;
+    \$329  = chunk_last;
     if (load_done) begin
-      \$329  = \$254 [6:0];
+      \$329  = \$255 ;
+    end
+    if (\$263 ) begin
+      \$329  = \$268 ;
     end
     if (rst) begin
-      \$329  = 7'h00;
+      \$329  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$330  = chunk_last;
+    \$330  = r_left;
     if (load_done) begin
-      \$330  = \$255 ;
+      \$330  = rows_r;
     end
-    if (\$262 ) begin
-      \$330  = \$267 ;
-    end
-    if (rst) begin
-      \$330  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$331  = \$signal$84 ;
-    if (\$262 ) begin
-      if (\$273 ) begin
-        \$331  = 1'h1;
+    if (pass_end) begin
+      if (\$283 ) begin
+        if (\$284 ) begin
+          \$330  = \$285 [14:0];
+        end
       end
     end
-    if (\$300 ) begin
-      \$331  = 1'h0;
+    if (rst) begin
+      \$330  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$331  = r_gt;
+    if (load_done) begin
+      \$331  = \$256 ;
+    end
+    if (pass_end) begin
+      if (\$283 ) begin
+        if (\$284 ) begin
+          \$331  = \$286 ;
+        end
+      end
     end
     if (rst) begin
       \$331  = 1'h0;
@@ -2754,16 +2723,73 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$332  = \$281 ;
+    \$332  = rd__addr;
+    if (\$263 ) begin
+      \$332  = \$265 [6:0];
+    end
     if (rst) begin
-      \$332  = 1'h0;
+      \$332  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$333  = \$299 ;
+    \$333  = \$signal$87 ;
+    if (\$263 ) begin
+      if (\$274 ) begin
+        \$333  = 1'h1;
+      end
+    end
+    if (\$301 ) begin
+      \$333  = 1'h0;
+    end
     if (rst) begin
       \$333  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$334  = \$282 ;
+    if (rst) begin
+      \$334  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$335  = mat;
+    if (pass_end) begin
+      (* full_case = 32'd1 *)
+      if (\$283 ) begin
+        \$335  = 1'h0;
+      end else begin
+        \$335  = \$288 [0];
+      end
+    end
+    if (rst) begin
+      \$335  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$336  = stg;
+    if (pass_end) begin
+      if (\$283 ) begin
+        (* full_case = 32'd1 *)
+        if (\$284 ) begin
+          \$336  = 1'h0;
+        end else begin
+          \$336  = \$287 [0];
+        end
+      end
+    end
+    if (rst) begin
+      \$336  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$337  = \$300 ;
+    if (rst) begin
+      \$337  = 1'h0;
     end
   end
   assign chunk = rd__addr;
@@ -4229,198 +4255,198 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \st3.conj  = st3[3];
   assign \st3.final  = st3[4];
   assign \st3.count  = st3[5];
-  assign \$325 [63] = \$247 ;
-  assign \$325 [62] = \$245 ;
-  assign \$325 [61] = \$243 ;
-  assign \$325 [60] = \$241 ;
-  assign \$325 [59] = \$239 ;
-  assign \$325 [58] = \$237 ;
-  assign \$325 [57] = \$235 ;
-  assign \$325 [56] = \$233 ;
-  assign \$325 [55] = \$231 ;
-  assign \$325 [54] = \$229 ;
-  assign \$325 [53] = \$227 ;
-  assign \$325 [52] = \$225 ;
-  assign \$325 [51] = \$223 ;
-  assign \$325 [50] = \$221 ;
-  assign \$325 [49] = \$219 ;
-  assign \$325 [48] = \$217 ;
-  assign \$325 [47] = \$215 ;
-  assign \$325 [46] = \$213 ;
-  assign \$325 [45] = \$211 ;
-  assign \$325 [44] = \$209 ;
-  assign \$325 [43] = \$207 ;
-  assign \$325 [42] = \$205 ;
-  assign \$325 [41] = \$203 ;
-  assign \$325 [40] = \$201 ;
-  assign \$325 [39] = \$199 ;
-  assign \$325 [38] = \$197 ;
-  assign \$325 [37] = \$195 ;
-  assign \$325 [36] = \$193 ;
-  assign \$325 [35] = \$191 ;
-  assign \$325 [34] = \$189 ;
-  assign \$325 [33] = \$187 ;
-  assign \$325 [32] = \$185 ;
-  assign \$325 [31] = \$183 ;
-  assign \$325 [30] = \$181 ;
-  assign \$325 [29] = \$179 ;
-  assign \$325 [28] = \$177 ;
-  assign \$325 [27] = \$175 ;
-  assign \$325 [26] = \$173 ;
-  assign \$325 [25] = \$171 ;
-  assign \$325 [24] = \$169 ;
-  assign \$325 [23] = \$167 ;
-  assign \$325 [22] = \$165 ;
-  assign \$325 [21] = \$163 ;
-  assign \$325 [20] = \$161 ;
-  assign \$325 [19] = \$159 ;
-  assign \$325 [18] = \$157 ;
-  assign \$325 [17] = \$155 ;
-  assign \$325 [16] = \$153 ;
-  assign \$325 [15] = \$151 ;
-  assign \$325 [14] = \$149 ;
-  assign \$325 [13] = \$147 ;
-  assign \$325 [12] = \$145 ;
-  assign \$325 [11] = \$143 ;
-  assign \$325 [10] = \$141 ;
-  assign \$325 [9] = \$139 ;
-  assign \$325 [8] = \$137 ;
-  assign \$325 [7] = \$135 ;
-  assign \$325 [6] = \$133 ;
-  assign \$325 [5] = \$131 ;
-  assign \$325 [4] = \$129 ;
-  assign \$325 [3] = \$127 ;
-  assign \$325 [2] = \$125 ;
-  assign \$325 [1] = \$123 ;
-  assign \$325 [0] = a_zero[0];
-  assign \$303 [63] = s1r_codes[126];
-  assign \$303 [62] = s1r_codes[124];
-  assign \$303 [61] = s1r_codes[122];
-  assign \$303 [60] = s1r_codes[120];
-  assign \$303 [59] = s1r_codes[118];
-  assign \$303 [58] = s1r_codes[116];
-  assign \$303 [57] = s1r_codes[114];
-  assign \$303 [56] = s1r_codes[112];
-  assign \$303 [55] = s1r_codes[110];
-  assign \$303 [54] = s1r_codes[108];
-  assign \$303 [53] = s1r_codes[106];
-  assign \$303 [52] = s1r_codes[104];
-  assign \$303 [51] = s1r_codes[102];
-  assign \$303 [50] = s1r_codes[100];
-  assign \$303 [49] = s1r_codes[98];
-  assign \$303 [48] = s1r_codes[96];
-  assign \$303 [47] = s1r_codes[94];
-  assign \$303 [46] = s1r_codes[92];
-  assign \$303 [45] = s1r_codes[90];
-  assign \$303 [44] = s1r_codes[88];
-  assign \$303 [43] = s1r_codes[86];
-  assign \$303 [42] = s1r_codes[84];
-  assign \$303 [41] = s1r_codes[82];
-  assign \$303 [40] = s1r_codes[80];
-  assign \$303 [39] = s1r_codes[78];
-  assign \$303 [38] = s1r_codes[76];
-  assign \$303 [37] = s1r_codes[74];
-  assign \$303 [36] = s1r_codes[72];
-  assign \$303 [35] = s1r_codes[70];
-  assign \$303 [34] = s1r_codes[68];
-  assign \$303 [33] = s1r_codes[66];
-  assign \$303 [32] = s1r_codes[64];
-  assign \$303 [31] = s1r_codes[62];
-  assign \$303 [30] = s1r_codes[60];
-  assign \$303 [29] = s1r_codes[58];
-  assign \$303 [28] = s1r_codes[56];
-  assign \$303 [27] = s1r_codes[54];
-  assign \$303 [26] = s1r_codes[52];
-  assign \$303 [25] = s1r_codes[50];
-  assign \$303 [24] = s1r_codes[48];
-  assign \$303 [23] = s1r_codes[46];
-  assign \$303 [22] = s1r_codes[44];
-  assign \$303 [21] = s1r_codes[42];
-  assign \$303 [20] = s1r_codes[40];
-  assign \$303 [19] = s1r_codes[38];
-  assign \$303 [18] = s1r_codes[36];
-  assign \$303 [17] = s1r_codes[34];
-  assign \$303 [16] = s1r_codes[32];
-  assign \$303 [15] = s1r_codes[30];
-  assign \$303 [14] = s1r_codes[28];
-  assign \$303 [13] = s1r_codes[26];
-  assign \$303 [12] = s1r_codes[24];
-  assign \$303 [11] = s1r_codes[22];
-  assign \$303 [10] = s1r_codes[20];
-  assign \$303 [9] = s1r_codes[18];
-  assign \$303 [8] = s1r_codes[16];
-  assign \$303 [7] = s1r_codes[14];
-  assign \$303 [6] = s1r_codes[12];
-  assign \$303 [5] = s1r_codes[10];
-  assign \$303 [4] = s1r_codes[8];
-  assign \$303 [3] = s1r_codes[6];
-  assign \$303 [2] = s1r_codes[4];
-  assign \$303 [1] = s1r_codes[2];
-  assign \$303 [0] = s1r_codes[0];
-  assign \$302 [63] = s1r_codes[127];
-  assign \$302 [62] = s1r_codes[125];
-  assign \$302 [61] = s1r_codes[123];
-  assign \$302 [60] = s1r_codes[121];
-  assign \$302 [59] = s1r_codes[119];
-  assign \$302 [58] = s1r_codes[117];
-  assign \$302 [57] = s1r_codes[115];
-  assign \$302 [56] = s1r_codes[113];
-  assign \$302 [55] = s1r_codes[111];
-  assign \$302 [54] = s1r_codes[109];
-  assign \$302 [53] = s1r_codes[107];
-  assign \$302 [52] = s1r_codes[105];
-  assign \$302 [51] = s1r_codes[103];
-  assign \$302 [50] = s1r_codes[101];
-  assign \$302 [49] = s1r_codes[99];
-  assign \$302 [48] = s1r_codes[97];
-  assign \$302 [47] = s1r_codes[95];
-  assign \$302 [46] = s1r_codes[93];
-  assign \$302 [45] = s1r_codes[91];
-  assign \$302 [44] = s1r_codes[89];
-  assign \$302 [43] = s1r_codes[87];
-  assign \$302 [42] = s1r_codes[85];
-  assign \$302 [41] = s1r_codes[83];
-  assign \$302 [40] = s1r_codes[81];
-  assign \$302 [39] = s1r_codes[79];
-  assign \$302 [38] = s1r_codes[77];
-  assign \$302 [37] = s1r_codes[75];
-  assign \$302 [36] = s1r_codes[73];
-  assign \$302 [35] = s1r_codes[71];
-  assign \$302 [34] = s1r_codes[69];
-  assign \$302 [33] = s1r_codes[67];
-  assign \$302 [32] = s1r_codes[65];
-  assign \$302 [31] = s1r_codes[63];
-  assign \$302 [30] = s1r_codes[61];
-  assign \$302 [29] = s1r_codes[59];
-  assign \$302 [28] = s1r_codes[57];
-  assign \$302 [27] = s1r_codes[55];
-  assign \$302 [26] = s1r_codes[53];
-  assign \$302 [25] = s1r_codes[51];
-  assign \$302 [24] = s1r_codes[49];
-  assign \$302 [23] = s1r_codes[47];
-  assign \$302 [22] = s1r_codes[45];
-  assign \$302 [21] = s1r_codes[43];
-  assign \$302 [20] = s1r_codes[41];
-  assign \$302 [19] = s1r_codes[39];
-  assign \$302 [18] = s1r_codes[37];
-  assign \$302 [17] = s1r_codes[35];
-  assign \$302 [16] = s1r_codes[33];
-  assign \$302 [15] = s1r_codes[31];
-  assign \$302 [14] = s1r_codes[29];
-  assign \$302 [13] = s1r_codes[27];
-  assign \$302 [12] = s1r_codes[25];
-  assign \$302 [11] = s1r_codes[23];
-  assign \$302 [10] = s1r_codes[21];
-  assign \$302 [9] = s1r_codes[19];
-  assign \$302 [8] = s1r_codes[17];
-  assign \$302 [7] = s1r_codes[15];
-  assign \$302 [6] = s1r_codes[13];
-  assign \$302 [5] = s1r_codes[11];
-  assign \$302 [4] = s1r_codes[9];
-  assign \$302 [3] = s1r_codes[7];
-  assign \$302 [2] = s1r_codes[5];
-  assign \$302 [1] = s1r_codes[3];
-  assign \$302 [0] = s1r_codes[1];
+  assign \$324 [63] = \$247 ;
+  assign \$324 [62] = \$245 ;
+  assign \$324 [61] = \$243 ;
+  assign \$324 [60] = \$241 ;
+  assign \$324 [59] = \$239 ;
+  assign \$324 [58] = \$237 ;
+  assign \$324 [57] = \$235 ;
+  assign \$324 [56] = \$233 ;
+  assign \$324 [55] = \$231 ;
+  assign \$324 [54] = \$229 ;
+  assign \$324 [53] = \$227 ;
+  assign \$324 [52] = \$225 ;
+  assign \$324 [51] = \$223 ;
+  assign \$324 [50] = \$221 ;
+  assign \$324 [49] = \$219 ;
+  assign \$324 [48] = \$217 ;
+  assign \$324 [47] = \$215 ;
+  assign \$324 [46] = \$213 ;
+  assign \$324 [45] = \$211 ;
+  assign \$324 [44] = \$209 ;
+  assign \$324 [43] = \$207 ;
+  assign \$324 [42] = \$205 ;
+  assign \$324 [41] = \$203 ;
+  assign \$324 [40] = \$201 ;
+  assign \$324 [39] = \$199 ;
+  assign \$324 [38] = \$197 ;
+  assign \$324 [37] = \$195 ;
+  assign \$324 [36] = \$193 ;
+  assign \$324 [35] = \$191 ;
+  assign \$324 [34] = \$189 ;
+  assign \$324 [33] = \$187 ;
+  assign \$324 [32] = \$185 ;
+  assign \$324 [31] = \$183 ;
+  assign \$324 [30] = \$181 ;
+  assign \$324 [29] = \$179 ;
+  assign \$324 [28] = \$177 ;
+  assign \$324 [27] = \$175 ;
+  assign \$324 [26] = \$173 ;
+  assign \$324 [25] = \$171 ;
+  assign \$324 [24] = \$169 ;
+  assign \$324 [23] = \$167 ;
+  assign \$324 [22] = \$165 ;
+  assign \$324 [21] = \$163 ;
+  assign \$324 [20] = \$161 ;
+  assign \$324 [19] = \$159 ;
+  assign \$324 [18] = \$157 ;
+  assign \$324 [17] = \$155 ;
+  assign \$324 [16] = \$153 ;
+  assign \$324 [15] = \$151 ;
+  assign \$324 [14] = \$149 ;
+  assign \$324 [13] = \$147 ;
+  assign \$324 [12] = \$145 ;
+  assign \$324 [11] = \$143 ;
+  assign \$324 [10] = \$141 ;
+  assign \$324 [9] = \$139 ;
+  assign \$324 [8] = \$137 ;
+  assign \$324 [7] = \$135 ;
+  assign \$324 [6] = \$133 ;
+  assign \$324 [5] = \$131 ;
+  assign \$324 [4] = \$129 ;
+  assign \$324 [3] = \$127 ;
+  assign \$324 [2] = \$125 ;
+  assign \$324 [1] = \$123 ;
+  assign \$324 [0] = a_zero[0];
+  assign \$304 [63] = s1r_codes[126];
+  assign \$304 [62] = s1r_codes[124];
+  assign \$304 [61] = s1r_codes[122];
+  assign \$304 [60] = s1r_codes[120];
+  assign \$304 [59] = s1r_codes[118];
+  assign \$304 [58] = s1r_codes[116];
+  assign \$304 [57] = s1r_codes[114];
+  assign \$304 [56] = s1r_codes[112];
+  assign \$304 [55] = s1r_codes[110];
+  assign \$304 [54] = s1r_codes[108];
+  assign \$304 [53] = s1r_codes[106];
+  assign \$304 [52] = s1r_codes[104];
+  assign \$304 [51] = s1r_codes[102];
+  assign \$304 [50] = s1r_codes[100];
+  assign \$304 [49] = s1r_codes[98];
+  assign \$304 [48] = s1r_codes[96];
+  assign \$304 [47] = s1r_codes[94];
+  assign \$304 [46] = s1r_codes[92];
+  assign \$304 [45] = s1r_codes[90];
+  assign \$304 [44] = s1r_codes[88];
+  assign \$304 [43] = s1r_codes[86];
+  assign \$304 [42] = s1r_codes[84];
+  assign \$304 [41] = s1r_codes[82];
+  assign \$304 [40] = s1r_codes[80];
+  assign \$304 [39] = s1r_codes[78];
+  assign \$304 [38] = s1r_codes[76];
+  assign \$304 [37] = s1r_codes[74];
+  assign \$304 [36] = s1r_codes[72];
+  assign \$304 [35] = s1r_codes[70];
+  assign \$304 [34] = s1r_codes[68];
+  assign \$304 [33] = s1r_codes[66];
+  assign \$304 [32] = s1r_codes[64];
+  assign \$304 [31] = s1r_codes[62];
+  assign \$304 [30] = s1r_codes[60];
+  assign \$304 [29] = s1r_codes[58];
+  assign \$304 [28] = s1r_codes[56];
+  assign \$304 [27] = s1r_codes[54];
+  assign \$304 [26] = s1r_codes[52];
+  assign \$304 [25] = s1r_codes[50];
+  assign \$304 [24] = s1r_codes[48];
+  assign \$304 [23] = s1r_codes[46];
+  assign \$304 [22] = s1r_codes[44];
+  assign \$304 [21] = s1r_codes[42];
+  assign \$304 [20] = s1r_codes[40];
+  assign \$304 [19] = s1r_codes[38];
+  assign \$304 [18] = s1r_codes[36];
+  assign \$304 [17] = s1r_codes[34];
+  assign \$304 [16] = s1r_codes[32];
+  assign \$304 [15] = s1r_codes[30];
+  assign \$304 [14] = s1r_codes[28];
+  assign \$304 [13] = s1r_codes[26];
+  assign \$304 [12] = s1r_codes[24];
+  assign \$304 [11] = s1r_codes[22];
+  assign \$304 [10] = s1r_codes[20];
+  assign \$304 [9] = s1r_codes[18];
+  assign \$304 [8] = s1r_codes[16];
+  assign \$304 [7] = s1r_codes[14];
+  assign \$304 [6] = s1r_codes[12];
+  assign \$304 [5] = s1r_codes[10];
+  assign \$304 [4] = s1r_codes[8];
+  assign \$304 [3] = s1r_codes[6];
+  assign \$304 [2] = s1r_codes[4];
+  assign \$304 [1] = s1r_codes[2];
+  assign \$304 [0] = s1r_codes[0];
+  assign \$303 [63] = s1r_codes[127];
+  assign \$303 [62] = s1r_codes[125];
+  assign \$303 [61] = s1r_codes[123];
+  assign \$303 [60] = s1r_codes[121];
+  assign \$303 [59] = s1r_codes[119];
+  assign \$303 [58] = s1r_codes[117];
+  assign \$303 [57] = s1r_codes[115];
+  assign \$303 [56] = s1r_codes[113];
+  assign \$303 [55] = s1r_codes[111];
+  assign \$303 [54] = s1r_codes[109];
+  assign \$303 [53] = s1r_codes[107];
+  assign \$303 [52] = s1r_codes[105];
+  assign \$303 [51] = s1r_codes[103];
+  assign \$303 [50] = s1r_codes[101];
+  assign \$303 [49] = s1r_codes[99];
+  assign \$303 [48] = s1r_codes[97];
+  assign \$303 [47] = s1r_codes[95];
+  assign \$303 [46] = s1r_codes[93];
+  assign \$303 [45] = s1r_codes[91];
+  assign \$303 [44] = s1r_codes[89];
+  assign \$303 [43] = s1r_codes[87];
+  assign \$303 [42] = s1r_codes[85];
+  assign \$303 [41] = s1r_codes[83];
+  assign \$303 [40] = s1r_codes[81];
+  assign \$303 [39] = s1r_codes[79];
+  assign \$303 [38] = s1r_codes[77];
+  assign \$303 [37] = s1r_codes[75];
+  assign \$303 [36] = s1r_codes[73];
+  assign \$303 [35] = s1r_codes[71];
+  assign \$303 [34] = s1r_codes[69];
+  assign \$303 [33] = s1r_codes[67];
+  assign \$303 [32] = s1r_codes[65];
+  assign \$303 [31] = s1r_codes[63];
+  assign \$303 [30] = s1r_codes[61];
+  assign \$303 [29] = s1r_codes[59];
+  assign \$303 [28] = s1r_codes[57];
+  assign \$303 [27] = s1r_codes[55];
+  assign \$303 [26] = s1r_codes[53];
+  assign \$303 [25] = s1r_codes[51];
+  assign \$303 [24] = s1r_codes[49];
+  assign \$303 [23] = s1r_codes[47];
+  assign \$303 [22] = s1r_codes[45];
+  assign \$303 [21] = s1r_codes[43];
+  assign \$303 [20] = s1r_codes[41];
+  assign \$303 [19] = s1r_codes[39];
+  assign \$303 [18] = s1r_codes[37];
+  assign \$303 [17] = s1r_codes[35];
+  assign \$303 [16] = s1r_codes[33];
+  assign \$303 [15] = s1r_codes[31];
+  assign \$303 [14] = s1r_codes[29];
+  assign \$303 [13] = s1r_codes[27];
+  assign \$303 [12] = s1r_codes[25];
+  assign \$303 [11] = s1r_codes[23];
+  assign \$303 [10] = s1r_codes[21];
+  assign \$303 [9] = s1r_codes[19];
+  assign \$303 [8] = s1r_codes[17];
+  assign \$303 [7] = s1r_codes[15];
+  assign \$303 [6] = s1r_codes[13];
+  assign \$303 [5] = s1r_codes[11];
+  assign \$303 [4] = s1r_codes[9];
+  assign \$303 [3] = s1r_codes[7];
+  assign \$303 [2] = s1r_codes[5];
+  assign \$303 [1] = s1r_codes[3];
+  assign \$303 [0] = s1r_codes[1];
   assign wr__data[1023:1008] = \$84 ;
   assign wr__data[1007:992] = \$83 ;
   assign wr__data[991:976] = \$82 ;
@@ -4624,10 +4650,10 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \$101  = mat;
   assign \$102  = mat;
   assign \$103  = stg;
-  assign \$268  = mat;
-  assign \$269  = stg;
-  assign \$282  = mat;
-  assign \$283  = stg;
+  assign \$269  = mat;
+  assign \$270  = stg;
+  assign \$283  = mat;
+  assign \$284  = stg;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -5731,7 +5757,7 @@ module \fairyhw_engine.prep (q, pp, qq, p);
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload, tile, shared, \port$1526$2 , res__ready);
+module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload, tile, shared, \port$1531$2 , res__ready);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire [1:0] \$10 ;
@@ -5864,8 +5890,8 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
   reg [21:0] o2_bq0 = 22'h000000;
   reg o2_last = 1'h0;
   reg o2_valid = 1'h0;
-  input [3:0] \port$1526$2 ;
-  wire [3:0] \port$1526$2 ;
+  input [3:0] \port$1531$2 ;
+  wire [3:0] \port$1531$2 ;
   wire [88:0] r_data;
   wire r_en;
   wire r_rdy;
@@ -6007,42 +6033,42 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$49  = a_row0;
-    if (\port$1526$2 [0]) begin
+    if (\port$1531$2 [0]) begin
       \$49  = tile;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$50  = a_shared0;
-    if (\port$1526$2 [0]) begin
+    if (\port$1531$2 [0]) begin
       \$50  = shared;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$51  = a_count;
-    if (\port$1526$2 [0]) begin
-      \$51  = \port$1526$2 [3];
+    if (\port$1531$2 [0]) begin
+      \$51  = \port$1531$2 [3];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$52  = \$signal ;
-    if (\port$1526$2 [0]) begin
-      \$52  = \port$1526$2 [2];
+    if (\port$1531$2 [0]) begin
+      \$52  = \port$1531$2 [2];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$53  = a_conj;
-    if (\port$1526$2 [0]) begin
-      \$53  = \port$1526$2 [1];
+    if (\port$1531$2 [0]) begin
+      \$53  = \port$1531$2 [1];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$54  = a_full;
-    if (\port$1526$2 [0]) begin
+    if (\port$1531$2 [0]) begin
       \$54  = 1'h1;
     end else if (\$2 ) begin
       \$54  = 1'h0;
@@ -6187,10 +6213,10 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
           \$27  = b_row0[65:44];
     endcase
   end
-  assign cap = \port$1526$2 [0];
-  assign count = \port$1526$2 [3];
-  assign \final  = \port$1526$2 [2];
-  assign conj = \port$1526$2 [1];
+  assign cap = \port$1531$2 [0];
+  assign count = \port$1531$2 [3];
+  assign \final  = \port$1531$2 [2];
+  assign conj = \port$1531$2 [1];
   assign group0 = b_row0;
   assign w_en = o2_valid;
   assign w_data = beat;
@@ -8308,7 +8334,7 @@ module \fairyhw_engine.row0 (rst, pp, qq, h, x, sums, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.shared$90 (rst, pp, qq, sums, clk);
+module \fairyhw_engine.shared$93 (rst, pp, qq, sums, clk);
   wire [8:0] \$1 ;
   wire [8:0] \$10 ;
   wire [8:0] \$100 ;

@@ -63,7 +63,7 @@ def test_array_stalls_in_amaranth_sim():
 
 
 def test_array_latency_small_cases():
-    """cmd + n act beats + the last beat's write and its notice + n words a pass + depth to the root + the move to
+    """cmd and its registered start + n act beats + the last beat's write and its notice + n words a pass + depth to the root + the move to
     the drain slot + the drain + the output registers and FIFO; a pass's last word waits for a credit."""
     cfg = EngineConfig(lanes=8, rows=2, cols=4, max_in=64, max_out=64, stages=1, mode="ifairy")
     d = array_depth(cfg)           # 3 (word, read data, pair values) + 1 tree level (2 pairs, unregistered leaves)
@@ -71,12 +71,12 @@ def test_array_latency_small_cases():
     o = output_stages("split")
     assert o == 3 and output_stages("merged") == 4
     # K = 8: n = 2 act beats and 2 words a pass; 2 rows: one pass; 2 result beats
-    assert latency(cfg, 8, 2) == 1 + 2 + 2 + 2 + d + 1 + 2 + o
+    assert latency(cfg, 8, 2) == 2 + 2 + 2 + 2 + d + 1 + 2 + o
     # 4 rows: two passes; the second tile moves to the drain slot the cycle after the first's last
     # beat, 3 cycles after the first tile's move
     assert latency(cfg, 8, 4) == latency(cfg, 8, 2) + 3
     # K = 1: one word a pass, fewer than the two result beats of a tile
-    assert latency(cfg, 1, 2) == 1 + 1 + 2 + 1 + d + 1 + 2 + o
+    assert latency(cfg, 1, 2) == 2 + 1 + 2 + 1 + d + 1 + 2 + o
     assert latency(cfg, 1, 4) == latency(cfg, 1, 2) + 3
     # 6 rows: the third pass's (last) word waits for the first tile's credit: it is accepted the cycle
     # after that tile's last beat, and its tile moves d + 1 cycles later, 3 cycles after the second

@@ -83,7 +83,8 @@ def array_cycles(k: int, rows: int, cfg) -> int:
     """Cycles of one layer on the array style, command handshake to last result handshake, both
     included, no stalls.
 
-    Cycle 0 takes the command, ``n = ceil(k / cols)`` act beats fill the buffer (the last one is
+    Cycle 0 takes the command, the counters start from it at cycle 1, ``n = ceil(k / cols)`` act
+    beats fill the buffer from cycle 2 (the last one is
     written the cycle after it is taken, and the first weight word is taken two cycles after that), and
     each pass (row tile, stage, matrix) takes ``n`` weight words, one a cycle. The last word of pass ``i``, accepted
     at cycle ``L_i``, reaches the root ``D`` (:func:`array_depth`) cycles later and its sums are
@@ -93,7 +94,7 @@ def array_cycles(k: int, rows: int, cfg) -> int:
     its acceptance and the end of their drain), and for the cycle in which the sequencer counts the
     pass before it (one-word passes only)::
 
-        L_0 = 2n + 2,   L_i = max(L_{i-1} + max(n, 2), e_{i-2} + 1)
+        L_0 = 2n + 3,   L_i = max(L_{i-1} + max(n, 2), e_{i-2} + 1)
         m_i = max(L_i + D + 1, e_{i-1} + 1),   e_i = m_i + b_i
 
     and the last result is taken at ``e_last + output_stages``. The array never stalls while
@@ -106,7 +107,7 @@ def array_cycles(k: int, rows: int, cfg) -> int:
     e = [-(10 ** 9), -(10 ** 9)]         # drain ends of the two passes before (none yet)
     last = None
     for b in beats:
-        last = 2 * n + 2 if last is None else max(last + max(n, 2), e[-2] + 1)
+        last = 2 * n + 3 if last is None else max(last + max(n, 2), e[-2] + 1)
         move = max(last + d + 1, e[-1] + 1)
         e.append(move + b)
     return e[-1] + output_stages(cfg.accumulate) + 1
