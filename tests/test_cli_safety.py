@@ -311,9 +311,17 @@ def test_non_utf8_paths(tmp_path):
 # --------------------------------------------------------------------------------------------------
 # interrupts: SIGINT and SIGTERM clean up and print one line
 
+def _default_interrupts():
+    """In the child: SIGINT handled as in a terminal. A suite started in the background by a
+    non-interactive shell (``... &``) inherits SIGINT ignored, and Python then never raises
+    KeyboardInterrupt: the command would run to its end and exit 0."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _interrupt(args, sig, wait_for, cwd, timeout=120):
     p = subprocess.Popen([sys.executable, "-m", *args], cwd=cwd, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True, preexec_fn=_default_interrupts)
     t0 = time.time()
     while not wait_for() and time.time() - t0 < timeout and p.poll() is None:
         time.sleep(0.05)
