@@ -83,7 +83,8 @@ def manifest(engine: Engine, name: str) -> dict:
     ports.append({"name": "busy", "direction": "out", "width": 1, "signed": False,
                   "protocol": "level: high from the cmd handshake to the last result"})
     if array:
-        buffer = {"depth": -(-cfg.max_in // cfg.cols), "width": 16 * cfg.cols}
+        buffer = {"depth": -(-cfg.max_in // cfg.cols), "width": 16 * cfg.cols,
+                  "banks": len(cfg.banks)}
     elif cfg.sharing != "buffer":
         buffer = None
     elif cfg.lane_style == "output":

@@ -46,6 +46,10 @@ DEFAULT_MAX_COLS = 128
 RESULT_K = 2048
 #: Most adder levels between pipeline registers in the array's trees.
 MAX_TREE_REGS = 4
+#: Columns of one bank of the array's activation buffer: 9 columns of 16 bits are 144 bits, four
+#: 36-bit ECP5 block RAMs or two 72-bit Xilinx ones. Each bank has its own write and read control
+#: registers beside it (see the array's engine).
+BANK_COLS = 9
 
 
 def default_shape(lanes: int) -> tuple[int, int]:
@@ -209,6 +213,12 @@ class EngineConfig:
         """Rows computed together (the result order's tile): ``lanes`` for output lanes, 1 for dot
         lanes, the array's ``rows``."""
         return {"output": self.lanes, "dot": 1, "array": self.rows}[self.lane_style]
+
+    @property
+    def banks(self) -> list[int]:
+        """The array's activation-buffer banks: the columns of each (:data:`BANK_COLS`, the last one
+        fewer)."""
+        return [min(BANK_COLS, self.cols - c0) for c0 in range(0, self.cols, BANK_COLS)]
 
     @property
     def act_per_beat(self) -> int:

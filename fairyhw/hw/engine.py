@@ -30,7 +30,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .config import ACCUMULATE, EngineConfig, check_int
+from .config import ACCUMULATE, BANK_COLS, EngineConfig, check_int
 from .timing import latency, result_beats
 
 __all__ = ["ACT_LAYOUT", "Lane", "DotLane", "Engine"]
@@ -474,14 +474,19 @@ class Engine(wiring.Component):
         R, C = cfg.rows, cfg.cols
         nmat = len(self.matrices)
         depth = -(-cfg.max_in // C)
-        # the buffer is written only while loading and read only while running, so a read never meets
-        # a write to its address: `no_rw_check` tells synthesis not to emulate read-before-write (on
-        # ECP5 that emulation cost a flip-flop and a LUT a data bit, and a LUT between the block RAM
-        # and its read-data register)
-        mem = m.submodules.act_mem = Memory(shape=unsigned(16 * C), depth=depth, init=[],
-                                            attrs={"no_rw_check": 1})
-        wr = mem.write_port()
-        rd = mem.read_port()
+        # the buffer: banks of BANK_COLS columns, each with its own write and read control registers,
+        # copied from the sequencer's a cycle later (at 4 x 128 the buffer's 57 block RAMs span the
+        # ECP5 chip, and any register driving logic beside all of them paid a 5-7 ns route: the
+        # critical path at 99.8 MHz was the element count -> the zeroing mask by the RAMs). A bank is
+        # written only while loading and read only while running, so a read never meets a write to
+        # its address: `no_rw_check` tells synthesis not to emulate read-before-write (on ECP5 that
+        # emulation cost a flip-flop and a LUT a data bit, and a LUT between the block RAM and its
+        # read-data register)
+        banks = []
+        for b, cb in enumerate(cfg.banks):
+            mem = m.submodules[f"act_mem{b}"] = Memory(shape=unsigned(16 * cb), depth=depth, init=[],
+                                                      attrs={"no_rw_check": 1})
+            banks.append((b * BANK_COLS, cb, mem.write_port(), mem.read_port()))
 
         left = Signal(range(cfg.max_in + 1))              # elements still to load
         ld_addr = Signal(range(max(depth, 2)))
@@ -503,17 +508,24 @@ class Engine(wiring.Component):
             return dst
 
         # stage 1: the accepted word (captured every cycle; `valid` says whether it was taken), and the
-        # buffer read of its chunk (the address is the chunk counter, a register)
+        # chunk counter copied to each bank's read address register
         s1 = Signal(ctl)
         s1_codes = Signal(2 * R * C, reset_less=True)
-        m.d.comb += rd.addr.eq(chunk)
         m.d.sync += s1_codes.eq(self.wgt.payload)
+        for b, (c0, cb, wr, rd) in enumerate(banks):
+            raddr = Signal.like(chunk, name=f"raddr{b}", reset_less=True)
+            m.d.sync += raddr.eq(chunk)
+            m.d.comb += rd.addr.eq(raddr)
+        # stage 1a: the banks read the chunk
+        s1a = stage(s1, "s1a")
+        s1a_codes = Signal(2 * R * C, reset_less=True)
+        m.d.sync += s1a_codes.eq(s1_codes)
         # stage 1r: the buffer's read data registered (a block RAM's clock-to-out plus its routing was
         # the critical path without it: 89.9 MHz on ECP5), and the word with it
         rdq = Signal(16 * C, reset_less=True)
         s1r_codes = Signal(2 * R * C, reset_less=True)
-        m.d.sync += [rdq.eq(rd.data), s1r_codes.eq(s1_codes)]
-        s1r = stage(s1, "s1r")
+        m.d.sync += [rdq.eq(Cat(*(rd.data for _, _, _, rd in banks))), s1r_codes.eq(s1a_codes)]
+        s1r = stage(s1a, "s1r")
         # stage 2: shared pair values and the plane bits, registered
         prep = m.submodules.prep = PairPrep(cols=C)
         for c in range(C):
@@ -542,7 +554,7 @@ class Engine(wiring.Component):
                 m.d.comb += [t.h.eq((1 << C) - 1), t.x.eq(0)]
             trees.append(t)
         tail = s2
-        pipe = [s1, s1r, s2]
+        pipe = [s1, s1a, s1r, s2]
         for i in range(trees[0].depth):
             tail = stage(tail, f"st{i}")
             pipe.append(tail)
@@ -605,32 +617,41 @@ class Engine(wiring.Component):
         with m.If(cmd_go):
             m.d.sync += [loading.eq(1), left.eq(k_r), last_beat.eq(k_r <= C), ld_addr.eq(0)]
 
-        # LOAD: the act beats fill the buffer, chunk by chunk, one register after they are taken: the
-        # write and its address counter then hang on a register (`a_valid`), not on the handshake
-        # (whose fan-out to the block RAMs' write enables and the zeroing logic was the ECP5 critical
-        # path at 125.4 MHz). Elements past K in the last beat are written as zeros (the shared sums
-        # S_p, S_q see every column; measured cheaper than masking the shared tree: 4,541 against
-        # 5,949 shared Xilinx LUTs at 128 columns); which ones is registered with the beat, from the
-        # element count. RUN starts two cycles after the last beat's write, so no read meets it.
+        # LOAD: the act beats fill the buffer, chunk by chunk. A beat is registered when taken, with the
+        # sequencer's `a_valid`, and each bank copies that register and the beat's facts (last beat,
+        # the element count's low bits) beside it; the cycle after, the bank writes its slice of the
+        # beat at its own address counter. The write never hangs on the handshake (whose fan-out to the
+        # block RAMs' write enables and the zeroing logic was the ECP5 critical path at 125.4 MHz).
+        # Elements past K in the last beat are written as zeros (the shared sums S_p, S_q see every
+        # column; measured cheaper than masking the shared tree: 4,541 against 5,949 shared Xilinx LUTs
+        # at 128 columns); a bank compares only the count's low bits, on the last beat (the whole
+        # count's comparison was the Xilinx netlist's longest path: 17 CARRY4s). RUN starts a cycle
+        # after the last beat's write, and the banks read a cycle after that.
         a_valid, a_last = Signal(), Signal(reset_less=True)
         a_data = Signal(16 * C, reset_less=True)
-        a_zero = Signal(C, reset_less=True)
         m.d.sync += [a_valid.eq(take_act), a_last.eq(last_beat), a_data.eq(self.act.payload)]
-        # (only the last beat, where left <= C, has elements past K: a short comparison of left's low
-        # bits, not of the whole count, which was the Xilinx netlist's longest path: 17 CARRY4s)
         low = left[:C.bit_length()]
-        m.d.sync += [a_zero[c].eq(last_beat & (low <= c)) for c in range(1, C)]
-        m.d.comb += [wr.addr.eq(ld_addr), wr.en.eq(a_valid)]
-        for c in range(C):
-            v = a_data[16 * c:16 * c + 16]
-            m.d.comb += wr.data[16 * c:16 * c + 16].eq(Mux(a_zero[c], 0, v) if c else v)
+        for b, (c0, cb, wr, rd) in enumerate(banks):
+            b_last = Signal(name=f"zlast{b}", reset_less=True)
+            b_low = Signal.like(low, name=f"zlow{b}", reset_less=True)
+            b_clear = Signal(name=f"wclear{b}", reset_less=True)
+            b_en = Signal(name=f"wen{b}", reset_less=True)
+            b_addr = Signal.like(ld_addr, name=f"waddr{b}", reset_less=True)
+            b_data = Signal(16 * cb, name=f"wdata{b}", reset_less=True)
+            m.d.sync += [b_last.eq(last_beat), b_low.eq(low), b_clear.eq(cmd_go), b_en.eq(a_valid)]
+            for j in range(cb):
+                c = c0 + j
+                v = a_data[16 * c:16 * c + 16]
+                m.d.sync += b_data[16 * j:16 * j + 16].eq(Mux(b_last & (b_low <= c), 0, v) if c else v)
+            m.d.sync += b_addr.eq(Mux(b_clear, 0, b_addr + b_en))
+            m.d.comb += [wr.addr.eq(b_addr), wr.en.eq(b_en), wr.data.eq(b_data)]
         with m.If(take_act):
             m.d.sync += [left.eq(left - C), last_beat.eq(left <= 2 * C)]
             with m.If(last_beat):
                 m.d.sync += loading.eq(0)
         with m.If(a_valid):
             m.d.sync += ld_addr.eq(ld_addr + 1)
-        # the sequencer learns that the buffer is full from its own register, a cycle after the last
+        # the sequencer learns that the buffer is full from its own register, in the cycle of the last
         # write (the load stage's registers sit by the block RAMs they drive; read directly, they put
         # two chip-wide routes on the ECP5 critical path: 73.8 MHz at 4 x 128)
         load_done = Signal()

@@ -67,9 +67,10 @@ def pass_count(cfg, rows: int) -> int:
 
 def array_depth(cfg) -> int:
     """Pipeline registers of the array style from an accepted weight word to its accumulation: the
-    word and the buffer read, the read data, the shared pair values and plane bits, then the row trees
-    (one register per ``tree_regs`` adder levels, :func:`tree_depth`)."""
-    return 3 + tree_depth(cfg.cols, cfg.tree_regs)
+    word (and the chunk copied to the banks' read addresses), the buffer read, the read data, the
+    shared pair values and plane bits, then the row trees (one register per ``tree_regs`` adder
+    levels, :func:`tree_depth`)."""
+    return 4 + tree_depth(cfg.cols, cfg.tree_regs)
 
 
 def output_stages(accumulate: str) -> int:
