@@ -1,14 +1,17 @@
 """fairyhw: hardware co-design simulator and FPGA generator for 2-bit complex LLMs.
 
-The layers, from the bottom up:
+The packages follow the pipeline, each importing only those before it:
 
-- :mod:`fairyhw.golden`: the math of Fairy2i / Fairy±i (PhaseQuant, widely-linear transform, residual
-  stages, int8 activations, the integer sums the hardware accumulates), float and bit-exact integer.
-- :mod:`fairyhw.layers`: drop-in torch modules and :func:`~fairyhw.layers.convert`.
-- :mod:`fairyhw.pack`: 2-bit code packing and ``$readmemh`` memory images.
-- :mod:`fairyhw.checkpoint`: loading HF safetensors directories and GGUF files.
-- :mod:`fairyhw.llama`: LLaMA-2 7B shapes as data.
-- :mod:`fairyhw.hw`: the Amaranth MAC array and engine; :mod:`fairyhw.gen` emits its Verilog.
+- :mod:`fairyhw.model`: the math (float and bit-exact integer), torch layers, packing, checkpoints,
+  LLaMA shapes, SmolLM2 test vectors, the quantizer command.
+- :mod:`fairyhw.hw`: the engine's configuration and timing (pure Python), the Amaranth engine and its
+  array, the host driver and the Amaranth-simulator harness.
+- :mod:`fairyhw.flow`: Verilog generation, synthesis, place and route.
+- :mod:`fairyhw.perf`: the cycle and energy model of LLaMA inference, and the projection report.
+- :mod:`fairyhw.explore`: design-space exploration.
+- :mod:`fairyhw.kernels`, :mod:`fairyhw.bench`: CPU and GPU kernels of the same math, their benchmarks.
+
+:mod:`fairyhw.cli` and :mod:`fairyhw.outputs` (argument types, safe output files) serve them all.
 """
 
 __version__ = "0.1.0"

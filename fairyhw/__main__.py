@@ -1,6 +1,6 @@
 """``fairyhw COMMAND ...`` (or ``python -m fairyhw COMMAND ...``): one entry point for every command.
 
-Each command is also ``python -m fairyhw.COMMAND``; both take the same arguments.
+``python -m fairyhw.gen`` is ``fairyhw gen`` too (the generator's long-standing name).
 """
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ import sys
 
 #: Command -> (module, one line of help).
 COMMANDS = {
-    "gen": ("fairyhw.gen", "generate the engine's Verilog and manifest"),
-    "quant": ("fairyhw.quant", "quantize a checkpoint into codes, scales and memory images"),
-    "synth": ("fairyhw.synth", "synthesise an engine (Yosys, nextpnr-ecp5) and count its resources"),
-    "perf": ("fairyhw.perf", "project LLaMA inference on an engine: tokens/s, tokens/J"),
-    "report": ("fairyhw.report", "write the LLaMA-2 7B projection report"),
-    "dse": ("fairyhw.dse", "design-space exploration with synthesis, place and route"),
-    "bench": ("fairyhw.bench", "benchmark the quantizer and the CPU and GPU kernels"),
+    "gen": ("fairyhw.flow.gen", "generate the engine's Verilog and manifest"),
+    "quant": ("fairyhw.model.quant", "quantize a checkpoint into codes, scales and memory images"),
+    "synth": ("fairyhw.flow.synth", "synthesise an engine (Yosys, nextpnr-ecp5) and count its resources"),
+    "perf": ("fairyhw.perf.cli", "project LLaMA inference on an engine: tokens/s, tokens/J"),
+    "report": ("fairyhw.perf.report", "write the LLaMA-2 7B projection report"),
+    "dse": ("fairyhw.explore.cli", "design-space exploration with synthesis, place and route"),
+    "bench": ("fairyhw.bench.cli", "benchmark the quantizer and the CPU and GPU kernels"),
 }
 
 

@@ -24,7 +24,7 @@ def design(shape, **extra):
 
 
 def _smollm2_layers(vectors, stages, names=None):
-    from fairyhw.vectors import quantized_layer_vectors
+    from fairyhw.model.vectors import quantized_layer_vectors
     layers = []
     for name, (w, x) in vectors.items():
         if names and name not in names:

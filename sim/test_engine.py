@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from fairyhw.gen import generate
+from fairyhw.flow.gen import generate
 from fairyhw.hw.driver import ref_results, rescale_results
 from fairyhw.hw.engine import Engine
 
@@ -170,7 +170,7 @@ def smollm2_vectors():
     """SmolLM2-135M q..down of blocks 0 and 1 with real activations (captured once a process); tests
     that need them skip, with the reason, where the package is missing."""
     from fairyhw import FairyError
-    from fairyhw.vectors import capture_smollm2
+    from fairyhw.model.vectors import capture_smollm2
     try:
         return capture_smollm2(blocks=(0, 1))
     except FairyError as e:
@@ -191,7 +191,7 @@ def test_smollm2_layers_bit_exact(d64, d8, smollm2_vectors, stages):
     The RTL sums equal the golden integer path with ``==``; rescaled they match the torch quantized
     layer's float32 output on the same int8 activations to 2e-5 of the output's largest magnitude
     (float32 accumulation over K <= 1536 terms: K * 2**-24 ~ 1e-4 of the sum of magnitudes)."""
-    from fairyhw.vectors import quantized_layer_vectors
+    from fairyhw.model.vectors import quantized_layer_vectors
     runner, eng, bdir = design = d64 if stages == 2 else build(lane_style="output", lanes=64, max_in=2048,
                                                                max_out=2048, stages=1)
     layers, models = [], {}
@@ -211,7 +211,7 @@ def test_smollm2_layers_bit_exact(d64, d8, smollm2_vectors, stages):
         assert lrec["cycles"] == eng.latency(codes.shape[3], codes.shape[2]), name
         layer, act = models[name]
         re, im = rescale_results(sums, [[u, w] for u, w in zip(layer.u_stages, layer.w_stages)], act)
-        xr, xi = (v.float() for v in __import__("fairyhw.golden", fromlist=["x"])
+        xr, xi = (v.float() for v in __import__("fairyhw.model.golden", fromlist=["x"])
                   .dequant_activations(act))
         ref = layer(torch.cat([xr, xi]))
         got = torch.cat([re, im]).float()
@@ -225,7 +225,7 @@ def test_smollm2_layers_bit_exact(d64, d8, smollm2_vectors, stages):
 def llama2_q_proj():
     """A LLaMA-2 7B shaped q_proj (4096 x 4096 real: 2048 x 2048 complex U and W), W2, random weights:
     a job layer ``(name, codes, p, q, expected)``."""
-    from fairyhw.layers import FairyLinear
+    from fairyhw.model.layers import FairyLinear
     g = torch.Generator().manual_seed(7)
     layer = FairyLinear(torch.randn(4096, 4096, generator=g) * 0.02, stages=2)
     act = layer.quantize_input(torch.randn(4096, generator=g))
@@ -242,8 +242,8 @@ def test_llama2_7b_q_proj_bit_exact(d64):
 
 def test_ifairy_native_layer_bit_exact():
     """A Fairy±i native complex layer, y = W conj(x): one stage, W only."""
-    from fairyhw import golden as gm
-    from fairyhw.layers import FairyComplexLinear
+    from fairyhw.model import golden as gm
+    from fairyhw.model.layers import FairyComplexLinear
     design = build(lane_style="output", lanes=8, max_in=256, max_out=256, stages=1, mode="ifairy")
     g = torch.Generator().manual_seed(3)
     w = torch.complex(torch.randn(40, 96, generator=g), torch.randn(40, 96, generator=g))
@@ -281,7 +281,7 @@ def dot16():
 def test_dot_lanes_smollm2_bit_exact(dot16, smollm2_vectors):
     """Dot-product lanes (16 columns, adder tree) on SmolLM2 block 0's q_proj and down_proj, W2,
     real activations: bit-exact, and the measured cycles equal the latency function."""
-    from fairyhw.vectors import quantized_layer_vectors
+    from fairyhw.model.vectors import quantized_layer_vectors
     layers = []
     for name in ("model.layers.0.self_attn.q_proj", "model.layers.0.mlp.down_proj"):
         weight, x = smollm2_vectors[name]

@@ -29,7 +29,7 @@ def tiny_llama_dir(tmp_path_factory):
 def smollm2_path():
     """The packaged SmolLM2-135M GGUF; tests that need it skip, with the reason, where it is missing."""
     from fairyhw import FairyError
-    from fairyhw.checkpoint import smollm2_gguf_path
+    from fairyhw.model.checkpoint import smollm2_gguf_path
     try:
         return smollm2_gguf_path()
     except FairyError as e:
@@ -38,7 +38,7 @@ def smollm2_path():
 
 @pytest.fixture(scope="session")
 def smollm2(smollm2_path):
-    from fairyhw.checkpoint import load_gguf
+    from fairyhw.model.checkpoint import load_gguf
     return load_gguf(smollm2_path)
 
 
@@ -47,7 +47,7 @@ def smollm2_layer_cases(smollm2):
     """SmolLM2 block 0's q_proj and down_proj quantized W2, with int8 activations of two tokens from the
     FairyLinear path: (name, codes uint8 (4, n, m) in the order U0, W0, U1, W1, p, q int8 (2, m), golden
     integer sums int64 (2, 4, n, 4)), for the CPU and GPU kernel tests."""
-    from fairyhw.layers import FairyLinear
+    from fairyhw.model.layers import FairyLinear
     gen = torch.Generator().manual_seed(5)
     cases = []
     for name in ("model.layers.0.self_attn.q_proj.weight", "model.layers.0.mlp.down_proj.weight"):

@@ -10,7 +10,7 @@ from fairyhw.hw.driver import ref_results
 from fairyhw.hw.engine import Engine
 from fairyhw.hw.simulate import rtl_engine
 from fairyhw.hw.timing import array_depth, latency, output_stages, result_beats
-from fairyhw.pack import GRAY, stream_words_array, unpack_codes
+from fairyhw.model.pack import GRAY, stream_words_array, unpack_codes
 from test_hw import layer
 
 

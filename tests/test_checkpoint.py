@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from fairyhw import FairyError
-from fairyhw.checkpoint import linear_weight_names, load_checkpoint
-from fairyhw.pack import read_memh, unstream_words
-from fairyhw.quant import main as quant_main
+from fairyhw.model.checkpoint import linear_weight_names, load_checkpoint
+from fairyhw.model.pack import read_memh, unstream_words
+from fairyhw.model.quant import main as quant_main
 
 from conftest import tiny_llama
 
@@ -42,7 +42,7 @@ def test_smollm2_gguf_matches_transformers_loader(smollm2, smollm2_path):
 
 
 def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "fairyhw.quant", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "fairyhw", "quant", *args], capture_output=True,
                           text=True, cwd=cwd)
 
 
@@ -61,7 +61,7 @@ def test_quant_cli_tiny_llama(tiny_llama_dir, tmp_path):
     assert 0 < layer["relative_error"] < 1
     assert len(scales[layer["name"]]["W"]) == 2
     # The image reads back to the codes of the golden model.
-    from fairyhw.layers import quantize_linear_weight
+    from fairyhw.model.layers import quantize_linear_weight
     a = load_checkpoint(tiny_llama_dir).tensors["model.layers.0.self_attn.k_proj.weight"]
     u_st, w_st = quantize_linear_weight(a, 2, name=layer["name"])
     back = unstream_words(read_memh(out / layer["memh"], 8), 8, 16, 32, 2, 2)
@@ -78,8 +78,8 @@ def test_quant_cli_tiny_llama(tiny_llama_dir, tmp_path):
 
 def test_quant_array_layout_reads_back(tiny_llama_dir, tmp_path):
     """The default images follow the array's stream layout (here 2 x 8): they read back to the codes."""
-    from fairyhw.layers import quantize_linear_weight
-    from fairyhw.pack import unstream_words_array
+    from fairyhw.model.layers import quantize_linear_weight
+    from fairyhw.model.pack import unstream_words_array
     out = tmp_path / "q"
     r = run_cli(tiny_llama_dir, "--rows", "2", "--cols", "8", "--out", str(out), "--no-progress")
     assert r.returncode == 0, r.stderr

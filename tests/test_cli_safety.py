@@ -162,11 +162,10 @@ CASES = [
 ]
 
 
-def _run_main(module, argv, capsys):
-    import importlib
-    mod = importlib.import_module(f"fairyhw.{module}")
+def _run_main(command, argv, capsys):
+    from fairyhw.__main__ import main
     try:
-        rc = mod.main(argv)
+        rc = main([command, *argv])
     except SystemExit as e:      # argparse
         rc = e.code
     out, err = capsys.readouterr()
@@ -280,7 +279,7 @@ def _gguf(path, *, head_count=True, q_rows=8):
     ("bad-attn-q", "tensor blk.0.attn_q.weight has shape (6, 8)"),
 ])
 def test_gguf_metadata_and_tensor_errors(kind, text, tmp_path):
-    from fairyhw.checkpoint import load_checkpoint
+    from fairyhw.model.checkpoint import load_checkpoint
     path = _gguf(tmp_path / "m.gguf", head_count=kind != "no-head-count",
                  q_rows=6 if kind == "bad-attn-q" else 8)
     with pytest.raises(FairyError) as e:
@@ -296,7 +295,7 @@ def test_non_utf8_paths(tmp_path):
     write_llama(os.fsdecode(ckpt))
     env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
     out = os.path.join(base, b"q-\xfe")
-    r = subprocess.run([sys.executable, "-m", "fairyhw.quant", ckpt, "--out", out, "--no-progress"],
+    r = subprocess.run([sys.executable, "-m", "fairyhw", "quant", ckpt, "--out", out, "--no-progress"],
                        capture_output=True, env=env)
     assert r.returncode == 0, r.stderr
     assert os.path.isfile(os.path.join(out, b"summary.json"))
@@ -333,7 +332,7 @@ def _interrupt(args, sig, wait_for, cwd, timeout=120):
 
 @pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_quant_interrupt_leaves_nothing(sig, status, tmp_path, smollm2_path):
-    rc, err = _interrupt(["fairyhw.quant", smollm2_path, "--out", "q", "--no-progress"], sig,
+    rc, err = _interrupt(["fairyhw", "quant", smollm2_path, "--out", "q", "--no-progress"], sig,
                          lambda: any(p.name.startswith(".fairyhw-") for p in tmp_path.iterdir()),
                          tmp_path)
     assert rc == status, err
@@ -368,8 +367,8 @@ def test_dse_unreachable_scheduler(tmp_path, monkeypatch, capsys):
 
 
 def _api_cases():
-    from fairyhw.kernels import cpu
-    from fairyhw.layers import FairyLinear
+    from fairyhw.kernels.cpu import kernel as cpu
+    from fairyhw.model.layers import FairyLinear
     packed = torch.randint(0, 256, (4, 16, 16), dtype=torch.uint8)
     p = torch.randint(-128, 128, (1, 64), dtype=torch.int8)
     layer = FairyLinear(torch.randn(8, 8))
@@ -407,7 +406,7 @@ def test_api_bad_calls():
 
 
 def _have_cpu_kernels():
-    from fairyhw.kernels import cpu
+    from fairyhw.kernels.cpu import kernel as cpu
     try:
         cpu.load()
         return True
@@ -416,7 +415,7 @@ def _have_cpu_kernels():
 
 
 def test_empty_batch_is_consistent():
-    from fairyhw.layers import FairyLinear
+    from fairyhw.model.layers import FairyLinear
     layer = FairyLinear(torch.randn(8, 8))
     x = torch.randn(0, 8)
     assert layer.forward_int8(x).shape == layer(x).shape == (0, 8)

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from fairyhw import FairyError
-from fairyhw import golden as g
-from fairyhw.kernels import cpu
-from fairyhw.pack import pack_codes
+from fairyhw.model import golden as g
+from fairyhw.kernels.cpu import kernel as cpu
+from fairyhw.model.pack import pack_codes
 
 VARIANTS = pytest.mark.parametrize("variant", cpu.variants())
 
@@ -160,7 +160,7 @@ def _fresh(env_extra, code):
 
 def test_cpu_build_path(tmp_path):
     """First use builds into $FAIRYHW_CACHE under a hashed name; the next use loads it, no rebuild."""
-    code = ("from fairyhw.kernels import cpu; import os; p = cpu.library_path(); "
+    code = ("from fairyhw.kernels.cpu import kernel as cpu; import os; p = cpu.library_path(); "
             "print(os.path.exists(p)); cpu.load(); print(p)")
     r1 = _fresh({"FAIRYHW_CACHE": str(tmp_path)}, code)
     assert r1.returncode == 0, r1.stderr
@@ -175,7 +175,7 @@ def test_cpu_build_path(tmp_path):
 
 def test_cpu_no_compiler(tmp_path):
     r = _fresh({"FAIRYHW_CACHE": str(tmp_path), "CC": str(tmp_path / "no-such-cc")},
-               "import sys; from fairyhw.kernels.cpu import main; sys.exit(main())")
+               "import sys; from fairyhw.kernels.cpu.kernel import main; sys.exit(main())")
     assert r.returncode == 2
     assert r.stderr.startswith("error: the CPU kernel needs a C compiler") and "Traceback" not in r.stderr
     assert os.listdir(tmp_path) == []
@@ -184,7 +184,7 @@ def test_cpu_no_compiler(tmp_path):
 @pytest.mark.parametrize("argv", [["--threads", "-1"], ["--threads", "x"], ["--rotate-mb", "0"]])
 def test_bench_cpu_bad_options(argv, tmp_path):
     out = tmp_path / "b.json"
-    r = subprocess.run([sys.executable, "-m", "fairyhw.bench", "cpu", *argv, "--out", str(out)],
+    r = subprocess.run([sys.executable, "-m", "fairyhw", "bench", "cpu", *argv, "--out", str(out)],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "error:" in r.stderr and "Traceback" not in r.stderr
     assert not out.exists()

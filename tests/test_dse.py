@@ -7,7 +7,9 @@ import sys
 import pytest
 
 from fairyhw import FairyError
-from fairyhw.dse import Point, load_config, points_of, run_point, run_sweep, variant_snr
+from fairyhw.explore.accuracy import variant_snr
+from fairyhw.explore.runner import run_point, run_sweep
+from fairyhw.explore.sweep import Point, load_config, points_of
 
 
 def tiny(**kw):
@@ -97,7 +99,7 @@ def test_cli_tiny_sweep_and_bad_config(tmp_path):
                                 "accumulate": ["split"], "accuracy": False, "arrays": [],
                                 "memory": ["ddr4-2400-x64"]}))
     out = tmp_path / "rep"
-    r = subprocess.run([sys.executable, "-m", "fairyhw.dse", "--config", str(cfgf), "--out", str(out),
+    r = subprocess.run([sys.executable, "-m", "fairyhw", "dse", "--config", str(cfgf), "--out", str(out),
                         "--cache", str(tmp_path / "cache"), "--no-progress"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "2 points (0 failed)" in r.stdout
@@ -109,7 +111,7 @@ def test_cli_tiny_sweep_and_bad_config(tmp_path):
         assert (out / f).exists(), f
     bad = tmp_path / "bad.json"
     bad.write_text("{oops")
-    r = subprocess.run([sys.executable, "-m", "fairyhw.dse", "--config", str(bad), "--out", str(out / "x")],
+    r = subprocess.run([sys.executable, "-m", "fairyhw", "dse", "--config", str(bad), "--out", str(out / "x")],
                        capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.startswith(f"error: {bad}: not valid JSON")
     assert not (out / "x").exists()
@@ -127,7 +129,7 @@ def test_single_target_sweep_is_deterministic(target, tmp_path):
     outs = []
     for run in range(2):
         out = tmp_path / f"rep{run}"
-        r = subprocess.run([sys.executable, "-m", "fairyhw.dse", "--config", str(cfgf), "--out", str(out),
+        r = subprocess.run([sys.executable, "-m", "fairyhw", "dse", "--config", str(cfgf), "--out", str(out),
                             "--cache", str(tmp_path / "cache"), "--no-progress"],
                            capture_output=True, text=True)
         assert r.returncode == 0, r.stderr

@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
 from fairyhw import FairyError
-from fairyhw import golden as g
+from fairyhw.model import golden as g
 
 
 def angle_sector(re: float, im: float) -> int:

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from fairyhw import golden as g
-from fairyhw.kernels.gpu import (activation_planes, available, available_mma, fairy_sums, fairy_sums_dot,
+from fairyhw.model import golden as g
+from fairyhw.kernels.gpu.kernel import (activation_planes, available, available_mma, fairy_sums, fairy_sums_dot,
                                  fairy_sums_dp4a, fairy_sums_mma, launch_mma, pack_codes_i32,
                                  read_xor)
 
@@ -48,7 +48,7 @@ def test_gpu_sums_extremes(kernel):
 @KERNELS
 def test_gpu_sums_real_layer(kernel):
     """A quantized real-shaped layer with real int8 activations from the FairyLinear path."""
-    from fairyhw.layers import FairyLinear
+    from fairyhw.model.layers import FairyLinear
     gen = torch.Generator().manual_seed(3)
     layer = FairyLinear(torch.randn(576, 576, generator=gen) * 0.05, stages=2)
     act = layer.quantize_input(torch.randn(2, 576, generator=gen))

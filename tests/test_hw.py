@@ -45,7 +45,7 @@ def rtl_lane(accumulate, beats):
 
 def ref_lane(accumulate, beats):
     """Golden sums of the lane's beats, totalled up to each 'last'."""
-    from fairyhw import golden as g
+    from fairyhw.model import golden as g
     out, acc = [], 0
     for code, p, q, conj, last in beats:
         s = g.integer_sums(torch.tensor([[code]], dtype=torch.uint8), torch.tensor([p], dtype=torch.int8),
@@ -147,7 +147,7 @@ def test_latency_formula_small_cases():
 @pytest.mark.parametrize("accumulate", ["split", "merged"])
 def test_dot_lane_terms(accumulate):
     """A dot lane's combinational terms for every code and extreme activations, against the golden sums."""
-    from fairyhw import golden as g
+    from fairyhw.model import golden as g
     lane = DotLane(accumulate=accumulate)
     cases = [(c, p, q) for c in range(4) for p in (-128, -1, 0, 127) for q in (-128, 0, 5, 128)]
     got = []

@@ -6,8 +6,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from fairyhw import FairyError
-from fairyhw import golden as g
-from fairyhw.layers import FairyComplexLinear, FairyLinear, convert
+from fairyhw.model import golden as g
+from fairyhw.model.layers import FairyComplexLinear, FairyLinear, convert
 
 from conftest import tiny_llama
 

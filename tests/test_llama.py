@@ -1,6 +1,6 @@
 """LLaMA-2 7B shapes as data."""
 
-from fairyhw.llama import LLAMA2_7B, linear_shapes, parameter_count, weight_bytes_per_token
+from fairyhw.model.llama import LLAMA2_7B, linear_shapes, parameter_count, weight_bytes_per_token
 
 
 def test_llama2_7b_parameter_count():

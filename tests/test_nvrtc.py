@@ -4,7 +4,7 @@ cannot work; these run without a GPU."""
 import pytest
 
 from fairyhw import FairyError
-from fairyhw.kernels import nvrtc
+from fairyhw.kernels.gpu import nvrtc
 
 
 @pytest.fixture(autouse=True)
@@ -59,7 +59,7 @@ def test_compile_error_is_reported_with_the_log():
 @needs_nvrtc
 def test_kernels_compile_for_hopper():
     """The kernels compile (no GPU needed): the instantiations the launchers use, and the read baseline."""
-    from fairyhw.kernels import gpu
+    from fairyhw.kernels.gpu import kernel as gpu
     with open(gpu._MMA_SRC) as f:
         src = f.read()
     for expr in ("fairy_mma<1,2,2,true,true>", "fairy_mma<1,4,2,true,false>", "fairy_mma<8,2,1,false,false>"):
@@ -76,7 +76,7 @@ def test_bench_gpu_without_a_gpu_is_one_error(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     out = tmp_path / "g.json"
-    r = subprocess.run([sys.executable, "-m", "fairyhw.bench", "gpu", "--out", str(out)],
+    r = subprocess.run([sys.executable, "-m", "fairyhw", "bench", "gpu", "--out", str(out)],
                        capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.startswith("error: the GPU bench needs a CUDA GPU")
     assert "Traceback" not in r.stderr and not out.exists()

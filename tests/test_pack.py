@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
-from fairyhw.pack import (pack_codes, read_memh, stream_words, unpack_codes, unstream_words,
+from fairyhw.model.pack import (pack_codes, read_memh, stream_words, unpack_codes, unstream_words,
                           write_memh)
 
 codes = hnp.arrays(np.uint8, st.tuples(st.integers(1, 5), st.integers(1, 40)),

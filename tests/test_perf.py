@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from fairyhw.hw.timing import engine_cycles, latency
-from fairyhw.llama import LLAMA2_7B, weight_bytes_per_token
+from fairyhw.model.llama import LLAMA2_7B, weight_bytes_per_token
 from fairyhw.perf import (MEMORY_PRESETS, HardwareConfig, MacArray, decode_ops, prefill_ops, project,
                           roofline_tokens_per_s, smallest_saturating, workload)
 
@@ -99,7 +99,7 @@ def test_prefill_counts_prompt_tokens():
 
 
 def perf(*args):
-    return subprocess.run([sys.executable, "-m", "fairyhw.perf", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "fairyhw", "perf", *args], capture_output=True, text=True)
 
 
 def test_cli_table_and_json():

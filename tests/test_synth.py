@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from fairyhw.gen import generate
-from fairyhw.synth import summarize, synthesize
+from fairyhw.flow.gen import generate
+from fairyhw.flow.synth import summarize, synthesize
 
 MULT_V = """
 module mul(input clk, input signed [15:0] a, input signed [15:0] b, output reg signed [31:0] y);
@@ -76,7 +76,7 @@ def _ram_netlist(ff_params=None, lsr="0", clk=2, extra_sink=False):
 
 
 def test_bram_output_register_absorbed():
-    from fairyhw.synth import absorb_bram_output_registers
+    from fairyhw.flow.synth import absorb_bram_output_registers
     n = _ram_netlist()
     assert absorb_bram_output_registers(n, "top") == 2
     cells = n["modules"]["top"]["cells"]
@@ -89,7 +89,7 @@ def test_bram_output_register_absorbed():
 def test_bram_output_register_kept(case):
     """A register with an enable, a reset or another clock, or a data output with a second sink: the
     port side is left as it is (a side is absorbed whole or not at all)."""
-    from fairyhw.synth import absorb_bram_output_registers
+    from fairyhw.flow.synth import absorb_bram_output_registers
     n = {"enable": lambda: _ram_netlist({"CEMUX": "CE"}), "reset": lambda: _ram_netlist(lsr="rst"),
          "other clock": lambda: _ram_netlist(clk=3),
          "second sink": lambda: _ram_netlist(extra_sink=True)}[case]()

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .. import golden as g
-from ..pack import stream_words, stream_words_array, stream_words_dot
+from ..model import golden as g
+from ..model.pack import stream_words, stream_words_array, stream_words_dot
 from .config import MODES
 from .timing import tile_rows
 
@@ -37,7 +37,7 @@ def act_beats(p, q, passes: int = 1, per_beat: int = 1, pad: int = 0) -> list[in
 
 
 def wgt_beats(matrices, lanes: int, lane_style: str = "output", shape=None) -> list[int]:
-    """``wgt`` payloads in the :mod:`fairyhw.pack` stream layout of the lane style, one int of
+    """``wgt`` payloads in the :mod:`fairyhw.model.pack` stream layout of the lane style, one int of
     ``2*lanes`` bits each (``shape``: the array's ``(rows, cols)``)."""
     if lane_style == "array":
         words = stream_words_array(matrices, *shape)
@@ -89,7 +89,7 @@ def ref_results(matrices, p, q, *, mode: str = "fairy2i", accumulate: str = "spl
 def rescale_results(sums: torch.Tensor, scales, act: g.ActQuant) -> tuple[torch.Tensor, torch.Tensor]:
     """Float output ``(re, im)`` of split results ``(stages, matrices, rows, 4)`` for one token.
 
-    ``scales[t][k]`` is the :class:`~fairyhw.golden.Stage` (or ``(s_re, s_im)``) of stage t, matrix k."""
+    ``scales[t][k]`` is the :class:`~fairyhw.model.golden.Stage` (or ``(s_re, s_im)``) of stage t, matrix k."""
     re = im = 0
     for t in range(sums.shape[0]):
         for k in range(sums.shape[1]):

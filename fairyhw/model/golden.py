@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import FairyError
+from .. import FairyError
 
 __all__ = [
     "CODE_A", "CODE_B", "SUM_PARTS", "Stage", "phase_codes", "phase_quant", "dequant_stage",

@@ -6,10 +6,10 @@ on bit planes (:func:`fairy_sums_dp4a`), decode to int8 + ``tl.dot`` (:func:`fai
 plain SIMT one (:func:`fairy_sums`). :func:`read_xor` is the benchmark's plain-read baseline.
 
 Weights are the golden model's codes, packed 16 to an int32 along the input axis (code ``j`` of a word
-at bits ``[2j+1:2j]``, the :mod:`fairyhw.pack` bit order): ``codes[M, n, ceil(m/16)]`` for the ``M``
+at bits ``[2j+1:2j]``, the :mod:`fairyhw.model.pack` bit order): ``codes[M, n, ceil(m/16)]`` for the ``M``
 matrices of a layer in stream order (``U_0, W_0, U_1, W_1, ...``). Activations are int8 ``p, q`` of length
 ``m`` for a batch of tokens. The result is int32 ``(B, M, n, 4)``: ``Σap, Σaq, Σbp, Σbq`` per matrix, W
-matrices on ``conj(x)``, equal to :func:`fairyhw.golden.integer_sums` bit for bit.
+matrices on ``conj(x)``, equal to :func:`fairyhw.model.golden.integer_sums` bit for bit.
 """
 
 from __future__ import annotations

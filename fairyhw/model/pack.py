@@ -22,7 +22,7 @@ import os
 import numpy as np
 import torch
 
-from . import FairyError
+from .. import FairyError
 
 __all__ = ["pack_codes", "unpack_codes", "stream_words", "stream_words_dot", "unstream_words", "write_memh", "read_memh",
            "write_scales_json"]

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from . import FairyError
-from .outputs import show
+from .. import FairyError
+from ..outputs import show
 
 __all__ = ["Checkpoint", "load_checkpoint", "load_hf_dir", "load_gguf", "smollm2_gguf_path",
            "linear_weight_names", "check_llama_shapes", "GGUF_FLOAT_TYPES"]

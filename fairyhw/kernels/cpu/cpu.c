@@ -1,6 +1,6 @@
 /* CPU kernels of the packed widely-linear layer: exact integer sums for int8 activations.
  *
- * Weights are the golden model's packed codes as fairyhw.pack.pack_codes writes them: uint8
+ * Weights are the golden model's packed codes as fairyhw.model.pack.pack_codes writes them: uint8
  * [mats][n][row_bytes], row_bytes = ceil(m/4), code j of a row at bits [2(j%4)+1 : 2(j%4)] of byte j/4.
  * Code k stands for i^k: 0 = +1, 1 = +i, 2 = -1, 3 = -i, that is (a, b) = (1,0), (0,1), (-1,0), (0,-1).
  * Activations are int8 p, q (tokens x m). Output int32 [tokens][mats][n][4] = sum a p, sum a q,

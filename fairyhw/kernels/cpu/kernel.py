@@ -1,10 +1,10 @@
 """CPU kernels of the packed widely-linear layer (C, AVX-512 VNNI / AVX2 / scalar / table lookup).
 
-The kernels read the golden model's packed codes exactly as :func:`fairyhw.pack.pack_codes` writes them,
+The kernels read the golden model's packed codes exactly as :func:`fairyhw.model.pack.pack_codes` writes them,
 ``uint8 (M, n, ceil(m/4))`` for the ``M`` code matrices of a layer (Fairy2i stream order ``U_0, W_0, U_1,
 W_1, ...``), and int8 activations ``p, q`` of shape ``(B, m)``. The result is int32 ``(B, M, n, 4)``:
 ``Σap, Σaq, Σbp, Σbq`` per row, the matrices flagged ``conj`` on ``conj(x)``, equal to
-:func:`fairyhw.golden.integer_sums` bit for bit.
+:func:`fairyhw.model.golden.integer_sums` bit for bit.
 
 Variants: ``avx512`` (VNNI ``vpdpbusd`` on bit planes masked out of the codes), ``avx2`` (``vpmaddubsw``), ``scalar``
 (portable C, the reference), ``lut`` (per-token tables of the 256 pre-added sums of each group of four
@@ -17,7 +17,7 @@ and x bits gathered into nibbles); given golden packed codes it re-lays them on 
 Build: ``kernels/cpu.c`` is compiled on first use with the C compiler (``$CC``, else ``cc``) into
 ``$FAIRYHW_CACHE`` (default ``~/.cache/fairyhw``), under a name holding the hash of the source, compiler
 and flags, so an edit or another compiler builds a new library and a stale one is never loaded. The build
-writes a temporary file and renames it, so concurrent first uses are safe. ``python -m fairyhw.kernels.cpu``
+writes a temporary file and renames it, so concurrent first uses are safe. ``python -m fairyhw.kernels.cpu.kernel``
 builds it ahead of time and prints the path and the CPU's variants.
 """
 
@@ -33,7 +33,7 @@ import tempfile
 import numpy as np
 import torch
 
-from .. import FairyError, cache_dir
+from ... import FairyError, cache_dir
 
 __all__ = ["VARIANTS", "LutCodes", "library_path", "load", "lut_layout", "variants", "fairy_sums",
            "read_bytes", "threads"]

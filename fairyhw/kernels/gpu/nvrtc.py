@@ -20,8 +20,8 @@ import os
 import sys
 import tempfile
 
-from .. import FairyError
-from .. import cache_dir
+from ... import FairyError
+from ... import cache_dir
 
 __all__ = ["nvrtc_path", "Kernel", "kernel"]
 

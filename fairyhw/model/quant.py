@@ -1,8 +1,8 @@
-"""``python -m fairyhw.quant CHECKPOINT --stages 2 --out DIR``: quantize a checkpoint and write its images.
+"""``fairyhw quant CHECKPOINT --stages 2 --out DIR``: quantize a checkpoint and write its images.
 
 Writes into DIR (created whole or not at all):
 
-- ``memh/<layer>.memh``: each layer's codes in the engine stream layout (see :mod:`fairyhw.pack`),
+- ``memh/<layer>.memh``: each layer's codes in the engine stream layout (see :mod:`fairyhw.model.pack`),
   ``2*LANES``-bit words for ``$readmemh``;
 - ``scales.json``: ``{layer: {"U": [[s_re, s_im] per stage], "W": [...]}}``;
 - ``summary.json``: per layer shape, scales, code histogram and relative error; per model bits per
@@ -19,13 +19,13 @@ import time
 
 import torch
 
-from . import FairyError, __version__
+from .. import FairyError, __version__
 from . import golden as g
-from .cli import ArgumentParser
-from .outputs import Outputs, dumps_json, run_command, show
+from ..cli import ArgumentParser
+from ..outputs import Outputs, dumps_json, run_command, show
 from .checkpoint import load_checkpoint, linear_weight_names
 from .layers import quantize_linear_weight
-from .hw.config import add_arguments, from_arguments
+from ..hw.config import add_arguments, from_arguments
 from .pack import stream_words_for, write_memh, write_scales_json
 
 __all__ = ["quantize_checkpoint", "main"]
@@ -57,7 +57,7 @@ def quantize_checkpoint(ckpt, out_dir: str, *, stages: int = 2, lanes: int = 64,
     validated as every EngineConfig is). Tensors are dropped from ``ckpt`` as they are done, to bound
     peak memory. Returns the summary.
     """
-    from .hw.config import EngineConfig
+    from ..hw.config import EngineConfig
     import fnmatch
     from tqdm import tqdm
 
@@ -138,7 +138,7 @@ def quantize_checkpoint(ckpt, out_dir: str, *, stages: int = 2, lanes: int = 64,
 
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(
-        prog="python -m fairyhw.quant",
+        prog="fairyhw quant",
         description="Quantize every linear layer of a checkpoint (HF directory or GGUF file) to "
                     "Fairy2i codes, and write memory images, scales and a summary.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)

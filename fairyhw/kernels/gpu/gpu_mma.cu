@@ -3,7 +3,7 @@
 // Built at run time by NVRTC (fairyhw/kernels/nvrtc.py), no CUDA toolkit needed, and compiled for the
 // GPU it runs on. Inputs:
 //   codes  int32 [rows][mw]: the M code matrices of a layer stacked (rows = M*n, stream order U0, W0, U1,
-//          ...), 16 codes a word, code 4i+J of a word at bits 8i+2J (the fairyhw.pack bit order); mw % 4 == 0.
+//          ...), 16 codes a word, code 4i+J of a word at bits 8i+2J (the fairyhw.model.pack bit order); mw % 4 == 0.
 //   act    int32 [B][2][4][mwp]: for token b, p (0) or q (1), slot J and word w, the four bytes
 //          x[16w + 4i + J], i = 0..3 (mwp = 16 * ceil(mw / 16), zero padded).
 //   sums   int32 [B][2]: sum p and sum q of each token.
@@ -33,7 +33,7 @@
 // and the better choice where one item per warp covers a tile). FULL (whole tiles, no padding words,
 // whole items) drops every bounds check. MINB > 0 asks for registers that fit MINB blocks on an SM.
 // Choices of KSPLIT, UNROLL, SEP, PRE, MINB and blocks per SM come from sweeps on an H100
-// (fairyhw.kernels.gpu.mma_config).
+// (fairyhw.kernels.gpu.kernel.mma_config).
 
 typedef unsigned int u32;
 

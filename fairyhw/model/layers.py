@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import FairyError
+from .. import FairyError
 from . import golden as g
 
 __all__ = ["FairyLinear", "FairyComplexLinear", "convert", "quantize_linear_weight"]
@@ -18,7 +18,7 @@ def quantize_linear_weight(a: torch.Tensor, stages: int, *, scales: str = "fairy
                            name: str = "weight"):
     """Widely-linear transform of a real ``(2n, 2m)`` weight, then T residual stages of U and W.
 
-    Returns ``(u_stages, w_stages)``, two lists of :class:`~fairyhw.golden.Stage` with ``(n, m)`` codes.
+    Returns ``(u_stages, w_stages)``, two lists of :class:`~fairyhw.model.golden.Stage` with ``(n, m)`` codes.
     """
     u, w = g.widely_linear(a.detach().float(), name=name)
     return (g.residual_quant(u, stages, scales=scales, name=f"{name} U"),

@@ -1,0 +1,1 @@
+"""The CUDA kernels (compiled with NVRTC); see :mod:`~fairyhw.kernels.gpu.kernel`."""
