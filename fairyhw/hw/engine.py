@@ -16,9 +16,9 @@ Second lane style (``lane_style="dot"``: dot-product lanes with an adder tree)
     part adds the tree's output over the row's ``ceil(K/LANES)`` chunks. No per-lane accumulators and no
     shadow register; one result per (row, stage, matrix) pass.
 
-Integer contract (``docs/design.md``, :mod:`fairyhw.golden`)
+Integer contract (``docs/design.md``, :mod:`fairyhw.model.golden`)
     Split accumulators give, per row and pass, ``(Σap, Σaq, Σbp, Σbq)`` exactly as
-    :func:`fairyhw.golden.integer_sums`; merged ones give :func:`fairyhw.golden.merge_sums` of them.
+    :func:`fairyhw.model.golden.integer_sums`; merged ones give :func:`fairyhw.model.golden.merge_sums` of them.
     For the W matrix (and every Fairy±i pass) the engine computes on ``conj(x)``. Scales are applied on
     the host (:func:`fairyhw.hw.driver.rescale_results`).
 """
@@ -154,7 +154,7 @@ class Engine(wiring.Component):
     when idle. ``act`` (in): then ``k`` beats of ``{p, q}`` (``sharing="stream"``: one act beat with
     every wgt beat instead, the vector resent for each pass; the two streams move together). ``wgt``
     (in): then the codes in the
-    :mod:`fairyhw.pack` stream layout (``stream_words``; ``stream_words_dot`` for dot lanes), ``2*lanes``
+    :mod:`fairyhw.model.pack` stream layout (``stream_words``; ``stream_words_dot`` for dot lanes), ``2*lanes``
     bits a beat. ``res`` (out): one beat per (row tile, stage, matrix, row) in that order (the row tile
     is ``row_tile`` rows: ``lanes``, or 1 for dot lanes), ``{sums, last}``, ``last`` on the layer's final
     beat.
@@ -618,15 +618,17 @@ class Engine(wiring.Component):
             m.d.sync += [loading.eq(1), left.eq(k_r), last_beat.eq(k_r <= C), ld_addr.eq(0)]
 
         # LOAD: the act beats fill the buffer, chunk by chunk. A beat is registered when taken, with the
-        # sequencer's `a_valid`, and each bank copies that register and the beat's facts (last beat,
-        # the element count's low bits) beside it; the cycle after, the bank writes its slice of the
-        # beat at its own address counter. The write never hangs on the handshake (whose fan-out to the
-        # block RAMs' write enables and the zeroing logic was the ECP5 critical path at 125.4 MHz).
+        # sequencer's `a_valid` and the beat's facts (last beat, the element count's low bits); each
+        # bank copies those registers and its slice of the beat beside it, and writes them the cycle
+        # after at its own address counter. The write never hangs on the handshake (whose fan-out to
+        # the block RAMs' write enables and the zeroing logic was the ECP5 critical path at 125.4 MHz).
         # Elements past K in the last beat are written as zeros (the shared sums S_p, S_q see every
         # column; measured cheaper than masking the shared tree: 4,541 against 5,949 shared Xilinx LUTs
         # at 128 columns); a bank compares only the count's low bits, on the last beat (the whole
-        # count's comparison was the Xilinx netlist's longest path: 17 CARRY4s). RUN starts a cycle
-        # after the last beat's write, and the banks read a cycle after that.
+        # count's comparison was the Xilinx netlist's longest path: 17 CARRY4s), into a register of
+        # zero flags that gate the write data (the comparison feeding the data registers' resets
+        # directly was the ECP5 critical path at 106.3 MHz). RUN starts a cycle after the last beat's
+        # write, and the banks read a cycle after that.
         a_valid, a_last = Signal(), Signal(reset_less=True)
         a_data = Signal(16 * C, reset_less=True)
         m.d.sync += [a_valid.eq(take_act), a_last.eq(last_beat), a_data.eq(self.act.payload)]
@@ -638,13 +640,16 @@ class Engine(wiring.Component):
             b_en = Signal(name=f"wen{b}", reset_less=True)
             b_addr = Signal.like(ld_addr, name=f"waddr{b}", reset_less=True)
             b_data = Signal(16 * cb, name=f"wdata{b}", reset_less=True)
-            m.d.sync += [b_last.eq(last_beat), b_low.eq(low), b_clear.eq(cmd_go), b_en.eq(a_valid)]
+            b_zero = Signal(cb, name=f"wzero{b}", reset_less=True)
+            m.d.sync += [b_last.eq(last_beat), b_low.eq(low), b_clear.eq(cmd_go), b_en.eq(a_valid),
+                         b_data.eq(a_data[16 * c0:16 * (c0 + cb)])]
             for j in range(cb):
                 c = c0 + j
-                v = a_data[16 * c:16 * c + 16]
-                m.d.sync += b_data[16 * j:16 * j + 16].eq(Mux(b_last & (b_low <= c), 0, v) if c else v)
+                m.d.sync += b_zero[j].eq(b_last & (b_low <= c) if c else 0)
+                v = b_data[16 * j:16 * j + 16]
+                m.d.comb += wr.data[16 * j:16 * j + 16].eq(Mux(b_zero[j], 0, v))
             m.d.sync += b_addr.eq(Mux(b_clear, 0, b_addr + b_en))
-            m.d.comb += [wr.addr.eq(b_addr), wr.en.eq(b_en), wr.data.eq(b_data)]
+            m.d.comb += [wr.addr.eq(b_addr), wr.en.eq(b_en)]
         with m.If(take_act):
             m.d.sync += [left.eq(left - C), last_beat.eq(left <= 2 * C)]
             with m.If(last_beat):
