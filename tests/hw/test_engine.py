@@ -14,7 +14,7 @@ from fairyhw.hw.engine import DotLane
 from fairyhw.hw.driver import ref_results
 from fairyhw.hw.simulate import rtl_engine
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def rtl_lane(accumulate, beats):

@@ -15,7 +15,7 @@ from fairyhw.model.checkpoint import linear_weight_names, load_checkpoint
 from fairyhw.model.pack import read_memh, unstream_words
 from fairyhw.model.quant import main as quant_main
 
-from conftest import tiny_llama
+from tests.conftest import tiny_llama
 
 
 def test_hf_dir_loads_the_written_model(tiny_llama_dir):

@@ -9,7 +9,7 @@ from fairyhw import FairyError
 from fairyhw.model import golden as g
 from fairyhw.model.layers import FairyComplexLinear, FairyLinear, convert
 
-from conftest import tiny_llama
+from tests.conftest import tiny_llama
 
 
 def test_float_forward_equals_dense_reassembly():

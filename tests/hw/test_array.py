@@ -11,7 +11,7 @@ from fairyhw.hw.engine import Engine
 from fairyhw.hw.simulate import rtl_engine
 from fairyhw.hw.timing import array_depth, latency, output_stages, result_beats
 from fairyhw.model.pack import GRAY, stream_words_array, unpack_codes
-from test_hw import layer
+from tests.hw.test_engine import layer
 
 
 @pytest.mark.parametrize("rows, cols, group, tree_regs, accumulate, mode, stages", [
