@@ -3,10 +3,11 @@
 The packages follow the pipeline, each importing only those before it:
 
 - :mod:`fairyhw.model`: the math (float and bit-exact integer), torch layers, packing, checkpoints,
-  LLaMA shapes, SmolLM2 test vectors, the quantizer command.
+  LLaMA shapes, SmolLM2 test vectors.
 - :mod:`fairyhw.hw`: the engine's configuration and timing (pure Python), the Amaranth engine and its
   array, the host driver and the Amaranth-simulator harness.
-- :mod:`fairyhw.flow`: Verilog generation, synthesis, place and route.
+- :mod:`fairyhw.flow`: quantized checkpoints into memory images, Verilog generation, synthesis, place
+  and route.
 - :mod:`fairyhw.perf`: the cycle and energy model of LLaMA inference, and the projection report.
 - :mod:`fairyhw.explore`: design-space exploration.
 - :mod:`fairyhw.kernels`, :mod:`fairyhw.bench`: CPU and GPU kernels of the same math, their benchmarks.

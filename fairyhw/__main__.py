@@ -11,7 +11,7 @@ import sys
 #: Command -> (module, one line of help).
 COMMANDS = {
     "gen": ("fairyhw.flow.gen", "generate the engine's Verilog and manifest"),
-    "quant": ("fairyhw.model.quant", "quantize a checkpoint into codes, scales and memory images"),
+    "quant": ("fairyhw.flow.quant", "quantize a checkpoint into codes, scales and memory images"),
     "synth": ("fairyhw.flow.synth", "synthesise an engine (Yosys, nextpnr-ecp5) and count its resources"),
     "perf": ("fairyhw.perf.cli", "project LLaMA inference on an engine: tokens/s, tokens/J"),
     "report": ("fairyhw.perf.report", "write the LLaMA-2 7B projection report"),

@@ -18,7 +18,8 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
 from fairyhw.hw.config import MODES, EngineConfig
-from fairyhw.hw.driver import act_beats, cmd_beat, wgt_beats
+from fairyhw.hw.driver import wgt_beats
+from fairyhw.hw.streams import act_beats, cmd_beat, unpack_result
 from fairyhw.hw.timing import pass_count, result_beats
 
 
@@ -95,22 +96,14 @@ class GoldenModel:
 class Checker:
     """Compares the monitor's beats with the model's; names the first wrong output."""
 
-    def __init__(self, acc_width, parts, matrices, group=1):
-        self.acc_width, self.parts, self.matrices, self.group = acc_width, parts, matrices, group
+    def __init__(self, cfg):
+        self.cfg, self.parts, self.matrices = cfg, cfg.parts, cfg.matrices
         self.errors = 0
         self.first = None
 
     def decode(self, payload):
-        """``([sums of each of the beat's group rows], last)``."""
-        mask, half = (1 << self.acc_width) - 1, 1 << (self.acc_width - 1)
-        rows = []
-        for g in range(self.group):
-            vals = []
-            for i in range(len(self.parts)):
-                x = (payload >> ((g * len(self.parts) + i) * self.acc_width)) & mask
-                vals.append(x - (1 << self.acc_width) if x >= half else x)
-            rows.append(vals)
-        return rows, payload >> (self.group * len(self.parts) * self.acc_width)
+        """``([sums of each of the beat's rows], last)``, read with the ``res`` layout."""
+        return unpack_result(self.cfg, payload)
 
     def check(self, layer, expected_beats, got):
         if len(got) != len(expected_beats):
@@ -152,7 +145,7 @@ class EngineTestbench:
         self.wgt = StreamDriver(dut, "wgt", dut.clk, idle, rng)
         self.monitor = ResultMonitor(dut, dut.clk, lambda: self.n, bp, random.Random(rng.random()))
         self.model = GoldenModel(self.row_tile, self.cfg.res_per_beat)
-        self.checker = Checker(self.acc_width, self.parts, self.matrices, self.cfg.res_per_beat)
+        self.checker = Checker(self.cfg)
 
     async def _count(self):
         while True:
@@ -177,13 +170,13 @@ class EngineTestbench:
         start = {}
 
         async def feed():
-            await self.cmd.send([cmd_beat(k, rows, self.max_in)],
+            await self.cmd.send([cmd_beat(self.cfg, k, rows)],
                                 on_handshake=lambda: start.setdefault("c", self.n - 1))
             if self.sharing == "buffer":
-                await self.act.send(act_beats(p, q, 1, self.cfg.act_per_beat))
+                await self.act.send(act_beats(self.cfg, p, q))
                 await self.wgt.send(self.wgt_beats(codes))
             else:   # the two streams move together, one act beat with each wgt beat
-                acts = cocotb.start_soon(self.act.send(act_beats(p, q, pass_count(self.cfg, rows))))
+                acts = cocotb.start_soon(self.act.send(act_beats(self.cfg, p, q, pass_count(self.cfg, rows))))
                 await self.wgt.send(self.wgt_beats(codes))
                 await acts
 

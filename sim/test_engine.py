@@ -204,9 +204,7 @@ def test_smollm2_layers_bit_exact(d64, d8, smollm2_vectors, stages):
     record_cycles(design, rec, f"smollm2_w{stages}")
     from fairyhw.hw.driver import decode_results
     for lrec, (name, codes, p, q, exp) in zip(rec["layers"], layers):
-        sums = decode_results(lrec["sums"], rows=codes.shape[2], lanes=eng.row_tile, stages=stages,
-                              matrices=2, parts=4, acc_width=eng.acc_width,
-                              group=eng.config.res_per_beat)
+        sums = decode_results(eng.config, lrec["sums"], codes.shape[2])
         assert torch.equal(sums, exp), name
         assert lrec["cycles"] == eng.latency(codes.shape[3], codes.shape[2]), name
         layer, act = models[name]

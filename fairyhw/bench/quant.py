@@ -17,7 +17,7 @@ def bench_quant(args) -> dict:
     params = sum(int(t.n_elements) for t in gguf.GGUFReader(path).tensors)
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
-        r = subprocess.run([sys.executable, "-m", "fairyhw.model.quant", path, "--stages", str(args.stages),
+        r = subprocess.run([sys.executable, "-m", "fairyhw.flow.quant", path, "--stages", str(args.stages),
                             "--out", os.path.join(d, "q"), "--no-progress"],
                            capture_output=True, text=True)
         wall = time.perf_counter() - t0

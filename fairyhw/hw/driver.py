@@ -1,4 +1,5 @@
-"""Host side of the engine's streams: beats to send, results to decode, and the golden reference.
+"""Host side of the engine's streams: weight beats, results decoded, and the golden reference (the
+``cmd`` and ``act`` beats are built in :mod:`fairyhw.hw.streams`).
 
 A layer is given as ``matrices[t][k]``: the code matrix (uint8 ``(rows, K)``) of stage ``t`` and
 matrix ``k`` in stream order (``[U_t, W_t]`` for Fairy2i, ``[W_t]`` for Fairy±i), and int8 activations
@@ -12,28 +13,11 @@ import torch
 
 from ..model import golden as g
 from ..model.pack import stream_words, stream_words_array, stream_words_dot
-from .config import MODES
+from .config import MODES, EngineConfig
+from .streams import unpack_result
 from .timing import tile_rows
 
-__all__ = ["cmd_beat", "act_beats", "wgt_beats", "decode_results", "ref_results", "rescale_results"]
-
-
-def cmd_beat(k: int, rows: int, max_in: int) -> int:
-    """The ``cmd`` payload as an integer: ``k`` in the low bits, ``rows`` above it."""
-    return k | (rows << max_in.bit_length())
-
-
-def act_beats(p, q, passes: int = 1, per_beat: int = 1, pad: int = 0) -> list[int]:
-    """``act`` payloads: ``p`` in bits [7:0], ``q`` in bits [15:8] (two's complement), repeated for
-    ``passes`` passes (``sharing="stream"`` engines take the vector once per pass). ``per_beat``
-    elements a beat (the array style's ``cols``), element ``c`` at bits ``[16c+15:16c]``, the last beat
-    padded with ``pad`` (16 bits an element; the engine ignores padding)."""
-    one = [(int(a) & 0xFF) | ((int(b) & 0xFF) << 8) for a, b in zip(p.tolist(), q.tolist())]
-    if per_beat > 1:
-        one = one + [pad & 0xFFFF] * (-len(one) % per_beat)
-        one = [sum(v << (16 * c) for c, v in enumerate(one[i:i + per_beat]))
-               for i in range(0, len(one), per_beat)]
-    return one * passes
+__all__ = ["wgt_beats", "decode_results", "ref_results", "rescale_results"]
 
 
 def wgt_beats(matrices, lanes: int, lane_style: str = "output", shape=None) -> list[int]:
@@ -47,31 +31,25 @@ def wgt_beats(matrices, lanes: int, lane_style: str = "output", shape=None) -> l
     return [int.from_bytes(w.tobytes(), "little") for w in words]
 
 
-def decode_results(payloads, *, rows: int, lanes: int, stages: int, matrices: int, parts: int,
-                   acc_width: int, group: int = 1) -> torch.Tensor:
-    """Decode ``res`` payloads (ints, sums only) to int64 ``(stages, matrices, rows, parts)``.
-
-    ``lanes``: the engine's row tile (``Engine.row_tile``: its lanes, 1 for dot lanes, the array's
-    rows); ``group``: rows a beat (the array's result group; rows past the layer's end in a tile's last
-    beat are padding)."""
-    out = np.zeros((stages, matrices, rows, parts), np.int64)
-    tiles = tile_rows(rows, lanes)
-    expected = sum(-(-c // group) for c in tiles) * stages * matrices
+def decode_results(cfg: EngineConfig, payloads, rows: int) -> torch.Tensor:
+    """Decode a layer's ``res`` payloads (ints) to int64 ``(stages, matrices, rows, parts)``, in the
+    engine's result order: row tile, stage, matrix, then the tile's rows (``group`` a beat for the
+    array style; rows past the layer's end in a tile's last beat are padding)."""
+    stages, matrices, per = cfg.stages, len(cfg.matrices), cfg.res_per_beat
+    out = np.zeros((stages, matrices, rows, len(cfg.parts)), np.int64)
+    tiles = tile_rows(rows, cfg.row_tile)
+    expected = sum(-(-c // per) for c in tiles) * stages * matrices
     if len(payloads) != expected:
         raise ValueError(f"expected {expected} result beats, got {len(payloads)}")
-    mask, half = (1 << acc_width) - 1, 1 << (acc_width - 1)
-    row_bits = parts * acc_width
     i = 0
-    for r0, count in zip(range(0, rows, lanes), tiles):
+    for r0, count in zip(range(0, rows, cfg.row_tile), tiles):
         for t in range(stages):
             for k in range(matrices):
-                for b in range(-(-count // group)):
-                    v = payloads[i]
+                for b in range(-(-count // per)):
+                    sums, _ = unpack_result(cfg, payloads[i])
                     i += 1
-                    for g_ in range(min(group, count - b * group)):
-                        for part in range(parts):
-                            x = (v >> (g_ * row_bits + part * acc_width)) & mask
-                            out[t, k, r0 + b * group + g_, part] = x - (x >= half) * (1 << acc_width)
+                    for g_ in range(min(per, count - b * per)):
+                        out[t, k, r0 + b * per + g_] = sums[g_]
     return torch.from_numpy(out)
 
 

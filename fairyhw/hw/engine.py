@@ -31,12 +31,12 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .config import ACCUMULATE, BANK_COLS, EngineConfig, check_int
+from .streams import ACT_LAYOUT, act_layout, cmd_layout, res_layout, sums_layout, wgt_shape
 from .timing import latency, result_beats
 
 __all__ = ["ACT_LAYOUT", "Lane", "DotLane", "Engine"]
 
 #: One complex int8 activation: ``x = sr*p + i*si*q``.
-ACT_LAYOUT = data.StructLayout({"p": signed(8), "q": signed(8)})
 
 class Lane(wiring.Component):
     """One MAC lane: per enabled cycle, one 2-bit code selects a term from a broadcast activation.
@@ -169,12 +169,11 @@ class Engine(wiring.Component):
         elif not isinstance(config, EngineConfig):
             raise TypeError(f"Engine configuration must be an EngineConfig, not {config!r}")
         self._cfg = config
-        act = data.ArrayLayout(ACT_LAYOUT, config.cols) if config.lane_style == "array" else ACT_LAYOUT
         super().__init__({
-            "cmd": In(stream.Signature(self.cmd_layout)),
-            "act": In(stream.Signature(act)),
-            "wgt": In(stream.Signature(unsigned(2 * config.lanes))),
-            "res": Out(stream.Signature(self.res_layout)),
+            "cmd": In(stream.Signature(cmd_layout(config))),
+            "act": In(stream.Signature(act_layout(config))),
+            "wgt": In(stream.Signature(wgt_shape(config))),
+            "res": Out(stream.Signature(res_layout(config))),
             "busy": Out(1),
         })
 
@@ -193,23 +192,9 @@ class Engine(wiring.Component):
     parts = property(lambda self: self._cfg.parts, doc=EngineConfig.parts.__doc__)
     acc_width = property(lambda self: self._cfg.acc_width, doc=EngineConfig.acc_width.__doc__)
 
-    @property
-    def cmd_layout(self) -> data.StructLayout:
-        return data.StructLayout({"k": unsigned(self._cfg.max_in.bit_length()),
-                                  "rows": unsigned(self._cfg.max_out.bit_length())})
-
-    @property
-    def sums_layout(self) -> data.ArrayLayout:
-        """One row's sums: ``parts`` signed ``acc_width``-bit values."""
-        return data.ArrayLayout(signed(self.acc_width), len(self.parts))
-
-    @property
-    def res_layout(self) -> data.StructLayout:
-        """A result beat: one row's sums (``group`` rows for the array style), then ``last``."""
-        if self._cfg.lane_style == "array":
-            return data.StructLayout({"sums": data.ArrayLayout(self.sums_layout, self._cfg.group),
-                                      "last": 1})
-        return data.StructLayout({"sums": self.sums_layout, "last": 1})
+    cmd_layout = property(lambda self: cmd_layout(self._cfg), doc=cmd_layout.__doc__)
+    sums_layout = property(lambda self: sums_layout(self._cfg), doc=sums_layout.__doc__)
+    res_layout = property(lambda self: res_layout(self._cfg), doc=res_layout.__doc__)
 
     def result_count(self, rows: int) -> int:
         """Result beats of a layer with ``rows`` rows (see :func:`~fairyhw.hw.timing.result_beats`)."""

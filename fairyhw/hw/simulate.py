@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from amaranth.sim import Simulator
 
-from .driver import act_beats, cmd_beat, decode_results, wgt_beats
+from .driver import decode_results, wgt_beats
+from .streams import act_beats, cmd_beat, unpack_result
 from .engine import Engine
 from .timing import pass_count
 
@@ -41,8 +42,8 @@ def rtl_engine(engine: Engine, layers, *, idle: float = 0.0, backpressure: float
         rows, k = matrices[0][0].shape
         cfg = engine.config
         passes = 1 if engine.sharing == "buffer" else pass_count(cfg, rows)
-        jobs.append({"k": k, "rows": rows, "cmd": cmd_beat(k, rows, engine.max_in),
-                     "act": act_beats(p, q, passes, cfg.act_per_beat, pad),
+        jobs.append({"k": k, "rows": rows, "cmd": cmd_beat(cfg, k, rows),
+                     "act": act_beats(cfg, p, q, passes, pad),
                      "wgt": wgt_beats(matrices, engine.lanes, engine.lane_style, (cfg.rows, cfg.cols)),
                      "n_res": engine.result_count(rows)})
     marks = {"start": [], "end": []}
@@ -93,7 +94,6 @@ def rtl_engine(engine: Engine, layers, *, idle: float = 0.0, backpressure: float
         ctx.set(engine.wgt.valid, 0)
 
     async def consumer(ctx):
-        width = engine.acc_width * len(engine.parts) * engine.config.res_per_beat
         for i, job in enumerate(jobs):
             while len(results[i]) < job["n_res"]:
                 ready = not (backpressure and rng.random() < backpressure)
@@ -101,8 +101,8 @@ def rtl_engine(engine: Engine, layers, *, idle: float = 0.0, backpressure: float
                 _, _, valid, payload = await ctx.tick().sample(engine.res.valid,
                                                                engine.res.payload.as_value())
                 if valid and ready:
-                    results[i].append(payload & ((1 << width) - 1))
-                    lasts[i].append(payload >> width)
+                    results[i].append(payload)
+                    lasts[i].append(unpack_result(engine.config, payload)[1])
             marks["end"].append(clock["cycle"] - 1)
         ctx.set(engine.res.ready, 0)
 
@@ -123,8 +123,6 @@ def rtl_engine(engine: Engine, layers, *, idle: float = 0.0, backpressure: float
         sim.run()
     out = []
     for i, job in enumerate(jobs):
-        sums = decode_results(results[i], rows=job["rows"], lanes=engine.row_tile, stages=engine.stages,
-                              matrices=len(engine.matrices), parts=len(engine.parts),
-                              acc_width=engine.acc_width, group=engine.config.res_per_beat)
+        sums = decode_results(engine.config, results[i], job["rows"])
         out.append(LayerRun(sums, marks["end"][i] - marks["start"][i] + 1, lasts[i]))
     return out

@@ -7,5 +7,4 @@
 - :mod:`~fairyhw.model.checkpoint`: HF safetensors directories and GGUF files.
 - :mod:`~fairyhw.model.llama`: LLaMA-2 7B shapes as data.
 - :mod:`~fairyhw.model.vectors`: real SmolLM2 layers and activations, the co-simulation's test vectors.
-- :mod:`~fairyhw.model.quant`: ``fairyhw quant``, a checkpoint into codes, scales and memory images.
 """

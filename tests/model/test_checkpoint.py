@@ -13,7 +13,7 @@ import torch
 from fairyhw import FairyError
 from fairyhw.model.checkpoint import linear_weight_names, load_checkpoint
 from fairyhw.model.pack import read_memh, unstream_words
-from fairyhw.model.quant import main as quant_main
+from fairyhw.flow.quant import main as quant_main
 
 from tests.conftest import tiny_llama
 

@@ -20,13 +20,13 @@ import time
 import torch
 
 from .. import FairyError, __version__
-from . import golden as g
+from ..model import golden as g
 from ..cli import ArgumentParser
 from ..outputs import Outputs, dumps_json, run_command, show
-from .checkpoint import load_checkpoint, linear_weight_names
-from .layers import quantize_linear_weight
+from ..model.checkpoint import load_checkpoint, linear_weight_names
+from ..model.layers import quantize_linear_weight
 from ..hw.config import add_arguments, from_arguments
-from .pack import stream_words_for, write_memh, write_scales_json
+from ..model.pack import stream_words_for, write_memh, write_scales_json
 
 __all__ = ["quantize_checkpoint", "main"]
 
@@ -167,7 +167,7 @@ def main(argv=None) -> int:
 def _main(argv) -> int:
     args = build_parser().parse_args(argv)
     t0 = time.perf_counter()
-    from .checkpoint import smollm2_gguf_path
+    from ..model.checkpoint import smollm2_gguf_path
     path = smollm2_gguf_path() if args.checkpoint == "smollm2" else args.checkpoint
     engine = from_arguments(args)
     with Outputs() as out:     # the output is checked (and --force's target vetted) before the work
