@@ -23,7 +23,12 @@ from . import (MEMORY_PRESETS, HardwareConfig, decode_ops, project, roofline_tok
 
 CONTEXTS = (0, 512, 2048)
 U280_LUTS = 1_303_680   # Alveo U280 (XCU280): 1.30 M LUTs
-U280_BRAM36 = 2016      # and 2,016 BRAM36
+U280_BRAM36 = 2016      # and 2,016 BRAM36,
+U280_URAM = 960         # 960 UltraRAMs
+#: LUT sites of one Xilinx LUTRAM cell (RAM64M, RAM32M: four LUTs of a SLICEM), which the LUT counts
+#: (logic LUTs) leave out
+LUTRAM_SITES = 4
+U280_FFS = 2_607_360    # and 2.61 M flip-flops
 
 ANCHORS = [
     ("AccLLM (U280, W2A8, simulated)", 164.0, 4.96, "arXiv 2505.03745"),
@@ -148,7 +153,7 @@ def build(reports_dir: str) -> dict:
     result = {"contexts": list(CONTEXTS), "rooflines": {}, "designs": [], "anchors": [],
               "kernels": kernel_results(reports_dir), "ecp5": ecp5, "placed": placed,
               "u280_luts": U280_LUTS,
-              "u280_bram36": U280_BRAM36,
+              "u280_bram36": U280_BRAM36, "u280_uram": U280_URAM, "u280_ffs": U280_FFS,
               "weight_bytes_per_token": weight_bytes_per_token(LLAMA2_7B, 2)}
     for name, mem in MEMORY_PRESETS.items():
         result["rooflines"][name] = [roofline_tokens_per_s(decode_ops(context=c), mem.bandwidth)
@@ -158,11 +163,11 @@ def build(reports_dir: str) -> dict:
         at_board = [p.tokens / (p.joules - p.energy_split["static"] + ANCHOR_BOARD_W * p.seconds)
                     for p in prs]
         e = hw.engine
-        bram = _array_luts(fit_src and fit_src["fit"], e.rows, e.group, "bram") \
-            if e.lane_style == "array" else None
+        fit = fit_src and fit_src["fit"] if e.lane_style == "array" else None
+        bram, lutram, ffs = (_array_luts(fit, e.rows, e.group, what) for what in ("bram", "lutram", "ffs"))
         result["designs"].append({
             "label": label, "note": note, "engine": e.to_json(), "clock": hw.clock, "clock_from": src,
-            "memory": hw.memory.name, "luts": hw.luts, "bram": bram,
+            "memory": hw.memory.name, "luts": hw.luts, "bram": bram, "lutram": lutram, "ffs": ffs,
             "tokens_per_s": [p.tokens_per_s for p in prs], "tokens_per_j": [p.tokens_per_j for p in prs],
             "tokens_per_j_at_board_w": at_board, "static_w": hw.static_power,
             "roofline_fraction": [p.roofline_fraction for p in prs], "bound": [p.bound for p in prs],
@@ -250,14 +255,20 @@ def markdown(res) -> str:
              "board power, AccLLM's.\n")
     L.append("| design | " + " | ".join(f"tok/s @{x}" for x in c) +
              f" | tok/J @0 (10 W) | tok/J @0 ({ANCHOR_BOARD_W:.0f} W) | of roofline @0 | bound @0 "
-             "| Xilinx LUTs (of U280) |")
-    L.append("|---|" + "---|" * (len(c) + 5))
+             "| Xilinx logic LUTs (of U280) | LUTRAM cells (LUT sites) | FFs (of U280) | BRAM36 / URAM (of U280) |")
+    L.append("|---|" + "---|" * (len(c) + 8))
     for d in res["designs"]:
-        lut = "n/a" if d["luts"] is None else \
-            f"{d['luts'] / 1e3:,.0f} k ({100 * d['luts'] / res['u280_luts']:.0f}%)"
+        def fill(v, total, unit=1e3, suffix=" k"):
+            return "n/a" if v is None else f"{v / unit:,.0f}{suffix} ({100 * v / total:.0f}%)"
+        mem = "n/a" if d["bram"] is None else \
+            f"{d['bram']:,.0f} / 0 ({100 * d['bram'] / res['u280_bram36']:.0f}% / 0%)"
+        lutram = "n/a" if d.get("lutram") is None else \
+            f"{d['lutram']:,.0f} ({LUTRAM_SITES * d['lutram']:,.0f}, {100 * LUTRAM_SITES * d['lutram'] / res['u280_luts']:.1f}%)"
         L.append(f"| {d['label']} | " + " | ".join(f"{x:.1f}" for x in d["tokens_per_s"]) +
                  f" | {d['tokens_per_j'][0]:.2f} | {d['tokens_per_j_at_board_w'][0]:.2f} | "
-                 f"{100 * d['roofline_fraction'][0]:.1f}% | {d['bound'][0]} | {lut} |")
+                 f"{100 * d['roofline_fraction'][0]:.1f}% | {d['bound'][0]} | "
+                 f"{fill(d['luts'], res['u280_luts'])} | {lutram} | {fill(d.get('ffs'), res['u280_ffs'])} | "
+                 f"{mem} |")
     L.append("")
     for d in res["designs"]:
         L.append(f"- **{d['label']}**: {d['note']}.")
