@@ -8,7 +8,7 @@ from __future__ import annotations
 FUSED_GROUPS = [("q_proj", "k_proj", "v_proj"), ("o_proj",), ("gate_proj", "up_proj"), ("down_proj",)]
 
 
-def _exact_cases(shapes):
+def exact_cases(shapes):
     """Random layers ``(codes (4, n, m), p, q, golden sums)`` for the kernels' exactness checks."""
     import torch
     from ..model import golden as g
@@ -20,7 +20,7 @@ def _exact_cases(shapes):
         yield codes, p, q, ref
 
 
-def _env(device_name: str) -> dict:
+def env_record(device_name: str) -> dict:
     import datetime
     import platform
     import torch
@@ -34,7 +34,7 @@ def _env(device_name: str) -> dict:
     return info
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     """The CPU's model name with its family and model numbers (several kinds print just "AMD EPYC")."""
     name, fam, model = "", "", ""
     try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 import os
 import time
-from .common import FUSED_GROUPS, _cpu_name, _env, _exact_cases
+from .common import FUSED_GROUPS, cpu_name, env_record, exact_cases
 
 
 def bench_cpu(args) -> dict:
@@ -19,7 +19,7 @@ def bench_cpu(args) -> dict:
     variants = cpu.variants()
     torch.manual_seed(0)
     # 1. exactness against the golden integer path, every variant
-    for codes, p, q, ref in _exact_cases(((300, 201, 1), (64, 1000, 3), (512, 2048, 1))):
+    for codes, p, q, ref in exact_cases(((300, 201, 1), (64, 1000, 3), (512, 2048, 1))):
         n, m = codes.shape[1:]
         packed = pack_codes(codes)
         for v in variants:
@@ -223,7 +223,7 @@ def bench_cpu(args) -> dict:
         cc_ver = sp.run([cc, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     except (OSError, IndexError):
         cc_ver = cc
-    result = {**_env(_cpu_name()), "threads": threads, "compiler": cc_ver, "variants": variants,
+    result = {**env_record(cpu_name()), "threads": threads, "compiler": cc_ver, "variants": variants,
               "exact": True, "plain_read_gbps": read_gbps,
               "plain_read_turns_gbps": [total / t / 1e9 for t in t_reads], "code_bytes": total, "shapes": rows,
               "variants_q_proj": variant_rows, "model": res_model,

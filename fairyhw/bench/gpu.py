@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 from .. import FairyError
-from .common import FUSED_GROUPS, _env, _exact_cases
+from .common import FUSED_GROUPS, env_record, exact_cases
 
 
 def bench_gpu(args) -> dict:
@@ -25,7 +25,7 @@ def bench_gpu(args) -> dict:
               "read are skipped")
     # 1. exactness against the golden integer path
     kernels = (fairy_sums, fairy_sums_dot, fairy_sums_dp4a) + ((fairy_sums_mma,) if mma else ())
-    for codes, p, q, ref in _exact_cases(((300, 200, 1), (64, 1000, 3), (2048, 2048, 1))):
+    for codes, p, q, ref in exact_cases(((300, 200, 1), (64, 1000, 3), (2048, 2048, 1))):
         n, m = codes.shape[1:]
         for fn in kernels:
             got = fn(pack_codes_i32(codes).to(dev), p.to(dev), q.to(dev)).cpu().long()
@@ -33,7 +33,7 @@ def bench_gpu(args) -> dict:
                 raise SystemExit(f"error: GPU sums ({fn.__name__}) differ from the golden path "
                                  f"for n={n} m={m}")
     if mma:                                   # the tensor-core kernel's two layouts up to 16 tokens
-        for codes, p, q, ref in _exact_cases(((1000, 2048, 16), (600, 5504, 8))):
+        for codes, p, q, ref in exact_cases(((1000, 2048, 16), (600, 5504, 8))):
             ci = pack_codes_i32(codes).to(dev)
             act, asum = activation_planes(p.to(dev), q.to(dev), ci.shape[-1])
             for sets in ((0, 1, 2, 4) if p.shape[0] <= 8 else (1, 2, 4)):
@@ -222,7 +222,7 @@ def bench_gpu(args) -> dict:
           f"{100 * best['weight_gbps'] * 1e9 / 3.35e12:.0f}% of the H100's 3.35 TB/s"
           + (f", {100 * best['tokens_per_s'] / read['tokens_per_s']:.0f}% of the plain read's "
              f"{read['tokens_per_s']:.0f} steps/s" if read else ""))
-    result = {**_env(name), "exact": True, "pdl": pdl, "shapes": rows, "model": res_model,
+    result = {**env_record(name), "exact": True, "pdl": pdl, "shapes": rows, "model": res_model,
               "notes": "every timing is the median replay of a CUDA graph (20 replays), divided by its "
                        "launches for the "
                        "per-shape rows (rotating weight copies of >= 400 MB of codes, 800 MB of bf16); the "

@@ -41,7 +41,7 @@ def variant_snr(accumulate: str, stages: int, layers: dict) -> float:
     return 10 * math.log10(sig / err) if err > 0 else float("inf")
 
 
-def _smollm2_block0():
+def smollm2_block0():
     """SmolLM2 q..down of block 0 with real activations (the co-simulation's capture, block 0 only)."""
     from ..model.vectors import capture_smollm2
     return capture_smollm2(blocks=(0,))

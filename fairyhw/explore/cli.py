@@ -19,7 +19,7 @@ import os
 import sys
 import time
 from .. import FairyError
-from .accuracy import _smollm2_block0, variant_snr
+from .accuracy import smollm2_block0, variant_snr
 from .report import REPORT_FILES, table, write_report
 from .runner import run_sweep
 from .sweep import load_config, points_of
@@ -112,7 +112,7 @@ def _main(argv) -> int:
             from ..model.checkpoint import smollm2_gguf_path
             try:
                 smollm2_gguf_path()
-                layers = _smollm2_block0()
+                layers = smollm2_block0()
                 for acc in cfg.accumulate:
                     for t in cfg.stages:
                         snr[(acc, t)] = variant_snr(acc, t, layers)

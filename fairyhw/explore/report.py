@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 from dataclasses import asdict
+from ..perf.anchors import ANCHORS
 from .sweep import KEYS, Point, SweepConfig
 
 
@@ -126,8 +127,7 @@ def write_report(rows, files: dict, timings: dict, cfg: SweepConfig) -> None:
     lut_name = "Xilinx LUTs (Yosys synth_xilinx)" if lut_key == "xilinx_luts" else \
         "ECP5 LUT4 equivalents (Yosys synth_ecp5)"
     eng = [r for r in rows if r["kind"] == "engine" and r.get("ok") and r.get(lut_key)]
-    anchors = {"AccLLM (U280)": (164.0, 4.96), "FlightLLM (U280)": (55.0, None),
-               "FairyFuse (CPU)": (32.4, None)}
+    anchors = {short: (tps, tpj) for _, short, tps, tpj, _ in ANCHORS if short}
     figs = []
     for metric, ylabel, fname in (("decode_tok_s", "LLaMA-2 7B decode tokens/s", "dse_tokens_per_s.png"),
                                   ("decode_tok_j", "LLaMA-2 7B decode tokens/J", "dse_tokens_per_j.png")):

@@ -18,32 +18,13 @@ from ..cli import ArgumentParser
 from ..model.llama import LLAMA2_7B, weight_bytes_per_token
 from ..outputs import Outputs, run_command, show
 from ..hw.config import EngineConfig, default_group
+from .anchors import (ANCHOR_BOARD_W, ANCHORS, FIT_SHARE, LUTRAM_SITES, U280_BRAM36, U280_FFS, U280_LUTS,
+                      U280_URAM)
 from . import (MEMORY_PRESETS, HardwareConfig, decode_ops, project, roofline_tokens_per_s,
                    smallest_saturating, workload)
 
 CONTEXTS = (0, 512, 2048)
-U280_LUTS = 1_303_680   # Alveo U280 (XCU280): 1.30 M LUTs
-U280_BRAM36 = 2016      # and 2,016 BRAM36,
-U280_URAM = 960         # 960 UltraRAMs
-#: LUT sites of one Xilinx LUTRAM cell (RAM64M, RAM32M: four LUTs of a SLICEM), which the LUT counts
-#: (logic LUTs) leave out
-LUTRAM_SITES = 4
-U280_FFS = 2_607_360    # and 2.61 M flip-flops
 
-ANCHORS = [
-    ("AccLLM (U280, W2A8, simulated)", 164.0, 4.96, "arXiv 2505.03745"),
-    ("FlightLLM (U280, measured)", 55.0, None, "FPGA'24"),
-    ("FairyFuse (Xeon socket, CPU, Fairy2i-W2)", 32.4, None, "arXiv 2604.20913"),
-    ("T-MAC (M2 Ultra, 8 threads, 2-bit)", 51.0, None, "T-MAC"),
-    ("T-MAC (Raspberry Pi 5, 2 threads, 2-bit)", 5.9, None, "T-MAC"),
-    ("torch bf16 F.linear, H100 (linear layers only)", 184.0, None, "measured by this project on an H100 (torch 2.x, batch 1)"),
-]
-
-
-#: The share of the U280's LUTs a design may fill (routing needs the rest).
-FIT_SHARE = 0.70
-#: Board power of the published U280 anchors (AccLLM's 4.96 tok/J is at 33 W), to compare tokens/J at.
-ANCHOR_BOARD_W = 33.0
 #: The files of the reports directory the report reads (written by the synth command).
 SYNTH_U280 = "synth_u280.json"          # Xilinx synthesis of the U280 array, extrapolated from slices
 SYNTH_ECP5 = "synth_array_ecp5*.json"   # ECP5 synthesis, place and route of arrays of the same pipeline
@@ -175,7 +156,7 @@ def build(reports_dir: str) -> dict:
             "energy_split_mj": {k: v * 1e3 for k, v in prs[0].energy_split.items()},
             "time_split_ms": {r["name"]: r["seconds"] * 1e3 for r in prs[0].ops}})
     result["anchors"] = [{"label": a, "tokens_per_s": t, "tokens_per_j": j, "source": s}
-                         for a, t, j, s in ANCHORS]
+                         for a, _, t, j, s in ANCHORS]
     return result
 
 
