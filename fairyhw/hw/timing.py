@@ -85,9 +85,10 @@ def array_cycles(k: int, rows: int, cfg) -> int:
     included, no stalls.
 
     Cycle 0 takes the command, the counters start from it at cycle 1, ``n = ceil(k / cols)`` act
-    beats fill the buffer from cycle 2 (the last one is
-    written the cycle after it is taken, and the first weight word is taken two cycles after that), and
-    each pass (row tile, stage, matrix) takes ``n`` weight words, one a cycle. The last word of pass ``i``, accepted
+    beats fill the buffer from cycle 2 (the last one is registered when taken and written by the
+    buffer's banks two cycles after it is taken, and the first weight word is taken the cycle after
+    that), and each pass (row tile, stage, matrix) takes ``n`` weight words, one a cycle. The last word
+    of pass ``i``, accepted
     at cycle ``L_i``, reaches the root ``D`` (:func:`array_depth`) cycles later and its sums are
     captured in tile slot A; they move to slot B once B is empty, at ``m_i``, and drain one beat a
     cycle, the ``b_i = ceil(c_i / group)`` beats ending at ``e_i``; each beat then crosses the
