@@ -49,6 +49,12 @@ ABC9_DFF = {
     "ecp5": "synth_ecp5 -top {top} -dff",
     "xilinx": "synth_xilinx -flatten -top {top} -family xc7 -dff",
 }
+#: Before the flow: the flip-flops whose output wire has a ``keep`` attribute (the engine's copied
+#: registers, each placed beside the block RAM it drives) get ``keep`` themselves, so that Yosys's
+#: ``opt_merge`` does not merge the copies back into one register (it honours ``keep`` on cells,
+#: not on the wires a register drives).
+KEEP_REGISTERS = ("hierarchy -top {top}; proc; select -set kept w:* a:keep %i %ci1 c:* %i; "
+                  "setattr -set keep 1 @kept; select -clear")
 #: Cell types that are multipliers or DSP blocks, generic and vendor.
 MULTIPLIER_CELLS = ("$mul", "$macc", "$alumacc", "MULT18X18D", "MULT9X9D", "ALU54B", "ALU24B",
                     "DSP48E1", "DSP48E2", "DSP48A1", "DSP48")
@@ -71,7 +77,8 @@ def run_yosys(verilog: str, top: str, target: str, extra: str = "", workdir: str
     for flow, scripts in (("default", TARGETS), ("abc9-dff", ABC9_DFF), ("fallback-abc", FALLBACK)):
         with tempfile.TemporaryDirectory(dir=workdir) as d:
             shutil.copy(verilog, os.path.join(d, "design.v"))
-            script = f"read_verilog -sv design.v; {scripts[target].format(top=top)}; {extra}"
+            script = f"read_verilog -sv design.v; {KEEP_REGISTERS.format(top=top)}; " \
+                     f"{scripts[target].format(top=top)}; {extra}"
             r = subprocess.run(_yosys() + ["-q", "-p", script], capture_output=True, text=True, cwd=d)
             if r.returncode == 0:
                 files = {}

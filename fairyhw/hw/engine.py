@@ -36,6 +36,12 @@ from .timing import latency, result_beats
 
 __all__ = ["ACT_LAYOUT", "Lane", "DotLane", "Engine"]
 
+#: The attribute of a register that copies another so that each copy sits beside what it drives:
+#: synthesis must not merge the copies back into one register (fairyhw's Yosys flow puts ``keep``
+#: on the flip-flops of wires that carry it; other tools honour it on the register, or have a
+#: setting to keep equivalent registers).
+KEEP = {"keep": 1}
+
 #: One complex int8 activation: ``x = sr*p + i*si*q``.
 
 class Lane(wiring.Component):
@@ -460,7 +466,7 @@ class Engine(wiring.Component):
         nmat = len(self.matrices)
         depth = -(-cfg.max_in // C)
         # the buffer: banks of BANK_COLS columns, each with its own write and read control registers,
-        # copied from the sequencer's a cycle later (at 4 x 128 the buffer's 57 block RAMs span the
+        # copied from the sequencer's a cycle later (and kept apart: see KEEP) (at 4 x 128 the buffer's 57 block RAMs span the
         # ECP5 chip, and any register driving logic beside all of them paid a 5-7 ns route: the
         # critical path at 99.8 MHz was the element count -> the zeroing mask by the RAMs). A bank is
         # written only while loading and read only while running, so a read never meets a write to
@@ -498,7 +504,7 @@ class Engine(wiring.Component):
         s1_codes = Signal(2 * R * C, reset_less=True)
         m.d.sync += s1_codes.eq(self.wgt.payload)
         for b, (c0, cb, wr, rd) in enumerate(banks):
-            raddr = Signal.like(chunk, name=f"raddr{b}", reset_less=True)
+            raddr = Signal.like(chunk, name=f"raddr{b}", reset_less=True, attrs=KEEP)
             m.d.sync += raddr.eq(chunk)
             m.d.comb += rd.addr.eq(raddr)
         # stage 1a: the banks read the chunk
@@ -619,11 +625,11 @@ class Engine(wiring.Component):
         m.d.sync += [a_valid.eq(take_act), a_last.eq(last_beat), a_data.eq(self.act.payload)]
         low = left[:C.bit_length()]
         for b, (c0, cb, wr, rd) in enumerate(banks):
-            b_last = Signal(name=f"zlast{b}", reset_less=True)
-            b_low = Signal.like(low, name=f"zlow{b}", reset_less=True)
-            b_clear = Signal(name=f"wclear{b}", reset_less=True)
-            b_en = Signal(name=f"wen{b}", reset_less=True)
-            b_addr = Signal.like(ld_addr, name=f"waddr{b}", reset_less=True)
+            b_last = Signal(name=f"zlast{b}", reset_less=True, attrs=KEEP)
+            b_low = Signal.like(low, name=f"zlow{b}", reset_less=True, attrs=KEEP)
+            b_clear = Signal(name=f"wclear{b}", reset_less=True, attrs=KEEP)
+            b_en = Signal(name=f"wen{b}", reset_less=True, attrs=KEEP)
+            b_addr = Signal.like(ld_addr, name=f"waddr{b}", reset_less=True, attrs=KEEP)
             b_data = Signal(16 * cb, name=f"wdata{b}", reset_less=True)
             b_zero = Signal(cb, name=f"wzero{b}", reset_less=True)
             m.d.sync += [b_last.eq(last_beat), b_low.eq(low), b_clear.eq(cmd_go), b_en.eq(a_valid),
