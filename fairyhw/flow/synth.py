@@ -203,7 +203,8 @@ def place_and_route(verilog: str, top: str, clock_mhz: float) -> dict:
 
 def _critical_path(rep: dict) -> dict | None:
     """The slowest clock-to-clock path of a nextpnr report: its end points, logic and routing delay
-    (ns), and its largest routing hops (net name, delay)."""
+    (ns), its largest routing hops (net name, delay), and every step (type, net, the cell it reaches,
+    delay)."""
     paths = [p for p in rep.get("critical_paths", []) if p.get("path")]
     if not paths:
         return None
@@ -215,7 +216,10 @@ def _critical_path(rep: dict) -> dict | None:
             "routing_ns": round(sum(s.get("delay", 0) for s in routing), 3),
             "steps": len(steps),
             "largest_hops": [{"net": s.get("net"), "ns": round(s.get("delay", 0), 3)}
-                             for s in sorted(routing, key=lambda s: -s.get("delay", 0))[:5]]}
+                             for s in sorted(routing, key=lambda s: -s.get("delay", 0))[:5]],
+            "path": [{"type": s.get("type"), "net": s.get("net"),
+                      "to": (s.get("to") or {}).get("cell"), "ns": round(s.get("delay", 0), 3)}
+                     for s in steps]}
 
 
 def logic_levels(verilog: str, top: str) -> dict:
