@@ -21,7 +21,7 @@ DEFAULT = {
     # array shapes [rows, cols]; shapes above `extrapolate_above` MACs are synthesised as slices and
     # extrapolated (too big to synthesise whole on two cores), and projected at the place-and-route
     # clock of the largest placed array of the same columns
-    "arrays": [[1, 64], [2, 128], [8, 128], [49, 128], [80, 128]], "extrapolate_above": 256,
+    "arrays": [[1, 64], [2, 128], [8, 128], [49, 128], [80, 128], [158, 128]], "extrapolate_above": 256,
     "mode": ["fairy2i"],
     "max_in": [8192], "act_bits": [8], "clock_mhz": [100.0],
     "memory": ["ddr4-2400-x64", "ddr4-dual", "u280-hbm2"],

@@ -52,6 +52,8 @@ MAX_TREE_REGS = 4
 #: columns (four block RAMs), nextpnr placed a bank's RAMs apart and its address register's route was
 #: the critical path (6.6 ns, 134.8 MHz at 1 x 128).
 BANK_COLS = 2
+#: Banks that share one middle copy of a sequencer register on its way to the banks' own copies.
+COPY_FANOUT = 8
 
 
 def default_shape(lanes: int) -> tuple[int, int]:

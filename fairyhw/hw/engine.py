@@ -30,7 +30,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .config import ACCUMULATE, BANK_COLS, EngineConfig, check_int
+from .config import ACCUMULATE, BANK_COLS, COPY_FANOUT, EngineConfig, check_int
 from .streams import ACT_LAYOUT, act_layout, cmd_layout, res_layout, sums_layout, wgt_shape
 from .timing import latency, result_beats
 
@@ -474,6 +474,20 @@ class Engine(wiring.Component):
         # emulation cost a flip-flop and a LUT a data bit, and a LUT between the block RAM and its
         # read-data register)
         banks = []
+        mids = {}
+
+        def copy(b, src, what):
+            """The copy of sequencer register ``src`` that bank ``b`` registers: a middle copy shared by
+            COPY_FANOUT banks (a register a cycle after ``src``), so that no sequencer register drives
+            more than a few far loads (at 4 x 128 the sequencer spread out toward the 64 banks, and
+            its own decisions paid two 3.4 ns routes: 117.7 MHz)."""
+            key = (what, b // COPY_FANOUT)
+            if key not in mids:
+                mid = Signal.like(src, name=f"{what}_mid{b // COPY_FANOUT}", reset_less=True, attrs=KEEP)
+                m.d.sync += mid.eq(src)
+                mids[key] = mid
+            return mids[key]
+
         for b, cb in enumerate(cfg.banks):
             mem = m.submodules[f"act_mem{b}"] = Memory(shape=unsigned(16 * cb), depth=depth, init=[],
                                                       attrs={"no_rw_check": 1})
@@ -505,12 +519,15 @@ class Engine(wiring.Component):
         m.d.sync += s1_codes.eq(self.wgt.payload)
         for b, (c0, cb, wr, rd) in enumerate(banks):
             raddr = Signal.like(chunk, name=f"raddr{b}", reset_less=True, attrs=KEEP)
-            m.d.sync += raddr.eq(chunk)
+            m.d.sync += raddr.eq(copy(b, chunk, "chunk"))
             m.d.comb += rd.addr.eq(raddr)
-        # stage 1a: the banks read the chunk
-        s1a = stage(s1, "s1a")
+        # stages 1b, 1a: the chunk reaches the banks' read addresses through the two levels of copies,
+        # and the banks read it
+        s1b = stage(s1, "s1b")
+        s1a = stage(s1b, "s1a")
+        s1b_codes = Signal(2 * R * C, reset_less=True)
         s1a_codes = Signal(2 * R * C, reset_less=True)
-        m.d.sync += s1a_codes.eq(s1_codes)
+        m.d.sync += [s1b_codes.eq(s1_codes), s1a_codes.eq(s1b_codes)]
         # stage 1r: the buffer's read data registered (a block RAM's clock-to-out plus its routing was
         # the critical path without it: 89.9 MHz on ECP5), and the word with it
         rdq = Signal(16 * C, reset_less=True)
@@ -545,7 +562,7 @@ class Engine(wiring.Component):
                 m.d.comb += [t.h.eq((1 << C) - 1), t.x.eq(0)]
             trees.append(t)
         tail = s2
-        pipe = [s1, s1a, s1r, s2]
+        pipe = [s1, s1b, s1a, s1r, s2]
         for i in range(trees[0].depth):
             tail = stage(tail, f"st{i}")
             pipe.append(tail)
@@ -610,19 +627,20 @@ class Engine(wiring.Component):
 
         # LOAD: the act beats fill the buffer, chunk by chunk. A beat is registered when taken, with the
         # sequencer's `a_valid` and the beat's facts (last beat, the element count's low bits); each
-        # bank copies those registers and its slice of the beat beside it, and writes them the cycle
-        # after at its own address counter. The write never hangs on the handshake (whose fan-out to
+        # bank copies those registers (through a middle copy) and its slice of the beat beside it, and
+        # writes them three cycles after the beat was taken, at its own address counter. The write never hangs on the handshake (whose fan-out to
         # the block RAMs' write enables and the zeroing logic was the ECP5 critical path at 125.4 MHz).
         # Elements past K in the last beat are written as zeros (the shared sums S_p, S_q see every
         # column; measured cheaper than masking the shared tree: 4,541 against 5,949 shared Xilinx LUTs
         # at 128 columns); a bank compares only the count's low bits, on the last beat (the whole
         # count's comparison was the Xilinx netlist's longest path: 17 CARRY4s), into a register of
         # zero flags that gate the write data (the comparison feeding the data registers' resets
-        # directly was the ECP5 critical path at 106.3 MHz). RUN starts a cycle after the last beat's
-        # write, and the banks read a cycle after that.
+        # directly was the ECP5 critical path at 106.3 MHz). RUN starts in the cycle of the last
+        # beat's write, and the banks read two cycles after that.
         a_valid, a_last = Signal(), Signal(reset_less=True)
-        a_data = Signal(16 * C, reset_less=True)
-        m.d.sync += [a_valid.eq(take_act), a_last.eq(last_beat), a_data.eq(self.act.payload)]
+        a_data, a_data2 = Signal(16 * C, reset_less=True), Signal(16 * C, reset_less=True)
+        m.d.sync += [a_valid.eq(take_act), a_last.eq(last_beat), a_data.eq(self.act.payload),
+                     a_data2.eq(a_data)]
         low = left[:C.bit_length()]
         for b, (c0, cb, wr, rd) in enumerate(banks):
             b_last = Signal(name=f"zlast{b}", reset_less=True, attrs=KEEP)
@@ -632,8 +650,9 @@ class Engine(wiring.Component):
             b_addr = Signal.like(ld_addr, name=f"waddr{b}", reset_less=True, attrs=KEEP)
             b_data = Signal(16 * cb, name=f"wdata{b}", reset_less=True)
             b_zero = Signal(cb, name=f"wzero{b}", reset_less=True)
-            m.d.sync += [b_last.eq(last_beat), b_low.eq(low), b_clear.eq(cmd_go), b_en.eq(a_valid),
-                         b_data.eq(a_data[16 * c0:16 * (c0 + cb)])]
+            m.d.sync += [b_last.eq(copy(b, last_beat, "last")), b_low.eq(copy(b, low, "low")),
+                         b_clear.eq(copy(b, cmd_go, "clear")), b_en.eq(copy(b, a_valid, "wen")),
+                         b_data.eq(a_data2[16 * c0:16 * (c0 + cb)])]
             for j in range(cb):
                 c = c0 + j
                 m.d.sync += b_zero[j].eq(b_last & (b_low <= c) if c else 0)
@@ -647,9 +666,10 @@ class Engine(wiring.Component):
                 m.d.sync += loading.eq(0)
         with m.If(a_valid):
             m.d.sync += ld_addr.eq(ld_addr + 1)
-        # the sequencer learns that the buffer is full from its own register, in the cycle of the last
-        # write (the load stage's registers sit by the block RAMs they drive; read directly, they put
-        # two chip-wide routes on the ECP5 critical path: 73.8 MHz at 4 x 128)
+        # the sequencer learns that the buffer is full from its own register, a cycle before the banks'
+        # last write, which the first word's read follows by two cycles (the load stage's registers sit
+        # by the block RAMs they drive; read directly, they put two chip-wide routes on the ECP5
+        # critical path: 73.8 MHz at 4 x 128)
         load_done = Signal()
         m.d.sync += load_done.eq(a_valid & a_last)
         with m.If(load_done):

@@ -67,10 +67,10 @@ def pass_count(cfg, rows: int) -> int:
 
 def array_depth(cfg) -> int:
     """Pipeline registers of the array style from an accepted weight word to its accumulation: the
-    word (and the chunk copied to the banks' read addresses), the buffer read, the read data, the
-    shared pair values and plane bits, then the row trees (one register per ``tree_regs`` adder
-    levels, :func:`tree_depth`)."""
-    return 4 + tree_depth(cfg.cols, cfg.tree_regs)
+    word and two more while its chunk is copied to the banks' read addresses (a middle copy, then the
+    bank's own), the buffer read, the read data, the shared pair values and plane bits, then the row
+    trees (one register per ``tree_regs`` adder levels, :func:`tree_depth`)."""
+    return 5 + tree_depth(cfg.cols, cfg.tree_regs)
 
 
 def output_stages(accumulate: str) -> int:
@@ -86,8 +86,8 @@ def array_cycles(k: int, rows: int, cfg) -> int:
 
     Cycle 0 takes the command, the counters start from it at cycle 1, ``n = ceil(k / cols)`` act
     beats fill the buffer from cycle 2 (the last one is registered when taken and written by the
-    buffer's banks two cycles after it is taken, and the first weight word is taken the cycle after
-    that), and each pass (row tile, stage, matrix) takes ``n`` weight words, one a cycle. The last word
+    buffer's banks three cycles after it is taken; the first weight word is taken the cycle it is
+    written, and its chunk is read two cycles later), and each pass (row tile, stage, matrix) takes ``n`` weight words, one a cycle. The last word
     of pass ``i``, accepted
     at cycle ``L_i``, reaches the root ``D`` (:func:`array_depth`) cycles later and its sums are
     captured in tile slot A; they move to slot B once B is empty, at ``m_i``, and drain one beat a
