@@ -610,15 +610,19 @@ class Engine(wiring.Component):
                      s1.conj.eq(conj), s1.final.eq(final_pass), s1.count.eq(count)]
         m.d.sync += credits.eq(credits - (take & chunk_last) + buf.freed)
 
-        # the command: its payload is captured every idle cycle and the counters start from those
-        # registers a cycle after the handshake, which itself reaches three registers (its fan-out to
-        # the ~50 registers a command loaded was the ECP5 critical path: 127.6 MHz at 1 x 128, 102.4
-        # at 4 x 128). chunk, mat and stg are zero between layers (each layer ends on its last pass).
+        # the command: its payload is captured every cycle and the counters start from those registers
+        # a cycle after the handshake, which itself reaches three registers (its fan-out to the ~50
+        # registers a command loaded was the ECP5 critical path: 127.6 MHz at 1 x 128, 102.4 at
+        # 4 x 128); the row count is held from then on (capturing the payload on `idle`, the state's
+        # route to those enables was the critical path at 124.6 MHz at 1 x 128). chunk, mat and stg
+        # are zero between layers (each layer ends on its last pass).
         k_r = Signal.like(self.cmd.payload.k, reset_less=True)
+        rows_c = Signal.like(self.cmd.payload.rows, reset_less=True)
         rows_r = Signal.like(self.cmd.payload.rows, reset_less=True)
         cmd_go = Signal()
-        with m.If(idle):
-            m.d.sync += [k_r.eq(self.cmd.payload.k), rows_r.eq(self.cmd.payload.rows)]
+        m.d.sync += [k_r.eq(self.cmd.payload.k), rows_c.eq(self.cmd.payload.rows)]
+        with m.If(cmd_go):
+            m.d.sync += rows_r.eq(rows_c)
         m.d.sync += cmd_go.eq(take_cmd)
         with m.If(take_cmd):
             m.d.sync += idle.eq(0)
