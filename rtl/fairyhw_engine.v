@@ -7,435 +7,829 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire \$1 ;
   wire \$10 ;
   wire \$100 ;
-  wire \$101 ;
+  wire [15:0] \$101 ;
   wire \$102 ;
   wire \$103 ;
-  wire \$104 ;
-  wire \$105 ;
-  wire \$106 ;
+  wire [15:0] \$104 ;
+  wire [7:0] \$105 ;
+  wire [7:0] \$106 ;
   wire \$107 ;
   wire \$108 ;
-  wire \$109 ;
+  wire [15:0] \$109 ;
   wire \$11 ;
   wire \$110 ;
   wire \$111 ;
-  wire \$112 ;
-  wire \$113 ;
+  wire [15:0] \$112 ;
+  wire [7:0] \$113 ;
   wire [7:0] \$114 ;
-  wire [7:0] \$115 ;
+  wire \$115 ;
   wire \$116 ;
-  wire \$117 ;
+  wire [15:0] \$117 ;
   wire \$118 ;
   wire \$119 ;
   wire \$12 ;
-  wire \$120 ;
-  wire \$121 ;
-  wire \$122 ;
+  wire [15:0] \$120 ;
+  wire [7:0] \$121 ;
+  wire [7:0] \$122 ;
   wire \$123 ;
   wire \$124 ;
-  wire \$125 ;
+  wire [15:0] \$125 ;
   wire \$126 ;
   wire \$127 ;
-  wire \$128 ;
-  wire \$129 ;
+  wire [15:0] \$128 ;
+  wire [7:0] \$129 ;
   wire \$13 ;
-  wire \$130 ;
+  wire [7:0] \$130 ;
   wire \$131 ;
   wire \$132 ;
-  wire \$133 ;
-  wire [7:0] \$134 ;
-  wire [7:0] \$135 ;
-  wire \$136 ;
-  wire \$137 ;
-  wire \$138 ;
+  wire [15:0] \$133 ;
+  wire \$134 ;
+  wire \$135 ;
+  wire [15:0] \$136 ;
+  wire [7:0] \$137 ;
+  wire [7:0] \$138 ;
   wire \$139 ;
   wire \$14 ;
   wire \$140 ;
-  wire \$141 ;
+  wire [15:0] \$141 ;
   wire \$142 ;
   wire \$143 ;
-  wire \$144 ;
-  wire \$145 ;
-  wire \$146 ;
+  wire [15:0] \$144 ;
+  wire [7:0] \$145 ;
+  wire [7:0] \$146 ;
   wire \$147 ;
   wire \$148 ;
-  wire \$149 ;
+  wire [15:0] \$149 ;
   wire \$15 ;
   wire \$150 ;
   wire \$151 ;
-  wire \$152 ;
-  wire \$153 ;
+  wire [15:0] \$152 ;
+  wire [7:0] \$153 ;
   wire [7:0] \$154 ;
-  wire [7:0] \$155 ;
+  wire \$155 ;
   wire \$156 ;
-  wire \$157 ;
+  wire [15:0] \$157 ;
   wire \$158 ;
   wire \$159 ;
   wire \$16 ;
-  wire \$160 ;
-  wire \$161 ;
-  wire \$162 ;
+  wire [15:0] \$160 ;
+  wire [7:0] \$161 ;
+  wire [7:0] \$162 ;
   wire \$163 ;
   wire \$164 ;
-  wire \$165 ;
+  wire [15:0] \$165 ;
   wire \$166 ;
   wire \$167 ;
-  wire \$168 ;
-  wire \$169 ;
+  wire [15:0] \$168 ;
+  wire [7:0] \$169 ;
   wire \$17 ;
-  wire \$170 ;
+  wire [7:0] \$170 ;
   wire \$171 ;
   wire \$172 ;
-  wire \$173 ;
-  wire [7:0] \$174 ;
-  wire [7:0] \$175 ;
-  wire \$176 ;
-  wire \$177 ;
+  wire [15:0] \$173 ;
+  wire \$174 ;
+  wire \$175 ;
+  wire [15:0] \$176 ;
+  wire [7:0] \$177 ;
   wire [7:0] \$178 ;
-  wire [7:0] \$179 ;
+  wire \$179 ;
   wire \$18 ;
   wire \$180 ;
-  wire [14:0] \$181 ;
+  wire [15:0] \$181 ;
   wire \$182 ;
-  wire [7:0] \$183 ;
-  wire \$184 ;
+  wire \$183 ;
+  wire [15:0] \$184 ;
   wire [7:0] \$185 ;
   wire [7:0] \$186 ;
   wire \$187 ;
   wire \$188 ;
-  wire \$189 ;
+  wire [15:0] \$189 ;
   wire \$19 ;
   wire \$190 ;
   wire \$191 ;
-  wire \$192 ;
-  wire \$193 ;
-  wire \$194 ;
+  wire [15:0] \$192 ;
+  wire [7:0] \$193 ;
+  wire [7:0] \$194 ;
   wire \$195 ;
-  wire [7:0] \$196 ;
-  wire [7:0] \$197 ;
+  wire \$196 ;
+  wire [15:0] \$197 ;
   wire \$198 ;
   wire \$199 ;
   wire \$2 ;
   wire \$20 ;
-  wire \$200 ;
-  wire \$201 ;
-  wire \$202 ;
+  wire [15:0] \$200 ;
+  wire [7:0] \$201 ;
+  wire [7:0] \$202 ;
   wire \$203 ;
   wire \$204 ;
-  wire \$205 ;
+  wire [15:0] \$205 ;
   wire \$206 ;
   wire \$207 ;
-  wire \$208 ;
-  wire \$209 ;
+  wire [15:0] \$208 ;
+  wire [7:0] \$209 ;
   wire \$21 ;
-  wire \$210 ;
+  wire [7:0] \$210 ;
   wire \$211 ;
   wire \$212 ;
-  wire \$213 ;
+  wire [15:0] \$213 ;
   wire \$214 ;
   wire \$215 ;
-  wire \$216 ;
-  wire [15:0] \$217 ;
-  wire \$218 ;
-  wire [1:0] \$219 ;
+  wire [15:0] \$216 ;
+  wire [7:0] \$217 ;
+  wire [7:0] \$218 ;
+  wire \$219 ;
   wire \$22 ;
-  wire [1:0] \$220 ;
-  wire \$221 ;
+  wire \$220 ;
+  wire [15:0] \$221 ;
   wire \$222 ;
   wire \$223 ;
-  wire \$224 ;
-  wire \$225 ;
-  wire \$226 ;
+  wire [15:0] \$224 ;
+  wire [7:0] \$225 ;
+  wire [7:0] \$226 ;
   wire \$227 ;
   wire \$228 ;
-  wire \$229 ;
+  wire [15:0] \$229 ;
   wire [14:0] \$23 ;
   wire \$230 ;
   wire \$231 ;
-  wire \$232 ;
-  wire \$233 ;
-  wire [21:0] \$234 ;
-  wire [22:0] \$235 ;
-  wire [21:0] \$236 ;
-  wire [22:0] \$237 ;
-  wire [21:0] \$238 ;
-  wire [22:0] \$239 ;
+  wire [15:0] \$232 ;
+  wire [7:0] \$233 ;
+  wire [7:0] \$234 ;
+  wire \$235 ;
+  wire \$236 ;
+  wire [15:0] \$237 ;
+  wire \$238 ;
+  wire \$239 ;
   wire \$24 ;
-  wire [21:0] \$240 ;
-  wire [22:0] \$241 ;
-  wire [21:0] \$242 ;
-  wire [22:0] \$243 ;
-  wire [21:0] \$244 ;
-  wire [22:0] \$245 ;
-  wire [21:0] \$246 ;
-  wire [22:0] \$247 ;
-  wire [21:0] \$248 ;
-  wire [22:0] \$249 ;
+  wire [15:0] \$240 ;
+  wire [7:0] \$241 ;
+  wire [7:0] \$242 ;
+  wire \$243 ;
+  wire \$244 ;
+  wire [15:0] \$245 ;
+  wire \$246 ;
+  wire \$247 ;
+  wire [15:0] \$248 ;
+  wire [7:0] \$249 ;
   wire \$25 ;
-  wire \$250 ;
+  wire [7:0] \$250 ;
   wire \$251 ;
   wire \$252 ;
-  wire \$253 ;
+  wire [15:0] \$253 ;
   wire \$254 ;
-  wire [15:0] \$255 ;
+  wire \$255 ;
   wire [15:0] \$256 ;
-  wire [15:0] \$257 ;
-  wire [15:0] \$258 ;
-  wire [15:0] \$259 ;
+  wire [7:0] \$257 ;
+  wire [7:0] \$258 ;
+  wire \$259 ;
   wire \$26 ;
-  wire [15:0] \$260 ;
+  wire \$260 ;
   wire [15:0] \$261 ;
-  wire [15:0] \$262 ;
-  wire [15:0] \$263 ;
+  wire \$262 ;
+  wire \$263 ;
   wire [15:0] \$264 ;
-  wire [15:0] \$265 ;
-  wire [15:0] \$266 ;
-  wire [15:0] \$267 ;
-  wire [15:0] \$268 ;
+  wire [7:0] \$265 ;
+  wire [7:0] \$266 ;
+  wire \$267 ;
+  wire \$268 ;
   wire [15:0] \$269 ;
   wire \$27 ;
-  wire [15:0] \$270 ;
-  wire [15:0] \$271 ;
+  wire \$270 ;
+  wire \$271 ;
   wire [15:0] \$272 ;
-  wire [15:0] \$273 ;
-  wire [15:0] \$274 ;
-  wire [15:0] \$275 ;
-  wire [15:0] \$276 ;
+  wire [7:0] \$273 ;
+  wire [7:0] \$274 ;
+  wire \$275 ;
+  wire \$276 ;
   wire [15:0] \$277 ;
-  wire [15:0] \$278 ;
-  wire [15:0] \$279 ;
+  wire \$278 ;
+  wire \$279 ;
   wire \$28 ;
   wire [15:0] \$280 ;
-  wire [15:0] \$281 ;
-  wire [15:0] \$282 ;
-  wire [15:0] \$283 ;
-  wire [15:0] \$284 ;
+  wire [7:0] \$281 ;
+  wire [7:0] \$282 ;
+  wire \$283 ;
+  wire \$284 ;
   wire [15:0] \$285 ;
-  wire [15:0] \$286 ;
-  wire [15:0] \$287 ;
+  wire \$286 ;
+  wire \$287 ;
   wire [15:0] \$288 ;
-  wire [15:0] \$289 ;
+  wire [7:0] \$289 ;
   wire \$29 ;
-  wire [15:0] \$290 ;
-  wire [15:0] \$291 ;
-  wire [15:0] \$292 ;
-  wire [15:0] \$293 ;
-  wire [15:0] \$294 ;
-  wire [15:0] \$295 ;
-  wire [15:0] \$296 ;
-  wire [15:0] \$297 ;
-  wire [15:0] \$298 ;
-  wire [15:0] \$299 ;
+  wire [7:0] \$290 ;
+  wire \$291 ;
+  wire [14:0] \$292 ;
+  wire \$293 ;
+  wire [7:0] \$294 ;
+  wire \$295 ;
+  wire [7:0] \$296 ;
+  wire [7:0] \$297 ;
+  wire \$298 ;
+  wire \$299 ;
   wire \$3 ;
   wire \$30 ;
-  wire [15:0] \$300 ;
-  wire [15:0] \$301 ;
-  wire [15:0] \$302 ;
-  wire [15:0] \$303 ;
-  wire [15:0] \$304 ;
-  wire [15:0] \$305 ;
-  wire [15:0] \$306 ;
-  wire [15:0] \$307 ;
-  wire [15:0] \$308 ;
-  wire [15:0] \$309 ;
+  wire \$300 ;
+  wire \$301 ;
+  wire \$302 ;
+  wire \$303 ;
+  wire \$304 ;
+  wire \$305 ;
+  wire \$306 ;
+  wire [7:0] \$307 ;
+  wire [7:0] \$308 ;
+  wire \$309 ;
   wire \$31 ;
-  wire [15:0] \$310 ;
-  wire [15:0] \$311 ;
-  wire [15:0] \$312 ;
-  wire [15:0] \$313 ;
-  wire [15:0] \$314 ;
-  wire [15:0] \$315 ;
-  wire [15:0] \$316 ;
-  wire [15:0] \$317 ;
-  reg [5:0] \$318 ;
-  reg [5:0] \$319 ;
+  wire \$310 ;
+  wire \$311 ;
+  wire \$312 ;
+  wire \$313 ;
+  wire \$314 ;
+  wire \$315 ;
+  wire \$316 ;
+  wire \$317 ;
+  wire \$318 ;
+  wire \$319 ;
   wire [2:0] \$32 ;
-  wire [63:0] \$320 ;
-  wire [63:0] \$321 ;
-  reg [5:0] \$322 ;
-  reg [5:0] \$323 ;
-  reg [5:0] \$324 ;
-  reg [5:0] \$325 ;
-  reg [5:0] \$326 ;
-  reg [5:0] \$327 ;
-  reg [87:0] \$328 ;
-  reg [87:0] \$329 ;
+  wire \$320 ;
+  wire \$321 ;
+  wire \$322 ;
+  wire \$323 ;
+  wire \$324 ;
+  wire \$325 ;
+  wire \$326 ;
+  wire \$327 ;
+  wire [15:0] \$328 ;
+  wire \$329 ;
   wire [3:0] \$33 ;
-  reg [5:0] \$330 ;
-  reg [1:0] \$331 ;
-  reg [13:0] \$332 ;
-  reg [14:0] \$333 ;
-  reg \$334 ;
-  reg \$335 ;
-  reg \$336 ;
-  reg [13:0] \$337 ;
-  reg \$338 ;
-  reg [6:0] \$339 ;
+  wire [1:0] \$330 ;
+  wire [1:0] \$331 ;
+  wire \$332 ;
+  wire \$333 ;
+  wire \$334 ;
+  wire \$335 ;
+  wire \$336 ;
+  wire \$337 ;
+  wire \$338 ;
+  wire \$339 ;
   wire \$34 ;
-  reg \$340 ;
-  wire [8:0] \$341 ;
-  wire [8:0] \$342 ;
-  wire [8:0] \$343 ;
-  wire [8:0] \$344 ;
-  wire [8:0] \$345 ;
-  wire [8:0] \$346 ;
-  wire [8:0] \$347 ;
-  reg \$348 ;
-  reg \$349 ;
+  wire \$340 ;
+  wire \$341 ;
+  wire \$342 ;
+  wire \$343 ;
+  wire \$344 ;
+  wire [21:0] \$345 ;
+  wire [22:0] \$346 ;
+  wire [21:0] \$347 ;
+  wire [22:0] \$348 ;
+  wire [21:0] \$349 ;
   wire \$35 ;
-  reg [6:0] \$350 ;
-  reg [6:0] \$351 ;
-  reg \$352 ;
-  reg [14:0] \$353 ;
-  reg \$354 ;
-  reg [6:0] \$355 ;
-  reg \$356 ;
-  reg \$357 ;
-  reg \$358 ;
-  reg \$359 ;
+  wire [22:0] \$350 ;
+  wire [21:0] \$351 ;
+  wire [22:0] \$352 ;
+  wire [21:0] \$353 ;
+  wire [22:0] \$354 ;
+  wire [21:0] \$355 ;
+  wire [22:0] \$356 ;
+  wire [21:0] \$357 ;
+  wire [22:0] \$358 ;
+  wire [21:0] \$359 ;
   wire \$36 ;
-  reg \$360 ;
+  wire [22:0] \$360 ;
+  wire \$361 ;
+  wire \$362 ;
+  wire \$363 ;
+  wire \$364 ;
+  wire \$365 ;
+  reg [5:0] \$366 ;
+  reg [5:0] \$367 ;
+  reg [5:0] \$368 ;
+  wire [63:0] \$369 ;
   wire \$37 ;
+  wire [63:0] \$370 ;
+  reg [5:0] \$371 ;
+  reg [5:0] \$372 ;
+  reg [5:0] \$373 ;
+  reg [5:0] \$374 ;
+  reg [5:0] \$375 ;
+  reg [5:0] \$376 ;
+  reg [87:0] \$377 ;
+  reg [87:0] \$378 ;
+  reg [5:0] \$379 ;
   wire \$38 ;
+  reg [1:0] \$380 ;
+  reg [14:0] \$381 ;
+  reg \$382 ;
+  reg \$383 ;
+  reg \$384 ;
+  reg [13:0] \$385 ;
+  reg \$386 ;
+  reg [6:0] \$387 ;
+  reg \$388 ;
+  wire [31:0] \$389 ;
   wire \$39 ;
+  wire [31:0] \$390 ;
+  wire [31:0] \$391 ;
+  wire [31:0] \$392 ;
+  wire [31:0] \$393 ;
+  wire [31:0] \$394 ;
+  wire [31:0] \$395 ;
+  wire [31:0] \$396 ;
+  wire [31:0] \$397 ;
+  wire [31:0] \$398 ;
+  wire [31:0] \$399 ;
   wire \$4 ;
-  wire \$40 ;
-  wire \$41 ;
-  wire \$42 ;
+  wire [15:0] \$40 ;
+  wire [31:0] \$400 ;
+  wire [31:0] \$401 ;
+  wire [31:0] \$402 ;
+  wire [31:0] \$403 ;
+  wire [31:0] \$404 ;
+  wire [31:0] \$405 ;
+  wire [31:0] \$406 ;
+  wire [31:0] \$407 ;
+  wire [31:0] \$408 ;
+  wire [31:0] \$409 ;
+  wire [7:0] \$41 ;
+  wire [31:0] \$410 ;
+  wire [31:0] \$411 ;
+  wire [31:0] \$412 ;
+  wire [31:0] \$413 ;
+  wire [31:0] \$414 ;
+  wire [31:0] \$415 ;
+  wire [31:0] \$416 ;
+  wire [31:0] \$417 ;
+  wire [31:0] \$418 ;
+  wire [31:0] \$419 ;
+  wire [7:0] \$42 ;
+  wire [31:0] \$420 ;
+  reg \$421 ;
+  reg \$422 ;
+  reg [6:0] \$423 ;
+  reg [6:0] \$424 ;
+  reg \$425 ;
+  reg [14:0] \$426 ;
+  reg \$427 ;
+  reg [6:0] \$428 ;
+  reg \$429 ;
   wire \$43 ;
+  reg \$430 ;
+  reg \$431 ;
+  reg \$432 ;
+  reg \$433 ;
   wire \$44 ;
-  wire \$45 ;
+  wire [15:0] \$45 ;
   wire \$46 ;
   wire \$47 ;
-  wire \$48 ;
-  wire \$49 ;
+  wire [15:0] \$48 ;
+  wire [7:0] \$49 ;
   wire \$5 ;
-  wire \$50 ;
+  wire [7:0] \$50 ;
   wire \$51 ;
   wire \$52 ;
-  wire \$53 ;
-  wire [7:0] \$54 ;
-  wire [7:0] \$55 ;
-  wire \$56 ;
-  wire \$57 ;
-  wire \$58 ;
+  wire [15:0] \$53 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire [15:0] \$56 ;
+  wire [7:0] \$57 ;
+  wire [7:0] \$58 ;
   wire \$59 ;
   wire \$6 ;
   wire \$60 ;
-  wire \$61 ;
+  wire [15:0] \$61 ;
   wire \$62 ;
   wire \$63 ;
-  wire \$64 ;
-  wire \$65 ;
-  wire \$66 ;
+  wire [15:0] \$64 ;
+  wire [7:0] \$65 ;
+  wire [7:0] \$66 ;
   wire \$67 ;
   wire \$68 ;
-  wire \$69 ;
+  wire [15:0] \$69 ;
   wire \$7 ;
   wire \$70 ;
   wire \$71 ;
-  wire \$72 ;
-  wire \$73 ;
+  wire [15:0] \$72 ;
+  wire [7:0] \$73 ;
   wire [7:0] \$74 ;
-  wire [7:0] \$75 ;
+  wire \$75 ;
   wire \$76 ;
-  wire \$77 ;
+  wire [15:0] \$77 ;
   wire \$78 ;
   wire \$79 ;
   wire \$8 ;
-  wire \$80 ;
-  wire \$81 ;
-  wire \$82 ;
+  wire [15:0] \$80 ;
+  wire [7:0] \$81 ;
+  wire [7:0] \$82 ;
   wire \$83 ;
   wire \$84 ;
-  wire \$85 ;
+  wire [15:0] \$85 ;
   wire \$86 ;
   wire \$87 ;
-  wire \$88 ;
-  wire \$89 ;
+  wire [15:0] \$88 ;
+  wire [7:0] \$89 ;
   wire \$9 ;
-  wire \$90 ;
+  wire [7:0] \$90 ;
   wire \$91 ;
   wire \$92 ;
-  wire \$93 ;
-  wire [7:0] \$94 ;
-  wire [7:0] \$95 ;
-  wire \$96 ;
-  wire \$97 ;
-  wire \$98 ;
+  wire [15:0] \$93 ;
+  wire \$94 ;
+  wire \$95 ;
+  wire [15:0] \$96 ;
+  wire [7:0] \$97 ;
+  wire [7:0] \$98 ;
   wire \$99 ;
   reg \$signal  = 1'h0;
-  reg \$signal$134  = 1'h0;
   (* init = 1'h1 *)
-  wire \$signal$64 ;
+  wire \$signal$122 ;
   (* init = 1'h0 *)
-  wire \$signal$68 ;
-  reg \$signal$72  = 1'h0;
+  wire \$signal$123 ;
+  reg \$signal$127  = 1'h0;
+  reg [1023:0] \$signal$129  = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+  reg \$signal$342  = 1'h0;
   (* init = 7'h00 *)
+  (* keep = 32'd1 *)
   wire [6:0] \$signature__addr ;
   (* init = 7'h00 *)
-  wire [6:0] \$signature__addr$138 ;
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$346 ;
   (* init = 7'h00 *)
-  wire [6:0] \$signature__addr$139 ;
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$347 ;
   (* init = 7'h00 *)
-  wire [6:0] \$signature__addr$140 ;
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$348 ;
   (* init = 7'h00 *)
-  wire [6:0] \$signature__addr$141 ;
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$349 ;
   (* init = 7'h00 *)
-  wire [6:0] \$signature__addr$142 ;
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$350 ;
   (* init = 7'h00 *)
-  wire [6:0] \$signature__addr$143 ;
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$351 ;
   (* init = 7'h00 *)
-  wire [6:0] \$signature__addr$144 ;
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$352 ;
   (* init = 7'h00 *)
-  wire [6:0] \$signature__addr$167 ;
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$353 ;
   (* init = 7'h00 *)
-  wire [6:0] \$signature__addr$170 ;
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$354 ;
   (* init = 7'h00 *)
-  wire [6:0] \$signature__addr$173 ;
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$355 ;
   (* init = 7'h00 *)
-  wire [6:0] \$signature__addr$176 ;
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$356 ;
   (* init = 7'h00 *)
-  wire [6:0] \$signature__addr$179 ;
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$357 ;
   (* init = 7'h00 *)
-  wire [6:0] \$signature__addr$182 ;
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$358 ;
   (* init = 7'h00 *)
-  wire [6:0] \$signature__addr$185 ;
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$359 ;
   (* init = 7'h00 *)
-  wire [6:0] \$signature__addr$188 ;
-  wire [143:0] \$signature__data ;
-  wire [143:0] \$signature__data$166 ;
-  wire [143:0] \$signature__data$169 ;
-  wire [143:0] \$signature__data$172 ;
-  wire [143:0] \$signature__data$175 ;
-  wire [143:0] \$signature__data$178 ;
-  wire [143:0] \$signature__data$181 ;
-  wire [143:0] \$signature__data$184 ;
-  wire [15:0] \$signature__data$187 ;
-  wire [143:0] \$signature__data$30 ;
-  wire [143:0] \$signature__data$31 ;
-  wire [143:0] \$signature__data$32 ;
-  wire [143:0] \$signature__data$33 ;
-  wire [143:0] \$signature__data$34 ;
-  wire [143:0] \$signature__data$35 ;
-  wire [15:0] \$signature__data$36 ;
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$360 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$361 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$362 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$363 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$364 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$365 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$366 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$367 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$368 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$369 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$370 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$371 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$372 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$373 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$374 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$375 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$376 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$398 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$401 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$404 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$407 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$410 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$413 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$416 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$419 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$422 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$425 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$428 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$431 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$434 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$437 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$440 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$443 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$446 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$449 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$452 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$455 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$458 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$461 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$464 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$467 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$470 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$473 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$476 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$479 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$482 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$485 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$488 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$491 ;
+  wire [31:0] \$signature__data ;
+  (* init = 32'd0 *)
+  wire [31:0] \$signature__data$400 ;
+  (* init = 32'd0 *)
+  wire [31:0] \$signature__data$403 ;
+  (* init = 32'd0 *)
+  wire [31:0] \$signature__data$406 ;
+  (* init = 32'd0 *)
+  wire [31:0] \$signature__data$409 ;
+  (* init = 32'd0 *)
+  wire [31:0] \$signature__data$412 ;
+  (* init = 32'd0 *)
+  wire [31:0] \$signature__data$415 ;
+  (* init = 32'd0 *)
+  wire [31:0] \$signature__data$418 ;
+  (* init = 32'd0 *)
+  wire [31:0] \$signature__data$421 ;
+  (* init = 32'd0 *)
+  wire [31:0] \$signature__data$424 ;
+  (* init = 32'd0 *)
+  wire [31:0] \$signature__data$427 ;
+  (* init = 32'd0 *)
+  wire [31:0] \$signature__data$430 ;
+  (* init = 32'd0 *)
+  wire [31:0] \$signature__data$433 ;
+  (* init = 32'd0 *)
+  wire [31:0] \$signature__data$436 ;
+  (* init = 32'd0 *)
+  wire [31:0] \$signature__data$439 ;
+  (* init = 32'd0 *)
+  wire [31:0] \$signature__data$442 ;
+  (* init = 32'd0 *)
+  wire [31:0] \$signature__data$445 ;
+  (* init = 32'd0 *)
+  wire [31:0] \$signature__data$448 ;
+  (* init = 32'd0 *)
+  wire [31:0] \$signature__data$451 ;
+  (* init = 32'd0 *)
+  wire [31:0] \$signature__data$454 ;
+  (* init = 32'd0 *)
+  wire [31:0] \$signature__data$457 ;
+  (* init = 32'd0 *)
+  wire [31:0] \$signature__data$460 ;
+  (* init = 32'd0 *)
+  wire [31:0] \$signature__data$463 ;
+  (* init = 32'd0 *)
+  wire [31:0] \$signature__data$466 ;
+  (* init = 32'd0 *)
+  wire [31:0] \$signature__data$469 ;
+  (* init = 32'd0 *)
+  wire [31:0] \$signature__data$472 ;
+  (* init = 32'd0 *)
+  wire [31:0] \$signature__data$475 ;
+  (* init = 32'd0 *)
+  wire [31:0] \$signature__data$478 ;
+  (* init = 32'd0 *)
+  wire [31:0] \$signature__data$481 ;
+  (* init = 32'd0 *)
+  wire [31:0] \$signature__data$484 ;
+  (* init = 32'd0 *)
+  wire [31:0] \$signature__data$487 ;
+  (* init = 32'd0 *)
+  wire [31:0] \$signature__data$490 ;
+  (* init = 32'd0 *)
+  wire [31:0] \$signature__data$493 ;
+  wire [31:0] \$signature__data$60 ;
+  wire [31:0] \$signature__data$61 ;
+  wire [31:0] \$signature__data$62 ;
+  wire [31:0] \$signature__data$63 ;
+  wire [31:0] \$signature__data$64 ;
+  wire [31:0] \$signature__data$65 ;
+  wire [31:0] \$signature__data$66 ;
+  wire [31:0] \$signature__data$67 ;
+  wire [31:0] \$signature__data$68 ;
+  wire [31:0] \$signature__data$69 ;
+  wire [31:0] \$signature__data$70 ;
+  wire [31:0] \$signature__data$71 ;
+  wire [31:0] \$signature__data$72 ;
+  wire [31:0] \$signature__data$73 ;
+  wire [31:0] \$signature__data$74 ;
+  wire [31:0] \$signature__data$75 ;
+  wire [31:0] \$signature__data$76 ;
+  wire [31:0] \$signature__data$77 ;
+  wire [31:0] \$signature__data$78 ;
+  wire [31:0] \$signature__data$79 ;
+  wire [31:0] \$signature__data$80 ;
+  wire [31:0] \$signature__data$81 ;
+  wire [31:0] \$signature__data$82 ;
+  wire [31:0] \$signature__data$83 ;
+  wire [31:0] \$signature__data$84 ;
+  wire [31:0] \$signature__data$85 ;
+  wire [31:0] \$signature__data$86 ;
+  wire [31:0] \$signature__data$87 ;
+  wire [31:0] \$signature__data$88 ;
+  wire [31:0] \$signature__data$89 ;
+  wire [31:0] \$signature__data$90 ;
   (* init = 1'h0 *)
+  (* keep = 32'd1 *)
   wire \$signature__en ;
   (* init = 1'h0 *)
-  wire \$signature__en$171 ;
+  (* keep = 32'd1 *)
+  wire \$signature__en$402 ;
   (* init = 1'h0 *)
-  wire \$signature__en$174 ;
+  (* keep = 32'd1 *)
+  wire \$signature__en$405 ;
   (* init = 1'h0 *)
-  wire \$signature__en$177 ;
+  (* keep = 32'd1 *)
+  wire \$signature__en$408 ;
   (* init = 1'h0 *)
-  wire \$signature__en$180 ;
+  (* keep = 32'd1 *)
+  wire \$signature__en$411 ;
   (* init = 1'h0 *)
-  wire \$signature__en$183 ;
+  (* keep = 32'd1 *)
+  wire \$signature__en$414 ;
   (* init = 1'h0 *)
-  wire \$signature__en$186 ;
+  (* keep = 32'd1 *)
+  wire \$signature__en$417 ;
   (* init = 1'h0 *)
-  wire \$signature__en$189 ;
-  reg [1023:0] a_data = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+  (* keep = 32'd1 *)
+  wire \$signature__en$420 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$423 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$426 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$429 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$432 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$435 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$438 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$441 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$444 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$447 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$450 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$453 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$456 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$459 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$462 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$465 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$468 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$471 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$474 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$477 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$480 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$483 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$486 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$489 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$492 ;
+  reg [1023:0] a_data2 = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
   reg a_last = 1'h0;
   reg [87:0] acc0 = 88'h0000000000000000000000;
   wire [21:0] \acc0[0] ;
@@ -652,6 +1046,22 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire cap;
   reg [6:0] chunk = 7'h00;
   reg chunk_last = 1'h0;
+  (* keep = 32'd1 *)
+  reg [6:0] chunk_mid0 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] chunk_mid1 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] chunk_mid2 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] chunk_mid3 = 7'h00;
+  (* keep = 32'd1 *)
+  reg clear_mid0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg clear_mid1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg clear_mid2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg clear_mid3 = 1'h0;
   input clk;
   wire clk;
   input [28:0] cmd__payload;
@@ -671,14 +1081,30 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire freed;
   (* init = 64'h0000000000000000 *)
   wire [63:0] h;
-  wire [63:0] \h$153 ;
+  wire [63:0] \h$385 ;
   reg [63:0] h0 = 64'h0000000000000000;
   wire idle;
   reg [13:0] k_r = 14'h0000;
   reg last_beat = 1'h0;
+  (* keep = 32'd1 *)
+  reg last_mid0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg last_mid1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg last_mid2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg last_mid3 = 1'h0;
   reg [6:0] ld_addr = 7'h00;
   reg [13:0] left = 14'h0000;
   reg load_done = 1'h0;
+  (* keep = 32'd1 *)
+  reg [6:0] low_mid0 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] low_mid1 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] low_mid2 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] low_mid3 = 7'h00;
   reg mat = 1'h0;
   wire [511:0] p;
   wire [7:0] \p[0] ;
@@ -748,394 +1174,394 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   reg pass_end = 1'h0;
   reg [863:0] pp = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
   (* init = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000 *)
-  wire [863:0] \pp$147 ;
-  wire [26:0] \pp$147[0] ;
-  wire [8:0] \pp$147[0][0] ;
-  wire [8:0] \pp$147[0][1] ;
-  wire [8:0] \pp$147[0][2] ;
-  wire [26:0] \pp$147[10] ;
-  wire [8:0] \pp$147[10][0] ;
-  wire [8:0] \pp$147[10][1] ;
-  wire [8:0] \pp$147[10][2] ;
-  wire [26:0] \pp$147[11] ;
-  wire [8:0] \pp$147[11][0] ;
-  wire [8:0] \pp$147[11][1] ;
-  wire [8:0] \pp$147[11][2] ;
-  wire [26:0] \pp$147[12] ;
-  wire [8:0] \pp$147[12][0] ;
-  wire [8:0] \pp$147[12][1] ;
-  wire [8:0] \pp$147[12][2] ;
-  wire [26:0] \pp$147[13] ;
-  wire [8:0] \pp$147[13][0] ;
-  wire [8:0] \pp$147[13][1] ;
-  wire [8:0] \pp$147[13][2] ;
-  wire [26:0] \pp$147[14] ;
-  wire [8:0] \pp$147[14][0] ;
-  wire [8:0] \pp$147[14][1] ;
-  wire [8:0] \pp$147[14][2] ;
-  wire [26:0] \pp$147[15] ;
-  wire [8:0] \pp$147[15][0] ;
-  wire [8:0] \pp$147[15][1] ;
-  wire [8:0] \pp$147[15][2] ;
-  wire [26:0] \pp$147[16] ;
-  wire [8:0] \pp$147[16][0] ;
-  wire [8:0] \pp$147[16][1] ;
-  wire [8:0] \pp$147[16][2] ;
-  wire [26:0] \pp$147[17] ;
-  wire [8:0] \pp$147[17][0] ;
-  wire [8:0] \pp$147[17][1] ;
-  wire [8:0] \pp$147[17][2] ;
-  wire [26:0] \pp$147[18] ;
-  wire [8:0] \pp$147[18][0] ;
-  wire [8:0] \pp$147[18][1] ;
-  wire [8:0] \pp$147[18][2] ;
-  wire [26:0] \pp$147[19] ;
-  wire [8:0] \pp$147[19][0] ;
-  wire [8:0] \pp$147[19][1] ;
-  wire [8:0] \pp$147[19][2] ;
-  wire [26:0] \pp$147[1] ;
-  wire [8:0] \pp$147[1][0] ;
-  wire [8:0] \pp$147[1][1] ;
-  wire [8:0] \pp$147[1][2] ;
-  wire [26:0] \pp$147[20] ;
-  wire [8:0] \pp$147[20][0] ;
-  wire [8:0] \pp$147[20][1] ;
-  wire [8:0] \pp$147[20][2] ;
-  wire [26:0] \pp$147[21] ;
-  wire [8:0] \pp$147[21][0] ;
-  wire [8:0] \pp$147[21][1] ;
-  wire [8:0] \pp$147[21][2] ;
-  wire [26:0] \pp$147[22] ;
-  wire [8:0] \pp$147[22][0] ;
-  wire [8:0] \pp$147[22][1] ;
-  wire [8:0] \pp$147[22][2] ;
-  wire [26:0] \pp$147[23] ;
-  wire [8:0] \pp$147[23][0] ;
-  wire [8:0] \pp$147[23][1] ;
-  wire [8:0] \pp$147[23][2] ;
-  wire [26:0] \pp$147[24] ;
-  wire [8:0] \pp$147[24][0] ;
-  wire [8:0] \pp$147[24][1] ;
-  wire [8:0] \pp$147[24][2] ;
-  wire [26:0] \pp$147[25] ;
-  wire [8:0] \pp$147[25][0] ;
-  wire [8:0] \pp$147[25][1] ;
-  wire [8:0] \pp$147[25][2] ;
-  wire [26:0] \pp$147[26] ;
-  wire [8:0] \pp$147[26][0] ;
-  wire [8:0] \pp$147[26][1] ;
-  wire [8:0] \pp$147[26][2] ;
-  wire [26:0] \pp$147[27] ;
-  wire [8:0] \pp$147[27][0] ;
-  wire [8:0] \pp$147[27][1] ;
-  wire [8:0] \pp$147[27][2] ;
-  wire [26:0] \pp$147[28] ;
-  wire [8:0] \pp$147[28][0] ;
-  wire [8:0] \pp$147[28][1] ;
-  wire [8:0] \pp$147[28][2] ;
-  wire [26:0] \pp$147[29] ;
-  wire [8:0] \pp$147[29][0] ;
-  wire [8:0] \pp$147[29][1] ;
-  wire [8:0] \pp$147[29][2] ;
-  wire [26:0] \pp$147[2] ;
-  wire [8:0] \pp$147[2][0] ;
-  wire [8:0] \pp$147[2][1] ;
-  wire [8:0] \pp$147[2][2] ;
-  wire [26:0] \pp$147[30] ;
-  wire [8:0] \pp$147[30][0] ;
-  wire [8:0] \pp$147[30][1] ;
-  wire [8:0] \pp$147[30][2] ;
-  wire [26:0] \pp$147[31] ;
-  wire [8:0] \pp$147[31][0] ;
-  wire [8:0] \pp$147[31][1] ;
-  wire [8:0] \pp$147[31][2] ;
-  wire [26:0] \pp$147[3] ;
-  wire [8:0] \pp$147[3][0] ;
-  wire [8:0] \pp$147[3][1] ;
-  wire [8:0] \pp$147[3][2] ;
-  wire [26:0] \pp$147[4] ;
-  wire [8:0] \pp$147[4][0] ;
-  wire [8:0] \pp$147[4][1] ;
-  wire [8:0] \pp$147[4][2] ;
-  wire [26:0] \pp$147[5] ;
-  wire [8:0] \pp$147[5][0] ;
-  wire [8:0] \pp$147[5][1] ;
-  wire [8:0] \pp$147[5][2] ;
-  wire [26:0] \pp$147[6] ;
-  wire [8:0] \pp$147[6][0] ;
-  wire [8:0] \pp$147[6][1] ;
-  wire [8:0] \pp$147[6][2] ;
-  wire [26:0] \pp$147[7] ;
-  wire [8:0] \pp$147[7][0] ;
-  wire [8:0] \pp$147[7][1] ;
-  wire [8:0] \pp$147[7][2] ;
-  wire [26:0] \pp$147[8] ;
-  wire [8:0] \pp$147[8][0] ;
-  wire [8:0] \pp$147[8][1] ;
-  wire [8:0] \pp$147[8][2] ;
-  wire [26:0] \pp$147[9] ;
-  wire [8:0] \pp$147[9][0] ;
-  wire [8:0] \pp$147[9][1] ;
-  wire [8:0] \pp$147[9][2] ;
+  wire [863:0] \pp$379 ;
+  wire [26:0] \pp$379[0] ;
+  wire [8:0] \pp$379[0][0] ;
+  wire [8:0] \pp$379[0][1] ;
+  wire [8:0] \pp$379[0][2] ;
+  wire [26:0] \pp$379[10] ;
+  wire [8:0] \pp$379[10][0] ;
+  wire [8:0] \pp$379[10][1] ;
+  wire [8:0] \pp$379[10][2] ;
+  wire [26:0] \pp$379[11] ;
+  wire [8:0] \pp$379[11][0] ;
+  wire [8:0] \pp$379[11][1] ;
+  wire [8:0] \pp$379[11][2] ;
+  wire [26:0] \pp$379[12] ;
+  wire [8:0] \pp$379[12][0] ;
+  wire [8:0] \pp$379[12][1] ;
+  wire [8:0] \pp$379[12][2] ;
+  wire [26:0] \pp$379[13] ;
+  wire [8:0] \pp$379[13][0] ;
+  wire [8:0] \pp$379[13][1] ;
+  wire [8:0] \pp$379[13][2] ;
+  wire [26:0] \pp$379[14] ;
+  wire [8:0] \pp$379[14][0] ;
+  wire [8:0] \pp$379[14][1] ;
+  wire [8:0] \pp$379[14][2] ;
+  wire [26:0] \pp$379[15] ;
+  wire [8:0] \pp$379[15][0] ;
+  wire [8:0] \pp$379[15][1] ;
+  wire [8:0] \pp$379[15][2] ;
+  wire [26:0] \pp$379[16] ;
+  wire [8:0] \pp$379[16][0] ;
+  wire [8:0] \pp$379[16][1] ;
+  wire [8:0] \pp$379[16][2] ;
+  wire [26:0] \pp$379[17] ;
+  wire [8:0] \pp$379[17][0] ;
+  wire [8:0] \pp$379[17][1] ;
+  wire [8:0] \pp$379[17][2] ;
+  wire [26:0] \pp$379[18] ;
+  wire [8:0] \pp$379[18][0] ;
+  wire [8:0] \pp$379[18][1] ;
+  wire [8:0] \pp$379[18][2] ;
+  wire [26:0] \pp$379[19] ;
+  wire [8:0] \pp$379[19][0] ;
+  wire [8:0] \pp$379[19][1] ;
+  wire [8:0] \pp$379[19][2] ;
+  wire [26:0] \pp$379[1] ;
+  wire [8:0] \pp$379[1][0] ;
+  wire [8:0] \pp$379[1][1] ;
+  wire [8:0] \pp$379[1][2] ;
+  wire [26:0] \pp$379[20] ;
+  wire [8:0] \pp$379[20][0] ;
+  wire [8:0] \pp$379[20][1] ;
+  wire [8:0] \pp$379[20][2] ;
+  wire [26:0] \pp$379[21] ;
+  wire [8:0] \pp$379[21][0] ;
+  wire [8:0] \pp$379[21][1] ;
+  wire [8:0] \pp$379[21][2] ;
+  wire [26:0] \pp$379[22] ;
+  wire [8:0] \pp$379[22][0] ;
+  wire [8:0] \pp$379[22][1] ;
+  wire [8:0] \pp$379[22][2] ;
+  wire [26:0] \pp$379[23] ;
+  wire [8:0] \pp$379[23][0] ;
+  wire [8:0] \pp$379[23][1] ;
+  wire [8:0] \pp$379[23][2] ;
+  wire [26:0] \pp$379[24] ;
+  wire [8:0] \pp$379[24][0] ;
+  wire [8:0] \pp$379[24][1] ;
+  wire [8:0] \pp$379[24][2] ;
+  wire [26:0] \pp$379[25] ;
+  wire [8:0] \pp$379[25][0] ;
+  wire [8:0] \pp$379[25][1] ;
+  wire [8:0] \pp$379[25][2] ;
+  wire [26:0] \pp$379[26] ;
+  wire [8:0] \pp$379[26][0] ;
+  wire [8:0] \pp$379[26][1] ;
+  wire [8:0] \pp$379[26][2] ;
+  wire [26:0] \pp$379[27] ;
+  wire [8:0] \pp$379[27][0] ;
+  wire [8:0] \pp$379[27][1] ;
+  wire [8:0] \pp$379[27][2] ;
+  wire [26:0] \pp$379[28] ;
+  wire [8:0] \pp$379[28][0] ;
+  wire [8:0] \pp$379[28][1] ;
+  wire [8:0] \pp$379[28][2] ;
+  wire [26:0] \pp$379[29] ;
+  wire [8:0] \pp$379[29][0] ;
+  wire [8:0] \pp$379[29][1] ;
+  wire [8:0] \pp$379[29][2] ;
+  wire [26:0] \pp$379[2] ;
+  wire [8:0] \pp$379[2][0] ;
+  wire [8:0] \pp$379[2][1] ;
+  wire [8:0] \pp$379[2][2] ;
+  wire [26:0] \pp$379[30] ;
+  wire [8:0] \pp$379[30][0] ;
+  wire [8:0] \pp$379[30][1] ;
+  wire [8:0] \pp$379[30][2] ;
+  wire [26:0] \pp$379[31] ;
+  wire [8:0] \pp$379[31][0] ;
+  wire [8:0] \pp$379[31][1] ;
+  wire [8:0] \pp$379[31][2] ;
+  wire [26:0] \pp$379[3] ;
+  wire [8:0] \pp$379[3][0] ;
+  wire [8:0] \pp$379[3][1] ;
+  wire [8:0] \pp$379[3][2] ;
+  wire [26:0] \pp$379[4] ;
+  wire [8:0] \pp$379[4][0] ;
+  wire [8:0] \pp$379[4][1] ;
+  wire [8:0] \pp$379[4][2] ;
+  wire [26:0] \pp$379[5] ;
+  wire [8:0] \pp$379[5][0] ;
+  wire [8:0] \pp$379[5][1] ;
+  wire [8:0] \pp$379[5][2] ;
+  wire [26:0] \pp$379[6] ;
+  wire [8:0] \pp$379[6][0] ;
+  wire [8:0] \pp$379[6][1] ;
+  wire [8:0] \pp$379[6][2] ;
+  wire [26:0] \pp$379[7] ;
+  wire [8:0] \pp$379[7][0] ;
+  wire [8:0] \pp$379[7][1] ;
+  wire [8:0] \pp$379[7][2] ;
+  wire [26:0] \pp$379[8] ;
+  wire [8:0] \pp$379[8][0] ;
+  wire [8:0] \pp$379[8][1] ;
+  wire [8:0] \pp$379[8][2] ;
+  wire [26:0] \pp$379[9] ;
+  wire [8:0] \pp$379[9][0] ;
+  wire [8:0] \pp$379[9][1] ;
+  wire [8:0] \pp$379[9][2] ;
   (* init = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000 *)
-  wire [863:0] \pp$151 ;
-  wire [26:0] \pp$151[0] ;
-  wire [8:0] \pp$151[0][0] ;
-  wire [8:0] \pp$151[0][1] ;
-  wire [8:0] \pp$151[0][2] ;
-  wire [26:0] \pp$151[10] ;
-  wire [8:0] \pp$151[10][0] ;
-  wire [8:0] \pp$151[10][1] ;
-  wire [8:0] \pp$151[10][2] ;
-  wire [26:0] \pp$151[11] ;
-  wire [8:0] \pp$151[11][0] ;
-  wire [8:0] \pp$151[11][1] ;
-  wire [8:0] \pp$151[11][2] ;
-  wire [26:0] \pp$151[12] ;
-  wire [8:0] \pp$151[12][0] ;
-  wire [8:0] \pp$151[12][1] ;
-  wire [8:0] \pp$151[12][2] ;
-  wire [26:0] \pp$151[13] ;
-  wire [8:0] \pp$151[13][0] ;
-  wire [8:0] \pp$151[13][1] ;
-  wire [8:0] \pp$151[13][2] ;
-  wire [26:0] \pp$151[14] ;
-  wire [8:0] \pp$151[14][0] ;
-  wire [8:0] \pp$151[14][1] ;
-  wire [8:0] \pp$151[14][2] ;
-  wire [26:0] \pp$151[15] ;
-  wire [8:0] \pp$151[15][0] ;
-  wire [8:0] \pp$151[15][1] ;
-  wire [8:0] \pp$151[15][2] ;
-  wire [26:0] \pp$151[16] ;
-  wire [8:0] \pp$151[16][0] ;
-  wire [8:0] \pp$151[16][1] ;
-  wire [8:0] \pp$151[16][2] ;
-  wire [26:0] \pp$151[17] ;
-  wire [8:0] \pp$151[17][0] ;
-  wire [8:0] \pp$151[17][1] ;
-  wire [8:0] \pp$151[17][2] ;
-  wire [26:0] \pp$151[18] ;
-  wire [8:0] \pp$151[18][0] ;
-  wire [8:0] \pp$151[18][1] ;
-  wire [8:0] \pp$151[18][2] ;
-  wire [26:0] \pp$151[19] ;
-  wire [8:0] \pp$151[19][0] ;
-  wire [8:0] \pp$151[19][1] ;
-  wire [8:0] \pp$151[19][2] ;
-  wire [26:0] \pp$151[1] ;
-  wire [8:0] \pp$151[1][0] ;
-  wire [8:0] \pp$151[1][1] ;
-  wire [8:0] \pp$151[1][2] ;
-  wire [26:0] \pp$151[20] ;
-  wire [8:0] \pp$151[20][0] ;
-  wire [8:0] \pp$151[20][1] ;
-  wire [8:0] \pp$151[20][2] ;
-  wire [26:0] \pp$151[21] ;
-  wire [8:0] \pp$151[21][0] ;
-  wire [8:0] \pp$151[21][1] ;
-  wire [8:0] \pp$151[21][2] ;
-  wire [26:0] \pp$151[22] ;
-  wire [8:0] \pp$151[22][0] ;
-  wire [8:0] \pp$151[22][1] ;
-  wire [8:0] \pp$151[22][2] ;
-  wire [26:0] \pp$151[23] ;
-  wire [8:0] \pp$151[23][0] ;
-  wire [8:0] \pp$151[23][1] ;
-  wire [8:0] \pp$151[23][2] ;
-  wire [26:0] \pp$151[24] ;
-  wire [8:0] \pp$151[24][0] ;
-  wire [8:0] \pp$151[24][1] ;
-  wire [8:0] \pp$151[24][2] ;
-  wire [26:0] \pp$151[25] ;
-  wire [8:0] \pp$151[25][0] ;
-  wire [8:0] \pp$151[25][1] ;
-  wire [8:0] \pp$151[25][2] ;
-  wire [26:0] \pp$151[26] ;
-  wire [8:0] \pp$151[26][0] ;
-  wire [8:0] \pp$151[26][1] ;
-  wire [8:0] \pp$151[26][2] ;
-  wire [26:0] \pp$151[27] ;
-  wire [8:0] \pp$151[27][0] ;
-  wire [8:0] \pp$151[27][1] ;
-  wire [8:0] \pp$151[27][2] ;
-  wire [26:0] \pp$151[28] ;
-  wire [8:0] \pp$151[28][0] ;
-  wire [8:0] \pp$151[28][1] ;
-  wire [8:0] \pp$151[28][2] ;
-  wire [26:0] \pp$151[29] ;
-  wire [8:0] \pp$151[29][0] ;
-  wire [8:0] \pp$151[29][1] ;
-  wire [8:0] \pp$151[29][2] ;
-  wire [26:0] \pp$151[2] ;
-  wire [8:0] \pp$151[2][0] ;
-  wire [8:0] \pp$151[2][1] ;
-  wire [8:0] \pp$151[2][2] ;
-  wire [26:0] \pp$151[30] ;
-  wire [8:0] \pp$151[30][0] ;
-  wire [8:0] \pp$151[30][1] ;
-  wire [8:0] \pp$151[30][2] ;
-  wire [26:0] \pp$151[31] ;
-  wire [8:0] \pp$151[31][0] ;
-  wire [8:0] \pp$151[31][1] ;
-  wire [8:0] \pp$151[31][2] ;
-  wire [26:0] \pp$151[3] ;
-  wire [8:0] \pp$151[3][0] ;
-  wire [8:0] \pp$151[3][1] ;
-  wire [8:0] \pp$151[3][2] ;
-  wire [26:0] \pp$151[4] ;
-  wire [8:0] \pp$151[4][0] ;
-  wire [8:0] \pp$151[4][1] ;
-  wire [8:0] \pp$151[4][2] ;
-  wire [26:0] \pp$151[5] ;
-  wire [8:0] \pp$151[5][0] ;
-  wire [8:0] \pp$151[5][1] ;
-  wire [8:0] \pp$151[5][2] ;
-  wire [26:0] \pp$151[6] ;
-  wire [8:0] \pp$151[6][0] ;
-  wire [8:0] \pp$151[6][1] ;
-  wire [8:0] \pp$151[6][2] ;
-  wire [26:0] \pp$151[7] ;
-  wire [8:0] \pp$151[7][0] ;
-  wire [8:0] \pp$151[7][1] ;
-  wire [8:0] \pp$151[7][2] ;
-  wire [26:0] \pp$151[8] ;
-  wire [8:0] \pp$151[8][0] ;
-  wire [8:0] \pp$151[8][1] ;
-  wire [8:0] \pp$151[8][2] ;
-  wire [26:0] \pp$151[9] ;
-  wire [8:0] \pp$151[9][0] ;
-  wire [8:0] \pp$151[9][1] ;
-  wire [8:0] \pp$151[9][2] ;
-  wire [863:0] \pp$40 ;
-  wire [26:0] \pp$40[0] ;
-  wire [8:0] \pp$40[0][0] ;
-  wire [8:0] \pp$40[0][1] ;
-  wire [8:0] \pp$40[0][2] ;
-  wire [26:0] \pp$40[10] ;
-  wire [8:0] \pp$40[10][0] ;
-  wire [8:0] \pp$40[10][1] ;
-  wire [8:0] \pp$40[10][2] ;
-  wire [26:0] \pp$40[11] ;
-  wire [8:0] \pp$40[11][0] ;
-  wire [8:0] \pp$40[11][1] ;
-  wire [8:0] \pp$40[11][2] ;
-  wire [26:0] \pp$40[12] ;
-  wire [8:0] \pp$40[12][0] ;
-  wire [8:0] \pp$40[12][1] ;
-  wire [8:0] \pp$40[12][2] ;
-  wire [26:0] \pp$40[13] ;
-  wire [8:0] \pp$40[13][0] ;
-  wire [8:0] \pp$40[13][1] ;
-  wire [8:0] \pp$40[13][2] ;
-  wire [26:0] \pp$40[14] ;
-  wire [8:0] \pp$40[14][0] ;
-  wire [8:0] \pp$40[14][1] ;
-  wire [8:0] \pp$40[14][2] ;
-  wire [26:0] \pp$40[15] ;
-  wire [8:0] \pp$40[15][0] ;
-  wire [8:0] \pp$40[15][1] ;
-  wire [8:0] \pp$40[15][2] ;
-  wire [26:0] \pp$40[16] ;
-  wire [8:0] \pp$40[16][0] ;
-  wire [8:0] \pp$40[16][1] ;
-  wire [8:0] \pp$40[16][2] ;
-  wire [26:0] \pp$40[17] ;
-  wire [8:0] \pp$40[17][0] ;
-  wire [8:0] \pp$40[17][1] ;
-  wire [8:0] \pp$40[17][2] ;
-  wire [26:0] \pp$40[18] ;
-  wire [8:0] \pp$40[18][0] ;
-  wire [8:0] \pp$40[18][1] ;
-  wire [8:0] \pp$40[18][2] ;
-  wire [26:0] \pp$40[19] ;
-  wire [8:0] \pp$40[19][0] ;
-  wire [8:0] \pp$40[19][1] ;
-  wire [8:0] \pp$40[19][2] ;
-  wire [26:0] \pp$40[1] ;
-  wire [8:0] \pp$40[1][0] ;
-  wire [8:0] \pp$40[1][1] ;
-  wire [8:0] \pp$40[1][2] ;
-  wire [26:0] \pp$40[20] ;
-  wire [8:0] \pp$40[20][0] ;
-  wire [8:0] \pp$40[20][1] ;
-  wire [8:0] \pp$40[20][2] ;
-  wire [26:0] \pp$40[21] ;
-  wire [8:0] \pp$40[21][0] ;
-  wire [8:0] \pp$40[21][1] ;
-  wire [8:0] \pp$40[21][2] ;
-  wire [26:0] \pp$40[22] ;
-  wire [8:0] \pp$40[22][0] ;
-  wire [8:0] \pp$40[22][1] ;
-  wire [8:0] \pp$40[22][2] ;
-  wire [26:0] \pp$40[23] ;
-  wire [8:0] \pp$40[23][0] ;
-  wire [8:0] \pp$40[23][1] ;
-  wire [8:0] \pp$40[23][2] ;
-  wire [26:0] \pp$40[24] ;
-  wire [8:0] \pp$40[24][0] ;
-  wire [8:0] \pp$40[24][1] ;
-  wire [8:0] \pp$40[24][2] ;
-  wire [26:0] \pp$40[25] ;
-  wire [8:0] \pp$40[25][0] ;
-  wire [8:0] \pp$40[25][1] ;
-  wire [8:0] \pp$40[25][2] ;
-  wire [26:0] \pp$40[26] ;
-  wire [8:0] \pp$40[26][0] ;
-  wire [8:0] \pp$40[26][1] ;
-  wire [8:0] \pp$40[26][2] ;
-  wire [26:0] \pp$40[27] ;
-  wire [8:0] \pp$40[27][0] ;
-  wire [8:0] \pp$40[27][1] ;
-  wire [8:0] \pp$40[27][2] ;
-  wire [26:0] \pp$40[28] ;
-  wire [8:0] \pp$40[28][0] ;
-  wire [8:0] \pp$40[28][1] ;
-  wire [8:0] \pp$40[28][2] ;
-  wire [26:0] \pp$40[29] ;
-  wire [8:0] \pp$40[29][0] ;
-  wire [8:0] \pp$40[29][1] ;
-  wire [8:0] \pp$40[29][2] ;
-  wire [26:0] \pp$40[2] ;
-  wire [8:0] \pp$40[2][0] ;
-  wire [8:0] \pp$40[2][1] ;
-  wire [8:0] \pp$40[2][2] ;
-  wire [26:0] \pp$40[30] ;
-  wire [8:0] \pp$40[30][0] ;
-  wire [8:0] \pp$40[30][1] ;
-  wire [8:0] \pp$40[30][2] ;
-  wire [26:0] \pp$40[31] ;
-  wire [8:0] \pp$40[31][0] ;
-  wire [8:0] \pp$40[31][1] ;
-  wire [8:0] \pp$40[31][2] ;
-  wire [26:0] \pp$40[3] ;
-  wire [8:0] \pp$40[3][0] ;
-  wire [8:0] \pp$40[3][1] ;
-  wire [8:0] \pp$40[3][2] ;
-  wire [26:0] \pp$40[4] ;
-  wire [8:0] \pp$40[4][0] ;
-  wire [8:0] \pp$40[4][1] ;
-  wire [8:0] \pp$40[4][2] ;
-  wire [26:0] \pp$40[5] ;
-  wire [8:0] \pp$40[5][0] ;
-  wire [8:0] \pp$40[5][1] ;
-  wire [8:0] \pp$40[5][2] ;
-  wire [26:0] \pp$40[6] ;
-  wire [8:0] \pp$40[6][0] ;
-  wire [8:0] \pp$40[6][1] ;
-  wire [8:0] \pp$40[6][2] ;
-  wire [26:0] \pp$40[7] ;
-  wire [8:0] \pp$40[7][0] ;
-  wire [8:0] \pp$40[7][1] ;
-  wire [8:0] \pp$40[7][2] ;
-  wire [26:0] \pp$40[8] ;
-  wire [8:0] \pp$40[8][0] ;
-  wire [8:0] \pp$40[8][1] ;
-  wire [8:0] \pp$40[8][2] ;
-  wire [26:0] \pp$40[9] ;
-  wire [8:0] \pp$40[9][0] ;
-  wire [8:0] \pp$40[9][1] ;
-  wire [8:0] \pp$40[9][2] ;
+  wire [863:0] \pp$383 ;
+  wire [26:0] \pp$383[0] ;
+  wire [8:0] \pp$383[0][0] ;
+  wire [8:0] \pp$383[0][1] ;
+  wire [8:0] \pp$383[0][2] ;
+  wire [26:0] \pp$383[10] ;
+  wire [8:0] \pp$383[10][0] ;
+  wire [8:0] \pp$383[10][1] ;
+  wire [8:0] \pp$383[10][2] ;
+  wire [26:0] \pp$383[11] ;
+  wire [8:0] \pp$383[11][0] ;
+  wire [8:0] \pp$383[11][1] ;
+  wire [8:0] \pp$383[11][2] ;
+  wire [26:0] \pp$383[12] ;
+  wire [8:0] \pp$383[12][0] ;
+  wire [8:0] \pp$383[12][1] ;
+  wire [8:0] \pp$383[12][2] ;
+  wire [26:0] \pp$383[13] ;
+  wire [8:0] \pp$383[13][0] ;
+  wire [8:0] \pp$383[13][1] ;
+  wire [8:0] \pp$383[13][2] ;
+  wire [26:0] \pp$383[14] ;
+  wire [8:0] \pp$383[14][0] ;
+  wire [8:0] \pp$383[14][1] ;
+  wire [8:0] \pp$383[14][2] ;
+  wire [26:0] \pp$383[15] ;
+  wire [8:0] \pp$383[15][0] ;
+  wire [8:0] \pp$383[15][1] ;
+  wire [8:0] \pp$383[15][2] ;
+  wire [26:0] \pp$383[16] ;
+  wire [8:0] \pp$383[16][0] ;
+  wire [8:0] \pp$383[16][1] ;
+  wire [8:0] \pp$383[16][2] ;
+  wire [26:0] \pp$383[17] ;
+  wire [8:0] \pp$383[17][0] ;
+  wire [8:0] \pp$383[17][1] ;
+  wire [8:0] \pp$383[17][2] ;
+  wire [26:0] \pp$383[18] ;
+  wire [8:0] \pp$383[18][0] ;
+  wire [8:0] \pp$383[18][1] ;
+  wire [8:0] \pp$383[18][2] ;
+  wire [26:0] \pp$383[19] ;
+  wire [8:0] \pp$383[19][0] ;
+  wire [8:0] \pp$383[19][1] ;
+  wire [8:0] \pp$383[19][2] ;
+  wire [26:0] \pp$383[1] ;
+  wire [8:0] \pp$383[1][0] ;
+  wire [8:0] \pp$383[1][1] ;
+  wire [8:0] \pp$383[1][2] ;
+  wire [26:0] \pp$383[20] ;
+  wire [8:0] \pp$383[20][0] ;
+  wire [8:0] \pp$383[20][1] ;
+  wire [8:0] \pp$383[20][2] ;
+  wire [26:0] \pp$383[21] ;
+  wire [8:0] \pp$383[21][0] ;
+  wire [8:0] \pp$383[21][1] ;
+  wire [8:0] \pp$383[21][2] ;
+  wire [26:0] \pp$383[22] ;
+  wire [8:0] \pp$383[22][0] ;
+  wire [8:0] \pp$383[22][1] ;
+  wire [8:0] \pp$383[22][2] ;
+  wire [26:0] \pp$383[23] ;
+  wire [8:0] \pp$383[23][0] ;
+  wire [8:0] \pp$383[23][1] ;
+  wire [8:0] \pp$383[23][2] ;
+  wire [26:0] \pp$383[24] ;
+  wire [8:0] \pp$383[24][0] ;
+  wire [8:0] \pp$383[24][1] ;
+  wire [8:0] \pp$383[24][2] ;
+  wire [26:0] \pp$383[25] ;
+  wire [8:0] \pp$383[25][0] ;
+  wire [8:0] \pp$383[25][1] ;
+  wire [8:0] \pp$383[25][2] ;
+  wire [26:0] \pp$383[26] ;
+  wire [8:0] \pp$383[26][0] ;
+  wire [8:0] \pp$383[26][1] ;
+  wire [8:0] \pp$383[26][2] ;
+  wire [26:0] \pp$383[27] ;
+  wire [8:0] \pp$383[27][0] ;
+  wire [8:0] \pp$383[27][1] ;
+  wire [8:0] \pp$383[27][2] ;
+  wire [26:0] \pp$383[28] ;
+  wire [8:0] \pp$383[28][0] ;
+  wire [8:0] \pp$383[28][1] ;
+  wire [8:0] \pp$383[28][2] ;
+  wire [26:0] \pp$383[29] ;
+  wire [8:0] \pp$383[29][0] ;
+  wire [8:0] \pp$383[29][1] ;
+  wire [8:0] \pp$383[29][2] ;
+  wire [26:0] \pp$383[2] ;
+  wire [8:0] \pp$383[2][0] ;
+  wire [8:0] \pp$383[2][1] ;
+  wire [8:0] \pp$383[2][2] ;
+  wire [26:0] \pp$383[30] ;
+  wire [8:0] \pp$383[30][0] ;
+  wire [8:0] \pp$383[30][1] ;
+  wire [8:0] \pp$383[30][2] ;
+  wire [26:0] \pp$383[31] ;
+  wire [8:0] \pp$383[31][0] ;
+  wire [8:0] \pp$383[31][1] ;
+  wire [8:0] \pp$383[31][2] ;
+  wire [26:0] \pp$383[3] ;
+  wire [8:0] \pp$383[3][0] ;
+  wire [8:0] \pp$383[3][1] ;
+  wire [8:0] \pp$383[3][2] ;
+  wire [26:0] \pp$383[4] ;
+  wire [8:0] \pp$383[4][0] ;
+  wire [8:0] \pp$383[4][1] ;
+  wire [8:0] \pp$383[4][2] ;
+  wire [26:0] \pp$383[5] ;
+  wire [8:0] \pp$383[5][0] ;
+  wire [8:0] \pp$383[5][1] ;
+  wire [8:0] \pp$383[5][2] ;
+  wire [26:0] \pp$383[6] ;
+  wire [8:0] \pp$383[6][0] ;
+  wire [8:0] \pp$383[6][1] ;
+  wire [8:0] \pp$383[6][2] ;
+  wire [26:0] \pp$383[7] ;
+  wire [8:0] \pp$383[7][0] ;
+  wire [8:0] \pp$383[7][1] ;
+  wire [8:0] \pp$383[7][2] ;
+  wire [26:0] \pp$383[8] ;
+  wire [8:0] \pp$383[8][0] ;
+  wire [8:0] \pp$383[8][1] ;
+  wire [8:0] \pp$383[8][2] ;
+  wire [26:0] \pp$383[9] ;
+  wire [8:0] \pp$383[9][0] ;
+  wire [8:0] \pp$383[9][1] ;
+  wire [8:0] \pp$383[9][2] ;
+  wire [863:0] \pp$94 ;
+  wire [26:0] \pp$94[0] ;
+  wire [8:0] \pp$94[0][0] ;
+  wire [8:0] \pp$94[0][1] ;
+  wire [8:0] \pp$94[0][2] ;
+  wire [26:0] \pp$94[10] ;
+  wire [8:0] \pp$94[10][0] ;
+  wire [8:0] \pp$94[10][1] ;
+  wire [8:0] \pp$94[10][2] ;
+  wire [26:0] \pp$94[11] ;
+  wire [8:0] \pp$94[11][0] ;
+  wire [8:0] \pp$94[11][1] ;
+  wire [8:0] \pp$94[11][2] ;
+  wire [26:0] \pp$94[12] ;
+  wire [8:0] \pp$94[12][0] ;
+  wire [8:0] \pp$94[12][1] ;
+  wire [8:0] \pp$94[12][2] ;
+  wire [26:0] \pp$94[13] ;
+  wire [8:0] \pp$94[13][0] ;
+  wire [8:0] \pp$94[13][1] ;
+  wire [8:0] \pp$94[13][2] ;
+  wire [26:0] \pp$94[14] ;
+  wire [8:0] \pp$94[14][0] ;
+  wire [8:0] \pp$94[14][1] ;
+  wire [8:0] \pp$94[14][2] ;
+  wire [26:0] \pp$94[15] ;
+  wire [8:0] \pp$94[15][0] ;
+  wire [8:0] \pp$94[15][1] ;
+  wire [8:0] \pp$94[15][2] ;
+  wire [26:0] \pp$94[16] ;
+  wire [8:0] \pp$94[16][0] ;
+  wire [8:0] \pp$94[16][1] ;
+  wire [8:0] \pp$94[16][2] ;
+  wire [26:0] \pp$94[17] ;
+  wire [8:0] \pp$94[17][0] ;
+  wire [8:0] \pp$94[17][1] ;
+  wire [8:0] \pp$94[17][2] ;
+  wire [26:0] \pp$94[18] ;
+  wire [8:0] \pp$94[18][0] ;
+  wire [8:0] \pp$94[18][1] ;
+  wire [8:0] \pp$94[18][2] ;
+  wire [26:0] \pp$94[19] ;
+  wire [8:0] \pp$94[19][0] ;
+  wire [8:0] \pp$94[19][1] ;
+  wire [8:0] \pp$94[19][2] ;
+  wire [26:0] \pp$94[1] ;
+  wire [8:0] \pp$94[1][0] ;
+  wire [8:0] \pp$94[1][1] ;
+  wire [8:0] \pp$94[1][2] ;
+  wire [26:0] \pp$94[20] ;
+  wire [8:0] \pp$94[20][0] ;
+  wire [8:0] \pp$94[20][1] ;
+  wire [8:0] \pp$94[20][2] ;
+  wire [26:0] \pp$94[21] ;
+  wire [8:0] \pp$94[21][0] ;
+  wire [8:0] \pp$94[21][1] ;
+  wire [8:0] \pp$94[21][2] ;
+  wire [26:0] \pp$94[22] ;
+  wire [8:0] \pp$94[22][0] ;
+  wire [8:0] \pp$94[22][1] ;
+  wire [8:0] \pp$94[22][2] ;
+  wire [26:0] \pp$94[23] ;
+  wire [8:0] \pp$94[23][0] ;
+  wire [8:0] \pp$94[23][1] ;
+  wire [8:0] \pp$94[23][2] ;
+  wire [26:0] \pp$94[24] ;
+  wire [8:0] \pp$94[24][0] ;
+  wire [8:0] \pp$94[24][1] ;
+  wire [8:0] \pp$94[24][2] ;
+  wire [26:0] \pp$94[25] ;
+  wire [8:0] \pp$94[25][0] ;
+  wire [8:0] \pp$94[25][1] ;
+  wire [8:0] \pp$94[25][2] ;
+  wire [26:0] \pp$94[26] ;
+  wire [8:0] \pp$94[26][0] ;
+  wire [8:0] \pp$94[26][1] ;
+  wire [8:0] \pp$94[26][2] ;
+  wire [26:0] \pp$94[27] ;
+  wire [8:0] \pp$94[27][0] ;
+  wire [8:0] \pp$94[27][1] ;
+  wire [8:0] \pp$94[27][2] ;
+  wire [26:0] \pp$94[28] ;
+  wire [8:0] \pp$94[28][0] ;
+  wire [8:0] \pp$94[28][1] ;
+  wire [8:0] \pp$94[28][2] ;
+  wire [26:0] \pp$94[29] ;
+  wire [8:0] \pp$94[29][0] ;
+  wire [8:0] \pp$94[29][1] ;
+  wire [8:0] \pp$94[29][2] ;
+  wire [26:0] \pp$94[2] ;
+  wire [8:0] \pp$94[2][0] ;
+  wire [8:0] \pp$94[2][1] ;
+  wire [8:0] \pp$94[2][2] ;
+  wire [26:0] \pp$94[30] ;
+  wire [8:0] \pp$94[30][0] ;
+  wire [8:0] \pp$94[30][1] ;
+  wire [8:0] \pp$94[30][2] ;
+  wire [26:0] \pp$94[31] ;
+  wire [8:0] \pp$94[31][0] ;
+  wire [8:0] \pp$94[31][1] ;
+  wire [8:0] \pp$94[31][2] ;
+  wire [26:0] \pp$94[3] ;
+  wire [8:0] \pp$94[3][0] ;
+  wire [8:0] \pp$94[3][1] ;
+  wire [8:0] \pp$94[3][2] ;
+  wire [26:0] \pp$94[4] ;
+  wire [8:0] \pp$94[4][0] ;
+  wire [8:0] \pp$94[4][1] ;
+  wire [8:0] \pp$94[4][2] ;
+  wire [26:0] \pp$94[5] ;
+  wire [8:0] \pp$94[5][0] ;
+  wire [8:0] \pp$94[5][1] ;
+  wire [8:0] \pp$94[5][2] ;
+  wire [26:0] \pp$94[6] ;
+  wire [8:0] \pp$94[6][0] ;
+  wire [8:0] \pp$94[6][1] ;
+  wire [8:0] \pp$94[6][2] ;
+  wire [26:0] \pp$94[7] ;
+  wire [8:0] \pp$94[7][0] ;
+  wire [8:0] \pp$94[7][1] ;
+  wire [8:0] \pp$94[7][2] ;
+  wire [26:0] \pp$94[8] ;
+  wire [8:0] \pp$94[8][0] ;
+  wire [8:0] \pp$94[8][1] ;
+  wire [8:0] \pp$94[8][2] ;
+  wire [26:0] \pp$94[9] ;
+  wire [8:0] \pp$94[9][0] ;
+  wire [8:0] \pp$94[9][1] ;
+  wire [8:0] \pp$94[9][2] ;
   wire [26:0] \pp[0] ;
   wire [8:0] \pp[0][0] ;
   wire [8:0] \pp[0][1] ;
@@ -1331,394 +1757,394 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire [7:0] \q[9] ;
   reg [863:0] qq = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
   (* init = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000 *)
-  wire [863:0] \qq$148 ;
-  wire [26:0] \qq$148[0] ;
-  wire [8:0] \qq$148[0][0] ;
-  wire [8:0] \qq$148[0][1] ;
-  wire [8:0] \qq$148[0][2] ;
-  wire [26:0] \qq$148[10] ;
-  wire [8:0] \qq$148[10][0] ;
-  wire [8:0] \qq$148[10][1] ;
-  wire [8:0] \qq$148[10][2] ;
-  wire [26:0] \qq$148[11] ;
-  wire [8:0] \qq$148[11][0] ;
-  wire [8:0] \qq$148[11][1] ;
-  wire [8:0] \qq$148[11][2] ;
-  wire [26:0] \qq$148[12] ;
-  wire [8:0] \qq$148[12][0] ;
-  wire [8:0] \qq$148[12][1] ;
-  wire [8:0] \qq$148[12][2] ;
-  wire [26:0] \qq$148[13] ;
-  wire [8:0] \qq$148[13][0] ;
-  wire [8:0] \qq$148[13][1] ;
-  wire [8:0] \qq$148[13][2] ;
-  wire [26:0] \qq$148[14] ;
-  wire [8:0] \qq$148[14][0] ;
-  wire [8:0] \qq$148[14][1] ;
-  wire [8:0] \qq$148[14][2] ;
-  wire [26:0] \qq$148[15] ;
-  wire [8:0] \qq$148[15][0] ;
-  wire [8:0] \qq$148[15][1] ;
-  wire [8:0] \qq$148[15][2] ;
-  wire [26:0] \qq$148[16] ;
-  wire [8:0] \qq$148[16][0] ;
-  wire [8:0] \qq$148[16][1] ;
-  wire [8:0] \qq$148[16][2] ;
-  wire [26:0] \qq$148[17] ;
-  wire [8:0] \qq$148[17][0] ;
-  wire [8:0] \qq$148[17][1] ;
-  wire [8:0] \qq$148[17][2] ;
-  wire [26:0] \qq$148[18] ;
-  wire [8:0] \qq$148[18][0] ;
-  wire [8:0] \qq$148[18][1] ;
-  wire [8:0] \qq$148[18][2] ;
-  wire [26:0] \qq$148[19] ;
-  wire [8:0] \qq$148[19][0] ;
-  wire [8:0] \qq$148[19][1] ;
-  wire [8:0] \qq$148[19][2] ;
-  wire [26:0] \qq$148[1] ;
-  wire [8:0] \qq$148[1][0] ;
-  wire [8:0] \qq$148[1][1] ;
-  wire [8:0] \qq$148[1][2] ;
-  wire [26:0] \qq$148[20] ;
-  wire [8:0] \qq$148[20][0] ;
-  wire [8:0] \qq$148[20][1] ;
-  wire [8:0] \qq$148[20][2] ;
-  wire [26:0] \qq$148[21] ;
-  wire [8:0] \qq$148[21][0] ;
-  wire [8:0] \qq$148[21][1] ;
-  wire [8:0] \qq$148[21][2] ;
-  wire [26:0] \qq$148[22] ;
-  wire [8:0] \qq$148[22][0] ;
-  wire [8:0] \qq$148[22][1] ;
-  wire [8:0] \qq$148[22][2] ;
-  wire [26:0] \qq$148[23] ;
-  wire [8:0] \qq$148[23][0] ;
-  wire [8:0] \qq$148[23][1] ;
-  wire [8:0] \qq$148[23][2] ;
-  wire [26:0] \qq$148[24] ;
-  wire [8:0] \qq$148[24][0] ;
-  wire [8:0] \qq$148[24][1] ;
-  wire [8:0] \qq$148[24][2] ;
-  wire [26:0] \qq$148[25] ;
-  wire [8:0] \qq$148[25][0] ;
-  wire [8:0] \qq$148[25][1] ;
-  wire [8:0] \qq$148[25][2] ;
-  wire [26:0] \qq$148[26] ;
-  wire [8:0] \qq$148[26][0] ;
-  wire [8:0] \qq$148[26][1] ;
-  wire [8:0] \qq$148[26][2] ;
-  wire [26:0] \qq$148[27] ;
-  wire [8:0] \qq$148[27][0] ;
-  wire [8:0] \qq$148[27][1] ;
-  wire [8:0] \qq$148[27][2] ;
-  wire [26:0] \qq$148[28] ;
-  wire [8:0] \qq$148[28][0] ;
-  wire [8:0] \qq$148[28][1] ;
-  wire [8:0] \qq$148[28][2] ;
-  wire [26:0] \qq$148[29] ;
-  wire [8:0] \qq$148[29][0] ;
-  wire [8:0] \qq$148[29][1] ;
-  wire [8:0] \qq$148[29][2] ;
-  wire [26:0] \qq$148[2] ;
-  wire [8:0] \qq$148[2][0] ;
-  wire [8:0] \qq$148[2][1] ;
-  wire [8:0] \qq$148[2][2] ;
-  wire [26:0] \qq$148[30] ;
-  wire [8:0] \qq$148[30][0] ;
-  wire [8:0] \qq$148[30][1] ;
-  wire [8:0] \qq$148[30][2] ;
-  wire [26:0] \qq$148[31] ;
-  wire [8:0] \qq$148[31][0] ;
-  wire [8:0] \qq$148[31][1] ;
-  wire [8:0] \qq$148[31][2] ;
-  wire [26:0] \qq$148[3] ;
-  wire [8:0] \qq$148[3][0] ;
-  wire [8:0] \qq$148[3][1] ;
-  wire [8:0] \qq$148[3][2] ;
-  wire [26:0] \qq$148[4] ;
-  wire [8:0] \qq$148[4][0] ;
-  wire [8:0] \qq$148[4][1] ;
-  wire [8:0] \qq$148[4][2] ;
-  wire [26:0] \qq$148[5] ;
-  wire [8:0] \qq$148[5][0] ;
-  wire [8:0] \qq$148[5][1] ;
-  wire [8:0] \qq$148[5][2] ;
-  wire [26:0] \qq$148[6] ;
-  wire [8:0] \qq$148[6][0] ;
-  wire [8:0] \qq$148[6][1] ;
-  wire [8:0] \qq$148[6][2] ;
-  wire [26:0] \qq$148[7] ;
-  wire [8:0] \qq$148[7][0] ;
-  wire [8:0] \qq$148[7][1] ;
-  wire [8:0] \qq$148[7][2] ;
-  wire [26:0] \qq$148[8] ;
-  wire [8:0] \qq$148[8][0] ;
-  wire [8:0] \qq$148[8][1] ;
-  wire [8:0] \qq$148[8][2] ;
-  wire [26:0] \qq$148[9] ;
-  wire [8:0] \qq$148[9][0] ;
-  wire [8:0] \qq$148[9][1] ;
-  wire [8:0] \qq$148[9][2] ;
+  wire [863:0] \qq$380 ;
+  wire [26:0] \qq$380[0] ;
+  wire [8:0] \qq$380[0][0] ;
+  wire [8:0] \qq$380[0][1] ;
+  wire [8:0] \qq$380[0][2] ;
+  wire [26:0] \qq$380[10] ;
+  wire [8:0] \qq$380[10][0] ;
+  wire [8:0] \qq$380[10][1] ;
+  wire [8:0] \qq$380[10][2] ;
+  wire [26:0] \qq$380[11] ;
+  wire [8:0] \qq$380[11][0] ;
+  wire [8:0] \qq$380[11][1] ;
+  wire [8:0] \qq$380[11][2] ;
+  wire [26:0] \qq$380[12] ;
+  wire [8:0] \qq$380[12][0] ;
+  wire [8:0] \qq$380[12][1] ;
+  wire [8:0] \qq$380[12][2] ;
+  wire [26:0] \qq$380[13] ;
+  wire [8:0] \qq$380[13][0] ;
+  wire [8:0] \qq$380[13][1] ;
+  wire [8:0] \qq$380[13][2] ;
+  wire [26:0] \qq$380[14] ;
+  wire [8:0] \qq$380[14][0] ;
+  wire [8:0] \qq$380[14][1] ;
+  wire [8:0] \qq$380[14][2] ;
+  wire [26:0] \qq$380[15] ;
+  wire [8:0] \qq$380[15][0] ;
+  wire [8:0] \qq$380[15][1] ;
+  wire [8:0] \qq$380[15][2] ;
+  wire [26:0] \qq$380[16] ;
+  wire [8:0] \qq$380[16][0] ;
+  wire [8:0] \qq$380[16][1] ;
+  wire [8:0] \qq$380[16][2] ;
+  wire [26:0] \qq$380[17] ;
+  wire [8:0] \qq$380[17][0] ;
+  wire [8:0] \qq$380[17][1] ;
+  wire [8:0] \qq$380[17][2] ;
+  wire [26:0] \qq$380[18] ;
+  wire [8:0] \qq$380[18][0] ;
+  wire [8:0] \qq$380[18][1] ;
+  wire [8:0] \qq$380[18][2] ;
+  wire [26:0] \qq$380[19] ;
+  wire [8:0] \qq$380[19][0] ;
+  wire [8:0] \qq$380[19][1] ;
+  wire [8:0] \qq$380[19][2] ;
+  wire [26:0] \qq$380[1] ;
+  wire [8:0] \qq$380[1][0] ;
+  wire [8:0] \qq$380[1][1] ;
+  wire [8:0] \qq$380[1][2] ;
+  wire [26:0] \qq$380[20] ;
+  wire [8:0] \qq$380[20][0] ;
+  wire [8:0] \qq$380[20][1] ;
+  wire [8:0] \qq$380[20][2] ;
+  wire [26:0] \qq$380[21] ;
+  wire [8:0] \qq$380[21][0] ;
+  wire [8:0] \qq$380[21][1] ;
+  wire [8:0] \qq$380[21][2] ;
+  wire [26:0] \qq$380[22] ;
+  wire [8:0] \qq$380[22][0] ;
+  wire [8:0] \qq$380[22][1] ;
+  wire [8:0] \qq$380[22][2] ;
+  wire [26:0] \qq$380[23] ;
+  wire [8:0] \qq$380[23][0] ;
+  wire [8:0] \qq$380[23][1] ;
+  wire [8:0] \qq$380[23][2] ;
+  wire [26:0] \qq$380[24] ;
+  wire [8:0] \qq$380[24][0] ;
+  wire [8:0] \qq$380[24][1] ;
+  wire [8:0] \qq$380[24][2] ;
+  wire [26:0] \qq$380[25] ;
+  wire [8:0] \qq$380[25][0] ;
+  wire [8:0] \qq$380[25][1] ;
+  wire [8:0] \qq$380[25][2] ;
+  wire [26:0] \qq$380[26] ;
+  wire [8:0] \qq$380[26][0] ;
+  wire [8:0] \qq$380[26][1] ;
+  wire [8:0] \qq$380[26][2] ;
+  wire [26:0] \qq$380[27] ;
+  wire [8:0] \qq$380[27][0] ;
+  wire [8:0] \qq$380[27][1] ;
+  wire [8:0] \qq$380[27][2] ;
+  wire [26:0] \qq$380[28] ;
+  wire [8:0] \qq$380[28][0] ;
+  wire [8:0] \qq$380[28][1] ;
+  wire [8:0] \qq$380[28][2] ;
+  wire [26:0] \qq$380[29] ;
+  wire [8:0] \qq$380[29][0] ;
+  wire [8:0] \qq$380[29][1] ;
+  wire [8:0] \qq$380[29][2] ;
+  wire [26:0] \qq$380[2] ;
+  wire [8:0] \qq$380[2][0] ;
+  wire [8:0] \qq$380[2][1] ;
+  wire [8:0] \qq$380[2][2] ;
+  wire [26:0] \qq$380[30] ;
+  wire [8:0] \qq$380[30][0] ;
+  wire [8:0] \qq$380[30][1] ;
+  wire [8:0] \qq$380[30][2] ;
+  wire [26:0] \qq$380[31] ;
+  wire [8:0] \qq$380[31][0] ;
+  wire [8:0] \qq$380[31][1] ;
+  wire [8:0] \qq$380[31][2] ;
+  wire [26:0] \qq$380[3] ;
+  wire [8:0] \qq$380[3][0] ;
+  wire [8:0] \qq$380[3][1] ;
+  wire [8:0] \qq$380[3][2] ;
+  wire [26:0] \qq$380[4] ;
+  wire [8:0] \qq$380[4][0] ;
+  wire [8:0] \qq$380[4][1] ;
+  wire [8:0] \qq$380[4][2] ;
+  wire [26:0] \qq$380[5] ;
+  wire [8:0] \qq$380[5][0] ;
+  wire [8:0] \qq$380[5][1] ;
+  wire [8:0] \qq$380[5][2] ;
+  wire [26:0] \qq$380[6] ;
+  wire [8:0] \qq$380[6][0] ;
+  wire [8:0] \qq$380[6][1] ;
+  wire [8:0] \qq$380[6][2] ;
+  wire [26:0] \qq$380[7] ;
+  wire [8:0] \qq$380[7][0] ;
+  wire [8:0] \qq$380[7][1] ;
+  wire [8:0] \qq$380[7][2] ;
+  wire [26:0] \qq$380[8] ;
+  wire [8:0] \qq$380[8][0] ;
+  wire [8:0] \qq$380[8][1] ;
+  wire [8:0] \qq$380[8][2] ;
+  wire [26:0] \qq$380[9] ;
+  wire [8:0] \qq$380[9][0] ;
+  wire [8:0] \qq$380[9][1] ;
+  wire [8:0] \qq$380[9][2] ;
   (* init = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000 *)
-  wire [863:0] \qq$152 ;
-  wire [26:0] \qq$152[0] ;
-  wire [8:0] \qq$152[0][0] ;
-  wire [8:0] \qq$152[0][1] ;
-  wire [8:0] \qq$152[0][2] ;
-  wire [26:0] \qq$152[10] ;
-  wire [8:0] \qq$152[10][0] ;
-  wire [8:0] \qq$152[10][1] ;
-  wire [8:0] \qq$152[10][2] ;
-  wire [26:0] \qq$152[11] ;
-  wire [8:0] \qq$152[11][0] ;
-  wire [8:0] \qq$152[11][1] ;
-  wire [8:0] \qq$152[11][2] ;
-  wire [26:0] \qq$152[12] ;
-  wire [8:0] \qq$152[12][0] ;
-  wire [8:0] \qq$152[12][1] ;
-  wire [8:0] \qq$152[12][2] ;
-  wire [26:0] \qq$152[13] ;
-  wire [8:0] \qq$152[13][0] ;
-  wire [8:0] \qq$152[13][1] ;
-  wire [8:0] \qq$152[13][2] ;
-  wire [26:0] \qq$152[14] ;
-  wire [8:0] \qq$152[14][0] ;
-  wire [8:0] \qq$152[14][1] ;
-  wire [8:0] \qq$152[14][2] ;
-  wire [26:0] \qq$152[15] ;
-  wire [8:0] \qq$152[15][0] ;
-  wire [8:0] \qq$152[15][1] ;
-  wire [8:0] \qq$152[15][2] ;
-  wire [26:0] \qq$152[16] ;
-  wire [8:0] \qq$152[16][0] ;
-  wire [8:0] \qq$152[16][1] ;
-  wire [8:0] \qq$152[16][2] ;
-  wire [26:0] \qq$152[17] ;
-  wire [8:0] \qq$152[17][0] ;
-  wire [8:0] \qq$152[17][1] ;
-  wire [8:0] \qq$152[17][2] ;
-  wire [26:0] \qq$152[18] ;
-  wire [8:0] \qq$152[18][0] ;
-  wire [8:0] \qq$152[18][1] ;
-  wire [8:0] \qq$152[18][2] ;
-  wire [26:0] \qq$152[19] ;
-  wire [8:0] \qq$152[19][0] ;
-  wire [8:0] \qq$152[19][1] ;
-  wire [8:0] \qq$152[19][2] ;
-  wire [26:0] \qq$152[1] ;
-  wire [8:0] \qq$152[1][0] ;
-  wire [8:0] \qq$152[1][1] ;
-  wire [8:0] \qq$152[1][2] ;
-  wire [26:0] \qq$152[20] ;
-  wire [8:0] \qq$152[20][0] ;
-  wire [8:0] \qq$152[20][1] ;
-  wire [8:0] \qq$152[20][2] ;
-  wire [26:0] \qq$152[21] ;
-  wire [8:0] \qq$152[21][0] ;
-  wire [8:0] \qq$152[21][1] ;
-  wire [8:0] \qq$152[21][2] ;
-  wire [26:0] \qq$152[22] ;
-  wire [8:0] \qq$152[22][0] ;
-  wire [8:0] \qq$152[22][1] ;
-  wire [8:0] \qq$152[22][2] ;
-  wire [26:0] \qq$152[23] ;
-  wire [8:0] \qq$152[23][0] ;
-  wire [8:0] \qq$152[23][1] ;
-  wire [8:0] \qq$152[23][2] ;
-  wire [26:0] \qq$152[24] ;
-  wire [8:0] \qq$152[24][0] ;
-  wire [8:0] \qq$152[24][1] ;
-  wire [8:0] \qq$152[24][2] ;
-  wire [26:0] \qq$152[25] ;
-  wire [8:0] \qq$152[25][0] ;
-  wire [8:0] \qq$152[25][1] ;
-  wire [8:0] \qq$152[25][2] ;
-  wire [26:0] \qq$152[26] ;
-  wire [8:0] \qq$152[26][0] ;
-  wire [8:0] \qq$152[26][1] ;
-  wire [8:0] \qq$152[26][2] ;
-  wire [26:0] \qq$152[27] ;
-  wire [8:0] \qq$152[27][0] ;
-  wire [8:0] \qq$152[27][1] ;
-  wire [8:0] \qq$152[27][2] ;
-  wire [26:0] \qq$152[28] ;
-  wire [8:0] \qq$152[28][0] ;
-  wire [8:0] \qq$152[28][1] ;
-  wire [8:0] \qq$152[28][2] ;
-  wire [26:0] \qq$152[29] ;
-  wire [8:0] \qq$152[29][0] ;
-  wire [8:0] \qq$152[29][1] ;
-  wire [8:0] \qq$152[29][2] ;
-  wire [26:0] \qq$152[2] ;
-  wire [8:0] \qq$152[2][0] ;
-  wire [8:0] \qq$152[2][1] ;
-  wire [8:0] \qq$152[2][2] ;
-  wire [26:0] \qq$152[30] ;
-  wire [8:0] \qq$152[30][0] ;
-  wire [8:0] \qq$152[30][1] ;
-  wire [8:0] \qq$152[30][2] ;
-  wire [26:0] \qq$152[31] ;
-  wire [8:0] \qq$152[31][0] ;
-  wire [8:0] \qq$152[31][1] ;
-  wire [8:0] \qq$152[31][2] ;
-  wire [26:0] \qq$152[3] ;
-  wire [8:0] \qq$152[3][0] ;
-  wire [8:0] \qq$152[3][1] ;
-  wire [8:0] \qq$152[3][2] ;
-  wire [26:0] \qq$152[4] ;
-  wire [8:0] \qq$152[4][0] ;
-  wire [8:0] \qq$152[4][1] ;
-  wire [8:0] \qq$152[4][2] ;
-  wire [26:0] \qq$152[5] ;
-  wire [8:0] \qq$152[5][0] ;
-  wire [8:0] \qq$152[5][1] ;
-  wire [8:0] \qq$152[5][2] ;
-  wire [26:0] \qq$152[6] ;
-  wire [8:0] \qq$152[6][0] ;
-  wire [8:0] \qq$152[6][1] ;
-  wire [8:0] \qq$152[6][2] ;
-  wire [26:0] \qq$152[7] ;
-  wire [8:0] \qq$152[7][0] ;
-  wire [8:0] \qq$152[7][1] ;
-  wire [8:0] \qq$152[7][2] ;
-  wire [26:0] \qq$152[8] ;
-  wire [8:0] \qq$152[8][0] ;
-  wire [8:0] \qq$152[8][1] ;
-  wire [8:0] \qq$152[8][2] ;
-  wire [26:0] \qq$152[9] ;
-  wire [8:0] \qq$152[9][0] ;
-  wire [8:0] \qq$152[9][1] ;
-  wire [8:0] \qq$152[9][2] ;
-  wire [863:0] \qq$42 ;
-  wire [26:0] \qq$42[0] ;
-  wire [8:0] \qq$42[0][0] ;
-  wire [8:0] \qq$42[0][1] ;
-  wire [8:0] \qq$42[0][2] ;
-  wire [26:0] \qq$42[10] ;
-  wire [8:0] \qq$42[10][0] ;
-  wire [8:0] \qq$42[10][1] ;
-  wire [8:0] \qq$42[10][2] ;
-  wire [26:0] \qq$42[11] ;
-  wire [8:0] \qq$42[11][0] ;
-  wire [8:0] \qq$42[11][1] ;
-  wire [8:0] \qq$42[11][2] ;
-  wire [26:0] \qq$42[12] ;
-  wire [8:0] \qq$42[12][0] ;
-  wire [8:0] \qq$42[12][1] ;
-  wire [8:0] \qq$42[12][2] ;
-  wire [26:0] \qq$42[13] ;
-  wire [8:0] \qq$42[13][0] ;
-  wire [8:0] \qq$42[13][1] ;
-  wire [8:0] \qq$42[13][2] ;
-  wire [26:0] \qq$42[14] ;
-  wire [8:0] \qq$42[14][0] ;
-  wire [8:0] \qq$42[14][1] ;
-  wire [8:0] \qq$42[14][2] ;
-  wire [26:0] \qq$42[15] ;
-  wire [8:0] \qq$42[15][0] ;
-  wire [8:0] \qq$42[15][1] ;
-  wire [8:0] \qq$42[15][2] ;
-  wire [26:0] \qq$42[16] ;
-  wire [8:0] \qq$42[16][0] ;
-  wire [8:0] \qq$42[16][1] ;
-  wire [8:0] \qq$42[16][2] ;
-  wire [26:0] \qq$42[17] ;
-  wire [8:0] \qq$42[17][0] ;
-  wire [8:0] \qq$42[17][1] ;
-  wire [8:0] \qq$42[17][2] ;
-  wire [26:0] \qq$42[18] ;
-  wire [8:0] \qq$42[18][0] ;
-  wire [8:0] \qq$42[18][1] ;
-  wire [8:0] \qq$42[18][2] ;
-  wire [26:0] \qq$42[19] ;
-  wire [8:0] \qq$42[19][0] ;
-  wire [8:0] \qq$42[19][1] ;
-  wire [8:0] \qq$42[19][2] ;
-  wire [26:0] \qq$42[1] ;
-  wire [8:0] \qq$42[1][0] ;
-  wire [8:0] \qq$42[1][1] ;
-  wire [8:0] \qq$42[1][2] ;
-  wire [26:0] \qq$42[20] ;
-  wire [8:0] \qq$42[20][0] ;
-  wire [8:0] \qq$42[20][1] ;
-  wire [8:0] \qq$42[20][2] ;
-  wire [26:0] \qq$42[21] ;
-  wire [8:0] \qq$42[21][0] ;
-  wire [8:0] \qq$42[21][1] ;
-  wire [8:0] \qq$42[21][2] ;
-  wire [26:0] \qq$42[22] ;
-  wire [8:0] \qq$42[22][0] ;
-  wire [8:0] \qq$42[22][1] ;
-  wire [8:0] \qq$42[22][2] ;
-  wire [26:0] \qq$42[23] ;
-  wire [8:0] \qq$42[23][0] ;
-  wire [8:0] \qq$42[23][1] ;
-  wire [8:0] \qq$42[23][2] ;
-  wire [26:0] \qq$42[24] ;
-  wire [8:0] \qq$42[24][0] ;
-  wire [8:0] \qq$42[24][1] ;
-  wire [8:0] \qq$42[24][2] ;
-  wire [26:0] \qq$42[25] ;
-  wire [8:0] \qq$42[25][0] ;
-  wire [8:0] \qq$42[25][1] ;
-  wire [8:0] \qq$42[25][2] ;
-  wire [26:0] \qq$42[26] ;
-  wire [8:0] \qq$42[26][0] ;
-  wire [8:0] \qq$42[26][1] ;
-  wire [8:0] \qq$42[26][2] ;
-  wire [26:0] \qq$42[27] ;
-  wire [8:0] \qq$42[27][0] ;
-  wire [8:0] \qq$42[27][1] ;
-  wire [8:0] \qq$42[27][2] ;
-  wire [26:0] \qq$42[28] ;
-  wire [8:0] \qq$42[28][0] ;
-  wire [8:0] \qq$42[28][1] ;
-  wire [8:0] \qq$42[28][2] ;
-  wire [26:0] \qq$42[29] ;
-  wire [8:0] \qq$42[29][0] ;
-  wire [8:0] \qq$42[29][1] ;
-  wire [8:0] \qq$42[29][2] ;
-  wire [26:0] \qq$42[2] ;
-  wire [8:0] \qq$42[2][0] ;
-  wire [8:0] \qq$42[2][1] ;
-  wire [8:0] \qq$42[2][2] ;
-  wire [26:0] \qq$42[30] ;
-  wire [8:0] \qq$42[30][0] ;
-  wire [8:0] \qq$42[30][1] ;
-  wire [8:0] \qq$42[30][2] ;
-  wire [26:0] \qq$42[31] ;
-  wire [8:0] \qq$42[31][0] ;
-  wire [8:0] \qq$42[31][1] ;
-  wire [8:0] \qq$42[31][2] ;
-  wire [26:0] \qq$42[3] ;
-  wire [8:0] \qq$42[3][0] ;
-  wire [8:0] \qq$42[3][1] ;
-  wire [8:0] \qq$42[3][2] ;
-  wire [26:0] \qq$42[4] ;
-  wire [8:0] \qq$42[4][0] ;
-  wire [8:0] \qq$42[4][1] ;
-  wire [8:0] \qq$42[4][2] ;
-  wire [26:0] \qq$42[5] ;
-  wire [8:0] \qq$42[5][0] ;
-  wire [8:0] \qq$42[5][1] ;
-  wire [8:0] \qq$42[5][2] ;
-  wire [26:0] \qq$42[6] ;
-  wire [8:0] \qq$42[6][0] ;
-  wire [8:0] \qq$42[6][1] ;
-  wire [8:0] \qq$42[6][2] ;
-  wire [26:0] \qq$42[7] ;
-  wire [8:0] \qq$42[7][0] ;
-  wire [8:0] \qq$42[7][1] ;
-  wire [8:0] \qq$42[7][2] ;
-  wire [26:0] \qq$42[8] ;
-  wire [8:0] \qq$42[8][0] ;
-  wire [8:0] \qq$42[8][1] ;
-  wire [8:0] \qq$42[8][2] ;
-  wire [26:0] \qq$42[9] ;
-  wire [8:0] \qq$42[9][0] ;
-  wire [8:0] \qq$42[9][1] ;
-  wire [8:0] \qq$42[9][2] ;
+  wire [863:0] \qq$384 ;
+  wire [26:0] \qq$384[0] ;
+  wire [8:0] \qq$384[0][0] ;
+  wire [8:0] \qq$384[0][1] ;
+  wire [8:0] \qq$384[0][2] ;
+  wire [26:0] \qq$384[10] ;
+  wire [8:0] \qq$384[10][0] ;
+  wire [8:0] \qq$384[10][1] ;
+  wire [8:0] \qq$384[10][2] ;
+  wire [26:0] \qq$384[11] ;
+  wire [8:0] \qq$384[11][0] ;
+  wire [8:0] \qq$384[11][1] ;
+  wire [8:0] \qq$384[11][2] ;
+  wire [26:0] \qq$384[12] ;
+  wire [8:0] \qq$384[12][0] ;
+  wire [8:0] \qq$384[12][1] ;
+  wire [8:0] \qq$384[12][2] ;
+  wire [26:0] \qq$384[13] ;
+  wire [8:0] \qq$384[13][0] ;
+  wire [8:0] \qq$384[13][1] ;
+  wire [8:0] \qq$384[13][2] ;
+  wire [26:0] \qq$384[14] ;
+  wire [8:0] \qq$384[14][0] ;
+  wire [8:0] \qq$384[14][1] ;
+  wire [8:0] \qq$384[14][2] ;
+  wire [26:0] \qq$384[15] ;
+  wire [8:0] \qq$384[15][0] ;
+  wire [8:0] \qq$384[15][1] ;
+  wire [8:0] \qq$384[15][2] ;
+  wire [26:0] \qq$384[16] ;
+  wire [8:0] \qq$384[16][0] ;
+  wire [8:0] \qq$384[16][1] ;
+  wire [8:0] \qq$384[16][2] ;
+  wire [26:0] \qq$384[17] ;
+  wire [8:0] \qq$384[17][0] ;
+  wire [8:0] \qq$384[17][1] ;
+  wire [8:0] \qq$384[17][2] ;
+  wire [26:0] \qq$384[18] ;
+  wire [8:0] \qq$384[18][0] ;
+  wire [8:0] \qq$384[18][1] ;
+  wire [8:0] \qq$384[18][2] ;
+  wire [26:0] \qq$384[19] ;
+  wire [8:0] \qq$384[19][0] ;
+  wire [8:0] \qq$384[19][1] ;
+  wire [8:0] \qq$384[19][2] ;
+  wire [26:0] \qq$384[1] ;
+  wire [8:0] \qq$384[1][0] ;
+  wire [8:0] \qq$384[1][1] ;
+  wire [8:0] \qq$384[1][2] ;
+  wire [26:0] \qq$384[20] ;
+  wire [8:0] \qq$384[20][0] ;
+  wire [8:0] \qq$384[20][1] ;
+  wire [8:0] \qq$384[20][2] ;
+  wire [26:0] \qq$384[21] ;
+  wire [8:0] \qq$384[21][0] ;
+  wire [8:0] \qq$384[21][1] ;
+  wire [8:0] \qq$384[21][2] ;
+  wire [26:0] \qq$384[22] ;
+  wire [8:0] \qq$384[22][0] ;
+  wire [8:0] \qq$384[22][1] ;
+  wire [8:0] \qq$384[22][2] ;
+  wire [26:0] \qq$384[23] ;
+  wire [8:0] \qq$384[23][0] ;
+  wire [8:0] \qq$384[23][1] ;
+  wire [8:0] \qq$384[23][2] ;
+  wire [26:0] \qq$384[24] ;
+  wire [8:0] \qq$384[24][0] ;
+  wire [8:0] \qq$384[24][1] ;
+  wire [8:0] \qq$384[24][2] ;
+  wire [26:0] \qq$384[25] ;
+  wire [8:0] \qq$384[25][0] ;
+  wire [8:0] \qq$384[25][1] ;
+  wire [8:0] \qq$384[25][2] ;
+  wire [26:0] \qq$384[26] ;
+  wire [8:0] \qq$384[26][0] ;
+  wire [8:0] \qq$384[26][1] ;
+  wire [8:0] \qq$384[26][2] ;
+  wire [26:0] \qq$384[27] ;
+  wire [8:0] \qq$384[27][0] ;
+  wire [8:0] \qq$384[27][1] ;
+  wire [8:0] \qq$384[27][2] ;
+  wire [26:0] \qq$384[28] ;
+  wire [8:0] \qq$384[28][0] ;
+  wire [8:0] \qq$384[28][1] ;
+  wire [8:0] \qq$384[28][2] ;
+  wire [26:0] \qq$384[29] ;
+  wire [8:0] \qq$384[29][0] ;
+  wire [8:0] \qq$384[29][1] ;
+  wire [8:0] \qq$384[29][2] ;
+  wire [26:0] \qq$384[2] ;
+  wire [8:0] \qq$384[2][0] ;
+  wire [8:0] \qq$384[2][1] ;
+  wire [8:0] \qq$384[2][2] ;
+  wire [26:0] \qq$384[30] ;
+  wire [8:0] \qq$384[30][0] ;
+  wire [8:0] \qq$384[30][1] ;
+  wire [8:0] \qq$384[30][2] ;
+  wire [26:0] \qq$384[31] ;
+  wire [8:0] \qq$384[31][0] ;
+  wire [8:0] \qq$384[31][1] ;
+  wire [8:0] \qq$384[31][2] ;
+  wire [26:0] \qq$384[3] ;
+  wire [8:0] \qq$384[3][0] ;
+  wire [8:0] \qq$384[3][1] ;
+  wire [8:0] \qq$384[3][2] ;
+  wire [26:0] \qq$384[4] ;
+  wire [8:0] \qq$384[4][0] ;
+  wire [8:0] \qq$384[4][1] ;
+  wire [8:0] \qq$384[4][2] ;
+  wire [26:0] \qq$384[5] ;
+  wire [8:0] \qq$384[5][0] ;
+  wire [8:0] \qq$384[5][1] ;
+  wire [8:0] \qq$384[5][2] ;
+  wire [26:0] \qq$384[6] ;
+  wire [8:0] \qq$384[6][0] ;
+  wire [8:0] \qq$384[6][1] ;
+  wire [8:0] \qq$384[6][2] ;
+  wire [26:0] \qq$384[7] ;
+  wire [8:0] \qq$384[7][0] ;
+  wire [8:0] \qq$384[7][1] ;
+  wire [8:0] \qq$384[7][2] ;
+  wire [26:0] \qq$384[8] ;
+  wire [8:0] \qq$384[8][0] ;
+  wire [8:0] \qq$384[8][1] ;
+  wire [8:0] \qq$384[8][2] ;
+  wire [26:0] \qq$384[9] ;
+  wire [8:0] \qq$384[9][0] ;
+  wire [8:0] \qq$384[9][1] ;
+  wire [8:0] \qq$384[9][2] ;
+  wire [863:0] \qq$96 ;
+  wire [26:0] \qq$96[0] ;
+  wire [8:0] \qq$96[0][0] ;
+  wire [8:0] \qq$96[0][1] ;
+  wire [8:0] \qq$96[0][2] ;
+  wire [26:0] \qq$96[10] ;
+  wire [8:0] \qq$96[10][0] ;
+  wire [8:0] \qq$96[10][1] ;
+  wire [8:0] \qq$96[10][2] ;
+  wire [26:0] \qq$96[11] ;
+  wire [8:0] \qq$96[11][0] ;
+  wire [8:0] \qq$96[11][1] ;
+  wire [8:0] \qq$96[11][2] ;
+  wire [26:0] \qq$96[12] ;
+  wire [8:0] \qq$96[12][0] ;
+  wire [8:0] \qq$96[12][1] ;
+  wire [8:0] \qq$96[12][2] ;
+  wire [26:0] \qq$96[13] ;
+  wire [8:0] \qq$96[13][0] ;
+  wire [8:0] \qq$96[13][1] ;
+  wire [8:0] \qq$96[13][2] ;
+  wire [26:0] \qq$96[14] ;
+  wire [8:0] \qq$96[14][0] ;
+  wire [8:0] \qq$96[14][1] ;
+  wire [8:0] \qq$96[14][2] ;
+  wire [26:0] \qq$96[15] ;
+  wire [8:0] \qq$96[15][0] ;
+  wire [8:0] \qq$96[15][1] ;
+  wire [8:0] \qq$96[15][2] ;
+  wire [26:0] \qq$96[16] ;
+  wire [8:0] \qq$96[16][0] ;
+  wire [8:0] \qq$96[16][1] ;
+  wire [8:0] \qq$96[16][2] ;
+  wire [26:0] \qq$96[17] ;
+  wire [8:0] \qq$96[17][0] ;
+  wire [8:0] \qq$96[17][1] ;
+  wire [8:0] \qq$96[17][2] ;
+  wire [26:0] \qq$96[18] ;
+  wire [8:0] \qq$96[18][0] ;
+  wire [8:0] \qq$96[18][1] ;
+  wire [8:0] \qq$96[18][2] ;
+  wire [26:0] \qq$96[19] ;
+  wire [8:0] \qq$96[19][0] ;
+  wire [8:0] \qq$96[19][1] ;
+  wire [8:0] \qq$96[19][2] ;
+  wire [26:0] \qq$96[1] ;
+  wire [8:0] \qq$96[1][0] ;
+  wire [8:0] \qq$96[1][1] ;
+  wire [8:0] \qq$96[1][2] ;
+  wire [26:0] \qq$96[20] ;
+  wire [8:0] \qq$96[20][0] ;
+  wire [8:0] \qq$96[20][1] ;
+  wire [8:0] \qq$96[20][2] ;
+  wire [26:0] \qq$96[21] ;
+  wire [8:0] \qq$96[21][0] ;
+  wire [8:0] \qq$96[21][1] ;
+  wire [8:0] \qq$96[21][2] ;
+  wire [26:0] \qq$96[22] ;
+  wire [8:0] \qq$96[22][0] ;
+  wire [8:0] \qq$96[22][1] ;
+  wire [8:0] \qq$96[22][2] ;
+  wire [26:0] \qq$96[23] ;
+  wire [8:0] \qq$96[23][0] ;
+  wire [8:0] \qq$96[23][1] ;
+  wire [8:0] \qq$96[23][2] ;
+  wire [26:0] \qq$96[24] ;
+  wire [8:0] \qq$96[24][0] ;
+  wire [8:0] \qq$96[24][1] ;
+  wire [8:0] \qq$96[24][2] ;
+  wire [26:0] \qq$96[25] ;
+  wire [8:0] \qq$96[25][0] ;
+  wire [8:0] \qq$96[25][1] ;
+  wire [8:0] \qq$96[25][2] ;
+  wire [26:0] \qq$96[26] ;
+  wire [8:0] \qq$96[26][0] ;
+  wire [8:0] \qq$96[26][1] ;
+  wire [8:0] \qq$96[26][2] ;
+  wire [26:0] \qq$96[27] ;
+  wire [8:0] \qq$96[27][0] ;
+  wire [8:0] \qq$96[27][1] ;
+  wire [8:0] \qq$96[27][2] ;
+  wire [26:0] \qq$96[28] ;
+  wire [8:0] \qq$96[28][0] ;
+  wire [8:0] \qq$96[28][1] ;
+  wire [8:0] \qq$96[28][2] ;
+  wire [26:0] \qq$96[29] ;
+  wire [8:0] \qq$96[29][0] ;
+  wire [8:0] \qq$96[29][1] ;
+  wire [8:0] \qq$96[29][2] ;
+  wire [26:0] \qq$96[2] ;
+  wire [8:0] \qq$96[2][0] ;
+  wire [8:0] \qq$96[2][1] ;
+  wire [8:0] \qq$96[2][2] ;
+  wire [26:0] \qq$96[30] ;
+  wire [8:0] \qq$96[30][0] ;
+  wire [8:0] \qq$96[30][1] ;
+  wire [8:0] \qq$96[30][2] ;
+  wire [26:0] \qq$96[31] ;
+  wire [8:0] \qq$96[31][0] ;
+  wire [8:0] \qq$96[31][1] ;
+  wire [8:0] \qq$96[31][2] ;
+  wire [26:0] \qq$96[3] ;
+  wire [8:0] \qq$96[3][0] ;
+  wire [8:0] \qq$96[3][1] ;
+  wire [8:0] \qq$96[3][2] ;
+  wire [26:0] \qq$96[4] ;
+  wire [8:0] \qq$96[4][0] ;
+  wire [8:0] \qq$96[4][1] ;
+  wire [8:0] \qq$96[4][2] ;
+  wire [26:0] \qq$96[5] ;
+  wire [8:0] \qq$96[5][0] ;
+  wire [8:0] \qq$96[5][1] ;
+  wire [8:0] \qq$96[5][2] ;
+  wire [26:0] \qq$96[6] ;
+  wire [8:0] \qq$96[6][0] ;
+  wire [8:0] \qq$96[6][1] ;
+  wire [8:0] \qq$96[6][2] ;
+  wire [26:0] \qq$96[7] ;
+  wire [8:0] \qq$96[7][0] ;
+  wire [8:0] \qq$96[7][1] ;
+  wire [8:0] \qq$96[7][2] ;
+  wire [26:0] \qq$96[8] ;
+  wire [8:0] \qq$96[8][0] ;
+  wire [8:0] \qq$96[8][1] ;
+  wire [8:0] \qq$96[8][2] ;
+  wire [26:0] \qq$96[9] ;
+  wire [8:0] \qq$96[9][0] ;
+  wire [8:0] \qq$96[9][1] ;
+  wire [8:0] \qq$96[9][2] ;
   wire [26:0] \qq[0] ;
   wire [8:0] \qq[0][0] ;
   wire [8:0] \qq[0][1] ;
@@ -1849,25 +2275,81 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire [8:0] \qq[9][2] ;
   reg r_gt = 1'h0;
   reg [14:0] r_left = 15'h0000;
+  (* keep = 32'd1 *)
   reg [6:0] raddr0 = 7'h00;
+  (* keep = 32'd1 *)
   reg [6:0] raddr1 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] raddr10 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] raddr11 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] raddr12 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] raddr13 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] raddr14 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] raddr15 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] raddr16 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] raddr17 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] raddr18 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] raddr19 = 7'h00;
+  (* keep = 32'd1 *)
   reg [6:0] raddr2 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] raddr20 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] raddr21 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] raddr22 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] raddr23 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] raddr24 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] raddr25 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] raddr26 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] raddr27 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] raddr28 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] raddr29 = 7'h00;
+  (* keep = 32'd1 *)
   reg [6:0] raddr3 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] raddr30 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] raddr31 = 7'h00;
+  (* keep = 32'd1 *)
   reg [6:0] raddr4 = 7'h00;
+  (* keep = 32'd1 *)
   reg [6:0] raddr5 = 7'h00;
+  (* keep = 32'd1 *)
   reg [6:0] raddr6 = 7'h00;
+  (* keep = 32'd1 *)
   reg [6:0] raddr7 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] raddr8 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] raddr9 = 7'h00;
   reg [1023:0] rdq = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
   output [88:0] res__payload;
   wire [88:0] res__payload;
-  wire [88:0] \res__payload$163 ;
-  wire \res__payload$163.last ;
-  wire [87:0] \res__payload$163.sums ;
-  wire [87:0] \res__payload$163.sums[0] ;
-  wire [21:0] \res__payload$163.sums[0][0] ;
-  wire [21:0] \res__payload$163.sums[0][1] ;
-  wire [21:0] \res__payload$163.sums[0][2] ;
-  wire [21:0] \res__payload$163.sums[0][3] ;
+  wire [88:0] \res__payload$395 ;
+  wire \res__payload$395.last ;
+  wire [87:0] \res__payload$395.sums ;
+  wire [87:0] \res__payload$395.sums[0] ;
+  wire [21:0] \res__payload$395.sums[0][0] ;
+  wire [21:0] \res__payload$395.sums[0][1] ;
+  wire [21:0] \res__payload$395.sums[0][2] ;
+  wire [21:0] \res__payload$395.sums[0][3] ;
   wire \res__payload.last ;
   wire [87:0] \res__payload.sums ;
   wire [87:0] \res__payload.sums[0] ;
@@ -1877,10 +2359,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire [21:0] \res__payload.sums[0][3] ;
   input res__ready;
   wire res__ready;
-  wire \res__ready$164 ;
+  wire \res__ready$396 ;
   output res__valid;
   wire res__valid;
-  wire \res__valid$165 ;
+  wire \res__valid$397 ;
+  reg [14:0] rows_c = 15'h0000;
   reg [14:0] rows_r = 15'h0000;
   input rst;
   wire rst;
@@ -1900,6 +2383,14 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire \s1a.last ;
   wire \s1a.valid ;
   reg [127:0] s1a_codes = 128'h00000000000000000000000000000000;
+  reg [5:0] s1b = 6'h00;
+  wire \s1b.conj ;
+  wire \s1b.count ;
+  wire \s1b.final ;
+  wire \s1b.first ;
+  wire \s1b.last ;
+  wire \s1b.valid ;
+  reg [127:0] s1b_codes = 128'h00000000000000000000000000000000;
   reg [5:0] s1r = 6'h00;
   wire \s1r.conj ;
   wire \s1r.count ;
@@ -1957,11 +2448,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire \st4.valid ;
   reg stg = 1'h0;
   wire [55:0] sums;
-  wire [55:0] \sums$157 ;
-  wire [13:0] \sums$157[0] ;
-  wire [13:0] \sums$157[1] ;
-  wire [13:0] \sums$157[2] ;
-  wire [13:0] \sums$157[3] ;
+  wire [55:0] \sums$389 ;
+  wire [13:0] \sums$389[0] ;
+  wire [13:0] \sums$389[1] ;
+  wire [13:0] \sums$389[2] ;
+  wire [13:0] \sums$389[3] ;
   wire [13:0] \sums[0] ;
   wire [13:0] \sums[1] ;
   wire [13:0] \sums[2] ;
@@ -1982,1200 +2473,5314 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire [21:0] \total1[1] ;
   wire [21:0] \total1[2] ;
   wire [21:0] \total1[3] ;
+  (* keep = 32'd1 *)
   reg [6:0] waddr0 = 7'h00;
+  (* keep = 32'd1 *)
   reg [6:0] waddr1 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] waddr10 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] waddr11 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] waddr12 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] waddr13 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] waddr14 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] waddr15 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] waddr16 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] waddr17 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] waddr18 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] waddr19 = 7'h00;
+  (* keep = 32'd1 *)
   reg [6:0] waddr2 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] waddr20 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] waddr21 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] waddr22 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] waddr23 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] waddr24 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] waddr25 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] waddr26 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] waddr27 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] waddr28 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] waddr29 = 7'h00;
+  (* keep = 32'd1 *)
   reg [6:0] waddr3 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] waddr30 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] waddr31 = 7'h00;
+  (* keep = 32'd1 *)
   reg [6:0] waddr4 = 7'h00;
+  (* keep = 32'd1 *)
   reg [6:0] waddr5 = 7'h00;
+  (* keep = 32'd1 *)
   reg [6:0] waddr6 = 7'h00;
+  (* keep = 32'd1 *)
   reg [6:0] waddr7 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] waddr8 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] waddr9 = 7'h00;
+  (* keep = 32'd1 *)
   reg wclear0 = 1'h0;
+  (* keep = 32'd1 *)
   reg wclear1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wclear10 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wclear11 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wclear12 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wclear13 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wclear14 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wclear15 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wclear16 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wclear17 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wclear18 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wclear19 = 1'h0;
+  (* keep = 32'd1 *)
   reg wclear2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wclear20 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wclear21 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wclear22 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wclear23 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wclear24 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wclear25 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wclear26 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wclear27 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wclear28 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wclear29 = 1'h0;
+  (* keep = 32'd1 *)
   reg wclear3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wclear30 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wclear31 = 1'h0;
+  (* keep = 32'd1 *)
   reg wclear4 = 1'h0;
+  (* keep = 32'd1 *)
   reg wclear5 = 1'h0;
+  (* keep = 32'd1 *)
   reg wclear6 = 1'h0;
+  (* keep = 32'd1 *)
   reg wclear7 = 1'h0;
-  reg [143:0] wdata0 = 144'h000000000000000000000000000000000000;
-  reg [143:0] wdata1 = 144'h000000000000000000000000000000000000;
-  reg [143:0] wdata2 = 144'h000000000000000000000000000000000000;
-  reg [143:0] wdata3 = 144'h000000000000000000000000000000000000;
-  reg [143:0] wdata4 = 144'h000000000000000000000000000000000000;
-  reg [143:0] wdata5 = 144'h000000000000000000000000000000000000;
-  reg [143:0] wdata6 = 144'h000000000000000000000000000000000000;
-  reg [15:0] wdata7 = 16'h0000;
+  (* keep = 32'd1 *)
+  reg wclear8 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wclear9 = 1'h0;
+  reg [31:0] wdata0 = 32'd0;
+  reg [31:0] wdata1 = 32'd0;
+  reg [31:0] wdata10 = 32'd0;
+  reg [31:0] wdata11 = 32'd0;
+  reg [31:0] wdata12 = 32'd0;
+  reg [31:0] wdata13 = 32'd0;
+  reg [31:0] wdata14 = 32'd0;
+  reg [31:0] wdata15 = 32'd0;
+  reg [31:0] wdata16 = 32'd0;
+  reg [31:0] wdata17 = 32'd0;
+  reg [31:0] wdata18 = 32'd0;
+  reg [31:0] wdata19 = 32'd0;
+  reg [31:0] wdata2 = 32'd0;
+  reg [31:0] wdata20 = 32'd0;
+  reg [31:0] wdata21 = 32'd0;
+  reg [31:0] wdata22 = 32'd0;
+  reg [31:0] wdata23 = 32'd0;
+  reg [31:0] wdata24 = 32'd0;
+  reg [31:0] wdata25 = 32'd0;
+  reg [31:0] wdata26 = 32'd0;
+  reg [31:0] wdata27 = 32'd0;
+  reg [31:0] wdata28 = 32'd0;
+  reg [31:0] wdata29 = 32'd0;
+  reg [31:0] wdata3 = 32'd0;
+  reg [31:0] wdata30 = 32'd0;
+  reg [31:0] wdata31 = 32'd0;
+  reg [31:0] wdata4 = 32'd0;
+  reg [31:0] wdata5 = 32'd0;
+  reg [31:0] wdata6 = 32'd0;
+  reg [31:0] wdata7 = 32'd0;
+  reg [31:0] wdata8 = 32'd0;
+  reg [31:0] wdata9 = 32'd0;
+  (* keep = 32'd1 *)
   reg wen0 = 1'h0;
+  (* keep = 32'd1 *)
   reg wen1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wen10 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wen11 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wen12 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wen13 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wen14 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wen15 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wen16 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wen17 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wen18 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wen19 = 1'h0;
+  (* keep = 32'd1 *)
   reg wen2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wen20 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wen21 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wen22 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wen23 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wen24 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wen25 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wen26 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wen27 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wen28 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wen29 = 1'h0;
+  (* keep = 32'd1 *)
   reg wen3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wen30 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wen31 = 1'h0;
+  (* keep = 32'd1 *)
   reg wen4 = 1'h0;
+  (* keep = 32'd1 *)
   reg wen5 = 1'h0;
+  (* keep = 32'd1 *)
   reg wen6 = 1'h0;
+  (* keep = 32'd1 *)
   reg wen7 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wen8 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wen9 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wen_mid0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wen_mid1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wen_mid2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg wen_mid3 = 1'h0;
   input [127:0] wgt__payload;
   wire [127:0] wgt__payload;
   output wgt__ready;
   wire wgt__ready;
   input wgt__valid;
   wire wgt__valid;
-  reg [8:0] wzero0 = 9'h000;
-  reg [8:0] wzero1 = 9'h000;
-  reg [8:0] wzero2 = 9'h000;
-  reg [8:0] wzero3 = 9'h000;
-  reg [8:0] wzero4 = 9'h000;
-  reg [8:0] wzero5 = 9'h000;
-  reg [8:0] wzero6 = 9'h000;
-  reg wzero7 = 1'h0;
   (* init = 64'h0000000000000000 *)
   wire [63:0] x;
-  wire [63:0] \x$154 ;
+  wire [63:0] \x$386 ;
   reg [63:0] x0 = 64'h0000000000000000;
+  (* keep = 32'd1 *)
   reg zlast0 = 1'h0;
+  (* keep = 32'd1 *)
   reg zlast1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg zlast10 = 1'h0;
+  (* keep = 32'd1 *)
+  reg zlast11 = 1'h0;
+  (* keep = 32'd1 *)
+  reg zlast12 = 1'h0;
+  (* keep = 32'd1 *)
+  reg zlast13 = 1'h0;
+  (* keep = 32'd1 *)
+  reg zlast14 = 1'h0;
+  (* keep = 32'd1 *)
+  reg zlast15 = 1'h0;
+  (* keep = 32'd1 *)
+  reg zlast16 = 1'h0;
+  (* keep = 32'd1 *)
+  reg zlast17 = 1'h0;
+  (* keep = 32'd1 *)
+  reg zlast18 = 1'h0;
+  (* keep = 32'd1 *)
+  reg zlast19 = 1'h0;
+  (* keep = 32'd1 *)
   reg zlast2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg zlast20 = 1'h0;
+  (* keep = 32'd1 *)
+  reg zlast21 = 1'h0;
+  (* keep = 32'd1 *)
+  reg zlast22 = 1'h0;
+  (* keep = 32'd1 *)
+  reg zlast23 = 1'h0;
+  (* keep = 32'd1 *)
+  reg zlast24 = 1'h0;
+  (* keep = 32'd1 *)
+  reg zlast25 = 1'h0;
+  (* keep = 32'd1 *)
+  reg zlast26 = 1'h0;
+  (* keep = 32'd1 *)
+  reg zlast27 = 1'h0;
+  (* keep = 32'd1 *)
+  reg zlast28 = 1'h0;
+  (* keep = 32'd1 *)
+  reg zlast29 = 1'h0;
+  (* keep = 32'd1 *)
   reg zlast3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg zlast30 = 1'h0;
+  (* keep = 32'd1 *)
+  reg zlast31 = 1'h0;
+  (* keep = 32'd1 *)
   reg zlast4 = 1'h0;
+  (* keep = 32'd1 *)
   reg zlast5 = 1'h0;
+  (* keep = 32'd1 *)
   reg zlast6 = 1'h0;
+  (* keep = 32'd1 *)
   reg zlast7 = 1'h0;
+  (* keep = 32'd1 *)
+  reg zlast8 = 1'h0;
+  (* keep = 32'd1 *)
+  reg zlast9 = 1'h0;
+  (* keep = 32'd1 *)
   reg [6:0] zlow0 = 7'h00;
+  (* keep = 32'd1 *)
   reg [6:0] zlow1 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] zlow10 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] zlow11 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] zlow12 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] zlow13 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] zlow14 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] zlow15 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] zlow16 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] zlow17 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] zlow18 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] zlow19 = 7'h00;
+  (* keep = 32'd1 *)
   reg [6:0] zlow2 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] zlow20 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] zlow21 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] zlow22 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] zlow23 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] zlow24 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] zlow25 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] zlow26 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] zlow27 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] zlow28 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] zlow29 = 7'h00;
+  (* keep = 32'd1 *)
   reg [6:0] zlow3 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] zlow30 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] zlow31 = 7'h00;
+  (* keep = 32'd1 *)
   reg [6:0] zlow4 = 7'h00;
+  (* keep = 32'd1 *)
   reg [6:0] zlow5 = 7'h00;
+  (* keep = 32'd1 *)
   reg [6:0] zlow6 = 7'h00;
+  (* keep = 32'd1 *)
   reg [6:0] zlow7 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] zlow8 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] zlow9 = 7'h00;
   (* no_rw_check = 32'd1 *)
-  reg [143:0] act_mem0 [127:0];
+  reg [31:0] act_mem0 [127:0];
   initial begin
-    act_mem0[0] = 144'h000000000000000000000000000000000000;
-    act_mem0[1] = 144'h000000000000000000000000000000000000;
-    act_mem0[2] = 144'h000000000000000000000000000000000000;
-    act_mem0[3] = 144'h000000000000000000000000000000000000;
-    act_mem0[4] = 144'h000000000000000000000000000000000000;
-    act_mem0[5] = 144'h000000000000000000000000000000000000;
-    act_mem0[6] = 144'h000000000000000000000000000000000000;
-    act_mem0[7] = 144'h000000000000000000000000000000000000;
-    act_mem0[8] = 144'h000000000000000000000000000000000000;
-    act_mem0[9] = 144'h000000000000000000000000000000000000;
-    act_mem0[10] = 144'h000000000000000000000000000000000000;
-    act_mem0[11] = 144'h000000000000000000000000000000000000;
-    act_mem0[12] = 144'h000000000000000000000000000000000000;
-    act_mem0[13] = 144'h000000000000000000000000000000000000;
-    act_mem0[14] = 144'h000000000000000000000000000000000000;
-    act_mem0[15] = 144'h000000000000000000000000000000000000;
-    act_mem0[16] = 144'h000000000000000000000000000000000000;
-    act_mem0[17] = 144'h000000000000000000000000000000000000;
-    act_mem0[18] = 144'h000000000000000000000000000000000000;
-    act_mem0[19] = 144'h000000000000000000000000000000000000;
-    act_mem0[20] = 144'h000000000000000000000000000000000000;
-    act_mem0[21] = 144'h000000000000000000000000000000000000;
-    act_mem0[22] = 144'h000000000000000000000000000000000000;
-    act_mem0[23] = 144'h000000000000000000000000000000000000;
-    act_mem0[24] = 144'h000000000000000000000000000000000000;
-    act_mem0[25] = 144'h000000000000000000000000000000000000;
-    act_mem0[26] = 144'h000000000000000000000000000000000000;
-    act_mem0[27] = 144'h000000000000000000000000000000000000;
-    act_mem0[28] = 144'h000000000000000000000000000000000000;
-    act_mem0[29] = 144'h000000000000000000000000000000000000;
-    act_mem0[30] = 144'h000000000000000000000000000000000000;
-    act_mem0[31] = 144'h000000000000000000000000000000000000;
-    act_mem0[32] = 144'h000000000000000000000000000000000000;
-    act_mem0[33] = 144'h000000000000000000000000000000000000;
-    act_mem0[34] = 144'h000000000000000000000000000000000000;
-    act_mem0[35] = 144'h000000000000000000000000000000000000;
-    act_mem0[36] = 144'h000000000000000000000000000000000000;
-    act_mem0[37] = 144'h000000000000000000000000000000000000;
-    act_mem0[38] = 144'h000000000000000000000000000000000000;
-    act_mem0[39] = 144'h000000000000000000000000000000000000;
-    act_mem0[40] = 144'h000000000000000000000000000000000000;
-    act_mem0[41] = 144'h000000000000000000000000000000000000;
-    act_mem0[42] = 144'h000000000000000000000000000000000000;
-    act_mem0[43] = 144'h000000000000000000000000000000000000;
-    act_mem0[44] = 144'h000000000000000000000000000000000000;
-    act_mem0[45] = 144'h000000000000000000000000000000000000;
-    act_mem0[46] = 144'h000000000000000000000000000000000000;
-    act_mem0[47] = 144'h000000000000000000000000000000000000;
-    act_mem0[48] = 144'h000000000000000000000000000000000000;
-    act_mem0[49] = 144'h000000000000000000000000000000000000;
-    act_mem0[50] = 144'h000000000000000000000000000000000000;
-    act_mem0[51] = 144'h000000000000000000000000000000000000;
-    act_mem0[52] = 144'h000000000000000000000000000000000000;
-    act_mem0[53] = 144'h000000000000000000000000000000000000;
-    act_mem0[54] = 144'h000000000000000000000000000000000000;
-    act_mem0[55] = 144'h000000000000000000000000000000000000;
-    act_mem0[56] = 144'h000000000000000000000000000000000000;
-    act_mem0[57] = 144'h000000000000000000000000000000000000;
-    act_mem0[58] = 144'h000000000000000000000000000000000000;
-    act_mem0[59] = 144'h000000000000000000000000000000000000;
-    act_mem0[60] = 144'h000000000000000000000000000000000000;
-    act_mem0[61] = 144'h000000000000000000000000000000000000;
-    act_mem0[62] = 144'h000000000000000000000000000000000000;
-    act_mem0[63] = 144'h000000000000000000000000000000000000;
-    act_mem0[64] = 144'h000000000000000000000000000000000000;
-    act_mem0[65] = 144'h000000000000000000000000000000000000;
-    act_mem0[66] = 144'h000000000000000000000000000000000000;
-    act_mem0[67] = 144'h000000000000000000000000000000000000;
-    act_mem0[68] = 144'h000000000000000000000000000000000000;
-    act_mem0[69] = 144'h000000000000000000000000000000000000;
-    act_mem0[70] = 144'h000000000000000000000000000000000000;
-    act_mem0[71] = 144'h000000000000000000000000000000000000;
-    act_mem0[72] = 144'h000000000000000000000000000000000000;
-    act_mem0[73] = 144'h000000000000000000000000000000000000;
-    act_mem0[74] = 144'h000000000000000000000000000000000000;
-    act_mem0[75] = 144'h000000000000000000000000000000000000;
-    act_mem0[76] = 144'h000000000000000000000000000000000000;
-    act_mem0[77] = 144'h000000000000000000000000000000000000;
-    act_mem0[78] = 144'h000000000000000000000000000000000000;
-    act_mem0[79] = 144'h000000000000000000000000000000000000;
-    act_mem0[80] = 144'h000000000000000000000000000000000000;
-    act_mem0[81] = 144'h000000000000000000000000000000000000;
-    act_mem0[82] = 144'h000000000000000000000000000000000000;
-    act_mem0[83] = 144'h000000000000000000000000000000000000;
-    act_mem0[84] = 144'h000000000000000000000000000000000000;
-    act_mem0[85] = 144'h000000000000000000000000000000000000;
-    act_mem0[86] = 144'h000000000000000000000000000000000000;
-    act_mem0[87] = 144'h000000000000000000000000000000000000;
-    act_mem0[88] = 144'h000000000000000000000000000000000000;
-    act_mem0[89] = 144'h000000000000000000000000000000000000;
-    act_mem0[90] = 144'h000000000000000000000000000000000000;
-    act_mem0[91] = 144'h000000000000000000000000000000000000;
-    act_mem0[92] = 144'h000000000000000000000000000000000000;
-    act_mem0[93] = 144'h000000000000000000000000000000000000;
-    act_mem0[94] = 144'h000000000000000000000000000000000000;
-    act_mem0[95] = 144'h000000000000000000000000000000000000;
-    act_mem0[96] = 144'h000000000000000000000000000000000000;
-    act_mem0[97] = 144'h000000000000000000000000000000000000;
-    act_mem0[98] = 144'h000000000000000000000000000000000000;
-    act_mem0[99] = 144'h000000000000000000000000000000000000;
-    act_mem0[100] = 144'h000000000000000000000000000000000000;
-    act_mem0[101] = 144'h000000000000000000000000000000000000;
-    act_mem0[102] = 144'h000000000000000000000000000000000000;
-    act_mem0[103] = 144'h000000000000000000000000000000000000;
-    act_mem0[104] = 144'h000000000000000000000000000000000000;
-    act_mem0[105] = 144'h000000000000000000000000000000000000;
-    act_mem0[106] = 144'h000000000000000000000000000000000000;
-    act_mem0[107] = 144'h000000000000000000000000000000000000;
-    act_mem0[108] = 144'h000000000000000000000000000000000000;
-    act_mem0[109] = 144'h000000000000000000000000000000000000;
-    act_mem0[110] = 144'h000000000000000000000000000000000000;
-    act_mem0[111] = 144'h000000000000000000000000000000000000;
-    act_mem0[112] = 144'h000000000000000000000000000000000000;
-    act_mem0[113] = 144'h000000000000000000000000000000000000;
-    act_mem0[114] = 144'h000000000000000000000000000000000000;
-    act_mem0[115] = 144'h000000000000000000000000000000000000;
-    act_mem0[116] = 144'h000000000000000000000000000000000000;
-    act_mem0[117] = 144'h000000000000000000000000000000000000;
-    act_mem0[118] = 144'h000000000000000000000000000000000000;
-    act_mem0[119] = 144'h000000000000000000000000000000000000;
-    act_mem0[120] = 144'h000000000000000000000000000000000000;
-    act_mem0[121] = 144'h000000000000000000000000000000000000;
-    act_mem0[122] = 144'h000000000000000000000000000000000000;
-    act_mem0[123] = 144'h000000000000000000000000000000000000;
-    act_mem0[124] = 144'h000000000000000000000000000000000000;
-    act_mem0[125] = 144'h000000000000000000000000000000000000;
-    act_mem0[126] = 144'h000000000000000000000000000000000000;
-    act_mem0[127] = 144'h000000000000000000000000000000000000;
+    act_mem0[0] = 32'd0;
+    act_mem0[1] = 32'd0;
+    act_mem0[2] = 32'd0;
+    act_mem0[3] = 32'd0;
+    act_mem0[4] = 32'd0;
+    act_mem0[5] = 32'd0;
+    act_mem0[6] = 32'd0;
+    act_mem0[7] = 32'd0;
+    act_mem0[8] = 32'd0;
+    act_mem0[9] = 32'd0;
+    act_mem0[10] = 32'd0;
+    act_mem0[11] = 32'd0;
+    act_mem0[12] = 32'd0;
+    act_mem0[13] = 32'd0;
+    act_mem0[14] = 32'd0;
+    act_mem0[15] = 32'd0;
+    act_mem0[16] = 32'd0;
+    act_mem0[17] = 32'd0;
+    act_mem0[18] = 32'd0;
+    act_mem0[19] = 32'd0;
+    act_mem0[20] = 32'd0;
+    act_mem0[21] = 32'd0;
+    act_mem0[22] = 32'd0;
+    act_mem0[23] = 32'd0;
+    act_mem0[24] = 32'd0;
+    act_mem0[25] = 32'd0;
+    act_mem0[26] = 32'd0;
+    act_mem0[27] = 32'd0;
+    act_mem0[28] = 32'd0;
+    act_mem0[29] = 32'd0;
+    act_mem0[30] = 32'd0;
+    act_mem0[31] = 32'd0;
+    act_mem0[32] = 32'd0;
+    act_mem0[33] = 32'd0;
+    act_mem0[34] = 32'd0;
+    act_mem0[35] = 32'd0;
+    act_mem0[36] = 32'd0;
+    act_mem0[37] = 32'd0;
+    act_mem0[38] = 32'd0;
+    act_mem0[39] = 32'd0;
+    act_mem0[40] = 32'd0;
+    act_mem0[41] = 32'd0;
+    act_mem0[42] = 32'd0;
+    act_mem0[43] = 32'd0;
+    act_mem0[44] = 32'd0;
+    act_mem0[45] = 32'd0;
+    act_mem0[46] = 32'd0;
+    act_mem0[47] = 32'd0;
+    act_mem0[48] = 32'd0;
+    act_mem0[49] = 32'd0;
+    act_mem0[50] = 32'd0;
+    act_mem0[51] = 32'd0;
+    act_mem0[52] = 32'd0;
+    act_mem0[53] = 32'd0;
+    act_mem0[54] = 32'd0;
+    act_mem0[55] = 32'd0;
+    act_mem0[56] = 32'd0;
+    act_mem0[57] = 32'd0;
+    act_mem0[58] = 32'd0;
+    act_mem0[59] = 32'd0;
+    act_mem0[60] = 32'd0;
+    act_mem0[61] = 32'd0;
+    act_mem0[62] = 32'd0;
+    act_mem0[63] = 32'd0;
+    act_mem0[64] = 32'd0;
+    act_mem0[65] = 32'd0;
+    act_mem0[66] = 32'd0;
+    act_mem0[67] = 32'd0;
+    act_mem0[68] = 32'd0;
+    act_mem0[69] = 32'd0;
+    act_mem0[70] = 32'd0;
+    act_mem0[71] = 32'd0;
+    act_mem0[72] = 32'd0;
+    act_mem0[73] = 32'd0;
+    act_mem0[74] = 32'd0;
+    act_mem0[75] = 32'd0;
+    act_mem0[76] = 32'd0;
+    act_mem0[77] = 32'd0;
+    act_mem0[78] = 32'd0;
+    act_mem0[79] = 32'd0;
+    act_mem0[80] = 32'd0;
+    act_mem0[81] = 32'd0;
+    act_mem0[82] = 32'd0;
+    act_mem0[83] = 32'd0;
+    act_mem0[84] = 32'd0;
+    act_mem0[85] = 32'd0;
+    act_mem0[86] = 32'd0;
+    act_mem0[87] = 32'd0;
+    act_mem0[88] = 32'd0;
+    act_mem0[89] = 32'd0;
+    act_mem0[90] = 32'd0;
+    act_mem0[91] = 32'd0;
+    act_mem0[92] = 32'd0;
+    act_mem0[93] = 32'd0;
+    act_mem0[94] = 32'd0;
+    act_mem0[95] = 32'd0;
+    act_mem0[96] = 32'd0;
+    act_mem0[97] = 32'd0;
+    act_mem0[98] = 32'd0;
+    act_mem0[99] = 32'd0;
+    act_mem0[100] = 32'd0;
+    act_mem0[101] = 32'd0;
+    act_mem0[102] = 32'd0;
+    act_mem0[103] = 32'd0;
+    act_mem0[104] = 32'd0;
+    act_mem0[105] = 32'd0;
+    act_mem0[106] = 32'd0;
+    act_mem0[107] = 32'd0;
+    act_mem0[108] = 32'd0;
+    act_mem0[109] = 32'd0;
+    act_mem0[110] = 32'd0;
+    act_mem0[111] = 32'd0;
+    act_mem0[112] = 32'd0;
+    act_mem0[113] = 32'd0;
+    act_mem0[114] = 32'd0;
+    act_mem0[115] = 32'd0;
+    act_mem0[116] = 32'd0;
+    act_mem0[117] = 32'd0;
+    act_mem0[118] = 32'd0;
+    act_mem0[119] = 32'd0;
+    act_mem0[120] = 32'd0;
+    act_mem0[121] = 32'd0;
+    act_mem0[122] = 32'd0;
+    act_mem0[123] = 32'd0;
+    act_mem0[124] = 32'd0;
+    act_mem0[125] = 32'd0;
+    act_mem0[126] = 32'd0;
+    act_mem0[127] = 32'd0;
   end
   always @(posedge clk) begin
     if (wen0)
-      act_mem0[waddr0] <= \$signature__data$166 ;
+      act_mem0[waddr0] <= wdata0;
   end
-  reg [143:0] _0_;
+  reg [31:0] _0_;
   always @(posedge clk) begin
     _0_ <= act_mem0[raddr0];
   end
   assign \$signature__data  = _0_;
   (* no_rw_check = 32'd1 *)
-  reg [143:0] act_mem1 [127:0];
+  reg [31:0] act_mem1 [127:0];
   initial begin
-    act_mem1[0] = 144'h000000000000000000000000000000000000;
-    act_mem1[1] = 144'h000000000000000000000000000000000000;
-    act_mem1[2] = 144'h000000000000000000000000000000000000;
-    act_mem1[3] = 144'h000000000000000000000000000000000000;
-    act_mem1[4] = 144'h000000000000000000000000000000000000;
-    act_mem1[5] = 144'h000000000000000000000000000000000000;
-    act_mem1[6] = 144'h000000000000000000000000000000000000;
-    act_mem1[7] = 144'h000000000000000000000000000000000000;
-    act_mem1[8] = 144'h000000000000000000000000000000000000;
-    act_mem1[9] = 144'h000000000000000000000000000000000000;
-    act_mem1[10] = 144'h000000000000000000000000000000000000;
-    act_mem1[11] = 144'h000000000000000000000000000000000000;
-    act_mem1[12] = 144'h000000000000000000000000000000000000;
-    act_mem1[13] = 144'h000000000000000000000000000000000000;
-    act_mem1[14] = 144'h000000000000000000000000000000000000;
-    act_mem1[15] = 144'h000000000000000000000000000000000000;
-    act_mem1[16] = 144'h000000000000000000000000000000000000;
-    act_mem1[17] = 144'h000000000000000000000000000000000000;
-    act_mem1[18] = 144'h000000000000000000000000000000000000;
-    act_mem1[19] = 144'h000000000000000000000000000000000000;
-    act_mem1[20] = 144'h000000000000000000000000000000000000;
-    act_mem1[21] = 144'h000000000000000000000000000000000000;
-    act_mem1[22] = 144'h000000000000000000000000000000000000;
-    act_mem1[23] = 144'h000000000000000000000000000000000000;
-    act_mem1[24] = 144'h000000000000000000000000000000000000;
-    act_mem1[25] = 144'h000000000000000000000000000000000000;
-    act_mem1[26] = 144'h000000000000000000000000000000000000;
-    act_mem1[27] = 144'h000000000000000000000000000000000000;
-    act_mem1[28] = 144'h000000000000000000000000000000000000;
-    act_mem1[29] = 144'h000000000000000000000000000000000000;
-    act_mem1[30] = 144'h000000000000000000000000000000000000;
-    act_mem1[31] = 144'h000000000000000000000000000000000000;
-    act_mem1[32] = 144'h000000000000000000000000000000000000;
-    act_mem1[33] = 144'h000000000000000000000000000000000000;
-    act_mem1[34] = 144'h000000000000000000000000000000000000;
-    act_mem1[35] = 144'h000000000000000000000000000000000000;
-    act_mem1[36] = 144'h000000000000000000000000000000000000;
-    act_mem1[37] = 144'h000000000000000000000000000000000000;
-    act_mem1[38] = 144'h000000000000000000000000000000000000;
-    act_mem1[39] = 144'h000000000000000000000000000000000000;
-    act_mem1[40] = 144'h000000000000000000000000000000000000;
-    act_mem1[41] = 144'h000000000000000000000000000000000000;
-    act_mem1[42] = 144'h000000000000000000000000000000000000;
-    act_mem1[43] = 144'h000000000000000000000000000000000000;
-    act_mem1[44] = 144'h000000000000000000000000000000000000;
-    act_mem1[45] = 144'h000000000000000000000000000000000000;
-    act_mem1[46] = 144'h000000000000000000000000000000000000;
-    act_mem1[47] = 144'h000000000000000000000000000000000000;
-    act_mem1[48] = 144'h000000000000000000000000000000000000;
-    act_mem1[49] = 144'h000000000000000000000000000000000000;
-    act_mem1[50] = 144'h000000000000000000000000000000000000;
-    act_mem1[51] = 144'h000000000000000000000000000000000000;
-    act_mem1[52] = 144'h000000000000000000000000000000000000;
-    act_mem1[53] = 144'h000000000000000000000000000000000000;
-    act_mem1[54] = 144'h000000000000000000000000000000000000;
-    act_mem1[55] = 144'h000000000000000000000000000000000000;
-    act_mem1[56] = 144'h000000000000000000000000000000000000;
-    act_mem1[57] = 144'h000000000000000000000000000000000000;
-    act_mem1[58] = 144'h000000000000000000000000000000000000;
-    act_mem1[59] = 144'h000000000000000000000000000000000000;
-    act_mem1[60] = 144'h000000000000000000000000000000000000;
-    act_mem1[61] = 144'h000000000000000000000000000000000000;
-    act_mem1[62] = 144'h000000000000000000000000000000000000;
-    act_mem1[63] = 144'h000000000000000000000000000000000000;
-    act_mem1[64] = 144'h000000000000000000000000000000000000;
-    act_mem1[65] = 144'h000000000000000000000000000000000000;
-    act_mem1[66] = 144'h000000000000000000000000000000000000;
-    act_mem1[67] = 144'h000000000000000000000000000000000000;
-    act_mem1[68] = 144'h000000000000000000000000000000000000;
-    act_mem1[69] = 144'h000000000000000000000000000000000000;
-    act_mem1[70] = 144'h000000000000000000000000000000000000;
-    act_mem1[71] = 144'h000000000000000000000000000000000000;
-    act_mem1[72] = 144'h000000000000000000000000000000000000;
-    act_mem1[73] = 144'h000000000000000000000000000000000000;
-    act_mem1[74] = 144'h000000000000000000000000000000000000;
-    act_mem1[75] = 144'h000000000000000000000000000000000000;
-    act_mem1[76] = 144'h000000000000000000000000000000000000;
-    act_mem1[77] = 144'h000000000000000000000000000000000000;
-    act_mem1[78] = 144'h000000000000000000000000000000000000;
-    act_mem1[79] = 144'h000000000000000000000000000000000000;
-    act_mem1[80] = 144'h000000000000000000000000000000000000;
-    act_mem1[81] = 144'h000000000000000000000000000000000000;
-    act_mem1[82] = 144'h000000000000000000000000000000000000;
-    act_mem1[83] = 144'h000000000000000000000000000000000000;
-    act_mem1[84] = 144'h000000000000000000000000000000000000;
-    act_mem1[85] = 144'h000000000000000000000000000000000000;
-    act_mem1[86] = 144'h000000000000000000000000000000000000;
-    act_mem1[87] = 144'h000000000000000000000000000000000000;
-    act_mem1[88] = 144'h000000000000000000000000000000000000;
-    act_mem1[89] = 144'h000000000000000000000000000000000000;
-    act_mem1[90] = 144'h000000000000000000000000000000000000;
-    act_mem1[91] = 144'h000000000000000000000000000000000000;
-    act_mem1[92] = 144'h000000000000000000000000000000000000;
-    act_mem1[93] = 144'h000000000000000000000000000000000000;
-    act_mem1[94] = 144'h000000000000000000000000000000000000;
-    act_mem1[95] = 144'h000000000000000000000000000000000000;
-    act_mem1[96] = 144'h000000000000000000000000000000000000;
-    act_mem1[97] = 144'h000000000000000000000000000000000000;
-    act_mem1[98] = 144'h000000000000000000000000000000000000;
-    act_mem1[99] = 144'h000000000000000000000000000000000000;
-    act_mem1[100] = 144'h000000000000000000000000000000000000;
-    act_mem1[101] = 144'h000000000000000000000000000000000000;
-    act_mem1[102] = 144'h000000000000000000000000000000000000;
-    act_mem1[103] = 144'h000000000000000000000000000000000000;
-    act_mem1[104] = 144'h000000000000000000000000000000000000;
-    act_mem1[105] = 144'h000000000000000000000000000000000000;
-    act_mem1[106] = 144'h000000000000000000000000000000000000;
-    act_mem1[107] = 144'h000000000000000000000000000000000000;
-    act_mem1[108] = 144'h000000000000000000000000000000000000;
-    act_mem1[109] = 144'h000000000000000000000000000000000000;
-    act_mem1[110] = 144'h000000000000000000000000000000000000;
-    act_mem1[111] = 144'h000000000000000000000000000000000000;
-    act_mem1[112] = 144'h000000000000000000000000000000000000;
-    act_mem1[113] = 144'h000000000000000000000000000000000000;
-    act_mem1[114] = 144'h000000000000000000000000000000000000;
-    act_mem1[115] = 144'h000000000000000000000000000000000000;
-    act_mem1[116] = 144'h000000000000000000000000000000000000;
-    act_mem1[117] = 144'h000000000000000000000000000000000000;
-    act_mem1[118] = 144'h000000000000000000000000000000000000;
-    act_mem1[119] = 144'h000000000000000000000000000000000000;
-    act_mem1[120] = 144'h000000000000000000000000000000000000;
-    act_mem1[121] = 144'h000000000000000000000000000000000000;
-    act_mem1[122] = 144'h000000000000000000000000000000000000;
-    act_mem1[123] = 144'h000000000000000000000000000000000000;
-    act_mem1[124] = 144'h000000000000000000000000000000000000;
-    act_mem1[125] = 144'h000000000000000000000000000000000000;
-    act_mem1[126] = 144'h000000000000000000000000000000000000;
-    act_mem1[127] = 144'h000000000000000000000000000000000000;
+    act_mem1[0] = 32'd0;
+    act_mem1[1] = 32'd0;
+    act_mem1[2] = 32'd0;
+    act_mem1[3] = 32'd0;
+    act_mem1[4] = 32'd0;
+    act_mem1[5] = 32'd0;
+    act_mem1[6] = 32'd0;
+    act_mem1[7] = 32'd0;
+    act_mem1[8] = 32'd0;
+    act_mem1[9] = 32'd0;
+    act_mem1[10] = 32'd0;
+    act_mem1[11] = 32'd0;
+    act_mem1[12] = 32'd0;
+    act_mem1[13] = 32'd0;
+    act_mem1[14] = 32'd0;
+    act_mem1[15] = 32'd0;
+    act_mem1[16] = 32'd0;
+    act_mem1[17] = 32'd0;
+    act_mem1[18] = 32'd0;
+    act_mem1[19] = 32'd0;
+    act_mem1[20] = 32'd0;
+    act_mem1[21] = 32'd0;
+    act_mem1[22] = 32'd0;
+    act_mem1[23] = 32'd0;
+    act_mem1[24] = 32'd0;
+    act_mem1[25] = 32'd0;
+    act_mem1[26] = 32'd0;
+    act_mem1[27] = 32'd0;
+    act_mem1[28] = 32'd0;
+    act_mem1[29] = 32'd0;
+    act_mem1[30] = 32'd0;
+    act_mem1[31] = 32'd0;
+    act_mem1[32] = 32'd0;
+    act_mem1[33] = 32'd0;
+    act_mem1[34] = 32'd0;
+    act_mem1[35] = 32'd0;
+    act_mem1[36] = 32'd0;
+    act_mem1[37] = 32'd0;
+    act_mem1[38] = 32'd0;
+    act_mem1[39] = 32'd0;
+    act_mem1[40] = 32'd0;
+    act_mem1[41] = 32'd0;
+    act_mem1[42] = 32'd0;
+    act_mem1[43] = 32'd0;
+    act_mem1[44] = 32'd0;
+    act_mem1[45] = 32'd0;
+    act_mem1[46] = 32'd0;
+    act_mem1[47] = 32'd0;
+    act_mem1[48] = 32'd0;
+    act_mem1[49] = 32'd0;
+    act_mem1[50] = 32'd0;
+    act_mem1[51] = 32'd0;
+    act_mem1[52] = 32'd0;
+    act_mem1[53] = 32'd0;
+    act_mem1[54] = 32'd0;
+    act_mem1[55] = 32'd0;
+    act_mem1[56] = 32'd0;
+    act_mem1[57] = 32'd0;
+    act_mem1[58] = 32'd0;
+    act_mem1[59] = 32'd0;
+    act_mem1[60] = 32'd0;
+    act_mem1[61] = 32'd0;
+    act_mem1[62] = 32'd0;
+    act_mem1[63] = 32'd0;
+    act_mem1[64] = 32'd0;
+    act_mem1[65] = 32'd0;
+    act_mem1[66] = 32'd0;
+    act_mem1[67] = 32'd0;
+    act_mem1[68] = 32'd0;
+    act_mem1[69] = 32'd0;
+    act_mem1[70] = 32'd0;
+    act_mem1[71] = 32'd0;
+    act_mem1[72] = 32'd0;
+    act_mem1[73] = 32'd0;
+    act_mem1[74] = 32'd0;
+    act_mem1[75] = 32'd0;
+    act_mem1[76] = 32'd0;
+    act_mem1[77] = 32'd0;
+    act_mem1[78] = 32'd0;
+    act_mem1[79] = 32'd0;
+    act_mem1[80] = 32'd0;
+    act_mem1[81] = 32'd0;
+    act_mem1[82] = 32'd0;
+    act_mem1[83] = 32'd0;
+    act_mem1[84] = 32'd0;
+    act_mem1[85] = 32'd0;
+    act_mem1[86] = 32'd0;
+    act_mem1[87] = 32'd0;
+    act_mem1[88] = 32'd0;
+    act_mem1[89] = 32'd0;
+    act_mem1[90] = 32'd0;
+    act_mem1[91] = 32'd0;
+    act_mem1[92] = 32'd0;
+    act_mem1[93] = 32'd0;
+    act_mem1[94] = 32'd0;
+    act_mem1[95] = 32'd0;
+    act_mem1[96] = 32'd0;
+    act_mem1[97] = 32'd0;
+    act_mem1[98] = 32'd0;
+    act_mem1[99] = 32'd0;
+    act_mem1[100] = 32'd0;
+    act_mem1[101] = 32'd0;
+    act_mem1[102] = 32'd0;
+    act_mem1[103] = 32'd0;
+    act_mem1[104] = 32'd0;
+    act_mem1[105] = 32'd0;
+    act_mem1[106] = 32'd0;
+    act_mem1[107] = 32'd0;
+    act_mem1[108] = 32'd0;
+    act_mem1[109] = 32'd0;
+    act_mem1[110] = 32'd0;
+    act_mem1[111] = 32'd0;
+    act_mem1[112] = 32'd0;
+    act_mem1[113] = 32'd0;
+    act_mem1[114] = 32'd0;
+    act_mem1[115] = 32'd0;
+    act_mem1[116] = 32'd0;
+    act_mem1[117] = 32'd0;
+    act_mem1[118] = 32'd0;
+    act_mem1[119] = 32'd0;
+    act_mem1[120] = 32'd0;
+    act_mem1[121] = 32'd0;
+    act_mem1[122] = 32'd0;
+    act_mem1[123] = 32'd0;
+    act_mem1[124] = 32'd0;
+    act_mem1[125] = 32'd0;
+    act_mem1[126] = 32'd0;
+    act_mem1[127] = 32'd0;
   end
   always @(posedge clk) begin
     if (wen1)
-      act_mem1[waddr1] <= \$signature__data$169 ;
+      act_mem1[waddr1] <= wdata1;
   end
-  reg [143:0] _1_;
+  reg [31:0] _1_;
   always @(posedge clk) begin
     _1_ <= act_mem1[raddr1];
   end
-  assign \$signature__data$30  = _1_;
+  assign \$signature__data$60  = _1_;
   (* no_rw_check = 32'd1 *)
-  reg [143:0] act_mem2 [127:0];
+  reg [31:0] act_mem10 [127:0];
   initial begin
-    act_mem2[0] = 144'h000000000000000000000000000000000000;
-    act_mem2[1] = 144'h000000000000000000000000000000000000;
-    act_mem2[2] = 144'h000000000000000000000000000000000000;
-    act_mem2[3] = 144'h000000000000000000000000000000000000;
-    act_mem2[4] = 144'h000000000000000000000000000000000000;
-    act_mem2[5] = 144'h000000000000000000000000000000000000;
-    act_mem2[6] = 144'h000000000000000000000000000000000000;
-    act_mem2[7] = 144'h000000000000000000000000000000000000;
-    act_mem2[8] = 144'h000000000000000000000000000000000000;
-    act_mem2[9] = 144'h000000000000000000000000000000000000;
-    act_mem2[10] = 144'h000000000000000000000000000000000000;
-    act_mem2[11] = 144'h000000000000000000000000000000000000;
-    act_mem2[12] = 144'h000000000000000000000000000000000000;
-    act_mem2[13] = 144'h000000000000000000000000000000000000;
-    act_mem2[14] = 144'h000000000000000000000000000000000000;
-    act_mem2[15] = 144'h000000000000000000000000000000000000;
-    act_mem2[16] = 144'h000000000000000000000000000000000000;
-    act_mem2[17] = 144'h000000000000000000000000000000000000;
-    act_mem2[18] = 144'h000000000000000000000000000000000000;
-    act_mem2[19] = 144'h000000000000000000000000000000000000;
-    act_mem2[20] = 144'h000000000000000000000000000000000000;
-    act_mem2[21] = 144'h000000000000000000000000000000000000;
-    act_mem2[22] = 144'h000000000000000000000000000000000000;
-    act_mem2[23] = 144'h000000000000000000000000000000000000;
-    act_mem2[24] = 144'h000000000000000000000000000000000000;
-    act_mem2[25] = 144'h000000000000000000000000000000000000;
-    act_mem2[26] = 144'h000000000000000000000000000000000000;
-    act_mem2[27] = 144'h000000000000000000000000000000000000;
-    act_mem2[28] = 144'h000000000000000000000000000000000000;
-    act_mem2[29] = 144'h000000000000000000000000000000000000;
-    act_mem2[30] = 144'h000000000000000000000000000000000000;
-    act_mem2[31] = 144'h000000000000000000000000000000000000;
-    act_mem2[32] = 144'h000000000000000000000000000000000000;
-    act_mem2[33] = 144'h000000000000000000000000000000000000;
-    act_mem2[34] = 144'h000000000000000000000000000000000000;
-    act_mem2[35] = 144'h000000000000000000000000000000000000;
-    act_mem2[36] = 144'h000000000000000000000000000000000000;
-    act_mem2[37] = 144'h000000000000000000000000000000000000;
-    act_mem2[38] = 144'h000000000000000000000000000000000000;
-    act_mem2[39] = 144'h000000000000000000000000000000000000;
-    act_mem2[40] = 144'h000000000000000000000000000000000000;
-    act_mem2[41] = 144'h000000000000000000000000000000000000;
-    act_mem2[42] = 144'h000000000000000000000000000000000000;
-    act_mem2[43] = 144'h000000000000000000000000000000000000;
-    act_mem2[44] = 144'h000000000000000000000000000000000000;
-    act_mem2[45] = 144'h000000000000000000000000000000000000;
-    act_mem2[46] = 144'h000000000000000000000000000000000000;
-    act_mem2[47] = 144'h000000000000000000000000000000000000;
-    act_mem2[48] = 144'h000000000000000000000000000000000000;
-    act_mem2[49] = 144'h000000000000000000000000000000000000;
-    act_mem2[50] = 144'h000000000000000000000000000000000000;
-    act_mem2[51] = 144'h000000000000000000000000000000000000;
-    act_mem2[52] = 144'h000000000000000000000000000000000000;
-    act_mem2[53] = 144'h000000000000000000000000000000000000;
-    act_mem2[54] = 144'h000000000000000000000000000000000000;
-    act_mem2[55] = 144'h000000000000000000000000000000000000;
-    act_mem2[56] = 144'h000000000000000000000000000000000000;
-    act_mem2[57] = 144'h000000000000000000000000000000000000;
-    act_mem2[58] = 144'h000000000000000000000000000000000000;
-    act_mem2[59] = 144'h000000000000000000000000000000000000;
-    act_mem2[60] = 144'h000000000000000000000000000000000000;
-    act_mem2[61] = 144'h000000000000000000000000000000000000;
-    act_mem2[62] = 144'h000000000000000000000000000000000000;
-    act_mem2[63] = 144'h000000000000000000000000000000000000;
-    act_mem2[64] = 144'h000000000000000000000000000000000000;
-    act_mem2[65] = 144'h000000000000000000000000000000000000;
-    act_mem2[66] = 144'h000000000000000000000000000000000000;
-    act_mem2[67] = 144'h000000000000000000000000000000000000;
-    act_mem2[68] = 144'h000000000000000000000000000000000000;
-    act_mem2[69] = 144'h000000000000000000000000000000000000;
-    act_mem2[70] = 144'h000000000000000000000000000000000000;
-    act_mem2[71] = 144'h000000000000000000000000000000000000;
-    act_mem2[72] = 144'h000000000000000000000000000000000000;
-    act_mem2[73] = 144'h000000000000000000000000000000000000;
-    act_mem2[74] = 144'h000000000000000000000000000000000000;
-    act_mem2[75] = 144'h000000000000000000000000000000000000;
-    act_mem2[76] = 144'h000000000000000000000000000000000000;
-    act_mem2[77] = 144'h000000000000000000000000000000000000;
-    act_mem2[78] = 144'h000000000000000000000000000000000000;
-    act_mem2[79] = 144'h000000000000000000000000000000000000;
-    act_mem2[80] = 144'h000000000000000000000000000000000000;
-    act_mem2[81] = 144'h000000000000000000000000000000000000;
-    act_mem2[82] = 144'h000000000000000000000000000000000000;
-    act_mem2[83] = 144'h000000000000000000000000000000000000;
-    act_mem2[84] = 144'h000000000000000000000000000000000000;
-    act_mem2[85] = 144'h000000000000000000000000000000000000;
-    act_mem2[86] = 144'h000000000000000000000000000000000000;
-    act_mem2[87] = 144'h000000000000000000000000000000000000;
-    act_mem2[88] = 144'h000000000000000000000000000000000000;
-    act_mem2[89] = 144'h000000000000000000000000000000000000;
-    act_mem2[90] = 144'h000000000000000000000000000000000000;
-    act_mem2[91] = 144'h000000000000000000000000000000000000;
-    act_mem2[92] = 144'h000000000000000000000000000000000000;
-    act_mem2[93] = 144'h000000000000000000000000000000000000;
-    act_mem2[94] = 144'h000000000000000000000000000000000000;
-    act_mem2[95] = 144'h000000000000000000000000000000000000;
-    act_mem2[96] = 144'h000000000000000000000000000000000000;
-    act_mem2[97] = 144'h000000000000000000000000000000000000;
-    act_mem2[98] = 144'h000000000000000000000000000000000000;
-    act_mem2[99] = 144'h000000000000000000000000000000000000;
-    act_mem2[100] = 144'h000000000000000000000000000000000000;
-    act_mem2[101] = 144'h000000000000000000000000000000000000;
-    act_mem2[102] = 144'h000000000000000000000000000000000000;
-    act_mem2[103] = 144'h000000000000000000000000000000000000;
-    act_mem2[104] = 144'h000000000000000000000000000000000000;
-    act_mem2[105] = 144'h000000000000000000000000000000000000;
-    act_mem2[106] = 144'h000000000000000000000000000000000000;
-    act_mem2[107] = 144'h000000000000000000000000000000000000;
-    act_mem2[108] = 144'h000000000000000000000000000000000000;
-    act_mem2[109] = 144'h000000000000000000000000000000000000;
-    act_mem2[110] = 144'h000000000000000000000000000000000000;
-    act_mem2[111] = 144'h000000000000000000000000000000000000;
-    act_mem2[112] = 144'h000000000000000000000000000000000000;
-    act_mem2[113] = 144'h000000000000000000000000000000000000;
-    act_mem2[114] = 144'h000000000000000000000000000000000000;
-    act_mem2[115] = 144'h000000000000000000000000000000000000;
-    act_mem2[116] = 144'h000000000000000000000000000000000000;
-    act_mem2[117] = 144'h000000000000000000000000000000000000;
-    act_mem2[118] = 144'h000000000000000000000000000000000000;
-    act_mem2[119] = 144'h000000000000000000000000000000000000;
-    act_mem2[120] = 144'h000000000000000000000000000000000000;
-    act_mem2[121] = 144'h000000000000000000000000000000000000;
-    act_mem2[122] = 144'h000000000000000000000000000000000000;
-    act_mem2[123] = 144'h000000000000000000000000000000000000;
-    act_mem2[124] = 144'h000000000000000000000000000000000000;
-    act_mem2[125] = 144'h000000000000000000000000000000000000;
-    act_mem2[126] = 144'h000000000000000000000000000000000000;
-    act_mem2[127] = 144'h000000000000000000000000000000000000;
+    act_mem10[0] = 32'd0;
+    act_mem10[1] = 32'd0;
+    act_mem10[2] = 32'd0;
+    act_mem10[3] = 32'd0;
+    act_mem10[4] = 32'd0;
+    act_mem10[5] = 32'd0;
+    act_mem10[6] = 32'd0;
+    act_mem10[7] = 32'd0;
+    act_mem10[8] = 32'd0;
+    act_mem10[9] = 32'd0;
+    act_mem10[10] = 32'd0;
+    act_mem10[11] = 32'd0;
+    act_mem10[12] = 32'd0;
+    act_mem10[13] = 32'd0;
+    act_mem10[14] = 32'd0;
+    act_mem10[15] = 32'd0;
+    act_mem10[16] = 32'd0;
+    act_mem10[17] = 32'd0;
+    act_mem10[18] = 32'd0;
+    act_mem10[19] = 32'd0;
+    act_mem10[20] = 32'd0;
+    act_mem10[21] = 32'd0;
+    act_mem10[22] = 32'd0;
+    act_mem10[23] = 32'd0;
+    act_mem10[24] = 32'd0;
+    act_mem10[25] = 32'd0;
+    act_mem10[26] = 32'd0;
+    act_mem10[27] = 32'd0;
+    act_mem10[28] = 32'd0;
+    act_mem10[29] = 32'd0;
+    act_mem10[30] = 32'd0;
+    act_mem10[31] = 32'd0;
+    act_mem10[32] = 32'd0;
+    act_mem10[33] = 32'd0;
+    act_mem10[34] = 32'd0;
+    act_mem10[35] = 32'd0;
+    act_mem10[36] = 32'd0;
+    act_mem10[37] = 32'd0;
+    act_mem10[38] = 32'd0;
+    act_mem10[39] = 32'd0;
+    act_mem10[40] = 32'd0;
+    act_mem10[41] = 32'd0;
+    act_mem10[42] = 32'd0;
+    act_mem10[43] = 32'd0;
+    act_mem10[44] = 32'd0;
+    act_mem10[45] = 32'd0;
+    act_mem10[46] = 32'd0;
+    act_mem10[47] = 32'd0;
+    act_mem10[48] = 32'd0;
+    act_mem10[49] = 32'd0;
+    act_mem10[50] = 32'd0;
+    act_mem10[51] = 32'd0;
+    act_mem10[52] = 32'd0;
+    act_mem10[53] = 32'd0;
+    act_mem10[54] = 32'd0;
+    act_mem10[55] = 32'd0;
+    act_mem10[56] = 32'd0;
+    act_mem10[57] = 32'd0;
+    act_mem10[58] = 32'd0;
+    act_mem10[59] = 32'd0;
+    act_mem10[60] = 32'd0;
+    act_mem10[61] = 32'd0;
+    act_mem10[62] = 32'd0;
+    act_mem10[63] = 32'd0;
+    act_mem10[64] = 32'd0;
+    act_mem10[65] = 32'd0;
+    act_mem10[66] = 32'd0;
+    act_mem10[67] = 32'd0;
+    act_mem10[68] = 32'd0;
+    act_mem10[69] = 32'd0;
+    act_mem10[70] = 32'd0;
+    act_mem10[71] = 32'd0;
+    act_mem10[72] = 32'd0;
+    act_mem10[73] = 32'd0;
+    act_mem10[74] = 32'd0;
+    act_mem10[75] = 32'd0;
+    act_mem10[76] = 32'd0;
+    act_mem10[77] = 32'd0;
+    act_mem10[78] = 32'd0;
+    act_mem10[79] = 32'd0;
+    act_mem10[80] = 32'd0;
+    act_mem10[81] = 32'd0;
+    act_mem10[82] = 32'd0;
+    act_mem10[83] = 32'd0;
+    act_mem10[84] = 32'd0;
+    act_mem10[85] = 32'd0;
+    act_mem10[86] = 32'd0;
+    act_mem10[87] = 32'd0;
+    act_mem10[88] = 32'd0;
+    act_mem10[89] = 32'd0;
+    act_mem10[90] = 32'd0;
+    act_mem10[91] = 32'd0;
+    act_mem10[92] = 32'd0;
+    act_mem10[93] = 32'd0;
+    act_mem10[94] = 32'd0;
+    act_mem10[95] = 32'd0;
+    act_mem10[96] = 32'd0;
+    act_mem10[97] = 32'd0;
+    act_mem10[98] = 32'd0;
+    act_mem10[99] = 32'd0;
+    act_mem10[100] = 32'd0;
+    act_mem10[101] = 32'd0;
+    act_mem10[102] = 32'd0;
+    act_mem10[103] = 32'd0;
+    act_mem10[104] = 32'd0;
+    act_mem10[105] = 32'd0;
+    act_mem10[106] = 32'd0;
+    act_mem10[107] = 32'd0;
+    act_mem10[108] = 32'd0;
+    act_mem10[109] = 32'd0;
+    act_mem10[110] = 32'd0;
+    act_mem10[111] = 32'd0;
+    act_mem10[112] = 32'd0;
+    act_mem10[113] = 32'd0;
+    act_mem10[114] = 32'd0;
+    act_mem10[115] = 32'd0;
+    act_mem10[116] = 32'd0;
+    act_mem10[117] = 32'd0;
+    act_mem10[118] = 32'd0;
+    act_mem10[119] = 32'd0;
+    act_mem10[120] = 32'd0;
+    act_mem10[121] = 32'd0;
+    act_mem10[122] = 32'd0;
+    act_mem10[123] = 32'd0;
+    act_mem10[124] = 32'd0;
+    act_mem10[125] = 32'd0;
+    act_mem10[126] = 32'd0;
+    act_mem10[127] = 32'd0;
+  end
+  always @(posedge clk) begin
+    if (wen10)
+      act_mem10[waddr10] <= wdata10;
+  end
+  reg [31:0] _2_;
+  always @(posedge clk) begin
+    _2_ <= act_mem10[raddr10];
+  end
+  assign \$signature__data$69  = _2_;
+  (* no_rw_check = 32'd1 *)
+  reg [31:0] act_mem11 [127:0];
+  initial begin
+    act_mem11[0] = 32'd0;
+    act_mem11[1] = 32'd0;
+    act_mem11[2] = 32'd0;
+    act_mem11[3] = 32'd0;
+    act_mem11[4] = 32'd0;
+    act_mem11[5] = 32'd0;
+    act_mem11[6] = 32'd0;
+    act_mem11[7] = 32'd0;
+    act_mem11[8] = 32'd0;
+    act_mem11[9] = 32'd0;
+    act_mem11[10] = 32'd0;
+    act_mem11[11] = 32'd0;
+    act_mem11[12] = 32'd0;
+    act_mem11[13] = 32'd0;
+    act_mem11[14] = 32'd0;
+    act_mem11[15] = 32'd0;
+    act_mem11[16] = 32'd0;
+    act_mem11[17] = 32'd0;
+    act_mem11[18] = 32'd0;
+    act_mem11[19] = 32'd0;
+    act_mem11[20] = 32'd0;
+    act_mem11[21] = 32'd0;
+    act_mem11[22] = 32'd0;
+    act_mem11[23] = 32'd0;
+    act_mem11[24] = 32'd0;
+    act_mem11[25] = 32'd0;
+    act_mem11[26] = 32'd0;
+    act_mem11[27] = 32'd0;
+    act_mem11[28] = 32'd0;
+    act_mem11[29] = 32'd0;
+    act_mem11[30] = 32'd0;
+    act_mem11[31] = 32'd0;
+    act_mem11[32] = 32'd0;
+    act_mem11[33] = 32'd0;
+    act_mem11[34] = 32'd0;
+    act_mem11[35] = 32'd0;
+    act_mem11[36] = 32'd0;
+    act_mem11[37] = 32'd0;
+    act_mem11[38] = 32'd0;
+    act_mem11[39] = 32'd0;
+    act_mem11[40] = 32'd0;
+    act_mem11[41] = 32'd0;
+    act_mem11[42] = 32'd0;
+    act_mem11[43] = 32'd0;
+    act_mem11[44] = 32'd0;
+    act_mem11[45] = 32'd0;
+    act_mem11[46] = 32'd0;
+    act_mem11[47] = 32'd0;
+    act_mem11[48] = 32'd0;
+    act_mem11[49] = 32'd0;
+    act_mem11[50] = 32'd0;
+    act_mem11[51] = 32'd0;
+    act_mem11[52] = 32'd0;
+    act_mem11[53] = 32'd0;
+    act_mem11[54] = 32'd0;
+    act_mem11[55] = 32'd0;
+    act_mem11[56] = 32'd0;
+    act_mem11[57] = 32'd0;
+    act_mem11[58] = 32'd0;
+    act_mem11[59] = 32'd0;
+    act_mem11[60] = 32'd0;
+    act_mem11[61] = 32'd0;
+    act_mem11[62] = 32'd0;
+    act_mem11[63] = 32'd0;
+    act_mem11[64] = 32'd0;
+    act_mem11[65] = 32'd0;
+    act_mem11[66] = 32'd0;
+    act_mem11[67] = 32'd0;
+    act_mem11[68] = 32'd0;
+    act_mem11[69] = 32'd0;
+    act_mem11[70] = 32'd0;
+    act_mem11[71] = 32'd0;
+    act_mem11[72] = 32'd0;
+    act_mem11[73] = 32'd0;
+    act_mem11[74] = 32'd0;
+    act_mem11[75] = 32'd0;
+    act_mem11[76] = 32'd0;
+    act_mem11[77] = 32'd0;
+    act_mem11[78] = 32'd0;
+    act_mem11[79] = 32'd0;
+    act_mem11[80] = 32'd0;
+    act_mem11[81] = 32'd0;
+    act_mem11[82] = 32'd0;
+    act_mem11[83] = 32'd0;
+    act_mem11[84] = 32'd0;
+    act_mem11[85] = 32'd0;
+    act_mem11[86] = 32'd0;
+    act_mem11[87] = 32'd0;
+    act_mem11[88] = 32'd0;
+    act_mem11[89] = 32'd0;
+    act_mem11[90] = 32'd0;
+    act_mem11[91] = 32'd0;
+    act_mem11[92] = 32'd0;
+    act_mem11[93] = 32'd0;
+    act_mem11[94] = 32'd0;
+    act_mem11[95] = 32'd0;
+    act_mem11[96] = 32'd0;
+    act_mem11[97] = 32'd0;
+    act_mem11[98] = 32'd0;
+    act_mem11[99] = 32'd0;
+    act_mem11[100] = 32'd0;
+    act_mem11[101] = 32'd0;
+    act_mem11[102] = 32'd0;
+    act_mem11[103] = 32'd0;
+    act_mem11[104] = 32'd0;
+    act_mem11[105] = 32'd0;
+    act_mem11[106] = 32'd0;
+    act_mem11[107] = 32'd0;
+    act_mem11[108] = 32'd0;
+    act_mem11[109] = 32'd0;
+    act_mem11[110] = 32'd0;
+    act_mem11[111] = 32'd0;
+    act_mem11[112] = 32'd0;
+    act_mem11[113] = 32'd0;
+    act_mem11[114] = 32'd0;
+    act_mem11[115] = 32'd0;
+    act_mem11[116] = 32'd0;
+    act_mem11[117] = 32'd0;
+    act_mem11[118] = 32'd0;
+    act_mem11[119] = 32'd0;
+    act_mem11[120] = 32'd0;
+    act_mem11[121] = 32'd0;
+    act_mem11[122] = 32'd0;
+    act_mem11[123] = 32'd0;
+    act_mem11[124] = 32'd0;
+    act_mem11[125] = 32'd0;
+    act_mem11[126] = 32'd0;
+    act_mem11[127] = 32'd0;
+  end
+  always @(posedge clk) begin
+    if (wen11)
+      act_mem11[waddr11] <= wdata11;
+  end
+  reg [31:0] _3_;
+  always @(posedge clk) begin
+    _3_ <= act_mem11[raddr11];
+  end
+  assign \$signature__data$70  = _3_;
+  (* no_rw_check = 32'd1 *)
+  reg [31:0] act_mem12 [127:0];
+  initial begin
+    act_mem12[0] = 32'd0;
+    act_mem12[1] = 32'd0;
+    act_mem12[2] = 32'd0;
+    act_mem12[3] = 32'd0;
+    act_mem12[4] = 32'd0;
+    act_mem12[5] = 32'd0;
+    act_mem12[6] = 32'd0;
+    act_mem12[7] = 32'd0;
+    act_mem12[8] = 32'd0;
+    act_mem12[9] = 32'd0;
+    act_mem12[10] = 32'd0;
+    act_mem12[11] = 32'd0;
+    act_mem12[12] = 32'd0;
+    act_mem12[13] = 32'd0;
+    act_mem12[14] = 32'd0;
+    act_mem12[15] = 32'd0;
+    act_mem12[16] = 32'd0;
+    act_mem12[17] = 32'd0;
+    act_mem12[18] = 32'd0;
+    act_mem12[19] = 32'd0;
+    act_mem12[20] = 32'd0;
+    act_mem12[21] = 32'd0;
+    act_mem12[22] = 32'd0;
+    act_mem12[23] = 32'd0;
+    act_mem12[24] = 32'd0;
+    act_mem12[25] = 32'd0;
+    act_mem12[26] = 32'd0;
+    act_mem12[27] = 32'd0;
+    act_mem12[28] = 32'd0;
+    act_mem12[29] = 32'd0;
+    act_mem12[30] = 32'd0;
+    act_mem12[31] = 32'd0;
+    act_mem12[32] = 32'd0;
+    act_mem12[33] = 32'd0;
+    act_mem12[34] = 32'd0;
+    act_mem12[35] = 32'd0;
+    act_mem12[36] = 32'd0;
+    act_mem12[37] = 32'd0;
+    act_mem12[38] = 32'd0;
+    act_mem12[39] = 32'd0;
+    act_mem12[40] = 32'd0;
+    act_mem12[41] = 32'd0;
+    act_mem12[42] = 32'd0;
+    act_mem12[43] = 32'd0;
+    act_mem12[44] = 32'd0;
+    act_mem12[45] = 32'd0;
+    act_mem12[46] = 32'd0;
+    act_mem12[47] = 32'd0;
+    act_mem12[48] = 32'd0;
+    act_mem12[49] = 32'd0;
+    act_mem12[50] = 32'd0;
+    act_mem12[51] = 32'd0;
+    act_mem12[52] = 32'd0;
+    act_mem12[53] = 32'd0;
+    act_mem12[54] = 32'd0;
+    act_mem12[55] = 32'd0;
+    act_mem12[56] = 32'd0;
+    act_mem12[57] = 32'd0;
+    act_mem12[58] = 32'd0;
+    act_mem12[59] = 32'd0;
+    act_mem12[60] = 32'd0;
+    act_mem12[61] = 32'd0;
+    act_mem12[62] = 32'd0;
+    act_mem12[63] = 32'd0;
+    act_mem12[64] = 32'd0;
+    act_mem12[65] = 32'd0;
+    act_mem12[66] = 32'd0;
+    act_mem12[67] = 32'd0;
+    act_mem12[68] = 32'd0;
+    act_mem12[69] = 32'd0;
+    act_mem12[70] = 32'd0;
+    act_mem12[71] = 32'd0;
+    act_mem12[72] = 32'd0;
+    act_mem12[73] = 32'd0;
+    act_mem12[74] = 32'd0;
+    act_mem12[75] = 32'd0;
+    act_mem12[76] = 32'd0;
+    act_mem12[77] = 32'd0;
+    act_mem12[78] = 32'd0;
+    act_mem12[79] = 32'd0;
+    act_mem12[80] = 32'd0;
+    act_mem12[81] = 32'd0;
+    act_mem12[82] = 32'd0;
+    act_mem12[83] = 32'd0;
+    act_mem12[84] = 32'd0;
+    act_mem12[85] = 32'd0;
+    act_mem12[86] = 32'd0;
+    act_mem12[87] = 32'd0;
+    act_mem12[88] = 32'd0;
+    act_mem12[89] = 32'd0;
+    act_mem12[90] = 32'd0;
+    act_mem12[91] = 32'd0;
+    act_mem12[92] = 32'd0;
+    act_mem12[93] = 32'd0;
+    act_mem12[94] = 32'd0;
+    act_mem12[95] = 32'd0;
+    act_mem12[96] = 32'd0;
+    act_mem12[97] = 32'd0;
+    act_mem12[98] = 32'd0;
+    act_mem12[99] = 32'd0;
+    act_mem12[100] = 32'd0;
+    act_mem12[101] = 32'd0;
+    act_mem12[102] = 32'd0;
+    act_mem12[103] = 32'd0;
+    act_mem12[104] = 32'd0;
+    act_mem12[105] = 32'd0;
+    act_mem12[106] = 32'd0;
+    act_mem12[107] = 32'd0;
+    act_mem12[108] = 32'd0;
+    act_mem12[109] = 32'd0;
+    act_mem12[110] = 32'd0;
+    act_mem12[111] = 32'd0;
+    act_mem12[112] = 32'd0;
+    act_mem12[113] = 32'd0;
+    act_mem12[114] = 32'd0;
+    act_mem12[115] = 32'd0;
+    act_mem12[116] = 32'd0;
+    act_mem12[117] = 32'd0;
+    act_mem12[118] = 32'd0;
+    act_mem12[119] = 32'd0;
+    act_mem12[120] = 32'd0;
+    act_mem12[121] = 32'd0;
+    act_mem12[122] = 32'd0;
+    act_mem12[123] = 32'd0;
+    act_mem12[124] = 32'd0;
+    act_mem12[125] = 32'd0;
+    act_mem12[126] = 32'd0;
+    act_mem12[127] = 32'd0;
+  end
+  always @(posedge clk) begin
+    if (wen12)
+      act_mem12[waddr12] <= wdata12;
+  end
+  reg [31:0] _4_;
+  always @(posedge clk) begin
+    _4_ <= act_mem12[raddr12];
+  end
+  assign \$signature__data$71  = _4_;
+  (* no_rw_check = 32'd1 *)
+  reg [31:0] act_mem13 [127:0];
+  initial begin
+    act_mem13[0] = 32'd0;
+    act_mem13[1] = 32'd0;
+    act_mem13[2] = 32'd0;
+    act_mem13[3] = 32'd0;
+    act_mem13[4] = 32'd0;
+    act_mem13[5] = 32'd0;
+    act_mem13[6] = 32'd0;
+    act_mem13[7] = 32'd0;
+    act_mem13[8] = 32'd0;
+    act_mem13[9] = 32'd0;
+    act_mem13[10] = 32'd0;
+    act_mem13[11] = 32'd0;
+    act_mem13[12] = 32'd0;
+    act_mem13[13] = 32'd0;
+    act_mem13[14] = 32'd0;
+    act_mem13[15] = 32'd0;
+    act_mem13[16] = 32'd0;
+    act_mem13[17] = 32'd0;
+    act_mem13[18] = 32'd0;
+    act_mem13[19] = 32'd0;
+    act_mem13[20] = 32'd0;
+    act_mem13[21] = 32'd0;
+    act_mem13[22] = 32'd0;
+    act_mem13[23] = 32'd0;
+    act_mem13[24] = 32'd0;
+    act_mem13[25] = 32'd0;
+    act_mem13[26] = 32'd0;
+    act_mem13[27] = 32'd0;
+    act_mem13[28] = 32'd0;
+    act_mem13[29] = 32'd0;
+    act_mem13[30] = 32'd0;
+    act_mem13[31] = 32'd0;
+    act_mem13[32] = 32'd0;
+    act_mem13[33] = 32'd0;
+    act_mem13[34] = 32'd0;
+    act_mem13[35] = 32'd0;
+    act_mem13[36] = 32'd0;
+    act_mem13[37] = 32'd0;
+    act_mem13[38] = 32'd0;
+    act_mem13[39] = 32'd0;
+    act_mem13[40] = 32'd0;
+    act_mem13[41] = 32'd0;
+    act_mem13[42] = 32'd0;
+    act_mem13[43] = 32'd0;
+    act_mem13[44] = 32'd0;
+    act_mem13[45] = 32'd0;
+    act_mem13[46] = 32'd0;
+    act_mem13[47] = 32'd0;
+    act_mem13[48] = 32'd0;
+    act_mem13[49] = 32'd0;
+    act_mem13[50] = 32'd0;
+    act_mem13[51] = 32'd0;
+    act_mem13[52] = 32'd0;
+    act_mem13[53] = 32'd0;
+    act_mem13[54] = 32'd0;
+    act_mem13[55] = 32'd0;
+    act_mem13[56] = 32'd0;
+    act_mem13[57] = 32'd0;
+    act_mem13[58] = 32'd0;
+    act_mem13[59] = 32'd0;
+    act_mem13[60] = 32'd0;
+    act_mem13[61] = 32'd0;
+    act_mem13[62] = 32'd0;
+    act_mem13[63] = 32'd0;
+    act_mem13[64] = 32'd0;
+    act_mem13[65] = 32'd0;
+    act_mem13[66] = 32'd0;
+    act_mem13[67] = 32'd0;
+    act_mem13[68] = 32'd0;
+    act_mem13[69] = 32'd0;
+    act_mem13[70] = 32'd0;
+    act_mem13[71] = 32'd0;
+    act_mem13[72] = 32'd0;
+    act_mem13[73] = 32'd0;
+    act_mem13[74] = 32'd0;
+    act_mem13[75] = 32'd0;
+    act_mem13[76] = 32'd0;
+    act_mem13[77] = 32'd0;
+    act_mem13[78] = 32'd0;
+    act_mem13[79] = 32'd0;
+    act_mem13[80] = 32'd0;
+    act_mem13[81] = 32'd0;
+    act_mem13[82] = 32'd0;
+    act_mem13[83] = 32'd0;
+    act_mem13[84] = 32'd0;
+    act_mem13[85] = 32'd0;
+    act_mem13[86] = 32'd0;
+    act_mem13[87] = 32'd0;
+    act_mem13[88] = 32'd0;
+    act_mem13[89] = 32'd0;
+    act_mem13[90] = 32'd0;
+    act_mem13[91] = 32'd0;
+    act_mem13[92] = 32'd0;
+    act_mem13[93] = 32'd0;
+    act_mem13[94] = 32'd0;
+    act_mem13[95] = 32'd0;
+    act_mem13[96] = 32'd0;
+    act_mem13[97] = 32'd0;
+    act_mem13[98] = 32'd0;
+    act_mem13[99] = 32'd0;
+    act_mem13[100] = 32'd0;
+    act_mem13[101] = 32'd0;
+    act_mem13[102] = 32'd0;
+    act_mem13[103] = 32'd0;
+    act_mem13[104] = 32'd0;
+    act_mem13[105] = 32'd0;
+    act_mem13[106] = 32'd0;
+    act_mem13[107] = 32'd0;
+    act_mem13[108] = 32'd0;
+    act_mem13[109] = 32'd0;
+    act_mem13[110] = 32'd0;
+    act_mem13[111] = 32'd0;
+    act_mem13[112] = 32'd0;
+    act_mem13[113] = 32'd0;
+    act_mem13[114] = 32'd0;
+    act_mem13[115] = 32'd0;
+    act_mem13[116] = 32'd0;
+    act_mem13[117] = 32'd0;
+    act_mem13[118] = 32'd0;
+    act_mem13[119] = 32'd0;
+    act_mem13[120] = 32'd0;
+    act_mem13[121] = 32'd0;
+    act_mem13[122] = 32'd0;
+    act_mem13[123] = 32'd0;
+    act_mem13[124] = 32'd0;
+    act_mem13[125] = 32'd0;
+    act_mem13[126] = 32'd0;
+    act_mem13[127] = 32'd0;
+  end
+  always @(posedge clk) begin
+    if (wen13)
+      act_mem13[waddr13] <= wdata13;
+  end
+  reg [31:0] _5_;
+  always @(posedge clk) begin
+    _5_ <= act_mem13[raddr13];
+  end
+  assign \$signature__data$72  = _5_;
+  (* no_rw_check = 32'd1 *)
+  reg [31:0] act_mem14 [127:0];
+  initial begin
+    act_mem14[0] = 32'd0;
+    act_mem14[1] = 32'd0;
+    act_mem14[2] = 32'd0;
+    act_mem14[3] = 32'd0;
+    act_mem14[4] = 32'd0;
+    act_mem14[5] = 32'd0;
+    act_mem14[6] = 32'd0;
+    act_mem14[7] = 32'd0;
+    act_mem14[8] = 32'd0;
+    act_mem14[9] = 32'd0;
+    act_mem14[10] = 32'd0;
+    act_mem14[11] = 32'd0;
+    act_mem14[12] = 32'd0;
+    act_mem14[13] = 32'd0;
+    act_mem14[14] = 32'd0;
+    act_mem14[15] = 32'd0;
+    act_mem14[16] = 32'd0;
+    act_mem14[17] = 32'd0;
+    act_mem14[18] = 32'd0;
+    act_mem14[19] = 32'd0;
+    act_mem14[20] = 32'd0;
+    act_mem14[21] = 32'd0;
+    act_mem14[22] = 32'd0;
+    act_mem14[23] = 32'd0;
+    act_mem14[24] = 32'd0;
+    act_mem14[25] = 32'd0;
+    act_mem14[26] = 32'd0;
+    act_mem14[27] = 32'd0;
+    act_mem14[28] = 32'd0;
+    act_mem14[29] = 32'd0;
+    act_mem14[30] = 32'd0;
+    act_mem14[31] = 32'd0;
+    act_mem14[32] = 32'd0;
+    act_mem14[33] = 32'd0;
+    act_mem14[34] = 32'd0;
+    act_mem14[35] = 32'd0;
+    act_mem14[36] = 32'd0;
+    act_mem14[37] = 32'd0;
+    act_mem14[38] = 32'd0;
+    act_mem14[39] = 32'd0;
+    act_mem14[40] = 32'd0;
+    act_mem14[41] = 32'd0;
+    act_mem14[42] = 32'd0;
+    act_mem14[43] = 32'd0;
+    act_mem14[44] = 32'd0;
+    act_mem14[45] = 32'd0;
+    act_mem14[46] = 32'd0;
+    act_mem14[47] = 32'd0;
+    act_mem14[48] = 32'd0;
+    act_mem14[49] = 32'd0;
+    act_mem14[50] = 32'd0;
+    act_mem14[51] = 32'd0;
+    act_mem14[52] = 32'd0;
+    act_mem14[53] = 32'd0;
+    act_mem14[54] = 32'd0;
+    act_mem14[55] = 32'd0;
+    act_mem14[56] = 32'd0;
+    act_mem14[57] = 32'd0;
+    act_mem14[58] = 32'd0;
+    act_mem14[59] = 32'd0;
+    act_mem14[60] = 32'd0;
+    act_mem14[61] = 32'd0;
+    act_mem14[62] = 32'd0;
+    act_mem14[63] = 32'd0;
+    act_mem14[64] = 32'd0;
+    act_mem14[65] = 32'd0;
+    act_mem14[66] = 32'd0;
+    act_mem14[67] = 32'd0;
+    act_mem14[68] = 32'd0;
+    act_mem14[69] = 32'd0;
+    act_mem14[70] = 32'd0;
+    act_mem14[71] = 32'd0;
+    act_mem14[72] = 32'd0;
+    act_mem14[73] = 32'd0;
+    act_mem14[74] = 32'd0;
+    act_mem14[75] = 32'd0;
+    act_mem14[76] = 32'd0;
+    act_mem14[77] = 32'd0;
+    act_mem14[78] = 32'd0;
+    act_mem14[79] = 32'd0;
+    act_mem14[80] = 32'd0;
+    act_mem14[81] = 32'd0;
+    act_mem14[82] = 32'd0;
+    act_mem14[83] = 32'd0;
+    act_mem14[84] = 32'd0;
+    act_mem14[85] = 32'd0;
+    act_mem14[86] = 32'd0;
+    act_mem14[87] = 32'd0;
+    act_mem14[88] = 32'd0;
+    act_mem14[89] = 32'd0;
+    act_mem14[90] = 32'd0;
+    act_mem14[91] = 32'd0;
+    act_mem14[92] = 32'd0;
+    act_mem14[93] = 32'd0;
+    act_mem14[94] = 32'd0;
+    act_mem14[95] = 32'd0;
+    act_mem14[96] = 32'd0;
+    act_mem14[97] = 32'd0;
+    act_mem14[98] = 32'd0;
+    act_mem14[99] = 32'd0;
+    act_mem14[100] = 32'd0;
+    act_mem14[101] = 32'd0;
+    act_mem14[102] = 32'd0;
+    act_mem14[103] = 32'd0;
+    act_mem14[104] = 32'd0;
+    act_mem14[105] = 32'd0;
+    act_mem14[106] = 32'd0;
+    act_mem14[107] = 32'd0;
+    act_mem14[108] = 32'd0;
+    act_mem14[109] = 32'd0;
+    act_mem14[110] = 32'd0;
+    act_mem14[111] = 32'd0;
+    act_mem14[112] = 32'd0;
+    act_mem14[113] = 32'd0;
+    act_mem14[114] = 32'd0;
+    act_mem14[115] = 32'd0;
+    act_mem14[116] = 32'd0;
+    act_mem14[117] = 32'd0;
+    act_mem14[118] = 32'd0;
+    act_mem14[119] = 32'd0;
+    act_mem14[120] = 32'd0;
+    act_mem14[121] = 32'd0;
+    act_mem14[122] = 32'd0;
+    act_mem14[123] = 32'd0;
+    act_mem14[124] = 32'd0;
+    act_mem14[125] = 32'd0;
+    act_mem14[126] = 32'd0;
+    act_mem14[127] = 32'd0;
+  end
+  always @(posedge clk) begin
+    if (wen14)
+      act_mem14[waddr14] <= wdata14;
+  end
+  reg [31:0] _6_;
+  always @(posedge clk) begin
+    _6_ <= act_mem14[raddr14];
+  end
+  assign \$signature__data$73  = _6_;
+  (* no_rw_check = 32'd1 *)
+  reg [31:0] act_mem15 [127:0];
+  initial begin
+    act_mem15[0] = 32'd0;
+    act_mem15[1] = 32'd0;
+    act_mem15[2] = 32'd0;
+    act_mem15[3] = 32'd0;
+    act_mem15[4] = 32'd0;
+    act_mem15[5] = 32'd0;
+    act_mem15[6] = 32'd0;
+    act_mem15[7] = 32'd0;
+    act_mem15[8] = 32'd0;
+    act_mem15[9] = 32'd0;
+    act_mem15[10] = 32'd0;
+    act_mem15[11] = 32'd0;
+    act_mem15[12] = 32'd0;
+    act_mem15[13] = 32'd0;
+    act_mem15[14] = 32'd0;
+    act_mem15[15] = 32'd0;
+    act_mem15[16] = 32'd0;
+    act_mem15[17] = 32'd0;
+    act_mem15[18] = 32'd0;
+    act_mem15[19] = 32'd0;
+    act_mem15[20] = 32'd0;
+    act_mem15[21] = 32'd0;
+    act_mem15[22] = 32'd0;
+    act_mem15[23] = 32'd0;
+    act_mem15[24] = 32'd0;
+    act_mem15[25] = 32'd0;
+    act_mem15[26] = 32'd0;
+    act_mem15[27] = 32'd0;
+    act_mem15[28] = 32'd0;
+    act_mem15[29] = 32'd0;
+    act_mem15[30] = 32'd0;
+    act_mem15[31] = 32'd0;
+    act_mem15[32] = 32'd0;
+    act_mem15[33] = 32'd0;
+    act_mem15[34] = 32'd0;
+    act_mem15[35] = 32'd0;
+    act_mem15[36] = 32'd0;
+    act_mem15[37] = 32'd0;
+    act_mem15[38] = 32'd0;
+    act_mem15[39] = 32'd0;
+    act_mem15[40] = 32'd0;
+    act_mem15[41] = 32'd0;
+    act_mem15[42] = 32'd0;
+    act_mem15[43] = 32'd0;
+    act_mem15[44] = 32'd0;
+    act_mem15[45] = 32'd0;
+    act_mem15[46] = 32'd0;
+    act_mem15[47] = 32'd0;
+    act_mem15[48] = 32'd0;
+    act_mem15[49] = 32'd0;
+    act_mem15[50] = 32'd0;
+    act_mem15[51] = 32'd0;
+    act_mem15[52] = 32'd0;
+    act_mem15[53] = 32'd0;
+    act_mem15[54] = 32'd0;
+    act_mem15[55] = 32'd0;
+    act_mem15[56] = 32'd0;
+    act_mem15[57] = 32'd0;
+    act_mem15[58] = 32'd0;
+    act_mem15[59] = 32'd0;
+    act_mem15[60] = 32'd0;
+    act_mem15[61] = 32'd0;
+    act_mem15[62] = 32'd0;
+    act_mem15[63] = 32'd0;
+    act_mem15[64] = 32'd0;
+    act_mem15[65] = 32'd0;
+    act_mem15[66] = 32'd0;
+    act_mem15[67] = 32'd0;
+    act_mem15[68] = 32'd0;
+    act_mem15[69] = 32'd0;
+    act_mem15[70] = 32'd0;
+    act_mem15[71] = 32'd0;
+    act_mem15[72] = 32'd0;
+    act_mem15[73] = 32'd0;
+    act_mem15[74] = 32'd0;
+    act_mem15[75] = 32'd0;
+    act_mem15[76] = 32'd0;
+    act_mem15[77] = 32'd0;
+    act_mem15[78] = 32'd0;
+    act_mem15[79] = 32'd0;
+    act_mem15[80] = 32'd0;
+    act_mem15[81] = 32'd0;
+    act_mem15[82] = 32'd0;
+    act_mem15[83] = 32'd0;
+    act_mem15[84] = 32'd0;
+    act_mem15[85] = 32'd0;
+    act_mem15[86] = 32'd0;
+    act_mem15[87] = 32'd0;
+    act_mem15[88] = 32'd0;
+    act_mem15[89] = 32'd0;
+    act_mem15[90] = 32'd0;
+    act_mem15[91] = 32'd0;
+    act_mem15[92] = 32'd0;
+    act_mem15[93] = 32'd0;
+    act_mem15[94] = 32'd0;
+    act_mem15[95] = 32'd0;
+    act_mem15[96] = 32'd0;
+    act_mem15[97] = 32'd0;
+    act_mem15[98] = 32'd0;
+    act_mem15[99] = 32'd0;
+    act_mem15[100] = 32'd0;
+    act_mem15[101] = 32'd0;
+    act_mem15[102] = 32'd0;
+    act_mem15[103] = 32'd0;
+    act_mem15[104] = 32'd0;
+    act_mem15[105] = 32'd0;
+    act_mem15[106] = 32'd0;
+    act_mem15[107] = 32'd0;
+    act_mem15[108] = 32'd0;
+    act_mem15[109] = 32'd0;
+    act_mem15[110] = 32'd0;
+    act_mem15[111] = 32'd0;
+    act_mem15[112] = 32'd0;
+    act_mem15[113] = 32'd0;
+    act_mem15[114] = 32'd0;
+    act_mem15[115] = 32'd0;
+    act_mem15[116] = 32'd0;
+    act_mem15[117] = 32'd0;
+    act_mem15[118] = 32'd0;
+    act_mem15[119] = 32'd0;
+    act_mem15[120] = 32'd0;
+    act_mem15[121] = 32'd0;
+    act_mem15[122] = 32'd0;
+    act_mem15[123] = 32'd0;
+    act_mem15[124] = 32'd0;
+    act_mem15[125] = 32'd0;
+    act_mem15[126] = 32'd0;
+    act_mem15[127] = 32'd0;
+  end
+  always @(posedge clk) begin
+    if (wen15)
+      act_mem15[waddr15] <= wdata15;
+  end
+  reg [31:0] _7_;
+  always @(posedge clk) begin
+    _7_ <= act_mem15[raddr15];
+  end
+  assign \$signature__data$74  = _7_;
+  (* no_rw_check = 32'd1 *)
+  reg [31:0] act_mem16 [127:0];
+  initial begin
+    act_mem16[0] = 32'd0;
+    act_mem16[1] = 32'd0;
+    act_mem16[2] = 32'd0;
+    act_mem16[3] = 32'd0;
+    act_mem16[4] = 32'd0;
+    act_mem16[5] = 32'd0;
+    act_mem16[6] = 32'd0;
+    act_mem16[7] = 32'd0;
+    act_mem16[8] = 32'd0;
+    act_mem16[9] = 32'd0;
+    act_mem16[10] = 32'd0;
+    act_mem16[11] = 32'd0;
+    act_mem16[12] = 32'd0;
+    act_mem16[13] = 32'd0;
+    act_mem16[14] = 32'd0;
+    act_mem16[15] = 32'd0;
+    act_mem16[16] = 32'd0;
+    act_mem16[17] = 32'd0;
+    act_mem16[18] = 32'd0;
+    act_mem16[19] = 32'd0;
+    act_mem16[20] = 32'd0;
+    act_mem16[21] = 32'd0;
+    act_mem16[22] = 32'd0;
+    act_mem16[23] = 32'd0;
+    act_mem16[24] = 32'd0;
+    act_mem16[25] = 32'd0;
+    act_mem16[26] = 32'd0;
+    act_mem16[27] = 32'd0;
+    act_mem16[28] = 32'd0;
+    act_mem16[29] = 32'd0;
+    act_mem16[30] = 32'd0;
+    act_mem16[31] = 32'd0;
+    act_mem16[32] = 32'd0;
+    act_mem16[33] = 32'd0;
+    act_mem16[34] = 32'd0;
+    act_mem16[35] = 32'd0;
+    act_mem16[36] = 32'd0;
+    act_mem16[37] = 32'd0;
+    act_mem16[38] = 32'd0;
+    act_mem16[39] = 32'd0;
+    act_mem16[40] = 32'd0;
+    act_mem16[41] = 32'd0;
+    act_mem16[42] = 32'd0;
+    act_mem16[43] = 32'd0;
+    act_mem16[44] = 32'd0;
+    act_mem16[45] = 32'd0;
+    act_mem16[46] = 32'd0;
+    act_mem16[47] = 32'd0;
+    act_mem16[48] = 32'd0;
+    act_mem16[49] = 32'd0;
+    act_mem16[50] = 32'd0;
+    act_mem16[51] = 32'd0;
+    act_mem16[52] = 32'd0;
+    act_mem16[53] = 32'd0;
+    act_mem16[54] = 32'd0;
+    act_mem16[55] = 32'd0;
+    act_mem16[56] = 32'd0;
+    act_mem16[57] = 32'd0;
+    act_mem16[58] = 32'd0;
+    act_mem16[59] = 32'd0;
+    act_mem16[60] = 32'd0;
+    act_mem16[61] = 32'd0;
+    act_mem16[62] = 32'd0;
+    act_mem16[63] = 32'd0;
+    act_mem16[64] = 32'd0;
+    act_mem16[65] = 32'd0;
+    act_mem16[66] = 32'd0;
+    act_mem16[67] = 32'd0;
+    act_mem16[68] = 32'd0;
+    act_mem16[69] = 32'd0;
+    act_mem16[70] = 32'd0;
+    act_mem16[71] = 32'd0;
+    act_mem16[72] = 32'd0;
+    act_mem16[73] = 32'd0;
+    act_mem16[74] = 32'd0;
+    act_mem16[75] = 32'd0;
+    act_mem16[76] = 32'd0;
+    act_mem16[77] = 32'd0;
+    act_mem16[78] = 32'd0;
+    act_mem16[79] = 32'd0;
+    act_mem16[80] = 32'd0;
+    act_mem16[81] = 32'd0;
+    act_mem16[82] = 32'd0;
+    act_mem16[83] = 32'd0;
+    act_mem16[84] = 32'd0;
+    act_mem16[85] = 32'd0;
+    act_mem16[86] = 32'd0;
+    act_mem16[87] = 32'd0;
+    act_mem16[88] = 32'd0;
+    act_mem16[89] = 32'd0;
+    act_mem16[90] = 32'd0;
+    act_mem16[91] = 32'd0;
+    act_mem16[92] = 32'd0;
+    act_mem16[93] = 32'd0;
+    act_mem16[94] = 32'd0;
+    act_mem16[95] = 32'd0;
+    act_mem16[96] = 32'd0;
+    act_mem16[97] = 32'd0;
+    act_mem16[98] = 32'd0;
+    act_mem16[99] = 32'd0;
+    act_mem16[100] = 32'd0;
+    act_mem16[101] = 32'd0;
+    act_mem16[102] = 32'd0;
+    act_mem16[103] = 32'd0;
+    act_mem16[104] = 32'd0;
+    act_mem16[105] = 32'd0;
+    act_mem16[106] = 32'd0;
+    act_mem16[107] = 32'd0;
+    act_mem16[108] = 32'd0;
+    act_mem16[109] = 32'd0;
+    act_mem16[110] = 32'd0;
+    act_mem16[111] = 32'd0;
+    act_mem16[112] = 32'd0;
+    act_mem16[113] = 32'd0;
+    act_mem16[114] = 32'd0;
+    act_mem16[115] = 32'd0;
+    act_mem16[116] = 32'd0;
+    act_mem16[117] = 32'd0;
+    act_mem16[118] = 32'd0;
+    act_mem16[119] = 32'd0;
+    act_mem16[120] = 32'd0;
+    act_mem16[121] = 32'd0;
+    act_mem16[122] = 32'd0;
+    act_mem16[123] = 32'd0;
+    act_mem16[124] = 32'd0;
+    act_mem16[125] = 32'd0;
+    act_mem16[126] = 32'd0;
+    act_mem16[127] = 32'd0;
+  end
+  always @(posedge clk) begin
+    if (wen16)
+      act_mem16[waddr16] <= wdata16;
+  end
+  reg [31:0] _8_;
+  always @(posedge clk) begin
+    _8_ <= act_mem16[raddr16];
+  end
+  assign \$signature__data$75  = _8_;
+  (* no_rw_check = 32'd1 *)
+  reg [31:0] act_mem17 [127:0];
+  initial begin
+    act_mem17[0] = 32'd0;
+    act_mem17[1] = 32'd0;
+    act_mem17[2] = 32'd0;
+    act_mem17[3] = 32'd0;
+    act_mem17[4] = 32'd0;
+    act_mem17[5] = 32'd0;
+    act_mem17[6] = 32'd0;
+    act_mem17[7] = 32'd0;
+    act_mem17[8] = 32'd0;
+    act_mem17[9] = 32'd0;
+    act_mem17[10] = 32'd0;
+    act_mem17[11] = 32'd0;
+    act_mem17[12] = 32'd0;
+    act_mem17[13] = 32'd0;
+    act_mem17[14] = 32'd0;
+    act_mem17[15] = 32'd0;
+    act_mem17[16] = 32'd0;
+    act_mem17[17] = 32'd0;
+    act_mem17[18] = 32'd0;
+    act_mem17[19] = 32'd0;
+    act_mem17[20] = 32'd0;
+    act_mem17[21] = 32'd0;
+    act_mem17[22] = 32'd0;
+    act_mem17[23] = 32'd0;
+    act_mem17[24] = 32'd0;
+    act_mem17[25] = 32'd0;
+    act_mem17[26] = 32'd0;
+    act_mem17[27] = 32'd0;
+    act_mem17[28] = 32'd0;
+    act_mem17[29] = 32'd0;
+    act_mem17[30] = 32'd0;
+    act_mem17[31] = 32'd0;
+    act_mem17[32] = 32'd0;
+    act_mem17[33] = 32'd0;
+    act_mem17[34] = 32'd0;
+    act_mem17[35] = 32'd0;
+    act_mem17[36] = 32'd0;
+    act_mem17[37] = 32'd0;
+    act_mem17[38] = 32'd0;
+    act_mem17[39] = 32'd0;
+    act_mem17[40] = 32'd0;
+    act_mem17[41] = 32'd0;
+    act_mem17[42] = 32'd0;
+    act_mem17[43] = 32'd0;
+    act_mem17[44] = 32'd0;
+    act_mem17[45] = 32'd0;
+    act_mem17[46] = 32'd0;
+    act_mem17[47] = 32'd0;
+    act_mem17[48] = 32'd0;
+    act_mem17[49] = 32'd0;
+    act_mem17[50] = 32'd0;
+    act_mem17[51] = 32'd0;
+    act_mem17[52] = 32'd0;
+    act_mem17[53] = 32'd0;
+    act_mem17[54] = 32'd0;
+    act_mem17[55] = 32'd0;
+    act_mem17[56] = 32'd0;
+    act_mem17[57] = 32'd0;
+    act_mem17[58] = 32'd0;
+    act_mem17[59] = 32'd0;
+    act_mem17[60] = 32'd0;
+    act_mem17[61] = 32'd0;
+    act_mem17[62] = 32'd0;
+    act_mem17[63] = 32'd0;
+    act_mem17[64] = 32'd0;
+    act_mem17[65] = 32'd0;
+    act_mem17[66] = 32'd0;
+    act_mem17[67] = 32'd0;
+    act_mem17[68] = 32'd0;
+    act_mem17[69] = 32'd0;
+    act_mem17[70] = 32'd0;
+    act_mem17[71] = 32'd0;
+    act_mem17[72] = 32'd0;
+    act_mem17[73] = 32'd0;
+    act_mem17[74] = 32'd0;
+    act_mem17[75] = 32'd0;
+    act_mem17[76] = 32'd0;
+    act_mem17[77] = 32'd0;
+    act_mem17[78] = 32'd0;
+    act_mem17[79] = 32'd0;
+    act_mem17[80] = 32'd0;
+    act_mem17[81] = 32'd0;
+    act_mem17[82] = 32'd0;
+    act_mem17[83] = 32'd0;
+    act_mem17[84] = 32'd0;
+    act_mem17[85] = 32'd0;
+    act_mem17[86] = 32'd0;
+    act_mem17[87] = 32'd0;
+    act_mem17[88] = 32'd0;
+    act_mem17[89] = 32'd0;
+    act_mem17[90] = 32'd0;
+    act_mem17[91] = 32'd0;
+    act_mem17[92] = 32'd0;
+    act_mem17[93] = 32'd0;
+    act_mem17[94] = 32'd0;
+    act_mem17[95] = 32'd0;
+    act_mem17[96] = 32'd0;
+    act_mem17[97] = 32'd0;
+    act_mem17[98] = 32'd0;
+    act_mem17[99] = 32'd0;
+    act_mem17[100] = 32'd0;
+    act_mem17[101] = 32'd0;
+    act_mem17[102] = 32'd0;
+    act_mem17[103] = 32'd0;
+    act_mem17[104] = 32'd0;
+    act_mem17[105] = 32'd0;
+    act_mem17[106] = 32'd0;
+    act_mem17[107] = 32'd0;
+    act_mem17[108] = 32'd0;
+    act_mem17[109] = 32'd0;
+    act_mem17[110] = 32'd0;
+    act_mem17[111] = 32'd0;
+    act_mem17[112] = 32'd0;
+    act_mem17[113] = 32'd0;
+    act_mem17[114] = 32'd0;
+    act_mem17[115] = 32'd0;
+    act_mem17[116] = 32'd0;
+    act_mem17[117] = 32'd0;
+    act_mem17[118] = 32'd0;
+    act_mem17[119] = 32'd0;
+    act_mem17[120] = 32'd0;
+    act_mem17[121] = 32'd0;
+    act_mem17[122] = 32'd0;
+    act_mem17[123] = 32'd0;
+    act_mem17[124] = 32'd0;
+    act_mem17[125] = 32'd0;
+    act_mem17[126] = 32'd0;
+    act_mem17[127] = 32'd0;
+  end
+  always @(posedge clk) begin
+    if (wen17)
+      act_mem17[waddr17] <= wdata17;
+  end
+  reg [31:0] _9_;
+  always @(posedge clk) begin
+    _9_ <= act_mem17[raddr17];
+  end
+  assign \$signature__data$76  = _9_;
+  (* no_rw_check = 32'd1 *)
+  reg [31:0] act_mem18 [127:0];
+  initial begin
+    act_mem18[0] = 32'd0;
+    act_mem18[1] = 32'd0;
+    act_mem18[2] = 32'd0;
+    act_mem18[3] = 32'd0;
+    act_mem18[4] = 32'd0;
+    act_mem18[5] = 32'd0;
+    act_mem18[6] = 32'd0;
+    act_mem18[7] = 32'd0;
+    act_mem18[8] = 32'd0;
+    act_mem18[9] = 32'd0;
+    act_mem18[10] = 32'd0;
+    act_mem18[11] = 32'd0;
+    act_mem18[12] = 32'd0;
+    act_mem18[13] = 32'd0;
+    act_mem18[14] = 32'd0;
+    act_mem18[15] = 32'd0;
+    act_mem18[16] = 32'd0;
+    act_mem18[17] = 32'd0;
+    act_mem18[18] = 32'd0;
+    act_mem18[19] = 32'd0;
+    act_mem18[20] = 32'd0;
+    act_mem18[21] = 32'd0;
+    act_mem18[22] = 32'd0;
+    act_mem18[23] = 32'd0;
+    act_mem18[24] = 32'd0;
+    act_mem18[25] = 32'd0;
+    act_mem18[26] = 32'd0;
+    act_mem18[27] = 32'd0;
+    act_mem18[28] = 32'd0;
+    act_mem18[29] = 32'd0;
+    act_mem18[30] = 32'd0;
+    act_mem18[31] = 32'd0;
+    act_mem18[32] = 32'd0;
+    act_mem18[33] = 32'd0;
+    act_mem18[34] = 32'd0;
+    act_mem18[35] = 32'd0;
+    act_mem18[36] = 32'd0;
+    act_mem18[37] = 32'd0;
+    act_mem18[38] = 32'd0;
+    act_mem18[39] = 32'd0;
+    act_mem18[40] = 32'd0;
+    act_mem18[41] = 32'd0;
+    act_mem18[42] = 32'd0;
+    act_mem18[43] = 32'd0;
+    act_mem18[44] = 32'd0;
+    act_mem18[45] = 32'd0;
+    act_mem18[46] = 32'd0;
+    act_mem18[47] = 32'd0;
+    act_mem18[48] = 32'd0;
+    act_mem18[49] = 32'd0;
+    act_mem18[50] = 32'd0;
+    act_mem18[51] = 32'd0;
+    act_mem18[52] = 32'd0;
+    act_mem18[53] = 32'd0;
+    act_mem18[54] = 32'd0;
+    act_mem18[55] = 32'd0;
+    act_mem18[56] = 32'd0;
+    act_mem18[57] = 32'd0;
+    act_mem18[58] = 32'd0;
+    act_mem18[59] = 32'd0;
+    act_mem18[60] = 32'd0;
+    act_mem18[61] = 32'd0;
+    act_mem18[62] = 32'd0;
+    act_mem18[63] = 32'd0;
+    act_mem18[64] = 32'd0;
+    act_mem18[65] = 32'd0;
+    act_mem18[66] = 32'd0;
+    act_mem18[67] = 32'd0;
+    act_mem18[68] = 32'd0;
+    act_mem18[69] = 32'd0;
+    act_mem18[70] = 32'd0;
+    act_mem18[71] = 32'd0;
+    act_mem18[72] = 32'd0;
+    act_mem18[73] = 32'd0;
+    act_mem18[74] = 32'd0;
+    act_mem18[75] = 32'd0;
+    act_mem18[76] = 32'd0;
+    act_mem18[77] = 32'd0;
+    act_mem18[78] = 32'd0;
+    act_mem18[79] = 32'd0;
+    act_mem18[80] = 32'd0;
+    act_mem18[81] = 32'd0;
+    act_mem18[82] = 32'd0;
+    act_mem18[83] = 32'd0;
+    act_mem18[84] = 32'd0;
+    act_mem18[85] = 32'd0;
+    act_mem18[86] = 32'd0;
+    act_mem18[87] = 32'd0;
+    act_mem18[88] = 32'd0;
+    act_mem18[89] = 32'd0;
+    act_mem18[90] = 32'd0;
+    act_mem18[91] = 32'd0;
+    act_mem18[92] = 32'd0;
+    act_mem18[93] = 32'd0;
+    act_mem18[94] = 32'd0;
+    act_mem18[95] = 32'd0;
+    act_mem18[96] = 32'd0;
+    act_mem18[97] = 32'd0;
+    act_mem18[98] = 32'd0;
+    act_mem18[99] = 32'd0;
+    act_mem18[100] = 32'd0;
+    act_mem18[101] = 32'd0;
+    act_mem18[102] = 32'd0;
+    act_mem18[103] = 32'd0;
+    act_mem18[104] = 32'd0;
+    act_mem18[105] = 32'd0;
+    act_mem18[106] = 32'd0;
+    act_mem18[107] = 32'd0;
+    act_mem18[108] = 32'd0;
+    act_mem18[109] = 32'd0;
+    act_mem18[110] = 32'd0;
+    act_mem18[111] = 32'd0;
+    act_mem18[112] = 32'd0;
+    act_mem18[113] = 32'd0;
+    act_mem18[114] = 32'd0;
+    act_mem18[115] = 32'd0;
+    act_mem18[116] = 32'd0;
+    act_mem18[117] = 32'd0;
+    act_mem18[118] = 32'd0;
+    act_mem18[119] = 32'd0;
+    act_mem18[120] = 32'd0;
+    act_mem18[121] = 32'd0;
+    act_mem18[122] = 32'd0;
+    act_mem18[123] = 32'd0;
+    act_mem18[124] = 32'd0;
+    act_mem18[125] = 32'd0;
+    act_mem18[126] = 32'd0;
+    act_mem18[127] = 32'd0;
+  end
+  always @(posedge clk) begin
+    if (wen18)
+      act_mem18[waddr18] <= wdata18;
+  end
+  reg [31:0] _10_;
+  always @(posedge clk) begin
+    _10_ <= act_mem18[raddr18];
+  end
+  assign \$signature__data$77  = _10_;
+  (* no_rw_check = 32'd1 *)
+  reg [31:0] act_mem19 [127:0];
+  initial begin
+    act_mem19[0] = 32'd0;
+    act_mem19[1] = 32'd0;
+    act_mem19[2] = 32'd0;
+    act_mem19[3] = 32'd0;
+    act_mem19[4] = 32'd0;
+    act_mem19[5] = 32'd0;
+    act_mem19[6] = 32'd0;
+    act_mem19[7] = 32'd0;
+    act_mem19[8] = 32'd0;
+    act_mem19[9] = 32'd0;
+    act_mem19[10] = 32'd0;
+    act_mem19[11] = 32'd0;
+    act_mem19[12] = 32'd0;
+    act_mem19[13] = 32'd0;
+    act_mem19[14] = 32'd0;
+    act_mem19[15] = 32'd0;
+    act_mem19[16] = 32'd0;
+    act_mem19[17] = 32'd0;
+    act_mem19[18] = 32'd0;
+    act_mem19[19] = 32'd0;
+    act_mem19[20] = 32'd0;
+    act_mem19[21] = 32'd0;
+    act_mem19[22] = 32'd0;
+    act_mem19[23] = 32'd0;
+    act_mem19[24] = 32'd0;
+    act_mem19[25] = 32'd0;
+    act_mem19[26] = 32'd0;
+    act_mem19[27] = 32'd0;
+    act_mem19[28] = 32'd0;
+    act_mem19[29] = 32'd0;
+    act_mem19[30] = 32'd0;
+    act_mem19[31] = 32'd0;
+    act_mem19[32] = 32'd0;
+    act_mem19[33] = 32'd0;
+    act_mem19[34] = 32'd0;
+    act_mem19[35] = 32'd0;
+    act_mem19[36] = 32'd0;
+    act_mem19[37] = 32'd0;
+    act_mem19[38] = 32'd0;
+    act_mem19[39] = 32'd0;
+    act_mem19[40] = 32'd0;
+    act_mem19[41] = 32'd0;
+    act_mem19[42] = 32'd0;
+    act_mem19[43] = 32'd0;
+    act_mem19[44] = 32'd0;
+    act_mem19[45] = 32'd0;
+    act_mem19[46] = 32'd0;
+    act_mem19[47] = 32'd0;
+    act_mem19[48] = 32'd0;
+    act_mem19[49] = 32'd0;
+    act_mem19[50] = 32'd0;
+    act_mem19[51] = 32'd0;
+    act_mem19[52] = 32'd0;
+    act_mem19[53] = 32'd0;
+    act_mem19[54] = 32'd0;
+    act_mem19[55] = 32'd0;
+    act_mem19[56] = 32'd0;
+    act_mem19[57] = 32'd0;
+    act_mem19[58] = 32'd0;
+    act_mem19[59] = 32'd0;
+    act_mem19[60] = 32'd0;
+    act_mem19[61] = 32'd0;
+    act_mem19[62] = 32'd0;
+    act_mem19[63] = 32'd0;
+    act_mem19[64] = 32'd0;
+    act_mem19[65] = 32'd0;
+    act_mem19[66] = 32'd0;
+    act_mem19[67] = 32'd0;
+    act_mem19[68] = 32'd0;
+    act_mem19[69] = 32'd0;
+    act_mem19[70] = 32'd0;
+    act_mem19[71] = 32'd0;
+    act_mem19[72] = 32'd0;
+    act_mem19[73] = 32'd0;
+    act_mem19[74] = 32'd0;
+    act_mem19[75] = 32'd0;
+    act_mem19[76] = 32'd0;
+    act_mem19[77] = 32'd0;
+    act_mem19[78] = 32'd0;
+    act_mem19[79] = 32'd0;
+    act_mem19[80] = 32'd0;
+    act_mem19[81] = 32'd0;
+    act_mem19[82] = 32'd0;
+    act_mem19[83] = 32'd0;
+    act_mem19[84] = 32'd0;
+    act_mem19[85] = 32'd0;
+    act_mem19[86] = 32'd0;
+    act_mem19[87] = 32'd0;
+    act_mem19[88] = 32'd0;
+    act_mem19[89] = 32'd0;
+    act_mem19[90] = 32'd0;
+    act_mem19[91] = 32'd0;
+    act_mem19[92] = 32'd0;
+    act_mem19[93] = 32'd0;
+    act_mem19[94] = 32'd0;
+    act_mem19[95] = 32'd0;
+    act_mem19[96] = 32'd0;
+    act_mem19[97] = 32'd0;
+    act_mem19[98] = 32'd0;
+    act_mem19[99] = 32'd0;
+    act_mem19[100] = 32'd0;
+    act_mem19[101] = 32'd0;
+    act_mem19[102] = 32'd0;
+    act_mem19[103] = 32'd0;
+    act_mem19[104] = 32'd0;
+    act_mem19[105] = 32'd0;
+    act_mem19[106] = 32'd0;
+    act_mem19[107] = 32'd0;
+    act_mem19[108] = 32'd0;
+    act_mem19[109] = 32'd0;
+    act_mem19[110] = 32'd0;
+    act_mem19[111] = 32'd0;
+    act_mem19[112] = 32'd0;
+    act_mem19[113] = 32'd0;
+    act_mem19[114] = 32'd0;
+    act_mem19[115] = 32'd0;
+    act_mem19[116] = 32'd0;
+    act_mem19[117] = 32'd0;
+    act_mem19[118] = 32'd0;
+    act_mem19[119] = 32'd0;
+    act_mem19[120] = 32'd0;
+    act_mem19[121] = 32'd0;
+    act_mem19[122] = 32'd0;
+    act_mem19[123] = 32'd0;
+    act_mem19[124] = 32'd0;
+    act_mem19[125] = 32'd0;
+    act_mem19[126] = 32'd0;
+    act_mem19[127] = 32'd0;
+  end
+  always @(posedge clk) begin
+    if (wen19)
+      act_mem19[waddr19] <= wdata19;
+  end
+  reg [31:0] _11_;
+  always @(posedge clk) begin
+    _11_ <= act_mem19[raddr19];
+  end
+  assign \$signature__data$78  = _11_;
+  (* no_rw_check = 32'd1 *)
+  reg [31:0] act_mem2 [127:0];
+  initial begin
+    act_mem2[0] = 32'd0;
+    act_mem2[1] = 32'd0;
+    act_mem2[2] = 32'd0;
+    act_mem2[3] = 32'd0;
+    act_mem2[4] = 32'd0;
+    act_mem2[5] = 32'd0;
+    act_mem2[6] = 32'd0;
+    act_mem2[7] = 32'd0;
+    act_mem2[8] = 32'd0;
+    act_mem2[9] = 32'd0;
+    act_mem2[10] = 32'd0;
+    act_mem2[11] = 32'd0;
+    act_mem2[12] = 32'd0;
+    act_mem2[13] = 32'd0;
+    act_mem2[14] = 32'd0;
+    act_mem2[15] = 32'd0;
+    act_mem2[16] = 32'd0;
+    act_mem2[17] = 32'd0;
+    act_mem2[18] = 32'd0;
+    act_mem2[19] = 32'd0;
+    act_mem2[20] = 32'd0;
+    act_mem2[21] = 32'd0;
+    act_mem2[22] = 32'd0;
+    act_mem2[23] = 32'd0;
+    act_mem2[24] = 32'd0;
+    act_mem2[25] = 32'd0;
+    act_mem2[26] = 32'd0;
+    act_mem2[27] = 32'd0;
+    act_mem2[28] = 32'd0;
+    act_mem2[29] = 32'd0;
+    act_mem2[30] = 32'd0;
+    act_mem2[31] = 32'd0;
+    act_mem2[32] = 32'd0;
+    act_mem2[33] = 32'd0;
+    act_mem2[34] = 32'd0;
+    act_mem2[35] = 32'd0;
+    act_mem2[36] = 32'd0;
+    act_mem2[37] = 32'd0;
+    act_mem2[38] = 32'd0;
+    act_mem2[39] = 32'd0;
+    act_mem2[40] = 32'd0;
+    act_mem2[41] = 32'd0;
+    act_mem2[42] = 32'd0;
+    act_mem2[43] = 32'd0;
+    act_mem2[44] = 32'd0;
+    act_mem2[45] = 32'd0;
+    act_mem2[46] = 32'd0;
+    act_mem2[47] = 32'd0;
+    act_mem2[48] = 32'd0;
+    act_mem2[49] = 32'd0;
+    act_mem2[50] = 32'd0;
+    act_mem2[51] = 32'd0;
+    act_mem2[52] = 32'd0;
+    act_mem2[53] = 32'd0;
+    act_mem2[54] = 32'd0;
+    act_mem2[55] = 32'd0;
+    act_mem2[56] = 32'd0;
+    act_mem2[57] = 32'd0;
+    act_mem2[58] = 32'd0;
+    act_mem2[59] = 32'd0;
+    act_mem2[60] = 32'd0;
+    act_mem2[61] = 32'd0;
+    act_mem2[62] = 32'd0;
+    act_mem2[63] = 32'd0;
+    act_mem2[64] = 32'd0;
+    act_mem2[65] = 32'd0;
+    act_mem2[66] = 32'd0;
+    act_mem2[67] = 32'd0;
+    act_mem2[68] = 32'd0;
+    act_mem2[69] = 32'd0;
+    act_mem2[70] = 32'd0;
+    act_mem2[71] = 32'd0;
+    act_mem2[72] = 32'd0;
+    act_mem2[73] = 32'd0;
+    act_mem2[74] = 32'd0;
+    act_mem2[75] = 32'd0;
+    act_mem2[76] = 32'd0;
+    act_mem2[77] = 32'd0;
+    act_mem2[78] = 32'd0;
+    act_mem2[79] = 32'd0;
+    act_mem2[80] = 32'd0;
+    act_mem2[81] = 32'd0;
+    act_mem2[82] = 32'd0;
+    act_mem2[83] = 32'd0;
+    act_mem2[84] = 32'd0;
+    act_mem2[85] = 32'd0;
+    act_mem2[86] = 32'd0;
+    act_mem2[87] = 32'd0;
+    act_mem2[88] = 32'd0;
+    act_mem2[89] = 32'd0;
+    act_mem2[90] = 32'd0;
+    act_mem2[91] = 32'd0;
+    act_mem2[92] = 32'd0;
+    act_mem2[93] = 32'd0;
+    act_mem2[94] = 32'd0;
+    act_mem2[95] = 32'd0;
+    act_mem2[96] = 32'd0;
+    act_mem2[97] = 32'd0;
+    act_mem2[98] = 32'd0;
+    act_mem2[99] = 32'd0;
+    act_mem2[100] = 32'd0;
+    act_mem2[101] = 32'd0;
+    act_mem2[102] = 32'd0;
+    act_mem2[103] = 32'd0;
+    act_mem2[104] = 32'd0;
+    act_mem2[105] = 32'd0;
+    act_mem2[106] = 32'd0;
+    act_mem2[107] = 32'd0;
+    act_mem2[108] = 32'd0;
+    act_mem2[109] = 32'd0;
+    act_mem2[110] = 32'd0;
+    act_mem2[111] = 32'd0;
+    act_mem2[112] = 32'd0;
+    act_mem2[113] = 32'd0;
+    act_mem2[114] = 32'd0;
+    act_mem2[115] = 32'd0;
+    act_mem2[116] = 32'd0;
+    act_mem2[117] = 32'd0;
+    act_mem2[118] = 32'd0;
+    act_mem2[119] = 32'd0;
+    act_mem2[120] = 32'd0;
+    act_mem2[121] = 32'd0;
+    act_mem2[122] = 32'd0;
+    act_mem2[123] = 32'd0;
+    act_mem2[124] = 32'd0;
+    act_mem2[125] = 32'd0;
+    act_mem2[126] = 32'd0;
+    act_mem2[127] = 32'd0;
   end
   always @(posedge clk) begin
     if (wen2)
-      act_mem2[waddr2] <= \$signature__data$172 ;
+      act_mem2[waddr2] <= wdata2;
   end
-  reg [143:0] _2_;
+  reg [31:0] _12_;
   always @(posedge clk) begin
-    _2_ <= act_mem2[raddr2];
+    _12_ <= act_mem2[raddr2];
   end
-  assign \$signature__data$31  = _2_;
+  assign \$signature__data$61  = _12_;
   (* no_rw_check = 32'd1 *)
-  reg [143:0] act_mem3 [127:0];
+  reg [31:0] act_mem20 [127:0];
   initial begin
-    act_mem3[0] = 144'h000000000000000000000000000000000000;
-    act_mem3[1] = 144'h000000000000000000000000000000000000;
-    act_mem3[2] = 144'h000000000000000000000000000000000000;
-    act_mem3[3] = 144'h000000000000000000000000000000000000;
-    act_mem3[4] = 144'h000000000000000000000000000000000000;
-    act_mem3[5] = 144'h000000000000000000000000000000000000;
-    act_mem3[6] = 144'h000000000000000000000000000000000000;
-    act_mem3[7] = 144'h000000000000000000000000000000000000;
-    act_mem3[8] = 144'h000000000000000000000000000000000000;
-    act_mem3[9] = 144'h000000000000000000000000000000000000;
-    act_mem3[10] = 144'h000000000000000000000000000000000000;
-    act_mem3[11] = 144'h000000000000000000000000000000000000;
-    act_mem3[12] = 144'h000000000000000000000000000000000000;
-    act_mem3[13] = 144'h000000000000000000000000000000000000;
-    act_mem3[14] = 144'h000000000000000000000000000000000000;
-    act_mem3[15] = 144'h000000000000000000000000000000000000;
-    act_mem3[16] = 144'h000000000000000000000000000000000000;
-    act_mem3[17] = 144'h000000000000000000000000000000000000;
-    act_mem3[18] = 144'h000000000000000000000000000000000000;
-    act_mem3[19] = 144'h000000000000000000000000000000000000;
-    act_mem3[20] = 144'h000000000000000000000000000000000000;
-    act_mem3[21] = 144'h000000000000000000000000000000000000;
-    act_mem3[22] = 144'h000000000000000000000000000000000000;
-    act_mem3[23] = 144'h000000000000000000000000000000000000;
-    act_mem3[24] = 144'h000000000000000000000000000000000000;
-    act_mem3[25] = 144'h000000000000000000000000000000000000;
-    act_mem3[26] = 144'h000000000000000000000000000000000000;
-    act_mem3[27] = 144'h000000000000000000000000000000000000;
-    act_mem3[28] = 144'h000000000000000000000000000000000000;
-    act_mem3[29] = 144'h000000000000000000000000000000000000;
-    act_mem3[30] = 144'h000000000000000000000000000000000000;
-    act_mem3[31] = 144'h000000000000000000000000000000000000;
-    act_mem3[32] = 144'h000000000000000000000000000000000000;
-    act_mem3[33] = 144'h000000000000000000000000000000000000;
-    act_mem3[34] = 144'h000000000000000000000000000000000000;
-    act_mem3[35] = 144'h000000000000000000000000000000000000;
-    act_mem3[36] = 144'h000000000000000000000000000000000000;
-    act_mem3[37] = 144'h000000000000000000000000000000000000;
-    act_mem3[38] = 144'h000000000000000000000000000000000000;
-    act_mem3[39] = 144'h000000000000000000000000000000000000;
-    act_mem3[40] = 144'h000000000000000000000000000000000000;
-    act_mem3[41] = 144'h000000000000000000000000000000000000;
-    act_mem3[42] = 144'h000000000000000000000000000000000000;
-    act_mem3[43] = 144'h000000000000000000000000000000000000;
-    act_mem3[44] = 144'h000000000000000000000000000000000000;
-    act_mem3[45] = 144'h000000000000000000000000000000000000;
-    act_mem3[46] = 144'h000000000000000000000000000000000000;
-    act_mem3[47] = 144'h000000000000000000000000000000000000;
-    act_mem3[48] = 144'h000000000000000000000000000000000000;
-    act_mem3[49] = 144'h000000000000000000000000000000000000;
-    act_mem3[50] = 144'h000000000000000000000000000000000000;
-    act_mem3[51] = 144'h000000000000000000000000000000000000;
-    act_mem3[52] = 144'h000000000000000000000000000000000000;
-    act_mem3[53] = 144'h000000000000000000000000000000000000;
-    act_mem3[54] = 144'h000000000000000000000000000000000000;
-    act_mem3[55] = 144'h000000000000000000000000000000000000;
-    act_mem3[56] = 144'h000000000000000000000000000000000000;
-    act_mem3[57] = 144'h000000000000000000000000000000000000;
-    act_mem3[58] = 144'h000000000000000000000000000000000000;
-    act_mem3[59] = 144'h000000000000000000000000000000000000;
-    act_mem3[60] = 144'h000000000000000000000000000000000000;
-    act_mem3[61] = 144'h000000000000000000000000000000000000;
-    act_mem3[62] = 144'h000000000000000000000000000000000000;
-    act_mem3[63] = 144'h000000000000000000000000000000000000;
-    act_mem3[64] = 144'h000000000000000000000000000000000000;
-    act_mem3[65] = 144'h000000000000000000000000000000000000;
-    act_mem3[66] = 144'h000000000000000000000000000000000000;
-    act_mem3[67] = 144'h000000000000000000000000000000000000;
-    act_mem3[68] = 144'h000000000000000000000000000000000000;
-    act_mem3[69] = 144'h000000000000000000000000000000000000;
-    act_mem3[70] = 144'h000000000000000000000000000000000000;
-    act_mem3[71] = 144'h000000000000000000000000000000000000;
-    act_mem3[72] = 144'h000000000000000000000000000000000000;
-    act_mem3[73] = 144'h000000000000000000000000000000000000;
-    act_mem3[74] = 144'h000000000000000000000000000000000000;
-    act_mem3[75] = 144'h000000000000000000000000000000000000;
-    act_mem3[76] = 144'h000000000000000000000000000000000000;
-    act_mem3[77] = 144'h000000000000000000000000000000000000;
-    act_mem3[78] = 144'h000000000000000000000000000000000000;
-    act_mem3[79] = 144'h000000000000000000000000000000000000;
-    act_mem3[80] = 144'h000000000000000000000000000000000000;
-    act_mem3[81] = 144'h000000000000000000000000000000000000;
-    act_mem3[82] = 144'h000000000000000000000000000000000000;
-    act_mem3[83] = 144'h000000000000000000000000000000000000;
-    act_mem3[84] = 144'h000000000000000000000000000000000000;
-    act_mem3[85] = 144'h000000000000000000000000000000000000;
-    act_mem3[86] = 144'h000000000000000000000000000000000000;
-    act_mem3[87] = 144'h000000000000000000000000000000000000;
-    act_mem3[88] = 144'h000000000000000000000000000000000000;
-    act_mem3[89] = 144'h000000000000000000000000000000000000;
-    act_mem3[90] = 144'h000000000000000000000000000000000000;
-    act_mem3[91] = 144'h000000000000000000000000000000000000;
-    act_mem3[92] = 144'h000000000000000000000000000000000000;
-    act_mem3[93] = 144'h000000000000000000000000000000000000;
-    act_mem3[94] = 144'h000000000000000000000000000000000000;
-    act_mem3[95] = 144'h000000000000000000000000000000000000;
-    act_mem3[96] = 144'h000000000000000000000000000000000000;
-    act_mem3[97] = 144'h000000000000000000000000000000000000;
-    act_mem3[98] = 144'h000000000000000000000000000000000000;
-    act_mem3[99] = 144'h000000000000000000000000000000000000;
-    act_mem3[100] = 144'h000000000000000000000000000000000000;
-    act_mem3[101] = 144'h000000000000000000000000000000000000;
-    act_mem3[102] = 144'h000000000000000000000000000000000000;
-    act_mem3[103] = 144'h000000000000000000000000000000000000;
-    act_mem3[104] = 144'h000000000000000000000000000000000000;
-    act_mem3[105] = 144'h000000000000000000000000000000000000;
-    act_mem3[106] = 144'h000000000000000000000000000000000000;
-    act_mem3[107] = 144'h000000000000000000000000000000000000;
-    act_mem3[108] = 144'h000000000000000000000000000000000000;
-    act_mem3[109] = 144'h000000000000000000000000000000000000;
-    act_mem3[110] = 144'h000000000000000000000000000000000000;
-    act_mem3[111] = 144'h000000000000000000000000000000000000;
-    act_mem3[112] = 144'h000000000000000000000000000000000000;
-    act_mem3[113] = 144'h000000000000000000000000000000000000;
-    act_mem3[114] = 144'h000000000000000000000000000000000000;
-    act_mem3[115] = 144'h000000000000000000000000000000000000;
-    act_mem3[116] = 144'h000000000000000000000000000000000000;
-    act_mem3[117] = 144'h000000000000000000000000000000000000;
-    act_mem3[118] = 144'h000000000000000000000000000000000000;
-    act_mem3[119] = 144'h000000000000000000000000000000000000;
-    act_mem3[120] = 144'h000000000000000000000000000000000000;
-    act_mem3[121] = 144'h000000000000000000000000000000000000;
-    act_mem3[122] = 144'h000000000000000000000000000000000000;
-    act_mem3[123] = 144'h000000000000000000000000000000000000;
-    act_mem3[124] = 144'h000000000000000000000000000000000000;
-    act_mem3[125] = 144'h000000000000000000000000000000000000;
-    act_mem3[126] = 144'h000000000000000000000000000000000000;
-    act_mem3[127] = 144'h000000000000000000000000000000000000;
+    act_mem20[0] = 32'd0;
+    act_mem20[1] = 32'd0;
+    act_mem20[2] = 32'd0;
+    act_mem20[3] = 32'd0;
+    act_mem20[4] = 32'd0;
+    act_mem20[5] = 32'd0;
+    act_mem20[6] = 32'd0;
+    act_mem20[7] = 32'd0;
+    act_mem20[8] = 32'd0;
+    act_mem20[9] = 32'd0;
+    act_mem20[10] = 32'd0;
+    act_mem20[11] = 32'd0;
+    act_mem20[12] = 32'd0;
+    act_mem20[13] = 32'd0;
+    act_mem20[14] = 32'd0;
+    act_mem20[15] = 32'd0;
+    act_mem20[16] = 32'd0;
+    act_mem20[17] = 32'd0;
+    act_mem20[18] = 32'd0;
+    act_mem20[19] = 32'd0;
+    act_mem20[20] = 32'd0;
+    act_mem20[21] = 32'd0;
+    act_mem20[22] = 32'd0;
+    act_mem20[23] = 32'd0;
+    act_mem20[24] = 32'd0;
+    act_mem20[25] = 32'd0;
+    act_mem20[26] = 32'd0;
+    act_mem20[27] = 32'd0;
+    act_mem20[28] = 32'd0;
+    act_mem20[29] = 32'd0;
+    act_mem20[30] = 32'd0;
+    act_mem20[31] = 32'd0;
+    act_mem20[32] = 32'd0;
+    act_mem20[33] = 32'd0;
+    act_mem20[34] = 32'd0;
+    act_mem20[35] = 32'd0;
+    act_mem20[36] = 32'd0;
+    act_mem20[37] = 32'd0;
+    act_mem20[38] = 32'd0;
+    act_mem20[39] = 32'd0;
+    act_mem20[40] = 32'd0;
+    act_mem20[41] = 32'd0;
+    act_mem20[42] = 32'd0;
+    act_mem20[43] = 32'd0;
+    act_mem20[44] = 32'd0;
+    act_mem20[45] = 32'd0;
+    act_mem20[46] = 32'd0;
+    act_mem20[47] = 32'd0;
+    act_mem20[48] = 32'd0;
+    act_mem20[49] = 32'd0;
+    act_mem20[50] = 32'd0;
+    act_mem20[51] = 32'd0;
+    act_mem20[52] = 32'd0;
+    act_mem20[53] = 32'd0;
+    act_mem20[54] = 32'd0;
+    act_mem20[55] = 32'd0;
+    act_mem20[56] = 32'd0;
+    act_mem20[57] = 32'd0;
+    act_mem20[58] = 32'd0;
+    act_mem20[59] = 32'd0;
+    act_mem20[60] = 32'd0;
+    act_mem20[61] = 32'd0;
+    act_mem20[62] = 32'd0;
+    act_mem20[63] = 32'd0;
+    act_mem20[64] = 32'd0;
+    act_mem20[65] = 32'd0;
+    act_mem20[66] = 32'd0;
+    act_mem20[67] = 32'd0;
+    act_mem20[68] = 32'd0;
+    act_mem20[69] = 32'd0;
+    act_mem20[70] = 32'd0;
+    act_mem20[71] = 32'd0;
+    act_mem20[72] = 32'd0;
+    act_mem20[73] = 32'd0;
+    act_mem20[74] = 32'd0;
+    act_mem20[75] = 32'd0;
+    act_mem20[76] = 32'd0;
+    act_mem20[77] = 32'd0;
+    act_mem20[78] = 32'd0;
+    act_mem20[79] = 32'd0;
+    act_mem20[80] = 32'd0;
+    act_mem20[81] = 32'd0;
+    act_mem20[82] = 32'd0;
+    act_mem20[83] = 32'd0;
+    act_mem20[84] = 32'd0;
+    act_mem20[85] = 32'd0;
+    act_mem20[86] = 32'd0;
+    act_mem20[87] = 32'd0;
+    act_mem20[88] = 32'd0;
+    act_mem20[89] = 32'd0;
+    act_mem20[90] = 32'd0;
+    act_mem20[91] = 32'd0;
+    act_mem20[92] = 32'd0;
+    act_mem20[93] = 32'd0;
+    act_mem20[94] = 32'd0;
+    act_mem20[95] = 32'd0;
+    act_mem20[96] = 32'd0;
+    act_mem20[97] = 32'd0;
+    act_mem20[98] = 32'd0;
+    act_mem20[99] = 32'd0;
+    act_mem20[100] = 32'd0;
+    act_mem20[101] = 32'd0;
+    act_mem20[102] = 32'd0;
+    act_mem20[103] = 32'd0;
+    act_mem20[104] = 32'd0;
+    act_mem20[105] = 32'd0;
+    act_mem20[106] = 32'd0;
+    act_mem20[107] = 32'd0;
+    act_mem20[108] = 32'd0;
+    act_mem20[109] = 32'd0;
+    act_mem20[110] = 32'd0;
+    act_mem20[111] = 32'd0;
+    act_mem20[112] = 32'd0;
+    act_mem20[113] = 32'd0;
+    act_mem20[114] = 32'd0;
+    act_mem20[115] = 32'd0;
+    act_mem20[116] = 32'd0;
+    act_mem20[117] = 32'd0;
+    act_mem20[118] = 32'd0;
+    act_mem20[119] = 32'd0;
+    act_mem20[120] = 32'd0;
+    act_mem20[121] = 32'd0;
+    act_mem20[122] = 32'd0;
+    act_mem20[123] = 32'd0;
+    act_mem20[124] = 32'd0;
+    act_mem20[125] = 32'd0;
+    act_mem20[126] = 32'd0;
+    act_mem20[127] = 32'd0;
+  end
+  always @(posedge clk) begin
+    if (wen20)
+      act_mem20[waddr20] <= wdata20;
+  end
+  reg [31:0] _13_;
+  always @(posedge clk) begin
+    _13_ <= act_mem20[raddr20];
+  end
+  assign \$signature__data$79  = _13_;
+  (* no_rw_check = 32'd1 *)
+  reg [31:0] act_mem21 [127:0];
+  initial begin
+    act_mem21[0] = 32'd0;
+    act_mem21[1] = 32'd0;
+    act_mem21[2] = 32'd0;
+    act_mem21[3] = 32'd0;
+    act_mem21[4] = 32'd0;
+    act_mem21[5] = 32'd0;
+    act_mem21[6] = 32'd0;
+    act_mem21[7] = 32'd0;
+    act_mem21[8] = 32'd0;
+    act_mem21[9] = 32'd0;
+    act_mem21[10] = 32'd0;
+    act_mem21[11] = 32'd0;
+    act_mem21[12] = 32'd0;
+    act_mem21[13] = 32'd0;
+    act_mem21[14] = 32'd0;
+    act_mem21[15] = 32'd0;
+    act_mem21[16] = 32'd0;
+    act_mem21[17] = 32'd0;
+    act_mem21[18] = 32'd0;
+    act_mem21[19] = 32'd0;
+    act_mem21[20] = 32'd0;
+    act_mem21[21] = 32'd0;
+    act_mem21[22] = 32'd0;
+    act_mem21[23] = 32'd0;
+    act_mem21[24] = 32'd0;
+    act_mem21[25] = 32'd0;
+    act_mem21[26] = 32'd0;
+    act_mem21[27] = 32'd0;
+    act_mem21[28] = 32'd0;
+    act_mem21[29] = 32'd0;
+    act_mem21[30] = 32'd0;
+    act_mem21[31] = 32'd0;
+    act_mem21[32] = 32'd0;
+    act_mem21[33] = 32'd0;
+    act_mem21[34] = 32'd0;
+    act_mem21[35] = 32'd0;
+    act_mem21[36] = 32'd0;
+    act_mem21[37] = 32'd0;
+    act_mem21[38] = 32'd0;
+    act_mem21[39] = 32'd0;
+    act_mem21[40] = 32'd0;
+    act_mem21[41] = 32'd0;
+    act_mem21[42] = 32'd0;
+    act_mem21[43] = 32'd0;
+    act_mem21[44] = 32'd0;
+    act_mem21[45] = 32'd0;
+    act_mem21[46] = 32'd0;
+    act_mem21[47] = 32'd0;
+    act_mem21[48] = 32'd0;
+    act_mem21[49] = 32'd0;
+    act_mem21[50] = 32'd0;
+    act_mem21[51] = 32'd0;
+    act_mem21[52] = 32'd0;
+    act_mem21[53] = 32'd0;
+    act_mem21[54] = 32'd0;
+    act_mem21[55] = 32'd0;
+    act_mem21[56] = 32'd0;
+    act_mem21[57] = 32'd0;
+    act_mem21[58] = 32'd0;
+    act_mem21[59] = 32'd0;
+    act_mem21[60] = 32'd0;
+    act_mem21[61] = 32'd0;
+    act_mem21[62] = 32'd0;
+    act_mem21[63] = 32'd0;
+    act_mem21[64] = 32'd0;
+    act_mem21[65] = 32'd0;
+    act_mem21[66] = 32'd0;
+    act_mem21[67] = 32'd0;
+    act_mem21[68] = 32'd0;
+    act_mem21[69] = 32'd0;
+    act_mem21[70] = 32'd0;
+    act_mem21[71] = 32'd0;
+    act_mem21[72] = 32'd0;
+    act_mem21[73] = 32'd0;
+    act_mem21[74] = 32'd0;
+    act_mem21[75] = 32'd0;
+    act_mem21[76] = 32'd0;
+    act_mem21[77] = 32'd0;
+    act_mem21[78] = 32'd0;
+    act_mem21[79] = 32'd0;
+    act_mem21[80] = 32'd0;
+    act_mem21[81] = 32'd0;
+    act_mem21[82] = 32'd0;
+    act_mem21[83] = 32'd0;
+    act_mem21[84] = 32'd0;
+    act_mem21[85] = 32'd0;
+    act_mem21[86] = 32'd0;
+    act_mem21[87] = 32'd0;
+    act_mem21[88] = 32'd0;
+    act_mem21[89] = 32'd0;
+    act_mem21[90] = 32'd0;
+    act_mem21[91] = 32'd0;
+    act_mem21[92] = 32'd0;
+    act_mem21[93] = 32'd0;
+    act_mem21[94] = 32'd0;
+    act_mem21[95] = 32'd0;
+    act_mem21[96] = 32'd0;
+    act_mem21[97] = 32'd0;
+    act_mem21[98] = 32'd0;
+    act_mem21[99] = 32'd0;
+    act_mem21[100] = 32'd0;
+    act_mem21[101] = 32'd0;
+    act_mem21[102] = 32'd0;
+    act_mem21[103] = 32'd0;
+    act_mem21[104] = 32'd0;
+    act_mem21[105] = 32'd0;
+    act_mem21[106] = 32'd0;
+    act_mem21[107] = 32'd0;
+    act_mem21[108] = 32'd0;
+    act_mem21[109] = 32'd0;
+    act_mem21[110] = 32'd0;
+    act_mem21[111] = 32'd0;
+    act_mem21[112] = 32'd0;
+    act_mem21[113] = 32'd0;
+    act_mem21[114] = 32'd0;
+    act_mem21[115] = 32'd0;
+    act_mem21[116] = 32'd0;
+    act_mem21[117] = 32'd0;
+    act_mem21[118] = 32'd0;
+    act_mem21[119] = 32'd0;
+    act_mem21[120] = 32'd0;
+    act_mem21[121] = 32'd0;
+    act_mem21[122] = 32'd0;
+    act_mem21[123] = 32'd0;
+    act_mem21[124] = 32'd0;
+    act_mem21[125] = 32'd0;
+    act_mem21[126] = 32'd0;
+    act_mem21[127] = 32'd0;
+  end
+  always @(posedge clk) begin
+    if (wen21)
+      act_mem21[waddr21] <= wdata21;
+  end
+  reg [31:0] _14_;
+  always @(posedge clk) begin
+    _14_ <= act_mem21[raddr21];
+  end
+  assign \$signature__data$80  = _14_;
+  (* no_rw_check = 32'd1 *)
+  reg [31:0] act_mem22 [127:0];
+  initial begin
+    act_mem22[0] = 32'd0;
+    act_mem22[1] = 32'd0;
+    act_mem22[2] = 32'd0;
+    act_mem22[3] = 32'd0;
+    act_mem22[4] = 32'd0;
+    act_mem22[5] = 32'd0;
+    act_mem22[6] = 32'd0;
+    act_mem22[7] = 32'd0;
+    act_mem22[8] = 32'd0;
+    act_mem22[9] = 32'd0;
+    act_mem22[10] = 32'd0;
+    act_mem22[11] = 32'd0;
+    act_mem22[12] = 32'd0;
+    act_mem22[13] = 32'd0;
+    act_mem22[14] = 32'd0;
+    act_mem22[15] = 32'd0;
+    act_mem22[16] = 32'd0;
+    act_mem22[17] = 32'd0;
+    act_mem22[18] = 32'd0;
+    act_mem22[19] = 32'd0;
+    act_mem22[20] = 32'd0;
+    act_mem22[21] = 32'd0;
+    act_mem22[22] = 32'd0;
+    act_mem22[23] = 32'd0;
+    act_mem22[24] = 32'd0;
+    act_mem22[25] = 32'd0;
+    act_mem22[26] = 32'd0;
+    act_mem22[27] = 32'd0;
+    act_mem22[28] = 32'd0;
+    act_mem22[29] = 32'd0;
+    act_mem22[30] = 32'd0;
+    act_mem22[31] = 32'd0;
+    act_mem22[32] = 32'd0;
+    act_mem22[33] = 32'd0;
+    act_mem22[34] = 32'd0;
+    act_mem22[35] = 32'd0;
+    act_mem22[36] = 32'd0;
+    act_mem22[37] = 32'd0;
+    act_mem22[38] = 32'd0;
+    act_mem22[39] = 32'd0;
+    act_mem22[40] = 32'd0;
+    act_mem22[41] = 32'd0;
+    act_mem22[42] = 32'd0;
+    act_mem22[43] = 32'd0;
+    act_mem22[44] = 32'd0;
+    act_mem22[45] = 32'd0;
+    act_mem22[46] = 32'd0;
+    act_mem22[47] = 32'd0;
+    act_mem22[48] = 32'd0;
+    act_mem22[49] = 32'd0;
+    act_mem22[50] = 32'd0;
+    act_mem22[51] = 32'd0;
+    act_mem22[52] = 32'd0;
+    act_mem22[53] = 32'd0;
+    act_mem22[54] = 32'd0;
+    act_mem22[55] = 32'd0;
+    act_mem22[56] = 32'd0;
+    act_mem22[57] = 32'd0;
+    act_mem22[58] = 32'd0;
+    act_mem22[59] = 32'd0;
+    act_mem22[60] = 32'd0;
+    act_mem22[61] = 32'd0;
+    act_mem22[62] = 32'd0;
+    act_mem22[63] = 32'd0;
+    act_mem22[64] = 32'd0;
+    act_mem22[65] = 32'd0;
+    act_mem22[66] = 32'd0;
+    act_mem22[67] = 32'd0;
+    act_mem22[68] = 32'd0;
+    act_mem22[69] = 32'd0;
+    act_mem22[70] = 32'd0;
+    act_mem22[71] = 32'd0;
+    act_mem22[72] = 32'd0;
+    act_mem22[73] = 32'd0;
+    act_mem22[74] = 32'd0;
+    act_mem22[75] = 32'd0;
+    act_mem22[76] = 32'd0;
+    act_mem22[77] = 32'd0;
+    act_mem22[78] = 32'd0;
+    act_mem22[79] = 32'd0;
+    act_mem22[80] = 32'd0;
+    act_mem22[81] = 32'd0;
+    act_mem22[82] = 32'd0;
+    act_mem22[83] = 32'd0;
+    act_mem22[84] = 32'd0;
+    act_mem22[85] = 32'd0;
+    act_mem22[86] = 32'd0;
+    act_mem22[87] = 32'd0;
+    act_mem22[88] = 32'd0;
+    act_mem22[89] = 32'd0;
+    act_mem22[90] = 32'd0;
+    act_mem22[91] = 32'd0;
+    act_mem22[92] = 32'd0;
+    act_mem22[93] = 32'd0;
+    act_mem22[94] = 32'd0;
+    act_mem22[95] = 32'd0;
+    act_mem22[96] = 32'd0;
+    act_mem22[97] = 32'd0;
+    act_mem22[98] = 32'd0;
+    act_mem22[99] = 32'd0;
+    act_mem22[100] = 32'd0;
+    act_mem22[101] = 32'd0;
+    act_mem22[102] = 32'd0;
+    act_mem22[103] = 32'd0;
+    act_mem22[104] = 32'd0;
+    act_mem22[105] = 32'd0;
+    act_mem22[106] = 32'd0;
+    act_mem22[107] = 32'd0;
+    act_mem22[108] = 32'd0;
+    act_mem22[109] = 32'd0;
+    act_mem22[110] = 32'd0;
+    act_mem22[111] = 32'd0;
+    act_mem22[112] = 32'd0;
+    act_mem22[113] = 32'd0;
+    act_mem22[114] = 32'd0;
+    act_mem22[115] = 32'd0;
+    act_mem22[116] = 32'd0;
+    act_mem22[117] = 32'd0;
+    act_mem22[118] = 32'd0;
+    act_mem22[119] = 32'd0;
+    act_mem22[120] = 32'd0;
+    act_mem22[121] = 32'd0;
+    act_mem22[122] = 32'd0;
+    act_mem22[123] = 32'd0;
+    act_mem22[124] = 32'd0;
+    act_mem22[125] = 32'd0;
+    act_mem22[126] = 32'd0;
+    act_mem22[127] = 32'd0;
+  end
+  always @(posedge clk) begin
+    if (wen22)
+      act_mem22[waddr22] <= wdata22;
+  end
+  reg [31:0] _15_;
+  always @(posedge clk) begin
+    _15_ <= act_mem22[raddr22];
+  end
+  assign \$signature__data$81  = _15_;
+  (* no_rw_check = 32'd1 *)
+  reg [31:0] act_mem23 [127:0];
+  initial begin
+    act_mem23[0] = 32'd0;
+    act_mem23[1] = 32'd0;
+    act_mem23[2] = 32'd0;
+    act_mem23[3] = 32'd0;
+    act_mem23[4] = 32'd0;
+    act_mem23[5] = 32'd0;
+    act_mem23[6] = 32'd0;
+    act_mem23[7] = 32'd0;
+    act_mem23[8] = 32'd0;
+    act_mem23[9] = 32'd0;
+    act_mem23[10] = 32'd0;
+    act_mem23[11] = 32'd0;
+    act_mem23[12] = 32'd0;
+    act_mem23[13] = 32'd0;
+    act_mem23[14] = 32'd0;
+    act_mem23[15] = 32'd0;
+    act_mem23[16] = 32'd0;
+    act_mem23[17] = 32'd0;
+    act_mem23[18] = 32'd0;
+    act_mem23[19] = 32'd0;
+    act_mem23[20] = 32'd0;
+    act_mem23[21] = 32'd0;
+    act_mem23[22] = 32'd0;
+    act_mem23[23] = 32'd0;
+    act_mem23[24] = 32'd0;
+    act_mem23[25] = 32'd0;
+    act_mem23[26] = 32'd0;
+    act_mem23[27] = 32'd0;
+    act_mem23[28] = 32'd0;
+    act_mem23[29] = 32'd0;
+    act_mem23[30] = 32'd0;
+    act_mem23[31] = 32'd0;
+    act_mem23[32] = 32'd0;
+    act_mem23[33] = 32'd0;
+    act_mem23[34] = 32'd0;
+    act_mem23[35] = 32'd0;
+    act_mem23[36] = 32'd0;
+    act_mem23[37] = 32'd0;
+    act_mem23[38] = 32'd0;
+    act_mem23[39] = 32'd0;
+    act_mem23[40] = 32'd0;
+    act_mem23[41] = 32'd0;
+    act_mem23[42] = 32'd0;
+    act_mem23[43] = 32'd0;
+    act_mem23[44] = 32'd0;
+    act_mem23[45] = 32'd0;
+    act_mem23[46] = 32'd0;
+    act_mem23[47] = 32'd0;
+    act_mem23[48] = 32'd0;
+    act_mem23[49] = 32'd0;
+    act_mem23[50] = 32'd0;
+    act_mem23[51] = 32'd0;
+    act_mem23[52] = 32'd0;
+    act_mem23[53] = 32'd0;
+    act_mem23[54] = 32'd0;
+    act_mem23[55] = 32'd0;
+    act_mem23[56] = 32'd0;
+    act_mem23[57] = 32'd0;
+    act_mem23[58] = 32'd0;
+    act_mem23[59] = 32'd0;
+    act_mem23[60] = 32'd0;
+    act_mem23[61] = 32'd0;
+    act_mem23[62] = 32'd0;
+    act_mem23[63] = 32'd0;
+    act_mem23[64] = 32'd0;
+    act_mem23[65] = 32'd0;
+    act_mem23[66] = 32'd0;
+    act_mem23[67] = 32'd0;
+    act_mem23[68] = 32'd0;
+    act_mem23[69] = 32'd0;
+    act_mem23[70] = 32'd0;
+    act_mem23[71] = 32'd0;
+    act_mem23[72] = 32'd0;
+    act_mem23[73] = 32'd0;
+    act_mem23[74] = 32'd0;
+    act_mem23[75] = 32'd0;
+    act_mem23[76] = 32'd0;
+    act_mem23[77] = 32'd0;
+    act_mem23[78] = 32'd0;
+    act_mem23[79] = 32'd0;
+    act_mem23[80] = 32'd0;
+    act_mem23[81] = 32'd0;
+    act_mem23[82] = 32'd0;
+    act_mem23[83] = 32'd0;
+    act_mem23[84] = 32'd0;
+    act_mem23[85] = 32'd0;
+    act_mem23[86] = 32'd0;
+    act_mem23[87] = 32'd0;
+    act_mem23[88] = 32'd0;
+    act_mem23[89] = 32'd0;
+    act_mem23[90] = 32'd0;
+    act_mem23[91] = 32'd0;
+    act_mem23[92] = 32'd0;
+    act_mem23[93] = 32'd0;
+    act_mem23[94] = 32'd0;
+    act_mem23[95] = 32'd0;
+    act_mem23[96] = 32'd0;
+    act_mem23[97] = 32'd0;
+    act_mem23[98] = 32'd0;
+    act_mem23[99] = 32'd0;
+    act_mem23[100] = 32'd0;
+    act_mem23[101] = 32'd0;
+    act_mem23[102] = 32'd0;
+    act_mem23[103] = 32'd0;
+    act_mem23[104] = 32'd0;
+    act_mem23[105] = 32'd0;
+    act_mem23[106] = 32'd0;
+    act_mem23[107] = 32'd0;
+    act_mem23[108] = 32'd0;
+    act_mem23[109] = 32'd0;
+    act_mem23[110] = 32'd0;
+    act_mem23[111] = 32'd0;
+    act_mem23[112] = 32'd0;
+    act_mem23[113] = 32'd0;
+    act_mem23[114] = 32'd0;
+    act_mem23[115] = 32'd0;
+    act_mem23[116] = 32'd0;
+    act_mem23[117] = 32'd0;
+    act_mem23[118] = 32'd0;
+    act_mem23[119] = 32'd0;
+    act_mem23[120] = 32'd0;
+    act_mem23[121] = 32'd0;
+    act_mem23[122] = 32'd0;
+    act_mem23[123] = 32'd0;
+    act_mem23[124] = 32'd0;
+    act_mem23[125] = 32'd0;
+    act_mem23[126] = 32'd0;
+    act_mem23[127] = 32'd0;
+  end
+  always @(posedge clk) begin
+    if (wen23)
+      act_mem23[waddr23] <= wdata23;
+  end
+  reg [31:0] _16_;
+  always @(posedge clk) begin
+    _16_ <= act_mem23[raddr23];
+  end
+  assign \$signature__data$82  = _16_;
+  (* no_rw_check = 32'd1 *)
+  reg [31:0] act_mem24 [127:0];
+  initial begin
+    act_mem24[0] = 32'd0;
+    act_mem24[1] = 32'd0;
+    act_mem24[2] = 32'd0;
+    act_mem24[3] = 32'd0;
+    act_mem24[4] = 32'd0;
+    act_mem24[5] = 32'd0;
+    act_mem24[6] = 32'd0;
+    act_mem24[7] = 32'd0;
+    act_mem24[8] = 32'd0;
+    act_mem24[9] = 32'd0;
+    act_mem24[10] = 32'd0;
+    act_mem24[11] = 32'd0;
+    act_mem24[12] = 32'd0;
+    act_mem24[13] = 32'd0;
+    act_mem24[14] = 32'd0;
+    act_mem24[15] = 32'd0;
+    act_mem24[16] = 32'd0;
+    act_mem24[17] = 32'd0;
+    act_mem24[18] = 32'd0;
+    act_mem24[19] = 32'd0;
+    act_mem24[20] = 32'd0;
+    act_mem24[21] = 32'd0;
+    act_mem24[22] = 32'd0;
+    act_mem24[23] = 32'd0;
+    act_mem24[24] = 32'd0;
+    act_mem24[25] = 32'd0;
+    act_mem24[26] = 32'd0;
+    act_mem24[27] = 32'd0;
+    act_mem24[28] = 32'd0;
+    act_mem24[29] = 32'd0;
+    act_mem24[30] = 32'd0;
+    act_mem24[31] = 32'd0;
+    act_mem24[32] = 32'd0;
+    act_mem24[33] = 32'd0;
+    act_mem24[34] = 32'd0;
+    act_mem24[35] = 32'd0;
+    act_mem24[36] = 32'd0;
+    act_mem24[37] = 32'd0;
+    act_mem24[38] = 32'd0;
+    act_mem24[39] = 32'd0;
+    act_mem24[40] = 32'd0;
+    act_mem24[41] = 32'd0;
+    act_mem24[42] = 32'd0;
+    act_mem24[43] = 32'd0;
+    act_mem24[44] = 32'd0;
+    act_mem24[45] = 32'd0;
+    act_mem24[46] = 32'd0;
+    act_mem24[47] = 32'd0;
+    act_mem24[48] = 32'd0;
+    act_mem24[49] = 32'd0;
+    act_mem24[50] = 32'd0;
+    act_mem24[51] = 32'd0;
+    act_mem24[52] = 32'd0;
+    act_mem24[53] = 32'd0;
+    act_mem24[54] = 32'd0;
+    act_mem24[55] = 32'd0;
+    act_mem24[56] = 32'd0;
+    act_mem24[57] = 32'd0;
+    act_mem24[58] = 32'd0;
+    act_mem24[59] = 32'd0;
+    act_mem24[60] = 32'd0;
+    act_mem24[61] = 32'd0;
+    act_mem24[62] = 32'd0;
+    act_mem24[63] = 32'd0;
+    act_mem24[64] = 32'd0;
+    act_mem24[65] = 32'd0;
+    act_mem24[66] = 32'd0;
+    act_mem24[67] = 32'd0;
+    act_mem24[68] = 32'd0;
+    act_mem24[69] = 32'd0;
+    act_mem24[70] = 32'd0;
+    act_mem24[71] = 32'd0;
+    act_mem24[72] = 32'd0;
+    act_mem24[73] = 32'd0;
+    act_mem24[74] = 32'd0;
+    act_mem24[75] = 32'd0;
+    act_mem24[76] = 32'd0;
+    act_mem24[77] = 32'd0;
+    act_mem24[78] = 32'd0;
+    act_mem24[79] = 32'd0;
+    act_mem24[80] = 32'd0;
+    act_mem24[81] = 32'd0;
+    act_mem24[82] = 32'd0;
+    act_mem24[83] = 32'd0;
+    act_mem24[84] = 32'd0;
+    act_mem24[85] = 32'd0;
+    act_mem24[86] = 32'd0;
+    act_mem24[87] = 32'd0;
+    act_mem24[88] = 32'd0;
+    act_mem24[89] = 32'd0;
+    act_mem24[90] = 32'd0;
+    act_mem24[91] = 32'd0;
+    act_mem24[92] = 32'd0;
+    act_mem24[93] = 32'd0;
+    act_mem24[94] = 32'd0;
+    act_mem24[95] = 32'd0;
+    act_mem24[96] = 32'd0;
+    act_mem24[97] = 32'd0;
+    act_mem24[98] = 32'd0;
+    act_mem24[99] = 32'd0;
+    act_mem24[100] = 32'd0;
+    act_mem24[101] = 32'd0;
+    act_mem24[102] = 32'd0;
+    act_mem24[103] = 32'd0;
+    act_mem24[104] = 32'd0;
+    act_mem24[105] = 32'd0;
+    act_mem24[106] = 32'd0;
+    act_mem24[107] = 32'd0;
+    act_mem24[108] = 32'd0;
+    act_mem24[109] = 32'd0;
+    act_mem24[110] = 32'd0;
+    act_mem24[111] = 32'd0;
+    act_mem24[112] = 32'd0;
+    act_mem24[113] = 32'd0;
+    act_mem24[114] = 32'd0;
+    act_mem24[115] = 32'd0;
+    act_mem24[116] = 32'd0;
+    act_mem24[117] = 32'd0;
+    act_mem24[118] = 32'd0;
+    act_mem24[119] = 32'd0;
+    act_mem24[120] = 32'd0;
+    act_mem24[121] = 32'd0;
+    act_mem24[122] = 32'd0;
+    act_mem24[123] = 32'd0;
+    act_mem24[124] = 32'd0;
+    act_mem24[125] = 32'd0;
+    act_mem24[126] = 32'd0;
+    act_mem24[127] = 32'd0;
+  end
+  always @(posedge clk) begin
+    if (wen24)
+      act_mem24[waddr24] <= wdata24;
+  end
+  reg [31:0] _17_;
+  always @(posedge clk) begin
+    _17_ <= act_mem24[raddr24];
+  end
+  assign \$signature__data$83  = _17_;
+  (* no_rw_check = 32'd1 *)
+  reg [31:0] act_mem25 [127:0];
+  initial begin
+    act_mem25[0] = 32'd0;
+    act_mem25[1] = 32'd0;
+    act_mem25[2] = 32'd0;
+    act_mem25[3] = 32'd0;
+    act_mem25[4] = 32'd0;
+    act_mem25[5] = 32'd0;
+    act_mem25[6] = 32'd0;
+    act_mem25[7] = 32'd0;
+    act_mem25[8] = 32'd0;
+    act_mem25[9] = 32'd0;
+    act_mem25[10] = 32'd0;
+    act_mem25[11] = 32'd0;
+    act_mem25[12] = 32'd0;
+    act_mem25[13] = 32'd0;
+    act_mem25[14] = 32'd0;
+    act_mem25[15] = 32'd0;
+    act_mem25[16] = 32'd0;
+    act_mem25[17] = 32'd0;
+    act_mem25[18] = 32'd0;
+    act_mem25[19] = 32'd0;
+    act_mem25[20] = 32'd0;
+    act_mem25[21] = 32'd0;
+    act_mem25[22] = 32'd0;
+    act_mem25[23] = 32'd0;
+    act_mem25[24] = 32'd0;
+    act_mem25[25] = 32'd0;
+    act_mem25[26] = 32'd0;
+    act_mem25[27] = 32'd0;
+    act_mem25[28] = 32'd0;
+    act_mem25[29] = 32'd0;
+    act_mem25[30] = 32'd0;
+    act_mem25[31] = 32'd0;
+    act_mem25[32] = 32'd0;
+    act_mem25[33] = 32'd0;
+    act_mem25[34] = 32'd0;
+    act_mem25[35] = 32'd0;
+    act_mem25[36] = 32'd0;
+    act_mem25[37] = 32'd0;
+    act_mem25[38] = 32'd0;
+    act_mem25[39] = 32'd0;
+    act_mem25[40] = 32'd0;
+    act_mem25[41] = 32'd0;
+    act_mem25[42] = 32'd0;
+    act_mem25[43] = 32'd0;
+    act_mem25[44] = 32'd0;
+    act_mem25[45] = 32'd0;
+    act_mem25[46] = 32'd0;
+    act_mem25[47] = 32'd0;
+    act_mem25[48] = 32'd0;
+    act_mem25[49] = 32'd0;
+    act_mem25[50] = 32'd0;
+    act_mem25[51] = 32'd0;
+    act_mem25[52] = 32'd0;
+    act_mem25[53] = 32'd0;
+    act_mem25[54] = 32'd0;
+    act_mem25[55] = 32'd0;
+    act_mem25[56] = 32'd0;
+    act_mem25[57] = 32'd0;
+    act_mem25[58] = 32'd0;
+    act_mem25[59] = 32'd0;
+    act_mem25[60] = 32'd0;
+    act_mem25[61] = 32'd0;
+    act_mem25[62] = 32'd0;
+    act_mem25[63] = 32'd0;
+    act_mem25[64] = 32'd0;
+    act_mem25[65] = 32'd0;
+    act_mem25[66] = 32'd0;
+    act_mem25[67] = 32'd0;
+    act_mem25[68] = 32'd0;
+    act_mem25[69] = 32'd0;
+    act_mem25[70] = 32'd0;
+    act_mem25[71] = 32'd0;
+    act_mem25[72] = 32'd0;
+    act_mem25[73] = 32'd0;
+    act_mem25[74] = 32'd0;
+    act_mem25[75] = 32'd0;
+    act_mem25[76] = 32'd0;
+    act_mem25[77] = 32'd0;
+    act_mem25[78] = 32'd0;
+    act_mem25[79] = 32'd0;
+    act_mem25[80] = 32'd0;
+    act_mem25[81] = 32'd0;
+    act_mem25[82] = 32'd0;
+    act_mem25[83] = 32'd0;
+    act_mem25[84] = 32'd0;
+    act_mem25[85] = 32'd0;
+    act_mem25[86] = 32'd0;
+    act_mem25[87] = 32'd0;
+    act_mem25[88] = 32'd0;
+    act_mem25[89] = 32'd0;
+    act_mem25[90] = 32'd0;
+    act_mem25[91] = 32'd0;
+    act_mem25[92] = 32'd0;
+    act_mem25[93] = 32'd0;
+    act_mem25[94] = 32'd0;
+    act_mem25[95] = 32'd0;
+    act_mem25[96] = 32'd0;
+    act_mem25[97] = 32'd0;
+    act_mem25[98] = 32'd0;
+    act_mem25[99] = 32'd0;
+    act_mem25[100] = 32'd0;
+    act_mem25[101] = 32'd0;
+    act_mem25[102] = 32'd0;
+    act_mem25[103] = 32'd0;
+    act_mem25[104] = 32'd0;
+    act_mem25[105] = 32'd0;
+    act_mem25[106] = 32'd0;
+    act_mem25[107] = 32'd0;
+    act_mem25[108] = 32'd0;
+    act_mem25[109] = 32'd0;
+    act_mem25[110] = 32'd0;
+    act_mem25[111] = 32'd0;
+    act_mem25[112] = 32'd0;
+    act_mem25[113] = 32'd0;
+    act_mem25[114] = 32'd0;
+    act_mem25[115] = 32'd0;
+    act_mem25[116] = 32'd0;
+    act_mem25[117] = 32'd0;
+    act_mem25[118] = 32'd0;
+    act_mem25[119] = 32'd0;
+    act_mem25[120] = 32'd0;
+    act_mem25[121] = 32'd0;
+    act_mem25[122] = 32'd0;
+    act_mem25[123] = 32'd0;
+    act_mem25[124] = 32'd0;
+    act_mem25[125] = 32'd0;
+    act_mem25[126] = 32'd0;
+    act_mem25[127] = 32'd0;
+  end
+  always @(posedge clk) begin
+    if (wen25)
+      act_mem25[waddr25] <= wdata25;
+  end
+  reg [31:0] _18_;
+  always @(posedge clk) begin
+    _18_ <= act_mem25[raddr25];
+  end
+  assign \$signature__data$84  = _18_;
+  (* no_rw_check = 32'd1 *)
+  reg [31:0] act_mem26 [127:0];
+  initial begin
+    act_mem26[0] = 32'd0;
+    act_mem26[1] = 32'd0;
+    act_mem26[2] = 32'd0;
+    act_mem26[3] = 32'd0;
+    act_mem26[4] = 32'd0;
+    act_mem26[5] = 32'd0;
+    act_mem26[6] = 32'd0;
+    act_mem26[7] = 32'd0;
+    act_mem26[8] = 32'd0;
+    act_mem26[9] = 32'd0;
+    act_mem26[10] = 32'd0;
+    act_mem26[11] = 32'd0;
+    act_mem26[12] = 32'd0;
+    act_mem26[13] = 32'd0;
+    act_mem26[14] = 32'd0;
+    act_mem26[15] = 32'd0;
+    act_mem26[16] = 32'd0;
+    act_mem26[17] = 32'd0;
+    act_mem26[18] = 32'd0;
+    act_mem26[19] = 32'd0;
+    act_mem26[20] = 32'd0;
+    act_mem26[21] = 32'd0;
+    act_mem26[22] = 32'd0;
+    act_mem26[23] = 32'd0;
+    act_mem26[24] = 32'd0;
+    act_mem26[25] = 32'd0;
+    act_mem26[26] = 32'd0;
+    act_mem26[27] = 32'd0;
+    act_mem26[28] = 32'd0;
+    act_mem26[29] = 32'd0;
+    act_mem26[30] = 32'd0;
+    act_mem26[31] = 32'd0;
+    act_mem26[32] = 32'd0;
+    act_mem26[33] = 32'd0;
+    act_mem26[34] = 32'd0;
+    act_mem26[35] = 32'd0;
+    act_mem26[36] = 32'd0;
+    act_mem26[37] = 32'd0;
+    act_mem26[38] = 32'd0;
+    act_mem26[39] = 32'd0;
+    act_mem26[40] = 32'd0;
+    act_mem26[41] = 32'd0;
+    act_mem26[42] = 32'd0;
+    act_mem26[43] = 32'd0;
+    act_mem26[44] = 32'd0;
+    act_mem26[45] = 32'd0;
+    act_mem26[46] = 32'd0;
+    act_mem26[47] = 32'd0;
+    act_mem26[48] = 32'd0;
+    act_mem26[49] = 32'd0;
+    act_mem26[50] = 32'd0;
+    act_mem26[51] = 32'd0;
+    act_mem26[52] = 32'd0;
+    act_mem26[53] = 32'd0;
+    act_mem26[54] = 32'd0;
+    act_mem26[55] = 32'd0;
+    act_mem26[56] = 32'd0;
+    act_mem26[57] = 32'd0;
+    act_mem26[58] = 32'd0;
+    act_mem26[59] = 32'd0;
+    act_mem26[60] = 32'd0;
+    act_mem26[61] = 32'd0;
+    act_mem26[62] = 32'd0;
+    act_mem26[63] = 32'd0;
+    act_mem26[64] = 32'd0;
+    act_mem26[65] = 32'd0;
+    act_mem26[66] = 32'd0;
+    act_mem26[67] = 32'd0;
+    act_mem26[68] = 32'd0;
+    act_mem26[69] = 32'd0;
+    act_mem26[70] = 32'd0;
+    act_mem26[71] = 32'd0;
+    act_mem26[72] = 32'd0;
+    act_mem26[73] = 32'd0;
+    act_mem26[74] = 32'd0;
+    act_mem26[75] = 32'd0;
+    act_mem26[76] = 32'd0;
+    act_mem26[77] = 32'd0;
+    act_mem26[78] = 32'd0;
+    act_mem26[79] = 32'd0;
+    act_mem26[80] = 32'd0;
+    act_mem26[81] = 32'd0;
+    act_mem26[82] = 32'd0;
+    act_mem26[83] = 32'd0;
+    act_mem26[84] = 32'd0;
+    act_mem26[85] = 32'd0;
+    act_mem26[86] = 32'd0;
+    act_mem26[87] = 32'd0;
+    act_mem26[88] = 32'd0;
+    act_mem26[89] = 32'd0;
+    act_mem26[90] = 32'd0;
+    act_mem26[91] = 32'd0;
+    act_mem26[92] = 32'd0;
+    act_mem26[93] = 32'd0;
+    act_mem26[94] = 32'd0;
+    act_mem26[95] = 32'd0;
+    act_mem26[96] = 32'd0;
+    act_mem26[97] = 32'd0;
+    act_mem26[98] = 32'd0;
+    act_mem26[99] = 32'd0;
+    act_mem26[100] = 32'd0;
+    act_mem26[101] = 32'd0;
+    act_mem26[102] = 32'd0;
+    act_mem26[103] = 32'd0;
+    act_mem26[104] = 32'd0;
+    act_mem26[105] = 32'd0;
+    act_mem26[106] = 32'd0;
+    act_mem26[107] = 32'd0;
+    act_mem26[108] = 32'd0;
+    act_mem26[109] = 32'd0;
+    act_mem26[110] = 32'd0;
+    act_mem26[111] = 32'd0;
+    act_mem26[112] = 32'd0;
+    act_mem26[113] = 32'd0;
+    act_mem26[114] = 32'd0;
+    act_mem26[115] = 32'd0;
+    act_mem26[116] = 32'd0;
+    act_mem26[117] = 32'd0;
+    act_mem26[118] = 32'd0;
+    act_mem26[119] = 32'd0;
+    act_mem26[120] = 32'd0;
+    act_mem26[121] = 32'd0;
+    act_mem26[122] = 32'd0;
+    act_mem26[123] = 32'd0;
+    act_mem26[124] = 32'd0;
+    act_mem26[125] = 32'd0;
+    act_mem26[126] = 32'd0;
+    act_mem26[127] = 32'd0;
+  end
+  always @(posedge clk) begin
+    if (wen26)
+      act_mem26[waddr26] <= wdata26;
+  end
+  reg [31:0] _19_;
+  always @(posedge clk) begin
+    _19_ <= act_mem26[raddr26];
+  end
+  assign \$signature__data$85  = _19_;
+  (* no_rw_check = 32'd1 *)
+  reg [31:0] act_mem27 [127:0];
+  initial begin
+    act_mem27[0] = 32'd0;
+    act_mem27[1] = 32'd0;
+    act_mem27[2] = 32'd0;
+    act_mem27[3] = 32'd0;
+    act_mem27[4] = 32'd0;
+    act_mem27[5] = 32'd0;
+    act_mem27[6] = 32'd0;
+    act_mem27[7] = 32'd0;
+    act_mem27[8] = 32'd0;
+    act_mem27[9] = 32'd0;
+    act_mem27[10] = 32'd0;
+    act_mem27[11] = 32'd0;
+    act_mem27[12] = 32'd0;
+    act_mem27[13] = 32'd0;
+    act_mem27[14] = 32'd0;
+    act_mem27[15] = 32'd0;
+    act_mem27[16] = 32'd0;
+    act_mem27[17] = 32'd0;
+    act_mem27[18] = 32'd0;
+    act_mem27[19] = 32'd0;
+    act_mem27[20] = 32'd0;
+    act_mem27[21] = 32'd0;
+    act_mem27[22] = 32'd0;
+    act_mem27[23] = 32'd0;
+    act_mem27[24] = 32'd0;
+    act_mem27[25] = 32'd0;
+    act_mem27[26] = 32'd0;
+    act_mem27[27] = 32'd0;
+    act_mem27[28] = 32'd0;
+    act_mem27[29] = 32'd0;
+    act_mem27[30] = 32'd0;
+    act_mem27[31] = 32'd0;
+    act_mem27[32] = 32'd0;
+    act_mem27[33] = 32'd0;
+    act_mem27[34] = 32'd0;
+    act_mem27[35] = 32'd0;
+    act_mem27[36] = 32'd0;
+    act_mem27[37] = 32'd0;
+    act_mem27[38] = 32'd0;
+    act_mem27[39] = 32'd0;
+    act_mem27[40] = 32'd0;
+    act_mem27[41] = 32'd0;
+    act_mem27[42] = 32'd0;
+    act_mem27[43] = 32'd0;
+    act_mem27[44] = 32'd0;
+    act_mem27[45] = 32'd0;
+    act_mem27[46] = 32'd0;
+    act_mem27[47] = 32'd0;
+    act_mem27[48] = 32'd0;
+    act_mem27[49] = 32'd0;
+    act_mem27[50] = 32'd0;
+    act_mem27[51] = 32'd0;
+    act_mem27[52] = 32'd0;
+    act_mem27[53] = 32'd0;
+    act_mem27[54] = 32'd0;
+    act_mem27[55] = 32'd0;
+    act_mem27[56] = 32'd0;
+    act_mem27[57] = 32'd0;
+    act_mem27[58] = 32'd0;
+    act_mem27[59] = 32'd0;
+    act_mem27[60] = 32'd0;
+    act_mem27[61] = 32'd0;
+    act_mem27[62] = 32'd0;
+    act_mem27[63] = 32'd0;
+    act_mem27[64] = 32'd0;
+    act_mem27[65] = 32'd0;
+    act_mem27[66] = 32'd0;
+    act_mem27[67] = 32'd0;
+    act_mem27[68] = 32'd0;
+    act_mem27[69] = 32'd0;
+    act_mem27[70] = 32'd0;
+    act_mem27[71] = 32'd0;
+    act_mem27[72] = 32'd0;
+    act_mem27[73] = 32'd0;
+    act_mem27[74] = 32'd0;
+    act_mem27[75] = 32'd0;
+    act_mem27[76] = 32'd0;
+    act_mem27[77] = 32'd0;
+    act_mem27[78] = 32'd0;
+    act_mem27[79] = 32'd0;
+    act_mem27[80] = 32'd0;
+    act_mem27[81] = 32'd0;
+    act_mem27[82] = 32'd0;
+    act_mem27[83] = 32'd0;
+    act_mem27[84] = 32'd0;
+    act_mem27[85] = 32'd0;
+    act_mem27[86] = 32'd0;
+    act_mem27[87] = 32'd0;
+    act_mem27[88] = 32'd0;
+    act_mem27[89] = 32'd0;
+    act_mem27[90] = 32'd0;
+    act_mem27[91] = 32'd0;
+    act_mem27[92] = 32'd0;
+    act_mem27[93] = 32'd0;
+    act_mem27[94] = 32'd0;
+    act_mem27[95] = 32'd0;
+    act_mem27[96] = 32'd0;
+    act_mem27[97] = 32'd0;
+    act_mem27[98] = 32'd0;
+    act_mem27[99] = 32'd0;
+    act_mem27[100] = 32'd0;
+    act_mem27[101] = 32'd0;
+    act_mem27[102] = 32'd0;
+    act_mem27[103] = 32'd0;
+    act_mem27[104] = 32'd0;
+    act_mem27[105] = 32'd0;
+    act_mem27[106] = 32'd0;
+    act_mem27[107] = 32'd0;
+    act_mem27[108] = 32'd0;
+    act_mem27[109] = 32'd0;
+    act_mem27[110] = 32'd0;
+    act_mem27[111] = 32'd0;
+    act_mem27[112] = 32'd0;
+    act_mem27[113] = 32'd0;
+    act_mem27[114] = 32'd0;
+    act_mem27[115] = 32'd0;
+    act_mem27[116] = 32'd0;
+    act_mem27[117] = 32'd0;
+    act_mem27[118] = 32'd0;
+    act_mem27[119] = 32'd0;
+    act_mem27[120] = 32'd0;
+    act_mem27[121] = 32'd0;
+    act_mem27[122] = 32'd0;
+    act_mem27[123] = 32'd0;
+    act_mem27[124] = 32'd0;
+    act_mem27[125] = 32'd0;
+    act_mem27[126] = 32'd0;
+    act_mem27[127] = 32'd0;
+  end
+  always @(posedge clk) begin
+    if (wen27)
+      act_mem27[waddr27] <= wdata27;
+  end
+  reg [31:0] _20_;
+  always @(posedge clk) begin
+    _20_ <= act_mem27[raddr27];
+  end
+  assign \$signature__data$86  = _20_;
+  (* no_rw_check = 32'd1 *)
+  reg [31:0] act_mem28 [127:0];
+  initial begin
+    act_mem28[0] = 32'd0;
+    act_mem28[1] = 32'd0;
+    act_mem28[2] = 32'd0;
+    act_mem28[3] = 32'd0;
+    act_mem28[4] = 32'd0;
+    act_mem28[5] = 32'd0;
+    act_mem28[6] = 32'd0;
+    act_mem28[7] = 32'd0;
+    act_mem28[8] = 32'd0;
+    act_mem28[9] = 32'd0;
+    act_mem28[10] = 32'd0;
+    act_mem28[11] = 32'd0;
+    act_mem28[12] = 32'd0;
+    act_mem28[13] = 32'd0;
+    act_mem28[14] = 32'd0;
+    act_mem28[15] = 32'd0;
+    act_mem28[16] = 32'd0;
+    act_mem28[17] = 32'd0;
+    act_mem28[18] = 32'd0;
+    act_mem28[19] = 32'd0;
+    act_mem28[20] = 32'd0;
+    act_mem28[21] = 32'd0;
+    act_mem28[22] = 32'd0;
+    act_mem28[23] = 32'd0;
+    act_mem28[24] = 32'd0;
+    act_mem28[25] = 32'd0;
+    act_mem28[26] = 32'd0;
+    act_mem28[27] = 32'd0;
+    act_mem28[28] = 32'd0;
+    act_mem28[29] = 32'd0;
+    act_mem28[30] = 32'd0;
+    act_mem28[31] = 32'd0;
+    act_mem28[32] = 32'd0;
+    act_mem28[33] = 32'd0;
+    act_mem28[34] = 32'd0;
+    act_mem28[35] = 32'd0;
+    act_mem28[36] = 32'd0;
+    act_mem28[37] = 32'd0;
+    act_mem28[38] = 32'd0;
+    act_mem28[39] = 32'd0;
+    act_mem28[40] = 32'd0;
+    act_mem28[41] = 32'd0;
+    act_mem28[42] = 32'd0;
+    act_mem28[43] = 32'd0;
+    act_mem28[44] = 32'd0;
+    act_mem28[45] = 32'd0;
+    act_mem28[46] = 32'd0;
+    act_mem28[47] = 32'd0;
+    act_mem28[48] = 32'd0;
+    act_mem28[49] = 32'd0;
+    act_mem28[50] = 32'd0;
+    act_mem28[51] = 32'd0;
+    act_mem28[52] = 32'd0;
+    act_mem28[53] = 32'd0;
+    act_mem28[54] = 32'd0;
+    act_mem28[55] = 32'd0;
+    act_mem28[56] = 32'd0;
+    act_mem28[57] = 32'd0;
+    act_mem28[58] = 32'd0;
+    act_mem28[59] = 32'd0;
+    act_mem28[60] = 32'd0;
+    act_mem28[61] = 32'd0;
+    act_mem28[62] = 32'd0;
+    act_mem28[63] = 32'd0;
+    act_mem28[64] = 32'd0;
+    act_mem28[65] = 32'd0;
+    act_mem28[66] = 32'd0;
+    act_mem28[67] = 32'd0;
+    act_mem28[68] = 32'd0;
+    act_mem28[69] = 32'd0;
+    act_mem28[70] = 32'd0;
+    act_mem28[71] = 32'd0;
+    act_mem28[72] = 32'd0;
+    act_mem28[73] = 32'd0;
+    act_mem28[74] = 32'd0;
+    act_mem28[75] = 32'd0;
+    act_mem28[76] = 32'd0;
+    act_mem28[77] = 32'd0;
+    act_mem28[78] = 32'd0;
+    act_mem28[79] = 32'd0;
+    act_mem28[80] = 32'd0;
+    act_mem28[81] = 32'd0;
+    act_mem28[82] = 32'd0;
+    act_mem28[83] = 32'd0;
+    act_mem28[84] = 32'd0;
+    act_mem28[85] = 32'd0;
+    act_mem28[86] = 32'd0;
+    act_mem28[87] = 32'd0;
+    act_mem28[88] = 32'd0;
+    act_mem28[89] = 32'd0;
+    act_mem28[90] = 32'd0;
+    act_mem28[91] = 32'd0;
+    act_mem28[92] = 32'd0;
+    act_mem28[93] = 32'd0;
+    act_mem28[94] = 32'd0;
+    act_mem28[95] = 32'd0;
+    act_mem28[96] = 32'd0;
+    act_mem28[97] = 32'd0;
+    act_mem28[98] = 32'd0;
+    act_mem28[99] = 32'd0;
+    act_mem28[100] = 32'd0;
+    act_mem28[101] = 32'd0;
+    act_mem28[102] = 32'd0;
+    act_mem28[103] = 32'd0;
+    act_mem28[104] = 32'd0;
+    act_mem28[105] = 32'd0;
+    act_mem28[106] = 32'd0;
+    act_mem28[107] = 32'd0;
+    act_mem28[108] = 32'd0;
+    act_mem28[109] = 32'd0;
+    act_mem28[110] = 32'd0;
+    act_mem28[111] = 32'd0;
+    act_mem28[112] = 32'd0;
+    act_mem28[113] = 32'd0;
+    act_mem28[114] = 32'd0;
+    act_mem28[115] = 32'd0;
+    act_mem28[116] = 32'd0;
+    act_mem28[117] = 32'd0;
+    act_mem28[118] = 32'd0;
+    act_mem28[119] = 32'd0;
+    act_mem28[120] = 32'd0;
+    act_mem28[121] = 32'd0;
+    act_mem28[122] = 32'd0;
+    act_mem28[123] = 32'd0;
+    act_mem28[124] = 32'd0;
+    act_mem28[125] = 32'd0;
+    act_mem28[126] = 32'd0;
+    act_mem28[127] = 32'd0;
+  end
+  always @(posedge clk) begin
+    if (wen28)
+      act_mem28[waddr28] <= wdata28;
+  end
+  reg [31:0] _21_;
+  always @(posedge clk) begin
+    _21_ <= act_mem28[raddr28];
+  end
+  assign \$signature__data$87  = _21_;
+  (* no_rw_check = 32'd1 *)
+  reg [31:0] act_mem29 [127:0];
+  initial begin
+    act_mem29[0] = 32'd0;
+    act_mem29[1] = 32'd0;
+    act_mem29[2] = 32'd0;
+    act_mem29[3] = 32'd0;
+    act_mem29[4] = 32'd0;
+    act_mem29[5] = 32'd0;
+    act_mem29[6] = 32'd0;
+    act_mem29[7] = 32'd0;
+    act_mem29[8] = 32'd0;
+    act_mem29[9] = 32'd0;
+    act_mem29[10] = 32'd0;
+    act_mem29[11] = 32'd0;
+    act_mem29[12] = 32'd0;
+    act_mem29[13] = 32'd0;
+    act_mem29[14] = 32'd0;
+    act_mem29[15] = 32'd0;
+    act_mem29[16] = 32'd0;
+    act_mem29[17] = 32'd0;
+    act_mem29[18] = 32'd0;
+    act_mem29[19] = 32'd0;
+    act_mem29[20] = 32'd0;
+    act_mem29[21] = 32'd0;
+    act_mem29[22] = 32'd0;
+    act_mem29[23] = 32'd0;
+    act_mem29[24] = 32'd0;
+    act_mem29[25] = 32'd0;
+    act_mem29[26] = 32'd0;
+    act_mem29[27] = 32'd0;
+    act_mem29[28] = 32'd0;
+    act_mem29[29] = 32'd0;
+    act_mem29[30] = 32'd0;
+    act_mem29[31] = 32'd0;
+    act_mem29[32] = 32'd0;
+    act_mem29[33] = 32'd0;
+    act_mem29[34] = 32'd0;
+    act_mem29[35] = 32'd0;
+    act_mem29[36] = 32'd0;
+    act_mem29[37] = 32'd0;
+    act_mem29[38] = 32'd0;
+    act_mem29[39] = 32'd0;
+    act_mem29[40] = 32'd0;
+    act_mem29[41] = 32'd0;
+    act_mem29[42] = 32'd0;
+    act_mem29[43] = 32'd0;
+    act_mem29[44] = 32'd0;
+    act_mem29[45] = 32'd0;
+    act_mem29[46] = 32'd0;
+    act_mem29[47] = 32'd0;
+    act_mem29[48] = 32'd0;
+    act_mem29[49] = 32'd0;
+    act_mem29[50] = 32'd0;
+    act_mem29[51] = 32'd0;
+    act_mem29[52] = 32'd0;
+    act_mem29[53] = 32'd0;
+    act_mem29[54] = 32'd0;
+    act_mem29[55] = 32'd0;
+    act_mem29[56] = 32'd0;
+    act_mem29[57] = 32'd0;
+    act_mem29[58] = 32'd0;
+    act_mem29[59] = 32'd0;
+    act_mem29[60] = 32'd0;
+    act_mem29[61] = 32'd0;
+    act_mem29[62] = 32'd0;
+    act_mem29[63] = 32'd0;
+    act_mem29[64] = 32'd0;
+    act_mem29[65] = 32'd0;
+    act_mem29[66] = 32'd0;
+    act_mem29[67] = 32'd0;
+    act_mem29[68] = 32'd0;
+    act_mem29[69] = 32'd0;
+    act_mem29[70] = 32'd0;
+    act_mem29[71] = 32'd0;
+    act_mem29[72] = 32'd0;
+    act_mem29[73] = 32'd0;
+    act_mem29[74] = 32'd0;
+    act_mem29[75] = 32'd0;
+    act_mem29[76] = 32'd0;
+    act_mem29[77] = 32'd0;
+    act_mem29[78] = 32'd0;
+    act_mem29[79] = 32'd0;
+    act_mem29[80] = 32'd0;
+    act_mem29[81] = 32'd0;
+    act_mem29[82] = 32'd0;
+    act_mem29[83] = 32'd0;
+    act_mem29[84] = 32'd0;
+    act_mem29[85] = 32'd0;
+    act_mem29[86] = 32'd0;
+    act_mem29[87] = 32'd0;
+    act_mem29[88] = 32'd0;
+    act_mem29[89] = 32'd0;
+    act_mem29[90] = 32'd0;
+    act_mem29[91] = 32'd0;
+    act_mem29[92] = 32'd0;
+    act_mem29[93] = 32'd0;
+    act_mem29[94] = 32'd0;
+    act_mem29[95] = 32'd0;
+    act_mem29[96] = 32'd0;
+    act_mem29[97] = 32'd0;
+    act_mem29[98] = 32'd0;
+    act_mem29[99] = 32'd0;
+    act_mem29[100] = 32'd0;
+    act_mem29[101] = 32'd0;
+    act_mem29[102] = 32'd0;
+    act_mem29[103] = 32'd0;
+    act_mem29[104] = 32'd0;
+    act_mem29[105] = 32'd0;
+    act_mem29[106] = 32'd0;
+    act_mem29[107] = 32'd0;
+    act_mem29[108] = 32'd0;
+    act_mem29[109] = 32'd0;
+    act_mem29[110] = 32'd0;
+    act_mem29[111] = 32'd0;
+    act_mem29[112] = 32'd0;
+    act_mem29[113] = 32'd0;
+    act_mem29[114] = 32'd0;
+    act_mem29[115] = 32'd0;
+    act_mem29[116] = 32'd0;
+    act_mem29[117] = 32'd0;
+    act_mem29[118] = 32'd0;
+    act_mem29[119] = 32'd0;
+    act_mem29[120] = 32'd0;
+    act_mem29[121] = 32'd0;
+    act_mem29[122] = 32'd0;
+    act_mem29[123] = 32'd0;
+    act_mem29[124] = 32'd0;
+    act_mem29[125] = 32'd0;
+    act_mem29[126] = 32'd0;
+    act_mem29[127] = 32'd0;
+  end
+  always @(posedge clk) begin
+    if (wen29)
+      act_mem29[waddr29] <= wdata29;
+  end
+  reg [31:0] _22_;
+  always @(posedge clk) begin
+    _22_ <= act_mem29[raddr29];
+  end
+  assign \$signature__data$88  = _22_;
+  (* no_rw_check = 32'd1 *)
+  reg [31:0] act_mem3 [127:0];
+  initial begin
+    act_mem3[0] = 32'd0;
+    act_mem3[1] = 32'd0;
+    act_mem3[2] = 32'd0;
+    act_mem3[3] = 32'd0;
+    act_mem3[4] = 32'd0;
+    act_mem3[5] = 32'd0;
+    act_mem3[6] = 32'd0;
+    act_mem3[7] = 32'd0;
+    act_mem3[8] = 32'd0;
+    act_mem3[9] = 32'd0;
+    act_mem3[10] = 32'd0;
+    act_mem3[11] = 32'd0;
+    act_mem3[12] = 32'd0;
+    act_mem3[13] = 32'd0;
+    act_mem3[14] = 32'd0;
+    act_mem3[15] = 32'd0;
+    act_mem3[16] = 32'd0;
+    act_mem3[17] = 32'd0;
+    act_mem3[18] = 32'd0;
+    act_mem3[19] = 32'd0;
+    act_mem3[20] = 32'd0;
+    act_mem3[21] = 32'd0;
+    act_mem3[22] = 32'd0;
+    act_mem3[23] = 32'd0;
+    act_mem3[24] = 32'd0;
+    act_mem3[25] = 32'd0;
+    act_mem3[26] = 32'd0;
+    act_mem3[27] = 32'd0;
+    act_mem3[28] = 32'd0;
+    act_mem3[29] = 32'd0;
+    act_mem3[30] = 32'd0;
+    act_mem3[31] = 32'd0;
+    act_mem3[32] = 32'd0;
+    act_mem3[33] = 32'd0;
+    act_mem3[34] = 32'd0;
+    act_mem3[35] = 32'd0;
+    act_mem3[36] = 32'd0;
+    act_mem3[37] = 32'd0;
+    act_mem3[38] = 32'd0;
+    act_mem3[39] = 32'd0;
+    act_mem3[40] = 32'd0;
+    act_mem3[41] = 32'd0;
+    act_mem3[42] = 32'd0;
+    act_mem3[43] = 32'd0;
+    act_mem3[44] = 32'd0;
+    act_mem3[45] = 32'd0;
+    act_mem3[46] = 32'd0;
+    act_mem3[47] = 32'd0;
+    act_mem3[48] = 32'd0;
+    act_mem3[49] = 32'd0;
+    act_mem3[50] = 32'd0;
+    act_mem3[51] = 32'd0;
+    act_mem3[52] = 32'd0;
+    act_mem3[53] = 32'd0;
+    act_mem3[54] = 32'd0;
+    act_mem3[55] = 32'd0;
+    act_mem3[56] = 32'd0;
+    act_mem3[57] = 32'd0;
+    act_mem3[58] = 32'd0;
+    act_mem3[59] = 32'd0;
+    act_mem3[60] = 32'd0;
+    act_mem3[61] = 32'd0;
+    act_mem3[62] = 32'd0;
+    act_mem3[63] = 32'd0;
+    act_mem3[64] = 32'd0;
+    act_mem3[65] = 32'd0;
+    act_mem3[66] = 32'd0;
+    act_mem3[67] = 32'd0;
+    act_mem3[68] = 32'd0;
+    act_mem3[69] = 32'd0;
+    act_mem3[70] = 32'd0;
+    act_mem3[71] = 32'd0;
+    act_mem3[72] = 32'd0;
+    act_mem3[73] = 32'd0;
+    act_mem3[74] = 32'd0;
+    act_mem3[75] = 32'd0;
+    act_mem3[76] = 32'd0;
+    act_mem3[77] = 32'd0;
+    act_mem3[78] = 32'd0;
+    act_mem3[79] = 32'd0;
+    act_mem3[80] = 32'd0;
+    act_mem3[81] = 32'd0;
+    act_mem3[82] = 32'd0;
+    act_mem3[83] = 32'd0;
+    act_mem3[84] = 32'd0;
+    act_mem3[85] = 32'd0;
+    act_mem3[86] = 32'd0;
+    act_mem3[87] = 32'd0;
+    act_mem3[88] = 32'd0;
+    act_mem3[89] = 32'd0;
+    act_mem3[90] = 32'd0;
+    act_mem3[91] = 32'd0;
+    act_mem3[92] = 32'd0;
+    act_mem3[93] = 32'd0;
+    act_mem3[94] = 32'd0;
+    act_mem3[95] = 32'd0;
+    act_mem3[96] = 32'd0;
+    act_mem3[97] = 32'd0;
+    act_mem3[98] = 32'd0;
+    act_mem3[99] = 32'd0;
+    act_mem3[100] = 32'd0;
+    act_mem3[101] = 32'd0;
+    act_mem3[102] = 32'd0;
+    act_mem3[103] = 32'd0;
+    act_mem3[104] = 32'd0;
+    act_mem3[105] = 32'd0;
+    act_mem3[106] = 32'd0;
+    act_mem3[107] = 32'd0;
+    act_mem3[108] = 32'd0;
+    act_mem3[109] = 32'd0;
+    act_mem3[110] = 32'd0;
+    act_mem3[111] = 32'd0;
+    act_mem3[112] = 32'd0;
+    act_mem3[113] = 32'd0;
+    act_mem3[114] = 32'd0;
+    act_mem3[115] = 32'd0;
+    act_mem3[116] = 32'd0;
+    act_mem3[117] = 32'd0;
+    act_mem3[118] = 32'd0;
+    act_mem3[119] = 32'd0;
+    act_mem3[120] = 32'd0;
+    act_mem3[121] = 32'd0;
+    act_mem3[122] = 32'd0;
+    act_mem3[123] = 32'd0;
+    act_mem3[124] = 32'd0;
+    act_mem3[125] = 32'd0;
+    act_mem3[126] = 32'd0;
+    act_mem3[127] = 32'd0;
   end
   always @(posedge clk) begin
     if (wen3)
-      act_mem3[waddr3] <= \$signature__data$175 ;
+      act_mem3[waddr3] <= wdata3;
   end
-  reg [143:0] _3_;
+  reg [31:0] _23_;
   always @(posedge clk) begin
-    _3_ <= act_mem3[raddr3];
+    _23_ <= act_mem3[raddr3];
   end
-  assign \$signature__data$32  = _3_;
+  assign \$signature__data$62  = _23_;
   (* no_rw_check = 32'd1 *)
-  reg [143:0] act_mem4 [127:0];
+  reg [31:0] act_mem30 [127:0];
   initial begin
-    act_mem4[0] = 144'h000000000000000000000000000000000000;
-    act_mem4[1] = 144'h000000000000000000000000000000000000;
-    act_mem4[2] = 144'h000000000000000000000000000000000000;
-    act_mem4[3] = 144'h000000000000000000000000000000000000;
-    act_mem4[4] = 144'h000000000000000000000000000000000000;
-    act_mem4[5] = 144'h000000000000000000000000000000000000;
-    act_mem4[6] = 144'h000000000000000000000000000000000000;
-    act_mem4[7] = 144'h000000000000000000000000000000000000;
-    act_mem4[8] = 144'h000000000000000000000000000000000000;
-    act_mem4[9] = 144'h000000000000000000000000000000000000;
-    act_mem4[10] = 144'h000000000000000000000000000000000000;
-    act_mem4[11] = 144'h000000000000000000000000000000000000;
-    act_mem4[12] = 144'h000000000000000000000000000000000000;
-    act_mem4[13] = 144'h000000000000000000000000000000000000;
-    act_mem4[14] = 144'h000000000000000000000000000000000000;
-    act_mem4[15] = 144'h000000000000000000000000000000000000;
-    act_mem4[16] = 144'h000000000000000000000000000000000000;
-    act_mem4[17] = 144'h000000000000000000000000000000000000;
-    act_mem4[18] = 144'h000000000000000000000000000000000000;
-    act_mem4[19] = 144'h000000000000000000000000000000000000;
-    act_mem4[20] = 144'h000000000000000000000000000000000000;
-    act_mem4[21] = 144'h000000000000000000000000000000000000;
-    act_mem4[22] = 144'h000000000000000000000000000000000000;
-    act_mem4[23] = 144'h000000000000000000000000000000000000;
-    act_mem4[24] = 144'h000000000000000000000000000000000000;
-    act_mem4[25] = 144'h000000000000000000000000000000000000;
-    act_mem4[26] = 144'h000000000000000000000000000000000000;
-    act_mem4[27] = 144'h000000000000000000000000000000000000;
-    act_mem4[28] = 144'h000000000000000000000000000000000000;
-    act_mem4[29] = 144'h000000000000000000000000000000000000;
-    act_mem4[30] = 144'h000000000000000000000000000000000000;
-    act_mem4[31] = 144'h000000000000000000000000000000000000;
-    act_mem4[32] = 144'h000000000000000000000000000000000000;
-    act_mem4[33] = 144'h000000000000000000000000000000000000;
-    act_mem4[34] = 144'h000000000000000000000000000000000000;
-    act_mem4[35] = 144'h000000000000000000000000000000000000;
-    act_mem4[36] = 144'h000000000000000000000000000000000000;
-    act_mem4[37] = 144'h000000000000000000000000000000000000;
-    act_mem4[38] = 144'h000000000000000000000000000000000000;
-    act_mem4[39] = 144'h000000000000000000000000000000000000;
-    act_mem4[40] = 144'h000000000000000000000000000000000000;
-    act_mem4[41] = 144'h000000000000000000000000000000000000;
-    act_mem4[42] = 144'h000000000000000000000000000000000000;
-    act_mem4[43] = 144'h000000000000000000000000000000000000;
-    act_mem4[44] = 144'h000000000000000000000000000000000000;
-    act_mem4[45] = 144'h000000000000000000000000000000000000;
-    act_mem4[46] = 144'h000000000000000000000000000000000000;
-    act_mem4[47] = 144'h000000000000000000000000000000000000;
-    act_mem4[48] = 144'h000000000000000000000000000000000000;
-    act_mem4[49] = 144'h000000000000000000000000000000000000;
-    act_mem4[50] = 144'h000000000000000000000000000000000000;
-    act_mem4[51] = 144'h000000000000000000000000000000000000;
-    act_mem4[52] = 144'h000000000000000000000000000000000000;
-    act_mem4[53] = 144'h000000000000000000000000000000000000;
-    act_mem4[54] = 144'h000000000000000000000000000000000000;
-    act_mem4[55] = 144'h000000000000000000000000000000000000;
-    act_mem4[56] = 144'h000000000000000000000000000000000000;
-    act_mem4[57] = 144'h000000000000000000000000000000000000;
-    act_mem4[58] = 144'h000000000000000000000000000000000000;
-    act_mem4[59] = 144'h000000000000000000000000000000000000;
-    act_mem4[60] = 144'h000000000000000000000000000000000000;
-    act_mem4[61] = 144'h000000000000000000000000000000000000;
-    act_mem4[62] = 144'h000000000000000000000000000000000000;
-    act_mem4[63] = 144'h000000000000000000000000000000000000;
-    act_mem4[64] = 144'h000000000000000000000000000000000000;
-    act_mem4[65] = 144'h000000000000000000000000000000000000;
-    act_mem4[66] = 144'h000000000000000000000000000000000000;
-    act_mem4[67] = 144'h000000000000000000000000000000000000;
-    act_mem4[68] = 144'h000000000000000000000000000000000000;
-    act_mem4[69] = 144'h000000000000000000000000000000000000;
-    act_mem4[70] = 144'h000000000000000000000000000000000000;
-    act_mem4[71] = 144'h000000000000000000000000000000000000;
-    act_mem4[72] = 144'h000000000000000000000000000000000000;
-    act_mem4[73] = 144'h000000000000000000000000000000000000;
-    act_mem4[74] = 144'h000000000000000000000000000000000000;
-    act_mem4[75] = 144'h000000000000000000000000000000000000;
-    act_mem4[76] = 144'h000000000000000000000000000000000000;
-    act_mem4[77] = 144'h000000000000000000000000000000000000;
-    act_mem4[78] = 144'h000000000000000000000000000000000000;
-    act_mem4[79] = 144'h000000000000000000000000000000000000;
-    act_mem4[80] = 144'h000000000000000000000000000000000000;
-    act_mem4[81] = 144'h000000000000000000000000000000000000;
-    act_mem4[82] = 144'h000000000000000000000000000000000000;
-    act_mem4[83] = 144'h000000000000000000000000000000000000;
-    act_mem4[84] = 144'h000000000000000000000000000000000000;
-    act_mem4[85] = 144'h000000000000000000000000000000000000;
-    act_mem4[86] = 144'h000000000000000000000000000000000000;
-    act_mem4[87] = 144'h000000000000000000000000000000000000;
-    act_mem4[88] = 144'h000000000000000000000000000000000000;
-    act_mem4[89] = 144'h000000000000000000000000000000000000;
-    act_mem4[90] = 144'h000000000000000000000000000000000000;
-    act_mem4[91] = 144'h000000000000000000000000000000000000;
-    act_mem4[92] = 144'h000000000000000000000000000000000000;
-    act_mem4[93] = 144'h000000000000000000000000000000000000;
-    act_mem4[94] = 144'h000000000000000000000000000000000000;
-    act_mem4[95] = 144'h000000000000000000000000000000000000;
-    act_mem4[96] = 144'h000000000000000000000000000000000000;
-    act_mem4[97] = 144'h000000000000000000000000000000000000;
-    act_mem4[98] = 144'h000000000000000000000000000000000000;
-    act_mem4[99] = 144'h000000000000000000000000000000000000;
-    act_mem4[100] = 144'h000000000000000000000000000000000000;
-    act_mem4[101] = 144'h000000000000000000000000000000000000;
-    act_mem4[102] = 144'h000000000000000000000000000000000000;
-    act_mem4[103] = 144'h000000000000000000000000000000000000;
-    act_mem4[104] = 144'h000000000000000000000000000000000000;
-    act_mem4[105] = 144'h000000000000000000000000000000000000;
-    act_mem4[106] = 144'h000000000000000000000000000000000000;
-    act_mem4[107] = 144'h000000000000000000000000000000000000;
-    act_mem4[108] = 144'h000000000000000000000000000000000000;
-    act_mem4[109] = 144'h000000000000000000000000000000000000;
-    act_mem4[110] = 144'h000000000000000000000000000000000000;
-    act_mem4[111] = 144'h000000000000000000000000000000000000;
-    act_mem4[112] = 144'h000000000000000000000000000000000000;
-    act_mem4[113] = 144'h000000000000000000000000000000000000;
-    act_mem4[114] = 144'h000000000000000000000000000000000000;
-    act_mem4[115] = 144'h000000000000000000000000000000000000;
-    act_mem4[116] = 144'h000000000000000000000000000000000000;
-    act_mem4[117] = 144'h000000000000000000000000000000000000;
-    act_mem4[118] = 144'h000000000000000000000000000000000000;
-    act_mem4[119] = 144'h000000000000000000000000000000000000;
-    act_mem4[120] = 144'h000000000000000000000000000000000000;
-    act_mem4[121] = 144'h000000000000000000000000000000000000;
-    act_mem4[122] = 144'h000000000000000000000000000000000000;
-    act_mem4[123] = 144'h000000000000000000000000000000000000;
-    act_mem4[124] = 144'h000000000000000000000000000000000000;
-    act_mem4[125] = 144'h000000000000000000000000000000000000;
-    act_mem4[126] = 144'h000000000000000000000000000000000000;
-    act_mem4[127] = 144'h000000000000000000000000000000000000;
+    act_mem30[0] = 32'd0;
+    act_mem30[1] = 32'd0;
+    act_mem30[2] = 32'd0;
+    act_mem30[3] = 32'd0;
+    act_mem30[4] = 32'd0;
+    act_mem30[5] = 32'd0;
+    act_mem30[6] = 32'd0;
+    act_mem30[7] = 32'd0;
+    act_mem30[8] = 32'd0;
+    act_mem30[9] = 32'd0;
+    act_mem30[10] = 32'd0;
+    act_mem30[11] = 32'd0;
+    act_mem30[12] = 32'd0;
+    act_mem30[13] = 32'd0;
+    act_mem30[14] = 32'd0;
+    act_mem30[15] = 32'd0;
+    act_mem30[16] = 32'd0;
+    act_mem30[17] = 32'd0;
+    act_mem30[18] = 32'd0;
+    act_mem30[19] = 32'd0;
+    act_mem30[20] = 32'd0;
+    act_mem30[21] = 32'd0;
+    act_mem30[22] = 32'd0;
+    act_mem30[23] = 32'd0;
+    act_mem30[24] = 32'd0;
+    act_mem30[25] = 32'd0;
+    act_mem30[26] = 32'd0;
+    act_mem30[27] = 32'd0;
+    act_mem30[28] = 32'd0;
+    act_mem30[29] = 32'd0;
+    act_mem30[30] = 32'd0;
+    act_mem30[31] = 32'd0;
+    act_mem30[32] = 32'd0;
+    act_mem30[33] = 32'd0;
+    act_mem30[34] = 32'd0;
+    act_mem30[35] = 32'd0;
+    act_mem30[36] = 32'd0;
+    act_mem30[37] = 32'd0;
+    act_mem30[38] = 32'd0;
+    act_mem30[39] = 32'd0;
+    act_mem30[40] = 32'd0;
+    act_mem30[41] = 32'd0;
+    act_mem30[42] = 32'd0;
+    act_mem30[43] = 32'd0;
+    act_mem30[44] = 32'd0;
+    act_mem30[45] = 32'd0;
+    act_mem30[46] = 32'd0;
+    act_mem30[47] = 32'd0;
+    act_mem30[48] = 32'd0;
+    act_mem30[49] = 32'd0;
+    act_mem30[50] = 32'd0;
+    act_mem30[51] = 32'd0;
+    act_mem30[52] = 32'd0;
+    act_mem30[53] = 32'd0;
+    act_mem30[54] = 32'd0;
+    act_mem30[55] = 32'd0;
+    act_mem30[56] = 32'd0;
+    act_mem30[57] = 32'd0;
+    act_mem30[58] = 32'd0;
+    act_mem30[59] = 32'd0;
+    act_mem30[60] = 32'd0;
+    act_mem30[61] = 32'd0;
+    act_mem30[62] = 32'd0;
+    act_mem30[63] = 32'd0;
+    act_mem30[64] = 32'd0;
+    act_mem30[65] = 32'd0;
+    act_mem30[66] = 32'd0;
+    act_mem30[67] = 32'd0;
+    act_mem30[68] = 32'd0;
+    act_mem30[69] = 32'd0;
+    act_mem30[70] = 32'd0;
+    act_mem30[71] = 32'd0;
+    act_mem30[72] = 32'd0;
+    act_mem30[73] = 32'd0;
+    act_mem30[74] = 32'd0;
+    act_mem30[75] = 32'd0;
+    act_mem30[76] = 32'd0;
+    act_mem30[77] = 32'd0;
+    act_mem30[78] = 32'd0;
+    act_mem30[79] = 32'd0;
+    act_mem30[80] = 32'd0;
+    act_mem30[81] = 32'd0;
+    act_mem30[82] = 32'd0;
+    act_mem30[83] = 32'd0;
+    act_mem30[84] = 32'd0;
+    act_mem30[85] = 32'd0;
+    act_mem30[86] = 32'd0;
+    act_mem30[87] = 32'd0;
+    act_mem30[88] = 32'd0;
+    act_mem30[89] = 32'd0;
+    act_mem30[90] = 32'd0;
+    act_mem30[91] = 32'd0;
+    act_mem30[92] = 32'd0;
+    act_mem30[93] = 32'd0;
+    act_mem30[94] = 32'd0;
+    act_mem30[95] = 32'd0;
+    act_mem30[96] = 32'd0;
+    act_mem30[97] = 32'd0;
+    act_mem30[98] = 32'd0;
+    act_mem30[99] = 32'd0;
+    act_mem30[100] = 32'd0;
+    act_mem30[101] = 32'd0;
+    act_mem30[102] = 32'd0;
+    act_mem30[103] = 32'd0;
+    act_mem30[104] = 32'd0;
+    act_mem30[105] = 32'd0;
+    act_mem30[106] = 32'd0;
+    act_mem30[107] = 32'd0;
+    act_mem30[108] = 32'd0;
+    act_mem30[109] = 32'd0;
+    act_mem30[110] = 32'd0;
+    act_mem30[111] = 32'd0;
+    act_mem30[112] = 32'd0;
+    act_mem30[113] = 32'd0;
+    act_mem30[114] = 32'd0;
+    act_mem30[115] = 32'd0;
+    act_mem30[116] = 32'd0;
+    act_mem30[117] = 32'd0;
+    act_mem30[118] = 32'd0;
+    act_mem30[119] = 32'd0;
+    act_mem30[120] = 32'd0;
+    act_mem30[121] = 32'd0;
+    act_mem30[122] = 32'd0;
+    act_mem30[123] = 32'd0;
+    act_mem30[124] = 32'd0;
+    act_mem30[125] = 32'd0;
+    act_mem30[126] = 32'd0;
+    act_mem30[127] = 32'd0;
+  end
+  always @(posedge clk) begin
+    if (wen30)
+      act_mem30[waddr30] <= wdata30;
+  end
+  reg [31:0] _24_;
+  always @(posedge clk) begin
+    _24_ <= act_mem30[raddr30];
+  end
+  assign \$signature__data$89  = _24_;
+  (* no_rw_check = 32'd1 *)
+  reg [31:0] act_mem31 [127:0];
+  initial begin
+    act_mem31[0] = 32'd0;
+    act_mem31[1] = 32'd0;
+    act_mem31[2] = 32'd0;
+    act_mem31[3] = 32'd0;
+    act_mem31[4] = 32'd0;
+    act_mem31[5] = 32'd0;
+    act_mem31[6] = 32'd0;
+    act_mem31[7] = 32'd0;
+    act_mem31[8] = 32'd0;
+    act_mem31[9] = 32'd0;
+    act_mem31[10] = 32'd0;
+    act_mem31[11] = 32'd0;
+    act_mem31[12] = 32'd0;
+    act_mem31[13] = 32'd0;
+    act_mem31[14] = 32'd0;
+    act_mem31[15] = 32'd0;
+    act_mem31[16] = 32'd0;
+    act_mem31[17] = 32'd0;
+    act_mem31[18] = 32'd0;
+    act_mem31[19] = 32'd0;
+    act_mem31[20] = 32'd0;
+    act_mem31[21] = 32'd0;
+    act_mem31[22] = 32'd0;
+    act_mem31[23] = 32'd0;
+    act_mem31[24] = 32'd0;
+    act_mem31[25] = 32'd0;
+    act_mem31[26] = 32'd0;
+    act_mem31[27] = 32'd0;
+    act_mem31[28] = 32'd0;
+    act_mem31[29] = 32'd0;
+    act_mem31[30] = 32'd0;
+    act_mem31[31] = 32'd0;
+    act_mem31[32] = 32'd0;
+    act_mem31[33] = 32'd0;
+    act_mem31[34] = 32'd0;
+    act_mem31[35] = 32'd0;
+    act_mem31[36] = 32'd0;
+    act_mem31[37] = 32'd0;
+    act_mem31[38] = 32'd0;
+    act_mem31[39] = 32'd0;
+    act_mem31[40] = 32'd0;
+    act_mem31[41] = 32'd0;
+    act_mem31[42] = 32'd0;
+    act_mem31[43] = 32'd0;
+    act_mem31[44] = 32'd0;
+    act_mem31[45] = 32'd0;
+    act_mem31[46] = 32'd0;
+    act_mem31[47] = 32'd0;
+    act_mem31[48] = 32'd0;
+    act_mem31[49] = 32'd0;
+    act_mem31[50] = 32'd0;
+    act_mem31[51] = 32'd0;
+    act_mem31[52] = 32'd0;
+    act_mem31[53] = 32'd0;
+    act_mem31[54] = 32'd0;
+    act_mem31[55] = 32'd0;
+    act_mem31[56] = 32'd0;
+    act_mem31[57] = 32'd0;
+    act_mem31[58] = 32'd0;
+    act_mem31[59] = 32'd0;
+    act_mem31[60] = 32'd0;
+    act_mem31[61] = 32'd0;
+    act_mem31[62] = 32'd0;
+    act_mem31[63] = 32'd0;
+    act_mem31[64] = 32'd0;
+    act_mem31[65] = 32'd0;
+    act_mem31[66] = 32'd0;
+    act_mem31[67] = 32'd0;
+    act_mem31[68] = 32'd0;
+    act_mem31[69] = 32'd0;
+    act_mem31[70] = 32'd0;
+    act_mem31[71] = 32'd0;
+    act_mem31[72] = 32'd0;
+    act_mem31[73] = 32'd0;
+    act_mem31[74] = 32'd0;
+    act_mem31[75] = 32'd0;
+    act_mem31[76] = 32'd0;
+    act_mem31[77] = 32'd0;
+    act_mem31[78] = 32'd0;
+    act_mem31[79] = 32'd0;
+    act_mem31[80] = 32'd0;
+    act_mem31[81] = 32'd0;
+    act_mem31[82] = 32'd0;
+    act_mem31[83] = 32'd0;
+    act_mem31[84] = 32'd0;
+    act_mem31[85] = 32'd0;
+    act_mem31[86] = 32'd0;
+    act_mem31[87] = 32'd0;
+    act_mem31[88] = 32'd0;
+    act_mem31[89] = 32'd0;
+    act_mem31[90] = 32'd0;
+    act_mem31[91] = 32'd0;
+    act_mem31[92] = 32'd0;
+    act_mem31[93] = 32'd0;
+    act_mem31[94] = 32'd0;
+    act_mem31[95] = 32'd0;
+    act_mem31[96] = 32'd0;
+    act_mem31[97] = 32'd0;
+    act_mem31[98] = 32'd0;
+    act_mem31[99] = 32'd0;
+    act_mem31[100] = 32'd0;
+    act_mem31[101] = 32'd0;
+    act_mem31[102] = 32'd0;
+    act_mem31[103] = 32'd0;
+    act_mem31[104] = 32'd0;
+    act_mem31[105] = 32'd0;
+    act_mem31[106] = 32'd0;
+    act_mem31[107] = 32'd0;
+    act_mem31[108] = 32'd0;
+    act_mem31[109] = 32'd0;
+    act_mem31[110] = 32'd0;
+    act_mem31[111] = 32'd0;
+    act_mem31[112] = 32'd0;
+    act_mem31[113] = 32'd0;
+    act_mem31[114] = 32'd0;
+    act_mem31[115] = 32'd0;
+    act_mem31[116] = 32'd0;
+    act_mem31[117] = 32'd0;
+    act_mem31[118] = 32'd0;
+    act_mem31[119] = 32'd0;
+    act_mem31[120] = 32'd0;
+    act_mem31[121] = 32'd0;
+    act_mem31[122] = 32'd0;
+    act_mem31[123] = 32'd0;
+    act_mem31[124] = 32'd0;
+    act_mem31[125] = 32'd0;
+    act_mem31[126] = 32'd0;
+    act_mem31[127] = 32'd0;
+  end
+  always @(posedge clk) begin
+    if (wen31)
+      act_mem31[waddr31] <= wdata31;
+  end
+  reg [31:0] _25_;
+  always @(posedge clk) begin
+    _25_ <= act_mem31[raddr31];
+  end
+  assign \$signature__data$90  = _25_;
+  (* no_rw_check = 32'd1 *)
+  reg [31:0] act_mem4 [127:0];
+  initial begin
+    act_mem4[0] = 32'd0;
+    act_mem4[1] = 32'd0;
+    act_mem4[2] = 32'd0;
+    act_mem4[3] = 32'd0;
+    act_mem4[4] = 32'd0;
+    act_mem4[5] = 32'd0;
+    act_mem4[6] = 32'd0;
+    act_mem4[7] = 32'd0;
+    act_mem4[8] = 32'd0;
+    act_mem4[9] = 32'd0;
+    act_mem4[10] = 32'd0;
+    act_mem4[11] = 32'd0;
+    act_mem4[12] = 32'd0;
+    act_mem4[13] = 32'd0;
+    act_mem4[14] = 32'd0;
+    act_mem4[15] = 32'd0;
+    act_mem4[16] = 32'd0;
+    act_mem4[17] = 32'd0;
+    act_mem4[18] = 32'd0;
+    act_mem4[19] = 32'd0;
+    act_mem4[20] = 32'd0;
+    act_mem4[21] = 32'd0;
+    act_mem4[22] = 32'd0;
+    act_mem4[23] = 32'd0;
+    act_mem4[24] = 32'd0;
+    act_mem4[25] = 32'd0;
+    act_mem4[26] = 32'd0;
+    act_mem4[27] = 32'd0;
+    act_mem4[28] = 32'd0;
+    act_mem4[29] = 32'd0;
+    act_mem4[30] = 32'd0;
+    act_mem4[31] = 32'd0;
+    act_mem4[32] = 32'd0;
+    act_mem4[33] = 32'd0;
+    act_mem4[34] = 32'd0;
+    act_mem4[35] = 32'd0;
+    act_mem4[36] = 32'd0;
+    act_mem4[37] = 32'd0;
+    act_mem4[38] = 32'd0;
+    act_mem4[39] = 32'd0;
+    act_mem4[40] = 32'd0;
+    act_mem4[41] = 32'd0;
+    act_mem4[42] = 32'd0;
+    act_mem4[43] = 32'd0;
+    act_mem4[44] = 32'd0;
+    act_mem4[45] = 32'd0;
+    act_mem4[46] = 32'd0;
+    act_mem4[47] = 32'd0;
+    act_mem4[48] = 32'd0;
+    act_mem4[49] = 32'd0;
+    act_mem4[50] = 32'd0;
+    act_mem4[51] = 32'd0;
+    act_mem4[52] = 32'd0;
+    act_mem4[53] = 32'd0;
+    act_mem4[54] = 32'd0;
+    act_mem4[55] = 32'd0;
+    act_mem4[56] = 32'd0;
+    act_mem4[57] = 32'd0;
+    act_mem4[58] = 32'd0;
+    act_mem4[59] = 32'd0;
+    act_mem4[60] = 32'd0;
+    act_mem4[61] = 32'd0;
+    act_mem4[62] = 32'd0;
+    act_mem4[63] = 32'd0;
+    act_mem4[64] = 32'd0;
+    act_mem4[65] = 32'd0;
+    act_mem4[66] = 32'd0;
+    act_mem4[67] = 32'd0;
+    act_mem4[68] = 32'd0;
+    act_mem4[69] = 32'd0;
+    act_mem4[70] = 32'd0;
+    act_mem4[71] = 32'd0;
+    act_mem4[72] = 32'd0;
+    act_mem4[73] = 32'd0;
+    act_mem4[74] = 32'd0;
+    act_mem4[75] = 32'd0;
+    act_mem4[76] = 32'd0;
+    act_mem4[77] = 32'd0;
+    act_mem4[78] = 32'd0;
+    act_mem4[79] = 32'd0;
+    act_mem4[80] = 32'd0;
+    act_mem4[81] = 32'd0;
+    act_mem4[82] = 32'd0;
+    act_mem4[83] = 32'd0;
+    act_mem4[84] = 32'd0;
+    act_mem4[85] = 32'd0;
+    act_mem4[86] = 32'd0;
+    act_mem4[87] = 32'd0;
+    act_mem4[88] = 32'd0;
+    act_mem4[89] = 32'd0;
+    act_mem4[90] = 32'd0;
+    act_mem4[91] = 32'd0;
+    act_mem4[92] = 32'd0;
+    act_mem4[93] = 32'd0;
+    act_mem4[94] = 32'd0;
+    act_mem4[95] = 32'd0;
+    act_mem4[96] = 32'd0;
+    act_mem4[97] = 32'd0;
+    act_mem4[98] = 32'd0;
+    act_mem4[99] = 32'd0;
+    act_mem4[100] = 32'd0;
+    act_mem4[101] = 32'd0;
+    act_mem4[102] = 32'd0;
+    act_mem4[103] = 32'd0;
+    act_mem4[104] = 32'd0;
+    act_mem4[105] = 32'd0;
+    act_mem4[106] = 32'd0;
+    act_mem4[107] = 32'd0;
+    act_mem4[108] = 32'd0;
+    act_mem4[109] = 32'd0;
+    act_mem4[110] = 32'd0;
+    act_mem4[111] = 32'd0;
+    act_mem4[112] = 32'd0;
+    act_mem4[113] = 32'd0;
+    act_mem4[114] = 32'd0;
+    act_mem4[115] = 32'd0;
+    act_mem4[116] = 32'd0;
+    act_mem4[117] = 32'd0;
+    act_mem4[118] = 32'd0;
+    act_mem4[119] = 32'd0;
+    act_mem4[120] = 32'd0;
+    act_mem4[121] = 32'd0;
+    act_mem4[122] = 32'd0;
+    act_mem4[123] = 32'd0;
+    act_mem4[124] = 32'd0;
+    act_mem4[125] = 32'd0;
+    act_mem4[126] = 32'd0;
+    act_mem4[127] = 32'd0;
   end
   always @(posedge clk) begin
     if (wen4)
-      act_mem4[waddr4] <= \$signature__data$178 ;
+      act_mem4[waddr4] <= wdata4;
   end
-  reg [143:0] _4_;
+  reg [31:0] _26_;
   always @(posedge clk) begin
-    _4_ <= act_mem4[raddr4];
+    _26_ <= act_mem4[raddr4];
   end
-  assign \$signature__data$33  = _4_;
+  assign \$signature__data$63  = _26_;
   (* no_rw_check = 32'd1 *)
-  reg [143:0] act_mem5 [127:0];
+  reg [31:0] act_mem5 [127:0];
   initial begin
-    act_mem5[0] = 144'h000000000000000000000000000000000000;
-    act_mem5[1] = 144'h000000000000000000000000000000000000;
-    act_mem5[2] = 144'h000000000000000000000000000000000000;
-    act_mem5[3] = 144'h000000000000000000000000000000000000;
-    act_mem5[4] = 144'h000000000000000000000000000000000000;
-    act_mem5[5] = 144'h000000000000000000000000000000000000;
-    act_mem5[6] = 144'h000000000000000000000000000000000000;
-    act_mem5[7] = 144'h000000000000000000000000000000000000;
-    act_mem5[8] = 144'h000000000000000000000000000000000000;
-    act_mem5[9] = 144'h000000000000000000000000000000000000;
-    act_mem5[10] = 144'h000000000000000000000000000000000000;
-    act_mem5[11] = 144'h000000000000000000000000000000000000;
-    act_mem5[12] = 144'h000000000000000000000000000000000000;
-    act_mem5[13] = 144'h000000000000000000000000000000000000;
-    act_mem5[14] = 144'h000000000000000000000000000000000000;
-    act_mem5[15] = 144'h000000000000000000000000000000000000;
-    act_mem5[16] = 144'h000000000000000000000000000000000000;
-    act_mem5[17] = 144'h000000000000000000000000000000000000;
-    act_mem5[18] = 144'h000000000000000000000000000000000000;
-    act_mem5[19] = 144'h000000000000000000000000000000000000;
-    act_mem5[20] = 144'h000000000000000000000000000000000000;
-    act_mem5[21] = 144'h000000000000000000000000000000000000;
-    act_mem5[22] = 144'h000000000000000000000000000000000000;
-    act_mem5[23] = 144'h000000000000000000000000000000000000;
-    act_mem5[24] = 144'h000000000000000000000000000000000000;
-    act_mem5[25] = 144'h000000000000000000000000000000000000;
-    act_mem5[26] = 144'h000000000000000000000000000000000000;
-    act_mem5[27] = 144'h000000000000000000000000000000000000;
-    act_mem5[28] = 144'h000000000000000000000000000000000000;
-    act_mem5[29] = 144'h000000000000000000000000000000000000;
-    act_mem5[30] = 144'h000000000000000000000000000000000000;
-    act_mem5[31] = 144'h000000000000000000000000000000000000;
-    act_mem5[32] = 144'h000000000000000000000000000000000000;
-    act_mem5[33] = 144'h000000000000000000000000000000000000;
-    act_mem5[34] = 144'h000000000000000000000000000000000000;
-    act_mem5[35] = 144'h000000000000000000000000000000000000;
-    act_mem5[36] = 144'h000000000000000000000000000000000000;
-    act_mem5[37] = 144'h000000000000000000000000000000000000;
-    act_mem5[38] = 144'h000000000000000000000000000000000000;
-    act_mem5[39] = 144'h000000000000000000000000000000000000;
-    act_mem5[40] = 144'h000000000000000000000000000000000000;
-    act_mem5[41] = 144'h000000000000000000000000000000000000;
-    act_mem5[42] = 144'h000000000000000000000000000000000000;
-    act_mem5[43] = 144'h000000000000000000000000000000000000;
-    act_mem5[44] = 144'h000000000000000000000000000000000000;
-    act_mem5[45] = 144'h000000000000000000000000000000000000;
-    act_mem5[46] = 144'h000000000000000000000000000000000000;
-    act_mem5[47] = 144'h000000000000000000000000000000000000;
-    act_mem5[48] = 144'h000000000000000000000000000000000000;
-    act_mem5[49] = 144'h000000000000000000000000000000000000;
-    act_mem5[50] = 144'h000000000000000000000000000000000000;
-    act_mem5[51] = 144'h000000000000000000000000000000000000;
-    act_mem5[52] = 144'h000000000000000000000000000000000000;
-    act_mem5[53] = 144'h000000000000000000000000000000000000;
-    act_mem5[54] = 144'h000000000000000000000000000000000000;
-    act_mem5[55] = 144'h000000000000000000000000000000000000;
-    act_mem5[56] = 144'h000000000000000000000000000000000000;
-    act_mem5[57] = 144'h000000000000000000000000000000000000;
-    act_mem5[58] = 144'h000000000000000000000000000000000000;
-    act_mem5[59] = 144'h000000000000000000000000000000000000;
-    act_mem5[60] = 144'h000000000000000000000000000000000000;
-    act_mem5[61] = 144'h000000000000000000000000000000000000;
-    act_mem5[62] = 144'h000000000000000000000000000000000000;
-    act_mem5[63] = 144'h000000000000000000000000000000000000;
-    act_mem5[64] = 144'h000000000000000000000000000000000000;
-    act_mem5[65] = 144'h000000000000000000000000000000000000;
-    act_mem5[66] = 144'h000000000000000000000000000000000000;
-    act_mem5[67] = 144'h000000000000000000000000000000000000;
-    act_mem5[68] = 144'h000000000000000000000000000000000000;
-    act_mem5[69] = 144'h000000000000000000000000000000000000;
-    act_mem5[70] = 144'h000000000000000000000000000000000000;
-    act_mem5[71] = 144'h000000000000000000000000000000000000;
-    act_mem5[72] = 144'h000000000000000000000000000000000000;
-    act_mem5[73] = 144'h000000000000000000000000000000000000;
-    act_mem5[74] = 144'h000000000000000000000000000000000000;
-    act_mem5[75] = 144'h000000000000000000000000000000000000;
-    act_mem5[76] = 144'h000000000000000000000000000000000000;
-    act_mem5[77] = 144'h000000000000000000000000000000000000;
-    act_mem5[78] = 144'h000000000000000000000000000000000000;
-    act_mem5[79] = 144'h000000000000000000000000000000000000;
-    act_mem5[80] = 144'h000000000000000000000000000000000000;
-    act_mem5[81] = 144'h000000000000000000000000000000000000;
-    act_mem5[82] = 144'h000000000000000000000000000000000000;
-    act_mem5[83] = 144'h000000000000000000000000000000000000;
-    act_mem5[84] = 144'h000000000000000000000000000000000000;
-    act_mem5[85] = 144'h000000000000000000000000000000000000;
-    act_mem5[86] = 144'h000000000000000000000000000000000000;
-    act_mem5[87] = 144'h000000000000000000000000000000000000;
-    act_mem5[88] = 144'h000000000000000000000000000000000000;
-    act_mem5[89] = 144'h000000000000000000000000000000000000;
-    act_mem5[90] = 144'h000000000000000000000000000000000000;
-    act_mem5[91] = 144'h000000000000000000000000000000000000;
-    act_mem5[92] = 144'h000000000000000000000000000000000000;
-    act_mem5[93] = 144'h000000000000000000000000000000000000;
-    act_mem5[94] = 144'h000000000000000000000000000000000000;
-    act_mem5[95] = 144'h000000000000000000000000000000000000;
-    act_mem5[96] = 144'h000000000000000000000000000000000000;
-    act_mem5[97] = 144'h000000000000000000000000000000000000;
-    act_mem5[98] = 144'h000000000000000000000000000000000000;
-    act_mem5[99] = 144'h000000000000000000000000000000000000;
-    act_mem5[100] = 144'h000000000000000000000000000000000000;
-    act_mem5[101] = 144'h000000000000000000000000000000000000;
-    act_mem5[102] = 144'h000000000000000000000000000000000000;
-    act_mem5[103] = 144'h000000000000000000000000000000000000;
-    act_mem5[104] = 144'h000000000000000000000000000000000000;
-    act_mem5[105] = 144'h000000000000000000000000000000000000;
-    act_mem5[106] = 144'h000000000000000000000000000000000000;
-    act_mem5[107] = 144'h000000000000000000000000000000000000;
-    act_mem5[108] = 144'h000000000000000000000000000000000000;
-    act_mem5[109] = 144'h000000000000000000000000000000000000;
-    act_mem5[110] = 144'h000000000000000000000000000000000000;
-    act_mem5[111] = 144'h000000000000000000000000000000000000;
-    act_mem5[112] = 144'h000000000000000000000000000000000000;
-    act_mem5[113] = 144'h000000000000000000000000000000000000;
-    act_mem5[114] = 144'h000000000000000000000000000000000000;
-    act_mem5[115] = 144'h000000000000000000000000000000000000;
-    act_mem5[116] = 144'h000000000000000000000000000000000000;
-    act_mem5[117] = 144'h000000000000000000000000000000000000;
-    act_mem5[118] = 144'h000000000000000000000000000000000000;
-    act_mem5[119] = 144'h000000000000000000000000000000000000;
-    act_mem5[120] = 144'h000000000000000000000000000000000000;
-    act_mem5[121] = 144'h000000000000000000000000000000000000;
-    act_mem5[122] = 144'h000000000000000000000000000000000000;
-    act_mem5[123] = 144'h000000000000000000000000000000000000;
-    act_mem5[124] = 144'h000000000000000000000000000000000000;
-    act_mem5[125] = 144'h000000000000000000000000000000000000;
-    act_mem5[126] = 144'h000000000000000000000000000000000000;
-    act_mem5[127] = 144'h000000000000000000000000000000000000;
+    act_mem5[0] = 32'd0;
+    act_mem5[1] = 32'd0;
+    act_mem5[2] = 32'd0;
+    act_mem5[3] = 32'd0;
+    act_mem5[4] = 32'd0;
+    act_mem5[5] = 32'd0;
+    act_mem5[6] = 32'd0;
+    act_mem5[7] = 32'd0;
+    act_mem5[8] = 32'd0;
+    act_mem5[9] = 32'd0;
+    act_mem5[10] = 32'd0;
+    act_mem5[11] = 32'd0;
+    act_mem5[12] = 32'd0;
+    act_mem5[13] = 32'd0;
+    act_mem5[14] = 32'd0;
+    act_mem5[15] = 32'd0;
+    act_mem5[16] = 32'd0;
+    act_mem5[17] = 32'd0;
+    act_mem5[18] = 32'd0;
+    act_mem5[19] = 32'd0;
+    act_mem5[20] = 32'd0;
+    act_mem5[21] = 32'd0;
+    act_mem5[22] = 32'd0;
+    act_mem5[23] = 32'd0;
+    act_mem5[24] = 32'd0;
+    act_mem5[25] = 32'd0;
+    act_mem5[26] = 32'd0;
+    act_mem5[27] = 32'd0;
+    act_mem5[28] = 32'd0;
+    act_mem5[29] = 32'd0;
+    act_mem5[30] = 32'd0;
+    act_mem5[31] = 32'd0;
+    act_mem5[32] = 32'd0;
+    act_mem5[33] = 32'd0;
+    act_mem5[34] = 32'd0;
+    act_mem5[35] = 32'd0;
+    act_mem5[36] = 32'd0;
+    act_mem5[37] = 32'd0;
+    act_mem5[38] = 32'd0;
+    act_mem5[39] = 32'd0;
+    act_mem5[40] = 32'd0;
+    act_mem5[41] = 32'd0;
+    act_mem5[42] = 32'd0;
+    act_mem5[43] = 32'd0;
+    act_mem5[44] = 32'd0;
+    act_mem5[45] = 32'd0;
+    act_mem5[46] = 32'd0;
+    act_mem5[47] = 32'd0;
+    act_mem5[48] = 32'd0;
+    act_mem5[49] = 32'd0;
+    act_mem5[50] = 32'd0;
+    act_mem5[51] = 32'd0;
+    act_mem5[52] = 32'd0;
+    act_mem5[53] = 32'd0;
+    act_mem5[54] = 32'd0;
+    act_mem5[55] = 32'd0;
+    act_mem5[56] = 32'd0;
+    act_mem5[57] = 32'd0;
+    act_mem5[58] = 32'd0;
+    act_mem5[59] = 32'd0;
+    act_mem5[60] = 32'd0;
+    act_mem5[61] = 32'd0;
+    act_mem5[62] = 32'd0;
+    act_mem5[63] = 32'd0;
+    act_mem5[64] = 32'd0;
+    act_mem5[65] = 32'd0;
+    act_mem5[66] = 32'd0;
+    act_mem5[67] = 32'd0;
+    act_mem5[68] = 32'd0;
+    act_mem5[69] = 32'd0;
+    act_mem5[70] = 32'd0;
+    act_mem5[71] = 32'd0;
+    act_mem5[72] = 32'd0;
+    act_mem5[73] = 32'd0;
+    act_mem5[74] = 32'd0;
+    act_mem5[75] = 32'd0;
+    act_mem5[76] = 32'd0;
+    act_mem5[77] = 32'd0;
+    act_mem5[78] = 32'd0;
+    act_mem5[79] = 32'd0;
+    act_mem5[80] = 32'd0;
+    act_mem5[81] = 32'd0;
+    act_mem5[82] = 32'd0;
+    act_mem5[83] = 32'd0;
+    act_mem5[84] = 32'd0;
+    act_mem5[85] = 32'd0;
+    act_mem5[86] = 32'd0;
+    act_mem5[87] = 32'd0;
+    act_mem5[88] = 32'd0;
+    act_mem5[89] = 32'd0;
+    act_mem5[90] = 32'd0;
+    act_mem5[91] = 32'd0;
+    act_mem5[92] = 32'd0;
+    act_mem5[93] = 32'd0;
+    act_mem5[94] = 32'd0;
+    act_mem5[95] = 32'd0;
+    act_mem5[96] = 32'd0;
+    act_mem5[97] = 32'd0;
+    act_mem5[98] = 32'd0;
+    act_mem5[99] = 32'd0;
+    act_mem5[100] = 32'd0;
+    act_mem5[101] = 32'd0;
+    act_mem5[102] = 32'd0;
+    act_mem5[103] = 32'd0;
+    act_mem5[104] = 32'd0;
+    act_mem5[105] = 32'd0;
+    act_mem5[106] = 32'd0;
+    act_mem5[107] = 32'd0;
+    act_mem5[108] = 32'd0;
+    act_mem5[109] = 32'd0;
+    act_mem5[110] = 32'd0;
+    act_mem5[111] = 32'd0;
+    act_mem5[112] = 32'd0;
+    act_mem5[113] = 32'd0;
+    act_mem5[114] = 32'd0;
+    act_mem5[115] = 32'd0;
+    act_mem5[116] = 32'd0;
+    act_mem5[117] = 32'd0;
+    act_mem5[118] = 32'd0;
+    act_mem5[119] = 32'd0;
+    act_mem5[120] = 32'd0;
+    act_mem5[121] = 32'd0;
+    act_mem5[122] = 32'd0;
+    act_mem5[123] = 32'd0;
+    act_mem5[124] = 32'd0;
+    act_mem5[125] = 32'd0;
+    act_mem5[126] = 32'd0;
+    act_mem5[127] = 32'd0;
   end
   always @(posedge clk) begin
     if (wen5)
-      act_mem5[waddr5] <= \$signature__data$181 ;
+      act_mem5[waddr5] <= wdata5;
   end
-  reg [143:0] _5_;
+  reg [31:0] _27_;
   always @(posedge clk) begin
-    _5_ <= act_mem5[raddr5];
+    _27_ <= act_mem5[raddr5];
   end
-  assign \$signature__data$34  = _5_;
+  assign \$signature__data$64  = _27_;
   (* no_rw_check = 32'd1 *)
-  reg [143:0] act_mem6 [127:0];
+  reg [31:0] act_mem6 [127:0];
   initial begin
-    act_mem6[0] = 144'h000000000000000000000000000000000000;
-    act_mem6[1] = 144'h000000000000000000000000000000000000;
-    act_mem6[2] = 144'h000000000000000000000000000000000000;
-    act_mem6[3] = 144'h000000000000000000000000000000000000;
-    act_mem6[4] = 144'h000000000000000000000000000000000000;
-    act_mem6[5] = 144'h000000000000000000000000000000000000;
-    act_mem6[6] = 144'h000000000000000000000000000000000000;
-    act_mem6[7] = 144'h000000000000000000000000000000000000;
-    act_mem6[8] = 144'h000000000000000000000000000000000000;
-    act_mem6[9] = 144'h000000000000000000000000000000000000;
-    act_mem6[10] = 144'h000000000000000000000000000000000000;
-    act_mem6[11] = 144'h000000000000000000000000000000000000;
-    act_mem6[12] = 144'h000000000000000000000000000000000000;
-    act_mem6[13] = 144'h000000000000000000000000000000000000;
-    act_mem6[14] = 144'h000000000000000000000000000000000000;
-    act_mem6[15] = 144'h000000000000000000000000000000000000;
-    act_mem6[16] = 144'h000000000000000000000000000000000000;
-    act_mem6[17] = 144'h000000000000000000000000000000000000;
-    act_mem6[18] = 144'h000000000000000000000000000000000000;
-    act_mem6[19] = 144'h000000000000000000000000000000000000;
-    act_mem6[20] = 144'h000000000000000000000000000000000000;
-    act_mem6[21] = 144'h000000000000000000000000000000000000;
-    act_mem6[22] = 144'h000000000000000000000000000000000000;
-    act_mem6[23] = 144'h000000000000000000000000000000000000;
-    act_mem6[24] = 144'h000000000000000000000000000000000000;
-    act_mem6[25] = 144'h000000000000000000000000000000000000;
-    act_mem6[26] = 144'h000000000000000000000000000000000000;
-    act_mem6[27] = 144'h000000000000000000000000000000000000;
-    act_mem6[28] = 144'h000000000000000000000000000000000000;
-    act_mem6[29] = 144'h000000000000000000000000000000000000;
-    act_mem6[30] = 144'h000000000000000000000000000000000000;
-    act_mem6[31] = 144'h000000000000000000000000000000000000;
-    act_mem6[32] = 144'h000000000000000000000000000000000000;
-    act_mem6[33] = 144'h000000000000000000000000000000000000;
-    act_mem6[34] = 144'h000000000000000000000000000000000000;
-    act_mem6[35] = 144'h000000000000000000000000000000000000;
-    act_mem6[36] = 144'h000000000000000000000000000000000000;
-    act_mem6[37] = 144'h000000000000000000000000000000000000;
-    act_mem6[38] = 144'h000000000000000000000000000000000000;
-    act_mem6[39] = 144'h000000000000000000000000000000000000;
-    act_mem6[40] = 144'h000000000000000000000000000000000000;
-    act_mem6[41] = 144'h000000000000000000000000000000000000;
-    act_mem6[42] = 144'h000000000000000000000000000000000000;
-    act_mem6[43] = 144'h000000000000000000000000000000000000;
-    act_mem6[44] = 144'h000000000000000000000000000000000000;
-    act_mem6[45] = 144'h000000000000000000000000000000000000;
-    act_mem6[46] = 144'h000000000000000000000000000000000000;
-    act_mem6[47] = 144'h000000000000000000000000000000000000;
-    act_mem6[48] = 144'h000000000000000000000000000000000000;
-    act_mem6[49] = 144'h000000000000000000000000000000000000;
-    act_mem6[50] = 144'h000000000000000000000000000000000000;
-    act_mem6[51] = 144'h000000000000000000000000000000000000;
-    act_mem6[52] = 144'h000000000000000000000000000000000000;
-    act_mem6[53] = 144'h000000000000000000000000000000000000;
-    act_mem6[54] = 144'h000000000000000000000000000000000000;
-    act_mem6[55] = 144'h000000000000000000000000000000000000;
-    act_mem6[56] = 144'h000000000000000000000000000000000000;
-    act_mem6[57] = 144'h000000000000000000000000000000000000;
-    act_mem6[58] = 144'h000000000000000000000000000000000000;
-    act_mem6[59] = 144'h000000000000000000000000000000000000;
-    act_mem6[60] = 144'h000000000000000000000000000000000000;
-    act_mem6[61] = 144'h000000000000000000000000000000000000;
-    act_mem6[62] = 144'h000000000000000000000000000000000000;
-    act_mem6[63] = 144'h000000000000000000000000000000000000;
-    act_mem6[64] = 144'h000000000000000000000000000000000000;
-    act_mem6[65] = 144'h000000000000000000000000000000000000;
-    act_mem6[66] = 144'h000000000000000000000000000000000000;
-    act_mem6[67] = 144'h000000000000000000000000000000000000;
-    act_mem6[68] = 144'h000000000000000000000000000000000000;
-    act_mem6[69] = 144'h000000000000000000000000000000000000;
-    act_mem6[70] = 144'h000000000000000000000000000000000000;
-    act_mem6[71] = 144'h000000000000000000000000000000000000;
-    act_mem6[72] = 144'h000000000000000000000000000000000000;
-    act_mem6[73] = 144'h000000000000000000000000000000000000;
-    act_mem6[74] = 144'h000000000000000000000000000000000000;
-    act_mem6[75] = 144'h000000000000000000000000000000000000;
-    act_mem6[76] = 144'h000000000000000000000000000000000000;
-    act_mem6[77] = 144'h000000000000000000000000000000000000;
-    act_mem6[78] = 144'h000000000000000000000000000000000000;
-    act_mem6[79] = 144'h000000000000000000000000000000000000;
-    act_mem6[80] = 144'h000000000000000000000000000000000000;
-    act_mem6[81] = 144'h000000000000000000000000000000000000;
-    act_mem6[82] = 144'h000000000000000000000000000000000000;
-    act_mem6[83] = 144'h000000000000000000000000000000000000;
-    act_mem6[84] = 144'h000000000000000000000000000000000000;
-    act_mem6[85] = 144'h000000000000000000000000000000000000;
-    act_mem6[86] = 144'h000000000000000000000000000000000000;
-    act_mem6[87] = 144'h000000000000000000000000000000000000;
-    act_mem6[88] = 144'h000000000000000000000000000000000000;
-    act_mem6[89] = 144'h000000000000000000000000000000000000;
-    act_mem6[90] = 144'h000000000000000000000000000000000000;
-    act_mem6[91] = 144'h000000000000000000000000000000000000;
-    act_mem6[92] = 144'h000000000000000000000000000000000000;
-    act_mem6[93] = 144'h000000000000000000000000000000000000;
-    act_mem6[94] = 144'h000000000000000000000000000000000000;
-    act_mem6[95] = 144'h000000000000000000000000000000000000;
-    act_mem6[96] = 144'h000000000000000000000000000000000000;
-    act_mem6[97] = 144'h000000000000000000000000000000000000;
-    act_mem6[98] = 144'h000000000000000000000000000000000000;
-    act_mem6[99] = 144'h000000000000000000000000000000000000;
-    act_mem6[100] = 144'h000000000000000000000000000000000000;
-    act_mem6[101] = 144'h000000000000000000000000000000000000;
-    act_mem6[102] = 144'h000000000000000000000000000000000000;
-    act_mem6[103] = 144'h000000000000000000000000000000000000;
-    act_mem6[104] = 144'h000000000000000000000000000000000000;
-    act_mem6[105] = 144'h000000000000000000000000000000000000;
-    act_mem6[106] = 144'h000000000000000000000000000000000000;
-    act_mem6[107] = 144'h000000000000000000000000000000000000;
-    act_mem6[108] = 144'h000000000000000000000000000000000000;
-    act_mem6[109] = 144'h000000000000000000000000000000000000;
-    act_mem6[110] = 144'h000000000000000000000000000000000000;
-    act_mem6[111] = 144'h000000000000000000000000000000000000;
-    act_mem6[112] = 144'h000000000000000000000000000000000000;
-    act_mem6[113] = 144'h000000000000000000000000000000000000;
-    act_mem6[114] = 144'h000000000000000000000000000000000000;
-    act_mem6[115] = 144'h000000000000000000000000000000000000;
-    act_mem6[116] = 144'h000000000000000000000000000000000000;
-    act_mem6[117] = 144'h000000000000000000000000000000000000;
-    act_mem6[118] = 144'h000000000000000000000000000000000000;
-    act_mem6[119] = 144'h000000000000000000000000000000000000;
-    act_mem6[120] = 144'h000000000000000000000000000000000000;
-    act_mem6[121] = 144'h000000000000000000000000000000000000;
-    act_mem6[122] = 144'h000000000000000000000000000000000000;
-    act_mem6[123] = 144'h000000000000000000000000000000000000;
-    act_mem6[124] = 144'h000000000000000000000000000000000000;
-    act_mem6[125] = 144'h000000000000000000000000000000000000;
-    act_mem6[126] = 144'h000000000000000000000000000000000000;
-    act_mem6[127] = 144'h000000000000000000000000000000000000;
+    act_mem6[0] = 32'd0;
+    act_mem6[1] = 32'd0;
+    act_mem6[2] = 32'd0;
+    act_mem6[3] = 32'd0;
+    act_mem6[4] = 32'd0;
+    act_mem6[5] = 32'd0;
+    act_mem6[6] = 32'd0;
+    act_mem6[7] = 32'd0;
+    act_mem6[8] = 32'd0;
+    act_mem6[9] = 32'd0;
+    act_mem6[10] = 32'd0;
+    act_mem6[11] = 32'd0;
+    act_mem6[12] = 32'd0;
+    act_mem6[13] = 32'd0;
+    act_mem6[14] = 32'd0;
+    act_mem6[15] = 32'd0;
+    act_mem6[16] = 32'd0;
+    act_mem6[17] = 32'd0;
+    act_mem6[18] = 32'd0;
+    act_mem6[19] = 32'd0;
+    act_mem6[20] = 32'd0;
+    act_mem6[21] = 32'd0;
+    act_mem6[22] = 32'd0;
+    act_mem6[23] = 32'd0;
+    act_mem6[24] = 32'd0;
+    act_mem6[25] = 32'd0;
+    act_mem6[26] = 32'd0;
+    act_mem6[27] = 32'd0;
+    act_mem6[28] = 32'd0;
+    act_mem6[29] = 32'd0;
+    act_mem6[30] = 32'd0;
+    act_mem6[31] = 32'd0;
+    act_mem6[32] = 32'd0;
+    act_mem6[33] = 32'd0;
+    act_mem6[34] = 32'd0;
+    act_mem6[35] = 32'd0;
+    act_mem6[36] = 32'd0;
+    act_mem6[37] = 32'd0;
+    act_mem6[38] = 32'd0;
+    act_mem6[39] = 32'd0;
+    act_mem6[40] = 32'd0;
+    act_mem6[41] = 32'd0;
+    act_mem6[42] = 32'd0;
+    act_mem6[43] = 32'd0;
+    act_mem6[44] = 32'd0;
+    act_mem6[45] = 32'd0;
+    act_mem6[46] = 32'd0;
+    act_mem6[47] = 32'd0;
+    act_mem6[48] = 32'd0;
+    act_mem6[49] = 32'd0;
+    act_mem6[50] = 32'd0;
+    act_mem6[51] = 32'd0;
+    act_mem6[52] = 32'd0;
+    act_mem6[53] = 32'd0;
+    act_mem6[54] = 32'd0;
+    act_mem6[55] = 32'd0;
+    act_mem6[56] = 32'd0;
+    act_mem6[57] = 32'd0;
+    act_mem6[58] = 32'd0;
+    act_mem6[59] = 32'd0;
+    act_mem6[60] = 32'd0;
+    act_mem6[61] = 32'd0;
+    act_mem6[62] = 32'd0;
+    act_mem6[63] = 32'd0;
+    act_mem6[64] = 32'd0;
+    act_mem6[65] = 32'd0;
+    act_mem6[66] = 32'd0;
+    act_mem6[67] = 32'd0;
+    act_mem6[68] = 32'd0;
+    act_mem6[69] = 32'd0;
+    act_mem6[70] = 32'd0;
+    act_mem6[71] = 32'd0;
+    act_mem6[72] = 32'd0;
+    act_mem6[73] = 32'd0;
+    act_mem6[74] = 32'd0;
+    act_mem6[75] = 32'd0;
+    act_mem6[76] = 32'd0;
+    act_mem6[77] = 32'd0;
+    act_mem6[78] = 32'd0;
+    act_mem6[79] = 32'd0;
+    act_mem6[80] = 32'd0;
+    act_mem6[81] = 32'd0;
+    act_mem6[82] = 32'd0;
+    act_mem6[83] = 32'd0;
+    act_mem6[84] = 32'd0;
+    act_mem6[85] = 32'd0;
+    act_mem6[86] = 32'd0;
+    act_mem6[87] = 32'd0;
+    act_mem6[88] = 32'd0;
+    act_mem6[89] = 32'd0;
+    act_mem6[90] = 32'd0;
+    act_mem6[91] = 32'd0;
+    act_mem6[92] = 32'd0;
+    act_mem6[93] = 32'd0;
+    act_mem6[94] = 32'd0;
+    act_mem6[95] = 32'd0;
+    act_mem6[96] = 32'd0;
+    act_mem6[97] = 32'd0;
+    act_mem6[98] = 32'd0;
+    act_mem6[99] = 32'd0;
+    act_mem6[100] = 32'd0;
+    act_mem6[101] = 32'd0;
+    act_mem6[102] = 32'd0;
+    act_mem6[103] = 32'd0;
+    act_mem6[104] = 32'd0;
+    act_mem6[105] = 32'd0;
+    act_mem6[106] = 32'd0;
+    act_mem6[107] = 32'd0;
+    act_mem6[108] = 32'd0;
+    act_mem6[109] = 32'd0;
+    act_mem6[110] = 32'd0;
+    act_mem6[111] = 32'd0;
+    act_mem6[112] = 32'd0;
+    act_mem6[113] = 32'd0;
+    act_mem6[114] = 32'd0;
+    act_mem6[115] = 32'd0;
+    act_mem6[116] = 32'd0;
+    act_mem6[117] = 32'd0;
+    act_mem6[118] = 32'd0;
+    act_mem6[119] = 32'd0;
+    act_mem6[120] = 32'd0;
+    act_mem6[121] = 32'd0;
+    act_mem6[122] = 32'd0;
+    act_mem6[123] = 32'd0;
+    act_mem6[124] = 32'd0;
+    act_mem6[125] = 32'd0;
+    act_mem6[126] = 32'd0;
+    act_mem6[127] = 32'd0;
   end
   always @(posedge clk) begin
     if (wen6)
-      act_mem6[waddr6] <= \$signature__data$184 ;
+      act_mem6[waddr6] <= wdata6;
   end
-  reg [143:0] _6_;
+  reg [31:0] _28_;
   always @(posedge clk) begin
-    _6_ <= act_mem6[raddr6];
+    _28_ <= act_mem6[raddr6];
   end
-  assign \$signature__data$35  = _6_;
+  assign \$signature__data$65  = _28_;
   (* no_rw_check = 32'd1 *)
-  reg [15:0] act_mem7 [127:0];
+  reg [31:0] act_mem7 [127:0];
   initial begin
-    act_mem7[0] = 16'h0000;
-    act_mem7[1] = 16'h0000;
-    act_mem7[2] = 16'h0000;
-    act_mem7[3] = 16'h0000;
-    act_mem7[4] = 16'h0000;
-    act_mem7[5] = 16'h0000;
-    act_mem7[6] = 16'h0000;
-    act_mem7[7] = 16'h0000;
-    act_mem7[8] = 16'h0000;
-    act_mem7[9] = 16'h0000;
-    act_mem7[10] = 16'h0000;
-    act_mem7[11] = 16'h0000;
-    act_mem7[12] = 16'h0000;
-    act_mem7[13] = 16'h0000;
-    act_mem7[14] = 16'h0000;
-    act_mem7[15] = 16'h0000;
-    act_mem7[16] = 16'h0000;
-    act_mem7[17] = 16'h0000;
-    act_mem7[18] = 16'h0000;
-    act_mem7[19] = 16'h0000;
-    act_mem7[20] = 16'h0000;
-    act_mem7[21] = 16'h0000;
-    act_mem7[22] = 16'h0000;
-    act_mem7[23] = 16'h0000;
-    act_mem7[24] = 16'h0000;
-    act_mem7[25] = 16'h0000;
-    act_mem7[26] = 16'h0000;
-    act_mem7[27] = 16'h0000;
-    act_mem7[28] = 16'h0000;
-    act_mem7[29] = 16'h0000;
-    act_mem7[30] = 16'h0000;
-    act_mem7[31] = 16'h0000;
-    act_mem7[32] = 16'h0000;
-    act_mem7[33] = 16'h0000;
-    act_mem7[34] = 16'h0000;
-    act_mem7[35] = 16'h0000;
-    act_mem7[36] = 16'h0000;
-    act_mem7[37] = 16'h0000;
-    act_mem7[38] = 16'h0000;
-    act_mem7[39] = 16'h0000;
-    act_mem7[40] = 16'h0000;
-    act_mem7[41] = 16'h0000;
-    act_mem7[42] = 16'h0000;
-    act_mem7[43] = 16'h0000;
-    act_mem7[44] = 16'h0000;
-    act_mem7[45] = 16'h0000;
-    act_mem7[46] = 16'h0000;
-    act_mem7[47] = 16'h0000;
-    act_mem7[48] = 16'h0000;
-    act_mem7[49] = 16'h0000;
-    act_mem7[50] = 16'h0000;
-    act_mem7[51] = 16'h0000;
-    act_mem7[52] = 16'h0000;
-    act_mem7[53] = 16'h0000;
-    act_mem7[54] = 16'h0000;
-    act_mem7[55] = 16'h0000;
-    act_mem7[56] = 16'h0000;
-    act_mem7[57] = 16'h0000;
-    act_mem7[58] = 16'h0000;
-    act_mem7[59] = 16'h0000;
-    act_mem7[60] = 16'h0000;
-    act_mem7[61] = 16'h0000;
-    act_mem7[62] = 16'h0000;
-    act_mem7[63] = 16'h0000;
-    act_mem7[64] = 16'h0000;
-    act_mem7[65] = 16'h0000;
-    act_mem7[66] = 16'h0000;
-    act_mem7[67] = 16'h0000;
-    act_mem7[68] = 16'h0000;
-    act_mem7[69] = 16'h0000;
-    act_mem7[70] = 16'h0000;
-    act_mem7[71] = 16'h0000;
-    act_mem7[72] = 16'h0000;
-    act_mem7[73] = 16'h0000;
-    act_mem7[74] = 16'h0000;
-    act_mem7[75] = 16'h0000;
-    act_mem7[76] = 16'h0000;
-    act_mem7[77] = 16'h0000;
-    act_mem7[78] = 16'h0000;
-    act_mem7[79] = 16'h0000;
-    act_mem7[80] = 16'h0000;
-    act_mem7[81] = 16'h0000;
-    act_mem7[82] = 16'h0000;
-    act_mem7[83] = 16'h0000;
-    act_mem7[84] = 16'h0000;
-    act_mem7[85] = 16'h0000;
-    act_mem7[86] = 16'h0000;
-    act_mem7[87] = 16'h0000;
-    act_mem7[88] = 16'h0000;
-    act_mem7[89] = 16'h0000;
-    act_mem7[90] = 16'h0000;
-    act_mem7[91] = 16'h0000;
-    act_mem7[92] = 16'h0000;
-    act_mem7[93] = 16'h0000;
-    act_mem7[94] = 16'h0000;
-    act_mem7[95] = 16'h0000;
-    act_mem7[96] = 16'h0000;
-    act_mem7[97] = 16'h0000;
-    act_mem7[98] = 16'h0000;
-    act_mem7[99] = 16'h0000;
-    act_mem7[100] = 16'h0000;
-    act_mem7[101] = 16'h0000;
-    act_mem7[102] = 16'h0000;
-    act_mem7[103] = 16'h0000;
-    act_mem7[104] = 16'h0000;
-    act_mem7[105] = 16'h0000;
-    act_mem7[106] = 16'h0000;
-    act_mem7[107] = 16'h0000;
-    act_mem7[108] = 16'h0000;
-    act_mem7[109] = 16'h0000;
-    act_mem7[110] = 16'h0000;
-    act_mem7[111] = 16'h0000;
-    act_mem7[112] = 16'h0000;
-    act_mem7[113] = 16'h0000;
-    act_mem7[114] = 16'h0000;
-    act_mem7[115] = 16'h0000;
-    act_mem7[116] = 16'h0000;
-    act_mem7[117] = 16'h0000;
-    act_mem7[118] = 16'h0000;
-    act_mem7[119] = 16'h0000;
-    act_mem7[120] = 16'h0000;
-    act_mem7[121] = 16'h0000;
-    act_mem7[122] = 16'h0000;
-    act_mem7[123] = 16'h0000;
-    act_mem7[124] = 16'h0000;
-    act_mem7[125] = 16'h0000;
-    act_mem7[126] = 16'h0000;
-    act_mem7[127] = 16'h0000;
+    act_mem7[0] = 32'd0;
+    act_mem7[1] = 32'd0;
+    act_mem7[2] = 32'd0;
+    act_mem7[3] = 32'd0;
+    act_mem7[4] = 32'd0;
+    act_mem7[5] = 32'd0;
+    act_mem7[6] = 32'd0;
+    act_mem7[7] = 32'd0;
+    act_mem7[8] = 32'd0;
+    act_mem7[9] = 32'd0;
+    act_mem7[10] = 32'd0;
+    act_mem7[11] = 32'd0;
+    act_mem7[12] = 32'd0;
+    act_mem7[13] = 32'd0;
+    act_mem7[14] = 32'd0;
+    act_mem7[15] = 32'd0;
+    act_mem7[16] = 32'd0;
+    act_mem7[17] = 32'd0;
+    act_mem7[18] = 32'd0;
+    act_mem7[19] = 32'd0;
+    act_mem7[20] = 32'd0;
+    act_mem7[21] = 32'd0;
+    act_mem7[22] = 32'd0;
+    act_mem7[23] = 32'd0;
+    act_mem7[24] = 32'd0;
+    act_mem7[25] = 32'd0;
+    act_mem7[26] = 32'd0;
+    act_mem7[27] = 32'd0;
+    act_mem7[28] = 32'd0;
+    act_mem7[29] = 32'd0;
+    act_mem7[30] = 32'd0;
+    act_mem7[31] = 32'd0;
+    act_mem7[32] = 32'd0;
+    act_mem7[33] = 32'd0;
+    act_mem7[34] = 32'd0;
+    act_mem7[35] = 32'd0;
+    act_mem7[36] = 32'd0;
+    act_mem7[37] = 32'd0;
+    act_mem7[38] = 32'd0;
+    act_mem7[39] = 32'd0;
+    act_mem7[40] = 32'd0;
+    act_mem7[41] = 32'd0;
+    act_mem7[42] = 32'd0;
+    act_mem7[43] = 32'd0;
+    act_mem7[44] = 32'd0;
+    act_mem7[45] = 32'd0;
+    act_mem7[46] = 32'd0;
+    act_mem7[47] = 32'd0;
+    act_mem7[48] = 32'd0;
+    act_mem7[49] = 32'd0;
+    act_mem7[50] = 32'd0;
+    act_mem7[51] = 32'd0;
+    act_mem7[52] = 32'd0;
+    act_mem7[53] = 32'd0;
+    act_mem7[54] = 32'd0;
+    act_mem7[55] = 32'd0;
+    act_mem7[56] = 32'd0;
+    act_mem7[57] = 32'd0;
+    act_mem7[58] = 32'd0;
+    act_mem7[59] = 32'd0;
+    act_mem7[60] = 32'd0;
+    act_mem7[61] = 32'd0;
+    act_mem7[62] = 32'd0;
+    act_mem7[63] = 32'd0;
+    act_mem7[64] = 32'd0;
+    act_mem7[65] = 32'd0;
+    act_mem7[66] = 32'd0;
+    act_mem7[67] = 32'd0;
+    act_mem7[68] = 32'd0;
+    act_mem7[69] = 32'd0;
+    act_mem7[70] = 32'd0;
+    act_mem7[71] = 32'd0;
+    act_mem7[72] = 32'd0;
+    act_mem7[73] = 32'd0;
+    act_mem7[74] = 32'd0;
+    act_mem7[75] = 32'd0;
+    act_mem7[76] = 32'd0;
+    act_mem7[77] = 32'd0;
+    act_mem7[78] = 32'd0;
+    act_mem7[79] = 32'd0;
+    act_mem7[80] = 32'd0;
+    act_mem7[81] = 32'd0;
+    act_mem7[82] = 32'd0;
+    act_mem7[83] = 32'd0;
+    act_mem7[84] = 32'd0;
+    act_mem7[85] = 32'd0;
+    act_mem7[86] = 32'd0;
+    act_mem7[87] = 32'd0;
+    act_mem7[88] = 32'd0;
+    act_mem7[89] = 32'd0;
+    act_mem7[90] = 32'd0;
+    act_mem7[91] = 32'd0;
+    act_mem7[92] = 32'd0;
+    act_mem7[93] = 32'd0;
+    act_mem7[94] = 32'd0;
+    act_mem7[95] = 32'd0;
+    act_mem7[96] = 32'd0;
+    act_mem7[97] = 32'd0;
+    act_mem7[98] = 32'd0;
+    act_mem7[99] = 32'd0;
+    act_mem7[100] = 32'd0;
+    act_mem7[101] = 32'd0;
+    act_mem7[102] = 32'd0;
+    act_mem7[103] = 32'd0;
+    act_mem7[104] = 32'd0;
+    act_mem7[105] = 32'd0;
+    act_mem7[106] = 32'd0;
+    act_mem7[107] = 32'd0;
+    act_mem7[108] = 32'd0;
+    act_mem7[109] = 32'd0;
+    act_mem7[110] = 32'd0;
+    act_mem7[111] = 32'd0;
+    act_mem7[112] = 32'd0;
+    act_mem7[113] = 32'd0;
+    act_mem7[114] = 32'd0;
+    act_mem7[115] = 32'd0;
+    act_mem7[116] = 32'd0;
+    act_mem7[117] = 32'd0;
+    act_mem7[118] = 32'd0;
+    act_mem7[119] = 32'd0;
+    act_mem7[120] = 32'd0;
+    act_mem7[121] = 32'd0;
+    act_mem7[122] = 32'd0;
+    act_mem7[123] = 32'd0;
+    act_mem7[124] = 32'd0;
+    act_mem7[125] = 32'd0;
+    act_mem7[126] = 32'd0;
+    act_mem7[127] = 32'd0;
   end
   always @(posedge clk) begin
     if (wen7)
-      act_mem7[waddr7] <= \$signature__data$187 ;
+      act_mem7[waddr7] <= wdata7;
   end
-  reg [15:0] _7_;
+  reg [31:0] _29_;
   always @(posedge clk) begin
-    _7_ <= act_mem7[raddr7];
+    _29_ <= act_mem7[raddr7];
   end
-  assign \$signature__data$36  = _7_;
+  assign \$signature__data$66  = _29_;
+  (* no_rw_check = 32'd1 *)
+  reg [31:0] act_mem8 [127:0];
+  initial begin
+    act_mem8[0] = 32'd0;
+    act_mem8[1] = 32'd0;
+    act_mem8[2] = 32'd0;
+    act_mem8[3] = 32'd0;
+    act_mem8[4] = 32'd0;
+    act_mem8[5] = 32'd0;
+    act_mem8[6] = 32'd0;
+    act_mem8[7] = 32'd0;
+    act_mem8[8] = 32'd0;
+    act_mem8[9] = 32'd0;
+    act_mem8[10] = 32'd0;
+    act_mem8[11] = 32'd0;
+    act_mem8[12] = 32'd0;
+    act_mem8[13] = 32'd0;
+    act_mem8[14] = 32'd0;
+    act_mem8[15] = 32'd0;
+    act_mem8[16] = 32'd0;
+    act_mem8[17] = 32'd0;
+    act_mem8[18] = 32'd0;
+    act_mem8[19] = 32'd0;
+    act_mem8[20] = 32'd0;
+    act_mem8[21] = 32'd0;
+    act_mem8[22] = 32'd0;
+    act_mem8[23] = 32'd0;
+    act_mem8[24] = 32'd0;
+    act_mem8[25] = 32'd0;
+    act_mem8[26] = 32'd0;
+    act_mem8[27] = 32'd0;
+    act_mem8[28] = 32'd0;
+    act_mem8[29] = 32'd0;
+    act_mem8[30] = 32'd0;
+    act_mem8[31] = 32'd0;
+    act_mem8[32] = 32'd0;
+    act_mem8[33] = 32'd0;
+    act_mem8[34] = 32'd0;
+    act_mem8[35] = 32'd0;
+    act_mem8[36] = 32'd0;
+    act_mem8[37] = 32'd0;
+    act_mem8[38] = 32'd0;
+    act_mem8[39] = 32'd0;
+    act_mem8[40] = 32'd0;
+    act_mem8[41] = 32'd0;
+    act_mem8[42] = 32'd0;
+    act_mem8[43] = 32'd0;
+    act_mem8[44] = 32'd0;
+    act_mem8[45] = 32'd0;
+    act_mem8[46] = 32'd0;
+    act_mem8[47] = 32'd0;
+    act_mem8[48] = 32'd0;
+    act_mem8[49] = 32'd0;
+    act_mem8[50] = 32'd0;
+    act_mem8[51] = 32'd0;
+    act_mem8[52] = 32'd0;
+    act_mem8[53] = 32'd0;
+    act_mem8[54] = 32'd0;
+    act_mem8[55] = 32'd0;
+    act_mem8[56] = 32'd0;
+    act_mem8[57] = 32'd0;
+    act_mem8[58] = 32'd0;
+    act_mem8[59] = 32'd0;
+    act_mem8[60] = 32'd0;
+    act_mem8[61] = 32'd0;
+    act_mem8[62] = 32'd0;
+    act_mem8[63] = 32'd0;
+    act_mem8[64] = 32'd0;
+    act_mem8[65] = 32'd0;
+    act_mem8[66] = 32'd0;
+    act_mem8[67] = 32'd0;
+    act_mem8[68] = 32'd0;
+    act_mem8[69] = 32'd0;
+    act_mem8[70] = 32'd0;
+    act_mem8[71] = 32'd0;
+    act_mem8[72] = 32'd0;
+    act_mem8[73] = 32'd0;
+    act_mem8[74] = 32'd0;
+    act_mem8[75] = 32'd0;
+    act_mem8[76] = 32'd0;
+    act_mem8[77] = 32'd0;
+    act_mem8[78] = 32'd0;
+    act_mem8[79] = 32'd0;
+    act_mem8[80] = 32'd0;
+    act_mem8[81] = 32'd0;
+    act_mem8[82] = 32'd0;
+    act_mem8[83] = 32'd0;
+    act_mem8[84] = 32'd0;
+    act_mem8[85] = 32'd0;
+    act_mem8[86] = 32'd0;
+    act_mem8[87] = 32'd0;
+    act_mem8[88] = 32'd0;
+    act_mem8[89] = 32'd0;
+    act_mem8[90] = 32'd0;
+    act_mem8[91] = 32'd0;
+    act_mem8[92] = 32'd0;
+    act_mem8[93] = 32'd0;
+    act_mem8[94] = 32'd0;
+    act_mem8[95] = 32'd0;
+    act_mem8[96] = 32'd0;
+    act_mem8[97] = 32'd0;
+    act_mem8[98] = 32'd0;
+    act_mem8[99] = 32'd0;
+    act_mem8[100] = 32'd0;
+    act_mem8[101] = 32'd0;
+    act_mem8[102] = 32'd0;
+    act_mem8[103] = 32'd0;
+    act_mem8[104] = 32'd0;
+    act_mem8[105] = 32'd0;
+    act_mem8[106] = 32'd0;
+    act_mem8[107] = 32'd0;
+    act_mem8[108] = 32'd0;
+    act_mem8[109] = 32'd0;
+    act_mem8[110] = 32'd0;
+    act_mem8[111] = 32'd0;
+    act_mem8[112] = 32'd0;
+    act_mem8[113] = 32'd0;
+    act_mem8[114] = 32'd0;
+    act_mem8[115] = 32'd0;
+    act_mem8[116] = 32'd0;
+    act_mem8[117] = 32'd0;
+    act_mem8[118] = 32'd0;
+    act_mem8[119] = 32'd0;
+    act_mem8[120] = 32'd0;
+    act_mem8[121] = 32'd0;
+    act_mem8[122] = 32'd0;
+    act_mem8[123] = 32'd0;
+    act_mem8[124] = 32'd0;
+    act_mem8[125] = 32'd0;
+    act_mem8[126] = 32'd0;
+    act_mem8[127] = 32'd0;
+  end
+  always @(posedge clk) begin
+    if (wen8)
+      act_mem8[waddr8] <= wdata8;
+  end
+  reg [31:0] _30_;
+  always @(posedge clk) begin
+    _30_ <= act_mem8[raddr8];
+  end
+  assign \$signature__data$67  = _30_;
+  (* no_rw_check = 32'd1 *)
+  reg [31:0] act_mem9 [127:0];
+  initial begin
+    act_mem9[0] = 32'd0;
+    act_mem9[1] = 32'd0;
+    act_mem9[2] = 32'd0;
+    act_mem9[3] = 32'd0;
+    act_mem9[4] = 32'd0;
+    act_mem9[5] = 32'd0;
+    act_mem9[6] = 32'd0;
+    act_mem9[7] = 32'd0;
+    act_mem9[8] = 32'd0;
+    act_mem9[9] = 32'd0;
+    act_mem9[10] = 32'd0;
+    act_mem9[11] = 32'd0;
+    act_mem9[12] = 32'd0;
+    act_mem9[13] = 32'd0;
+    act_mem9[14] = 32'd0;
+    act_mem9[15] = 32'd0;
+    act_mem9[16] = 32'd0;
+    act_mem9[17] = 32'd0;
+    act_mem9[18] = 32'd0;
+    act_mem9[19] = 32'd0;
+    act_mem9[20] = 32'd0;
+    act_mem9[21] = 32'd0;
+    act_mem9[22] = 32'd0;
+    act_mem9[23] = 32'd0;
+    act_mem9[24] = 32'd0;
+    act_mem9[25] = 32'd0;
+    act_mem9[26] = 32'd0;
+    act_mem9[27] = 32'd0;
+    act_mem9[28] = 32'd0;
+    act_mem9[29] = 32'd0;
+    act_mem9[30] = 32'd0;
+    act_mem9[31] = 32'd0;
+    act_mem9[32] = 32'd0;
+    act_mem9[33] = 32'd0;
+    act_mem9[34] = 32'd0;
+    act_mem9[35] = 32'd0;
+    act_mem9[36] = 32'd0;
+    act_mem9[37] = 32'd0;
+    act_mem9[38] = 32'd0;
+    act_mem9[39] = 32'd0;
+    act_mem9[40] = 32'd0;
+    act_mem9[41] = 32'd0;
+    act_mem9[42] = 32'd0;
+    act_mem9[43] = 32'd0;
+    act_mem9[44] = 32'd0;
+    act_mem9[45] = 32'd0;
+    act_mem9[46] = 32'd0;
+    act_mem9[47] = 32'd0;
+    act_mem9[48] = 32'd0;
+    act_mem9[49] = 32'd0;
+    act_mem9[50] = 32'd0;
+    act_mem9[51] = 32'd0;
+    act_mem9[52] = 32'd0;
+    act_mem9[53] = 32'd0;
+    act_mem9[54] = 32'd0;
+    act_mem9[55] = 32'd0;
+    act_mem9[56] = 32'd0;
+    act_mem9[57] = 32'd0;
+    act_mem9[58] = 32'd0;
+    act_mem9[59] = 32'd0;
+    act_mem9[60] = 32'd0;
+    act_mem9[61] = 32'd0;
+    act_mem9[62] = 32'd0;
+    act_mem9[63] = 32'd0;
+    act_mem9[64] = 32'd0;
+    act_mem9[65] = 32'd0;
+    act_mem9[66] = 32'd0;
+    act_mem9[67] = 32'd0;
+    act_mem9[68] = 32'd0;
+    act_mem9[69] = 32'd0;
+    act_mem9[70] = 32'd0;
+    act_mem9[71] = 32'd0;
+    act_mem9[72] = 32'd0;
+    act_mem9[73] = 32'd0;
+    act_mem9[74] = 32'd0;
+    act_mem9[75] = 32'd0;
+    act_mem9[76] = 32'd0;
+    act_mem9[77] = 32'd0;
+    act_mem9[78] = 32'd0;
+    act_mem9[79] = 32'd0;
+    act_mem9[80] = 32'd0;
+    act_mem9[81] = 32'd0;
+    act_mem9[82] = 32'd0;
+    act_mem9[83] = 32'd0;
+    act_mem9[84] = 32'd0;
+    act_mem9[85] = 32'd0;
+    act_mem9[86] = 32'd0;
+    act_mem9[87] = 32'd0;
+    act_mem9[88] = 32'd0;
+    act_mem9[89] = 32'd0;
+    act_mem9[90] = 32'd0;
+    act_mem9[91] = 32'd0;
+    act_mem9[92] = 32'd0;
+    act_mem9[93] = 32'd0;
+    act_mem9[94] = 32'd0;
+    act_mem9[95] = 32'd0;
+    act_mem9[96] = 32'd0;
+    act_mem9[97] = 32'd0;
+    act_mem9[98] = 32'd0;
+    act_mem9[99] = 32'd0;
+    act_mem9[100] = 32'd0;
+    act_mem9[101] = 32'd0;
+    act_mem9[102] = 32'd0;
+    act_mem9[103] = 32'd0;
+    act_mem9[104] = 32'd0;
+    act_mem9[105] = 32'd0;
+    act_mem9[106] = 32'd0;
+    act_mem9[107] = 32'd0;
+    act_mem9[108] = 32'd0;
+    act_mem9[109] = 32'd0;
+    act_mem9[110] = 32'd0;
+    act_mem9[111] = 32'd0;
+    act_mem9[112] = 32'd0;
+    act_mem9[113] = 32'd0;
+    act_mem9[114] = 32'd0;
+    act_mem9[115] = 32'd0;
+    act_mem9[116] = 32'd0;
+    act_mem9[117] = 32'd0;
+    act_mem9[118] = 32'd0;
+    act_mem9[119] = 32'd0;
+    act_mem9[120] = 32'd0;
+    act_mem9[121] = 32'd0;
+    act_mem9[122] = 32'd0;
+    act_mem9[123] = 32'd0;
+    act_mem9[124] = 32'd0;
+    act_mem9[125] = 32'd0;
+    act_mem9[126] = 32'd0;
+    act_mem9[127] = 32'd0;
+  end
+  always @(posedge clk) begin
+    if (wen9)
+      act_mem9[waddr9] <= wdata9;
+  end
+  reg [31:0] _31_;
+  always @(posedge clk) begin
+    _31_ <= act_mem9[raddr9];
+  end
+  assign \$signature__data$68  = _31_;
+  always @(posedge clk)
+    wdata0 <= \$389 ;
+  always @(posedge clk)
+    waddr0 <= \$42 [6:0];
+  always @(posedge clk)
+    zlast1 <= last_mid0;
+  always @(posedge clk)
+    zlow1 <= low_mid0;
+  always @(posedge clk)
+    wclear1 <= clear_mid0;
+  always @(posedge clk)
+    wen1 <= wen_mid0;
+  always @(posedge clk)
+    wdata1 <= \$390 ;
+  always @(posedge clk)
+    waddr1 <= \$50 [6:0];
+  always @(posedge clk)
+    zlast2 <= last_mid0;
+  always @(posedge clk)
+    zlow2 <= low_mid0;
+  always @(posedge clk)
+    wclear2 <= clear_mid0;
+  always @(posedge clk)
+    wen2 <= wen_mid0;
+  always @(posedge clk)
+    wdata2 <= \$391 ;
+  always @(posedge clk)
+    waddr2 <= \$58 [6:0];
+  always @(posedge clk)
+    zlast3 <= last_mid0;
+  always @(posedge clk)
+    zlow3 <= low_mid0;
+  always @(posedge clk)
+    wclear3 <= clear_mid0;
+  always @(posedge clk)
+    wen3 <= wen_mid0;
+  always @(posedge clk)
+    wdata3 <= \$392 ;
+  always @(posedge clk)
+    waddr3 <= \$66 [6:0];
+  always @(posedge clk)
+    zlast4 <= last_mid0;
+  always @(posedge clk)
+    zlow4 <= low_mid0;
+  always @(posedge clk)
+    wclear4 <= clear_mid0;
+  always @(posedge clk)
+    wen4 <= wen_mid0;
+  always @(posedge clk)
+    wdata4 <= \$393 ;
+  always @(posedge clk)
+    waddr4 <= \$74 [6:0];
+  always @(posedge clk)
+    zlast5 <= last_mid0;
+  always @(posedge clk)
+    zlow5 <= low_mid0;
+  always @(posedge clk)
+    wclear5 <= clear_mid0;
+  always @(posedge clk)
+    wen5 <= wen_mid0;
+  always @(posedge clk)
+    wdata5 <= \$394 ;
+  always @(posedge clk)
+    waddr5 <= \$82 [6:0];
+  always @(posedge clk)
+    zlast6 <= last_mid0;
+  always @(posedge clk)
+    zlow6 <= low_mid0;
+  always @(posedge clk)
+    wclear6 <= clear_mid0;
+  always @(posedge clk)
+    wen6 <= wen_mid0;
+  always @(posedge clk)
+    wdata6 <= \$395 ;
+  always @(posedge clk)
+    waddr6 <= \$90 [6:0];
+  always @(posedge clk)
+    zlast7 <= last_mid0;
+  always @(posedge clk)
+    zlow7 <= low_mid0;
+  always @(posedge clk)
+    wclear7 <= clear_mid0;
+  always @(posedge clk)
+    wen7 <= wen_mid0;
+  always @(posedge clk)
+    wdata7 <= \$396 ;
+  always @(posedge clk)
+    waddr7 <= \$98 [6:0];
+  always @(posedge clk)
+    last_mid1 <= last_beat;
+  always @(posedge clk)
+    low_mid1 <= left[6:0];
+  always @(posedge clk)
+    clear_mid1 <= cmd_go;
+  always @(posedge clk)
+    wen_mid1 <= \$signal$127 ;
+  always @(posedge clk)
+    zlast8 <= last_mid1;
+  always @(posedge clk)
+    zlow8 <= low_mid1;
+  always @(posedge clk)
+    wclear8 <= clear_mid1;
+  always @(posedge clk)
+    wen8 <= wen_mid1;
+  always @(posedge clk)
+    wdata8 <= \$397 ;
+  always @(posedge clk)
+    waddr8 <= \$106 [6:0];
+  always @(posedge clk)
+    zlast9 <= last_mid1;
+  always @(posedge clk)
+    zlow9 <= low_mid1;
+  always @(posedge clk)
+    wclear9 <= clear_mid1;
+  always @(posedge clk)
+    wen9 <= wen_mid1;
+  always @(posedge clk)
+    wdata9 <= \$398 ;
+  always @(posedge clk)
+    waddr9 <= \$114 [6:0];
+  always @(posedge clk)
+    zlast10 <= last_mid1;
+  always @(posedge clk)
+    zlow10 <= low_mid1;
+  always @(posedge clk)
+    wclear10 <= clear_mid1;
+  always @(posedge clk)
+    wen10 <= wen_mid1;
+  always @(posedge clk)
+    wdata10 <= \$399 ;
+  always @(posedge clk)
+    waddr10 <= \$122 [6:0];
+  always @(posedge clk)
+    zlast11 <= last_mid1;
+  always @(posedge clk)
+    zlow11 <= low_mid1;
+  always @(posedge clk)
+    wclear11 <= clear_mid1;
+  always @(posedge clk)
+    wen11 <= wen_mid1;
+  always @(posedge clk)
+    wdata11 <= \$400 ;
+  always @(posedge clk)
+    waddr11 <= \$130 [6:0];
+  always @(posedge clk)
+    zlast12 <= last_mid1;
+  always @(posedge clk)
+    zlow12 <= low_mid1;
+  always @(posedge clk)
+    wclear12 <= clear_mid1;
+  always @(posedge clk)
+    wen12 <= wen_mid1;
+  always @(posedge clk)
+    wdata12 <= \$401 ;
+  always @(posedge clk)
+    waddr12 <= \$138 [6:0];
+  always @(posedge clk)
+    zlast13 <= last_mid1;
+  always @(posedge clk)
+    zlow13 <= low_mid1;
+  always @(posedge clk)
+    wclear13 <= clear_mid1;
+  always @(posedge clk)
+    wen13 <= wen_mid1;
+  always @(posedge clk)
+    wdata13 <= \$402 ;
+  always @(posedge clk)
+    waddr13 <= \$146 [6:0];
+  always @(posedge clk)
+    zlast14 <= last_mid1;
+  always @(posedge clk)
+    zlow14 <= low_mid1;
+  always @(posedge clk)
+    wclear14 <= clear_mid1;
+  always @(posedge clk)
+    wen14 <= wen_mid1;
+  always @(posedge clk)
+    wdata14 <= \$403 ;
+  always @(posedge clk)
+    waddr14 <= \$154 [6:0];
+  always @(posedge clk)
+    zlast15 <= last_mid1;
+  always @(posedge clk)
+    zlow15 <= low_mid1;
+  always @(posedge clk)
+    wclear15 <= clear_mid1;
+  always @(posedge clk)
+    wen15 <= wen_mid1;
+  always @(posedge clk)
+    wdata15 <= \$404 ;
+  always @(posedge clk)
+    waddr15 <= \$162 [6:0];
+  always @(posedge clk)
+    last_mid2 <= last_beat;
+  always @(posedge clk)
+    low_mid2 <= left[6:0];
+  always @(posedge clk)
+    clear_mid2 <= cmd_go;
+  always @(posedge clk)
+    wen_mid2 <= \$signal$127 ;
+  always @(posedge clk)
+    zlast16 <= last_mid2;
+  always @(posedge clk)
+    zlow16 <= low_mid2;
+  always @(posedge clk)
+    wclear16 <= clear_mid2;
+  always @(posedge clk)
+    wen16 <= wen_mid2;
+  always @(posedge clk)
+    wdata16 <= \$405 ;
+  always @(posedge clk)
+    waddr16 <= \$170 [6:0];
+  always @(posedge clk)
+    zlast17 <= last_mid2;
+  always @(posedge clk)
+    zlow17 <= low_mid2;
+  always @(posedge clk)
+    wclear17 <= clear_mid2;
+  always @(posedge clk)
+    wen17 <= wen_mid2;
+  always @(posedge clk)
+    wdata17 <= \$406 ;
+  always @(posedge clk)
+    waddr17 <= \$178 [6:0];
+  always @(posedge clk)
+    zlast18 <= last_mid2;
+  always @(posedge clk)
+    zlow18 <= low_mid2;
+  always @(posedge clk)
+    wclear18 <= clear_mid2;
+  always @(posedge clk)
+    wen18 <= wen_mid2;
+  always @(posedge clk)
+    wdata18 <= \$407 ;
+  always @(posedge clk)
+    waddr18 <= \$186 [6:0];
+  always @(posedge clk)
+    zlast19 <= last_mid2;
+  always @(posedge clk)
+    zlow19 <= low_mid2;
+  always @(posedge clk)
+    wclear19 <= clear_mid2;
+  always @(posedge clk)
+    wen19 <= wen_mid2;
+  always @(posedge clk)
+    wdata19 <= \$408 ;
+  always @(posedge clk)
+    waddr19 <= \$194 [6:0];
+  always @(posedge clk)
+    zlast20 <= last_mid2;
+  always @(posedge clk)
+    zlow20 <= low_mid2;
+  always @(posedge clk)
+    wclear20 <= clear_mid2;
+  always @(posedge clk)
+    wen20 <= wen_mid2;
+  always @(posedge clk)
+    wdata20 <= \$409 ;
+  always @(posedge clk)
+    waddr20 <= \$202 [6:0];
+  always @(posedge clk)
+    zlast21 <= last_mid2;
+  always @(posedge clk)
+    zlow21 <= low_mid2;
+  always @(posedge clk)
+    wclear21 <= clear_mid2;
+  always @(posedge clk)
+    wen21 <= wen_mid2;
+  always @(posedge clk)
+    wdata21 <= \$410 ;
+  always @(posedge clk)
+    waddr21 <= \$210 [6:0];
+  always @(posedge clk)
+    zlast22 <= last_mid2;
+  always @(posedge clk)
+    zlow22 <= low_mid2;
+  always @(posedge clk)
+    wclear22 <= clear_mid2;
+  always @(posedge clk)
+    wen22 <= wen_mid2;
+  always @(posedge clk)
+    wdata22 <= \$411 ;
+  always @(posedge clk)
+    waddr22 <= \$218 [6:0];
+  always @(posedge clk)
+    zlast23 <= last_mid2;
+  always @(posedge clk)
+    zlow23 <= low_mid2;
+  always @(posedge clk)
+    wclear23 <= clear_mid2;
+  always @(posedge clk)
+    wen23 <= wen_mid2;
+  always @(posedge clk)
+    wdata23 <= \$412 ;
+  always @(posedge clk)
+    waddr23 <= \$226 [6:0];
+  always @(posedge clk)
+    last_mid3 <= last_beat;
+  always @(posedge clk)
+    low_mid3 <= left[6:0];
+  always @(posedge clk)
+    clear_mid3 <= cmd_go;
+  always @(posedge clk)
+    wen_mid3 <= \$signal$127 ;
+  always @(posedge clk)
+    zlast24 <= last_mid3;
+  always @(posedge clk)
+    zlow24 <= low_mid3;
+  always @(posedge clk)
+    wclear24 <= clear_mid3;
+  always @(posedge clk)
+    wen24 <= wen_mid3;
+  always @(posedge clk)
+    wdata24 <= \$413 ;
+  always @(posedge clk)
+    waddr24 <= \$234 [6:0];
+  always @(posedge clk)
+    zlast25 <= last_mid3;
+  always @(posedge clk)
+    zlow25 <= low_mid3;
+  always @(posedge clk)
+    wclear25 <= clear_mid3;
+  always @(posedge clk)
+    wen25 <= wen_mid3;
+  always @(posedge clk)
+    wdata25 <= \$414 ;
+  always @(posedge clk)
+    waddr25 <= \$242 [6:0];
+  always @(posedge clk)
+    zlast26 <= last_mid3;
+  always @(posedge clk)
+    zlow26 <= low_mid3;
+  always @(posedge clk)
+    wclear26 <= clear_mid3;
+  always @(posedge clk)
+    wen26 <= wen_mid3;
+  always @(posedge clk)
+    wdata26 <= \$415 ;
+  always @(posedge clk)
+    waddr26 <= \$250 [6:0];
+  always @(posedge clk)
+    zlast27 <= last_mid3;
+  always @(posedge clk)
+    zlow27 <= low_mid3;
+  always @(posedge clk)
+    wclear27 <= clear_mid3;
+  always @(posedge clk)
+    wen27 <= wen_mid3;
+  always @(posedge clk)
+    wdata27 <= \$416 ;
+  always @(posedge clk)
+    waddr27 <= \$258 [6:0];
+  always @(posedge clk)
+    zlast28 <= last_mid3;
+  always @(posedge clk)
+    zlow28 <= low_mid3;
+  always @(posedge clk)
+    wclear28 <= clear_mid3;
+  always @(posedge clk)
+    wen28 <= wen_mid3;
+  always @(posedge clk)
+    wdata28 <= \$417 ;
+  always @(posedge clk)
+    waddr28 <= \$266 [6:0];
+  always @(posedge clk)
+    zlast29 <= last_mid3;
+  always @(posedge clk)
+    zlow29 <= low_mid3;
+  always @(posedge clk)
+    wclear29 <= clear_mid3;
+  always @(posedge clk)
+    wen29 <= wen_mid3;
+  always @(posedge clk)
+    wdata29 <= \$418 ;
+  always @(posedge clk)
+    waddr29 <= \$274 [6:0];
+  always @(posedge clk)
+    zlast30 <= last_mid3;
+  always @(posedge clk)
+    zlow30 <= low_mid3;
+  always @(posedge clk)
+    wclear30 <= clear_mid3;
+  always @(posedge clk)
+    wen30 <= wen_mid3;
+  always @(posedge clk)
+    wdata30 <= \$419 ;
+  always @(posedge clk)
+    waddr30 <= \$282 [6:0];
+  always @(posedge clk)
+    zlast31 <= last_mid3;
+  always @(posedge clk)
+    zlow31 <= low_mid3;
+  always @(posedge clk)
+    wclear31 <= clear_mid3;
+  always @(posedge clk)
+    wen31 <= wen_mid3;
+  always @(posedge clk)
+    wdata31 <= \$420 ;
+  always @(posedge clk)
+    waddr31 <= \$290 [6:0];
+  always @(posedge clk)
+    load_done <= \$421 ;
+  always @(posedge clk)
+    \$signal  <= \$422 ;
+  always @(posedge clk)
+    c_last <= \$423 ;
+  always @(posedge clk)
+    c_last_m1 <= \$424 ;
+  always @(posedge clk)
+    chunk_last <= \$425 ;
+  always @(posedge clk)
+    r_left <= \$426 ;
+  always @(posedge clk)
+    r_gt <= \$427 ;
+  always @(posedge clk)
+    chunk <= \$428 ;
+  always @(posedge clk)
+    \$signal$342  <= \$429 ;
+  always @(posedge clk)
+    pass_end <= \$430 ;
+  always @(posedge clk)
+    mat <= \$431 ;
+  always @(posedge clk)
+    stg <= \$432 ;
+  always @(posedge clk)
+    empty <= \$433 ;
   assign \$1  = ~ chunk_last;
   assign \$2  = | credits;
   assign \$3  = ~ pass_end;
@@ -3212,510 +7817,499 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \$37  = act__valid & act__ready;
   assign \$38  = zlow0 <= 1'h1;
   assign \$39  = zlast0 & \$38 ;
-  assign \$40  = zlow0 <= 2'h2;
-  assign \$41  = zlast0 & \$40 ;
-  assign \$42  = zlow0 <= 2'h3;
-  assign \$43  = zlast0 & \$42 ;
-  assign \$44  = zlow0 <= 3'h4;
-  assign \$45  = zlast0 & \$44 ;
-  assign \$46  = zlow0 <= 3'h5;
-  assign \$47  = zlast0 & \$46 ;
-  assign \$48  = zlow0 <= 3'h6;
-  assign \$49  = zlast0 & \$48 ;
-  assign \$50  = zlow0 <= 3'h7;
-  assign \$51  = zlast0 & \$50 ;
-  assign \$52  = zlow0 <= 4'h8;
-  assign \$53  = zlast0 & \$52 ;
-  assign \$54  = waddr0 + wen0;
-  assign \$55  = wclear0 ? 8'h00 : \$54 ;
-  assign \$56  = zlow1 <= 4'h9;
-  assign \$57  = zlast1 & \$56 ;
-  assign \$58  = zlow1 <= 4'ha;
-  assign \$59  = zlast1 & \$58 ;
-  assign \$60  = zlow1 <= 4'hb;
-  assign \$61  = zlast1 & \$60 ;
-  assign \$62  = zlow1 <= 4'hc;
-  assign \$63  = zlast1 & \$62 ;
-  assign \$64  = zlow1 <= 4'hd;
-  assign \$65  = zlast1 & \$64 ;
-  assign \$66  = zlow1 <= 4'he;
-  assign \$67  = zlast1 & \$66 ;
-  assign \$68  = zlow1 <= 4'hf;
-  assign \$69  = zlast1 & \$68 ;
-  assign \$70  = zlow1 <= 5'h10;
-  assign \$71  = zlast1 & \$70 ;
-  assign \$72  = zlow1 <= 5'h11;
-  assign \$73  = zlast1 & \$72 ;
-  assign \$74  = waddr1 + wen1;
-  assign \$75  = wclear1 ? 8'h00 : \$74 ;
-  assign \$76  = zlow2 <= 5'h12;
-  assign \$77  = zlast2 & \$76 ;
-  assign \$78  = zlow2 <= 5'h13;
-  assign \$79  = zlast2 & \$78 ;
-  assign \$80  = zlow2 <= 5'h14;
-  assign \$81  = zlast2 & \$80 ;
-  assign \$82  = zlow2 <= 5'h15;
-  assign \$83  = zlast2 & \$82 ;
-  assign \$84  = zlow2 <= 5'h16;
-  assign \$85  = zlast2 & \$84 ;
-  assign \$86  = zlow2 <= 5'h17;
-  assign \$87  = zlast2 & \$86 ;
-  assign \$88  = zlow2 <= 5'h18;
-  assign \$89  = zlast2 & \$88 ;
-  assign \$90  = zlow2 <= 5'h19;
-  assign \$91  = zlast2 & \$90 ;
-  assign \$92  = zlow2 <= 5'h1a;
-  assign \$93  = zlast2 & \$92 ;
-  assign \$94  = waddr2 + wen2;
-  assign \$95  = wclear2 ? 8'h00 : \$94 ;
-  assign \$96  = zlow3 <= 5'h1b;
-  assign \$97  = zlast3 & \$96 ;
-  assign \$98  = zlow3 <= 5'h1c;
-  assign \$99  = zlast3 & \$98 ;
-  assign \$100  = zlow3 <= 5'h1d;
-  assign \$101  = zlast3 & \$100 ;
-  assign \$102  = zlow3 <= 5'h1e;
-  assign \$103  = zlast3 & \$102 ;
-  assign \$104  = zlow3 <= 5'h1f;
-  assign \$105  = zlast3 & \$104 ;
-  assign \$106  = zlow3 <= 6'h20;
-  assign \$107  = zlast3 & \$106 ;
-  assign \$108  = zlow3 <= 6'h21;
-  assign \$109  = zlast3 & \$108 ;
-  assign \$110  = zlow3 <= 6'h22;
-  assign \$111  = zlast3 & \$110 ;
-  assign \$112  = zlow3 <= 6'h23;
-  assign \$113  = zlast3 & \$112 ;
-  assign \$114  = waddr3 + wen3;
-  assign \$115  = wclear3 ? 8'h00 : \$114 ;
-  assign \$116  = zlow4 <= 6'h24;
-  assign \$117  = zlast4 & \$116 ;
-  assign \$118  = zlow4 <= 6'h25;
-  assign \$119  = zlast4 & \$118 ;
-  assign \$120  = zlow4 <= 6'h26;
-  assign \$121  = zlast4 & \$120 ;
-  assign \$122  = zlow4 <= 6'h27;
-  assign \$123  = zlast4 & \$122 ;
-  assign \$124  = zlow4 <= 6'h28;
-  assign \$125  = zlast4 & \$124 ;
-  assign \$126  = zlow4 <= 6'h29;
-  assign \$127  = zlast4 & \$126 ;
-  assign \$128  = zlow4 <= 6'h2a;
-  assign \$129  = zlast4 & \$128 ;
-  assign \$130  = zlow4 <= 6'h2b;
-  assign \$131  = zlast4 & \$130 ;
-  assign \$132  = zlow4 <= 6'h2c;
-  assign \$133  = zlast4 & \$132 ;
-  assign \$134  = waddr4 + wen4;
-  assign \$135  = wclear4 ? 8'h00 : \$134 ;
-  assign \$136  = zlow5 <= 6'h2d;
-  assign \$137  = zlast5 & \$136 ;
-  assign \$138  = zlow5 <= 6'h2e;
-  assign \$139  = zlast5 & \$138 ;
-  assign \$140  = zlow5 <= 6'h2f;
-  assign \$141  = zlast5 & \$140 ;
-  assign \$142  = zlow5 <= 6'h30;
-  assign \$143  = zlast5 & \$142 ;
-  assign \$144  = zlow5 <= 6'h31;
-  assign \$145  = zlast5 & \$144 ;
-  assign \$146  = zlow5 <= 6'h32;
-  assign \$147  = zlast5 & \$146 ;
-  assign \$148  = zlow5 <= 6'h33;
-  assign \$149  = zlast5 & \$148 ;
-  assign \$150  = zlow5 <= 6'h34;
-  assign \$151  = zlast5 & \$150 ;
-  assign \$152  = zlow5 <= 6'h35;
-  assign \$153  = zlast5 & \$152 ;
-  assign \$154  = waddr5 + wen5;
-  assign \$155  = wclear5 ? 8'h00 : \$154 ;
-  assign \$156  = zlow6 <= 6'h36;
-  assign \$157  = zlast6 & \$156 ;
-  assign \$158  = zlow6 <= 6'h37;
-  assign \$159  = zlast6 & \$158 ;
-  assign \$160  = zlow6 <= 6'h38;
-  assign \$161  = zlast6 & \$160 ;
-  assign \$162  = zlow6 <= 6'h39;
-  assign \$163  = zlast6 & \$162 ;
-  assign \$164  = zlow6 <= 6'h3a;
-  assign \$165  = zlast6 & \$164 ;
-  assign \$166  = zlow6 <= 6'h3b;
-  assign \$167  = zlast6 & \$166 ;
-  assign \$168  = zlow6 <= 6'h3c;
-  assign \$169  = zlast6 & \$168 ;
-  assign \$170  = zlow6 <= 6'h3d;
-  assign \$171  = zlast6 & \$170 ;
-  assign \$172  = zlow6 <= 6'h3e;
-  assign \$173  = zlast6 & \$172 ;
-  assign \$174  = waddr6 + wen6;
-  assign \$175  = wclear6 ? 8'h00 : \$174 ;
-  assign \$176  = zlow7 <= 6'h3f;
-  assign \$177  = zlast7 & \$176 ;
-  assign \$178  = waddr7 + wen7;
-  assign \$179  = wclear7 ? 8'h00 : \$178 ;
-  assign \$180  = act__valid & act__ready;
-  assign \$181  = left - 7'h40;
-  assign \$182  = left <= 8'h80;
-  assign \$183  = ld_addr + 1'h1;
-  assign \$184  = \$signal$72  & a_last;
-  assign \$185  = ld_addr - 1'h1;
-  assign \$186  = ld_addr - 2'h2;
-  assign \$187  = ld_addr == 1'h1;
-  assign \$188  = rows_r > 1'h1;
-  assign \$189  = ~ chunk_last;
-  assign \$190  = | credits;
-  assign \$191  = ~ pass_end;
-  assign \$192  = \$190  & \$191 ;
-  assign \$193  = \$189  | \$192 ;
-  assign \$194  = \$signal  & \$193 ;
-  assign \$195  = wgt__valid & \$194 ;
-  assign \$196  = chunk + 1'h1;
-  assign \$197  = chunk_last ? 8'h00 : \$196 ;
-  assign \$198  = ! c_last;
-  assign \$199  = chunk == c_last_m1;
-  assign \$200  = chunk_last ? \$198  : \$199 ;
-  assign \$203  = \$201  & \$202 ;
-  assign \$204  = ~ r_gt;
-  assign \$205  = \$203  & \$204 ;
-  assign \$206  = chunk_last & \$205 ;
-  assign \$207  = ~ chunk_last;
-  assign \$208  = | credits;
-  assign \$209  = ~ pass_end;
-  assign \$210  = \$208  & \$209 ;
-  assign \$211  = \$207  | \$210 ;
-  assign \$212  = \$signal  & \$211 ;
-  assign \$213  = wgt__valid & \$212 ;
-  assign \$214  = \$213  & chunk_last;
-  assign \$217  = r_left - 1'h1;
-  assign \$218  = r_left > 2'h2;
-  assign \$219  = stg + 1'h1;
-  assign \$220  = mat + 1'h1;
-  assign \$221  = | { st4[0], st3[0], st2[0], st1[0], st0[0], s2[0], s1r[0], s1a[0], s1[0] };
-  assign \$222  = ~ \$221 ;
-  assign \$223  = \$222  & idle;
-  assign \$224  = ~ chunk_last;
-  assign \$225  = | credits;
-  assign \$226  = ~ pass_end;
-  assign \$227  = \$225  & \$226 ;
-  assign \$228  = \$224  | \$227 ;
-  assign \$229  = \$signal  & \$228 ;
-  assign \$230  = wgt__valid & \$229 ;
-  assign \$231  = ~ \$230 ;
-  assign \$232  = \$223  & \$231 ;
-  assign \$233  = \$signal$134  & empty;
-  assign \$234  = st4[1] ? 22'h000000 : acc0[21:0];
-  assign \$235  = $signed(\$234 ) + $signed(sums[13:0]);
-  assign \$236  = st4[1] ? 22'h000000 : acc0[43:22];
-  assign \$237  = $signed(\$236 ) + $signed(sums[27:14]);
-  assign \$238  = st4[1] ? 22'h000000 : acc0[65:44];
-  assign \$239  = $signed(\$238 ) + $signed(sums[41:28]);
-  assign \$240  = st4[1] ? 22'h000000 : acc0[87:66];
-  assign \$241  = $signed(\$240 ) + $signed(sums[55:42]);
-  assign \$242  = st4[1] ? 22'h000000 : acc1[21:0];
-  assign \$243  = $signed(\$242 ) + $signed(\sums$157 [13:0]);
-  assign \$244  = st4[1] ? 22'h000000 : acc1[43:22];
-  assign \$245  = $signed(\$244 ) + $signed(\sums$157 [27:14]);
-  assign \$246  = st4[1] ? 22'h000000 : acc1[65:44];
-  assign \$247  = $signed(\$246 ) + $signed(\sums$157 [41:28]);
-  assign \$248  = st4[1] ? 22'h000000 : acc1[87:66];
-  assign \$249  = $signed(\$248 ) + $signed(\sums$157 [55:42]);
-  assign \$250  = ~ chunk_last;
-  assign \$251  = | credits;
-  assign \$252  = ~ pass_end;
-  assign \$253  = \$251  & \$252 ;
-  assign \$254  = \$250  | \$253 ;
-  assign wgt__ready = \$signal  & \$254 ;
+  assign \$40  = \$39  ? 16'h0000 : a_data2[31:16];
+  assign \$41  = waddr0 + wen0;
+  assign \$42  = wclear0 ? 8'h00 : \$41 ;
+  assign \$43  = zlow1 <= 2'h2;
+  assign \$44  = zlast1 & \$43 ;
+  assign \$45  = \$44  ? 16'h0000 : a_data2[47:32];
+  assign \$46  = zlow1 <= 2'h3;
+  assign \$47  = zlast1 & \$46 ;
+  assign \$48  = \$47  ? 16'h0000 : a_data2[63:48];
+  assign \$49  = waddr1 + wen1;
+  assign \$50  = wclear1 ? 8'h00 : \$49 ;
+  assign \$51  = zlow2 <= 3'h4;
+  assign \$52  = zlast2 & \$51 ;
+  assign \$53  = \$52  ? 16'h0000 : a_data2[79:64];
+  assign \$54  = zlow2 <= 3'h5;
+  assign \$55  = zlast2 & \$54 ;
+  assign \$56  = \$55  ? 16'h0000 : a_data2[95:80];
+  assign \$57  = waddr2 + wen2;
+  assign \$58  = wclear2 ? 8'h00 : \$57 ;
+  assign \$59  = zlow3 <= 3'h6;
+  assign \$60  = zlast3 & \$59 ;
+  assign \$61  = \$60  ? 16'h0000 : a_data2[111:96];
+  assign \$62  = zlow3 <= 3'h7;
+  assign \$63  = zlast3 & \$62 ;
+  assign \$64  = \$63  ? 16'h0000 : a_data2[127:112];
+  assign \$65  = waddr3 + wen3;
+  assign \$66  = wclear3 ? 8'h00 : \$65 ;
+  assign \$67  = zlow4 <= 4'h8;
+  assign \$68  = zlast4 & \$67 ;
+  assign \$69  = \$68  ? 16'h0000 : a_data2[143:128];
+  assign \$70  = zlow4 <= 4'h9;
+  assign \$71  = zlast4 & \$70 ;
+  assign \$72  = \$71  ? 16'h0000 : a_data2[159:144];
+  assign \$73  = waddr4 + wen4;
+  assign \$74  = wclear4 ? 8'h00 : \$73 ;
+  assign \$75  = zlow5 <= 4'ha;
+  assign \$76  = zlast5 & \$75 ;
+  assign \$77  = \$76  ? 16'h0000 : a_data2[175:160];
+  assign \$78  = zlow5 <= 4'hb;
+  assign \$79  = zlast5 & \$78 ;
+  assign \$80  = \$79  ? 16'h0000 : a_data2[191:176];
+  assign \$81  = waddr5 + wen5;
+  assign \$82  = wclear5 ? 8'h00 : \$81 ;
+  assign \$83  = zlow6 <= 4'hc;
+  assign \$84  = zlast6 & \$83 ;
+  assign \$85  = \$84  ? 16'h0000 : a_data2[207:192];
+  assign \$86  = zlow6 <= 4'hd;
+  assign \$87  = zlast6 & \$86 ;
+  assign \$88  = \$87  ? 16'h0000 : a_data2[223:208];
+  assign \$89  = waddr6 + wen6;
+  assign \$90  = wclear6 ? 8'h00 : \$89 ;
+  assign \$91  = zlow7 <= 4'he;
+  assign \$92  = zlast7 & \$91 ;
+  assign \$93  = \$92  ? 16'h0000 : a_data2[239:224];
+  assign \$94  = zlow7 <= 4'hf;
+  assign \$95  = zlast7 & \$94 ;
+  assign \$96  = \$95  ? 16'h0000 : a_data2[255:240];
+  assign \$97  = waddr7 + wen7;
+  assign \$98  = wclear7 ? 8'h00 : \$97 ;
+  assign \$99  = zlow8 <= 5'h10;
+  assign \$100  = zlast8 & \$99 ;
+  assign \$101  = \$100  ? 16'h0000 : a_data2[271:256];
+  assign \$102  = zlow8 <= 5'h11;
+  assign \$103  = zlast8 & \$102 ;
+  assign \$104  = \$103  ? 16'h0000 : a_data2[287:272];
+  assign \$105  = waddr8 + wen8;
+  assign \$106  = wclear8 ? 8'h00 : \$105 ;
+  assign \$107  = zlow9 <= 5'h12;
+  assign \$108  = zlast9 & \$107 ;
+  assign \$109  = \$108  ? 16'h0000 : a_data2[303:288];
+  assign \$110  = zlow9 <= 5'h13;
+  assign \$111  = zlast9 & \$110 ;
+  assign \$112  = \$111  ? 16'h0000 : a_data2[319:304];
+  assign \$113  = waddr9 + wen9;
+  assign \$114  = wclear9 ? 8'h00 : \$113 ;
+  assign \$115  = zlow10 <= 5'h14;
+  assign \$116  = zlast10 & \$115 ;
+  assign \$117  = \$116  ? 16'h0000 : a_data2[335:320];
+  assign \$118  = zlow10 <= 5'h15;
+  assign \$119  = zlast10 & \$118 ;
+  assign \$120  = \$119  ? 16'h0000 : a_data2[351:336];
+  assign \$121  = waddr10 + wen10;
+  assign \$122  = wclear10 ? 8'h00 : \$121 ;
+  assign \$123  = zlow11 <= 5'h16;
+  assign \$124  = zlast11 & \$123 ;
+  assign \$125  = \$124  ? 16'h0000 : a_data2[367:352];
+  assign \$126  = zlow11 <= 5'h17;
+  assign \$127  = zlast11 & \$126 ;
+  assign \$128  = \$127  ? 16'h0000 : a_data2[383:368];
+  assign \$129  = waddr11 + wen11;
+  assign \$130  = wclear11 ? 8'h00 : \$129 ;
+  assign \$131  = zlow12 <= 5'h18;
+  assign \$132  = zlast12 & \$131 ;
+  assign \$133  = \$132  ? 16'h0000 : a_data2[399:384];
+  assign \$134  = zlow12 <= 5'h19;
+  assign \$135  = zlast12 & \$134 ;
+  assign \$136  = \$135  ? 16'h0000 : a_data2[415:400];
+  assign \$137  = waddr12 + wen12;
+  assign \$138  = wclear12 ? 8'h00 : \$137 ;
+  assign \$139  = zlow13 <= 5'h1a;
+  assign \$140  = zlast13 & \$139 ;
+  assign \$141  = \$140  ? 16'h0000 : a_data2[431:416];
+  assign \$142  = zlow13 <= 5'h1b;
+  assign \$143  = zlast13 & \$142 ;
+  assign \$144  = \$143  ? 16'h0000 : a_data2[447:432];
+  assign \$145  = waddr13 + wen13;
+  assign \$146  = wclear13 ? 8'h00 : \$145 ;
+  assign \$147  = zlow14 <= 5'h1c;
+  assign \$148  = zlast14 & \$147 ;
+  assign \$149  = \$148  ? 16'h0000 : a_data2[463:448];
+  assign \$150  = zlow14 <= 5'h1d;
+  assign \$151  = zlast14 & \$150 ;
+  assign \$152  = \$151  ? 16'h0000 : a_data2[479:464];
+  assign \$153  = waddr14 + wen14;
+  assign \$154  = wclear14 ? 8'h00 : \$153 ;
+  assign \$155  = zlow15 <= 5'h1e;
+  assign \$156  = zlast15 & \$155 ;
+  assign \$157  = \$156  ? 16'h0000 : a_data2[495:480];
+  assign \$158  = zlow15 <= 5'h1f;
+  assign \$159  = zlast15 & \$158 ;
+  assign \$160  = \$159  ? 16'h0000 : a_data2[511:496];
+  assign \$161  = waddr15 + wen15;
+  assign \$162  = wclear15 ? 8'h00 : \$161 ;
+  assign \$163  = zlow16 <= 6'h20;
+  assign \$164  = zlast16 & \$163 ;
+  assign \$165  = \$164  ? 16'h0000 : a_data2[527:512];
+  assign \$166  = zlow16 <= 6'h21;
+  assign \$167  = zlast16 & \$166 ;
+  assign \$168  = \$167  ? 16'h0000 : a_data2[543:528];
+  assign \$169  = waddr16 + wen16;
+  assign \$170  = wclear16 ? 8'h00 : \$169 ;
+  assign \$171  = zlow17 <= 6'h22;
+  assign \$172  = zlast17 & \$171 ;
+  assign \$173  = \$172  ? 16'h0000 : a_data2[559:544];
+  assign \$174  = zlow17 <= 6'h23;
+  assign \$175  = zlast17 & \$174 ;
+  assign \$176  = \$175  ? 16'h0000 : a_data2[575:560];
+  assign \$177  = waddr17 + wen17;
+  assign \$178  = wclear17 ? 8'h00 : \$177 ;
+  assign \$179  = zlow18 <= 6'h24;
+  assign \$180  = zlast18 & \$179 ;
+  assign \$181  = \$180  ? 16'h0000 : a_data2[591:576];
+  assign \$182  = zlow18 <= 6'h25;
+  assign \$183  = zlast18 & \$182 ;
+  assign \$184  = \$183  ? 16'h0000 : a_data2[607:592];
+  assign \$185  = waddr18 + wen18;
+  assign \$186  = wclear18 ? 8'h00 : \$185 ;
+  assign \$187  = zlow19 <= 6'h26;
+  assign \$188  = zlast19 & \$187 ;
+  assign \$189  = \$188  ? 16'h0000 : a_data2[623:608];
+  assign \$190  = zlow19 <= 6'h27;
+  assign \$191  = zlast19 & \$190 ;
+  assign \$192  = \$191  ? 16'h0000 : a_data2[639:624];
+  assign \$193  = waddr19 + wen19;
+  assign \$194  = wclear19 ? 8'h00 : \$193 ;
+  assign \$195  = zlow20 <= 6'h28;
+  assign \$196  = zlast20 & \$195 ;
+  assign \$197  = \$196  ? 16'h0000 : a_data2[655:640];
+  assign \$198  = zlow20 <= 6'h29;
+  assign \$199  = zlast20 & \$198 ;
+  assign \$200  = \$199  ? 16'h0000 : a_data2[671:656];
+  assign \$201  = waddr20 + wen20;
+  assign \$202  = wclear20 ? 8'h00 : \$201 ;
+  assign \$203  = zlow21 <= 6'h2a;
+  assign \$204  = zlast21 & \$203 ;
+  assign \$205  = \$204  ? 16'h0000 : a_data2[687:672];
+  assign \$206  = zlow21 <= 6'h2b;
+  assign \$207  = zlast21 & \$206 ;
+  assign \$208  = \$207  ? 16'h0000 : a_data2[703:688];
+  assign \$209  = waddr21 + wen21;
+  assign \$210  = wclear21 ? 8'h00 : \$209 ;
+  assign \$211  = zlow22 <= 6'h2c;
+  assign \$212  = zlast22 & \$211 ;
+  assign \$213  = \$212  ? 16'h0000 : a_data2[719:704];
+  assign \$214  = zlow22 <= 6'h2d;
+  assign \$215  = zlast22 & \$214 ;
+  assign \$216  = \$215  ? 16'h0000 : a_data2[735:720];
+  assign \$217  = waddr22 + wen22;
+  assign \$218  = wclear22 ? 8'h00 : \$217 ;
+  assign \$219  = zlow23 <= 6'h2e;
+  assign \$220  = zlast23 & \$219 ;
+  assign \$221  = \$220  ? 16'h0000 : a_data2[751:736];
+  assign \$222  = zlow23 <= 6'h2f;
+  assign \$223  = zlast23 & \$222 ;
+  assign \$224  = \$223  ? 16'h0000 : a_data2[767:752];
+  assign \$225  = waddr23 + wen23;
+  assign \$226  = wclear23 ? 8'h00 : \$225 ;
+  assign \$227  = zlow24 <= 6'h30;
+  assign \$228  = zlast24 & \$227 ;
+  assign \$229  = \$228  ? 16'h0000 : a_data2[783:768];
+  assign \$230  = zlow24 <= 6'h31;
+  assign \$231  = zlast24 & \$230 ;
+  assign \$232  = \$231  ? 16'h0000 : a_data2[799:784];
+  assign \$233  = waddr24 + wen24;
+  assign \$234  = wclear24 ? 8'h00 : \$233 ;
+  assign \$235  = zlow25 <= 6'h32;
+  assign \$236  = zlast25 & \$235 ;
+  assign \$237  = \$236  ? 16'h0000 : a_data2[815:800];
+  assign \$238  = zlow25 <= 6'h33;
+  assign \$239  = zlast25 & \$238 ;
+  assign \$240  = \$239  ? 16'h0000 : a_data2[831:816];
+  assign \$241  = waddr25 + wen25;
+  assign \$242  = wclear25 ? 8'h00 : \$241 ;
+  assign \$243  = zlow26 <= 6'h34;
+  assign \$244  = zlast26 & \$243 ;
+  assign \$245  = \$244  ? 16'h0000 : a_data2[847:832];
+  assign \$246  = zlow26 <= 6'h35;
+  assign \$247  = zlast26 & \$246 ;
+  assign \$248  = \$247  ? 16'h0000 : a_data2[863:848];
+  assign \$249  = waddr26 + wen26;
+  assign \$250  = wclear26 ? 8'h00 : \$249 ;
+  assign \$251  = zlow27 <= 6'h36;
+  assign \$252  = zlast27 & \$251 ;
+  assign \$253  = \$252  ? 16'h0000 : a_data2[879:864];
+  assign \$254  = zlow27 <= 6'h37;
+  assign \$255  = zlast27 & \$254 ;
+  assign \$256  = \$255  ? 16'h0000 : a_data2[895:880];
+  assign \$257  = waddr27 + wen27;
+  assign \$258  = wclear27 ? 8'h00 : \$257 ;
+  assign \$259  = zlow28 <= 6'h38;
+  assign \$260  = zlast28 & \$259 ;
+  assign \$261  = \$260  ? 16'h0000 : a_data2[911:896];
+  assign \$262  = zlow28 <= 6'h39;
+  assign \$263  = zlast28 & \$262 ;
+  assign \$264  = \$263  ? 16'h0000 : a_data2[927:912];
+  assign \$265  = waddr28 + wen28;
+  assign \$266  = wclear28 ? 8'h00 : \$265 ;
+  assign \$267  = zlow29 <= 6'h3a;
+  assign \$268  = zlast29 & \$267 ;
+  assign \$269  = \$268  ? 16'h0000 : a_data2[943:928];
+  assign \$270  = zlow29 <= 6'h3b;
+  assign \$271  = zlast29 & \$270 ;
+  assign \$272  = \$271  ? 16'h0000 : a_data2[959:944];
+  assign \$273  = waddr29 + wen29;
+  assign \$274  = wclear29 ? 8'h00 : \$273 ;
+  assign \$275  = zlow30 <= 6'h3c;
+  assign \$276  = zlast30 & \$275 ;
+  assign \$277  = \$276  ? 16'h0000 : a_data2[975:960];
+  assign \$278  = zlow30 <= 6'h3d;
+  assign \$279  = zlast30 & \$278 ;
+  assign \$280  = \$279  ? 16'h0000 : a_data2[991:976];
+  assign \$281  = waddr30 + wen30;
+  assign \$282  = wclear30 ? 8'h00 : \$281 ;
+  assign \$283  = zlow31 <= 6'h3e;
+  assign \$284  = zlast31 & \$283 ;
+  assign \$285  = \$284  ? 16'h0000 : a_data2[1007:992];
+  assign \$286  = zlow31 <= 6'h3f;
+  assign \$287  = zlast31 & \$286 ;
+  assign \$288  = \$287  ? 16'h0000 : a_data2[1023:1008];
+  assign \$289  = waddr31 + wen31;
+  assign \$290  = wclear31 ? 8'h00 : \$289 ;
+  assign \$291  = act__valid & act__ready;
+  assign \$292  = left - 7'h40;
+  assign \$293  = left <= 8'h80;
+  assign \$294  = ld_addr + 1'h1;
+  assign \$295  = \$signal$127  & a_last;
+  assign \$296  = ld_addr - 1'h1;
+  assign \$297  = ld_addr - 2'h2;
+  assign \$298  = ld_addr == 1'h1;
+  assign \$299  = rows_r > 1'h1;
+  assign \$300  = ~ chunk_last;
+  assign \$301  = | credits;
+  assign \$302  = ~ pass_end;
+  assign \$303  = \$301  & \$302 ;
+  assign \$304  = \$300  | \$303 ;
+  assign \$305  = \$signal  & \$304 ;
+  assign \$306  = wgt__valid & \$305 ;
+  assign \$307  = chunk + 1'h1;
+  assign \$308  = chunk_last ? 8'h00 : \$307 ;
+  assign \$309  = ! c_last;
+  assign \$310  = chunk == c_last_m1;
+  assign \$311  = chunk_last ? \$309  : \$310 ;
+  assign \$314  = \$312  & \$313 ;
+  assign \$315  = ~ r_gt;
+  assign \$316  = \$314  & \$315 ;
+  assign \$317  = chunk_last & \$316 ;
+  assign \$318  = ~ chunk_last;
+  assign \$319  = | credits;
+  assign \$320  = ~ pass_end;
+  assign \$321  = \$319  & \$320 ;
+  assign \$322  = \$318  | \$321 ;
+  assign \$323  = \$signal  & \$322 ;
+  assign \$324  = wgt__valid & \$323 ;
+  assign \$325  = \$324  & chunk_last;
+  assign \$328  = r_left - 1'h1;
+  assign \$329  = r_left > 2'h2;
+  assign \$330  = stg + 1'h1;
+  assign \$331  = mat + 1'h1;
+  assign \$332  = | { st4[0], st3[0], st2[0], st1[0], st0[0], s2[0], s1r[0], s1a[0], s1b[0], s1[0] };
+  assign \$333  = ~ \$332 ;
+  assign \$334  = \$333  & idle;
+  assign \$335  = ~ chunk_last;
+  assign \$336  = | credits;
+  assign \$337  = ~ pass_end;
+  assign \$338  = \$336  & \$337 ;
+  assign \$339  = \$335  | \$338 ;
+  assign \$340  = \$signal  & \$339 ;
+  assign \$341  = wgt__valid & \$340 ;
+  assign \$342  = ~ \$341 ;
+  assign \$343  = \$334  & \$342 ;
+  assign \$344  = \$signal$342  & empty;
+  assign \$345  = st4[1] ? 22'h000000 : acc0[21:0];
+  assign \$346  = $signed(\$345 ) + $signed(sums[13:0]);
+  assign \$347  = st4[1] ? 22'h000000 : acc0[43:22];
+  assign \$348  = $signed(\$347 ) + $signed(sums[27:14]);
+  assign \$349  = st4[1] ? 22'h000000 : acc0[65:44];
+  assign \$350  = $signed(\$349 ) + $signed(sums[41:28]);
+  assign \$351  = st4[1] ? 22'h000000 : acc0[87:66];
+  assign \$352  = $signed(\$351 ) + $signed(sums[55:42]);
+  assign \$353  = st4[1] ? 22'h000000 : acc1[21:0];
+  assign \$354  = $signed(\$353 ) + $signed(\sums$389 [13:0]);
+  assign \$355  = st4[1] ? 22'h000000 : acc1[43:22];
+  assign \$356  = $signed(\$355 ) + $signed(\sums$389 [27:14]);
+  assign \$357  = st4[1] ? 22'h000000 : acc1[65:44];
+  assign \$358  = $signed(\$357 ) + $signed(\sums$389 [41:28]);
+  assign \$359  = st4[1] ? 22'h000000 : acc1[87:66];
+  assign \$360  = $signed(\$359 ) + $signed(\sums$389 [55:42]);
+  assign \$361  = ~ chunk_last;
+  assign \$362  = | credits;
+  assign \$363  = ~ pass_end;
+  assign \$364  = \$362  & \$363 ;
+  assign \$365  = \$361  | \$364 ;
+  assign wgt__ready = \$signal  & \$365 ;
   assign busy = ~ cmd__ready;
-  assign \$255  = wzero0[0] ? 16'h0000 : wdata0[15:0];
-  assign \$256  = wzero0[1] ? 16'h0000 : wdata0[31:16];
-  assign \$257  = wzero0[2] ? 16'h0000 : wdata0[47:32];
-  assign \$258  = wzero0[3] ? 16'h0000 : wdata0[63:48];
-  assign \$259  = wzero0[4] ? 16'h0000 : wdata0[79:64];
-  assign \$260  = wzero0[5] ? 16'h0000 : wdata0[95:80];
-  assign \$261  = wzero0[6] ? 16'h0000 : wdata0[111:96];
-  assign \$262  = wzero0[7] ? 16'h0000 : wdata0[127:112];
-  assign \$263  = wzero0[8] ? 16'h0000 : wdata0[143:128];
-  assign \$264  = wzero1[0] ? 16'h0000 : wdata1[15:0];
-  assign \$265  = wzero1[1] ? 16'h0000 : wdata1[31:16];
-  assign \$266  = wzero1[2] ? 16'h0000 : wdata1[47:32];
-  assign \$267  = wzero1[3] ? 16'h0000 : wdata1[63:48];
-  assign \$268  = wzero1[4] ? 16'h0000 : wdata1[79:64];
-  assign \$269  = wzero1[5] ? 16'h0000 : wdata1[95:80];
-  assign \$270  = wzero1[6] ? 16'h0000 : wdata1[111:96];
-  assign \$271  = wzero1[7] ? 16'h0000 : wdata1[127:112];
-  assign \$272  = wzero1[8] ? 16'h0000 : wdata1[143:128];
-  assign \$273  = wzero2[0] ? 16'h0000 : wdata2[15:0];
-  assign \$274  = wzero2[1] ? 16'h0000 : wdata2[31:16];
-  assign \$275  = wzero2[2] ? 16'h0000 : wdata2[47:32];
-  assign \$276  = wzero2[3] ? 16'h0000 : wdata2[63:48];
-  assign \$277  = wzero2[4] ? 16'h0000 : wdata2[79:64];
-  assign \$278  = wzero2[5] ? 16'h0000 : wdata2[95:80];
-  assign \$279  = wzero2[6] ? 16'h0000 : wdata2[111:96];
-  assign \$280  = wzero2[7] ? 16'h0000 : wdata2[127:112];
-  assign \$281  = wzero2[8] ? 16'h0000 : wdata2[143:128];
-  assign \$282  = wzero3[0] ? 16'h0000 : wdata3[15:0];
-  assign \$283  = wzero3[1] ? 16'h0000 : wdata3[31:16];
-  assign \$284  = wzero3[2] ? 16'h0000 : wdata3[47:32];
-  assign \$285  = wzero3[3] ? 16'h0000 : wdata3[63:48];
-  assign \$286  = wzero3[4] ? 16'h0000 : wdata3[79:64];
-  assign \$287  = wzero3[5] ? 16'h0000 : wdata3[95:80];
-  assign \$288  = wzero3[6] ? 16'h0000 : wdata3[111:96];
-  assign \$289  = wzero3[7] ? 16'h0000 : wdata3[127:112];
-  assign \$290  = wzero3[8] ? 16'h0000 : wdata3[143:128];
-  assign \$291  = wzero4[0] ? 16'h0000 : wdata4[15:0];
-  assign \$292  = wzero4[1] ? 16'h0000 : wdata4[31:16];
-  assign \$293  = wzero4[2] ? 16'h0000 : wdata4[47:32];
-  assign \$294  = wzero4[3] ? 16'h0000 : wdata4[63:48];
-  assign \$295  = wzero4[4] ? 16'h0000 : wdata4[79:64];
-  assign \$296  = wzero4[5] ? 16'h0000 : wdata4[95:80];
-  assign \$297  = wzero4[6] ? 16'h0000 : wdata4[111:96];
-  assign \$298  = wzero4[7] ? 16'h0000 : wdata4[127:112];
-  assign \$299  = wzero4[8] ? 16'h0000 : wdata4[143:128];
-  assign \$300  = wzero5[0] ? 16'h0000 : wdata5[15:0];
-  assign \$301  = wzero5[1] ? 16'h0000 : wdata5[31:16];
-  assign \$302  = wzero5[2] ? 16'h0000 : wdata5[47:32];
-  assign \$303  = wzero5[3] ? 16'h0000 : wdata5[63:48];
-  assign \$304  = wzero5[4] ? 16'h0000 : wdata5[79:64];
-  assign \$305  = wzero5[5] ? 16'h0000 : wdata5[95:80];
-  assign \$306  = wzero5[6] ? 16'h0000 : wdata5[111:96];
-  assign \$307  = wzero5[7] ? 16'h0000 : wdata5[127:112];
-  assign \$308  = wzero5[8] ? 16'h0000 : wdata5[143:128];
-  assign \$309  = wzero6[0] ? 16'h0000 : wdata6[15:0];
-  assign \$310  = wzero6[1] ? 16'h0000 : wdata6[31:16];
-  assign \$311  = wzero6[2] ? 16'h0000 : wdata6[47:32];
-  assign \$312  = wzero6[3] ? 16'h0000 : wdata6[63:48];
-  assign \$313  = wzero6[4] ? 16'h0000 : wdata6[79:64];
-  assign \$314  = wzero6[5] ? 16'h0000 : wdata6[95:80];
-  assign \$315  = wzero6[6] ? 16'h0000 : wdata6[111:96];
-  assign \$316  = wzero6[7] ? 16'h0000 : wdata6[127:112];
-  assign \$317  = wzero6[8] ? 16'h0000 : wdata6[143:128];
-  assign \$signature__data$187  = wzero7 ? 16'h0000 : wdata7;
   always @(posedge clk)
     s1_codes <= wgt__payload;
   always @(posedge clk)
-    raddr0 <= chunk;
+    chunk_mid0 <= chunk;
   always @(posedge clk)
-    raddr1 <= chunk;
+    raddr0 <= chunk_mid0;
   always @(posedge clk)
-    raddr2 <= chunk;
+    raddr1 <= chunk_mid0;
   always @(posedge clk)
-    raddr3 <= chunk;
+    raddr2 <= chunk_mid0;
   always @(posedge clk)
-    raddr4 <= chunk;
+    raddr3 <= chunk_mid0;
   always @(posedge clk)
-    raddr5 <= chunk;
+    raddr4 <= chunk_mid0;
   always @(posedge clk)
-    raddr6 <= chunk;
+    raddr5 <= chunk_mid0;
   always @(posedge clk)
-    raddr7 <= chunk;
+    raddr6 <= chunk_mid0;
   always @(posedge clk)
-    s1a <= \$318 ;
+    raddr7 <= chunk_mid0;
   always @(posedge clk)
-    s1a_codes <= s1_codes;
+    chunk_mid1 <= chunk;
   always @(posedge clk)
-    rdq <= { \$signature__data$36 , \$signature__data$35 , \$signature__data$34 , \$signature__data$33 , \$signature__data$32 , \$signature__data$31 , \$signature__data$30 , \$signature__data  };
+    raddr8 <= chunk_mid1;
+  always @(posedge clk)
+    raddr9 <= chunk_mid1;
+  always @(posedge clk)
+    raddr10 <= chunk_mid1;
+  always @(posedge clk)
+    raddr11 <= chunk_mid1;
+  always @(posedge clk)
+    raddr12 <= chunk_mid1;
+  always @(posedge clk)
+    raddr13 <= chunk_mid1;
+  always @(posedge clk)
+    raddr14 <= chunk_mid1;
+  always @(posedge clk)
+    raddr15 <= chunk_mid1;
+  always @(posedge clk)
+    chunk_mid2 <= chunk;
+  always @(posedge clk)
+    raddr16 <= chunk_mid2;
+  always @(posedge clk)
+    raddr17 <= chunk_mid2;
+  always @(posedge clk)
+    raddr18 <= chunk_mid2;
+  always @(posedge clk)
+    raddr19 <= chunk_mid2;
+  always @(posedge clk)
+    raddr20 <= chunk_mid2;
+  always @(posedge clk)
+    raddr21 <= chunk_mid2;
+  always @(posedge clk)
+    raddr22 <= chunk_mid2;
+  always @(posedge clk)
+    raddr23 <= chunk_mid2;
+  always @(posedge clk)
+    chunk_mid3 <= chunk;
+  always @(posedge clk)
+    raddr24 <= chunk_mid3;
+  always @(posedge clk)
+    raddr25 <= chunk_mid3;
+  always @(posedge clk)
+    raddr26 <= chunk_mid3;
+  always @(posedge clk)
+    raddr27 <= chunk_mid3;
+  always @(posedge clk)
+    raddr28 <= chunk_mid3;
+  always @(posedge clk)
+    raddr29 <= chunk_mid3;
+  always @(posedge clk)
+    raddr30 <= chunk_mid3;
+  always @(posedge clk)
+    raddr31 <= chunk_mid3;
+  always @(posedge clk)
+    s1b <= \$366 ;
+  always @(posedge clk)
+    s1a <= \$367 ;
+  always @(posedge clk)
+    s1b_codes <= s1_codes;
+  always @(posedge clk)
+    s1a_codes <= s1b_codes;
+  always @(posedge clk)
+    rdq <= { \$signature__data$90 , \$signature__data$89 , \$signature__data$88 , \$signature__data$87 , \$signature__data$86 , \$signature__data$85 , \$signature__data$84 , \$signature__data$83 , \$signature__data$82 , \$signature__data$81 , \$signature__data$80 , \$signature__data$79 , \$signature__data$78 , \$signature__data$77 , \$signature__data$76 , \$signature__data$75 , \$signature__data$74 , \$signature__data$73 , \$signature__data$72 , \$signature__data$71 , \$signature__data$70 , \$signature__data$69 , \$signature__data$68 , \$signature__data$67 , \$signature__data$66 , \$signature__data$65 , \$signature__data$64 , \$signature__data$63 , \$signature__data$62 , \$signature__data$61 , \$signature__data$60 , \$signature__data  };
   always @(posedge clk)
     s1r_codes <= s1a_codes;
   always @(posedge clk)
-    s1r <= \$319 ;
+    s1r <= \$368 ;
   always @(posedge clk)
-    pp <= \pp$40 ;
+    pp <= \pp$94 ;
   always @(posedge clk)
-    qq <= \qq$42 ;
+    qq <= \qq$96 ;
   always @(posedge clk)
-    h0 <= \$320 ;
+    h0 <= \$369 ;
   always @(posedge clk)
-    x0 <= \$321 ;
+    x0 <= \$370 ;
   always @(posedge clk)
-    s2 <= \$322 ;
+    s2 <= \$371 ;
   always @(posedge clk)
-    st0 <= \$323 ;
+    st0 <= \$372 ;
   always @(posedge clk)
-    st1 <= \$324 ;
+    st1 <= \$373 ;
   always @(posedge clk)
-    st2 <= \$325 ;
+    st2 <= \$374 ;
   always @(posedge clk)
-    st3 <= \$326 ;
+    st3 <= \$375 ;
   always @(posedge clk)
-    st4 <= \$327 ;
+    st4 <= \$376 ;
   always @(posedge clk)
-    acc0 <= \$328 ;
+    acc0 <= \$377 ;
   always @(posedge clk)
-    acc1 <= \$329 ;
+    acc1 <= \$378 ;
   always @(posedge clk)
-    s1 <= \$330 ;
+    s1 <= \$379 ;
   always @(posedge clk)
-    credits <= \$331 ;
+    credits <= \$380 ;
   always @(posedge clk)
-    k_r <= \$332 ;
+    k_r <= cmd__payload[13:0];
   always @(posedge clk)
-    rows_r <= \$333 ;
+    rows_c <= cmd__payload[28:14];
   always @(posedge clk)
-    cmd_go <= \$334 ;
+    rows_r <= \$381 ;
   always @(posedge clk)
-    cmd__ready <= \$335 ;
+    cmd_go <= \$382 ;
   always @(posedge clk)
-    act__ready <= \$336 ;
+    cmd__ready <= \$383 ;
   always @(posedge clk)
-    left <= \$337 ;
+    act__ready <= \$384 ;
   always @(posedge clk)
-    last_beat <= \$338 ;
+    left <= \$385 ;
   always @(posedge clk)
-    ld_addr <= \$339 ;
+    last_beat <= \$386 ;
   always @(posedge clk)
-    \$signal$72  <= \$340 ;
+    ld_addr <= \$387 ;
+  always @(posedge clk)
+    \$signal$127  <= \$388 ;
   always @(posedge clk)
     a_last <= last_beat;
   always @(posedge clk)
-    a_data <= act__payload;
+    \$signal$129  <= act__payload;
   always @(posedge clk)
-    zlast0 <= last_beat;
+    a_data2 <= \$signal$129 ;
   always @(posedge clk)
-    zlow0 <= left[6:0];
+    last_mid0 <= last_beat;
   always @(posedge clk)
-    wclear0 <= cmd_go;
+    low_mid0 <= left[6:0];
   always @(posedge clk)
-    wen0 <= \$signal$72 ;
+    clear_mid0 <= cmd_go;
   always @(posedge clk)
-    wdata0 <= a_data[143:0];
+    wen_mid0 <= \$signal$127 ;
   always @(posedge clk)
-    wzero0 <= \$341 ;
+    zlast0 <= last_mid0;
   always @(posedge clk)
-    waddr0 <= \$55 [6:0];
+    zlow0 <= low_mid0;
   always @(posedge clk)
-    zlast1 <= last_beat;
+    wclear0 <= clear_mid0;
   always @(posedge clk)
-    zlow1 <= left[6:0];
-  always @(posedge clk)
-    wclear1 <= cmd_go;
-  always @(posedge clk)
-    wen1 <= \$signal$72 ;
-  always @(posedge clk)
-    wdata1 <= a_data[287:144];
-  always @(posedge clk)
-    wzero1 <= \$342 ;
-  always @(posedge clk)
-    waddr1 <= \$75 [6:0];
-  always @(posedge clk)
-    zlast2 <= last_beat;
-  always @(posedge clk)
-    zlow2 <= left[6:0];
-  always @(posedge clk)
-    wclear2 <= cmd_go;
-  always @(posedge clk)
-    wen2 <= \$signal$72 ;
-  always @(posedge clk)
-    wdata2 <= a_data[431:288];
-  always @(posedge clk)
-    wzero2 <= \$343 ;
-  always @(posedge clk)
-    waddr2 <= \$95 [6:0];
-  always @(posedge clk)
-    zlast3 <= last_beat;
-  always @(posedge clk)
-    zlow3 <= left[6:0];
-  always @(posedge clk)
-    wclear3 <= cmd_go;
-  always @(posedge clk)
-    wen3 <= \$signal$72 ;
-  always @(posedge clk)
-    wdata3 <= a_data[575:432];
-  always @(posedge clk)
-    wzero3 <= \$344 ;
-  always @(posedge clk)
-    waddr3 <= \$115 [6:0];
-  always @(posedge clk)
-    zlast4 <= last_beat;
-  always @(posedge clk)
-    zlow4 <= left[6:0];
-  always @(posedge clk)
-    wclear4 <= cmd_go;
-  always @(posedge clk)
-    wen4 <= \$signal$72 ;
-  always @(posedge clk)
-    wdata4 <= a_data[719:576];
-  always @(posedge clk)
-    wzero4 <= \$345 ;
-  always @(posedge clk)
-    waddr4 <= \$135 [6:0];
-  always @(posedge clk)
-    zlast5 <= last_beat;
-  always @(posedge clk)
-    zlow5 <= left[6:0];
-  always @(posedge clk)
-    wclear5 <= cmd_go;
-  always @(posedge clk)
-    wen5 <= \$signal$72 ;
-  always @(posedge clk)
-    wdata5 <= a_data[863:720];
-  always @(posedge clk)
-    wzero5 <= \$346 ;
-  always @(posedge clk)
-    waddr5 <= \$155 [6:0];
-  always @(posedge clk)
-    zlast6 <= last_beat;
-  always @(posedge clk)
-    zlow6 <= left[6:0];
-  always @(posedge clk)
-    wclear6 <= cmd_go;
-  always @(posedge clk)
-    wen6 <= \$signal$72 ;
-  always @(posedge clk)
-    wdata6 <= a_data[1007:864];
-  always @(posedge clk)
-    wzero6 <= \$347 ;
-  always @(posedge clk)
-    waddr6 <= \$175 [6:0];
-  always @(posedge clk)
-    zlast7 <= last_beat;
-  always @(posedge clk)
-    zlow7 <= left[6:0];
-  always @(posedge clk)
-    wclear7 <= cmd_go;
-  always @(posedge clk)
-    wen7 <= \$signal$72 ;
-  always @(posedge clk)
-    wdata7 <= a_data[1023:1008];
-  always @(posedge clk)
-    wzero7 <= \$177 ;
-  always @(posedge clk)
-    waddr7 <= \$179 [6:0];
-  always @(posedge clk)
-    load_done <= \$348 ;
-  always @(posedge clk)
-    \$signal  <= \$349 ;
-  always @(posedge clk)
-    c_last <= \$350 ;
-  always @(posedge clk)
-    c_last_m1 <= \$351 ;
-  always @(posedge clk)
-    chunk_last <= \$352 ;
-  always @(posedge clk)
-    r_left <= \$353 ;
-  always @(posedge clk)
-    r_gt <= \$354 ;
-  always @(posedge clk)
-    chunk <= \$355 ;
-  always @(posedge clk)
-    \$signal$134  <= \$356 ;
-  always @(posedge clk)
-    pass_end <= \$357 ;
-  always @(posedge clk)
-    mat <= \$358 ;
-  always @(posedge clk)
-    stg <= \$359 ;
-  always @(posedge clk)
-    empty <= \$360 ;
+    wen0 <= wen_mid0;
   \fairyhw_engine.prep  prep (
     .p(p),
-    .pp(\pp$40 ),
+    .pp(\pp$94 ),
     .q(q),
-    .qq(\qq$42 )
+    .qq(\qq$96 )
   );
   \fairyhw_engine.results  results (
     .clk(clk),
     .freed(freed),
     .idle(idle),
-    .\port$1575$2 (st4[5:2]),
+    .\port$1725$2 (st4[5:2]),
     .res__payload(res__payload),
     .res__ready(res__ready),
     .res__valid(res__valid),
@@ -3732,400 +8326,504 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
     .sums(sums),
     .x(x0)
   );
-  \fairyhw_engine.shared$200  \shared$200  (
+  \fairyhw_engine.shared$528  \shared$528  (
     .clk(clk),
     .pp(pp),
     .qq(qq),
     .rst(rst),
-    .sums(\sums$157 )
+    .sums(\sums$389 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$318  = s1;
+    \$421  = \$295 ;
     if (rst) begin
-      \$318  = 6'h00;
+      \$421  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$319  = s1a;
-    if (rst) begin
-      \$319  = 6'h00;
+    \$422  = \$signal ;
+    if (load_done) begin
+      \$422  = 1'h1;
     end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$322  = s1r;
-    if (rst) begin
-      \$322  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$323  = s2;
-    if (rst) begin
-      \$323  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$324  = st0;
-    if (rst) begin
-      \$324  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$325  = st1;
-    if (rst) begin
-      \$325  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$326  = st2;
-    if (rst) begin
-      \$326  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$327  = st3;
-    if (rst) begin
-      \$327  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$328  = acc0;
-    if (st4[0]) begin
-      \$328  = total0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$329  = acc1;
-    if (st4[0]) begin
-      \$329  = total1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$330 [0] = \$7 ;
-    \$330 [2] = \$15 ;
-    \$330 [1] = \$16 ;
-    \$330 [3] = \$17 ;
-    \$330 [4] = \$22 ;
-    \$330 [5] = \$23 [0];
-    if (rst) begin
-      \$330  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$331  = \$33 [1:0];
-    if (rst) begin
-      \$331  = 2'h2;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$332  = k_r;
-    if (cmd__ready) begin
-      \$332  = cmd__payload[13:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$333  = rows_r;
-    if (cmd__ready) begin
-      \$333  = cmd__payload[28:14];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$334  = \$34 ;
-    if (rst) begin
-      \$334  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$335  = cmd__ready;
-    if (\$35 ) begin
-      \$335  = 1'h0;
-    end
-    if (\$233 ) begin
-      \$335  = 1'h1;
-    end
-    if (rst) begin
-      \$335  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$336  = act__ready;
-    if (cmd_go) begin
-      \$336  = 1'h1;
-    end
-    if (\$180 ) begin
-      if (last_beat) begin
-        \$336  = 1'h0;
+    if (\$306 ) begin
+      if (\$317 ) begin
+        \$422  = 1'h0;
       end
     end
     if (rst) begin
-      \$336  = 1'h0;
+      \$422  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$337  = left;
-    if (cmd_go) begin
-      \$337  = k_r;
-    end
-    if (\$180 ) begin
-      \$337  = \$181 [13:0];
-    end
-    if (rst) begin
-      \$337  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$338  = last_beat;
-    if (cmd_go) begin
-      \$338  = \$36 ;
-    end
-    if (\$180 ) begin
-      \$338  = \$182 ;
-    end
-    if (rst) begin
-      \$338  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$339  = ld_addr;
-    if (cmd_go) begin
-      \$339  = 7'h00;
-    end
-    if (\$signal$72 ) begin
-      \$339  = \$183 [6:0];
-    end
-    if (rst) begin
-      \$339  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$340  = \$37 ;
-    if (rst) begin
-      \$340  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$348  = \$184 ;
-    if (rst) begin
-      \$348  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$349  = \$signal ;
+    \$423  = c_last;
     if (load_done) begin
-      \$349  = 1'h1;
-    end
-    if (\$195 ) begin
-      if (\$206 ) begin
-        \$349  = 1'h0;
-      end
+      \$423  = \$296 [6:0];
     end
     if (rst) begin
-      \$349  = 1'h0;
+      \$423  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$350  = c_last;
+    \$424  = c_last_m1;
     if (load_done) begin
-      \$350  = \$185 [6:0];
+      \$424  = \$297 [6:0];
     end
     if (rst) begin
-      \$350  = 7'h00;
+      \$424  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$351  = c_last_m1;
+    \$425  = chunk_last;
     if (load_done) begin
-      \$351  = \$186 [6:0];
+      \$425  = \$298 ;
+    end
+    if (\$306 ) begin
+      \$425  = \$311 ;
     end
     if (rst) begin
-      \$351  = 7'h00;
+      \$425  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$352  = chunk_last;
+    \$426  = r_left;
     if (load_done) begin
-      \$352  = \$187 ;
-    end
-    if (\$195 ) begin
-      \$352  = \$200 ;
-    end
-    if (rst) begin
-      \$352  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$353  = r_left;
-    if (load_done) begin
-      \$353  = rows_r;
+      \$426  = rows_r;
     end
     if (pass_end) begin
-      if (\$215 ) begin
-        if (\$216 ) begin
-          \$353  = \$217 [14:0];
+      if (\$326 ) begin
+        if (\$327 ) begin
+          \$426  = \$328 [14:0];
         end
       end
     end
     if (rst) begin
-      \$353  = 15'h0000;
+      \$426  = 15'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$354  = r_gt;
+    \$427  = r_gt;
     if (load_done) begin
-      \$354  = \$188 ;
+      \$427  = \$299 ;
     end
     if (pass_end) begin
-      if (\$215 ) begin
-        if (\$216 ) begin
-          \$354  = \$218 ;
+      if (\$326 ) begin
+        if (\$327 ) begin
+          \$427  = \$329 ;
         end
       end
     end
     if (rst) begin
-      \$354  = 1'h0;
+      \$427  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$355  = chunk;
-    if (\$195 ) begin
-      \$355  = \$197 [6:0];
+    \$428  = chunk;
+    if (\$306 ) begin
+      \$428  = \$308 [6:0];
     end
     if (rst) begin
-      \$355  = 7'h00;
+      \$428  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$356  = \$signal$134 ;
-    if (\$195 ) begin
-      if (\$206 ) begin
-        \$356  = 1'h1;
+    \$429  = \$signal$342 ;
+    if (\$306 ) begin
+      if (\$317 ) begin
+        \$429  = 1'h1;
       end
     end
-    if (\$233 ) begin
-      \$356  = 1'h0;
+    if (\$344 ) begin
+      \$429  = 1'h0;
     end
     if (rst) begin
-      \$356  = 1'h0;
+      \$429  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$357  = \$214 ;
+    \$430  = \$325 ;
     if (rst) begin
-      \$357  = 1'h0;
+      \$430  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$358  = mat;
+    \$431  = mat;
     if (pass_end) begin
       (* full_case = 32'd1 *)
-      if (\$215 ) begin
-        \$358  = 1'h0;
+      if (\$326 ) begin
+        \$431  = 1'h0;
       end else begin
-        \$358  = \$220 [0];
+        \$431  = \$331 [0];
       end
     end
     if (rst) begin
-      \$358  = 1'h0;
+      \$431  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$359  = stg;
+    \$432  = stg;
     if (pass_end) begin
-      if (\$215 ) begin
+      if (\$326 ) begin
         (* full_case = 32'd1 *)
-        if (\$216 ) begin
-          \$359  = 1'h0;
+        if (\$327 ) begin
+          \$432  = 1'h0;
         end else begin
-          \$359  = \$219 [0];
+          \$432  = \$330 [0];
         end
       end
     end
     if (rst) begin
-      \$359  = 1'h0;
+      \$432  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$360  = \$232 ;
+    \$433  = \$343 ;
     if (rst) begin
-      \$360  = 1'h0;
+      \$433  = 1'h0;
     end
   end
-  assign \$signal$64  = cmd__ready;
-  assign \$signal$68  = act__ready;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$366  = s1;
+    if (rst) begin
+      \$366  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$367  = s1b;
+    if (rst) begin
+      \$367  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$368  = s1a;
+    if (rst) begin
+      \$368  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$371  = s1r;
+    if (rst) begin
+      \$371  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$372  = s2;
+    if (rst) begin
+      \$372  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$373  = st0;
+    if (rst) begin
+      \$373  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$374  = st1;
+    if (rst) begin
+      \$374  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$375  = st2;
+    if (rst) begin
+      \$375  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$376  = st3;
+    if (rst) begin
+      \$376  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$377  = acc0;
+    if (st4[0]) begin
+      \$377  = total0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$378  = acc1;
+    if (st4[0]) begin
+      \$378  = total1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$379 [0] = \$7 ;
+    \$379 [2] = \$15 ;
+    \$379 [1] = \$16 ;
+    \$379 [3] = \$17 ;
+    \$379 [4] = \$22 ;
+    \$379 [5] = \$23 [0];
+    if (rst) begin
+      \$379  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$380  = \$33 [1:0];
+    if (rst) begin
+      \$380  = 2'h2;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$381  = rows_r;
+    if (cmd_go) begin
+      \$381  = rows_c;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$382  = \$34 ;
+    if (rst) begin
+      \$382  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$383  = cmd__ready;
+    if (\$35 ) begin
+      \$383  = 1'h0;
+    end
+    if (\$344 ) begin
+      \$383  = 1'h1;
+    end
+    if (rst) begin
+      \$383  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$384  = act__ready;
+    if (cmd_go) begin
+      \$384  = 1'h1;
+    end
+    if (\$291 ) begin
+      if (last_beat) begin
+        \$384  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$384  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$385  = left;
+    if (cmd_go) begin
+      \$385  = k_r;
+    end
+    if (\$291 ) begin
+      \$385  = \$292 [13:0];
+    end
+    if (rst) begin
+      \$385  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$386  = last_beat;
+    if (cmd_go) begin
+      \$386  = \$36 ;
+    end
+    if (\$291 ) begin
+      \$386  = \$293 ;
+    end
+    if (rst) begin
+      \$386  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$387  = ld_addr;
+    if (cmd_go) begin
+      \$387  = 7'h00;
+    end
+    if (\$signal$127 ) begin
+      \$387  = \$294 [6:0];
+    end
+    if (rst) begin
+      \$387  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$388  = \$37 ;
+    if (rst) begin
+      \$388  = 1'h0;
+    end
+  end
+  assign \$signal$122  = cmd__ready;
+  assign \$signal$123  = act__ready;
   assign \$signature__addr  = raddr0;
-  assign \$signature__addr$138  = raddr1;
-  assign \$signature__addr$139  = raddr2;
-  assign \$signature__addr$140  = raddr3;
-  assign \$signature__addr$141  = raddr4;
-  assign \$signature__addr$142  = raddr5;
-  assign \$signature__addr$143  = raddr6;
-  assign \$signature__addr$144  = raddr7;
-  assign \pp$147  = pp;
-  assign \qq$148  = qq;
+  assign \$signature__addr$346  = raddr1;
+  assign \$signature__addr$347  = raddr2;
+  assign \$signature__addr$348  = raddr3;
+  assign \$signature__addr$349  = raddr4;
+  assign \$signature__addr$350  = raddr5;
+  assign \$signature__addr$351  = raddr6;
+  assign \$signature__addr$352  = raddr7;
+  assign \$signature__addr$353  = raddr8;
+  assign \$signature__addr$354  = raddr9;
+  assign \$signature__addr$355  = raddr10;
+  assign \$signature__addr$356  = raddr11;
+  assign \$signature__addr$357  = raddr12;
+  assign \$signature__addr$358  = raddr13;
+  assign \$signature__addr$359  = raddr14;
+  assign \$signature__addr$360  = raddr15;
+  assign \$signature__addr$361  = raddr16;
+  assign \$signature__addr$362  = raddr17;
+  assign \$signature__addr$363  = raddr18;
+  assign \$signature__addr$364  = raddr19;
+  assign \$signature__addr$365  = raddr20;
+  assign \$signature__addr$366  = raddr21;
+  assign \$signature__addr$367  = raddr22;
+  assign \$signature__addr$368  = raddr23;
+  assign \$signature__addr$369  = raddr24;
+  assign \$signature__addr$370  = raddr25;
+  assign \$signature__addr$371  = raddr26;
+  assign \$signature__addr$372  = raddr27;
+  assign \$signature__addr$373  = raddr28;
+  assign \$signature__addr$374  = raddr29;
+  assign \$signature__addr$375  = raddr30;
+  assign \$signature__addr$376  = raddr31;
+  assign \pp$379  = pp;
+  assign \qq$380  = qq;
   assign h = h0;
   assign x = x0;
-  assign \pp$151  = pp;
-  assign \qq$152  = qq;
-  assign \h$153  = 64'hffffffffffffffff;
-  assign \x$154  = 64'h0000000000000000;
+  assign \pp$383  = pp;
+  assign \qq$384  = qq;
+  assign \h$385  = 64'hffffffffffffffff;
+  assign \x$386  = 64'h0000000000000000;
   assign tile = total0;
   assign shared = total1;
   assign cap = st4[2];
   assign count = st4[5];
   assign \final  = st4[4];
   assign conj = st4[3];
-  assign \res__payload$163  = res__payload;
-  assign \res__ready$164  = res__ready;
-  assign \res__valid$165  = res__valid;
-  assign \$signature__addr$167  = waddr0;
+  assign \res__payload$395  = res__payload;
+  assign \res__ready$396  = res__ready;
+  assign \res__valid$397  = res__valid;
+  assign \$signature__addr$398  = waddr0;
   assign \$signature__en  = wen0;
-  assign \$signature__addr$170  = waddr1;
-  assign \$signature__en$171  = wen1;
-  assign \$signature__addr$173  = waddr2;
-  assign \$signature__en$174  = wen2;
-  assign \$signature__addr$176  = waddr3;
-  assign \$signature__en$177  = wen3;
-  assign \$signature__addr$179  = waddr4;
-  assign \$signature__en$180  = wen4;
-  assign \$signature__addr$182  = waddr5;
-  assign \$signature__en$183  = wen5;
-  assign \$signature__addr$185  = waddr6;
-  assign \$signature__en$186  = wen6;
-  assign \$signature__addr$188  = waddr7;
-  assign \$signature__en$189  = wen7;
+  assign \$signature__data$400  = wdata0;
+  assign \$signature__addr$401  = waddr1;
+  assign \$signature__en$402  = wen1;
+  assign \$signature__data$403  = wdata1;
+  assign \$signature__addr$404  = waddr2;
+  assign \$signature__en$405  = wen2;
+  assign \$signature__data$406  = wdata2;
+  assign \$signature__addr$407  = waddr3;
+  assign \$signature__en$408  = wen3;
+  assign \$signature__data$409  = wdata3;
+  assign \$signature__addr$410  = waddr4;
+  assign \$signature__en$411  = wen4;
+  assign \$signature__data$412  = wdata4;
+  assign \$signature__addr$413  = waddr5;
+  assign \$signature__en$414  = wen5;
+  assign \$signature__data$415  = wdata5;
+  assign \$signature__addr$416  = waddr6;
+  assign \$signature__en$417  = wen6;
+  assign \$signature__data$418  = wdata6;
+  assign \$signature__addr$419  = waddr7;
+  assign \$signature__en$420  = wen7;
+  assign \$signature__data$421  = wdata7;
+  assign \$signature__addr$422  = waddr8;
+  assign \$signature__en$423  = wen8;
+  assign \$signature__data$424  = wdata8;
+  assign \$signature__addr$425  = waddr9;
+  assign \$signature__en$426  = wen9;
+  assign \$signature__data$427  = wdata9;
+  assign \$signature__addr$428  = waddr10;
+  assign \$signature__en$429  = wen10;
+  assign \$signature__data$430  = wdata10;
+  assign \$signature__addr$431  = waddr11;
+  assign \$signature__en$432  = wen11;
+  assign \$signature__data$433  = wdata11;
+  assign \$signature__addr$434  = waddr12;
+  assign \$signature__en$435  = wen12;
+  assign \$signature__data$436  = wdata12;
+  assign \$signature__addr$437  = waddr13;
+  assign \$signature__en$438  = wen13;
+  assign \$signature__data$439  = wdata13;
+  assign \$signature__addr$440  = waddr14;
+  assign \$signature__en$441  = wen14;
+  assign \$signature__data$442  = wdata14;
+  assign \$signature__addr$443  = waddr15;
+  assign \$signature__en$444  = wen15;
+  assign \$signature__data$445  = wdata15;
+  assign \$signature__addr$446  = waddr16;
+  assign \$signature__en$447  = wen16;
+  assign \$signature__data$448  = wdata16;
+  assign \$signature__addr$449  = waddr17;
+  assign \$signature__en$450  = wen17;
+  assign \$signature__data$451  = wdata17;
+  assign \$signature__addr$452  = waddr18;
+  assign \$signature__en$453  = wen18;
+  assign \$signature__data$454  = wdata18;
+  assign \$signature__addr$455  = waddr19;
+  assign \$signature__en$456  = wen19;
+  assign \$signature__data$457  = wdata19;
+  assign \$signature__addr$458  = waddr20;
+  assign \$signature__en$459  = wen20;
+  assign \$signature__data$460  = wdata20;
+  assign \$signature__addr$461  = waddr21;
+  assign \$signature__en$462  = wen21;
+  assign \$signature__data$463  = wdata21;
+  assign \$signature__addr$464  = waddr22;
+  assign \$signature__en$465  = wen22;
+  assign \$signature__data$466  = wdata22;
+  assign \$signature__addr$467  = waddr23;
+  assign \$signature__en$468  = wen23;
+  assign \$signature__data$469  = wdata23;
+  assign \$signature__addr$470  = waddr24;
+  assign \$signature__en$471  = wen24;
+  assign \$signature__data$472  = wdata24;
+  assign \$signature__addr$473  = waddr25;
+  assign \$signature__en$474  = wen25;
+  assign \$signature__data$475  = wdata25;
+  assign \$signature__addr$476  = waddr26;
+  assign \$signature__en$477  = wen26;
+  assign \$signature__data$478  = wdata26;
+  assign \$signature__addr$479  = waddr27;
+  assign \$signature__en$480  = wen27;
+  assign \$signature__data$481  = wdata27;
+  assign \$signature__addr$482  = waddr28;
+  assign \$signature__en$483  = wen28;
+  assign \$signature__data$484  = wdata28;
+  assign \$signature__addr$485  = waddr29;
+  assign \$signature__en$486  = wen29;
+  assign \$signature__data$487  = wdata29;
+  assign \$signature__addr$488  = waddr30;
+  assign \$signature__en$489  = wen30;
+  assign \$signature__data$490  = wdata30;
+  assign \$signature__addr$491  = waddr31;
+  assign \$signature__en$492  = wen31;
+  assign \$signature__data$493  = wdata31;
   assign \cmd__payload.k  = cmd__payload[13:0];
   assign \cmd__payload.rows  = cmd__payload[28:14];
   assign \act__payload[0]  = act__payload[15:0];
@@ -4327,18 +9025,24 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \res__payload.sums[0][2]  = res__payload[65:44];
   assign \res__payload.sums[0][3]  = res__payload[87:66];
   assign \res__payload.last  = res__payload[88];
-  assign \s1a.valid  = s1a[0];
-  assign \s1a.first  = s1a[1];
-  assign \s1a.last  = s1a[2];
-  assign \s1a.conj  = s1a[3];
-  assign \s1a.final  = s1a[4];
-  assign \s1a.count  = s1a[5];
+  assign \s1b.valid  = s1b[0];
+  assign \s1b.first  = s1b[1];
+  assign \s1b.last  = s1b[2];
+  assign \s1b.conj  = s1b[3];
+  assign \s1b.final  = s1b[4];
+  assign \s1b.count  = s1b[5];
   assign \s1.valid  = s1[0];
   assign \s1.first  = s1[1];
   assign \s1.last  = s1[2];
   assign \s1.conj  = s1[3];
   assign \s1.final  = s1[4];
   assign \s1.count  = s1[5];
+  assign \s1a.valid  = s1a[0];
+  assign \s1a.first  = s1a[1];
+  assign \s1a.last  = s1a[2];
+  assign \s1a.conj  = s1a[3];
+  assign \s1a.final  = s1a[4];
+  assign \s1a.count  = s1a[5];
   assign \s1r.valid  = s1r[0];
   assign \s1r.first  = s1r[1];
   assign \s1r.last  = s1r[2];
@@ -4473,134 +9177,134 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \pp[31][0]  = pp[845:837];
   assign \pp[31][1]  = pp[854:846];
   assign \pp[31][2]  = pp[863:855];
-  assign \pp$40[0]  = \pp$40 [26:0];
-  assign \pp$40[0][0]  = \pp$40 [8:0];
-  assign \pp$40[0][1]  = \pp$40 [17:9];
-  assign \pp$40[0][2]  = \pp$40 [26:18];
-  assign \pp$40[1]  = \pp$40 [53:27];
-  assign \pp$40[1][0]  = \pp$40 [35:27];
-  assign \pp$40[1][1]  = \pp$40 [44:36];
-  assign \pp$40[1][2]  = \pp$40 [53:45];
-  assign \pp$40[2]  = \pp$40 [80:54];
-  assign \pp$40[2][0]  = \pp$40 [62:54];
-  assign \pp$40[2][1]  = \pp$40 [71:63];
-  assign \pp$40[2][2]  = \pp$40 [80:72];
-  assign \pp$40[3]  = \pp$40 [107:81];
-  assign \pp$40[3][0]  = \pp$40 [89:81];
-  assign \pp$40[3][1]  = \pp$40 [98:90];
-  assign \pp$40[3][2]  = \pp$40 [107:99];
-  assign \pp$40[4]  = \pp$40 [134:108];
-  assign \pp$40[4][0]  = \pp$40 [116:108];
-  assign \pp$40[4][1]  = \pp$40 [125:117];
-  assign \pp$40[4][2]  = \pp$40 [134:126];
-  assign \pp$40[5]  = \pp$40 [161:135];
-  assign \pp$40[5][0]  = \pp$40 [143:135];
-  assign \pp$40[5][1]  = \pp$40 [152:144];
-  assign \pp$40[5][2]  = \pp$40 [161:153];
-  assign \pp$40[6]  = \pp$40 [188:162];
-  assign \pp$40[6][0]  = \pp$40 [170:162];
-  assign \pp$40[6][1]  = \pp$40 [179:171];
-  assign \pp$40[6][2]  = \pp$40 [188:180];
-  assign \pp$40[7]  = \pp$40 [215:189];
-  assign \pp$40[7][0]  = \pp$40 [197:189];
-  assign \pp$40[7][1]  = \pp$40 [206:198];
-  assign \pp$40[7][2]  = \pp$40 [215:207];
-  assign \pp$40[8]  = \pp$40 [242:216];
-  assign \pp$40[8][0]  = \pp$40 [224:216];
-  assign \pp$40[8][1]  = \pp$40 [233:225];
-  assign \pp$40[8][2]  = \pp$40 [242:234];
-  assign \pp$40[9]  = \pp$40 [269:243];
-  assign \pp$40[9][0]  = \pp$40 [251:243];
-  assign \pp$40[9][1]  = \pp$40 [260:252];
-  assign \pp$40[9][2]  = \pp$40 [269:261];
-  assign \pp$40[10]  = \pp$40 [296:270];
-  assign \pp$40[10][0]  = \pp$40 [278:270];
-  assign \pp$40[10][1]  = \pp$40 [287:279];
-  assign \pp$40[10][2]  = \pp$40 [296:288];
-  assign \pp$40[11]  = \pp$40 [323:297];
-  assign \pp$40[11][0]  = \pp$40 [305:297];
-  assign \pp$40[11][1]  = \pp$40 [314:306];
-  assign \pp$40[11][2]  = \pp$40 [323:315];
-  assign \pp$40[12]  = \pp$40 [350:324];
-  assign \pp$40[12][0]  = \pp$40 [332:324];
-  assign \pp$40[12][1]  = \pp$40 [341:333];
-  assign \pp$40[12][2]  = \pp$40 [350:342];
-  assign \pp$40[13]  = \pp$40 [377:351];
-  assign \pp$40[13][0]  = \pp$40 [359:351];
-  assign \pp$40[13][1]  = \pp$40 [368:360];
-  assign \pp$40[13][2]  = \pp$40 [377:369];
-  assign \pp$40[14]  = \pp$40 [404:378];
-  assign \pp$40[14][0]  = \pp$40 [386:378];
-  assign \pp$40[14][1]  = \pp$40 [395:387];
-  assign \pp$40[14][2]  = \pp$40 [404:396];
-  assign \pp$40[15]  = \pp$40 [431:405];
-  assign \pp$40[15][0]  = \pp$40 [413:405];
-  assign \pp$40[15][1]  = \pp$40 [422:414];
-  assign \pp$40[15][2]  = \pp$40 [431:423];
-  assign \pp$40[16]  = \pp$40 [458:432];
-  assign \pp$40[16][0]  = \pp$40 [440:432];
-  assign \pp$40[16][1]  = \pp$40 [449:441];
-  assign \pp$40[16][2]  = \pp$40 [458:450];
-  assign \pp$40[17]  = \pp$40 [485:459];
-  assign \pp$40[17][0]  = \pp$40 [467:459];
-  assign \pp$40[17][1]  = \pp$40 [476:468];
-  assign \pp$40[17][2]  = \pp$40 [485:477];
-  assign \pp$40[18]  = \pp$40 [512:486];
-  assign \pp$40[18][0]  = \pp$40 [494:486];
-  assign \pp$40[18][1]  = \pp$40 [503:495];
-  assign \pp$40[18][2]  = \pp$40 [512:504];
-  assign \pp$40[19]  = \pp$40 [539:513];
-  assign \pp$40[19][0]  = \pp$40 [521:513];
-  assign \pp$40[19][1]  = \pp$40 [530:522];
-  assign \pp$40[19][2]  = \pp$40 [539:531];
-  assign \pp$40[20]  = \pp$40 [566:540];
-  assign \pp$40[20][0]  = \pp$40 [548:540];
-  assign \pp$40[20][1]  = \pp$40 [557:549];
-  assign \pp$40[20][2]  = \pp$40 [566:558];
-  assign \pp$40[21]  = \pp$40 [593:567];
-  assign \pp$40[21][0]  = \pp$40 [575:567];
-  assign \pp$40[21][1]  = \pp$40 [584:576];
-  assign \pp$40[21][2]  = \pp$40 [593:585];
-  assign \pp$40[22]  = \pp$40 [620:594];
-  assign \pp$40[22][0]  = \pp$40 [602:594];
-  assign \pp$40[22][1]  = \pp$40 [611:603];
-  assign \pp$40[22][2]  = \pp$40 [620:612];
-  assign \pp$40[23]  = \pp$40 [647:621];
-  assign \pp$40[23][0]  = \pp$40 [629:621];
-  assign \pp$40[23][1]  = \pp$40 [638:630];
-  assign \pp$40[23][2]  = \pp$40 [647:639];
-  assign \pp$40[24]  = \pp$40 [674:648];
-  assign \pp$40[24][0]  = \pp$40 [656:648];
-  assign \pp$40[24][1]  = \pp$40 [665:657];
-  assign \pp$40[24][2]  = \pp$40 [674:666];
-  assign \pp$40[25]  = \pp$40 [701:675];
-  assign \pp$40[25][0]  = \pp$40 [683:675];
-  assign \pp$40[25][1]  = \pp$40 [692:684];
-  assign \pp$40[25][2]  = \pp$40 [701:693];
-  assign \pp$40[26]  = \pp$40 [728:702];
-  assign \pp$40[26][0]  = \pp$40 [710:702];
-  assign \pp$40[26][1]  = \pp$40 [719:711];
-  assign \pp$40[26][2]  = \pp$40 [728:720];
-  assign \pp$40[27]  = \pp$40 [755:729];
-  assign \pp$40[27][0]  = \pp$40 [737:729];
-  assign \pp$40[27][1]  = \pp$40 [746:738];
-  assign \pp$40[27][2]  = \pp$40 [755:747];
-  assign \pp$40[28]  = \pp$40 [782:756];
-  assign \pp$40[28][0]  = \pp$40 [764:756];
-  assign \pp$40[28][1]  = \pp$40 [773:765];
-  assign \pp$40[28][2]  = \pp$40 [782:774];
-  assign \pp$40[29]  = \pp$40 [809:783];
-  assign \pp$40[29][0]  = \pp$40 [791:783];
-  assign \pp$40[29][1]  = \pp$40 [800:792];
-  assign \pp$40[29][2]  = \pp$40 [809:801];
-  assign \pp$40[30]  = \pp$40 [836:810];
-  assign \pp$40[30][0]  = \pp$40 [818:810];
-  assign \pp$40[30][1]  = \pp$40 [827:819];
-  assign \pp$40[30][2]  = \pp$40 [836:828];
-  assign \pp$40[31]  = \pp$40 [863:837];
-  assign \pp$40[31][0]  = \pp$40 [845:837];
-  assign \pp$40[31][1]  = \pp$40 [854:846];
-  assign \pp$40[31][2]  = \pp$40 [863:855];
+  assign \pp$94[0]  = \pp$94 [26:0];
+  assign \pp$94[0][0]  = \pp$94 [8:0];
+  assign \pp$94[0][1]  = \pp$94 [17:9];
+  assign \pp$94[0][2]  = \pp$94 [26:18];
+  assign \pp$94[1]  = \pp$94 [53:27];
+  assign \pp$94[1][0]  = \pp$94 [35:27];
+  assign \pp$94[1][1]  = \pp$94 [44:36];
+  assign \pp$94[1][2]  = \pp$94 [53:45];
+  assign \pp$94[2]  = \pp$94 [80:54];
+  assign \pp$94[2][0]  = \pp$94 [62:54];
+  assign \pp$94[2][1]  = \pp$94 [71:63];
+  assign \pp$94[2][2]  = \pp$94 [80:72];
+  assign \pp$94[3]  = \pp$94 [107:81];
+  assign \pp$94[3][0]  = \pp$94 [89:81];
+  assign \pp$94[3][1]  = \pp$94 [98:90];
+  assign \pp$94[3][2]  = \pp$94 [107:99];
+  assign \pp$94[4]  = \pp$94 [134:108];
+  assign \pp$94[4][0]  = \pp$94 [116:108];
+  assign \pp$94[4][1]  = \pp$94 [125:117];
+  assign \pp$94[4][2]  = \pp$94 [134:126];
+  assign \pp$94[5]  = \pp$94 [161:135];
+  assign \pp$94[5][0]  = \pp$94 [143:135];
+  assign \pp$94[5][1]  = \pp$94 [152:144];
+  assign \pp$94[5][2]  = \pp$94 [161:153];
+  assign \pp$94[6]  = \pp$94 [188:162];
+  assign \pp$94[6][0]  = \pp$94 [170:162];
+  assign \pp$94[6][1]  = \pp$94 [179:171];
+  assign \pp$94[6][2]  = \pp$94 [188:180];
+  assign \pp$94[7]  = \pp$94 [215:189];
+  assign \pp$94[7][0]  = \pp$94 [197:189];
+  assign \pp$94[7][1]  = \pp$94 [206:198];
+  assign \pp$94[7][2]  = \pp$94 [215:207];
+  assign \pp$94[8]  = \pp$94 [242:216];
+  assign \pp$94[8][0]  = \pp$94 [224:216];
+  assign \pp$94[8][1]  = \pp$94 [233:225];
+  assign \pp$94[8][2]  = \pp$94 [242:234];
+  assign \pp$94[9]  = \pp$94 [269:243];
+  assign \pp$94[9][0]  = \pp$94 [251:243];
+  assign \pp$94[9][1]  = \pp$94 [260:252];
+  assign \pp$94[9][2]  = \pp$94 [269:261];
+  assign \pp$94[10]  = \pp$94 [296:270];
+  assign \pp$94[10][0]  = \pp$94 [278:270];
+  assign \pp$94[10][1]  = \pp$94 [287:279];
+  assign \pp$94[10][2]  = \pp$94 [296:288];
+  assign \pp$94[11]  = \pp$94 [323:297];
+  assign \pp$94[11][0]  = \pp$94 [305:297];
+  assign \pp$94[11][1]  = \pp$94 [314:306];
+  assign \pp$94[11][2]  = \pp$94 [323:315];
+  assign \pp$94[12]  = \pp$94 [350:324];
+  assign \pp$94[12][0]  = \pp$94 [332:324];
+  assign \pp$94[12][1]  = \pp$94 [341:333];
+  assign \pp$94[12][2]  = \pp$94 [350:342];
+  assign \pp$94[13]  = \pp$94 [377:351];
+  assign \pp$94[13][0]  = \pp$94 [359:351];
+  assign \pp$94[13][1]  = \pp$94 [368:360];
+  assign \pp$94[13][2]  = \pp$94 [377:369];
+  assign \pp$94[14]  = \pp$94 [404:378];
+  assign \pp$94[14][0]  = \pp$94 [386:378];
+  assign \pp$94[14][1]  = \pp$94 [395:387];
+  assign \pp$94[14][2]  = \pp$94 [404:396];
+  assign \pp$94[15]  = \pp$94 [431:405];
+  assign \pp$94[15][0]  = \pp$94 [413:405];
+  assign \pp$94[15][1]  = \pp$94 [422:414];
+  assign \pp$94[15][2]  = \pp$94 [431:423];
+  assign \pp$94[16]  = \pp$94 [458:432];
+  assign \pp$94[16][0]  = \pp$94 [440:432];
+  assign \pp$94[16][1]  = \pp$94 [449:441];
+  assign \pp$94[16][2]  = \pp$94 [458:450];
+  assign \pp$94[17]  = \pp$94 [485:459];
+  assign \pp$94[17][0]  = \pp$94 [467:459];
+  assign \pp$94[17][1]  = \pp$94 [476:468];
+  assign \pp$94[17][2]  = \pp$94 [485:477];
+  assign \pp$94[18]  = \pp$94 [512:486];
+  assign \pp$94[18][0]  = \pp$94 [494:486];
+  assign \pp$94[18][1]  = \pp$94 [503:495];
+  assign \pp$94[18][2]  = \pp$94 [512:504];
+  assign \pp$94[19]  = \pp$94 [539:513];
+  assign \pp$94[19][0]  = \pp$94 [521:513];
+  assign \pp$94[19][1]  = \pp$94 [530:522];
+  assign \pp$94[19][2]  = \pp$94 [539:531];
+  assign \pp$94[20]  = \pp$94 [566:540];
+  assign \pp$94[20][0]  = \pp$94 [548:540];
+  assign \pp$94[20][1]  = \pp$94 [557:549];
+  assign \pp$94[20][2]  = \pp$94 [566:558];
+  assign \pp$94[21]  = \pp$94 [593:567];
+  assign \pp$94[21][0]  = \pp$94 [575:567];
+  assign \pp$94[21][1]  = \pp$94 [584:576];
+  assign \pp$94[21][2]  = \pp$94 [593:585];
+  assign \pp$94[22]  = \pp$94 [620:594];
+  assign \pp$94[22][0]  = \pp$94 [602:594];
+  assign \pp$94[22][1]  = \pp$94 [611:603];
+  assign \pp$94[22][2]  = \pp$94 [620:612];
+  assign \pp$94[23]  = \pp$94 [647:621];
+  assign \pp$94[23][0]  = \pp$94 [629:621];
+  assign \pp$94[23][1]  = \pp$94 [638:630];
+  assign \pp$94[23][2]  = \pp$94 [647:639];
+  assign \pp$94[24]  = \pp$94 [674:648];
+  assign \pp$94[24][0]  = \pp$94 [656:648];
+  assign \pp$94[24][1]  = \pp$94 [665:657];
+  assign \pp$94[24][2]  = \pp$94 [674:666];
+  assign \pp$94[25]  = \pp$94 [701:675];
+  assign \pp$94[25][0]  = \pp$94 [683:675];
+  assign \pp$94[25][1]  = \pp$94 [692:684];
+  assign \pp$94[25][2]  = \pp$94 [701:693];
+  assign \pp$94[26]  = \pp$94 [728:702];
+  assign \pp$94[26][0]  = \pp$94 [710:702];
+  assign \pp$94[26][1]  = \pp$94 [719:711];
+  assign \pp$94[26][2]  = \pp$94 [728:720];
+  assign \pp$94[27]  = \pp$94 [755:729];
+  assign \pp$94[27][0]  = \pp$94 [737:729];
+  assign \pp$94[27][1]  = \pp$94 [746:738];
+  assign \pp$94[27][2]  = \pp$94 [755:747];
+  assign \pp$94[28]  = \pp$94 [782:756];
+  assign \pp$94[28][0]  = \pp$94 [764:756];
+  assign \pp$94[28][1]  = \pp$94 [773:765];
+  assign \pp$94[28][2]  = \pp$94 [782:774];
+  assign \pp$94[29]  = \pp$94 [809:783];
+  assign \pp$94[29][0]  = \pp$94 [791:783];
+  assign \pp$94[29][1]  = \pp$94 [800:792];
+  assign \pp$94[29][2]  = \pp$94 [809:801];
+  assign \pp$94[30]  = \pp$94 [836:810];
+  assign \pp$94[30][0]  = \pp$94 [818:810];
+  assign \pp$94[30][1]  = \pp$94 [827:819];
+  assign \pp$94[30][2]  = \pp$94 [836:828];
+  assign \pp$94[31]  = \pp$94 [863:837];
+  assign \pp$94[31][0]  = \pp$94 [845:837];
+  assign \pp$94[31][1]  = \pp$94 [854:846];
+  assign \pp$94[31][2]  = \pp$94 [863:855];
   assign \qq[0]  = qq[26:0];
   assign \qq[0][0]  = qq[8:0];
   assign \qq[0][1]  = qq[17:9];
@@ -4729,134 +9433,134 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \qq[31][0]  = qq[845:837];
   assign \qq[31][1]  = qq[854:846];
   assign \qq[31][2]  = qq[863:855];
-  assign \qq$42[0]  = \qq$42 [26:0];
-  assign \qq$42[0][0]  = \qq$42 [8:0];
-  assign \qq$42[0][1]  = \qq$42 [17:9];
-  assign \qq$42[0][2]  = \qq$42 [26:18];
-  assign \qq$42[1]  = \qq$42 [53:27];
-  assign \qq$42[1][0]  = \qq$42 [35:27];
-  assign \qq$42[1][1]  = \qq$42 [44:36];
-  assign \qq$42[1][2]  = \qq$42 [53:45];
-  assign \qq$42[2]  = \qq$42 [80:54];
-  assign \qq$42[2][0]  = \qq$42 [62:54];
-  assign \qq$42[2][1]  = \qq$42 [71:63];
-  assign \qq$42[2][2]  = \qq$42 [80:72];
-  assign \qq$42[3]  = \qq$42 [107:81];
-  assign \qq$42[3][0]  = \qq$42 [89:81];
-  assign \qq$42[3][1]  = \qq$42 [98:90];
-  assign \qq$42[3][2]  = \qq$42 [107:99];
-  assign \qq$42[4]  = \qq$42 [134:108];
-  assign \qq$42[4][0]  = \qq$42 [116:108];
-  assign \qq$42[4][1]  = \qq$42 [125:117];
-  assign \qq$42[4][2]  = \qq$42 [134:126];
-  assign \qq$42[5]  = \qq$42 [161:135];
-  assign \qq$42[5][0]  = \qq$42 [143:135];
-  assign \qq$42[5][1]  = \qq$42 [152:144];
-  assign \qq$42[5][2]  = \qq$42 [161:153];
-  assign \qq$42[6]  = \qq$42 [188:162];
-  assign \qq$42[6][0]  = \qq$42 [170:162];
-  assign \qq$42[6][1]  = \qq$42 [179:171];
-  assign \qq$42[6][2]  = \qq$42 [188:180];
-  assign \qq$42[7]  = \qq$42 [215:189];
-  assign \qq$42[7][0]  = \qq$42 [197:189];
-  assign \qq$42[7][1]  = \qq$42 [206:198];
-  assign \qq$42[7][2]  = \qq$42 [215:207];
-  assign \qq$42[8]  = \qq$42 [242:216];
-  assign \qq$42[8][0]  = \qq$42 [224:216];
-  assign \qq$42[8][1]  = \qq$42 [233:225];
-  assign \qq$42[8][2]  = \qq$42 [242:234];
-  assign \qq$42[9]  = \qq$42 [269:243];
-  assign \qq$42[9][0]  = \qq$42 [251:243];
-  assign \qq$42[9][1]  = \qq$42 [260:252];
-  assign \qq$42[9][2]  = \qq$42 [269:261];
-  assign \qq$42[10]  = \qq$42 [296:270];
-  assign \qq$42[10][0]  = \qq$42 [278:270];
-  assign \qq$42[10][1]  = \qq$42 [287:279];
-  assign \qq$42[10][2]  = \qq$42 [296:288];
-  assign \qq$42[11]  = \qq$42 [323:297];
-  assign \qq$42[11][0]  = \qq$42 [305:297];
-  assign \qq$42[11][1]  = \qq$42 [314:306];
-  assign \qq$42[11][2]  = \qq$42 [323:315];
-  assign \qq$42[12]  = \qq$42 [350:324];
-  assign \qq$42[12][0]  = \qq$42 [332:324];
-  assign \qq$42[12][1]  = \qq$42 [341:333];
-  assign \qq$42[12][2]  = \qq$42 [350:342];
-  assign \qq$42[13]  = \qq$42 [377:351];
-  assign \qq$42[13][0]  = \qq$42 [359:351];
-  assign \qq$42[13][1]  = \qq$42 [368:360];
-  assign \qq$42[13][2]  = \qq$42 [377:369];
-  assign \qq$42[14]  = \qq$42 [404:378];
-  assign \qq$42[14][0]  = \qq$42 [386:378];
-  assign \qq$42[14][1]  = \qq$42 [395:387];
-  assign \qq$42[14][2]  = \qq$42 [404:396];
-  assign \qq$42[15]  = \qq$42 [431:405];
-  assign \qq$42[15][0]  = \qq$42 [413:405];
-  assign \qq$42[15][1]  = \qq$42 [422:414];
-  assign \qq$42[15][2]  = \qq$42 [431:423];
-  assign \qq$42[16]  = \qq$42 [458:432];
-  assign \qq$42[16][0]  = \qq$42 [440:432];
-  assign \qq$42[16][1]  = \qq$42 [449:441];
-  assign \qq$42[16][2]  = \qq$42 [458:450];
-  assign \qq$42[17]  = \qq$42 [485:459];
-  assign \qq$42[17][0]  = \qq$42 [467:459];
-  assign \qq$42[17][1]  = \qq$42 [476:468];
-  assign \qq$42[17][2]  = \qq$42 [485:477];
-  assign \qq$42[18]  = \qq$42 [512:486];
-  assign \qq$42[18][0]  = \qq$42 [494:486];
-  assign \qq$42[18][1]  = \qq$42 [503:495];
-  assign \qq$42[18][2]  = \qq$42 [512:504];
-  assign \qq$42[19]  = \qq$42 [539:513];
-  assign \qq$42[19][0]  = \qq$42 [521:513];
-  assign \qq$42[19][1]  = \qq$42 [530:522];
-  assign \qq$42[19][2]  = \qq$42 [539:531];
-  assign \qq$42[20]  = \qq$42 [566:540];
-  assign \qq$42[20][0]  = \qq$42 [548:540];
-  assign \qq$42[20][1]  = \qq$42 [557:549];
-  assign \qq$42[20][2]  = \qq$42 [566:558];
-  assign \qq$42[21]  = \qq$42 [593:567];
-  assign \qq$42[21][0]  = \qq$42 [575:567];
-  assign \qq$42[21][1]  = \qq$42 [584:576];
-  assign \qq$42[21][2]  = \qq$42 [593:585];
-  assign \qq$42[22]  = \qq$42 [620:594];
-  assign \qq$42[22][0]  = \qq$42 [602:594];
-  assign \qq$42[22][1]  = \qq$42 [611:603];
-  assign \qq$42[22][2]  = \qq$42 [620:612];
-  assign \qq$42[23]  = \qq$42 [647:621];
-  assign \qq$42[23][0]  = \qq$42 [629:621];
-  assign \qq$42[23][1]  = \qq$42 [638:630];
-  assign \qq$42[23][2]  = \qq$42 [647:639];
-  assign \qq$42[24]  = \qq$42 [674:648];
-  assign \qq$42[24][0]  = \qq$42 [656:648];
-  assign \qq$42[24][1]  = \qq$42 [665:657];
-  assign \qq$42[24][2]  = \qq$42 [674:666];
-  assign \qq$42[25]  = \qq$42 [701:675];
-  assign \qq$42[25][0]  = \qq$42 [683:675];
-  assign \qq$42[25][1]  = \qq$42 [692:684];
-  assign \qq$42[25][2]  = \qq$42 [701:693];
-  assign \qq$42[26]  = \qq$42 [728:702];
-  assign \qq$42[26][0]  = \qq$42 [710:702];
-  assign \qq$42[26][1]  = \qq$42 [719:711];
-  assign \qq$42[26][2]  = \qq$42 [728:720];
-  assign \qq$42[27]  = \qq$42 [755:729];
-  assign \qq$42[27][0]  = \qq$42 [737:729];
-  assign \qq$42[27][1]  = \qq$42 [746:738];
-  assign \qq$42[27][2]  = \qq$42 [755:747];
-  assign \qq$42[28]  = \qq$42 [782:756];
-  assign \qq$42[28][0]  = \qq$42 [764:756];
-  assign \qq$42[28][1]  = \qq$42 [773:765];
-  assign \qq$42[28][2]  = \qq$42 [782:774];
-  assign \qq$42[29]  = \qq$42 [809:783];
-  assign \qq$42[29][0]  = \qq$42 [791:783];
-  assign \qq$42[29][1]  = \qq$42 [800:792];
-  assign \qq$42[29][2]  = \qq$42 [809:801];
-  assign \qq$42[30]  = \qq$42 [836:810];
-  assign \qq$42[30][0]  = \qq$42 [818:810];
-  assign \qq$42[30][1]  = \qq$42 [827:819];
-  assign \qq$42[30][2]  = \qq$42 [836:828];
-  assign \qq$42[31]  = \qq$42 [863:837];
-  assign \qq$42[31][0]  = \qq$42 [845:837];
-  assign \qq$42[31][1]  = \qq$42 [854:846];
-  assign \qq$42[31][2]  = \qq$42 [863:855];
+  assign \qq$96[0]  = \qq$96 [26:0];
+  assign \qq$96[0][0]  = \qq$96 [8:0];
+  assign \qq$96[0][1]  = \qq$96 [17:9];
+  assign \qq$96[0][2]  = \qq$96 [26:18];
+  assign \qq$96[1]  = \qq$96 [53:27];
+  assign \qq$96[1][0]  = \qq$96 [35:27];
+  assign \qq$96[1][1]  = \qq$96 [44:36];
+  assign \qq$96[1][2]  = \qq$96 [53:45];
+  assign \qq$96[2]  = \qq$96 [80:54];
+  assign \qq$96[2][0]  = \qq$96 [62:54];
+  assign \qq$96[2][1]  = \qq$96 [71:63];
+  assign \qq$96[2][2]  = \qq$96 [80:72];
+  assign \qq$96[3]  = \qq$96 [107:81];
+  assign \qq$96[3][0]  = \qq$96 [89:81];
+  assign \qq$96[3][1]  = \qq$96 [98:90];
+  assign \qq$96[3][2]  = \qq$96 [107:99];
+  assign \qq$96[4]  = \qq$96 [134:108];
+  assign \qq$96[4][0]  = \qq$96 [116:108];
+  assign \qq$96[4][1]  = \qq$96 [125:117];
+  assign \qq$96[4][2]  = \qq$96 [134:126];
+  assign \qq$96[5]  = \qq$96 [161:135];
+  assign \qq$96[5][0]  = \qq$96 [143:135];
+  assign \qq$96[5][1]  = \qq$96 [152:144];
+  assign \qq$96[5][2]  = \qq$96 [161:153];
+  assign \qq$96[6]  = \qq$96 [188:162];
+  assign \qq$96[6][0]  = \qq$96 [170:162];
+  assign \qq$96[6][1]  = \qq$96 [179:171];
+  assign \qq$96[6][2]  = \qq$96 [188:180];
+  assign \qq$96[7]  = \qq$96 [215:189];
+  assign \qq$96[7][0]  = \qq$96 [197:189];
+  assign \qq$96[7][1]  = \qq$96 [206:198];
+  assign \qq$96[7][2]  = \qq$96 [215:207];
+  assign \qq$96[8]  = \qq$96 [242:216];
+  assign \qq$96[8][0]  = \qq$96 [224:216];
+  assign \qq$96[8][1]  = \qq$96 [233:225];
+  assign \qq$96[8][2]  = \qq$96 [242:234];
+  assign \qq$96[9]  = \qq$96 [269:243];
+  assign \qq$96[9][0]  = \qq$96 [251:243];
+  assign \qq$96[9][1]  = \qq$96 [260:252];
+  assign \qq$96[9][2]  = \qq$96 [269:261];
+  assign \qq$96[10]  = \qq$96 [296:270];
+  assign \qq$96[10][0]  = \qq$96 [278:270];
+  assign \qq$96[10][1]  = \qq$96 [287:279];
+  assign \qq$96[10][2]  = \qq$96 [296:288];
+  assign \qq$96[11]  = \qq$96 [323:297];
+  assign \qq$96[11][0]  = \qq$96 [305:297];
+  assign \qq$96[11][1]  = \qq$96 [314:306];
+  assign \qq$96[11][2]  = \qq$96 [323:315];
+  assign \qq$96[12]  = \qq$96 [350:324];
+  assign \qq$96[12][0]  = \qq$96 [332:324];
+  assign \qq$96[12][1]  = \qq$96 [341:333];
+  assign \qq$96[12][2]  = \qq$96 [350:342];
+  assign \qq$96[13]  = \qq$96 [377:351];
+  assign \qq$96[13][0]  = \qq$96 [359:351];
+  assign \qq$96[13][1]  = \qq$96 [368:360];
+  assign \qq$96[13][2]  = \qq$96 [377:369];
+  assign \qq$96[14]  = \qq$96 [404:378];
+  assign \qq$96[14][0]  = \qq$96 [386:378];
+  assign \qq$96[14][1]  = \qq$96 [395:387];
+  assign \qq$96[14][2]  = \qq$96 [404:396];
+  assign \qq$96[15]  = \qq$96 [431:405];
+  assign \qq$96[15][0]  = \qq$96 [413:405];
+  assign \qq$96[15][1]  = \qq$96 [422:414];
+  assign \qq$96[15][2]  = \qq$96 [431:423];
+  assign \qq$96[16]  = \qq$96 [458:432];
+  assign \qq$96[16][0]  = \qq$96 [440:432];
+  assign \qq$96[16][1]  = \qq$96 [449:441];
+  assign \qq$96[16][2]  = \qq$96 [458:450];
+  assign \qq$96[17]  = \qq$96 [485:459];
+  assign \qq$96[17][0]  = \qq$96 [467:459];
+  assign \qq$96[17][1]  = \qq$96 [476:468];
+  assign \qq$96[17][2]  = \qq$96 [485:477];
+  assign \qq$96[18]  = \qq$96 [512:486];
+  assign \qq$96[18][0]  = \qq$96 [494:486];
+  assign \qq$96[18][1]  = \qq$96 [503:495];
+  assign \qq$96[18][2]  = \qq$96 [512:504];
+  assign \qq$96[19]  = \qq$96 [539:513];
+  assign \qq$96[19][0]  = \qq$96 [521:513];
+  assign \qq$96[19][1]  = \qq$96 [530:522];
+  assign \qq$96[19][2]  = \qq$96 [539:531];
+  assign \qq$96[20]  = \qq$96 [566:540];
+  assign \qq$96[20][0]  = \qq$96 [548:540];
+  assign \qq$96[20][1]  = \qq$96 [557:549];
+  assign \qq$96[20][2]  = \qq$96 [566:558];
+  assign \qq$96[21]  = \qq$96 [593:567];
+  assign \qq$96[21][0]  = \qq$96 [575:567];
+  assign \qq$96[21][1]  = \qq$96 [584:576];
+  assign \qq$96[21][2]  = \qq$96 [593:585];
+  assign \qq$96[22]  = \qq$96 [620:594];
+  assign \qq$96[22][0]  = \qq$96 [602:594];
+  assign \qq$96[22][1]  = \qq$96 [611:603];
+  assign \qq$96[22][2]  = \qq$96 [620:612];
+  assign \qq$96[23]  = \qq$96 [647:621];
+  assign \qq$96[23][0]  = \qq$96 [629:621];
+  assign \qq$96[23][1]  = \qq$96 [638:630];
+  assign \qq$96[23][2]  = \qq$96 [647:639];
+  assign \qq$96[24]  = \qq$96 [674:648];
+  assign \qq$96[24][0]  = \qq$96 [656:648];
+  assign \qq$96[24][1]  = \qq$96 [665:657];
+  assign \qq$96[24][2]  = \qq$96 [674:666];
+  assign \qq$96[25]  = \qq$96 [701:675];
+  assign \qq$96[25][0]  = \qq$96 [683:675];
+  assign \qq$96[25][1]  = \qq$96 [692:684];
+  assign \qq$96[25][2]  = \qq$96 [701:693];
+  assign \qq$96[26]  = \qq$96 [728:702];
+  assign \qq$96[26][0]  = \qq$96 [710:702];
+  assign \qq$96[26][1]  = \qq$96 [719:711];
+  assign \qq$96[26][2]  = \qq$96 [728:720];
+  assign \qq$96[27]  = \qq$96 [755:729];
+  assign \qq$96[27][0]  = \qq$96 [737:729];
+  assign \qq$96[27][1]  = \qq$96 [746:738];
+  assign \qq$96[27][2]  = \qq$96 [755:747];
+  assign \qq$96[28]  = \qq$96 [782:756];
+  assign \qq$96[28][0]  = \qq$96 [764:756];
+  assign \qq$96[28][1]  = \qq$96 [773:765];
+  assign \qq$96[28][2]  = \qq$96 [782:774];
+  assign \qq$96[29]  = \qq$96 [809:783];
+  assign \qq$96[29][0]  = \qq$96 [791:783];
+  assign \qq$96[29][1]  = \qq$96 [800:792];
+  assign \qq$96[29][2]  = \qq$96 [809:801];
+  assign \qq$96[30]  = \qq$96 [836:810];
+  assign \qq$96[30][0]  = \qq$96 [818:810];
+  assign \qq$96[30][1]  = \qq$96 [827:819];
+  assign \qq$96[30][2]  = \qq$96 [836:828];
+  assign \qq$96[31]  = \qq$96 [863:837];
+  assign \qq$96[31][0]  = \qq$96 [845:837];
+  assign \qq$96[31][1]  = \qq$96 [854:846];
+  assign \qq$96[31][2]  = \qq$96 [863:855];
   assign \s2.valid  = s2[0];
   assign \s2.first  = s2[1];
   assign \s2.last  = s2[2];
@@ -5037,518 +9741,518 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \q[61]  = q[495:488];
   assign \q[62]  = q[503:496];
   assign \q[63]  = q[511:504];
-  assign \pp$147[0]  = pp[26:0];
-  assign \pp$147[0][0]  = pp[8:0];
-  assign \pp$147[0][1]  = pp[17:9];
-  assign \pp$147[0][2]  = pp[26:18];
-  assign \pp$147[1]  = pp[53:27];
-  assign \pp$147[1][0]  = pp[35:27];
-  assign \pp$147[1][1]  = pp[44:36];
-  assign \pp$147[1][2]  = pp[53:45];
-  assign \pp$147[2]  = pp[80:54];
-  assign \pp$147[2][0]  = pp[62:54];
-  assign \pp$147[2][1]  = pp[71:63];
-  assign \pp$147[2][2]  = pp[80:72];
-  assign \pp$147[3]  = pp[107:81];
-  assign \pp$147[3][0]  = pp[89:81];
-  assign \pp$147[3][1]  = pp[98:90];
-  assign \pp$147[3][2]  = pp[107:99];
-  assign \pp$147[4]  = pp[134:108];
-  assign \pp$147[4][0]  = pp[116:108];
-  assign \pp$147[4][1]  = pp[125:117];
-  assign \pp$147[4][2]  = pp[134:126];
-  assign \pp$147[5]  = pp[161:135];
-  assign \pp$147[5][0]  = pp[143:135];
-  assign \pp$147[5][1]  = pp[152:144];
-  assign \pp$147[5][2]  = pp[161:153];
-  assign \pp$147[6]  = pp[188:162];
-  assign \pp$147[6][0]  = pp[170:162];
-  assign \pp$147[6][1]  = pp[179:171];
-  assign \pp$147[6][2]  = pp[188:180];
-  assign \pp$147[7]  = pp[215:189];
-  assign \pp$147[7][0]  = pp[197:189];
-  assign \pp$147[7][1]  = pp[206:198];
-  assign \pp$147[7][2]  = pp[215:207];
-  assign \pp$147[8]  = pp[242:216];
-  assign \pp$147[8][0]  = pp[224:216];
-  assign \pp$147[8][1]  = pp[233:225];
-  assign \pp$147[8][2]  = pp[242:234];
-  assign \pp$147[9]  = pp[269:243];
-  assign \pp$147[9][0]  = pp[251:243];
-  assign \pp$147[9][1]  = pp[260:252];
-  assign \pp$147[9][2]  = pp[269:261];
-  assign \pp$147[10]  = pp[296:270];
-  assign \pp$147[10][0]  = pp[278:270];
-  assign \pp$147[10][1]  = pp[287:279];
-  assign \pp$147[10][2]  = pp[296:288];
-  assign \pp$147[11]  = pp[323:297];
-  assign \pp$147[11][0]  = pp[305:297];
-  assign \pp$147[11][1]  = pp[314:306];
-  assign \pp$147[11][2]  = pp[323:315];
-  assign \pp$147[12]  = pp[350:324];
-  assign \pp$147[12][0]  = pp[332:324];
-  assign \pp$147[12][1]  = pp[341:333];
-  assign \pp$147[12][2]  = pp[350:342];
-  assign \pp$147[13]  = pp[377:351];
-  assign \pp$147[13][0]  = pp[359:351];
-  assign \pp$147[13][1]  = pp[368:360];
-  assign \pp$147[13][2]  = pp[377:369];
-  assign \pp$147[14]  = pp[404:378];
-  assign \pp$147[14][0]  = pp[386:378];
-  assign \pp$147[14][1]  = pp[395:387];
-  assign \pp$147[14][2]  = pp[404:396];
-  assign \pp$147[15]  = pp[431:405];
-  assign \pp$147[15][0]  = pp[413:405];
-  assign \pp$147[15][1]  = pp[422:414];
-  assign \pp$147[15][2]  = pp[431:423];
-  assign \pp$147[16]  = pp[458:432];
-  assign \pp$147[16][0]  = pp[440:432];
-  assign \pp$147[16][1]  = pp[449:441];
-  assign \pp$147[16][2]  = pp[458:450];
-  assign \pp$147[17]  = pp[485:459];
-  assign \pp$147[17][0]  = pp[467:459];
-  assign \pp$147[17][1]  = pp[476:468];
-  assign \pp$147[17][2]  = pp[485:477];
-  assign \pp$147[18]  = pp[512:486];
-  assign \pp$147[18][0]  = pp[494:486];
-  assign \pp$147[18][1]  = pp[503:495];
-  assign \pp$147[18][2]  = pp[512:504];
-  assign \pp$147[19]  = pp[539:513];
-  assign \pp$147[19][0]  = pp[521:513];
-  assign \pp$147[19][1]  = pp[530:522];
-  assign \pp$147[19][2]  = pp[539:531];
-  assign \pp$147[20]  = pp[566:540];
-  assign \pp$147[20][0]  = pp[548:540];
-  assign \pp$147[20][1]  = pp[557:549];
-  assign \pp$147[20][2]  = pp[566:558];
-  assign \pp$147[21]  = pp[593:567];
-  assign \pp$147[21][0]  = pp[575:567];
-  assign \pp$147[21][1]  = pp[584:576];
-  assign \pp$147[21][2]  = pp[593:585];
-  assign \pp$147[22]  = pp[620:594];
-  assign \pp$147[22][0]  = pp[602:594];
-  assign \pp$147[22][1]  = pp[611:603];
-  assign \pp$147[22][2]  = pp[620:612];
-  assign \pp$147[23]  = pp[647:621];
-  assign \pp$147[23][0]  = pp[629:621];
-  assign \pp$147[23][1]  = pp[638:630];
-  assign \pp$147[23][2]  = pp[647:639];
-  assign \pp$147[24]  = pp[674:648];
-  assign \pp$147[24][0]  = pp[656:648];
-  assign \pp$147[24][1]  = pp[665:657];
-  assign \pp$147[24][2]  = pp[674:666];
-  assign \pp$147[25]  = pp[701:675];
-  assign \pp$147[25][0]  = pp[683:675];
-  assign \pp$147[25][1]  = pp[692:684];
-  assign \pp$147[25][2]  = pp[701:693];
-  assign \pp$147[26]  = pp[728:702];
-  assign \pp$147[26][0]  = pp[710:702];
-  assign \pp$147[26][1]  = pp[719:711];
-  assign \pp$147[26][2]  = pp[728:720];
-  assign \pp$147[27]  = pp[755:729];
-  assign \pp$147[27][0]  = pp[737:729];
-  assign \pp$147[27][1]  = pp[746:738];
-  assign \pp$147[27][2]  = pp[755:747];
-  assign \pp$147[28]  = pp[782:756];
-  assign \pp$147[28][0]  = pp[764:756];
-  assign \pp$147[28][1]  = pp[773:765];
-  assign \pp$147[28][2]  = pp[782:774];
-  assign \pp$147[29]  = pp[809:783];
-  assign \pp$147[29][0]  = pp[791:783];
-  assign \pp$147[29][1]  = pp[800:792];
-  assign \pp$147[29][2]  = pp[809:801];
-  assign \pp$147[30]  = pp[836:810];
-  assign \pp$147[30][0]  = pp[818:810];
-  assign \pp$147[30][1]  = pp[827:819];
-  assign \pp$147[30][2]  = pp[836:828];
-  assign \pp$147[31]  = pp[863:837];
-  assign \pp$147[31][0]  = pp[845:837];
-  assign \pp$147[31][1]  = pp[854:846];
-  assign \pp$147[31][2]  = pp[863:855];
-  assign \qq$148[0]  = qq[26:0];
-  assign \qq$148[0][0]  = qq[8:0];
-  assign \qq$148[0][1]  = qq[17:9];
-  assign \qq$148[0][2]  = qq[26:18];
-  assign \qq$148[1]  = qq[53:27];
-  assign \qq$148[1][0]  = qq[35:27];
-  assign \qq$148[1][1]  = qq[44:36];
-  assign \qq$148[1][2]  = qq[53:45];
-  assign \qq$148[2]  = qq[80:54];
-  assign \qq$148[2][0]  = qq[62:54];
-  assign \qq$148[2][1]  = qq[71:63];
-  assign \qq$148[2][2]  = qq[80:72];
-  assign \qq$148[3]  = qq[107:81];
-  assign \qq$148[3][0]  = qq[89:81];
-  assign \qq$148[3][1]  = qq[98:90];
-  assign \qq$148[3][2]  = qq[107:99];
-  assign \qq$148[4]  = qq[134:108];
-  assign \qq$148[4][0]  = qq[116:108];
-  assign \qq$148[4][1]  = qq[125:117];
-  assign \qq$148[4][2]  = qq[134:126];
-  assign \qq$148[5]  = qq[161:135];
-  assign \qq$148[5][0]  = qq[143:135];
-  assign \qq$148[5][1]  = qq[152:144];
-  assign \qq$148[5][2]  = qq[161:153];
-  assign \qq$148[6]  = qq[188:162];
-  assign \qq$148[6][0]  = qq[170:162];
-  assign \qq$148[6][1]  = qq[179:171];
-  assign \qq$148[6][2]  = qq[188:180];
-  assign \qq$148[7]  = qq[215:189];
-  assign \qq$148[7][0]  = qq[197:189];
-  assign \qq$148[7][1]  = qq[206:198];
-  assign \qq$148[7][2]  = qq[215:207];
-  assign \qq$148[8]  = qq[242:216];
-  assign \qq$148[8][0]  = qq[224:216];
-  assign \qq$148[8][1]  = qq[233:225];
-  assign \qq$148[8][2]  = qq[242:234];
-  assign \qq$148[9]  = qq[269:243];
-  assign \qq$148[9][0]  = qq[251:243];
-  assign \qq$148[9][1]  = qq[260:252];
-  assign \qq$148[9][2]  = qq[269:261];
-  assign \qq$148[10]  = qq[296:270];
-  assign \qq$148[10][0]  = qq[278:270];
-  assign \qq$148[10][1]  = qq[287:279];
-  assign \qq$148[10][2]  = qq[296:288];
-  assign \qq$148[11]  = qq[323:297];
-  assign \qq$148[11][0]  = qq[305:297];
-  assign \qq$148[11][1]  = qq[314:306];
-  assign \qq$148[11][2]  = qq[323:315];
-  assign \qq$148[12]  = qq[350:324];
-  assign \qq$148[12][0]  = qq[332:324];
-  assign \qq$148[12][1]  = qq[341:333];
-  assign \qq$148[12][2]  = qq[350:342];
-  assign \qq$148[13]  = qq[377:351];
-  assign \qq$148[13][0]  = qq[359:351];
-  assign \qq$148[13][1]  = qq[368:360];
-  assign \qq$148[13][2]  = qq[377:369];
-  assign \qq$148[14]  = qq[404:378];
-  assign \qq$148[14][0]  = qq[386:378];
-  assign \qq$148[14][1]  = qq[395:387];
-  assign \qq$148[14][2]  = qq[404:396];
-  assign \qq$148[15]  = qq[431:405];
-  assign \qq$148[15][0]  = qq[413:405];
-  assign \qq$148[15][1]  = qq[422:414];
-  assign \qq$148[15][2]  = qq[431:423];
-  assign \qq$148[16]  = qq[458:432];
-  assign \qq$148[16][0]  = qq[440:432];
-  assign \qq$148[16][1]  = qq[449:441];
-  assign \qq$148[16][2]  = qq[458:450];
-  assign \qq$148[17]  = qq[485:459];
-  assign \qq$148[17][0]  = qq[467:459];
-  assign \qq$148[17][1]  = qq[476:468];
-  assign \qq$148[17][2]  = qq[485:477];
-  assign \qq$148[18]  = qq[512:486];
-  assign \qq$148[18][0]  = qq[494:486];
-  assign \qq$148[18][1]  = qq[503:495];
-  assign \qq$148[18][2]  = qq[512:504];
-  assign \qq$148[19]  = qq[539:513];
-  assign \qq$148[19][0]  = qq[521:513];
-  assign \qq$148[19][1]  = qq[530:522];
-  assign \qq$148[19][2]  = qq[539:531];
-  assign \qq$148[20]  = qq[566:540];
-  assign \qq$148[20][0]  = qq[548:540];
-  assign \qq$148[20][1]  = qq[557:549];
-  assign \qq$148[20][2]  = qq[566:558];
-  assign \qq$148[21]  = qq[593:567];
-  assign \qq$148[21][0]  = qq[575:567];
-  assign \qq$148[21][1]  = qq[584:576];
-  assign \qq$148[21][2]  = qq[593:585];
-  assign \qq$148[22]  = qq[620:594];
-  assign \qq$148[22][0]  = qq[602:594];
-  assign \qq$148[22][1]  = qq[611:603];
-  assign \qq$148[22][2]  = qq[620:612];
-  assign \qq$148[23]  = qq[647:621];
-  assign \qq$148[23][0]  = qq[629:621];
-  assign \qq$148[23][1]  = qq[638:630];
-  assign \qq$148[23][2]  = qq[647:639];
-  assign \qq$148[24]  = qq[674:648];
-  assign \qq$148[24][0]  = qq[656:648];
-  assign \qq$148[24][1]  = qq[665:657];
-  assign \qq$148[24][2]  = qq[674:666];
-  assign \qq$148[25]  = qq[701:675];
-  assign \qq$148[25][0]  = qq[683:675];
-  assign \qq$148[25][1]  = qq[692:684];
-  assign \qq$148[25][2]  = qq[701:693];
-  assign \qq$148[26]  = qq[728:702];
-  assign \qq$148[26][0]  = qq[710:702];
-  assign \qq$148[26][1]  = qq[719:711];
-  assign \qq$148[26][2]  = qq[728:720];
-  assign \qq$148[27]  = qq[755:729];
-  assign \qq$148[27][0]  = qq[737:729];
-  assign \qq$148[27][1]  = qq[746:738];
-  assign \qq$148[27][2]  = qq[755:747];
-  assign \qq$148[28]  = qq[782:756];
-  assign \qq$148[28][0]  = qq[764:756];
-  assign \qq$148[28][1]  = qq[773:765];
-  assign \qq$148[28][2]  = qq[782:774];
-  assign \qq$148[29]  = qq[809:783];
-  assign \qq$148[29][0]  = qq[791:783];
-  assign \qq$148[29][1]  = qq[800:792];
-  assign \qq$148[29][2]  = qq[809:801];
-  assign \qq$148[30]  = qq[836:810];
-  assign \qq$148[30][0]  = qq[818:810];
-  assign \qq$148[30][1]  = qq[827:819];
-  assign \qq$148[30][2]  = qq[836:828];
-  assign \qq$148[31]  = qq[863:837];
-  assign \qq$148[31][0]  = qq[845:837];
-  assign \qq$148[31][1]  = qq[854:846];
-  assign \qq$148[31][2]  = qq[863:855];
-  assign \pp$151[0]  = pp[26:0];
-  assign \pp$151[0][0]  = pp[8:0];
-  assign \pp$151[0][1]  = pp[17:9];
-  assign \pp$151[0][2]  = pp[26:18];
-  assign \pp$151[1]  = pp[53:27];
-  assign \pp$151[1][0]  = pp[35:27];
-  assign \pp$151[1][1]  = pp[44:36];
-  assign \pp$151[1][2]  = pp[53:45];
-  assign \pp$151[2]  = pp[80:54];
-  assign \pp$151[2][0]  = pp[62:54];
-  assign \pp$151[2][1]  = pp[71:63];
-  assign \pp$151[2][2]  = pp[80:72];
-  assign \pp$151[3]  = pp[107:81];
-  assign \pp$151[3][0]  = pp[89:81];
-  assign \pp$151[3][1]  = pp[98:90];
-  assign \pp$151[3][2]  = pp[107:99];
-  assign \pp$151[4]  = pp[134:108];
-  assign \pp$151[4][0]  = pp[116:108];
-  assign \pp$151[4][1]  = pp[125:117];
-  assign \pp$151[4][2]  = pp[134:126];
-  assign \pp$151[5]  = pp[161:135];
-  assign \pp$151[5][0]  = pp[143:135];
-  assign \pp$151[5][1]  = pp[152:144];
-  assign \pp$151[5][2]  = pp[161:153];
-  assign \pp$151[6]  = pp[188:162];
-  assign \pp$151[6][0]  = pp[170:162];
-  assign \pp$151[6][1]  = pp[179:171];
-  assign \pp$151[6][2]  = pp[188:180];
-  assign \pp$151[7]  = pp[215:189];
-  assign \pp$151[7][0]  = pp[197:189];
-  assign \pp$151[7][1]  = pp[206:198];
-  assign \pp$151[7][2]  = pp[215:207];
-  assign \pp$151[8]  = pp[242:216];
-  assign \pp$151[8][0]  = pp[224:216];
-  assign \pp$151[8][1]  = pp[233:225];
-  assign \pp$151[8][2]  = pp[242:234];
-  assign \pp$151[9]  = pp[269:243];
-  assign \pp$151[9][0]  = pp[251:243];
-  assign \pp$151[9][1]  = pp[260:252];
-  assign \pp$151[9][2]  = pp[269:261];
-  assign \pp$151[10]  = pp[296:270];
-  assign \pp$151[10][0]  = pp[278:270];
-  assign \pp$151[10][1]  = pp[287:279];
-  assign \pp$151[10][2]  = pp[296:288];
-  assign \pp$151[11]  = pp[323:297];
-  assign \pp$151[11][0]  = pp[305:297];
-  assign \pp$151[11][1]  = pp[314:306];
-  assign \pp$151[11][2]  = pp[323:315];
-  assign \pp$151[12]  = pp[350:324];
-  assign \pp$151[12][0]  = pp[332:324];
-  assign \pp$151[12][1]  = pp[341:333];
-  assign \pp$151[12][2]  = pp[350:342];
-  assign \pp$151[13]  = pp[377:351];
-  assign \pp$151[13][0]  = pp[359:351];
-  assign \pp$151[13][1]  = pp[368:360];
-  assign \pp$151[13][2]  = pp[377:369];
-  assign \pp$151[14]  = pp[404:378];
-  assign \pp$151[14][0]  = pp[386:378];
-  assign \pp$151[14][1]  = pp[395:387];
-  assign \pp$151[14][2]  = pp[404:396];
-  assign \pp$151[15]  = pp[431:405];
-  assign \pp$151[15][0]  = pp[413:405];
-  assign \pp$151[15][1]  = pp[422:414];
-  assign \pp$151[15][2]  = pp[431:423];
-  assign \pp$151[16]  = pp[458:432];
-  assign \pp$151[16][0]  = pp[440:432];
-  assign \pp$151[16][1]  = pp[449:441];
-  assign \pp$151[16][2]  = pp[458:450];
-  assign \pp$151[17]  = pp[485:459];
-  assign \pp$151[17][0]  = pp[467:459];
-  assign \pp$151[17][1]  = pp[476:468];
-  assign \pp$151[17][2]  = pp[485:477];
-  assign \pp$151[18]  = pp[512:486];
-  assign \pp$151[18][0]  = pp[494:486];
-  assign \pp$151[18][1]  = pp[503:495];
-  assign \pp$151[18][2]  = pp[512:504];
-  assign \pp$151[19]  = pp[539:513];
-  assign \pp$151[19][0]  = pp[521:513];
-  assign \pp$151[19][1]  = pp[530:522];
-  assign \pp$151[19][2]  = pp[539:531];
-  assign \pp$151[20]  = pp[566:540];
-  assign \pp$151[20][0]  = pp[548:540];
-  assign \pp$151[20][1]  = pp[557:549];
-  assign \pp$151[20][2]  = pp[566:558];
-  assign \pp$151[21]  = pp[593:567];
-  assign \pp$151[21][0]  = pp[575:567];
-  assign \pp$151[21][1]  = pp[584:576];
-  assign \pp$151[21][2]  = pp[593:585];
-  assign \pp$151[22]  = pp[620:594];
-  assign \pp$151[22][0]  = pp[602:594];
-  assign \pp$151[22][1]  = pp[611:603];
-  assign \pp$151[22][2]  = pp[620:612];
-  assign \pp$151[23]  = pp[647:621];
-  assign \pp$151[23][0]  = pp[629:621];
-  assign \pp$151[23][1]  = pp[638:630];
-  assign \pp$151[23][2]  = pp[647:639];
-  assign \pp$151[24]  = pp[674:648];
-  assign \pp$151[24][0]  = pp[656:648];
-  assign \pp$151[24][1]  = pp[665:657];
-  assign \pp$151[24][2]  = pp[674:666];
-  assign \pp$151[25]  = pp[701:675];
-  assign \pp$151[25][0]  = pp[683:675];
-  assign \pp$151[25][1]  = pp[692:684];
-  assign \pp$151[25][2]  = pp[701:693];
-  assign \pp$151[26]  = pp[728:702];
-  assign \pp$151[26][0]  = pp[710:702];
-  assign \pp$151[26][1]  = pp[719:711];
-  assign \pp$151[26][2]  = pp[728:720];
-  assign \pp$151[27]  = pp[755:729];
-  assign \pp$151[27][0]  = pp[737:729];
-  assign \pp$151[27][1]  = pp[746:738];
-  assign \pp$151[27][2]  = pp[755:747];
-  assign \pp$151[28]  = pp[782:756];
-  assign \pp$151[28][0]  = pp[764:756];
-  assign \pp$151[28][1]  = pp[773:765];
-  assign \pp$151[28][2]  = pp[782:774];
-  assign \pp$151[29]  = pp[809:783];
-  assign \pp$151[29][0]  = pp[791:783];
-  assign \pp$151[29][1]  = pp[800:792];
-  assign \pp$151[29][2]  = pp[809:801];
-  assign \pp$151[30]  = pp[836:810];
-  assign \pp$151[30][0]  = pp[818:810];
-  assign \pp$151[30][1]  = pp[827:819];
-  assign \pp$151[30][2]  = pp[836:828];
-  assign \pp$151[31]  = pp[863:837];
-  assign \pp$151[31][0]  = pp[845:837];
-  assign \pp$151[31][1]  = pp[854:846];
-  assign \pp$151[31][2]  = pp[863:855];
-  assign \qq$152[0]  = qq[26:0];
-  assign \qq$152[0][0]  = qq[8:0];
-  assign \qq$152[0][1]  = qq[17:9];
-  assign \qq$152[0][2]  = qq[26:18];
-  assign \qq$152[1]  = qq[53:27];
-  assign \qq$152[1][0]  = qq[35:27];
-  assign \qq$152[1][1]  = qq[44:36];
-  assign \qq$152[1][2]  = qq[53:45];
-  assign \qq$152[2]  = qq[80:54];
-  assign \qq$152[2][0]  = qq[62:54];
-  assign \qq$152[2][1]  = qq[71:63];
-  assign \qq$152[2][2]  = qq[80:72];
-  assign \qq$152[3]  = qq[107:81];
-  assign \qq$152[3][0]  = qq[89:81];
-  assign \qq$152[3][1]  = qq[98:90];
-  assign \qq$152[3][2]  = qq[107:99];
-  assign \qq$152[4]  = qq[134:108];
-  assign \qq$152[4][0]  = qq[116:108];
-  assign \qq$152[4][1]  = qq[125:117];
-  assign \qq$152[4][2]  = qq[134:126];
-  assign \qq$152[5]  = qq[161:135];
-  assign \qq$152[5][0]  = qq[143:135];
-  assign \qq$152[5][1]  = qq[152:144];
-  assign \qq$152[5][2]  = qq[161:153];
-  assign \qq$152[6]  = qq[188:162];
-  assign \qq$152[6][0]  = qq[170:162];
-  assign \qq$152[6][1]  = qq[179:171];
-  assign \qq$152[6][2]  = qq[188:180];
-  assign \qq$152[7]  = qq[215:189];
-  assign \qq$152[7][0]  = qq[197:189];
-  assign \qq$152[7][1]  = qq[206:198];
-  assign \qq$152[7][2]  = qq[215:207];
-  assign \qq$152[8]  = qq[242:216];
-  assign \qq$152[8][0]  = qq[224:216];
-  assign \qq$152[8][1]  = qq[233:225];
-  assign \qq$152[8][2]  = qq[242:234];
-  assign \qq$152[9]  = qq[269:243];
-  assign \qq$152[9][0]  = qq[251:243];
-  assign \qq$152[9][1]  = qq[260:252];
-  assign \qq$152[9][2]  = qq[269:261];
-  assign \qq$152[10]  = qq[296:270];
-  assign \qq$152[10][0]  = qq[278:270];
-  assign \qq$152[10][1]  = qq[287:279];
-  assign \qq$152[10][2]  = qq[296:288];
-  assign \qq$152[11]  = qq[323:297];
-  assign \qq$152[11][0]  = qq[305:297];
-  assign \qq$152[11][1]  = qq[314:306];
-  assign \qq$152[11][2]  = qq[323:315];
-  assign \qq$152[12]  = qq[350:324];
-  assign \qq$152[12][0]  = qq[332:324];
-  assign \qq$152[12][1]  = qq[341:333];
-  assign \qq$152[12][2]  = qq[350:342];
-  assign \qq$152[13]  = qq[377:351];
-  assign \qq$152[13][0]  = qq[359:351];
-  assign \qq$152[13][1]  = qq[368:360];
-  assign \qq$152[13][2]  = qq[377:369];
-  assign \qq$152[14]  = qq[404:378];
-  assign \qq$152[14][0]  = qq[386:378];
-  assign \qq$152[14][1]  = qq[395:387];
-  assign \qq$152[14][2]  = qq[404:396];
-  assign \qq$152[15]  = qq[431:405];
-  assign \qq$152[15][0]  = qq[413:405];
-  assign \qq$152[15][1]  = qq[422:414];
-  assign \qq$152[15][2]  = qq[431:423];
-  assign \qq$152[16]  = qq[458:432];
-  assign \qq$152[16][0]  = qq[440:432];
-  assign \qq$152[16][1]  = qq[449:441];
-  assign \qq$152[16][2]  = qq[458:450];
-  assign \qq$152[17]  = qq[485:459];
-  assign \qq$152[17][0]  = qq[467:459];
-  assign \qq$152[17][1]  = qq[476:468];
-  assign \qq$152[17][2]  = qq[485:477];
-  assign \qq$152[18]  = qq[512:486];
-  assign \qq$152[18][0]  = qq[494:486];
-  assign \qq$152[18][1]  = qq[503:495];
-  assign \qq$152[18][2]  = qq[512:504];
-  assign \qq$152[19]  = qq[539:513];
-  assign \qq$152[19][0]  = qq[521:513];
-  assign \qq$152[19][1]  = qq[530:522];
-  assign \qq$152[19][2]  = qq[539:531];
-  assign \qq$152[20]  = qq[566:540];
-  assign \qq$152[20][0]  = qq[548:540];
-  assign \qq$152[20][1]  = qq[557:549];
-  assign \qq$152[20][2]  = qq[566:558];
-  assign \qq$152[21]  = qq[593:567];
-  assign \qq$152[21][0]  = qq[575:567];
-  assign \qq$152[21][1]  = qq[584:576];
-  assign \qq$152[21][2]  = qq[593:585];
-  assign \qq$152[22]  = qq[620:594];
-  assign \qq$152[22][0]  = qq[602:594];
-  assign \qq$152[22][1]  = qq[611:603];
-  assign \qq$152[22][2]  = qq[620:612];
-  assign \qq$152[23]  = qq[647:621];
-  assign \qq$152[23][0]  = qq[629:621];
-  assign \qq$152[23][1]  = qq[638:630];
-  assign \qq$152[23][2]  = qq[647:639];
-  assign \qq$152[24]  = qq[674:648];
-  assign \qq$152[24][0]  = qq[656:648];
-  assign \qq$152[24][1]  = qq[665:657];
-  assign \qq$152[24][2]  = qq[674:666];
-  assign \qq$152[25]  = qq[701:675];
-  assign \qq$152[25][0]  = qq[683:675];
-  assign \qq$152[25][1]  = qq[692:684];
-  assign \qq$152[25][2]  = qq[701:693];
-  assign \qq$152[26]  = qq[728:702];
-  assign \qq$152[26][0]  = qq[710:702];
-  assign \qq$152[26][1]  = qq[719:711];
-  assign \qq$152[26][2]  = qq[728:720];
-  assign \qq$152[27]  = qq[755:729];
-  assign \qq$152[27][0]  = qq[737:729];
-  assign \qq$152[27][1]  = qq[746:738];
-  assign \qq$152[27][2]  = qq[755:747];
-  assign \qq$152[28]  = qq[782:756];
-  assign \qq$152[28][0]  = qq[764:756];
-  assign \qq$152[28][1]  = qq[773:765];
-  assign \qq$152[28][2]  = qq[782:774];
-  assign \qq$152[29]  = qq[809:783];
-  assign \qq$152[29][0]  = qq[791:783];
-  assign \qq$152[29][1]  = qq[800:792];
-  assign \qq$152[29][2]  = qq[809:801];
-  assign \qq$152[30]  = qq[836:810];
-  assign \qq$152[30][0]  = qq[818:810];
-  assign \qq$152[30][1]  = qq[827:819];
-  assign \qq$152[30][2]  = qq[836:828];
-  assign \qq$152[31]  = qq[863:837];
-  assign \qq$152[31][0]  = qq[845:837];
-  assign \qq$152[31][1]  = qq[854:846];
-  assign \qq$152[31][2]  = qq[863:855];
+  assign \pp$379[0]  = pp[26:0];
+  assign \pp$379[0][0]  = pp[8:0];
+  assign \pp$379[0][1]  = pp[17:9];
+  assign \pp$379[0][2]  = pp[26:18];
+  assign \pp$379[1]  = pp[53:27];
+  assign \pp$379[1][0]  = pp[35:27];
+  assign \pp$379[1][1]  = pp[44:36];
+  assign \pp$379[1][2]  = pp[53:45];
+  assign \pp$379[2]  = pp[80:54];
+  assign \pp$379[2][0]  = pp[62:54];
+  assign \pp$379[2][1]  = pp[71:63];
+  assign \pp$379[2][2]  = pp[80:72];
+  assign \pp$379[3]  = pp[107:81];
+  assign \pp$379[3][0]  = pp[89:81];
+  assign \pp$379[3][1]  = pp[98:90];
+  assign \pp$379[3][2]  = pp[107:99];
+  assign \pp$379[4]  = pp[134:108];
+  assign \pp$379[4][0]  = pp[116:108];
+  assign \pp$379[4][1]  = pp[125:117];
+  assign \pp$379[4][2]  = pp[134:126];
+  assign \pp$379[5]  = pp[161:135];
+  assign \pp$379[5][0]  = pp[143:135];
+  assign \pp$379[5][1]  = pp[152:144];
+  assign \pp$379[5][2]  = pp[161:153];
+  assign \pp$379[6]  = pp[188:162];
+  assign \pp$379[6][0]  = pp[170:162];
+  assign \pp$379[6][1]  = pp[179:171];
+  assign \pp$379[6][2]  = pp[188:180];
+  assign \pp$379[7]  = pp[215:189];
+  assign \pp$379[7][0]  = pp[197:189];
+  assign \pp$379[7][1]  = pp[206:198];
+  assign \pp$379[7][2]  = pp[215:207];
+  assign \pp$379[8]  = pp[242:216];
+  assign \pp$379[8][0]  = pp[224:216];
+  assign \pp$379[8][1]  = pp[233:225];
+  assign \pp$379[8][2]  = pp[242:234];
+  assign \pp$379[9]  = pp[269:243];
+  assign \pp$379[9][0]  = pp[251:243];
+  assign \pp$379[9][1]  = pp[260:252];
+  assign \pp$379[9][2]  = pp[269:261];
+  assign \pp$379[10]  = pp[296:270];
+  assign \pp$379[10][0]  = pp[278:270];
+  assign \pp$379[10][1]  = pp[287:279];
+  assign \pp$379[10][2]  = pp[296:288];
+  assign \pp$379[11]  = pp[323:297];
+  assign \pp$379[11][0]  = pp[305:297];
+  assign \pp$379[11][1]  = pp[314:306];
+  assign \pp$379[11][2]  = pp[323:315];
+  assign \pp$379[12]  = pp[350:324];
+  assign \pp$379[12][0]  = pp[332:324];
+  assign \pp$379[12][1]  = pp[341:333];
+  assign \pp$379[12][2]  = pp[350:342];
+  assign \pp$379[13]  = pp[377:351];
+  assign \pp$379[13][0]  = pp[359:351];
+  assign \pp$379[13][1]  = pp[368:360];
+  assign \pp$379[13][2]  = pp[377:369];
+  assign \pp$379[14]  = pp[404:378];
+  assign \pp$379[14][0]  = pp[386:378];
+  assign \pp$379[14][1]  = pp[395:387];
+  assign \pp$379[14][2]  = pp[404:396];
+  assign \pp$379[15]  = pp[431:405];
+  assign \pp$379[15][0]  = pp[413:405];
+  assign \pp$379[15][1]  = pp[422:414];
+  assign \pp$379[15][2]  = pp[431:423];
+  assign \pp$379[16]  = pp[458:432];
+  assign \pp$379[16][0]  = pp[440:432];
+  assign \pp$379[16][1]  = pp[449:441];
+  assign \pp$379[16][2]  = pp[458:450];
+  assign \pp$379[17]  = pp[485:459];
+  assign \pp$379[17][0]  = pp[467:459];
+  assign \pp$379[17][1]  = pp[476:468];
+  assign \pp$379[17][2]  = pp[485:477];
+  assign \pp$379[18]  = pp[512:486];
+  assign \pp$379[18][0]  = pp[494:486];
+  assign \pp$379[18][1]  = pp[503:495];
+  assign \pp$379[18][2]  = pp[512:504];
+  assign \pp$379[19]  = pp[539:513];
+  assign \pp$379[19][0]  = pp[521:513];
+  assign \pp$379[19][1]  = pp[530:522];
+  assign \pp$379[19][2]  = pp[539:531];
+  assign \pp$379[20]  = pp[566:540];
+  assign \pp$379[20][0]  = pp[548:540];
+  assign \pp$379[20][1]  = pp[557:549];
+  assign \pp$379[20][2]  = pp[566:558];
+  assign \pp$379[21]  = pp[593:567];
+  assign \pp$379[21][0]  = pp[575:567];
+  assign \pp$379[21][1]  = pp[584:576];
+  assign \pp$379[21][2]  = pp[593:585];
+  assign \pp$379[22]  = pp[620:594];
+  assign \pp$379[22][0]  = pp[602:594];
+  assign \pp$379[22][1]  = pp[611:603];
+  assign \pp$379[22][2]  = pp[620:612];
+  assign \pp$379[23]  = pp[647:621];
+  assign \pp$379[23][0]  = pp[629:621];
+  assign \pp$379[23][1]  = pp[638:630];
+  assign \pp$379[23][2]  = pp[647:639];
+  assign \pp$379[24]  = pp[674:648];
+  assign \pp$379[24][0]  = pp[656:648];
+  assign \pp$379[24][1]  = pp[665:657];
+  assign \pp$379[24][2]  = pp[674:666];
+  assign \pp$379[25]  = pp[701:675];
+  assign \pp$379[25][0]  = pp[683:675];
+  assign \pp$379[25][1]  = pp[692:684];
+  assign \pp$379[25][2]  = pp[701:693];
+  assign \pp$379[26]  = pp[728:702];
+  assign \pp$379[26][0]  = pp[710:702];
+  assign \pp$379[26][1]  = pp[719:711];
+  assign \pp$379[26][2]  = pp[728:720];
+  assign \pp$379[27]  = pp[755:729];
+  assign \pp$379[27][0]  = pp[737:729];
+  assign \pp$379[27][1]  = pp[746:738];
+  assign \pp$379[27][2]  = pp[755:747];
+  assign \pp$379[28]  = pp[782:756];
+  assign \pp$379[28][0]  = pp[764:756];
+  assign \pp$379[28][1]  = pp[773:765];
+  assign \pp$379[28][2]  = pp[782:774];
+  assign \pp$379[29]  = pp[809:783];
+  assign \pp$379[29][0]  = pp[791:783];
+  assign \pp$379[29][1]  = pp[800:792];
+  assign \pp$379[29][2]  = pp[809:801];
+  assign \pp$379[30]  = pp[836:810];
+  assign \pp$379[30][0]  = pp[818:810];
+  assign \pp$379[30][1]  = pp[827:819];
+  assign \pp$379[30][2]  = pp[836:828];
+  assign \pp$379[31]  = pp[863:837];
+  assign \pp$379[31][0]  = pp[845:837];
+  assign \pp$379[31][1]  = pp[854:846];
+  assign \pp$379[31][2]  = pp[863:855];
+  assign \qq$380[0]  = qq[26:0];
+  assign \qq$380[0][0]  = qq[8:0];
+  assign \qq$380[0][1]  = qq[17:9];
+  assign \qq$380[0][2]  = qq[26:18];
+  assign \qq$380[1]  = qq[53:27];
+  assign \qq$380[1][0]  = qq[35:27];
+  assign \qq$380[1][1]  = qq[44:36];
+  assign \qq$380[1][2]  = qq[53:45];
+  assign \qq$380[2]  = qq[80:54];
+  assign \qq$380[2][0]  = qq[62:54];
+  assign \qq$380[2][1]  = qq[71:63];
+  assign \qq$380[2][2]  = qq[80:72];
+  assign \qq$380[3]  = qq[107:81];
+  assign \qq$380[3][0]  = qq[89:81];
+  assign \qq$380[3][1]  = qq[98:90];
+  assign \qq$380[3][2]  = qq[107:99];
+  assign \qq$380[4]  = qq[134:108];
+  assign \qq$380[4][0]  = qq[116:108];
+  assign \qq$380[4][1]  = qq[125:117];
+  assign \qq$380[4][2]  = qq[134:126];
+  assign \qq$380[5]  = qq[161:135];
+  assign \qq$380[5][0]  = qq[143:135];
+  assign \qq$380[5][1]  = qq[152:144];
+  assign \qq$380[5][2]  = qq[161:153];
+  assign \qq$380[6]  = qq[188:162];
+  assign \qq$380[6][0]  = qq[170:162];
+  assign \qq$380[6][1]  = qq[179:171];
+  assign \qq$380[6][2]  = qq[188:180];
+  assign \qq$380[7]  = qq[215:189];
+  assign \qq$380[7][0]  = qq[197:189];
+  assign \qq$380[7][1]  = qq[206:198];
+  assign \qq$380[7][2]  = qq[215:207];
+  assign \qq$380[8]  = qq[242:216];
+  assign \qq$380[8][0]  = qq[224:216];
+  assign \qq$380[8][1]  = qq[233:225];
+  assign \qq$380[8][2]  = qq[242:234];
+  assign \qq$380[9]  = qq[269:243];
+  assign \qq$380[9][0]  = qq[251:243];
+  assign \qq$380[9][1]  = qq[260:252];
+  assign \qq$380[9][2]  = qq[269:261];
+  assign \qq$380[10]  = qq[296:270];
+  assign \qq$380[10][0]  = qq[278:270];
+  assign \qq$380[10][1]  = qq[287:279];
+  assign \qq$380[10][2]  = qq[296:288];
+  assign \qq$380[11]  = qq[323:297];
+  assign \qq$380[11][0]  = qq[305:297];
+  assign \qq$380[11][1]  = qq[314:306];
+  assign \qq$380[11][2]  = qq[323:315];
+  assign \qq$380[12]  = qq[350:324];
+  assign \qq$380[12][0]  = qq[332:324];
+  assign \qq$380[12][1]  = qq[341:333];
+  assign \qq$380[12][2]  = qq[350:342];
+  assign \qq$380[13]  = qq[377:351];
+  assign \qq$380[13][0]  = qq[359:351];
+  assign \qq$380[13][1]  = qq[368:360];
+  assign \qq$380[13][2]  = qq[377:369];
+  assign \qq$380[14]  = qq[404:378];
+  assign \qq$380[14][0]  = qq[386:378];
+  assign \qq$380[14][1]  = qq[395:387];
+  assign \qq$380[14][2]  = qq[404:396];
+  assign \qq$380[15]  = qq[431:405];
+  assign \qq$380[15][0]  = qq[413:405];
+  assign \qq$380[15][1]  = qq[422:414];
+  assign \qq$380[15][2]  = qq[431:423];
+  assign \qq$380[16]  = qq[458:432];
+  assign \qq$380[16][0]  = qq[440:432];
+  assign \qq$380[16][1]  = qq[449:441];
+  assign \qq$380[16][2]  = qq[458:450];
+  assign \qq$380[17]  = qq[485:459];
+  assign \qq$380[17][0]  = qq[467:459];
+  assign \qq$380[17][1]  = qq[476:468];
+  assign \qq$380[17][2]  = qq[485:477];
+  assign \qq$380[18]  = qq[512:486];
+  assign \qq$380[18][0]  = qq[494:486];
+  assign \qq$380[18][1]  = qq[503:495];
+  assign \qq$380[18][2]  = qq[512:504];
+  assign \qq$380[19]  = qq[539:513];
+  assign \qq$380[19][0]  = qq[521:513];
+  assign \qq$380[19][1]  = qq[530:522];
+  assign \qq$380[19][2]  = qq[539:531];
+  assign \qq$380[20]  = qq[566:540];
+  assign \qq$380[20][0]  = qq[548:540];
+  assign \qq$380[20][1]  = qq[557:549];
+  assign \qq$380[20][2]  = qq[566:558];
+  assign \qq$380[21]  = qq[593:567];
+  assign \qq$380[21][0]  = qq[575:567];
+  assign \qq$380[21][1]  = qq[584:576];
+  assign \qq$380[21][2]  = qq[593:585];
+  assign \qq$380[22]  = qq[620:594];
+  assign \qq$380[22][0]  = qq[602:594];
+  assign \qq$380[22][1]  = qq[611:603];
+  assign \qq$380[22][2]  = qq[620:612];
+  assign \qq$380[23]  = qq[647:621];
+  assign \qq$380[23][0]  = qq[629:621];
+  assign \qq$380[23][1]  = qq[638:630];
+  assign \qq$380[23][2]  = qq[647:639];
+  assign \qq$380[24]  = qq[674:648];
+  assign \qq$380[24][0]  = qq[656:648];
+  assign \qq$380[24][1]  = qq[665:657];
+  assign \qq$380[24][2]  = qq[674:666];
+  assign \qq$380[25]  = qq[701:675];
+  assign \qq$380[25][0]  = qq[683:675];
+  assign \qq$380[25][1]  = qq[692:684];
+  assign \qq$380[25][2]  = qq[701:693];
+  assign \qq$380[26]  = qq[728:702];
+  assign \qq$380[26][0]  = qq[710:702];
+  assign \qq$380[26][1]  = qq[719:711];
+  assign \qq$380[26][2]  = qq[728:720];
+  assign \qq$380[27]  = qq[755:729];
+  assign \qq$380[27][0]  = qq[737:729];
+  assign \qq$380[27][1]  = qq[746:738];
+  assign \qq$380[27][2]  = qq[755:747];
+  assign \qq$380[28]  = qq[782:756];
+  assign \qq$380[28][0]  = qq[764:756];
+  assign \qq$380[28][1]  = qq[773:765];
+  assign \qq$380[28][2]  = qq[782:774];
+  assign \qq$380[29]  = qq[809:783];
+  assign \qq$380[29][0]  = qq[791:783];
+  assign \qq$380[29][1]  = qq[800:792];
+  assign \qq$380[29][2]  = qq[809:801];
+  assign \qq$380[30]  = qq[836:810];
+  assign \qq$380[30][0]  = qq[818:810];
+  assign \qq$380[30][1]  = qq[827:819];
+  assign \qq$380[30][2]  = qq[836:828];
+  assign \qq$380[31]  = qq[863:837];
+  assign \qq$380[31][0]  = qq[845:837];
+  assign \qq$380[31][1]  = qq[854:846];
+  assign \qq$380[31][2]  = qq[863:855];
+  assign \pp$383[0]  = pp[26:0];
+  assign \pp$383[0][0]  = pp[8:0];
+  assign \pp$383[0][1]  = pp[17:9];
+  assign \pp$383[0][2]  = pp[26:18];
+  assign \pp$383[1]  = pp[53:27];
+  assign \pp$383[1][0]  = pp[35:27];
+  assign \pp$383[1][1]  = pp[44:36];
+  assign \pp$383[1][2]  = pp[53:45];
+  assign \pp$383[2]  = pp[80:54];
+  assign \pp$383[2][0]  = pp[62:54];
+  assign \pp$383[2][1]  = pp[71:63];
+  assign \pp$383[2][2]  = pp[80:72];
+  assign \pp$383[3]  = pp[107:81];
+  assign \pp$383[3][0]  = pp[89:81];
+  assign \pp$383[3][1]  = pp[98:90];
+  assign \pp$383[3][2]  = pp[107:99];
+  assign \pp$383[4]  = pp[134:108];
+  assign \pp$383[4][0]  = pp[116:108];
+  assign \pp$383[4][1]  = pp[125:117];
+  assign \pp$383[4][2]  = pp[134:126];
+  assign \pp$383[5]  = pp[161:135];
+  assign \pp$383[5][0]  = pp[143:135];
+  assign \pp$383[5][1]  = pp[152:144];
+  assign \pp$383[5][2]  = pp[161:153];
+  assign \pp$383[6]  = pp[188:162];
+  assign \pp$383[6][0]  = pp[170:162];
+  assign \pp$383[6][1]  = pp[179:171];
+  assign \pp$383[6][2]  = pp[188:180];
+  assign \pp$383[7]  = pp[215:189];
+  assign \pp$383[7][0]  = pp[197:189];
+  assign \pp$383[7][1]  = pp[206:198];
+  assign \pp$383[7][2]  = pp[215:207];
+  assign \pp$383[8]  = pp[242:216];
+  assign \pp$383[8][0]  = pp[224:216];
+  assign \pp$383[8][1]  = pp[233:225];
+  assign \pp$383[8][2]  = pp[242:234];
+  assign \pp$383[9]  = pp[269:243];
+  assign \pp$383[9][0]  = pp[251:243];
+  assign \pp$383[9][1]  = pp[260:252];
+  assign \pp$383[9][2]  = pp[269:261];
+  assign \pp$383[10]  = pp[296:270];
+  assign \pp$383[10][0]  = pp[278:270];
+  assign \pp$383[10][1]  = pp[287:279];
+  assign \pp$383[10][2]  = pp[296:288];
+  assign \pp$383[11]  = pp[323:297];
+  assign \pp$383[11][0]  = pp[305:297];
+  assign \pp$383[11][1]  = pp[314:306];
+  assign \pp$383[11][2]  = pp[323:315];
+  assign \pp$383[12]  = pp[350:324];
+  assign \pp$383[12][0]  = pp[332:324];
+  assign \pp$383[12][1]  = pp[341:333];
+  assign \pp$383[12][2]  = pp[350:342];
+  assign \pp$383[13]  = pp[377:351];
+  assign \pp$383[13][0]  = pp[359:351];
+  assign \pp$383[13][1]  = pp[368:360];
+  assign \pp$383[13][2]  = pp[377:369];
+  assign \pp$383[14]  = pp[404:378];
+  assign \pp$383[14][0]  = pp[386:378];
+  assign \pp$383[14][1]  = pp[395:387];
+  assign \pp$383[14][2]  = pp[404:396];
+  assign \pp$383[15]  = pp[431:405];
+  assign \pp$383[15][0]  = pp[413:405];
+  assign \pp$383[15][1]  = pp[422:414];
+  assign \pp$383[15][2]  = pp[431:423];
+  assign \pp$383[16]  = pp[458:432];
+  assign \pp$383[16][0]  = pp[440:432];
+  assign \pp$383[16][1]  = pp[449:441];
+  assign \pp$383[16][2]  = pp[458:450];
+  assign \pp$383[17]  = pp[485:459];
+  assign \pp$383[17][0]  = pp[467:459];
+  assign \pp$383[17][1]  = pp[476:468];
+  assign \pp$383[17][2]  = pp[485:477];
+  assign \pp$383[18]  = pp[512:486];
+  assign \pp$383[18][0]  = pp[494:486];
+  assign \pp$383[18][1]  = pp[503:495];
+  assign \pp$383[18][2]  = pp[512:504];
+  assign \pp$383[19]  = pp[539:513];
+  assign \pp$383[19][0]  = pp[521:513];
+  assign \pp$383[19][1]  = pp[530:522];
+  assign \pp$383[19][2]  = pp[539:531];
+  assign \pp$383[20]  = pp[566:540];
+  assign \pp$383[20][0]  = pp[548:540];
+  assign \pp$383[20][1]  = pp[557:549];
+  assign \pp$383[20][2]  = pp[566:558];
+  assign \pp$383[21]  = pp[593:567];
+  assign \pp$383[21][0]  = pp[575:567];
+  assign \pp$383[21][1]  = pp[584:576];
+  assign \pp$383[21][2]  = pp[593:585];
+  assign \pp$383[22]  = pp[620:594];
+  assign \pp$383[22][0]  = pp[602:594];
+  assign \pp$383[22][1]  = pp[611:603];
+  assign \pp$383[22][2]  = pp[620:612];
+  assign \pp$383[23]  = pp[647:621];
+  assign \pp$383[23][0]  = pp[629:621];
+  assign \pp$383[23][1]  = pp[638:630];
+  assign \pp$383[23][2]  = pp[647:639];
+  assign \pp$383[24]  = pp[674:648];
+  assign \pp$383[24][0]  = pp[656:648];
+  assign \pp$383[24][1]  = pp[665:657];
+  assign \pp$383[24][2]  = pp[674:666];
+  assign \pp$383[25]  = pp[701:675];
+  assign \pp$383[25][0]  = pp[683:675];
+  assign \pp$383[25][1]  = pp[692:684];
+  assign \pp$383[25][2]  = pp[701:693];
+  assign \pp$383[26]  = pp[728:702];
+  assign \pp$383[26][0]  = pp[710:702];
+  assign \pp$383[26][1]  = pp[719:711];
+  assign \pp$383[26][2]  = pp[728:720];
+  assign \pp$383[27]  = pp[755:729];
+  assign \pp$383[27][0]  = pp[737:729];
+  assign \pp$383[27][1]  = pp[746:738];
+  assign \pp$383[27][2]  = pp[755:747];
+  assign \pp$383[28]  = pp[782:756];
+  assign \pp$383[28][0]  = pp[764:756];
+  assign \pp$383[28][1]  = pp[773:765];
+  assign \pp$383[28][2]  = pp[782:774];
+  assign \pp$383[29]  = pp[809:783];
+  assign \pp$383[29][0]  = pp[791:783];
+  assign \pp$383[29][1]  = pp[800:792];
+  assign \pp$383[29][2]  = pp[809:801];
+  assign \pp$383[30]  = pp[836:810];
+  assign \pp$383[30][0]  = pp[818:810];
+  assign \pp$383[30][1]  = pp[827:819];
+  assign \pp$383[30][2]  = pp[836:828];
+  assign \pp$383[31]  = pp[863:837];
+  assign \pp$383[31][0]  = pp[845:837];
+  assign \pp$383[31][1]  = pp[854:846];
+  assign \pp$383[31][2]  = pp[863:855];
+  assign \qq$384[0]  = qq[26:0];
+  assign \qq$384[0][0]  = qq[8:0];
+  assign \qq$384[0][1]  = qq[17:9];
+  assign \qq$384[0][2]  = qq[26:18];
+  assign \qq$384[1]  = qq[53:27];
+  assign \qq$384[1][0]  = qq[35:27];
+  assign \qq$384[1][1]  = qq[44:36];
+  assign \qq$384[1][2]  = qq[53:45];
+  assign \qq$384[2]  = qq[80:54];
+  assign \qq$384[2][0]  = qq[62:54];
+  assign \qq$384[2][1]  = qq[71:63];
+  assign \qq$384[2][2]  = qq[80:72];
+  assign \qq$384[3]  = qq[107:81];
+  assign \qq$384[3][0]  = qq[89:81];
+  assign \qq$384[3][1]  = qq[98:90];
+  assign \qq$384[3][2]  = qq[107:99];
+  assign \qq$384[4]  = qq[134:108];
+  assign \qq$384[4][0]  = qq[116:108];
+  assign \qq$384[4][1]  = qq[125:117];
+  assign \qq$384[4][2]  = qq[134:126];
+  assign \qq$384[5]  = qq[161:135];
+  assign \qq$384[5][0]  = qq[143:135];
+  assign \qq$384[5][1]  = qq[152:144];
+  assign \qq$384[5][2]  = qq[161:153];
+  assign \qq$384[6]  = qq[188:162];
+  assign \qq$384[6][0]  = qq[170:162];
+  assign \qq$384[6][1]  = qq[179:171];
+  assign \qq$384[6][2]  = qq[188:180];
+  assign \qq$384[7]  = qq[215:189];
+  assign \qq$384[7][0]  = qq[197:189];
+  assign \qq$384[7][1]  = qq[206:198];
+  assign \qq$384[7][2]  = qq[215:207];
+  assign \qq$384[8]  = qq[242:216];
+  assign \qq$384[8][0]  = qq[224:216];
+  assign \qq$384[8][1]  = qq[233:225];
+  assign \qq$384[8][2]  = qq[242:234];
+  assign \qq$384[9]  = qq[269:243];
+  assign \qq$384[9][0]  = qq[251:243];
+  assign \qq$384[9][1]  = qq[260:252];
+  assign \qq$384[9][2]  = qq[269:261];
+  assign \qq$384[10]  = qq[296:270];
+  assign \qq$384[10][0]  = qq[278:270];
+  assign \qq$384[10][1]  = qq[287:279];
+  assign \qq$384[10][2]  = qq[296:288];
+  assign \qq$384[11]  = qq[323:297];
+  assign \qq$384[11][0]  = qq[305:297];
+  assign \qq$384[11][1]  = qq[314:306];
+  assign \qq$384[11][2]  = qq[323:315];
+  assign \qq$384[12]  = qq[350:324];
+  assign \qq$384[12][0]  = qq[332:324];
+  assign \qq$384[12][1]  = qq[341:333];
+  assign \qq$384[12][2]  = qq[350:342];
+  assign \qq$384[13]  = qq[377:351];
+  assign \qq$384[13][0]  = qq[359:351];
+  assign \qq$384[13][1]  = qq[368:360];
+  assign \qq$384[13][2]  = qq[377:369];
+  assign \qq$384[14]  = qq[404:378];
+  assign \qq$384[14][0]  = qq[386:378];
+  assign \qq$384[14][1]  = qq[395:387];
+  assign \qq$384[14][2]  = qq[404:396];
+  assign \qq$384[15]  = qq[431:405];
+  assign \qq$384[15][0]  = qq[413:405];
+  assign \qq$384[15][1]  = qq[422:414];
+  assign \qq$384[15][2]  = qq[431:423];
+  assign \qq$384[16]  = qq[458:432];
+  assign \qq$384[16][0]  = qq[440:432];
+  assign \qq$384[16][1]  = qq[449:441];
+  assign \qq$384[16][2]  = qq[458:450];
+  assign \qq$384[17]  = qq[485:459];
+  assign \qq$384[17][0]  = qq[467:459];
+  assign \qq$384[17][1]  = qq[476:468];
+  assign \qq$384[17][2]  = qq[485:477];
+  assign \qq$384[18]  = qq[512:486];
+  assign \qq$384[18][0]  = qq[494:486];
+  assign \qq$384[18][1]  = qq[503:495];
+  assign \qq$384[18][2]  = qq[512:504];
+  assign \qq$384[19]  = qq[539:513];
+  assign \qq$384[19][0]  = qq[521:513];
+  assign \qq$384[19][1]  = qq[530:522];
+  assign \qq$384[19][2]  = qq[539:531];
+  assign \qq$384[20]  = qq[566:540];
+  assign \qq$384[20][0]  = qq[548:540];
+  assign \qq$384[20][1]  = qq[557:549];
+  assign \qq$384[20][2]  = qq[566:558];
+  assign \qq$384[21]  = qq[593:567];
+  assign \qq$384[21][0]  = qq[575:567];
+  assign \qq$384[21][1]  = qq[584:576];
+  assign \qq$384[21][2]  = qq[593:585];
+  assign \qq$384[22]  = qq[620:594];
+  assign \qq$384[22][0]  = qq[602:594];
+  assign \qq$384[22][1]  = qq[611:603];
+  assign \qq$384[22][2]  = qq[620:612];
+  assign \qq$384[23]  = qq[647:621];
+  assign \qq$384[23][0]  = qq[629:621];
+  assign \qq$384[23][1]  = qq[638:630];
+  assign \qq$384[23][2]  = qq[647:639];
+  assign \qq$384[24]  = qq[674:648];
+  assign \qq$384[24][0]  = qq[656:648];
+  assign \qq$384[24][1]  = qq[665:657];
+  assign \qq$384[24][2]  = qq[674:666];
+  assign \qq$384[25]  = qq[701:675];
+  assign \qq$384[25][0]  = qq[683:675];
+  assign \qq$384[25][1]  = qq[692:684];
+  assign \qq$384[25][2]  = qq[701:693];
+  assign \qq$384[26]  = qq[728:702];
+  assign \qq$384[26][0]  = qq[710:702];
+  assign \qq$384[26][1]  = qq[719:711];
+  assign \qq$384[26][2]  = qq[728:720];
+  assign \qq$384[27]  = qq[755:729];
+  assign \qq$384[27][0]  = qq[737:729];
+  assign \qq$384[27][1]  = qq[746:738];
+  assign \qq$384[27][2]  = qq[755:747];
+  assign \qq$384[28]  = qq[782:756];
+  assign \qq$384[28][0]  = qq[764:756];
+  assign \qq$384[28][1]  = qq[773:765];
+  assign \qq$384[28][2]  = qq[782:774];
+  assign \qq$384[29]  = qq[809:783];
+  assign \qq$384[29][0]  = qq[791:783];
+  assign \qq$384[29][1]  = qq[800:792];
+  assign \qq$384[29][2]  = qq[809:801];
+  assign \qq$384[30]  = qq[836:810];
+  assign \qq$384[30][0]  = qq[818:810];
+  assign \qq$384[30][1]  = qq[827:819];
+  assign \qq$384[30][2]  = qq[836:828];
+  assign \qq$384[31]  = qq[863:837];
+  assign \qq$384[31][0]  = qq[845:837];
+  assign \qq$384[31][1]  = qq[854:846];
+  assign \qq$384[31][2]  = qq[863:855];
   assign \sums[0]  = sums[13:0];
   assign \sums[1]  = sums[27:14];
   assign \sums[2]  = sums[41:28];
@@ -5558,92 +10262,29 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \tile[0][1]  = total0[43:22];
   assign \tile[0][2]  = total0[65:44];
   assign \tile[0][3]  = total0[87:66];
-  assign \sums$157[0]  = \sums$157 [13:0];
-  assign \sums$157[1]  = \sums$157 [27:14];
-  assign \sums$157[2]  = \sums$157 [41:28];
-  assign \sums$157[3]  = \sums$157 [55:42];
+  assign \sums$389[0]  = \sums$389 [13:0];
+  assign \sums$389[1]  = \sums$389 [27:14];
+  assign \sums$389[2]  = \sums$389 [41:28];
+  assign \sums$389[3]  = \sums$389 [55:42];
   assign \shared[0]  = total1[21:0];
   assign \shared[1]  = total1[43:22];
   assign \shared[2]  = total1[65:44];
   assign \shared[3]  = total1[87:66];
-  assign \res__payload$163.sums  = res__payload[87:0];
-  assign \res__payload$163.sums[0]  = res__payload[87:0];
-  assign \res__payload$163.sums[0][0]  = res__payload[21:0];
-  assign \res__payload$163.sums[0][1]  = res__payload[43:22];
-  assign \res__payload$163.sums[0][2]  = res__payload[65:44];
-  assign \res__payload$163.sums[0][3]  = res__payload[87:66];
-  assign \res__payload$163.last  = res__payload[88];
-  assign \$signature__data$184 [143:128] = \$317 ;
-  assign \$signature__data$184 [127:112] = \$316 ;
-  assign \$signature__data$184 [111:96] = \$315 ;
-  assign \$signature__data$184 [95:80] = \$314 ;
-  assign \$signature__data$184 [79:64] = \$313 ;
-  assign \$signature__data$184 [63:48] = \$312 ;
-  assign \$signature__data$184 [47:32] = \$311 ;
-  assign \$signature__data$184 [31:16] = \$310 ;
-  assign \$signature__data$184 [15:0] = \$309 ;
-  assign \$signature__data$181 [143:128] = \$308 ;
-  assign \$signature__data$181 [127:112] = \$307 ;
-  assign \$signature__data$181 [111:96] = \$306 ;
-  assign \$signature__data$181 [95:80] = \$305 ;
-  assign \$signature__data$181 [79:64] = \$304 ;
-  assign \$signature__data$181 [63:48] = \$303 ;
-  assign \$signature__data$181 [47:32] = \$302 ;
-  assign \$signature__data$181 [31:16] = \$301 ;
-  assign \$signature__data$181 [15:0] = \$300 ;
-  assign \$signature__data$178 [143:128] = \$299 ;
-  assign \$signature__data$178 [127:112] = \$298 ;
-  assign \$signature__data$178 [111:96] = \$297 ;
-  assign \$signature__data$178 [95:80] = \$296 ;
-  assign \$signature__data$178 [79:64] = \$295 ;
-  assign \$signature__data$178 [63:48] = \$294 ;
-  assign \$signature__data$178 [47:32] = \$293 ;
-  assign \$signature__data$178 [31:16] = \$292 ;
-  assign \$signature__data$178 [15:0] = \$291 ;
-  assign \$signature__data$175 [143:128] = \$290 ;
-  assign \$signature__data$175 [127:112] = \$289 ;
-  assign \$signature__data$175 [111:96] = \$288 ;
-  assign \$signature__data$175 [95:80] = \$287 ;
-  assign \$signature__data$175 [79:64] = \$286 ;
-  assign \$signature__data$175 [63:48] = \$285 ;
-  assign \$signature__data$175 [47:32] = \$284 ;
-  assign \$signature__data$175 [31:16] = \$283 ;
-  assign \$signature__data$175 [15:0] = \$282 ;
-  assign \$signature__data$172 [143:128] = \$281 ;
-  assign \$signature__data$172 [127:112] = \$280 ;
-  assign \$signature__data$172 [111:96] = \$279 ;
-  assign \$signature__data$172 [95:80] = \$278 ;
-  assign \$signature__data$172 [79:64] = \$277 ;
-  assign \$signature__data$172 [63:48] = \$276 ;
-  assign \$signature__data$172 [47:32] = \$275 ;
-  assign \$signature__data$172 [31:16] = \$274 ;
-  assign \$signature__data$172 [15:0] = \$273 ;
-  assign \$signature__data$169 [143:128] = \$272 ;
-  assign \$signature__data$169 [127:112] = \$271 ;
-  assign \$signature__data$169 [111:96] = \$270 ;
-  assign \$signature__data$169 [95:80] = \$269 ;
-  assign \$signature__data$169 [79:64] = \$268 ;
-  assign \$signature__data$169 [63:48] = \$267 ;
-  assign \$signature__data$169 [47:32] = \$266 ;
-  assign \$signature__data$169 [31:16] = \$265 ;
-  assign \$signature__data$169 [15:0] = \$264 ;
-  assign \$signature__data$166 [143:128] = \$263 ;
-  assign \$signature__data$166 [127:112] = \$262 ;
-  assign \$signature__data$166 [111:96] = \$261 ;
-  assign \$signature__data$166 [95:80] = \$260 ;
-  assign \$signature__data$166 [79:64] = \$259 ;
-  assign \$signature__data$166 [63:48] = \$258 ;
-  assign \$signature__data$166 [47:32] = \$257 ;
-  assign \$signature__data$166 [31:16] = \$256 ;
-  assign \$signature__data$166 [15:0] = \$255 ;
-  assign total1[87:66] = \$249 [21:0];
-  assign total1[65:44] = \$247 [21:0];
-  assign total1[43:22] = \$245 [21:0];
-  assign total1[21:0] = \$243 [21:0];
-  assign total0[87:66] = \$241 [21:0];
-  assign total0[65:44] = \$239 [21:0];
-  assign total0[43:22] = \$237 [21:0];
-  assign total0[21:0] = \$235 [21:0];
+  assign \res__payload$395.sums  = res__payload[87:0];
+  assign \res__payload$395.sums[0]  = res__payload[87:0];
+  assign \res__payload$395.sums[0][0]  = res__payload[21:0];
+  assign \res__payload$395.sums[0][1]  = res__payload[43:22];
+  assign \res__payload$395.sums[0][2]  = res__payload[65:44];
+  assign \res__payload$395.sums[0][3]  = res__payload[87:66];
+  assign \res__payload$395.last  = res__payload[88];
+  assign total1[87:66] = \$360 [21:0];
+  assign total1[65:44] = \$358 [21:0];
+  assign total1[43:22] = \$356 [21:0];
+  assign total1[21:0] = \$354 [21:0];
+  assign total0[87:66] = \$352 [21:0];
+  assign total0[65:44] = \$350 [21:0];
+  assign total0[43:22] = \$348 [21:0];
+  assign total0[21:0] = \$346 [21:0];
   assign q[511:504] = rdq[1023:1016];
   assign q[503:496] = rdq[1007:1000];
   assign q[495:488] = rdq[991:984];
@@ -5772,204 +10413,205 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign p[23:16] = rdq[39:32];
   assign p[15:8] = rdq[23:16];
   assign p[7:0] = rdq[7:0];
-  assign \$347 [8] = \$173 ;
-  assign \$347 [7] = \$171 ;
-  assign \$347 [6] = \$169 ;
-  assign \$347 [5] = \$167 ;
-  assign \$347 [4] = \$165 ;
-  assign \$347 [3] = \$163 ;
-  assign \$347 [2] = \$161 ;
-  assign \$347 [1] = \$159 ;
-  assign \$347 [0] = \$157 ;
-  assign \$346 [8] = \$153 ;
-  assign \$346 [7] = \$151 ;
-  assign \$346 [6] = \$149 ;
-  assign \$346 [5] = \$147 ;
-  assign \$346 [4] = \$145 ;
-  assign \$346 [3] = \$143 ;
-  assign \$346 [2] = \$141 ;
-  assign \$346 [1] = \$139 ;
-  assign \$346 [0] = \$137 ;
-  assign \$345 [8] = \$133 ;
-  assign \$345 [7] = \$131 ;
-  assign \$345 [6] = \$129 ;
-  assign \$345 [5] = \$127 ;
-  assign \$345 [4] = \$125 ;
-  assign \$345 [3] = \$123 ;
-  assign \$345 [2] = \$121 ;
-  assign \$345 [1] = \$119 ;
-  assign \$345 [0] = \$117 ;
-  assign \$344 [8] = \$113 ;
-  assign \$344 [7] = \$111 ;
-  assign \$344 [6] = \$109 ;
-  assign \$344 [5] = \$107 ;
-  assign \$344 [4] = \$105 ;
-  assign \$344 [3] = \$103 ;
-  assign \$344 [2] = \$101 ;
-  assign \$344 [1] = \$99 ;
-  assign \$344 [0] = \$97 ;
-  assign \$343 [8] = \$93 ;
-  assign \$343 [7] = \$91 ;
-  assign \$343 [6] = \$89 ;
-  assign \$343 [5] = \$87 ;
-  assign \$343 [4] = \$85 ;
-  assign \$343 [3] = \$83 ;
-  assign \$343 [2] = \$81 ;
-  assign \$343 [1] = \$79 ;
-  assign \$343 [0] = \$77 ;
-  assign \$342 [8] = \$73 ;
-  assign \$342 [7] = \$71 ;
-  assign \$342 [6] = \$69 ;
-  assign \$342 [5] = \$67 ;
-  assign \$342 [4] = \$65 ;
-  assign \$342 [3] = \$63 ;
-  assign \$342 [2] = \$61 ;
-  assign \$342 [1] = \$59 ;
-  assign \$342 [0] = \$57 ;
-  assign \$341 [8] = \$53 ;
-  assign \$341 [7] = \$51 ;
-  assign \$341 [6] = \$49 ;
-  assign \$341 [5] = \$47 ;
-  assign \$341 [4] = \$45 ;
-  assign \$341 [3] = \$43 ;
-  assign \$341 [2] = \$41 ;
-  assign \$341 [1] = \$39 ;
-  assign \$341 [0] = 1'h0;
-  assign \$321 [63] = s1r_codes[126];
-  assign \$321 [62] = s1r_codes[124];
-  assign \$321 [61] = s1r_codes[122];
-  assign \$321 [60] = s1r_codes[120];
-  assign \$321 [59] = s1r_codes[118];
-  assign \$321 [58] = s1r_codes[116];
-  assign \$321 [57] = s1r_codes[114];
-  assign \$321 [56] = s1r_codes[112];
-  assign \$321 [55] = s1r_codes[110];
-  assign \$321 [54] = s1r_codes[108];
-  assign \$321 [53] = s1r_codes[106];
-  assign \$321 [52] = s1r_codes[104];
-  assign \$321 [51] = s1r_codes[102];
-  assign \$321 [50] = s1r_codes[100];
-  assign \$321 [49] = s1r_codes[98];
-  assign \$321 [48] = s1r_codes[96];
-  assign \$321 [47] = s1r_codes[94];
-  assign \$321 [46] = s1r_codes[92];
-  assign \$321 [45] = s1r_codes[90];
-  assign \$321 [44] = s1r_codes[88];
-  assign \$321 [43] = s1r_codes[86];
-  assign \$321 [42] = s1r_codes[84];
-  assign \$321 [41] = s1r_codes[82];
-  assign \$321 [40] = s1r_codes[80];
-  assign \$321 [39] = s1r_codes[78];
-  assign \$321 [38] = s1r_codes[76];
-  assign \$321 [37] = s1r_codes[74];
-  assign \$321 [36] = s1r_codes[72];
-  assign \$321 [35] = s1r_codes[70];
-  assign \$321 [34] = s1r_codes[68];
-  assign \$321 [33] = s1r_codes[66];
-  assign \$321 [32] = s1r_codes[64];
-  assign \$321 [31] = s1r_codes[62];
-  assign \$321 [30] = s1r_codes[60];
-  assign \$321 [29] = s1r_codes[58];
-  assign \$321 [28] = s1r_codes[56];
-  assign \$321 [27] = s1r_codes[54];
-  assign \$321 [26] = s1r_codes[52];
-  assign \$321 [25] = s1r_codes[50];
-  assign \$321 [24] = s1r_codes[48];
-  assign \$321 [23] = s1r_codes[46];
-  assign \$321 [22] = s1r_codes[44];
-  assign \$321 [21] = s1r_codes[42];
-  assign \$321 [20] = s1r_codes[40];
-  assign \$321 [19] = s1r_codes[38];
-  assign \$321 [18] = s1r_codes[36];
-  assign \$321 [17] = s1r_codes[34];
-  assign \$321 [16] = s1r_codes[32];
-  assign \$321 [15] = s1r_codes[30];
-  assign \$321 [14] = s1r_codes[28];
-  assign \$321 [13] = s1r_codes[26];
-  assign \$321 [12] = s1r_codes[24];
-  assign \$321 [11] = s1r_codes[22];
-  assign \$321 [10] = s1r_codes[20];
-  assign \$321 [9] = s1r_codes[18];
-  assign \$321 [8] = s1r_codes[16];
-  assign \$321 [7] = s1r_codes[14];
-  assign \$321 [6] = s1r_codes[12];
-  assign \$321 [5] = s1r_codes[10];
-  assign \$321 [4] = s1r_codes[8];
-  assign \$321 [3] = s1r_codes[6];
-  assign \$321 [2] = s1r_codes[4];
-  assign \$321 [1] = s1r_codes[2];
-  assign \$321 [0] = s1r_codes[0];
-  assign \$320 [63] = s1r_codes[127];
-  assign \$320 [62] = s1r_codes[125];
-  assign \$320 [61] = s1r_codes[123];
-  assign \$320 [60] = s1r_codes[121];
-  assign \$320 [59] = s1r_codes[119];
-  assign \$320 [58] = s1r_codes[117];
-  assign \$320 [57] = s1r_codes[115];
-  assign \$320 [56] = s1r_codes[113];
-  assign \$320 [55] = s1r_codes[111];
-  assign \$320 [54] = s1r_codes[109];
-  assign \$320 [53] = s1r_codes[107];
-  assign \$320 [52] = s1r_codes[105];
-  assign \$320 [51] = s1r_codes[103];
-  assign \$320 [50] = s1r_codes[101];
-  assign \$320 [49] = s1r_codes[99];
-  assign \$320 [48] = s1r_codes[97];
-  assign \$320 [47] = s1r_codes[95];
-  assign \$320 [46] = s1r_codes[93];
-  assign \$320 [45] = s1r_codes[91];
-  assign \$320 [44] = s1r_codes[89];
-  assign \$320 [43] = s1r_codes[87];
-  assign \$320 [42] = s1r_codes[85];
-  assign \$320 [41] = s1r_codes[83];
-  assign \$320 [40] = s1r_codes[81];
-  assign \$320 [39] = s1r_codes[79];
-  assign \$320 [38] = s1r_codes[77];
-  assign \$320 [37] = s1r_codes[75];
-  assign \$320 [36] = s1r_codes[73];
-  assign \$320 [35] = s1r_codes[71];
-  assign \$320 [34] = s1r_codes[69];
-  assign \$320 [33] = s1r_codes[67];
-  assign \$320 [32] = s1r_codes[65];
-  assign \$320 [31] = s1r_codes[63];
-  assign \$320 [30] = s1r_codes[61];
-  assign \$320 [29] = s1r_codes[59];
-  assign \$320 [28] = s1r_codes[57];
-  assign \$320 [27] = s1r_codes[55];
-  assign \$320 [26] = s1r_codes[53];
-  assign \$320 [25] = s1r_codes[51];
-  assign \$320 [24] = s1r_codes[49];
-  assign \$320 [23] = s1r_codes[47];
-  assign \$320 [22] = s1r_codes[45];
-  assign \$320 [21] = s1r_codes[43];
-  assign \$320 [20] = s1r_codes[41];
-  assign \$320 [19] = s1r_codes[39];
-  assign \$320 [18] = s1r_codes[37];
-  assign \$320 [17] = s1r_codes[35];
-  assign \$320 [16] = s1r_codes[33];
-  assign \$320 [15] = s1r_codes[31];
-  assign \$320 [14] = s1r_codes[29];
-  assign \$320 [13] = s1r_codes[27];
-  assign \$320 [12] = s1r_codes[25];
-  assign \$320 [11] = s1r_codes[23];
-  assign \$320 [10] = s1r_codes[21];
-  assign \$320 [9] = s1r_codes[19];
-  assign \$320 [8] = s1r_codes[17];
-  assign \$320 [7] = s1r_codes[15];
-  assign \$320 [6] = s1r_codes[13];
-  assign \$320 [5] = s1r_codes[11];
-  assign \$320 [4] = s1r_codes[9];
-  assign \$320 [3] = s1r_codes[7];
-  assign \$320 [2] = s1r_codes[5];
-  assign \$320 [1] = s1r_codes[3];
-  assign \$320 [0] = s1r_codes[1];
+  assign \$420 [31:16] = \$288 ;
+  assign \$420 [15:0] = \$285 ;
+  assign \$419 [31:16] = \$280 ;
+  assign \$419 [15:0] = \$277 ;
+  assign \$418 [31:16] = \$272 ;
+  assign \$418 [15:0] = \$269 ;
+  assign \$417 [31:16] = \$264 ;
+  assign \$417 [15:0] = \$261 ;
+  assign \$416 [31:16] = \$256 ;
+  assign \$416 [15:0] = \$253 ;
+  assign \$415 [31:16] = \$248 ;
+  assign \$415 [15:0] = \$245 ;
+  assign \$414 [31:16] = \$240 ;
+  assign \$414 [15:0] = \$237 ;
+  assign \$413 [31:16] = \$232 ;
+  assign \$413 [15:0] = \$229 ;
+  assign \$412 [31:16] = \$224 ;
+  assign \$412 [15:0] = \$221 ;
+  assign \$411 [31:16] = \$216 ;
+  assign \$411 [15:0] = \$213 ;
+  assign \$410 [31:16] = \$208 ;
+  assign \$410 [15:0] = \$205 ;
+  assign \$409 [31:16] = \$200 ;
+  assign \$409 [15:0] = \$197 ;
+  assign \$408 [31:16] = \$192 ;
+  assign \$408 [15:0] = \$189 ;
+  assign \$407 [31:16] = \$184 ;
+  assign \$407 [15:0] = \$181 ;
+  assign \$406 [31:16] = \$176 ;
+  assign \$406 [15:0] = \$173 ;
+  assign \$405 [31:16] = \$168 ;
+  assign \$405 [15:0] = \$165 ;
+  assign \$404 [31:16] = \$160 ;
+  assign \$404 [15:0] = \$157 ;
+  assign \$403 [31:16] = \$152 ;
+  assign \$403 [15:0] = \$149 ;
+  assign \$402 [31:16] = \$144 ;
+  assign \$402 [15:0] = \$141 ;
+  assign \$401 [31:16] = \$136 ;
+  assign \$401 [15:0] = \$133 ;
+  assign \$400 [31:16] = \$128 ;
+  assign \$400 [15:0] = \$125 ;
+  assign \$399 [31:16] = \$120 ;
+  assign \$399 [15:0] = \$117 ;
+  assign \$398 [31:16] = \$112 ;
+  assign \$398 [15:0] = \$109 ;
+  assign \$397 [31:16] = \$104 ;
+  assign \$397 [15:0] = \$101 ;
+  assign \$396 [31:16] = \$96 ;
+  assign \$396 [15:0] = \$93 ;
+  assign \$395 [31:16] = \$88 ;
+  assign \$395 [15:0] = \$85 ;
+  assign \$394 [31:16] = \$80 ;
+  assign \$394 [15:0] = \$77 ;
+  assign \$393 [31:16] = \$72 ;
+  assign \$393 [15:0] = \$69 ;
+  assign \$392 [31:16] = \$64 ;
+  assign \$392 [15:0] = \$61 ;
+  assign \$391 [31:16] = \$56 ;
+  assign \$391 [15:0] = \$53 ;
+  assign \$390 [31:16] = \$48 ;
+  assign \$390 [15:0] = \$45 ;
+  assign \$389 [31:16] = \$40 ;
+  assign \$389 [15:0] = a_data2[15:0];
+  assign \$370 [63] = s1r_codes[126];
+  assign \$370 [62] = s1r_codes[124];
+  assign \$370 [61] = s1r_codes[122];
+  assign \$370 [60] = s1r_codes[120];
+  assign \$370 [59] = s1r_codes[118];
+  assign \$370 [58] = s1r_codes[116];
+  assign \$370 [57] = s1r_codes[114];
+  assign \$370 [56] = s1r_codes[112];
+  assign \$370 [55] = s1r_codes[110];
+  assign \$370 [54] = s1r_codes[108];
+  assign \$370 [53] = s1r_codes[106];
+  assign \$370 [52] = s1r_codes[104];
+  assign \$370 [51] = s1r_codes[102];
+  assign \$370 [50] = s1r_codes[100];
+  assign \$370 [49] = s1r_codes[98];
+  assign \$370 [48] = s1r_codes[96];
+  assign \$370 [47] = s1r_codes[94];
+  assign \$370 [46] = s1r_codes[92];
+  assign \$370 [45] = s1r_codes[90];
+  assign \$370 [44] = s1r_codes[88];
+  assign \$370 [43] = s1r_codes[86];
+  assign \$370 [42] = s1r_codes[84];
+  assign \$370 [41] = s1r_codes[82];
+  assign \$370 [40] = s1r_codes[80];
+  assign \$370 [39] = s1r_codes[78];
+  assign \$370 [38] = s1r_codes[76];
+  assign \$370 [37] = s1r_codes[74];
+  assign \$370 [36] = s1r_codes[72];
+  assign \$370 [35] = s1r_codes[70];
+  assign \$370 [34] = s1r_codes[68];
+  assign \$370 [33] = s1r_codes[66];
+  assign \$370 [32] = s1r_codes[64];
+  assign \$370 [31] = s1r_codes[62];
+  assign \$370 [30] = s1r_codes[60];
+  assign \$370 [29] = s1r_codes[58];
+  assign \$370 [28] = s1r_codes[56];
+  assign \$370 [27] = s1r_codes[54];
+  assign \$370 [26] = s1r_codes[52];
+  assign \$370 [25] = s1r_codes[50];
+  assign \$370 [24] = s1r_codes[48];
+  assign \$370 [23] = s1r_codes[46];
+  assign \$370 [22] = s1r_codes[44];
+  assign \$370 [21] = s1r_codes[42];
+  assign \$370 [20] = s1r_codes[40];
+  assign \$370 [19] = s1r_codes[38];
+  assign \$370 [18] = s1r_codes[36];
+  assign \$370 [17] = s1r_codes[34];
+  assign \$370 [16] = s1r_codes[32];
+  assign \$370 [15] = s1r_codes[30];
+  assign \$370 [14] = s1r_codes[28];
+  assign \$370 [13] = s1r_codes[26];
+  assign \$370 [12] = s1r_codes[24];
+  assign \$370 [11] = s1r_codes[22];
+  assign \$370 [10] = s1r_codes[20];
+  assign \$370 [9] = s1r_codes[18];
+  assign \$370 [8] = s1r_codes[16];
+  assign \$370 [7] = s1r_codes[14];
+  assign \$370 [6] = s1r_codes[12];
+  assign \$370 [5] = s1r_codes[10];
+  assign \$370 [4] = s1r_codes[8];
+  assign \$370 [3] = s1r_codes[6];
+  assign \$370 [2] = s1r_codes[4];
+  assign \$370 [1] = s1r_codes[2];
+  assign \$370 [0] = s1r_codes[0];
+  assign \$369 [63] = s1r_codes[127];
+  assign \$369 [62] = s1r_codes[125];
+  assign \$369 [61] = s1r_codes[123];
+  assign \$369 [60] = s1r_codes[121];
+  assign \$369 [59] = s1r_codes[119];
+  assign \$369 [58] = s1r_codes[117];
+  assign \$369 [57] = s1r_codes[115];
+  assign \$369 [56] = s1r_codes[113];
+  assign \$369 [55] = s1r_codes[111];
+  assign \$369 [54] = s1r_codes[109];
+  assign \$369 [53] = s1r_codes[107];
+  assign \$369 [52] = s1r_codes[105];
+  assign \$369 [51] = s1r_codes[103];
+  assign \$369 [50] = s1r_codes[101];
+  assign \$369 [49] = s1r_codes[99];
+  assign \$369 [48] = s1r_codes[97];
+  assign \$369 [47] = s1r_codes[95];
+  assign \$369 [46] = s1r_codes[93];
+  assign \$369 [45] = s1r_codes[91];
+  assign \$369 [44] = s1r_codes[89];
+  assign \$369 [43] = s1r_codes[87];
+  assign \$369 [42] = s1r_codes[85];
+  assign \$369 [41] = s1r_codes[83];
+  assign \$369 [40] = s1r_codes[81];
+  assign \$369 [39] = s1r_codes[79];
+  assign \$369 [38] = s1r_codes[77];
+  assign \$369 [37] = s1r_codes[75];
+  assign \$369 [36] = s1r_codes[73];
+  assign \$369 [35] = s1r_codes[71];
+  assign \$369 [34] = s1r_codes[69];
+  assign \$369 [33] = s1r_codes[67];
+  assign \$369 [32] = s1r_codes[65];
+  assign \$369 [31] = s1r_codes[63];
+  assign \$369 [30] = s1r_codes[61];
+  assign \$369 [29] = s1r_codes[59];
+  assign \$369 [28] = s1r_codes[57];
+  assign \$369 [27] = s1r_codes[55];
+  assign \$369 [26] = s1r_codes[53];
+  assign \$369 [25] = s1r_codes[51];
+  assign \$369 [24] = s1r_codes[49];
+  assign \$369 [23] = s1r_codes[47];
+  assign \$369 [22] = s1r_codes[45];
+  assign \$369 [21] = s1r_codes[43];
+  assign \$369 [20] = s1r_codes[41];
+  assign \$369 [19] = s1r_codes[39];
+  assign \$369 [18] = s1r_codes[37];
+  assign \$369 [17] = s1r_codes[35];
+  assign \$369 [16] = s1r_codes[33];
+  assign \$369 [15] = s1r_codes[31];
+  assign \$369 [14] = s1r_codes[29];
+  assign \$369 [13] = s1r_codes[27];
+  assign \$369 [12] = s1r_codes[25];
+  assign \$369 [11] = s1r_codes[23];
+  assign \$369 [10] = s1r_codes[21];
+  assign \$369 [9] = s1r_codes[19];
+  assign \$369 [8] = s1r_codes[17];
+  assign \$369 [7] = s1r_codes[15];
+  assign \$369 [6] = s1r_codes[13];
+  assign \$369 [5] = s1r_codes[11];
+  assign \$369 [4] = s1r_codes[9];
+  assign \$369 [3] = s1r_codes[7];
+  assign \$369 [2] = s1r_codes[5];
+  assign \$369 [1] = s1r_codes[3];
+  assign \$369 [0] = s1r_codes[1];
   assign \$17  = mat;
   assign \$18  = mat;
   assign \$19  = stg;
-  assign \$201  = mat;
-  assign \$202  = stg;
-  assign \$215  = mat;
-  assign \$216  = stg;
+  assign \$312  = mat;
+  assign \$313  = stg;
+  assign \$326  = mat;
+  assign \$327  = stg;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -7073,7 +11715,7 @@ module \fairyhw_engine.prep (q, pp, qq, p);
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload, \port$1575$2 , tile, shared, res__ready);
+module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload, \port$1725$2 , tile, shared, res__ready);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire [1:0] \$10 ;
@@ -7206,8 +11848,8 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
   reg [21:0] o2_bq0 = 22'h000000;
   reg o2_last = 1'h0;
   reg o2_valid = 1'h0;
-  input [3:0] \port$1575$2 ;
-  wire [3:0] \port$1575$2 ;
+  input [3:0] \port$1725$2 ;
+  wire [3:0] \port$1725$2 ;
   wire [88:0] r_data;
   wire r_en;
   wire r_rdy;
@@ -7349,42 +11991,42 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$49  = a_row0;
-    if (\port$1575$2 [0]) begin
+    if (\port$1725$2 [0]) begin
       \$49  = tile;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$50  = a_shared0;
-    if (\port$1575$2 [0]) begin
+    if (\port$1725$2 [0]) begin
       \$50  = shared;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$51  = a_count;
-    if (\port$1575$2 [0]) begin
-      \$51  = \port$1575$2 [3];
+    if (\port$1725$2 [0]) begin
+      \$51  = \port$1725$2 [3];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$52  = \$signal ;
-    if (\port$1575$2 [0]) begin
-      \$52  = \port$1575$2 [2];
+    if (\port$1725$2 [0]) begin
+      \$52  = \port$1725$2 [2];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$53  = a_conj;
-    if (\port$1575$2 [0]) begin
-      \$53  = \port$1575$2 [1];
+    if (\port$1725$2 [0]) begin
+      \$53  = \port$1725$2 [1];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$54  = a_full;
-    if (\port$1575$2 [0]) begin
+    if (\port$1725$2 [0]) begin
       \$54  = 1'h1;
     end else if (\$2 ) begin
       \$54  = 1'h0;
@@ -7529,10 +12171,10 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
           \$27  = b_row0[65:44];
     endcase
   end
-  assign cap = \port$1575$2 [0];
-  assign count = \port$1575$2 [3];
-  assign \final  = \port$1575$2 [2];
-  assign conj = \port$1575$2 [1];
+  assign cap = \port$1725$2 [0];
+  assign count = \port$1725$2 [3];
+  assign \final  = \port$1725$2 [2];
+  assign conj = \port$1725$2 [1];
   assign group0 = b_row0;
   assign w_en = o2_valid;
   assign w_data = beat;
@@ -9650,7 +14292,7 @@ module \fairyhw_engine.row0 (rst, pp, qq, h, x, sums, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.shared$200 (rst, pp, qq, sums, clk);
+module \fairyhw_engine.shared$528 (rst, pp, qq, sums, clk);
   wire [8:0] \$1 ;
   wire [8:0] \$10 ;
   wire [8:0] \$100 ;
