@@ -6,224 +6,224 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
   wire \$10 ;
-  wire \$100 ;
-  wire [15:0] \$101 ;
+  wire [7:0] \$100 ;
+  wire [7:0] \$101 ;
   wire \$102 ;
   wire \$103 ;
-  wire [15:0] \$104 ;
-  wire [7:0] \$105 ;
+  wire \$104 ;
+  wire \$105 ;
   wire [7:0] \$106 ;
-  wire \$107 ;
+  wire [7:0] \$107 ;
   wire \$108 ;
-  wire [15:0] \$109 ;
+  wire \$109 ;
   wire \$11 ;
   wire \$110 ;
   wire \$111 ;
-  wire [15:0] \$112 ;
+  wire [7:0] \$112 ;
   wire [7:0] \$113 ;
-  wire [7:0] \$114 ;
+  wire \$114 ;
   wire \$115 ;
   wire \$116 ;
-  wire [15:0] \$117 ;
-  wire \$118 ;
-  wire \$119 ;
+  wire \$117 ;
+  wire [7:0] \$118 ;
+  wire [7:0] \$119 ;
   wire \$12 ;
-  wire [15:0] \$120 ;
-  wire [7:0] \$121 ;
-  wire [7:0] \$122 ;
+  wire \$120 ;
+  wire \$121 ;
+  wire \$122 ;
   wire \$123 ;
-  wire \$124 ;
-  wire [15:0] \$125 ;
+  wire [7:0] \$124 ;
+  wire [7:0] \$125 ;
   wire \$126 ;
   wire \$127 ;
-  wire [15:0] \$128 ;
-  wire [7:0] \$129 ;
+  wire \$128 ;
+  wire \$129 ;
   wire \$13 ;
   wire [7:0] \$130 ;
-  wire \$131 ;
+  wire [7:0] \$131 ;
   wire \$132 ;
-  wire [15:0] \$133 ;
+  wire \$133 ;
   wire \$134 ;
   wire \$135 ;
-  wire [15:0] \$136 ;
+  wire [7:0] \$136 ;
   wire [7:0] \$137 ;
-  wire [7:0] \$138 ;
+  wire \$138 ;
   wire \$139 ;
   wire \$14 ;
   wire \$140 ;
-  wire [15:0] \$141 ;
-  wire \$142 ;
-  wire \$143 ;
-  wire [15:0] \$144 ;
-  wire [7:0] \$145 ;
-  wire [7:0] \$146 ;
+  wire \$141 ;
+  wire [7:0] \$142 ;
+  wire [7:0] \$143 ;
+  wire \$144 ;
+  wire \$145 ;
+  wire \$146 ;
   wire \$147 ;
-  wire \$148 ;
-  wire [15:0] \$149 ;
+  wire [7:0] \$148 ;
+  wire [7:0] \$149 ;
   wire \$15 ;
   wire \$150 ;
   wire \$151 ;
-  wire [15:0] \$152 ;
-  wire [7:0] \$153 ;
+  wire \$152 ;
+  wire \$153 ;
   wire [7:0] \$154 ;
-  wire \$155 ;
+  wire [7:0] \$155 ;
   wire \$156 ;
-  wire [15:0] \$157 ;
+  wire \$157 ;
   wire \$158 ;
   wire \$159 ;
   wire \$16 ;
-  wire [15:0] \$160 ;
+  wire [7:0] \$160 ;
   wire [7:0] \$161 ;
-  wire [7:0] \$162 ;
+  wire \$162 ;
   wire \$163 ;
   wire \$164 ;
-  wire [15:0] \$165 ;
-  wire \$166 ;
-  wire \$167 ;
-  wire [15:0] \$168 ;
-  wire [7:0] \$169 ;
+  wire \$165 ;
+  wire [7:0] \$166 ;
+  wire [7:0] \$167 ;
+  wire \$168 ;
+  wire \$169 ;
   wire \$17 ;
-  wire [7:0] \$170 ;
+  wire \$170 ;
   wire \$171 ;
-  wire \$172 ;
-  wire [15:0] \$173 ;
+  wire [7:0] \$172 ;
+  wire [7:0] \$173 ;
   wire \$174 ;
   wire \$175 ;
-  wire [15:0] \$176 ;
-  wire [7:0] \$177 ;
+  wire \$176 ;
+  wire \$177 ;
   wire [7:0] \$178 ;
-  wire \$179 ;
+  wire [7:0] \$179 ;
   wire \$18 ;
   wire \$180 ;
-  wire [15:0] \$181 ;
+  wire \$181 ;
   wire \$182 ;
   wire \$183 ;
-  wire [15:0] \$184 ;
+  wire [7:0] \$184 ;
   wire [7:0] \$185 ;
-  wire [7:0] \$186 ;
+  wire \$186 ;
   wire \$187 ;
   wire \$188 ;
-  wire [15:0] \$189 ;
+  wire \$189 ;
   wire \$19 ;
-  wire \$190 ;
-  wire \$191 ;
-  wire [15:0] \$192 ;
-  wire [7:0] \$193 ;
-  wire [7:0] \$194 ;
+  wire [7:0] \$190 ;
+  wire [7:0] \$191 ;
+  wire \$192 ;
+  wire \$193 ;
+  wire \$194 ;
   wire \$195 ;
-  wire \$196 ;
-  wire [15:0] \$197 ;
+  wire [7:0] \$196 ;
+  wire [7:0] \$197 ;
   wire \$198 ;
   wire \$199 ;
   wire \$2 ;
   wire \$20 ;
-  wire [15:0] \$200 ;
-  wire [7:0] \$201 ;
+  wire \$200 ;
+  wire \$201 ;
   wire [7:0] \$202 ;
-  wire \$203 ;
+  wire [7:0] \$203 ;
   wire \$204 ;
-  wire [15:0] \$205 ;
+  wire \$205 ;
   wire \$206 ;
   wire \$207 ;
-  wire [15:0] \$208 ;
+  wire [7:0] \$208 ;
   wire [7:0] \$209 ;
   wire \$21 ;
-  wire [7:0] \$210 ;
+  wire \$210 ;
   wire \$211 ;
   wire \$212 ;
-  wire [15:0] \$213 ;
-  wire \$214 ;
-  wire \$215 ;
-  wire [15:0] \$216 ;
-  wire [7:0] \$217 ;
-  wire [7:0] \$218 ;
+  wire \$213 ;
+  wire [7:0] \$214 ;
+  wire [7:0] \$215 ;
+  wire \$216 ;
+  wire \$217 ;
+  wire \$218 ;
   wire \$219 ;
   wire \$22 ;
-  wire \$220 ;
-  wire [15:0] \$221 ;
+  wire [7:0] \$220 ;
+  wire [7:0] \$221 ;
   wire \$222 ;
   wire \$223 ;
-  wire [15:0] \$224 ;
-  wire [7:0] \$225 ;
+  wire \$224 ;
+  wire \$225 ;
   wire [7:0] \$226 ;
-  wire \$227 ;
+  wire [7:0] \$227 ;
   wire \$228 ;
-  wire [15:0] \$229 ;
+  wire [14:0] \$229 ;
   wire [14:0] \$23 ;
   wire \$230 ;
-  wire \$231 ;
-  wire [15:0] \$232 ;
+  wire [7:0] \$231 ;
+  wire \$232 ;
   wire [7:0] \$233 ;
   wire [7:0] \$234 ;
   wire \$235 ;
   wire \$236 ;
-  wire [15:0] \$237 ;
+  wire \$237 ;
   wire \$238 ;
   wire \$239 ;
   wire \$24 ;
-  wire [15:0] \$240 ;
-  wire [7:0] \$241 ;
-  wire [7:0] \$242 ;
+  wire \$240 ;
+  wire \$241 ;
+  wire \$242 ;
   wire \$243 ;
-  wire \$244 ;
-  wire [15:0] \$245 ;
+  wire [7:0] \$244 ;
+  wire [7:0] \$245 ;
   wire \$246 ;
   wire \$247 ;
-  wire [15:0] \$248 ;
-  wire [7:0] \$249 ;
+  wire \$248 ;
+  wire \$249 ;
   wire \$25 ;
-  wire [7:0] \$250 ;
+  wire \$250 ;
   wire \$251 ;
   wire \$252 ;
-  wire [15:0] \$253 ;
+  wire \$253 ;
   wire \$254 ;
   wire \$255 ;
-  wire [15:0] \$256 ;
-  wire [7:0] \$257 ;
-  wire [7:0] \$258 ;
+  wire \$256 ;
+  wire \$257 ;
+  wire \$258 ;
   wire \$259 ;
   wire \$26 ;
   wire \$260 ;
-  wire [15:0] \$261 ;
+  wire \$261 ;
   wire \$262 ;
   wire \$263 ;
-  wire [15:0] \$264 ;
-  wire [7:0] \$265 ;
-  wire [7:0] \$266 ;
-  wire \$267 ;
-  wire \$268 ;
-  wire [15:0] \$269 ;
+  wire \$264 ;
+  wire [15:0] \$265 ;
+  wire \$266 ;
+  wire [1:0] \$267 ;
+  wire [1:0] \$268 ;
+  wire \$269 ;
   wire \$27 ;
   wire \$270 ;
   wire \$271 ;
-  wire [15:0] \$272 ;
-  wire [7:0] \$273 ;
-  wire [7:0] \$274 ;
+  wire \$272 ;
+  wire \$273 ;
+  wire \$274 ;
   wire \$275 ;
   wire \$276 ;
-  wire [15:0] \$277 ;
+  wire \$277 ;
   wire \$278 ;
   wire \$279 ;
   wire \$28 ;
-  wire [15:0] \$280 ;
-  wire [7:0] \$281 ;
-  wire [7:0] \$282 ;
-  wire \$283 ;
-  wire \$284 ;
-  wire [15:0] \$285 ;
-  wire \$286 ;
-  wire \$287 ;
-  wire [15:0] \$288 ;
-  wire [7:0] \$289 ;
+  wire \$280 ;
+  wire \$281 ;
+  wire [21:0] \$282 ;
+  wire [22:0] \$283 ;
+  wire [21:0] \$284 ;
+  wire [22:0] \$285 ;
+  wire [21:0] \$286 ;
+  wire [22:0] \$287 ;
+  wire [21:0] \$288 ;
+  wire [22:0] \$289 ;
   wire \$29 ;
-  wire [7:0] \$290 ;
-  wire \$291 ;
-  wire [14:0] \$292 ;
-  wire \$293 ;
-  wire [7:0] \$294 ;
-  wire \$295 ;
-  wire [7:0] \$296 ;
-  wire [7:0] \$297 ;
+  wire [21:0] \$290 ;
+  wire [22:0] \$291 ;
+  wire [21:0] \$292 ;
+  wire [22:0] \$293 ;
+  wire [21:0] \$294 ;
+  wire [22:0] \$295 ;
+  wire [21:0] \$296 ;
+  wire [22:0] \$297 ;
   wire \$298 ;
   wire \$299 ;
   wire \$3 ;
@@ -231,477 +231,447 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire \$300 ;
   wire \$301 ;
   wire \$302 ;
-  wire \$303 ;
-  wire \$304 ;
-  wire \$305 ;
-  wire \$306 ;
-  wire [7:0] \$307 ;
-  wire [7:0] \$308 ;
-  wire \$309 ;
+  wire [15:0] \$303 ;
+  wire [15:0] \$304 ;
+  wire [15:0] \$305 ;
+  wire [15:0] \$306 ;
+  wire [15:0] \$307 ;
+  wire [15:0] \$308 ;
+  wire [15:0] \$309 ;
   wire \$31 ;
-  wire \$310 ;
-  wire \$311 ;
-  wire \$312 ;
-  wire \$313 ;
-  wire \$314 ;
-  wire \$315 ;
-  wire \$316 ;
-  wire \$317 ;
-  wire \$318 ;
-  wire \$319 ;
+  wire [15:0] \$310 ;
+  wire [15:0] \$311 ;
+  wire [15:0] \$312 ;
+  wire [15:0] \$313 ;
+  wire [15:0] \$314 ;
+  wire [15:0] \$315 ;
+  wire [15:0] \$316 ;
+  wire [15:0] \$317 ;
+  wire [15:0] \$318 ;
+  wire [15:0] \$319 ;
   wire [2:0] \$32 ;
-  wire \$320 ;
-  wire \$321 ;
-  wire \$322 ;
-  wire \$323 ;
-  wire \$324 ;
-  wire \$325 ;
-  wire \$326 ;
-  wire \$327 ;
+  wire [15:0] \$320 ;
+  wire [15:0] \$321 ;
+  wire [15:0] \$322 ;
+  wire [15:0] \$323 ;
+  wire [15:0] \$324 ;
+  wire [15:0] \$325 ;
+  wire [15:0] \$326 ;
+  wire [15:0] \$327 ;
   wire [15:0] \$328 ;
-  wire \$329 ;
+  wire [15:0] \$329 ;
   wire [3:0] \$33 ;
-  wire [1:0] \$330 ;
-  wire [1:0] \$331 ;
-  wire \$332 ;
-  wire \$333 ;
-  wire \$334 ;
-  wire \$335 ;
-  wire \$336 ;
-  wire \$337 ;
-  wire \$338 ;
-  wire \$339 ;
+  wire [15:0] \$330 ;
+  wire [15:0] \$331 ;
+  wire [15:0] \$332 ;
+  wire [15:0] \$333 ;
+  wire [15:0] \$334 ;
+  wire [15:0] \$335 ;
+  wire [15:0] \$336 ;
+  wire [15:0] \$337 ;
+  wire [15:0] \$338 ;
+  wire [15:0] \$339 ;
   wire \$34 ;
-  wire \$340 ;
-  wire \$341 ;
-  wire \$342 ;
-  wire \$343 ;
-  wire \$344 ;
-  wire [21:0] \$345 ;
-  wire [22:0] \$346 ;
-  wire [21:0] \$347 ;
-  wire [22:0] \$348 ;
-  wire [21:0] \$349 ;
+  wire [15:0] \$340 ;
+  wire [15:0] \$341 ;
+  wire [15:0] \$342 ;
+  wire [15:0] \$343 ;
+  wire [15:0] \$344 ;
+  wire [15:0] \$345 ;
+  wire [15:0] \$346 ;
+  wire [15:0] \$347 ;
+  wire [15:0] \$348 ;
+  wire [15:0] \$349 ;
   wire \$35 ;
-  wire [22:0] \$350 ;
-  wire [21:0] \$351 ;
-  wire [22:0] \$352 ;
-  wire [21:0] \$353 ;
-  wire [22:0] \$354 ;
-  wire [21:0] \$355 ;
-  wire [22:0] \$356 ;
-  wire [21:0] \$357 ;
-  wire [22:0] \$358 ;
-  wire [21:0] \$359 ;
+  wire [15:0] \$350 ;
+  wire [15:0] \$351 ;
+  wire [15:0] \$352 ;
+  wire [15:0] \$353 ;
+  wire [15:0] \$354 ;
+  wire [15:0] \$355 ;
+  wire [15:0] \$356 ;
+  wire [15:0] \$357 ;
+  wire [15:0] \$358 ;
+  wire [15:0] \$359 ;
   wire \$36 ;
-  wire [22:0] \$360 ;
-  wire \$361 ;
-  wire \$362 ;
-  wire \$363 ;
-  wire \$364 ;
-  wire \$365 ;
-  reg [5:0] \$366 ;
+  wire [15:0] \$360 ;
+  wire [15:0] \$361 ;
+  wire [15:0] \$362 ;
+  wire [15:0] \$363 ;
+  wire [15:0] \$364 ;
+  wire [15:0] \$365 ;
+  wire [15:0] \$366 ;
   reg [5:0] \$367 ;
   reg [5:0] \$368 ;
-  wire [63:0] \$369 ;
+  reg [5:0] \$369 ;
   wire \$37 ;
   wire [63:0] \$370 ;
-  reg [5:0] \$371 ;
+  wire [63:0] \$371 ;
   reg [5:0] \$372 ;
   reg [5:0] \$373 ;
   reg [5:0] \$374 ;
   reg [5:0] \$375 ;
   reg [5:0] \$376 ;
-  reg [87:0] \$377 ;
+  reg [5:0] \$377 ;
   reg [87:0] \$378 ;
-  reg [5:0] \$379 ;
+  reg [87:0] \$379 ;
   wire \$38 ;
-  reg [1:0] \$380 ;
-  reg [14:0] \$381 ;
-  reg \$382 ;
-  reg \$383 ;
+  reg [5:0] \$380 ;
+  reg [1:0] \$381 ;
+  reg [13:0] \$382 ;
+  reg [14:0] \$383 ;
   reg \$384 ;
-  reg [13:0] \$385 ;
+  reg \$385 ;
   reg \$386 ;
-  reg [6:0] \$387 ;
+  reg [13:0] \$387 ;
   reg \$388 ;
-  wire [31:0] \$389 ;
+  reg [6:0] \$389 ;
   wire \$39 ;
-  wire [31:0] \$390 ;
-  wire [31:0] \$391 ;
-  wire [31:0] \$392 ;
-  wire [31:0] \$393 ;
-  wire [31:0] \$394 ;
-  wire [31:0] \$395 ;
-  wire [31:0] \$396 ;
-  wire [31:0] \$397 ;
-  wire [31:0] \$398 ;
-  wire [31:0] \$399 ;
+  reg \$390 ;
+  wire [1:0] \$391 ;
+  wire [1:0] \$392 ;
+  wire [1:0] \$393 ;
+  wire [1:0] \$394 ;
+  wire [1:0] \$395 ;
+  wire [1:0] \$396 ;
+  wire [1:0] \$397 ;
+  wire [1:0] \$398 ;
+  wire [1:0] \$399 ;
   wire \$4 ;
-  wire [15:0] \$40 ;
-  wire [31:0] \$400 ;
-  wire [31:0] \$401 ;
-  wire [31:0] \$402 ;
-  wire [31:0] \$403 ;
-  wire [31:0] \$404 ;
-  wire [31:0] \$405 ;
-  wire [31:0] \$406 ;
-  wire [31:0] \$407 ;
-  wire [31:0] \$408 ;
-  wire [31:0] \$409 ;
+  wire [7:0] \$40 ;
+  wire [1:0] \$400 ;
+  wire [1:0] \$401 ;
+  wire [1:0] \$402 ;
+  wire [1:0] \$403 ;
+  wire [1:0] \$404 ;
+  wire [1:0] \$405 ;
+  wire [1:0] \$406 ;
+  wire [1:0] \$407 ;
+  wire [1:0] \$408 ;
+  wire [1:0] \$409 ;
   wire [7:0] \$41 ;
-  wire [31:0] \$410 ;
-  wire [31:0] \$411 ;
-  wire [31:0] \$412 ;
-  wire [31:0] \$413 ;
-  wire [31:0] \$414 ;
-  wire [31:0] \$415 ;
-  wire [31:0] \$416 ;
-  wire [31:0] \$417 ;
-  wire [31:0] \$418 ;
-  wire [31:0] \$419 ;
-  wire [7:0] \$42 ;
-  wire [31:0] \$420 ;
-  reg \$421 ;
-  reg \$422 ;
-  reg [6:0] \$423 ;
-  reg [6:0] \$424 ;
-  reg \$425 ;
-  reg [14:0] \$426 ;
+  wire [1:0] \$410 ;
+  wire [1:0] \$411 ;
+  wire [1:0] \$412 ;
+  wire [1:0] \$413 ;
+  wire [1:0] \$414 ;
+  wire [1:0] \$415 ;
+  wire [1:0] \$416 ;
+  wire [1:0] \$417 ;
+  wire [1:0] \$418 ;
+  wire [1:0] \$419 ;
+  wire \$42 ;
+  wire [1:0] \$420 ;
+  wire [1:0] \$421 ;
+  wire [1:0] \$422 ;
+  reg \$423 ;
+  reg \$424 ;
+  reg [6:0] \$425 ;
+  reg [6:0] \$426 ;
   reg \$427 ;
-  reg [6:0] \$428 ;
+  reg [14:0] \$428 ;
   reg \$429 ;
   wire \$43 ;
-  reg \$430 ;
+  reg [6:0] \$430 ;
   reg \$431 ;
   reg \$432 ;
   reg \$433 ;
+  reg \$434 ;
+  reg \$435 ;
   wire \$44 ;
-  wire [15:0] \$45 ;
-  wire \$46 ;
-  wire \$47 ;
-  wire [15:0] \$48 ;
-  wire [7:0] \$49 ;
+  wire \$45 ;
+  wire [7:0] \$46 ;
+  wire [7:0] \$47 ;
+  wire \$48 ;
+  wire \$49 ;
   wire \$5 ;
-  wire [7:0] \$50 ;
+  wire \$50 ;
   wire \$51 ;
-  wire \$52 ;
-  wire [15:0] \$53 ;
+  wire [7:0] \$52 ;
+  wire [7:0] \$53 ;
   wire \$54 ;
   wire \$55 ;
-  wire [15:0] \$56 ;
-  wire [7:0] \$57 ;
+  wire \$56 ;
+  wire \$57 ;
   wire [7:0] \$58 ;
-  wire \$59 ;
+  wire [7:0] \$59 ;
   wire \$6 ;
   wire \$60 ;
-  wire [15:0] \$61 ;
+  wire \$61 ;
   wire \$62 ;
   wire \$63 ;
-  wire [15:0] \$64 ;
+  wire [7:0] \$64 ;
   wire [7:0] \$65 ;
-  wire [7:0] \$66 ;
+  wire \$66 ;
   wire \$67 ;
   wire \$68 ;
-  wire [15:0] \$69 ;
+  wire \$69 ;
   wire \$7 ;
-  wire \$70 ;
-  wire \$71 ;
-  wire [15:0] \$72 ;
-  wire [7:0] \$73 ;
-  wire [7:0] \$74 ;
+  wire [7:0] \$70 ;
+  wire [7:0] \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
   wire \$75 ;
-  wire \$76 ;
-  wire [15:0] \$77 ;
+  wire [7:0] \$76 ;
+  wire [7:0] \$77 ;
   wire \$78 ;
   wire \$79 ;
   wire \$8 ;
-  wire [15:0] \$80 ;
-  wire [7:0] \$81 ;
+  wire \$80 ;
+  wire \$81 ;
   wire [7:0] \$82 ;
-  wire \$83 ;
+  wire [7:0] \$83 ;
   wire \$84 ;
-  wire [15:0] \$85 ;
+  wire \$85 ;
   wire \$86 ;
   wire \$87 ;
-  wire [15:0] \$88 ;
+  wire [7:0] \$88 ;
   wire [7:0] \$89 ;
   wire \$9 ;
-  wire [7:0] \$90 ;
+  wire \$90 ;
   wire \$91 ;
   wire \$92 ;
-  wire [15:0] \$93 ;
-  wire \$94 ;
-  wire \$95 ;
-  wire [15:0] \$96 ;
-  wire [7:0] \$97 ;
-  wire [7:0] \$98 ;
+  wire \$93 ;
+  wire [7:0] \$94 ;
+  wire [7:0] \$95 ;
+  wire \$96 ;
+  wire \$97 ;
+  wire \$98 ;
   wire \$99 ;
   reg \$signal  = 1'h0;
   (* init = 1'h1 *)
-  wire \$signal$122 ;
+  wire \$signal$118 ;
   (* init = 1'h0 *)
-  wire \$signal$123 ;
-  reg \$signal$127  = 1'h0;
-  reg [1023:0] \$signal$129  = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-  reg \$signal$342  = 1'h0;
+  wire \$signal$122 ;
+  reg \$signal$126  = 1'h0;
+  reg [1023:0] \$signal$128  = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+  reg \$signal$373  = 1'h0;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
   wire [6:0] \$signature__addr ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$346 ;
+  wire [6:0] \$signature__addr$377 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$347 ;
+  wire [6:0] \$signature__addr$378 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$348 ;
+  wire [6:0] \$signature__addr$379 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$349 ;
+  wire [6:0] \$signature__addr$380 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$350 ;
+  wire [6:0] \$signature__addr$381 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$351 ;
+  wire [6:0] \$signature__addr$382 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$352 ;
+  wire [6:0] \$signature__addr$383 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$353 ;
+  wire [6:0] \$signature__addr$384 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$354 ;
+  wire [6:0] \$signature__addr$385 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$355 ;
+  wire [6:0] \$signature__addr$386 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$356 ;
+  wire [6:0] \$signature__addr$387 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$357 ;
+  wire [6:0] \$signature__addr$388 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$358 ;
+  wire [6:0] \$signature__addr$389 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$359 ;
+  wire [6:0] \$signature__addr$390 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$360 ;
+  wire [6:0] \$signature__addr$391 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$361 ;
+  wire [6:0] \$signature__addr$392 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$362 ;
+  wire [6:0] \$signature__addr$393 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$363 ;
+  wire [6:0] \$signature__addr$394 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$364 ;
+  wire [6:0] \$signature__addr$395 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$365 ;
+  wire [6:0] \$signature__addr$396 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$366 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$367 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$368 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$369 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$370 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$371 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$372 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$373 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$374 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$375 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$376 ;
+  wire [6:0] \$signature__addr$397 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
   wire [6:0] \$signature__addr$398 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$399 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$400 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
   wire [6:0] \$signature__addr$401 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$402 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$403 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
   wire [6:0] \$signature__addr$404 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$405 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$406 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
   wire [6:0] \$signature__addr$407 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$410 ;
+  wire [6:0] \$signature__addr$430 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$413 ;
+  wire [6:0] \$signature__addr$433 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$416 ;
+  wire [6:0] \$signature__addr$436 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$419 ;
+  wire [6:0] \$signature__addr$439 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$422 ;
+  wire [6:0] \$signature__addr$442 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$425 ;
+  wire [6:0] \$signature__addr$445 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$428 ;
+  wire [6:0] \$signature__addr$448 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$431 ;
+  wire [6:0] \$signature__addr$451 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$434 ;
+  wire [6:0] \$signature__addr$454 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$437 ;
+  wire [6:0] \$signature__addr$457 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$440 ;
+  wire [6:0] \$signature__addr$460 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$443 ;
+  wire [6:0] \$signature__addr$463 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$446 ;
+  wire [6:0] \$signature__addr$466 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$449 ;
+  wire [6:0] \$signature__addr$469 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$452 ;
+  wire [6:0] \$signature__addr$472 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$455 ;
+  wire [6:0] \$signature__addr$475 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$458 ;
+  wire [6:0] \$signature__addr$478 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$461 ;
+  wire [6:0] \$signature__addr$481 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$464 ;
+  wire [6:0] \$signature__addr$484 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$467 ;
+  wire [6:0] \$signature__addr$487 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$470 ;
+  wire [6:0] \$signature__addr$490 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$473 ;
+  wire [6:0] \$signature__addr$493 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$476 ;
+  wire [6:0] \$signature__addr$496 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$479 ;
+  wire [6:0] \$signature__addr$499 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$482 ;
+  wire [6:0] \$signature__addr$502 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$485 ;
+  wire [6:0] \$signature__addr$505 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$488 ;
+  wire [6:0] \$signature__addr$508 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$491 ;
+  wire [6:0] \$signature__addr$511 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$514 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$517 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$520 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$523 ;
   wire [31:0] \$signature__data ;
-  (* init = 32'd0 *)
-  wire [31:0] \$signature__data$400 ;
-  (* init = 32'd0 *)
-  wire [31:0] \$signature__data$403 ;
-  (* init = 32'd0 *)
-  wire [31:0] \$signature__data$406 ;
-  (* init = 32'd0 *)
-  wire [31:0] \$signature__data$409 ;
-  (* init = 32'd0 *)
-  wire [31:0] \$signature__data$412 ;
-  (* init = 32'd0 *)
-  wire [31:0] \$signature__data$415 ;
-  (* init = 32'd0 *)
-  wire [31:0] \$signature__data$418 ;
-  (* init = 32'd0 *)
-  wire [31:0] \$signature__data$421 ;
-  (* init = 32'd0 *)
-  wire [31:0] \$signature__data$424 ;
-  (* init = 32'd0 *)
-  wire [31:0] \$signature__data$427 ;
-  (* init = 32'd0 *)
-  wire [31:0] \$signature__data$430 ;
-  (* init = 32'd0 *)
-  wire [31:0] \$signature__data$433 ;
-  (* init = 32'd0 *)
-  wire [31:0] \$signature__data$436 ;
-  (* init = 32'd0 *)
-  wire [31:0] \$signature__data$439 ;
-  (* init = 32'd0 *)
-  wire [31:0] \$signature__data$442 ;
-  (* init = 32'd0 *)
-  wire [31:0] \$signature__data$445 ;
-  (* init = 32'd0 *)
-  wire [31:0] \$signature__data$448 ;
-  (* init = 32'd0 *)
-  wire [31:0] \$signature__data$451 ;
-  (* init = 32'd0 *)
-  wire [31:0] \$signature__data$454 ;
-  (* init = 32'd0 *)
-  wire [31:0] \$signature__data$457 ;
-  (* init = 32'd0 *)
-  wire [31:0] \$signature__data$460 ;
-  (* init = 32'd0 *)
-  wire [31:0] \$signature__data$463 ;
-  (* init = 32'd0 *)
-  wire [31:0] \$signature__data$466 ;
-  (* init = 32'd0 *)
-  wire [31:0] \$signature__data$469 ;
-  (* init = 32'd0 *)
-  wire [31:0] \$signature__data$472 ;
-  (* init = 32'd0 *)
-  wire [31:0] \$signature__data$475 ;
-  (* init = 32'd0 *)
-  wire [31:0] \$signature__data$478 ;
-  (* init = 32'd0 *)
-  wire [31:0] \$signature__data$481 ;
-  (* init = 32'd0 *)
-  wire [31:0] \$signature__data$484 ;
-  (* init = 32'd0 *)
-  wire [31:0] \$signature__data$487 ;
-  (* init = 32'd0 *)
-  wire [31:0] \$signature__data$490 ;
-  (* init = 32'd0 *)
-  wire [31:0] \$signature__data$493 ;
+  wire [31:0] \$signature__data$429 ;
+  wire [31:0] \$signature__data$432 ;
+  wire [31:0] \$signature__data$435 ;
+  wire [31:0] \$signature__data$438 ;
+  wire [31:0] \$signature__data$441 ;
+  wire [31:0] \$signature__data$444 ;
+  wire [31:0] \$signature__data$447 ;
+  wire [31:0] \$signature__data$450 ;
+  wire [31:0] \$signature__data$453 ;
+  wire [31:0] \$signature__data$456 ;
+  wire [31:0] \$signature__data$459 ;
+  wire [31:0] \$signature__data$462 ;
+  wire [31:0] \$signature__data$465 ;
+  wire [31:0] \$signature__data$468 ;
+  wire [31:0] \$signature__data$471 ;
+  wire [31:0] \$signature__data$474 ;
+  wire [31:0] \$signature__data$477 ;
+  wire [31:0] \$signature__data$480 ;
+  wire [31:0] \$signature__data$483 ;
+  wire [31:0] \$signature__data$486 ;
+  wire [31:0] \$signature__data$489 ;
+  wire [31:0] \$signature__data$492 ;
+  wire [31:0] \$signature__data$495 ;
+  wire [31:0] \$signature__data$498 ;
+  wire [31:0] \$signature__data$501 ;
+  wire [31:0] \$signature__data$504 ;
+  wire [31:0] \$signature__data$507 ;
+  wire [31:0] \$signature__data$510 ;
+  wire [31:0] \$signature__data$513 ;
+  wire [31:0] \$signature__data$516 ;
+  wire [31:0] \$signature__data$519 ;
+  wire [31:0] \$signature__data$522 ;
   wire [31:0] \$signature__data$60 ;
   wire [31:0] \$signature__data$61 ;
   wire [31:0] \$signature__data$62 ;
@@ -738,97 +708,97 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire \$signature__en ;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
-  wire \$signature__en$402 ;
+  wire \$signature__en$434 ;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
-  wire \$signature__en$405 ;
+  wire \$signature__en$437 ;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
-  wire \$signature__en$408 ;
+  wire \$signature__en$440 ;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
-  wire \$signature__en$411 ;
+  wire \$signature__en$443 ;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
-  wire \$signature__en$414 ;
+  wire \$signature__en$446 ;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
-  wire \$signature__en$417 ;
+  wire \$signature__en$449 ;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
-  wire \$signature__en$420 ;
+  wire \$signature__en$452 ;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
-  wire \$signature__en$423 ;
+  wire \$signature__en$455 ;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
-  wire \$signature__en$426 ;
+  wire \$signature__en$458 ;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
-  wire \$signature__en$429 ;
+  wire \$signature__en$461 ;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
-  wire \$signature__en$432 ;
+  wire \$signature__en$464 ;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
-  wire \$signature__en$435 ;
+  wire \$signature__en$467 ;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
-  wire \$signature__en$438 ;
+  wire \$signature__en$470 ;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
-  wire \$signature__en$441 ;
+  wire \$signature__en$473 ;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
-  wire \$signature__en$444 ;
+  wire \$signature__en$476 ;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
-  wire \$signature__en$447 ;
+  wire \$signature__en$479 ;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
-  wire \$signature__en$450 ;
+  wire \$signature__en$482 ;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
-  wire \$signature__en$453 ;
+  wire \$signature__en$485 ;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
-  wire \$signature__en$456 ;
+  wire \$signature__en$488 ;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
-  wire \$signature__en$459 ;
+  wire \$signature__en$491 ;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
-  wire \$signature__en$462 ;
+  wire \$signature__en$494 ;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
-  wire \$signature__en$465 ;
+  wire \$signature__en$497 ;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
-  wire \$signature__en$468 ;
+  wire \$signature__en$500 ;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
-  wire \$signature__en$471 ;
+  wire \$signature__en$503 ;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
-  wire \$signature__en$474 ;
+  wire \$signature__en$506 ;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
-  wire \$signature__en$477 ;
+  wire \$signature__en$509 ;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
-  wire \$signature__en$480 ;
+  wire \$signature__en$512 ;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
-  wire \$signature__en$483 ;
+  wire \$signature__en$515 ;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
-  wire \$signature__en$486 ;
+  wire \$signature__en$518 ;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
-  wire \$signature__en$489 ;
+  wire \$signature__en$521 ;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
-  wire \$signature__en$492 ;
+  wire \$signature__en$524 ;
   reg [1023:0] a_data2 = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
   reg a_last = 1'h0;
   reg [87:0] acc0 = 88'h0000000000000000000000;
@@ -1081,7 +1051,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire freed;
   (* init = 64'h0000000000000000 *)
   wire [63:0] h;
-  wire [63:0] \h$385 ;
+  wire [63:0] \h$416 ;
   reg [63:0] h0 = 64'h0000000000000000;
   wire idle;
   reg [13:0] k_r = 14'h0000;
@@ -1174,265 +1144,265 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   reg pass_end = 1'h0;
   reg [863:0] pp = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
   (* init = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000 *)
-  wire [863:0] \pp$379 ;
-  wire [26:0] \pp$379[0] ;
-  wire [8:0] \pp$379[0][0] ;
-  wire [8:0] \pp$379[0][1] ;
-  wire [8:0] \pp$379[0][2] ;
-  wire [26:0] \pp$379[10] ;
-  wire [8:0] \pp$379[10][0] ;
-  wire [8:0] \pp$379[10][1] ;
-  wire [8:0] \pp$379[10][2] ;
-  wire [26:0] \pp$379[11] ;
-  wire [8:0] \pp$379[11][0] ;
-  wire [8:0] \pp$379[11][1] ;
-  wire [8:0] \pp$379[11][2] ;
-  wire [26:0] \pp$379[12] ;
-  wire [8:0] \pp$379[12][0] ;
-  wire [8:0] \pp$379[12][1] ;
-  wire [8:0] \pp$379[12][2] ;
-  wire [26:0] \pp$379[13] ;
-  wire [8:0] \pp$379[13][0] ;
-  wire [8:0] \pp$379[13][1] ;
-  wire [8:0] \pp$379[13][2] ;
-  wire [26:0] \pp$379[14] ;
-  wire [8:0] \pp$379[14][0] ;
-  wire [8:0] \pp$379[14][1] ;
-  wire [8:0] \pp$379[14][2] ;
-  wire [26:0] \pp$379[15] ;
-  wire [8:0] \pp$379[15][0] ;
-  wire [8:0] \pp$379[15][1] ;
-  wire [8:0] \pp$379[15][2] ;
-  wire [26:0] \pp$379[16] ;
-  wire [8:0] \pp$379[16][0] ;
-  wire [8:0] \pp$379[16][1] ;
-  wire [8:0] \pp$379[16][2] ;
-  wire [26:0] \pp$379[17] ;
-  wire [8:0] \pp$379[17][0] ;
-  wire [8:0] \pp$379[17][1] ;
-  wire [8:0] \pp$379[17][2] ;
-  wire [26:0] \pp$379[18] ;
-  wire [8:0] \pp$379[18][0] ;
-  wire [8:0] \pp$379[18][1] ;
-  wire [8:0] \pp$379[18][2] ;
-  wire [26:0] \pp$379[19] ;
-  wire [8:0] \pp$379[19][0] ;
-  wire [8:0] \pp$379[19][1] ;
-  wire [8:0] \pp$379[19][2] ;
-  wire [26:0] \pp$379[1] ;
-  wire [8:0] \pp$379[1][0] ;
-  wire [8:0] \pp$379[1][1] ;
-  wire [8:0] \pp$379[1][2] ;
-  wire [26:0] \pp$379[20] ;
-  wire [8:0] \pp$379[20][0] ;
-  wire [8:0] \pp$379[20][1] ;
-  wire [8:0] \pp$379[20][2] ;
-  wire [26:0] \pp$379[21] ;
-  wire [8:0] \pp$379[21][0] ;
-  wire [8:0] \pp$379[21][1] ;
-  wire [8:0] \pp$379[21][2] ;
-  wire [26:0] \pp$379[22] ;
-  wire [8:0] \pp$379[22][0] ;
-  wire [8:0] \pp$379[22][1] ;
-  wire [8:0] \pp$379[22][2] ;
-  wire [26:0] \pp$379[23] ;
-  wire [8:0] \pp$379[23][0] ;
-  wire [8:0] \pp$379[23][1] ;
-  wire [8:0] \pp$379[23][2] ;
-  wire [26:0] \pp$379[24] ;
-  wire [8:0] \pp$379[24][0] ;
-  wire [8:0] \pp$379[24][1] ;
-  wire [8:0] \pp$379[24][2] ;
-  wire [26:0] \pp$379[25] ;
-  wire [8:0] \pp$379[25][0] ;
-  wire [8:0] \pp$379[25][1] ;
-  wire [8:0] \pp$379[25][2] ;
-  wire [26:0] \pp$379[26] ;
-  wire [8:0] \pp$379[26][0] ;
-  wire [8:0] \pp$379[26][1] ;
-  wire [8:0] \pp$379[26][2] ;
-  wire [26:0] \pp$379[27] ;
-  wire [8:0] \pp$379[27][0] ;
-  wire [8:0] \pp$379[27][1] ;
-  wire [8:0] \pp$379[27][2] ;
-  wire [26:0] \pp$379[28] ;
-  wire [8:0] \pp$379[28][0] ;
-  wire [8:0] \pp$379[28][1] ;
-  wire [8:0] \pp$379[28][2] ;
-  wire [26:0] \pp$379[29] ;
-  wire [8:0] \pp$379[29][0] ;
-  wire [8:0] \pp$379[29][1] ;
-  wire [8:0] \pp$379[29][2] ;
-  wire [26:0] \pp$379[2] ;
-  wire [8:0] \pp$379[2][0] ;
-  wire [8:0] \pp$379[2][1] ;
-  wire [8:0] \pp$379[2][2] ;
-  wire [26:0] \pp$379[30] ;
-  wire [8:0] \pp$379[30][0] ;
-  wire [8:0] \pp$379[30][1] ;
-  wire [8:0] \pp$379[30][2] ;
-  wire [26:0] \pp$379[31] ;
-  wire [8:0] \pp$379[31][0] ;
-  wire [8:0] \pp$379[31][1] ;
-  wire [8:0] \pp$379[31][2] ;
-  wire [26:0] \pp$379[3] ;
-  wire [8:0] \pp$379[3][0] ;
-  wire [8:0] \pp$379[3][1] ;
-  wire [8:0] \pp$379[3][2] ;
-  wire [26:0] \pp$379[4] ;
-  wire [8:0] \pp$379[4][0] ;
-  wire [8:0] \pp$379[4][1] ;
-  wire [8:0] \pp$379[4][2] ;
-  wire [26:0] \pp$379[5] ;
-  wire [8:0] \pp$379[5][0] ;
-  wire [8:0] \pp$379[5][1] ;
-  wire [8:0] \pp$379[5][2] ;
-  wire [26:0] \pp$379[6] ;
-  wire [8:0] \pp$379[6][0] ;
-  wire [8:0] \pp$379[6][1] ;
-  wire [8:0] \pp$379[6][2] ;
-  wire [26:0] \pp$379[7] ;
-  wire [8:0] \pp$379[7][0] ;
-  wire [8:0] \pp$379[7][1] ;
-  wire [8:0] \pp$379[7][2] ;
-  wire [26:0] \pp$379[8] ;
-  wire [8:0] \pp$379[8][0] ;
-  wire [8:0] \pp$379[8][1] ;
-  wire [8:0] \pp$379[8][2] ;
-  wire [26:0] \pp$379[9] ;
-  wire [8:0] \pp$379[9][0] ;
-  wire [8:0] \pp$379[9][1] ;
-  wire [8:0] \pp$379[9][2] ;
+  wire [863:0] \pp$410 ;
+  wire [26:0] \pp$410[0] ;
+  wire [8:0] \pp$410[0][0] ;
+  wire [8:0] \pp$410[0][1] ;
+  wire [8:0] \pp$410[0][2] ;
+  wire [26:0] \pp$410[10] ;
+  wire [8:0] \pp$410[10][0] ;
+  wire [8:0] \pp$410[10][1] ;
+  wire [8:0] \pp$410[10][2] ;
+  wire [26:0] \pp$410[11] ;
+  wire [8:0] \pp$410[11][0] ;
+  wire [8:0] \pp$410[11][1] ;
+  wire [8:0] \pp$410[11][2] ;
+  wire [26:0] \pp$410[12] ;
+  wire [8:0] \pp$410[12][0] ;
+  wire [8:0] \pp$410[12][1] ;
+  wire [8:0] \pp$410[12][2] ;
+  wire [26:0] \pp$410[13] ;
+  wire [8:0] \pp$410[13][0] ;
+  wire [8:0] \pp$410[13][1] ;
+  wire [8:0] \pp$410[13][2] ;
+  wire [26:0] \pp$410[14] ;
+  wire [8:0] \pp$410[14][0] ;
+  wire [8:0] \pp$410[14][1] ;
+  wire [8:0] \pp$410[14][2] ;
+  wire [26:0] \pp$410[15] ;
+  wire [8:0] \pp$410[15][0] ;
+  wire [8:0] \pp$410[15][1] ;
+  wire [8:0] \pp$410[15][2] ;
+  wire [26:0] \pp$410[16] ;
+  wire [8:0] \pp$410[16][0] ;
+  wire [8:0] \pp$410[16][1] ;
+  wire [8:0] \pp$410[16][2] ;
+  wire [26:0] \pp$410[17] ;
+  wire [8:0] \pp$410[17][0] ;
+  wire [8:0] \pp$410[17][1] ;
+  wire [8:0] \pp$410[17][2] ;
+  wire [26:0] \pp$410[18] ;
+  wire [8:0] \pp$410[18][0] ;
+  wire [8:0] \pp$410[18][1] ;
+  wire [8:0] \pp$410[18][2] ;
+  wire [26:0] \pp$410[19] ;
+  wire [8:0] \pp$410[19][0] ;
+  wire [8:0] \pp$410[19][1] ;
+  wire [8:0] \pp$410[19][2] ;
+  wire [26:0] \pp$410[1] ;
+  wire [8:0] \pp$410[1][0] ;
+  wire [8:0] \pp$410[1][1] ;
+  wire [8:0] \pp$410[1][2] ;
+  wire [26:0] \pp$410[20] ;
+  wire [8:0] \pp$410[20][0] ;
+  wire [8:0] \pp$410[20][1] ;
+  wire [8:0] \pp$410[20][2] ;
+  wire [26:0] \pp$410[21] ;
+  wire [8:0] \pp$410[21][0] ;
+  wire [8:0] \pp$410[21][1] ;
+  wire [8:0] \pp$410[21][2] ;
+  wire [26:0] \pp$410[22] ;
+  wire [8:0] \pp$410[22][0] ;
+  wire [8:0] \pp$410[22][1] ;
+  wire [8:0] \pp$410[22][2] ;
+  wire [26:0] \pp$410[23] ;
+  wire [8:0] \pp$410[23][0] ;
+  wire [8:0] \pp$410[23][1] ;
+  wire [8:0] \pp$410[23][2] ;
+  wire [26:0] \pp$410[24] ;
+  wire [8:0] \pp$410[24][0] ;
+  wire [8:0] \pp$410[24][1] ;
+  wire [8:0] \pp$410[24][2] ;
+  wire [26:0] \pp$410[25] ;
+  wire [8:0] \pp$410[25][0] ;
+  wire [8:0] \pp$410[25][1] ;
+  wire [8:0] \pp$410[25][2] ;
+  wire [26:0] \pp$410[26] ;
+  wire [8:0] \pp$410[26][0] ;
+  wire [8:0] \pp$410[26][1] ;
+  wire [8:0] \pp$410[26][2] ;
+  wire [26:0] \pp$410[27] ;
+  wire [8:0] \pp$410[27][0] ;
+  wire [8:0] \pp$410[27][1] ;
+  wire [8:0] \pp$410[27][2] ;
+  wire [26:0] \pp$410[28] ;
+  wire [8:0] \pp$410[28][0] ;
+  wire [8:0] \pp$410[28][1] ;
+  wire [8:0] \pp$410[28][2] ;
+  wire [26:0] \pp$410[29] ;
+  wire [8:0] \pp$410[29][0] ;
+  wire [8:0] \pp$410[29][1] ;
+  wire [8:0] \pp$410[29][2] ;
+  wire [26:0] \pp$410[2] ;
+  wire [8:0] \pp$410[2][0] ;
+  wire [8:0] \pp$410[2][1] ;
+  wire [8:0] \pp$410[2][2] ;
+  wire [26:0] \pp$410[30] ;
+  wire [8:0] \pp$410[30][0] ;
+  wire [8:0] \pp$410[30][1] ;
+  wire [8:0] \pp$410[30][2] ;
+  wire [26:0] \pp$410[31] ;
+  wire [8:0] \pp$410[31][0] ;
+  wire [8:0] \pp$410[31][1] ;
+  wire [8:0] \pp$410[31][2] ;
+  wire [26:0] \pp$410[3] ;
+  wire [8:0] \pp$410[3][0] ;
+  wire [8:0] \pp$410[3][1] ;
+  wire [8:0] \pp$410[3][2] ;
+  wire [26:0] \pp$410[4] ;
+  wire [8:0] \pp$410[4][0] ;
+  wire [8:0] \pp$410[4][1] ;
+  wire [8:0] \pp$410[4][2] ;
+  wire [26:0] \pp$410[5] ;
+  wire [8:0] \pp$410[5][0] ;
+  wire [8:0] \pp$410[5][1] ;
+  wire [8:0] \pp$410[5][2] ;
+  wire [26:0] \pp$410[6] ;
+  wire [8:0] \pp$410[6][0] ;
+  wire [8:0] \pp$410[6][1] ;
+  wire [8:0] \pp$410[6][2] ;
+  wire [26:0] \pp$410[7] ;
+  wire [8:0] \pp$410[7][0] ;
+  wire [8:0] \pp$410[7][1] ;
+  wire [8:0] \pp$410[7][2] ;
+  wire [26:0] \pp$410[8] ;
+  wire [8:0] \pp$410[8][0] ;
+  wire [8:0] \pp$410[8][1] ;
+  wire [8:0] \pp$410[8][2] ;
+  wire [26:0] \pp$410[9] ;
+  wire [8:0] \pp$410[9][0] ;
+  wire [8:0] \pp$410[9][1] ;
+  wire [8:0] \pp$410[9][2] ;
   (* init = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000 *)
-  wire [863:0] \pp$383 ;
-  wire [26:0] \pp$383[0] ;
-  wire [8:0] \pp$383[0][0] ;
-  wire [8:0] \pp$383[0][1] ;
-  wire [8:0] \pp$383[0][2] ;
-  wire [26:0] \pp$383[10] ;
-  wire [8:0] \pp$383[10][0] ;
-  wire [8:0] \pp$383[10][1] ;
-  wire [8:0] \pp$383[10][2] ;
-  wire [26:0] \pp$383[11] ;
-  wire [8:0] \pp$383[11][0] ;
-  wire [8:0] \pp$383[11][1] ;
-  wire [8:0] \pp$383[11][2] ;
-  wire [26:0] \pp$383[12] ;
-  wire [8:0] \pp$383[12][0] ;
-  wire [8:0] \pp$383[12][1] ;
-  wire [8:0] \pp$383[12][2] ;
-  wire [26:0] \pp$383[13] ;
-  wire [8:0] \pp$383[13][0] ;
-  wire [8:0] \pp$383[13][1] ;
-  wire [8:0] \pp$383[13][2] ;
-  wire [26:0] \pp$383[14] ;
-  wire [8:0] \pp$383[14][0] ;
-  wire [8:0] \pp$383[14][1] ;
-  wire [8:0] \pp$383[14][2] ;
-  wire [26:0] \pp$383[15] ;
-  wire [8:0] \pp$383[15][0] ;
-  wire [8:0] \pp$383[15][1] ;
-  wire [8:0] \pp$383[15][2] ;
-  wire [26:0] \pp$383[16] ;
-  wire [8:0] \pp$383[16][0] ;
-  wire [8:0] \pp$383[16][1] ;
-  wire [8:0] \pp$383[16][2] ;
-  wire [26:0] \pp$383[17] ;
-  wire [8:0] \pp$383[17][0] ;
-  wire [8:0] \pp$383[17][1] ;
-  wire [8:0] \pp$383[17][2] ;
-  wire [26:0] \pp$383[18] ;
-  wire [8:0] \pp$383[18][0] ;
-  wire [8:0] \pp$383[18][1] ;
-  wire [8:0] \pp$383[18][2] ;
-  wire [26:0] \pp$383[19] ;
-  wire [8:0] \pp$383[19][0] ;
-  wire [8:0] \pp$383[19][1] ;
-  wire [8:0] \pp$383[19][2] ;
-  wire [26:0] \pp$383[1] ;
-  wire [8:0] \pp$383[1][0] ;
-  wire [8:0] \pp$383[1][1] ;
-  wire [8:0] \pp$383[1][2] ;
-  wire [26:0] \pp$383[20] ;
-  wire [8:0] \pp$383[20][0] ;
-  wire [8:0] \pp$383[20][1] ;
-  wire [8:0] \pp$383[20][2] ;
-  wire [26:0] \pp$383[21] ;
-  wire [8:0] \pp$383[21][0] ;
-  wire [8:0] \pp$383[21][1] ;
-  wire [8:0] \pp$383[21][2] ;
-  wire [26:0] \pp$383[22] ;
-  wire [8:0] \pp$383[22][0] ;
-  wire [8:0] \pp$383[22][1] ;
-  wire [8:0] \pp$383[22][2] ;
-  wire [26:0] \pp$383[23] ;
-  wire [8:0] \pp$383[23][0] ;
-  wire [8:0] \pp$383[23][1] ;
-  wire [8:0] \pp$383[23][2] ;
-  wire [26:0] \pp$383[24] ;
-  wire [8:0] \pp$383[24][0] ;
-  wire [8:0] \pp$383[24][1] ;
-  wire [8:0] \pp$383[24][2] ;
-  wire [26:0] \pp$383[25] ;
-  wire [8:0] \pp$383[25][0] ;
-  wire [8:0] \pp$383[25][1] ;
-  wire [8:0] \pp$383[25][2] ;
-  wire [26:0] \pp$383[26] ;
-  wire [8:0] \pp$383[26][0] ;
-  wire [8:0] \pp$383[26][1] ;
-  wire [8:0] \pp$383[26][2] ;
-  wire [26:0] \pp$383[27] ;
-  wire [8:0] \pp$383[27][0] ;
-  wire [8:0] \pp$383[27][1] ;
-  wire [8:0] \pp$383[27][2] ;
-  wire [26:0] \pp$383[28] ;
-  wire [8:0] \pp$383[28][0] ;
-  wire [8:0] \pp$383[28][1] ;
-  wire [8:0] \pp$383[28][2] ;
-  wire [26:0] \pp$383[29] ;
-  wire [8:0] \pp$383[29][0] ;
-  wire [8:0] \pp$383[29][1] ;
-  wire [8:0] \pp$383[29][2] ;
-  wire [26:0] \pp$383[2] ;
-  wire [8:0] \pp$383[2][0] ;
-  wire [8:0] \pp$383[2][1] ;
-  wire [8:0] \pp$383[2][2] ;
-  wire [26:0] \pp$383[30] ;
-  wire [8:0] \pp$383[30][0] ;
-  wire [8:0] \pp$383[30][1] ;
-  wire [8:0] \pp$383[30][2] ;
-  wire [26:0] \pp$383[31] ;
-  wire [8:0] \pp$383[31][0] ;
-  wire [8:0] \pp$383[31][1] ;
-  wire [8:0] \pp$383[31][2] ;
-  wire [26:0] \pp$383[3] ;
-  wire [8:0] \pp$383[3][0] ;
-  wire [8:0] \pp$383[3][1] ;
-  wire [8:0] \pp$383[3][2] ;
-  wire [26:0] \pp$383[4] ;
-  wire [8:0] \pp$383[4][0] ;
-  wire [8:0] \pp$383[4][1] ;
-  wire [8:0] \pp$383[4][2] ;
-  wire [26:0] \pp$383[5] ;
-  wire [8:0] \pp$383[5][0] ;
-  wire [8:0] \pp$383[5][1] ;
-  wire [8:0] \pp$383[5][2] ;
-  wire [26:0] \pp$383[6] ;
-  wire [8:0] \pp$383[6][0] ;
-  wire [8:0] \pp$383[6][1] ;
-  wire [8:0] \pp$383[6][2] ;
-  wire [26:0] \pp$383[7] ;
-  wire [8:0] \pp$383[7][0] ;
-  wire [8:0] \pp$383[7][1] ;
-  wire [8:0] \pp$383[7][2] ;
-  wire [26:0] \pp$383[8] ;
-  wire [8:0] \pp$383[8][0] ;
-  wire [8:0] \pp$383[8][1] ;
-  wire [8:0] \pp$383[8][2] ;
-  wire [26:0] \pp$383[9] ;
-  wire [8:0] \pp$383[9][0] ;
-  wire [8:0] \pp$383[9][1] ;
-  wire [8:0] \pp$383[9][2] ;
+  wire [863:0] \pp$414 ;
+  wire [26:0] \pp$414[0] ;
+  wire [8:0] \pp$414[0][0] ;
+  wire [8:0] \pp$414[0][1] ;
+  wire [8:0] \pp$414[0][2] ;
+  wire [26:0] \pp$414[10] ;
+  wire [8:0] \pp$414[10][0] ;
+  wire [8:0] \pp$414[10][1] ;
+  wire [8:0] \pp$414[10][2] ;
+  wire [26:0] \pp$414[11] ;
+  wire [8:0] \pp$414[11][0] ;
+  wire [8:0] \pp$414[11][1] ;
+  wire [8:0] \pp$414[11][2] ;
+  wire [26:0] \pp$414[12] ;
+  wire [8:0] \pp$414[12][0] ;
+  wire [8:0] \pp$414[12][1] ;
+  wire [8:0] \pp$414[12][2] ;
+  wire [26:0] \pp$414[13] ;
+  wire [8:0] \pp$414[13][0] ;
+  wire [8:0] \pp$414[13][1] ;
+  wire [8:0] \pp$414[13][2] ;
+  wire [26:0] \pp$414[14] ;
+  wire [8:0] \pp$414[14][0] ;
+  wire [8:0] \pp$414[14][1] ;
+  wire [8:0] \pp$414[14][2] ;
+  wire [26:0] \pp$414[15] ;
+  wire [8:0] \pp$414[15][0] ;
+  wire [8:0] \pp$414[15][1] ;
+  wire [8:0] \pp$414[15][2] ;
+  wire [26:0] \pp$414[16] ;
+  wire [8:0] \pp$414[16][0] ;
+  wire [8:0] \pp$414[16][1] ;
+  wire [8:0] \pp$414[16][2] ;
+  wire [26:0] \pp$414[17] ;
+  wire [8:0] \pp$414[17][0] ;
+  wire [8:0] \pp$414[17][1] ;
+  wire [8:0] \pp$414[17][2] ;
+  wire [26:0] \pp$414[18] ;
+  wire [8:0] \pp$414[18][0] ;
+  wire [8:0] \pp$414[18][1] ;
+  wire [8:0] \pp$414[18][2] ;
+  wire [26:0] \pp$414[19] ;
+  wire [8:0] \pp$414[19][0] ;
+  wire [8:0] \pp$414[19][1] ;
+  wire [8:0] \pp$414[19][2] ;
+  wire [26:0] \pp$414[1] ;
+  wire [8:0] \pp$414[1][0] ;
+  wire [8:0] \pp$414[1][1] ;
+  wire [8:0] \pp$414[1][2] ;
+  wire [26:0] \pp$414[20] ;
+  wire [8:0] \pp$414[20][0] ;
+  wire [8:0] \pp$414[20][1] ;
+  wire [8:0] \pp$414[20][2] ;
+  wire [26:0] \pp$414[21] ;
+  wire [8:0] \pp$414[21][0] ;
+  wire [8:0] \pp$414[21][1] ;
+  wire [8:0] \pp$414[21][2] ;
+  wire [26:0] \pp$414[22] ;
+  wire [8:0] \pp$414[22][0] ;
+  wire [8:0] \pp$414[22][1] ;
+  wire [8:0] \pp$414[22][2] ;
+  wire [26:0] \pp$414[23] ;
+  wire [8:0] \pp$414[23][0] ;
+  wire [8:0] \pp$414[23][1] ;
+  wire [8:0] \pp$414[23][2] ;
+  wire [26:0] \pp$414[24] ;
+  wire [8:0] \pp$414[24][0] ;
+  wire [8:0] \pp$414[24][1] ;
+  wire [8:0] \pp$414[24][2] ;
+  wire [26:0] \pp$414[25] ;
+  wire [8:0] \pp$414[25][0] ;
+  wire [8:0] \pp$414[25][1] ;
+  wire [8:0] \pp$414[25][2] ;
+  wire [26:0] \pp$414[26] ;
+  wire [8:0] \pp$414[26][0] ;
+  wire [8:0] \pp$414[26][1] ;
+  wire [8:0] \pp$414[26][2] ;
+  wire [26:0] \pp$414[27] ;
+  wire [8:0] \pp$414[27][0] ;
+  wire [8:0] \pp$414[27][1] ;
+  wire [8:0] \pp$414[27][2] ;
+  wire [26:0] \pp$414[28] ;
+  wire [8:0] \pp$414[28][0] ;
+  wire [8:0] \pp$414[28][1] ;
+  wire [8:0] \pp$414[28][2] ;
+  wire [26:0] \pp$414[29] ;
+  wire [8:0] \pp$414[29][0] ;
+  wire [8:0] \pp$414[29][1] ;
+  wire [8:0] \pp$414[29][2] ;
+  wire [26:0] \pp$414[2] ;
+  wire [8:0] \pp$414[2][0] ;
+  wire [8:0] \pp$414[2][1] ;
+  wire [8:0] \pp$414[2][2] ;
+  wire [26:0] \pp$414[30] ;
+  wire [8:0] \pp$414[30][0] ;
+  wire [8:0] \pp$414[30][1] ;
+  wire [8:0] \pp$414[30][2] ;
+  wire [26:0] \pp$414[31] ;
+  wire [8:0] \pp$414[31][0] ;
+  wire [8:0] \pp$414[31][1] ;
+  wire [8:0] \pp$414[31][2] ;
+  wire [26:0] \pp$414[3] ;
+  wire [8:0] \pp$414[3][0] ;
+  wire [8:0] \pp$414[3][1] ;
+  wire [8:0] \pp$414[3][2] ;
+  wire [26:0] \pp$414[4] ;
+  wire [8:0] \pp$414[4][0] ;
+  wire [8:0] \pp$414[4][1] ;
+  wire [8:0] \pp$414[4][2] ;
+  wire [26:0] \pp$414[5] ;
+  wire [8:0] \pp$414[5][0] ;
+  wire [8:0] \pp$414[5][1] ;
+  wire [8:0] \pp$414[5][2] ;
+  wire [26:0] \pp$414[6] ;
+  wire [8:0] \pp$414[6][0] ;
+  wire [8:0] \pp$414[6][1] ;
+  wire [8:0] \pp$414[6][2] ;
+  wire [26:0] \pp$414[7] ;
+  wire [8:0] \pp$414[7][0] ;
+  wire [8:0] \pp$414[7][1] ;
+  wire [8:0] \pp$414[7][2] ;
+  wire [26:0] \pp$414[8] ;
+  wire [8:0] \pp$414[8][0] ;
+  wire [8:0] \pp$414[8][1] ;
+  wire [8:0] \pp$414[8][2] ;
+  wire [26:0] \pp$414[9] ;
+  wire [8:0] \pp$414[9][0] ;
+  wire [8:0] \pp$414[9][1] ;
+  wire [8:0] \pp$414[9][2] ;
   wire [863:0] \pp$94 ;
   wire [26:0] \pp$94[0] ;
   wire [8:0] \pp$94[0][0] ;
@@ -1757,265 +1727,265 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire [7:0] \q[9] ;
   reg [863:0] qq = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
   (* init = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000 *)
-  wire [863:0] \qq$380 ;
-  wire [26:0] \qq$380[0] ;
-  wire [8:0] \qq$380[0][0] ;
-  wire [8:0] \qq$380[0][1] ;
-  wire [8:0] \qq$380[0][2] ;
-  wire [26:0] \qq$380[10] ;
-  wire [8:0] \qq$380[10][0] ;
-  wire [8:0] \qq$380[10][1] ;
-  wire [8:0] \qq$380[10][2] ;
-  wire [26:0] \qq$380[11] ;
-  wire [8:0] \qq$380[11][0] ;
-  wire [8:0] \qq$380[11][1] ;
-  wire [8:0] \qq$380[11][2] ;
-  wire [26:0] \qq$380[12] ;
-  wire [8:0] \qq$380[12][0] ;
-  wire [8:0] \qq$380[12][1] ;
-  wire [8:0] \qq$380[12][2] ;
-  wire [26:0] \qq$380[13] ;
-  wire [8:0] \qq$380[13][0] ;
-  wire [8:0] \qq$380[13][1] ;
-  wire [8:0] \qq$380[13][2] ;
-  wire [26:0] \qq$380[14] ;
-  wire [8:0] \qq$380[14][0] ;
-  wire [8:0] \qq$380[14][1] ;
-  wire [8:0] \qq$380[14][2] ;
-  wire [26:0] \qq$380[15] ;
-  wire [8:0] \qq$380[15][0] ;
-  wire [8:0] \qq$380[15][1] ;
-  wire [8:0] \qq$380[15][2] ;
-  wire [26:0] \qq$380[16] ;
-  wire [8:0] \qq$380[16][0] ;
-  wire [8:0] \qq$380[16][1] ;
-  wire [8:0] \qq$380[16][2] ;
-  wire [26:0] \qq$380[17] ;
-  wire [8:0] \qq$380[17][0] ;
-  wire [8:0] \qq$380[17][1] ;
-  wire [8:0] \qq$380[17][2] ;
-  wire [26:0] \qq$380[18] ;
-  wire [8:0] \qq$380[18][0] ;
-  wire [8:0] \qq$380[18][1] ;
-  wire [8:0] \qq$380[18][2] ;
-  wire [26:0] \qq$380[19] ;
-  wire [8:0] \qq$380[19][0] ;
-  wire [8:0] \qq$380[19][1] ;
-  wire [8:0] \qq$380[19][2] ;
-  wire [26:0] \qq$380[1] ;
-  wire [8:0] \qq$380[1][0] ;
-  wire [8:0] \qq$380[1][1] ;
-  wire [8:0] \qq$380[1][2] ;
-  wire [26:0] \qq$380[20] ;
-  wire [8:0] \qq$380[20][0] ;
-  wire [8:0] \qq$380[20][1] ;
-  wire [8:0] \qq$380[20][2] ;
-  wire [26:0] \qq$380[21] ;
-  wire [8:0] \qq$380[21][0] ;
-  wire [8:0] \qq$380[21][1] ;
-  wire [8:0] \qq$380[21][2] ;
-  wire [26:0] \qq$380[22] ;
-  wire [8:0] \qq$380[22][0] ;
-  wire [8:0] \qq$380[22][1] ;
-  wire [8:0] \qq$380[22][2] ;
-  wire [26:0] \qq$380[23] ;
-  wire [8:0] \qq$380[23][0] ;
-  wire [8:0] \qq$380[23][1] ;
-  wire [8:0] \qq$380[23][2] ;
-  wire [26:0] \qq$380[24] ;
-  wire [8:0] \qq$380[24][0] ;
-  wire [8:0] \qq$380[24][1] ;
-  wire [8:0] \qq$380[24][2] ;
-  wire [26:0] \qq$380[25] ;
-  wire [8:0] \qq$380[25][0] ;
-  wire [8:0] \qq$380[25][1] ;
-  wire [8:0] \qq$380[25][2] ;
-  wire [26:0] \qq$380[26] ;
-  wire [8:0] \qq$380[26][0] ;
-  wire [8:0] \qq$380[26][1] ;
-  wire [8:0] \qq$380[26][2] ;
-  wire [26:0] \qq$380[27] ;
-  wire [8:0] \qq$380[27][0] ;
-  wire [8:0] \qq$380[27][1] ;
-  wire [8:0] \qq$380[27][2] ;
-  wire [26:0] \qq$380[28] ;
-  wire [8:0] \qq$380[28][0] ;
-  wire [8:0] \qq$380[28][1] ;
-  wire [8:0] \qq$380[28][2] ;
-  wire [26:0] \qq$380[29] ;
-  wire [8:0] \qq$380[29][0] ;
-  wire [8:0] \qq$380[29][1] ;
-  wire [8:0] \qq$380[29][2] ;
-  wire [26:0] \qq$380[2] ;
-  wire [8:0] \qq$380[2][0] ;
-  wire [8:0] \qq$380[2][1] ;
-  wire [8:0] \qq$380[2][2] ;
-  wire [26:0] \qq$380[30] ;
-  wire [8:0] \qq$380[30][0] ;
-  wire [8:0] \qq$380[30][1] ;
-  wire [8:0] \qq$380[30][2] ;
-  wire [26:0] \qq$380[31] ;
-  wire [8:0] \qq$380[31][0] ;
-  wire [8:0] \qq$380[31][1] ;
-  wire [8:0] \qq$380[31][2] ;
-  wire [26:0] \qq$380[3] ;
-  wire [8:0] \qq$380[3][0] ;
-  wire [8:0] \qq$380[3][1] ;
-  wire [8:0] \qq$380[3][2] ;
-  wire [26:0] \qq$380[4] ;
-  wire [8:0] \qq$380[4][0] ;
-  wire [8:0] \qq$380[4][1] ;
-  wire [8:0] \qq$380[4][2] ;
-  wire [26:0] \qq$380[5] ;
-  wire [8:0] \qq$380[5][0] ;
-  wire [8:0] \qq$380[5][1] ;
-  wire [8:0] \qq$380[5][2] ;
-  wire [26:0] \qq$380[6] ;
-  wire [8:0] \qq$380[6][0] ;
-  wire [8:0] \qq$380[6][1] ;
-  wire [8:0] \qq$380[6][2] ;
-  wire [26:0] \qq$380[7] ;
-  wire [8:0] \qq$380[7][0] ;
-  wire [8:0] \qq$380[7][1] ;
-  wire [8:0] \qq$380[7][2] ;
-  wire [26:0] \qq$380[8] ;
-  wire [8:0] \qq$380[8][0] ;
-  wire [8:0] \qq$380[8][1] ;
-  wire [8:0] \qq$380[8][2] ;
-  wire [26:0] \qq$380[9] ;
-  wire [8:0] \qq$380[9][0] ;
-  wire [8:0] \qq$380[9][1] ;
-  wire [8:0] \qq$380[9][2] ;
+  wire [863:0] \qq$411 ;
+  wire [26:0] \qq$411[0] ;
+  wire [8:0] \qq$411[0][0] ;
+  wire [8:0] \qq$411[0][1] ;
+  wire [8:0] \qq$411[0][2] ;
+  wire [26:0] \qq$411[10] ;
+  wire [8:0] \qq$411[10][0] ;
+  wire [8:0] \qq$411[10][1] ;
+  wire [8:0] \qq$411[10][2] ;
+  wire [26:0] \qq$411[11] ;
+  wire [8:0] \qq$411[11][0] ;
+  wire [8:0] \qq$411[11][1] ;
+  wire [8:0] \qq$411[11][2] ;
+  wire [26:0] \qq$411[12] ;
+  wire [8:0] \qq$411[12][0] ;
+  wire [8:0] \qq$411[12][1] ;
+  wire [8:0] \qq$411[12][2] ;
+  wire [26:0] \qq$411[13] ;
+  wire [8:0] \qq$411[13][0] ;
+  wire [8:0] \qq$411[13][1] ;
+  wire [8:0] \qq$411[13][2] ;
+  wire [26:0] \qq$411[14] ;
+  wire [8:0] \qq$411[14][0] ;
+  wire [8:0] \qq$411[14][1] ;
+  wire [8:0] \qq$411[14][2] ;
+  wire [26:0] \qq$411[15] ;
+  wire [8:0] \qq$411[15][0] ;
+  wire [8:0] \qq$411[15][1] ;
+  wire [8:0] \qq$411[15][2] ;
+  wire [26:0] \qq$411[16] ;
+  wire [8:0] \qq$411[16][0] ;
+  wire [8:0] \qq$411[16][1] ;
+  wire [8:0] \qq$411[16][2] ;
+  wire [26:0] \qq$411[17] ;
+  wire [8:0] \qq$411[17][0] ;
+  wire [8:0] \qq$411[17][1] ;
+  wire [8:0] \qq$411[17][2] ;
+  wire [26:0] \qq$411[18] ;
+  wire [8:0] \qq$411[18][0] ;
+  wire [8:0] \qq$411[18][1] ;
+  wire [8:0] \qq$411[18][2] ;
+  wire [26:0] \qq$411[19] ;
+  wire [8:0] \qq$411[19][0] ;
+  wire [8:0] \qq$411[19][1] ;
+  wire [8:0] \qq$411[19][2] ;
+  wire [26:0] \qq$411[1] ;
+  wire [8:0] \qq$411[1][0] ;
+  wire [8:0] \qq$411[1][1] ;
+  wire [8:0] \qq$411[1][2] ;
+  wire [26:0] \qq$411[20] ;
+  wire [8:0] \qq$411[20][0] ;
+  wire [8:0] \qq$411[20][1] ;
+  wire [8:0] \qq$411[20][2] ;
+  wire [26:0] \qq$411[21] ;
+  wire [8:0] \qq$411[21][0] ;
+  wire [8:0] \qq$411[21][1] ;
+  wire [8:0] \qq$411[21][2] ;
+  wire [26:0] \qq$411[22] ;
+  wire [8:0] \qq$411[22][0] ;
+  wire [8:0] \qq$411[22][1] ;
+  wire [8:0] \qq$411[22][2] ;
+  wire [26:0] \qq$411[23] ;
+  wire [8:0] \qq$411[23][0] ;
+  wire [8:0] \qq$411[23][1] ;
+  wire [8:0] \qq$411[23][2] ;
+  wire [26:0] \qq$411[24] ;
+  wire [8:0] \qq$411[24][0] ;
+  wire [8:0] \qq$411[24][1] ;
+  wire [8:0] \qq$411[24][2] ;
+  wire [26:0] \qq$411[25] ;
+  wire [8:0] \qq$411[25][0] ;
+  wire [8:0] \qq$411[25][1] ;
+  wire [8:0] \qq$411[25][2] ;
+  wire [26:0] \qq$411[26] ;
+  wire [8:0] \qq$411[26][0] ;
+  wire [8:0] \qq$411[26][1] ;
+  wire [8:0] \qq$411[26][2] ;
+  wire [26:0] \qq$411[27] ;
+  wire [8:0] \qq$411[27][0] ;
+  wire [8:0] \qq$411[27][1] ;
+  wire [8:0] \qq$411[27][2] ;
+  wire [26:0] \qq$411[28] ;
+  wire [8:0] \qq$411[28][0] ;
+  wire [8:0] \qq$411[28][1] ;
+  wire [8:0] \qq$411[28][2] ;
+  wire [26:0] \qq$411[29] ;
+  wire [8:0] \qq$411[29][0] ;
+  wire [8:0] \qq$411[29][1] ;
+  wire [8:0] \qq$411[29][2] ;
+  wire [26:0] \qq$411[2] ;
+  wire [8:0] \qq$411[2][0] ;
+  wire [8:0] \qq$411[2][1] ;
+  wire [8:0] \qq$411[2][2] ;
+  wire [26:0] \qq$411[30] ;
+  wire [8:0] \qq$411[30][0] ;
+  wire [8:0] \qq$411[30][1] ;
+  wire [8:0] \qq$411[30][2] ;
+  wire [26:0] \qq$411[31] ;
+  wire [8:0] \qq$411[31][0] ;
+  wire [8:0] \qq$411[31][1] ;
+  wire [8:0] \qq$411[31][2] ;
+  wire [26:0] \qq$411[3] ;
+  wire [8:0] \qq$411[3][0] ;
+  wire [8:0] \qq$411[3][1] ;
+  wire [8:0] \qq$411[3][2] ;
+  wire [26:0] \qq$411[4] ;
+  wire [8:0] \qq$411[4][0] ;
+  wire [8:0] \qq$411[4][1] ;
+  wire [8:0] \qq$411[4][2] ;
+  wire [26:0] \qq$411[5] ;
+  wire [8:0] \qq$411[5][0] ;
+  wire [8:0] \qq$411[5][1] ;
+  wire [8:0] \qq$411[5][2] ;
+  wire [26:0] \qq$411[6] ;
+  wire [8:0] \qq$411[6][0] ;
+  wire [8:0] \qq$411[6][1] ;
+  wire [8:0] \qq$411[6][2] ;
+  wire [26:0] \qq$411[7] ;
+  wire [8:0] \qq$411[7][0] ;
+  wire [8:0] \qq$411[7][1] ;
+  wire [8:0] \qq$411[7][2] ;
+  wire [26:0] \qq$411[8] ;
+  wire [8:0] \qq$411[8][0] ;
+  wire [8:0] \qq$411[8][1] ;
+  wire [8:0] \qq$411[8][2] ;
+  wire [26:0] \qq$411[9] ;
+  wire [8:0] \qq$411[9][0] ;
+  wire [8:0] \qq$411[9][1] ;
+  wire [8:0] \qq$411[9][2] ;
   (* init = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000 *)
-  wire [863:0] \qq$384 ;
-  wire [26:0] \qq$384[0] ;
-  wire [8:0] \qq$384[0][0] ;
-  wire [8:0] \qq$384[0][1] ;
-  wire [8:0] \qq$384[0][2] ;
-  wire [26:0] \qq$384[10] ;
-  wire [8:0] \qq$384[10][0] ;
-  wire [8:0] \qq$384[10][1] ;
-  wire [8:0] \qq$384[10][2] ;
-  wire [26:0] \qq$384[11] ;
-  wire [8:0] \qq$384[11][0] ;
-  wire [8:0] \qq$384[11][1] ;
-  wire [8:0] \qq$384[11][2] ;
-  wire [26:0] \qq$384[12] ;
-  wire [8:0] \qq$384[12][0] ;
-  wire [8:0] \qq$384[12][1] ;
-  wire [8:0] \qq$384[12][2] ;
-  wire [26:0] \qq$384[13] ;
-  wire [8:0] \qq$384[13][0] ;
-  wire [8:0] \qq$384[13][1] ;
-  wire [8:0] \qq$384[13][2] ;
-  wire [26:0] \qq$384[14] ;
-  wire [8:0] \qq$384[14][0] ;
-  wire [8:0] \qq$384[14][1] ;
-  wire [8:0] \qq$384[14][2] ;
-  wire [26:0] \qq$384[15] ;
-  wire [8:0] \qq$384[15][0] ;
-  wire [8:0] \qq$384[15][1] ;
-  wire [8:0] \qq$384[15][2] ;
-  wire [26:0] \qq$384[16] ;
-  wire [8:0] \qq$384[16][0] ;
-  wire [8:0] \qq$384[16][1] ;
-  wire [8:0] \qq$384[16][2] ;
-  wire [26:0] \qq$384[17] ;
-  wire [8:0] \qq$384[17][0] ;
-  wire [8:0] \qq$384[17][1] ;
-  wire [8:0] \qq$384[17][2] ;
-  wire [26:0] \qq$384[18] ;
-  wire [8:0] \qq$384[18][0] ;
-  wire [8:0] \qq$384[18][1] ;
-  wire [8:0] \qq$384[18][2] ;
-  wire [26:0] \qq$384[19] ;
-  wire [8:0] \qq$384[19][0] ;
-  wire [8:0] \qq$384[19][1] ;
-  wire [8:0] \qq$384[19][2] ;
-  wire [26:0] \qq$384[1] ;
-  wire [8:0] \qq$384[1][0] ;
-  wire [8:0] \qq$384[1][1] ;
-  wire [8:0] \qq$384[1][2] ;
-  wire [26:0] \qq$384[20] ;
-  wire [8:0] \qq$384[20][0] ;
-  wire [8:0] \qq$384[20][1] ;
-  wire [8:0] \qq$384[20][2] ;
-  wire [26:0] \qq$384[21] ;
-  wire [8:0] \qq$384[21][0] ;
-  wire [8:0] \qq$384[21][1] ;
-  wire [8:0] \qq$384[21][2] ;
-  wire [26:0] \qq$384[22] ;
-  wire [8:0] \qq$384[22][0] ;
-  wire [8:0] \qq$384[22][1] ;
-  wire [8:0] \qq$384[22][2] ;
-  wire [26:0] \qq$384[23] ;
-  wire [8:0] \qq$384[23][0] ;
-  wire [8:0] \qq$384[23][1] ;
-  wire [8:0] \qq$384[23][2] ;
-  wire [26:0] \qq$384[24] ;
-  wire [8:0] \qq$384[24][0] ;
-  wire [8:0] \qq$384[24][1] ;
-  wire [8:0] \qq$384[24][2] ;
-  wire [26:0] \qq$384[25] ;
-  wire [8:0] \qq$384[25][0] ;
-  wire [8:0] \qq$384[25][1] ;
-  wire [8:0] \qq$384[25][2] ;
-  wire [26:0] \qq$384[26] ;
-  wire [8:0] \qq$384[26][0] ;
-  wire [8:0] \qq$384[26][1] ;
-  wire [8:0] \qq$384[26][2] ;
-  wire [26:0] \qq$384[27] ;
-  wire [8:0] \qq$384[27][0] ;
-  wire [8:0] \qq$384[27][1] ;
-  wire [8:0] \qq$384[27][2] ;
-  wire [26:0] \qq$384[28] ;
-  wire [8:0] \qq$384[28][0] ;
-  wire [8:0] \qq$384[28][1] ;
-  wire [8:0] \qq$384[28][2] ;
-  wire [26:0] \qq$384[29] ;
-  wire [8:0] \qq$384[29][0] ;
-  wire [8:0] \qq$384[29][1] ;
-  wire [8:0] \qq$384[29][2] ;
-  wire [26:0] \qq$384[2] ;
-  wire [8:0] \qq$384[2][0] ;
-  wire [8:0] \qq$384[2][1] ;
-  wire [8:0] \qq$384[2][2] ;
-  wire [26:0] \qq$384[30] ;
-  wire [8:0] \qq$384[30][0] ;
-  wire [8:0] \qq$384[30][1] ;
-  wire [8:0] \qq$384[30][2] ;
-  wire [26:0] \qq$384[31] ;
-  wire [8:0] \qq$384[31][0] ;
-  wire [8:0] \qq$384[31][1] ;
-  wire [8:0] \qq$384[31][2] ;
-  wire [26:0] \qq$384[3] ;
-  wire [8:0] \qq$384[3][0] ;
-  wire [8:0] \qq$384[3][1] ;
-  wire [8:0] \qq$384[3][2] ;
-  wire [26:0] \qq$384[4] ;
-  wire [8:0] \qq$384[4][0] ;
-  wire [8:0] \qq$384[4][1] ;
-  wire [8:0] \qq$384[4][2] ;
-  wire [26:0] \qq$384[5] ;
-  wire [8:0] \qq$384[5][0] ;
-  wire [8:0] \qq$384[5][1] ;
-  wire [8:0] \qq$384[5][2] ;
-  wire [26:0] \qq$384[6] ;
-  wire [8:0] \qq$384[6][0] ;
-  wire [8:0] \qq$384[6][1] ;
-  wire [8:0] \qq$384[6][2] ;
-  wire [26:0] \qq$384[7] ;
-  wire [8:0] \qq$384[7][0] ;
-  wire [8:0] \qq$384[7][1] ;
-  wire [8:0] \qq$384[7][2] ;
-  wire [26:0] \qq$384[8] ;
-  wire [8:0] \qq$384[8][0] ;
-  wire [8:0] \qq$384[8][1] ;
-  wire [8:0] \qq$384[8][2] ;
-  wire [26:0] \qq$384[9] ;
-  wire [8:0] \qq$384[9][0] ;
-  wire [8:0] \qq$384[9][1] ;
-  wire [8:0] \qq$384[9][2] ;
+  wire [863:0] \qq$415 ;
+  wire [26:0] \qq$415[0] ;
+  wire [8:0] \qq$415[0][0] ;
+  wire [8:0] \qq$415[0][1] ;
+  wire [8:0] \qq$415[0][2] ;
+  wire [26:0] \qq$415[10] ;
+  wire [8:0] \qq$415[10][0] ;
+  wire [8:0] \qq$415[10][1] ;
+  wire [8:0] \qq$415[10][2] ;
+  wire [26:0] \qq$415[11] ;
+  wire [8:0] \qq$415[11][0] ;
+  wire [8:0] \qq$415[11][1] ;
+  wire [8:0] \qq$415[11][2] ;
+  wire [26:0] \qq$415[12] ;
+  wire [8:0] \qq$415[12][0] ;
+  wire [8:0] \qq$415[12][1] ;
+  wire [8:0] \qq$415[12][2] ;
+  wire [26:0] \qq$415[13] ;
+  wire [8:0] \qq$415[13][0] ;
+  wire [8:0] \qq$415[13][1] ;
+  wire [8:0] \qq$415[13][2] ;
+  wire [26:0] \qq$415[14] ;
+  wire [8:0] \qq$415[14][0] ;
+  wire [8:0] \qq$415[14][1] ;
+  wire [8:0] \qq$415[14][2] ;
+  wire [26:0] \qq$415[15] ;
+  wire [8:0] \qq$415[15][0] ;
+  wire [8:0] \qq$415[15][1] ;
+  wire [8:0] \qq$415[15][2] ;
+  wire [26:0] \qq$415[16] ;
+  wire [8:0] \qq$415[16][0] ;
+  wire [8:0] \qq$415[16][1] ;
+  wire [8:0] \qq$415[16][2] ;
+  wire [26:0] \qq$415[17] ;
+  wire [8:0] \qq$415[17][0] ;
+  wire [8:0] \qq$415[17][1] ;
+  wire [8:0] \qq$415[17][2] ;
+  wire [26:0] \qq$415[18] ;
+  wire [8:0] \qq$415[18][0] ;
+  wire [8:0] \qq$415[18][1] ;
+  wire [8:0] \qq$415[18][2] ;
+  wire [26:0] \qq$415[19] ;
+  wire [8:0] \qq$415[19][0] ;
+  wire [8:0] \qq$415[19][1] ;
+  wire [8:0] \qq$415[19][2] ;
+  wire [26:0] \qq$415[1] ;
+  wire [8:0] \qq$415[1][0] ;
+  wire [8:0] \qq$415[1][1] ;
+  wire [8:0] \qq$415[1][2] ;
+  wire [26:0] \qq$415[20] ;
+  wire [8:0] \qq$415[20][0] ;
+  wire [8:0] \qq$415[20][1] ;
+  wire [8:0] \qq$415[20][2] ;
+  wire [26:0] \qq$415[21] ;
+  wire [8:0] \qq$415[21][0] ;
+  wire [8:0] \qq$415[21][1] ;
+  wire [8:0] \qq$415[21][2] ;
+  wire [26:0] \qq$415[22] ;
+  wire [8:0] \qq$415[22][0] ;
+  wire [8:0] \qq$415[22][1] ;
+  wire [8:0] \qq$415[22][2] ;
+  wire [26:0] \qq$415[23] ;
+  wire [8:0] \qq$415[23][0] ;
+  wire [8:0] \qq$415[23][1] ;
+  wire [8:0] \qq$415[23][2] ;
+  wire [26:0] \qq$415[24] ;
+  wire [8:0] \qq$415[24][0] ;
+  wire [8:0] \qq$415[24][1] ;
+  wire [8:0] \qq$415[24][2] ;
+  wire [26:0] \qq$415[25] ;
+  wire [8:0] \qq$415[25][0] ;
+  wire [8:0] \qq$415[25][1] ;
+  wire [8:0] \qq$415[25][2] ;
+  wire [26:0] \qq$415[26] ;
+  wire [8:0] \qq$415[26][0] ;
+  wire [8:0] \qq$415[26][1] ;
+  wire [8:0] \qq$415[26][2] ;
+  wire [26:0] \qq$415[27] ;
+  wire [8:0] \qq$415[27][0] ;
+  wire [8:0] \qq$415[27][1] ;
+  wire [8:0] \qq$415[27][2] ;
+  wire [26:0] \qq$415[28] ;
+  wire [8:0] \qq$415[28][0] ;
+  wire [8:0] \qq$415[28][1] ;
+  wire [8:0] \qq$415[28][2] ;
+  wire [26:0] \qq$415[29] ;
+  wire [8:0] \qq$415[29][0] ;
+  wire [8:0] \qq$415[29][1] ;
+  wire [8:0] \qq$415[29][2] ;
+  wire [26:0] \qq$415[2] ;
+  wire [8:0] \qq$415[2][0] ;
+  wire [8:0] \qq$415[2][1] ;
+  wire [8:0] \qq$415[2][2] ;
+  wire [26:0] \qq$415[30] ;
+  wire [8:0] \qq$415[30][0] ;
+  wire [8:0] \qq$415[30][1] ;
+  wire [8:0] \qq$415[30][2] ;
+  wire [26:0] \qq$415[31] ;
+  wire [8:0] \qq$415[31][0] ;
+  wire [8:0] \qq$415[31][1] ;
+  wire [8:0] \qq$415[31][2] ;
+  wire [26:0] \qq$415[3] ;
+  wire [8:0] \qq$415[3][0] ;
+  wire [8:0] \qq$415[3][1] ;
+  wire [8:0] \qq$415[3][2] ;
+  wire [26:0] \qq$415[4] ;
+  wire [8:0] \qq$415[4][0] ;
+  wire [8:0] \qq$415[4][1] ;
+  wire [8:0] \qq$415[4][2] ;
+  wire [26:0] \qq$415[5] ;
+  wire [8:0] \qq$415[5][0] ;
+  wire [8:0] \qq$415[5][1] ;
+  wire [8:0] \qq$415[5][2] ;
+  wire [26:0] \qq$415[6] ;
+  wire [8:0] \qq$415[6][0] ;
+  wire [8:0] \qq$415[6][1] ;
+  wire [8:0] \qq$415[6][2] ;
+  wire [26:0] \qq$415[7] ;
+  wire [8:0] \qq$415[7][0] ;
+  wire [8:0] \qq$415[7][1] ;
+  wire [8:0] \qq$415[7][2] ;
+  wire [26:0] \qq$415[8] ;
+  wire [8:0] \qq$415[8][0] ;
+  wire [8:0] \qq$415[8][1] ;
+  wire [8:0] \qq$415[8][2] ;
+  wire [26:0] \qq$415[9] ;
+  wire [8:0] \qq$415[9][0] ;
+  wire [8:0] \qq$415[9][1] ;
+  wire [8:0] \qq$415[9][2] ;
   wire [863:0] \qq$96 ;
   wire [26:0] \qq$96[0] ;
   wire [8:0] \qq$96[0][0] ;
@@ -2342,14 +2312,14 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   reg [1023:0] rdq = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
   output [88:0] res__payload;
   wire [88:0] res__payload;
-  wire [88:0] \res__payload$395 ;
-  wire \res__payload$395.last ;
-  wire [87:0] \res__payload$395.sums ;
-  wire [87:0] \res__payload$395.sums[0] ;
-  wire [21:0] \res__payload$395.sums[0][0] ;
-  wire [21:0] \res__payload$395.sums[0][1] ;
-  wire [21:0] \res__payload$395.sums[0][2] ;
-  wire [21:0] \res__payload$395.sums[0][3] ;
+  wire [88:0] \res__payload$426 ;
+  wire \res__payload$426.last ;
+  wire [87:0] \res__payload$426.sums ;
+  wire [87:0] \res__payload$426.sums[0] ;
+  wire [21:0] \res__payload$426.sums[0][0] ;
+  wire [21:0] \res__payload$426.sums[0][1] ;
+  wire [21:0] \res__payload$426.sums[0][2] ;
+  wire [21:0] \res__payload$426.sums[0][3] ;
   wire \res__payload.last ;
   wire [87:0] \res__payload.sums ;
   wire [87:0] \res__payload.sums[0] ;
@@ -2359,11 +2329,10 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire [21:0] \res__payload.sums[0][3] ;
   input res__ready;
   wire res__ready;
-  wire \res__ready$396 ;
+  wire \res__ready$427 ;
   output res__valid;
   wire res__valid;
-  wire \res__valid$397 ;
-  reg [14:0] rows_c = 15'h0000;
+  wire \res__valid$428 ;
   reg [14:0] rows_r = 15'h0000;
   input rst;
   wire rst;
@@ -2448,11 +2417,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire \st4.valid ;
   reg stg = 1'h0;
   wire [55:0] sums;
-  wire [55:0] \sums$389 ;
-  wire [13:0] \sums$389[0] ;
-  wire [13:0] \sums$389[1] ;
-  wire [13:0] \sums$389[2] ;
-  wire [13:0] \sums$389[3] ;
+  wire [55:0] \sums$420 ;
+  wire [13:0] \sums$420[0] ;
+  wire [13:0] \sums$420[1] ;
+  wire [13:0] \sums$420[2] ;
+  wire [13:0] \sums$420[3] ;
   wire [13:0] \sums[0] ;
   wire [13:0] \sums[1] ;
   wire [13:0] \sums[2] ;
@@ -2711,9 +2680,41 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire wgt__ready;
   input wgt__valid;
   wire wgt__valid;
+  reg [1:0] wzero0 = 2'h0;
+  reg [1:0] wzero1 = 2'h0;
+  reg [1:0] wzero10 = 2'h0;
+  reg [1:0] wzero11 = 2'h0;
+  reg [1:0] wzero12 = 2'h0;
+  reg [1:0] wzero13 = 2'h0;
+  reg [1:0] wzero14 = 2'h0;
+  reg [1:0] wzero15 = 2'h0;
+  reg [1:0] wzero16 = 2'h0;
+  reg [1:0] wzero17 = 2'h0;
+  reg [1:0] wzero18 = 2'h0;
+  reg [1:0] wzero19 = 2'h0;
+  reg [1:0] wzero2 = 2'h0;
+  reg [1:0] wzero20 = 2'h0;
+  reg [1:0] wzero21 = 2'h0;
+  reg [1:0] wzero22 = 2'h0;
+  reg [1:0] wzero23 = 2'h0;
+  reg [1:0] wzero24 = 2'h0;
+  reg [1:0] wzero25 = 2'h0;
+  reg [1:0] wzero26 = 2'h0;
+  reg [1:0] wzero27 = 2'h0;
+  reg [1:0] wzero28 = 2'h0;
+  reg [1:0] wzero29 = 2'h0;
+  reg [1:0] wzero3 = 2'h0;
+  reg [1:0] wzero30 = 2'h0;
+  reg [1:0] wzero31 = 2'h0;
+  reg [1:0] wzero4 = 2'h0;
+  reg [1:0] wzero5 = 2'h0;
+  reg [1:0] wzero6 = 2'h0;
+  reg [1:0] wzero7 = 2'h0;
+  reg [1:0] wzero8 = 2'h0;
+  reg [1:0] wzero9 = 2'h0;
   (* init = 64'h0000000000000000 *)
   wire [63:0] x;
-  wire [63:0] \x$386 ;
+  wire [63:0] \x$417 ;
   reg [63:0] x0 = 64'h0000000000000000;
   (* keep = 32'd1 *)
   reg zlast0 = 1'h0;
@@ -2977,7 +2978,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen0)
-      act_mem0[waddr0] <= wdata0;
+      act_mem0[waddr0] <= \$signature__data$429 ;
   end
   reg [31:0] _0_;
   always @(posedge clk) begin
@@ -3118,7 +3119,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen1)
-      act_mem1[waddr1] <= wdata1;
+      act_mem1[waddr1] <= \$signature__data$432 ;
   end
   reg [31:0] _1_;
   always @(posedge clk) begin
@@ -3259,7 +3260,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen10)
-      act_mem10[waddr10] <= wdata10;
+      act_mem10[waddr10] <= \$signature__data$459 ;
   end
   reg [31:0] _2_;
   always @(posedge clk) begin
@@ -3400,7 +3401,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen11)
-      act_mem11[waddr11] <= wdata11;
+      act_mem11[waddr11] <= \$signature__data$462 ;
   end
   reg [31:0] _3_;
   always @(posedge clk) begin
@@ -3541,7 +3542,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen12)
-      act_mem12[waddr12] <= wdata12;
+      act_mem12[waddr12] <= \$signature__data$465 ;
   end
   reg [31:0] _4_;
   always @(posedge clk) begin
@@ -3682,7 +3683,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen13)
-      act_mem13[waddr13] <= wdata13;
+      act_mem13[waddr13] <= \$signature__data$468 ;
   end
   reg [31:0] _5_;
   always @(posedge clk) begin
@@ -3823,7 +3824,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen14)
-      act_mem14[waddr14] <= wdata14;
+      act_mem14[waddr14] <= \$signature__data$471 ;
   end
   reg [31:0] _6_;
   always @(posedge clk) begin
@@ -3964,7 +3965,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen15)
-      act_mem15[waddr15] <= wdata15;
+      act_mem15[waddr15] <= \$signature__data$474 ;
   end
   reg [31:0] _7_;
   always @(posedge clk) begin
@@ -4105,7 +4106,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen16)
-      act_mem16[waddr16] <= wdata16;
+      act_mem16[waddr16] <= \$signature__data$477 ;
   end
   reg [31:0] _8_;
   always @(posedge clk) begin
@@ -4246,7 +4247,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen17)
-      act_mem17[waddr17] <= wdata17;
+      act_mem17[waddr17] <= \$signature__data$480 ;
   end
   reg [31:0] _9_;
   always @(posedge clk) begin
@@ -4387,7 +4388,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen18)
-      act_mem18[waddr18] <= wdata18;
+      act_mem18[waddr18] <= \$signature__data$483 ;
   end
   reg [31:0] _10_;
   always @(posedge clk) begin
@@ -4528,7 +4529,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen19)
-      act_mem19[waddr19] <= wdata19;
+      act_mem19[waddr19] <= \$signature__data$486 ;
   end
   reg [31:0] _11_;
   always @(posedge clk) begin
@@ -4669,7 +4670,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen2)
-      act_mem2[waddr2] <= wdata2;
+      act_mem2[waddr2] <= \$signature__data$435 ;
   end
   reg [31:0] _12_;
   always @(posedge clk) begin
@@ -4810,7 +4811,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen20)
-      act_mem20[waddr20] <= wdata20;
+      act_mem20[waddr20] <= \$signature__data$489 ;
   end
   reg [31:0] _13_;
   always @(posedge clk) begin
@@ -4951,7 +4952,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen21)
-      act_mem21[waddr21] <= wdata21;
+      act_mem21[waddr21] <= \$signature__data$492 ;
   end
   reg [31:0] _14_;
   always @(posedge clk) begin
@@ -5092,7 +5093,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen22)
-      act_mem22[waddr22] <= wdata22;
+      act_mem22[waddr22] <= \$signature__data$495 ;
   end
   reg [31:0] _15_;
   always @(posedge clk) begin
@@ -5233,7 +5234,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen23)
-      act_mem23[waddr23] <= wdata23;
+      act_mem23[waddr23] <= \$signature__data$498 ;
   end
   reg [31:0] _16_;
   always @(posedge clk) begin
@@ -5374,7 +5375,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen24)
-      act_mem24[waddr24] <= wdata24;
+      act_mem24[waddr24] <= \$signature__data$501 ;
   end
   reg [31:0] _17_;
   always @(posedge clk) begin
@@ -5515,7 +5516,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen25)
-      act_mem25[waddr25] <= wdata25;
+      act_mem25[waddr25] <= \$signature__data$504 ;
   end
   reg [31:0] _18_;
   always @(posedge clk) begin
@@ -5656,7 +5657,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen26)
-      act_mem26[waddr26] <= wdata26;
+      act_mem26[waddr26] <= \$signature__data$507 ;
   end
   reg [31:0] _19_;
   always @(posedge clk) begin
@@ -5797,7 +5798,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen27)
-      act_mem27[waddr27] <= wdata27;
+      act_mem27[waddr27] <= \$signature__data$510 ;
   end
   reg [31:0] _20_;
   always @(posedge clk) begin
@@ -5938,7 +5939,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen28)
-      act_mem28[waddr28] <= wdata28;
+      act_mem28[waddr28] <= \$signature__data$513 ;
   end
   reg [31:0] _21_;
   always @(posedge clk) begin
@@ -6079,7 +6080,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen29)
-      act_mem29[waddr29] <= wdata29;
+      act_mem29[waddr29] <= \$signature__data$516 ;
   end
   reg [31:0] _22_;
   always @(posedge clk) begin
@@ -6220,7 +6221,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen3)
-      act_mem3[waddr3] <= wdata3;
+      act_mem3[waddr3] <= \$signature__data$438 ;
   end
   reg [31:0] _23_;
   always @(posedge clk) begin
@@ -6361,7 +6362,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen30)
-      act_mem30[waddr30] <= wdata30;
+      act_mem30[waddr30] <= \$signature__data$519 ;
   end
   reg [31:0] _24_;
   always @(posedge clk) begin
@@ -6502,7 +6503,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen31)
-      act_mem31[waddr31] <= wdata31;
+      act_mem31[waddr31] <= \$signature__data$522 ;
   end
   reg [31:0] _25_;
   always @(posedge clk) begin
@@ -6643,7 +6644,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen4)
-      act_mem4[waddr4] <= wdata4;
+      act_mem4[waddr4] <= \$signature__data$441 ;
   end
   reg [31:0] _26_;
   always @(posedge clk) begin
@@ -6784,7 +6785,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen5)
-      act_mem5[waddr5] <= wdata5;
+      act_mem5[waddr5] <= \$signature__data$444 ;
   end
   reg [31:0] _27_;
   always @(posedge clk) begin
@@ -6925,7 +6926,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen6)
-      act_mem6[waddr6] <= wdata6;
+      act_mem6[waddr6] <= \$signature__data$447 ;
   end
   reg [31:0] _28_;
   always @(posedge clk) begin
@@ -7066,7 +7067,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen7)
-      act_mem7[waddr7] <= wdata7;
+      act_mem7[waddr7] <= \$signature__data$450 ;
   end
   reg [31:0] _29_;
   always @(posedge clk) begin
@@ -7207,7 +7208,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen8)
-      act_mem8[waddr8] <= wdata8;
+      act_mem8[waddr8] <= \$signature__data$453 ;
   end
   reg [31:0] _30_;
   always @(posedge clk) begin
@@ -7348,7 +7349,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen9)
-      act_mem9[waddr9] <= wdata9;
+      act_mem9[waddr9] <= \$signature__data$456 ;
   end
   reg [31:0] _31_;
   always @(posedge clk) begin
@@ -7356,9 +7357,15 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   assign \$signature__data$68  = _31_;
   always @(posedge clk)
-    wdata0 <= \$389 ;
+    wclear0 <= clear_mid0;
   always @(posedge clk)
-    waddr0 <= \$42 [6:0];
+    wen0 <= wen_mid0;
+  always @(posedge clk)
+    wdata0 <= a_data2[31:0];
+  always @(posedge clk)
+    wzero0 <= \$391 ;
+  always @(posedge clk)
+    waddr0 <= \$41 [6:0];
   always @(posedge clk)
     zlast1 <= last_mid0;
   always @(posedge clk)
@@ -7368,9 +7375,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen1 <= wen_mid0;
   always @(posedge clk)
-    wdata1 <= \$390 ;
+    wdata1 <= a_data2[63:32];
   always @(posedge clk)
-    waddr1 <= \$50 [6:0];
+    wzero1 <= \$392 ;
+  always @(posedge clk)
+    waddr1 <= \$47 [6:0];
   always @(posedge clk)
     zlast2 <= last_mid0;
   always @(posedge clk)
@@ -7380,9 +7389,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen2 <= wen_mid0;
   always @(posedge clk)
-    wdata2 <= \$391 ;
+    wdata2 <= a_data2[95:64];
   always @(posedge clk)
-    waddr2 <= \$58 [6:0];
+    wzero2 <= \$393 ;
+  always @(posedge clk)
+    waddr2 <= \$53 [6:0];
   always @(posedge clk)
     zlast3 <= last_mid0;
   always @(posedge clk)
@@ -7392,9 +7403,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen3 <= wen_mid0;
   always @(posedge clk)
-    wdata3 <= \$392 ;
+    wdata3 <= a_data2[127:96];
   always @(posedge clk)
-    waddr3 <= \$66 [6:0];
+    wzero3 <= \$394 ;
+  always @(posedge clk)
+    waddr3 <= \$59 [6:0];
   always @(posedge clk)
     zlast4 <= last_mid0;
   always @(posedge clk)
@@ -7404,9 +7417,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen4 <= wen_mid0;
   always @(posedge clk)
-    wdata4 <= \$393 ;
+    wdata4 <= a_data2[159:128];
   always @(posedge clk)
-    waddr4 <= \$74 [6:0];
+    wzero4 <= \$395 ;
+  always @(posedge clk)
+    waddr4 <= \$65 [6:0];
   always @(posedge clk)
     zlast5 <= last_mid0;
   always @(posedge clk)
@@ -7416,9 +7431,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen5 <= wen_mid0;
   always @(posedge clk)
-    wdata5 <= \$394 ;
+    wdata5 <= a_data2[191:160];
   always @(posedge clk)
-    waddr5 <= \$82 [6:0];
+    wzero5 <= \$396 ;
+  always @(posedge clk)
+    waddr5 <= \$71 [6:0];
   always @(posedge clk)
     zlast6 <= last_mid0;
   always @(posedge clk)
@@ -7428,9 +7445,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen6 <= wen_mid0;
   always @(posedge clk)
-    wdata6 <= \$395 ;
+    wdata6 <= a_data2[223:192];
   always @(posedge clk)
-    waddr6 <= \$90 [6:0];
+    wzero6 <= \$397 ;
+  always @(posedge clk)
+    waddr6 <= \$77 [6:0];
   always @(posedge clk)
     zlast7 <= last_mid0;
   always @(posedge clk)
@@ -7440,9 +7459,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen7 <= wen_mid0;
   always @(posedge clk)
-    wdata7 <= \$396 ;
+    wdata7 <= a_data2[255:224];
   always @(posedge clk)
-    waddr7 <= \$98 [6:0];
+    wzero7 <= \$398 ;
+  always @(posedge clk)
+    waddr7 <= \$83 [6:0];
   always @(posedge clk)
     last_mid1 <= last_beat;
   always @(posedge clk)
@@ -7450,7 +7471,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     clear_mid1 <= cmd_go;
   always @(posedge clk)
-    wen_mid1 <= \$signal$127 ;
+    wen_mid1 <= \$signal$126 ;
   always @(posedge clk)
     zlast8 <= last_mid1;
   always @(posedge clk)
@@ -7460,9 +7481,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen8 <= wen_mid1;
   always @(posedge clk)
-    wdata8 <= \$397 ;
+    wdata8 <= a_data2[287:256];
   always @(posedge clk)
-    waddr8 <= \$106 [6:0];
+    wzero8 <= \$399 ;
+  always @(posedge clk)
+    waddr8 <= \$89 [6:0];
   always @(posedge clk)
     zlast9 <= last_mid1;
   always @(posedge clk)
@@ -7472,9 +7495,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen9 <= wen_mid1;
   always @(posedge clk)
-    wdata9 <= \$398 ;
+    wdata9 <= a_data2[319:288];
   always @(posedge clk)
-    waddr9 <= \$114 [6:0];
+    wzero9 <= \$400 ;
+  always @(posedge clk)
+    waddr9 <= \$95 [6:0];
   always @(posedge clk)
     zlast10 <= last_mid1;
   always @(posedge clk)
@@ -7484,9 +7509,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen10 <= wen_mid1;
   always @(posedge clk)
-    wdata10 <= \$399 ;
+    wdata10 <= a_data2[351:320];
   always @(posedge clk)
-    waddr10 <= \$122 [6:0];
+    wzero10 <= \$401 ;
+  always @(posedge clk)
+    waddr10 <= \$101 [6:0];
   always @(posedge clk)
     zlast11 <= last_mid1;
   always @(posedge clk)
@@ -7496,9 +7523,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen11 <= wen_mid1;
   always @(posedge clk)
-    wdata11 <= \$400 ;
+    wdata11 <= a_data2[383:352];
   always @(posedge clk)
-    waddr11 <= \$130 [6:0];
+    wzero11 <= \$402 ;
+  always @(posedge clk)
+    waddr11 <= \$107 [6:0];
   always @(posedge clk)
     zlast12 <= last_mid1;
   always @(posedge clk)
@@ -7508,9 +7537,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen12 <= wen_mid1;
   always @(posedge clk)
-    wdata12 <= \$401 ;
+    wdata12 <= a_data2[415:384];
   always @(posedge clk)
-    waddr12 <= \$138 [6:0];
+    wzero12 <= \$403 ;
+  always @(posedge clk)
+    waddr12 <= \$113 [6:0];
   always @(posedge clk)
     zlast13 <= last_mid1;
   always @(posedge clk)
@@ -7520,9 +7551,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen13 <= wen_mid1;
   always @(posedge clk)
-    wdata13 <= \$402 ;
+    wdata13 <= a_data2[447:416];
   always @(posedge clk)
-    waddr13 <= \$146 [6:0];
+    wzero13 <= \$404 ;
+  always @(posedge clk)
+    waddr13 <= \$119 [6:0];
   always @(posedge clk)
     zlast14 <= last_mid1;
   always @(posedge clk)
@@ -7532,9 +7565,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen14 <= wen_mid1;
   always @(posedge clk)
-    wdata14 <= \$403 ;
+    wdata14 <= a_data2[479:448];
   always @(posedge clk)
-    waddr14 <= \$154 [6:0];
+    wzero14 <= \$405 ;
+  always @(posedge clk)
+    waddr14 <= \$125 [6:0];
   always @(posedge clk)
     zlast15 <= last_mid1;
   always @(posedge clk)
@@ -7544,9 +7579,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen15 <= wen_mid1;
   always @(posedge clk)
-    wdata15 <= \$404 ;
+    wdata15 <= a_data2[511:480];
   always @(posedge clk)
-    waddr15 <= \$162 [6:0];
+    wzero15 <= \$406 ;
+  always @(posedge clk)
+    waddr15 <= \$131 [6:0];
   always @(posedge clk)
     last_mid2 <= last_beat;
   always @(posedge clk)
@@ -7554,7 +7591,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     clear_mid2 <= cmd_go;
   always @(posedge clk)
-    wen_mid2 <= \$signal$127 ;
+    wen_mid2 <= \$signal$126 ;
   always @(posedge clk)
     zlast16 <= last_mid2;
   always @(posedge clk)
@@ -7564,9 +7601,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen16 <= wen_mid2;
   always @(posedge clk)
-    wdata16 <= \$405 ;
+    wdata16 <= a_data2[543:512];
   always @(posedge clk)
-    waddr16 <= \$170 [6:0];
+    wzero16 <= \$407 ;
+  always @(posedge clk)
+    waddr16 <= \$137 [6:0];
   always @(posedge clk)
     zlast17 <= last_mid2;
   always @(posedge clk)
@@ -7576,9 +7615,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen17 <= wen_mid2;
   always @(posedge clk)
-    wdata17 <= \$406 ;
+    wdata17 <= a_data2[575:544];
   always @(posedge clk)
-    waddr17 <= \$178 [6:0];
+    wzero17 <= \$408 ;
+  always @(posedge clk)
+    waddr17 <= \$143 [6:0];
   always @(posedge clk)
     zlast18 <= last_mid2;
   always @(posedge clk)
@@ -7588,9 +7629,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen18 <= wen_mid2;
   always @(posedge clk)
-    wdata18 <= \$407 ;
+    wdata18 <= a_data2[607:576];
   always @(posedge clk)
-    waddr18 <= \$186 [6:0];
+    wzero18 <= \$409 ;
+  always @(posedge clk)
+    waddr18 <= \$149 [6:0];
   always @(posedge clk)
     zlast19 <= last_mid2;
   always @(posedge clk)
@@ -7600,9 +7643,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen19 <= wen_mid2;
   always @(posedge clk)
-    wdata19 <= \$408 ;
+    wdata19 <= a_data2[639:608];
   always @(posedge clk)
-    waddr19 <= \$194 [6:0];
+    wzero19 <= \$410 ;
+  always @(posedge clk)
+    waddr19 <= \$155 [6:0];
   always @(posedge clk)
     zlast20 <= last_mid2;
   always @(posedge clk)
@@ -7612,9 +7657,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen20 <= wen_mid2;
   always @(posedge clk)
-    wdata20 <= \$409 ;
+    wdata20 <= a_data2[671:640];
   always @(posedge clk)
-    waddr20 <= \$202 [6:0];
+    wzero20 <= \$411 ;
+  always @(posedge clk)
+    waddr20 <= \$161 [6:0];
   always @(posedge clk)
     zlast21 <= last_mid2;
   always @(posedge clk)
@@ -7624,9 +7671,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen21 <= wen_mid2;
   always @(posedge clk)
-    wdata21 <= \$410 ;
+    wdata21 <= a_data2[703:672];
   always @(posedge clk)
-    waddr21 <= \$210 [6:0];
+    wzero21 <= \$412 ;
+  always @(posedge clk)
+    waddr21 <= \$167 [6:0];
   always @(posedge clk)
     zlast22 <= last_mid2;
   always @(posedge clk)
@@ -7636,9 +7685,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen22 <= wen_mid2;
   always @(posedge clk)
-    wdata22 <= \$411 ;
+    wdata22 <= a_data2[735:704];
   always @(posedge clk)
-    waddr22 <= \$218 [6:0];
+    wzero22 <= \$413 ;
+  always @(posedge clk)
+    waddr22 <= \$173 [6:0];
   always @(posedge clk)
     zlast23 <= last_mid2;
   always @(posedge clk)
@@ -7648,9 +7699,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen23 <= wen_mid2;
   always @(posedge clk)
-    wdata23 <= \$412 ;
+    wdata23 <= a_data2[767:736];
   always @(posedge clk)
-    waddr23 <= \$226 [6:0];
+    wzero23 <= \$414 ;
+  always @(posedge clk)
+    waddr23 <= \$179 [6:0];
   always @(posedge clk)
     last_mid3 <= last_beat;
   always @(posedge clk)
@@ -7658,7 +7711,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     clear_mid3 <= cmd_go;
   always @(posedge clk)
-    wen_mid3 <= \$signal$127 ;
+    wen_mid3 <= \$signal$126 ;
   always @(posedge clk)
     zlast24 <= last_mid3;
   always @(posedge clk)
@@ -7668,9 +7721,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen24 <= wen_mid3;
   always @(posedge clk)
-    wdata24 <= \$413 ;
+    wdata24 <= a_data2[799:768];
   always @(posedge clk)
-    waddr24 <= \$234 [6:0];
+    wzero24 <= \$415 ;
+  always @(posedge clk)
+    waddr24 <= \$185 [6:0];
   always @(posedge clk)
     zlast25 <= last_mid3;
   always @(posedge clk)
@@ -7680,9 +7735,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen25 <= wen_mid3;
   always @(posedge clk)
-    wdata25 <= \$414 ;
+    wdata25 <= a_data2[831:800];
   always @(posedge clk)
-    waddr25 <= \$242 [6:0];
+    wzero25 <= \$416 ;
+  always @(posedge clk)
+    waddr25 <= \$191 [6:0];
   always @(posedge clk)
     zlast26 <= last_mid3;
   always @(posedge clk)
@@ -7692,9 +7749,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen26 <= wen_mid3;
   always @(posedge clk)
-    wdata26 <= \$415 ;
+    wdata26 <= a_data2[863:832];
   always @(posedge clk)
-    waddr26 <= \$250 [6:0];
+    wzero26 <= \$417 ;
+  always @(posedge clk)
+    waddr26 <= \$197 [6:0];
   always @(posedge clk)
     zlast27 <= last_mid3;
   always @(posedge clk)
@@ -7704,9 +7763,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen27 <= wen_mid3;
   always @(posedge clk)
-    wdata27 <= \$416 ;
+    wdata27 <= a_data2[895:864];
   always @(posedge clk)
-    waddr27 <= \$258 [6:0];
+    wzero27 <= \$418 ;
+  always @(posedge clk)
+    waddr27 <= \$203 [6:0];
   always @(posedge clk)
     zlast28 <= last_mid3;
   always @(posedge clk)
@@ -7716,9 +7777,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen28 <= wen_mid3;
   always @(posedge clk)
-    wdata28 <= \$417 ;
+    wdata28 <= a_data2[927:896];
   always @(posedge clk)
-    waddr28 <= \$266 [6:0];
+    wzero28 <= \$419 ;
+  always @(posedge clk)
+    waddr28 <= \$209 [6:0];
   always @(posedge clk)
     zlast29 <= last_mid3;
   always @(posedge clk)
@@ -7728,9 +7791,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen29 <= wen_mid3;
   always @(posedge clk)
-    wdata29 <= \$418 ;
+    wdata29 <= a_data2[959:928];
   always @(posedge clk)
-    waddr29 <= \$274 [6:0];
+    wzero29 <= \$420 ;
+  always @(posedge clk)
+    waddr29 <= \$215 [6:0];
   always @(posedge clk)
     zlast30 <= last_mid3;
   always @(posedge clk)
@@ -7740,9 +7805,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen30 <= wen_mid3;
   always @(posedge clk)
-    wdata30 <= \$419 ;
+    wdata30 <= a_data2[991:960];
   always @(posedge clk)
-    waddr30 <= \$282 [6:0];
+    wzero30 <= \$421 ;
+  always @(posedge clk)
+    waddr30 <= \$221 [6:0];
   always @(posedge clk)
     zlast31 <= last_mid3;
   always @(posedge clk)
@@ -7752,35 +7819,37 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen31 <= wen_mid3;
   always @(posedge clk)
-    wdata31 <= \$420 ;
+    wdata31 <= a_data2[1023:992];
   always @(posedge clk)
-    waddr31 <= \$290 [6:0];
+    wzero31 <= \$422 ;
   always @(posedge clk)
-    load_done <= \$421 ;
+    waddr31 <= \$227 [6:0];
   always @(posedge clk)
-    \$signal  <= \$422 ;
+    load_done <= \$423 ;
   always @(posedge clk)
-    c_last <= \$423 ;
+    \$signal  <= \$424 ;
   always @(posedge clk)
-    c_last_m1 <= \$424 ;
+    c_last <= \$425 ;
   always @(posedge clk)
-    chunk_last <= \$425 ;
+    c_last_m1 <= \$426 ;
   always @(posedge clk)
-    r_left <= \$426 ;
+    chunk_last <= \$427 ;
   always @(posedge clk)
-    r_gt <= \$427 ;
+    r_left <= \$428 ;
   always @(posedge clk)
-    chunk <= \$428 ;
+    r_gt <= \$429 ;
   always @(posedge clk)
-    \$signal$342  <= \$429 ;
+    chunk <= \$430 ;
   always @(posedge clk)
-    pass_end <= \$430 ;
+    \$signal$373  <= \$431 ;
   always @(posedge clk)
-    mat <= \$431 ;
+    pass_end <= \$432 ;
   always @(posedge clk)
-    stg <= \$432 ;
+    mat <= \$433 ;
   always @(posedge clk)
-    empty <= \$433 ;
+    stg <= \$434 ;
+  always @(posedge clk)
+    empty <= \$435 ;
   assign \$1  = ~ chunk_last;
   assign \$2  = | credits;
   assign \$3  = ~ pass_end;
@@ -7817,330 +7886,331 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \$37  = act__valid & act__ready;
   assign \$38  = zlow0 <= 1'h1;
   assign \$39  = zlast0 & \$38 ;
-  assign \$40  = \$39  ? 16'h0000 : a_data2[31:16];
-  assign \$41  = waddr0 + wen0;
-  assign \$42  = wclear0 ? 8'h00 : \$41 ;
-  assign \$43  = zlow1 <= 2'h2;
-  assign \$44  = zlast1 & \$43 ;
-  assign \$45  = \$44  ? 16'h0000 : a_data2[47:32];
-  assign \$46  = zlow1 <= 2'h3;
-  assign \$47  = zlast1 & \$46 ;
-  assign \$48  = \$47  ? 16'h0000 : a_data2[63:48];
-  assign \$49  = waddr1 + wen1;
-  assign \$50  = wclear1 ? 8'h00 : \$49 ;
-  assign \$51  = zlow2 <= 3'h4;
-  assign \$52  = zlast2 & \$51 ;
-  assign \$53  = \$52  ? 16'h0000 : a_data2[79:64];
-  assign \$54  = zlow2 <= 3'h5;
-  assign \$55  = zlast2 & \$54 ;
-  assign \$56  = \$55  ? 16'h0000 : a_data2[95:80];
-  assign \$57  = waddr2 + wen2;
-  assign \$58  = wclear2 ? 8'h00 : \$57 ;
-  assign \$59  = zlow3 <= 3'h6;
-  assign \$60  = zlast3 & \$59 ;
-  assign \$61  = \$60  ? 16'h0000 : a_data2[111:96];
-  assign \$62  = zlow3 <= 3'h7;
-  assign \$63  = zlast3 & \$62 ;
-  assign \$64  = \$63  ? 16'h0000 : a_data2[127:112];
-  assign \$65  = waddr3 + wen3;
-  assign \$66  = wclear3 ? 8'h00 : \$65 ;
-  assign \$67  = zlow4 <= 4'h8;
-  assign \$68  = zlast4 & \$67 ;
-  assign \$69  = \$68  ? 16'h0000 : a_data2[143:128];
-  assign \$70  = zlow4 <= 4'h9;
-  assign \$71  = zlast4 & \$70 ;
-  assign \$72  = \$71  ? 16'h0000 : a_data2[159:144];
-  assign \$73  = waddr4 + wen4;
-  assign \$74  = wclear4 ? 8'h00 : \$73 ;
-  assign \$75  = zlow5 <= 4'ha;
-  assign \$76  = zlast5 & \$75 ;
-  assign \$77  = \$76  ? 16'h0000 : a_data2[175:160];
-  assign \$78  = zlow5 <= 4'hb;
-  assign \$79  = zlast5 & \$78 ;
-  assign \$80  = \$79  ? 16'h0000 : a_data2[191:176];
-  assign \$81  = waddr5 + wen5;
-  assign \$82  = wclear5 ? 8'h00 : \$81 ;
-  assign \$83  = zlow6 <= 4'hc;
-  assign \$84  = zlast6 & \$83 ;
-  assign \$85  = \$84  ? 16'h0000 : a_data2[207:192];
-  assign \$86  = zlow6 <= 4'hd;
-  assign \$87  = zlast6 & \$86 ;
-  assign \$88  = \$87  ? 16'h0000 : a_data2[223:208];
-  assign \$89  = waddr6 + wen6;
-  assign \$90  = wclear6 ? 8'h00 : \$89 ;
-  assign \$91  = zlow7 <= 4'he;
-  assign \$92  = zlast7 & \$91 ;
-  assign \$93  = \$92  ? 16'h0000 : a_data2[239:224];
-  assign \$94  = zlow7 <= 4'hf;
-  assign \$95  = zlast7 & \$94 ;
-  assign \$96  = \$95  ? 16'h0000 : a_data2[255:240];
-  assign \$97  = waddr7 + wen7;
-  assign \$98  = wclear7 ? 8'h00 : \$97 ;
-  assign \$99  = zlow8 <= 5'h10;
-  assign \$100  = zlast8 & \$99 ;
-  assign \$101  = \$100  ? 16'h0000 : a_data2[271:256];
-  assign \$102  = zlow8 <= 5'h11;
-  assign \$103  = zlast8 & \$102 ;
-  assign \$104  = \$103  ? 16'h0000 : a_data2[287:272];
-  assign \$105  = waddr8 + wen8;
-  assign \$106  = wclear8 ? 8'h00 : \$105 ;
-  assign \$107  = zlow9 <= 5'h12;
-  assign \$108  = zlast9 & \$107 ;
-  assign \$109  = \$108  ? 16'h0000 : a_data2[303:288];
-  assign \$110  = zlow9 <= 5'h13;
-  assign \$111  = zlast9 & \$110 ;
-  assign \$112  = \$111  ? 16'h0000 : a_data2[319:304];
-  assign \$113  = waddr9 + wen9;
-  assign \$114  = wclear9 ? 8'h00 : \$113 ;
-  assign \$115  = zlow10 <= 5'h14;
-  assign \$116  = zlast10 & \$115 ;
-  assign \$117  = \$116  ? 16'h0000 : a_data2[335:320];
-  assign \$118  = zlow10 <= 5'h15;
-  assign \$119  = zlast10 & \$118 ;
-  assign \$120  = \$119  ? 16'h0000 : a_data2[351:336];
-  assign \$121  = waddr10 + wen10;
-  assign \$122  = wclear10 ? 8'h00 : \$121 ;
-  assign \$123  = zlow11 <= 5'h16;
-  assign \$124  = zlast11 & \$123 ;
-  assign \$125  = \$124  ? 16'h0000 : a_data2[367:352];
-  assign \$126  = zlow11 <= 5'h17;
-  assign \$127  = zlast11 & \$126 ;
-  assign \$128  = \$127  ? 16'h0000 : a_data2[383:368];
-  assign \$129  = waddr11 + wen11;
-  assign \$130  = wclear11 ? 8'h00 : \$129 ;
-  assign \$131  = zlow12 <= 5'h18;
-  assign \$132  = zlast12 & \$131 ;
-  assign \$133  = \$132  ? 16'h0000 : a_data2[399:384];
-  assign \$134  = zlow12 <= 5'h19;
-  assign \$135  = zlast12 & \$134 ;
-  assign \$136  = \$135  ? 16'h0000 : a_data2[415:400];
-  assign \$137  = waddr12 + wen12;
-  assign \$138  = wclear12 ? 8'h00 : \$137 ;
-  assign \$139  = zlow13 <= 5'h1a;
-  assign \$140  = zlast13 & \$139 ;
-  assign \$141  = \$140  ? 16'h0000 : a_data2[431:416];
-  assign \$142  = zlow13 <= 5'h1b;
-  assign \$143  = zlast13 & \$142 ;
-  assign \$144  = \$143  ? 16'h0000 : a_data2[447:432];
-  assign \$145  = waddr13 + wen13;
-  assign \$146  = wclear13 ? 8'h00 : \$145 ;
-  assign \$147  = zlow14 <= 5'h1c;
-  assign \$148  = zlast14 & \$147 ;
-  assign \$149  = \$148  ? 16'h0000 : a_data2[463:448];
-  assign \$150  = zlow14 <= 5'h1d;
-  assign \$151  = zlast14 & \$150 ;
-  assign \$152  = \$151  ? 16'h0000 : a_data2[479:464];
-  assign \$153  = waddr14 + wen14;
-  assign \$154  = wclear14 ? 8'h00 : \$153 ;
-  assign \$155  = zlow15 <= 5'h1e;
-  assign \$156  = zlast15 & \$155 ;
-  assign \$157  = \$156  ? 16'h0000 : a_data2[495:480];
-  assign \$158  = zlow15 <= 5'h1f;
-  assign \$159  = zlast15 & \$158 ;
-  assign \$160  = \$159  ? 16'h0000 : a_data2[511:496];
-  assign \$161  = waddr15 + wen15;
-  assign \$162  = wclear15 ? 8'h00 : \$161 ;
-  assign \$163  = zlow16 <= 6'h20;
-  assign \$164  = zlast16 & \$163 ;
-  assign \$165  = \$164  ? 16'h0000 : a_data2[527:512];
-  assign \$166  = zlow16 <= 6'h21;
-  assign \$167  = zlast16 & \$166 ;
-  assign \$168  = \$167  ? 16'h0000 : a_data2[543:528];
-  assign \$169  = waddr16 + wen16;
-  assign \$170  = wclear16 ? 8'h00 : \$169 ;
-  assign \$171  = zlow17 <= 6'h22;
-  assign \$172  = zlast17 & \$171 ;
-  assign \$173  = \$172  ? 16'h0000 : a_data2[559:544];
-  assign \$174  = zlow17 <= 6'h23;
-  assign \$175  = zlast17 & \$174 ;
-  assign \$176  = \$175  ? 16'h0000 : a_data2[575:560];
-  assign \$177  = waddr17 + wen17;
-  assign \$178  = wclear17 ? 8'h00 : \$177 ;
-  assign \$179  = zlow18 <= 6'h24;
-  assign \$180  = zlast18 & \$179 ;
-  assign \$181  = \$180  ? 16'h0000 : a_data2[591:576];
-  assign \$182  = zlow18 <= 6'h25;
-  assign \$183  = zlast18 & \$182 ;
-  assign \$184  = \$183  ? 16'h0000 : a_data2[607:592];
-  assign \$185  = waddr18 + wen18;
-  assign \$186  = wclear18 ? 8'h00 : \$185 ;
-  assign \$187  = zlow19 <= 6'h26;
-  assign \$188  = zlast19 & \$187 ;
-  assign \$189  = \$188  ? 16'h0000 : a_data2[623:608];
-  assign \$190  = zlow19 <= 6'h27;
-  assign \$191  = zlast19 & \$190 ;
-  assign \$192  = \$191  ? 16'h0000 : a_data2[639:624];
-  assign \$193  = waddr19 + wen19;
-  assign \$194  = wclear19 ? 8'h00 : \$193 ;
-  assign \$195  = zlow20 <= 6'h28;
-  assign \$196  = zlast20 & \$195 ;
-  assign \$197  = \$196  ? 16'h0000 : a_data2[655:640];
-  assign \$198  = zlow20 <= 6'h29;
-  assign \$199  = zlast20 & \$198 ;
-  assign \$200  = \$199  ? 16'h0000 : a_data2[671:656];
-  assign \$201  = waddr20 + wen20;
-  assign \$202  = wclear20 ? 8'h00 : \$201 ;
-  assign \$203  = zlow21 <= 6'h2a;
-  assign \$204  = zlast21 & \$203 ;
-  assign \$205  = \$204  ? 16'h0000 : a_data2[687:672];
-  assign \$206  = zlow21 <= 6'h2b;
-  assign \$207  = zlast21 & \$206 ;
-  assign \$208  = \$207  ? 16'h0000 : a_data2[703:688];
-  assign \$209  = waddr21 + wen21;
-  assign \$210  = wclear21 ? 8'h00 : \$209 ;
-  assign \$211  = zlow22 <= 6'h2c;
-  assign \$212  = zlast22 & \$211 ;
-  assign \$213  = \$212  ? 16'h0000 : a_data2[719:704];
-  assign \$214  = zlow22 <= 6'h2d;
-  assign \$215  = zlast22 & \$214 ;
-  assign \$216  = \$215  ? 16'h0000 : a_data2[735:720];
-  assign \$217  = waddr22 + wen22;
-  assign \$218  = wclear22 ? 8'h00 : \$217 ;
-  assign \$219  = zlow23 <= 6'h2e;
-  assign \$220  = zlast23 & \$219 ;
-  assign \$221  = \$220  ? 16'h0000 : a_data2[751:736];
-  assign \$222  = zlow23 <= 6'h2f;
-  assign \$223  = zlast23 & \$222 ;
-  assign \$224  = \$223  ? 16'h0000 : a_data2[767:752];
-  assign \$225  = waddr23 + wen23;
-  assign \$226  = wclear23 ? 8'h00 : \$225 ;
-  assign \$227  = zlow24 <= 6'h30;
-  assign \$228  = zlast24 & \$227 ;
-  assign \$229  = \$228  ? 16'h0000 : a_data2[783:768];
-  assign \$230  = zlow24 <= 6'h31;
-  assign \$231  = zlast24 & \$230 ;
-  assign \$232  = \$231  ? 16'h0000 : a_data2[799:784];
-  assign \$233  = waddr24 + wen24;
-  assign \$234  = wclear24 ? 8'h00 : \$233 ;
-  assign \$235  = zlow25 <= 6'h32;
-  assign \$236  = zlast25 & \$235 ;
-  assign \$237  = \$236  ? 16'h0000 : a_data2[815:800];
-  assign \$238  = zlow25 <= 6'h33;
-  assign \$239  = zlast25 & \$238 ;
-  assign \$240  = \$239  ? 16'h0000 : a_data2[831:816];
-  assign \$241  = waddr25 + wen25;
-  assign \$242  = wclear25 ? 8'h00 : \$241 ;
-  assign \$243  = zlow26 <= 6'h34;
-  assign \$244  = zlast26 & \$243 ;
-  assign \$245  = \$244  ? 16'h0000 : a_data2[847:832];
-  assign \$246  = zlow26 <= 6'h35;
-  assign \$247  = zlast26 & \$246 ;
-  assign \$248  = \$247  ? 16'h0000 : a_data2[863:848];
-  assign \$249  = waddr26 + wen26;
-  assign \$250  = wclear26 ? 8'h00 : \$249 ;
-  assign \$251  = zlow27 <= 6'h36;
-  assign \$252  = zlast27 & \$251 ;
-  assign \$253  = \$252  ? 16'h0000 : a_data2[879:864];
-  assign \$254  = zlow27 <= 6'h37;
-  assign \$255  = zlast27 & \$254 ;
-  assign \$256  = \$255  ? 16'h0000 : a_data2[895:880];
-  assign \$257  = waddr27 + wen27;
-  assign \$258  = wclear27 ? 8'h00 : \$257 ;
-  assign \$259  = zlow28 <= 6'h38;
-  assign \$260  = zlast28 & \$259 ;
-  assign \$261  = \$260  ? 16'h0000 : a_data2[911:896];
-  assign \$262  = zlow28 <= 6'h39;
-  assign \$263  = zlast28 & \$262 ;
-  assign \$264  = \$263  ? 16'h0000 : a_data2[927:912];
-  assign \$265  = waddr28 + wen28;
-  assign \$266  = wclear28 ? 8'h00 : \$265 ;
-  assign \$267  = zlow29 <= 6'h3a;
-  assign \$268  = zlast29 & \$267 ;
-  assign \$269  = \$268  ? 16'h0000 : a_data2[943:928];
-  assign \$270  = zlow29 <= 6'h3b;
-  assign \$271  = zlast29 & \$270 ;
-  assign \$272  = \$271  ? 16'h0000 : a_data2[959:944];
-  assign \$273  = waddr29 + wen29;
-  assign \$274  = wclear29 ? 8'h00 : \$273 ;
-  assign \$275  = zlow30 <= 6'h3c;
-  assign \$276  = zlast30 & \$275 ;
-  assign \$277  = \$276  ? 16'h0000 : a_data2[975:960];
-  assign \$278  = zlow30 <= 6'h3d;
-  assign \$279  = zlast30 & \$278 ;
-  assign \$280  = \$279  ? 16'h0000 : a_data2[991:976];
-  assign \$281  = waddr30 + wen30;
-  assign \$282  = wclear30 ? 8'h00 : \$281 ;
-  assign \$283  = zlow31 <= 6'h3e;
-  assign \$284  = zlast31 & \$283 ;
-  assign \$285  = \$284  ? 16'h0000 : a_data2[1007:992];
-  assign \$286  = zlow31 <= 6'h3f;
-  assign \$287  = zlast31 & \$286 ;
-  assign \$288  = \$287  ? 16'h0000 : a_data2[1023:1008];
-  assign \$289  = waddr31 + wen31;
-  assign \$290  = wclear31 ? 8'h00 : \$289 ;
-  assign \$291  = act__valid & act__ready;
-  assign \$292  = left - 7'h40;
-  assign \$293  = left <= 8'h80;
-  assign \$294  = ld_addr + 1'h1;
-  assign \$295  = \$signal$127  & a_last;
-  assign \$296  = ld_addr - 1'h1;
-  assign \$297  = ld_addr - 2'h2;
-  assign \$298  = ld_addr == 1'h1;
-  assign \$299  = rows_r > 1'h1;
-  assign \$300  = ~ chunk_last;
-  assign \$301  = | credits;
-  assign \$302  = ~ pass_end;
-  assign \$303  = \$301  & \$302 ;
-  assign \$304  = \$300  | \$303 ;
-  assign \$305  = \$signal  & \$304 ;
-  assign \$306  = wgt__valid & \$305 ;
-  assign \$307  = chunk + 1'h1;
-  assign \$308  = chunk_last ? 8'h00 : \$307 ;
-  assign \$309  = ! c_last;
-  assign \$310  = chunk == c_last_m1;
-  assign \$311  = chunk_last ? \$309  : \$310 ;
-  assign \$314  = \$312  & \$313 ;
-  assign \$315  = ~ r_gt;
-  assign \$316  = \$314  & \$315 ;
-  assign \$317  = chunk_last & \$316 ;
-  assign \$318  = ~ chunk_last;
-  assign \$319  = | credits;
-  assign \$320  = ~ pass_end;
-  assign \$321  = \$319  & \$320 ;
-  assign \$322  = \$318  | \$321 ;
-  assign \$323  = \$signal  & \$322 ;
-  assign \$324  = wgt__valid & \$323 ;
-  assign \$325  = \$324  & chunk_last;
-  assign \$328  = r_left - 1'h1;
-  assign \$329  = r_left > 2'h2;
-  assign \$330  = stg + 1'h1;
-  assign \$331  = mat + 1'h1;
-  assign \$332  = | { st4[0], st3[0], st2[0], st1[0], st0[0], s2[0], s1r[0], s1a[0], s1b[0], s1[0] };
-  assign \$333  = ~ \$332 ;
-  assign \$334  = \$333  & idle;
-  assign \$335  = ~ chunk_last;
-  assign \$336  = | credits;
-  assign \$337  = ~ pass_end;
-  assign \$338  = \$336  & \$337 ;
-  assign \$339  = \$335  | \$338 ;
-  assign \$340  = \$signal  & \$339 ;
-  assign \$341  = wgt__valid & \$340 ;
-  assign \$342  = ~ \$341 ;
-  assign \$343  = \$334  & \$342 ;
-  assign \$344  = \$signal$342  & empty;
-  assign \$345  = st4[1] ? 22'h000000 : acc0[21:0];
-  assign \$346  = $signed(\$345 ) + $signed(sums[13:0]);
-  assign \$347  = st4[1] ? 22'h000000 : acc0[43:22];
-  assign \$348  = $signed(\$347 ) + $signed(sums[27:14]);
-  assign \$349  = st4[1] ? 22'h000000 : acc0[65:44];
-  assign \$350  = $signed(\$349 ) + $signed(sums[41:28]);
-  assign \$351  = st4[1] ? 22'h000000 : acc0[87:66];
-  assign \$352  = $signed(\$351 ) + $signed(sums[55:42]);
-  assign \$353  = st4[1] ? 22'h000000 : acc1[21:0];
-  assign \$354  = $signed(\$353 ) + $signed(\sums$389 [13:0]);
-  assign \$355  = st4[1] ? 22'h000000 : acc1[43:22];
-  assign \$356  = $signed(\$355 ) + $signed(\sums$389 [27:14]);
-  assign \$357  = st4[1] ? 22'h000000 : acc1[65:44];
-  assign \$358  = $signed(\$357 ) + $signed(\sums$389 [41:28]);
-  assign \$359  = st4[1] ? 22'h000000 : acc1[87:66];
-  assign \$360  = $signed(\$359 ) + $signed(\sums$389 [55:42]);
-  assign \$361  = ~ chunk_last;
-  assign \$362  = | credits;
-  assign \$363  = ~ pass_end;
-  assign \$364  = \$362  & \$363 ;
-  assign \$365  = \$361  | \$364 ;
-  assign wgt__ready = \$signal  & \$365 ;
+  assign \$40  = waddr0 + wen0;
+  assign \$41  = wclear0 ? 8'h00 : \$40 ;
+  assign \$42  = zlow1 <= 2'h2;
+  assign \$43  = zlast1 & \$42 ;
+  assign \$44  = zlow1 <= 2'h3;
+  assign \$45  = zlast1 & \$44 ;
+  assign \$46  = waddr1 + wen1;
+  assign \$47  = wclear1 ? 8'h00 : \$46 ;
+  assign \$48  = zlow2 <= 3'h4;
+  assign \$49  = zlast2 & \$48 ;
+  assign \$50  = zlow2 <= 3'h5;
+  assign \$51  = zlast2 & \$50 ;
+  assign \$52  = waddr2 + wen2;
+  assign \$53  = wclear2 ? 8'h00 : \$52 ;
+  assign \$54  = zlow3 <= 3'h6;
+  assign \$55  = zlast3 & \$54 ;
+  assign \$56  = zlow3 <= 3'h7;
+  assign \$57  = zlast3 & \$56 ;
+  assign \$58  = waddr3 + wen3;
+  assign \$59  = wclear3 ? 8'h00 : \$58 ;
+  assign \$60  = zlow4 <= 4'h8;
+  assign \$61  = zlast4 & \$60 ;
+  assign \$62  = zlow4 <= 4'h9;
+  assign \$63  = zlast4 & \$62 ;
+  assign \$64  = waddr4 + wen4;
+  assign \$65  = wclear4 ? 8'h00 : \$64 ;
+  assign \$66  = zlow5 <= 4'ha;
+  assign \$67  = zlast5 & \$66 ;
+  assign \$68  = zlow5 <= 4'hb;
+  assign \$69  = zlast5 & \$68 ;
+  assign \$70  = waddr5 + wen5;
+  assign \$71  = wclear5 ? 8'h00 : \$70 ;
+  assign \$72  = zlow6 <= 4'hc;
+  assign \$73  = zlast6 & \$72 ;
+  assign \$74  = zlow6 <= 4'hd;
+  assign \$75  = zlast6 & \$74 ;
+  assign \$76  = waddr6 + wen6;
+  assign \$77  = wclear6 ? 8'h00 : \$76 ;
+  assign \$78  = zlow7 <= 4'he;
+  assign \$79  = zlast7 & \$78 ;
+  assign \$80  = zlow7 <= 4'hf;
+  assign \$81  = zlast7 & \$80 ;
+  assign \$82  = waddr7 + wen7;
+  assign \$83  = wclear7 ? 8'h00 : \$82 ;
+  assign \$84  = zlow8 <= 5'h10;
+  assign \$85  = zlast8 & \$84 ;
+  assign \$86  = zlow8 <= 5'h11;
+  assign \$87  = zlast8 & \$86 ;
+  assign \$88  = waddr8 + wen8;
+  assign \$89  = wclear8 ? 8'h00 : \$88 ;
+  assign \$90  = zlow9 <= 5'h12;
+  assign \$91  = zlast9 & \$90 ;
+  assign \$92  = zlow9 <= 5'h13;
+  assign \$93  = zlast9 & \$92 ;
+  assign \$94  = waddr9 + wen9;
+  assign \$95  = wclear9 ? 8'h00 : \$94 ;
+  assign \$96  = zlow10 <= 5'h14;
+  assign \$97  = zlast10 & \$96 ;
+  assign \$98  = zlow10 <= 5'h15;
+  assign \$99  = zlast10 & \$98 ;
+  assign \$100  = waddr10 + wen10;
+  assign \$101  = wclear10 ? 8'h00 : \$100 ;
+  assign \$102  = zlow11 <= 5'h16;
+  assign \$103  = zlast11 & \$102 ;
+  assign \$104  = zlow11 <= 5'h17;
+  assign \$105  = zlast11 & \$104 ;
+  assign \$106  = waddr11 + wen11;
+  assign \$107  = wclear11 ? 8'h00 : \$106 ;
+  assign \$108  = zlow12 <= 5'h18;
+  assign \$109  = zlast12 & \$108 ;
+  assign \$110  = zlow12 <= 5'h19;
+  assign \$111  = zlast12 & \$110 ;
+  assign \$112  = waddr12 + wen12;
+  assign \$113  = wclear12 ? 8'h00 : \$112 ;
+  assign \$114  = zlow13 <= 5'h1a;
+  assign \$115  = zlast13 & \$114 ;
+  assign \$116  = zlow13 <= 5'h1b;
+  assign \$117  = zlast13 & \$116 ;
+  assign \$118  = waddr13 + wen13;
+  assign \$119  = wclear13 ? 8'h00 : \$118 ;
+  assign \$120  = zlow14 <= 5'h1c;
+  assign \$121  = zlast14 & \$120 ;
+  assign \$122  = zlow14 <= 5'h1d;
+  assign \$123  = zlast14 & \$122 ;
+  assign \$124  = waddr14 + wen14;
+  assign \$125  = wclear14 ? 8'h00 : \$124 ;
+  assign \$126  = zlow15 <= 5'h1e;
+  assign \$127  = zlast15 & \$126 ;
+  assign \$128  = zlow15 <= 5'h1f;
+  assign \$129  = zlast15 & \$128 ;
+  assign \$130  = waddr15 + wen15;
+  assign \$131  = wclear15 ? 8'h00 : \$130 ;
+  assign \$132  = zlow16 <= 6'h20;
+  assign \$133  = zlast16 & \$132 ;
+  assign \$134  = zlow16 <= 6'h21;
+  assign \$135  = zlast16 & \$134 ;
+  assign \$136  = waddr16 + wen16;
+  assign \$137  = wclear16 ? 8'h00 : \$136 ;
+  assign \$138  = zlow17 <= 6'h22;
+  assign \$139  = zlast17 & \$138 ;
+  assign \$140  = zlow17 <= 6'h23;
+  assign \$141  = zlast17 & \$140 ;
+  assign \$142  = waddr17 + wen17;
+  assign \$143  = wclear17 ? 8'h00 : \$142 ;
+  assign \$144  = zlow18 <= 6'h24;
+  assign \$145  = zlast18 & \$144 ;
+  assign \$146  = zlow18 <= 6'h25;
+  assign \$147  = zlast18 & \$146 ;
+  assign \$148  = waddr18 + wen18;
+  assign \$149  = wclear18 ? 8'h00 : \$148 ;
+  assign \$150  = zlow19 <= 6'h26;
+  assign \$151  = zlast19 & \$150 ;
+  assign \$152  = zlow19 <= 6'h27;
+  assign \$153  = zlast19 & \$152 ;
+  assign \$154  = waddr19 + wen19;
+  assign \$155  = wclear19 ? 8'h00 : \$154 ;
+  assign \$156  = zlow20 <= 6'h28;
+  assign \$157  = zlast20 & \$156 ;
+  assign \$158  = zlow20 <= 6'h29;
+  assign \$159  = zlast20 & \$158 ;
+  assign \$160  = waddr20 + wen20;
+  assign \$161  = wclear20 ? 8'h00 : \$160 ;
+  assign \$162  = zlow21 <= 6'h2a;
+  assign \$163  = zlast21 & \$162 ;
+  assign \$164  = zlow21 <= 6'h2b;
+  assign \$165  = zlast21 & \$164 ;
+  assign \$166  = waddr21 + wen21;
+  assign \$167  = wclear21 ? 8'h00 : \$166 ;
+  assign \$168  = zlow22 <= 6'h2c;
+  assign \$169  = zlast22 & \$168 ;
+  assign \$170  = zlow22 <= 6'h2d;
+  assign \$171  = zlast22 & \$170 ;
+  assign \$172  = waddr22 + wen22;
+  assign \$173  = wclear22 ? 8'h00 : \$172 ;
+  assign \$174  = zlow23 <= 6'h2e;
+  assign \$175  = zlast23 & \$174 ;
+  assign \$176  = zlow23 <= 6'h2f;
+  assign \$177  = zlast23 & \$176 ;
+  assign \$178  = waddr23 + wen23;
+  assign \$179  = wclear23 ? 8'h00 : \$178 ;
+  assign \$180  = zlow24 <= 6'h30;
+  assign \$181  = zlast24 & \$180 ;
+  assign \$182  = zlow24 <= 6'h31;
+  assign \$183  = zlast24 & \$182 ;
+  assign \$184  = waddr24 + wen24;
+  assign \$185  = wclear24 ? 8'h00 : \$184 ;
+  assign \$186  = zlow25 <= 6'h32;
+  assign \$187  = zlast25 & \$186 ;
+  assign \$188  = zlow25 <= 6'h33;
+  assign \$189  = zlast25 & \$188 ;
+  assign \$190  = waddr25 + wen25;
+  assign \$191  = wclear25 ? 8'h00 : \$190 ;
+  assign \$192  = zlow26 <= 6'h34;
+  assign \$193  = zlast26 & \$192 ;
+  assign \$194  = zlow26 <= 6'h35;
+  assign \$195  = zlast26 & \$194 ;
+  assign \$196  = waddr26 + wen26;
+  assign \$197  = wclear26 ? 8'h00 : \$196 ;
+  assign \$198  = zlow27 <= 6'h36;
+  assign \$199  = zlast27 & \$198 ;
+  assign \$200  = zlow27 <= 6'h37;
+  assign \$201  = zlast27 & \$200 ;
+  assign \$202  = waddr27 + wen27;
+  assign \$203  = wclear27 ? 8'h00 : \$202 ;
+  assign \$204  = zlow28 <= 6'h38;
+  assign \$205  = zlast28 & \$204 ;
+  assign \$206  = zlow28 <= 6'h39;
+  assign \$207  = zlast28 & \$206 ;
+  assign \$208  = waddr28 + wen28;
+  assign \$209  = wclear28 ? 8'h00 : \$208 ;
+  assign \$210  = zlow29 <= 6'h3a;
+  assign \$211  = zlast29 & \$210 ;
+  assign \$212  = zlow29 <= 6'h3b;
+  assign \$213  = zlast29 & \$212 ;
+  assign \$214  = waddr29 + wen29;
+  assign \$215  = wclear29 ? 8'h00 : \$214 ;
+  assign \$216  = zlow30 <= 6'h3c;
+  assign \$217  = zlast30 & \$216 ;
+  assign \$218  = zlow30 <= 6'h3d;
+  assign \$219  = zlast30 & \$218 ;
+  assign \$220  = waddr30 + wen30;
+  assign \$221  = wclear30 ? 8'h00 : \$220 ;
+  assign \$222  = zlow31 <= 6'h3e;
+  assign \$223  = zlast31 & \$222 ;
+  assign \$224  = zlow31 <= 6'h3f;
+  assign \$225  = zlast31 & \$224 ;
+  assign \$226  = waddr31 + wen31;
+  assign \$227  = wclear31 ? 8'h00 : \$226 ;
+  assign \$228  = act__valid & act__ready;
+  assign \$229  = left - 7'h40;
+  assign \$230  = left <= 8'h80;
+  assign \$231  = ld_addr + 1'h1;
+  assign \$232  = \$signal$126  & a_last;
+  assign \$233  = ld_addr - 1'h1;
+  assign \$234  = ld_addr - 2'h2;
+  assign \$235  = ld_addr == 1'h1;
+  assign \$236  = rows_r > 1'h1;
+  assign \$237  = ~ chunk_last;
+  assign \$238  = | credits;
+  assign \$239  = ~ pass_end;
+  assign \$240  = \$238  & \$239 ;
+  assign \$241  = \$237  | \$240 ;
+  assign \$242  = \$signal  & \$241 ;
+  assign \$243  = wgt__valid & \$242 ;
+  assign \$244  = chunk + 1'h1;
+  assign \$245  = chunk_last ? 8'h00 : \$244 ;
+  assign \$246  = ! c_last;
+  assign \$247  = chunk == c_last_m1;
+  assign \$248  = chunk_last ? \$246  : \$247 ;
+  assign \$251  = \$249  & \$250 ;
+  assign \$252  = ~ r_gt;
+  assign \$253  = \$251  & \$252 ;
+  assign \$254  = chunk_last & \$253 ;
+  assign \$255  = ~ chunk_last;
+  assign \$256  = | credits;
+  assign \$257  = ~ pass_end;
+  assign \$258  = \$256  & \$257 ;
+  assign \$259  = \$255  | \$258 ;
+  assign \$260  = \$signal  & \$259 ;
+  assign \$261  = wgt__valid & \$260 ;
+  assign \$262  = \$261  & chunk_last;
+  assign \$265  = r_left - 1'h1;
+  assign \$266  = r_left > 2'h2;
+  assign \$267  = stg + 1'h1;
+  assign \$268  = mat + 1'h1;
+  assign \$269  = | { st4[0], st3[0], st2[0], st1[0], st0[0], s2[0], s1r[0], s1a[0], s1b[0], s1[0] };
+  assign \$270  = ~ \$269 ;
+  assign \$271  = \$270  & idle;
+  assign \$272  = ~ chunk_last;
+  assign \$273  = | credits;
+  assign \$274  = ~ pass_end;
+  assign \$275  = \$273  & \$274 ;
+  assign \$276  = \$272  | \$275 ;
+  assign \$277  = \$signal  & \$276 ;
+  assign \$278  = wgt__valid & \$277 ;
+  assign \$279  = ~ \$278 ;
+  assign \$280  = \$271  & \$279 ;
+  assign \$281  = \$signal$373  & empty;
+  assign \$282  = st4[1] ? 22'h000000 : acc0[21:0];
+  assign \$283  = $signed(\$282 ) + $signed(sums[13:0]);
+  assign \$284  = st4[1] ? 22'h000000 : acc0[43:22];
+  assign \$285  = $signed(\$284 ) + $signed(sums[27:14]);
+  assign \$286  = st4[1] ? 22'h000000 : acc0[65:44];
+  assign \$287  = $signed(\$286 ) + $signed(sums[41:28]);
+  assign \$288  = st4[1] ? 22'h000000 : acc0[87:66];
+  assign \$289  = $signed(\$288 ) + $signed(sums[55:42]);
+  assign \$290  = st4[1] ? 22'h000000 : acc1[21:0];
+  assign \$291  = $signed(\$290 ) + $signed(\sums$420 [13:0]);
+  assign \$292  = st4[1] ? 22'h000000 : acc1[43:22];
+  assign \$293  = $signed(\$292 ) + $signed(\sums$420 [27:14]);
+  assign \$294  = st4[1] ? 22'h000000 : acc1[65:44];
+  assign \$295  = $signed(\$294 ) + $signed(\sums$420 [41:28]);
+  assign \$296  = st4[1] ? 22'h000000 : acc1[87:66];
+  assign \$297  = $signed(\$296 ) + $signed(\sums$420 [55:42]);
+  assign \$298  = ~ chunk_last;
+  assign \$299  = | credits;
+  assign \$300  = ~ pass_end;
+  assign \$301  = \$299  & \$300 ;
+  assign \$302  = \$298  | \$301 ;
+  assign wgt__ready = \$signal  & \$302 ;
   assign busy = ~ cmd__ready;
+  assign \$303  = wzero0[0] ? 16'h0000 : wdata0[15:0];
+  assign \$304  = wzero0[1] ? 16'h0000 : wdata0[31:16];
+  assign \$305  = wzero1[0] ? 16'h0000 : wdata1[15:0];
+  assign \$306  = wzero1[1] ? 16'h0000 : wdata1[31:16];
+  assign \$307  = wzero2[0] ? 16'h0000 : wdata2[15:0];
+  assign \$308  = wzero2[1] ? 16'h0000 : wdata2[31:16];
+  assign \$309  = wzero3[0] ? 16'h0000 : wdata3[15:0];
+  assign \$310  = wzero3[1] ? 16'h0000 : wdata3[31:16];
+  assign \$311  = wzero4[0] ? 16'h0000 : wdata4[15:0];
+  assign \$312  = wzero4[1] ? 16'h0000 : wdata4[31:16];
+  assign \$313  = wzero5[0] ? 16'h0000 : wdata5[15:0];
+  assign \$314  = wzero5[1] ? 16'h0000 : wdata5[31:16];
+  assign \$315  = wzero6[0] ? 16'h0000 : wdata6[15:0];
+  assign \$316  = wzero6[1] ? 16'h0000 : wdata6[31:16];
+  assign \$317  = wzero7[0] ? 16'h0000 : wdata7[15:0];
+  assign \$318  = wzero7[1] ? 16'h0000 : wdata7[31:16];
+  assign \$319  = wzero8[0] ? 16'h0000 : wdata8[15:0];
+  assign \$320  = wzero8[1] ? 16'h0000 : wdata8[31:16];
+  assign \$321  = wzero9[0] ? 16'h0000 : wdata9[15:0];
+  assign \$322  = wzero9[1] ? 16'h0000 : wdata9[31:16];
+  assign \$323  = wzero10[0] ? 16'h0000 : wdata10[15:0];
+  assign \$324  = wzero10[1] ? 16'h0000 : wdata10[31:16];
+  assign \$325  = wzero11[0] ? 16'h0000 : wdata11[15:0];
+  assign \$326  = wzero11[1] ? 16'h0000 : wdata11[31:16];
+  assign \$327  = wzero12[0] ? 16'h0000 : wdata12[15:0];
+  assign \$328  = wzero12[1] ? 16'h0000 : wdata12[31:16];
+  assign \$329  = wzero13[0] ? 16'h0000 : wdata13[15:0];
+  assign \$330  = wzero13[1] ? 16'h0000 : wdata13[31:16];
+  assign \$331  = wzero14[0] ? 16'h0000 : wdata14[15:0];
+  assign \$332  = wzero14[1] ? 16'h0000 : wdata14[31:16];
+  assign \$333  = wzero15[0] ? 16'h0000 : wdata15[15:0];
+  assign \$334  = wzero15[1] ? 16'h0000 : wdata15[31:16];
+  assign \$335  = wzero16[0] ? 16'h0000 : wdata16[15:0];
+  assign \$336  = wzero16[1] ? 16'h0000 : wdata16[31:16];
+  assign \$337  = wzero17[0] ? 16'h0000 : wdata17[15:0];
+  assign \$338  = wzero17[1] ? 16'h0000 : wdata17[31:16];
+  assign \$339  = wzero18[0] ? 16'h0000 : wdata18[15:0];
+  assign \$340  = wzero18[1] ? 16'h0000 : wdata18[31:16];
+  assign \$341  = wzero19[0] ? 16'h0000 : wdata19[15:0];
+  assign \$342  = wzero19[1] ? 16'h0000 : wdata19[31:16];
+  assign \$343  = wzero20[0] ? 16'h0000 : wdata20[15:0];
+  assign \$344  = wzero20[1] ? 16'h0000 : wdata20[31:16];
+  assign \$345  = wzero21[0] ? 16'h0000 : wdata21[15:0];
+  assign \$346  = wzero21[1] ? 16'h0000 : wdata21[31:16];
+  assign \$347  = wzero22[0] ? 16'h0000 : wdata22[15:0];
+  assign \$348  = wzero22[1] ? 16'h0000 : wdata22[31:16];
+  assign \$349  = wzero23[0] ? 16'h0000 : wdata23[15:0];
+  assign \$350  = wzero23[1] ? 16'h0000 : wdata23[31:16];
+  assign \$351  = wzero24[0] ? 16'h0000 : wdata24[15:0];
+  assign \$352  = wzero24[1] ? 16'h0000 : wdata24[31:16];
+  assign \$353  = wzero25[0] ? 16'h0000 : wdata25[15:0];
+  assign \$354  = wzero25[1] ? 16'h0000 : wdata25[31:16];
+  assign \$355  = wzero26[0] ? 16'h0000 : wdata26[15:0];
+  assign \$356  = wzero26[1] ? 16'h0000 : wdata26[31:16];
+  assign \$357  = wzero27[0] ? 16'h0000 : wdata27[15:0];
+  assign \$358  = wzero27[1] ? 16'h0000 : wdata27[31:16];
+  assign \$359  = wzero28[0] ? 16'h0000 : wdata28[15:0];
+  assign \$360  = wzero28[1] ? 16'h0000 : wdata28[31:16];
+  assign \$361  = wzero29[0] ? 16'h0000 : wdata29[15:0];
+  assign \$362  = wzero29[1] ? 16'h0000 : wdata29[31:16];
+  assign \$363  = wzero30[0] ? 16'h0000 : wdata30[15:0];
+  assign \$364  = wzero30[1] ? 16'h0000 : wdata30[31:16];
+  assign \$365  = wzero31[0] ? 16'h0000 : wdata31[15:0];
+  assign \$366  = wzero31[1] ? 16'h0000 : wdata31[31:16];
   always @(posedge clk)
     s1_codes <= wgt__payload;
   always @(posedge clk)
@@ -8216,9 +8286,9 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     raddr31 <= chunk_mid3;
   always @(posedge clk)
-    s1b <= \$366 ;
+    s1b <= \$367 ;
   always @(posedge clk)
-    s1a <= \$367 ;
+    s1a <= \$368 ;
   always @(posedge clk)
     s1b_codes <= s1_codes;
   always @(posedge clk)
@@ -8228,61 +8298,59 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     s1r_codes <= s1a_codes;
   always @(posedge clk)
-    s1r <= \$368 ;
+    s1r <= \$369 ;
   always @(posedge clk)
     pp <= \pp$94 ;
   always @(posedge clk)
     qq <= \qq$96 ;
   always @(posedge clk)
-    h0 <= \$369 ;
+    h0 <= \$370 ;
   always @(posedge clk)
-    x0 <= \$370 ;
+    x0 <= \$371 ;
   always @(posedge clk)
-    s2 <= \$371 ;
+    s2 <= \$372 ;
   always @(posedge clk)
-    st0 <= \$372 ;
+    st0 <= \$373 ;
   always @(posedge clk)
-    st1 <= \$373 ;
+    st1 <= \$374 ;
   always @(posedge clk)
-    st2 <= \$374 ;
+    st2 <= \$375 ;
   always @(posedge clk)
-    st3 <= \$375 ;
+    st3 <= \$376 ;
   always @(posedge clk)
-    st4 <= \$376 ;
+    st4 <= \$377 ;
   always @(posedge clk)
-    acc0 <= \$377 ;
+    acc0 <= \$378 ;
   always @(posedge clk)
-    acc1 <= \$378 ;
+    acc1 <= \$379 ;
   always @(posedge clk)
-    s1 <= \$379 ;
+    s1 <= \$380 ;
   always @(posedge clk)
-    credits <= \$380 ;
+    credits <= \$381 ;
   always @(posedge clk)
-    k_r <= cmd__payload[13:0];
+    k_r <= \$382 ;
   always @(posedge clk)
-    rows_c <= cmd__payload[28:14];
+    rows_r <= \$383 ;
   always @(posedge clk)
-    rows_r <= \$381 ;
+    cmd_go <= \$384 ;
   always @(posedge clk)
-    cmd_go <= \$382 ;
+    cmd__ready <= \$385 ;
   always @(posedge clk)
-    cmd__ready <= \$383 ;
+    act__ready <= \$386 ;
   always @(posedge clk)
-    act__ready <= \$384 ;
+    left <= \$387 ;
   always @(posedge clk)
-    left <= \$385 ;
+    last_beat <= \$388 ;
   always @(posedge clk)
-    last_beat <= \$386 ;
+    ld_addr <= \$389 ;
   always @(posedge clk)
-    ld_addr <= \$387 ;
-  always @(posedge clk)
-    \$signal$127  <= \$388 ;
+    \$signal$126  <= \$390 ;
   always @(posedge clk)
     a_last <= last_beat;
   always @(posedge clk)
-    \$signal$129  <= act__payload;
+    \$signal$128  <= act__payload;
   always @(posedge clk)
-    a_data2 <= \$signal$129 ;
+    a_data2 <= \$signal$128 ;
   always @(posedge clk)
     last_mid0 <= last_beat;
   always @(posedge clk)
@@ -8290,15 +8358,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     clear_mid0 <= cmd_go;
   always @(posedge clk)
-    wen_mid0 <= \$signal$127 ;
+    wen_mid0 <= \$signal$126 ;
   always @(posedge clk)
     zlast0 <= last_mid0;
   always @(posedge clk)
     zlow0 <= low_mid0;
-  always @(posedge clk)
-    wclear0 <= clear_mid0;
-  always @(posedge clk)
-    wen0 <= wen_mid0;
   \fairyhw_engine.prep  prep (
     .p(p),
     .pp(\pp$94 ),
@@ -8309,7 +8373,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
     .clk(clk),
     .freed(freed),
     .idle(idle),
-    .\port$1725$2 (st4[5:2]),
+    .\port$1726$2 (st4[5:2]),
     .res__payload(res__payload),
     .res__ready(res__ready),
     .res__valid(res__valid),
@@ -8326,97 +8390,63 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
     .sums(sums),
     .x(x0)
   );
-  \fairyhw_engine.shared$528  \shared$528  (
+  \fairyhw_engine.shared$559  \shared$559  (
     .clk(clk),
     .pp(pp),
     .qq(qq),
     .rst(rst),
-    .sums(\sums$389 )
+    .sums(\sums$420 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$421  = \$295 ;
+    \$423  = \$232 ;
     if (rst) begin
-      \$421  = 1'h0;
+      \$423  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$422  = \$signal ;
+    \$424  = \$signal ;
     if (load_done) begin
-      \$422  = 1'h1;
+      \$424  = 1'h1;
     end
-    if (\$306 ) begin
-      if (\$317 ) begin
-        \$422  = 1'h0;
+    if (\$243 ) begin
+      if (\$254 ) begin
+        \$424  = 1'h0;
       end
     end
     if (rst) begin
-      \$422  = 1'h0;
+      \$424  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$423  = c_last;
+    \$425  = c_last;
     if (load_done) begin
-      \$423  = \$296 [6:0];
+      \$425  = \$233 [6:0];
     end
     if (rst) begin
-      \$423  = 7'h00;
+      \$425  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$424  = c_last_m1;
+    \$426  = c_last_m1;
     if (load_done) begin
-      \$424  = \$297 [6:0];
+      \$426  = \$234 [6:0];
     end
     if (rst) begin
-      \$424  = 7'h00;
+      \$426  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$425  = chunk_last;
+    \$427  = chunk_last;
     if (load_done) begin
-      \$425  = \$298 ;
+      \$427  = \$235 ;
     end
-    if (\$306 ) begin
-      \$425  = \$311 ;
-    end
-    if (rst) begin
-      \$425  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$426  = r_left;
-    if (load_done) begin
-      \$426  = rows_r;
-    end
-    if (pass_end) begin
-      if (\$326 ) begin
-        if (\$327 ) begin
-          \$426  = \$328 [14:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$426  = 15'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$427  = r_gt;
-    if (load_done) begin
-      \$427  = \$299 ;
-    end
-    if (pass_end) begin
-      if (\$326 ) begin
-        if (\$327 ) begin
-          \$427  = \$329 ;
-        end
-      end
+    if (\$243 ) begin
+      \$427  = \$248 ;
     end
     if (rst) begin
       \$427  = 1'h0;
@@ -8424,46 +8454,58 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$428  = chunk;
-    if (\$306 ) begin
-      \$428  = \$308 [6:0];
+    \$428  = r_left;
+    if (load_done) begin
+      \$428  = rows_r;
     end
-    if (rst) begin
-      \$428  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$429  = \$signal$342 ;
-    if (\$306 ) begin
-      if (\$317 ) begin
-        \$429  = 1'h1;
-      end
-    end
-    if (\$344 ) begin
-      \$429  = 1'h0;
-    end
-    if (rst) begin
-      \$429  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$430  = \$325 ;
-    if (rst) begin
-      \$430  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$431  = mat;
     if (pass_end) begin
-      (* full_case = 32'd1 *)
-      if (\$326 ) begin
-        \$431  = 1'h0;
-      end else begin
-        \$431  = \$331 [0];
+      if (\$263 ) begin
+        if (\$264 ) begin
+          \$428  = \$265 [14:0];
+        end
       end
+    end
+    if (rst) begin
+      \$428  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$429  = r_gt;
+    if (load_done) begin
+      \$429  = \$236 ;
+    end
+    if (pass_end) begin
+      if (\$263 ) begin
+        if (\$264 ) begin
+          \$429  = \$266 ;
+        end
+      end
+    end
+    if (rst) begin
+      \$429  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$430  = chunk;
+    if (\$243 ) begin
+      \$430  = \$245 [6:0];
+    end
+    if (rst) begin
+      \$430  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$431  = \$signal$373 ;
+    if (\$243 ) begin
+      if (\$254 ) begin
+        \$431  = 1'h1;
+      end
+    end
+    if (\$281 ) begin
+      \$431  = 1'h0;
     end
     if (rst) begin
       \$431  = 1'h0;
@@ -8471,187 +8513,190 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$432  = stg;
-    if (pass_end) begin
-      if (\$326 ) begin
-        (* full_case = 32'd1 *)
-        if (\$327 ) begin
-          \$432  = 1'h0;
-        end else begin
-          \$432  = \$330 [0];
-        end
-      end
-    end
+    \$432  = \$262 ;
     if (rst) begin
       \$432  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$433  = \$343 ;
+    \$433  = mat;
+    if (pass_end) begin
+      (* full_case = 32'd1 *)
+      if (\$263 ) begin
+        \$433  = 1'h0;
+      end else begin
+        \$433  = \$268 [0];
+      end
+    end
     if (rst) begin
       \$433  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$366  = s1;
+    \$434  = stg;
+    if (pass_end) begin
+      if (\$263 ) begin
+        (* full_case = 32'd1 *)
+        if (\$264 ) begin
+          \$434  = 1'h0;
+        end else begin
+          \$434  = \$267 [0];
+        end
+      end
+    end
     if (rst) begin
-      \$366  = 6'h00;
+      \$434  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$367  = s1b;
+    \$435  = \$280 ;
+    if (rst) begin
+      \$435  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$367  = s1;
     if (rst) begin
       \$367  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$368  = s1a;
+    \$368  = s1b;
     if (rst) begin
       \$368  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$371  = s1r;
+    \$369  = s1a;
     if (rst) begin
-      \$371  = 6'h00;
+      \$369  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$372  = s2;
+    \$372  = s1r;
     if (rst) begin
       \$372  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$373  = st0;
+    \$373  = s2;
     if (rst) begin
       \$373  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$374  = st1;
+    \$374  = st0;
     if (rst) begin
       \$374  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$375  = st2;
+    \$375  = st1;
     if (rst) begin
       \$375  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$376  = st3;
+    \$376  = st2;
     if (rst) begin
       \$376  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$377  = acc0;
+    \$377  = st3;
+    if (rst) begin
+      \$377  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$378  = acc0;
     if (st4[0]) begin
-      \$377  = total0;
+      \$378  = total0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$378  = acc1;
+    \$379  = acc1;
     if (st4[0]) begin
-      \$378  = total1;
+      \$379  = total1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$379 [0] = \$7 ;
-    \$379 [2] = \$15 ;
-    \$379 [1] = \$16 ;
-    \$379 [3] = \$17 ;
-    \$379 [4] = \$22 ;
-    \$379 [5] = \$23 [0];
+    \$380 [0] = \$7 ;
+    \$380 [2] = \$15 ;
+    \$380 [1] = \$16 ;
+    \$380 [3] = \$17 ;
+    \$380 [4] = \$22 ;
+    \$380 [5] = \$23 [0];
     if (rst) begin
-      \$379  = 6'h00;
+      \$380  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$380  = \$33 [1:0];
+    \$381  = \$33 [1:0];
     if (rst) begin
-      \$380  = 2'h2;
+      \$381  = 2'h2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$381  = rows_r;
-    if (cmd_go) begin
-      \$381  = rows_c;
+    \$382  = k_r;
+    if (cmd__ready) begin
+      \$382  = cmd__payload[13:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$382  = \$34 ;
-    if (rst) begin
-      \$382  = 1'h0;
+    \$383  = rows_r;
+    if (cmd__ready) begin
+      \$383  = cmd__payload[28:14];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$383  = cmd__ready;
-    if (\$35 ) begin
-      \$383  = 1'h0;
-    end
-    if (\$344 ) begin
-      \$383  = 1'h1;
-    end
-    if (rst) begin
-      \$383  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$384  = act__ready;
-    if (cmd_go) begin
-      \$384  = 1'h1;
-    end
-    if (\$291 ) begin
-      if (last_beat) begin
-        \$384  = 1'h0;
-      end
-    end
+    \$384  = \$34 ;
     if (rst) begin
       \$384  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$385  = left;
-    if (cmd_go) begin
-      \$385  = k_r;
+    \$385  = cmd__ready;
+    if (\$35 ) begin
+      \$385  = 1'h0;
     end
-    if (\$291 ) begin
-      \$385  = \$292 [13:0];
+    if (\$281 ) begin
+      \$385  = 1'h1;
     end
     if (rst) begin
-      \$385  = 14'h0000;
+      \$385  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$386  = last_beat;
+    \$386  = act__ready;
     if (cmd_go) begin
-      \$386  = \$36 ;
+      \$386  = 1'h1;
     end
-    if (\$291 ) begin
-      \$386  = \$293 ;
+    if (\$228 ) begin
+      if (last_beat) begin
+        \$386  = 1'h0;
+      end
     end
     if (rst) begin
       \$386  = 1'h0;
@@ -8659,171 +8704,165 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$387  = ld_addr;
+    \$387  = left;
     if (cmd_go) begin
-      \$387  = 7'h00;
+      \$387  = k_r;
     end
-    if (\$signal$127 ) begin
-      \$387  = \$294 [6:0];
+    if (\$228 ) begin
+      \$387  = \$229 [13:0];
     end
     if (rst) begin
-      \$387  = 7'h00;
+      \$387  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$388  = \$37 ;
+    \$388  = last_beat;
+    if (cmd_go) begin
+      \$388  = \$36 ;
+    end
+    if (\$228 ) begin
+      \$388  = \$230 ;
+    end
     if (rst) begin
       \$388  = 1'h0;
     end
   end
-  assign \$signal$122  = cmd__ready;
-  assign \$signal$123  = act__ready;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$389  = ld_addr;
+    if (cmd_go) begin
+      \$389  = 7'h00;
+    end
+    if (\$signal$126 ) begin
+      \$389  = \$231 [6:0];
+    end
+    if (rst) begin
+      \$389  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$390  = \$37 ;
+    if (rst) begin
+      \$390  = 1'h0;
+    end
+  end
+  assign \$signal$118  = cmd__ready;
+  assign \$signal$122  = act__ready;
   assign \$signature__addr  = raddr0;
-  assign \$signature__addr$346  = raddr1;
-  assign \$signature__addr$347  = raddr2;
-  assign \$signature__addr$348  = raddr3;
-  assign \$signature__addr$349  = raddr4;
-  assign \$signature__addr$350  = raddr5;
-  assign \$signature__addr$351  = raddr6;
-  assign \$signature__addr$352  = raddr7;
-  assign \$signature__addr$353  = raddr8;
-  assign \$signature__addr$354  = raddr9;
-  assign \$signature__addr$355  = raddr10;
-  assign \$signature__addr$356  = raddr11;
-  assign \$signature__addr$357  = raddr12;
-  assign \$signature__addr$358  = raddr13;
-  assign \$signature__addr$359  = raddr14;
-  assign \$signature__addr$360  = raddr15;
-  assign \$signature__addr$361  = raddr16;
-  assign \$signature__addr$362  = raddr17;
-  assign \$signature__addr$363  = raddr18;
-  assign \$signature__addr$364  = raddr19;
-  assign \$signature__addr$365  = raddr20;
-  assign \$signature__addr$366  = raddr21;
-  assign \$signature__addr$367  = raddr22;
-  assign \$signature__addr$368  = raddr23;
-  assign \$signature__addr$369  = raddr24;
-  assign \$signature__addr$370  = raddr25;
-  assign \$signature__addr$371  = raddr26;
-  assign \$signature__addr$372  = raddr27;
-  assign \$signature__addr$373  = raddr28;
-  assign \$signature__addr$374  = raddr29;
-  assign \$signature__addr$375  = raddr30;
-  assign \$signature__addr$376  = raddr31;
-  assign \pp$379  = pp;
-  assign \qq$380  = qq;
+  assign \$signature__addr$377  = raddr1;
+  assign \$signature__addr$378  = raddr2;
+  assign \$signature__addr$379  = raddr3;
+  assign \$signature__addr$380  = raddr4;
+  assign \$signature__addr$381  = raddr5;
+  assign \$signature__addr$382  = raddr6;
+  assign \$signature__addr$383  = raddr7;
+  assign \$signature__addr$384  = raddr8;
+  assign \$signature__addr$385  = raddr9;
+  assign \$signature__addr$386  = raddr10;
+  assign \$signature__addr$387  = raddr11;
+  assign \$signature__addr$388  = raddr12;
+  assign \$signature__addr$389  = raddr13;
+  assign \$signature__addr$390  = raddr14;
+  assign \$signature__addr$391  = raddr15;
+  assign \$signature__addr$392  = raddr16;
+  assign \$signature__addr$393  = raddr17;
+  assign \$signature__addr$394  = raddr18;
+  assign \$signature__addr$395  = raddr19;
+  assign \$signature__addr$396  = raddr20;
+  assign \$signature__addr$397  = raddr21;
+  assign \$signature__addr$398  = raddr22;
+  assign \$signature__addr$399  = raddr23;
+  assign \$signature__addr$400  = raddr24;
+  assign \$signature__addr$401  = raddr25;
+  assign \$signature__addr$402  = raddr26;
+  assign \$signature__addr$403  = raddr27;
+  assign \$signature__addr$404  = raddr28;
+  assign \$signature__addr$405  = raddr29;
+  assign \$signature__addr$406  = raddr30;
+  assign \$signature__addr$407  = raddr31;
+  assign \pp$410  = pp;
+  assign \qq$411  = qq;
   assign h = h0;
   assign x = x0;
-  assign \pp$383  = pp;
-  assign \qq$384  = qq;
-  assign \h$385  = 64'hffffffffffffffff;
-  assign \x$386  = 64'h0000000000000000;
+  assign \pp$414  = pp;
+  assign \qq$415  = qq;
+  assign \h$416  = 64'hffffffffffffffff;
+  assign \x$417  = 64'h0000000000000000;
   assign tile = total0;
   assign shared = total1;
   assign cap = st4[2];
   assign count = st4[5];
   assign \final  = st4[4];
   assign conj = st4[3];
-  assign \res__payload$395  = res__payload;
-  assign \res__ready$396  = res__ready;
-  assign \res__valid$397  = res__valid;
-  assign \$signature__addr$398  = waddr0;
+  assign \res__payload$426  = res__payload;
+  assign \res__ready$427  = res__ready;
+  assign \res__valid$428  = res__valid;
+  assign \$signature__addr$430  = waddr0;
   assign \$signature__en  = wen0;
-  assign \$signature__data$400  = wdata0;
-  assign \$signature__addr$401  = waddr1;
-  assign \$signature__en$402  = wen1;
-  assign \$signature__data$403  = wdata1;
-  assign \$signature__addr$404  = waddr2;
-  assign \$signature__en$405  = wen2;
-  assign \$signature__data$406  = wdata2;
-  assign \$signature__addr$407  = waddr3;
-  assign \$signature__en$408  = wen3;
-  assign \$signature__data$409  = wdata3;
-  assign \$signature__addr$410  = waddr4;
-  assign \$signature__en$411  = wen4;
-  assign \$signature__data$412  = wdata4;
-  assign \$signature__addr$413  = waddr5;
-  assign \$signature__en$414  = wen5;
-  assign \$signature__data$415  = wdata5;
-  assign \$signature__addr$416  = waddr6;
-  assign \$signature__en$417  = wen6;
-  assign \$signature__data$418  = wdata6;
-  assign \$signature__addr$419  = waddr7;
-  assign \$signature__en$420  = wen7;
-  assign \$signature__data$421  = wdata7;
-  assign \$signature__addr$422  = waddr8;
-  assign \$signature__en$423  = wen8;
-  assign \$signature__data$424  = wdata8;
-  assign \$signature__addr$425  = waddr9;
-  assign \$signature__en$426  = wen9;
-  assign \$signature__data$427  = wdata9;
-  assign \$signature__addr$428  = waddr10;
-  assign \$signature__en$429  = wen10;
-  assign \$signature__data$430  = wdata10;
-  assign \$signature__addr$431  = waddr11;
-  assign \$signature__en$432  = wen11;
-  assign \$signature__data$433  = wdata11;
-  assign \$signature__addr$434  = waddr12;
-  assign \$signature__en$435  = wen12;
-  assign \$signature__data$436  = wdata12;
-  assign \$signature__addr$437  = waddr13;
-  assign \$signature__en$438  = wen13;
-  assign \$signature__data$439  = wdata13;
-  assign \$signature__addr$440  = waddr14;
-  assign \$signature__en$441  = wen14;
-  assign \$signature__data$442  = wdata14;
-  assign \$signature__addr$443  = waddr15;
-  assign \$signature__en$444  = wen15;
-  assign \$signature__data$445  = wdata15;
-  assign \$signature__addr$446  = waddr16;
-  assign \$signature__en$447  = wen16;
-  assign \$signature__data$448  = wdata16;
-  assign \$signature__addr$449  = waddr17;
-  assign \$signature__en$450  = wen17;
-  assign \$signature__data$451  = wdata17;
-  assign \$signature__addr$452  = waddr18;
-  assign \$signature__en$453  = wen18;
-  assign \$signature__data$454  = wdata18;
-  assign \$signature__addr$455  = waddr19;
-  assign \$signature__en$456  = wen19;
-  assign \$signature__data$457  = wdata19;
-  assign \$signature__addr$458  = waddr20;
-  assign \$signature__en$459  = wen20;
-  assign \$signature__data$460  = wdata20;
-  assign \$signature__addr$461  = waddr21;
-  assign \$signature__en$462  = wen21;
-  assign \$signature__data$463  = wdata21;
-  assign \$signature__addr$464  = waddr22;
-  assign \$signature__en$465  = wen22;
-  assign \$signature__data$466  = wdata22;
-  assign \$signature__addr$467  = waddr23;
-  assign \$signature__en$468  = wen23;
-  assign \$signature__data$469  = wdata23;
-  assign \$signature__addr$470  = waddr24;
-  assign \$signature__en$471  = wen24;
-  assign \$signature__data$472  = wdata24;
-  assign \$signature__addr$473  = waddr25;
-  assign \$signature__en$474  = wen25;
-  assign \$signature__data$475  = wdata25;
-  assign \$signature__addr$476  = waddr26;
-  assign \$signature__en$477  = wen26;
-  assign \$signature__data$478  = wdata26;
-  assign \$signature__addr$479  = waddr27;
-  assign \$signature__en$480  = wen27;
-  assign \$signature__data$481  = wdata27;
-  assign \$signature__addr$482  = waddr28;
-  assign \$signature__en$483  = wen28;
-  assign \$signature__data$484  = wdata28;
-  assign \$signature__addr$485  = waddr29;
-  assign \$signature__en$486  = wen29;
-  assign \$signature__data$487  = wdata29;
-  assign \$signature__addr$488  = waddr30;
-  assign \$signature__en$489  = wen30;
-  assign \$signature__data$490  = wdata30;
-  assign \$signature__addr$491  = waddr31;
-  assign \$signature__en$492  = wen31;
-  assign \$signature__data$493  = wdata31;
+  assign \$signature__addr$433  = waddr1;
+  assign \$signature__en$434  = wen1;
+  assign \$signature__addr$436  = waddr2;
+  assign \$signature__en$437  = wen2;
+  assign \$signature__addr$439  = waddr3;
+  assign \$signature__en$440  = wen3;
+  assign \$signature__addr$442  = waddr4;
+  assign \$signature__en$443  = wen4;
+  assign \$signature__addr$445  = waddr5;
+  assign \$signature__en$446  = wen5;
+  assign \$signature__addr$448  = waddr6;
+  assign \$signature__en$449  = wen6;
+  assign \$signature__addr$451  = waddr7;
+  assign \$signature__en$452  = wen7;
+  assign \$signature__addr$454  = waddr8;
+  assign \$signature__en$455  = wen8;
+  assign \$signature__addr$457  = waddr9;
+  assign \$signature__en$458  = wen9;
+  assign \$signature__addr$460  = waddr10;
+  assign \$signature__en$461  = wen10;
+  assign \$signature__addr$463  = waddr11;
+  assign \$signature__en$464  = wen11;
+  assign \$signature__addr$466  = waddr12;
+  assign \$signature__en$467  = wen12;
+  assign \$signature__addr$469  = waddr13;
+  assign \$signature__en$470  = wen13;
+  assign \$signature__addr$472  = waddr14;
+  assign \$signature__en$473  = wen14;
+  assign \$signature__addr$475  = waddr15;
+  assign \$signature__en$476  = wen15;
+  assign \$signature__addr$478  = waddr16;
+  assign \$signature__en$479  = wen16;
+  assign \$signature__addr$481  = waddr17;
+  assign \$signature__en$482  = wen17;
+  assign \$signature__addr$484  = waddr18;
+  assign \$signature__en$485  = wen18;
+  assign \$signature__addr$487  = waddr19;
+  assign \$signature__en$488  = wen19;
+  assign \$signature__addr$490  = waddr20;
+  assign \$signature__en$491  = wen20;
+  assign \$signature__addr$493  = waddr21;
+  assign \$signature__en$494  = wen21;
+  assign \$signature__addr$496  = waddr22;
+  assign \$signature__en$497  = wen22;
+  assign \$signature__addr$499  = waddr23;
+  assign \$signature__en$500  = wen23;
+  assign \$signature__addr$502  = waddr24;
+  assign \$signature__en$503  = wen24;
+  assign \$signature__addr$505  = waddr25;
+  assign \$signature__en$506  = wen25;
+  assign \$signature__addr$508  = waddr26;
+  assign \$signature__en$509  = wen26;
+  assign \$signature__addr$511  = waddr27;
+  assign \$signature__en$512  = wen27;
+  assign \$signature__addr$514  = waddr28;
+  assign \$signature__en$515  = wen28;
+  assign \$signature__addr$517  = waddr29;
+  assign \$signature__en$518  = wen29;
+  assign \$signature__addr$520  = waddr30;
+  assign \$signature__en$521  = wen30;
+  assign \$signature__addr$523  = waddr31;
+  assign \$signature__en$524  = wen31;
   assign \cmd__payload.k  = cmd__payload[13:0];
   assign \cmd__payload.rows  = cmd__payload[28:14];
   assign \act__payload[0]  = act__payload[15:0];
@@ -9741,518 +9780,518 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \q[61]  = q[495:488];
   assign \q[62]  = q[503:496];
   assign \q[63]  = q[511:504];
-  assign \pp$379[0]  = pp[26:0];
-  assign \pp$379[0][0]  = pp[8:0];
-  assign \pp$379[0][1]  = pp[17:9];
-  assign \pp$379[0][2]  = pp[26:18];
-  assign \pp$379[1]  = pp[53:27];
-  assign \pp$379[1][0]  = pp[35:27];
-  assign \pp$379[1][1]  = pp[44:36];
-  assign \pp$379[1][2]  = pp[53:45];
-  assign \pp$379[2]  = pp[80:54];
-  assign \pp$379[2][0]  = pp[62:54];
-  assign \pp$379[2][1]  = pp[71:63];
-  assign \pp$379[2][2]  = pp[80:72];
-  assign \pp$379[3]  = pp[107:81];
-  assign \pp$379[3][0]  = pp[89:81];
-  assign \pp$379[3][1]  = pp[98:90];
-  assign \pp$379[3][2]  = pp[107:99];
-  assign \pp$379[4]  = pp[134:108];
-  assign \pp$379[4][0]  = pp[116:108];
-  assign \pp$379[4][1]  = pp[125:117];
-  assign \pp$379[4][2]  = pp[134:126];
-  assign \pp$379[5]  = pp[161:135];
-  assign \pp$379[5][0]  = pp[143:135];
-  assign \pp$379[5][1]  = pp[152:144];
-  assign \pp$379[5][2]  = pp[161:153];
-  assign \pp$379[6]  = pp[188:162];
-  assign \pp$379[6][0]  = pp[170:162];
-  assign \pp$379[6][1]  = pp[179:171];
-  assign \pp$379[6][2]  = pp[188:180];
-  assign \pp$379[7]  = pp[215:189];
-  assign \pp$379[7][0]  = pp[197:189];
-  assign \pp$379[7][1]  = pp[206:198];
-  assign \pp$379[7][2]  = pp[215:207];
-  assign \pp$379[8]  = pp[242:216];
-  assign \pp$379[8][0]  = pp[224:216];
-  assign \pp$379[8][1]  = pp[233:225];
-  assign \pp$379[8][2]  = pp[242:234];
-  assign \pp$379[9]  = pp[269:243];
-  assign \pp$379[9][0]  = pp[251:243];
-  assign \pp$379[9][1]  = pp[260:252];
-  assign \pp$379[9][2]  = pp[269:261];
-  assign \pp$379[10]  = pp[296:270];
-  assign \pp$379[10][0]  = pp[278:270];
-  assign \pp$379[10][1]  = pp[287:279];
-  assign \pp$379[10][2]  = pp[296:288];
-  assign \pp$379[11]  = pp[323:297];
-  assign \pp$379[11][0]  = pp[305:297];
-  assign \pp$379[11][1]  = pp[314:306];
-  assign \pp$379[11][2]  = pp[323:315];
-  assign \pp$379[12]  = pp[350:324];
-  assign \pp$379[12][0]  = pp[332:324];
-  assign \pp$379[12][1]  = pp[341:333];
-  assign \pp$379[12][2]  = pp[350:342];
-  assign \pp$379[13]  = pp[377:351];
-  assign \pp$379[13][0]  = pp[359:351];
-  assign \pp$379[13][1]  = pp[368:360];
-  assign \pp$379[13][2]  = pp[377:369];
-  assign \pp$379[14]  = pp[404:378];
-  assign \pp$379[14][0]  = pp[386:378];
-  assign \pp$379[14][1]  = pp[395:387];
-  assign \pp$379[14][2]  = pp[404:396];
-  assign \pp$379[15]  = pp[431:405];
-  assign \pp$379[15][0]  = pp[413:405];
-  assign \pp$379[15][1]  = pp[422:414];
-  assign \pp$379[15][2]  = pp[431:423];
-  assign \pp$379[16]  = pp[458:432];
-  assign \pp$379[16][0]  = pp[440:432];
-  assign \pp$379[16][1]  = pp[449:441];
-  assign \pp$379[16][2]  = pp[458:450];
-  assign \pp$379[17]  = pp[485:459];
-  assign \pp$379[17][0]  = pp[467:459];
-  assign \pp$379[17][1]  = pp[476:468];
-  assign \pp$379[17][2]  = pp[485:477];
-  assign \pp$379[18]  = pp[512:486];
-  assign \pp$379[18][0]  = pp[494:486];
-  assign \pp$379[18][1]  = pp[503:495];
-  assign \pp$379[18][2]  = pp[512:504];
-  assign \pp$379[19]  = pp[539:513];
-  assign \pp$379[19][0]  = pp[521:513];
-  assign \pp$379[19][1]  = pp[530:522];
-  assign \pp$379[19][2]  = pp[539:531];
-  assign \pp$379[20]  = pp[566:540];
-  assign \pp$379[20][0]  = pp[548:540];
-  assign \pp$379[20][1]  = pp[557:549];
-  assign \pp$379[20][2]  = pp[566:558];
-  assign \pp$379[21]  = pp[593:567];
-  assign \pp$379[21][0]  = pp[575:567];
-  assign \pp$379[21][1]  = pp[584:576];
-  assign \pp$379[21][2]  = pp[593:585];
-  assign \pp$379[22]  = pp[620:594];
-  assign \pp$379[22][0]  = pp[602:594];
-  assign \pp$379[22][1]  = pp[611:603];
-  assign \pp$379[22][2]  = pp[620:612];
-  assign \pp$379[23]  = pp[647:621];
-  assign \pp$379[23][0]  = pp[629:621];
-  assign \pp$379[23][1]  = pp[638:630];
-  assign \pp$379[23][2]  = pp[647:639];
-  assign \pp$379[24]  = pp[674:648];
-  assign \pp$379[24][0]  = pp[656:648];
-  assign \pp$379[24][1]  = pp[665:657];
-  assign \pp$379[24][2]  = pp[674:666];
-  assign \pp$379[25]  = pp[701:675];
-  assign \pp$379[25][0]  = pp[683:675];
-  assign \pp$379[25][1]  = pp[692:684];
-  assign \pp$379[25][2]  = pp[701:693];
-  assign \pp$379[26]  = pp[728:702];
-  assign \pp$379[26][0]  = pp[710:702];
-  assign \pp$379[26][1]  = pp[719:711];
-  assign \pp$379[26][2]  = pp[728:720];
-  assign \pp$379[27]  = pp[755:729];
-  assign \pp$379[27][0]  = pp[737:729];
-  assign \pp$379[27][1]  = pp[746:738];
-  assign \pp$379[27][2]  = pp[755:747];
-  assign \pp$379[28]  = pp[782:756];
-  assign \pp$379[28][0]  = pp[764:756];
-  assign \pp$379[28][1]  = pp[773:765];
-  assign \pp$379[28][2]  = pp[782:774];
-  assign \pp$379[29]  = pp[809:783];
-  assign \pp$379[29][0]  = pp[791:783];
-  assign \pp$379[29][1]  = pp[800:792];
-  assign \pp$379[29][2]  = pp[809:801];
-  assign \pp$379[30]  = pp[836:810];
-  assign \pp$379[30][0]  = pp[818:810];
-  assign \pp$379[30][1]  = pp[827:819];
-  assign \pp$379[30][2]  = pp[836:828];
-  assign \pp$379[31]  = pp[863:837];
-  assign \pp$379[31][0]  = pp[845:837];
-  assign \pp$379[31][1]  = pp[854:846];
-  assign \pp$379[31][2]  = pp[863:855];
-  assign \qq$380[0]  = qq[26:0];
-  assign \qq$380[0][0]  = qq[8:0];
-  assign \qq$380[0][1]  = qq[17:9];
-  assign \qq$380[0][2]  = qq[26:18];
-  assign \qq$380[1]  = qq[53:27];
-  assign \qq$380[1][0]  = qq[35:27];
-  assign \qq$380[1][1]  = qq[44:36];
-  assign \qq$380[1][2]  = qq[53:45];
-  assign \qq$380[2]  = qq[80:54];
-  assign \qq$380[2][0]  = qq[62:54];
-  assign \qq$380[2][1]  = qq[71:63];
-  assign \qq$380[2][2]  = qq[80:72];
-  assign \qq$380[3]  = qq[107:81];
-  assign \qq$380[3][0]  = qq[89:81];
-  assign \qq$380[3][1]  = qq[98:90];
-  assign \qq$380[3][2]  = qq[107:99];
-  assign \qq$380[4]  = qq[134:108];
-  assign \qq$380[4][0]  = qq[116:108];
-  assign \qq$380[4][1]  = qq[125:117];
-  assign \qq$380[4][2]  = qq[134:126];
-  assign \qq$380[5]  = qq[161:135];
-  assign \qq$380[5][0]  = qq[143:135];
-  assign \qq$380[5][1]  = qq[152:144];
-  assign \qq$380[5][2]  = qq[161:153];
-  assign \qq$380[6]  = qq[188:162];
-  assign \qq$380[6][0]  = qq[170:162];
-  assign \qq$380[6][1]  = qq[179:171];
-  assign \qq$380[6][2]  = qq[188:180];
-  assign \qq$380[7]  = qq[215:189];
-  assign \qq$380[7][0]  = qq[197:189];
-  assign \qq$380[7][1]  = qq[206:198];
-  assign \qq$380[7][2]  = qq[215:207];
-  assign \qq$380[8]  = qq[242:216];
-  assign \qq$380[8][0]  = qq[224:216];
-  assign \qq$380[8][1]  = qq[233:225];
-  assign \qq$380[8][2]  = qq[242:234];
-  assign \qq$380[9]  = qq[269:243];
-  assign \qq$380[9][0]  = qq[251:243];
-  assign \qq$380[9][1]  = qq[260:252];
-  assign \qq$380[9][2]  = qq[269:261];
-  assign \qq$380[10]  = qq[296:270];
-  assign \qq$380[10][0]  = qq[278:270];
-  assign \qq$380[10][1]  = qq[287:279];
-  assign \qq$380[10][2]  = qq[296:288];
-  assign \qq$380[11]  = qq[323:297];
-  assign \qq$380[11][0]  = qq[305:297];
-  assign \qq$380[11][1]  = qq[314:306];
-  assign \qq$380[11][2]  = qq[323:315];
-  assign \qq$380[12]  = qq[350:324];
-  assign \qq$380[12][0]  = qq[332:324];
-  assign \qq$380[12][1]  = qq[341:333];
-  assign \qq$380[12][2]  = qq[350:342];
-  assign \qq$380[13]  = qq[377:351];
-  assign \qq$380[13][0]  = qq[359:351];
-  assign \qq$380[13][1]  = qq[368:360];
-  assign \qq$380[13][2]  = qq[377:369];
-  assign \qq$380[14]  = qq[404:378];
-  assign \qq$380[14][0]  = qq[386:378];
-  assign \qq$380[14][1]  = qq[395:387];
-  assign \qq$380[14][2]  = qq[404:396];
-  assign \qq$380[15]  = qq[431:405];
-  assign \qq$380[15][0]  = qq[413:405];
-  assign \qq$380[15][1]  = qq[422:414];
-  assign \qq$380[15][2]  = qq[431:423];
-  assign \qq$380[16]  = qq[458:432];
-  assign \qq$380[16][0]  = qq[440:432];
-  assign \qq$380[16][1]  = qq[449:441];
-  assign \qq$380[16][2]  = qq[458:450];
-  assign \qq$380[17]  = qq[485:459];
-  assign \qq$380[17][0]  = qq[467:459];
-  assign \qq$380[17][1]  = qq[476:468];
-  assign \qq$380[17][2]  = qq[485:477];
-  assign \qq$380[18]  = qq[512:486];
-  assign \qq$380[18][0]  = qq[494:486];
-  assign \qq$380[18][1]  = qq[503:495];
-  assign \qq$380[18][2]  = qq[512:504];
-  assign \qq$380[19]  = qq[539:513];
-  assign \qq$380[19][0]  = qq[521:513];
-  assign \qq$380[19][1]  = qq[530:522];
-  assign \qq$380[19][2]  = qq[539:531];
-  assign \qq$380[20]  = qq[566:540];
-  assign \qq$380[20][0]  = qq[548:540];
-  assign \qq$380[20][1]  = qq[557:549];
-  assign \qq$380[20][2]  = qq[566:558];
-  assign \qq$380[21]  = qq[593:567];
-  assign \qq$380[21][0]  = qq[575:567];
-  assign \qq$380[21][1]  = qq[584:576];
-  assign \qq$380[21][2]  = qq[593:585];
-  assign \qq$380[22]  = qq[620:594];
-  assign \qq$380[22][0]  = qq[602:594];
-  assign \qq$380[22][1]  = qq[611:603];
-  assign \qq$380[22][2]  = qq[620:612];
-  assign \qq$380[23]  = qq[647:621];
-  assign \qq$380[23][0]  = qq[629:621];
-  assign \qq$380[23][1]  = qq[638:630];
-  assign \qq$380[23][2]  = qq[647:639];
-  assign \qq$380[24]  = qq[674:648];
-  assign \qq$380[24][0]  = qq[656:648];
-  assign \qq$380[24][1]  = qq[665:657];
-  assign \qq$380[24][2]  = qq[674:666];
-  assign \qq$380[25]  = qq[701:675];
-  assign \qq$380[25][0]  = qq[683:675];
-  assign \qq$380[25][1]  = qq[692:684];
-  assign \qq$380[25][2]  = qq[701:693];
-  assign \qq$380[26]  = qq[728:702];
-  assign \qq$380[26][0]  = qq[710:702];
-  assign \qq$380[26][1]  = qq[719:711];
-  assign \qq$380[26][2]  = qq[728:720];
-  assign \qq$380[27]  = qq[755:729];
-  assign \qq$380[27][0]  = qq[737:729];
-  assign \qq$380[27][1]  = qq[746:738];
-  assign \qq$380[27][2]  = qq[755:747];
-  assign \qq$380[28]  = qq[782:756];
-  assign \qq$380[28][0]  = qq[764:756];
-  assign \qq$380[28][1]  = qq[773:765];
-  assign \qq$380[28][2]  = qq[782:774];
-  assign \qq$380[29]  = qq[809:783];
-  assign \qq$380[29][0]  = qq[791:783];
-  assign \qq$380[29][1]  = qq[800:792];
-  assign \qq$380[29][2]  = qq[809:801];
-  assign \qq$380[30]  = qq[836:810];
-  assign \qq$380[30][0]  = qq[818:810];
-  assign \qq$380[30][1]  = qq[827:819];
-  assign \qq$380[30][2]  = qq[836:828];
-  assign \qq$380[31]  = qq[863:837];
-  assign \qq$380[31][0]  = qq[845:837];
-  assign \qq$380[31][1]  = qq[854:846];
-  assign \qq$380[31][2]  = qq[863:855];
-  assign \pp$383[0]  = pp[26:0];
-  assign \pp$383[0][0]  = pp[8:0];
-  assign \pp$383[0][1]  = pp[17:9];
-  assign \pp$383[0][2]  = pp[26:18];
-  assign \pp$383[1]  = pp[53:27];
-  assign \pp$383[1][0]  = pp[35:27];
-  assign \pp$383[1][1]  = pp[44:36];
-  assign \pp$383[1][2]  = pp[53:45];
-  assign \pp$383[2]  = pp[80:54];
-  assign \pp$383[2][0]  = pp[62:54];
-  assign \pp$383[2][1]  = pp[71:63];
-  assign \pp$383[2][2]  = pp[80:72];
-  assign \pp$383[3]  = pp[107:81];
-  assign \pp$383[3][0]  = pp[89:81];
-  assign \pp$383[3][1]  = pp[98:90];
-  assign \pp$383[3][2]  = pp[107:99];
-  assign \pp$383[4]  = pp[134:108];
-  assign \pp$383[4][0]  = pp[116:108];
-  assign \pp$383[4][1]  = pp[125:117];
-  assign \pp$383[4][2]  = pp[134:126];
-  assign \pp$383[5]  = pp[161:135];
-  assign \pp$383[5][0]  = pp[143:135];
-  assign \pp$383[5][1]  = pp[152:144];
-  assign \pp$383[5][2]  = pp[161:153];
-  assign \pp$383[6]  = pp[188:162];
-  assign \pp$383[6][0]  = pp[170:162];
-  assign \pp$383[6][1]  = pp[179:171];
-  assign \pp$383[6][2]  = pp[188:180];
-  assign \pp$383[7]  = pp[215:189];
-  assign \pp$383[7][0]  = pp[197:189];
-  assign \pp$383[7][1]  = pp[206:198];
-  assign \pp$383[7][2]  = pp[215:207];
-  assign \pp$383[8]  = pp[242:216];
-  assign \pp$383[8][0]  = pp[224:216];
-  assign \pp$383[8][1]  = pp[233:225];
-  assign \pp$383[8][2]  = pp[242:234];
-  assign \pp$383[9]  = pp[269:243];
-  assign \pp$383[9][0]  = pp[251:243];
-  assign \pp$383[9][1]  = pp[260:252];
-  assign \pp$383[9][2]  = pp[269:261];
-  assign \pp$383[10]  = pp[296:270];
-  assign \pp$383[10][0]  = pp[278:270];
-  assign \pp$383[10][1]  = pp[287:279];
-  assign \pp$383[10][2]  = pp[296:288];
-  assign \pp$383[11]  = pp[323:297];
-  assign \pp$383[11][0]  = pp[305:297];
-  assign \pp$383[11][1]  = pp[314:306];
-  assign \pp$383[11][2]  = pp[323:315];
-  assign \pp$383[12]  = pp[350:324];
-  assign \pp$383[12][0]  = pp[332:324];
-  assign \pp$383[12][1]  = pp[341:333];
-  assign \pp$383[12][2]  = pp[350:342];
-  assign \pp$383[13]  = pp[377:351];
-  assign \pp$383[13][0]  = pp[359:351];
-  assign \pp$383[13][1]  = pp[368:360];
-  assign \pp$383[13][2]  = pp[377:369];
-  assign \pp$383[14]  = pp[404:378];
-  assign \pp$383[14][0]  = pp[386:378];
-  assign \pp$383[14][1]  = pp[395:387];
-  assign \pp$383[14][2]  = pp[404:396];
-  assign \pp$383[15]  = pp[431:405];
-  assign \pp$383[15][0]  = pp[413:405];
-  assign \pp$383[15][1]  = pp[422:414];
-  assign \pp$383[15][2]  = pp[431:423];
-  assign \pp$383[16]  = pp[458:432];
-  assign \pp$383[16][0]  = pp[440:432];
-  assign \pp$383[16][1]  = pp[449:441];
-  assign \pp$383[16][2]  = pp[458:450];
-  assign \pp$383[17]  = pp[485:459];
-  assign \pp$383[17][0]  = pp[467:459];
-  assign \pp$383[17][1]  = pp[476:468];
-  assign \pp$383[17][2]  = pp[485:477];
-  assign \pp$383[18]  = pp[512:486];
-  assign \pp$383[18][0]  = pp[494:486];
-  assign \pp$383[18][1]  = pp[503:495];
-  assign \pp$383[18][2]  = pp[512:504];
-  assign \pp$383[19]  = pp[539:513];
-  assign \pp$383[19][0]  = pp[521:513];
-  assign \pp$383[19][1]  = pp[530:522];
-  assign \pp$383[19][2]  = pp[539:531];
-  assign \pp$383[20]  = pp[566:540];
-  assign \pp$383[20][0]  = pp[548:540];
-  assign \pp$383[20][1]  = pp[557:549];
-  assign \pp$383[20][2]  = pp[566:558];
-  assign \pp$383[21]  = pp[593:567];
-  assign \pp$383[21][0]  = pp[575:567];
-  assign \pp$383[21][1]  = pp[584:576];
-  assign \pp$383[21][2]  = pp[593:585];
-  assign \pp$383[22]  = pp[620:594];
-  assign \pp$383[22][0]  = pp[602:594];
-  assign \pp$383[22][1]  = pp[611:603];
-  assign \pp$383[22][2]  = pp[620:612];
-  assign \pp$383[23]  = pp[647:621];
-  assign \pp$383[23][0]  = pp[629:621];
-  assign \pp$383[23][1]  = pp[638:630];
-  assign \pp$383[23][2]  = pp[647:639];
-  assign \pp$383[24]  = pp[674:648];
-  assign \pp$383[24][0]  = pp[656:648];
-  assign \pp$383[24][1]  = pp[665:657];
-  assign \pp$383[24][2]  = pp[674:666];
-  assign \pp$383[25]  = pp[701:675];
-  assign \pp$383[25][0]  = pp[683:675];
-  assign \pp$383[25][1]  = pp[692:684];
-  assign \pp$383[25][2]  = pp[701:693];
-  assign \pp$383[26]  = pp[728:702];
-  assign \pp$383[26][0]  = pp[710:702];
-  assign \pp$383[26][1]  = pp[719:711];
-  assign \pp$383[26][2]  = pp[728:720];
-  assign \pp$383[27]  = pp[755:729];
-  assign \pp$383[27][0]  = pp[737:729];
-  assign \pp$383[27][1]  = pp[746:738];
-  assign \pp$383[27][2]  = pp[755:747];
-  assign \pp$383[28]  = pp[782:756];
-  assign \pp$383[28][0]  = pp[764:756];
-  assign \pp$383[28][1]  = pp[773:765];
-  assign \pp$383[28][2]  = pp[782:774];
-  assign \pp$383[29]  = pp[809:783];
-  assign \pp$383[29][0]  = pp[791:783];
-  assign \pp$383[29][1]  = pp[800:792];
-  assign \pp$383[29][2]  = pp[809:801];
-  assign \pp$383[30]  = pp[836:810];
-  assign \pp$383[30][0]  = pp[818:810];
-  assign \pp$383[30][1]  = pp[827:819];
-  assign \pp$383[30][2]  = pp[836:828];
-  assign \pp$383[31]  = pp[863:837];
-  assign \pp$383[31][0]  = pp[845:837];
-  assign \pp$383[31][1]  = pp[854:846];
-  assign \pp$383[31][2]  = pp[863:855];
-  assign \qq$384[0]  = qq[26:0];
-  assign \qq$384[0][0]  = qq[8:0];
-  assign \qq$384[0][1]  = qq[17:9];
-  assign \qq$384[0][2]  = qq[26:18];
-  assign \qq$384[1]  = qq[53:27];
-  assign \qq$384[1][0]  = qq[35:27];
-  assign \qq$384[1][1]  = qq[44:36];
-  assign \qq$384[1][2]  = qq[53:45];
-  assign \qq$384[2]  = qq[80:54];
-  assign \qq$384[2][0]  = qq[62:54];
-  assign \qq$384[2][1]  = qq[71:63];
-  assign \qq$384[2][2]  = qq[80:72];
-  assign \qq$384[3]  = qq[107:81];
-  assign \qq$384[3][0]  = qq[89:81];
-  assign \qq$384[3][1]  = qq[98:90];
-  assign \qq$384[3][2]  = qq[107:99];
-  assign \qq$384[4]  = qq[134:108];
-  assign \qq$384[4][0]  = qq[116:108];
-  assign \qq$384[4][1]  = qq[125:117];
-  assign \qq$384[4][2]  = qq[134:126];
-  assign \qq$384[5]  = qq[161:135];
-  assign \qq$384[5][0]  = qq[143:135];
-  assign \qq$384[5][1]  = qq[152:144];
-  assign \qq$384[5][2]  = qq[161:153];
-  assign \qq$384[6]  = qq[188:162];
-  assign \qq$384[6][0]  = qq[170:162];
-  assign \qq$384[6][1]  = qq[179:171];
-  assign \qq$384[6][2]  = qq[188:180];
-  assign \qq$384[7]  = qq[215:189];
-  assign \qq$384[7][0]  = qq[197:189];
-  assign \qq$384[7][1]  = qq[206:198];
-  assign \qq$384[7][2]  = qq[215:207];
-  assign \qq$384[8]  = qq[242:216];
-  assign \qq$384[8][0]  = qq[224:216];
-  assign \qq$384[8][1]  = qq[233:225];
-  assign \qq$384[8][2]  = qq[242:234];
-  assign \qq$384[9]  = qq[269:243];
-  assign \qq$384[9][0]  = qq[251:243];
-  assign \qq$384[9][1]  = qq[260:252];
-  assign \qq$384[9][2]  = qq[269:261];
-  assign \qq$384[10]  = qq[296:270];
-  assign \qq$384[10][0]  = qq[278:270];
-  assign \qq$384[10][1]  = qq[287:279];
-  assign \qq$384[10][2]  = qq[296:288];
-  assign \qq$384[11]  = qq[323:297];
-  assign \qq$384[11][0]  = qq[305:297];
-  assign \qq$384[11][1]  = qq[314:306];
-  assign \qq$384[11][2]  = qq[323:315];
-  assign \qq$384[12]  = qq[350:324];
-  assign \qq$384[12][0]  = qq[332:324];
-  assign \qq$384[12][1]  = qq[341:333];
-  assign \qq$384[12][2]  = qq[350:342];
-  assign \qq$384[13]  = qq[377:351];
-  assign \qq$384[13][0]  = qq[359:351];
-  assign \qq$384[13][1]  = qq[368:360];
-  assign \qq$384[13][2]  = qq[377:369];
-  assign \qq$384[14]  = qq[404:378];
-  assign \qq$384[14][0]  = qq[386:378];
-  assign \qq$384[14][1]  = qq[395:387];
-  assign \qq$384[14][2]  = qq[404:396];
-  assign \qq$384[15]  = qq[431:405];
-  assign \qq$384[15][0]  = qq[413:405];
-  assign \qq$384[15][1]  = qq[422:414];
-  assign \qq$384[15][2]  = qq[431:423];
-  assign \qq$384[16]  = qq[458:432];
-  assign \qq$384[16][0]  = qq[440:432];
-  assign \qq$384[16][1]  = qq[449:441];
-  assign \qq$384[16][2]  = qq[458:450];
-  assign \qq$384[17]  = qq[485:459];
-  assign \qq$384[17][0]  = qq[467:459];
-  assign \qq$384[17][1]  = qq[476:468];
-  assign \qq$384[17][2]  = qq[485:477];
-  assign \qq$384[18]  = qq[512:486];
-  assign \qq$384[18][0]  = qq[494:486];
-  assign \qq$384[18][1]  = qq[503:495];
-  assign \qq$384[18][2]  = qq[512:504];
-  assign \qq$384[19]  = qq[539:513];
-  assign \qq$384[19][0]  = qq[521:513];
-  assign \qq$384[19][1]  = qq[530:522];
-  assign \qq$384[19][2]  = qq[539:531];
-  assign \qq$384[20]  = qq[566:540];
-  assign \qq$384[20][0]  = qq[548:540];
-  assign \qq$384[20][1]  = qq[557:549];
-  assign \qq$384[20][2]  = qq[566:558];
-  assign \qq$384[21]  = qq[593:567];
-  assign \qq$384[21][0]  = qq[575:567];
-  assign \qq$384[21][1]  = qq[584:576];
-  assign \qq$384[21][2]  = qq[593:585];
-  assign \qq$384[22]  = qq[620:594];
-  assign \qq$384[22][0]  = qq[602:594];
-  assign \qq$384[22][1]  = qq[611:603];
-  assign \qq$384[22][2]  = qq[620:612];
-  assign \qq$384[23]  = qq[647:621];
-  assign \qq$384[23][0]  = qq[629:621];
-  assign \qq$384[23][1]  = qq[638:630];
-  assign \qq$384[23][2]  = qq[647:639];
-  assign \qq$384[24]  = qq[674:648];
-  assign \qq$384[24][0]  = qq[656:648];
-  assign \qq$384[24][1]  = qq[665:657];
-  assign \qq$384[24][2]  = qq[674:666];
-  assign \qq$384[25]  = qq[701:675];
-  assign \qq$384[25][0]  = qq[683:675];
-  assign \qq$384[25][1]  = qq[692:684];
-  assign \qq$384[25][2]  = qq[701:693];
-  assign \qq$384[26]  = qq[728:702];
-  assign \qq$384[26][0]  = qq[710:702];
-  assign \qq$384[26][1]  = qq[719:711];
-  assign \qq$384[26][2]  = qq[728:720];
-  assign \qq$384[27]  = qq[755:729];
-  assign \qq$384[27][0]  = qq[737:729];
-  assign \qq$384[27][1]  = qq[746:738];
-  assign \qq$384[27][2]  = qq[755:747];
-  assign \qq$384[28]  = qq[782:756];
-  assign \qq$384[28][0]  = qq[764:756];
-  assign \qq$384[28][1]  = qq[773:765];
-  assign \qq$384[28][2]  = qq[782:774];
-  assign \qq$384[29]  = qq[809:783];
-  assign \qq$384[29][0]  = qq[791:783];
-  assign \qq$384[29][1]  = qq[800:792];
-  assign \qq$384[29][2]  = qq[809:801];
-  assign \qq$384[30]  = qq[836:810];
-  assign \qq$384[30][0]  = qq[818:810];
-  assign \qq$384[30][1]  = qq[827:819];
-  assign \qq$384[30][2]  = qq[836:828];
-  assign \qq$384[31]  = qq[863:837];
-  assign \qq$384[31][0]  = qq[845:837];
-  assign \qq$384[31][1]  = qq[854:846];
-  assign \qq$384[31][2]  = qq[863:855];
+  assign \pp$410[0]  = pp[26:0];
+  assign \pp$410[0][0]  = pp[8:0];
+  assign \pp$410[0][1]  = pp[17:9];
+  assign \pp$410[0][2]  = pp[26:18];
+  assign \pp$410[1]  = pp[53:27];
+  assign \pp$410[1][0]  = pp[35:27];
+  assign \pp$410[1][1]  = pp[44:36];
+  assign \pp$410[1][2]  = pp[53:45];
+  assign \pp$410[2]  = pp[80:54];
+  assign \pp$410[2][0]  = pp[62:54];
+  assign \pp$410[2][1]  = pp[71:63];
+  assign \pp$410[2][2]  = pp[80:72];
+  assign \pp$410[3]  = pp[107:81];
+  assign \pp$410[3][0]  = pp[89:81];
+  assign \pp$410[3][1]  = pp[98:90];
+  assign \pp$410[3][2]  = pp[107:99];
+  assign \pp$410[4]  = pp[134:108];
+  assign \pp$410[4][0]  = pp[116:108];
+  assign \pp$410[4][1]  = pp[125:117];
+  assign \pp$410[4][2]  = pp[134:126];
+  assign \pp$410[5]  = pp[161:135];
+  assign \pp$410[5][0]  = pp[143:135];
+  assign \pp$410[5][1]  = pp[152:144];
+  assign \pp$410[5][2]  = pp[161:153];
+  assign \pp$410[6]  = pp[188:162];
+  assign \pp$410[6][0]  = pp[170:162];
+  assign \pp$410[6][1]  = pp[179:171];
+  assign \pp$410[6][2]  = pp[188:180];
+  assign \pp$410[7]  = pp[215:189];
+  assign \pp$410[7][0]  = pp[197:189];
+  assign \pp$410[7][1]  = pp[206:198];
+  assign \pp$410[7][2]  = pp[215:207];
+  assign \pp$410[8]  = pp[242:216];
+  assign \pp$410[8][0]  = pp[224:216];
+  assign \pp$410[8][1]  = pp[233:225];
+  assign \pp$410[8][2]  = pp[242:234];
+  assign \pp$410[9]  = pp[269:243];
+  assign \pp$410[9][0]  = pp[251:243];
+  assign \pp$410[9][1]  = pp[260:252];
+  assign \pp$410[9][2]  = pp[269:261];
+  assign \pp$410[10]  = pp[296:270];
+  assign \pp$410[10][0]  = pp[278:270];
+  assign \pp$410[10][1]  = pp[287:279];
+  assign \pp$410[10][2]  = pp[296:288];
+  assign \pp$410[11]  = pp[323:297];
+  assign \pp$410[11][0]  = pp[305:297];
+  assign \pp$410[11][1]  = pp[314:306];
+  assign \pp$410[11][2]  = pp[323:315];
+  assign \pp$410[12]  = pp[350:324];
+  assign \pp$410[12][0]  = pp[332:324];
+  assign \pp$410[12][1]  = pp[341:333];
+  assign \pp$410[12][2]  = pp[350:342];
+  assign \pp$410[13]  = pp[377:351];
+  assign \pp$410[13][0]  = pp[359:351];
+  assign \pp$410[13][1]  = pp[368:360];
+  assign \pp$410[13][2]  = pp[377:369];
+  assign \pp$410[14]  = pp[404:378];
+  assign \pp$410[14][0]  = pp[386:378];
+  assign \pp$410[14][1]  = pp[395:387];
+  assign \pp$410[14][2]  = pp[404:396];
+  assign \pp$410[15]  = pp[431:405];
+  assign \pp$410[15][0]  = pp[413:405];
+  assign \pp$410[15][1]  = pp[422:414];
+  assign \pp$410[15][2]  = pp[431:423];
+  assign \pp$410[16]  = pp[458:432];
+  assign \pp$410[16][0]  = pp[440:432];
+  assign \pp$410[16][1]  = pp[449:441];
+  assign \pp$410[16][2]  = pp[458:450];
+  assign \pp$410[17]  = pp[485:459];
+  assign \pp$410[17][0]  = pp[467:459];
+  assign \pp$410[17][1]  = pp[476:468];
+  assign \pp$410[17][2]  = pp[485:477];
+  assign \pp$410[18]  = pp[512:486];
+  assign \pp$410[18][0]  = pp[494:486];
+  assign \pp$410[18][1]  = pp[503:495];
+  assign \pp$410[18][2]  = pp[512:504];
+  assign \pp$410[19]  = pp[539:513];
+  assign \pp$410[19][0]  = pp[521:513];
+  assign \pp$410[19][1]  = pp[530:522];
+  assign \pp$410[19][2]  = pp[539:531];
+  assign \pp$410[20]  = pp[566:540];
+  assign \pp$410[20][0]  = pp[548:540];
+  assign \pp$410[20][1]  = pp[557:549];
+  assign \pp$410[20][2]  = pp[566:558];
+  assign \pp$410[21]  = pp[593:567];
+  assign \pp$410[21][0]  = pp[575:567];
+  assign \pp$410[21][1]  = pp[584:576];
+  assign \pp$410[21][2]  = pp[593:585];
+  assign \pp$410[22]  = pp[620:594];
+  assign \pp$410[22][0]  = pp[602:594];
+  assign \pp$410[22][1]  = pp[611:603];
+  assign \pp$410[22][2]  = pp[620:612];
+  assign \pp$410[23]  = pp[647:621];
+  assign \pp$410[23][0]  = pp[629:621];
+  assign \pp$410[23][1]  = pp[638:630];
+  assign \pp$410[23][2]  = pp[647:639];
+  assign \pp$410[24]  = pp[674:648];
+  assign \pp$410[24][0]  = pp[656:648];
+  assign \pp$410[24][1]  = pp[665:657];
+  assign \pp$410[24][2]  = pp[674:666];
+  assign \pp$410[25]  = pp[701:675];
+  assign \pp$410[25][0]  = pp[683:675];
+  assign \pp$410[25][1]  = pp[692:684];
+  assign \pp$410[25][2]  = pp[701:693];
+  assign \pp$410[26]  = pp[728:702];
+  assign \pp$410[26][0]  = pp[710:702];
+  assign \pp$410[26][1]  = pp[719:711];
+  assign \pp$410[26][2]  = pp[728:720];
+  assign \pp$410[27]  = pp[755:729];
+  assign \pp$410[27][0]  = pp[737:729];
+  assign \pp$410[27][1]  = pp[746:738];
+  assign \pp$410[27][2]  = pp[755:747];
+  assign \pp$410[28]  = pp[782:756];
+  assign \pp$410[28][0]  = pp[764:756];
+  assign \pp$410[28][1]  = pp[773:765];
+  assign \pp$410[28][2]  = pp[782:774];
+  assign \pp$410[29]  = pp[809:783];
+  assign \pp$410[29][0]  = pp[791:783];
+  assign \pp$410[29][1]  = pp[800:792];
+  assign \pp$410[29][2]  = pp[809:801];
+  assign \pp$410[30]  = pp[836:810];
+  assign \pp$410[30][0]  = pp[818:810];
+  assign \pp$410[30][1]  = pp[827:819];
+  assign \pp$410[30][2]  = pp[836:828];
+  assign \pp$410[31]  = pp[863:837];
+  assign \pp$410[31][0]  = pp[845:837];
+  assign \pp$410[31][1]  = pp[854:846];
+  assign \pp$410[31][2]  = pp[863:855];
+  assign \qq$411[0]  = qq[26:0];
+  assign \qq$411[0][0]  = qq[8:0];
+  assign \qq$411[0][1]  = qq[17:9];
+  assign \qq$411[0][2]  = qq[26:18];
+  assign \qq$411[1]  = qq[53:27];
+  assign \qq$411[1][0]  = qq[35:27];
+  assign \qq$411[1][1]  = qq[44:36];
+  assign \qq$411[1][2]  = qq[53:45];
+  assign \qq$411[2]  = qq[80:54];
+  assign \qq$411[2][0]  = qq[62:54];
+  assign \qq$411[2][1]  = qq[71:63];
+  assign \qq$411[2][2]  = qq[80:72];
+  assign \qq$411[3]  = qq[107:81];
+  assign \qq$411[3][0]  = qq[89:81];
+  assign \qq$411[3][1]  = qq[98:90];
+  assign \qq$411[3][2]  = qq[107:99];
+  assign \qq$411[4]  = qq[134:108];
+  assign \qq$411[4][0]  = qq[116:108];
+  assign \qq$411[4][1]  = qq[125:117];
+  assign \qq$411[4][2]  = qq[134:126];
+  assign \qq$411[5]  = qq[161:135];
+  assign \qq$411[5][0]  = qq[143:135];
+  assign \qq$411[5][1]  = qq[152:144];
+  assign \qq$411[5][2]  = qq[161:153];
+  assign \qq$411[6]  = qq[188:162];
+  assign \qq$411[6][0]  = qq[170:162];
+  assign \qq$411[6][1]  = qq[179:171];
+  assign \qq$411[6][2]  = qq[188:180];
+  assign \qq$411[7]  = qq[215:189];
+  assign \qq$411[7][0]  = qq[197:189];
+  assign \qq$411[7][1]  = qq[206:198];
+  assign \qq$411[7][2]  = qq[215:207];
+  assign \qq$411[8]  = qq[242:216];
+  assign \qq$411[8][0]  = qq[224:216];
+  assign \qq$411[8][1]  = qq[233:225];
+  assign \qq$411[8][2]  = qq[242:234];
+  assign \qq$411[9]  = qq[269:243];
+  assign \qq$411[9][0]  = qq[251:243];
+  assign \qq$411[9][1]  = qq[260:252];
+  assign \qq$411[9][2]  = qq[269:261];
+  assign \qq$411[10]  = qq[296:270];
+  assign \qq$411[10][0]  = qq[278:270];
+  assign \qq$411[10][1]  = qq[287:279];
+  assign \qq$411[10][2]  = qq[296:288];
+  assign \qq$411[11]  = qq[323:297];
+  assign \qq$411[11][0]  = qq[305:297];
+  assign \qq$411[11][1]  = qq[314:306];
+  assign \qq$411[11][2]  = qq[323:315];
+  assign \qq$411[12]  = qq[350:324];
+  assign \qq$411[12][0]  = qq[332:324];
+  assign \qq$411[12][1]  = qq[341:333];
+  assign \qq$411[12][2]  = qq[350:342];
+  assign \qq$411[13]  = qq[377:351];
+  assign \qq$411[13][0]  = qq[359:351];
+  assign \qq$411[13][1]  = qq[368:360];
+  assign \qq$411[13][2]  = qq[377:369];
+  assign \qq$411[14]  = qq[404:378];
+  assign \qq$411[14][0]  = qq[386:378];
+  assign \qq$411[14][1]  = qq[395:387];
+  assign \qq$411[14][2]  = qq[404:396];
+  assign \qq$411[15]  = qq[431:405];
+  assign \qq$411[15][0]  = qq[413:405];
+  assign \qq$411[15][1]  = qq[422:414];
+  assign \qq$411[15][2]  = qq[431:423];
+  assign \qq$411[16]  = qq[458:432];
+  assign \qq$411[16][0]  = qq[440:432];
+  assign \qq$411[16][1]  = qq[449:441];
+  assign \qq$411[16][2]  = qq[458:450];
+  assign \qq$411[17]  = qq[485:459];
+  assign \qq$411[17][0]  = qq[467:459];
+  assign \qq$411[17][1]  = qq[476:468];
+  assign \qq$411[17][2]  = qq[485:477];
+  assign \qq$411[18]  = qq[512:486];
+  assign \qq$411[18][0]  = qq[494:486];
+  assign \qq$411[18][1]  = qq[503:495];
+  assign \qq$411[18][2]  = qq[512:504];
+  assign \qq$411[19]  = qq[539:513];
+  assign \qq$411[19][0]  = qq[521:513];
+  assign \qq$411[19][1]  = qq[530:522];
+  assign \qq$411[19][2]  = qq[539:531];
+  assign \qq$411[20]  = qq[566:540];
+  assign \qq$411[20][0]  = qq[548:540];
+  assign \qq$411[20][1]  = qq[557:549];
+  assign \qq$411[20][2]  = qq[566:558];
+  assign \qq$411[21]  = qq[593:567];
+  assign \qq$411[21][0]  = qq[575:567];
+  assign \qq$411[21][1]  = qq[584:576];
+  assign \qq$411[21][2]  = qq[593:585];
+  assign \qq$411[22]  = qq[620:594];
+  assign \qq$411[22][0]  = qq[602:594];
+  assign \qq$411[22][1]  = qq[611:603];
+  assign \qq$411[22][2]  = qq[620:612];
+  assign \qq$411[23]  = qq[647:621];
+  assign \qq$411[23][0]  = qq[629:621];
+  assign \qq$411[23][1]  = qq[638:630];
+  assign \qq$411[23][2]  = qq[647:639];
+  assign \qq$411[24]  = qq[674:648];
+  assign \qq$411[24][0]  = qq[656:648];
+  assign \qq$411[24][1]  = qq[665:657];
+  assign \qq$411[24][2]  = qq[674:666];
+  assign \qq$411[25]  = qq[701:675];
+  assign \qq$411[25][0]  = qq[683:675];
+  assign \qq$411[25][1]  = qq[692:684];
+  assign \qq$411[25][2]  = qq[701:693];
+  assign \qq$411[26]  = qq[728:702];
+  assign \qq$411[26][0]  = qq[710:702];
+  assign \qq$411[26][1]  = qq[719:711];
+  assign \qq$411[26][2]  = qq[728:720];
+  assign \qq$411[27]  = qq[755:729];
+  assign \qq$411[27][0]  = qq[737:729];
+  assign \qq$411[27][1]  = qq[746:738];
+  assign \qq$411[27][2]  = qq[755:747];
+  assign \qq$411[28]  = qq[782:756];
+  assign \qq$411[28][0]  = qq[764:756];
+  assign \qq$411[28][1]  = qq[773:765];
+  assign \qq$411[28][2]  = qq[782:774];
+  assign \qq$411[29]  = qq[809:783];
+  assign \qq$411[29][0]  = qq[791:783];
+  assign \qq$411[29][1]  = qq[800:792];
+  assign \qq$411[29][2]  = qq[809:801];
+  assign \qq$411[30]  = qq[836:810];
+  assign \qq$411[30][0]  = qq[818:810];
+  assign \qq$411[30][1]  = qq[827:819];
+  assign \qq$411[30][2]  = qq[836:828];
+  assign \qq$411[31]  = qq[863:837];
+  assign \qq$411[31][0]  = qq[845:837];
+  assign \qq$411[31][1]  = qq[854:846];
+  assign \qq$411[31][2]  = qq[863:855];
+  assign \pp$414[0]  = pp[26:0];
+  assign \pp$414[0][0]  = pp[8:0];
+  assign \pp$414[0][1]  = pp[17:9];
+  assign \pp$414[0][2]  = pp[26:18];
+  assign \pp$414[1]  = pp[53:27];
+  assign \pp$414[1][0]  = pp[35:27];
+  assign \pp$414[1][1]  = pp[44:36];
+  assign \pp$414[1][2]  = pp[53:45];
+  assign \pp$414[2]  = pp[80:54];
+  assign \pp$414[2][0]  = pp[62:54];
+  assign \pp$414[2][1]  = pp[71:63];
+  assign \pp$414[2][2]  = pp[80:72];
+  assign \pp$414[3]  = pp[107:81];
+  assign \pp$414[3][0]  = pp[89:81];
+  assign \pp$414[3][1]  = pp[98:90];
+  assign \pp$414[3][2]  = pp[107:99];
+  assign \pp$414[4]  = pp[134:108];
+  assign \pp$414[4][0]  = pp[116:108];
+  assign \pp$414[4][1]  = pp[125:117];
+  assign \pp$414[4][2]  = pp[134:126];
+  assign \pp$414[5]  = pp[161:135];
+  assign \pp$414[5][0]  = pp[143:135];
+  assign \pp$414[5][1]  = pp[152:144];
+  assign \pp$414[5][2]  = pp[161:153];
+  assign \pp$414[6]  = pp[188:162];
+  assign \pp$414[6][0]  = pp[170:162];
+  assign \pp$414[6][1]  = pp[179:171];
+  assign \pp$414[6][2]  = pp[188:180];
+  assign \pp$414[7]  = pp[215:189];
+  assign \pp$414[7][0]  = pp[197:189];
+  assign \pp$414[7][1]  = pp[206:198];
+  assign \pp$414[7][2]  = pp[215:207];
+  assign \pp$414[8]  = pp[242:216];
+  assign \pp$414[8][0]  = pp[224:216];
+  assign \pp$414[8][1]  = pp[233:225];
+  assign \pp$414[8][2]  = pp[242:234];
+  assign \pp$414[9]  = pp[269:243];
+  assign \pp$414[9][0]  = pp[251:243];
+  assign \pp$414[9][1]  = pp[260:252];
+  assign \pp$414[9][2]  = pp[269:261];
+  assign \pp$414[10]  = pp[296:270];
+  assign \pp$414[10][0]  = pp[278:270];
+  assign \pp$414[10][1]  = pp[287:279];
+  assign \pp$414[10][2]  = pp[296:288];
+  assign \pp$414[11]  = pp[323:297];
+  assign \pp$414[11][0]  = pp[305:297];
+  assign \pp$414[11][1]  = pp[314:306];
+  assign \pp$414[11][2]  = pp[323:315];
+  assign \pp$414[12]  = pp[350:324];
+  assign \pp$414[12][0]  = pp[332:324];
+  assign \pp$414[12][1]  = pp[341:333];
+  assign \pp$414[12][2]  = pp[350:342];
+  assign \pp$414[13]  = pp[377:351];
+  assign \pp$414[13][0]  = pp[359:351];
+  assign \pp$414[13][1]  = pp[368:360];
+  assign \pp$414[13][2]  = pp[377:369];
+  assign \pp$414[14]  = pp[404:378];
+  assign \pp$414[14][0]  = pp[386:378];
+  assign \pp$414[14][1]  = pp[395:387];
+  assign \pp$414[14][2]  = pp[404:396];
+  assign \pp$414[15]  = pp[431:405];
+  assign \pp$414[15][0]  = pp[413:405];
+  assign \pp$414[15][1]  = pp[422:414];
+  assign \pp$414[15][2]  = pp[431:423];
+  assign \pp$414[16]  = pp[458:432];
+  assign \pp$414[16][0]  = pp[440:432];
+  assign \pp$414[16][1]  = pp[449:441];
+  assign \pp$414[16][2]  = pp[458:450];
+  assign \pp$414[17]  = pp[485:459];
+  assign \pp$414[17][0]  = pp[467:459];
+  assign \pp$414[17][1]  = pp[476:468];
+  assign \pp$414[17][2]  = pp[485:477];
+  assign \pp$414[18]  = pp[512:486];
+  assign \pp$414[18][0]  = pp[494:486];
+  assign \pp$414[18][1]  = pp[503:495];
+  assign \pp$414[18][2]  = pp[512:504];
+  assign \pp$414[19]  = pp[539:513];
+  assign \pp$414[19][0]  = pp[521:513];
+  assign \pp$414[19][1]  = pp[530:522];
+  assign \pp$414[19][2]  = pp[539:531];
+  assign \pp$414[20]  = pp[566:540];
+  assign \pp$414[20][0]  = pp[548:540];
+  assign \pp$414[20][1]  = pp[557:549];
+  assign \pp$414[20][2]  = pp[566:558];
+  assign \pp$414[21]  = pp[593:567];
+  assign \pp$414[21][0]  = pp[575:567];
+  assign \pp$414[21][1]  = pp[584:576];
+  assign \pp$414[21][2]  = pp[593:585];
+  assign \pp$414[22]  = pp[620:594];
+  assign \pp$414[22][0]  = pp[602:594];
+  assign \pp$414[22][1]  = pp[611:603];
+  assign \pp$414[22][2]  = pp[620:612];
+  assign \pp$414[23]  = pp[647:621];
+  assign \pp$414[23][0]  = pp[629:621];
+  assign \pp$414[23][1]  = pp[638:630];
+  assign \pp$414[23][2]  = pp[647:639];
+  assign \pp$414[24]  = pp[674:648];
+  assign \pp$414[24][0]  = pp[656:648];
+  assign \pp$414[24][1]  = pp[665:657];
+  assign \pp$414[24][2]  = pp[674:666];
+  assign \pp$414[25]  = pp[701:675];
+  assign \pp$414[25][0]  = pp[683:675];
+  assign \pp$414[25][1]  = pp[692:684];
+  assign \pp$414[25][2]  = pp[701:693];
+  assign \pp$414[26]  = pp[728:702];
+  assign \pp$414[26][0]  = pp[710:702];
+  assign \pp$414[26][1]  = pp[719:711];
+  assign \pp$414[26][2]  = pp[728:720];
+  assign \pp$414[27]  = pp[755:729];
+  assign \pp$414[27][0]  = pp[737:729];
+  assign \pp$414[27][1]  = pp[746:738];
+  assign \pp$414[27][2]  = pp[755:747];
+  assign \pp$414[28]  = pp[782:756];
+  assign \pp$414[28][0]  = pp[764:756];
+  assign \pp$414[28][1]  = pp[773:765];
+  assign \pp$414[28][2]  = pp[782:774];
+  assign \pp$414[29]  = pp[809:783];
+  assign \pp$414[29][0]  = pp[791:783];
+  assign \pp$414[29][1]  = pp[800:792];
+  assign \pp$414[29][2]  = pp[809:801];
+  assign \pp$414[30]  = pp[836:810];
+  assign \pp$414[30][0]  = pp[818:810];
+  assign \pp$414[30][1]  = pp[827:819];
+  assign \pp$414[30][2]  = pp[836:828];
+  assign \pp$414[31]  = pp[863:837];
+  assign \pp$414[31][0]  = pp[845:837];
+  assign \pp$414[31][1]  = pp[854:846];
+  assign \pp$414[31][2]  = pp[863:855];
+  assign \qq$415[0]  = qq[26:0];
+  assign \qq$415[0][0]  = qq[8:0];
+  assign \qq$415[0][1]  = qq[17:9];
+  assign \qq$415[0][2]  = qq[26:18];
+  assign \qq$415[1]  = qq[53:27];
+  assign \qq$415[1][0]  = qq[35:27];
+  assign \qq$415[1][1]  = qq[44:36];
+  assign \qq$415[1][2]  = qq[53:45];
+  assign \qq$415[2]  = qq[80:54];
+  assign \qq$415[2][0]  = qq[62:54];
+  assign \qq$415[2][1]  = qq[71:63];
+  assign \qq$415[2][2]  = qq[80:72];
+  assign \qq$415[3]  = qq[107:81];
+  assign \qq$415[3][0]  = qq[89:81];
+  assign \qq$415[3][1]  = qq[98:90];
+  assign \qq$415[3][2]  = qq[107:99];
+  assign \qq$415[4]  = qq[134:108];
+  assign \qq$415[4][0]  = qq[116:108];
+  assign \qq$415[4][1]  = qq[125:117];
+  assign \qq$415[4][2]  = qq[134:126];
+  assign \qq$415[5]  = qq[161:135];
+  assign \qq$415[5][0]  = qq[143:135];
+  assign \qq$415[5][1]  = qq[152:144];
+  assign \qq$415[5][2]  = qq[161:153];
+  assign \qq$415[6]  = qq[188:162];
+  assign \qq$415[6][0]  = qq[170:162];
+  assign \qq$415[6][1]  = qq[179:171];
+  assign \qq$415[6][2]  = qq[188:180];
+  assign \qq$415[7]  = qq[215:189];
+  assign \qq$415[7][0]  = qq[197:189];
+  assign \qq$415[7][1]  = qq[206:198];
+  assign \qq$415[7][2]  = qq[215:207];
+  assign \qq$415[8]  = qq[242:216];
+  assign \qq$415[8][0]  = qq[224:216];
+  assign \qq$415[8][1]  = qq[233:225];
+  assign \qq$415[8][2]  = qq[242:234];
+  assign \qq$415[9]  = qq[269:243];
+  assign \qq$415[9][0]  = qq[251:243];
+  assign \qq$415[9][1]  = qq[260:252];
+  assign \qq$415[9][2]  = qq[269:261];
+  assign \qq$415[10]  = qq[296:270];
+  assign \qq$415[10][0]  = qq[278:270];
+  assign \qq$415[10][1]  = qq[287:279];
+  assign \qq$415[10][2]  = qq[296:288];
+  assign \qq$415[11]  = qq[323:297];
+  assign \qq$415[11][0]  = qq[305:297];
+  assign \qq$415[11][1]  = qq[314:306];
+  assign \qq$415[11][2]  = qq[323:315];
+  assign \qq$415[12]  = qq[350:324];
+  assign \qq$415[12][0]  = qq[332:324];
+  assign \qq$415[12][1]  = qq[341:333];
+  assign \qq$415[12][2]  = qq[350:342];
+  assign \qq$415[13]  = qq[377:351];
+  assign \qq$415[13][0]  = qq[359:351];
+  assign \qq$415[13][1]  = qq[368:360];
+  assign \qq$415[13][2]  = qq[377:369];
+  assign \qq$415[14]  = qq[404:378];
+  assign \qq$415[14][0]  = qq[386:378];
+  assign \qq$415[14][1]  = qq[395:387];
+  assign \qq$415[14][2]  = qq[404:396];
+  assign \qq$415[15]  = qq[431:405];
+  assign \qq$415[15][0]  = qq[413:405];
+  assign \qq$415[15][1]  = qq[422:414];
+  assign \qq$415[15][2]  = qq[431:423];
+  assign \qq$415[16]  = qq[458:432];
+  assign \qq$415[16][0]  = qq[440:432];
+  assign \qq$415[16][1]  = qq[449:441];
+  assign \qq$415[16][2]  = qq[458:450];
+  assign \qq$415[17]  = qq[485:459];
+  assign \qq$415[17][0]  = qq[467:459];
+  assign \qq$415[17][1]  = qq[476:468];
+  assign \qq$415[17][2]  = qq[485:477];
+  assign \qq$415[18]  = qq[512:486];
+  assign \qq$415[18][0]  = qq[494:486];
+  assign \qq$415[18][1]  = qq[503:495];
+  assign \qq$415[18][2]  = qq[512:504];
+  assign \qq$415[19]  = qq[539:513];
+  assign \qq$415[19][0]  = qq[521:513];
+  assign \qq$415[19][1]  = qq[530:522];
+  assign \qq$415[19][2]  = qq[539:531];
+  assign \qq$415[20]  = qq[566:540];
+  assign \qq$415[20][0]  = qq[548:540];
+  assign \qq$415[20][1]  = qq[557:549];
+  assign \qq$415[20][2]  = qq[566:558];
+  assign \qq$415[21]  = qq[593:567];
+  assign \qq$415[21][0]  = qq[575:567];
+  assign \qq$415[21][1]  = qq[584:576];
+  assign \qq$415[21][2]  = qq[593:585];
+  assign \qq$415[22]  = qq[620:594];
+  assign \qq$415[22][0]  = qq[602:594];
+  assign \qq$415[22][1]  = qq[611:603];
+  assign \qq$415[22][2]  = qq[620:612];
+  assign \qq$415[23]  = qq[647:621];
+  assign \qq$415[23][0]  = qq[629:621];
+  assign \qq$415[23][1]  = qq[638:630];
+  assign \qq$415[23][2]  = qq[647:639];
+  assign \qq$415[24]  = qq[674:648];
+  assign \qq$415[24][0]  = qq[656:648];
+  assign \qq$415[24][1]  = qq[665:657];
+  assign \qq$415[24][2]  = qq[674:666];
+  assign \qq$415[25]  = qq[701:675];
+  assign \qq$415[25][0]  = qq[683:675];
+  assign \qq$415[25][1]  = qq[692:684];
+  assign \qq$415[25][2]  = qq[701:693];
+  assign \qq$415[26]  = qq[728:702];
+  assign \qq$415[26][0]  = qq[710:702];
+  assign \qq$415[26][1]  = qq[719:711];
+  assign \qq$415[26][2]  = qq[728:720];
+  assign \qq$415[27]  = qq[755:729];
+  assign \qq$415[27][0]  = qq[737:729];
+  assign \qq$415[27][1]  = qq[746:738];
+  assign \qq$415[27][2]  = qq[755:747];
+  assign \qq$415[28]  = qq[782:756];
+  assign \qq$415[28][0]  = qq[764:756];
+  assign \qq$415[28][1]  = qq[773:765];
+  assign \qq$415[28][2]  = qq[782:774];
+  assign \qq$415[29]  = qq[809:783];
+  assign \qq$415[29][0]  = qq[791:783];
+  assign \qq$415[29][1]  = qq[800:792];
+  assign \qq$415[29][2]  = qq[809:801];
+  assign \qq$415[30]  = qq[836:810];
+  assign \qq$415[30][0]  = qq[818:810];
+  assign \qq$415[30][1]  = qq[827:819];
+  assign \qq$415[30][2]  = qq[836:828];
+  assign \qq$415[31]  = qq[863:837];
+  assign \qq$415[31][0]  = qq[845:837];
+  assign \qq$415[31][1]  = qq[854:846];
+  assign \qq$415[31][2]  = qq[863:855];
   assign \sums[0]  = sums[13:0];
   assign \sums[1]  = sums[27:14];
   assign \sums[2]  = sums[41:28];
@@ -10262,29 +10301,93 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \tile[0][1]  = total0[43:22];
   assign \tile[0][2]  = total0[65:44];
   assign \tile[0][3]  = total0[87:66];
-  assign \sums$389[0]  = \sums$389 [13:0];
-  assign \sums$389[1]  = \sums$389 [27:14];
-  assign \sums$389[2]  = \sums$389 [41:28];
-  assign \sums$389[3]  = \sums$389 [55:42];
+  assign \sums$420[0]  = \sums$420 [13:0];
+  assign \sums$420[1]  = \sums$420 [27:14];
+  assign \sums$420[2]  = \sums$420 [41:28];
+  assign \sums$420[3]  = \sums$420 [55:42];
   assign \shared[0]  = total1[21:0];
   assign \shared[1]  = total1[43:22];
   assign \shared[2]  = total1[65:44];
   assign \shared[3]  = total1[87:66];
-  assign \res__payload$395.sums  = res__payload[87:0];
-  assign \res__payload$395.sums[0]  = res__payload[87:0];
-  assign \res__payload$395.sums[0][0]  = res__payload[21:0];
-  assign \res__payload$395.sums[0][1]  = res__payload[43:22];
-  assign \res__payload$395.sums[0][2]  = res__payload[65:44];
-  assign \res__payload$395.sums[0][3]  = res__payload[87:66];
-  assign \res__payload$395.last  = res__payload[88];
-  assign total1[87:66] = \$360 [21:0];
-  assign total1[65:44] = \$358 [21:0];
-  assign total1[43:22] = \$356 [21:0];
-  assign total1[21:0] = \$354 [21:0];
-  assign total0[87:66] = \$352 [21:0];
-  assign total0[65:44] = \$350 [21:0];
-  assign total0[43:22] = \$348 [21:0];
-  assign total0[21:0] = \$346 [21:0];
+  assign \res__payload$426.sums  = res__payload[87:0];
+  assign \res__payload$426.sums[0]  = res__payload[87:0];
+  assign \res__payload$426.sums[0][0]  = res__payload[21:0];
+  assign \res__payload$426.sums[0][1]  = res__payload[43:22];
+  assign \res__payload$426.sums[0][2]  = res__payload[65:44];
+  assign \res__payload$426.sums[0][3]  = res__payload[87:66];
+  assign \res__payload$426.last  = res__payload[88];
+  assign \$signature__data$522 [31:16] = \$366 ;
+  assign \$signature__data$522 [15:0] = \$365 ;
+  assign \$signature__data$519 [31:16] = \$364 ;
+  assign \$signature__data$519 [15:0] = \$363 ;
+  assign \$signature__data$516 [31:16] = \$362 ;
+  assign \$signature__data$516 [15:0] = \$361 ;
+  assign \$signature__data$513 [31:16] = \$360 ;
+  assign \$signature__data$513 [15:0] = \$359 ;
+  assign \$signature__data$510 [31:16] = \$358 ;
+  assign \$signature__data$510 [15:0] = \$357 ;
+  assign \$signature__data$507 [31:16] = \$356 ;
+  assign \$signature__data$507 [15:0] = \$355 ;
+  assign \$signature__data$504 [31:16] = \$354 ;
+  assign \$signature__data$504 [15:0] = \$353 ;
+  assign \$signature__data$501 [31:16] = \$352 ;
+  assign \$signature__data$501 [15:0] = \$351 ;
+  assign \$signature__data$498 [31:16] = \$350 ;
+  assign \$signature__data$498 [15:0] = \$349 ;
+  assign \$signature__data$495 [31:16] = \$348 ;
+  assign \$signature__data$495 [15:0] = \$347 ;
+  assign \$signature__data$492 [31:16] = \$346 ;
+  assign \$signature__data$492 [15:0] = \$345 ;
+  assign \$signature__data$489 [31:16] = \$344 ;
+  assign \$signature__data$489 [15:0] = \$343 ;
+  assign \$signature__data$486 [31:16] = \$342 ;
+  assign \$signature__data$486 [15:0] = \$341 ;
+  assign \$signature__data$483 [31:16] = \$340 ;
+  assign \$signature__data$483 [15:0] = \$339 ;
+  assign \$signature__data$480 [31:16] = \$338 ;
+  assign \$signature__data$480 [15:0] = \$337 ;
+  assign \$signature__data$477 [31:16] = \$336 ;
+  assign \$signature__data$477 [15:0] = \$335 ;
+  assign \$signature__data$474 [31:16] = \$334 ;
+  assign \$signature__data$474 [15:0] = \$333 ;
+  assign \$signature__data$471 [31:16] = \$332 ;
+  assign \$signature__data$471 [15:0] = \$331 ;
+  assign \$signature__data$468 [31:16] = \$330 ;
+  assign \$signature__data$468 [15:0] = \$329 ;
+  assign \$signature__data$465 [31:16] = \$328 ;
+  assign \$signature__data$465 [15:0] = \$327 ;
+  assign \$signature__data$462 [31:16] = \$326 ;
+  assign \$signature__data$462 [15:0] = \$325 ;
+  assign \$signature__data$459 [31:16] = \$324 ;
+  assign \$signature__data$459 [15:0] = \$323 ;
+  assign \$signature__data$456 [31:16] = \$322 ;
+  assign \$signature__data$456 [15:0] = \$321 ;
+  assign \$signature__data$453 [31:16] = \$320 ;
+  assign \$signature__data$453 [15:0] = \$319 ;
+  assign \$signature__data$450 [31:16] = \$318 ;
+  assign \$signature__data$450 [15:0] = \$317 ;
+  assign \$signature__data$447 [31:16] = \$316 ;
+  assign \$signature__data$447 [15:0] = \$315 ;
+  assign \$signature__data$444 [31:16] = \$314 ;
+  assign \$signature__data$444 [15:0] = \$313 ;
+  assign \$signature__data$441 [31:16] = \$312 ;
+  assign \$signature__data$441 [15:0] = \$311 ;
+  assign \$signature__data$438 [31:16] = \$310 ;
+  assign \$signature__data$438 [15:0] = \$309 ;
+  assign \$signature__data$435 [31:16] = \$308 ;
+  assign \$signature__data$435 [15:0] = \$307 ;
+  assign \$signature__data$432 [31:16] = \$306 ;
+  assign \$signature__data$432 [15:0] = \$305 ;
+  assign \$signature__data$429 [31:16] = \$304 ;
+  assign \$signature__data$429 [15:0] = \$303 ;
+  assign total1[87:66] = \$297 [21:0];
+  assign total1[65:44] = \$295 [21:0];
+  assign total1[43:22] = \$293 [21:0];
+  assign total1[21:0] = \$291 [21:0];
+  assign total0[87:66] = \$289 [21:0];
+  assign total0[65:44] = \$287 [21:0];
+  assign total0[43:22] = \$285 [21:0];
+  assign total0[21:0] = \$283 [21:0];
   assign q[511:504] = rdq[1023:1016];
   assign q[503:496] = rdq[1007:1000];
   assign q[495:488] = rdq[991:984];
@@ -10413,205 +10516,205 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign p[23:16] = rdq[39:32];
   assign p[15:8] = rdq[23:16];
   assign p[7:0] = rdq[7:0];
-  assign \$420 [31:16] = \$288 ;
-  assign \$420 [15:0] = \$285 ;
-  assign \$419 [31:16] = \$280 ;
-  assign \$419 [15:0] = \$277 ;
-  assign \$418 [31:16] = \$272 ;
-  assign \$418 [15:0] = \$269 ;
-  assign \$417 [31:16] = \$264 ;
-  assign \$417 [15:0] = \$261 ;
-  assign \$416 [31:16] = \$256 ;
-  assign \$416 [15:0] = \$253 ;
-  assign \$415 [31:16] = \$248 ;
-  assign \$415 [15:0] = \$245 ;
-  assign \$414 [31:16] = \$240 ;
-  assign \$414 [15:0] = \$237 ;
-  assign \$413 [31:16] = \$232 ;
-  assign \$413 [15:0] = \$229 ;
-  assign \$412 [31:16] = \$224 ;
-  assign \$412 [15:0] = \$221 ;
-  assign \$411 [31:16] = \$216 ;
-  assign \$411 [15:0] = \$213 ;
-  assign \$410 [31:16] = \$208 ;
-  assign \$410 [15:0] = \$205 ;
-  assign \$409 [31:16] = \$200 ;
-  assign \$409 [15:0] = \$197 ;
-  assign \$408 [31:16] = \$192 ;
-  assign \$408 [15:0] = \$189 ;
-  assign \$407 [31:16] = \$184 ;
-  assign \$407 [15:0] = \$181 ;
-  assign \$406 [31:16] = \$176 ;
-  assign \$406 [15:0] = \$173 ;
-  assign \$405 [31:16] = \$168 ;
-  assign \$405 [15:0] = \$165 ;
-  assign \$404 [31:16] = \$160 ;
-  assign \$404 [15:0] = \$157 ;
-  assign \$403 [31:16] = \$152 ;
-  assign \$403 [15:0] = \$149 ;
-  assign \$402 [31:16] = \$144 ;
-  assign \$402 [15:0] = \$141 ;
-  assign \$401 [31:16] = \$136 ;
-  assign \$401 [15:0] = \$133 ;
-  assign \$400 [31:16] = \$128 ;
-  assign \$400 [15:0] = \$125 ;
-  assign \$399 [31:16] = \$120 ;
-  assign \$399 [15:0] = \$117 ;
-  assign \$398 [31:16] = \$112 ;
-  assign \$398 [15:0] = \$109 ;
-  assign \$397 [31:16] = \$104 ;
-  assign \$397 [15:0] = \$101 ;
-  assign \$396 [31:16] = \$96 ;
-  assign \$396 [15:0] = \$93 ;
-  assign \$395 [31:16] = \$88 ;
-  assign \$395 [15:0] = \$85 ;
-  assign \$394 [31:16] = \$80 ;
-  assign \$394 [15:0] = \$77 ;
-  assign \$393 [31:16] = \$72 ;
-  assign \$393 [15:0] = \$69 ;
-  assign \$392 [31:16] = \$64 ;
-  assign \$392 [15:0] = \$61 ;
-  assign \$391 [31:16] = \$56 ;
-  assign \$391 [15:0] = \$53 ;
-  assign \$390 [31:16] = \$48 ;
-  assign \$390 [15:0] = \$45 ;
-  assign \$389 [31:16] = \$40 ;
-  assign \$389 [15:0] = a_data2[15:0];
-  assign \$370 [63] = s1r_codes[126];
-  assign \$370 [62] = s1r_codes[124];
-  assign \$370 [61] = s1r_codes[122];
-  assign \$370 [60] = s1r_codes[120];
-  assign \$370 [59] = s1r_codes[118];
-  assign \$370 [58] = s1r_codes[116];
-  assign \$370 [57] = s1r_codes[114];
-  assign \$370 [56] = s1r_codes[112];
-  assign \$370 [55] = s1r_codes[110];
-  assign \$370 [54] = s1r_codes[108];
-  assign \$370 [53] = s1r_codes[106];
-  assign \$370 [52] = s1r_codes[104];
-  assign \$370 [51] = s1r_codes[102];
-  assign \$370 [50] = s1r_codes[100];
-  assign \$370 [49] = s1r_codes[98];
-  assign \$370 [48] = s1r_codes[96];
-  assign \$370 [47] = s1r_codes[94];
-  assign \$370 [46] = s1r_codes[92];
-  assign \$370 [45] = s1r_codes[90];
-  assign \$370 [44] = s1r_codes[88];
-  assign \$370 [43] = s1r_codes[86];
-  assign \$370 [42] = s1r_codes[84];
-  assign \$370 [41] = s1r_codes[82];
-  assign \$370 [40] = s1r_codes[80];
-  assign \$370 [39] = s1r_codes[78];
-  assign \$370 [38] = s1r_codes[76];
-  assign \$370 [37] = s1r_codes[74];
-  assign \$370 [36] = s1r_codes[72];
-  assign \$370 [35] = s1r_codes[70];
-  assign \$370 [34] = s1r_codes[68];
-  assign \$370 [33] = s1r_codes[66];
-  assign \$370 [32] = s1r_codes[64];
-  assign \$370 [31] = s1r_codes[62];
-  assign \$370 [30] = s1r_codes[60];
-  assign \$370 [29] = s1r_codes[58];
-  assign \$370 [28] = s1r_codes[56];
-  assign \$370 [27] = s1r_codes[54];
-  assign \$370 [26] = s1r_codes[52];
-  assign \$370 [25] = s1r_codes[50];
-  assign \$370 [24] = s1r_codes[48];
-  assign \$370 [23] = s1r_codes[46];
-  assign \$370 [22] = s1r_codes[44];
-  assign \$370 [21] = s1r_codes[42];
-  assign \$370 [20] = s1r_codes[40];
-  assign \$370 [19] = s1r_codes[38];
-  assign \$370 [18] = s1r_codes[36];
-  assign \$370 [17] = s1r_codes[34];
-  assign \$370 [16] = s1r_codes[32];
-  assign \$370 [15] = s1r_codes[30];
-  assign \$370 [14] = s1r_codes[28];
-  assign \$370 [13] = s1r_codes[26];
-  assign \$370 [12] = s1r_codes[24];
-  assign \$370 [11] = s1r_codes[22];
-  assign \$370 [10] = s1r_codes[20];
-  assign \$370 [9] = s1r_codes[18];
-  assign \$370 [8] = s1r_codes[16];
-  assign \$370 [7] = s1r_codes[14];
-  assign \$370 [6] = s1r_codes[12];
-  assign \$370 [5] = s1r_codes[10];
-  assign \$370 [4] = s1r_codes[8];
-  assign \$370 [3] = s1r_codes[6];
-  assign \$370 [2] = s1r_codes[4];
-  assign \$370 [1] = s1r_codes[2];
-  assign \$370 [0] = s1r_codes[0];
-  assign \$369 [63] = s1r_codes[127];
-  assign \$369 [62] = s1r_codes[125];
-  assign \$369 [61] = s1r_codes[123];
-  assign \$369 [60] = s1r_codes[121];
-  assign \$369 [59] = s1r_codes[119];
-  assign \$369 [58] = s1r_codes[117];
-  assign \$369 [57] = s1r_codes[115];
-  assign \$369 [56] = s1r_codes[113];
-  assign \$369 [55] = s1r_codes[111];
-  assign \$369 [54] = s1r_codes[109];
-  assign \$369 [53] = s1r_codes[107];
-  assign \$369 [52] = s1r_codes[105];
-  assign \$369 [51] = s1r_codes[103];
-  assign \$369 [50] = s1r_codes[101];
-  assign \$369 [49] = s1r_codes[99];
-  assign \$369 [48] = s1r_codes[97];
-  assign \$369 [47] = s1r_codes[95];
-  assign \$369 [46] = s1r_codes[93];
-  assign \$369 [45] = s1r_codes[91];
-  assign \$369 [44] = s1r_codes[89];
-  assign \$369 [43] = s1r_codes[87];
-  assign \$369 [42] = s1r_codes[85];
-  assign \$369 [41] = s1r_codes[83];
-  assign \$369 [40] = s1r_codes[81];
-  assign \$369 [39] = s1r_codes[79];
-  assign \$369 [38] = s1r_codes[77];
-  assign \$369 [37] = s1r_codes[75];
-  assign \$369 [36] = s1r_codes[73];
-  assign \$369 [35] = s1r_codes[71];
-  assign \$369 [34] = s1r_codes[69];
-  assign \$369 [33] = s1r_codes[67];
-  assign \$369 [32] = s1r_codes[65];
-  assign \$369 [31] = s1r_codes[63];
-  assign \$369 [30] = s1r_codes[61];
-  assign \$369 [29] = s1r_codes[59];
-  assign \$369 [28] = s1r_codes[57];
-  assign \$369 [27] = s1r_codes[55];
-  assign \$369 [26] = s1r_codes[53];
-  assign \$369 [25] = s1r_codes[51];
-  assign \$369 [24] = s1r_codes[49];
-  assign \$369 [23] = s1r_codes[47];
-  assign \$369 [22] = s1r_codes[45];
-  assign \$369 [21] = s1r_codes[43];
-  assign \$369 [20] = s1r_codes[41];
-  assign \$369 [19] = s1r_codes[39];
-  assign \$369 [18] = s1r_codes[37];
-  assign \$369 [17] = s1r_codes[35];
-  assign \$369 [16] = s1r_codes[33];
-  assign \$369 [15] = s1r_codes[31];
-  assign \$369 [14] = s1r_codes[29];
-  assign \$369 [13] = s1r_codes[27];
-  assign \$369 [12] = s1r_codes[25];
-  assign \$369 [11] = s1r_codes[23];
-  assign \$369 [10] = s1r_codes[21];
-  assign \$369 [9] = s1r_codes[19];
-  assign \$369 [8] = s1r_codes[17];
-  assign \$369 [7] = s1r_codes[15];
-  assign \$369 [6] = s1r_codes[13];
-  assign \$369 [5] = s1r_codes[11];
-  assign \$369 [4] = s1r_codes[9];
-  assign \$369 [3] = s1r_codes[7];
-  assign \$369 [2] = s1r_codes[5];
-  assign \$369 [1] = s1r_codes[3];
-  assign \$369 [0] = s1r_codes[1];
+  assign \$422 [1] = \$225 ;
+  assign \$422 [0] = \$223 ;
+  assign \$421 [1] = \$219 ;
+  assign \$421 [0] = \$217 ;
+  assign \$420 [1] = \$213 ;
+  assign \$420 [0] = \$211 ;
+  assign \$419 [1] = \$207 ;
+  assign \$419 [0] = \$205 ;
+  assign \$418 [1] = \$201 ;
+  assign \$418 [0] = \$199 ;
+  assign \$417 [1] = \$195 ;
+  assign \$417 [0] = \$193 ;
+  assign \$416 [1] = \$189 ;
+  assign \$416 [0] = \$187 ;
+  assign \$415 [1] = \$183 ;
+  assign \$415 [0] = \$181 ;
+  assign \$414 [1] = \$177 ;
+  assign \$414 [0] = \$175 ;
+  assign \$413 [1] = \$171 ;
+  assign \$413 [0] = \$169 ;
+  assign \$412 [1] = \$165 ;
+  assign \$412 [0] = \$163 ;
+  assign \$411 [1] = \$159 ;
+  assign \$411 [0] = \$157 ;
+  assign \$410 [1] = \$153 ;
+  assign \$410 [0] = \$151 ;
+  assign \$409 [1] = \$147 ;
+  assign \$409 [0] = \$145 ;
+  assign \$408 [1] = \$141 ;
+  assign \$408 [0] = \$139 ;
+  assign \$407 [1] = \$135 ;
+  assign \$407 [0] = \$133 ;
+  assign \$406 [1] = \$129 ;
+  assign \$406 [0] = \$127 ;
+  assign \$405 [1] = \$123 ;
+  assign \$405 [0] = \$121 ;
+  assign \$404 [1] = \$117 ;
+  assign \$404 [0] = \$115 ;
+  assign \$403 [1] = \$111 ;
+  assign \$403 [0] = \$109 ;
+  assign \$402 [1] = \$105 ;
+  assign \$402 [0] = \$103 ;
+  assign \$401 [1] = \$99 ;
+  assign \$401 [0] = \$97 ;
+  assign \$400 [1] = \$93 ;
+  assign \$400 [0] = \$91 ;
+  assign \$399 [1] = \$87 ;
+  assign \$399 [0] = \$85 ;
+  assign \$398 [1] = \$81 ;
+  assign \$398 [0] = \$79 ;
+  assign \$397 [1] = \$75 ;
+  assign \$397 [0] = \$73 ;
+  assign \$396 [1] = \$69 ;
+  assign \$396 [0] = \$67 ;
+  assign \$395 [1] = \$63 ;
+  assign \$395 [0] = \$61 ;
+  assign \$394 [1] = \$57 ;
+  assign \$394 [0] = \$55 ;
+  assign \$393 [1] = \$51 ;
+  assign \$393 [0] = \$49 ;
+  assign \$392 [1] = \$45 ;
+  assign \$392 [0] = \$43 ;
+  assign \$391 [1] = \$39 ;
+  assign \$391 [0] = 1'h0;
+  assign \$371 [63] = s1r_codes[126];
+  assign \$371 [62] = s1r_codes[124];
+  assign \$371 [61] = s1r_codes[122];
+  assign \$371 [60] = s1r_codes[120];
+  assign \$371 [59] = s1r_codes[118];
+  assign \$371 [58] = s1r_codes[116];
+  assign \$371 [57] = s1r_codes[114];
+  assign \$371 [56] = s1r_codes[112];
+  assign \$371 [55] = s1r_codes[110];
+  assign \$371 [54] = s1r_codes[108];
+  assign \$371 [53] = s1r_codes[106];
+  assign \$371 [52] = s1r_codes[104];
+  assign \$371 [51] = s1r_codes[102];
+  assign \$371 [50] = s1r_codes[100];
+  assign \$371 [49] = s1r_codes[98];
+  assign \$371 [48] = s1r_codes[96];
+  assign \$371 [47] = s1r_codes[94];
+  assign \$371 [46] = s1r_codes[92];
+  assign \$371 [45] = s1r_codes[90];
+  assign \$371 [44] = s1r_codes[88];
+  assign \$371 [43] = s1r_codes[86];
+  assign \$371 [42] = s1r_codes[84];
+  assign \$371 [41] = s1r_codes[82];
+  assign \$371 [40] = s1r_codes[80];
+  assign \$371 [39] = s1r_codes[78];
+  assign \$371 [38] = s1r_codes[76];
+  assign \$371 [37] = s1r_codes[74];
+  assign \$371 [36] = s1r_codes[72];
+  assign \$371 [35] = s1r_codes[70];
+  assign \$371 [34] = s1r_codes[68];
+  assign \$371 [33] = s1r_codes[66];
+  assign \$371 [32] = s1r_codes[64];
+  assign \$371 [31] = s1r_codes[62];
+  assign \$371 [30] = s1r_codes[60];
+  assign \$371 [29] = s1r_codes[58];
+  assign \$371 [28] = s1r_codes[56];
+  assign \$371 [27] = s1r_codes[54];
+  assign \$371 [26] = s1r_codes[52];
+  assign \$371 [25] = s1r_codes[50];
+  assign \$371 [24] = s1r_codes[48];
+  assign \$371 [23] = s1r_codes[46];
+  assign \$371 [22] = s1r_codes[44];
+  assign \$371 [21] = s1r_codes[42];
+  assign \$371 [20] = s1r_codes[40];
+  assign \$371 [19] = s1r_codes[38];
+  assign \$371 [18] = s1r_codes[36];
+  assign \$371 [17] = s1r_codes[34];
+  assign \$371 [16] = s1r_codes[32];
+  assign \$371 [15] = s1r_codes[30];
+  assign \$371 [14] = s1r_codes[28];
+  assign \$371 [13] = s1r_codes[26];
+  assign \$371 [12] = s1r_codes[24];
+  assign \$371 [11] = s1r_codes[22];
+  assign \$371 [10] = s1r_codes[20];
+  assign \$371 [9] = s1r_codes[18];
+  assign \$371 [8] = s1r_codes[16];
+  assign \$371 [7] = s1r_codes[14];
+  assign \$371 [6] = s1r_codes[12];
+  assign \$371 [5] = s1r_codes[10];
+  assign \$371 [4] = s1r_codes[8];
+  assign \$371 [3] = s1r_codes[6];
+  assign \$371 [2] = s1r_codes[4];
+  assign \$371 [1] = s1r_codes[2];
+  assign \$371 [0] = s1r_codes[0];
+  assign \$370 [63] = s1r_codes[127];
+  assign \$370 [62] = s1r_codes[125];
+  assign \$370 [61] = s1r_codes[123];
+  assign \$370 [60] = s1r_codes[121];
+  assign \$370 [59] = s1r_codes[119];
+  assign \$370 [58] = s1r_codes[117];
+  assign \$370 [57] = s1r_codes[115];
+  assign \$370 [56] = s1r_codes[113];
+  assign \$370 [55] = s1r_codes[111];
+  assign \$370 [54] = s1r_codes[109];
+  assign \$370 [53] = s1r_codes[107];
+  assign \$370 [52] = s1r_codes[105];
+  assign \$370 [51] = s1r_codes[103];
+  assign \$370 [50] = s1r_codes[101];
+  assign \$370 [49] = s1r_codes[99];
+  assign \$370 [48] = s1r_codes[97];
+  assign \$370 [47] = s1r_codes[95];
+  assign \$370 [46] = s1r_codes[93];
+  assign \$370 [45] = s1r_codes[91];
+  assign \$370 [44] = s1r_codes[89];
+  assign \$370 [43] = s1r_codes[87];
+  assign \$370 [42] = s1r_codes[85];
+  assign \$370 [41] = s1r_codes[83];
+  assign \$370 [40] = s1r_codes[81];
+  assign \$370 [39] = s1r_codes[79];
+  assign \$370 [38] = s1r_codes[77];
+  assign \$370 [37] = s1r_codes[75];
+  assign \$370 [36] = s1r_codes[73];
+  assign \$370 [35] = s1r_codes[71];
+  assign \$370 [34] = s1r_codes[69];
+  assign \$370 [33] = s1r_codes[67];
+  assign \$370 [32] = s1r_codes[65];
+  assign \$370 [31] = s1r_codes[63];
+  assign \$370 [30] = s1r_codes[61];
+  assign \$370 [29] = s1r_codes[59];
+  assign \$370 [28] = s1r_codes[57];
+  assign \$370 [27] = s1r_codes[55];
+  assign \$370 [26] = s1r_codes[53];
+  assign \$370 [25] = s1r_codes[51];
+  assign \$370 [24] = s1r_codes[49];
+  assign \$370 [23] = s1r_codes[47];
+  assign \$370 [22] = s1r_codes[45];
+  assign \$370 [21] = s1r_codes[43];
+  assign \$370 [20] = s1r_codes[41];
+  assign \$370 [19] = s1r_codes[39];
+  assign \$370 [18] = s1r_codes[37];
+  assign \$370 [17] = s1r_codes[35];
+  assign \$370 [16] = s1r_codes[33];
+  assign \$370 [15] = s1r_codes[31];
+  assign \$370 [14] = s1r_codes[29];
+  assign \$370 [13] = s1r_codes[27];
+  assign \$370 [12] = s1r_codes[25];
+  assign \$370 [11] = s1r_codes[23];
+  assign \$370 [10] = s1r_codes[21];
+  assign \$370 [9] = s1r_codes[19];
+  assign \$370 [8] = s1r_codes[17];
+  assign \$370 [7] = s1r_codes[15];
+  assign \$370 [6] = s1r_codes[13];
+  assign \$370 [5] = s1r_codes[11];
+  assign \$370 [4] = s1r_codes[9];
+  assign \$370 [3] = s1r_codes[7];
+  assign \$370 [2] = s1r_codes[5];
+  assign \$370 [1] = s1r_codes[3];
+  assign \$370 [0] = s1r_codes[1];
   assign \$17  = mat;
   assign \$18  = mat;
   assign \$19  = stg;
-  assign \$312  = mat;
-  assign \$313  = stg;
-  assign \$326  = mat;
-  assign \$327  = stg;
+  assign \$249  = mat;
+  assign \$250  = stg;
+  assign \$263  = mat;
+  assign \$264  = stg;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -11715,7 +11818,7 @@ module \fairyhw_engine.prep (q, pp, qq, p);
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload, \port$1725$2 , tile, shared, res__ready);
+module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload, \port$1726$2 , tile, shared, res__ready);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire [1:0] \$10 ;
@@ -11848,8 +11951,8 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
   reg [21:0] o2_bq0 = 22'h000000;
   reg o2_last = 1'h0;
   reg o2_valid = 1'h0;
-  input [3:0] \port$1725$2 ;
-  wire [3:0] \port$1725$2 ;
+  input [3:0] \port$1726$2 ;
+  wire [3:0] \port$1726$2 ;
   wire [88:0] r_data;
   wire r_en;
   wire r_rdy;
@@ -11991,42 +12094,42 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$49  = a_row0;
-    if (\port$1725$2 [0]) begin
+    if (\port$1726$2 [0]) begin
       \$49  = tile;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$50  = a_shared0;
-    if (\port$1725$2 [0]) begin
+    if (\port$1726$2 [0]) begin
       \$50  = shared;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$51  = a_count;
-    if (\port$1725$2 [0]) begin
-      \$51  = \port$1725$2 [3];
+    if (\port$1726$2 [0]) begin
+      \$51  = \port$1726$2 [3];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$52  = \$signal ;
-    if (\port$1725$2 [0]) begin
-      \$52  = \port$1725$2 [2];
+    if (\port$1726$2 [0]) begin
+      \$52  = \port$1726$2 [2];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$53  = a_conj;
-    if (\port$1725$2 [0]) begin
-      \$53  = \port$1725$2 [1];
+    if (\port$1726$2 [0]) begin
+      \$53  = \port$1726$2 [1];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$54  = a_full;
-    if (\port$1725$2 [0]) begin
+    if (\port$1726$2 [0]) begin
       \$54  = 1'h1;
     end else if (\$2 ) begin
       \$54  = 1'h0;
@@ -12171,10 +12274,10 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
           \$27  = b_row0[65:44];
     endcase
   end
-  assign cap = \port$1725$2 [0];
-  assign count = \port$1725$2 [3];
-  assign \final  = \port$1725$2 [2];
-  assign conj = \port$1725$2 [1];
+  assign cap = \port$1726$2 [0];
+  assign count = \port$1726$2 [3];
+  assign \final  = \port$1726$2 [2];
+  assign conj = \port$1726$2 [1];
   assign group0 = b_row0;
   assign w_en = o2_valid;
   assign w_data = beat;
@@ -14292,7 +14395,7 @@ module \fairyhw_engine.row0 (rst, pp, qq, h, x, sums, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.shared$528 (rst, pp, qq, sums, clk);
+module \fairyhw_engine.shared$559 (rst, pp, qq, sums, clk);
   wire [8:0] \$1 ;
   wire [8:0] \$10 ;
   wire [8:0] \$100 ;

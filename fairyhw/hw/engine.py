@@ -610,19 +610,15 @@ class Engine(wiring.Component):
                      s1.conj.eq(conj), s1.final.eq(final_pass), s1.count.eq(count)]
         m.d.sync += credits.eq(credits - (take & chunk_last) + buf.freed)
 
-        # the command: its payload is captured every cycle and the counters start from those registers
-        # a cycle after the handshake, which itself reaches three registers (its fan-out to the ~50
-        # registers a command loaded was the ECP5 critical path: 127.6 MHz at 1 x 128, 102.4 at
-        # 4 x 128); the row count is held from then on (capturing the payload on `idle`, the state's
-        # route to those enables was the critical path at 124.6 MHz at 1 x 128). chunk, mat and stg
-        # are zero between layers (each layer ends on its last pass).
+        # the command: its payload is captured every idle cycle and the counters start from those
+        # registers a cycle after the handshake, which itself reaches three registers (its fan-out to
+        # the ~50 registers a command loaded was the ECP5 critical path: 127.6 MHz at 1 x 128, 102.4
+        # at 4 x 128). chunk, mat and stg are zero between layers (each layer ends on its last pass).
         k_r = Signal.like(self.cmd.payload.k, reset_less=True)
-        rows_c = Signal.like(self.cmd.payload.rows, reset_less=True)
         rows_r = Signal.like(self.cmd.payload.rows, reset_less=True)
         cmd_go = Signal()
-        m.d.sync += [k_r.eq(self.cmd.payload.k), rows_c.eq(self.cmd.payload.rows)]
-        with m.If(cmd_go):
-            m.d.sync += rows_r.eq(rows_c)
+        with m.If(idle):
+            m.d.sync += [k_r.eq(self.cmd.payload.k), rows_r.eq(self.cmd.payload.rows)]
         m.d.sync += cmd_go.eq(take_cmd)
         with m.If(take_cmd):
             m.d.sync += idle.eq(0)
@@ -632,15 +628,14 @@ class Engine(wiring.Component):
         # LOAD: the act beats fill the buffer, chunk by chunk. A beat is registered when taken, with the
         # sequencer's `a_valid` and the beat's facts (last beat, the element count's low bits); each
         # bank copies those registers (through a middle copy) and its slice of the beat beside it, and
-        # writes them three cycles after the beat was taken, at its own address counter. The write
-        # never hangs on the handshake (whose fan-out to the block RAMs' write enables and the zeroing
-        # logic was the ECP5 critical path at 125.4 MHz).
+        # writes them three cycles after the beat was taken, at its own address counter. The write never hangs on the handshake (whose fan-out to
+        # the block RAMs' write enables and the zeroing logic was the ECP5 critical path at 125.4 MHz).
         # Elements past K in the last beat are written as zeros (the shared sums S_p, S_q see every
         # column; measured cheaper than masking the shared tree: 4,541 against 5,949 shared Xilinx LUTs
         # at 128 columns); a bank compares only the count's low bits, on the last beat (the whole
-        # count's comparison was the Xilinx netlist's longest path: 17 CARRY4s) from its own copies,
-        # into the write-data register, which drives the block RAM with no logic between (a gate
-        # after the register was the ECP5 critical path at 134.1 MHz at 4 x 128: 5.7 ns to the RAM). RUN starts in the cycle of the last
+        # count's comparison was the Xilinx netlist's longest path: 17 CARRY4s), into a register of
+        # zero flags that gate the write data (the comparison feeding the data registers' resets
+        # directly was the ECP5 critical path at 106.3 MHz). RUN starts in the cycle of the last
         # beat's write, and the banks read two cycles after that.
         a_valid, a_last = Signal(), Signal(reset_less=True)
         a_data, a_data2 = Signal(16 * C, reset_less=True), Signal(16 * C, reset_less=True)
@@ -654,14 +649,17 @@ class Engine(wiring.Component):
             b_en = Signal(name=f"wen{b}", reset_less=True, attrs=KEEP)
             b_addr = Signal.like(ld_addr, name=f"waddr{b}", reset_less=True, attrs=KEEP)
             b_data = Signal(16 * cb, name=f"wdata{b}", reset_less=True)
+            b_zero = Signal(cb, name=f"wzero{b}", reset_less=True)
             m.d.sync += [b_last.eq(copy(b, last_beat, "last")), b_low.eq(copy(b, low, "low")),
-                         b_clear.eq(copy(b, cmd_go, "clear")), b_en.eq(copy(b, a_valid, "wen"))]
+                         b_clear.eq(copy(b, cmd_go, "clear")), b_en.eq(copy(b, a_valid, "wen")),
+                         b_data.eq(a_data2[16 * c0:16 * (c0 + cb)])]
             for j in range(cb):
                 c = c0 + j
-                v = a_data2[16 * c:16 * c + 16]
-                m.d.sync += b_data[16 * j:16 * j + 16].eq(Mux(b_last & (b_low <= c), 0, v) if c else v)
+                m.d.sync += b_zero[j].eq(b_last & (b_low <= c) if c else 0)
+                v = b_data[16 * j:16 * j + 16]
+                m.d.comb += wr.data[16 * j:16 * j + 16].eq(Mux(b_zero[j], 0, v))
             m.d.sync += b_addr.eq(Mux(b_clear, 0, b_addr + b_en))
-            m.d.comb += [wr.addr.eq(b_addr), wr.en.eq(b_en), wr.data.eq(b_data)]
+            m.d.comb += [wr.addr.eq(b_addr), wr.en.eq(b_en)]
         with m.If(take_act):
             m.d.sync += [left.eq(left - C), last_beat.eq(left <= 2 * C)]
             with m.If(last_beat):
