@@ -257,6 +257,14 @@ def _quiet_abandoned_work() -> None:
     warnings.filterwarnings("ignore", message=r".* created but never used")
 
 
+def _clear_unhandled_interrupt_flag() -> None:
+    """CPython remembers a KeyboardInterrupt that escaped a string ``exec``/``eval`` (the standard
+    library and Amaranth generate code that way) and, at exit, kills the process with SIGINT instead
+    of returning its exit status, even when the interrupt was handled further up. The next string
+    ``exec`` resets that flag, so the command exits with 130 as it says."""
+    exec("")
+
+
 def _on_sigterm(signum, frame):
     raise Terminated()
 
@@ -282,11 +290,13 @@ def run_command(main, argv=None) -> int:
         return 2
     except Terminated:
         _ignore_interrupts()
+        _clear_unhandled_interrupt_flag()
         _quiet_abandoned_work()
         print("error: terminated (SIGTERM); no output written", file=sys.stderr)
         return 143
     except KeyboardInterrupt:
         _ignore_interrupts()
+        _clear_unhandled_interrupt_flag()
         _quiet_abandoned_work()
         print("error: interrupted; no output written", file=sys.stderr)
         return 130
