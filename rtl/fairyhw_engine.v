@@ -4,803 +4,37 @@
 (* generator = "Amaranth" *)
 module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__valid, res__ready, clk, rst, cmd__ready, act__ready, wgt__ready, res__payload, res__valid, busy, cmd__payload);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
-  wire \$1 ;
-  wire \$10 ;
-  wire [7:0] \$100 ;
-  wire [7:0] \$101 ;
-  wire \$102 ;
-  wire \$103 ;
-  wire \$104 ;
-  wire \$105 ;
-  wire [7:0] \$106 ;
-  wire [7:0] \$107 ;
-  wire \$108 ;
-  wire \$109 ;
-  wire \$11 ;
-  wire \$110 ;
-  wire \$111 ;
-  wire [7:0] \$112 ;
-  wire [7:0] \$113 ;
-  wire \$114 ;
-  wire \$115 ;
-  wire \$116 ;
-  wire \$117 ;
-  wire [7:0] \$118 ;
-  wire [7:0] \$119 ;
-  wire \$12 ;
-  wire \$120 ;
-  wire \$121 ;
-  wire \$122 ;
-  wire \$123 ;
-  wire [7:0] \$124 ;
-  wire [7:0] \$125 ;
-  wire \$126 ;
-  wire \$127 ;
-  wire \$128 ;
-  wire \$129 ;
-  wire \$13 ;
-  wire [7:0] \$130 ;
-  wire [7:0] \$131 ;
-  wire \$132 ;
-  wire \$133 ;
-  wire \$134 ;
-  wire \$135 ;
-  wire [7:0] \$136 ;
-  wire [7:0] \$137 ;
-  wire \$138 ;
-  wire \$139 ;
-  wire \$14 ;
-  wire \$140 ;
-  wire \$141 ;
-  wire [7:0] \$142 ;
-  wire [7:0] \$143 ;
-  wire \$144 ;
-  wire \$145 ;
-  wire \$146 ;
-  wire \$147 ;
-  wire [7:0] \$148 ;
-  wire [7:0] \$149 ;
-  wire \$15 ;
-  wire \$150 ;
-  wire \$151 ;
-  wire \$152 ;
-  wire \$153 ;
-  wire [7:0] \$154 ;
-  wire [7:0] \$155 ;
-  wire \$156 ;
-  wire \$157 ;
-  wire \$158 ;
-  wire \$159 ;
-  wire \$16 ;
-  wire [7:0] \$160 ;
-  wire [7:0] \$161 ;
-  wire \$162 ;
-  wire \$163 ;
-  wire \$164 ;
-  wire \$165 ;
-  wire [7:0] \$166 ;
-  wire [7:0] \$167 ;
-  wire \$168 ;
-  wire \$169 ;
+  wire [21:0] \$1 ;
+  wire [22:0] \$10 ;
+  wire [21:0] \$11 ;
+  wire [22:0] \$12 ;
+  wire [21:0] \$13 ;
+  wire [22:0] \$14 ;
+  wire [21:0] \$15 ;
+  wire [22:0] \$16 ;
   wire \$17 ;
-  wire \$170 ;
-  wire \$171 ;
-  wire [7:0] \$172 ;
-  wire [7:0] \$173 ;
-  wire \$174 ;
-  wire \$175 ;
-  wire \$176 ;
-  wire \$177 ;
-  wire [7:0] \$178 ;
-  wire [7:0] \$179 ;
   wire \$18 ;
-  wire \$180 ;
-  wire \$181 ;
-  wire \$182 ;
-  wire \$183 ;
-  wire [7:0] \$184 ;
-  wire [7:0] \$185 ;
-  wire \$186 ;
-  wire \$187 ;
-  wire \$188 ;
-  wire \$189 ;
-  wire \$19 ;
-  wire [7:0] \$190 ;
-  wire [7:0] \$191 ;
-  wire \$192 ;
-  wire \$193 ;
-  wire \$194 ;
-  wire \$195 ;
-  wire [7:0] \$196 ;
-  wire [7:0] \$197 ;
-  wire \$198 ;
-  wire \$199 ;
-  wire \$2 ;
-  wire \$20 ;
-  wire \$200 ;
-  wire \$201 ;
-  wire [7:0] \$202 ;
-  wire [7:0] \$203 ;
-  wire \$204 ;
-  wire \$205 ;
-  wire \$206 ;
-  wire \$207 ;
-  wire [7:0] \$208 ;
-  wire [7:0] \$209 ;
-  wire \$21 ;
-  wire \$210 ;
-  wire \$211 ;
-  wire \$212 ;
-  wire \$213 ;
-  wire [7:0] \$214 ;
-  wire [7:0] \$215 ;
-  wire \$216 ;
-  wire \$217 ;
-  wire \$218 ;
-  wire \$219 ;
-  wire \$22 ;
-  wire [7:0] \$220 ;
-  wire [7:0] \$221 ;
-  wire \$222 ;
-  wire \$223 ;
-  wire \$224 ;
-  wire \$225 ;
-  wire [7:0] \$226 ;
-  wire [7:0] \$227 ;
-  wire \$228 ;
-  wire [14:0] \$229 ;
-  wire [14:0] \$23 ;
-  wire \$230 ;
-  wire [7:0] \$231 ;
-  wire \$232 ;
-  wire [7:0] \$233 ;
-  wire [7:0] \$234 ;
-  wire \$235 ;
-  wire \$236 ;
-  wire \$237 ;
-  wire \$238 ;
-  wire \$239 ;
-  wire \$24 ;
-  wire \$240 ;
-  wire \$241 ;
-  wire \$242 ;
-  wire \$243 ;
-  wire [7:0] \$244 ;
-  wire [7:0] \$245 ;
-  wire \$246 ;
-  wire \$247 ;
-  wire \$248 ;
-  wire \$249 ;
-  wire \$25 ;
-  wire \$250 ;
-  wire \$251 ;
-  wire \$252 ;
-  wire \$253 ;
-  wire \$254 ;
-  wire \$255 ;
-  wire \$256 ;
-  wire \$257 ;
-  wire \$258 ;
-  wire \$259 ;
-  wire \$26 ;
-  wire \$260 ;
-  wire \$261 ;
-  wire \$262 ;
-  wire \$263 ;
-  wire \$264 ;
-  wire [15:0] \$265 ;
-  wire \$266 ;
-  wire [1:0] \$267 ;
-  wire [1:0] \$268 ;
-  wire \$269 ;
-  wire \$27 ;
-  wire \$270 ;
-  wire \$271 ;
-  wire \$272 ;
-  wire \$273 ;
-  wire \$274 ;
-  wire \$275 ;
-  wire \$276 ;
-  wire \$277 ;
-  wire \$278 ;
-  wire \$279 ;
-  wire \$28 ;
-  wire \$280 ;
-  wire \$281 ;
-  wire [21:0] \$282 ;
-  wire [22:0] \$283 ;
-  wire [21:0] \$284 ;
-  wire [22:0] \$285 ;
-  wire [21:0] \$286 ;
-  wire [22:0] \$287 ;
-  wire [21:0] \$288 ;
-  wire [22:0] \$289 ;
-  wire \$29 ;
-  wire [21:0] \$290 ;
-  wire [22:0] \$291 ;
-  wire [21:0] \$292 ;
-  wire [22:0] \$293 ;
-  wire [21:0] \$294 ;
-  wire [22:0] \$295 ;
-  wire [21:0] \$296 ;
-  wire [22:0] \$297 ;
-  wire \$298 ;
-  wire \$299 ;
-  wire \$3 ;
-  wire \$30 ;
-  wire \$300 ;
-  wire \$301 ;
-  wire \$302 ;
-  wire [15:0] \$303 ;
-  wire [15:0] \$304 ;
-  wire [15:0] \$305 ;
-  wire [15:0] \$306 ;
-  wire [15:0] \$307 ;
-  wire [15:0] \$308 ;
-  wire [15:0] \$309 ;
-  wire \$31 ;
-  wire [15:0] \$310 ;
-  wire [15:0] \$311 ;
-  wire [15:0] \$312 ;
-  wire [15:0] \$313 ;
-  wire [15:0] \$314 ;
-  wire [15:0] \$315 ;
-  wire [15:0] \$316 ;
-  wire [15:0] \$317 ;
-  wire [15:0] \$318 ;
-  wire [15:0] \$319 ;
-  wire [2:0] \$32 ;
-  wire [15:0] \$320 ;
-  wire [15:0] \$321 ;
-  wire [15:0] \$322 ;
-  wire [15:0] \$323 ;
-  wire [15:0] \$324 ;
-  wire [15:0] \$325 ;
-  wire [15:0] \$326 ;
-  wire [15:0] \$327 ;
-  wire [15:0] \$328 ;
-  wire [15:0] \$329 ;
-  wire [3:0] \$33 ;
-  wire [15:0] \$330 ;
-  wire [15:0] \$331 ;
-  wire [15:0] \$332 ;
-  wire [15:0] \$333 ;
-  wire [15:0] \$334 ;
-  wire [15:0] \$335 ;
-  wire [15:0] \$336 ;
-  wire [15:0] \$337 ;
-  wire [15:0] \$338 ;
-  wire [15:0] \$339 ;
-  wire \$34 ;
-  wire [15:0] \$340 ;
-  wire [15:0] \$341 ;
-  wire [15:0] \$342 ;
-  wire [15:0] \$343 ;
-  wire [15:0] \$344 ;
-  wire [15:0] \$345 ;
-  wire [15:0] \$346 ;
-  wire [15:0] \$347 ;
-  wire [15:0] \$348 ;
-  wire [15:0] \$349 ;
-  wire \$35 ;
-  wire [15:0] \$350 ;
-  wire [15:0] \$351 ;
-  wire [15:0] \$352 ;
-  wire [15:0] \$353 ;
-  wire [15:0] \$354 ;
-  wire [15:0] \$355 ;
-  wire [15:0] \$356 ;
-  wire [15:0] \$357 ;
-  wire [15:0] \$358 ;
-  wire [15:0] \$359 ;
-  wire \$36 ;
-  wire [15:0] \$360 ;
-  wire [15:0] \$361 ;
-  wire [15:0] \$362 ;
-  wire [15:0] \$363 ;
-  wire [15:0] \$364 ;
-  wire [15:0] \$365 ;
-  wire [15:0] \$366 ;
-  reg [5:0] \$367 ;
-  reg [5:0] \$368 ;
-  reg [5:0] \$369 ;
-  wire \$37 ;
-  wire [63:0] \$370 ;
-  wire [63:0] \$371 ;
-  reg [5:0] \$372 ;
-  reg [5:0] \$373 ;
-  reg [5:0] \$374 ;
-  reg [5:0] \$375 ;
-  reg [5:0] \$376 ;
-  reg [5:0] \$377 ;
-  reg [87:0] \$378 ;
-  reg [87:0] \$379 ;
-  wire \$38 ;
-  reg [5:0] \$380 ;
-  reg [1:0] \$381 ;
-  reg [13:0] \$382 ;
-  reg [14:0] \$383 ;
-  reg \$384 ;
-  reg \$385 ;
-  reg \$386 ;
-  reg [13:0] \$387 ;
-  reg \$388 ;
-  reg [6:0] \$389 ;
-  wire \$39 ;
-  reg \$390 ;
-  wire [1:0] \$391 ;
-  wire [1:0] \$392 ;
-  wire [1:0] \$393 ;
-  wire [1:0] \$394 ;
-  wire [1:0] \$395 ;
-  wire [1:0] \$396 ;
-  wire [1:0] \$397 ;
-  wire [1:0] \$398 ;
-  wire [1:0] \$399 ;
-  wire \$4 ;
-  wire [7:0] \$40 ;
-  wire [1:0] \$400 ;
-  wire [1:0] \$401 ;
-  wire [1:0] \$402 ;
-  wire [1:0] \$403 ;
-  wire [1:0] \$404 ;
-  wire [1:0] \$405 ;
-  wire [1:0] \$406 ;
-  wire [1:0] \$407 ;
-  wire [1:0] \$408 ;
-  wire [1:0] \$409 ;
-  wire [7:0] \$41 ;
-  wire [1:0] \$410 ;
-  wire [1:0] \$411 ;
-  wire [1:0] \$412 ;
-  wire [1:0] \$413 ;
-  wire [1:0] \$414 ;
-  wire [1:0] \$415 ;
-  wire [1:0] \$416 ;
-  wire [1:0] \$417 ;
-  wire [1:0] \$418 ;
-  wire [1:0] \$419 ;
-  wire \$42 ;
-  wire [1:0] \$420 ;
-  wire [1:0] \$421 ;
-  wire [1:0] \$422 ;
-  reg \$423 ;
-  reg \$424 ;
-  reg [6:0] \$425 ;
-  reg [6:0] \$426 ;
-  reg \$427 ;
-  reg [14:0] \$428 ;
-  reg \$429 ;
-  wire \$43 ;
-  reg [6:0] \$430 ;
-  reg \$431 ;
-  reg \$432 ;
-  reg \$433 ;
-  reg \$434 ;
-  reg \$435 ;
-  wire \$44 ;
-  wire \$45 ;
-  wire [7:0] \$46 ;
-  wire [7:0] \$47 ;
-  wire \$48 ;
-  wire \$49 ;
-  wire \$5 ;
-  wire \$50 ;
-  wire \$51 ;
-  wire [7:0] \$52 ;
-  wire [7:0] \$53 ;
-  wire \$54 ;
-  wire \$55 ;
-  wire \$56 ;
-  wire \$57 ;
-  wire [7:0] \$58 ;
-  wire [7:0] \$59 ;
-  wire \$6 ;
-  wire \$60 ;
-  wire \$61 ;
-  wire \$62 ;
-  wire \$63 ;
-  wire [7:0] \$64 ;
-  wire [7:0] \$65 ;
-  wire \$66 ;
-  wire \$67 ;
-  wire \$68 ;
-  wire \$69 ;
-  wire \$7 ;
-  wire [7:0] \$70 ;
-  wire [7:0] \$71 ;
-  wire \$72 ;
-  wire \$73 ;
-  wire \$74 ;
-  wire \$75 ;
-  wire [7:0] \$76 ;
-  wire [7:0] \$77 ;
-  wire \$78 ;
-  wire \$79 ;
-  wire \$8 ;
-  wire \$80 ;
-  wire \$81 ;
-  wire [7:0] \$82 ;
-  wire [7:0] \$83 ;
-  wire \$84 ;
-  wire \$85 ;
-  wire \$86 ;
-  wire \$87 ;
-  wire [7:0] \$88 ;
-  wire [7:0] \$89 ;
-  wire \$9 ;
-  wire \$90 ;
-  wire \$91 ;
-  wire \$92 ;
-  wire \$93 ;
-  wire [7:0] \$94 ;
-  wire [7:0] \$95 ;
-  wire \$96 ;
-  wire \$97 ;
-  wire \$98 ;
-  wire \$99 ;
-  reg \$signal  = 1'h0;
-  (* init = 1'h1 *)
-  wire \$signal$118 ;
-  (* init = 1'h0 *)
-  wire \$signal$122 ;
-  reg \$signal$126  = 1'h0;
-  reg [1023:0] \$signal$128  = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-  reg \$signal$373  = 1'h0;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$377 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$378 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$379 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$380 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$381 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$382 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$383 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$384 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$385 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$386 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$387 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$388 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$389 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$390 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$391 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$392 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$393 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$394 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$395 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$396 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$397 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$398 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$399 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$400 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$401 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$402 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$403 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$404 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$405 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$406 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$407 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$430 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$433 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$436 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$439 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$442 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$445 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$448 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$451 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$454 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$457 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$460 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$463 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$466 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$469 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$472 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$475 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$478 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$481 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$484 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$487 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$490 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$493 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$496 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$499 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$502 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$505 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$508 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$511 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$514 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$517 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$520 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$523 ;
-  wire [31:0] \$signature__data ;
-  wire [31:0] \$signature__data$429 ;
-  wire [31:0] \$signature__data$432 ;
-  wire [31:0] \$signature__data$435 ;
-  wire [31:0] \$signature__data$438 ;
-  wire [31:0] \$signature__data$441 ;
-  wire [31:0] \$signature__data$444 ;
-  wire [31:0] \$signature__data$447 ;
-  wire [31:0] \$signature__data$450 ;
-  wire [31:0] \$signature__data$453 ;
-  wire [31:0] \$signature__data$456 ;
-  wire [31:0] \$signature__data$459 ;
-  wire [31:0] \$signature__data$462 ;
-  wire [31:0] \$signature__data$465 ;
-  wire [31:0] \$signature__data$468 ;
-  wire [31:0] \$signature__data$471 ;
-  wire [31:0] \$signature__data$474 ;
-  wire [31:0] \$signature__data$477 ;
-  wire [31:0] \$signature__data$480 ;
-  wire [31:0] \$signature__data$483 ;
-  wire [31:0] \$signature__data$486 ;
-  wire [31:0] \$signature__data$489 ;
-  wire [31:0] \$signature__data$492 ;
-  wire [31:0] \$signature__data$495 ;
-  wire [31:0] \$signature__data$498 ;
-  wire [31:0] \$signature__data$501 ;
-  wire [31:0] \$signature__data$504 ;
-  wire [31:0] \$signature__data$507 ;
-  wire [31:0] \$signature__data$510 ;
-  wire [31:0] \$signature__data$513 ;
-  wire [31:0] \$signature__data$516 ;
-  wire [31:0] \$signature__data$519 ;
-  wire [31:0] \$signature__data$522 ;
-  wire [31:0] \$signature__data$60 ;
-  wire [31:0] \$signature__data$61 ;
-  wire [31:0] \$signature__data$62 ;
-  wire [31:0] \$signature__data$63 ;
-  wire [31:0] \$signature__data$64 ;
-  wire [31:0] \$signature__data$65 ;
-  wire [31:0] \$signature__data$66 ;
-  wire [31:0] \$signature__data$67 ;
-  wire [31:0] \$signature__data$68 ;
-  wire [31:0] \$signature__data$69 ;
-  wire [31:0] \$signature__data$70 ;
-  wire [31:0] \$signature__data$71 ;
-  wire [31:0] \$signature__data$72 ;
-  wire [31:0] \$signature__data$73 ;
-  wire [31:0] \$signature__data$74 ;
-  wire [31:0] \$signature__data$75 ;
-  wire [31:0] \$signature__data$76 ;
-  wire [31:0] \$signature__data$77 ;
-  wire [31:0] \$signature__data$78 ;
-  wire [31:0] \$signature__data$79 ;
-  wire [31:0] \$signature__data$80 ;
-  wire [31:0] \$signature__data$81 ;
-  wire [31:0] \$signature__data$82 ;
-  wire [31:0] \$signature__data$83 ;
-  wire [31:0] \$signature__data$84 ;
-  wire [31:0] \$signature__data$85 ;
-  wire [31:0] \$signature__data$86 ;
-  wire [31:0] \$signature__data$87 ;
-  wire [31:0] \$signature__data$88 ;
-  wire [31:0] \$signature__data$89 ;
-  wire [31:0] \$signature__data$90 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$434 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$437 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$440 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$443 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$446 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$449 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$452 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$455 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$458 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$461 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$464 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$467 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$470 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$473 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$476 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$479 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$482 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$485 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$488 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$491 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$494 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$497 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$500 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$503 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$506 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$509 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$512 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$515 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$518 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$521 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$524 ;
-  reg [1023:0] a_data2 = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-  reg a_last = 1'h0;
+  reg [5:0] \$19 ;
+  wire [22:0] \$2 ;
+  reg [5:0] \$20 ;
+  reg [5:0] \$21 ;
+  wire [63:0] \$22 ;
+  wire [63:0] \$23 ;
+  reg [5:0] \$24 ;
+  reg [5:0] \$25 ;
+  reg [5:0] \$26 ;
+  reg [5:0] \$27 ;
+  reg [5:0] \$28 ;
+  reg [5:0] \$29 ;
+  wire [21:0] \$3 ;
+  reg [87:0] \$30 ;
+  reg [87:0] \$31 ;
+  wire [22:0] \$4 ;
+  wire [21:0] \$5 ;
+  wire [22:0] \$6 ;
+  wire [21:0] \$7 ;
+  wire [22:0] \$8 ;
+  wire [21:0] \$9 ;
   reg [87:0] acc0 = 88'h0000000000000000000000;
   wire [21:0] \acc0[0] ;
   wire [21:0] \acc0[1] ;
@@ -813,6 +47,199 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire [21:0] \acc1[3] ;
   input [1023:0] act__payload;
   wire [1023:0] act__payload;
+  wire [1023:0] \act__payload$18 ;
+  wire [15:0] \act__payload$18[0] ;
+  wire [7:0] \act__payload$18[0].p ;
+  wire [7:0] \act__payload$18[0].q ;
+  wire [15:0] \act__payload$18[10] ;
+  wire [7:0] \act__payload$18[10].p ;
+  wire [7:0] \act__payload$18[10].q ;
+  wire [15:0] \act__payload$18[11] ;
+  wire [7:0] \act__payload$18[11].p ;
+  wire [7:0] \act__payload$18[11].q ;
+  wire [15:0] \act__payload$18[12] ;
+  wire [7:0] \act__payload$18[12].p ;
+  wire [7:0] \act__payload$18[12].q ;
+  wire [15:0] \act__payload$18[13] ;
+  wire [7:0] \act__payload$18[13].p ;
+  wire [7:0] \act__payload$18[13].q ;
+  wire [15:0] \act__payload$18[14] ;
+  wire [7:0] \act__payload$18[14].p ;
+  wire [7:0] \act__payload$18[14].q ;
+  wire [15:0] \act__payload$18[15] ;
+  wire [7:0] \act__payload$18[15].p ;
+  wire [7:0] \act__payload$18[15].q ;
+  wire [15:0] \act__payload$18[16] ;
+  wire [7:0] \act__payload$18[16].p ;
+  wire [7:0] \act__payload$18[16].q ;
+  wire [15:0] \act__payload$18[17] ;
+  wire [7:0] \act__payload$18[17].p ;
+  wire [7:0] \act__payload$18[17].q ;
+  wire [15:0] \act__payload$18[18] ;
+  wire [7:0] \act__payload$18[18].p ;
+  wire [7:0] \act__payload$18[18].q ;
+  wire [15:0] \act__payload$18[19] ;
+  wire [7:0] \act__payload$18[19].p ;
+  wire [7:0] \act__payload$18[19].q ;
+  wire [15:0] \act__payload$18[1] ;
+  wire [7:0] \act__payload$18[1].p ;
+  wire [7:0] \act__payload$18[1].q ;
+  wire [15:0] \act__payload$18[20] ;
+  wire [7:0] \act__payload$18[20].p ;
+  wire [7:0] \act__payload$18[20].q ;
+  wire [15:0] \act__payload$18[21] ;
+  wire [7:0] \act__payload$18[21].p ;
+  wire [7:0] \act__payload$18[21].q ;
+  wire [15:0] \act__payload$18[22] ;
+  wire [7:0] \act__payload$18[22].p ;
+  wire [7:0] \act__payload$18[22].q ;
+  wire [15:0] \act__payload$18[23] ;
+  wire [7:0] \act__payload$18[23].p ;
+  wire [7:0] \act__payload$18[23].q ;
+  wire [15:0] \act__payload$18[24] ;
+  wire [7:0] \act__payload$18[24].p ;
+  wire [7:0] \act__payload$18[24].q ;
+  wire [15:0] \act__payload$18[25] ;
+  wire [7:0] \act__payload$18[25].p ;
+  wire [7:0] \act__payload$18[25].q ;
+  wire [15:0] \act__payload$18[26] ;
+  wire [7:0] \act__payload$18[26].p ;
+  wire [7:0] \act__payload$18[26].q ;
+  wire [15:0] \act__payload$18[27] ;
+  wire [7:0] \act__payload$18[27].p ;
+  wire [7:0] \act__payload$18[27].q ;
+  wire [15:0] \act__payload$18[28] ;
+  wire [7:0] \act__payload$18[28].p ;
+  wire [7:0] \act__payload$18[28].q ;
+  wire [15:0] \act__payload$18[29] ;
+  wire [7:0] \act__payload$18[29].p ;
+  wire [7:0] \act__payload$18[29].q ;
+  wire [15:0] \act__payload$18[2] ;
+  wire [7:0] \act__payload$18[2].p ;
+  wire [7:0] \act__payload$18[2].q ;
+  wire [15:0] \act__payload$18[30] ;
+  wire [7:0] \act__payload$18[30].p ;
+  wire [7:0] \act__payload$18[30].q ;
+  wire [15:0] \act__payload$18[31] ;
+  wire [7:0] \act__payload$18[31].p ;
+  wire [7:0] \act__payload$18[31].q ;
+  wire [15:0] \act__payload$18[32] ;
+  wire [7:0] \act__payload$18[32].p ;
+  wire [7:0] \act__payload$18[32].q ;
+  wire [15:0] \act__payload$18[33] ;
+  wire [7:0] \act__payload$18[33].p ;
+  wire [7:0] \act__payload$18[33].q ;
+  wire [15:0] \act__payload$18[34] ;
+  wire [7:0] \act__payload$18[34].p ;
+  wire [7:0] \act__payload$18[34].q ;
+  wire [15:0] \act__payload$18[35] ;
+  wire [7:0] \act__payload$18[35].p ;
+  wire [7:0] \act__payload$18[35].q ;
+  wire [15:0] \act__payload$18[36] ;
+  wire [7:0] \act__payload$18[36].p ;
+  wire [7:0] \act__payload$18[36].q ;
+  wire [15:0] \act__payload$18[37] ;
+  wire [7:0] \act__payload$18[37].p ;
+  wire [7:0] \act__payload$18[37].q ;
+  wire [15:0] \act__payload$18[38] ;
+  wire [7:0] \act__payload$18[38].p ;
+  wire [7:0] \act__payload$18[38].q ;
+  wire [15:0] \act__payload$18[39] ;
+  wire [7:0] \act__payload$18[39].p ;
+  wire [7:0] \act__payload$18[39].q ;
+  wire [15:0] \act__payload$18[3] ;
+  wire [7:0] \act__payload$18[3].p ;
+  wire [7:0] \act__payload$18[3].q ;
+  wire [15:0] \act__payload$18[40] ;
+  wire [7:0] \act__payload$18[40].p ;
+  wire [7:0] \act__payload$18[40].q ;
+  wire [15:0] \act__payload$18[41] ;
+  wire [7:0] \act__payload$18[41].p ;
+  wire [7:0] \act__payload$18[41].q ;
+  wire [15:0] \act__payload$18[42] ;
+  wire [7:0] \act__payload$18[42].p ;
+  wire [7:0] \act__payload$18[42].q ;
+  wire [15:0] \act__payload$18[43] ;
+  wire [7:0] \act__payload$18[43].p ;
+  wire [7:0] \act__payload$18[43].q ;
+  wire [15:0] \act__payload$18[44] ;
+  wire [7:0] \act__payload$18[44].p ;
+  wire [7:0] \act__payload$18[44].q ;
+  wire [15:0] \act__payload$18[45] ;
+  wire [7:0] \act__payload$18[45].p ;
+  wire [7:0] \act__payload$18[45].q ;
+  wire [15:0] \act__payload$18[46] ;
+  wire [7:0] \act__payload$18[46].p ;
+  wire [7:0] \act__payload$18[46].q ;
+  wire [15:0] \act__payload$18[47] ;
+  wire [7:0] \act__payload$18[47].p ;
+  wire [7:0] \act__payload$18[47].q ;
+  wire [15:0] \act__payload$18[48] ;
+  wire [7:0] \act__payload$18[48].p ;
+  wire [7:0] \act__payload$18[48].q ;
+  wire [15:0] \act__payload$18[49] ;
+  wire [7:0] \act__payload$18[49].p ;
+  wire [7:0] \act__payload$18[49].q ;
+  wire [15:0] \act__payload$18[4] ;
+  wire [7:0] \act__payload$18[4].p ;
+  wire [7:0] \act__payload$18[4].q ;
+  wire [15:0] \act__payload$18[50] ;
+  wire [7:0] \act__payload$18[50].p ;
+  wire [7:0] \act__payload$18[50].q ;
+  wire [15:0] \act__payload$18[51] ;
+  wire [7:0] \act__payload$18[51].p ;
+  wire [7:0] \act__payload$18[51].q ;
+  wire [15:0] \act__payload$18[52] ;
+  wire [7:0] \act__payload$18[52].p ;
+  wire [7:0] \act__payload$18[52].q ;
+  wire [15:0] \act__payload$18[53] ;
+  wire [7:0] \act__payload$18[53].p ;
+  wire [7:0] \act__payload$18[53].q ;
+  wire [15:0] \act__payload$18[54] ;
+  wire [7:0] \act__payload$18[54].p ;
+  wire [7:0] \act__payload$18[54].q ;
+  wire [15:0] \act__payload$18[55] ;
+  wire [7:0] \act__payload$18[55].p ;
+  wire [7:0] \act__payload$18[55].q ;
+  wire [15:0] \act__payload$18[56] ;
+  wire [7:0] \act__payload$18[56].p ;
+  wire [7:0] \act__payload$18[56].q ;
+  wire [15:0] \act__payload$18[57] ;
+  wire [7:0] \act__payload$18[57].p ;
+  wire [7:0] \act__payload$18[57].q ;
+  wire [15:0] \act__payload$18[58] ;
+  wire [7:0] \act__payload$18[58].p ;
+  wire [7:0] \act__payload$18[58].q ;
+  wire [15:0] \act__payload$18[59] ;
+  wire [7:0] \act__payload$18[59].p ;
+  wire [7:0] \act__payload$18[59].q ;
+  wire [15:0] \act__payload$18[5] ;
+  wire [7:0] \act__payload$18[5].p ;
+  wire [7:0] \act__payload$18[5].q ;
+  wire [15:0] \act__payload$18[60] ;
+  wire [7:0] \act__payload$18[60].p ;
+  wire [7:0] \act__payload$18[60].q ;
+  wire [15:0] \act__payload$18[61] ;
+  wire [7:0] \act__payload$18[61].p ;
+  wire [7:0] \act__payload$18[61].q ;
+  wire [15:0] \act__payload$18[62] ;
+  wire [7:0] \act__payload$18[62].p ;
+  wire [7:0] \act__payload$18[62].q ;
+  wire [15:0] \act__payload$18[63] ;
+  wire [7:0] \act__payload$18[63].p ;
+  wire [7:0] \act__payload$18[63].q ;
+  wire [15:0] \act__payload$18[6] ;
+  wire [7:0] \act__payload$18[6].p ;
+  wire [7:0] \act__payload$18[6].q ;
+  wire [15:0] \act__payload$18[7] ;
+  wire [7:0] \act__payload$18[7].p ;
+  wire [7:0] \act__payload$18[7].q ;
+  wire [15:0] \act__payload$18[8] ;
+  wire [7:0] \act__payload$18[8].p ;
+  wire [7:0] \act__payload$18[8].q ;
+  wire [15:0] \act__payload$18[9] ;
+  wire [7:0] \act__payload$18[9].p ;
+  wire [7:0] \act__payload$18[9].q ;
   wire [15:0] \act__payload[0] ;
   wire [7:0] \act__payload[0].p ;
   wire [7:0] \act__payload[0].q ;
@@ -1006,76 +433,54 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire [7:0] \act__payload[9].p ;
   wire [7:0] \act__payload[9].q ;
   output act__ready;
-  reg act__ready = 1'h0;
+  wire act__ready;
+  wire \act__ready$19 ;
   input act__valid;
   wire act__valid;
+  wire \act__valid$20 ;
   output busy;
   wire busy;
-  reg [6:0] c_last = 7'h00;
-  reg [6:0] c_last_m1 = 7'h00;
+  wire \busy$31 ;
   wire cap;
-  reg [6:0] chunk = 7'h00;
-  reg chunk_last = 1'h0;
-  (* keep = 32'd1 *)
-  reg [6:0] chunk_mid0 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] chunk_mid1 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] chunk_mid2 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] chunk_mid3 = 7'h00;
-  (* keep = 32'd1 *)
-  reg clear_mid0 = 1'h0;
-  (* keep = 32'd1 *)
-  reg clear_mid1 = 1'h0;
-  (* keep = 32'd1 *)
-  reg clear_mid2 = 1'h0;
-  (* keep = 32'd1 *)
-  reg clear_mid3 = 1'h0;
+  wire [6:0] chunk;
+  wire clear;
+  wire \clear$26 ;
   input clk;
   wire clk;
   input [28:0] cmd__payload;
   wire [28:0] cmd__payload;
+  wire [28:0] \cmd__payload$15 ;
+  wire [13:0] \cmd__payload$15.k ;
+  wire [14:0] \cmd__payload$15.rows ;
   wire [13:0] \cmd__payload.k ;
   wire [14:0] \cmd__payload.rows ;
   output cmd__ready;
-  reg cmd__ready = 1'h1;
+  wire cmd__ready;
+  wire \cmd__ready$16 ;
   input cmd__valid;
   wire cmd__valid;
-  reg cmd_go = 1'h0;
+  wire \cmd__valid$17 ;
   wire conj;
   wire count;
-  reg [1:0] credits = 2'h2;
-  reg empty = 1'h0;
+  wire drained;
   wire \final ;
   wire freed;
+  wire \freed$64 ;
+  reg [63:0] h = 64'h0000000000000000;
+  wire [63:0] \h$45 ;
   (* init = 64'h0000000000000000 *)
-  wire [63:0] h;
-  wire [63:0] \h$416 ;
-  reg [63:0] h0 = 64'h0000000000000000;
+  wire [63:0] h0;
   wire idle;
-  reg [13:0] k_r = 14'h0000;
-  reg last_beat = 1'h0;
-  (* keep = 32'd1 *)
-  reg last_mid0 = 1'h0;
-  (* keep = 32'd1 *)
-  reg last_mid1 = 1'h0;
-  (* keep = 32'd1 *)
-  reg last_mid2 = 1'h0;
-  (* keep = 32'd1 *)
-  reg last_mid3 = 1'h0;
-  reg [6:0] ld_addr = 7'h00;
-  reg [13:0] left = 14'h0000;
-  reg load_done = 1'h0;
-  (* keep = 32'd1 *)
-  reg [6:0] low_mid0 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] low_mid1 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] low_mid2 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] low_mid3 = 7'h00;
-  reg mat = 1'h0;
+  wire [1031:0] load__payload;
+  wire [1031:0] \load__payload$22 ;
+  wire [1023:0] \load__payload$22.data ;
+  wire \load__payload$22.last ;
+  wire [6:0] \load__payload$22.low ;
+  wire [1023:0] \load__payload.data ;
+  wire \load__payload.last ;
+  wire [6:0] \load__payload.low ;
+  wire load__valid;
+  wire \load__valid$24 ;
   wire [511:0] p;
   wire [7:0] \p[0] ;
   wire [7:0] \p[10] ;
@@ -1141,397 +546,396 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire [7:0] \p[7] ;
   wire [7:0] \p[8] ;
   wire [7:0] \p[9] ;
-  reg pass_end = 1'h0;
   reg [863:0] pp = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
   (* init = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000 *)
-  wire [863:0] \pp$410 ;
-  wire [26:0] \pp$410[0] ;
-  wire [8:0] \pp$410[0][0] ;
-  wire [8:0] \pp$410[0][1] ;
-  wire [8:0] \pp$410[0][2] ;
-  wire [26:0] \pp$410[10] ;
-  wire [8:0] \pp$410[10][0] ;
-  wire [8:0] \pp$410[10][1] ;
-  wire [8:0] \pp$410[10][2] ;
-  wire [26:0] \pp$410[11] ;
-  wire [8:0] \pp$410[11][0] ;
-  wire [8:0] \pp$410[11][1] ;
-  wire [8:0] \pp$410[11][2] ;
-  wire [26:0] \pp$410[12] ;
-  wire [8:0] \pp$410[12][0] ;
-  wire [8:0] \pp$410[12][1] ;
-  wire [8:0] \pp$410[12][2] ;
-  wire [26:0] \pp$410[13] ;
-  wire [8:0] \pp$410[13][0] ;
-  wire [8:0] \pp$410[13][1] ;
-  wire [8:0] \pp$410[13][2] ;
-  wire [26:0] \pp$410[14] ;
-  wire [8:0] \pp$410[14][0] ;
-  wire [8:0] \pp$410[14][1] ;
-  wire [8:0] \pp$410[14][2] ;
-  wire [26:0] \pp$410[15] ;
-  wire [8:0] \pp$410[15][0] ;
-  wire [8:0] \pp$410[15][1] ;
-  wire [8:0] \pp$410[15][2] ;
-  wire [26:0] \pp$410[16] ;
-  wire [8:0] \pp$410[16][0] ;
-  wire [8:0] \pp$410[16][1] ;
-  wire [8:0] \pp$410[16][2] ;
-  wire [26:0] \pp$410[17] ;
-  wire [8:0] \pp$410[17][0] ;
-  wire [8:0] \pp$410[17][1] ;
-  wire [8:0] \pp$410[17][2] ;
-  wire [26:0] \pp$410[18] ;
-  wire [8:0] \pp$410[18][0] ;
-  wire [8:0] \pp$410[18][1] ;
-  wire [8:0] \pp$410[18][2] ;
-  wire [26:0] \pp$410[19] ;
-  wire [8:0] \pp$410[19][0] ;
-  wire [8:0] \pp$410[19][1] ;
-  wire [8:0] \pp$410[19][2] ;
-  wire [26:0] \pp$410[1] ;
-  wire [8:0] \pp$410[1][0] ;
-  wire [8:0] \pp$410[1][1] ;
-  wire [8:0] \pp$410[1][2] ;
-  wire [26:0] \pp$410[20] ;
-  wire [8:0] \pp$410[20][0] ;
-  wire [8:0] \pp$410[20][1] ;
-  wire [8:0] \pp$410[20][2] ;
-  wire [26:0] \pp$410[21] ;
-  wire [8:0] \pp$410[21][0] ;
-  wire [8:0] \pp$410[21][1] ;
-  wire [8:0] \pp$410[21][2] ;
-  wire [26:0] \pp$410[22] ;
-  wire [8:0] \pp$410[22][0] ;
-  wire [8:0] \pp$410[22][1] ;
-  wire [8:0] \pp$410[22][2] ;
-  wire [26:0] \pp$410[23] ;
-  wire [8:0] \pp$410[23][0] ;
-  wire [8:0] \pp$410[23][1] ;
-  wire [8:0] \pp$410[23][2] ;
-  wire [26:0] \pp$410[24] ;
-  wire [8:0] \pp$410[24][0] ;
-  wire [8:0] \pp$410[24][1] ;
-  wire [8:0] \pp$410[24][2] ;
-  wire [26:0] \pp$410[25] ;
-  wire [8:0] \pp$410[25][0] ;
-  wire [8:0] \pp$410[25][1] ;
-  wire [8:0] \pp$410[25][2] ;
-  wire [26:0] \pp$410[26] ;
-  wire [8:0] \pp$410[26][0] ;
-  wire [8:0] \pp$410[26][1] ;
-  wire [8:0] \pp$410[26][2] ;
-  wire [26:0] \pp$410[27] ;
-  wire [8:0] \pp$410[27][0] ;
-  wire [8:0] \pp$410[27][1] ;
-  wire [8:0] \pp$410[27][2] ;
-  wire [26:0] \pp$410[28] ;
-  wire [8:0] \pp$410[28][0] ;
-  wire [8:0] \pp$410[28][1] ;
-  wire [8:0] \pp$410[28][2] ;
-  wire [26:0] \pp$410[29] ;
-  wire [8:0] \pp$410[29][0] ;
-  wire [8:0] \pp$410[29][1] ;
-  wire [8:0] \pp$410[29][2] ;
-  wire [26:0] \pp$410[2] ;
-  wire [8:0] \pp$410[2][0] ;
-  wire [8:0] \pp$410[2][1] ;
-  wire [8:0] \pp$410[2][2] ;
-  wire [26:0] \pp$410[30] ;
-  wire [8:0] \pp$410[30][0] ;
-  wire [8:0] \pp$410[30][1] ;
-  wire [8:0] \pp$410[30][2] ;
-  wire [26:0] \pp$410[31] ;
-  wire [8:0] \pp$410[31][0] ;
-  wire [8:0] \pp$410[31][1] ;
-  wire [8:0] \pp$410[31][2] ;
-  wire [26:0] \pp$410[3] ;
-  wire [8:0] \pp$410[3][0] ;
-  wire [8:0] \pp$410[3][1] ;
-  wire [8:0] \pp$410[3][2] ;
-  wire [26:0] \pp$410[4] ;
-  wire [8:0] \pp$410[4][0] ;
-  wire [8:0] \pp$410[4][1] ;
-  wire [8:0] \pp$410[4][2] ;
-  wire [26:0] \pp$410[5] ;
-  wire [8:0] \pp$410[5][0] ;
-  wire [8:0] \pp$410[5][1] ;
-  wire [8:0] \pp$410[5][2] ;
-  wire [26:0] \pp$410[6] ;
-  wire [8:0] \pp$410[6][0] ;
-  wire [8:0] \pp$410[6][1] ;
-  wire [8:0] \pp$410[6][2] ;
-  wire [26:0] \pp$410[7] ;
-  wire [8:0] \pp$410[7][0] ;
-  wire [8:0] \pp$410[7][1] ;
-  wire [8:0] \pp$410[7][2] ;
-  wire [26:0] \pp$410[8] ;
-  wire [8:0] \pp$410[8][0] ;
-  wire [8:0] \pp$410[8][1] ;
-  wire [8:0] \pp$410[8][2] ;
-  wire [26:0] \pp$410[9] ;
-  wire [8:0] \pp$410[9][0] ;
-  wire [8:0] \pp$410[9][1] ;
-  wire [8:0] \pp$410[9][2] ;
+  wire [863:0] \pp$36 ;
+  wire [26:0] \pp$36[0] ;
+  wire [8:0] \pp$36[0][0] ;
+  wire [8:0] \pp$36[0][1] ;
+  wire [8:0] \pp$36[0][2] ;
+  wire [26:0] \pp$36[10] ;
+  wire [8:0] \pp$36[10][0] ;
+  wire [8:0] \pp$36[10][1] ;
+  wire [8:0] \pp$36[10][2] ;
+  wire [26:0] \pp$36[11] ;
+  wire [8:0] \pp$36[11][0] ;
+  wire [8:0] \pp$36[11][1] ;
+  wire [8:0] \pp$36[11][2] ;
+  wire [26:0] \pp$36[12] ;
+  wire [8:0] \pp$36[12][0] ;
+  wire [8:0] \pp$36[12][1] ;
+  wire [8:0] \pp$36[12][2] ;
+  wire [26:0] \pp$36[13] ;
+  wire [8:0] \pp$36[13][0] ;
+  wire [8:0] \pp$36[13][1] ;
+  wire [8:0] \pp$36[13][2] ;
+  wire [26:0] \pp$36[14] ;
+  wire [8:0] \pp$36[14][0] ;
+  wire [8:0] \pp$36[14][1] ;
+  wire [8:0] \pp$36[14][2] ;
+  wire [26:0] \pp$36[15] ;
+  wire [8:0] \pp$36[15][0] ;
+  wire [8:0] \pp$36[15][1] ;
+  wire [8:0] \pp$36[15][2] ;
+  wire [26:0] \pp$36[16] ;
+  wire [8:0] \pp$36[16][0] ;
+  wire [8:0] \pp$36[16][1] ;
+  wire [8:0] \pp$36[16][2] ;
+  wire [26:0] \pp$36[17] ;
+  wire [8:0] \pp$36[17][0] ;
+  wire [8:0] \pp$36[17][1] ;
+  wire [8:0] \pp$36[17][2] ;
+  wire [26:0] \pp$36[18] ;
+  wire [8:0] \pp$36[18][0] ;
+  wire [8:0] \pp$36[18][1] ;
+  wire [8:0] \pp$36[18][2] ;
+  wire [26:0] \pp$36[19] ;
+  wire [8:0] \pp$36[19][0] ;
+  wire [8:0] \pp$36[19][1] ;
+  wire [8:0] \pp$36[19][2] ;
+  wire [26:0] \pp$36[1] ;
+  wire [8:0] \pp$36[1][0] ;
+  wire [8:0] \pp$36[1][1] ;
+  wire [8:0] \pp$36[1][2] ;
+  wire [26:0] \pp$36[20] ;
+  wire [8:0] \pp$36[20][0] ;
+  wire [8:0] \pp$36[20][1] ;
+  wire [8:0] \pp$36[20][2] ;
+  wire [26:0] \pp$36[21] ;
+  wire [8:0] \pp$36[21][0] ;
+  wire [8:0] \pp$36[21][1] ;
+  wire [8:0] \pp$36[21][2] ;
+  wire [26:0] \pp$36[22] ;
+  wire [8:0] \pp$36[22][0] ;
+  wire [8:0] \pp$36[22][1] ;
+  wire [8:0] \pp$36[22][2] ;
+  wire [26:0] \pp$36[23] ;
+  wire [8:0] \pp$36[23][0] ;
+  wire [8:0] \pp$36[23][1] ;
+  wire [8:0] \pp$36[23][2] ;
+  wire [26:0] \pp$36[24] ;
+  wire [8:0] \pp$36[24][0] ;
+  wire [8:0] \pp$36[24][1] ;
+  wire [8:0] \pp$36[24][2] ;
+  wire [26:0] \pp$36[25] ;
+  wire [8:0] \pp$36[25][0] ;
+  wire [8:0] \pp$36[25][1] ;
+  wire [8:0] \pp$36[25][2] ;
+  wire [26:0] \pp$36[26] ;
+  wire [8:0] \pp$36[26][0] ;
+  wire [8:0] \pp$36[26][1] ;
+  wire [8:0] \pp$36[26][2] ;
+  wire [26:0] \pp$36[27] ;
+  wire [8:0] \pp$36[27][0] ;
+  wire [8:0] \pp$36[27][1] ;
+  wire [8:0] \pp$36[27][2] ;
+  wire [26:0] \pp$36[28] ;
+  wire [8:0] \pp$36[28][0] ;
+  wire [8:0] \pp$36[28][1] ;
+  wire [8:0] \pp$36[28][2] ;
+  wire [26:0] \pp$36[29] ;
+  wire [8:0] \pp$36[29][0] ;
+  wire [8:0] \pp$36[29][1] ;
+  wire [8:0] \pp$36[29][2] ;
+  wire [26:0] \pp$36[2] ;
+  wire [8:0] \pp$36[2][0] ;
+  wire [8:0] \pp$36[2][1] ;
+  wire [8:0] \pp$36[2][2] ;
+  wire [26:0] \pp$36[30] ;
+  wire [8:0] \pp$36[30][0] ;
+  wire [8:0] \pp$36[30][1] ;
+  wire [8:0] \pp$36[30][2] ;
+  wire [26:0] \pp$36[31] ;
+  wire [8:0] \pp$36[31][0] ;
+  wire [8:0] \pp$36[31][1] ;
+  wire [8:0] \pp$36[31][2] ;
+  wire [26:0] \pp$36[3] ;
+  wire [8:0] \pp$36[3][0] ;
+  wire [8:0] \pp$36[3][1] ;
+  wire [8:0] \pp$36[3][2] ;
+  wire [26:0] \pp$36[4] ;
+  wire [8:0] \pp$36[4][0] ;
+  wire [8:0] \pp$36[4][1] ;
+  wire [8:0] \pp$36[4][2] ;
+  wire [26:0] \pp$36[5] ;
+  wire [8:0] \pp$36[5][0] ;
+  wire [8:0] \pp$36[5][1] ;
+  wire [8:0] \pp$36[5][2] ;
+  wire [26:0] \pp$36[6] ;
+  wire [8:0] \pp$36[6][0] ;
+  wire [8:0] \pp$36[6][1] ;
+  wire [8:0] \pp$36[6][2] ;
+  wire [26:0] \pp$36[7] ;
+  wire [8:0] \pp$36[7][0] ;
+  wire [8:0] \pp$36[7][1] ;
+  wire [8:0] \pp$36[7][2] ;
+  wire [26:0] \pp$36[8] ;
+  wire [8:0] \pp$36[8][0] ;
+  wire [8:0] \pp$36[8][1] ;
+  wire [8:0] \pp$36[8][2] ;
+  wire [26:0] \pp$36[9] ;
+  wire [8:0] \pp$36[9][0] ;
+  wire [8:0] \pp$36[9][1] ;
+  wire [8:0] \pp$36[9][2] ;
   (* init = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000 *)
-  wire [863:0] \pp$414 ;
-  wire [26:0] \pp$414[0] ;
-  wire [8:0] \pp$414[0][0] ;
-  wire [8:0] \pp$414[0][1] ;
-  wire [8:0] \pp$414[0][2] ;
-  wire [26:0] \pp$414[10] ;
-  wire [8:0] \pp$414[10][0] ;
-  wire [8:0] \pp$414[10][1] ;
-  wire [8:0] \pp$414[10][2] ;
-  wire [26:0] \pp$414[11] ;
-  wire [8:0] \pp$414[11][0] ;
-  wire [8:0] \pp$414[11][1] ;
-  wire [8:0] \pp$414[11][2] ;
-  wire [26:0] \pp$414[12] ;
-  wire [8:0] \pp$414[12][0] ;
-  wire [8:0] \pp$414[12][1] ;
-  wire [8:0] \pp$414[12][2] ;
-  wire [26:0] \pp$414[13] ;
-  wire [8:0] \pp$414[13][0] ;
-  wire [8:0] \pp$414[13][1] ;
-  wire [8:0] \pp$414[13][2] ;
-  wire [26:0] \pp$414[14] ;
-  wire [8:0] \pp$414[14][0] ;
-  wire [8:0] \pp$414[14][1] ;
-  wire [8:0] \pp$414[14][2] ;
-  wire [26:0] \pp$414[15] ;
-  wire [8:0] \pp$414[15][0] ;
-  wire [8:0] \pp$414[15][1] ;
-  wire [8:0] \pp$414[15][2] ;
-  wire [26:0] \pp$414[16] ;
-  wire [8:0] \pp$414[16][0] ;
-  wire [8:0] \pp$414[16][1] ;
-  wire [8:0] \pp$414[16][2] ;
-  wire [26:0] \pp$414[17] ;
-  wire [8:0] \pp$414[17][0] ;
-  wire [8:0] \pp$414[17][1] ;
-  wire [8:0] \pp$414[17][2] ;
-  wire [26:0] \pp$414[18] ;
-  wire [8:0] \pp$414[18][0] ;
-  wire [8:0] \pp$414[18][1] ;
-  wire [8:0] \pp$414[18][2] ;
-  wire [26:0] \pp$414[19] ;
-  wire [8:0] \pp$414[19][0] ;
-  wire [8:0] \pp$414[19][1] ;
-  wire [8:0] \pp$414[19][2] ;
-  wire [26:0] \pp$414[1] ;
-  wire [8:0] \pp$414[1][0] ;
-  wire [8:0] \pp$414[1][1] ;
-  wire [8:0] \pp$414[1][2] ;
-  wire [26:0] \pp$414[20] ;
-  wire [8:0] \pp$414[20][0] ;
-  wire [8:0] \pp$414[20][1] ;
-  wire [8:0] \pp$414[20][2] ;
-  wire [26:0] \pp$414[21] ;
-  wire [8:0] \pp$414[21][0] ;
-  wire [8:0] \pp$414[21][1] ;
-  wire [8:0] \pp$414[21][2] ;
-  wire [26:0] \pp$414[22] ;
-  wire [8:0] \pp$414[22][0] ;
-  wire [8:0] \pp$414[22][1] ;
-  wire [8:0] \pp$414[22][2] ;
-  wire [26:0] \pp$414[23] ;
-  wire [8:0] \pp$414[23][0] ;
-  wire [8:0] \pp$414[23][1] ;
-  wire [8:0] \pp$414[23][2] ;
-  wire [26:0] \pp$414[24] ;
-  wire [8:0] \pp$414[24][0] ;
-  wire [8:0] \pp$414[24][1] ;
-  wire [8:0] \pp$414[24][2] ;
-  wire [26:0] \pp$414[25] ;
-  wire [8:0] \pp$414[25][0] ;
-  wire [8:0] \pp$414[25][1] ;
-  wire [8:0] \pp$414[25][2] ;
-  wire [26:0] \pp$414[26] ;
-  wire [8:0] \pp$414[26][0] ;
-  wire [8:0] \pp$414[26][1] ;
-  wire [8:0] \pp$414[26][2] ;
-  wire [26:0] \pp$414[27] ;
-  wire [8:0] \pp$414[27][0] ;
-  wire [8:0] \pp$414[27][1] ;
-  wire [8:0] \pp$414[27][2] ;
-  wire [26:0] \pp$414[28] ;
-  wire [8:0] \pp$414[28][0] ;
-  wire [8:0] \pp$414[28][1] ;
-  wire [8:0] \pp$414[28][2] ;
-  wire [26:0] \pp$414[29] ;
-  wire [8:0] \pp$414[29][0] ;
-  wire [8:0] \pp$414[29][1] ;
-  wire [8:0] \pp$414[29][2] ;
-  wire [26:0] \pp$414[2] ;
-  wire [8:0] \pp$414[2][0] ;
-  wire [8:0] \pp$414[2][1] ;
-  wire [8:0] \pp$414[2][2] ;
-  wire [26:0] \pp$414[30] ;
-  wire [8:0] \pp$414[30][0] ;
-  wire [8:0] \pp$414[30][1] ;
-  wire [8:0] \pp$414[30][2] ;
-  wire [26:0] \pp$414[31] ;
-  wire [8:0] \pp$414[31][0] ;
-  wire [8:0] \pp$414[31][1] ;
-  wire [8:0] \pp$414[31][2] ;
-  wire [26:0] \pp$414[3] ;
-  wire [8:0] \pp$414[3][0] ;
-  wire [8:0] \pp$414[3][1] ;
-  wire [8:0] \pp$414[3][2] ;
-  wire [26:0] \pp$414[4] ;
-  wire [8:0] \pp$414[4][0] ;
-  wire [8:0] \pp$414[4][1] ;
-  wire [8:0] \pp$414[4][2] ;
-  wire [26:0] \pp$414[5] ;
-  wire [8:0] \pp$414[5][0] ;
-  wire [8:0] \pp$414[5][1] ;
-  wire [8:0] \pp$414[5][2] ;
-  wire [26:0] \pp$414[6] ;
-  wire [8:0] \pp$414[6][0] ;
-  wire [8:0] \pp$414[6][1] ;
-  wire [8:0] \pp$414[6][2] ;
-  wire [26:0] \pp$414[7] ;
-  wire [8:0] \pp$414[7][0] ;
-  wire [8:0] \pp$414[7][1] ;
-  wire [8:0] \pp$414[7][2] ;
-  wire [26:0] \pp$414[8] ;
-  wire [8:0] \pp$414[8][0] ;
-  wire [8:0] \pp$414[8][1] ;
-  wire [8:0] \pp$414[8][2] ;
-  wire [26:0] \pp$414[9] ;
-  wire [8:0] \pp$414[9][0] ;
-  wire [8:0] \pp$414[9][1] ;
-  wire [8:0] \pp$414[9][2] ;
-  wire [863:0] \pp$94 ;
-  wire [26:0] \pp$94[0] ;
-  wire [8:0] \pp$94[0][0] ;
-  wire [8:0] \pp$94[0][1] ;
-  wire [8:0] \pp$94[0][2] ;
-  wire [26:0] \pp$94[10] ;
-  wire [8:0] \pp$94[10][0] ;
-  wire [8:0] \pp$94[10][1] ;
-  wire [8:0] \pp$94[10][2] ;
-  wire [26:0] \pp$94[11] ;
-  wire [8:0] \pp$94[11][0] ;
-  wire [8:0] \pp$94[11][1] ;
-  wire [8:0] \pp$94[11][2] ;
-  wire [26:0] \pp$94[12] ;
-  wire [8:0] \pp$94[12][0] ;
-  wire [8:0] \pp$94[12][1] ;
-  wire [8:0] \pp$94[12][2] ;
-  wire [26:0] \pp$94[13] ;
-  wire [8:0] \pp$94[13][0] ;
-  wire [8:0] \pp$94[13][1] ;
-  wire [8:0] \pp$94[13][2] ;
-  wire [26:0] \pp$94[14] ;
-  wire [8:0] \pp$94[14][0] ;
-  wire [8:0] \pp$94[14][1] ;
-  wire [8:0] \pp$94[14][2] ;
-  wire [26:0] \pp$94[15] ;
-  wire [8:0] \pp$94[15][0] ;
-  wire [8:0] \pp$94[15][1] ;
-  wire [8:0] \pp$94[15][2] ;
-  wire [26:0] \pp$94[16] ;
-  wire [8:0] \pp$94[16][0] ;
-  wire [8:0] \pp$94[16][1] ;
-  wire [8:0] \pp$94[16][2] ;
-  wire [26:0] \pp$94[17] ;
-  wire [8:0] \pp$94[17][0] ;
-  wire [8:0] \pp$94[17][1] ;
-  wire [8:0] \pp$94[17][2] ;
-  wire [26:0] \pp$94[18] ;
-  wire [8:0] \pp$94[18][0] ;
-  wire [8:0] \pp$94[18][1] ;
-  wire [8:0] \pp$94[18][2] ;
-  wire [26:0] \pp$94[19] ;
-  wire [8:0] \pp$94[19][0] ;
-  wire [8:0] \pp$94[19][1] ;
-  wire [8:0] \pp$94[19][2] ;
-  wire [26:0] \pp$94[1] ;
-  wire [8:0] \pp$94[1][0] ;
-  wire [8:0] \pp$94[1][1] ;
-  wire [8:0] \pp$94[1][2] ;
-  wire [26:0] \pp$94[20] ;
-  wire [8:0] \pp$94[20][0] ;
-  wire [8:0] \pp$94[20][1] ;
-  wire [8:0] \pp$94[20][2] ;
-  wire [26:0] \pp$94[21] ;
-  wire [8:0] \pp$94[21][0] ;
-  wire [8:0] \pp$94[21][1] ;
-  wire [8:0] \pp$94[21][2] ;
-  wire [26:0] \pp$94[22] ;
-  wire [8:0] \pp$94[22][0] ;
-  wire [8:0] \pp$94[22][1] ;
-  wire [8:0] \pp$94[22][2] ;
-  wire [26:0] \pp$94[23] ;
-  wire [8:0] \pp$94[23][0] ;
-  wire [8:0] \pp$94[23][1] ;
-  wire [8:0] \pp$94[23][2] ;
-  wire [26:0] \pp$94[24] ;
-  wire [8:0] \pp$94[24][0] ;
-  wire [8:0] \pp$94[24][1] ;
-  wire [8:0] \pp$94[24][2] ;
-  wire [26:0] \pp$94[25] ;
-  wire [8:0] \pp$94[25][0] ;
-  wire [8:0] \pp$94[25][1] ;
-  wire [8:0] \pp$94[25][2] ;
-  wire [26:0] \pp$94[26] ;
-  wire [8:0] \pp$94[26][0] ;
-  wire [8:0] \pp$94[26][1] ;
-  wire [8:0] \pp$94[26][2] ;
-  wire [26:0] \pp$94[27] ;
-  wire [8:0] \pp$94[27][0] ;
-  wire [8:0] \pp$94[27][1] ;
-  wire [8:0] \pp$94[27][2] ;
-  wire [26:0] \pp$94[28] ;
-  wire [8:0] \pp$94[28][0] ;
-  wire [8:0] \pp$94[28][1] ;
-  wire [8:0] \pp$94[28][2] ;
-  wire [26:0] \pp$94[29] ;
-  wire [8:0] \pp$94[29][0] ;
-  wire [8:0] \pp$94[29][1] ;
-  wire [8:0] \pp$94[29][2] ;
-  wire [26:0] \pp$94[2] ;
-  wire [8:0] \pp$94[2][0] ;
-  wire [8:0] \pp$94[2][1] ;
-  wire [8:0] \pp$94[2][2] ;
-  wire [26:0] \pp$94[30] ;
-  wire [8:0] \pp$94[30][0] ;
-  wire [8:0] \pp$94[30][1] ;
-  wire [8:0] \pp$94[30][2] ;
-  wire [26:0] \pp$94[31] ;
-  wire [8:0] \pp$94[31][0] ;
-  wire [8:0] \pp$94[31][1] ;
-  wire [8:0] \pp$94[31][2] ;
-  wire [26:0] \pp$94[3] ;
-  wire [8:0] \pp$94[3][0] ;
-  wire [8:0] \pp$94[3][1] ;
-  wire [8:0] \pp$94[3][2] ;
-  wire [26:0] \pp$94[4] ;
-  wire [8:0] \pp$94[4][0] ;
-  wire [8:0] \pp$94[4][1] ;
-  wire [8:0] \pp$94[4][2] ;
-  wire [26:0] \pp$94[5] ;
-  wire [8:0] \pp$94[5][0] ;
-  wire [8:0] \pp$94[5][1] ;
-  wire [8:0] \pp$94[5][2] ;
-  wire [26:0] \pp$94[6] ;
-  wire [8:0] \pp$94[6][0] ;
-  wire [8:0] \pp$94[6][1] ;
-  wire [8:0] \pp$94[6][2] ;
-  wire [26:0] \pp$94[7] ;
-  wire [8:0] \pp$94[7][0] ;
-  wire [8:0] \pp$94[7][1] ;
-  wire [8:0] \pp$94[7][2] ;
-  wire [26:0] \pp$94[8] ;
-  wire [8:0] \pp$94[8][0] ;
-  wire [8:0] \pp$94[8][1] ;
-  wire [8:0] \pp$94[8][2] ;
-  wire [26:0] \pp$94[9] ;
-  wire [8:0] \pp$94[9][0] ;
-  wire [8:0] \pp$94[9][1] ;
-  wire [8:0] \pp$94[9][2] ;
+  wire [863:0] \pp$43 ;
+  wire [26:0] \pp$43[0] ;
+  wire [8:0] \pp$43[0][0] ;
+  wire [8:0] \pp$43[0][1] ;
+  wire [8:0] \pp$43[0][2] ;
+  wire [26:0] \pp$43[10] ;
+  wire [8:0] \pp$43[10][0] ;
+  wire [8:0] \pp$43[10][1] ;
+  wire [8:0] \pp$43[10][2] ;
+  wire [26:0] \pp$43[11] ;
+  wire [8:0] \pp$43[11][0] ;
+  wire [8:0] \pp$43[11][1] ;
+  wire [8:0] \pp$43[11][2] ;
+  wire [26:0] \pp$43[12] ;
+  wire [8:0] \pp$43[12][0] ;
+  wire [8:0] \pp$43[12][1] ;
+  wire [8:0] \pp$43[12][2] ;
+  wire [26:0] \pp$43[13] ;
+  wire [8:0] \pp$43[13][0] ;
+  wire [8:0] \pp$43[13][1] ;
+  wire [8:0] \pp$43[13][2] ;
+  wire [26:0] \pp$43[14] ;
+  wire [8:0] \pp$43[14][0] ;
+  wire [8:0] \pp$43[14][1] ;
+  wire [8:0] \pp$43[14][2] ;
+  wire [26:0] \pp$43[15] ;
+  wire [8:0] \pp$43[15][0] ;
+  wire [8:0] \pp$43[15][1] ;
+  wire [8:0] \pp$43[15][2] ;
+  wire [26:0] \pp$43[16] ;
+  wire [8:0] \pp$43[16][0] ;
+  wire [8:0] \pp$43[16][1] ;
+  wire [8:0] \pp$43[16][2] ;
+  wire [26:0] \pp$43[17] ;
+  wire [8:0] \pp$43[17][0] ;
+  wire [8:0] \pp$43[17][1] ;
+  wire [8:0] \pp$43[17][2] ;
+  wire [26:0] \pp$43[18] ;
+  wire [8:0] \pp$43[18][0] ;
+  wire [8:0] \pp$43[18][1] ;
+  wire [8:0] \pp$43[18][2] ;
+  wire [26:0] \pp$43[19] ;
+  wire [8:0] \pp$43[19][0] ;
+  wire [8:0] \pp$43[19][1] ;
+  wire [8:0] \pp$43[19][2] ;
+  wire [26:0] \pp$43[1] ;
+  wire [8:0] \pp$43[1][0] ;
+  wire [8:0] \pp$43[1][1] ;
+  wire [8:0] \pp$43[1][2] ;
+  wire [26:0] \pp$43[20] ;
+  wire [8:0] \pp$43[20][0] ;
+  wire [8:0] \pp$43[20][1] ;
+  wire [8:0] \pp$43[20][2] ;
+  wire [26:0] \pp$43[21] ;
+  wire [8:0] \pp$43[21][0] ;
+  wire [8:0] \pp$43[21][1] ;
+  wire [8:0] \pp$43[21][2] ;
+  wire [26:0] \pp$43[22] ;
+  wire [8:0] \pp$43[22][0] ;
+  wire [8:0] \pp$43[22][1] ;
+  wire [8:0] \pp$43[22][2] ;
+  wire [26:0] \pp$43[23] ;
+  wire [8:0] \pp$43[23][0] ;
+  wire [8:0] \pp$43[23][1] ;
+  wire [8:0] \pp$43[23][2] ;
+  wire [26:0] \pp$43[24] ;
+  wire [8:0] \pp$43[24][0] ;
+  wire [8:0] \pp$43[24][1] ;
+  wire [8:0] \pp$43[24][2] ;
+  wire [26:0] \pp$43[25] ;
+  wire [8:0] \pp$43[25][0] ;
+  wire [8:0] \pp$43[25][1] ;
+  wire [8:0] \pp$43[25][2] ;
+  wire [26:0] \pp$43[26] ;
+  wire [8:0] \pp$43[26][0] ;
+  wire [8:0] \pp$43[26][1] ;
+  wire [8:0] \pp$43[26][2] ;
+  wire [26:0] \pp$43[27] ;
+  wire [8:0] \pp$43[27][0] ;
+  wire [8:0] \pp$43[27][1] ;
+  wire [8:0] \pp$43[27][2] ;
+  wire [26:0] \pp$43[28] ;
+  wire [8:0] \pp$43[28][0] ;
+  wire [8:0] \pp$43[28][1] ;
+  wire [8:0] \pp$43[28][2] ;
+  wire [26:0] \pp$43[29] ;
+  wire [8:0] \pp$43[29][0] ;
+  wire [8:0] \pp$43[29][1] ;
+  wire [8:0] \pp$43[29][2] ;
+  wire [26:0] \pp$43[2] ;
+  wire [8:0] \pp$43[2][0] ;
+  wire [8:0] \pp$43[2][1] ;
+  wire [8:0] \pp$43[2][2] ;
+  wire [26:0] \pp$43[30] ;
+  wire [8:0] \pp$43[30][0] ;
+  wire [8:0] \pp$43[30][1] ;
+  wire [8:0] \pp$43[30][2] ;
+  wire [26:0] \pp$43[31] ;
+  wire [8:0] \pp$43[31][0] ;
+  wire [8:0] \pp$43[31][1] ;
+  wire [8:0] \pp$43[31][2] ;
+  wire [26:0] \pp$43[3] ;
+  wire [8:0] \pp$43[3][0] ;
+  wire [8:0] \pp$43[3][1] ;
+  wire [8:0] \pp$43[3][2] ;
+  wire [26:0] \pp$43[4] ;
+  wire [8:0] \pp$43[4][0] ;
+  wire [8:0] \pp$43[4][1] ;
+  wire [8:0] \pp$43[4][2] ;
+  wire [26:0] \pp$43[5] ;
+  wire [8:0] \pp$43[5][0] ;
+  wire [8:0] \pp$43[5][1] ;
+  wire [8:0] \pp$43[5][2] ;
+  wire [26:0] \pp$43[6] ;
+  wire [8:0] \pp$43[6][0] ;
+  wire [8:0] \pp$43[6][1] ;
+  wire [8:0] \pp$43[6][2] ;
+  wire [26:0] \pp$43[7] ;
+  wire [8:0] \pp$43[7][0] ;
+  wire [8:0] \pp$43[7][1] ;
+  wire [8:0] \pp$43[7][2] ;
+  wire [26:0] \pp$43[8] ;
+  wire [8:0] \pp$43[8][0] ;
+  wire [8:0] \pp$43[8][1] ;
+  wire [8:0] \pp$43[8][2] ;
+  wire [26:0] \pp$43[9] ;
+  wire [8:0] \pp$43[9][0] ;
+  wire [8:0] \pp$43[9][1] ;
+  wire [8:0] \pp$43[9][2] ;
+  wire [863:0] \pp$80 ;
+  wire [26:0] \pp$80[0] ;
+  wire [8:0] \pp$80[0][0] ;
+  wire [8:0] \pp$80[0][1] ;
+  wire [8:0] \pp$80[0][2] ;
+  wire [26:0] \pp$80[10] ;
+  wire [8:0] \pp$80[10][0] ;
+  wire [8:0] \pp$80[10][1] ;
+  wire [8:0] \pp$80[10][2] ;
+  wire [26:0] \pp$80[11] ;
+  wire [8:0] \pp$80[11][0] ;
+  wire [8:0] \pp$80[11][1] ;
+  wire [8:0] \pp$80[11][2] ;
+  wire [26:0] \pp$80[12] ;
+  wire [8:0] \pp$80[12][0] ;
+  wire [8:0] \pp$80[12][1] ;
+  wire [8:0] \pp$80[12][2] ;
+  wire [26:0] \pp$80[13] ;
+  wire [8:0] \pp$80[13][0] ;
+  wire [8:0] \pp$80[13][1] ;
+  wire [8:0] \pp$80[13][2] ;
+  wire [26:0] \pp$80[14] ;
+  wire [8:0] \pp$80[14][0] ;
+  wire [8:0] \pp$80[14][1] ;
+  wire [8:0] \pp$80[14][2] ;
+  wire [26:0] \pp$80[15] ;
+  wire [8:0] \pp$80[15][0] ;
+  wire [8:0] \pp$80[15][1] ;
+  wire [8:0] \pp$80[15][2] ;
+  wire [26:0] \pp$80[16] ;
+  wire [8:0] \pp$80[16][0] ;
+  wire [8:0] \pp$80[16][1] ;
+  wire [8:0] \pp$80[16][2] ;
+  wire [26:0] \pp$80[17] ;
+  wire [8:0] \pp$80[17][0] ;
+  wire [8:0] \pp$80[17][1] ;
+  wire [8:0] \pp$80[17][2] ;
+  wire [26:0] \pp$80[18] ;
+  wire [8:0] \pp$80[18][0] ;
+  wire [8:0] \pp$80[18][1] ;
+  wire [8:0] \pp$80[18][2] ;
+  wire [26:0] \pp$80[19] ;
+  wire [8:0] \pp$80[19][0] ;
+  wire [8:0] \pp$80[19][1] ;
+  wire [8:0] \pp$80[19][2] ;
+  wire [26:0] \pp$80[1] ;
+  wire [8:0] \pp$80[1][0] ;
+  wire [8:0] \pp$80[1][1] ;
+  wire [8:0] \pp$80[1][2] ;
+  wire [26:0] \pp$80[20] ;
+  wire [8:0] \pp$80[20][0] ;
+  wire [8:0] \pp$80[20][1] ;
+  wire [8:0] \pp$80[20][2] ;
+  wire [26:0] \pp$80[21] ;
+  wire [8:0] \pp$80[21][0] ;
+  wire [8:0] \pp$80[21][1] ;
+  wire [8:0] \pp$80[21][2] ;
+  wire [26:0] \pp$80[22] ;
+  wire [8:0] \pp$80[22][0] ;
+  wire [8:0] \pp$80[22][1] ;
+  wire [8:0] \pp$80[22][2] ;
+  wire [26:0] \pp$80[23] ;
+  wire [8:0] \pp$80[23][0] ;
+  wire [8:0] \pp$80[23][1] ;
+  wire [8:0] \pp$80[23][2] ;
+  wire [26:0] \pp$80[24] ;
+  wire [8:0] \pp$80[24][0] ;
+  wire [8:0] \pp$80[24][1] ;
+  wire [8:0] \pp$80[24][2] ;
+  wire [26:0] \pp$80[25] ;
+  wire [8:0] \pp$80[25][0] ;
+  wire [8:0] \pp$80[25][1] ;
+  wire [8:0] \pp$80[25][2] ;
+  wire [26:0] \pp$80[26] ;
+  wire [8:0] \pp$80[26][0] ;
+  wire [8:0] \pp$80[26][1] ;
+  wire [8:0] \pp$80[26][2] ;
+  wire [26:0] \pp$80[27] ;
+  wire [8:0] \pp$80[27][0] ;
+  wire [8:0] \pp$80[27][1] ;
+  wire [8:0] \pp$80[27][2] ;
+  wire [26:0] \pp$80[28] ;
+  wire [8:0] \pp$80[28][0] ;
+  wire [8:0] \pp$80[28][1] ;
+  wire [8:0] \pp$80[28][2] ;
+  wire [26:0] \pp$80[29] ;
+  wire [8:0] \pp$80[29][0] ;
+  wire [8:0] \pp$80[29][1] ;
+  wire [8:0] \pp$80[29][2] ;
+  wire [26:0] \pp$80[2] ;
+  wire [8:0] \pp$80[2][0] ;
+  wire [8:0] \pp$80[2][1] ;
+  wire [8:0] \pp$80[2][2] ;
+  wire [26:0] \pp$80[30] ;
+  wire [8:0] \pp$80[30][0] ;
+  wire [8:0] \pp$80[30][1] ;
+  wire [8:0] \pp$80[30][2] ;
+  wire [26:0] \pp$80[31] ;
+  wire [8:0] \pp$80[31][0] ;
+  wire [8:0] \pp$80[31][1] ;
+  wire [8:0] \pp$80[31][2] ;
+  wire [26:0] \pp$80[3] ;
+  wire [8:0] \pp$80[3][0] ;
+  wire [8:0] \pp$80[3][1] ;
+  wire [8:0] \pp$80[3][2] ;
+  wire [26:0] \pp$80[4] ;
+  wire [8:0] \pp$80[4][0] ;
+  wire [8:0] \pp$80[4][1] ;
+  wire [8:0] \pp$80[4][2] ;
+  wire [26:0] \pp$80[5] ;
+  wire [8:0] \pp$80[5][0] ;
+  wire [8:0] \pp$80[5][1] ;
+  wire [8:0] \pp$80[5][2] ;
+  wire [26:0] \pp$80[6] ;
+  wire [8:0] \pp$80[6][0] ;
+  wire [8:0] \pp$80[6][1] ;
+  wire [8:0] \pp$80[6][2] ;
+  wire [26:0] \pp$80[7] ;
+  wire [8:0] \pp$80[7][0] ;
+  wire [8:0] \pp$80[7][1] ;
+  wire [8:0] \pp$80[7][2] ;
+  wire [26:0] \pp$80[8] ;
+  wire [8:0] \pp$80[8][0] ;
+  wire [8:0] \pp$80[8][1] ;
+  wire [8:0] \pp$80[8][2] ;
+  wire [26:0] \pp$80[9] ;
+  wire [8:0] \pp$80[9][0] ;
+  wire [8:0] \pp$80[9][1] ;
+  wire [8:0] \pp$80[9][2] ;
   wire [26:0] \pp[0] ;
   wire [8:0] \pp[0][0] ;
   wire [8:0] \pp[0][1] ;
@@ -1727,394 +1131,394 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire [7:0] \q[9] ;
   reg [863:0] qq = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
   (* init = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000 *)
-  wire [863:0] \qq$411 ;
-  wire [26:0] \qq$411[0] ;
-  wire [8:0] \qq$411[0][0] ;
-  wire [8:0] \qq$411[0][1] ;
-  wire [8:0] \qq$411[0][2] ;
-  wire [26:0] \qq$411[10] ;
-  wire [8:0] \qq$411[10][0] ;
-  wire [8:0] \qq$411[10][1] ;
-  wire [8:0] \qq$411[10][2] ;
-  wire [26:0] \qq$411[11] ;
-  wire [8:0] \qq$411[11][0] ;
-  wire [8:0] \qq$411[11][1] ;
-  wire [8:0] \qq$411[11][2] ;
-  wire [26:0] \qq$411[12] ;
-  wire [8:0] \qq$411[12][0] ;
-  wire [8:0] \qq$411[12][1] ;
-  wire [8:0] \qq$411[12][2] ;
-  wire [26:0] \qq$411[13] ;
-  wire [8:0] \qq$411[13][0] ;
-  wire [8:0] \qq$411[13][1] ;
-  wire [8:0] \qq$411[13][2] ;
-  wire [26:0] \qq$411[14] ;
-  wire [8:0] \qq$411[14][0] ;
-  wire [8:0] \qq$411[14][1] ;
-  wire [8:0] \qq$411[14][2] ;
-  wire [26:0] \qq$411[15] ;
-  wire [8:0] \qq$411[15][0] ;
-  wire [8:0] \qq$411[15][1] ;
-  wire [8:0] \qq$411[15][2] ;
-  wire [26:0] \qq$411[16] ;
-  wire [8:0] \qq$411[16][0] ;
-  wire [8:0] \qq$411[16][1] ;
-  wire [8:0] \qq$411[16][2] ;
-  wire [26:0] \qq$411[17] ;
-  wire [8:0] \qq$411[17][0] ;
-  wire [8:0] \qq$411[17][1] ;
-  wire [8:0] \qq$411[17][2] ;
-  wire [26:0] \qq$411[18] ;
-  wire [8:0] \qq$411[18][0] ;
-  wire [8:0] \qq$411[18][1] ;
-  wire [8:0] \qq$411[18][2] ;
-  wire [26:0] \qq$411[19] ;
-  wire [8:0] \qq$411[19][0] ;
-  wire [8:0] \qq$411[19][1] ;
-  wire [8:0] \qq$411[19][2] ;
-  wire [26:0] \qq$411[1] ;
-  wire [8:0] \qq$411[1][0] ;
-  wire [8:0] \qq$411[1][1] ;
-  wire [8:0] \qq$411[1][2] ;
-  wire [26:0] \qq$411[20] ;
-  wire [8:0] \qq$411[20][0] ;
-  wire [8:0] \qq$411[20][1] ;
-  wire [8:0] \qq$411[20][2] ;
-  wire [26:0] \qq$411[21] ;
-  wire [8:0] \qq$411[21][0] ;
-  wire [8:0] \qq$411[21][1] ;
-  wire [8:0] \qq$411[21][2] ;
-  wire [26:0] \qq$411[22] ;
-  wire [8:0] \qq$411[22][0] ;
-  wire [8:0] \qq$411[22][1] ;
-  wire [8:0] \qq$411[22][2] ;
-  wire [26:0] \qq$411[23] ;
-  wire [8:0] \qq$411[23][0] ;
-  wire [8:0] \qq$411[23][1] ;
-  wire [8:0] \qq$411[23][2] ;
-  wire [26:0] \qq$411[24] ;
-  wire [8:0] \qq$411[24][0] ;
-  wire [8:0] \qq$411[24][1] ;
-  wire [8:0] \qq$411[24][2] ;
-  wire [26:0] \qq$411[25] ;
-  wire [8:0] \qq$411[25][0] ;
-  wire [8:0] \qq$411[25][1] ;
-  wire [8:0] \qq$411[25][2] ;
-  wire [26:0] \qq$411[26] ;
-  wire [8:0] \qq$411[26][0] ;
-  wire [8:0] \qq$411[26][1] ;
-  wire [8:0] \qq$411[26][2] ;
-  wire [26:0] \qq$411[27] ;
-  wire [8:0] \qq$411[27][0] ;
-  wire [8:0] \qq$411[27][1] ;
-  wire [8:0] \qq$411[27][2] ;
-  wire [26:0] \qq$411[28] ;
-  wire [8:0] \qq$411[28][0] ;
-  wire [8:0] \qq$411[28][1] ;
-  wire [8:0] \qq$411[28][2] ;
-  wire [26:0] \qq$411[29] ;
-  wire [8:0] \qq$411[29][0] ;
-  wire [8:0] \qq$411[29][1] ;
-  wire [8:0] \qq$411[29][2] ;
-  wire [26:0] \qq$411[2] ;
-  wire [8:0] \qq$411[2][0] ;
-  wire [8:0] \qq$411[2][1] ;
-  wire [8:0] \qq$411[2][2] ;
-  wire [26:0] \qq$411[30] ;
-  wire [8:0] \qq$411[30][0] ;
-  wire [8:0] \qq$411[30][1] ;
-  wire [8:0] \qq$411[30][2] ;
-  wire [26:0] \qq$411[31] ;
-  wire [8:0] \qq$411[31][0] ;
-  wire [8:0] \qq$411[31][1] ;
-  wire [8:0] \qq$411[31][2] ;
-  wire [26:0] \qq$411[3] ;
-  wire [8:0] \qq$411[3][0] ;
-  wire [8:0] \qq$411[3][1] ;
-  wire [8:0] \qq$411[3][2] ;
-  wire [26:0] \qq$411[4] ;
-  wire [8:0] \qq$411[4][0] ;
-  wire [8:0] \qq$411[4][1] ;
-  wire [8:0] \qq$411[4][2] ;
-  wire [26:0] \qq$411[5] ;
-  wire [8:0] \qq$411[5][0] ;
-  wire [8:0] \qq$411[5][1] ;
-  wire [8:0] \qq$411[5][2] ;
-  wire [26:0] \qq$411[6] ;
-  wire [8:0] \qq$411[6][0] ;
-  wire [8:0] \qq$411[6][1] ;
-  wire [8:0] \qq$411[6][2] ;
-  wire [26:0] \qq$411[7] ;
-  wire [8:0] \qq$411[7][0] ;
-  wire [8:0] \qq$411[7][1] ;
-  wire [8:0] \qq$411[7][2] ;
-  wire [26:0] \qq$411[8] ;
-  wire [8:0] \qq$411[8][0] ;
-  wire [8:0] \qq$411[8][1] ;
-  wire [8:0] \qq$411[8][2] ;
-  wire [26:0] \qq$411[9] ;
-  wire [8:0] \qq$411[9][0] ;
-  wire [8:0] \qq$411[9][1] ;
-  wire [8:0] \qq$411[9][2] ;
+  wire [863:0] \qq$38 ;
+  wire [26:0] \qq$38[0] ;
+  wire [8:0] \qq$38[0][0] ;
+  wire [8:0] \qq$38[0][1] ;
+  wire [8:0] \qq$38[0][2] ;
+  wire [26:0] \qq$38[10] ;
+  wire [8:0] \qq$38[10][0] ;
+  wire [8:0] \qq$38[10][1] ;
+  wire [8:0] \qq$38[10][2] ;
+  wire [26:0] \qq$38[11] ;
+  wire [8:0] \qq$38[11][0] ;
+  wire [8:0] \qq$38[11][1] ;
+  wire [8:0] \qq$38[11][2] ;
+  wire [26:0] \qq$38[12] ;
+  wire [8:0] \qq$38[12][0] ;
+  wire [8:0] \qq$38[12][1] ;
+  wire [8:0] \qq$38[12][2] ;
+  wire [26:0] \qq$38[13] ;
+  wire [8:0] \qq$38[13][0] ;
+  wire [8:0] \qq$38[13][1] ;
+  wire [8:0] \qq$38[13][2] ;
+  wire [26:0] \qq$38[14] ;
+  wire [8:0] \qq$38[14][0] ;
+  wire [8:0] \qq$38[14][1] ;
+  wire [8:0] \qq$38[14][2] ;
+  wire [26:0] \qq$38[15] ;
+  wire [8:0] \qq$38[15][0] ;
+  wire [8:0] \qq$38[15][1] ;
+  wire [8:0] \qq$38[15][2] ;
+  wire [26:0] \qq$38[16] ;
+  wire [8:0] \qq$38[16][0] ;
+  wire [8:0] \qq$38[16][1] ;
+  wire [8:0] \qq$38[16][2] ;
+  wire [26:0] \qq$38[17] ;
+  wire [8:0] \qq$38[17][0] ;
+  wire [8:0] \qq$38[17][1] ;
+  wire [8:0] \qq$38[17][2] ;
+  wire [26:0] \qq$38[18] ;
+  wire [8:0] \qq$38[18][0] ;
+  wire [8:0] \qq$38[18][1] ;
+  wire [8:0] \qq$38[18][2] ;
+  wire [26:0] \qq$38[19] ;
+  wire [8:0] \qq$38[19][0] ;
+  wire [8:0] \qq$38[19][1] ;
+  wire [8:0] \qq$38[19][2] ;
+  wire [26:0] \qq$38[1] ;
+  wire [8:0] \qq$38[1][0] ;
+  wire [8:0] \qq$38[1][1] ;
+  wire [8:0] \qq$38[1][2] ;
+  wire [26:0] \qq$38[20] ;
+  wire [8:0] \qq$38[20][0] ;
+  wire [8:0] \qq$38[20][1] ;
+  wire [8:0] \qq$38[20][2] ;
+  wire [26:0] \qq$38[21] ;
+  wire [8:0] \qq$38[21][0] ;
+  wire [8:0] \qq$38[21][1] ;
+  wire [8:0] \qq$38[21][2] ;
+  wire [26:0] \qq$38[22] ;
+  wire [8:0] \qq$38[22][0] ;
+  wire [8:0] \qq$38[22][1] ;
+  wire [8:0] \qq$38[22][2] ;
+  wire [26:0] \qq$38[23] ;
+  wire [8:0] \qq$38[23][0] ;
+  wire [8:0] \qq$38[23][1] ;
+  wire [8:0] \qq$38[23][2] ;
+  wire [26:0] \qq$38[24] ;
+  wire [8:0] \qq$38[24][0] ;
+  wire [8:0] \qq$38[24][1] ;
+  wire [8:0] \qq$38[24][2] ;
+  wire [26:0] \qq$38[25] ;
+  wire [8:0] \qq$38[25][0] ;
+  wire [8:0] \qq$38[25][1] ;
+  wire [8:0] \qq$38[25][2] ;
+  wire [26:0] \qq$38[26] ;
+  wire [8:0] \qq$38[26][0] ;
+  wire [8:0] \qq$38[26][1] ;
+  wire [8:0] \qq$38[26][2] ;
+  wire [26:0] \qq$38[27] ;
+  wire [8:0] \qq$38[27][0] ;
+  wire [8:0] \qq$38[27][1] ;
+  wire [8:0] \qq$38[27][2] ;
+  wire [26:0] \qq$38[28] ;
+  wire [8:0] \qq$38[28][0] ;
+  wire [8:0] \qq$38[28][1] ;
+  wire [8:0] \qq$38[28][2] ;
+  wire [26:0] \qq$38[29] ;
+  wire [8:0] \qq$38[29][0] ;
+  wire [8:0] \qq$38[29][1] ;
+  wire [8:0] \qq$38[29][2] ;
+  wire [26:0] \qq$38[2] ;
+  wire [8:0] \qq$38[2][0] ;
+  wire [8:0] \qq$38[2][1] ;
+  wire [8:0] \qq$38[2][2] ;
+  wire [26:0] \qq$38[30] ;
+  wire [8:0] \qq$38[30][0] ;
+  wire [8:0] \qq$38[30][1] ;
+  wire [8:0] \qq$38[30][2] ;
+  wire [26:0] \qq$38[31] ;
+  wire [8:0] \qq$38[31][0] ;
+  wire [8:0] \qq$38[31][1] ;
+  wire [8:0] \qq$38[31][2] ;
+  wire [26:0] \qq$38[3] ;
+  wire [8:0] \qq$38[3][0] ;
+  wire [8:0] \qq$38[3][1] ;
+  wire [8:0] \qq$38[3][2] ;
+  wire [26:0] \qq$38[4] ;
+  wire [8:0] \qq$38[4][0] ;
+  wire [8:0] \qq$38[4][1] ;
+  wire [8:0] \qq$38[4][2] ;
+  wire [26:0] \qq$38[5] ;
+  wire [8:0] \qq$38[5][0] ;
+  wire [8:0] \qq$38[5][1] ;
+  wire [8:0] \qq$38[5][2] ;
+  wire [26:0] \qq$38[6] ;
+  wire [8:0] \qq$38[6][0] ;
+  wire [8:0] \qq$38[6][1] ;
+  wire [8:0] \qq$38[6][2] ;
+  wire [26:0] \qq$38[7] ;
+  wire [8:0] \qq$38[7][0] ;
+  wire [8:0] \qq$38[7][1] ;
+  wire [8:0] \qq$38[7][2] ;
+  wire [26:0] \qq$38[8] ;
+  wire [8:0] \qq$38[8][0] ;
+  wire [8:0] \qq$38[8][1] ;
+  wire [8:0] \qq$38[8][2] ;
+  wire [26:0] \qq$38[9] ;
+  wire [8:0] \qq$38[9][0] ;
+  wire [8:0] \qq$38[9][1] ;
+  wire [8:0] \qq$38[9][2] ;
   (* init = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000 *)
-  wire [863:0] \qq$415 ;
-  wire [26:0] \qq$415[0] ;
-  wire [8:0] \qq$415[0][0] ;
-  wire [8:0] \qq$415[0][1] ;
-  wire [8:0] \qq$415[0][2] ;
-  wire [26:0] \qq$415[10] ;
-  wire [8:0] \qq$415[10][0] ;
-  wire [8:0] \qq$415[10][1] ;
-  wire [8:0] \qq$415[10][2] ;
-  wire [26:0] \qq$415[11] ;
-  wire [8:0] \qq$415[11][0] ;
-  wire [8:0] \qq$415[11][1] ;
-  wire [8:0] \qq$415[11][2] ;
-  wire [26:0] \qq$415[12] ;
-  wire [8:0] \qq$415[12][0] ;
-  wire [8:0] \qq$415[12][1] ;
-  wire [8:0] \qq$415[12][2] ;
-  wire [26:0] \qq$415[13] ;
-  wire [8:0] \qq$415[13][0] ;
-  wire [8:0] \qq$415[13][1] ;
-  wire [8:0] \qq$415[13][2] ;
-  wire [26:0] \qq$415[14] ;
-  wire [8:0] \qq$415[14][0] ;
-  wire [8:0] \qq$415[14][1] ;
-  wire [8:0] \qq$415[14][2] ;
-  wire [26:0] \qq$415[15] ;
-  wire [8:0] \qq$415[15][0] ;
-  wire [8:0] \qq$415[15][1] ;
-  wire [8:0] \qq$415[15][2] ;
-  wire [26:0] \qq$415[16] ;
-  wire [8:0] \qq$415[16][0] ;
-  wire [8:0] \qq$415[16][1] ;
-  wire [8:0] \qq$415[16][2] ;
-  wire [26:0] \qq$415[17] ;
-  wire [8:0] \qq$415[17][0] ;
-  wire [8:0] \qq$415[17][1] ;
-  wire [8:0] \qq$415[17][2] ;
-  wire [26:0] \qq$415[18] ;
-  wire [8:0] \qq$415[18][0] ;
-  wire [8:0] \qq$415[18][1] ;
-  wire [8:0] \qq$415[18][2] ;
-  wire [26:0] \qq$415[19] ;
-  wire [8:0] \qq$415[19][0] ;
-  wire [8:0] \qq$415[19][1] ;
-  wire [8:0] \qq$415[19][2] ;
-  wire [26:0] \qq$415[1] ;
-  wire [8:0] \qq$415[1][0] ;
-  wire [8:0] \qq$415[1][1] ;
-  wire [8:0] \qq$415[1][2] ;
-  wire [26:0] \qq$415[20] ;
-  wire [8:0] \qq$415[20][0] ;
-  wire [8:0] \qq$415[20][1] ;
-  wire [8:0] \qq$415[20][2] ;
-  wire [26:0] \qq$415[21] ;
-  wire [8:0] \qq$415[21][0] ;
-  wire [8:0] \qq$415[21][1] ;
-  wire [8:0] \qq$415[21][2] ;
-  wire [26:0] \qq$415[22] ;
-  wire [8:0] \qq$415[22][0] ;
-  wire [8:0] \qq$415[22][1] ;
-  wire [8:0] \qq$415[22][2] ;
-  wire [26:0] \qq$415[23] ;
-  wire [8:0] \qq$415[23][0] ;
-  wire [8:0] \qq$415[23][1] ;
-  wire [8:0] \qq$415[23][2] ;
-  wire [26:0] \qq$415[24] ;
-  wire [8:0] \qq$415[24][0] ;
-  wire [8:0] \qq$415[24][1] ;
-  wire [8:0] \qq$415[24][2] ;
-  wire [26:0] \qq$415[25] ;
-  wire [8:0] \qq$415[25][0] ;
-  wire [8:0] \qq$415[25][1] ;
-  wire [8:0] \qq$415[25][2] ;
-  wire [26:0] \qq$415[26] ;
-  wire [8:0] \qq$415[26][0] ;
-  wire [8:0] \qq$415[26][1] ;
-  wire [8:0] \qq$415[26][2] ;
-  wire [26:0] \qq$415[27] ;
-  wire [8:0] \qq$415[27][0] ;
-  wire [8:0] \qq$415[27][1] ;
-  wire [8:0] \qq$415[27][2] ;
-  wire [26:0] \qq$415[28] ;
-  wire [8:0] \qq$415[28][0] ;
-  wire [8:0] \qq$415[28][1] ;
-  wire [8:0] \qq$415[28][2] ;
-  wire [26:0] \qq$415[29] ;
-  wire [8:0] \qq$415[29][0] ;
-  wire [8:0] \qq$415[29][1] ;
-  wire [8:0] \qq$415[29][2] ;
-  wire [26:0] \qq$415[2] ;
-  wire [8:0] \qq$415[2][0] ;
-  wire [8:0] \qq$415[2][1] ;
-  wire [8:0] \qq$415[2][2] ;
-  wire [26:0] \qq$415[30] ;
-  wire [8:0] \qq$415[30][0] ;
-  wire [8:0] \qq$415[30][1] ;
-  wire [8:0] \qq$415[30][2] ;
-  wire [26:0] \qq$415[31] ;
-  wire [8:0] \qq$415[31][0] ;
-  wire [8:0] \qq$415[31][1] ;
-  wire [8:0] \qq$415[31][2] ;
-  wire [26:0] \qq$415[3] ;
-  wire [8:0] \qq$415[3][0] ;
-  wire [8:0] \qq$415[3][1] ;
-  wire [8:0] \qq$415[3][2] ;
-  wire [26:0] \qq$415[4] ;
-  wire [8:0] \qq$415[4][0] ;
-  wire [8:0] \qq$415[4][1] ;
-  wire [8:0] \qq$415[4][2] ;
-  wire [26:0] \qq$415[5] ;
-  wire [8:0] \qq$415[5][0] ;
-  wire [8:0] \qq$415[5][1] ;
-  wire [8:0] \qq$415[5][2] ;
-  wire [26:0] \qq$415[6] ;
-  wire [8:0] \qq$415[6][0] ;
-  wire [8:0] \qq$415[6][1] ;
-  wire [8:0] \qq$415[6][2] ;
-  wire [26:0] \qq$415[7] ;
-  wire [8:0] \qq$415[7][0] ;
-  wire [8:0] \qq$415[7][1] ;
-  wire [8:0] \qq$415[7][2] ;
-  wire [26:0] \qq$415[8] ;
-  wire [8:0] \qq$415[8][0] ;
-  wire [8:0] \qq$415[8][1] ;
-  wire [8:0] \qq$415[8][2] ;
-  wire [26:0] \qq$415[9] ;
-  wire [8:0] \qq$415[9][0] ;
-  wire [8:0] \qq$415[9][1] ;
-  wire [8:0] \qq$415[9][2] ;
-  wire [863:0] \qq$96 ;
-  wire [26:0] \qq$96[0] ;
-  wire [8:0] \qq$96[0][0] ;
-  wire [8:0] \qq$96[0][1] ;
-  wire [8:0] \qq$96[0][2] ;
-  wire [26:0] \qq$96[10] ;
-  wire [8:0] \qq$96[10][0] ;
-  wire [8:0] \qq$96[10][1] ;
-  wire [8:0] \qq$96[10][2] ;
-  wire [26:0] \qq$96[11] ;
-  wire [8:0] \qq$96[11][0] ;
-  wire [8:0] \qq$96[11][1] ;
-  wire [8:0] \qq$96[11][2] ;
-  wire [26:0] \qq$96[12] ;
-  wire [8:0] \qq$96[12][0] ;
-  wire [8:0] \qq$96[12][1] ;
-  wire [8:0] \qq$96[12][2] ;
-  wire [26:0] \qq$96[13] ;
-  wire [8:0] \qq$96[13][0] ;
-  wire [8:0] \qq$96[13][1] ;
-  wire [8:0] \qq$96[13][2] ;
-  wire [26:0] \qq$96[14] ;
-  wire [8:0] \qq$96[14][0] ;
-  wire [8:0] \qq$96[14][1] ;
-  wire [8:0] \qq$96[14][2] ;
-  wire [26:0] \qq$96[15] ;
-  wire [8:0] \qq$96[15][0] ;
-  wire [8:0] \qq$96[15][1] ;
-  wire [8:0] \qq$96[15][2] ;
-  wire [26:0] \qq$96[16] ;
-  wire [8:0] \qq$96[16][0] ;
-  wire [8:0] \qq$96[16][1] ;
-  wire [8:0] \qq$96[16][2] ;
-  wire [26:0] \qq$96[17] ;
-  wire [8:0] \qq$96[17][0] ;
-  wire [8:0] \qq$96[17][1] ;
-  wire [8:0] \qq$96[17][2] ;
-  wire [26:0] \qq$96[18] ;
-  wire [8:0] \qq$96[18][0] ;
-  wire [8:0] \qq$96[18][1] ;
-  wire [8:0] \qq$96[18][2] ;
-  wire [26:0] \qq$96[19] ;
-  wire [8:0] \qq$96[19][0] ;
-  wire [8:0] \qq$96[19][1] ;
-  wire [8:0] \qq$96[19][2] ;
-  wire [26:0] \qq$96[1] ;
-  wire [8:0] \qq$96[1][0] ;
-  wire [8:0] \qq$96[1][1] ;
-  wire [8:0] \qq$96[1][2] ;
-  wire [26:0] \qq$96[20] ;
-  wire [8:0] \qq$96[20][0] ;
-  wire [8:0] \qq$96[20][1] ;
-  wire [8:0] \qq$96[20][2] ;
-  wire [26:0] \qq$96[21] ;
-  wire [8:0] \qq$96[21][0] ;
-  wire [8:0] \qq$96[21][1] ;
-  wire [8:0] \qq$96[21][2] ;
-  wire [26:0] \qq$96[22] ;
-  wire [8:0] \qq$96[22][0] ;
-  wire [8:0] \qq$96[22][1] ;
-  wire [8:0] \qq$96[22][2] ;
-  wire [26:0] \qq$96[23] ;
-  wire [8:0] \qq$96[23][0] ;
-  wire [8:0] \qq$96[23][1] ;
-  wire [8:0] \qq$96[23][2] ;
-  wire [26:0] \qq$96[24] ;
-  wire [8:0] \qq$96[24][0] ;
-  wire [8:0] \qq$96[24][1] ;
-  wire [8:0] \qq$96[24][2] ;
-  wire [26:0] \qq$96[25] ;
-  wire [8:0] \qq$96[25][0] ;
-  wire [8:0] \qq$96[25][1] ;
-  wire [8:0] \qq$96[25][2] ;
-  wire [26:0] \qq$96[26] ;
-  wire [8:0] \qq$96[26][0] ;
-  wire [8:0] \qq$96[26][1] ;
-  wire [8:0] \qq$96[26][2] ;
-  wire [26:0] \qq$96[27] ;
-  wire [8:0] \qq$96[27][0] ;
-  wire [8:0] \qq$96[27][1] ;
-  wire [8:0] \qq$96[27][2] ;
-  wire [26:0] \qq$96[28] ;
-  wire [8:0] \qq$96[28][0] ;
-  wire [8:0] \qq$96[28][1] ;
-  wire [8:0] \qq$96[28][2] ;
-  wire [26:0] \qq$96[29] ;
-  wire [8:0] \qq$96[29][0] ;
-  wire [8:0] \qq$96[29][1] ;
-  wire [8:0] \qq$96[29][2] ;
-  wire [26:0] \qq$96[2] ;
-  wire [8:0] \qq$96[2][0] ;
-  wire [8:0] \qq$96[2][1] ;
-  wire [8:0] \qq$96[2][2] ;
-  wire [26:0] \qq$96[30] ;
-  wire [8:0] \qq$96[30][0] ;
-  wire [8:0] \qq$96[30][1] ;
-  wire [8:0] \qq$96[30][2] ;
-  wire [26:0] \qq$96[31] ;
-  wire [8:0] \qq$96[31][0] ;
-  wire [8:0] \qq$96[31][1] ;
-  wire [8:0] \qq$96[31][2] ;
-  wire [26:0] \qq$96[3] ;
-  wire [8:0] \qq$96[3][0] ;
-  wire [8:0] \qq$96[3][1] ;
-  wire [8:0] \qq$96[3][2] ;
-  wire [26:0] \qq$96[4] ;
-  wire [8:0] \qq$96[4][0] ;
-  wire [8:0] \qq$96[4][1] ;
-  wire [8:0] \qq$96[4][2] ;
-  wire [26:0] \qq$96[5] ;
-  wire [8:0] \qq$96[5][0] ;
-  wire [8:0] \qq$96[5][1] ;
-  wire [8:0] \qq$96[5][2] ;
-  wire [26:0] \qq$96[6] ;
-  wire [8:0] \qq$96[6][0] ;
-  wire [8:0] \qq$96[6][1] ;
-  wire [8:0] \qq$96[6][2] ;
-  wire [26:0] \qq$96[7] ;
-  wire [8:0] \qq$96[7][0] ;
-  wire [8:0] \qq$96[7][1] ;
-  wire [8:0] \qq$96[7][2] ;
-  wire [26:0] \qq$96[8] ;
-  wire [8:0] \qq$96[8][0] ;
-  wire [8:0] \qq$96[8][1] ;
-  wire [8:0] \qq$96[8][2] ;
-  wire [26:0] \qq$96[9] ;
-  wire [8:0] \qq$96[9][0] ;
-  wire [8:0] \qq$96[9][1] ;
-  wire [8:0] \qq$96[9][2] ;
+  wire [863:0] \qq$44 ;
+  wire [26:0] \qq$44[0] ;
+  wire [8:0] \qq$44[0][0] ;
+  wire [8:0] \qq$44[0][1] ;
+  wire [8:0] \qq$44[0][2] ;
+  wire [26:0] \qq$44[10] ;
+  wire [8:0] \qq$44[10][0] ;
+  wire [8:0] \qq$44[10][1] ;
+  wire [8:0] \qq$44[10][2] ;
+  wire [26:0] \qq$44[11] ;
+  wire [8:0] \qq$44[11][0] ;
+  wire [8:0] \qq$44[11][1] ;
+  wire [8:0] \qq$44[11][2] ;
+  wire [26:0] \qq$44[12] ;
+  wire [8:0] \qq$44[12][0] ;
+  wire [8:0] \qq$44[12][1] ;
+  wire [8:0] \qq$44[12][2] ;
+  wire [26:0] \qq$44[13] ;
+  wire [8:0] \qq$44[13][0] ;
+  wire [8:0] \qq$44[13][1] ;
+  wire [8:0] \qq$44[13][2] ;
+  wire [26:0] \qq$44[14] ;
+  wire [8:0] \qq$44[14][0] ;
+  wire [8:0] \qq$44[14][1] ;
+  wire [8:0] \qq$44[14][2] ;
+  wire [26:0] \qq$44[15] ;
+  wire [8:0] \qq$44[15][0] ;
+  wire [8:0] \qq$44[15][1] ;
+  wire [8:0] \qq$44[15][2] ;
+  wire [26:0] \qq$44[16] ;
+  wire [8:0] \qq$44[16][0] ;
+  wire [8:0] \qq$44[16][1] ;
+  wire [8:0] \qq$44[16][2] ;
+  wire [26:0] \qq$44[17] ;
+  wire [8:0] \qq$44[17][0] ;
+  wire [8:0] \qq$44[17][1] ;
+  wire [8:0] \qq$44[17][2] ;
+  wire [26:0] \qq$44[18] ;
+  wire [8:0] \qq$44[18][0] ;
+  wire [8:0] \qq$44[18][1] ;
+  wire [8:0] \qq$44[18][2] ;
+  wire [26:0] \qq$44[19] ;
+  wire [8:0] \qq$44[19][0] ;
+  wire [8:0] \qq$44[19][1] ;
+  wire [8:0] \qq$44[19][2] ;
+  wire [26:0] \qq$44[1] ;
+  wire [8:0] \qq$44[1][0] ;
+  wire [8:0] \qq$44[1][1] ;
+  wire [8:0] \qq$44[1][2] ;
+  wire [26:0] \qq$44[20] ;
+  wire [8:0] \qq$44[20][0] ;
+  wire [8:0] \qq$44[20][1] ;
+  wire [8:0] \qq$44[20][2] ;
+  wire [26:0] \qq$44[21] ;
+  wire [8:0] \qq$44[21][0] ;
+  wire [8:0] \qq$44[21][1] ;
+  wire [8:0] \qq$44[21][2] ;
+  wire [26:0] \qq$44[22] ;
+  wire [8:0] \qq$44[22][0] ;
+  wire [8:0] \qq$44[22][1] ;
+  wire [8:0] \qq$44[22][2] ;
+  wire [26:0] \qq$44[23] ;
+  wire [8:0] \qq$44[23][0] ;
+  wire [8:0] \qq$44[23][1] ;
+  wire [8:0] \qq$44[23][2] ;
+  wire [26:0] \qq$44[24] ;
+  wire [8:0] \qq$44[24][0] ;
+  wire [8:0] \qq$44[24][1] ;
+  wire [8:0] \qq$44[24][2] ;
+  wire [26:0] \qq$44[25] ;
+  wire [8:0] \qq$44[25][0] ;
+  wire [8:0] \qq$44[25][1] ;
+  wire [8:0] \qq$44[25][2] ;
+  wire [26:0] \qq$44[26] ;
+  wire [8:0] \qq$44[26][0] ;
+  wire [8:0] \qq$44[26][1] ;
+  wire [8:0] \qq$44[26][2] ;
+  wire [26:0] \qq$44[27] ;
+  wire [8:0] \qq$44[27][0] ;
+  wire [8:0] \qq$44[27][1] ;
+  wire [8:0] \qq$44[27][2] ;
+  wire [26:0] \qq$44[28] ;
+  wire [8:0] \qq$44[28][0] ;
+  wire [8:0] \qq$44[28][1] ;
+  wire [8:0] \qq$44[28][2] ;
+  wire [26:0] \qq$44[29] ;
+  wire [8:0] \qq$44[29][0] ;
+  wire [8:0] \qq$44[29][1] ;
+  wire [8:0] \qq$44[29][2] ;
+  wire [26:0] \qq$44[2] ;
+  wire [8:0] \qq$44[2][0] ;
+  wire [8:0] \qq$44[2][1] ;
+  wire [8:0] \qq$44[2][2] ;
+  wire [26:0] \qq$44[30] ;
+  wire [8:0] \qq$44[30][0] ;
+  wire [8:0] \qq$44[30][1] ;
+  wire [8:0] \qq$44[30][2] ;
+  wire [26:0] \qq$44[31] ;
+  wire [8:0] \qq$44[31][0] ;
+  wire [8:0] \qq$44[31][1] ;
+  wire [8:0] \qq$44[31][2] ;
+  wire [26:0] \qq$44[3] ;
+  wire [8:0] \qq$44[3][0] ;
+  wire [8:0] \qq$44[3][1] ;
+  wire [8:0] \qq$44[3][2] ;
+  wire [26:0] \qq$44[4] ;
+  wire [8:0] \qq$44[4][0] ;
+  wire [8:0] \qq$44[4][1] ;
+  wire [8:0] \qq$44[4][2] ;
+  wire [26:0] \qq$44[5] ;
+  wire [8:0] \qq$44[5][0] ;
+  wire [8:0] \qq$44[5][1] ;
+  wire [8:0] \qq$44[5][2] ;
+  wire [26:0] \qq$44[6] ;
+  wire [8:0] \qq$44[6][0] ;
+  wire [8:0] \qq$44[6][1] ;
+  wire [8:0] \qq$44[6][2] ;
+  wire [26:0] \qq$44[7] ;
+  wire [8:0] \qq$44[7][0] ;
+  wire [8:0] \qq$44[7][1] ;
+  wire [8:0] \qq$44[7][2] ;
+  wire [26:0] \qq$44[8] ;
+  wire [8:0] \qq$44[8][0] ;
+  wire [8:0] \qq$44[8][1] ;
+  wire [8:0] \qq$44[8][2] ;
+  wire [26:0] \qq$44[9] ;
+  wire [8:0] \qq$44[9][0] ;
+  wire [8:0] \qq$44[9][1] ;
+  wire [8:0] \qq$44[9][2] ;
+  wire [863:0] \qq$81 ;
+  wire [26:0] \qq$81[0] ;
+  wire [8:0] \qq$81[0][0] ;
+  wire [8:0] \qq$81[0][1] ;
+  wire [8:0] \qq$81[0][2] ;
+  wire [26:0] \qq$81[10] ;
+  wire [8:0] \qq$81[10][0] ;
+  wire [8:0] \qq$81[10][1] ;
+  wire [8:0] \qq$81[10][2] ;
+  wire [26:0] \qq$81[11] ;
+  wire [8:0] \qq$81[11][0] ;
+  wire [8:0] \qq$81[11][1] ;
+  wire [8:0] \qq$81[11][2] ;
+  wire [26:0] \qq$81[12] ;
+  wire [8:0] \qq$81[12][0] ;
+  wire [8:0] \qq$81[12][1] ;
+  wire [8:0] \qq$81[12][2] ;
+  wire [26:0] \qq$81[13] ;
+  wire [8:0] \qq$81[13][0] ;
+  wire [8:0] \qq$81[13][1] ;
+  wire [8:0] \qq$81[13][2] ;
+  wire [26:0] \qq$81[14] ;
+  wire [8:0] \qq$81[14][0] ;
+  wire [8:0] \qq$81[14][1] ;
+  wire [8:0] \qq$81[14][2] ;
+  wire [26:0] \qq$81[15] ;
+  wire [8:0] \qq$81[15][0] ;
+  wire [8:0] \qq$81[15][1] ;
+  wire [8:0] \qq$81[15][2] ;
+  wire [26:0] \qq$81[16] ;
+  wire [8:0] \qq$81[16][0] ;
+  wire [8:0] \qq$81[16][1] ;
+  wire [8:0] \qq$81[16][2] ;
+  wire [26:0] \qq$81[17] ;
+  wire [8:0] \qq$81[17][0] ;
+  wire [8:0] \qq$81[17][1] ;
+  wire [8:0] \qq$81[17][2] ;
+  wire [26:0] \qq$81[18] ;
+  wire [8:0] \qq$81[18][0] ;
+  wire [8:0] \qq$81[18][1] ;
+  wire [8:0] \qq$81[18][2] ;
+  wire [26:0] \qq$81[19] ;
+  wire [8:0] \qq$81[19][0] ;
+  wire [8:0] \qq$81[19][1] ;
+  wire [8:0] \qq$81[19][2] ;
+  wire [26:0] \qq$81[1] ;
+  wire [8:0] \qq$81[1][0] ;
+  wire [8:0] \qq$81[1][1] ;
+  wire [8:0] \qq$81[1][2] ;
+  wire [26:0] \qq$81[20] ;
+  wire [8:0] \qq$81[20][0] ;
+  wire [8:0] \qq$81[20][1] ;
+  wire [8:0] \qq$81[20][2] ;
+  wire [26:0] \qq$81[21] ;
+  wire [8:0] \qq$81[21][0] ;
+  wire [8:0] \qq$81[21][1] ;
+  wire [8:0] \qq$81[21][2] ;
+  wire [26:0] \qq$81[22] ;
+  wire [8:0] \qq$81[22][0] ;
+  wire [8:0] \qq$81[22][1] ;
+  wire [8:0] \qq$81[22][2] ;
+  wire [26:0] \qq$81[23] ;
+  wire [8:0] \qq$81[23][0] ;
+  wire [8:0] \qq$81[23][1] ;
+  wire [8:0] \qq$81[23][2] ;
+  wire [26:0] \qq$81[24] ;
+  wire [8:0] \qq$81[24][0] ;
+  wire [8:0] \qq$81[24][1] ;
+  wire [8:0] \qq$81[24][2] ;
+  wire [26:0] \qq$81[25] ;
+  wire [8:0] \qq$81[25][0] ;
+  wire [8:0] \qq$81[25][1] ;
+  wire [8:0] \qq$81[25][2] ;
+  wire [26:0] \qq$81[26] ;
+  wire [8:0] \qq$81[26][0] ;
+  wire [8:0] \qq$81[26][1] ;
+  wire [8:0] \qq$81[26][2] ;
+  wire [26:0] \qq$81[27] ;
+  wire [8:0] \qq$81[27][0] ;
+  wire [8:0] \qq$81[27][1] ;
+  wire [8:0] \qq$81[27][2] ;
+  wire [26:0] \qq$81[28] ;
+  wire [8:0] \qq$81[28][0] ;
+  wire [8:0] \qq$81[28][1] ;
+  wire [8:0] \qq$81[28][2] ;
+  wire [26:0] \qq$81[29] ;
+  wire [8:0] \qq$81[29][0] ;
+  wire [8:0] \qq$81[29][1] ;
+  wire [8:0] \qq$81[29][2] ;
+  wire [26:0] \qq$81[2] ;
+  wire [8:0] \qq$81[2][0] ;
+  wire [8:0] \qq$81[2][1] ;
+  wire [8:0] \qq$81[2][2] ;
+  wire [26:0] \qq$81[30] ;
+  wire [8:0] \qq$81[30][0] ;
+  wire [8:0] \qq$81[30][1] ;
+  wire [8:0] \qq$81[30][2] ;
+  wire [26:0] \qq$81[31] ;
+  wire [8:0] \qq$81[31][0] ;
+  wire [8:0] \qq$81[31][1] ;
+  wire [8:0] \qq$81[31][2] ;
+  wire [26:0] \qq$81[3] ;
+  wire [8:0] \qq$81[3][0] ;
+  wire [8:0] \qq$81[3][1] ;
+  wire [8:0] \qq$81[3][2] ;
+  wire [26:0] \qq$81[4] ;
+  wire [8:0] \qq$81[4][0] ;
+  wire [8:0] \qq$81[4][1] ;
+  wire [8:0] \qq$81[4][2] ;
+  wire [26:0] \qq$81[5] ;
+  wire [8:0] \qq$81[5][0] ;
+  wire [8:0] \qq$81[5][1] ;
+  wire [8:0] \qq$81[5][2] ;
+  wire [26:0] \qq$81[6] ;
+  wire [8:0] \qq$81[6][0] ;
+  wire [8:0] \qq$81[6][1] ;
+  wire [8:0] \qq$81[6][2] ;
+  wire [26:0] \qq$81[7] ;
+  wire [8:0] \qq$81[7][0] ;
+  wire [8:0] \qq$81[7][1] ;
+  wire [8:0] \qq$81[7][2] ;
+  wire [26:0] \qq$81[8] ;
+  wire [8:0] \qq$81[8][0] ;
+  wire [8:0] \qq$81[8][1] ;
+  wire [8:0] \qq$81[8][2] ;
+  wire [26:0] \qq$81[9] ;
+  wire [8:0] \qq$81[9][0] ;
+  wire [8:0] \qq$81[9][1] ;
+  wire [8:0] \qq$81[9][2] ;
   wire [26:0] \qq[0] ;
   wire [8:0] \qq[0][0] ;
   wire [8:0] \qq[0][1] ;
@@ -2243,8 +1647,2858 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire [8:0] \qq[9][0] ;
   wire [8:0] \qq[9][1] ;
   wire [8:0] \qq[9][2] ;
-  reg r_gt = 1'h0;
-  reg [14:0] r_left = 15'h0000;
+  wire [6:0] raddr;
+  wire [1023:0] rdata;
+  output [88:0] res__payload;
+  wire [88:0] res__payload;
+  wire [88:0] \res__payload$60 ;
+  wire \res__payload$60.last ;
+  wire [87:0] \res__payload$60.sums ;
+  wire [87:0] \res__payload$60.sums[0] ;
+  wire [21:0] \res__payload$60.sums[0][0] ;
+  wire [21:0] \res__payload$60.sums[0][1] ;
+  wire [21:0] \res__payload$60.sums[0][2] ;
+  wire [21:0] \res__payload$60.sums[0][3] ;
+  wire \res__payload.last ;
+  wire [87:0] \res__payload.sums ;
+  wire [87:0] \res__payload.sums[0] ;
+  wire [21:0] \res__payload.sums[0][0] ;
+  wire [21:0] \res__payload.sums[0][1] ;
+  wire [21:0] \res__payload.sums[0][2] ;
+  wire [21:0] \res__payload.sums[0][3] ;
+  input res__ready;
+  wire res__ready;
+  wire \res__ready$61 ;
+  output res__valid;
+  wire res__valid;
+  wire \res__valid$62 ;
+  input rst;
+  wire rst;
+  reg [5:0] s1_1 = 6'h00;
+  wire \s1_1.conj ;
+  wire \s1_1.count ;
+  wire \s1_1.final ;
+  wire \s1_1.first ;
+  wire \s1_1.last ;
+  wire \s1_1.valid ;
+  reg [127:0] s1_1_codes = 128'h00000000000000000000000000000000;
+  reg [5:0] s1_2 = 6'h00;
+  wire \s1_2.conj ;
+  wire \s1_2.count ;
+  wire \s1_2.final ;
+  wire \s1_2.first ;
+  wire \s1_2.last ;
+  wire \s1_2.valid ;
+  reg [127:0] s1_2_codes = 128'h00000000000000000000000000000000;
+  reg [5:0] s1_3 = 6'h00;
+  wire \s1_3.conj ;
+  wire \s1_3.count ;
+  wire \s1_3.final ;
+  wire \s1_3.first ;
+  wire \s1_3.last ;
+  wire \s1_3.valid ;
+  reg [127:0] s1_3_codes = 128'h00000000000000000000000000000000;
+  reg [127:0] s1_codes = 128'h00000000000000000000000000000000;
+  reg [5:0] s2 = 6'h00;
+  wire \s2.conj ;
+  wire \s2.count ;
+  wire \s2.final ;
+  wire \s2.first ;
+  wire \s2.last ;
+  wire \s2.valid ;
+  wire [87:0] shared;
+  wire [21:0] \shared[0] ;
+  wire [21:0] \shared[1] ;
+  wire [21:0] \shared[2] ;
+  wire [21:0] \shared[3] ;
+  wire [5:0] slot;
+  wire \slot.conj ;
+  wire \slot.count ;
+  wire \slot.final ;
+  wire \slot.first ;
+  wire \slot.last ;
+  wire \slot.valid ;
+  reg [5:0] st0 = 6'h00;
+  wire \st0.conj ;
+  wire \st0.count ;
+  wire \st0.final ;
+  wire \st0.first ;
+  wire \st0.last ;
+  wire \st0.valid ;
+  reg [5:0] st1 = 6'h00;
+  wire \st1.conj ;
+  wire \st1.count ;
+  wire \st1.final ;
+  wire \st1.first ;
+  wire \st1.last ;
+  wire \st1.valid ;
+  reg [5:0] st2 = 6'h00;
+  wire \st2.conj ;
+  wire \st2.count ;
+  wire \st2.final ;
+  wire \st2.first ;
+  wire \st2.last ;
+  wire \st2.valid ;
+  reg [5:0] st3 = 6'h00;
+  wire \st3.conj ;
+  wire \st3.count ;
+  wire \st3.final ;
+  wire \st3.first ;
+  wire \st3.last ;
+  wire \st3.valid ;
+  reg [5:0] st4 = 6'h00;
+  wire \st4.conj ;
+  wire \st4.count ;
+  wire \st4.final ;
+  wire \st4.first ;
+  wire \st4.last ;
+  wire \st4.valid ;
+  wire [55:0] sums;
+  wire [55:0] \sums$54 ;
+  wire [13:0] \sums$54[0] ;
+  wire [13:0] \sums$54[1] ;
+  wire [13:0] \sums$54[2] ;
+  wire [13:0] \sums$54[3] ;
+  wire [13:0] \sums[0] ;
+  wire [13:0] \sums[1] ;
+  wire [13:0] \sums[2] ;
+  wire [13:0] \sums[3] ;
+  wire [87:0] tile;
+  wire [87:0] \tile[0] ;
+  wire [21:0] \tile[0][0] ;
+  wire [21:0] \tile[0][1] ;
+  wire [21:0] \tile[0][2] ;
+  wire [21:0] \tile[0][3] ;
+  wire [87:0] total0;
+  wire [21:0] \total0[0] ;
+  wire [21:0] \total0[1] ;
+  wire [21:0] \total0[2] ;
+  wire [21:0] \total0[3] ;
+  wire [87:0] total1;
+  wire [21:0] \total1[0] ;
+  wire [21:0] \total1[1] ;
+  wire [21:0] \total1[2] ;
+  wire [21:0] \total1[3] ;
+  input [127:0] wgt__payload;
+  wire [127:0] wgt__payload;
+  output wgt__ready;
+  wire wgt__ready;
+  input wgt__valid;
+  wire wgt__valid;
+  wire wgt_ready;
+  wire wgt_valid;
+  reg [63:0] x = 64'h0000000000000000;
+  wire [63:0] \x$46 ;
+  (* init = 64'h0000000000000000 *)
+  wire [63:0] x0;
+  assign \$1  = st4[1] ? 22'h000000 : acc0[21:0];
+  assign \$2  = $signed(\$1 ) + $signed(sums[13:0]);
+  assign \$3  = st4[1] ? 22'h000000 : acc0[43:22];
+  assign \$4  = $signed(\$3 ) + $signed(sums[27:14]);
+  assign \$5  = st4[1] ? 22'h000000 : acc0[65:44];
+  assign \$6  = $signed(\$5 ) + $signed(sums[41:28]);
+  assign \$7  = st4[1] ? 22'h000000 : acc0[87:66];
+  assign \$8  = $signed(\$7 ) + $signed(sums[55:42]);
+  assign \$9  = st4[1] ? 22'h000000 : acc1[21:0];
+  assign \$10  = $signed(\$9 ) + $signed(\sums$54 [13:0]);
+  assign \$11  = st4[1] ? 22'h000000 : acc1[43:22];
+  assign \$12  = $signed(\$11 ) + $signed(\sums$54 [27:14]);
+  assign \$13  = st4[1] ? 22'h000000 : acc1[65:44];
+  assign \$14  = $signed(\$13 ) + $signed(\sums$54 [41:28]);
+  assign \$15  = st4[1] ? 22'h000000 : acc1[87:66];
+  assign \$16  = $signed(\$15 ) + $signed(\sums$54 [55:42]);
+  assign \$17  = | { st4[0], st3[0], st2[0], st1[0], st0[0], s2[0], s1_3[0], s1_2[0], s1_1[0], slot[0] };
+  assign \$18  = ~ \$17 ;
+  assign drained = \$18  & idle;
+  always @(posedge clk)
+    s1_codes <= wgt__payload;
+  always @(posedge clk)
+    s1_1 <= \$19 ;
+  always @(posedge clk)
+    s1_1_codes <= s1_codes;
+  always @(posedge clk)
+    s1_2 <= \$20 ;
+  always @(posedge clk)
+    s1_2_codes <= s1_1_codes;
+  always @(posedge clk)
+    s1_3 <= \$21 ;
+  always @(posedge clk)
+    s1_3_codes <= s1_2_codes;
+  always @(posedge clk)
+    pp <= \pp$80 ;
+  always @(posedge clk)
+    qq <= \qq$81 ;
+  always @(posedge clk)
+    h <= \$22 ;
+  always @(posedge clk)
+    x <= \$23 ;
+  always @(posedge clk)
+    s2 <= \$24 ;
+  always @(posedge clk)
+    st0 <= \$25 ;
+  always @(posedge clk)
+    st1 <= \$26 ;
+  always @(posedge clk)
+    st2 <= \$27 ;
+  always @(posedge clk)
+    st3 <= \$28 ;
+  always @(posedge clk)
+    st4 <= \$29 ;
+  always @(posedge clk)
+    acc0 <= \$30 ;
+  always @(posedge clk)
+    acc1 <= \$31 ;
+  \fairyhw_engine.buffer  buffer (
+    .clear(clear),
+    .clk(clk),
+    .load__payload(load__payload),
+    .load__valid(load__valid),
+    .raddr(raddr),
+    .rdq(rdata),
+    .rst(rst)
+  );
+  \fairyhw_engine.prep  prep (
+    .p(p),
+    .pp(\pp$80 ),
+    .q(q),
+    .qq(\qq$81 )
+  );
+  \fairyhw_engine.results  results (
+    .clk(clk),
+    .freed(freed),
+    .idle(idle),
+    .\port$1694$2 (st4[5:2]),
+    .res__payload(res__payload),
+    .res__ready(res__ready),
+    .res__valid(res__valid),
+    .rst(rst),
+    .shared(total1),
+    .tile(total0)
+  );
+  \fairyhw_engine.row0  row0 (
+    .clk(clk),
+    .h(h),
+    .pp(pp),
+    .qq(qq),
+    .rst(rst),
+    .sums(sums),
+    .x(x)
+  );
+  \fairyhw_engine.sequencer  sequencer (
+    .act__payload(act__payload),
+    .act__ready(act__ready),
+    .act__valid(act__valid),
+    .busy(busy),
+    .chunk(raddr),
+    .clear(clear),
+    .clk(clk),
+    .cmd__payload(cmd__payload),
+    .cmd__ready(cmd__ready),
+    .cmd__valid(cmd__valid),
+    .drained(drained),
+    .freed(freed),
+    .load__payload(load__payload),
+    .load__valid(load__valid),
+    .rst(rst),
+    .slot(slot),
+    .wgt_ready(wgt__ready),
+    .wgt_valid(wgt__valid)
+  );
+  \fairyhw_engine.shared$86  \shared$86  (
+    .clk(clk),
+    .pp(pp),
+    .qq(qq),
+    .rst(rst),
+    .sums(\sums$54 )
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$19  = slot;
+    if (rst) begin
+      \$19  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$20  = s1_1;
+    if (rst) begin
+      \$20  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$21  = s1_2;
+    if (rst) begin
+      \$21  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$24  = s1_3;
+    if (rst) begin
+      \$24  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$25  = s2;
+    if (rst) begin
+      \$25  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$26  = st0;
+    if (rst) begin
+      \$26  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$27  = st1;
+    if (rst) begin
+      \$27  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$28  = st2;
+    if (rst) begin
+      \$28  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$29  = st3;
+    if (rst) begin
+      \$29  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$30  = acc0;
+    if (st4[0]) begin
+      \$30  = total0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$31  = acc1;
+    if (st4[0]) begin
+      \$31  = total1;
+    end
+  end
+  assign \cmd__payload$15  = cmd__payload;
+  assign \cmd__ready$16  = cmd__ready;
+  assign \cmd__valid$17  = cmd__valid;
+  assign \act__payload$18  = act__payload;
+  assign \act__ready$19  = act__ready;
+  assign \act__valid$20  = act__valid;
+  assign \load__payload$22  = load__payload;
+  assign \load__valid$24  = load__valid;
+  assign \clear$26  = clear;
+  assign chunk = raddr;
+  assign wgt_valid = wgt__valid;
+  assign wgt_ready = wgt__ready;
+  assign \busy$31  = busy;
+  assign \pp$36  = pp;
+  assign \qq$38  = qq;
+  assign h0 = h;
+  assign x0 = x;
+  assign \pp$43  = pp;
+  assign \qq$44  = qq;
+  assign \h$45  = 64'hffffffffffffffff;
+  assign \x$46  = 64'h0000000000000000;
+  assign tile = total0;
+  assign shared = total1;
+  assign cap = st4[2];
+  assign count = st4[5];
+  assign \final  = st4[4];
+  assign conj = st4[3];
+  assign \res__payload$60  = res__payload;
+  assign \res__ready$61  = res__ready;
+  assign \res__valid$62  = res__valid;
+  assign \freed$64  = freed;
+  assign \cmd__payload.k  = cmd__payload[13:0];
+  assign \cmd__payload.rows  = cmd__payload[28:14];
+  assign \act__payload[0]  = act__payload[15:0];
+  assign \act__payload[0].p  = act__payload[7:0];
+  assign \act__payload[0].q  = act__payload[15:8];
+  assign \act__payload[1]  = act__payload[31:16];
+  assign \act__payload[1].p  = act__payload[23:16];
+  assign \act__payload[1].q  = act__payload[31:24];
+  assign \act__payload[2]  = act__payload[47:32];
+  assign \act__payload[2].p  = act__payload[39:32];
+  assign \act__payload[2].q  = act__payload[47:40];
+  assign \act__payload[3]  = act__payload[63:48];
+  assign \act__payload[3].p  = act__payload[55:48];
+  assign \act__payload[3].q  = act__payload[63:56];
+  assign \act__payload[4]  = act__payload[79:64];
+  assign \act__payload[4].p  = act__payload[71:64];
+  assign \act__payload[4].q  = act__payload[79:72];
+  assign \act__payload[5]  = act__payload[95:80];
+  assign \act__payload[5].p  = act__payload[87:80];
+  assign \act__payload[5].q  = act__payload[95:88];
+  assign \act__payload[6]  = act__payload[111:96];
+  assign \act__payload[6].p  = act__payload[103:96];
+  assign \act__payload[6].q  = act__payload[111:104];
+  assign \act__payload[7]  = act__payload[127:112];
+  assign \act__payload[7].p  = act__payload[119:112];
+  assign \act__payload[7].q  = act__payload[127:120];
+  assign \act__payload[8]  = act__payload[143:128];
+  assign \act__payload[8].p  = act__payload[135:128];
+  assign \act__payload[8].q  = act__payload[143:136];
+  assign \act__payload[9]  = act__payload[159:144];
+  assign \act__payload[9].p  = act__payload[151:144];
+  assign \act__payload[9].q  = act__payload[159:152];
+  assign \act__payload[10]  = act__payload[175:160];
+  assign \act__payload[10].p  = act__payload[167:160];
+  assign \act__payload[10].q  = act__payload[175:168];
+  assign \act__payload[11]  = act__payload[191:176];
+  assign \act__payload[11].p  = act__payload[183:176];
+  assign \act__payload[11].q  = act__payload[191:184];
+  assign \act__payload[12]  = act__payload[207:192];
+  assign \act__payload[12].p  = act__payload[199:192];
+  assign \act__payload[12].q  = act__payload[207:200];
+  assign \act__payload[13]  = act__payload[223:208];
+  assign \act__payload[13].p  = act__payload[215:208];
+  assign \act__payload[13].q  = act__payload[223:216];
+  assign \act__payload[14]  = act__payload[239:224];
+  assign \act__payload[14].p  = act__payload[231:224];
+  assign \act__payload[14].q  = act__payload[239:232];
+  assign \act__payload[15]  = act__payload[255:240];
+  assign \act__payload[15].p  = act__payload[247:240];
+  assign \act__payload[15].q  = act__payload[255:248];
+  assign \act__payload[16]  = act__payload[271:256];
+  assign \act__payload[16].p  = act__payload[263:256];
+  assign \act__payload[16].q  = act__payload[271:264];
+  assign \act__payload[17]  = act__payload[287:272];
+  assign \act__payload[17].p  = act__payload[279:272];
+  assign \act__payload[17].q  = act__payload[287:280];
+  assign \act__payload[18]  = act__payload[303:288];
+  assign \act__payload[18].p  = act__payload[295:288];
+  assign \act__payload[18].q  = act__payload[303:296];
+  assign \act__payload[19]  = act__payload[319:304];
+  assign \act__payload[19].p  = act__payload[311:304];
+  assign \act__payload[19].q  = act__payload[319:312];
+  assign \act__payload[20]  = act__payload[335:320];
+  assign \act__payload[20].p  = act__payload[327:320];
+  assign \act__payload[20].q  = act__payload[335:328];
+  assign \act__payload[21]  = act__payload[351:336];
+  assign \act__payload[21].p  = act__payload[343:336];
+  assign \act__payload[21].q  = act__payload[351:344];
+  assign \act__payload[22]  = act__payload[367:352];
+  assign \act__payload[22].p  = act__payload[359:352];
+  assign \act__payload[22].q  = act__payload[367:360];
+  assign \act__payload[23]  = act__payload[383:368];
+  assign \act__payload[23].p  = act__payload[375:368];
+  assign \act__payload[23].q  = act__payload[383:376];
+  assign \act__payload[24]  = act__payload[399:384];
+  assign \act__payload[24].p  = act__payload[391:384];
+  assign \act__payload[24].q  = act__payload[399:392];
+  assign \act__payload[25]  = act__payload[415:400];
+  assign \act__payload[25].p  = act__payload[407:400];
+  assign \act__payload[25].q  = act__payload[415:408];
+  assign \act__payload[26]  = act__payload[431:416];
+  assign \act__payload[26].p  = act__payload[423:416];
+  assign \act__payload[26].q  = act__payload[431:424];
+  assign \act__payload[27]  = act__payload[447:432];
+  assign \act__payload[27].p  = act__payload[439:432];
+  assign \act__payload[27].q  = act__payload[447:440];
+  assign \act__payload[28]  = act__payload[463:448];
+  assign \act__payload[28].p  = act__payload[455:448];
+  assign \act__payload[28].q  = act__payload[463:456];
+  assign \act__payload[29]  = act__payload[479:464];
+  assign \act__payload[29].p  = act__payload[471:464];
+  assign \act__payload[29].q  = act__payload[479:472];
+  assign \act__payload[30]  = act__payload[495:480];
+  assign \act__payload[30].p  = act__payload[487:480];
+  assign \act__payload[30].q  = act__payload[495:488];
+  assign \act__payload[31]  = act__payload[511:496];
+  assign \act__payload[31].p  = act__payload[503:496];
+  assign \act__payload[31].q  = act__payload[511:504];
+  assign \act__payload[32]  = act__payload[527:512];
+  assign \act__payload[32].p  = act__payload[519:512];
+  assign \act__payload[32].q  = act__payload[527:520];
+  assign \act__payload[33]  = act__payload[543:528];
+  assign \act__payload[33].p  = act__payload[535:528];
+  assign \act__payload[33].q  = act__payload[543:536];
+  assign \act__payload[34]  = act__payload[559:544];
+  assign \act__payload[34].p  = act__payload[551:544];
+  assign \act__payload[34].q  = act__payload[559:552];
+  assign \act__payload[35]  = act__payload[575:560];
+  assign \act__payload[35].p  = act__payload[567:560];
+  assign \act__payload[35].q  = act__payload[575:568];
+  assign \act__payload[36]  = act__payload[591:576];
+  assign \act__payload[36].p  = act__payload[583:576];
+  assign \act__payload[36].q  = act__payload[591:584];
+  assign \act__payload[37]  = act__payload[607:592];
+  assign \act__payload[37].p  = act__payload[599:592];
+  assign \act__payload[37].q  = act__payload[607:600];
+  assign \act__payload[38]  = act__payload[623:608];
+  assign \act__payload[38].p  = act__payload[615:608];
+  assign \act__payload[38].q  = act__payload[623:616];
+  assign \act__payload[39]  = act__payload[639:624];
+  assign \act__payload[39].p  = act__payload[631:624];
+  assign \act__payload[39].q  = act__payload[639:632];
+  assign \act__payload[40]  = act__payload[655:640];
+  assign \act__payload[40].p  = act__payload[647:640];
+  assign \act__payload[40].q  = act__payload[655:648];
+  assign \act__payload[41]  = act__payload[671:656];
+  assign \act__payload[41].p  = act__payload[663:656];
+  assign \act__payload[41].q  = act__payload[671:664];
+  assign \act__payload[42]  = act__payload[687:672];
+  assign \act__payload[42].p  = act__payload[679:672];
+  assign \act__payload[42].q  = act__payload[687:680];
+  assign \act__payload[43]  = act__payload[703:688];
+  assign \act__payload[43].p  = act__payload[695:688];
+  assign \act__payload[43].q  = act__payload[703:696];
+  assign \act__payload[44]  = act__payload[719:704];
+  assign \act__payload[44].p  = act__payload[711:704];
+  assign \act__payload[44].q  = act__payload[719:712];
+  assign \act__payload[45]  = act__payload[735:720];
+  assign \act__payload[45].p  = act__payload[727:720];
+  assign \act__payload[45].q  = act__payload[735:728];
+  assign \act__payload[46]  = act__payload[751:736];
+  assign \act__payload[46].p  = act__payload[743:736];
+  assign \act__payload[46].q  = act__payload[751:744];
+  assign \act__payload[47]  = act__payload[767:752];
+  assign \act__payload[47].p  = act__payload[759:752];
+  assign \act__payload[47].q  = act__payload[767:760];
+  assign \act__payload[48]  = act__payload[783:768];
+  assign \act__payload[48].p  = act__payload[775:768];
+  assign \act__payload[48].q  = act__payload[783:776];
+  assign \act__payload[49]  = act__payload[799:784];
+  assign \act__payload[49].p  = act__payload[791:784];
+  assign \act__payload[49].q  = act__payload[799:792];
+  assign \act__payload[50]  = act__payload[815:800];
+  assign \act__payload[50].p  = act__payload[807:800];
+  assign \act__payload[50].q  = act__payload[815:808];
+  assign \act__payload[51]  = act__payload[831:816];
+  assign \act__payload[51].p  = act__payload[823:816];
+  assign \act__payload[51].q  = act__payload[831:824];
+  assign \act__payload[52]  = act__payload[847:832];
+  assign \act__payload[52].p  = act__payload[839:832];
+  assign \act__payload[52].q  = act__payload[847:840];
+  assign \act__payload[53]  = act__payload[863:848];
+  assign \act__payload[53].p  = act__payload[855:848];
+  assign \act__payload[53].q  = act__payload[863:856];
+  assign \act__payload[54]  = act__payload[879:864];
+  assign \act__payload[54].p  = act__payload[871:864];
+  assign \act__payload[54].q  = act__payload[879:872];
+  assign \act__payload[55]  = act__payload[895:880];
+  assign \act__payload[55].p  = act__payload[887:880];
+  assign \act__payload[55].q  = act__payload[895:888];
+  assign \act__payload[56]  = act__payload[911:896];
+  assign \act__payload[56].p  = act__payload[903:896];
+  assign \act__payload[56].q  = act__payload[911:904];
+  assign \act__payload[57]  = act__payload[927:912];
+  assign \act__payload[57].p  = act__payload[919:912];
+  assign \act__payload[57].q  = act__payload[927:920];
+  assign \act__payload[58]  = act__payload[943:928];
+  assign \act__payload[58].p  = act__payload[935:928];
+  assign \act__payload[58].q  = act__payload[943:936];
+  assign \act__payload[59]  = act__payload[959:944];
+  assign \act__payload[59].p  = act__payload[951:944];
+  assign \act__payload[59].q  = act__payload[959:952];
+  assign \act__payload[60]  = act__payload[975:960];
+  assign \act__payload[60].p  = act__payload[967:960];
+  assign \act__payload[60].q  = act__payload[975:968];
+  assign \act__payload[61]  = act__payload[991:976];
+  assign \act__payload[61].p  = act__payload[983:976];
+  assign \act__payload[61].q  = act__payload[991:984];
+  assign \act__payload[62]  = act__payload[1007:992];
+  assign \act__payload[62].p  = act__payload[999:992];
+  assign \act__payload[62].q  = act__payload[1007:1000];
+  assign \act__payload[63]  = act__payload[1023:1008];
+  assign \act__payload[63].p  = act__payload[1015:1008];
+  assign \act__payload[63].q  = act__payload[1023:1016];
+  assign \res__payload.sums  = res__payload[87:0];
+  assign \res__payload.sums[0]  = res__payload[87:0];
+  assign \res__payload.sums[0][0]  = res__payload[21:0];
+  assign \res__payload.sums[0][1]  = res__payload[43:22];
+  assign \res__payload.sums[0][2]  = res__payload[65:44];
+  assign \res__payload.sums[0][3]  = res__payload[87:66];
+  assign \res__payload.last  = res__payload[88];
+  assign \cmd__payload$15.k  = cmd__payload[13:0];
+  assign \cmd__payload$15.rows  = cmd__payload[28:14];
+  assign \act__payload$18[0]  = act__payload[15:0];
+  assign \act__payload$18[0].p  = act__payload[7:0];
+  assign \act__payload$18[0].q  = act__payload[15:8];
+  assign \act__payload$18[1]  = act__payload[31:16];
+  assign \act__payload$18[1].p  = act__payload[23:16];
+  assign \act__payload$18[1].q  = act__payload[31:24];
+  assign \act__payload$18[2]  = act__payload[47:32];
+  assign \act__payload$18[2].p  = act__payload[39:32];
+  assign \act__payload$18[2].q  = act__payload[47:40];
+  assign \act__payload$18[3]  = act__payload[63:48];
+  assign \act__payload$18[3].p  = act__payload[55:48];
+  assign \act__payload$18[3].q  = act__payload[63:56];
+  assign \act__payload$18[4]  = act__payload[79:64];
+  assign \act__payload$18[4].p  = act__payload[71:64];
+  assign \act__payload$18[4].q  = act__payload[79:72];
+  assign \act__payload$18[5]  = act__payload[95:80];
+  assign \act__payload$18[5].p  = act__payload[87:80];
+  assign \act__payload$18[5].q  = act__payload[95:88];
+  assign \act__payload$18[6]  = act__payload[111:96];
+  assign \act__payload$18[6].p  = act__payload[103:96];
+  assign \act__payload$18[6].q  = act__payload[111:104];
+  assign \act__payload$18[7]  = act__payload[127:112];
+  assign \act__payload$18[7].p  = act__payload[119:112];
+  assign \act__payload$18[7].q  = act__payload[127:120];
+  assign \act__payload$18[8]  = act__payload[143:128];
+  assign \act__payload$18[8].p  = act__payload[135:128];
+  assign \act__payload$18[8].q  = act__payload[143:136];
+  assign \act__payload$18[9]  = act__payload[159:144];
+  assign \act__payload$18[9].p  = act__payload[151:144];
+  assign \act__payload$18[9].q  = act__payload[159:152];
+  assign \act__payload$18[10]  = act__payload[175:160];
+  assign \act__payload$18[10].p  = act__payload[167:160];
+  assign \act__payload$18[10].q  = act__payload[175:168];
+  assign \act__payload$18[11]  = act__payload[191:176];
+  assign \act__payload$18[11].p  = act__payload[183:176];
+  assign \act__payload$18[11].q  = act__payload[191:184];
+  assign \act__payload$18[12]  = act__payload[207:192];
+  assign \act__payload$18[12].p  = act__payload[199:192];
+  assign \act__payload$18[12].q  = act__payload[207:200];
+  assign \act__payload$18[13]  = act__payload[223:208];
+  assign \act__payload$18[13].p  = act__payload[215:208];
+  assign \act__payload$18[13].q  = act__payload[223:216];
+  assign \act__payload$18[14]  = act__payload[239:224];
+  assign \act__payload$18[14].p  = act__payload[231:224];
+  assign \act__payload$18[14].q  = act__payload[239:232];
+  assign \act__payload$18[15]  = act__payload[255:240];
+  assign \act__payload$18[15].p  = act__payload[247:240];
+  assign \act__payload$18[15].q  = act__payload[255:248];
+  assign \act__payload$18[16]  = act__payload[271:256];
+  assign \act__payload$18[16].p  = act__payload[263:256];
+  assign \act__payload$18[16].q  = act__payload[271:264];
+  assign \act__payload$18[17]  = act__payload[287:272];
+  assign \act__payload$18[17].p  = act__payload[279:272];
+  assign \act__payload$18[17].q  = act__payload[287:280];
+  assign \act__payload$18[18]  = act__payload[303:288];
+  assign \act__payload$18[18].p  = act__payload[295:288];
+  assign \act__payload$18[18].q  = act__payload[303:296];
+  assign \act__payload$18[19]  = act__payload[319:304];
+  assign \act__payload$18[19].p  = act__payload[311:304];
+  assign \act__payload$18[19].q  = act__payload[319:312];
+  assign \act__payload$18[20]  = act__payload[335:320];
+  assign \act__payload$18[20].p  = act__payload[327:320];
+  assign \act__payload$18[20].q  = act__payload[335:328];
+  assign \act__payload$18[21]  = act__payload[351:336];
+  assign \act__payload$18[21].p  = act__payload[343:336];
+  assign \act__payload$18[21].q  = act__payload[351:344];
+  assign \act__payload$18[22]  = act__payload[367:352];
+  assign \act__payload$18[22].p  = act__payload[359:352];
+  assign \act__payload$18[22].q  = act__payload[367:360];
+  assign \act__payload$18[23]  = act__payload[383:368];
+  assign \act__payload$18[23].p  = act__payload[375:368];
+  assign \act__payload$18[23].q  = act__payload[383:376];
+  assign \act__payload$18[24]  = act__payload[399:384];
+  assign \act__payload$18[24].p  = act__payload[391:384];
+  assign \act__payload$18[24].q  = act__payload[399:392];
+  assign \act__payload$18[25]  = act__payload[415:400];
+  assign \act__payload$18[25].p  = act__payload[407:400];
+  assign \act__payload$18[25].q  = act__payload[415:408];
+  assign \act__payload$18[26]  = act__payload[431:416];
+  assign \act__payload$18[26].p  = act__payload[423:416];
+  assign \act__payload$18[26].q  = act__payload[431:424];
+  assign \act__payload$18[27]  = act__payload[447:432];
+  assign \act__payload$18[27].p  = act__payload[439:432];
+  assign \act__payload$18[27].q  = act__payload[447:440];
+  assign \act__payload$18[28]  = act__payload[463:448];
+  assign \act__payload$18[28].p  = act__payload[455:448];
+  assign \act__payload$18[28].q  = act__payload[463:456];
+  assign \act__payload$18[29]  = act__payload[479:464];
+  assign \act__payload$18[29].p  = act__payload[471:464];
+  assign \act__payload$18[29].q  = act__payload[479:472];
+  assign \act__payload$18[30]  = act__payload[495:480];
+  assign \act__payload$18[30].p  = act__payload[487:480];
+  assign \act__payload$18[30].q  = act__payload[495:488];
+  assign \act__payload$18[31]  = act__payload[511:496];
+  assign \act__payload$18[31].p  = act__payload[503:496];
+  assign \act__payload$18[31].q  = act__payload[511:504];
+  assign \act__payload$18[32]  = act__payload[527:512];
+  assign \act__payload$18[32].p  = act__payload[519:512];
+  assign \act__payload$18[32].q  = act__payload[527:520];
+  assign \act__payload$18[33]  = act__payload[543:528];
+  assign \act__payload$18[33].p  = act__payload[535:528];
+  assign \act__payload$18[33].q  = act__payload[543:536];
+  assign \act__payload$18[34]  = act__payload[559:544];
+  assign \act__payload$18[34].p  = act__payload[551:544];
+  assign \act__payload$18[34].q  = act__payload[559:552];
+  assign \act__payload$18[35]  = act__payload[575:560];
+  assign \act__payload$18[35].p  = act__payload[567:560];
+  assign \act__payload$18[35].q  = act__payload[575:568];
+  assign \act__payload$18[36]  = act__payload[591:576];
+  assign \act__payload$18[36].p  = act__payload[583:576];
+  assign \act__payload$18[36].q  = act__payload[591:584];
+  assign \act__payload$18[37]  = act__payload[607:592];
+  assign \act__payload$18[37].p  = act__payload[599:592];
+  assign \act__payload$18[37].q  = act__payload[607:600];
+  assign \act__payload$18[38]  = act__payload[623:608];
+  assign \act__payload$18[38].p  = act__payload[615:608];
+  assign \act__payload$18[38].q  = act__payload[623:616];
+  assign \act__payload$18[39]  = act__payload[639:624];
+  assign \act__payload$18[39].p  = act__payload[631:624];
+  assign \act__payload$18[39].q  = act__payload[639:632];
+  assign \act__payload$18[40]  = act__payload[655:640];
+  assign \act__payload$18[40].p  = act__payload[647:640];
+  assign \act__payload$18[40].q  = act__payload[655:648];
+  assign \act__payload$18[41]  = act__payload[671:656];
+  assign \act__payload$18[41].p  = act__payload[663:656];
+  assign \act__payload$18[41].q  = act__payload[671:664];
+  assign \act__payload$18[42]  = act__payload[687:672];
+  assign \act__payload$18[42].p  = act__payload[679:672];
+  assign \act__payload$18[42].q  = act__payload[687:680];
+  assign \act__payload$18[43]  = act__payload[703:688];
+  assign \act__payload$18[43].p  = act__payload[695:688];
+  assign \act__payload$18[43].q  = act__payload[703:696];
+  assign \act__payload$18[44]  = act__payload[719:704];
+  assign \act__payload$18[44].p  = act__payload[711:704];
+  assign \act__payload$18[44].q  = act__payload[719:712];
+  assign \act__payload$18[45]  = act__payload[735:720];
+  assign \act__payload$18[45].p  = act__payload[727:720];
+  assign \act__payload$18[45].q  = act__payload[735:728];
+  assign \act__payload$18[46]  = act__payload[751:736];
+  assign \act__payload$18[46].p  = act__payload[743:736];
+  assign \act__payload$18[46].q  = act__payload[751:744];
+  assign \act__payload$18[47]  = act__payload[767:752];
+  assign \act__payload$18[47].p  = act__payload[759:752];
+  assign \act__payload$18[47].q  = act__payload[767:760];
+  assign \act__payload$18[48]  = act__payload[783:768];
+  assign \act__payload$18[48].p  = act__payload[775:768];
+  assign \act__payload$18[48].q  = act__payload[783:776];
+  assign \act__payload$18[49]  = act__payload[799:784];
+  assign \act__payload$18[49].p  = act__payload[791:784];
+  assign \act__payload$18[49].q  = act__payload[799:792];
+  assign \act__payload$18[50]  = act__payload[815:800];
+  assign \act__payload$18[50].p  = act__payload[807:800];
+  assign \act__payload$18[50].q  = act__payload[815:808];
+  assign \act__payload$18[51]  = act__payload[831:816];
+  assign \act__payload$18[51].p  = act__payload[823:816];
+  assign \act__payload$18[51].q  = act__payload[831:824];
+  assign \act__payload$18[52]  = act__payload[847:832];
+  assign \act__payload$18[52].p  = act__payload[839:832];
+  assign \act__payload$18[52].q  = act__payload[847:840];
+  assign \act__payload$18[53]  = act__payload[863:848];
+  assign \act__payload$18[53].p  = act__payload[855:848];
+  assign \act__payload$18[53].q  = act__payload[863:856];
+  assign \act__payload$18[54]  = act__payload[879:864];
+  assign \act__payload$18[54].p  = act__payload[871:864];
+  assign \act__payload$18[54].q  = act__payload[879:872];
+  assign \act__payload$18[55]  = act__payload[895:880];
+  assign \act__payload$18[55].p  = act__payload[887:880];
+  assign \act__payload$18[55].q  = act__payload[895:888];
+  assign \act__payload$18[56]  = act__payload[911:896];
+  assign \act__payload$18[56].p  = act__payload[903:896];
+  assign \act__payload$18[56].q  = act__payload[911:904];
+  assign \act__payload$18[57]  = act__payload[927:912];
+  assign \act__payload$18[57].p  = act__payload[919:912];
+  assign \act__payload$18[57].q  = act__payload[927:920];
+  assign \act__payload$18[58]  = act__payload[943:928];
+  assign \act__payload$18[58].p  = act__payload[935:928];
+  assign \act__payload$18[58].q  = act__payload[943:936];
+  assign \act__payload$18[59]  = act__payload[959:944];
+  assign \act__payload$18[59].p  = act__payload[951:944];
+  assign \act__payload$18[59].q  = act__payload[959:952];
+  assign \act__payload$18[60]  = act__payload[975:960];
+  assign \act__payload$18[60].p  = act__payload[967:960];
+  assign \act__payload$18[60].q  = act__payload[975:968];
+  assign \act__payload$18[61]  = act__payload[991:976];
+  assign \act__payload$18[61].p  = act__payload[983:976];
+  assign \act__payload$18[61].q  = act__payload[991:984];
+  assign \act__payload$18[62]  = act__payload[1007:992];
+  assign \act__payload$18[62].p  = act__payload[999:992];
+  assign \act__payload$18[62].q  = act__payload[1007:1000];
+  assign \act__payload$18[63]  = act__payload[1023:1008];
+  assign \act__payload$18[63].p  = act__payload[1015:1008];
+  assign \act__payload$18[63].q  = act__payload[1023:1016];
+  assign \load__payload.data  = load__payload[1023:0];
+  assign \load__payload.last  = load__payload[1024];
+  assign \load__payload.low  = load__payload[1031:1025];
+  assign \load__payload$22.data  = load__payload[1023:0];
+  assign \load__payload$22.last  = load__payload[1024];
+  assign \load__payload$22.low  = load__payload[1031:1025];
+  assign \p[0]  = p[7:0];
+  assign \p[1]  = p[15:8];
+  assign \p[2]  = p[23:16];
+  assign \p[3]  = p[31:24];
+  assign \p[4]  = p[39:32];
+  assign \p[5]  = p[47:40];
+  assign \p[6]  = p[55:48];
+  assign \p[7]  = p[63:56];
+  assign \p[8]  = p[71:64];
+  assign \p[9]  = p[79:72];
+  assign \p[10]  = p[87:80];
+  assign \p[11]  = p[95:88];
+  assign \p[12]  = p[103:96];
+  assign \p[13]  = p[111:104];
+  assign \p[14]  = p[119:112];
+  assign \p[15]  = p[127:120];
+  assign \p[16]  = p[135:128];
+  assign \p[17]  = p[143:136];
+  assign \p[18]  = p[151:144];
+  assign \p[19]  = p[159:152];
+  assign \p[20]  = p[167:160];
+  assign \p[21]  = p[175:168];
+  assign \p[22]  = p[183:176];
+  assign \p[23]  = p[191:184];
+  assign \p[24]  = p[199:192];
+  assign \p[25]  = p[207:200];
+  assign \p[26]  = p[215:208];
+  assign \p[27]  = p[223:216];
+  assign \p[28]  = p[231:224];
+  assign \p[29]  = p[239:232];
+  assign \p[30]  = p[247:240];
+  assign \p[31]  = p[255:248];
+  assign \p[32]  = p[263:256];
+  assign \p[33]  = p[271:264];
+  assign \p[34]  = p[279:272];
+  assign \p[35]  = p[287:280];
+  assign \p[36]  = p[295:288];
+  assign \p[37]  = p[303:296];
+  assign \p[38]  = p[311:304];
+  assign \p[39]  = p[319:312];
+  assign \p[40]  = p[327:320];
+  assign \p[41]  = p[335:328];
+  assign \p[42]  = p[343:336];
+  assign \p[43]  = p[351:344];
+  assign \p[44]  = p[359:352];
+  assign \p[45]  = p[367:360];
+  assign \p[46]  = p[375:368];
+  assign \p[47]  = p[383:376];
+  assign \p[48]  = p[391:384];
+  assign \p[49]  = p[399:392];
+  assign \p[50]  = p[407:400];
+  assign \p[51]  = p[415:408];
+  assign \p[52]  = p[423:416];
+  assign \p[53]  = p[431:424];
+  assign \p[54]  = p[439:432];
+  assign \p[55]  = p[447:440];
+  assign \p[56]  = p[455:448];
+  assign \p[57]  = p[463:456];
+  assign \p[58]  = p[471:464];
+  assign \p[59]  = p[479:472];
+  assign \p[60]  = p[487:480];
+  assign \p[61]  = p[495:488];
+  assign \p[62]  = p[503:496];
+  assign \p[63]  = p[511:504];
+  assign \q[0]  = q[7:0];
+  assign \q[1]  = q[15:8];
+  assign \q[2]  = q[23:16];
+  assign \q[3]  = q[31:24];
+  assign \q[4]  = q[39:32];
+  assign \q[5]  = q[47:40];
+  assign \q[6]  = q[55:48];
+  assign \q[7]  = q[63:56];
+  assign \q[8]  = q[71:64];
+  assign \q[9]  = q[79:72];
+  assign \q[10]  = q[87:80];
+  assign \q[11]  = q[95:88];
+  assign \q[12]  = q[103:96];
+  assign \q[13]  = q[111:104];
+  assign \q[14]  = q[119:112];
+  assign \q[15]  = q[127:120];
+  assign \q[16]  = q[135:128];
+  assign \q[17]  = q[143:136];
+  assign \q[18]  = q[151:144];
+  assign \q[19]  = q[159:152];
+  assign \q[20]  = q[167:160];
+  assign \q[21]  = q[175:168];
+  assign \q[22]  = q[183:176];
+  assign \q[23]  = q[191:184];
+  assign \q[24]  = q[199:192];
+  assign \q[25]  = q[207:200];
+  assign \q[26]  = q[215:208];
+  assign \q[27]  = q[223:216];
+  assign \q[28]  = q[231:224];
+  assign \q[29]  = q[239:232];
+  assign \q[30]  = q[247:240];
+  assign \q[31]  = q[255:248];
+  assign \q[32]  = q[263:256];
+  assign \q[33]  = q[271:264];
+  assign \q[34]  = q[279:272];
+  assign \q[35]  = q[287:280];
+  assign \q[36]  = q[295:288];
+  assign \q[37]  = q[303:296];
+  assign \q[38]  = q[311:304];
+  assign \q[39]  = q[319:312];
+  assign \q[40]  = q[327:320];
+  assign \q[41]  = q[335:328];
+  assign \q[42]  = q[343:336];
+  assign \q[43]  = q[351:344];
+  assign \q[44]  = q[359:352];
+  assign \q[45]  = q[367:360];
+  assign \q[46]  = q[375:368];
+  assign \q[47]  = q[383:376];
+  assign \q[48]  = q[391:384];
+  assign \q[49]  = q[399:392];
+  assign \q[50]  = q[407:400];
+  assign \q[51]  = q[415:408];
+  assign \q[52]  = q[423:416];
+  assign \q[53]  = q[431:424];
+  assign \q[54]  = q[439:432];
+  assign \q[55]  = q[447:440];
+  assign \q[56]  = q[455:448];
+  assign \q[57]  = q[463:456];
+  assign \q[58]  = q[471:464];
+  assign \q[59]  = q[479:472];
+  assign \q[60]  = q[487:480];
+  assign \q[61]  = q[495:488];
+  assign \q[62]  = q[503:496];
+  assign \q[63]  = q[511:504];
+  assign \pp[0]  = pp[26:0];
+  assign \pp[0][0]  = pp[8:0];
+  assign \pp[0][1]  = pp[17:9];
+  assign \pp[0][2]  = pp[26:18];
+  assign \pp[1]  = pp[53:27];
+  assign \pp[1][0]  = pp[35:27];
+  assign \pp[1][1]  = pp[44:36];
+  assign \pp[1][2]  = pp[53:45];
+  assign \pp[2]  = pp[80:54];
+  assign \pp[2][0]  = pp[62:54];
+  assign \pp[2][1]  = pp[71:63];
+  assign \pp[2][2]  = pp[80:72];
+  assign \pp[3]  = pp[107:81];
+  assign \pp[3][0]  = pp[89:81];
+  assign \pp[3][1]  = pp[98:90];
+  assign \pp[3][2]  = pp[107:99];
+  assign \pp[4]  = pp[134:108];
+  assign \pp[4][0]  = pp[116:108];
+  assign \pp[4][1]  = pp[125:117];
+  assign \pp[4][2]  = pp[134:126];
+  assign \pp[5]  = pp[161:135];
+  assign \pp[5][0]  = pp[143:135];
+  assign \pp[5][1]  = pp[152:144];
+  assign \pp[5][2]  = pp[161:153];
+  assign \pp[6]  = pp[188:162];
+  assign \pp[6][0]  = pp[170:162];
+  assign \pp[6][1]  = pp[179:171];
+  assign \pp[6][2]  = pp[188:180];
+  assign \pp[7]  = pp[215:189];
+  assign \pp[7][0]  = pp[197:189];
+  assign \pp[7][1]  = pp[206:198];
+  assign \pp[7][2]  = pp[215:207];
+  assign \pp[8]  = pp[242:216];
+  assign \pp[8][0]  = pp[224:216];
+  assign \pp[8][1]  = pp[233:225];
+  assign \pp[8][2]  = pp[242:234];
+  assign \pp[9]  = pp[269:243];
+  assign \pp[9][0]  = pp[251:243];
+  assign \pp[9][1]  = pp[260:252];
+  assign \pp[9][2]  = pp[269:261];
+  assign \pp[10]  = pp[296:270];
+  assign \pp[10][0]  = pp[278:270];
+  assign \pp[10][1]  = pp[287:279];
+  assign \pp[10][2]  = pp[296:288];
+  assign \pp[11]  = pp[323:297];
+  assign \pp[11][0]  = pp[305:297];
+  assign \pp[11][1]  = pp[314:306];
+  assign \pp[11][2]  = pp[323:315];
+  assign \pp[12]  = pp[350:324];
+  assign \pp[12][0]  = pp[332:324];
+  assign \pp[12][1]  = pp[341:333];
+  assign \pp[12][2]  = pp[350:342];
+  assign \pp[13]  = pp[377:351];
+  assign \pp[13][0]  = pp[359:351];
+  assign \pp[13][1]  = pp[368:360];
+  assign \pp[13][2]  = pp[377:369];
+  assign \pp[14]  = pp[404:378];
+  assign \pp[14][0]  = pp[386:378];
+  assign \pp[14][1]  = pp[395:387];
+  assign \pp[14][2]  = pp[404:396];
+  assign \pp[15]  = pp[431:405];
+  assign \pp[15][0]  = pp[413:405];
+  assign \pp[15][1]  = pp[422:414];
+  assign \pp[15][2]  = pp[431:423];
+  assign \pp[16]  = pp[458:432];
+  assign \pp[16][0]  = pp[440:432];
+  assign \pp[16][1]  = pp[449:441];
+  assign \pp[16][2]  = pp[458:450];
+  assign \pp[17]  = pp[485:459];
+  assign \pp[17][0]  = pp[467:459];
+  assign \pp[17][1]  = pp[476:468];
+  assign \pp[17][2]  = pp[485:477];
+  assign \pp[18]  = pp[512:486];
+  assign \pp[18][0]  = pp[494:486];
+  assign \pp[18][1]  = pp[503:495];
+  assign \pp[18][2]  = pp[512:504];
+  assign \pp[19]  = pp[539:513];
+  assign \pp[19][0]  = pp[521:513];
+  assign \pp[19][1]  = pp[530:522];
+  assign \pp[19][2]  = pp[539:531];
+  assign \pp[20]  = pp[566:540];
+  assign \pp[20][0]  = pp[548:540];
+  assign \pp[20][1]  = pp[557:549];
+  assign \pp[20][2]  = pp[566:558];
+  assign \pp[21]  = pp[593:567];
+  assign \pp[21][0]  = pp[575:567];
+  assign \pp[21][1]  = pp[584:576];
+  assign \pp[21][2]  = pp[593:585];
+  assign \pp[22]  = pp[620:594];
+  assign \pp[22][0]  = pp[602:594];
+  assign \pp[22][1]  = pp[611:603];
+  assign \pp[22][2]  = pp[620:612];
+  assign \pp[23]  = pp[647:621];
+  assign \pp[23][0]  = pp[629:621];
+  assign \pp[23][1]  = pp[638:630];
+  assign \pp[23][2]  = pp[647:639];
+  assign \pp[24]  = pp[674:648];
+  assign \pp[24][0]  = pp[656:648];
+  assign \pp[24][1]  = pp[665:657];
+  assign \pp[24][2]  = pp[674:666];
+  assign \pp[25]  = pp[701:675];
+  assign \pp[25][0]  = pp[683:675];
+  assign \pp[25][1]  = pp[692:684];
+  assign \pp[25][2]  = pp[701:693];
+  assign \pp[26]  = pp[728:702];
+  assign \pp[26][0]  = pp[710:702];
+  assign \pp[26][1]  = pp[719:711];
+  assign \pp[26][2]  = pp[728:720];
+  assign \pp[27]  = pp[755:729];
+  assign \pp[27][0]  = pp[737:729];
+  assign \pp[27][1]  = pp[746:738];
+  assign \pp[27][2]  = pp[755:747];
+  assign \pp[28]  = pp[782:756];
+  assign \pp[28][0]  = pp[764:756];
+  assign \pp[28][1]  = pp[773:765];
+  assign \pp[28][2]  = pp[782:774];
+  assign \pp[29]  = pp[809:783];
+  assign \pp[29][0]  = pp[791:783];
+  assign \pp[29][1]  = pp[800:792];
+  assign \pp[29][2]  = pp[809:801];
+  assign \pp[30]  = pp[836:810];
+  assign \pp[30][0]  = pp[818:810];
+  assign \pp[30][1]  = pp[827:819];
+  assign \pp[30][2]  = pp[836:828];
+  assign \pp[31]  = pp[863:837];
+  assign \pp[31][0]  = pp[845:837];
+  assign \pp[31][1]  = pp[854:846];
+  assign \pp[31][2]  = pp[863:855];
+  assign \pp$36[0]  = pp[26:0];
+  assign \pp$36[0][0]  = pp[8:0];
+  assign \pp$36[0][1]  = pp[17:9];
+  assign \pp$36[0][2]  = pp[26:18];
+  assign \pp$36[1]  = pp[53:27];
+  assign \pp$36[1][0]  = pp[35:27];
+  assign \pp$36[1][1]  = pp[44:36];
+  assign \pp$36[1][2]  = pp[53:45];
+  assign \pp$36[2]  = pp[80:54];
+  assign \pp$36[2][0]  = pp[62:54];
+  assign \pp$36[2][1]  = pp[71:63];
+  assign \pp$36[2][2]  = pp[80:72];
+  assign \pp$36[3]  = pp[107:81];
+  assign \pp$36[3][0]  = pp[89:81];
+  assign \pp$36[3][1]  = pp[98:90];
+  assign \pp$36[3][2]  = pp[107:99];
+  assign \pp$36[4]  = pp[134:108];
+  assign \pp$36[4][0]  = pp[116:108];
+  assign \pp$36[4][1]  = pp[125:117];
+  assign \pp$36[4][2]  = pp[134:126];
+  assign \pp$36[5]  = pp[161:135];
+  assign \pp$36[5][0]  = pp[143:135];
+  assign \pp$36[5][1]  = pp[152:144];
+  assign \pp$36[5][2]  = pp[161:153];
+  assign \pp$36[6]  = pp[188:162];
+  assign \pp$36[6][0]  = pp[170:162];
+  assign \pp$36[6][1]  = pp[179:171];
+  assign \pp$36[6][2]  = pp[188:180];
+  assign \pp$36[7]  = pp[215:189];
+  assign \pp$36[7][0]  = pp[197:189];
+  assign \pp$36[7][1]  = pp[206:198];
+  assign \pp$36[7][2]  = pp[215:207];
+  assign \pp$36[8]  = pp[242:216];
+  assign \pp$36[8][0]  = pp[224:216];
+  assign \pp$36[8][1]  = pp[233:225];
+  assign \pp$36[8][2]  = pp[242:234];
+  assign \pp$36[9]  = pp[269:243];
+  assign \pp$36[9][0]  = pp[251:243];
+  assign \pp$36[9][1]  = pp[260:252];
+  assign \pp$36[9][2]  = pp[269:261];
+  assign \pp$36[10]  = pp[296:270];
+  assign \pp$36[10][0]  = pp[278:270];
+  assign \pp$36[10][1]  = pp[287:279];
+  assign \pp$36[10][2]  = pp[296:288];
+  assign \pp$36[11]  = pp[323:297];
+  assign \pp$36[11][0]  = pp[305:297];
+  assign \pp$36[11][1]  = pp[314:306];
+  assign \pp$36[11][2]  = pp[323:315];
+  assign \pp$36[12]  = pp[350:324];
+  assign \pp$36[12][0]  = pp[332:324];
+  assign \pp$36[12][1]  = pp[341:333];
+  assign \pp$36[12][2]  = pp[350:342];
+  assign \pp$36[13]  = pp[377:351];
+  assign \pp$36[13][0]  = pp[359:351];
+  assign \pp$36[13][1]  = pp[368:360];
+  assign \pp$36[13][2]  = pp[377:369];
+  assign \pp$36[14]  = pp[404:378];
+  assign \pp$36[14][0]  = pp[386:378];
+  assign \pp$36[14][1]  = pp[395:387];
+  assign \pp$36[14][2]  = pp[404:396];
+  assign \pp$36[15]  = pp[431:405];
+  assign \pp$36[15][0]  = pp[413:405];
+  assign \pp$36[15][1]  = pp[422:414];
+  assign \pp$36[15][2]  = pp[431:423];
+  assign \pp$36[16]  = pp[458:432];
+  assign \pp$36[16][0]  = pp[440:432];
+  assign \pp$36[16][1]  = pp[449:441];
+  assign \pp$36[16][2]  = pp[458:450];
+  assign \pp$36[17]  = pp[485:459];
+  assign \pp$36[17][0]  = pp[467:459];
+  assign \pp$36[17][1]  = pp[476:468];
+  assign \pp$36[17][2]  = pp[485:477];
+  assign \pp$36[18]  = pp[512:486];
+  assign \pp$36[18][0]  = pp[494:486];
+  assign \pp$36[18][1]  = pp[503:495];
+  assign \pp$36[18][2]  = pp[512:504];
+  assign \pp$36[19]  = pp[539:513];
+  assign \pp$36[19][0]  = pp[521:513];
+  assign \pp$36[19][1]  = pp[530:522];
+  assign \pp$36[19][2]  = pp[539:531];
+  assign \pp$36[20]  = pp[566:540];
+  assign \pp$36[20][0]  = pp[548:540];
+  assign \pp$36[20][1]  = pp[557:549];
+  assign \pp$36[20][2]  = pp[566:558];
+  assign \pp$36[21]  = pp[593:567];
+  assign \pp$36[21][0]  = pp[575:567];
+  assign \pp$36[21][1]  = pp[584:576];
+  assign \pp$36[21][2]  = pp[593:585];
+  assign \pp$36[22]  = pp[620:594];
+  assign \pp$36[22][0]  = pp[602:594];
+  assign \pp$36[22][1]  = pp[611:603];
+  assign \pp$36[22][2]  = pp[620:612];
+  assign \pp$36[23]  = pp[647:621];
+  assign \pp$36[23][0]  = pp[629:621];
+  assign \pp$36[23][1]  = pp[638:630];
+  assign \pp$36[23][2]  = pp[647:639];
+  assign \pp$36[24]  = pp[674:648];
+  assign \pp$36[24][0]  = pp[656:648];
+  assign \pp$36[24][1]  = pp[665:657];
+  assign \pp$36[24][2]  = pp[674:666];
+  assign \pp$36[25]  = pp[701:675];
+  assign \pp$36[25][0]  = pp[683:675];
+  assign \pp$36[25][1]  = pp[692:684];
+  assign \pp$36[25][2]  = pp[701:693];
+  assign \pp$36[26]  = pp[728:702];
+  assign \pp$36[26][0]  = pp[710:702];
+  assign \pp$36[26][1]  = pp[719:711];
+  assign \pp$36[26][2]  = pp[728:720];
+  assign \pp$36[27]  = pp[755:729];
+  assign \pp$36[27][0]  = pp[737:729];
+  assign \pp$36[27][1]  = pp[746:738];
+  assign \pp$36[27][2]  = pp[755:747];
+  assign \pp$36[28]  = pp[782:756];
+  assign \pp$36[28][0]  = pp[764:756];
+  assign \pp$36[28][1]  = pp[773:765];
+  assign \pp$36[28][2]  = pp[782:774];
+  assign \pp$36[29]  = pp[809:783];
+  assign \pp$36[29][0]  = pp[791:783];
+  assign \pp$36[29][1]  = pp[800:792];
+  assign \pp$36[29][2]  = pp[809:801];
+  assign \pp$36[30]  = pp[836:810];
+  assign \pp$36[30][0]  = pp[818:810];
+  assign \pp$36[30][1]  = pp[827:819];
+  assign \pp$36[30][2]  = pp[836:828];
+  assign \pp$36[31]  = pp[863:837];
+  assign \pp$36[31][0]  = pp[845:837];
+  assign \pp$36[31][1]  = pp[854:846];
+  assign \pp$36[31][2]  = pp[863:855];
+  assign \qq[0]  = qq[26:0];
+  assign \qq[0][0]  = qq[8:0];
+  assign \qq[0][1]  = qq[17:9];
+  assign \qq[0][2]  = qq[26:18];
+  assign \qq[1]  = qq[53:27];
+  assign \qq[1][0]  = qq[35:27];
+  assign \qq[1][1]  = qq[44:36];
+  assign \qq[1][2]  = qq[53:45];
+  assign \qq[2]  = qq[80:54];
+  assign \qq[2][0]  = qq[62:54];
+  assign \qq[2][1]  = qq[71:63];
+  assign \qq[2][2]  = qq[80:72];
+  assign \qq[3]  = qq[107:81];
+  assign \qq[3][0]  = qq[89:81];
+  assign \qq[3][1]  = qq[98:90];
+  assign \qq[3][2]  = qq[107:99];
+  assign \qq[4]  = qq[134:108];
+  assign \qq[4][0]  = qq[116:108];
+  assign \qq[4][1]  = qq[125:117];
+  assign \qq[4][2]  = qq[134:126];
+  assign \qq[5]  = qq[161:135];
+  assign \qq[5][0]  = qq[143:135];
+  assign \qq[5][1]  = qq[152:144];
+  assign \qq[5][2]  = qq[161:153];
+  assign \qq[6]  = qq[188:162];
+  assign \qq[6][0]  = qq[170:162];
+  assign \qq[6][1]  = qq[179:171];
+  assign \qq[6][2]  = qq[188:180];
+  assign \qq[7]  = qq[215:189];
+  assign \qq[7][0]  = qq[197:189];
+  assign \qq[7][1]  = qq[206:198];
+  assign \qq[7][2]  = qq[215:207];
+  assign \qq[8]  = qq[242:216];
+  assign \qq[8][0]  = qq[224:216];
+  assign \qq[8][1]  = qq[233:225];
+  assign \qq[8][2]  = qq[242:234];
+  assign \qq[9]  = qq[269:243];
+  assign \qq[9][0]  = qq[251:243];
+  assign \qq[9][1]  = qq[260:252];
+  assign \qq[9][2]  = qq[269:261];
+  assign \qq[10]  = qq[296:270];
+  assign \qq[10][0]  = qq[278:270];
+  assign \qq[10][1]  = qq[287:279];
+  assign \qq[10][2]  = qq[296:288];
+  assign \qq[11]  = qq[323:297];
+  assign \qq[11][0]  = qq[305:297];
+  assign \qq[11][1]  = qq[314:306];
+  assign \qq[11][2]  = qq[323:315];
+  assign \qq[12]  = qq[350:324];
+  assign \qq[12][0]  = qq[332:324];
+  assign \qq[12][1]  = qq[341:333];
+  assign \qq[12][2]  = qq[350:342];
+  assign \qq[13]  = qq[377:351];
+  assign \qq[13][0]  = qq[359:351];
+  assign \qq[13][1]  = qq[368:360];
+  assign \qq[13][2]  = qq[377:369];
+  assign \qq[14]  = qq[404:378];
+  assign \qq[14][0]  = qq[386:378];
+  assign \qq[14][1]  = qq[395:387];
+  assign \qq[14][2]  = qq[404:396];
+  assign \qq[15]  = qq[431:405];
+  assign \qq[15][0]  = qq[413:405];
+  assign \qq[15][1]  = qq[422:414];
+  assign \qq[15][2]  = qq[431:423];
+  assign \qq[16]  = qq[458:432];
+  assign \qq[16][0]  = qq[440:432];
+  assign \qq[16][1]  = qq[449:441];
+  assign \qq[16][2]  = qq[458:450];
+  assign \qq[17]  = qq[485:459];
+  assign \qq[17][0]  = qq[467:459];
+  assign \qq[17][1]  = qq[476:468];
+  assign \qq[17][2]  = qq[485:477];
+  assign \qq[18]  = qq[512:486];
+  assign \qq[18][0]  = qq[494:486];
+  assign \qq[18][1]  = qq[503:495];
+  assign \qq[18][2]  = qq[512:504];
+  assign \qq[19]  = qq[539:513];
+  assign \qq[19][0]  = qq[521:513];
+  assign \qq[19][1]  = qq[530:522];
+  assign \qq[19][2]  = qq[539:531];
+  assign \qq[20]  = qq[566:540];
+  assign \qq[20][0]  = qq[548:540];
+  assign \qq[20][1]  = qq[557:549];
+  assign \qq[20][2]  = qq[566:558];
+  assign \qq[21]  = qq[593:567];
+  assign \qq[21][0]  = qq[575:567];
+  assign \qq[21][1]  = qq[584:576];
+  assign \qq[21][2]  = qq[593:585];
+  assign \qq[22]  = qq[620:594];
+  assign \qq[22][0]  = qq[602:594];
+  assign \qq[22][1]  = qq[611:603];
+  assign \qq[22][2]  = qq[620:612];
+  assign \qq[23]  = qq[647:621];
+  assign \qq[23][0]  = qq[629:621];
+  assign \qq[23][1]  = qq[638:630];
+  assign \qq[23][2]  = qq[647:639];
+  assign \qq[24]  = qq[674:648];
+  assign \qq[24][0]  = qq[656:648];
+  assign \qq[24][1]  = qq[665:657];
+  assign \qq[24][2]  = qq[674:666];
+  assign \qq[25]  = qq[701:675];
+  assign \qq[25][0]  = qq[683:675];
+  assign \qq[25][1]  = qq[692:684];
+  assign \qq[25][2]  = qq[701:693];
+  assign \qq[26]  = qq[728:702];
+  assign \qq[26][0]  = qq[710:702];
+  assign \qq[26][1]  = qq[719:711];
+  assign \qq[26][2]  = qq[728:720];
+  assign \qq[27]  = qq[755:729];
+  assign \qq[27][0]  = qq[737:729];
+  assign \qq[27][1]  = qq[746:738];
+  assign \qq[27][2]  = qq[755:747];
+  assign \qq[28]  = qq[782:756];
+  assign \qq[28][0]  = qq[764:756];
+  assign \qq[28][1]  = qq[773:765];
+  assign \qq[28][2]  = qq[782:774];
+  assign \qq[29]  = qq[809:783];
+  assign \qq[29][0]  = qq[791:783];
+  assign \qq[29][1]  = qq[800:792];
+  assign \qq[29][2]  = qq[809:801];
+  assign \qq[30]  = qq[836:810];
+  assign \qq[30][0]  = qq[818:810];
+  assign \qq[30][1]  = qq[827:819];
+  assign \qq[30][2]  = qq[836:828];
+  assign \qq[31]  = qq[863:837];
+  assign \qq[31][0]  = qq[845:837];
+  assign \qq[31][1]  = qq[854:846];
+  assign \qq[31][2]  = qq[863:855];
+  assign \qq$38[0]  = qq[26:0];
+  assign \qq$38[0][0]  = qq[8:0];
+  assign \qq$38[0][1]  = qq[17:9];
+  assign \qq$38[0][2]  = qq[26:18];
+  assign \qq$38[1]  = qq[53:27];
+  assign \qq$38[1][0]  = qq[35:27];
+  assign \qq$38[1][1]  = qq[44:36];
+  assign \qq$38[1][2]  = qq[53:45];
+  assign \qq$38[2]  = qq[80:54];
+  assign \qq$38[2][0]  = qq[62:54];
+  assign \qq$38[2][1]  = qq[71:63];
+  assign \qq$38[2][2]  = qq[80:72];
+  assign \qq$38[3]  = qq[107:81];
+  assign \qq$38[3][0]  = qq[89:81];
+  assign \qq$38[3][1]  = qq[98:90];
+  assign \qq$38[3][2]  = qq[107:99];
+  assign \qq$38[4]  = qq[134:108];
+  assign \qq$38[4][0]  = qq[116:108];
+  assign \qq$38[4][1]  = qq[125:117];
+  assign \qq$38[4][2]  = qq[134:126];
+  assign \qq$38[5]  = qq[161:135];
+  assign \qq$38[5][0]  = qq[143:135];
+  assign \qq$38[5][1]  = qq[152:144];
+  assign \qq$38[5][2]  = qq[161:153];
+  assign \qq$38[6]  = qq[188:162];
+  assign \qq$38[6][0]  = qq[170:162];
+  assign \qq$38[6][1]  = qq[179:171];
+  assign \qq$38[6][2]  = qq[188:180];
+  assign \qq$38[7]  = qq[215:189];
+  assign \qq$38[7][0]  = qq[197:189];
+  assign \qq$38[7][1]  = qq[206:198];
+  assign \qq$38[7][2]  = qq[215:207];
+  assign \qq$38[8]  = qq[242:216];
+  assign \qq$38[8][0]  = qq[224:216];
+  assign \qq$38[8][1]  = qq[233:225];
+  assign \qq$38[8][2]  = qq[242:234];
+  assign \qq$38[9]  = qq[269:243];
+  assign \qq$38[9][0]  = qq[251:243];
+  assign \qq$38[9][1]  = qq[260:252];
+  assign \qq$38[9][2]  = qq[269:261];
+  assign \qq$38[10]  = qq[296:270];
+  assign \qq$38[10][0]  = qq[278:270];
+  assign \qq$38[10][1]  = qq[287:279];
+  assign \qq$38[10][2]  = qq[296:288];
+  assign \qq$38[11]  = qq[323:297];
+  assign \qq$38[11][0]  = qq[305:297];
+  assign \qq$38[11][1]  = qq[314:306];
+  assign \qq$38[11][2]  = qq[323:315];
+  assign \qq$38[12]  = qq[350:324];
+  assign \qq$38[12][0]  = qq[332:324];
+  assign \qq$38[12][1]  = qq[341:333];
+  assign \qq$38[12][2]  = qq[350:342];
+  assign \qq$38[13]  = qq[377:351];
+  assign \qq$38[13][0]  = qq[359:351];
+  assign \qq$38[13][1]  = qq[368:360];
+  assign \qq$38[13][2]  = qq[377:369];
+  assign \qq$38[14]  = qq[404:378];
+  assign \qq$38[14][0]  = qq[386:378];
+  assign \qq$38[14][1]  = qq[395:387];
+  assign \qq$38[14][2]  = qq[404:396];
+  assign \qq$38[15]  = qq[431:405];
+  assign \qq$38[15][0]  = qq[413:405];
+  assign \qq$38[15][1]  = qq[422:414];
+  assign \qq$38[15][2]  = qq[431:423];
+  assign \qq$38[16]  = qq[458:432];
+  assign \qq$38[16][0]  = qq[440:432];
+  assign \qq$38[16][1]  = qq[449:441];
+  assign \qq$38[16][2]  = qq[458:450];
+  assign \qq$38[17]  = qq[485:459];
+  assign \qq$38[17][0]  = qq[467:459];
+  assign \qq$38[17][1]  = qq[476:468];
+  assign \qq$38[17][2]  = qq[485:477];
+  assign \qq$38[18]  = qq[512:486];
+  assign \qq$38[18][0]  = qq[494:486];
+  assign \qq$38[18][1]  = qq[503:495];
+  assign \qq$38[18][2]  = qq[512:504];
+  assign \qq$38[19]  = qq[539:513];
+  assign \qq$38[19][0]  = qq[521:513];
+  assign \qq$38[19][1]  = qq[530:522];
+  assign \qq$38[19][2]  = qq[539:531];
+  assign \qq$38[20]  = qq[566:540];
+  assign \qq$38[20][0]  = qq[548:540];
+  assign \qq$38[20][1]  = qq[557:549];
+  assign \qq$38[20][2]  = qq[566:558];
+  assign \qq$38[21]  = qq[593:567];
+  assign \qq$38[21][0]  = qq[575:567];
+  assign \qq$38[21][1]  = qq[584:576];
+  assign \qq$38[21][2]  = qq[593:585];
+  assign \qq$38[22]  = qq[620:594];
+  assign \qq$38[22][0]  = qq[602:594];
+  assign \qq$38[22][1]  = qq[611:603];
+  assign \qq$38[22][2]  = qq[620:612];
+  assign \qq$38[23]  = qq[647:621];
+  assign \qq$38[23][0]  = qq[629:621];
+  assign \qq$38[23][1]  = qq[638:630];
+  assign \qq$38[23][2]  = qq[647:639];
+  assign \qq$38[24]  = qq[674:648];
+  assign \qq$38[24][0]  = qq[656:648];
+  assign \qq$38[24][1]  = qq[665:657];
+  assign \qq$38[24][2]  = qq[674:666];
+  assign \qq$38[25]  = qq[701:675];
+  assign \qq$38[25][0]  = qq[683:675];
+  assign \qq$38[25][1]  = qq[692:684];
+  assign \qq$38[25][2]  = qq[701:693];
+  assign \qq$38[26]  = qq[728:702];
+  assign \qq$38[26][0]  = qq[710:702];
+  assign \qq$38[26][1]  = qq[719:711];
+  assign \qq$38[26][2]  = qq[728:720];
+  assign \qq$38[27]  = qq[755:729];
+  assign \qq$38[27][0]  = qq[737:729];
+  assign \qq$38[27][1]  = qq[746:738];
+  assign \qq$38[27][2]  = qq[755:747];
+  assign \qq$38[28]  = qq[782:756];
+  assign \qq$38[28][0]  = qq[764:756];
+  assign \qq$38[28][1]  = qq[773:765];
+  assign \qq$38[28][2]  = qq[782:774];
+  assign \qq$38[29]  = qq[809:783];
+  assign \qq$38[29][0]  = qq[791:783];
+  assign \qq$38[29][1]  = qq[800:792];
+  assign \qq$38[29][2]  = qq[809:801];
+  assign \qq$38[30]  = qq[836:810];
+  assign \qq$38[30][0]  = qq[818:810];
+  assign \qq$38[30][1]  = qq[827:819];
+  assign \qq$38[30][2]  = qq[836:828];
+  assign \qq$38[31]  = qq[863:837];
+  assign \qq$38[31][0]  = qq[845:837];
+  assign \qq$38[31][1]  = qq[854:846];
+  assign \qq$38[31][2]  = qq[863:855];
+  assign \pp$43[0]  = pp[26:0];
+  assign \pp$43[0][0]  = pp[8:0];
+  assign \pp$43[0][1]  = pp[17:9];
+  assign \pp$43[0][2]  = pp[26:18];
+  assign \pp$43[1]  = pp[53:27];
+  assign \pp$43[1][0]  = pp[35:27];
+  assign \pp$43[1][1]  = pp[44:36];
+  assign \pp$43[1][2]  = pp[53:45];
+  assign \pp$43[2]  = pp[80:54];
+  assign \pp$43[2][0]  = pp[62:54];
+  assign \pp$43[2][1]  = pp[71:63];
+  assign \pp$43[2][2]  = pp[80:72];
+  assign \pp$43[3]  = pp[107:81];
+  assign \pp$43[3][0]  = pp[89:81];
+  assign \pp$43[3][1]  = pp[98:90];
+  assign \pp$43[3][2]  = pp[107:99];
+  assign \pp$43[4]  = pp[134:108];
+  assign \pp$43[4][0]  = pp[116:108];
+  assign \pp$43[4][1]  = pp[125:117];
+  assign \pp$43[4][2]  = pp[134:126];
+  assign \pp$43[5]  = pp[161:135];
+  assign \pp$43[5][0]  = pp[143:135];
+  assign \pp$43[5][1]  = pp[152:144];
+  assign \pp$43[5][2]  = pp[161:153];
+  assign \pp$43[6]  = pp[188:162];
+  assign \pp$43[6][0]  = pp[170:162];
+  assign \pp$43[6][1]  = pp[179:171];
+  assign \pp$43[6][2]  = pp[188:180];
+  assign \pp$43[7]  = pp[215:189];
+  assign \pp$43[7][0]  = pp[197:189];
+  assign \pp$43[7][1]  = pp[206:198];
+  assign \pp$43[7][2]  = pp[215:207];
+  assign \pp$43[8]  = pp[242:216];
+  assign \pp$43[8][0]  = pp[224:216];
+  assign \pp$43[8][1]  = pp[233:225];
+  assign \pp$43[8][2]  = pp[242:234];
+  assign \pp$43[9]  = pp[269:243];
+  assign \pp$43[9][0]  = pp[251:243];
+  assign \pp$43[9][1]  = pp[260:252];
+  assign \pp$43[9][2]  = pp[269:261];
+  assign \pp$43[10]  = pp[296:270];
+  assign \pp$43[10][0]  = pp[278:270];
+  assign \pp$43[10][1]  = pp[287:279];
+  assign \pp$43[10][2]  = pp[296:288];
+  assign \pp$43[11]  = pp[323:297];
+  assign \pp$43[11][0]  = pp[305:297];
+  assign \pp$43[11][1]  = pp[314:306];
+  assign \pp$43[11][2]  = pp[323:315];
+  assign \pp$43[12]  = pp[350:324];
+  assign \pp$43[12][0]  = pp[332:324];
+  assign \pp$43[12][1]  = pp[341:333];
+  assign \pp$43[12][2]  = pp[350:342];
+  assign \pp$43[13]  = pp[377:351];
+  assign \pp$43[13][0]  = pp[359:351];
+  assign \pp$43[13][1]  = pp[368:360];
+  assign \pp$43[13][2]  = pp[377:369];
+  assign \pp$43[14]  = pp[404:378];
+  assign \pp$43[14][0]  = pp[386:378];
+  assign \pp$43[14][1]  = pp[395:387];
+  assign \pp$43[14][2]  = pp[404:396];
+  assign \pp$43[15]  = pp[431:405];
+  assign \pp$43[15][0]  = pp[413:405];
+  assign \pp$43[15][1]  = pp[422:414];
+  assign \pp$43[15][2]  = pp[431:423];
+  assign \pp$43[16]  = pp[458:432];
+  assign \pp$43[16][0]  = pp[440:432];
+  assign \pp$43[16][1]  = pp[449:441];
+  assign \pp$43[16][2]  = pp[458:450];
+  assign \pp$43[17]  = pp[485:459];
+  assign \pp$43[17][0]  = pp[467:459];
+  assign \pp$43[17][1]  = pp[476:468];
+  assign \pp$43[17][2]  = pp[485:477];
+  assign \pp$43[18]  = pp[512:486];
+  assign \pp$43[18][0]  = pp[494:486];
+  assign \pp$43[18][1]  = pp[503:495];
+  assign \pp$43[18][2]  = pp[512:504];
+  assign \pp$43[19]  = pp[539:513];
+  assign \pp$43[19][0]  = pp[521:513];
+  assign \pp$43[19][1]  = pp[530:522];
+  assign \pp$43[19][2]  = pp[539:531];
+  assign \pp$43[20]  = pp[566:540];
+  assign \pp$43[20][0]  = pp[548:540];
+  assign \pp$43[20][1]  = pp[557:549];
+  assign \pp$43[20][2]  = pp[566:558];
+  assign \pp$43[21]  = pp[593:567];
+  assign \pp$43[21][0]  = pp[575:567];
+  assign \pp$43[21][1]  = pp[584:576];
+  assign \pp$43[21][2]  = pp[593:585];
+  assign \pp$43[22]  = pp[620:594];
+  assign \pp$43[22][0]  = pp[602:594];
+  assign \pp$43[22][1]  = pp[611:603];
+  assign \pp$43[22][2]  = pp[620:612];
+  assign \pp$43[23]  = pp[647:621];
+  assign \pp$43[23][0]  = pp[629:621];
+  assign \pp$43[23][1]  = pp[638:630];
+  assign \pp$43[23][2]  = pp[647:639];
+  assign \pp$43[24]  = pp[674:648];
+  assign \pp$43[24][0]  = pp[656:648];
+  assign \pp$43[24][1]  = pp[665:657];
+  assign \pp$43[24][2]  = pp[674:666];
+  assign \pp$43[25]  = pp[701:675];
+  assign \pp$43[25][0]  = pp[683:675];
+  assign \pp$43[25][1]  = pp[692:684];
+  assign \pp$43[25][2]  = pp[701:693];
+  assign \pp$43[26]  = pp[728:702];
+  assign \pp$43[26][0]  = pp[710:702];
+  assign \pp$43[26][1]  = pp[719:711];
+  assign \pp$43[26][2]  = pp[728:720];
+  assign \pp$43[27]  = pp[755:729];
+  assign \pp$43[27][0]  = pp[737:729];
+  assign \pp$43[27][1]  = pp[746:738];
+  assign \pp$43[27][2]  = pp[755:747];
+  assign \pp$43[28]  = pp[782:756];
+  assign \pp$43[28][0]  = pp[764:756];
+  assign \pp$43[28][1]  = pp[773:765];
+  assign \pp$43[28][2]  = pp[782:774];
+  assign \pp$43[29]  = pp[809:783];
+  assign \pp$43[29][0]  = pp[791:783];
+  assign \pp$43[29][1]  = pp[800:792];
+  assign \pp$43[29][2]  = pp[809:801];
+  assign \pp$43[30]  = pp[836:810];
+  assign \pp$43[30][0]  = pp[818:810];
+  assign \pp$43[30][1]  = pp[827:819];
+  assign \pp$43[30][2]  = pp[836:828];
+  assign \pp$43[31]  = pp[863:837];
+  assign \pp$43[31][0]  = pp[845:837];
+  assign \pp$43[31][1]  = pp[854:846];
+  assign \pp$43[31][2]  = pp[863:855];
+  assign \qq$44[0]  = qq[26:0];
+  assign \qq$44[0][0]  = qq[8:0];
+  assign \qq$44[0][1]  = qq[17:9];
+  assign \qq$44[0][2]  = qq[26:18];
+  assign \qq$44[1]  = qq[53:27];
+  assign \qq$44[1][0]  = qq[35:27];
+  assign \qq$44[1][1]  = qq[44:36];
+  assign \qq$44[1][2]  = qq[53:45];
+  assign \qq$44[2]  = qq[80:54];
+  assign \qq$44[2][0]  = qq[62:54];
+  assign \qq$44[2][1]  = qq[71:63];
+  assign \qq$44[2][2]  = qq[80:72];
+  assign \qq$44[3]  = qq[107:81];
+  assign \qq$44[3][0]  = qq[89:81];
+  assign \qq$44[3][1]  = qq[98:90];
+  assign \qq$44[3][2]  = qq[107:99];
+  assign \qq$44[4]  = qq[134:108];
+  assign \qq$44[4][0]  = qq[116:108];
+  assign \qq$44[4][1]  = qq[125:117];
+  assign \qq$44[4][2]  = qq[134:126];
+  assign \qq$44[5]  = qq[161:135];
+  assign \qq$44[5][0]  = qq[143:135];
+  assign \qq$44[5][1]  = qq[152:144];
+  assign \qq$44[5][2]  = qq[161:153];
+  assign \qq$44[6]  = qq[188:162];
+  assign \qq$44[6][0]  = qq[170:162];
+  assign \qq$44[6][1]  = qq[179:171];
+  assign \qq$44[6][2]  = qq[188:180];
+  assign \qq$44[7]  = qq[215:189];
+  assign \qq$44[7][0]  = qq[197:189];
+  assign \qq$44[7][1]  = qq[206:198];
+  assign \qq$44[7][2]  = qq[215:207];
+  assign \qq$44[8]  = qq[242:216];
+  assign \qq$44[8][0]  = qq[224:216];
+  assign \qq$44[8][1]  = qq[233:225];
+  assign \qq$44[8][2]  = qq[242:234];
+  assign \qq$44[9]  = qq[269:243];
+  assign \qq$44[9][0]  = qq[251:243];
+  assign \qq$44[9][1]  = qq[260:252];
+  assign \qq$44[9][2]  = qq[269:261];
+  assign \qq$44[10]  = qq[296:270];
+  assign \qq$44[10][0]  = qq[278:270];
+  assign \qq$44[10][1]  = qq[287:279];
+  assign \qq$44[10][2]  = qq[296:288];
+  assign \qq$44[11]  = qq[323:297];
+  assign \qq$44[11][0]  = qq[305:297];
+  assign \qq$44[11][1]  = qq[314:306];
+  assign \qq$44[11][2]  = qq[323:315];
+  assign \qq$44[12]  = qq[350:324];
+  assign \qq$44[12][0]  = qq[332:324];
+  assign \qq$44[12][1]  = qq[341:333];
+  assign \qq$44[12][2]  = qq[350:342];
+  assign \qq$44[13]  = qq[377:351];
+  assign \qq$44[13][0]  = qq[359:351];
+  assign \qq$44[13][1]  = qq[368:360];
+  assign \qq$44[13][2]  = qq[377:369];
+  assign \qq$44[14]  = qq[404:378];
+  assign \qq$44[14][0]  = qq[386:378];
+  assign \qq$44[14][1]  = qq[395:387];
+  assign \qq$44[14][2]  = qq[404:396];
+  assign \qq$44[15]  = qq[431:405];
+  assign \qq$44[15][0]  = qq[413:405];
+  assign \qq$44[15][1]  = qq[422:414];
+  assign \qq$44[15][2]  = qq[431:423];
+  assign \qq$44[16]  = qq[458:432];
+  assign \qq$44[16][0]  = qq[440:432];
+  assign \qq$44[16][1]  = qq[449:441];
+  assign \qq$44[16][2]  = qq[458:450];
+  assign \qq$44[17]  = qq[485:459];
+  assign \qq$44[17][0]  = qq[467:459];
+  assign \qq$44[17][1]  = qq[476:468];
+  assign \qq$44[17][2]  = qq[485:477];
+  assign \qq$44[18]  = qq[512:486];
+  assign \qq$44[18][0]  = qq[494:486];
+  assign \qq$44[18][1]  = qq[503:495];
+  assign \qq$44[18][2]  = qq[512:504];
+  assign \qq$44[19]  = qq[539:513];
+  assign \qq$44[19][0]  = qq[521:513];
+  assign \qq$44[19][1]  = qq[530:522];
+  assign \qq$44[19][2]  = qq[539:531];
+  assign \qq$44[20]  = qq[566:540];
+  assign \qq$44[20][0]  = qq[548:540];
+  assign \qq$44[20][1]  = qq[557:549];
+  assign \qq$44[20][2]  = qq[566:558];
+  assign \qq$44[21]  = qq[593:567];
+  assign \qq$44[21][0]  = qq[575:567];
+  assign \qq$44[21][1]  = qq[584:576];
+  assign \qq$44[21][2]  = qq[593:585];
+  assign \qq$44[22]  = qq[620:594];
+  assign \qq$44[22][0]  = qq[602:594];
+  assign \qq$44[22][1]  = qq[611:603];
+  assign \qq$44[22][2]  = qq[620:612];
+  assign \qq$44[23]  = qq[647:621];
+  assign \qq$44[23][0]  = qq[629:621];
+  assign \qq$44[23][1]  = qq[638:630];
+  assign \qq$44[23][2]  = qq[647:639];
+  assign \qq$44[24]  = qq[674:648];
+  assign \qq$44[24][0]  = qq[656:648];
+  assign \qq$44[24][1]  = qq[665:657];
+  assign \qq$44[24][2]  = qq[674:666];
+  assign \qq$44[25]  = qq[701:675];
+  assign \qq$44[25][0]  = qq[683:675];
+  assign \qq$44[25][1]  = qq[692:684];
+  assign \qq$44[25][2]  = qq[701:693];
+  assign \qq$44[26]  = qq[728:702];
+  assign \qq$44[26][0]  = qq[710:702];
+  assign \qq$44[26][1]  = qq[719:711];
+  assign \qq$44[26][2]  = qq[728:720];
+  assign \qq$44[27]  = qq[755:729];
+  assign \qq$44[27][0]  = qq[737:729];
+  assign \qq$44[27][1]  = qq[746:738];
+  assign \qq$44[27][2]  = qq[755:747];
+  assign \qq$44[28]  = qq[782:756];
+  assign \qq$44[28][0]  = qq[764:756];
+  assign \qq$44[28][1]  = qq[773:765];
+  assign \qq$44[28][2]  = qq[782:774];
+  assign \qq$44[29]  = qq[809:783];
+  assign \qq$44[29][0]  = qq[791:783];
+  assign \qq$44[29][1]  = qq[800:792];
+  assign \qq$44[29][2]  = qq[809:801];
+  assign \qq$44[30]  = qq[836:810];
+  assign \qq$44[30][0]  = qq[818:810];
+  assign \qq$44[30][1]  = qq[827:819];
+  assign \qq$44[30][2]  = qq[836:828];
+  assign \qq$44[31]  = qq[863:837];
+  assign \qq$44[31][0]  = qq[845:837];
+  assign \qq$44[31][1]  = qq[854:846];
+  assign \qq$44[31][2]  = qq[863:855];
+  assign \total0[0]  = total0[21:0];
+  assign \total0[1]  = total0[43:22];
+  assign \total0[2]  = total0[65:44];
+  assign \total0[3]  = total0[87:66];
+  assign \st4.valid  = st4[0];
+  assign \st4.first  = st4[1];
+  assign \st4.last  = st4[2];
+  assign \st4.conj  = st4[3];
+  assign \st4.final  = st4[4];
+  assign \st4.count  = st4[5];
+  assign \acc0[0]  = acc0[21:0];
+  assign \acc0[1]  = acc0[43:22];
+  assign \acc0[2]  = acc0[65:44];
+  assign \acc0[3]  = acc0[87:66];
+  assign \sums[0]  = sums[13:0];
+  assign \sums[1]  = sums[27:14];
+  assign \sums[2]  = sums[41:28];
+  assign \sums[3]  = sums[55:42];
+  assign \tile[0]  = total0;
+  assign \tile[0][0]  = total0[21:0];
+  assign \tile[0][1]  = total0[43:22];
+  assign \tile[0][2]  = total0[65:44];
+  assign \tile[0][3]  = total0[87:66];
+  assign \total1[0]  = total1[21:0];
+  assign \total1[1]  = total1[43:22];
+  assign \total1[2]  = total1[65:44];
+  assign \total1[3]  = total1[87:66];
+  assign \acc1[0]  = acc1[21:0];
+  assign \acc1[1]  = acc1[43:22];
+  assign \acc1[2]  = acc1[65:44];
+  assign \acc1[3]  = acc1[87:66];
+  assign \sums$54[0]  = \sums$54 [13:0];
+  assign \sums$54[1]  = \sums$54 [27:14];
+  assign \sums$54[2]  = \sums$54 [41:28];
+  assign \sums$54[3]  = \sums$54 [55:42];
+  assign \shared[0]  = total1[21:0];
+  assign \shared[1]  = total1[43:22];
+  assign \shared[2]  = total1[65:44];
+  assign \shared[3]  = total1[87:66];
+  assign \res__payload$60.sums  = res__payload[87:0];
+  assign \res__payload$60.sums[0]  = res__payload[87:0];
+  assign \res__payload$60.sums[0][0]  = res__payload[21:0];
+  assign \res__payload$60.sums[0][1]  = res__payload[43:22];
+  assign \res__payload$60.sums[0][2]  = res__payload[65:44];
+  assign \res__payload$60.sums[0][3]  = res__payload[87:66];
+  assign \res__payload$60.last  = res__payload[88];
+  assign \slot.valid  = slot[0];
+  assign \slot.first  = slot[1];
+  assign \slot.last  = slot[2];
+  assign \slot.conj  = slot[3];
+  assign \slot.final  = slot[4];
+  assign \slot.count  = slot[5];
+  assign \s1_1.valid  = s1_1[0];
+  assign \s1_1.first  = s1_1[1];
+  assign \s1_1.last  = s1_1[2];
+  assign \s1_1.conj  = s1_1[3];
+  assign \s1_1.final  = s1_1[4];
+  assign \s1_1.count  = s1_1[5];
+  assign \s1_2.valid  = s1_2[0];
+  assign \s1_2.first  = s1_2[1];
+  assign \s1_2.last  = s1_2[2];
+  assign \s1_2.conj  = s1_2[3];
+  assign \s1_2.final  = s1_2[4];
+  assign \s1_2.count  = s1_2[5];
+  assign \s1_3.valid  = s1_3[0];
+  assign \s1_3.first  = s1_3[1];
+  assign \s1_3.last  = s1_3[2];
+  assign \s1_3.conj  = s1_3[3];
+  assign \s1_3.final  = s1_3[4];
+  assign \s1_3.count  = s1_3[5];
+  assign \s2.valid  = s2[0];
+  assign \s2.first  = s2[1];
+  assign \s2.last  = s2[2];
+  assign \s2.conj  = s2[3];
+  assign \s2.final  = s2[4];
+  assign \s2.count  = s2[5];
+  assign \st0.valid  = st0[0];
+  assign \st0.first  = st0[1];
+  assign \st0.last  = st0[2];
+  assign \st0.conj  = st0[3];
+  assign \st0.final  = st0[4];
+  assign \st0.count  = st0[5];
+  assign \st1.valid  = st1[0];
+  assign \st1.first  = st1[1];
+  assign \st1.last  = st1[2];
+  assign \st1.conj  = st1[3];
+  assign \st1.final  = st1[4];
+  assign \st1.count  = st1[5];
+  assign \st2.valid  = st2[0];
+  assign \st2.first  = st2[1];
+  assign \st2.last  = st2[2];
+  assign \st2.conj  = st2[3];
+  assign \st2.final  = st2[4];
+  assign \st2.count  = st2[5];
+  assign \st3.valid  = st3[0];
+  assign \st3.first  = st3[1];
+  assign \st3.last  = st3[2];
+  assign \st3.conj  = st3[3];
+  assign \st3.final  = st3[4];
+  assign \st3.count  = st3[5];
+  assign \pp$80[0]  = \pp$80 [26:0];
+  assign \pp$80[0][0]  = \pp$80 [8:0];
+  assign \pp$80[0][1]  = \pp$80 [17:9];
+  assign \pp$80[0][2]  = \pp$80 [26:18];
+  assign \pp$80[1]  = \pp$80 [53:27];
+  assign \pp$80[1][0]  = \pp$80 [35:27];
+  assign \pp$80[1][1]  = \pp$80 [44:36];
+  assign \pp$80[1][2]  = \pp$80 [53:45];
+  assign \pp$80[2]  = \pp$80 [80:54];
+  assign \pp$80[2][0]  = \pp$80 [62:54];
+  assign \pp$80[2][1]  = \pp$80 [71:63];
+  assign \pp$80[2][2]  = \pp$80 [80:72];
+  assign \pp$80[3]  = \pp$80 [107:81];
+  assign \pp$80[3][0]  = \pp$80 [89:81];
+  assign \pp$80[3][1]  = \pp$80 [98:90];
+  assign \pp$80[3][2]  = \pp$80 [107:99];
+  assign \pp$80[4]  = \pp$80 [134:108];
+  assign \pp$80[4][0]  = \pp$80 [116:108];
+  assign \pp$80[4][1]  = \pp$80 [125:117];
+  assign \pp$80[4][2]  = \pp$80 [134:126];
+  assign \pp$80[5]  = \pp$80 [161:135];
+  assign \pp$80[5][0]  = \pp$80 [143:135];
+  assign \pp$80[5][1]  = \pp$80 [152:144];
+  assign \pp$80[5][2]  = \pp$80 [161:153];
+  assign \pp$80[6]  = \pp$80 [188:162];
+  assign \pp$80[6][0]  = \pp$80 [170:162];
+  assign \pp$80[6][1]  = \pp$80 [179:171];
+  assign \pp$80[6][2]  = \pp$80 [188:180];
+  assign \pp$80[7]  = \pp$80 [215:189];
+  assign \pp$80[7][0]  = \pp$80 [197:189];
+  assign \pp$80[7][1]  = \pp$80 [206:198];
+  assign \pp$80[7][2]  = \pp$80 [215:207];
+  assign \pp$80[8]  = \pp$80 [242:216];
+  assign \pp$80[8][0]  = \pp$80 [224:216];
+  assign \pp$80[8][1]  = \pp$80 [233:225];
+  assign \pp$80[8][2]  = \pp$80 [242:234];
+  assign \pp$80[9]  = \pp$80 [269:243];
+  assign \pp$80[9][0]  = \pp$80 [251:243];
+  assign \pp$80[9][1]  = \pp$80 [260:252];
+  assign \pp$80[9][2]  = \pp$80 [269:261];
+  assign \pp$80[10]  = \pp$80 [296:270];
+  assign \pp$80[10][0]  = \pp$80 [278:270];
+  assign \pp$80[10][1]  = \pp$80 [287:279];
+  assign \pp$80[10][2]  = \pp$80 [296:288];
+  assign \pp$80[11]  = \pp$80 [323:297];
+  assign \pp$80[11][0]  = \pp$80 [305:297];
+  assign \pp$80[11][1]  = \pp$80 [314:306];
+  assign \pp$80[11][2]  = \pp$80 [323:315];
+  assign \pp$80[12]  = \pp$80 [350:324];
+  assign \pp$80[12][0]  = \pp$80 [332:324];
+  assign \pp$80[12][1]  = \pp$80 [341:333];
+  assign \pp$80[12][2]  = \pp$80 [350:342];
+  assign \pp$80[13]  = \pp$80 [377:351];
+  assign \pp$80[13][0]  = \pp$80 [359:351];
+  assign \pp$80[13][1]  = \pp$80 [368:360];
+  assign \pp$80[13][2]  = \pp$80 [377:369];
+  assign \pp$80[14]  = \pp$80 [404:378];
+  assign \pp$80[14][0]  = \pp$80 [386:378];
+  assign \pp$80[14][1]  = \pp$80 [395:387];
+  assign \pp$80[14][2]  = \pp$80 [404:396];
+  assign \pp$80[15]  = \pp$80 [431:405];
+  assign \pp$80[15][0]  = \pp$80 [413:405];
+  assign \pp$80[15][1]  = \pp$80 [422:414];
+  assign \pp$80[15][2]  = \pp$80 [431:423];
+  assign \pp$80[16]  = \pp$80 [458:432];
+  assign \pp$80[16][0]  = \pp$80 [440:432];
+  assign \pp$80[16][1]  = \pp$80 [449:441];
+  assign \pp$80[16][2]  = \pp$80 [458:450];
+  assign \pp$80[17]  = \pp$80 [485:459];
+  assign \pp$80[17][0]  = \pp$80 [467:459];
+  assign \pp$80[17][1]  = \pp$80 [476:468];
+  assign \pp$80[17][2]  = \pp$80 [485:477];
+  assign \pp$80[18]  = \pp$80 [512:486];
+  assign \pp$80[18][0]  = \pp$80 [494:486];
+  assign \pp$80[18][1]  = \pp$80 [503:495];
+  assign \pp$80[18][2]  = \pp$80 [512:504];
+  assign \pp$80[19]  = \pp$80 [539:513];
+  assign \pp$80[19][0]  = \pp$80 [521:513];
+  assign \pp$80[19][1]  = \pp$80 [530:522];
+  assign \pp$80[19][2]  = \pp$80 [539:531];
+  assign \pp$80[20]  = \pp$80 [566:540];
+  assign \pp$80[20][0]  = \pp$80 [548:540];
+  assign \pp$80[20][1]  = \pp$80 [557:549];
+  assign \pp$80[20][2]  = \pp$80 [566:558];
+  assign \pp$80[21]  = \pp$80 [593:567];
+  assign \pp$80[21][0]  = \pp$80 [575:567];
+  assign \pp$80[21][1]  = \pp$80 [584:576];
+  assign \pp$80[21][2]  = \pp$80 [593:585];
+  assign \pp$80[22]  = \pp$80 [620:594];
+  assign \pp$80[22][0]  = \pp$80 [602:594];
+  assign \pp$80[22][1]  = \pp$80 [611:603];
+  assign \pp$80[22][2]  = \pp$80 [620:612];
+  assign \pp$80[23]  = \pp$80 [647:621];
+  assign \pp$80[23][0]  = \pp$80 [629:621];
+  assign \pp$80[23][1]  = \pp$80 [638:630];
+  assign \pp$80[23][2]  = \pp$80 [647:639];
+  assign \pp$80[24]  = \pp$80 [674:648];
+  assign \pp$80[24][0]  = \pp$80 [656:648];
+  assign \pp$80[24][1]  = \pp$80 [665:657];
+  assign \pp$80[24][2]  = \pp$80 [674:666];
+  assign \pp$80[25]  = \pp$80 [701:675];
+  assign \pp$80[25][0]  = \pp$80 [683:675];
+  assign \pp$80[25][1]  = \pp$80 [692:684];
+  assign \pp$80[25][2]  = \pp$80 [701:693];
+  assign \pp$80[26]  = \pp$80 [728:702];
+  assign \pp$80[26][0]  = \pp$80 [710:702];
+  assign \pp$80[26][1]  = \pp$80 [719:711];
+  assign \pp$80[26][2]  = \pp$80 [728:720];
+  assign \pp$80[27]  = \pp$80 [755:729];
+  assign \pp$80[27][0]  = \pp$80 [737:729];
+  assign \pp$80[27][1]  = \pp$80 [746:738];
+  assign \pp$80[27][2]  = \pp$80 [755:747];
+  assign \pp$80[28]  = \pp$80 [782:756];
+  assign \pp$80[28][0]  = \pp$80 [764:756];
+  assign \pp$80[28][1]  = \pp$80 [773:765];
+  assign \pp$80[28][2]  = \pp$80 [782:774];
+  assign \pp$80[29]  = \pp$80 [809:783];
+  assign \pp$80[29][0]  = \pp$80 [791:783];
+  assign \pp$80[29][1]  = \pp$80 [800:792];
+  assign \pp$80[29][2]  = \pp$80 [809:801];
+  assign \pp$80[30]  = \pp$80 [836:810];
+  assign \pp$80[30][0]  = \pp$80 [818:810];
+  assign \pp$80[30][1]  = \pp$80 [827:819];
+  assign \pp$80[30][2]  = \pp$80 [836:828];
+  assign \pp$80[31]  = \pp$80 [863:837];
+  assign \pp$80[31][0]  = \pp$80 [845:837];
+  assign \pp$80[31][1]  = \pp$80 [854:846];
+  assign \pp$80[31][2]  = \pp$80 [863:855];
+  assign \qq$81[0]  = \qq$81 [26:0];
+  assign \qq$81[0][0]  = \qq$81 [8:0];
+  assign \qq$81[0][1]  = \qq$81 [17:9];
+  assign \qq$81[0][2]  = \qq$81 [26:18];
+  assign \qq$81[1]  = \qq$81 [53:27];
+  assign \qq$81[1][0]  = \qq$81 [35:27];
+  assign \qq$81[1][1]  = \qq$81 [44:36];
+  assign \qq$81[1][2]  = \qq$81 [53:45];
+  assign \qq$81[2]  = \qq$81 [80:54];
+  assign \qq$81[2][0]  = \qq$81 [62:54];
+  assign \qq$81[2][1]  = \qq$81 [71:63];
+  assign \qq$81[2][2]  = \qq$81 [80:72];
+  assign \qq$81[3]  = \qq$81 [107:81];
+  assign \qq$81[3][0]  = \qq$81 [89:81];
+  assign \qq$81[3][1]  = \qq$81 [98:90];
+  assign \qq$81[3][2]  = \qq$81 [107:99];
+  assign \qq$81[4]  = \qq$81 [134:108];
+  assign \qq$81[4][0]  = \qq$81 [116:108];
+  assign \qq$81[4][1]  = \qq$81 [125:117];
+  assign \qq$81[4][2]  = \qq$81 [134:126];
+  assign \qq$81[5]  = \qq$81 [161:135];
+  assign \qq$81[5][0]  = \qq$81 [143:135];
+  assign \qq$81[5][1]  = \qq$81 [152:144];
+  assign \qq$81[5][2]  = \qq$81 [161:153];
+  assign \qq$81[6]  = \qq$81 [188:162];
+  assign \qq$81[6][0]  = \qq$81 [170:162];
+  assign \qq$81[6][1]  = \qq$81 [179:171];
+  assign \qq$81[6][2]  = \qq$81 [188:180];
+  assign \qq$81[7]  = \qq$81 [215:189];
+  assign \qq$81[7][0]  = \qq$81 [197:189];
+  assign \qq$81[7][1]  = \qq$81 [206:198];
+  assign \qq$81[7][2]  = \qq$81 [215:207];
+  assign \qq$81[8]  = \qq$81 [242:216];
+  assign \qq$81[8][0]  = \qq$81 [224:216];
+  assign \qq$81[8][1]  = \qq$81 [233:225];
+  assign \qq$81[8][2]  = \qq$81 [242:234];
+  assign \qq$81[9]  = \qq$81 [269:243];
+  assign \qq$81[9][0]  = \qq$81 [251:243];
+  assign \qq$81[9][1]  = \qq$81 [260:252];
+  assign \qq$81[9][2]  = \qq$81 [269:261];
+  assign \qq$81[10]  = \qq$81 [296:270];
+  assign \qq$81[10][0]  = \qq$81 [278:270];
+  assign \qq$81[10][1]  = \qq$81 [287:279];
+  assign \qq$81[10][2]  = \qq$81 [296:288];
+  assign \qq$81[11]  = \qq$81 [323:297];
+  assign \qq$81[11][0]  = \qq$81 [305:297];
+  assign \qq$81[11][1]  = \qq$81 [314:306];
+  assign \qq$81[11][2]  = \qq$81 [323:315];
+  assign \qq$81[12]  = \qq$81 [350:324];
+  assign \qq$81[12][0]  = \qq$81 [332:324];
+  assign \qq$81[12][1]  = \qq$81 [341:333];
+  assign \qq$81[12][2]  = \qq$81 [350:342];
+  assign \qq$81[13]  = \qq$81 [377:351];
+  assign \qq$81[13][0]  = \qq$81 [359:351];
+  assign \qq$81[13][1]  = \qq$81 [368:360];
+  assign \qq$81[13][2]  = \qq$81 [377:369];
+  assign \qq$81[14]  = \qq$81 [404:378];
+  assign \qq$81[14][0]  = \qq$81 [386:378];
+  assign \qq$81[14][1]  = \qq$81 [395:387];
+  assign \qq$81[14][2]  = \qq$81 [404:396];
+  assign \qq$81[15]  = \qq$81 [431:405];
+  assign \qq$81[15][0]  = \qq$81 [413:405];
+  assign \qq$81[15][1]  = \qq$81 [422:414];
+  assign \qq$81[15][2]  = \qq$81 [431:423];
+  assign \qq$81[16]  = \qq$81 [458:432];
+  assign \qq$81[16][0]  = \qq$81 [440:432];
+  assign \qq$81[16][1]  = \qq$81 [449:441];
+  assign \qq$81[16][2]  = \qq$81 [458:450];
+  assign \qq$81[17]  = \qq$81 [485:459];
+  assign \qq$81[17][0]  = \qq$81 [467:459];
+  assign \qq$81[17][1]  = \qq$81 [476:468];
+  assign \qq$81[17][2]  = \qq$81 [485:477];
+  assign \qq$81[18]  = \qq$81 [512:486];
+  assign \qq$81[18][0]  = \qq$81 [494:486];
+  assign \qq$81[18][1]  = \qq$81 [503:495];
+  assign \qq$81[18][2]  = \qq$81 [512:504];
+  assign \qq$81[19]  = \qq$81 [539:513];
+  assign \qq$81[19][0]  = \qq$81 [521:513];
+  assign \qq$81[19][1]  = \qq$81 [530:522];
+  assign \qq$81[19][2]  = \qq$81 [539:531];
+  assign \qq$81[20]  = \qq$81 [566:540];
+  assign \qq$81[20][0]  = \qq$81 [548:540];
+  assign \qq$81[20][1]  = \qq$81 [557:549];
+  assign \qq$81[20][2]  = \qq$81 [566:558];
+  assign \qq$81[21]  = \qq$81 [593:567];
+  assign \qq$81[21][0]  = \qq$81 [575:567];
+  assign \qq$81[21][1]  = \qq$81 [584:576];
+  assign \qq$81[21][2]  = \qq$81 [593:585];
+  assign \qq$81[22]  = \qq$81 [620:594];
+  assign \qq$81[22][0]  = \qq$81 [602:594];
+  assign \qq$81[22][1]  = \qq$81 [611:603];
+  assign \qq$81[22][2]  = \qq$81 [620:612];
+  assign \qq$81[23]  = \qq$81 [647:621];
+  assign \qq$81[23][0]  = \qq$81 [629:621];
+  assign \qq$81[23][1]  = \qq$81 [638:630];
+  assign \qq$81[23][2]  = \qq$81 [647:639];
+  assign \qq$81[24]  = \qq$81 [674:648];
+  assign \qq$81[24][0]  = \qq$81 [656:648];
+  assign \qq$81[24][1]  = \qq$81 [665:657];
+  assign \qq$81[24][2]  = \qq$81 [674:666];
+  assign \qq$81[25]  = \qq$81 [701:675];
+  assign \qq$81[25][0]  = \qq$81 [683:675];
+  assign \qq$81[25][1]  = \qq$81 [692:684];
+  assign \qq$81[25][2]  = \qq$81 [701:693];
+  assign \qq$81[26]  = \qq$81 [728:702];
+  assign \qq$81[26][0]  = \qq$81 [710:702];
+  assign \qq$81[26][1]  = \qq$81 [719:711];
+  assign \qq$81[26][2]  = \qq$81 [728:720];
+  assign \qq$81[27]  = \qq$81 [755:729];
+  assign \qq$81[27][0]  = \qq$81 [737:729];
+  assign \qq$81[27][1]  = \qq$81 [746:738];
+  assign \qq$81[27][2]  = \qq$81 [755:747];
+  assign \qq$81[28]  = \qq$81 [782:756];
+  assign \qq$81[28][0]  = \qq$81 [764:756];
+  assign \qq$81[28][1]  = \qq$81 [773:765];
+  assign \qq$81[28][2]  = \qq$81 [782:774];
+  assign \qq$81[29]  = \qq$81 [809:783];
+  assign \qq$81[29][0]  = \qq$81 [791:783];
+  assign \qq$81[29][1]  = \qq$81 [800:792];
+  assign \qq$81[29][2]  = \qq$81 [809:801];
+  assign \qq$81[30]  = \qq$81 [836:810];
+  assign \qq$81[30][0]  = \qq$81 [818:810];
+  assign \qq$81[30][1]  = \qq$81 [827:819];
+  assign \qq$81[30][2]  = \qq$81 [836:828];
+  assign \qq$81[31]  = \qq$81 [863:837];
+  assign \qq$81[31][0]  = \qq$81 [845:837];
+  assign \qq$81[31][1]  = \qq$81 [854:846];
+  assign \qq$81[31][2]  = \qq$81 [863:855];
+  assign \$23 [63] = s1_3_codes[126];
+  assign \$23 [62] = s1_3_codes[124];
+  assign \$23 [61] = s1_3_codes[122];
+  assign \$23 [60] = s1_3_codes[120];
+  assign \$23 [59] = s1_3_codes[118];
+  assign \$23 [58] = s1_3_codes[116];
+  assign \$23 [57] = s1_3_codes[114];
+  assign \$23 [56] = s1_3_codes[112];
+  assign \$23 [55] = s1_3_codes[110];
+  assign \$23 [54] = s1_3_codes[108];
+  assign \$23 [53] = s1_3_codes[106];
+  assign \$23 [52] = s1_3_codes[104];
+  assign \$23 [51] = s1_3_codes[102];
+  assign \$23 [50] = s1_3_codes[100];
+  assign \$23 [49] = s1_3_codes[98];
+  assign \$23 [48] = s1_3_codes[96];
+  assign \$23 [47] = s1_3_codes[94];
+  assign \$23 [46] = s1_3_codes[92];
+  assign \$23 [45] = s1_3_codes[90];
+  assign \$23 [44] = s1_3_codes[88];
+  assign \$23 [43] = s1_3_codes[86];
+  assign \$23 [42] = s1_3_codes[84];
+  assign \$23 [41] = s1_3_codes[82];
+  assign \$23 [40] = s1_3_codes[80];
+  assign \$23 [39] = s1_3_codes[78];
+  assign \$23 [38] = s1_3_codes[76];
+  assign \$23 [37] = s1_3_codes[74];
+  assign \$23 [36] = s1_3_codes[72];
+  assign \$23 [35] = s1_3_codes[70];
+  assign \$23 [34] = s1_3_codes[68];
+  assign \$23 [33] = s1_3_codes[66];
+  assign \$23 [32] = s1_3_codes[64];
+  assign \$23 [31] = s1_3_codes[62];
+  assign \$23 [30] = s1_3_codes[60];
+  assign \$23 [29] = s1_3_codes[58];
+  assign \$23 [28] = s1_3_codes[56];
+  assign \$23 [27] = s1_3_codes[54];
+  assign \$23 [26] = s1_3_codes[52];
+  assign \$23 [25] = s1_3_codes[50];
+  assign \$23 [24] = s1_3_codes[48];
+  assign \$23 [23] = s1_3_codes[46];
+  assign \$23 [22] = s1_3_codes[44];
+  assign \$23 [21] = s1_3_codes[42];
+  assign \$23 [20] = s1_3_codes[40];
+  assign \$23 [19] = s1_3_codes[38];
+  assign \$23 [18] = s1_3_codes[36];
+  assign \$23 [17] = s1_3_codes[34];
+  assign \$23 [16] = s1_3_codes[32];
+  assign \$23 [15] = s1_3_codes[30];
+  assign \$23 [14] = s1_3_codes[28];
+  assign \$23 [13] = s1_3_codes[26];
+  assign \$23 [12] = s1_3_codes[24];
+  assign \$23 [11] = s1_3_codes[22];
+  assign \$23 [10] = s1_3_codes[20];
+  assign \$23 [9] = s1_3_codes[18];
+  assign \$23 [8] = s1_3_codes[16];
+  assign \$23 [7] = s1_3_codes[14];
+  assign \$23 [6] = s1_3_codes[12];
+  assign \$23 [5] = s1_3_codes[10];
+  assign \$23 [4] = s1_3_codes[8];
+  assign \$23 [3] = s1_3_codes[6];
+  assign \$23 [2] = s1_3_codes[4];
+  assign \$23 [1] = s1_3_codes[2];
+  assign \$23 [0] = s1_3_codes[0];
+  assign \$22 [63] = s1_3_codes[127];
+  assign \$22 [62] = s1_3_codes[125];
+  assign \$22 [61] = s1_3_codes[123];
+  assign \$22 [60] = s1_3_codes[121];
+  assign \$22 [59] = s1_3_codes[119];
+  assign \$22 [58] = s1_3_codes[117];
+  assign \$22 [57] = s1_3_codes[115];
+  assign \$22 [56] = s1_3_codes[113];
+  assign \$22 [55] = s1_3_codes[111];
+  assign \$22 [54] = s1_3_codes[109];
+  assign \$22 [53] = s1_3_codes[107];
+  assign \$22 [52] = s1_3_codes[105];
+  assign \$22 [51] = s1_3_codes[103];
+  assign \$22 [50] = s1_3_codes[101];
+  assign \$22 [49] = s1_3_codes[99];
+  assign \$22 [48] = s1_3_codes[97];
+  assign \$22 [47] = s1_3_codes[95];
+  assign \$22 [46] = s1_3_codes[93];
+  assign \$22 [45] = s1_3_codes[91];
+  assign \$22 [44] = s1_3_codes[89];
+  assign \$22 [43] = s1_3_codes[87];
+  assign \$22 [42] = s1_3_codes[85];
+  assign \$22 [41] = s1_3_codes[83];
+  assign \$22 [40] = s1_3_codes[81];
+  assign \$22 [39] = s1_3_codes[79];
+  assign \$22 [38] = s1_3_codes[77];
+  assign \$22 [37] = s1_3_codes[75];
+  assign \$22 [36] = s1_3_codes[73];
+  assign \$22 [35] = s1_3_codes[71];
+  assign \$22 [34] = s1_3_codes[69];
+  assign \$22 [33] = s1_3_codes[67];
+  assign \$22 [32] = s1_3_codes[65];
+  assign \$22 [31] = s1_3_codes[63];
+  assign \$22 [30] = s1_3_codes[61];
+  assign \$22 [29] = s1_3_codes[59];
+  assign \$22 [28] = s1_3_codes[57];
+  assign \$22 [27] = s1_3_codes[55];
+  assign \$22 [26] = s1_3_codes[53];
+  assign \$22 [25] = s1_3_codes[51];
+  assign \$22 [24] = s1_3_codes[49];
+  assign \$22 [23] = s1_3_codes[47];
+  assign \$22 [22] = s1_3_codes[45];
+  assign \$22 [21] = s1_3_codes[43];
+  assign \$22 [20] = s1_3_codes[41];
+  assign \$22 [19] = s1_3_codes[39];
+  assign \$22 [18] = s1_3_codes[37];
+  assign \$22 [17] = s1_3_codes[35];
+  assign \$22 [16] = s1_3_codes[33];
+  assign \$22 [15] = s1_3_codes[31];
+  assign \$22 [14] = s1_3_codes[29];
+  assign \$22 [13] = s1_3_codes[27];
+  assign \$22 [12] = s1_3_codes[25];
+  assign \$22 [11] = s1_3_codes[23];
+  assign \$22 [10] = s1_3_codes[21];
+  assign \$22 [9] = s1_3_codes[19];
+  assign \$22 [8] = s1_3_codes[17];
+  assign \$22 [7] = s1_3_codes[15];
+  assign \$22 [6] = s1_3_codes[13];
+  assign \$22 [5] = s1_3_codes[11];
+  assign \$22 [4] = s1_3_codes[9];
+  assign \$22 [3] = s1_3_codes[7];
+  assign \$22 [2] = s1_3_codes[5];
+  assign \$22 [1] = s1_3_codes[3];
+  assign \$22 [0] = s1_3_codes[1];
+  assign total1[87:66] = \$16 [21:0];
+  assign total1[65:44] = \$14 [21:0];
+  assign total1[43:22] = \$12 [21:0];
+  assign total1[21:0] = \$10 [21:0];
+  assign total0[87:66] = \$8 [21:0];
+  assign total0[65:44] = \$6 [21:0];
+  assign total0[43:22] = \$4 [21:0];
+  assign total0[21:0] = \$2 [21:0];
+  assign q[511:504] = rdata[1023:1016];
+  assign q[503:496] = rdata[1007:1000];
+  assign q[495:488] = rdata[991:984];
+  assign q[487:480] = rdata[975:968];
+  assign q[479:472] = rdata[959:952];
+  assign q[471:464] = rdata[943:936];
+  assign q[463:456] = rdata[927:920];
+  assign q[455:448] = rdata[911:904];
+  assign q[447:440] = rdata[895:888];
+  assign q[439:432] = rdata[879:872];
+  assign q[431:424] = rdata[863:856];
+  assign q[423:416] = rdata[847:840];
+  assign q[415:408] = rdata[831:824];
+  assign q[407:400] = rdata[815:808];
+  assign q[399:392] = rdata[799:792];
+  assign q[391:384] = rdata[783:776];
+  assign q[383:376] = rdata[767:760];
+  assign q[375:368] = rdata[751:744];
+  assign q[367:360] = rdata[735:728];
+  assign q[359:352] = rdata[719:712];
+  assign q[351:344] = rdata[703:696];
+  assign q[343:336] = rdata[687:680];
+  assign q[335:328] = rdata[671:664];
+  assign q[327:320] = rdata[655:648];
+  assign q[319:312] = rdata[639:632];
+  assign q[311:304] = rdata[623:616];
+  assign q[303:296] = rdata[607:600];
+  assign q[295:288] = rdata[591:584];
+  assign q[287:280] = rdata[575:568];
+  assign q[279:272] = rdata[559:552];
+  assign q[271:264] = rdata[543:536];
+  assign q[263:256] = rdata[527:520];
+  assign q[255:248] = rdata[511:504];
+  assign q[247:240] = rdata[495:488];
+  assign q[239:232] = rdata[479:472];
+  assign q[231:224] = rdata[463:456];
+  assign q[223:216] = rdata[447:440];
+  assign q[215:208] = rdata[431:424];
+  assign q[207:200] = rdata[415:408];
+  assign q[199:192] = rdata[399:392];
+  assign q[191:184] = rdata[383:376];
+  assign q[183:176] = rdata[367:360];
+  assign q[175:168] = rdata[351:344];
+  assign q[167:160] = rdata[335:328];
+  assign q[159:152] = rdata[319:312];
+  assign q[151:144] = rdata[303:296];
+  assign q[143:136] = rdata[287:280];
+  assign q[135:128] = rdata[271:264];
+  assign q[127:120] = rdata[255:248];
+  assign q[119:112] = rdata[239:232];
+  assign q[111:104] = rdata[223:216];
+  assign q[103:96] = rdata[207:200];
+  assign q[95:88] = rdata[191:184];
+  assign q[87:80] = rdata[175:168];
+  assign q[79:72] = rdata[159:152];
+  assign q[71:64] = rdata[143:136];
+  assign q[63:56] = rdata[127:120];
+  assign q[55:48] = rdata[111:104];
+  assign q[47:40] = rdata[95:88];
+  assign q[39:32] = rdata[79:72];
+  assign q[31:24] = rdata[63:56];
+  assign q[23:16] = rdata[47:40];
+  assign q[15:8] = rdata[31:24];
+  assign q[7:0] = rdata[15:8];
+  assign p[511:504] = rdata[1015:1008];
+  assign p[503:496] = rdata[999:992];
+  assign p[495:488] = rdata[983:976];
+  assign p[487:480] = rdata[967:960];
+  assign p[479:472] = rdata[951:944];
+  assign p[471:464] = rdata[935:928];
+  assign p[463:456] = rdata[919:912];
+  assign p[455:448] = rdata[903:896];
+  assign p[447:440] = rdata[887:880];
+  assign p[439:432] = rdata[871:864];
+  assign p[431:424] = rdata[855:848];
+  assign p[423:416] = rdata[839:832];
+  assign p[415:408] = rdata[823:816];
+  assign p[407:400] = rdata[807:800];
+  assign p[399:392] = rdata[791:784];
+  assign p[391:384] = rdata[775:768];
+  assign p[383:376] = rdata[759:752];
+  assign p[375:368] = rdata[743:736];
+  assign p[367:360] = rdata[727:720];
+  assign p[359:352] = rdata[711:704];
+  assign p[351:344] = rdata[695:688];
+  assign p[343:336] = rdata[679:672];
+  assign p[335:328] = rdata[663:656];
+  assign p[327:320] = rdata[647:640];
+  assign p[319:312] = rdata[631:624];
+  assign p[311:304] = rdata[615:608];
+  assign p[303:296] = rdata[599:592];
+  assign p[295:288] = rdata[583:576];
+  assign p[287:280] = rdata[567:560];
+  assign p[279:272] = rdata[551:544];
+  assign p[271:264] = rdata[535:528];
+  assign p[263:256] = rdata[519:512];
+  assign p[255:248] = rdata[503:496];
+  assign p[247:240] = rdata[487:480];
+  assign p[239:232] = rdata[471:464];
+  assign p[231:224] = rdata[455:448];
+  assign p[223:216] = rdata[439:432];
+  assign p[215:208] = rdata[423:416];
+  assign p[207:200] = rdata[407:400];
+  assign p[199:192] = rdata[391:384];
+  assign p[191:184] = rdata[375:368];
+  assign p[183:176] = rdata[359:352];
+  assign p[175:168] = rdata[343:336];
+  assign p[167:160] = rdata[327:320];
+  assign p[159:152] = rdata[311:304];
+  assign p[151:144] = rdata[295:288];
+  assign p[143:136] = rdata[279:272];
+  assign p[135:128] = rdata[263:256];
+  assign p[127:120] = rdata[247:240];
+  assign p[119:112] = rdata[231:224];
+  assign p[111:104] = rdata[215:208];
+  assign p[103:96] = rdata[199:192];
+  assign p[95:88] = rdata[183:176];
+  assign p[87:80] = rdata[167:160];
+  assign p[79:72] = rdata[151:144];
+  assign p[71:64] = rdata[135:128];
+  assign p[63:56] = rdata[119:112];
+  assign p[55:48] = rdata[103:96];
+  assign p[47:40] = rdata[87:80];
+  assign p[39:32] = rdata[71:64];
+  assign p[31:24] = rdata[55:48];
+  assign p[23:16] = rdata[39:32];
+  assign p[15:8] = rdata[23:16];
+  assign p[7:0] = rdata[7:0];
+endmodule
+
+(* generator = "Amaranth" *)
+module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rdq, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
+  wire \$1 ;
+  wire [7:0] \$10 ;
+  wire [7:0] \$100 ;
+  wire \$101 ;
+  wire \$102 ;
+  wire \$103 ;
+  wire \$104 ;
+  wire [7:0] \$105 ;
+  wire [7:0] \$106 ;
+  wire \$107 ;
+  wire \$108 ;
+  wire \$109 ;
+  wire \$11 ;
+  wire \$110 ;
+  wire [7:0] \$111 ;
+  wire [7:0] \$112 ;
+  wire \$113 ;
+  wire \$114 ;
+  wire \$115 ;
+  wire \$116 ;
+  wire [7:0] \$117 ;
+  wire [7:0] \$118 ;
+  wire \$119 ;
+  wire \$12 ;
+  wire \$120 ;
+  wire \$121 ;
+  wire \$122 ;
+  wire [7:0] \$123 ;
+  wire [7:0] \$124 ;
+  wire \$125 ;
+  wire \$126 ;
+  wire \$127 ;
+  wire \$128 ;
+  wire [7:0] \$129 ;
+  wire \$13 ;
+  wire [7:0] \$130 ;
+  wire \$131 ;
+  wire \$132 ;
+  wire \$133 ;
+  wire \$134 ;
+  wire [7:0] \$135 ;
+  wire [7:0] \$136 ;
+  wire \$137 ;
+  wire \$138 ;
+  wire \$139 ;
+  wire \$14 ;
+  wire \$140 ;
+  wire [7:0] \$141 ;
+  wire [7:0] \$142 ;
+  wire \$143 ;
+  wire \$144 ;
+  wire \$145 ;
+  wire \$146 ;
+  wire [7:0] \$147 ;
+  wire [7:0] \$148 ;
+  wire \$149 ;
+  wire [7:0] \$15 ;
+  wire \$150 ;
+  wire \$151 ;
+  wire \$152 ;
+  wire [7:0] \$153 ;
+  wire [7:0] \$154 ;
+  wire \$155 ;
+  wire \$156 ;
+  wire \$157 ;
+  wire \$158 ;
+  wire [7:0] \$159 ;
+  wire [7:0] \$16 ;
+  wire [7:0] \$160 ;
+  wire \$161 ;
+  wire \$162 ;
+  wire \$163 ;
+  wire \$164 ;
+  wire [7:0] \$165 ;
+  wire [7:0] \$166 ;
+  wire \$167 ;
+  wire \$168 ;
+  wire \$169 ;
+  wire \$17 ;
+  wire \$170 ;
+  wire [7:0] \$171 ;
+  wire [7:0] \$172 ;
+  wire \$173 ;
+  wire \$174 ;
+  wire \$175 ;
+  wire \$176 ;
+  wire [7:0] \$177 ;
+  wire [7:0] \$178 ;
+  wire \$179 ;
+  wire \$18 ;
+  wire \$180 ;
+  wire \$181 ;
+  wire \$182 ;
+  wire [7:0] \$183 ;
+  wire [7:0] \$184 ;
+  wire \$185 ;
+  wire \$186 ;
+  wire \$187 ;
+  wire \$188 ;
+  wire [7:0] \$189 ;
+  wire \$19 ;
+  wire [7:0] \$190 ;
+  wire [15:0] \$191 ;
+  wire [15:0] \$192 ;
+  wire [15:0] \$193 ;
+  wire [15:0] \$194 ;
+  wire [15:0] \$195 ;
+  wire [15:0] \$196 ;
+  wire [15:0] \$197 ;
+  wire [15:0] \$198 ;
+  wire [15:0] \$199 ;
+  wire \$2 ;
+  wire \$20 ;
+  wire [15:0] \$200 ;
+  wire [15:0] \$201 ;
+  wire [15:0] \$202 ;
+  wire [15:0] \$203 ;
+  wire [15:0] \$204 ;
+  wire [15:0] \$205 ;
+  wire [15:0] \$206 ;
+  wire [15:0] \$207 ;
+  wire [15:0] \$208 ;
+  wire [15:0] \$209 ;
+  wire [7:0] \$21 ;
+  wire [15:0] \$210 ;
+  wire [15:0] \$211 ;
+  wire [15:0] \$212 ;
+  wire [15:0] \$213 ;
+  wire [15:0] \$214 ;
+  wire [15:0] \$215 ;
+  wire [15:0] \$216 ;
+  wire [15:0] \$217 ;
+  wire [15:0] \$218 ;
+  wire [15:0] \$219 ;
+  wire [7:0] \$22 ;
+  wire [15:0] \$220 ;
+  wire [15:0] \$221 ;
+  wire [15:0] \$222 ;
+  wire [15:0] \$223 ;
+  wire [15:0] \$224 ;
+  wire [15:0] \$225 ;
+  wire [15:0] \$226 ;
+  wire [15:0] \$227 ;
+  wire [15:0] \$228 ;
+  wire [15:0] \$229 ;
+  wire \$23 ;
+  wire [15:0] \$230 ;
+  wire [15:0] \$231 ;
+  wire [15:0] \$232 ;
+  wire [15:0] \$233 ;
+  wire [15:0] \$234 ;
+  wire [15:0] \$235 ;
+  wire [15:0] \$236 ;
+  wire [15:0] \$237 ;
+  wire [15:0] \$238 ;
+  wire [15:0] \$239 ;
+  wire \$24 ;
+  wire [15:0] \$240 ;
+  wire [15:0] \$241 ;
+  wire [15:0] \$242 ;
+  wire [15:0] \$243 ;
+  wire [15:0] \$244 ;
+  wire [15:0] \$245 ;
+  wire [15:0] \$246 ;
+  wire [15:0] \$247 ;
+  wire [15:0] \$248 ;
+  wire [15:0] \$249 ;
+  wire \$25 ;
+  wire [15:0] \$250 ;
+  wire [15:0] \$251 ;
+  wire [15:0] \$252 ;
+  wire [15:0] \$253 ;
+  wire [15:0] \$254 ;
+  reg \$255 ;
+  wire [1:0] \$256 ;
+  wire [1:0] \$257 ;
+  wire [1:0] \$258 ;
+  wire [1:0] \$259 ;
+  wire \$26 ;
+  wire [1:0] \$260 ;
+  wire [1:0] \$261 ;
+  wire [1:0] \$262 ;
+  wire [1:0] \$263 ;
+  wire [1:0] \$264 ;
+  wire [1:0] \$265 ;
+  wire [1:0] \$266 ;
+  wire [1:0] \$267 ;
+  wire [1:0] \$268 ;
+  wire [1:0] \$269 ;
+  wire [7:0] \$27 ;
+  wire [1:0] \$270 ;
+  wire [1:0] \$271 ;
+  wire [1:0] \$272 ;
+  wire [1:0] \$273 ;
+  wire [1:0] \$274 ;
+  wire [1:0] \$275 ;
+  wire [1:0] \$276 ;
+  wire [1:0] \$277 ;
+  wire [1:0] \$278 ;
+  wire [1:0] \$279 ;
+  wire [7:0] \$28 ;
+  wire [1:0] \$280 ;
+  wire [1:0] \$281 ;
+  wire [1:0] \$282 ;
+  wire [1:0] \$283 ;
+  wire [1:0] \$284 ;
+  wire [1:0] \$285 ;
+  wire [1:0] \$286 ;
+  wire [1:0] \$287 ;
+  wire \$29 ;
+  wire [7:0] \$3 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire [7:0] \$33 ;
+  wire [7:0] \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire \$37 ;
+  wire \$38 ;
+  wire [7:0] \$39 ;
+  wire [7:0] \$4 ;
+  wire [7:0] \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire [7:0] \$45 ;
+  wire [7:0] \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
+  wire \$5 ;
+  wire \$50 ;
+  wire [7:0] \$51 ;
+  wire [7:0] \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire [7:0] \$57 ;
+  wire [7:0] \$58 ;
+  wire \$59 ;
+  wire \$6 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire [7:0] \$63 ;
+  wire [7:0] \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire [7:0] \$69 ;
+  wire \$7 ;
+  wire [7:0] \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire [7:0] \$75 ;
+  wire [7:0] \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
+  wire \$8 ;
+  wire \$80 ;
+  wire [7:0] \$81 ;
+  wire [7:0] \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire [7:0] \$87 ;
+  wire [7:0] \$88 ;
+  wire \$89 ;
+  wire [7:0] \$9 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire [7:0] \$93 ;
+  wire [7:0] \$94 ;
+  wire \$95 ;
+  wire \$96 ;
+  wire \$97 ;
+  wire \$98 ;
+  wire [7:0] \$99 ;
+  reg [1023:0] \$signal  = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$324 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$328 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$332 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$336 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$340 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$344 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$348 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$352 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$356 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$360 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$364 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$368 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$372 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$376 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$380 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$384 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$388 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$392 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$396 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$400 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$404 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$408 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$412 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$416 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$420 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$424 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$428 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$432 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$436 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$440 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$444 ;
+  wire [31:0] \$signature__data ;
+  wire [31:0] \$signature__data$323 ;
+  wire [31:0] \$signature__data$327 ;
+  wire [31:0] \$signature__data$331 ;
+  wire [31:0] \$signature__data$335 ;
+  wire [31:0] \$signature__data$339 ;
+  wire [31:0] \$signature__data$343 ;
+  wire [31:0] \$signature__data$347 ;
+  wire [31:0] \$signature__data$351 ;
+  wire [31:0] \$signature__data$355 ;
+  wire [31:0] \$signature__data$359 ;
+  wire [31:0] \$signature__data$363 ;
+  wire [31:0] \$signature__data$367 ;
+  wire [31:0] \$signature__data$371 ;
+  wire [31:0] \$signature__data$375 ;
+  wire [31:0] \$signature__data$379 ;
+  wire [31:0] \$signature__data$383 ;
+  wire [31:0] \$signature__data$387 ;
+  wire [31:0] \$signature__data$391 ;
+  wire [31:0] \$signature__data$395 ;
+  wire [31:0] \$signature__data$399 ;
+  wire [31:0] \$signature__data$403 ;
+  wire [31:0] \$signature__data$407 ;
+  wire [31:0] \$signature__data$411 ;
+  wire [31:0] \$signature__data$415 ;
+  wire [31:0] \$signature__data$419 ;
+  wire [31:0] \$signature__data$423 ;
+  wire [31:0] \$signature__data$427 ;
+  wire [31:0] \$signature__data$431 ;
+  wire [31:0] \$signature__data$435 ;
+  wire [31:0] \$signature__data$439 ;
+  wire [31:0] \$signature__data$443 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$325 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$329 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$333 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$337 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$341 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$345 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$349 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$353 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$357 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$361 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$365 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$369 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$373 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$377 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$381 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$385 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$389 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$393 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$397 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$401 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$405 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$409 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$413 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$417 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$421 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$425 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$429 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$433 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$437 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$441 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$445 ;
+  (* keep = 32'd1 *)
+  reg [6:0] chunk_mid0 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] chunk_mid1 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] chunk_mid2 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] chunk_mid3 = 7'h00;
+  input clear;
+  wire clear;
+  (* keep = 32'd1 *)
+  reg clear_mid0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg clear_mid1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg clear_mid2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg clear_mid3 = 1'h0;
+  input clk;
+  wire clk;
+  reg [1023:0] data2 = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+  (* keep = 32'd1 *)
+  reg last_mid0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg last_mid1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg last_mid2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg last_mid3 = 1'h0;
+  input [1031:0] load__payload;
+  wire [1031:0] load__payload;
+  wire [1023:0] \load__payload.data ;
+  wire \load__payload.last ;
+  wire [6:0] \load__payload.low ;
+  input load__valid;
+  wire load__valid;
+  (* keep = 32'd1 *)
+  reg [6:0] low_mid0 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] low_mid1 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] low_mid2 = 7'h00;
+  (* keep = 32'd1 *)
+  reg [6:0] low_mid3 = 7'h00;
+  input [6:0] raddr;
+  wire [6:0] raddr;
   (* keep = 32'd1 *)
   reg [6:0] raddr0 = 7'h00;
   (* keep = 32'd1 *)
@@ -2309,139 +4563,141 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   reg [6:0] raddr8 = 7'h00;
   (* keep = 32'd1 *)
   reg [6:0] raddr9 = 7'h00;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] rd__addr;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$322 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$326 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$330 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$334 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$338 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$342 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$346 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$350 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$354 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$358 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$362 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$366 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$370 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$374 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$378 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$382 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$386 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$390 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$394 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$398 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$402 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$406 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$410 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$414 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$418 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$422 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$426 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$430 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$434 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$438 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$442 ;
+  wire [31:0] rd__data;
+  wire [31:0] \rd__data$287 ;
+  wire [31:0] \rd__data$288 ;
+  wire [31:0] \rd__data$289 ;
+  wire [31:0] \rd__data$290 ;
+  wire [31:0] \rd__data$291 ;
+  wire [31:0] \rd__data$292 ;
+  wire [31:0] \rd__data$293 ;
+  wire [31:0] \rd__data$294 ;
+  wire [31:0] \rd__data$295 ;
+  wire [31:0] \rd__data$296 ;
+  wire [31:0] \rd__data$297 ;
+  wire [31:0] \rd__data$298 ;
+  wire [31:0] \rd__data$299 ;
+  wire [31:0] \rd__data$300 ;
+  wire [31:0] \rd__data$301 ;
+  wire [31:0] \rd__data$302 ;
+  wire [31:0] \rd__data$303 ;
+  wire [31:0] \rd__data$304 ;
+  wire [31:0] \rd__data$305 ;
+  wire [31:0] \rd__data$306 ;
+  wire [31:0] \rd__data$307 ;
+  wire [31:0] \rd__data$308 ;
+  wire [31:0] \rd__data$309 ;
+  wire [31:0] \rd__data$310 ;
+  wire [31:0] \rd__data$311 ;
+  wire [31:0] \rd__data$312 ;
+  wire [31:0] \rd__data$313 ;
+  wire [31:0] \rd__data$314 ;
+  wire [31:0] \rd__data$315 ;
+  wire [31:0] \rd__data$316 ;
+  wire [31:0] \rd__data$317 ;
+  (* init = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000 *)
+  wire [1023:0] rdata;
+  output [1023:0] rdq;
   reg [1023:0] rdq = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-  output [88:0] res__payload;
-  wire [88:0] res__payload;
-  wire [88:0] \res__payload$426 ;
-  wire \res__payload$426.last ;
-  wire [87:0] \res__payload$426.sums ;
-  wire [87:0] \res__payload$426.sums[0] ;
-  wire [21:0] \res__payload$426.sums[0][0] ;
-  wire [21:0] \res__payload$426.sums[0][1] ;
-  wire [21:0] \res__payload$426.sums[0][2] ;
-  wire [21:0] \res__payload$426.sums[0][3] ;
-  wire \res__payload.last ;
-  wire [87:0] \res__payload.sums ;
-  wire [87:0] \res__payload.sums[0] ;
-  wire [21:0] \res__payload.sums[0][0] ;
-  wire [21:0] \res__payload.sums[0][1] ;
-  wire [21:0] \res__payload.sums[0][2] ;
-  wire [21:0] \res__payload.sums[0][3] ;
-  input res__ready;
-  wire res__ready;
-  wire \res__ready$427 ;
-  output res__valid;
-  wire res__valid;
-  wire \res__valid$428 ;
-  reg [14:0] rows_r = 15'h0000;
   input rst;
   wire rst;
-  reg [5:0] s1 = 6'h00;
-  wire \s1.conj ;
-  wire \s1.count ;
-  wire \s1.final ;
-  wire \s1.first ;
-  wire \s1.last ;
-  wire \s1.valid ;
-  reg [127:0] s1_codes = 128'h00000000000000000000000000000000;
-  reg [5:0] s1a = 6'h00;
-  wire \s1a.conj ;
-  wire \s1a.count ;
-  wire \s1a.final ;
-  wire \s1a.first ;
-  wire \s1a.last ;
-  wire \s1a.valid ;
-  reg [127:0] s1a_codes = 128'h00000000000000000000000000000000;
-  reg [5:0] s1b = 6'h00;
-  wire \s1b.conj ;
-  wire \s1b.count ;
-  wire \s1b.final ;
-  wire \s1b.first ;
-  wire \s1b.last ;
-  wire \s1b.valid ;
-  reg [127:0] s1b_codes = 128'h00000000000000000000000000000000;
-  reg [5:0] s1r = 6'h00;
-  wire \s1r.conj ;
-  wire \s1r.count ;
-  wire \s1r.final ;
-  wire \s1r.first ;
-  wire \s1r.last ;
-  wire \s1r.valid ;
-  reg [127:0] s1r_codes = 128'h00000000000000000000000000000000;
-  reg [5:0] s2 = 6'h00;
-  wire \s2.conj ;
-  wire \s2.count ;
-  wire \s2.final ;
-  wire \s2.first ;
-  wire \s2.last ;
-  wire \s2.valid ;
-  wire [87:0] shared;
-  wire [21:0] \shared[0] ;
-  wire [21:0] \shared[1] ;
-  wire [21:0] \shared[2] ;
-  wire [21:0] \shared[3] ;
-  reg [5:0] st0 = 6'h00;
-  wire \st0.conj ;
-  wire \st0.count ;
-  wire \st0.final ;
-  wire \st0.first ;
-  wire \st0.last ;
-  wire \st0.valid ;
-  reg [5:0] st1 = 6'h00;
-  wire \st1.conj ;
-  wire \st1.count ;
-  wire \st1.final ;
-  wire \st1.first ;
-  wire \st1.last ;
-  wire \st1.valid ;
-  reg [5:0] st2 = 6'h00;
-  wire \st2.conj ;
-  wire \st2.count ;
-  wire \st2.final ;
-  wire \st2.first ;
-  wire \st2.last ;
-  wire \st2.valid ;
-  reg [5:0] st3 = 6'h00;
-  wire \st3.conj ;
-  wire \st3.count ;
-  wire \st3.final ;
-  wire \st3.first ;
-  wire \st3.last ;
-  wire \st3.valid ;
-  reg [5:0] st4 = 6'h00;
-  wire \st4.conj ;
-  wire \st4.count ;
-  wire \st4.final ;
-  wire \st4.first ;
-  wire \st4.last ;
-  wire \st4.valid ;
-  reg stg = 1'h0;
-  wire [55:0] sums;
-  wire [55:0] \sums$420 ;
-  wire [13:0] \sums$420[0] ;
-  wire [13:0] \sums$420[1] ;
-  wire [13:0] \sums$420[2] ;
-  wire [13:0] \sums$420[3] ;
-  wire [13:0] \sums[0] ;
-  wire [13:0] \sums[1] ;
-  wire [13:0] \sums[2] ;
-  wire [13:0] \sums[3] ;
-  wire [87:0] tile;
-  wire [87:0] \tile[0] ;
-  wire [21:0] \tile[0][0] ;
-  wire [21:0] \tile[0][1] ;
-  wire [21:0] \tile[0][2] ;
-  wire [21:0] \tile[0][3] ;
-  wire [87:0] total0;
-  wire [21:0] \total0[0] ;
-  wire [21:0] \total0[1] ;
-  wire [21:0] \total0[2] ;
-  wire [21:0] \total0[3] ;
-  wire [87:0] total1;
-  wire [21:0] \total1[0] ;
-  wire [21:0] \total1[1] ;
-  wire [21:0] \total1[2] ;
-  wire [21:0] \total1[3] ;
+  reg valid = 1'h0;
   (* keep = 32'd1 *)
   reg [6:0] waddr0 = 7'h00;
   (* keep = 32'd1 *)
@@ -2674,12 +4930,6 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   reg wen_mid2 = 1'h0;
   (* keep = 32'd1 *)
   reg wen_mid3 = 1'h0;
-  input [127:0] wgt__payload;
-  wire [127:0] wgt__payload;
-  output wgt__ready;
-  wire wgt__ready;
-  input wgt__valid;
-  wire wgt__valid;
   reg [1:0] wzero0 = 2'h0;
   reg [1:0] wzero1 = 2'h0;
   reg [1:0] wzero10 = 2'h0;
@@ -2712,10 +4962,6 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   reg [1:0] wzero7 = 2'h0;
   reg [1:0] wzero8 = 2'h0;
   reg [1:0] wzero9 = 2'h0;
-  (* init = 64'h0000000000000000 *)
-  wire [63:0] x;
-  wire [63:0] \x$417 ;
-  reg [63:0] x0 = 64'h0000000000000000;
   (* keep = 32'd1 *)
   reg zlast0 = 1'h0;
   (* keep = 32'd1 *)
@@ -2978,13 +5224,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen0)
-      act_mem0[waddr0] <= \$signature__data$429 ;
+      act_mem0[waddr0] <= \$signature__data ;
   end
   reg [31:0] _0_;
   always @(posedge clk) begin
     _0_ <= act_mem0[raddr0];
   end
-  assign \$signature__data  = _0_;
+  assign rd__data = _0_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem1 [127:0];
   initial begin
@@ -3119,13 +5365,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen1)
-      act_mem1[waddr1] <= \$signature__data$432 ;
+      act_mem1[waddr1] <= \$signature__data$323 ;
   end
   reg [31:0] _1_;
   always @(posedge clk) begin
     _1_ <= act_mem1[raddr1];
   end
-  assign \$signature__data$60  = _1_;
+  assign \rd__data$287  = _1_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem10 [127:0];
   initial begin
@@ -3260,13 +5506,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen10)
-      act_mem10[waddr10] <= \$signature__data$459 ;
+      act_mem10[waddr10] <= \$signature__data$359 ;
   end
   reg [31:0] _2_;
   always @(posedge clk) begin
     _2_ <= act_mem10[raddr10];
   end
-  assign \$signature__data$69  = _2_;
+  assign \rd__data$296  = _2_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem11 [127:0];
   initial begin
@@ -3401,13 +5647,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen11)
-      act_mem11[waddr11] <= \$signature__data$462 ;
+      act_mem11[waddr11] <= \$signature__data$363 ;
   end
   reg [31:0] _3_;
   always @(posedge clk) begin
     _3_ <= act_mem11[raddr11];
   end
-  assign \$signature__data$70  = _3_;
+  assign \rd__data$297  = _3_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem12 [127:0];
   initial begin
@@ -3542,13 +5788,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen12)
-      act_mem12[waddr12] <= \$signature__data$465 ;
+      act_mem12[waddr12] <= \$signature__data$367 ;
   end
   reg [31:0] _4_;
   always @(posedge clk) begin
     _4_ <= act_mem12[raddr12];
   end
-  assign \$signature__data$71  = _4_;
+  assign \rd__data$298  = _4_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem13 [127:0];
   initial begin
@@ -3683,13 +5929,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen13)
-      act_mem13[waddr13] <= \$signature__data$468 ;
+      act_mem13[waddr13] <= \$signature__data$371 ;
   end
   reg [31:0] _5_;
   always @(posedge clk) begin
     _5_ <= act_mem13[raddr13];
   end
-  assign \$signature__data$72  = _5_;
+  assign \rd__data$299  = _5_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem14 [127:0];
   initial begin
@@ -3824,13 +6070,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen14)
-      act_mem14[waddr14] <= \$signature__data$471 ;
+      act_mem14[waddr14] <= \$signature__data$375 ;
   end
   reg [31:0] _6_;
   always @(posedge clk) begin
     _6_ <= act_mem14[raddr14];
   end
-  assign \$signature__data$73  = _6_;
+  assign \rd__data$300  = _6_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem15 [127:0];
   initial begin
@@ -3965,13 +6211,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen15)
-      act_mem15[waddr15] <= \$signature__data$474 ;
+      act_mem15[waddr15] <= \$signature__data$379 ;
   end
   reg [31:0] _7_;
   always @(posedge clk) begin
     _7_ <= act_mem15[raddr15];
   end
-  assign \$signature__data$74  = _7_;
+  assign \rd__data$301  = _7_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem16 [127:0];
   initial begin
@@ -4106,13 +6352,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen16)
-      act_mem16[waddr16] <= \$signature__data$477 ;
+      act_mem16[waddr16] <= \$signature__data$383 ;
   end
   reg [31:0] _8_;
   always @(posedge clk) begin
     _8_ <= act_mem16[raddr16];
   end
-  assign \$signature__data$75  = _8_;
+  assign \rd__data$302  = _8_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem17 [127:0];
   initial begin
@@ -4247,13 +6493,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen17)
-      act_mem17[waddr17] <= \$signature__data$480 ;
+      act_mem17[waddr17] <= \$signature__data$387 ;
   end
   reg [31:0] _9_;
   always @(posedge clk) begin
     _9_ <= act_mem17[raddr17];
   end
-  assign \$signature__data$76  = _9_;
+  assign \rd__data$303  = _9_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem18 [127:0];
   initial begin
@@ -4388,13 +6634,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen18)
-      act_mem18[waddr18] <= \$signature__data$483 ;
+      act_mem18[waddr18] <= \$signature__data$391 ;
   end
   reg [31:0] _10_;
   always @(posedge clk) begin
     _10_ <= act_mem18[raddr18];
   end
-  assign \$signature__data$77  = _10_;
+  assign \rd__data$304  = _10_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem19 [127:0];
   initial begin
@@ -4529,13 +6775,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen19)
-      act_mem19[waddr19] <= \$signature__data$486 ;
+      act_mem19[waddr19] <= \$signature__data$395 ;
   end
   reg [31:0] _11_;
   always @(posedge clk) begin
     _11_ <= act_mem19[raddr19];
   end
-  assign \$signature__data$78  = _11_;
+  assign \rd__data$305  = _11_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem2 [127:0];
   initial begin
@@ -4670,13 +6916,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen2)
-      act_mem2[waddr2] <= \$signature__data$435 ;
+      act_mem2[waddr2] <= \$signature__data$327 ;
   end
   reg [31:0] _12_;
   always @(posedge clk) begin
     _12_ <= act_mem2[raddr2];
   end
-  assign \$signature__data$61  = _12_;
+  assign \rd__data$288  = _12_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem20 [127:0];
   initial begin
@@ -4811,13 +7057,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen20)
-      act_mem20[waddr20] <= \$signature__data$489 ;
+      act_mem20[waddr20] <= \$signature__data$399 ;
   end
   reg [31:0] _13_;
   always @(posedge clk) begin
     _13_ <= act_mem20[raddr20];
   end
-  assign \$signature__data$79  = _13_;
+  assign \rd__data$306  = _13_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem21 [127:0];
   initial begin
@@ -4952,13 +7198,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen21)
-      act_mem21[waddr21] <= \$signature__data$492 ;
+      act_mem21[waddr21] <= \$signature__data$403 ;
   end
   reg [31:0] _14_;
   always @(posedge clk) begin
     _14_ <= act_mem21[raddr21];
   end
-  assign \$signature__data$80  = _14_;
+  assign \rd__data$307  = _14_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem22 [127:0];
   initial begin
@@ -5093,13 +7339,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen22)
-      act_mem22[waddr22] <= \$signature__data$495 ;
+      act_mem22[waddr22] <= \$signature__data$407 ;
   end
   reg [31:0] _15_;
   always @(posedge clk) begin
     _15_ <= act_mem22[raddr22];
   end
-  assign \$signature__data$81  = _15_;
+  assign \rd__data$308  = _15_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem23 [127:0];
   initial begin
@@ -5234,13 +7480,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen23)
-      act_mem23[waddr23] <= \$signature__data$498 ;
+      act_mem23[waddr23] <= \$signature__data$411 ;
   end
   reg [31:0] _16_;
   always @(posedge clk) begin
     _16_ <= act_mem23[raddr23];
   end
-  assign \$signature__data$82  = _16_;
+  assign \rd__data$309  = _16_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem24 [127:0];
   initial begin
@@ -5375,13 +7621,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen24)
-      act_mem24[waddr24] <= \$signature__data$501 ;
+      act_mem24[waddr24] <= \$signature__data$415 ;
   end
   reg [31:0] _17_;
   always @(posedge clk) begin
     _17_ <= act_mem24[raddr24];
   end
-  assign \$signature__data$83  = _17_;
+  assign \rd__data$310  = _17_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem25 [127:0];
   initial begin
@@ -5516,13 +7762,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen25)
-      act_mem25[waddr25] <= \$signature__data$504 ;
+      act_mem25[waddr25] <= \$signature__data$419 ;
   end
   reg [31:0] _18_;
   always @(posedge clk) begin
     _18_ <= act_mem25[raddr25];
   end
-  assign \$signature__data$84  = _18_;
+  assign \rd__data$311  = _18_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem26 [127:0];
   initial begin
@@ -5657,13 +7903,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen26)
-      act_mem26[waddr26] <= \$signature__data$507 ;
+      act_mem26[waddr26] <= \$signature__data$423 ;
   end
   reg [31:0] _19_;
   always @(posedge clk) begin
     _19_ <= act_mem26[raddr26];
   end
-  assign \$signature__data$85  = _19_;
+  assign \rd__data$312  = _19_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem27 [127:0];
   initial begin
@@ -5798,13 +8044,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen27)
-      act_mem27[waddr27] <= \$signature__data$510 ;
+      act_mem27[waddr27] <= \$signature__data$427 ;
   end
   reg [31:0] _20_;
   always @(posedge clk) begin
     _20_ <= act_mem27[raddr27];
   end
-  assign \$signature__data$86  = _20_;
+  assign \rd__data$313  = _20_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem28 [127:0];
   initial begin
@@ -5939,13 +8185,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen28)
-      act_mem28[waddr28] <= \$signature__data$513 ;
+      act_mem28[waddr28] <= \$signature__data$431 ;
   end
   reg [31:0] _21_;
   always @(posedge clk) begin
     _21_ <= act_mem28[raddr28];
   end
-  assign \$signature__data$87  = _21_;
+  assign \rd__data$314  = _21_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem29 [127:0];
   initial begin
@@ -6080,13 +8326,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen29)
-      act_mem29[waddr29] <= \$signature__data$516 ;
+      act_mem29[waddr29] <= \$signature__data$435 ;
   end
   reg [31:0] _22_;
   always @(posedge clk) begin
     _22_ <= act_mem29[raddr29];
   end
-  assign \$signature__data$88  = _22_;
+  assign \rd__data$315  = _22_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem3 [127:0];
   initial begin
@@ -6221,13 +8467,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen3)
-      act_mem3[waddr3] <= \$signature__data$438 ;
+      act_mem3[waddr3] <= \$signature__data$331 ;
   end
   reg [31:0] _23_;
   always @(posedge clk) begin
     _23_ <= act_mem3[raddr3];
   end
-  assign \$signature__data$62  = _23_;
+  assign \rd__data$289  = _23_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem30 [127:0];
   initial begin
@@ -6362,13 +8608,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen30)
-      act_mem30[waddr30] <= \$signature__data$519 ;
+      act_mem30[waddr30] <= \$signature__data$439 ;
   end
   reg [31:0] _24_;
   always @(posedge clk) begin
     _24_ <= act_mem30[raddr30];
   end
-  assign \$signature__data$89  = _24_;
+  assign \rd__data$316  = _24_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem31 [127:0];
   initial begin
@@ -6503,13 +8749,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen31)
-      act_mem31[waddr31] <= \$signature__data$522 ;
+      act_mem31[waddr31] <= \$signature__data$443 ;
   end
   reg [31:0] _25_;
   always @(posedge clk) begin
     _25_ <= act_mem31[raddr31];
   end
-  assign \$signature__data$90  = _25_;
+  assign \rd__data$317  = _25_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem4 [127:0];
   initial begin
@@ -6644,13 +8890,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen4)
-      act_mem4[waddr4] <= \$signature__data$441 ;
+      act_mem4[waddr4] <= \$signature__data$335 ;
   end
   reg [31:0] _26_;
   always @(posedge clk) begin
     _26_ <= act_mem4[raddr4];
   end
-  assign \$signature__data$63  = _26_;
+  assign \rd__data$290  = _26_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem5 [127:0];
   initial begin
@@ -6785,13 +9031,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen5)
-      act_mem5[waddr5] <= \$signature__data$444 ;
+      act_mem5[waddr5] <= \$signature__data$339 ;
   end
   reg [31:0] _27_;
   always @(posedge clk) begin
     _27_ <= act_mem5[raddr5];
   end
-  assign \$signature__data$64  = _27_;
+  assign \rd__data$291  = _27_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem6 [127:0];
   initial begin
@@ -6926,13 +9172,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen6)
-      act_mem6[waddr6] <= \$signature__data$447 ;
+      act_mem6[waddr6] <= \$signature__data$343 ;
   end
   reg [31:0] _28_;
   always @(posedge clk) begin
     _28_ <= act_mem6[raddr6];
   end
-  assign \$signature__data$65  = _28_;
+  assign \rd__data$292  = _28_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem7 [127:0];
   initial begin
@@ -7067,13 +9313,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen7)
-      act_mem7[waddr7] <= \$signature__data$450 ;
+      act_mem7[waddr7] <= \$signature__data$347 ;
   end
   reg [31:0] _29_;
   always @(posedge clk) begin
     _29_ <= act_mem7[raddr7];
   end
-  assign \$signature__data$66  = _29_;
+  assign \rd__data$293  = _29_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem8 [127:0];
   initial begin
@@ -7208,13 +9454,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen8)
-      act_mem8[waddr8] <= \$signature__data$453 ;
+      act_mem8[waddr8] <= \$signature__data$351 ;
   end
   reg [31:0] _30_;
   always @(posedge clk) begin
     _30_ <= act_mem8[raddr8];
   end
-  assign \$signature__data$67  = _30_;
+  assign \rd__data$294  = _30_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem9 [127:0];
   initial begin
@@ -7349,23 +9595,301 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @(posedge clk) begin
     if (wen9)
-      act_mem9[waddr9] <= \$signature__data$456 ;
+      act_mem9[waddr9] <= \$signature__data$355 ;
   end
   reg [31:0] _31_;
   always @(posedge clk) begin
     _31_ <= act_mem9[raddr9];
   end
-  assign \$signature__data$68  = _31_;
+  assign \rd__data$295  = _31_;
+  assign \$1  = zlow0 <= 1'h1;
+  assign \$2  = zlast0 & \$1 ;
+  assign \$3  = waddr0 + wen0;
+  assign \$4  = wclear0 ? 8'h00 : \$3 ;
+  assign \$5  = zlow1 <= 2'h2;
+  assign \$6  = zlast1 & \$5 ;
+  assign \$7  = zlow1 <= 2'h3;
+  assign \$8  = zlast1 & \$7 ;
+  assign \$9  = waddr1 + wen1;
+  assign \$10  = wclear1 ? 8'h00 : \$9 ;
+  assign \$11  = zlow2 <= 3'h4;
+  assign \$12  = zlast2 & \$11 ;
+  assign \$13  = zlow2 <= 3'h5;
+  assign \$14  = zlast2 & \$13 ;
+  assign \$15  = waddr2 + wen2;
+  assign \$16  = wclear2 ? 8'h00 : \$15 ;
+  assign \$17  = zlow3 <= 3'h6;
+  assign \$18  = zlast3 & \$17 ;
+  assign \$19  = zlow3 <= 3'h7;
+  assign \$20  = zlast3 & \$19 ;
+  assign \$21  = waddr3 + wen3;
+  assign \$22  = wclear3 ? 8'h00 : \$21 ;
+  assign \$23  = zlow4 <= 4'h8;
+  assign \$24  = zlast4 & \$23 ;
+  assign \$25  = zlow4 <= 4'h9;
+  assign \$26  = zlast4 & \$25 ;
+  assign \$27  = waddr4 + wen4;
+  assign \$28  = wclear4 ? 8'h00 : \$27 ;
+  assign \$29  = zlow5 <= 4'ha;
+  assign \$30  = zlast5 & \$29 ;
+  assign \$31  = zlow5 <= 4'hb;
+  assign \$32  = zlast5 & \$31 ;
+  assign \$33  = waddr5 + wen5;
+  assign \$34  = wclear5 ? 8'h00 : \$33 ;
+  assign \$35  = zlow6 <= 4'hc;
+  assign \$36  = zlast6 & \$35 ;
+  assign \$37  = zlow6 <= 4'hd;
+  assign \$38  = zlast6 & \$37 ;
+  assign \$39  = waddr6 + wen6;
+  assign \$40  = wclear6 ? 8'h00 : \$39 ;
+  assign \$41  = zlow7 <= 4'he;
+  assign \$42  = zlast7 & \$41 ;
+  assign \$43  = zlow7 <= 4'hf;
+  assign \$44  = zlast7 & \$43 ;
+  assign \$45  = waddr7 + wen7;
+  assign \$46  = wclear7 ? 8'h00 : \$45 ;
+  assign \$47  = zlow8 <= 5'h10;
+  assign \$48  = zlast8 & \$47 ;
+  assign \$49  = zlow8 <= 5'h11;
+  assign \$50  = zlast8 & \$49 ;
+  assign \$51  = waddr8 + wen8;
+  assign \$52  = wclear8 ? 8'h00 : \$51 ;
+  assign \$53  = zlow9 <= 5'h12;
+  assign \$54  = zlast9 & \$53 ;
+  assign \$55  = zlow9 <= 5'h13;
+  assign \$56  = zlast9 & \$55 ;
+  assign \$57  = waddr9 + wen9;
+  assign \$58  = wclear9 ? 8'h00 : \$57 ;
+  assign \$59  = zlow10 <= 5'h14;
+  assign \$60  = zlast10 & \$59 ;
+  assign \$61  = zlow10 <= 5'h15;
+  assign \$62  = zlast10 & \$61 ;
+  assign \$63  = waddr10 + wen10;
+  assign \$64  = wclear10 ? 8'h00 : \$63 ;
+  assign \$65  = zlow11 <= 5'h16;
+  assign \$66  = zlast11 & \$65 ;
+  assign \$67  = zlow11 <= 5'h17;
+  assign \$68  = zlast11 & \$67 ;
+  assign \$69  = waddr11 + wen11;
+  assign \$70  = wclear11 ? 8'h00 : \$69 ;
+  assign \$71  = zlow12 <= 5'h18;
+  assign \$72  = zlast12 & \$71 ;
+  assign \$73  = zlow12 <= 5'h19;
+  assign \$74  = zlast12 & \$73 ;
+  assign \$75  = waddr12 + wen12;
+  assign \$76  = wclear12 ? 8'h00 : \$75 ;
+  assign \$77  = zlow13 <= 5'h1a;
+  assign \$78  = zlast13 & \$77 ;
+  assign \$79  = zlow13 <= 5'h1b;
+  assign \$80  = zlast13 & \$79 ;
+  assign \$81  = waddr13 + wen13;
+  assign \$82  = wclear13 ? 8'h00 : \$81 ;
+  assign \$83  = zlow14 <= 5'h1c;
+  assign \$84  = zlast14 & \$83 ;
+  assign \$85  = zlow14 <= 5'h1d;
+  assign \$86  = zlast14 & \$85 ;
+  assign \$87  = waddr14 + wen14;
+  assign \$88  = wclear14 ? 8'h00 : \$87 ;
+  assign \$89  = zlow15 <= 5'h1e;
+  assign \$90  = zlast15 & \$89 ;
+  assign \$91  = zlow15 <= 5'h1f;
+  assign \$92  = zlast15 & \$91 ;
+  assign \$93  = waddr15 + wen15;
+  assign \$94  = wclear15 ? 8'h00 : \$93 ;
+  assign \$95  = zlow16 <= 6'h20;
+  assign \$96  = zlast16 & \$95 ;
+  assign \$97  = zlow16 <= 6'h21;
+  assign \$98  = zlast16 & \$97 ;
+  assign \$99  = waddr16 + wen16;
+  assign \$100  = wclear16 ? 8'h00 : \$99 ;
+  assign \$101  = zlow17 <= 6'h22;
+  assign \$102  = zlast17 & \$101 ;
+  assign \$103  = zlow17 <= 6'h23;
+  assign \$104  = zlast17 & \$103 ;
+  assign \$105  = waddr17 + wen17;
+  assign \$106  = wclear17 ? 8'h00 : \$105 ;
+  assign \$107  = zlow18 <= 6'h24;
+  assign \$108  = zlast18 & \$107 ;
+  assign \$109  = zlow18 <= 6'h25;
+  assign \$110  = zlast18 & \$109 ;
+  assign \$111  = waddr18 + wen18;
+  assign \$112  = wclear18 ? 8'h00 : \$111 ;
+  assign \$113  = zlow19 <= 6'h26;
+  assign \$114  = zlast19 & \$113 ;
+  assign \$115  = zlow19 <= 6'h27;
+  assign \$116  = zlast19 & \$115 ;
+  assign \$117  = waddr19 + wen19;
+  assign \$118  = wclear19 ? 8'h00 : \$117 ;
+  assign \$119  = zlow20 <= 6'h28;
+  assign \$120  = zlast20 & \$119 ;
+  assign \$121  = zlow20 <= 6'h29;
+  assign \$122  = zlast20 & \$121 ;
+  assign \$123  = waddr20 + wen20;
+  assign \$124  = wclear20 ? 8'h00 : \$123 ;
+  assign \$125  = zlow21 <= 6'h2a;
+  assign \$126  = zlast21 & \$125 ;
+  assign \$127  = zlow21 <= 6'h2b;
+  assign \$128  = zlast21 & \$127 ;
+  assign \$129  = waddr21 + wen21;
+  assign \$130  = wclear21 ? 8'h00 : \$129 ;
+  assign \$131  = zlow22 <= 6'h2c;
+  assign \$132  = zlast22 & \$131 ;
+  assign \$133  = zlow22 <= 6'h2d;
+  assign \$134  = zlast22 & \$133 ;
+  assign \$135  = waddr22 + wen22;
+  assign \$136  = wclear22 ? 8'h00 : \$135 ;
+  assign \$137  = zlow23 <= 6'h2e;
+  assign \$138  = zlast23 & \$137 ;
+  assign \$139  = zlow23 <= 6'h2f;
+  assign \$140  = zlast23 & \$139 ;
+  assign \$141  = waddr23 + wen23;
+  assign \$142  = wclear23 ? 8'h00 : \$141 ;
+  assign \$143  = zlow24 <= 6'h30;
+  assign \$144  = zlast24 & \$143 ;
+  assign \$145  = zlow24 <= 6'h31;
+  assign \$146  = zlast24 & \$145 ;
+  assign \$147  = waddr24 + wen24;
+  assign \$148  = wclear24 ? 8'h00 : \$147 ;
+  assign \$149  = zlow25 <= 6'h32;
+  assign \$150  = zlast25 & \$149 ;
+  assign \$151  = zlow25 <= 6'h33;
+  assign \$152  = zlast25 & \$151 ;
+  assign \$153  = waddr25 + wen25;
+  assign \$154  = wclear25 ? 8'h00 : \$153 ;
+  assign \$155  = zlow26 <= 6'h34;
+  assign \$156  = zlast26 & \$155 ;
+  assign \$157  = zlow26 <= 6'h35;
+  assign \$158  = zlast26 & \$157 ;
+  assign \$159  = waddr26 + wen26;
+  assign \$160  = wclear26 ? 8'h00 : \$159 ;
+  assign \$161  = zlow27 <= 6'h36;
+  assign \$162  = zlast27 & \$161 ;
+  assign \$163  = zlow27 <= 6'h37;
+  assign \$164  = zlast27 & \$163 ;
+  assign \$165  = waddr27 + wen27;
+  assign \$166  = wclear27 ? 8'h00 : \$165 ;
+  assign \$167  = zlow28 <= 6'h38;
+  assign \$168  = zlast28 & \$167 ;
+  assign \$169  = zlow28 <= 6'h39;
+  assign \$170  = zlast28 & \$169 ;
+  assign \$171  = waddr28 + wen28;
+  assign \$172  = wclear28 ? 8'h00 : \$171 ;
+  assign \$173  = zlow29 <= 6'h3a;
+  assign \$174  = zlast29 & \$173 ;
+  assign \$175  = zlow29 <= 6'h3b;
+  assign \$176  = zlast29 & \$175 ;
+  assign \$177  = waddr29 + wen29;
+  assign \$178  = wclear29 ? 8'h00 : \$177 ;
+  assign \$179  = zlow30 <= 6'h3c;
+  assign \$180  = zlast30 & \$179 ;
+  assign \$181  = zlow30 <= 6'h3d;
+  assign \$182  = zlast30 & \$181 ;
+  assign \$183  = waddr30 + wen30;
+  assign \$184  = wclear30 ? 8'h00 : \$183 ;
+  assign \$185  = zlow31 <= 6'h3e;
+  assign \$186  = zlast31 & \$185 ;
+  assign \$187  = zlow31 <= 6'h3f;
+  assign \$188  = zlast31 & \$187 ;
+  assign \$189  = waddr31 + wen31;
+  assign \$190  = wclear31 ? 8'h00 : \$189 ;
+  assign \$191  = wzero0[0] ? 16'h0000 : wdata0[15:0];
+  assign \$192  = wzero0[1] ? 16'h0000 : wdata0[31:16];
+  assign \$193  = wzero1[0] ? 16'h0000 : wdata1[15:0];
+  assign \$194  = wzero1[1] ? 16'h0000 : wdata1[31:16];
+  assign \$195  = wzero2[0] ? 16'h0000 : wdata2[15:0];
+  assign \$196  = wzero2[1] ? 16'h0000 : wdata2[31:16];
+  assign \$197  = wzero3[0] ? 16'h0000 : wdata3[15:0];
+  assign \$198  = wzero3[1] ? 16'h0000 : wdata3[31:16];
+  assign \$199  = wzero4[0] ? 16'h0000 : wdata4[15:0];
+  assign \$200  = wzero4[1] ? 16'h0000 : wdata4[31:16];
+  assign \$201  = wzero5[0] ? 16'h0000 : wdata5[15:0];
+  assign \$202  = wzero5[1] ? 16'h0000 : wdata5[31:16];
+  assign \$203  = wzero6[0] ? 16'h0000 : wdata6[15:0];
+  assign \$204  = wzero6[1] ? 16'h0000 : wdata6[31:16];
+  assign \$205  = wzero7[0] ? 16'h0000 : wdata7[15:0];
+  assign \$206  = wzero7[1] ? 16'h0000 : wdata7[31:16];
+  assign \$207  = wzero8[0] ? 16'h0000 : wdata8[15:0];
+  assign \$208  = wzero8[1] ? 16'h0000 : wdata8[31:16];
+  assign \$209  = wzero9[0] ? 16'h0000 : wdata9[15:0];
+  assign \$210  = wzero9[1] ? 16'h0000 : wdata9[31:16];
+  assign \$211  = wzero10[0] ? 16'h0000 : wdata10[15:0];
+  assign \$212  = wzero10[1] ? 16'h0000 : wdata10[31:16];
+  assign \$213  = wzero11[0] ? 16'h0000 : wdata11[15:0];
+  assign \$214  = wzero11[1] ? 16'h0000 : wdata11[31:16];
+  assign \$215  = wzero12[0] ? 16'h0000 : wdata12[15:0];
+  assign \$216  = wzero12[1] ? 16'h0000 : wdata12[31:16];
+  assign \$217  = wzero13[0] ? 16'h0000 : wdata13[15:0];
+  assign \$218  = wzero13[1] ? 16'h0000 : wdata13[31:16];
+  assign \$219  = wzero14[0] ? 16'h0000 : wdata14[15:0];
+  assign \$220  = wzero14[1] ? 16'h0000 : wdata14[31:16];
+  assign \$221  = wzero15[0] ? 16'h0000 : wdata15[15:0];
+  assign \$222  = wzero15[1] ? 16'h0000 : wdata15[31:16];
+  assign \$223  = wzero16[0] ? 16'h0000 : wdata16[15:0];
+  assign \$224  = wzero16[1] ? 16'h0000 : wdata16[31:16];
+  assign \$225  = wzero17[0] ? 16'h0000 : wdata17[15:0];
+  assign \$226  = wzero17[1] ? 16'h0000 : wdata17[31:16];
+  assign \$227  = wzero18[0] ? 16'h0000 : wdata18[15:0];
+  assign \$228  = wzero18[1] ? 16'h0000 : wdata18[31:16];
+  assign \$229  = wzero19[0] ? 16'h0000 : wdata19[15:0];
+  assign \$230  = wzero19[1] ? 16'h0000 : wdata19[31:16];
+  assign \$231  = wzero20[0] ? 16'h0000 : wdata20[15:0];
+  assign \$232  = wzero20[1] ? 16'h0000 : wdata20[31:16];
+  assign \$233  = wzero21[0] ? 16'h0000 : wdata21[15:0];
+  assign \$234  = wzero21[1] ? 16'h0000 : wdata21[31:16];
+  assign \$235  = wzero22[0] ? 16'h0000 : wdata22[15:0];
+  assign \$236  = wzero22[1] ? 16'h0000 : wdata22[31:16];
+  assign \$237  = wzero23[0] ? 16'h0000 : wdata23[15:0];
+  assign \$238  = wzero23[1] ? 16'h0000 : wdata23[31:16];
+  assign \$239  = wzero24[0] ? 16'h0000 : wdata24[15:0];
+  assign \$240  = wzero24[1] ? 16'h0000 : wdata24[31:16];
+  assign \$241  = wzero25[0] ? 16'h0000 : wdata25[15:0];
+  assign \$242  = wzero25[1] ? 16'h0000 : wdata25[31:16];
+  assign \$243  = wzero26[0] ? 16'h0000 : wdata26[15:0];
+  assign \$244  = wzero26[1] ? 16'h0000 : wdata26[31:16];
+  assign \$245  = wzero27[0] ? 16'h0000 : wdata27[15:0];
+  assign \$246  = wzero27[1] ? 16'h0000 : wdata27[31:16];
+  assign \$247  = wzero28[0] ? 16'h0000 : wdata28[15:0];
+  assign \$248  = wzero28[1] ? 16'h0000 : wdata28[31:16];
+  assign \$249  = wzero29[0] ? 16'h0000 : wdata29[15:0];
+  assign \$250  = wzero29[1] ? 16'h0000 : wdata29[31:16];
+  assign \$251  = wzero30[0] ? 16'h0000 : wdata30[15:0];
+  assign \$252  = wzero30[1] ? 16'h0000 : wdata30[31:16];
+  assign \$253  = wzero31[0] ? 16'h0000 : wdata31[15:0];
+  assign \$254  = wzero31[1] ? 16'h0000 : wdata31[31:16];
+  always @(posedge clk)
+    valid <= \$255 ;
+  always @(posedge clk)
+    \$signal  <= load__payload[1023:0];
+  always @(posedge clk)
+    data2 <= \$signal ;
+  always @(posedge clk)
+    chunk_mid0 <= raddr;
+  always @(posedge clk)
+    raddr0 <= chunk_mid0;
+  always @(posedge clk)
+    last_mid0 <= load__payload[1024];
+  always @(posedge clk)
+    low_mid0 <= load__payload[1031:1025];
+  always @(posedge clk)
+    clear_mid0 <= clear;
+  always @(posedge clk)
+    wen_mid0 <= valid;
+  always @(posedge clk)
+    zlast0 <= last_mid0;
+  always @(posedge clk)
+    zlow0 <= low_mid0;
   always @(posedge clk)
     wclear0 <= clear_mid0;
   always @(posedge clk)
     wen0 <= wen_mid0;
   always @(posedge clk)
-    wdata0 <= a_data2[31:0];
+    wdata0 <= data2[31:0];
   always @(posedge clk)
-    wzero0 <= \$391 ;
+    wzero0 <= \$256 ;
   always @(posedge clk)
-    waddr0 <= \$41 [6:0];
+    waddr0 <= \$4 [6:0];
+  always @(posedge clk)
+    raddr1 <= chunk_mid0;
   always @(posedge clk)
     zlast1 <= last_mid0;
   always @(posedge clk)
@@ -7375,11 +9899,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen1 <= wen_mid0;
   always @(posedge clk)
-    wdata1 <= a_data2[63:32];
+    wdata1 <= data2[63:32];
   always @(posedge clk)
-    wzero1 <= \$392 ;
+    wzero1 <= \$257 ;
   always @(posedge clk)
-    waddr1 <= \$47 [6:0];
+    waddr1 <= \$10 [6:0];
+  always @(posedge clk)
+    raddr2 <= chunk_mid0;
   always @(posedge clk)
     zlast2 <= last_mid0;
   always @(posedge clk)
@@ -7389,11 +9915,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen2 <= wen_mid0;
   always @(posedge clk)
-    wdata2 <= a_data2[95:64];
+    wdata2 <= data2[95:64];
   always @(posedge clk)
-    wzero2 <= \$393 ;
+    wzero2 <= \$258 ;
   always @(posedge clk)
-    waddr2 <= \$53 [6:0];
+    waddr2 <= \$16 [6:0];
+  always @(posedge clk)
+    raddr3 <= chunk_mid0;
   always @(posedge clk)
     zlast3 <= last_mid0;
   always @(posedge clk)
@@ -7403,11 +9931,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen3 <= wen_mid0;
   always @(posedge clk)
-    wdata3 <= a_data2[127:96];
+    wdata3 <= data2[127:96];
   always @(posedge clk)
-    wzero3 <= \$394 ;
+    wzero3 <= \$259 ;
   always @(posedge clk)
-    waddr3 <= \$59 [6:0];
+    waddr3 <= \$22 [6:0];
+  always @(posedge clk)
+    raddr4 <= chunk_mid0;
   always @(posedge clk)
     zlast4 <= last_mid0;
   always @(posedge clk)
@@ -7417,11 +9947,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen4 <= wen_mid0;
   always @(posedge clk)
-    wdata4 <= a_data2[159:128];
+    wdata4 <= data2[159:128];
   always @(posedge clk)
-    wzero4 <= \$395 ;
+    wzero4 <= \$260 ;
   always @(posedge clk)
-    waddr4 <= \$65 [6:0];
+    waddr4 <= \$28 [6:0];
+  always @(posedge clk)
+    raddr5 <= chunk_mid0;
   always @(posedge clk)
     zlast5 <= last_mid0;
   always @(posedge clk)
@@ -7431,11 +9963,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen5 <= wen_mid0;
   always @(posedge clk)
-    wdata5 <= a_data2[191:160];
+    wdata5 <= data2[191:160];
   always @(posedge clk)
-    wzero5 <= \$396 ;
+    wzero5 <= \$261 ;
   always @(posedge clk)
-    waddr5 <= \$71 [6:0];
+    waddr5 <= \$34 [6:0];
+  always @(posedge clk)
+    raddr6 <= chunk_mid0;
   always @(posedge clk)
     zlast6 <= last_mid0;
   always @(posedge clk)
@@ -7445,11 +9979,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen6 <= wen_mid0;
   always @(posedge clk)
-    wdata6 <= a_data2[223:192];
+    wdata6 <= data2[223:192];
   always @(posedge clk)
-    wzero6 <= \$397 ;
+    wzero6 <= \$262 ;
   always @(posedge clk)
-    waddr6 <= \$77 [6:0];
+    waddr6 <= \$40 [6:0];
+  always @(posedge clk)
+    raddr7 <= chunk_mid0;
   always @(posedge clk)
     zlast7 <= last_mid0;
   always @(posedge clk)
@@ -7459,19 +9995,23 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen7 <= wen_mid0;
   always @(posedge clk)
-    wdata7 <= a_data2[255:224];
+    wdata7 <= data2[255:224];
   always @(posedge clk)
-    wzero7 <= \$398 ;
+    wzero7 <= \$263 ;
   always @(posedge clk)
-    waddr7 <= \$83 [6:0];
+    waddr7 <= \$46 [6:0];
   always @(posedge clk)
-    last_mid1 <= last_beat;
+    chunk_mid1 <= raddr;
   always @(posedge clk)
-    low_mid1 <= left[6:0];
+    raddr8 <= chunk_mid1;
   always @(posedge clk)
-    clear_mid1 <= cmd_go;
+    last_mid1 <= load__payload[1024];
   always @(posedge clk)
-    wen_mid1 <= \$signal$126 ;
+    low_mid1 <= load__payload[1031:1025];
+  always @(posedge clk)
+    clear_mid1 <= clear;
+  always @(posedge clk)
+    wen_mid1 <= valid;
   always @(posedge clk)
     zlast8 <= last_mid1;
   always @(posedge clk)
@@ -7481,11 +10021,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen8 <= wen_mid1;
   always @(posedge clk)
-    wdata8 <= a_data2[287:256];
+    wdata8 <= data2[287:256];
   always @(posedge clk)
-    wzero8 <= \$399 ;
+    wzero8 <= \$264 ;
   always @(posedge clk)
-    waddr8 <= \$89 [6:0];
+    waddr8 <= \$52 [6:0];
+  always @(posedge clk)
+    raddr9 <= chunk_mid1;
   always @(posedge clk)
     zlast9 <= last_mid1;
   always @(posedge clk)
@@ -7495,11 +10037,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen9 <= wen_mid1;
   always @(posedge clk)
-    wdata9 <= a_data2[319:288];
+    wdata9 <= data2[319:288];
   always @(posedge clk)
-    wzero9 <= \$400 ;
+    wzero9 <= \$265 ;
   always @(posedge clk)
-    waddr9 <= \$95 [6:0];
+    waddr9 <= \$58 [6:0];
+  always @(posedge clk)
+    raddr10 <= chunk_mid1;
   always @(posedge clk)
     zlast10 <= last_mid1;
   always @(posedge clk)
@@ -7509,11 +10053,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen10 <= wen_mid1;
   always @(posedge clk)
-    wdata10 <= a_data2[351:320];
+    wdata10 <= data2[351:320];
   always @(posedge clk)
-    wzero10 <= \$401 ;
+    wzero10 <= \$266 ;
   always @(posedge clk)
-    waddr10 <= \$101 [6:0];
+    waddr10 <= \$64 [6:0];
+  always @(posedge clk)
+    raddr11 <= chunk_mid1;
   always @(posedge clk)
     zlast11 <= last_mid1;
   always @(posedge clk)
@@ -7523,11 +10069,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen11 <= wen_mid1;
   always @(posedge clk)
-    wdata11 <= a_data2[383:352];
+    wdata11 <= data2[383:352];
   always @(posedge clk)
-    wzero11 <= \$402 ;
+    wzero11 <= \$267 ;
   always @(posedge clk)
-    waddr11 <= \$107 [6:0];
+    waddr11 <= \$70 [6:0];
+  always @(posedge clk)
+    raddr12 <= chunk_mid1;
   always @(posedge clk)
     zlast12 <= last_mid1;
   always @(posedge clk)
@@ -7537,11 +10085,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen12 <= wen_mid1;
   always @(posedge clk)
-    wdata12 <= a_data2[415:384];
+    wdata12 <= data2[415:384];
   always @(posedge clk)
-    wzero12 <= \$403 ;
+    wzero12 <= \$268 ;
   always @(posedge clk)
-    waddr12 <= \$113 [6:0];
+    waddr12 <= \$76 [6:0];
+  always @(posedge clk)
+    raddr13 <= chunk_mid1;
   always @(posedge clk)
     zlast13 <= last_mid1;
   always @(posedge clk)
@@ -7551,11 +10101,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen13 <= wen_mid1;
   always @(posedge clk)
-    wdata13 <= a_data2[447:416];
+    wdata13 <= data2[447:416];
   always @(posedge clk)
-    wzero13 <= \$404 ;
+    wzero13 <= \$269 ;
   always @(posedge clk)
-    waddr13 <= \$119 [6:0];
+    waddr13 <= \$82 [6:0];
+  always @(posedge clk)
+    raddr14 <= chunk_mid1;
   always @(posedge clk)
     zlast14 <= last_mid1;
   always @(posedge clk)
@@ -7565,11 +10117,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen14 <= wen_mid1;
   always @(posedge clk)
-    wdata14 <= a_data2[479:448];
+    wdata14 <= data2[479:448];
   always @(posedge clk)
-    wzero14 <= \$405 ;
+    wzero14 <= \$270 ;
   always @(posedge clk)
-    waddr14 <= \$125 [6:0];
+    waddr14 <= \$88 [6:0];
+  always @(posedge clk)
+    raddr15 <= chunk_mid1;
   always @(posedge clk)
     zlast15 <= last_mid1;
   always @(posedge clk)
@@ -7579,19 +10133,23 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen15 <= wen_mid1;
   always @(posedge clk)
-    wdata15 <= a_data2[511:480];
+    wdata15 <= data2[511:480];
   always @(posedge clk)
-    wzero15 <= \$406 ;
+    wzero15 <= \$271 ;
   always @(posedge clk)
-    waddr15 <= \$131 [6:0];
+    waddr15 <= \$94 [6:0];
   always @(posedge clk)
-    last_mid2 <= last_beat;
+    chunk_mid2 <= raddr;
   always @(posedge clk)
-    low_mid2 <= left[6:0];
+    raddr16 <= chunk_mid2;
   always @(posedge clk)
-    clear_mid2 <= cmd_go;
+    last_mid2 <= load__payload[1024];
   always @(posedge clk)
-    wen_mid2 <= \$signal$126 ;
+    low_mid2 <= load__payload[1031:1025];
+  always @(posedge clk)
+    clear_mid2 <= clear;
+  always @(posedge clk)
+    wen_mid2 <= valid;
   always @(posedge clk)
     zlast16 <= last_mid2;
   always @(posedge clk)
@@ -7601,11 +10159,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen16 <= wen_mid2;
   always @(posedge clk)
-    wdata16 <= a_data2[543:512];
+    wdata16 <= data2[543:512];
   always @(posedge clk)
-    wzero16 <= \$407 ;
+    wzero16 <= \$272 ;
   always @(posedge clk)
-    waddr16 <= \$137 [6:0];
+    waddr16 <= \$100 [6:0];
+  always @(posedge clk)
+    raddr17 <= chunk_mid2;
   always @(posedge clk)
     zlast17 <= last_mid2;
   always @(posedge clk)
@@ -7615,11 +10175,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen17 <= wen_mid2;
   always @(posedge clk)
-    wdata17 <= a_data2[575:544];
+    wdata17 <= data2[575:544];
   always @(posedge clk)
-    wzero17 <= \$408 ;
+    wzero17 <= \$273 ;
   always @(posedge clk)
-    waddr17 <= \$143 [6:0];
+    waddr17 <= \$106 [6:0];
+  always @(posedge clk)
+    raddr18 <= chunk_mid2;
   always @(posedge clk)
     zlast18 <= last_mid2;
   always @(posedge clk)
@@ -7629,11 +10191,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen18 <= wen_mid2;
   always @(posedge clk)
-    wdata18 <= a_data2[607:576];
+    wdata18 <= data2[607:576];
   always @(posedge clk)
-    wzero18 <= \$409 ;
+    wzero18 <= \$274 ;
   always @(posedge clk)
-    waddr18 <= \$149 [6:0];
+    waddr18 <= \$112 [6:0];
+  always @(posedge clk)
+    raddr19 <= chunk_mid2;
   always @(posedge clk)
     zlast19 <= last_mid2;
   always @(posedge clk)
@@ -7643,11 +10207,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen19 <= wen_mid2;
   always @(posedge clk)
-    wdata19 <= a_data2[639:608];
+    wdata19 <= data2[639:608];
   always @(posedge clk)
-    wzero19 <= \$410 ;
+    wzero19 <= \$275 ;
   always @(posedge clk)
-    waddr19 <= \$155 [6:0];
+    waddr19 <= \$118 [6:0];
+  always @(posedge clk)
+    raddr20 <= chunk_mid2;
   always @(posedge clk)
     zlast20 <= last_mid2;
   always @(posedge clk)
@@ -7657,11 +10223,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen20 <= wen_mid2;
   always @(posedge clk)
-    wdata20 <= a_data2[671:640];
+    wdata20 <= data2[671:640];
   always @(posedge clk)
-    wzero20 <= \$411 ;
+    wzero20 <= \$276 ;
   always @(posedge clk)
-    waddr20 <= \$161 [6:0];
+    waddr20 <= \$124 [6:0];
+  always @(posedge clk)
+    raddr21 <= chunk_mid2;
   always @(posedge clk)
     zlast21 <= last_mid2;
   always @(posedge clk)
@@ -7671,11 +10239,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen21 <= wen_mid2;
   always @(posedge clk)
-    wdata21 <= a_data2[703:672];
+    wdata21 <= data2[703:672];
   always @(posedge clk)
-    wzero21 <= \$412 ;
+    wzero21 <= \$277 ;
   always @(posedge clk)
-    waddr21 <= \$167 [6:0];
+    waddr21 <= \$130 [6:0];
+  always @(posedge clk)
+    raddr22 <= chunk_mid2;
   always @(posedge clk)
     zlast22 <= last_mid2;
   always @(posedge clk)
@@ -7685,11 +10255,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen22 <= wen_mid2;
   always @(posedge clk)
-    wdata22 <= a_data2[735:704];
+    wdata22 <= data2[735:704];
   always @(posedge clk)
-    wzero22 <= \$413 ;
+    wzero22 <= \$278 ;
   always @(posedge clk)
-    waddr22 <= \$173 [6:0];
+    waddr22 <= \$136 [6:0];
+  always @(posedge clk)
+    raddr23 <= chunk_mid2;
   always @(posedge clk)
     zlast23 <= last_mid2;
   always @(posedge clk)
@@ -7699,19 +10271,23 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen23 <= wen_mid2;
   always @(posedge clk)
-    wdata23 <= a_data2[767:736];
+    wdata23 <= data2[767:736];
   always @(posedge clk)
-    wzero23 <= \$414 ;
+    wzero23 <= \$279 ;
   always @(posedge clk)
-    waddr23 <= \$179 [6:0];
+    waddr23 <= \$142 [6:0];
   always @(posedge clk)
-    last_mid3 <= last_beat;
+    chunk_mid3 <= raddr;
   always @(posedge clk)
-    low_mid3 <= left[6:0];
+    raddr24 <= chunk_mid3;
   always @(posedge clk)
-    clear_mid3 <= cmd_go;
+    last_mid3 <= load__payload[1024];
   always @(posedge clk)
-    wen_mid3 <= \$signal$126 ;
+    low_mid3 <= load__payload[1031:1025];
+  always @(posedge clk)
+    clear_mid3 <= clear;
+  always @(posedge clk)
+    wen_mid3 <= valid;
   always @(posedge clk)
     zlast24 <= last_mid3;
   always @(posedge clk)
@@ -7721,11 +10297,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen24 <= wen_mid3;
   always @(posedge clk)
-    wdata24 <= a_data2[799:768];
+    wdata24 <= data2[799:768];
   always @(posedge clk)
-    wzero24 <= \$415 ;
+    wzero24 <= \$280 ;
   always @(posedge clk)
-    waddr24 <= \$185 [6:0];
+    waddr24 <= \$148 [6:0];
+  always @(posedge clk)
+    raddr25 <= chunk_mid3;
   always @(posedge clk)
     zlast25 <= last_mid3;
   always @(posedge clk)
@@ -7735,11 +10313,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen25 <= wen_mid3;
   always @(posedge clk)
-    wdata25 <= a_data2[831:800];
+    wdata25 <= data2[831:800];
   always @(posedge clk)
-    wzero25 <= \$416 ;
+    wzero25 <= \$281 ;
   always @(posedge clk)
-    waddr25 <= \$191 [6:0];
+    waddr25 <= \$154 [6:0];
+  always @(posedge clk)
+    raddr26 <= chunk_mid3;
   always @(posedge clk)
     zlast26 <= last_mid3;
   always @(posedge clk)
@@ -7749,11 +10329,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen26 <= wen_mid3;
   always @(posedge clk)
-    wdata26 <= a_data2[863:832];
+    wdata26 <= data2[863:832];
   always @(posedge clk)
-    wzero26 <= \$417 ;
+    wzero26 <= \$282 ;
   always @(posedge clk)
-    waddr26 <= \$197 [6:0];
+    waddr26 <= \$160 [6:0];
+  always @(posedge clk)
+    raddr27 <= chunk_mid3;
   always @(posedge clk)
     zlast27 <= last_mid3;
   always @(posedge clk)
@@ -7763,11 +10345,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen27 <= wen_mid3;
   always @(posedge clk)
-    wdata27 <= a_data2[895:864];
+    wdata27 <= data2[895:864];
   always @(posedge clk)
-    wzero27 <= \$418 ;
+    wzero27 <= \$283 ;
   always @(posedge clk)
-    waddr27 <= \$203 [6:0];
+    waddr27 <= \$166 [6:0];
+  always @(posedge clk)
+    raddr28 <= chunk_mid3;
   always @(posedge clk)
     zlast28 <= last_mid3;
   always @(posedge clk)
@@ -7777,11 +10361,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen28 <= wen_mid3;
   always @(posedge clk)
-    wdata28 <= a_data2[927:896];
+    wdata28 <= data2[927:896];
   always @(posedge clk)
-    wzero28 <= \$419 ;
+    wzero28 <= \$284 ;
   always @(posedge clk)
-    waddr28 <= \$209 [6:0];
+    waddr28 <= \$172 [6:0];
+  always @(posedge clk)
+    raddr29 <= chunk_mid3;
   always @(posedge clk)
     zlast29 <= last_mid3;
   always @(posedge clk)
@@ -7791,11 +10377,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen29 <= wen_mid3;
   always @(posedge clk)
-    wdata29 <= a_data2[959:928];
+    wdata29 <= data2[959:928];
   always @(posedge clk)
-    wzero29 <= \$420 ;
+    wzero29 <= \$285 ;
   always @(posedge clk)
-    waddr29 <= \$215 [6:0];
+    waddr29 <= \$178 [6:0];
+  always @(posedge clk)
+    raddr30 <= chunk_mid3;
   always @(posedge clk)
     zlast30 <= last_mid3;
   always @(posedge clk)
@@ -7805,11 +10393,13 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen30 <= wen_mid3;
   always @(posedge clk)
-    wdata30 <= a_data2[991:960];
+    wdata30 <= data2[991:960];
   always @(posedge clk)
-    wzero30 <= \$421 ;
+    wzero30 <= \$286 ;
   always @(posedge clk)
-    waddr30 <= \$221 [6:0];
+    waddr30 <= \$184 [6:0];
+  always @(posedge clk)
+    raddr31 <= chunk_mid3;
   always @(posedge clk)
     zlast31 <= last_mid3;
   always @(posedge clk)
@@ -7819,2902 +10409,248 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     wen31 <= wen_mid3;
   always @(posedge clk)
-    wdata31 <= a_data2[1023:992];
+    wdata31 <= data2[1023:992];
   always @(posedge clk)
-    wzero31 <= \$422 ;
+    wzero31 <= \$287 ;
   always @(posedge clk)
-    waddr31 <= \$227 [6:0];
+    waddr31 <= \$190 [6:0];
   always @(posedge clk)
-    load_done <= \$423 ;
-  always @(posedge clk)
-    \$signal  <= \$424 ;
-  always @(posedge clk)
-    c_last <= \$425 ;
-  always @(posedge clk)
-    c_last_m1 <= \$426 ;
-  always @(posedge clk)
-    chunk_last <= \$427 ;
-  always @(posedge clk)
-    r_left <= \$428 ;
-  always @(posedge clk)
-    r_gt <= \$429 ;
-  always @(posedge clk)
-    chunk <= \$430 ;
-  always @(posedge clk)
-    \$signal$373  <= \$431 ;
-  always @(posedge clk)
-    pass_end <= \$432 ;
-  always @(posedge clk)
-    mat <= \$433 ;
-  always @(posedge clk)
-    stg <= \$434 ;
-  always @(posedge clk)
-    empty <= \$435 ;
-  assign \$1  = ~ chunk_last;
-  assign \$2  = | credits;
-  assign \$3  = ~ pass_end;
-  assign \$4  = \$2  & \$3 ;
-  assign \$5  = \$1  | \$4 ;
-  assign \$6  = \$signal  & \$5 ;
-  assign \$7  = wgt__valid & \$6 ;
-  assign \$8  = ~ chunk_last;
-  assign \$9  = | credits;
-  assign \$10  = ~ pass_end;
-  assign \$11  = \$9  & \$10 ;
-  assign \$12  = \$8  | \$11 ;
-  assign \$13  = \$signal  & \$12 ;
-  assign \$14  = wgt__valid & \$13 ;
-  assign \$15  = \$14  & chunk_last;
-  assign \$16  = ! chunk;
-  assign \$20  = \$18  & \$19 ;
-  assign \$21  = ~ r_gt;
-  assign \$22  = \$20  & \$21 ;
-  assign \$23  = r_gt ? 15'h0001 : r_left;
-  assign \$24  = ~ chunk_last;
-  assign \$25  = | credits;
-  assign \$26  = ~ pass_end;
-  assign \$27  = \$25  & \$26 ;
-  assign \$28  = \$24  | \$27 ;
-  assign \$29  = \$signal  & \$28 ;
-  assign \$30  = wgt__valid & \$29 ;
-  assign \$31  = \$30  & chunk_last;
-  assign \$32  = credits - \$31 ;
-  assign \$33  = $signed(\$32 ) + $signed({ 1'h0, freed });
-  assign \$34  = cmd__valid & cmd__ready;
-  assign \$35  = cmd__valid & cmd__ready;
-  assign \$36  = k_r <= 7'h40;
-  assign \$37  = act__valid & act__ready;
-  assign \$38  = zlow0 <= 1'h1;
-  assign \$39  = zlast0 & \$38 ;
-  assign \$40  = waddr0 + wen0;
-  assign \$41  = wclear0 ? 8'h00 : \$40 ;
-  assign \$42  = zlow1 <= 2'h2;
-  assign \$43  = zlast1 & \$42 ;
-  assign \$44  = zlow1 <= 2'h3;
-  assign \$45  = zlast1 & \$44 ;
-  assign \$46  = waddr1 + wen1;
-  assign \$47  = wclear1 ? 8'h00 : \$46 ;
-  assign \$48  = zlow2 <= 3'h4;
-  assign \$49  = zlast2 & \$48 ;
-  assign \$50  = zlow2 <= 3'h5;
-  assign \$51  = zlast2 & \$50 ;
-  assign \$52  = waddr2 + wen2;
-  assign \$53  = wclear2 ? 8'h00 : \$52 ;
-  assign \$54  = zlow3 <= 3'h6;
-  assign \$55  = zlast3 & \$54 ;
-  assign \$56  = zlow3 <= 3'h7;
-  assign \$57  = zlast3 & \$56 ;
-  assign \$58  = waddr3 + wen3;
-  assign \$59  = wclear3 ? 8'h00 : \$58 ;
-  assign \$60  = zlow4 <= 4'h8;
-  assign \$61  = zlast4 & \$60 ;
-  assign \$62  = zlow4 <= 4'h9;
-  assign \$63  = zlast4 & \$62 ;
-  assign \$64  = waddr4 + wen4;
-  assign \$65  = wclear4 ? 8'h00 : \$64 ;
-  assign \$66  = zlow5 <= 4'ha;
-  assign \$67  = zlast5 & \$66 ;
-  assign \$68  = zlow5 <= 4'hb;
-  assign \$69  = zlast5 & \$68 ;
-  assign \$70  = waddr5 + wen5;
-  assign \$71  = wclear5 ? 8'h00 : \$70 ;
-  assign \$72  = zlow6 <= 4'hc;
-  assign \$73  = zlast6 & \$72 ;
-  assign \$74  = zlow6 <= 4'hd;
-  assign \$75  = zlast6 & \$74 ;
-  assign \$76  = waddr6 + wen6;
-  assign \$77  = wclear6 ? 8'h00 : \$76 ;
-  assign \$78  = zlow7 <= 4'he;
-  assign \$79  = zlast7 & \$78 ;
-  assign \$80  = zlow7 <= 4'hf;
-  assign \$81  = zlast7 & \$80 ;
-  assign \$82  = waddr7 + wen7;
-  assign \$83  = wclear7 ? 8'h00 : \$82 ;
-  assign \$84  = zlow8 <= 5'h10;
-  assign \$85  = zlast8 & \$84 ;
-  assign \$86  = zlow8 <= 5'h11;
-  assign \$87  = zlast8 & \$86 ;
-  assign \$88  = waddr8 + wen8;
-  assign \$89  = wclear8 ? 8'h00 : \$88 ;
-  assign \$90  = zlow9 <= 5'h12;
-  assign \$91  = zlast9 & \$90 ;
-  assign \$92  = zlow9 <= 5'h13;
-  assign \$93  = zlast9 & \$92 ;
-  assign \$94  = waddr9 + wen9;
-  assign \$95  = wclear9 ? 8'h00 : \$94 ;
-  assign \$96  = zlow10 <= 5'h14;
-  assign \$97  = zlast10 & \$96 ;
-  assign \$98  = zlow10 <= 5'h15;
-  assign \$99  = zlast10 & \$98 ;
-  assign \$100  = waddr10 + wen10;
-  assign \$101  = wclear10 ? 8'h00 : \$100 ;
-  assign \$102  = zlow11 <= 5'h16;
-  assign \$103  = zlast11 & \$102 ;
-  assign \$104  = zlow11 <= 5'h17;
-  assign \$105  = zlast11 & \$104 ;
-  assign \$106  = waddr11 + wen11;
-  assign \$107  = wclear11 ? 8'h00 : \$106 ;
-  assign \$108  = zlow12 <= 5'h18;
-  assign \$109  = zlast12 & \$108 ;
-  assign \$110  = zlow12 <= 5'h19;
-  assign \$111  = zlast12 & \$110 ;
-  assign \$112  = waddr12 + wen12;
-  assign \$113  = wclear12 ? 8'h00 : \$112 ;
-  assign \$114  = zlow13 <= 5'h1a;
-  assign \$115  = zlast13 & \$114 ;
-  assign \$116  = zlow13 <= 5'h1b;
-  assign \$117  = zlast13 & \$116 ;
-  assign \$118  = waddr13 + wen13;
-  assign \$119  = wclear13 ? 8'h00 : \$118 ;
-  assign \$120  = zlow14 <= 5'h1c;
-  assign \$121  = zlast14 & \$120 ;
-  assign \$122  = zlow14 <= 5'h1d;
-  assign \$123  = zlast14 & \$122 ;
-  assign \$124  = waddr14 + wen14;
-  assign \$125  = wclear14 ? 8'h00 : \$124 ;
-  assign \$126  = zlow15 <= 5'h1e;
-  assign \$127  = zlast15 & \$126 ;
-  assign \$128  = zlow15 <= 5'h1f;
-  assign \$129  = zlast15 & \$128 ;
-  assign \$130  = waddr15 + wen15;
-  assign \$131  = wclear15 ? 8'h00 : \$130 ;
-  assign \$132  = zlow16 <= 6'h20;
-  assign \$133  = zlast16 & \$132 ;
-  assign \$134  = zlow16 <= 6'h21;
-  assign \$135  = zlast16 & \$134 ;
-  assign \$136  = waddr16 + wen16;
-  assign \$137  = wclear16 ? 8'h00 : \$136 ;
-  assign \$138  = zlow17 <= 6'h22;
-  assign \$139  = zlast17 & \$138 ;
-  assign \$140  = zlow17 <= 6'h23;
-  assign \$141  = zlast17 & \$140 ;
-  assign \$142  = waddr17 + wen17;
-  assign \$143  = wclear17 ? 8'h00 : \$142 ;
-  assign \$144  = zlow18 <= 6'h24;
-  assign \$145  = zlast18 & \$144 ;
-  assign \$146  = zlow18 <= 6'h25;
-  assign \$147  = zlast18 & \$146 ;
-  assign \$148  = waddr18 + wen18;
-  assign \$149  = wclear18 ? 8'h00 : \$148 ;
-  assign \$150  = zlow19 <= 6'h26;
-  assign \$151  = zlast19 & \$150 ;
-  assign \$152  = zlow19 <= 6'h27;
-  assign \$153  = zlast19 & \$152 ;
-  assign \$154  = waddr19 + wen19;
-  assign \$155  = wclear19 ? 8'h00 : \$154 ;
-  assign \$156  = zlow20 <= 6'h28;
-  assign \$157  = zlast20 & \$156 ;
-  assign \$158  = zlow20 <= 6'h29;
-  assign \$159  = zlast20 & \$158 ;
-  assign \$160  = waddr20 + wen20;
-  assign \$161  = wclear20 ? 8'h00 : \$160 ;
-  assign \$162  = zlow21 <= 6'h2a;
-  assign \$163  = zlast21 & \$162 ;
-  assign \$164  = zlow21 <= 6'h2b;
-  assign \$165  = zlast21 & \$164 ;
-  assign \$166  = waddr21 + wen21;
-  assign \$167  = wclear21 ? 8'h00 : \$166 ;
-  assign \$168  = zlow22 <= 6'h2c;
-  assign \$169  = zlast22 & \$168 ;
-  assign \$170  = zlow22 <= 6'h2d;
-  assign \$171  = zlast22 & \$170 ;
-  assign \$172  = waddr22 + wen22;
-  assign \$173  = wclear22 ? 8'h00 : \$172 ;
-  assign \$174  = zlow23 <= 6'h2e;
-  assign \$175  = zlast23 & \$174 ;
-  assign \$176  = zlow23 <= 6'h2f;
-  assign \$177  = zlast23 & \$176 ;
-  assign \$178  = waddr23 + wen23;
-  assign \$179  = wclear23 ? 8'h00 : \$178 ;
-  assign \$180  = zlow24 <= 6'h30;
-  assign \$181  = zlast24 & \$180 ;
-  assign \$182  = zlow24 <= 6'h31;
-  assign \$183  = zlast24 & \$182 ;
-  assign \$184  = waddr24 + wen24;
-  assign \$185  = wclear24 ? 8'h00 : \$184 ;
-  assign \$186  = zlow25 <= 6'h32;
-  assign \$187  = zlast25 & \$186 ;
-  assign \$188  = zlow25 <= 6'h33;
-  assign \$189  = zlast25 & \$188 ;
-  assign \$190  = waddr25 + wen25;
-  assign \$191  = wclear25 ? 8'h00 : \$190 ;
-  assign \$192  = zlow26 <= 6'h34;
-  assign \$193  = zlast26 & \$192 ;
-  assign \$194  = zlow26 <= 6'h35;
-  assign \$195  = zlast26 & \$194 ;
-  assign \$196  = waddr26 + wen26;
-  assign \$197  = wclear26 ? 8'h00 : \$196 ;
-  assign \$198  = zlow27 <= 6'h36;
-  assign \$199  = zlast27 & \$198 ;
-  assign \$200  = zlow27 <= 6'h37;
-  assign \$201  = zlast27 & \$200 ;
-  assign \$202  = waddr27 + wen27;
-  assign \$203  = wclear27 ? 8'h00 : \$202 ;
-  assign \$204  = zlow28 <= 6'h38;
-  assign \$205  = zlast28 & \$204 ;
-  assign \$206  = zlow28 <= 6'h39;
-  assign \$207  = zlast28 & \$206 ;
-  assign \$208  = waddr28 + wen28;
-  assign \$209  = wclear28 ? 8'h00 : \$208 ;
-  assign \$210  = zlow29 <= 6'h3a;
-  assign \$211  = zlast29 & \$210 ;
-  assign \$212  = zlow29 <= 6'h3b;
-  assign \$213  = zlast29 & \$212 ;
-  assign \$214  = waddr29 + wen29;
-  assign \$215  = wclear29 ? 8'h00 : \$214 ;
-  assign \$216  = zlow30 <= 6'h3c;
-  assign \$217  = zlast30 & \$216 ;
-  assign \$218  = zlow30 <= 6'h3d;
-  assign \$219  = zlast30 & \$218 ;
-  assign \$220  = waddr30 + wen30;
-  assign \$221  = wclear30 ? 8'h00 : \$220 ;
-  assign \$222  = zlow31 <= 6'h3e;
-  assign \$223  = zlast31 & \$222 ;
-  assign \$224  = zlow31 <= 6'h3f;
-  assign \$225  = zlast31 & \$224 ;
-  assign \$226  = waddr31 + wen31;
-  assign \$227  = wclear31 ? 8'h00 : \$226 ;
-  assign \$228  = act__valid & act__ready;
-  assign \$229  = left - 7'h40;
-  assign \$230  = left <= 8'h80;
-  assign \$231  = ld_addr + 1'h1;
-  assign \$232  = \$signal$126  & a_last;
-  assign \$233  = ld_addr - 1'h1;
-  assign \$234  = ld_addr - 2'h2;
-  assign \$235  = ld_addr == 1'h1;
-  assign \$236  = rows_r > 1'h1;
-  assign \$237  = ~ chunk_last;
-  assign \$238  = | credits;
-  assign \$239  = ~ pass_end;
-  assign \$240  = \$238  & \$239 ;
-  assign \$241  = \$237  | \$240 ;
-  assign \$242  = \$signal  & \$241 ;
-  assign \$243  = wgt__valid & \$242 ;
-  assign \$244  = chunk + 1'h1;
-  assign \$245  = chunk_last ? 8'h00 : \$244 ;
-  assign \$246  = ! c_last;
-  assign \$247  = chunk == c_last_m1;
-  assign \$248  = chunk_last ? \$246  : \$247 ;
-  assign \$251  = \$249  & \$250 ;
-  assign \$252  = ~ r_gt;
-  assign \$253  = \$251  & \$252 ;
-  assign \$254  = chunk_last & \$253 ;
-  assign \$255  = ~ chunk_last;
-  assign \$256  = | credits;
-  assign \$257  = ~ pass_end;
-  assign \$258  = \$256  & \$257 ;
-  assign \$259  = \$255  | \$258 ;
-  assign \$260  = \$signal  & \$259 ;
-  assign \$261  = wgt__valid & \$260 ;
-  assign \$262  = \$261  & chunk_last;
-  assign \$265  = r_left - 1'h1;
-  assign \$266  = r_left > 2'h2;
-  assign \$267  = stg + 1'h1;
-  assign \$268  = mat + 1'h1;
-  assign \$269  = | { st4[0], st3[0], st2[0], st1[0], st0[0], s2[0], s1r[0], s1a[0], s1b[0], s1[0] };
-  assign \$270  = ~ \$269 ;
-  assign \$271  = \$270  & idle;
-  assign \$272  = ~ chunk_last;
-  assign \$273  = | credits;
-  assign \$274  = ~ pass_end;
-  assign \$275  = \$273  & \$274 ;
-  assign \$276  = \$272  | \$275 ;
-  assign \$277  = \$signal  & \$276 ;
-  assign \$278  = wgt__valid & \$277 ;
-  assign \$279  = ~ \$278 ;
-  assign \$280  = \$271  & \$279 ;
-  assign \$281  = \$signal$373  & empty;
-  assign \$282  = st4[1] ? 22'h000000 : acc0[21:0];
-  assign \$283  = $signed(\$282 ) + $signed(sums[13:0]);
-  assign \$284  = st4[1] ? 22'h000000 : acc0[43:22];
-  assign \$285  = $signed(\$284 ) + $signed(sums[27:14]);
-  assign \$286  = st4[1] ? 22'h000000 : acc0[65:44];
-  assign \$287  = $signed(\$286 ) + $signed(sums[41:28]);
-  assign \$288  = st4[1] ? 22'h000000 : acc0[87:66];
-  assign \$289  = $signed(\$288 ) + $signed(sums[55:42]);
-  assign \$290  = st4[1] ? 22'h000000 : acc1[21:0];
-  assign \$291  = $signed(\$290 ) + $signed(\sums$420 [13:0]);
-  assign \$292  = st4[1] ? 22'h000000 : acc1[43:22];
-  assign \$293  = $signed(\$292 ) + $signed(\sums$420 [27:14]);
-  assign \$294  = st4[1] ? 22'h000000 : acc1[65:44];
-  assign \$295  = $signed(\$294 ) + $signed(\sums$420 [41:28]);
-  assign \$296  = st4[1] ? 22'h000000 : acc1[87:66];
-  assign \$297  = $signed(\$296 ) + $signed(\sums$420 [55:42]);
-  assign \$298  = ~ chunk_last;
-  assign \$299  = | credits;
-  assign \$300  = ~ pass_end;
-  assign \$301  = \$299  & \$300 ;
-  assign \$302  = \$298  | \$301 ;
-  assign wgt__ready = \$signal  & \$302 ;
-  assign busy = ~ cmd__ready;
-  assign \$303  = wzero0[0] ? 16'h0000 : wdata0[15:0];
-  assign \$304  = wzero0[1] ? 16'h0000 : wdata0[31:16];
-  assign \$305  = wzero1[0] ? 16'h0000 : wdata1[15:0];
-  assign \$306  = wzero1[1] ? 16'h0000 : wdata1[31:16];
-  assign \$307  = wzero2[0] ? 16'h0000 : wdata2[15:0];
-  assign \$308  = wzero2[1] ? 16'h0000 : wdata2[31:16];
-  assign \$309  = wzero3[0] ? 16'h0000 : wdata3[15:0];
-  assign \$310  = wzero3[1] ? 16'h0000 : wdata3[31:16];
-  assign \$311  = wzero4[0] ? 16'h0000 : wdata4[15:0];
-  assign \$312  = wzero4[1] ? 16'h0000 : wdata4[31:16];
-  assign \$313  = wzero5[0] ? 16'h0000 : wdata5[15:0];
-  assign \$314  = wzero5[1] ? 16'h0000 : wdata5[31:16];
-  assign \$315  = wzero6[0] ? 16'h0000 : wdata6[15:0];
-  assign \$316  = wzero6[1] ? 16'h0000 : wdata6[31:16];
-  assign \$317  = wzero7[0] ? 16'h0000 : wdata7[15:0];
-  assign \$318  = wzero7[1] ? 16'h0000 : wdata7[31:16];
-  assign \$319  = wzero8[0] ? 16'h0000 : wdata8[15:0];
-  assign \$320  = wzero8[1] ? 16'h0000 : wdata8[31:16];
-  assign \$321  = wzero9[0] ? 16'h0000 : wdata9[15:0];
-  assign \$322  = wzero9[1] ? 16'h0000 : wdata9[31:16];
-  assign \$323  = wzero10[0] ? 16'h0000 : wdata10[15:0];
-  assign \$324  = wzero10[1] ? 16'h0000 : wdata10[31:16];
-  assign \$325  = wzero11[0] ? 16'h0000 : wdata11[15:0];
-  assign \$326  = wzero11[1] ? 16'h0000 : wdata11[31:16];
-  assign \$327  = wzero12[0] ? 16'h0000 : wdata12[15:0];
-  assign \$328  = wzero12[1] ? 16'h0000 : wdata12[31:16];
-  assign \$329  = wzero13[0] ? 16'h0000 : wdata13[15:0];
-  assign \$330  = wzero13[1] ? 16'h0000 : wdata13[31:16];
-  assign \$331  = wzero14[0] ? 16'h0000 : wdata14[15:0];
-  assign \$332  = wzero14[1] ? 16'h0000 : wdata14[31:16];
-  assign \$333  = wzero15[0] ? 16'h0000 : wdata15[15:0];
-  assign \$334  = wzero15[1] ? 16'h0000 : wdata15[31:16];
-  assign \$335  = wzero16[0] ? 16'h0000 : wdata16[15:0];
-  assign \$336  = wzero16[1] ? 16'h0000 : wdata16[31:16];
-  assign \$337  = wzero17[0] ? 16'h0000 : wdata17[15:0];
-  assign \$338  = wzero17[1] ? 16'h0000 : wdata17[31:16];
-  assign \$339  = wzero18[0] ? 16'h0000 : wdata18[15:0];
-  assign \$340  = wzero18[1] ? 16'h0000 : wdata18[31:16];
-  assign \$341  = wzero19[0] ? 16'h0000 : wdata19[15:0];
-  assign \$342  = wzero19[1] ? 16'h0000 : wdata19[31:16];
-  assign \$343  = wzero20[0] ? 16'h0000 : wdata20[15:0];
-  assign \$344  = wzero20[1] ? 16'h0000 : wdata20[31:16];
-  assign \$345  = wzero21[0] ? 16'h0000 : wdata21[15:0];
-  assign \$346  = wzero21[1] ? 16'h0000 : wdata21[31:16];
-  assign \$347  = wzero22[0] ? 16'h0000 : wdata22[15:0];
-  assign \$348  = wzero22[1] ? 16'h0000 : wdata22[31:16];
-  assign \$349  = wzero23[0] ? 16'h0000 : wdata23[15:0];
-  assign \$350  = wzero23[1] ? 16'h0000 : wdata23[31:16];
-  assign \$351  = wzero24[0] ? 16'h0000 : wdata24[15:0];
-  assign \$352  = wzero24[1] ? 16'h0000 : wdata24[31:16];
-  assign \$353  = wzero25[0] ? 16'h0000 : wdata25[15:0];
-  assign \$354  = wzero25[1] ? 16'h0000 : wdata25[31:16];
-  assign \$355  = wzero26[0] ? 16'h0000 : wdata26[15:0];
-  assign \$356  = wzero26[1] ? 16'h0000 : wdata26[31:16];
-  assign \$357  = wzero27[0] ? 16'h0000 : wdata27[15:0];
-  assign \$358  = wzero27[1] ? 16'h0000 : wdata27[31:16];
-  assign \$359  = wzero28[0] ? 16'h0000 : wdata28[15:0];
-  assign \$360  = wzero28[1] ? 16'h0000 : wdata28[31:16];
-  assign \$361  = wzero29[0] ? 16'h0000 : wdata29[15:0];
-  assign \$362  = wzero29[1] ? 16'h0000 : wdata29[31:16];
-  assign \$363  = wzero30[0] ? 16'h0000 : wdata30[15:0];
-  assign \$364  = wzero30[1] ? 16'h0000 : wdata30[31:16];
-  assign \$365  = wzero31[0] ? 16'h0000 : wdata31[15:0];
-  assign \$366  = wzero31[1] ? 16'h0000 : wdata31[31:16];
-  always @(posedge clk)
-    s1_codes <= wgt__payload;
-  always @(posedge clk)
-    chunk_mid0 <= chunk;
-  always @(posedge clk)
-    raddr0 <= chunk_mid0;
-  always @(posedge clk)
-    raddr1 <= chunk_mid0;
-  always @(posedge clk)
-    raddr2 <= chunk_mid0;
-  always @(posedge clk)
-    raddr3 <= chunk_mid0;
-  always @(posedge clk)
-    raddr4 <= chunk_mid0;
-  always @(posedge clk)
-    raddr5 <= chunk_mid0;
-  always @(posedge clk)
-    raddr6 <= chunk_mid0;
-  always @(posedge clk)
-    raddr7 <= chunk_mid0;
-  always @(posedge clk)
-    chunk_mid1 <= chunk;
-  always @(posedge clk)
-    raddr8 <= chunk_mid1;
-  always @(posedge clk)
-    raddr9 <= chunk_mid1;
-  always @(posedge clk)
-    raddr10 <= chunk_mid1;
-  always @(posedge clk)
-    raddr11 <= chunk_mid1;
-  always @(posedge clk)
-    raddr12 <= chunk_mid1;
-  always @(posedge clk)
-    raddr13 <= chunk_mid1;
-  always @(posedge clk)
-    raddr14 <= chunk_mid1;
-  always @(posedge clk)
-    raddr15 <= chunk_mid1;
-  always @(posedge clk)
-    chunk_mid2 <= chunk;
-  always @(posedge clk)
-    raddr16 <= chunk_mid2;
-  always @(posedge clk)
-    raddr17 <= chunk_mid2;
-  always @(posedge clk)
-    raddr18 <= chunk_mid2;
-  always @(posedge clk)
-    raddr19 <= chunk_mid2;
-  always @(posedge clk)
-    raddr20 <= chunk_mid2;
-  always @(posedge clk)
-    raddr21 <= chunk_mid2;
-  always @(posedge clk)
-    raddr22 <= chunk_mid2;
-  always @(posedge clk)
-    raddr23 <= chunk_mid2;
-  always @(posedge clk)
-    chunk_mid3 <= chunk;
-  always @(posedge clk)
-    raddr24 <= chunk_mid3;
-  always @(posedge clk)
-    raddr25 <= chunk_mid3;
-  always @(posedge clk)
-    raddr26 <= chunk_mid3;
-  always @(posedge clk)
-    raddr27 <= chunk_mid3;
-  always @(posedge clk)
-    raddr28 <= chunk_mid3;
-  always @(posedge clk)
-    raddr29 <= chunk_mid3;
-  always @(posedge clk)
-    raddr30 <= chunk_mid3;
-  always @(posedge clk)
-    raddr31 <= chunk_mid3;
-  always @(posedge clk)
-    s1b <= \$367 ;
-  always @(posedge clk)
-    s1a <= \$368 ;
-  always @(posedge clk)
-    s1b_codes <= s1_codes;
-  always @(posedge clk)
-    s1a_codes <= s1b_codes;
-  always @(posedge clk)
-    rdq <= { \$signature__data$90 , \$signature__data$89 , \$signature__data$88 , \$signature__data$87 , \$signature__data$86 , \$signature__data$85 , \$signature__data$84 , \$signature__data$83 , \$signature__data$82 , \$signature__data$81 , \$signature__data$80 , \$signature__data$79 , \$signature__data$78 , \$signature__data$77 , \$signature__data$76 , \$signature__data$75 , \$signature__data$74 , \$signature__data$73 , \$signature__data$72 , \$signature__data$71 , \$signature__data$70 , \$signature__data$69 , \$signature__data$68 , \$signature__data$67 , \$signature__data$66 , \$signature__data$65 , \$signature__data$64 , \$signature__data$63 , \$signature__data$62 , \$signature__data$61 , \$signature__data$60 , \$signature__data  };
-  always @(posedge clk)
-    s1r_codes <= s1a_codes;
-  always @(posedge clk)
-    s1r <= \$369 ;
-  always @(posedge clk)
-    pp <= \pp$94 ;
-  always @(posedge clk)
-    qq <= \qq$96 ;
-  always @(posedge clk)
-    h0 <= \$370 ;
-  always @(posedge clk)
-    x0 <= \$371 ;
-  always @(posedge clk)
-    s2 <= \$372 ;
-  always @(posedge clk)
-    st0 <= \$373 ;
-  always @(posedge clk)
-    st1 <= \$374 ;
-  always @(posedge clk)
-    st2 <= \$375 ;
-  always @(posedge clk)
-    st3 <= \$376 ;
-  always @(posedge clk)
-    st4 <= \$377 ;
-  always @(posedge clk)
-    acc0 <= \$378 ;
-  always @(posedge clk)
-    acc1 <= \$379 ;
-  always @(posedge clk)
-    s1 <= \$380 ;
-  always @(posedge clk)
-    credits <= \$381 ;
-  always @(posedge clk)
-    k_r <= \$382 ;
-  always @(posedge clk)
-    rows_r <= \$383 ;
-  always @(posedge clk)
-    cmd_go <= \$384 ;
-  always @(posedge clk)
-    cmd__ready <= \$385 ;
-  always @(posedge clk)
-    act__ready <= \$386 ;
-  always @(posedge clk)
-    left <= \$387 ;
-  always @(posedge clk)
-    last_beat <= \$388 ;
-  always @(posedge clk)
-    ld_addr <= \$389 ;
-  always @(posedge clk)
-    \$signal$126  <= \$390 ;
-  always @(posedge clk)
-    a_last <= last_beat;
-  always @(posedge clk)
-    \$signal$128  <= act__payload;
-  always @(posedge clk)
-    a_data2 <= \$signal$128 ;
-  always @(posedge clk)
-    last_mid0 <= last_beat;
-  always @(posedge clk)
-    low_mid0 <= left[6:0];
-  always @(posedge clk)
-    clear_mid0 <= cmd_go;
-  always @(posedge clk)
-    wen_mid0 <= \$signal$126 ;
-  always @(posedge clk)
-    zlast0 <= last_mid0;
-  always @(posedge clk)
-    zlow0 <= low_mid0;
-  \fairyhw_engine.prep  prep (
-    .p(p),
-    .pp(\pp$94 ),
-    .q(q),
-    .qq(\qq$96 )
-  );
-  \fairyhw_engine.results  results (
-    .clk(clk),
-    .freed(freed),
-    .idle(idle),
-    .\port$1726$2 (st4[5:2]),
-    .res__payload(res__payload),
-    .res__ready(res__ready),
-    .res__valid(res__valid),
-    .rst(rst),
-    .shared(total1),
-    .tile(total0)
-  );
-  \fairyhw_engine.row0  row0 (
-    .clk(clk),
-    .h(h0),
-    .pp(pp),
-    .qq(qq),
-    .rst(rst),
-    .sums(sums),
-    .x(x0)
-  );
-  \fairyhw_engine.shared$559  \shared$559  (
-    .clk(clk),
-    .pp(pp),
-    .qq(qq),
-    .rst(rst),
-    .sums(\sums$420 )
-  );
+    rdq <= { \rd__data$317 , \rd__data$316 , \rd__data$315 , \rd__data$314 , \rd__data$313 , \rd__data$312 , \rd__data$311 , \rd__data$310 , \rd__data$309 , \rd__data$308 , \rd__data$307 , \rd__data$306 , \rd__data$305 , \rd__data$304 , \rd__data$303 , \rd__data$302 , \rd__data$301 , \rd__data$300 , \rd__data$299 , \rd__data$298 , \rd__data$297 , \rd__data$296 , \rd__data$295 , \rd__data$294 , \rd__data$293 , \rd__data$292 , \rd__data$291 , \rd__data$290 , \rd__data$289 , \rd__data$288 , \rd__data$287 , rd__data };
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$423  = \$232 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$255  = load__valid;
     if (rst) begin
-      \$423  = 1'h0;
+      \$255  = 1'h0;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$424  = \$signal ;
-    if (load_done) begin
-      \$424  = 1'h1;
-    end
-    if (\$243 ) begin
-      if (\$254 ) begin
-        \$424  = 1'h0;
-      end
-    end
-    if (rst) begin
-      \$424  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$425  = c_last;
-    if (load_done) begin
-      \$425  = \$233 [6:0];
-    end
-    if (rst) begin
-      \$425  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$426  = c_last_m1;
-    if (load_done) begin
-      \$426  = \$234 [6:0];
-    end
-    if (rst) begin
-      \$426  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$427  = chunk_last;
-    if (load_done) begin
-      \$427  = \$235 ;
-    end
-    if (\$243 ) begin
-      \$427  = \$248 ;
-    end
-    if (rst) begin
-      \$427  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$428  = r_left;
-    if (load_done) begin
-      \$428  = rows_r;
-    end
-    if (pass_end) begin
-      if (\$263 ) begin
-        if (\$264 ) begin
-          \$428  = \$265 [14:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$428  = 15'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$429  = r_gt;
-    if (load_done) begin
-      \$429  = \$236 ;
-    end
-    if (pass_end) begin
-      if (\$263 ) begin
-        if (\$264 ) begin
-          \$429  = \$266 ;
-        end
-      end
-    end
-    if (rst) begin
-      \$429  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$430  = chunk;
-    if (\$243 ) begin
-      \$430  = \$245 [6:0];
-    end
-    if (rst) begin
-      \$430  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$431  = \$signal$373 ;
-    if (\$243 ) begin
-      if (\$254 ) begin
-        \$431  = 1'h1;
-      end
-    end
-    if (\$281 ) begin
-      \$431  = 1'h0;
-    end
-    if (rst) begin
-      \$431  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$432  = \$262 ;
-    if (rst) begin
-      \$432  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$433  = mat;
-    if (pass_end) begin
-      (* full_case = 32'd1 *)
-      if (\$263 ) begin
-        \$433  = 1'h0;
-      end else begin
-        \$433  = \$268 [0];
-      end
-    end
-    if (rst) begin
-      \$433  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$434  = stg;
-    if (pass_end) begin
-      if (\$263 ) begin
-        (* full_case = 32'd1 *)
-        if (\$264 ) begin
-          \$434  = 1'h0;
-        end else begin
-          \$434  = \$267 [0];
-        end
-      end
-    end
-    if (rst) begin
-      \$434  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$435  = \$280 ;
-    if (rst) begin
-      \$435  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$367  = s1;
-    if (rst) begin
-      \$367  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$368  = s1b;
-    if (rst) begin
-      \$368  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$369  = s1a;
-    if (rst) begin
-      \$369  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$372  = s1r;
-    if (rst) begin
-      \$372  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$373  = s2;
-    if (rst) begin
-      \$373  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$374  = st0;
-    if (rst) begin
-      \$374  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$375  = st1;
-    if (rst) begin
-      \$375  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$376  = st2;
-    if (rst) begin
-      \$376  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$377  = st3;
-    if (rst) begin
-      \$377  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$378  = acc0;
-    if (st4[0]) begin
-      \$378  = total0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$379  = acc1;
-    if (st4[0]) begin
-      \$379  = total1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$380 [0] = \$7 ;
-    \$380 [2] = \$15 ;
-    \$380 [1] = \$16 ;
-    \$380 [3] = \$17 ;
-    \$380 [4] = \$22 ;
-    \$380 [5] = \$23 [0];
-    if (rst) begin
-      \$380  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$381  = \$33 [1:0];
-    if (rst) begin
-      \$381  = 2'h2;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$382  = k_r;
-    if (cmd__ready) begin
-      \$382  = cmd__payload[13:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$383  = rows_r;
-    if (cmd__ready) begin
-      \$383  = cmd__payload[28:14];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$384  = \$34 ;
-    if (rst) begin
-      \$384  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$385  = cmd__ready;
-    if (\$35 ) begin
-      \$385  = 1'h0;
-    end
-    if (\$281 ) begin
-      \$385  = 1'h1;
-    end
-    if (rst) begin
-      \$385  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$386  = act__ready;
-    if (cmd_go) begin
-      \$386  = 1'h1;
-    end
-    if (\$228 ) begin
-      if (last_beat) begin
-        \$386  = 1'h0;
-      end
-    end
-    if (rst) begin
-      \$386  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$387  = left;
-    if (cmd_go) begin
-      \$387  = k_r;
-    end
-    if (\$228 ) begin
-      \$387  = \$229 [13:0];
-    end
-    if (rst) begin
-      \$387  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$388  = last_beat;
-    if (cmd_go) begin
-      \$388  = \$36 ;
-    end
-    if (\$228 ) begin
-      \$388  = \$230 ;
-    end
-    if (rst) begin
-      \$388  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$389  = ld_addr;
-    if (cmd_go) begin
-      \$389  = 7'h00;
-    end
-    if (\$signal$126 ) begin
-      \$389  = \$231 [6:0];
-    end
-    if (rst) begin
-      \$389  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$390  = \$37 ;
-    if (rst) begin
-      \$390  = 1'h0;
-    end
-  end
-  assign \$signal$118  = cmd__ready;
-  assign \$signal$122  = act__ready;
-  assign \$signature__addr  = raddr0;
-  assign \$signature__addr$377  = raddr1;
-  assign \$signature__addr$378  = raddr2;
-  assign \$signature__addr$379  = raddr3;
-  assign \$signature__addr$380  = raddr4;
-  assign \$signature__addr$381  = raddr5;
-  assign \$signature__addr$382  = raddr6;
-  assign \$signature__addr$383  = raddr7;
-  assign \$signature__addr$384  = raddr8;
-  assign \$signature__addr$385  = raddr9;
-  assign \$signature__addr$386  = raddr10;
-  assign \$signature__addr$387  = raddr11;
-  assign \$signature__addr$388  = raddr12;
-  assign \$signature__addr$389  = raddr13;
-  assign \$signature__addr$390  = raddr14;
-  assign \$signature__addr$391  = raddr15;
-  assign \$signature__addr$392  = raddr16;
-  assign \$signature__addr$393  = raddr17;
-  assign \$signature__addr$394  = raddr18;
-  assign \$signature__addr$395  = raddr19;
-  assign \$signature__addr$396  = raddr20;
-  assign \$signature__addr$397  = raddr21;
-  assign \$signature__addr$398  = raddr22;
-  assign \$signature__addr$399  = raddr23;
-  assign \$signature__addr$400  = raddr24;
-  assign \$signature__addr$401  = raddr25;
-  assign \$signature__addr$402  = raddr26;
-  assign \$signature__addr$403  = raddr27;
-  assign \$signature__addr$404  = raddr28;
-  assign \$signature__addr$405  = raddr29;
-  assign \$signature__addr$406  = raddr30;
-  assign \$signature__addr$407  = raddr31;
-  assign \pp$410  = pp;
-  assign \qq$411  = qq;
-  assign h = h0;
-  assign x = x0;
-  assign \pp$414  = pp;
-  assign \qq$415  = qq;
-  assign \h$416  = 64'hffffffffffffffff;
-  assign \x$417  = 64'h0000000000000000;
-  assign tile = total0;
-  assign shared = total1;
-  assign cap = st4[2];
-  assign count = st4[5];
-  assign \final  = st4[4];
-  assign conj = st4[3];
-  assign \res__payload$426  = res__payload;
-  assign \res__ready$427  = res__ready;
-  assign \res__valid$428  = res__valid;
-  assign \$signature__addr$430  = waddr0;
+  assign rd__addr = raddr0;
+  assign \$signature__addr  = waddr0;
   assign \$signature__en  = wen0;
-  assign \$signature__addr$433  = waddr1;
-  assign \$signature__en$434  = wen1;
-  assign \$signature__addr$436  = waddr2;
-  assign \$signature__en$437  = wen2;
-  assign \$signature__addr$439  = waddr3;
-  assign \$signature__en$440  = wen3;
-  assign \$signature__addr$442  = waddr4;
-  assign \$signature__en$443  = wen4;
-  assign \$signature__addr$445  = waddr5;
-  assign \$signature__en$446  = wen5;
-  assign \$signature__addr$448  = waddr6;
-  assign \$signature__en$449  = wen6;
-  assign \$signature__addr$451  = waddr7;
-  assign \$signature__en$452  = wen7;
-  assign \$signature__addr$454  = waddr8;
-  assign \$signature__en$455  = wen8;
-  assign \$signature__addr$457  = waddr9;
-  assign \$signature__en$458  = wen9;
-  assign \$signature__addr$460  = waddr10;
-  assign \$signature__en$461  = wen10;
-  assign \$signature__addr$463  = waddr11;
-  assign \$signature__en$464  = wen11;
-  assign \$signature__addr$466  = waddr12;
-  assign \$signature__en$467  = wen12;
-  assign \$signature__addr$469  = waddr13;
-  assign \$signature__en$470  = wen13;
-  assign \$signature__addr$472  = waddr14;
-  assign \$signature__en$473  = wen14;
-  assign \$signature__addr$475  = waddr15;
-  assign \$signature__en$476  = wen15;
-  assign \$signature__addr$478  = waddr16;
-  assign \$signature__en$479  = wen16;
-  assign \$signature__addr$481  = waddr17;
-  assign \$signature__en$482  = wen17;
-  assign \$signature__addr$484  = waddr18;
-  assign \$signature__en$485  = wen18;
-  assign \$signature__addr$487  = waddr19;
-  assign \$signature__en$488  = wen19;
-  assign \$signature__addr$490  = waddr20;
-  assign \$signature__en$491  = wen20;
-  assign \$signature__addr$493  = waddr21;
-  assign \$signature__en$494  = wen21;
-  assign \$signature__addr$496  = waddr22;
-  assign \$signature__en$497  = wen22;
-  assign \$signature__addr$499  = waddr23;
-  assign \$signature__en$500  = wen23;
-  assign \$signature__addr$502  = waddr24;
-  assign \$signature__en$503  = wen24;
-  assign \$signature__addr$505  = waddr25;
-  assign \$signature__en$506  = wen25;
-  assign \$signature__addr$508  = waddr26;
-  assign \$signature__en$509  = wen26;
-  assign \$signature__addr$511  = waddr27;
-  assign \$signature__en$512  = wen27;
-  assign \$signature__addr$514  = waddr28;
-  assign \$signature__en$515  = wen28;
-  assign \$signature__addr$517  = waddr29;
-  assign \$signature__en$518  = wen29;
-  assign \$signature__addr$520  = waddr30;
-  assign \$signature__en$521  = wen30;
-  assign \$signature__addr$523  = waddr31;
-  assign \$signature__en$524  = wen31;
-  assign \cmd__payload.k  = cmd__payload[13:0];
-  assign \cmd__payload.rows  = cmd__payload[28:14];
-  assign \act__payload[0]  = act__payload[15:0];
-  assign \act__payload[0].p  = act__payload[7:0];
-  assign \act__payload[0].q  = act__payload[15:8];
-  assign \act__payload[1]  = act__payload[31:16];
-  assign \act__payload[1].p  = act__payload[23:16];
-  assign \act__payload[1].q  = act__payload[31:24];
-  assign \act__payload[2]  = act__payload[47:32];
-  assign \act__payload[2].p  = act__payload[39:32];
-  assign \act__payload[2].q  = act__payload[47:40];
-  assign \act__payload[3]  = act__payload[63:48];
-  assign \act__payload[3].p  = act__payload[55:48];
-  assign \act__payload[3].q  = act__payload[63:56];
-  assign \act__payload[4]  = act__payload[79:64];
-  assign \act__payload[4].p  = act__payload[71:64];
-  assign \act__payload[4].q  = act__payload[79:72];
-  assign \act__payload[5]  = act__payload[95:80];
-  assign \act__payload[5].p  = act__payload[87:80];
-  assign \act__payload[5].q  = act__payload[95:88];
-  assign \act__payload[6]  = act__payload[111:96];
-  assign \act__payload[6].p  = act__payload[103:96];
-  assign \act__payload[6].q  = act__payload[111:104];
-  assign \act__payload[7]  = act__payload[127:112];
-  assign \act__payload[7].p  = act__payload[119:112];
-  assign \act__payload[7].q  = act__payload[127:120];
-  assign \act__payload[8]  = act__payload[143:128];
-  assign \act__payload[8].p  = act__payload[135:128];
-  assign \act__payload[8].q  = act__payload[143:136];
-  assign \act__payload[9]  = act__payload[159:144];
-  assign \act__payload[9].p  = act__payload[151:144];
-  assign \act__payload[9].q  = act__payload[159:152];
-  assign \act__payload[10]  = act__payload[175:160];
-  assign \act__payload[10].p  = act__payload[167:160];
-  assign \act__payload[10].q  = act__payload[175:168];
-  assign \act__payload[11]  = act__payload[191:176];
-  assign \act__payload[11].p  = act__payload[183:176];
-  assign \act__payload[11].q  = act__payload[191:184];
-  assign \act__payload[12]  = act__payload[207:192];
-  assign \act__payload[12].p  = act__payload[199:192];
-  assign \act__payload[12].q  = act__payload[207:200];
-  assign \act__payload[13]  = act__payload[223:208];
-  assign \act__payload[13].p  = act__payload[215:208];
-  assign \act__payload[13].q  = act__payload[223:216];
-  assign \act__payload[14]  = act__payload[239:224];
-  assign \act__payload[14].p  = act__payload[231:224];
-  assign \act__payload[14].q  = act__payload[239:232];
-  assign \act__payload[15]  = act__payload[255:240];
-  assign \act__payload[15].p  = act__payload[247:240];
-  assign \act__payload[15].q  = act__payload[255:248];
-  assign \act__payload[16]  = act__payload[271:256];
-  assign \act__payload[16].p  = act__payload[263:256];
-  assign \act__payload[16].q  = act__payload[271:264];
-  assign \act__payload[17]  = act__payload[287:272];
-  assign \act__payload[17].p  = act__payload[279:272];
-  assign \act__payload[17].q  = act__payload[287:280];
-  assign \act__payload[18]  = act__payload[303:288];
-  assign \act__payload[18].p  = act__payload[295:288];
-  assign \act__payload[18].q  = act__payload[303:296];
-  assign \act__payload[19]  = act__payload[319:304];
-  assign \act__payload[19].p  = act__payload[311:304];
-  assign \act__payload[19].q  = act__payload[319:312];
-  assign \act__payload[20]  = act__payload[335:320];
-  assign \act__payload[20].p  = act__payload[327:320];
-  assign \act__payload[20].q  = act__payload[335:328];
-  assign \act__payload[21]  = act__payload[351:336];
-  assign \act__payload[21].p  = act__payload[343:336];
-  assign \act__payload[21].q  = act__payload[351:344];
-  assign \act__payload[22]  = act__payload[367:352];
-  assign \act__payload[22].p  = act__payload[359:352];
-  assign \act__payload[22].q  = act__payload[367:360];
-  assign \act__payload[23]  = act__payload[383:368];
-  assign \act__payload[23].p  = act__payload[375:368];
-  assign \act__payload[23].q  = act__payload[383:376];
-  assign \act__payload[24]  = act__payload[399:384];
-  assign \act__payload[24].p  = act__payload[391:384];
-  assign \act__payload[24].q  = act__payload[399:392];
-  assign \act__payload[25]  = act__payload[415:400];
-  assign \act__payload[25].p  = act__payload[407:400];
-  assign \act__payload[25].q  = act__payload[415:408];
-  assign \act__payload[26]  = act__payload[431:416];
-  assign \act__payload[26].p  = act__payload[423:416];
-  assign \act__payload[26].q  = act__payload[431:424];
-  assign \act__payload[27]  = act__payload[447:432];
-  assign \act__payload[27].p  = act__payload[439:432];
-  assign \act__payload[27].q  = act__payload[447:440];
-  assign \act__payload[28]  = act__payload[463:448];
-  assign \act__payload[28].p  = act__payload[455:448];
-  assign \act__payload[28].q  = act__payload[463:456];
-  assign \act__payload[29]  = act__payload[479:464];
-  assign \act__payload[29].p  = act__payload[471:464];
-  assign \act__payload[29].q  = act__payload[479:472];
-  assign \act__payload[30]  = act__payload[495:480];
-  assign \act__payload[30].p  = act__payload[487:480];
-  assign \act__payload[30].q  = act__payload[495:488];
-  assign \act__payload[31]  = act__payload[511:496];
-  assign \act__payload[31].p  = act__payload[503:496];
-  assign \act__payload[31].q  = act__payload[511:504];
-  assign \act__payload[32]  = act__payload[527:512];
-  assign \act__payload[32].p  = act__payload[519:512];
-  assign \act__payload[32].q  = act__payload[527:520];
-  assign \act__payload[33]  = act__payload[543:528];
-  assign \act__payload[33].p  = act__payload[535:528];
-  assign \act__payload[33].q  = act__payload[543:536];
-  assign \act__payload[34]  = act__payload[559:544];
-  assign \act__payload[34].p  = act__payload[551:544];
-  assign \act__payload[34].q  = act__payload[559:552];
-  assign \act__payload[35]  = act__payload[575:560];
-  assign \act__payload[35].p  = act__payload[567:560];
-  assign \act__payload[35].q  = act__payload[575:568];
-  assign \act__payload[36]  = act__payload[591:576];
-  assign \act__payload[36].p  = act__payload[583:576];
-  assign \act__payload[36].q  = act__payload[591:584];
-  assign \act__payload[37]  = act__payload[607:592];
-  assign \act__payload[37].p  = act__payload[599:592];
-  assign \act__payload[37].q  = act__payload[607:600];
-  assign \act__payload[38]  = act__payload[623:608];
-  assign \act__payload[38].p  = act__payload[615:608];
-  assign \act__payload[38].q  = act__payload[623:616];
-  assign \act__payload[39]  = act__payload[639:624];
-  assign \act__payload[39].p  = act__payload[631:624];
-  assign \act__payload[39].q  = act__payload[639:632];
-  assign \act__payload[40]  = act__payload[655:640];
-  assign \act__payload[40].p  = act__payload[647:640];
-  assign \act__payload[40].q  = act__payload[655:648];
-  assign \act__payload[41]  = act__payload[671:656];
-  assign \act__payload[41].p  = act__payload[663:656];
-  assign \act__payload[41].q  = act__payload[671:664];
-  assign \act__payload[42]  = act__payload[687:672];
-  assign \act__payload[42].p  = act__payload[679:672];
-  assign \act__payload[42].q  = act__payload[687:680];
-  assign \act__payload[43]  = act__payload[703:688];
-  assign \act__payload[43].p  = act__payload[695:688];
-  assign \act__payload[43].q  = act__payload[703:696];
-  assign \act__payload[44]  = act__payload[719:704];
-  assign \act__payload[44].p  = act__payload[711:704];
-  assign \act__payload[44].q  = act__payload[719:712];
-  assign \act__payload[45]  = act__payload[735:720];
-  assign \act__payload[45].p  = act__payload[727:720];
-  assign \act__payload[45].q  = act__payload[735:728];
-  assign \act__payload[46]  = act__payload[751:736];
-  assign \act__payload[46].p  = act__payload[743:736];
-  assign \act__payload[46].q  = act__payload[751:744];
-  assign \act__payload[47]  = act__payload[767:752];
-  assign \act__payload[47].p  = act__payload[759:752];
-  assign \act__payload[47].q  = act__payload[767:760];
-  assign \act__payload[48]  = act__payload[783:768];
-  assign \act__payload[48].p  = act__payload[775:768];
-  assign \act__payload[48].q  = act__payload[783:776];
-  assign \act__payload[49]  = act__payload[799:784];
-  assign \act__payload[49].p  = act__payload[791:784];
-  assign \act__payload[49].q  = act__payload[799:792];
-  assign \act__payload[50]  = act__payload[815:800];
-  assign \act__payload[50].p  = act__payload[807:800];
-  assign \act__payload[50].q  = act__payload[815:808];
-  assign \act__payload[51]  = act__payload[831:816];
-  assign \act__payload[51].p  = act__payload[823:816];
-  assign \act__payload[51].q  = act__payload[831:824];
-  assign \act__payload[52]  = act__payload[847:832];
-  assign \act__payload[52].p  = act__payload[839:832];
-  assign \act__payload[52].q  = act__payload[847:840];
-  assign \act__payload[53]  = act__payload[863:848];
-  assign \act__payload[53].p  = act__payload[855:848];
-  assign \act__payload[53].q  = act__payload[863:856];
-  assign \act__payload[54]  = act__payload[879:864];
-  assign \act__payload[54].p  = act__payload[871:864];
-  assign \act__payload[54].q  = act__payload[879:872];
-  assign \act__payload[55]  = act__payload[895:880];
-  assign \act__payload[55].p  = act__payload[887:880];
-  assign \act__payload[55].q  = act__payload[895:888];
-  assign \act__payload[56]  = act__payload[911:896];
-  assign \act__payload[56].p  = act__payload[903:896];
-  assign \act__payload[56].q  = act__payload[911:904];
-  assign \act__payload[57]  = act__payload[927:912];
-  assign \act__payload[57].p  = act__payload[919:912];
-  assign \act__payload[57].q  = act__payload[927:920];
-  assign \act__payload[58]  = act__payload[943:928];
-  assign \act__payload[58].p  = act__payload[935:928];
-  assign \act__payload[58].q  = act__payload[943:936];
-  assign \act__payload[59]  = act__payload[959:944];
-  assign \act__payload[59].p  = act__payload[951:944];
-  assign \act__payload[59].q  = act__payload[959:952];
-  assign \act__payload[60]  = act__payload[975:960];
-  assign \act__payload[60].p  = act__payload[967:960];
-  assign \act__payload[60].q  = act__payload[975:968];
-  assign \act__payload[61]  = act__payload[991:976];
-  assign \act__payload[61].p  = act__payload[983:976];
-  assign \act__payload[61].q  = act__payload[991:984];
-  assign \act__payload[62]  = act__payload[1007:992];
-  assign \act__payload[62].p  = act__payload[999:992];
-  assign \act__payload[62].q  = act__payload[1007:1000];
-  assign \act__payload[63]  = act__payload[1023:1008];
-  assign \act__payload[63].p  = act__payload[1015:1008];
-  assign \act__payload[63].q  = act__payload[1023:1016];
-  assign \res__payload.sums  = res__payload[87:0];
-  assign \res__payload.sums[0]  = res__payload[87:0];
-  assign \res__payload.sums[0][0]  = res__payload[21:0];
-  assign \res__payload.sums[0][1]  = res__payload[43:22];
-  assign \res__payload.sums[0][2]  = res__payload[65:44];
-  assign \res__payload.sums[0][3]  = res__payload[87:66];
-  assign \res__payload.last  = res__payload[88];
-  assign \s1b.valid  = s1b[0];
-  assign \s1b.first  = s1b[1];
-  assign \s1b.last  = s1b[2];
-  assign \s1b.conj  = s1b[3];
-  assign \s1b.final  = s1b[4];
-  assign \s1b.count  = s1b[5];
-  assign \s1.valid  = s1[0];
-  assign \s1.first  = s1[1];
-  assign \s1.last  = s1[2];
-  assign \s1.conj  = s1[3];
-  assign \s1.final  = s1[4];
-  assign \s1.count  = s1[5];
-  assign \s1a.valid  = s1a[0];
-  assign \s1a.first  = s1a[1];
-  assign \s1a.last  = s1a[2];
-  assign \s1a.conj  = s1a[3];
-  assign \s1a.final  = s1a[4];
-  assign \s1a.count  = s1a[5];
-  assign \s1r.valid  = s1r[0];
-  assign \s1r.first  = s1r[1];
-  assign \s1r.last  = s1r[2];
-  assign \s1r.conj  = s1r[3];
-  assign \s1r.final  = s1r[4];
-  assign \s1r.count  = s1r[5];
-  assign \pp[0]  = pp[26:0];
-  assign \pp[0][0]  = pp[8:0];
-  assign \pp[0][1]  = pp[17:9];
-  assign \pp[0][2]  = pp[26:18];
-  assign \pp[1]  = pp[53:27];
-  assign \pp[1][0]  = pp[35:27];
-  assign \pp[1][1]  = pp[44:36];
-  assign \pp[1][2]  = pp[53:45];
-  assign \pp[2]  = pp[80:54];
-  assign \pp[2][0]  = pp[62:54];
-  assign \pp[2][1]  = pp[71:63];
-  assign \pp[2][2]  = pp[80:72];
-  assign \pp[3]  = pp[107:81];
-  assign \pp[3][0]  = pp[89:81];
-  assign \pp[3][1]  = pp[98:90];
-  assign \pp[3][2]  = pp[107:99];
-  assign \pp[4]  = pp[134:108];
-  assign \pp[4][0]  = pp[116:108];
-  assign \pp[4][1]  = pp[125:117];
-  assign \pp[4][2]  = pp[134:126];
-  assign \pp[5]  = pp[161:135];
-  assign \pp[5][0]  = pp[143:135];
-  assign \pp[5][1]  = pp[152:144];
-  assign \pp[5][2]  = pp[161:153];
-  assign \pp[6]  = pp[188:162];
-  assign \pp[6][0]  = pp[170:162];
-  assign \pp[6][1]  = pp[179:171];
-  assign \pp[6][2]  = pp[188:180];
-  assign \pp[7]  = pp[215:189];
-  assign \pp[7][0]  = pp[197:189];
-  assign \pp[7][1]  = pp[206:198];
-  assign \pp[7][2]  = pp[215:207];
-  assign \pp[8]  = pp[242:216];
-  assign \pp[8][0]  = pp[224:216];
-  assign \pp[8][1]  = pp[233:225];
-  assign \pp[8][2]  = pp[242:234];
-  assign \pp[9]  = pp[269:243];
-  assign \pp[9][0]  = pp[251:243];
-  assign \pp[9][1]  = pp[260:252];
-  assign \pp[9][2]  = pp[269:261];
-  assign \pp[10]  = pp[296:270];
-  assign \pp[10][0]  = pp[278:270];
-  assign \pp[10][1]  = pp[287:279];
-  assign \pp[10][2]  = pp[296:288];
-  assign \pp[11]  = pp[323:297];
-  assign \pp[11][0]  = pp[305:297];
-  assign \pp[11][1]  = pp[314:306];
-  assign \pp[11][2]  = pp[323:315];
-  assign \pp[12]  = pp[350:324];
-  assign \pp[12][0]  = pp[332:324];
-  assign \pp[12][1]  = pp[341:333];
-  assign \pp[12][2]  = pp[350:342];
-  assign \pp[13]  = pp[377:351];
-  assign \pp[13][0]  = pp[359:351];
-  assign \pp[13][1]  = pp[368:360];
-  assign \pp[13][2]  = pp[377:369];
-  assign \pp[14]  = pp[404:378];
-  assign \pp[14][0]  = pp[386:378];
-  assign \pp[14][1]  = pp[395:387];
-  assign \pp[14][2]  = pp[404:396];
-  assign \pp[15]  = pp[431:405];
-  assign \pp[15][0]  = pp[413:405];
-  assign \pp[15][1]  = pp[422:414];
-  assign \pp[15][2]  = pp[431:423];
-  assign \pp[16]  = pp[458:432];
-  assign \pp[16][0]  = pp[440:432];
-  assign \pp[16][1]  = pp[449:441];
-  assign \pp[16][2]  = pp[458:450];
-  assign \pp[17]  = pp[485:459];
-  assign \pp[17][0]  = pp[467:459];
-  assign \pp[17][1]  = pp[476:468];
-  assign \pp[17][2]  = pp[485:477];
-  assign \pp[18]  = pp[512:486];
-  assign \pp[18][0]  = pp[494:486];
-  assign \pp[18][1]  = pp[503:495];
-  assign \pp[18][2]  = pp[512:504];
-  assign \pp[19]  = pp[539:513];
-  assign \pp[19][0]  = pp[521:513];
-  assign \pp[19][1]  = pp[530:522];
-  assign \pp[19][2]  = pp[539:531];
-  assign \pp[20]  = pp[566:540];
-  assign \pp[20][0]  = pp[548:540];
-  assign \pp[20][1]  = pp[557:549];
-  assign \pp[20][2]  = pp[566:558];
-  assign \pp[21]  = pp[593:567];
-  assign \pp[21][0]  = pp[575:567];
-  assign \pp[21][1]  = pp[584:576];
-  assign \pp[21][2]  = pp[593:585];
-  assign \pp[22]  = pp[620:594];
-  assign \pp[22][0]  = pp[602:594];
-  assign \pp[22][1]  = pp[611:603];
-  assign \pp[22][2]  = pp[620:612];
-  assign \pp[23]  = pp[647:621];
-  assign \pp[23][0]  = pp[629:621];
-  assign \pp[23][1]  = pp[638:630];
-  assign \pp[23][2]  = pp[647:639];
-  assign \pp[24]  = pp[674:648];
-  assign \pp[24][0]  = pp[656:648];
-  assign \pp[24][1]  = pp[665:657];
-  assign \pp[24][2]  = pp[674:666];
-  assign \pp[25]  = pp[701:675];
-  assign \pp[25][0]  = pp[683:675];
-  assign \pp[25][1]  = pp[692:684];
-  assign \pp[25][2]  = pp[701:693];
-  assign \pp[26]  = pp[728:702];
-  assign \pp[26][0]  = pp[710:702];
-  assign \pp[26][1]  = pp[719:711];
-  assign \pp[26][2]  = pp[728:720];
-  assign \pp[27]  = pp[755:729];
-  assign \pp[27][0]  = pp[737:729];
-  assign \pp[27][1]  = pp[746:738];
-  assign \pp[27][2]  = pp[755:747];
-  assign \pp[28]  = pp[782:756];
-  assign \pp[28][0]  = pp[764:756];
-  assign \pp[28][1]  = pp[773:765];
-  assign \pp[28][2]  = pp[782:774];
-  assign \pp[29]  = pp[809:783];
-  assign \pp[29][0]  = pp[791:783];
-  assign \pp[29][1]  = pp[800:792];
-  assign \pp[29][2]  = pp[809:801];
-  assign \pp[30]  = pp[836:810];
-  assign \pp[30][0]  = pp[818:810];
-  assign \pp[30][1]  = pp[827:819];
-  assign \pp[30][2]  = pp[836:828];
-  assign \pp[31]  = pp[863:837];
-  assign \pp[31][0]  = pp[845:837];
-  assign \pp[31][1]  = pp[854:846];
-  assign \pp[31][2]  = pp[863:855];
-  assign \pp$94[0]  = \pp$94 [26:0];
-  assign \pp$94[0][0]  = \pp$94 [8:0];
-  assign \pp$94[0][1]  = \pp$94 [17:9];
-  assign \pp$94[0][2]  = \pp$94 [26:18];
-  assign \pp$94[1]  = \pp$94 [53:27];
-  assign \pp$94[1][0]  = \pp$94 [35:27];
-  assign \pp$94[1][1]  = \pp$94 [44:36];
-  assign \pp$94[1][2]  = \pp$94 [53:45];
-  assign \pp$94[2]  = \pp$94 [80:54];
-  assign \pp$94[2][0]  = \pp$94 [62:54];
-  assign \pp$94[2][1]  = \pp$94 [71:63];
-  assign \pp$94[2][2]  = \pp$94 [80:72];
-  assign \pp$94[3]  = \pp$94 [107:81];
-  assign \pp$94[3][0]  = \pp$94 [89:81];
-  assign \pp$94[3][1]  = \pp$94 [98:90];
-  assign \pp$94[3][2]  = \pp$94 [107:99];
-  assign \pp$94[4]  = \pp$94 [134:108];
-  assign \pp$94[4][0]  = \pp$94 [116:108];
-  assign \pp$94[4][1]  = \pp$94 [125:117];
-  assign \pp$94[4][2]  = \pp$94 [134:126];
-  assign \pp$94[5]  = \pp$94 [161:135];
-  assign \pp$94[5][0]  = \pp$94 [143:135];
-  assign \pp$94[5][1]  = \pp$94 [152:144];
-  assign \pp$94[5][2]  = \pp$94 [161:153];
-  assign \pp$94[6]  = \pp$94 [188:162];
-  assign \pp$94[6][0]  = \pp$94 [170:162];
-  assign \pp$94[6][1]  = \pp$94 [179:171];
-  assign \pp$94[6][2]  = \pp$94 [188:180];
-  assign \pp$94[7]  = \pp$94 [215:189];
-  assign \pp$94[7][0]  = \pp$94 [197:189];
-  assign \pp$94[7][1]  = \pp$94 [206:198];
-  assign \pp$94[7][2]  = \pp$94 [215:207];
-  assign \pp$94[8]  = \pp$94 [242:216];
-  assign \pp$94[8][0]  = \pp$94 [224:216];
-  assign \pp$94[8][1]  = \pp$94 [233:225];
-  assign \pp$94[8][2]  = \pp$94 [242:234];
-  assign \pp$94[9]  = \pp$94 [269:243];
-  assign \pp$94[9][0]  = \pp$94 [251:243];
-  assign \pp$94[9][1]  = \pp$94 [260:252];
-  assign \pp$94[9][2]  = \pp$94 [269:261];
-  assign \pp$94[10]  = \pp$94 [296:270];
-  assign \pp$94[10][0]  = \pp$94 [278:270];
-  assign \pp$94[10][1]  = \pp$94 [287:279];
-  assign \pp$94[10][2]  = \pp$94 [296:288];
-  assign \pp$94[11]  = \pp$94 [323:297];
-  assign \pp$94[11][0]  = \pp$94 [305:297];
-  assign \pp$94[11][1]  = \pp$94 [314:306];
-  assign \pp$94[11][2]  = \pp$94 [323:315];
-  assign \pp$94[12]  = \pp$94 [350:324];
-  assign \pp$94[12][0]  = \pp$94 [332:324];
-  assign \pp$94[12][1]  = \pp$94 [341:333];
-  assign \pp$94[12][2]  = \pp$94 [350:342];
-  assign \pp$94[13]  = \pp$94 [377:351];
-  assign \pp$94[13][0]  = \pp$94 [359:351];
-  assign \pp$94[13][1]  = \pp$94 [368:360];
-  assign \pp$94[13][2]  = \pp$94 [377:369];
-  assign \pp$94[14]  = \pp$94 [404:378];
-  assign \pp$94[14][0]  = \pp$94 [386:378];
-  assign \pp$94[14][1]  = \pp$94 [395:387];
-  assign \pp$94[14][2]  = \pp$94 [404:396];
-  assign \pp$94[15]  = \pp$94 [431:405];
-  assign \pp$94[15][0]  = \pp$94 [413:405];
-  assign \pp$94[15][1]  = \pp$94 [422:414];
-  assign \pp$94[15][2]  = \pp$94 [431:423];
-  assign \pp$94[16]  = \pp$94 [458:432];
-  assign \pp$94[16][0]  = \pp$94 [440:432];
-  assign \pp$94[16][1]  = \pp$94 [449:441];
-  assign \pp$94[16][2]  = \pp$94 [458:450];
-  assign \pp$94[17]  = \pp$94 [485:459];
-  assign \pp$94[17][0]  = \pp$94 [467:459];
-  assign \pp$94[17][1]  = \pp$94 [476:468];
-  assign \pp$94[17][2]  = \pp$94 [485:477];
-  assign \pp$94[18]  = \pp$94 [512:486];
-  assign \pp$94[18][0]  = \pp$94 [494:486];
-  assign \pp$94[18][1]  = \pp$94 [503:495];
-  assign \pp$94[18][2]  = \pp$94 [512:504];
-  assign \pp$94[19]  = \pp$94 [539:513];
-  assign \pp$94[19][0]  = \pp$94 [521:513];
-  assign \pp$94[19][1]  = \pp$94 [530:522];
-  assign \pp$94[19][2]  = \pp$94 [539:531];
-  assign \pp$94[20]  = \pp$94 [566:540];
-  assign \pp$94[20][0]  = \pp$94 [548:540];
-  assign \pp$94[20][1]  = \pp$94 [557:549];
-  assign \pp$94[20][2]  = \pp$94 [566:558];
-  assign \pp$94[21]  = \pp$94 [593:567];
-  assign \pp$94[21][0]  = \pp$94 [575:567];
-  assign \pp$94[21][1]  = \pp$94 [584:576];
-  assign \pp$94[21][2]  = \pp$94 [593:585];
-  assign \pp$94[22]  = \pp$94 [620:594];
-  assign \pp$94[22][0]  = \pp$94 [602:594];
-  assign \pp$94[22][1]  = \pp$94 [611:603];
-  assign \pp$94[22][2]  = \pp$94 [620:612];
-  assign \pp$94[23]  = \pp$94 [647:621];
-  assign \pp$94[23][0]  = \pp$94 [629:621];
-  assign \pp$94[23][1]  = \pp$94 [638:630];
-  assign \pp$94[23][2]  = \pp$94 [647:639];
-  assign \pp$94[24]  = \pp$94 [674:648];
-  assign \pp$94[24][0]  = \pp$94 [656:648];
-  assign \pp$94[24][1]  = \pp$94 [665:657];
-  assign \pp$94[24][2]  = \pp$94 [674:666];
-  assign \pp$94[25]  = \pp$94 [701:675];
-  assign \pp$94[25][0]  = \pp$94 [683:675];
-  assign \pp$94[25][1]  = \pp$94 [692:684];
-  assign \pp$94[25][2]  = \pp$94 [701:693];
-  assign \pp$94[26]  = \pp$94 [728:702];
-  assign \pp$94[26][0]  = \pp$94 [710:702];
-  assign \pp$94[26][1]  = \pp$94 [719:711];
-  assign \pp$94[26][2]  = \pp$94 [728:720];
-  assign \pp$94[27]  = \pp$94 [755:729];
-  assign \pp$94[27][0]  = \pp$94 [737:729];
-  assign \pp$94[27][1]  = \pp$94 [746:738];
-  assign \pp$94[27][2]  = \pp$94 [755:747];
-  assign \pp$94[28]  = \pp$94 [782:756];
-  assign \pp$94[28][0]  = \pp$94 [764:756];
-  assign \pp$94[28][1]  = \pp$94 [773:765];
-  assign \pp$94[28][2]  = \pp$94 [782:774];
-  assign \pp$94[29]  = \pp$94 [809:783];
-  assign \pp$94[29][0]  = \pp$94 [791:783];
-  assign \pp$94[29][1]  = \pp$94 [800:792];
-  assign \pp$94[29][2]  = \pp$94 [809:801];
-  assign \pp$94[30]  = \pp$94 [836:810];
-  assign \pp$94[30][0]  = \pp$94 [818:810];
-  assign \pp$94[30][1]  = \pp$94 [827:819];
-  assign \pp$94[30][2]  = \pp$94 [836:828];
-  assign \pp$94[31]  = \pp$94 [863:837];
-  assign \pp$94[31][0]  = \pp$94 [845:837];
-  assign \pp$94[31][1]  = \pp$94 [854:846];
-  assign \pp$94[31][2]  = \pp$94 [863:855];
-  assign \qq[0]  = qq[26:0];
-  assign \qq[0][0]  = qq[8:0];
-  assign \qq[0][1]  = qq[17:9];
-  assign \qq[0][2]  = qq[26:18];
-  assign \qq[1]  = qq[53:27];
-  assign \qq[1][0]  = qq[35:27];
-  assign \qq[1][1]  = qq[44:36];
-  assign \qq[1][2]  = qq[53:45];
-  assign \qq[2]  = qq[80:54];
-  assign \qq[2][0]  = qq[62:54];
-  assign \qq[2][1]  = qq[71:63];
-  assign \qq[2][2]  = qq[80:72];
-  assign \qq[3]  = qq[107:81];
-  assign \qq[3][0]  = qq[89:81];
-  assign \qq[3][1]  = qq[98:90];
-  assign \qq[3][2]  = qq[107:99];
-  assign \qq[4]  = qq[134:108];
-  assign \qq[4][0]  = qq[116:108];
-  assign \qq[4][1]  = qq[125:117];
-  assign \qq[4][2]  = qq[134:126];
-  assign \qq[5]  = qq[161:135];
-  assign \qq[5][0]  = qq[143:135];
-  assign \qq[5][1]  = qq[152:144];
-  assign \qq[5][2]  = qq[161:153];
-  assign \qq[6]  = qq[188:162];
-  assign \qq[6][0]  = qq[170:162];
-  assign \qq[6][1]  = qq[179:171];
-  assign \qq[6][2]  = qq[188:180];
-  assign \qq[7]  = qq[215:189];
-  assign \qq[7][0]  = qq[197:189];
-  assign \qq[7][1]  = qq[206:198];
-  assign \qq[7][2]  = qq[215:207];
-  assign \qq[8]  = qq[242:216];
-  assign \qq[8][0]  = qq[224:216];
-  assign \qq[8][1]  = qq[233:225];
-  assign \qq[8][2]  = qq[242:234];
-  assign \qq[9]  = qq[269:243];
-  assign \qq[9][0]  = qq[251:243];
-  assign \qq[9][1]  = qq[260:252];
-  assign \qq[9][2]  = qq[269:261];
-  assign \qq[10]  = qq[296:270];
-  assign \qq[10][0]  = qq[278:270];
-  assign \qq[10][1]  = qq[287:279];
-  assign \qq[10][2]  = qq[296:288];
-  assign \qq[11]  = qq[323:297];
-  assign \qq[11][0]  = qq[305:297];
-  assign \qq[11][1]  = qq[314:306];
-  assign \qq[11][2]  = qq[323:315];
-  assign \qq[12]  = qq[350:324];
-  assign \qq[12][0]  = qq[332:324];
-  assign \qq[12][1]  = qq[341:333];
-  assign \qq[12][2]  = qq[350:342];
-  assign \qq[13]  = qq[377:351];
-  assign \qq[13][0]  = qq[359:351];
-  assign \qq[13][1]  = qq[368:360];
-  assign \qq[13][2]  = qq[377:369];
-  assign \qq[14]  = qq[404:378];
-  assign \qq[14][0]  = qq[386:378];
-  assign \qq[14][1]  = qq[395:387];
-  assign \qq[14][2]  = qq[404:396];
-  assign \qq[15]  = qq[431:405];
-  assign \qq[15][0]  = qq[413:405];
-  assign \qq[15][1]  = qq[422:414];
-  assign \qq[15][2]  = qq[431:423];
-  assign \qq[16]  = qq[458:432];
-  assign \qq[16][0]  = qq[440:432];
-  assign \qq[16][1]  = qq[449:441];
-  assign \qq[16][2]  = qq[458:450];
-  assign \qq[17]  = qq[485:459];
-  assign \qq[17][0]  = qq[467:459];
-  assign \qq[17][1]  = qq[476:468];
-  assign \qq[17][2]  = qq[485:477];
-  assign \qq[18]  = qq[512:486];
-  assign \qq[18][0]  = qq[494:486];
-  assign \qq[18][1]  = qq[503:495];
-  assign \qq[18][2]  = qq[512:504];
-  assign \qq[19]  = qq[539:513];
-  assign \qq[19][0]  = qq[521:513];
-  assign \qq[19][1]  = qq[530:522];
-  assign \qq[19][2]  = qq[539:531];
-  assign \qq[20]  = qq[566:540];
-  assign \qq[20][0]  = qq[548:540];
-  assign \qq[20][1]  = qq[557:549];
-  assign \qq[20][2]  = qq[566:558];
-  assign \qq[21]  = qq[593:567];
-  assign \qq[21][0]  = qq[575:567];
-  assign \qq[21][1]  = qq[584:576];
-  assign \qq[21][2]  = qq[593:585];
-  assign \qq[22]  = qq[620:594];
-  assign \qq[22][0]  = qq[602:594];
-  assign \qq[22][1]  = qq[611:603];
-  assign \qq[22][2]  = qq[620:612];
-  assign \qq[23]  = qq[647:621];
-  assign \qq[23][0]  = qq[629:621];
-  assign \qq[23][1]  = qq[638:630];
-  assign \qq[23][2]  = qq[647:639];
-  assign \qq[24]  = qq[674:648];
-  assign \qq[24][0]  = qq[656:648];
-  assign \qq[24][1]  = qq[665:657];
-  assign \qq[24][2]  = qq[674:666];
-  assign \qq[25]  = qq[701:675];
-  assign \qq[25][0]  = qq[683:675];
-  assign \qq[25][1]  = qq[692:684];
-  assign \qq[25][2]  = qq[701:693];
-  assign \qq[26]  = qq[728:702];
-  assign \qq[26][0]  = qq[710:702];
-  assign \qq[26][1]  = qq[719:711];
-  assign \qq[26][2]  = qq[728:720];
-  assign \qq[27]  = qq[755:729];
-  assign \qq[27][0]  = qq[737:729];
-  assign \qq[27][1]  = qq[746:738];
-  assign \qq[27][2]  = qq[755:747];
-  assign \qq[28]  = qq[782:756];
-  assign \qq[28][0]  = qq[764:756];
-  assign \qq[28][1]  = qq[773:765];
-  assign \qq[28][2]  = qq[782:774];
-  assign \qq[29]  = qq[809:783];
-  assign \qq[29][0]  = qq[791:783];
-  assign \qq[29][1]  = qq[800:792];
-  assign \qq[29][2]  = qq[809:801];
-  assign \qq[30]  = qq[836:810];
-  assign \qq[30][0]  = qq[818:810];
-  assign \qq[30][1]  = qq[827:819];
-  assign \qq[30][2]  = qq[836:828];
-  assign \qq[31]  = qq[863:837];
-  assign \qq[31][0]  = qq[845:837];
-  assign \qq[31][1]  = qq[854:846];
-  assign \qq[31][2]  = qq[863:855];
-  assign \qq$96[0]  = \qq$96 [26:0];
-  assign \qq$96[0][0]  = \qq$96 [8:0];
-  assign \qq$96[0][1]  = \qq$96 [17:9];
-  assign \qq$96[0][2]  = \qq$96 [26:18];
-  assign \qq$96[1]  = \qq$96 [53:27];
-  assign \qq$96[1][0]  = \qq$96 [35:27];
-  assign \qq$96[1][1]  = \qq$96 [44:36];
-  assign \qq$96[1][2]  = \qq$96 [53:45];
-  assign \qq$96[2]  = \qq$96 [80:54];
-  assign \qq$96[2][0]  = \qq$96 [62:54];
-  assign \qq$96[2][1]  = \qq$96 [71:63];
-  assign \qq$96[2][2]  = \qq$96 [80:72];
-  assign \qq$96[3]  = \qq$96 [107:81];
-  assign \qq$96[3][0]  = \qq$96 [89:81];
-  assign \qq$96[3][1]  = \qq$96 [98:90];
-  assign \qq$96[3][2]  = \qq$96 [107:99];
-  assign \qq$96[4]  = \qq$96 [134:108];
-  assign \qq$96[4][0]  = \qq$96 [116:108];
-  assign \qq$96[4][1]  = \qq$96 [125:117];
-  assign \qq$96[4][2]  = \qq$96 [134:126];
-  assign \qq$96[5]  = \qq$96 [161:135];
-  assign \qq$96[5][0]  = \qq$96 [143:135];
-  assign \qq$96[5][1]  = \qq$96 [152:144];
-  assign \qq$96[5][2]  = \qq$96 [161:153];
-  assign \qq$96[6]  = \qq$96 [188:162];
-  assign \qq$96[6][0]  = \qq$96 [170:162];
-  assign \qq$96[6][1]  = \qq$96 [179:171];
-  assign \qq$96[6][2]  = \qq$96 [188:180];
-  assign \qq$96[7]  = \qq$96 [215:189];
-  assign \qq$96[7][0]  = \qq$96 [197:189];
-  assign \qq$96[7][1]  = \qq$96 [206:198];
-  assign \qq$96[7][2]  = \qq$96 [215:207];
-  assign \qq$96[8]  = \qq$96 [242:216];
-  assign \qq$96[8][0]  = \qq$96 [224:216];
-  assign \qq$96[8][1]  = \qq$96 [233:225];
-  assign \qq$96[8][2]  = \qq$96 [242:234];
-  assign \qq$96[9]  = \qq$96 [269:243];
-  assign \qq$96[9][0]  = \qq$96 [251:243];
-  assign \qq$96[9][1]  = \qq$96 [260:252];
-  assign \qq$96[9][2]  = \qq$96 [269:261];
-  assign \qq$96[10]  = \qq$96 [296:270];
-  assign \qq$96[10][0]  = \qq$96 [278:270];
-  assign \qq$96[10][1]  = \qq$96 [287:279];
-  assign \qq$96[10][2]  = \qq$96 [296:288];
-  assign \qq$96[11]  = \qq$96 [323:297];
-  assign \qq$96[11][0]  = \qq$96 [305:297];
-  assign \qq$96[11][1]  = \qq$96 [314:306];
-  assign \qq$96[11][2]  = \qq$96 [323:315];
-  assign \qq$96[12]  = \qq$96 [350:324];
-  assign \qq$96[12][0]  = \qq$96 [332:324];
-  assign \qq$96[12][1]  = \qq$96 [341:333];
-  assign \qq$96[12][2]  = \qq$96 [350:342];
-  assign \qq$96[13]  = \qq$96 [377:351];
-  assign \qq$96[13][0]  = \qq$96 [359:351];
-  assign \qq$96[13][1]  = \qq$96 [368:360];
-  assign \qq$96[13][2]  = \qq$96 [377:369];
-  assign \qq$96[14]  = \qq$96 [404:378];
-  assign \qq$96[14][0]  = \qq$96 [386:378];
-  assign \qq$96[14][1]  = \qq$96 [395:387];
-  assign \qq$96[14][2]  = \qq$96 [404:396];
-  assign \qq$96[15]  = \qq$96 [431:405];
-  assign \qq$96[15][0]  = \qq$96 [413:405];
-  assign \qq$96[15][1]  = \qq$96 [422:414];
-  assign \qq$96[15][2]  = \qq$96 [431:423];
-  assign \qq$96[16]  = \qq$96 [458:432];
-  assign \qq$96[16][0]  = \qq$96 [440:432];
-  assign \qq$96[16][1]  = \qq$96 [449:441];
-  assign \qq$96[16][2]  = \qq$96 [458:450];
-  assign \qq$96[17]  = \qq$96 [485:459];
-  assign \qq$96[17][0]  = \qq$96 [467:459];
-  assign \qq$96[17][1]  = \qq$96 [476:468];
-  assign \qq$96[17][2]  = \qq$96 [485:477];
-  assign \qq$96[18]  = \qq$96 [512:486];
-  assign \qq$96[18][0]  = \qq$96 [494:486];
-  assign \qq$96[18][1]  = \qq$96 [503:495];
-  assign \qq$96[18][2]  = \qq$96 [512:504];
-  assign \qq$96[19]  = \qq$96 [539:513];
-  assign \qq$96[19][0]  = \qq$96 [521:513];
-  assign \qq$96[19][1]  = \qq$96 [530:522];
-  assign \qq$96[19][2]  = \qq$96 [539:531];
-  assign \qq$96[20]  = \qq$96 [566:540];
-  assign \qq$96[20][0]  = \qq$96 [548:540];
-  assign \qq$96[20][1]  = \qq$96 [557:549];
-  assign \qq$96[20][2]  = \qq$96 [566:558];
-  assign \qq$96[21]  = \qq$96 [593:567];
-  assign \qq$96[21][0]  = \qq$96 [575:567];
-  assign \qq$96[21][1]  = \qq$96 [584:576];
-  assign \qq$96[21][2]  = \qq$96 [593:585];
-  assign \qq$96[22]  = \qq$96 [620:594];
-  assign \qq$96[22][0]  = \qq$96 [602:594];
-  assign \qq$96[22][1]  = \qq$96 [611:603];
-  assign \qq$96[22][2]  = \qq$96 [620:612];
-  assign \qq$96[23]  = \qq$96 [647:621];
-  assign \qq$96[23][0]  = \qq$96 [629:621];
-  assign \qq$96[23][1]  = \qq$96 [638:630];
-  assign \qq$96[23][2]  = \qq$96 [647:639];
-  assign \qq$96[24]  = \qq$96 [674:648];
-  assign \qq$96[24][0]  = \qq$96 [656:648];
-  assign \qq$96[24][1]  = \qq$96 [665:657];
-  assign \qq$96[24][2]  = \qq$96 [674:666];
-  assign \qq$96[25]  = \qq$96 [701:675];
-  assign \qq$96[25][0]  = \qq$96 [683:675];
-  assign \qq$96[25][1]  = \qq$96 [692:684];
-  assign \qq$96[25][2]  = \qq$96 [701:693];
-  assign \qq$96[26]  = \qq$96 [728:702];
-  assign \qq$96[26][0]  = \qq$96 [710:702];
-  assign \qq$96[26][1]  = \qq$96 [719:711];
-  assign \qq$96[26][2]  = \qq$96 [728:720];
-  assign \qq$96[27]  = \qq$96 [755:729];
-  assign \qq$96[27][0]  = \qq$96 [737:729];
-  assign \qq$96[27][1]  = \qq$96 [746:738];
-  assign \qq$96[27][2]  = \qq$96 [755:747];
-  assign \qq$96[28]  = \qq$96 [782:756];
-  assign \qq$96[28][0]  = \qq$96 [764:756];
-  assign \qq$96[28][1]  = \qq$96 [773:765];
-  assign \qq$96[28][2]  = \qq$96 [782:774];
-  assign \qq$96[29]  = \qq$96 [809:783];
-  assign \qq$96[29][0]  = \qq$96 [791:783];
-  assign \qq$96[29][1]  = \qq$96 [800:792];
-  assign \qq$96[29][2]  = \qq$96 [809:801];
-  assign \qq$96[30]  = \qq$96 [836:810];
-  assign \qq$96[30][0]  = \qq$96 [818:810];
-  assign \qq$96[30][1]  = \qq$96 [827:819];
-  assign \qq$96[30][2]  = \qq$96 [836:828];
-  assign \qq$96[31]  = \qq$96 [863:837];
-  assign \qq$96[31][0]  = \qq$96 [845:837];
-  assign \qq$96[31][1]  = \qq$96 [854:846];
-  assign \qq$96[31][2]  = \qq$96 [863:855];
-  assign \s2.valid  = s2[0];
-  assign \s2.first  = s2[1];
-  assign \s2.last  = s2[2];
-  assign \s2.conj  = s2[3];
-  assign \s2.final  = s2[4];
-  assign \s2.count  = s2[5];
-  assign \st0.valid  = st0[0];
-  assign \st0.first  = st0[1];
-  assign \st0.last  = st0[2];
-  assign \st0.conj  = st0[3];
-  assign \st0.final  = st0[4];
-  assign \st0.count  = st0[5];
-  assign \st1.valid  = st1[0];
-  assign \st1.first  = st1[1];
-  assign \st1.last  = st1[2];
-  assign \st1.conj  = st1[3];
-  assign \st1.final  = st1[4];
-  assign \st1.count  = st1[5];
-  assign \st2.valid  = st2[0];
-  assign \st2.first  = st2[1];
-  assign \st2.last  = st2[2];
-  assign \st2.conj  = st2[3];
-  assign \st2.final  = st2[4];
-  assign \st2.count  = st2[5];
-  assign \st3.valid  = st3[0];
-  assign \st3.first  = st3[1];
-  assign \st3.last  = st3[2];
-  assign \st3.conj  = st3[3];
-  assign \st3.final  = st3[4];
-  assign \st3.count  = st3[5];
-  assign \st4.valid  = st4[0];
-  assign \st4.first  = st4[1];
-  assign \st4.last  = st4[2];
-  assign \st4.conj  = st4[3];
-  assign \st4.final  = st4[4];
-  assign \st4.count  = st4[5];
-  assign \acc0[0]  = acc0[21:0];
-  assign \acc0[1]  = acc0[43:22];
-  assign \acc0[2]  = acc0[65:44];
-  assign \acc0[3]  = acc0[87:66];
-  assign \total0[0]  = total0[21:0];
-  assign \total0[1]  = total0[43:22];
-  assign \total0[2]  = total0[65:44];
-  assign \total0[3]  = total0[87:66];
-  assign \acc1[0]  = acc1[21:0];
-  assign \acc1[1]  = acc1[43:22];
-  assign \acc1[2]  = acc1[65:44];
-  assign \acc1[3]  = acc1[87:66];
-  assign \total1[0]  = total1[21:0];
-  assign \total1[1]  = total1[43:22];
-  assign \total1[2]  = total1[65:44];
-  assign \total1[3]  = total1[87:66];
-  assign \p[0]  = p[7:0];
-  assign \p[1]  = p[15:8];
-  assign \p[2]  = p[23:16];
-  assign \p[3]  = p[31:24];
-  assign \p[4]  = p[39:32];
-  assign \p[5]  = p[47:40];
-  assign \p[6]  = p[55:48];
-  assign \p[7]  = p[63:56];
-  assign \p[8]  = p[71:64];
-  assign \p[9]  = p[79:72];
-  assign \p[10]  = p[87:80];
-  assign \p[11]  = p[95:88];
-  assign \p[12]  = p[103:96];
-  assign \p[13]  = p[111:104];
-  assign \p[14]  = p[119:112];
-  assign \p[15]  = p[127:120];
-  assign \p[16]  = p[135:128];
-  assign \p[17]  = p[143:136];
-  assign \p[18]  = p[151:144];
-  assign \p[19]  = p[159:152];
-  assign \p[20]  = p[167:160];
-  assign \p[21]  = p[175:168];
-  assign \p[22]  = p[183:176];
-  assign \p[23]  = p[191:184];
-  assign \p[24]  = p[199:192];
-  assign \p[25]  = p[207:200];
-  assign \p[26]  = p[215:208];
-  assign \p[27]  = p[223:216];
-  assign \p[28]  = p[231:224];
-  assign \p[29]  = p[239:232];
-  assign \p[30]  = p[247:240];
-  assign \p[31]  = p[255:248];
-  assign \p[32]  = p[263:256];
-  assign \p[33]  = p[271:264];
-  assign \p[34]  = p[279:272];
-  assign \p[35]  = p[287:280];
-  assign \p[36]  = p[295:288];
-  assign \p[37]  = p[303:296];
-  assign \p[38]  = p[311:304];
-  assign \p[39]  = p[319:312];
-  assign \p[40]  = p[327:320];
-  assign \p[41]  = p[335:328];
-  assign \p[42]  = p[343:336];
-  assign \p[43]  = p[351:344];
-  assign \p[44]  = p[359:352];
-  assign \p[45]  = p[367:360];
-  assign \p[46]  = p[375:368];
-  assign \p[47]  = p[383:376];
-  assign \p[48]  = p[391:384];
-  assign \p[49]  = p[399:392];
-  assign \p[50]  = p[407:400];
-  assign \p[51]  = p[415:408];
-  assign \p[52]  = p[423:416];
-  assign \p[53]  = p[431:424];
-  assign \p[54]  = p[439:432];
-  assign \p[55]  = p[447:440];
-  assign \p[56]  = p[455:448];
-  assign \p[57]  = p[463:456];
-  assign \p[58]  = p[471:464];
-  assign \p[59]  = p[479:472];
-  assign \p[60]  = p[487:480];
-  assign \p[61]  = p[495:488];
-  assign \p[62]  = p[503:496];
-  assign \p[63]  = p[511:504];
-  assign \q[0]  = q[7:0];
-  assign \q[1]  = q[15:8];
-  assign \q[2]  = q[23:16];
-  assign \q[3]  = q[31:24];
-  assign \q[4]  = q[39:32];
-  assign \q[5]  = q[47:40];
-  assign \q[6]  = q[55:48];
-  assign \q[7]  = q[63:56];
-  assign \q[8]  = q[71:64];
-  assign \q[9]  = q[79:72];
-  assign \q[10]  = q[87:80];
-  assign \q[11]  = q[95:88];
-  assign \q[12]  = q[103:96];
-  assign \q[13]  = q[111:104];
-  assign \q[14]  = q[119:112];
-  assign \q[15]  = q[127:120];
-  assign \q[16]  = q[135:128];
-  assign \q[17]  = q[143:136];
-  assign \q[18]  = q[151:144];
-  assign \q[19]  = q[159:152];
-  assign \q[20]  = q[167:160];
-  assign \q[21]  = q[175:168];
-  assign \q[22]  = q[183:176];
-  assign \q[23]  = q[191:184];
-  assign \q[24]  = q[199:192];
-  assign \q[25]  = q[207:200];
-  assign \q[26]  = q[215:208];
-  assign \q[27]  = q[223:216];
-  assign \q[28]  = q[231:224];
-  assign \q[29]  = q[239:232];
-  assign \q[30]  = q[247:240];
-  assign \q[31]  = q[255:248];
-  assign \q[32]  = q[263:256];
-  assign \q[33]  = q[271:264];
-  assign \q[34]  = q[279:272];
-  assign \q[35]  = q[287:280];
-  assign \q[36]  = q[295:288];
-  assign \q[37]  = q[303:296];
-  assign \q[38]  = q[311:304];
-  assign \q[39]  = q[319:312];
-  assign \q[40]  = q[327:320];
-  assign \q[41]  = q[335:328];
-  assign \q[42]  = q[343:336];
-  assign \q[43]  = q[351:344];
-  assign \q[44]  = q[359:352];
-  assign \q[45]  = q[367:360];
-  assign \q[46]  = q[375:368];
-  assign \q[47]  = q[383:376];
-  assign \q[48]  = q[391:384];
-  assign \q[49]  = q[399:392];
-  assign \q[50]  = q[407:400];
-  assign \q[51]  = q[415:408];
-  assign \q[52]  = q[423:416];
-  assign \q[53]  = q[431:424];
-  assign \q[54]  = q[439:432];
-  assign \q[55]  = q[447:440];
-  assign \q[56]  = q[455:448];
-  assign \q[57]  = q[463:456];
-  assign \q[58]  = q[471:464];
-  assign \q[59]  = q[479:472];
-  assign \q[60]  = q[487:480];
-  assign \q[61]  = q[495:488];
-  assign \q[62]  = q[503:496];
-  assign \q[63]  = q[511:504];
-  assign \pp$410[0]  = pp[26:0];
-  assign \pp$410[0][0]  = pp[8:0];
-  assign \pp$410[0][1]  = pp[17:9];
-  assign \pp$410[0][2]  = pp[26:18];
-  assign \pp$410[1]  = pp[53:27];
-  assign \pp$410[1][0]  = pp[35:27];
-  assign \pp$410[1][1]  = pp[44:36];
-  assign \pp$410[1][2]  = pp[53:45];
-  assign \pp$410[2]  = pp[80:54];
-  assign \pp$410[2][0]  = pp[62:54];
-  assign \pp$410[2][1]  = pp[71:63];
-  assign \pp$410[2][2]  = pp[80:72];
-  assign \pp$410[3]  = pp[107:81];
-  assign \pp$410[3][0]  = pp[89:81];
-  assign \pp$410[3][1]  = pp[98:90];
-  assign \pp$410[3][2]  = pp[107:99];
-  assign \pp$410[4]  = pp[134:108];
-  assign \pp$410[4][0]  = pp[116:108];
-  assign \pp$410[4][1]  = pp[125:117];
-  assign \pp$410[4][2]  = pp[134:126];
-  assign \pp$410[5]  = pp[161:135];
-  assign \pp$410[5][0]  = pp[143:135];
-  assign \pp$410[5][1]  = pp[152:144];
-  assign \pp$410[5][2]  = pp[161:153];
-  assign \pp$410[6]  = pp[188:162];
-  assign \pp$410[6][0]  = pp[170:162];
-  assign \pp$410[6][1]  = pp[179:171];
-  assign \pp$410[6][2]  = pp[188:180];
-  assign \pp$410[7]  = pp[215:189];
-  assign \pp$410[7][0]  = pp[197:189];
-  assign \pp$410[7][1]  = pp[206:198];
-  assign \pp$410[7][2]  = pp[215:207];
-  assign \pp$410[8]  = pp[242:216];
-  assign \pp$410[8][0]  = pp[224:216];
-  assign \pp$410[8][1]  = pp[233:225];
-  assign \pp$410[8][2]  = pp[242:234];
-  assign \pp$410[9]  = pp[269:243];
-  assign \pp$410[9][0]  = pp[251:243];
-  assign \pp$410[9][1]  = pp[260:252];
-  assign \pp$410[9][2]  = pp[269:261];
-  assign \pp$410[10]  = pp[296:270];
-  assign \pp$410[10][0]  = pp[278:270];
-  assign \pp$410[10][1]  = pp[287:279];
-  assign \pp$410[10][2]  = pp[296:288];
-  assign \pp$410[11]  = pp[323:297];
-  assign \pp$410[11][0]  = pp[305:297];
-  assign \pp$410[11][1]  = pp[314:306];
-  assign \pp$410[11][2]  = pp[323:315];
-  assign \pp$410[12]  = pp[350:324];
-  assign \pp$410[12][0]  = pp[332:324];
-  assign \pp$410[12][1]  = pp[341:333];
-  assign \pp$410[12][2]  = pp[350:342];
-  assign \pp$410[13]  = pp[377:351];
-  assign \pp$410[13][0]  = pp[359:351];
-  assign \pp$410[13][1]  = pp[368:360];
-  assign \pp$410[13][2]  = pp[377:369];
-  assign \pp$410[14]  = pp[404:378];
-  assign \pp$410[14][0]  = pp[386:378];
-  assign \pp$410[14][1]  = pp[395:387];
-  assign \pp$410[14][2]  = pp[404:396];
-  assign \pp$410[15]  = pp[431:405];
-  assign \pp$410[15][0]  = pp[413:405];
-  assign \pp$410[15][1]  = pp[422:414];
-  assign \pp$410[15][2]  = pp[431:423];
-  assign \pp$410[16]  = pp[458:432];
-  assign \pp$410[16][0]  = pp[440:432];
-  assign \pp$410[16][1]  = pp[449:441];
-  assign \pp$410[16][2]  = pp[458:450];
-  assign \pp$410[17]  = pp[485:459];
-  assign \pp$410[17][0]  = pp[467:459];
-  assign \pp$410[17][1]  = pp[476:468];
-  assign \pp$410[17][2]  = pp[485:477];
-  assign \pp$410[18]  = pp[512:486];
-  assign \pp$410[18][0]  = pp[494:486];
-  assign \pp$410[18][1]  = pp[503:495];
-  assign \pp$410[18][2]  = pp[512:504];
-  assign \pp$410[19]  = pp[539:513];
-  assign \pp$410[19][0]  = pp[521:513];
-  assign \pp$410[19][1]  = pp[530:522];
-  assign \pp$410[19][2]  = pp[539:531];
-  assign \pp$410[20]  = pp[566:540];
-  assign \pp$410[20][0]  = pp[548:540];
-  assign \pp$410[20][1]  = pp[557:549];
-  assign \pp$410[20][2]  = pp[566:558];
-  assign \pp$410[21]  = pp[593:567];
-  assign \pp$410[21][0]  = pp[575:567];
-  assign \pp$410[21][1]  = pp[584:576];
-  assign \pp$410[21][2]  = pp[593:585];
-  assign \pp$410[22]  = pp[620:594];
-  assign \pp$410[22][0]  = pp[602:594];
-  assign \pp$410[22][1]  = pp[611:603];
-  assign \pp$410[22][2]  = pp[620:612];
-  assign \pp$410[23]  = pp[647:621];
-  assign \pp$410[23][0]  = pp[629:621];
-  assign \pp$410[23][1]  = pp[638:630];
-  assign \pp$410[23][2]  = pp[647:639];
-  assign \pp$410[24]  = pp[674:648];
-  assign \pp$410[24][0]  = pp[656:648];
-  assign \pp$410[24][1]  = pp[665:657];
-  assign \pp$410[24][2]  = pp[674:666];
-  assign \pp$410[25]  = pp[701:675];
-  assign \pp$410[25][0]  = pp[683:675];
-  assign \pp$410[25][1]  = pp[692:684];
-  assign \pp$410[25][2]  = pp[701:693];
-  assign \pp$410[26]  = pp[728:702];
-  assign \pp$410[26][0]  = pp[710:702];
-  assign \pp$410[26][1]  = pp[719:711];
-  assign \pp$410[26][2]  = pp[728:720];
-  assign \pp$410[27]  = pp[755:729];
-  assign \pp$410[27][0]  = pp[737:729];
-  assign \pp$410[27][1]  = pp[746:738];
-  assign \pp$410[27][2]  = pp[755:747];
-  assign \pp$410[28]  = pp[782:756];
-  assign \pp$410[28][0]  = pp[764:756];
-  assign \pp$410[28][1]  = pp[773:765];
-  assign \pp$410[28][2]  = pp[782:774];
-  assign \pp$410[29]  = pp[809:783];
-  assign \pp$410[29][0]  = pp[791:783];
-  assign \pp$410[29][1]  = pp[800:792];
-  assign \pp$410[29][2]  = pp[809:801];
-  assign \pp$410[30]  = pp[836:810];
-  assign \pp$410[30][0]  = pp[818:810];
-  assign \pp$410[30][1]  = pp[827:819];
-  assign \pp$410[30][2]  = pp[836:828];
-  assign \pp$410[31]  = pp[863:837];
-  assign \pp$410[31][0]  = pp[845:837];
-  assign \pp$410[31][1]  = pp[854:846];
-  assign \pp$410[31][2]  = pp[863:855];
-  assign \qq$411[0]  = qq[26:0];
-  assign \qq$411[0][0]  = qq[8:0];
-  assign \qq$411[0][1]  = qq[17:9];
-  assign \qq$411[0][2]  = qq[26:18];
-  assign \qq$411[1]  = qq[53:27];
-  assign \qq$411[1][0]  = qq[35:27];
-  assign \qq$411[1][1]  = qq[44:36];
-  assign \qq$411[1][2]  = qq[53:45];
-  assign \qq$411[2]  = qq[80:54];
-  assign \qq$411[2][0]  = qq[62:54];
-  assign \qq$411[2][1]  = qq[71:63];
-  assign \qq$411[2][2]  = qq[80:72];
-  assign \qq$411[3]  = qq[107:81];
-  assign \qq$411[3][0]  = qq[89:81];
-  assign \qq$411[3][1]  = qq[98:90];
-  assign \qq$411[3][2]  = qq[107:99];
-  assign \qq$411[4]  = qq[134:108];
-  assign \qq$411[4][0]  = qq[116:108];
-  assign \qq$411[4][1]  = qq[125:117];
-  assign \qq$411[4][2]  = qq[134:126];
-  assign \qq$411[5]  = qq[161:135];
-  assign \qq$411[5][0]  = qq[143:135];
-  assign \qq$411[5][1]  = qq[152:144];
-  assign \qq$411[5][2]  = qq[161:153];
-  assign \qq$411[6]  = qq[188:162];
-  assign \qq$411[6][0]  = qq[170:162];
-  assign \qq$411[6][1]  = qq[179:171];
-  assign \qq$411[6][2]  = qq[188:180];
-  assign \qq$411[7]  = qq[215:189];
-  assign \qq$411[7][0]  = qq[197:189];
-  assign \qq$411[7][1]  = qq[206:198];
-  assign \qq$411[7][2]  = qq[215:207];
-  assign \qq$411[8]  = qq[242:216];
-  assign \qq$411[8][0]  = qq[224:216];
-  assign \qq$411[8][1]  = qq[233:225];
-  assign \qq$411[8][2]  = qq[242:234];
-  assign \qq$411[9]  = qq[269:243];
-  assign \qq$411[9][0]  = qq[251:243];
-  assign \qq$411[9][1]  = qq[260:252];
-  assign \qq$411[9][2]  = qq[269:261];
-  assign \qq$411[10]  = qq[296:270];
-  assign \qq$411[10][0]  = qq[278:270];
-  assign \qq$411[10][1]  = qq[287:279];
-  assign \qq$411[10][2]  = qq[296:288];
-  assign \qq$411[11]  = qq[323:297];
-  assign \qq$411[11][0]  = qq[305:297];
-  assign \qq$411[11][1]  = qq[314:306];
-  assign \qq$411[11][2]  = qq[323:315];
-  assign \qq$411[12]  = qq[350:324];
-  assign \qq$411[12][0]  = qq[332:324];
-  assign \qq$411[12][1]  = qq[341:333];
-  assign \qq$411[12][2]  = qq[350:342];
-  assign \qq$411[13]  = qq[377:351];
-  assign \qq$411[13][0]  = qq[359:351];
-  assign \qq$411[13][1]  = qq[368:360];
-  assign \qq$411[13][2]  = qq[377:369];
-  assign \qq$411[14]  = qq[404:378];
-  assign \qq$411[14][0]  = qq[386:378];
-  assign \qq$411[14][1]  = qq[395:387];
-  assign \qq$411[14][2]  = qq[404:396];
-  assign \qq$411[15]  = qq[431:405];
-  assign \qq$411[15][0]  = qq[413:405];
-  assign \qq$411[15][1]  = qq[422:414];
-  assign \qq$411[15][2]  = qq[431:423];
-  assign \qq$411[16]  = qq[458:432];
-  assign \qq$411[16][0]  = qq[440:432];
-  assign \qq$411[16][1]  = qq[449:441];
-  assign \qq$411[16][2]  = qq[458:450];
-  assign \qq$411[17]  = qq[485:459];
-  assign \qq$411[17][0]  = qq[467:459];
-  assign \qq$411[17][1]  = qq[476:468];
-  assign \qq$411[17][2]  = qq[485:477];
-  assign \qq$411[18]  = qq[512:486];
-  assign \qq$411[18][0]  = qq[494:486];
-  assign \qq$411[18][1]  = qq[503:495];
-  assign \qq$411[18][2]  = qq[512:504];
-  assign \qq$411[19]  = qq[539:513];
-  assign \qq$411[19][0]  = qq[521:513];
-  assign \qq$411[19][1]  = qq[530:522];
-  assign \qq$411[19][2]  = qq[539:531];
-  assign \qq$411[20]  = qq[566:540];
-  assign \qq$411[20][0]  = qq[548:540];
-  assign \qq$411[20][1]  = qq[557:549];
-  assign \qq$411[20][2]  = qq[566:558];
-  assign \qq$411[21]  = qq[593:567];
-  assign \qq$411[21][0]  = qq[575:567];
-  assign \qq$411[21][1]  = qq[584:576];
-  assign \qq$411[21][2]  = qq[593:585];
-  assign \qq$411[22]  = qq[620:594];
-  assign \qq$411[22][0]  = qq[602:594];
-  assign \qq$411[22][1]  = qq[611:603];
-  assign \qq$411[22][2]  = qq[620:612];
-  assign \qq$411[23]  = qq[647:621];
-  assign \qq$411[23][0]  = qq[629:621];
-  assign \qq$411[23][1]  = qq[638:630];
-  assign \qq$411[23][2]  = qq[647:639];
-  assign \qq$411[24]  = qq[674:648];
-  assign \qq$411[24][0]  = qq[656:648];
-  assign \qq$411[24][1]  = qq[665:657];
-  assign \qq$411[24][2]  = qq[674:666];
-  assign \qq$411[25]  = qq[701:675];
-  assign \qq$411[25][0]  = qq[683:675];
-  assign \qq$411[25][1]  = qq[692:684];
-  assign \qq$411[25][2]  = qq[701:693];
-  assign \qq$411[26]  = qq[728:702];
-  assign \qq$411[26][0]  = qq[710:702];
-  assign \qq$411[26][1]  = qq[719:711];
-  assign \qq$411[26][2]  = qq[728:720];
-  assign \qq$411[27]  = qq[755:729];
-  assign \qq$411[27][0]  = qq[737:729];
-  assign \qq$411[27][1]  = qq[746:738];
-  assign \qq$411[27][2]  = qq[755:747];
-  assign \qq$411[28]  = qq[782:756];
-  assign \qq$411[28][0]  = qq[764:756];
-  assign \qq$411[28][1]  = qq[773:765];
-  assign \qq$411[28][2]  = qq[782:774];
-  assign \qq$411[29]  = qq[809:783];
-  assign \qq$411[29][0]  = qq[791:783];
-  assign \qq$411[29][1]  = qq[800:792];
-  assign \qq$411[29][2]  = qq[809:801];
-  assign \qq$411[30]  = qq[836:810];
-  assign \qq$411[30][0]  = qq[818:810];
-  assign \qq$411[30][1]  = qq[827:819];
-  assign \qq$411[30][2]  = qq[836:828];
-  assign \qq$411[31]  = qq[863:837];
-  assign \qq$411[31][0]  = qq[845:837];
-  assign \qq$411[31][1]  = qq[854:846];
-  assign \qq$411[31][2]  = qq[863:855];
-  assign \pp$414[0]  = pp[26:0];
-  assign \pp$414[0][0]  = pp[8:0];
-  assign \pp$414[0][1]  = pp[17:9];
-  assign \pp$414[0][2]  = pp[26:18];
-  assign \pp$414[1]  = pp[53:27];
-  assign \pp$414[1][0]  = pp[35:27];
-  assign \pp$414[1][1]  = pp[44:36];
-  assign \pp$414[1][2]  = pp[53:45];
-  assign \pp$414[2]  = pp[80:54];
-  assign \pp$414[2][0]  = pp[62:54];
-  assign \pp$414[2][1]  = pp[71:63];
-  assign \pp$414[2][2]  = pp[80:72];
-  assign \pp$414[3]  = pp[107:81];
-  assign \pp$414[3][0]  = pp[89:81];
-  assign \pp$414[3][1]  = pp[98:90];
-  assign \pp$414[3][2]  = pp[107:99];
-  assign \pp$414[4]  = pp[134:108];
-  assign \pp$414[4][0]  = pp[116:108];
-  assign \pp$414[4][1]  = pp[125:117];
-  assign \pp$414[4][2]  = pp[134:126];
-  assign \pp$414[5]  = pp[161:135];
-  assign \pp$414[5][0]  = pp[143:135];
-  assign \pp$414[5][1]  = pp[152:144];
-  assign \pp$414[5][2]  = pp[161:153];
-  assign \pp$414[6]  = pp[188:162];
-  assign \pp$414[6][0]  = pp[170:162];
-  assign \pp$414[6][1]  = pp[179:171];
-  assign \pp$414[6][2]  = pp[188:180];
-  assign \pp$414[7]  = pp[215:189];
-  assign \pp$414[7][0]  = pp[197:189];
-  assign \pp$414[7][1]  = pp[206:198];
-  assign \pp$414[7][2]  = pp[215:207];
-  assign \pp$414[8]  = pp[242:216];
-  assign \pp$414[8][0]  = pp[224:216];
-  assign \pp$414[8][1]  = pp[233:225];
-  assign \pp$414[8][2]  = pp[242:234];
-  assign \pp$414[9]  = pp[269:243];
-  assign \pp$414[9][0]  = pp[251:243];
-  assign \pp$414[9][1]  = pp[260:252];
-  assign \pp$414[9][2]  = pp[269:261];
-  assign \pp$414[10]  = pp[296:270];
-  assign \pp$414[10][0]  = pp[278:270];
-  assign \pp$414[10][1]  = pp[287:279];
-  assign \pp$414[10][2]  = pp[296:288];
-  assign \pp$414[11]  = pp[323:297];
-  assign \pp$414[11][0]  = pp[305:297];
-  assign \pp$414[11][1]  = pp[314:306];
-  assign \pp$414[11][2]  = pp[323:315];
-  assign \pp$414[12]  = pp[350:324];
-  assign \pp$414[12][0]  = pp[332:324];
-  assign \pp$414[12][1]  = pp[341:333];
-  assign \pp$414[12][2]  = pp[350:342];
-  assign \pp$414[13]  = pp[377:351];
-  assign \pp$414[13][0]  = pp[359:351];
-  assign \pp$414[13][1]  = pp[368:360];
-  assign \pp$414[13][2]  = pp[377:369];
-  assign \pp$414[14]  = pp[404:378];
-  assign \pp$414[14][0]  = pp[386:378];
-  assign \pp$414[14][1]  = pp[395:387];
-  assign \pp$414[14][2]  = pp[404:396];
-  assign \pp$414[15]  = pp[431:405];
-  assign \pp$414[15][0]  = pp[413:405];
-  assign \pp$414[15][1]  = pp[422:414];
-  assign \pp$414[15][2]  = pp[431:423];
-  assign \pp$414[16]  = pp[458:432];
-  assign \pp$414[16][0]  = pp[440:432];
-  assign \pp$414[16][1]  = pp[449:441];
-  assign \pp$414[16][2]  = pp[458:450];
-  assign \pp$414[17]  = pp[485:459];
-  assign \pp$414[17][0]  = pp[467:459];
-  assign \pp$414[17][1]  = pp[476:468];
-  assign \pp$414[17][2]  = pp[485:477];
-  assign \pp$414[18]  = pp[512:486];
-  assign \pp$414[18][0]  = pp[494:486];
-  assign \pp$414[18][1]  = pp[503:495];
-  assign \pp$414[18][2]  = pp[512:504];
-  assign \pp$414[19]  = pp[539:513];
-  assign \pp$414[19][0]  = pp[521:513];
-  assign \pp$414[19][1]  = pp[530:522];
-  assign \pp$414[19][2]  = pp[539:531];
-  assign \pp$414[20]  = pp[566:540];
-  assign \pp$414[20][0]  = pp[548:540];
-  assign \pp$414[20][1]  = pp[557:549];
-  assign \pp$414[20][2]  = pp[566:558];
-  assign \pp$414[21]  = pp[593:567];
-  assign \pp$414[21][0]  = pp[575:567];
-  assign \pp$414[21][1]  = pp[584:576];
-  assign \pp$414[21][2]  = pp[593:585];
-  assign \pp$414[22]  = pp[620:594];
-  assign \pp$414[22][0]  = pp[602:594];
-  assign \pp$414[22][1]  = pp[611:603];
-  assign \pp$414[22][2]  = pp[620:612];
-  assign \pp$414[23]  = pp[647:621];
-  assign \pp$414[23][0]  = pp[629:621];
-  assign \pp$414[23][1]  = pp[638:630];
-  assign \pp$414[23][2]  = pp[647:639];
-  assign \pp$414[24]  = pp[674:648];
-  assign \pp$414[24][0]  = pp[656:648];
-  assign \pp$414[24][1]  = pp[665:657];
-  assign \pp$414[24][2]  = pp[674:666];
-  assign \pp$414[25]  = pp[701:675];
-  assign \pp$414[25][0]  = pp[683:675];
-  assign \pp$414[25][1]  = pp[692:684];
-  assign \pp$414[25][2]  = pp[701:693];
-  assign \pp$414[26]  = pp[728:702];
-  assign \pp$414[26][0]  = pp[710:702];
-  assign \pp$414[26][1]  = pp[719:711];
-  assign \pp$414[26][2]  = pp[728:720];
-  assign \pp$414[27]  = pp[755:729];
-  assign \pp$414[27][0]  = pp[737:729];
-  assign \pp$414[27][1]  = pp[746:738];
-  assign \pp$414[27][2]  = pp[755:747];
-  assign \pp$414[28]  = pp[782:756];
-  assign \pp$414[28][0]  = pp[764:756];
-  assign \pp$414[28][1]  = pp[773:765];
-  assign \pp$414[28][2]  = pp[782:774];
-  assign \pp$414[29]  = pp[809:783];
-  assign \pp$414[29][0]  = pp[791:783];
-  assign \pp$414[29][1]  = pp[800:792];
-  assign \pp$414[29][2]  = pp[809:801];
-  assign \pp$414[30]  = pp[836:810];
-  assign \pp$414[30][0]  = pp[818:810];
-  assign \pp$414[30][1]  = pp[827:819];
-  assign \pp$414[30][2]  = pp[836:828];
-  assign \pp$414[31]  = pp[863:837];
-  assign \pp$414[31][0]  = pp[845:837];
-  assign \pp$414[31][1]  = pp[854:846];
-  assign \pp$414[31][2]  = pp[863:855];
-  assign \qq$415[0]  = qq[26:0];
-  assign \qq$415[0][0]  = qq[8:0];
-  assign \qq$415[0][1]  = qq[17:9];
-  assign \qq$415[0][2]  = qq[26:18];
-  assign \qq$415[1]  = qq[53:27];
-  assign \qq$415[1][0]  = qq[35:27];
-  assign \qq$415[1][1]  = qq[44:36];
-  assign \qq$415[1][2]  = qq[53:45];
-  assign \qq$415[2]  = qq[80:54];
-  assign \qq$415[2][0]  = qq[62:54];
-  assign \qq$415[2][1]  = qq[71:63];
-  assign \qq$415[2][2]  = qq[80:72];
-  assign \qq$415[3]  = qq[107:81];
-  assign \qq$415[3][0]  = qq[89:81];
-  assign \qq$415[3][1]  = qq[98:90];
-  assign \qq$415[3][2]  = qq[107:99];
-  assign \qq$415[4]  = qq[134:108];
-  assign \qq$415[4][0]  = qq[116:108];
-  assign \qq$415[4][1]  = qq[125:117];
-  assign \qq$415[4][2]  = qq[134:126];
-  assign \qq$415[5]  = qq[161:135];
-  assign \qq$415[5][0]  = qq[143:135];
-  assign \qq$415[5][1]  = qq[152:144];
-  assign \qq$415[5][2]  = qq[161:153];
-  assign \qq$415[6]  = qq[188:162];
-  assign \qq$415[6][0]  = qq[170:162];
-  assign \qq$415[6][1]  = qq[179:171];
-  assign \qq$415[6][2]  = qq[188:180];
-  assign \qq$415[7]  = qq[215:189];
-  assign \qq$415[7][0]  = qq[197:189];
-  assign \qq$415[7][1]  = qq[206:198];
-  assign \qq$415[7][2]  = qq[215:207];
-  assign \qq$415[8]  = qq[242:216];
-  assign \qq$415[8][0]  = qq[224:216];
-  assign \qq$415[8][1]  = qq[233:225];
-  assign \qq$415[8][2]  = qq[242:234];
-  assign \qq$415[9]  = qq[269:243];
-  assign \qq$415[9][0]  = qq[251:243];
-  assign \qq$415[9][1]  = qq[260:252];
-  assign \qq$415[9][2]  = qq[269:261];
-  assign \qq$415[10]  = qq[296:270];
-  assign \qq$415[10][0]  = qq[278:270];
-  assign \qq$415[10][1]  = qq[287:279];
-  assign \qq$415[10][2]  = qq[296:288];
-  assign \qq$415[11]  = qq[323:297];
-  assign \qq$415[11][0]  = qq[305:297];
-  assign \qq$415[11][1]  = qq[314:306];
-  assign \qq$415[11][2]  = qq[323:315];
-  assign \qq$415[12]  = qq[350:324];
-  assign \qq$415[12][0]  = qq[332:324];
-  assign \qq$415[12][1]  = qq[341:333];
-  assign \qq$415[12][2]  = qq[350:342];
-  assign \qq$415[13]  = qq[377:351];
-  assign \qq$415[13][0]  = qq[359:351];
-  assign \qq$415[13][1]  = qq[368:360];
-  assign \qq$415[13][2]  = qq[377:369];
-  assign \qq$415[14]  = qq[404:378];
-  assign \qq$415[14][0]  = qq[386:378];
-  assign \qq$415[14][1]  = qq[395:387];
-  assign \qq$415[14][2]  = qq[404:396];
-  assign \qq$415[15]  = qq[431:405];
-  assign \qq$415[15][0]  = qq[413:405];
-  assign \qq$415[15][1]  = qq[422:414];
-  assign \qq$415[15][2]  = qq[431:423];
-  assign \qq$415[16]  = qq[458:432];
-  assign \qq$415[16][0]  = qq[440:432];
-  assign \qq$415[16][1]  = qq[449:441];
-  assign \qq$415[16][2]  = qq[458:450];
-  assign \qq$415[17]  = qq[485:459];
-  assign \qq$415[17][0]  = qq[467:459];
-  assign \qq$415[17][1]  = qq[476:468];
-  assign \qq$415[17][2]  = qq[485:477];
-  assign \qq$415[18]  = qq[512:486];
-  assign \qq$415[18][0]  = qq[494:486];
-  assign \qq$415[18][1]  = qq[503:495];
-  assign \qq$415[18][2]  = qq[512:504];
-  assign \qq$415[19]  = qq[539:513];
-  assign \qq$415[19][0]  = qq[521:513];
-  assign \qq$415[19][1]  = qq[530:522];
-  assign \qq$415[19][2]  = qq[539:531];
-  assign \qq$415[20]  = qq[566:540];
-  assign \qq$415[20][0]  = qq[548:540];
-  assign \qq$415[20][1]  = qq[557:549];
-  assign \qq$415[20][2]  = qq[566:558];
-  assign \qq$415[21]  = qq[593:567];
-  assign \qq$415[21][0]  = qq[575:567];
-  assign \qq$415[21][1]  = qq[584:576];
-  assign \qq$415[21][2]  = qq[593:585];
-  assign \qq$415[22]  = qq[620:594];
-  assign \qq$415[22][0]  = qq[602:594];
-  assign \qq$415[22][1]  = qq[611:603];
-  assign \qq$415[22][2]  = qq[620:612];
-  assign \qq$415[23]  = qq[647:621];
-  assign \qq$415[23][0]  = qq[629:621];
-  assign \qq$415[23][1]  = qq[638:630];
-  assign \qq$415[23][2]  = qq[647:639];
-  assign \qq$415[24]  = qq[674:648];
-  assign \qq$415[24][0]  = qq[656:648];
-  assign \qq$415[24][1]  = qq[665:657];
-  assign \qq$415[24][2]  = qq[674:666];
-  assign \qq$415[25]  = qq[701:675];
-  assign \qq$415[25][0]  = qq[683:675];
-  assign \qq$415[25][1]  = qq[692:684];
-  assign \qq$415[25][2]  = qq[701:693];
-  assign \qq$415[26]  = qq[728:702];
-  assign \qq$415[26][0]  = qq[710:702];
-  assign \qq$415[26][1]  = qq[719:711];
-  assign \qq$415[26][2]  = qq[728:720];
-  assign \qq$415[27]  = qq[755:729];
-  assign \qq$415[27][0]  = qq[737:729];
-  assign \qq$415[27][1]  = qq[746:738];
-  assign \qq$415[27][2]  = qq[755:747];
-  assign \qq$415[28]  = qq[782:756];
-  assign \qq$415[28][0]  = qq[764:756];
-  assign \qq$415[28][1]  = qq[773:765];
-  assign \qq$415[28][2]  = qq[782:774];
-  assign \qq$415[29]  = qq[809:783];
-  assign \qq$415[29][0]  = qq[791:783];
-  assign \qq$415[29][1]  = qq[800:792];
-  assign \qq$415[29][2]  = qq[809:801];
-  assign \qq$415[30]  = qq[836:810];
-  assign \qq$415[30][0]  = qq[818:810];
-  assign \qq$415[30][1]  = qq[827:819];
-  assign \qq$415[30][2]  = qq[836:828];
-  assign \qq$415[31]  = qq[863:837];
-  assign \qq$415[31][0]  = qq[845:837];
-  assign \qq$415[31][1]  = qq[854:846];
-  assign \qq$415[31][2]  = qq[863:855];
-  assign \sums[0]  = sums[13:0];
-  assign \sums[1]  = sums[27:14];
-  assign \sums[2]  = sums[41:28];
-  assign \sums[3]  = sums[55:42];
-  assign \tile[0]  = total0;
-  assign \tile[0][0]  = total0[21:0];
-  assign \tile[0][1]  = total0[43:22];
-  assign \tile[0][2]  = total0[65:44];
-  assign \tile[0][3]  = total0[87:66];
-  assign \sums$420[0]  = \sums$420 [13:0];
-  assign \sums$420[1]  = \sums$420 [27:14];
-  assign \sums$420[2]  = \sums$420 [41:28];
-  assign \sums$420[3]  = \sums$420 [55:42];
-  assign \shared[0]  = total1[21:0];
-  assign \shared[1]  = total1[43:22];
-  assign \shared[2]  = total1[65:44];
-  assign \shared[3]  = total1[87:66];
-  assign \res__payload$426.sums  = res__payload[87:0];
-  assign \res__payload$426.sums[0]  = res__payload[87:0];
-  assign \res__payload$426.sums[0][0]  = res__payload[21:0];
-  assign \res__payload$426.sums[0][1]  = res__payload[43:22];
-  assign \res__payload$426.sums[0][2]  = res__payload[65:44];
-  assign \res__payload$426.sums[0][3]  = res__payload[87:66];
-  assign \res__payload$426.last  = res__payload[88];
-  assign \$signature__data$522 [31:16] = \$366 ;
-  assign \$signature__data$522 [15:0] = \$365 ;
-  assign \$signature__data$519 [31:16] = \$364 ;
-  assign \$signature__data$519 [15:0] = \$363 ;
-  assign \$signature__data$516 [31:16] = \$362 ;
-  assign \$signature__data$516 [15:0] = \$361 ;
-  assign \$signature__data$513 [31:16] = \$360 ;
-  assign \$signature__data$513 [15:0] = \$359 ;
-  assign \$signature__data$510 [31:16] = \$358 ;
-  assign \$signature__data$510 [15:0] = \$357 ;
-  assign \$signature__data$507 [31:16] = \$356 ;
-  assign \$signature__data$507 [15:0] = \$355 ;
-  assign \$signature__data$504 [31:16] = \$354 ;
-  assign \$signature__data$504 [15:0] = \$353 ;
-  assign \$signature__data$501 [31:16] = \$352 ;
-  assign \$signature__data$501 [15:0] = \$351 ;
-  assign \$signature__data$498 [31:16] = \$350 ;
-  assign \$signature__data$498 [15:0] = \$349 ;
-  assign \$signature__data$495 [31:16] = \$348 ;
-  assign \$signature__data$495 [15:0] = \$347 ;
-  assign \$signature__data$492 [31:16] = \$346 ;
-  assign \$signature__data$492 [15:0] = \$345 ;
-  assign \$signature__data$489 [31:16] = \$344 ;
-  assign \$signature__data$489 [15:0] = \$343 ;
-  assign \$signature__data$486 [31:16] = \$342 ;
-  assign \$signature__data$486 [15:0] = \$341 ;
-  assign \$signature__data$483 [31:16] = \$340 ;
-  assign \$signature__data$483 [15:0] = \$339 ;
-  assign \$signature__data$480 [31:16] = \$338 ;
-  assign \$signature__data$480 [15:0] = \$337 ;
-  assign \$signature__data$477 [31:16] = \$336 ;
-  assign \$signature__data$477 [15:0] = \$335 ;
-  assign \$signature__data$474 [31:16] = \$334 ;
-  assign \$signature__data$474 [15:0] = \$333 ;
-  assign \$signature__data$471 [31:16] = \$332 ;
-  assign \$signature__data$471 [15:0] = \$331 ;
-  assign \$signature__data$468 [31:16] = \$330 ;
-  assign \$signature__data$468 [15:0] = \$329 ;
-  assign \$signature__data$465 [31:16] = \$328 ;
-  assign \$signature__data$465 [15:0] = \$327 ;
-  assign \$signature__data$462 [31:16] = \$326 ;
-  assign \$signature__data$462 [15:0] = \$325 ;
-  assign \$signature__data$459 [31:16] = \$324 ;
-  assign \$signature__data$459 [15:0] = \$323 ;
-  assign \$signature__data$456 [31:16] = \$322 ;
-  assign \$signature__data$456 [15:0] = \$321 ;
-  assign \$signature__data$453 [31:16] = \$320 ;
-  assign \$signature__data$453 [15:0] = \$319 ;
-  assign \$signature__data$450 [31:16] = \$318 ;
-  assign \$signature__data$450 [15:0] = \$317 ;
-  assign \$signature__data$447 [31:16] = \$316 ;
-  assign \$signature__data$447 [15:0] = \$315 ;
-  assign \$signature__data$444 [31:16] = \$314 ;
-  assign \$signature__data$444 [15:0] = \$313 ;
-  assign \$signature__data$441 [31:16] = \$312 ;
-  assign \$signature__data$441 [15:0] = \$311 ;
-  assign \$signature__data$438 [31:16] = \$310 ;
-  assign \$signature__data$438 [15:0] = \$309 ;
-  assign \$signature__data$435 [31:16] = \$308 ;
-  assign \$signature__data$435 [15:0] = \$307 ;
-  assign \$signature__data$432 [31:16] = \$306 ;
-  assign \$signature__data$432 [15:0] = \$305 ;
-  assign \$signature__data$429 [31:16] = \$304 ;
-  assign \$signature__data$429 [15:0] = \$303 ;
-  assign total1[87:66] = \$297 [21:0];
-  assign total1[65:44] = \$295 [21:0];
-  assign total1[43:22] = \$293 [21:0];
-  assign total1[21:0] = \$291 [21:0];
-  assign total0[87:66] = \$289 [21:0];
-  assign total0[65:44] = \$287 [21:0];
-  assign total0[43:22] = \$285 [21:0];
-  assign total0[21:0] = \$283 [21:0];
-  assign q[511:504] = rdq[1023:1016];
-  assign q[503:496] = rdq[1007:1000];
-  assign q[495:488] = rdq[991:984];
-  assign q[487:480] = rdq[975:968];
-  assign q[479:472] = rdq[959:952];
-  assign q[471:464] = rdq[943:936];
-  assign q[463:456] = rdq[927:920];
-  assign q[455:448] = rdq[911:904];
-  assign q[447:440] = rdq[895:888];
-  assign q[439:432] = rdq[879:872];
-  assign q[431:424] = rdq[863:856];
-  assign q[423:416] = rdq[847:840];
-  assign q[415:408] = rdq[831:824];
-  assign q[407:400] = rdq[815:808];
-  assign q[399:392] = rdq[799:792];
-  assign q[391:384] = rdq[783:776];
-  assign q[383:376] = rdq[767:760];
-  assign q[375:368] = rdq[751:744];
-  assign q[367:360] = rdq[735:728];
-  assign q[359:352] = rdq[719:712];
-  assign q[351:344] = rdq[703:696];
-  assign q[343:336] = rdq[687:680];
-  assign q[335:328] = rdq[671:664];
-  assign q[327:320] = rdq[655:648];
-  assign q[319:312] = rdq[639:632];
-  assign q[311:304] = rdq[623:616];
-  assign q[303:296] = rdq[607:600];
-  assign q[295:288] = rdq[591:584];
-  assign q[287:280] = rdq[575:568];
-  assign q[279:272] = rdq[559:552];
-  assign q[271:264] = rdq[543:536];
-  assign q[263:256] = rdq[527:520];
-  assign q[255:248] = rdq[511:504];
-  assign q[247:240] = rdq[495:488];
-  assign q[239:232] = rdq[479:472];
-  assign q[231:224] = rdq[463:456];
-  assign q[223:216] = rdq[447:440];
-  assign q[215:208] = rdq[431:424];
-  assign q[207:200] = rdq[415:408];
-  assign q[199:192] = rdq[399:392];
-  assign q[191:184] = rdq[383:376];
-  assign q[183:176] = rdq[367:360];
-  assign q[175:168] = rdq[351:344];
-  assign q[167:160] = rdq[335:328];
-  assign q[159:152] = rdq[319:312];
-  assign q[151:144] = rdq[303:296];
-  assign q[143:136] = rdq[287:280];
-  assign q[135:128] = rdq[271:264];
-  assign q[127:120] = rdq[255:248];
-  assign q[119:112] = rdq[239:232];
-  assign q[111:104] = rdq[223:216];
-  assign q[103:96] = rdq[207:200];
-  assign q[95:88] = rdq[191:184];
-  assign q[87:80] = rdq[175:168];
-  assign q[79:72] = rdq[159:152];
-  assign q[71:64] = rdq[143:136];
-  assign q[63:56] = rdq[127:120];
-  assign q[55:48] = rdq[111:104];
-  assign q[47:40] = rdq[95:88];
-  assign q[39:32] = rdq[79:72];
-  assign q[31:24] = rdq[63:56];
-  assign q[23:16] = rdq[47:40];
-  assign q[15:8] = rdq[31:24];
-  assign q[7:0] = rdq[15:8];
-  assign p[511:504] = rdq[1015:1008];
-  assign p[503:496] = rdq[999:992];
-  assign p[495:488] = rdq[983:976];
-  assign p[487:480] = rdq[967:960];
-  assign p[479:472] = rdq[951:944];
-  assign p[471:464] = rdq[935:928];
-  assign p[463:456] = rdq[919:912];
-  assign p[455:448] = rdq[903:896];
-  assign p[447:440] = rdq[887:880];
-  assign p[439:432] = rdq[871:864];
-  assign p[431:424] = rdq[855:848];
-  assign p[423:416] = rdq[839:832];
-  assign p[415:408] = rdq[823:816];
-  assign p[407:400] = rdq[807:800];
-  assign p[399:392] = rdq[791:784];
-  assign p[391:384] = rdq[775:768];
-  assign p[383:376] = rdq[759:752];
-  assign p[375:368] = rdq[743:736];
-  assign p[367:360] = rdq[727:720];
-  assign p[359:352] = rdq[711:704];
-  assign p[351:344] = rdq[695:688];
-  assign p[343:336] = rdq[679:672];
-  assign p[335:328] = rdq[663:656];
-  assign p[327:320] = rdq[647:640];
-  assign p[319:312] = rdq[631:624];
-  assign p[311:304] = rdq[615:608];
-  assign p[303:296] = rdq[599:592];
-  assign p[295:288] = rdq[583:576];
-  assign p[287:280] = rdq[567:560];
-  assign p[279:272] = rdq[551:544];
-  assign p[271:264] = rdq[535:528];
-  assign p[263:256] = rdq[519:512];
-  assign p[255:248] = rdq[503:496];
-  assign p[247:240] = rdq[487:480];
-  assign p[239:232] = rdq[471:464];
-  assign p[231:224] = rdq[455:448];
-  assign p[223:216] = rdq[439:432];
-  assign p[215:208] = rdq[423:416];
-  assign p[207:200] = rdq[407:400];
-  assign p[199:192] = rdq[391:384];
-  assign p[191:184] = rdq[375:368];
-  assign p[183:176] = rdq[359:352];
-  assign p[175:168] = rdq[343:336];
-  assign p[167:160] = rdq[327:320];
-  assign p[159:152] = rdq[311:304];
-  assign p[151:144] = rdq[295:288];
-  assign p[143:136] = rdq[279:272];
-  assign p[135:128] = rdq[263:256];
-  assign p[127:120] = rdq[247:240];
-  assign p[119:112] = rdq[231:224];
-  assign p[111:104] = rdq[215:208];
-  assign p[103:96] = rdq[199:192];
-  assign p[95:88] = rdq[183:176];
-  assign p[87:80] = rdq[167:160];
-  assign p[79:72] = rdq[151:144];
-  assign p[71:64] = rdq[135:128];
-  assign p[63:56] = rdq[119:112];
-  assign p[55:48] = rdq[103:96];
-  assign p[47:40] = rdq[87:80];
-  assign p[39:32] = rdq[71:64];
-  assign p[31:24] = rdq[55:48];
-  assign p[23:16] = rdq[39:32];
-  assign p[15:8] = rdq[23:16];
-  assign p[7:0] = rdq[7:0];
-  assign \$422 [1] = \$225 ;
-  assign \$422 [0] = \$223 ;
-  assign \$421 [1] = \$219 ;
-  assign \$421 [0] = \$217 ;
-  assign \$420 [1] = \$213 ;
-  assign \$420 [0] = \$211 ;
-  assign \$419 [1] = \$207 ;
-  assign \$419 [0] = \$205 ;
-  assign \$418 [1] = \$201 ;
-  assign \$418 [0] = \$199 ;
-  assign \$417 [1] = \$195 ;
-  assign \$417 [0] = \$193 ;
-  assign \$416 [1] = \$189 ;
-  assign \$416 [0] = \$187 ;
-  assign \$415 [1] = \$183 ;
-  assign \$415 [0] = \$181 ;
-  assign \$414 [1] = \$177 ;
-  assign \$414 [0] = \$175 ;
-  assign \$413 [1] = \$171 ;
-  assign \$413 [0] = \$169 ;
-  assign \$412 [1] = \$165 ;
-  assign \$412 [0] = \$163 ;
-  assign \$411 [1] = \$159 ;
-  assign \$411 [0] = \$157 ;
-  assign \$410 [1] = \$153 ;
-  assign \$410 [0] = \$151 ;
-  assign \$409 [1] = \$147 ;
-  assign \$409 [0] = \$145 ;
-  assign \$408 [1] = \$141 ;
-  assign \$408 [0] = \$139 ;
-  assign \$407 [1] = \$135 ;
-  assign \$407 [0] = \$133 ;
-  assign \$406 [1] = \$129 ;
-  assign \$406 [0] = \$127 ;
-  assign \$405 [1] = \$123 ;
-  assign \$405 [0] = \$121 ;
-  assign \$404 [1] = \$117 ;
-  assign \$404 [0] = \$115 ;
-  assign \$403 [1] = \$111 ;
-  assign \$403 [0] = \$109 ;
-  assign \$402 [1] = \$105 ;
-  assign \$402 [0] = \$103 ;
-  assign \$401 [1] = \$99 ;
-  assign \$401 [0] = \$97 ;
-  assign \$400 [1] = \$93 ;
-  assign \$400 [0] = \$91 ;
-  assign \$399 [1] = \$87 ;
-  assign \$399 [0] = \$85 ;
-  assign \$398 [1] = \$81 ;
-  assign \$398 [0] = \$79 ;
-  assign \$397 [1] = \$75 ;
-  assign \$397 [0] = \$73 ;
-  assign \$396 [1] = \$69 ;
-  assign \$396 [0] = \$67 ;
-  assign \$395 [1] = \$63 ;
-  assign \$395 [0] = \$61 ;
-  assign \$394 [1] = \$57 ;
-  assign \$394 [0] = \$55 ;
-  assign \$393 [1] = \$51 ;
-  assign \$393 [0] = \$49 ;
-  assign \$392 [1] = \$45 ;
-  assign \$392 [0] = \$43 ;
-  assign \$391 [1] = \$39 ;
-  assign \$391 [0] = 1'h0;
-  assign \$371 [63] = s1r_codes[126];
-  assign \$371 [62] = s1r_codes[124];
-  assign \$371 [61] = s1r_codes[122];
-  assign \$371 [60] = s1r_codes[120];
-  assign \$371 [59] = s1r_codes[118];
-  assign \$371 [58] = s1r_codes[116];
-  assign \$371 [57] = s1r_codes[114];
-  assign \$371 [56] = s1r_codes[112];
-  assign \$371 [55] = s1r_codes[110];
-  assign \$371 [54] = s1r_codes[108];
-  assign \$371 [53] = s1r_codes[106];
-  assign \$371 [52] = s1r_codes[104];
-  assign \$371 [51] = s1r_codes[102];
-  assign \$371 [50] = s1r_codes[100];
-  assign \$371 [49] = s1r_codes[98];
-  assign \$371 [48] = s1r_codes[96];
-  assign \$371 [47] = s1r_codes[94];
-  assign \$371 [46] = s1r_codes[92];
-  assign \$371 [45] = s1r_codes[90];
-  assign \$371 [44] = s1r_codes[88];
-  assign \$371 [43] = s1r_codes[86];
-  assign \$371 [42] = s1r_codes[84];
-  assign \$371 [41] = s1r_codes[82];
-  assign \$371 [40] = s1r_codes[80];
-  assign \$371 [39] = s1r_codes[78];
-  assign \$371 [38] = s1r_codes[76];
-  assign \$371 [37] = s1r_codes[74];
-  assign \$371 [36] = s1r_codes[72];
-  assign \$371 [35] = s1r_codes[70];
-  assign \$371 [34] = s1r_codes[68];
-  assign \$371 [33] = s1r_codes[66];
-  assign \$371 [32] = s1r_codes[64];
-  assign \$371 [31] = s1r_codes[62];
-  assign \$371 [30] = s1r_codes[60];
-  assign \$371 [29] = s1r_codes[58];
-  assign \$371 [28] = s1r_codes[56];
-  assign \$371 [27] = s1r_codes[54];
-  assign \$371 [26] = s1r_codes[52];
-  assign \$371 [25] = s1r_codes[50];
-  assign \$371 [24] = s1r_codes[48];
-  assign \$371 [23] = s1r_codes[46];
-  assign \$371 [22] = s1r_codes[44];
-  assign \$371 [21] = s1r_codes[42];
-  assign \$371 [20] = s1r_codes[40];
-  assign \$371 [19] = s1r_codes[38];
-  assign \$371 [18] = s1r_codes[36];
-  assign \$371 [17] = s1r_codes[34];
-  assign \$371 [16] = s1r_codes[32];
-  assign \$371 [15] = s1r_codes[30];
-  assign \$371 [14] = s1r_codes[28];
-  assign \$371 [13] = s1r_codes[26];
-  assign \$371 [12] = s1r_codes[24];
-  assign \$371 [11] = s1r_codes[22];
-  assign \$371 [10] = s1r_codes[20];
-  assign \$371 [9] = s1r_codes[18];
-  assign \$371 [8] = s1r_codes[16];
-  assign \$371 [7] = s1r_codes[14];
-  assign \$371 [6] = s1r_codes[12];
-  assign \$371 [5] = s1r_codes[10];
-  assign \$371 [4] = s1r_codes[8];
-  assign \$371 [3] = s1r_codes[6];
-  assign \$371 [2] = s1r_codes[4];
-  assign \$371 [1] = s1r_codes[2];
-  assign \$371 [0] = s1r_codes[0];
-  assign \$370 [63] = s1r_codes[127];
-  assign \$370 [62] = s1r_codes[125];
-  assign \$370 [61] = s1r_codes[123];
-  assign \$370 [60] = s1r_codes[121];
-  assign \$370 [59] = s1r_codes[119];
-  assign \$370 [58] = s1r_codes[117];
-  assign \$370 [57] = s1r_codes[115];
-  assign \$370 [56] = s1r_codes[113];
-  assign \$370 [55] = s1r_codes[111];
-  assign \$370 [54] = s1r_codes[109];
-  assign \$370 [53] = s1r_codes[107];
-  assign \$370 [52] = s1r_codes[105];
-  assign \$370 [51] = s1r_codes[103];
-  assign \$370 [50] = s1r_codes[101];
-  assign \$370 [49] = s1r_codes[99];
-  assign \$370 [48] = s1r_codes[97];
-  assign \$370 [47] = s1r_codes[95];
-  assign \$370 [46] = s1r_codes[93];
-  assign \$370 [45] = s1r_codes[91];
-  assign \$370 [44] = s1r_codes[89];
-  assign \$370 [43] = s1r_codes[87];
-  assign \$370 [42] = s1r_codes[85];
-  assign \$370 [41] = s1r_codes[83];
-  assign \$370 [40] = s1r_codes[81];
-  assign \$370 [39] = s1r_codes[79];
-  assign \$370 [38] = s1r_codes[77];
-  assign \$370 [37] = s1r_codes[75];
-  assign \$370 [36] = s1r_codes[73];
-  assign \$370 [35] = s1r_codes[71];
-  assign \$370 [34] = s1r_codes[69];
-  assign \$370 [33] = s1r_codes[67];
-  assign \$370 [32] = s1r_codes[65];
-  assign \$370 [31] = s1r_codes[63];
-  assign \$370 [30] = s1r_codes[61];
-  assign \$370 [29] = s1r_codes[59];
-  assign \$370 [28] = s1r_codes[57];
-  assign \$370 [27] = s1r_codes[55];
-  assign \$370 [26] = s1r_codes[53];
-  assign \$370 [25] = s1r_codes[51];
-  assign \$370 [24] = s1r_codes[49];
-  assign \$370 [23] = s1r_codes[47];
-  assign \$370 [22] = s1r_codes[45];
-  assign \$370 [21] = s1r_codes[43];
-  assign \$370 [20] = s1r_codes[41];
-  assign \$370 [19] = s1r_codes[39];
-  assign \$370 [18] = s1r_codes[37];
-  assign \$370 [17] = s1r_codes[35];
-  assign \$370 [16] = s1r_codes[33];
-  assign \$370 [15] = s1r_codes[31];
-  assign \$370 [14] = s1r_codes[29];
-  assign \$370 [13] = s1r_codes[27];
-  assign \$370 [12] = s1r_codes[25];
-  assign \$370 [11] = s1r_codes[23];
-  assign \$370 [10] = s1r_codes[21];
-  assign \$370 [9] = s1r_codes[19];
-  assign \$370 [8] = s1r_codes[17];
-  assign \$370 [7] = s1r_codes[15];
-  assign \$370 [6] = s1r_codes[13];
-  assign \$370 [5] = s1r_codes[11];
-  assign \$370 [4] = s1r_codes[9];
-  assign \$370 [3] = s1r_codes[7];
-  assign \$370 [2] = s1r_codes[5];
-  assign \$370 [1] = s1r_codes[3];
-  assign \$370 [0] = s1r_codes[1];
-  assign \$17  = mat;
-  assign \$18  = mat;
-  assign \$19  = stg;
-  assign \$249  = mat;
-  assign \$250  = stg;
-  assign \$263  = mat;
-  assign \$264  = stg;
+  assign \rd__addr$322  = raddr1;
+  assign \$signature__addr$324  = waddr1;
+  assign \$signature__en$325  = wen1;
+  assign \rd__addr$326  = raddr2;
+  assign \$signature__addr$328  = waddr2;
+  assign \$signature__en$329  = wen2;
+  assign \rd__addr$330  = raddr3;
+  assign \$signature__addr$332  = waddr3;
+  assign \$signature__en$333  = wen3;
+  assign \rd__addr$334  = raddr4;
+  assign \$signature__addr$336  = waddr4;
+  assign \$signature__en$337  = wen4;
+  assign \rd__addr$338  = raddr5;
+  assign \$signature__addr$340  = waddr5;
+  assign \$signature__en$341  = wen5;
+  assign \rd__addr$342  = raddr6;
+  assign \$signature__addr$344  = waddr6;
+  assign \$signature__en$345  = wen6;
+  assign \rd__addr$346  = raddr7;
+  assign \$signature__addr$348  = waddr7;
+  assign \$signature__en$349  = wen7;
+  assign \rd__addr$350  = raddr8;
+  assign \$signature__addr$352  = waddr8;
+  assign \$signature__en$353  = wen8;
+  assign \rd__addr$354  = raddr9;
+  assign \$signature__addr$356  = waddr9;
+  assign \$signature__en$357  = wen9;
+  assign \rd__addr$358  = raddr10;
+  assign \$signature__addr$360  = waddr10;
+  assign \$signature__en$361  = wen10;
+  assign \rd__addr$362  = raddr11;
+  assign \$signature__addr$364  = waddr11;
+  assign \$signature__en$365  = wen11;
+  assign \rd__addr$366  = raddr12;
+  assign \$signature__addr$368  = waddr12;
+  assign \$signature__en$369  = wen12;
+  assign \rd__addr$370  = raddr13;
+  assign \$signature__addr$372  = waddr13;
+  assign \$signature__en$373  = wen13;
+  assign \rd__addr$374  = raddr14;
+  assign \$signature__addr$376  = waddr14;
+  assign \$signature__en$377  = wen14;
+  assign \rd__addr$378  = raddr15;
+  assign \$signature__addr$380  = waddr15;
+  assign \$signature__en$381  = wen15;
+  assign \rd__addr$382  = raddr16;
+  assign \$signature__addr$384  = waddr16;
+  assign \$signature__en$385  = wen16;
+  assign \rd__addr$386  = raddr17;
+  assign \$signature__addr$388  = waddr17;
+  assign \$signature__en$389  = wen17;
+  assign \rd__addr$390  = raddr18;
+  assign \$signature__addr$392  = waddr18;
+  assign \$signature__en$393  = wen18;
+  assign \rd__addr$394  = raddr19;
+  assign \$signature__addr$396  = waddr19;
+  assign \$signature__en$397  = wen19;
+  assign \rd__addr$398  = raddr20;
+  assign \$signature__addr$400  = waddr20;
+  assign \$signature__en$401  = wen20;
+  assign \rd__addr$402  = raddr21;
+  assign \$signature__addr$404  = waddr21;
+  assign \$signature__en$405  = wen21;
+  assign \rd__addr$406  = raddr22;
+  assign \$signature__addr$408  = waddr22;
+  assign \$signature__en$409  = wen22;
+  assign \rd__addr$410  = raddr23;
+  assign \$signature__addr$412  = waddr23;
+  assign \$signature__en$413  = wen23;
+  assign \rd__addr$414  = raddr24;
+  assign \$signature__addr$416  = waddr24;
+  assign \$signature__en$417  = wen24;
+  assign \rd__addr$418  = raddr25;
+  assign \$signature__addr$420  = waddr25;
+  assign \$signature__en$421  = wen25;
+  assign \rd__addr$422  = raddr26;
+  assign \$signature__addr$424  = waddr26;
+  assign \$signature__en$425  = wen26;
+  assign \rd__addr$426  = raddr27;
+  assign \$signature__addr$428  = waddr27;
+  assign \$signature__en$429  = wen27;
+  assign \rd__addr$430  = raddr28;
+  assign \$signature__addr$432  = waddr28;
+  assign \$signature__en$433  = wen28;
+  assign \rd__addr$434  = raddr29;
+  assign \$signature__addr$436  = waddr29;
+  assign \$signature__en$437  = wen29;
+  assign \rd__addr$438  = raddr30;
+  assign \$signature__addr$440  = waddr30;
+  assign \$signature__en$441  = wen30;
+  assign \rd__addr$442  = raddr31;
+  assign \$signature__addr$444  = waddr31;
+  assign \$signature__en$445  = wen31;
+  assign rdata = rdq;
+  assign \load__payload.data  = load__payload[1023:0];
+  assign \load__payload.last  = load__payload[1024];
+  assign \load__payload.low  = load__payload[1031:1025];
+  assign \$signature__data$443 [31:16] = \$254 ;
+  assign \$signature__data$443 [15:0] = \$253 ;
+  assign \$signature__data$439 [31:16] = \$252 ;
+  assign \$signature__data$439 [15:0] = \$251 ;
+  assign \$signature__data$435 [31:16] = \$250 ;
+  assign \$signature__data$435 [15:0] = \$249 ;
+  assign \$signature__data$431 [31:16] = \$248 ;
+  assign \$signature__data$431 [15:0] = \$247 ;
+  assign \$signature__data$427 [31:16] = \$246 ;
+  assign \$signature__data$427 [15:0] = \$245 ;
+  assign \$signature__data$423 [31:16] = \$244 ;
+  assign \$signature__data$423 [15:0] = \$243 ;
+  assign \$signature__data$419 [31:16] = \$242 ;
+  assign \$signature__data$419 [15:0] = \$241 ;
+  assign \$signature__data$415 [31:16] = \$240 ;
+  assign \$signature__data$415 [15:0] = \$239 ;
+  assign \$signature__data$411 [31:16] = \$238 ;
+  assign \$signature__data$411 [15:0] = \$237 ;
+  assign \$signature__data$407 [31:16] = \$236 ;
+  assign \$signature__data$407 [15:0] = \$235 ;
+  assign \$signature__data$403 [31:16] = \$234 ;
+  assign \$signature__data$403 [15:0] = \$233 ;
+  assign \$signature__data$399 [31:16] = \$232 ;
+  assign \$signature__data$399 [15:0] = \$231 ;
+  assign \$signature__data$395 [31:16] = \$230 ;
+  assign \$signature__data$395 [15:0] = \$229 ;
+  assign \$signature__data$391 [31:16] = \$228 ;
+  assign \$signature__data$391 [15:0] = \$227 ;
+  assign \$signature__data$387 [31:16] = \$226 ;
+  assign \$signature__data$387 [15:0] = \$225 ;
+  assign \$signature__data$383 [31:16] = \$224 ;
+  assign \$signature__data$383 [15:0] = \$223 ;
+  assign \$signature__data$379 [31:16] = \$222 ;
+  assign \$signature__data$379 [15:0] = \$221 ;
+  assign \$signature__data$375 [31:16] = \$220 ;
+  assign \$signature__data$375 [15:0] = \$219 ;
+  assign \$signature__data$371 [31:16] = \$218 ;
+  assign \$signature__data$371 [15:0] = \$217 ;
+  assign \$signature__data$367 [31:16] = \$216 ;
+  assign \$signature__data$367 [15:0] = \$215 ;
+  assign \$signature__data$363 [31:16] = \$214 ;
+  assign \$signature__data$363 [15:0] = \$213 ;
+  assign \$signature__data$359 [31:16] = \$212 ;
+  assign \$signature__data$359 [15:0] = \$211 ;
+  assign \$signature__data$355 [31:16] = \$210 ;
+  assign \$signature__data$355 [15:0] = \$209 ;
+  assign \$signature__data$351 [31:16] = \$208 ;
+  assign \$signature__data$351 [15:0] = \$207 ;
+  assign \$signature__data$347 [31:16] = \$206 ;
+  assign \$signature__data$347 [15:0] = \$205 ;
+  assign \$signature__data$343 [31:16] = \$204 ;
+  assign \$signature__data$343 [15:0] = \$203 ;
+  assign \$signature__data$339 [31:16] = \$202 ;
+  assign \$signature__data$339 [15:0] = \$201 ;
+  assign \$signature__data$335 [31:16] = \$200 ;
+  assign \$signature__data$335 [15:0] = \$199 ;
+  assign \$signature__data$331 [31:16] = \$198 ;
+  assign \$signature__data$331 [15:0] = \$197 ;
+  assign \$signature__data$327 [31:16] = \$196 ;
+  assign \$signature__data$327 [15:0] = \$195 ;
+  assign \$signature__data$323 [31:16] = \$194 ;
+  assign \$signature__data$323 [15:0] = \$193 ;
+  assign \$signature__data [31:16] = \$192 ;
+  assign \$signature__data [15:0] = \$191 ;
+  assign \$287 [1] = \$188 ;
+  assign \$287 [0] = \$186 ;
+  assign \$286 [1] = \$182 ;
+  assign \$286 [0] = \$180 ;
+  assign \$285 [1] = \$176 ;
+  assign \$285 [0] = \$174 ;
+  assign \$284 [1] = \$170 ;
+  assign \$284 [0] = \$168 ;
+  assign \$283 [1] = \$164 ;
+  assign \$283 [0] = \$162 ;
+  assign \$282 [1] = \$158 ;
+  assign \$282 [0] = \$156 ;
+  assign \$281 [1] = \$152 ;
+  assign \$281 [0] = \$150 ;
+  assign \$280 [1] = \$146 ;
+  assign \$280 [0] = \$144 ;
+  assign \$279 [1] = \$140 ;
+  assign \$279 [0] = \$138 ;
+  assign \$278 [1] = \$134 ;
+  assign \$278 [0] = \$132 ;
+  assign \$277 [1] = \$128 ;
+  assign \$277 [0] = \$126 ;
+  assign \$276 [1] = \$122 ;
+  assign \$276 [0] = \$120 ;
+  assign \$275 [1] = \$116 ;
+  assign \$275 [0] = \$114 ;
+  assign \$274 [1] = \$110 ;
+  assign \$274 [0] = \$108 ;
+  assign \$273 [1] = \$104 ;
+  assign \$273 [0] = \$102 ;
+  assign \$272 [1] = \$98 ;
+  assign \$272 [0] = \$96 ;
+  assign \$271 [1] = \$92 ;
+  assign \$271 [0] = \$90 ;
+  assign \$270 [1] = \$86 ;
+  assign \$270 [0] = \$84 ;
+  assign \$269 [1] = \$80 ;
+  assign \$269 [0] = \$78 ;
+  assign \$268 [1] = \$74 ;
+  assign \$268 [0] = \$72 ;
+  assign \$267 [1] = \$68 ;
+  assign \$267 [0] = \$66 ;
+  assign \$266 [1] = \$62 ;
+  assign \$266 [0] = \$60 ;
+  assign \$265 [1] = \$56 ;
+  assign \$265 [0] = \$54 ;
+  assign \$264 [1] = \$50 ;
+  assign \$264 [0] = \$48 ;
+  assign \$263 [1] = \$44 ;
+  assign \$263 [0] = \$42 ;
+  assign \$262 [1] = \$38 ;
+  assign \$262 [0] = \$36 ;
+  assign \$261 [1] = \$32 ;
+  assign \$261 [0] = \$30 ;
+  assign \$260 [1] = \$26 ;
+  assign \$260 [0] = \$24 ;
+  assign \$259 [1] = \$20 ;
+  assign \$259 [0] = \$18 ;
+  assign \$258 [1] = \$14 ;
+  assign \$258 [0] = \$12 ;
+  assign \$257 [1] = \$8 ;
+  assign \$257 [0] = \$6 ;
+  assign \$256 [1] = \$2 ;
+  assign \$256 [0] = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -11818,8 +11754,8 @@ module \fairyhw_engine.prep (q, pp, qq, p);
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload, \port$1726$2 , tile, shared, res__ready);
-  reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
+module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload, tile, shared, \port$1694$2 , res__ready);
+  reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire \$1 ;
   wire [1:0] \$10 ;
   wire [1:0] \$11 ;
@@ -11951,8 +11887,8 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
   reg [21:0] o2_bq0 = 22'h000000;
   reg o2_last = 1'h0;
   reg o2_valid = 1'h0;
-  input [3:0] \port$1726$2 ;
-  wire [3:0] \port$1726$2 ;
+  input [3:0] \port$1694$2 ;
+  wire [3:0] \port$1694$2 ;
   wire [88:0] r_data;
   wire r_en;
   wire r_rdy;
@@ -12092,44 +12028,44 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
     .w_port__data(beat)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$49  = a_row0;
-    if (\port$1726$2 [0]) begin
+    if (\port$1694$2 [0]) begin
       \$49  = tile;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$50  = a_shared0;
-    if (\port$1726$2 [0]) begin
+    if (\port$1694$2 [0]) begin
       \$50  = shared;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$51  = a_count;
-    if (\port$1726$2 [0]) begin
-      \$51  = \port$1726$2 [3];
+    if (\port$1694$2 [0]) begin
+      \$51  = \port$1694$2 [3];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$52  = \$signal ;
-    if (\port$1726$2 [0]) begin
-      \$52  = \port$1726$2 [2];
+    if (\port$1694$2 [0]) begin
+      \$52  = \port$1694$2 [2];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$53  = a_conj;
-    if (\port$1726$2 [0]) begin
-      \$53  = \port$1726$2 [1];
+    if (\port$1694$2 [0]) begin
+      \$53  = \port$1694$2 [1];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$54  = a_full;
-    if (\port$1726$2 [0]) begin
+    if (\port$1694$2 [0]) begin
       \$54  = 1'h1;
     end else if (\$2 ) begin
       \$54  = 1'h0;
@@ -12139,35 +12075,35 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$55  = b_row0;
     if (\$4 ) begin
       \$55  = a_row0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$56  = b_shared0;
     if (\$4 ) begin
       \$56  = a_shared0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$57  = \$signal$17 ;
     if (\$4 ) begin
       \$57  = \$signal ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$58  = b_conj;
     if (\$4 ) begin
       \$58  = a_conj;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$59  = b_left;
     if (\$4 ) begin
       \$59  = a_count;
@@ -12180,7 +12116,7 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$60  = b_beat;
     if (\$4 ) begin
       \$60  = 1'h0;
@@ -12190,28 +12126,28 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$61  = \$14 ;
     if (rst) begin
       \$61  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$62  = o1_valid;
     if (rst) begin
       \$62  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$63  = \$40 [2:0];
     if (rst) begin
       \$63  = 3'h4;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$17  = 22'h000000;
     casez (b_beat)
       1'h0:
@@ -12219,7 +12155,7 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$18  = 22'h000000;
     casez (b_beat)
       1'h0:
@@ -12227,7 +12163,7 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$20  = 22'h000000;
     casez (b_beat)
       1'h0:
@@ -12235,7 +12171,7 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$21  = 22'h000000;
     casez (b_beat)
       1'h0:
@@ -12243,7 +12179,7 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$23  = 22'h000000;
     casez (b_beat)
       1'h0:
@@ -12251,7 +12187,7 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$24  = 22'h000000;
     casez (b_beat)
       1'h0:
@@ -12259,7 +12195,7 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$26  = 22'h000000;
     casez (b_beat)
       1'h0:
@@ -12267,17 +12203,17 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$27  = 22'h000000;
     casez (b_beat)
       1'h0:
           \$27  = b_row0[65:44];
     endcase
   end
-  assign cap = \port$1726$2 [0];
-  assign count = \port$1726$2 [3];
-  assign \final  = \port$1726$2 [2];
-  assign conj = \port$1726$2 [1];
+  assign cap = \port$1694$2 [0];
+  assign count = \port$1694$2 [3];
+  assign \final  = \port$1694$2 [2];
+  assign conj = \port$1694$2 [1];
   assign group0 = b_row0;
   assign w_en = o2_valid;
   assign w_data = beat;
@@ -12341,7 +12277,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \fairyhw_engine.results.fifo (clk, rst, r_rdy, r_data, w_en, w_port__data, r_en);
-  reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -12424,7 +12360,7 @@ module \fairyhw_engine.results.fifo (clk, rst, r_rdy, r_data, w_en, w_port__data
   always @(posedge clk)
     level <= \$17 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
       \$15  = \$2 [1:0];
@@ -12434,7 +12370,7 @@ module \fairyhw_engine.results.fifo (clk, rst, r_rdy, r_data, w_en, w_port__data
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
       \$16  = \$4 [1:0];
@@ -12444,7 +12380,7 @@ module \fairyhw_engine.results.fifo (clk, rst, r_rdy, r_data, w_en, w_port__data
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$17  = level;
     if (\$8 ) begin
       \$17  = \$9 [2:0];
@@ -14395,7 +14331,1026 @@ module \fairyhw_engine.row0 (rst, pp, qq, h, x, sums, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.shared$559 (rst, pp, qq, sums, clk);
+module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_valid, clk, rst, drained, wgt_ready, busy, load__valid, freed, load__payload, slot, clear, cmd__ready, act__ready, chunk, cmd__payload);
+  reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
+  wire \$1 ;
+  wire \$10 ;
+  reg \$100 ;
+  reg [13:0] \$101 ;
+  reg \$102 ;
+  reg [6:0] \$103 ;
+  reg \$104 ;
+  reg \$105 ;
+  reg \$106 ;
+  reg [6:0] \$107 ;
+  reg [6:0] \$108 ;
+  reg \$109 ;
+  wire \$11 ;
+  reg [14:0] \$110 ;
+  reg \$111 ;
+  reg [6:0] \$112 ;
+  reg \$113 ;
+  reg \$114 ;
+  reg \$115 ;
+  reg \$116 ;
+  reg \$117 ;
+  wire \$12 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
+  wire \$19 ;
+  wire \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire [14:0] \$28 ;
+  wire \$29 ;
+  wire \$3 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire [2:0] \$37 ;
+  wire [3:0] \$38 ;
+  wire \$39 ;
+  wire \$4 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire [14:0] \$44 ;
+  wire \$45 ;
+  wire [7:0] \$46 ;
+  wire \$47 ;
+  wire [7:0] \$48 ;
+  wire [7:0] \$49 ;
+  wire \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire [7:0] \$59 ;
+  wire \$6 ;
+  wire [7:0] \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
+  wire \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
+  wire \$8 ;
+  wire [15:0] \$80 ;
+  wire \$81 ;
+  wire [1:0] \$82 ;
+  wire [1:0] \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire \$88 ;
+  wire \$89 ;
+  wire \$9 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  reg [5:0] \$94 ;
+  reg [1:0] \$95 ;
+  reg [13:0] \$96 ;
+  reg [14:0] \$97 ;
+  reg \$98 ;
+  reg \$99 ;
+  (* init = 1'h1 *)
+  wire \$signal ;
+  reg \$signal$34  = 1'h0;
+  reg \$signal$39  = 1'h0;
+  (* init = 1'h0 *)
+  wire \$signal$5 ;
+  reg \$signal$7  = 1'h0;
+  reg a_last = 1'h0;
+  input [1023:0] act__payload;
+  wire [1023:0] act__payload;
+  wire [15:0] \act__payload[0] ;
+  wire [7:0] \act__payload[0].p ;
+  wire [7:0] \act__payload[0].q ;
+  wire [15:0] \act__payload[10] ;
+  wire [7:0] \act__payload[10].p ;
+  wire [7:0] \act__payload[10].q ;
+  wire [15:0] \act__payload[11] ;
+  wire [7:0] \act__payload[11].p ;
+  wire [7:0] \act__payload[11].q ;
+  wire [15:0] \act__payload[12] ;
+  wire [7:0] \act__payload[12].p ;
+  wire [7:0] \act__payload[12].q ;
+  wire [15:0] \act__payload[13] ;
+  wire [7:0] \act__payload[13].p ;
+  wire [7:0] \act__payload[13].q ;
+  wire [15:0] \act__payload[14] ;
+  wire [7:0] \act__payload[14].p ;
+  wire [7:0] \act__payload[14].q ;
+  wire [15:0] \act__payload[15] ;
+  wire [7:0] \act__payload[15].p ;
+  wire [7:0] \act__payload[15].q ;
+  wire [15:0] \act__payload[16] ;
+  wire [7:0] \act__payload[16].p ;
+  wire [7:0] \act__payload[16].q ;
+  wire [15:0] \act__payload[17] ;
+  wire [7:0] \act__payload[17].p ;
+  wire [7:0] \act__payload[17].q ;
+  wire [15:0] \act__payload[18] ;
+  wire [7:0] \act__payload[18].p ;
+  wire [7:0] \act__payload[18].q ;
+  wire [15:0] \act__payload[19] ;
+  wire [7:0] \act__payload[19].p ;
+  wire [7:0] \act__payload[19].q ;
+  wire [15:0] \act__payload[1] ;
+  wire [7:0] \act__payload[1].p ;
+  wire [7:0] \act__payload[1].q ;
+  wire [15:0] \act__payload[20] ;
+  wire [7:0] \act__payload[20].p ;
+  wire [7:0] \act__payload[20].q ;
+  wire [15:0] \act__payload[21] ;
+  wire [7:0] \act__payload[21].p ;
+  wire [7:0] \act__payload[21].q ;
+  wire [15:0] \act__payload[22] ;
+  wire [7:0] \act__payload[22].p ;
+  wire [7:0] \act__payload[22].q ;
+  wire [15:0] \act__payload[23] ;
+  wire [7:0] \act__payload[23].p ;
+  wire [7:0] \act__payload[23].q ;
+  wire [15:0] \act__payload[24] ;
+  wire [7:0] \act__payload[24].p ;
+  wire [7:0] \act__payload[24].q ;
+  wire [15:0] \act__payload[25] ;
+  wire [7:0] \act__payload[25].p ;
+  wire [7:0] \act__payload[25].q ;
+  wire [15:0] \act__payload[26] ;
+  wire [7:0] \act__payload[26].p ;
+  wire [7:0] \act__payload[26].q ;
+  wire [15:0] \act__payload[27] ;
+  wire [7:0] \act__payload[27].p ;
+  wire [7:0] \act__payload[27].q ;
+  wire [15:0] \act__payload[28] ;
+  wire [7:0] \act__payload[28].p ;
+  wire [7:0] \act__payload[28].q ;
+  wire [15:0] \act__payload[29] ;
+  wire [7:0] \act__payload[29].p ;
+  wire [7:0] \act__payload[29].q ;
+  wire [15:0] \act__payload[2] ;
+  wire [7:0] \act__payload[2].p ;
+  wire [7:0] \act__payload[2].q ;
+  wire [15:0] \act__payload[30] ;
+  wire [7:0] \act__payload[30].p ;
+  wire [7:0] \act__payload[30].q ;
+  wire [15:0] \act__payload[31] ;
+  wire [7:0] \act__payload[31].p ;
+  wire [7:0] \act__payload[31].q ;
+  wire [15:0] \act__payload[32] ;
+  wire [7:0] \act__payload[32].p ;
+  wire [7:0] \act__payload[32].q ;
+  wire [15:0] \act__payload[33] ;
+  wire [7:0] \act__payload[33].p ;
+  wire [7:0] \act__payload[33].q ;
+  wire [15:0] \act__payload[34] ;
+  wire [7:0] \act__payload[34].p ;
+  wire [7:0] \act__payload[34].q ;
+  wire [15:0] \act__payload[35] ;
+  wire [7:0] \act__payload[35].p ;
+  wire [7:0] \act__payload[35].q ;
+  wire [15:0] \act__payload[36] ;
+  wire [7:0] \act__payload[36].p ;
+  wire [7:0] \act__payload[36].q ;
+  wire [15:0] \act__payload[37] ;
+  wire [7:0] \act__payload[37].p ;
+  wire [7:0] \act__payload[37].q ;
+  wire [15:0] \act__payload[38] ;
+  wire [7:0] \act__payload[38].p ;
+  wire [7:0] \act__payload[38].q ;
+  wire [15:0] \act__payload[39] ;
+  wire [7:0] \act__payload[39].p ;
+  wire [7:0] \act__payload[39].q ;
+  wire [15:0] \act__payload[3] ;
+  wire [7:0] \act__payload[3].p ;
+  wire [7:0] \act__payload[3].q ;
+  wire [15:0] \act__payload[40] ;
+  wire [7:0] \act__payload[40].p ;
+  wire [7:0] \act__payload[40].q ;
+  wire [15:0] \act__payload[41] ;
+  wire [7:0] \act__payload[41].p ;
+  wire [7:0] \act__payload[41].q ;
+  wire [15:0] \act__payload[42] ;
+  wire [7:0] \act__payload[42].p ;
+  wire [7:0] \act__payload[42].q ;
+  wire [15:0] \act__payload[43] ;
+  wire [7:0] \act__payload[43].p ;
+  wire [7:0] \act__payload[43].q ;
+  wire [15:0] \act__payload[44] ;
+  wire [7:0] \act__payload[44].p ;
+  wire [7:0] \act__payload[44].q ;
+  wire [15:0] \act__payload[45] ;
+  wire [7:0] \act__payload[45].p ;
+  wire [7:0] \act__payload[45].q ;
+  wire [15:0] \act__payload[46] ;
+  wire [7:0] \act__payload[46].p ;
+  wire [7:0] \act__payload[46].q ;
+  wire [15:0] \act__payload[47] ;
+  wire [7:0] \act__payload[47].p ;
+  wire [7:0] \act__payload[47].q ;
+  wire [15:0] \act__payload[48] ;
+  wire [7:0] \act__payload[48].p ;
+  wire [7:0] \act__payload[48].q ;
+  wire [15:0] \act__payload[49] ;
+  wire [7:0] \act__payload[49].p ;
+  wire [7:0] \act__payload[49].q ;
+  wire [15:0] \act__payload[4] ;
+  wire [7:0] \act__payload[4].p ;
+  wire [7:0] \act__payload[4].q ;
+  wire [15:0] \act__payload[50] ;
+  wire [7:0] \act__payload[50].p ;
+  wire [7:0] \act__payload[50].q ;
+  wire [15:0] \act__payload[51] ;
+  wire [7:0] \act__payload[51].p ;
+  wire [7:0] \act__payload[51].q ;
+  wire [15:0] \act__payload[52] ;
+  wire [7:0] \act__payload[52].p ;
+  wire [7:0] \act__payload[52].q ;
+  wire [15:0] \act__payload[53] ;
+  wire [7:0] \act__payload[53].p ;
+  wire [7:0] \act__payload[53].q ;
+  wire [15:0] \act__payload[54] ;
+  wire [7:0] \act__payload[54].p ;
+  wire [7:0] \act__payload[54].q ;
+  wire [15:0] \act__payload[55] ;
+  wire [7:0] \act__payload[55].p ;
+  wire [7:0] \act__payload[55].q ;
+  wire [15:0] \act__payload[56] ;
+  wire [7:0] \act__payload[56].p ;
+  wire [7:0] \act__payload[56].q ;
+  wire [15:0] \act__payload[57] ;
+  wire [7:0] \act__payload[57].p ;
+  wire [7:0] \act__payload[57].q ;
+  wire [15:0] \act__payload[58] ;
+  wire [7:0] \act__payload[58].p ;
+  wire [7:0] \act__payload[58].q ;
+  wire [15:0] \act__payload[59] ;
+  wire [7:0] \act__payload[59].p ;
+  wire [7:0] \act__payload[59].q ;
+  wire [15:0] \act__payload[5] ;
+  wire [7:0] \act__payload[5].p ;
+  wire [7:0] \act__payload[5].q ;
+  wire [15:0] \act__payload[60] ;
+  wire [7:0] \act__payload[60].p ;
+  wire [7:0] \act__payload[60].q ;
+  wire [15:0] \act__payload[61] ;
+  wire [7:0] \act__payload[61].p ;
+  wire [7:0] \act__payload[61].q ;
+  wire [15:0] \act__payload[62] ;
+  wire [7:0] \act__payload[62].p ;
+  wire [7:0] \act__payload[62].q ;
+  wire [15:0] \act__payload[63] ;
+  wire [7:0] \act__payload[63].p ;
+  wire [7:0] \act__payload[63].q ;
+  wire [15:0] \act__payload[6] ;
+  wire [7:0] \act__payload[6].p ;
+  wire [7:0] \act__payload[6].q ;
+  wire [15:0] \act__payload[7] ;
+  wire [7:0] \act__payload[7].p ;
+  wire [7:0] \act__payload[7].q ;
+  wire [15:0] \act__payload[8] ;
+  wire [7:0] \act__payload[8].p ;
+  wire [7:0] \act__payload[8].q ;
+  wire [15:0] \act__payload[9] ;
+  wire [7:0] \act__payload[9].p ;
+  wire [7:0] \act__payload[9].q ;
+  output act__ready;
+  reg act__ready = 1'h0;
+  input act__valid;
+  wire act__valid;
+  output busy;
+  wire busy;
+  reg [6:0] c_last = 7'h00;
+  reg [6:0] c_last_m1 = 7'h00;
+  output [6:0] chunk;
+  reg [6:0] chunk = 7'h00;
+  (* init = 7'h00 *)
+  wire [6:0] \chunk$1 ;
+  reg chunk_last = 1'h0;
+  output clear;
+  reg clear = 1'h0;
+  input clk;
+  wire clk;
+  input [28:0] cmd__payload;
+  wire [28:0] cmd__payload;
+  wire [13:0] \cmd__payload.k ;
+  wire [14:0] \cmd__payload.rows ;
+  output cmd__ready;
+  reg cmd__ready = 1'h1;
+  input cmd__valid;
+  wire cmd__valid;
+  (* init = 1'h0 *)
+  wire cmd_go;
+  reg [1:0] credits = 2'h2;
+  input drained;
+  wire drained;
+  reg empty = 1'h0;
+  input freed;
+  wire freed;
+  reg [13:0] k_r = 14'h0000;
+  reg last_beat = 1'h0;
+  reg [6:0] ld_addr = 7'h00;
+  reg [13:0] left = 14'h0000;
+  output [1031:0] load__payload;
+  wire [1031:0] load__payload;
+  wire [1023:0] \load__payload.data ;
+  wire \load__payload.last ;
+  wire [6:0] \load__payload.low ;
+  output load__valid;
+  wire load__valid;
+  reg load_done = 1'h0;
+  reg mat = 1'h0;
+  reg pass_end = 1'h0;
+  reg r_gt = 1'h0;
+  reg [14:0] r_left = 15'h0000;
+  reg [14:0] rows_r = 15'h0000;
+  input rst;
+  wire rst;
+  output [5:0] slot;
+  reg [5:0] slot = 6'h00;
+  wire \slot.conj ;
+  wire \slot.count ;
+  wire \slot.final ;
+  wire \slot.first ;
+  wire \slot.last ;
+  wire \slot.valid ;
+  reg stg = 1'h0;
+  output wgt_ready;
+  wire wgt_ready;
+  input wgt_valid;
+  wire wgt_valid;
+  assign \$1  = ~ chunk_last;
+  assign \$2  = | credits;
+  assign \$3  = ~ pass_end;
+  assign \$4  = \$2  & \$3 ;
+  assign \$5  = \$1  | \$4 ;
+  assign wgt_ready = \$signal$7  & \$5 ;
+  assign busy = ~ cmd__ready;
+  assign load__valid = act__valid & act__ready;
+  assign \$6  = ~ chunk_last;
+  assign \$7  = | credits;
+  assign \$8  = ~ pass_end;
+  assign \$9  = \$7  & \$8 ;
+  assign \$10  = \$6  | \$9 ;
+  assign \$11  = \$signal$7  & \$10 ;
+  assign \$12  = wgt_valid & \$11 ;
+  assign \$13  = ~ chunk_last;
+  assign \$14  = | credits;
+  assign \$15  = ~ pass_end;
+  assign \$16  = \$14  & \$15 ;
+  assign \$17  = \$13  | \$16 ;
+  assign \$18  = \$signal$7  & \$17 ;
+  assign \$19  = wgt_valid & \$18 ;
+  assign \$20  = \$19  & chunk_last;
+  assign \$21  = ! chunk;
+  assign \$25  = \$23  & \$24 ;
+  assign \$26  = ~ r_gt;
+  assign \$27  = \$25  & \$26 ;
+  assign \$28  = r_gt ? 15'h0001 : r_left;
+  assign \$29  = ~ chunk_last;
+  assign \$30  = | credits;
+  assign \$31  = ~ pass_end;
+  assign \$32  = \$30  & \$31 ;
+  assign \$33  = \$29  | \$32 ;
+  assign \$34  = \$signal$7  & \$33 ;
+  assign \$35  = wgt_valid & \$34 ;
+  assign \$36  = \$35  & chunk_last;
+  assign \$37  = credits - \$36 ;
+  assign \$38  = $signed(\$37 ) + $signed({ 1'h0, freed });
+  assign \$39  = cmd__valid & cmd__ready;
+  assign \$40  = cmd__valid & cmd__ready;
+  assign \$41  = k_r <= 7'h40;
+  assign \$42  = act__valid & act__ready;
+  assign \$43  = act__valid & act__ready;
+  assign \$44  = left - 7'h40;
+  assign \$45  = left <= 8'h80;
+  assign \$46  = ld_addr + 1'h1;
+  assign \$47  = \$signal$34  & a_last;
+  assign \$48  = ld_addr - 1'h1;
+  assign \$49  = ld_addr - 2'h2;
+  assign \$50  = ld_addr == 1'h1;
+  assign \$51  = rows_r > 1'h1;
+  assign \$52  = ~ chunk_last;
+  assign \$53  = | credits;
+  assign \$54  = ~ pass_end;
+  assign \$55  = \$53  & \$54 ;
+  assign \$56  = \$52  | \$55 ;
+  assign \$57  = \$signal$7  & \$56 ;
+  assign \$58  = wgt_valid & \$57 ;
+  assign \$59  = chunk + 1'h1;
+  assign \$60  = chunk_last ? 8'h00 : \$59 ;
+  assign \$61  = ! c_last;
+  assign \$62  = chunk == c_last_m1;
+  assign \$63  = chunk_last ? \$61  : \$62 ;
+  assign \$66  = \$64  & \$65 ;
+  assign \$67  = ~ r_gt;
+  assign \$68  = \$66  & \$67 ;
+  assign \$69  = chunk_last & \$68 ;
+  assign \$70  = ~ chunk_last;
+  assign \$71  = | credits;
+  assign \$72  = ~ pass_end;
+  assign \$73  = \$71  & \$72 ;
+  assign \$74  = \$70  | \$73 ;
+  assign \$75  = \$signal$7  & \$74 ;
+  assign \$76  = wgt_valid & \$75 ;
+  assign \$77  = \$76  & chunk_last;
+  assign \$80  = r_left - 1'h1;
+  assign \$81  = r_left > 2'h2;
+  assign \$82  = stg + 1'h1;
+  assign \$83  = mat + 1'h1;
+  assign \$84  = ~ chunk_last;
+  assign \$85  = | credits;
+  assign \$86  = ~ pass_end;
+  assign \$87  = \$85  & \$86 ;
+  assign \$88  = \$84  | \$87 ;
+  assign \$89  = \$signal$7  & \$88 ;
+  assign \$90  = wgt_valid & \$89 ;
+  assign \$91  = ~ \$90 ;
+  assign \$92  = drained & \$91 ;
+  assign \$93  = \$signal$39  & empty;
+  always @(posedge clk)
+    slot <= \$94 ;
+  always @(posedge clk)
+    credits <= \$95 ;
+  always @(posedge clk)
+    k_r <= \$96 ;
+  always @(posedge clk)
+    rows_r <= \$97 ;
+  always @(posedge clk)
+    clear <= \$98 ;
+  always @(posedge clk)
+    cmd__ready <= \$99 ;
+  always @(posedge clk)
+    act__ready <= \$100 ;
+  always @(posedge clk)
+    left <= \$101 ;
+  always @(posedge clk)
+    last_beat <= \$102 ;
+  always @(posedge clk)
+    ld_addr <= \$103 ;
+  always @(posedge clk)
+    \$signal$34  <= \$104 ;
+  always @(posedge clk)
+    a_last <= last_beat;
+  always @(posedge clk)
+    load_done <= \$105 ;
+  always @(posedge clk)
+    \$signal$7  <= \$106 ;
+  always @(posedge clk)
+    c_last <= \$107 ;
+  always @(posedge clk)
+    c_last_m1 <= \$108 ;
+  always @(posedge clk)
+    chunk_last <= \$109 ;
+  always @(posedge clk)
+    r_left <= \$110 ;
+  always @(posedge clk)
+    r_gt <= \$111 ;
+  always @(posedge clk)
+    chunk <= \$112 ;
+  always @(posedge clk)
+    \$signal$39  <= \$113 ;
+  always @(posedge clk)
+    pass_end <= \$114 ;
+  always @(posedge clk)
+    mat <= \$115 ;
+  always @(posedge clk)
+    stg <= \$116 ;
+  always @(posedge clk)
+    empty <= \$117 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$94 [0] = \$12 ;
+    \$94 [2] = \$20 ;
+    \$94 [1] = \$21 ;
+    \$94 [3] = \$22 ;
+    \$94 [4] = \$27 ;
+    \$94 [5] = \$28 [0];
+    if (rst) begin
+      \$94  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$95  = \$38 [1:0];
+    if (rst) begin
+      \$95  = 2'h2;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$96  = k_r;
+    if (cmd__ready) begin
+      \$96  = cmd__payload[13:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$97  = rows_r;
+    if (cmd__ready) begin
+      \$97  = cmd__payload[28:14];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$98  = \$39 ;
+    if (rst) begin
+      \$98  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$99  = cmd__ready;
+    if (\$40 ) begin
+      \$99  = 1'h0;
+    end
+    if (\$93 ) begin
+      \$99  = 1'h1;
+    end
+    if (rst) begin
+      \$99  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$100  = act__ready;
+    if (clear) begin
+      \$100  = 1'h1;
+    end
+    if (\$43 ) begin
+      if (last_beat) begin
+        \$100  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$100  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$101  = left;
+    if (clear) begin
+      \$101  = k_r;
+    end
+    if (\$43 ) begin
+      \$101  = \$44 [13:0];
+    end
+    if (rst) begin
+      \$101  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$102  = last_beat;
+    if (clear) begin
+      \$102  = \$41 ;
+    end
+    if (\$43 ) begin
+      \$102  = \$45 ;
+    end
+    if (rst) begin
+      \$102  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$103  = ld_addr;
+    if (clear) begin
+      \$103  = 7'h00;
+    end
+    if (\$signal$34 ) begin
+      \$103  = \$46 [6:0];
+    end
+    if (rst) begin
+      \$103  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$104  = \$42 ;
+    if (rst) begin
+      \$104  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$105  = \$47 ;
+    if (rst) begin
+      \$105  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$106  = \$signal$7 ;
+    if (load_done) begin
+      \$106  = 1'h1;
+    end
+    if (\$58 ) begin
+      if (\$69 ) begin
+        \$106  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$106  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$107  = c_last;
+    if (load_done) begin
+      \$107  = \$48 [6:0];
+    end
+    if (rst) begin
+      \$107  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$108  = c_last_m1;
+    if (load_done) begin
+      \$108  = \$49 [6:0];
+    end
+    if (rst) begin
+      \$108  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$109  = chunk_last;
+    if (load_done) begin
+      \$109  = \$50 ;
+    end
+    if (\$58 ) begin
+      \$109  = \$63 ;
+    end
+    if (rst) begin
+      \$109  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$110  = r_left;
+    if (load_done) begin
+      \$110  = rows_r;
+    end
+    if (pass_end) begin
+      if (\$78 ) begin
+        if (\$79 ) begin
+          \$110  = \$80 [14:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$110  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$111  = r_gt;
+    if (load_done) begin
+      \$111  = \$51 ;
+    end
+    if (pass_end) begin
+      if (\$78 ) begin
+        if (\$79 ) begin
+          \$111  = \$81 ;
+        end
+      end
+    end
+    if (rst) begin
+      \$111  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$112  = chunk;
+    if (\$58 ) begin
+      \$112  = \$60 [6:0];
+    end
+    if (rst) begin
+      \$112  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$113  = \$signal$39 ;
+    if (\$58 ) begin
+      if (\$69 ) begin
+        \$113  = 1'h1;
+      end
+    end
+    if (\$93 ) begin
+      \$113  = 1'h0;
+    end
+    if (rst) begin
+      \$113  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$114  = \$77 ;
+    if (rst) begin
+      \$114  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$115  = mat;
+    if (pass_end) begin
+      (* full_case = 32'd1 *)
+      if (\$78 ) begin
+        \$115  = 1'h0;
+      end else begin
+        \$115  = \$83 [0];
+      end
+    end
+    if (rst) begin
+      \$115  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$116  = stg;
+    if (pass_end) begin
+      if (\$78 ) begin
+        (* full_case = 32'd1 *)
+        if (\$79 ) begin
+          \$116  = 1'h0;
+        end else begin
+          \$116  = \$82 [0];
+        end
+      end
+    end
+    if (rst) begin
+      \$116  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$117  = \$92 ;
+    if (rst) begin
+      \$117  = 1'h0;
+    end
+  end
+  assign \chunk$1  = chunk;
+  assign \$signal  = cmd__ready;
+  assign \$signal$5  = act__ready;
+  assign cmd_go = clear;
+  assign \load__payload.data  = load__payload[1023:0];
+  assign \load__payload.last  = load__payload[1024];
+  assign \load__payload.low  = load__payload[1031:1025];
+  assign \act__payload[0]  = act__payload[15:0];
+  assign \act__payload[0].p  = act__payload[7:0];
+  assign \act__payload[0].q  = act__payload[15:8];
+  assign \act__payload[1]  = act__payload[31:16];
+  assign \act__payload[1].p  = act__payload[23:16];
+  assign \act__payload[1].q  = act__payload[31:24];
+  assign \act__payload[2]  = act__payload[47:32];
+  assign \act__payload[2].p  = act__payload[39:32];
+  assign \act__payload[2].q  = act__payload[47:40];
+  assign \act__payload[3]  = act__payload[63:48];
+  assign \act__payload[3].p  = act__payload[55:48];
+  assign \act__payload[3].q  = act__payload[63:56];
+  assign \act__payload[4]  = act__payload[79:64];
+  assign \act__payload[4].p  = act__payload[71:64];
+  assign \act__payload[4].q  = act__payload[79:72];
+  assign \act__payload[5]  = act__payload[95:80];
+  assign \act__payload[5].p  = act__payload[87:80];
+  assign \act__payload[5].q  = act__payload[95:88];
+  assign \act__payload[6]  = act__payload[111:96];
+  assign \act__payload[6].p  = act__payload[103:96];
+  assign \act__payload[6].q  = act__payload[111:104];
+  assign \act__payload[7]  = act__payload[127:112];
+  assign \act__payload[7].p  = act__payload[119:112];
+  assign \act__payload[7].q  = act__payload[127:120];
+  assign \act__payload[8]  = act__payload[143:128];
+  assign \act__payload[8].p  = act__payload[135:128];
+  assign \act__payload[8].q  = act__payload[143:136];
+  assign \act__payload[9]  = act__payload[159:144];
+  assign \act__payload[9].p  = act__payload[151:144];
+  assign \act__payload[9].q  = act__payload[159:152];
+  assign \act__payload[10]  = act__payload[175:160];
+  assign \act__payload[10].p  = act__payload[167:160];
+  assign \act__payload[10].q  = act__payload[175:168];
+  assign \act__payload[11]  = act__payload[191:176];
+  assign \act__payload[11].p  = act__payload[183:176];
+  assign \act__payload[11].q  = act__payload[191:184];
+  assign \act__payload[12]  = act__payload[207:192];
+  assign \act__payload[12].p  = act__payload[199:192];
+  assign \act__payload[12].q  = act__payload[207:200];
+  assign \act__payload[13]  = act__payload[223:208];
+  assign \act__payload[13].p  = act__payload[215:208];
+  assign \act__payload[13].q  = act__payload[223:216];
+  assign \act__payload[14]  = act__payload[239:224];
+  assign \act__payload[14].p  = act__payload[231:224];
+  assign \act__payload[14].q  = act__payload[239:232];
+  assign \act__payload[15]  = act__payload[255:240];
+  assign \act__payload[15].p  = act__payload[247:240];
+  assign \act__payload[15].q  = act__payload[255:248];
+  assign \act__payload[16]  = act__payload[271:256];
+  assign \act__payload[16].p  = act__payload[263:256];
+  assign \act__payload[16].q  = act__payload[271:264];
+  assign \act__payload[17]  = act__payload[287:272];
+  assign \act__payload[17].p  = act__payload[279:272];
+  assign \act__payload[17].q  = act__payload[287:280];
+  assign \act__payload[18]  = act__payload[303:288];
+  assign \act__payload[18].p  = act__payload[295:288];
+  assign \act__payload[18].q  = act__payload[303:296];
+  assign \act__payload[19]  = act__payload[319:304];
+  assign \act__payload[19].p  = act__payload[311:304];
+  assign \act__payload[19].q  = act__payload[319:312];
+  assign \act__payload[20]  = act__payload[335:320];
+  assign \act__payload[20].p  = act__payload[327:320];
+  assign \act__payload[20].q  = act__payload[335:328];
+  assign \act__payload[21]  = act__payload[351:336];
+  assign \act__payload[21].p  = act__payload[343:336];
+  assign \act__payload[21].q  = act__payload[351:344];
+  assign \act__payload[22]  = act__payload[367:352];
+  assign \act__payload[22].p  = act__payload[359:352];
+  assign \act__payload[22].q  = act__payload[367:360];
+  assign \act__payload[23]  = act__payload[383:368];
+  assign \act__payload[23].p  = act__payload[375:368];
+  assign \act__payload[23].q  = act__payload[383:376];
+  assign \act__payload[24]  = act__payload[399:384];
+  assign \act__payload[24].p  = act__payload[391:384];
+  assign \act__payload[24].q  = act__payload[399:392];
+  assign \act__payload[25]  = act__payload[415:400];
+  assign \act__payload[25].p  = act__payload[407:400];
+  assign \act__payload[25].q  = act__payload[415:408];
+  assign \act__payload[26]  = act__payload[431:416];
+  assign \act__payload[26].p  = act__payload[423:416];
+  assign \act__payload[26].q  = act__payload[431:424];
+  assign \act__payload[27]  = act__payload[447:432];
+  assign \act__payload[27].p  = act__payload[439:432];
+  assign \act__payload[27].q  = act__payload[447:440];
+  assign \act__payload[28]  = act__payload[463:448];
+  assign \act__payload[28].p  = act__payload[455:448];
+  assign \act__payload[28].q  = act__payload[463:456];
+  assign \act__payload[29]  = act__payload[479:464];
+  assign \act__payload[29].p  = act__payload[471:464];
+  assign \act__payload[29].q  = act__payload[479:472];
+  assign \act__payload[30]  = act__payload[495:480];
+  assign \act__payload[30].p  = act__payload[487:480];
+  assign \act__payload[30].q  = act__payload[495:488];
+  assign \act__payload[31]  = act__payload[511:496];
+  assign \act__payload[31].p  = act__payload[503:496];
+  assign \act__payload[31].q  = act__payload[511:504];
+  assign \act__payload[32]  = act__payload[527:512];
+  assign \act__payload[32].p  = act__payload[519:512];
+  assign \act__payload[32].q  = act__payload[527:520];
+  assign \act__payload[33]  = act__payload[543:528];
+  assign \act__payload[33].p  = act__payload[535:528];
+  assign \act__payload[33].q  = act__payload[543:536];
+  assign \act__payload[34]  = act__payload[559:544];
+  assign \act__payload[34].p  = act__payload[551:544];
+  assign \act__payload[34].q  = act__payload[559:552];
+  assign \act__payload[35]  = act__payload[575:560];
+  assign \act__payload[35].p  = act__payload[567:560];
+  assign \act__payload[35].q  = act__payload[575:568];
+  assign \act__payload[36]  = act__payload[591:576];
+  assign \act__payload[36].p  = act__payload[583:576];
+  assign \act__payload[36].q  = act__payload[591:584];
+  assign \act__payload[37]  = act__payload[607:592];
+  assign \act__payload[37].p  = act__payload[599:592];
+  assign \act__payload[37].q  = act__payload[607:600];
+  assign \act__payload[38]  = act__payload[623:608];
+  assign \act__payload[38].p  = act__payload[615:608];
+  assign \act__payload[38].q  = act__payload[623:616];
+  assign \act__payload[39]  = act__payload[639:624];
+  assign \act__payload[39].p  = act__payload[631:624];
+  assign \act__payload[39].q  = act__payload[639:632];
+  assign \act__payload[40]  = act__payload[655:640];
+  assign \act__payload[40].p  = act__payload[647:640];
+  assign \act__payload[40].q  = act__payload[655:648];
+  assign \act__payload[41]  = act__payload[671:656];
+  assign \act__payload[41].p  = act__payload[663:656];
+  assign \act__payload[41].q  = act__payload[671:664];
+  assign \act__payload[42]  = act__payload[687:672];
+  assign \act__payload[42].p  = act__payload[679:672];
+  assign \act__payload[42].q  = act__payload[687:680];
+  assign \act__payload[43]  = act__payload[703:688];
+  assign \act__payload[43].p  = act__payload[695:688];
+  assign \act__payload[43].q  = act__payload[703:696];
+  assign \act__payload[44]  = act__payload[719:704];
+  assign \act__payload[44].p  = act__payload[711:704];
+  assign \act__payload[44].q  = act__payload[719:712];
+  assign \act__payload[45]  = act__payload[735:720];
+  assign \act__payload[45].p  = act__payload[727:720];
+  assign \act__payload[45].q  = act__payload[735:728];
+  assign \act__payload[46]  = act__payload[751:736];
+  assign \act__payload[46].p  = act__payload[743:736];
+  assign \act__payload[46].q  = act__payload[751:744];
+  assign \act__payload[47]  = act__payload[767:752];
+  assign \act__payload[47].p  = act__payload[759:752];
+  assign \act__payload[47].q  = act__payload[767:760];
+  assign \act__payload[48]  = act__payload[783:768];
+  assign \act__payload[48].p  = act__payload[775:768];
+  assign \act__payload[48].q  = act__payload[783:776];
+  assign \act__payload[49]  = act__payload[799:784];
+  assign \act__payload[49].p  = act__payload[791:784];
+  assign \act__payload[49].q  = act__payload[799:792];
+  assign \act__payload[50]  = act__payload[815:800];
+  assign \act__payload[50].p  = act__payload[807:800];
+  assign \act__payload[50].q  = act__payload[815:808];
+  assign \act__payload[51]  = act__payload[831:816];
+  assign \act__payload[51].p  = act__payload[823:816];
+  assign \act__payload[51].q  = act__payload[831:824];
+  assign \act__payload[52]  = act__payload[847:832];
+  assign \act__payload[52].p  = act__payload[839:832];
+  assign \act__payload[52].q  = act__payload[847:840];
+  assign \act__payload[53]  = act__payload[863:848];
+  assign \act__payload[53].p  = act__payload[855:848];
+  assign \act__payload[53].q  = act__payload[863:856];
+  assign \act__payload[54]  = act__payload[879:864];
+  assign \act__payload[54].p  = act__payload[871:864];
+  assign \act__payload[54].q  = act__payload[879:872];
+  assign \act__payload[55]  = act__payload[895:880];
+  assign \act__payload[55].p  = act__payload[887:880];
+  assign \act__payload[55].q  = act__payload[895:888];
+  assign \act__payload[56]  = act__payload[911:896];
+  assign \act__payload[56].p  = act__payload[903:896];
+  assign \act__payload[56].q  = act__payload[911:904];
+  assign \act__payload[57]  = act__payload[927:912];
+  assign \act__payload[57].p  = act__payload[919:912];
+  assign \act__payload[57].q  = act__payload[927:920];
+  assign \act__payload[58]  = act__payload[943:928];
+  assign \act__payload[58].p  = act__payload[935:928];
+  assign \act__payload[58].q  = act__payload[943:936];
+  assign \act__payload[59]  = act__payload[959:944];
+  assign \act__payload[59].p  = act__payload[951:944];
+  assign \act__payload[59].q  = act__payload[959:952];
+  assign \act__payload[60]  = act__payload[975:960];
+  assign \act__payload[60].p  = act__payload[967:960];
+  assign \act__payload[60].q  = act__payload[975:968];
+  assign \act__payload[61]  = act__payload[991:976];
+  assign \act__payload[61].p  = act__payload[983:976];
+  assign \act__payload[61].q  = act__payload[991:984];
+  assign \act__payload[62]  = act__payload[1007:992];
+  assign \act__payload[62].p  = act__payload[999:992];
+  assign \act__payload[62].q  = act__payload[1007:1000];
+  assign \act__payload[63]  = act__payload[1023:1008];
+  assign \act__payload[63].p  = act__payload[1015:1008];
+  assign \act__payload[63].q  = act__payload[1023:1016];
+  assign \slot.valid  = slot[0];
+  assign \slot.first  = slot[1];
+  assign \slot.last  = slot[2];
+  assign \slot.conj  = slot[3];
+  assign \slot.final  = slot[4];
+  assign \slot.count  = slot[5];
+  assign \cmd__payload.k  = cmd__payload[13:0];
+  assign \cmd__payload.rows  = cmd__payload[28:14];
+  assign load__payload[1031:1025] = left[6:0];
+  assign load__payload[1024] = last_beat;
+  assign load__payload[1023:0] = act__payload;
+  assign \$22  = mat;
+  assign \$23  = mat;
+  assign \$24  = stg;
+  assign \$64  = mat;
+  assign \$65  = stg;
+  assign \$78  = mat;
+  assign \$79  = stg;
+endmodule
+
+(* generator = "Amaranth" *)
+module \fairyhw_engine.shared$86 (rst, pp, qq, sums, clk);
   wire [8:0] \$1 ;
   wire [8:0] \$10 ;
   wire [8:0] \$100 ;

@@ -1,11 +1,39 @@
-"""Helpers shared by the benchmarks: exactness cases, environment records."""
+"""Helpers shared by the benchmarks: exactness cases, the whole model's layer list, timing,
+environment records."""
 
 from __future__ import annotations
+
+import time
 
 
 # Layers of one transformer block that read the same input, fused into one call or launch in the
 # whole-model passes as inference engines do; the others run alone.
 FUSED_GROUPS = [("q_proj", "k_proj", "v_proj"), ("o_proj",), ("gate_proj", "up_proj"), ("down_proj",)]
+
+
+def whole_model(shapes, make):
+    """Every linear layer of a model in order, the layers of each of :data:`FUSED_GROUPS` in one:
+    ``[(names, make(shape, fused))]`` for each block and the ``lm_head``, where ``shape`` is the
+    group's :class:`~fairyhw.model.llama.LinearShape` and ``fused`` its layer count (the fused call
+    stacks ``fused`` layers' matrices)."""
+    by_name = {s.name: s for s in shapes}
+    layers = []
+    for _ in range(by_name["q_proj"].count):
+        for grp in FUSED_GROUPS:
+            layers.append((grp, make(by_name[grp[0]], len(grp))))
+    layers.append((("lm_head",), make(by_name["lm_head"], 1)))
+    return layers
+
+
+def best_of(fn, reps: int) -> tuple[float, float]:
+    """``fn`` once to warm up, then ``reps`` timed calls: (best, median) seconds."""
+    fn()
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return min(ts), sorted(ts)[len(ts) // 2]
 
 
 def exact_cases(shapes):

@@ -1,77 +1,85 @@
-"""``fairyhw bench gpu``: the GPU kernels checked against the golden integer path, then timed."""
+"""``fairyhw bench gpu``: the GPU kernels checked against the golden integer path, then timed.
+
+Steps (each a function below, run in this order by :func:`bench_gpu`; every timing is a CUDA graph's
+replay):
+
+1. :func:`check_exact`: every kernel against the golden integer path;
+2. :func:`time_per_shape`: every LLaMA-2 7B shape on rotating weight copies, with a plain read and
+   torch bf16 ``F.linear``;
+3. :func:`time_whole_model`: every layer's own codes, at batch 1 to 16, beside a plain read;
+4. :func:`time_bf16_model`: torch bf16 on the same layers.
+"""
 
 from __future__ import annotations
+
 from .. import FairyError
-from .common import FUSED_GROUPS, env_record, exact_cases
+from .common import env_record, exact_cases, whole_model
 
 
-def bench_gpu(args) -> dict:
-    """Exactness check, then per-shape and whole-model timings of the GPU kernels, a plain read of the
-    same code bytes and torch bf16, all as CUDA graphs."""
+def check_exact(dev, mma) -> None:
+    """Step 1: every kernel's sums ``==`` the golden integer path's (the tensor-core kernel's two
+    layouts up to 16 tokens)."""
     import torch
-    from ..kernels.gpu.kernel import (activation_matrix, activation_planes, activation_words, available,
-                              available_mma, fairy_sums, fairy_sums_dot, fairy_sums_dp4a, fairy_sums_mma,
-                              launch_dot, launch_dp4a, launch_mma, pack_codes_i32, read_xor)
-    from ..model.llama import LLAMA2_7B, linear_shapes
-    if not available():
-        raise FairyError("the GPU bench needs a CUDA GPU with Triton; this machine has none")
-    dev = torch.device("cuda")
-    name = torch.cuda.get_device_name(0)
-    torch.manual_seed(0)
-    mma = available_mma()
-    pdl = mma and torch.cuda.get_device_capability()[0] >= 9
-    if not mma:
-        print("note: no NVRTC or no int8 mma.sync here: the bit-plane tensor-core kernel and the plain "
-              "read are skipped")
-    # 1. exactness against the golden integer path
-    kernels = (fairy_sums, fairy_sums_dot, fairy_sums_dp4a) + ((fairy_sums_mma,) if mma else ())
+    from ..kernels.gpu import kernel as k
+    kernels = (k.fairy_sums, k.fairy_sums_dot, k.fairy_sums_dp4a) + ((k.fairy_sums_mma,) if mma else ())
     for codes, p, q, ref in exact_cases(((300, 200, 1), (64, 1000, 3), (2048, 2048, 1))):
         n, m = codes.shape[1:]
         for fn in kernels:
-            got = fn(pack_codes_i32(codes).to(dev), p.to(dev), q.to(dev)).cpu().long()
+            got = fn(k.pack_codes_i32(codes).to(dev), p.to(dev), q.to(dev)).cpu().long()
             if not torch.equal(got, ref):
                 raise SystemExit(f"error: GPU sums ({fn.__name__}) differ from the golden path "
                                  f"for n={n} m={m}")
     if mma:                                   # the tensor-core kernel's two layouts up to 16 tokens
         for codes, p, q, ref in exact_cases(((1000, 2048, 16), (600, 5504, 8))):
-            ci = pack_codes_i32(codes).to(dev)
-            act, asum = activation_planes(p.to(dev), q.to(dev), ci.shape[-1])
+            ci = k.pack_codes_i32(codes).to(dev)
+            act, asum = k.activation_planes(p.to(dev), q.to(dev), ci.shape[-1])
             for sets in ((0, 1, 2, 4) if p.shape[0] <= 8 else (1, 2, 4)):
-                if not torch.equal(launch_mma(ci, act, asum, sets=sets).cpu().long(), ref):
+                if not torch.equal(k.launch_mma(ci, act, asum, sets=sets).cpu().long(), ref):
                     raise SystemExit(f"error: GPU sums (tensor-core kernel, sets={sets}) differ from the "
                                      f"golden path for n={codes.shape[1]} m={codes.shape[2]}")
     print(f"exact: the {len(kernels)} GPU kernels' integer sums equal the golden path "
           f"({'5 shapes, 1 to 16 tokens' if mma else '3 shapes'}, == on int64)")
 
-    def timed(fn, iters):
+
+def timed(fn, iters):
+    """Median seconds of ``iters`` calls of ``fn`` (CUDA events; one call to warm up)."""
+    import torch
+    fn()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    times = []
+    for _ in range(iters):
+        start.record()
         fn()
+        end.record()
         torch.cuda.synchronize()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        times = []
-        for _ in range(iters):
-            start.record()
-            fn()
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end) / 1e3)
-        times.sort()
-        return times[len(times) // 2]
+        times.append(start.elapsed_time(end) / 1e3)
+    times.sort()
+    return times[len(times) // 2]
 
-    def capture(run):
-        """A CUDA graph of ``run``'s launches (warmed up, and autotuned, outside the capture)."""
+
+def capture(run):
+    """A CUDA graph of ``run``'s launches (warmed up, and autotuned, outside the capture)."""
+    import torch
+    run()
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
         run()
-        torch.cuda.synchronize()
-        g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g):
-            run()
-        return g
+    return g
 
-    def graph_time(run, iters=10):
-        """Median time of one replay of a CUDA graph of ``run``'s launches."""
-        return timed(capture(run).replay, iters)
 
-    # 2. per shape: a CUDA graph of launches over rotating weight copies (>= 400 MB, so no L2 reuse)
-    shapes = linear_shapes(LLAMA2_7B)
+def graph_time(run, iters=10):
+    """Median time of one replay of a CUDA graph of ``run``'s launches."""
+    return timed(capture(run).replay, iters)
+
+
+def time_per_shape(dev, mma, pdl, shapes) -> list:
+    """Step 2: per shape, a CUDA graph of launches over rotating weight copies (>= 400 MB of codes,
+    800 MB of bf16, so no L2 reuse)."""
+    import torch
+    from ..kernels.gpu.kernel import (activation_matrix, activation_planes, activation_words, launch_dot,
+                                      launch_dp4a, launch_mma, read_xor)
     rows = []
     for s in shapes:
         n, m = s.out_features // 2, s.in_features // 2
@@ -110,20 +118,20 @@ def bench_gpu(args) -> dict:
         print(f"{s.name:<10} {s.out_features}x{s.in_features}: "
               + "  ".join(f"{k} {t * 1e6:6.1f} us ({row[f'{k}_gbps']:5.0f} GB/s)" for k, t in times.items()))
 
-    # 3. whole model: every layer's own weights (1.65 GB of codes; 13.2 GB of bf16), so no L2 reuse.
-    # Layers that read the same input share one launch, as inference engines fuse them: q, k and v
-    # (12 code matrices), gate and up (8); o, down and lm_head alone. One CUDA graph of 129 launches.
-    model = []
-    by_name = {s.name: s for s in shapes}
-    for _ in range(by_name["q_proj"].count):
-        for grp in FUSED_GROUPS:
-            s = by_name[grp[0]]
-            n, m = s.out_features // 2, s.in_features // 2
-            model.append((torch.randint(-2**31, 2**31 - 1, (4 * len(grp), n, m // 16), dtype=torch.int32,
-                                        device=dev), m))
-    s = by_name["lm_head"]
-    model.append((torch.randint(-2**31, 2**31 - 1, (4, s.out_features // 2, s.in_features // 32),
-                                dtype=torch.int32, device=dev), s.in_features // 2))
+    return rows
+
+
+def time_whole_model(dev, mma, pdl, shapes) -> list:
+    """Step 3: the whole model, every layer's own weights (1.65 GB of codes), so no L2 reuse. Layers
+    that read the same input share one launch, as inference engines fuse them: q, k and v (12 code
+    matrices), gate and up (8); o, down and lm_head alone. One CUDA graph of 129 launches, at batch 1
+    to 16 (1, 4, 8 without the tensor-core kernel)."""
+    import torch
+    from ..kernels.gpu.kernel import (activation_matrix, activation_planes, activation_words, launch_dot,
+                                      launch_dp4a, launch_mma, read_xor)
+    model = [(w, m) for _, (w, m) in whole_model(shapes, lambda s, fused: (
+        torch.randint(-2**31, 2**31 - 1, (4 * fused, s.out_features // 2, s.in_features // 32),
+                      dtype=torch.int32, device=dev), s.in_features // 2))]
     total_bytes = sum(w.numel() * 4 for w, _ in model)
     res_model = []
 
@@ -200,21 +208,43 @@ def bench_gpu(args) -> dict:
         douts.clear()
     model.clear()
     torch.cuda.empty_cache()
-    bf = []                                   # the same launches: q|k|v and gate|up fused
-    for _ in range(by_name["q_proj"].count):
-        for grp in FUSED_GROUPS:
-            s = by_name[grp[0]]
-            bf.append(torch.randn(s.out_features * len(grp), s.in_features, dtype=torch.bfloat16,
-                                  device=dev))
-    s = by_name["lm_head"]
-    bf.append(torch.randn(s.out_features, s.in_features, dtype=torch.bfloat16, device=dev))
+    return res_model
+
+
+def time_bf16_model(dev, shapes) -> dict:
+    """Step 4: torch bf16 ``F.linear`` on the same launches (q|k|v and gate|up fused), 13.2 GB."""
+    import torch
+    bf = [w for _, w in whole_model(shapes, lambda s, fused: torch.randn(
+        s.out_features * fused, s.in_features, dtype=torch.bfloat16, device=dev))]
     xs = {w.shape[1]: torch.randn(1, w.shape[1], dtype=torch.bfloat16, device=dev) for w in bf}
     bf_bytes = sum(w.numel() * 2 for w in bf)
     t = graph_time(lambda: [torch.nn.functional.linear(xs[w.shape[1]], w) for w in bf], 5)
-    res_model.append({"name": "torch bf16 F.linear, batch 1", "batch": 1, "seconds": t, "tokens_per_s": 1 / t,
-                      "weight_gbps": bf_bytes / t / 1e9})
     print(f"whole model, torch bf16 batch 1: {t * 1e3:.2f} ms = {1 / t:.1f} tokens/s, "
           f"{bf_bytes / t / 1e9:.0f} GB/s")
+    return {"name": "torch bf16 F.linear, batch 1", "batch": 1, "seconds": t, "tokens_per_s": 1 / t,
+            "weight_gbps": bf_bytes / t / 1e9}
+
+
+def bench_gpu(args) -> dict:
+    """The four steps, then the summary and the results record."""
+    import torch
+    from ..kernels.gpu.kernel import available, available_mma
+    from ..model.llama import LLAMA2_7B, linear_shapes
+    if not available():
+        raise FairyError("the GPU bench needs a CUDA GPU with Triton; this machine has none")
+    dev = torch.device("cuda")
+    name = torch.cuda.get_device_name(0)
+    torch.manual_seed(0)
+    mma = available_mma()
+    pdl = mma and torch.cuda.get_device_capability()[0] >= 9
+    if not mma:
+        print("note: no NVRTC or no int8 mma.sync here: the bit-plane tensor-core kernel and the plain "
+              "read are skipped")
+    check_exact(dev, mma)
+    shapes = linear_shapes(LLAMA2_7B)
+    rows = time_per_shape(dev, mma, pdl, shapes)
+    res_model = time_whole_model(dev, mma, pdl, shapes)
+    res_model.append(time_bf16_model(dev, shapes))
     best = max((r for r in res_model if r["batch"] == 1 and r["name"].startswith("fairy")),
                key=lambda r: r["tokens_per_s"])
     read = next((r for r in res_model if r["name"].startswith("plain read")), None)

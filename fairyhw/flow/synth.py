@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import glob
 import hashlib
 import json
 import os
@@ -243,18 +244,20 @@ SLICES = ((1, 1), (2, 1), (2, 2))
 FIGURES = ("luts", "carry", "lut_equiv", "ffs", "bram", "lutram", "multipliers")
 
 
-#: The files that decide what a synthesis gives: the generator, the flows, the baselines.
-SOURCES = ("hw/engine.py", "hw/array.py", "hw/config.py", "hw/timing.py", "flow/gen.py", "flow/synth.py",
-           "hw/verilog/baseline_complex_int8.v", "hw/verilog/baseline_ternary.v")
+#: The files that decide what a synthesis gives (patterns in the package): the hardware, the
+#: generator, the flows, the baselines.
+SOURCES = ("hw/*.py", "hw/verilog/*.v", "flow/gen.py", "flow/synth.py")
 
 
 @functools.lru_cache(maxsize=1)
 def _sources_digest() -> bytes:
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))     # the package
     h = hashlib.sha256()
-    for rel in SOURCES:
-        with open(os.path.join(here, rel), "rb") as f:
-            h.update(f.read())
+    for pattern in SOURCES:
+        for path in sorted(glob.glob(os.path.join(here, pattern))):
+            h.update(os.path.relpath(path, here).encode())
+            with open(path, "rb") as f:
+                h.update(f.read())
     return h.digest()
 
 

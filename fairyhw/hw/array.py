@@ -31,14 +31,16 @@ Pipeline and flow control
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
+from .buffer import ActBuffer
+from .sequencer import ArraySequencer, slot_layout
 from .timing import output_stages, tree_depth, tree_levels
 
-__all__ = ["PairPrep", "RowTrees", "ResultBuffer"]
+__all__ = ["PairPrep", "RowTrees", "ResultBuffer", "assemble"]
 
 
 def _pairs(cols: int) -> int:
@@ -247,3 +249,88 @@ class ResultBuffer(wiring.Component):
                      self.idle.eq(~a_full & (b_left == 0) & (space == depth))]
         return m
 
+
+
+def assemble(engine) -> Module:
+    """The array style of ``engine`` (an :class:`~fairyhw.hw.engine.Engine`): the sequencer, the
+    buffer, the shared pair values, a tree per row and one for the shared sums, the root accumulators
+    and the result buffer, joined by a pipeline whose slots carry their control
+    (:func:`~fairyhw.hw.sequencer.slot_layout`) beside the data. :func:`fairyhw.hw.timing.array_depth`
+    counts its registers."""
+    cfg = engine.config
+    m = Module()
+    R, C = cfg.rows, cfg.cols
+    seq = m.submodules.sequencer = ArraySequencer(cfg)
+    buf = m.submodules.buffer = ActBuffer(cfg)
+    wiring.connect(m, wiring.flipped(engine.cmd), seq.cmd)
+    wiring.connect(m, wiring.flipped(engine.act), seq.act)
+    wiring.connect(m, seq.load, buf.load)
+    m.d.comb += [buf.clear.eq(seq.clear), buf.raddr.eq(seq.chunk), seq.wgt_valid.eq(engine.wgt.valid),
+                 engine.wgt.ready.eq(seq.wgt_ready), engine.busy.eq(seq.busy)]
+
+    def stage(src, name):
+        """The control one pipeline register later."""
+        dst = Signal(slot_layout(R), name=name)
+        m.d.sync += dst.eq(src)
+        return dst
+
+    # stage 1: the word (captured every cycle; the slot's `valid` says whether it was taken); stages
+    # 1b, 1a, 1r while the buffer reads its chunk (ActBuffer.READ_DELAY)
+    pipe = [seq.slot]
+    codes = [Signal(2 * R * C, name="s1_codes", reset_less=True)]
+    m.d.sync += codes[0].eq(engine.wgt.payload)
+    for i in range(ActBuffer.READ_DELAY - 1):
+        name = f"s1_{i + 1}"
+        pipe.append(stage(pipe[-1], name))
+        codes.append(Signal(2 * R * C, name=f"{name}_codes", reset_less=True))
+        m.d.sync += codes[-1].eq(codes[-2])
+
+    # stage 2: shared pair values and the plane bits, registered
+    prep = m.submodules.prep = PairPrep(cols=C)
+    for c in range(C):
+        x = buf.rdata[16 * c:16 * c + 16]
+        m.d.comb += [prep.p[c].eq(x[0:8].as_signed()), prep.q[c].eq(x[8:16].as_signed())]
+    pp = Signal.like(prep.pp, reset_less=True)
+    qq = Signal.like(prep.qq, reset_less=True)
+    h = [Signal(C, name=f"h{r}", reset_less=True) for r in range(R)]
+    xb = [Signal(C, name=f"x{r}", reset_less=True) for r in range(R)]
+    m.d.sync += [pp.eq(prep.pp), qq.eq(prep.qq)]
+    for r in range(R):
+        for c in range(C):
+            # the word carries (h, x) per weight (the host's Gray code of the code)
+            m.d.sync += [h[r][c].eq(codes[-1][2 * (r * C + c) + 1]), xb[r][c].eq(codes[-1][2 * (r * C + c)])]
+    pipe.append(stage(pipe[-1], "s2"))
+
+    # the row trees and the shared sums S_p, S_q (a tree whose h plane is all ones)
+    trees = []
+    for r in range(R + 1):
+        t = m.submodules[f"row{r}" if r < R else "shared"] = RowTrees(cols=C, tree_regs=cfg.tree_regs)
+        m.d.comb += [t.pp.eq(pp), t.qq.eq(qq)]
+        if r < R:
+            m.d.comb += [t.h.eq(h[r]), t.x.eq(xb[r])]
+        else:
+            m.d.comb += [t.h.eq((1 << C) - 1), t.x.eq(0)]
+        trees.append(t)
+    for i in range(trees[0].depth):
+        pipe.append(stage(pipe[-1], f"st{i}"))
+    tail = pipe[-1]
+
+    # the root: each row accumulates its four gated sums over the chunks (the first chunk of a pass
+    # starts from zero, so no reset is needed), the shared S_p, S_q once; a pass's last chunk hands
+    # the totals to the result buffer
+    acc_l = data.ArrayLayout(signed(engine.acc_width), 4)
+    res = m.submodules.results = ResultBuffer(rows=R, group=cfg.group, acc_width=engine.acc_width,
+                                              accumulate=cfg.accumulate)
+    for r in range(R + 1):
+        acc = Signal(acc_l, name=f"acc{r}", reset_less=True)
+        tot = Signal(acc_l, name=f"total{r}")
+        m.d.comb += [tot[i].eq(Mux(tail.first, 0, acc[i]) + trees[r].sums[i]) for i in range(4)]
+        with m.If(tail.valid):
+            m.d.sync += acc.eq(tot)
+        m.d.comb += (res.tile[r] if r < R else res.shared).eq(tot)
+    m.d.comb += [res.cap.eq(tail.last), res.count.eq(tail.count), res.final.eq(tail.final),
+                 res.conj.eq(tail.conj)]
+    wiring.connect(m, wiring.flipped(engine.res), res.res)
+    m.d.comb += [seq.freed.eq(res.freed),
+                 seq.drained.eq(~Cat(*(st.valid for st in pipe)).any() & res.idle)]
+    return m

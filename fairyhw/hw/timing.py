@@ -6,7 +6,7 @@ exactly, stall-free) and the performance model.
 
 from __future__ import annotations
 
-__all__ = ["engine_cycles", "array_cycles", "array_depth", "tree_levels", "tree_depth", "tile_rows",
+__all__ = ["BUFFER_READ_DELAY", "engine_cycles", "array_cycles", "array_depth", "tree_levels", "tree_depth", "tile_rows",
            "output_stages", "latency", "pass_count", "result_beats"]
 
 
@@ -65,12 +65,18 @@ def pass_count(cfg, rows: int) -> int:
     return -(-rows // cfg.row_tile) * cfg.stages * len(cfg.matrices)
 
 
+#: Cycles from the array's read address (the sequencer's chunk) to the activation buffer's read data:
+#: a middle copy, the bank's own address register, the block RAM's read, the read-data register
+#: (:class:`fairyhw.hw.buffer.ActBuffer`).
+BUFFER_READ_DELAY = 4
+
+
 def array_depth(cfg) -> int:
     """Pipeline registers of the array style from an accepted weight word to its accumulation: the
-    word and two more while its chunk is copied to the banks' read addresses (a middle copy, then the
-    bank's own), the buffer read, the read data, the shared pair values and plane bits, then the row
-    trees (one register per ``tree_regs`` adder levels, :func:`tree_depth`)."""
-    return 5 + tree_depth(cfg.cols, cfg.tree_regs)
+    word's slot, then :data:`BUFFER_READ_DELAY` - 1 more while the buffer reads its chunk, the shared
+    pair values and plane bits, then the row trees (one register per ``tree_regs`` adder levels,
+    :func:`tree_depth`)."""
+    return BUFFER_READ_DELAY + 1 + tree_depth(cfg.cols, cfg.tree_regs)
 
 
 def output_stages(accumulate: str) -> int:
