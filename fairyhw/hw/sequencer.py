@@ -24,7 +24,9 @@ __all__ = ["ArraySequencer", "slot_layout"]
 def slot_layout(rows: int) -> data.StructLayout:
     """The facts travelling beside a weight word down the array's pipeline: whether the slot holds a
     word, the first and last chunk of its pass, ``conj`` (a W pass), the layer's final pass, and the
-    rows of its tile."""
+    rows of its tile. ``conj``, ``final`` and ``count`` hold on a pass's last word, the one whose sums
+    are captured (the pass counters step the cycle after it, so the next pass's first word may still
+    carry the previous pass's)."""
     return data.StructLayout({"valid": 1, "first": 1, "last": 1, "conj": 1, "final": 1,
                               "count": range(rows + 1)})
 
