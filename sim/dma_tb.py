@@ -1,0 +1,75 @@
+"""cocotb testbench of the AXI4 read master (fairyhw.hw.dma.AxiReader) against cocotbext-axi's
+AxiRamRead, with random pauses on the memory's channels and on the consumer: every word in order,
+no burst across 4 KB or longer than the limit, never more bursts in flight than the limit."""
+
+import itertools
+import json
+import os
+import random
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ReadOnly, RisingEdge
+from cocotbext.axi import AxiRamRead, AxiReadBus
+
+CFG = json.loads(os.environ["FAIRYHW_DMA"])
+
+
+def pauses(seed, p):
+    rng = random.Random(seed)
+    return (rng.random() < p for _ in itertools.count())
+
+
+@cocotb.test()
+async def reads_in_order(dut):
+    nbytes = CFG["data_width"] // 8
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    ram = AxiRamRead(AxiReadBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst, size=1 << 16)
+    ram.ar_channel.set_pause_generator(pauses(1, CFG["pause"]))
+    ram.r_channel.set_pause_generator(pauses(2, CFG["pause"]))
+    rng = random.Random(3)
+    image = bytes(rng.randrange(256) for _ in range(1 << 16))
+    ram.write(0, image)
+    dut.rst.value = 1
+    dut.cmd_valid.value = 0
+    dut.data_ready.value = 0
+    for _ in range(3):
+        await RisingEdge(dut.clk)
+    dut.rst.value = 0
+    bursts, state = [], {"inflight": 0, "max_inflight": 0}
+
+    async def monitor():
+        while True:
+            await RisingEdge(dut.clk)
+            await ReadOnly()
+            if dut.m_axi_arvalid.value and dut.m_axi_arready.value:
+                bursts.append((int(dut.m_axi_araddr.value), int(dut.m_axi_arlen.value) + 1))
+                state["inflight"] += 1
+            if dut.m_axi_rvalid.value and dut.m_axi_rready.value and dut.m_axi_rlast.value:
+                state["inflight"] -= 1
+            state["max_inflight"] = max(state["max_inflight"], state["inflight"])
+    cocotb.start_soon(monitor())
+
+    ready = pauses(4, CFG["pause"])
+    for addr, beats in CFG["commands"]:
+        dut.cmd_addr.value = addr
+        dut.cmd_beats.value = beats
+        dut.cmd_valid.value = 1
+        await RisingEdge(dut.clk)
+        while not dut.cmd_ready.value:
+            await RisingEdge(dut.clk)
+        dut.cmd_valid.value = 0
+        got = []
+        while len(got) < beats:
+            dut.data_ready.value = int(not next(ready))
+            await RisingEdge(dut.clk)
+            if dut.data_valid.value and dut.data_ready.value:
+                got.append(int(dut.data_data.value))
+        dut.data_ready.value = 0
+        want = [int.from_bytes(image[addr + i * nbytes:addr + (i + 1) * nbytes], "little") for i in range(beats)]
+        assert got == want, (addr, beats)
+        assert not dut.error.value
+    for a, n in bursts:
+        assert n <= CFG["max_burst"] and (a % 4096) + n * nbytes <= 4096, (a, n)
+    assert state["max_inflight"] <= CFG["outstanding"]
+    assert sum(n for _, n in bursts) == sum(b for _, b in CFG["commands"])
