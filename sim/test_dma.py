@@ -6,7 +6,7 @@ import os
 import pytest
 from amaranth.back import verilog
 
-from fairyhw.hw.dma import AxiReader
+from fairyhw.hw.dma import AxiReader, AxiWriter
 from test_engine import BUILD, HERE, ROOT, get_runner
 
 WRAPPER = """module dma_top(input clk, input rst,
@@ -44,9 +44,52 @@ def test_reader_against_axi_ram(data_width, max_burst, outstanding, fifo, pause)
     commands = [(0, 1), (4096 - 3 * nbytes, 7), (8 * nbytes, 300), (12288 - nbytes, 2), (40960, 1000 // (nbytes // 4))]
     cfg = {"data_width": data_width, "max_burst": max_burst, "outstanding": outstanding, "pause": pause,
            "commands": commands}
-    runner.test(test_module="dma_tb", hdl_toplevel="dma_top", build_dir=bdir, test_dir=bdir,
-                results_xml=str(bdir / "results.xml"),
+    runner.test(test_module="dma_tb", hdl_toplevel="dma_top", testcase="reads_in_order", build_dir=bdir,
+                test_dir=bdir, results_xml=str(bdir / "results.xml"),
                 extra_env={"FAIRYHW_DMA": json.dumps(cfg),
                            "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")])})
     text = (bdir / "results.xml").read_text()
     assert "<failure" not in text and "<error" not in text and "reads_in_order" in text
+
+
+WRITE_WRAPPER = """module dma_top(input clk, input rst,
+  input [31:0] cmd_addr, input [31:0] cmd_beats, input cmd_valid, output cmd_ready,
+  input [{dw1}:0] data_data, input data_valid, output data_ready, output busy, output error,
+  output [0:0] m_axi_awid, output [31:0] m_axi_awaddr, output [7:0] m_axi_awlen, output [2:0] m_axi_awsize,
+  output [1:0] m_axi_awburst, output m_axi_awvalid, input m_axi_awready,
+  output [{dw1}:0] m_axi_wdata, output [{sw1}:0] m_axi_wstrb, output m_axi_wlast, output m_axi_wvalid,
+  input m_axi_wready, input [0:0] m_axi_bid, input [1:0] m_axi_bresp, input m_axi_bvalid, output m_axi_bready);
+  assign m_axi_awid = 1'b0;
+  wr u(.clk(clk), .rst(rst), .cmd__payload({{cmd_beats, cmd_addr}}), .cmd__valid(cmd_valid),
+    .cmd__ready(cmd_ready), .data__payload(data_data), .data__valid(data_valid), .data__ready(data_ready),
+    .busy(busy), .error(error),
+    .axi__aw__payload({{m_axi_awburst, m_axi_awsize, m_axi_awlen, m_axi_awaddr}}),
+    .axi__aw__valid(m_axi_awvalid), .axi__aw__ready(m_axi_awready),
+    .axi__w__payload({{m_axi_wlast, m_axi_wstrb, m_axi_wdata}}), .axi__w__valid(m_axi_wvalid),
+    .axi__w__ready(m_axi_wready),
+    .axi__b__payload(m_axi_bresp), .axi__b__valid(m_axi_bvalid), .axi__b__ready(m_axi_bready));
+endmodule
+"""
+
+
+@pytest.mark.parametrize("data_width, max_burst, outstanding, pause", [
+    (64, 16, 4, 0.3), (128, 256, 2, 0.0), (32, 4, 1, 0.5)])
+def test_writer_against_axi_ram(data_width, max_burst, outstanding, pause):
+    nbytes = data_width // 8
+    bdir = BUILD / f"dmaw_{data_width}_{max_burst}_{outstanding}"
+    bdir.mkdir(parents=True, exist_ok=True)
+    wr = AxiWriter(data_width=data_width, max_burst=max_burst, outstanding=outstanding)
+    (bdir / "wr.v").write_text(verilog.convert(wr, name="wr"))
+    (bdir / "top.v").write_text(WRITE_WRAPPER.format(dw1=data_width - 1, sw1=nbytes - 1))
+    runner = get_runner()
+    runner.build(sources=[bdir / "wr.v", bdir / "top.v"], hdl_toplevel="dma_top", build_dir=bdir,
+                 build_args=["-Wno-fatal"], timescale=("1ns", "1ps"))
+    commands = [(0, 1), (4096 - 3 * nbytes, 7), (8 * nbytes, 300), (12288 - nbytes, 2)]
+    cfg = {"data_width": data_width, "max_burst": max_burst, "outstanding": outstanding, "pause": pause,
+           "commands": commands}
+    runner.test(test_module="dma_tb", hdl_toplevel="dma_top", testcase="writes_land", build_dir=bdir,
+                test_dir=bdir, results_xml=str(bdir / "results.xml"),
+                extra_env={"FAIRYHW_DMA": json.dumps(cfg),
+                           "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")])})
+    text = (bdir / "results.xml").read_text()
+    assert "<failure" not in text and "<error" not in text and "writes_land" in text

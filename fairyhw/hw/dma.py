@@ -1,4 +1,6 @@
-"""AXI4 read master: a command ``(address, beats)`` in, the words read from memory out, in order.
+"""AXI4 masters: the read master (:class:`AxiReader`: a command ``(address, beats)`` in, the words
+read from memory out, in order) and the write master (:class:`AxiWriter`: a command and the words in,
+written to memory).
 
 Bursts are INCR, at most ``max_burst`` beats, never across a 4 KB boundary (an AXI rule). Reads are
 issued ahead, up to ``outstanding`` bursts, but only while the FIFO has room for every beat already
@@ -11,10 +13,10 @@ from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["axi_read_signature", "AxiReader", "INCR"]
+__all__ = ["axi_read_signature", "axi_write_signature", "AxiReader", "AxiWriter", "INCR"]
 
 #: AXI burst type INCR.
 INCR = 1
@@ -29,6 +31,37 @@ def axi_read_signature(addr_width: int, data_width: int) -> wiring.Signature:
     })
 
 
+def axi_write_signature(addr_width: int, data_width: int) -> wiring.Signature:
+    """The write half of an AXI4 manager (ID 0): ``aw``, ``w`` out, ``b`` in."""
+    return wiring.Signature({
+        "aw": Out(stream.Signature(data.StructLayout({"addr": addr_width, "len": 8, "size": 3,
+                                                      "burst": 2}))),
+        "w": Out(stream.Signature(data.StructLayout({"data": data_width, "strb": data_width // 8,
+                                                     "last": 1}))),
+        "b": In(stream.Signature(data.StructLayout({"resp": 2}))),
+    })
+
+
+def _check(data_width, max_burst, outstanding):
+    if data_width not in (32, 64, 128, 256, 512, 1024):
+        raise ValueError(f"data_width must be a power of two from 32 to 1024, not {data_width!r}")
+    if not 1 <= max_burst <= 256:
+        raise ValueError(f"max_burst must be from 1 to 256 beats, not {max_burst!r}")
+    if not 1 <= outstanding <= 64:
+        raise ValueError(f"outstanding must be from 1 to 64, not {outstanding!r}")
+
+
+def _next_burst(m, addr, left, max_burst, shift):
+    """The next burst's beats: at most ``max_burst``, what is left, and the beats to the 4 KB
+    boundary."""
+    to_4k = Signal(range((4096 >> shift) + 1))
+    want, n = Signal(range(max_burst + 1)), Signal(range(max_burst + 1))
+    m.d.comb += [to_4k.eq((4096 - addr[:12]) >> shift),
+                 want.eq(Mux(left < max_burst, left, max_burst)),
+                 n.eq(Mux(to_4k < want, to_4k, want))]
+    return n
+
+
 class AxiReader(wiring.Component):
     """Reads ``beats`` words of ``data_width`` bits from byte address ``addr`` (word-aligned).
 
@@ -39,12 +72,7 @@ class AxiReader(wiring.Component):
 
     def __init__(self, *, addr_width: int = 32, data_width: int = 64, max_burst: int = 16,
                  outstanding: int = 4, fifo_depth: int = 64):
-        if data_width not in (32, 64, 128, 256, 512, 1024):
-            raise ValueError(f"data_width must be a power of two from 32 to 1024, not {data_width!r}")
-        if not 1 <= max_burst <= 256:
-            raise ValueError(f"max_burst must be from 1 to 256 beats, not {max_burst!r}")
-        if not 1 <= outstanding <= 64:
-            raise ValueError(f"outstanding must be from 1 to 64, not {outstanding!r}")
+        _check(data_width, max_burst, outstanding)
         if fifo_depth < max_burst:
             raise ValueError(f"fifo_depth ({fifo_depth}) must hold a burst ({max_burst} beats)")
         self.addr_width, self.data_width = addr_width, data_width
@@ -68,12 +96,7 @@ class AxiReader(wiring.Component):
         owed = Signal(32)                                  # beats not yet delivered
         space = Signal(range(self.fifo_depth + 1), init=self.fifo_depth)   # FIFO room not yet asked for
         inflight = Signal(range(self.outstanding + 1))     # bursts requested, last beat not yet in
-        # the next burst: at most max_burst, what is left, and the beats to the 4 KB boundary
-        to_4k = Signal(range((4096 >> shift) + 1))
-        want, n = Signal(range(self.max_burst + 1)), Signal(range(self.max_burst + 1))
-        m.d.comb += [to_4k.eq((4096 - addr[:12]) >> shift),
-                     want.eq(Mux(left < self.max_burst, left, self.max_burst)),
-                     n.eq(Mux(to_4k < want, to_4k, want))]
+        n = _next_burst(m, addr, left, self.max_burst, shift)
 
         ar = self.axi.ar
         m.d.comb += [ar.valid.eq((left != 0) & (space >= n) & (inflight < self.outstanding)),
@@ -99,4 +122,67 @@ class AxiReader(wiring.Component):
         with m.If(self.cmd.valid & self.cmd.ready):
             m.d.sync += [addr.eq(self.cmd.payload.addr), left.eq(self.cmd.payload.beats),
                          owed.eq(self.cmd.payload.beats), self.error.eq(0)]
+        return m
+
+
+class AxiWriter(wiring.Component):
+    """Writes ``beats`` words of ``data_width`` bits, taken from ``data``, to byte address ``addr``
+    (word-aligned), all bytes enabled.
+
+    Burst addresses run ahead of the data, up to ``outstanding`` bursts without a response; each
+    burst's beats follow on ``w`` in order, ``last`` on its final one. Ports: ``cmd`` (in: ``addr``,
+    ``beats``; taken when idle), ``data`` (in: the words), ``axi`` (:func:`axi_write_signature`),
+    ``busy`` (until the command's last response), ``error`` (a response other than OKAY since the last
+    command).
+    """
+
+    def __init__(self, *, addr_width: int = 32, data_width: int = 64, max_burst: int = 16,
+                 outstanding: int = 4):
+        _check(data_width, max_burst, outstanding)
+        self.addr_width, self.data_width = addr_width, data_width
+        self.max_burst, self.outstanding = max_burst, outstanding
+        super().__init__({
+            "cmd": In(stream.Signature(data.StructLayout({"addr": addr_width, "beats": 32}))),
+            "data": In(stream.Signature(data_width)),
+            "axi": Out(axi_write_signature(addr_width, data_width)),
+            "busy": Out(1),
+            "error": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        shift = (self.data_width // 8).bit_length() - 1
+        lens = m.submodules.lens = SyncFIFO(width=9, depth=self.outstanding)   # bursts owed data
+        addr = Signal(self.addr_width)
+        left = Signal(32)                                  # beats whose address is not yet sent
+        pending = Signal(range(self.outstanding + 1))      # bursts sent, response not yet back
+        n = _next_burst(m, addr, left, self.max_burst, shift)
+
+        aw, w, b = self.axi.aw, self.axi.w, self.axi.b
+        m.d.comb += [aw.valid.eq((left != 0) & (pending < self.outstanding) & lens.w_rdy),
+                     aw.payload.addr.eq(addr), aw.payload.len.eq(n - 1), aw.payload.size.eq(shift),
+                     aw.payload.burst.eq(INCR)]
+        sent = aw.valid & aw.ready
+        m.d.comb += [lens.w_en.eq(sent), lens.w_data.eq(n)]
+        with m.If(sent):
+            m.d.sync += [addr.eq(addr + (n << shift)), left.eq(left - n)]
+
+        # the data of the oldest burst whose beats are owed
+        beat = Signal(9)
+        last = lens.r_rdy & (beat == lens.r_data - 1)
+        m.d.comb += [w.valid.eq(self.data.valid & lens.r_rdy), self.data.ready.eq(w.ready & lens.r_rdy),
+                     w.payload.data.eq(self.data.payload), w.payload.strb.eq(-1), w.payload.last.eq(last)]
+        with m.If(w.valid & w.ready):
+            m.d.sync += beat.eq(Mux(last, 0, beat + 1))
+        m.d.comb += lens.r_en.eq(w.valid & w.ready & last)
+
+        m.d.comb += b.ready.eq(1)
+        got = b.valid
+        m.d.sync += pending.eq(pending + sent - got)
+        with m.If(got & (b.payload.resp != 0)):
+            m.d.sync += self.error.eq(1)
+        m.d.comb += [self.busy.eq((left != 0) | (pending != 0)), self.cmd.ready.eq(~self.busy)]
+        with m.If(self.cmd.valid & self.cmd.ready):
+            m.d.sync += [addr.eq(self.cmd.payload.addr), left.eq(self.cmd.payload.beats),
+                         self.error.eq(0)]
         return m
