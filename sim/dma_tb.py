@@ -143,3 +143,37 @@ async def writes_land(dut):
     for a, n in bursts:
         assert n <= CFG["max_burst"] and (a % 4096) + n * nbytes <= 4096, (a, n)
     assert state["max_pending"] <= CFG["outstanding"]
+
+
+@cocotb.test()
+async def read_rate(dut):
+    """The read master against ReadMemory (set bandwidth, latency, outstanding bursts): the cycles
+    from the command to the last word, consumer always ready, written to FAIRYHW_OUT."""
+    from axi_memory import ReadMemory
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    mem = ReadMemory(dut, "m_axi", dut.clk, size=1 << 20, bytes_per_cycle=CFG["bytes_per_cycle"],
+                     latency=CFG["latency"], outstanding=CFG["mem_outstanding"])
+    dut.rst.value = 1
+    dut.cmd_valid.value = 0
+    dut.data_ready.value = 1
+    for _ in range(3):
+        await RisingEdge(dut.clk)
+    dut.rst.value = 0
+    cocotb.start_soon(mem.run())
+    results = []
+    for addr, beats in CFG["commands"]:
+        dut.cmd_addr.value = addr
+        dut.cmd_beats.value = beats
+        dut.cmd_valid.value = 1
+        await RisingEdge(dut.clk)
+        while not dut.cmd_ready.value:
+            await RisingEdge(dut.clk)
+        dut.cmd_valid.value = 0
+        start, got = mem.cycle, 0
+        while got < beats:
+            await RisingEdge(dut.clk)
+            if dut.data_valid.value and dut.data_ready.value:
+                got += 1
+        results.append({"beats": beats, "cycles": mem.cycle - start})
+    with open(os.environ["FAIRYHW_OUT"], "w") as f:
+        json.dump(results, f)

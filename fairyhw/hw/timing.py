@@ -6,7 +6,7 @@ exactly, stall-free) and the performance model.
 
 from __future__ import annotations
 
-__all__ = ["BUFFER_READ_DELAY", "engine_cycles", "array_cycles", "array_depth", "tree_levels", "tree_depth", "tile_rows",
+__all__ = ["BUFFER_READ_DELAY", "read_cycles", "engine_cycles", "array_cycles", "array_depth", "tree_levels", "tree_depth", "tile_rows",
            "output_stages", "latency", "pass_count", "result_beats"]
 
 
@@ -126,3 +126,28 @@ def result_beats(cfg, rows: int) -> int:
     ``res_per_beat`` rows)."""
     per = cfg.res_per_beat
     return sum(-(-c // per) for c in tile_rows(rows, cfg.row_tile)) * cfg.stages * len(cfg.matrices)
+
+
+def read_cycles(beats: int, *, width: int, bytes_per_cycle: float, latency: int, outstanding: int,
+                max_burst: int) -> float:
+    """Cycles for the AXI read master (:class:`fairyhw.hw.dma.AxiReader`) to deliver ``beats`` words
+    of ``width`` bytes, command to last word, from a memory of ``bytes_per_cycle`` bandwidth,
+    ``latency`` cycles from a burst's address to its first word, and at most ``outstanding`` bursts in
+    flight (the smaller of the master's and the memory's limits); the consumer never stalls, the
+    address is aligned so that bursts are ``max_burst`` beats.
+
+    The larger of two bounds, plus 3 cycles (the command registered, the address issued, the word
+    through the FIFO): the bandwidth, ``beats / w + latency`` with ``w`` the words a cycle (at most 1);
+    and the round trips: burst ``k`` takes slot ``k % outstanding``, and a slot's next burst goes out
+    one period ``P = latency + max_burst / w + 1`` after its previous one (the slot frees when the
+    burst's last word arrives, and the next address goes out the cycle after); within a round the
+    slots follow ``max_burst / w`` cycles apart (the words come in order), and the last burst's last
+    word arrives ``latency`` plus its own length after its address. Checked against co-simulation with a memory model of those three knobs
+    (``sim/test_dma.py``)."""
+    w = min(1.0, bytes_per_cycle / width)
+    bursts = -(-beats // max_burst)
+    period = latency + max_burst / w + 1
+    last = beats - (bursts - 1) * max_burst
+    trips = ((bursts - 1) // outstanding * period + (bursts - 1) % outstanding * max_burst / w
+             + latency + last / w)
+    return max(beats / w + latency, trips) + 3
