@@ -13,6 +13,7 @@ shape and on the whole model's linear layers beside a plain read of the same byt
 from __future__ import annotations
 import argparse
 from ..cli import ArgumentParser, int_in
+from ..hw.config import MAX_STAGES
 from ..outputs import Outputs, dumps_json, run_command, show
 from .cpu import bench_cpu
 from .gpu import bench_gpu
@@ -29,7 +30,7 @@ def _main(argv) -> int:
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     q = sub.add_parser("quant", help="time and peak memory of converting SmolLM2-135M",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    q.add_argument("--stages", type=int_in(1, 4, "stages"), default=2, metavar="T", help="residual stages")
+    q.add_argument("--stages", type=int_in(1, MAX_STAGES, "stages"), default=2, metavar="T", help="residual stages")
     q.add_argument("--json", action="store_true", help="also print the figures as JSON")
     cp = sub.add_parser("cpu", help="C kernels vs torch bf16/fp32 and a plain read, LLaMA-2 7B shapes",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)

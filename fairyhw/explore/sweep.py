@@ -3,13 +3,15 @@
 from __future__ import annotations
 from dataclasses import asdict, dataclass
 from .. import FairyError, __version__
+from ..hw.config import DEFAULT as ENGINE_DEFAULT
 
 
 ECP5_85K_LUTS = 83_640
 
 
-#: Output rows of every engine point (the largest LLaMA-2 7B layer has 16,000 complex rows).
-MAX_OUT = 16384
+#: Output rows of every engine point: the engine's default (the largest LLaMA-2 7B layer has 16,000
+#: complex rows).
+MAX_OUT = ENGINE_DEFAULT.max_out
 
 
 ECP5_85K_MULT18 = 156
@@ -23,7 +25,7 @@ DEFAULT = {
     # clock of the largest placed array of the same columns
     "arrays": [[1, 64], [2, 128], [8, 128], [49, 128], [80, 128], [158, 128]], "extrapolate_above": 256,
     "mode": ["fairy2i"],
-    "max_in": [8192], "act_bits": [8], "clock_mhz": [100.0],
+    "max_in": [ENGINE_DEFAULT.max_in], "act_bits": [8], "clock_mhz": [100.0],
     "memory": ["ddr4-2400-x64", "ddr4-dual", "u280-hbm2"],
     "targets": ["ecp5", "xilinx"], "pnr": True, "baselines": [8, 64], "accuracy": True,
 }
@@ -58,7 +60,8 @@ def _fail(msg):
 
 def load_config(obj) -> SweepConfig:
     """Validate a sweep description (a dict, e.g. from a JSON file); fill defaults."""
-    from ..hw.config import (ACCUMULATE, MAX_COLS, MAX_LANES, MAX_LANES_1D, MODES, SHARING)
+    from ..hw.config import (ACCUMULATE, MAX_COLS, MAX_DIM, MAX_LANES, MAX_LANES_1D, MAX_STAGES, MODES,
+                             SHARING)
     LANE_STYLES = ("output", "dot")     # the lanes axis; arrays have their own
     from ..perf import MEMORY_PRESETS
     from ..flow.synth import TARGETS
@@ -114,8 +117,8 @@ def load_config(obj) -> SweepConfig:
     return SweepConfig(lanes=ints("lanes", 1, MAX_LANES_1D), arrays=tuple(tuple(a) for a in arrays),
                        extrapolate_above=ext, accumulate=choices("accumulate", tuple(ACCUMULATE)),
                        sharing=choices("sharing", SHARING), lane_style=choices("lane_style", LANE_STYLES),
-                       stages=ints("stages", 1, 4), mode=choices("mode", tuple(MODES)),
-                       max_in=ints("max_in", 1, 1 << 20), act_bits=(8,),
+                       stages=ints("stages", 1, MAX_STAGES), mode=choices("mode", tuple(MODES)),
+                       max_in=ints("max_in", 1, MAX_DIM), act_bits=(8,),
                        clock_mhz=tuple(float(c) for c in clocks),
                        memory=choices("memory", tuple(MEMORY_PRESETS)),
                        targets=choices("targets", tuple(TARGETS)), pnr=cfg["pnr"],
@@ -131,7 +134,7 @@ class Point:
     accumulate: str = "split"
     stages: int = 2
     mode: str = "fairy2i"
-    max_in: int = 8192
+    max_in: int = ENGINE_DEFAULT.max_in
     clock_mhz: float = 100.0
     targets: tuple = ("ecp5", "xilinx")
     pnr: bool = True
