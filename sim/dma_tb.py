@@ -1,6 +1,6 @@
-"""cocotb testbench of the AXI4 read master (fairyhw.hw.dma.AxiReader) against cocotbext-axi's
-AxiRamRead, with random pauses on the memory's channels and on the consumer: every word in order,
-no burst across 4 KB or longer than the limit, never more bursts in flight than the limit."""
+"""cocotb testbenches of the AXI4 masters (fairyhw.hw.dma): the read master against cocotbext-axi's
+AxiRamRead and against ReadMemory (set latency, bandwidth, outstanding bursts), the write master
+against AxiRamWrite, with random pauses on the memory's channels and on the stream side."""
 
 import itertools
 import json
@@ -20,22 +20,45 @@ def pauses(seed, p):
     return (rng.random() < p for _ in itertools.count())
 
 
+async def start(dut, **inputs):
+    """Start the clock and hold reset for three cycles, the command idle and ``inputs`` set."""
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    dut.rst.value = 1
+    dut.cmd_valid.value = 0
+    for name, value in inputs.items():
+        getattr(dut, name).value = value
+    for _ in range(3):
+        await RisingEdge(dut.clk)
+    dut.rst.value = 0
+
+
+async def command(dut, addr, beats):
+    """Offer the command ``(addr, beats)`` until it is taken."""
+    dut.cmd_addr.value = addr
+    dut.cmd_beats.value = beats
+    dut.cmd_valid.value = 1
+    await RisingEdge(dut.clk)
+    while not dut.cmd_ready.value:
+        await RisingEdge(dut.clk)
+    dut.cmd_valid.value = 0
+
+
+def check_bursts(bursts, nbytes):
+    """Every burst within the limit and within its 4 KB page."""
+    for a, n in bursts:
+        assert n <= CFG["max_burst"] and (a % 4096) + n * nbytes <= 4096, (a, n)
+
+
 @cocotb.test()
 async def reads_in_order(dut):
     nbytes = CFG["data_width"] // 8
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     ram = AxiRamRead(AxiReadBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst, size=1 << 16)
     ram.ar_channel.set_pause_generator(pauses(1, CFG["pause"]))
     ram.r_channel.set_pause_generator(pauses(2, CFG["pause"]))
     rng = random.Random(3)
     image = bytes(rng.randrange(256) for _ in range(1 << 16))
     ram.write(0, image)
-    dut.rst.value = 1
-    dut.cmd_valid.value = 0
-    dut.data_ready.value = 0
-    for _ in range(3):
-        await RisingEdge(dut.clk)
-    dut.rst.value = 0
+    await start(dut, data_ready=0)
     bursts, state = [], {"inflight": 0, "max_inflight": 0}
 
     async def monitor():
@@ -52,13 +75,7 @@ async def reads_in_order(dut):
 
     ready = pauses(4, CFG["pause"])
     for addr, beats in CFG["commands"]:
-        dut.cmd_addr.value = addr
-        dut.cmd_beats.value = beats
-        dut.cmd_valid.value = 1
-        await RisingEdge(dut.clk)
-        while not dut.cmd_ready.value:
-            await RisingEdge(dut.clk)
-        dut.cmd_valid.value = 0
+        await command(dut, addr, beats)
         got = []
         while len(got) < beats:
             dut.data_ready.value = int(not next(ready))
@@ -69,8 +86,7 @@ async def reads_in_order(dut):
         want = [int.from_bytes(image[addr + i * nbytes:addr + (i + 1) * nbytes], "little") for i in range(beats)]
         assert got == want, (addr, beats)
         assert not dut.error.value
-    for a, n in bursts:
-        assert n <= CFG["max_burst"] and (a % 4096) + n * nbytes <= 4096, (a, n)
+    check_bursts(bursts, nbytes)
     assert state["max_inflight"] <= CFG["outstanding"]
     assert sum(n for _, n in bursts) == sum(b for _, b in CFG["commands"])
 
@@ -82,17 +98,11 @@ async def writes_land(dut):
     the limit."""
     from cocotbext.axi import AxiRamWrite, AxiWriteBus
     nbytes = CFG["data_width"] // 8
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     ram = AxiRamWrite(AxiWriteBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst, size=1 << 16)
     for i, ch in enumerate((ram.aw_channel, ram.w_channel, ram.b_channel)):
         ch.set_pause_generator(pauses(10 + i, CFG["pause"]))
-    dut.rst.value = 1
-    dut.cmd_valid.value = 0
-    dut.data_valid.value = 0
-    for _ in range(3):
-        await RisingEdge(dut.clk)
-    dut.rst.value = 0
-    bursts, state = [], {"pending": 0, "max_pending": 0, "beats": 0}
+    await start(dut, data_valid=0)
+    bursts, ends, state = [], set(), {"pending": 0, "max_pending": 0, "beats": 0, "sent": 0}
 
     async def monitor():
         while True:
@@ -100,13 +110,13 @@ async def writes_land(dut):
             await ReadOnly()
             if dut.m_axi_awvalid.value and dut.m_axi_awready.value:
                 bursts.append((int(dut.m_axi_awaddr.value), int(dut.m_axi_awlen.value) + 1))
+                state["sent"] += bursts[-1][1]
+                ends.add(state["sent"])           # the beat count at which this burst ends
                 state["pending"] += 1
             if dut.m_axi_wvalid.value and dut.m_axi_wready.value:
                 state["beats"] += 1
-                n = sum(n for _, n in bursts)
                 # `last` exactly on each burst's final beat
-                ends = set(itertools.accumulate(n for _, n in bursts))
-                assert bool(dut.m_axi_wlast.value) == (state["beats"] in ends), (state["beats"], n)
+                assert bool(dut.m_axi_wlast.value) == (state["beats"] in ends), state["beats"]
             if dut.m_axi_bvalid.value and dut.m_axi_bready.value:
                 state["pending"] -= 1
             state["max_pending"] = max(state["max_pending"], state["pending"])
@@ -117,13 +127,7 @@ async def writes_land(dut):
     expect = bytearray(1 << 16)
     for addr, beats in CFG["commands"]:
         words = [rng.getrandbits(CFG["data_width"]) for _ in range(beats)]
-        dut.cmd_addr.value = addr
-        dut.cmd_beats.value = beats
-        dut.cmd_valid.value = 1
-        await RisingEdge(dut.clk)
-        while not dut.cmd_ready.value:
-            await RisingEdge(dut.clk)
-        dut.cmd_valid.value = 0
+        await command(dut, addr, beats)
         i = 0
         while i < beats:
             on = not next(valid)
@@ -140,8 +144,7 @@ async def writes_land(dut):
             expect[addr + j * nbytes:addr + (j + 1) * nbytes] = wd.to_bytes(nbytes, "little")
         assert ram.read(0, 1 << 16) == bytes(expect), (addr, beats)
         assert not dut.error.value
-    for a, n in bursts:
-        assert n <= CFG["max_burst"] and (a % 4096) + n * nbytes <= 4096, (a, n)
+    check_bursts(bursts, nbytes)
     assert state["max_pending"] <= CFG["outstanding"]
 
 
@@ -150,30 +153,18 @@ async def read_rate(dut):
     """The read master against ReadMemory (set bandwidth, latency, outstanding bursts): the cycles
     from the command to the last word, consumer always ready, written to FAIRYHW_OUT."""
     from axi_memory import ReadMemory
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     mem = ReadMemory(dut, "m_axi", dut.clk, size=1 << 20, bytes_per_cycle=CFG["bytes_per_cycle"],
                      latency=CFG["latency"], outstanding=CFG["mem_outstanding"])
-    dut.rst.value = 1
-    dut.cmd_valid.value = 0
-    dut.data_ready.value = 1
-    for _ in range(3):
-        await RisingEdge(dut.clk)
-    dut.rst.value = 0
+    await start(dut, data_ready=1)
     cocotb.start_soon(mem.run())
     results = []
     for addr, beats in CFG["commands"]:
-        dut.cmd_addr.value = addr
-        dut.cmd_beats.value = beats
-        dut.cmd_valid.value = 1
-        await RisingEdge(dut.clk)
-        while not dut.cmd_ready.value:
-            await RisingEdge(dut.clk)
-        dut.cmd_valid.value = 0
-        start, got = mem.cycle, 0
+        await command(dut, addr, beats)
+        t0, got = mem.cycle, 0
         while got < beats:
             await RisingEdge(dut.clk)
             if dut.data_valid.value and dut.data_ready.value:
                 got += 1
-        results.append({"beats": beats, "cycles": mem.cycle - start})
+        results.append({"beats": beats, "cycles": mem.cycle - t0})
     with open(os.environ["FAIRYHW_OUT"], "w") as f:
         json.dump(results, f)

@@ -1,16 +1,13 @@
 """The AXI4-Lite register file in Verilator, driven by cocotbext-axi (see axi_regs_tb.py)."""
 
-import os
-
-from amaranth.back import verilog
 from amaranth.hdl import Shape
 from amaranth.lib.wiring import In
 
 from fairyhw.hw.axi import RegisterFile
-from test_engine import BUILD, HERE, ROOT, get_runner
+from test_engine import build_component, run_testcase
 
 #: The standard AXI4-Lite port names and the register file's packed channel payloads.
-WRAPPER = """module axil_regs_top(
+WRAPPER = """module top(
   input clk, input rst,
   input [7:0] s_axil_awaddr, input [2:0] s_axil_awprot, input s_axil_awvalid, output s_axil_awready,
   input [31:0] s_axil_wdata, input [3:0] s_axil_wstrb, input s_axil_wvalid, output s_axil_wready,
@@ -18,7 +15,7 @@ WRAPPER = """module axil_regs_top(
   input [7:0] s_axil_araddr, input [2:0] s_axil_arprot, input s_axil_arvalid, output s_axil_arready,
   output [31:0] s_axil_rdata, output [1:0] s_axil_rresp, output s_axil_rvalid, input s_axil_rready,
   {hw_ports});
-  regs u(.clk(clk), .rst(rst),
+  inner u(.clk(clk), .rst(rst),
     .bus__aw__payload({{s_axil_awprot, s_axil_awaddr}}), .bus__aw__valid(s_axil_awvalid), .bus__aw__ready(s_axil_awready),
     .bus__w__payload({{s_axil_wstrb, s_axil_wdata}}), .bus__w__valid(s_axil_wvalid), .bus__w__ready(s_axil_wready),
     .bus__b__payload(s_axil_bresp), .bus__b__valid(s_axil_bvalid), .bus__b__ready(s_axil_bready),
@@ -33,17 +30,7 @@ def test_registers_with_a_third_party_manager():
     regs = RegisterFile()
     hw = [(n, "input" if m.flow == In else "output", Shape.cast(m.shape).width)
           for n, m in regs.signature.members.items() if n != "bus"]
-    bdir = BUILD / "axi_regs"
-    bdir.mkdir(parents=True, exist_ok=True)
-    (bdir / "regs.v").write_text(verilog.convert(regs, name="regs"))
     ports = ", ".join(f"{d} [{w - 1}:0] {n}" for n, d, w in hw)
     conns = ", ".join(f".{n}({n})" for n, _, _ in hw)
-    (bdir / "top.v").write_text(WRAPPER.format(hw_ports=ports, hw_conns=conns))
-    runner = get_runner()
-    runner.build(sources=[bdir / "regs.v", bdir / "top.v"], hdl_toplevel="axil_regs_top", build_dir=bdir,
-                 build_args=["-Wno-fatal"], timescale=("1ns", "1ps"))
-    runner.test(test_module="axi_regs_tb", hdl_toplevel="axil_regs_top", build_dir=bdir, test_dir=bdir,
-                results_xml=str(bdir / "results.xml"),
-                extra_env={"PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")])})
-    text = (bdir / "results.xml").read_text()
-    assert "<failure" not in text and "<error" not in text and "registers_under_random_pauses" in text
+    runner, bdir = build_component("axi_regs", regs, WRAPPER.format(hw_ports=ports, hw_conns=conns))
+    run_testcase(runner, bdir, "registers_under_random_pauses", test_module="axi_regs_tb")

@@ -1,15 +1,14 @@
-"""The AXI4 read master in Verilator against cocotbext-axi's AXI RAM (see dma_tb.py)."""
+"""The AXI4 read and write masters in Verilator against cocotbext-axi's AXI RAMs and the memory model
+(see dma_tb.py)."""
 
 import json
-import os
 
 import pytest
-from amaranth.back import verilog
 
 from fairyhw.hw.dma import AxiReader, AxiWriter
-from test_engine import BUILD, HERE, ROOT, get_runner
+from test_engine import build_component, run_testcase
 
-WRAPPER = """module dma_top(input clk, input rst,
+WRAPPER = """module top(input clk, input rst,
   input [31:0] cmd_addr, input [31:0] cmd_beats, input cmd_valid, output cmd_ready,
   output [{dw1}:0] data_data, output data_valid, input data_ready, output busy, output error,
   output [0:0] m_axi_arid, output [31:0] m_axi_araddr, output [7:0] m_axi_arlen, output [2:0] m_axi_arsize,
@@ -17,7 +16,7 @@ WRAPPER = """module dma_top(input clk, input rst,
   input [0:0] m_axi_rid, input [{dw1}:0] m_axi_rdata, input [1:0] m_axi_rresp, input m_axi_rlast,
   input m_axi_rvalid, output m_axi_rready);
   assign m_axi_arid = 1'b0;
-  rd u(.clk(clk), .rst(rst), .cmd__payload({{cmd_beats, cmd_addr}}), .cmd__valid(cmd_valid),
+  inner u(.clk(clk), .rst(rst), .cmd__payload({{cmd_beats, cmd_addr}}), .cmd__valid(cmd_valid),
     .cmd__ready(cmd_ready), .data__payload(data_data), .data__valid(data_valid), .data__ready(data_ready),
     .busy(busy), .error(error),
     .axi__ar__payload({{m_axi_arburst, m_axi_arsize, m_axi_arlen, m_axi_araddr}}),
@@ -32,27 +31,17 @@ endmodule
     (64, 16, 4, 64, 0.3), (128, 256, 2, 256, 0.0), (32, 4, 1, 8, 0.5)])
 def test_reader_against_axi_ram(data_width, max_burst, outstanding, fifo, pause):
     nbytes = data_width // 8
-    bdir = BUILD / f"dma_{data_width}_{max_burst}_{outstanding}_{fifo}"
-    bdir.mkdir(parents=True, exist_ok=True)
     rd = AxiReader(data_width=data_width, max_burst=max_burst, outstanding=outstanding, fifo_depth=fifo)
-    (bdir / "rd.v").write_text(verilog.convert(rd, name="rd"))
-    (bdir / "top.v").write_text(WRAPPER.format(dw1=data_width - 1))
-    runner = get_runner()
-    runner.build(sources=[bdir / "rd.v", bdir / "top.v"], hdl_toplevel="dma_top", build_dir=bdir,
-                 build_args=["-Wno-fatal"], timescale=("1ns", "1ps"))
+    runner, bdir = build_component(f"dma_{data_width}_{max_burst}_{outstanding}_{fifo}", rd,
+                                   WRAPPER.format(dw1=data_width - 1))
     # lengths from one beat to several bursts, addresses across 4 KB boundaries
     commands = [(0, 1), (4096 - 3 * nbytes, 7), (8 * nbytes, 300), (12288 - nbytes, 2), (40960, 1000 // (nbytes // 4))]
     cfg = {"data_width": data_width, "max_burst": max_burst, "outstanding": outstanding, "pause": pause,
            "commands": commands}
-    runner.test(test_module="dma_tb", hdl_toplevel="dma_top", testcase="reads_in_order", build_dir=bdir,
-                test_dir=bdir, results_xml=str(bdir / "results.xml"),
-                extra_env={"FAIRYHW_DMA": json.dumps(cfg),
-                           "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")])})
-    text = (bdir / "results.xml").read_text()
-    assert "<failure" not in text and "<error" not in text and "reads_in_order" in text
+    run_testcase(runner, bdir, "reads_in_order", test_module="dma_tb", env={"FAIRYHW_DMA": json.dumps(cfg)})
 
 
-WRITE_WRAPPER = """module dma_top(input clk, input rst,
+WRITE_WRAPPER = """module top(input clk, input rst,
   input [31:0] cmd_addr, input [31:0] cmd_beats, input cmd_valid, output cmd_ready,
   input [{dw1}:0] data_data, input data_valid, output data_ready, output busy, output error,
   output [0:0] m_axi_awid, output [31:0] m_axi_awaddr, output [7:0] m_axi_awlen, output [2:0] m_axi_awsize,
@@ -60,7 +49,7 @@ WRITE_WRAPPER = """module dma_top(input clk, input rst,
   output [{dw1}:0] m_axi_wdata, output [{sw1}:0] m_axi_wstrb, output m_axi_wlast, output m_axi_wvalid,
   input m_axi_wready, input [0:0] m_axi_bid, input [1:0] m_axi_bresp, input m_axi_bvalid, output m_axi_bready);
   assign m_axi_awid = 1'b0;
-  wr u(.clk(clk), .rst(rst), .cmd__payload({{cmd_beats, cmd_addr}}), .cmd__valid(cmd_valid),
+  inner u(.clk(clk), .rst(rst), .cmd__payload({{cmd_beats, cmd_addr}}), .cmd__valid(cmd_valid),
     .cmd__ready(cmd_ready), .data__payload(data_data), .data__valid(data_valid), .data__ready(data_ready),
     .busy(busy), .error(error),
     .axi__aw__payload({{m_axi_awburst, m_axi_awsize, m_axi_awlen, m_axi_awaddr}}),
@@ -76,23 +65,13 @@ endmodule
     (64, 16, 4, 0.3), (128, 256, 2, 0.0), (32, 4, 1, 0.5)])
 def test_writer_against_axi_ram(data_width, max_burst, outstanding, pause):
     nbytes = data_width // 8
-    bdir = BUILD / f"dmaw_{data_width}_{max_burst}_{outstanding}"
-    bdir.mkdir(parents=True, exist_ok=True)
     wr = AxiWriter(data_width=data_width, max_burst=max_burst, outstanding=outstanding)
-    (bdir / "wr.v").write_text(verilog.convert(wr, name="wr"))
-    (bdir / "top.v").write_text(WRITE_WRAPPER.format(dw1=data_width - 1, sw1=nbytes - 1))
-    runner = get_runner()
-    runner.build(sources=[bdir / "wr.v", bdir / "top.v"], hdl_toplevel="dma_top", build_dir=bdir,
-                 build_args=["-Wno-fatal"], timescale=("1ns", "1ps"))
+    runner, bdir = build_component(f"dmaw_{data_width}_{max_burst}_{outstanding}", wr,
+                                   WRITE_WRAPPER.format(dw1=data_width - 1, sw1=nbytes - 1))
     commands = [(0, 1), (4096 - 3 * nbytes, 7), (8 * nbytes, 300), (12288 - nbytes, 2)]
     cfg = {"data_width": data_width, "max_burst": max_burst, "outstanding": outstanding, "pause": pause,
            "commands": commands}
-    runner.test(test_module="dma_tb", hdl_toplevel="dma_top", testcase="writes_land", build_dir=bdir,
-                test_dir=bdir, results_xml=str(bdir / "results.xml"),
-                extra_env={"FAIRYHW_DMA": json.dumps(cfg),
-                           "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")])})
-    text = (bdir / "results.xml").read_text()
-    assert "<failure" not in text and "<error" not in text and "writes_land" in text
+    run_testcase(runner, bdir, "writes_land", test_module="dma_tb", env={"FAIRYHW_DMA": json.dumps(cfg)})
 
 
 #: (bytes a cycle, latency, memory's outstanding bursts): from bandwidth-bound to round-trip-bound.
@@ -106,23 +85,15 @@ def test_read_cycles_match_the_model():
     of bandwidth while a burst waits, which the formula leaves out)."""
     from fairyhw.hw.timing import read_cycles
     dw, burst, master_out = 64, 16, 8
-    bdir = BUILD / "dma_rate"
-    bdir.mkdir(parents=True, exist_ok=True)
     rd = AxiReader(data_width=dw, max_burst=burst, outstanding=master_out, fifo_depth=8 * burst)
-    (bdir / "rd.v").write_text(verilog.convert(rd, name="rd"))
-    (bdir / "top.v").write_text(WRAPPER.format(dw1=dw - 1))
-    runner = get_runner()
-    runner.build(sources=[bdir / "rd.v", bdir / "top.v"], hdl_toplevel="dma_top", build_dir=bdir,
-                 build_args=["-Wno-fatal"], timescale=("1ns", "1ps"))
+    runner, bdir = build_component("dma_rate", rd, WRAPPER.format(dw1=dw - 1))
     rows = []
     for bpc, latency, outstanding in RATE_POINTS:
         out = bdir / f"rate_{bpc}_{latency}_{outstanding}.json"
         cfg = {"bytes_per_cycle": bpc, "latency": latency, "mem_outstanding": outstanding,
                "commands": [(0, 300), (8192, 2000)]}
-        runner.test(test_module="dma_tb", hdl_toplevel="dma_top", testcase="read_rate", build_dir=bdir,
-                    test_dir=bdir, results_xml=str(bdir / "rate.results.xml"),
-                    extra_env={"FAIRYHW_DMA": json.dumps(cfg), "FAIRYHW_OUT": str(out),
-                               "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")])})
+        run_testcase(runner, bdir, "read_rate", test_module="dma_tb",
+                     env={"FAIRYHW_DMA": json.dumps(cfg), "FAIRYHW_OUT": str(out)})
         for rec in json.loads(out.read_text()):
             want = read_cycles(rec["beats"], width=dw // 8, bytes_per_cycle=bpc, latency=latency,
                                outstanding=min(outstanding, master_out), max_burst=burst)

@@ -59,6 +59,34 @@ def get_runner():
     return cocotb_runner(SIM)
 
 
+def build_component(name, component, wrapper):
+    """Build an Amaranth component (as module ``inner``) inside a hand-written Verilog ``wrapper``
+    (module ``top``, standard port names) under ``sim_build/<name>/``. Returns (runner, folder)."""
+    from amaranth.back import verilog
+    bdir = BUILD / name
+    bdir.mkdir(parents=True, exist_ok=True)
+    for fname, text in (("inner.v", verilog.convert(component, name="inner")), ("top.v", wrapper)):
+        path = bdir / fname
+        if not path.exists() or path.read_text() != text:      # unchanged sources: no rebuild
+            path.write_text(text)
+    runner = get_runner()
+    runner.build(sources=[bdir / "inner.v", bdir / "top.v"], hdl_toplevel="top", build_dir=bdir,
+                 build_args=["-Wno-fatal"], timescale=("1ns", "1ps"))
+    return runner, bdir
+
+
+def run_testcase(runner, bdir, testcase, *, test_module, env=None):
+    """Run cocotb ``testcase`` of ``test_module`` on a build of :func:`build_component`; fail unless
+    it passed."""
+    xml = bdir / f"{testcase}.results.xml"
+    runner.test(test_module=test_module, hdl_toplevel="top", testcase=testcase, build_dir=bdir,
+                test_dir=bdir, results_xml=str(xml),
+                extra_env={**(env or {}),
+                           "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")])})
+    text = xml.read_text()
+    assert "<failure" not in text and "<error" not in text and testcase in text, f"see {xml}"
+
+
 def icarus_time0_fix(path):
     """Icarus does not run Amaranth's ``always @*`` blocks at time 0 when nothing they read changes
     (amaranth-lang/amaranth#1629), leaving constant-input outputs X. Yosys already gives each block a

@@ -51,7 +51,9 @@ class Register:
 
 
 def _reg(name, offset, doc, *fields):
-    return Register(name, offset, tuple(Field(*f) for f in fields), doc)
+    fields = tuple(Field(*f) for f in fields)
+    assert all(f.access in ACCESS for f in fields), fields
+    return Register(name, offset, fields, doc)
 
 
 #: The register map (byte offsets, 32-bit registers).
@@ -192,8 +194,8 @@ class RegisterFile(wiring.Component):
                             v = MAGIC if f.access == "const" else \
                                 getattr(self, _port(reg, f)) if f.access == "ro" else held[(reg.name, f.name)]
                             m.d.sync += r_data[f.lsb:f.lsb + f.width].eq(v)
-        status = {f.name: held[("status", f.name)] for f in REGISTERS[2].fields if f.access == "w1c"}
-        m.d.comb += self.irq.eq(held[("ctrl", "irq_enable")] & (status["done"] | status["error"]))
+        m.d.comb += self.irq.eq(held[("ctrl", "irq_enable")] &
+                                (held[("status", "done")] | held[("status", "error")]))
         return m
 
 

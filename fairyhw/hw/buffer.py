@@ -42,7 +42,7 @@ def load_layout(cfg: EngineConfig) -> data.StructLayout:
     """A beat of the buffer's ``load`` stream: the ``C`` activations (16 bits each, ``p`` low), whether
     it is the layer's last beat, and the low bits of the elements left to load before it (elements
     ``low`` and up of a last beat lie past K and are written as zeros)."""
-    low = min(cfg.cols.bit_length(), Signal(range(cfg.max_in + 1)).shape().width)
+    low = min(cfg.cols.bit_length(), cfg.max_in.bit_length())      # the element count's width at most
     return data.StructLayout({"data": 16 * cfg.cols, "last": 1, "low": unsigned(low)})
 
 

@@ -22,11 +22,15 @@ __all__ = ["axi_read_signature", "axi_write_signature", "AxiReader", "AxiWriter"
 INCR = 1
 
 
+def _address_layout(addr_width: int) -> data.StructLayout:
+    """An AXI4 address channel's payload (ID 0, INCR bursts)."""
+    return data.StructLayout({"addr": addr_width, "len": 8, "size": 3, "burst": 2})
+
+
 def axi_read_signature(addr_width: int, data_width: int) -> wiring.Signature:
     """The read half of an AXI4 manager (ID 0): ``ar`` out, ``r`` in."""
     return wiring.Signature({
-        "ar": Out(stream.Signature(data.StructLayout({"addr": addr_width, "len": 8, "size": 3,
-                                                      "burst": 2}))),
+        "ar": Out(stream.Signature(_address_layout(addr_width))),
         "r": In(stream.Signature(data.StructLayout({"data": data_width, "resp": 2, "last": 1}))),
     })
 
@@ -34,35 +38,58 @@ def axi_read_signature(addr_width: int, data_width: int) -> wiring.Signature:
 def axi_write_signature(addr_width: int, data_width: int) -> wiring.Signature:
     """The write half of an AXI4 manager (ID 0): ``aw``, ``w`` out, ``b`` in."""
     return wiring.Signature({
-        "aw": Out(stream.Signature(data.StructLayout({"addr": addr_width, "len": 8, "size": 3,
-                                                      "burst": 2}))),
+        "aw": Out(stream.Signature(_address_layout(addr_width))),
         "w": Out(stream.Signature(data.StructLayout({"data": data_width, "strb": data_width // 8,
                                                      "last": 1}))),
         "b": In(stream.Signature(data.StructLayout({"resp": 2}))),
     })
 
 
-def _check(data_width, max_burst, outstanding):
-    if data_width not in (32, 64, 128, 256, 512, 1024):
-        raise ValueError(f"data_width must be a power of two from 32 to 1024, not {data_width!r}")
-    if not 1 <= max_burst <= 256:
-        raise ValueError(f"max_burst must be from 1 to 256 beats, not {max_burst!r}")
-    if not 1 <= outstanding <= 64:
-        raise ValueError(f"outstanding must be from 1 to 64, not {outstanding!r}")
+class _AxiMaster(wiring.Component):
+    """What the read and write masters share: the parameters, the ``cmd``, ``busy`` and ``error``
+    ports, and the address channel (:meth:`_addresses`)."""
+
+    def __init__(self, members: dict, *, addr_width, data_width, max_burst, outstanding):
+        if data_width not in (32, 64, 128, 256, 512, 1024):
+            raise ValueError(f"data_width must be a power of two from 32 to 1024, not {data_width!r}")
+        if not 1 <= max_burst <= 256:
+            raise ValueError(f"max_burst must be from 1 to 256 beats, not {max_burst!r}")
+        if not 1 <= outstanding <= 64:
+            raise ValueError(f"outstanding must be from 1 to 64, not {outstanding!r}")
+        self.addr_width, self.data_width = addr_width, data_width
+        self.max_burst, self.outstanding = max_burst, outstanding
+        super().__init__({
+            "cmd": In(stream.Signature(data.StructLayout({"addr": addr_width, "beats": 32}))),
+            **members,
+            "busy": Out(1),
+            "error": Out(1),
+        })
+
+    def _addresses(self, m, chan, allow):
+        """Drive address channel ``chan``: the command's bursts, each at most ``max_burst`` beats,
+        what is left, and the beats to the 4 KB boundary, offered while ``allow(n)`` (``n``: the
+        burst's beats). Returns (beats whose address is not yet sent, ``n``, the handshake)."""
+        shift = (self.data_width // 8).bit_length() - 1
+        addr = Signal(self.addr_width)
+        left = Signal(32)
+        to_4k = Signal(range((4096 >> shift) + 1))
+        want, n = Signal(range(self.max_burst + 1)), Signal(range(self.max_burst + 1))
+        m.d.comb += [to_4k.eq((4096 - addr[:12]) >> shift),
+                     want.eq(Mux(left < self.max_burst, left, self.max_burst)),
+                     n.eq(Mux(to_4k < want, to_4k, want))]
+        m.d.comb += [chan.valid.eq((left != 0) & allow(n)), chan.payload.addr.eq(addr),
+                     chan.payload.len.eq(n - 1), chan.payload.size.eq(shift),
+                     chan.payload.burst.eq(INCR)]
+        sent = chan.valid & chan.ready
+        with m.If(sent):
+            m.d.sync += [addr.eq(addr + (n << shift)), left.eq(left - n)]
+        with m.If(self.cmd.valid & self.cmd.ready):
+            m.d.sync += [addr.eq(self.cmd.payload.addr), left.eq(self.cmd.payload.beats),
+                         self.error.eq(0)]
+        return left, n, sent
 
 
-def _next_burst(m, addr, left, max_burst, shift):
-    """The next burst's beats: at most ``max_burst``, what is left, and the beats to the 4 KB
-    boundary."""
-    to_4k = Signal(range((4096 >> shift) + 1))
-    want, n = Signal(range(max_burst + 1)), Signal(range(max_burst + 1))
-    m.d.comb += [to_4k.eq((4096 - addr[:12]) >> shift),
-                 want.eq(Mux(left < max_burst, left, max_burst)),
-                 n.eq(Mux(to_4k < want, to_4k, want))]
-    return n
-
-
-class AxiReader(wiring.Component):
+class AxiReader(_AxiMaster):
     """Reads ``beats`` words of ``data_width`` bits from byte address ``addr`` (word-aligned).
 
     Ports: ``cmd`` (in: ``addr``, ``beats``; taken when idle), ``data`` (out: the words), ``axi``
@@ -72,47 +99,30 @@ class AxiReader(wiring.Component):
 
     def __init__(self, *, addr_width: int = 32, data_width: int = 64, max_burst: int = 16,
                  outstanding: int = 4, fifo_depth: int = 64):
-        _check(data_width, max_burst, outstanding)
         if fifo_depth < max_burst:
             raise ValueError(f"fifo_depth ({fifo_depth}) must hold a burst ({max_burst} beats)")
-        self.addr_width, self.data_width = addr_width, data_width
-        self.max_burst, self.outstanding, self.fifo_depth = max_burst, outstanding, fifo_depth
-        super().__init__({
-            "cmd": In(stream.Signature(data.StructLayout({"addr": addr_width, "beats": 32}))),
-            "data": Out(stream.Signature(data_width)),
-            "axi": Out(axi_read_signature(addr_width, data_width)),
-            "busy": Out(1),
-            "error": Out(1),
-        })
+        self.fifo_depth = fifo_depth
+        super().__init__({"data": Out(stream.Signature(data_width)),
+                          "axi": Out(axi_read_signature(addr_width, data_width))},
+                         addr_width=addr_width, data_width=data_width, max_burst=max_burst,
+                         outstanding=outstanding)
 
     def elaborate(self, platform):
         m = Module()
-        nbytes = self.data_width // 8
-        shift = nbytes.bit_length() - 1
         fifo = m.submodules.fifo = SyncFIFOBuffered(width=self.data_width, depth=self.fifo_depth)
-
-        addr = Signal(self.addr_width)
-        left = Signal(32)                                  # beats not yet requested
         owed = Signal(32)                                  # beats not yet delivered
         space = Signal(range(self.fifo_depth + 1), init=self.fifo_depth)   # FIFO room not yet asked for
         inflight = Signal(range(self.outstanding + 1))     # bursts requested, last beat not yet in
-        n = _next_burst(m, addr, left, self.max_burst, shift)
-
-        ar = self.axi.ar
-        m.d.comb += [ar.valid.eq((left != 0) & (space >= n) & (inflight < self.outstanding)),
-                     ar.payload.addr.eq(addr), ar.payload.len.eq(n - 1), ar.payload.size.eq(shift),
-                     ar.payload.burst.eq(INCR)]
+        _, n, issued = self._addresses(m, self.axi.ar,
+                                       lambda n: (space >= n) & (inflight < self.outstanding))
         r = self.axi.r
         m.d.comb += [r.ready.eq(1), fifo.w_en.eq(r.valid), fifo.w_data.eq(r.payload.data)]
         wiring.connect(m, wiring.flipped(self.data), fifo.r_stream)
 
-        issued = ar.valid & ar.ready
         burst_done = r.valid & r.payload.last
         delivered = self.data.valid & self.data.ready
         m.d.sync += [space.eq(space - Mux(issued, n, 0) + delivered),
                      inflight.eq(inflight + issued - burst_done)]
-        with m.If(issued):
-            m.d.sync += [addr.eq(addr + (n << shift)), left.eq(left - n)]
         with m.If(delivered):
             m.d.sync += owed.eq(owed - 1)
         with m.If(r.valid & (r.payload.resp != 0)):
@@ -120,12 +130,11 @@ class AxiReader(wiring.Component):
 
         m.d.comb += [self.cmd.ready.eq(owed == 0), self.busy.eq(owed != 0)]
         with m.If(self.cmd.valid & self.cmd.ready):
-            m.d.sync += [addr.eq(self.cmd.payload.addr), left.eq(self.cmd.payload.beats),
-                         owed.eq(self.cmd.payload.beats), self.error.eq(0)]
+            m.d.sync += owed.eq(self.cmd.payload.beats)
         return m
 
 
-class AxiWriter(wiring.Component):
+class AxiWriter(_AxiMaster):
     """Writes ``beats`` words of ``data_width`` bits, taken from ``data``, to byte address ``addr``
     (word-aligned), all bytes enabled.
 
@@ -138,34 +147,19 @@ class AxiWriter(wiring.Component):
 
     def __init__(self, *, addr_width: int = 32, data_width: int = 64, max_burst: int = 16,
                  outstanding: int = 4):
-        _check(data_width, max_burst, outstanding)
-        self.addr_width, self.data_width = addr_width, data_width
-        self.max_burst, self.outstanding = max_burst, outstanding
-        super().__init__({
-            "cmd": In(stream.Signature(data.StructLayout({"addr": addr_width, "beats": 32}))),
-            "data": In(stream.Signature(data_width)),
-            "axi": Out(axi_write_signature(addr_width, data_width)),
-            "busy": Out(1),
-            "error": Out(1),
-        })
+        super().__init__({"data": In(stream.Signature(data_width)),
+                          "axi": Out(axi_write_signature(addr_width, data_width))},
+                         addr_width=addr_width, data_width=data_width, max_burst=max_burst,
+                         outstanding=outstanding)
 
     def elaborate(self, platform):
         m = Module()
-        shift = (self.data_width // 8).bit_length() - 1
         lens = m.submodules.lens = SyncFIFO(width=9, depth=self.outstanding)   # bursts owed data
-        addr = Signal(self.addr_width)
-        left = Signal(32)                                  # beats whose address is not yet sent
         pending = Signal(range(self.outstanding + 1))      # bursts sent, response not yet back
-        n = _next_burst(m, addr, left, self.max_burst, shift)
-
-        aw, w, b = self.axi.aw, self.axi.w, self.axi.b
-        m.d.comb += [aw.valid.eq((left != 0) & (pending < self.outstanding) & lens.w_rdy),
-                     aw.payload.addr.eq(addr), aw.payload.len.eq(n - 1), aw.payload.size.eq(shift),
-                     aw.payload.burst.eq(INCR)]
-        sent = aw.valid & aw.ready
+        left, n, sent = self._addresses(m, self.axi.aw,
+                                        lambda n: (pending < self.outstanding) & lens.w_rdy)
+        w, b = self.axi.w, self.axi.b
         m.d.comb += [lens.w_en.eq(sent), lens.w_data.eq(n)]
-        with m.If(sent):
-            m.d.sync += [addr.eq(addr + (n << shift)), left.eq(left - n)]
 
         # the data of the oldest burst whose beats are owed
         beat = Signal(9)
@@ -182,7 +176,4 @@ class AxiWriter(wiring.Component):
         with m.If(got & (b.payload.resp != 0)):
             m.d.sync += self.error.eq(1)
         m.d.comb += [self.busy.eq((left != 0) | (pending != 0)), self.cmd.ready.eq(~self.busy)]
-        with m.If(self.cmd.valid & self.cmd.ready):
-            m.d.sync += [addr.eq(self.cmd.payload.addr), left.eq(self.cmd.payload.beats),
-                         self.error.eq(0)]
         return m
