@@ -18,17 +18,18 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire [22:0] \$2 ;
   reg [5:0] \$20 ;
   reg [5:0] \$21 ;
-  wire [63:0] \$22 ;
+  reg [5:0] \$22 ;
   wire [63:0] \$23 ;
-  reg [5:0] \$24 ;
+  wire [63:0] \$24 ;
   reg [5:0] \$25 ;
   reg [5:0] \$26 ;
   reg [5:0] \$27 ;
   reg [5:0] \$28 ;
   reg [5:0] \$29 ;
   wire [21:0] \$3 ;
-  reg [87:0] \$30 ;
+  reg [5:0] \$30 ;
   reg [87:0] \$31 ;
+  reg [87:0] \$32 ;
   wire [22:0] \$4 ;
   wire [21:0] \$5 ;
   wire [22:0] \$6 ;
@@ -440,11 +441,9 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire \act__valid$20 ;
   output busy;
   wire busy;
-  wire \busy$31 ;
+  wire \busy$29 ;
   wire cap;
   wire [6:0] chunk;
-  wire clear;
-  wire \clear$26 ;
   input clk;
   wire clk;
   input [28:0] cmd__payload;
@@ -465,9 +464,9 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire drained;
   wire \final ;
   wire freed;
-  wire \freed$64 ;
+  wire \freed$62 ;
   reg [63:0] h = 64'h0000000000000000;
-  wire [63:0] \h$45 ;
+  wire [63:0] \h$43 ;
   (* init = 64'h0000000000000000 *)
   wire [63:0] h0;
   wire idle;
@@ -548,265 +547,265 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire [7:0] \p[9] ;
   reg [863:0] pp = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
   (* init = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000 *)
-  wire [863:0] \pp$36 ;
-  wire [26:0] \pp$36[0] ;
-  wire [8:0] \pp$36[0][0] ;
-  wire [8:0] \pp$36[0][1] ;
-  wire [8:0] \pp$36[0][2] ;
-  wire [26:0] \pp$36[10] ;
-  wire [8:0] \pp$36[10][0] ;
-  wire [8:0] \pp$36[10][1] ;
-  wire [8:0] \pp$36[10][2] ;
-  wire [26:0] \pp$36[11] ;
-  wire [8:0] \pp$36[11][0] ;
-  wire [8:0] \pp$36[11][1] ;
-  wire [8:0] \pp$36[11][2] ;
-  wire [26:0] \pp$36[12] ;
-  wire [8:0] \pp$36[12][0] ;
-  wire [8:0] \pp$36[12][1] ;
-  wire [8:0] \pp$36[12][2] ;
-  wire [26:0] \pp$36[13] ;
-  wire [8:0] \pp$36[13][0] ;
-  wire [8:0] \pp$36[13][1] ;
-  wire [8:0] \pp$36[13][2] ;
-  wire [26:0] \pp$36[14] ;
-  wire [8:0] \pp$36[14][0] ;
-  wire [8:0] \pp$36[14][1] ;
-  wire [8:0] \pp$36[14][2] ;
-  wire [26:0] \pp$36[15] ;
-  wire [8:0] \pp$36[15][0] ;
-  wire [8:0] \pp$36[15][1] ;
-  wire [8:0] \pp$36[15][2] ;
-  wire [26:0] \pp$36[16] ;
-  wire [8:0] \pp$36[16][0] ;
-  wire [8:0] \pp$36[16][1] ;
-  wire [8:0] \pp$36[16][2] ;
-  wire [26:0] \pp$36[17] ;
-  wire [8:0] \pp$36[17][0] ;
-  wire [8:0] \pp$36[17][1] ;
-  wire [8:0] \pp$36[17][2] ;
-  wire [26:0] \pp$36[18] ;
-  wire [8:0] \pp$36[18][0] ;
-  wire [8:0] \pp$36[18][1] ;
-  wire [8:0] \pp$36[18][2] ;
-  wire [26:0] \pp$36[19] ;
-  wire [8:0] \pp$36[19][0] ;
-  wire [8:0] \pp$36[19][1] ;
-  wire [8:0] \pp$36[19][2] ;
-  wire [26:0] \pp$36[1] ;
-  wire [8:0] \pp$36[1][0] ;
-  wire [8:0] \pp$36[1][1] ;
-  wire [8:0] \pp$36[1][2] ;
-  wire [26:0] \pp$36[20] ;
-  wire [8:0] \pp$36[20][0] ;
-  wire [8:0] \pp$36[20][1] ;
-  wire [8:0] \pp$36[20][2] ;
-  wire [26:0] \pp$36[21] ;
-  wire [8:0] \pp$36[21][0] ;
-  wire [8:0] \pp$36[21][1] ;
-  wire [8:0] \pp$36[21][2] ;
-  wire [26:0] \pp$36[22] ;
-  wire [8:0] \pp$36[22][0] ;
-  wire [8:0] \pp$36[22][1] ;
-  wire [8:0] \pp$36[22][2] ;
-  wire [26:0] \pp$36[23] ;
-  wire [8:0] \pp$36[23][0] ;
-  wire [8:0] \pp$36[23][1] ;
-  wire [8:0] \pp$36[23][2] ;
-  wire [26:0] \pp$36[24] ;
-  wire [8:0] \pp$36[24][0] ;
-  wire [8:0] \pp$36[24][1] ;
-  wire [8:0] \pp$36[24][2] ;
-  wire [26:0] \pp$36[25] ;
-  wire [8:0] \pp$36[25][0] ;
-  wire [8:0] \pp$36[25][1] ;
-  wire [8:0] \pp$36[25][2] ;
-  wire [26:0] \pp$36[26] ;
-  wire [8:0] \pp$36[26][0] ;
-  wire [8:0] \pp$36[26][1] ;
-  wire [8:0] \pp$36[26][2] ;
-  wire [26:0] \pp$36[27] ;
-  wire [8:0] \pp$36[27][0] ;
-  wire [8:0] \pp$36[27][1] ;
-  wire [8:0] \pp$36[27][2] ;
-  wire [26:0] \pp$36[28] ;
-  wire [8:0] \pp$36[28][0] ;
-  wire [8:0] \pp$36[28][1] ;
-  wire [8:0] \pp$36[28][2] ;
-  wire [26:0] \pp$36[29] ;
-  wire [8:0] \pp$36[29][0] ;
-  wire [8:0] \pp$36[29][1] ;
-  wire [8:0] \pp$36[29][2] ;
-  wire [26:0] \pp$36[2] ;
-  wire [8:0] \pp$36[2][0] ;
-  wire [8:0] \pp$36[2][1] ;
-  wire [8:0] \pp$36[2][2] ;
-  wire [26:0] \pp$36[30] ;
-  wire [8:0] \pp$36[30][0] ;
-  wire [8:0] \pp$36[30][1] ;
-  wire [8:0] \pp$36[30][2] ;
-  wire [26:0] \pp$36[31] ;
-  wire [8:0] \pp$36[31][0] ;
-  wire [8:0] \pp$36[31][1] ;
-  wire [8:0] \pp$36[31][2] ;
-  wire [26:0] \pp$36[3] ;
-  wire [8:0] \pp$36[3][0] ;
-  wire [8:0] \pp$36[3][1] ;
-  wire [8:0] \pp$36[3][2] ;
-  wire [26:0] \pp$36[4] ;
-  wire [8:0] \pp$36[4][0] ;
-  wire [8:0] \pp$36[4][1] ;
-  wire [8:0] \pp$36[4][2] ;
-  wire [26:0] \pp$36[5] ;
-  wire [8:0] \pp$36[5][0] ;
-  wire [8:0] \pp$36[5][1] ;
-  wire [8:0] \pp$36[5][2] ;
-  wire [26:0] \pp$36[6] ;
-  wire [8:0] \pp$36[6][0] ;
-  wire [8:0] \pp$36[6][1] ;
-  wire [8:0] \pp$36[6][2] ;
-  wire [26:0] \pp$36[7] ;
-  wire [8:0] \pp$36[7][0] ;
-  wire [8:0] \pp$36[7][1] ;
-  wire [8:0] \pp$36[7][2] ;
-  wire [26:0] \pp$36[8] ;
-  wire [8:0] \pp$36[8][0] ;
-  wire [8:0] \pp$36[8][1] ;
-  wire [8:0] \pp$36[8][2] ;
-  wire [26:0] \pp$36[9] ;
-  wire [8:0] \pp$36[9][0] ;
-  wire [8:0] \pp$36[9][1] ;
-  wire [8:0] \pp$36[9][2] ;
+  wire [863:0] \pp$34 ;
+  wire [26:0] \pp$34[0] ;
+  wire [8:0] \pp$34[0][0] ;
+  wire [8:0] \pp$34[0][1] ;
+  wire [8:0] \pp$34[0][2] ;
+  wire [26:0] \pp$34[10] ;
+  wire [8:0] \pp$34[10][0] ;
+  wire [8:0] \pp$34[10][1] ;
+  wire [8:0] \pp$34[10][2] ;
+  wire [26:0] \pp$34[11] ;
+  wire [8:0] \pp$34[11][0] ;
+  wire [8:0] \pp$34[11][1] ;
+  wire [8:0] \pp$34[11][2] ;
+  wire [26:0] \pp$34[12] ;
+  wire [8:0] \pp$34[12][0] ;
+  wire [8:0] \pp$34[12][1] ;
+  wire [8:0] \pp$34[12][2] ;
+  wire [26:0] \pp$34[13] ;
+  wire [8:0] \pp$34[13][0] ;
+  wire [8:0] \pp$34[13][1] ;
+  wire [8:0] \pp$34[13][2] ;
+  wire [26:0] \pp$34[14] ;
+  wire [8:0] \pp$34[14][0] ;
+  wire [8:0] \pp$34[14][1] ;
+  wire [8:0] \pp$34[14][2] ;
+  wire [26:0] \pp$34[15] ;
+  wire [8:0] \pp$34[15][0] ;
+  wire [8:0] \pp$34[15][1] ;
+  wire [8:0] \pp$34[15][2] ;
+  wire [26:0] \pp$34[16] ;
+  wire [8:0] \pp$34[16][0] ;
+  wire [8:0] \pp$34[16][1] ;
+  wire [8:0] \pp$34[16][2] ;
+  wire [26:0] \pp$34[17] ;
+  wire [8:0] \pp$34[17][0] ;
+  wire [8:0] \pp$34[17][1] ;
+  wire [8:0] \pp$34[17][2] ;
+  wire [26:0] \pp$34[18] ;
+  wire [8:0] \pp$34[18][0] ;
+  wire [8:0] \pp$34[18][1] ;
+  wire [8:0] \pp$34[18][2] ;
+  wire [26:0] \pp$34[19] ;
+  wire [8:0] \pp$34[19][0] ;
+  wire [8:0] \pp$34[19][1] ;
+  wire [8:0] \pp$34[19][2] ;
+  wire [26:0] \pp$34[1] ;
+  wire [8:0] \pp$34[1][0] ;
+  wire [8:0] \pp$34[1][1] ;
+  wire [8:0] \pp$34[1][2] ;
+  wire [26:0] \pp$34[20] ;
+  wire [8:0] \pp$34[20][0] ;
+  wire [8:0] \pp$34[20][1] ;
+  wire [8:0] \pp$34[20][2] ;
+  wire [26:0] \pp$34[21] ;
+  wire [8:0] \pp$34[21][0] ;
+  wire [8:0] \pp$34[21][1] ;
+  wire [8:0] \pp$34[21][2] ;
+  wire [26:0] \pp$34[22] ;
+  wire [8:0] \pp$34[22][0] ;
+  wire [8:0] \pp$34[22][1] ;
+  wire [8:0] \pp$34[22][2] ;
+  wire [26:0] \pp$34[23] ;
+  wire [8:0] \pp$34[23][0] ;
+  wire [8:0] \pp$34[23][1] ;
+  wire [8:0] \pp$34[23][2] ;
+  wire [26:0] \pp$34[24] ;
+  wire [8:0] \pp$34[24][0] ;
+  wire [8:0] \pp$34[24][1] ;
+  wire [8:0] \pp$34[24][2] ;
+  wire [26:0] \pp$34[25] ;
+  wire [8:0] \pp$34[25][0] ;
+  wire [8:0] \pp$34[25][1] ;
+  wire [8:0] \pp$34[25][2] ;
+  wire [26:0] \pp$34[26] ;
+  wire [8:0] \pp$34[26][0] ;
+  wire [8:0] \pp$34[26][1] ;
+  wire [8:0] \pp$34[26][2] ;
+  wire [26:0] \pp$34[27] ;
+  wire [8:0] \pp$34[27][0] ;
+  wire [8:0] \pp$34[27][1] ;
+  wire [8:0] \pp$34[27][2] ;
+  wire [26:0] \pp$34[28] ;
+  wire [8:0] \pp$34[28][0] ;
+  wire [8:0] \pp$34[28][1] ;
+  wire [8:0] \pp$34[28][2] ;
+  wire [26:0] \pp$34[29] ;
+  wire [8:0] \pp$34[29][0] ;
+  wire [8:0] \pp$34[29][1] ;
+  wire [8:0] \pp$34[29][2] ;
+  wire [26:0] \pp$34[2] ;
+  wire [8:0] \pp$34[2][0] ;
+  wire [8:0] \pp$34[2][1] ;
+  wire [8:0] \pp$34[2][2] ;
+  wire [26:0] \pp$34[30] ;
+  wire [8:0] \pp$34[30][0] ;
+  wire [8:0] \pp$34[30][1] ;
+  wire [8:0] \pp$34[30][2] ;
+  wire [26:0] \pp$34[31] ;
+  wire [8:0] \pp$34[31][0] ;
+  wire [8:0] \pp$34[31][1] ;
+  wire [8:0] \pp$34[31][2] ;
+  wire [26:0] \pp$34[3] ;
+  wire [8:0] \pp$34[3][0] ;
+  wire [8:0] \pp$34[3][1] ;
+  wire [8:0] \pp$34[3][2] ;
+  wire [26:0] \pp$34[4] ;
+  wire [8:0] \pp$34[4][0] ;
+  wire [8:0] \pp$34[4][1] ;
+  wire [8:0] \pp$34[4][2] ;
+  wire [26:0] \pp$34[5] ;
+  wire [8:0] \pp$34[5][0] ;
+  wire [8:0] \pp$34[5][1] ;
+  wire [8:0] \pp$34[5][2] ;
+  wire [26:0] \pp$34[6] ;
+  wire [8:0] \pp$34[6][0] ;
+  wire [8:0] \pp$34[6][1] ;
+  wire [8:0] \pp$34[6][2] ;
+  wire [26:0] \pp$34[7] ;
+  wire [8:0] \pp$34[7][0] ;
+  wire [8:0] \pp$34[7][1] ;
+  wire [8:0] \pp$34[7][2] ;
+  wire [26:0] \pp$34[8] ;
+  wire [8:0] \pp$34[8][0] ;
+  wire [8:0] \pp$34[8][1] ;
+  wire [8:0] \pp$34[8][2] ;
+  wire [26:0] \pp$34[9] ;
+  wire [8:0] \pp$34[9][0] ;
+  wire [8:0] \pp$34[9][1] ;
+  wire [8:0] \pp$34[9][2] ;
   (* init = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000 *)
-  wire [863:0] \pp$43 ;
-  wire [26:0] \pp$43[0] ;
-  wire [8:0] \pp$43[0][0] ;
-  wire [8:0] \pp$43[0][1] ;
-  wire [8:0] \pp$43[0][2] ;
-  wire [26:0] \pp$43[10] ;
-  wire [8:0] \pp$43[10][0] ;
-  wire [8:0] \pp$43[10][1] ;
-  wire [8:0] \pp$43[10][2] ;
-  wire [26:0] \pp$43[11] ;
-  wire [8:0] \pp$43[11][0] ;
-  wire [8:0] \pp$43[11][1] ;
-  wire [8:0] \pp$43[11][2] ;
-  wire [26:0] \pp$43[12] ;
-  wire [8:0] \pp$43[12][0] ;
-  wire [8:0] \pp$43[12][1] ;
-  wire [8:0] \pp$43[12][2] ;
-  wire [26:0] \pp$43[13] ;
-  wire [8:0] \pp$43[13][0] ;
-  wire [8:0] \pp$43[13][1] ;
-  wire [8:0] \pp$43[13][2] ;
-  wire [26:0] \pp$43[14] ;
-  wire [8:0] \pp$43[14][0] ;
-  wire [8:0] \pp$43[14][1] ;
-  wire [8:0] \pp$43[14][2] ;
-  wire [26:0] \pp$43[15] ;
-  wire [8:0] \pp$43[15][0] ;
-  wire [8:0] \pp$43[15][1] ;
-  wire [8:0] \pp$43[15][2] ;
-  wire [26:0] \pp$43[16] ;
-  wire [8:0] \pp$43[16][0] ;
-  wire [8:0] \pp$43[16][1] ;
-  wire [8:0] \pp$43[16][2] ;
-  wire [26:0] \pp$43[17] ;
-  wire [8:0] \pp$43[17][0] ;
-  wire [8:0] \pp$43[17][1] ;
-  wire [8:0] \pp$43[17][2] ;
-  wire [26:0] \pp$43[18] ;
-  wire [8:0] \pp$43[18][0] ;
-  wire [8:0] \pp$43[18][1] ;
-  wire [8:0] \pp$43[18][2] ;
-  wire [26:0] \pp$43[19] ;
-  wire [8:0] \pp$43[19][0] ;
-  wire [8:0] \pp$43[19][1] ;
-  wire [8:0] \pp$43[19][2] ;
-  wire [26:0] \pp$43[1] ;
-  wire [8:0] \pp$43[1][0] ;
-  wire [8:0] \pp$43[1][1] ;
-  wire [8:0] \pp$43[1][2] ;
-  wire [26:0] \pp$43[20] ;
-  wire [8:0] \pp$43[20][0] ;
-  wire [8:0] \pp$43[20][1] ;
-  wire [8:0] \pp$43[20][2] ;
-  wire [26:0] \pp$43[21] ;
-  wire [8:0] \pp$43[21][0] ;
-  wire [8:0] \pp$43[21][1] ;
-  wire [8:0] \pp$43[21][2] ;
-  wire [26:0] \pp$43[22] ;
-  wire [8:0] \pp$43[22][0] ;
-  wire [8:0] \pp$43[22][1] ;
-  wire [8:0] \pp$43[22][2] ;
-  wire [26:0] \pp$43[23] ;
-  wire [8:0] \pp$43[23][0] ;
-  wire [8:0] \pp$43[23][1] ;
-  wire [8:0] \pp$43[23][2] ;
-  wire [26:0] \pp$43[24] ;
-  wire [8:0] \pp$43[24][0] ;
-  wire [8:0] \pp$43[24][1] ;
-  wire [8:0] \pp$43[24][2] ;
-  wire [26:0] \pp$43[25] ;
-  wire [8:0] \pp$43[25][0] ;
-  wire [8:0] \pp$43[25][1] ;
-  wire [8:0] \pp$43[25][2] ;
-  wire [26:0] \pp$43[26] ;
-  wire [8:0] \pp$43[26][0] ;
-  wire [8:0] \pp$43[26][1] ;
-  wire [8:0] \pp$43[26][2] ;
-  wire [26:0] \pp$43[27] ;
-  wire [8:0] \pp$43[27][0] ;
-  wire [8:0] \pp$43[27][1] ;
-  wire [8:0] \pp$43[27][2] ;
-  wire [26:0] \pp$43[28] ;
-  wire [8:0] \pp$43[28][0] ;
-  wire [8:0] \pp$43[28][1] ;
-  wire [8:0] \pp$43[28][2] ;
-  wire [26:0] \pp$43[29] ;
-  wire [8:0] \pp$43[29][0] ;
-  wire [8:0] \pp$43[29][1] ;
-  wire [8:0] \pp$43[29][2] ;
-  wire [26:0] \pp$43[2] ;
-  wire [8:0] \pp$43[2][0] ;
-  wire [8:0] \pp$43[2][1] ;
-  wire [8:0] \pp$43[2][2] ;
-  wire [26:0] \pp$43[30] ;
-  wire [8:0] \pp$43[30][0] ;
-  wire [8:0] \pp$43[30][1] ;
-  wire [8:0] \pp$43[30][2] ;
-  wire [26:0] \pp$43[31] ;
-  wire [8:0] \pp$43[31][0] ;
-  wire [8:0] \pp$43[31][1] ;
-  wire [8:0] \pp$43[31][2] ;
-  wire [26:0] \pp$43[3] ;
-  wire [8:0] \pp$43[3][0] ;
-  wire [8:0] \pp$43[3][1] ;
-  wire [8:0] \pp$43[3][2] ;
-  wire [26:0] \pp$43[4] ;
-  wire [8:0] \pp$43[4][0] ;
-  wire [8:0] \pp$43[4][1] ;
-  wire [8:0] \pp$43[4][2] ;
-  wire [26:0] \pp$43[5] ;
-  wire [8:0] \pp$43[5][0] ;
-  wire [8:0] \pp$43[5][1] ;
-  wire [8:0] \pp$43[5][2] ;
-  wire [26:0] \pp$43[6] ;
-  wire [8:0] \pp$43[6][0] ;
-  wire [8:0] \pp$43[6][1] ;
-  wire [8:0] \pp$43[6][2] ;
-  wire [26:0] \pp$43[7] ;
-  wire [8:0] \pp$43[7][0] ;
-  wire [8:0] \pp$43[7][1] ;
-  wire [8:0] \pp$43[7][2] ;
-  wire [26:0] \pp$43[8] ;
-  wire [8:0] \pp$43[8][0] ;
-  wire [8:0] \pp$43[8][1] ;
-  wire [8:0] \pp$43[8][2] ;
-  wire [26:0] \pp$43[9] ;
-  wire [8:0] \pp$43[9][0] ;
-  wire [8:0] \pp$43[9][1] ;
-  wire [8:0] \pp$43[9][2] ;
+  wire [863:0] \pp$41 ;
+  wire [26:0] \pp$41[0] ;
+  wire [8:0] \pp$41[0][0] ;
+  wire [8:0] \pp$41[0][1] ;
+  wire [8:0] \pp$41[0][2] ;
+  wire [26:0] \pp$41[10] ;
+  wire [8:0] \pp$41[10][0] ;
+  wire [8:0] \pp$41[10][1] ;
+  wire [8:0] \pp$41[10][2] ;
+  wire [26:0] \pp$41[11] ;
+  wire [8:0] \pp$41[11][0] ;
+  wire [8:0] \pp$41[11][1] ;
+  wire [8:0] \pp$41[11][2] ;
+  wire [26:0] \pp$41[12] ;
+  wire [8:0] \pp$41[12][0] ;
+  wire [8:0] \pp$41[12][1] ;
+  wire [8:0] \pp$41[12][2] ;
+  wire [26:0] \pp$41[13] ;
+  wire [8:0] \pp$41[13][0] ;
+  wire [8:0] \pp$41[13][1] ;
+  wire [8:0] \pp$41[13][2] ;
+  wire [26:0] \pp$41[14] ;
+  wire [8:0] \pp$41[14][0] ;
+  wire [8:0] \pp$41[14][1] ;
+  wire [8:0] \pp$41[14][2] ;
+  wire [26:0] \pp$41[15] ;
+  wire [8:0] \pp$41[15][0] ;
+  wire [8:0] \pp$41[15][1] ;
+  wire [8:0] \pp$41[15][2] ;
+  wire [26:0] \pp$41[16] ;
+  wire [8:0] \pp$41[16][0] ;
+  wire [8:0] \pp$41[16][1] ;
+  wire [8:0] \pp$41[16][2] ;
+  wire [26:0] \pp$41[17] ;
+  wire [8:0] \pp$41[17][0] ;
+  wire [8:0] \pp$41[17][1] ;
+  wire [8:0] \pp$41[17][2] ;
+  wire [26:0] \pp$41[18] ;
+  wire [8:0] \pp$41[18][0] ;
+  wire [8:0] \pp$41[18][1] ;
+  wire [8:0] \pp$41[18][2] ;
+  wire [26:0] \pp$41[19] ;
+  wire [8:0] \pp$41[19][0] ;
+  wire [8:0] \pp$41[19][1] ;
+  wire [8:0] \pp$41[19][2] ;
+  wire [26:0] \pp$41[1] ;
+  wire [8:0] \pp$41[1][0] ;
+  wire [8:0] \pp$41[1][1] ;
+  wire [8:0] \pp$41[1][2] ;
+  wire [26:0] \pp$41[20] ;
+  wire [8:0] \pp$41[20][0] ;
+  wire [8:0] \pp$41[20][1] ;
+  wire [8:0] \pp$41[20][2] ;
+  wire [26:0] \pp$41[21] ;
+  wire [8:0] \pp$41[21][0] ;
+  wire [8:0] \pp$41[21][1] ;
+  wire [8:0] \pp$41[21][2] ;
+  wire [26:0] \pp$41[22] ;
+  wire [8:0] \pp$41[22][0] ;
+  wire [8:0] \pp$41[22][1] ;
+  wire [8:0] \pp$41[22][2] ;
+  wire [26:0] \pp$41[23] ;
+  wire [8:0] \pp$41[23][0] ;
+  wire [8:0] \pp$41[23][1] ;
+  wire [8:0] \pp$41[23][2] ;
+  wire [26:0] \pp$41[24] ;
+  wire [8:0] \pp$41[24][0] ;
+  wire [8:0] \pp$41[24][1] ;
+  wire [8:0] \pp$41[24][2] ;
+  wire [26:0] \pp$41[25] ;
+  wire [8:0] \pp$41[25][0] ;
+  wire [8:0] \pp$41[25][1] ;
+  wire [8:0] \pp$41[25][2] ;
+  wire [26:0] \pp$41[26] ;
+  wire [8:0] \pp$41[26][0] ;
+  wire [8:0] \pp$41[26][1] ;
+  wire [8:0] \pp$41[26][2] ;
+  wire [26:0] \pp$41[27] ;
+  wire [8:0] \pp$41[27][0] ;
+  wire [8:0] \pp$41[27][1] ;
+  wire [8:0] \pp$41[27][2] ;
+  wire [26:0] \pp$41[28] ;
+  wire [8:0] \pp$41[28][0] ;
+  wire [8:0] \pp$41[28][1] ;
+  wire [8:0] \pp$41[28][2] ;
+  wire [26:0] \pp$41[29] ;
+  wire [8:0] \pp$41[29][0] ;
+  wire [8:0] \pp$41[29][1] ;
+  wire [8:0] \pp$41[29][2] ;
+  wire [26:0] \pp$41[2] ;
+  wire [8:0] \pp$41[2][0] ;
+  wire [8:0] \pp$41[2][1] ;
+  wire [8:0] \pp$41[2][2] ;
+  wire [26:0] \pp$41[30] ;
+  wire [8:0] \pp$41[30][0] ;
+  wire [8:0] \pp$41[30][1] ;
+  wire [8:0] \pp$41[30][2] ;
+  wire [26:0] \pp$41[31] ;
+  wire [8:0] \pp$41[31][0] ;
+  wire [8:0] \pp$41[31][1] ;
+  wire [8:0] \pp$41[31][2] ;
+  wire [26:0] \pp$41[3] ;
+  wire [8:0] \pp$41[3][0] ;
+  wire [8:0] \pp$41[3][1] ;
+  wire [8:0] \pp$41[3][2] ;
+  wire [26:0] \pp$41[4] ;
+  wire [8:0] \pp$41[4][0] ;
+  wire [8:0] \pp$41[4][1] ;
+  wire [8:0] \pp$41[4][2] ;
+  wire [26:0] \pp$41[5] ;
+  wire [8:0] \pp$41[5][0] ;
+  wire [8:0] \pp$41[5][1] ;
+  wire [8:0] \pp$41[5][2] ;
+  wire [26:0] \pp$41[6] ;
+  wire [8:0] \pp$41[6][0] ;
+  wire [8:0] \pp$41[6][1] ;
+  wire [8:0] \pp$41[6][2] ;
+  wire [26:0] \pp$41[7] ;
+  wire [8:0] \pp$41[7][0] ;
+  wire [8:0] \pp$41[7][1] ;
+  wire [8:0] \pp$41[7][2] ;
+  wire [26:0] \pp$41[8] ;
+  wire [8:0] \pp$41[8][0] ;
+  wire [8:0] \pp$41[8][1] ;
+  wire [8:0] \pp$41[8][2] ;
+  wire [26:0] \pp$41[9] ;
+  wire [8:0] \pp$41[9][0] ;
+  wire [8:0] \pp$41[9][1] ;
+  wire [8:0] \pp$41[9][2] ;
   wire [863:0] \pp$80 ;
   wire [26:0] \pp$80[0] ;
   wire [8:0] \pp$80[0][0] ;
@@ -1131,265 +1130,265 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire [7:0] \q[9] ;
   reg [863:0] qq = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
   (* init = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000 *)
-  wire [863:0] \qq$38 ;
-  wire [26:0] \qq$38[0] ;
-  wire [8:0] \qq$38[0][0] ;
-  wire [8:0] \qq$38[0][1] ;
-  wire [8:0] \qq$38[0][2] ;
-  wire [26:0] \qq$38[10] ;
-  wire [8:0] \qq$38[10][0] ;
-  wire [8:0] \qq$38[10][1] ;
-  wire [8:0] \qq$38[10][2] ;
-  wire [26:0] \qq$38[11] ;
-  wire [8:0] \qq$38[11][0] ;
-  wire [8:0] \qq$38[11][1] ;
-  wire [8:0] \qq$38[11][2] ;
-  wire [26:0] \qq$38[12] ;
-  wire [8:0] \qq$38[12][0] ;
-  wire [8:0] \qq$38[12][1] ;
-  wire [8:0] \qq$38[12][2] ;
-  wire [26:0] \qq$38[13] ;
-  wire [8:0] \qq$38[13][0] ;
-  wire [8:0] \qq$38[13][1] ;
-  wire [8:0] \qq$38[13][2] ;
-  wire [26:0] \qq$38[14] ;
-  wire [8:0] \qq$38[14][0] ;
-  wire [8:0] \qq$38[14][1] ;
-  wire [8:0] \qq$38[14][2] ;
-  wire [26:0] \qq$38[15] ;
-  wire [8:0] \qq$38[15][0] ;
-  wire [8:0] \qq$38[15][1] ;
-  wire [8:0] \qq$38[15][2] ;
-  wire [26:0] \qq$38[16] ;
-  wire [8:0] \qq$38[16][0] ;
-  wire [8:0] \qq$38[16][1] ;
-  wire [8:0] \qq$38[16][2] ;
-  wire [26:0] \qq$38[17] ;
-  wire [8:0] \qq$38[17][0] ;
-  wire [8:0] \qq$38[17][1] ;
-  wire [8:0] \qq$38[17][2] ;
-  wire [26:0] \qq$38[18] ;
-  wire [8:0] \qq$38[18][0] ;
-  wire [8:0] \qq$38[18][1] ;
-  wire [8:0] \qq$38[18][2] ;
-  wire [26:0] \qq$38[19] ;
-  wire [8:0] \qq$38[19][0] ;
-  wire [8:0] \qq$38[19][1] ;
-  wire [8:0] \qq$38[19][2] ;
-  wire [26:0] \qq$38[1] ;
-  wire [8:0] \qq$38[1][0] ;
-  wire [8:0] \qq$38[1][1] ;
-  wire [8:0] \qq$38[1][2] ;
-  wire [26:0] \qq$38[20] ;
-  wire [8:0] \qq$38[20][0] ;
-  wire [8:0] \qq$38[20][1] ;
-  wire [8:0] \qq$38[20][2] ;
-  wire [26:0] \qq$38[21] ;
-  wire [8:0] \qq$38[21][0] ;
-  wire [8:0] \qq$38[21][1] ;
-  wire [8:0] \qq$38[21][2] ;
-  wire [26:0] \qq$38[22] ;
-  wire [8:0] \qq$38[22][0] ;
-  wire [8:0] \qq$38[22][1] ;
-  wire [8:0] \qq$38[22][2] ;
-  wire [26:0] \qq$38[23] ;
-  wire [8:0] \qq$38[23][0] ;
-  wire [8:0] \qq$38[23][1] ;
-  wire [8:0] \qq$38[23][2] ;
-  wire [26:0] \qq$38[24] ;
-  wire [8:0] \qq$38[24][0] ;
-  wire [8:0] \qq$38[24][1] ;
-  wire [8:0] \qq$38[24][2] ;
-  wire [26:0] \qq$38[25] ;
-  wire [8:0] \qq$38[25][0] ;
-  wire [8:0] \qq$38[25][1] ;
-  wire [8:0] \qq$38[25][2] ;
-  wire [26:0] \qq$38[26] ;
-  wire [8:0] \qq$38[26][0] ;
-  wire [8:0] \qq$38[26][1] ;
-  wire [8:0] \qq$38[26][2] ;
-  wire [26:0] \qq$38[27] ;
-  wire [8:0] \qq$38[27][0] ;
-  wire [8:0] \qq$38[27][1] ;
-  wire [8:0] \qq$38[27][2] ;
-  wire [26:0] \qq$38[28] ;
-  wire [8:0] \qq$38[28][0] ;
-  wire [8:0] \qq$38[28][1] ;
-  wire [8:0] \qq$38[28][2] ;
-  wire [26:0] \qq$38[29] ;
-  wire [8:0] \qq$38[29][0] ;
-  wire [8:0] \qq$38[29][1] ;
-  wire [8:0] \qq$38[29][2] ;
-  wire [26:0] \qq$38[2] ;
-  wire [8:0] \qq$38[2][0] ;
-  wire [8:0] \qq$38[2][1] ;
-  wire [8:0] \qq$38[2][2] ;
-  wire [26:0] \qq$38[30] ;
-  wire [8:0] \qq$38[30][0] ;
-  wire [8:0] \qq$38[30][1] ;
-  wire [8:0] \qq$38[30][2] ;
-  wire [26:0] \qq$38[31] ;
-  wire [8:0] \qq$38[31][0] ;
-  wire [8:0] \qq$38[31][1] ;
-  wire [8:0] \qq$38[31][2] ;
-  wire [26:0] \qq$38[3] ;
-  wire [8:0] \qq$38[3][0] ;
-  wire [8:0] \qq$38[3][1] ;
-  wire [8:0] \qq$38[3][2] ;
-  wire [26:0] \qq$38[4] ;
-  wire [8:0] \qq$38[4][0] ;
-  wire [8:0] \qq$38[4][1] ;
-  wire [8:0] \qq$38[4][2] ;
-  wire [26:0] \qq$38[5] ;
-  wire [8:0] \qq$38[5][0] ;
-  wire [8:0] \qq$38[5][1] ;
-  wire [8:0] \qq$38[5][2] ;
-  wire [26:0] \qq$38[6] ;
-  wire [8:0] \qq$38[6][0] ;
-  wire [8:0] \qq$38[6][1] ;
-  wire [8:0] \qq$38[6][2] ;
-  wire [26:0] \qq$38[7] ;
-  wire [8:0] \qq$38[7][0] ;
-  wire [8:0] \qq$38[7][1] ;
-  wire [8:0] \qq$38[7][2] ;
-  wire [26:0] \qq$38[8] ;
-  wire [8:0] \qq$38[8][0] ;
-  wire [8:0] \qq$38[8][1] ;
-  wire [8:0] \qq$38[8][2] ;
-  wire [26:0] \qq$38[9] ;
-  wire [8:0] \qq$38[9][0] ;
-  wire [8:0] \qq$38[9][1] ;
-  wire [8:0] \qq$38[9][2] ;
+  wire [863:0] \qq$36 ;
+  wire [26:0] \qq$36[0] ;
+  wire [8:0] \qq$36[0][0] ;
+  wire [8:0] \qq$36[0][1] ;
+  wire [8:0] \qq$36[0][2] ;
+  wire [26:0] \qq$36[10] ;
+  wire [8:0] \qq$36[10][0] ;
+  wire [8:0] \qq$36[10][1] ;
+  wire [8:0] \qq$36[10][2] ;
+  wire [26:0] \qq$36[11] ;
+  wire [8:0] \qq$36[11][0] ;
+  wire [8:0] \qq$36[11][1] ;
+  wire [8:0] \qq$36[11][2] ;
+  wire [26:0] \qq$36[12] ;
+  wire [8:0] \qq$36[12][0] ;
+  wire [8:0] \qq$36[12][1] ;
+  wire [8:0] \qq$36[12][2] ;
+  wire [26:0] \qq$36[13] ;
+  wire [8:0] \qq$36[13][0] ;
+  wire [8:0] \qq$36[13][1] ;
+  wire [8:0] \qq$36[13][2] ;
+  wire [26:0] \qq$36[14] ;
+  wire [8:0] \qq$36[14][0] ;
+  wire [8:0] \qq$36[14][1] ;
+  wire [8:0] \qq$36[14][2] ;
+  wire [26:0] \qq$36[15] ;
+  wire [8:0] \qq$36[15][0] ;
+  wire [8:0] \qq$36[15][1] ;
+  wire [8:0] \qq$36[15][2] ;
+  wire [26:0] \qq$36[16] ;
+  wire [8:0] \qq$36[16][0] ;
+  wire [8:0] \qq$36[16][1] ;
+  wire [8:0] \qq$36[16][2] ;
+  wire [26:0] \qq$36[17] ;
+  wire [8:0] \qq$36[17][0] ;
+  wire [8:0] \qq$36[17][1] ;
+  wire [8:0] \qq$36[17][2] ;
+  wire [26:0] \qq$36[18] ;
+  wire [8:0] \qq$36[18][0] ;
+  wire [8:0] \qq$36[18][1] ;
+  wire [8:0] \qq$36[18][2] ;
+  wire [26:0] \qq$36[19] ;
+  wire [8:0] \qq$36[19][0] ;
+  wire [8:0] \qq$36[19][1] ;
+  wire [8:0] \qq$36[19][2] ;
+  wire [26:0] \qq$36[1] ;
+  wire [8:0] \qq$36[1][0] ;
+  wire [8:0] \qq$36[1][1] ;
+  wire [8:0] \qq$36[1][2] ;
+  wire [26:0] \qq$36[20] ;
+  wire [8:0] \qq$36[20][0] ;
+  wire [8:0] \qq$36[20][1] ;
+  wire [8:0] \qq$36[20][2] ;
+  wire [26:0] \qq$36[21] ;
+  wire [8:0] \qq$36[21][0] ;
+  wire [8:0] \qq$36[21][1] ;
+  wire [8:0] \qq$36[21][2] ;
+  wire [26:0] \qq$36[22] ;
+  wire [8:0] \qq$36[22][0] ;
+  wire [8:0] \qq$36[22][1] ;
+  wire [8:0] \qq$36[22][2] ;
+  wire [26:0] \qq$36[23] ;
+  wire [8:0] \qq$36[23][0] ;
+  wire [8:0] \qq$36[23][1] ;
+  wire [8:0] \qq$36[23][2] ;
+  wire [26:0] \qq$36[24] ;
+  wire [8:0] \qq$36[24][0] ;
+  wire [8:0] \qq$36[24][1] ;
+  wire [8:0] \qq$36[24][2] ;
+  wire [26:0] \qq$36[25] ;
+  wire [8:0] \qq$36[25][0] ;
+  wire [8:0] \qq$36[25][1] ;
+  wire [8:0] \qq$36[25][2] ;
+  wire [26:0] \qq$36[26] ;
+  wire [8:0] \qq$36[26][0] ;
+  wire [8:0] \qq$36[26][1] ;
+  wire [8:0] \qq$36[26][2] ;
+  wire [26:0] \qq$36[27] ;
+  wire [8:0] \qq$36[27][0] ;
+  wire [8:0] \qq$36[27][1] ;
+  wire [8:0] \qq$36[27][2] ;
+  wire [26:0] \qq$36[28] ;
+  wire [8:0] \qq$36[28][0] ;
+  wire [8:0] \qq$36[28][1] ;
+  wire [8:0] \qq$36[28][2] ;
+  wire [26:0] \qq$36[29] ;
+  wire [8:0] \qq$36[29][0] ;
+  wire [8:0] \qq$36[29][1] ;
+  wire [8:0] \qq$36[29][2] ;
+  wire [26:0] \qq$36[2] ;
+  wire [8:0] \qq$36[2][0] ;
+  wire [8:0] \qq$36[2][1] ;
+  wire [8:0] \qq$36[2][2] ;
+  wire [26:0] \qq$36[30] ;
+  wire [8:0] \qq$36[30][0] ;
+  wire [8:0] \qq$36[30][1] ;
+  wire [8:0] \qq$36[30][2] ;
+  wire [26:0] \qq$36[31] ;
+  wire [8:0] \qq$36[31][0] ;
+  wire [8:0] \qq$36[31][1] ;
+  wire [8:0] \qq$36[31][2] ;
+  wire [26:0] \qq$36[3] ;
+  wire [8:0] \qq$36[3][0] ;
+  wire [8:0] \qq$36[3][1] ;
+  wire [8:0] \qq$36[3][2] ;
+  wire [26:0] \qq$36[4] ;
+  wire [8:0] \qq$36[4][0] ;
+  wire [8:0] \qq$36[4][1] ;
+  wire [8:0] \qq$36[4][2] ;
+  wire [26:0] \qq$36[5] ;
+  wire [8:0] \qq$36[5][0] ;
+  wire [8:0] \qq$36[5][1] ;
+  wire [8:0] \qq$36[5][2] ;
+  wire [26:0] \qq$36[6] ;
+  wire [8:0] \qq$36[6][0] ;
+  wire [8:0] \qq$36[6][1] ;
+  wire [8:0] \qq$36[6][2] ;
+  wire [26:0] \qq$36[7] ;
+  wire [8:0] \qq$36[7][0] ;
+  wire [8:0] \qq$36[7][1] ;
+  wire [8:0] \qq$36[7][2] ;
+  wire [26:0] \qq$36[8] ;
+  wire [8:0] \qq$36[8][0] ;
+  wire [8:0] \qq$36[8][1] ;
+  wire [8:0] \qq$36[8][2] ;
+  wire [26:0] \qq$36[9] ;
+  wire [8:0] \qq$36[9][0] ;
+  wire [8:0] \qq$36[9][1] ;
+  wire [8:0] \qq$36[9][2] ;
   (* init = 864'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000 *)
-  wire [863:0] \qq$44 ;
-  wire [26:0] \qq$44[0] ;
-  wire [8:0] \qq$44[0][0] ;
-  wire [8:0] \qq$44[0][1] ;
-  wire [8:0] \qq$44[0][2] ;
-  wire [26:0] \qq$44[10] ;
-  wire [8:0] \qq$44[10][0] ;
-  wire [8:0] \qq$44[10][1] ;
-  wire [8:0] \qq$44[10][2] ;
-  wire [26:0] \qq$44[11] ;
-  wire [8:0] \qq$44[11][0] ;
-  wire [8:0] \qq$44[11][1] ;
-  wire [8:0] \qq$44[11][2] ;
-  wire [26:0] \qq$44[12] ;
-  wire [8:0] \qq$44[12][0] ;
-  wire [8:0] \qq$44[12][1] ;
-  wire [8:0] \qq$44[12][2] ;
-  wire [26:0] \qq$44[13] ;
-  wire [8:0] \qq$44[13][0] ;
-  wire [8:0] \qq$44[13][1] ;
-  wire [8:0] \qq$44[13][2] ;
-  wire [26:0] \qq$44[14] ;
-  wire [8:0] \qq$44[14][0] ;
-  wire [8:0] \qq$44[14][1] ;
-  wire [8:0] \qq$44[14][2] ;
-  wire [26:0] \qq$44[15] ;
-  wire [8:0] \qq$44[15][0] ;
-  wire [8:0] \qq$44[15][1] ;
-  wire [8:0] \qq$44[15][2] ;
-  wire [26:0] \qq$44[16] ;
-  wire [8:0] \qq$44[16][0] ;
-  wire [8:0] \qq$44[16][1] ;
-  wire [8:0] \qq$44[16][2] ;
-  wire [26:0] \qq$44[17] ;
-  wire [8:0] \qq$44[17][0] ;
-  wire [8:0] \qq$44[17][1] ;
-  wire [8:0] \qq$44[17][2] ;
-  wire [26:0] \qq$44[18] ;
-  wire [8:0] \qq$44[18][0] ;
-  wire [8:0] \qq$44[18][1] ;
-  wire [8:0] \qq$44[18][2] ;
-  wire [26:0] \qq$44[19] ;
-  wire [8:0] \qq$44[19][0] ;
-  wire [8:0] \qq$44[19][1] ;
-  wire [8:0] \qq$44[19][2] ;
-  wire [26:0] \qq$44[1] ;
-  wire [8:0] \qq$44[1][0] ;
-  wire [8:0] \qq$44[1][1] ;
-  wire [8:0] \qq$44[1][2] ;
-  wire [26:0] \qq$44[20] ;
-  wire [8:0] \qq$44[20][0] ;
-  wire [8:0] \qq$44[20][1] ;
-  wire [8:0] \qq$44[20][2] ;
-  wire [26:0] \qq$44[21] ;
-  wire [8:0] \qq$44[21][0] ;
-  wire [8:0] \qq$44[21][1] ;
-  wire [8:0] \qq$44[21][2] ;
-  wire [26:0] \qq$44[22] ;
-  wire [8:0] \qq$44[22][0] ;
-  wire [8:0] \qq$44[22][1] ;
-  wire [8:0] \qq$44[22][2] ;
-  wire [26:0] \qq$44[23] ;
-  wire [8:0] \qq$44[23][0] ;
-  wire [8:0] \qq$44[23][1] ;
-  wire [8:0] \qq$44[23][2] ;
-  wire [26:0] \qq$44[24] ;
-  wire [8:0] \qq$44[24][0] ;
-  wire [8:0] \qq$44[24][1] ;
-  wire [8:0] \qq$44[24][2] ;
-  wire [26:0] \qq$44[25] ;
-  wire [8:0] \qq$44[25][0] ;
-  wire [8:0] \qq$44[25][1] ;
-  wire [8:0] \qq$44[25][2] ;
-  wire [26:0] \qq$44[26] ;
-  wire [8:0] \qq$44[26][0] ;
-  wire [8:0] \qq$44[26][1] ;
-  wire [8:0] \qq$44[26][2] ;
-  wire [26:0] \qq$44[27] ;
-  wire [8:0] \qq$44[27][0] ;
-  wire [8:0] \qq$44[27][1] ;
-  wire [8:0] \qq$44[27][2] ;
-  wire [26:0] \qq$44[28] ;
-  wire [8:0] \qq$44[28][0] ;
-  wire [8:0] \qq$44[28][1] ;
-  wire [8:0] \qq$44[28][2] ;
-  wire [26:0] \qq$44[29] ;
-  wire [8:0] \qq$44[29][0] ;
-  wire [8:0] \qq$44[29][1] ;
-  wire [8:0] \qq$44[29][2] ;
-  wire [26:0] \qq$44[2] ;
-  wire [8:0] \qq$44[2][0] ;
-  wire [8:0] \qq$44[2][1] ;
-  wire [8:0] \qq$44[2][2] ;
-  wire [26:0] \qq$44[30] ;
-  wire [8:0] \qq$44[30][0] ;
-  wire [8:0] \qq$44[30][1] ;
-  wire [8:0] \qq$44[30][2] ;
-  wire [26:0] \qq$44[31] ;
-  wire [8:0] \qq$44[31][0] ;
-  wire [8:0] \qq$44[31][1] ;
-  wire [8:0] \qq$44[31][2] ;
-  wire [26:0] \qq$44[3] ;
-  wire [8:0] \qq$44[3][0] ;
-  wire [8:0] \qq$44[3][1] ;
-  wire [8:0] \qq$44[3][2] ;
-  wire [26:0] \qq$44[4] ;
-  wire [8:0] \qq$44[4][0] ;
-  wire [8:0] \qq$44[4][1] ;
-  wire [8:0] \qq$44[4][2] ;
-  wire [26:0] \qq$44[5] ;
-  wire [8:0] \qq$44[5][0] ;
-  wire [8:0] \qq$44[5][1] ;
-  wire [8:0] \qq$44[5][2] ;
-  wire [26:0] \qq$44[6] ;
-  wire [8:0] \qq$44[6][0] ;
-  wire [8:0] \qq$44[6][1] ;
-  wire [8:0] \qq$44[6][2] ;
-  wire [26:0] \qq$44[7] ;
-  wire [8:0] \qq$44[7][0] ;
-  wire [8:0] \qq$44[7][1] ;
-  wire [8:0] \qq$44[7][2] ;
-  wire [26:0] \qq$44[8] ;
-  wire [8:0] \qq$44[8][0] ;
-  wire [8:0] \qq$44[8][1] ;
-  wire [8:0] \qq$44[8][2] ;
-  wire [26:0] \qq$44[9] ;
-  wire [8:0] \qq$44[9][0] ;
-  wire [8:0] \qq$44[9][1] ;
-  wire [8:0] \qq$44[9][2] ;
+  wire [863:0] \qq$42 ;
+  wire [26:0] \qq$42[0] ;
+  wire [8:0] \qq$42[0][0] ;
+  wire [8:0] \qq$42[0][1] ;
+  wire [8:0] \qq$42[0][2] ;
+  wire [26:0] \qq$42[10] ;
+  wire [8:0] \qq$42[10][0] ;
+  wire [8:0] \qq$42[10][1] ;
+  wire [8:0] \qq$42[10][2] ;
+  wire [26:0] \qq$42[11] ;
+  wire [8:0] \qq$42[11][0] ;
+  wire [8:0] \qq$42[11][1] ;
+  wire [8:0] \qq$42[11][2] ;
+  wire [26:0] \qq$42[12] ;
+  wire [8:0] \qq$42[12][0] ;
+  wire [8:0] \qq$42[12][1] ;
+  wire [8:0] \qq$42[12][2] ;
+  wire [26:0] \qq$42[13] ;
+  wire [8:0] \qq$42[13][0] ;
+  wire [8:0] \qq$42[13][1] ;
+  wire [8:0] \qq$42[13][2] ;
+  wire [26:0] \qq$42[14] ;
+  wire [8:0] \qq$42[14][0] ;
+  wire [8:0] \qq$42[14][1] ;
+  wire [8:0] \qq$42[14][2] ;
+  wire [26:0] \qq$42[15] ;
+  wire [8:0] \qq$42[15][0] ;
+  wire [8:0] \qq$42[15][1] ;
+  wire [8:0] \qq$42[15][2] ;
+  wire [26:0] \qq$42[16] ;
+  wire [8:0] \qq$42[16][0] ;
+  wire [8:0] \qq$42[16][1] ;
+  wire [8:0] \qq$42[16][2] ;
+  wire [26:0] \qq$42[17] ;
+  wire [8:0] \qq$42[17][0] ;
+  wire [8:0] \qq$42[17][1] ;
+  wire [8:0] \qq$42[17][2] ;
+  wire [26:0] \qq$42[18] ;
+  wire [8:0] \qq$42[18][0] ;
+  wire [8:0] \qq$42[18][1] ;
+  wire [8:0] \qq$42[18][2] ;
+  wire [26:0] \qq$42[19] ;
+  wire [8:0] \qq$42[19][0] ;
+  wire [8:0] \qq$42[19][1] ;
+  wire [8:0] \qq$42[19][2] ;
+  wire [26:0] \qq$42[1] ;
+  wire [8:0] \qq$42[1][0] ;
+  wire [8:0] \qq$42[1][1] ;
+  wire [8:0] \qq$42[1][2] ;
+  wire [26:0] \qq$42[20] ;
+  wire [8:0] \qq$42[20][0] ;
+  wire [8:0] \qq$42[20][1] ;
+  wire [8:0] \qq$42[20][2] ;
+  wire [26:0] \qq$42[21] ;
+  wire [8:0] \qq$42[21][0] ;
+  wire [8:0] \qq$42[21][1] ;
+  wire [8:0] \qq$42[21][2] ;
+  wire [26:0] \qq$42[22] ;
+  wire [8:0] \qq$42[22][0] ;
+  wire [8:0] \qq$42[22][1] ;
+  wire [8:0] \qq$42[22][2] ;
+  wire [26:0] \qq$42[23] ;
+  wire [8:0] \qq$42[23][0] ;
+  wire [8:0] \qq$42[23][1] ;
+  wire [8:0] \qq$42[23][2] ;
+  wire [26:0] \qq$42[24] ;
+  wire [8:0] \qq$42[24][0] ;
+  wire [8:0] \qq$42[24][1] ;
+  wire [8:0] \qq$42[24][2] ;
+  wire [26:0] \qq$42[25] ;
+  wire [8:0] \qq$42[25][0] ;
+  wire [8:0] \qq$42[25][1] ;
+  wire [8:0] \qq$42[25][2] ;
+  wire [26:0] \qq$42[26] ;
+  wire [8:0] \qq$42[26][0] ;
+  wire [8:0] \qq$42[26][1] ;
+  wire [8:0] \qq$42[26][2] ;
+  wire [26:0] \qq$42[27] ;
+  wire [8:0] \qq$42[27][0] ;
+  wire [8:0] \qq$42[27][1] ;
+  wire [8:0] \qq$42[27][2] ;
+  wire [26:0] \qq$42[28] ;
+  wire [8:0] \qq$42[28][0] ;
+  wire [8:0] \qq$42[28][1] ;
+  wire [8:0] \qq$42[28][2] ;
+  wire [26:0] \qq$42[29] ;
+  wire [8:0] \qq$42[29][0] ;
+  wire [8:0] \qq$42[29][1] ;
+  wire [8:0] \qq$42[29][2] ;
+  wire [26:0] \qq$42[2] ;
+  wire [8:0] \qq$42[2][0] ;
+  wire [8:0] \qq$42[2][1] ;
+  wire [8:0] \qq$42[2][2] ;
+  wire [26:0] \qq$42[30] ;
+  wire [8:0] \qq$42[30][0] ;
+  wire [8:0] \qq$42[30][1] ;
+  wire [8:0] \qq$42[30][2] ;
+  wire [26:0] \qq$42[31] ;
+  wire [8:0] \qq$42[31][0] ;
+  wire [8:0] \qq$42[31][1] ;
+  wire [8:0] \qq$42[31][2] ;
+  wire [26:0] \qq$42[3] ;
+  wire [8:0] \qq$42[3][0] ;
+  wire [8:0] \qq$42[3][1] ;
+  wire [8:0] \qq$42[3][2] ;
+  wire [26:0] \qq$42[4] ;
+  wire [8:0] \qq$42[4][0] ;
+  wire [8:0] \qq$42[4][1] ;
+  wire [8:0] \qq$42[4][2] ;
+  wire [26:0] \qq$42[5] ;
+  wire [8:0] \qq$42[5][0] ;
+  wire [8:0] \qq$42[5][1] ;
+  wire [8:0] \qq$42[5][2] ;
+  wire [26:0] \qq$42[6] ;
+  wire [8:0] \qq$42[6][0] ;
+  wire [8:0] \qq$42[6][1] ;
+  wire [8:0] \qq$42[6][2] ;
+  wire [26:0] \qq$42[7] ;
+  wire [8:0] \qq$42[7][0] ;
+  wire [8:0] \qq$42[7][1] ;
+  wire [8:0] \qq$42[7][2] ;
+  wire [26:0] \qq$42[8] ;
+  wire [8:0] \qq$42[8][0] ;
+  wire [8:0] \qq$42[8][1] ;
+  wire [8:0] \qq$42[8][2] ;
+  wire [26:0] \qq$42[9] ;
+  wire [8:0] \qq$42[9][0] ;
+  wire [8:0] \qq$42[9][1] ;
+  wire [8:0] \qq$42[9][2] ;
   wire [863:0] \qq$81 ;
   wire [26:0] \qq$81[0] ;
   wire [8:0] \qq$81[0][0] ;
@@ -1651,14 +1650,14 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire [1023:0] rdata;
   output [88:0] res__payload;
   wire [88:0] res__payload;
-  wire [88:0] \res__payload$60 ;
-  wire \res__payload$60.last ;
-  wire [87:0] \res__payload$60.sums ;
-  wire [87:0] \res__payload$60.sums[0] ;
-  wire [21:0] \res__payload$60.sums[0][0] ;
-  wire [21:0] \res__payload$60.sums[0][1] ;
-  wire [21:0] \res__payload$60.sums[0][2] ;
-  wire [21:0] \res__payload$60.sums[0][3] ;
+  wire [88:0] \res__payload$58 ;
+  wire \res__payload$58.last ;
+  wire [87:0] \res__payload$58.sums ;
+  wire [87:0] \res__payload$58.sums[0] ;
+  wire [21:0] \res__payload$58.sums[0][0] ;
+  wire [21:0] \res__payload$58.sums[0][1] ;
+  wire [21:0] \res__payload$58.sums[0][2] ;
+  wire [21:0] \res__payload$58.sums[0][3] ;
   wire \res__payload.last ;
   wire [87:0] \res__payload.sums ;
   wire [87:0] \res__payload.sums[0] ;
@@ -1668,10 +1667,10 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire [21:0] \res__payload.sums[0][3] ;
   input res__ready;
   wire res__ready;
-  wire \res__ready$61 ;
+  wire \res__ready$59 ;
   output res__valid;
   wire res__valid;
-  wire \res__valid$62 ;
+  wire \res__valid$60 ;
   input rst;
   wire rst;
   reg [5:0] s1_1 = 6'h00;
@@ -1698,6 +1697,14 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire \s1_3.last ;
   wire \s1_3.valid ;
   reg [127:0] s1_3_codes = 128'h00000000000000000000000000000000;
+  reg [5:0] s1_4 = 6'h00;
+  wire \s1_4.conj ;
+  wire \s1_4.count ;
+  wire \s1_4.final ;
+  wire \s1_4.first ;
+  wire \s1_4.last ;
+  wire \s1_4.valid ;
+  reg [127:0] s1_4_codes = 128'h00000000000000000000000000000000;
   reg [127:0] s1_codes = 128'h00000000000000000000000000000000;
   reg [5:0] s2 = 6'h00;
   wire \s2.conj ;
@@ -1754,11 +1761,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire \st4.last ;
   wire \st4.valid ;
   wire [55:0] sums;
-  wire [55:0] \sums$54 ;
-  wire [13:0] \sums$54[0] ;
-  wire [13:0] \sums$54[1] ;
-  wire [13:0] \sums$54[2] ;
-  wire [13:0] \sums$54[3] ;
+  wire [55:0] \sums$52 ;
+  wire [13:0] \sums$52[0] ;
+  wire [13:0] \sums$52[1] ;
+  wire [13:0] \sums$52[2] ;
+  wire [13:0] \sums$52[3] ;
   wire [13:0] \sums[0] ;
   wire [13:0] \sums[1] ;
   wire [13:0] \sums[2] ;
@@ -1788,7 +1795,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire wgt_ready;
   wire wgt_valid;
   reg [63:0] x = 64'h0000000000000000;
-  wire [63:0] \x$46 ;
+  wire [63:0] \x$44 ;
   (* init = 64'h0000000000000000 *)
   wire [63:0] x0;
   assign \$1  = st4[1] ? 22'h000000 : acc0[21:0];
@@ -1800,14 +1807,14 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \$7  = st4[1] ? 22'h000000 : acc0[87:66];
   assign \$8  = $signed(\$7 ) + $signed(sums[55:42]);
   assign \$9  = st4[1] ? 22'h000000 : acc1[21:0];
-  assign \$10  = $signed(\$9 ) + $signed(\sums$54 [13:0]);
+  assign \$10  = $signed(\$9 ) + $signed(\sums$52 [13:0]);
   assign \$11  = st4[1] ? 22'h000000 : acc1[43:22];
-  assign \$12  = $signed(\$11 ) + $signed(\sums$54 [27:14]);
+  assign \$12  = $signed(\$11 ) + $signed(\sums$52 [27:14]);
   assign \$13  = st4[1] ? 22'h000000 : acc1[65:44];
-  assign \$14  = $signed(\$13 ) + $signed(\sums$54 [41:28]);
+  assign \$14  = $signed(\$13 ) + $signed(\sums$52 [41:28]);
   assign \$15  = st4[1] ? 22'h000000 : acc1[87:66];
-  assign \$16  = $signed(\$15 ) + $signed(\sums$54 [55:42]);
-  assign \$17  = | { st4[0], st3[0], st2[0], st1[0], st0[0], s2[0], s1_3[0], s1_2[0], s1_1[0], slot[0] };
+  assign \$16  = $signed(\$15 ) + $signed(\sums$52 [55:42]);
+  assign \$17  = | { st4[0], st3[0], st2[0], st1[0], st0[0], s2[0], s1_4[0], s1_3[0], s1_2[0], s1_1[0], slot[0] };
   assign \$18  = ~ \$17 ;
   assign drained = \$18  & idle;
   always @(posedge clk)
@@ -1825,36 +1832,39 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     s1_3_codes <= s1_2_codes;
   always @(posedge clk)
+    s1_4 <= \$22 ;
+  always @(posedge clk)
+    s1_4_codes <= s1_3_codes;
+  always @(posedge clk)
     pp <= \pp$80 ;
   always @(posedge clk)
     qq <= \qq$81 ;
   always @(posedge clk)
-    h <= \$22 ;
+    h <= \$23 ;
   always @(posedge clk)
-    x <= \$23 ;
+    x <= \$24 ;
   always @(posedge clk)
-    s2 <= \$24 ;
+    s2 <= \$25 ;
   always @(posedge clk)
-    st0 <= \$25 ;
+    st0 <= \$26 ;
   always @(posedge clk)
-    st1 <= \$26 ;
+    st1 <= \$27 ;
   always @(posedge clk)
-    st2 <= \$27 ;
+    st2 <= \$28 ;
   always @(posedge clk)
-    st3 <= \$28 ;
+    st3 <= \$29 ;
   always @(posedge clk)
-    st4 <= \$29 ;
+    st4 <= \$30 ;
   always @(posedge clk)
-    acc0 <= \$30 ;
+    acc0 <= \$31 ;
   always @(posedge clk)
-    acc1 <= \$31 ;
+    acc1 <= \$32 ;
   \fairyhw_engine.buffer  buffer (
-    .clear(clear),
     .clk(clk),
     .load__payload(load__payload),
     .load__valid(load__valid),
     .raddr(raddr),
-    .rdq(rdata),
+    .rdq2(rdata),
     .rst(rst)
   );
   \fairyhw_engine.prep  prep (
@@ -1867,7 +1877,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
     .clk(clk),
     .freed(freed),
     .idle(idle),
-    .\port$1694$2 (st4[5:2]),
+    .\port$1761$2 (st4[5:2]),
     .res__payload(res__payload),
     .res__ready(res__ready),
     .res__valid(res__valid),
@@ -1890,7 +1900,6 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
     .act__valid(act__valid),
     .busy(busy),
     .chunk(raddr),
-    .clear(clear),
     .clk(clk),
     .cmd__payload(cmd__payload),
     .cmd__ready(cmd__ready),
@@ -1909,7 +1918,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
     .pp(pp),
     .qq(qq),
     .rst(rst),
-    .sums(\sums$54 )
+    .sums(\sums$52 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
@@ -1934,58 +1943,65 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$24  = s1_3;
+    \$22  = s1_3;
     if (rst) begin
-      \$24  = 6'h00;
+      \$22  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$25  = s2;
+    \$25  = s1_4;
     if (rst) begin
       \$25  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$26  = st0;
+    \$26  = s2;
     if (rst) begin
       \$26  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$27  = st1;
+    \$27  = st0;
     if (rst) begin
       \$27  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$28  = st2;
+    \$28  = st1;
     if (rst) begin
       \$28  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$29  = st3;
+    \$29  = st2;
     if (rst) begin
       \$29  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$30  = acc0;
-    if (st4[0]) begin
-      \$30  = total0;
+    \$30  = st3;
+    if (rst) begin
+      \$30  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$31  = acc1;
+    \$31  = acc0;
     if (st4[0]) begin
-      \$31  = total1;
+      \$31  = total0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$32  = acc1;
+    if (st4[0]) begin
+      \$32  = total1;
     end
   end
   assign \cmd__payload$15  = cmd__payload;
@@ -1996,29 +2012,28 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \act__valid$20  = act__valid;
   assign \load__payload$22  = load__payload;
   assign \load__valid$24  = load__valid;
-  assign \clear$26  = clear;
   assign chunk = raddr;
   assign wgt_valid = wgt__valid;
   assign wgt_ready = wgt__ready;
-  assign \busy$31  = busy;
-  assign \pp$36  = pp;
-  assign \qq$38  = qq;
+  assign \busy$29  = busy;
+  assign \pp$34  = pp;
+  assign \qq$36  = qq;
   assign h0 = h;
   assign x0 = x;
-  assign \pp$43  = pp;
-  assign \qq$44  = qq;
-  assign \h$45  = 64'hffffffffffffffff;
-  assign \x$46  = 64'h0000000000000000;
+  assign \pp$41  = pp;
+  assign \qq$42  = qq;
+  assign \h$43  = 64'hffffffffffffffff;
+  assign \x$44  = 64'h0000000000000000;
   assign tile = total0;
   assign shared = total1;
   assign cap = st4[2];
   assign count = st4[5];
   assign \final  = st4[4];
   assign conj = st4[3];
-  assign \res__payload$60  = res__payload;
-  assign \res__ready$61  = res__ready;
-  assign \res__valid$62  = res__valid;
-  assign \freed$64  = freed;
+  assign \res__payload$58  = res__payload;
+  assign \res__ready$59  = res__ready;
+  assign \res__valid$60  = res__valid;
+  assign \freed$62  = freed;
   assign \cmd__payload.k  = cmd__payload[13:0];
   assign \cmd__payload.rows  = cmd__payload[28:14];
   assign \act__payload[0]  = act__payload[15:0];
@@ -2676,134 +2691,134 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \pp[31][0]  = pp[845:837];
   assign \pp[31][1]  = pp[854:846];
   assign \pp[31][2]  = pp[863:855];
-  assign \pp$36[0]  = pp[26:0];
-  assign \pp$36[0][0]  = pp[8:0];
-  assign \pp$36[0][1]  = pp[17:9];
-  assign \pp$36[0][2]  = pp[26:18];
-  assign \pp$36[1]  = pp[53:27];
-  assign \pp$36[1][0]  = pp[35:27];
-  assign \pp$36[1][1]  = pp[44:36];
-  assign \pp$36[1][2]  = pp[53:45];
-  assign \pp$36[2]  = pp[80:54];
-  assign \pp$36[2][0]  = pp[62:54];
-  assign \pp$36[2][1]  = pp[71:63];
-  assign \pp$36[2][2]  = pp[80:72];
-  assign \pp$36[3]  = pp[107:81];
-  assign \pp$36[3][0]  = pp[89:81];
-  assign \pp$36[3][1]  = pp[98:90];
-  assign \pp$36[3][2]  = pp[107:99];
-  assign \pp$36[4]  = pp[134:108];
-  assign \pp$36[4][0]  = pp[116:108];
-  assign \pp$36[4][1]  = pp[125:117];
-  assign \pp$36[4][2]  = pp[134:126];
-  assign \pp$36[5]  = pp[161:135];
-  assign \pp$36[5][0]  = pp[143:135];
-  assign \pp$36[5][1]  = pp[152:144];
-  assign \pp$36[5][2]  = pp[161:153];
-  assign \pp$36[6]  = pp[188:162];
-  assign \pp$36[6][0]  = pp[170:162];
-  assign \pp$36[6][1]  = pp[179:171];
-  assign \pp$36[6][2]  = pp[188:180];
-  assign \pp$36[7]  = pp[215:189];
-  assign \pp$36[7][0]  = pp[197:189];
-  assign \pp$36[7][1]  = pp[206:198];
-  assign \pp$36[7][2]  = pp[215:207];
-  assign \pp$36[8]  = pp[242:216];
-  assign \pp$36[8][0]  = pp[224:216];
-  assign \pp$36[8][1]  = pp[233:225];
-  assign \pp$36[8][2]  = pp[242:234];
-  assign \pp$36[9]  = pp[269:243];
-  assign \pp$36[9][0]  = pp[251:243];
-  assign \pp$36[9][1]  = pp[260:252];
-  assign \pp$36[9][2]  = pp[269:261];
-  assign \pp$36[10]  = pp[296:270];
-  assign \pp$36[10][0]  = pp[278:270];
-  assign \pp$36[10][1]  = pp[287:279];
-  assign \pp$36[10][2]  = pp[296:288];
-  assign \pp$36[11]  = pp[323:297];
-  assign \pp$36[11][0]  = pp[305:297];
-  assign \pp$36[11][1]  = pp[314:306];
-  assign \pp$36[11][2]  = pp[323:315];
-  assign \pp$36[12]  = pp[350:324];
-  assign \pp$36[12][0]  = pp[332:324];
-  assign \pp$36[12][1]  = pp[341:333];
-  assign \pp$36[12][2]  = pp[350:342];
-  assign \pp$36[13]  = pp[377:351];
-  assign \pp$36[13][0]  = pp[359:351];
-  assign \pp$36[13][1]  = pp[368:360];
-  assign \pp$36[13][2]  = pp[377:369];
-  assign \pp$36[14]  = pp[404:378];
-  assign \pp$36[14][0]  = pp[386:378];
-  assign \pp$36[14][1]  = pp[395:387];
-  assign \pp$36[14][2]  = pp[404:396];
-  assign \pp$36[15]  = pp[431:405];
-  assign \pp$36[15][0]  = pp[413:405];
-  assign \pp$36[15][1]  = pp[422:414];
-  assign \pp$36[15][2]  = pp[431:423];
-  assign \pp$36[16]  = pp[458:432];
-  assign \pp$36[16][0]  = pp[440:432];
-  assign \pp$36[16][1]  = pp[449:441];
-  assign \pp$36[16][2]  = pp[458:450];
-  assign \pp$36[17]  = pp[485:459];
-  assign \pp$36[17][0]  = pp[467:459];
-  assign \pp$36[17][1]  = pp[476:468];
-  assign \pp$36[17][2]  = pp[485:477];
-  assign \pp$36[18]  = pp[512:486];
-  assign \pp$36[18][0]  = pp[494:486];
-  assign \pp$36[18][1]  = pp[503:495];
-  assign \pp$36[18][2]  = pp[512:504];
-  assign \pp$36[19]  = pp[539:513];
-  assign \pp$36[19][0]  = pp[521:513];
-  assign \pp$36[19][1]  = pp[530:522];
-  assign \pp$36[19][2]  = pp[539:531];
-  assign \pp$36[20]  = pp[566:540];
-  assign \pp$36[20][0]  = pp[548:540];
-  assign \pp$36[20][1]  = pp[557:549];
-  assign \pp$36[20][2]  = pp[566:558];
-  assign \pp$36[21]  = pp[593:567];
-  assign \pp$36[21][0]  = pp[575:567];
-  assign \pp$36[21][1]  = pp[584:576];
-  assign \pp$36[21][2]  = pp[593:585];
-  assign \pp$36[22]  = pp[620:594];
-  assign \pp$36[22][0]  = pp[602:594];
-  assign \pp$36[22][1]  = pp[611:603];
-  assign \pp$36[22][2]  = pp[620:612];
-  assign \pp$36[23]  = pp[647:621];
-  assign \pp$36[23][0]  = pp[629:621];
-  assign \pp$36[23][1]  = pp[638:630];
-  assign \pp$36[23][2]  = pp[647:639];
-  assign \pp$36[24]  = pp[674:648];
-  assign \pp$36[24][0]  = pp[656:648];
-  assign \pp$36[24][1]  = pp[665:657];
-  assign \pp$36[24][2]  = pp[674:666];
-  assign \pp$36[25]  = pp[701:675];
-  assign \pp$36[25][0]  = pp[683:675];
-  assign \pp$36[25][1]  = pp[692:684];
-  assign \pp$36[25][2]  = pp[701:693];
-  assign \pp$36[26]  = pp[728:702];
-  assign \pp$36[26][0]  = pp[710:702];
-  assign \pp$36[26][1]  = pp[719:711];
-  assign \pp$36[26][2]  = pp[728:720];
-  assign \pp$36[27]  = pp[755:729];
-  assign \pp$36[27][0]  = pp[737:729];
-  assign \pp$36[27][1]  = pp[746:738];
-  assign \pp$36[27][2]  = pp[755:747];
-  assign \pp$36[28]  = pp[782:756];
-  assign \pp$36[28][0]  = pp[764:756];
-  assign \pp$36[28][1]  = pp[773:765];
-  assign \pp$36[28][2]  = pp[782:774];
-  assign \pp$36[29]  = pp[809:783];
-  assign \pp$36[29][0]  = pp[791:783];
-  assign \pp$36[29][1]  = pp[800:792];
-  assign \pp$36[29][2]  = pp[809:801];
-  assign \pp$36[30]  = pp[836:810];
-  assign \pp$36[30][0]  = pp[818:810];
-  assign \pp$36[30][1]  = pp[827:819];
-  assign \pp$36[30][2]  = pp[836:828];
-  assign \pp$36[31]  = pp[863:837];
-  assign \pp$36[31][0]  = pp[845:837];
-  assign \pp$36[31][1]  = pp[854:846];
-  assign \pp$36[31][2]  = pp[863:855];
+  assign \pp$34[0]  = pp[26:0];
+  assign \pp$34[0][0]  = pp[8:0];
+  assign \pp$34[0][1]  = pp[17:9];
+  assign \pp$34[0][2]  = pp[26:18];
+  assign \pp$34[1]  = pp[53:27];
+  assign \pp$34[1][0]  = pp[35:27];
+  assign \pp$34[1][1]  = pp[44:36];
+  assign \pp$34[1][2]  = pp[53:45];
+  assign \pp$34[2]  = pp[80:54];
+  assign \pp$34[2][0]  = pp[62:54];
+  assign \pp$34[2][1]  = pp[71:63];
+  assign \pp$34[2][2]  = pp[80:72];
+  assign \pp$34[3]  = pp[107:81];
+  assign \pp$34[3][0]  = pp[89:81];
+  assign \pp$34[3][1]  = pp[98:90];
+  assign \pp$34[3][2]  = pp[107:99];
+  assign \pp$34[4]  = pp[134:108];
+  assign \pp$34[4][0]  = pp[116:108];
+  assign \pp$34[4][1]  = pp[125:117];
+  assign \pp$34[4][2]  = pp[134:126];
+  assign \pp$34[5]  = pp[161:135];
+  assign \pp$34[5][0]  = pp[143:135];
+  assign \pp$34[5][1]  = pp[152:144];
+  assign \pp$34[5][2]  = pp[161:153];
+  assign \pp$34[6]  = pp[188:162];
+  assign \pp$34[6][0]  = pp[170:162];
+  assign \pp$34[6][1]  = pp[179:171];
+  assign \pp$34[6][2]  = pp[188:180];
+  assign \pp$34[7]  = pp[215:189];
+  assign \pp$34[7][0]  = pp[197:189];
+  assign \pp$34[7][1]  = pp[206:198];
+  assign \pp$34[7][2]  = pp[215:207];
+  assign \pp$34[8]  = pp[242:216];
+  assign \pp$34[8][0]  = pp[224:216];
+  assign \pp$34[8][1]  = pp[233:225];
+  assign \pp$34[8][2]  = pp[242:234];
+  assign \pp$34[9]  = pp[269:243];
+  assign \pp$34[9][0]  = pp[251:243];
+  assign \pp$34[9][1]  = pp[260:252];
+  assign \pp$34[9][2]  = pp[269:261];
+  assign \pp$34[10]  = pp[296:270];
+  assign \pp$34[10][0]  = pp[278:270];
+  assign \pp$34[10][1]  = pp[287:279];
+  assign \pp$34[10][2]  = pp[296:288];
+  assign \pp$34[11]  = pp[323:297];
+  assign \pp$34[11][0]  = pp[305:297];
+  assign \pp$34[11][1]  = pp[314:306];
+  assign \pp$34[11][2]  = pp[323:315];
+  assign \pp$34[12]  = pp[350:324];
+  assign \pp$34[12][0]  = pp[332:324];
+  assign \pp$34[12][1]  = pp[341:333];
+  assign \pp$34[12][2]  = pp[350:342];
+  assign \pp$34[13]  = pp[377:351];
+  assign \pp$34[13][0]  = pp[359:351];
+  assign \pp$34[13][1]  = pp[368:360];
+  assign \pp$34[13][2]  = pp[377:369];
+  assign \pp$34[14]  = pp[404:378];
+  assign \pp$34[14][0]  = pp[386:378];
+  assign \pp$34[14][1]  = pp[395:387];
+  assign \pp$34[14][2]  = pp[404:396];
+  assign \pp$34[15]  = pp[431:405];
+  assign \pp$34[15][0]  = pp[413:405];
+  assign \pp$34[15][1]  = pp[422:414];
+  assign \pp$34[15][2]  = pp[431:423];
+  assign \pp$34[16]  = pp[458:432];
+  assign \pp$34[16][0]  = pp[440:432];
+  assign \pp$34[16][1]  = pp[449:441];
+  assign \pp$34[16][2]  = pp[458:450];
+  assign \pp$34[17]  = pp[485:459];
+  assign \pp$34[17][0]  = pp[467:459];
+  assign \pp$34[17][1]  = pp[476:468];
+  assign \pp$34[17][2]  = pp[485:477];
+  assign \pp$34[18]  = pp[512:486];
+  assign \pp$34[18][0]  = pp[494:486];
+  assign \pp$34[18][1]  = pp[503:495];
+  assign \pp$34[18][2]  = pp[512:504];
+  assign \pp$34[19]  = pp[539:513];
+  assign \pp$34[19][0]  = pp[521:513];
+  assign \pp$34[19][1]  = pp[530:522];
+  assign \pp$34[19][2]  = pp[539:531];
+  assign \pp$34[20]  = pp[566:540];
+  assign \pp$34[20][0]  = pp[548:540];
+  assign \pp$34[20][1]  = pp[557:549];
+  assign \pp$34[20][2]  = pp[566:558];
+  assign \pp$34[21]  = pp[593:567];
+  assign \pp$34[21][0]  = pp[575:567];
+  assign \pp$34[21][1]  = pp[584:576];
+  assign \pp$34[21][2]  = pp[593:585];
+  assign \pp$34[22]  = pp[620:594];
+  assign \pp$34[22][0]  = pp[602:594];
+  assign \pp$34[22][1]  = pp[611:603];
+  assign \pp$34[22][2]  = pp[620:612];
+  assign \pp$34[23]  = pp[647:621];
+  assign \pp$34[23][0]  = pp[629:621];
+  assign \pp$34[23][1]  = pp[638:630];
+  assign \pp$34[23][2]  = pp[647:639];
+  assign \pp$34[24]  = pp[674:648];
+  assign \pp$34[24][0]  = pp[656:648];
+  assign \pp$34[24][1]  = pp[665:657];
+  assign \pp$34[24][2]  = pp[674:666];
+  assign \pp$34[25]  = pp[701:675];
+  assign \pp$34[25][0]  = pp[683:675];
+  assign \pp$34[25][1]  = pp[692:684];
+  assign \pp$34[25][2]  = pp[701:693];
+  assign \pp$34[26]  = pp[728:702];
+  assign \pp$34[26][0]  = pp[710:702];
+  assign \pp$34[26][1]  = pp[719:711];
+  assign \pp$34[26][2]  = pp[728:720];
+  assign \pp$34[27]  = pp[755:729];
+  assign \pp$34[27][0]  = pp[737:729];
+  assign \pp$34[27][1]  = pp[746:738];
+  assign \pp$34[27][2]  = pp[755:747];
+  assign \pp$34[28]  = pp[782:756];
+  assign \pp$34[28][0]  = pp[764:756];
+  assign \pp$34[28][1]  = pp[773:765];
+  assign \pp$34[28][2]  = pp[782:774];
+  assign \pp$34[29]  = pp[809:783];
+  assign \pp$34[29][0]  = pp[791:783];
+  assign \pp$34[29][1]  = pp[800:792];
+  assign \pp$34[29][2]  = pp[809:801];
+  assign \pp$34[30]  = pp[836:810];
+  assign \pp$34[30][0]  = pp[818:810];
+  assign \pp$34[30][1]  = pp[827:819];
+  assign \pp$34[30][2]  = pp[836:828];
+  assign \pp$34[31]  = pp[863:837];
+  assign \pp$34[31][0]  = pp[845:837];
+  assign \pp$34[31][1]  = pp[854:846];
+  assign \pp$34[31][2]  = pp[863:855];
   assign \qq[0]  = qq[26:0];
   assign \qq[0][0]  = qq[8:0];
   assign \qq[0][1]  = qq[17:9];
@@ -2932,390 +2947,390 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \qq[31][0]  = qq[845:837];
   assign \qq[31][1]  = qq[854:846];
   assign \qq[31][2]  = qq[863:855];
-  assign \qq$38[0]  = qq[26:0];
-  assign \qq$38[0][0]  = qq[8:0];
-  assign \qq$38[0][1]  = qq[17:9];
-  assign \qq$38[0][2]  = qq[26:18];
-  assign \qq$38[1]  = qq[53:27];
-  assign \qq$38[1][0]  = qq[35:27];
-  assign \qq$38[1][1]  = qq[44:36];
-  assign \qq$38[1][2]  = qq[53:45];
-  assign \qq$38[2]  = qq[80:54];
-  assign \qq$38[2][0]  = qq[62:54];
-  assign \qq$38[2][1]  = qq[71:63];
-  assign \qq$38[2][2]  = qq[80:72];
-  assign \qq$38[3]  = qq[107:81];
-  assign \qq$38[3][0]  = qq[89:81];
-  assign \qq$38[3][1]  = qq[98:90];
-  assign \qq$38[3][2]  = qq[107:99];
-  assign \qq$38[4]  = qq[134:108];
-  assign \qq$38[4][0]  = qq[116:108];
-  assign \qq$38[4][1]  = qq[125:117];
-  assign \qq$38[4][2]  = qq[134:126];
-  assign \qq$38[5]  = qq[161:135];
-  assign \qq$38[5][0]  = qq[143:135];
-  assign \qq$38[5][1]  = qq[152:144];
-  assign \qq$38[5][2]  = qq[161:153];
-  assign \qq$38[6]  = qq[188:162];
-  assign \qq$38[6][0]  = qq[170:162];
-  assign \qq$38[6][1]  = qq[179:171];
-  assign \qq$38[6][2]  = qq[188:180];
-  assign \qq$38[7]  = qq[215:189];
-  assign \qq$38[7][0]  = qq[197:189];
-  assign \qq$38[7][1]  = qq[206:198];
-  assign \qq$38[7][2]  = qq[215:207];
-  assign \qq$38[8]  = qq[242:216];
-  assign \qq$38[8][0]  = qq[224:216];
-  assign \qq$38[8][1]  = qq[233:225];
-  assign \qq$38[8][2]  = qq[242:234];
-  assign \qq$38[9]  = qq[269:243];
-  assign \qq$38[9][0]  = qq[251:243];
-  assign \qq$38[9][1]  = qq[260:252];
-  assign \qq$38[9][2]  = qq[269:261];
-  assign \qq$38[10]  = qq[296:270];
-  assign \qq$38[10][0]  = qq[278:270];
-  assign \qq$38[10][1]  = qq[287:279];
-  assign \qq$38[10][2]  = qq[296:288];
-  assign \qq$38[11]  = qq[323:297];
-  assign \qq$38[11][0]  = qq[305:297];
-  assign \qq$38[11][1]  = qq[314:306];
-  assign \qq$38[11][2]  = qq[323:315];
-  assign \qq$38[12]  = qq[350:324];
-  assign \qq$38[12][0]  = qq[332:324];
-  assign \qq$38[12][1]  = qq[341:333];
-  assign \qq$38[12][2]  = qq[350:342];
-  assign \qq$38[13]  = qq[377:351];
-  assign \qq$38[13][0]  = qq[359:351];
-  assign \qq$38[13][1]  = qq[368:360];
-  assign \qq$38[13][2]  = qq[377:369];
-  assign \qq$38[14]  = qq[404:378];
-  assign \qq$38[14][0]  = qq[386:378];
-  assign \qq$38[14][1]  = qq[395:387];
-  assign \qq$38[14][2]  = qq[404:396];
-  assign \qq$38[15]  = qq[431:405];
-  assign \qq$38[15][0]  = qq[413:405];
-  assign \qq$38[15][1]  = qq[422:414];
-  assign \qq$38[15][2]  = qq[431:423];
-  assign \qq$38[16]  = qq[458:432];
-  assign \qq$38[16][0]  = qq[440:432];
-  assign \qq$38[16][1]  = qq[449:441];
-  assign \qq$38[16][2]  = qq[458:450];
-  assign \qq$38[17]  = qq[485:459];
-  assign \qq$38[17][0]  = qq[467:459];
-  assign \qq$38[17][1]  = qq[476:468];
-  assign \qq$38[17][2]  = qq[485:477];
-  assign \qq$38[18]  = qq[512:486];
-  assign \qq$38[18][0]  = qq[494:486];
-  assign \qq$38[18][1]  = qq[503:495];
-  assign \qq$38[18][2]  = qq[512:504];
-  assign \qq$38[19]  = qq[539:513];
-  assign \qq$38[19][0]  = qq[521:513];
-  assign \qq$38[19][1]  = qq[530:522];
-  assign \qq$38[19][2]  = qq[539:531];
-  assign \qq$38[20]  = qq[566:540];
-  assign \qq$38[20][0]  = qq[548:540];
-  assign \qq$38[20][1]  = qq[557:549];
-  assign \qq$38[20][2]  = qq[566:558];
-  assign \qq$38[21]  = qq[593:567];
-  assign \qq$38[21][0]  = qq[575:567];
-  assign \qq$38[21][1]  = qq[584:576];
-  assign \qq$38[21][2]  = qq[593:585];
-  assign \qq$38[22]  = qq[620:594];
-  assign \qq$38[22][0]  = qq[602:594];
-  assign \qq$38[22][1]  = qq[611:603];
-  assign \qq$38[22][2]  = qq[620:612];
-  assign \qq$38[23]  = qq[647:621];
-  assign \qq$38[23][0]  = qq[629:621];
-  assign \qq$38[23][1]  = qq[638:630];
-  assign \qq$38[23][2]  = qq[647:639];
-  assign \qq$38[24]  = qq[674:648];
-  assign \qq$38[24][0]  = qq[656:648];
-  assign \qq$38[24][1]  = qq[665:657];
-  assign \qq$38[24][2]  = qq[674:666];
-  assign \qq$38[25]  = qq[701:675];
-  assign \qq$38[25][0]  = qq[683:675];
-  assign \qq$38[25][1]  = qq[692:684];
-  assign \qq$38[25][2]  = qq[701:693];
-  assign \qq$38[26]  = qq[728:702];
-  assign \qq$38[26][0]  = qq[710:702];
-  assign \qq$38[26][1]  = qq[719:711];
-  assign \qq$38[26][2]  = qq[728:720];
-  assign \qq$38[27]  = qq[755:729];
-  assign \qq$38[27][0]  = qq[737:729];
-  assign \qq$38[27][1]  = qq[746:738];
-  assign \qq$38[27][2]  = qq[755:747];
-  assign \qq$38[28]  = qq[782:756];
-  assign \qq$38[28][0]  = qq[764:756];
-  assign \qq$38[28][1]  = qq[773:765];
-  assign \qq$38[28][2]  = qq[782:774];
-  assign \qq$38[29]  = qq[809:783];
-  assign \qq$38[29][0]  = qq[791:783];
-  assign \qq$38[29][1]  = qq[800:792];
-  assign \qq$38[29][2]  = qq[809:801];
-  assign \qq$38[30]  = qq[836:810];
-  assign \qq$38[30][0]  = qq[818:810];
-  assign \qq$38[30][1]  = qq[827:819];
-  assign \qq$38[30][2]  = qq[836:828];
-  assign \qq$38[31]  = qq[863:837];
-  assign \qq$38[31][0]  = qq[845:837];
-  assign \qq$38[31][1]  = qq[854:846];
-  assign \qq$38[31][2]  = qq[863:855];
-  assign \pp$43[0]  = pp[26:0];
-  assign \pp$43[0][0]  = pp[8:0];
-  assign \pp$43[0][1]  = pp[17:9];
-  assign \pp$43[0][2]  = pp[26:18];
-  assign \pp$43[1]  = pp[53:27];
-  assign \pp$43[1][0]  = pp[35:27];
-  assign \pp$43[1][1]  = pp[44:36];
-  assign \pp$43[1][2]  = pp[53:45];
-  assign \pp$43[2]  = pp[80:54];
-  assign \pp$43[2][0]  = pp[62:54];
-  assign \pp$43[2][1]  = pp[71:63];
-  assign \pp$43[2][2]  = pp[80:72];
-  assign \pp$43[3]  = pp[107:81];
-  assign \pp$43[3][0]  = pp[89:81];
-  assign \pp$43[3][1]  = pp[98:90];
-  assign \pp$43[3][2]  = pp[107:99];
-  assign \pp$43[4]  = pp[134:108];
-  assign \pp$43[4][0]  = pp[116:108];
-  assign \pp$43[4][1]  = pp[125:117];
-  assign \pp$43[4][2]  = pp[134:126];
-  assign \pp$43[5]  = pp[161:135];
-  assign \pp$43[5][0]  = pp[143:135];
-  assign \pp$43[5][1]  = pp[152:144];
-  assign \pp$43[5][2]  = pp[161:153];
-  assign \pp$43[6]  = pp[188:162];
-  assign \pp$43[6][0]  = pp[170:162];
-  assign \pp$43[6][1]  = pp[179:171];
-  assign \pp$43[6][2]  = pp[188:180];
-  assign \pp$43[7]  = pp[215:189];
-  assign \pp$43[7][0]  = pp[197:189];
-  assign \pp$43[7][1]  = pp[206:198];
-  assign \pp$43[7][2]  = pp[215:207];
-  assign \pp$43[8]  = pp[242:216];
-  assign \pp$43[8][0]  = pp[224:216];
-  assign \pp$43[8][1]  = pp[233:225];
-  assign \pp$43[8][2]  = pp[242:234];
-  assign \pp$43[9]  = pp[269:243];
-  assign \pp$43[9][0]  = pp[251:243];
-  assign \pp$43[9][1]  = pp[260:252];
-  assign \pp$43[9][2]  = pp[269:261];
-  assign \pp$43[10]  = pp[296:270];
-  assign \pp$43[10][0]  = pp[278:270];
-  assign \pp$43[10][1]  = pp[287:279];
-  assign \pp$43[10][2]  = pp[296:288];
-  assign \pp$43[11]  = pp[323:297];
-  assign \pp$43[11][0]  = pp[305:297];
-  assign \pp$43[11][1]  = pp[314:306];
-  assign \pp$43[11][2]  = pp[323:315];
-  assign \pp$43[12]  = pp[350:324];
-  assign \pp$43[12][0]  = pp[332:324];
-  assign \pp$43[12][1]  = pp[341:333];
-  assign \pp$43[12][2]  = pp[350:342];
-  assign \pp$43[13]  = pp[377:351];
-  assign \pp$43[13][0]  = pp[359:351];
-  assign \pp$43[13][1]  = pp[368:360];
-  assign \pp$43[13][2]  = pp[377:369];
-  assign \pp$43[14]  = pp[404:378];
-  assign \pp$43[14][0]  = pp[386:378];
-  assign \pp$43[14][1]  = pp[395:387];
-  assign \pp$43[14][2]  = pp[404:396];
-  assign \pp$43[15]  = pp[431:405];
-  assign \pp$43[15][0]  = pp[413:405];
-  assign \pp$43[15][1]  = pp[422:414];
-  assign \pp$43[15][2]  = pp[431:423];
-  assign \pp$43[16]  = pp[458:432];
-  assign \pp$43[16][0]  = pp[440:432];
-  assign \pp$43[16][1]  = pp[449:441];
-  assign \pp$43[16][2]  = pp[458:450];
-  assign \pp$43[17]  = pp[485:459];
-  assign \pp$43[17][0]  = pp[467:459];
-  assign \pp$43[17][1]  = pp[476:468];
-  assign \pp$43[17][2]  = pp[485:477];
-  assign \pp$43[18]  = pp[512:486];
-  assign \pp$43[18][0]  = pp[494:486];
-  assign \pp$43[18][1]  = pp[503:495];
-  assign \pp$43[18][2]  = pp[512:504];
-  assign \pp$43[19]  = pp[539:513];
-  assign \pp$43[19][0]  = pp[521:513];
-  assign \pp$43[19][1]  = pp[530:522];
-  assign \pp$43[19][2]  = pp[539:531];
-  assign \pp$43[20]  = pp[566:540];
-  assign \pp$43[20][0]  = pp[548:540];
-  assign \pp$43[20][1]  = pp[557:549];
-  assign \pp$43[20][2]  = pp[566:558];
-  assign \pp$43[21]  = pp[593:567];
-  assign \pp$43[21][0]  = pp[575:567];
-  assign \pp$43[21][1]  = pp[584:576];
-  assign \pp$43[21][2]  = pp[593:585];
-  assign \pp$43[22]  = pp[620:594];
-  assign \pp$43[22][0]  = pp[602:594];
-  assign \pp$43[22][1]  = pp[611:603];
-  assign \pp$43[22][2]  = pp[620:612];
-  assign \pp$43[23]  = pp[647:621];
-  assign \pp$43[23][0]  = pp[629:621];
-  assign \pp$43[23][1]  = pp[638:630];
-  assign \pp$43[23][2]  = pp[647:639];
-  assign \pp$43[24]  = pp[674:648];
-  assign \pp$43[24][0]  = pp[656:648];
-  assign \pp$43[24][1]  = pp[665:657];
-  assign \pp$43[24][2]  = pp[674:666];
-  assign \pp$43[25]  = pp[701:675];
-  assign \pp$43[25][0]  = pp[683:675];
-  assign \pp$43[25][1]  = pp[692:684];
-  assign \pp$43[25][2]  = pp[701:693];
-  assign \pp$43[26]  = pp[728:702];
-  assign \pp$43[26][0]  = pp[710:702];
-  assign \pp$43[26][1]  = pp[719:711];
-  assign \pp$43[26][2]  = pp[728:720];
-  assign \pp$43[27]  = pp[755:729];
-  assign \pp$43[27][0]  = pp[737:729];
-  assign \pp$43[27][1]  = pp[746:738];
-  assign \pp$43[27][2]  = pp[755:747];
-  assign \pp$43[28]  = pp[782:756];
-  assign \pp$43[28][0]  = pp[764:756];
-  assign \pp$43[28][1]  = pp[773:765];
-  assign \pp$43[28][2]  = pp[782:774];
-  assign \pp$43[29]  = pp[809:783];
-  assign \pp$43[29][0]  = pp[791:783];
-  assign \pp$43[29][1]  = pp[800:792];
-  assign \pp$43[29][2]  = pp[809:801];
-  assign \pp$43[30]  = pp[836:810];
-  assign \pp$43[30][0]  = pp[818:810];
-  assign \pp$43[30][1]  = pp[827:819];
-  assign \pp$43[30][2]  = pp[836:828];
-  assign \pp$43[31]  = pp[863:837];
-  assign \pp$43[31][0]  = pp[845:837];
-  assign \pp$43[31][1]  = pp[854:846];
-  assign \pp$43[31][2]  = pp[863:855];
-  assign \qq$44[0]  = qq[26:0];
-  assign \qq$44[0][0]  = qq[8:0];
-  assign \qq$44[0][1]  = qq[17:9];
-  assign \qq$44[0][2]  = qq[26:18];
-  assign \qq$44[1]  = qq[53:27];
-  assign \qq$44[1][0]  = qq[35:27];
-  assign \qq$44[1][1]  = qq[44:36];
-  assign \qq$44[1][2]  = qq[53:45];
-  assign \qq$44[2]  = qq[80:54];
-  assign \qq$44[2][0]  = qq[62:54];
-  assign \qq$44[2][1]  = qq[71:63];
-  assign \qq$44[2][2]  = qq[80:72];
-  assign \qq$44[3]  = qq[107:81];
-  assign \qq$44[3][0]  = qq[89:81];
-  assign \qq$44[3][1]  = qq[98:90];
-  assign \qq$44[3][2]  = qq[107:99];
-  assign \qq$44[4]  = qq[134:108];
-  assign \qq$44[4][0]  = qq[116:108];
-  assign \qq$44[4][1]  = qq[125:117];
-  assign \qq$44[4][2]  = qq[134:126];
-  assign \qq$44[5]  = qq[161:135];
-  assign \qq$44[5][0]  = qq[143:135];
-  assign \qq$44[5][1]  = qq[152:144];
-  assign \qq$44[5][2]  = qq[161:153];
-  assign \qq$44[6]  = qq[188:162];
-  assign \qq$44[6][0]  = qq[170:162];
-  assign \qq$44[6][1]  = qq[179:171];
-  assign \qq$44[6][2]  = qq[188:180];
-  assign \qq$44[7]  = qq[215:189];
-  assign \qq$44[7][0]  = qq[197:189];
-  assign \qq$44[7][1]  = qq[206:198];
-  assign \qq$44[7][2]  = qq[215:207];
-  assign \qq$44[8]  = qq[242:216];
-  assign \qq$44[8][0]  = qq[224:216];
-  assign \qq$44[8][1]  = qq[233:225];
-  assign \qq$44[8][2]  = qq[242:234];
-  assign \qq$44[9]  = qq[269:243];
-  assign \qq$44[9][0]  = qq[251:243];
-  assign \qq$44[9][1]  = qq[260:252];
-  assign \qq$44[9][2]  = qq[269:261];
-  assign \qq$44[10]  = qq[296:270];
-  assign \qq$44[10][0]  = qq[278:270];
-  assign \qq$44[10][1]  = qq[287:279];
-  assign \qq$44[10][2]  = qq[296:288];
-  assign \qq$44[11]  = qq[323:297];
-  assign \qq$44[11][0]  = qq[305:297];
-  assign \qq$44[11][1]  = qq[314:306];
-  assign \qq$44[11][2]  = qq[323:315];
-  assign \qq$44[12]  = qq[350:324];
-  assign \qq$44[12][0]  = qq[332:324];
-  assign \qq$44[12][1]  = qq[341:333];
-  assign \qq$44[12][2]  = qq[350:342];
-  assign \qq$44[13]  = qq[377:351];
-  assign \qq$44[13][0]  = qq[359:351];
-  assign \qq$44[13][1]  = qq[368:360];
-  assign \qq$44[13][2]  = qq[377:369];
-  assign \qq$44[14]  = qq[404:378];
-  assign \qq$44[14][0]  = qq[386:378];
-  assign \qq$44[14][1]  = qq[395:387];
-  assign \qq$44[14][2]  = qq[404:396];
-  assign \qq$44[15]  = qq[431:405];
-  assign \qq$44[15][0]  = qq[413:405];
-  assign \qq$44[15][1]  = qq[422:414];
-  assign \qq$44[15][2]  = qq[431:423];
-  assign \qq$44[16]  = qq[458:432];
-  assign \qq$44[16][0]  = qq[440:432];
-  assign \qq$44[16][1]  = qq[449:441];
-  assign \qq$44[16][2]  = qq[458:450];
-  assign \qq$44[17]  = qq[485:459];
-  assign \qq$44[17][0]  = qq[467:459];
-  assign \qq$44[17][1]  = qq[476:468];
-  assign \qq$44[17][2]  = qq[485:477];
-  assign \qq$44[18]  = qq[512:486];
-  assign \qq$44[18][0]  = qq[494:486];
-  assign \qq$44[18][1]  = qq[503:495];
-  assign \qq$44[18][2]  = qq[512:504];
-  assign \qq$44[19]  = qq[539:513];
-  assign \qq$44[19][0]  = qq[521:513];
-  assign \qq$44[19][1]  = qq[530:522];
-  assign \qq$44[19][2]  = qq[539:531];
-  assign \qq$44[20]  = qq[566:540];
-  assign \qq$44[20][0]  = qq[548:540];
-  assign \qq$44[20][1]  = qq[557:549];
-  assign \qq$44[20][2]  = qq[566:558];
-  assign \qq$44[21]  = qq[593:567];
-  assign \qq$44[21][0]  = qq[575:567];
-  assign \qq$44[21][1]  = qq[584:576];
-  assign \qq$44[21][2]  = qq[593:585];
-  assign \qq$44[22]  = qq[620:594];
-  assign \qq$44[22][0]  = qq[602:594];
-  assign \qq$44[22][1]  = qq[611:603];
-  assign \qq$44[22][2]  = qq[620:612];
-  assign \qq$44[23]  = qq[647:621];
-  assign \qq$44[23][0]  = qq[629:621];
-  assign \qq$44[23][1]  = qq[638:630];
-  assign \qq$44[23][2]  = qq[647:639];
-  assign \qq$44[24]  = qq[674:648];
-  assign \qq$44[24][0]  = qq[656:648];
-  assign \qq$44[24][1]  = qq[665:657];
-  assign \qq$44[24][2]  = qq[674:666];
-  assign \qq$44[25]  = qq[701:675];
-  assign \qq$44[25][0]  = qq[683:675];
-  assign \qq$44[25][1]  = qq[692:684];
-  assign \qq$44[25][2]  = qq[701:693];
-  assign \qq$44[26]  = qq[728:702];
-  assign \qq$44[26][0]  = qq[710:702];
-  assign \qq$44[26][1]  = qq[719:711];
-  assign \qq$44[26][2]  = qq[728:720];
-  assign \qq$44[27]  = qq[755:729];
-  assign \qq$44[27][0]  = qq[737:729];
-  assign \qq$44[27][1]  = qq[746:738];
-  assign \qq$44[27][2]  = qq[755:747];
-  assign \qq$44[28]  = qq[782:756];
-  assign \qq$44[28][0]  = qq[764:756];
-  assign \qq$44[28][1]  = qq[773:765];
-  assign \qq$44[28][2]  = qq[782:774];
-  assign \qq$44[29]  = qq[809:783];
-  assign \qq$44[29][0]  = qq[791:783];
-  assign \qq$44[29][1]  = qq[800:792];
-  assign \qq$44[29][2]  = qq[809:801];
-  assign \qq$44[30]  = qq[836:810];
-  assign \qq$44[30][0]  = qq[818:810];
-  assign \qq$44[30][1]  = qq[827:819];
-  assign \qq$44[30][2]  = qq[836:828];
-  assign \qq$44[31]  = qq[863:837];
-  assign \qq$44[31][0]  = qq[845:837];
-  assign \qq$44[31][1]  = qq[854:846];
-  assign \qq$44[31][2]  = qq[863:855];
+  assign \qq$36[0]  = qq[26:0];
+  assign \qq$36[0][0]  = qq[8:0];
+  assign \qq$36[0][1]  = qq[17:9];
+  assign \qq$36[0][2]  = qq[26:18];
+  assign \qq$36[1]  = qq[53:27];
+  assign \qq$36[1][0]  = qq[35:27];
+  assign \qq$36[1][1]  = qq[44:36];
+  assign \qq$36[1][2]  = qq[53:45];
+  assign \qq$36[2]  = qq[80:54];
+  assign \qq$36[2][0]  = qq[62:54];
+  assign \qq$36[2][1]  = qq[71:63];
+  assign \qq$36[2][2]  = qq[80:72];
+  assign \qq$36[3]  = qq[107:81];
+  assign \qq$36[3][0]  = qq[89:81];
+  assign \qq$36[3][1]  = qq[98:90];
+  assign \qq$36[3][2]  = qq[107:99];
+  assign \qq$36[4]  = qq[134:108];
+  assign \qq$36[4][0]  = qq[116:108];
+  assign \qq$36[4][1]  = qq[125:117];
+  assign \qq$36[4][2]  = qq[134:126];
+  assign \qq$36[5]  = qq[161:135];
+  assign \qq$36[5][0]  = qq[143:135];
+  assign \qq$36[5][1]  = qq[152:144];
+  assign \qq$36[5][2]  = qq[161:153];
+  assign \qq$36[6]  = qq[188:162];
+  assign \qq$36[6][0]  = qq[170:162];
+  assign \qq$36[6][1]  = qq[179:171];
+  assign \qq$36[6][2]  = qq[188:180];
+  assign \qq$36[7]  = qq[215:189];
+  assign \qq$36[7][0]  = qq[197:189];
+  assign \qq$36[7][1]  = qq[206:198];
+  assign \qq$36[7][2]  = qq[215:207];
+  assign \qq$36[8]  = qq[242:216];
+  assign \qq$36[8][0]  = qq[224:216];
+  assign \qq$36[8][1]  = qq[233:225];
+  assign \qq$36[8][2]  = qq[242:234];
+  assign \qq$36[9]  = qq[269:243];
+  assign \qq$36[9][0]  = qq[251:243];
+  assign \qq$36[9][1]  = qq[260:252];
+  assign \qq$36[9][2]  = qq[269:261];
+  assign \qq$36[10]  = qq[296:270];
+  assign \qq$36[10][0]  = qq[278:270];
+  assign \qq$36[10][1]  = qq[287:279];
+  assign \qq$36[10][2]  = qq[296:288];
+  assign \qq$36[11]  = qq[323:297];
+  assign \qq$36[11][0]  = qq[305:297];
+  assign \qq$36[11][1]  = qq[314:306];
+  assign \qq$36[11][2]  = qq[323:315];
+  assign \qq$36[12]  = qq[350:324];
+  assign \qq$36[12][0]  = qq[332:324];
+  assign \qq$36[12][1]  = qq[341:333];
+  assign \qq$36[12][2]  = qq[350:342];
+  assign \qq$36[13]  = qq[377:351];
+  assign \qq$36[13][0]  = qq[359:351];
+  assign \qq$36[13][1]  = qq[368:360];
+  assign \qq$36[13][2]  = qq[377:369];
+  assign \qq$36[14]  = qq[404:378];
+  assign \qq$36[14][0]  = qq[386:378];
+  assign \qq$36[14][1]  = qq[395:387];
+  assign \qq$36[14][2]  = qq[404:396];
+  assign \qq$36[15]  = qq[431:405];
+  assign \qq$36[15][0]  = qq[413:405];
+  assign \qq$36[15][1]  = qq[422:414];
+  assign \qq$36[15][2]  = qq[431:423];
+  assign \qq$36[16]  = qq[458:432];
+  assign \qq$36[16][0]  = qq[440:432];
+  assign \qq$36[16][1]  = qq[449:441];
+  assign \qq$36[16][2]  = qq[458:450];
+  assign \qq$36[17]  = qq[485:459];
+  assign \qq$36[17][0]  = qq[467:459];
+  assign \qq$36[17][1]  = qq[476:468];
+  assign \qq$36[17][2]  = qq[485:477];
+  assign \qq$36[18]  = qq[512:486];
+  assign \qq$36[18][0]  = qq[494:486];
+  assign \qq$36[18][1]  = qq[503:495];
+  assign \qq$36[18][2]  = qq[512:504];
+  assign \qq$36[19]  = qq[539:513];
+  assign \qq$36[19][0]  = qq[521:513];
+  assign \qq$36[19][1]  = qq[530:522];
+  assign \qq$36[19][2]  = qq[539:531];
+  assign \qq$36[20]  = qq[566:540];
+  assign \qq$36[20][0]  = qq[548:540];
+  assign \qq$36[20][1]  = qq[557:549];
+  assign \qq$36[20][2]  = qq[566:558];
+  assign \qq$36[21]  = qq[593:567];
+  assign \qq$36[21][0]  = qq[575:567];
+  assign \qq$36[21][1]  = qq[584:576];
+  assign \qq$36[21][2]  = qq[593:585];
+  assign \qq$36[22]  = qq[620:594];
+  assign \qq$36[22][0]  = qq[602:594];
+  assign \qq$36[22][1]  = qq[611:603];
+  assign \qq$36[22][2]  = qq[620:612];
+  assign \qq$36[23]  = qq[647:621];
+  assign \qq$36[23][0]  = qq[629:621];
+  assign \qq$36[23][1]  = qq[638:630];
+  assign \qq$36[23][2]  = qq[647:639];
+  assign \qq$36[24]  = qq[674:648];
+  assign \qq$36[24][0]  = qq[656:648];
+  assign \qq$36[24][1]  = qq[665:657];
+  assign \qq$36[24][2]  = qq[674:666];
+  assign \qq$36[25]  = qq[701:675];
+  assign \qq$36[25][0]  = qq[683:675];
+  assign \qq$36[25][1]  = qq[692:684];
+  assign \qq$36[25][2]  = qq[701:693];
+  assign \qq$36[26]  = qq[728:702];
+  assign \qq$36[26][0]  = qq[710:702];
+  assign \qq$36[26][1]  = qq[719:711];
+  assign \qq$36[26][2]  = qq[728:720];
+  assign \qq$36[27]  = qq[755:729];
+  assign \qq$36[27][0]  = qq[737:729];
+  assign \qq$36[27][1]  = qq[746:738];
+  assign \qq$36[27][2]  = qq[755:747];
+  assign \qq$36[28]  = qq[782:756];
+  assign \qq$36[28][0]  = qq[764:756];
+  assign \qq$36[28][1]  = qq[773:765];
+  assign \qq$36[28][2]  = qq[782:774];
+  assign \qq$36[29]  = qq[809:783];
+  assign \qq$36[29][0]  = qq[791:783];
+  assign \qq$36[29][1]  = qq[800:792];
+  assign \qq$36[29][2]  = qq[809:801];
+  assign \qq$36[30]  = qq[836:810];
+  assign \qq$36[30][0]  = qq[818:810];
+  assign \qq$36[30][1]  = qq[827:819];
+  assign \qq$36[30][2]  = qq[836:828];
+  assign \qq$36[31]  = qq[863:837];
+  assign \qq$36[31][0]  = qq[845:837];
+  assign \qq$36[31][1]  = qq[854:846];
+  assign \qq$36[31][2]  = qq[863:855];
+  assign \pp$41[0]  = pp[26:0];
+  assign \pp$41[0][0]  = pp[8:0];
+  assign \pp$41[0][1]  = pp[17:9];
+  assign \pp$41[0][2]  = pp[26:18];
+  assign \pp$41[1]  = pp[53:27];
+  assign \pp$41[1][0]  = pp[35:27];
+  assign \pp$41[1][1]  = pp[44:36];
+  assign \pp$41[1][2]  = pp[53:45];
+  assign \pp$41[2]  = pp[80:54];
+  assign \pp$41[2][0]  = pp[62:54];
+  assign \pp$41[2][1]  = pp[71:63];
+  assign \pp$41[2][2]  = pp[80:72];
+  assign \pp$41[3]  = pp[107:81];
+  assign \pp$41[3][0]  = pp[89:81];
+  assign \pp$41[3][1]  = pp[98:90];
+  assign \pp$41[3][2]  = pp[107:99];
+  assign \pp$41[4]  = pp[134:108];
+  assign \pp$41[4][0]  = pp[116:108];
+  assign \pp$41[4][1]  = pp[125:117];
+  assign \pp$41[4][2]  = pp[134:126];
+  assign \pp$41[5]  = pp[161:135];
+  assign \pp$41[5][0]  = pp[143:135];
+  assign \pp$41[5][1]  = pp[152:144];
+  assign \pp$41[5][2]  = pp[161:153];
+  assign \pp$41[6]  = pp[188:162];
+  assign \pp$41[6][0]  = pp[170:162];
+  assign \pp$41[6][1]  = pp[179:171];
+  assign \pp$41[6][2]  = pp[188:180];
+  assign \pp$41[7]  = pp[215:189];
+  assign \pp$41[7][0]  = pp[197:189];
+  assign \pp$41[7][1]  = pp[206:198];
+  assign \pp$41[7][2]  = pp[215:207];
+  assign \pp$41[8]  = pp[242:216];
+  assign \pp$41[8][0]  = pp[224:216];
+  assign \pp$41[8][1]  = pp[233:225];
+  assign \pp$41[8][2]  = pp[242:234];
+  assign \pp$41[9]  = pp[269:243];
+  assign \pp$41[9][0]  = pp[251:243];
+  assign \pp$41[9][1]  = pp[260:252];
+  assign \pp$41[9][2]  = pp[269:261];
+  assign \pp$41[10]  = pp[296:270];
+  assign \pp$41[10][0]  = pp[278:270];
+  assign \pp$41[10][1]  = pp[287:279];
+  assign \pp$41[10][2]  = pp[296:288];
+  assign \pp$41[11]  = pp[323:297];
+  assign \pp$41[11][0]  = pp[305:297];
+  assign \pp$41[11][1]  = pp[314:306];
+  assign \pp$41[11][2]  = pp[323:315];
+  assign \pp$41[12]  = pp[350:324];
+  assign \pp$41[12][0]  = pp[332:324];
+  assign \pp$41[12][1]  = pp[341:333];
+  assign \pp$41[12][2]  = pp[350:342];
+  assign \pp$41[13]  = pp[377:351];
+  assign \pp$41[13][0]  = pp[359:351];
+  assign \pp$41[13][1]  = pp[368:360];
+  assign \pp$41[13][2]  = pp[377:369];
+  assign \pp$41[14]  = pp[404:378];
+  assign \pp$41[14][0]  = pp[386:378];
+  assign \pp$41[14][1]  = pp[395:387];
+  assign \pp$41[14][2]  = pp[404:396];
+  assign \pp$41[15]  = pp[431:405];
+  assign \pp$41[15][0]  = pp[413:405];
+  assign \pp$41[15][1]  = pp[422:414];
+  assign \pp$41[15][2]  = pp[431:423];
+  assign \pp$41[16]  = pp[458:432];
+  assign \pp$41[16][0]  = pp[440:432];
+  assign \pp$41[16][1]  = pp[449:441];
+  assign \pp$41[16][2]  = pp[458:450];
+  assign \pp$41[17]  = pp[485:459];
+  assign \pp$41[17][0]  = pp[467:459];
+  assign \pp$41[17][1]  = pp[476:468];
+  assign \pp$41[17][2]  = pp[485:477];
+  assign \pp$41[18]  = pp[512:486];
+  assign \pp$41[18][0]  = pp[494:486];
+  assign \pp$41[18][1]  = pp[503:495];
+  assign \pp$41[18][2]  = pp[512:504];
+  assign \pp$41[19]  = pp[539:513];
+  assign \pp$41[19][0]  = pp[521:513];
+  assign \pp$41[19][1]  = pp[530:522];
+  assign \pp$41[19][2]  = pp[539:531];
+  assign \pp$41[20]  = pp[566:540];
+  assign \pp$41[20][0]  = pp[548:540];
+  assign \pp$41[20][1]  = pp[557:549];
+  assign \pp$41[20][2]  = pp[566:558];
+  assign \pp$41[21]  = pp[593:567];
+  assign \pp$41[21][0]  = pp[575:567];
+  assign \pp$41[21][1]  = pp[584:576];
+  assign \pp$41[21][2]  = pp[593:585];
+  assign \pp$41[22]  = pp[620:594];
+  assign \pp$41[22][0]  = pp[602:594];
+  assign \pp$41[22][1]  = pp[611:603];
+  assign \pp$41[22][2]  = pp[620:612];
+  assign \pp$41[23]  = pp[647:621];
+  assign \pp$41[23][0]  = pp[629:621];
+  assign \pp$41[23][1]  = pp[638:630];
+  assign \pp$41[23][2]  = pp[647:639];
+  assign \pp$41[24]  = pp[674:648];
+  assign \pp$41[24][0]  = pp[656:648];
+  assign \pp$41[24][1]  = pp[665:657];
+  assign \pp$41[24][2]  = pp[674:666];
+  assign \pp$41[25]  = pp[701:675];
+  assign \pp$41[25][0]  = pp[683:675];
+  assign \pp$41[25][1]  = pp[692:684];
+  assign \pp$41[25][2]  = pp[701:693];
+  assign \pp$41[26]  = pp[728:702];
+  assign \pp$41[26][0]  = pp[710:702];
+  assign \pp$41[26][1]  = pp[719:711];
+  assign \pp$41[26][2]  = pp[728:720];
+  assign \pp$41[27]  = pp[755:729];
+  assign \pp$41[27][0]  = pp[737:729];
+  assign \pp$41[27][1]  = pp[746:738];
+  assign \pp$41[27][2]  = pp[755:747];
+  assign \pp$41[28]  = pp[782:756];
+  assign \pp$41[28][0]  = pp[764:756];
+  assign \pp$41[28][1]  = pp[773:765];
+  assign \pp$41[28][2]  = pp[782:774];
+  assign \pp$41[29]  = pp[809:783];
+  assign \pp$41[29][0]  = pp[791:783];
+  assign \pp$41[29][1]  = pp[800:792];
+  assign \pp$41[29][2]  = pp[809:801];
+  assign \pp$41[30]  = pp[836:810];
+  assign \pp$41[30][0]  = pp[818:810];
+  assign \pp$41[30][1]  = pp[827:819];
+  assign \pp$41[30][2]  = pp[836:828];
+  assign \pp$41[31]  = pp[863:837];
+  assign \pp$41[31][0]  = pp[845:837];
+  assign \pp$41[31][1]  = pp[854:846];
+  assign \pp$41[31][2]  = pp[863:855];
+  assign \qq$42[0]  = qq[26:0];
+  assign \qq$42[0][0]  = qq[8:0];
+  assign \qq$42[0][1]  = qq[17:9];
+  assign \qq$42[0][2]  = qq[26:18];
+  assign \qq$42[1]  = qq[53:27];
+  assign \qq$42[1][0]  = qq[35:27];
+  assign \qq$42[1][1]  = qq[44:36];
+  assign \qq$42[1][2]  = qq[53:45];
+  assign \qq$42[2]  = qq[80:54];
+  assign \qq$42[2][0]  = qq[62:54];
+  assign \qq$42[2][1]  = qq[71:63];
+  assign \qq$42[2][2]  = qq[80:72];
+  assign \qq$42[3]  = qq[107:81];
+  assign \qq$42[3][0]  = qq[89:81];
+  assign \qq$42[3][1]  = qq[98:90];
+  assign \qq$42[3][2]  = qq[107:99];
+  assign \qq$42[4]  = qq[134:108];
+  assign \qq$42[4][0]  = qq[116:108];
+  assign \qq$42[4][1]  = qq[125:117];
+  assign \qq$42[4][2]  = qq[134:126];
+  assign \qq$42[5]  = qq[161:135];
+  assign \qq$42[5][0]  = qq[143:135];
+  assign \qq$42[5][1]  = qq[152:144];
+  assign \qq$42[5][2]  = qq[161:153];
+  assign \qq$42[6]  = qq[188:162];
+  assign \qq$42[6][0]  = qq[170:162];
+  assign \qq$42[6][1]  = qq[179:171];
+  assign \qq$42[6][2]  = qq[188:180];
+  assign \qq$42[7]  = qq[215:189];
+  assign \qq$42[7][0]  = qq[197:189];
+  assign \qq$42[7][1]  = qq[206:198];
+  assign \qq$42[7][2]  = qq[215:207];
+  assign \qq$42[8]  = qq[242:216];
+  assign \qq$42[8][0]  = qq[224:216];
+  assign \qq$42[8][1]  = qq[233:225];
+  assign \qq$42[8][2]  = qq[242:234];
+  assign \qq$42[9]  = qq[269:243];
+  assign \qq$42[9][0]  = qq[251:243];
+  assign \qq$42[9][1]  = qq[260:252];
+  assign \qq$42[9][2]  = qq[269:261];
+  assign \qq$42[10]  = qq[296:270];
+  assign \qq$42[10][0]  = qq[278:270];
+  assign \qq$42[10][1]  = qq[287:279];
+  assign \qq$42[10][2]  = qq[296:288];
+  assign \qq$42[11]  = qq[323:297];
+  assign \qq$42[11][0]  = qq[305:297];
+  assign \qq$42[11][1]  = qq[314:306];
+  assign \qq$42[11][2]  = qq[323:315];
+  assign \qq$42[12]  = qq[350:324];
+  assign \qq$42[12][0]  = qq[332:324];
+  assign \qq$42[12][1]  = qq[341:333];
+  assign \qq$42[12][2]  = qq[350:342];
+  assign \qq$42[13]  = qq[377:351];
+  assign \qq$42[13][0]  = qq[359:351];
+  assign \qq$42[13][1]  = qq[368:360];
+  assign \qq$42[13][2]  = qq[377:369];
+  assign \qq$42[14]  = qq[404:378];
+  assign \qq$42[14][0]  = qq[386:378];
+  assign \qq$42[14][1]  = qq[395:387];
+  assign \qq$42[14][2]  = qq[404:396];
+  assign \qq$42[15]  = qq[431:405];
+  assign \qq$42[15][0]  = qq[413:405];
+  assign \qq$42[15][1]  = qq[422:414];
+  assign \qq$42[15][2]  = qq[431:423];
+  assign \qq$42[16]  = qq[458:432];
+  assign \qq$42[16][0]  = qq[440:432];
+  assign \qq$42[16][1]  = qq[449:441];
+  assign \qq$42[16][2]  = qq[458:450];
+  assign \qq$42[17]  = qq[485:459];
+  assign \qq$42[17][0]  = qq[467:459];
+  assign \qq$42[17][1]  = qq[476:468];
+  assign \qq$42[17][2]  = qq[485:477];
+  assign \qq$42[18]  = qq[512:486];
+  assign \qq$42[18][0]  = qq[494:486];
+  assign \qq$42[18][1]  = qq[503:495];
+  assign \qq$42[18][2]  = qq[512:504];
+  assign \qq$42[19]  = qq[539:513];
+  assign \qq$42[19][0]  = qq[521:513];
+  assign \qq$42[19][1]  = qq[530:522];
+  assign \qq$42[19][2]  = qq[539:531];
+  assign \qq$42[20]  = qq[566:540];
+  assign \qq$42[20][0]  = qq[548:540];
+  assign \qq$42[20][1]  = qq[557:549];
+  assign \qq$42[20][2]  = qq[566:558];
+  assign \qq$42[21]  = qq[593:567];
+  assign \qq$42[21][0]  = qq[575:567];
+  assign \qq$42[21][1]  = qq[584:576];
+  assign \qq$42[21][2]  = qq[593:585];
+  assign \qq$42[22]  = qq[620:594];
+  assign \qq$42[22][0]  = qq[602:594];
+  assign \qq$42[22][1]  = qq[611:603];
+  assign \qq$42[22][2]  = qq[620:612];
+  assign \qq$42[23]  = qq[647:621];
+  assign \qq$42[23][0]  = qq[629:621];
+  assign \qq$42[23][1]  = qq[638:630];
+  assign \qq$42[23][2]  = qq[647:639];
+  assign \qq$42[24]  = qq[674:648];
+  assign \qq$42[24][0]  = qq[656:648];
+  assign \qq$42[24][1]  = qq[665:657];
+  assign \qq$42[24][2]  = qq[674:666];
+  assign \qq$42[25]  = qq[701:675];
+  assign \qq$42[25][0]  = qq[683:675];
+  assign \qq$42[25][1]  = qq[692:684];
+  assign \qq$42[25][2]  = qq[701:693];
+  assign \qq$42[26]  = qq[728:702];
+  assign \qq$42[26][0]  = qq[710:702];
+  assign \qq$42[26][1]  = qq[719:711];
+  assign \qq$42[26][2]  = qq[728:720];
+  assign \qq$42[27]  = qq[755:729];
+  assign \qq$42[27][0]  = qq[737:729];
+  assign \qq$42[27][1]  = qq[746:738];
+  assign \qq$42[27][2]  = qq[755:747];
+  assign \qq$42[28]  = qq[782:756];
+  assign \qq$42[28][0]  = qq[764:756];
+  assign \qq$42[28][1]  = qq[773:765];
+  assign \qq$42[28][2]  = qq[782:774];
+  assign \qq$42[29]  = qq[809:783];
+  assign \qq$42[29][0]  = qq[791:783];
+  assign \qq$42[29][1]  = qq[800:792];
+  assign \qq$42[29][2]  = qq[809:801];
+  assign \qq$42[30]  = qq[836:810];
+  assign \qq$42[30][0]  = qq[818:810];
+  assign \qq$42[30][1]  = qq[827:819];
+  assign \qq$42[30][2]  = qq[836:828];
+  assign \qq$42[31]  = qq[863:837];
+  assign \qq$42[31][0]  = qq[845:837];
+  assign \qq$42[31][1]  = qq[854:846];
+  assign \qq$42[31][2]  = qq[863:855];
   assign \total0[0]  = total0[21:0];
   assign \total0[1]  = total0[43:22];
   assign \total0[2]  = total0[65:44];
@@ -3347,21 +3362,21 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \acc1[1]  = acc1[43:22];
   assign \acc1[2]  = acc1[65:44];
   assign \acc1[3]  = acc1[87:66];
-  assign \sums$54[0]  = \sums$54 [13:0];
-  assign \sums$54[1]  = \sums$54 [27:14];
-  assign \sums$54[2]  = \sums$54 [41:28];
-  assign \sums$54[3]  = \sums$54 [55:42];
+  assign \sums$52[0]  = \sums$52 [13:0];
+  assign \sums$52[1]  = \sums$52 [27:14];
+  assign \sums$52[2]  = \sums$52 [41:28];
+  assign \sums$52[3]  = \sums$52 [55:42];
   assign \shared[0]  = total1[21:0];
   assign \shared[1]  = total1[43:22];
   assign \shared[2]  = total1[65:44];
   assign \shared[3]  = total1[87:66];
-  assign \res__payload$60.sums  = res__payload[87:0];
-  assign \res__payload$60.sums[0]  = res__payload[87:0];
-  assign \res__payload$60.sums[0][0]  = res__payload[21:0];
-  assign \res__payload$60.sums[0][1]  = res__payload[43:22];
-  assign \res__payload$60.sums[0][2]  = res__payload[65:44];
-  assign \res__payload$60.sums[0][3]  = res__payload[87:66];
-  assign \res__payload$60.last  = res__payload[88];
+  assign \res__payload$58.sums  = res__payload[87:0];
+  assign \res__payload$58.sums[0]  = res__payload[87:0];
+  assign \res__payload$58.sums[0][0]  = res__payload[21:0];
+  assign \res__payload$58.sums[0][1]  = res__payload[43:22];
+  assign \res__payload$58.sums[0][2]  = res__payload[65:44];
+  assign \res__payload$58.sums[0][3]  = res__payload[87:66];
+  assign \res__payload$58.last  = res__payload[88];
   assign \slot.valid  = slot[0];
   assign \slot.first  = slot[1];
   assign \slot.last  = slot[2];
@@ -3386,6 +3401,12 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \s1_3.conj  = s1_3[3];
   assign \s1_3.final  = s1_3[4];
   assign \s1_3.count  = s1_3[5];
+  assign \s1_4.valid  = s1_4[0];
+  assign \s1_4.first  = s1_4[1];
+  assign \s1_4.last  = s1_4[2];
+  assign \s1_4.conj  = s1_4[3];
+  assign \s1_4.final  = s1_4[4];
+  assign \s1_4.count  = s1_4[5];
   assign \s2.valid  = s2[0];
   assign \s2.first  = s2[1];
   assign \s2.last  = s2[2];
@@ -3672,134 +3693,134 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \qq$81[31][0]  = \qq$81 [845:837];
   assign \qq$81[31][1]  = \qq$81 [854:846];
   assign \qq$81[31][2]  = \qq$81 [863:855];
-  assign \$23 [63] = s1_3_codes[126];
-  assign \$23 [62] = s1_3_codes[124];
-  assign \$23 [61] = s1_3_codes[122];
-  assign \$23 [60] = s1_3_codes[120];
-  assign \$23 [59] = s1_3_codes[118];
-  assign \$23 [58] = s1_3_codes[116];
-  assign \$23 [57] = s1_3_codes[114];
-  assign \$23 [56] = s1_3_codes[112];
-  assign \$23 [55] = s1_3_codes[110];
-  assign \$23 [54] = s1_3_codes[108];
-  assign \$23 [53] = s1_3_codes[106];
-  assign \$23 [52] = s1_3_codes[104];
-  assign \$23 [51] = s1_3_codes[102];
-  assign \$23 [50] = s1_3_codes[100];
-  assign \$23 [49] = s1_3_codes[98];
-  assign \$23 [48] = s1_3_codes[96];
-  assign \$23 [47] = s1_3_codes[94];
-  assign \$23 [46] = s1_3_codes[92];
-  assign \$23 [45] = s1_3_codes[90];
-  assign \$23 [44] = s1_3_codes[88];
-  assign \$23 [43] = s1_3_codes[86];
-  assign \$23 [42] = s1_3_codes[84];
-  assign \$23 [41] = s1_3_codes[82];
-  assign \$23 [40] = s1_3_codes[80];
-  assign \$23 [39] = s1_3_codes[78];
-  assign \$23 [38] = s1_3_codes[76];
-  assign \$23 [37] = s1_3_codes[74];
-  assign \$23 [36] = s1_3_codes[72];
-  assign \$23 [35] = s1_3_codes[70];
-  assign \$23 [34] = s1_3_codes[68];
-  assign \$23 [33] = s1_3_codes[66];
-  assign \$23 [32] = s1_3_codes[64];
-  assign \$23 [31] = s1_3_codes[62];
-  assign \$23 [30] = s1_3_codes[60];
-  assign \$23 [29] = s1_3_codes[58];
-  assign \$23 [28] = s1_3_codes[56];
-  assign \$23 [27] = s1_3_codes[54];
-  assign \$23 [26] = s1_3_codes[52];
-  assign \$23 [25] = s1_3_codes[50];
-  assign \$23 [24] = s1_3_codes[48];
-  assign \$23 [23] = s1_3_codes[46];
-  assign \$23 [22] = s1_3_codes[44];
-  assign \$23 [21] = s1_3_codes[42];
-  assign \$23 [20] = s1_3_codes[40];
-  assign \$23 [19] = s1_3_codes[38];
-  assign \$23 [18] = s1_3_codes[36];
-  assign \$23 [17] = s1_3_codes[34];
-  assign \$23 [16] = s1_3_codes[32];
-  assign \$23 [15] = s1_3_codes[30];
-  assign \$23 [14] = s1_3_codes[28];
-  assign \$23 [13] = s1_3_codes[26];
-  assign \$23 [12] = s1_3_codes[24];
-  assign \$23 [11] = s1_3_codes[22];
-  assign \$23 [10] = s1_3_codes[20];
-  assign \$23 [9] = s1_3_codes[18];
-  assign \$23 [8] = s1_3_codes[16];
-  assign \$23 [7] = s1_3_codes[14];
-  assign \$23 [6] = s1_3_codes[12];
-  assign \$23 [5] = s1_3_codes[10];
-  assign \$23 [4] = s1_3_codes[8];
-  assign \$23 [3] = s1_3_codes[6];
-  assign \$23 [2] = s1_3_codes[4];
-  assign \$23 [1] = s1_3_codes[2];
-  assign \$23 [0] = s1_3_codes[0];
-  assign \$22 [63] = s1_3_codes[127];
-  assign \$22 [62] = s1_3_codes[125];
-  assign \$22 [61] = s1_3_codes[123];
-  assign \$22 [60] = s1_3_codes[121];
-  assign \$22 [59] = s1_3_codes[119];
-  assign \$22 [58] = s1_3_codes[117];
-  assign \$22 [57] = s1_3_codes[115];
-  assign \$22 [56] = s1_3_codes[113];
-  assign \$22 [55] = s1_3_codes[111];
-  assign \$22 [54] = s1_3_codes[109];
-  assign \$22 [53] = s1_3_codes[107];
-  assign \$22 [52] = s1_3_codes[105];
-  assign \$22 [51] = s1_3_codes[103];
-  assign \$22 [50] = s1_3_codes[101];
-  assign \$22 [49] = s1_3_codes[99];
-  assign \$22 [48] = s1_3_codes[97];
-  assign \$22 [47] = s1_3_codes[95];
-  assign \$22 [46] = s1_3_codes[93];
-  assign \$22 [45] = s1_3_codes[91];
-  assign \$22 [44] = s1_3_codes[89];
-  assign \$22 [43] = s1_3_codes[87];
-  assign \$22 [42] = s1_3_codes[85];
-  assign \$22 [41] = s1_3_codes[83];
-  assign \$22 [40] = s1_3_codes[81];
-  assign \$22 [39] = s1_3_codes[79];
-  assign \$22 [38] = s1_3_codes[77];
-  assign \$22 [37] = s1_3_codes[75];
-  assign \$22 [36] = s1_3_codes[73];
-  assign \$22 [35] = s1_3_codes[71];
-  assign \$22 [34] = s1_3_codes[69];
-  assign \$22 [33] = s1_3_codes[67];
-  assign \$22 [32] = s1_3_codes[65];
-  assign \$22 [31] = s1_3_codes[63];
-  assign \$22 [30] = s1_3_codes[61];
-  assign \$22 [29] = s1_3_codes[59];
-  assign \$22 [28] = s1_3_codes[57];
-  assign \$22 [27] = s1_3_codes[55];
-  assign \$22 [26] = s1_3_codes[53];
-  assign \$22 [25] = s1_3_codes[51];
-  assign \$22 [24] = s1_3_codes[49];
-  assign \$22 [23] = s1_3_codes[47];
-  assign \$22 [22] = s1_3_codes[45];
-  assign \$22 [21] = s1_3_codes[43];
-  assign \$22 [20] = s1_3_codes[41];
-  assign \$22 [19] = s1_3_codes[39];
-  assign \$22 [18] = s1_3_codes[37];
-  assign \$22 [17] = s1_3_codes[35];
-  assign \$22 [16] = s1_3_codes[33];
-  assign \$22 [15] = s1_3_codes[31];
-  assign \$22 [14] = s1_3_codes[29];
-  assign \$22 [13] = s1_3_codes[27];
-  assign \$22 [12] = s1_3_codes[25];
-  assign \$22 [11] = s1_3_codes[23];
-  assign \$22 [10] = s1_3_codes[21];
-  assign \$22 [9] = s1_3_codes[19];
-  assign \$22 [8] = s1_3_codes[17];
-  assign \$22 [7] = s1_3_codes[15];
-  assign \$22 [6] = s1_3_codes[13];
-  assign \$22 [5] = s1_3_codes[11];
-  assign \$22 [4] = s1_3_codes[9];
-  assign \$22 [3] = s1_3_codes[7];
-  assign \$22 [2] = s1_3_codes[5];
-  assign \$22 [1] = s1_3_codes[3];
-  assign \$22 [0] = s1_3_codes[1];
+  assign \$24 [63] = s1_4_codes[126];
+  assign \$24 [62] = s1_4_codes[124];
+  assign \$24 [61] = s1_4_codes[122];
+  assign \$24 [60] = s1_4_codes[120];
+  assign \$24 [59] = s1_4_codes[118];
+  assign \$24 [58] = s1_4_codes[116];
+  assign \$24 [57] = s1_4_codes[114];
+  assign \$24 [56] = s1_4_codes[112];
+  assign \$24 [55] = s1_4_codes[110];
+  assign \$24 [54] = s1_4_codes[108];
+  assign \$24 [53] = s1_4_codes[106];
+  assign \$24 [52] = s1_4_codes[104];
+  assign \$24 [51] = s1_4_codes[102];
+  assign \$24 [50] = s1_4_codes[100];
+  assign \$24 [49] = s1_4_codes[98];
+  assign \$24 [48] = s1_4_codes[96];
+  assign \$24 [47] = s1_4_codes[94];
+  assign \$24 [46] = s1_4_codes[92];
+  assign \$24 [45] = s1_4_codes[90];
+  assign \$24 [44] = s1_4_codes[88];
+  assign \$24 [43] = s1_4_codes[86];
+  assign \$24 [42] = s1_4_codes[84];
+  assign \$24 [41] = s1_4_codes[82];
+  assign \$24 [40] = s1_4_codes[80];
+  assign \$24 [39] = s1_4_codes[78];
+  assign \$24 [38] = s1_4_codes[76];
+  assign \$24 [37] = s1_4_codes[74];
+  assign \$24 [36] = s1_4_codes[72];
+  assign \$24 [35] = s1_4_codes[70];
+  assign \$24 [34] = s1_4_codes[68];
+  assign \$24 [33] = s1_4_codes[66];
+  assign \$24 [32] = s1_4_codes[64];
+  assign \$24 [31] = s1_4_codes[62];
+  assign \$24 [30] = s1_4_codes[60];
+  assign \$24 [29] = s1_4_codes[58];
+  assign \$24 [28] = s1_4_codes[56];
+  assign \$24 [27] = s1_4_codes[54];
+  assign \$24 [26] = s1_4_codes[52];
+  assign \$24 [25] = s1_4_codes[50];
+  assign \$24 [24] = s1_4_codes[48];
+  assign \$24 [23] = s1_4_codes[46];
+  assign \$24 [22] = s1_4_codes[44];
+  assign \$24 [21] = s1_4_codes[42];
+  assign \$24 [20] = s1_4_codes[40];
+  assign \$24 [19] = s1_4_codes[38];
+  assign \$24 [18] = s1_4_codes[36];
+  assign \$24 [17] = s1_4_codes[34];
+  assign \$24 [16] = s1_4_codes[32];
+  assign \$24 [15] = s1_4_codes[30];
+  assign \$24 [14] = s1_4_codes[28];
+  assign \$24 [13] = s1_4_codes[26];
+  assign \$24 [12] = s1_4_codes[24];
+  assign \$24 [11] = s1_4_codes[22];
+  assign \$24 [10] = s1_4_codes[20];
+  assign \$24 [9] = s1_4_codes[18];
+  assign \$24 [8] = s1_4_codes[16];
+  assign \$24 [7] = s1_4_codes[14];
+  assign \$24 [6] = s1_4_codes[12];
+  assign \$24 [5] = s1_4_codes[10];
+  assign \$24 [4] = s1_4_codes[8];
+  assign \$24 [3] = s1_4_codes[6];
+  assign \$24 [2] = s1_4_codes[4];
+  assign \$24 [1] = s1_4_codes[2];
+  assign \$24 [0] = s1_4_codes[0];
+  assign \$23 [63] = s1_4_codes[127];
+  assign \$23 [62] = s1_4_codes[125];
+  assign \$23 [61] = s1_4_codes[123];
+  assign \$23 [60] = s1_4_codes[121];
+  assign \$23 [59] = s1_4_codes[119];
+  assign \$23 [58] = s1_4_codes[117];
+  assign \$23 [57] = s1_4_codes[115];
+  assign \$23 [56] = s1_4_codes[113];
+  assign \$23 [55] = s1_4_codes[111];
+  assign \$23 [54] = s1_4_codes[109];
+  assign \$23 [53] = s1_4_codes[107];
+  assign \$23 [52] = s1_4_codes[105];
+  assign \$23 [51] = s1_4_codes[103];
+  assign \$23 [50] = s1_4_codes[101];
+  assign \$23 [49] = s1_4_codes[99];
+  assign \$23 [48] = s1_4_codes[97];
+  assign \$23 [47] = s1_4_codes[95];
+  assign \$23 [46] = s1_4_codes[93];
+  assign \$23 [45] = s1_4_codes[91];
+  assign \$23 [44] = s1_4_codes[89];
+  assign \$23 [43] = s1_4_codes[87];
+  assign \$23 [42] = s1_4_codes[85];
+  assign \$23 [41] = s1_4_codes[83];
+  assign \$23 [40] = s1_4_codes[81];
+  assign \$23 [39] = s1_4_codes[79];
+  assign \$23 [38] = s1_4_codes[77];
+  assign \$23 [37] = s1_4_codes[75];
+  assign \$23 [36] = s1_4_codes[73];
+  assign \$23 [35] = s1_4_codes[71];
+  assign \$23 [34] = s1_4_codes[69];
+  assign \$23 [33] = s1_4_codes[67];
+  assign \$23 [32] = s1_4_codes[65];
+  assign \$23 [31] = s1_4_codes[63];
+  assign \$23 [30] = s1_4_codes[61];
+  assign \$23 [29] = s1_4_codes[59];
+  assign \$23 [28] = s1_4_codes[57];
+  assign \$23 [27] = s1_4_codes[55];
+  assign \$23 [26] = s1_4_codes[53];
+  assign \$23 [25] = s1_4_codes[51];
+  assign \$23 [24] = s1_4_codes[49];
+  assign \$23 [23] = s1_4_codes[47];
+  assign \$23 [22] = s1_4_codes[45];
+  assign \$23 [21] = s1_4_codes[43];
+  assign \$23 [20] = s1_4_codes[41];
+  assign \$23 [19] = s1_4_codes[39];
+  assign \$23 [18] = s1_4_codes[37];
+  assign \$23 [17] = s1_4_codes[35];
+  assign \$23 [16] = s1_4_codes[33];
+  assign \$23 [15] = s1_4_codes[31];
+  assign \$23 [14] = s1_4_codes[29];
+  assign \$23 [13] = s1_4_codes[27];
+  assign \$23 [12] = s1_4_codes[25];
+  assign \$23 [11] = s1_4_codes[23];
+  assign \$23 [10] = s1_4_codes[21];
+  assign \$23 [9] = s1_4_codes[19];
+  assign \$23 [8] = s1_4_codes[17];
+  assign \$23 [7] = s1_4_codes[15];
+  assign \$23 [6] = s1_4_codes[13];
+  assign \$23 [5] = s1_4_codes[11];
+  assign \$23 [4] = s1_4_codes[9];
+  assign \$23 [3] = s1_4_codes[7];
+  assign \$23 [2] = s1_4_codes[5];
+  assign \$23 [1] = s1_4_codes[3];
+  assign \$23 [0] = s1_4_codes[1];
   assign total1[87:66] = \$16 [21:0];
   assign total1[65:44] = \$14 [21:0];
   assign total1[43:22] = \$12 [21:0];
@@ -3939,7 +3960,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rdq, clk);
+module \fairyhw_engine.buffer (rst, load__valid, load__payload, raddr, rdq2, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -4116,44 +4137,76 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   wire [15:0] \$254 ;
   reg \$255 ;
   wire [1:0] \$256 ;
-  wire [1:0] \$257 ;
+  reg [6:0] \$257 ;
   wire [1:0] \$258 ;
-  wire [1:0] \$259 ;
+  reg [6:0] \$259 ;
   wire \$26 ;
   wire [1:0] \$260 ;
-  wire [1:0] \$261 ;
+  reg [6:0] \$261 ;
   wire [1:0] \$262 ;
-  wire [1:0] \$263 ;
+  reg [6:0] \$263 ;
   wire [1:0] \$264 ;
-  wire [1:0] \$265 ;
+  reg [6:0] \$265 ;
   wire [1:0] \$266 ;
-  wire [1:0] \$267 ;
+  reg [6:0] \$267 ;
   wire [1:0] \$268 ;
-  wire [1:0] \$269 ;
+  reg [6:0] \$269 ;
   wire [7:0] \$27 ;
   wire [1:0] \$270 ;
-  wire [1:0] \$271 ;
+  reg [6:0] \$271 ;
   wire [1:0] \$272 ;
-  wire [1:0] \$273 ;
+  reg [6:0] \$273 ;
   wire [1:0] \$274 ;
-  wire [1:0] \$275 ;
+  reg [6:0] \$275 ;
   wire [1:0] \$276 ;
-  wire [1:0] \$277 ;
+  reg [6:0] \$277 ;
   wire [1:0] \$278 ;
-  wire [1:0] \$279 ;
+  reg [6:0] \$279 ;
   wire [7:0] \$28 ;
   wire [1:0] \$280 ;
-  wire [1:0] \$281 ;
+  reg [6:0] \$281 ;
   wire [1:0] \$282 ;
-  wire [1:0] \$283 ;
+  reg [6:0] \$283 ;
   wire [1:0] \$284 ;
-  wire [1:0] \$285 ;
+  reg [6:0] \$285 ;
   wire [1:0] \$286 ;
-  wire [1:0] \$287 ;
+  reg [6:0] \$287 ;
+  wire [1:0] \$288 ;
+  reg [6:0] \$289 ;
   wire \$29 ;
+  wire [1:0] \$290 ;
+  reg [6:0] \$291 ;
+  wire [1:0] \$292 ;
+  reg [6:0] \$293 ;
+  wire [1:0] \$294 ;
+  reg [6:0] \$295 ;
+  wire [1:0] \$296 ;
+  reg [6:0] \$297 ;
+  wire [1:0] \$298 ;
+  reg [6:0] \$299 ;
   wire [7:0] \$3 ;
   wire \$30 ;
+  wire [1:0] \$300 ;
+  reg [6:0] \$301 ;
+  wire [1:0] \$302 ;
+  reg [6:0] \$303 ;
+  wire [1:0] \$304 ;
+  reg [6:0] \$305 ;
+  wire [1:0] \$306 ;
+  reg [6:0] \$307 ;
+  wire [1:0] \$308 ;
+  reg [6:0] \$309 ;
   wire \$31 ;
+  wire [1:0] \$310 ;
+  reg [6:0] \$311 ;
+  wire [1:0] \$312 ;
+  reg [6:0] \$313 ;
+  wire [1:0] \$314 ;
+  reg [6:0] \$315 ;
+  wire [1:0] \$316 ;
+  reg [6:0] \$317 ;
+  wire [1:0] \$318 ;
+  reg [6:0] \$319 ;
   wire \$32 ;
   wire [7:0] \$33 ;
   wire [7:0] \$34 ;
@@ -4229,9 +4282,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   wire \$98 ;
   wire [7:0] \$99 ;
   reg [1023:0] \$signal  = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+  reg [1023:0] \$signal$280  = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
   wire [6:0] \$signature__addr ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$320 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
   wire [6:0] \$signature__addr$324 ;
@@ -4322,10 +4379,8 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
   wire [6:0] \$signature__addr$440 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$444 ;
   wire [31:0] \$signature__data ;
+  wire [31:0] \$signature__data$319 ;
   wire [31:0] \$signature__data$323 ;
   wire [31:0] \$signature__data$327 ;
   wire [31:0] \$signature__data$331 ;
@@ -4356,10 +4411,12 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   wire [31:0] \$signature__data$431 ;
   wire [31:0] \$signature__data$435 ;
   wire [31:0] \$signature__data$439 ;
-  wire [31:0] \$signature__data$443 ;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
   wire \$signature__en ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$321 ;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
   wire \$signature__en$325 ;
@@ -4450,9 +4507,6 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
   wire \$signature__en$441 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$445 ;
   (* keep = 32'd1 *)
   reg [6:0] chunk_mid0 = 7'h00;
   (* keep = 32'd1 *)
@@ -4461,16 +4515,6 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   reg [6:0] chunk_mid2 = 7'h00;
   (* keep = 32'd1 *)
   reg [6:0] chunk_mid3 = 7'h00;
-  input clear;
-  wire clear;
-  (* keep = 32'd1 *)
-  reg clear_mid0 = 1'h0;
-  (* keep = 32'd1 *)
-  reg clear_mid1 = 1'h0;
-  (* keep = 32'd1 *)
-  reg clear_mid2 = 1'h0;
-  (* keep = 32'd1 *)
-  reg clear_mid3 = 1'h0;
   input clk;
   wire clk;
   reg [1023:0] data2 = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
@@ -4568,6 +4612,9 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   wire [6:0] rd__addr;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$318 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
   wire [6:0] \rd__addr$322 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
@@ -4656,10 +4703,12 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
   wire [6:0] \rd__addr$438 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \rd__addr$442 ;
   wire [31:0] rd__data;
+  wire [31:0] \rd__data$282 ;
+  wire [31:0] \rd__data$283 ;
+  wire [31:0] \rd__data$284 ;
+  wire [31:0] \rd__data$285 ;
+  wire [31:0] \rd__data$286 ;
   wire [31:0] \rd__data$287 ;
   wire [31:0] \rd__data$288 ;
   wire [31:0] \rd__data$289 ;
@@ -4686,15 +4735,10 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   wire [31:0] \rd__data$310 ;
   wire [31:0] \rd__data$311 ;
   wire [31:0] \rd__data$312 ;
-  wire [31:0] \rd__data$313 ;
-  wire [31:0] \rd__data$314 ;
-  wire [31:0] \rd__data$315 ;
-  wire [31:0] \rd__data$316 ;
-  wire [31:0] \rd__data$317 ;
   (* init = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000 *)
   wire [1023:0] rdata;
-  output [1023:0] rdq;
-  reg [1023:0] rdq = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+  output [1023:0] rdq2;
+  reg [1023:0] rdq2 = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
   input rst;
   wire rst;
   reg valid = 1'h0;
@@ -4762,70 +4806,6 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   reg [6:0] waddr8 = 7'h00;
   (* keep = 32'd1 *)
   reg [6:0] waddr9 = 7'h00;
-  (* keep = 32'd1 *)
-  reg wclear0 = 1'h0;
-  (* keep = 32'd1 *)
-  reg wclear1 = 1'h0;
-  (* keep = 32'd1 *)
-  reg wclear10 = 1'h0;
-  (* keep = 32'd1 *)
-  reg wclear11 = 1'h0;
-  (* keep = 32'd1 *)
-  reg wclear12 = 1'h0;
-  (* keep = 32'd1 *)
-  reg wclear13 = 1'h0;
-  (* keep = 32'd1 *)
-  reg wclear14 = 1'h0;
-  (* keep = 32'd1 *)
-  reg wclear15 = 1'h0;
-  (* keep = 32'd1 *)
-  reg wclear16 = 1'h0;
-  (* keep = 32'd1 *)
-  reg wclear17 = 1'h0;
-  (* keep = 32'd1 *)
-  reg wclear18 = 1'h0;
-  (* keep = 32'd1 *)
-  reg wclear19 = 1'h0;
-  (* keep = 32'd1 *)
-  reg wclear2 = 1'h0;
-  (* keep = 32'd1 *)
-  reg wclear20 = 1'h0;
-  (* keep = 32'd1 *)
-  reg wclear21 = 1'h0;
-  (* keep = 32'd1 *)
-  reg wclear22 = 1'h0;
-  (* keep = 32'd1 *)
-  reg wclear23 = 1'h0;
-  (* keep = 32'd1 *)
-  reg wclear24 = 1'h0;
-  (* keep = 32'd1 *)
-  reg wclear25 = 1'h0;
-  (* keep = 32'd1 *)
-  reg wclear26 = 1'h0;
-  (* keep = 32'd1 *)
-  reg wclear27 = 1'h0;
-  (* keep = 32'd1 *)
-  reg wclear28 = 1'h0;
-  (* keep = 32'd1 *)
-  reg wclear29 = 1'h0;
-  (* keep = 32'd1 *)
-  reg wclear3 = 1'h0;
-  (* keep = 32'd1 *)
-  reg wclear30 = 1'h0;
-  (* keep = 32'd1 *)
-  reg wclear31 = 1'h0;
-  (* keep = 32'd1 *)
-  reg wclear4 = 1'h0;
-  (* keep = 32'd1 *)
-  reg wclear5 = 1'h0;
-  (* keep = 32'd1 *)
-  reg wclear6 = 1'h0;
-  (* keep = 32'd1 *)
-  reg wclear7 = 1'h0;
-  (* keep = 32'd1 *)
-  reg wclear8 = 1'h0;
-  (* keep = 32'd1 *)
-  reg wclear9 = 1'h0;
   reg [31:0] wdata0 = 32'd0;
   reg [31:0] wdata1 = 32'd0;
   reg [31:0] wdata10 = 32'd0;
@@ -4930,6 +4910,38 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   reg wen_mid2 = 1'h0;
   (* keep = 32'd1 *)
   reg wen_mid3 = 1'h0;
+  reg wwrap0 = 1'h0;
+  reg wwrap1 = 1'h0;
+  reg wwrap10 = 1'h0;
+  reg wwrap11 = 1'h0;
+  reg wwrap12 = 1'h0;
+  reg wwrap13 = 1'h0;
+  reg wwrap14 = 1'h0;
+  reg wwrap15 = 1'h0;
+  reg wwrap16 = 1'h0;
+  reg wwrap17 = 1'h0;
+  reg wwrap18 = 1'h0;
+  reg wwrap19 = 1'h0;
+  reg wwrap2 = 1'h0;
+  reg wwrap20 = 1'h0;
+  reg wwrap21 = 1'h0;
+  reg wwrap22 = 1'h0;
+  reg wwrap23 = 1'h0;
+  reg wwrap24 = 1'h0;
+  reg wwrap25 = 1'h0;
+  reg wwrap26 = 1'h0;
+  reg wwrap27 = 1'h0;
+  reg wwrap28 = 1'h0;
+  reg wwrap29 = 1'h0;
+  reg wwrap3 = 1'h0;
+  reg wwrap30 = 1'h0;
+  reg wwrap31 = 1'h0;
+  reg wwrap4 = 1'h0;
+  reg wwrap5 = 1'h0;
+  reg wwrap6 = 1'h0;
+  reg wwrap7 = 1'h0;
+  reg wwrap8 = 1'h0;
+  reg wwrap9 = 1'h0;
   reg [1:0] wzero0 = 2'h0;
   reg [1:0] wzero1 = 2'h0;
   reg [1:0] wzero10 = 2'h0;
@@ -5365,13 +5377,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen1)
-      act_mem1[waddr1] <= \$signature__data$323 ;
+      act_mem1[waddr1] <= \$signature__data$319 ;
   end
   reg [31:0] _1_;
   always @(posedge clk) begin
     _1_ <= act_mem1[raddr1];
   end
-  assign \rd__data$287  = _1_;
+  assign \rd__data$282  = _1_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem10 [127:0];
   initial begin
@@ -5506,13 +5518,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen10)
-      act_mem10[waddr10] <= \$signature__data$359 ;
+      act_mem10[waddr10] <= \$signature__data$355 ;
   end
   reg [31:0] _2_;
   always @(posedge clk) begin
     _2_ <= act_mem10[raddr10];
   end
-  assign \rd__data$296  = _2_;
+  assign \rd__data$291  = _2_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem11 [127:0];
   initial begin
@@ -5647,13 +5659,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen11)
-      act_mem11[waddr11] <= \$signature__data$363 ;
+      act_mem11[waddr11] <= \$signature__data$359 ;
   end
   reg [31:0] _3_;
   always @(posedge clk) begin
     _3_ <= act_mem11[raddr11];
   end
-  assign \rd__data$297  = _3_;
+  assign \rd__data$292  = _3_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem12 [127:0];
   initial begin
@@ -5788,13 +5800,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen12)
-      act_mem12[waddr12] <= \$signature__data$367 ;
+      act_mem12[waddr12] <= \$signature__data$363 ;
   end
   reg [31:0] _4_;
   always @(posedge clk) begin
     _4_ <= act_mem12[raddr12];
   end
-  assign \rd__data$298  = _4_;
+  assign \rd__data$293  = _4_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem13 [127:0];
   initial begin
@@ -5929,13 +5941,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen13)
-      act_mem13[waddr13] <= \$signature__data$371 ;
+      act_mem13[waddr13] <= \$signature__data$367 ;
   end
   reg [31:0] _5_;
   always @(posedge clk) begin
     _5_ <= act_mem13[raddr13];
   end
-  assign \rd__data$299  = _5_;
+  assign \rd__data$294  = _5_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem14 [127:0];
   initial begin
@@ -6070,13 +6082,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen14)
-      act_mem14[waddr14] <= \$signature__data$375 ;
+      act_mem14[waddr14] <= \$signature__data$371 ;
   end
   reg [31:0] _6_;
   always @(posedge clk) begin
     _6_ <= act_mem14[raddr14];
   end
-  assign \rd__data$300  = _6_;
+  assign \rd__data$295  = _6_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem15 [127:0];
   initial begin
@@ -6211,13 +6223,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen15)
-      act_mem15[waddr15] <= \$signature__data$379 ;
+      act_mem15[waddr15] <= \$signature__data$375 ;
   end
   reg [31:0] _7_;
   always @(posedge clk) begin
     _7_ <= act_mem15[raddr15];
   end
-  assign \rd__data$301  = _7_;
+  assign \rd__data$296  = _7_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem16 [127:0];
   initial begin
@@ -6352,13 +6364,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen16)
-      act_mem16[waddr16] <= \$signature__data$383 ;
+      act_mem16[waddr16] <= \$signature__data$379 ;
   end
   reg [31:0] _8_;
   always @(posedge clk) begin
     _8_ <= act_mem16[raddr16];
   end
-  assign \rd__data$302  = _8_;
+  assign \rd__data$297  = _8_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem17 [127:0];
   initial begin
@@ -6493,13 +6505,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen17)
-      act_mem17[waddr17] <= \$signature__data$387 ;
+      act_mem17[waddr17] <= \$signature__data$383 ;
   end
   reg [31:0] _9_;
   always @(posedge clk) begin
     _9_ <= act_mem17[raddr17];
   end
-  assign \rd__data$303  = _9_;
+  assign \rd__data$298  = _9_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem18 [127:0];
   initial begin
@@ -6634,13 +6646,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen18)
-      act_mem18[waddr18] <= \$signature__data$391 ;
+      act_mem18[waddr18] <= \$signature__data$387 ;
   end
   reg [31:0] _10_;
   always @(posedge clk) begin
     _10_ <= act_mem18[raddr18];
   end
-  assign \rd__data$304  = _10_;
+  assign \rd__data$299  = _10_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem19 [127:0];
   initial begin
@@ -6775,13 +6787,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen19)
-      act_mem19[waddr19] <= \$signature__data$395 ;
+      act_mem19[waddr19] <= \$signature__data$391 ;
   end
   reg [31:0] _11_;
   always @(posedge clk) begin
     _11_ <= act_mem19[raddr19];
   end
-  assign \rd__data$305  = _11_;
+  assign \rd__data$300  = _11_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem2 [127:0];
   initial begin
@@ -6916,13 +6928,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen2)
-      act_mem2[waddr2] <= \$signature__data$327 ;
+      act_mem2[waddr2] <= \$signature__data$323 ;
   end
   reg [31:0] _12_;
   always @(posedge clk) begin
     _12_ <= act_mem2[raddr2];
   end
-  assign \rd__data$288  = _12_;
+  assign \rd__data$283  = _12_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem20 [127:0];
   initial begin
@@ -7057,13 +7069,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen20)
-      act_mem20[waddr20] <= \$signature__data$399 ;
+      act_mem20[waddr20] <= \$signature__data$395 ;
   end
   reg [31:0] _13_;
   always @(posedge clk) begin
     _13_ <= act_mem20[raddr20];
   end
-  assign \rd__data$306  = _13_;
+  assign \rd__data$301  = _13_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem21 [127:0];
   initial begin
@@ -7198,13 +7210,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen21)
-      act_mem21[waddr21] <= \$signature__data$403 ;
+      act_mem21[waddr21] <= \$signature__data$399 ;
   end
   reg [31:0] _14_;
   always @(posedge clk) begin
     _14_ <= act_mem21[raddr21];
   end
-  assign \rd__data$307  = _14_;
+  assign \rd__data$302  = _14_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem22 [127:0];
   initial begin
@@ -7339,13 +7351,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen22)
-      act_mem22[waddr22] <= \$signature__data$407 ;
+      act_mem22[waddr22] <= \$signature__data$403 ;
   end
   reg [31:0] _15_;
   always @(posedge clk) begin
     _15_ <= act_mem22[raddr22];
   end
-  assign \rd__data$308  = _15_;
+  assign \rd__data$303  = _15_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem23 [127:0];
   initial begin
@@ -7480,13 +7492,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen23)
-      act_mem23[waddr23] <= \$signature__data$411 ;
+      act_mem23[waddr23] <= \$signature__data$407 ;
   end
   reg [31:0] _16_;
   always @(posedge clk) begin
     _16_ <= act_mem23[raddr23];
   end
-  assign \rd__data$309  = _16_;
+  assign \rd__data$304  = _16_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem24 [127:0];
   initial begin
@@ -7621,13 +7633,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen24)
-      act_mem24[waddr24] <= \$signature__data$415 ;
+      act_mem24[waddr24] <= \$signature__data$411 ;
   end
   reg [31:0] _17_;
   always @(posedge clk) begin
     _17_ <= act_mem24[raddr24];
   end
-  assign \rd__data$310  = _17_;
+  assign \rd__data$305  = _17_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem25 [127:0];
   initial begin
@@ -7762,13 +7774,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen25)
-      act_mem25[waddr25] <= \$signature__data$419 ;
+      act_mem25[waddr25] <= \$signature__data$415 ;
   end
   reg [31:0] _18_;
   always @(posedge clk) begin
     _18_ <= act_mem25[raddr25];
   end
-  assign \rd__data$311  = _18_;
+  assign \rd__data$306  = _18_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem26 [127:0];
   initial begin
@@ -7903,13 +7915,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen26)
-      act_mem26[waddr26] <= \$signature__data$423 ;
+      act_mem26[waddr26] <= \$signature__data$419 ;
   end
   reg [31:0] _19_;
   always @(posedge clk) begin
     _19_ <= act_mem26[raddr26];
   end
-  assign \rd__data$312  = _19_;
+  assign \rd__data$307  = _19_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem27 [127:0];
   initial begin
@@ -8044,13 +8056,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen27)
-      act_mem27[waddr27] <= \$signature__data$427 ;
+      act_mem27[waddr27] <= \$signature__data$423 ;
   end
   reg [31:0] _20_;
   always @(posedge clk) begin
     _20_ <= act_mem27[raddr27];
   end
-  assign \rd__data$313  = _20_;
+  assign \rd__data$308  = _20_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem28 [127:0];
   initial begin
@@ -8185,13 +8197,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen28)
-      act_mem28[waddr28] <= \$signature__data$431 ;
+      act_mem28[waddr28] <= \$signature__data$427 ;
   end
   reg [31:0] _21_;
   always @(posedge clk) begin
     _21_ <= act_mem28[raddr28];
   end
-  assign \rd__data$314  = _21_;
+  assign \rd__data$309  = _21_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem29 [127:0];
   initial begin
@@ -8326,13 +8338,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen29)
-      act_mem29[waddr29] <= \$signature__data$435 ;
+      act_mem29[waddr29] <= \$signature__data$431 ;
   end
   reg [31:0] _22_;
   always @(posedge clk) begin
     _22_ <= act_mem29[raddr29];
   end
-  assign \rd__data$315  = _22_;
+  assign \rd__data$310  = _22_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem3 [127:0];
   initial begin
@@ -8467,13 +8479,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen3)
-      act_mem3[waddr3] <= \$signature__data$331 ;
+      act_mem3[waddr3] <= \$signature__data$327 ;
   end
   reg [31:0] _23_;
   always @(posedge clk) begin
     _23_ <= act_mem3[raddr3];
   end
-  assign \rd__data$289  = _23_;
+  assign \rd__data$284  = _23_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem30 [127:0];
   initial begin
@@ -8608,13 +8620,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen30)
-      act_mem30[waddr30] <= \$signature__data$439 ;
+      act_mem30[waddr30] <= \$signature__data$435 ;
   end
   reg [31:0] _24_;
   always @(posedge clk) begin
     _24_ <= act_mem30[raddr30];
   end
-  assign \rd__data$316  = _24_;
+  assign \rd__data$311  = _24_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem31 [127:0];
   initial begin
@@ -8749,13 +8761,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen31)
-      act_mem31[waddr31] <= \$signature__data$443 ;
+      act_mem31[waddr31] <= \$signature__data$439 ;
   end
   reg [31:0] _25_;
   always @(posedge clk) begin
     _25_ <= act_mem31[raddr31];
   end
-  assign \rd__data$317  = _25_;
+  assign \rd__data$312  = _25_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem4 [127:0];
   initial begin
@@ -8890,13 +8902,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen4)
-      act_mem4[waddr4] <= \$signature__data$335 ;
+      act_mem4[waddr4] <= \$signature__data$331 ;
   end
   reg [31:0] _26_;
   always @(posedge clk) begin
     _26_ <= act_mem4[raddr4];
   end
-  assign \rd__data$290  = _26_;
+  assign \rd__data$285  = _26_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem5 [127:0];
   initial begin
@@ -9031,13 +9043,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen5)
-      act_mem5[waddr5] <= \$signature__data$339 ;
+      act_mem5[waddr5] <= \$signature__data$335 ;
   end
   reg [31:0] _27_;
   always @(posedge clk) begin
     _27_ <= act_mem5[raddr5];
   end
-  assign \rd__data$291  = _27_;
+  assign \rd__data$286  = _27_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem6 [127:0];
   initial begin
@@ -9172,13 +9184,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen6)
-      act_mem6[waddr6] <= \$signature__data$343 ;
+      act_mem6[waddr6] <= \$signature__data$339 ;
   end
   reg [31:0] _28_;
   always @(posedge clk) begin
     _28_ <= act_mem6[raddr6];
   end
-  assign \rd__data$292  = _28_;
+  assign \rd__data$287  = _28_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem7 [127:0];
   initial begin
@@ -9313,13 +9325,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen7)
-      act_mem7[waddr7] <= \$signature__data$347 ;
+      act_mem7[waddr7] <= \$signature__data$343 ;
   end
   reg [31:0] _29_;
   always @(posedge clk) begin
     _29_ <= act_mem7[raddr7];
   end
-  assign \rd__data$293  = _29_;
+  assign \rd__data$288  = _29_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem8 [127:0];
   initial begin
@@ -9454,13 +9466,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen8)
-      act_mem8[waddr8] <= \$signature__data$351 ;
+      act_mem8[waddr8] <= \$signature__data$347 ;
   end
   reg [31:0] _30_;
   always @(posedge clk) begin
     _30_ <= act_mem8[raddr8];
   end
-  assign \rd__data$294  = _30_;
+  assign \rd__data$289  = _30_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem9 [127:0];
   initial begin
@@ -9595,203 +9607,223 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen9)
-      act_mem9[waddr9] <= \$signature__data$355 ;
+      act_mem9[waddr9] <= \$signature__data$351 ;
   end
   reg [31:0] _31_;
   always @(posedge clk) begin
     _31_ <= act_mem9[raddr9];
   end
-  assign \rd__data$295  = _31_;
+  assign \rd__data$290  = _31_;
+  always @(posedge clk)
+    raddr31 <= chunk_mid3;
+  always @(posedge clk)
+    zlast31 <= last_mid3;
+  always @(posedge clk)
+    zlow31 <= low_mid3;
+  always @(posedge clk)
+    wen31 <= wen_mid3;
+  always @(posedge clk)
+    wdata31 <= data2[1023:992];
+  always @(posedge clk)
+    wzero31 <= \$318 ;
+  always @(posedge clk)
+    wwrap31 <= zlast31;
+  always @(posedge clk)
+    waddr31 <= \$319 ;
+  always @(posedge clk)
+    \$signal$280  <= { \rd__data$312 , \rd__data$311 , \rd__data$310 , \rd__data$309 , \rd__data$308 , \rd__data$307 , \rd__data$306 , \rd__data$305 , \rd__data$304 , \rd__data$303 , \rd__data$302 , \rd__data$301 , \rd__data$300 , \rd__data$299 , \rd__data$298 , \rd__data$297 , \rd__data$296 , \rd__data$295 , \rd__data$294 , \rd__data$293 , \rd__data$292 , \rd__data$291 , \rd__data$290 , \rd__data$289 , \rd__data$288 , \rd__data$287 , \rd__data$286 , \rd__data$285 , \rd__data$284 , \rd__data$283 , \rd__data$282 , rd__data };
+  always @(posedge clk)
+    rdq2 <= \$signal$280 ;
   assign \$1  = zlow0 <= 1'h1;
   assign \$2  = zlast0 & \$1 ;
-  assign \$3  = waddr0 + wen0;
-  assign \$4  = wclear0 ? 8'h00 : \$3 ;
+  assign \$3  = waddr0 + 1'h1;
+  assign \$4  = wwrap0 ? 8'h00 : \$3 ;
   assign \$5  = zlow1 <= 2'h2;
   assign \$6  = zlast1 & \$5 ;
   assign \$7  = zlow1 <= 2'h3;
   assign \$8  = zlast1 & \$7 ;
-  assign \$9  = waddr1 + wen1;
-  assign \$10  = wclear1 ? 8'h00 : \$9 ;
+  assign \$9  = waddr1 + 1'h1;
+  assign \$10  = wwrap1 ? 8'h00 : \$9 ;
   assign \$11  = zlow2 <= 3'h4;
   assign \$12  = zlast2 & \$11 ;
   assign \$13  = zlow2 <= 3'h5;
   assign \$14  = zlast2 & \$13 ;
-  assign \$15  = waddr2 + wen2;
-  assign \$16  = wclear2 ? 8'h00 : \$15 ;
+  assign \$15  = waddr2 + 1'h1;
+  assign \$16  = wwrap2 ? 8'h00 : \$15 ;
   assign \$17  = zlow3 <= 3'h6;
   assign \$18  = zlast3 & \$17 ;
   assign \$19  = zlow3 <= 3'h7;
   assign \$20  = zlast3 & \$19 ;
-  assign \$21  = waddr3 + wen3;
-  assign \$22  = wclear3 ? 8'h00 : \$21 ;
+  assign \$21  = waddr3 + 1'h1;
+  assign \$22  = wwrap3 ? 8'h00 : \$21 ;
   assign \$23  = zlow4 <= 4'h8;
   assign \$24  = zlast4 & \$23 ;
   assign \$25  = zlow4 <= 4'h9;
   assign \$26  = zlast4 & \$25 ;
-  assign \$27  = waddr4 + wen4;
-  assign \$28  = wclear4 ? 8'h00 : \$27 ;
+  assign \$27  = waddr4 + 1'h1;
+  assign \$28  = wwrap4 ? 8'h00 : \$27 ;
   assign \$29  = zlow5 <= 4'ha;
   assign \$30  = zlast5 & \$29 ;
   assign \$31  = zlow5 <= 4'hb;
   assign \$32  = zlast5 & \$31 ;
-  assign \$33  = waddr5 + wen5;
-  assign \$34  = wclear5 ? 8'h00 : \$33 ;
+  assign \$33  = waddr5 + 1'h1;
+  assign \$34  = wwrap5 ? 8'h00 : \$33 ;
   assign \$35  = zlow6 <= 4'hc;
   assign \$36  = zlast6 & \$35 ;
   assign \$37  = zlow6 <= 4'hd;
   assign \$38  = zlast6 & \$37 ;
-  assign \$39  = waddr6 + wen6;
-  assign \$40  = wclear6 ? 8'h00 : \$39 ;
+  assign \$39  = waddr6 + 1'h1;
+  assign \$40  = wwrap6 ? 8'h00 : \$39 ;
   assign \$41  = zlow7 <= 4'he;
   assign \$42  = zlast7 & \$41 ;
   assign \$43  = zlow7 <= 4'hf;
   assign \$44  = zlast7 & \$43 ;
-  assign \$45  = waddr7 + wen7;
-  assign \$46  = wclear7 ? 8'h00 : \$45 ;
+  assign \$45  = waddr7 + 1'h1;
+  assign \$46  = wwrap7 ? 8'h00 : \$45 ;
   assign \$47  = zlow8 <= 5'h10;
   assign \$48  = zlast8 & \$47 ;
   assign \$49  = zlow8 <= 5'h11;
   assign \$50  = zlast8 & \$49 ;
-  assign \$51  = waddr8 + wen8;
-  assign \$52  = wclear8 ? 8'h00 : \$51 ;
+  assign \$51  = waddr8 + 1'h1;
+  assign \$52  = wwrap8 ? 8'h00 : \$51 ;
   assign \$53  = zlow9 <= 5'h12;
   assign \$54  = zlast9 & \$53 ;
   assign \$55  = zlow9 <= 5'h13;
   assign \$56  = zlast9 & \$55 ;
-  assign \$57  = waddr9 + wen9;
-  assign \$58  = wclear9 ? 8'h00 : \$57 ;
+  assign \$57  = waddr9 + 1'h1;
+  assign \$58  = wwrap9 ? 8'h00 : \$57 ;
   assign \$59  = zlow10 <= 5'h14;
   assign \$60  = zlast10 & \$59 ;
   assign \$61  = zlow10 <= 5'h15;
   assign \$62  = zlast10 & \$61 ;
-  assign \$63  = waddr10 + wen10;
-  assign \$64  = wclear10 ? 8'h00 : \$63 ;
+  assign \$63  = waddr10 + 1'h1;
+  assign \$64  = wwrap10 ? 8'h00 : \$63 ;
   assign \$65  = zlow11 <= 5'h16;
   assign \$66  = zlast11 & \$65 ;
   assign \$67  = zlow11 <= 5'h17;
   assign \$68  = zlast11 & \$67 ;
-  assign \$69  = waddr11 + wen11;
-  assign \$70  = wclear11 ? 8'h00 : \$69 ;
+  assign \$69  = waddr11 + 1'h1;
+  assign \$70  = wwrap11 ? 8'h00 : \$69 ;
   assign \$71  = zlow12 <= 5'h18;
   assign \$72  = zlast12 & \$71 ;
   assign \$73  = zlow12 <= 5'h19;
   assign \$74  = zlast12 & \$73 ;
-  assign \$75  = waddr12 + wen12;
-  assign \$76  = wclear12 ? 8'h00 : \$75 ;
+  assign \$75  = waddr12 + 1'h1;
+  assign \$76  = wwrap12 ? 8'h00 : \$75 ;
   assign \$77  = zlow13 <= 5'h1a;
   assign \$78  = zlast13 & \$77 ;
   assign \$79  = zlow13 <= 5'h1b;
   assign \$80  = zlast13 & \$79 ;
-  assign \$81  = waddr13 + wen13;
-  assign \$82  = wclear13 ? 8'h00 : \$81 ;
+  assign \$81  = waddr13 + 1'h1;
+  assign \$82  = wwrap13 ? 8'h00 : \$81 ;
   assign \$83  = zlow14 <= 5'h1c;
   assign \$84  = zlast14 & \$83 ;
   assign \$85  = zlow14 <= 5'h1d;
   assign \$86  = zlast14 & \$85 ;
-  assign \$87  = waddr14 + wen14;
-  assign \$88  = wclear14 ? 8'h00 : \$87 ;
+  assign \$87  = waddr14 + 1'h1;
+  assign \$88  = wwrap14 ? 8'h00 : \$87 ;
   assign \$89  = zlow15 <= 5'h1e;
   assign \$90  = zlast15 & \$89 ;
   assign \$91  = zlow15 <= 5'h1f;
   assign \$92  = zlast15 & \$91 ;
-  assign \$93  = waddr15 + wen15;
-  assign \$94  = wclear15 ? 8'h00 : \$93 ;
+  assign \$93  = waddr15 + 1'h1;
+  assign \$94  = wwrap15 ? 8'h00 : \$93 ;
   assign \$95  = zlow16 <= 6'h20;
   assign \$96  = zlast16 & \$95 ;
   assign \$97  = zlow16 <= 6'h21;
   assign \$98  = zlast16 & \$97 ;
-  assign \$99  = waddr16 + wen16;
-  assign \$100  = wclear16 ? 8'h00 : \$99 ;
+  assign \$99  = waddr16 + 1'h1;
+  assign \$100  = wwrap16 ? 8'h00 : \$99 ;
   assign \$101  = zlow17 <= 6'h22;
   assign \$102  = zlast17 & \$101 ;
   assign \$103  = zlow17 <= 6'h23;
   assign \$104  = zlast17 & \$103 ;
-  assign \$105  = waddr17 + wen17;
-  assign \$106  = wclear17 ? 8'h00 : \$105 ;
+  assign \$105  = waddr17 + 1'h1;
+  assign \$106  = wwrap17 ? 8'h00 : \$105 ;
   assign \$107  = zlow18 <= 6'h24;
   assign \$108  = zlast18 & \$107 ;
   assign \$109  = zlow18 <= 6'h25;
   assign \$110  = zlast18 & \$109 ;
-  assign \$111  = waddr18 + wen18;
-  assign \$112  = wclear18 ? 8'h00 : \$111 ;
+  assign \$111  = waddr18 + 1'h1;
+  assign \$112  = wwrap18 ? 8'h00 : \$111 ;
   assign \$113  = zlow19 <= 6'h26;
   assign \$114  = zlast19 & \$113 ;
   assign \$115  = zlow19 <= 6'h27;
   assign \$116  = zlast19 & \$115 ;
-  assign \$117  = waddr19 + wen19;
-  assign \$118  = wclear19 ? 8'h00 : \$117 ;
+  assign \$117  = waddr19 + 1'h1;
+  assign \$118  = wwrap19 ? 8'h00 : \$117 ;
   assign \$119  = zlow20 <= 6'h28;
   assign \$120  = zlast20 & \$119 ;
   assign \$121  = zlow20 <= 6'h29;
   assign \$122  = zlast20 & \$121 ;
-  assign \$123  = waddr20 + wen20;
-  assign \$124  = wclear20 ? 8'h00 : \$123 ;
+  assign \$123  = waddr20 + 1'h1;
+  assign \$124  = wwrap20 ? 8'h00 : \$123 ;
   assign \$125  = zlow21 <= 6'h2a;
   assign \$126  = zlast21 & \$125 ;
   assign \$127  = zlow21 <= 6'h2b;
   assign \$128  = zlast21 & \$127 ;
-  assign \$129  = waddr21 + wen21;
-  assign \$130  = wclear21 ? 8'h00 : \$129 ;
+  assign \$129  = waddr21 + 1'h1;
+  assign \$130  = wwrap21 ? 8'h00 : \$129 ;
   assign \$131  = zlow22 <= 6'h2c;
   assign \$132  = zlast22 & \$131 ;
   assign \$133  = zlow22 <= 6'h2d;
   assign \$134  = zlast22 & \$133 ;
-  assign \$135  = waddr22 + wen22;
-  assign \$136  = wclear22 ? 8'h00 : \$135 ;
+  assign \$135  = waddr22 + 1'h1;
+  assign \$136  = wwrap22 ? 8'h00 : \$135 ;
   assign \$137  = zlow23 <= 6'h2e;
   assign \$138  = zlast23 & \$137 ;
   assign \$139  = zlow23 <= 6'h2f;
   assign \$140  = zlast23 & \$139 ;
-  assign \$141  = waddr23 + wen23;
-  assign \$142  = wclear23 ? 8'h00 : \$141 ;
+  assign \$141  = waddr23 + 1'h1;
+  assign \$142  = wwrap23 ? 8'h00 : \$141 ;
   assign \$143  = zlow24 <= 6'h30;
   assign \$144  = zlast24 & \$143 ;
   assign \$145  = zlow24 <= 6'h31;
   assign \$146  = zlast24 & \$145 ;
-  assign \$147  = waddr24 + wen24;
-  assign \$148  = wclear24 ? 8'h00 : \$147 ;
+  assign \$147  = waddr24 + 1'h1;
+  assign \$148  = wwrap24 ? 8'h00 : \$147 ;
   assign \$149  = zlow25 <= 6'h32;
   assign \$150  = zlast25 & \$149 ;
   assign \$151  = zlow25 <= 6'h33;
   assign \$152  = zlast25 & \$151 ;
-  assign \$153  = waddr25 + wen25;
-  assign \$154  = wclear25 ? 8'h00 : \$153 ;
+  assign \$153  = waddr25 + 1'h1;
+  assign \$154  = wwrap25 ? 8'h00 : \$153 ;
   assign \$155  = zlow26 <= 6'h34;
   assign \$156  = zlast26 & \$155 ;
   assign \$157  = zlow26 <= 6'h35;
   assign \$158  = zlast26 & \$157 ;
-  assign \$159  = waddr26 + wen26;
-  assign \$160  = wclear26 ? 8'h00 : \$159 ;
+  assign \$159  = waddr26 + 1'h1;
+  assign \$160  = wwrap26 ? 8'h00 : \$159 ;
   assign \$161  = zlow27 <= 6'h36;
   assign \$162  = zlast27 & \$161 ;
   assign \$163  = zlow27 <= 6'h37;
   assign \$164  = zlast27 & \$163 ;
-  assign \$165  = waddr27 + wen27;
-  assign \$166  = wclear27 ? 8'h00 : \$165 ;
+  assign \$165  = waddr27 + 1'h1;
+  assign \$166  = wwrap27 ? 8'h00 : \$165 ;
   assign \$167  = zlow28 <= 6'h38;
   assign \$168  = zlast28 & \$167 ;
   assign \$169  = zlow28 <= 6'h39;
   assign \$170  = zlast28 & \$169 ;
-  assign \$171  = waddr28 + wen28;
-  assign \$172  = wclear28 ? 8'h00 : \$171 ;
+  assign \$171  = waddr28 + 1'h1;
+  assign \$172  = wwrap28 ? 8'h00 : \$171 ;
   assign \$173  = zlow29 <= 6'h3a;
   assign \$174  = zlast29 & \$173 ;
   assign \$175  = zlow29 <= 6'h3b;
   assign \$176  = zlast29 & \$175 ;
-  assign \$177  = waddr29 + wen29;
-  assign \$178  = wclear29 ? 8'h00 : \$177 ;
+  assign \$177  = waddr29 + 1'h1;
+  assign \$178  = wwrap29 ? 8'h00 : \$177 ;
   assign \$179  = zlow30 <= 6'h3c;
   assign \$180  = zlast30 & \$179 ;
   assign \$181  = zlow30 <= 6'h3d;
   assign \$182  = zlast30 & \$181 ;
-  assign \$183  = waddr30 + wen30;
-  assign \$184  = wclear30 ? 8'h00 : \$183 ;
+  assign \$183  = waddr30 + 1'h1;
+  assign \$184  = wwrap30 ? 8'h00 : \$183 ;
   assign \$185  = zlow31 <= 6'h3e;
   assign \$186  = zlast31 & \$185 ;
   assign \$187  = zlow31 <= 6'h3f;
   assign \$188  = zlast31 & \$187 ;
-  assign \$189  = waddr31 + wen31;
-  assign \$190  = wclear31 ? 8'h00 : \$189 ;
+  assign \$189  = waddr31 + 1'h1;
+  assign \$190  = wwrap31 ? 8'h00 : \$189 ;
   assign \$191  = wzero0[0] ? 16'h0000 : wdata0[15:0];
   assign \$192  = wzero0[1] ? 16'h0000 : wdata0[31:16];
   assign \$193  = wzero1[0] ? 16'h0000 : wdata1[15:0];
@@ -9871,15 +9903,11 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     low_mid0 <= load__payload[1031:1025];
   always @(posedge clk)
-    clear_mid0 <= clear;
-  always @(posedge clk)
     wen_mid0 <= valid;
   always @(posedge clk)
     zlast0 <= last_mid0;
   always @(posedge clk)
     zlow0 <= low_mid0;
-  always @(posedge clk)
-    wclear0 <= clear_mid0;
   always @(posedge clk)
     wen0 <= wen_mid0;
   always @(posedge clk)
@@ -9887,7 +9915,9 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     wzero0 <= \$256 ;
   always @(posedge clk)
-    waddr0 <= \$4 [6:0];
+    wwrap0 <= zlast0;
+  always @(posedge clk)
+    waddr0 <= \$257 ;
   always @(posedge clk)
     raddr1 <= chunk_mid0;
   always @(posedge clk)
@@ -9895,15 +9925,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     zlow1 <= low_mid0;
   always @(posedge clk)
-    wclear1 <= clear_mid0;
-  always @(posedge clk)
     wen1 <= wen_mid0;
   always @(posedge clk)
     wdata1 <= data2[63:32];
   always @(posedge clk)
-    wzero1 <= \$257 ;
+    wzero1 <= \$258 ;
   always @(posedge clk)
-    waddr1 <= \$10 [6:0];
+    wwrap1 <= zlast1;
+  always @(posedge clk)
+    waddr1 <= \$259 ;
   always @(posedge clk)
     raddr2 <= chunk_mid0;
   always @(posedge clk)
@@ -9911,15 +9941,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     zlow2 <= low_mid0;
   always @(posedge clk)
-    wclear2 <= clear_mid0;
-  always @(posedge clk)
     wen2 <= wen_mid0;
   always @(posedge clk)
     wdata2 <= data2[95:64];
   always @(posedge clk)
-    wzero2 <= \$258 ;
+    wzero2 <= \$260 ;
   always @(posedge clk)
-    waddr2 <= \$16 [6:0];
+    wwrap2 <= zlast2;
+  always @(posedge clk)
+    waddr2 <= \$261 ;
   always @(posedge clk)
     raddr3 <= chunk_mid0;
   always @(posedge clk)
@@ -9927,15 +9957,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     zlow3 <= low_mid0;
   always @(posedge clk)
-    wclear3 <= clear_mid0;
-  always @(posedge clk)
     wen3 <= wen_mid0;
   always @(posedge clk)
     wdata3 <= data2[127:96];
   always @(posedge clk)
-    wzero3 <= \$259 ;
+    wzero3 <= \$262 ;
   always @(posedge clk)
-    waddr3 <= \$22 [6:0];
+    wwrap3 <= zlast3;
+  always @(posedge clk)
+    waddr3 <= \$263 ;
   always @(posedge clk)
     raddr4 <= chunk_mid0;
   always @(posedge clk)
@@ -9943,15 +9973,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     zlow4 <= low_mid0;
   always @(posedge clk)
-    wclear4 <= clear_mid0;
-  always @(posedge clk)
     wen4 <= wen_mid0;
   always @(posedge clk)
     wdata4 <= data2[159:128];
   always @(posedge clk)
-    wzero4 <= \$260 ;
+    wzero4 <= \$264 ;
   always @(posedge clk)
-    waddr4 <= \$28 [6:0];
+    wwrap4 <= zlast4;
+  always @(posedge clk)
+    waddr4 <= \$265 ;
   always @(posedge clk)
     raddr5 <= chunk_mid0;
   always @(posedge clk)
@@ -9959,15 +9989,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     zlow5 <= low_mid0;
   always @(posedge clk)
-    wclear5 <= clear_mid0;
-  always @(posedge clk)
     wen5 <= wen_mid0;
   always @(posedge clk)
     wdata5 <= data2[191:160];
   always @(posedge clk)
-    wzero5 <= \$261 ;
+    wzero5 <= \$266 ;
   always @(posedge clk)
-    waddr5 <= \$34 [6:0];
+    wwrap5 <= zlast5;
+  always @(posedge clk)
+    waddr5 <= \$267 ;
   always @(posedge clk)
     raddr6 <= chunk_mid0;
   always @(posedge clk)
@@ -9975,15 +10005,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     zlow6 <= low_mid0;
   always @(posedge clk)
-    wclear6 <= clear_mid0;
-  always @(posedge clk)
     wen6 <= wen_mid0;
   always @(posedge clk)
     wdata6 <= data2[223:192];
   always @(posedge clk)
-    wzero6 <= \$262 ;
+    wzero6 <= \$268 ;
   always @(posedge clk)
-    waddr6 <= \$40 [6:0];
+    wwrap6 <= zlast6;
+  always @(posedge clk)
+    waddr6 <= \$269 ;
   always @(posedge clk)
     raddr7 <= chunk_mid0;
   always @(posedge clk)
@@ -9991,15 +10021,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     zlow7 <= low_mid0;
   always @(posedge clk)
-    wclear7 <= clear_mid0;
-  always @(posedge clk)
     wen7 <= wen_mid0;
   always @(posedge clk)
     wdata7 <= data2[255:224];
   always @(posedge clk)
-    wzero7 <= \$263 ;
+    wzero7 <= \$270 ;
   always @(posedge clk)
-    waddr7 <= \$46 [6:0];
+    wwrap7 <= zlast7;
+  always @(posedge clk)
+    waddr7 <= \$271 ;
   always @(posedge clk)
     chunk_mid1 <= raddr;
   always @(posedge clk)
@@ -10009,23 +10039,21 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     low_mid1 <= load__payload[1031:1025];
   always @(posedge clk)
-    clear_mid1 <= clear;
-  always @(posedge clk)
     wen_mid1 <= valid;
   always @(posedge clk)
     zlast8 <= last_mid1;
   always @(posedge clk)
     zlow8 <= low_mid1;
   always @(posedge clk)
-    wclear8 <= clear_mid1;
-  always @(posedge clk)
     wen8 <= wen_mid1;
   always @(posedge clk)
     wdata8 <= data2[287:256];
   always @(posedge clk)
-    wzero8 <= \$264 ;
+    wzero8 <= \$272 ;
   always @(posedge clk)
-    waddr8 <= \$52 [6:0];
+    wwrap8 <= zlast8;
+  always @(posedge clk)
+    waddr8 <= \$273 ;
   always @(posedge clk)
     raddr9 <= chunk_mid1;
   always @(posedge clk)
@@ -10033,15 +10061,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     zlow9 <= low_mid1;
   always @(posedge clk)
-    wclear9 <= clear_mid1;
-  always @(posedge clk)
     wen9 <= wen_mid1;
   always @(posedge clk)
     wdata9 <= data2[319:288];
   always @(posedge clk)
-    wzero9 <= \$265 ;
+    wzero9 <= \$274 ;
   always @(posedge clk)
-    waddr9 <= \$58 [6:0];
+    wwrap9 <= zlast9;
+  always @(posedge clk)
+    waddr9 <= \$275 ;
   always @(posedge clk)
     raddr10 <= chunk_mid1;
   always @(posedge clk)
@@ -10049,15 +10077,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     zlow10 <= low_mid1;
   always @(posedge clk)
-    wclear10 <= clear_mid1;
-  always @(posedge clk)
     wen10 <= wen_mid1;
   always @(posedge clk)
     wdata10 <= data2[351:320];
   always @(posedge clk)
-    wzero10 <= \$266 ;
+    wzero10 <= \$276 ;
   always @(posedge clk)
-    waddr10 <= \$64 [6:0];
+    wwrap10 <= zlast10;
+  always @(posedge clk)
+    waddr10 <= \$277 ;
   always @(posedge clk)
     raddr11 <= chunk_mid1;
   always @(posedge clk)
@@ -10065,15 +10093,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     zlow11 <= low_mid1;
   always @(posedge clk)
-    wclear11 <= clear_mid1;
-  always @(posedge clk)
     wen11 <= wen_mid1;
   always @(posedge clk)
     wdata11 <= data2[383:352];
   always @(posedge clk)
-    wzero11 <= \$267 ;
+    wzero11 <= \$278 ;
   always @(posedge clk)
-    waddr11 <= \$70 [6:0];
+    wwrap11 <= zlast11;
+  always @(posedge clk)
+    waddr11 <= \$279 ;
   always @(posedge clk)
     raddr12 <= chunk_mid1;
   always @(posedge clk)
@@ -10081,15 +10109,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     zlow12 <= low_mid1;
   always @(posedge clk)
-    wclear12 <= clear_mid1;
-  always @(posedge clk)
     wen12 <= wen_mid1;
   always @(posedge clk)
     wdata12 <= data2[415:384];
   always @(posedge clk)
-    wzero12 <= \$268 ;
+    wzero12 <= \$280 ;
   always @(posedge clk)
-    waddr12 <= \$76 [6:0];
+    wwrap12 <= zlast12;
+  always @(posedge clk)
+    waddr12 <= \$281 ;
   always @(posedge clk)
     raddr13 <= chunk_mid1;
   always @(posedge clk)
@@ -10097,15 +10125,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     zlow13 <= low_mid1;
   always @(posedge clk)
-    wclear13 <= clear_mid1;
-  always @(posedge clk)
     wen13 <= wen_mid1;
   always @(posedge clk)
     wdata13 <= data2[447:416];
   always @(posedge clk)
-    wzero13 <= \$269 ;
+    wzero13 <= \$282 ;
   always @(posedge clk)
-    waddr13 <= \$82 [6:0];
+    wwrap13 <= zlast13;
+  always @(posedge clk)
+    waddr13 <= \$283 ;
   always @(posedge clk)
     raddr14 <= chunk_mid1;
   always @(posedge clk)
@@ -10113,15 +10141,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     zlow14 <= low_mid1;
   always @(posedge clk)
-    wclear14 <= clear_mid1;
-  always @(posedge clk)
     wen14 <= wen_mid1;
   always @(posedge clk)
     wdata14 <= data2[479:448];
   always @(posedge clk)
-    wzero14 <= \$270 ;
+    wzero14 <= \$284 ;
   always @(posedge clk)
-    waddr14 <= \$88 [6:0];
+    wwrap14 <= zlast14;
+  always @(posedge clk)
+    waddr14 <= \$285 ;
   always @(posedge clk)
     raddr15 <= chunk_mid1;
   always @(posedge clk)
@@ -10129,15 +10157,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     zlow15 <= low_mid1;
   always @(posedge clk)
-    wclear15 <= clear_mid1;
-  always @(posedge clk)
     wen15 <= wen_mid1;
   always @(posedge clk)
     wdata15 <= data2[511:480];
   always @(posedge clk)
-    wzero15 <= \$271 ;
+    wzero15 <= \$286 ;
   always @(posedge clk)
-    waddr15 <= \$94 [6:0];
+    wwrap15 <= zlast15;
+  always @(posedge clk)
+    waddr15 <= \$287 ;
   always @(posedge clk)
     chunk_mid2 <= raddr;
   always @(posedge clk)
@@ -10147,23 +10175,21 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     low_mid2 <= load__payload[1031:1025];
   always @(posedge clk)
-    clear_mid2 <= clear;
-  always @(posedge clk)
     wen_mid2 <= valid;
   always @(posedge clk)
     zlast16 <= last_mid2;
   always @(posedge clk)
     zlow16 <= low_mid2;
   always @(posedge clk)
-    wclear16 <= clear_mid2;
-  always @(posedge clk)
     wen16 <= wen_mid2;
   always @(posedge clk)
     wdata16 <= data2[543:512];
   always @(posedge clk)
-    wzero16 <= \$272 ;
+    wzero16 <= \$288 ;
   always @(posedge clk)
-    waddr16 <= \$100 [6:0];
+    wwrap16 <= zlast16;
+  always @(posedge clk)
+    waddr16 <= \$289 ;
   always @(posedge clk)
     raddr17 <= chunk_mid2;
   always @(posedge clk)
@@ -10171,15 +10197,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     zlow17 <= low_mid2;
   always @(posedge clk)
-    wclear17 <= clear_mid2;
-  always @(posedge clk)
     wen17 <= wen_mid2;
   always @(posedge clk)
     wdata17 <= data2[575:544];
   always @(posedge clk)
-    wzero17 <= \$273 ;
+    wzero17 <= \$290 ;
   always @(posedge clk)
-    waddr17 <= \$106 [6:0];
+    wwrap17 <= zlast17;
+  always @(posedge clk)
+    waddr17 <= \$291 ;
   always @(posedge clk)
     raddr18 <= chunk_mid2;
   always @(posedge clk)
@@ -10187,15 +10213,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     zlow18 <= low_mid2;
   always @(posedge clk)
-    wclear18 <= clear_mid2;
-  always @(posedge clk)
     wen18 <= wen_mid2;
   always @(posedge clk)
     wdata18 <= data2[607:576];
   always @(posedge clk)
-    wzero18 <= \$274 ;
+    wzero18 <= \$292 ;
   always @(posedge clk)
-    waddr18 <= \$112 [6:0];
+    wwrap18 <= zlast18;
+  always @(posedge clk)
+    waddr18 <= \$293 ;
   always @(posedge clk)
     raddr19 <= chunk_mid2;
   always @(posedge clk)
@@ -10203,15 +10229,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     zlow19 <= low_mid2;
   always @(posedge clk)
-    wclear19 <= clear_mid2;
-  always @(posedge clk)
     wen19 <= wen_mid2;
   always @(posedge clk)
     wdata19 <= data2[639:608];
   always @(posedge clk)
-    wzero19 <= \$275 ;
+    wzero19 <= \$294 ;
   always @(posedge clk)
-    waddr19 <= \$118 [6:0];
+    wwrap19 <= zlast19;
+  always @(posedge clk)
+    waddr19 <= \$295 ;
   always @(posedge clk)
     raddr20 <= chunk_mid2;
   always @(posedge clk)
@@ -10219,15 +10245,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     zlow20 <= low_mid2;
   always @(posedge clk)
-    wclear20 <= clear_mid2;
-  always @(posedge clk)
     wen20 <= wen_mid2;
   always @(posedge clk)
     wdata20 <= data2[671:640];
   always @(posedge clk)
-    wzero20 <= \$276 ;
+    wzero20 <= \$296 ;
   always @(posedge clk)
-    waddr20 <= \$124 [6:0];
+    wwrap20 <= zlast20;
+  always @(posedge clk)
+    waddr20 <= \$297 ;
   always @(posedge clk)
     raddr21 <= chunk_mid2;
   always @(posedge clk)
@@ -10235,15 +10261,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     zlow21 <= low_mid2;
   always @(posedge clk)
-    wclear21 <= clear_mid2;
-  always @(posedge clk)
     wen21 <= wen_mid2;
   always @(posedge clk)
     wdata21 <= data2[703:672];
   always @(posedge clk)
-    wzero21 <= \$277 ;
+    wzero21 <= \$298 ;
   always @(posedge clk)
-    waddr21 <= \$130 [6:0];
+    wwrap21 <= zlast21;
+  always @(posedge clk)
+    waddr21 <= \$299 ;
   always @(posedge clk)
     raddr22 <= chunk_mid2;
   always @(posedge clk)
@@ -10251,15 +10277,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     zlow22 <= low_mid2;
   always @(posedge clk)
-    wclear22 <= clear_mid2;
-  always @(posedge clk)
     wen22 <= wen_mid2;
   always @(posedge clk)
     wdata22 <= data2[735:704];
   always @(posedge clk)
-    wzero22 <= \$278 ;
+    wzero22 <= \$300 ;
   always @(posedge clk)
-    waddr22 <= \$136 [6:0];
+    wwrap22 <= zlast22;
+  always @(posedge clk)
+    waddr22 <= \$301 ;
   always @(posedge clk)
     raddr23 <= chunk_mid2;
   always @(posedge clk)
@@ -10267,15 +10293,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     zlow23 <= low_mid2;
   always @(posedge clk)
-    wclear23 <= clear_mid2;
-  always @(posedge clk)
     wen23 <= wen_mid2;
   always @(posedge clk)
     wdata23 <= data2[767:736];
   always @(posedge clk)
-    wzero23 <= \$279 ;
+    wzero23 <= \$302 ;
   always @(posedge clk)
-    waddr23 <= \$142 [6:0];
+    wwrap23 <= zlast23;
+  always @(posedge clk)
+    waddr23 <= \$303 ;
   always @(posedge clk)
     chunk_mid3 <= raddr;
   always @(posedge clk)
@@ -10285,23 +10311,21 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     low_mid3 <= load__payload[1031:1025];
   always @(posedge clk)
-    clear_mid3 <= clear;
-  always @(posedge clk)
     wen_mid3 <= valid;
   always @(posedge clk)
     zlast24 <= last_mid3;
   always @(posedge clk)
     zlow24 <= low_mid3;
   always @(posedge clk)
-    wclear24 <= clear_mid3;
-  always @(posedge clk)
     wen24 <= wen_mid3;
   always @(posedge clk)
     wdata24 <= data2[799:768];
   always @(posedge clk)
-    wzero24 <= \$280 ;
+    wzero24 <= \$304 ;
   always @(posedge clk)
-    waddr24 <= \$148 [6:0];
+    wwrap24 <= zlast24;
+  always @(posedge clk)
+    waddr24 <= \$305 ;
   always @(posedge clk)
     raddr25 <= chunk_mid3;
   always @(posedge clk)
@@ -10309,15 +10333,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     zlow25 <= low_mid3;
   always @(posedge clk)
-    wclear25 <= clear_mid3;
-  always @(posedge clk)
     wen25 <= wen_mid3;
   always @(posedge clk)
     wdata25 <= data2[831:800];
   always @(posedge clk)
-    wzero25 <= \$281 ;
+    wzero25 <= \$306 ;
   always @(posedge clk)
-    waddr25 <= \$154 [6:0];
+    wwrap25 <= zlast25;
+  always @(posedge clk)
+    waddr25 <= \$307 ;
   always @(posedge clk)
     raddr26 <= chunk_mid3;
   always @(posedge clk)
@@ -10325,15 +10349,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     zlow26 <= low_mid3;
   always @(posedge clk)
-    wclear26 <= clear_mid3;
-  always @(posedge clk)
     wen26 <= wen_mid3;
   always @(posedge clk)
     wdata26 <= data2[863:832];
   always @(posedge clk)
-    wzero26 <= \$282 ;
+    wzero26 <= \$308 ;
   always @(posedge clk)
-    waddr26 <= \$160 [6:0];
+    wwrap26 <= zlast26;
+  always @(posedge clk)
+    waddr26 <= \$309 ;
   always @(posedge clk)
     raddr27 <= chunk_mid3;
   always @(posedge clk)
@@ -10341,15 +10365,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     zlow27 <= low_mid3;
   always @(posedge clk)
-    wclear27 <= clear_mid3;
-  always @(posedge clk)
     wen27 <= wen_mid3;
   always @(posedge clk)
     wdata27 <= data2[895:864];
   always @(posedge clk)
-    wzero27 <= \$283 ;
+    wzero27 <= \$310 ;
   always @(posedge clk)
-    waddr27 <= \$166 [6:0];
+    wwrap27 <= zlast27;
+  always @(posedge clk)
+    waddr27 <= \$311 ;
   always @(posedge clk)
     raddr28 <= chunk_mid3;
   always @(posedge clk)
@@ -10357,15 +10381,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     zlow28 <= low_mid3;
   always @(posedge clk)
-    wclear28 <= clear_mid3;
-  always @(posedge clk)
     wen28 <= wen_mid3;
   always @(posedge clk)
     wdata28 <= data2[927:896];
   always @(posedge clk)
-    wzero28 <= \$284 ;
+    wzero28 <= \$312 ;
   always @(posedge clk)
-    waddr28 <= \$172 [6:0];
+    wwrap28 <= zlast28;
+  always @(posedge clk)
+    waddr28 <= \$313 ;
   always @(posedge clk)
     raddr29 <= chunk_mid3;
   always @(posedge clk)
@@ -10373,15 +10397,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     zlow29 <= low_mid3;
   always @(posedge clk)
-    wclear29 <= clear_mid3;
-  always @(posedge clk)
     wen29 <= wen_mid3;
   always @(posedge clk)
     wdata29 <= data2[959:928];
   always @(posedge clk)
-    wzero29 <= \$285 ;
+    wzero29 <= \$314 ;
   always @(posedge clk)
-    waddr29 <= \$178 [6:0];
+    wwrap29 <= zlast29;
+  always @(posedge clk)
+    waddr29 <= \$315 ;
   always @(posedge clk)
     raddr30 <= chunk_mid3;
   always @(posedge clk)
@@ -10389,33 +10413,22 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     zlow30 <= low_mid3;
   always @(posedge clk)
-    wclear30 <= clear_mid3;
-  always @(posedge clk)
     wen30 <= wen_mid3;
   always @(posedge clk)
     wdata30 <= data2[991:960];
   always @(posedge clk)
-    wzero30 <= \$286 ;
+    wzero30 <= \$316 ;
   always @(posedge clk)
-    waddr30 <= \$184 [6:0];
+    wwrap30 <= zlast30;
   always @(posedge clk)
-    raddr31 <= chunk_mid3;
-  always @(posedge clk)
-    zlast31 <= last_mid3;
-  always @(posedge clk)
-    zlow31 <= low_mid3;
-  always @(posedge clk)
-    wclear31 <= clear_mid3;
-  always @(posedge clk)
-    wen31 <= wen_mid3;
-  always @(posedge clk)
-    wdata31 <= data2[1023:992];
-  always @(posedge clk)
-    wzero31 <= \$287 ;
-  always @(posedge clk)
-    waddr31 <= \$190 [6:0];
-  always @(posedge clk)
-    rdq <= { \rd__data$317 , \rd__data$316 , \rd__data$315 , \rd__data$314 , \rd__data$313 , \rd__data$312 , \rd__data$311 , \rd__data$310 , \rd__data$309 , \rd__data$308 , \rd__data$307 , \rd__data$306 , \rd__data$305 , \rd__data$304 , \rd__data$303 , \rd__data$302 , \rd__data$301 , \rd__data$300 , \rd__data$299 , \rd__data$298 , \rd__data$297 , \rd__data$296 , \rd__data$295 , \rd__data$294 , \rd__data$293 , \rd__data$292 , \rd__data$291 , \rd__data$290 , \rd__data$289 , \rd__data$288 , \rd__data$287 , rd__data };
+    waddr30 <= \$317 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$319  = waddr31;
+    if (wen31) begin
+      \$319  = \$190 [6:0];
+    end
+  end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$255  = load__valid;
@@ -10423,232 +10436,449 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
       \$255  = 1'h0;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$257  = waddr0;
+    if (wen0) begin
+      \$257  = \$4 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$259  = waddr1;
+    if (wen1) begin
+      \$259  = \$10 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$261  = waddr2;
+    if (wen2) begin
+      \$261  = \$16 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$263  = waddr3;
+    if (wen3) begin
+      \$263  = \$22 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$265  = waddr4;
+    if (wen4) begin
+      \$265  = \$28 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$267  = waddr5;
+    if (wen5) begin
+      \$267  = \$34 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$269  = waddr6;
+    if (wen6) begin
+      \$269  = \$40 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$271  = waddr7;
+    if (wen7) begin
+      \$271  = \$46 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$273  = waddr8;
+    if (wen8) begin
+      \$273  = \$52 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$275  = waddr9;
+    if (wen9) begin
+      \$275  = \$58 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$277  = waddr10;
+    if (wen10) begin
+      \$277  = \$64 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$279  = waddr11;
+    if (wen11) begin
+      \$279  = \$70 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$281  = waddr12;
+    if (wen12) begin
+      \$281  = \$76 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$283  = waddr13;
+    if (wen13) begin
+      \$283  = \$82 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$285  = waddr14;
+    if (wen14) begin
+      \$285  = \$88 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$287  = waddr15;
+    if (wen15) begin
+      \$287  = \$94 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$289  = waddr16;
+    if (wen16) begin
+      \$289  = \$100 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$291  = waddr17;
+    if (wen17) begin
+      \$291  = \$106 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$293  = waddr18;
+    if (wen18) begin
+      \$293  = \$112 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$295  = waddr19;
+    if (wen19) begin
+      \$295  = \$118 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$297  = waddr20;
+    if (wen20) begin
+      \$297  = \$124 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$299  = waddr21;
+    if (wen21) begin
+      \$299  = \$130 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$301  = waddr22;
+    if (wen22) begin
+      \$301  = \$136 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$303  = waddr23;
+    if (wen23) begin
+      \$303  = \$142 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$305  = waddr24;
+    if (wen24) begin
+      \$305  = \$148 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$307  = waddr25;
+    if (wen25) begin
+      \$307  = \$154 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$309  = waddr26;
+    if (wen26) begin
+      \$309  = \$160 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$311  = waddr27;
+    if (wen27) begin
+      \$311  = \$166 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$313  = waddr28;
+    if (wen28) begin
+      \$313  = \$172 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$315  = waddr29;
+    if (wen29) begin
+      \$315  = \$178 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$317  = waddr30;
+    if (wen30) begin
+      \$317  = \$184 [6:0];
+    end
+  end
   assign rd__addr = raddr0;
   assign \$signature__addr  = waddr0;
   assign \$signature__en  = wen0;
-  assign \rd__addr$322  = raddr1;
-  assign \$signature__addr$324  = waddr1;
-  assign \$signature__en$325  = wen1;
-  assign \rd__addr$326  = raddr2;
-  assign \$signature__addr$328  = waddr2;
-  assign \$signature__en$329  = wen2;
-  assign \rd__addr$330  = raddr3;
-  assign \$signature__addr$332  = waddr3;
-  assign \$signature__en$333  = wen3;
-  assign \rd__addr$334  = raddr4;
-  assign \$signature__addr$336  = waddr4;
-  assign \$signature__en$337  = wen4;
-  assign \rd__addr$338  = raddr5;
-  assign \$signature__addr$340  = waddr5;
-  assign \$signature__en$341  = wen5;
-  assign \rd__addr$342  = raddr6;
-  assign \$signature__addr$344  = waddr6;
-  assign \$signature__en$345  = wen6;
-  assign \rd__addr$346  = raddr7;
-  assign \$signature__addr$348  = waddr7;
-  assign \$signature__en$349  = wen7;
-  assign \rd__addr$350  = raddr8;
-  assign \$signature__addr$352  = waddr8;
-  assign \$signature__en$353  = wen8;
-  assign \rd__addr$354  = raddr9;
-  assign \$signature__addr$356  = waddr9;
-  assign \$signature__en$357  = wen9;
-  assign \rd__addr$358  = raddr10;
-  assign \$signature__addr$360  = waddr10;
-  assign \$signature__en$361  = wen10;
-  assign \rd__addr$362  = raddr11;
-  assign \$signature__addr$364  = waddr11;
-  assign \$signature__en$365  = wen11;
-  assign \rd__addr$366  = raddr12;
-  assign \$signature__addr$368  = waddr12;
-  assign \$signature__en$369  = wen12;
-  assign \rd__addr$370  = raddr13;
-  assign \$signature__addr$372  = waddr13;
-  assign \$signature__en$373  = wen13;
-  assign \rd__addr$374  = raddr14;
-  assign \$signature__addr$376  = waddr14;
-  assign \$signature__en$377  = wen14;
-  assign \rd__addr$378  = raddr15;
-  assign \$signature__addr$380  = waddr15;
-  assign \$signature__en$381  = wen15;
-  assign \rd__addr$382  = raddr16;
-  assign \$signature__addr$384  = waddr16;
-  assign \$signature__en$385  = wen16;
-  assign \rd__addr$386  = raddr17;
-  assign \$signature__addr$388  = waddr17;
-  assign \$signature__en$389  = wen17;
-  assign \rd__addr$390  = raddr18;
-  assign \$signature__addr$392  = waddr18;
-  assign \$signature__en$393  = wen18;
-  assign \rd__addr$394  = raddr19;
-  assign \$signature__addr$396  = waddr19;
-  assign \$signature__en$397  = wen19;
-  assign \rd__addr$398  = raddr20;
-  assign \$signature__addr$400  = waddr20;
-  assign \$signature__en$401  = wen20;
-  assign \rd__addr$402  = raddr21;
-  assign \$signature__addr$404  = waddr21;
-  assign \$signature__en$405  = wen21;
-  assign \rd__addr$406  = raddr22;
-  assign \$signature__addr$408  = waddr22;
-  assign \$signature__en$409  = wen22;
-  assign \rd__addr$410  = raddr23;
-  assign \$signature__addr$412  = waddr23;
-  assign \$signature__en$413  = wen23;
-  assign \rd__addr$414  = raddr24;
-  assign \$signature__addr$416  = waddr24;
-  assign \$signature__en$417  = wen24;
-  assign \rd__addr$418  = raddr25;
-  assign \$signature__addr$420  = waddr25;
-  assign \$signature__en$421  = wen25;
-  assign \rd__addr$422  = raddr26;
-  assign \$signature__addr$424  = waddr26;
-  assign \$signature__en$425  = wen26;
-  assign \rd__addr$426  = raddr27;
-  assign \$signature__addr$428  = waddr27;
-  assign \$signature__en$429  = wen27;
-  assign \rd__addr$430  = raddr28;
-  assign \$signature__addr$432  = waddr28;
-  assign \$signature__en$433  = wen28;
-  assign \rd__addr$434  = raddr29;
-  assign \$signature__addr$436  = waddr29;
-  assign \$signature__en$437  = wen29;
-  assign \rd__addr$438  = raddr30;
-  assign \$signature__addr$440  = waddr30;
-  assign \$signature__en$441  = wen30;
-  assign \rd__addr$442  = raddr31;
-  assign \$signature__addr$444  = waddr31;
-  assign \$signature__en$445  = wen31;
-  assign rdata = rdq;
+  assign \rd__addr$318  = raddr1;
+  assign \$signature__addr$320  = waddr1;
+  assign \$signature__en$321  = wen1;
+  assign \rd__addr$322  = raddr2;
+  assign \$signature__addr$324  = waddr2;
+  assign \$signature__en$325  = wen2;
+  assign \rd__addr$326  = raddr3;
+  assign \$signature__addr$328  = waddr3;
+  assign \$signature__en$329  = wen3;
+  assign \rd__addr$330  = raddr4;
+  assign \$signature__addr$332  = waddr4;
+  assign \$signature__en$333  = wen4;
+  assign \rd__addr$334  = raddr5;
+  assign \$signature__addr$336  = waddr5;
+  assign \$signature__en$337  = wen5;
+  assign \rd__addr$338  = raddr6;
+  assign \$signature__addr$340  = waddr6;
+  assign \$signature__en$341  = wen6;
+  assign \rd__addr$342  = raddr7;
+  assign \$signature__addr$344  = waddr7;
+  assign \$signature__en$345  = wen7;
+  assign \rd__addr$346  = raddr8;
+  assign \$signature__addr$348  = waddr8;
+  assign \$signature__en$349  = wen8;
+  assign \rd__addr$350  = raddr9;
+  assign \$signature__addr$352  = waddr9;
+  assign \$signature__en$353  = wen9;
+  assign \rd__addr$354  = raddr10;
+  assign \$signature__addr$356  = waddr10;
+  assign \$signature__en$357  = wen10;
+  assign \rd__addr$358  = raddr11;
+  assign \$signature__addr$360  = waddr11;
+  assign \$signature__en$361  = wen11;
+  assign \rd__addr$362  = raddr12;
+  assign \$signature__addr$364  = waddr12;
+  assign \$signature__en$365  = wen12;
+  assign \rd__addr$366  = raddr13;
+  assign \$signature__addr$368  = waddr13;
+  assign \$signature__en$369  = wen13;
+  assign \rd__addr$370  = raddr14;
+  assign \$signature__addr$372  = waddr14;
+  assign \$signature__en$373  = wen14;
+  assign \rd__addr$374  = raddr15;
+  assign \$signature__addr$376  = waddr15;
+  assign \$signature__en$377  = wen15;
+  assign \rd__addr$378  = raddr16;
+  assign \$signature__addr$380  = waddr16;
+  assign \$signature__en$381  = wen16;
+  assign \rd__addr$382  = raddr17;
+  assign \$signature__addr$384  = waddr17;
+  assign \$signature__en$385  = wen17;
+  assign \rd__addr$386  = raddr18;
+  assign \$signature__addr$388  = waddr18;
+  assign \$signature__en$389  = wen18;
+  assign \rd__addr$390  = raddr19;
+  assign \$signature__addr$392  = waddr19;
+  assign \$signature__en$393  = wen19;
+  assign \rd__addr$394  = raddr20;
+  assign \$signature__addr$396  = waddr20;
+  assign \$signature__en$397  = wen20;
+  assign \rd__addr$398  = raddr21;
+  assign \$signature__addr$400  = waddr21;
+  assign \$signature__en$401  = wen21;
+  assign \rd__addr$402  = raddr22;
+  assign \$signature__addr$404  = waddr22;
+  assign \$signature__en$405  = wen22;
+  assign \rd__addr$406  = raddr23;
+  assign \$signature__addr$408  = waddr23;
+  assign \$signature__en$409  = wen23;
+  assign \rd__addr$410  = raddr24;
+  assign \$signature__addr$412  = waddr24;
+  assign \$signature__en$413  = wen24;
+  assign \rd__addr$414  = raddr25;
+  assign \$signature__addr$416  = waddr25;
+  assign \$signature__en$417  = wen25;
+  assign \rd__addr$418  = raddr26;
+  assign \$signature__addr$420  = waddr26;
+  assign \$signature__en$421  = wen26;
+  assign \rd__addr$422  = raddr27;
+  assign \$signature__addr$424  = waddr27;
+  assign \$signature__en$425  = wen27;
+  assign \rd__addr$426  = raddr28;
+  assign \$signature__addr$428  = waddr28;
+  assign \$signature__en$429  = wen28;
+  assign \rd__addr$430  = raddr29;
+  assign \$signature__addr$432  = waddr29;
+  assign \$signature__en$433  = wen29;
+  assign \rd__addr$434  = raddr30;
+  assign \$signature__addr$436  = waddr30;
+  assign \$signature__en$437  = wen30;
+  assign \rd__addr$438  = raddr31;
+  assign \$signature__addr$440  = waddr31;
+  assign \$signature__en$441  = wen31;
+  assign rdata = rdq2;
   assign \load__payload.data  = load__payload[1023:0];
   assign \load__payload.last  = load__payload[1024];
   assign \load__payload.low  = load__payload[1031:1025];
-  assign \$signature__data$443 [31:16] = \$254 ;
-  assign \$signature__data$443 [15:0] = \$253 ;
-  assign \$signature__data$439 [31:16] = \$252 ;
-  assign \$signature__data$439 [15:0] = \$251 ;
-  assign \$signature__data$435 [31:16] = \$250 ;
-  assign \$signature__data$435 [15:0] = \$249 ;
-  assign \$signature__data$431 [31:16] = \$248 ;
-  assign \$signature__data$431 [15:0] = \$247 ;
-  assign \$signature__data$427 [31:16] = \$246 ;
-  assign \$signature__data$427 [15:0] = \$245 ;
-  assign \$signature__data$423 [31:16] = \$244 ;
-  assign \$signature__data$423 [15:0] = \$243 ;
-  assign \$signature__data$419 [31:16] = \$242 ;
-  assign \$signature__data$419 [15:0] = \$241 ;
-  assign \$signature__data$415 [31:16] = \$240 ;
-  assign \$signature__data$415 [15:0] = \$239 ;
-  assign \$signature__data$411 [31:16] = \$238 ;
-  assign \$signature__data$411 [15:0] = \$237 ;
-  assign \$signature__data$407 [31:16] = \$236 ;
-  assign \$signature__data$407 [15:0] = \$235 ;
-  assign \$signature__data$403 [31:16] = \$234 ;
-  assign \$signature__data$403 [15:0] = \$233 ;
-  assign \$signature__data$399 [31:16] = \$232 ;
-  assign \$signature__data$399 [15:0] = \$231 ;
-  assign \$signature__data$395 [31:16] = \$230 ;
-  assign \$signature__data$395 [15:0] = \$229 ;
-  assign \$signature__data$391 [31:16] = \$228 ;
-  assign \$signature__data$391 [15:0] = \$227 ;
-  assign \$signature__data$387 [31:16] = \$226 ;
-  assign \$signature__data$387 [15:0] = \$225 ;
-  assign \$signature__data$383 [31:16] = \$224 ;
-  assign \$signature__data$383 [15:0] = \$223 ;
-  assign \$signature__data$379 [31:16] = \$222 ;
-  assign \$signature__data$379 [15:0] = \$221 ;
-  assign \$signature__data$375 [31:16] = \$220 ;
-  assign \$signature__data$375 [15:0] = \$219 ;
-  assign \$signature__data$371 [31:16] = \$218 ;
-  assign \$signature__data$371 [15:0] = \$217 ;
-  assign \$signature__data$367 [31:16] = \$216 ;
-  assign \$signature__data$367 [15:0] = \$215 ;
-  assign \$signature__data$363 [31:16] = \$214 ;
-  assign \$signature__data$363 [15:0] = \$213 ;
-  assign \$signature__data$359 [31:16] = \$212 ;
-  assign \$signature__data$359 [15:0] = \$211 ;
-  assign \$signature__data$355 [31:16] = \$210 ;
-  assign \$signature__data$355 [15:0] = \$209 ;
-  assign \$signature__data$351 [31:16] = \$208 ;
-  assign \$signature__data$351 [15:0] = \$207 ;
-  assign \$signature__data$347 [31:16] = \$206 ;
-  assign \$signature__data$347 [15:0] = \$205 ;
-  assign \$signature__data$343 [31:16] = \$204 ;
-  assign \$signature__data$343 [15:0] = \$203 ;
-  assign \$signature__data$339 [31:16] = \$202 ;
-  assign \$signature__data$339 [15:0] = \$201 ;
-  assign \$signature__data$335 [31:16] = \$200 ;
-  assign \$signature__data$335 [15:0] = \$199 ;
-  assign \$signature__data$331 [31:16] = \$198 ;
-  assign \$signature__data$331 [15:0] = \$197 ;
-  assign \$signature__data$327 [31:16] = \$196 ;
-  assign \$signature__data$327 [15:0] = \$195 ;
-  assign \$signature__data$323 [31:16] = \$194 ;
-  assign \$signature__data$323 [15:0] = \$193 ;
+  assign \$signature__data$439 [31:16] = \$254 ;
+  assign \$signature__data$439 [15:0] = \$253 ;
+  assign \$signature__data$435 [31:16] = \$252 ;
+  assign \$signature__data$435 [15:0] = \$251 ;
+  assign \$signature__data$431 [31:16] = \$250 ;
+  assign \$signature__data$431 [15:0] = \$249 ;
+  assign \$signature__data$427 [31:16] = \$248 ;
+  assign \$signature__data$427 [15:0] = \$247 ;
+  assign \$signature__data$423 [31:16] = \$246 ;
+  assign \$signature__data$423 [15:0] = \$245 ;
+  assign \$signature__data$419 [31:16] = \$244 ;
+  assign \$signature__data$419 [15:0] = \$243 ;
+  assign \$signature__data$415 [31:16] = \$242 ;
+  assign \$signature__data$415 [15:0] = \$241 ;
+  assign \$signature__data$411 [31:16] = \$240 ;
+  assign \$signature__data$411 [15:0] = \$239 ;
+  assign \$signature__data$407 [31:16] = \$238 ;
+  assign \$signature__data$407 [15:0] = \$237 ;
+  assign \$signature__data$403 [31:16] = \$236 ;
+  assign \$signature__data$403 [15:0] = \$235 ;
+  assign \$signature__data$399 [31:16] = \$234 ;
+  assign \$signature__data$399 [15:0] = \$233 ;
+  assign \$signature__data$395 [31:16] = \$232 ;
+  assign \$signature__data$395 [15:0] = \$231 ;
+  assign \$signature__data$391 [31:16] = \$230 ;
+  assign \$signature__data$391 [15:0] = \$229 ;
+  assign \$signature__data$387 [31:16] = \$228 ;
+  assign \$signature__data$387 [15:0] = \$227 ;
+  assign \$signature__data$383 [31:16] = \$226 ;
+  assign \$signature__data$383 [15:0] = \$225 ;
+  assign \$signature__data$379 [31:16] = \$224 ;
+  assign \$signature__data$379 [15:0] = \$223 ;
+  assign \$signature__data$375 [31:16] = \$222 ;
+  assign \$signature__data$375 [15:0] = \$221 ;
+  assign \$signature__data$371 [31:16] = \$220 ;
+  assign \$signature__data$371 [15:0] = \$219 ;
+  assign \$signature__data$367 [31:16] = \$218 ;
+  assign \$signature__data$367 [15:0] = \$217 ;
+  assign \$signature__data$363 [31:16] = \$216 ;
+  assign \$signature__data$363 [15:0] = \$215 ;
+  assign \$signature__data$359 [31:16] = \$214 ;
+  assign \$signature__data$359 [15:0] = \$213 ;
+  assign \$signature__data$355 [31:16] = \$212 ;
+  assign \$signature__data$355 [15:0] = \$211 ;
+  assign \$signature__data$351 [31:16] = \$210 ;
+  assign \$signature__data$351 [15:0] = \$209 ;
+  assign \$signature__data$347 [31:16] = \$208 ;
+  assign \$signature__data$347 [15:0] = \$207 ;
+  assign \$signature__data$343 [31:16] = \$206 ;
+  assign \$signature__data$343 [15:0] = \$205 ;
+  assign \$signature__data$339 [31:16] = \$204 ;
+  assign \$signature__data$339 [15:0] = \$203 ;
+  assign \$signature__data$335 [31:16] = \$202 ;
+  assign \$signature__data$335 [15:0] = \$201 ;
+  assign \$signature__data$331 [31:16] = \$200 ;
+  assign \$signature__data$331 [15:0] = \$199 ;
+  assign \$signature__data$327 [31:16] = \$198 ;
+  assign \$signature__data$327 [15:0] = \$197 ;
+  assign \$signature__data$323 [31:16] = \$196 ;
+  assign \$signature__data$323 [15:0] = \$195 ;
+  assign \$signature__data$319 [31:16] = \$194 ;
+  assign \$signature__data$319 [15:0] = \$193 ;
   assign \$signature__data [31:16] = \$192 ;
   assign \$signature__data [15:0] = \$191 ;
-  assign \$287 [1] = \$188 ;
-  assign \$287 [0] = \$186 ;
-  assign \$286 [1] = \$182 ;
-  assign \$286 [0] = \$180 ;
-  assign \$285 [1] = \$176 ;
-  assign \$285 [0] = \$174 ;
-  assign \$284 [1] = \$170 ;
-  assign \$284 [0] = \$168 ;
-  assign \$283 [1] = \$164 ;
-  assign \$283 [0] = \$162 ;
-  assign \$282 [1] = \$158 ;
-  assign \$282 [0] = \$156 ;
-  assign \$281 [1] = \$152 ;
-  assign \$281 [0] = \$150 ;
-  assign \$280 [1] = \$146 ;
-  assign \$280 [0] = \$144 ;
-  assign \$279 [1] = \$140 ;
-  assign \$279 [0] = \$138 ;
-  assign \$278 [1] = \$134 ;
-  assign \$278 [0] = \$132 ;
-  assign \$277 [1] = \$128 ;
-  assign \$277 [0] = \$126 ;
-  assign \$276 [1] = \$122 ;
-  assign \$276 [0] = \$120 ;
-  assign \$275 [1] = \$116 ;
-  assign \$275 [0] = \$114 ;
-  assign \$274 [1] = \$110 ;
-  assign \$274 [0] = \$108 ;
-  assign \$273 [1] = \$104 ;
-  assign \$273 [0] = \$102 ;
-  assign \$272 [1] = \$98 ;
-  assign \$272 [0] = \$96 ;
-  assign \$271 [1] = \$92 ;
-  assign \$271 [0] = \$90 ;
-  assign \$270 [1] = \$86 ;
-  assign \$270 [0] = \$84 ;
-  assign \$269 [1] = \$80 ;
-  assign \$269 [0] = \$78 ;
-  assign \$268 [1] = \$74 ;
-  assign \$268 [0] = \$72 ;
-  assign \$267 [1] = \$68 ;
-  assign \$267 [0] = \$66 ;
-  assign \$266 [1] = \$62 ;
-  assign \$266 [0] = \$60 ;
-  assign \$265 [1] = \$56 ;
-  assign \$265 [0] = \$54 ;
-  assign \$264 [1] = \$50 ;
-  assign \$264 [0] = \$48 ;
-  assign \$263 [1] = \$44 ;
-  assign \$263 [0] = \$42 ;
-  assign \$262 [1] = \$38 ;
-  assign \$262 [0] = \$36 ;
-  assign \$261 [1] = \$32 ;
-  assign \$261 [0] = \$30 ;
-  assign \$260 [1] = \$26 ;
-  assign \$260 [0] = \$24 ;
-  assign \$259 [1] = \$20 ;
-  assign \$259 [0] = \$18 ;
-  assign \$258 [1] = \$14 ;
-  assign \$258 [0] = \$12 ;
-  assign \$257 [1] = \$8 ;
-  assign \$257 [0] = \$6 ;
+  assign \$318 [1] = \$188 ;
+  assign \$318 [0] = \$186 ;
+  assign \$316 [1] = \$182 ;
+  assign \$316 [0] = \$180 ;
+  assign \$314 [1] = \$176 ;
+  assign \$314 [0] = \$174 ;
+  assign \$312 [1] = \$170 ;
+  assign \$312 [0] = \$168 ;
+  assign \$310 [1] = \$164 ;
+  assign \$310 [0] = \$162 ;
+  assign \$308 [1] = \$158 ;
+  assign \$308 [0] = \$156 ;
+  assign \$306 [1] = \$152 ;
+  assign \$306 [0] = \$150 ;
+  assign \$304 [1] = \$146 ;
+  assign \$304 [0] = \$144 ;
+  assign \$302 [1] = \$140 ;
+  assign \$302 [0] = \$138 ;
+  assign \$300 [1] = \$134 ;
+  assign \$300 [0] = \$132 ;
+  assign \$298 [1] = \$128 ;
+  assign \$298 [0] = \$126 ;
+  assign \$296 [1] = \$122 ;
+  assign \$296 [0] = \$120 ;
+  assign \$294 [1] = \$116 ;
+  assign \$294 [0] = \$114 ;
+  assign \$292 [1] = \$110 ;
+  assign \$292 [0] = \$108 ;
+  assign \$290 [1] = \$104 ;
+  assign \$290 [0] = \$102 ;
+  assign \$288 [1] = \$98 ;
+  assign \$288 [0] = \$96 ;
+  assign \$286 [1] = \$92 ;
+  assign \$286 [0] = \$90 ;
+  assign \$284 [1] = \$86 ;
+  assign \$284 [0] = \$84 ;
+  assign \$282 [1] = \$80 ;
+  assign \$282 [0] = \$78 ;
+  assign \$280 [1] = \$74 ;
+  assign \$280 [0] = \$72 ;
+  assign \$278 [1] = \$68 ;
+  assign \$278 [0] = \$66 ;
+  assign \$276 [1] = \$62 ;
+  assign \$276 [0] = \$60 ;
+  assign \$274 [1] = \$56 ;
+  assign \$274 [0] = \$54 ;
+  assign \$272 [1] = \$50 ;
+  assign \$272 [0] = \$48 ;
+  assign \$270 [1] = \$44 ;
+  assign \$270 [0] = \$42 ;
+  assign \$268 [1] = \$38 ;
+  assign \$268 [0] = \$36 ;
+  assign \$266 [1] = \$32 ;
+  assign \$266 [0] = \$30 ;
+  assign \$264 [1] = \$26 ;
+  assign \$264 [0] = \$24 ;
+  assign \$262 [1] = \$20 ;
+  assign \$262 [0] = \$18 ;
+  assign \$260 [1] = \$14 ;
+  assign \$260 [0] = \$12 ;
+  assign \$258 [1] = \$8 ;
+  assign \$258 [0] = \$6 ;
   assign \$256 [1] = \$2 ;
   assign \$256 [0] = 1'h0;
 endmodule
@@ -11754,7 +11984,7 @@ module \fairyhw_engine.prep (q, pp, qq, p);
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload, tile, shared, \port$1694$2 , res__ready);
+module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload, tile, shared, \port$1761$2 , res__ready);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire \$1 ;
   wire [1:0] \$10 ;
@@ -11887,8 +12117,8 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
   reg [21:0] o2_bq0 = 22'h000000;
   reg o2_last = 1'h0;
   reg o2_valid = 1'h0;
-  input [3:0] \port$1694$2 ;
-  wire [3:0] \port$1694$2 ;
+  input [3:0] \port$1761$2 ;
+  wire [3:0] \port$1761$2 ;
   wire [88:0] r_data;
   wire r_en;
   wire r_rdy;
@@ -12030,42 +12260,42 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$49  = a_row0;
-    if (\port$1694$2 [0]) begin
+    if (\port$1761$2 [0]) begin
       \$49  = tile;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$50  = a_shared0;
-    if (\port$1694$2 [0]) begin
+    if (\port$1761$2 [0]) begin
       \$50  = shared;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$51  = a_count;
-    if (\port$1694$2 [0]) begin
-      \$51  = \port$1694$2 [3];
+    if (\port$1761$2 [0]) begin
+      \$51  = \port$1761$2 [3];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$52  = \$signal ;
-    if (\port$1694$2 [0]) begin
-      \$52  = \port$1694$2 [2];
+    if (\port$1761$2 [0]) begin
+      \$52  = \port$1761$2 [2];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$53  = a_conj;
-    if (\port$1694$2 [0]) begin
-      \$53  = \port$1694$2 [1];
+    if (\port$1761$2 [0]) begin
+      \$53  = \port$1761$2 [1];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$54  = a_full;
-    if (\port$1694$2 [0]) begin
+    if (\port$1761$2 [0]) begin
       \$54  = 1'h1;
     end else if (\$2 ) begin
       \$54  = 1'h0;
@@ -12210,10 +12440,10 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
           \$27  = b_row0[65:44];
     endcase
   end
-  assign cap = \port$1694$2 [0];
-  assign count = \port$1694$2 [3];
-  assign \final  = \port$1694$2 [2];
-  assign conj = \port$1694$2 [1];
+  assign cap = \port$1761$2 [0];
+  assign count = \port$1761$2 [3];
+  assign \final  = \port$1761$2 [2];
+  assign conj = \port$1761$2 [1];
   assign group0 = b_row0;
   assign w_en = o2_valid;
   assign w_data = beat;
@@ -14331,7 +14561,7 @@ module \fairyhw_engine.row0 (rst, pp, qq, h, x, sums, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_valid, clk, rst, drained, wgt_ready, busy, load__valid, freed, load__payload, slot, clear, cmd__ready, act__ready, chunk, cmd__payload);
+module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_valid, clk, rst, drained, wgt_ready, busy, load__valid, freed, load__payload, slot, cmd__ready, act__ready, chunk, cmd__payload);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -14452,8 +14682,8 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   reg \$99 ;
   (* init = 1'h1 *)
   wire \$signal ;
-  reg \$signal$34  = 1'h0;
-  reg \$signal$39  = 1'h0;
+  reg \$signal$33  = 1'h0;
+  reg \$signal$38  = 1'h0;
   (* init = 1'h0 *)
   wire \$signal$5 ;
   reg \$signal$7  = 1'h0;
@@ -14665,8 +14895,6 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   (* init = 7'h00 *)
   wire [6:0] \chunk$1 ;
   reg chunk_last = 1'h0;
-  output clear;
-  reg clear = 1'h0;
   input clk;
   wire clk;
   input [28:0] cmd__payload;
@@ -14677,8 +14905,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   reg cmd__ready = 1'h1;
   input cmd__valid;
   wire cmd__valid;
-  (* init = 1'h0 *)
-  wire cmd_go;
+  reg cmd_go = 1'h0;
   reg [1:0] credits = 2'h2;
   input drained;
   wire drained;
@@ -14763,7 +14990,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$44  = left - 7'h40;
   assign \$45  = left <= 8'h80;
   assign \$46  = ld_addr + 1'h1;
-  assign \$47  = \$signal$34  & a_last;
+  assign \$47  = \$signal$33  & a_last;
   assign \$48  = ld_addr - 1'h1;
   assign \$49  = ld_addr - 2'h2;
   assign \$50  = ld_addr == 1'h1;
@@ -14805,7 +15032,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$90  = wgt_valid & \$89 ;
   assign \$91  = ~ \$90 ;
   assign \$92  = drained & \$91 ;
-  assign \$93  = \$signal$39  & empty;
+  assign \$93  = \$signal$38  & empty;
   always @(posedge clk)
     slot <= \$94 ;
   always @(posedge clk)
@@ -14815,7 +15042,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   always @(posedge clk)
     rows_r <= \$97 ;
   always @(posedge clk)
-    clear <= \$98 ;
+    cmd_go <= \$98 ;
   always @(posedge clk)
     cmd__ready <= \$99 ;
   always @(posedge clk)
@@ -14827,7 +15054,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   always @(posedge clk)
     ld_addr <= \$103 ;
   always @(posedge clk)
-    \$signal$34  <= \$104 ;
+    \$signal$33  <= \$104 ;
   always @(posedge clk)
     a_last <= last_beat;
   always @(posedge clk)
@@ -14847,7 +15074,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   always @(posedge clk)
     chunk <= \$112 ;
   always @(posedge clk)
-    \$signal$39  <= \$113 ;
+    \$signal$38  <= \$113 ;
   always @(posedge clk)
     pass_end <= \$114 ;
   always @(posedge clk)
@@ -14912,7 +15139,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$100  = act__ready;
-    if (clear) begin
+    if (cmd_go) begin
       \$100  = 1'h1;
     end
     if (\$43 ) begin
@@ -14927,7 +15154,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$101  = left;
-    if (clear) begin
+    if (cmd_go) begin
       \$101  = k_r;
     end
     if (\$43 ) begin
@@ -14940,7 +15167,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$102  = last_beat;
-    if (clear) begin
+    if (cmd_go) begin
       \$102  = \$41 ;
     end
     if (\$43 ) begin
@@ -14953,10 +15180,10 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$103  = ld_addr;
-    if (clear) begin
+    if (cmd_go) begin
       \$103  = 7'h00;
     end
-    if (\$signal$34 ) begin
+    if (\$signal$33 ) begin
       \$103  = \$46 [6:0];
     end
     if (rst) begin
@@ -15071,7 +15298,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$113  = \$signal$39 ;
+    \$113  = \$signal$38 ;
     if (\$58 ) begin
       if (\$69 ) begin
         \$113  = 1'h1;
@@ -15133,7 +15360,6 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \chunk$1  = chunk;
   assign \$signal  = cmd__ready;
   assign \$signal$5  = act__ready;
-  assign cmd_go = clear;
   assign \load__payload.data  = load__payload[1023:0];
   assign \load__payload.last  = load__payload[1024];
   assign \load__payload.low  = load__payload[1031:1025];

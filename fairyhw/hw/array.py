@@ -265,7 +265,7 @@ def assemble(engine) -> Module:
     wiring.connect(m, wiring.flipped(engine.cmd), seq.cmd)
     wiring.connect(m, wiring.flipped(engine.act), seq.act)
     wiring.connect(m, seq.load, buf.load)
-    m.d.comb += [buf.clear.eq(seq.clear), buf.raddr.eq(seq.chunk), seq.wgt_valid.eq(engine.wgt.valid),
+    m.d.comb += [buf.raddr.eq(seq.chunk), seq.wgt_valid.eq(engine.wgt.valid),
                  engine.wgt.ready.eq(seq.wgt_ready), engine.busy.eq(seq.busy)]
 
     def stage(src, name):
