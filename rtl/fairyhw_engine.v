@@ -4136,81 +4136,117 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, raddr, rdq2, clk
   wire [15:0] \$253 ;
   wire [15:0] \$254 ;
   reg \$255 ;
-  wire [1:0] \$256 ;
-  reg [6:0] \$257 ;
+  reg \$256 ;
+  reg \$257 ;
   wire [1:0] \$258 ;
   reg [6:0] \$259 ;
   wire \$26 ;
-  wire [1:0] \$260 ;
-  reg [6:0] \$261 ;
-  wire [1:0] \$262 ;
-  reg [6:0] \$263 ;
+  reg \$260 ;
+  wire [1:0] \$261 ;
+  reg [6:0] \$262 ;
+  reg \$263 ;
   wire [1:0] \$264 ;
   reg [6:0] \$265 ;
-  wire [1:0] \$266 ;
-  reg [6:0] \$267 ;
-  wire [1:0] \$268 ;
-  reg [6:0] \$269 ;
+  reg \$266 ;
+  wire [1:0] \$267 ;
+  reg [6:0] \$268 ;
+  reg \$269 ;
   wire [7:0] \$27 ;
   wire [1:0] \$270 ;
   reg [6:0] \$271 ;
-  wire [1:0] \$272 ;
-  reg [6:0] \$273 ;
-  wire [1:0] \$274 ;
-  reg [6:0] \$275 ;
+  reg \$272 ;
+  wire [1:0] \$273 ;
+  reg [6:0] \$274 ;
+  reg \$275 ;
   wire [1:0] \$276 ;
   reg [6:0] \$277 ;
-  wire [1:0] \$278 ;
-  reg [6:0] \$279 ;
+  reg \$278 ;
+  wire [1:0] \$279 ;
   wire [7:0] \$28 ;
-  wire [1:0] \$280 ;
-  reg [6:0] \$281 ;
-  wire [1:0] \$282 ;
-  reg [6:0] \$283 ;
-  wire [1:0] \$284 ;
-  reg [6:0] \$285 ;
+  reg [6:0] \$280 ;
+  reg \$281 ;
+  reg \$282 ;
+  wire [1:0] \$283 ;
+  reg [6:0] \$284 ;
+  reg \$285 ;
   wire [1:0] \$286 ;
   reg [6:0] \$287 ;
-  wire [1:0] \$288 ;
-  reg [6:0] \$289 ;
+  reg \$288 ;
+  wire [1:0] \$289 ;
   wire \$29 ;
-  wire [1:0] \$290 ;
-  reg [6:0] \$291 ;
+  reg [6:0] \$290 ;
+  reg \$291 ;
   wire [1:0] \$292 ;
   reg [6:0] \$293 ;
-  wire [1:0] \$294 ;
-  reg [6:0] \$295 ;
-  wire [1:0] \$296 ;
-  reg [6:0] \$297 ;
+  reg \$294 ;
+  wire [1:0] \$295 ;
+  reg [6:0] \$296 ;
+  reg \$297 ;
   wire [1:0] \$298 ;
   reg [6:0] \$299 ;
   wire [7:0] \$3 ;
   wire \$30 ;
-  wire [1:0] \$300 ;
-  reg [6:0] \$301 ;
-  wire [1:0] \$302 ;
-  reg [6:0] \$303 ;
+  reg \$300 ;
+  wire [1:0] \$301 ;
+  reg [6:0] \$302 ;
+  reg \$303 ;
   wire [1:0] \$304 ;
   reg [6:0] \$305 ;
-  wire [1:0] \$306 ;
-  reg [6:0] \$307 ;
+  reg \$306 ;
+  reg \$307 ;
   wire [1:0] \$308 ;
   reg [6:0] \$309 ;
   wire \$31 ;
-  wire [1:0] \$310 ;
-  reg [6:0] \$311 ;
-  wire [1:0] \$312 ;
-  reg [6:0] \$313 ;
+  reg \$310 ;
+  wire [1:0] \$311 ;
+  reg [6:0] \$312 ;
+  reg \$313 ;
   wire [1:0] \$314 ;
   reg [6:0] \$315 ;
-  wire [1:0] \$316 ;
-  reg [6:0] \$317 ;
-  wire [1:0] \$318 ;
-  reg [6:0] \$319 ;
+  reg \$316 ;
+  wire [1:0] \$317 ;
+  reg [6:0] \$318 ;
+  reg \$319 ;
   wire \$32 ;
+  wire [1:0] \$320 ;
+  reg [6:0] \$321 ;
+  reg \$322 ;
+  wire [1:0] \$323 ;
+  reg [6:0] \$324 ;
+  reg \$325 ;
+  wire [1:0] \$326 ;
+  reg [6:0] \$327 ;
+  reg \$328 ;
+  wire [1:0] \$329 ;
   wire [7:0] \$33 ;
+  reg [6:0] \$330 ;
+  reg \$331 ;
+  reg \$332 ;
+  wire [1:0] \$333 ;
+  reg [6:0] \$334 ;
+  reg \$335 ;
+  wire [1:0] \$336 ;
+  reg [6:0] \$337 ;
+  reg \$338 ;
+  wire [1:0] \$339 ;
   wire [7:0] \$34 ;
+  reg [6:0] \$340 ;
+  reg \$341 ;
+  wire [1:0] \$342 ;
+  reg [6:0] \$343 ;
+  reg \$344 ;
+  wire [1:0] \$345 ;
+  reg [6:0] \$346 ;
+  reg \$347 ;
+  wire [1:0] \$348 ;
+  reg [6:0] \$349 ;
   wire \$35 ;
+  reg \$350 ;
+  wire [1:0] \$351 ;
+  reg [6:0] \$352 ;
+  reg \$353 ;
+  wire [1:0] \$354 ;
+  reg [6:0] \$355 ;
   wire \$36 ;
   wire \$37 ;
   wire \$38 ;
@@ -9615,21 +9651,123 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, raddr, rdq2, clk
   end
   assign \rd__data$290  = _31_;
   always @(posedge clk)
+    wzero24 <= \$333 ;
+  always @(posedge clk)
+    wwrap24 <= zlast24;
+  always @(posedge clk)
+    waddr24 <= \$334 ;
+  always @(posedge clk)
+    raddr25 <= chunk_mid3;
+  always @(posedge clk)
+    zlast25 <= last_mid3;
+  always @(posedge clk)
+    zlow25 <= low_mid3;
+  always @(posedge clk)
+    wen25 <= \$335 ;
+  always @(posedge clk)
+    wdata25 <= data2[831:800];
+  always @(posedge clk)
+    wzero25 <= \$336 ;
+  always @(posedge clk)
+    wwrap25 <= zlast25;
+  always @(posedge clk)
+    waddr25 <= \$337 ;
+  always @(posedge clk)
+    raddr26 <= chunk_mid3;
+  always @(posedge clk)
+    zlast26 <= last_mid3;
+  always @(posedge clk)
+    zlow26 <= low_mid3;
+  always @(posedge clk)
+    wen26 <= \$338 ;
+  always @(posedge clk)
+    wdata26 <= data2[863:832];
+  always @(posedge clk)
+    wzero26 <= \$339 ;
+  always @(posedge clk)
+    wwrap26 <= zlast26;
+  always @(posedge clk)
+    waddr26 <= \$340 ;
+  always @(posedge clk)
+    raddr27 <= chunk_mid3;
+  always @(posedge clk)
+    zlast27 <= last_mid3;
+  always @(posedge clk)
+    zlow27 <= low_mid3;
+  always @(posedge clk)
+    wen27 <= \$341 ;
+  always @(posedge clk)
+    wdata27 <= data2[895:864];
+  always @(posedge clk)
+    wzero27 <= \$342 ;
+  always @(posedge clk)
+    wwrap27 <= zlast27;
+  always @(posedge clk)
+    waddr27 <= \$343 ;
+  always @(posedge clk)
+    raddr28 <= chunk_mid3;
+  always @(posedge clk)
+    zlast28 <= last_mid3;
+  always @(posedge clk)
+    zlow28 <= low_mid3;
+  always @(posedge clk)
+    wen28 <= \$344 ;
+  always @(posedge clk)
+    wdata28 <= data2[927:896];
+  always @(posedge clk)
+    wzero28 <= \$345 ;
+  always @(posedge clk)
+    wwrap28 <= zlast28;
+  always @(posedge clk)
+    waddr28 <= \$346 ;
+  always @(posedge clk)
+    raddr29 <= chunk_mid3;
+  always @(posedge clk)
+    zlast29 <= last_mid3;
+  always @(posedge clk)
+    zlow29 <= low_mid3;
+  always @(posedge clk)
+    wen29 <= \$347 ;
+  always @(posedge clk)
+    wdata29 <= data2[959:928];
+  always @(posedge clk)
+    wzero29 <= \$348 ;
+  always @(posedge clk)
+    wwrap29 <= zlast29;
+  always @(posedge clk)
+    waddr29 <= \$349 ;
+  always @(posedge clk)
+    raddr30 <= chunk_mid3;
+  always @(posedge clk)
+    zlast30 <= last_mid3;
+  always @(posedge clk)
+    zlow30 <= low_mid3;
+  always @(posedge clk)
+    wen30 <= \$350 ;
+  always @(posedge clk)
+    wdata30 <= data2[991:960];
+  always @(posedge clk)
+    wzero30 <= \$351 ;
+  always @(posedge clk)
+    wwrap30 <= zlast30;
+  always @(posedge clk)
+    waddr30 <= \$352 ;
+  always @(posedge clk)
     raddr31 <= chunk_mid3;
   always @(posedge clk)
     zlast31 <= last_mid3;
   always @(posedge clk)
     zlow31 <= low_mid3;
   always @(posedge clk)
-    wen31 <= wen_mid3;
+    wen31 <= \$353 ;
   always @(posedge clk)
     wdata31 <= data2[1023:992];
   always @(posedge clk)
-    wzero31 <= \$318 ;
+    wzero31 <= \$354 ;
   always @(posedge clk)
     wwrap31 <= zlast31;
   always @(posedge clk)
-    waddr31 <= \$319 ;
+    waddr31 <= \$355 ;
   always @(posedge clk)
     \$signal$280  <= { \rd__data$312 , \rd__data$311 , \rd__data$310 , \rd__data$309 , \rd__data$308 , \rd__data$307 , \rd__data$306 , \rd__data$305 , \rd__data$304 , \rd__data$303 , \rd__data$302 , \rd__data$301 , \rd__data$300 , \rd__data$299 , \rd__data$298 , \rd__data$297 , \rd__data$296 , \rd__data$295 , \rd__data$294 , \rd__data$293 , \rd__data$292 , \rd__data$291 , \rd__data$290 , \rd__data$289 , \rd__data$288 , \rd__data$287 , \rd__data$286 , \rd__data$285 , \rd__data$284 , \rd__data$283 , \rd__data$282 , rd__data };
   always @(posedge clk)
@@ -9903,21 +10041,21 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, raddr, rdq2, clk
   always @(posedge clk)
     low_mid0 <= load__payload[1031:1025];
   always @(posedge clk)
-    wen_mid0 <= valid;
+    wen_mid0 <= \$256 ;
   always @(posedge clk)
     zlast0 <= last_mid0;
   always @(posedge clk)
     zlow0 <= low_mid0;
   always @(posedge clk)
-    wen0 <= wen_mid0;
+    wen0 <= \$257 ;
   always @(posedge clk)
     wdata0 <= data2[31:0];
   always @(posedge clk)
-    wzero0 <= \$256 ;
+    wzero0 <= \$258 ;
   always @(posedge clk)
     wwrap0 <= zlast0;
   always @(posedge clk)
-    waddr0 <= \$257 ;
+    waddr0 <= \$259 ;
   always @(posedge clk)
     raddr1 <= chunk_mid0;
   always @(posedge clk)
@@ -9925,15 +10063,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, raddr, rdq2, clk
   always @(posedge clk)
     zlow1 <= low_mid0;
   always @(posedge clk)
-    wen1 <= wen_mid0;
+    wen1 <= \$260 ;
   always @(posedge clk)
     wdata1 <= data2[63:32];
   always @(posedge clk)
-    wzero1 <= \$258 ;
+    wzero1 <= \$261 ;
   always @(posedge clk)
     wwrap1 <= zlast1;
   always @(posedge clk)
-    waddr1 <= \$259 ;
+    waddr1 <= \$262 ;
   always @(posedge clk)
     raddr2 <= chunk_mid0;
   always @(posedge clk)
@@ -9941,15 +10079,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, raddr, rdq2, clk
   always @(posedge clk)
     zlow2 <= low_mid0;
   always @(posedge clk)
-    wen2 <= wen_mid0;
+    wen2 <= \$263 ;
   always @(posedge clk)
     wdata2 <= data2[95:64];
   always @(posedge clk)
-    wzero2 <= \$260 ;
+    wzero2 <= \$264 ;
   always @(posedge clk)
     wwrap2 <= zlast2;
   always @(posedge clk)
-    waddr2 <= \$261 ;
+    waddr2 <= \$265 ;
   always @(posedge clk)
     raddr3 <= chunk_mid0;
   always @(posedge clk)
@@ -9957,15 +10095,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, raddr, rdq2, clk
   always @(posedge clk)
     zlow3 <= low_mid0;
   always @(posedge clk)
-    wen3 <= wen_mid0;
+    wen3 <= \$266 ;
   always @(posedge clk)
     wdata3 <= data2[127:96];
   always @(posedge clk)
-    wzero3 <= \$262 ;
+    wzero3 <= \$267 ;
   always @(posedge clk)
     wwrap3 <= zlast3;
   always @(posedge clk)
-    waddr3 <= \$263 ;
+    waddr3 <= \$268 ;
   always @(posedge clk)
     raddr4 <= chunk_mid0;
   always @(posedge clk)
@@ -9973,15 +10111,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, raddr, rdq2, clk
   always @(posedge clk)
     zlow4 <= low_mid0;
   always @(posedge clk)
-    wen4 <= wen_mid0;
+    wen4 <= \$269 ;
   always @(posedge clk)
     wdata4 <= data2[159:128];
   always @(posedge clk)
-    wzero4 <= \$264 ;
+    wzero4 <= \$270 ;
   always @(posedge clk)
     wwrap4 <= zlast4;
   always @(posedge clk)
-    waddr4 <= \$265 ;
+    waddr4 <= \$271 ;
   always @(posedge clk)
     raddr5 <= chunk_mid0;
   always @(posedge clk)
@@ -9989,15 +10127,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, raddr, rdq2, clk
   always @(posedge clk)
     zlow5 <= low_mid0;
   always @(posedge clk)
-    wen5 <= wen_mid0;
+    wen5 <= \$272 ;
   always @(posedge clk)
     wdata5 <= data2[191:160];
   always @(posedge clk)
-    wzero5 <= \$266 ;
+    wzero5 <= \$273 ;
   always @(posedge clk)
     wwrap5 <= zlast5;
   always @(posedge clk)
-    waddr5 <= \$267 ;
+    waddr5 <= \$274 ;
   always @(posedge clk)
     raddr6 <= chunk_mid0;
   always @(posedge clk)
@@ -10005,15 +10143,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, raddr, rdq2, clk
   always @(posedge clk)
     zlow6 <= low_mid0;
   always @(posedge clk)
-    wen6 <= wen_mid0;
+    wen6 <= \$275 ;
   always @(posedge clk)
     wdata6 <= data2[223:192];
   always @(posedge clk)
-    wzero6 <= \$268 ;
+    wzero6 <= \$276 ;
   always @(posedge clk)
     wwrap6 <= zlast6;
   always @(posedge clk)
-    waddr6 <= \$269 ;
+    waddr6 <= \$277 ;
   always @(posedge clk)
     raddr7 <= chunk_mid0;
   always @(posedge clk)
@@ -10021,15 +10159,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, raddr, rdq2, clk
   always @(posedge clk)
     zlow7 <= low_mid0;
   always @(posedge clk)
-    wen7 <= wen_mid0;
+    wen7 <= \$278 ;
   always @(posedge clk)
     wdata7 <= data2[255:224];
   always @(posedge clk)
-    wzero7 <= \$270 ;
+    wzero7 <= \$279 ;
   always @(posedge clk)
     wwrap7 <= zlast7;
   always @(posedge clk)
-    waddr7 <= \$271 ;
+    waddr7 <= \$280 ;
   always @(posedge clk)
     chunk_mid1 <= raddr;
   always @(posedge clk)
@@ -10039,21 +10177,21 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, raddr, rdq2, clk
   always @(posedge clk)
     low_mid1 <= load__payload[1031:1025];
   always @(posedge clk)
-    wen_mid1 <= valid;
+    wen_mid1 <= \$281 ;
   always @(posedge clk)
     zlast8 <= last_mid1;
   always @(posedge clk)
     zlow8 <= low_mid1;
   always @(posedge clk)
-    wen8 <= wen_mid1;
+    wen8 <= \$282 ;
   always @(posedge clk)
     wdata8 <= data2[287:256];
   always @(posedge clk)
-    wzero8 <= \$272 ;
+    wzero8 <= \$283 ;
   always @(posedge clk)
     wwrap8 <= zlast8;
   always @(posedge clk)
-    waddr8 <= \$273 ;
+    waddr8 <= \$284 ;
   always @(posedge clk)
     raddr9 <= chunk_mid1;
   always @(posedge clk)
@@ -10061,15 +10199,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, raddr, rdq2, clk
   always @(posedge clk)
     zlow9 <= low_mid1;
   always @(posedge clk)
-    wen9 <= wen_mid1;
+    wen9 <= \$285 ;
   always @(posedge clk)
     wdata9 <= data2[319:288];
   always @(posedge clk)
-    wzero9 <= \$274 ;
+    wzero9 <= \$286 ;
   always @(posedge clk)
     wwrap9 <= zlast9;
   always @(posedge clk)
-    waddr9 <= \$275 ;
+    waddr9 <= \$287 ;
   always @(posedge clk)
     raddr10 <= chunk_mid1;
   always @(posedge clk)
@@ -10077,15 +10215,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, raddr, rdq2, clk
   always @(posedge clk)
     zlow10 <= low_mid1;
   always @(posedge clk)
-    wen10 <= wen_mid1;
+    wen10 <= \$288 ;
   always @(posedge clk)
     wdata10 <= data2[351:320];
   always @(posedge clk)
-    wzero10 <= \$276 ;
+    wzero10 <= \$289 ;
   always @(posedge clk)
     wwrap10 <= zlast10;
   always @(posedge clk)
-    waddr10 <= \$277 ;
+    waddr10 <= \$290 ;
   always @(posedge clk)
     raddr11 <= chunk_mid1;
   always @(posedge clk)
@@ -10093,15 +10231,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, raddr, rdq2, clk
   always @(posedge clk)
     zlow11 <= low_mid1;
   always @(posedge clk)
-    wen11 <= wen_mid1;
+    wen11 <= \$291 ;
   always @(posedge clk)
     wdata11 <= data2[383:352];
   always @(posedge clk)
-    wzero11 <= \$278 ;
+    wzero11 <= \$292 ;
   always @(posedge clk)
     wwrap11 <= zlast11;
   always @(posedge clk)
-    waddr11 <= \$279 ;
+    waddr11 <= \$293 ;
   always @(posedge clk)
     raddr12 <= chunk_mid1;
   always @(posedge clk)
@@ -10109,15 +10247,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, raddr, rdq2, clk
   always @(posedge clk)
     zlow12 <= low_mid1;
   always @(posedge clk)
-    wen12 <= wen_mid1;
+    wen12 <= \$294 ;
   always @(posedge clk)
     wdata12 <= data2[415:384];
   always @(posedge clk)
-    wzero12 <= \$280 ;
+    wzero12 <= \$295 ;
   always @(posedge clk)
     wwrap12 <= zlast12;
   always @(posedge clk)
-    waddr12 <= \$281 ;
+    waddr12 <= \$296 ;
   always @(posedge clk)
     raddr13 <= chunk_mid1;
   always @(posedge clk)
@@ -10125,15 +10263,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, raddr, rdq2, clk
   always @(posedge clk)
     zlow13 <= low_mid1;
   always @(posedge clk)
-    wen13 <= wen_mid1;
+    wen13 <= \$297 ;
   always @(posedge clk)
     wdata13 <= data2[447:416];
   always @(posedge clk)
-    wzero13 <= \$282 ;
+    wzero13 <= \$298 ;
   always @(posedge clk)
     wwrap13 <= zlast13;
   always @(posedge clk)
-    waddr13 <= \$283 ;
+    waddr13 <= \$299 ;
   always @(posedge clk)
     raddr14 <= chunk_mid1;
   always @(posedge clk)
@@ -10141,15 +10279,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, raddr, rdq2, clk
   always @(posedge clk)
     zlow14 <= low_mid1;
   always @(posedge clk)
-    wen14 <= wen_mid1;
+    wen14 <= \$300 ;
   always @(posedge clk)
     wdata14 <= data2[479:448];
   always @(posedge clk)
-    wzero14 <= \$284 ;
+    wzero14 <= \$301 ;
   always @(posedge clk)
     wwrap14 <= zlast14;
   always @(posedge clk)
-    waddr14 <= \$285 ;
+    waddr14 <= \$302 ;
   always @(posedge clk)
     raddr15 <= chunk_mid1;
   always @(posedge clk)
@@ -10157,15 +10295,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, raddr, rdq2, clk
   always @(posedge clk)
     zlow15 <= low_mid1;
   always @(posedge clk)
-    wen15 <= wen_mid1;
+    wen15 <= \$303 ;
   always @(posedge clk)
     wdata15 <= data2[511:480];
   always @(posedge clk)
-    wzero15 <= \$286 ;
+    wzero15 <= \$304 ;
   always @(posedge clk)
     wwrap15 <= zlast15;
   always @(posedge clk)
-    waddr15 <= \$287 ;
+    waddr15 <= \$305 ;
   always @(posedge clk)
     chunk_mid2 <= raddr;
   always @(posedge clk)
@@ -10175,21 +10313,21 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, raddr, rdq2, clk
   always @(posedge clk)
     low_mid2 <= load__payload[1031:1025];
   always @(posedge clk)
-    wen_mid2 <= valid;
+    wen_mid2 <= \$306 ;
   always @(posedge clk)
     zlast16 <= last_mid2;
   always @(posedge clk)
     zlow16 <= low_mid2;
   always @(posedge clk)
-    wen16 <= wen_mid2;
+    wen16 <= \$307 ;
   always @(posedge clk)
     wdata16 <= data2[543:512];
   always @(posedge clk)
-    wzero16 <= \$288 ;
+    wzero16 <= \$308 ;
   always @(posedge clk)
     wwrap16 <= zlast16;
   always @(posedge clk)
-    waddr16 <= \$289 ;
+    waddr16 <= \$309 ;
   always @(posedge clk)
     raddr17 <= chunk_mid2;
   always @(posedge clk)
@@ -10197,15 +10335,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, raddr, rdq2, clk
   always @(posedge clk)
     zlow17 <= low_mid2;
   always @(posedge clk)
-    wen17 <= wen_mid2;
+    wen17 <= \$310 ;
   always @(posedge clk)
     wdata17 <= data2[575:544];
   always @(posedge clk)
-    wzero17 <= \$290 ;
+    wzero17 <= \$311 ;
   always @(posedge clk)
     wwrap17 <= zlast17;
   always @(posedge clk)
-    waddr17 <= \$291 ;
+    waddr17 <= \$312 ;
   always @(posedge clk)
     raddr18 <= chunk_mid2;
   always @(posedge clk)
@@ -10213,15 +10351,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, raddr, rdq2, clk
   always @(posedge clk)
     zlow18 <= low_mid2;
   always @(posedge clk)
-    wen18 <= wen_mid2;
+    wen18 <= \$313 ;
   always @(posedge clk)
     wdata18 <= data2[607:576];
   always @(posedge clk)
-    wzero18 <= \$292 ;
+    wzero18 <= \$314 ;
   always @(posedge clk)
     wwrap18 <= zlast18;
   always @(posedge clk)
-    waddr18 <= \$293 ;
+    waddr18 <= \$315 ;
   always @(posedge clk)
     raddr19 <= chunk_mid2;
   always @(posedge clk)
@@ -10229,15 +10367,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, raddr, rdq2, clk
   always @(posedge clk)
     zlow19 <= low_mid2;
   always @(posedge clk)
-    wen19 <= wen_mid2;
+    wen19 <= \$316 ;
   always @(posedge clk)
     wdata19 <= data2[639:608];
   always @(posedge clk)
-    wzero19 <= \$294 ;
+    wzero19 <= \$317 ;
   always @(posedge clk)
     wwrap19 <= zlast19;
   always @(posedge clk)
-    waddr19 <= \$295 ;
+    waddr19 <= \$318 ;
   always @(posedge clk)
     raddr20 <= chunk_mid2;
   always @(posedge clk)
@@ -10245,15 +10383,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, raddr, rdq2, clk
   always @(posedge clk)
     zlow20 <= low_mid2;
   always @(posedge clk)
-    wen20 <= wen_mid2;
+    wen20 <= \$319 ;
   always @(posedge clk)
     wdata20 <= data2[671:640];
   always @(posedge clk)
-    wzero20 <= \$296 ;
+    wzero20 <= \$320 ;
   always @(posedge clk)
     wwrap20 <= zlast20;
   always @(posedge clk)
-    waddr20 <= \$297 ;
+    waddr20 <= \$321 ;
   always @(posedge clk)
     raddr21 <= chunk_mid2;
   always @(posedge clk)
@@ -10261,15 +10399,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, raddr, rdq2, clk
   always @(posedge clk)
     zlow21 <= low_mid2;
   always @(posedge clk)
-    wen21 <= wen_mid2;
+    wen21 <= \$322 ;
   always @(posedge clk)
     wdata21 <= data2[703:672];
   always @(posedge clk)
-    wzero21 <= \$298 ;
+    wzero21 <= \$323 ;
   always @(posedge clk)
     wwrap21 <= zlast21;
   always @(posedge clk)
-    waddr21 <= \$299 ;
+    waddr21 <= \$324 ;
   always @(posedge clk)
     raddr22 <= chunk_mid2;
   always @(posedge clk)
@@ -10277,15 +10415,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, raddr, rdq2, clk
   always @(posedge clk)
     zlow22 <= low_mid2;
   always @(posedge clk)
-    wen22 <= wen_mid2;
+    wen22 <= \$325 ;
   always @(posedge clk)
     wdata22 <= data2[735:704];
   always @(posedge clk)
-    wzero22 <= \$300 ;
+    wzero22 <= \$326 ;
   always @(posedge clk)
     wwrap22 <= zlast22;
   always @(posedge clk)
-    waddr22 <= \$301 ;
+    waddr22 <= \$327 ;
   always @(posedge clk)
     raddr23 <= chunk_mid2;
   always @(posedge clk)
@@ -10293,15 +10431,15 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, raddr, rdq2, clk
   always @(posedge clk)
     zlow23 <= low_mid2;
   always @(posedge clk)
-    wen23 <= wen_mid2;
+    wen23 <= \$328 ;
   always @(posedge clk)
     wdata23 <= data2[767:736];
   always @(posedge clk)
-    wzero23 <= \$302 ;
+    wzero23 <= \$329 ;
   always @(posedge clk)
     wwrap23 <= zlast23;
   always @(posedge clk)
-    waddr23 <= \$303 ;
+    waddr23 <= \$330 ;
   always @(posedge clk)
     chunk_mid3 <= raddr;
   always @(posedge clk)
@@ -10311,122 +10449,142 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, raddr, rdq2, clk
   always @(posedge clk)
     low_mid3 <= load__payload[1031:1025];
   always @(posedge clk)
-    wen_mid3 <= valid;
+    wen_mid3 <= \$331 ;
   always @(posedge clk)
     zlast24 <= last_mid3;
   always @(posedge clk)
     zlow24 <= low_mid3;
   always @(posedge clk)
-    wen24 <= wen_mid3;
+    wen24 <= \$332 ;
   always @(posedge clk)
     wdata24 <= data2[799:768];
-  always @(posedge clk)
-    wzero24 <= \$304 ;
-  always @(posedge clk)
-    wwrap24 <= zlast24;
-  always @(posedge clk)
-    waddr24 <= \$305 ;
-  always @(posedge clk)
-    raddr25 <= chunk_mid3;
-  always @(posedge clk)
-    zlast25 <= last_mid3;
-  always @(posedge clk)
-    zlow25 <= low_mid3;
-  always @(posedge clk)
-    wen25 <= wen_mid3;
-  always @(posedge clk)
-    wdata25 <= data2[831:800];
-  always @(posedge clk)
-    wzero25 <= \$306 ;
-  always @(posedge clk)
-    wwrap25 <= zlast25;
-  always @(posedge clk)
-    waddr25 <= \$307 ;
-  always @(posedge clk)
-    raddr26 <= chunk_mid3;
-  always @(posedge clk)
-    zlast26 <= last_mid3;
-  always @(posedge clk)
-    zlow26 <= low_mid3;
-  always @(posedge clk)
-    wen26 <= wen_mid3;
-  always @(posedge clk)
-    wdata26 <= data2[863:832];
-  always @(posedge clk)
-    wzero26 <= \$308 ;
-  always @(posedge clk)
-    wwrap26 <= zlast26;
-  always @(posedge clk)
-    waddr26 <= \$309 ;
-  always @(posedge clk)
-    raddr27 <= chunk_mid3;
-  always @(posedge clk)
-    zlast27 <= last_mid3;
-  always @(posedge clk)
-    zlow27 <= low_mid3;
-  always @(posedge clk)
-    wen27 <= wen_mid3;
-  always @(posedge clk)
-    wdata27 <= data2[895:864];
-  always @(posedge clk)
-    wzero27 <= \$310 ;
-  always @(posedge clk)
-    wwrap27 <= zlast27;
-  always @(posedge clk)
-    waddr27 <= \$311 ;
-  always @(posedge clk)
-    raddr28 <= chunk_mid3;
-  always @(posedge clk)
-    zlast28 <= last_mid3;
-  always @(posedge clk)
-    zlow28 <= low_mid3;
-  always @(posedge clk)
-    wen28 <= wen_mid3;
-  always @(posedge clk)
-    wdata28 <= data2[927:896];
-  always @(posedge clk)
-    wzero28 <= \$312 ;
-  always @(posedge clk)
-    wwrap28 <= zlast28;
-  always @(posedge clk)
-    waddr28 <= \$313 ;
-  always @(posedge clk)
-    raddr29 <= chunk_mid3;
-  always @(posedge clk)
-    zlast29 <= last_mid3;
-  always @(posedge clk)
-    zlow29 <= low_mid3;
-  always @(posedge clk)
-    wen29 <= wen_mid3;
-  always @(posedge clk)
-    wdata29 <= data2[959:928];
-  always @(posedge clk)
-    wzero29 <= \$314 ;
-  always @(posedge clk)
-    wwrap29 <= zlast29;
-  always @(posedge clk)
-    waddr29 <= \$315 ;
-  always @(posedge clk)
-    raddr30 <= chunk_mid3;
-  always @(posedge clk)
-    zlast30 <= last_mid3;
-  always @(posedge clk)
-    zlow30 <= low_mid3;
-  always @(posedge clk)
-    wen30 <= wen_mid3;
-  always @(posedge clk)
-    wdata30 <= data2[991:960];
-  always @(posedge clk)
-    wzero30 <= \$316 ;
-  always @(posedge clk)
-    wwrap30 <= zlast30;
-  always @(posedge clk)
-    waddr30 <= \$317 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$319  = waddr31;
+    \$334  = waddr24;
+    if (wen24) begin
+      \$334  = \$148 [6:0];
+    end
+    if (rst) begin
+      \$334  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$335  = wen_mid3;
+    if (rst) begin
+      \$335  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$337  = waddr25;
+    if (wen25) begin
+      \$337  = \$154 [6:0];
+    end
+    if (rst) begin
+      \$337  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$338  = wen_mid3;
+    if (rst) begin
+      \$338  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$340  = waddr26;
+    if (wen26) begin
+      \$340  = \$160 [6:0];
+    end
+    if (rst) begin
+      \$340  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$341  = wen_mid3;
+    if (rst) begin
+      \$341  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$343  = waddr27;
+    if (wen27) begin
+      \$343  = \$166 [6:0];
+    end
+    if (rst) begin
+      \$343  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$344  = wen_mid3;
+    if (rst) begin
+      \$344  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$346  = waddr28;
+    if (wen28) begin
+      \$346  = \$172 [6:0];
+    end
+    if (rst) begin
+      \$346  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$347  = wen_mid3;
+    if (rst) begin
+      \$347  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$349  = waddr29;
+    if (wen29) begin
+      \$349  = \$178 [6:0];
+    end
+    if (rst) begin
+      \$349  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$350  = wen_mid3;
+    if (rst) begin
+      \$350  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$352  = waddr30;
+    if (wen30) begin
+      \$352  = \$184 [6:0];
+    end
+    if (rst) begin
+      \$352  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$353  = wen_mid3;
+    if (rst) begin
+      \$353  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$355  = waddr31;
     if (wen31) begin
-      \$319  = \$190 [6:0];
+      \$355  = \$190 [6:0];
+    end
+    if (rst) begin
+      \$355  = 7'h00;
     end
   end
   always @* begin
@@ -10438,219 +10596,445 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, raddr, rdq2, clk
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$257  = waddr0;
+    \$256  = valid;
+    if (rst) begin
+      \$256  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$257  = wen_mid0;
+    if (rst) begin
+      \$257  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$259  = waddr0;
     if (wen0) begin
-      \$257  = \$4 [6:0];
+      \$259  = \$4 [6:0];
+    end
+    if (rst) begin
+      \$259  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$259  = waddr1;
+    \$260  = wen_mid0;
+    if (rst) begin
+      \$260  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$262  = waddr1;
     if (wen1) begin
-      \$259  = \$10 [6:0];
+      \$262  = \$10 [6:0];
+    end
+    if (rst) begin
+      \$262  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$261  = waddr2;
+    \$263  = wen_mid0;
+    if (rst) begin
+      \$263  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$265  = waddr2;
     if (wen2) begin
-      \$261  = \$16 [6:0];
+      \$265  = \$16 [6:0];
+    end
+    if (rst) begin
+      \$265  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$263  = waddr3;
+    \$266  = wen_mid0;
+    if (rst) begin
+      \$266  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$268  = waddr3;
     if (wen3) begin
-      \$263  = \$22 [6:0];
+      \$268  = \$22 [6:0];
+    end
+    if (rst) begin
+      \$268  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$265  = waddr4;
+    \$269  = wen_mid0;
+    if (rst) begin
+      \$269  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$271  = waddr4;
     if (wen4) begin
-      \$265  = \$28 [6:0];
+      \$271  = \$28 [6:0];
+    end
+    if (rst) begin
+      \$271  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$267  = waddr5;
+    \$272  = wen_mid0;
+    if (rst) begin
+      \$272  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$274  = waddr5;
     if (wen5) begin
-      \$267  = \$34 [6:0];
+      \$274  = \$34 [6:0];
+    end
+    if (rst) begin
+      \$274  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$269  = waddr6;
+    \$275  = wen_mid0;
+    if (rst) begin
+      \$275  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$277  = waddr6;
     if (wen6) begin
-      \$269  = \$40 [6:0];
+      \$277  = \$40 [6:0];
+    end
+    if (rst) begin
+      \$277  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$271  = waddr7;
+    \$278  = wen_mid0;
+    if (rst) begin
+      \$278  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$280  = waddr7;
     if (wen7) begin
-      \$271  = \$46 [6:0];
+      \$280  = \$46 [6:0];
+    end
+    if (rst) begin
+      \$280  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$273  = waddr8;
+    \$281  = valid;
+    if (rst) begin
+      \$281  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$282  = wen_mid1;
+    if (rst) begin
+      \$282  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$284  = waddr8;
     if (wen8) begin
-      \$273  = \$52 [6:0];
+      \$284  = \$52 [6:0];
+    end
+    if (rst) begin
+      \$284  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$275  = waddr9;
+    \$285  = wen_mid1;
+    if (rst) begin
+      \$285  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$287  = waddr9;
     if (wen9) begin
-      \$275  = \$58 [6:0];
+      \$287  = \$58 [6:0];
+    end
+    if (rst) begin
+      \$287  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$277  = waddr10;
+    \$288  = wen_mid1;
+    if (rst) begin
+      \$288  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$290  = waddr10;
     if (wen10) begin
-      \$277  = \$64 [6:0];
+      \$290  = \$64 [6:0];
+    end
+    if (rst) begin
+      \$290  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$279  = waddr11;
+    \$291  = wen_mid1;
+    if (rst) begin
+      \$291  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$293  = waddr11;
     if (wen11) begin
-      \$279  = \$70 [6:0];
+      \$293  = \$70 [6:0];
+    end
+    if (rst) begin
+      \$293  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$281  = waddr12;
+    \$294  = wen_mid1;
+    if (rst) begin
+      \$294  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$296  = waddr12;
     if (wen12) begin
-      \$281  = \$76 [6:0];
+      \$296  = \$76 [6:0];
+    end
+    if (rst) begin
+      \$296  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$283  = waddr13;
+    \$297  = wen_mid1;
+    if (rst) begin
+      \$297  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$299  = waddr13;
     if (wen13) begin
-      \$283  = \$82 [6:0];
+      \$299  = \$82 [6:0];
+    end
+    if (rst) begin
+      \$299  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$285  = waddr14;
+    \$300  = wen_mid1;
+    if (rst) begin
+      \$300  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$302  = waddr14;
     if (wen14) begin
-      \$285  = \$88 [6:0];
+      \$302  = \$88 [6:0];
+    end
+    if (rst) begin
+      \$302  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$287  = waddr15;
+    \$303  = wen_mid1;
+    if (rst) begin
+      \$303  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$305  = waddr15;
     if (wen15) begin
-      \$287  = \$94 [6:0];
+      \$305  = \$94 [6:0];
+    end
+    if (rst) begin
+      \$305  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$289  = waddr16;
+    \$306  = valid;
+    if (rst) begin
+      \$306  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$307  = wen_mid2;
+    if (rst) begin
+      \$307  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$309  = waddr16;
     if (wen16) begin
-      \$289  = \$100 [6:0];
+      \$309  = \$100 [6:0];
+    end
+    if (rst) begin
+      \$309  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$291  = waddr17;
+    \$310  = wen_mid2;
+    if (rst) begin
+      \$310  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$312  = waddr17;
     if (wen17) begin
-      \$291  = \$106 [6:0];
+      \$312  = \$106 [6:0];
+    end
+    if (rst) begin
+      \$312  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$293  = waddr18;
+    \$313  = wen_mid2;
+    if (rst) begin
+      \$313  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$315  = waddr18;
     if (wen18) begin
-      \$293  = \$112 [6:0];
+      \$315  = \$112 [6:0];
+    end
+    if (rst) begin
+      \$315  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$295  = waddr19;
+    \$316  = wen_mid2;
+    if (rst) begin
+      \$316  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$318  = waddr19;
     if (wen19) begin
-      \$295  = \$118 [6:0];
+      \$318  = \$118 [6:0];
+    end
+    if (rst) begin
+      \$318  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$297  = waddr20;
+    \$319  = wen_mid2;
+    if (rst) begin
+      \$319  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$321  = waddr20;
     if (wen20) begin
-      \$297  = \$124 [6:0];
+      \$321  = \$124 [6:0];
+    end
+    if (rst) begin
+      \$321  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$299  = waddr21;
+    \$322  = wen_mid2;
+    if (rst) begin
+      \$322  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$324  = waddr21;
     if (wen21) begin
-      \$299  = \$130 [6:0];
+      \$324  = \$130 [6:0];
+    end
+    if (rst) begin
+      \$324  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$301  = waddr22;
+    \$325  = wen_mid2;
+    if (rst) begin
+      \$325  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$327  = waddr22;
     if (wen22) begin
-      \$301  = \$136 [6:0];
+      \$327  = \$136 [6:0];
+    end
+    if (rst) begin
+      \$327  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$303  = waddr23;
+    \$328  = wen_mid2;
+    if (rst) begin
+      \$328  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$330  = waddr23;
     if (wen23) begin
-      \$303  = \$142 [6:0];
+      \$330  = \$142 [6:0];
+    end
+    if (rst) begin
+      \$330  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$305  = waddr24;
-    if (wen24) begin
-      \$305  = \$148 [6:0];
+    \$331  = valid;
+    if (rst) begin
+      \$331  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$307  = waddr25;
-    if (wen25) begin
-      \$307  = \$154 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$309  = waddr26;
-    if (wen26) begin
-      \$309  = \$160 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$311  = waddr27;
-    if (wen27) begin
-      \$311  = \$166 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$313  = waddr28;
-    if (wen28) begin
-      \$313  = \$172 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$315  = waddr29;
-    if (wen29) begin
-      \$315  = \$178 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$317  = waddr30;
-    if (wen30) begin
-      \$317  = \$184 [6:0];
+    \$332  = wen_mid3;
+    if (rst) begin
+      \$332  = 1'h0;
     end
   end
   assign rd__addr = raddr0;
@@ -10817,70 +11201,70 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, raddr, rdq2, clk
   assign \$signature__data$319 [15:0] = \$193 ;
   assign \$signature__data [31:16] = \$192 ;
   assign \$signature__data [15:0] = \$191 ;
-  assign \$318 [1] = \$188 ;
-  assign \$318 [0] = \$186 ;
-  assign \$316 [1] = \$182 ;
-  assign \$316 [0] = \$180 ;
-  assign \$314 [1] = \$176 ;
-  assign \$314 [0] = \$174 ;
-  assign \$312 [1] = \$170 ;
-  assign \$312 [0] = \$168 ;
-  assign \$310 [1] = \$164 ;
-  assign \$310 [0] = \$162 ;
-  assign \$308 [1] = \$158 ;
-  assign \$308 [0] = \$156 ;
-  assign \$306 [1] = \$152 ;
-  assign \$306 [0] = \$150 ;
-  assign \$304 [1] = \$146 ;
-  assign \$304 [0] = \$144 ;
-  assign \$302 [1] = \$140 ;
-  assign \$302 [0] = \$138 ;
-  assign \$300 [1] = \$134 ;
-  assign \$300 [0] = \$132 ;
-  assign \$298 [1] = \$128 ;
-  assign \$298 [0] = \$126 ;
-  assign \$296 [1] = \$122 ;
-  assign \$296 [0] = \$120 ;
-  assign \$294 [1] = \$116 ;
-  assign \$294 [0] = \$114 ;
-  assign \$292 [1] = \$110 ;
-  assign \$292 [0] = \$108 ;
-  assign \$290 [1] = \$104 ;
-  assign \$290 [0] = \$102 ;
-  assign \$288 [1] = \$98 ;
-  assign \$288 [0] = \$96 ;
-  assign \$286 [1] = \$92 ;
-  assign \$286 [0] = \$90 ;
-  assign \$284 [1] = \$86 ;
-  assign \$284 [0] = \$84 ;
-  assign \$282 [1] = \$80 ;
-  assign \$282 [0] = \$78 ;
-  assign \$280 [1] = \$74 ;
-  assign \$280 [0] = \$72 ;
-  assign \$278 [1] = \$68 ;
-  assign \$278 [0] = \$66 ;
-  assign \$276 [1] = \$62 ;
-  assign \$276 [0] = \$60 ;
-  assign \$274 [1] = \$56 ;
-  assign \$274 [0] = \$54 ;
-  assign \$272 [1] = \$50 ;
-  assign \$272 [0] = \$48 ;
-  assign \$270 [1] = \$44 ;
-  assign \$270 [0] = \$42 ;
-  assign \$268 [1] = \$38 ;
-  assign \$268 [0] = \$36 ;
-  assign \$266 [1] = \$32 ;
-  assign \$266 [0] = \$30 ;
-  assign \$264 [1] = \$26 ;
-  assign \$264 [0] = \$24 ;
-  assign \$262 [1] = \$20 ;
-  assign \$262 [0] = \$18 ;
-  assign \$260 [1] = \$14 ;
-  assign \$260 [0] = \$12 ;
-  assign \$258 [1] = \$8 ;
-  assign \$258 [0] = \$6 ;
-  assign \$256 [1] = \$2 ;
-  assign \$256 [0] = 1'h0;
+  assign \$354 [1] = \$188 ;
+  assign \$354 [0] = \$186 ;
+  assign \$351 [1] = \$182 ;
+  assign \$351 [0] = \$180 ;
+  assign \$348 [1] = \$176 ;
+  assign \$348 [0] = \$174 ;
+  assign \$345 [1] = \$170 ;
+  assign \$345 [0] = \$168 ;
+  assign \$342 [1] = \$164 ;
+  assign \$342 [0] = \$162 ;
+  assign \$339 [1] = \$158 ;
+  assign \$339 [0] = \$156 ;
+  assign \$336 [1] = \$152 ;
+  assign \$336 [0] = \$150 ;
+  assign \$333 [1] = \$146 ;
+  assign \$333 [0] = \$144 ;
+  assign \$329 [1] = \$140 ;
+  assign \$329 [0] = \$138 ;
+  assign \$326 [1] = \$134 ;
+  assign \$326 [0] = \$132 ;
+  assign \$323 [1] = \$128 ;
+  assign \$323 [0] = \$126 ;
+  assign \$320 [1] = \$122 ;
+  assign \$320 [0] = \$120 ;
+  assign \$317 [1] = \$116 ;
+  assign \$317 [0] = \$114 ;
+  assign \$314 [1] = \$110 ;
+  assign \$314 [0] = \$108 ;
+  assign \$311 [1] = \$104 ;
+  assign \$311 [0] = \$102 ;
+  assign \$308 [1] = \$98 ;
+  assign \$308 [0] = \$96 ;
+  assign \$304 [1] = \$92 ;
+  assign \$304 [0] = \$90 ;
+  assign \$301 [1] = \$86 ;
+  assign \$301 [0] = \$84 ;
+  assign \$298 [1] = \$80 ;
+  assign \$298 [0] = \$78 ;
+  assign \$295 [1] = \$74 ;
+  assign \$295 [0] = \$72 ;
+  assign \$292 [1] = \$68 ;
+  assign \$292 [0] = \$66 ;
+  assign \$289 [1] = \$62 ;
+  assign \$289 [0] = \$60 ;
+  assign \$286 [1] = \$56 ;
+  assign \$286 [0] = \$54 ;
+  assign \$283 [1] = \$50 ;
+  assign \$283 [0] = \$48 ;
+  assign \$279 [1] = \$44 ;
+  assign \$279 [0] = \$42 ;
+  assign \$276 [1] = \$38 ;
+  assign \$276 [0] = \$36 ;
+  assign \$273 [1] = \$32 ;
+  assign \$273 [0] = \$30 ;
+  assign \$270 [1] = \$26 ;
+  assign \$270 [0] = \$24 ;
+  assign \$267 [1] = \$20 ;
+  assign \$267 [0] = \$18 ;
+  assign \$264 [1] = \$14 ;
+  assign \$264 [0] = \$12 ;
+  assign \$261 [1] = \$8 ;
+  assign \$261 [0] = \$6 ;
+  assign \$258 [1] = \$2 ;
+  assign \$258 [0] = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)

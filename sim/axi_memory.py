@@ -5,7 +5,7 @@ as fast as the bus allows, throttled only by random pauses).
 Timing, per clock edge: a burst is accepted on ``ar`` while fewer than ``outstanding`` are in
 flight; its first beat may go out ``latency`` cycles after acceptance; beats leave in order, one a
 cycle at most, each spending ``width`` bytes of a budget that grows by ``bytes_per_cycle`` a cycle
-(at most two beats' worth saved)."""
+(at most two beats' worth saved). A beat past the memory's end answers DECERR."""
 
 import random
 
@@ -14,10 +14,11 @@ from cocotb.triggers import RisingEdge
 
 class ReadMemory:
     def __init__(self, dut, prefix, clk, *, size, bytes_per_cycle, latency, outstanding, ar_pause=0.0,
-                 seed=0):
+                 seed=0, mem=None):
         self.s = {n: getattr(dut, f"{prefix}_{n}") for n in ("arvalid", "arready", "araddr", "arlen",
                                                               "rvalid", "rready", "rdata", "rresp", "rlast")}
-        self.clk, self.mem = clk, bytearray(size)
+        self.clk = clk
+        self.mem = bytearray(size) if mem is None else mem      # mem: shared with other ports
         self.width = len(self.s["rdata"]) // 8
         self.rate, self.latency, self.outstanding = bytes_per_cycle, latency, outstanding
         self.rng, self.ar_pause = random.Random(seed), ar_pause
@@ -57,7 +58,9 @@ class ReadMemory:
             if self.bursts and self.bursts[0][0] <= self.cycle and budget >= self.width:
                 _, addr, left = self.bursts[0]
                 s["rvalid"].value = 1
-                s["rdata"].value = int.from_bytes(self.mem[addr:addr + self.width], "little")
+                inside = addr + self.width <= len(self.mem)
+                s["rdata"].value = int.from_bytes(self.mem[addr:addr + self.width], "little") if inside else 0
+                s["rresp"].value = 0 if inside else 3          # DECERR past the memory's end
                 s["rlast"].value = int(left == 1)
             else:
                 s["rvalid"].value = 0

@@ -90,13 +90,14 @@ class ActBuffer(wiring.Component):
         depth = _depth(cfg)
         mids = {}
 
-        def copy(b, src, what):
+        def copy(b, src, what, reset=False):
             """The middle copy of ``src`` (a register a cycle after it) that bank ``b`` registers,
             shared by COPY_FANOUT banks (at 4 x 128 a sequencer spread toward the 64 banks paid two
-            3.4 ns routes for its own decisions: 117.7 MHz)."""
+            3.4 ns routes for its own decisions: 117.7 MHz); ``reset``: cleared by a reset."""
             key = (what, b // COPY_FANOUT)
             if key not in mids:
-                mid = Signal.like(src, name=f"{what}_mid{b // COPY_FANOUT}", reset_less=True, attrs=KEEP)
+                mid = Signal.like(src, name=f"{what}_mid{b // COPY_FANOUT}", reset_less=not reset,
+                                  attrs=KEEP)
                 m.d.sync += mid.eq(src)
                 mids[key] = mid
             return mids[key]
@@ -123,13 +124,15 @@ class ActBuffer(wiring.Component):
             # 106.3 MHz)
             b_last = Signal(name=f"zlast{b}", reset_less=True, attrs=KEEP)
             b_low = Signal.like(self.load.payload.low, name=f"zlow{b}", reset_less=True, attrs=KEEP)
-            b_en = Signal(name=f"wen{b}", reset_less=True, attrs=KEEP)
-            b_addr = Signal.like(self.raddr, name=f"waddr{b}", reset_less=True, attrs=KEEP)
+            # the write enable and address reset (a reset mid-load must not leave a write pending or
+            # an address past chunk 0)
+            b_en = Signal(name=f"wen{b}", attrs=KEEP)
+            b_addr = Signal.like(self.raddr, name=f"waddr{b}", attrs=KEEP)
             b_data = Signal(16 * cb, name=f"wdata{b}", reset_less=True)
             b_zero = Signal(cb, name=f"wzero{b}", reset_less=True)
             m.d.sync += [b_last.eq(copy(b, self.load.payload.last, "last")),
                          b_low.eq(copy(b, self.load.payload.low, "low")),
-                         b_en.eq(copy(b, valid, "wen")),
+                         b_en.eq(copy(b, valid, "wen", reset=True)),
                          b_data.eq(data2[16 * c0:16 * (c0 + cb)])]
             for j in range(cb):
                 c = c0 + j

@@ -15,7 +15,9 @@ from dataclasses import asdict, dataclass, fields
 from .. import FairyError
 
 __all__ = ["EngineConfig", "MODES", "ACCUMULATE", "SHARING", "LANE_STYLES", "MAX_LANES", "MAX_DIM",
-           "MAX_STAGES", "MAX_COLS", "PRESETS", "check_int", "default_shape", "default_group"]
+           "MAX_STAGES", "MAX_COLS", "PRESETS", "check_int", "default_shape", "default_group",
+           "SystemConfig", "DATA_WIDTHS", "DESCRIPTOR", "DESCRIPTOR_BYTES", "ERRORS", "RESULT_SUM_BITS",
+           "slot_bits", "memory_words"]
 
 #: Matrices streamed per stage in each mode, in stream order.
 MODES = {"fairy2i": ("U", "W"), "ifairy": ("W",)}
@@ -345,3 +347,145 @@ def from_arguments(args) -> EngineConfig:
         return EngineConfig(**params)
     except (TypeError, ValueError) as e:
         raise FairyError(str(e)) from None
+
+
+# -- the system top -------------------------------------------------------------------------------
+
+#: Memory data widths (bits) the system top's AXI4 masters accept.
+DATA_WIDTHS = (32, 64, 128, 256, 512)
+#: Bytes of one layer descriptor in memory (16 little-endian 32-bit words, :data:`DESCRIPTOR`).
+DESCRIPTOR_BYTES = 64
+#: The descriptor's 32-bit words, in order (``_lo``/``_hi``: a 64-bit byte address's halves).
+DESCRIPTOR = ("k", "rows", "act_lo", "act_hi", "wgt_lo", "wgt_hi", "wgt_stride", "res_lo", "res_hi",
+              "flags", "reserved0", "reserved1", "reserved2", "reserved3", "reserved4", "reserved5")
+#: Bits of a result sum in memory: every sum sign-extended to a little-endian int32.
+RESULT_SUM_BITS = 32
+#: The system top's error codes (the ``status.error_code`` field), each with its meaning.
+ERRORS = {
+    0: "none",
+    1: "the descriptor list's address is not a multiple of 64 or its count is 0",
+    2: "a descriptor's k is 0 or above max_in",
+    3: "a descriptor's rows is 0 or above max_out",
+    4: "a descriptor's address or weight stride is not a multiple of the memory word",
+    5: "a transfer runs past the top of the address space (addr_width bits)",
+    6: "a read was answered with an AXI error response",
+    7: "a write was answered with an AXI error response",
+}
+
+
+def slot_bits(width: int, data_width: int) -> int:
+    """Bits one item of ``width`` bits occupies in memory of ``data_width``-bit words: the next power
+    of two (at least 8) when it fits in a word, so that a word holds a whole number of items; else a
+    whole number of words."""
+    if width <= data_width:
+        return max(8, 1 << (width - 1).bit_length())
+    return -(-width // data_width) * data_width
+
+
+def memory_words(items: int, width: int, data_width: int) -> int:
+    """Memory words of ``items`` items of ``width`` bits laid out from a word boundary."""
+    return -(-items * slot_bits(width, data_width) // data_width)
+
+
+@dataclass(frozen=True)
+class SystemConfig:
+    """The system top around an engine: its memory interface.
+
+    Parameters
+    ----------
+    engine : EngineConfig
+        The engine it wraps (any lane style; its activations must come from the buffer).
+    data_width : int
+        Bits of a memory word on every AXI4 master, one of :data:`DATA_WIDTHS`.
+    weight_ports : int
+        AXI4 read masters for the weight stream (0: the fewest that carry one weight word a cycle).
+        Port ``p`` reads bits ``[p*s, (p+1)*s)`` of every weight word (``s = ceil(2*lanes / ports)``)
+        from its own region.
+    addr_width : int
+        Bits of a byte address, 12 to 64.
+    max_burst : int
+        Beats of an AXI4 burst at most (1 to 256).
+    outstanding : int
+        Bursts a read master keeps in flight at most (1 to 64).
+    fifo_depth : int
+        Words of each read master's FIFO (0: ``2 * max_burst * outstanding``, enough for its bursts
+        in flight).
+    """
+
+    engine: EngineConfig = EngineConfig()
+    data_width: int = 256
+    weight_ports: int = 0
+    addr_width: int = 64
+    max_burst: int = 16
+    outstanding: int = 8
+    fifo_depth: int = 0
+
+    def __post_init__(self):
+        if not isinstance(self.engine, EngineConfig):
+            raise TypeError(f"engine must be an EngineConfig, not {self.engine!r}")
+        if self.engine.sharing != "buffer":
+            raise ValueError("The system top loads activations into the engine's buffer: sharing "
+                             "must be 'buffer'")
+        if self.data_width not in DATA_WIDTHS:
+            raise ValueError(f"Memory data width must be one of {', '.join(map(str, DATA_WIDTHS))} "
+                             f"bits, not {self.data_width!r}")
+        check_int("Weight ports", self.weight_ports, 0, 64)
+        check_int("Address width", self.addr_width, 12, 64)
+        check_int("Burst length", self.max_burst, 1, 256)
+        check_int("Outstanding bursts", self.outstanding, 1, 64)
+        check_int("FIFO depth", self.fifo_depth, 0, 1 << 16)
+        wbits = 2 * self.engine.lanes
+        if not self.weight_ports:
+            object.__setattr__(self, "weight_ports", min(64, -(-wbits // self.data_width)))
+        if self.weight_ports > wbits:
+            raise ValueError(f"Weight ports must be at most the weight word's {wbits} bits, not "
+                             f"{self.weight_ports}")
+        if not self.fifo_depth:
+            object.__setattr__(self, "fifo_depth", 2 * self.max_burst * self.outstanding)
+        if self.fifo_depth < self.max_burst:
+            raise ValueError(f"FIFO depth ({self.fifo_depth}) must hold a burst ({self.max_burst} beats)")
+
+    # -- the memory layout ----------------------------------------------------------------------
+
+    @property
+    def word_bytes(self) -> int:
+        return self.data_width // 8
+
+    @property
+    def slice_bits(self) -> int:
+        """Bits of a weight word each weight port carries."""
+        return -(-2 * self.engine.lanes // self.weight_ports)
+
+    @property
+    def act_bits(self) -> int:
+        """Bits of an activation beat (16 an element)."""
+        return 16 * self.engine.act_per_beat
+
+    @property
+    def result_bits(self) -> int:
+        """Bits of a result beat in memory: its rows' sums, :data:`RESULT_SUM_BITS` each."""
+        return RESULT_SUM_BITS * len(self.engine.parts) * self.engine.res_per_beat
+
+    def pass_words(self, k: int) -> int:
+        """Weight words of one pass over an input of ``k`` elements (the engine's stream layout)."""
+        e = self.engine
+        return -(-k // {"array": e.cols, "dot": e.lanes, "output": 1}[e.lane_style])
+
+    def act_items(self, k: int) -> int:
+        """Activation beats of an input of ``k`` elements."""
+        return -(-k // self.engine.act_per_beat)
+
+    def pass_memory_words(self, k: int) -> int:
+        """Memory words of one pass's weight slices on each weight port (a pass starts on a word)."""
+        return memory_words(self.pass_words(k), self.slice_bits, self.data_width)
+
+    def act_memory_words(self, k: int) -> int:
+        return memory_words(self.act_items(k), self.act_bits, self.data_width)
+
+    def result_memory_words(self, rows: int) -> int:
+        from .timing import result_beats
+        return memory_words(result_beats(self.engine, rows), self.result_bits, self.data_width)
+
+    def to_json(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "engine"}
+        return {"engine": self.engine.to_json(), **d}

@@ -7,6 +7,11 @@ issued ahead, up to ``outstanding`` bursts, but only while the FIFO has room for
 asked for: so ``r.ready`` is always high (the memory is never held) and a slow consumer stops the
 requests, not the bus. Size the FIFO for the memory's latency: at ``L`` cycles of read latency a FIFO
 of about ``L`` beats keeps one beat a cycle flowing.
+
+A master takes its next command as soon as the last burst address of the one before has gone out, so
+commands follow one another with no gap on the bus (their data stay in order). ``error`` is sticky
+until reset. ``abort`` stops issuing bursts (the read master also drops its data); ``quiet`` says that
+no burst is in flight, so that the master can then be reset without breaking the AXI protocol.
 """
 
 from __future__ import annotations
@@ -63,6 +68,8 @@ class _AxiMaster(wiring.Component):
             **members,
             "busy": Out(1),
             "error": Out(1),
+            "abort": In(1),
+            "quiet": Out(1),
         })
 
     def _addresses(self, m, chan, allow):
@@ -77,24 +84,26 @@ class _AxiMaster(wiring.Component):
         m.d.comb += [to_4k.eq((4096 - addr[:12]) >> shift),
                      want.eq(Mux(left < self.max_burst, left, self.max_burst)),
                      n.eq(Mux(to_4k < want, to_4k, want))]
-        m.d.comb += [chan.valid.eq((left != 0) & allow(n)), chan.payload.addr.eq(addr),
+        m.d.comb += [chan.valid.eq((left != 0) & allow(n) & ~self.abort), chan.payload.addr.eq(addr),
                      chan.payload.len.eq(n - 1), chan.payload.size.eq(shift),
                      chan.payload.burst.eq(INCR)]
         sent = chan.valid & chan.ready
         with m.If(sent):
             m.d.sync += [addr.eq(addr + (n << shift)), left.eq(left - n)]
         with m.If(self.cmd.valid & self.cmd.ready):
-            m.d.sync += [addr.eq(self.cmd.payload.addr), left.eq(self.cmd.payload.beats),
-                         self.error.eq(0)]
+            m.d.sync += [addr.eq(self.cmd.payload.addr), left.eq(self.cmd.payload.beats)]
+        with m.If(self.abort):
+            m.d.sync += left.eq(0)
         return left, n, sent
 
 
 class AxiReader(_AxiMaster):
     """Reads ``beats`` words of ``data_width`` bits from byte address ``addr`` (word-aligned).
 
-    Ports: ``cmd`` (in: ``addr``, ``beats``; taken when idle), ``data`` (out: the words), ``axi``
-    (:func:`axi_read_signature`), ``busy`` (a command not yet fully delivered), ``error`` (a read
-    answered other than OKAY since the last command; its data are delivered all the same).
+    Ports: ``cmd`` (in: ``addr``, ``beats``; taken once the addresses of the one before are out),
+    ``data`` (out: the words), ``axi`` (:func:`axi_read_signature`), ``busy`` (words not yet
+    delivered), ``error`` (a read answered other than OKAY since reset; its data are delivered all
+    the same), ``abort``, ``quiet`` (see the module).
     """
 
     def __init__(self, *, addr_width: int = 32, data_width: int = 64, max_burst: int = 16,
@@ -113,24 +122,25 @@ class AxiReader(_AxiMaster):
         owed = Signal(32)                                  # beats not yet delivered
         space = Signal(range(self.fifo_depth + 1), init=self.fifo_depth)   # FIFO room not yet asked for
         inflight = Signal(range(self.outstanding + 1))     # bursts requested, last beat not yet in
-        _, n, issued = self._addresses(m, self.axi.ar,
-                                       lambda n: (space >= n) & (inflight < self.outstanding))
+        left, n, issued = self._addresses(m, self.axi.ar,
+                                          lambda n: (space >= n) & (inflight < self.outstanding))
         r = self.axi.r
         m.d.comb += [r.ready.eq(1), fifo.w_en.eq(r.valid), fifo.w_data.eq(r.payload.data)]
-        wiring.connect(m, wiring.flipped(self.data), fifo.r_stream)
+        # the words out, or dropped while aborting
+        m.d.comb += [self.data.valid.eq(fifo.r_rdy & ~self.abort), self.data.payload.eq(fifo.r_data),
+                     fifo.r_en.eq(self.data.ready | self.abort)]
 
         burst_done = r.valid & r.payload.last
-        delivered = self.data.valid & self.data.ready
+        delivered = fifo.r_rdy & fifo.r_en
         m.d.sync += [space.eq(space - Mux(issued, n, 0) + delivered),
                      inflight.eq(inflight + issued - burst_done)]
-        with m.If(delivered):
-            m.d.sync += owed.eq(owed - 1)
         with m.If(r.valid & (r.payload.resp != 0)):
             m.d.sync += self.error.eq(1)
 
-        m.d.comb += [self.cmd.ready.eq(owed == 0), self.busy.eq(owed != 0)]
-        with m.If(self.cmd.valid & self.cmd.ready):
-            m.d.sync += owed.eq(self.cmd.payload.beats)
+        m.d.comb += [self.cmd.ready.eq((left == 0) & ~self.abort), self.busy.eq(owed != 0),
+                     self.quiet.eq((inflight == 0) & (left == 0))]
+        m.d.sync += owed.eq(owed + Mux(self.cmd.valid & self.cmd.ready, self.cmd.payload.beats, 0)
+                            - delivered)
         return m
 
 
@@ -140,9 +150,10 @@ class AxiWriter(_AxiMaster):
 
     Burst addresses run ahead of the data, up to ``outstanding`` bursts without a response; each
     burst's beats follow on ``w`` in order, ``last`` on its final one. Ports: ``cmd`` (in: ``addr``,
-    ``beats``; taken when idle), ``data`` (in: the words), ``axi`` (:func:`axi_write_signature`),
-    ``busy`` (until the command's last response), ``error`` (a response other than OKAY since the last
-    command).
+    ``beats``; taken once the addresses of the one before are out), ``data`` (in: the words), ``axi``
+    (:func:`axi_write_signature`), ``busy`` (until the last response), ``error`` (a response other
+    than OKAY since reset), ``abort``, ``quiet`` (see the module). Every burst whose address is out
+    takes its data, abort or not.
     """
 
     def __init__(self, *, addr_width: int = 32, data_width: int = 64, max_burst: int = 16,
@@ -175,5 +186,7 @@ class AxiWriter(_AxiMaster):
         m.d.sync += pending.eq(pending + sent - got)
         with m.If(got & (b.payload.resp != 0)):
             m.d.sync += self.error.eq(1)
-        m.d.comb += [self.busy.eq((left != 0) | (pending != 0)), self.cmd.ready.eq(~self.busy)]
+        m.d.comb += [self.busy.eq((left != 0) | (pending != 0)),
+                     self.cmd.ready.eq((left == 0) & ~self.abort),
+                     self.quiet.eq((left == 0) & (pending == 0) & ~lens.r_rdy)]
         return m

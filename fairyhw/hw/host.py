@@ -1,0 +1,194 @@
+"""The host side of the system top (:mod:`fairyhw.hw.system`): memory laid out for a run of layers,
+results read back, and a driver that programs the registers.
+
+A layer is ``(codes, p, q)``: codes ``(stages, matrices, rows, K)`` uint8 (code k = i**k) and int8
+activations of length ``K``, as the engine's co-simulation takes them. :func:`lay_out` places, from
+``base`` upward, the descriptor list, then each layer's activations, its weight regions (one per
+weight port, ``wgt_stride`` apart) and its result region, every region 4 KB aligned, and returns the
+memory image and where things are. :meth:`Layout.results` decodes a layer's result region into the
+engine's sums (``(stages, matrices, rows, parts)`` int64, as :func:`fairyhw.hw.driver.ref_results`).
+
+:class:`Driver` runs a layout through the registers of :data:`fairyhw.hw.axi.REGISTERS` over any bus
+object with ``async write_dword(addr, value)`` and ``async read_dword(addr)`` (cocotbext-axi's
+``AxiLiteMaster`` in co-simulation; on a board, a wrapper of the register window's MMIO).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .axi import REGISTERS
+from .config import DESCRIPTOR, DESCRIPTOR_BYTES, ERRORS, RESULT_SUM_BITS, SystemConfig, slot_bits
+from .driver import decode_results, wgt_beats
+from .streams import act_beats, res_layout
+
+__all__ = ["Layout", "lay_out", "pack_items", "unpack_items", "descriptor", "Driver", "OFFSETS"]
+
+#: Register offsets by name.
+OFFSETS = {r.name: r.offset for r in REGISTERS}
+PAGE = 4096
+
+
+def _align(n: int, a: int = PAGE) -> int:
+    return -(-n // a) * a
+
+
+def pack_items(items, width: int, data_width: int) -> bytes:
+    """Items (ints of ``width`` bits) at their :func:`slot_bits` slots from a word boundary, padded to
+    whole words."""
+    slot = slot_bits(width, data_width)
+    total = -(-len(items) * slot // data_width) * data_width
+    mask = (1 << width) - 1
+    value = 0
+    for i, it in enumerate(items):
+        value |= (int(it) & mask) << (i * slot)
+    return value.to_bytes(total // 8, "little")
+
+
+def unpack_items(blob: bytes, count: int, width: int, data_width: int) -> list[int]:
+    """The first ``count`` items of ``width`` bits of a region written by :func:`pack_items`."""
+    slot = slot_bits(width, data_width)
+    value = int.from_bytes(blob, "little")
+    mask = (1 << width) - 1
+    return [(value >> (i * slot)) & mask for i in range(count)]
+
+
+def descriptor(k: int, rows: int, act: int, wgt: int, wgt_stride: int, res: int, flags: int = 0) -> bytes:
+    """A layer descriptor's 64 bytes (:data:`fairyhw.hw.config.DESCRIPTOR`)."""
+    v = {"k": k, "rows": rows, "act_lo": act & 0xFFFFFFFF, "act_hi": act >> 32,
+         "wgt_lo": wgt & 0xFFFFFFFF, "wgt_hi": wgt >> 32, "wgt_stride": wgt_stride,
+         "res_lo": res & 0xFFFFFFFF, "res_hi": res >> 32, "flags": flags}
+    words = [v.get(name, 0) for name in DESCRIPTOR]
+    assert len(words) * 4 == DESCRIPTOR_BYTES
+    return struct.pack("<16I", *words)
+
+
+@dataclass
+class LayerPlace:
+    k: int
+    rows: int
+    act: int
+    wgt: int
+    wgt_stride: int
+    res: int
+    res_bytes: int
+
+
+@dataclass
+class Layout:
+    """A run laid out in memory: ``chunks`` ``{address: bytes}`` to write, the descriptor list's
+    address and count, each layer's place, and the end of the used memory."""
+    config: SystemConfig
+    desc_addr: int
+    places: list = field(default_factory=list)
+    chunks: dict = field(default_factory=dict)
+    end: int = 0
+
+    @property
+    def count(self) -> int:
+        return len(self.places)
+
+    def result_beats(self, i: int, blob: bytes) -> list[int]:
+        """Layer ``i``'s result region (``blob``) as the engine's ``res`` payloads."""
+        from .timing import result_beats
+        cfg, e = self.config, self.config.engine
+        pl = self.places[i]
+        n = result_beats(e, pl.rows)
+        items = unpack_items(blob, n, cfg.result_bits, cfg.data_width)
+        per, parts = e.res_per_beat, len(e.parts)
+        layout = res_layout(e)
+        out = []
+        for j, it in enumerate(items):
+            sums = []
+            for s in range(per * parts):
+                v = (it >> (RESULT_SUM_BITS * s)) & ((1 << RESULT_SUM_BITS) - 1)
+                sums.append(v - (1 << RESULT_SUM_BITS) if v >> (RESULT_SUM_BITS - 1) else v)
+            grouped = [sums[g * parts:(g + 1) * parts] for g in range(per)]
+            beat = {"sums": grouped if e.lane_style == "array" else grouped[0], "last": int(j == n - 1)}
+            out.append(int(layout.const(beat).as_bits()))
+        return out
+
+    def results(self, i: int, blob: bytes) -> torch.Tensor:
+        """Layer ``i``'s sums, int64 ``(stages, matrices, rows, parts)``."""
+        return decode_results(self.config.engine, self.result_beats(i, blob), self.places[i].rows)
+
+
+def lay_out(cfg: SystemConfig, layers, base: int = 0) -> Layout:
+    """Lay out ``layers`` (``(codes, p, q)`` each) for one run from address ``base`` (4 KB aligned)."""
+    if base % PAGE:
+        raise ValueError(f"base must be a multiple of {PAGE}, not {base}")
+    e, D = cfg.engine, cfg.data_width
+    lay = Layout(cfg, desc_addr=base)
+    at = _align(base + DESCRIPTOR_BYTES * len(layers))
+    descs = []
+    for codes, p, q in layers:
+        stages, mats, rows, k = codes.shape
+        if stages != e.stages or mats != len(e.matrices):
+            raise ValueError(f"codes of {stages} stages x {mats} matrices do not fit the engine's "
+                             f"{e.stages} x {len(e.matrices)}")
+        act = at
+        blob = pack_items(act_beats(e, p, q), cfg.act_bits, D)
+        lay.chunks[act] = blob
+        at = _align(at + len(blob))
+        words = wgt_beats([[c for c in per] for per in codes], e.lanes, e.lane_style,
+                          (e.rows, e.cols) if e.lane_style == "array" else None)
+        n = cfg.pass_words(k)
+        assert len(words) % n == 0
+        s = cfg.slice_bits
+        ports = []
+        for pt in range(cfg.weight_ports):
+            sl = [(w >> (pt * s)) & ((1 << s) - 1) for w in words]
+            ports.append(b"".join(pack_items(sl[j:j + n], s, D) for j in range(0, len(sl), n)))
+        stride = _align(max(len(b) for b in ports))
+        wgt = at
+        for pt, b in enumerate(ports):
+            lay.chunks[wgt + pt * stride] = b
+        at = wgt + stride * cfg.weight_ports
+        res = at
+        res_bytes = cfg.result_memory_words(rows) * cfg.word_bytes
+        at = _align(at + res_bytes)
+        lay.places.append(LayerPlace(k, rows, act, wgt, stride, res, res_bytes))
+        descs.append(descriptor(k, rows, act, wgt, stride, res))
+    lay.chunks[base] = b"".join(descs)
+    lay.end = at
+    return lay
+
+
+class Driver:
+    """Runs a :class:`Layout` on the system top through its registers (see the module)."""
+
+    def __init__(self, bus):
+        self.bus = bus
+
+    async def read(self, name: str) -> int:
+        return await self.bus.read_dword(OFFSETS[name])
+
+    async def write(self, name: str, value: int) -> None:
+        await self.bus.write_dword(OFFSETS[name], value)
+
+    async def start(self, desc_addr: int, count: int, irq: bool = True) -> None:
+        """Program the descriptor list and pulse start (with the interrupt enabled or not)."""
+        await self.write("status", 0b110)                    # clear done and error
+        await self.write("desc_addr_lo", desc_addr & 0xFFFFFFFF)
+        await self.write("desc_addr_hi", desc_addr >> 32)
+        await self.write("desc_count", count)
+        await self.write("ctrl", 0b001 | (0b100 if irq else 0))
+
+    async def status(self) -> dict:
+        """The status register's fields and the counters."""
+        st = await self.read("status")
+        lo = lambda n: self.read(n)
+        out = {"busy": st & 1, "done": st >> 1 & 1, "error": st >> 2 & 1, "error_code": st >> 8 & 0xFF}
+        out["error_text"] = ERRORS.get(out["error_code"], "unknown")
+        out["layer"] = await lo("layer")
+        out["cycles"] = await lo("cycles_lo") | await lo("cycles_hi") << 32
+        out["stall"] = await lo("stall_lo") | await lo("stall_hi") << 32
+        out["results"] = await lo("results")
+        return out
+
+    async def soft_reset(self) -> None:
+        await self.write("ctrl", 0b010)

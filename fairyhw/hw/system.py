@@ -1,0 +1,563 @@
+"""The system top: the engine behind AXI4 memory masters and AXI4-Lite registers.
+
+A run is a *descriptor list* in memory (:data:`~fairyhw.hw.config.DESCRIPTOR`, 64 bytes a layer):
+the host writes the list's address and length into the registers (:data:`fairyhw.hw.axi.REGISTERS`)
+and pulses ``ctrl.start``; the core then, for each layer, fetches its descriptor, checks it, reads
+the activations and the weight stream from memory, runs the layer on the engine and writes its
+results back, with no host step between layers. ``status.done`` (or ``status.error`` with its code,
+:data:`~fairyhw.hw.config.ERRORS`) and the interrupt follow.
+
+Memory interface (:class:`~fairyhw.hw.config.SystemConfig`)
+    ``m_ctrl``: an AXI4 read master for the descriptors and the activations. ``m_wgt<p>``: one read
+    master per weight port; port ``p`` reads its slice of every weight word from its own region
+    (``wgt + p * wgt_stride``), one pass after another, each pass from a word boundary. ``m_res``: an
+    AXI4 write master for the results, written in order from ``res``, each sum sign-extended to 32
+    bits. Items narrower than a memory word are packed at power-of-two slots, several a word; wider
+    ones take whole words (:func:`~fairyhw.hw.config.slot_bits`). :mod:`fairyhw.hw.host` lays the
+    memory out and reads it back.
+
+Counters: cycles of the run, cycles the engine waited on memory (a stream it was ready for was empty,
+or its result could not leave), result beats written.
+
+Soft reset (``ctrl.soft_reset``) holds the engine in reset, stops issuing bursts, lets those in flight
+finish (reads dropped, writes given their data), then resets the masters and returns to idle, so the
+AXI protocol is never broken.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from .axi import RegisterFile, axil_signature
+from .config import DESCRIPTOR, DESCRIPTOR_BYTES, RESULT_SUM_BITS, SystemConfig, slot_bits
+from .dma import AxiReader, AxiWriter, axi_read_signature, axi_write_signature
+from .engine import Engine
+
+__all__ = ["Unpacker", "Packer", "SystemTop", "REG_ADDR_WIDTH", "ERROR_CODES"]
+
+#: Byte-address bits of the register file's AXI4-Lite port.
+REG_ADDR_WIDTH = 8
+#: Error codes by name (their meanings: :data:`fairyhw.hw.config.ERRORS`).
+ERROR_CODES = {"list": 1, "k": 2, "rows": 3, "align": 4, "range": 5, "read": 6, "write": 7}
+
+
+def _const_mul(x, c: int):
+    """``x * c`` for a constant ``c`` as a sum of shifts (adders, never a multiplier cell)."""
+    terms = [x << b for b in range(c.bit_length()) if c >> b & 1]
+    out = terms[0]
+    for t in terms[1:]:
+        out = out + t
+    return out
+
+
+class Unpacker(wiring.Component):
+    """Memory words in, items of ``width`` bits out, at :func:`slot_bits` slots.
+
+    Items narrower than a word: ``D / slot`` a word, a transfer of ``length`` items starting on a
+    word (the rest of its last word skipped), transfers back to back. Wider items: ``slot / D`` words
+    each (``length`` unused). Reset between layers.
+    """
+
+    def __init__(self, width: int, data_width: int):
+        self.width, self.data_width = width, data_width
+        self.slot = slot_bits(width, data_width)
+        super().__init__({"i": In(stream.Signature(data_width)), "o": Out(stream.Signature(width)),
+                          "length": In(32)})
+
+    def elaborate(self, platform):
+        m = Module()
+        D, w, slot = self.data_width, self.width, self.slot
+        if slot <= D:
+            per = D // slot
+            idx = Signal(range(max(per, 2)))
+            left = Signal(32)                      # items left in the transfer (0: a new one)
+            cur = Mux(left == 0, self.length, left)
+            items = Array(self.i.payload[j * slot:j * slot + w] for j in range(per))
+            last_item = cur == 1
+            last_slot = idx == per - 1
+            m.d.comb += [self.o.valid.eq(self.i.valid), self.o.payload.eq(items[idx]),
+                         self.i.ready.eq(self.o.ready & (last_item | last_slot))]
+            with m.If(self.o.valid & self.o.ready):
+                m.d.sync += [idx.eq(Mux(last_item | last_slot, 0, idx + 1)), left.eq(cur - 1)]
+            return m
+        k = slot // D
+        buf = Signal(slot, reset_less=True)
+        have = Signal(range(k + 1))
+        full = have == k
+        m.d.comb += [self.o.valid.eq(full), self.o.payload.eq(buf[:w]),
+                     self.i.ready.eq(~full | self.o.ready)]
+        took = self.o.valid & self.o.ready
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [buf.eq(Cat(buf[D:], self.i.payload)), have.eq(Mux(took, 1, have + 1))]
+        with m.Elif(took):
+            m.d.sync += have.eq(0)
+        return m
+
+
+class Packer(wiring.Component):
+    """Items of ``width`` bits in (with ``last`` on a layer's final one), memory words out at
+    :func:`slot_bits` slots (``last`` on the layer's final word; a partial word's empty slots are 0)."""
+
+    def __init__(self, width: int, data_width: int):
+        self.width, self.data_width = width, data_width
+        self.slot = slot_bits(width, data_width)
+        lay = lambda n: data.StructLayout({"data": n, "last": 1})
+        super().__init__({"i": In(stream.Signature(lay(width))), "o": Out(stream.Signature(lay(data_width)))})
+
+    def elaborate(self, platform):
+        m = Module()
+        D, w, slot = self.data_width, self.width, self.slot
+        took_in = self.i.valid & self.i.ready
+        took_out = self.o.valid & self.o.ready
+        if slot <= D:
+            per = D // slot
+            word = Signal(D, reset_less=True)
+            idx = Signal(range(max(per, 2)))
+            full, last = Signal(), Signal()
+            m.d.comb += [self.o.valid.eq(full), self.o.payload.data.eq(word), self.o.payload.last.eq(last),
+                         self.i.ready.eq(~full | self.o.ready)]
+            with m.If(took_out):
+                m.d.sync += full.eq(0)
+            with m.If(took_in):
+                ends = (idx == per - 1) | self.i.payload.last
+                with m.If(ends):
+                    m.d.sync += [full.eq(1), last.eq(self.i.payload.last), idx.eq(0)]
+                with m.Else():
+                    m.d.sync += idx.eq(idx + 1)
+                with m.Switch(idx):
+                    for j in range(per):
+                        with m.Case(j):
+                            if j == 0:      # a new word: its other slots cleared
+                                m.d.sync += word.eq(self.i.payload.data)
+                            else:
+                                m.d.sync += word[j * slot:j * slot + w].eq(self.i.payload.data)
+            return m
+        k = slot // D
+        buf = Signal(slot, reset_less=True)
+        have = Signal(range(k + 1))
+        last = Signal()
+        m.d.comb += [self.o.valid.eq(have != 0), self.o.payload.data.eq(buf[:D]),
+                     self.o.payload.last.eq(last & (have == 1)),
+                     self.i.ready.eq((have == 0) | ((have == 1) & self.o.ready))]
+        with m.If(took_in):
+            m.d.sync += [buf.eq(self.i.payload.data), have.eq(k), last.eq(self.i.payload.last)]
+        with m.Elif(took_out):
+            m.d.sync += [buf.eq(buf[D:]), have.eq(have - 1)]
+        return m
+
+
+class SystemTop(wiring.Component):
+    """The engine of ``config.engine`` with its DMA, registers and descriptor sequencer (see the
+    module).
+
+    Ports: ``s_axil`` (AXI4-Lite subordinate, :data:`REG_ADDR_WIDTH` address bits), ``m_ctrl`` (AXI4
+    read), ``m_wgt0`` ... (AXI4 read, one per weight port), ``m_res`` (AXI4 write), ``irq``.
+    """
+
+    def __init__(self, config: SystemConfig):
+        if not isinstance(config, SystemConfig):
+            raise TypeError(f"SystemTop takes a SystemConfig, not {config!r}")
+        self.config = config
+        A, D = config.addr_width, config.data_width
+        members = {"s_axil": In(axil_signature(REG_ADDR_WIDTH)),
+                   "m_ctrl": Out(axi_read_signature(A, D))}
+        for p in range(config.weight_ports):
+            members[f"m_wgt{p}"] = Out(axi_read_signature(A, D))
+        members["m_res"] = Out(axi_write_signature(A, D))
+        members["irq"] = Out(1)
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        ecfg = cfg.engine
+        A, D, P = cfg.addr_width, cfg.data_width, cfg.weight_ports
+        wb = cfg.word_bytes
+        wshift = wb.bit_length() - 1
+        burst = dict(addr_width=A, data_width=D, max_burst=cfg.max_burst, outstanding=cfg.outstanding)
+
+        regs = m.submodules.regs = RegisterFile(REG_ADDR_WIDTH)
+        wiring.connect(m, wiring.flipped(self.s_axil), regs.bus)
+        m.d.comb += self.irq.eq(regs.irq)
+
+        # the masters, reset at the end of a soft reset (m_rst); the datapath, reset between layers
+        m_rst, clear, eng_rst = Signal(), Signal(), Signal()
+        ctrl = AxiReader(**burst, fifo_depth=cfg.fifo_depth)
+        wgts = [AxiReader(**burst, fifo_depth=cfg.fifo_depth) for _ in range(P)]
+        res_w = AxiWriter(**burst)
+        m.submodules.rd_ctrl = ResetInserter(m_rst)(ctrl)
+        for p, rd in enumerate(wgts):
+            m.submodules[f"rd_wgt{p}"] = ResetInserter(m_rst)(rd)
+        m.submodules.wr_res = ResetInserter(m_rst)(res_w)
+        wiring.connect(m, ctrl.axi, wiring.flipped(self.m_ctrl))
+        for p, rd in enumerate(wgts):
+            wiring.connect(m, rd.axi, wiring.flipped(getattr(self, f"m_wgt{p}")))
+        wiring.connect(m, res_w.axi, wiring.flipped(self.m_res))
+
+        engine = Engine(ecfg)
+        m.submodules.engine = ResetInserter(eng_rst)(engine)
+        desc_un = Unpacker(8 * DESCRIPTOR_BYTES, D)
+        act_un = Unpacker(cfg.act_bits, D)
+        wgt_un = [Unpacker(cfg.slice_bits, D) for _ in range(P)]
+        packer = Packer(cfg.result_bits, D)
+        res_fifo = SyncFIFOBuffered(width=D, depth=max(2 * cfg.max_burst, 4))
+        for name, sub in (("desc_un", desc_un), ("act_un", act_un), ("packer", packer),
+                          ("res_fifo", res_fifo)):
+            m.submodules[name] = ResetInserter(clear | m_rst)(sub)
+        for p, u in enumerate(wgt_un):
+            m.submodules[f"wgt_un{p}"] = ResetInserter(clear | m_rst)(u)
+
+        # -- the run's registers ----------------------------------------------------------------
+        desc_ptr = Signal(A + 1)
+        count, layer = Signal(32), Signal(32)
+        d = {name: Signal(32, name=f"d_{name}") for name in DESCRIPTOR}
+        act_addr, wgt_base, res_addr = Signal(64), Signal(64), Signal(64)
+        stride = d["wgt_stride"]
+        code = Signal(8)
+        aborting = Signal()
+        ctrl_to_act = Signal()                 # the control reader's words go to the activations
+        n_pass = Signal(32)                    # weight words a pass
+        n_act = Signal(32)                     # activation beats
+        pass_mw, act_mw = Signal(32), Signal(32)   # memory words of a pass (per port), of the activations
+        cycles, stall = Signal(64), Signal(64)
+        results = Signal(32)
+
+        # the engine's streams
+        m.d.comb += [act_un.length.eq(n_act)]
+        for u in wgt_un:
+            m.d.comb += u.length.eq(n_pass)
+        m.d.comb += [desc_un.i.payload.eq(ctrl.data.payload), act_un.i.payload.eq(ctrl.data.payload),
+                     desc_un.i.valid.eq(ctrl.data.valid & ~ctrl_to_act),
+                     act_un.i.valid.eq(ctrl.data.valid & ctrl_to_act),
+                     ctrl.data.ready.eq(Mux(ctrl_to_act, act_un.i.ready, desc_un.i.ready))]
+        m.d.comb += [engine.act.payload.eq(act_un.o.payload), engine.act.valid.eq(act_un.o.valid),
+                     act_un.o.ready.eq(engine.act.ready)]
+        for rd, u in zip(wgts, wgt_un):
+            wiring.connect(m, rd.data, u.i)
+        all_valid = Cat(*(u.o.valid for u in wgt_un)).all()
+        m.d.comb += [engine.wgt.payload.eq(Cat(*(u.o.payload for u in wgt_un))[:2 * ecfg.lanes]),
+                     engine.wgt.valid.eq(all_valid)]
+        for u in wgt_un:
+            m.d.comb += u.o.ready.eq(engine.wgt.ready & all_valid)
+        # results: each sum sign-extended to 32 bits, packed into words, into the FIFO
+        sums = engine.res.payload.sums
+        flat = [sums[g][i] for g in range(ecfg.res_per_beat) for i in range(len(ecfg.parts))] \
+            if ecfg.lane_style == "array" else [sums[i] for i in range(len(ecfg.parts))]
+        m.d.comb += [packer.i.payload.data.eq(Cat(*(_sext(s, RESULT_SUM_BITS) for s in flat))),
+                     packer.i.payload.last.eq(engine.res.payload.last),
+                     packer.i.valid.eq(engine.res.valid), engine.res.ready.eq(packer.i.ready),
+                     res_fifo.w_data.eq(packer.o.payload.data), res_fifo.w_en.eq(packer.o.valid),
+                     packer.o.ready.eq(res_fifo.w_rdy)]
+        m.d.comb += [res_w.data.payload.eq(res_fifo.r_data), res_w.data.valid.eq(res_fifo.r_rdy),
+                     res_fifo.r_en.eq(res_w.data.ready)]
+
+        # -- the result writer's bursts: the words already in the FIFO ---------------------------
+        avail = Signal(range(res_fifo.depth + 2))      # words in the FIFO not yet given a burst
+        flushed = Signal()                             # the layer's last word is in the FIFO
+        pushed = packer.o.valid & packer.o.ready
+        want = Mux(avail < cfg.max_burst, avail, cfg.max_burst)
+        res_end = Signal(A + 2)
+        m.d.comb += res_end.eq(res_addr[:A] + (want << wshift))
+        res_go = Signal()
+        m.d.comb += [res_go.eq(((avail >= cfg.max_burst) | (flushed & (avail != 0))) & ~aborting),
+                     res_w.cmd.payload.addr.eq(res_addr), res_w.cmd.payload.beats.eq(want)]
+        res_over = res_end[A:] != 0
+        m.d.comb += res_w.cmd.valid.eq(res_go & ~res_over)
+        res_cmd = res_w.cmd.valid & res_w.cmd.ready
+        m.d.sync += avail.eq(avail + pushed - Mux(res_cmd, want, 0))
+        with m.If(res_cmd):
+            m.d.sync += res_addr.eq(res_addr + (want << wshift))
+        with m.If(pushed & packer.o.payload.last):
+            m.d.sync += flushed.eq(1)
+
+        # -- the weight passes: a command to every port per pass ---------------------------------
+        w_addr = [Signal(A + 1, name=f"w_addr{p}") for p in range(P)]
+        w_pend = Signal(P)
+        rows_left = Signal(32)
+        sm = Signal(range(max(ecfg.stages * len(ecfg.matrices), 2)))
+        passes_done = Signal()
+        pass_bytes = Signal(32 + wshift)
+        m.d.comb += pass_bytes.eq(pass_mw << wshift)
+        for p, rd in enumerate(wgts):
+            m.d.comb += [rd.cmd.valid.eq(w_pend[p]), rd.cmd.payload.addr.eq(w_addr[p]),
+                         rd.cmd.payload.beats.eq(pass_mw)]
+            with m.If(rd.cmd.valid & rd.cmd.ready):
+                m.d.sync += [w_pend[p].eq(0), w_addr[p].eq(w_addr[p] + pass_bytes)]
+        w_over = Cat(*((w_addr[p] + pass_bytes)[A:] != 0 for p in range(P))).any()
+
+        # -- the sequencer of a run ---------------------------------------------------------------
+        eng_cmd_pend, act_pend = Signal(), Signal()
+        m.d.comb += [engine.cmd.valid.eq(eng_cmd_pend), engine.cmd.payload.k.eq(d["k"]),
+                     engine.cmd.payload.rows.eq(d["rows"])]
+        with m.If(engine.cmd.valid & engine.cmd.ready):
+            m.d.sync += eng_cmd_pend.eq(0)
+        res_last_seen = Signal()
+        with m.If(engine.res.valid & engine.res.ready & engine.res.payload.last):
+            m.d.sync += res_last_seen.eq(1)
+        with m.If(engine.res.valid & engine.res.ready):
+            m.d.sync += results.eq(results + 1)
+
+        # the divider: n = ceil(k / div) (restoring, a bit a cycle)
+        div = {"array": ecfg.cols, "dot": ecfg.lanes, "output": 1}[ecfg.lane_style]
+        kw = ecfg.max_in.bit_length()
+        quo, rem = Signal(kw), Signal(kw + 1)
+        kbits = Signal(kw)
+        step = Signal(range(kw + 1))
+
+        def words_of(items, width):
+            slot = slot_bits(width, D)
+            if slot <= D:
+                per = D // slot
+                return (items + per - 1) >> (per.bit_length() - 1)
+            return _const_mul(items, slot // D)
+
+        error_set, done_set = Signal(), Signal()
+        m.d.comb += [regs.status_error_set.eq(error_set), regs.status_done_set.eq(done_set),
+                     regs.status_error_code.eq(code), regs.layer.eq(layer),
+                     regs.cycles_lo.eq(cycles[:32]), regs.cycles_hi.eq(cycles[32:]),
+                     regs.stall_lo.eq(stall[:32]), regs.stall_hi.eq(stall[32:]),
+                     regs.results.eq(results)]
+
+        def fail(name):
+            m.d.sync += code.eq(ERROR_CODES[name])
+            m.d.comb += error_set.eq(1)
+
+        desc_base = Cat(regs.desc_addr_lo, regs.desc_addr_hi)
+        misaligned = lambda a: a[:wshift] != 0 if wshift else Const(0)
+        beyond = lambda a: a[A:64] != 0 if A < 64 else Const(0)
+        port = Signal(range(max(P, 2)))
+        running_addr = Signal(A + 1)
+        act_end = Signal(A + 2)
+        m.d.comb += act_end.eq(act_addr[:A] + (act_mw << wshift))
+        layer_done = Signal()
+        m.d.comb += layer_done.eq(res_last_seen & flushed & (avail == 0) & ~eng_cmd_pend & passes_done &
+                                  res_w.quiet & ~res_fifo.r_rdy)
+
+        def abortable():
+            """A soft reset while running: the last word on the next state, so it wins."""
+            with m.If(regs.ctrl_soft_reset):
+                m.next = "ABORT"
+
+        with m.FSM(name="run") as fsm:
+            with m.State("IDLE"):
+                with m.If(regs.ctrl_start):
+                    m.d.sync += [desc_ptr.eq(desc_base[:A]), count.eq(regs.desc_count), layer.eq(0),
+                                 cycles.eq(0), stall.eq(0), results.eq(0), code.eq(0)]
+                    with m.If((regs.desc_count == 0) | (desc_base[:6] != 0)):
+                        fail("list")
+                    with m.Elif(beyond(desc_base)):
+                        fail("range")
+                    with m.Else():
+                        m.next = "FETCH"
+            with m.State("FETCH"):
+                m.d.comb += [clear.eq(1)]
+                m.d.comb += [ctrl.cmd.valid.eq(1), ctrl.cmd.payload.addr.eq(desc_ptr),
+                             ctrl.cmd.payload.beats.eq(DESCRIPTOR_BYTES // wb)]
+                m.d.sync += [ctrl_to_act.eq(0), res_last_seen.eq(0), flushed.eq(0)]
+                with m.If(desc_ptr[A:] != 0):
+                    fail("range")
+                    m.next = "IDLE"
+                with m.Elif(ctrl.cmd.ready):
+                    m.next = "DESC"
+                abortable()
+            with m.State("DESC"):
+                m.d.comb += desc_un.o.ready.eq(1)
+                with m.If(desc_un.o.valid):
+                    m.d.sync += [d[name].eq(desc_un.o.payload[32 * i:32 * i + 32])
+                                 for i, name in enumerate(DESCRIPTOR)]
+                    m.next = "CHECK"
+                abortable()
+            with m.State("CHECK"):
+                act = Cat(d["act_lo"], d["act_hi"])
+                wgt = Cat(d["wgt_lo"], d["wgt_hi"])
+                res = Cat(d["res_lo"], d["res_hi"])
+                m.d.sync += [act_addr.eq(act), wgt_base.eq(wgt), res_addr.eq(res),
+                             kbits.eq(d["k"]), quo.eq(0), rem.eq(0), step.eq(0)]
+                with m.If((d["k"] == 0) | (d["k"] > ecfg.max_in)):
+                    fail("k")
+                    m.next = "IDLE"
+                with m.Elif((d["rows"] == 0) | (d["rows"] > ecfg.max_out)):
+                    fail("rows")
+                    m.next = "IDLE"
+                with m.Elif(misaligned(act) | misaligned(wgt) | misaligned(res) |
+                            (misaligned(stride) if P > 1 else 0)):
+                    fail("align")
+                    m.next = "IDLE"
+                with m.Elif(beyond(act) | beyond(wgt) | beyond(res)):
+                    fail("range")
+                    m.next = "IDLE"
+                with m.Else():
+                    m.next = "DIV"
+                abortable()
+            with m.State("DIV"):
+                r2 = Cat(kbits[-1], rem[:kw])
+                ge = r2 >= div
+                m.d.sync += [kbits.eq(kbits << 1), rem.eq(Mux(ge, r2 - div, r2)),
+                             quo.eq(Cat(ge, quo[:-1])), step.eq(step + 1)]
+                with m.If(step == kw):
+                    m.d.sync += [n_pass.eq(quo + (rem != 0)), step.eq(0)]
+                    m.next = "SIZE"
+                abortable()
+            with m.State("SIZE"):
+                n_act_v = n_pass if cfg.engine.act_per_beat == div else d["k"]
+                m.d.sync += [n_act.eq(n_act_v), pass_mw.eq(words_of(n_pass, cfg.slice_bits)),
+                             act_mw.eq(words_of(n_act_v, cfg.act_bits)), running_addr.eq(wgt_base[:A]),
+                             port.eq(0)]
+                m.next = "PORTS"
+                abortable()
+            with m.State("PORTS"):
+                # each port's first address, a cycle each (no chain of adders)
+                for p in range(P):
+                    with m.If(port == p):
+                        m.d.sync += w_addr[p].eq(running_addr)
+                m.d.sync += [running_addr.eq(running_addr + stride), port.eq(port + 1)]
+                with m.If((act_end[A:] != 0) | (running_addr[A:] != 0)):
+                    fail("range")
+                    m.next = "IDLE"
+                with m.Elif(port == P - 1):
+                    m.d.comb += clear.eq(1)
+                    m.d.sync += [eng_cmd_pend.eq(1), act_pend.eq(1), ctrl_to_act.eq(1),
+                                 rows_left.eq(d["rows"]), sm.eq(0), passes_done.eq(0),
+                                 w_pend.eq(0)]
+                    m.next = "RUN"
+                abortable()
+            with m.State("RUN"):
+                # activations
+                m.d.comb += [ctrl.cmd.valid.eq(act_pend), ctrl.cmd.payload.addr.eq(act_addr),
+                             ctrl.cmd.payload.beats.eq(act_mw)]
+                with m.If(ctrl.cmd.valid & ctrl.cmd.ready):
+                    m.d.sync += act_pend.eq(0)
+                # the next pass once every port has taken this one
+                with m.If((w_pend == 0) & ~passes_done):
+                    with m.If(w_over):
+                        fail("range")
+                        m.next = "ABORT"
+                    with m.Else():
+                        m.d.sync += w_pend.eq((1 << P) - 1)
+                        last_sm = sm == ecfg.stages * len(ecfg.matrices) - 1
+                        m.d.sync += sm.eq(Mux(last_sm, 0, sm + 1))
+                        with m.If(last_sm):
+                            m.d.sync += rows_left.eq(Mux(rows_left > ecfg.row_tile,
+                                                         rows_left - ecfg.row_tile, 0))
+                            with m.If(rows_left <= ecfg.row_tile):
+                                m.d.sync += passes_done.eq(1)
+                with m.If(res_go & res_over):
+                    fail("range")
+                    m.next = "ABORT"
+                with m.Elif(layer_done):
+                    with m.If(Cat(*(r.error for r in [ctrl, *wgts])).any()):
+                        fail("read")
+                        m.next = "IDLE"
+                    with m.Elif(res_w.error):
+                        fail("write")
+                        m.next = "IDLE"
+                    with m.Elif(layer + 1 == count):
+                        m.d.comb += done_set.eq(1)
+                        m.d.sync += layer.eq(layer + 1)
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.d.sync += [layer.eq(layer + 1), desc_ptr.eq(desc_ptr + DESCRIPTOR_BYTES)]
+                        m.next = "FETCH"
+                stalled = ((engine.wgt.ready & ~engine.wgt.valid) | (engine.act.ready & ~engine.act.valid) |
+                           (engine.res.valid & ~engine.res.ready))
+                m.d.sync += stall.eq(stall + stalled)
+                abortable()
+            with m.State("ABORT"):
+                m.d.comb += [eng_rst.eq(1), aborting.eq(1)]
+                m.d.sync += [eng_cmd_pend.eq(0), act_pend.eq(0), w_pend.eq(0)]
+                for rd in [ctrl, *wgts]:
+                    m.d.comb += rd.abort.eq(1)
+                with m.If(Cat(*(r.quiet for r in [ctrl, *wgts, res_w])).all()):
+                    m.d.comb += m_rst.eq(1)
+                    m.d.sync += [avail.eq(0), flushed.eq(0), res_last_seen.eq(0)]
+                    m.next = "IDLE"
+        m.d.comb += regs.status_busy.eq(~fsm.ongoing("IDLE"))
+        with m.If(~fsm.ongoing("IDLE")):
+            m.d.sync += cycles.eq(cycles + 1)
+        return m
+
+
+def _sext(value, bits: int):
+    """``value`` (signed) sign-extended to ``bits`` bits."""
+    v = value.as_signed()
+    return Cat(v, v[-1].replicate(bits - len(v)))
+
+
+#: The standard AXI name prefix of each bus of :class:`SystemTop` (``m_wgt<p>`` -> ``m_axi_wgt<p>``).
+def _bus_prefix(name: str) -> str:
+    return "s_axil" if name == "s_axil" else "m_axi_" + name[2:]
+
+
+#: Constant outputs of an AXI4 manager that the masters leave at their defaults (ID 0, normal
+#: non-cacheable bufferable, unprivileged secure data, no QoS, no lock).
+_MANAGER_DEFAULTS = {"id": (1, 0), "lock": (1, 0), "cache": (4, 0b0011), "prot": (3, 0), "qos": (4, 0)}
+
+
+def wrapper_verilog(component: SystemTop, inner: str, name: str) -> str:
+    """A Verilog module ``name`` around ``inner`` (the Amaranth netlist of ``component``) with the
+    standard AXI port names that Vivado's IP packager and block designs infer interfaces from
+    (``s_axil_awaddr``, ``m_axi_wgt0_araddr``, ...), ``aclk`` and an active-low ``aresetn``."""
+    from amaranth.hdl import Shape
+    ins, outs, conns, consts = [], [], [], []
+    buses = [n for n in component.signature.members if n != "irq"]
+    for path, member, value in component.signature.flatten(component):
+        bus, *rest = path
+        inner_port = "__".join(path)
+        is_in = member.flow == In
+        if bus == "irq":
+            outs.append(("irq", 1))
+            conns.append((inner_port, "irq"))
+            continue
+        prefix = _bus_prefix(bus)
+        chan, what = rest
+        if what in ("valid", "ready"):
+            std = f"{prefix}_{chan}{what}"
+            (ins if is_in else outs).append((std, 1))
+            conns.append((inner_port, std))
+            continue
+        layout = data.Layout.cast(value.shape())
+        parts = []
+        for fname, field in layout:
+            std = f"{prefix}_{chan}{fname}"
+            width = Shape.cast(field.shape).width
+            (ins if is_in else outs).append((std, width))
+            parts.append(std)
+        conns.append((inner_port, "{" + ", ".join(reversed(parts)) + "}"))
+    for bus in buses:
+        if bus == "s_axil":
+            continue
+        prefix = _bus_prefix(bus)
+        chans = ("ar",) if bus != "m_res" else ("aw",)
+        for chan in chans:
+            for sig, (width, val) in _MANAGER_DEFAULTS.items():
+                std = f"{prefix}_{chan}{sig}"
+                outs.append((std, width))
+                consts.append((std, width, val))
+        resp_id = f"{prefix}_{'r' if bus != 'm_res' else 'b'}id"
+        ins.append((resp_id, 1))
+    outs = [o for o in outs if not any(o[0] == c[0] for c in consts)] + \
+        [(c[0], c[1]) for c in consts]
+    busif = ":".join(_bus_prefix(b) for b in buses)
+    lines = [f"// {name}: the fairyhw system top with standard AXI port names (generated by fairyhw).",
+             f"(* X_INTERFACE_PARAMETER = \"ASSOCIATED_BUSIF {busif}, ASSOCIATED_RESET aresetn\" *)",
+             f"module {name} (",
+             "  input aclk,",
+             "  (* X_INTERFACE_PARAMETER = \"POLARITY ACTIVE_LOW\" *) input aresetn,"]
+    decl = [f"  input {_range(w)}{n}" for n, w in ins] + [f"  output {_range(w)}{n}" for n, w in outs]
+    lines.append(",\n".join(decl))
+    lines.append(");")
+    for n, w, v in consts:
+        lines.append(f"  assign {n} = {w}'d{v};")
+    lines.append(f"  {inner} core (")
+    pins = ["    .clk(aclk)", "    .rst(~aresetn)"] + [f"    .{p}({e})" for p, e in conns]
+    lines.append(",\n".join(pins))
+    lines.append("  );")
+    lines.append("endmodule")
+    return "\n".join(lines) + "\n"
+
+
+def _range(width: int) -> str:
+    return f"[{width - 1}:0] " if width > 1 else ""

@@ -1,0 +1,133 @@
+"""The system top (fairyhw.hw.system) in Verilator: layers laid out in memory by the host driver
+(fairyhw.hw.host), run from a descriptor list through the AXI4 masters and the AXI4-Lite registers,
+their results read back from memory and compared with the golden integer path with ``==``
+(see system_tb.py)."""
+
+import json
+import pickle
+
+import pytest
+import torch
+
+from fairyhw.hw.config import ERRORS, EngineConfig, SystemConfig
+from fairyhw.hw.host import descriptor, lay_out
+from fairyhw.hw.system import ERROR_CODES, SystemTop, wrapper_verilog
+from test_engine import build_component, random_layer, run_testcase
+
+
+def build_system(name, cfg):
+    top = SystemTop(cfg)
+    runner, bdir = build_component(f"system_{name}", top, wrapper_verilog(top, "inner", "top"))
+    return runner, bdir, cfg
+
+
+def run_system(design, runs, *, memory=None, mem_size=1 << 24, limit=2_000_000, tag="job"):
+    """Run ``runs`` (dicts: ``chunks``, ``desc_addr``, ``count``, ``results`` [(addr, bytes)], and
+    optionally ``soft_reset_after``) in one simulation; returns the testbench's record per run."""
+    runner, bdir, cfg = design
+    job, out = bdir / f"{tag}.runs.pkl", bdir / f"{tag}.out.pkl"
+    job.write_bytes(pickle.dumps(runs))
+    env = {"memory": memory or {"kind": "ram", "pause": 0.0}, "mem_size": mem_size,
+           "weight_ports": cfg.weight_ports, "runs": str(job), "limit": limit}
+    run_testcase(runner, bdir, "runs", test_module="system_tb",
+                 env={"FAIRYHW_SYSTEM": json.dumps(env), "FAIRYHW_OUT": str(out)})
+    return pickle.loads(out.read_bytes())
+
+
+def layout_run(cfg, layers, base=0):
+    """A run of ``layers`` ((name, codes, p, q, expected) each) and its layout."""
+    lay = lay_out(cfg, [(c, p, q) for _, c, p, q, _ in layers], base=base)
+    return lay, {"chunks": lay.chunks, "desc_addr": lay.desc_addr, "count": lay.count,
+                 "results": [(pl.res, pl.res_bytes) for pl in lay.places]}
+
+
+def check_run(lay, layers, rec):
+    st = rec["status"]
+    assert (st["done"], st["error"], st["busy"]) == (1, 0, 0), st
+    assert rec["irq"] == 1
+    assert st["layer"] == len(layers)
+    assert st["results"] == sum(lay.config.engine.result_count(pl.rows) for pl in lay.places)
+    for i, (name, _, _, _, exp) in enumerate(layers):
+        assert torch.equal(lay.results(i, rec["results"][i]), exp), name
+
+
+@pytest.fixture(scope="module")
+def small():
+    """A 2 x 8 array on 64-bit memory with two weight ports (16 bits of each weight word each)."""
+    eng = EngineConfig.array(2, 8, max_in=64, max_out=64)
+    return build_system("small", SystemConfig(engine=eng, data_width=64, weight_ports=2, addr_width=32,
+                                              max_burst=8, outstanding=4))
+
+
+def small_layers(seed=0):
+    shapes = [(5, 13), (2, 8), (1, 1), (9, 64), (3, 20)]
+    return [random_layer(f"l{i}", r, k, 2, 2, seed + i) for i, (r, k) in enumerate(shapes)]
+
+
+@pytest.mark.parametrize("pause", [0.0, 0.4])
+def test_descriptor_list_with_backpressure(small, pause):
+    """Five layers from one descriptor list, the memory's channels paused at random."""
+    layers = small_layers()
+    lay, run = layout_run(small[2], layers)
+    rec, = run_system(small, [run], memory={"kind": "ram", "pause": pause}, tag=f"list_{pause}")
+    check_run(lay, layers, rec)
+
+
+def test_bad_descriptors_give_error_status(small):
+    """Each bad value stops the run with its error code (never a hang); the next run works."""
+    cfg = small[2]
+    good = small_layers(5)[:2]
+    lay, ok_run = layout_run(cfg, good)
+    pl = lay.places[0]
+    base = lay.end                  # bad descriptors live past the good layout
+
+    def one(**kw):
+        d = dict(k=pl.k, rows=pl.rows, act=pl.act, wgt=pl.wgt, wgt_stride=pl.wgt_stride, res=pl.res)
+        d.update(kw)
+        return {"chunks": {base: descriptor(**d)}, "desc_addr": base, "count": 1, "results": []}
+    cases = [
+        ("list", {"chunks": {}, "desc_addr": base, "count": 0, "results": []}),
+        ("list", {"chunks": {}, "desc_addr": base + 32, "count": 1, "results": []}),
+        ("k", one(k=0)), ("k", one(k=65)), ("rows", one(rows=0)), ("rows", one(rows=65)),
+        ("align", one(act=pl.act + 4)), ("align", one(wgt_stride=pl.wgt_stride + 8 + 4)),
+        ("range", one(res=1 << 32)), ("range", one(act=(1 << 32) - 8)),
+        ("range", {"chunks": {}, "desc_addr": (1 << 32) | base, "count": 1, "results": []}),
+    ]
+    runs = [r for _, r in cases] + [ok_run]
+    recs = run_system(small, runs, tag="errors")
+    for (what, _), rec in zip(cases, recs):
+        st = rec["status"]
+        assert (st["busy"], st["done"], st["error"]) == (0, 0, 1), (what, st)
+        assert st["error_code"] == ERROR_CODES[what], (what, st)
+        assert st["error_text"] == ERRORS[ERROR_CODES[what]]
+        assert rec["irq"] == 1
+    check_run(lay, good, recs[-1])
+
+
+def test_read_error_response(small):
+    """A weight region past the memory's end: the memory answers DECERR, the layer still ends
+    (its data dropped) and the run stops with error 6."""
+    cfg = small[2]
+    layers = small_layers(9)[:1]
+    lay, run = layout_run(cfg, layers)
+    pl = lay.places[0]
+    size = 1 << 20
+    run["chunks"][lay.desc_addr] = descriptor(pl.k, pl.rows, pl.act, size - 8, pl.wgt_stride, pl.res)
+    rec, = run_system(small, [run], memory={"kind": "model", "bytes_per_cycle": 8, "latency": 5,
+                                            "outstanding": 4}, mem_size=size, tag="decerr")
+    st = rec["status"]
+    assert (st["error"], st["error_code"], st["busy"]) == (1, ERROR_CODES["read"], 0), st
+
+
+@pytest.mark.parametrize("after", [2, 12, 30, 200])
+def test_soft_reset_mid_run(small, after):
+    """A soft reset while layers run: the core drains its bursts and idles, and the next run's results
+    are exact."""
+    cfg = small[2]
+    layers = small_layers(3)
+    lay, run = layout_run(cfg, layers)
+    first = dict(run, soft_reset_after=after)
+    recs = run_system(small, [first, run], tag=f"soft_{after}")
+    st = recs[0]["status"]
+    assert (st["busy"], st["done"], st["error"]) == (0, 0, 0), st
+    check_run(lay, layers, recs[1])
