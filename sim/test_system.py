@@ -12,7 +12,7 @@ import torch
 from fairyhw.hw.config import ERRORS, EngineConfig, SystemConfig
 from fairyhw.hw.host import descriptor, lay_out
 from fairyhw.hw.system import ERROR_CODES, SystemTop, wrapper_verilog
-from test_engine import build_component, random_layer, run_testcase
+from test_engine import build_component, random_layer, run_testcase, smollm2_vectors  # noqa: F401 (a fixture)
 
 
 def build_system(name, cfg):
@@ -131,3 +131,35 @@ def test_soft_reset_mid_run(small, after):
     st = recs[0]["status"]
     assert (st["busy"], st["done"], st["error"]) == (0, 0, 0), st
     check_run(lay, layers, recs[1])
+
+
+@pytest.fixture(scope="module")
+def default_system():
+    """The default 64-MAC engine (a 1 x 64 array) on 256-bit memory, one weight port."""
+    eng = EngineConfig(max_in=2048, max_out=2048)
+    return build_system("default", SystemConfig(engine=eng, data_width=256, addr_width=32))
+
+
+def test_smollm2_block_from_memory(default_system, smollm2_vectors):
+    """SmolLM2-135M's q, k, v, o, gate, up and down of blocks 0 and 1 (real activations, W2) as one
+    descriptor list of 14 layers, results read back from memory ``==`` the golden integer path."""
+    from fairyhw.model.vectors import quantized_layer_vectors
+    layers = []
+    for name, (w, x) in smollm2_vectors.items():
+        _, act, codes, exp = quantized_layer_vectors(w, x, 2)
+        layers.append((name, codes, act.p, act.q, exp))
+    lay, run = layout_run(default_system[2], layers)
+    rec, = run_system(default_system, [run], memory={"kind": "ram", "pause": 0.2}, mem_size=1 << 26,
+                      limit=5_000_000, tag="smollm2")
+    check_run(lay, layers, rec)
+
+
+def test_llama2_7b_q_proj_from_memory(default_system):
+    """A LLaMA-2 7B shaped q_proj (2048 x 2048 complex U and W, W2) through the system top."""
+    from test_engine import llama2_q_proj
+    layers = [llama2_q_proj()]
+    lay, run = layout_run(default_system[2], layers)
+    rec, = run_system(default_system, [run], memory={"kind": "model", "bytes_per_cycle": 32,
+                                                     "latency": 30, "outstanding": 8},
+                      mem_size=1 << 26, limit=5_000_000, tag="llama_q")
+    check_run(lay, layers, rec)
