@@ -64,3 +64,42 @@ class ReadMemory:
                 s["rlast"].value = int(left == 1)
             else:
                 s["rvalid"].value = 0
+
+
+class WriteMemory:
+    """The write side of an AXI4 subordinate that never waits: ``awready`` and ``wready`` always
+    high, each burst's response on ``b`` the cycle after its last beat (in order, held until taken).
+    Writes land in ``mem`` (shared with the read ports)."""
+
+    def __init__(self, dut, prefix, clk, *, mem):
+        names = ("awvalid", "awready", "awaddr", "awlen", "wvalid", "wready", "wdata", "wstrb", "wlast",
+                 "bvalid", "bready", "bresp")
+        self.s = {n: getattr(dut, f"{prefix}_{n}") for n in names}
+        self.clk, self.mem = clk, mem
+        self.width = len(self.s["wdata"]) // 8
+
+    async def run(self):
+        s = self.s
+        s["awready"].value = 1
+        s["wready"].value = 1
+        s["bvalid"].value = 0
+        s["bresp"].value = 0
+        bursts, responses = [], 0
+        while True:
+            await RisingEdge(self.clk)
+            if s["bvalid"].value and s["bready"].value:
+                responses -= 1
+            if s["awvalid"].value:
+                bursts.append(int(s["awaddr"].value))
+            if s["wvalid"].value:
+                addr = bursts[0]
+                data = int(s["wdata"].value).to_bytes(self.width, "little")
+                strb = int(s["wstrb"].value)
+                for i in range(self.width):
+                    if strb >> i & 1:
+                        self.mem[addr + i:addr + i + 1] = data[i:i + 1]
+                bursts[0] += self.width
+                if s["wlast"].value:
+                    bursts.pop(0)
+                    responses += 1
+            s["bvalid"].value = int(responses > 0)

@@ -4,8 +4,8 @@ registers through cocotbext-axi's AxiLiteMaster.
 
 The job (``FAIRYHW_SYSTEM``, JSON) names a pickle of runs, each a memory image (address -> bytes),
 its descriptor list, the result regions to read back, and what to do (run, or soft-reset after some
-cycles); the memory model per read port (cocotbext-axi's AxiRamRead with random pauses, or ReadMemory
-with set bandwidth, latency and outstanding bursts); the write port is AxiRamWrite with random pauses.
+cycles); the memory model per read port (cocotbext-axi's AxiRamRead and AxiRamWrite with random pauses,
+or ReadMemory with set bandwidth, latency and outstanding bursts and WriteMemory, which never waits).
 The testbench writes, per run, the status registers, the counters and the result regions into
 ``FAIRYHW_OUT`` (a pickle); the test compares them with the golden model."""
 
@@ -21,7 +21,7 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiRamRead, AxiRamWrite, AxiReadBus, AxiWriteBus
 from cocotbext.axi.memory import Memory
 
-from axi_memory import ReadMemory
+from axi_memory import ReadMemory, WriteMemory
 from fairyhw.hw.host import Driver
 
 JOB = json.loads(os.environ["FAIRYHW_SYSTEM"])
@@ -55,6 +55,31 @@ async def wait_idle(dut, drv, limit):
     raise AssertionError(f"still busy after {limit} cycles")
 
 
+async def trace(dut, ports, events):
+    """Record ``(cycle, event)`` of every AXI handshake that starts or ends a transfer."""
+    from cocotb.triggers import ReadOnly
+    cycle = 0
+    while True:
+        await RisingEdge(dut.aclk)
+        await ReadOnly()
+        cycle += 1
+        for port in ports:
+            p = f"m_axi_{port}"
+            if getattr(dut, f"{p}_arvalid").value and getattr(dut, f"{p}_arready").value:
+                events.append((cycle, f"{port}.ar", int(getattr(dut, f"{p}_arlen").value) + 1))
+            if getattr(dut, f"{p}_rvalid").value and getattr(dut, f"{p}_rready").value and \
+                    getattr(dut, f"{p}_rlast").value:
+                events.append((cycle, f"{port}.rlast", 0))
+        if dut.m_axi_res_awvalid.value and dut.m_axi_res_awready.value:
+            events.append((cycle, "res.aw", int(dut.m_axi_res_awlen.value) + 1))
+        if dut.m_axi_res_wvalid.value and dut.m_axi_res_wready.value and dut.m_axi_res_wlast.value:
+            events.append((cycle, "res.wlast", 0))
+        if dut.m_axi_res_bvalid.value and dut.m_axi_res_bready.value:
+            events.append((cycle, "res.b", 0))
+        if dut.irq.value:
+            events.append((cycle, "irq", 0))
+
+
 @cocotb.test()
 async def runs(dut):
     with open(JOB["runs"], "rb") as f:
@@ -76,17 +101,22 @@ async def runs(dut):
                             bytes_per_cycle=model["bytes_per_cycle"], latency=model["latency"],
                             outstanding=model["outstanding"])
             cocotb.start_soon(rm.run())
-    wr = AxiRamWrite(AxiWriteBus.from_prefix(dut, "m_axi_res"), dut.aclk, dut.aresetn,
-                     reset_active_level=False, mem=mem.mem)
     if model["kind"] == "ram":
+        wr = AxiRamWrite(AxiWriteBus.from_prefix(dut, "m_axi_res"), dut.aclk, dut.aresetn,
+                         reset_active_level=False, mem=mem.mem)
         for ch, seed in ((wr.aw_channel, 1), (wr.w_channel, 2), (wr.b_channel, 3)):
             ch.set_pause_generator(pauses(seed, model["pause"]))
+    else:
+        cocotb.start_soon(WriteMemory(dut, "m_axi_res", dut.aclk, mem=mem.mem).run())
     regs = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.aclk, dut.aresetn,
                          reset_active_level=False)
     await ClockCycles(dut.aclk, 5)
     dut.aresetn.value = 1
     await ClockCycles(dut.aclk, 2)
     drv = Driver(Regs(regs))
+    events = []
+    if JOB.get("trace"):
+        cocotb.start_soon(trace(dut, ports, events))
     assert await drv.read("id") == 0x46485731
     out = []
     for run in runs:
@@ -104,7 +134,8 @@ async def runs(dut):
         st = await wait_idle(dut, drv, JOB["limit"])
         irq = int(dut.irq.value)
         blobs = [mem.read(addr, n) for addr, n in run["results"]]
-        out.append({"status": st, "irq": irq, "results": blobs})
+        out.append({"status": st, "irq": irq, "results": blobs, "events": list(events)})
+        events.clear()
         await drv.write("status", 0b110)                 # done and error cleared: irq falls
         await ClockCycles(dut.aclk, 2)
         assert not dut.irq.value

@@ -21,14 +21,14 @@ def build_system(name, cfg):
     return runner, bdir, cfg
 
 
-def run_system(design, runs, *, memory=None, mem_size=1 << 24, limit=2_000_000, tag="job"):
+def run_system(design, runs, *, memory=None, mem_size=1 << 24, limit=2_000_000, tag="job", trace=False):
     """Run ``runs`` (dicts: ``chunks``, ``desc_addr``, ``count``, ``results`` [(addr, bytes)], and
     optionally ``soft_reset_after``) in one simulation; returns the testbench's record per run."""
     runner, bdir, cfg = design
     job, out = bdir / f"{tag}.runs.pkl", bdir / f"{tag}.out.pkl"
     job.write_bytes(pickle.dumps(runs))
     env = {"memory": memory or {"kind": "ram", "pause": 0.0}, "mem_size": mem_size,
-           "weight_ports": cfg.weight_ports, "runs": str(job), "limit": limit}
+           "weight_ports": cfg.weight_ports, "runs": str(job), "limit": limit, "trace": trace}
     run_testcase(runner, bdir, "runs", test_module="system_tb",
                  env={"FAIRYHW_SYSTEM": json.dumps(env), "FAIRYHW_OUT": str(out)})
     return pickle.loads(out.read_bytes())

@@ -6,7 +6,9 @@ exactly, stall-free) and the performance model.
 
 from __future__ import annotations
 
-__all__ = ["BUFFER_READ_DELAY", "read_cycles", "engine_cycles", "array_cycles", "array_depth", "tree_levels", "tree_depth", "tile_rows",
+import math
+
+__all__ = ["BUFFER_READ_DELAY", "read_cycles", "system_cycles", "engine_cycles", "array_cycles", "array_depth", "tree_levels", "tree_depth", "tile_rows",
            "output_stages", "latency", "pass_count", "result_beats"]
 
 
@@ -151,3 +153,164 @@ def read_cycles(beats: int, *, width: int, bytes_per_cycle: float, latency: int,
     trips = ((bursts - 1) // outstanding * period + (bursts - 1) % outstanding * max_burst / w
              + latency + last / w)
     return max(beats / w + latency, trips) + 3
+
+
+class _ReadPort:
+    """One AXI4 read master (:class:`fairyhw.hw.dma.AxiReader`) and its memory, burst by burst, in
+    absolute cycles: a burst's address goes out once the command is in and a burst slot is free (the
+    cycle after the last word of the burst ``outstanding`` before it); its first word comes
+    ``latency + 1`` cycles after the address; words leave in order, at most one a cycle, each spending
+    ``width`` bytes of a budget that grows by ``bytes_per_cycle`` a cycle up to two words' worth
+    (the co-simulation's memory model, ``sim/axi_memory.py``). The FIFO's credits are left out: they
+    hold the reads back only while the consumer is slower than the memory."""
+
+    def __init__(self, *, width, bytes_per_cycle, latency, outstanding, max_burst):
+        self.w, self.rate, self.latency = width, float(bytes_per_cycle), latency
+        self.out, self.max_burst = outstanding, max_burst
+        self.kb, self.b = -(10 ** 9), 2.0 * width      # the budget after edge kb (idle: full)
+        self.last = -(10 ** 9)                          # the last word's cycle
+        self.done = []                                  # each burst's last word, in order
+
+    def _budget(self, k):
+        return min(2.0 * self.w, self.b + (k - self.kb) * self.rate)
+
+    def burst(self, earliest, beats):
+        """A burst of ``beats`` words whose address may go out from cycle ``earliest``: (the address's
+        cycle, each word's cycle)."""
+        a = earliest
+        if len(self.done) >= self.out:
+            a = max(a, self.done[-self.out] + 1)
+        times = []
+        k = max(a + 1 + self.latency, self.last + 1)
+        for _ in range(beats):
+            b = self._budget(k)
+            if b < self.w:
+                k += max(1, math.ceil((self.w - b) / self.rate - 1e-9))
+                b = self._budget(k)
+            times.append(k)
+            self.kb, self.b = k + 1, min(2.0 * self.w, b - self.w + self.rate)
+            self.last = k
+            k += 1
+        self.done.append(self.last)
+        return a, times
+
+    def command(self, h, words, offset=0):
+        """A command of ``words`` words from byte ``offset`` of a 4 KB aligned region, taken at cycle
+        ``h``: (the cycle its last address goes out, each word's cycle)."""
+        a, times = h, []
+        left, addr = words, offset
+        while left:
+            n = min(left, self.max_burst, (4096 - addr % 4096) // self.w)
+            a, t = self.burst(a + 1, n)
+            times += t
+            left -= n
+            addr += n * self.w
+        return a, times
+
+
+_engine_latency = latency
+
+#: Cycles of the system top's write tail beside the final burst's words and the last result's
+#: words, measured once in co-simulation (sim/test_system.py checks that it holds at every point):
+#: the burst's command, its address, the FIFO, the response, the writer going quiet and the layer's
+#: end.
+SYSTEM_WRITE_EXTRA = 6
+
+
+def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstanding: int) -> dict:
+    """Cycles of a run of the system top (:class:`fairyhw.hw.system.SystemTop`) on the array style,
+    ``start`` to idle, for ``layers`` (``(k, rows)`` each, one descriptor list), every read port on a
+    memory of ``bytes_per_cycle`` bandwidth, ``latency`` cycles from a burst's address to its first
+    word and at most ``outstanding`` bursts in flight; writes answered at once.
+
+    Per layer: the descriptor's fetch (its last word, then the descriptor unpacked and taken), a cycle
+    to check it, the divider (``bits(max_in) + 1`` cycles), a cycle to size the transfers and one per
+    weight port; then the run: the engine's command, the activation read and (a cycle later) the first
+    pass's weight command, one weight command a pass (every two cycles at most, and once the one
+    before has all its addresses out), each port's words from :class:`_ReadPort`. The array's schedule
+    (:func:`array_cycles`) then holds with two more bounds: the activations' last beat (``A``) and
+    each pass's last weight word (``W_i``, the cycle after it leaves memory, a cycle more through a
+    wide slice's unpacker) bound the last word of pass 0 and of pass ``i``::
+
+        L_0 = max(2n + 3, A + n + 2, W_0),   L_i = max(L_{i-1} + max(n, 2), e_{i-2} + 1, W_i)
+
+    and the run ends with the write tail: the last pass's result beats through the packer (a beat of
+    ``m`` memory words takes ``m`` cycles), the final burst's words, :data:`SYSTEM_WRITE_EXTRA`.
+
+    Returns ``{"cycles", "layers": [{"cycles", "compute", "bound"}]}``: ``compute`` is the layer
+    had every weight word come as soon as the array takes it (no ``W_i`` bound); ``bound`` is
+    ``"compute"`` where the weight stream never held the array."""
+    from .config import slot_bits
+    e = cfg.engine
+    if e.lane_style != "array":
+        raise ValueError("system_cycles models the array style")
+    wb, D = cfg.word_bytes, cfg.data_width
+    knobs = dict(width=wb, latency=latency, outstanding=min(outstanding, cfg.outstanding),
+                 max_burst=cfg.max_burst)
+    desc_words = max(1, 64 // wb)
+    desc_wide = 512 > D
+    total, per = 0, []
+    ctrl = _ReadPort(bytes_per_cycle=bytes_per_cycle, **knobs)
+    wgt = _ReadPort(bytes_per_cycle=bytes_per_cycle, **knobs)
+    t0 = 0                                   # the layer's first cycle (FETCH)
+    for k, rows in layers:
+        _, t = ctrl.command(t0, desc_words)
+        run0 = t[-1] + (3 if desc_wide else 2) + 1 + e.max_in.bit_length() + 1 + 1 + cfg.weight_ports
+        # activations: beat j once its last word is through the FIFO (and the unpacker if wide)
+        n_act = cfg.act_items(k)
+        _, t = ctrl.command(run0, cfg.act_memory_words(k))
+        slot = slot_bits(cfg.act_bits, D)
+        if slot > D:
+            kw = slot // D
+            avail = [t[(j + 1) * kw - 1] + 2 for j in range(n_act)]
+        else:
+            per_word = D // slot
+            avail = [t[j // per_word] + 1 for j in range(n_act)]
+        a = None
+        for v in avail:
+            a = max(run0 + 2, v) if a is None else max(a + 1, v)
+        act_last = a - run0
+        # the weight passes: one command a pass on each port (the ports are alike: one is followed)
+        pmw = cfg.pass_memory_words(k)
+        wide = slot_bits(cfg.slice_bits, D) > D
+        h, last_a, ready, offset = run0 + 1, None, [], 0
+        for i in range(pass_count(e, rows)):
+            if i:
+                h = max(h + 2, last_a + 1)
+            last_a, t = wgt.command(h, pmw, offset)
+            offset += pmw * wb
+            ready.append(t[-1] + 1 + (1 if wide else 0) - run0)
+        # the write tail: the last pass's result beats leave the engine a cycle apart, but a beat of
+        # `item` words takes `item` cycles through the packer; then the final burst and its response
+        res_words = cfg.result_memory_words(rows)
+        item = max(1, slot_bits(cfg.result_bits, D) // D)
+        b_last = -(-tile_rows(rows, e.rows)[-1] // e.group)
+        tail = (item + (b_last - 1) * (item - 1)
+                + res_words - (res_words - 1) // cfg.max_burst * cfg.max_burst + SYSTEM_WRITE_EXTRA)
+        cyc = run0 - t0 + _array_schedule(k, rows, e, act_last=act_last, ready=ready) + tail
+        compute = run0 - t0 + _array_schedule(k, rows, e, act_last=act_last) + tail
+        per.append({"cycles": cyc, "compute": compute, "bound": "compute" if cyc == compute else "memory"})
+        total += cyc
+        t0 += cyc
+    return {"cycles": total, "layers": per}
+
+
+def _array_schedule(k, rows, cfg, *, act_last=None, ready=None) -> int:
+    """:func:`array_cycles` with the activations' last beat taken at cycle ``act_last`` at the
+    earliest and pass ``i``'s last word at ``ready[i]`` (see :func:`system_cycles`)."""
+    n = -(-k // cfg.cols)
+    d = array_depth(cfg)
+    beats = [-(-c // cfg.group) for c in tile_rows(rows, cfg.rows)
+             for _ in range(cfg.stages * len(cfg.matrices))]
+    e = [-(10 ** 9), -(10 ** 9)]
+    last = None
+    for i, b in enumerate(beats):
+        if last is None:
+            last = max(2 * n + 3, (act_last if act_last is not None else 0) + n + 2)
+        else:
+            last = max(last + max(n, 2), e[-2] + 1)
+        if ready is not None:
+            last = max(last, ready[i])
+        move = max(last + d + 1, e[-1] + 1)
+        e.append(move + b)
+    return e[-1] + output_stages(cfg.accumulate) + 1
