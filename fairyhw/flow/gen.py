@@ -1,7 +1,8 @@
 """``python -m fairyhw.gen --lanes 64``: emit the engine's Verilog and its JSON manifest.
 
-Writes ``OUT/NAME.v`` and ``OUT/NAME.json`` (both or neither). Same options, same bytes: no absolute
-paths, timestamps or host names in either file.
+Writes ``OUT/NAME.v`` and ``OUT/NAME.json`` (both or neither); with ``--system``, the system top (the
+engine behind AXI4 masters and AXI4-Lite registers, :mod:`fairyhw.hw.system`) and its C header
+``OUT/NAME.h`` too. Same options, same bytes: no absolute paths, timestamps or host names in any file.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from amaranth.back import verilog
 from amaranth.lib import data
 from amaranth.hdl import Shape
 
-from .. import __version__
+from .. import FairyError, __version__
 from ..cli import ArgumentParser
 from ..outputs import Outputs, run_command, show
 from ..hw.config import EngineConfig, add_arguments, from_arguments
@@ -123,6 +124,72 @@ def describe(cfg: EngineConfig) -> str:
         ("" if cfg.sharing == "buffer" else ", activations streamed")
 
 
+def system_manifest(top, name: str) -> dict:
+    """The system top's manifest: its memory parameters, the register map, the descriptor, the error
+    codes, the memory layout and the standard-named ports."""
+    from ..hw.axi import register_map
+    from ..hw.config import DESCRIPTOR, DESCRIPTOR_BYTES, ERRORS, RESULT_SUM_BITS, slot_bits
+    cfg = top.config
+    e = cfg.engine
+    ports = []
+    for line in wrapper_ports(top):
+        ports.append(line)
+    return {
+        "generator": "fairyhw.flow.gen", "generator_version": __version__, "name": name,
+        "kind": "system", "core_module": f"{name}_core",
+        "system": {k: v for k, v in cfg.to_json().items() if k != "engine"},
+        "parameters": e.to_json(),
+        "accumulator_width": e.acc_width,
+        "registers": register_map(),
+        "descriptor": {"bytes": DESCRIPTOR_BYTES, "words": [
+            {"offset": 4 * i, "name": n} for i, n in enumerate(DESCRIPTOR)]},
+        "errors": {str(k): v for k, v in ERRORS.items()},
+        "memory_layout": {
+            "word_bits": cfg.data_width,
+            "activations": {"item_bits": cfg.act_bits, "slot_bits": slot_bits(cfg.act_bits, cfg.data_width),
+                            "items": "ceil(k / act_per_beat) act beats of the engine, from act"},
+            "weights": {"ports": cfg.weight_ports, "slice_bits": cfg.slice_bits,
+                        "slot_bits": slot_bits(cfg.slice_bits, cfg.data_width),
+                        "layout": "port p at wgt + p * wgt_stride holds bits [p*slice, (p+1)*slice) of "
+                                  "every weight word, pass after pass, each pass from a word boundary"},
+            "results": {"item_bits": cfg.result_bits,
+                        "slot_bits": slot_bits(cfg.result_bits, cfg.data_width),
+                        "sum_bits": RESULT_SUM_BITS,
+                        "layout": "the engine's result beats in order, each sum a sign-extended int32"},
+            "host": "fairyhw.hw.host.lay_out and Layout.results",
+        },
+        "clock_reset": "aclk; aresetn active low, synchronous",
+        "ports": ports,
+        "latency": {"python": "fairyhw.hw.timing.system_cycles(SystemConfig(...), layers, "
+                              "bytes_per_cycle=..., latency=..., outstanding=...)"},
+        "resources": {"multipliers": 0},
+    }
+
+
+def wrapper_ports(top) -> list:
+    """The standard-named ports of the system top's wrapper as ``{name, direction, width}``."""
+    import re
+    from ..hw.system import wrapper_verilog
+    text = wrapper_verilog(top, "core", "top")
+    out = []
+    for m in re.finditer(r"^\s+(?:\(\*[^*]*\*\) )?(input|output) (?:\[(\d+):0\] )?(\w+)", text, re.M):
+        out.append({"name": m.group(3), "direction": "in" if m.group(1) == "input" else "out",
+                    "width": int(m.group(2)) + 1 if m.group(2) else 1})
+    return out
+
+
+def render_system(name: str, config) -> tuple[str, str, str]:
+    """The system top's Verilog (the core and its standard-named wrapper), manifest JSON and C
+    header."""
+    from ..hw.axi import c_header
+    from ..hw.system import SystemTop, wrapper_verilog
+    top = SystemTop(config)
+    core = verilog.convert(top, name=f"{name}_core", emit_src=False)
+    text = core + "\n" + wrapper_verilog(top, f"{name}_core", name)
+    return (text, json.dumps(system_manifest(top, name), indent=1) + "\n",
+            c_header(name.upper(), config))
+
+
 def render(name: str, config: EngineConfig | None = None, **params) -> tuple[str, str]:
     """The Verilog text and the manifest JSON text of an engine (no files written), from an
     :class:`EngineConfig` or its parameters by keyword."""
@@ -152,10 +219,35 @@ def build_parser() -> ArgumentParser:
     add_arguments(p)
     p.add_argument("--out", metavar="DIR", default="rtl",
                    help="output directory (created if missing; its parent must exist)")
-    p.add_argument("--name", metavar="NAME", default="fairyhw_engine",
-                   help="Verilog module name and file stem")
+    p.add_argument("--name", metavar="NAME", default=None,
+                   help="Verilog module name and file stem (default: fairyhw_engine, or fairyhw_system "
+                        "with --system)")
     p.add_argument("--json", action="store_true", help="print a summary as JSON")
+    g = p.add_argument_group("system top (--system)")
+    g.add_argument("--system", action="store_true",
+                   help="emit the system top: the engine behind AXI4 masters, AXI4-Lite registers and "
+                        "a descriptor list, with a C header (NAME.h)")
+    from ..cli import int_in
+    from ..hw.config import DATA_WIDTHS, SystemConfig
+    dflt = SystemConfig.__dataclass_fields__
+    g.add_argument("--data-width", type=int, choices=DATA_WIDTHS, default=dflt["data_width"].default,
+                   help="bits of a memory word on every AXI4 master")
+    g.add_argument("--weight-ports", metavar="P", type=int_in(0, 64, "weight-ports"),
+                   default=dflt["weight_ports"].default,
+                   help="AXI4 read masters for the weights (0: the fewest that carry a weight word a cycle)")
+    g.add_argument("--addr-width", metavar="A", type=int_in(12, 64, "addr-width"),
+                   default=dflt["addr_width"].default, help="bits of a byte address")
+    g.add_argument("--max-burst", metavar="B", type=int_in(1, 256, "max-burst"),
+                   default=dflt["max_burst"].default, help="beats of an AXI4 burst at most")
+    g.add_argument("--outstanding", metavar="N", type=int_in(1, 64, "outstanding"),
+                   default=dflt["outstanding"].default, help="bursts a read master keeps in flight")
+    g.add_argument("--fifo-depth", metavar="W", type=int_in(0, 1 << 16, "fifo-depth"),
+                   default=dflt["fifo_depth"].default,
+                   help="words of each read master's FIFO (0: 2 x max-burst x outstanding)")
     return p
+
+
+SYSTEM_OPTIONS = ("data_width", "weight_ports", "addr_width", "max_burst", "outstanding", "fifo_depth")
 
 
 def main(argv=None) -> int:
@@ -165,19 +257,37 @@ def main(argv=None) -> int:
 def _main(argv) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.name is None:
+        args.name = "fairyhw_system" if args.system else "fairyhw_engine"
     if not args.name.isidentifier():
         parser.error(f"argument --name: must be a Verilog identifier, not {args.name!r}")
     cfg = from_arguments(args)
+    system = None
+    defaults = build_parser().parse_args([])
+    if args.system:
+        from ..hw.config import SystemConfig
+        try:
+            system = SystemConfig(engine=cfg, **{k: getattr(args, k) for k in SYSTEM_OPTIONS})
+        except (TypeError, ValueError) as e:
+            raise FairyError(str(e)) from None
+    else:
+        given = [k for k in SYSTEM_OPTIONS if getattr(args, k) != getattr(defaults, k)]
+        if given:
+            parser.error(f"argument --{given[0].replace('_', '-')}: is an option of the system top: "
+                         "add --system")
     t0 = time.perf_counter()
     with Outputs() as out:      # every path checked before the (possibly long) generation
         out.into(args.out)
-        v, j = (os.path.join(args.out, args.name + ext) for ext in (".v", ".json"))
-        out.file(v)
-        out.file(j)
-        text, man_text = render(args.name, cfg)
-        out.write_text(v, text)
-        out.write_text(j, man_text)
+        exts = (".v", ".json", ".h") if system else (".v", ".json")
+        paths = [os.path.join(args.out, args.name + ext) for ext in exts]
+        for path in paths:
+            out.file(path)
+        bodies = render_system(args.name, system) if system else render(args.name, cfg)
+        for path, body in zip(paths, bodies):
+            out.write_text(path, body)
         out.commit()
+    v, j = paths[:2]
+    text, man_text = bodies[:2]
     dt = time.perf_counter() - t0
     man = json.loads(man_text)
     if args.json:
@@ -187,7 +297,14 @@ def _main(argv) -> int:
     else:
         print(f"{args.name}: {describe(cfg)}, {cfg.mode} T={cfg.stages}, {cfg.accumulate} sums of "
               f"{cfg.acc_width} bits, K <= {cfg.max_in}, rows <= {cfg.max_out}")
-        print(f"wrote {show(v)} ({len(text.encode()):,} bytes) and {show(j)} in {dt:.1f} s")
+        if system:
+            print(f"system top: {system.weight_ports} weight port{'s' if system.weight_ports > 1 else ''} "
+                  f"and a control port of {system.data_width} bits, {system.addr_width}-bit addresses, "
+                  f"bursts of {system.max_burst}, {system.outstanding} in flight")
+            print(f"wrote {show(v)} ({len(text.encode()):,} bytes), {show(j)} and {show(paths[2])} "
+                  f"in {dt:.1f} s")
+        else:
+            print(f"wrote {show(v)} ({len(text.encode()):,} bytes) and {show(j)} in {dt:.1f} s")
     return 0
 
 
