@@ -223,7 +223,16 @@ def build_parser() -> ArgumentParser:
                    help="Verilog module name and file stem (default: fairyhw_engine, or fairyhw_system "
                         "with --system)")
     p.add_argument("--json", action="store_true", help="print a summary as JSON")
-    g = p.add_argument_group("system top (--system)")
+    add_system_arguments(p)
+    return p
+
+
+SYSTEM_OPTIONS = ("data_width", "weight_ports", "addr_width", "max_burst", "outstanding", "fifo_depth")
+
+
+def add_system_arguments(parser) -> None:
+    """The system top's options (``--system`` and its memory parameters) on an argparse parser."""
+    g = parser.add_argument_group("system top (--system)")
     g.add_argument("--system", action="store_true",
                    help="emit the system top: the engine behind AXI4 masters, AXI4-Lite registers and "
                         "a descriptor list, with a C header (NAME.h)")
@@ -244,10 +253,24 @@ def build_parser() -> ArgumentParser:
     g.add_argument("--fifo-depth", metavar="W", type=int_in(0, 1 << 16, "fifo-depth"),
                    default=dflt["fifo_depth"].default,
                    help="words of each read master's FIFO (0: 2 x max-burst x outstanding)")
-    return p
 
 
-SYSTEM_OPTIONS = ("data_width", "weight_ports", "addr_width", "max_burst", "outstanding", "fifo_depth")
+def system_from_arguments(parser, args, cfg):
+    """The :class:`~fairyhw.hw.config.SystemConfig` of parsed arguments around engine ``cfg``, or
+    ``None`` without ``--system`` (a system option given without it is a usage error)."""
+    if not args.system:
+        defaults = vars(parser.parse_args([]))
+        given = [k for k in SYSTEM_OPTIONS if getattr(args, k) != defaults[k]]
+        if given:
+            parser.error(f"argument --{given[0].replace('_', '-')}: is an option of the system top: "
+                         "add --system")
+        return None
+    from ..hw.config import SystemConfig
+    try:
+        return SystemConfig(engine=cfg, **{k: getattr(args, k) for k in SYSTEM_OPTIONS})
+    except (TypeError, ValueError) as e:
+        raise FairyError(str(e)) from None
+
 
 
 def main(argv=None) -> int:
@@ -262,19 +285,7 @@ def _main(argv) -> int:
     if not args.name.isidentifier():
         parser.error(f"argument --name: must be a Verilog identifier, not {args.name!r}")
     cfg = from_arguments(args)
-    system = None
-    defaults = build_parser().parse_args([])
-    if args.system:
-        from ..hw.config import SystemConfig
-        try:
-            system = SystemConfig(engine=cfg, **{k: getattr(args, k) for k in SYSTEM_OPTIONS})
-        except (TypeError, ValueError) as e:
-            raise FairyError(str(e)) from None
-    else:
-        given = [k for k in SYSTEM_OPTIONS if getattr(args, k) != getattr(defaults, k)]
-        if given:
-            parser.error(f"argument --{given[0].replace('_', '-')}: is an option of the system top: "
-                         "add --system")
+    system = system_from_arguments(parser, args, cfg)
     t0 = time.perf_counter()
     with Outputs() as out:      # every path checked before the (possibly long) generation
         out.into(args.out)

@@ -354,7 +354,39 @@ def build_parser():
                         "(for arrays too big to synthesise whole)")
     p.add_argument("--out", metavar="FILE", help="also write the results as JSON to FILE")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    from .gen import add_system_arguments
+    add_system_arguments(p)
     return p
+
+
+def _synthesize_system(system, args, results: dict) -> None:
+    """Synthesise the system top of ``system`` (and place and route it), and the engine alone: the
+    difference is the cost of the DMA, the registers and the descriptor sequencer."""
+    from .gen import render_system
+    cfg = system.engine
+    results["system"] = {k: v for k, v in system.to_json().items() if k != "engine"}
+    with tempfile.TemporaryDirectory() as d:
+        text, _, _ = render_system("fairyhw_system", system)
+        v = os.path.join(d, "fairyhw_system.v")
+        with open(v, "w") as f:
+            f.write(text)
+        for target in args.target or list(TARGETS):
+            res = synthesize(v, "fairyhw_system", target)
+            s = summarize(res["cells"], target)
+            eng = synthesize_config(cfg, target)["summary"]
+            extra = {k: s[k] - eng[k] for k in s if isinstance(s[k], (int, float))}
+            results["targets"][target] = {**res, "summary": s, "engine": eng, "system_logic": extra}
+            print(f"{target}: system top {s['luts']} LUTs + {s['carry']} carry cells ({s['lut_equiv']} "
+                  f"LUT equiv), {s['ffs']} FFs, {s['bram']} BRAM, {s['multipliers']} multipliers/DSPs; "
+                  f"the engine alone {eng['lut_equiv']} LUT equiv, {eng['ffs']} FFs, {eng['bram']} BRAM; "
+                  f"DMA, registers and sequencer {extra['lut_equiv']} LUT equiv, {extra['ffs']} FFs, "
+                  f"{extra['bram']} BRAM [{res['seconds']} s]")
+            if target == "ecp5" and args.pnr:
+                pnr = results["pnr"] = place_and_route(v, "fairyhw_system", args.pnr, args.seeds)
+                each = ", ".join(f"seed {x['seed']} {x['fmax_mhz']:.1f}" for x in pnr["seeds"])
+                print(f"ecp5 place and route of the system top (LFE5U-85F, target {args.pnr:g} MHz): "
+                      f"Fmax {pnr['fmax_mhz']:.1f} MHz" + (f" (the lowest of {each})" if args.seeds > 1
+                                                          else "") + f" [{pnr['seconds']} s]")
 
 
 def main(argv=None) -> int:
@@ -395,6 +427,10 @@ def _main(argv) -> int:
     if args.seeds > 1 and not args.pnr:
         raise FairyError("--seeds is for place and route: give --pnr MHZ too")
     cfg = from_arguments(args)
+    from .gen import system_from_arguments
+    system = system_from_arguments(build_parser(), args, cfg)
+    if system and args.extrapolate:
+        raise FairyError("--extrapolate is for the engine alone, not --system")
     results = {"parameters": cfg.to_json(), "targets": {}}
     with Outputs() as out:
         if args.out:
@@ -412,6 +448,8 @@ def _main(argv) -> int:
                       f"({per_mac['lut_equiv']} LUT equiv per MAC), {s['ffs']:,} FFs "
                       f"({per_mac['ffs']} per MAC), {s['bram']} BRAM, {s['lutram']} LUTRAM, "
                       f"{s['multipliers']} multipliers/DSPs")
+        elif system:
+            _synthesize_system(system, args, results)
         else:
             _synthesize_whole(cfg, args, results)
         if args.out:
