@@ -9,7 +9,6 @@ sim/test_system.py runs a few of its points."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path

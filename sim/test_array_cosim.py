@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from fairyhw.hw.driver import ref_results
-from test_engine import (build, extreme_layer, llama2_q_proj, random_layer, record_cycles, run_job,  # noqa: F401
-                         smollm2_vectors)
+from test_engine import build, extreme_layer, llama2_q_proj, random_layer, record_cycles, run_job
 
 SHAPES = {
     "4x16": dict(lanes=64, lane_style="array", rows=4, cols=16, max_in=2048, max_out=2048),

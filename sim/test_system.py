@@ -5,6 +5,8 @@ their results read back from memory and compared with the golden integer path wi
 
 import json
 import pickle
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,7 +14,8 @@ import torch
 from fairyhw.hw.config import ERRORS, EngineConfig, SystemConfig
 from fairyhw.hw.host import descriptor, lay_out
 from fairyhw.hw.system import ERROR_CODES, SystemTop, wrapper_verilog
-from test_engine import build_component, random_layer, run_testcase, smollm2_vectors  # noqa: F401 (a fixture)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))      # for tests.test_cli_safety
+from test_engine import build_component, random_layer, run_testcase
 
 
 def build_system(name, cfg):
@@ -177,3 +180,37 @@ def test_memory_side_of_the_cycle_model(name):
         if r["bound"] == "compute":
             assert r["predicted"] == r["measured"], r
         assert abs(r["predicted"] - r["measured"]) <= 0.05 * r["measured"], r
+
+
+def test_layers_from_a_quant_directory(small, tmp_path):
+    """A checkpoint quantized by ``fairyhw quant`` for the system's engine: its weight images laid out
+    by the host driver (load_quant), run from one descriptor list; results ``==`` the golden integer
+    sums of the same codes."""
+    import numpy as np
+    from fairyhw.flow.quant import quantize_checkpoint
+    from fairyhw.hw.driver import ref_results
+    from fairyhw.hw.host import load_quant
+    from fairyhw.model.checkpoint import load_checkpoint
+    from fairyhw.model.pack import unstream_words_array
+    sys_cfg = small[2]
+    e = sys_cfg.engine
+    from tests.test_cli_safety import write_llama          # the repository root is on the path
+    ck = write_llama(str(tmp_path / "m"), hidden=16, inter=40)
+    quantize_checkpoint(load_checkpoint(ck), str(tmp_path / "q"), engine=e)
+    qls = load_quant(str(tmp_path / "q"), sys_cfg)
+    assert len(qls) == 8                      # q, k, v, o, gate, up, down and the tied lm_head
+    g = torch.Generator().manual_seed(4)
+    layers, items = [], []
+    for ql in qls:
+        p = torch.randint(-128, 128, (ql.k,), dtype=torch.int8, generator=g)
+        q = torch.randint(-128, 128, (ql.k,), dtype=torch.int8, generator=g)
+        packed = np.array([list(w.to_bytes(-(-2 * e.lanes // 8), "little")) for w in ql.words], np.uint8)
+        codes = unstream_words_array(packed, e.rows, e.cols, ql.rows, ql.k, e.stages, 2)
+        layers.append((ql.name, None, p, q, ref_results(codes, p, q)))
+        items.append((ql, p, q))
+    from fairyhw.hw.host import lay_out
+    lay = lay_out(sys_cfg, items)
+    run = {"chunks": lay.chunks, "desc_addr": lay.desc_addr, "count": lay.count,
+           "results": [(pl.res, pl.res_bytes) for pl in lay.places]}
+    rec, = run_system(small, [run], tag="quant")
+    check_run(lay, layers, rec)

@@ -2,7 +2,9 @@
 results read back, and a driver that programs the registers.
 
 A layer is ``(codes, p, q)``: codes ``(stages, matrices, rows, K)`` uint8 (code k = i**k) and int8
-activations of length ``K``, as the engine's co-simulation takes them. :func:`lay_out` places, from
+activations of length ``K``, as the engine's co-simulation takes them; or a :class:`QuantLayer` (the
+weight stream of a ``fairyhw quant`` output directory, :func:`load_quant`) with its activations,
+``(QuantLayer, p, q)``. :func:`lay_out` places, from
 ``base`` upward, the descriptor list, then each layer's activations, its weight regions (one per
 weight port, ``wgt_stride`` apart) and its result region, every region 4 KB aligned, and returns the
 memory image and where things are. :meth:`Layout.results` decodes a layer's result region into the
@@ -18,7 +20,6 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 from .axi import REGISTERS
@@ -26,7 +27,8 @@ from .config import DESCRIPTOR, DESCRIPTOR_BYTES, ERRORS, RESULT_SUM_BITS, Syste
 from .driver import decode_results, wgt_beats
 from .streams import act_beats, res_layout
 
-__all__ = ["Layout", "lay_out", "pack_items", "unpack_items", "descriptor", "Driver", "OFFSETS"]
+__all__ = ["Layout", "lay_out", "pack_items", "unpack_items", "descriptor", "Driver", "OFFSETS",
+           "QuantLayer", "load_quant"]
 
 #: Register offsets by name.
 OFFSETS = {r.name: r.offset for r in REGISTERS}
@@ -65,6 +67,46 @@ def descriptor(k: int, rows: int, act: int, wgt: int, wgt_stride: int, res: int,
     words = [v.get(name, 0) for name in DESCRIPTOR]
     assert len(words) * 4 == DESCRIPTOR_BYTES
     return struct.pack("<16I", *words)
+
+
+@dataclass(frozen=True)
+class QuantLayer:
+    """A layer of a ``fairyhw quant`` output directory: its weight stream (ints of ``2*lanes`` bits,
+    the engine's stream layout), complex shape and scales."""
+    name: str
+    words: tuple
+    k: int
+    rows: int
+    scales: dict
+
+
+def load_quant(path: str, cfg: SystemConfig) -> list:
+    """The quantized layers of a ``fairyhw quant`` output directory, in its order, as
+    :class:`QuantLayer`; its images must be laid out for ``cfg``'s engine (the directory's
+    ``summary.json`` records the engine)."""
+    import json
+    import os
+    from .. import FairyError
+    from ..model.pack import read_memh
+    from .config import EngineConfig
+    try:
+        with open(os.path.join(path, "summary.json")) as f:
+            summary = json.load(f)
+    except (OSError, ValueError) as e:
+        raise FairyError(f"{path}: not a fairyhw quant output directory ({e})") from None
+    engine = EngineConfig.from_json(summary.get("engine"))
+    if engine != cfg.engine:
+        raise FairyError(f"{path}: its images are laid out for {engine}, not for {cfg.engine}: "
+                         "quantize again with the system's engine options")
+    out = []
+    for entry in summary["layers"]:
+        if not entry.get("quantized"):
+            continue
+        packed = read_memh(os.path.join(path, entry["memh"]), engine.lanes)
+        words = tuple(int.from_bytes(w.tobytes(), "little") for w in packed)
+        rows, k = entry["complex_shape"]
+        out.append(QuantLayer(entry["name"], words, k, rows, entry["scales"]))
+    return out
 
 
 @dataclass
@@ -125,17 +167,22 @@ def lay_out(cfg: SystemConfig, layers, base: int = 0) -> Layout:
     lay = Layout(cfg, desc_addr=base)
     at = _align(base + DESCRIPTOR_BYTES * len(layers))
     descs = []
-    for codes, p, q in layers:
-        stages, mats, rows, k = codes.shape
-        if stages != e.stages or mats != len(e.matrices):
-            raise ValueError(f"codes of {stages} stages x {mats} matrices do not fit the engine's "
-                             f"{e.stages} x {len(e.matrices)}")
+    for src, p, q in layers:
+        if isinstance(src, QuantLayer):
+            words, k, rows = list(src.words), src.k, src.rows
+        else:
+            stages, mats, rows, k = src.shape
+            if stages != e.stages or mats != len(e.matrices):
+                raise ValueError(f"codes of {stages} stages x {mats} matrices do not fit the engine's "
+                                 f"{e.stages} x {len(e.matrices)}")
+            words = wgt_beats([[c for c in per] for per in src], e.lanes, e.lane_style,
+                              (e.rows, e.cols) if e.lane_style == "array" else None)
+        if len(p) != k:
+            raise ValueError(f"activations of length {len(p)} for a layer of k = {k}")
         act = at
         blob = pack_items(act_beats(e, p, q), cfg.act_bits, D)
         lay.chunks[act] = blob
         at = _align(at + len(blob))
-        words = wgt_beats([[c for c in per] for per in codes], e.lanes, e.lane_style,
-                          (e.rows, e.cols) if e.lane_style == "array" else None)
         n = cfg.pass_words(k)
         assert len(words) % n == 0
         s = cfg.slice_bits
