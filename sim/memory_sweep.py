@@ -24,7 +24,7 @@ DESIGNS = {
     "2x8_d64_p2": (SystemConfig(engine=EngineConfig.array(2, 8, max_in=64, max_out=64), data_width=64,
                                 weight_ports=2, addr_width=32, max_burst=8, outstanding=4),
                    [(9, 64), (5, 13), (1, 1), (16, 40), (3, 33)]),
-    "1x64_d256_p1": (SystemConfig(engine=EngineConfig(max_in=512, max_out=512), data_width=256,
+    "1x64_d256_p1": (SystemConfig(engine=EngineConfig(max_in=2048, max_out=2048), data_width=256,
                                   addr_width=32),
                      [(64, 512), (40, 200), (16, 64)]),
 }

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fairyhw.hw.config import ERRORS, EngineConfig, SystemConfig
+from fairyhw.hw.config import ERRORS
 from fairyhw.hw.host import descriptor, lay_out
 from fairyhw.hw.system import ERROR_CODES, SystemTop, wrapper_verilog
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))      # for tests.test_cli_safety
@@ -57,9 +57,8 @@ def check_run(lay, layers, rec):
 @pytest.fixture(scope="module")
 def small():
     """A 2 x 8 array on 64-bit memory with two weight ports (16 bits of each weight word each)."""
-    eng = EngineConfig.array(2, 8, max_in=64, max_out=64)
-    return build_system("small", SystemConfig(engine=eng, data_width=64, weight_ports=2, addr_width=32,
-                                              max_burst=8, outstanding=4))
+    from memory_sweep import DESIGNS
+    return build_system("2x8_d64_p2", DESIGNS["2x8_d64_p2"][0])
 
 
 def small_layers(seed=0):
@@ -122,25 +121,27 @@ def test_read_error_response(small):
     assert (st["error"], st["error_code"], st["busy"]) == (1, ERROR_CODES["read"], 0), st
 
 
-@pytest.mark.parametrize("after", [2, 12, 30, 200])
-def test_soft_reset_mid_run(small, after):
-    """A soft reset while layers run: the core drains its bursts and idles, and the next run's results
-    are exact."""
+def test_soft_reset_mid_run(small):
+    """Soft resets at several points of a run (fetching a descriptor, loading, streaming weights,
+    writing results): each time the core drains its bursts and idles, and the next run's results are
+    exact."""
     cfg = small[2]
     layers = small_layers(3)
     lay, run = layout_run(cfg, layers)
-    first = dict(run, soft_reset_after=after)
-    recs = run_system(small, [first, run], tag=f"soft_{after}")
-    st = recs[0]["status"]
-    assert (st["busy"], st["done"], st["error"]) == (0, 0, 0), st
-    check_run(lay, layers, recs[1])
+    afters = [2, 12, 30, 200]
+    runs = [r for after in afters for r in (dict(run, soft_reset_after=after), run)]
+    recs = run_system(small, runs, tag="soft")
+    for after, aborted, full in zip(afters, recs[::2], recs[1::2]):
+        st = aborted["status"]
+        assert (st["busy"], st["done"], st["error"]) == (0, 0, 0), (after, st)
+        check_run(lay, layers, full)
 
 
 @pytest.fixture(scope="module")
 def default_system():
     """The default 64-MAC engine (a 1 x 64 array) on 256-bit memory, one weight port."""
-    eng = EngineConfig(max_in=2048, max_out=2048)
-    return build_system("default", SystemConfig(engine=eng, data_width=256, addr_width=32))
+    from memory_sweep import DESIGNS
+    return build_system("1x64_d256_p1", DESIGNS["1x64_d256_p1"][0])
 
 
 def test_smollm2_block_from_memory(default_system, smollm2_vectors):
