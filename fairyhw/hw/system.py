@@ -73,15 +73,27 @@ class Unpacker(wiring.Component):
         if slot <= D:
             per = D // slot
             idx = Signal(range(max(per, 2)))
-            left = Signal(32)                      # items left in the transfer (0: a new one)
-            cur = Mux(left == 0, self.length, left)
+            # the items left in the transfer, and whether this one is its last, in registers (a
+            # comparison of the count in front of the handshake was on the system top's critical
+            # path); `fresh`: a transfer starts, of `length` items
+            left = Signal(32)
+            last = Signal()
+            fresh = Signal(init=1)
+            len1 = Signal()
+            m.d.sync += len1.eq(self.length == 1)
             items = Array(self.i.payload[j * slot:j * slot + w] for j in range(per))
-            last_item = cur == 1
+            last_item = Mux(fresh, len1, last)
             last_slot = idx == per - 1
             m.d.comb += [self.o.valid.eq(self.i.valid), self.o.payload.eq(items[idx]),
                          self.i.ready.eq(self.o.ready & (last_item | last_slot))]
             with m.If(self.o.valid & self.o.ready):
-                m.d.sync += [idx.eq(Mux(last_item | last_slot, 0, idx + 1)), left.eq(cur - 1)]
+                m.d.sync += idx.eq(Mux(last_item | last_slot, 0, idx + 1))
+                with m.If(last_item):
+                    m.d.sync += fresh.eq(1)
+                with m.Elif(fresh):
+                    m.d.sync += [fresh.eq(0), left.eq(self.length - 1), last.eq(self.length == 2)]
+                with m.Else():
+                    m.d.sync += [left.eq(left - 1), last.eq(left == 2)]
             return m
         k = slot // D
         buf = Signal(slot, reset_less=True)
@@ -217,7 +229,6 @@ class SystemTop(wiring.Component):
         act_addr, wgt_base, res_addr = Signal(64), Signal(64), Signal(64)
         stride = d["wgt_stride"]
         code = Signal(8)
-        aborting = Signal()
         ctrl_to_act = Signal()                 # the control reader's words go to the activations
         n_pass = Signal(32)                    # weight words a pass
         n_act = Signal(32)                     # activation beats
@@ -255,26 +266,32 @@ class SystemTop(wiring.Component):
                      res_fifo.r_en.eq(res_w.data.ready)]
 
         # -- the result writer's bursts: the words already in the FIFO ---------------------------
+        # the burst's length, its end and whether to send it come from registers, a cycle after the
+        # words they count (`fresh` low for the cycle after a burst, while they catch up)
         avail = Signal(range(res_fifo.depth + 2))      # words in the FIFO not yet given a burst
         flushed = Signal()                             # the layer's last word is in the FIFO
         pushed = packer.o.valid & packer.o.ready
-        want = Mux(avail < cfg.max_burst, avail, cfg.max_burst)
+        want = Signal(range(cfg.max_burst + 1))
         res_end = Signal(A + 2)
-        m.d.comb += res_end.eq(res_addr[:A] + (want << wshift))
-        res_go = Signal()
-        m.d.comb += [res_go.eq(((avail >= cfg.max_burst) | (flushed & (avail != 0))) & ~aborting),
-                     res_w.cmd.payload.addr.eq(res_addr), res_w.cmd.payload.beats.eq(want)]
-        res_over = res_end[A:] != 0
-        m.d.comb += res_w.cmd.valid.eq(res_go & ~res_over)
+        res_fresh, res_go, res_over = Signal(), Signal(), Signal()
+        res_on = Signal()                              # bursts only while a layer runs
+        m.d.sync += [want.eq(Mux(avail < cfg.max_burst, avail, cfg.max_burst)),
+                     res_go.eq((avail >= cfg.max_burst) | (flushed & (avail != 0))),
+                     res_end.eq(res_addr[:A] + (Mux(avail < cfg.max_burst, avail, cfg.max_burst) << wshift)),
+                     res_fresh.eq(1)]
+        m.d.comb += res_over.eq(_past_top(res_end, A))
+        m.d.comb += [res_w.cmd.payload.addr.eq(res_addr), res_w.cmd.payload.beats.eq(want),
+                     res_w.cmd.valid.eq(res_fresh & res_go & ~res_over & res_on)]
         res_cmd = res_w.cmd.valid & res_w.cmd.ready
         m.d.sync += avail.eq(avail + pushed - Mux(res_cmd, want, 0))
         with m.If(res_cmd):
-            m.d.sync += res_addr.eq(res_addr + (want << wshift))
+            m.d.sync += [res_addr.eq(res_addr + (want << wshift)), res_fresh.eq(0)]
         with m.If(pushed & packer.o.payload.last):
             m.d.sync += flushed.eq(1)
 
         # -- the weight passes: a command to every port per pass ---------------------------------
         w_addr = [Signal(A + 1, name=f"w_addr{p}") for p in range(P)]
+        w_end = [Signal(A + 2, name=f"w_end{p}") for p in range(P)]      # == w_addr + pass_bytes
         w_pend = Signal(P)
         rows_left = Signal(32)
         sm = Signal(range(max(ecfg.stages * len(ecfg.matrices), 2)))
@@ -285,8 +302,9 @@ class SystemTop(wiring.Component):
             m.d.comb += [rd.cmd.valid.eq(w_pend[p]), rd.cmd.payload.addr.eq(w_addr[p]),
                          rd.cmd.payload.beats.eq(pass_mw)]
             with m.If(rd.cmd.valid & rd.cmd.ready):
-                m.d.sync += [w_pend[p].eq(0), w_addr[p].eq(w_addr[p] + pass_bytes)]
-        w_over = Cat(*((w_addr[p] + pass_bytes)[A:] != 0 for p in range(P))).any()
+                m.d.sync += [w_pend[p].eq(0), w_addr[p].eq(w_end[p]), w_end[p].eq(w_end[p] + pass_bytes)]
+        # a pass past the top: its end above 2**A
+        w_over = Cat(*(_past_top(w_end[p], A) for p in range(P))).any()
 
         # -- the sequencer of a run ---------------------------------------------------------------
         eng_cmd_pend, act_pend = Signal(), Signal()
@@ -412,9 +430,9 @@ class SystemTop(wiring.Component):
                 # each port's first address, a cycle each (no chain of adders)
                 for p in range(P):
                     with m.If(port == p):
-                        m.d.sync += w_addr[p].eq(running_addr)
+                        m.d.sync += [w_addr[p].eq(running_addr), w_end[p].eq(running_addr + pass_bytes)]
                 m.d.sync += [running_addr.eq(running_addr + stride), port.eq(port + 1)]
-                with m.If((act_end[A:] != 0) | (running_addr[A:] != 0)):
+                with m.If(_past_top(act_end, A) | (running_addr[A:] != 0)):
                     fail("range")
                     m.next = "IDLE"
                 with m.Elif(port == P - 1):
@@ -425,6 +443,7 @@ class SystemTop(wiring.Component):
                     m.next = "RUN"
                 abortable()
             with m.State("RUN"):
+                m.d.comb += res_on.eq(1)
                 # activations
                 m.d.comb += [ctrl.cmd.valid.eq(act_pend), ctrl.cmd.payload.addr.eq(act_addr),
                              ctrl.cmd.payload.beats.eq(act_mw)]
@@ -444,7 +463,7 @@ class SystemTop(wiring.Component):
                                                          rows_left - ecfg.row_tile, 0))
                             with m.If(rows_left <= ecfg.row_tile):
                                 m.d.sync += passes_done.eq(1)
-                with m.If(res_go & res_over):
+                with m.If(res_fresh & res_go & res_over):
                     fail("range")
                     m.next = "ABORT"
                 with m.Elif(layer_done):
@@ -466,7 +485,7 @@ class SystemTop(wiring.Component):
                 m.d.sync += stall.eq(stall + stalled)
                 abortable()
             with m.State("ABORT"):
-                m.d.comb += [eng_rst.eq(1), aborting.eq(1)]
+                m.d.comb += eng_rst.eq(1)
                 m.d.sync += [eng_cmd_pend.eq(0), act_pend.eq(0), w_pend.eq(0)]
                 for rd in [ctrl, *wgts]:
                     m.d.comb += rd.abort.eq(1)
@@ -478,6 +497,11 @@ class SystemTop(wiring.Component):
         with m.If(~fsm.ongoing("IDLE")):
             m.d.sync += cycles.eq(cycles + 1)
         return m
+
+
+def _past_top(end, A: int):
+    """Whether a transfer ending (exclusive) at ``end`` (``A + 2`` bits) runs past ``2**A``."""
+    return end[A + 1] | (end[A] & (end[:A] != 0))
 
 
 def _sext(value, bits: int):

@@ -130,31 +130,6 @@ def result_beats(cfg, rows: int) -> int:
     return sum(-(-c // per) for c in tile_rows(rows, cfg.row_tile)) * cfg.stages * len(cfg.matrices)
 
 
-def read_cycles(beats: int, *, width: int, bytes_per_cycle: float, latency: int, outstanding: int,
-                max_burst: int) -> float:
-    """Cycles for the AXI read master (:class:`fairyhw.hw.dma.AxiReader`) to deliver ``beats`` words
-    of ``width`` bytes, command to last word, from a memory of ``bytes_per_cycle`` bandwidth,
-    ``latency`` cycles from a burst's address to its first word, and at most ``outstanding`` bursts in
-    flight (the smaller of the master's and the memory's limits); the consumer never stalls, the
-    address is aligned so that bursts are ``max_burst`` beats.
-
-    The larger of two bounds, plus 3 cycles (the command registered, the address issued, the word
-    through the FIFO): the bandwidth, ``beats / w + latency`` with ``w`` the words a cycle (at most 1);
-    and the round trips: burst ``k`` takes slot ``k % outstanding``, and a slot's next burst goes out
-    one period ``P = latency + max_burst / w + 1`` after its previous one (the slot frees when the
-    burst's last word arrives, and the next address goes out the cycle after); within a round the
-    slots follow ``max_burst / w`` cycles apart (the words come in order), and the last burst's last
-    word arrives ``latency`` plus its own length after its address. Checked against co-simulation with a memory model of those three knobs
-    (``sim/test_dma.py``)."""
-    w = min(1.0, bytes_per_cycle / width)
-    bursts = -(-beats // max_burst)
-    period = latency + max_burst / w + 1
-    last = beats - (bursts - 1) * max_burst
-    trips = ((bursts - 1) // outstanding * period + (bursts - 1) % outstanding * max_burst / w
-             + latency + last / w)
-    return max(beats / w + latency, trips) + 3
-
-
 class _ReadPort:
     """One AXI4 read master (:class:`fairyhw.hw.dma.AxiReader`) and its memory, burst by burst, in
     absolute cycles: a burst's address goes out once the command is in and a burst slot is free (the
@@ -196,25 +171,42 @@ class _ReadPort:
 
     def command(self, h, words, offset=0):
         """A command of ``words`` words from byte ``offset`` of a 4 KB aligned region, taken at cycle
-        ``h``: (the cycle its last address goes out, each word's cycle)."""
+        ``h``: (the cycle its last address goes out, each word's cycle). A burst's address goes out
+        two cycles after the command or the burst before at the earliest (the master sizes it in
+        between)."""
         a, times = h, []
         left, addr = words, offset
         while left:
             n = min(left, self.max_burst, (4096 - addr % 4096) // self.w)
-            a, t = self.burst(a + 1, n)
+            a, t = self.burst(a + 2, n)
             times += t
             left -= n
             addr += n * self.w
         return a, times
 
 
+def read_cycles(beats: int, *, width: int, bytes_per_cycle: float, latency: int, outstanding: int,
+                max_burst: int) -> int:
+    """Cycles for the AXI read master (:class:`fairyhw.hw.dma.AxiReader`) to deliver ``beats`` words
+    of ``width`` bytes, command to last word (both counted), from a memory of ``bytes_per_cycle``
+    bandwidth, ``latency`` cycles from a burst's address to its first word, and at most
+    ``outstanding`` bursts in flight (the smaller of the master's and the memory's limits), starting
+    from an idle memory at a 4 KB boundary; the consumer never stalls. :class:`_ReadPort` follows the
+    bursts; the last word leaves the master's FIFO the cycle after it arrives. Checked against
+    co-simulation (``sim/test_dma.py``)."""
+    port = _ReadPort(width=width, bytes_per_cycle=bytes_per_cycle, latency=latency,
+                     outstanding=outstanding, max_burst=max_burst)
+    _, t = port.command(0, beats)
+    return t[-1] + 2
+
+
 _engine_latency = latency
 
 #: Cycles of the system top's write tail beside the final burst's words and the last result's
 #: words, measured once in co-simulation (sim/test_system.py checks that it holds at every point):
-#: the burst's command, its address, the FIFO, the response, the writer going quiet and the layer's
-#: end.
-SYSTEM_WRITE_EXTRA = 6
+#: the words counted, the burst's length and go registered, its command, its address, the FIFO, the
+#: response, the writer going quiet and the layer's end.
+SYSTEM_WRITE_EXTRA = 8
 
 
 def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstanding: int) -> dict:
