@@ -196,7 +196,14 @@ class SystemTop(wiring.Component):
         m.d.comb += self.irq.eq(regs.irq)
 
         # the masters, reset at the end of a soft reset (m_rst); the datapath, reset between layers
+        # the resets of the masters (end of a soft reset) and of the datapath (a layer's start), each
+        # a register a cycle after the state that asks for it (from the state machine's next-state
+        # logic they were the system top's critical path at 73.3 MHz)
         m_rst, clear, eng_rst = Signal(), Signal(), Signal()
+        m_rst_next, clear_next = Signal(), Signal()
+        m.d.sync += [m_rst.eq(m_rst_next), clear.eq(clear_next)]
+        eng_abort = Signal()
+        m.d.comb += eng_rst.eq(eng_abort | m_rst)     # the engine takes nothing while the masters reset
         ctrl = AxiReader(**burst, fifo_depth=cfg.fifo_depth)
         wgts = [AxiReader(**burst, fifo_depth=cfg.fifo_depth) for _ in range(P)]
         res_w = AxiWriter(**burst)
@@ -350,8 +357,10 @@ class SystemTop(wiring.Component):
         running_addr = Signal(A + 1)
         act_end = Signal(A + 2)
         m.d.comb += act_end.eq(act_addr[:A] + (act_mw << wshift))
-        layer_done = Signal()
-        m.d.comb += layer_done.eq(res_last_seen & flushed & (avail == 0) & ~eng_cmd_pend & passes_done &
+        layer_done = Signal()                  # a register: the layer's end seen a cycle before
+        last_layer = Signal()                  # == (layer + 1 == count)
+        m.d.sync += last_layer.eq(layer + 1 == count)
+        m.d.sync += layer_done.eq(res_last_seen & flushed & (avail == 0) & ~eng_cmd_pend & passes_done &
                                   res_w.quiet & ~res_fifo.r_rdy)
 
         def abortable():
@@ -371,7 +380,7 @@ class SystemTop(wiring.Component):
                     with m.Else():
                         m.next = "FETCH"
             with m.State("FETCH"):
-                m.d.comb += [clear.eq(1)]
+                m.d.comb += clear_next.eq(1)
                 m.d.comb += [ctrl.cmd.valid.eq(1), ctrl.cmd.payload.addr.eq(desc_ptr),
                              ctrl.cmd.payload.beats.eq(DESCRIPTOR_BYTES // wb)]
                 m.d.sync += [ctrl_to_act.eq(0), res_last_seen.eq(0), flushed.eq(0)]
@@ -436,7 +445,7 @@ class SystemTop(wiring.Component):
                     fail("range")
                     m.next = "IDLE"
                 with m.Elif(port == P - 1):
-                    m.d.comb += clear.eq(1)
+                    m.d.comb += clear_next.eq(1)
                     m.d.sync += [eng_cmd_pend.eq(1), act_pend.eq(1), ctrl_to_act.eq(1),
                                  rows_left.eq(d["rows"]), sm.eq(0), passes_done.eq(0),
                                  w_pend.eq(0)]
@@ -473,7 +482,7 @@ class SystemTop(wiring.Component):
                     with m.Elif(res_w.error):
                         fail("write")
                         m.next = "IDLE"
-                    with m.Elif(layer + 1 == count):
+                    with m.Elif(last_layer):
                         m.d.comb += done_set.eq(1)
                         m.d.sync += layer.eq(layer + 1)
                         m.next = "IDLE"
@@ -485,12 +494,12 @@ class SystemTop(wiring.Component):
                 m.d.sync += stall.eq(stall + stalled)
                 abortable()
             with m.State("ABORT"):
-                m.d.comb += eng_rst.eq(1)
+                m.d.comb += eng_abort.eq(1)
                 m.d.sync += [eng_cmd_pend.eq(0), act_pend.eq(0), w_pend.eq(0)]
                 for rd in [ctrl, *wgts]:
                     m.d.comb += rd.abort.eq(1)
                 with m.If(Cat(*(r.quiet for r in [ctrl, *wgts, res_w])).all()):
-                    m.d.comb += m_rst.eq(1)
+                    m.d.comb += m_rst_next.eq(1)
                     m.d.sync += [avail.eq(0), flushed.eq(0), res_last_seen.eq(0)]
                     m.next = "IDLE"
         m.d.comb += regs.status_busy.eq(~fsm.ongoing("IDLE"))

@@ -205,8 +205,8 @@ _engine_latency = latency
 #: Cycles of the system top's write tail beside the final burst's words and the last result's
 #: words, measured once in co-simulation (sim/test_system.py checks that it holds at every point):
 #: the words counted, the burst's length and go registered, its command, its address, the FIFO, the
-#: response, the writer going quiet and the layer's end.
-SYSTEM_WRITE_EXTRA = 8
+#: response, the writer going quiet and the layer's end registered.
+SYSTEM_WRITE_EXTRA = 9
 
 
 def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstanding: int) -> dict:
