@@ -265,18 +265,8 @@ def assemble(engine) -> Module:
     wiring.connect(m, wiring.flipped(engine.cmd), seq.cmd)
     wiring.connect(m, wiring.flipped(engine.act), seq.act)
     wiring.connect(m, seq.load, buf.load)
-    # the weight word through a register slice: the sequencer's handshake sees only registers (its
-    # `take` from the port's valid, next to wherever the port is placed, was the ECP5 critical path
-    # at 97.1 MHz at 4 x 128); the slice refills in the cycle it empties, so a stream that is always
-    # valid is taken at the same cycles as without it
-    w_valid = Signal()
-    w_word = Signal.like(engine.wgt.payload, name="w_word", reset_less=True)
-    m.d.comb += [engine.wgt.ready.eq(~w_valid | seq.wgt_ready), seq.wgt_valid.eq(w_valid),
-                 buf.raddr.eq(seq.chunk), engine.busy.eq(seq.busy)]
-    with m.If(engine.wgt.valid & engine.wgt.ready):
-        m.d.sync += [w_valid.eq(1), w_word.eq(engine.wgt.payload)]
-    with m.Elif(seq.wgt_ready):
-        m.d.sync += w_valid.eq(0)
+    m.d.comb += [buf.clear.eq(seq.clear), buf.raddr.eq(seq.chunk), seq.wgt_valid.eq(engine.wgt.valid),
+                 engine.wgt.ready.eq(seq.wgt_ready), engine.busy.eq(seq.busy)]
 
     def stage(src, name):
         """The control one pipeline register later."""
@@ -288,7 +278,7 @@ def assemble(engine) -> Module:
     # 1b, 1a, 1r while the buffer reads its chunk (ActBuffer.READ_DELAY)
     pipe = [seq.slot]
     codes = [Signal(2 * R * C, name="s1_codes", reset_less=True)]
-    m.d.sync += codes[0].eq(w_word)
+    m.d.sync += codes[0].eq(engine.wgt.payload)
     for i in range(ActBuffer.READ_DELAY - 1):
         name = f"s1_{i + 1}"
         pipe.append(stage(pipe[-1], name))

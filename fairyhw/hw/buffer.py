@@ -54,25 +54,19 @@ class ActBuffer(wiring.Component):
     load : stream (in, always ready)
         One beat a chunk, in order from chunk 0, in the cycle the sequencer takes it
         (:func:`load_layout`); a bank writes it :attr:`WRITE_DELAY` cycles later.
+    clear : in
+        A new layer: the write addresses return to chunk 0 (a pulse before its first beat).
     raddr : in
         The chunk to read; :attr:`rdata` holds it :attr:`READ_DELAY` cycles later.
     rdata : out
         ``C`` activations of 16 bits, from a register.
-
-    A bank's write address returns to chunk 0 with the layer's last beat, so a layer always starts
-    writing at chunk 0 with no clear from the sequencer (a reset also sets it to 0). The clear pulse
-    that did this before came from the sequencer's command register, which placement pulled toward
-    the banks: its route back to the sequencer's counters was the ECP5 critical path at 137.9 MHz
-    (4 x 128).
     """
 
     #: Cycles from a beat on ``load`` to its write: the beat registered, a middle copy, the bank's.
     WRITE_DELAY = 3
     #: Cycles from ``raddr`` to ``rdata``: a middle copy, the bank's read address, the block RAM's
     #: read, the read-data register (without which a block RAM's clock-to-out and its routing were
-    #: the critical path: 89.9 MHz on ECP5; ECP5 synthesis puts it in the block RAM's own output
-    #: register), and a fabric register after it (the route from the block RAMs, which span the chip,
-    #: to the pair adders was the ECP5 critical path at 137.9 MHz, 4 x 128).
+    #: the critical path: 89.9 MHz on ECP5).
     READ_DELAY = BUFFER_READ_DELAY
 
     def __init__(self, config: EngineConfig):
@@ -80,6 +74,7 @@ class ActBuffer(wiring.Component):
         depth = _depth(config)
         super().__init__({
             "load": In(stream.Signature(load_layout(config), always_ready=True)),
+            "clear": In(1),
             "raddr": In(range(max(depth, 2))),
             "rdata": Out(16 * config.cols),
         })
@@ -90,14 +85,13 @@ class ActBuffer(wiring.Component):
         depth = _depth(cfg)
         mids = {}
 
-        def copy(b, src, what, reset=False):
+        def copy(b, src, what):
             """The middle copy of ``src`` (a register a cycle after it) that bank ``b`` registers,
             shared by COPY_FANOUT banks (at 4 x 128 a sequencer spread toward the 64 banks paid two
-            3.4 ns routes for its own decisions: 117.7 MHz); ``reset``: cleared by a reset."""
+            3.4 ns routes for its own decisions: 117.7 MHz)."""
             key = (what, b // COPY_FANOUT)
             if key not in mids:
-                mid = Signal.like(src, name=f"{what}_mid{b // COPY_FANOUT}", reset_less=not reset,
-                                  attrs=KEEP)
+                mid = Signal.like(src, name=f"{what}_mid{b // COPY_FANOUT}", reset_less=True, attrs=KEEP)
                 m.d.sync += mid.eq(src)
                 mids[key] = mid
             return mids[key]
@@ -124,27 +118,22 @@ class ActBuffer(wiring.Component):
             # 106.3 MHz)
             b_last = Signal(name=f"zlast{b}", reset_less=True, attrs=KEEP)
             b_low = Signal.like(self.load.payload.low, name=f"zlow{b}", reset_less=True, attrs=KEEP)
-            # the write enable and address reset (a reset mid-load must not leave a write pending or
-            # an address past chunk 0)
-            b_en = Signal(name=f"wen{b}", attrs=KEEP)
-            b_addr = Signal.like(self.raddr, name=f"waddr{b}", attrs=KEEP)
+            b_clear = Signal(name=f"wclear{b}", reset_less=True, attrs=KEEP)
+            b_en = Signal(name=f"wen{b}", reset_less=True, attrs=KEEP)
+            b_addr = Signal.like(self.raddr, name=f"waddr{b}", reset_less=True, attrs=KEEP)
             b_data = Signal(16 * cb, name=f"wdata{b}", reset_less=True)
             b_zero = Signal(cb, name=f"wzero{b}", reset_less=True)
             m.d.sync += [b_last.eq(copy(b, self.load.payload.last, "last")),
                          b_low.eq(copy(b, self.load.payload.low, "low")),
-                         b_en.eq(copy(b, valid, "wen", reset=True)),
+                         b_clear.eq(copy(b, self.clear, "clear")), b_en.eq(copy(b, valid, "wen")),
                          b_data.eq(data2[16 * c0:16 * (c0 + cb)])]
             for j in range(cb):
                 c = c0 + j
                 m.d.sync += b_zero[j].eq(b_last & (b_low <= c) if c else 0)
                 m.d.comb += wr.data[16 * j:16 * j + 16].eq(Mux(b_zero[j], 0, b_data[16 * j:16 * j + 16]))
-            # the last beat's flag a cycle later, beside its write enable: the address wraps after it
-            b_wrap = Signal(name=f"wwrap{b}", reset_less=True)
-            m.d.sync += b_wrap.eq(b_last)
-            with m.If(b_en):
-                m.d.sync += b_addr.eq(Mux(b_wrap, 0, b_addr + 1))
+            m.d.sync += b_addr.eq(Mux(b_clear, 0, b_addr + b_en))
             m.d.comb += [wr.addr.eq(b_addr), wr.en.eq(b_en)]
-        rdq, rdq2 = Signal(16 * cfg.cols, reset_less=True), Signal(16 * cfg.cols, reset_less=True)
-        m.d.sync += [rdq.eq(Cat(*reads)), rdq2.eq(rdq)]
-        m.d.comb += self.rdata.eq(rdq2)
+        rdq = Signal(16 * cfg.cols, reset_less=True)
+        m.d.sync += rdq.eq(Cat(*reads))
+        m.d.comb += self.rdata.eq(rdq)
         return m

@@ -39,7 +39,7 @@ class ArraySequencer(wiring.Component):
     cmd, act : streams (in)
         The engine's command and activation streams (see :class:`~fairyhw.hw.engine.Engine`).
     load : stream (out, always ready)
-        Each activation beat, in the cycle it is taken, to the buffer, the layer's last one flagged.
+        Each activation beat, in the cycle it is taken, to the buffer; ``clear`` before a layer's first.
     chunk : out
         The chunk of the buffer the next word needs (the buffer's read address).
     wgt_valid : in; wgt_ready : out
@@ -62,6 +62,7 @@ class ArraySequencer(wiring.Component):
             "cmd": In(stream.Signature(cmd_layout(config))),
             "act": In(stream.Signature(act_layout(config))),
             "load": Out(stream.Signature(load_layout(config), always_ready=True)),
+            "clear": Out(1),
             "chunk": Out(range(max(depth, 2))),
             "wgt_valid": In(1),
             "wgt_ready": Out(1),
@@ -122,6 +123,7 @@ class ArraySequencer(wiring.Component):
         with m.If(idle):
             m.d.sync += [k_r.eq(self.cmd.payload.k), rows_r.eq(self.cmd.payload.rows)]
         m.d.sync += cmd_go.eq(take_cmd)
+        m.d.comb += self.clear.eq(cmd_go)
         with m.If(take_cmd):
             m.d.sync += idle.eq(0)
         with m.If(cmd_go):

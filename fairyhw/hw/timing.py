@@ -68,9 +68,9 @@ def pass_count(cfg, rows: int) -> int:
 
 
 #: Cycles from the array's read address (the sequencer's chunk) to the activation buffer's read data:
-#: a middle copy, the bank's own address register, the block RAM's read, the read-data register and
-#: a fabric register after it (:class:`fairyhw.hw.buffer.ActBuffer`).
-BUFFER_READ_DELAY = 5
+#: a middle copy, the bank's own address register, the block RAM's read, the read-data register
+#: (:class:`fairyhw.hw.buffer.ActBuffer`).
+BUFFER_READ_DELAY = 4
 
 
 def array_depth(cfg) -> int:

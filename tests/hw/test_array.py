@@ -66,8 +66,8 @@ def test_array_latency_small_cases():
     """cmd and its registered start + n act beats + the last beat's write and its notice + n words a pass + depth to the root + the move to
     the drain slot + the drain + the output registers and FIFO; a pass's last word waits for a credit."""
     cfg = EngineConfig(lanes=8, rows=2, cols=4, max_in=64, max_out=64, stages=1, mode="ifairy")
-    d = array_depth(cfg)           # 6 (word, two address copies, two read data, pair values) + 1 tree level (2 pairs, unregistered leaves)
-    assert d == 7
+    d = array_depth(cfg)           # 5 (word, two address copies, read data, pair values) + 1 tree level (2 pairs, unregistered leaves)
+    assert d == 6
     o = output_stages("split")
     assert o == 3 and output_stages("merged") == 4
     # K = 8: n = 2 act beats and 2 words a pass; 2 rows: one pass; 2 result beats
