@@ -357,17 +357,6 @@ class SystemTop(wiring.Component):
         running_addr = Signal(A + 1)
         act_end = Signal(A + 2)
         m.d.comb += act_end.eq(act_addr[:A] + (act_mw << wshift))
-        # the descriptor: taken whenever the unpacker has one (only the descriptor's words reach it),
-        # into registers, flagged for the state machine (its state decoded in front of the control
-        # FIFO's read enable was the system top's critical path at 87.7 MHz)
-        desc_got = Signal()
-        m.d.comb += desc_un.o.ready.eq(1)
-        with m.If(desc_un.o.valid):
-            m.d.sync += [d[name].eq(desc_un.o.payload[32 * i:32 * i + 32]) for i, name in enumerate(DESCRIPTOR)]
-        m.d.sync += desc_got.eq(desc_un.o.valid)
-        # a result burst past the top, a register (it fed the state machine's next state directly)
-        res_fail = Signal()
-        m.d.sync += res_fail.eq(res_fresh & res_go & res_over & res_on)
         layer_done = Signal()                  # a register: the layer's end seen a cycle before
         last_layer = Signal()                  # == (layer + 1 == count)
         m.d.sync += last_layer.eq(layer + 1 == count)
@@ -402,7 +391,10 @@ class SystemTop(wiring.Component):
                     m.next = "DESC"
                 abortable()
             with m.State("DESC"):
-                with m.If(desc_got):
+                m.d.comb += desc_un.o.ready.eq(1)
+                with m.If(desc_un.o.valid):
+                    m.d.sync += [d[name].eq(desc_un.o.payload[32 * i:32 * i + 32])
+                                 for i, name in enumerate(DESCRIPTOR)]
                     m.next = "CHECK"
                 abortable()
             with m.State("CHECK"):
@@ -480,7 +472,7 @@ class SystemTop(wiring.Component):
                                                          rows_left - ecfg.row_tile, 0))
                             with m.If(rows_left <= ecfg.row_tile):
                                 m.d.sync += passes_done.eq(1)
-                with m.If(res_fail):
+                with m.If(res_fresh & res_go & res_over):
                     fail("range")
                     m.next = "ABORT"
                 with m.Elif(layer_done):

@@ -215,8 +215,7 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
     memory of ``bytes_per_cycle`` bandwidth, ``latency`` cycles from a burst's address to its first
     word and at most ``outstanding`` bursts in flight; writes answered at once.
 
-    Per layer: the descriptor's fetch (its last word, then the descriptor unpacked, registered and
-    flagged), a cycle
+    Per layer: the descriptor's fetch (its last word, then the descriptor unpacked and taken), a cycle
     to check it, the divider (``bits(max_in) + 1`` cycles), a cycle to size the transfers and one per
     weight port; then the run: the engine's command, the activation read and (a cycle later) the first
     pass's weight command, one weight command a pass (every two cycles at most, and once the one
@@ -248,7 +247,7 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
     t0 = 0                                   # the layer's first cycle (FETCH)
     for k, rows in layers:
         _, t = ctrl.command(t0, desc_words)
-        run0 = t[-1] + (4 if desc_wide else 3) + 1 + e.max_in.bit_length() + 1 + 1 + cfg.weight_ports
+        run0 = t[-1] + (3 if desc_wide else 2) + 1 + e.max_in.bit_length() + 1 + 1 + cfg.weight_ports
         # activations: beat j once its last word is through the FIFO (and the unpacker if wide)
         n_act = cfg.act_items(k)
         _, t = ctrl.command(run0, cfg.act_memory_words(k))
