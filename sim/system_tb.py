@@ -32,19 +32,6 @@ def pauses(seed, p):
     return (rng.random() < p for _ in itertools.count())
 
 
-class Regs:
-    """The driver's bus: AxiLiteMaster's dword reads and writes."""
-
-    def __init__(self, master):
-        self.m = master
-
-    async def write_dword(self, addr, value):
-        await self.m.write_dword(addr, value)
-
-    async def read_dword(self, addr):
-        return await self.m.read_dword(addr)
-
-
 async def wait_idle(dut, drv, limit):
     """Poll status until not busy; fail after ``limit`` cycles (a hang)."""
     for _ in range(0, limit, 64):
@@ -113,7 +100,7 @@ async def runs(dut):
     await ClockCycles(dut.aclk, 5)
     dut.aresetn.value = 1
     await ClockCycles(dut.aclk, 2)
-    drv = Driver(Regs(regs))
+    drv = Driver(regs)                           # AxiLiteMaster has read_dword/write_dword
     events = []
     if JOB.get("trace"):
         cocotb.start_soon(trace(dut, ports, events))

@@ -131,9 +131,8 @@ def system_manifest(top, name: str) -> dict:
     from ..hw.config import DESCRIPTOR, DESCRIPTOR_BYTES, ERRORS, RESULT_SUM_BITS, slot_bits
     cfg = top.config
     e = cfg.engine
-    ports = []
-    for line in wrapper_ports(top):
-        ports.append(line)
+    from ..hw.system import wrapper_ports
+    ports = wrapper_ports(top)
     return {
         "generator": "fairyhw.flow.gen", "generator_version": __version__, "name": name,
         "kind": "system", "core_module": f"{name}_core",
@@ -164,18 +163,6 @@ def system_manifest(top, name: str) -> dict:
                               "bytes_per_cycle=..., latency=..., outstanding=...)"},
         "resources": {"multipliers": 0},
     }
-
-
-def wrapper_ports(top) -> list:
-    """The standard-named ports of the system top's wrapper as ``{name, direction, width}``."""
-    import re
-    from ..hw.system import wrapper_verilog
-    text = wrapper_verilog(top, "core", "top")
-    out = []
-    for m in re.finditer(r"^\s+(?:\(\*[^*]*\*\) )?(input|output) (?:\[(\d+):0\] )?(\w+)", text, re.M):
-        out.append({"name": m.group(3), "direction": "in" if m.group(1) == "input" else "out",
-                    "width": int(m.group(2)) + 1 if m.group(2) else 1})
-    return out
 
 
 def render_system(name: str, config) -> tuple[str, str, str]:
