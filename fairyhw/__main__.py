@@ -13,6 +13,7 @@ COMMANDS = {
     "gen": ("fairyhw.flow.gen", "generate the engine's Verilog and manifest"),
     "quant": ("fairyhw.flow.quant", "quantize a checkpoint into codes, scales and memory images"),
     "synth": ("fairyhw.flow.synth", "synthesise an engine (Yosys, nextpnr-ecp5) and count its resources"),
+    "run": ("fairyhw.cosim.cli", "decode SmolLM2-135M with every linear layer on the simulated RTL"),
     "perf": ("fairyhw.perf.cli", "project LLaMA inference on an engine: tokens/s, tokens/J"),
     "report": ("fairyhw.perf.report", "write the LLaMA-2 7B projection report"),
     "dse": ("fairyhw.explore.cli", "design-space exploration with synthesis, place and route"),

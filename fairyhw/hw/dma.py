@@ -21,7 +21,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["axi_read_signature", "axi_write_signature", "AxiReader", "AxiWriter", "INCR"]
+__all__ = ["axi_read_signature", "axi_write_signature", "AxiReader", "AxiWriter", "RegisterSlice", "INCR"]
 
 #: AXI burst type INCR.
 INCR = 1
@@ -75,12 +75,14 @@ class _AxiMaster(wiring.Component):
     def _addresses(self, m, chan, allow):
         """Drive address channel ``chan``: the command's bursts, each at most ``max_burst`` beats,
         what is left, and the beats to the 4 KB boundary, offered while ``allow(n)`` (``n``: the
-        burst's beats). Returns (beats whose address is not yet sent, ``n``, the handshake).
+        burst's beats). Returns (``none_left``, ``n``, the handshake).
 
-        ``n`` is a register, computed in the cycle after the address and the beats left change (the
-        burst sizing in front of the address channel's handshake and the FIFO's credit was the ECP5
-        critical path of the system top at 65.7 MHz): a burst's address goes out two cycles after the
-        one before at the earliest, two after its command."""
+        ``none_left`` (whether every burst's address is out) and ``n`` are registers. ``n`` is
+        computed in the cycle after the address and the beats left change (the burst sizing in
+        front of the address channel's handshake and the FIFO's credit was the ECP5 critical path
+        of the system top at 65.7 MHz): a burst's address goes out two cycles after the one before
+        at the earliest, two after its command.
+        """
         shift = (self.data_width // 8).bit_length() - 1
         addr = Signal(self.addr_width)
         left = Signal(32)
@@ -94,13 +96,20 @@ class _AxiMaster(wiring.Component):
                      chan.payload.addr.eq(addr), chan.payload.len.eq(n - 1),
                      chan.payload.size.eq(shift), chan.payload.burst.eq(INCR)]
         sent = chan.valid & chan.ready
+        # `none_left` == (left == 0), a register (the comparison in front of ``cmd.ready`` was on the
+        # system top's critical path)
+        left_next, none_left = Signal(32), Signal(init=1)
+        m.d.comb += left_next.eq(left)
         with m.If(sent):
-            m.d.sync += [addr.eq(addr + (n << shift)), left.eq(left - n), fresh.eq(0)]
+            m.d.sync += [addr.eq(addr + (n << shift)), fresh.eq(0)]
+            m.d.comb += left_next.eq(left - n)
         with m.If(self.cmd.valid & self.cmd.ready):
-            m.d.sync += [addr.eq(self.cmd.payload.addr), left.eq(self.cmd.payload.beats), fresh.eq(0)]
+            m.d.sync += [addr.eq(self.cmd.payload.addr), fresh.eq(0)]
+            m.d.comb += left_next.eq(self.cmd.payload.beats)
         with m.If(self.abort):
-            m.d.sync += left.eq(0)
-        return left, n, sent
+            m.d.comb += left_next.eq(0)
+        m.d.sync += [left.eq(left_next), none_left.eq(left_next == 0)]
+        return none_left, n, sent
 
 
 class AxiReader(_AxiMaster):
@@ -128,7 +137,7 @@ class AxiReader(_AxiMaster):
         owed = Signal(32)                                  # beats not yet delivered
         space = Signal(range(self.fifo_depth + 1), init=self.fifo_depth)   # FIFO room not yet asked for
         inflight = Signal(range(self.outstanding + 1))     # bursts requested, last beat not yet in
-        left, n, issued = self._addresses(m, self.axi.ar,
+        none_left, n, issued = self._addresses(m, self.axi.ar,
                                           lambda n: (space >= n) & (inflight < self.outstanding))
         r = self.axi.r
         m.d.comb += [r.ready.eq(1), fifo.w_en.eq(r.valid), fifo.w_data.eq(r.payload.data)]
@@ -143,8 +152,8 @@ class AxiReader(_AxiMaster):
         with m.If(r.valid & (r.payload.resp != 0)):
             m.d.sync += self.error.eq(1)
 
-        m.d.comb += [self.cmd.ready.eq((left == 0) & ~self.abort), self.busy.eq(owed != 0),
-                     self.quiet.eq((inflight == 0) & (left == 0))]
+        m.d.comb += [self.cmd.ready.eq(none_left & ~self.abort), self.busy.eq(owed != 0),
+                     self.quiet.eq((inflight == 0) & none_left)]
         m.d.sync += owed.eq(owed + Mux(self.cmd.valid & self.cmd.ready, self.cmd.payload.beats, 0)
                             - delivered)
         return m
@@ -173,7 +182,7 @@ class AxiWriter(_AxiMaster):
         m = Module()
         lens = m.submodules.lens = SyncFIFO(width=9, depth=self.outstanding)   # bursts owed data
         pending = Signal(range(self.outstanding + 1))      # bursts sent, response not yet back
-        left, n, sent = self._addresses(m, self.axi.aw,
+        none_left, n, sent = self._addresses(m, self.axi.aw,
                                         lambda n: (pending < self.outstanding) & lens.w_rdy)
         w, b = self.axi.w, self.axi.b
         m.d.comb += [lens.w_en.eq(sent), lens.w_data.eq(n)]
@@ -192,7 +201,36 @@ class AxiWriter(_AxiMaster):
         m.d.sync += pending.eq(pending + sent - got)
         with m.If(got & (b.payload.resp != 0)):
             m.d.sync += self.error.eq(1)
-        m.d.comb += [self.busy.eq((left != 0) | (pending != 0)),
-                     self.cmd.ready.eq((left == 0) & ~self.abort),
-                     self.quiet.eq((left == 0) & (pending == 0) & ~lens.r_rdy)]
+        m.d.comb += [self.busy.eq(~none_left | (pending != 0)),
+                     self.cmd.ready.eq(none_left & ~self.abort),
+                     self.quiet.eq(none_left & (pending == 0) & ~lens.r_rdy)]
+        return m
+
+
+class RegisterSlice(wiring.Component):
+    """A stream of ``width`` bits through registers (a skid buffer): full rate, a cycle of latency,
+    and ``i.ready``, ``o.valid`` and ``o.payload`` all straight from registers, so that neither side's
+    handshake logic reaches the other's (between a read master's FIFO and its consumer, the
+    consumer's ready logic ran into the FIFO's read enable and its block RAM)."""
+
+    def __init__(self, width: int):
+        self.width = width
+        super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width))})
+
+    def elaborate(self, platform):
+        m = Module()
+        main, spare = Signal(self.width, reset_less=True), Signal(self.width, reset_less=True)
+        full, spare_full = Signal(), Signal()
+        m.d.comb += [self.o.valid.eq(full), self.o.payload.eq(main), self.i.ready.eq(~spare_full)]
+        took_in = self.i.valid & self.i.ready
+        with m.If(self.o.ready | ~full):
+            # the output moves on (or is empty): the spare word, else the input, else nothing
+            with m.If(spare_full):
+                m.d.sync += [main.eq(spare), full.eq(1), spare_full.eq(0)]
+            with m.Elif(took_in):
+                m.d.sync += [main.eq(self.i.payload), full.eq(1)]
+            with m.Else():
+                m.d.sync += full.eq(0)
+        with m.Elif(took_in):
+            m.d.sync += [spare.eq(self.i.payload), spare_full.eq(1)]
         return m

@@ -20,15 +20,17 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from .axi import REGISTERS
 from .config import DESCRIPTOR, DESCRIPTOR_BYTES, ERRORS, RESULT_SUM_BITS, SystemConfig, slot_bits
-from .driver import decode_results, wgt_beats
+from ..model.pack import stream_words_for
+from .driver import decode_results
 from .streams import act_beats, res_layout
 
-__all__ = ["Layout", "lay_out", "pack_items", "unpack_items", "descriptor", "Driver", "OFFSETS",
-           "QuantLayer", "load_quant"]
+__all__ = ["Layout", "lay_out", "pack_items", "pack_rows", "unpack_items", "descriptor", "Driver",
+           "OFFSETS", "QuantLayer", "load_quant", "weight_images", "decode_region"]
 
 #: Register offsets by name.
 OFFSETS = {r.name: r.offset for r in REGISTERS}
@@ -49,6 +51,20 @@ def pack_items(items, width: int, data_width: int) -> bytes:
     for i, it in enumerate(items):
         value |= (int(it) & mask) << (i * slot)
     return value.to_bytes(total // 8, "little")
+
+
+def pack_rows(items: np.ndarray, width: int, data_width: int) -> bytes:
+    """:func:`pack_items` of items given as the rows of a uint8 array ``(n, width / 8)`` (each row an
+    item's bytes, little-endian): the same bytes, at numpy speed. ``width`` a multiple of 8."""
+    assert width % 8 == 0 and items.shape[1] == width // 8, (width, items.shape)
+    slot = slot_bits(width, data_width)
+    if slot > width:
+        items = np.pad(items, ((0, 0), (0, (slot - width) // 8)))
+    per = max(1, data_width // slot)
+    n = items.shape[0]
+    if n % per:
+        items = np.pad(items, ((0, per - n % per), (0, 0)))
+    return np.ascontiguousarray(items).tobytes()
 
 
 def unpack_items(blob: bytes, count: int, width: int, data_width: int) -> list[int]:
@@ -137,9 +153,11 @@ class Layout:
     def result_beats(self, i: int, blob: bytes) -> list[int]:
         """Layer ``i``'s result region (``blob``) as the engine's ``res`` payloads."""
         from .timing import result_beats
+        return self.decode_beats(blob, result_beats(self.config.engine, self.places[i].rows))
+
+    def decode_beats(self, blob: bytes, n: int) -> list[int]:
+        """The first ``n`` result items of a result region as the engine's ``res`` payloads."""
         cfg, e = self.config, self.config.engine
-        pl = self.places[i]
-        n = result_beats(e, pl.rows)
         items = unpack_items(blob, n, cfg.result_bits, cfg.data_width)
         per, parts = e.res_per_beat, len(e.parts)
         layout = res_layout(e)
@@ -159,6 +177,59 @@ class Layout:
         return decode_results(self.config.engine, self.result_beats(i, blob), self.places[i].rows)
 
 
+def weight_images(cfg: SystemConfig, words, k: int) -> list[bytes]:
+    """Each weight port's image of a layer's weight stream (``words``: ints of ``2 * lanes`` bits, or
+    a uint8 array ``(words, bytes)`` as :func:`fairyhw.model.pack.stream_words_for` gives): port
+    ``p`` holds bits ``[p*s, (p+1)*s)`` of every word (``s`` = ``cfg.slice_bits``), pass after pass,
+    each pass from a memory word."""
+    n = cfg.pass_words(k)
+    s, D = cfg.slice_bits, cfg.data_width
+    if len(words) % n:
+        raise ValueError(f"{len(words)} weight words are not whole passes of {n}")
+    if isinstance(words, np.ndarray) and s % 8 == 0:
+        out = []
+        for pt in range(cfg.weight_ports):
+            sl = words[:, pt * s // 8:(pt + 1) * s // 8]
+            if sl.shape[1] < s // 8:                      # a word narrower than the slices
+                sl = np.pad(sl, ((0, 0), (0, s // 8 - sl.shape[1])))
+            out.append(b"".join(pack_rows(sl[j:j + n], s, D) for j in range(0, len(sl), n)))
+        return out
+    if isinstance(words, np.ndarray):
+        words = [int.from_bytes(w.tobytes(), "little") for w in words]
+    out = []
+    for pt in range(cfg.weight_ports):
+        sl = [(w >> (pt * s)) & ((1 << s) - 1) for w in words]
+        out.append(b"".join(pack_items(sl[j:j + n], s, D) for j in range(0, len(sl), n)))
+    return out
+
+
+def decode_region(cfg: SystemConfig, blob: bytes, rows: int) -> torch.Tensor:
+    """A layer's result region (``blob``) as its sums, int64 ``(stages, matrices, rows, parts)``
+    (:meth:`Layout.results`, at numpy speed where each result item fills its slot)."""
+    from .timing import result_beats, tile_rows
+    e = cfg.engine
+    per, parts, T, M = e.res_per_beat, len(e.parts), e.stages, len(e.matrices)
+    n = result_beats(e, rows)
+    if slot_bits(cfg.result_bits, cfg.data_width) != cfg.result_bits or e.lane_style != "array":
+        return decode_results(e, Layout(cfg, 0).decode_beats(blob, n), rows)
+    v = np.frombuffer(blob[:n * cfg.result_bits // 8], dtype="<i4").astype(np.int64).reshape(n, per, parts)
+    tile = e.row_tile
+    counts = tile_rows(rows, tile)
+    full = rows // tile
+    out = np.zeros((T, M, rows, parts), np.int64)
+    bpt = -(-tile // per)
+    used = full * T * M * bpt
+    if full:
+        a = v[:used].reshape(full, T, M, bpt * per, parts)[:, :, :, :tile]
+        out[:, :, :full * tile] = a.transpose(1, 2, 0, 3, 4).reshape(T, M, full * tile, parts)
+    if len(counts) > full:
+        last = counts[-1]
+        bl = -(-last // per)
+        a = v[used:used + T * M * bl].reshape(T, M, bl * per, parts)[:, :, :last]
+        out[:, :, full * tile:] = a
+    return torch.from_numpy(out)
+
+
 def lay_out(cfg: SystemConfig, layers, base: int = 0) -> Layout:
     """Lay out ``layers`` (``(codes, p, q)`` each) for one run from address ``base`` (4 KB aligned)."""
     if base % PAGE:
@@ -175,21 +246,14 @@ def lay_out(cfg: SystemConfig, layers, base: int = 0) -> Layout:
             if stages != e.stages or mats != len(e.matrices):
                 raise ValueError(f"codes of {stages} stages x {mats} matrices do not fit the engine's "
                                  f"{e.stages} x {len(e.matrices)}")
-            words = wgt_beats([[c for c in per] for per in src], e.lanes, e.lane_style,
-                              (e.rows, e.cols) if e.lane_style == "array" else None)
+            words = stream_words_for([[c for c in per] for per in src], e)
         if len(p) != k:
             raise ValueError(f"activations of length {len(p)} for a layer of k = {k}")
         act = at
         blob = pack_items(act_beats(e, p, q), cfg.act_bits, D)
         lay.chunks[act] = blob
         at = _align(at + len(blob))
-        n = cfg.pass_words(k)
-        assert len(words) % n == 0
-        s = cfg.slice_bits
-        ports = []
-        for pt in range(cfg.weight_ports):
-            sl = [(w >> (pt * s)) & ((1 << s) - 1) for w in words]
-            ports.append(b"".join(pack_items(sl[j:j + n], s, D) for j in range(0, len(sl), n)))
+        ports = weight_images(cfg, words, k)
         stride = _align(max(len(b) for b in ports))
         wgt = at
         for pt, b in enumerate(ports):

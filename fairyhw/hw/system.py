@@ -33,7 +33,7 @@ from amaranth.lib.wiring import In, Out
 
 from .axi import RegisterFile, axil_signature
 from .config import DESCRIPTOR, DESCRIPTOR_BYTES, RESULT_SUM_BITS, SystemConfig, slot_bits
-from .dma import AxiReader, AxiWriter, axi_read_signature, axi_write_signature
+from .dma import AxiReader, AxiWriter, RegisterSlice, axi_read_signature, axi_write_signature
 from .engine import Engine
 
 __all__ = ["Unpacker", "Packer", "SystemTop", "REG_ADDR_WIDTH", "ERROR_CODES", "wrapper_ports",
@@ -248,14 +248,23 @@ class SystemTop(wiring.Component):
         m.d.comb += [act_un.length.eq(n_act)]
         for u in wgt_un:
             m.d.comb += u.length.eq(n_pass)
-        m.d.comb += [desc_un.i.payload.eq(ctrl.data.payload), act_un.i.payload.eq(ctrl.data.payload),
-                     desc_un.i.valid.eq(ctrl.data.valid & ~ctrl_to_act),
-                     act_un.i.valid.eq(ctrl.data.valid & ctrl_to_act),
-                     ctrl.data.ready.eq(Mux(ctrl_to_act, act_un.i.ready, desc_un.i.ready))]
+        # each read master's words through a register slice (its FIFO's read enable and block RAM
+        # kept out of the consumers' handshake logic)
+        ctrl_s = RegisterSlice(D)
+        wgt_s = [RegisterSlice(D) for _ in range(P)]
+        m.submodules.ctrl_slice = ResetInserter(m_rst)(ctrl_s)
+        wiring.connect(m, ctrl.data, ctrl_s.i)
+        for p, (rd, sl) in enumerate(zip(wgts, wgt_s)):
+            m.submodules[f"wgt_slice{p}"] = ResetInserter(m_rst)(sl)
+            wiring.connect(m, rd.data, sl.i)
+        m.d.comb += [desc_un.i.payload.eq(ctrl_s.o.payload), act_un.i.payload.eq(ctrl_s.o.payload),
+                     desc_un.i.valid.eq(ctrl_s.o.valid & ~ctrl_to_act),
+                     act_un.i.valid.eq(ctrl_s.o.valid & ctrl_to_act),
+                     ctrl_s.o.ready.eq(Mux(ctrl_to_act, act_un.i.ready, desc_un.i.ready))]
         m.d.comb += [engine.act.payload.eq(act_un.o.payload), engine.act.valid.eq(act_un.o.valid),
                      act_un.o.ready.eq(engine.act.ready)]
-        for rd, u in zip(wgts, wgt_un):
-            wiring.connect(m, rd.data, u.i)
+        for sl, u in zip(wgt_s, wgt_un):
+            wiring.connect(m, sl.o, u.i)
         all_valid = Cat(*(u.o.valid for u in wgt_un)).all()
         m.d.comb += [engine.wgt.payload.eq(Cat(*(u.o.payload for u in wgt_un))[:2 * ecfg.lanes]),
                      engine.wgt.valid.eq(all_valid)]
@@ -280,14 +289,16 @@ class SystemTop(wiring.Component):
         flushed = Signal()                             # the layer's last word is in the FIFO
         pushed = packer.o.valid & packer.o.ready
         want = Signal(range(cfg.max_burst + 1))
-        res_end = Signal(A + 2)
         res_fresh, res_go, res_over = Signal(), Signal(), Signal()
         res_on = Signal()                              # bursts only while a layer runs
-        m.d.sync += [want.eq(Mux(avail < cfg.max_burst, avail, cfg.max_burst)),
+        want_v = Mux(avail < cfg.max_burst, avail, cfg.max_burst)
+        # the burst's last byte (a burst is sent only with words to send); past the top if bit A is set
+        res_lastb = Signal(A + 1)
+        m.d.comb += res_lastb.eq(res_addr[:A] + Cat(Const(-1, wshift), want_v - 1))
+        m.d.sync += [want.eq(want_v),
                      res_go.eq((avail >= cfg.max_burst) | (flushed & (avail != 0))),
-                     res_end.eq(res_addr[:A] + (Mux(avail < cfg.max_burst, avail, cfg.max_burst) << wshift)),
+                     res_over.eq(res_lastb[A]),
                      res_fresh.eq(1)]
-        m.d.comb += res_over.eq(_past_top(res_end, A))
         m.d.comb += [res_w.cmd.payload.addr.eq(res_addr), res_w.cmd.payload.beats.eq(want),
                      res_w.cmd.valid.eq(res_fresh & res_go & ~res_over & res_on)]
         res_cmd = res_w.cmd.valid & res_w.cmd.ready
@@ -300,6 +311,7 @@ class SystemTop(wiring.Component):
         # -- the weight passes: a command to every port per pass ---------------------------------
         w_addr = [Signal(A + 1, name=f"w_addr{p}") for p in range(P)]
         w_end = [Signal(A + 2, name=f"w_end{p}") for p in range(P)]      # == w_addr + pass_bytes
+        w_lastb = [Signal(A + 2, name=f"w_lastb{p}") for p in range(P)]  # == w_end - 1
         w_pend = Signal(P)
         rows_left = Signal(32)
         sm = Signal(range(max(ecfg.stages * len(ecfg.matrices), 2)))
@@ -310,9 +322,10 @@ class SystemTop(wiring.Component):
             m.d.comb += [rd.cmd.valid.eq(w_pend[p]), rd.cmd.payload.addr.eq(w_addr[p]),
                          rd.cmd.payload.beats.eq(pass_mw)]
             with m.If(rd.cmd.valid & rd.cmd.ready):
-                m.d.sync += [w_pend[p].eq(0), w_addr[p].eq(w_end[p]), w_end[p].eq(w_end[p] + pass_bytes)]
-        # a pass past the top: its end above 2**A
-        w_over = Cat(*(_past_top(w_end[p], A) for p in range(P))).any()
+                m.d.sync += [w_pend[p].eq(0), w_addr[p].eq(w_end[p]), w_end[p].eq(w_end[p] + pass_bytes),
+                             w_lastb[p].eq(w_lastb[p] + pass_bytes)]
+        # a pass past the top: its last byte at or above 2**A (a bit, not a comparison of the end)
+        w_over = Cat(*(w_lastb[p][A:] != 0 for p in range(P))).any()
 
         # -- the sequencer of a run ---------------------------------------------------------------
         eng_cmd_pend, act_pend = Signal(), Signal()
@@ -356,9 +369,17 @@ class SystemTop(wiring.Component):
         beyond = lambda a: a[A:64] != 0 if A < 64 else Const(0)
         port = Signal(range(max(P, 2)))
         running_addr = Signal(A + 1)
-        act_end = Signal(A + 2)
-        m.d.comb += act_end.eq(act_addr[:A] + (act_mw << wshift))
+        act_over = Signal()                    # the activations run past 2**A (set in SIZE)
         layer_done = Signal()                  # a register: the layer's end seen a cycle before
+        read_err, write_err = Signal(), Signal()   # the masters' error flags, registered
+        m.d.sync += [read_err.eq(Cat(*(r.error for r in [ctrl, *wgts])).any()), write_err.eq(res_w.error)]
+        # the cycles the engine waited on memory: a cycle's flag registered, then counted (the last
+        # RUN cycle's the cycle after)
+        stalled, in_run = Signal(), Signal()
+        m.d.sync += [stall.eq(stall + stalled),
+                     stalled.eq(in_run & ((engine.wgt.ready & ~engine.wgt.valid) |
+                                          (engine.act.ready & ~engine.act.valid) |
+                                          (engine.res.valid & ~engine.res.ready)))]
         last_layer = Signal()                  # == (layer + 1 == count)
         m.d.sync += last_layer.eq(layer + 1 == count)
         m.d.sync += layer_done.eq(res_last_seen & flushed & (avail == 0) & ~eng_cmd_pend & passes_done &
@@ -373,7 +394,7 @@ class SystemTop(wiring.Component):
             with m.State("IDLE"):
                 with m.If(regs.ctrl_start):
                     m.d.sync += [desc_ptr.eq(desc_base[:A]), count.eq(regs.desc_count), layer.eq(0),
-                                 cycles.eq(0), stall.eq(0), results.eq(0), code.eq(0)]
+                                 cycles.eq(0), stall.eq(0), stalled.eq(0), results.eq(0), code.eq(0)]
                     with m.If((regs.desc_count == 0) | (desc_base[:6] != 0)):
                         fail("list")
                     with m.Elif(beyond(desc_base)):
@@ -431,18 +452,22 @@ class SystemTop(wiring.Component):
                 abortable()
             with m.State("SIZE"):
                 n_act_v = n_pass if cfg.engine.act_per_beat == div else d["k"]
+                act_mw_v = words_of(n_act_v, cfg.act_bits)
+                act_lastb = Signal(A + 1)
+                m.d.comb += act_lastb.eq(act_addr[:A] + Cat(Const(-1, wshift), act_mw_v - 1))
                 m.d.sync += [n_act.eq(n_act_v), pass_mw.eq(words_of(n_pass, cfg.slice_bits)),
-                             act_mw.eq(words_of(n_act_v, cfg.act_bits)), running_addr.eq(wgt_base[:A]),
-                             port.eq(0)]
+                             act_mw.eq(act_mw_v), act_over.eq(act_lastb[A]),
+                             running_addr.eq(wgt_base[:A]), port.eq(0)]
                 m.next = "PORTS"
                 abortable()
             with m.State("PORTS"):
                 # each port's first address, a cycle each (no chain of adders)
                 for p in range(P):
                     with m.If(port == p):
-                        m.d.sync += [w_addr[p].eq(running_addr), w_end[p].eq(running_addr + pass_bytes)]
+                        m.d.sync += [w_addr[p].eq(running_addr), w_end[p].eq(running_addr + pass_bytes),
+                                     w_lastb[p].eq(running_addr + pass_bytes - 1)]
                 m.d.sync += [running_addr.eq(running_addr + stride), port.eq(port + 1)]
-                with m.If(_past_top(act_end, A) | (running_addr[A:] != 0)):
+                with m.If(act_over | (running_addr[A:] != 0)):
                     fail("range")
                     m.next = "IDLE"
                 with m.Elif(port == P - 1):
@@ -477,22 +502,24 @@ class SystemTop(wiring.Component):
                     fail("range")
                     m.next = "ABORT"
                 with m.Elif(layer_done):
-                    with m.If(Cat(*(r.error for r in [ctrl, *wgts])).any()):
-                        fail("read")
-                        m.next = "IDLE"
-                    with m.Elif(res_w.error):
-                        fail("write")
-                        m.next = "IDLE"
-                    with m.Elif(last_layer):
-                        m.d.comb += done_set.eq(1)
-                        m.d.sync += layer.eq(layer + 1)
-                        m.next = "IDLE"
-                    with m.Else():
-                        m.d.sync += [layer.eq(layer + 1), desc_ptr.eq(desc_ptr + DESCRIPTOR_BYTES)]
-                        m.next = "FETCH"
-                stalled = ((engine.wgt.ready & ~engine.wgt.valid) | (engine.act.ready & ~engine.act.valid) |
-                           (engine.res.valid & ~engine.res.ready))
-                m.d.sync += stall.eq(stall + stalled)
+                    m.next = "NEXT"
+                m.d.comb += in_run.eq(1)
+                abortable()
+            with m.State("NEXT"):
+                # the layer's end (its decisions here, not in front of the run's wide registers)
+                with m.If(read_err):
+                    fail("read")
+                    m.next = "IDLE"
+                with m.Elif(write_err):
+                    fail("write")
+                    m.next = "IDLE"
+                with m.Elif(last_layer):
+                    m.d.comb += done_set.eq(1)
+                    m.d.sync += layer.eq(layer + 1)
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.sync += [layer.eq(layer + 1), desc_ptr.eq(desc_ptr + DESCRIPTOR_BYTES)]
+                    m.next = "FETCH"
                 abortable()
             with m.State("ABORT"):
                 m.d.comb += eng_abort.eq(1)
@@ -507,11 +534,6 @@ class SystemTop(wiring.Component):
         with m.If(~fsm.ongoing("IDLE")):
             m.d.sync += cycles.eq(cycles + 1)
         return m
-
-
-def _past_top(end, A: int):
-    """Whether a transfer ending (exclusive) at ``end`` (``A + 2`` bits) runs past ``2**A``."""
-    return end[A + 1] | (end[A] & (end[:A] != 0))
 
 
 def _sext(value, bits: int):

@@ -205,8 +205,10 @@ _engine_latency = latency
 #: Cycles of the system top's write tail beside the final burst's words and the last result's
 #: words, measured once in co-simulation (sim/test_system.py checks that it holds at every point):
 #: the words counted, the burst's length and go registered, its command, its address, the FIFO, the
-#: response, the writer going quiet and the layer's end registered.
-SYSTEM_WRITE_EXTRA = 9
+#: response, the writer going quiet, the layer's end registered and the layer's end state (NEXT).
+SYSTEM_WRITE_EXTRA = 10
+#: Cycles a read master's word spends in its register slice (:class:`fairyhw.hw.dma.RegisterSlice`).
+SLICE = 1
 
 
 def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstanding: int) -> dict:
@@ -215,14 +217,15 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
     memory of ``bytes_per_cycle`` bandwidth, ``latency`` cycles from a burst's address to its first
     word and at most ``outstanding`` bursts in flight; writes answered at once.
 
+    Every word a read master delivers spends :data:`SLICE` cycles in its register slice.
     Per layer: the descriptor's fetch (its last word, then the descriptor unpacked and taken), a cycle
     to check it, the divider (``bits(max_in) + 1`` cycles), a cycle to size the transfers and one per
     weight port; then the run: the engine's command, the activation read and (a cycle later) the first
     pass's weight command, one weight command a pass (every two cycles at most, and once the one
     before has all its addresses out), each port's words from :class:`_ReadPort`. The array's schedule
     (:func:`array_cycles`) then holds with two more bounds: the activations' last beat (``A``) and
-    each pass's last weight word (``W_i``, the cycle after it leaves memory, a cycle more through a
-    wide slice's unpacker) bound the last word of pass 0 and of pass ``i``::
+    each pass's last weight word (``W_i``, the cycle after it leaves the register slice, a cycle more
+    through a wide slice's unpacker) bound the last word of pass 0 and of pass ``i``::
 
         L_0 = max(2n + 3, A + n + 2, W_0),   L_i = max(L_{i-1} + max(n, 2), e_{i-2} + 1, W_i)
 
@@ -247,17 +250,17 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
     t0 = 0                                   # the layer's first cycle (FETCH)
     for k, rows in layers:
         _, t = ctrl.command(t0, desc_words)
-        run0 = t[-1] + (3 if desc_wide else 2) + 1 + e.max_in.bit_length() + 1 + 1 + cfg.weight_ports
+        run0 = t[-1] + SLICE + (3 if desc_wide else 2) + 1 + e.max_in.bit_length() + 1 + 1 + cfg.weight_ports
         # activations: beat j once its last word is through the FIFO (and the unpacker if wide)
         n_act = cfg.act_items(k)
         _, t = ctrl.command(run0, cfg.act_memory_words(k))
         slot = slot_bits(cfg.act_bits, D)
         if slot > D:
             kw = slot // D
-            avail = [t[(j + 1) * kw - 1] + 2 for j in range(n_act)]
+            avail = [t[(j + 1) * kw - 1] + SLICE + 2 for j in range(n_act)]
         else:
             per_word = D // slot
-            avail = [t[j // per_word] + 1 for j in range(n_act)]
+            avail = [t[j // per_word] + SLICE + 1 for j in range(n_act)]
         a = None
         for v in avail:
             a = max(run0 + 2, v) if a is None else max(a + 1, v)
@@ -271,7 +274,7 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
                 h = max(h + 2, last_a + 1)
             last_a, t = wgt.command(h, pmw, offset)
             offset += pmw * wb
-            ready.append(t[-1] + 1 + (1 if wide else 0) - run0)
+            ready.append(t[-1] + SLICE + 1 + (1 if wide else 0) - run0)
         # the write tail: the last pass's result beats leave the engine a cycle apart, but a beat of
         # `item` words takes `item` cycles through the packer; then the final burst and its response
         res_words = cfg.result_memory_words(rows)

