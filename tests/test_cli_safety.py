@@ -163,6 +163,25 @@ CASES = [
     ("perf-node-tiny", "perf", ["--node-nm", "1e-300"], "none", 2, "node-nm must be from 1 to 1000", [], []),
     ("perf-static-negative", "perf", ["--static-w", "-1"], "none", 2, "static-w must be from 0", [], []),
     ("perf-static-nan", "perf", ["--static-w", "nan"], "none", 2, "static-w must be from 0", [], []),
+    # run: bad values refused before the model loads; the report folder checked first
+    ("run-model", "run", ["llama"], "none", 2, "invalid choice: 'llama'", [], []),
+    ("run-tokens-zero", "run", ["smollm2", "--tokens", "0"], "none", 2, "tokens must be from 1 to 256", [], []),
+    ("run-blocks-zero", "run", ["smollm2", "--blocks", "0"], "none", 2, "expected a positive integer, not 0",
+     [], []),
+    ("run-empty-prompt", "run", ["smollm2", "--prompt", " "], "none", 2, "--prompt: must not be empty", [], []),
+    ("run-bandwidth-zero", "run", ["smollm2", "--mem-bytes-per-cycle", "0"], "none", 2,
+     "mem-bytes-per-cycle must be from", [], []),
+    ("run-name", "run", ["smollm2", "--name", "../x"], "none", 2, "--name: must be a plain file stem", [], []),
+    ("run-out-file", "run", ["smollm2", "--out", "f"], "file", 2, "f is a file, expected a directory",
+     ["f"], []),
+    ("run-out-missing-parent", "run", ["smollm2", "--out", "a/b"], "none", 2, "the folder a does not exist",
+     [], ["a"]),
+    ("run-lanes-rows", "run", ["smollm2", "--rows", "3", "--cols", "5", "--lanes", "64"], "none", 2,
+     "3 x 5 gives 15 MACs per cycle, not the 64 lanes", [], []),
+    ("run-max-in", "run", ["smollm2", "--max-in", "100", "--out", "r"], "none", 2,
+     "q_proj has k = 288 complex inputs, more than --max-in 100", [], ["r"]),
+    ("run-blocks-many", "run", ["smollm2", "--blocks", "31", "--out", "r"], "none", 2,
+     "--blocks must be from 1 to the model's 30 blocks, not 31", [], ["r"]),
 ]
 
 

@@ -51,7 +51,7 @@ def build_bench(config, timing: MemoryTiming, words: int, cache: Path, *, log=No
                                           addr_width=config.addr_width, words=words, timing=timing),
                "bench.v": bench_verilog(top, SYSTEM_MODULE)}
     digest = hashlib.sha256("\0".join(f"{k}\0{v}" for k, v in sorted(sources.items())).encode()).hexdigest()
-    folder = Path(cache) / digest[:16]
+    folder = Path(cache).resolve() / digest[:16]
     folder.mkdir(parents=True, exist_ok=True)
     for name, text in sources.items():
         path = folder / name
@@ -60,7 +60,12 @@ def build_bench(config, timing: MemoryTiming, words: int, cache: Path, *, log=No
     runner = verilator_runner()
     if log:
         log(f"building the bench in {folder} (Verilator; once per design and memory)")
-    runner.build(sources=[folder / n for n in sources], hdl_toplevel=BENCH_MODULE, build_dir=folder,
-                 build_args=["-Wno-fatal", "-O2", "--timing", "-CFLAGS", "-fcoroutines"], timescale=("1ns", "1ps"),
-                 log_file=str(folder / "build.log"))
+    try:
+        runner.build(sources=[folder / n for n in sources], hdl_toplevel=BENCH_MODULE, build_dir=folder,
+                     # --timing: the bench's clock toggles inside the simulator (g++ needs -fcoroutines)
+                     build_args=["-Wno-fatal", "-O2", "--timing", "-CFLAGS", "-fcoroutines"],
+                     timescale=("1ns", "1ps"), log_file=str(folder / "build.log"))
+    except RuntimeError as e:
+        from .. import FairyError
+        raise FairyError(f"the Verilator build failed ({e}); see {folder / 'build.log'}") from None
     return runner, folder

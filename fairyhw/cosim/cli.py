@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from .. import FairyError
-from ..cli import ArgumentParser, float_in, int_in
+from ..cli import ArgumentParser, float_in, int_in, positive_int
 from ..hw.config import DATA_WIDTHS, SystemConfig, add_arguments, from_arguments
 from ..outputs import Outputs, run_command, show
 from .memory import MemoryTiming
@@ -40,8 +40,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--prompt", default=DEFAULT_PROMPT, help="the prompt, fed token by token")
     p.add_argument("--tokens", type=int_in(1, 256, "tokens"), default=1,
                    help="tokens to decode greedily after the prompt")
-    p.add_argument("--blocks", type=int_in(1, 30, "blocks"), default=None,
-                   help="run the first BLOCKS transformer blocks only (default: all 30)")
+    p.add_argument("--blocks", type=positive_int, default=None,
+                   help="run the first BLOCKS transformer blocks only (default: all of them)")
     add_arguments(p, only=ENGINE_OPTIONS)
     dflt = SystemConfig.__dataclass_fields__
     p.add_argument("--data-width", type=int, choices=DATA_WIDTHS, default=dflt["data_width"].default,
@@ -105,24 +105,26 @@ def _main(argv) -> int:
         parser.error("argument --prompt: must not be empty")
     if not args.name or "/" in args.name or args.name.startswith("."):
         parser.error(f"argument --name: must be a plain file stem, not {args.name!r}")
-    try:
-        import transformers  # noqa: F401  (the model's torch code)
-    except ImportError:
-        raise FairyError("fairyhw run needs transformers: pip install -e '.[test]'") from None
-    from ..model.checkpoint import load_gguf, smollm2_gguf_path
-    ck = load_gguf(smollm2_gguf_path())
-    shapes = layer_shapes(ck.config, args.blocks)
-    for name, rows, k in shapes:
-        if k > engine.max_in:
-            raise FairyError(f"{name} has k = {k} complex inputs, more than --max-in {engine.max_in}")
-    # the memory fits the whole model, whatever --blocks: one build serves every run of a design
-    words = plan_words(cfg, layer_shapes(ck.config, None))
+    import importlib.util
+    if importlib.util.find_spec("transformers") is None:
+        raise FairyError("fairyhw run needs transformers (the model's torch code): pip install -e '.[test]'")
     t_start = time.perf_counter()
-    with Outputs() as out:
+    with Outputs() as out:      # the report's paths checked before any work
         out.into(args.out)
         paths = {ext: os.path.join(args.out, args.name + ext) for ext in (".json", ".timing.json", ".md", ".png")}
         for path in paths.values():
             out.file(path)
+        from ..model.checkpoint import load_gguf, smollm2_gguf_path
+        ck = load_gguf(smollm2_gguf_path(), tensors=False)
+        n_blocks = int(ck.config["num_hidden_layers"])
+        if args.blocks is not None and args.blocks > n_blocks:
+            raise FairyError(f"--blocks must be from 1 to the model's {n_blocks} blocks, not {args.blocks}")
+        shapes = layer_shapes(ck.config, args.blocks)
+        for name, rows, k in shapes:
+            if k > engine.max_in:
+                raise FairyError(f"{name} has k = {k} complex inputs, more than --max-in {engine.max_in}")
+        # the memory fits the whole model, whatever --blocks: one build serves every run of a design
+        words = plan_words(cfg, layer_shapes(ck.config, None))
         from .build import build_bench
         t0 = time.perf_counter()
         runner, folder = build_bench(cfg, timing, words, Path(args.cache), log=print)

@@ -203,15 +203,18 @@ def _rtl_backend(lay: ModelLayout, hw, record: list, timing):
 def _greedy(model, prompt_ids: list[int], new: int, on_token=None):
     """Feed ``prompt_ids`` token by token, then decode ``new`` tokens greedily: (the generated ids,
     the logits of every step)."""
+    import inspect
     from transformers import DynamicCache
     cache = DynamicCache()
+    # the cache's keyword: ``cache`` in transformers 5.x, ``past_key_values`` before
+    kw = "cache" if "cache" in inspect.signature(type(model).forward).parameters else "past_key_values"
     ids, logits, out = list(prompt_ids), [], []
     step_in = ids[0]
     steps = len(prompt_ids) + new - 1
     with torch.no_grad():
         for s in range(steps):
-            r = model(input_ids=torch.tensor([[step_in]]), past_key_values=cache, use_cache=True)
-            cache = r.past_key_values
+            r = model(input_ids=torch.tensor([[step_in]]), use_cache=True, **{kw: cache})
+            cache = getattr(r, kw, None) or r.past_key_values
             lg = r.logits[0, -1].detach().clone()
             logits.append(lg)
             if s + 1 < len(prompt_ids):
@@ -314,6 +317,6 @@ def run(job: dict, hw, log=print) -> dict:
     })
     text_ids = tok(job["text"]).input_ids
     hub.backend = "int8"
-    out["perplexity"] = {"text": job["text"], "tokens": len(text_ids),
+    out["perplexity"] = {"text": job["text"], "tokens": len(text_ids), "whole_model": job.get("blocks") is None,
                          "float": perplexity(model, text_ids), "int8": perplexity(qmodel, text_ids)}
     return out

@@ -29,8 +29,9 @@ def summarize(res: dict, timings: dict) -> str:
         f"{sim['cycles_per_second']:,.0f} cycles/s",
         f"wall clock: {timings['total_s']} s in all (build {timings['build_s']} s, simulation "
         f"{timings['simulation_s']} s, {sim['wall_s_rtl_decode'] / steps:.1f} s a token on the RTL)",
-        f"perplexity on a {res['perplexity']['tokens']}-token text: float {res['perplexity']['float']:.2f}, "
-        f"W2 int8 {res['perplexity']['int8']:.2f}",
+        f"perplexity on a {res['perplexity']['tokens']}-token text: float {res['perplexity']['float']:.4g}, "
+        f"W2 int8 {res['perplexity']['int8']:.4g}"
+        + ("" if res["perplexity"]["whole_model"] else " (a truncated model: not a quality figure)"),
     ]
     return "\n".join(lines)
 
@@ -77,11 +78,14 @@ def _markdown(res: dict, timings: dict) -> str:
     ppl = res["perplexity"]
     out += [
         "",
-        f"Post-training W2 quantization of this small model is far from the float model: on a "
-        f"{ppl['tokens']}-token English text its perplexity is {ppl['int8']:.1f} against the float "
-        f"model's {ppl['float']:.1f} (the same forward, every linear layer through the golden int8 path). "
-        "Fairy2i recovers accuracy with quantization-aware training, which fairyhw does not do; the claim "
-        "here is that the hardware computes the quantized model exactly.",
+        (f"Post-training W2 quantization of this small model is far from the float model: on a "
+         f"{ppl['tokens']}-token English text its perplexity is {ppl['int8']:.1f} against the float "
+         f"model's {ppl['float']:.1f} (the same forward, every linear layer through the golden int8 path). "
+         "Fairy2i recovers accuracy with quantization-aware training, which fairyhw does not do; the claim "
+         "here is that the hardware computes the quantized model exactly." if ppl["whole_model"] else
+         f"This run kept the first {res['blocks']} block(s) only: a truncated model, whose perplexities "
+         f"(float {ppl['float']:.3g}, W2 int8 {ppl['int8']:.3g} on a {ppl['tokens']}-token text) say nothing "
+         "about the model's quality; the claim is that the hardware computes it exactly."),
         "",
         "## Cycles",
         "",

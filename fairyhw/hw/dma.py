@@ -89,26 +89,25 @@ class _AxiMaster(wiring.Component):
         to_4k = Signal(range((4096 >> shift) + 1))
         want, n = Signal(range(self.max_burst + 1)), Signal(range(self.max_burst + 1))
         fresh = Signal()                                  # n is for the current addr and left
+        n_all = Signal()                                  # == (n == left): the command's last burst
         m.d.comb += [to_4k.eq((4096 - addr[:12]) >> shift),
                      want.eq(Mux(left < self.max_burst, left, self.max_burst))]
-        m.d.sync += [n.eq(Mux(to_4k < want, to_4k, want)), fresh.eq(1)]
+        n_v = Mux(to_4k < want, to_4k, want)
+        m.d.sync += [n.eq(n_v), n_all.eq(n_v == left), fresh.eq(1)]
         m.d.comb += [chan.valid.eq(fresh & (n != 0) & allow(n) & ~self.abort),
                      chan.payload.addr.eq(addr), chan.payload.len.eq(n - 1),
                      chan.payload.size.eq(shift), chan.payload.burst.eq(INCR)]
         sent = chan.valid & chan.ready
         # `none_left` == (left == 0), a register (the comparison in front of ``cmd.ready`` was on the
         # system top's critical path)
-        left_next, none_left = Signal(32), Signal(init=1)
-        m.d.comb += left_next.eq(left)
+        none_left = Signal(init=1)
         with m.If(sent):
-            m.d.sync += [addr.eq(addr + (n << shift)), fresh.eq(0)]
-            m.d.comb += left_next.eq(left - n)
+            m.d.sync += [addr.eq(addr + (n << shift)), left.eq(left - n), none_left.eq(n_all), fresh.eq(0)]
         with m.If(self.cmd.valid & self.cmd.ready):
-            m.d.sync += [addr.eq(self.cmd.payload.addr), fresh.eq(0)]
-            m.d.comb += left_next.eq(self.cmd.payload.beats)
+            m.d.sync += [addr.eq(self.cmd.payload.addr), left.eq(self.cmd.payload.beats),
+                         none_left.eq(self.cmd.payload.beats == 0), fresh.eq(0)]
         with m.If(self.abort):
-            m.d.comb += left_next.eq(0)
-        m.d.sync += [left.eq(left_next), none_left.eq(left_next == 0)]
+            m.d.sync += [left.eq(0), none_left.eq(1)]
         return none_left, n, sent
 
 

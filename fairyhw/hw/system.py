@@ -224,8 +224,9 @@ class SystemTop(wiring.Component):
         wgt_un = [Unpacker(cfg.slice_bits, D) for _ in range(P)]
         packer = Packer(cfg.result_bits, D)
         res_fifo = SyncFIFOBuffered(width=D, depth=max(2 * cfg.max_burst, 4))
+        res_s = RegisterSlice(D + 1)             # the packer's words (and last) on their way to the FIFO
         for name, sub in (("desc_un", desc_un), ("act_un", act_un), ("packer", packer),
-                          ("res_fifo", res_fifo)):
+                          ("res_slice", res_s), ("res_fifo", res_fifo)):
             m.submodules[name] = ResetInserter(clear | m_rst)(sub)
         for p, u in enumerate(wgt_un):
             m.submodules[f"wgt_un{p}"] = ResetInserter(clear | m_rst)(u)
@@ -277,8 +278,10 @@ class SystemTop(wiring.Component):
         m.d.comb += [packer.i.payload.data.eq(Cat(*(_sext(s, RESULT_SUM_BITS) for s in flat))),
                      packer.i.payload.last.eq(engine.res.payload.last),
                      packer.i.valid.eq(engine.res.valid), engine.res.ready.eq(packer.i.ready),
-                     res_fifo.w_data.eq(packer.o.payload.data), res_fifo.w_en.eq(packer.o.valid),
-                     packer.o.ready.eq(res_fifo.w_rdy)]
+                     res_s.i.payload.eq(packer.o.payload.as_value()), res_s.i.valid.eq(packer.o.valid),
+                     packer.o.ready.eq(res_s.i.ready),
+                     res_fifo.w_data.eq(res_s.o.payload[:D]), res_fifo.w_en.eq(res_s.o.valid),
+                     res_s.o.ready.eq(res_fifo.w_rdy)]
         m.d.comb += [res_w.data.payload.eq(res_fifo.r_data), res_w.data.valid.eq(res_fifo.r_rdy),
                      res_fifo.r_en.eq(res_w.data.ready)]
 
@@ -287,7 +290,7 @@ class SystemTop(wiring.Component):
         # words they count (`fresh` low for the cycle after a burst, while they catch up)
         avail = Signal(range(res_fifo.depth + 2))      # words in the FIFO not yet given a burst
         flushed = Signal()                             # the layer's last word is in the FIFO
-        pushed = packer.o.valid & packer.o.ready
+        pushed = res_s.o.valid & res_s.o.ready
         want = Signal(range(cfg.max_burst + 1))
         res_fresh, res_go, res_over = Signal(), Signal(), Signal()
         res_on = Signal()                              # bursts only while a layer runs
@@ -305,7 +308,7 @@ class SystemTop(wiring.Component):
         m.d.sync += avail.eq(avail + pushed - Mux(res_cmd, want, 0))
         with m.If(res_cmd):
             m.d.sync += [res_addr.eq(res_addr + (want << wshift)), res_fresh.eq(0)]
-        with m.If(pushed & packer.o.payload.last):
+        with m.If(pushed & res_s.o.payload[D]):
             m.d.sync += flushed.eq(1)
 
         # -- the weight passes: a command to every port per pass ---------------------------------

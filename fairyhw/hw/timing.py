@@ -205,8 +205,9 @@ _engine_latency = latency
 #: Cycles of the system top's write tail beside the final burst's words and the last result's
 #: words, measured once in co-simulation (sim/test_system.py checks that it holds at every point):
 #: the words counted, the burst's length and go registered, its command, its address, the FIFO, the
-#: response, the writer going quiet, the layer's end registered and the layer's end state (NEXT).
-SYSTEM_WRITE_EXTRA = 10
+#: response, the writer going quiet, the layer's end registered and the layer's end state (NEXT), and
+#: the register slice between the packer and the FIFO.
+SYSTEM_WRITE_EXTRA = 11
 #: Cycles a read master's word spends in its register slice (:class:`fairyhw.hw.dma.RegisterSlice`).
 SLICE = 1
 

@@ -185,8 +185,9 @@ def _reverse_permute(w: np.ndarray, n_head: int) -> np.ndarray:
     return w.reshape(n_head, dim, 2, *w.shape[1:]).swapaxes(2, 1).reshape(w.shape)
 
 
-def load_gguf(path: str) -> Checkpoint:
-    """Load a LLaMA-architecture GGUF file, dequantizing its tensors to float32."""
+def load_gguf(path: str, tensors: bool = True) -> Checkpoint:
+    """Load a LLaMA-architecture GGUF file, dequantizing its tensors to float32 (``tensors=False``:
+    the config alone, from the metadata and the tensors' shapes; the checkpoint has no tensors)."""
     import gguf
 
     src = os.path.basename(path)
@@ -227,6 +228,12 @@ def load_gguf(path: str) -> Checkpoint:
         "rope_theta": float(field_value("llama.rope.freq_base", 10000.0)),
         "max_position_embeddings": int(field_value("llama.context_length", 2048)),
     }
+    if not tensors:
+        shapes = {t.name: tuple(int(d) for d in reversed(t.shape)) for t in reader.tensors}
+        embed = shapes.get("token_embd.weight")
+        config["vocab_size"] = int(embed[0]) if embed else int(field_value("llama.vocab_size", 0))
+        config["tie_word_embeddings"] = "output.weight" not in shapes
+        return Checkpoint(src, config, {})
     tensors = {}
     for t in reader.tensors:
         qtype = t.tensor_type.name
