@@ -55,6 +55,10 @@ def build_parser() -> ArgumentParser:
                    help="cycles from a burst's acceptance to its first word")
     p.add_argument("--mem-outstanding", metavar="N", type=int_in(1, 64, "mem-outstanding"),
                    default=mt.outstanding, help="bursts in flight per read port")
+    p.add_argument("--clock-mhz", metavar="MHZ", type=float_in(1, 2000, "clock-mhz"), default=300.0,
+                   help="the clock the report turns cycles into time at (an assumption unless you give "
+                        "a measured one: the system top's ECP5 place-and-route clock is in "
+                        "reports/synth_system.json)")
     p.add_argument("--out", metavar="DIR", default="reports",
                    help="where the report goes (NAME.md, NAME.json, NAME.png)")
     p.add_argument("--name", default="rtl_decode", help="the report's file stem")
@@ -151,6 +155,7 @@ def _main(argv) -> int:
         res["config"] = cfg.to_json()
         res["memory"] = job["memory"]
         res["memory"]["words"] = words
+        res["clock_mhz"] = args.clock_mhz
         timings = {"build_s": round(build_s, 1), "simulation_s": round(sim_s, 1),
                    "total_s": round(time.perf_counter() - t_start, 1)}
         write_report(res, timings, out, paths)

@@ -43,7 +43,7 @@ def _markdown(res: dict, timings: dict) -> str:
     steps = c["steps"]
     last = res["last_step_layers"]
     tok = res["per_token"]
-    mhz = 300
+    mhz = res["clock_mhz"]
     cyc = tok[-1]["cycles"]
     out = [
         "# SmolLM2-135M decoded on the simulated RTL",
@@ -91,8 +91,8 @@ def _markdown(res: dict, timings: dict) -> str:
         "",
         f"A decode step (the last one) took **{_fmt(cyc)} cycles** on the system top; the cycle model "
         f"(`fairyhw.hw.timing.system_cycles`, each layer from its descriptor fetch to idle) predicts "
-        f"{_fmt(tok[-1]['predicted'])} ({(tok[-1]['predicted'] - cyc) / cyc * 100:+.2f}%). At an assumed "
-        f"{mhz} MHz that is {cyc / mhz / 1e3:.2f} ms a token ({mhz * 1e6 / cyc:.1f} tokens/s) for the linear "
+        f"{_fmt(tok[-1]['predicted'])} ({(tok[-1]['predicted'] - cyc) / cyc * 100:+.2f}%). At {mhz:g} MHz (`--clock-mhz`: an "
+        "assumption, not a placed clock) that is {cyc / mhz / 1e3:.2f} ms a token ({mhz * 1e6 / cyc:.1f} tokens/s) for the linear "
         "layers alone, with the host's work between layers left out.",
         "",
         "| step | cycles | predicted | error |",

@@ -82,3 +82,54 @@ def test_packer_round_trip(width, data_width):
     for layer, blob in zip(layers, blobs):
         assert blob == pack_items(layer, width, data_width)
         assert unpack_items(blob, len(layer), width, data_width) == layer
+
+
+@pytest.mark.parametrize("rows, cols, data_width, ports", [(1, 64, 256, 1), (2, 8, 64, 2), (3, 5, 32, 1),
+                                                         (4, 16, 128, 2), (1, 4, 32, 1)])
+def test_numpy_layout_equals_the_bit_by_bit_one(rows, cols, data_width, ports):
+    """weight_images of the stream as a uint8 array (numpy) == of the stream as ints (pack_items);
+    decode_region == Layout.results (the engine's result payloads decoded one by one)."""
+    import numpy as np
+    import torch
+    from fairyhw.hw.config import EngineConfig, SystemConfig
+    from fairyhw.hw.host import decode_region, lay_out, weight_images
+    from fairyhw.model.pack import stream_words_for
+    e = EngineConfig.array(rows, cols, max_in=256, max_out=256)
+    cfg = SystemConfig(engine=e, data_width=data_width, weight_ports=ports)
+    n, k = 13, 37
+    g = torch.Generator().manual_seed(rows * cols)
+    codes = torch.randint(0, 4, (2, 2, n, k), dtype=torch.uint8, generator=g)
+    arr = stream_words_for([[c for c in per] for per in codes], e)
+    ints = [int.from_bytes(w.tobytes(), "little") for w in arr]
+    assert weight_images(cfg, arr, k) == weight_images(cfg, ints, k)
+    lay = lay_out(cfg, [(codes, torch.zeros(k, dtype=torch.int8), torch.zeros(k, dtype=torch.int8))])
+    rng = np.random.default_rng(0)
+    half = 1 << (e.acc_width - 1)
+    blob = rng.integers(-half, half, lay.places[0].res_bytes // 4).astype("<i4").tobytes()
+    assert torch.equal(decode_region(cfg, blob, n), lay.results(0, blob))
+
+
+def test_whole_model_plan_matches_its_images():
+    """The memory plan of fairyhw run (from shapes alone) places each layer's weights, descriptors
+    and results where ModelLayout (from the quantized layers) writes them, without overlap."""
+    import torch
+    from fairyhw.cosim.decode import ModelLayout
+    from fairyhw.hw.config import EngineConfig, SystemConfig
+    from fairyhw.hw.host import PAGE
+    from fairyhw.model.layers import FairyLinear
+    e = EngineConfig.array(2, 8, max_in=64, max_out=20)
+    cfg = SystemConfig(engine=e, data_width=64, weight_ports=2)
+    g = torch.Generator().manual_seed(0)
+    layers = [(f"l{i}", FairyLinear(torch.randn(2 * r, 2 * k, generator=g)))
+              for i, (r, k) in enumerate([(5, 13), (45, 8), (3, 64)])]
+    lay = ModelLayout(cfg, layers)
+    assert [len(lay.places[n].pieces) for n, _ in layers] == [1, 3, 1]     # 45 rows: 20 + 20 + 5
+    spans = sorted((a, a + len(b)) for a, b in lay.images.items())
+    for (a0, a1), (b0, _) in zip(spans, spans[1:]):
+        assert a1 <= b0
+    for name, _ in layers:
+        pl = lay.places[name]
+        assert pl.act % PAGE == 0
+        for r0, r1, wgt, stride, res, nbytes in pl.pieces:
+            assert wgt in lay.images and res % PAGE == 0 and res + nbytes <= lay.end
+            assert all(len(lay.images[wgt + p * stride]) <= stride for p in range(cfg.weight_ports))
