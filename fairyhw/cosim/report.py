@@ -92,8 +92,8 @@ def _markdown(res: dict, timings: dict) -> str:
         f"A decode step (the last one) took **{_fmt(cyc)} cycles** on the system top; the cycle model "
         f"(`fairyhw.hw.timing.system_cycles`, each layer from its descriptor fetch to idle) predicts "
         f"{_fmt(tok[-1]['predicted'])} ({(tok[-1]['predicted'] - cyc) / cyc * 100:+.2f}%). At {mhz:g} MHz (`--clock-mhz`: an "
-        "assumption, not a placed clock) that is {cyc / mhz / 1e3:.2f} ms a token ({mhz * 1e6 / cyc:.1f} tokens/s) for the linear "
-        "layers alone, with the host's work between layers left out.",
+        f"assumption, not a placed clock) that is {cyc / mhz / 1e3:.2f} ms a token ({mhz * 1e6 / cyc:.1f} "
+        "tokens/s) for the linear layers alone, with the host's work between layers left out.",
         "",
         "| step | cycles | predicted | error |",
         "|---|---|---|---|",
