@@ -82,3 +82,47 @@ def cpu_name() -> str:
         import platform
         return platform.processor() or platform.machine()
     return f"{name} (family {fam}, model {model})" if fam else name
+
+
+#: Peak memory bandwidth (bytes/s) of the GPUs the bench knows, by a piece of the name torch reports,
+#: most specific first: (piece, bytes/s, label). Vendor data sheets.
+GPU_PEAKS = (
+    ("H200", 4.8e12, "H200's HBM3e peak of 4.8 TB/s"),
+    ("H100 PCIe", 2.0e12, "H100 PCIe's HBM2e peak of 2.0 TB/s"),
+    ("H100 NVL", 3.9e12, "H100 NVL's HBM3 peak of 3.9 TB/s"),
+    ("H100", 3.35e12, "H100 SXM's HBM3 peak of 3.35 TB/s"),
+    ("A100-SXM4-80GB", 2.039e12, "A100 80 GB SXM's HBM2e peak of 2.04 TB/s"),
+    ("A100", 1.555e12, "A100 40 GB's HBM2 peak of 1.56 TB/s"),
+)
+
+
+def device_peak(name: str, measure=None) -> dict:
+    """The peak memory bandwidth of the GPU called ``name``: ``{"bytes_per_s", "label", "source"}``
+    from :data:`GPU_PEAKS`, or, for a GPU not in the table, ``measure()`` (bytes/s of a large device
+    copy) labelled as measured."""
+    for piece, bps, label in GPU_PEAKS:
+        if piece in name:
+            return {"bytes_per_s": bps, "label": label, "source": "data sheet"}
+    if measure is None:
+        raise ValueError(f"{name!r} is not in the table of GPU peaks and nothing measures it")
+    bps = float(measure())
+    return {"bytes_per_s": bps, "label": f"{name}'s measured copy bandwidth of {bps / 1e12:.2f} TB/s "
+                                         "(not in the table of peaks)", "source": "measured copy"}
+
+
+def copy_bandwidth(dev, nbytes: int = 1 << 30) -> float:
+    """Bytes/s of a device-to-device copy of ``nbytes`` (read and written bytes counted), the best of
+    5 after a warm-up."""
+    import torch
+    a = torch.empty(nbytes // 4, dtype=torch.float32, device=dev)
+    b = torch.empty_like(a)
+    best = float("inf")
+    for i in range(6):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        b.copy_(a)
+        end.record()
+        torch.cuda.synchronize()
+        if i:
+            best = min(best, start.elapsed_time(end) / 1e3)
+    return 2 * nbytes / best

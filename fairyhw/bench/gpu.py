@@ -13,7 +13,7 @@ replay):
 from __future__ import annotations
 
 from .. import FairyError
-from .common import env_record, exact_cases, whole_model
+from .common import copy_bandwidth, device_peak, env_record, exact_cases, whole_model
 
 
 def check_exact(dev, mma) -> None:
@@ -74,7 +74,7 @@ def graph_time(run, iters=10):
     return timed(capture(run).replay, iters)
 
 
-def time_per_shape(dev, mma, pdl, shapes) -> list:
+def time_per_shape(dev, mma, pdl, shapes, peak) -> list:
     """Step 2: per shape, a CUDA graph of launches over rotating weight copies (>= 400 MB of codes,
     800 MB of bf16, so no L2 reuse)."""
     import torch
@@ -116,12 +116,14 @@ def time_per_shape(dev, mma, pdl, shapes) -> list:
             row[f"{k}_gbps"] = by / t / 1e9
         rows.append(row)
         print(f"{s.name:<10} {s.out_features}x{s.in_features}: "
-              + "  ".join(f"{k} {t * 1e6:6.1f} us ({row[f'{k}_gbps']:5.0f} GB/s)" for k, t in times.items()))
+              + "  ".join(f"{k} {t * 1e6:6.1f} us ({row[f'{k}_gbps']:5.0f} GB/s, "
+                          f"{100 * row[f'{k}_gbps'] * 1e9 / peak['bytes_per_s']:.0f}%)" for k, t in times.items())
+              + " of the peak")
 
     return rows
 
 
-def time_whole_model(dev, mma, pdl, shapes) -> list:
+def time_whole_model(dev, mma, pdl, shapes, peak) -> list:
     """Step 3: the whole model, every layer's own weights (1.65 GB of codes), so no L2 reuse. Layers
     that read the same input share one launch, as inference engines fuse them: q, k and v (12 code
     matrices), gate and up (8); o, down and lm_head alone. One CUDA graph of 129 launches, at batch 1
@@ -137,9 +139,11 @@ def time_whole_model(dev, mma, pdl, shapes) -> list:
 
     def record(label, batch, t, extra=None):
         res_model.append({"name": label, "batch": batch, "seconds": t, "tokens_per_s": batch / t,
-                          "weight_gbps": total_bytes / t / 1e9, **(extra or {})})
+                          "weight_gbps": total_bytes / t / 1e9,
+                          "peak_fraction": total_bytes / t / peak["bytes_per_s"], **(extra or {})})
         print(f"whole model, {label}: {t * 1e3:.3f} ms/step = {batch / t:.1f} tokens/s, "
-              f"{total_bytes / t / 1e9:.0f} GB/s of codes ({total_bytes / 1e9:.3f} GB)")
+              f"{total_bytes / t / 1e9:.0f} GB/s of codes ({total_bytes / 1e9:.3f} GB) = "
+              f"{100 * total_bytes / t / peak['bytes_per_s']:.0f}% of the peak")
 
     rbuf = torch.empty(8 * 16 * 132 * 8, dtype=torch.int32, device=dev)
     for batch in ((1, 2, 4, 8, 16) if mma else (1, 4, 8)):
@@ -211,7 +215,7 @@ def time_whole_model(dev, mma, pdl, shapes) -> list:
     return res_model
 
 
-def time_bf16_model(dev, shapes) -> dict:
+def time_bf16_model(dev, shapes, peak) -> dict:
     """Step 4: torch bf16 ``F.linear`` on the same launches (q|k|v and gate|up fused), 13.2 GB."""
     import torch
     bf = [w for _, w in whole_model(shapes, lambda s, fused: torch.randn(
@@ -220,9 +224,9 @@ def time_bf16_model(dev, shapes) -> dict:
     bf_bytes = sum(w.numel() * 2 for w in bf)
     t = graph_time(lambda: [torch.nn.functional.linear(xs[w.shape[1]], w) for w in bf], 5)
     print(f"whole model, torch bf16 batch 1: {t * 1e3:.2f} ms = {1 / t:.1f} tokens/s, "
-          f"{bf_bytes / t / 1e9:.0f} GB/s")
+          f"{bf_bytes / t / 1e9:.0f} GB/s = {100 * bf_bytes / t / peak['bytes_per_s']:.0f}% of the peak")
     return {"name": "torch bf16 F.linear, batch 1", "batch": 1, "seconds": t, "tokens_per_s": 1 / t,
-            "weight_gbps": bf_bytes / t / 1e9}
+            "weight_gbps": bf_bytes / t / 1e9, "peak_fraction": bf_bytes / t / peak["bytes_per_s"]}
 
 
 def bench_gpu(args) -> dict:
@@ -240,19 +244,23 @@ def bench_gpu(args) -> dict:
     if not mma:
         print("note: no NVRTC or no int8 mma.sync here: the bit-plane tensor-core kernel and the plain "
               "read are skipped")
+    peak = device_peak(name, lambda: copy_bandwidth(dev))
+    print(f"{name}: every bandwidth below is also given as a share of the {peak['label']} "
+          f"({peak['source']})")
     check_exact(dev, mma)
     shapes = linear_shapes(LLAMA2_7B)
-    rows = time_per_shape(dev, mma, pdl, shapes)
-    res_model = time_whole_model(dev, mma, pdl, shapes)
-    res_model.append(time_bf16_model(dev, shapes))
+    rows = time_per_shape(dev, mma, pdl, shapes, peak)
+    res_model = time_whole_model(dev, mma, pdl, shapes, peak)
+    res_model.append(time_bf16_model(dev, shapes, peak))
     best = max((r for r in res_model if r["batch"] == 1 and r["name"].startswith("fairy")),
                key=lambda r: r["tokens_per_s"])
     read = next((r for r in res_model if r["name"].startswith("plain read")), None)
     print(f"best fairy batch 1: {best['tokens_per_s']:.0f} tokens/s (target >= 1200), "
-          f"{100 * best['weight_gbps'] * 1e9 / 3.35e12:.0f}% of the H100's 3.35 TB/s"
+          f"{100 * best['peak_fraction']:.0f}% of the {peak['label']}"
           + (f", {100 * best['tokens_per_s'] / read['tokens_per_s']:.0f}% of the plain read's "
              f"{read['tokens_per_s']:.0f} steps/s" if read else ""))
-    result = {**env_record(name), "exact": True, "pdl": pdl, "shapes": rows, "model": res_model,
+    result = {**env_record(name), "peak_bandwidth": peak, "exact": True, "pdl": pdl, "shapes": rows,
+              "model": res_model,
               "notes": "every timing is the median replay of a CUDA graph (20 replays), divided by its "
                        "launches for the "
                        "per-shape rows (rotating weight copies of >= 400 MB of codes, 800 MB of bf16); the "

@@ -64,4 +64,7 @@ MEMORY_PRESETS = {
     "h100-hbm3": MemoryPreset("h100-hbm3", 3.35e12, 3.97, 60.0,
                               "H100 SXM HBM3: 3.35 TB/s; HBM2's 3.97 pJ/bit used as a stand-in; 60 W "
                               "static (assumed)"),
+    "h200-hbm3e": MemoryPreset("h200-hbm3e", 4.8e12, 3.97, 60.0,
+                               "H200 HBM3e: 4.8 TB/s; HBM2's 3.97 pJ/bit used as a stand-in; 60 W "
+                               "static (assumed)"),
 }

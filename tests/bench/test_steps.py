@@ -56,3 +56,15 @@ def test_cpu_bench_steps_on_a_tiny_model(capsys):
     assert set(in_cache) >= {variants[0]} and all(v > 0 for v in in_cache.values())
     out = capsys.readouterr().out
     assert "equal the golden path" in out and "plain read" in out and "codes in the L3" in out
+
+
+def test_gpu_peaks_by_device_name():
+    """The GPU bench labels its figures with the peak of the device it runs on: the H200's 4.8 TB/s,
+    the H100 SXM's 3.35 TB/s; an unknown GPU gets its measured copy bandwidth, said to be measured."""
+    assert common.device_peak("NVIDIA H200")["bytes_per_s"] == 4.8e12
+    assert "H200" in common.device_peak("NVIDIA H200 NVL")["label"]
+    assert common.device_peak("NVIDIA H100 80GB HBM3")["bytes_per_s"] == 3.35e12
+    assert common.device_peak("NVIDIA H100 PCIe")["bytes_per_s"] == 2.0e12
+    other = common.device_peak("NVIDIA L4", measure=lambda: 2.5e11)
+    assert other == {"bytes_per_s": 2.5e11, "source": "measured copy",
+                     "label": "NVIDIA L4's measured copy bandwidth of 0.25 TB/s (not in the table of peaks)"}
