@@ -22,6 +22,6 @@ ANCHORS = [
     ("FairyFuse (Xeon socket, CPU, Fairy2i-W2)", "FairyFuse (CPU)", 32.4, None, "arXiv 2604.20913"),
     ("T-MAC (M2 Ultra, 8 threads, 2-bit)", None, 51.0, None, "T-MAC"),
     ("T-MAC (Raspberry Pi 5, 2 threads, 2-bit)", None, 5.9, None, "T-MAC"),
-    ("torch bf16 F.linear, H100 (linear layers only)", None, 184.0, None,
-     "measured by this project on an H100 (torch 2.x, batch 1)"),
 ]
+# torch bf16 F.linear on the GPU is measured by `fairyhw bench gpu` (reports/bench_gpu.json) and shown
+# with the measured kernels, on the GPU it ran on.
