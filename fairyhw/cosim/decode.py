@@ -23,6 +23,7 @@ provides.
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import time
 from dataclasses import dataclass
@@ -38,9 +39,7 @@ from ..hw.timing import pass_count, system_cycles
 from ..model.layers import FairyLinear, convert
 from ..model.pack import stream_words_for
 
-__all__ = ["load_models", "Placed", "ModelLayout", "run", "BACKENDS"]
-
-BACKENDS = ("rtl", "int8", "float")
+__all__ = ["load_models", "plan", "Placed", "ModelLayout", "run", "perplexity"]
 
 
 def _align(n: int) -> int:
@@ -203,7 +202,6 @@ def _rtl_backend(lay: ModelLayout, hw, record: list, timing):
 def _greedy(model, prompt_ids: list[int], new: int, on_token=None):
     """Feed ``prompt_ids`` token by token, then decode ``new`` tokens greedily: (the generated ids,
     the logits of every step)."""
-    import inspect
     from transformers import DynamicCache
     cache = DynamicCache()
     # the cache's keyword: ``cache`` in transformers 5.x, ``past_key_values`` before
