@@ -173,11 +173,12 @@ def test_llama2_7b_q_proj_from_memory(default_system):
     check_run(lay, layers, rec)
 
 
-@pytest.mark.parametrize("name", ["2x8_d64_p2", "1x64_d256_p1"])
+@pytest.mark.parametrize("name", ["2x8_d64_p2"])
 def test_memory_side_of_the_cycle_model(name):
-    """Three memory points per design (compute-bound, bandwidth-bound, round-trip-bound): the
-    measured cycles equal ``system_cycles`` where compute bounds and are within 5% elsewhere
-    (python sim/memory_sweep.py runs the whole sweep for the report)."""
+    """Three memory points (compute-bound, bandwidth-bound, round-trip-bound) on the design with two
+    weight ports: the measured cycles equal ``system_cycles`` where compute bounds and are within 5%
+    elsewhere (python sim/memory_sweep.py runs the whole sweep on both designs for the report; the
+    default 1 x 64 design is checked exact at every layer of sim/test_run.py)."""
     from memory_sweep import measure
     rows = measure(name, [(1.0, 1, 8), (0.25, 10, 4), (1.0, 100, 1)])
     assert [r["bound"] for r in rows][0] == "compute" and rows[-1]["bound"] == "memory"

@@ -92,6 +92,22 @@ def plan_words(cfg: SystemConfig, shapes) -> int:
     return 1 << max(10, (words - 1).bit_length())
 
 
+def placed_clock(path: str, cfg: SystemConfig) -> dict | None:
+    """The system top's ECP5 place-and-route clock from a ``fairyhw synth --system --pnr`` record
+    (``reports/synth_system.json``) of this very design, or None (no such file, another design, no
+    place and route)."""
+    try:
+        with open(path) as f:
+            rec = json.load(f)
+        system = {k: v for k, v in cfg.to_json().items() if k != "engine"}
+        if rec["parameters"] != cfg.engine.to_json() or rec["system"] != system:
+            return None
+        return {"mhz": float(rec["pnr"]["fmax_mhz"]), "source": os.path.basename(path),
+                "design": rec.get("design", "")}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def main(argv=None) -> int:
     return run_command(_main, argv)
 
@@ -156,6 +172,7 @@ def _main(argv) -> int:
         res["memory"] = job["memory"]
         res["memory"]["words"] = words
         res["clock_mhz"] = args.clock_mhz
+        res["placed"] = placed_clock(os.path.join(args.out, "synth_system.json"), cfg)
         timings = {"build_s": round(build_s, 1), "simulation_s": round(sim_s, 1),
                    "total_s": round(time.perf_counter() - t_start, 1)}
         write_report(res, timings, out, paths)
