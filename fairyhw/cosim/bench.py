@@ -35,13 +35,14 @@ class AxiLite:
         dut.s_axil_arprot.value = 0
         dut.s_axil_wstrb.value = 0xF
 
-    async def _until(self, signal):
-        while True:
+    async def _high(self, signal):
+        """Return in the read-only phase of the first cycle, this one included, where ``signal`` is
+        high (its handshake happens at the next rising edge)."""
+        await ReadOnly()
+        while not signal.value:
             await RisingEdge(self.clk)
             await ReadOnly()
-            if signal.value:
-                return
-            
+
     async def write_dword(self, addr, value):
         d = self.dut
         await RisingEdge(self.clk)
@@ -58,9 +59,7 @@ class AxiLite:
                 d.s_axil_awvalid.value = 0
             if w:
                 d.s_axil_wvalid.value = 0
-        await ReadOnly()
-        if not d.s_axil_bvalid.value:
-            await self._until(d.s_axil_bvalid)
+        await self._high(d.s_axil_bvalid)
         await RisingEdge(self.clk)
         d.s_axil_bready.value = 0
 
@@ -70,14 +69,10 @@ class AxiLite:
         d.s_axil_araddr.value = addr
         d.s_axil_arvalid.value = 1
         d.s_axil_rready.value = 1
-        await ReadOnly()
-        if not d.s_axil_arready.value:
-            await self._until(d.s_axil_arready)
+        await self._high(d.s_axil_arready)
         await RisingEdge(self.clk)
         d.s_axil_arvalid.value = 0
-        await ReadOnly()
-        if not d.s_axil_rvalid.value:
-            await self._until(d.s_axil_rvalid)
+        await self._high(d.s_axil_rvalid)
         value = int(d.s_axil_rdata.value)
         await RisingEdge(self.clk)
         d.s_axil_rready.value = 0

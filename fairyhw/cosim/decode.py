@@ -169,6 +169,7 @@ class ModelLayout:
 def _rtl_backend(lay: ModelLayout, hw, record: list, timing):
     """The ``rtl`` back end: a linear layer on the hardware through ``hw`` (see :func:`run`)."""
     cfg = lay.config
+    predicted_of = {}
 
     def linear(name, layer, x):
         act = layer.quantize_input(x)
@@ -186,7 +187,10 @@ def _rtl_backend(lay: ModelLayout, hw, record: list, timing):
         sums = torch.cat(parts, dim=2)
         golden = layer.integer_sums(act).reshape(sums.shape)
         equal = bool(torch.equal(sums, golden))
-        predicted = system_cycles(cfg, [(place.k, r1 - r0) for r0, r1, *_ in place.pieces], **timing)["cycles"]
+        if name not in predicted_of:        # a layer's prediction depends on its shape alone
+            predicted_of[name] = system_cycles(cfg, [(place.k, r1 - r0) for r0, r1, *_ in place.pieces],
+                                               **timing)["cycles"]
+        predicted = predicted_of[name]
         record.append({"layer": name, "k": place.k, "rows": place.rows, "cycles": st["cycles"],
                        "stall": st["stall"], "predicted": predicted, "equal": equal, "wall_s": wall})
         if not equal:
