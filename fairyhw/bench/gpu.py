@@ -37,7 +37,19 @@ def check_exact(dev, mma) -> None:
                 if not torch.equal(k.launch_mma(ci, act, asum, sets=sets).cpu().long(), ref):
                     raise SystemExit(f"error: GPU sums (tensor-core kernel, sets={sets}) differ from the "
                                      f"golden path for n={codes.shape[1]} m={codes.shape[2]}")
-    print(f"exact: the {len(kernels)} GPU kernels' integer sums equal the golden path "
+    stream = mma and torch.cuda.get_device_capability()[0] >= 9
+    if stream:                                # the streaming kernels (bulk copies: Hopper and newer)
+        for codes, p, q, ref in exact_cases(((300, 200, 1), (2048, 2048, 1), (600, 5504, 1))):
+            ci = k.pack_codes_i32(codes).to(dev)
+            for b1 in (False, True):
+                if b1:
+                    cs, (act, asum) = k.pack_codes_b1(ci), k.activation_bits(p.to(dev), q.to(dev), ci.shape[-1])
+                else:
+                    cs, (act, asum) = ci, k.activation_planes(p.to(dev), q.to(dev), ci.shape[-1])
+                if not torch.equal(k.launch_stream(cs, act, asum, b1=b1, pdl=True).cpu().long(), ref):
+                    raise SystemExit(f"error: GPU sums (streaming kernel, b1={b1}) differ from the golden "
+                                     f"path for n={codes.shape[1]} m={codes.shape[2]}")
+    print(f"exact: the {len(kernels) + 2 * stream} GPU kernels' integer sums equal the golden path "
           f"({'5 shapes, 1 to 16 tokens' if mma else '3 shapes'}, == on int64)")
 
 
@@ -190,6 +202,7 @@ def time_whole_model(dev, mma, pdl, shapes, peak) -> list:
             if pdl and batch == 1:
                 runs.append((f"fairy W2 int8, bit-plane tensor-core kernel without PDL, batch {batch}",
                              lambda: [launch_mma(w, *planes[m], out_for(w)) for w, m in model]))
+                runs += stream_runs(dev, model, acts, out_for, record, total_bytes, peak)
         words = {m: activation_words(a, a, m // 16) for m, a in acts.items()}
         if batch in (1, 4, 8):
             runs.append((f"fairy W2 int8, dp4a SIMT kernel, batch {batch}",
@@ -205,14 +218,53 @@ def time_whole_model(dev, mma, pdl, shapes, peak) -> list:
             xs8 = {m: activation_matrix(a, a, m // 16) for m, a in acts.items()}
             runs.append((f"fairy W2 int8, decode + tensor-core kernel, batch {batch}",
                          lambda: [launch_dot(w, xs8[m], dout_for(w)) for w, m in model]))
-        for label, run in runs:
+        for label, run, *extra in runs:
             t = graph_time(run, 20)
-            record(label, batch, t)
+            record(label, batch, t, *extra)
         outs.clear()
         douts.clear()
     model.clear()
     torch.cuda.empty_cache()
     return res_model
+
+
+def stream_runs(dev, model, acts, out_for, record, total_bytes, peak) -> list:
+    """Batch 1 on Hopper: the streaming kernels (codes into shared memory by bulk copies, one block an
+    SM, the first copies before the PDL wait), on the slot layout (int8 MMAs) and on bit planes (binary
+    MMAs, codes re-laid by ``pack_codes_b1``: rows padded to 256 codes, so down_proj reads 2% more),
+    and where the time of the binary one goes: its copies alone (no MMAs), its MMAs alone (no copies:
+    the launch chain and the arithmetic), and, timed here, one launch reading the first 60 layers'
+    codes (no launch gaps: the device's streaming rate). Returns ``(label, run, extra)`` runs; the parts
+    are marked ``reference`` (not kernels)."""
+    import torch
+    from ..kernels.gpu.kernel import activation_bits, activation_planes, launch_stream, read_xor
+    padded = [(w if w.shape[2] % 16 == 0 else
+               torch.nn.functional.pad(w, (0, 16 - w.shape[2] % 16)).contiguous(), m) for w, m in model]
+    planes = {m: activation_planes(a, a, m // 16) for m, a in acts.items()}
+    bits = {m: activation_bits(a, a, m // 16) for m, a in acts.items()}
+
+    def run_of(b1, **kw):
+        return lambda: [launch_stream(w, *(bits if b1 else planes)[m], out_for(w), b1=b1, pdl=True, **kw)
+                        for w, m in (padded if b1 else model)]
+    part = {"reference": True}
+    big = torch.cat([w.view(-1) for w, _ in model[:60]])
+    rbuf = torch.empty(8 * 8 * torch.cuda.get_device_properties(dev).multi_processor_count,
+                       dtype=torch.int32, device=dev)
+    t = timed(lambda: read_xor(big, rbuf), 20)
+    nbytes = big.numel() * 4
+    print(f"one launch reading the first 60 layers' codes ({nbytes / 1e9:.2f} GB, no launch gaps): "
+          f"{t * 1e3:.3f} ms, {nbytes / t / 1e9:.0f} GB/s = {100 * nbytes / t / peak['bytes_per_s']:.0f}% of "
+          f"the peak")
+    record("plain read in one launch of the first 60 layers' codes (the same bytes a second, as a whole "
+           "model)", 1, t * total_bytes / nbytes, {**part, "bytes": nbytes})
+    return [("fairy W2 int8, streaming kernel (bulk copies into shared memory), slot layout + PDL, batch 1",
+             run_of(False)),
+            ("fairy W2 int8, streaming kernel (bulk copies into shared memory), bit planes, binary MMAs "
+             "+ PDL, batch 1", run_of(True)),
+            ("part of the binary streaming kernel: its bulk copies and waits alone (no MMAs), 129 launches",
+             run_of(True, read=True), part),
+            ("part of the binary streaming kernel: its MMAs alone (no copies), 129 launches",
+             run_of(True, compute_only=True), part)]
 
 
 def time_bf16_model(dev, shapes, peak) -> dict:

@@ -18,16 +18,18 @@ ECP5_85K_MULT18 = 156
 
 
 DEFAULT = {
-    "lanes": [8, 64], "accumulate": ["split", "merged"], "sharing": ["buffer"], "stages": [2],
-    "lane_style": ["output", "dot"],
-    # array shapes [rows, cols]; shapes above `extrapolate_above` MACs are synthesised as slices and
-    # extrapolated (too big to synthesise whole on two cores), and projected at the place-and-route
-    # clock of the largest placed array of the same columns
-    "arrays": [[1, 64], [2, 128], [8, 128], [49, 128], [80, 128], [158, 128]], "extrapolate_above": 256,
+    # the output-stationary lanes at 64 MACs a cycle, beside the array of the same MACs (1 x 64)
+    "lanes": [64], "accumulate": ["split", "merged"], "sharing": ["buffer"], "stages": [2],
+    "lane_style": ["output"],
+    # array shapes [rows, cols] from 64 MACs a cycle to the U280-class instance; shapes above
+    # `extrapolate_above` MACs are synthesised as slices and extrapolated (too big to synthesise whole
+    # on two cores), and projected at the place-and-route clock of the largest placed array of the
+    # same columns
+    "arrays": [[1, 64], [1, 128], [8, 128], [32, 128], [112, 128], [158, 128]], "extrapolate_above": 128,
     "mode": ["fairy2i"],
-    "max_in": [ENGINE_DEFAULT.max_in], "act_bits": [8], "clock_mhz": [100.0],
+    "max_in": [ENGINE_DEFAULT.max_in], "act_bits": [8], "clock_mhz": [200.0],
     "memory": ["ddr4-2400-x64", "ddr4-dual", "u280-hbm2"],
-    "targets": ["ecp5", "xilinx"], "pnr": True, "baselines": [8, 64], "accuracy": True,
+    "targets": ["ecp5", "xilinx"], "pnr": True, "baselines": [64], "accuracy": True,
 }
 
 

@@ -100,8 +100,8 @@ def kernel_results(reports_dir):
                         or tps == float("inf"):
                     raise FairyError(f"{show(path)}: field 'model[{i}].tokens_per_s' is {tps!r}, "
                                      "expected a positive number")
-                if name.startswith("plain read"):  # a bandwidth reference, not a kernel
-                    continue
+                if name.startswith("plain read") or row.get("reference"):  # a bandwidth reference or
+                    continue                                                 # a part of a kernel
                 out.append((f"measured {kind.upper()}: {name} ({data.get('device', '?')}; "
                              f"{os.path.basename(path)})", tps))
     return out

@@ -96,6 +96,7 @@ def test_variant_snr_split_beats_merged():
 def test_cli_tiny_sweep_and_bad_config(tmp_path):
     cfgf = tmp_path / "sweep.json"
     cfgf.write_text(json.dumps({"lanes": [2], "max_in": [16], "baselines": [], "pnr": True,
+                                "lane_style": ["output", "dot"],
                                 "accumulate": ["split"], "accuracy": False, "arrays": [],
                                 "memory": ["ddr4-2400-x64"]}))
     out = tmp_path / "rep"

@@ -170,3 +170,30 @@ def test_read_baseline_reads_every_byte():
     import numpy as np
     want = np.bitwise_xor.reduce(buf.cpu().numpy().view(np.uint32))
     assert np.bitwise_xor.reduce(out.view(np.uint32)) == want
+
+
+needs_stream = pytest.mark.skipif(not available() or not available_mma()
+                                  or torch.cuda.get_device_capability()[0] < 9,
+                                  reason="needs bulk copies (compute capability 9.0+) and NVRTC")
+
+
+@needs_stream
+@pytest.mark.parametrize("b1", [False, True], ids=["slots", "bits"])
+@pytest.mark.parametrize("n, m, warps, depth", [(1, 1, None, None), (300, 200, None, None),
+                                                (600, 5504, None, None), (1000, 2048, 6, 2),
+                                                (7, 48, 2, 3)])
+def test_stream_kernel_exact(b1, n, m, warps, depth):
+    """The streaming kernels (codes into shared memory by bulk copies) equal the golden path, on both
+    layouts, with PDL; their copies-only and MMAs-only variants run."""
+    from fairyhw.kernels.gpu.kernel import activation_bits, launch_stream, pack_codes_b1
+    codes, p, q, ref = _random_case(n, m, 1, n + m)
+    ci = pack_codes_i32(codes).cuda()
+    if b1:
+        ci, (act, sums) = pack_codes_b1(ci), activation_bits(p.cuda(), q.cuda(), ci.shape[-1])
+    else:
+        act, sums = activation_planes(p.cuda(), q.cuda(), ci.shape[-1])
+    got = launch_stream(ci, act, sums, warps=warps, depth=depth, b1=b1, pdl=True)
+    assert torch.equal(got.cpu().long(), ref)
+    for kw in ({"read": True}, {"compute_only": True}):
+        launch_stream(ci, act, sums, warps=warps, depth=depth, b1=b1, **kw)
+    torch.cuda.synchronize()

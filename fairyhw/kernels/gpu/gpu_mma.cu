@@ -397,3 +397,185 @@ __global__ void __launch_bounds__(256) read_xor(const uint4 *__restrict__ p, lon
     for (int o = 16; o; o >>= 1) acc ^= __shfl_xor_sync(0xffffffffu, acc, o);
     if ((threadIdx.x & 31) == 0) out[blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5)] = acc;
 }
+
+// ------------------------------------------------------------------------------------------------------
+// One token, codes streamed into shared memory by bulk copies (Hopper's cp.async.bulk; sm_90 and newer).
+// The kernels above load codes into registers a few kilobytes a block ahead, so between two launches the
+// memory system drains: a launch's ~10 MB take ~3 us at the H200's peak, and the gap costs a large share
+// of that. Here the grid is one block per SM, each block owning a contiguous run of 16-row tiles; each of
+// its W warps owns D stages of shared memory (one tile each: 16 rows x mw words, a contiguous stretch of
+// the code matrix, so one bulk copy fills it) and walks the block's tiles w, w + W, ...: wait for the
+// stage's mbarrier, compute the whole tile (all its chunks: no sum across warps), refill the stage with
+// its tile D on, write the tile's rows. Before griddepcontrol.wait (PDL) every warp has issued its first
+// D copies: they fill while the previous launch finishes. A block takes under half an SM's shared memory
+// (the host sizes W x D), so the next launch's block sits beside this one and streams in its turn.
+// The activations (one token's planes, at most a few kilobytes) are copied into shared memory once, after
+// the wait. Codes past a row's end (the last chunk of a row of mw % 16 != 0 words) are read from whatever
+// the buffer holds there and meet activations that are zero (activation_planes pads them), so they add 0.
+// Registers are capped for two blocks an SM (__launch_bounds__), as the shared memory is.
+// READ (the benchmark's breakdown): the same copies and waits, no MMAs; one word of each tile is XORed
+// into out, so that the copies cannot be skipped.
+
+__device__ __forceinline__ u32 smem_addr(const void *p) { return (u32)__cvta_generic_to_shared(p); }
+
+__device__ __forceinline__ void bar_init(unsigned long long *bar) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(smem_addr(bar)));
+}
+
+// lane 0: expect `bytes` on `bar` and copy them from global `src` to shared `dst` (16-byte aligned sizes)
+__device__ __forceinline__ void bulk_copy(void *dst, const void *src, u32 bytes, unsigned long long *bar) {
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(bytes)
+                 : "memory");
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n"
+                 ::"r"(smem_addr(dst)), "l"(src), "r"(bytes), "r"(smem_addr(bar)) : "memory");
+}
+
+__device__ __forceinline__ void bar_wait(unsigned long long *bar, u32 parity) {
+    asm volatile(
+        "{\n"
+        ".reg .pred done;\n"
+        "WAIT_%=:\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+        "@!done bra WAIT_%=;\n"
+        "}\n" ::"r"(smem_addr(bar)), "r"(parity) : "memory");
+}
+
+__device__ __forceinline__ void mma_b1(int (&c)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
+    asm("mma.sync.aligned.m16n8k256.row.col.s32.b1.b1.s32.and.popc {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// B1: codes in the bit-plane layout of pack_codes_b1 (per row and chunk of 256 codes, four 16-byte
+// vectors, vector t = (h_t, h_{t+4}, x_t, x_{t+4}): word h_i holds h of codes 32i..32i+31, bit j code
+// 32i + j; x likewise) and activations in the layout of activation_bits (for p and q, bit plane b of
+// the int8 values as words, per chunk in the order 0, 4, 1, 5, 2, 6, 3, 7, so that thread t reads words
+// t and t + 4 as one 8-byte vector). One binary MMA (AND + POPC, m16n8k256) per plane pair and chunk:
+// column b of the result counts h & p_b, and Σ h p = Σ_b<7 2^b C_b - 2^7 C_7. Four MMAs a chunk of
+// 16 rows x 256 codes (H_p, H_q, X_p, X_q), against sixteen int8 MMAs of the slot layout.
+template <int W, int D, int MODE, bool B1>
+__global__ void __launch_bounds__(W * 32, 2)
+fairy_mma_stream(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const int *__restrict__ sums,
+                 int4 *__restrict__ out, int rows, int n, int mw, int mwp) {
+    extern __shared__ __align__(128) uint4 smem[];
+    __shared__ unsigned long long bars[W * D];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int g = lane >> 2, t = lane & 3;
+    const int q4 = mw >> 2, chunks = mwp >> 4, tiles = (rows + 15) >> 4;
+    const int t0 = (int)(((long long)blockIdx.x * tiles) / gridDim.x);
+    const int t1 = (int)(((long long)(blockIdx.x + 1) * tiles) / gridDim.x);
+    const int mine = t1 - t0;                               // this block's tiles
+    const int stage4 = 16 * q4;                             // a stage in 16-byte vectors
+    uint4 *acts = smem + (size_t)W * D * stage4;            // the token's planes, after the stages
+    // warp w's k-th tile is local tile w + k W, in stage w D + k % D
+    constexpr bool READ = MODE == 1;
+    auto fill = [&](int k) {
+        const int j = warp + k * W;
+        if (j >= mine || MODE == 2) return;
+        const int tile = t0 + j, nrows = min(16, rows - tile * 16);
+        bulk_copy(smem + (size_t)(warp * D + k % D) * stage4, codes + (size_t)tile * stage4,
+                  (u32)nrows * q4 * 16, &bars[warp * D + k % D]);
+    };
+    if (lane == 0) {
+        for (int s = 0; s < D; s++) bar_init(&bars[warp * D + s]);
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+        for (int k = 0; k < D; k++) fill(k);                // codes do not depend on the previous launch
+    }
+    __syncwarp();
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;\n");
+#endif
+    for (int i = threadIdx.x; i < 2 * mwp; i += W * 32) acts[i] = act[i];   // 8 planes x mwp words
+    __syncthreads();
+    // slot layout: plane (p or q, slot g/2) of thread g; B1: bit plane g of p (mwp / 2 words a plane)
+    // and of q (eight planes on)
+    const uint4 *actj = acts + (size_t)((g & 1) * 4 + (g >> 1)) * (mwp >> 2);
+    const uint2 *actp = (const uint2 *)acts + (size_t)g * (mwp >> 2) + t, *actq = actp + (size_t)2 * mwp;
+    const int sp = sums[0], sq = sums[1];
+    for (int k = 0; warp + k * W < mine; k++) {
+        const int s = warp * D + k % D, tile = t0 + warp + k * W;
+        if (MODE != 2) bar_wait(&bars[s], (u32)((k / D) & 1));
+        const uint4 *st = smem + (size_t)s * stage4;
+        if (READ) {
+            const uint4 v = st[lane];
+            __syncwarp();
+            if (lane == 0) fill(k + D);
+            u32 x = v.x ^ v.y ^ v.z ^ v.w;
+#pragma unroll
+            for (int o = 16; o; o >>= 1) x ^= __shfl_xor_sync(0xffffffffu, x, o);
+            if (lane == 0) out[tile] = make_int4((int)x, 0, 0, 0);
+            continue;
+        }
+        int v[8];                                           // Hp, Hq, Hp', Hq', Xp, Xq, Xp', Xq' (' row g+8)
+        const uint4 *rg = st + (size_t)g * q4 + t, *rg8 = rg + (size_t)8 * q4;
+        if (B1) {
+            int hp[4] = {0, 0, 0, 0}, hq[4] = {0, 0, 0, 0}, xp[4] = {0, 0, 0, 0}, xq[4] = {0, 0, 0, 0};
+#pragma unroll 4
+            for (int c = 0; c < chunks; c++) {
+                const uint4 wg = rg[4 * c], wg8 = rg8[4 * c];
+                const uint2 bp = actp[4 * c], bq = actq[4 * c];
+                mma_b1(hp, wg.x, wg8.x, wg.y, wg8.y, bp.x, bp.y);
+                mma_b1(hq, wg.x, wg8.x, wg.y, wg8.y, bq.x, bq.y);
+                mma_b1(xp, wg.z, wg8.z, wg.w, wg8.w, bp.x, bp.y);
+                mma_b1(xq, wg.z, wg8.z, wg.w, wg8.w, bq.x, bq.y);
+            }
+            __syncwarp();                                   // every lane is done with the stage
+            if (lane == 0) fill(k + D);
+            // columns 2t, 2t + 1 are bit planes 2t, 2t + 1 (plane 7 the sign, weight -128)
+            const int w0 = 1 << (2 * t), w1 = t == 3 ? -128 : 2 << (2 * t);
+            v[0] = w0 * hp[0] + w1 * hp[1]; v[1] = w0 * hq[0] + w1 * hq[1];
+            v[2] = w0 * hp[2] + w1 * hp[3]; v[3] = w0 * hq[2] + w1 * hq[3];
+            v[4] = w0 * xp[0] + w1 * xp[1]; v[5] = w0 * xq[0] + w1 * xq[1];
+            v[6] = w0 * xp[2] + w1 * xp[3]; v[7] = w0 * xq[2] + w1 * xq[3];
+        } else {
+            int acch[4][4], accx[4][4];
+            zero_regs(acch);
+            zero_regs(accx);
+#pragma unroll 2
+            for (int c = 0; c < chunks; c++) {
+                const uint4 wg = rg[4 * c], wg8 = rg8[4 * c], av = actj[4 * c + t];
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    const u32 a0 = h ? wg.z : wg.x, a2 = h ? wg.w : wg.y;
+                    const u32 a1 = h ? wg8.z : wg8.x, a3 = h ? wg8.w : wg8.y;
+                    const u32 b0 = h ? av.z : av.x, b1 = h ? av.w : av.y;
+                    const u32 s0 = a0 << 1, s1 = a1 << 1, s2 = a2 << 1, s3 = a3 << 1;
+#pragma unroll
+                    for (int j = 0; j < 4; j++) {
+                        const u32 mh = 0x02020202u << (2 * j);
+                        mma_u8s8(acch[j], a0 & mh, a1 & mh, a2 & mh, a3 & mh, b0, b1);
+                        mma_u8s8(accx[j], xor_and(a0, s0, mh), xor_and(a1, s1, mh), xor_and(a2, s2, mh),
+                                 xor_and(a3, s3, mh), b0, b1);
+                    }
+                }
+            }
+            __syncwarp();                                   // every lane is done with the stage
+            if (lane == 0) fill(k + D);
+            // column 2t + c holds slot t: undo its scale (lanes t = 0..3 then add the four slots)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                int hh = acch[0][i], xx = accx[0][i];
+#pragma unroll
+                for (int j = 1; j < 4; j++)
+                    if (t == j) { hh = acch[j][i]; xx = accx[j][i]; }
+                v[i] = hh >> (2 * t + 1);
+                v[4 + i] = xx >> (2 * t + 1);
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            v[i] += __shfl_xor_sync(0xffffffffu, v[i], 1);
+            v[i] += __shfl_xor_sync(0xffffffffu, v[i], 2);
+        }
+        if (t < 2) {                                        // lane t = 0: row g, t = 1: row g + 8
+            const int r = tile * 16 + g + 8 * t;
+            const int hp = t ? v[2] : v[0], hq = t ? v[3] : v[1], xp = t ? v[6] : v[4], xq = t ? v[7] : v[5];
+            int ap = sp - hp - xp, aq = sq - hq - xq, bp = xp - hp, bq = xq - hq;
+            if ((r / n) & 1) { aq = -aq; bq = -bq; }                  // W: conj(x)
+            if (r < rows) out[r] = make_int4(ap, aq, bp, bq);
+        }
+    }
+}

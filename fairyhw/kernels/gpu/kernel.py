@@ -20,7 +20,8 @@ import torch
 
 __all__ = ["pack_codes_i32", "fairy_sums", "fairy_sums_dot", "launch_dot", "activation_matrix",
            "fairy_sums_dp4a", "launch_dp4a", "activation_words", "fairy_sums_mma", "launch_mma",
-           "activation_planes", "available", "available_mma", "read_xor"]
+           "activation_planes", "available", "available_mma", "read_xor", "launch_stream", "stream_config", "pack_codes_b1",
+           "activation_bits"]
 
 
 def available() -> bool:
@@ -545,6 +546,116 @@ def launch_mma(codes_i32: torch.Tensor, act: torch.Tensor, sums: torch.Tensor,
              torch.cuda.current_stream(dev).cuda_stream,
              pdl=pdl and cap[0] >= 9)
     return out
+
+
+STREAM_SHARED = 100 * 1024      # a streaming block's shared memory: two blocks (two launches) fit an SM
+STREAM_MAX_WARPS = 12
+
+
+def stream_config(mw: int, warps: int | None = None, depth: int | None = None) -> tuple[int, int, int] | None:
+    """(warps, stages a warp, dynamic shared bytes) of the streaming kernel for rows of ``mw`` words, or
+    None where one stage a warp does not fit :data:`STREAM_SHARED` (rows longer than about 6k inputs).
+    Each stage is one 16-row tile (64 mw bytes); the token's planes (32 mwp bytes) sit after the stages.
+    Default: one stage a warp and as many warps as fit (at most :data:`STREAM_MAX_WARPS`): on an H200,
+    12 x 1 beat 6 x 2 and 4 x 3 on rows of 128 words, 4 x 1 beat 2 x 2 on rows of 352."""
+    mwp = 16 * -(-mw // 16)
+    room = STREAM_SHARED - 32 * mwp
+    tile = 64 * mw
+    d = depth or 1
+    w = warps or min(STREAM_MAX_WARPS, room // (d * tile))
+    if w < 1 or d < 1 or w * d * tile > room:
+        return None
+    return w, d, w * d * tile + 32 * mwp
+
+
+def launch_stream(codes_i32: torch.Tensor, act: torch.Tensor, sums: torch.Tensor,
+                  out: torch.Tensor | None = None, *, warps: int | None = None, depth: int | None = None,
+                  pdl: bool = False, read: bool = False, blocks: int | None = None,
+                  b1: bool = False, compute_only: bool = False) -> torch.Tensor:
+    """The one-token tensor-core kernel with its codes streamed into shared memory by bulk copies
+    (``fairy_mma_stream``; compute capability 9.0+): one block an SM, each warp ``depth`` tile stages
+    ahead (:func:`stream_config`), the first copies issued before the PDL wait. Same inputs and result as
+    :func:`launch_mma` at batch 1. ``read``: the same copies and waits without the MMAs (the benchmark's
+    breakdown; ``out`` then holds one XOR word a tile)."""
+    import ctypes
+    from .nvrtc import kernel
+    mats, n, mw = codes_i32.shape
+    if codes_i32.dtype != torch.int32 or not codes_i32.is_contiguous() or mw % 4:
+        raise ValueError("codes must be contiguous int32 (M, n, mw) with mw a multiple of 4 "
+                         "(pack_codes_i32 pads them so)")
+    mwp = 16 * -(-mw // 16)
+    want = (1, 2, 8, mwp // 2) if b1 else (1, 2, 4, mwp)
+    if b1 and mw % 16:
+        raise ValueError("bit-plane codes (pack_codes_b1) have rows of a multiple of 16 words")
+    if act.dtype != torch.int32 or tuple(act.shape) != want:
+        raise ValueError(f"activations must be int32 {want} ({'activation_bits' if b1 else 'activation_planes'}"
+                         f" of one token), not {tuple(act.shape)} {act.dtype}")
+    if 16 * mw > MMA_MAX_INPUTS:
+        raise ValueError(f"rows of {16 * mw} inputs are beyond the tensor-core kernel's int32 sums "
+                         f"(at most {MMA_MAX_INPUTS})")
+    cfg = stream_config(mw, warps, depth)
+    if cfg is None:
+        raise ValueError(f"rows of {mw} words do not fit the streaming kernel's {STREAM_SHARED} bytes of "
+                         f"shared memory a block")
+    w, d, shared = cfg
+    index, sms, cap = _device(codes_i32)
+    if cap[0] < 9:
+        raise ValueError("the streaming kernel needs bulk copies (compute capability 9.0 or newer)")
+    rows = mats * n
+    if out is None:
+        out = torch.empty(1, mats, n, 4, dtype=torch.int32, device=codes_i32.device)
+    k = kernel(_MMA_SRC, f"fairy_mma_stream<{w},{d},{2 if compute_only else int(read)},{'true' if b1 else 'false'}>",
+               index)
+    k.allow_shared(shared)
+    vp, ci = ctypes.c_void_p, ctypes.c_int
+    k.launch((min(-(-rows // 16), blocks or sms),), (32 * w,),
+             [vp(codes_i32.data_ptr()), vp(act.data_ptr()), vp(sums.data_ptr()), vp(out.data_ptr()),
+              ci(rows), ci(n), ci(mw), ci(mwp)],
+             torch.cuda.current_stream(codes_i32.device).cuda_stream, shared=shared, pdl=pdl)
+    return out
+
+
+def _words(bits: torch.Tensor) -> torch.Tensor:
+    """0/1 values (..., 32 k) as int32 words, bit j = value k = j."""
+    v = (bits.to(torch.int64) << torch.arange(32, device=bits.device)).sum(-1)
+    return (v - ((v >> 31) << 32)).to(torch.int32)
+
+
+def pack_codes_b1(codes_i32: torch.Tensor, rows_at_once: int = 4096) -> torch.Tensor:
+    """Codes of :func:`pack_codes_i32` ``(M, n, mw)`` in the bit-plane layout of the binary-MMA kernel:
+    ``(M, n, 16 C)`` int32 with ``C = ceil(mw / 16)`` chunks of 256 codes a row (zero codes pad the
+    last); per chunk four 16-byte vectors, vector t holding ``(h_t, h_{t+4}, x_t, x_{t+4})`` where word
+    ``h_i`` has the high bits of codes ``32i .. 32i+31`` (bit j: code 32i + j) and ``x_i`` their
+    ``h xor l``. The same two bits a code as the input: laid out once, when the weights are loaded."""
+    mats, n, mw = codes_i32.shape
+    c = -(-mw // 16)
+    src = torch.nn.functional.pad(codes_i32, (0, 16 * c - mw)).reshape(mats * n, 16 * c)
+    out = torch.empty(mats * n, 16 * c, dtype=torch.int32, device=codes_i32.device)
+    shifts = torch.arange(0, 32, 2, device=codes_i32.device, dtype=torch.int32)
+    for r0 in range(0, mats * n, rows_at_once):
+        w = src[r0:r0 + rows_at_once]
+        code = ((w.unsqueeze(-1) >> shifts) & 3).view(w.shape[0], c, 8, 32)    # code 16 wi + j of a chunk
+        h = code >> 1
+        hw, xw = _words(h), _words(h ^ (code & 1))                             # (rows, C, 8)
+        out[r0:r0 + rows_at_once] = torch.stack([hw[..., :4], hw[..., 4:], xw[..., :4], xw[..., 4:]],
+                                                dim=-1).reshape(w.shape[0], 16 * c)
+    return out.view(mats, n, 16 * c)
+
+
+def activation_bits(p: torch.Tensor, q: torch.Tensor, mw: int):
+    """One token's activations for the binary-MMA kernel: int32 ``(1, 2, 8, 8 C)`` (p or q, bit plane
+    b of the int8 values as two's complement, words per chunk of 256 inputs in the order
+    0, 4, 1, 5, 2, 6, 3, 7), zero past the inputs, and int32 ``(1, 2)`` of ``(Σp, Σq)``."""
+    batch, m = p.shape
+    c = -(-mw // 16)
+    x = torch.zeros(batch, 2, 256 * c, dtype=torch.int32, device=p.device)
+    x[:, 0, :m] = p.to(torch.int32) & 255
+    x[:, 1, :m] = q.to(torch.int32) & 255
+    planes = (x.unsqueeze(2) >> torch.arange(8, device=p.device, dtype=torch.int32).view(1, 1, 8, 1)) & 1
+    words = _words(planes.view(batch, 2, 8, c, 8, 32))                          # (B, 2, 8, C, 8)
+    words = words[..., [0, 4, 1, 5, 2, 6, 3, 7]].reshape(batch, 2, 8, 8 * c).contiguous()
+    sums = torch.stack([p.to(torch.int32).sum(-1), q.to(torch.int32).sum(-1)], dim=-1).to(torch.int32)
+    return words, sums.contiguous()
 
 
 def fairy_sums_mma(codes_i32: torch.Tensor, p: torch.Tensor, q: torch.Tensor,

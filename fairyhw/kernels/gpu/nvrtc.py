@@ -173,6 +173,13 @@ class Kernel:
                         "get function")
         self.name = name_expr
 
+    def allow_shared(self, nbytes: int) -> None:
+        """Let launches ask for ``nbytes`` of dynamic shared memory (above the default 48 KiB), once."""
+        if nbytes > getattr(self, "_shared", 48 * 1024):
+            _check_cuda(_load_cuda().cuFuncSetAttribute(self._func, _MAX_DYNAMIC_SHARED, ctypes.c_int(nbytes)),
+                        f"shared memory of {self.name}")
+            self._shared = nbytes
+
     def launch(self, grid, block, args, stream, shared: int = 0, pdl: bool = False) -> None:
         """``args``: ctypes values (``c_void_p`` for pointers, ``c_int`` for ints), in order. ``pdl``:
         programmatic dependent launch (compute capability 9.0+): the kernel may start while the previous
@@ -203,6 +210,7 @@ class _LaunchConfig(ctypes.Structure):         # CUlaunchConfig
 
 
 _PROGRAMMATIC_STREAM_SERIALIZATION = 6         # CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION
+_MAX_DYNAMIC_SHARED = 8                        # CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
 
 
 _kernels: dict = {}

@@ -1,0 +1,39 @@
+"""The binary-MMA kernel's layouts (``pack_codes_b1``, ``activation_bits``), checked on the CPU: a
+reference of the kernel's arithmetic (per chunk of 256 codes, AND + POPC of each code bit plane with
+each activation bit plane, weighted 2^b and -2^7 for the sign plane) on the laid-out words gives the
+golden integer sums exactly."""
+
+import torch
+
+from fairyhw.kernels.gpu.kernel import activation_bits, pack_codes_b1, pack_codes_i32
+from fairyhw.model import golden as g
+
+
+def _bits(words: torch.Tensor) -> torch.Tensor:
+    return (words.unsqueeze(-1).to(torch.int64) >> torch.arange(32)) & 1
+
+
+def test_bit_plane_layouts_give_the_golden_sums():
+    gen = torch.Generator().manual_seed(3)
+    mats, n, m = 4, 21, 600                  # 600 inputs: the last chunk of 256 codes is padded
+    codes = torch.randint(0, 4, (mats, n, m), dtype=torch.uint8, generator=gen)
+    p = torch.randint(-128, 128, (1, m), dtype=torch.int8, generator=gen)
+    q = torch.randint(-128, 128, (1, m), dtype=torch.int8, generator=gen)
+    ref = torch.stack([g.integer_sums(codes[k], p, q, conj=k % 2 == 1) for k in range(mats)], dim=1)
+    ci = pack_codes_i32(codes)
+    cb = pack_codes_b1(ci, rows_at_once=5)   # several row batches
+    act, sums = activation_bits(p, q, ci.shape[-1])
+    c = cb.shape[-1] // 16
+    assert cb.shape == (mats, n, 16 * c) and act.shape == (1, 2, 8, 8 * c) and c == 3
+    v = cb.view(mats, n, c, 4, 4)            # vector t = (h_t, h_t+4, x_t, x_t+4)
+    h = _bits(torch.cat([v[..., 0], v[..., 1]], -1)).reshape(mats, n, 256 * c)
+    x = _bits(torch.cat([v[..., 2], v[..., 3]], -1)).reshape(mats, n, 256 * c)
+    a = _bits(act.view(2, 8, c, 8)[..., [0, 2, 4, 6, 1, 3, 5, 7]]).reshape(2, 8, 256 * c)
+    weight = torch.tensor([1, 2, 4, 8, 16, 32, 64, -128])
+    hp, hq, xp, xq = [(torch.einsum("mnk,bk->mnb", plane, a[z]) * weight).sum(-1)
+                      for plane in (h, x) for z in (0, 1)]
+    sp, sq = sums[0].tolist()
+    ap, aq, bp, bq = sp - hp - xp, sq - hq - xq, xp - hp, xq - hq
+    odd = (torch.arange(mats) % 2 == 1).view(mats, 1)
+    got = torch.stack([ap, torch.where(odd, -aq, aq), bp, torch.where(odd, -bq, bq)], -1)
+    assert torch.equal(got.unsqueeze(0).long(), ref.long())
