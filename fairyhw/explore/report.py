@@ -97,7 +97,11 @@ def pareto(rows, x, y):
 
 
 def fmt_fmax(r) -> str:
-    return f"{r['fmax_mhz']:.1f}" if r.get("fmax_mhz") else (r.get("pnr_note") or "-")
+    if r.get("fmax_mhz"):
+        return f"{r['fmax_mhz']:.1f}"
+    if r.get("extrapolated") and str(r.get("clock_from", "")).startswith("pnr of "):
+        return f"not placed (projected at {r['clock_mhz']:.1f}, the {r['clock_from'][7:].split()[0]}'s)"
+    return r.get("pnr_note") or "-"
 
 
 #: The files a sweep writes into its report directory.
