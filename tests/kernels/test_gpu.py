@@ -196,4 +196,7 @@ def test_stream_kernel_exact(b1, n, m, warps, depth):
     assert torch.equal(got.cpu().long(), ref)
     for kw in ({"read": True}, {"compute_only": True}):
         launch_stream(ci, act, sums, warps=warps, depth=depth, b1=b1, **kw)
+    if b1 and ci.shape[-1] <= 128:          # the tile in registers before the refill
+        got = launch_stream(ci, act, sums, warps=8, b1=True, pdl=True, pre=8)
+        assert torch.equal(got.cpu().long(), ref)
     torch.cuda.synchronize()

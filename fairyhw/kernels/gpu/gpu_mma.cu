@@ -455,7 +455,9 @@ __device__ __forceinline__ void mma_b1(int (&c)[4], u32 a0, u32 a1, u32 a2, u32 
 // t and t + 4 as one 8-byte vector). One binary MMA (AND + POPC, m16n8k256) per plane pair and chunk:
 // column b of the result counts h & p_b, and Σ h p = Σ_b<7 2^b C_b - 2^7 C_7. Four MMAs a chunk of
 // 16 rows x 256 codes (H_p, H_q, X_p, X_q), against sixteen int8 MMAs of the slot layout.
-template <int W, int D, int MODE, bool B1>
+// PREC > 0 (bit-plane layout, rows of at most PREC chunks): a warp takes its tile's codes into registers
+// first and refills the stage before its MMAs, so that the next tile's copy runs while it computes.
+template <int W, int D, int MODE, bool B1, int PREC = 0>
 __global__ void __launch_bounds__(W * 32, 2)
 fairy_mma_stream(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const int *__restrict__ sums,
                  int4 *__restrict__ out, int rows, int n, int mw, int mwp) {
@@ -513,17 +515,29 @@ fairy_mma_stream(const uint4 *__restrict__ codes, const uint4 *__restrict__ act,
         const uint4 *rg = st + (size_t)g * q4 + t, *rg8 = rg + (size_t)8 * q4;
         if (B1) {
             int hp[4] = {0, 0, 0, 0}, hq[4] = {0, 0, 0, 0}, xp[4] = {0, 0, 0, 0}, xq[4] = {0, 0, 0, 0};
-#pragma unroll 4
-            for (int c = 0; c < chunks; c++) {
-                const uint4 wg = rg[4 * c], wg8 = rg8[4 * c];
+            auto chunk_mmas = [&](const uint4 &wg, const uint4 &wg8, int c) {
                 const uint2 bp = actp[4 * c], bq = actq[4 * c];
                 mma_b1(hp, wg.x, wg8.x, wg.y, wg8.y, bp.x, bp.y);
                 mma_b1(hq, wg.x, wg8.x, wg.y, wg8.y, bq.x, bq.y);
                 mma_b1(xp, wg.z, wg8.z, wg.w, wg8.w, bp.x, bp.y);
                 mma_b1(xq, wg.z, wg8.z, wg.w, wg8.w, bq.x, bq.y);
+            };
+            if (PREC > 0) {
+                uint4 cg[PREC > 0 ? PREC : 1], cg8[PREC > 0 ? PREC : 1];
+#pragma unroll
+                for (int c = 0; c < PREC; c++)
+                    if (c < chunks) { cg[c] = rg[4 * c]; cg8[c] = rg8[4 * c]; }
+                __syncwarp();                               // the tile is in registers: refill now
+                if (lane == 0) fill(k + D);
+#pragma unroll
+                for (int c = 0; c < PREC; c++)
+                    if (c < chunks) chunk_mmas(cg[c], cg8[c], c);
+            } else {
+#pragma unroll 4
+                for (int c = 0; c < chunks; c++) chunk_mmas(rg[4 * c], rg8[4 * c], c);
+                __syncwarp();                               // every lane is done with the stage
+                if (lane == 0) fill(k + D);
             }
-            __syncwarp();                                   // every lane is done with the stage
-            if (lane == 0) fill(k + D);
             // columns 2t, 2t + 1 are bit planes 2t, 2t + 1 (plane 7 the sign, weight -128)
             const int w0 = 1 << (2 * t), w1 = t == 3 ? -128 : 2 << (2 * t);
             v[0] = w0 * hp[0] + w1 * hp[1]; v[1] = w0 * hq[0] + w1 * hq[1];

@@ -571,12 +571,14 @@ def stream_config(mw: int, warps: int | None = None, depth: int | None = None) -
 def launch_stream(codes_i32: torch.Tensor, act: torch.Tensor, sums: torch.Tensor,
                   out: torch.Tensor | None = None, *, warps: int | None = None, depth: int | None = None,
                   pdl: bool = False, read: bool = False, blocks: int | None = None,
-                  b1: bool = False, compute_only: bool = False) -> torch.Tensor:
+                  b1: bool = False, compute_only: bool = False, pre: int = 0) -> torch.Tensor:
     """The one-token tensor-core kernel with its codes streamed into shared memory by bulk copies
     (``fairy_mma_stream``; compute capability 9.0+): one block an SM, each warp ``depth`` tile stages
     ahead (:func:`stream_config`), the first copies issued before the PDL wait. Same inputs and result as
     :func:`launch_mma` at batch 1. ``read``: the same copies and waits without the MMAs (the benchmark's
-    breakdown; ``out`` then holds one XOR word a tile)."""
+    breakdown; ``out`` then holds one XOR word a tile). ``pre`` (bit planes, rows of at most ``pre``
+    chunks of 256 codes): each tile's codes go into registers and the stage is refilled before the
+    MMAs."""
     import ctypes
     from .nvrtc import kernel
     mats, n, mw = codes_i32.shape
@@ -598,13 +600,15 @@ def launch_stream(codes_i32: torch.Tensor, act: torch.Tensor, sums: torch.Tensor
         raise ValueError(f"rows of {mw} words do not fit the streaming kernel's {STREAM_SHARED} bytes of "
                          f"shared memory a block")
     w, d, shared = cfg
+    if pre and (not b1 or not 1 <= mw // 16 <= pre or pre > 8):
+        raise ValueError(f"pre={pre} takes the bit-plane layout and rows of 1 to pre <= 8 chunks, not {mw // 16}")
     index, sms, cap = _device(codes_i32)
     if cap[0] < 9:
         raise ValueError("the streaming kernel needs bulk copies (compute capability 9.0 or newer)")
     rows = mats * n
     if out is None:
         out = torch.empty(1, mats, n, 4, dtype=torch.int32, device=codes_i32.device)
-    k = kernel(_MMA_SRC, f"fairy_mma_stream<{w},{d},{2 if compute_only else int(read)},{'true' if b1 else 'false'}>",
+    k = kernel(_MMA_SRC, f"fairy_mma_stream<{w},{d},{2 if compute_only else int(read)},{'true' if b1 else 'false'},{pre}>",
                index)
     k.allow_shared(shared)
     vp, ci = ctypes.c_void_p, ctypes.c_int
