@@ -16,9 +16,9 @@ from .. import FairyError
 from .common import copy_bandwidth, device_peak, env_record, exact_cases, whole_model
 
 
-def check_exact(dev, mma) -> None:
+def check_exact(dev, mma, stream=False) -> None:
     """Step 1: every kernel's sums ``==`` the golden integer path's (the tensor-core kernel's two
-    layouts up to 16 tokens)."""
+    layouts up to 16 tokens; with ``stream``, the streaming kernels on both layouts)."""
     import torch
     from ..kernels.gpu import kernel as k
     kernels = (k.fairy_sums, k.fairy_sums_dot, k.fairy_sums_dp4a) + ((k.fairy_sums_mma,) if mma else ())
@@ -37,7 +37,6 @@ def check_exact(dev, mma) -> None:
                 if not torch.equal(k.launch_mma(ci, act, asum, sets=sets).cpu().long(), ref):
                     raise SystemExit(f"error: GPU sums (tensor-core kernel, sets={sets}) differ from the "
                                      f"golden path for n={codes.shape[1]} m={codes.shape[2]}")
-    stream = mma and torch.cuda.get_device_capability()[0] >= 9
     if stream:                                # the streaming kernels (bulk copies: Hopper and newer)
         for codes, p, q, ref in exact_cases(((300, 200, 1), (2048, 2048, 1), (600, 5504, 1))):
             ci = k.pack_codes_i32(codes).to(dev)
@@ -305,7 +304,7 @@ def bench_gpu(args) -> dict:
     peak = device_peak(name, lambda: copy_bandwidth(dev))
     print(f"{name}: every bandwidth below is also given as a share of the {peak['label']} "
           f"({peak['source']})")
-    check_exact(dev, mma)
+    check_exact(dev, mma, stream=pdl)      # bulk copies and PDL: both Hopper and newer
     shapes = linear_shapes(LLAMA2_7B)
     rows = time_per_shape(dev, mma, pdl, shapes, peak)
     res_model = time_whole_model(dev, mma, pdl, shapes, peak)
