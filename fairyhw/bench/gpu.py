@@ -50,7 +50,20 @@ def check_exact(dev, mma, stream=False) -> None:
                     if not torch.equal(got.cpu().long(), ref):
                         raise SystemExit(f"error: GPU sums (streaming kernel, b1={b1}, pre={pre}) differ from "
                                          f"the golden path for n={codes.shape[1]} m={codes.shape[2]}")
-    print(f"exact: the {len(kernels) + 2 * stream} GPU kernels' integer sums equal the golden path "
+    if stream:                                # the persistent kernel: the three shapes as one step
+        cases = list(exact_cases(((300, 200, 1), (2048, 2048, 1), (600, 5504, 1))))
+        layers = []
+        for codes, p, q, _ in cases:
+            ci = k.pack_codes_i32(codes).to(dev)
+            cs = k.pack_codes_b1(ci)
+            layers.append((cs, *k.activation_bits(p.to(dev), q.to(dev), ci.shape[-1]),
+                           torch.empty(1, *cs.shape[:2], 4, dtype=torch.int32, device=dev)))
+        k.PersistPlan(layers).run()
+        for (codes, _, _, ref), layer in zip(cases, layers):
+            if not torch.equal(layer[3].cpu().long(), ref):
+                raise SystemExit(f"error: GPU sums (persistent kernel) differ from the golden path for "
+                                 f"n={codes.shape[1]} m={codes.shape[2]}")
+    print(f"exact: the {len(kernels) + 3 * stream} GPU kernels' integer sums equal the golden path "
           f"({'5 shapes, 1 to 16 tokens' if mma else '3 shapes'}, == on int64)")
 
 
@@ -235,10 +248,12 @@ def stream_runs(dev, model, acts, out_for, record, total_bytes, peak) -> list:
     MMAs, codes re-laid by ``pack_codes_b1``: rows padded to 256 codes, so down_proj reads 2% more),
     and where the time of the binary one goes: its copies alone (no MMAs), its MMAs alone (no copies:
     the launch chain and the arithmetic), and, timed here, one launch reading the first 60 layers'
-    codes (no launch gaps: the device's streaming rate). Returns ``(label, run, extra)`` runs; the parts
-    are marked ``reference`` (not kernels)."""
+    codes (no launch gaps: the device's streaming rate); then the persistent kernel
+    (:class:`~fairyhw.kernels.gpu.kernel.PersistPlan`, the whole step in one launch) and its parts
+    (copies and layer chain without MMAs; MMAs and chain without copies; all but the chain). Returns
+    ``(label, run, extra)`` runs; the parts are marked ``reference`` (not kernels)."""
     import torch
-    from ..kernels.gpu.kernel import activation_bits, activation_planes, launch_stream, read_xor
+    from ..kernels.gpu.kernel import PersistPlan, activation_bits, activation_planes, launch_stream, read_xor
     padded = [(w if w.shape[2] % 16 == 0 else
                torch.nn.functional.pad(w, (0, 16 - w.shape[2] % 16)).contiguous(), m) for w, m in model]
     planes = {m: activation_planes(a, a, m // 16) for m, a in acts.items()}
@@ -260,7 +275,16 @@ def stream_runs(dev, model, acts, out_for, record, total_bytes, peak) -> list:
           f"the peak")
     record("plain read in one launch of the first 60 layers' codes (the same bytes a second, as a whole "
            "model)", 1, t * total_bytes / nbytes, {**part, "bytes": nbytes})
-    return [("fairy W2 int8, streaming kernel (bulk copies into shared memory), slot layout + PDL, batch 1",
+    plan = PersistPlan([(w, *bits[m], out_for(w)) for w, m in padded])
+    persist = "persistent kernel (one launch a step, a producer warp streaming every layer's codes)"
+    return [(f"fairy W2 int8, {persist}, bit planes, binary MMAs, batch 1", plan.run),
+            ("part of the persistent kernel: its copies, waits and layer chain alone (no MMAs)",
+             lambda: plan.run("read"), part),
+            ("part of the persistent kernel: its MMAs and layer chain alone (no copies)",
+             lambda: plan.run("compute"), part),
+            ("part of the persistent kernel: all of it but the layer chain (no layer waits for the one "
+             "before)", lambda: plan.run("no_chain"), part),
+            ("fairy W2 int8, streaming kernel (bulk copies into shared memory), slot layout + PDL, batch 1",
              run_of(False)),
             ("fairy W2 int8, streaming kernel (bulk copies into shared memory), bit planes, binary MMAs "
              "+ PDL, batch 1", run_of(True)),

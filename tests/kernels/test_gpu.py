@@ -200,3 +200,35 @@ def test_stream_kernel_exact(b1, n, m, warps, depth):
         got = launch_stream(ci, act, sums, warps=8, b1=True, pdl=True, pre=8)
         assert torch.equal(got.cpu().long(), ref)
     torch.cuda.synchronize()
+
+
+@needs_stream
+def test_persistent_kernel_exact():
+    """The persistent kernel (every layer of a step in one launch) equals the golden path on each layer
+    of a step of mixed shapes (rows of 1 to 22 chunks, several tiles a stage and one), run twice (the
+    layer counters start again); its breakdown variants run; bad plans are refused."""
+    from fairyhw.kernels.gpu.kernel import PersistPlan, activation_bits, pack_codes_b1
+    cases = [_random_case(n, m, 1, 7 * n + m) for n, m in ((1, 1), (300, 200), (600, 5504), (7, 48),
+                                                           (1000, 2048), (2100, 700))]
+    layers = []
+    for codes, p, q, _ in cases:
+        ci = pack_codes_i32(codes).cuda()
+        cs = pack_codes_b1(ci)
+        layers.append((cs, *activation_bits(p.cuda(), q.cuda(), ci.shape[-1]),
+                       torch.empty(1, *cs.shape[:2], 4, dtype=torch.int32, device="cuda")))
+    plan = PersistPlan(layers)
+    for _ in range(2):
+        for layer in layers:
+            layer[3].fill_(-1)
+        plan.run()
+        for (_, _, _, ref), layer in zip(cases, layers):
+            assert torch.equal(layer[3].cpu().long(), ref)
+    for mode in ("read", "compute", "no_chain"):
+        plan.run(mode)
+    torch.cuda.synchronize()
+    with pytest.raises(ValueError, match="mode must be"):
+        plan.run("fast")
+    with pytest.raises(ValueError, match="at least one layer"):
+        PersistPlan([])
+    with pytest.raises(ValueError, match="out must be"):
+        PersistPlan([layers[0][:3] + (layers[0][3][..., :2],)])

@@ -448,6 +448,56 @@ __device__ __forceinline__ void mma_b1(int (&c)[4], u32 a0, u32 a1, u32 a2, u32 
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
+// B1 (below): the four binary MMAs of one chunk of a 16-row tile (wg, wg8: rows g and g + 8 of lane
+// (g, t); bp, bq: its words of the chunk's p and q bit planes)
+__device__ __forceinline__ void b1_chunk(int (&hp)[4], int (&hq)[4], int (&xp)[4], int (&xq)[4],
+                                         const uint4 &wg, const uint4 &wg8, uint2 bp, uint2 bq) {
+    mma_b1(hp, wg.x, wg8.x, wg.y, wg8.y, bp.x, bp.y);
+    mma_b1(hq, wg.x, wg8.x, wg.y, wg8.y, bq.x, bq.y);
+    mma_b1(xp, wg.z, wg8.z, wg.w, wg8.w, bp.x, bp.y);
+    mma_b1(xq, wg.z, wg8.z, wg.w, wg8.w, bq.x, bq.y);
+}
+
+// B1: a lane's share of (Hp, Hq, Hp', Hq', Xp, Xq, Xp', Xq') (' row g + 8) from the MMA counts: columns
+// 2t, 2t + 1 are bit planes 2t, 2t + 1 (plane 7 the sign, weight -128)
+__device__ __forceinline__ void b1_columns(int (&v)[8], const int (&hp)[4], const int (&hq)[4],
+                                           const int (&xp)[4], const int (&xq)[4], int t) {
+    const int w0 = 1 << (2 * t), w1 = t == 3 ? -128 : 2 << (2 * t);
+    v[0] = w0 * hp[0] + w1 * hp[1]; v[1] = w0 * hq[0] + w1 * hq[1];
+    v[2] = w0 * hp[2] + w1 * hp[3]; v[3] = w0 * hq[2] + w1 * hq[3];
+    v[4] = w0 * xp[0] + w1 * xp[1]; v[5] = w0 * xq[0] + w1 * xq[1];
+    v[6] = w0 * xp[2] + w1 * xp[3]; v[7] = w0 * xq[2] + w1 * xq[3];
+}
+
+// B1: a lane's share of one 16-row tile's sums, the tile's codes at `st` (16 rows of 4 q4 words)
+__device__ __forceinline__ void b1_tile(const uint4 *st, int q4, int chunks, const uint2 *actp,
+                                        const uint2 *actq, int g, int t, int (&v)[8]) {
+    int hp[4] = {0, 0, 0, 0}, hq[4] = {0, 0, 0, 0}, xp[4] = {0, 0, 0, 0}, xq[4] = {0, 0, 0, 0};
+    const uint4 *rg = st + (size_t)g * q4 + t, *rg8 = rg + (size_t)8 * q4;
+#pragma unroll 4
+    for (int c = 0; c < chunks; c++) b1_chunk(hp, hq, xp, xq, rg[4 * c], rg8[4 * c], actp[4 * c], actq[4 * c]);
+    b1_columns(v, hp, hq, xp, xq, t);
+}
+
+// A tile's sums to its rows: v (a lane's share, as b1_columns) summed over the four lanes t of a row
+// group, then lane t = 0 writes row g, t = 1 row g + 8: (Σap, Σaq, Σbp, Σbq) with a = 1 - h - x, b = x - h,
+// the q parts negated on W rows (odd matrices: conj(x))
+__device__ __forceinline__ void store_tile(int (&v)[8], int sp, int sq, int4 *__restrict__ out, int tile,
+                                           int rows, int n, int g, int t) {
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        v[i] += __shfl_xor_sync(0xffffffffu, v[i], 1);
+        v[i] += __shfl_xor_sync(0xffffffffu, v[i], 2);
+    }
+    if (t < 2) {
+        const int r = tile * 16 + g + 8 * t;
+        const int hp = t ? v[2] : v[0], hq = t ? v[3] : v[1], xp = t ? v[6] : v[4], xq = t ? v[7] : v[5];
+        int ap = sp - hp - xp, aq = sq - hq - xq, bp = xp - hp, bq = xq - hq;
+        if ((r / n) & 1) { aq = -aq; bq = -bq; }
+        if (r < rows) out[r] = make_int4(ap, aq, bp, bq);
+    }
+}
+
 // B1: codes in the bit-plane layout of pack_codes_b1 (per row and chunk of 256 codes, four 16-byte
 // vectors, vector t = (h_t, h_{t+4}, x_t, x_{t+4}): word h_i holds h of codes 32i..32i+31, bit j code
 // 32i + j; x likewise) and activations in the layout of activation_bits (for p and q, bit plane b of
@@ -514,15 +564,8 @@ fairy_mma_stream(const uint4 *__restrict__ codes, const uint4 *__restrict__ act,
         int v[8];                                           // Hp, Hq, Hp', Hq', Xp, Xq, Xp', Xq' (' row g+8)
         const uint4 *rg = st + (size_t)g * q4 + t, *rg8 = rg + (size_t)8 * q4;
         if (B1) {
-            int hp[4] = {0, 0, 0, 0}, hq[4] = {0, 0, 0, 0}, xp[4] = {0, 0, 0, 0}, xq[4] = {0, 0, 0, 0};
-            auto chunk_mmas = [&](const uint4 &wg, const uint4 &wg8, int c) {
-                const uint2 bp = actp[4 * c], bq = actq[4 * c];
-                mma_b1(hp, wg.x, wg8.x, wg.y, wg8.y, bp.x, bp.y);
-                mma_b1(hq, wg.x, wg8.x, wg.y, wg8.y, bq.x, bq.y);
-                mma_b1(xp, wg.z, wg8.z, wg.w, wg8.w, bp.x, bp.y);
-                mma_b1(xq, wg.z, wg8.z, wg.w, wg8.w, bq.x, bq.y);
-            };
             if (PREC > 0) {
+                int hp[4] = {0, 0, 0, 0}, hq[4] = {0, 0, 0, 0}, xp[4] = {0, 0, 0, 0}, xq[4] = {0, 0, 0, 0};
                 uint4 cg[PREC > 0 ? PREC : 1], cg8[PREC > 0 ? PREC : 1];
 #pragma unroll
                 for (int c = 0; c < PREC; c++)
@@ -531,19 +574,13 @@ fairy_mma_stream(const uint4 *__restrict__ codes, const uint4 *__restrict__ act,
                 if (lane == 0) fill(k + D);
 #pragma unroll
                 for (int c = 0; c < PREC; c++)
-                    if (c < chunks) chunk_mmas(cg[c], cg8[c], c);
+                    if (c < chunks) b1_chunk(hp, hq, xp, xq, cg[c], cg8[c], actp[4 * c], actq[4 * c]);
+                b1_columns(v, hp, hq, xp, xq, t);
             } else {
-#pragma unroll 4
-                for (int c = 0; c < chunks; c++) chunk_mmas(rg[4 * c], rg8[4 * c], c);
+                b1_tile(st, q4, chunks, actp, actq, g, t, v);
                 __syncwarp();                               // every lane is done with the stage
                 if (lane == 0) fill(k + D);
             }
-            // columns 2t, 2t + 1 are bit planes 2t, 2t + 1 (plane 7 the sign, weight -128)
-            const int w0 = 1 << (2 * t), w1 = t == 3 ? -128 : 2 << (2 * t);
-            v[0] = w0 * hp[0] + w1 * hp[1]; v[1] = w0 * hq[0] + w1 * hq[1];
-            v[2] = w0 * hp[2] + w1 * hp[3]; v[3] = w0 * hq[2] + w1 * hq[3];
-            v[4] = w0 * xp[0] + w1 * xp[1]; v[5] = w0 * xq[0] + w1 * xq[1];
-            v[6] = w0 * xp[2] + w1 * xp[3]; v[7] = w0 * xq[2] + w1 * xq[3];
         } else {
             int acch[4][4], accx[4][4];
             zero_regs(acch);
@@ -579,17 +616,172 @@ fairy_mma_stream(const uint4 *__restrict__ codes, const uint4 *__restrict__ act,
                 v[4 + i] = xx >> (2 * t + 1);
             }
         }
-#pragma unroll
-        for (int i = 0; i < 8; i++) {
-            v[i] += __shfl_xor_sync(0xffffffffu, v[i], 1);
-            v[i] += __shfl_xor_sync(0xffffffffu, v[i], 2);
+        store_tile(v, sp, sq, out, tile, rows, n, g, t);
+    }
+}
+
+// ------------------------------------------------------------------------------------------------------
+// One token, every layer of a step in one launch (persistent; sm_90 and newer; bit-plane layout only).
+// With one launch a layer the copies stop at every layer's end: the streaming kernel above issues its
+// first copies before the PDL wait, but a block's few stages cover a small part of the gap. Here the grid
+// is one block per SM for the whole step; each block takes its share of every layer's 16-row tiles in
+// layer order (the blocks' order rotated from layer to layer, so that the uneven shares even out), cut into
+// jobs of `tpj` tiles (as many as fit a stage). One producer warp walks the jobs and fills a ring of
+// `stages` shared-memory stages by bulk copies, as far ahead as the ring allows: the copies never wait on
+// a layer's inputs, only on a free stage. W consumer warps take the jobs in turn (job j: warp j % W,
+// stage j % stages): before a warp's first job of a layer it waits until every tile of the layer before
+// is done (a global counter a layer, done[L], counted up after a fence and read with acquire), which is
+// the dependency of a decode step's layers that the launch boundary enforced; then the stage's mbarrier,
+// the MMAs of its tiles (activations read from global memory, where they are cached), the stage back to
+// the producer, the results out, and the block's count of the layer (see the kernel). The host zeroes
+// `done` before every launch and launches it cooperatively (every block resident, or the launch fails,
+// so the waits cannot hang).
+// MODE 0: all of it; 1: copies, waits and the dependency chain, no MMAs (one word a tile XORed into the
+// tile's first result); 2: no copies (MMAs on whatever a stage holds); 3: no waits on the layer before.
+
+struct PersistLayer {          // written by the host (kernel.PersistPlan), 48 bytes
+    const uint4 *codes;        // pack_codes_b1: rows x mwp words
+    const uint2 *act;          // activation_bits of the layer's input (16 planes of mwp / 2 words)
+    const int *sums;           // (Σp, Σq)
+    int4 *out;                 // one (Σap, Σaq, Σbp, Σbq) a row
+    int rows, n, mwp, tpj;     // rows (all matrices), rows a matrix, words a row, tiles a job
+};
+
+__device__ __forceinline__ unsigned load_acquire(const unsigned *p) {
+    unsigned v;
+    asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
+    return v;
+}
+
+__device__ __forceinline__ void bar_init_count(unsigned long long *bar, int count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(count));
+}
+
+__device__ __forceinline__ void bar_arrive(unsigned long long *bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_addr(bar)) : "memory");
+}
+
+__device__ __forceinline__ int load_acquire_cta(const int *p) {
+    int v;
+    asm volatile("ld.acquire.cta.shared.s32 %0, [%1];\n" : "=r"(v) : "r"(smem_addr(p)) : "memory");
+    return v;
+}
+
+__device__ __forceinline__ void store_release_cta(int *p, int v) {
+    asm volatile("st.release.cta.shared.s32 [%0], %1;\n" ::"r"(smem_addr(p)), "r"(v) : "memory");
+}
+
+constexpr int PERSIST_MAX_STAGES = 32;
+
+// The block: W consumer warps, the producer (warp W), the watcher (warp W + 1). The watcher alone reads
+// the global counters: for each layer in turn it waits until the layer before is done and publishes the
+// layer's number in shared memory (`ready`), where the consumers wait for it. A block adds its tiles of
+// a layer to done[L] once, when its last job of the layer ends (a shared count a layer, four layers in
+// turn), so a layer's counter takes one atomic a block.
+template <int W, int MODE>
+__global__ void __launch_bounds__((W + 2) * 32, 1)
+fairy_mma_persist(const PersistLayer *__restrict__ layers, int nlayers, unsigned *done, int stages,
+                  int stage4) {
+    extern __shared__ __align__(128) uint4 smem[];
+    __shared__ unsigned long long full[PERSIST_MAX_STAGES], empty[PERSIST_MAX_STAGES];
+    __shared__ unsigned block_done[4];
+    __shared__ int ready;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int g = lane >> 2, t = lane & 3;
+    const int nb = gridDim.x;
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < stages; s++) {
+            bar_init_count(&full[s], 1);
+            bar_init_count(&empty[s], 1);
         }
-        if (t < 2) {                                        // lane t = 0: row g, t = 1: row g + 8
-            const int r = tile * 16 + g + 8 * t;
-            const int hp = t ? v[2] : v[0], hq = t ? v[3] : v[1], xp = t ? v[6] : v[4], xq = t ? v[7] : v[5];
-            int ap = sp - hp - xp, aq = sq - hq - xq, bp = xp - hp, bq = xq - hq;
-            if ((r / n) & 1) { aq = -aq; bq = -bq; }                  // W: conj(x)
-            if (r < rows) out[r] = make_int4(ap, aq, bp, bq);
+        for (int i = 0; i < 4; i++) block_done[i] = 0;
+        ready = 0;
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
+    // this block's tiles of layer L: [t0, t1)
+    auto share = [&](const PersistLayer &ly, int L, int &t0, int &t1) {
+        const int tiles = (ly.rows + 15) >> 4, b = (int)((blockIdx.x + 53LL * L) % nb);
+        t0 = (int)((long long)b * tiles / nb);
+        t1 = (int)((long long)(b + 1) * tiles / nb);
+    };
+    if (warp == W) {                                        // the producer
+        if (lane == 0 && MODE != 2) {
+            int j = 0;
+            for (int L = 0; L < nlayers; L++) {
+                const PersistLayer ly = layers[L];
+                int t0, t1;
+                share(ly, L, t0, t1);
+                const int q4 = ly.mwp >> 2;
+                for (int tt = t0; tt < t1; tt += ly.tpj, j++) {
+                    const int s = j % stages;
+                    if (j >= stages) bar_wait(&empty[s], (u32)((j / stages - 1) & 1));
+                    const int nr = min(min(tt + ly.tpj, t1) * 16, ly.rows) - tt * 16;
+                    bulk_copy(smem + (size_t)s * stage4, ly.codes + (size_t)tt * 16 * q4, (u32)nr * q4 * 16,
+                              &full[s]);
+                }
+            }
+        }
+        return;
+    }
+    if (warp == W + 1) {                                    // the watcher
+        if (lane == 0 && MODE != 3)
+            for (int L = 1; L < nlayers; L++) {
+                const unsigned need = (unsigned)((layers[L - 1].rows + 15) >> 4);
+                while (load_acquire(done + L - 1) < need) __nanosleep(20);
+                store_release_cta(&ready, L);
+            }
+        return;
+    }
+    int j = 0;
+    for (int L = 0; L < nlayers; L++) {
+        const PersistLayer ly = layers[L];
+        int t0, t1;
+        share(ly, L, t0, t1);
+        const int q4 = ly.mwp >> 2, chunks = ly.mwp >> 4;
+        bool go = MODE == 3 || L == 0;
+        const uint2 *actp = ly.act + (size_t)g * (ly.mwp >> 2) + t, *actq = actp + (size_t)2 * ly.mwp;
+        for (int tt = t0; tt < t1; tt += ly.tpj, j++) {
+            if (j % W != warp) continue;
+            if (!go) {                                      // every tile of the layer before is done
+                if (lane == 0)
+                    while (load_acquire_cta(&ready) < L) __nanosleep(20);
+                __syncwarp();
+                go = true;
+            }
+            const int s = j % stages, nt = min(ly.tpj, t1 - tt);
+            if (MODE != 2) bar_wait(&full[s], (u32)((j / stages) & 1));
+            const uint4 *st = smem + (size_t)s * stage4;
+            if (MODE == 1) {
+                const uint4 v = st[lane];
+                __syncwarp();
+                if (lane == 0) bar_arrive(&empty[s]);
+                u32 x = v.x ^ v.y ^ v.z ^ v.w;
+#pragma unroll
+                for (int o = 16; o; o >>= 1) x ^= __shfl_xor_sync(0xffffffffu, x, o);
+                if (lane == 0) ly.out[tt * 16] = make_int4((int)x, 0, 0, 0);
+            } else {
+                const int sp = ly.sums[0], sq = ly.sums[1];
+                int v[4][8];
+#pragma unroll
+                for (int i = 0; i < 4; i++)
+                    if (i < nt) b1_tile(st + (size_t)i * 16 * q4, q4, chunks, actp, actq, g, t, v[i]);
+                __syncwarp();                               // every lane is done with the stage
+                if (lane == 0 && MODE != 2) bar_arrive(&empty[s]);
+#pragma unroll
+                for (int i = 0; i < 4; i++)
+                    if (i < nt) store_tile(v[i], sp, sq, ly.out, tt + i, ly.rows, ly.n, g, t);
+            }
+            __threadfence();                                // this warp's results before the count
+            __syncwarp();
+            if (lane == 0) {
+                const unsigned mine = (unsigned)(t1 - t0), before = atomicAdd(&block_done[L & 3], (unsigned)nt);
+                if (before + nt == mine) {                  // the block's last job of the layer
+                    block_done[L & 3] = 0;
+                    __threadfence();
+                    atomicAdd(done + L, mine);
+                }
+            }
         }
     }
 }

@@ -18,7 +18,7 @@ import os
 
 import torch
 
-__all__ = ["pack_codes_i32", "fairy_sums", "fairy_sums_dot", "launch_dot", "activation_matrix",
+__all__ = ["PersistPlan", "pack_codes_i32", "fairy_sums", "fairy_sums_dot", "launch_dot", "activation_matrix",
            "fairy_sums_dp4a", "launch_dp4a", "activation_words", "fairy_sums_mma", "launch_mma",
            "activation_planes", "available", "available_mma", "read_xor", "launch_stream", "stream_config", "pack_codes_b1",
            "activation_bits"]
@@ -617,6 +617,90 @@ def launch_stream(codes_i32: torch.Tensor, act: torch.Tensor, sums: torch.Tensor
               ci(rows), ci(n), ci(mw), ci(mwp)],
              torch.cuda.current_stream(codes_i32.device).cuda_stream, shared=shared, pdl=pdl)
     return out
+
+
+PERSIST_SHARED = 225 * 1024     # the persistent kernel's ring of stages: a Hopper SM gives a block 227 KiB
+PERSIST_WARPS = 8               # its consumer warps (a producer warp and a watcher warp beside them)
+PERSIST_MAX_STAGES = 32         # as many mbarrier pairs as the kernel declares
+PERSIST_MAX_TILES = 4           # 16-row tiles a job at most (the kernel keeps their sums in registers)
+PERSIST_MODES = {"full": 0, "read": 1, "compute": 2, "no_chain": 3}
+
+
+class PersistPlan:
+    """Every layer of one token's step in one launch of the persistent kernel (``fairy_mma_persist``,
+    compute capability 9.0+, bit-plane layout): one block an SM for the whole step, a producer warp
+    streaming each block's share of every layer's codes into a ring of shared-memory stages by bulk
+    copies, never waiting on a layer's inputs, and consumer warps that wait, before a layer, until
+    every tile of the layer before is done (the step's dependency chain: a global counter a layer, read
+    by one watcher warp a block, which tells the consumers in shared memory).
+
+    ``layers``: ``(codes, act, sums, out)`` per layer, in step order: codes of :func:`pack_codes_b1`
+    ``(M, n, mwp)``, ``act, sums`` of :func:`activation_bits` (one token), ``out`` int32 ``(1, M, n, 4)``
+    (the sums of :func:`launch_stream`). The plan keeps them, and a descriptor of each on the device;
+    :meth:`run` launches the step (and is captured by CUDA graphs like any launch). The stage is the
+    longest layer's tile (16 rows); layers of shorter rows put up to :data:`PERSIST_MAX_TILES` tiles in
+    a stage (``tiles_per_job`` at most)."""
+
+    def __init__(self, layers, *, warps: int = PERSIST_WARPS, shared: int = PERSIST_SHARED,
+                 tiles_per_job: int = PERSIST_MAX_TILES):
+        if not layers:
+            raise ValueError("a persistent plan needs at least one layer")
+        dev = layers[0][0].device
+        self.index, self.sms, cap = _device(layers[0][0])
+        if cap[0] < 9:
+            raise ValueError("the persistent kernel needs bulk copies (compute capability 9.0 or newer)")
+        if not 1 <= warps <= 30:
+            raise ValueError(f"warps must be 1 to 30, not {warps}")
+        if not 1 <= tiles_per_job <= PERSIST_MAX_TILES:
+            raise ValueError(f"tiles_per_job must be 1 to {PERSIST_MAX_TILES}, not {tiles_per_job}")
+        mwps = []
+        for i, (codes, act, sums, out) in enumerate(layers):
+            mats, n, mwp = codes.shape
+            if codes.dtype != torch.int32 or not codes.is_contiguous() or mwp % 16:
+                raise ValueError(f"layer {i}: codes must be contiguous int32 (M, n, mwp) of pack_codes_b1")
+            if 16 * mwp > MMA_MAX_INPUTS:
+                raise ValueError(f"layer {i}: rows of {16 * mwp} inputs are beyond the kernel's int32 sums")
+            if act.dtype != torch.int32 or tuple(act.shape) != (1, 2, 8, mwp // 2) or not act.is_contiguous():
+                raise ValueError(f"layer {i}: activations must be int32 (1, 2, 8, {mwp // 2}) of activation_bits")
+            if sums.dtype != torch.int32 or sums.numel() != 2:
+                raise ValueError(f"layer {i}: sums must be the int32 (1, 2) of activation_bits")
+            if out.dtype != torch.int32 or tuple(out.shape) != (1, mats, n, 4) or not out.is_contiguous():
+                raise ValueError(f"layer {i}: out must be contiguous int32 (1, {mats}, {n}, 4)")
+            mwps.append(mwp)
+        stage = 64 * max(mwps)                      # bytes of the longest layer's 16-row tile
+        self.stages = min(PERSIST_MAX_STAGES, shared // stage)
+        if self.stages < 2:
+            raise ValueError(f"rows of {max(mwps)} words leave fewer than two stages in {shared} bytes")
+        self.stage4, self.shared, self.warps = stage // 16, self.stages * stage, warps
+        desc = []
+        for (codes, act, sums, out), mwp in zip(layers, mwps):
+            mats, n, _ = codes.shape
+            tpj = max(1, min(tiles_per_job, stage // (64 * mwp)))
+            desc.append([codes.data_ptr(), act.data_ptr(), sums.data_ptr(), out.data_ptr(),
+                         mats * n | n << 32, mwp | tpj << 32])
+        self.layers = list(layers)                  # the descriptors point into these
+        self.desc = torch.tensor(desc, dtype=torch.int64, device=dev)
+        self.done = torch.zeros(len(layers), dtype=torch.int32, device=dev)
+
+    def run(self, mode: str = "full", cooperative: bool = True) -> None:
+        """Launch the step. ``mode``: ``full``; ``read`` (the copies, waits and chain without the MMAs:
+        each tile's first result row gets an XOR of the tile's first words); ``compute`` (no copies:
+        MMAs on whatever the stages hold); ``no_chain`` (no layer waits for the one before). The last
+        three are the benchmark's breakdown; their results are not sums. ``cooperative``: launched as a
+        cooperative kernel (all blocks resident or an error); else a plain launch, whose blocks (one an
+        SM, each over half an SM's shared memory) are all resident only while nothing else runs."""
+        import ctypes
+        from .nvrtc import kernel
+        if mode not in PERSIST_MODES:
+            raise ValueError(f"mode must be one of {', '.join(PERSIST_MODES)}, not {mode!r}")
+        k = kernel(_MMA_SRC, f"fairy_mma_persist<{self.warps},{PERSIST_MODES[mode]}>", self.index)
+        k.allow_shared(self.shared)
+        self.done.zero_()
+        vp, ci = ctypes.c_void_p, ctypes.c_int
+        k.launch((self.sms,), (32 * (self.warps + 2),),
+                 [vp(self.desc.data_ptr()), ci(len(self.layers)), vp(self.done.data_ptr()), ci(self.stages),
+                  ci(self.stage4)],
+                 torch.cuda.current_stream(self.index).cuda_stream, shared=self.shared, cooperative=cooperative)
 
 
 def _words(bits: torch.Tensor) -> torch.Tensor:

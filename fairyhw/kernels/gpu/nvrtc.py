@@ -180,24 +180,27 @@ class Kernel:
                         f"shared memory of {self.name}")
             self._shared = nbytes
 
-    def launch(self, grid, block, args, stream, shared: int = 0, pdl: bool = False) -> None:
+    def launch(self, grid, block, args, stream, shared: int = 0, pdl: bool = False,
+               cooperative: bool = False) -> None:
         """``args``: ctypes values (``c_void_p`` for pointers, ``c_int`` for ints), in order. ``pdl``:
         programmatic dependent launch (compute capability 9.0+): the kernel may start while the previous
         one on the stream finishes, and must itself wait (``griddepcontrol.wait``) before reading what that
-        one writes."""
+        one writes. ``cooperative``: every block resident at once, or the launch fails (for kernels whose
+        blocks wait on each other)."""
         params = (ctypes.c_void_p * len(args))(*[ctypes.cast(ctypes.pointer(a), ctypes.c_void_p) for a in args])
         g = tuple(grid) + (1,) * (3 - len(grid))
         b = tuple(block) + (1,) * (3 - len(block))
         cuda = _load_cuda()
-        if not pdl:
+        ids = [i for i, on in ((_PROGRAMMATIC_STREAM_SERIALIZATION, pdl), (_COOPERATIVE, cooperative)) if on]
+        if not ids:
             _check_cuda(cuda.cuLaunchKernel(self._func, *g, *b, shared, ctypes.c_void_p(stream), params, None),
                         f"launch of {self.name}")
             return
-        attr = _LaunchAttr(id=_PROGRAMMATIC_STREAM_SERIALIZATION, value=1)
+        attrs = (_LaunchAttr * len(ids))(*[_LaunchAttr(id=i, value=1) for i in ids])
         cfg = _LaunchConfig((ctypes.c_uint * 3)(*g), (ctypes.c_uint * 3)(*b), shared, ctypes.c_void_p(stream),
-                            ctypes.pointer(attr), 1)
+                            attrs, len(ids))
         _check_cuda(cuda.cuLaunchKernelEx(ctypes.byref(cfg), self._func, params, None),
-                    f"launch (PDL) of {self.name}")
+                    f"launch ({'PDL' if pdl else 'cooperative'}) of {self.name}")
 
 
 class _LaunchAttr(ctypes.Structure):           # CUlaunchAttribute: id, padding, a 64-byte value union
@@ -209,6 +212,7 @@ class _LaunchConfig(ctypes.Structure):         # CUlaunchConfig
                 ("stream", ctypes.c_void_p), ("attrs", ctypes.POINTER(_LaunchAttr)), ("num_attrs", ctypes.c_uint)]
 
 
+_COOPERATIVE = 2                               # CU_LAUNCH_ATTRIBUTE_COOPERATIVE
 _PROGRAMMATIC_STREAM_SERIALIZATION = 6         # CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION
 _MAX_DYNAMIC_SHARED = 8                        # CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
 
