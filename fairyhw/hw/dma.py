@@ -16,12 +16,13 @@ no burst is in flight, so that the master can then be reset without breaking the
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["axi_read_signature", "axi_write_signature", "AxiReader", "AxiWriter", "RegisterSlice", "INCR"]
+__all__ = ["axi_read_signature", "axi_write_signature", "AxiReader", "AxiWriter", "RegisterSlice", "CreditLink", "INCR"]
 
 #: AXI burst type INCR.
 INCR = 1
@@ -232,4 +233,45 @@ class RegisterSlice(wiring.Component):
                 m.d.sync += full.eq(0)
         with m.Elif(took_in):
             m.d.sync += [spare.eq(self.i.payload), spare_full.eq(1)]
+        return m
+
+
+class CreditLink(wiring.Component):
+    """A stream of ``width`` bits through a small FIFO of distributed (LUT) RAM: full rate, a cycle of
+    latency, like :class:`RegisterSlice`, but with no wide enable anywhere.
+
+    The RAM has ``depth + 1`` places and is written every cycle at the write pointer, which moves on
+    only when a word is taken, so at most ``depth`` words are held and the place written is always free:
+    its write enable is constant. The input is taken while fewer than ``depth`` words are held
+    (``i.ready`` is a register); the output is the RAM read at the read pointer. Either side's
+    handshake thus reaches only the pointers and the count. (A register slice's output register holds
+    its word while the consumer waits, so the consumer's ready became the enable of its whole width:
+    the system top's critical path; a FIFO whose write enable is the input's handshake made that the
+    enable of every RAM cell.)
+    """
+
+    def __init__(self, width: int, depth: int = 3):
+        if depth < 2:
+            raise ValueError(f"a credit link needs two places at least for full rate, not {depth}")
+        self.width, self.depth = width, depth
+        super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width))})
+
+    def elaborate(self, platform):
+        m = Module()
+        n = self.depth + 1
+        mem = m.submodules.mem = Memory(shape=unsigned(self.width), depth=n, init=[])
+        wr, rd = mem.write_port(), mem.read_port(domain="comb")
+        w_ptr, r_ptr = Signal(range(n)), Signal(range(n))
+        count = Signal(range(n))
+        free, held = Signal(init=1), Signal()              # count < depth, count != 0
+        take = self.i.valid & free
+        back = self.o.valid & self.o.ready
+        nxt = count + take - back
+        m.d.sync += [count.eq(nxt), free.eq(nxt != self.depth), held.eq(nxt != 0)]
+        with m.If(take):
+            m.d.sync += w_ptr.eq(Mux(w_ptr == n - 1, 0, w_ptr + 1))
+        with m.If(back):
+            m.d.sync += r_ptr.eq(Mux(r_ptr == n - 1, 0, r_ptr + 1))
+        m.d.comb += [wr.addr.eq(w_ptr), wr.data.eq(self.i.payload), wr.en.eq(1), rd.addr.eq(r_ptr),
+                     self.i.ready.eq(free), self.o.valid.eq(held), self.o.payload.eq(rd.data)]
         return m

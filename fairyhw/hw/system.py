@@ -33,7 +33,7 @@ from amaranth.lib.wiring import In, Out
 
 from .axi import RegisterFile, axil_signature
 from .config import DESCRIPTOR, DESCRIPTOR_BYTES, RESULT_SUM_BITS, SystemConfig, slot_bits
-from .dma import AxiReader, AxiWriter, RegisterSlice, axi_read_signature, axi_write_signature
+from .dma import AxiReader, AxiWriter, CreditLink, RegisterSlice, axi_read_signature, axi_write_signature
 from .engine import Engine
 
 __all__ = ["Unpacker", "Packer", "SystemTop", "REG_ADDR_WIDTH", "ERROR_CODES", "wrapper_ports",
@@ -249,10 +249,10 @@ class SystemTop(wiring.Component):
         m.d.comb += [act_un.length.eq(n_act)]
         for u in wgt_un:
             m.d.comb += u.length.eq(n_pass)
-        # each read master's words through a register slice (its FIFO's read enable and block RAM
-        # kept out of the consumers' handshake logic)
-        ctrl_s = RegisterSlice(D)
-        wgt_s = [RegisterSlice(D) for _ in range(P)]
+        # each read master's words through a credit link (its FIFO's read enable and block RAM kept
+        # out of the consumers' handshake logic, and no wide register waiting on that logic)
+        ctrl_s = CreditLink(D)
+        wgt_s = [CreditLink(D) for _ in range(P)]
         m.submodules.ctrl_slice = ResetInserter(m_rst)(ctrl_s)
         wiring.connect(m, ctrl.data, ctrl_s.i)
         for p, (rd, sl) in enumerate(zip(wgts, wgt_s)):
@@ -282,8 +282,13 @@ class SystemTop(wiring.Component):
                      packer.o.ready.eq(res_s.i.ready),
                      res_fifo.w_data.eq(res_s.o.payload[:D]), res_fifo.w_en.eq(res_s.o.valid),
                      res_s.o.ready.eq(res_fifo.w_rdy)]
-        m.d.comb += [res_w.data.payload.eq(res_fifo.r_data), res_w.data.valid.eq(res_fifo.r_rdy),
-                     res_fifo.r_en.eq(res_w.data.ready)]
+        # the writer's W data straight from a credit link's small FIFO (the port's `wready` reaches
+        # its read pointer, not the result FIFO's level and block RAM)
+        res_link = CreditLink(D)
+        m.submodules.res_link = ResetInserter(clear | m_rst)(res_link)
+        m.d.comb += [res_link.i.payload.eq(res_fifo.r_data), res_link.i.valid.eq(res_fifo.r_rdy),
+                     res_fifo.r_en.eq(res_link.i.ready)]
+        wiring.connect(m, res_link.o, res_w.data)
 
         # -- the result writer's bursts: the words already in the FIFO ---------------------------
         # the burst's length, its end and whether to send it come from registers, a cycle after the

@@ -208,7 +208,7 @@ _engine_latency = latency
 #: response, the writer going quiet, the layer's end registered and the layer's end state (NEXT), and
 #: the register slice between the packer and the FIFO.
 SYSTEM_WRITE_EXTRA = 11
-#: Cycles a read master's word spends in its register slice (:class:`fairyhw.hw.dma.RegisterSlice`).
+#: Cycles a read master's word spends in its credit link (:class:`fairyhw.hw.dma.CreditLink`).
 SLICE = 1
 
 
@@ -218,14 +218,14 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
     memory of ``bytes_per_cycle`` bandwidth, ``latency`` cycles from a burst's address to its first
     word and at most ``outstanding`` bursts in flight; writes answered at once.
 
-    Every word a read master delivers spends :data:`SLICE` cycles in its register slice.
+    Every word a read master delivers spends :data:`SLICE` cycles in its credit link.
     Per layer: the descriptor's fetch (its last word, then the descriptor unpacked and taken), a cycle
     to check it, the divider (``bits(max_in) + 1`` cycles), a cycle to size the transfers and one per
     weight port; then the run: the engine's command, the activation read and (a cycle later) the first
     pass's weight command, one weight command a pass (every two cycles at most, and once the one
     before has all its addresses out), each port's words from :class:`_ReadPort`. The array's schedule
     (:func:`array_cycles`) then holds with two more bounds: the activations' last beat (``A``) and
-    each pass's last weight word (``W_i``, the cycle after it leaves the register slice, a cycle more
+    each pass's last weight word (``W_i``, the cycle after it leaves the credit link, a cycle more
     through a wide slice's unpacker) bound the last word of pass 0 and of pass ``i``::
 
         L_0 = max(2n + 3, A + n + 2, W_0),   L_i = max(L_{i-1} + max(n, 2), e_{i-2} + 1, W_i)
