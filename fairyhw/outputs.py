@@ -203,7 +203,9 @@ class Outputs:
     # -- commit and cleanup ---------------------------------------------------------------------
 
     def commit(self) -> None:
-        """Move every staged output into place (directories created for the command first)."""
+        """Move every staged output into place (directories created for the command first); not if
+        an interrupt came while the outputs were made (see :func:`run_command`)."""
+        _raise_if_signalled()
         for d in self._mkdirs:
             os.makedirs(d, exist_ok=True)
         for target, (kind, staged) in self._targets.items():
@@ -265,8 +267,27 @@ def _clear_unhandled_interrupt_flag() -> None:
     exec("")
 
 
+#: The interrupt (KeyboardInterrupt or Terminated) that :func:`run_command`'s handlers raised, if
+#: any: a library may catch and drop the exception (an interrupt inside ``import torch`` is lost so),
+#: so it is raised again before outputs are committed and when the command returns.
+_signalled = None
+
+
 def _on_sigterm(signum, frame):
+    global _signalled
+    _signalled = Terminated
     raise Terminated()
+
+
+def _on_sigint(signum, frame):
+    global _signalled
+    _signalled = KeyboardInterrupt
+    raise KeyboardInterrupt()
+
+
+def _raise_if_signalled() -> None:
+    if _signalled is not None:
+        raise _signalled()
 
 
 def run_command(main, argv=None) -> int:
@@ -278,13 +299,19 @@ def run_command(main, argv=None) -> int:
             stream.reconfigure(errors="backslashreplace")
         except (AttributeError, ValueError):
             pass
-    previous = None
+    global _signalled
+    _signalled = None
+    previous = previous_int = None
     try:
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:   # not when ignored
+            previous_int = signal.signal(signal.SIGINT, _on_sigint)
     except ValueError:      # not the main thread: leave signals alone
         pass
     try:
-        return main(argv)
+        rc = main(argv)
+        _raise_if_signalled()
+        return rc
     except FairyError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -303,3 +330,5 @@ def run_command(main, argv=None) -> int:
     finally:
         if previous is not None and signal.getsignal(signal.SIGTERM) is _on_sigterm:
             signal.signal(signal.SIGTERM, previous)
+        if previous_int is not None and signal.getsignal(signal.SIGINT) is _on_sigint:
+            signal.signal(signal.SIGINT, previous_int)
