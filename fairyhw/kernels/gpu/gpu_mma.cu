@@ -653,10 +653,6 @@ __device__ __forceinline__ unsigned load_acquire(const unsigned *p) {
     return v;
 }
 
-__device__ __forceinline__ void bar_init_count(unsigned long long *bar, int count) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(count));
-}
-
 __device__ __forceinline__ void bar_arrive(unsigned long long *bar) {
     asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_addr(bar)) : "memory");
 }
@@ -671,19 +667,19 @@ __device__ __forceinline__ void store_release_cta(int *p, int v) {
     asm volatile("st.release.cta.shared.s32 [%0], %1;\n" ::"r"(smem_addr(p)), "r"(v) : "memory");
 }
 
-constexpr int PERSIST_MAX_STAGES = 32;
-
 // The block: W consumer warps, the producer (warp W), the watcher (warp W + 1). The watcher alone reads
 // the global counters: for each layer in turn it waits until the layer before is done and publishes the
 // layer's number in shared memory (`ready`), where the consumers wait for it. A block adds its tiles of
 // a layer to done[L] once, when its last job of the layer ends (a shared count a layer, four layers in
-// turn), so a layer's counter takes one atomic a block.
-template <int W, int MODE>
+// turn), so a layer's counter takes one atomic a block. MAX_STAGES: the ring's stages at most (the
+// mbarrier pairs); MAX_TILES: a job's tiles at most (their sums are kept in registers); both from the
+// host (kernel.PERSIST_MAX_STAGES, PERSIST_MAX_TILES).
+template <int W, int MODE, int MAX_STAGES, int MAX_TILES>
 __global__ void __launch_bounds__((W + 2) * 32, 1)
 fairy_mma_persist(const PersistLayer *__restrict__ layers, int nlayers, unsigned *done, int stages,
                   int stage4) {
     extern __shared__ __align__(128) uint4 smem[];
-    __shared__ unsigned long long full[PERSIST_MAX_STAGES], empty[PERSIST_MAX_STAGES];
+    __shared__ unsigned long long full[MAX_STAGES], empty[MAX_STAGES];
     __shared__ unsigned block_done[4];
     __shared__ int ready;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -691,8 +687,8 @@ fairy_mma_persist(const PersistLayer *__restrict__ layers, int nlayers, unsigned
     const int nb = gridDim.x;
     if (threadIdx.x == 0) {
         for (int s = 0; s < stages; s++) {
-            bar_init_count(&full[s], 1);
-            bar_init_count(&empty[s], 1);
+            bar_init(&full[s]);
+            bar_init(&empty[s]);
         }
         for (int i = 0; i < 4; i++) block_done[i] = 0;
         ready = 0;
@@ -762,14 +758,14 @@ fairy_mma_persist(const PersistLayer *__restrict__ layers, int nlayers, unsigned
                 if (lane == 0) ly.out[tt * 16] = make_int4((int)x, 0, 0, 0);
             } else {
                 const int sp = ly.sums[0], sq = ly.sums[1];
-                int v[4][8];
+                int v[MAX_TILES][8];
 #pragma unroll
-                for (int i = 0; i < 4; i++)
+                for (int i = 0; i < MAX_TILES; i++)
                     if (i < nt) b1_tile(st + (size_t)i * 16 * q4, q4, chunks, actp, actq, g, t, v[i]);
                 __syncwarp();                               // every lane is done with the stage
                 if (lane == 0 && MODE != 2) bar_arrive(&empty[s]);
 #pragma unroll
-                for (int i = 0; i < 4; i++)
+                for (int i = 0; i < MAX_TILES; i++)
                     if (i < nt) store_tile(v[i], sp, sq, ly.out, tt + i, ly.rows, ly.n, g, t);
             }
             __threadfence();                                // this warp's results before the count

@@ -621,7 +621,7 @@ def launch_stream(codes_i32: torch.Tensor, act: torch.Tensor, sums: torch.Tensor
 
 PERSIST_SHARED = 225 * 1024     # the persistent kernel's ring of stages: a Hopper SM gives a block 227 KiB
 PERSIST_WARPS = 8               # its consumer warps (a producer warp and a watcher warp beside them)
-PERSIST_MAX_STAGES = 32         # as many mbarrier pairs as the kernel declares
+PERSIST_MAX_STAGES = 32         # the ring's stages at most (the kernel's mbarrier pairs)
 PERSIST_MAX_TILES = 4           # 16-row tiles a job at most (the kernel keeps their sums in registers)
 PERSIST_MODES = {"full": 0, "read": 1, "compute": 2, "no_chain": 3}
 
@@ -693,7 +693,7 @@ class PersistPlan:
         from .nvrtc import kernel
         if mode not in PERSIST_MODES:
             raise ValueError(f"mode must be one of {', '.join(PERSIST_MODES)}, not {mode!r}")
-        k = kernel(_MMA_SRC, f"fairy_mma_persist<{self.warps},{PERSIST_MODES[mode]}>", self.index)
+        k = kernel(_MMA_SRC, f"fairy_mma_persist<{self.warps},{PERSIST_MODES[mode]},{PERSIST_MAX_STAGES},{PERSIST_MAX_TILES}>", self.index)
         k.allow_shared(self.shared)
         self.done.zero_()
         vp, ci = ctypes.c_void_p, ctypes.c_int
