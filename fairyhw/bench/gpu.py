@@ -38,11 +38,14 @@ def check_exact(dev, mma, stream=False) -> None:
                     raise SystemExit(f"error: GPU sums (tensor-core kernel, sets={sets}) differ from the "
                                      f"golden path for n={codes.shape[1]} m={codes.shape[2]}")
     if stream:                                # the streaming kernels (bulk copies: Hopper and newer)
+        layers, refs = [], []                 # the bit-plane cases, then as one persistent step
         for codes, p, q, ref in exact_cases(((300, 200, 1), (2048, 2048, 1), (600, 5504, 1))):
             ci = k.pack_codes_i32(codes).to(dev)
             for b1 in (False, True):
                 if b1:
                     cs, (act, asum) = k.pack_codes_b1(ci), k.activation_bits(p.to(dev), q.to(dev), ci.shape[-1])
+                    layers.append((cs, act, asum, torch.empty(1, *cs.shape[:2], 4, dtype=torch.int32, device=dev)))
+                    refs.append((ref, codes.shape[1], codes.shape[2]))
                 else:
                     cs, (act, asum) = ci, k.activation_planes(p.to(dev), q.to(dev), ci.shape[-1])
                 for pre in ((0, 8) if b1 and cs.shape[-1] <= 128 else (0,)):
@@ -50,19 +53,11 @@ def check_exact(dev, mma, stream=False) -> None:
                     if not torch.equal(got.cpu().long(), ref):
                         raise SystemExit(f"error: GPU sums (streaming kernel, b1={b1}, pre={pre}) differ from "
                                          f"the golden path for n={codes.shape[1]} m={codes.shape[2]}")
-    if stream:                                # the persistent kernel: the three shapes as one step
-        cases = list(exact_cases(((300, 200, 1), (2048, 2048, 1), (600, 5504, 1))))
-        layers = []
-        for codes, p, q, _ in cases:
-            ci = k.pack_codes_i32(codes).to(dev)
-            cs = k.pack_codes_b1(ci)
-            layers.append((cs, *k.activation_bits(p.to(dev), q.to(dev), ci.shape[-1]),
-                           torch.empty(1, *cs.shape[:2], 4, dtype=torch.int32, device=dev)))
         k.PersistPlan(layers).run()
-        for (codes, _, _, ref), layer in zip(cases, layers):
+        for layer, (ref, n, m) in zip(layers, refs):
             if not torch.equal(layer[3].cpu().long(), ref):
                 raise SystemExit(f"error: GPU sums (persistent kernel) differ from the golden path for "
-                                 f"n={codes.shape[1]} m={codes.shape[2]}")
+                                 f"n={n} m={m}")
     print(f"exact: the {len(kernels) + 3 * stream} GPU kernels' integer sums equal the golden path "
           f"({'5 shapes, 1 to 16 tokens' if mma else '3 shapes'}, == on int64)")
 
