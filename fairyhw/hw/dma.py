@@ -22,7 +22,10 @@ from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["axi_read_signature", "axi_write_signature", "AxiReader", "AxiWriter", "RegisterSlice", "CreditLink", "INCR"]
+from .timing import BLOCK_FIFO_LATENCY
+
+__all__ = ["axi_read_signature", "axi_write_signature", "AxiReader", "AxiWriter", "RegisterSlice", "CreditLink",
+           "BlockFIFO", "INCR"]
 
 #: AXI burst type INCR.
 INCR = 1
@@ -133,20 +136,21 @@ class AxiReader(_AxiMaster):
 
     def elaborate(self, platform):
         m = Module()
-        fifo = m.submodules.fifo = SyncFIFOBuffered(width=self.data_width, depth=self.fifo_depth)
+        fifo = m.submodules.fifo = BlockFIFO(self.data_width, self.fifo_depth)
         owed = Signal(32)                                  # beats not yet delivered
         space = Signal(range(self.fifo_depth + 1), init=self.fifo_depth)   # FIFO room not yet asked for
         inflight = Signal(range(self.outstanding + 1))     # bursts requested, last beat not yet in
         none_left, n, issued = self._addresses(m, self.axi.ar,
                                           lambda n: (space >= n) & (inflight < self.outstanding))
         r = self.axi.r
-        m.d.comb += [r.ready.eq(1), fifo.w_en.eq(r.valid), fifo.w_data.eq(r.payload.data)]
+        # the FIFO always has room: the reads ask for no more than it holds
+        m.d.comb += [r.ready.eq(1), fifo.i.valid.eq(r.valid), fifo.i.payload.eq(r.payload.data)]
         # the words out, or dropped while aborting
-        m.d.comb += [self.data.valid.eq(fifo.r_rdy & ~self.abort), self.data.payload.eq(fifo.r_data),
-                     fifo.r_en.eq(self.data.ready | self.abort)]
+        m.d.comb += [self.data.valid.eq(fifo.o.valid & ~self.abort), self.data.payload.eq(fifo.o.payload),
+                     fifo.o.ready.eq(self.data.ready | self.abort)]
 
         burst_done = r.valid & r.payload.last
-        delivered = fifo.r_rdy & fifo.r_en
+        delivered = fifo.o.valid & fifo.o.ready
         m.d.sync += [space.eq(space - Mux(issued, n, 0) + delivered),
                      inflight.eq(inflight + issued - burst_done)]
         with m.If(r.valid & (r.payload.resp != 0)):
@@ -274,4 +278,72 @@ class CreditLink(wiring.Component):
             m.d.sync += r_ptr.eq(Mux(r_ptr == n - 1, 0, r_ptr + 1))
         m.d.comb += [wr.addr.eq(w_ptr), wr.data.eq(self.i.payload), wr.en.eq(1), rd.addr.eq(r_ptr),
                      self.i.ready.eq(free), self.o.valid.eq(held), self.o.payload.eq(rd.data)]
+        return m
+
+
+class BlockFIFO(wiring.Component):
+    """A stream FIFO of ``depth`` words of ``width`` bits in block RAM, built for the clock: the block
+    RAM's read data go straight into a register with no enable (which the place-and-route flow folds
+    into the RAM as its output register), and from there into a small queue of distributed RAM written
+    every cycle, as in :class:`CreditLink`. Every handshake and RAM control comes from registers.
+
+    A word taken at cycle ``t`` is offered at ``t + BLOCK_FIFO_LATENCY`` at the earliest
+    (:data:`fairyhw.hw.timing.BLOCK_FIFO_LATENCY`); full rate in and out. ``i.ready``: fewer than
+    ``depth`` words in the block RAM. (A FIFO whose block RAM output goes through its output mux put the
+    RAM's 5.6 ns clock-to-out in front of the consumer's logic: the system top's critical path.)
+    """
+
+    #: places in the output queue: a word read from the block RAM takes 4 cycles to free its place
+    QUEUE = 4
+
+    def __init__(self, width: int, depth: int):
+        if depth < 2:
+            raise ValueError(f"a block FIFO holds two words at least, not {depth}")
+        self.width, self.depth = width, depth
+        super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width))})
+
+    def elaborate(self, platform):
+        m = Module()
+        D, Q = self.depth, self.QUEUE
+        mem = m.submodules.mem = Memory(shape=unsigned(self.width), depth=D, init=[])
+        wr, rd = mem.write_port(), mem.read_port(domain="sync")
+        w_ptr, r_ptr = Signal(range(D)), Signal(range(D))
+        level = Signal(range(D + 1))                  # words in the block RAM not yet read
+        room, some = Signal(init=1), Signal()         # level != D, level != 0 (registers)
+        held = Signal(range(Q + 1))                   # the queue's words and those on their way to it
+        credit = Signal(init=1)                       # held != Q (a register)
+        take = self.i.valid & room
+        issue = some & credit
+        level_next = level + take - issue
+        m.d.sync += [level.eq(level_next), room.eq(level_next != D), some.eq(level_next != 0)]
+        with m.If(take):
+            m.d.sync += w_ptr.eq(Mux(w_ptr == D - 1, 0, w_ptr + 1))
+        with m.If(issue):
+            m.d.sync += r_ptr.eq(Mux(r_ptr == D - 1, 0, r_ptr + 1))
+        m.d.comb += [wr.addr.eq(w_ptr), wr.data.eq(self.i.payload), wr.en.eq(take), rd.addr.eq(r_ptr),
+                     self.i.ready.eq(room)]
+        # the read pipeline: the RAM's data (its address registered), then a register with no enable
+        out_reg = Signal(self.width, reset_less=True)
+        v1, v2 = Signal(), Signal()
+        m.d.sync += [out_reg.eq(rd.data), v1.eq(issue), v2.eq(v1)]
+        # the queue: written every cycle at its write pointer, which moves on with a word
+        places = 2 * Q
+        q = m.submodules.queue = Memory(shape=unsigned(self.width), depth=places, init=[])
+        qw, qr = q.write_port(), q.read_port(domain="comb")
+        qw_ptr, qr_ptr = Signal(range(places)), Signal(range(places))
+        n_out = Signal(range(Q + 1))                  # words in the queue
+        valid = Signal()                              # n_out != 0 (a register)
+        pop = self.o.valid & self.o.ready
+        # the consumer's handshake reaches the flags through one LUT: each flag's two outcomes come
+        # from registers (with its handshake in front of the count's adder and comparison, a consumer
+        # placed far away made this the system top's critical path at 101.3 MHz)
+        held_in = held + issue
+        m.d.sync += [held.eq(held_in - pop), credit.eq(pop | (held_in != Q)),
+                     n_out.eq(n_out + v2 - pop), valid.eq(v2 | Mux(pop, n_out > 1, n_out != 0))]
+        with m.If(v2):
+            m.d.sync += qw_ptr.eq(qw_ptr + 1)
+        with m.If(pop):
+            m.d.sync += qr_ptr.eq(qr_ptr + 1)
+        m.d.comb += [qw.addr.eq(qw_ptr), qw.data.eq(out_reg), qw.en.eq(1), qr.addr.eq(qr_ptr),
+                     self.o.valid.eq(valid), self.o.payload.eq(qr.data)]
         return m

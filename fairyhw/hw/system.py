@@ -249,23 +249,16 @@ class SystemTop(wiring.Component):
         m.d.comb += [act_un.length.eq(n_act)]
         for u in wgt_un:
             m.d.comb += u.length.eq(n_pass)
-        # each read master's words through a credit link (its FIFO's read enable and block RAM kept
-        # out of the consumers' handshake logic, and no wide register waiting on that logic)
-        ctrl_s = CreditLink(D)
-        wgt_s = [CreditLink(D) for _ in range(P)]
-        m.submodules.ctrl_slice = ResetInserter(m_rst)(ctrl_s)
-        wiring.connect(m, ctrl.data, ctrl_s.i)
-        for p, (rd, sl) in enumerate(zip(wgts, wgt_s)):
-            m.submodules[f"wgt_slice{p}"] = ResetInserter(m_rst)(sl)
-            wiring.connect(m, rd.data, sl.i)
-        m.d.comb += [desc_un.i.payload.eq(ctrl_s.o.payload), act_un.i.payload.eq(ctrl_s.o.payload),
-                     desc_un.i.valid.eq(ctrl_s.o.valid & ~ctrl_to_act),
-                     act_un.i.valid.eq(ctrl_s.o.valid & ctrl_to_act),
-                     ctrl_s.o.ready.eq(Mux(ctrl_to_act, act_un.i.ready, desc_un.i.ready))]
+        # each read master's words straight from its FIFO's output queue (registers and a small
+        # distributed RAM: its block RAM stays out of the consumers' handshake logic)
+        m.d.comb += [desc_un.i.payload.eq(ctrl.data.payload), act_un.i.payload.eq(ctrl.data.payload),
+                     desc_un.i.valid.eq(ctrl.data.valid & ~ctrl_to_act),
+                     act_un.i.valid.eq(ctrl.data.valid & ctrl_to_act),
+                     ctrl.data.ready.eq(Mux(ctrl_to_act, act_un.i.ready, desc_un.i.ready))]
         m.d.comb += [engine.act.payload.eq(act_un.o.payload), engine.act.valid.eq(act_un.o.valid),
                      act_un.o.ready.eq(engine.act.ready)]
-        for sl, u in zip(wgt_s, wgt_un):
-            wiring.connect(m, sl.o, u.i)
+        for rd, u in zip(wgts, wgt_un):
+            wiring.connect(m, rd.data, u.i)
         all_valid = Cat(*(u.o.valid for u in wgt_un)).all()
         m.d.comb += [engine.wgt.payload.eq(Cat(*(u.o.payload for u in wgt_un))[:2 * ecfg.lanes]),
                      engine.wgt.valid.eq(all_valid)]
@@ -324,6 +317,8 @@ class SystemTop(wiring.Component):
         rows_left = Signal(32)
         sm = Signal(range(max(ecfg.stages * len(ecfg.matrices), 2)))
         passes_done = Signal()
+        run_on, can_pass = Signal(), Signal()       # see the passes' logic below
+        sm_last, rows_last = Signal(), Signal()     # == (sm is the last), (rows_left <= row_tile)
         pass_bytes = Signal(32 + wshift)
         m.d.comb += pass_bytes.eq(pass_mw << wshift)
         for p, rd in enumerate(wgts):
@@ -393,9 +388,27 @@ class SystemTop(wiring.Component):
         m.d.sync += layer_done.eq(res_last_seen & flushed & (avail == 0) & ~eng_cmd_pend & passes_done &
                                   res_w.quiet & ~res_fifo.r_rdy)
 
+        # the weight passes, from registers rather than the state machine's decoding (its logic in
+        # front of `passes_done` was the system top's critical path at 92.9 MHz): `run_on` is the RUN
+        # state; `can_pass` says that every port has taken the last pass's command and passes are
+        # left, as of the cycle before, with no pass issued then
+        n_sm = ecfg.stages * len(ecfg.matrices)
+        pass_due = run_on & can_pass
+        pass_go = pass_due & ~w_over
+        m.d.sync += can_pass.eq((w_pend == 0) & ~passes_done & ~pass_go)
+        with m.If(pass_go):
+            m.d.sync += [w_pend.eq((1 << P) - 1), sm.eq(Mux(sm_last, 0, sm + 1)),
+                         sm_last.eq(Mux(sm_last, n_sm == 1, sm + 1 == n_sm - 1))]
+            with m.If(sm_last):
+                m.d.sync += [rows_left.eq(Mux(rows_last, 0, rows_left - ecfg.row_tile)),
+                             rows_last.eq(rows_left <= 2 * ecfg.row_tile)]
+                with m.If(rows_last):
+                    m.d.sync += passes_done.eq(1)
+
         def abortable():
             """A soft reset while running: the last word on the next state, so it wins."""
             with m.If(regs.ctrl_soft_reset):
+                m.d.sync += run_on.eq(0)
                 m.next = "ABORT"
 
         with m.FSM(name="run") as fsm:
@@ -481,8 +494,9 @@ class SystemTop(wiring.Component):
                 with m.Elif(port == P - 1):
                     m.d.comb += clear_next.eq(1)
                     m.d.sync += [eng_cmd_pend.eq(1), act_pend.eq(1), ctrl_to_act.eq(1),
-                                 rows_left.eq(d["rows"]), sm.eq(0), passes_done.eq(0),
-                                 w_pend.eq(0)]
+                                 rows_left.eq(d["rows"]), rows_last.eq(d["rows"] <= ecfg.row_tile),
+                                 sm.eq(0), sm_last.eq(n_sm == 1), passes_done.eq(0), w_pend.eq(0),
+                                 can_pass.eq(1), run_on.eq(1)]
                     m.next = "RUN"
                 abortable()
             with m.State("RUN"):
@@ -492,24 +506,17 @@ class SystemTop(wiring.Component):
                              ctrl.cmd.payload.beats.eq(act_mw)]
                 with m.If(ctrl.cmd.valid & ctrl.cmd.ready):
                     m.d.sync += act_pend.eq(0)
-                # the next pass once every port has taken this one
-                with m.If((w_pend == 0) & ~passes_done):
-                    with m.If(w_over):
-                        fail("range")
-                        m.next = "ABORT"
-                    with m.Else():
-                        m.d.sync += w_pend.eq((1 << P) - 1)
-                        last_sm = sm == ecfg.stages * len(ecfg.matrices) - 1
-                        m.d.sync += sm.eq(Mux(last_sm, 0, sm + 1))
-                        with m.If(last_sm):
-                            m.d.sync += rows_left.eq(Mux(rows_left > ecfg.row_tile,
-                                                         rows_left - ecfg.row_tile, 0))
-                            with m.If(rows_left <= ecfg.row_tile):
-                                m.d.sync += passes_done.eq(1)
+                # the next pass (issued above, from registers) past the top
+                with m.If(pass_due & w_over):
+                    fail("range")
+                    m.d.sync += run_on.eq(0)
+                    m.next = "ABORT"
                 with m.If(res_fresh & res_go & res_over):
                     fail("range")
+                    m.d.sync += run_on.eq(0)
                     m.next = "ABORT"
                 with m.Elif(layer_done):
+                    m.d.sync += run_on.eq(0)
                     m.next = "NEXT"
                 m.d.comb += in_run.eq(1)
                 abortable()

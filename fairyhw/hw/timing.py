@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["BUFFER_READ_DELAY", "read_cycles", "system_cycles", "engine_cycles", "array_cycles", "array_depth", "tree_levels", "tree_depth", "tile_rows",
+__all__ = ["BUFFER_READ_DELAY", "BLOCK_FIFO_LATENCY", "read_cycles", "system_cycles", "engine_cycles", "array_cycles", "array_depth", "tree_levels", "tree_depth", "tile_rows",
            "output_stages", "latency", "pass_count", "result_beats"]
 
 
@@ -71,6 +71,10 @@ def pass_count(cfg, rows: int) -> int:
 #: a middle copy, the bank's own address register, the block RAM's read, the read-data register
 #: (:class:`fairyhw.hw.buffer.ActBuffer`).
 BUFFER_READ_DELAY = 4
+
+#: Cycles from a word entering a :class:`fairyhw.hw.dma.BlockFIFO` (a read master's FIFO) to its being
+#: offered at the output: the level registered, the block RAM's read, its output register, the queue.
+BLOCK_FIFO_LATENCY = 4
 
 
 def array_depth(cfg) -> int:
@@ -192,12 +196,12 @@ def read_cycles(beats: int, *, width: int, bytes_per_cycle: float, latency: int,
     bandwidth, ``latency`` cycles from a burst's address to its first word, and at most
     ``outstanding`` bursts in flight (the smaller of the master's and the memory's limits), starting
     from an idle memory at a 4 KB boundary; the consumer never stalls. :class:`_ReadPort` follows the
-    bursts; the last word leaves the master's FIFO the cycle after it arrives. Checked against
+    bursts; the last word leaves the master's FIFO :data:`BLOCK_FIFO_LATENCY` cycles after it is on the bus. Checked against
     co-simulation (``sim/test_dma.py``)."""
     port = _ReadPort(width=width, bytes_per_cycle=bytes_per_cycle, latency=latency,
                      outstanding=outstanding, max_burst=max_burst)
     _, t = port.command(0, beats)
-    return t[-1] + 2
+    return t[-1] + BLOCK_FIFO_LATENCY
 
 
 _engine_latency = latency
@@ -208,8 +212,6 @@ _engine_latency = latency
 #: response, the writer going quiet, the layer's end registered and the layer's end state (NEXT), and
 #: the register slice between the packer and the FIFO.
 SYSTEM_WRITE_EXTRA = 11
-#: Cycles a read master's word spends in its credit link (:class:`fairyhw.hw.dma.CreditLink`).
-SLICE = 1
 
 
 def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstanding: int) -> dict:
@@ -218,14 +220,14 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
     memory of ``bytes_per_cycle`` bandwidth, ``latency`` cycles from a burst's address to its first
     word and at most ``outstanding`` bursts in flight; writes answered at once.
 
-    Every word a read master delivers spends :data:`SLICE` cycles in its credit link.
+    Every word a read master delivers is offered :data:`BLOCK_FIFO_LATENCY` cycles after it arrives.
     Per layer: the descriptor's fetch (its last word, then the descriptor unpacked and taken), a cycle
     to check it, the divider (``bits(max_in) + 1`` cycles), a cycle to size the transfers and one per
     weight port; then the run: the engine's command, the activation read and (a cycle later) the first
-    pass's weight command, one weight command a pass (every two cycles at most, and once the one
+    pass's weight command, one weight command a pass (every three cycles at most, and once the one
     before has all its addresses out), each port's words from :class:`_ReadPort`. The array's schedule
     (:func:`array_cycles`) then holds with two more bounds: the activations' last beat (``A``) and
-    each pass's last weight word (``W_i``, the cycle after it leaves the credit link, a cycle more
+    each pass's last weight word (``W_i``, the cycle it is offered by the master's FIFO, a cycle more
     through a wide slice's unpacker) bound the last word of pass 0 and of pass ``i``::
 
         L_0 = max(2n + 3, A + n + 2, W_0),   L_i = max(L_{i-1} + max(n, 2), e_{i-2} + 1, W_i)
@@ -251,17 +253,17 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
     t0 = 0                                   # the layer's first cycle (FETCH)
     for k, rows in layers:
         _, t = ctrl.command(t0, desc_words)
-        run0 = t[-1] + SLICE + (3 if desc_wide else 2) + 1 + e.max_in.bit_length() + 1 + 1 + cfg.weight_ports
+        run0 = t[-1] + BLOCK_FIFO_LATENCY + (1 if desc_wide else 0) + 1 + e.max_in.bit_length() + 1 + 1 + cfg.weight_ports
         # activations: beat j once its last word is through the FIFO (and the unpacker if wide)
         n_act = cfg.act_items(k)
         _, t = ctrl.command(run0, cfg.act_memory_words(k))
         slot = slot_bits(cfg.act_bits, D)
         if slot > D:
             kw = slot // D
-            avail = [t[(j + 1) * kw - 1] + SLICE + 2 for j in range(n_act)]
+            avail = [t[(j + 1) * kw - 1] + BLOCK_FIFO_LATENCY for j in range(n_act)]
         else:
             per_word = D // slot
-            avail = [t[j // per_word] + SLICE + 1 for j in range(n_act)]
+            avail = [t[j // per_word] + BLOCK_FIFO_LATENCY - 1 for j in range(n_act)]
         a = None
         for v in avail:
             a = max(run0 + 2, v) if a is None else max(a + 1, v)
@@ -272,10 +274,10 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
         h, last_a, ready, offset = run0 + 1, None, [], 0
         for i in range(pass_count(e, rows)):
             if i:
-                h = max(h + 2, last_a + 1)
+                h = max(h + 3, last_a + 1)
             last_a, t = wgt.command(h, pmw, offset)
             offset += pmw * wb
-            ready.append(t[-1] + SLICE + 1 + (1 if wide else 0) - run0)
+            ready.append(t[-1] + BLOCK_FIFO_LATENCY - 1 + (1 if wide else 0) - run0)
         # the write tail: the last pass's result beats leave the engine a cycle apart, but a beat of
         # `item` words takes `item` cycles through the packer; then the final burst and its response
         res_words = cfg.result_memory_words(rows)
