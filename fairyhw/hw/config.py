@@ -210,8 +210,8 @@ class EngineConfig:
     @property
     def acc_width(self) -> int:
         """Accumulator bits: never overflows for ``k <= max_in``
-        (:func:`fairyhw.model.golden.accumulator_width`)."""
-        from ..model.golden import accumulator_width
+        (:func:`fairyhw.model.widths.accumulator_width`)."""
+        from ..model.widths import accumulator_width
         return accumulator_width(self.max_in)
 
     @property

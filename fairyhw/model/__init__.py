@@ -2,6 +2,7 @@
 
 - :mod:`~fairyhw.model.golden`: PhaseQuant, the widely-linear transform, residual stages, int8
   activations and the integer sums the hardware accumulates, float and bit-exact integer.
+- :mod:`~fairyhw.model.widths`: the integer contract's widths, torch-free (for the generator).
 - :mod:`~fairyhw.model.layers`: drop-in torch modules and :func:`~fairyhw.model.layers.convert`.
 - :mod:`~fairyhw.model.pack`: 2-bit code packing and ``$readmemh`` memory images.
 - :mod:`~fairyhw.model.checkpoint`: HF safetensors directories and GGUF files.

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from .. import FairyError
+from .widths import accumulator_width  # noqa: F401  (the integer contract, torch-free)
 
 __all__ = [
     "CODE_A", "CODE_B", "SUM_PARTS", "Stage", "phase_codes", "phase_quant", "dequant_stage",
@@ -283,19 +284,6 @@ def dequant_activations(act: ActQuant, dtype=torch.float32) -> tuple[torch.Tenso
 # --------------------------------------------------------------------------------------------------
 # Integer path
 # --------------------------------------------------------------------------------------------------
-
-def accumulator_width(k: int) -> int:
-    """Signed accumulator bits that can never overflow for an input length of ``k`` complex elements.
-
-    Each term is ±p or ±q with p, q in [-128, 127], so ``|sum| <= 128*k``; ``8 + ceil(log2 k) + 1``
-    bits hold ``[-2**(7 + c) * 2, 2**(8 + c) - 1]`` which covers it (one bit to spare when k is a power
-    of two). The same bound holds for merged (swap-mux) accumulators, since each element adds to one
-    of a, b only.
-    """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise FairyError(f"input length must be a positive integer, not {k!r}")
-    return 8 + math.ceil(math.log2(k)) + 1 if k > 1 else 9
-
 
 def integer_sums(codes: torch.Tensor, p: torch.Tensor, q: torch.Tensor, *, conj: bool = False
                  ) -> torch.Tensor:
