@@ -135,22 +135,20 @@ def test_whole_model_plan_matches_its_images():
             assert all(len(lay.images[wgt + p * stride]) <= stride for p in range(cfg.weight_ports))
 
 
-@pytest.mark.parametrize("depth", [2, 3, 5])
-def test_credit_link_keeps_order_and_full_rate(depth):
-    """The credit link gives back every word in order under random stalls, and with both sides always
-    willing moves a word every cycle after its one cycle of latency."""
-    from fairyhw.hw.dma import CreditLink
-    rng = random.Random(depth)
+def _check_queue(make, latency, seed):
+    """A 40-bit stream queue from ``make()``: every word back in order under random stalls, and with
+    both sides always willing a word every cycle, each offered ``latency`` cycles after it went in."""
+    rng = random.Random(seed)
     words = [rng.randrange(1 << 40) for _ in range(300)]
-    dut = CreditLink(40, depth)
-    got = _stream(dut, words, lambda ctx, w: ctx.set(dut.i.payload, w), lambda d: (d.o.payload,), seed=depth)
+    dut = make()
+    got = _stream(dut, words, lambda ctx, w: ctx.set(dut.i.payload, w), lambda d: (d.o.payload,), seed=seed)
     assert [g for g, in got] == words
-    dut = CreditLink(40, depth)
+    dut = make()
     seen = []
 
     async def tb(ctx):
         ctx.set(dut.o.ready, 1)
-        for c in range(60):
+        for c in range(50 + latency + 10):
             ctx.set(dut.i.valid, c < 50)
             ctx.set(dut.i.payload, c)
             assert ctx.get(dut.i.ready) == 1                # never full while the consumer takes
@@ -161,7 +159,14 @@ def test_credit_link_keeps_order_and_full_rate(depth):
     sim.add_clock(1e-6)
     sim.add_testbench(tb)
     sim.run()
-    assert seen == [(c + 1, c) for c in range(50)]
+    assert seen == [(c + latency, c) for c in range(50)]
+
+
+@pytest.mark.parametrize("depth", [2, 3, 5])
+def test_credit_link_keeps_order_and_full_rate(depth):
+    """The credit link: order under random stalls, full rate, one cycle of latency."""
+    from fairyhw.hw.dma import CreditLink
+    _check_queue(lambda: CreditLink(40, depth), 1, depth)
 
 
 def test_credit_link_refuses_one_place():
@@ -172,33 +177,11 @@ def test_credit_link_refuses_one_place():
 
 @pytest.mark.parametrize("depth", [2, 5, 16])
 def test_block_fifo_keeps_order_full_rate_and_latency(depth):
-    """The block FIFO gives back every word in order under random stalls, and with both sides always
-    willing moves a word every cycle, each offered BLOCK_FIFO_LATENCY cycles after it went in (the
+    """The block FIFO: order under random stalls, full rate, and BLOCK_FIFO_LATENCY cycles a word (the
     constant the system's cycle model uses)."""
     from fairyhw.hw.dma import BlockFIFO
     from fairyhw.hw.timing import BLOCK_FIFO_LATENCY
-    rng = random.Random(depth)
-    words = [rng.randrange(1 << 40) for _ in range(300)]
-    dut = BlockFIFO(40, depth)
-    got = _stream(dut, words, lambda ctx, w: ctx.set(dut.i.payload, w), lambda d: (d.o.payload,), seed=depth)
-    assert [g for g, in got] == words
-    dut = BlockFIFO(40, depth)
-    seen = []
-
-    async def tb(ctx):
-        ctx.set(dut.o.ready, 1)
-        for c in range(70):
-            ctx.set(dut.i.valid, c < 50)
-            ctx.set(dut.i.payload, c)
-            assert ctx.get(dut.i.ready) == 1                # never full while the consumer takes
-            if ctx.get(dut.o.valid):
-                seen.append((c, ctx.get(dut.o.payload)))
-            await ctx.tick()
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(tb)
-    sim.run()
-    assert seen == [(c + BLOCK_FIFO_LATENCY, c) for c in range(50)]
+    _check_queue(lambda: BlockFIFO(40, depth), BLOCK_FIFO_LATENCY, depth)
 
 
 def test_block_fifo_fills_to_depth():
