@@ -270,8 +270,12 @@ class CreditLink(wiring.Component):
         free, held = Signal(init=1), Signal()              # count < depth, count != 0
         take = self.i.valid & free
         back = self.o.valid & self.o.ready
-        nxt = count + take - back
-        m.d.sync += [count.eq(nxt), free.eq(nxt != self.depth), held.eq(nxt != 0)]
+        # the consumer's handshake reaches the flags through one LUT: each flag's two outcomes come
+        # from registers (with the handshake in front of the count's adder and comparison, a consumer
+        # placed far away was the system top's critical path at 101.3 MHz)
+        count_in = count + take
+        m.d.sync += [count.eq(count_in - back), free.eq(back | (count_in != self.depth)),
+                     held.eq(take | Mux(back, count > 1, count != 0))]
         with m.If(take):
             m.d.sync += w_ptr.eq(Mux(w_ptr == n - 1, 0, w_ptr + 1))
         with m.If(back):
@@ -284,8 +288,9 @@ class CreditLink(wiring.Component):
 class BlockFIFO(wiring.Component):
     """A stream FIFO of ``depth`` words of ``width`` bits in block RAM, built for the clock: the block
     RAM's read data go straight into a register with no enable (which the place-and-route flow folds
-    into the RAM as its output register), and from there into a small queue of distributed RAM written
-    every cycle, as in :class:`CreditLink`. Every handshake and RAM control comes from registers.
+    into the RAM as its output register), and from there into a :class:`CreditLink` of ``QUEUE`` words
+    (distributed RAM written every cycle), a word read from the block RAM only while a place is free
+    for it. Every handshake and RAM control comes from registers.
 
     A word taken at cycle ``t`` is offered at ``t + BLOCK_FIFO_LATENCY`` at the earliest
     (:data:`fairyhw.hw.timing.BLOCK_FIFO_LATENCY`); full rate in and out. ``i.ready``: fewer than
@@ -311,7 +316,7 @@ class BlockFIFO(wiring.Component):
         level = Signal(range(D + 1))                  # words in the block RAM not yet read
         room, some = Signal(init=1), Signal()         # level != D, level != 0 (registers)
         held = Signal(range(Q + 1))                   # the queue's words and those on their way to it
-        credit = Signal(init=1)                       # held != Q (a register)
+        credit = Signal(init=1)                       # held != Q (a register; the pop through one LUT)
         take = self.i.valid & room
         issue = some & credit
         level_next = level + take - issue
@@ -326,24 +331,10 @@ class BlockFIFO(wiring.Component):
         out_reg = Signal(self.width, reset_less=True)
         v1, v2 = Signal(), Signal()
         m.d.sync += [out_reg.eq(rd.data), v1.eq(issue), v2.eq(v1)]
-        # the queue: written every cycle at its write pointer, which moves on with a word
-        places = 2 * Q
-        q = m.submodules.queue = Memory(shape=unsigned(self.width), depth=places, init=[])
-        qw, qr = q.write_port(), q.read_port(domain="comb")
-        qw_ptr, qr_ptr = Signal(range(places)), Signal(range(places))
-        n_out = Signal(range(Q + 1))                  # words in the queue
-        valid = Signal()                              # n_out != 0 (a register)
+        # the queue: a credit link, never full (a word is read only with a place free for it)
+        queue = m.submodules.queue = CreditLink(self.width, Q)
         pop = self.o.valid & self.o.ready
-        # the consumer's handshake reaches the flags through one LUT: each flag's two outcomes come
-        # from registers (with its handshake in front of the count's adder and comparison, a consumer
-        # placed far away made this the system top's critical path at 101.3 MHz)
-        held_in = held + issue
-        m.d.sync += [held.eq(held_in - pop), credit.eq(pop | (held_in != Q)),
-                     n_out.eq(n_out + v2 - pop), valid.eq(v2 | Mux(pop, n_out > 1, n_out != 0))]
-        with m.If(v2):
-            m.d.sync += qw_ptr.eq(qw_ptr + 1)
-        with m.If(pop):
-            m.d.sync += qr_ptr.eq(qr_ptr + 1)
-        m.d.comb += [qw.addr.eq(qw_ptr), qw.data.eq(out_reg), qw.en.eq(1), qr.addr.eq(qr_ptr),
-                     self.o.valid.eq(valid), self.o.payload.eq(qr.data)]
+        m.d.sync += [held.eq(held + issue - pop), credit.eq(pop | (held + issue != Q))]
+        m.d.comb += [queue.i.valid.eq(v2), queue.i.payload.eq(out_reg)]
+        wiring.connect(m, queue.o, wiring.flipped(self.o))
         return m
