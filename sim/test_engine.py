@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from fairyhw.cosim.build import setup_verilator
+from fairyhw.cosim.build import build_lock, setup_verilator
 from fairyhw.flow.gen import generate
 from fairyhw.hw.driver import ref_results, rescale_results
 from fairyhw.hw.engine import Engine
@@ -50,14 +50,15 @@ def build_component(name, component, wrapper):
     (module ``top``, standard port names) under ``sim_build/<name>/``. Returns (runner, folder)."""
     from amaranth.back import verilog
     bdir = BUILD / name
-    bdir.mkdir(parents=True, exist_ok=True)
-    for fname, text in (("inner.v", verilog.convert(component, name="inner")), ("top.v", wrapper)):
-        path = bdir / fname
-        if not path.exists() or path.read_text() != text:      # unchanged sources: no rebuild
-            path.write_text(text)
-    runner = get_runner()
-    runner.build(sources=[bdir / "inner.v", bdir / "top.v"], hdl_toplevel="top", build_dir=bdir,
-                 build_args=["-Wno-fatal"], timescale=("1ns", "1ps"))
+    inner = verilog.convert(component, name="inner")
+    with build_lock(bdir):                                      # parallel workers (pytest -n) take turns
+        for fname, text in (("inner.v", inner), ("top.v", wrapper)):
+            path = bdir / fname
+            if not path.exists() or path.read_text() != text:  # unchanged sources: no rebuild
+                path.write_text(text)
+        runner = get_runner()
+        runner.build(sources=[bdir / "inner.v", bdir / "top.v"], hdl_toplevel="top", build_dir=bdir,
+                     build_args=["-Wno-fatal"], timescale=("1ns", "1ps"))
     return runner, bdir
 
 
@@ -88,15 +89,15 @@ def build(**params):
     """Generate the design's Verilog and build it (cached). Returns (runner, engine, build_dir)."""
     key = "_".join(f"{k}{v}" for k, v in sorted(params.items())) + ("_waves" if WAVES else "")
     bdir = BUILD / SIM / key
-    bdir.mkdir(parents=True, exist_ok=True)
-    generate(str(bdir), "fairyhw_engine", **params)
-    if SIM == "icarus":
-        icarus_time0_fix(bdir / "fairyhw_engine.v")
-    runner = get_runner()
-    args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-O2"] if SIM == "verilator" else []
-    # WAVES=1: the runner adds Verilator's --trace (VCD; FST would need the lz4 headers)
-    runner.build(sources=[bdir / "fairyhw_engine.v"], hdl_toplevel="fairyhw_engine", build_dir=bdir,
-                 build_args=args, timescale=("1ns", "1ps"), waves=WAVES)
+    with build_lock(bdir):                                      # parallel workers (pytest -n) take turns
+        generate(str(bdir), "fairyhw_engine", **params)
+        if SIM == "icarus":
+            icarus_time0_fix(bdir / "fairyhw_engine.v")
+        runner = get_runner()
+        args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-O2"] if SIM == "verilator" else []
+        # WAVES=1: the runner adds Verilator's --trace (VCD; FST would need the lz4 headers)
+        runner.build(sources=[bdir / "fairyhw_engine.v"], hdl_toplevel="fairyhw_engine", build_dir=bdir,
+                     build_args=args, timescale=("1ns", "1ps"), waves=WAVES)
     eng = Engine(**params)
     eng._MustUse__silence = True     # a parameter record here; the Verilog came from generate()
     return runner, eng, bdir
@@ -139,13 +140,16 @@ def run_job(design, layers, *, testcase="run_layers", idle=0.0, backpressure=0.0
 def record_cycles(design, rec, tag):
     """Append measured cycles to ``sim_build/cycles.json`` (with the latency function's prediction)."""
     _, eng, _ = design
-    data = json.loads(CYCLES.read_text()) if CYCLES.exists() else {"runs": []}
-    data["runs"] = [r for r in data["runs"] if r["tag"] != tag]
-    for layer in rec["layers"]:
-        data["runs"].append({"tag": tag, "layer": layer["name"], "config": eng.config.to_json(),
-                             "k": layer["k"], "rows": layer["rows"], "cycles": layer["cycles"],
-                             "stalls": rec.get("stalls", False), "simulator": SIM})
-    CYCLES.write_text(json.dumps(data, indent=1) + "\n")
+    with build_lock(BUILD):           # read-modify-write: parallel workers (pytest -n) take turns
+        data = json.loads(CYCLES.read_text()) if CYCLES.exists() else {"runs": []}
+        data["runs"] = [r for r in data["runs"] if r["tag"] != tag]
+        for layer in rec["layers"]:
+            data["runs"].append({"tag": tag, "layer": layer["name"], "config": eng.config.to_json(),
+                                 "k": layer["k"], "rows": layer["rows"], "cycles": layer["cycles"],
+                                 "stalls": rec.get("stalls", False), "simulator": SIM})
+        tmp = CYCLES.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=1) + "\n")
+        os.replace(tmp, CYCLES)       # readers never see half a file
 
 
 def random_layer(name, rows, k, stages, matrices, seed, mode="fairy2i", accumulate="split"):

@@ -3,6 +3,8 @@ memory (:mod:`fairyhw.cosim.memory`), compiled once per design and memory into a
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
@@ -10,7 +12,7 @@ from pathlib import Path
 
 from .memory import BENCH_MODULE, MemoryTiming, bench_verilog, memory_verilog
 
-__all__ = ["setup_verilator", "verilator_runner", "build_bench", "SYSTEM_MODULE"]
+__all__ = ["setup_verilator", "verilator_runner", "build_bench", "build_lock", "SYSTEM_MODULE"]
 
 #: The system wrapper's module name inside the bench.
 SYSTEM_MODULE = "fairyhw_system"
@@ -29,6 +31,21 @@ def setup_verilator() -> None:
     flags = os.environ.get("MAKEFLAGS", "")
     if "CFG_CXXFLAGS_PCH_I" not in flags:
         os.environ["MAKEFLAGS"] = f"{flags} CFG_CXXFLAGS_PCH_I=-include".strip()
+
+
+@contextlib.contextmanager
+def build_lock(folder: Path):
+    """Hold ``folder``'s build lock (an exclusive ``flock`` on ``folder/.lock``, the folder made if
+    missing): two processes that build, or read-modify-write, in the same folder (parallel test
+    workers, two ``fairyhw run`` jobs) take turns instead of overwriting each other's files."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield folder
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def verilator_runner():
@@ -52,20 +69,20 @@ def build_bench(config, timing: MemoryTiming, words: int, cache: Path, *, log=No
                "bench.v": bench_verilog(top, SYSTEM_MODULE)}
     digest = hashlib.sha256("\0".join(f"{k}\0{v}" for k, v in sorted(sources.items())).encode()).hexdigest()
     folder = Path(cache).resolve() / digest[:16]
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, text in sources.items():
-        path = folder / name
-        if not path.exists() or path.read_text() != text:
-            path.write_text(text)
-    runner = verilator_runner()
-    if log:
-        log(f"building the bench in {folder} (Verilator; once per design and memory)")
-    try:
-        runner.build(sources=[folder / n for n in sources], hdl_toplevel=BENCH_MODULE, build_dir=folder,
-                     # --timing: the bench's clock toggles inside the simulator (g++ needs -fcoroutines)
-                     build_args=["-Wno-fatal", "-O2", "--timing", "-CFLAGS", "-fcoroutines"],
-                     timescale=("1ns", "1ps"), log_file=str(folder / "build.log"))
-    except RuntimeError as e:
-        from .. import FairyError
-        raise FairyError(f"the Verilator build failed ({e}); see {folder / 'build.log'}") from None
+    with build_lock(folder):
+        for name, text in sources.items():
+            path = folder / name
+            if not path.exists() or path.read_text() != text:
+                path.write_text(text)
+        runner = verilator_runner()
+        if log:
+            log(f"building the bench in {folder} (Verilator; once per design and memory)")
+        try:
+            runner.build(sources=[folder / n for n in sources], hdl_toplevel=BENCH_MODULE, build_dir=folder,
+                         # --timing: the bench's clock toggles inside the simulator (g++ needs -fcoroutines)
+                         build_args=["-Wno-fatal", "-O2", "--timing", "-CFLAGS", "-fcoroutines"],
+                         timescale=("1ns", "1ps"), log_file=str(folder / "build.log"))
+        except RuntimeError as e:
+            from .. import FairyError
+            raise FairyError(f"the Verilator build failed ({e}); see {folder / 'build.log'}") from None
     return runner, folder
