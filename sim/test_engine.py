@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from fairyhw.cosim.build import build_lock, setup_verilator
+from fairyhw.cosim.build import build_lock, setup_verilator, write_sources
 from fairyhw.flow.gen import generate
 from fairyhw.hw.driver import ref_results, rescale_results
 from fairyhw.hw.engine import Engine
@@ -52,12 +52,9 @@ def build_component(name, component, wrapper):
     bdir = BUILD / name
     inner = verilog.convert(component, name="inner")
     with build_lock(bdir):                                      # parallel workers (pytest -n) take turns
-        for fname, text in (("inner.v", inner), ("top.v", wrapper)):
-            path = bdir / fname
-            if not path.exists() or path.read_text() != text:  # unchanged sources: no rebuild
-                path.write_text(text)
+        paths = write_sources(bdir, {"inner.v": inner, "top.v": wrapper})
         runner = get_runner()
-        runner.build(sources=[bdir / "inner.v", bdir / "top.v"], hdl_toplevel="top", build_dir=bdir,
+        runner.build(sources=paths, hdl_toplevel="top", build_dir=bdir,
                      build_args=["-Wno-fatal"], timescale=("1ns", "1ps"))
     return runner, bdir
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .memory import BENCH_MODULE, MemoryTiming, bench_verilog, memory_verilog
 
-__all__ = ["setup_verilator", "verilator_runner", "build_bench", "build_lock", "SYSTEM_MODULE"]
+__all__ = ["setup_verilator", "verilator_runner", "build_bench", "build_lock", "write_sources", "SYSTEM_MODULE"]
 
 #: The system wrapper's module name inside the bench.
 SYSTEM_MODULE = "fairyhw_system"
@@ -41,11 +41,20 @@ def build_lock(folder: Path):
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / ".lock", "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield folder
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+        fcntl.flock(f, fcntl.LOCK_EX)           # released when the file closes
+        yield folder
+
+
+def write_sources(folder: Path, sources: dict) -> list:
+    """Write each ``{name: text}`` source into ``folder`` unless the file already holds that text
+    (an unchanged source keeps its time stamp, so the build is not redone). Returns the paths."""
+    paths = []
+    for name, text in sources.items():
+        path = Path(folder) / name
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+        paths.append(path)
+    return paths
 
 
 def verilator_runner():
@@ -70,15 +79,12 @@ def build_bench(config, timing: MemoryTiming, words: int, cache: Path, *, log=No
     digest = hashlib.sha256("\0".join(f"{k}\0{v}" for k, v in sorted(sources.items())).encode()).hexdigest()
     folder = Path(cache).resolve() / digest[:16]
     with build_lock(folder):
-        for name, text in sources.items():
-            path = folder / name
-            if not path.exists() or path.read_text() != text:
-                path.write_text(text)
+        paths = write_sources(folder, sources)
         runner = verilator_runner()
         if log:
             log(f"building the bench in {folder} (Verilator; once per design and memory)")
         try:
-            runner.build(sources=[folder / n for n in sources], hdl_toplevel=BENCH_MODULE, build_dir=folder,
+            runner.build(sources=paths, hdl_toplevel=BENCH_MODULE, build_dir=folder,
                          # --timing: the bench's clock toggles inside the simulator (g++ needs -fcoroutines)
                          build_args=["-Wno-fatal", "-O2", "--timing", "-CFLAGS", "-fcoroutines"],
                          timescale=("1ns", "1ps"), log_file=str(folder / "build.log"))
