@@ -304,7 +304,8 @@ class BlockFIFO(wiring.Component):
 
     A word taken at cycle ``t`` is offered at ``t + BLOCK_FIFO_LATENCY`` at the earliest
     (:data:`fairyhw.hw.timing.BLOCK_FIFO_LATENCY`); full rate in and out. ``i.ready``: fewer than
-    ``depth`` words in the block RAM. (A FIFO whose block RAM output goes through its output mux put the
+    ``depth`` words in the block RAM. ``empty`` (a register, not a stream member): no word held
+    anywhere in the FIFO. (A FIFO whose block RAM output goes through its output mux put the
     RAM's 5.6 ns clock-to-out in front of the consumer's logic: the system top's critical path.)
     """
 
@@ -316,6 +317,7 @@ class BlockFIFO(wiring.Component):
             raise ValueError(f"a block FIFO holds two words at least, not {depth}")
         self.width, self.depth = width, depth
         super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width))})
+        self.empty = Signal(init=1)
 
     def elaborate(self, platform):
         m = Module()
@@ -344,7 +346,9 @@ class BlockFIFO(wiring.Component):
         # the queue: a credit link, never full (a word is read only with a place free for it)
         queue = m.submodules.queue = CreditLink(self.width, Q)
         pop = self.o.valid & self.o.ready
-        m.d.sync += [held.eq(held + issue - pop), credit.eq(pop | (held + issue != Q))]
+        held_next = held + issue - pop
+        m.d.sync += [held.eq(held_next), credit.eq(pop | (held + issue != Q)),
+                     self.empty.eq((level_next == 0) & (held_next == 0))]
         m.d.comb += [queue.i.valid.eq(v2), queue.i.payload.eq(out_reg)]
         wiring.connect(m, queue.o, wiring.flipped(self.o))
         return m

@@ -28,12 +28,11 @@ from __future__ import annotations
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .axi import RegisterFile, axil_signature
 from .config import DESCRIPTOR, DESCRIPTOR_BYTES, RESULT_SUM_BITS, SystemConfig, slot_bits
-from .dma import AxiReader, AxiWriter, CreditLink, RegisterSlice, axi_read_signature, axi_write_signature
+from .dma import AxiReader, AxiWriter, BlockFIFO, RegisterSlice, axi_read_signature, axi_write_signature
 from .engine import Engine
 
 __all__ = ["Unpacker", "Packer", "SystemTop", "REG_ADDR_WIDTH", "ERROR_CODES", "wrapper_ports",
@@ -223,7 +222,7 @@ class SystemTop(wiring.Component):
         act_un = Unpacker(cfg.act_bits, D)
         wgt_un = [Unpacker(cfg.slice_bits, D) for _ in range(P)]
         packer = Packer(cfg.result_bits, D)
-        res_fifo = SyncFIFOBuffered(width=D, depth=max(2 * cfg.max_burst, 4))
+        res_fifo = BlockFIFO(D, max(2 * cfg.max_burst, 4))
         res_s = RegisterSlice(D + 1)             # the packer's words (and last) on their way to the FIFO
         for name, sub in (("desc_un", desc_un), ("act_un", act_un), ("packer", packer),
                           ("res_slice", res_s), ("res_fifo", res_fifo)):
@@ -273,20 +272,17 @@ class SystemTop(wiring.Component):
                      packer.i.valid.eq(engine.res.valid), engine.res.ready.eq(packer.i.ready),
                      res_s.i.payload.eq(packer.o.payload.as_value()), res_s.i.valid.eq(packer.o.valid),
                      packer.o.ready.eq(res_s.i.ready),
-                     res_fifo.w_data.eq(res_s.o.payload[:D]), res_fifo.w_en.eq(res_s.o.valid),
-                     res_s.o.ready.eq(res_fifo.w_rdy)]
-        # the writer's W data straight from a credit link's small FIFO (the port's `wready` reaches
-        # its read pointer, not the result FIFO's level and block RAM)
-        res_link = CreditLink(D)
-        m.submodules.res_link = ResetInserter(clear | m_rst)(res_link)
-        m.d.comb += [res_link.i.payload.eq(res_fifo.r_data), res_link.i.valid.eq(res_fifo.r_rdy),
-                     res_fifo.r_en.eq(res_link.i.ready)]
-        wiring.connect(m, res_link.o, res_w.data)
+                     res_fifo.i.payload.eq(res_s.o.payload[:D]), res_fifo.i.valid.eq(res_s.o.valid),
+                     res_s.o.ready.eq(res_fifo.i.ready)]
+        # the writer's W data straight from the block FIFO's output queue (the port's `wready` reaches
+        # the queue's read pointer, not the FIFO's level and block RAM: a `SyncFIFOBuffered` here,
+        # its level -> read-ready -> level, was the system top's critical path at 96.7 MHz)
+        wiring.connect(m, res_fifo.o, res_w.data)
 
         # -- the result writer's bursts: the words already in the FIFO ---------------------------
         # the burst's length, its end and whether to send it come from registers, a cycle after the
         # words they count (`fresh` low for the cycle after a burst, while they catch up)
-        avail = Signal(range(res_fifo.depth + 2))      # words in the FIFO not yet given a burst
+        avail = Signal(range(res_fifo.depth + BlockFIFO.QUEUE + 2))   # words in the FIFO not yet given a burst
         flushed = Signal()                             # the layer's last word is in the FIFO
         pushed = res_s.o.valid & res_s.o.ready
         want = Signal(range(cfg.max_burst + 1))
@@ -321,12 +317,25 @@ class SystemTop(wiring.Component):
         sm_last, rows_last = Signal(), Signal()     # == (sm is the last), (rows_left <= row_tile)
         pass_bytes = Signal(32 + wshift)
         m.d.comb += pass_bytes.eq(pass_mw << wshift)
+        # a port's end and last byte move on by a pass in two halves: the low half as its command
+        # goes out (the carry registered), the high half a cycle later, before the next pass can be
+        # due (a 66-bit adder from the pass's byte count was the system top's critical path at 103.5 MHz)
+        H = 32
         for p, rd in enumerate(wgts):
             m.d.comb += [rd.cmd.valid.eq(w_pend[p]), rd.cmd.payload.addr.eq(w_addr[p]),
                          rd.cmd.payload.beats.eq(pass_mw)]
+            hi_due = Signal(name=f"w_hi_due{p}")
+            m.d.sync += hi_due.eq(0)
+            for acc in (w_end[p], w_lastb[p]):
+                lo = Signal(H + 1, name=f"{acc.name}_lo")
+                carry = Signal(name=f"{acc.name}_carry")
+                m.d.comb += lo.eq(acc[:H] + pass_bytes[:H])
+                with m.If(rd.cmd.valid & rd.cmd.ready):
+                    m.d.sync += [acc[:H].eq(lo[:H]), carry.eq(lo[H])]
+                with m.If(hi_due):
+                    m.d.sync += acc[H:].eq(acc[H:] + pass_bytes[H:] + carry)
             with m.If(rd.cmd.valid & rd.cmd.ready):
-                m.d.sync += [w_pend[p].eq(0), w_addr[p].eq(w_end[p]), w_end[p].eq(w_end[p] + pass_bytes),
-                             w_lastb[p].eq(w_lastb[p] + pass_bytes)]
+                m.d.sync += [w_pend[p].eq(0), w_addr[p].eq(w_end[p]), hi_due.eq(1)]
         # a pass past the top: its last byte at or above 2**A (a bit, not a comparison of the end)
         w_over = Cat(*(w_lastb[p][A:] != 0 for p in range(P))).any()
 
@@ -386,7 +395,7 @@ class SystemTop(wiring.Component):
         last_layer = Signal()                  # == (layer + 1 == count)
         m.d.sync += last_layer.eq(layer + 1 == count)
         m.d.sync += layer_done.eq(res_last_seen & flushed & (avail == 0) & ~eng_cmd_pend & passes_done &
-                                  res_w.quiet & ~res_fifo.r_rdy)
+                                  res_w.quiet & res_fifo.empty)
 
         # the weight passes, from registers rather than the state machine's decoding (its logic in
         # front of `passes_done` was the system top's critical path at 92.9 MHz): `run_on` is the RUN
