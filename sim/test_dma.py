@@ -96,7 +96,7 @@ def test_read_cycles_match_the_model():
                      env={"FAIRYHW_DMA": json.dumps(cfg), "FAIRYHW_OUT": str(out)})
         for rec in json.loads(out.read_text()):
             want = read_cycles(rec["beats"], width=dw // 8, bytes_per_cycle=bpc, latency=latency,
-                               outstanding=min(outstanding, master_out), max_burst=burst)
+                               outstanding=outstanding, master_outstanding=master_out, max_burst=burst)
             rows.append((bpc, latency, outstanding, rec["beats"], rec["cycles"], want))
     for bpc, latency, outstanding, beats, got, want in rows:
         if bpc >= dw // 8:

@@ -79,7 +79,13 @@ class _AxiMaster(wiring.Component):
     def _addresses(self, m, chan, allow):
         """Drive address channel ``chan``: the command's bursts, each at most ``max_burst`` beats,
         what is left, and the beats to the 4 KB boundary, offered while ``allow(n)`` (``n``: the
-        burst's beats). Returns (``none_left``, ``n``, the handshake).
+        burst's beats) held in the cycle before. Returns (``none_left``, ``n``, the handshake).
+
+        ``allow`` is taken into a register, from the values of the cycle before: the resources it
+        counts (FIFO room, burst slots) only grow until a burst goes out, and the cycle after one goes
+        out offers none, so the flag is never too generous; a freed resource is seen a cycle later.
+        (The FIFO room compared with ``n`` in front of the handshake was the system top's critical
+        path at 106.6 MHz.)
 
         ``none_left`` (whether every burst's address is out) and ``n`` are registers. ``n`` is
         computed in the cycle after the address and the beats left change (the burst sizing in
@@ -104,9 +110,10 @@ class _AxiMaster(wiring.Component):
         m.d.comb += [to_4k.eq((4096 - addr[:12]) >> shift),
                      want.eq(Mux(big, mb, left[:lw]))]
         n_v = Mux(to_4k < want, to_4k, want)
-        m.d.sync += [n.eq(n_v), n_mb.eq(n_v + mb), fresh.eq(1),
+        allowed = Signal()
+        m.d.sync += [n.eq(n_v), n_mb.eq(n_v + mb), fresh.eq(1), allowed.eq(allow(n_v)),
                      n_all.eq(Mux(big, ~over & (n_v == mb), n_v == left[:lw]))]
-        m.d.comb += [chan.valid.eq(fresh & (n != 0) & allow(n) & ~self.abort),
+        m.d.comb += [chan.valid.eq(fresh & (n != 0) & allowed & ~self.abort),
                      chan.payload.addr.eq(addr), chan.payload.len.eq(n - 1),
                      chan.payload.size.eq(shift), chan.payload.burst.eq(INCR)]
         sent = chan.valid & chan.ready

@@ -97,15 +97,16 @@ class Unpacker(wiring.Component):
             return m
         k = slot // D
         buf = Signal(slot, reset_less=True)
-        have = Signal(range(k + 1))
-        full = have == k
-        m.d.comb += [self.o.valid.eq(full), self.o.payload.eq(buf[:w]),
+        have, have_next = Signal(range(k + 1)), Signal(range(k + 1))
+        full = Signal()                       # == (have == k), a register: the input's handshake is
+        m.d.comb += [self.o.valid.eq(full), self.o.payload.eq(buf[:w]),      # one LUT of registers
                      self.i.ready.eq(~full | self.o.ready)]
         took = self.o.valid & self.o.ready
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [buf.eq(Cat(buf[D:], self.i.payload)), have.eq(Mux(took, 1, have + 1))]
-        with m.Elif(took):
-            m.d.sync += have.eq(0)
+        take = self.i.valid & self.i.ready
+        m.d.comb += have_next.eq(Mux(take, Mux(took, 1, have + 1), Mux(took, 0, have)))
+        m.d.sync += [have.eq(have_next), full.eq(have_next == k)]
+        with m.If(take):
+            m.d.sync += buf.eq(Cat(buf[D:], self.i.payload))
         return m
 
 
@@ -202,12 +203,16 @@ class SystemTop(wiring.Component):
         m_rst, clear, eng_rst = Signal(), Signal(), Signal()
         m_rst_next, clear_next = Signal(), Signal()
         m.d.sync += [m_rst.eq(m_rst_next), clear.eq(clear_next)]
-        eng_abort = Signal()
-        m.d.comb += eng_rst.eq(eng_abort | m_rst)     # the engine takes nothing while the masters reset
+        # `aborting` == the run's state is ABORT, a register of its own (the state's decoding in front of
+        # the read masters' data handshake was the system top's critical path at 96.4 MHz)
+        aborting = Signal()
+        m.d.comb += eng_rst.eq(aborting | m_rst)     # the engine takes nothing while the masters reset
         ctrl = AxiReader(**burst, fifo_depth=cfg.fifo_depth)
         wgts = [AxiReader(**burst, fifo_depth=cfg.fifo_depth) for _ in range(P)]
         res_w = AxiWriter(**burst)
         m.submodules.rd_ctrl = ResetInserter(m_rst)(ctrl)
+        for rd in [ctrl, *wgts]:
+            m.d.comb += rd.abort.eq(aborting)
         for p, rd in enumerate(wgts):
             m.submodules[f"rd_wgt{p}"] = ResetInserter(m_rst)(rd)
         m.submodules.wr_res = ResetInserter(m_rst)(res_w)
@@ -417,7 +422,7 @@ class SystemTop(wiring.Component):
         def abortable():
             """A soft reset while running: the last word on the next state, so it wins."""
             with m.If(regs.ctrl_soft_reset):
-                m.d.sync += run_on.eq(0)
+                m.d.sync += [run_on.eq(0), aborting.eq(1)]
                 m.next = "ABORT"
 
         with m.FSM(name="run") as fsm:
@@ -518,11 +523,11 @@ class SystemTop(wiring.Component):
                 # the next pass (issued above, from registers) past the top
                 with m.If(pass_due & w_over):
                     fail("range")
-                    m.d.sync += run_on.eq(0)
+                    m.d.sync += [run_on.eq(0), aborting.eq(1)]
                     m.next = "ABORT"
                 with m.If(res_fresh & res_go & res_over):
                     fail("range")
-                    m.d.sync += run_on.eq(0)
+                    m.d.sync += [run_on.eq(0), aborting.eq(1)]
                     m.next = "ABORT"
                 with m.Elif(layer_done):
                     m.d.sync += run_on.eq(0)
@@ -546,13 +551,10 @@ class SystemTop(wiring.Component):
                     m.next = "FETCH"
                 abortable()
             with m.State("ABORT"):
-                m.d.comb += eng_abort.eq(1)
                 m.d.sync += [eng_cmd_pend.eq(0), act_pend.eq(0), w_pend.eq(0)]
-                for rd in [ctrl, *wgts]:
-                    m.d.comb += rd.abort.eq(1)
                 with m.If(Cat(*(r.quiet for r in [ctrl, *wgts, res_w])).all()):
                     m.d.comb += m_rst_next.eq(1)
-                    m.d.sync += [avail.eq(0), flushed.eq(0), res_last_seen.eq(0)]
+                    m.d.sync += [avail.eq(0), flushed.eq(0), res_last_seen.eq(0), aborting.eq(0)]
                     m.next = "IDLE"
         m.d.comb += regs.status_busy.eq(~fsm.ongoing("IDLE"))
         with m.If(~fsm.ongoing("IDLE")):

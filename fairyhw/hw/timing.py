@@ -134,18 +134,27 @@ def result_beats(cfg, rows: int) -> int:
     return sum(-(-c // per) for c in tile_rows(rows, cfg.row_tile)) * cfg.stages * len(cfg.matrices)
 
 
+#: Cycles from the last word of a burst to the first cycle a burst address may take its slot where
+#: the read master's own limit of bursts in flight binds: it counts them in a register and decides
+#: from a registered flag (:class:`fairyhw.hw.dma.AxiReader`). Where the memory's smaller limit
+#: binds, the memory's: a cycle (``sim/axi_memory.py``).
+READ_SLOT_DELAY = 2
+
+
 class _ReadPort:
     """One AXI4 read master (:class:`fairyhw.hw.dma.AxiReader`) and its memory, burst by burst, in
-    absolute cycles: a burst's address goes out once the command is in and a burst slot is free (the
-    cycle after the last word of the burst ``outstanding`` before it); its first word comes
+    absolute cycles: a burst's address goes out once the command is in and a burst slot is free
+    (:data:`READ_SLOT_DELAY` cycles after the last word of the burst ``outstanding`` before it where
+    the master's limit binds, ``master_bound``, else a cycle after it); its first word comes
     ``latency + 1`` cycles after the address; words leave in order, at most one a cycle, each spending
     ``width`` bytes of a budget that grows by ``bytes_per_cycle`` a cycle up to two words' worth
     (the co-simulation's memory model, ``sim/axi_memory.py``). The FIFO's credits are left out: they
     hold the reads back only while the consumer is slower than the memory."""
 
-    def __init__(self, *, width, bytes_per_cycle, latency, outstanding, max_burst):
+    def __init__(self, *, width, bytes_per_cycle, latency, outstanding, max_burst, master_bound):
         self.w, self.rate, self.latency = width, float(bytes_per_cycle), latency
         self.out, self.max_burst = outstanding, max_burst
+        self.slot_delay = READ_SLOT_DELAY if master_bound else 1
         self.kb, self.b = -(10 ** 9), 2.0 * width      # the budget after edge kb (idle: full)
         self.last = -(10 ** 9)                          # the last word's cycle
         self.done = []                                  # each burst's last word, in order
@@ -158,7 +167,7 @@ class _ReadPort:
         cycle, each word's cycle)."""
         a = earliest
         if len(self.done) >= self.out:
-            a = max(a, self.done[-self.out] + 1)
+            a = max(a, self.done[-self.out] + self.slot_delay)
         times = []
         k = max(a + 1 + self.latency, self.last + 1)
         for _ in range(beats):
@@ -190,16 +199,17 @@ class _ReadPort:
 
 
 def read_cycles(beats: int, *, width: int, bytes_per_cycle: float, latency: int, outstanding: int,
-                max_burst: int) -> int:
+                max_burst: int, master_outstanding: int) -> int:
     """Cycles for the AXI read master (:class:`fairyhw.hw.dma.AxiReader`) to deliver ``beats`` words
     of ``width`` bytes, command to last word (both counted), from a memory of ``bytes_per_cycle``
     bandwidth, ``latency`` cycles from a burst's address to its first word, and at most
-    ``outstanding`` bursts in flight (the smaller of the master's and the memory's limits), starting
+    ``outstanding`` bursts in flight in the memory and ``master_outstanding`` in the master, starting
     from an idle memory at a 4 KB boundary; the consumer never stalls. :class:`_ReadPort` follows the
     bursts; the last word leaves the master's FIFO :data:`BLOCK_FIFO_LATENCY` cycles after it is on the bus. Checked against
     co-simulation (``sim/test_dma.py``)."""
     port = _ReadPort(width=width, bytes_per_cycle=bytes_per_cycle, latency=latency,
-                     outstanding=outstanding, max_burst=max_burst)
+                     outstanding=min(outstanding, master_outstanding), max_burst=max_burst,
+                     master_bound=master_outstanding <= outstanding)
     _, t = port.command(0, beats)
     return t[-1] + BLOCK_FIFO_LATENCY
 
@@ -244,7 +254,7 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
         raise ValueError("system_cycles models the array style")
     wb, D = cfg.word_bytes, cfg.data_width
     knobs = dict(width=wb, latency=latency, outstanding=min(outstanding, cfg.outstanding),
-                 max_burst=cfg.max_burst)
+                 max_burst=cfg.max_burst, master_bound=cfg.outstanding <= outstanding)
     desc_words = max(1, 64 // wb)
     desc_wide = 512 > D
     total, per = 0, []
