@@ -128,7 +128,7 @@ def test_soft_reset_mid_run(small):
     cfg = small[2]
     layers = small_layers(3)
     lay, run = layout_run(cfg, layers)
-    afters = [2, 12, 30, 200]
+    afters = [2, 12, 30, 150, 200, 250]
     runs = [r for after in afters for r in (dict(run, soft_reset_after=after), run)]
     recs = run_system(small, runs, tag="soft")
     for after, aborted, full in zip(afters, recs[::2], recs[1::2]):

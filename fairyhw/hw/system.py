@@ -289,7 +289,10 @@ class SystemTop(wiring.Component):
         # words they count (`fresh` low for the cycle after a burst, while they catch up)
         avail = Signal(range(res_fifo.depth + BlockFIFO.QUEUE + 2))   # words in the FIFO not yet given a burst
         flushed = Signal()                             # the layer's last word is in the FIFO
-        pushed = res_s.o.valid & res_s.o.ready
+        # a word counted only outside the cycles that reset the FIFO (a word taken in the cycle of
+        # the masters' reset after an abort was lost with the FIFO but counted: the next run's
+        # writer then waited for it for ever)
+        pushed = res_s.o.valid & res_s.o.ready & ~(clear | m_rst)
         want = Signal(range(cfg.max_burst + 1))
         res_fresh, res_go, res_over = Signal(), Signal(), Signal()
         res_on = Signal()                              # bursts only while a layer runs
