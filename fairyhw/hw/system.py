@@ -422,11 +422,15 @@ class SystemTop(wiring.Component):
                 with m.If(rows_last):
                     m.d.sync += passes_done.eq(1)
 
+        def to_abort():
+            """Leave for ABORT: the passes stop and `aborting` follows the state."""
+            m.d.sync += [run_on.eq(0), aborting.eq(1)]
+            m.next = "ABORT"
+
         def abortable():
             """A soft reset while running: the last word on the next state, so it wins."""
             with m.If(regs.ctrl_soft_reset):
-                m.d.sync += [run_on.eq(0), aborting.eq(1)]
-                m.next = "ABORT"
+                to_abort()
 
         with m.FSM(name="run") as fsm:
             with m.State("IDLE"):
@@ -526,12 +530,10 @@ class SystemTop(wiring.Component):
                 # the next pass (issued above, from registers) past the top
                 with m.If(pass_due & w_over):
                     fail("range")
-                    m.d.sync += [run_on.eq(0), aborting.eq(1)]
-                    m.next = "ABORT"
+                    to_abort()
                 with m.If(res_fresh & res_go & res_over):
                     fail("range")
-                    m.d.sync += [run_on.eq(0), aborting.eq(1)]
-                    m.next = "ABORT"
+                    to_abort()
                 with m.Elif(layer_done):
                     m.d.sync += run_on.eq(0)
                     m.next = "NEXT"

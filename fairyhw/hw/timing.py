@@ -145,16 +145,16 @@ class _ReadPort:
     """One AXI4 read master (:class:`fairyhw.hw.dma.AxiReader`) and its memory, burst by burst, in
     absolute cycles: a burst's address goes out once the command is in and a burst slot is free
     (:data:`READ_SLOT_DELAY` cycles after the last word of the burst ``outstanding`` before it where
-    the master's limit binds, ``master_bound``, else a cycle after it); its first word comes
+    the master's limit, ``master_outstanding``, binds, else a cycle after it); its first word comes
     ``latency + 1`` cycles after the address; words leave in order, at most one a cycle, each spending
     ``width`` bytes of a budget that grows by ``bytes_per_cycle`` a cycle up to two words' worth
     (the co-simulation's memory model, ``sim/axi_memory.py``). The FIFO's credits are left out: they
     hold the reads back only while the consumer is slower than the memory."""
 
-    def __init__(self, *, width, bytes_per_cycle, latency, outstanding, max_burst, master_bound):
+    def __init__(self, *, width, bytes_per_cycle, latency, outstanding, master_outstanding, max_burst):
         self.w, self.rate, self.latency = width, float(bytes_per_cycle), latency
-        self.out, self.max_burst = outstanding, max_burst
-        self.slot_delay = READ_SLOT_DELAY if master_bound else 1
+        self.out, self.max_burst = min(outstanding, master_outstanding), max_burst
+        self.slot_delay = READ_SLOT_DELAY if master_outstanding <= outstanding else 1
         self.kb, self.b = -(10 ** 9), 2.0 * width      # the budget after edge kb (idle: full)
         self.last = -(10 ** 9)                          # the last word's cycle
         self.done = []                                  # each burst's last word, in order
@@ -208,8 +208,7 @@ def read_cycles(beats: int, *, width: int, bytes_per_cycle: float, latency: int,
     bursts; the last word leaves the master's FIFO :data:`BLOCK_FIFO_LATENCY` cycles after it is on the bus. Checked against
     co-simulation (``sim/test_dma.py``)."""
     port = _ReadPort(width=width, bytes_per_cycle=bytes_per_cycle, latency=latency,
-                     outstanding=min(outstanding, master_outstanding), max_burst=max_burst,
-                     master_bound=master_outstanding <= outstanding)
+                     outstanding=outstanding, master_outstanding=master_outstanding, max_burst=max_burst)
     _, t = port.command(0, beats)
     return t[-1] + BLOCK_FIFO_LATENCY
 
@@ -253,8 +252,8 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
     if e.lane_style != "array":
         raise ValueError("system_cycles models the array style")
     wb, D = cfg.word_bytes, cfg.data_width
-    knobs = dict(width=wb, latency=latency, outstanding=min(outstanding, cfg.outstanding),
-                 max_burst=cfg.max_burst, master_bound=cfg.outstanding <= outstanding)
+    knobs = dict(width=wb, latency=latency, outstanding=outstanding,
+                 master_outstanding=cfg.outstanding, max_burst=cfg.max_burst)
     desc_words = max(1, 64 // wb)
     desc_wide = 512 > D
     total, per = 0, []
