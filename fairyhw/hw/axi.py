@@ -178,13 +178,18 @@ class RegisterFile(wiring.Component):
         # reads: the value the cycle after the address, held until taken
         r_valid = Signal()
         r_data, r_resp = Signal(32), Signal(2)
-        m.d.comb += [bus.ar.ready.eq(~r_valid), bus.r.valid.eq(r_valid), bus.r.payload.data.eq(r_data),
+        # a read's address is taken into a register and answered the cycle after (the read mux from
+        # the bus's address straight into the data register was a long path of the system top)
+        ar_addr, ar_full = Signal(self._aw), Signal()
+        m.d.comb += [bus.ar.ready.eq(~r_valid & ~ar_full), bus.r.valid.eq(r_valid), bus.r.payload.data.eq(r_data),
                      bus.r.payload.resp.eq(r_resp)]
         with m.If(bus.r.valid & bus.r.ready):
             m.d.sync += r_valid.eq(0)
         with m.If(bus.ar.valid & bus.ar.ready):
-            m.d.sync += [r_valid.eq(1), r_data.eq(0), r_resp.eq(SLVERR)]
-            with m.Switch(bus.ar.payload.addr[2:]):
+            m.d.sync += [ar_addr.eq(bus.ar.payload.addr), ar_full.eq(1)]
+        with m.If(ar_full):
+            m.d.sync += [ar_full.eq(0), r_valid.eq(1), r_data.eq(0), r_resp.eq(SLVERR)]
+            with m.Switch(ar_addr[2:]):
                 for reg in REGISTERS:
                     with m.Case(reg.offset >> 2):
                         m.d.sync += r_resp.eq(OKAY)

@@ -16,7 +16,7 @@ no burst is in flight, so that the master can then be reset without breaking the
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.memory import Memory
@@ -112,9 +112,11 @@ class _AxiMaster(wiring.Component):
                      want.eq(Mux(big, mb, left[:lw]))]
         n_v = Mux(to_4k < want, to_4k, want)
         allowed = Signal()
-        m.d.sync += [n.eq(n_v), n_mb.eq(n_v + mb), fresh.eq(1), allowed.eq(allow),
+        some = Signal()                                   # == (n != 0), a register (through the burst
+        # length's subtractor it was in front of every use of the address channel's handshake)
+        m.d.sync += [n.eq(n_v), some.eq(n_v != 0), n_mb.eq(n_v + mb), fresh.eq(1), allowed.eq(allow),
                      n_all.eq(Mux(big, ~over & (n_v == mb), n_v == left[:lw]))]
-        m.d.comb += [chan.valid.eq(fresh & (n != 0) & allowed & ~self.abort),
+        m.d.comb += [chan.valid.eq(fresh & some & allowed & ~self.abort),
                      chan.payload.addr.eq(addr), chan.payload.len.eq(n - 1),
                      chan.payload.size.eq(shift), chan.payload.burst.eq(INCR)]
         sent = chan.valid & chan.ready
@@ -206,16 +208,29 @@ class AxiWriter(_AxiMaster):
         pending = Signal(range(self.outstanding + 1))      # bursts sent, response not yet back
         none_left, n, sent = self._addresses(m, self.axi.aw, (pending < self.outstanding) & lens.w_rdy)
         w, b = self.axi.w, self.axi.b
-        m.d.comb += [lens.w_en.eq(sent), lens.w_data.eq(n)]
 
-        # the data of the oldest burst whose beats are owed
-        beat = Signal(9)
-        last = lens.r_rdy & (beat == lens.r_data - 1)
-        m.d.comb += [w.valid.eq(self.data.valid & lens.r_rdy), self.data.ready.eq(w.ready & lens.r_rdy),
+        # the burst whose data go out now (the head), from registers: whether there is one, the beats
+        # after the next, and whether the next is its last (the burst-length FIFO's output through the
+        # beat count's comparison into `wlast` and back into the FIFO's level was the system top's
+        # critical path at 111.2 MHz). A burst goes to the head from the FIFO, or straight from the
+        # address channel when the FIFO is empty and the head free, so the data follow its address
+        # a cycle later, as they would through the FIFO.
+        head, last = Signal(), Signal()
+        rem = Signal(8)
+        fire = w.valid & w.ready
+        free = ~head | (fire & last)
+        direct = free & ~lens.r_rdy & sent
+        load = free & (lens.r_rdy | sent)
+        length = Mux(lens.r_rdy, lens.r_data, n)
+        m.d.comb += [lens.w_en.eq(sent & ~direct), lens.w_data.eq(n), lens.r_en.eq(free & lens.r_rdy),
+                     w.valid.eq(self.data.valid & head), self.data.ready.eq(w.ready & head),
                      w.payload.data.eq(self.data.payload), w.payload.strb.eq(-1), w.payload.last.eq(last)]
-        with m.If(w.valid & w.ready):
-            m.d.sync += beat.eq(Mux(last, 0, beat + 1))
-        m.d.comb += lens.r_en.eq(w.valid & w.ready & last)
+        with m.If(load):
+            m.d.sync += [head.eq(1), rem.eq(length - 2), last.eq(length == 1)]
+        with m.Elif(free):
+            m.d.sync += head.eq(0)
+        with m.Elif(fire):
+            m.d.sync += [rem.eq(rem - 1), last.eq(rem == 0)]
 
         m.d.comb += b.ready.eq(1)
         got = b.valid
@@ -224,7 +239,7 @@ class AxiWriter(_AxiMaster):
             m.d.sync += self.error.eq(1)
         m.d.comb += [self.busy.eq(~none_left | (pending != 0)),
                      self.cmd.ready.eq(none_left & ~self.abort),
-                     self.quiet.eq(none_left & (pending == 0) & ~lens.r_rdy)]
+                     self.quiet.eq(none_left & (pending == 0) & ~lens.r_rdy & ~head)]
         return m
 
 
@@ -338,8 +353,8 @@ class BlockFIFO(wiring.Component):
         credit = Signal(init=1)                       # held != Q (a register; the pop through one LUT)
         take = self.i.valid & room
         issue = some & credit
-        level_next = level + take - issue
-        m.d.sync += [level.eq(level_next), room.eq(level_next != D), some.eq(level_next != 0)]
+        m.d.sync += [level.eq(level + take - issue), room.eq(~_next_is(level, take, issue, D)),
+                     some.eq(~_next_is(level, take, issue, 0))]
         with m.If(take):
             m.d.sync += w_ptr.eq(Mux(w_ptr == D - 1, 0, w_ptr + 1))
         with m.If(issue):
@@ -353,9 +368,16 @@ class BlockFIFO(wiring.Component):
         # the queue: a credit link, never full (a word is read only with a place free for it)
         queue = m.submodules.queue = CreditLink(self.width, Q)
         pop = self.o.valid & self.o.ready
-        held_next = held + issue - pop
-        m.d.sync += [held.eq(held_next), credit.eq(pop | (held + issue != Q)),
-                     self.empty.eq((level_next == 0) & (held_next == 0))]
+        m.d.sync += [held.eq(held + issue - pop), credit.eq(pop | (held + issue != Q)),
+                     self.empty.eq(_next_is(level, take, issue, 0) & _next_is(held, issue, pop, 0))]
         m.d.comb += [queue.i.valid.eq(v2), queue.i.payload.eq(out_reg)]
         wiring.connect(m, queue.o, wiring.flipped(self.o))
         return m
+
+
+def _next_is(count, up, down, value: int):
+    """Whether ``count + up - down`` (``up``, ``down`` one bit each) equals ``value``, from comparisons
+    of ``count`` itself: no adder in front of the comparison (a FIFO's level through its adder into
+    its flags was on the system top's critical path)."""
+    eq = lambda v: count == v if 0 <= v < 2 ** len(count) else Const(0)
+    return Mux(up & ~down, eq(value - 1), Mux(down & ~up, eq(value + 1), eq(value)))

@@ -207,6 +207,10 @@ class SystemTop(wiring.Component):
         # the read masters' data handshake was the system top's critical path at 96.4 MHz)
         aborting = Signal()
         m.d.comb += eng_rst.eq(aborting | m_rst)     # the engine takes nothing while the masters reset
+        # every master quiet, a register; only while aborting, as of the cycle before (a master issues
+        # nothing while aborting, so the flag is never early; the masters' `quiet` in front of the state
+        # machine's next state was on the system top's critical path)
+        all_quiet = Signal()
         ctrl = AxiReader(**burst, fifo_depth=cfg.fifo_depth)
         wgts = [AxiReader(**burst, fifo_depth=cfg.fifo_depth) for _ in range(P)]
         res_w = AxiWriter(**burst)
@@ -216,6 +220,7 @@ class SystemTop(wiring.Component):
         for p, rd in enumerate(wgts):
             m.submodules[f"rd_wgt{p}"] = ResetInserter(m_rst)(rd)
         m.submodules.wr_res = ResetInserter(m_rst)(res_w)
+        m.d.sync += all_quiet.eq(aborting & Cat(*(r.quiet for r in [ctrl, *wgts, res_w])).all())
         wiring.connect(m, ctrl.axi, wiring.flipped(self.m_ctrl))
         for p, rd in enumerate(wgts):
             wiring.connect(m, rd.axi, wiring.flipped(getattr(self, f"m_wgt{p}")))
@@ -237,7 +242,7 @@ class SystemTop(wiring.Component):
 
         # -- the run's registers ----------------------------------------------------------------
         desc_ptr = Signal(A + 1)
-        count, layer = Signal(32), Signal(32)
+        layers_left, layer = Signal(32), Signal(32)   # layers of the list not yet finished, the one running
         d = {name: Signal(32, name=f"d_{name}") for name in DESCRIPTOR}
         act_addr, wgt_base, res_addr = Signal(64), Signal(64), Signal(64)
         stride = d["wgt_stride"]
@@ -348,7 +353,22 @@ class SystemTop(wiring.Component):
         w_over = Cat(*(w_lastb[p][A:] != 0 for p in range(P))).any()
 
         # -- the sequencer of a run ---------------------------------------------------------------
-        eng_cmd_pend, act_pend = Signal(), Signal()
+        eng_cmd_pend = Signal()
+        # the control reader's command (a descriptor, then a layer's activations) from registers, set
+        # on the way into the state that issues it (the states' decoding in front of the reader's
+        # 64-bit address register was on the system top's critical path); none past the top
+        c_pend, c_addr, c_beats = Signal(), Signal(A), Signal(32)
+        desc_words = max(1, DESCRIPTOR_BYTES // wb)
+        m.d.comb += [ctrl.cmd.valid.eq(c_pend & ~desc_ptr[A]), ctrl.cmd.payload.addr.eq(c_addr),
+                     ctrl.cmd.payload.beats.eq(c_beats)]
+        with m.If(ctrl.cmd.valid & ctrl.cmd.ready):
+            m.d.sync += c_pend.eq(0)
+
+        def fetch(addr):
+            """On to FETCH, for the descriptor at ``addr``."""
+            m.d.sync += [c_pend.eq(1), c_addr.eq(addr), c_beats.eq(desc_words)]
+            m.next = "FETCH"
+
         m.d.comb += [engine.cmd.valid.eq(eng_cmd_pend), engine.cmd.payload.k.eq(d["k"]),
                      engine.cmd.payload.rows.eq(d["rows"])]
         with m.If(engine.cmd.valid & engine.cmd.ready):
@@ -373,6 +393,9 @@ class SystemTop(wiring.Component):
                 return (items + per - 1) >> (per.bit_length() - 1)
             return _const_mul(items, slot // D)
 
+        # the run's end into the status register a cycle after its decision, from registers (the
+        # decision's logic in front of the status flags was on the system top's critical path);
+        # `busy` holds until then, so that the host never sees neither busy nor an outcome
         error_set, done_set = Signal(), Signal()
         m.d.comb += [regs.status_error_set.eq(error_set), regs.status_done_set.eq(done_set),
                      regs.status_error_code.eq(code), regs.layer.eq(layer),
@@ -380,9 +403,10 @@ class SystemTop(wiring.Component):
                      regs.stall_lo.eq(stall[:32]), regs.stall_hi.eq(stall[32:]),
                      regs.results.eq(results)]
 
+        m.d.sync += [error_set.eq(0), done_set.eq(0)]
+
         def fail(name):
-            m.d.sync += code.eq(ERROR_CODES[name])
-            m.d.comb += error_set.eq(1)
+            m.d.sync += [code.eq(ERROR_CODES[name]), error_set.eq(1)]
 
         desc_base = Cat(regs.desc_addr_lo, regs.desc_addr_hi)
         misaligned = lambda a: a[:wshift] != 0 if wshift else Const(0)
@@ -390,6 +414,8 @@ class SystemTop(wiring.Component):
         port = Signal(range(max(P, 2)))
         running_addr = Signal(A + 1)
         act_over = Signal()                    # the activations run past 2**A (set in SIZE)
+        # the descriptor's faults found in CHECK, by error name, in their order of priority
+        bad = {name: Signal(name=f"bad_{name}") for name in ("k", "rows", "align", "range")}
         layer_done = Signal()                  # a register: the layer's end seen a cycle before
         read_err, write_err = Signal(), Signal()   # the masters' error flags, registered
         m.d.sync += [read_err.eq(Cat(*(r.error for r in [ctrl, *wgts])).any()), write_err.eq(res_w.error)]
@@ -400,8 +426,11 @@ class SystemTop(wiring.Component):
                      stalled.eq(in_run & ((engine.wgt.ready & ~engine.wgt.valid) |
                                           (engine.act.ready & ~engine.act.valid) |
                                           (engine.res.valid & ~engine.res.ready)))]
-        last_layer = Signal()                  # == (layer + 1 == count)
-        m.d.sync += last_layer.eq(layer + 1 == count)
+        last_layer = Signal()                  # == (layers_left == 1), a register
+        m.d.sync += last_layer.eq(layers_left == 1)
+        # the list's registers checked as they are written, before the start pulse that follows
+        list_bad, list_far = Signal(), Signal()
+        m.d.sync += [list_bad.eq((regs.desc_count == 0) | (desc_base[:6] != 0)), list_far.eq(beyond(desc_base))]
         m.d.sync += layer_done.eq(res_last_seen & flushed & (avail == 0) & ~eng_cmd_pend & passes_done &
                                   res_w.quiet & res_fifo.empty)
 
@@ -435,21 +464,20 @@ class SystemTop(wiring.Component):
         with m.FSM(name="run") as fsm:
             with m.State("IDLE"):
                 with m.If(regs.ctrl_start):
-                    m.d.sync += [desc_ptr.eq(desc_base[:A]), count.eq(regs.desc_count), layer.eq(0),
+                    m.d.sync += [desc_ptr.eq(desc_base[:A]), layers_left.eq(regs.desc_count), layer.eq(0),
                                  cycles.eq(0), stall.eq(0), stalled.eq(0), results.eq(0), code.eq(0)]
-                    with m.If((regs.desc_count == 0) | (desc_base[:6] != 0)):
+                    with m.If(list_bad):
                         fail("list")
-                    with m.Elif(beyond(desc_base)):
+                    with m.Elif(list_far):
                         fail("range")
                     with m.Else():
-                        m.next = "FETCH"
+                        fetch(desc_base[:A])
             with m.State("FETCH"):
                 m.d.comb += clear_next.eq(1)
-                m.d.comb += [ctrl.cmd.valid.eq(1), ctrl.cmd.payload.addr.eq(desc_ptr),
-                             ctrl.cmd.payload.beats.eq(DESCRIPTOR_BYTES // wb)]
                 m.d.sync += [ctrl_to_act.eq(0), res_last_seen.eq(0), flushed.eq(0)]
                 with m.If(desc_ptr[A:] != 0):
                     fail("range")
+                    m.d.sync += c_pend.eq(0)
                     m.next = "IDLE"
                 with m.Elif(ctrl.cmd.ready):
                     m.next = "DESC"
@@ -467,21 +495,13 @@ class SystemTop(wiring.Component):
                 res = Cat(d["res_lo"], d["res_hi"])
                 m.d.sync += [act_addr.eq(act), wgt_base.eq(wgt), res_addr.eq(res),
                              kbits.eq(d["k"]), quo.eq(0), rem.eq(0), step.eq(0)]
-                with m.If((d["k"] == 0) | (d["k"] > ecfg.max_in)):
-                    fail("k")
-                    m.next = "IDLE"
-                with m.Elif((d["rows"] == 0) | (d["rows"] > ecfg.max_out)):
-                    fail("rows")
-                    m.next = "IDLE"
-                with m.Elif(misaligned(act) | misaligned(wgt) | misaligned(res) |
-                            (misaligned(stride) if P > 1 else 0)):
-                    fail("align")
-                    m.next = "IDLE"
-                with m.Elif(beyond(act) | beyond(wgt) | beyond(res)):
-                    fail("range")
-                    m.next = "IDLE"
-                with m.Else():
-                    m.next = "DIV"
+                # the checks into registers, decided in SIZE (the divider runs on regardless)
+                m.d.sync += [bad["k"].eq((d["k"] == 0) | (d["k"] > ecfg.max_in)),
+                             bad["rows"].eq((d["rows"] == 0) | (d["rows"] > ecfg.max_out)),
+                             bad["align"].eq(misaligned(act) | misaligned(wgt) | misaligned(res) |
+                                             (misaligned(stride) if P > 1 else 0)),
+                             bad["range"].eq(beyond(act) | beyond(wgt) | beyond(res))]
+                m.next = "DIV"
                 abortable()
             with m.State("DIV"):
                 r2 = Cat(kbits[-1], rem[:kw])
@@ -500,7 +520,13 @@ class SystemTop(wiring.Component):
                 m.d.sync += [n_act.eq(n_act_v), pass_mw.eq(words_of(n_pass, cfg.slice_bits)),
                              act_mw.eq(act_mw_v), act_over.eq(act_lastb[A]),
                              running_addr.eq(wgt_base[:A]), port.eq(0)]
-                m.next = "PORTS"
+                # the descriptor's checks, in their order of priority
+                for i, name in enumerate(bad):
+                    with (m.If if i == 0 else m.Elif)(bad[name]):
+                        fail(name)
+                        m.next = "IDLE"
+                with m.Else():
+                    m.next = "PORTS"
                 abortable()
             with m.State("PORTS"):
                 # each port's first address, a cycle each (no chain of adders)
@@ -514,7 +540,8 @@ class SystemTop(wiring.Component):
                     m.next = "IDLE"
                 with m.Elif(port == P - 1):
                     m.d.comb += clear_next.eq(1)
-                    m.d.sync += [eng_cmd_pend.eq(1), act_pend.eq(1), ctrl_to_act.eq(1),
+                    m.d.sync += [eng_cmd_pend.eq(1), c_pend.eq(1), c_addr.eq(act_addr[:A]), c_beats.eq(act_mw),
+                                 ctrl_to_act.eq(1),
                                  rows_left.eq(d["rows"]), rows_last.eq(d["rows"] <= ecfg.row_tile),
                                  sm.eq(0), sm_last.eq(n_sm == 1), passes_done.eq(0), w_pend.eq(0),
                                  can_pass.eq(1), run_on.eq(1)]
@@ -522,11 +549,6 @@ class SystemTop(wiring.Component):
                 abortable()
             with m.State("RUN"):
                 m.d.comb += res_on.eq(1)
-                # activations
-                m.d.comb += [ctrl.cmd.valid.eq(act_pend), ctrl.cmd.payload.addr.eq(act_addr),
-                             ctrl.cmd.payload.beats.eq(act_mw)]
-                with m.If(ctrl.cmd.valid & ctrl.cmd.ready):
-                    m.d.sync += act_pend.eq(0)
                 # the next pass (issued above, from registers) past the top
                 with m.If(pass_due & w_over):
                     fail("range")
@@ -548,20 +570,21 @@ class SystemTop(wiring.Component):
                     fail("write")
                     m.next = "IDLE"
                 with m.Elif(last_layer):
-                    m.d.comb += done_set.eq(1)
+                    m.d.sync += done_set.eq(1)
                     m.d.sync += layer.eq(layer + 1)
                     m.next = "IDLE"
                 with m.Else():
-                    m.d.sync += [layer.eq(layer + 1), desc_ptr.eq(desc_ptr + DESCRIPTOR_BYTES)]
-                    m.next = "FETCH"
+                    next_ptr = desc_ptr + DESCRIPTOR_BYTES
+                    m.d.sync += [layer.eq(layer + 1), layers_left.eq(layers_left - 1), desc_ptr.eq(next_ptr)]
+                    fetch(next_ptr[:A])
                 abortable()
             with m.State("ABORT"):
-                m.d.sync += [eng_cmd_pend.eq(0), act_pend.eq(0), w_pend.eq(0)]
-                with m.If(Cat(*(r.quiet for r in [ctrl, *wgts, res_w])).all()):
+                m.d.sync += [eng_cmd_pend.eq(0), c_pend.eq(0), w_pend.eq(0)]
+                with m.If(all_quiet):
                     m.d.comb += m_rst_next.eq(1)
                     m.d.sync += [avail.eq(0), flushed.eq(0), res_last_seen.eq(0), aborting.eq(0)]
                     m.next = "IDLE"
-        m.d.comb += regs.status_busy.eq(~fsm.ongoing("IDLE"))
+        m.d.comb += regs.status_busy.eq(~fsm.ongoing("IDLE") | error_set | done_set)
         with m.If(~fsm.ongoing("IDLE")):
             m.d.sync += cycles.eq(cycles + 1)
         return m
