@@ -584,6 +584,10 @@ class SystemTop(wiring.Component):
                     m.d.comb += m_rst_next.eq(1)
                     m.d.sync += [avail.eq(0), flushed.eq(0), res_last_seen.eq(0), aborting.eq(0)]
                     m.next = "IDLE"
+        # one flip-flop a state: Yosys's FSM recoding, which its heuristics leave off here (with the
+        # binary state's decoding in front of every transition condition, the next-state logic was on
+        # the system top's critical path)
+        fsm.state.attrs["fsm_encoding"] = "one-hot"
         m.d.comb += regs.status_busy.eq(~fsm.ongoing("IDLE") | error_set | done_set)
         with m.If(~fsm.ongoing("IDLE")):
             m.d.sync += cycles.eq(cycles + 1)
