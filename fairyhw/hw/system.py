@@ -251,6 +251,8 @@ class SystemTop(wiring.Component):
         n_pass = Signal(32)                    # weight words a pass
         n_act = Signal(32)                     # activation beats
         pass_mw, act_mw = Signal(32), Signal(32)   # memory words of a pass (per port), of the activations
+        pass_mw_m1 = Signal(32)                # == pass_mw - 1 (a pass has a word at least)
+        n_pass_m1, k_m1 = Signal(32), Signal(32)   # == n_pass - 1, d_k - 1
         cycles, stall = Signal(64), Signal(64)
         results = Signal(32)
 
@@ -300,7 +302,7 @@ class SystemTop(wiring.Component):
         pushed = res_s.o.valid & res_s.o.ready & ~(clear | m_rst)
         want = Signal(range(cfg.max_burst + 1))
         res_fresh, res_go, res_over = Signal(), Signal(), Signal()
-        res_on = Signal()                              # bursts only while a layer runs
+        run_on = Signal()                              # == the run state is RUN, a register
         want_v = Mux(avail < cfg.max_burst, avail, cfg.max_burst)
         # the burst's last byte (a burst is sent only with words to send); past the top if bit A is set
         res_lastb = Signal(A + 1)
@@ -310,7 +312,7 @@ class SystemTop(wiring.Component):
                      res_over.eq(res_lastb[A]),
                      res_fresh.eq(1)]
         m.d.comb += [res_w.cmd.payload.addr.eq(res_addr), res_w.cmd.payload.beats.eq(want),
-                     res_w.cmd.valid.eq(res_fresh & res_go & ~res_over & res_on)]
+                     res_w.cmd.valid.eq(res_fresh & res_go & ~res_over & run_on)]   # only while a layer runs
         res_cmd = res_w.cmd.valid & res_w.cmd.ready
         m.d.sync += avail.eq(avail + pushed - Mux(res_cmd, want, 0))
         with m.If(res_cmd):
@@ -326,7 +328,7 @@ class SystemTop(wiring.Component):
         rows_left = Signal(32)
         sm = Signal(range(max(ecfg.stages * len(ecfg.matrices), 2)))
         passes_done = Signal()
-        run_on, can_pass = Signal(), Signal()       # see the passes' logic below
+        can_pass = Signal()                         # see the passes' logic below
         sm_last, rows_last = Signal(), Signal()     # == (sm is the last), (rows_left <= row_tile)
         pass_bytes = Signal(32 + wshift)
         m.d.comb += pass_bytes.eq(pass_mw << wshift)
@@ -393,6 +395,15 @@ class SystemTop(wiring.Component):
                 return (items + per - 1) >> (per.bit_length() - 1)
             return _const_mul(items, slot // D)
 
+        def words_m1(items_m1, width):
+            """The memory words of ``items_m1 + 1`` items of ``width`` bits, less one, with no adder
+            (slots and words are powers of two)."""
+            slot = slot_bits(width, D)
+            if slot <= D:
+                return items_m1 >> ((D // slot).bit_length() - 1)
+            k = slot // D
+            return Cat(Const(k - 1, k.bit_length() - 1), items_m1)
+
         # the run's end into the status register a cycle after its decision, from registers (the
         # decision's logic in front of the status flags was on the system top's critical path);
         # `busy` holds until then, so that the host never sees neither busy nor an outcome
@@ -434,6 +445,10 @@ class SystemTop(wiring.Component):
         m.d.sync += layer_done.eq(res_last_seen & flushed & (avail == 0) & ~eng_cmd_pend & passes_done &
                                   res_w.quiet & res_fifo.empty)
 
+        # a transfer of the run past the top of memory: the next pass (not issued) or the next
+        # result burst (not sent), as a register (the comparisons in front of the state machine's
+        # next state were on the system top's critical path); a layer cannot end with either due
+        faulted = Signal()
         # the weight passes, from registers rather than the state machine's decoding (its logic in
         # front of `passes_done` was the system top's critical path at 92.9 MHz): `run_on` is the RUN
         # state; `can_pass` says that every port has taken the last pass's command and passes are
@@ -441,6 +456,7 @@ class SystemTop(wiring.Component):
         n_sm = ecfg.stages * len(ecfg.matrices)
         pass_due = run_on & can_pass
         pass_go = pass_due & ~w_over
+        m.d.sync += faulted.eq((pass_due & w_over) | (res_fresh & res_go & res_over & run_on))
         m.d.sync += can_pass.eq((w_pend == 0) & ~passes_done & ~pass_go)
         with m.If(pass_go):
             m.d.sync += [w_pend.eq((1 << P) - 1), sm.eq(Mux(sm_last, 0, sm + 1)),
@@ -494,7 +510,7 @@ class SystemTop(wiring.Component):
                 wgt = Cat(d["wgt_lo"], d["wgt_hi"])
                 res = Cat(d["res_lo"], d["res_hi"])
                 m.d.sync += [act_addr.eq(act), wgt_base.eq(wgt), res_addr.eq(res),
-                             kbits.eq(d["k"]), quo.eq(0), rem.eq(0), step.eq(0)]
+                             kbits.eq(d["k"]), k_m1.eq(d["k"] - 1), quo.eq(0), rem.eq(0), step.eq(0)]
                 # the checks into registers, decided in SIZE (the divider runs on regardless)
                 m.d.sync += [bad["k"].eq((d["k"] == 0) | (d["k"] > ecfg.max_in)),
                              bad["rows"].eq((d["rows"] == 0) | (d["rows"] > ecfg.max_out)),
@@ -509,15 +525,20 @@ class SystemTop(wiring.Component):
                 m.d.sync += [kbits.eq(kbits << 1), rem.eq(Mux(ge, r2 - div, r2)),
                              quo.eq(Cat(ge, quo[:-1])), step.eq(step + 1)]
                 with m.If(step == kw):
-                    m.d.sync += [n_pass.eq(quo + (rem != 0)), step.eq(0)]
+                    m.d.sync += [n_pass.eq(quo + (rem != 0)), n_pass_m1.eq(quo - (rem == 0)), step.eq(0)]
                     m.next = "SIZE"
                 abortable()
             with m.State("SIZE"):
-                n_act_v = n_pass if cfg.engine.act_per_beat == div else d["k"]
+                by_pass = cfg.engine.act_per_beat == div
+                n_act_v = n_pass if by_pass else d["k"]
                 act_mw_v = words_of(n_act_v, cfg.act_bits)
+                # the last bytes from the counts less one, registered before (no subtractor after the
+                # count's adder in front of the address's)
                 act_lastb = Signal(A + 1)
-                m.d.comb += act_lastb.eq(act_addr[:A] + Cat(Const(-1, wshift), act_mw_v - 1))
+                m.d.comb += act_lastb.eq(act_addr[:A] + Cat(Const(-1, wshift),
+                                                            words_m1(n_pass_m1 if by_pass else k_m1, cfg.act_bits)))
                 m.d.sync += [n_act.eq(n_act_v), pass_mw.eq(words_of(n_pass, cfg.slice_bits)),
+                             pass_mw_m1.eq(words_m1(n_pass_m1, cfg.slice_bits)),
                              act_mw.eq(act_mw_v), act_over.eq(act_lastb[A]),
                              running_addr.eq(wgt_base[:A]), port.eq(0)]
                 # the descriptor's checks, in their order of priority
@@ -532,8 +553,10 @@ class SystemTop(wiring.Component):
                 # each port's first address, a cycle each (no chain of adders)
                 for p in range(P):
                     with m.If(port == p):
+                        # the last byte from `pass_mw - 1` registered (`+ pass_bytes - 1`, two 65-bit
+                        # carry chains in series, was the system top's critical path at 98.8 MHz)
                         m.d.sync += [w_addr[p].eq(running_addr), w_end[p].eq(running_addr + pass_bytes),
-                                     w_lastb[p].eq(running_addr + pass_bytes - 1)]
+                                     w_lastb[p].eq(running_addr + Cat(Const(-1, wshift), pass_mw_m1))]
                 m.d.sync += [running_addr.eq(running_addr + stride), port.eq(port + 1)]
                 with m.If(act_over | (running_addr[A:] != 0)):
                     fail("range")
@@ -548,12 +571,8 @@ class SystemTop(wiring.Component):
                     m.next = "RUN"
                 abortable()
             with m.State("RUN"):
-                m.d.comb += res_on.eq(1)
-                # the next pass (issued above, from registers) past the top
-                with m.If(pass_due & w_over):
-                    fail("range")
-                    to_abort()
-                with m.If(res_fresh & res_go & res_over):
+                # the next pass or result burst past the top (neither issued), a cycle later
+                with m.If(faulted):
                     fail("range")
                     to_abort()
                 with m.Elif(layer_done):
