@@ -291,15 +291,22 @@ class SystemTop(wiring.Component):
         # its level -> read-ready -> level, was the system top's critical path at 96.7 MHz)
         wiring.connect(m, res_fifo.o, res_w.data)
 
-        # -- the result writer's bursts: the words already in the FIFO ---------------------------
+        # -- the result writer's bursts: the words on their way to the FIFO or in it -------------
         # the burst's length, its end and whether to send it come from registers, a cycle after the
         # words they count (`fresh` low for the cycle after a burst, while they catch up)
-        avail = Signal(range(res_fifo.depth + BlockFIFO.QUEUE + 2))   # words in the FIFO not yet given a burst
-        flushed = Signal()                             # the layer's last word is in the FIFO
-        # a word counted only outside the cycles that reset the FIFO (a word taken in the cycle of
-        # the masters' reset after an abort was lost with the FIFO but counted: the next run's
-        # writer then waited for it for ever)
-        pushed = res_s.o.valid & res_s.o.ready & ~(clear | m_rst)
+        avail = Signal(range(res_fifo.depth + BlockFIFO.QUEUE + 4))   # words not yet given a burst
+        flushed = Signal()                             # the layer's last word is counted
+        # a word is counted as the packer hands it to the register slice, through a register: in
+        # the cycle it would have reached the FIFO had the slice not waited (the FIFO's `ready`, with
+        # its fan-out to the slice's enables, in front of the count's adder was the system top's
+        # critical path at 105.8 MHz). A burst may thus be asked for before its words are in the
+        # FIFO, never for words that will not come. Not counted: a word handed over in a cycle that
+        # resets the datapath, or one in the slice when it resets (lost with it: a word counted
+        # but lost after an abort once made the next run's writer wait for it for ever).
+        handed, handed_last = Signal(), Signal()
+        took_pk = packer.o.valid & packer.o.ready & ~(clear | m_rst)
+        m.d.sync += [handed.eq(took_pk), handed_last.eq(took_pk & packer.o.payload.last)]
+        pushed = handed & ~(clear | m_rst)
         want = Signal(range(cfg.max_burst + 1))
         res_fresh, res_go, res_over = Signal(), Signal(), Signal()
         run_on = Signal()                              # == the run state is RUN, a register
@@ -317,7 +324,7 @@ class SystemTop(wiring.Component):
         m.d.sync += avail.eq(avail + pushed - Mux(res_cmd, want, 0))
         with m.If(res_cmd):
             m.d.sync += [res_addr.eq(res_addr + (want << wshift)), res_fresh.eq(0)]
-        with m.If(pushed & res_s.o.payload[D]):
+        with m.If(handed_last & ~(clear | m_rst)):
             m.d.sync += flushed.eq(1)
 
         # -- the weight passes: a command to every port per pass ---------------------------------
