@@ -112,9 +112,12 @@ class _AxiMaster(wiring.Component):
                      want.eq(Mux(big, mb, left[:lw]))]
         n_v = Mux(to_4k < want, to_4k, want)
         allowed = Signal()
-        some = Signal()                                   # == (n != 0), a register (through the burst
-        # length's subtractor it was in front of every use of the address channel's handshake)
-        m.d.sync += [n.eq(n_v), some.eq(n_v != 0), n_mb.eq(n_v + mb), fresh.eq(1), allowed.eq(allow),
+        # `some` == (n != 0), a register (through the burst length's subtractor it was in front of
+        # every use of the address channel's handshake); from the beats wanted alone, since a
+        # word-aligned address always leaves a word before the next 4 KB boundary (`to_4k` >= 1)
+        some = Signal()
+        m.d.sync += [n.eq(n_v), some.eq(big | (left[:lw] != 0)), n_mb.eq(n_v + mb), fresh.eq(1),
+                     allowed.eq(allow),
                      n_all.eq(Mux(big, ~over & (n_v == mb), n_v == left[:lw]))]
         m.d.comb += [chan.valid.eq(fresh & some & allowed & ~self.abort),
                      chan.payload.addr.eq(addr), chan.payload.len.eq(n - 1),
