@@ -44,15 +44,6 @@ REG_ADDR_WIDTH = 8
 ERROR_CODES = {"list": 1, "k": 2, "rows": 3, "align": 4, "range": 5, "read": 6, "write": 7}
 
 
-def _const_mul(x, c: int):
-    """``x * c`` for a constant ``c`` as a sum of shifts (adders, never a multiplier cell)."""
-    terms = [x << b for b in range(c.bit_length()) if c >> b & 1]
-    out = terms[0]
-    for t in terms[1:]:
-        out = out + t
-    return out
-
-
 class Unpacker(wiring.Component):
     """Memory words in, items of ``width`` bits out, at :func:`slot_bits` slots.
 
@@ -304,9 +295,10 @@ class SystemTop(wiring.Component):
         # resets the datapath, or one in the slice when it resets (lost with it: a word counted
         # but lost after an abort once made the next run's writer wait for it for ever).
         handed, handed_last = Signal(), Signal()
-        took_pk = packer.o.valid & packer.o.ready & ~(clear | m_rst)
+        live = ~(clear | m_rst)                        # the datapath is not being reset
+        took_pk = packer.o.valid & packer.o.ready & live
         m.d.sync += [handed.eq(took_pk), handed_last.eq(took_pk & packer.o.payload.last)]
-        pushed = handed & ~(clear | m_rst)
+        pushed = handed & live
         want = Signal(range(cfg.max_burst + 1))
         res_fresh, res_go, res_over = Signal(), Signal(), Signal()
         run_on = Signal()                              # == the run state is RUN, a register
@@ -324,7 +316,7 @@ class SystemTop(wiring.Component):
         m.d.sync += avail.eq(avail + pushed - Mux(res_cmd, want, 0))
         with m.If(res_cmd):
             m.d.sync += [res_addr.eq(res_addr + (want << wshift)), res_fresh.eq(0)]
-        with m.If(handed_last & ~(clear | m_rst)):
+        with m.If(handed_last & live):
             m.d.sync += flushed.eq(1)
 
         # -- the weight passes: a command to every port per pass ---------------------------------
@@ -395,16 +387,9 @@ class SystemTop(wiring.Component):
         kbits = Signal(kw)
         step = Signal(range(kw + 1))
 
-        def words_of(items, width):
-            slot = slot_bits(width, D)
-            if slot <= D:
-                per = D // slot
-                return (items + per - 1) >> (per.bit_length() - 1)
-            return _const_mul(items, slot // D)
-
         def words_m1(items_m1, width):
             """The memory words of ``items_m1 + 1`` items of ``width`` bits, less one, with no adder
-            (slots and words are powers of two)."""
+            (slots and words are powers of two; the words themselves are this plus one)."""
             slot = slot_bits(width, D)
             if slot <= D:
                 return items_m1 >> ((D // slot).bit_length() - 1)
@@ -538,15 +523,15 @@ class SystemTop(wiring.Component):
             with m.State("SIZE"):
                 by_pass = cfg.engine.act_per_beat == div
                 n_act_v = n_pass if by_pass else d["k"]
-                act_mw_v = words_of(n_act_v, cfg.act_bits)
+                act_mw_m1 = words_m1(n_pass_m1 if by_pass else k_m1, cfg.act_bits)
+                pass_mw_m1_v = words_m1(n_pass_m1, cfg.slice_bits)
                 # the last bytes from the counts less one, registered before (no subtractor after the
                 # count's adder in front of the address's)
                 act_lastb = Signal(A + 1)
-                m.d.comb += act_lastb.eq(act_addr[:A] + Cat(Const(-1, wshift),
-                                                            words_m1(n_pass_m1 if by_pass else k_m1, cfg.act_bits)))
-                m.d.sync += [n_act.eq(n_act_v), pass_mw.eq(words_of(n_pass, cfg.slice_bits)),
-                             pass_mw_m1.eq(words_m1(n_pass_m1, cfg.slice_bits)),
-                             act_mw.eq(act_mw_v), act_over.eq(act_lastb[A]),
+                m.d.comb += act_lastb.eq(act_addr[:A] + Cat(Const(-1, wshift), act_mw_m1))
+                m.d.sync += [n_act.eq(n_act_v), pass_mw.eq(pass_mw_m1_v + 1),
+                             pass_mw_m1.eq(pass_mw_m1_v),
+                             act_mw.eq(act_mw_m1 + 1), act_over.eq(act_lastb[A]),
                              running_addr.eq(wgt_base[:A]), port.eq(0)]
                 # the descriptor's checks, in their order of priority
                 for i, name in enumerate(bad):
