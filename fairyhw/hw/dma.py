@@ -275,6 +275,34 @@ class RegisterSlice(wiring.Component):
         return m
 
 
+class ReadySlice(wiring.Component):
+    """A stream of ``width`` bits with its backward path through a register: ``i.ready`` is a register,
+    so the consumer's ready reaches only this slice, not the producer's logic; valid and payload pass
+    straight through (no latency: cycles are as without it).
+
+    A word offered while the consumer waits is kept in a spare register, loaded every cycle while it is
+    empty (its enable a register, not the consumer's handshake: a wide enable from a far consumer's
+    ready was the system top's critical path before), and offered from there until taken. Placed
+    beside the consumer, it leaves the route between the two sides to registered signals going one
+    way each: the producer's valid and words, and this slice's ready.
+    """
+
+    def __init__(self, width: int):
+        self.width = width
+        super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width))})
+
+    def elaborate(self, platform):
+        m = Module()
+        spare = Signal(self.width, reset_less=True)
+        spare_full = Signal()
+        with m.If(~spare_full):
+            m.d.sync += spare.eq(self.i.payload)
+        m.d.sync += spare_full.eq(self.o.valid & ~self.o.ready)
+        m.d.comb += [self.i.ready.eq(~spare_full), self.o.valid.eq(spare_full | self.i.valid),
+                     self.o.payload.eq(Mux(spare_full, spare, self.i.payload))]
+        return m
+
+
 class CreditLink(wiring.Component):
     """A stream of ``width`` bits through a small FIFO of distributed (LUT) RAM: full rate, a cycle of
     latency, like :class:`RegisterSlice`, but with no wide enable anywhere.

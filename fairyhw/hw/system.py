@@ -32,7 +32,7 @@ from amaranth.lib.wiring import In, Out
 
 from .axi import RegisterFile, axil_signature
 from .config import DESCRIPTOR, DESCRIPTOR_BYTES, RESULT_SUM_BITS, SystemConfig, slot_bits
-from .dma import AxiReader, AxiWriter, BlockFIFO, RegisterSlice, axi_read_signature, axi_write_signature
+from .dma import AxiReader, AxiWriter, BlockFIFO, ReadySlice, RegisterSlice, axi_read_signature, axi_write_signature
 from .engine import Engine
 
 __all__ = ["Unpacker", "Packer", "SystemTop", "REG_ADDR_WIDTH", "ERROR_CODES", "wrapper_ports",
@@ -251,16 +251,24 @@ class SystemTop(wiring.Component):
         m.d.comb += [act_un.length.eq(n_act)]
         for u in wgt_un:
             m.d.comb += u.length.eq(n_pass)
-        # each read master's words straight from its FIFO's output queue (registers and a small
-        # distributed RAM: its block RAM stays out of the consumers' handshake logic)
-        m.d.comb += [desc_un.i.payload.eq(ctrl.data.payload), act_un.i.payload.eq(ctrl.data.payload),
-                     desc_un.i.valid.eq(ctrl.data.valid & ~ctrl_to_act),
-                     act_un.i.valid.eq(ctrl.data.valid & ctrl_to_act),
-                     ctrl.data.ready.eq(Mux(ctrl_to_act, act_un.i.ready, desc_un.i.ready))]
+        # each read master's words from its FIFO's output queue (registers and a small distributed
+        # RAM: its block RAM stays out of the consumers' handshake logic) through a ready slice beside
+        # the consumer: the consumer's ready stops at the slice (the control reader's data handshake,
+        # the unpacker's ready through the descriptor/activation select into the reader's queue
+        # across the chip, was the system top's critical path at 96.2 MHz); no cycle added
+        links = [ReadySlice(D) for _ in range(1 + P)]
+        for i, (rd, link) in enumerate(zip([ctrl, *wgts], links)):
+            m.submodules[f"link{i}"] = ResetInserter(m_rst)(link)
+            wiring.connect(m, rd.data, link.i)
+        c_data = links[0].o
+        m.d.comb += [desc_un.i.payload.eq(c_data.payload), act_un.i.payload.eq(c_data.payload),
+                     desc_un.i.valid.eq(c_data.valid & ~ctrl_to_act),
+                     act_un.i.valid.eq(c_data.valid & ctrl_to_act),
+                     c_data.ready.eq(Mux(ctrl_to_act, act_un.i.ready, desc_un.i.ready))]
         m.d.comb += [engine.act.payload.eq(act_un.o.payload), engine.act.valid.eq(act_un.o.valid),
                      act_un.o.ready.eq(engine.act.ready)]
-        for rd, u in zip(wgts, wgt_un):
-            wiring.connect(m, rd.data, u.i)
+        for link, u in zip(links[1:], wgt_un):
+            wiring.connect(m, link.o, u.i)
         all_valid = Cat(*(u.o.valid for u in wgt_un)).all()
         m.d.comb += [engine.wgt.payload.eq(Cat(*(u.o.payload for u in wgt_un))[:2 * ecfg.lanes]),
                      engine.wgt.valid.eq(all_valid)]
