@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from fairyhw.cosim.build import build_lock, setup_verilator, write_sources
+from fairyhw.cosim.build import VERILATOR_ARGS, build_lock, setup_verilator, write_sources
 from fairyhw.flow.gen import generate
 from fairyhw.hw.driver import ref_results, rescale_results
 from fairyhw.hw.engine import Engine
@@ -55,7 +55,7 @@ def build_component(name, component, wrapper):
         paths = write_sources(bdir, {"inner.v": inner, "top.v": wrapper})
         runner = get_runner()
         runner.build(sources=paths, hdl_toplevel="top", build_dir=bdir,
-                     build_args=["-Wno-fatal"], timescale=("1ns", "1ps"))
+                     build_args=list(VERILATOR_ARGS) if SIM == "verilator" else [], timescale=("1ns", "1ps"))
     return runner, bdir
 
 
@@ -91,7 +91,7 @@ def build(**params):
         if SIM == "icarus":
             icarus_time0_fix(bdir / "fairyhw_engine.v")
         runner = get_runner()
-        args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-O2"] if SIM == "verilator" else []
+        args = [*VERILATOR_ARGS, "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-O2"] if SIM == "verilator" else []
         # WAVES=1: the runner adds Verilator's --trace (VCD; FST would need the lz4 headers)
         runner.build(sources=[bdir / "fairyhw_engine.v"], hdl_toplevel="fairyhw_engine", build_dir=bdir,
                      build_args=args, timescale=("1ns", "1ps"), waves=WAVES)

@@ -12,10 +12,18 @@ from pathlib import Path
 
 from .memory import BENCH_MODULE, MemoryTiming, bench_verilog, memory_verilog
 
-__all__ = ["setup_verilator", "verilator_runner", "build_bench", "build_lock", "write_sources", "SYSTEM_MODULE"]
+__all__ = ["setup_verilator", "verilator_runner", "build_bench", "build_lock", "write_sources", "SYSTEM_MODULE",
+           "VERILATOR_ARGS"]
 
 #: The system wrapper's module name inside the bench.
 SYSTEM_MODULE = "fairyhw_system"
+
+#: Verilator arguments of every co-simulation build (a build adds its own after these). cocotb's
+#: runner asks for ``--public-flat-rw``, every signal of the design reachable from Python, which
+#: keeps Verilator from optimising them away; the testbenches reach the top module's ports only (and
+#: the bench's memory array, marked public where it is declared), so it is turned off again: a
+#: build takes about half the time.
+VERILATOR_ARGS = ("-Wno-fatal", "--no-public-flat-rw", "--public-depth", "1")
 
 
 def setup_verilator() -> None:
@@ -86,7 +94,7 @@ def build_bench(config, timing: MemoryTiming, words: int, cache: Path, *, log=No
         try:
             runner.build(sources=paths, hdl_toplevel=BENCH_MODULE, build_dir=folder,
                          # --timing: the bench's clock toggles inside the simulator (g++ needs -fcoroutines)
-                         build_args=["-Wno-fatal", "-O2", "--timing", "-CFLAGS", "-fcoroutines"],
+                         build_args=[*VERILATOR_ARGS, "-O2", "--timing", "-CFLAGS", "-fcoroutines"],
                          timescale=("1ns", "1ps"), log_file=str(folder / "build.log"))
         except RuntimeError as e:
             from .. import FairyError

@@ -134,7 +134,7 @@ def memory_verilog(read_ports: int, *, data_width: int, addr_width: int, words: 
     nw = outstanding_writes
     wb = max(1, (nw - 1).bit_length())
     body = [f"module {MEMORY_MODULE} (", ",\n".join(f"  {p}" for p in ports), ");",
-            f"  reg [{data_width - 1}:0] mem [0:{words - 1}];",
+            f"  reg [{data_width - 1}:0] mem [0:{words - 1}] /*verilator public_flat_rw*/;   // the host's view",
             "  reg [63:0] cycle;",
             "  always @(posedge clk) cycle <= rst ? 64'd0 : cycle + 64'd1;"]
     body += [_read_port(i, W, AW, words, timing) for i in range(read_ports)]

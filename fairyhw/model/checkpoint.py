@@ -185,6 +185,103 @@ def _reverse_permute(w: np.ndarray, n_head: int) -> np.ndarray:
     return w.reshape(n_head, dim, 2, *w.shape[1:]).swapaxes(2, 1).reshape(w.shape)
 
 
+@dataclass
+class _GGUFTensor:
+    name: str
+    shape: tuple            # GGUF's order (fastest-varying dimension first)
+    tensor_type: object     # a gguf.GGMLQuantizationType
+    data: np.ndarray        # its bytes, rows of ``shape[0]`` elements (a view of the file map)
+
+
+#: GGUF metadata value types: struct formats of the scalars, and the string and array type codes.
+_GGUF_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+_GGUF_STRING, _GGUF_ARRAY = 8, 9
+
+
+def _read_gguf(path: str):
+    """A GGUF file's metadata (``{key: value}``; arrays are skipped, as None) and tensors.
+
+    The metadata is walked with :mod:`struct` over the file map: ``gguf.GGUFReader`` makes a numpy
+    view of every item of every array, about 8 s for a tokenizer's 100,000 strings, where the
+    config needs a dozen scalars. The tensors' data are views of the same map."""
+    import mmap
+    import struct
+
+    import gguf
+    with open(path, "rb") as f:
+        buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    pos = 0
+
+    def take(fmt):
+        nonlocal pos
+        v = struct.unpack_from("<" + fmt, buf, pos)
+        pos += struct.calcsize("<" + fmt)
+        return v[0] if len(v) == 1 else v
+
+    def string():
+        nonlocal pos
+        n = take("Q")
+        if pos + n > len(buf):
+            raise ValueError(f"a string of {n} bytes runs past the end of the file")
+        pos += n
+        return bytes(buf[pos - n:pos]).decode("utf-8", errors="replace")
+
+    def skip(vtype):
+        nonlocal pos
+        if vtype == _GGUF_STRING:
+            n = take("Q")                      # the length, then its bytes
+            pos += n
+            return
+        if vtype == _GGUF_ARRAY:
+            itype, count = take("IQ")
+            if itype in _GGUF_SCALARS:
+                pos += count * struct.calcsize("<" + _GGUF_SCALARS[itype])
+            else:
+                for _ in range(count):
+                    skip(itype)
+            return
+        if vtype not in _GGUF_SCALARS:
+            raise ValueError(f"unknown metadata value type {vtype}")
+        pos += struct.calcsize("<" + _GGUF_SCALARS[vtype])
+
+    if take("4s") != b"GGUF":
+        raise ValueError("GGUF magic invalid")
+    version = take("I")
+    if version not in (2, 3):
+        raise ValueError(f"GGUF version {version} is not supported, expected 2 or 3")
+    n_tensors, n_kv = take("QQ")
+    fields = {}
+    for _ in range(n_kv):
+        key, vtype = string(), take("I")
+        if vtype == _GGUF_STRING:
+            fields[key] = string()
+        elif vtype in _GGUF_SCALARS:
+            fields[key] = take(_GGUF_SCALARS[vtype])
+        else:
+            skip(vtype)
+            fields[key] = None
+    infos = []
+    for _ in range(n_tensors):
+        name, n_dims = string(), take("I")
+        dims = tuple(take("Q") for _ in range(n_dims))
+        infos.append((name, dims, gguf.GGMLQuantizationType(take("I")), take("Q")))
+    align = fields.get("general.alignment") or 32
+    start = -(-pos // align) * align
+    data = np.frombuffer(buf, np.uint8)
+    tensors = []
+    for name, dims, qtype, offset in infos:
+        block, size = gguf.GGML_QUANT_SIZES[qtype]
+        if not dims or dims[0] % block:
+            raise ValueError(f"tensor {name}: rows of {dims[:1]} elements are not whole blocks of {block}")
+        row = dims[0] // block * size
+        rows = int(np.prod(dims[1:], dtype=np.int64)) if len(dims) > 1 else 1
+        a = start + offset
+        if a + rows * row > len(buf):
+            raise ValueError(f"tensor {name} runs past the end of the file")
+        tensors.append(_GGUFTensor(name, dims, qtype, data[a:a + rows * row].reshape(rows, row)))
+    return fields, tensors
+
+
 def load_gguf(path: str, tensors: bool = True) -> Checkpoint:
     """Load a LLaMA-architecture GGUF file, dequantizing its tensors to float32 (``tensors=False``:
     the config alone, from the metadata and the tensors' shapes; the checkpoint has no tensors)."""
@@ -192,13 +289,13 @@ def load_gguf(path: str, tensors: bool = True) -> Checkpoint:
 
     src = os.path.basename(path)
     try:
-        reader = gguf.GGUFReader(path)
-    except Exception as e:   # the reader raises ValueError, struct.error, IndexError ... on bad files
+        fields, reader_tensors = _read_gguf(path)
+    except Exception as e:   # struct.error, ValueError, IndexError, KeyError ... on bad files
         raise FairyError(f"{src}: malformed GGUF file ({type(e).__name__}: {e})") from None
 
     def field_value(key, default=None):
-        f = reader.fields.get(key)
-        return default if f is None else f.contents()
+        v = fields.get(key)
+        return default if v is None else v
 
     def required_int(key, default=None):
         v = field_value(key, default)
@@ -229,13 +326,13 @@ def load_gguf(path: str, tensors: bool = True) -> Checkpoint:
         "max_position_embeddings": int(field_value("llama.context_length", 2048)),
     }
     if not tensors:
-        shapes = {t.name: tuple(int(d) for d in reversed(t.shape)) for t in reader.tensors}
+        shapes = {t.name: tuple(int(d) for d in reversed(t.shape)) for t in reader_tensors}
         embed = shapes.get("token_embd.weight")
         config["vocab_size"] = int(embed[0]) if embed else int(field_value("llama.vocab_size", 0))
         config["tie_word_embeddings"] = "output.weight" not in shapes
         return Checkpoint(src, config, {})
     tensors = {}
-    for t in reader.tensors:
+    for t in reader_tensors:
         qtype = t.tensor_type.name
         if qtype not in GGUF_FLOAT_TYPES:
             raise FairyError(f"{src}: tensor {t.name} has GGUF type {qtype}, which is not supported "

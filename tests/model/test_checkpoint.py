@@ -26,6 +26,41 @@ def test_hf_dir_loads_the_written_model(tiny_llama_dir):
     assert len(linear_weight_names(ck)) == 15
 
 
+def test_gguf_metadata_walk_matches_the_gguf_reader(tmp_path):
+    """The metadata walk behind ``load_gguf`` reads what ``gguf.GGUFReader`` reads: every scalar and
+    string (arrays of strings and numbers skipped on the way), each tensor's name, type, shape and bytes."""
+    import gguf
+    from fairyhw.model.checkpoint import _read_gguf
+    path = tmp_path / "m.gguf"
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_uint32("llama.block_count", 3)
+    w.add_array("tokenizer.ggml.tokens", ["a", "bé", "", "long" * 50])
+    w.add_float32("llama.rope.freq_base", 1e4)
+    w.add_array("tokenizer.ggml.token_type", [1, 2, 3])
+    w.add_bool("tokenizer.ggml.add_bos_token", True)
+    w.add_int64("x.int64", -5)
+    w.add_string("x.string", "né")
+    g = np.random.default_rng(0)
+    w.add_tensor("a.weight", g.standard_normal((3, 32)).astype(np.float32))
+    w.add_tensor("b.weight", g.standard_normal((2, 64)).astype(np.float16))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    fields, tensors = _read_gguf(str(path))
+    r = gguf.GGUFReader(str(path))
+    for key, f in r.fields.items():
+        if key.startswith("GGUF."):
+            continue
+        want = None if f.types[0] == gguf.GGUFValueType.ARRAY else f.contents()
+        assert fields[key] == want, key
+    assert set(fields) == {k for k in r.fields if not k.startswith("GGUF.")}
+    assert len(tensors) == len(r.tensors) == 2
+    for a, b in zip(tensors, r.tensors):
+        assert (a.name, a.tensor_type, a.shape) == (b.name, b.tensor_type, tuple(int(d) for d in b.shape))
+        assert a.data.tobytes() == np.asarray(b.data).tobytes()
+
+
 def test_smollm2_gguf_matches_transformers_loader(smollm2, smollm2_path):
     """Our GGUF loader (dequantize + q/k un-permute) gives exactly transformers' tensors."""
     from transformers import AutoModelForCausalLM
