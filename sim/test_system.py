@@ -93,6 +93,7 @@ def test_bad_descriptors_give_error_status(small):
         ("k", one(k=0)), ("k", one(k=65)), ("rows", one(rows=0)), ("rows", one(rows=65)),
         ("align", one(act=pl.act + 4)), ("align", one(wgt_stride=pl.wgt_stride + 8 + 4)),
         ("range", one(res=1 << 32)), ("range", one(act=(1 << 32) - 8)),
+        ("range", one(res=(1 << 32) - cfg.word_bytes)),     # the results' first burst runs past the top
         ("range", {"chunks": {}, "desc_addr": (1 << 32) | base, "count": 1, "results": []}),
     ]
     runs = [r for _, r in cases] + [ok_run]

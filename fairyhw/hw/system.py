@@ -120,17 +120,19 @@ class Packer(wiring.Component):
             per = D // slot
             word = Signal(D, reset_less=True)
             idx = Signal(range(max(per, 2)))
+            # `at_end` == (idx == per - 1), a register (the comparison in front of `full` was on the
+            # system top's critical path at 113.0 MHz)
+            at_end = Signal(init=int(per == 1))
             full, last = Signal(), Signal()
             m.d.comb += [self.o.valid.eq(full), self.o.payload.data.eq(word), self.o.payload.last.eq(last),
                          self.i.ready.eq(~full | self.o.ready)]
             with m.If(took_out):
                 m.d.sync += full.eq(0)
             with m.If(took_in):
-                ends = (idx == per - 1) | self.i.payload.last
-                with m.If(ends):
-                    m.d.sync += [full.eq(1), last.eq(self.i.payload.last), idx.eq(0)]
+                with m.If(at_end | self.i.payload.last):
+                    m.d.sync += [full.eq(1), last.eq(self.i.payload.last), idx.eq(0), at_end.eq(per == 1)]
                 with m.Else():
-                    m.d.sync += idx.eq(idx + 1)
+                    m.d.sync += [idx.eq(idx + 1), at_end.eq(idx == per - 2)]
                 with m.Switch(idx):
                     for j in range(per):
                         with m.Case(j):
@@ -311,19 +313,22 @@ class SystemTop(wiring.Component):
         res_fresh, res_go, res_over = Signal(), Signal(), Signal()
         run_on = Signal()                              # == the run state is RUN, a register
         want_v = Mux(avail < cfg.max_burst, avail, cfg.max_burst)
-        # the burst's last byte (a burst is sent only with words to send); past the top if bit A is set
-        res_lastb = Signal(A + 1)
-        m.d.comb += res_lastb.eq(res_addr[:A] + Cat(Const(-1, wshift), want_v - 1))
+        # the burst past the top: more words than `res_room`, the words from its address to the top
+        # (set with the address, less each burst), so min(avail, max_burst) > room from two
+        # comparisons of registers side by side (the burst's last byte from `want_v`, an adder after
+        # the select, was the system top's critical path at 114.5 MHz)
+        res_room = Signal(A - wshift + 1)
         m.d.sync += [want.eq(want_v),
                      res_go.eq((avail >= cfg.max_burst) | (flushed & (avail != 0))),
-                     res_over.eq(res_lastb[A]),
+                     res_over.eq((avail > res_room) & (res_room < cfg.max_burst)),
                      res_fresh.eq(1)]
         m.d.comb += [res_w.cmd.payload.addr.eq(res_addr), res_w.cmd.payload.beats.eq(want),
                      res_w.cmd.valid.eq(res_fresh & res_go & ~res_over & run_on)]   # only while a layer runs
         res_cmd = res_w.cmd.valid & res_w.cmd.ready
         m.d.sync += avail.eq(avail + pushed - Mux(res_cmd, want, 0))
         with m.If(res_cmd):
-            m.d.sync += [res_addr.eq(res_addr + (want << wshift)), res_fresh.eq(0)]
+            m.d.sync += [res_addr.eq(res_addr + (want << wshift)), res_room.eq(res_room - want),
+                         res_fresh.eq(0)]
         with m.If(handed_last & live):
             m.d.sync += flushed.eq(1)
 
@@ -510,6 +515,7 @@ class SystemTop(wiring.Component):
                 wgt = Cat(d["wgt_lo"], d["wgt_hi"])
                 res = Cat(d["res_lo"], d["res_hi"])
                 m.d.sync += [act_addr.eq(act), wgt_base.eq(wgt), res_addr.eq(res),
+                             res_room.eq((1 << (A - wshift)) - res[wshift:A]),
                              kbits.eq(d["k"]), k_m1.eq(d["k"] - 1), quo.eq(0), rem.eq(0), step.eq(0)]
                 # the checks into registers, decided in SIZE (the divider runs on regardless)
                 m.d.sync += [bad["k"].eq((d["k"] == 0) | (d["k"] > ecfg.max_in)),
