@@ -21,8 +21,8 @@ SYSTEM_MODULE = "fairyhw_system"
 #: Verilator arguments of every co-simulation build (a build adds its own after these). cocotb's
 #: runner asks for ``--public-flat-rw``, every signal of the design reachable from Python, which
 #: keeps Verilator from optimising them away; the testbenches reach the top module's ports only (and
-#: the bench's memory array, marked public where it is declared), so it is turned off again: a
-#: build takes about half the time.
+#: the bench's memory array, marked public where it is declared), so it is turned off again, leaving
+#: the top module public (cocotb needs its scope): a build takes about half the time.
 VERILATOR_ARGS = ("-Wno-fatal", "--no-public-flat-rw", "--public-depth", "1")
 
 
