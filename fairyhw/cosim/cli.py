@@ -71,16 +71,12 @@ def build_parser() -> ArgumentParser:
 def layer_shapes(config: dict, blocks: int | None) -> list[tuple[str, int, int]]:
     """(name, complex rows, complex k) of every linear layer of a LLaMA config (HF keys), in the
     model's order: per block q, k, v, o, gate, up, down, then the lm_head."""
-    from ..model.llama import LlamaConfig
+    from ..model.llama import LlamaConfig, block_module, linear_shapes
     c = LlamaConfig.from_hf(config)
-    kv = c.kv_heads * c.head_dim
-    per = [("self_attn.q_proj", c.hidden, c.hidden), ("self_attn.k_proj", kv, c.hidden),
-           ("self_attn.v_proj", kv, c.hidden), ("self_attn.o_proj", c.hidden, c.hidden),
-           ("mlp.gate_proj", c.intermediate, c.hidden), ("mlp.up_proj", c.intermediate, c.hidden),
-           ("mlp.down_proj", c.hidden, c.intermediate)]
-    out = [(f"model.layers.{b}.{n}", o // 2, i // 2)
-           for b in range(c.layers if blocks is None else blocks) for n, o, i in per]
-    return out + [("lm_head", c.vocab // 2, c.hidden // 2)]
+    *per, head = linear_shapes(c)
+    out = [(f"model.layers.{b}.{block_module(s.name)}", s.out_features // 2, s.in_features // 2)
+           for b in range(c.layers if blocks is None else blocks) for s in per]
+    return out + [(head.name, head.out_features // 2, head.in_features // 2)]
 
 
 def plan_words(cfg: SystemConfig, shapes) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["LlamaConfig", "LinearShape", "LLAMA2_7B", "linear_shapes", "parameter_count",
+__all__ = ["LlamaConfig", "LinearShape", "LLAMA2_7B", "linear_shapes", "block_module", "parameter_count",
            "weight_bytes_per_token"]
 
 
@@ -60,6 +60,12 @@ def linear_shapes(cfg: LlamaConfig = LLAMA2_7B, lm_head: bool = True) -> list[Li
     if lm_head:
         out.append(LinearShape("lm_head", cfg.vocab, h, 1))
     return out
+
+
+def block_module(name: str) -> str:
+    """A block's linear layer (a :class:`LinearShape` name) as HF's module path inside the block:
+    ``self_attn.q_proj`` ... ``mlp.down_proj``."""
+    return f"{'mlp' if name in ('gate_proj', 'up_proj', 'down_proj') else 'self_attn'}.{name}"
 
 
 def parameter_count(cfg: LlamaConfig = LLAMA2_7B, tied: bool = False) -> int:

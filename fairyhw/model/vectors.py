@@ -15,11 +15,11 @@ import torch
 
 from .checkpoint import load_gguf, smollm2_gguf_path
 from .layers import FairyLinear
+from .llama import block_module, linear_shapes
 
 TEXT = ("The quick brown fox jumps over the lazy dog. Hardware engineers like adders because "
         "they are small, fast and cheap.")
-PROJ = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-        "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
+PROJ = tuple(block_module(s.name) for s in linear_shapes(lm_head=False))
 
 
 def load_smollm2():
