@@ -16,7 +16,7 @@ no burst is in flight, so that the master can then be reset without breaking the
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.memory import Memory
@@ -276,7 +276,7 @@ class RegisterSlice(wiring.Component):
 
 
 class ReadySlice(wiring.Component):
-    """A stream of ``width`` bits with its backward path through a register: ``i.ready`` is a register,
+    """A stream of ``shape`` (bits, or a layout) with its backward path through a register: ``i.ready`` is a register,
     so the consumer's ready reaches only this slice, not the producer's logic; valid and payload pass
     straight through (no latency: cycles are as without it).
 
@@ -287,19 +287,20 @@ class ReadySlice(wiring.Component):
     way each: the producer's valid and words, and this slice's ready.
     """
 
-    def __init__(self, width: int):
-        self.width = width
-        super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width))})
+    def __init__(self, shape):
+        self.shape = shape
+        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
 
     def elaborate(self, platform):
         m = Module()
-        spare = Signal(self.width, reset_less=True)
+        word = lambda v: Value.cast(v)
+        spare = Signal(len(word(self.i.payload)), reset_less=True)
         spare_full = Signal()
         with m.If(~spare_full):
-            m.d.sync += spare.eq(self.i.payload)
+            m.d.sync += spare.eq(word(self.i.payload))
         m.d.sync += spare_full.eq(self.o.valid & ~self.o.ready)
         m.d.comb += [self.i.ready.eq(~spare_full), self.o.valid.eq(spare_full | self.i.valid),
-                     self.o.payload.eq(Mux(spare_full, spare, self.i.payload))]
+                     word(self.o.payload).eq(Mux(spare_full, spare, word(self.i.payload)))]
         return m
 
 

@@ -258,31 +258,43 @@ class SystemTop(wiring.Component):
         # the consumer: the consumer's ready stops at the slice (the control reader's data handshake,
         # the unpacker's ready through the descriptor/activation select into the reader's queue
         # across the chip, was the system top's critical path at 96.2 MHz); no cycle added
-        links = [ReadySlice(D) for _ in range(1 + P)]
-        for i, (rd, link) in enumerate(zip([ctrl, *wgts], links)):
-            m.submodules[f"link{i}"] = ResetInserter(m_rst)(link)
+        # (the control reader's words go to two consumers apart, the descriptor's registers and the
+        # activation unpacker by the engine: a slice each, so that each can sit by its consumer)
+        desc_link, act_link = ReadySlice(D), ReadySlice(D)
+        wgt_links = [ReadySlice(D) for _ in range(P)]
+        for name, link in (("desc_link", desc_link), ("act_link", act_link),
+                           *((f"wgt_link{p}", l) for p, l in enumerate(wgt_links))):
+            m.submodules[name] = ResetInserter(m_rst)(link)
+        for rd, link in zip(wgts, wgt_links):
             wiring.connect(m, rd.data, link.i)
-        c_data = links[0].o
-        m.d.comb += [desc_un.i.payload.eq(c_data.payload), act_un.i.payload.eq(c_data.payload),
-                     desc_un.i.valid.eq(c_data.valid & ~ctrl_to_act),
-                     act_un.i.valid.eq(c_data.valid & ctrl_to_act),
-                     c_data.ready.eq(Mux(ctrl_to_act, act_un.i.ready, desc_un.i.ready))]
+        m.d.comb += [desc_link.i.payload.eq(ctrl.data.payload), act_link.i.payload.eq(ctrl.data.payload),
+                     desc_link.i.valid.eq(ctrl.data.valid & ~ctrl_to_act),
+                     act_link.i.valid.eq(ctrl.data.valid & ctrl_to_act),
+                     ctrl.data.ready.eq(Mux(ctrl_to_act, act_link.i.ready, desc_link.i.ready))]
+        wiring.connect(m, desc_link.o, desc_un.i)
+        wiring.connect(m, act_link.o, act_un.i)
         m.d.comb += [engine.act.payload.eq(act_un.o.payload), engine.act.valid.eq(act_un.o.valid),
                      act_un.o.ready.eq(engine.act.ready)]
-        for link, u in zip(links[1:], wgt_un):
+        for link, u in zip(wgt_links, wgt_un):
             wiring.connect(m, link.o, u.i)
         all_valid = Cat(*(u.o.valid for u in wgt_un)).all()
         m.d.comb += [engine.wgt.payload.eq(Cat(*(u.o.payload for u in wgt_un))[:2 * ecfg.lanes]),
                      engine.wgt.valid.eq(all_valid)]
         for u in wgt_un:
             m.d.comb += u.o.ready.eq(engine.wgt.ready & all_valid)
-        # results: each sum sign-extended to 32 bits, packed into words, into the FIFO
-        sums = engine.res.payload.sums
+        # results: through a ready slice (the packer's ready into the engine's result FIFO level was
+        # the system top's critical path at 129.4 MHz; no cycle added), each sum sign-extended to 32
+        # bits, packed into words, into the FIFO
+        res_link = ReadySlice(engine.res.signature.members["payload"].shape)
+        m.submodules.res_link = ResetInserter(eng_rst | clear)(res_link)
+        wiring.connect(m, engine.res, res_link.i)
+        res = res_link.o
+        sums = res.payload.sums
         flat = [sums[g][i] for g in range(ecfg.res_per_beat) for i in range(len(ecfg.parts))] \
             if ecfg.lane_style == "array" else [sums[i] for i in range(len(ecfg.parts))]
         m.d.comb += [packer.i.payload.data.eq(Cat(*(_sext(s, RESULT_SUM_BITS) for s in flat))),
-                     packer.i.payload.last.eq(engine.res.payload.last),
-                     packer.i.valid.eq(engine.res.valid), engine.res.ready.eq(packer.i.ready),
+                     packer.i.payload.last.eq(res.payload.last),
+                     packer.i.valid.eq(res.valid), res.ready.eq(packer.i.ready),
                      res_s.i.payload.eq(packer.o.payload.as_value()), res_s.i.valid.eq(packer.o.valid),
                      packer.o.ready.eq(res_s.i.ready),
                      res_fifo.i.payload.eq(res_s.o.payload[:D]), res_fifo.i.valid.eq(res_s.o.valid),
@@ -441,7 +453,7 @@ class SystemTop(wiring.Component):
         m.d.sync += [stall.eq(stall + stalled),
                      stalled.eq(in_run & ((engine.wgt.ready & ~engine.wgt.valid) |
                                           (engine.act.ready & ~engine.act.valid) |
-                                          (engine.res.valid & ~engine.res.ready)))]
+                                          (res.valid & ~res.ready)))]
         last_layer = Signal()                  # == (layers_left == 1), a register
         m.d.sync += last_layer.eq(layers_left == 1)
         # the list's registers checked as they are written, before the start pulse that follows
