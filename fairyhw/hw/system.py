@@ -254,12 +254,11 @@ class SystemTop(wiring.Component):
         for u in wgt_un:
             m.d.comb += u.length.eq(n_pass)
         # each read master's words from its FIFO's output queue (registers and a small distributed
-        # RAM: its block RAM stays out of the consumers' handshake logic) through a ready slice beside
-        # the consumer: the consumer's ready stops at the slice (the control reader's data handshake,
-        # the unpacker's ready through the descriptor/activation select into the reader's queue
-        # across the chip, was the system top's critical path at 96.2 MHz); no cycle added
-        # (the control reader's words go to two consumers apart, the descriptor's registers and the
-        # activation unpacker by the engine: a slice each, so that each can sit by its consumer)
+        # RAM: its block RAM stays out of the consumers' handshake logic) through a ready slice, no
+        # cycle added, so that the consumer's ready stops at the slice (the unpacker's ready through
+        # the descriptor/activation select into the control reader's queue across the chip was the
+        # system top's critical path at 96.2 MHz). The control reader's two consumers, the
+        # descriptor's registers and the activation unpacker by the engine, lie apart: a slice each.
         desc_link, act_link = ReadySlice(D), ReadySlice(D)
         wgt_links = [ReadySlice(D) for _ in range(P)]
         for name, link in (("desc_link", desc_link), ("act_link", act_link),
@@ -288,13 +287,13 @@ class SystemTop(wiring.Component):
         res_link = ReadySlice(engine.res.signature.members["payload"].shape)
         m.submodules.res_link = ResetInserter(eng_rst | clear)(res_link)
         wiring.connect(m, engine.res, res_link.i)
-        res = res_link.o
-        sums = res.payload.sums
+        res_out = res_link.o
+        sums = res_out.payload.sums
         flat = [sums[g][i] for g in range(ecfg.res_per_beat) for i in range(len(ecfg.parts))] \
             if ecfg.lane_style == "array" else [sums[i] for i in range(len(ecfg.parts))]
         m.d.comb += [packer.i.payload.data.eq(Cat(*(_sext(s, RESULT_SUM_BITS) for s in flat))),
-                     packer.i.payload.last.eq(res.payload.last),
-                     packer.i.valid.eq(res.valid), res.ready.eq(packer.i.ready),
+                     packer.i.payload.last.eq(res_out.payload.last),
+                     packer.i.valid.eq(res_out.valid), res_out.ready.eq(packer.i.ready),
                      res_s.i.payload.eq(packer.o.payload.as_value()), res_s.i.valid.eq(packer.o.valid),
                      packer.o.ready.eq(res_s.i.ready),
                      res_fifo.i.payload.eq(res_s.o.payload[:D]), res_fifo.i.valid.eq(res_s.o.valid),
@@ -453,7 +452,7 @@ class SystemTop(wiring.Component):
         m.d.sync += [stall.eq(stall + stalled),
                      stalled.eq(in_run & ((engine.wgt.ready & ~engine.wgt.valid) |
                                           (engine.act.ready & ~engine.act.valid) |
-                                          (res.valid & ~res.ready)))]
+                                          (res_out.valid & ~res_out.ready)))]
         last_layer = Signal()                  # == (layers_left == 1), a register
         m.d.sync += last_layer.eq(layers_left == 1)
         # the list's registers checked as they are written, before the start pulse that follows
