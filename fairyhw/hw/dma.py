@@ -305,7 +305,7 @@ class ReadySlice(wiring.Component):
 
 
 class CreditLink(wiring.Component):
-    """A stream of ``width`` bits through a small FIFO of distributed (LUT) RAM: full rate, a cycle of
+    """A stream of ``shape`` (bits, or a layout) through a small FIFO of distributed (LUT) RAM: full rate, a cycle of
     latency, like :class:`RegisterSlice`, but with no wide enable anywhere.
 
     The RAM has ``depth + 1`` places and is written every cycle at the write pointer, which moves on
@@ -318,16 +318,17 @@ class CreditLink(wiring.Component):
     enable of every RAM cell.)
     """
 
-    def __init__(self, width: int, depth: int = 3):
+    def __init__(self, shape, depth: int = 3):
         if depth < 2:
             raise ValueError(f"a credit link needs two places at least for full rate, not {depth}")
-        self.width, self.depth = width, depth
-        super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width))})
+        self.shape, self.depth = shape, depth
+        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
 
     def elaborate(self, platform):
         m = Module()
         n = self.depth + 1
-        mem = m.submodules.mem = Memory(shape=unsigned(self.width), depth=n, init=[])
+        width = len(Value.cast(self.i.payload))
+        mem = m.submodules.mem = Memory(shape=unsigned(width), depth=n, init=[])
         wr, rd = mem.write_port(), mem.read_port(domain="comb")
         w_ptr, r_ptr = Signal(range(n)), Signal(range(n))
         count = Signal(range(n))
@@ -344,8 +345,8 @@ class CreditLink(wiring.Component):
             m.d.sync += w_ptr.eq(Mux(w_ptr == n - 1, 0, w_ptr + 1))
         with m.If(back):
             m.d.sync += r_ptr.eq(Mux(r_ptr == n - 1, 0, r_ptr + 1))
-        m.d.comb += [wr.addr.eq(w_ptr), wr.data.eq(self.i.payload), wr.en.eq(1), rd.addr.eq(r_ptr),
-                     self.i.ready.eq(free), self.o.valid.eq(held), self.o.payload.eq(rd.data)]
+        m.d.comb += [wr.addr.eq(w_ptr), wr.data.eq(Value.cast(self.i.payload)), wr.en.eq(1), rd.addr.eq(r_ptr),
+                     self.i.ready.eq(free), self.o.valid.eq(held), Value.cast(self.o.payload).eq(rd.data)]
         return m
 
 

@@ -32,7 +32,7 @@ from amaranth.lib.wiring import In, Out
 
 from .axi import RegisterFile, axil_signature
 from .config import DESCRIPTOR, DESCRIPTOR_BYTES, RESULT_SUM_BITS, SystemConfig, slot_bits
-from .dma import AxiReader, AxiWriter, BlockFIFO, ReadySlice, RegisterSlice, axi_read_signature, axi_write_signature
+from .dma import AxiReader, AxiWriter, BlockFIFO, CreditLink, ReadySlice, RegisterSlice, axi_read_signature, axi_write_signature
 from .engine import Engine
 
 __all__ = ["Unpacker", "Packer", "SystemTop", "REG_ADDR_WIDTH", "ERROR_CODES", "wrapper_ports",
@@ -254,40 +254,42 @@ class SystemTop(wiring.Component):
         for u in wgt_un:
             m.d.comb += u.length.eq(n_pass)
         # each read master's words from its FIFO's output queue (registers and a small distributed
-        # RAM: its block RAM stays out of the consumers' handshake logic) through a ready slice, no
-        # cycle added, so that the consumer's ready stops at the slice (the unpacker's ready through
-        # the descriptor/activation select into the control reader's queue across the chip was the
-        # system top's critical path at 96.2 MHz). The control reader's two consumers, the
-        # descriptor's registers and the activation unpacker by the engine, lie apart: a slice each.
-        desc_link, act_link = ReadySlice(D), ReadySlice(D)
-        wgt_links = [ReadySlice(D) for _ in range(P)]
-        for name, link in (("desc_link", desc_link), ("act_link", act_link),
-                           *((f"wgt_link{p}", l) for p, l in enumerate(wgt_links))):
-            m.submodules[name] = ResetInserter(m_rst)(link)
-        for rd, link in zip(wgts, wgt_links):
+        # RAM: its block RAM stays out of the consumers' handshake logic) through a ready slice beside
+        # the consumer: the consumer's ready stops at the slice (the control reader's data handshake,
+        # the unpacker's ready through the descriptor/activation select into the reader's queue
+        # across the chip, was the system top's critical path at 96.2 MHz); no cycle added
+        links = [ReadySlice(D) for _ in range(1 + P)]
+        for i, (rd, link) in enumerate(zip([ctrl, *wgts], links)):
+            m.submodules[f"link{i}"] = ResetInserter(m_rst)(link)
             wiring.connect(m, rd.data, link.i)
-        m.d.comb += [desc_link.i.payload.eq(ctrl.data.payload), act_link.i.payload.eq(ctrl.data.payload),
-                     desc_link.i.valid.eq(ctrl.data.valid & ~ctrl_to_act),
-                     act_link.i.valid.eq(ctrl.data.valid & ctrl_to_act),
-                     ctrl.data.ready.eq(Mux(ctrl_to_act, act_link.i.ready, desc_link.i.ready))]
-        wiring.connect(m, desc_link.o, desc_un.i)
-        wiring.connect(m, act_link.o, act_un.i)
+        # the descriptor's words then through a credit link (a cycle: the descriptor unpacker, by the
+        # run's registers, lies far from the activation unpacker and the slice; the slice's valid into
+        # its handshake was the system top's critical path at 118.9 MHz)
+        c_data = links[0].o
+        desc_q = CreditLink(D)
+        m.submodules.desc_q = ResetInserter(m_rst)(desc_q)
+        wiring.connect(m, desc_q.o, desc_un.i)
+        m.d.comb += [desc_q.i.payload.eq(c_data.payload), act_un.i.payload.eq(c_data.payload),
+                     desc_q.i.valid.eq(c_data.valid & ~ctrl_to_act),
+                     act_un.i.valid.eq(c_data.valid & ctrl_to_act),
+                     c_data.ready.eq(Mux(ctrl_to_act, act_un.i.ready, desc_q.i.ready))]
         m.d.comb += [engine.act.payload.eq(act_un.o.payload), engine.act.valid.eq(act_un.o.valid),
                      act_un.o.ready.eq(engine.act.ready)]
-        for link, u in zip(wgt_links, wgt_un):
+        for link, u in zip(links[1:], wgt_un):
             wiring.connect(m, link.o, u.i)
         all_valid = Cat(*(u.o.valid for u in wgt_un)).all()
         m.d.comb += [engine.wgt.payload.eq(Cat(*(u.o.payload for u in wgt_un))[:2 * ecfg.lanes]),
                      engine.wgt.valid.eq(all_valid)]
         for u in wgt_un:
             m.d.comb += u.o.ready.eq(engine.wgt.ready & all_valid)
-        # results: through a ready slice (the packer's ready into the engine's result FIFO level was
-        # the system top's critical path at 129.4 MHz; no cycle added), each sum sign-extended to 32
-        # bits, packed into words, into the FIFO
-        res_link = ReadySlice(engine.res.signature.members["payload"].shape)
-        m.submodules.res_link = ResetInserter(eng_rst | clear)(res_link)
-        wiring.connect(m, engine.res, res_link.i)
-        res_out = res_link.o
+        # results: through a credit link (a cycle; the engine's result valid into the packer's word
+        # enables, and the packer's ready into the engine's result FIFO, were the system top's
+        # critical paths at 123.6 and 129.4 MHz), each sum sign-extended to 32 bits, packed into
+        # words, into the FIFO
+        res_q = CreditLink(engine.res.signature.members["payload"].shape)
+        m.submodules.res_q = ResetInserter(eng_rst | clear)(res_q)
+        wiring.connect(m, engine.res, res_q.i)
+        res_out = res_q.o
         sums = res_out.payload.sums
         flat = [sums[g][i] for g in range(ecfg.res_per_beat) for i in range(len(ecfg.parts))] \
             if ecfg.lane_style == "array" else [sums[i] for i in range(len(ecfg.parts))]

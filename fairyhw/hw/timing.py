@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["BUFFER_READ_DELAY", "BLOCK_FIFO_LATENCY", "read_cycles", "system_cycles", "engine_cycles", "array_cycles", "array_depth", "tree_levels", "tree_depth", "tile_rows",
+__all__ = ["BUFFER_READ_DELAY", "BLOCK_FIFO_LATENCY", "LINK_LATENCY", "read_cycles", "system_cycles", "engine_cycles", "array_cycles", "array_depth", "tree_levels", "tree_depth", "tile_rows",
            "output_stages", "latency", "pass_count", "result_beats"]
 
 
@@ -71,6 +71,9 @@ def pass_count(cfg, rows: int) -> int:
 #: a middle copy, the bank's own address register, the block RAM's read, the read-data register
 #: (:class:`fairyhw.hw.buffer.ActBuffer`).
 BUFFER_READ_DELAY = 4
+
+#: Cycles from a word entering a :class:`fairyhw.hw.dma.CreditLink` to its being offered at the output.
+LINK_LATENCY = 1
 
 #: Cycles from a word entering a :class:`fairyhw.hw.dma.BlockFIFO` (a read master's FIFO) to its being
 #: offered at the output: the level registered, the block RAM's read, its output register, the queue.
@@ -218,9 +221,9 @@ _engine_latency = latency
 #: Cycles of the system top's write tail beside the final burst's words and the last result's
 #: words, measured once in co-simulation (sim/test_system.py checks that it holds at every point):
 #: the words counted, the burst's length and go registered, its command, its address, the FIFO, the
-#: response, the writer going quiet, the layer's end registered and the layer's end state (NEXT), and
-#: the register slice between the packer and the FIFO.
-SYSTEM_WRITE_EXTRA = 11
+#: response, the writer going quiet, the layer's end registered and the layer's end state (NEXT), the
+#: register slice between the packer and the FIFO, and the credit link between the engine and the packer.
+SYSTEM_WRITE_EXTRA = 12
 
 
 def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstanding: int) -> dict:
@@ -230,7 +233,7 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
     word and at most ``outstanding`` bursts in flight; writes answered at once.
 
     Every word a read master delivers is offered :data:`BLOCK_FIFO_LATENCY` cycles after it arrives.
-    Per layer: the descriptor's fetch (its last word, then the descriptor unpacked and taken), a cycle
+    Per layer: the descriptor's fetch (its last word, its credit link, then the descriptor unpacked and taken), a cycle
     to check it, the divider (``bits(max_in) + 1`` cycles), a cycle to size the transfers and one per
     weight port; then the run: the engine's command, the activation read and (a cycle later) the first
     pass's weight command, one weight command a pass (every three cycles at most, and once the one
@@ -262,7 +265,8 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
     t0 = 0                                   # the layer's first cycle (FETCH)
     for k, rows in layers:
         _, t = ctrl.command(t0, desc_words)
-        run0 = t[-1] + BLOCK_FIFO_LATENCY + (1 if desc_wide else 0) + 1 + e.max_in.bit_length() + 1 + 1 + cfg.weight_ports
+        run0 = (t[-1] + BLOCK_FIFO_LATENCY + LINK_LATENCY + (1 if desc_wide else 0) + 1 + e.max_in.bit_length()
+                + 1 + 1 + cfg.weight_ports)
         # activations: beat j once its last word is through the FIFO (and the unpacker if wide)
         n_act = cfg.act_items(k)
         _, t = ctrl.command(run0, cfg.act_memory_words(k))

@@ -164,9 +164,11 @@ def _check_queue(make, latency, seed):
 
 @pytest.mark.parametrize("depth", [2, 3, 5])
 def test_credit_link_keeps_order_and_full_rate(depth):
-    """The credit link: order under random stalls, full rate, one cycle of latency."""
+    """The credit link: order under random stalls, full rate, LINK_LATENCY cycles a word (the constant
+    the system's cycle model uses)."""
     from fairyhw.hw.dma import CreditLink
-    _check_queue(lambda: CreditLink(40, depth), 1, depth)
+    from fairyhw.hw.timing import LINK_LATENCY
+    _check_queue(lambda: CreditLink(40, depth), LINK_LATENCY, depth)
 
 
 def test_ready_slice_keeps_order_and_full_rate():
