@@ -276,9 +276,9 @@ class RegisterSlice(wiring.Component):
 
 
 class ReadySlice(wiring.Component):
-    """A stream of ``shape`` (bits, or a layout) with its backward path through a register: ``i.ready`` is a register,
-    so the consumer's ready reaches only this slice, not the producer's logic; valid and payload pass
-    straight through (no latency: cycles are as without it).
+    """A stream of ``shape`` (bits, or a layout) with its backward path through a register: ``i.ready``
+    is a register, so the consumer's ready reaches only this slice, not the producer's logic; valid and
+    payload pass straight through (no latency: cycles are as without it).
 
     A word offered while the consumer waits is kept in a spare register, loaded every cycle while it is
     empty (its enable a register, not the consumer's handshake: a wide enable from a far consumer's
@@ -293,20 +293,21 @@ class ReadySlice(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        word = lambda v: Value.cast(v)
-        spare = Signal(len(word(self.i.payload)), reset_less=True)
+        i_word, o_word = Value.cast(self.i.payload), Value.cast(self.o.payload)
+        spare = Signal(len(i_word), reset_less=True)
         spare_full = Signal()
         with m.If(~spare_full):
-            m.d.sync += spare.eq(word(self.i.payload))
+            m.d.sync += spare.eq(i_word)
         m.d.sync += spare_full.eq(self.o.valid & ~self.o.ready)
         m.d.comb += [self.i.ready.eq(~spare_full), self.o.valid.eq(spare_full | self.i.valid),
-                     word(self.o.payload).eq(Mux(spare_full, spare, word(self.i.payload)))]
+                     o_word.eq(Mux(spare_full, spare, i_word))]
         return m
 
 
 class CreditLink(wiring.Component):
-    """A stream of ``shape`` (bits, or a layout) through a small FIFO of distributed (LUT) RAM: full rate, a cycle of
-    latency, like :class:`RegisterSlice`, but with no wide enable anywhere.
+    """A stream of ``shape`` (bits, or a layout) through a small FIFO of distributed (LUT) RAM: full
+    rate, :data:`fairyhw.hw.timing.LINK_LATENCY` (a cycle) of latency, like :class:`RegisterSlice`, but
+    with no wide enable anywhere.
 
     The RAM has ``depth + 1`` places and is written every cycle at the write pointer, which moves on
     only when a word is taken, so at most ``depth`` words are held and the place written is always free:
