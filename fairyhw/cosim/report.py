@@ -36,7 +36,7 @@ def summarize(res: dict, timings: dict) -> str:
     return "\n".join(lines)
 
 
-def _markdown(res: dict, timings: dict) -> str:
+def _markdown(res: dict) -> str:
     c, sim = res["checks"], res["simulation"]
     cfg, mem = res["config"], res["memory"]
     e = cfg["engine"]
@@ -159,6 +159,6 @@ def write_report(res: dict, timings: dict, out, paths: dict) -> None:
     det["per_token"] = [{k: v for k, v in t.items() if k != "wall_s"} for t in res["per_token"]]
     check_finite(det, "the run's result")
     out.write_text(paths[".json"], dumps_json(det, indent=1) + "\n")
-    out.write_text(paths[".md"], _markdown(res, timings))
+    out.write_text(paths[".md"], _markdown(res))
     _plot(res, out.path(paths[".png"]))
     out.write_text(paths[".timing.json"], dumps_json({**timings, **res["simulation"]}, indent=1) + "\n")

@@ -226,23 +226,22 @@ def _read_gguf(path: str):
         pos += n
         return bytes(buf[pos - n:pos]).decode("utf-8", errors="replace")
 
-    def skip(vtype):
+    def value(vtype):
+        """The value of ``vtype`` at ``pos``; an array is walked over and read as None."""
         nonlocal pos
         if vtype == _GGUF_STRING:
-            n = take("Q")                      # the length, then its bytes
-            pos += n
-            return
+            return string()
         if vtype == _GGUF_ARRAY:
             itype, count = take("IQ")
-            if itype in _GGUF_SCALARS:
+            if itype in _GGUF_SCALARS:            # numbers: stepped over at once
                 pos += count * struct.calcsize("<" + _GGUF_SCALARS[itype])
             else:
                 for _ in range(count):
-                    skip(itype)
-            return
+                    value(itype)
+            return None
         if vtype not in _GGUF_SCALARS:
             raise ValueError(f"unknown metadata value type {vtype}")
-        pos += struct.calcsize("<" + _GGUF_SCALARS[vtype])
+        return take(_GGUF_SCALARS[vtype])
 
     if take("4s") != b"GGUF":
         raise ValueError("GGUF magic invalid")
@@ -252,14 +251,8 @@ def _read_gguf(path: str):
     n_tensors, n_kv = take("QQ")
     fields = {}
     for _ in range(n_kv):
-        key, vtype = string(), take("I")
-        if vtype == _GGUF_STRING:
-            fields[key] = string()
-        elif vtype in _GGUF_SCALARS:
-            fields[key] = take(_GGUF_SCALARS[vtype])
-        else:
-            skip(vtype)
-            fields[key] = None
+        key = string()
+        fields[key] = value(take("I"))
     infos = []
     for _ in range(n_tensors):
         name, n_dims = string(), take("I")
