@@ -125,6 +125,8 @@ CASES = [
      "the folder a does not exist", [], ["a"]),
     ("gen-dangling", "gen", ["--lanes", "1", "--out", "dang"], "dangling", 2,
      "dang is a dangling symbolic link", [], []),
+    ("gen-system-fifo-too-small", "gen", ["--system", "--max-burst", "2", "--fifo-depth", "2", "--out", "s"],
+     "none", 2, "FIFO depth must be at least 3 words, not 2", [], ["s"]),
     # synth and bench check their output file before the work
     ("synth-out-missing-dir", "synth", ["--lanes", "1", "--out", "nope/x.json"], "none", 2,
      "the folder nope does not exist", [], ["nope"]),

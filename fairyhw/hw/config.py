@@ -13,6 +13,7 @@ import json
 from dataclasses import asdict, dataclass, fields
 
 from .. import FairyError
+from .timing import BLOCK_FIFO_MIN_DEPTH
 
 __all__ = ["EngineConfig", "MODES", "ACCUMULATE", "SHARING", "LANE_STYLES", "MAX_LANES", "MAX_DIM",
            "MAX_STAGES", "MAX_COLS", "PRESETS", "check_int", "default_shape", "default_group",
@@ -444,6 +445,8 @@ class SystemConfig:
             object.__setattr__(self, "fifo_depth", 2 * self.max_burst * self.outstanding)
         if self.fifo_depth < self.max_burst:
             raise ValueError(f"FIFO depth ({self.fifo_depth}) must hold a burst ({self.max_burst} beats)")
+        if self.fifo_depth < BLOCK_FIFO_MIN_DEPTH:
+            raise ValueError(f"FIFO depth must be at least {BLOCK_FIFO_MIN_DEPTH} words, not {self.fifo_depth}")
 
     # -- the memory layout ----------------------------------------------------------------------
 

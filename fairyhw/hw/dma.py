@@ -22,9 +22,9 @@ from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .timing import BLOCK_FIFO_LATENCY
+from .timing import BLOCK_FIFO_LATENCY, BLOCK_FIFO_MIN_DEPTH
 
-__all__ = ["axi_read_signature", "axi_write_signature", "AxiReader", "AxiWriter", "RegisterSlice", "CreditLink",
+__all__ = ["axi_read_signature", "axi_write_signature", "AxiReader", "AxiWriter", "ReadySlice", "CreditLink",
            "BlockFIFO", "INCR"]
 
 #: AXI burst type INCR.
@@ -246,35 +246,6 @@ class AxiWriter(_AxiMaster):
         return m
 
 
-class RegisterSlice(wiring.Component):
-    """A stream of ``width`` bits through registers (a skid buffer): full rate, a cycle of latency,
-    and ``i.ready``, ``o.valid`` and ``o.payload`` all straight from registers, so that neither side's
-    handshake logic reaches the other's (between a read master's FIFO and its consumer, the
-    consumer's ready logic ran into the FIFO's read enable and its block RAM)."""
-
-    def __init__(self, width: int):
-        self.width = width
-        super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width))})
-
-    def elaborate(self, platform):
-        m = Module()
-        main, spare = Signal(self.width, reset_less=True), Signal(self.width, reset_less=True)
-        full, spare_full = Signal(), Signal()
-        m.d.comb += [self.o.valid.eq(full), self.o.payload.eq(main), self.i.ready.eq(~spare_full)]
-        took_in = self.i.valid & self.i.ready
-        with m.If(self.o.ready | ~full):
-            # the output moves on (or is empty): the spare word, else the input, else nothing
-            with m.If(spare_full):
-                m.d.sync += [main.eq(spare), full.eq(1), spare_full.eq(0)]
-            with m.Elif(took_in):
-                m.d.sync += [main.eq(self.i.payload), full.eq(1)]
-            with m.Else():
-                m.d.sync += full.eq(0)
-        with m.Elif(took_in):
-            m.d.sync += [spare.eq(self.i.payload), spare_full.eq(1)]
-        return m
-
-
 class ReadySlice(wiring.Component):
     """A stream of ``shape`` (bits, or a layout) with its backward path through a register: ``i.ready``
     is a register, so the consumer's ready reaches only this slice, not the producer's logic; valid and
@@ -306,8 +277,8 @@ class ReadySlice(wiring.Component):
 
 class CreditLink(wiring.Component):
     """A stream of ``shape`` (bits, or a layout) through a small FIFO of distributed (LUT) RAM: full
-    rate, :data:`fairyhw.hw.timing.LINK_LATENCY` (a cycle) of latency, like :class:`RegisterSlice`, but
-    with no wide enable anywhere.
+    rate, :data:`fairyhw.hw.timing.LINK_LATENCY` (a cycle) of latency, like a register slice (a skid
+    buffer), but with no wide enable anywhere.
 
     The RAM has ``depth + 1`` places and is written every cycle at the write pointer, which moves on
     only when a word is taken, so at most ``depth`` words are held and the place written is always free:
@@ -369,8 +340,8 @@ class BlockFIFO(wiring.Component):
     QUEUE = 4
 
     def __init__(self, width: int, depth: int):
-        if depth < 2:
-            raise ValueError(f"a block FIFO holds two words at least, not {depth}")
+        if depth < BLOCK_FIFO_MIN_DEPTH:
+            raise ValueError(f"a block FIFO holds {BLOCK_FIFO_MIN_DEPTH} words at least, not {depth}")
         self.width, self.depth = width, depth
         super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width))})
         self.empty = Signal(init=1)
@@ -387,19 +358,26 @@ class BlockFIFO(wiring.Component):
                                         attrs={"no_rw_check": 1})
         wr, rd = mem.write_port(), mem.read_port(domain="sync")
         w_ptr, r_ptr = Signal(range(D)), Signal(range(D))
-        level = Signal(range(D + 1))                  # words in the block RAM not yet read
-        room, some = Signal(init=1), Signal()         # level != D, level != 0 (registers)
+        level = Signal(range(D + 1))                  # words taken and not yet read
+        stored = Signal(range(D + 1))                 # words written and not yet read
+        room, some = Signal(init=1), Signal()         # level != D, stored != 0 (registers)
         held = Signal(range(Q + 1))                   # the queue's words and those on their way to it
         credit = Signal(init=1)                       # held != Q (a register; the pop through one LUT)
         take = self.i.valid & room
         issue = some & credit
+        # the word taken is written a cycle later, from registers (the input's handshake as the
+        # write enable of the block RAMs, placed along their row, was the system top's critical
+        # path at 108.1 MHz: `room` -> the handshake -> the level, two 3 ns routes)
+        wrote = Signal()
+        w_data = Signal(self.width, reset_less=True)
+        m.d.sync += [wrote.eq(take), w_data.eq(self.i.payload)]
         m.d.sync += [level.eq(level + take - issue), room.eq(~_next_is(level, take, issue, D)),
-                     some.eq(~_next_is(level, take, issue, 0))]
-        with m.If(take):
+                     stored.eq(stored + wrote - issue), some.eq(~_next_is(stored, wrote, issue, 0))]
+        with m.If(wrote):
             m.d.sync += w_ptr.eq(Mux(w_ptr == D - 1, 0, w_ptr + 1))
         with m.If(issue):
             m.d.sync += r_ptr.eq(Mux(r_ptr == D - 1, 0, r_ptr + 1))
-        m.d.comb += [wr.addr.eq(w_ptr), wr.data.eq(self.i.payload), wr.en.eq(take), rd.addr.eq(r_ptr),
+        m.d.comb += [wr.addr.eq(w_ptr), wr.data.eq(w_data), wr.en.eq(wrote), rd.addr.eq(r_ptr),
                      self.i.ready.eq(room)]
         # the read pipeline: the RAM's data (its address registered), then a register with no enable
         out_reg = Signal(self.width, reset_less=True)

@@ -32,7 +32,8 @@ from amaranth.lib.wiring import In, Out
 
 from .axi import RegisterFile, axil_signature
 from .config import DESCRIPTOR, DESCRIPTOR_BYTES, RESULT_SUM_BITS, SystemConfig, slot_bits
-from .dma import AxiReader, AxiWriter, BlockFIFO, CreditLink, ReadySlice, RegisterSlice, axi_read_signature, axi_write_signature
+from .dma import (AxiReader, AxiWriter, BlockFIFO, CreditLink, ReadySlice, axi_read_signature,
+                  axi_write_signature)
 from .engine import Engine
 
 __all__ = ["Unpacker", "Packer", "SystemTop", "REG_ADDR_WIDTH", "ERROR_CODES", "wrapper_ports",
@@ -96,41 +97,55 @@ class Unpacker(wiring.Component):
         take = self.i.valid & self.i.ready
         m.d.comb += have_next.eq(Mux(take, Mux(took, 1, have + 1), Mux(took, 0, have)))
         m.d.sync += [have.eq(have_next), full.eq(have_next == k)]
-        with m.If(take):
-            m.d.sync += buf.eq(Cat(buf[D:], self.i.payload))
+        # word j of an item into its own part of the buffer (with the whole buffer shifting on
+        # every word, the handshake drove the enables of all its flip-flops, and its LUT, placed
+        # among them by the engine, left the `full` -> ready -> `full` loop two 3 ns routes: the
+        # system top's critical path at 122.7 MHz)
+        at = Mux(full, 0, have)               # the part the word taken now goes to
+        for j in range(k):
+            with m.If(take & (at == j)):
+                m.d.sync += buf[j * D:(j + 1) * D].eq(self.i.payload)
         return m
 
 
 class Packer(wiring.Component):
     """Items of ``width`` bits in (with ``last`` on a layer's final one), memory words out at
-    :func:`slot_bits` slots (``last`` on the layer's final word; a partial word's empty slots are 0)."""
+    :func:`slot_bits` slots (``last`` on the layer's final word; a partial word's empty slots are 0).
+
+    The words leave through a :class:`~fairyhw.hw.dma.CreditLink`, whose ``i.ready`` (a register) is
+    the packer's input ready, so the input's handshake is one LUT of two registers and no consumer's
+    ready reaches the slots' enables (the packer's own `full` -> ready -> slot enables -> `full` loop,
+    its LUTs pulled toward the slots' word register, was the system top's critical path at 123.5 MHz).
+    Items narrower than a word: the word that an item completes goes into the link in the item's own
+    cycle (its earlier slots from the word register, its own from the input). Wider items: shifted
+    out a word a cycle into the link.
+    """
 
     def __init__(self, width: int, data_width: int):
         self.width, self.data_width = width, data_width
         self.slot = slot_bits(width, data_width)
         lay = lambda n: data.StructLayout({"data": n, "last": 1})
+        self._word = lay(data_width)
         super().__init__({"i": In(stream.Signature(lay(width))), "o": Out(stream.Signature(lay(data_width)))})
 
     def elaborate(self, platform):
         m = Module()
         D, w, slot = self.data_width, self.width, self.slot
-        took_in = self.i.valid & self.i.ready
-        took_out = self.o.valid & self.o.ready
+        out = m.submodules.out = CreditLink(self._word)
+        wiring.connect(m, out.o, wiring.flipped(self.o))
         if slot <= D:
             per = D // slot
+            took_in = self.i.valid & out.i.ready
+            m.d.comb += self.i.ready.eq(out.i.ready)
             word = Signal(D, reset_less=True)
             idx = Signal(range(max(per, 2)))
-            # `at_end` == (idx == per - 1), a register (the comparison in front of `full` was on the
-            # system top's critical path at 113.0 MHz)
+            # `at_end` == (idx == per - 1), a register (the comparison in front of the word's hand-over
+            # was on the system top's critical path at 113.0 MHz)
             at_end = Signal(init=int(per == 1))
-            full, last = Signal(), Signal()
-            m.d.comb += [self.o.valid.eq(full), self.o.payload.data.eq(word), self.o.payload.last.eq(last),
-                         self.i.ready.eq(~full | self.o.ready)]
-            with m.If(took_out):
-                m.d.sync += full.eq(0)
+            ends = at_end | self.i.payload.last
             with m.If(took_in):
-                with m.If(at_end | self.i.payload.last):
-                    m.d.sync += [full.eq(1), last.eq(self.i.payload.last), idx.eq(0), at_end.eq(per == 1)]
+                with m.If(ends):
+                    m.d.sync += [idx.eq(0), at_end.eq(per == 1)]
                 with m.Else():
                     m.d.sync += [idx.eq(idx + 1), at_end.eq(idx == per - 2)]
                 with m.Switch(idx):
@@ -140,14 +155,24 @@ class Packer(wiring.Component):
                                 m.d.sync += word.eq(self.i.payload.data)
                             else:
                                 m.d.sync += word[j * slot:j * slot + w].eq(self.i.payload.data)
+            # the word handed over: slot j from the input if it is the item's, else from the word
+            # register (0 above the item's slot: cleared as slot 0 was written)
+            whole = []
+            for j in range(per):
+                kept = word[j * slot:(j + 1) * slot] if j == 0 else Mux(idx == 0, 0, word[j * slot:(j + 1) * slot])
+                whole.append(Mux(idx == j, self.i.payload.data, kept))
+            m.d.comb += [out.i.valid.eq(took_in & ends), out.i.payload.data.eq(Cat(*whole)),
+                         out.i.payload.last.eq(self.i.payload.last)]
             return m
         k = slot // D
         buf = Signal(slot, reset_less=True)
         have = Signal(range(k + 1))
         last = Signal()
-        m.d.comb += [self.o.valid.eq(have != 0), self.o.payload.data.eq(buf[:D]),
-                     self.o.payload.last.eq(last & (have == 1)),
-                     self.i.ready.eq((have == 0) | ((have == 1) & self.o.ready))]
+        took_in = self.i.valid & self.i.ready
+        took_out = out.i.valid & out.i.ready
+        m.d.comb += [out.i.valid.eq(have != 0), out.i.payload.data.eq(buf[:D]),
+                     out.i.payload.last.eq(last & (have == 1)),
+                     self.i.ready.eq((have == 0) | ((have == 1) & out.i.ready))]
         with m.If(took_in):
             m.d.sync += [buf.eq(self.i.payload.data), have.eq(k), last.eq(self.i.payload.last)]
         with m.Elif(took_out):
@@ -226,9 +251,8 @@ class SystemTop(wiring.Component):
         wgt_un = [Unpacker(cfg.slice_bits, D) for _ in range(P)]
         packer = Packer(cfg.result_bits, D)
         res_fifo = BlockFIFO(D, max(2 * cfg.max_burst, 4))
-        res_s = RegisterSlice(D + 1)             # the packer's words (and last) on their way to the FIFO
         for name, sub in (("desc_un", desc_un), ("act_un", act_un), ("packer", packer),
-                          ("res_slice", res_s), ("res_fifo", res_fifo)):
+                          ("res_fifo", res_fifo)):
             m.submodules[name] = ResetInserter(clear | m_rst)(sub)
         for p, u in enumerate(wgt_un):
             m.submodules[f"wgt_un{p}"] = ResetInserter(clear | m_rst)(u)
@@ -269,10 +293,16 @@ class SystemTop(wiring.Component):
         desc_q = CreditLink(D)
         m.submodules.desc_q = ResetInserter(m_rst)(desc_q)
         wiring.connect(m, desc_q.o, desc_un.i)
-        m.d.comb += [desc_q.i.payload.eq(c_data.payload), act_un.i.payload.eq(c_data.payload),
+        # and the activations' words through one too (the slice's valid through the select into the
+        # activation unpacker's enables, by the engine's buffer, was the system top's critical path
+        # at 127.8 MHz): the select's two readies are the links' registers
+        act_q = CreditLink(D)
+        m.submodules.act_q = ResetInserter(clear | m_rst)(act_q)
+        wiring.connect(m, act_q.o, act_un.i)
+        m.d.comb += [desc_q.i.payload.eq(c_data.payload), act_q.i.payload.eq(c_data.payload),
                      desc_q.i.valid.eq(c_data.valid & ~ctrl_to_act),
-                     act_un.i.valid.eq(c_data.valid & ctrl_to_act),
-                     c_data.ready.eq(Mux(ctrl_to_act, act_un.i.ready, desc_q.i.ready))]
+                     act_q.i.valid.eq(c_data.valid & ctrl_to_act),
+                     c_data.ready.eq(Mux(ctrl_to_act, act_q.i.ready, desc_q.i.ready))]
         m.d.comb += [engine.act.payload.eq(act_un.o.payload), engine.act.valid.eq(act_un.o.valid),
                      act_un.o.ready.eq(engine.act.ready)]
         for link, u in zip(links[1:], wgt_un):
@@ -296,10 +326,8 @@ class SystemTop(wiring.Component):
         m.d.comb += [packer.i.payload.data.eq(Cat(*(_sext(s, RESULT_SUM_BITS) for s in flat))),
                      packer.i.payload.last.eq(res_out.payload.last),
                      packer.i.valid.eq(res_out.valid), res_out.ready.eq(packer.i.ready),
-                     res_s.i.payload.eq(packer.o.payload.as_value()), res_s.i.valid.eq(packer.o.valid),
-                     packer.o.ready.eq(res_s.i.ready),
-                     res_fifo.i.payload.eq(res_s.o.payload[:D]), res_fifo.i.valid.eq(res_s.o.valid),
-                     res_s.o.ready.eq(res_fifo.i.ready)]
+                     res_fifo.i.payload.eq(packer.o.payload.data), res_fifo.i.valid.eq(packer.o.valid),
+                     packer.o.ready.eq(res_fifo.i.ready)]
         # the writer's W data straight from the block FIFO's output queue (the port's `wready` reaches
         # the queue's read pointer, not the FIFO's level and block RAM: a `SyncFIFOBuffered` here,
         # its level -> read-ready -> level, was the system top's critical path at 96.7 MHz)
@@ -310,13 +338,11 @@ class SystemTop(wiring.Component):
         # words they count (`fresh` low for the cycle after a burst, while they catch up)
         avail = Signal(range(res_fifo.depth + BlockFIFO.QUEUE + 4))   # words not yet given a burst
         flushed = Signal()                             # the layer's last word is counted
-        # a word is counted as the packer hands it to the register slice, through a register: in
-        # the cycle it would have reached the FIFO had the slice not waited (the FIFO's `ready`, with
-        # its fan-out to the slice's enables, in front of the count's adder was the system top's
-        # critical path at 105.8 MHz). A burst may thus be asked for before its words are in the
-        # FIFO, never for words that will not come. Not counted: a word handed over in a cycle that
-        # resets the datapath, or one in the slice when it resets (lost with it: a word counted
-        # but lost after an abort once made the next run's writer wait for it for ever).
+        # a word is counted as the packer's output link hands it to the FIFO, through a register (so
+        # a burst may be asked for before its last word is through the FIFO, never for words that
+        # will not come). Not counted: a word handed over in a cycle that resets the datapath, or one
+        # still in the packer when it resets (lost with it: a word counted but lost after an abort
+        # once made the next run's writer wait for it for ever).
         handed, handed_last = Signal(), Signal()
         live = ~(clear | m_rst)                        # the datapath is not being reset
         took_pk = packer.o.valid & packer.o.ready & live
@@ -441,6 +467,8 @@ class SystemTop(wiring.Component):
         misaligned = lambda a: a[:wshift] != 0 if wshift else Const(0)
         beyond = lambda a: a[A:64] != 0 if A < 64 else Const(0)
         port = Signal(range(max(P, 2)))
+        port_hi = Signal()                     # the second of a port's two cycles in PORTS
+        ports_bad, ports_end = Signal(), Signal()  # in that cycle: a range error, the last port
         running_addr = Signal(A + 1)
         act_over = Signal()                    # the activations run past 2**A (set in SIZE)
         # the descriptor's faults found in CHECK, by error name, in their order of priority
@@ -559,7 +587,8 @@ class SystemTop(wiring.Component):
                 m.d.sync += [n_act.eq(n_act_v), pass_mw.eq(pass_mw_m1_v + 1),
                              pass_mw_m1.eq(pass_mw_m1_v),
                              act_mw.eq(act_mw_m1 + 1), act_over.eq(act_lastb[A]),
-                             running_addr.eq(wgt_base[:A]), port.eq(0)]
+                             running_addr.eq(wgt_base[:A]), port.eq(0), port_hi.eq(0),
+                             ports_bad.eq(0), ports_end.eq(0)]
                 # the descriptor's checks, in their order of priority
                 for i, name in enumerate(bad):
                     with (m.If if i == 0 else m.Elif)(bad[name]):
@@ -569,18 +598,32 @@ class SystemTop(wiring.Component):
                     m.next = "PORTS"
                 abortable()
             with m.State("PORTS"):
-                # each port's first address, a cycle each (no chain of adders)
-                for p in range(P):
-                    with m.If(port == p):
-                        # the last byte from `pass_mw - 1` registered (`+ pass_bytes - 1`, two 65-bit
-                        # carry chains in series, was the system top's critical path at 98.8 MHz)
-                        m.d.sync += [w_addr[p].eq(running_addr), w_end[p].eq(running_addr + pass_bytes),
-                                     w_lastb[p].eq(running_addr + Cat(Const(-1, wshift), pass_mw_m1))]
-                m.d.sync += [running_addr.eq(running_addr + stride), port.eq(port + 1)]
-                with m.If(act_over | (running_addr[A:] != 0)):
+                # each port's first address, its end and last byte, two cycles each: the low 32 bits
+                # of the sums (and their carries) into registers, then the high bits (a 65-bit carry
+                # chain from `running_addr` was the system top's critical path at 133.9 MHz). The last
+                # byte from `pass_mw - 1` registered (`+ pass_bytes - 1`, two 65-bit carry chains in
+                # series, was the critical path at 98.8 MHz)
+                addends = (pass_bytes, Cat(Const(-1, wshift), pass_mw_m1), stride)
+                lows = [Signal(H + 1, name=f"ports_lo{i}") for i in range(3)]
+                with m.If(~port_hi):
+                    m.d.sync += [lo.eq(running_addr[:H] + x[:H]) for lo, x in zip(lows, addends)]
+                highs = [running_addr[H:] + x[H:] + lo[H] for lo, x in zip(lows, addends)]
+                m.d.sync += port_hi.eq(~port_hi)
+                with m.If(port_hi):
+                    for p in range(P):
+                        with m.If(port == p):
+                            m.d.sync += [w_addr[p].eq(running_addr), w_end[p].eq(Cat(lows[0][:H], highs[0])),
+                                         w_lastb[p].eq(Cat(lows[1][:H], highs[1]))]
+                    m.d.sync += [running_addr.eq(Cat(lows[2][:H], highs[2])), port.eq(port + 1)]
+                # the way out decided in the first cycle, into registers (the decision from `port`
+                # and the range bits, fanned out to the run's registers, was the critical path at
+                # 121.7 MHz)
+                m.d.sync += [ports_bad.eq(~port_hi & (act_over | (running_addr[A:] != 0))),
+                             ports_end.eq(~port_hi & (port == P - 1))]
+                with m.If(ports_bad):
                     fail("range")
                     m.next = "IDLE"
-                with m.Elif(port == P - 1):
+                with m.Elif(ports_end):
                     m.d.comb += clear_next.eq(1)
                     m.d.sync += [eng_cmd_pend.eq(1), c_pend.eq(1), c_addr.eq(act_addr[:A]), c_beats.eq(act_mw),
                                  ctrl_to_act.eq(1),

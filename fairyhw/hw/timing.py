@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["BUFFER_READ_DELAY", "BLOCK_FIFO_LATENCY", "LINK_LATENCY", "read_cycles", "system_cycles", "engine_cycles", "array_cycles", "array_depth", "tree_levels", "tree_depth", "tile_rows",
+__all__ = ["BUFFER_READ_DELAY", "BLOCK_FIFO_LATENCY", "BLOCK_FIFO_MIN_DEPTH", "LINK_LATENCY", "read_cycles", "system_cycles", "engine_cycles", "array_cycles", "array_depth", "tree_levels", "tree_depth", "tile_rows",
            "output_stages", "latency", "pass_count", "result_beats"]
 
 
@@ -76,8 +76,13 @@ BUFFER_READ_DELAY = 4
 LINK_LATENCY = 1
 
 #: Cycles from a word entering a :class:`fairyhw.hw.dma.BlockFIFO` (a read master's FIFO) to its being
-#: offered at the output: the level registered, the block RAM's read, its output register, the queue.
-BLOCK_FIFO_LATENCY = 4
+#: offered at the output: the write registered, the count of words written, the block RAM's read, its
+#: output register, the queue.
+BLOCK_FIFO_LATENCY = 5
+
+#: The fewest words a :class:`fairyhw.hw.dma.BlockFIFO` holds: a word is counted as stored a cycle
+#: after it is taken, so three places keep it at full rate.
+BLOCK_FIFO_MIN_DEPTH = 3
 
 
 def array_depth(cfg) -> int:
@@ -233,12 +238,13 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
     word and at most ``outstanding`` bursts in flight; writes answered at once.
 
     Every word a read master delivers is offered :data:`BLOCK_FIFO_LATENCY` cycles after it arrives.
-    Per layer: the descriptor's fetch (its last word, its credit link, then the descriptor unpacked and taken), a cycle
-    to check it, the divider (``bits(max_in) + 1`` cycles), a cycle to size the transfers and one per
-    weight port; then the run: the engine's command, the activation read and (a cycle later) the first
-    pass's weight command, one weight command a pass (every three cycles at most, and once the one
-    before has all its addresses out), each port's words from :class:`_ReadPort`. The array's schedule
-    (:func:`array_cycles`) then holds with two more bounds: the activations' last beat (``A``) and
+    Per layer: the descriptor's fetch (its last word, its credit link, then the descriptor unpacked
+    and taken), a cycle to check it, the divider (``bits(max_in) + 1`` cycles), a cycle to size the
+    transfers and two per weight port (its addresses' low halves, then their high halves); then the
+    run: the engine's command, the activation read (its words through a credit link) and (a cycle
+    later) the first pass's weight command, one weight command a pass (every three cycles at most,
+    and once the one before has all its addresses out), each port's words from :class:`_ReadPort`.
+    The array's schedule (:func:`array_cycles`) then holds with two more bounds: the activations' last beat (``A``) and
     each pass's last weight word (``W_i``, the cycle it is offered by the master's FIFO, a cycle more
     through a wide slice's unpacker) bound the last word of pass 0 and of pass ``i``::
 
@@ -266,17 +272,18 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
     for k, rows in layers:
         _, t = ctrl.command(t0, desc_words)
         run0 = (t[-1] + BLOCK_FIFO_LATENCY + LINK_LATENCY + (1 if desc_wide else 0) + 1 + e.max_in.bit_length()
-                + 1 + 1 + cfg.weight_ports)
-        # activations: beat j once its last word is through the FIFO (and the unpacker if wide)
+                + 1 + 1 + 2 * cfg.weight_ports)
+        # activations: beat j once its last word is through the FIFO and the credit link (and the
+        # unpacker if wide)
         n_act = cfg.act_items(k)
         _, t = ctrl.command(run0, cfg.act_memory_words(k))
         slot = slot_bits(cfg.act_bits, D)
         if slot > D:
             kw = slot // D
-            avail = [t[(j + 1) * kw - 1] + BLOCK_FIFO_LATENCY for j in range(n_act)]
+            avail = [t[(j + 1) * kw - 1] + BLOCK_FIFO_LATENCY + LINK_LATENCY for j in range(n_act)]
         else:
             per_word = D // slot
-            avail = [t[j // per_word] + BLOCK_FIFO_LATENCY - 1 for j in range(n_act)]
+            avail = [t[j // per_word] + BLOCK_FIFO_LATENCY + LINK_LATENCY - 1 for j in range(n_act)]
         a = None
         for v in avail:
             a = max(run0 + 2, v) if a is None else max(a + 1, v)
@@ -292,11 +299,13 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
             offset += pmw * wb
             ready.append(t[-1] + BLOCK_FIFO_LATENCY - 1 + (1 if wide else 0) - run0)
         # the write tail: the last pass's result beats leave the engine a cycle apart, but a beat of
-        # `item` words takes `item` cycles through the packer; then the final burst and its response
+        # `item` words takes `item` cycles through the packer (and, wider than a word, a cycle more
+        # from its shift register into its output link; a narrower beat's word goes into the link in
+        # the beat's own cycle); then the final burst and its response
         res_words = cfg.result_memory_words(rows)
         item = max(1, slot_bits(cfg.result_bits, D) // D)
         b_last = -(-tile_rows(rows, e.rows)[-1] // e.group)
-        tail = (item + (b_last - 1) * (item - 1)
+        tail = (item + (b_last - 1) * (item - 1) + (LINK_LATENCY if item > 1 else 0)
                 + res_words - (res_words - 1) // cfg.max_burst * cfg.max_burst + SYSTEM_WRITE_EXTRA)
         cyc = run0 - t0 + _array_schedule(k, rows, e, act_last=act_last, ready=ready) + tail
         compute = run0 - t0 + _array_schedule(k, rows, e, act_last=act_last) + tail

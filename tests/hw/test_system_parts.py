@@ -198,7 +198,7 @@ def test_credit_link_refuses_one_place():
         CreditLink(8, 1)
 
 
-@pytest.mark.parametrize("depth", [2, 5, 16])
+@pytest.mark.parametrize("depth", [3, 5, 16])
 def test_block_fifo_keeps_order_full_rate_and_latency(depth):
     """The block FIFO: order under random stalls, full rate, and BLOCK_FIFO_LATENCY cycles a word (the
     constant the system's cycle model uses)."""
