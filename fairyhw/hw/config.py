@@ -446,7 +446,8 @@ class SystemConfig:
         if self.fifo_depth < self.max_burst:
             raise ValueError(f"FIFO depth ({self.fifo_depth}) must hold a burst ({self.max_burst} beats)")
         if self.fifo_depth < BLOCK_FIFO_MIN_DEPTH:
-            raise ValueError(f"FIFO depth must be at least {BLOCK_FIFO_MIN_DEPTH} words, not {self.fifo_depth}")
+            raise ValueError(f"FIFO depth must be at least {BLOCK_FIFO_MIN_DEPTH} words, "
+                             f"not {self.fifo_depth}")
 
     # -- the memory layout ----------------------------------------------------------------------
 

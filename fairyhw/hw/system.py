@@ -159,7 +159,8 @@ class Packer(wiring.Component):
             # register (0 above the item's slot: cleared as slot 0 was written)
             whole = []
             for j in range(per):
-                kept = word[j * slot:(j + 1) * slot] if j == 0 else Mux(idx == 0, 0, word[j * slot:(j + 1) * slot])
+                part = word[j * slot:(j + 1) * slot]
+                kept = part if j == 0 else Mux(idx == 0, 0, part)
                 whole.append(Mux(idx == j, self.i.payload.data, kept))
             m.d.comb += [out.i.valid.eq(took_in & ends), out.i.payload.data.eq(Cat(*whole)),
                          out.i.payload.last.eq(self.i.payload.last)]

@@ -244,9 +244,10 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
     run: the engine's command, the activation read (its words through a credit link) and (a cycle
     later) the first pass's weight command, one weight command a pass (every three cycles at most,
     and once the one before has all its addresses out), each port's words from :class:`_ReadPort`.
-    The array's schedule (:func:`array_cycles`) then holds with two more bounds: the activations' last beat (``A``) and
-    each pass's last weight word (``W_i``, the cycle it is offered by the master's FIFO, a cycle more
-    through a wide slice's unpacker) bound the last word of pass 0 and of pass ``i``::
+    The array's schedule (:func:`array_cycles`) then holds with two more bounds: the activations'
+    last beat (``A``) and each pass's last weight word (``W_i``, the cycle it is offered by the
+    master's FIFO, a cycle more through a wide slice's unpacker) bound the last word of pass 0 and of
+    pass ``i``::
 
         L_0 = max(2n + 3, A + n + 2, W_0),   L_i = max(L_{i-1} + max(n, 2), e_{i-2} + 1, W_i)
 
