@@ -358,6 +358,8 @@ class BlockFIFO(wiring.Component):
                                         attrs={"no_rw_check": 1})
         wr, rd = mem.write_port(), mem.read_port(domain="sync")
         w_ptr, r_ptr = Signal(range(D)), Signal(range(D))
+        # level == stored + wrote at every cycle; each is counted in its own register so that `room`
+        # and `some` stay a comparison of one counter's next value (no adder in front of them)
         level = Signal(range(D + 1))                  # words taken and not yet read
         stored = Signal(range(D + 1))                 # words written and not yet read
         room, some = Signal(init=1), Signal()         # level != D, stored != 0 (registers)
