@@ -3,7 +3,8 @@
 Steps (each a function below, run in this order by :func:`bench_gpu`; every timing is a CUDA graph's
 replay):
 
-1. :func:`check_exact`: every kernel against the golden integer path;
+1. :func:`check_exact`: every kernel against the golden integer path; :func:`time_mma_rates`: the
+   tensor-core instruction rates;
 2. :func:`time_per_shape`: every LLaMA-2 7B shape on rotating weight copies, with a plain read and
    torch bf16 ``F.linear``;
 3. :func:`time_whole_model`: every layer's own codes, at batch 1 to 16, beside a plain read;
@@ -60,6 +61,17 @@ def check_exact(dev, mma, stream=False) -> None:
                                  f"n={n} m={m}")
     print(f"exact: the {len(kernels) + 3 * stream} GPU kernels' integer sums equal the golden path "
           f"({'5 shapes, 1 to 16 tokens' if mma else '3 shapes'}, == on int64)")
+
+
+def time_mma_rates() -> list:
+    """Step 1b: cycles of an SM per tensor-core instruction of each form the batch-1 kernels could use
+    (:func:`~fairyhw.kernels.gpu.kernel.mma_rates`), printed with the MACs an SM a cycle they give."""
+    from ..kernels.gpu.kernel import mma_rates
+    rows = mma_rates()
+    for r in rows:
+        print(f"{r['instruction']}: {r['throughput_cycles']:.2f} SM cycles an instruction "
+              f"({r['macs_per_sm_cycle']:.0f} MACs an SM a cycle), latency {r['latency_cycles']:.1f} cycles")
+    return rows
 
 
 def timed(fn, iters):
@@ -245,7 +257,8 @@ def stream_runs(dev, model, acts, out_for, record, total_bytes, peak) -> list:
     the launch chain and the arithmetic), and, timed here, one launch reading the first 60 layers'
     codes (no launch gaps: the device's streaming rate); then the persistent kernel
     (:class:`~fairyhw.kernels.gpu.kernel.PersistPlan`, the whole step in one launch) and its parts
-    (copies and layer chain without MMAs; MMAs and chain without copies; all but the chain). Returns
+    (copies and layer chain without MMAs; MMAs and chain without copies; all but the chain; the chain
+    alone; the MMAs alone). Returns
     ``(label, run, extra)`` runs; the parts are marked ``reference`` (not kernels)."""
     import torch
     from ..kernels.gpu.kernel import PersistPlan, activation_bits, activation_planes, launch_stream, read_xor
@@ -279,6 +292,10 @@ def stream_runs(dev, model, acts, out_for, record, total_bytes, peak) -> list:
              lambda: plan.run("compute"), part),
             ("part of the persistent kernel: all of it but the layer chain (no layer waits for the one "
              "before)", lambda: plan.run("no_chain"), part),
+            ("part of the persistent kernel: its layer chain alone (no copies, no MMAs)",
+             lambda: plan.run("chain"), part),
+            ("part of the persistent kernel: its MMAs alone (no copies, no layer chain)",
+             lambda: plan.run("mma_only"), part),
             ("fairy W2 int8, streaming kernel (bulk copies into shared memory), slot layout + PDL, batch 1",
              run_of(False)),
             ("fairy W2 int8, streaming kernel (bulk copies into shared memory), bit planes, binary MMAs "
@@ -324,6 +341,7 @@ def bench_gpu(args) -> dict:
     print(f"{name}: every bandwidth below is also given as a share of the {peak['label']} "
           f"({peak['source']})")
     check_exact(dev, mma, stream=pdl)      # bulk copies and PDL: both Hopper and newer
+    rates = time_mma_rates() if mma else []
     shapes = linear_shapes(LLAMA2_7B)
     rows = time_per_shape(dev, mma, pdl, shapes, peak)
     res_model = time_whole_model(dev, mma, pdl, shapes, peak)
@@ -335,7 +353,8 @@ def bench_gpu(args) -> dict:
           f"{100 * best['peak_fraction']:.0f}% of the {peak['label']}"
           + (f", {100 * best['tokens_per_s'] / read['tokens_per_s']:.0f}% of the plain read's "
              f"{read['tokens_per_s']:.0f} steps/s" if read else ""))
-    result = {**env_record(name), "peak_bandwidth": peak, "exact": True, "pdl": pdl, "shapes": rows,
+    result = {**env_record(name), "peak_bandwidth": peak, "exact": True, "pdl": pdl, "mma_rates": rates,
+              "shapes": rows,
               "model": res_model,
               "notes": "every timing is the median replay of a CUDA graph (20 replays), divided by its "
                        "launches for the "

@@ -223,7 +223,7 @@ def test_persistent_kernel_exact():
         plan.run()
         for (_, _, _, ref), layer in zip(cases, layers):
             assert torch.equal(layer[3].cpu().long(), ref)
-    for mode in ("read", "compute", "no_chain"):
+    for mode in ("read", "compute", "no_chain", "chain", "mma_only"):
         plan.run(mode)
     torch.cuda.synchronize()
     with pytest.raises(ValueError, match="mode must be"):
@@ -232,3 +232,15 @@ def test_persistent_kernel_exact():
         PersistPlan([])
     with pytest.raises(ValueError, match="out must be"):
         PersistPlan([layers[0][:3] + (layers[0][3][..., :2],)])
+
+
+@needs_stream
+def test_mma_rates_measured():
+    """The instruction-rate probe (bench step 1b) checks the wgmma form's fragment layout against an
+    int64 product on the host (it raises if they differ) and gives a positive cycle count for every
+    form, each a throughput no slower than its own latency."""
+    from fairyhw.kernels.gpu.kernel import RATE_FORMS, mma_rates
+    rows = mma_rates(iters=200)
+    assert [r["instruction"] for r in rows] == [f[0] for f in RATE_FORMS]
+    for r in rows:
+        assert 0 < r["throughput_cycles"] <= r["latency_cycles"]

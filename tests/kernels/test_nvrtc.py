@@ -80,3 +80,21 @@ def test_bench_gpu_without_a_gpu_is_one_error(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.startswith("error: the GPU bench needs a CUDA GPU")
     assert "Traceback" not in r.stderr and not out.exists()
+
+
+@needs_nvrtc
+def test_persistent_and_rate_kernels_compile():
+    """The persistent kernel in every breakdown mode, and the instruction-rate probe (its wgmma form
+    for the architecture-specific sm_90a target)."""
+    from fairyhw.kernels.gpu import kernel as gpu
+    with open(gpu._MMA_SRC) as f:
+        src = f.read()
+    for mode in gpu.PERSIST_MODES.values():
+        expr = f"fairy_mma_persist<{gpu.PERSIST_WARPS},{mode},{gpu.PERSIST_MAX_STAGES},{gpu.PERSIST_MAX_TILES}>"
+        assert nvrtc.compile_cubin(src, expr, "sm_90")[0][:4] == b"\x7fELF"
+    with open(gpu._RATES_SRC) as f:
+        rates = f.read()
+    for _, form, _, _ in gpu.RATE_FORMS:
+        arch = "sm_90a" if form == 2 else "sm_90"
+        assert nvrtc.compile_cubin(rates, f"mma_rate<{form},8>", arch)[0][:4] == b"\x7fELF"
+    assert nvrtc.compile_cubin(rates, "wg_check", "sm_90a")[0][:4] == b"\x7fELF"

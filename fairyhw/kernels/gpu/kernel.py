@@ -619,11 +619,64 @@ def launch_stream(codes_i32: torch.Tensor, act: torch.Tensor, sums: torch.Tensor
     return out
 
 
+_RATES_SRC = os.path.join(os.path.dirname(__file__), "rates.cu")
+RATE_FORMS = (                  # (name, form in rates.cu, warps an instruction, MACs an instruction)
+    ("mma.sync m16n8k32 u8.s8 (slot layout)", 0, 1, 16 * 8 * 32),
+    ("mma.sync m16n8k256 b1 and.popc (bit planes)", 1, 1, 16 * 8 * 256),
+    ("wgmma m64n8k32 u8.s8, A in registers", 2, 4, 64 * 8 * 32),
+)
+
+
+def mma_rates(iters: int = 2000, chains: int = 8) -> list:
+    """Cycles of an SM per tensor-core instruction, measured on this GPU (compute capability 9.0+ for
+    the wgmma form) with ``kernels/gpu/rates.cu``: four blocks of 8 warps an SM, each warp (or
+    warpgroup) keeping ``chains`` independent accumulators busy (throughput; the wgmma form waits for
+    its group every ``chains`` instructions, as a kernel that builds A in registers must), then one warp
+    (or warpgroup) alone with one accumulator (latency). Cycles come from ``clock64`` in the kernel, so no clock is assumed. The wgmma
+    form is first checked ``==`` an int64 product on the host. Returns one dict a form."""
+    import ctypes
+    from .nvrtc import kernel
+    index = torch.cuda.current_device()
+    dev = torch.device("cuda", index)
+    sms = torch.cuda.get_device_properties(index).multi_processor_count
+    hopper = torch.cuda.get_device_capability(index)[0] == 9
+    bps = 4                               # blocks an SM, all resident at once
+    out = torch.empty(bps * sms * 256, dtype=torch.int32, device=dev)
+    cycles = torch.zeros(bps * sms, dtype=torch.int64, device=dev)
+    stream = torch.cuda.current_stream(index).cuda_stream
+    vp, ci = ctypes.c_void_p, ctypes.c_int
+    rows = []
+    for name, form, warps, macs in RATE_FORMS:
+        if form == 2:
+            if not hopper:
+                continue                  # wgmma: sm_90a only
+            a = torch.randint(0, 256, (64, 32), dtype=torch.uint8, device=dev)
+            bt = torch.randint(-128, 128, (8, 32), dtype=torch.int8, device=dev)
+            d = torch.zeros(64, 8, dtype=torch.int32, device=dev)
+            kernel(_RATES_SRC, "wg_check", index, "a").launch(
+                (1,), (128,), [vp(a.data_ptr()), vp(bt.data_ptr()), vp(d.data_ptr())], stream)
+            if not torch.equal(d.cpu().long(), a.cpu().long() @ bt.cpu().long().T):
+                raise RuntimeError("wgmma m64n8k32 product differs from the host's")
+        row = {"instruction": name, "macs": macs}
+        for label, grid, block, ch in (("throughput", bps * sms, 256, chains), ("latency", 1, 32 * warps, 1)):
+            k = kernel(_RATES_SRC, f"mma_rate<{form},{ch}>", index, "a" if form == 2 else "")
+            args = [ci(iters), vp(out.data_ptr()), vp(cycles.data_ptr())]
+            k.launch((grid,), (block,), [ci(10)] + args[1:], stream)
+            k.launch((grid,), (block,), args, stream)
+            torch.cuda.synchronize()
+            c = cycles[:grid].double().mean().item()
+            per_sm = (grid // sms or 1) * iters * ch * block // (32 * warps)   # instructions an SM issued
+            row[f"{label}_cycles"] = c / per_sm if label == "throughput" else c / iters
+        row["macs_per_sm_cycle"] = macs / row["throughput_cycles"]
+        rows.append(row)
+    return rows
+
+
 PERSIST_SHARED = 225 * 1024     # the persistent kernel's ring of stages: a Hopper SM gives a block 227 KiB
 PERSIST_WARPS = 8               # its consumer warps (a producer warp and a watcher warp beside them)
 PERSIST_MAX_STAGES = 32         # the ring's stages at most (the kernel's mbarrier pairs)
 PERSIST_MAX_TILES = 4           # 16-row tiles a job at most (the kernel keeps their sums in registers)
-PERSIST_MODES = {"full": 0, "read": 1, "compute": 2, "no_chain": 3}
+PERSIST_MODES = {"full": 0, "read": 1, "compute": 2, "no_chain": 3, "chain": 4, "mma_only": 5}
 
 
 class PersistPlan:
@@ -685,15 +738,17 @@ class PersistPlan:
     def run(self, mode: str = "full", cooperative: bool = True) -> None:
         """Launch the step. ``mode``: ``full``; ``read`` (the copies, waits and chain without the MMAs:
         each tile's first result row gets an XOR of the tile's first words); ``compute`` (no copies:
-        MMAs on whatever the stages hold); ``no_chain`` (no layer waits for the one before). The last
-        three are the benchmark's breakdown; their results are not sums. ``cooperative``: launched as a
+        MMAs on whatever the stages hold); ``no_chain`` (no layer waits for the one before); ``chain`` (the
+        layer chain alone: no copies, no MMAs); ``mma_only`` (the MMAs alone: no copies, no chain). All
+        but ``full`` are the benchmark's breakdown; their results are not sums. ``cooperative``: launched as a
         cooperative kernel (all blocks resident or an error); else a plain launch, whose blocks (one an
         SM, each over half an SM's shared memory) are all resident only while nothing else runs."""
         import ctypes
         from .nvrtc import kernel
         if mode not in PERSIST_MODES:
             raise ValueError(f"mode must be one of {', '.join(PERSIST_MODES)}, not {mode!r}")
-        k = kernel(_MMA_SRC, f"fairy_mma_persist<{self.warps},{PERSIST_MODES[mode]},{PERSIST_MAX_STAGES},{PERSIST_MAX_TILES}>", self.index)
+        k = kernel(_MMA_SRC, f"fairy_mma_persist<{self.warps},{PERSIST_MODES[mode]},{PERSIST_MAX_STAGES},"
+                             f"{PERSIST_MAX_TILES}>", self.index)
         k.allow_shared(self.shared)
         self.done.zero_()
         vp, ci = ctypes.c_void_p, ctypes.c_int

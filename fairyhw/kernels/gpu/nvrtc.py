@@ -157,10 +157,10 @@ def _cached_cubin(src: str, name_expr: str, arch: str) -> tuple[bytes, str]:
 class Kernel:
     """One compiled ``__global__`` function on one device; call :meth:`launch`."""
 
-    def __init__(self, src: str, name_expr: str, device_index: int):
+    def __init__(self, src: str, name_expr: str, device_index: int, arch_suffix: str = ""):
         import torch
         cap = torch.cuda.get_device_capability(device_index)
-        self.arch = f"sm_{cap[0]}{cap[1]}"
+        self.arch = f"sm_{cap[0]}{cap[1]}{arch_suffix}"
         cubin, lowered = _cached_cubin(src, name_expr, self.arch)
         cuda = _load_cuda()
         with torch.cuda.device(device_index):
@@ -220,12 +220,13 @@ _MAX_DYNAMIC_SHARED = 8                        # CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_S
 _kernels: dict = {}
 
 
-def kernel(src_path: str, name_expr: str, device_index: int) -> Kernel:
-    """The compiled kernel ``name_expr`` of the source file ``src_path`` on a device, built once."""
-    key = (src_path, name_expr, device_index)
+def kernel(src_path: str, name_expr: str, device_index: int, arch_suffix: str = "") -> Kernel:
+    """The compiled kernel ``name_expr`` of the source file ``src_path`` on a device, built once.
+    ``arch_suffix``: ``"a"`` builds for the architecture-specific target (``sm_90a``: wgmma)."""
+    key = (src_path, name_expr, device_index, arch_suffix)
     k = _kernels.get(key)
     if k is None:
         with open(src_path) as f:
             src = f.read()
-        k = _kernels[key] = Kernel(src, name_expr, device_index)
+        k = _kernels[key] = Kernel(src, name_expr, device_index, arch_suffix)
     return k
