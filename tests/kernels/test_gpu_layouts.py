@@ -25,7 +25,12 @@ def test_bit_plane_layouts_give_the_golden_sums():
     act, sums = activation_bits(p, q, ci.shape[-1])
     c = cb.shape[-1] // 16
     assert cb.shape == (mats, n, 16 * c) and act.shape == (1, 2, 8, 8 * c) and c == 3
-    v = cb.view(mats, n, c, 4, 4)            # vector t = (h_t, h_t+4, x_t, x_t+4)
+    # undo the tiles' chunk-by-chunk order: rows 16 k .. 16 k + 15 (the last tile 84 % 16 = 4 rows)
+    flat, rows = cb.reshape(mats * n, c, 16), []
+    for t0 in range(0, mats * n, 16):
+        nr = min(16, mats * n - t0)
+        rows.append(flat[t0:t0 + nr].reshape(c, nr, 16).transpose(0, 1))
+    v = torch.cat(rows).view(mats, n, c, 4, 4)   # vector t = (h_t, h_t+4, x_t, x_t+4)
     h = _bits(torch.cat([v[..., 0], v[..., 1]], -1)).reshape(mats, n, 256 * c)
     x = _bits(torch.cat([v[..., 2], v[..., 3]], -1)).reshape(mats, n, 256 * c)
     a = _bits(act.view(2, 8, c, 8)[..., [0, 2, 4, 6, 1, 3, 5, 7]]).reshape(2, 8, 256 * c)

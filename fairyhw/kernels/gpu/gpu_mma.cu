@@ -469,13 +469,16 @@ __device__ __forceinline__ void b1_columns(int (&v)[8], const int (&hp)[4], cons
     v[6] = w0 * xp[2] + w1 * xp[3]; v[7] = w0 * xq[2] + w1 * xq[3];
 }
 
-// B1: a lane's share of one 16-row tile's sums, the tile's codes at `st` (16 rows of 4 q4 words)
-__device__ __forceinline__ void b1_tile(const uint4 *st, int q4, int chunks, const uint2 *actp,
+// B1: a lane's share of one tile's sums, the tile's codes at `st` (nr rows, chunk by chunk: vector t of
+// row r in chunk c at c * 4 nr + 4 r + t, so a warp's loads of a chunk are 512 consecutive bytes; the
+// lanes of rows past nr read whatever follows, and their sums are not written)
+__device__ __forceinline__ void b1_tile(const uint4 *st, int nr, int chunks, const uint2 *actp,
                                         const uint2 *actq, int g, int t, int (&v)[8]) {
     int hp[4] = {0, 0, 0, 0}, hq[4] = {0, 0, 0, 0}, xp[4] = {0, 0, 0, 0}, xq[4] = {0, 0, 0, 0};
-    const uint4 *rg = st + (size_t)g * q4 + t, *rg8 = rg + (size_t)8 * q4;
+    const uint4 *rg = st + 4 * g + t, *rg8 = rg + 32;
+    const int cs = 4 * nr;                                  // vectors a chunk
 #pragma unroll 4
-    for (int c = 0; c < chunks; c++) b1_chunk(hp, hq, xp, xq, rg[4 * c], rg8[4 * c], actp[4 * c], actq[4 * c]);
+    for (int c = 0; c < chunks; c++) b1_chunk(hp, hq, xp, xq, rg[cs * c], rg8[cs * c], actp[4 * c], actq[4 * c]);
     b1_columns(v, hp, hq, xp, xq, t);
 }
 
@@ -500,7 +503,7 @@ __device__ __forceinline__ void store_tile(int (&v)[8], int sp, int sq, int4 *__
 
 // B1: codes in the bit-plane layout of pack_codes_b1 (per row and chunk of 256 codes, four 16-byte
 // vectors, vector t = (h_t, h_{t+4}, x_t, x_{t+4}): word h_i holds h of codes 32i..32i+31, bit j code
-// 32i + j; x likewise) and activations in the layout of activation_bits (for p and q, bit plane b of
+// 32i + j; x likewise; the rows re-laid chunk by chunk within each tile of 16, see b1_tile) and activations in the layout of activation_bits (for p and q, bit plane b of
 // the int8 values as words, per chunk in the order 0, 4, 1, 5, 2, 6, 3, 7, so that thread t reads words
 // t and t + 4 as one 8-byte vector). One binary MMA (AND + POPC, m16n8k256) per plane pair and chunk:
 // column b of the result counts h & p_b, and Σ h p = Σ_b<7 2^b C_b - 2^7 C_7. Four MMAs a chunk of
@@ -564,12 +567,14 @@ fairy_mma_stream(const uint4 *__restrict__ codes, const uint4 *__restrict__ act,
         int v[8];                                           // Hp, Hq, Hp', Hq', Xp, Xq, Xp', Xq' (' row g+8)
         const uint4 *rg = st + (size_t)g * q4 + t, *rg8 = rg + (size_t)8 * q4;
         if (B1) {
+            const int nr = min(16, rows - tile * 16);       // the tile's rows (see b1_tile's layout)
             if (PREC > 0) {
                 int hp[4] = {0, 0, 0, 0}, hq[4] = {0, 0, 0, 0}, xp[4] = {0, 0, 0, 0}, xq[4] = {0, 0, 0, 0};
                 uint4 cg[PREC > 0 ? PREC : 1], cg8[PREC > 0 ? PREC : 1];
+                const uint4 *bg = st + 4 * g + t;
 #pragma unroll
                 for (int c = 0; c < PREC; c++)
-                    if (c < chunks) { cg[c] = rg[4 * c]; cg8[c] = rg8[4 * c]; }
+                    if (c < chunks) { cg[c] = bg[4 * nr * c]; cg8[c] = bg[4 * nr * c + 32]; }
                 __syncwarp();                               // the tile is in registers: refill now
                 if (lane == 0) fill(k + D);
 #pragma unroll
@@ -577,7 +582,7 @@ fairy_mma_stream(const uint4 *__restrict__ codes, const uint4 *__restrict__ act,
                     if (c < chunks) b1_chunk(hp, hq, xp, xq, cg[c], cg8[c], actp[4 * c], actq[4 * c]);
                 b1_columns(v, hp, hq, xp, xq, t);
             } else {
-                b1_tile(st, q4, chunks, actp, actq, g, t, v);
+                b1_tile(st, nr, chunks, actp, actq, g, t, v);
                 __syncwarp();                               // every lane is done with the stage
                 if (lane == 0) fill(k + D);
             }
@@ -784,7 +789,9 @@ fairy_mma_persist(const PersistLayer *__restrict__ layers, int nlayers, unsigned
                 int v[MAX_TILES][8];
 #pragma unroll
                 for (int i = 0; i < MAX_TILES; i++)
-                    if (i < nt) b1_tile(st + (size_t)i * 16 * q4, q4, chunks, actp, actq, g, t, v[i]);
+                    if (i < nt)
+                        b1_tile(st + (size_t)i * 16 * q4, min(16, ly.rows - (tt + i) * 16), chunks, actp, actq, g,
+                                t, v[i]);
                 __syncwarp();                               // every lane is done with the stage
                 if (lane == 0 && COPY) bar_arrive(&empty[s]);
 #pragma unroll

@@ -769,7 +769,9 @@ def pack_codes_b1(codes_i32: torch.Tensor, rows_at_once: int = 4096) -> torch.Te
     ``(M, n, 16 C)`` int32 with ``C = ceil(mw / 16)`` chunks of 256 codes a row (zero codes pad the
     last); per chunk four 16-byte vectors, vector t holding ``(h_t, h_{t+4}, x_t, x_{t+4})`` where word
     ``h_i`` has the high bits of codes ``32i .. 32i+31`` (bit j: code 32i + j) and ``x_i`` their
-    ``h xor l``. The same two bits a code as the input: laid out once, when the weights are loaded."""
+    ``h xor l``; the rows (all M matrices' in turn) then re-laid chunk by chunk within each tile of 16
+    (:func:`_tile_chunks`). The same two bits a code as the input: laid out once, when the weights are
+    loaded."""
     mats, n, mw = codes_i32.shape
     c = -(-mw // 16)
     src = torch.nn.functional.pad(codes_i32, (0, 16 * c - mw)).reshape(mats * n, 16 * c)
@@ -782,7 +784,21 @@ def pack_codes_b1(codes_i32: torch.Tensor, rows_at_once: int = 4096) -> torch.Te
         hw, xw = _words(h), _words(h ^ (code & 1))                             # (rows, C, 8)
         out[r0:r0 + rows_at_once] = torch.stack([hw[..., :4], hw[..., 4:], xw[..., :4], xw[..., 4:]],
                                                 dim=-1).reshape(w.shape[0], 16 * c)
-    return out.view(mats, n, 16 * c)
+    return _tile_chunks(out, c).view(mats, n, 16 * c)
+
+
+def _tile_chunks(rows: torch.Tensor, c: int) -> torch.Tensor:
+    """Rows ``(R, 16 c)`` (c chunks of four 16-byte vectors a row) re-laid within each 16-row tile (the
+    last one ``R % 16`` rows if short) chunk by chunk: tile, chunk, row, vector. A warp reading chunk k
+    of its tile's rows g and g + 8 then reads 512 consecutive bytes (no shared-memory bank conflicts;
+    row by row, its eight row groups read the same banks)."""
+    r = rows.shape[0]
+    full = r - r % 16
+    out = torch.empty_like(rows)
+    out[:full] = rows[:full].view(full // 16, 16, c, 16).transpose(1, 2).reshape(full, 16 * c)
+    if full < r:
+        out[full:] = rows[full:].view(r - full, c, 16).transpose(0, 1).reshape(r - full, 16 * c)
+    return out
 
 
 def activation_bits(p: torch.Tensor, q: torch.Tensor, mw: int):
