@@ -20,6 +20,7 @@ import torch
 
 from .. import FairyError
 from ..outputs import show
+from .llama import LlamaConfig, block_module, linear_shapes
 
 __all__ = ["Checkpoint", "load_checkpoint", "load_hf_dir", "load_gguf", "smollm2_gguf_path",
            "linear_weight_names", "check_llama_shapes", "GGUF_FLOAT_TYPES"]
@@ -144,15 +145,16 @@ def check_llama_shapes(ckpt: Checkpoint) -> None:
     kv = _llama_int(c, "num_key_value_heads", src, heads)
     inter = _llama_int(c, "intermediate_size", src)
     layers = _llama_int(c, "num_hidden_layers", src)
-    head_dim = c.get("head_dim") or hidden // heads
+    head_dim = _llama_int(c, "head_dim", src, hidden // heads or 1)
     vocab = c.get("vocab_size")
-    expected = {"self_attn.q_proj": (heads * head_dim, hidden), "self_attn.k_proj": (kv * head_dim, hidden),
-                "self_attn.v_proj": (kv * head_dim, hidden), "self_attn.o_proj": (hidden, heads * head_dim),
-                "mlp.gate_proj": (inter, hidden), "mlp.up_proj": (inter, hidden),
-                "mlp.down_proj": (hidden, inter), "input_layernorm": (hidden,),
-                "post_attention_layernorm": (hidden,)}
+    vocab = vocab if isinstance(vocab, int) and not isinstance(vocab, bool) and vocab > 0 else 0
+    cfg = LlamaConfig(hidden=hidden, intermediate=inter, layers=layers, heads=heads, kv_heads=kv,
+                      vocab=vocab, head_size=head_dim)
+    expected = {block_module(s.name): (s.out_features, s.in_features)
+                for s in linear_shapes(cfg, lm_head=False)}
+    expected.update({"input_layernorm": (hidden,), "post_attention_layernorm": (hidden,)})
     top = {"model.norm.weight": (hidden,)}
-    if isinstance(vocab, int) and vocab > 0:
+    if vocab:
         top["model.embed_tokens.weight"] = top["lm_head.weight"] = (vocab, hidden)
     block = re.compile(r"^model\.layers\.(\d+)\.(.+)\.weight$")
     for name, t in ckpt.tensors.items():

@@ -18,10 +18,11 @@ class LlamaConfig:
     vocab: int
     rms_eps: float = 1e-5
     rope_theta: float = 1e4
+    head_size: int = 0                   # the config's head_dim; 0: hidden // heads
 
     @property
     def head_dim(self) -> int:
-        return self.hidden // self.heads
+        return self.head_size or self.hidden // self.heads
 
     @classmethod
     def from_hf(cls, cfg: dict) -> "LlamaConfig":
@@ -29,7 +30,7 @@ class LlamaConfig:
                    layers=cfg["num_hidden_layers"], heads=cfg["num_attention_heads"],
                    kv_heads=cfg.get("num_key_value_heads", cfg["num_attention_heads"]),
                    vocab=cfg["vocab_size"], rms_eps=cfg.get("rms_norm_eps", 1e-5),
-                   rope_theta=cfg.get("rope_theta", 1e4))
+                   rope_theta=cfg.get("rope_theta", 1e4), head_size=cfg.get("head_dim") or 0)
 
 
 #: LLaMA-2 7B (Touvron et al. 2023; the HF config of meta-llama/Llama-2-7b-hf).
@@ -51,10 +52,12 @@ class LinearShape:
 
 
 def linear_shapes(cfg: LlamaConfig = LLAMA2_7B, lm_head: bool = True) -> list[LinearShape]:
-    """Every linear layer's shape, the per-block ones with ``count = layers``."""
-    h, i, kv = cfg.hidden, cfg.intermediate, cfg.kv_heads * cfg.head_dim
-    out = [LinearShape("q_proj", h, h, cfg.layers), LinearShape("k_proj", kv, h, cfg.layers),
-           LinearShape("v_proj", kv, h, cfg.layers), LinearShape("o_proj", h, h, cfg.layers),
+    """Every linear layer's shape, the per-block ones with ``count = layers`` (the one statement of
+    them: the checkpoint checks and the cycle model read it)."""
+    h, i = cfg.hidden, cfg.intermediate
+    q, kv = cfg.heads * cfg.head_dim, cfg.kv_heads * cfg.head_dim
+    out = [LinearShape("q_proj", q, h, cfg.layers), LinearShape("k_proj", kv, h, cfg.layers),
+           LinearShape("v_proj", kv, h, cfg.layers), LinearShape("o_proj", h, q, cfg.layers),
            LinearShape("gate_proj", i, h, cfg.layers), LinearShape("up_proj", i, h, cfg.layers),
            LinearShape("down_proj", h, i, cfg.layers)]
     if lm_head:

@@ -243,3 +243,25 @@ def test_cli_existing_output_and_unwritable_parent(tmp_path, tiny_llama_dir):
     r = run_cli(tiny_llama_dir, "--out", str(tmp_path / "missing" / "o"))
     assert r.returncode == 2 and \
         r.stderr.strip() == f"error: --out: the folder {tmp_path / 'missing'} does not exist"
+
+
+def test_llama_shapes_follow_the_configs_head_dim():
+    """The shape check reads the projections' shapes from ``linear_shapes`` (one statement of them),
+    with the config's own ``head_dim`` where it is not hidden / heads; a wrong shape names the tensor."""
+    import pytest
+    import torch
+    from fairyhw import FairyError
+    from fairyhw.model.checkpoint import Checkpoint, check_llama_shapes
+    cfg = {"hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 32,
+           "intermediate_size": 96, "num_hidden_layers": 1, "vocab_size": 10}
+    shapes = {"self_attn.q_proj": (128, 64), "self_attn.k_proj": (64, 64), "self_attn.v_proj": (64, 64),
+              "self_attn.o_proj": (64, 128), "mlp.gate_proj": (96, 64), "mlp.up_proj": (96, 64),
+              "mlp.down_proj": (64, 96), "input_layernorm": (64,), "post_attention_layernorm": (64,)}
+    tensors = {f"model.layers.0.{k}.weight": torch.zeros(v) for k, v in shapes.items()}
+    tensors.update({"model.norm.weight": torch.zeros(64), "model.embed_tokens.weight": torch.zeros(10, 64)})
+    check_llama_shapes(Checkpoint("m", cfg, tensors))
+    tensors["model.layers.0.self_attn.o_proj.weight"] = torch.zeros(64, 64)
+    with pytest.raises(FairyError, match=r"o_proj.weight has shape \(64, 64\).*gives \(64, 128\)"):
+        check_llama_shapes(Checkpoint("m", cfg, tensors))
+    with pytest.raises(FairyError, match="head_dim is 'x', expected a positive integer"):
+        check_llama_shapes(Checkpoint("m", {**cfg, "head_dim": "x"}, tensors))
