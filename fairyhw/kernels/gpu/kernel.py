@@ -21,7 +21,7 @@ import torch
 __all__ = ["PersistPlan", "pack_codes_i32", "fairy_sums", "fairy_sums_dot", "launch_dot", "activation_matrix",
            "fairy_sums_dp4a", "launch_dp4a", "activation_words", "fairy_sums_mma", "launch_mma",
            "activation_planes", "available", "available_mma", "read_xor", "launch_stream", "stream_config", "pack_codes_b1",
-           "activation_bits"]
+           "activation_bits", "mma_rates"]
 
 
 def available() -> bool:
