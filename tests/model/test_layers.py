@@ -18,7 +18,7 @@ def test_float_forward_equals_dense_reassembly():
     q = FairyLinear(lin.weight, lin.bias, stages=2)
     x = torch.randn(5, 24)
     a_q = q.dense_weight(torch.float64)
-    ref = F.linear(x.double(), a_q, lin.bias.double())
+    ref = F.linear(x.double(), a_q, lin.bias.detach().double())
     # float32 matmul of 24 terms: tolerance 1e-5 relative to the output scale.
     assert torch.allclose(q(x).double(), ref, rtol=0, atol=1e-5 * float(ref.abs().max()))
     # A_q is the widely-linear reassembly of the quantized U and W.
@@ -34,7 +34,7 @@ def test_int8_forward_matches_float_forward_with_same_activations():
     act = q.quantize_input(x)
     xr, xi = g.dequant_activations(act, torch.float64)
     xq = torch.cat([xr, xi], dim=-1)
-    ref = F.linear(xq, q.dense_weight(torch.float64), lin.bias.double())
+    ref = F.linear(xq, q.dense_weight(torch.float64), lin.bias.detach().double())
     # Both sides are float64 with at most 2*64 terms: 1e-12 relative to the output scale.
     assert torch.allclose(q.forward_int8(x), ref, rtol=0, atol=1e-12 * float(ref.abs().max()))
     sums = q.integer_sums(act)
