@@ -9,6 +9,7 @@ parts, row tile) are its properties. Pure Python: importing it needs no HDL stac
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from dataclasses import asdict, dataclass, fields
 
@@ -18,7 +19,7 @@ from .timing import BLOCK_FIFO_MIN_DEPTH
 __all__ = ["EngineConfig", "MODES", "ACCUMULATE", "SHARING", "LANE_STYLES", "MAX_LANES", "MAX_DIM",
            "MAX_STAGES", "MAX_COLS", "PRESETS", "check_int", "default_shape", "default_group",
            "SystemConfig", "DATA_WIDTHS", "DESCRIPTOR", "DESCRIPTOR_BYTES", "ERRORS", "RESULT_SUM_BITS",
-           "slot_bits", "memory_words"]
+           "slot_bits", "memory_words", "validating"]
 
 #: Matrices streamed per stage in each mode, in stream order.
 MODES = {"fairy2i": ("U", "W"), "ifairy": ("W",)}
@@ -70,6 +71,18 @@ def default_group(rows: int, cols: int) -> int:
     """Rows per result beat: enough that a tile's ``rows`` results drain, and the result register
     empties, within the ``ceil(RESULT_K / cols)`` cycles of one pass."""
     return max(1, -(-rows // max(1, -(-RESULT_K // cols) - 1)))
+
+
+@contextlib.contextmanager
+def validating(component):
+    """Around a component's parameter checks in its ``__init__``: if one raises, the half-built
+    component is marked so that Amaranth does not warn, when it is collected, that it was created and
+    never elaborated (for the caller it was never created)."""
+    try:
+        yield
+    except Exception:
+        component._MustUse__silence = True
+        raise
 
 
 def check_int(what: str, value, lo: int, hi: int) -> None:

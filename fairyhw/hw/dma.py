@@ -22,6 +22,7 @@ from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .config import validating
 from .timing import BLOCK_FIFO_LATENCY, BLOCK_FIFO_MIN_DEPTH
 
 __all__ = ["axi_read_signature", "axi_write_signature", "AxiReader", "AxiWriter", "ReadySlice", "CreditLink",
@@ -59,12 +60,13 @@ class _AxiMaster(wiring.Component):
     ports, and the address channel (:meth:`_addresses`)."""
 
     def __init__(self, members: dict, *, addr_width, data_width, max_burst, outstanding):
-        if data_width not in (32, 64, 128, 256, 512, 1024):
-            raise ValueError(f"data_width must be a power of two from 32 to 1024, not {data_width!r}")
-        if not 1 <= max_burst <= 256:
-            raise ValueError(f"max_burst must be from 1 to 256 beats, not {max_burst!r}")
-        if not 1 <= outstanding <= 64:
-            raise ValueError(f"outstanding must be from 1 to 64, not {outstanding!r}")
+        with validating(self):
+            if data_width not in (32, 64, 128, 256, 512, 1024):
+                raise ValueError(f"data_width must be a power of two from 32 to 1024, not {data_width!r}")
+            if not 1 <= max_burst <= 256:
+                raise ValueError(f"max_burst must be from 1 to 256 beats, not {max_burst!r}")
+            if not 1 <= outstanding <= 64:
+                raise ValueError(f"outstanding must be from 1 to 64, not {outstanding!r}")
         self.addr_width, self.data_width = addr_width, data_width
         self.max_burst, self.outstanding = max_burst, outstanding
         super().__init__({
@@ -149,8 +151,9 @@ class AxiReader(_AxiMaster):
 
     def __init__(self, *, addr_width: int = 32, data_width: int = 64, max_burst: int = 16,
                  outstanding: int = 4, fifo_depth: int = 64):
-        if fifo_depth < max_burst:
-            raise ValueError(f"fifo_depth ({fifo_depth}) must hold a burst ({max_burst} beats)")
+        with validating(self):
+            if fifo_depth < max_burst:
+                raise ValueError(f"fifo_depth ({fifo_depth}) must hold a burst ({max_burst} beats)")
         self.fifo_depth = fifo_depth
         super().__init__({"data": Out(stream.Signature(data_width)),
                           "axi": Out(axi_read_signature(addr_width, data_width))},
@@ -291,8 +294,9 @@ class CreditLink(wiring.Component):
     """
 
     def __init__(self, shape, depth: int = 3):
-        if depth < 2:
-            raise ValueError(f"a credit link needs two places at least for full rate, not {depth}")
+        with validating(self):
+            if depth < 2:
+                raise ValueError(f"a credit link needs two places at least for full rate, not {depth}")
         self.shape, self.depth = shape, depth
         super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
 
@@ -340,8 +344,9 @@ class BlockFIFO(wiring.Component):
     QUEUE = 4
 
     def __init__(self, width: int, depth: int):
-        if depth < BLOCK_FIFO_MIN_DEPTH:
-            raise ValueError(f"a block FIFO holds {BLOCK_FIFO_MIN_DEPTH} words at least, not {depth}")
+        with validating(self):
+            if depth < BLOCK_FIFO_MIN_DEPTH:
+                raise ValueError(f"a block FIFO holds {BLOCK_FIFO_MIN_DEPTH} words at least, not {depth}")
         self.width, self.depth = width, depth
         super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width))})
         self.empty = Signal(init=1)

@@ -23,7 +23,7 @@ from amaranth.lib.wiring import In, Out
 
 from . import array, lanes
 from .buffer import KEEP
-from .config import EngineConfig
+from .config import EngineConfig, validating
 from .lanes import DotLane, Lane
 from .streams import ACT_LAYOUT, act_layout, cmd_layout, res_layout, sums_layout, wgt_shape
 from .timing import latency, result_beats
@@ -70,12 +70,13 @@ class Engine(wiring.Component):
     """
 
     def __init__(self, config: EngineConfig | None = None, **params):
-        if config is None:
-            config = EngineConfig(**params)
-        elif params:
-            raise TypeError("Engine takes an EngineConfig or keyword parameters, not both")
-        elif not isinstance(config, EngineConfig):
-            raise TypeError(f"Engine configuration must be an EngineConfig, not {config!r}")
+        with validating(self):
+            if config is None:
+                config = EngineConfig(**params)
+            elif params:
+                raise TypeError("Engine takes an EngineConfig or keyword parameters, not both")
+            elif not isinstance(config, EngineConfig):
+                raise TypeError(f"Engine configuration must be an EngineConfig, not {config!r}")
         self._cfg = config
         super().__init__({
             "cmd": In(stream.Signature(cmd_layout(config))),

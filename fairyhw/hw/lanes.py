@@ -27,7 +27,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .config import ACCUMULATE, check_int
+from .config import ACCUMULATE, check_int, validating
 from .streams import ACT_LAYOUT
 
 __all__ = ["Lane", "DotLane", "layer_fsm", "next_pass", "assemble_output", "assemble_dot"]
@@ -46,10 +46,11 @@ class Lane(wiring.Component):
     """
 
     def __init__(self, *, acc_width: int, accumulate: str = "split"):
-        check_int("Accumulator width", acc_width, 9, 64)
-        if accumulate not in ACCUMULATE:
-            raise ValueError(f"Accumulator style must be one of {', '.join(ACCUMULATE)}, "
-                             f"not {accumulate!r}")
+        with validating(self):
+            check_int("Accumulator width", acc_width, 9, 64)
+            if accumulate not in ACCUMULATE:
+                raise ValueError(f"Accumulator style must be one of {', '.join(ACCUMULATE)}, "
+                                 f"not {accumulate!r}")
         self._acc_width = acc_width
         self._accumulate = accumulate
         sums = data.ArrayLayout(signed(acc_width), len(ACCUMULATE[accumulate]))
@@ -102,9 +103,10 @@ class DotLane(wiring.Component):
     """
 
     def __init__(self, *, accumulate: str = "split"):
-        if accumulate not in ACCUMULATE:
-            raise ValueError(f"Accumulator style must be one of {', '.join(ACCUMULATE)}, "
-                             f"not {accumulate!r}")
+        with validating(self):
+            if accumulate not in ACCUMULATE:
+                raise ValueError(f"Accumulator style must be one of {', '.join(ACCUMULATE)}, "
+                                 f"not {accumulate!r}")
         self._accumulate = accumulate
         super().__init__({"code": In(2), "p": In(signed(9)), "q": In(signed(9)),
                           "terms": Out(data.ArrayLayout(signed(9), len(ACCUMULATE[accumulate])))})

@@ -31,7 +31,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .axi import RegisterFile, axil_signature
-from .config import DESCRIPTOR, DESCRIPTOR_BYTES, RESULT_SUM_BITS, SystemConfig, slot_bits
+from .config import DESCRIPTOR, DESCRIPTOR_BYTES, RESULT_SUM_BITS, SystemConfig, slot_bits, validating
 from .dma import (AxiReader, AxiWriter, BlockFIFO, CreditLink, ReadySlice, axi_read_signature,
                   axi_write_signature)
 from .engine import Engine
@@ -190,8 +190,9 @@ class SystemTop(wiring.Component):
     """
 
     def __init__(self, config: SystemConfig):
-        if not isinstance(config, SystemConfig):
-            raise TypeError(f"SystemTop takes a SystemConfig, not {config!r}")
+        with validating(self):
+            if not isinstance(config, SystemConfig):
+                raise TypeError(f"SystemTop takes a SystemConfig, not {config!r}")
         self.config = config
         A, D = config.addr_width, config.data_width
         members = {"s_axil": In(axil_signature(REG_ADDR_WIDTH)),
