@@ -478,7 +478,8 @@ __device__ __forceinline__ void b1_tile(const uint4 *st, int nr, int chunks, con
     const uint4 *rg = st + 4 * g + t, *rg8 = rg + 32;
     const int cs = 4 * nr;                                  // vectors a chunk
 #pragma unroll 4
-    for (int c = 0; c < chunks; c++) b1_chunk(hp, hq, xp, xq, rg[cs * c], rg8[cs * c], actp[4 * c], actq[4 * c]);
+    for (int c = 0; c < chunks; c++)
+        b1_chunk(hp, hq, xp, xq, rg[cs * c], rg8[cs * c], actp[4 * c], actq[4 * c]);
     b1_columns(v, hp, hq, xp, xq, t);
 }
 
@@ -503,9 +504,10 @@ __device__ __forceinline__ void store_tile(int (&v)[8], int sp, int sq, int4 *__
 
 // B1: codes in the bit-plane layout of pack_codes_b1 (per row and chunk of 256 codes, four 16-byte
 // vectors, vector t = (h_t, h_{t+4}, x_t, x_{t+4}): word h_i holds h of codes 32i..32i+31, bit j code
-// 32i + j; x likewise; the rows re-laid chunk by chunk within each tile of 16, see b1_tile) and activations in the layout of activation_bits (for p and q, bit plane b of
-// the int8 values as words, per chunk in the order 0, 4, 1, 5, 2, 6, 3, 7, so that thread t reads words
-// t and t + 4 as one 8-byte vector). One binary MMA (AND + POPC, m16n8k256) per plane pair and chunk:
+// 32i + j; x likewise; the rows re-laid chunk by chunk within each tile of 16, see b1_tile) and
+// activations in the layout of activation_bits (for p and q, bit plane b of the int8 values as words,
+// per chunk in the order 0, 4, 1, 5, 2, 6, 3, 7, so that thread t reads words t and t + 4 as one 8-byte
+// vector). One binary MMA (AND + POPC, m16n8k256) per plane pair and chunk:
 // column b of the result counts h & p_b, and Σ h p = Σ_b<7 2^b C_b - 2^7 C_7. Four MMAs a chunk of
 // 16 rows x 256 codes (H_p, H_q, X_p, X_q), against sixteen int8 MMAs of the slot layout.
 // PREC > 0 (bit-plane layout, rows of at most PREC chunks): a warp takes its tile's codes into registers
@@ -790,8 +792,8 @@ fairy_mma_persist(const PersistLayer *__restrict__ layers, int nlayers, unsigned
 #pragma unroll
                 for (int i = 0; i < MAX_TILES; i++)
                     if (i < nt)
-                        b1_tile(st + (size_t)i * 16 * q4, min(16, ly.rows - (tt + i) * 16), chunks, actp, actq, g,
-                                t, v[i]);
+                        b1_tile(st + (size_t)i * 16 * q4, min(16, ly.rows - (tt + i) * 16), chunks, actp,
+                                actq, g, t, v[i]);
                 __syncwarp();                               // every lane is done with the stage
                 if (lane == 0 && COPY) bar_arrive(&empty[s]);
 #pragma unroll

@@ -632,8 +632,9 @@ def mma_rates(iters: int = 2000, chains: int = 8) -> list:
     the wgmma form) with ``kernels/gpu/rates.cu``: four blocks of 8 warps an SM, each warp (or
     warpgroup) keeping ``chains`` independent accumulators busy (throughput; the wgmma form waits for
     its group every ``chains`` instructions, as a kernel that builds A in registers must), then one warp
-    (or warpgroup) alone with one accumulator (latency). Cycles come from ``clock64`` in the kernel, so no clock is assumed. The wgmma
-    form is first checked ``==`` an int64 product on the host. Returns one dict a form."""
+    (or warpgroup) alone with one accumulator (latency). Cycles come from ``clock64`` in the kernel, so
+    no clock is assumed. The wgmma form is first checked ``==`` an int64 product on the host. Returns
+    one dict a form."""
     import ctypes
     from .nvrtc import kernel
     index = torch.cuda.current_device()
