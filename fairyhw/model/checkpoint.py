@@ -130,7 +130,9 @@ def _openable(path: str):
 
 
 def _llama_int(config: dict, key: str, source: str, default=None) -> int:
-    v = config.get(key, default)
+    v = config.get(key)
+    if v is None:                             # absent or null (HF writes null for "as derived")
+        v = default
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
         what = "missing" if v is None else f"{v!r}"
         raise FairyError(f"{source}: config key {key} is {what}, expected a positive integer")
