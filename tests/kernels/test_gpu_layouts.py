@@ -25,11 +25,17 @@ def test_bit_plane_layouts_give_the_golden_sums():
     act, sums = activation_bits(p, q, ci.shape[-1])
     c = cb.shape[-1] // 16
     assert cb.shape == (mats, n, 16 * c) and act.shape == (1, 2, 8, 8 * c) and c == 3
-    # undo the tiles' chunk-by-chunk order: rows 16 k .. 16 k + 15 (the last tile 84 % 16 = 4 rows)
+    # read the tiles as the kernels do: a whole tile's chunk is 32 lanes' h fragments, then their x
+    # fragments, lane (g, t)'s fragment (word t of rows g and g + 8, then word t + 4 of both), which
+    # is put back into rows here; the last tile (84 % 16 = 4 rows) chunk by chunk, row by row
     flat, rows = cb.reshape(mats * n, c, 16), []
     for t0 in range(0, mats * n, 16):
         nr = min(16, mats * n - t0)
-        rows.append(flat[t0:t0 + nr].reshape(c, nr, 16).transpose(0, 1))
+        if nr == 16:        # (chunk, h or x, g, t, word t or t + 4, row g or g + 8)
+            frag = flat[t0:t0 + 16].reshape(c, 2, 8, 4, 2, 2)
+            rows.append(frag.permute(5, 2, 0, 3, 1, 4).reshape(16, c, 16))
+        else:
+            rows.append(flat[t0:t0 + nr].reshape(c, nr, 16).transpose(0, 1))
     v = torch.cat(rows).view(mats, n, c, 4, 4)   # vector t = (h_t, h_t+4, x_t, x_t+4)
     h = _bits(torch.cat([v[..., 0], v[..., 1]], -1)).reshape(mats, n, 256 * c)
     x = _bits(torch.cat([v[..., 2], v[..., 3]], -1)).reshape(mats, n, 256 * c)

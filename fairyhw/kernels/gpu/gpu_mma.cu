@@ -458,6 +458,16 @@ __device__ __forceinline__ void b1_chunk(int (&hp)[4], int (&hq)[4], int (&xp)[4
     mma_b1(xq, wg.z, wg8.z, wg.w, wg8.w, bq.x, bq.y);
 }
 
+// B1, a whole tile: the same from the fragment layout (hv, xv: the lane's A fragments of the h and x
+// planes as they are loaded, see kernel._tile_chunks)
+__device__ __forceinline__ void b1_chunk_frag(int (&hp)[4], int (&hq)[4], int (&xp)[4], int (&xq)[4],
+                                              const uint4 &hv, const uint4 &xv, uint2 bp, uint2 bq) {
+    mma_b1(hp, hv.x, hv.y, hv.z, hv.w, bp.x, bp.y);
+    mma_b1(hq, hv.x, hv.y, hv.z, hv.w, bq.x, bq.y);
+    mma_b1(xp, xv.x, xv.y, xv.z, xv.w, bp.x, bp.y);
+    mma_b1(xq, xv.x, xv.y, xv.z, xv.w, bq.x, bq.y);
+}
+
 // B1: a lane's share of (Hp, Hq, Hp', Hq', Xp, Xq, Xp', Xq') (' row g + 8) from the MMA counts: columns
 // 2t, 2t + 1 are bit planes 2t, 2t + 1 (plane 7 the sign, weight -128)
 __device__ __forceinline__ void b1_columns(int (&v)[8], const int (&hp)[4], const int (&hq)[4],
@@ -469,17 +479,25 @@ __device__ __forceinline__ void b1_columns(int (&v)[8], const int (&hp)[4], cons
     v[6] = w0 * xp[2] + w1 * xp[3]; v[7] = w0 * xq[2] + w1 * xq[3];
 }
 
-// B1: a lane's share of one tile's sums, the tile's codes at `st` (nr rows, chunk by chunk: vector t of
-// row r in chunk c at c * 4 nr + 4 r + t, so a warp's loads of a chunk are 512 consecutive bytes; the
-// lanes of rows past nr read whatever follows, and their sums are not written)
+// B1: a lane's share of one tile's sums, the tile's codes at `st` (nr rows; a whole tile in the
+// fragment layout, 1,024 bytes a chunk, lane (g, t)'s h fragment at 64 c + 4 g + t and its x fragment
+// 32 vectors on; a short tile row by row: vector t of row r in chunk c at c * 4 nr + 4 r + t, and the
+// lanes of rows past nr read whatever follows, their sums not written; see kernel._tile_chunks)
 __device__ __forceinline__ void b1_tile(const uint4 *st, int nr, int chunks, const uint2 *actp,
                                         const uint2 *actq, int g, int t, int (&v)[8]) {
     int hp[4] = {0, 0, 0, 0}, hq[4] = {0, 0, 0, 0}, xp[4] = {0, 0, 0, 0}, xq[4] = {0, 0, 0, 0};
-    const uint4 *rg = st + 4 * g + t, *rg8 = rg + 32;
-    const int cs = 4 * nr;                                  // vectors a chunk
+    if (nr == 16) {
+        const uint4 *f = st + 4 * g + t;
 #pragma unroll 4
-    for (int c = 0; c < chunks; c++)
-        b1_chunk(hp, hq, xp, xq, rg[cs * c], rg8[cs * c], actp[4 * c], actq[4 * c]);
+        for (int c = 0; c < chunks; c++)
+            b1_chunk_frag(hp, hq, xp, xq, f[64 * c], f[64 * c + 32], actp[4 * c], actq[4 * c]);
+    } else {
+        const uint4 *rg = st + 4 * g + t, *rg8 = rg + 32;
+        const int cs = 4 * nr;                              // vectors a chunk
+#pragma unroll 4
+        for (int c = 0; c < chunks; c++)
+            b1_chunk(hp, hq, xp, xq, rg[cs * c], rg8[cs * c], actp[4 * c], actq[4 * c]);
+    }
     b1_columns(v, hp, hq, xp, xq, t);
 }
 
@@ -574,14 +592,18 @@ fairy_mma_stream(const uint4 *__restrict__ codes, const uint4 *__restrict__ act,
                 int hp[4] = {0, 0, 0, 0}, hq[4] = {0, 0, 0, 0}, xp[4] = {0, 0, 0, 0}, xq[4] = {0, 0, 0, 0};
                 uint4 cg[PREC > 0 ? PREC : 1], cg8[PREC > 0 ? PREC : 1];
                 const uint4 *bg = st + 4 * g + t;
+                const int cs = nr == 16 ? 64 : 4 * nr;      // a whole tile: its fragments (b1_tile)
 #pragma unroll
                 for (int c = 0; c < PREC; c++)
-                    if (c < chunks) { cg[c] = bg[4 * nr * c]; cg8[c] = bg[4 * nr * c + 32]; }
+                    if (c < chunks) { cg[c] = bg[cs * c]; cg8[c] = bg[cs * c + 32]; }
                 __syncwarp();                               // the tile is in registers: refill now
                 if (lane == 0) fill(k + D);
 #pragma unroll
                 for (int c = 0; c < PREC; c++)
-                    if (c < chunks) b1_chunk(hp, hq, xp, xq, cg[c], cg8[c], actp[4 * c], actq[4 * c]);
+                    if (c < chunks) {
+                        if (nr == 16) b1_chunk_frag(hp, hq, xp, xq, cg[c], cg8[c], actp[4 * c], actq[4 * c]);
+                        else b1_chunk(hp, hq, xp, xq, cg[c], cg8[c], actp[4 * c], actq[4 * c]);
+                    }
                 b1_columns(v, hp, hq, xp, xq, t);
             } else {
                 b1_tile(st, nr, chunks, actp, actq, g, t, v);
@@ -639,10 +661,10 @@ fairy_mma_stream(const uint4 *__restrict__ codes, const uint4 *__restrict__ act,
 // stage j % stages): before a warp's first job of a layer it waits until every tile of the layer before
 // is done (a global counter a layer, done[L], counted up with release and read with acquire), which is
 // the dependency of a decode step's layers that the launch boundary enforced; then the stage's mbarrier,
-// the MMAs of its tiles (activations read from global memory, where they are cached), the stage back to
-// the producer, the results out, and the block's count of the layer (see the kernel). The host zeroes
-// `done` before every launch and launches it cooperatively (every block resident, or the launch fails,
-// so the waits cannot hang).
+// the MMAs of its tiles in pairs (the layer's activations in the warp's registers, loaded once the
+// layer is released), the results out, the stage back to the producer, and the block's count of the
+// layer. The host zeroes `done` before every launch and launches it cooperatively (every block
+// resident, or the launch fails, so the waits cannot hang).
 // MODE 0: all of it; 1: copies, waits and the dependency chain, no MMAs (one word a tile XORed into the
 // tile's first result); 2: no copies (MMAs on whatever a stage holds); 3: no waits on the layer before;
 // 4: the dependency chain alone (no copies, no MMAs; a zero into each tile's first result); 5: the MMAs
@@ -693,14 +715,94 @@ __device__ __forceinline__ void red_add_release_gpu(unsigned *p, unsigned v) {
     asm volatile("red.release.gpu.global.add.u32 [%0], %1;\n" ::"l"(p), "r"(v) : "memory");
 }
 
+// PERSIST: a warp's activations of one layer in registers, loaded once the layer is released (every
+// chunk's load in flight at once: one round trip a layer, not one every few chunks of every tile). Plain
+// loads are enough for data that other SMs wrote: the watcher's acquire at GPU scope, passed on to the
+// consumers by release and acquire at CTA scope, orders them after those stores (causality order is
+// transitive across the two scopes). Measured on the H200: L2-only loads (__ldcg) made the MMAs-alone
+// pass 0.51 ms against 0.31.
+template <int CH>
+__device__ __forceinline__ void act_regs(uint2 (&ap)[CH], uint2 (&aq)[CH], const uint2 *actp,
+                                         const uint2 *actq, int chunks) {
+#pragma unroll
+    for (int c = 0; c < CH; c++)
+        if (c < chunks) {
+            ap[c] = actp[4 * c];
+            aq[c] = actq[4 * c];
+        } else {
+            ap[c] = make_uint2(0, 0);
+            aq[c] = make_uint2(0, 0);
+        }
+}
+
+// PERSIST: whole tiles, N chunks exactly (every load at a fixed offset, no branch between chunks), in
+// two independent sets of the four sums, so that eight MMA chains are in flight: two tiles side by side
+// (f1 != nullptr, each its own set) or one tile's even and odd chunks. f0, f1: the lane's fragments.
+template <int N, int CH>
+__device__ __forceinline__ void b1_tiles_n(const uint4 *f0, const uint4 *f1, const uint2 (&ap)[CH],
+                                           const uint2 (&aq)[CH], int (&a)[2][4][4]) {
+    if (f1) {
+#pragma unroll
+        for (int c = 0; c < N; c++) {
+            b1_chunk_frag(a[0][0], a[0][1], a[0][2], a[0][3], f0[64 * c], f0[64 * c + 32], ap[c], aq[c]);
+            b1_chunk_frag(a[1][0], a[1][1], a[1][2], a[1][3], f1[64 * c], f1[64 * c + 32], ap[c], aq[c]);
+        }
+    } else {
+#pragma unroll
+        for (int c = 0; c < N; c++)
+            b1_chunk_frag(a[c & 1][0], a[c & 1][1], a[c & 1][2], a[c & 1][3], f0[64 * c], f0[64 * c + 32],
+                          ap[c], aq[c]);
+    }
+}
+
+// the loop of exactly `chunks` chunks (1 to N)
+template <int N, int CH>
+__device__ __forceinline__ void b1_tiles_exact(int chunks, const uint4 *f0, const uint4 *f1,
+                                               const uint2 (&ap)[CH], const uint2 (&aq)[CH],
+                                               int (&a)[2][4][4]) {
+    if constexpr (N > 1) {
+        if (chunks < N) {
+            b1_tiles_exact<N - 1, CH>(chunks, f0, f1, ap, aq, a);
+            return;
+        }
+    }
+    b1_tiles_n<N, CH>(f0, f1, ap, aq, a);
+}
+
+// One tile or two (st1 != nullptr) of one job: activations from registers; a short last tile (its
+// rows' layout) by b1_tile, activations from memory.
+template <int CH>
+__device__ __forceinline__ void b1_tiles(const uint4 *st0, int nr0, const uint4 *st1, int nr1, int chunks,
+                                         const uint2 (&ap)[CH], const uint2 (&aq)[CH], const uint2 *actp,
+                                         const uint2 *actq, int g, int t, int (&v0)[8], int (&v1)[8]) {
+    if (nr0 < 16 || (st1 && nr1 < 16)) {
+        b1_tile(st0, nr0, chunks, actp, actq, g, t, v0);
+        if (st1) b1_tile(st1, nr1, chunks, actp, actq, g, t, v1);
+        return;
+    }
+    int a[2][4][4] = {};
+    const int lane = 4 * g + t;
+    b1_tiles_exact<CH, CH>(chunks, st0 + lane, st1 ? st1 + lane : nullptr, ap, aq, a);
+    if (st1) {
+        b1_columns(v1, a[1][0], a[1][1], a[1][2], a[1][3], t);
+    } else {
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) a[0][i][e] += a[1][i][e];
+    }
+    b1_columns(v0, a[0][0], a[0][1], a[0][2], a[0][3], t);
+}
+
 // The block: W consumer warps, the producer (warp W), the watcher (warp W + 1). The watcher alone reads
 // the global counters: for each layer in turn it waits until the layer before is done and publishes the
 // layer's number in shared memory (`ready`), where the consumers wait for it. A block adds its tiles of
 // a layer to done[L] once, when its last job of the layer ends (a shared count a layer, four layers in
 // turn), so a layer's counter takes one atomic a block. MAX_STAGES: the ring's stages at most (the
 // mbarrier pairs); MAX_TILES: a job's tiles at most (their sums are kept in registers); both from the
-// host (kernel.PERSIST_MAX_STAGES, PERSIST_MAX_TILES).
-template <int W, int MODE, int MAX_STAGES, int MAX_TILES>
+// host (kernel.PERSIST_MAX_STAGES, PERSIST_MAX_TILES). CH: a layer's chunks at most, rounded up to
+// even (a warp holds the layer's activations in registers; kernel.PersistPlan picks it).
+template <int W, int MODE, int MAX_STAGES, int MAX_TILES, int CH>
 __global__ void __launch_bounds__((W + 2) * 32, 1)
 fairy_mma_persist(const PersistLayer *__restrict__ layers, int nlayers, unsigned *done, int stages,
                   int stage4) {
@@ -732,8 +834,10 @@ fairy_mma_persist(const PersistLayer *__restrict__ layers, int nlayers, unsigned
     if (warp == W) {                                        // the producer
         if (lane == 0 && COPY) {
             int j = 0;
+            PersistLayer nxt = layers[0];                   // the next layer's descriptor, loaded ahead
             for (int L = 0; L < nlayers; L++) {
-                const PersistLayer ly = layers[L];
+                const PersistLayer ly = nxt;
+                if (L + 1 < nlayers) nxt = layers[L + 1];
                 int t0, t1;
                 share(ly, L, t0, t1);
                 const int q4 = ly.mwp >> 2;
@@ -750,27 +854,38 @@ fairy_mma_persist(const PersistLayer *__restrict__ layers, int nlayers, unsigned
     }
     if (warp == W + 1) {                                    // the watcher
         if (lane == 0 && CHAIN)
-            for (int L = 1; L < nlayers; L++) {
-                const unsigned need = (unsigned)((layers[L - 1].rows + 15) >> 4);
+            for (int L = 1, rows = layers[0].rows; L < nlayers; L++) {
+                const unsigned need = (unsigned)((rows + 15) >> 4);
+                rows = layers[L].rows;                      // loaded while this layer waits
                 while (load_acquire(done + L - 1) < need) __nanosleep(20);
                 store_release_cta(&ready, L);
             }
         return;
     }
-    int j = 0;
+    int j = 0, sp = 0, sq = 0;
+    uint2 ap[CH], aq[CH];
+    PersistLayer nxt = layers[0];                           // the next layer's descriptor, loaded ahead
     for (int L = 0; L < nlayers; L++) {
-        const PersistLayer ly = layers[L];
+        const PersistLayer ly = nxt;
+        if (L + 1 < nlayers) nxt = layers[L + 1];
         int t0, t1;
         share(ly, L, t0, t1);
         const int q4 = ly.mwp >> 2, chunks = ly.mwp >> 4;
-        bool go = !CHAIN || L == 0;
+        bool go = false;
         const uint2 *actp = ly.act + (size_t)g * (ly.mwp >> 2) + t, *actq = actp + (size_t)2 * ly.mwp;
         for (int tt = t0; tt < t1; tt += ly.tpj, j++) {
             if (j % W != warp) continue;
             if (!go) {                                      // every tile of the layer before is done
-                if (lane == 0)
-                    while (load_acquire_cta(&ready) < L) __nanosleep(20);
-                __syncwarp();
+                if (CHAIN && L > 0) {
+                    if (lane == 0)
+                        while (load_acquire_cta(&ready) < L) __nanosleep(20);
+                    __syncwarp();
+                }
+                if (MMAS) {
+                    act_regs(ap, aq, actp, actq, chunks);
+                    sp = ly.sums[0];
+                    sq = ly.sums[1];
+                }
                 go = true;
             }
             const int s = j % stages, nt = min(ly.tpj, t1 - tt);
@@ -787,18 +902,22 @@ fairy_mma_persist(const PersistLayer *__restrict__ layers, int nlayers, unsigned
                 for (int o = 16; o; o >>= 1) x ^= __shfl_xor_sync(0xffffffffu, x, o);
                 if (lane == 0) ly.out[tt * 16] = make_int4((int)x, 0, 0, 0);
             } else {
-                const int sp = ly.sums[0], sq = ly.sums[1];
-                int v[MAX_TILES][8];
+                // tiles in pairs, each pair's sums stored at once (fewer registers held), the stage
+                // given back after the last pair
 #pragma unroll
-                for (int i = 0; i < MAX_TILES; i++)
-                    if (i < nt)
-                        b1_tile(st + (size_t)i * 16 * q4, min(16, ly.rows - (tt + i) * 16), chunks, actp,
-                                actq, g, t, v[i]);
+                for (int i = 0; i < MAX_TILES; i += 2)
+                    if (i < nt) {
+                        int v0[8], v1[8];
+                        const bool two = i + 1 < nt;
+                        b1_tiles(st + (size_t)i * 16 * q4, min(16, ly.rows - (tt + i) * 16),
+                                 two ? st + (size_t)(i + 1) * 16 * q4 : nullptr,
+                                 min(16, ly.rows - (tt + i + 1) * 16), chunks, ap, aq, actp, actq, g, t,
+                                 v0, v1);
+                        store_tile(v0, sp, sq, ly.out, tt + i, ly.rows, ly.n, g, t);
+                        if (two) store_tile(v1, sp, sq, ly.out, tt + i + 1, ly.rows, ly.n, g, t);
+                    }
                 __syncwarp();                               // every lane is done with the stage
                 if (lane == 0 && COPY) bar_arrive(&empty[s]);
-#pragma unroll
-                for (int i = 0; i < MAX_TILES; i++)
-                    if (i < nt) store_tile(v[i], sp, sq, ly.out, tt + i, ly.rows, ly.n, g, t);
             }
             __syncwarp();                                   // the lanes' results before lane 0's count
             if (lane == 0) {

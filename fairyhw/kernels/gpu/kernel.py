@@ -674,9 +674,11 @@ def mma_rates(iters: int = 2000, chains: int = 8) -> list:
 
 
 PERSIST_SHARED = 225 * 1024     # the persistent kernel's ring of stages: a Hopper SM gives a block 227 KiB
-PERSIST_WARPS = 8               # its consumer warps (a producer warp and a watcher warp beside them)
+PERSIST_WARPS = 6               # its consumer warps (a producer warp and a watcher warp beside them; 8
+                                # leave too few registers for a layer's activations: spills)
 PERSIST_MAX_STAGES = 32         # the ring's stages at most (the kernel's mbarrier pairs)
 PERSIST_MAX_TILES = 4           # 16-row tiles a job at most (the kernel keeps their sums in registers)
+PERSIST_MAX_CHUNKS = 32         # a layer's chunks of 256 inputs at most (a warp holds them in registers)
 PERSIST_MODES = {"full": 0, "read": 1, "compute": 2, "no_chain": 3, "chain": 4, "mma_only": 5}
 
 
@@ -714,6 +716,9 @@ class PersistPlan:
                 raise ValueError(f"layer {i}: codes must be contiguous int32 (M, n, mwp) of pack_codes_b1")
             if 16 * mwp > MMA_MAX_INPUTS:
                 raise ValueError(f"layer {i}: rows of {16 * mwp} inputs are beyond the kernel's int32 sums")
+            if mwp // 16 > PERSIST_MAX_CHUNKS:
+                raise ValueError(f"layer {i}: rows of {mwp // 16} chunks of 256 inputs are beyond the "
+                                 f"persistent kernel's {PERSIST_MAX_CHUNKS}")
             if act.dtype != torch.int32 or tuple(act.shape) != (1, 2, 8, mwp // 2) or not act.is_contiguous():
                 raise ValueError(f"layer {i}: activations must be int32 (1, 2, 8, {mwp // 2}) of activation_bits")
             if sums.dtype != torch.int32 or sums.numel() != 2:
@@ -726,6 +731,7 @@ class PersistPlan:
         if self.stages < 2:
             raise ValueError(f"rows of {max(mwps)} words leave fewer than two stages in {shared} bytes")
         self.stage4, self.shared, self.warps = stage // 16, self.stages * stage, warps
+        self.chunks = 2 * -(-max(mwps) // 32)       # chunks held in registers (even: two MMA sets)
         desc = []
         for (codes, act, sums, out), mwp in zip(layers, mwps):
             mats, n, _ = codes.shape
@@ -749,7 +755,7 @@ class PersistPlan:
         if mode not in PERSIST_MODES:
             raise ValueError(f"mode must be one of {', '.join(PERSIST_MODES)}, not {mode!r}")
         k = kernel(_MMA_SRC, f"fairy_mma_persist<{self.warps},{PERSIST_MODES[mode]},{PERSIST_MAX_STAGES},"
-                             f"{PERSIST_MAX_TILES}>", self.index)
+                             f"{PERSIST_MAX_TILES},{self.chunks}>", self.index)
         k.allow_shared(self.shared)
         self.done.zero_()
         vp, ci = ctypes.c_void_p, ctypes.c_int
@@ -789,14 +795,20 @@ def pack_codes_b1(codes_i32: torch.Tensor, rows_at_once: int = 4096) -> torch.Te
 
 
 def _tile_chunks(rows: torch.Tensor, c: int) -> torch.Tensor:
-    """Rows ``(R, 16 c)`` (c chunks of four 16-byte vectors a row) re-laid within each 16-row tile (the
-    last one ``R % 16`` rows if short) chunk by chunk: tile, chunk, row, vector. A warp reading chunk k
-    of its tile's rows g and g + 8 then reads 512 consecutive bytes (no shared-memory bank conflicts;
-    row by row, its eight row groups read the same banks)."""
+    """Rows ``(R, 16 c)`` (c chunks of four 16-byte vectors a row, vector t = ``(h_t, h_{t+4}, x_t,
+    x_{t+4})``) re-laid within each tile of 16 rows chunk by chunk. A whole tile's chunk is two runs of
+    32 vectors, one a lane ``(g, t)`` of a warp: first ``(h_t, h_t', h_{t+4}, h_{t+4}')`` of rows g and
+    g + 8 (') -- the A fragment of a binary ``m16n8k256`` MMA as one 16-byte load, in the registers
+    the instruction reads -- then the same of ``x``. So a warp's loads of a chunk are 1,024
+    consecutive bytes and need no register moves. A short last tile (``R % 16`` rows) keeps its rows'
+    vectors chunk by chunk: tile, chunk, row, vector."""
     r = rows.shape[0]
     full = r - r % 16
     out = torch.empty_like(rows)
-    out[:full] = rows[:full].view(full // 16, 16, c, 16).transpose(1, 2).reshape(full, 16 * c)
+    # (tile, half: row g or g + 8, g, chunk, t, h or x, word t or t + 4) -> (tile, chunk, h or x, g, t,
+    # word, half)
+    out[:full] = (rows[:full].view(full // 16, 2, 8, c, 4, 2, 2).permute(0, 3, 5, 2, 4, 6, 1)
+                  .reshape(full, 16 * c))
     if full < r:
         out[full:] = rows[full:].view(r - full, c, 16).transpose(0, 1).reshape(r - full, 16 * c)
     return out
