@@ -448,24 +448,22 @@ __device__ __forceinline__ void mma_b1(int (&c)[4], u32 a0, u32 a1, u32 a2, u32 
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-// B1 (below): the four binary MMAs of one chunk of a 16-row tile (wg, wg8: rows g and g + 8 of lane
-// (g, t); bp, bq: its words of the chunk's p and q bit planes)
-__device__ __forceinline__ void b1_chunk(int (&hp)[4], int (&hq)[4], int (&xp)[4], int (&xq)[4],
-                                         const uint4 &wg, const uint4 &wg8, uint2 bp, uint2 bq) {
-    mma_b1(hp, wg.x, wg8.x, wg.y, wg8.y, bp.x, bp.y);
-    mma_b1(hq, wg.x, wg8.x, wg.y, wg8.y, bq.x, bq.y);
-    mma_b1(xp, wg.z, wg8.z, wg.w, wg8.w, bp.x, bp.y);
-    mma_b1(xq, wg.z, wg8.z, wg.w, wg8.w, bq.x, bq.y);
-}
-
-// B1, a whole tile: the same from the fragment layout (hv, xv: the lane's A fragments of the h and x
-// planes as they are loaded, see kernel._tile_chunks)
+// B1 (below): the four binary MMAs of one chunk of a 16-row tile (hv, xv: the lane's A fragments of the
+// h and x planes, as a whole tile's fragment layout holds them, see kernel._tile_chunks; bp, bq: its
+// words of the chunk's p and q bit planes)
 __device__ __forceinline__ void b1_chunk_frag(int (&hp)[4], int (&hq)[4], int (&xp)[4], int (&xq)[4],
                                               const uint4 &hv, const uint4 &xv, uint2 bp, uint2 bq) {
     mma_b1(hp, hv.x, hv.y, hv.z, hv.w, bp.x, bp.y);
     mma_b1(hq, hv.x, hv.y, hv.z, hv.w, bq.x, bq.y);
     mma_b1(xp, xv.x, xv.y, xv.z, xv.w, bp.x, bp.y);
     mma_b1(xq, xv.x, xv.y, xv.z, xv.w, bq.x, bq.y);
+}
+
+// B1, a short tile's rows (wg, wg8: rows g and g + 8 of lane (g, t)): the fragments put together first
+__device__ __forceinline__ void b1_chunk(int (&hp)[4], int (&hq)[4], int (&xp)[4], int (&xq)[4],
+                                         const uint4 &wg, const uint4 &wg8, uint2 bp, uint2 bq) {
+    b1_chunk_frag(hp, hq, xp, xq, make_uint4(wg.x, wg8.x, wg.y, wg8.y), make_uint4(wg.z, wg8.z, wg.w, wg8.w),
+                  bp, bq);
 }
 
 // B1: a lane's share of (Hp, Hq, Hp', Hq', Xp, Xq, Xp', Xq') (' row g + 8) from the MMA counts: columns
