@@ -30,7 +30,9 @@ __all__ = ["KEEP", "ActBuffer", "load_layout"]
 #: The attribute of a register that copies another so that each copy sits beside what it drives:
 #: synthesis must not merge the copies back into one register (fairyhw's Yosys flow puts ``keep``
 #: on the flip-flops of wires that carry it; other tools honour it on the register, or have a
-#: setting to keep equivalent registers).
+#: setting to keep equivalent registers). Every register of a set of equal ones must carry it: Yosys
+#: merges a register without it into an equal one with it (seen at 4 x 128: the sequencer's command
+#: register merged into a kept copy for the buffer, which then drove both).
 KEEP = {"keep": 1}
 
 
