@@ -727,9 +727,6 @@ __device__ __forceinline__ void act_regs(uint2 (&ap)[CH], uint2 (&aq)[CH], const
         if (c < chunks) {
             ap[c] = actp[4 * c];
             aq[c] = actq[4 * c];
-        } else {
-            ap[c] = make_uint2(0, 0);
-            aq[c] = make_uint2(0, 0);
         }
 }
 
