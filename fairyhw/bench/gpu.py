@@ -257,11 +257,13 @@ def stream_runs(dev, model, acts, out_for, record, total_bytes, peak) -> list:
     the launch chain and the arithmetic), and, timed here, one launch reading the first 60 layers'
     codes (no launch gaps: the device's streaming rate); then the persistent kernel
     (:class:`~fairyhw.kernels.gpu.kernel.PersistPlan`, the whole step in one launch) and its parts
-    (copies and layer chain without MMAs; MMAs and chain without copies; all but the chain; the chain
-    alone; the MMAs alone). Returns
+    (all of it with a copy in flight for every free stage, not the default's one; copies and layer chain
+    without MMAs, with two copies in flight and with the default's one; MMAs and chain without copies;
+    all but the chain; the chain alone; the MMAs alone). Returns
     ``(label, run, extra)`` runs; the parts are marked ``reference`` (not kernels)."""
     import torch
-    from ..kernels.gpu.kernel import PersistPlan, activation_bits, activation_planes, launch_stream, read_xor
+    from ..kernels.gpu.kernel import (PERSIST_MAX_STAGES, PersistPlan, activation_bits, activation_planes,
+                                      launch_stream, read_xor)
     padded = [(w if w.shape[2] % 16 == 0 else
                torch.nn.functional.pad(w, (0, 16 - w.shape[2] % 16)).contiguous(), m) for w, m in model]
     planes = {m: activation_planes(a, a, m // 16) for m, a in acts.items()}
@@ -284,8 +286,14 @@ def stream_runs(dev, model, acts, out_for, record, total_bytes, peak) -> list:
     record("plain read in one launch of the first 60 layers' codes (the same bytes a second, as a whole "
            "model)", 1, t * total_bytes / nbytes, {**part, "bytes": nbytes})
     plan = PersistPlan([(w, *bits[m], out_for(w)) for w, m in padded])
+    flood = PersistPlan([(w, *bits[m], out_for(w)) for w, m in padded], ahead=PERSIST_MAX_STAGES)
+    two = PersistPlan([(w, *bits[m], out_for(w)) for w, m in padded], ahead=2)
     persist = "persistent kernel (one launch a step, a producer warp streaming every layer's codes)"
     return [(f"fairy W2 int8, {persist}, bit planes, binary MMAs, batch 1", plan.run),
+            (f"part of the persistent kernel: all of it with a copy in flight for every free stage "
+             f"(the default keeps {plan.ahead} in flight)", flood.run, part),
+            ("part of the persistent kernel: its copies, waits and layer chain alone (no MMAs), two "
+             "copies in flight", lambda: two.run("read"), part),
             ("part of the persistent kernel: its copies, waits and layer chain alone (no MMAs)",
              lambda: plan.run("read"), part),
             ("part of the persistent kernel: its MMAs and layer chain alone (no copies)",

@@ -91,7 +91,7 @@ def test_persistent_and_rate_kernels_compile():
         src = f.read()
     for mode in gpu.PERSIST_MODES.values():
         expr = (f"fairy_mma_persist<{gpu.PERSIST_WARPS},{mode},{gpu.PERSIST_MAX_STAGES},"
-                f"{gpu.PERSIST_MAX_TILES}>")
+                f"{gpu.PERSIST_MAX_TILES},{gpu.PERSIST_MAX_CHUNKS}>")
         assert nvrtc.compile_cubin(src, expr, "sm_90")[0][:4] == b"\x7fELF"
     with open(gpu._RATES_SRC) as f:
         rates = f.read()

@@ -655,7 +655,10 @@ fairy_mma_stream(const uint4 *__restrict__ codes, const uint4 *__restrict__ act,
 // layer order (the blocks' order rotated from layer to layer, so that the uneven shares even out), cut into
 // jobs of `tpj` tiles (as many as fit a stage). One producer warp walks the jobs and fills a ring of
 // `stages` shared-memory stages by bulk copies, as far ahead as the ring allows: the copies never wait on
-// a layer's inputs, only on a free stage. W consumer warps take the jobs in turn (job j: warp j % W,
+// a layer's inputs, only on a free stage and on the copy `ahead` jobs back having landed. The consumers'
+// activation loads at a layer's release queue behind the block's copies in flight, so fewer in flight
+// gave a shorter step on the H200 (0.79 ms with every free stage in flight, 0.71 with two, 0.66 with one)
+// though copies alone stream fastest with two (0.43 ms with the chain and no MMAs). W consumer warps take the jobs in turn (job j: warp j % W,
 // stage j % stages): before a warp's first job of a layer it waits until every tile of the layer before
 // is done (a global counter a layer, done[L], counted up with release and read with acquire), which is
 // the dependency of a decode step's layers that the launch boundary enforced; then the stage's mbarrier,
@@ -800,7 +803,7 @@ __device__ __forceinline__ void b1_tiles(const uint4 *st0, int nr0, const uint4 
 template <int W, int MODE, int MAX_STAGES, int MAX_TILES, int CH>
 __global__ void __launch_bounds__((W + 2) * 32, 1)
 fairy_mma_persist(const PersistLayer *__restrict__ layers, int nlayers, unsigned *done, int stages,
-                  int stage4) {
+                  int stage4, int ahead) {
     extern __shared__ __align__(128) uint4 smem[];
     __shared__ unsigned long long full[MAX_STAGES], empty[MAX_STAGES];
     __shared__ unsigned block_done[4];
@@ -839,6 +842,10 @@ fairy_mma_persist(const PersistLayer *__restrict__ layers, int nlayers, unsigned
                 for (int tt = t0; tt < t1; tt += ly.tpj, j++) {
                     const int s = j % stages;
                     if (j >= stages) bar_wait(&empty[s], (u32)((j / stages - 1) & 1));
+                    if (j >= ahead) {                       // at most `ahead` copies in flight
+                        const int o = j - ahead;
+                        bar_wait(&full[o % stages], (u32)((o / stages) & 1));
+                    }
                     const int nr = min(min(tt + ly.tpj, t1) * 16, ly.rows) - tt * 16;
                     bulk_copy(smem + (size_t)s * stage4, ly.codes + (size_t)tt * 16 * q4, (u32)nr * q4 * 16,
                               &full[s]);

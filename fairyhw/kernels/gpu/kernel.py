@@ -676,6 +676,9 @@ def mma_rates(iters: int = 2000, chains: int = 8) -> list:
 PERSIST_SHARED = 225 * 1024     # the persistent kernel's ring of stages: a Hopper SM gives a block 227 KiB
 PERSIST_WARPS = 6               # its consumer warps (a producer warp and a watcher warp beside them; 8
                                 # leave too few registers for a layer's activations: spills)
+PERSIST_AHEAD = 1               # its producer's copies in flight at most: on the H200, every free stage
+                                # in flight put 0.79 ms on a step, 2 in flight 0.71, 1 0.66 (each block's
+                                # activation loads at a layer's release queue behind its copies in flight)
 PERSIST_MAX_STAGES = 32         # the ring's stages at most (the kernel's mbarrier pairs)
 PERSIST_MAX_TILES = 4           # 16-row tiles a job at most (the kernel keeps their sums in registers)
 PERSIST_MAX_CHUNKS = 32         # a layer's chunks of 256 inputs at most (a warp holds them in registers)
@@ -695,10 +698,11 @@ class PersistPlan:
     (the sums of :func:`launch_stream`). The plan keeps them, and a descriptor of each on the device;
     :meth:`run` launches the step (and is captured by CUDA graphs like any launch). The stage is the
     longest layer's tile (16 rows); layers of shorter rows put up to :data:`PERSIST_MAX_TILES` tiles in
-    a stage (``tiles_per_job`` at most)."""
+    a stage (``tiles_per_job`` at most). ``ahead``: the producer's copies in flight at most (a stage is
+    refilled only once the copy ``ahead`` jobs back has landed; the ring's stages for no limit)."""
 
     def __init__(self, layers, *, warps: int = PERSIST_WARPS, shared: int = PERSIST_SHARED,
-                 tiles_per_job: int = PERSIST_MAX_TILES):
+                 tiles_per_job: int = PERSIST_MAX_TILES, ahead: int = PERSIST_AHEAD):
         if not layers:
             raise ValueError("a persistent plan needs at least one layer")
         dev = layers[0][0].device
@@ -707,6 +711,8 @@ class PersistPlan:
             raise ValueError("the persistent kernel needs bulk copies (compute capability 9.0 or newer)")
         if not 1 <= warps <= 30:
             raise ValueError(f"warps must be 1 to 30, not {warps}")
+        if not 1 <= ahead <= PERSIST_MAX_STAGES:
+            raise ValueError(f"ahead must be 1 to {PERSIST_MAX_STAGES}, not {ahead}")
         if not 1 <= tiles_per_job <= PERSIST_MAX_TILES:
             raise ValueError(f"tiles_per_job must be 1 to {PERSIST_MAX_TILES}, not {tiles_per_job}")
         mwps = []
@@ -731,6 +737,7 @@ class PersistPlan:
         if self.stages < 2:
             raise ValueError(f"rows of {max(mwps)} words leave fewer than two stages in {shared} bytes")
         self.stage4, self.shared, self.warps = stage // 16, self.stages * stage, warps
+        self.ahead = min(ahead, self.stages)
         self.chunks = 2 * -(-max(mwps) // 32)       # chunks held in registers (even: two MMA sets)
         desc = []
         for (codes, act, sums, out), mwp in zip(layers, mwps):
@@ -761,7 +768,7 @@ class PersistPlan:
         vp, ci = ctypes.c_void_p, ctypes.c_int
         k.launch((self.sms,), (32 * (self.warps + 2),),
                  [vp(self.desc.data_ptr()), ci(len(self.layers)), vp(self.done.data_ptr()), ci(self.stages),
-                  ci(self.stage4)],
+                  ci(self.stage4), ci(self.ahead)],
                  torch.cuda.current_stream(self.index).cuda_stream, shared=self.shared, cooperative=cooperative)
 
 
