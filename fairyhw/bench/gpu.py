@@ -285,9 +285,9 @@ def stream_runs(dev, model, acts, out_for, record, total_bytes, peak) -> list:
           f"the peak")
     record("plain read in one launch of the first 60 layers' codes (the same bytes a second, as a whole "
            "model)", 1, t * total_bytes / nbytes, {**part, "bytes": nbytes})
-    plan = PersistPlan([(w, *bits[m], out_for(w)) for w, m in padded])
-    flood = PersistPlan([(w, *bits[m], out_for(w)) for w, m in padded], ahead=PERSIST_MAX_STAGES)
-    two = PersistPlan([(w, *bits[m], out_for(w)) for w, m in padded], ahead=2)
+    layers = [(w, *bits[m], out_for(w)) for w, m in padded]
+    plan, two = PersistPlan(layers), PersistPlan(layers, ahead=2)
+    flood = PersistPlan(layers, ahead=PERSIST_MAX_STAGES)     # clamped to the ring: no limit
     persist = "persistent kernel (one launch a step, a producer warp streaming every layer's codes)"
     return [(f"fairy W2 int8, {persist}, bit planes, binary MMAs, batch 1", plan.run),
             (f"part of the persistent kernel: all of it with a copy in flight for every free stage "

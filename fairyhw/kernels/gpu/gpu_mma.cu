@@ -655,12 +655,11 @@ fairy_mma_stream(const uint4 *__restrict__ codes, const uint4 *__restrict__ act,
 // layer order (the blocks' order rotated from layer to layer, so that the uneven shares even out), cut into
 // jobs of `tpj` tiles (as many as fit a stage). One producer warp walks the jobs and fills a ring of
 // `stages` shared-memory stages by bulk copies, as far ahead as the ring allows: the copies never wait on
-// a layer's inputs, only on a free stage and on the copy `ahead` jobs back having landed. The consumers'
-// activation loads at a layer's release queue behind the block's copies in flight, so fewer in flight
-// gave a shorter step on the H200 (0.79 ms with every free stage in flight, 0.71 with two, 0.66 with one)
-// though copies alone stream fastest with two (0.43 ms with the chain and no MMAs). W consumer warps take the jobs in turn (job j: warp j % W,
-// stage j % stages): before a warp's first job of a layer it waits until every tile of the layer before
-// is done (a global counter a layer, done[L], counted up with release and read with acquire), which is
+// a layer's inputs, only on a free stage and on the copy `ahead` jobs back having landed (the consumers'
+// activation loads at a layer's release queue behind the block's copies in flight: kernel.PERSIST_AHEAD).
+// W consumer warps take the jobs in turn (job j: warp j % W, stage j % stages): before a warp's first job
+// of a layer it waits until every tile of the layer before is done (a global counter a layer, done[L],
+// counted up with release and read with acquire), which is
 // the dependency of a decode step's layers that the launch boundary enforced; then the stage's mbarrier,
 // the MMAs of its tiles in pairs (the layer's activations in the warp's registers, loaded once the
 // layer is released), the results out, the stage back to the producer, and the block's count of the

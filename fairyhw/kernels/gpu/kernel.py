@@ -676,9 +676,8 @@ def mma_rates(iters: int = 2000, chains: int = 8) -> list:
 PERSIST_SHARED = 225 * 1024     # the persistent kernel's ring of stages: a Hopper SM gives a block 227 KiB
 PERSIST_WARPS = 6               # its consumer warps (a producer warp and a watcher warp beside them; 8
                                 # leave too few registers for a layer's activations: spills)
-PERSIST_AHEAD = 1               # its producer's copies in flight at most: on the H200, every free stage
-                                # in flight put 0.79 ms on a step, 2 in flight 0.71, 1 0.66 (each block's
-                                # activation loads at a layer's release queue behind its copies in flight)
+PERSIST_AHEAD = 1               # its producer's copies in flight at most (a block's activation loads at a
+                                # layer's release queue behind them; H200 figures in docs/kernels.md)
 PERSIST_MAX_STAGES = 32         # the ring's stages at most (the kernel's mbarrier pairs)
 PERSIST_MAX_TILES = 4           # 16-row tiles a job at most (the kernel keeps their sums in registers)
 PERSIST_MAX_CHUNKS = 32         # a layer's chunks of 256 inputs at most (a warp holds them in registers)
