@@ -18,18 +18,36 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire [22:0] \$2 ;
   reg [5:0] \$20 ;
   reg [5:0] \$21 ;
-  wire [63:0] \$22 ;
-  wire [63:0] \$23 ;
-  reg [5:0] \$24 ;
-  reg [5:0] \$25 ;
+  reg [5:0] \$22 ;
+  reg [5:0] \$23 ;
+  wire [63:0] \$24 ;
+  wire [63:0] \$25 ;
   reg [5:0] \$26 ;
   reg [5:0] \$27 ;
   reg [5:0] \$28 ;
   reg [5:0] \$29 ;
   wire [21:0] \$3 ;
-  reg [87:0] \$30 ;
-  reg [87:0] \$31 ;
+  reg [5:0] \$30 ;
+  reg [5:0] \$31 ;
+  reg \$32 ;
+  reg \$33 ;
+  reg \$34 ;
+  reg \$35 ;
+  reg \$36 ;
+  reg \$37 ;
+  reg \$38 ;
+  reg \$39 ;
   wire [22:0] \$4 ;
+  reg \$40 ;
+  reg \$41 ;
+  reg \$42 ;
+  reg \$43 ;
+  reg \$44 ;
+  reg \$45 ;
+  reg \$46 ;
+  reg \$47 ;
+  reg [87:0] \$48 ;
+  reg [87:0] \$49 ;
   wire [21:0] \$5 ;
   wire [22:0] \$6 ;
   wire [21:0] \$7 ;
@@ -465,20 +483,18 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire drained;
   wire \final ;
   wire freed;
-  wire \freed$64 ;
+  wire \freed$72 ;
   reg [63:0] h = 64'h0000000000000000;
   wire [63:0] \h$45 ;
   (* init = 64'h0000000000000000 *)
   wire [63:0] h0;
   wire idle;
-  wire [1031:0] load__payload;
-  wire [1031:0] \load__payload$22 ;
+  wire [1087:0] load__payload;
+  wire [1087:0] \load__payload$22 ;
   wire [1023:0] \load__payload$22.data ;
-  wire \load__payload$22.last ;
-  wire [6:0] \load__payload$22.low ;
+  wire [63:0] \load__payload$22.zero ;
   wire [1023:0] \load__payload.data ;
-  wire \load__payload.last ;
-  wire [6:0] \load__payload.low ;
+  wire [63:0] \load__payload.zero ;
   wire load__valid;
   wire \load__valid$24 ;
   wire [511:0] p;
@@ -807,135 +823,135 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire [8:0] \pp$43[9][0] ;
   wire [8:0] \pp$43[9][1] ;
   wire [8:0] \pp$43[9][2] ;
-  wire [863:0] \pp$80 ;
-  wire [26:0] \pp$80[0] ;
-  wire [8:0] \pp$80[0][0] ;
-  wire [8:0] \pp$80[0][1] ;
-  wire [8:0] \pp$80[0][2] ;
-  wire [26:0] \pp$80[10] ;
-  wire [8:0] \pp$80[10][0] ;
-  wire [8:0] \pp$80[10][1] ;
-  wire [8:0] \pp$80[10][2] ;
-  wire [26:0] \pp$80[11] ;
-  wire [8:0] \pp$80[11][0] ;
-  wire [8:0] \pp$80[11][1] ;
-  wire [8:0] \pp$80[11][2] ;
-  wire [26:0] \pp$80[12] ;
-  wire [8:0] \pp$80[12][0] ;
-  wire [8:0] \pp$80[12][1] ;
-  wire [8:0] \pp$80[12][2] ;
-  wire [26:0] \pp$80[13] ;
-  wire [8:0] \pp$80[13][0] ;
-  wire [8:0] \pp$80[13][1] ;
-  wire [8:0] \pp$80[13][2] ;
-  wire [26:0] \pp$80[14] ;
-  wire [8:0] \pp$80[14][0] ;
-  wire [8:0] \pp$80[14][1] ;
-  wire [8:0] \pp$80[14][2] ;
-  wire [26:0] \pp$80[15] ;
-  wire [8:0] \pp$80[15][0] ;
-  wire [8:0] \pp$80[15][1] ;
-  wire [8:0] \pp$80[15][2] ;
-  wire [26:0] \pp$80[16] ;
-  wire [8:0] \pp$80[16][0] ;
-  wire [8:0] \pp$80[16][1] ;
-  wire [8:0] \pp$80[16][2] ;
-  wire [26:0] \pp$80[17] ;
-  wire [8:0] \pp$80[17][0] ;
-  wire [8:0] \pp$80[17][1] ;
-  wire [8:0] \pp$80[17][2] ;
-  wire [26:0] \pp$80[18] ;
-  wire [8:0] \pp$80[18][0] ;
-  wire [8:0] \pp$80[18][1] ;
-  wire [8:0] \pp$80[18][2] ;
-  wire [26:0] \pp$80[19] ;
-  wire [8:0] \pp$80[19][0] ;
-  wire [8:0] \pp$80[19][1] ;
-  wire [8:0] \pp$80[19][2] ;
-  wire [26:0] \pp$80[1] ;
-  wire [8:0] \pp$80[1][0] ;
-  wire [8:0] \pp$80[1][1] ;
-  wire [8:0] \pp$80[1][2] ;
-  wire [26:0] \pp$80[20] ;
-  wire [8:0] \pp$80[20][0] ;
-  wire [8:0] \pp$80[20][1] ;
-  wire [8:0] \pp$80[20][2] ;
-  wire [26:0] \pp$80[21] ;
-  wire [8:0] \pp$80[21][0] ;
-  wire [8:0] \pp$80[21][1] ;
-  wire [8:0] \pp$80[21][2] ;
-  wire [26:0] \pp$80[22] ;
-  wire [8:0] \pp$80[22][0] ;
-  wire [8:0] \pp$80[22][1] ;
-  wire [8:0] \pp$80[22][2] ;
-  wire [26:0] \pp$80[23] ;
-  wire [8:0] \pp$80[23][0] ;
-  wire [8:0] \pp$80[23][1] ;
-  wire [8:0] \pp$80[23][2] ;
-  wire [26:0] \pp$80[24] ;
-  wire [8:0] \pp$80[24][0] ;
-  wire [8:0] \pp$80[24][1] ;
-  wire [8:0] \pp$80[24][2] ;
-  wire [26:0] \pp$80[25] ;
-  wire [8:0] \pp$80[25][0] ;
-  wire [8:0] \pp$80[25][1] ;
-  wire [8:0] \pp$80[25][2] ;
-  wire [26:0] \pp$80[26] ;
-  wire [8:0] \pp$80[26][0] ;
-  wire [8:0] \pp$80[26][1] ;
-  wire [8:0] \pp$80[26][2] ;
-  wire [26:0] \pp$80[27] ;
-  wire [8:0] \pp$80[27][0] ;
-  wire [8:0] \pp$80[27][1] ;
-  wire [8:0] \pp$80[27][2] ;
-  wire [26:0] \pp$80[28] ;
-  wire [8:0] \pp$80[28][0] ;
-  wire [8:0] \pp$80[28][1] ;
-  wire [8:0] \pp$80[28][2] ;
-  wire [26:0] \pp$80[29] ;
-  wire [8:0] \pp$80[29][0] ;
-  wire [8:0] \pp$80[29][1] ;
-  wire [8:0] \pp$80[29][2] ;
-  wire [26:0] \pp$80[2] ;
-  wire [8:0] \pp$80[2][0] ;
-  wire [8:0] \pp$80[2][1] ;
-  wire [8:0] \pp$80[2][2] ;
-  wire [26:0] \pp$80[30] ;
-  wire [8:0] \pp$80[30][0] ;
-  wire [8:0] \pp$80[30][1] ;
-  wire [8:0] \pp$80[30][2] ;
-  wire [26:0] \pp$80[31] ;
-  wire [8:0] \pp$80[31][0] ;
-  wire [8:0] \pp$80[31][1] ;
-  wire [8:0] \pp$80[31][2] ;
-  wire [26:0] \pp$80[3] ;
-  wire [8:0] \pp$80[3][0] ;
-  wire [8:0] \pp$80[3][1] ;
-  wire [8:0] \pp$80[3][2] ;
-  wire [26:0] \pp$80[4] ;
-  wire [8:0] \pp$80[4][0] ;
-  wire [8:0] \pp$80[4][1] ;
-  wire [8:0] \pp$80[4][2] ;
-  wire [26:0] \pp$80[5] ;
-  wire [8:0] \pp$80[5][0] ;
-  wire [8:0] \pp$80[5][1] ;
-  wire [8:0] \pp$80[5][2] ;
-  wire [26:0] \pp$80[6] ;
-  wire [8:0] \pp$80[6][0] ;
-  wire [8:0] \pp$80[6][1] ;
-  wire [8:0] \pp$80[6][2] ;
-  wire [26:0] \pp$80[7] ;
-  wire [8:0] \pp$80[7][0] ;
-  wire [8:0] \pp$80[7][1] ;
-  wire [8:0] \pp$80[7][2] ;
-  wire [26:0] \pp$80[8] ;
-  wire [8:0] \pp$80[8][0] ;
-  wire [8:0] \pp$80[8][1] ;
-  wire [8:0] \pp$80[8][2] ;
-  wire [26:0] \pp$80[9] ;
-  wire [8:0] \pp$80[9][0] ;
-  wire [8:0] \pp$80[9][1] ;
-  wire [8:0] \pp$80[9][2] ;
+  wire [863:0] \pp$92 ;
+  wire [26:0] \pp$92[0] ;
+  wire [8:0] \pp$92[0][0] ;
+  wire [8:0] \pp$92[0][1] ;
+  wire [8:0] \pp$92[0][2] ;
+  wire [26:0] \pp$92[10] ;
+  wire [8:0] \pp$92[10][0] ;
+  wire [8:0] \pp$92[10][1] ;
+  wire [8:0] \pp$92[10][2] ;
+  wire [26:0] \pp$92[11] ;
+  wire [8:0] \pp$92[11][0] ;
+  wire [8:0] \pp$92[11][1] ;
+  wire [8:0] \pp$92[11][2] ;
+  wire [26:0] \pp$92[12] ;
+  wire [8:0] \pp$92[12][0] ;
+  wire [8:0] \pp$92[12][1] ;
+  wire [8:0] \pp$92[12][2] ;
+  wire [26:0] \pp$92[13] ;
+  wire [8:0] \pp$92[13][0] ;
+  wire [8:0] \pp$92[13][1] ;
+  wire [8:0] \pp$92[13][2] ;
+  wire [26:0] \pp$92[14] ;
+  wire [8:0] \pp$92[14][0] ;
+  wire [8:0] \pp$92[14][1] ;
+  wire [8:0] \pp$92[14][2] ;
+  wire [26:0] \pp$92[15] ;
+  wire [8:0] \pp$92[15][0] ;
+  wire [8:0] \pp$92[15][1] ;
+  wire [8:0] \pp$92[15][2] ;
+  wire [26:0] \pp$92[16] ;
+  wire [8:0] \pp$92[16][0] ;
+  wire [8:0] \pp$92[16][1] ;
+  wire [8:0] \pp$92[16][2] ;
+  wire [26:0] \pp$92[17] ;
+  wire [8:0] \pp$92[17][0] ;
+  wire [8:0] \pp$92[17][1] ;
+  wire [8:0] \pp$92[17][2] ;
+  wire [26:0] \pp$92[18] ;
+  wire [8:0] \pp$92[18][0] ;
+  wire [8:0] \pp$92[18][1] ;
+  wire [8:0] \pp$92[18][2] ;
+  wire [26:0] \pp$92[19] ;
+  wire [8:0] \pp$92[19][0] ;
+  wire [8:0] \pp$92[19][1] ;
+  wire [8:0] \pp$92[19][2] ;
+  wire [26:0] \pp$92[1] ;
+  wire [8:0] \pp$92[1][0] ;
+  wire [8:0] \pp$92[1][1] ;
+  wire [8:0] \pp$92[1][2] ;
+  wire [26:0] \pp$92[20] ;
+  wire [8:0] \pp$92[20][0] ;
+  wire [8:0] \pp$92[20][1] ;
+  wire [8:0] \pp$92[20][2] ;
+  wire [26:0] \pp$92[21] ;
+  wire [8:0] \pp$92[21][0] ;
+  wire [8:0] \pp$92[21][1] ;
+  wire [8:0] \pp$92[21][2] ;
+  wire [26:0] \pp$92[22] ;
+  wire [8:0] \pp$92[22][0] ;
+  wire [8:0] \pp$92[22][1] ;
+  wire [8:0] \pp$92[22][2] ;
+  wire [26:0] \pp$92[23] ;
+  wire [8:0] \pp$92[23][0] ;
+  wire [8:0] \pp$92[23][1] ;
+  wire [8:0] \pp$92[23][2] ;
+  wire [26:0] \pp$92[24] ;
+  wire [8:0] \pp$92[24][0] ;
+  wire [8:0] \pp$92[24][1] ;
+  wire [8:0] \pp$92[24][2] ;
+  wire [26:0] \pp$92[25] ;
+  wire [8:0] \pp$92[25][0] ;
+  wire [8:0] \pp$92[25][1] ;
+  wire [8:0] \pp$92[25][2] ;
+  wire [26:0] \pp$92[26] ;
+  wire [8:0] \pp$92[26][0] ;
+  wire [8:0] \pp$92[26][1] ;
+  wire [8:0] \pp$92[26][2] ;
+  wire [26:0] \pp$92[27] ;
+  wire [8:0] \pp$92[27][0] ;
+  wire [8:0] \pp$92[27][1] ;
+  wire [8:0] \pp$92[27][2] ;
+  wire [26:0] \pp$92[28] ;
+  wire [8:0] \pp$92[28][0] ;
+  wire [8:0] \pp$92[28][1] ;
+  wire [8:0] \pp$92[28][2] ;
+  wire [26:0] \pp$92[29] ;
+  wire [8:0] \pp$92[29][0] ;
+  wire [8:0] \pp$92[29][1] ;
+  wire [8:0] \pp$92[29][2] ;
+  wire [26:0] \pp$92[2] ;
+  wire [8:0] \pp$92[2][0] ;
+  wire [8:0] \pp$92[2][1] ;
+  wire [8:0] \pp$92[2][2] ;
+  wire [26:0] \pp$92[30] ;
+  wire [8:0] \pp$92[30][0] ;
+  wire [8:0] \pp$92[30][1] ;
+  wire [8:0] \pp$92[30][2] ;
+  wire [26:0] \pp$92[31] ;
+  wire [8:0] \pp$92[31][0] ;
+  wire [8:0] \pp$92[31][1] ;
+  wire [8:0] \pp$92[31][2] ;
+  wire [26:0] \pp$92[3] ;
+  wire [8:0] \pp$92[3][0] ;
+  wire [8:0] \pp$92[3][1] ;
+  wire [8:0] \pp$92[3][2] ;
+  wire [26:0] \pp$92[4] ;
+  wire [8:0] \pp$92[4][0] ;
+  wire [8:0] \pp$92[4][1] ;
+  wire [8:0] \pp$92[4][2] ;
+  wire [26:0] \pp$92[5] ;
+  wire [8:0] \pp$92[5][0] ;
+  wire [8:0] \pp$92[5][1] ;
+  wire [8:0] \pp$92[5][2] ;
+  wire [26:0] \pp$92[6] ;
+  wire [8:0] \pp$92[6][0] ;
+  wire [8:0] \pp$92[6][1] ;
+  wire [8:0] \pp$92[6][2] ;
+  wire [26:0] \pp$92[7] ;
+  wire [8:0] \pp$92[7][0] ;
+  wire [8:0] \pp$92[7][1] ;
+  wire [8:0] \pp$92[7][2] ;
+  wire [26:0] \pp$92[8] ;
+  wire [8:0] \pp$92[8][0] ;
+  wire [8:0] \pp$92[8][1] ;
+  wire [8:0] \pp$92[8][2] ;
+  wire [26:0] \pp$92[9] ;
+  wire [8:0] \pp$92[9][0] ;
+  wire [8:0] \pp$92[9][1] ;
+  wire [8:0] \pp$92[9][2] ;
   wire [26:0] \pp[0] ;
   wire [8:0] \pp[0][0] ;
   wire [8:0] \pp[0][1] ;
@@ -1390,135 +1406,135 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire [8:0] \qq$44[9][0] ;
   wire [8:0] \qq$44[9][1] ;
   wire [8:0] \qq$44[9][2] ;
-  wire [863:0] \qq$81 ;
-  wire [26:0] \qq$81[0] ;
-  wire [8:0] \qq$81[0][0] ;
-  wire [8:0] \qq$81[0][1] ;
-  wire [8:0] \qq$81[0][2] ;
-  wire [26:0] \qq$81[10] ;
-  wire [8:0] \qq$81[10][0] ;
-  wire [8:0] \qq$81[10][1] ;
-  wire [8:0] \qq$81[10][2] ;
-  wire [26:0] \qq$81[11] ;
-  wire [8:0] \qq$81[11][0] ;
-  wire [8:0] \qq$81[11][1] ;
-  wire [8:0] \qq$81[11][2] ;
-  wire [26:0] \qq$81[12] ;
-  wire [8:0] \qq$81[12][0] ;
-  wire [8:0] \qq$81[12][1] ;
-  wire [8:0] \qq$81[12][2] ;
-  wire [26:0] \qq$81[13] ;
-  wire [8:0] \qq$81[13][0] ;
-  wire [8:0] \qq$81[13][1] ;
-  wire [8:0] \qq$81[13][2] ;
-  wire [26:0] \qq$81[14] ;
-  wire [8:0] \qq$81[14][0] ;
-  wire [8:0] \qq$81[14][1] ;
-  wire [8:0] \qq$81[14][2] ;
-  wire [26:0] \qq$81[15] ;
-  wire [8:0] \qq$81[15][0] ;
-  wire [8:0] \qq$81[15][1] ;
-  wire [8:0] \qq$81[15][2] ;
-  wire [26:0] \qq$81[16] ;
-  wire [8:0] \qq$81[16][0] ;
-  wire [8:0] \qq$81[16][1] ;
-  wire [8:0] \qq$81[16][2] ;
-  wire [26:0] \qq$81[17] ;
-  wire [8:0] \qq$81[17][0] ;
-  wire [8:0] \qq$81[17][1] ;
-  wire [8:0] \qq$81[17][2] ;
-  wire [26:0] \qq$81[18] ;
-  wire [8:0] \qq$81[18][0] ;
-  wire [8:0] \qq$81[18][1] ;
-  wire [8:0] \qq$81[18][2] ;
-  wire [26:0] \qq$81[19] ;
-  wire [8:0] \qq$81[19][0] ;
-  wire [8:0] \qq$81[19][1] ;
-  wire [8:0] \qq$81[19][2] ;
-  wire [26:0] \qq$81[1] ;
-  wire [8:0] \qq$81[1][0] ;
-  wire [8:0] \qq$81[1][1] ;
-  wire [8:0] \qq$81[1][2] ;
-  wire [26:0] \qq$81[20] ;
-  wire [8:0] \qq$81[20][0] ;
-  wire [8:0] \qq$81[20][1] ;
-  wire [8:0] \qq$81[20][2] ;
-  wire [26:0] \qq$81[21] ;
-  wire [8:0] \qq$81[21][0] ;
-  wire [8:0] \qq$81[21][1] ;
-  wire [8:0] \qq$81[21][2] ;
-  wire [26:0] \qq$81[22] ;
-  wire [8:0] \qq$81[22][0] ;
-  wire [8:0] \qq$81[22][1] ;
-  wire [8:0] \qq$81[22][2] ;
-  wire [26:0] \qq$81[23] ;
-  wire [8:0] \qq$81[23][0] ;
-  wire [8:0] \qq$81[23][1] ;
-  wire [8:0] \qq$81[23][2] ;
-  wire [26:0] \qq$81[24] ;
-  wire [8:0] \qq$81[24][0] ;
-  wire [8:0] \qq$81[24][1] ;
-  wire [8:0] \qq$81[24][2] ;
-  wire [26:0] \qq$81[25] ;
-  wire [8:0] \qq$81[25][0] ;
-  wire [8:0] \qq$81[25][1] ;
-  wire [8:0] \qq$81[25][2] ;
-  wire [26:0] \qq$81[26] ;
-  wire [8:0] \qq$81[26][0] ;
-  wire [8:0] \qq$81[26][1] ;
-  wire [8:0] \qq$81[26][2] ;
-  wire [26:0] \qq$81[27] ;
-  wire [8:0] \qq$81[27][0] ;
-  wire [8:0] \qq$81[27][1] ;
-  wire [8:0] \qq$81[27][2] ;
-  wire [26:0] \qq$81[28] ;
-  wire [8:0] \qq$81[28][0] ;
-  wire [8:0] \qq$81[28][1] ;
-  wire [8:0] \qq$81[28][2] ;
-  wire [26:0] \qq$81[29] ;
-  wire [8:0] \qq$81[29][0] ;
-  wire [8:0] \qq$81[29][1] ;
-  wire [8:0] \qq$81[29][2] ;
-  wire [26:0] \qq$81[2] ;
-  wire [8:0] \qq$81[2][0] ;
-  wire [8:0] \qq$81[2][1] ;
-  wire [8:0] \qq$81[2][2] ;
-  wire [26:0] \qq$81[30] ;
-  wire [8:0] \qq$81[30][0] ;
-  wire [8:0] \qq$81[30][1] ;
-  wire [8:0] \qq$81[30][2] ;
-  wire [26:0] \qq$81[31] ;
-  wire [8:0] \qq$81[31][0] ;
-  wire [8:0] \qq$81[31][1] ;
-  wire [8:0] \qq$81[31][2] ;
-  wire [26:0] \qq$81[3] ;
-  wire [8:0] \qq$81[3][0] ;
-  wire [8:0] \qq$81[3][1] ;
-  wire [8:0] \qq$81[3][2] ;
-  wire [26:0] \qq$81[4] ;
-  wire [8:0] \qq$81[4][0] ;
-  wire [8:0] \qq$81[4][1] ;
-  wire [8:0] \qq$81[4][2] ;
-  wire [26:0] \qq$81[5] ;
-  wire [8:0] \qq$81[5][0] ;
-  wire [8:0] \qq$81[5][1] ;
-  wire [8:0] \qq$81[5][2] ;
-  wire [26:0] \qq$81[6] ;
-  wire [8:0] \qq$81[6][0] ;
-  wire [8:0] \qq$81[6][1] ;
-  wire [8:0] \qq$81[6][2] ;
-  wire [26:0] \qq$81[7] ;
-  wire [8:0] \qq$81[7][0] ;
-  wire [8:0] \qq$81[7][1] ;
-  wire [8:0] \qq$81[7][2] ;
-  wire [26:0] \qq$81[8] ;
-  wire [8:0] \qq$81[8][0] ;
-  wire [8:0] \qq$81[8][1] ;
-  wire [8:0] \qq$81[8][2] ;
-  wire [26:0] \qq$81[9] ;
-  wire [8:0] \qq$81[9][0] ;
-  wire [8:0] \qq$81[9][1] ;
-  wire [8:0] \qq$81[9][2] ;
+  wire [863:0] \qq$93 ;
+  wire [26:0] \qq$93[0] ;
+  wire [8:0] \qq$93[0][0] ;
+  wire [8:0] \qq$93[0][1] ;
+  wire [8:0] \qq$93[0][2] ;
+  wire [26:0] \qq$93[10] ;
+  wire [8:0] \qq$93[10][0] ;
+  wire [8:0] \qq$93[10][1] ;
+  wire [8:0] \qq$93[10][2] ;
+  wire [26:0] \qq$93[11] ;
+  wire [8:0] \qq$93[11][0] ;
+  wire [8:0] \qq$93[11][1] ;
+  wire [8:0] \qq$93[11][2] ;
+  wire [26:0] \qq$93[12] ;
+  wire [8:0] \qq$93[12][0] ;
+  wire [8:0] \qq$93[12][1] ;
+  wire [8:0] \qq$93[12][2] ;
+  wire [26:0] \qq$93[13] ;
+  wire [8:0] \qq$93[13][0] ;
+  wire [8:0] \qq$93[13][1] ;
+  wire [8:0] \qq$93[13][2] ;
+  wire [26:0] \qq$93[14] ;
+  wire [8:0] \qq$93[14][0] ;
+  wire [8:0] \qq$93[14][1] ;
+  wire [8:0] \qq$93[14][2] ;
+  wire [26:0] \qq$93[15] ;
+  wire [8:0] \qq$93[15][0] ;
+  wire [8:0] \qq$93[15][1] ;
+  wire [8:0] \qq$93[15][2] ;
+  wire [26:0] \qq$93[16] ;
+  wire [8:0] \qq$93[16][0] ;
+  wire [8:0] \qq$93[16][1] ;
+  wire [8:0] \qq$93[16][2] ;
+  wire [26:0] \qq$93[17] ;
+  wire [8:0] \qq$93[17][0] ;
+  wire [8:0] \qq$93[17][1] ;
+  wire [8:0] \qq$93[17][2] ;
+  wire [26:0] \qq$93[18] ;
+  wire [8:0] \qq$93[18][0] ;
+  wire [8:0] \qq$93[18][1] ;
+  wire [8:0] \qq$93[18][2] ;
+  wire [26:0] \qq$93[19] ;
+  wire [8:0] \qq$93[19][0] ;
+  wire [8:0] \qq$93[19][1] ;
+  wire [8:0] \qq$93[19][2] ;
+  wire [26:0] \qq$93[1] ;
+  wire [8:0] \qq$93[1][0] ;
+  wire [8:0] \qq$93[1][1] ;
+  wire [8:0] \qq$93[1][2] ;
+  wire [26:0] \qq$93[20] ;
+  wire [8:0] \qq$93[20][0] ;
+  wire [8:0] \qq$93[20][1] ;
+  wire [8:0] \qq$93[20][2] ;
+  wire [26:0] \qq$93[21] ;
+  wire [8:0] \qq$93[21][0] ;
+  wire [8:0] \qq$93[21][1] ;
+  wire [8:0] \qq$93[21][2] ;
+  wire [26:0] \qq$93[22] ;
+  wire [8:0] \qq$93[22][0] ;
+  wire [8:0] \qq$93[22][1] ;
+  wire [8:0] \qq$93[22][2] ;
+  wire [26:0] \qq$93[23] ;
+  wire [8:0] \qq$93[23][0] ;
+  wire [8:0] \qq$93[23][1] ;
+  wire [8:0] \qq$93[23][2] ;
+  wire [26:0] \qq$93[24] ;
+  wire [8:0] \qq$93[24][0] ;
+  wire [8:0] \qq$93[24][1] ;
+  wire [8:0] \qq$93[24][2] ;
+  wire [26:0] \qq$93[25] ;
+  wire [8:0] \qq$93[25][0] ;
+  wire [8:0] \qq$93[25][1] ;
+  wire [8:0] \qq$93[25][2] ;
+  wire [26:0] \qq$93[26] ;
+  wire [8:0] \qq$93[26][0] ;
+  wire [8:0] \qq$93[26][1] ;
+  wire [8:0] \qq$93[26][2] ;
+  wire [26:0] \qq$93[27] ;
+  wire [8:0] \qq$93[27][0] ;
+  wire [8:0] \qq$93[27][1] ;
+  wire [8:0] \qq$93[27][2] ;
+  wire [26:0] \qq$93[28] ;
+  wire [8:0] \qq$93[28][0] ;
+  wire [8:0] \qq$93[28][1] ;
+  wire [8:0] \qq$93[28][2] ;
+  wire [26:0] \qq$93[29] ;
+  wire [8:0] \qq$93[29][0] ;
+  wire [8:0] \qq$93[29][1] ;
+  wire [8:0] \qq$93[29][2] ;
+  wire [26:0] \qq$93[2] ;
+  wire [8:0] \qq$93[2][0] ;
+  wire [8:0] \qq$93[2][1] ;
+  wire [8:0] \qq$93[2][2] ;
+  wire [26:0] \qq$93[30] ;
+  wire [8:0] \qq$93[30][0] ;
+  wire [8:0] \qq$93[30][1] ;
+  wire [8:0] \qq$93[30][2] ;
+  wire [26:0] \qq$93[31] ;
+  wire [8:0] \qq$93[31][0] ;
+  wire [8:0] \qq$93[31][1] ;
+  wire [8:0] \qq$93[31][2] ;
+  wire [26:0] \qq$93[3] ;
+  wire [8:0] \qq$93[3][0] ;
+  wire [8:0] \qq$93[3][1] ;
+  wire [8:0] \qq$93[3][2] ;
+  wire [26:0] \qq$93[4] ;
+  wire [8:0] \qq$93[4][0] ;
+  wire [8:0] \qq$93[4][1] ;
+  wire [8:0] \qq$93[4][2] ;
+  wire [26:0] \qq$93[5] ;
+  wire [8:0] \qq$93[5][0] ;
+  wire [8:0] \qq$93[5][1] ;
+  wire [8:0] \qq$93[5][2] ;
+  wire [26:0] \qq$93[6] ;
+  wire [8:0] \qq$93[6][0] ;
+  wire [8:0] \qq$93[6][1] ;
+  wire [8:0] \qq$93[6][2] ;
+  wire [26:0] \qq$93[7] ;
+  wire [8:0] \qq$93[7][0] ;
+  wire [8:0] \qq$93[7][1] ;
+  wire [8:0] \qq$93[7][2] ;
+  wire [26:0] \qq$93[8] ;
+  wire [8:0] \qq$93[8][0] ;
+  wire [8:0] \qq$93[8][1] ;
+  wire [8:0] \qq$93[8][2] ;
+  wire [26:0] \qq$93[9] ;
+  wire [8:0] \qq$93[9][0] ;
+  wire [8:0] \qq$93[9][1] ;
+  wire [8:0] \qq$93[9][2] ;
   wire [26:0] \qq[0] ;
   wire [8:0] \qq[0][0] ;
   wire [8:0] \qq[0][1] ;
@@ -1651,14 +1667,14 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire [1023:0] rdata;
   output [88:0] res__payload;
   wire [88:0] res__payload;
-  wire [88:0] \res__payload$60 ;
-  wire \res__payload$60.last ;
-  wire [87:0] \res__payload$60.sums ;
-  wire [87:0] \res__payload$60.sums[0] ;
-  wire [21:0] \res__payload$60.sums[0][0] ;
-  wire [21:0] \res__payload$60.sums[0][1] ;
-  wire [21:0] \res__payload$60.sums[0][2] ;
-  wire [21:0] \res__payload$60.sums[0][3] ;
+  wire [88:0] \res__payload$68 ;
+  wire \res__payload$68.last ;
+  wire [87:0] \res__payload$68.sums ;
+  wire [87:0] \res__payload$68.sums[0] ;
+  wire [21:0] \res__payload$68.sums[0][0] ;
+  wire [21:0] \res__payload$68.sums[0][1] ;
+  wire [21:0] \res__payload$68.sums[0][2] ;
+  wire [21:0] \res__payload$68.sums[0][3] ;
   wire \res__payload.last ;
   wire [87:0] \res__payload.sums ;
   wire [87:0] \res__payload.sums[0] ;
@@ -1668,10 +1684,42 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire [21:0] \res__payload.sums[0][3] ;
   input res__ready;
   wire res__ready;
-  wire \res__ready$61 ;
+  wire \res__ready$69 ;
   output res__valid;
   wire res__valid;
-  wire \res__valid$62 ;
+  wire \res__valid$70 ;
+  (* keep = 32'd1 *)
+  reg root0_first0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg root0_first1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg root0_first2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg root0_first3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg root0_valid0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg root0_valid1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg root0_valid2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg root0_valid3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg root1_first0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg root1_first1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg root1_first2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg root1_first3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg root1_valid0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg root1_valid1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg root1_valid2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg root1_valid3 = 1'h0;
   input rst;
   wire rst;
   reg [5:0] s1_1 = 6'h00;
@@ -1698,6 +1746,22 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire \s1_3.last ;
   wire \s1_3.valid ;
   reg [127:0] s1_3_codes = 128'h00000000000000000000000000000000;
+  reg [5:0] s1_4 = 6'h00;
+  wire \s1_4.conj ;
+  wire \s1_4.count ;
+  wire \s1_4.final ;
+  wire \s1_4.first ;
+  wire \s1_4.last ;
+  wire \s1_4.valid ;
+  reg [127:0] s1_4_codes = 128'h00000000000000000000000000000000;
+  reg [5:0] s1_5 = 6'h00;
+  wire \s1_5.conj ;
+  wire \s1_5.count ;
+  wire \s1_5.final ;
+  wire \s1_5.first ;
+  wire \s1_5.last ;
+  wire \s1_5.valid ;
+  reg [127:0] s1_5_codes = 128'h00000000000000000000000000000000;
   reg [127:0] s1_codes = 128'h00000000000000000000000000000000;
   reg [5:0] s2 = 6'h00;
   wire \s2.conj ;
@@ -1754,11 +1818,11 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire \st4.last ;
   wire \st4.valid ;
   wire [55:0] sums;
-  wire [55:0] \sums$54 ;
-  wire [13:0] \sums$54[0] ;
-  wire [13:0] \sums$54[1] ;
-  wire [13:0] \sums$54[2] ;
-  wire [13:0] \sums$54[3] ;
+  wire [55:0] \sums$58 ;
+  wire [13:0] \sums$58[0] ;
+  wire [13:0] \sums$58[1] ;
+  wire [13:0] \sums$58[2] ;
+  wire [13:0] \sums$58[3] ;
   wire [13:0] \sums[0] ;
   wire [13:0] \sums[1] ;
   wire [13:0] \sums[2] ;
@@ -1791,23 +1855,67 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   wire [63:0] \x$46 ;
   (* init = 64'h0000000000000000 *)
   wire [63:0] x0;
-  assign \$1  = st4[1] ? 22'h000000 : acc0[21:0];
+  always @(posedge clk)
+    st1 <= \$28 ;
+  always @(posedge clk)
+    st2 <= \$29 ;
+  always @(posedge clk)
+    st3 <= \$30 ;
+  always @(posedge clk)
+    st4 <= \$31 ;
+  always @(posedge clk)
+    root0_first0 <= \$32 ;
+  always @(posedge clk)
+    root0_first1 <= \$33 ;
+  always @(posedge clk)
+    root0_first2 <= \$34 ;
+  always @(posedge clk)
+    root0_first3 <= \$35 ;
+  always @(posedge clk)
+    root0_valid0 <= \$36 ;
+  always @(posedge clk)
+    root0_valid1 <= \$37 ;
+  always @(posedge clk)
+    root0_valid2 <= \$38 ;
+  always @(posedge clk)
+    root0_valid3 <= \$39 ;
+  always @(posedge clk)
+    root1_first0 <= \$40 ;
+  always @(posedge clk)
+    root1_first1 <= \$41 ;
+  always @(posedge clk)
+    root1_first2 <= \$42 ;
+  always @(posedge clk)
+    root1_first3 <= \$43 ;
+  always @(posedge clk)
+    root1_valid0 <= \$44 ;
+  always @(posedge clk)
+    root1_valid1 <= \$45 ;
+  always @(posedge clk)
+    root1_valid2 <= \$46 ;
+  always @(posedge clk)
+    root1_valid3 <= \$47 ;
+  always @(posedge clk)
+    acc0 <= \$48 ;
+  always @(posedge clk)
+    acc1 <= \$49 ;
+  assign \$1  = root0_first0 ? 22'h000000 : acc0[21:0];
   assign \$2  = $signed(\$1 ) + $signed(sums[13:0]);
-  assign \$3  = st4[1] ? 22'h000000 : acc0[43:22];
+  assign \$3  = root0_first1 ? 22'h000000 : acc0[43:22];
   assign \$4  = $signed(\$3 ) + $signed(sums[27:14]);
-  assign \$5  = st4[1] ? 22'h000000 : acc0[65:44];
+  assign \$5  = root0_first2 ? 22'h000000 : acc0[65:44];
   assign \$6  = $signed(\$5 ) + $signed(sums[41:28]);
-  assign \$7  = st4[1] ? 22'h000000 : acc0[87:66];
+  assign \$7  = root0_first3 ? 22'h000000 : acc0[87:66];
   assign \$8  = $signed(\$7 ) + $signed(sums[55:42]);
-  assign \$9  = st4[1] ? 22'h000000 : acc1[21:0];
-  assign \$10  = $signed(\$9 ) + $signed(\sums$54 [13:0]);
-  assign \$11  = st4[1] ? 22'h000000 : acc1[43:22];
-  assign \$12  = $signed(\$11 ) + $signed(\sums$54 [27:14]);
-  assign \$13  = st4[1] ? 22'h000000 : acc1[65:44];
-  assign \$14  = $signed(\$13 ) + $signed(\sums$54 [41:28]);
-  assign \$15  = st4[1] ? 22'h000000 : acc1[87:66];
-  assign \$16  = $signed(\$15 ) + $signed(\sums$54 [55:42]);
-  assign \$17  = | { st4[0], st3[0], st2[0], st1[0], st0[0], s2[0], s1_3[0], s1_2[0], s1_1[0], slot[0] };
+  assign \$9  = root1_first0 ? 22'h000000 : acc1[21:0];
+  assign \$10  = $signed(\$9 ) + $signed(\sums$58 [13:0]);
+  assign \$11  = root1_first1 ? 22'h000000 : acc1[43:22];
+  assign \$12  = $signed(\$11 ) + $signed(\sums$58 [27:14]);
+  assign \$13  = root1_first2 ? 22'h000000 : acc1[65:44];
+  assign \$14  = $signed(\$13 ) + $signed(\sums$58 [41:28]);
+  assign \$15  = root1_first3 ? 22'h000000 : acc1[87:66];
+  assign \$16  = $signed(\$15 ) + $signed(\sums$58 [55:42]);
+  assign \$17  = | { st4[0], st3[0], st2[0], st1[0], st0[0], s2[0], s1_5[0], s1_4[0], s1_3[0], s1_2[0], s1_1[0], slot[0] };
   assign \$18  = ~ \$17 ;
   assign drained = \$18  & idle;
   always @(posedge clk)
@@ -1825,49 +1933,45 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   always @(posedge clk)
     s1_3_codes <= s1_2_codes;
   always @(posedge clk)
-    pp <= \pp$80 ;
+    s1_4 <= \$22 ;
   always @(posedge clk)
-    qq <= \qq$81 ;
+    s1_4_codes <= s1_3_codes;
   always @(posedge clk)
-    h <= \$22 ;
+    s1_5 <= \$23 ;
   always @(posedge clk)
-    x <= \$23 ;
+    s1_5_codes <= s1_4_codes;
   always @(posedge clk)
-    s2 <= \$24 ;
+    pp <= \pp$92 ;
   always @(posedge clk)
-    st0 <= \$25 ;
+    qq <= \qq$93 ;
   always @(posedge clk)
-    st1 <= \$26 ;
+    h <= \$24 ;
   always @(posedge clk)
-    st2 <= \$27 ;
+    x <= \$25 ;
   always @(posedge clk)
-    st3 <= \$28 ;
+    s2 <= \$26 ;
   always @(posedge clk)
-    st4 <= \$29 ;
-  always @(posedge clk)
-    acc0 <= \$30 ;
-  always @(posedge clk)
-    acc1 <= \$31 ;
+    st0 <= \$27 ;
   \fairyhw_engine.buffer  buffer (
     .clear(clear),
     .clk(clk),
     .load__payload(load__payload),
     .load__valid(load__valid),
     .raddr(raddr),
-    .rdq(rdata),
+    .rdq2(rdata),
     .rst(rst)
   );
   \fairyhw_engine.prep  prep (
     .p(p),
-    .pp(\pp$80 ),
+    .pp(\pp$92 ),
     .q(q),
-    .qq(\qq$81 )
+    .qq(\qq$93 )
   );
   \fairyhw_engine.results  results (
     .clk(clk),
     .freed(freed),
     .idle(idle),
-    .\port$1694$2 (st4[5:2]),
+    .\port$3498$2 (st4[5:2]),
     .res__payload(res__payload),
     .res__ready(res__ready),
     .res__valid(res__valid),
@@ -1904,13 +2008,178 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
     .wgt_ready(wgt__ready),
     .wgt_valid(wgt__valid)
   );
-  \fairyhw_engine.shared$86  \shared$86  (
+  \fairyhw_engine.shared$106  \shared$106  (
     .clk(clk),
     .pp(pp),
     .qq(qq),
     .rst(rst),
-    .sums(\sums$54 )
+    .sums(\sums$58 )
   );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$29  = st1;
+    if (rst) begin
+      \$29  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$30  = st2;
+    if (rst) begin
+      \$30  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$31  = st3;
+    if (rst) begin
+      \$31  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$32  = st3[1];
+    if (rst) begin
+      \$32  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$33  = st3[1];
+    if (rst) begin
+      \$33  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$34  = st3[1];
+    if (rst) begin
+      \$34  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$35  = st3[1];
+    if (rst) begin
+      \$35  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$36  = st3[0];
+    if (rst) begin
+      \$36  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$37  = st3[0];
+    if (rst) begin
+      \$37  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$38  = st3[0];
+    if (rst) begin
+      \$38  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$39  = st3[0];
+    if (rst) begin
+      \$39  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$40  = st3[1];
+    if (rst) begin
+      \$40  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$41  = st3[1];
+    if (rst) begin
+      \$41  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$42  = st3[1];
+    if (rst) begin
+      \$42  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$43  = st3[1];
+    if (rst) begin
+      \$43  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$44  = st3[0];
+    if (rst) begin
+      \$44  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$45  = st3[0];
+    if (rst) begin
+      \$45  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$46  = st3[0];
+    if (rst) begin
+      \$46  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$47  = st3[0];
+    if (rst) begin
+      \$47  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$48  = acc0;
+    if (root0_valid0) begin
+      \$48 [21:0] = total0[21:0];
+    end
+    if (root0_valid1) begin
+      \$48 [43:22] = total0[43:22];
+    end
+    if (root0_valid2) begin
+      \$48 [65:44] = total0[65:44];
+    end
+    if (root0_valid3) begin
+      \$48 [87:66] = total0[87:66];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$49  = acc1;
+    if (root1_valid0) begin
+      \$49 [21:0] = total1[21:0];
+    end
+    if (root1_valid1) begin
+      \$49 [43:22] = total1[43:22];
+    end
+    if (root1_valid2) begin
+      \$49 [65:44] = total1[65:44];
+    end
+    if (root1_valid3) begin
+      \$49 [87:66] = total1[87:66];
+    end
+  end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$19  = slot;
@@ -1934,58 +2203,37 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$24  = s1_3;
+    \$22  = s1_3;
     if (rst) begin
-      \$24  = 6'h00;
+      \$22  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$25  = s2;
+    \$23  = s1_4;
     if (rst) begin
-      \$25  = 6'h00;
+      \$23  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$26  = st0;
+    \$26  = s1_5;
     if (rst) begin
       \$26  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$27  = st1;
+    \$27  = s2;
     if (rst) begin
       \$27  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$28  = st2;
+    \$28  = st0;
     if (rst) begin
       \$28  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$29  = st3;
-    if (rst) begin
-      \$29  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$30  = acc0;
-    if (st4[0]) begin
-      \$30  = total0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$31  = acc1;
-    if (st4[0]) begin
-      \$31  = total1;
     end
   end
   assign \cmd__payload$15  = cmd__payload;
@@ -2015,10 +2263,10 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign count = st4[5];
   assign \final  = st4[4];
   assign conj = st4[3];
-  assign \res__payload$60  = res__payload;
-  assign \res__ready$61  = res__ready;
-  assign \res__valid$62  = res__valid;
-  assign \freed$64  = freed;
+  assign \res__payload$68  = res__payload;
+  assign \res__ready$69  = res__ready;
+  assign \res__valid$70  = res__valid;
+  assign \freed$72  = freed;
   assign \cmd__payload.k  = cmd__payload[13:0];
   assign \cmd__payload.rows  = cmd__payload[28:14];
   assign \act__payload[0]  = act__payload[15:0];
@@ -2415,11 +2663,9 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \act__payload$18[63].p  = act__payload[1015:1008];
   assign \act__payload$18[63].q  = act__payload[1023:1016];
   assign \load__payload.data  = load__payload[1023:0];
-  assign \load__payload.last  = load__payload[1024];
-  assign \load__payload.low  = load__payload[1031:1025];
+  assign \load__payload.zero  = load__payload[1087:1024];
   assign \load__payload$22.data  = load__payload[1023:0];
-  assign \load__payload$22.last  = load__payload[1024];
-  assign \load__payload$22.low  = load__payload[1031:1025];
+  assign \load__payload$22.zero  = load__payload[1087:1024];
   assign \p[0]  = p[7:0];
   assign \p[1]  = p[15:8];
   assign \p[2]  = p[23:16];
@@ -3320,12 +3566,6 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \total0[1]  = total0[43:22];
   assign \total0[2]  = total0[65:44];
   assign \total0[3]  = total0[87:66];
-  assign \st4.valid  = st4[0];
-  assign \st4.first  = st4[1];
-  assign \st4.last  = st4[2];
-  assign \st4.conj  = st4[3];
-  assign \st4.final  = st4[4];
-  assign \st4.count  = st4[5];
   assign \acc0[0]  = acc0[21:0];
   assign \acc0[1]  = acc0[43:22];
   assign \acc0[2]  = acc0[65:44];
@@ -3347,21 +3587,27 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \acc1[1]  = acc1[43:22];
   assign \acc1[2]  = acc1[65:44];
   assign \acc1[3]  = acc1[87:66];
-  assign \sums$54[0]  = \sums$54 [13:0];
-  assign \sums$54[1]  = \sums$54 [27:14];
-  assign \sums$54[2]  = \sums$54 [41:28];
-  assign \sums$54[3]  = \sums$54 [55:42];
+  assign \sums$58[0]  = \sums$58 [13:0];
+  assign \sums$58[1]  = \sums$58 [27:14];
+  assign \sums$58[2]  = \sums$58 [41:28];
+  assign \sums$58[3]  = \sums$58 [55:42];
   assign \shared[0]  = total1[21:0];
   assign \shared[1]  = total1[43:22];
   assign \shared[2]  = total1[65:44];
   assign \shared[3]  = total1[87:66];
-  assign \res__payload$60.sums  = res__payload[87:0];
-  assign \res__payload$60.sums[0]  = res__payload[87:0];
-  assign \res__payload$60.sums[0][0]  = res__payload[21:0];
-  assign \res__payload$60.sums[0][1]  = res__payload[43:22];
-  assign \res__payload$60.sums[0][2]  = res__payload[65:44];
-  assign \res__payload$60.sums[0][3]  = res__payload[87:66];
-  assign \res__payload$60.last  = res__payload[88];
+  assign \st4.valid  = st4[0];
+  assign \st4.first  = st4[1];
+  assign \st4.last  = st4[2];
+  assign \st4.conj  = st4[3];
+  assign \st4.final  = st4[4];
+  assign \st4.count  = st4[5];
+  assign \res__payload$68.sums  = res__payload[87:0];
+  assign \res__payload$68.sums[0]  = res__payload[87:0];
+  assign \res__payload$68.sums[0][0]  = res__payload[21:0];
+  assign \res__payload$68.sums[0][1]  = res__payload[43:22];
+  assign \res__payload$68.sums[0][2]  = res__payload[65:44];
+  assign \res__payload$68.sums[0][3]  = res__payload[87:66];
+  assign \res__payload$68.last  = res__payload[88];
   assign \slot.valid  = slot[0];
   assign \slot.first  = slot[1];
   assign \slot.last  = slot[2];
@@ -3386,6 +3632,18 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \s1_3.conj  = s1_3[3];
   assign \s1_3.final  = s1_3[4];
   assign \s1_3.count  = s1_3[5];
+  assign \s1_4.valid  = s1_4[0];
+  assign \s1_4.first  = s1_4[1];
+  assign \s1_4.last  = s1_4[2];
+  assign \s1_4.conj  = s1_4[3];
+  assign \s1_4.final  = s1_4[4];
+  assign \s1_4.count  = s1_4[5];
+  assign \s1_5.valid  = s1_5[0];
+  assign \s1_5.first  = s1_5[1];
+  assign \s1_5.last  = s1_5[2];
+  assign \s1_5.conj  = s1_5[3];
+  assign \s1_5.final  = s1_5[4];
+  assign \s1_5.count  = s1_5[5];
   assign \s2.valid  = s2[0];
   assign \s2.first  = s2[1];
   assign \s2.last  = s2[2];
@@ -3416,390 +3674,390 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
   assign \st3.conj  = st3[3];
   assign \st3.final  = st3[4];
   assign \st3.count  = st3[5];
-  assign \pp$80[0]  = \pp$80 [26:0];
-  assign \pp$80[0][0]  = \pp$80 [8:0];
-  assign \pp$80[0][1]  = \pp$80 [17:9];
-  assign \pp$80[0][2]  = \pp$80 [26:18];
-  assign \pp$80[1]  = \pp$80 [53:27];
-  assign \pp$80[1][0]  = \pp$80 [35:27];
-  assign \pp$80[1][1]  = \pp$80 [44:36];
-  assign \pp$80[1][2]  = \pp$80 [53:45];
-  assign \pp$80[2]  = \pp$80 [80:54];
-  assign \pp$80[2][0]  = \pp$80 [62:54];
-  assign \pp$80[2][1]  = \pp$80 [71:63];
-  assign \pp$80[2][2]  = \pp$80 [80:72];
-  assign \pp$80[3]  = \pp$80 [107:81];
-  assign \pp$80[3][0]  = \pp$80 [89:81];
-  assign \pp$80[3][1]  = \pp$80 [98:90];
-  assign \pp$80[3][2]  = \pp$80 [107:99];
-  assign \pp$80[4]  = \pp$80 [134:108];
-  assign \pp$80[4][0]  = \pp$80 [116:108];
-  assign \pp$80[4][1]  = \pp$80 [125:117];
-  assign \pp$80[4][2]  = \pp$80 [134:126];
-  assign \pp$80[5]  = \pp$80 [161:135];
-  assign \pp$80[5][0]  = \pp$80 [143:135];
-  assign \pp$80[5][1]  = \pp$80 [152:144];
-  assign \pp$80[5][2]  = \pp$80 [161:153];
-  assign \pp$80[6]  = \pp$80 [188:162];
-  assign \pp$80[6][0]  = \pp$80 [170:162];
-  assign \pp$80[6][1]  = \pp$80 [179:171];
-  assign \pp$80[6][2]  = \pp$80 [188:180];
-  assign \pp$80[7]  = \pp$80 [215:189];
-  assign \pp$80[7][0]  = \pp$80 [197:189];
-  assign \pp$80[7][1]  = \pp$80 [206:198];
-  assign \pp$80[7][2]  = \pp$80 [215:207];
-  assign \pp$80[8]  = \pp$80 [242:216];
-  assign \pp$80[8][0]  = \pp$80 [224:216];
-  assign \pp$80[8][1]  = \pp$80 [233:225];
-  assign \pp$80[8][2]  = \pp$80 [242:234];
-  assign \pp$80[9]  = \pp$80 [269:243];
-  assign \pp$80[9][0]  = \pp$80 [251:243];
-  assign \pp$80[9][1]  = \pp$80 [260:252];
-  assign \pp$80[9][2]  = \pp$80 [269:261];
-  assign \pp$80[10]  = \pp$80 [296:270];
-  assign \pp$80[10][0]  = \pp$80 [278:270];
-  assign \pp$80[10][1]  = \pp$80 [287:279];
-  assign \pp$80[10][2]  = \pp$80 [296:288];
-  assign \pp$80[11]  = \pp$80 [323:297];
-  assign \pp$80[11][0]  = \pp$80 [305:297];
-  assign \pp$80[11][1]  = \pp$80 [314:306];
-  assign \pp$80[11][2]  = \pp$80 [323:315];
-  assign \pp$80[12]  = \pp$80 [350:324];
-  assign \pp$80[12][0]  = \pp$80 [332:324];
-  assign \pp$80[12][1]  = \pp$80 [341:333];
-  assign \pp$80[12][2]  = \pp$80 [350:342];
-  assign \pp$80[13]  = \pp$80 [377:351];
-  assign \pp$80[13][0]  = \pp$80 [359:351];
-  assign \pp$80[13][1]  = \pp$80 [368:360];
-  assign \pp$80[13][2]  = \pp$80 [377:369];
-  assign \pp$80[14]  = \pp$80 [404:378];
-  assign \pp$80[14][0]  = \pp$80 [386:378];
-  assign \pp$80[14][1]  = \pp$80 [395:387];
-  assign \pp$80[14][2]  = \pp$80 [404:396];
-  assign \pp$80[15]  = \pp$80 [431:405];
-  assign \pp$80[15][0]  = \pp$80 [413:405];
-  assign \pp$80[15][1]  = \pp$80 [422:414];
-  assign \pp$80[15][2]  = \pp$80 [431:423];
-  assign \pp$80[16]  = \pp$80 [458:432];
-  assign \pp$80[16][0]  = \pp$80 [440:432];
-  assign \pp$80[16][1]  = \pp$80 [449:441];
-  assign \pp$80[16][2]  = \pp$80 [458:450];
-  assign \pp$80[17]  = \pp$80 [485:459];
-  assign \pp$80[17][0]  = \pp$80 [467:459];
-  assign \pp$80[17][1]  = \pp$80 [476:468];
-  assign \pp$80[17][2]  = \pp$80 [485:477];
-  assign \pp$80[18]  = \pp$80 [512:486];
-  assign \pp$80[18][0]  = \pp$80 [494:486];
-  assign \pp$80[18][1]  = \pp$80 [503:495];
-  assign \pp$80[18][2]  = \pp$80 [512:504];
-  assign \pp$80[19]  = \pp$80 [539:513];
-  assign \pp$80[19][0]  = \pp$80 [521:513];
-  assign \pp$80[19][1]  = \pp$80 [530:522];
-  assign \pp$80[19][2]  = \pp$80 [539:531];
-  assign \pp$80[20]  = \pp$80 [566:540];
-  assign \pp$80[20][0]  = \pp$80 [548:540];
-  assign \pp$80[20][1]  = \pp$80 [557:549];
-  assign \pp$80[20][2]  = \pp$80 [566:558];
-  assign \pp$80[21]  = \pp$80 [593:567];
-  assign \pp$80[21][0]  = \pp$80 [575:567];
-  assign \pp$80[21][1]  = \pp$80 [584:576];
-  assign \pp$80[21][2]  = \pp$80 [593:585];
-  assign \pp$80[22]  = \pp$80 [620:594];
-  assign \pp$80[22][0]  = \pp$80 [602:594];
-  assign \pp$80[22][1]  = \pp$80 [611:603];
-  assign \pp$80[22][2]  = \pp$80 [620:612];
-  assign \pp$80[23]  = \pp$80 [647:621];
-  assign \pp$80[23][0]  = \pp$80 [629:621];
-  assign \pp$80[23][1]  = \pp$80 [638:630];
-  assign \pp$80[23][2]  = \pp$80 [647:639];
-  assign \pp$80[24]  = \pp$80 [674:648];
-  assign \pp$80[24][0]  = \pp$80 [656:648];
-  assign \pp$80[24][1]  = \pp$80 [665:657];
-  assign \pp$80[24][2]  = \pp$80 [674:666];
-  assign \pp$80[25]  = \pp$80 [701:675];
-  assign \pp$80[25][0]  = \pp$80 [683:675];
-  assign \pp$80[25][1]  = \pp$80 [692:684];
-  assign \pp$80[25][2]  = \pp$80 [701:693];
-  assign \pp$80[26]  = \pp$80 [728:702];
-  assign \pp$80[26][0]  = \pp$80 [710:702];
-  assign \pp$80[26][1]  = \pp$80 [719:711];
-  assign \pp$80[26][2]  = \pp$80 [728:720];
-  assign \pp$80[27]  = \pp$80 [755:729];
-  assign \pp$80[27][0]  = \pp$80 [737:729];
-  assign \pp$80[27][1]  = \pp$80 [746:738];
-  assign \pp$80[27][2]  = \pp$80 [755:747];
-  assign \pp$80[28]  = \pp$80 [782:756];
-  assign \pp$80[28][0]  = \pp$80 [764:756];
-  assign \pp$80[28][1]  = \pp$80 [773:765];
-  assign \pp$80[28][2]  = \pp$80 [782:774];
-  assign \pp$80[29]  = \pp$80 [809:783];
-  assign \pp$80[29][0]  = \pp$80 [791:783];
-  assign \pp$80[29][1]  = \pp$80 [800:792];
-  assign \pp$80[29][2]  = \pp$80 [809:801];
-  assign \pp$80[30]  = \pp$80 [836:810];
-  assign \pp$80[30][0]  = \pp$80 [818:810];
-  assign \pp$80[30][1]  = \pp$80 [827:819];
-  assign \pp$80[30][2]  = \pp$80 [836:828];
-  assign \pp$80[31]  = \pp$80 [863:837];
-  assign \pp$80[31][0]  = \pp$80 [845:837];
-  assign \pp$80[31][1]  = \pp$80 [854:846];
-  assign \pp$80[31][2]  = \pp$80 [863:855];
-  assign \qq$81[0]  = \qq$81 [26:0];
-  assign \qq$81[0][0]  = \qq$81 [8:0];
-  assign \qq$81[0][1]  = \qq$81 [17:9];
-  assign \qq$81[0][2]  = \qq$81 [26:18];
-  assign \qq$81[1]  = \qq$81 [53:27];
-  assign \qq$81[1][0]  = \qq$81 [35:27];
-  assign \qq$81[1][1]  = \qq$81 [44:36];
-  assign \qq$81[1][2]  = \qq$81 [53:45];
-  assign \qq$81[2]  = \qq$81 [80:54];
-  assign \qq$81[2][0]  = \qq$81 [62:54];
-  assign \qq$81[2][1]  = \qq$81 [71:63];
-  assign \qq$81[2][2]  = \qq$81 [80:72];
-  assign \qq$81[3]  = \qq$81 [107:81];
-  assign \qq$81[3][0]  = \qq$81 [89:81];
-  assign \qq$81[3][1]  = \qq$81 [98:90];
-  assign \qq$81[3][2]  = \qq$81 [107:99];
-  assign \qq$81[4]  = \qq$81 [134:108];
-  assign \qq$81[4][0]  = \qq$81 [116:108];
-  assign \qq$81[4][1]  = \qq$81 [125:117];
-  assign \qq$81[4][2]  = \qq$81 [134:126];
-  assign \qq$81[5]  = \qq$81 [161:135];
-  assign \qq$81[5][0]  = \qq$81 [143:135];
-  assign \qq$81[5][1]  = \qq$81 [152:144];
-  assign \qq$81[5][2]  = \qq$81 [161:153];
-  assign \qq$81[6]  = \qq$81 [188:162];
-  assign \qq$81[6][0]  = \qq$81 [170:162];
-  assign \qq$81[6][1]  = \qq$81 [179:171];
-  assign \qq$81[6][2]  = \qq$81 [188:180];
-  assign \qq$81[7]  = \qq$81 [215:189];
-  assign \qq$81[7][0]  = \qq$81 [197:189];
-  assign \qq$81[7][1]  = \qq$81 [206:198];
-  assign \qq$81[7][2]  = \qq$81 [215:207];
-  assign \qq$81[8]  = \qq$81 [242:216];
-  assign \qq$81[8][0]  = \qq$81 [224:216];
-  assign \qq$81[8][1]  = \qq$81 [233:225];
-  assign \qq$81[8][2]  = \qq$81 [242:234];
-  assign \qq$81[9]  = \qq$81 [269:243];
-  assign \qq$81[9][0]  = \qq$81 [251:243];
-  assign \qq$81[9][1]  = \qq$81 [260:252];
-  assign \qq$81[9][2]  = \qq$81 [269:261];
-  assign \qq$81[10]  = \qq$81 [296:270];
-  assign \qq$81[10][0]  = \qq$81 [278:270];
-  assign \qq$81[10][1]  = \qq$81 [287:279];
-  assign \qq$81[10][2]  = \qq$81 [296:288];
-  assign \qq$81[11]  = \qq$81 [323:297];
-  assign \qq$81[11][0]  = \qq$81 [305:297];
-  assign \qq$81[11][1]  = \qq$81 [314:306];
-  assign \qq$81[11][2]  = \qq$81 [323:315];
-  assign \qq$81[12]  = \qq$81 [350:324];
-  assign \qq$81[12][0]  = \qq$81 [332:324];
-  assign \qq$81[12][1]  = \qq$81 [341:333];
-  assign \qq$81[12][2]  = \qq$81 [350:342];
-  assign \qq$81[13]  = \qq$81 [377:351];
-  assign \qq$81[13][0]  = \qq$81 [359:351];
-  assign \qq$81[13][1]  = \qq$81 [368:360];
-  assign \qq$81[13][2]  = \qq$81 [377:369];
-  assign \qq$81[14]  = \qq$81 [404:378];
-  assign \qq$81[14][0]  = \qq$81 [386:378];
-  assign \qq$81[14][1]  = \qq$81 [395:387];
-  assign \qq$81[14][2]  = \qq$81 [404:396];
-  assign \qq$81[15]  = \qq$81 [431:405];
-  assign \qq$81[15][0]  = \qq$81 [413:405];
-  assign \qq$81[15][1]  = \qq$81 [422:414];
-  assign \qq$81[15][2]  = \qq$81 [431:423];
-  assign \qq$81[16]  = \qq$81 [458:432];
-  assign \qq$81[16][0]  = \qq$81 [440:432];
-  assign \qq$81[16][1]  = \qq$81 [449:441];
-  assign \qq$81[16][2]  = \qq$81 [458:450];
-  assign \qq$81[17]  = \qq$81 [485:459];
-  assign \qq$81[17][0]  = \qq$81 [467:459];
-  assign \qq$81[17][1]  = \qq$81 [476:468];
-  assign \qq$81[17][2]  = \qq$81 [485:477];
-  assign \qq$81[18]  = \qq$81 [512:486];
-  assign \qq$81[18][0]  = \qq$81 [494:486];
-  assign \qq$81[18][1]  = \qq$81 [503:495];
-  assign \qq$81[18][2]  = \qq$81 [512:504];
-  assign \qq$81[19]  = \qq$81 [539:513];
-  assign \qq$81[19][0]  = \qq$81 [521:513];
-  assign \qq$81[19][1]  = \qq$81 [530:522];
-  assign \qq$81[19][2]  = \qq$81 [539:531];
-  assign \qq$81[20]  = \qq$81 [566:540];
-  assign \qq$81[20][0]  = \qq$81 [548:540];
-  assign \qq$81[20][1]  = \qq$81 [557:549];
-  assign \qq$81[20][2]  = \qq$81 [566:558];
-  assign \qq$81[21]  = \qq$81 [593:567];
-  assign \qq$81[21][0]  = \qq$81 [575:567];
-  assign \qq$81[21][1]  = \qq$81 [584:576];
-  assign \qq$81[21][2]  = \qq$81 [593:585];
-  assign \qq$81[22]  = \qq$81 [620:594];
-  assign \qq$81[22][0]  = \qq$81 [602:594];
-  assign \qq$81[22][1]  = \qq$81 [611:603];
-  assign \qq$81[22][2]  = \qq$81 [620:612];
-  assign \qq$81[23]  = \qq$81 [647:621];
-  assign \qq$81[23][0]  = \qq$81 [629:621];
-  assign \qq$81[23][1]  = \qq$81 [638:630];
-  assign \qq$81[23][2]  = \qq$81 [647:639];
-  assign \qq$81[24]  = \qq$81 [674:648];
-  assign \qq$81[24][0]  = \qq$81 [656:648];
-  assign \qq$81[24][1]  = \qq$81 [665:657];
-  assign \qq$81[24][2]  = \qq$81 [674:666];
-  assign \qq$81[25]  = \qq$81 [701:675];
-  assign \qq$81[25][0]  = \qq$81 [683:675];
-  assign \qq$81[25][1]  = \qq$81 [692:684];
-  assign \qq$81[25][2]  = \qq$81 [701:693];
-  assign \qq$81[26]  = \qq$81 [728:702];
-  assign \qq$81[26][0]  = \qq$81 [710:702];
-  assign \qq$81[26][1]  = \qq$81 [719:711];
-  assign \qq$81[26][2]  = \qq$81 [728:720];
-  assign \qq$81[27]  = \qq$81 [755:729];
-  assign \qq$81[27][0]  = \qq$81 [737:729];
-  assign \qq$81[27][1]  = \qq$81 [746:738];
-  assign \qq$81[27][2]  = \qq$81 [755:747];
-  assign \qq$81[28]  = \qq$81 [782:756];
-  assign \qq$81[28][0]  = \qq$81 [764:756];
-  assign \qq$81[28][1]  = \qq$81 [773:765];
-  assign \qq$81[28][2]  = \qq$81 [782:774];
-  assign \qq$81[29]  = \qq$81 [809:783];
-  assign \qq$81[29][0]  = \qq$81 [791:783];
-  assign \qq$81[29][1]  = \qq$81 [800:792];
-  assign \qq$81[29][2]  = \qq$81 [809:801];
-  assign \qq$81[30]  = \qq$81 [836:810];
-  assign \qq$81[30][0]  = \qq$81 [818:810];
-  assign \qq$81[30][1]  = \qq$81 [827:819];
-  assign \qq$81[30][2]  = \qq$81 [836:828];
-  assign \qq$81[31]  = \qq$81 [863:837];
-  assign \qq$81[31][0]  = \qq$81 [845:837];
-  assign \qq$81[31][1]  = \qq$81 [854:846];
-  assign \qq$81[31][2]  = \qq$81 [863:855];
-  assign \$23 [63] = s1_3_codes[126];
-  assign \$23 [62] = s1_3_codes[124];
-  assign \$23 [61] = s1_3_codes[122];
-  assign \$23 [60] = s1_3_codes[120];
-  assign \$23 [59] = s1_3_codes[118];
-  assign \$23 [58] = s1_3_codes[116];
-  assign \$23 [57] = s1_3_codes[114];
-  assign \$23 [56] = s1_3_codes[112];
-  assign \$23 [55] = s1_3_codes[110];
-  assign \$23 [54] = s1_3_codes[108];
-  assign \$23 [53] = s1_3_codes[106];
-  assign \$23 [52] = s1_3_codes[104];
-  assign \$23 [51] = s1_3_codes[102];
-  assign \$23 [50] = s1_3_codes[100];
-  assign \$23 [49] = s1_3_codes[98];
-  assign \$23 [48] = s1_3_codes[96];
-  assign \$23 [47] = s1_3_codes[94];
-  assign \$23 [46] = s1_3_codes[92];
-  assign \$23 [45] = s1_3_codes[90];
-  assign \$23 [44] = s1_3_codes[88];
-  assign \$23 [43] = s1_3_codes[86];
-  assign \$23 [42] = s1_3_codes[84];
-  assign \$23 [41] = s1_3_codes[82];
-  assign \$23 [40] = s1_3_codes[80];
-  assign \$23 [39] = s1_3_codes[78];
-  assign \$23 [38] = s1_3_codes[76];
-  assign \$23 [37] = s1_3_codes[74];
-  assign \$23 [36] = s1_3_codes[72];
-  assign \$23 [35] = s1_3_codes[70];
-  assign \$23 [34] = s1_3_codes[68];
-  assign \$23 [33] = s1_3_codes[66];
-  assign \$23 [32] = s1_3_codes[64];
-  assign \$23 [31] = s1_3_codes[62];
-  assign \$23 [30] = s1_3_codes[60];
-  assign \$23 [29] = s1_3_codes[58];
-  assign \$23 [28] = s1_3_codes[56];
-  assign \$23 [27] = s1_3_codes[54];
-  assign \$23 [26] = s1_3_codes[52];
-  assign \$23 [25] = s1_3_codes[50];
-  assign \$23 [24] = s1_3_codes[48];
-  assign \$23 [23] = s1_3_codes[46];
-  assign \$23 [22] = s1_3_codes[44];
-  assign \$23 [21] = s1_3_codes[42];
-  assign \$23 [20] = s1_3_codes[40];
-  assign \$23 [19] = s1_3_codes[38];
-  assign \$23 [18] = s1_3_codes[36];
-  assign \$23 [17] = s1_3_codes[34];
-  assign \$23 [16] = s1_3_codes[32];
-  assign \$23 [15] = s1_3_codes[30];
-  assign \$23 [14] = s1_3_codes[28];
-  assign \$23 [13] = s1_3_codes[26];
-  assign \$23 [12] = s1_3_codes[24];
-  assign \$23 [11] = s1_3_codes[22];
-  assign \$23 [10] = s1_3_codes[20];
-  assign \$23 [9] = s1_3_codes[18];
-  assign \$23 [8] = s1_3_codes[16];
-  assign \$23 [7] = s1_3_codes[14];
-  assign \$23 [6] = s1_3_codes[12];
-  assign \$23 [5] = s1_3_codes[10];
-  assign \$23 [4] = s1_3_codes[8];
-  assign \$23 [3] = s1_3_codes[6];
-  assign \$23 [2] = s1_3_codes[4];
-  assign \$23 [1] = s1_3_codes[2];
-  assign \$23 [0] = s1_3_codes[0];
-  assign \$22 [63] = s1_3_codes[127];
-  assign \$22 [62] = s1_3_codes[125];
-  assign \$22 [61] = s1_3_codes[123];
-  assign \$22 [60] = s1_3_codes[121];
-  assign \$22 [59] = s1_3_codes[119];
-  assign \$22 [58] = s1_3_codes[117];
-  assign \$22 [57] = s1_3_codes[115];
-  assign \$22 [56] = s1_3_codes[113];
-  assign \$22 [55] = s1_3_codes[111];
-  assign \$22 [54] = s1_3_codes[109];
-  assign \$22 [53] = s1_3_codes[107];
-  assign \$22 [52] = s1_3_codes[105];
-  assign \$22 [51] = s1_3_codes[103];
-  assign \$22 [50] = s1_3_codes[101];
-  assign \$22 [49] = s1_3_codes[99];
-  assign \$22 [48] = s1_3_codes[97];
-  assign \$22 [47] = s1_3_codes[95];
-  assign \$22 [46] = s1_3_codes[93];
-  assign \$22 [45] = s1_3_codes[91];
-  assign \$22 [44] = s1_3_codes[89];
-  assign \$22 [43] = s1_3_codes[87];
-  assign \$22 [42] = s1_3_codes[85];
-  assign \$22 [41] = s1_3_codes[83];
-  assign \$22 [40] = s1_3_codes[81];
-  assign \$22 [39] = s1_3_codes[79];
-  assign \$22 [38] = s1_3_codes[77];
-  assign \$22 [37] = s1_3_codes[75];
-  assign \$22 [36] = s1_3_codes[73];
-  assign \$22 [35] = s1_3_codes[71];
-  assign \$22 [34] = s1_3_codes[69];
-  assign \$22 [33] = s1_3_codes[67];
-  assign \$22 [32] = s1_3_codes[65];
-  assign \$22 [31] = s1_3_codes[63];
-  assign \$22 [30] = s1_3_codes[61];
-  assign \$22 [29] = s1_3_codes[59];
-  assign \$22 [28] = s1_3_codes[57];
-  assign \$22 [27] = s1_3_codes[55];
-  assign \$22 [26] = s1_3_codes[53];
-  assign \$22 [25] = s1_3_codes[51];
-  assign \$22 [24] = s1_3_codes[49];
-  assign \$22 [23] = s1_3_codes[47];
-  assign \$22 [22] = s1_3_codes[45];
-  assign \$22 [21] = s1_3_codes[43];
-  assign \$22 [20] = s1_3_codes[41];
-  assign \$22 [19] = s1_3_codes[39];
-  assign \$22 [18] = s1_3_codes[37];
-  assign \$22 [17] = s1_3_codes[35];
-  assign \$22 [16] = s1_3_codes[33];
-  assign \$22 [15] = s1_3_codes[31];
-  assign \$22 [14] = s1_3_codes[29];
-  assign \$22 [13] = s1_3_codes[27];
-  assign \$22 [12] = s1_3_codes[25];
-  assign \$22 [11] = s1_3_codes[23];
-  assign \$22 [10] = s1_3_codes[21];
-  assign \$22 [9] = s1_3_codes[19];
-  assign \$22 [8] = s1_3_codes[17];
-  assign \$22 [7] = s1_3_codes[15];
-  assign \$22 [6] = s1_3_codes[13];
-  assign \$22 [5] = s1_3_codes[11];
-  assign \$22 [4] = s1_3_codes[9];
-  assign \$22 [3] = s1_3_codes[7];
-  assign \$22 [2] = s1_3_codes[5];
-  assign \$22 [1] = s1_3_codes[3];
-  assign \$22 [0] = s1_3_codes[1];
+  assign \pp$92[0]  = \pp$92 [26:0];
+  assign \pp$92[0][0]  = \pp$92 [8:0];
+  assign \pp$92[0][1]  = \pp$92 [17:9];
+  assign \pp$92[0][2]  = \pp$92 [26:18];
+  assign \pp$92[1]  = \pp$92 [53:27];
+  assign \pp$92[1][0]  = \pp$92 [35:27];
+  assign \pp$92[1][1]  = \pp$92 [44:36];
+  assign \pp$92[1][2]  = \pp$92 [53:45];
+  assign \pp$92[2]  = \pp$92 [80:54];
+  assign \pp$92[2][0]  = \pp$92 [62:54];
+  assign \pp$92[2][1]  = \pp$92 [71:63];
+  assign \pp$92[2][2]  = \pp$92 [80:72];
+  assign \pp$92[3]  = \pp$92 [107:81];
+  assign \pp$92[3][0]  = \pp$92 [89:81];
+  assign \pp$92[3][1]  = \pp$92 [98:90];
+  assign \pp$92[3][2]  = \pp$92 [107:99];
+  assign \pp$92[4]  = \pp$92 [134:108];
+  assign \pp$92[4][0]  = \pp$92 [116:108];
+  assign \pp$92[4][1]  = \pp$92 [125:117];
+  assign \pp$92[4][2]  = \pp$92 [134:126];
+  assign \pp$92[5]  = \pp$92 [161:135];
+  assign \pp$92[5][0]  = \pp$92 [143:135];
+  assign \pp$92[5][1]  = \pp$92 [152:144];
+  assign \pp$92[5][2]  = \pp$92 [161:153];
+  assign \pp$92[6]  = \pp$92 [188:162];
+  assign \pp$92[6][0]  = \pp$92 [170:162];
+  assign \pp$92[6][1]  = \pp$92 [179:171];
+  assign \pp$92[6][2]  = \pp$92 [188:180];
+  assign \pp$92[7]  = \pp$92 [215:189];
+  assign \pp$92[7][0]  = \pp$92 [197:189];
+  assign \pp$92[7][1]  = \pp$92 [206:198];
+  assign \pp$92[7][2]  = \pp$92 [215:207];
+  assign \pp$92[8]  = \pp$92 [242:216];
+  assign \pp$92[8][0]  = \pp$92 [224:216];
+  assign \pp$92[8][1]  = \pp$92 [233:225];
+  assign \pp$92[8][2]  = \pp$92 [242:234];
+  assign \pp$92[9]  = \pp$92 [269:243];
+  assign \pp$92[9][0]  = \pp$92 [251:243];
+  assign \pp$92[9][1]  = \pp$92 [260:252];
+  assign \pp$92[9][2]  = \pp$92 [269:261];
+  assign \pp$92[10]  = \pp$92 [296:270];
+  assign \pp$92[10][0]  = \pp$92 [278:270];
+  assign \pp$92[10][1]  = \pp$92 [287:279];
+  assign \pp$92[10][2]  = \pp$92 [296:288];
+  assign \pp$92[11]  = \pp$92 [323:297];
+  assign \pp$92[11][0]  = \pp$92 [305:297];
+  assign \pp$92[11][1]  = \pp$92 [314:306];
+  assign \pp$92[11][2]  = \pp$92 [323:315];
+  assign \pp$92[12]  = \pp$92 [350:324];
+  assign \pp$92[12][0]  = \pp$92 [332:324];
+  assign \pp$92[12][1]  = \pp$92 [341:333];
+  assign \pp$92[12][2]  = \pp$92 [350:342];
+  assign \pp$92[13]  = \pp$92 [377:351];
+  assign \pp$92[13][0]  = \pp$92 [359:351];
+  assign \pp$92[13][1]  = \pp$92 [368:360];
+  assign \pp$92[13][2]  = \pp$92 [377:369];
+  assign \pp$92[14]  = \pp$92 [404:378];
+  assign \pp$92[14][0]  = \pp$92 [386:378];
+  assign \pp$92[14][1]  = \pp$92 [395:387];
+  assign \pp$92[14][2]  = \pp$92 [404:396];
+  assign \pp$92[15]  = \pp$92 [431:405];
+  assign \pp$92[15][0]  = \pp$92 [413:405];
+  assign \pp$92[15][1]  = \pp$92 [422:414];
+  assign \pp$92[15][2]  = \pp$92 [431:423];
+  assign \pp$92[16]  = \pp$92 [458:432];
+  assign \pp$92[16][0]  = \pp$92 [440:432];
+  assign \pp$92[16][1]  = \pp$92 [449:441];
+  assign \pp$92[16][2]  = \pp$92 [458:450];
+  assign \pp$92[17]  = \pp$92 [485:459];
+  assign \pp$92[17][0]  = \pp$92 [467:459];
+  assign \pp$92[17][1]  = \pp$92 [476:468];
+  assign \pp$92[17][2]  = \pp$92 [485:477];
+  assign \pp$92[18]  = \pp$92 [512:486];
+  assign \pp$92[18][0]  = \pp$92 [494:486];
+  assign \pp$92[18][1]  = \pp$92 [503:495];
+  assign \pp$92[18][2]  = \pp$92 [512:504];
+  assign \pp$92[19]  = \pp$92 [539:513];
+  assign \pp$92[19][0]  = \pp$92 [521:513];
+  assign \pp$92[19][1]  = \pp$92 [530:522];
+  assign \pp$92[19][2]  = \pp$92 [539:531];
+  assign \pp$92[20]  = \pp$92 [566:540];
+  assign \pp$92[20][0]  = \pp$92 [548:540];
+  assign \pp$92[20][1]  = \pp$92 [557:549];
+  assign \pp$92[20][2]  = \pp$92 [566:558];
+  assign \pp$92[21]  = \pp$92 [593:567];
+  assign \pp$92[21][0]  = \pp$92 [575:567];
+  assign \pp$92[21][1]  = \pp$92 [584:576];
+  assign \pp$92[21][2]  = \pp$92 [593:585];
+  assign \pp$92[22]  = \pp$92 [620:594];
+  assign \pp$92[22][0]  = \pp$92 [602:594];
+  assign \pp$92[22][1]  = \pp$92 [611:603];
+  assign \pp$92[22][2]  = \pp$92 [620:612];
+  assign \pp$92[23]  = \pp$92 [647:621];
+  assign \pp$92[23][0]  = \pp$92 [629:621];
+  assign \pp$92[23][1]  = \pp$92 [638:630];
+  assign \pp$92[23][2]  = \pp$92 [647:639];
+  assign \pp$92[24]  = \pp$92 [674:648];
+  assign \pp$92[24][0]  = \pp$92 [656:648];
+  assign \pp$92[24][1]  = \pp$92 [665:657];
+  assign \pp$92[24][2]  = \pp$92 [674:666];
+  assign \pp$92[25]  = \pp$92 [701:675];
+  assign \pp$92[25][0]  = \pp$92 [683:675];
+  assign \pp$92[25][1]  = \pp$92 [692:684];
+  assign \pp$92[25][2]  = \pp$92 [701:693];
+  assign \pp$92[26]  = \pp$92 [728:702];
+  assign \pp$92[26][0]  = \pp$92 [710:702];
+  assign \pp$92[26][1]  = \pp$92 [719:711];
+  assign \pp$92[26][2]  = \pp$92 [728:720];
+  assign \pp$92[27]  = \pp$92 [755:729];
+  assign \pp$92[27][0]  = \pp$92 [737:729];
+  assign \pp$92[27][1]  = \pp$92 [746:738];
+  assign \pp$92[27][2]  = \pp$92 [755:747];
+  assign \pp$92[28]  = \pp$92 [782:756];
+  assign \pp$92[28][0]  = \pp$92 [764:756];
+  assign \pp$92[28][1]  = \pp$92 [773:765];
+  assign \pp$92[28][2]  = \pp$92 [782:774];
+  assign \pp$92[29]  = \pp$92 [809:783];
+  assign \pp$92[29][0]  = \pp$92 [791:783];
+  assign \pp$92[29][1]  = \pp$92 [800:792];
+  assign \pp$92[29][2]  = \pp$92 [809:801];
+  assign \pp$92[30]  = \pp$92 [836:810];
+  assign \pp$92[30][0]  = \pp$92 [818:810];
+  assign \pp$92[30][1]  = \pp$92 [827:819];
+  assign \pp$92[30][2]  = \pp$92 [836:828];
+  assign \pp$92[31]  = \pp$92 [863:837];
+  assign \pp$92[31][0]  = \pp$92 [845:837];
+  assign \pp$92[31][1]  = \pp$92 [854:846];
+  assign \pp$92[31][2]  = \pp$92 [863:855];
+  assign \qq$93[0]  = \qq$93 [26:0];
+  assign \qq$93[0][0]  = \qq$93 [8:0];
+  assign \qq$93[0][1]  = \qq$93 [17:9];
+  assign \qq$93[0][2]  = \qq$93 [26:18];
+  assign \qq$93[1]  = \qq$93 [53:27];
+  assign \qq$93[1][0]  = \qq$93 [35:27];
+  assign \qq$93[1][1]  = \qq$93 [44:36];
+  assign \qq$93[1][2]  = \qq$93 [53:45];
+  assign \qq$93[2]  = \qq$93 [80:54];
+  assign \qq$93[2][0]  = \qq$93 [62:54];
+  assign \qq$93[2][1]  = \qq$93 [71:63];
+  assign \qq$93[2][2]  = \qq$93 [80:72];
+  assign \qq$93[3]  = \qq$93 [107:81];
+  assign \qq$93[3][0]  = \qq$93 [89:81];
+  assign \qq$93[3][1]  = \qq$93 [98:90];
+  assign \qq$93[3][2]  = \qq$93 [107:99];
+  assign \qq$93[4]  = \qq$93 [134:108];
+  assign \qq$93[4][0]  = \qq$93 [116:108];
+  assign \qq$93[4][1]  = \qq$93 [125:117];
+  assign \qq$93[4][2]  = \qq$93 [134:126];
+  assign \qq$93[5]  = \qq$93 [161:135];
+  assign \qq$93[5][0]  = \qq$93 [143:135];
+  assign \qq$93[5][1]  = \qq$93 [152:144];
+  assign \qq$93[5][2]  = \qq$93 [161:153];
+  assign \qq$93[6]  = \qq$93 [188:162];
+  assign \qq$93[6][0]  = \qq$93 [170:162];
+  assign \qq$93[6][1]  = \qq$93 [179:171];
+  assign \qq$93[6][2]  = \qq$93 [188:180];
+  assign \qq$93[7]  = \qq$93 [215:189];
+  assign \qq$93[7][0]  = \qq$93 [197:189];
+  assign \qq$93[7][1]  = \qq$93 [206:198];
+  assign \qq$93[7][2]  = \qq$93 [215:207];
+  assign \qq$93[8]  = \qq$93 [242:216];
+  assign \qq$93[8][0]  = \qq$93 [224:216];
+  assign \qq$93[8][1]  = \qq$93 [233:225];
+  assign \qq$93[8][2]  = \qq$93 [242:234];
+  assign \qq$93[9]  = \qq$93 [269:243];
+  assign \qq$93[9][0]  = \qq$93 [251:243];
+  assign \qq$93[9][1]  = \qq$93 [260:252];
+  assign \qq$93[9][2]  = \qq$93 [269:261];
+  assign \qq$93[10]  = \qq$93 [296:270];
+  assign \qq$93[10][0]  = \qq$93 [278:270];
+  assign \qq$93[10][1]  = \qq$93 [287:279];
+  assign \qq$93[10][2]  = \qq$93 [296:288];
+  assign \qq$93[11]  = \qq$93 [323:297];
+  assign \qq$93[11][0]  = \qq$93 [305:297];
+  assign \qq$93[11][1]  = \qq$93 [314:306];
+  assign \qq$93[11][2]  = \qq$93 [323:315];
+  assign \qq$93[12]  = \qq$93 [350:324];
+  assign \qq$93[12][0]  = \qq$93 [332:324];
+  assign \qq$93[12][1]  = \qq$93 [341:333];
+  assign \qq$93[12][2]  = \qq$93 [350:342];
+  assign \qq$93[13]  = \qq$93 [377:351];
+  assign \qq$93[13][0]  = \qq$93 [359:351];
+  assign \qq$93[13][1]  = \qq$93 [368:360];
+  assign \qq$93[13][2]  = \qq$93 [377:369];
+  assign \qq$93[14]  = \qq$93 [404:378];
+  assign \qq$93[14][0]  = \qq$93 [386:378];
+  assign \qq$93[14][1]  = \qq$93 [395:387];
+  assign \qq$93[14][2]  = \qq$93 [404:396];
+  assign \qq$93[15]  = \qq$93 [431:405];
+  assign \qq$93[15][0]  = \qq$93 [413:405];
+  assign \qq$93[15][1]  = \qq$93 [422:414];
+  assign \qq$93[15][2]  = \qq$93 [431:423];
+  assign \qq$93[16]  = \qq$93 [458:432];
+  assign \qq$93[16][0]  = \qq$93 [440:432];
+  assign \qq$93[16][1]  = \qq$93 [449:441];
+  assign \qq$93[16][2]  = \qq$93 [458:450];
+  assign \qq$93[17]  = \qq$93 [485:459];
+  assign \qq$93[17][0]  = \qq$93 [467:459];
+  assign \qq$93[17][1]  = \qq$93 [476:468];
+  assign \qq$93[17][2]  = \qq$93 [485:477];
+  assign \qq$93[18]  = \qq$93 [512:486];
+  assign \qq$93[18][0]  = \qq$93 [494:486];
+  assign \qq$93[18][1]  = \qq$93 [503:495];
+  assign \qq$93[18][2]  = \qq$93 [512:504];
+  assign \qq$93[19]  = \qq$93 [539:513];
+  assign \qq$93[19][0]  = \qq$93 [521:513];
+  assign \qq$93[19][1]  = \qq$93 [530:522];
+  assign \qq$93[19][2]  = \qq$93 [539:531];
+  assign \qq$93[20]  = \qq$93 [566:540];
+  assign \qq$93[20][0]  = \qq$93 [548:540];
+  assign \qq$93[20][1]  = \qq$93 [557:549];
+  assign \qq$93[20][2]  = \qq$93 [566:558];
+  assign \qq$93[21]  = \qq$93 [593:567];
+  assign \qq$93[21][0]  = \qq$93 [575:567];
+  assign \qq$93[21][1]  = \qq$93 [584:576];
+  assign \qq$93[21][2]  = \qq$93 [593:585];
+  assign \qq$93[22]  = \qq$93 [620:594];
+  assign \qq$93[22][0]  = \qq$93 [602:594];
+  assign \qq$93[22][1]  = \qq$93 [611:603];
+  assign \qq$93[22][2]  = \qq$93 [620:612];
+  assign \qq$93[23]  = \qq$93 [647:621];
+  assign \qq$93[23][0]  = \qq$93 [629:621];
+  assign \qq$93[23][1]  = \qq$93 [638:630];
+  assign \qq$93[23][2]  = \qq$93 [647:639];
+  assign \qq$93[24]  = \qq$93 [674:648];
+  assign \qq$93[24][0]  = \qq$93 [656:648];
+  assign \qq$93[24][1]  = \qq$93 [665:657];
+  assign \qq$93[24][2]  = \qq$93 [674:666];
+  assign \qq$93[25]  = \qq$93 [701:675];
+  assign \qq$93[25][0]  = \qq$93 [683:675];
+  assign \qq$93[25][1]  = \qq$93 [692:684];
+  assign \qq$93[25][2]  = \qq$93 [701:693];
+  assign \qq$93[26]  = \qq$93 [728:702];
+  assign \qq$93[26][0]  = \qq$93 [710:702];
+  assign \qq$93[26][1]  = \qq$93 [719:711];
+  assign \qq$93[26][2]  = \qq$93 [728:720];
+  assign \qq$93[27]  = \qq$93 [755:729];
+  assign \qq$93[27][0]  = \qq$93 [737:729];
+  assign \qq$93[27][1]  = \qq$93 [746:738];
+  assign \qq$93[27][2]  = \qq$93 [755:747];
+  assign \qq$93[28]  = \qq$93 [782:756];
+  assign \qq$93[28][0]  = \qq$93 [764:756];
+  assign \qq$93[28][1]  = \qq$93 [773:765];
+  assign \qq$93[28][2]  = \qq$93 [782:774];
+  assign \qq$93[29]  = \qq$93 [809:783];
+  assign \qq$93[29][0]  = \qq$93 [791:783];
+  assign \qq$93[29][1]  = \qq$93 [800:792];
+  assign \qq$93[29][2]  = \qq$93 [809:801];
+  assign \qq$93[30]  = \qq$93 [836:810];
+  assign \qq$93[30][0]  = \qq$93 [818:810];
+  assign \qq$93[30][1]  = \qq$93 [827:819];
+  assign \qq$93[30][2]  = \qq$93 [836:828];
+  assign \qq$93[31]  = \qq$93 [863:837];
+  assign \qq$93[31][0]  = \qq$93 [845:837];
+  assign \qq$93[31][1]  = \qq$93 [854:846];
+  assign \qq$93[31][2]  = \qq$93 [863:855];
+  assign \$25 [63] = s1_5_codes[126];
+  assign \$25 [62] = s1_5_codes[124];
+  assign \$25 [61] = s1_5_codes[122];
+  assign \$25 [60] = s1_5_codes[120];
+  assign \$25 [59] = s1_5_codes[118];
+  assign \$25 [58] = s1_5_codes[116];
+  assign \$25 [57] = s1_5_codes[114];
+  assign \$25 [56] = s1_5_codes[112];
+  assign \$25 [55] = s1_5_codes[110];
+  assign \$25 [54] = s1_5_codes[108];
+  assign \$25 [53] = s1_5_codes[106];
+  assign \$25 [52] = s1_5_codes[104];
+  assign \$25 [51] = s1_5_codes[102];
+  assign \$25 [50] = s1_5_codes[100];
+  assign \$25 [49] = s1_5_codes[98];
+  assign \$25 [48] = s1_5_codes[96];
+  assign \$25 [47] = s1_5_codes[94];
+  assign \$25 [46] = s1_5_codes[92];
+  assign \$25 [45] = s1_5_codes[90];
+  assign \$25 [44] = s1_5_codes[88];
+  assign \$25 [43] = s1_5_codes[86];
+  assign \$25 [42] = s1_5_codes[84];
+  assign \$25 [41] = s1_5_codes[82];
+  assign \$25 [40] = s1_5_codes[80];
+  assign \$25 [39] = s1_5_codes[78];
+  assign \$25 [38] = s1_5_codes[76];
+  assign \$25 [37] = s1_5_codes[74];
+  assign \$25 [36] = s1_5_codes[72];
+  assign \$25 [35] = s1_5_codes[70];
+  assign \$25 [34] = s1_5_codes[68];
+  assign \$25 [33] = s1_5_codes[66];
+  assign \$25 [32] = s1_5_codes[64];
+  assign \$25 [31] = s1_5_codes[62];
+  assign \$25 [30] = s1_5_codes[60];
+  assign \$25 [29] = s1_5_codes[58];
+  assign \$25 [28] = s1_5_codes[56];
+  assign \$25 [27] = s1_5_codes[54];
+  assign \$25 [26] = s1_5_codes[52];
+  assign \$25 [25] = s1_5_codes[50];
+  assign \$25 [24] = s1_5_codes[48];
+  assign \$25 [23] = s1_5_codes[46];
+  assign \$25 [22] = s1_5_codes[44];
+  assign \$25 [21] = s1_5_codes[42];
+  assign \$25 [20] = s1_5_codes[40];
+  assign \$25 [19] = s1_5_codes[38];
+  assign \$25 [18] = s1_5_codes[36];
+  assign \$25 [17] = s1_5_codes[34];
+  assign \$25 [16] = s1_5_codes[32];
+  assign \$25 [15] = s1_5_codes[30];
+  assign \$25 [14] = s1_5_codes[28];
+  assign \$25 [13] = s1_5_codes[26];
+  assign \$25 [12] = s1_5_codes[24];
+  assign \$25 [11] = s1_5_codes[22];
+  assign \$25 [10] = s1_5_codes[20];
+  assign \$25 [9] = s1_5_codes[18];
+  assign \$25 [8] = s1_5_codes[16];
+  assign \$25 [7] = s1_5_codes[14];
+  assign \$25 [6] = s1_5_codes[12];
+  assign \$25 [5] = s1_5_codes[10];
+  assign \$25 [4] = s1_5_codes[8];
+  assign \$25 [3] = s1_5_codes[6];
+  assign \$25 [2] = s1_5_codes[4];
+  assign \$25 [1] = s1_5_codes[2];
+  assign \$25 [0] = s1_5_codes[0];
+  assign \$24 [63] = s1_5_codes[127];
+  assign \$24 [62] = s1_5_codes[125];
+  assign \$24 [61] = s1_5_codes[123];
+  assign \$24 [60] = s1_5_codes[121];
+  assign \$24 [59] = s1_5_codes[119];
+  assign \$24 [58] = s1_5_codes[117];
+  assign \$24 [57] = s1_5_codes[115];
+  assign \$24 [56] = s1_5_codes[113];
+  assign \$24 [55] = s1_5_codes[111];
+  assign \$24 [54] = s1_5_codes[109];
+  assign \$24 [53] = s1_5_codes[107];
+  assign \$24 [52] = s1_5_codes[105];
+  assign \$24 [51] = s1_5_codes[103];
+  assign \$24 [50] = s1_5_codes[101];
+  assign \$24 [49] = s1_5_codes[99];
+  assign \$24 [48] = s1_5_codes[97];
+  assign \$24 [47] = s1_5_codes[95];
+  assign \$24 [46] = s1_5_codes[93];
+  assign \$24 [45] = s1_5_codes[91];
+  assign \$24 [44] = s1_5_codes[89];
+  assign \$24 [43] = s1_5_codes[87];
+  assign \$24 [42] = s1_5_codes[85];
+  assign \$24 [41] = s1_5_codes[83];
+  assign \$24 [40] = s1_5_codes[81];
+  assign \$24 [39] = s1_5_codes[79];
+  assign \$24 [38] = s1_5_codes[77];
+  assign \$24 [37] = s1_5_codes[75];
+  assign \$24 [36] = s1_5_codes[73];
+  assign \$24 [35] = s1_5_codes[71];
+  assign \$24 [34] = s1_5_codes[69];
+  assign \$24 [33] = s1_5_codes[67];
+  assign \$24 [32] = s1_5_codes[65];
+  assign \$24 [31] = s1_5_codes[63];
+  assign \$24 [30] = s1_5_codes[61];
+  assign \$24 [29] = s1_5_codes[59];
+  assign \$24 [28] = s1_5_codes[57];
+  assign \$24 [27] = s1_5_codes[55];
+  assign \$24 [26] = s1_5_codes[53];
+  assign \$24 [25] = s1_5_codes[51];
+  assign \$24 [24] = s1_5_codes[49];
+  assign \$24 [23] = s1_5_codes[47];
+  assign \$24 [22] = s1_5_codes[45];
+  assign \$24 [21] = s1_5_codes[43];
+  assign \$24 [20] = s1_5_codes[41];
+  assign \$24 [19] = s1_5_codes[39];
+  assign \$24 [18] = s1_5_codes[37];
+  assign \$24 [17] = s1_5_codes[35];
+  assign \$24 [16] = s1_5_codes[33];
+  assign \$24 [15] = s1_5_codes[31];
+  assign \$24 [14] = s1_5_codes[29];
+  assign \$24 [13] = s1_5_codes[27];
+  assign \$24 [12] = s1_5_codes[25];
+  assign \$24 [11] = s1_5_codes[23];
+  assign \$24 [10] = s1_5_codes[21];
+  assign \$24 [9] = s1_5_codes[19];
+  assign \$24 [8] = s1_5_codes[17];
+  assign \$24 [7] = s1_5_codes[15];
+  assign \$24 [6] = s1_5_codes[13];
+  assign \$24 [5] = s1_5_codes[11];
+  assign \$24 [4] = s1_5_codes[9];
+  assign \$24 [3] = s1_5_codes[7];
+  assign \$24 [2] = s1_5_codes[5];
+  assign \$24 [1] = s1_5_codes[3];
+  assign \$24 [0] = s1_5_codes[1];
   assign total1[87:66] = \$16 [21:0];
   assign total1[65:44] = \$14 [21:0];
   assign total1[43:22] = \$12 [21:0];
@@ -3939,299 +4197,188 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rdq, clk);
+module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rdq2, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
-  wire \$1 ;
+  wire [7:0] \$1 ;
   wire [7:0] \$10 ;
-  wire [7:0] \$100 ;
-  wire \$101 ;
-  wire \$102 ;
-  wire \$103 ;
-  wire \$104 ;
-  wire [7:0] \$105 ;
-  wire [7:0] \$106 ;
-  wire \$107 ;
-  wire \$108 ;
-  wire \$109 ;
-  wire \$11 ;
-  wire \$110 ;
-  wire [7:0] \$111 ;
-  wire [7:0] \$112 ;
-  wire \$113 ;
-  wire \$114 ;
-  wire \$115 ;
-  wire \$116 ;
-  wire [7:0] \$117 ;
-  wire [7:0] \$118 ;
-  wire \$119 ;
-  wire \$12 ;
-  wire \$120 ;
-  wire \$121 ;
-  wire \$122 ;
-  wire [7:0] \$123 ;
-  wire [7:0] \$124 ;
-  wire \$125 ;
-  wire \$126 ;
-  wire \$127 ;
-  wire \$128 ;
-  wire [7:0] \$129 ;
-  wire \$13 ;
-  wire [7:0] \$130 ;
-  wire \$131 ;
-  wire \$132 ;
-  wire \$133 ;
-  wire \$134 ;
-  wire [7:0] \$135 ;
-  wire [7:0] \$136 ;
-  wire \$137 ;
-  wire \$138 ;
-  wire \$139 ;
-  wire \$14 ;
-  wire \$140 ;
-  wire [7:0] \$141 ;
-  wire [7:0] \$142 ;
-  wire \$143 ;
-  wire \$144 ;
-  wire \$145 ;
-  wire \$146 ;
-  wire [7:0] \$147 ;
-  wire [7:0] \$148 ;
-  wire \$149 ;
+  wire [15:0] \$100 ;
+  wire [15:0] \$101 ;
+  wire [15:0] \$102 ;
+  wire [15:0] \$103 ;
+  wire [15:0] \$104 ;
+  wire [15:0] \$105 ;
+  wire [15:0] \$106 ;
+  wire [15:0] \$107 ;
+  wire [15:0] \$108 ;
+  wire [15:0] \$109 ;
+  wire [7:0] \$11 ;
+  wire [15:0] \$110 ;
+  wire [15:0] \$111 ;
+  wire [15:0] \$112 ;
+  wire [15:0] \$113 ;
+  wire [15:0] \$114 ;
+  wire [15:0] \$115 ;
+  wire [15:0] \$116 ;
+  wire [15:0] \$117 ;
+  wire [15:0] \$118 ;
+  wire [15:0] \$119 ;
+  wire [7:0] \$12 ;
+  wire [15:0] \$120 ;
+  wire [15:0] \$121 ;
+  wire [15:0] \$122 ;
+  wire [15:0] \$123 ;
+  wire [15:0] \$124 ;
+  wire [15:0] \$125 ;
+  wire [15:0] \$126 ;
+  wire [15:0] \$127 ;
+  wire [15:0] \$128 ;
+  reg \$129 ;
+  wire [7:0] \$13 ;
+  wire [7:0] \$14 ;
   wire [7:0] \$15 ;
-  wire \$150 ;
-  wire \$151 ;
-  wire \$152 ;
-  wire [7:0] \$153 ;
-  wire [7:0] \$154 ;
-  wire \$155 ;
-  wire \$156 ;
-  wire \$157 ;
-  wire \$158 ;
-  wire [7:0] \$159 ;
   wire [7:0] \$16 ;
-  wire [7:0] \$160 ;
-  wire \$161 ;
-  wire \$162 ;
-  wire \$163 ;
-  wire \$164 ;
-  wire [7:0] \$165 ;
-  wire [7:0] \$166 ;
-  wire \$167 ;
-  wire \$168 ;
-  wire \$169 ;
-  wire \$17 ;
-  wire \$170 ;
-  wire [7:0] \$171 ;
-  wire [7:0] \$172 ;
-  wire \$173 ;
-  wire \$174 ;
-  wire \$175 ;
-  wire \$176 ;
-  wire [7:0] \$177 ;
-  wire [7:0] \$178 ;
-  wire \$179 ;
-  wire \$18 ;
-  wire \$180 ;
-  wire \$181 ;
-  wire \$182 ;
-  wire [7:0] \$183 ;
-  wire [7:0] \$184 ;
-  wire \$185 ;
-  wire \$186 ;
-  wire \$187 ;
-  wire \$188 ;
-  wire [7:0] \$189 ;
-  wire \$19 ;
-  wire [7:0] \$190 ;
-  wire [15:0] \$191 ;
-  wire [15:0] \$192 ;
-  wire [15:0] \$193 ;
-  wire [15:0] \$194 ;
-  wire [15:0] \$195 ;
-  wire [15:0] \$196 ;
-  wire [15:0] \$197 ;
-  wire [15:0] \$198 ;
-  wire [15:0] \$199 ;
-  wire \$2 ;
-  wire \$20 ;
-  wire [15:0] \$200 ;
-  wire [15:0] \$201 ;
-  wire [15:0] \$202 ;
-  wire [15:0] \$203 ;
-  wire [15:0] \$204 ;
-  wire [15:0] \$205 ;
-  wire [15:0] \$206 ;
-  wire [15:0] \$207 ;
-  wire [15:0] \$208 ;
-  wire [15:0] \$209 ;
+  wire [7:0] \$17 ;
+  wire [7:0] \$18 ;
+  wire [7:0] \$19 ;
+  wire [7:0] \$2 ;
+  wire [7:0] \$20 ;
   wire [7:0] \$21 ;
-  wire [15:0] \$210 ;
-  wire [15:0] \$211 ;
-  wire [15:0] \$212 ;
-  wire [15:0] \$213 ;
-  wire [15:0] \$214 ;
-  wire [15:0] \$215 ;
-  wire [15:0] \$216 ;
-  wire [15:0] \$217 ;
-  wire [15:0] \$218 ;
-  wire [15:0] \$219 ;
   wire [7:0] \$22 ;
-  wire [15:0] \$220 ;
-  wire [15:0] \$221 ;
-  wire [15:0] \$222 ;
-  wire [15:0] \$223 ;
-  wire [15:0] \$224 ;
-  wire [15:0] \$225 ;
-  wire [15:0] \$226 ;
-  wire [15:0] \$227 ;
-  wire [15:0] \$228 ;
-  wire [15:0] \$229 ;
-  wire \$23 ;
-  wire [15:0] \$230 ;
-  wire [15:0] \$231 ;
-  wire [15:0] \$232 ;
-  wire [15:0] \$233 ;
-  wire [15:0] \$234 ;
-  wire [15:0] \$235 ;
-  wire [15:0] \$236 ;
-  wire [15:0] \$237 ;
-  wire [15:0] \$238 ;
-  wire [15:0] \$239 ;
-  wire \$24 ;
-  wire [15:0] \$240 ;
-  wire [15:0] \$241 ;
-  wire [15:0] \$242 ;
-  wire [15:0] \$243 ;
-  wire [15:0] \$244 ;
-  wire [15:0] \$245 ;
-  wire [15:0] \$246 ;
-  wire [15:0] \$247 ;
-  wire [15:0] \$248 ;
-  wire [15:0] \$249 ;
-  wire \$25 ;
-  wire [15:0] \$250 ;
-  wire [15:0] \$251 ;
-  wire [15:0] \$252 ;
-  wire [15:0] \$253 ;
-  wire [15:0] \$254 ;
-  reg \$255 ;
-  wire [1:0] \$256 ;
-  wire [1:0] \$257 ;
-  wire [1:0] \$258 ;
-  wire [1:0] \$259 ;
-  wire \$26 ;
-  wire [1:0] \$260 ;
-  wire [1:0] \$261 ;
-  wire [1:0] \$262 ;
-  wire [1:0] \$263 ;
-  wire [1:0] \$264 ;
-  wire [1:0] \$265 ;
-  wire [1:0] \$266 ;
-  wire [1:0] \$267 ;
-  wire [1:0] \$268 ;
-  wire [1:0] \$269 ;
+  wire [7:0] \$23 ;
+  wire [7:0] \$24 ;
+  wire [7:0] \$25 ;
+  wire [7:0] \$26 ;
   wire [7:0] \$27 ;
-  wire [1:0] \$270 ;
-  wire [1:0] \$271 ;
-  wire [1:0] \$272 ;
-  wire [1:0] \$273 ;
-  wire [1:0] \$274 ;
-  wire [1:0] \$275 ;
-  wire [1:0] \$276 ;
-  wire [1:0] \$277 ;
-  wire [1:0] \$278 ;
-  wire [1:0] \$279 ;
   wire [7:0] \$28 ;
-  wire [1:0] \$280 ;
-  wire [1:0] \$281 ;
-  wire [1:0] \$282 ;
-  wire [1:0] \$283 ;
-  wire [1:0] \$284 ;
-  wire [1:0] \$285 ;
-  wire [1:0] \$286 ;
-  wire [1:0] \$287 ;
-  wire \$29 ;
+  wire [7:0] \$29 ;
   wire [7:0] \$3 ;
-  wire \$30 ;
-  wire \$31 ;
-  wire \$32 ;
+  wire [7:0] \$30 ;
+  wire [7:0] \$31 ;
+  wire [7:0] \$32 ;
   wire [7:0] \$33 ;
   wire [7:0] \$34 ;
-  wire \$35 ;
-  wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
+  wire [7:0] \$35 ;
+  wire [7:0] \$36 ;
+  wire [7:0] \$37 ;
+  wire [7:0] \$38 ;
   wire [7:0] \$39 ;
   wire [7:0] \$4 ;
   wire [7:0] \$40 ;
-  wire \$41 ;
-  wire \$42 ;
-  wire \$43 ;
-  wire \$44 ;
+  wire [7:0] \$41 ;
+  wire [7:0] \$42 ;
+  wire [7:0] \$43 ;
+  wire [7:0] \$44 ;
   wire [7:0] \$45 ;
   wire [7:0] \$46 ;
-  wire \$47 ;
-  wire \$48 ;
-  wire \$49 ;
-  wire \$5 ;
-  wire \$50 ;
+  wire [7:0] \$47 ;
+  wire [7:0] \$48 ;
+  wire [7:0] \$49 ;
+  wire [7:0] \$5 ;
+  wire [7:0] \$50 ;
   wire [7:0] \$51 ;
   wire [7:0] \$52 ;
-  wire \$53 ;
-  wire \$54 ;
-  wire \$55 ;
-  wire \$56 ;
+  wire [7:0] \$53 ;
+  wire [7:0] \$54 ;
+  wire [7:0] \$55 ;
+  wire [7:0] \$56 ;
   wire [7:0] \$57 ;
   wire [7:0] \$58 ;
-  wire \$59 ;
-  wire \$6 ;
-  wire \$60 ;
-  wire \$61 ;
-  wire \$62 ;
+  wire [7:0] \$59 ;
+  wire [7:0] \$6 ;
+  wire [7:0] \$60 ;
+  wire [7:0] \$61 ;
+  wire [7:0] \$62 ;
   wire [7:0] \$63 ;
   wire [7:0] \$64 ;
-  wire \$65 ;
-  wire \$66 ;
-  wire \$67 ;
-  wire \$68 ;
-  wire [7:0] \$69 ;
-  wire \$7 ;
-  wire [7:0] \$70 ;
-  wire \$71 ;
-  wire \$72 ;
-  wire \$73 ;
-  wire \$74 ;
-  wire [7:0] \$75 ;
-  wire [7:0] \$76 ;
-  wire \$77 ;
-  wire \$78 ;
-  wire \$79 ;
-  wire \$8 ;
-  wire \$80 ;
-  wire [7:0] \$81 ;
-  wire [7:0] \$82 ;
-  wire \$83 ;
-  wire \$84 ;
-  wire \$85 ;
-  wire \$86 ;
-  wire [7:0] \$87 ;
-  wire [7:0] \$88 ;
-  wire \$89 ;
+  wire [15:0] \$65 ;
+  wire [15:0] \$66 ;
+  wire [15:0] \$67 ;
+  wire [15:0] \$68 ;
+  wire [15:0] \$69 ;
+  wire [7:0] \$7 ;
+  wire [15:0] \$70 ;
+  wire [15:0] \$71 ;
+  wire [15:0] \$72 ;
+  wire [15:0] \$73 ;
+  wire [15:0] \$74 ;
+  wire [15:0] \$75 ;
+  wire [15:0] \$76 ;
+  wire [15:0] \$77 ;
+  wire [15:0] \$78 ;
+  wire [15:0] \$79 ;
+  wire [7:0] \$8 ;
+  wire [15:0] \$80 ;
+  wire [15:0] \$81 ;
+  wire [15:0] \$82 ;
+  wire [15:0] \$83 ;
+  wire [15:0] \$84 ;
+  wire [15:0] \$85 ;
+  wire [15:0] \$86 ;
+  wire [15:0] \$87 ;
+  wire [15:0] \$88 ;
+  wire [15:0] \$89 ;
   wire [7:0] \$9 ;
-  wire \$90 ;
-  wire \$91 ;
-  wire \$92 ;
-  wire [7:0] \$93 ;
-  wire [7:0] \$94 ;
-  wire \$95 ;
-  wire \$96 ;
-  wire \$97 ;
-  wire \$98 ;
-  wire [7:0] \$99 ;
-  reg [1023:0] \$signal  = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+  wire [15:0] \$90 ;
+  wire [15:0] \$91 ;
+  wire [15:0] \$92 ;
+  wire [15:0] \$93 ;
+  wire [15:0] \$94 ;
+  wire [15:0] \$95 ;
+  wire [15:0] \$96 ;
+  wire [15:0] \$97 ;
+  wire [15:0] \$98 ;
+  wire [15:0] \$99 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
   wire [6:0] \$signature__addr ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$260 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$264 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$268 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$272 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$276 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$280 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$284 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$288 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$292 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$296 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$300 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$304 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$308 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$312 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$316 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \$signature__addr$320 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
   wire [6:0] \$signature__addr$324 ;
@@ -4277,55 +4424,23 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
   wire [6:0] \$signature__addr$380 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$384 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$388 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$392 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$396 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$400 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$404 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$408 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$412 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$416 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$420 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$424 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$428 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$432 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$436 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$440 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \$signature__addr$444 ;
   wire [31:0] \$signature__data ;
+  wire [31:0] \$signature__data$259 ;
+  wire [31:0] \$signature__data$263 ;
+  wire [31:0] \$signature__data$267 ;
+  wire [31:0] \$signature__data$271 ;
+  wire [31:0] \$signature__data$275 ;
+  wire [31:0] \$signature__data$279 ;
+  wire [31:0] \$signature__data$283 ;
+  wire [31:0] \$signature__data$287 ;
+  wire [31:0] \$signature__data$291 ;
+  wire [31:0] \$signature__data$295 ;
+  wire [31:0] \$signature__data$299 ;
+  wire [31:0] \$signature__data$303 ;
+  wire [31:0] \$signature__data$307 ;
+  wire [31:0] \$signature__data$311 ;
+  wire [31:0] \$signature__data$315 ;
+  wire [31:0] \$signature__data$319 ;
   wire [31:0] \$signature__data$323 ;
   wire [31:0] \$signature__data$327 ;
   wire [31:0] \$signature__data$331 ;
@@ -4341,25 +4456,57 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   wire [31:0] \$signature__data$371 ;
   wire [31:0] \$signature__data$375 ;
   wire [31:0] \$signature__data$379 ;
-  wire [31:0] \$signature__data$383 ;
-  wire [31:0] \$signature__data$387 ;
-  wire [31:0] \$signature__data$391 ;
-  wire [31:0] \$signature__data$395 ;
-  wire [31:0] \$signature__data$399 ;
-  wire [31:0] \$signature__data$403 ;
-  wire [31:0] \$signature__data$407 ;
-  wire [31:0] \$signature__data$411 ;
-  wire [31:0] \$signature__data$415 ;
-  wire [31:0] \$signature__data$419 ;
-  wire [31:0] \$signature__data$423 ;
-  wire [31:0] \$signature__data$427 ;
-  wire [31:0] \$signature__data$431 ;
-  wire [31:0] \$signature__data$435 ;
-  wire [31:0] \$signature__data$439 ;
-  wire [31:0] \$signature__data$443 ;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
   wire \$signature__en ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$261 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$265 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$269 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$273 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$277 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$281 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$285 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$289 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$293 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$297 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$301 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$305 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$309 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$313 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$317 ;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire \$signature__en$321 ;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
   wire \$signature__en$325 ;
@@ -4405,54 +4552,6 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
   wire \$signature__en$381 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$385 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$389 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$393 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$397 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$401 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$405 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$409 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$413 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$417 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$421 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$425 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$429 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$433 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$437 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$441 ;
-  (* init = 1'h0 *)
-  (* keep = 32'd1 *)
-  wire \$signature__en$445 ;
   (* keep = 32'd1 *)
   reg [6:0] chunk_mid0 = 7'h00;
   (* keep = 32'd1 *)
@@ -4473,30 +4572,22 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   reg clear_mid3 = 1'h0;
   input clk;
   wire clk;
+  reg [1023:0] data1 = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
   reg [1023:0] data2 = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
   (* keep = 32'd1 *)
-  reg last_mid0 = 1'h0;
+  reg e_clear = 1'h0;
   (* keep = 32'd1 *)
-  reg last_mid1 = 1'h0;
+  reg [6:0] e_raddr = 7'h00;
   (* keep = 32'd1 *)
-  reg last_mid2 = 1'h0;
+  reg e_valid = 1'h0;
   (* keep = 32'd1 *)
-  reg last_mid3 = 1'h0;
-  input [1031:0] load__payload;
-  wire [1031:0] load__payload;
+  reg [63:0] e_zero = 64'h0000000000000000;
+  input [1087:0] load__payload;
+  wire [1087:0] load__payload;
   wire [1023:0] \load__payload.data ;
-  wire \load__payload.last ;
-  wire [6:0] \load__payload.low ;
+  wire [63:0] \load__payload.zero ;
   input load__valid;
   wire load__valid;
-  (* keep = 32'd1 *)
-  reg [6:0] low_mid0 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] low_mid1 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] low_mid2 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] low_mid3 = 7'h00;
   input [6:0] raddr;
   wire [6:0] raddr;
   (* keep = 32'd1 *)
@@ -4568,6 +4659,54 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   wire [6:0] rd__addr;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$258 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$262 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$266 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$270 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$274 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$278 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$282 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$286 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$290 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$294 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$298 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$302 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$306 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$310 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$314 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
+  wire [6:0] \rd__addr$318 ;
+  (* init = 7'h00 *)
+  (* keep = 32'd1 *)
   wire [6:0] \rd__addr$322 ;
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
@@ -4611,93 +4750,45 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   (* init = 7'h00 *)
   (* keep = 32'd1 *)
   wire [6:0] \rd__addr$378 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \rd__addr$382 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \rd__addr$386 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \rd__addr$390 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \rd__addr$394 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \rd__addr$398 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \rd__addr$402 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \rd__addr$406 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \rd__addr$410 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \rd__addr$414 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \rd__addr$418 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \rd__addr$422 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \rd__addr$426 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \rd__addr$430 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \rd__addr$434 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \rd__addr$438 ;
-  (* init = 7'h00 *)
-  (* keep = 32'd1 *)
-  wire [6:0] \rd__addr$442 ;
   wire [31:0] rd__data;
-  wire [31:0] \rd__data$287 ;
-  wire [31:0] \rd__data$288 ;
-  wire [31:0] \rd__data$289 ;
-  wire [31:0] \rd__data$290 ;
-  wire [31:0] \rd__data$291 ;
-  wire [31:0] \rd__data$292 ;
-  wire [31:0] \rd__data$293 ;
-  wire [31:0] \rd__data$294 ;
-  wire [31:0] \rd__data$295 ;
-  wire [31:0] \rd__data$296 ;
-  wire [31:0] \rd__data$297 ;
-  wire [31:0] \rd__data$298 ;
-  wire [31:0] \rd__data$299 ;
-  wire [31:0] \rd__data$300 ;
-  wire [31:0] \rd__data$301 ;
-  wire [31:0] \rd__data$302 ;
-  wire [31:0] \rd__data$303 ;
-  wire [31:0] \rd__data$304 ;
-  wire [31:0] \rd__data$305 ;
-  wire [31:0] \rd__data$306 ;
-  wire [31:0] \rd__data$307 ;
-  wire [31:0] \rd__data$308 ;
-  wire [31:0] \rd__data$309 ;
-  wire [31:0] \rd__data$310 ;
-  wire [31:0] \rd__data$311 ;
-  wire [31:0] \rd__data$312 ;
-  wire [31:0] \rd__data$313 ;
-  wire [31:0] \rd__data$314 ;
-  wire [31:0] \rd__data$315 ;
-  wire [31:0] \rd__data$316 ;
-  wire [31:0] \rd__data$317 ;
+  wire [31:0] \rd__data$222 ;
+  wire [31:0] \rd__data$223 ;
+  wire [31:0] \rd__data$224 ;
+  wire [31:0] \rd__data$225 ;
+  wire [31:0] \rd__data$226 ;
+  wire [31:0] \rd__data$227 ;
+  wire [31:0] \rd__data$228 ;
+  wire [31:0] \rd__data$229 ;
+  wire [31:0] \rd__data$230 ;
+  wire [31:0] \rd__data$231 ;
+  wire [31:0] \rd__data$232 ;
+  wire [31:0] \rd__data$233 ;
+  wire [31:0] \rd__data$234 ;
+  wire [31:0] \rd__data$235 ;
+  wire [31:0] \rd__data$236 ;
+  wire [31:0] \rd__data$237 ;
+  wire [31:0] \rd__data$238 ;
+  wire [31:0] \rd__data$239 ;
+  wire [31:0] \rd__data$240 ;
+  wire [31:0] \rd__data$241 ;
+  wire [31:0] \rd__data$242 ;
+  wire [31:0] \rd__data$243 ;
+  wire [31:0] \rd__data$244 ;
+  wire [31:0] \rd__data$245 ;
+  wire [31:0] \rd__data$246 ;
+  wire [31:0] \rd__data$247 ;
+  wire [31:0] \rd__data$248 ;
+  wire [31:0] \rd__data$249 ;
+  wire [31:0] \rd__data$250 ;
+  wire [31:0] \rd__data$251 ;
+  wire [31:0] \rd__data$252 ;
   (* init = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000 *)
   wire [1023:0] rdata;
-  output [1023:0] rdq;
   reg [1023:0] rdq = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+  output [1023:0] rdq2;
+  reg [1023:0] rdq2 = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
   input rst;
   wire rst;
-  reg valid = 1'h0;
   (* keep = 32'd1 *)
   reg [6:0] waddr0 = 7'h00;
   (* keep = 32'd1 *)
@@ -4930,166 +5021,78 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   reg wen_mid2 = 1'h0;
   (* keep = 32'd1 *)
   reg wen_mid3 = 1'h0;
+  (* keep = 32'd1 *)
   reg [1:0] wzero0 = 2'h0;
+  (* keep = 32'd1 *)
   reg [1:0] wzero1 = 2'h0;
+  (* keep = 32'd1 *)
   reg [1:0] wzero10 = 2'h0;
+  (* keep = 32'd1 *)
   reg [1:0] wzero11 = 2'h0;
+  (* keep = 32'd1 *)
   reg [1:0] wzero12 = 2'h0;
+  (* keep = 32'd1 *)
   reg [1:0] wzero13 = 2'h0;
+  (* keep = 32'd1 *)
   reg [1:0] wzero14 = 2'h0;
+  (* keep = 32'd1 *)
   reg [1:0] wzero15 = 2'h0;
+  (* keep = 32'd1 *)
   reg [1:0] wzero16 = 2'h0;
+  (* keep = 32'd1 *)
   reg [1:0] wzero17 = 2'h0;
+  (* keep = 32'd1 *)
   reg [1:0] wzero18 = 2'h0;
+  (* keep = 32'd1 *)
   reg [1:0] wzero19 = 2'h0;
+  (* keep = 32'd1 *)
   reg [1:0] wzero2 = 2'h0;
+  (* keep = 32'd1 *)
   reg [1:0] wzero20 = 2'h0;
+  (* keep = 32'd1 *)
   reg [1:0] wzero21 = 2'h0;
+  (* keep = 32'd1 *)
   reg [1:0] wzero22 = 2'h0;
+  (* keep = 32'd1 *)
   reg [1:0] wzero23 = 2'h0;
+  (* keep = 32'd1 *)
   reg [1:0] wzero24 = 2'h0;
+  (* keep = 32'd1 *)
   reg [1:0] wzero25 = 2'h0;
+  (* keep = 32'd1 *)
   reg [1:0] wzero26 = 2'h0;
+  (* keep = 32'd1 *)
   reg [1:0] wzero27 = 2'h0;
+  (* keep = 32'd1 *)
   reg [1:0] wzero28 = 2'h0;
+  (* keep = 32'd1 *)
   reg [1:0] wzero29 = 2'h0;
+  (* keep = 32'd1 *)
   reg [1:0] wzero3 = 2'h0;
+  (* keep = 32'd1 *)
   reg [1:0] wzero30 = 2'h0;
+  (* keep = 32'd1 *)
   reg [1:0] wzero31 = 2'h0;
+  (* keep = 32'd1 *)
   reg [1:0] wzero4 = 2'h0;
+  (* keep = 32'd1 *)
   reg [1:0] wzero5 = 2'h0;
+  (* keep = 32'd1 *)
   reg [1:0] wzero6 = 2'h0;
+  (* keep = 32'd1 *)
   reg [1:0] wzero7 = 2'h0;
+  (* keep = 32'd1 *)
   reg [1:0] wzero8 = 2'h0;
+  (* keep = 32'd1 *)
   reg [1:0] wzero9 = 2'h0;
   (* keep = 32'd1 *)
-  reg zlast0 = 1'h0;
+  reg [15:0] zero_mid0 = 16'h0000;
   (* keep = 32'd1 *)
-  reg zlast1 = 1'h0;
+  reg [15:0] zero_mid1 = 16'h0000;
   (* keep = 32'd1 *)
-  reg zlast10 = 1'h0;
+  reg [15:0] zero_mid2 = 16'h0000;
   (* keep = 32'd1 *)
-  reg zlast11 = 1'h0;
-  (* keep = 32'd1 *)
-  reg zlast12 = 1'h0;
-  (* keep = 32'd1 *)
-  reg zlast13 = 1'h0;
-  (* keep = 32'd1 *)
-  reg zlast14 = 1'h0;
-  (* keep = 32'd1 *)
-  reg zlast15 = 1'h0;
-  (* keep = 32'd1 *)
-  reg zlast16 = 1'h0;
-  (* keep = 32'd1 *)
-  reg zlast17 = 1'h0;
-  (* keep = 32'd1 *)
-  reg zlast18 = 1'h0;
-  (* keep = 32'd1 *)
-  reg zlast19 = 1'h0;
-  (* keep = 32'd1 *)
-  reg zlast2 = 1'h0;
-  (* keep = 32'd1 *)
-  reg zlast20 = 1'h0;
-  (* keep = 32'd1 *)
-  reg zlast21 = 1'h0;
-  (* keep = 32'd1 *)
-  reg zlast22 = 1'h0;
-  (* keep = 32'd1 *)
-  reg zlast23 = 1'h0;
-  (* keep = 32'd1 *)
-  reg zlast24 = 1'h0;
-  (* keep = 32'd1 *)
-  reg zlast25 = 1'h0;
-  (* keep = 32'd1 *)
-  reg zlast26 = 1'h0;
-  (* keep = 32'd1 *)
-  reg zlast27 = 1'h0;
-  (* keep = 32'd1 *)
-  reg zlast28 = 1'h0;
-  (* keep = 32'd1 *)
-  reg zlast29 = 1'h0;
-  (* keep = 32'd1 *)
-  reg zlast3 = 1'h0;
-  (* keep = 32'd1 *)
-  reg zlast30 = 1'h0;
-  (* keep = 32'd1 *)
-  reg zlast31 = 1'h0;
-  (* keep = 32'd1 *)
-  reg zlast4 = 1'h0;
-  (* keep = 32'd1 *)
-  reg zlast5 = 1'h0;
-  (* keep = 32'd1 *)
-  reg zlast6 = 1'h0;
-  (* keep = 32'd1 *)
-  reg zlast7 = 1'h0;
-  (* keep = 32'd1 *)
-  reg zlast8 = 1'h0;
-  (* keep = 32'd1 *)
-  reg zlast9 = 1'h0;
-  (* keep = 32'd1 *)
-  reg [6:0] zlow0 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] zlow1 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] zlow10 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] zlow11 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] zlow12 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] zlow13 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] zlow14 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] zlow15 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] zlow16 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] zlow17 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] zlow18 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] zlow19 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] zlow2 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] zlow20 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] zlow21 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] zlow22 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] zlow23 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] zlow24 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] zlow25 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] zlow26 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] zlow27 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] zlow28 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] zlow29 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] zlow3 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] zlow30 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] zlow31 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] zlow4 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] zlow5 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] zlow6 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] zlow7 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] zlow8 = 7'h00;
-  (* keep = 32'd1 *)
-  reg [6:0] zlow9 = 7'h00;
+  reg [15:0] zero_mid3 = 16'h0000;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem0 [127:0];
   initial begin
@@ -5365,13 +5368,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen1)
-      act_mem1[waddr1] <= \$signature__data$323 ;
+      act_mem1[waddr1] <= \$signature__data$259 ;
   end
   reg [31:0] _1_;
   always @(posedge clk) begin
     _1_ <= act_mem1[raddr1];
   end
-  assign \rd__data$287  = _1_;
+  assign \rd__data$222  = _1_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem10 [127:0];
   initial begin
@@ -5506,13 +5509,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen10)
-      act_mem10[waddr10] <= \$signature__data$359 ;
+      act_mem10[waddr10] <= \$signature__data$295 ;
   end
   reg [31:0] _2_;
   always @(posedge clk) begin
     _2_ <= act_mem10[raddr10];
   end
-  assign \rd__data$296  = _2_;
+  assign \rd__data$231  = _2_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem11 [127:0];
   initial begin
@@ -5647,13 +5650,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen11)
-      act_mem11[waddr11] <= \$signature__data$363 ;
+      act_mem11[waddr11] <= \$signature__data$299 ;
   end
   reg [31:0] _3_;
   always @(posedge clk) begin
     _3_ <= act_mem11[raddr11];
   end
-  assign \rd__data$297  = _3_;
+  assign \rd__data$232  = _3_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem12 [127:0];
   initial begin
@@ -5788,13 +5791,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen12)
-      act_mem12[waddr12] <= \$signature__data$367 ;
+      act_mem12[waddr12] <= \$signature__data$303 ;
   end
   reg [31:0] _4_;
   always @(posedge clk) begin
     _4_ <= act_mem12[raddr12];
   end
-  assign \rd__data$298  = _4_;
+  assign \rd__data$233  = _4_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem13 [127:0];
   initial begin
@@ -5929,13 +5932,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen13)
-      act_mem13[waddr13] <= \$signature__data$371 ;
+      act_mem13[waddr13] <= \$signature__data$307 ;
   end
   reg [31:0] _5_;
   always @(posedge clk) begin
     _5_ <= act_mem13[raddr13];
   end
-  assign \rd__data$299  = _5_;
+  assign \rd__data$234  = _5_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem14 [127:0];
   initial begin
@@ -6070,13 +6073,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen14)
-      act_mem14[waddr14] <= \$signature__data$375 ;
+      act_mem14[waddr14] <= \$signature__data$311 ;
   end
   reg [31:0] _6_;
   always @(posedge clk) begin
     _6_ <= act_mem14[raddr14];
   end
-  assign \rd__data$300  = _6_;
+  assign \rd__data$235  = _6_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem15 [127:0];
   initial begin
@@ -6211,13 +6214,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen15)
-      act_mem15[waddr15] <= \$signature__data$379 ;
+      act_mem15[waddr15] <= \$signature__data$315 ;
   end
   reg [31:0] _7_;
   always @(posedge clk) begin
     _7_ <= act_mem15[raddr15];
   end
-  assign \rd__data$301  = _7_;
+  assign \rd__data$236  = _7_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem16 [127:0];
   initial begin
@@ -6352,13 +6355,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen16)
-      act_mem16[waddr16] <= \$signature__data$383 ;
+      act_mem16[waddr16] <= \$signature__data$319 ;
   end
   reg [31:0] _8_;
   always @(posedge clk) begin
     _8_ <= act_mem16[raddr16];
   end
-  assign \rd__data$302  = _8_;
+  assign \rd__data$237  = _8_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem17 [127:0];
   initial begin
@@ -6493,13 +6496,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen17)
-      act_mem17[waddr17] <= \$signature__data$387 ;
+      act_mem17[waddr17] <= \$signature__data$323 ;
   end
   reg [31:0] _9_;
   always @(posedge clk) begin
     _9_ <= act_mem17[raddr17];
   end
-  assign \rd__data$303  = _9_;
+  assign \rd__data$238  = _9_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem18 [127:0];
   initial begin
@@ -6634,13 +6637,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen18)
-      act_mem18[waddr18] <= \$signature__data$391 ;
+      act_mem18[waddr18] <= \$signature__data$327 ;
   end
   reg [31:0] _10_;
   always @(posedge clk) begin
     _10_ <= act_mem18[raddr18];
   end
-  assign \rd__data$304  = _10_;
+  assign \rd__data$239  = _10_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem19 [127:0];
   initial begin
@@ -6775,13 +6778,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen19)
-      act_mem19[waddr19] <= \$signature__data$395 ;
+      act_mem19[waddr19] <= \$signature__data$331 ;
   end
   reg [31:0] _11_;
   always @(posedge clk) begin
     _11_ <= act_mem19[raddr19];
   end
-  assign \rd__data$305  = _11_;
+  assign \rd__data$240  = _11_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem2 [127:0];
   initial begin
@@ -6916,13 +6919,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen2)
-      act_mem2[waddr2] <= \$signature__data$327 ;
+      act_mem2[waddr2] <= \$signature__data$263 ;
   end
   reg [31:0] _12_;
   always @(posedge clk) begin
     _12_ <= act_mem2[raddr2];
   end
-  assign \rd__data$288  = _12_;
+  assign \rd__data$223  = _12_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem20 [127:0];
   initial begin
@@ -7057,13 +7060,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen20)
-      act_mem20[waddr20] <= \$signature__data$399 ;
+      act_mem20[waddr20] <= \$signature__data$335 ;
   end
   reg [31:0] _13_;
   always @(posedge clk) begin
     _13_ <= act_mem20[raddr20];
   end
-  assign \rd__data$306  = _13_;
+  assign \rd__data$241  = _13_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem21 [127:0];
   initial begin
@@ -7198,13 +7201,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen21)
-      act_mem21[waddr21] <= \$signature__data$403 ;
+      act_mem21[waddr21] <= \$signature__data$339 ;
   end
   reg [31:0] _14_;
   always @(posedge clk) begin
     _14_ <= act_mem21[raddr21];
   end
-  assign \rd__data$307  = _14_;
+  assign \rd__data$242  = _14_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem22 [127:0];
   initial begin
@@ -7339,13 +7342,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen22)
-      act_mem22[waddr22] <= \$signature__data$407 ;
+      act_mem22[waddr22] <= \$signature__data$343 ;
   end
   reg [31:0] _15_;
   always @(posedge clk) begin
     _15_ <= act_mem22[raddr22];
   end
-  assign \rd__data$308  = _15_;
+  assign \rd__data$243  = _15_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem23 [127:0];
   initial begin
@@ -7480,13 +7483,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen23)
-      act_mem23[waddr23] <= \$signature__data$411 ;
+      act_mem23[waddr23] <= \$signature__data$347 ;
   end
   reg [31:0] _16_;
   always @(posedge clk) begin
     _16_ <= act_mem23[raddr23];
   end
-  assign \rd__data$309  = _16_;
+  assign \rd__data$244  = _16_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem24 [127:0];
   initial begin
@@ -7621,13 +7624,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen24)
-      act_mem24[waddr24] <= \$signature__data$415 ;
+      act_mem24[waddr24] <= \$signature__data$351 ;
   end
   reg [31:0] _17_;
   always @(posedge clk) begin
     _17_ <= act_mem24[raddr24];
   end
-  assign \rd__data$310  = _17_;
+  assign \rd__data$245  = _17_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem25 [127:0];
   initial begin
@@ -7762,13 +7765,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen25)
-      act_mem25[waddr25] <= \$signature__data$419 ;
+      act_mem25[waddr25] <= \$signature__data$355 ;
   end
   reg [31:0] _18_;
   always @(posedge clk) begin
     _18_ <= act_mem25[raddr25];
   end
-  assign \rd__data$311  = _18_;
+  assign \rd__data$246  = _18_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem26 [127:0];
   initial begin
@@ -7903,13 +7906,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen26)
-      act_mem26[waddr26] <= \$signature__data$423 ;
+      act_mem26[waddr26] <= \$signature__data$359 ;
   end
   reg [31:0] _19_;
   always @(posedge clk) begin
     _19_ <= act_mem26[raddr26];
   end
-  assign \rd__data$312  = _19_;
+  assign \rd__data$247  = _19_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem27 [127:0];
   initial begin
@@ -8044,13 +8047,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen27)
-      act_mem27[waddr27] <= \$signature__data$427 ;
+      act_mem27[waddr27] <= \$signature__data$363 ;
   end
   reg [31:0] _20_;
   always @(posedge clk) begin
     _20_ <= act_mem27[raddr27];
   end
-  assign \rd__data$313  = _20_;
+  assign \rd__data$248  = _20_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem28 [127:0];
   initial begin
@@ -8185,13 +8188,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen28)
-      act_mem28[waddr28] <= \$signature__data$431 ;
+      act_mem28[waddr28] <= \$signature__data$367 ;
   end
   reg [31:0] _21_;
   always @(posedge clk) begin
     _21_ <= act_mem28[raddr28];
   end
-  assign \rd__data$314  = _21_;
+  assign \rd__data$249  = _21_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem29 [127:0];
   initial begin
@@ -8326,13 +8329,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen29)
-      act_mem29[waddr29] <= \$signature__data$435 ;
+      act_mem29[waddr29] <= \$signature__data$371 ;
   end
   reg [31:0] _22_;
   always @(posedge clk) begin
     _22_ <= act_mem29[raddr29];
   end
-  assign \rd__data$315  = _22_;
+  assign \rd__data$250  = _22_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem3 [127:0];
   initial begin
@@ -8467,13 +8470,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen3)
-      act_mem3[waddr3] <= \$signature__data$331 ;
+      act_mem3[waddr3] <= \$signature__data$267 ;
   end
   reg [31:0] _23_;
   always @(posedge clk) begin
     _23_ <= act_mem3[raddr3];
   end
-  assign \rd__data$289  = _23_;
+  assign \rd__data$224  = _23_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem30 [127:0];
   initial begin
@@ -8608,13 +8611,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen30)
-      act_mem30[waddr30] <= \$signature__data$439 ;
+      act_mem30[waddr30] <= \$signature__data$375 ;
   end
   reg [31:0] _24_;
   always @(posedge clk) begin
     _24_ <= act_mem30[raddr30];
   end
-  assign \rd__data$316  = _24_;
+  assign \rd__data$251  = _24_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem31 [127:0];
   initial begin
@@ -8749,13 +8752,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen31)
-      act_mem31[waddr31] <= \$signature__data$443 ;
+      act_mem31[waddr31] <= \$signature__data$379 ;
   end
   reg [31:0] _25_;
   always @(posedge clk) begin
     _25_ <= act_mem31[raddr31];
   end
-  assign \rd__data$317  = _25_;
+  assign \rd__data$252  = _25_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem4 [127:0];
   initial begin
@@ -8890,13 +8893,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen4)
-      act_mem4[waddr4] <= \$signature__data$335 ;
+      act_mem4[waddr4] <= \$signature__data$271 ;
   end
   reg [31:0] _26_;
   always @(posedge clk) begin
     _26_ <= act_mem4[raddr4];
   end
-  assign \rd__data$290  = _26_;
+  assign \rd__data$225  = _26_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem5 [127:0];
   initial begin
@@ -9031,13 +9034,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen5)
-      act_mem5[waddr5] <= \$signature__data$339 ;
+      act_mem5[waddr5] <= \$signature__data$275 ;
   end
   reg [31:0] _27_;
   always @(posedge clk) begin
     _27_ <= act_mem5[raddr5];
   end
-  assign \rd__data$291  = _27_;
+  assign \rd__data$226  = _27_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem6 [127:0];
   initial begin
@@ -9172,13 +9175,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen6)
-      act_mem6[waddr6] <= \$signature__data$343 ;
+      act_mem6[waddr6] <= \$signature__data$279 ;
   end
   reg [31:0] _28_;
   always @(posedge clk) begin
     _28_ <= act_mem6[raddr6];
   end
-  assign \rd__data$292  = _28_;
+  assign \rd__data$227  = _28_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem7 [127:0];
   initial begin
@@ -9313,13 +9316,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen7)
-      act_mem7[waddr7] <= \$signature__data$347 ;
+      act_mem7[waddr7] <= \$signature__data$283 ;
   end
   reg [31:0] _29_;
   always @(posedge clk) begin
     _29_ <= act_mem7[raddr7];
   end
-  assign \rd__data$293  = _29_;
+  assign \rd__data$228  = _29_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem8 [127:0];
   initial begin
@@ -9454,13 +9457,13 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen8)
-      act_mem8[waddr8] <= \$signature__data$351 ;
+      act_mem8[waddr8] <= \$signature__data$287 ;
   end
   reg [31:0] _30_;
   always @(posedge clk) begin
     _30_ <= act_mem8[raddr8];
   end
-  assign \rd__data$294  = _30_;
+  assign \rd__data$229  = _30_;
   (* no_rw_check = 32'd1 *)
   reg [31:0] act_mem9 [127:0];
   initial begin
@@ -9595,289 +9598,165 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   end
   always @(posedge clk) begin
     if (wen9)
-      act_mem9[waddr9] <= \$signature__data$355 ;
+      act_mem9[waddr9] <= \$signature__data$291 ;
   end
   reg [31:0] _31_;
   always @(posedge clk) begin
     _31_ <= act_mem9[raddr9];
   end
-  assign \rd__data$295  = _31_;
-  assign \$1  = zlow0 <= 1'h1;
-  assign \$2  = zlast0 & \$1 ;
-  assign \$3  = waddr0 + wen0;
-  assign \$4  = wclear0 ? 8'h00 : \$3 ;
-  assign \$5  = zlow1 <= 2'h2;
-  assign \$6  = zlast1 & \$5 ;
-  assign \$7  = zlow1 <= 2'h3;
-  assign \$8  = zlast1 & \$7 ;
-  assign \$9  = waddr1 + wen1;
-  assign \$10  = wclear1 ? 8'h00 : \$9 ;
-  assign \$11  = zlow2 <= 3'h4;
-  assign \$12  = zlast2 & \$11 ;
-  assign \$13  = zlow2 <= 3'h5;
-  assign \$14  = zlast2 & \$13 ;
-  assign \$15  = waddr2 + wen2;
-  assign \$16  = wclear2 ? 8'h00 : \$15 ;
-  assign \$17  = zlow3 <= 3'h6;
-  assign \$18  = zlast3 & \$17 ;
-  assign \$19  = zlow3 <= 3'h7;
-  assign \$20  = zlast3 & \$19 ;
-  assign \$21  = waddr3 + wen3;
-  assign \$22  = wclear3 ? 8'h00 : \$21 ;
-  assign \$23  = zlow4 <= 4'h8;
-  assign \$24  = zlast4 & \$23 ;
-  assign \$25  = zlow4 <= 4'h9;
-  assign \$26  = zlast4 & \$25 ;
-  assign \$27  = waddr4 + wen4;
-  assign \$28  = wclear4 ? 8'h00 : \$27 ;
-  assign \$29  = zlow5 <= 4'ha;
-  assign \$30  = zlast5 & \$29 ;
-  assign \$31  = zlow5 <= 4'hb;
-  assign \$32  = zlast5 & \$31 ;
-  assign \$33  = waddr5 + wen5;
-  assign \$34  = wclear5 ? 8'h00 : \$33 ;
-  assign \$35  = zlow6 <= 4'hc;
-  assign \$36  = zlast6 & \$35 ;
-  assign \$37  = zlow6 <= 4'hd;
-  assign \$38  = zlast6 & \$37 ;
-  assign \$39  = waddr6 + wen6;
-  assign \$40  = wclear6 ? 8'h00 : \$39 ;
-  assign \$41  = zlow7 <= 4'he;
-  assign \$42  = zlast7 & \$41 ;
-  assign \$43  = zlow7 <= 4'hf;
-  assign \$44  = zlast7 & \$43 ;
-  assign \$45  = waddr7 + wen7;
-  assign \$46  = wclear7 ? 8'h00 : \$45 ;
-  assign \$47  = zlow8 <= 5'h10;
-  assign \$48  = zlast8 & \$47 ;
-  assign \$49  = zlow8 <= 5'h11;
-  assign \$50  = zlast8 & \$49 ;
-  assign \$51  = waddr8 + wen8;
-  assign \$52  = wclear8 ? 8'h00 : \$51 ;
-  assign \$53  = zlow9 <= 5'h12;
-  assign \$54  = zlast9 & \$53 ;
-  assign \$55  = zlow9 <= 5'h13;
-  assign \$56  = zlast9 & \$55 ;
-  assign \$57  = waddr9 + wen9;
-  assign \$58  = wclear9 ? 8'h00 : \$57 ;
-  assign \$59  = zlow10 <= 5'h14;
-  assign \$60  = zlast10 & \$59 ;
-  assign \$61  = zlow10 <= 5'h15;
-  assign \$62  = zlast10 & \$61 ;
-  assign \$63  = waddr10 + wen10;
-  assign \$64  = wclear10 ? 8'h00 : \$63 ;
-  assign \$65  = zlow11 <= 5'h16;
-  assign \$66  = zlast11 & \$65 ;
-  assign \$67  = zlow11 <= 5'h17;
-  assign \$68  = zlast11 & \$67 ;
-  assign \$69  = waddr11 + wen11;
-  assign \$70  = wclear11 ? 8'h00 : \$69 ;
-  assign \$71  = zlow12 <= 5'h18;
-  assign \$72  = zlast12 & \$71 ;
-  assign \$73  = zlow12 <= 5'h19;
-  assign \$74  = zlast12 & \$73 ;
-  assign \$75  = waddr12 + wen12;
-  assign \$76  = wclear12 ? 8'h00 : \$75 ;
-  assign \$77  = zlow13 <= 5'h1a;
-  assign \$78  = zlast13 & \$77 ;
-  assign \$79  = zlow13 <= 5'h1b;
-  assign \$80  = zlast13 & \$79 ;
-  assign \$81  = waddr13 + wen13;
-  assign \$82  = wclear13 ? 8'h00 : \$81 ;
-  assign \$83  = zlow14 <= 5'h1c;
-  assign \$84  = zlast14 & \$83 ;
-  assign \$85  = zlow14 <= 5'h1d;
-  assign \$86  = zlast14 & \$85 ;
-  assign \$87  = waddr14 + wen14;
-  assign \$88  = wclear14 ? 8'h00 : \$87 ;
-  assign \$89  = zlow15 <= 5'h1e;
-  assign \$90  = zlast15 & \$89 ;
-  assign \$91  = zlow15 <= 5'h1f;
-  assign \$92  = zlast15 & \$91 ;
-  assign \$93  = waddr15 + wen15;
-  assign \$94  = wclear15 ? 8'h00 : \$93 ;
-  assign \$95  = zlow16 <= 6'h20;
-  assign \$96  = zlast16 & \$95 ;
-  assign \$97  = zlow16 <= 6'h21;
-  assign \$98  = zlast16 & \$97 ;
-  assign \$99  = waddr16 + wen16;
-  assign \$100  = wclear16 ? 8'h00 : \$99 ;
-  assign \$101  = zlow17 <= 6'h22;
-  assign \$102  = zlast17 & \$101 ;
-  assign \$103  = zlow17 <= 6'h23;
-  assign \$104  = zlast17 & \$103 ;
-  assign \$105  = waddr17 + wen17;
-  assign \$106  = wclear17 ? 8'h00 : \$105 ;
-  assign \$107  = zlow18 <= 6'h24;
-  assign \$108  = zlast18 & \$107 ;
-  assign \$109  = zlow18 <= 6'h25;
-  assign \$110  = zlast18 & \$109 ;
-  assign \$111  = waddr18 + wen18;
-  assign \$112  = wclear18 ? 8'h00 : \$111 ;
-  assign \$113  = zlow19 <= 6'h26;
-  assign \$114  = zlast19 & \$113 ;
-  assign \$115  = zlow19 <= 6'h27;
-  assign \$116  = zlast19 & \$115 ;
-  assign \$117  = waddr19 + wen19;
-  assign \$118  = wclear19 ? 8'h00 : \$117 ;
-  assign \$119  = zlow20 <= 6'h28;
-  assign \$120  = zlast20 & \$119 ;
-  assign \$121  = zlow20 <= 6'h29;
-  assign \$122  = zlast20 & \$121 ;
-  assign \$123  = waddr20 + wen20;
-  assign \$124  = wclear20 ? 8'h00 : \$123 ;
-  assign \$125  = zlow21 <= 6'h2a;
-  assign \$126  = zlast21 & \$125 ;
-  assign \$127  = zlow21 <= 6'h2b;
-  assign \$128  = zlast21 & \$127 ;
-  assign \$129  = waddr21 + wen21;
-  assign \$130  = wclear21 ? 8'h00 : \$129 ;
-  assign \$131  = zlow22 <= 6'h2c;
-  assign \$132  = zlast22 & \$131 ;
-  assign \$133  = zlow22 <= 6'h2d;
-  assign \$134  = zlast22 & \$133 ;
-  assign \$135  = waddr22 + wen22;
-  assign \$136  = wclear22 ? 8'h00 : \$135 ;
-  assign \$137  = zlow23 <= 6'h2e;
-  assign \$138  = zlast23 & \$137 ;
-  assign \$139  = zlow23 <= 6'h2f;
-  assign \$140  = zlast23 & \$139 ;
-  assign \$141  = waddr23 + wen23;
-  assign \$142  = wclear23 ? 8'h00 : \$141 ;
-  assign \$143  = zlow24 <= 6'h30;
-  assign \$144  = zlast24 & \$143 ;
-  assign \$145  = zlow24 <= 6'h31;
-  assign \$146  = zlast24 & \$145 ;
-  assign \$147  = waddr24 + wen24;
-  assign \$148  = wclear24 ? 8'h00 : \$147 ;
-  assign \$149  = zlow25 <= 6'h32;
-  assign \$150  = zlast25 & \$149 ;
-  assign \$151  = zlow25 <= 6'h33;
-  assign \$152  = zlast25 & \$151 ;
-  assign \$153  = waddr25 + wen25;
-  assign \$154  = wclear25 ? 8'h00 : \$153 ;
-  assign \$155  = zlow26 <= 6'h34;
-  assign \$156  = zlast26 & \$155 ;
-  assign \$157  = zlow26 <= 6'h35;
-  assign \$158  = zlast26 & \$157 ;
-  assign \$159  = waddr26 + wen26;
-  assign \$160  = wclear26 ? 8'h00 : \$159 ;
-  assign \$161  = zlow27 <= 6'h36;
-  assign \$162  = zlast27 & \$161 ;
-  assign \$163  = zlow27 <= 6'h37;
-  assign \$164  = zlast27 & \$163 ;
-  assign \$165  = waddr27 + wen27;
-  assign \$166  = wclear27 ? 8'h00 : \$165 ;
-  assign \$167  = zlow28 <= 6'h38;
-  assign \$168  = zlast28 & \$167 ;
-  assign \$169  = zlow28 <= 6'h39;
-  assign \$170  = zlast28 & \$169 ;
-  assign \$171  = waddr28 + wen28;
-  assign \$172  = wclear28 ? 8'h00 : \$171 ;
-  assign \$173  = zlow29 <= 6'h3a;
-  assign \$174  = zlast29 & \$173 ;
-  assign \$175  = zlow29 <= 6'h3b;
-  assign \$176  = zlast29 & \$175 ;
-  assign \$177  = waddr29 + wen29;
-  assign \$178  = wclear29 ? 8'h00 : \$177 ;
-  assign \$179  = zlow30 <= 6'h3c;
-  assign \$180  = zlast30 & \$179 ;
-  assign \$181  = zlow30 <= 6'h3d;
-  assign \$182  = zlast30 & \$181 ;
-  assign \$183  = waddr30 + wen30;
-  assign \$184  = wclear30 ? 8'h00 : \$183 ;
-  assign \$185  = zlow31 <= 6'h3e;
-  assign \$186  = zlast31 & \$185 ;
-  assign \$187  = zlow31 <= 6'h3f;
-  assign \$188  = zlast31 & \$187 ;
-  assign \$189  = waddr31 + wen31;
-  assign \$190  = wclear31 ? 8'h00 : \$189 ;
-  assign \$191  = wzero0[0] ? 16'h0000 : wdata0[15:0];
-  assign \$192  = wzero0[1] ? 16'h0000 : wdata0[31:16];
-  assign \$193  = wzero1[0] ? 16'h0000 : wdata1[15:0];
-  assign \$194  = wzero1[1] ? 16'h0000 : wdata1[31:16];
-  assign \$195  = wzero2[0] ? 16'h0000 : wdata2[15:0];
-  assign \$196  = wzero2[1] ? 16'h0000 : wdata2[31:16];
-  assign \$197  = wzero3[0] ? 16'h0000 : wdata3[15:0];
-  assign \$198  = wzero3[1] ? 16'h0000 : wdata3[31:16];
-  assign \$199  = wzero4[0] ? 16'h0000 : wdata4[15:0];
-  assign \$200  = wzero4[1] ? 16'h0000 : wdata4[31:16];
-  assign \$201  = wzero5[0] ? 16'h0000 : wdata5[15:0];
-  assign \$202  = wzero5[1] ? 16'h0000 : wdata5[31:16];
-  assign \$203  = wzero6[0] ? 16'h0000 : wdata6[15:0];
-  assign \$204  = wzero6[1] ? 16'h0000 : wdata6[31:16];
-  assign \$205  = wzero7[0] ? 16'h0000 : wdata7[15:0];
-  assign \$206  = wzero7[1] ? 16'h0000 : wdata7[31:16];
-  assign \$207  = wzero8[0] ? 16'h0000 : wdata8[15:0];
-  assign \$208  = wzero8[1] ? 16'h0000 : wdata8[31:16];
-  assign \$209  = wzero9[0] ? 16'h0000 : wdata9[15:0];
-  assign \$210  = wzero9[1] ? 16'h0000 : wdata9[31:16];
-  assign \$211  = wzero10[0] ? 16'h0000 : wdata10[15:0];
-  assign \$212  = wzero10[1] ? 16'h0000 : wdata10[31:16];
-  assign \$213  = wzero11[0] ? 16'h0000 : wdata11[15:0];
-  assign \$214  = wzero11[1] ? 16'h0000 : wdata11[31:16];
-  assign \$215  = wzero12[0] ? 16'h0000 : wdata12[15:0];
-  assign \$216  = wzero12[1] ? 16'h0000 : wdata12[31:16];
-  assign \$217  = wzero13[0] ? 16'h0000 : wdata13[15:0];
-  assign \$218  = wzero13[1] ? 16'h0000 : wdata13[31:16];
-  assign \$219  = wzero14[0] ? 16'h0000 : wdata14[15:0];
-  assign \$220  = wzero14[1] ? 16'h0000 : wdata14[31:16];
-  assign \$221  = wzero15[0] ? 16'h0000 : wdata15[15:0];
-  assign \$222  = wzero15[1] ? 16'h0000 : wdata15[31:16];
-  assign \$223  = wzero16[0] ? 16'h0000 : wdata16[15:0];
-  assign \$224  = wzero16[1] ? 16'h0000 : wdata16[31:16];
-  assign \$225  = wzero17[0] ? 16'h0000 : wdata17[15:0];
-  assign \$226  = wzero17[1] ? 16'h0000 : wdata17[31:16];
-  assign \$227  = wzero18[0] ? 16'h0000 : wdata18[15:0];
-  assign \$228  = wzero18[1] ? 16'h0000 : wdata18[31:16];
-  assign \$229  = wzero19[0] ? 16'h0000 : wdata19[15:0];
-  assign \$230  = wzero19[1] ? 16'h0000 : wdata19[31:16];
-  assign \$231  = wzero20[0] ? 16'h0000 : wdata20[15:0];
-  assign \$232  = wzero20[1] ? 16'h0000 : wdata20[31:16];
-  assign \$233  = wzero21[0] ? 16'h0000 : wdata21[15:0];
-  assign \$234  = wzero21[1] ? 16'h0000 : wdata21[31:16];
-  assign \$235  = wzero22[0] ? 16'h0000 : wdata22[15:0];
-  assign \$236  = wzero22[1] ? 16'h0000 : wdata22[31:16];
-  assign \$237  = wzero23[0] ? 16'h0000 : wdata23[15:0];
-  assign \$238  = wzero23[1] ? 16'h0000 : wdata23[31:16];
-  assign \$239  = wzero24[0] ? 16'h0000 : wdata24[15:0];
-  assign \$240  = wzero24[1] ? 16'h0000 : wdata24[31:16];
-  assign \$241  = wzero25[0] ? 16'h0000 : wdata25[15:0];
-  assign \$242  = wzero25[1] ? 16'h0000 : wdata25[31:16];
-  assign \$243  = wzero26[0] ? 16'h0000 : wdata26[15:0];
-  assign \$244  = wzero26[1] ? 16'h0000 : wdata26[31:16];
-  assign \$245  = wzero27[0] ? 16'h0000 : wdata27[15:0];
-  assign \$246  = wzero27[1] ? 16'h0000 : wdata27[31:16];
-  assign \$247  = wzero28[0] ? 16'h0000 : wdata28[15:0];
-  assign \$248  = wzero28[1] ? 16'h0000 : wdata28[31:16];
-  assign \$249  = wzero29[0] ? 16'h0000 : wdata29[15:0];
-  assign \$250  = wzero29[1] ? 16'h0000 : wdata29[31:16];
-  assign \$251  = wzero30[0] ? 16'h0000 : wdata30[15:0];
-  assign \$252  = wzero30[1] ? 16'h0000 : wdata30[31:16];
-  assign \$253  = wzero31[0] ? 16'h0000 : wdata31[15:0];
-  assign \$254  = wzero31[1] ? 16'h0000 : wdata31[31:16];
+  assign \rd__data$230  = _31_;
+  assign \$1  = waddr0 + wen0;
+  assign \$2  = wclear0 ? 8'h00 : \$1 ;
+  assign \$3  = waddr1 + wen1;
+  assign \$4  = wclear1 ? 8'h00 : \$3 ;
+  assign \$5  = waddr2 + wen2;
+  assign \$6  = wclear2 ? 8'h00 : \$5 ;
+  assign \$7  = waddr3 + wen3;
+  assign \$8  = wclear3 ? 8'h00 : \$7 ;
+  assign \$9  = waddr4 + wen4;
+  assign \$10  = wclear4 ? 8'h00 : \$9 ;
+  assign \$11  = waddr5 + wen5;
+  assign \$12  = wclear5 ? 8'h00 : \$11 ;
+  assign \$13  = waddr6 + wen6;
+  assign \$14  = wclear6 ? 8'h00 : \$13 ;
+  assign \$15  = waddr7 + wen7;
+  assign \$16  = wclear7 ? 8'h00 : \$15 ;
+  assign \$17  = waddr8 + wen8;
+  assign \$18  = wclear8 ? 8'h00 : \$17 ;
+  assign \$19  = waddr9 + wen9;
+  assign \$20  = wclear9 ? 8'h00 : \$19 ;
+  assign \$21  = waddr10 + wen10;
+  assign \$22  = wclear10 ? 8'h00 : \$21 ;
+  assign \$23  = waddr11 + wen11;
+  assign \$24  = wclear11 ? 8'h00 : \$23 ;
+  assign \$25  = waddr12 + wen12;
+  assign \$26  = wclear12 ? 8'h00 : \$25 ;
+  assign \$27  = waddr13 + wen13;
+  assign \$28  = wclear13 ? 8'h00 : \$27 ;
+  assign \$29  = waddr14 + wen14;
+  assign \$30  = wclear14 ? 8'h00 : \$29 ;
+  assign \$31  = waddr15 + wen15;
+  assign \$32  = wclear15 ? 8'h00 : \$31 ;
+  assign \$33  = waddr16 + wen16;
+  assign \$34  = wclear16 ? 8'h00 : \$33 ;
+  assign \$35  = waddr17 + wen17;
+  assign \$36  = wclear17 ? 8'h00 : \$35 ;
+  assign \$37  = waddr18 + wen18;
+  assign \$38  = wclear18 ? 8'h00 : \$37 ;
+  assign \$39  = waddr19 + wen19;
+  assign \$40  = wclear19 ? 8'h00 : \$39 ;
+  assign \$41  = waddr20 + wen20;
+  assign \$42  = wclear20 ? 8'h00 : \$41 ;
+  assign \$43  = waddr21 + wen21;
+  assign \$44  = wclear21 ? 8'h00 : \$43 ;
+  assign \$45  = waddr22 + wen22;
+  assign \$46  = wclear22 ? 8'h00 : \$45 ;
+  assign \$47  = waddr23 + wen23;
+  assign \$48  = wclear23 ? 8'h00 : \$47 ;
+  assign \$49  = waddr24 + wen24;
+  assign \$50  = wclear24 ? 8'h00 : \$49 ;
+  assign \$51  = waddr25 + wen25;
+  assign \$52  = wclear25 ? 8'h00 : \$51 ;
+  assign \$53  = waddr26 + wen26;
+  assign \$54  = wclear26 ? 8'h00 : \$53 ;
+  assign \$55  = waddr27 + wen27;
+  assign \$56  = wclear27 ? 8'h00 : \$55 ;
+  assign \$57  = waddr28 + wen28;
+  assign \$58  = wclear28 ? 8'h00 : \$57 ;
+  assign \$59  = waddr29 + wen29;
+  assign \$60  = wclear29 ? 8'h00 : \$59 ;
+  assign \$61  = waddr30 + wen30;
+  assign \$62  = wclear30 ? 8'h00 : \$61 ;
+  assign \$63  = waddr31 + wen31;
+  assign \$64  = wclear31 ? 8'h00 : \$63 ;
+  assign \$65  = wzero0[0] ? 16'h0000 : wdata0[15:0];
+  assign \$66  = wzero0[1] ? 16'h0000 : wdata0[31:16];
+  assign \$67  = wzero1[0] ? 16'h0000 : wdata1[15:0];
+  assign \$68  = wzero1[1] ? 16'h0000 : wdata1[31:16];
+  assign \$69  = wzero2[0] ? 16'h0000 : wdata2[15:0];
+  assign \$70  = wzero2[1] ? 16'h0000 : wdata2[31:16];
+  assign \$71  = wzero3[0] ? 16'h0000 : wdata3[15:0];
+  assign \$72  = wzero3[1] ? 16'h0000 : wdata3[31:16];
+  assign \$73  = wzero4[0] ? 16'h0000 : wdata4[15:0];
+  assign \$74  = wzero4[1] ? 16'h0000 : wdata4[31:16];
+  assign \$75  = wzero5[0] ? 16'h0000 : wdata5[15:0];
+  assign \$76  = wzero5[1] ? 16'h0000 : wdata5[31:16];
+  assign \$77  = wzero6[0] ? 16'h0000 : wdata6[15:0];
+  assign \$78  = wzero6[1] ? 16'h0000 : wdata6[31:16];
+  assign \$79  = wzero7[0] ? 16'h0000 : wdata7[15:0];
+  assign \$80  = wzero7[1] ? 16'h0000 : wdata7[31:16];
+  assign \$81  = wzero8[0] ? 16'h0000 : wdata8[15:0];
+  assign \$82  = wzero8[1] ? 16'h0000 : wdata8[31:16];
+  assign \$83  = wzero9[0] ? 16'h0000 : wdata9[15:0];
+  assign \$84  = wzero9[1] ? 16'h0000 : wdata9[31:16];
+  assign \$85  = wzero10[0] ? 16'h0000 : wdata10[15:0];
+  assign \$86  = wzero10[1] ? 16'h0000 : wdata10[31:16];
+  assign \$87  = wzero11[0] ? 16'h0000 : wdata11[15:0];
+  assign \$88  = wzero11[1] ? 16'h0000 : wdata11[31:16];
+  assign \$89  = wzero12[0] ? 16'h0000 : wdata12[15:0];
+  assign \$90  = wzero12[1] ? 16'h0000 : wdata12[31:16];
+  assign \$91  = wzero13[0] ? 16'h0000 : wdata13[15:0];
+  assign \$92  = wzero13[1] ? 16'h0000 : wdata13[31:16];
+  assign \$93  = wzero14[0] ? 16'h0000 : wdata14[15:0];
+  assign \$94  = wzero14[1] ? 16'h0000 : wdata14[31:16];
+  assign \$95  = wzero15[0] ? 16'h0000 : wdata15[15:0];
+  assign \$96  = wzero15[1] ? 16'h0000 : wdata15[31:16];
+  assign \$97  = wzero16[0] ? 16'h0000 : wdata16[15:0];
+  assign \$98  = wzero16[1] ? 16'h0000 : wdata16[31:16];
+  assign \$99  = wzero17[0] ? 16'h0000 : wdata17[15:0];
+  assign \$100  = wzero17[1] ? 16'h0000 : wdata17[31:16];
+  assign \$101  = wzero18[0] ? 16'h0000 : wdata18[15:0];
+  assign \$102  = wzero18[1] ? 16'h0000 : wdata18[31:16];
+  assign \$103  = wzero19[0] ? 16'h0000 : wdata19[15:0];
+  assign \$104  = wzero19[1] ? 16'h0000 : wdata19[31:16];
+  assign \$105  = wzero20[0] ? 16'h0000 : wdata20[15:0];
+  assign \$106  = wzero20[1] ? 16'h0000 : wdata20[31:16];
+  assign \$107  = wzero21[0] ? 16'h0000 : wdata21[15:0];
+  assign \$108  = wzero21[1] ? 16'h0000 : wdata21[31:16];
+  assign \$109  = wzero22[0] ? 16'h0000 : wdata22[15:0];
+  assign \$110  = wzero22[1] ? 16'h0000 : wdata22[31:16];
+  assign \$111  = wzero23[0] ? 16'h0000 : wdata23[15:0];
+  assign \$112  = wzero23[1] ? 16'h0000 : wdata23[31:16];
+  assign \$113  = wzero24[0] ? 16'h0000 : wdata24[15:0];
+  assign \$114  = wzero24[1] ? 16'h0000 : wdata24[31:16];
+  assign \$115  = wzero25[0] ? 16'h0000 : wdata25[15:0];
+  assign \$116  = wzero25[1] ? 16'h0000 : wdata25[31:16];
+  assign \$117  = wzero26[0] ? 16'h0000 : wdata26[15:0];
+  assign \$118  = wzero26[1] ? 16'h0000 : wdata26[31:16];
+  assign \$119  = wzero27[0] ? 16'h0000 : wdata27[15:0];
+  assign \$120  = wzero27[1] ? 16'h0000 : wdata27[31:16];
+  assign \$121  = wzero28[0] ? 16'h0000 : wdata28[15:0];
+  assign \$122  = wzero28[1] ? 16'h0000 : wdata28[31:16];
+  assign \$123  = wzero29[0] ? 16'h0000 : wdata29[15:0];
+  assign \$124  = wzero29[1] ? 16'h0000 : wdata29[31:16];
+  assign \$125  = wzero30[0] ? 16'h0000 : wdata30[15:0];
+  assign \$126  = wzero30[1] ? 16'h0000 : wdata30[31:16];
+  assign \$127  = wzero31[0] ? 16'h0000 : wdata31[15:0];
+  assign \$128  = wzero31[1] ? 16'h0000 : wdata31[31:16];
   always @(posedge clk)
-    valid <= \$255 ;
+    e_valid <= \$129 ;
   always @(posedge clk)
-    \$signal  <= load__payload[1023:0];
+    e_zero <= load__payload[1087:1024];
   always @(posedge clk)
-    data2 <= \$signal ;
+    e_clear <= clear;
   always @(posedge clk)
-    chunk_mid0 <= raddr;
+    e_raddr <= raddr;
+  always @(posedge clk)
+    data1 <= load__payload[1023:0];
+  always @(posedge clk)
+    data2 <= data1;
+  always @(posedge clk)
+    chunk_mid0 <= e_raddr;
   always @(posedge clk)
     raddr0 <= chunk_mid0;
   always @(posedge clk)
-    last_mid0 <= load__payload[1024];
+    zero_mid0 <= e_zero[15:0];
   always @(posedge clk)
-    low_mid0 <= load__payload[1031:1025];
+    clear_mid0 <= e_clear;
   always @(posedge clk)
-    clear_mid0 <= clear;
+    wen_mid0 <= e_valid;
   always @(posedge clk)
-    wen_mid0 <= valid;
-  always @(posedge clk)
-    zlast0 <= last_mid0;
-  always @(posedge clk)
-    zlow0 <= low_mid0;
+    wzero0 <= zero_mid0[1:0];
   always @(posedge clk)
     wclear0 <= clear_mid0;
   always @(posedge clk)
@@ -9885,15 +9764,11 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     wdata0 <= data2[31:0];
   always @(posedge clk)
-    wzero0 <= \$256 ;
-  always @(posedge clk)
-    waddr0 <= \$4 [6:0];
+    waddr0 <= \$2 [6:0];
   always @(posedge clk)
     raddr1 <= chunk_mid0;
   always @(posedge clk)
-    zlast1 <= last_mid0;
-  always @(posedge clk)
-    zlow1 <= low_mid0;
+    wzero1 <= zero_mid0[3:2];
   always @(posedge clk)
     wclear1 <= clear_mid0;
   always @(posedge clk)
@@ -9901,15 +9776,11 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     wdata1 <= data2[63:32];
   always @(posedge clk)
-    wzero1 <= \$257 ;
-  always @(posedge clk)
-    waddr1 <= \$10 [6:0];
+    waddr1 <= \$4 [6:0];
   always @(posedge clk)
     raddr2 <= chunk_mid0;
   always @(posedge clk)
-    zlast2 <= last_mid0;
-  always @(posedge clk)
-    zlow2 <= low_mid0;
+    wzero2 <= zero_mid0[5:4];
   always @(posedge clk)
     wclear2 <= clear_mid0;
   always @(posedge clk)
@@ -9917,15 +9788,11 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     wdata2 <= data2[95:64];
   always @(posedge clk)
-    wzero2 <= \$258 ;
-  always @(posedge clk)
-    waddr2 <= \$16 [6:0];
+    waddr2 <= \$6 [6:0];
   always @(posedge clk)
     raddr3 <= chunk_mid0;
   always @(posedge clk)
-    zlast3 <= last_mid0;
-  always @(posedge clk)
-    zlow3 <= low_mid0;
+    wzero3 <= zero_mid0[7:6];
   always @(posedge clk)
     wclear3 <= clear_mid0;
   always @(posedge clk)
@@ -9933,15 +9800,11 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     wdata3 <= data2[127:96];
   always @(posedge clk)
-    wzero3 <= \$259 ;
-  always @(posedge clk)
-    waddr3 <= \$22 [6:0];
+    waddr3 <= \$8 [6:0];
   always @(posedge clk)
     raddr4 <= chunk_mid0;
   always @(posedge clk)
-    zlast4 <= last_mid0;
-  always @(posedge clk)
-    zlow4 <= low_mid0;
+    wzero4 <= zero_mid0[9:8];
   always @(posedge clk)
     wclear4 <= clear_mid0;
   always @(posedge clk)
@@ -9949,15 +9812,11 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     wdata4 <= data2[159:128];
   always @(posedge clk)
-    wzero4 <= \$260 ;
-  always @(posedge clk)
-    waddr4 <= \$28 [6:0];
+    waddr4 <= \$10 [6:0];
   always @(posedge clk)
     raddr5 <= chunk_mid0;
   always @(posedge clk)
-    zlast5 <= last_mid0;
-  always @(posedge clk)
-    zlow5 <= low_mid0;
+    wzero5 <= zero_mid0[11:10];
   always @(posedge clk)
     wclear5 <= clear_mid0;
   always @(posedge clk)
@@ -9965,15 +9824,11 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     wdata5 <= data2[191:160];
   always @(posedge clk)
-    wzero5 <= \$261 ;
-  always @(posedge clk)
-    waddr5 <= \$34 [6:0];
+    waddr5 <= \$12 [6:0];
   always @(posedge clk)
     raddr6 <= chunk_mid0;
   always @(posedge clk)
-    zlast6 <= last_mid0;
-  always @(posedge clk)
-    zlow6 <= low_mid0;
+    wzero6 <= zero_mid0[13:12];
   always @(posedge clk)
     wclear6 <= clear_mid0;
   always @(posedge clk)
@@ -9981,15 +9836,11 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     wdata6 <= data2[223:192];
   always @(posedge clk)
-    wzero6 <= \$262 ;
-  always @(posedge clk)
-    waddr6 <= \$40 [6:0];
+    waddr6 <= \$14 [6:0];
   always @(posedge clk)
     raddr7 <= chunk_mid0;
   always @(posedge clk)
-    zlast7 <= last_mid0;
-  always @(posedge clk)
-    zlow7 <= low_mid0;
+    wzero7 <= zero_mid0[15:14];
   always @(posedge clk)
     wclear7 <= clear_mid0;
   always @(posedge clk)
@@ -9997,25 +9848,19 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     wdata7 <= data2[255:224];
   always @(posedge clk)
-    wzero7 <= \$263 ;
+    waddr7 <= \$16 [6:0];
   always @(posedge clk)
-    waddr7 <= \$46 [6:0];
-  always @(posedge clk)
-    chunk_mid1 <= raddr;
+    chunk_mid1 <= e_raddr;
   always @(posedge clk)
     raddr8 <= chunk_mid1;
   always @(posedge clk)
-    last_mid1 <= load__payload[1024];
+    zero_mid1 <= e_zero[31:16];
   always @(posedge clk)
-    low_mid1 <= load__payload[1031:1025];
+    clear_mid1 <= e_clear;
   always @(posedge clk)
-    clear_mid1 <= clear;
+    wen_mid1 <= e_valid;
   always @(posedge clk)
-    wen_mid1 <= valid;
-  always @(posedge clk)
-    zlast8 <= last_mid1;
-  always @(posedge clk)
-    zlow8 <= low_mid1;
+    wzero8 <= zero_mid1[1:0];
   always @(posedge clk)
     wclear8 <= clear_mid1;
   always @(posedge clk)
@@ -10023,15 +9868,11 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     wdata8 <= data2[287:256];
   always @(posedge clk)
-    wzero8 <= \$264 ;
-  always @(posedge clk)
-    waddr8 <= \$52 [6:0];
+    waddr8 <= \$18 [6:0];
   always @(posedge clk)
     raddr9 <= chunk_mid1;
   always @(posedge clk)
-    zlast9 <= last_mid1;
-  always @(posedge clk)
-    zlow9 <= low_mid1;
+    wzero9 <= zero_mid1[3:2];
   always @(posedge clk)
     wclear9 <= clear_mid1;
   always @(posedge clk)
@@ -10039,15 +9880,11 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     wdata9 <= data2[319:288];
   always @(posedge clk)
-    wzero9 <= \$265 ;
-  always @(posedge clk)
-    waddr9 <= \$58 [6:0];
+    waddr9 <= \$20 [6:0];
   always @(posedge clk)
     raddr10 <= chunk_mid1;
   always @(posedge clk)
-    zlast10 <= last_mid1;
-  always @(posedge clk)
-    zlow10 <= low_mid1;
+    wzero10 <= zero_mid1[5:4];
   always @(posedge clk)
     wclear10 <= clear_mid1;
   always @(posedge clk)
@@ -10055,15 +9892,11 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     wdata10 <= data2[351:320];
   always @(posedge clk)
-    wzero10 <= \$266 ;
-  always @(posedge clk)
-    waddr10 <= \$64 [6:0];
+    waddr10 <= \$22 [6:0];
   always @(posedge clk)
     raddr11 <= chunk_mid1;
   always @(posedge clk)
-    zlast11 <= last_mid1;
-  always @(posedge clk)
-    zlow11 <= low_mid1;
+    wzero11 <= zero_mid1[7:6];
   always @(posedge clk)
     wclear11 <= clear_mid1;
   always @(posedge clk)
@@ -10071,15 +9904,11 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     wdata11 <= data2[383:352];
   always @(posedge clk)
-    wzero11 <= \$267 ;
-  always @(posedge clk)
-    waddr11 <= \$70 [6:0];
+    waddr11 <= \$24 [6:0];
   always @(posedge clk)
     raddr12 <= chunk_mid1;
   always @(posedge clk)
-    zlast12 <= last_mid1;
-  always @(posedge clk)
-    zlow12 <= low_mid1;
+    wzero12 <= zero_mid1[9:8];
   always @(posedge clk)
     wclear12 <= clear_mid1;
   always @(posedge clk)
@@ -10087,15 +9916,11 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     wdata12 <= data2[415:384];
   always @(posedge clk)
-    wzero12 <= \$268 ;
-  always @(posedge clk)
-    waddr12 <= \$76 [6:0];
+    waddr12 <= \$26 [6:0];
   always @(posedge clk)
     raddr13 <= chunk_mid1;
   always @(posedge clk)
-    zlast13 <= last_mid1;
-  always @(posedge clk)
-    zlow13 <= low_mid1;
+    wzero13 <= zero_mid1[11:10];
   always @(posedge clk)
     wclear13 <= clear_mid1;
   always @(posedge clk)
@@ -10103,15 +9928,11 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     wdata13 <= data2[447:416];
   always @(posedge clk)
-    wzero13 <= \$269 ;
-  always @(posedge clk)
-    waddr13 <= \$82 [6:0];
+    waddr13 <= \$28 [6:0];
   always @(posedge clk)
     raddr14 <= chunk_mid1;
   always @(posedge clk)
-    zlast14 <= last_mid1;
-  always @(posedge clk)
-    zlow14 <= low_mid1;
+    wzero14 <= zero_mid1[13:12];
   always @(posedge clk)
     wclear14 <= clear_mid1;
   always @(posedge clk)
@@ -10119,15 +9940,11 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     wdata14 <= data2[479:448];
   always @(posedge clk)
-    wzero14 <= \$270 ;
-  always @(posedge clk)
-    waddr14 <= \$88 [6:0];
+    waddr14 <= \$30 [6:0];
   always @(posedge clk)
     raddr15 <= chunk_mid1;
   always @(posedge clk)
-    zlast15 <= last_mid1;
-  always @(posedge clk)
-    zlow15 <= low_mid1;
+    wzero15 <= zero_mid1[15:14];
   always @(posedge clk)
     wclear15 <= clear_mid1;
   always @(posedge clk)
@@ -10135,25 +9952,19 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     wdata15 <= data2[511:480];
   always @(posedge clk)
-    wzero15 <= \$271 ;
+    waddr15 <= \$32 [6:0];
   always @(posedge clk)
-    waddr15 <= \$94 [6:0];
-  always @(posedge clk)
-    chunk_mid2 <= raddr;
+    chunk_mid2 <= e_raddr;
   always @(posedge clk)
     raddr16 <= chunk_mid2;
   always @(posedge clk)
-    last_mid2 <= load__payload[1024];
+    zero_mid2 <= e_zero[47:32];
   always @(posedge clk)
-    low_mid2 <= load__payload[1031:1025];
+    clear_mid2 <= e_clear;
   always @(posedge clk)
-    clear_mid2 <= clear;
+    wen_mid2 <= e_valid;
   always @(posedge clk)
-    wen_mid2 <= valid;
-  always @(posedge clk)
-    zlast16 <= last_mid2;
-  always @(posedge clk)
-    zlow16 <= low_mid2;
+    wzero16 <= zero_mid2[1:0];
   always @(posedge clk)
     wclear16 <= clear_mid2;
   always @(posedge clk)
@@ -10161,15 +9972,11 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     wdata16 <= data2[543:512];
   always @(posedge clk)
-    wzero16 <= \$272 ;
-  always @(posedge clk)
-    waddr16 <= \$100 [6:0];
+    waddr16 <= \$34 [6:0];
   always @(posedge clk)
     raddr17 <= chunk_mid2;
   always @(posedge clk)
-    zlast17 <= last_mid2;
-  always @(posedge clk)
-    zlow17 <= low_mid2;
+    wzero17 <= zero_mid2[3:2];
   always @(posedge clk)
     wclear17 <= clear_mid2;
   always @(posedge clk)
@@ -10177,15 +9984,11 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     wdata17 <= data2[575:544];
   always @(posedge clk)
-    wzero17 <= \$273 ;
-  always @(posedge clk)
-    waddr17 <= \$106 [6:0];
+    waddr17 <= \$36 [6:0];
   always @(posedge clk)
     raddr18 <= chunk_mid2;
   always @(posedge clk)
-    zlast18 <= last_mid2;
-  always @(posedge clk)
-    zlow18 <= low_mid2;
+    wzero18 <= zero_mid2[5:4];
   always @(posedge clk)
     wclear18 <= clear_mid2;
   always @(posedge clk)
@@ -10193,15 +9996,11 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     wdata18 <= data2[607:576];
   always @(posedge clk)
-    wzero18 <= \$274 ;
-  always @(posedge clk)
-    waddr18 <= \$112 [6:0];
+    waddr18 <= \$38 [6:0];
   always @(posedge clk)
     raddr19 <= chunk_mid2;
   always @(posedge clk)
-    zlast19 <= last_mid2;
-  always @(posedge clk)
-    zlow19 <= low_mid2;
+    wzero19 <= zero_mid2[7:6];
   always @(posedge clk)
     wclear19 <= clear_mid2;
   always @(posedge clk)
@@ -10209,15 +10008,11 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     wdata19 <= data2[639:608];
   always @(posedge clk)
-    wzero19 <= \$275 ;
-  always @(posedge clk)
-    waddr19 <= \$118 [6:0];
+    waddr19 <= \$40 [6:0];
   always @(posedge clk)
     raddr20 <= chunk_mid2;
   always @(posedge clk)
-    zlast20 <= last_mid2;
-  always @(posedge clk)
-    zlow20 <= low_mid2;
+    wzero20 <= zero_mid2[9:8];
   always @(posedge clk)
     wclear20 <= clear_mid2;
   always @(posedge clk)
@@ -10225,15 +10020,11 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     wdata20 <= data2[671:640];
   always @(posedge clk)
-    wzero20 <= \$276 ;
-  always @(posedge clk)
-    waddr20 <= \$124 [6:0];
+    waddr20 <= \$42 [6:0];
   always @(posedge clk)
     raddr21 <= chunk_mid2;
   always @(posedge clk)
-    zlast21 <= last_mid2;
-  always @(posedge clk)
-    zlow21 <= low_mid2;
+    wzero21 <= zero_mid2[11:10];
   always @(posedge clk)
     wclear21 <= clear_mid2;
   always @(posedge clk)
@@ -10241,15 +10032,11 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     wdata21 <= data2[703:672];
   always @(posedge clk)
-    wzero21 <= \$277 ;
-  always @(posedge clk)
-    waddr21 <= \$130 [6:0];
+    waddr21 <= \$44 [6:0];
   always @(posedge clk)
     raddr22 <= chunk_mid2;
   always @(posedge clk)
-    zlast22 <= last_mid2;
-  always @(posedge clk)
-    zlow22 <= low_mid2;
+    wzero22 <= zero_mid2[13:12];
   always @(posedge clk)
     wclear22 <= clear_mid2;
   always @(posedge clk)
@@ -10257,15 +10044,11 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     wdata22 <= data2[735:704];
   always @(posedge clk)
-    wzero22 <= \$278 ;
-  always @(posedge clk)
-    waddr22 <= \$136 [6:0];
+    waddr22 <= \$46 [6:0];
   always @(posedge clk)
     raddr23 <= chunk_mid2;
   always @(posedge clk)
-    zlast23 <= last_mid2;
-  always @(posedge clk)
-    zlow23 <= low_mid2;
+    wzero23 <= zero_mid2[15:14];
   always @(posedge clk)
     wclear23 <= clear_mid2;
   always @(posedge clk)
@@ -10273,25 +10056,19 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     wdata23 <= data2[767:736];
   always @(posedge clk)
-    wzero23 <= \$279 ;
+    waddr23 <= \$48 [6:0];
   always @(posedge clk)
-    waddr23 <= \$142 [6:0];
-  always @(posedge clk)
-    chunk_mid3 <= raddr;
+    chunk_mid3 <= e_raddr;
   always @(posedge clk)
     raddr24 <= chunk_mid3;
   always @(posedge clk)
-    last_mid3 <= load__payload[1024];
+    zero_mid3 <= e_zero[63:48];
   always @(posedge clk)
-    low_mid3 <= load__payload[1031:1025];
+    clear_mid3 <= e_clear;
   always @(posedge clk)
-    clear_mid3 <= clear;
+    wen_mid3 <= e_valid;
   always @(posedge clk)
-    wen_mid3 <= valid;
-  always @(posedge clk)
-    zlast24 <= last_mid3;
-  always @(posedge clk)
-    zlow24 <= low_mid3;
+    wzero24 <= zero_mid3[1:0];
   always @(posedge clk)
     wclear24 <= clear_mid3;
   always @(posedge clk)
@@ -10299,15 +10076,11 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     wdata24 <= data2[799:768];
   always @(posedge clk)
-    wzero24 <= \$280 ;
-  always @(posedge clk)
-    waddr24 <= \$148 [6:0];
+    waddr24 <= \$50 [6:0];
   always @(posedge clk)
     raddr25 <= chunk_mid3;
   always @(posedge clk)
-    zlast25 <= last_mid3;
-  always @(posedge clk)
-    zlow25 <= low_mid3;
+    wzero25 <= zero_mid3[3:2];
   always @(posedge clk)
     wclear25 <= clear_mid3;
   always @(posedge clk)
@@ -10315,15 +10088,11 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     wdata25 <= data2[831:800];
   always @(posedge clk)
-    wzero25 <= \$281 ;
-  always @(posedge clk)
-    waddr25 <= \$154 [6:0];
+    waddr25 <= \$52 [6:0];
   always @(posedge clk)
     raddr26 <= chunk_mid3;
   always @(posedge clk)
-    zlast26 <= last_mid3;
-  always @(posedge clk)
-    zlow26 <= low_mid3;
+    wzero26 <= zero_mid3[5:4];
   always @(posedge clk)
     wclear26 <= clear_mid3;
   always @(posedge clk)
@@ -10331,15 +10100,11 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     wdata26 <= data2[863:832];
   always @(posedge clk)
-    wzero26 <= \$282 ;
-  always @(posedge clk)
-    waddr26 <= \$160 [6:0];
+    waddr26 <= \$54 [6:0];
   always @(posedge clk)
     raddr27 <= chunk_mid3;
   always @(posedge clk)
-    zlast27 <= last_mid3;
-  always @(posedge clk)
-    zlow27 <= low_mid3;
+    wzero27 <= zero_mid3[7:6];
   always @(posedge clk)
     wclear27 <= clear_mid3;
   always @(posedge clk)
@@ -10347,15 +10112,11 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     wdata27 <= data2[895:864];
   always @(posedge clk)
-    wzero27 <= \$283 ;
-  always @(posedge clk)
-    waddr27 <= \$166 [6:0];
+    waddr27 <= \$56 [6:0];
   always @(posedge clk)
     raddr28 <= chunk_mid3;
   always @(posedge clk)
-    zlast28 <= last_mid3;
-  always @(posedge clk)
-    zlow28 <= low_mid3;
+    wzero28 <= zero_mid3[9:8];
   always @(posedge clk)
     wclear28 <= clear_mid3;
   always @(posedge clk)
@@ -10363,15 +10124,11 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     wdata28 <= data2[927:896];
   always @(posedge clk)
-    wzero28 <= \$284 ;
-  always @(posedge clk)
-    waddr28 <= \$172 [6:0];
+    waddr28 <= \$58 [6:0];
   always @(posedge clk)
     raddr29 <= chunk_mid3;
   always @(posedge clk)
-    zlast29 <= last_mid3;
-  always @(posedge clk)
-    zlow29 <= low_mid3;
+    wzero29 <= zero_mid3[11:10];
   always @(posedge clk)
     wclear29 <= clear_mid3;
   always @(posedge clk)
@@ -10379,15 +10136,11 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     wdata29 <= data2[959:928];
   always @(posedge clk)
-    wzero29 <= \$285 ;
-  always @(posedge clk)
-    waddr29 <= \$178 [6:0];
+    waddr29 <= \$60 [6:0];
   always @(posedge clk)
     raddr30 <= chunk_mid3;
   always @(posedge clk)
-    zlast30 <= last_mid3;
-  always @(posedge clk)
-    zlow30 <= low_mid3;
+    wzero30 <= zero_mid3[13:12];
   always @(posedge clk)
     wclear30 <= clear_mid3;
   always @(posedge clk)
@@ -10395,15 +10148,11 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     wdata30 <= data2[991:960];
   always @(posedge clk)
-    wzero30 <= \$286 ;
-  always @(posedge clk)
-    waddr30 <= \$184 [6:0];
+    waddr30 <= \$62 [6:0];
   always @(posedge clk)
     raddr31 <= chunk_mid3;
   always @(posedge clk)
-    zlast31 <= last_mid3;
-  always @(posedge clk)
-    zlow31 <= low_mid3;
+    wzero31 <= zero_mid3[15:14];
   always @(posedge clk)
     wclear31 <= clear_mid3;
   always @(posedge clk)
@@ -10411,246 +10160,181 @@ module \fairyhw_engine.buffer (rst, load__valid, load__payload, clear, raddr, rd
   always @(posedge clk)
     wdata31 <= data2[1023:992];
   always @(posedge clk)
-    wzero31 <= \$287 ;
+    waddr31 <= \$64 [6:0];
   always @(posedge clk)
-    waddr31 <= \$190 [6:0];
+    rdq <= { \rd__data$252 , \rd__data$251 , \rd__data$250 , \rd__data$249 , \rd__data$248 , \rd__data$247 , \rd__data$246 , \rd__data$245 , \rd__data$244 , \rd__data$243 , \rd__data$242 , \rd__data$241 , \rd__data$240 , \rd__data$239 , \rd__data$238 , \rd__data$237 , \rd__data$236 , \rd__data$235 , \rd__data$234 , \rd__data$233 , \rd__data$232 , \rd__data$231 , \rd__data$230 , \rd__data$229 , \rd__data$228 , \rd__data$227 , \rd__data$226 , \rd__data$225 , \rd__data$224 , \rd__data$223 , \rd__data$222 , rd__data };
   always @(posedge clk)
-    rdq <= { \rd__data$317 , \rd__data$316 , \rd__data$315 , \rd__data$314 , \rd__data$313 , \rd__data$312 , \rd__data$311 , \rd__data$310 , \rd__data$309 , \rd__data$308 , \rd__data$307 , \rd__data$306 , \rd__data$305 , \rd__data$304 , \rd__data$303 , \rd__data$302 , \rd__data$301 , \rd__data$300 , \rd__data$299 , \rd__data$298 , \rd__data$297 , \rd__data$296 , \rd__data$295 , \rd__data$294 , \rd__data$293 , \rd__data$292 , \rd__data$291 , \rd__data$290 , \rd__data$289 , \rd__data$288 , \rd__data$287 , rd__data };
+    rdq2 <= rdq;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$255  = load__valid;
+    \$129  = load__valid;
     if (rst) begin
-      \$255  = 1'h0;
+      \$129  = 1'h0;
     end
   end
   assign rd__addr = raddr0;
   assign \$signature__addr  = waddr0;
   assign \$signature__en  = wen0;
-  assign \rd__addr$322  = raddr1;
-  assign \$signature__addr$324  = waddr1;
-  assign \$signature__en$325  = wen1;
-  assign \rd__addr$326  = raddr2;
-  assign \$signature__addr$328  = waddr2;
-  assign \$signature__en$329  = wen2;
-  assign \rd__addr$330  = raddr3;
-  assign \$signature__addr$332  = waddr3;
-  assign \$signature__en$333  = wen3;
-  assign \rd__addr$334  = raddr4;
-  assign \$signature__addr$336  = waddr4;
-  assign \$signature__en$337  = wen4;
-  assign \rd__addr$338  = raddr5;
-  assign \$signature__addr$340  = waddr5;
-  assign \$signature__en$341  = wen5;
-  assign \rd__addr$342  = raddr6;
-  assign \$signature__addr$344  = waddr6;
-  assign \$signature__en$345  = wen6;
-  assign \rd__addr$346  = raddr7;
-  assign \$signature__addr$348  = waddr7;
-  assign \$signature__en$349  = wen7;
-  assign \rd__addr$350  = raddr8;
-  assign \$signature__addr$352  = waddr8;
-  assign \$signature__en$353  = wen8;
-  assign \rd__addr$354  = raddr9;
-  assign \$signature__addr$356  = waddr9;
-  assign \$signature__en$357  = wen9;
-  assign \rd__addr$358  = raddr10;
-  assign \$signature__addr$360  = waddr10;
-  assign \$signature__en$361  = wen10;
-  assign \rd__addr$362  = raddr11;
-  assign \$signature__addr$364  = waddr11;
-  assign \$signature__en$365  = wen11;
-  assign \rd__addr$366  = raddr12;
-  assign \$signature__addr$368  = waddr12;
-  assign \$signature__en$369  = wen12;
-  assign \rd__addr$370  = raddr13;
-  assign \$signature__addr$372  = waddr13;
-  assign \$signature__en$373  = wen13;
-  assign \rd__addr$374  = raddr14;
-  assign \$signature__addr$376  = waddr14;
-  assign \$signature__en$377  = wen14;
-  assign \rd__addr$378  = raddr15;
-  assign \$signature__addr$380  = waddr15;
-  assign \$signature__en$381  = wen15;
-  assign \rd__addr$382  = raddr16;
-  assign \$signature__addr$384  = waddr16;
-  assign \$signature__en$385  = wen16;
-  assign \rd__addr$386  = raddr17;
-  assign \$signature__addr$388  = waddr17;
-  assign \$signature__en$389  = wen17;
-  assign \rd__addr$390  = raddr18;
-  assign \$signature__addr$392  = waddr18;
-  assign \$signature__en$393  = wen18;
-  assign \rd__addr$394  = raddr19;
-  assign \$signature__addr$396  = waddr19;
-  assign \$signature__en$397  = wen19;
-  assign \rd__addr$398  = raddr20;
-  assign \$signature__addr$400  = waddr20;
-  assign \$signature__en$401  = wen20;
-  assign \rd__addr$402  = raddr21;
-  assign \$signature__addr$404  = waddr21;
-  assign \$signature__en$405  = wen21;
-  assign \rd__addr$406  = raddr22;
-  assign \$signature__addr$408  = waddr22;
-  assign \$signature__en$409  = wen22;
-  assign \rd__addr$410  = raddr23;
-  assign \$signature__addr$412  = waddr23;
-  assign \$signature__en$413  = wen23;
-  assign \rd__addr$414  = raddr24;
-  assign \$signature__addr$416  = waddr24;
-  assign \$signature__en$417  = wen24;
-  assign \rd__addr$418  = raddr25;
-  assign \$signature__addr$420  = waddr25;
-  assign \$signature__en$421  = wen25;
-  assign \rd__addr$422  = raddr26;
-  assign \$signature__addr$424  = waddr26;
-  assign \$signature__en$425  = wen26;
-  assign \rd__addr$426  = raddr27;
-  assign \$signature__addr$428  = waddr27;
-  assign \$signature__en$429  = wen27;
-  assign \rd__addr$430  = raddr28;
-  assign \$signature__addr$432  = waddr28;
-  assign \$signature__en$433  = wen28;
-  assign \rd__addr$434  = raddr29;
-  assign \$signature__addr$436  = waddr29;
-  assign \$signature__en$437  = wen29;
-  assign \rd__addr$438  = raddr30;
-  assign \$signature__addr$440  = waddr30;
-  assign \$signature__en$441  = wen30;
-  assign \rd__addr$442  = raddr31;
-  assign \$signature__addr$444  = waddr31;
-  assign \$signature__en$445  = wen31;
-  assign rdata = rdq;
+  assign \rd__addr$258  = raddr1;
+  assign \$signature__addr$260  = waddr1;
+  assign \$signature__en$261  = wen1;
+  assign \rd__addr$262  = raddr2;
+  assign \$signature__addr$264  = waddr2;
+  assign \$signature__en$265  = wen2;
+  assign \rd__addr$266  = raddr3;
+  assign \$signature__addr$268  = waddr3;
+  assign \$signature__en$269  = wen3;
+  assign \rd__addr$270  = raddr4;
+  assign \$signature__addr$272  = waddr4;
+  assign \$signature__en$273  = wen4;
+  assign \rd__addr$274  = raddr5;
+  assign \$signature__addr$276  = waddr5;
+  assign \$signature__en$277  = wen5;
+  assign \rd__addr$278  = raddr6;
+  assign \$signature__addr$280  = waddr6;
+  assign \$signature__en$281  = wen6;
+  assign \rd__addr$282  = raddr7;
+  assign \$signature__addr$284  = waddr7;
+  assign \$signature__en$285  = wen7;
+  assign \rd__addr$286  = raddr8;
+  assign \$signature__addr$288  = waddr8;
+  assign \$signature__en$289  = wen8;
+  assign \rd__addr$290  = raddr9;
+  assign \$signature__addr$292  = waddr9;
+  assign \$signature__en$293  = wen9;
+  assign \rd__addr$294  = raddr10;
+  assign \$signature__addr$296  = waddr10;
+  assign \$signature__en$297  = wen10;
+  assign \rd__addr$298  = raddr11;
+  assign \$signature__addr$300  = waddr11;
+  assign \$signature__en$301  = wen11;
+  assign \rd__addr$302  = raddr12;
+  assign \$signature__addr$304  = waddr12;
+  assign \$signature__en$305  = wen12;
+  assign \rd__addr$306  = raddr13;
+  assign \$signature__addr$308  = waddr13;
+  assign \$signature__en$309  = wen13;
+  assign \rd__addr$310  = raddr14;
+  assign \$signature__addr$312  = waddr14;
+  assign \$signature__en$313  = wen14;
+  assign \rd__addr$314  = raddr15;
+  assign \$signature__addr$316  = waddr15;
+  assign \$signature__en$317  = wen15;
+  assign \rd__addr$318  = raddr16;
+  assign \$signature__addr$320  = waddr16;
+  assign \$signature__en$321  = wen16;
+  assign \rd__addr$322  = raddr17;
+  assign \$signature__addr$324  = waddr17;
+  assign \$signature__en$325  = wen17;
+  assign \rd__addr$326  = raddr18;
+  assign \$signature__addr$328  = waddr18;
+  assign \$signature__en$329  = wen18;
+  assign \rd__addr$330  = raddr19;
+  assign \$signature__addr$332  = waddr19;
+  assign \$signature__en$333  = wen19;
+  assign \rd__addr$334  = raddr20;
+  assign \$signature__addr$336  = waddr20;
+  assign \$signature__en$337  = wen20;
+  assign \rd__addr$338  = raddr21;
+  assign \$signature__addr$340  = waddr21;
+  assign \$signature__en$341  = wen21;
+  assign \rd__addr$342  = raddr22;
+  assign \$signature__addr$344  = waddr22;
+  assign \$signature__en$345  = wen22;
+  assign \rd__addr$346  = raddr23;
+  assign \$signature__addr$348  = waddr23;
+  assign \$signature__en$349  = wen23;
+  assign \rd__addr$350  = raddr24;
+  assign \$signature__addr$352  = waddr24;
+  assign \$signature__en$353  = wen24;
+  assign \rd__addr$354  = raddr25;
+  assign \$signature__addr$356  = waddr25;
+  assign \$signature__en$357  = wen25;
+  assign \rd__addr$358  = raddr26;
+  assign \$signature__addr$360  = waddr26;
+  assign \$signature__en$361  = wen26;
+  assign \rd__addr$362  = raddr27;
+  assign \$signature__addr$364  = waddr27;
+  assign \$signature__en$365  = wen27;
+  assign \rd__addr$366  = raddr28;
+  assign \$signature__addr$368  = waddr28;
+  assign \$signature__en$369  = wen28;
+  assign \rd__addr$370  = raddr29;
+  assign \$signature__addr$372  = waddr29;
+  assign \$signature__en$373  = wen29;
+  assign \rd__addr$374  = raddr30;
+  assign \$signature__addr$376  = waddr30;
+  assign \$signature__en$377  = wen30;
+  assign \rd__addr$378  = raddr31;
+  assign \$signature__addr$380  = waddr31;
+  assign \$signature__en$381  = wen31;
+  assign rdata = rdq2;
   assign \load__payload.data  = load__payload[1023:0];
-  assign \load__payload.last  = load__payload[1024];
-  assign \load__payload.low  = load__payload[1031:1025];
-  assign \$signature__data$443 [31:16] = \$254 ;
-  assign \$signature__data$443 [15:0] = \$253 ;
-  assign \$signature__data$439 [31:16] = \$252 ;
-  assign \$signature__data$439 [15:0] = \$251 ;
-  assign \$signature__data$435 [31:16] = \$250 ;
-  assign \$signature__data$435 [15:0] = \$249 ;
-  assign \$signature__data$431 [31:16] = \$248 ;
-  assign \$signature__data$431 [15:0] = \$247 ;
-  assign \$signature__data$427 [31:16] = \$246 ;
-  assign \$signature__data$427 [15:0] = \$245 ;
-  assign \$signature__data$423 [31:16] = \$244 ;
-  assign \$signature__data$423 [15:0] = \$243 ;
-  assign \$signature__data$419 [31:16] = \$242 ;
-  assign \$signature__data$419 [15:0] = \$241 ;
-  assign \$signature__data$415 [31:16] = \$240 ;
-  assign \$signature__data$415 [15:0] = \$239 ;
-  assign \$signature__data$411 [31:16] = \$238 ;
-  assign \$signature__data$411 [15:0] = \$237 ;
-  assign \$signature__data$407 [31:16] = \$236 ;
-  assign \$signature__data$407 [15:0] = \$235 ;
-  assign \$signature__data$403 [31:16] = \$234 ;
-  assign \$signature__data$403 [15:0] = \$233 ;
-  assign \$signature__data$399 [31:16] = \$232 ;
-  assign \$signature__data$399 [15:0] = \$231 ;
-  assign \$signature__data$395 [31:16] = \$230 ;
-  assign \$signature__data$395 [15:0] = \$229 ;
-  assign \$signature__data$391 [31:16] = \$228 ;
-  assign \$signature__data$391 [15:0] = \$227 ;
-  assign \$signature__data$387 [31:16] = \$226 ;
-  assign \$signature__data$387 [15:0] = \$225 ;
-  assign \$signature__data$383 [31:16] = \$224 ;
-  assign \$signature__data$383 [15:0] = \$223 ;
-  assign \$signature__data$379 [31:16] = \$222 ;
-  assign \$signature__data$379 [15:0] = \$221 ;
-  assign \$signature__data$375 [31:16] = \$220 ;
-  assign \$signature__data$375 [15:0] = \$219 ;
-  assign \$signature__data$371 [31:16] = \$218 ;
-  assign \$signature__data$371 [15:0] = \$217 ;
-  assign \$signature__data$367 [31:16] = \$216 ;
-  assign \$signature__data$367 [15:0] = \$215 ;
-  assign \$signature__data$363 [31:16] = \$214 ;
-  assign \$signature__data$363 [15:0] = \$213 ;
-  assign \$signature__data$359 [31:16] = \$212 ;
-  assign \$signature__data$359 [15:0] = \$211 ;
-  assign \$signature__data$355 [31:16] = \$210 ;
-  assign \$signature__data$355 [15:0] = \$209 ;
-  assign \$signature__data$351 [31:16] = \$208 ;
-  assign \$signature__data$351 [15:0] = \$207 ;
-  assign \$signature__data$347 [31:16] = \$206 ;
-  assign \$signature__data$347 [15:0] = \$205 ;
-  assign \$signature__data$343 [31:16] = \$204 ;
-  assign \$signature__data$343 [15:0] = \$203 ;
-  assign \$signature__data$339 [31:16] = \$202 ;
-  assign \$signature__data$339 [15:0] = \$201 ;
-  assign \$signature__data$335 [31:16] = \$200 ;
-  assign \$signature__data$335 [15:0] = \$199 ;
-  assign \$signature__data$331 [31:16] = \$198 ;
-  assign \$signature__data$331 [15:0] = \$197 ;
-  assign \$signature__data$327 [31:16] = \$196 ;
-  assign \$signature__data$327 [15:0] = \$195 ;
-  assign \$signature__data$323 [31:16] = \$194 ;
-  assign \$signature__data$323 [15:0] = \$193 ;
-  assign \$signature__data [31:16] = \$192 ;
-  assign \$signature__data [15:0] = \$191 ;
-  assign \$287 [1] = \$188 ;
-  assign \$287 [0] = \$186 ;
-  assign \$286 [1] = \$182 ;
-  assign \$286 [0] = \$180 ;
-  assign \$285 [1] = \$176 ;
-  assign \$285 [0] = \$174 ;
-  assign \$284 [1] = \$170 ;
-  assign \$284 [0] = \$168 ;
-  assign \$283 [1] = \$164 ;
-  assign \$283 [0] = \$162 ;
-  assign \$282 [1] = \$158 ;
-  assign \$282 [0] = \$156 ;
-  assign \$281 [1] = \$152 ;
-  assign \$281 [0] = \$150 ;
-  assign \$280 [1] = \$146 ;
-  assign \$280 [0] = \$144 ;
-  assign \$279 [1] = \$140 ;
-  assign \$279 [0] = \$138 ;
-  assign \$278 [1] = \$134 ;
-  assign \$278 [0] = \$132 ;
-  assign \$277 [1] = \$128 ;
-  assign \$277 [0] = \$126 ;
-  assign \$276 [1] = \$122 ;
-  assign \$276 [0] = \$120 ;
-  assign \$275 [1] = \$116 ;
-  assign \$275 [0] = \$114 ;
-  assign \$274 [1] = \$110 ;
-  assign \$274 [0] = \$108 ;
-  assign \$273 [1] = \$104 ;
-  assign \$273 [0] = \$102 ;
-  assign \$272 [1] = \$98 ;
-  assign \$272 [0] = \$96 ;
-  assign \$271 [1] = \$92 ;
-  assign \$271 [0] = \$90 ;
-  assign \$270 [1] = \$86 ;
-  assign \$270 [0] = \$84 ;
-  assign \$269 [1] = \$80 ;
-  assign \$269 [0] = \$78 ;
-  assign \$268 [1] = \$74 ;
-  assign \$268 [0] = \$72 ;
-  assign \$267 [1] = \$68 ;
-  assign \$267 [0] = \$66 ;
-  assign \$266 [1] = \$62 ;
-  assign \$266 [0] = \$60 ;
-  assign \$265 [1] = \$56 ;
-  assign \$265 [0] = \$54 ;
-  assign \$264 [1] = \$50 ;
-  assign \$264 [0] = \$48 ;
-  assign \$263 [1] = \$44 ;
-  assign \$263 [0] = \$42 ;
-  assign \$262 [1] = \$38 ;
-  assign \$262 [0] = \$36 ;
-  assign \$261 [1] = \$32 ;
-  assign \$261 [0] = \$30 ;
-  assign \$260 [1] = \$26 ;
-  assign \$260 [0] = \$24 ;
-  assign \$259 [1] = \$20 ;
-  assign \$259 [0] = \$18 ;
-  assign \$258 [1] = \$14 ;
-  assign \$258 [0] = \$12 ;
-  assign \$257 [1] = \$8 ;
-  assign \$257 [0] = \$6 ;
-  assign \$256 [1] = \$2 ;
-  assign \$256 [0] = 1'h0;
+  assign \load__payload.zero  = load__payload[1087:1024];
+  assign \$signature__data$379 [31:16] = \$128 ;
+  assign \$signature__data$379 [15:0] = \$127 ;
+  assign \$signature__data$375 [31:16] = \$126 ;
+  assign \$signature__data$375 [15:0] = \$125 ;
+  assign \$signature__data$371 [31:16] = \$124 ;
+  assign \$signature__data$371 [15:0] = \$123 ;
+  assign \$signature__data$367 [31:16] = \$122 ;
+  assign \$signature__data$367 [15:0] = \$121 ;
+  assign \$signature__data$363 [31:16] = \$120 ;
+  assign \$signature__data$363 [15:0] = \$119 ;
+  assign \$signature__data$359 [31:16] = \$118 ;
+  assign \$signature__data$359 [15:0] = \$117 ;
+  assign \$signature__data$355 [31:16] = \$116 ;
+  assign \$signature__data$355 [15:0] = \$115 ;
+  assign \$signature__data$351 [31:16] = \$114 ;
+  assign \$signature__data$351 [15:0] = \$113 ;
+  assign \$signature__data$347 [31:16] = \$112 ;
+  assign \$signature__data$347 [15:0] = \$111 ;
+  assign \$signature__data$343 [31:16] = \$110 ;
+  assign \$signature__data$343 [15:0] = \$109 ;
+  assign \$signature__data$339 [31:16] = \$108 ;
+  assign \$signature__data$339 [15:0] = \$107 ;
+  assign \$signature__data$335 [31:16] = \$106 ;
+  assign \$signature__data$335 [15:0] = \$105 ;
+  assign \$signature__data$331 [31:16] = \$104 ;
+  assign \$signature__data$331 [15:0] = \$103 ;
+  assign \$signature__data$327 [31:16] = \$102 ;
+  assign \$signature__data$327 [15:0] = \$101 ;
+  assign \$signature__data$323 [31:16] = \$100 ;
+  assign \$signature__data$323 [15:0] = \$99 ;
+  assign \$signature__data$319 [31:16] = \$98 ;
+  assign \$signature__data$319 [15:0] = \$97 ;
+  assign \$signature__data$315 [31:16] = \$96 ;
+  assign \$signature__data$315 [15:0] = \$95 ;
+  assign \$signature__data$311 [31:16] = \$94 ;
+  assign \$signature__data$311 [15:0] = \$93 ;
+  assign \$signature__data$307 [31:16] = \$92 ;
+  assign \$signature__data$307 [15:0] = \$91 ;
+  assign \$signature__data$303 [31:16] = \$90 ;
+  assign \$signature__data$303 [15:0] = \$89 ;
+  assign \$signature__data$299 [31:16] = \$88 ;
+  assign \$signature__data$299 [15:0] = \$87 ;
+  assign \$signature__data$295 [31:16] = \$86 ;
+  assign \$signature__data$295 [15:0] = \$85 ;
+  assign \$signature__data$291 [31:16] = \$84 ;
+  assign \$signature__data$291 [15:0] = \$83 ;
+  assign \$signature__data$287 [31:16] = \$82 ;
+  assign \$signature__data$287 [15:0] = \$81 ;
+  assign \$signature__data$283 [31:16] = \$80 ;
+  assign \$signature__data$283 [15:0] = \$79 ;
+  assign \$signature__data$279 [31:16] = \$78 ;
+  assign \$signature__data$279 [15:0] = \$77 ;
+  assign \$signature__data$275 [31:16] = \$76 ;
+  assign \$signature__data$275 [15:0] = \$75 ;
+  assign \$signature__data$271 [31:16] = \$74 ;
+  assign \$signature__data$271 [15:0] = \$73 ;
+  assign \$signature__data$267 [31:16] = \$72 ;
+  assign \$signature__data$267 [15:0] = \$71 ;
+  assign \$signature__data$263 [31:16] = \$70 ;
+  assign \$signature__data$263 [15:0] = \$69 ;
+  assign \$signature__data$259 [31:16] = \$68 ;
+  assign \$signature__data$259 [15:0] = \$67 ;
+  assign \$signature__data [31:16] = \$66 ;
+  assign \$signature__data [15:0] = \$65 ;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -11754,71 +11438,73 @@ module \fairyhw_engine.prep (q, pp, qq, p);
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload, tile, shared, \port$1694$2 , res__ready);
+module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, shared, \port$3498$2 , freed, res__ready);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire \$1 ;
-  wire [1:0] \$10 ;
-  wire [1:0] \$11 ;
+  wire \$10 ;
+  wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
   wire \$15 ;
   wire \$16 ;
-  reg [21:0] \$17 ;
-  reg [21:0] \$18 ;
-  wire [22:0] \$19 ;
+  wire \$17 ;
+  wire \$18 ;
+  wire \$19 ;
   wire \$2 ;
-  reg [21:0] \$20 ;
-  reg [21:0] \$21 ;
+  wire \$20 ;
+  reg [87:0] \$21 ;
   wire [22:0] \$22 ;
-  reg [21:0] \$23 ;
-  reg [21:0] \$24 ;
+  wire [22:0] \$23 ;
+  wire [22:0] \$24 ;
   wire [22:0] \$25 ;
-  reg [21:0] \$26 ;
-  reg [21:0] \$27 ;
+  wire [22:0] \$26 ;
+  wire [22:0] \$27 ;
   wire [22:0] \$28 ;
   wire [22:0] \$29 ;
   wire \$3 ;
   wire [22:0] \$30 ;
   wire [22:0] \$31 ;
-  wire [22:0] \$32 ;
-  wire [22:0] \$33 ;
-  wire [22:0] \$34 ;
-  wire \$35 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire [3:0] \$35 ;
   wire \$36 ;
-  wire \$37 ;
-  wire [3:0] \$38 ;
+  wire [4:0] \$37 ;
+  wire \$38 ;
   wire \$39 ;
   wire \$4 ;
-  wire [4:0] \$40 ;
+  wire \$40 ;
   wire \$41 ;
   wire \$42 ;
   wire \$43 ;
   wire \$44 ;
   wire \$45 ;
   wire \$46 ;
-  wire \$47 ;
-  wire \$48 ;
-  reg [87:0] \$49 ;
-  wire \$5 ;
-  reg [87:0] \$50 ;
+  reg [87:0] \$47 ;
+  reg [87:0] \$48 ;
+  reg \$49 ;
+  wire [1:0] \$5 ;
+  reg \$50 ;
   reg \$51 ;
   reg \$52 ;
-  reg \$53 ;
-  reg \$54 ;
-  reg [87:0] \$55 ;
-  reg [87:0] \$56 ;
+  reg [87:0] \$53 ;
+  reg [87:0] \$54 ;
+  reg \$55 ;
+  reg \$56 ;
   reg \$57 ;
   reg \$58 ;
   reg \$59 ;
-  wire \$6 ;
+  wire [1:0] \$6 ;
   reg \$60 ;
   reg \$61 ;
   reg \$62 ;
-  reg [2:0] \$63 ;
-  wire \$7 ;
+  reg \$63 ;
+  reg \$64 ;
+  reg [2:0] \$65 ;
+  wire [1:0] \$7 ;
   wire \$8 ;
-  wire [1:0] \$9 ;
+  wire \$9 ;
   reg \$signal  = 1'h0;
   reg \$signal$17  = 1'h0;
   reg a_conj = 1'h0;
@@ -11836,6 +11522,7 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
   wire [21:0] \a_shared0[3] ;
   reg b_beat = 1'h0;
   reg b_conj = 1'h0;
+  reg b_empty = 1'h1;
   reg b_left = 1'h0;
   reg [87:0] b_row0 = 88'h0000000000000000000000;
   wire [21:0] \b_row0[0] ;
@@ -11859,11 +11546,15 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
   input clk;
   wire clk;
   wire conj;
+  reg conj0 = 1'h0;
   reg conj1 = 1'h0;
   wire count;
+  wire drain_end;
   wire \final ;
   output freed;
-  wire freed;
+  reg freed = 1'h0;
+  (* init = 1'h0 *)
+  wire \freed$56 ;
   (* init = 88'h0000000000000000000000 *)
   wire [87:0] group0;
   wire [87:0] \group0[0] ;
@@ -11873,6 +11564,17 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
   wire [21:0] \group0[0][3] ;
   output idle;
   wire idle;
+  reg move = 1'h0;
+  reg o0_last = 1'h0;
+  reg [87:0] o0_rows = 88'h0000000000000000000000;
+  wire [87:0] \o0_rows[0] ;
+  wire [21:0] \o0_rows[0][0] ;
+  wire [21:0] \o0_rows[0][1] ;
+  wire [21:0] \o0_rows[0][2] ;
+  wire [21:0] \o0_rows[0][3] ;
+  reg [21:0] o0_sp = 22'h000000;
+  reg [21:0] o0_sq = 22'h000000;
+  reg o0_valid = 1'h0;
   reg [21:0] o1_bp0 = 22'h000000;
   reg [21:0] o1_dq0 = 22'h000000;
   reg o1_last = 1'h0;
@@ -11887,8 +11589,8 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
   reg [21:0] o2_bq0 = 22'h000000;
   reg o2_last = 1'h0;
   reg o2_valid = 1'h0;
-  input [3:0] \port$1694$2 ;
-  wire [3:0] \port$1694$2 ;
+  input [3:0] \port$3498$2 ;
+  wire [3:0] \port$3498$2 ;
   wire [88:0] r_data;
   wire r_en;
   wire r_rdy;
@@ -11913,7 +11615,7 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
   wire [21:0] \shared[1] ;
   wire [21:0] \shared[2] ;
   wire [21:0] \shared[3] ;
-  reg [2:0] space = 3'h4;
+  reg [2:0] space = 3'h5;
   input [87:0] tile;
   wire [87:0] tile;
   wire [87:0] \tile[0] ;
@@ -11924,100 +11626,127 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
   wire [88:0] w_data;
   (* init = 1'h0 *)
   wire w_en;
-  assign \$37  = \$35  & \$36 ;
-  assign \$38  = space - \$37 ;
-  assign \$39  = res__valid & res__ready;
-  assign \$40  = $signed(\$38 ) + $signed({ 1'h0, \$39  });
-  assign \$42  = | space;
-  assign \$43  = \$41  & \$42 ;
-  assign \$44  = b_left <= 1'h1;
-  assign freed = \$43  & \$44 ;
-  assign \$45  = ~ a_full;
-  assign \$46  = ! b_left;
-  assign \$47  = \$45  & \$46 ;
-  assign \$48  = space == 3'h4;
-  assign idle = \$47  & \$48 ;
+  assign \$35  = space - \$34 ;
+  assign \$36  = res__valid & res__ready;
+  assign \$37  = $signed(\$35 ) + $signed({ 1'h0, \$36  });
+  assign \$38  = ~ b_empty;
+  assign \$39  = | space;
+  assign \$40  = \$38  & \$39 ;
+  assign \$41  = b_left <= 1'h1;
+  assign drain_end = \$40  & \$41 ;
+  assign \$42  = ~ a_full;
+  assign \$43  = \$42  & b_empty;
+  assign \$44  = ~ freed;
+  assign \$45  = \$43  & \$44 ;
+  assign \$46  = space == 3'h5;
+  assign idle = \$45  & \$46 ;
   always @(posedge clk)
-    a_row0 <= \$49 ;
+    a_row0 <= \$47 ;
   always @(posedge clk)
-    a_shared0 <= \$50 ;
+    a_shared0 <= \$48 ;
   always @(posedge clk)
-    a_count <= \$51 ;
+    a_count <= \$49 ;
   always @(posedge clk)
-    \$signal  <= \$52 ;
+    \$signal  <= \$50 ;
   always @(posedge clk)
-    a_conj <= \$53 ;
+    a_conj <= \$51 ;
   always @(posedge clk)
-    a_full <= \$54 ;
+    a_full <= \$52 ;
   always @(posedge clk)
-    b_row0 <= \$55 ;
+    b_row0 <= \$53 ;
   always @(posedge clk)
-    b_shared0 <= \$56 ;
+    b_shared0 <= \$54 ;
   always @(posedge clk)
-    \$signal$17  <= \$57 ;
+    \$signal$17  <= \$55 ;
   always @(posedge clk)
-    b_conj <= \$58 ;
+    b_conj <= \$56 ;
   always @(posedge clk)
-    b_left <= \$59 ;
+    b_left <= \$57 ;
   always @(posedge clk)
-    b_beat <= \$60 ;
+    b_beat <= \$58 ;
   always @(posedge clk)
-    o1_valid <= \$61 ;
+    move <= \$59 ;
   always @(posedge clk)
-    o1_last <= \$16 ;
+    b_empty <= \$60 ;
   always @(posedge clk)
-    o2_valid <= \$62 ;
+    o0_valid <= \$61 ;
+  always @(posedge clk)
+    o0_last <= \$20 ;
+  always @(posedge clk)
+    o1_valid <= \$62 ;
+  always @(posedge clk)
+    o2_valid <= \$63 ;
+  always @(posedge clk)
+    o1_last <= o0_last;
   always @(posedge clk)
     o2_last <= o1_last;
   always @(posedge clk)
-    o1_sp <= b_shared0[21:0];
+    o0_rows <= \$21 ;
   always @(posedge clk)
-    o1_sq <= b_shared0[65:44];
+    o0_sp <= b_shared0[21:0];
   always @(posedge clk)
-    conj1 <= b_conj;
+    o0_sq <= b_shared0[65:44];
   always @(posedge clk)
-    o1_up0 <= \$19 [21:0];
+    conj0 <= b_conj;
   always @(posedge clk)
-    o1_bp0 <= \$22 [21:0];
+    o1_sp <= o0_sp;
   always @(posedge clk)
-    o1_uq0 <= \$25 [21:0];
+    o1_sq <= o0_sq;
   always @(posedge clk)
-    o1_dq0 <= \$28 [21:0];
+    conj1 <= conj0;
   always @(posedge clk)
-    o2_ap0 <= \$29 [21:0];
+    o1_up0 <= \$22 [21:0];
   always @(posedge clk)
-    o2_aq0 <= \$32 [21:0];
+    o1_bp0 <= \$23 [21:0];
+  always @(posedge clk)
+    o1_uq0 <= \$24 [21:0];
+  always @(posedge clk)
+    o1_dq0 <= \$25 [21:0];
+  always @(posedge clk)
+    o2_ap0 <= \$26 [21:0];
+  always @(posedge clk)
+    o2_aq0 <= \$29 [21:0];
   always @(posedge clk)
     o2_bp0 <= o1_bp0;
   always @(posedge clk)
-    o2_bq0 <= \$34 [21:0];
+    o2_bq0 <= \$31 [21:0];
   always @(posedge clk)
-    space <= \$63 ;
-  assign \$1  = ! b_left;
-  assign \$2  = a_full & \$1 ;
-  assign \$3  = ! b_left;
-  assign \$4  = a_full & \$3 ;
-  assign \$6  = | space;
-  assign \$7  = \$5  & \$6 ;
-  assign \$8  = b_left <= 1'h1;
-  assign \$9  = b_left - 1'h1;
-  assign \$10  = \$8  ? 2'h0 : \$9 ;
-  assign \$11  = b_beat + 1'h1;
-  assign \$13  = | space;
-  assign \$14  = \$12  & \$13 ;
-  assign \$15  = b_left <= 1'h1;
-  assign \$16  = \$signal$17  & \$15 ;
-  assign \$19  = $signed(\$17 ) + $signed(\$18 );
-  assign \$22  = $signed(\$20 ) - $signed(\$21 );
-  assign \$25  = $signed(\$23 ) + $signed(\$24 );
-  assign \$28  = $signed(\$26 ) - $signed(\$27 );
-  assign \$29  = $signed(o1_sp) - $signed(o1_up0);
-  assign \$30  = $signed(o1_uq0) - $signed(o1_sq);
-  assign \$31  = $signed(o1_sq) - $signed(o1_uq0);
-  assign \$32  = conj1 ? \$30  : \$31 ;
-  assign \$33  = - $signed(o1_dq0);
-  assign \$34  = conj1 ? \$33  : { o1_dq0[21], o1_dq0 };
-  assign \$36  = | space;
+    freed <= \$64 ;
+  always @(posedge clk)
+    space <= \$65 ;
+  assign \$1  = ~ b_empty;
+  assign \$2  = | space;
+  assign \$3  = \$1  & \$2 ;
+  assign \$4  = b_left <= 1'h1;
+  assign \$5  = b_left - 1'h1;
+  assign \$6  = \$4  ? 2'h0 : \$5 ;
+  assign \$7  = b_beat + 1'h1;
+  assign \$8  = ~ move;
+  assign \$9  = \port$3498$2 [0] | a_full;
+  assign \$10  = \$8  & \$9 ;
+  assign \$11  = b_empty | drain_end;
+  assign \$12  = \$10  & \$11 ;
+  assign \$13  = ~ move;
+  assign \$14  = b_empty | drain_end;
+  assign \$15  = \$13  & \$14 ;
+  assign \$16  = ~ b_empty;
+  assign \$17  = | space;
+  assign \$18  = \$16  & \$17 ;
+  assign \$19  = b_left <= 1'h1;
+  assign \$20  = \$signal$17  & \$19 ;
+  assign \$22  = $signed(o0_rows[21:0]) + $signed(o0_rows[43:22]);
+  assign \$23  = $signed(o0_rows[43:22]) - $signed(o0_rows[21:0]);
+  assign \$24  = $signed(o0_rows[65:44]) + $signed(o0_rows[87:66]);
+  assign \$25  = $signed(o0_rows[87:66]) - $signed(o0_rows[65:44]);
+  assign \$26  = $signed(o1_sp) - $signed(o1_up0);
+  assign \$27  = $signed(o1_uq0) - $signed(o1_sq);
+  assign \$28  = $signed(o1_sq) - $signed(o1_uq0);
+  assign \$29  = conj1 ? \$27  : \$28 ;
+  assign \$30  = - $signed(o1_dq0);
+  assign \$31  = conj1 ? \$30  : { o1_dq0[21], o1_dq0 };
+  assign \$32  = ~ b_empty;
+  assign \$33  = | space;
+  assign \$34  = \$32  & \$33 ;
   \fairyhw_engine.results.fifo  fifo (
     .clk(clk),
     .r_data(res__payload),
@@ -12029,197 +11758,170 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$49  = a_row0;
-    if (\port$1694$2 [0]) begin
-      \$49  = tile;
+    \$47  = a_row0;
+    if (\port$3498$2 [0]) begin
+      \$47  = tile;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$50  = a_shared0;
-    if (\port$1694$2 [0]) begin
-      \$50  = shared;
+    \$48  = a_shared0;
+    if (\port$3498$2 [0]) begin
+      \$48  = shared;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$51  = a_count;
-    if (\port$1694$2 [0]) begin
-      \$51  = \port$1694$2 [3];
+    \$49  = a_count;
+    if (\port$3498$2 [0]) begin
+      \$49  = \port$3498$2 [3];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$52  = \$signal ;
-    if (\port$1694$2 [0]) begin
-      \$52  = \port$1694$2 [2];
+    \$50  = \$signal ;
+    if (\port$3498$2 [0]) begin
+      \$50  = \port$3498$2 [2];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$53  = a_conj;
-    if (\port$1694$2 [0]) begin
-      \$53  = \port$1694$2 [1];
+    \$51  = a_conj;
+    if (\port$3498$2 [0]) begin
+      \$51  = \port$3498$2 [1];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$54  = a_full;
-    if (\port$1694$2 [0]) begin
-      \$54  = 1'h1;
-    end else if (\$2 ) begin
-      \$54  = 1'h0;
+    \$52  = a_full;
+    if (\port$3498$2 [0]) begin
+      \$52  = 1'h1;
+    end else if (move) begin
+      \$52  = 1'h0;
     end
     if (rst) begin
-      \$54  = 1'h0;
+      \$52  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$55  = b_row0;
-    if (\$4 ) begin
-      \$55  = a_row0;
+    \$53  = b_row0;
+    if (move) begin
+      \$53  = a_row0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$56  = b_shared0;
-    if (\$4 ) begin
-      \$56  = a_shared0;
+    \$54  = b_shared0;
+    if (move) begin
+      \$54  = a_shared0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$57  = \$signal$17 ;
-    if (\$4 ) begin
-      \$57  = \$signal ;
+    \$55  = \$signal$17 ;
+    if (move) begin
+      \$55  = \$signal ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$58  = b_conj;
-    if (\$4 ) begin
-      \$58  = a_conj;
+    \$56  = b_conj;
+    if (move) begin
+      \$56  = a_conj;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$59  = b_left;
-    if (\$4 ) begin
-      \$59  = a_count;
+    \$57  = b_left;
+    if (move) begin
+      \$57  = a_count;
     end
-    if (\$7 ) begin
-      \$59  = \$10 [0];
+    if (\$3 ) begin
+      \$57  = \$6 [0];
     end
+    if (rst) begin
+      \$57  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$58  = b_beat;
+    if (move) begin
+      \$58  = 1'h0;
+    end
+    if (\$3 ) begin
+      \$58  = \$7 [0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$59  = \$12 ;
     if (rst) begin
       \$59  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$60  = b_beat;
-    if (\$4 ) begin
-      \$60  = 1'h0;
-    end
-    if (\$7 ) begin
-      \$60  = \$11 [0];
+    \$60  = \$15 ;
+    if (rst) begin
+      \$60  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$61  = \$14 ;
+    \$61  = \$18 ;
     if (rst) begin
       \$61  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$62  = o1_valid;
+    \$62  = o0_valid;
     if (rst) begin
       \$62  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$63  = \$40 [2:0];
+    \$63  = o1_valid;
     if (rst) begin
-      \$63  = 3'h4;
+      \$63  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$17  = 22'h000000;
-    casez (b_beat)
-      1'h0:
-          \$17  = b_row0[21:0];
-    endcase
+    \$64  = drain_end;
+    if (rst) begin
+      \$64  = 1'h0;
+    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$18  = 22'h000000;
-    casez (b_beat)
-      1'h0:
-          \$18  = b_row0[43:22];
-    endcase
+    \$65  = \$37 [2:0];
+    if (rst) begin
+      \$65  = 3'h5;
+    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$20  = 22'h000000;
+    \$21  = 88'h0000000000000000000000;
     casez (b_beat)
       1'h0:
-          \$20  = b_row0[43:22];
+          \$21  = b_row0;
     endcase
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$21  = 22'h000000;
-    casez (b_beat)
-      1'h0:
-          \$21  = b_row0[21:0];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$23  = 22'h000000;
-    casez (b_beat)
-      1'h0:
-          \$23  = b_row0[65:44];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$24  = 22'h000000;
-    casez (b_beat)
-      1'h0:
-          \$24  = b_row0[87:66];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$26  = 22'h000000;
-    casez (b_beat)
-      1'h0:
-          \$26  = b_row0[87:66];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$27  = 22'h000000;
-    casez (b_beat)
-      1'h0:
-          \$27  = b_row0[65:44];
-    endcase
-  end
-  assign cap = \port$1694$2 [0];
-  assign count = \port$1694$2 [3];
-  assign \final  = \port$1694$2 [2];
-  assign conj = \port$1694$2 [1];
+  assign cap = \port$3498$2 [0];
+  assign count = \port$3498$2 [3];
+  assign \final  = \port$3498$2 [2];
+  assign conj = \port$3498$2 [1];
   assign group0 = b_row0;
   assign w_en = o2_valid;
   assign w_data = beat;
   assign r_rdy = res__valid;
   assign r_data = res__payload;
   assign r_en = res__ready;
+  assign \freed$56  = freed;
   assign \a_row0[0]  = a_row0[21:0];
   assign \a_row0[1]  = a_row0[43:22];
   assign \a_row0[2]  = a_row0[65:44];
@@ -12245,6 +11947,11 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
   assign \b_shared0[1]  = b_shared0[43:22];
   assign \b_shared0[2]  = b_shared0[65:44];
   assign \b_shared0[3]  = b_shared0[87:66];
+  assign \o0_rows[0]  = o0_rows;
+  assign \o0_rows[0][0]  = o0_rows[21:0];
+  assign \o0_rows[0][1]  = o0_rows[43:22];
+  assign \o0_rows[0][2]  = o0_rows[65:44];
+  assign \o0_rows[0][3]  = o0_rows[87:66];
   assign \group0[0]  = b_row0;
   assign \group0[0][0]  = b_row0[21:0];
   assign \group0[0][1]  = b_row0[43:22];
@@ -12269,10 +11976,6 @@ module \fairyhw_engine.results (clk, rst, freed, idle, res__valid, res__payload,
   assign beat[43:22] = o2_aq0;
   assign beat[21:0] = o2_ap0;
   assign beat[88] = o2_last;
-  assign \$5  = b_left;
-  assign \$12  = b_left;
-  assign \$35  = b_left;
-  assign \$41  = b_left;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -12282,33 +11985,37 @@ module \fairyhw_engine.results.fifo (clk, rst, r_rdy, r_data, w_en, w_port__data
   wire \$10 ;
   wire \$11 ;
   wire \$12 ;
-  wire \$13 ;
-  wire [3:0] \$14 ;
-  reg [1:0] \$15 ;
-  reg [1:0] \$16 ;
-  reg [2:0] \$17 ;
-  wire [2:0] \$2 ;
-  wire \$3 ;
-  wire [2:0] \$4 ;
+  wire [3:0] \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire [3:0] \$18 ;
+  reg [2:0] \$19 ;
+  wire \$2 ;
+  reg [2:0] \$20 ;
+  reg [2:0] \$21 ;
+  wire [3:0] \$3 ;
+  wire [3:0] \$4 ;
   wire \$5 ;
   wire \$6 ;
-  wire \$7 ;
-  wire \$8 ;
-  wire [3:0] \$9 ;
+  wire [3:0] \$7 ;
+  wire [3:0] \$8 ;
+  wire \$9 ;
   input clk;
   wire clk;
-  (* init = 2'h0 *)
-  wire [1:0] consume;
+  (* init = 3'h0 *)
+  wire [2:0] consume;
   reg [2:0] level = 3'h0;
-  (* init = 2'h0 *)
-  wire [1:0] produce;
+  (* init = 3'h0 *)
+  wire [2:0] produce;
   output [88:0] r_data;
   wire [88:0] r_data;
   input r_en;
   wire r_en;
   (* init = 3'h0 *)
   wire [2:0] r_level;
-  reg [1:0] r_port__addr = 2'h0;
+  reg [2:0] r_port__addr = 3'h0;
   wire [88:0] r_port__data;
   output r_rdy;
   wire r_rdy;
@@ -12319,77 +12026,82 @@ module \fairyhw_engine.results.fifo (clk, rst, r_rdy, r_data, w_en, w_port__data
   wire w_en;
   (* init = 3'h0 *)
   wire [2:0] w_level;
-  reg [1:0] w_port__addr = 2'h0;
+  reg [2:0] w_port__addr = 3'h0;
   input [88:0] w_port__data;
   wire [88:0] w_port__data;
   wire w_port__en;
   wire w_rdy;
-  reg [88:0] storage [3:0];
+  reg [88:0] storage [4:0];
   initial begin
     storage[0] = 89'h00000000000000000000000;
     storage[1] = 89'h00000000000000000000000;
     storage[2] = 89'h00000000000000000000000;
     storage[3] = 89'h00000000000000000000000;
+    storage[4] = 89'h00000000000000000000000;
   end
   always @(posedge clk) begin
     if (w_port__en)
       storage[w_port__addr] <= w_port__data;
   end
   assign r_data = storage[r_port__addr];
-  assign w_rdy = level != 3'h4;
+  assign w_rdy = level != 3'h5;
   assign r_rdy = | level;
   assign w_port__en = w_en & w_rdy;
   assign \$1  = w_rdy & w_en;
-  assign \$2  = w_port__addr + 1'h1;
-  assign \$3  = r_rdy & r_en;
-  assign \$4  = r_port__addr + 1'h1;
-  assign \$5  = w_rdy & w_en;
-  assign \$6  = r_rdy & r_en;
-  assign \$7  = ~ \$6 ;
-  assign \$8  = \$5  & \$7 ;
-  assign \$9  = level + 1'h1;
+  assign \$2  = w_port__addr == 3'h4;
+  assign \$3  = w_port__addr + 1'h1;
+  assign \$4  = \$2  ? 4'h0 : \$3 ;
+  assign \$5  = r_rdy & r_en;
+  assign \$6  = r_port__addr == 3'h4;
+  assign \$7  = r_port__addr + 1'h1;
+  assign \$8  = \$6  ? 4'h0 : \$7 ;
+  assign \$9  = w_rdy & w_en;
   assign \$10  = r_rdy & r_en;
-  assign \$11  = w_rdy & w_en;
-  assign \$12  = ~ \$11 ;
-  assign \$13  = \$10  & \$12 ;
-  assign \$14  = level - 1'h1;
+  assign \$11  = ~ \$10 ;
+  assign \$12  = \$9  & \$11 ;
+  assign \$13  = level + 1'h1;
+  assign \$14  = r_rdy & r_en;
+  assign \$15  = w_rdy & w_en;
+  assign \$16  = ~ \$15 ;
+  assign \$17  = \$14  & \$16 ;
+  assign \$18  = level - 1'h1;
   always @(posedge clk)
-    w_port__addr <= \$15 ;
+    w_port__addr <= \$19 ;
   always @(posedge clk)
-    r_port__addr <= \$16 ;
+    r_port__addr <= \$20 ;
   always @(posedge clk)
-    level <= \$17 ;
+    level <= \$21 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$15  = w_port__addr;
+    \$19  = w_port__addr;
     if (\$1 ) begin
-      \$15  = \$2 [1:0];
+      \$19  = \$4 [2:0];
     end
     if (rst) begin
-      \$15  = 2'h0;
+      \$19  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$16  = r_port__addr;
-    if (\$3 ) begin
-      \$16  = \$4 [1:0];
+    \$20  = r_port__addr;
+    if (\$5 ) begin
+      \$20  = \$8 [2:0];
     end
     if (rst) begin
-      \$16  = 2'h0;
+      \$20  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$17  = level;
-    if (\$8 ) begin
-      \$17  = \$9 [2:0];
+    \$21  = level;
+    if (\$12 ) begin
+      \$21  = \$13 [2:0];
     end
-    if (\$13 ) begin
-      \$17  = \$14 [2:0];
+    if (\$17 ) begin
+      \$21  = \$18 [2:0];
     end
     if (rst) begin
-      \$17  = 3'h0;
+      \$21  = 3'h0;
     end
   end
   assign w_level = level;
@@ -14331,133 +14043,2058 @@ module \fairyhw_engine.row0 (rst, pp, qq, h, x, sums, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_valid, clk, rst, drained, wgt_ready, busy, load__valid, freed, load__payload, slot, clear, cmd__ready, act__ready, chunk, cmd__payload);
+module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_valid, clk, rst, drained, wgt_ready, busy, load__valid, load__payload, slot, clear, cmd__ready, act__ready, chunk, freed, cmd__payload);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire \$1 ;
   wire \$10 ;
-  reg \$100 ;
-  reg [13:0] \$101 ;
-  reg \$102 ;
-  reg [6:0] \$103 ;
-  reg \$104 ;
-  reg \$105 ;
-  reg \$106 ;
-  reg [6:0] \$107 ;
-  reg [6:0] \$108 ;
-  reg \$109 ;
+  wire \$100 ;
+  wire \$1000 ;
+  wire \$1001 ;
+  wire [14:0] \$1002 ;
+  wire \$1003 ;
+  wire [7:0] \$1004 ;
+  wire \$1005 ;
+  wire \$1006 ;
+  wire \$1007 ;
+  wire \$1008 ;
+  wire \$1009 ;
+  wire \$101 ;
+  wire \$1010 ;
+  wire \$1011 ;
+  wire \$1012 ;
+  wire \$1013 ;
+  wire \$1014 ;
+  wire \$1015 ;
+  wire \$1016 ;
+  wire \$1017 ;
+  wire \$1018 ;
+  wire \$1019 ;
+  wire \$102 ;
+  wire \$1020 ;
+  wire \$1021 ;
+  wire \$1022 ;
+  wire \$1023 ;
+  wire \$1024 ;
+  wire \$1025 ;
+  wire \$1026 ;
+  wire \$1027 ;
+  wire \$1028 ;
+  wire \$1029 ;
+  wire \$103 ;
+  wire \$1030 ;
+  wire \$1031 ;
+  wire \$1032 ;
+  wire \$1033 ;
+  wire \$1034 ;
+  wire \$1035 ;
+  wire \$1036 ;
+  wire \$1037 ;
+  wire \$1038 ;
+  wire \$1039 ;
+  wire \$104 ;
+  wire \$1040 ;
+  wire \$1041 ;
+  wire \$1042 ;
+  wire \$1043 ;
+  wire \$1044 ;
+  wire \$1045 ;
+  wire \$1046 ;
+  wire \$1047 ;
+  wire \$1048 ;
+  wire \$1049 ;
+  wire \$105 ;
+  wire \$1050 ;
+  wire \$1051 ;
+  wire \$1052 ;
+  wire \$1053 ;
+  wire \$1054 ;
+  wire \$1055 ;
+  wire \$1056 ;
+  wire \$1057 ;
+  wire \$1058 ;
+  wire \$1059 ;
+  wire \$106 ;
+  wire \$1060 ;
+  wire \$1061 ;
+  wire \$1062 ;
+  wire \$1063 ;
+  wire \$1064 ;
+  wire \$1065 ;
+  wire \$1066 ;
+  wire \$1067 ;
+  wire \$1068 ;
+  wire \$1069 ;
+  wire \$107 ;
+  wire \$1070 ;
+  wire \$1071 ;
+  wire \$1072 ;
+  wire \$1073 ;
+  wire \$1074 ;
+  wire \$1075 ;
+  wire \$1076 ;
+  wire \$1077 ;
+  wire \$1078 ;
+  wire \$1079 ;
+  wire \$108 ;
+  wire \$1080 ;
+  wire \$1081 ;
+  wire \$1082 ;
+  wire \$1083 ;
+  wire \$1084 ;
+  wire \$1085 ;
+  wire \$1086 ;
+  wire \$1087 ;
+  wire \$1088 ;
+  wire \$1089 ;
+  wire \$109 ;
+  wire \$1090 ;
+  wire \$1091 ;
+  wire \$1092 ;
+  wire \$1093 ;
+  wire \$1094 ;
+  wire \$1095 ;
+  wire \$1096 ;
+  wire \$1097 ;
+  wire \$1098 ;
+  wire \$1099 ;
   wire \$11 ;
-  reg [14:0] \$110 ;
-  reg \$111 ;
-  reg [6:0] \$112 ;
-  reg \$113 ;
-  reg \$114 ;
-  reg \$115 ;
-  reg \$116 ;
-  reg \$117 ;
+  wire \$110 ;
+  wire \$1100 ;
+  wire \$1101 ;
+  wire \$1102 ;
+  wire \$1103 ;
+  wire \$1104 ;
+  wire \$1105 ;
+  wire \$1106 ;
+  wire \$1107 ;
+  wire \$1108 ;
+  wire \$1109 ;
+  wire \$111 ;
+  wire \$1110 ;
+  wire \$1111 ;
+  wire \$1112 ;
+  wire \$1113 ;
+  wire \$1114 ;
+  wire \$1115 ;
+  wire \$1116 ;
+  wire \$1117 ;
+  wire \$1118 ;
+  wire \$1119 ;
+  wire \$112 ;
+  wire \$1120 ;
+  wire \$1121 ;
+  wire \$1122 ;
+  wire \$1123 ;
+  wire \$1124 ;
+  wire \$1125 ;
+  wire \$1126 ;
+  wire \$1127 ;
+  wire \$1128 ;
+  wire \$1129 ;
+  wire \$113 ;
+  wire \$1130 ;
+  wire \$1131 ;
+  wire \$1132 ;
+  wire \$1133 ;
+  wire \$1134 ;
+  wire \$1135 ;
+  wire \$1136 ;
+  wire \$1137 ;
+  wire \$1138 ;
+  wire \$1139 ;
+  wire \$114 ;
+  wire \$1140 ;
+  wire \$1141 ;
+  wire \$1142 ;
+  wire \$1143 ;
+  wire \$1144 ;
+  wire \$1145 ;
+  wire \$1146 ;
+  wire \$1147 ;
+  wire \$1148 ;
+  wire \$1149 ;
+  wire \$115 ;
+  wire \$1150 ;
+  wire \$1151 ;
+  wire \$1152 ;
+  wire \$1153 ;
+  wire \$1154 ;
+  wire \$1155 ;
+  wire \$1156 ;
+  wire \$1157 ;
+  wire \$1158 ;
+  wire \$1159 ;
+  wire \$116 ;
+  wire \$1160 ;
+  wire \$1161 ;
+  wire \$1162 ;
+  wire \$1163 ;
+  wire \$1164 ;
+  wire \$1165 ;
+  wire \$1166 ;
+  wire \$1167 ;
+  wire \$1168 ;
+  wire \$1169 ;
+  wire \$117 ;
+  wire \$1170 ;
+  wire \$1171 ;
+  wire \$1172 ;
+  wire \$1173 ;
+  wire \$1174 ;
+  wire \$1175 ;
+  wire \$1176 ;
+  wire \$1177 ;
+  wire \$1178 ;
+  wire \$1179 ;
+  wire \$118 ;
+  wire \$1180 ;
+  wire \$1181 ;
+  wire \$1182 ;
+  wire \$1183 ;
+  wire \$1184 ;
+  wire \$1185 ;
+  wire \$1186 ;
+  wire \$1187 ;
+  wire \$1188 ;
+  wire \$1189 ;
+  wire \$119 ;
+  wire \$1190 ;
+  wire \$1191 ;
+  wire \$1192 ;
+  wire \$1193 ;
+  wire \$1194 ;
+  wire \$1195 ;
+  wire \$1196 ;
+  wire \$1197 ;
+  wire \$1198 ;
+  wire \$1199 ;
   wire \$12 ;
+  wire \$120 ;
+  wire \$1200 ;
+  wire \$1201 ;
+  wire \$1202 ;
+  wire \$1203 ;
+  wire \$1204 ;
+  wire \$1205 ;
+  wire \$1206 ;
+  wire \$1207 ;
+  wire \$1208 ;
+  wire \$1209 ;
+  wire \$121 ;
+  wire \$1210 ;
+  wire \$1211 ;
+  wire \$1212 ;
+  wire \$1213 ;
+  wire \$1214 ;
+  wire \$1215 ;
+  wire \$1216 ;
+  wire \$1217 ;
+  wire \$1218 ;
+  wire \$1219 ;
+  wire \$122 ;
+  wire \$1220 ;
+  wire \$1221 ;
+  wire \$1222 ;
+  wire \$1223 ;
+  wire \$1224 ;
+  wire \$1225 ;
+  wire \$1226 ;
+  wire \$1227 ;
+  wire \$1228 ;
+  wire \$1229 ;
+  wire \$123 ;
+  wire \$1230 ;
+  wire \$1231 ;
+  wire \$1232 ;
+  wire \$1233 ;
+  wire \$1234 ;
+  wire \$1235 ;
+  wire \$1236 ;
+  wire \$1237 ;
+  wire \$1238 ;
+  wire \$1239 ;
+  wire \$124 ;
+  wire \$1240 ;
+  wire \$1241 ;
+  wire \$1242 ;
+  wire \$1243 ;
+  wire \$1244 ;
+  wire \$1245 ;
+  wire \$1246 ;
+  wire \$1247 ;
+  wire \$1248 ;
+  wire \$1249 ;
+  wire \$125 ;
+  wire \$1250 ;
+  wire \$1251 ;
+  wire \$1252 ;
+  wire \$1253 ;
+  wire \$1254 ;
+  wire \$1255 ;
+  wire \$1256 ;
+  wire \$1257 ;
+  wire \$1258 ;
+  wire \$1259 ;
+  wire \$126 ;
+  wire \$1260 ;
+  wire \$1261 ;
+  wire \$1262 ;
+  wire \$1263 ;
+  wire \$1264 ;
+  wire \$1265 ;
+  wire \$1266 ;
+  wire \$1267 ;
+  wire \$1268 ;
+  wire \$1269 ;
+  wire \$127 ;
+  wire \$1270 ;
+  wire \$1271 ;
+  wire \$1272 ;
+  wire \$1273 ;
+  wire \$1274 ;
+  wire \$1275 ;
+  wire \$1276 ;
+  wire \$1277 ;
+  wire \$1278 ;
+  wire \$1279 ;
+  wire \$128 ;
+  wire \$1280 ;
+  wire \$1281 ;
+  wire \$1282 ;
+  wire \$1283 ;
+  wire \$1284 ;
+  wire \$1285 ;
+  wire \$1286 ;
+  wire \$1287 ;
+  wire \$1288 ;
+  wire \$1289 ;
+  wire \$129 ;
+  wire \$1290 ;
+  wire \$1291 ;
+  wire \$1292 ;
+  wire \$1293 ;
+  wire \$1294 ;
+  wire \$1295 ;
+  wire \$1296 ;
+  wire \$1297 ;
+  wire \$1298 ;
+  wire \$1299 ;
   wire \$13 ;
+  wire \$130 ;
+  wire \$1300 ;
+  wire \$1301 ;
+  wire \$1302 ;
+  wire \$1303 ;
+  wire \$1304 ;
+  wire \$1305 ;
+  wire \$1306 ;
+  wire \$1307 ;
+  wire \$1308 ;
+  wire \$1309 ;
+  wire \$131 ;
+  wire \$1310 ;
+  wire \$1311 ;
+  wire \$1312 ;
+  wire \$1313 ;
+  wire \$1314 ;
+  wire \$1315 ;
+  wire \$1316 ;
+  wire \$1317 ;
+  wire \$1318 ;
+  wire \$1319 ;
+  wire \$132 ;
+  wire \$1320 ;
+  wire \$1321 ;
+  wire \$1322 ;
+  wire \$1323 ;
+  wire \$1324 ;
+  wire \$1325 ;
+  wire \$1326 ;
+  wire \$1327 ;
+  wire \$1328 ;
+  wire \$1329 ;
+  wire \$133 ;
+  wire \$1330 ;
+  wire \$1331 ;
+  wire \$1332 ;
+  wire \$1333 ;
+  wire \$1334 ;
+  wire \$1335 ;
+  wire \$1336 ;
+  wire \$1337 ;
+  wire \$1338 ;
+  wire \$1339 ;
+  wire \$134 ;
+  wire \$1340 ;
+  wire \$1341 ;
+  wire \$1342 ;
+  wire \$1343 ;
+  wire \$1344 ;
+  wire \$1345 ;
+  wire \$1346 ;
+  wire \$1347 ;
+  wire \$1348 ;
+  wire \$1349 ;
+  wire \$135 ;
+  wire \$1350 ;
+  wire \$1351 ;
+  wire \$1352 ;
+  wire \$1353 ;
+  wire \$1354 ;
+  wire \$1355 ;
+  wire \$1356 ;
+  wire \$1357 ;
+  wire \$1358 ;
+  wire \$1359 ;
+  wire \$136 ;
+  wire \$1360 ;
+  wire \$1361 ;
+  wire \$1362 ;
+  wire \$1363 ;
+  wire \$1364 ;
+  wire \$1365 ;
+  wire \$1366 ;
+  wire \$1367 ;
+  wire \$1368 ;
+  wire \$1369 ;
+  wire \$137 ;
+  wire \$1370 ;
+  wire \$1371 ;
+  wire \$1372 ;
+  wire \$1373 ;
+  wire \$1374 ;
+  wire \$1375 ;
+  wire \$1376 ;
+  wire \$1377 ;
+  wire \$1378 ;
+  wire \$1379 ;
+  wire \$138 ;
+  wire \$1380 ;
+  wire \$1381 ;
+  wire \$1382 ;
+  wire \$1383 ;
+  wire \$1384 ;
+  wire \$1385 ;
+  wire \$1386 ;
+  wire \$1387 ;
+  wire \$1388 ;
+  wire \$1389 ;
+  wire \$139 ;
+  wire \$1390 ;
+  wire \$1391 ;
+  wire \$1392 ;
+  wire \$1393 ;
+  wire \$1394 ;
+  wire \$1395 ;
+  wire \$1396 ;
+  wire \$1397 ;
+  wire \$1398 ;
+  wire \$1399 ;
   wire \$14 ;
+  wire \$140 ;
+  wire \$1400 ;
+  wire \$1401 ;
+  wire \$1402 ;
+  wire \$1403 ;
+  wire \$1404 ;
+  wire \$1405 ;
+  wire \$1406 ;
+  wire \$1407 ;
+  wire \$1408 ;
+  wire \$1409 ;
+  wire \$141 ;
+  wire \$1410 ;
+  wire \$1411 ;
+  wire \$1412 ;
+  wire \$1413 ;
+  wire \$1414 ;
+  wire \$1415 ;
+  wire \$1416 ;
+  wire \$1417 ;
+  wire \$1418 ;
+  wire \$1419 ;
+  wire \$142 ;
+  wire \$1420 ;
+  wire \$1421 ;
+  wire \$1422 ;
+  wire \$1423 ;
+  wire \$1424 ;
+  wire \$1425 ;
+  wire \$1426 ;
+  wire \$1427 ;
+  wire \$1428 ;
+  wire \$1429 ;
+  wire \$143 ;
+  wire \$1430 ;
+  wire \$1431 ;
+  wire \$1432 ;
+  wire \$1433 ;
+  wire \$1434 ;
+  wire \$1435 ;
+  wire \$1436 ;
+  wire \$1437 ;
+  wire \$1438 ;
+  wire \$1439 ;
+  wire \$144 ;
+  wire \$1440 ;
+  wire \$1441 ;
+  wire \$1442 ;
+  wire \$1443 ;
+  wire \$1444 ;
+  wire \$1445 ;
+  wire \$1446 ;
+  wire \$1447 ;
+  wire \$1448 ;
+  wire \$1449 ;
+  wire \$145 ;
+  wire \$1450 ;
+  wire \$1451 ;
+  wire \$1452 ;
+  wire \$1453 ;
+  wire \$1454 ;
+  wire \$1455 ;
+  wire \$1456 ;
+  wire \$1457 ;
+  wire \$1458 ;
+  wire \$1459 ;
+  wire \$146 ;
+  wire \$1460 ;
+  wire \$1461 ;
+  wire \$1462 ;
+  wire \$1463 ;
+  wire \$1464 ;
+  wire \$1465 ;
+  wire \$1466 ;
+  wire \$1467 ;
+  wire \$1468 ;
+  wire \$1469 ;
+  wire \$147 ;
+  wire \$1470 ;
+  wire \$1471 ;
+  wire \$1472 ;
+  wire \$1473 ;
+  wire \$1474 ;
+  wire \$1475 ;
+  wire \$1476 ;
+  wire \$1477 ;
+  wire \$1478 ;
+  wire \$1479 ;
+  wire \$148 ;
+  wire \$1480 ;
+  wire \$1481 ;
+  wire \$1482 ;
+  wire \$1483 ;
+  wire \$1484 ;
+  wire \$1485 ;
+  wire \$1486 ;
+  wire \$1487 ;
+  wire \$1488 ;
+  wire \$1489 ;
+  wire \$149 ;
+  wire \$1490 ;
+  wire \$1491 ;
+  wire \$1492 ;
+  wire \$1493 ;
+  wire \$1494 ;
+  wire \$1495 ;
+  wire \$1496 ;
+  wire \$1497 ;
+  wire \$1498 ;
+  wire \$1499 ;
   wire \$15 ;
-  wire \$16 ;
+  wire \$150 ;
+  wire \$1500 ;
+  wire \$1501 ;
+  wire \$1502 ;
+  wire \$1503 ;
+  wire \$1504 ;
+  wire \$1505 ;
+  wire \$1506 ;
+  wire \$1507 ;
+  wire \$1508 ;
+  wire \$1509 ;
+  wire \$151 ;
+  wire \$1510 ;
+  wire \$1511 ;
+  wire \$1512 ;
+  wire \$1513 ;
+  wire \$1514 ;
+  wire \$1515 ;
+  wire \$1516 ;
+  wire \$1517 ;
+  wire \$1518 ;
+  wire \$1519 ;
+  wire \$152 ;
+  wire \$1520 ;
+  wire \$1521 ;
+  wire \$1522 ;
+  wire \$1523 ;
+  wire \$1524 ;
+  wire \$1525 ;
+  wire \$1526 ;
+  wire \$1527 ;
+  wire \$1528 ;
+  wire \$1529 ;
+  wire \$153 ;
+  wire \$1530 ;
+  wire \$1531 ;
+  wire \$1532 ;
+  wire \$1533 ;
+  wire \$1534 ;
+  wire \$1535 ;
+  wire \$1536 ;
+  wire \$1537 ;
+  wire \$1538 ;
+  wire \$1539 ;
+  wire \$154 ;
+  wire \$1540 ;
+  wire \$1541 ;
+  wire \$1542 ;
+  wire \$1543 ;
+  wire \$1544 ;
+  wire \$1545 ;
+  wire \$1546 ;
+  wire \$1547 ;
+  wire \$1548 ;
+  wire \$1549 ;
+  wire \$155 ;
+  wire \$1550 ;
+  wire \$1551 ;
+  wire \$1552 ;
+  wire \$1553 ;
+  wire \$1554 ;
+  wire \$1555 ;
+  wire \$1556 ;
+  wire \$1557 ;
+  wire \$1558 ;
+  wire \$1559 ;
+  wire \$156 ;
+  wire \$1560 ;
+  wire \$1561 ;
+  wire \$1562 ;
+  wire \$1563 ;
+  wire \$1564 ;
+  wire \$1565 ;
+  wire \$1566 ;
+  wire \$1567 ;
+  wire \$1568 ;
+  wire \$1569 ;
+  wire \$157 ;
+  wire \$1570 ;
+  wire \$1571 ;
+  wire \$1572 ;
+  wire \$1573 ;
+  wire \$1574 ;
+  wire \$1575 ;
+  wire \$1576 ;
+  wire \$1577 ;
+  wire \$1578 ;
+  wire \$1579 ;
+  wire \$158 ;
+  wire \$1580 ;
+  wire \$1581 ;
+  wire \$1582 ;
+  wire \$1583 ;
+  wire \$1584 ;
+  wire \$1585 ;
+  wire \$1586 ;
+  wire \$1587 ;
+  wire \$1588 ;
+  wire \$1589 ;
+  wire \$159 ;
+  wire \$1590 ;
+  wire \$1591 ;
+  wire \$1592 ;
+  wire \$1593 ;
+  wire \$1594 ;
+  wire \$1595 ;
+  wire \$1596 ;
+  wire \$1597 ;
+  wire \$1598 ;
+  wire \$1599 ;
+  wire [14:0] \$16 ;
+  wire \$160 ;
+  wire \$1600 ;
+  wire \$1601 ;
+  wire \$1602 ;
+  wire \$1603 ;
+  wire \$1604 ;
+  wire \$1605 ;
+  wire \$1606 ;
+  wire \$1607 ;
+  wire \$1608 ;
+  wire \$1609 ;
+  wire \$161 ;
+  wire \$1610 ;
+  wire \$1611 ;
+  wire \$1612 ;
+  wire \$1613 ;
+  wire \$1614 ;
+  wire \$1615 ;
+  wire \$1616 ;
+  wire \$1617 ;
+  wire \$1618 ;
+  wire \$1619 ;
+  wire \$162 ;
+  wire \$1620 ;
+  wire \$1621 ;
+  wire \$1622 ;
+  wire \$1623 ;
+  wire \$1624 ;
+  wire \$1625 ;
+  wire \$1626 ;
+  wire \$1627 ;
+  wire \$1628 ;
+  wire \$1629 ;
+  wire \$163 ;
+  wire \$1630 ;
+  wire \$1631 ;
+  wire \$1632 ;
+  wire \$1633 ;
+  wire \$1634 ;
+  wire \$1635 ;
+  wire \$1636 ;
+  wire \$1637 ;
+  wire \$1638 ;
+  wire \$1639 ;
+  wire \$164 ;
+  wire \$1640 ;
+  wire \$1641 ;
+  wire \$1642 ;
+  wire \$1643 ;
+  wire \$1644 ;
+  wire \$1645 ;
+  wire \$1646 ;
+  wire \$1647 ;
+  wire \$1648 ;
+  wire \$1649 ;
+  wire \$165 ;
+  wire \$1650 ;
+  wire \$1651 ;
+  wire \$1652 ;
+  wire \$1653 ;
+  wire \$1654 ;
+  wire \$1655 ;
+  wire \$1656 ;
+  wire \$1657 ;
+  wire \$1658 ;
+  wire \$1659 ;
+  wire \$166 ;
+  wire \$1660 ;
+  wire \$1661 ;
+  wire \$1662 ;
+  wire \$1663 ;
+  wire \$1664 ;
+  wire \$1665 ;
+  wire \$1666 ;
+  wire \$1667 ;
+  wire \$1668 ;
+  wire \$1669 ;
+  wire \$167 ;
+  wire \$1670 ;
+  wire \$1671 ;
+  wire \$1672 ;
+  wire \$1673 ;
+  wire \$1674 ;
+  wire \$1675 ;
+  wire \$1676 ;
+  wire \$1677 ;
+  wire \$1678 ;
+  wire \$1679 ;
+  wire \$168 ;
+  wire \$1680 ;
+  wire \$1681 ;
+  wire \$1682 ;
+  wire \$1683 ;
+  wire \$1684 ;
+  wire \$1685 ;
+  wire \$1686 ;
+  wire \$1687 ;
+  wire \$1688 ;
+  wire \$1689 ;
+  wire \$169 ;
+  wire \$1690 ;
+  wire \$1691 ;
+  wire \$1692 ;
+  wire \$1693 ;
+  wire \$1694 ;
+  wire \$1695 ;
+  wire \$1696 ;
+  wire \$1697 ;
+  wire \$1698 ;
+  wire \$1699 ;
   wire \$17 ;
+  wire \$170 ;
+  wire \$1700 ;
+  wire \$1701 ;
+  wire \$1702 ;
+  wire \$1703 ;
+  wire \$1704 ;
+  wire \$1705 ;
+  wire \$1706 ;
+  wire \$1707 ;
+  wire \$1708 ;
+  wire \$1709 ;
+  wire \$171 ;
+  wire \$1710 ;
+  wire \$1711 ;
+  wire \$1712 ;
+  wire \$1713 ;
+  wire \$1714 ;
+  wire \$1715 ;
+  wire \$1716 ;
+  wire \$1717 ;
+  wire \$1718 ;
+  wire \$1719 ;
+  wire \$172 ;
+  wire \$1720 ;
+  wire \$1721 ;
+  wire \$1722 ;
+  wire \$1723 ;
+  wire \$1724 ;
+  wire \$1725 ;
+  wire \$1726 ;
+  wire \$1727 ;
+  wire \$1728 ;
+  wire \$1729 ;
+  wire \$173 ;
+  wire \$1730 ;
+  wire \$1731 ;
+  wire \$1732 ;
+  wire \$1733 ;
+  wire \$1734 ;
+  wire \$1735 ;
+  wire \$1736 ;
+  wire \$1737 ;
+  wire \$1738 ;
+  wire \$1739 ;
+  wire \$174 ;
+  wire \$1740 ;
+  wire \$1741 ;
+  wire \$1742 ;
+  wire \$1743 ;
+  wire \$1744 ;
+  wire \$1745 ;
+  wire \$1746 ;
+  wire \$1747 ;
+  wire \$1748 ;
+  wire \$1749 ;
+  wire \$175 ;
+  wire \$1750 ;
+  wire \$1751 ;
+  wire \$1752 ;
+  wire \$1753 ;
+  wire \$1754 ;
+  wire \$1755 ;
+  wire \$1756 ;
+  wire \$1757 ;
+  wire \$1758 ;
+  wire \$1759 ;
+  wire \$176 ;
+  wire \$1760 ;
+  wire \$1761 ;
+  wire \$1762 ;
+  wire \$1763 ;
+  wire \$1764 ;
+  wire \$1765 ;
+  wire \$1766 ;
+  wire \$1767 ;
+  wire \$1768 ;
+  wire \$1769 ;
+  wire \$177 ;
+  wire \$1770 ;
+  wire \$1771 ;
+  wire \$1772 ;
+  wire \$1773 ;
+  wire \$1774 ;
+  wire \$1775 ;
+  wire \$1776 ;
+  wire \$1777 ;
+  wire \$1778 ;
+  wire \$1779 ;
+  wire \$178 ;
+  wire \$1780 ;
+  wire \$1781 ;
+  wire \$1782 ;
+  wire \$1783 ;
+  wire \$1784 ;
+  wire \$1785 ;
+  wire \$1786 ;
+  wire \$1787 ;
+  wire \$1788 ;
+  wire \$1789 ;
+  wire \$179 ;
+  wire \$1790 ;
+  wire \$1791 ;
+  wire \$1792 ;
+  wire \$1793 ;
+  wire \$1794 ;
+  wire \$1795 ;
+  wire \$1796 ;
+  wire \$1797 ;
+  wire \$1798 ;
+  wire \$1799 ;
   wire \$18 ;
+  wire \$180 ;
+  wire \$1800 ;
+  wire \$1801 ;
+  wire \$1802 ;
+  wire \$1803 ;
+  wire \$1804 ;
+  wire \$1805 ;
+  wire \$1806 ;
+  wire \$1807 ;
+  wire \$1808 ;
+  wire \$1809 ;
+  wire \$181 ;
+  wire \$1810 ;
+  wire \$1811 ;
+  wire \$1812 ;
+  wire \$1813 ;
+  wire \$1814 ;
+  wire \$1815 ;
+  wire \$1816 ;
+  wire \$1817 ;
+  wire \$1818 ;
+  wire \$1819 ;
+  wire \$182 ;
+  wire \$1820 ;
+  wire \$1821 ;
+  wire \$1822 ;
+  wire \$1823 ;
+  wire \$1824 ;
+  wire \$1825 ;
+  wire \$1826 ;
+  wire \$1827 ;
+  wire \$1828 ;
+  wire \$1829 ;
+  wire \$183 ;
+  wire \$1830 ;
+  wire \$1831 ;
+  wire \$1832 ;
+  wire \$1833 ;
+  wire \$1834 ;
+  wire \$1835 ;
+  wire \$1836 ;
+  wire \$1837 ;
+  wire \$1838 ;
+  wire \$1839 ;
+  wire \$184 ;
+  wire \$1840 ;
+  wire \$1841 ;
+  wire \$1842 ;
+  wire \$1843 ;
+  wire \$1844 ;
+  wire \$1845 ;
+  wire \$1846 ;
+  wire \$1847 ;
+  wire \$1848 ;
+  wire \$1849 ;
+  wire \$185 ;
+  wire \$1850 ;
+  wire \$1851 ;
+  wire \$1852 ;
+  wire \$1853 ;
+  wire \$1854 ;
+  wire \$1855 ;
+  wire \$1856 ;
+  wire \$1857 ;
+  wire \$1858 ;
+  wire \$1859 ;
+  wire \$186 ;
+  wire \$1860 ;
+  wire \$1861 ;
+  wire \$1862 ;
+  wire \$1863 ;
+  wire \$1864 ;
+  wire \$1865 ;
+  wire \$1866 ;
+  wire \$1867 ;
+  wire \$1868 ;
+  wire \$1869 ;
+  wire \$187 ;
+  wire \$1870 ;
+  wire \$1871 ;
+  wire \$1872 ;
+  wire \$1873 ;
+  wire \$1874 ;
+  wire \$1875 ;
+  wire \$1876 ;
+  wire \$1877 ;
+  wire \$1878 ;
+  wire \$1879 ;
+  wire \$188 ;
+  wire \$1880 ;
+  wire \$1881 ;
+  wire \$1882 ;
+  wire \$1883 ;
+  wire \$1884 ;
+  wire \$1885 ;
+  wire \$1886 ;
+  wire \$1887 ;
+  wire \$1888 ;
+  wire \$1889 ;
+  wire \$189 ;
+  wire \$1890 ;
+  wire \$1891 ;
+  wire \$1892 ;
+  wire \$1893 ;
+  wire \$1894 ;
+  wire \$1895 ;
+  wire \$1896 ;
+  wire \$1897 ;
+  wire \$1898 ;
+  wire \$1899 ;
   wire \$19 ;
+  wire \$190 ;
+  wire \$1900 ;
+  wire \$1901 ;
+  wire \$1902 ;
+  wire \$1903 ;
+  wire \$1904 ;
+  wire \$1905 ;
+  wire \$1906 ;
+  wire \$1907 ;
+  wire \$1908 ;
+  wire \$1909 ;
+  wire \$191 ;
+  wire \$1910 ;
+  wire \$1911 ;
+  wire \$1912 ;
+  wire \$1913 ;
+  wire \$1914 ;
+  wire \$1915 ;
+  wire \$1916 ;
+  wire \$1917 ;
+  wire \$1918 ;
+  wire \$1919 ;
+  wire \$192 ;
+  wire \$1920 ;
+  wire \$1921 ;
+  wire \$1922 ;
+  wire \$1923 ;
+  wire \$1924 ;
+  wire \$1925 ;
+  wire \$1926 ;
+  wire \$1927 ;
+  wire \$1928 ;
+  wire \$1929 ;
+  wire \$193 ;
+  wire \$1930 ;
+  wire \$1931 ;
+  wire \$1932 ;
+  wire \$1933 ;
+  wire \$1934 ;
+  wire \$1935 ;
+  wire \$1936 ;
+  wire \$1937 ;
+  wire \$1938 ;
+  wire \$1939 ;
+  wire \$194 ;
+  wire \$1940 ;
+  wire \$1941 ;
+  wire \$1942 ;
+  wire \$1943 ;
+  wire \$1944 ;
+  wire \$1945 ;
+  wire \$1946 ;
+  wire \$1947 ;
+  wire \$1948 ;
+  wire \$1949 ;
+  wire \$195 ;
+  wire \$1950 ;
+  wire \$1951 ;
+  wire \$1952 ;
+  wire \$1953 ;
+  wire \$1954 ;
+  wire \$1955 ;
+  wire \$1956 ;
+  wire \$1957 ;
+  wire \$1958 ;
+  wire \$1959 ;
+  wire \$196 ;
+  wire \$1960 ;
+  wire \$1961 ;
+  wire \$1962 ;
+  wire \$1963 ;
+  wire \$1964 ;
+  wire [7:0] \$1965 ;
+  wire \$1966 ;
+  wire \$1967 ;
+  wire \$1968 ;
+  wire \$1969 ;
+  wire \$197 ;
+  wire \$1970 ;
+  wire \$1971 ;
+  wire \$1972 ;
+  wire [7:0] \$1973 ;
+  wire [7:0] \$1974 ;
+  wire \$1975 ;
+  wire \$1976 ;
+  wire \$1977 ;
+  wire \$1978 ;
+  wire \$1979 ;
+  wire \$198 ;
+  wire \$1980 ;
+  wire \$1981 ;
+  wire \$1982 ;
+  wire \$1983 ;
+  wire \$1984 ;
+  wire \$1985 ;
+  wire \$1986 ;
+  wire [15:0] \$1987 ;
+  wire \$1988 ;
+  wire [1:0] \$1989 ;
+  wire \$199 ;
+  wire \$1990 ;
+  wire [1:0] \$1991 ;
+  wire \$1992 ;
+  wire \$1993 ;
+  wire \$1994 ;
+  wire \$1995 ;
+  wire \$1996 ;
+  wire \$1997 ;
+  wire \$1998 ;
+  wire \$1999 ;
   wire \$2 ;
   wire \$20 ;
+  wire \$200 ;
+  reg [5:0] \$2000 ;
+  reg [1:0] \$2001 ;
+  reg \$2002 ;
+  reg [13:0] \$2003 ;
+  reg [14:0] \$2004 ;
+  reg \$2005 ;
+  reg \$2006 ;
+  reg \$2007 ;
+  reg \$2008 ;
+  reg \$2009 ;
+  wire \$201 ;
+  reg \$2010 ;
+  reg \$2011 ;
+  reg [13:0] \$2012 ;
+  reg \$2013 ;
+  reg \$2014 ;
+  reg [6:0] \$2015 ;
+  reg [6:0] \$2016 ;
+  reg [63:0] \$2017 ;
+  reg \$2018 ;
+  reg [6:0] \$2019 ;
+  wire \$202 ;
+  reg [6:0] \$2020 ;
+  reg \$2021 ;
+  reg \$2022 ;
+  reg \$2023 ;
+  reg \$2024 ;
+  reg [6:0] \$2025 ;
+  reg [6:0] \$2026 ;
+  reg \$2027 ;
+  reg [14:0] \$2028 ;
+  reg \$2029 ;
+  wire \$203 ;
+  reg [6:0] \$2030 ;
+  reg \$2031 ;
+  reg \$2032 ;
+  reg \$2033 ;
+  reg \$2034 ;
+  reg \$2035 ;
+  reg \$2036 ;
+  reg \$2037 ;
+  wire \$204 ;
+  wire \$205 ;
+  wire \$206 ;
+  wire \$207 ;
+  wire \$208 ;
+  wire \$209 ;
   wire \$21 ;
-  wire \$22 ;
-  wire \$23 ;
+  wire \$210 ;
+  wire \$211 ;
+  wire \$212 ;
+  wire \$213 ;
+  wire \$214 ;
+  wire \$215 ;
+  wire \$216 ;
+  wire \$217 ;
+  wire \$218 ;
+  wire \$219 ;
+  wire [2:0] \$22 ;
+  wire \$220 ;
+  wire \$221 ;
+  wire \$222 ;
+  wire \$223 ;
+  wire \$224 ;
+  wire \$225 ;
+  wire \$226 ;
+  wire \$227 ;
+  wire \$228 ;
+  wire \$229 ;
+  wire [3:0] \$23 ;
+  wire \$230 ;
+  wire \$231 ;
+  wire \$232 ;
+  wire \$233 ;
+  wire \$234 ;
+  wire \$235 ;
+  wire \$236 ;
+  wire \$237 ;
+  wire \$238 ;
+  wire \$239 ;
   wire \$24 ;
+  wire \$240 ;
+  wire \$241 ;
+  wire \$242 ;
+  wire \$243 ;
+  wire \$244 ;
+  wire \$245 ;
+  wire \$246 ;
+  wire \$247 ;
+  wire \$248 ;
+  wire \$249 ;
   wire \$25 ;
+  wire \$250 ;
+  wire \$251 ;
+  wire \$252 ;
+  wire \$253 ;
+  wire \$254 ;
+  wire \$255 ;
+  wire \$256 ;
+  wire \$257 ;
+  wire \$258 ;
+  wire \$259 ;
   wire \$26 ;
+  wire \$260 ;
+  wire \$261 ;
+  wire \$262 ;
+  wire \$263 ;
+  wire \$264 ;
+  wire \$265 ;
+  wire \$266 ;
+  wire \$267 ;
+  wire \$268 ;
+  wire \$269 ;
   wire \$27 ;
-  wire [14:0] \$28 ;
+  wire \$270 ;
+  wire \$271 ;
+  wire \$272 ;
+  wire \$273 ;
+  wire \$274 ;
+  wire \$275 ;
+  wire \$276 ;
+  wire \$277 ;
+  wire \$278 ;
+  wire \$279 ;
+  wire \$28 ;
+  wire \$280 ;
+  wire \$281 ;
+  wire \$282 ;
+  wire \$283 ;
+  wire \$284 ;
+  wire \$285 ;
+  wire \$286 ;
+  wire \$287 ;
+  wire \$288 ;
+  wire \$289 ;
   wire \$29 ;
+  wire \$290 ;
+  wire \$291 ;
+  wire \$292 ;
+  wire \$293 ;
+  wire \$294 ;
+  wire \$295 ;
+  wire \$296 ;
+  wire \$297 ;
+  wire \$298 ;
+  wire \$299 ;
   wire \$3 ;
   wire \$30 ;
+  wire \$300 ;
+  wire \$301 ;
+  wire \$302 ;
+  wire \$303 ;
+  wire \$304 ;
+  wire \$305 ;
+  wire \$306 ;
+  wire \$307 ;
+  wire \$308 ;
+  wire \$309 ;
   wire \$31 ;
+  wire \$310 ;
+  wire \$311 ;
+  wire \$312 ;
+  wire \$313 ;
+  wire \$314 ;
+  wire \$315 ;
+  wire \$316 ;
+  wire \$317 ;
+  wire \$318 ;
+  wire \$319 ;
   wire \$32 ;
+  wire \$320 ;
+  wire \$321 ;
+  wire \$322 ;
+  wire \$323 ;
+  wire \$324 ;
+  wire \$325 ;
+  wire \$326 ;
+  wire \$327 ;
+  wire \$328 ;
+  wire \$329 ;
   wire \$33 ;
+  wire \$330 ;
+  wire \$331 ;
+  wire \$332 ;
+  wire \$333 ;
+  wire \$334 ;
+  wire \$335 ;
+  wire \$336 ;
+  wire \$337 ;
+  wire \$338 ;
+  wire \$339 ;
   wire \$34 ;
+  wire \$340 ;
+  wire \$341 ;
+  wire \$342 ;
+  wire \$343 ;
+  wire \$344 ;
+  wire \$345 ;
+  wire \$346 ;
+  wire \$347 ;
+  wire \$348 ;
+  wire \$349 ;
   wire \$35 ;
+  wire \$350 ;
+  wire \$351 ;
+  wire \$352 ;
+  wire \$353 ;
+  wire \$354 ;
+  wire \$355 ;
+  wire \$356 ;
+  wire \$357 ;
+  wire \$358 ;
+  wire \$359 ;
   wire \$36 ;
-  wire [2:0] \$37 ;
-  wire [3:0] \$38 ;
-  wire \$39 ;
+  wire \$360 ;
+  wire \$361 ;
+  wire \$362 ;
+  wire \$363 ;
+  wire \$364 ;
+  wire \$365 ;
+  wire \$366 ;
+  wire \$367 ;
+  wire \$368 ;
+  wire \$369 ;
+  wire \$37 ;
+  wire \$370 ;
+  wire \$371 ;
+  wire \$372 ;
+  wire \$373 ;
+  wire \$374 ;
+  wire \$375 ;
+  wire \$376 ;
+  wire \$377 ;
+  wire \$378 ;
+  wire \$379 ;
+  wire \$38 ;
+  wire \$380 ;
+  wire \$381 ;
+  wire \$382 ;
+  wire \$383 ;
+  wire \$384 ;
+  wire \$385 ;
+  wire \$386 ;
+  wire \$387 ;
+  wire \$388 ;
+  wire \$389 ;
+  wire [7:0] \$39 ;
+  wire \$390 ;
+  wire \$391 ;
+  wire \$392 ;
+  wire \$393 ;
+  wire \$394 ;
+  wire \$395 ;
+  wire \$396 ;
+  wire \$397 ;
+  wire \$398 ;
+  wire \$399 ;
   wire \$4 ;
   wire \$40 ;
+  wire \$400 ;
+  wire \$401 ;
+  wire \$402 ;
+  wire \$403 ;
+  wire \$404 ;
+  wire \$405 ;
+  wire \$406 ;
+  wire \$407 ;
+  wire \$408 ;
+  wire \$409 ;
   wire \$41 ;
+  wire \$410 ;
+  wire \$411 ;
+  wire \$412 ;
+  wire \$413 ;
+  wire \$414 ;
+  wire \$415 ;
+  wire \$416 ;
+  wire \$417 ;
+  wire \$418 ;
+  wire \$419 ;
   wire \$42 ;
+  wire \$420 ;
+  wire \$421 ;
+  wire \$422 ;
+  wire \$423 ;
+  wire \$424 ;
+  wire \$425 ;
+  wire \$426 ;
+  wire \$427 ;
+  wire \$428 ;
+  wire \$429 ;
   wire \$43 ;
-  wire [14:0] \$44 ;
+  wire \$430 ;
+  wire \$431 ;
+  wire \$432 ;
+  wire \$433 ;
+  wire \$434 ;
+  wire \$435 ;
+  wire \$436 ;
+  wire \$437 ;
+  wire \$438 ;
+  wire \$439 ;
+  wire \$44 ;
+  wire \$440 ;
+  wire \$441 ;
+  wire \$442 ;
+  wire \$443 ;
+  wire \$444 ;
+  wire \$445 ;
+  wire \$446 ;
+  wire \$447 ;
+  wire \$448 ;
+  wire \$449 ;
   wire \$45 ;
-  wire [7:0] \$46 ;
+  wire \$450 ;
+  wire \$451 ;
+  wire \$452 ;
+  wire \$453 ;
+  wire \$454 ;
+  wire \$455 ;
+  wire \$456 ;
+  wire \$457 ;
+  wire \$458 ;
+  wire \$459 ;
+  wire \$46 ;
+  wire \$460 ;
+  wire \$461 ;
+  wire \$462 ;
+  wire \$463 ;
+  wire \$464 ;
+  wire \$465 ;
+  wire \$466 ;
+  wire \$467 ;
+  wire \$468 ;
+  wire \$469 ;
   wire \$47 ;
-  wire [7:0] \$48 ;
-  wire [7:0] \$49 ;
+  wire \$470 ;
+  wire \$471 ;
+  wire \$472 ;
+  wire \$473 ;
+  wire \$474 ;
+  wire \$475 ;
+  wire \$476 ;
+  wire \$477 ;
+  wire \$478 ;
+  wire \$479 ;
+  wire \$48 ;
+  wire \$480 ;
+  wire \$481 ;
+  wire \$482 ;
+  wire \$483 ;
+  wire \$484 ;
+  wire \$485 ;
+  wire \$486 ;
+  wire \$487 ;
+  wire \$488 ;
+  wire \$489 ;
+  wire \$49 ;
+  wire \$490 ;
+  wire \$491 ;
+  wire \$492 ;
+  wire \$493 ;
+  wire \$494 ;
+  wire \$495 ;
+  wire \$496 ;
+  wire \$497 ;
+  wire \$498 ;
+  wire \$499 ;
   wire \$5 ;
   wire \$50 ;
+  wire \$500 ;
+  wire \$501 ;
+  wire \$502 ;
+  wire \$503 ;
+  wire \$504 ;
+  wire \$505 ;
+  wire \$506 ;
+  wire \$507 ;
+  wire \$508 ;
+  wire \$509 ;
   wire \$51 ;
+  wire \$510 ;
+  wire \$511 ;
+  wire \$512 ;
+  wire \$513 ;
+  wire \$514 ;
+  wire \$515 ;
+  wire \$516 ;
+  wire \$517 ;
+  wire \$518 ;
+  wire \$519 ;
   wire \$52 ;
+  wire \$520 ;
+  wire \$521 ;
+  wire \$522 ;
+  wire \$523 ;
+  wire \$524 ;
+  wire \$525 ;
+  wire \$526 ;
+  wire \$527 ;
+  wire \$528 ;
+  wire \$529 ;
   wire \$53 ;
+  wire \$530 ;
+  wire \$531 ;
+  wire \$532 ;
+  wire \$533 ;
+  wire \$534 ;
+  wire \$535 ;
+  wire \$536 ;
+  wire \$537 ;
+  wire \$538 ;
+  wire \$539 ;
   wire \$54 ;
+  wire \$540 ;
+  wire \$541 ;
+  wire \$542 ;
+  wire \$543 ;
+  wire \$544 ;
+  wire \$545 ;
+  wire \$546 ;
+  wire \$547 ;
+  wire \$548 ;
+  wire \$549 ;
   wire \$55 ;
+  wire \$550 ;
+  wire \$551 ;
+  wire \$552 ;
+  wire \$553 ;
+  wire \$554 ;
+  wire \$555 ;
+  wire \$556 ;
+  wire \$557 ;
+  wire \$558 ;
+  wire \$559 ;
   wire \$56 ;
+  wire \$560 ;
+  wire \$561 ;
+  wire \$562 ;
+  wire \$563 ;
+  wire \$564 ;
+  wire \$565 ;
+  wire \$566 ;
+  wire \$567 ;
+  wire \$568 ;
+  wire \$569 ;
   wire \$57 ;
+  wire \$570 ;
+  wire \$571 ;
+  wire \$572 ;
+  wire \$573 ;
+  wire \$574 ;
+  wire \$575 ;
+  wire \$576 ;
+  wire \$577 ;
+  wire \$578 ;
+  wire \$579 ;
   wire \$58 ;
-  wire [7:0] \$59 ;
+  wire \$580 ;
+  wire \$581 ;
+  wire \$582 ;
+  wire \$583 ;
+  wire \$584 ;
+  wire \$585 ;
+  wire \$586 ;
+  wire \$587 ;
+  wire \$588 ;
+  wire \$589 ;
+  wire \$59 ;
+  wire \$590 ;
+  wire \$591 ;
+  wire \$592 ;
+  wire \$593 ;
+  wire \$594 ;
+  wire \$595 ;
+  wire \$596 ;
+  wire \$597 ;
+  wire \$598 ;
+  wire \$599 ;
   wire \$6 ;
-  wire [7:0] \$60 ;
+  wire \$60 ;
+  wire \$600 ;
+  wire \$601 ;
+  wire \$602 ;
+  wire \$603 ;
+  wire \$604 ;
+  wire \$605 ;
+  wire \$606 ;
+  wire \$607 ;
+  wire \$608 ;
+  wire \$609 ;
   wire \$61 ;
+  wire \$610 ;
+  wire \$611 ;
+  wire \$612 ;
+  wire \$613 ;
+  wire \$614 ;
+  wire \$615 ;
+  wire \$616 ;
+  wire \$617 ;
+  wire \$618 ;
+  wire \$619 ;
   wire \$62 ;
+  wire \$620 ;
+  wire \$621 ;
+  wire \$622 ;
+  wire \$623 ;
+  wire \$624 ;
+  wire \$625 ;
+  wire \$626 ;
+  wire \$627 ;
+  wire \$628 ;
+  wire \$629 ;
   wire \$63 ;
+  wire \$630 ;
+  wire \$631 ;
+  wire \$632 ;
+  wire \$633 ;
+  wire \$634 ;
+  wire \$635 ;
+  wire \$636 ;
+  wire \$637 ;
+  wire \$638 ;
+  wire \$639 ;
   wire \$64 ;
+  wire \$640 ;
+  wire \$641 ;
+  wire \$642 ;
+  wire \$643 ;
+  wire \$644 ;
+  wire \$645 ;
+  wire \$646 ;
+  wire \$647 ;
+  wire \$648 ;
+  wire \$649 ;
   wire \$65 ;
+  wire \$650 ;
+  wire \$651 ;
+  wire \$652 ;
+  wire \$653 ;
+  wire \$654 ;
+  wire \$655 ;
+  wire \$656 ;
+  wire \$657 ;
+  wire \$658 ;
+  wire \$659 ;
   wire \$66 ;
+  wire \$660 ;
+  wire \$661 ;
+  wire \$662 ;
+  wire \$663 ;
+  wire \$664 ;
+  wire \$665 ;
+  wire \$666 ;
+  wire \$667 ;
+  wire \$668 ;
+  wire \$669 ;
   wire \$67 ;
+  wire \$670 ;
+  wire \$671 ;
+  wire \$672 ;
+  wire \$673 ;
+  wire \$674 ;
+  wire \$675 ;
+  wire \$676 ;
+  wire \$677 ;
+  wire \$678 ;
+  wire \$679 ;
   wire \$68 ;
+  wire \$680 ;
+  wire \$681 ;
+  wire \$682 ;
+  wire \$683 ;
+  wire \$684 ;
+  wire \$685 ;
+  wire \$686 ;
+  wire \$687 ;
+  wire \$688 ;
+  wire \$689 ;
   wire \$69 ;
+  wire \$690 ;
+  wire \$691 ;
+  wire \$692 ;
+  wire \$693 ;
+  wire \$694 ;
+  wire \$695 ;
+  wire \$696 ;
+  wire \$697 ;
+  wire \$698 ;
+  wire \$699 ;
   wire \$7 ;
   wire \$70 ;
+  wire \$700 ;
+  wire \$701 ;
+  wire \$702 ;
+  wire \$703 ;
+  wire \$704 ;
+  wire \$705 ;
+  wire \$706 ;
+  wire \$707 ;
+  wire \$708 ;
+  wire \$709 ;
   wire \$71 ;
+  wire \$710 ;
+  wire \$711 ;
+  wire \$712 ;
+  wire \$713 ;
+  wire \$714 ;
+  wire \$715 ;
+  wire \$716 ;
+  wire \$717 ;
+  wire \$718 ;
+  wire \$719 ;
   wire \$72 ;
+  wire \$720 ;
+  wire \$721 ;
+  wire \$722 ;
+  wire \$723 ;
+  wire \$724 ;
+  wire \$725 ;
+  wire \$726 ;
+  wire \$727 ;
+  wire \$728 ;
+  wire \$729 ;
   wire \$73 ;
+  wire \$730 ;
+  wire \$731 ;
+  wire \$732 ;
+  wire \$733 ;
+  wire \$734 ;
+  wire \$735 ;
+  wire \$736 ;
+  wire \$737 ;
+  wire \$738 ;
+  wire \$739 ;
   wire \$74 ;
+  wire \$740 ;
+  wire \$741 ;
+  wire \$742 ;
+  wire \$743 ;
+  wire \$744 ;
+  wire \$745 ;
+  wire \$746 ;
+  wire \$747 ;
+  wire \$748 ;
+  wire \$749 ;
   wire \$75 ;
+  wire \$750 ;
+  wire \$751 ;
+  wire \$752 ;
+  wire \$753 ;
+  wire \$754 ;
+  wire \$755 ;
+  wire \$756 ;
+  wire \$757 ;
+  wire \$758 ;
+  wire \$759 ;
   wire \$76 ;
+  wire \$760 ;
+  wire \$761 ;
+  wire \$762 ;
+  wire \$763 ;
+  wire \$764 ;
+  wire \$765 ;
+  wire \$766 ;
+  wire \$767 ;
+  wire \$768 ;
+  wire \$769 ;
   wire \$77 ;
+  wire \$770 ;
+  wire \$771 ;
+  wire \$772 ;
+  wire \$773 ;
+  wire \$774 ;
+  wire \$775 ;
+  wire \$776 ;
+  wire \$777 ;
+  wire \$778 ;
+  wire \$779 ;
   wire \$78 ;
+  wire \$780 ;
+  wire \$781 ;
+  wire \$782 ;
+  wire \$783 ;
+  wire \$784 ;
+  wire \$785 ;
+  wire \$786 ;
+  wire \$787 ;
+  wire \$788 ;
+  wire \$789 ;
   wire \$79 ;
+  wire \$790 ;
+  wire \$791 ;
+  wire \$792 ;
+  wire \$793 ;
+  wire \$794 ;
+  wire \$795 ;
+  wire \$796 ;
+  wire \$797 ;
+  wire \$798 ;
+  wire \$799 ;
   wire \$8 ;
-  wire [15:0] \$80 ;
+  wire \$80 ;
+  wire \$800 ;
+  wire \$801 ;
+  wire \$802 ;
+  wire \$803 ;
+  wire \$804 ;
+  wire \$805 ;
+  wire \$806 ;
+  wire \$807 ;
+  wire \$808 ;
+  wire \$809 ;
   wire \$81 ;
-  wire [1:0] \$82 ;
-  wire [1:0] \$83 ;
+  wire \$810 ;
+  wire \$811 ;
+  wire \$812 ;
+  wire \$813 ;
+  wire \$814 ;
+  wire \$815 ;
+  wire \$816 ;
+  wire \$817 ;
+  wire \$818 ;
+  wire \$819 ;
+  wire \$82 ;
+  wire \$820 ;
+  wire \$821 ;
+  wire \$822 ;
+  wire \$823 ;
+  wire \$824 ;
+  wire \$825 ;
+  wire \$826 ;
+  wire \$827 ;
+  wire \$828 ;
+  wire \$829 ;
+  wire \$83 ;
+  wire \$830 ;
+  wire \$831 ;
+  wire \$832 ;
+  wire \$833 ;
+  wire \$834 ;
+  wire \$835 ;
+  wire \$836 ;
+  wire \$837 ;
+  wire \$838 ;
+  wire \$839 ;
   wire \$84 ;
+  wire \$840 ;
+  wire \$841 ;
+  wire \$842 ;
+  wire \$843 ;
+  wire \$844 ;
+  wire \$845 ;
+  wire \$846 ;
+  wire \$847 ;
+  wire \$848 ;
+  wire \$849 ;
   wire \$85 ;
+  wire \$850 ;
+  wire \$851 ;
+  wire \$852 ;
+  wire \$853 ;
+  wire \$854 ;
+  wire \$855 ;
+  wire \$856 ;
+  wire \$857 ;
+  wire \$858 ;
+  wire \$859 ;
   wire \$86 ;
+  wire \$860 ;
+  wire \$861 ;
+  wire \$862 ;
+  wire \$863 ;
+  wire \$864 ;
+  wire \$865 ;
+  wire \$866 ;
+  wire \$867 ;
+  wire \$868 ;
+  wire \$869 ;
   wire \$87 ;
+  wire \$870 ;
+  wire \$871 ;
+  wire \$872 ;
+  wire \$873 ;
+  wire \$874 ;
+  wire \$875 ;
+  wire \$876 ;
+  wire \$877 ;
+  wire \$878 ;
+  wire \$879 ;
   wire \$88 ;
+  wire \$880 ;
+  wire \$881 ;
+  wire \$882 ;
+  wire \$883 ;
+  wire \$884 ;
+  wire \$885 ;
+  wire \$886 ;
+  wire \$887 ;
+  wire \$888 ;
+  wire \$889 ;
   wire \$89 ;
+  wire \$890 ;
+  wire \$891 ;
+  wire \$892 ;
+  wire \$893 ;
+  wire \$894 ;
+  wire \$895 ;
+  wire \$896 ;
+  wire \$897 ;
+  wire \$898 ;
+  wire \$899 ;
   wire \$9 ;
   wire \$90 ;
+  wire \$900 ;
+  wire \$901 ;
+  wire \$902 ;
+  wire \$903 ;
+  wire \$904 ;
+  wire \$905 ;
+  wire \$906 ;
+  wire \$907 ;
+  wire \$908 ;
+  wire \$909 ;
   wire \$91 ;
+  wire \$910 ;
+  wire \$911 ;
+  wire \$912 ;
+  wire \$913 ;
+  wire \$914 ;
+  wire \$915 ;
+  wire \$916 ;
+  wire \$917 ;
+  wire \$918 ;
+  wire \$919 ;
   wire \$92 ;
+  wire \$920 ;
+  wire \$921 ;
+  wire \$922 ;
+  wire \$923 ;
+  wire \$924 ;
+  wire \$925 ;
+  wire \$926 ;
+  wire \$927 ;
+  wire \$928 ;
+  wire \$929 ;
   wire \$93 ;
-  reg [5:0] \$94 ;
-  reg [1:0] \$95 ;
-  reg [13:0] \$96 ;
-  reg [14:0] \$97 ;
-  reg \$98 ;
-  reg \$99 ;
+  wire \$930 ;
+  wire \$931 ;
+  wire \$932 ;
+  wire \$933 ;
+  wire \$934 ;
+  wire \$935 ;
+  wire \$936 ;
+  wire \$937 ;
+  wire \$938 ;
+  wire \$939 ;
+  wire \$94 ;
+  wire \$940 ;
+  wire \$941 ;
+  wire \$942 ;
+  wire \$943 ;
+  wire \$944 ;
+  wire \$945 ;
+  wire \$946 ;
+  wire \$947 ;
+  wire \$948 ;
+  wire \$949 ;
+  wire \$95 ;
+  wire \$950 ;
+  wire \$951 ;
+  wire \$952 ;
+  wire \$953 ;
+  wire \$954 ;
+  wire \$955 ;
+  wire \$956 ;
+  wire \$957 ;
+  wire \$958 ;
+  wire \$959 ;
+  wire \$96 ;
+  wire \$960 ;
+  wire \$961 ;
+  wire \$962 ;
+  wire \$963 ;
+  wire \$964 ;
+  wire \$965 ;
+  wire \$966 ;
+  wire \$967 ;
+  wire \$968 ;
+  wire \$969 ;
+  wire \$97 ;
+  wire \$970 ;
+  wire \$971 ;
+  wire \$972 ;
+  wire \$973 ;
+  wire \$974 ;
+  wire \$975 ;
+  wire \$976 ;
+  wire \$977 ;
+  wire \$978 ;
+  wire \$979 ;
+  wire \$98 ;
+  wire \$980 ;
+  wire \$981 ;
+  wire \$982 ;
+  wire \$983 ;
+  wire \$984 ;
+  wire \$985 ;
+  wire \$986 ;
+  wire \$987 ;
+  wire \$988 ;
+  wire \$989 ;
+  wire \$99 ;
+  wire \$990 ;
+  wire \$991 ;
+  wire \$992 ;
+  wire \$993 ;
+  wire \$994 ;
+  wire \$995 ;
+  wire \$996 ;
+  wire \$997 ;
+  wire \$998 ;
+  wire \$999 ;
+  reg [6:0] \$like  = 7'h00;
+  reg [6:0] \$like$43  = 7'h00;
   (* init = 1'h1 *)
   wire \$signal ;
-  reg \$signal$34  = 1'h0;
-  reg \$signal$39  = 1'h0;
+  reg \$signal$31  = 1'h0;
+  reg \$signal$32  = 1'h0;
+  reg \$signal$33  = 1'h0;
+  reg \$signal$49  = 1'h0;
   (* init = 1'h0 *)
   wire \$signal$5 ;
   reg \$signal$7  = 1'h0;
-  reg a_last = 1'h0;
+  (* keep = 32'd1 *)
+  reg a_valid = 1'h0;
   input [1023:0] act__payload;
   wire [1023:0] act__payload;
   wire [15:0] \act__payload[0] ;
@@ -14656,6 +16293,9 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   reg act__ready = 1'h0;
   input act__valid;
   wire act__valid;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire buf_clear;
   output busy;
   wire busy;
   reg [6:0] c_last = 7'h00;
@@ -14665,6 +16305,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   (* init = 7'h00 *)
   wire [6:0] \chunk$1 ;
   reg chunk_last = 1'h0;
+  (* keep = 32'd1 *)
   output clear;
   reg clear = 1'h0;
   input clk;
@@ -14677,8 +16318,9 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   reg cmd__ready = 1'h1;
   input cmd__valid;
   wire cmd__valid;
-  (* init = 1'h0 *)
-  wire cmd_go;
+  (* keep = 32'd1 *)
+  reg cmd_go = 1'h0;
+  reg credit_ok = 1'h1;
   reg [1:0] credits = 2'h2;
   input drained;
   wire drained;
@@ -14687,17 +16329,24 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   wire freed;
   reg [13:0] k_r = 14'h0000;
   reg last_beat = 1'h0;
+  reg last_mat = 1'h0;
+  reg last_stg = 1'h0;
   reg [6:0] ld_addr = 7'h00;
+  (* keep = 32'd1 *)
+  reg ld_notice = 1'h0;
+  reg le2 = 1'h0;
   reg [13:0] left = 14'h0000;
-  output [1031:0] load__payload;
-  wire [1031:0] load__payload;
+  output [1087:0] load__payload;
+  wire [1087:0] load__payload;
   wire [1023:0] \load__payload.data ;
-  wire \load__payload.last ;
-  wire [6:0] \load__payload.low ;
+  wire [63:0] \load__payload.zero ;
   output load__valid;
   wire load__valid;
+  (* keep = 32'd1 *)
   reg load_done = 1'h0;
   reg mat = 1'h0;
+  reg [6:0] nlow = 7'h00;
+  reg one = 1'h0;
   reg pass_end = 1'h0;
   reg r_gt = 1'h0;
   reg [14:0] r_left = 15'h0000;
@@ -14717,426 +16366,2257 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   wire wgt_ready;
   input wgt_valid;
   wire wgt_valid;
+  reg [63:0] zero = 64'h0000000000000000;
   assign \$1  = ~ chunk_last;
-  assign \$2  = | credits;
-  assign \$3  = ~ pass_end;
-  assign \$4  = \$2  & \$3 ;
-  assign \$5  = \$1  | \$4 ;
-  assign wgt_ready = \$signal$7  & \$5 ;
+  assign \$2  = \$1  | credit_ok;
+  assign wgt_ready = \$signal$7  & \$2 ;
   assign busy = ~ cmd__ready;
   assign load__valid = act__valid & act__ready;
-  assign \$6  = ~ chunk_last;
-  assign \$7  = | credits;
-  assign \$8  = ~ pass_end;
-  assign \$9  = \$7  & \$8 ;
-  assign \$10  = \$6  | \$9 ;
-  assign \$11  = \$signal$7  & \$10 ;
-  assign \$12  = wgt_valid & \$11 ;
-  assign \$13  = ~ chunk_last;
-  assign \$14  = | credits;
-  assign \$15  = ~ pass_end;
-  assign \$16  = \$14  & \$15 ;
-  assign \$17  = \$13  | \$16 ;
-  assign \$18  = \$signal$7  & \$17 ;
-  assign \$19  = wgt_valid & \$18 ;
-  assign \$20  = \$19  & chunk_last;
-  assign \$21  = ! chunk;
-  assign \$25  = \$23  & \$24 ;
-  assign \$26  = ~ r_gt;
-  assign \$27  = \$25  & \$26 ;
-  assign \$28  = r_gt ? 15'h0001 : r_left;
-  assign \$29  = ~ chunk_last;
+  assign \$3  = ~ chunk_last;
+  assign \$4  = \$3  | credit_ok;
+  assign \$5  = \$signal$7  & \$4 ;
+  assign \$6  = wgt_valid & \$5 ;
+  assign \$7  = ~ chunk_last;
+  assign \$8  = \$7  | credit_ok;
+  assign \$9  = \$signal$7  & \$8 ;
+  assign \$10  = wgt_valid & \$9 ;
+  assign \$11  = \$10  & chunk_last;
+  assign \$12  = ! chunk;
+  assign \$13  = last_mat & last_stg;
+  assign \$14  = ~ r_gt;
+  assign \$15  = \$13  & \$14 ;
+  assign \$16  = r_gt ? 15'h0001 : r_left;
+  assign \$17  = ~ chunk_last;
+  assign \$18  = \$17  | credit_ok;
+  assign \$19  = \$signal$7  & \$18 ;
+  assign \$20  = wgt_valid & \$19 ;
+  assign \$21  = \$20  & chunk_last;
+  assign \$22  = credits - \$21 ;
+  assign \$23  = $signed(\$22 ) + $signed({ 1'h0, freed });
+  assign \$24  = ~ chunk_last;
+  assign \$25  = \$24  | credit_ok;
+  assign \$26  = \$signal$7  & \$25 ;
+  assign \$27  = wgt_valid & \$26 ;
+  assign \$28  = \$27  & chunk_last;
+  assign \$29  = ~ \$28 ;
   assign \$30  = | credits;
-  assign \$31  = ~ pass_end;
-  assign \$32  = \$30  & \$31 ;
-  assign \$33  = \$29  | \$32 ;
-  assign \$34  = \$signal$7  & \$33 ;
-  assign \$35  = wgt_valid & \$34 ;
-  assign \$36  = \$35  & chunk_last;
-  assign \$37  = credits - \$36 ;
-  assign \$38  = $signed(\$37 ) + $signed({ 1'h0, freed });
-  assign \$39  = cmd__valid & cmd__ready;
-  assign \$40  = cmd__valid & cmd__ready;
-  assign \$41  = k_r <= 7'h40;
-  assign \$42  = act__valid & act__ready;
-  assign \$43  = act__valid & act__ready;
-  assign \$44  = left - 7'h40;
-  assign \$45  = left <= 8'h80;
-  assign \$46  = ld_addr + 1'h1;
-  assign \$47  = \$signal$34  & a_last;
-  assign \$48  = ld_addr - 1'h1;
-  assign \$49  = ld_addr - 2'h2;
-  assign \$50  = ld_addr == 1'h1;
-  assign \$51  = rows_r > 1'h1;
-  assign \$52  = ~ chunk_last;
-  assign \$53  = | credits;
-  assign \$54  = ~ pass_end;
-  assign \$55  = \$53  & \$54 ;
-  assign \$56  = \$52  | \$55 ;
-  assign \$57  = \$signal$7  & \$56 ;
-  assign \$58  = wgt_valid & \$57 ;
-  assign \$59  = chunk + 1'h1;
-  assign \$60  = chunk_last ? 8'h00 : \$59 ;
-  assign \$61  = ! c_last;
-  assign \$62  = chunk == c_last_m1;
-  assign \$63  = chunk_last ? \$61  : \$62 ;
-  assign \$66  = \$64  & \$65 ;
-  assign \$67  = ~ r_gt;
-  assign \$68  = \$66  & \$67 ;
-  assign \$69  = chunk_last & \$68 ;
-  assign \$70  = ~ chunk_last;
-  assign \$71  = | credits;
-  assign \$72  = ~ pass_end;
-  assign \$73  = \$71  & \$72 ;
-  assign \$74  = \$70  | \$73 ;
-  assign \$75  = \$signal$7  & \$74 ;
-  assign \$76  = wgt_valid & \$75 ;
-  assign \$77  = \$76  & chunk_last;
-  assign \$80  = r_left - 1'h1;
-  assign \$81  = r_left > 2'h2;
-  assign \$82  = stg + 1'h1;
-  assign \$83  = mat + 1'h1;
-  assign \$84  = ~ chunk_last;
-  assign \$85  = | credits;
-  assign \$86  = ~ pass_end;
-  assign \$87  = \$85  & \$86 ;
-  assign \$88  = \$84  | \$87 ;
-  assign \$89  = \$signal$7  & \$88 ;
-  assign \$90  = wgt_valid & \$89 ;
-  assign \$91  = ~ \$90 ;
-  assign \$92  = drained & \$91 ;
-  assign \$93  = \$signal$39  & empty;
+  assign \$31  = \$30  | freed;
+  assign \$32  = \$29  & \$31 ;
+  assign \$33  = cmd__payload[13:0] <= 7'h40;
+  assign \$34  = cmd__payload[13:0] <= 8'h80;
+  assign \$35  = cmd__payload[28:14] > 1'h1;
+  assign \$36  = cmd__valid & cmd__ready;
+  assign \$37  = cmd__valid & cmd__ready;
+  assign \$38  = cmd__valid & cmd__ready;
+  assign \$39  = k_r[6:0] - 7'h40;
+  assign \$40  = ~ k_r[6];
+  assign \$41  = ~ k_r[5];
+  assign \$42  = ~ k_r[4];
+  assign \$43  = ~ k_r[3];
+  assign \$44  = ~ k_r[2];
+  assign \$45  = ~ k_r[1];
+  assign \$46  = ~ k_r[0];
+  assign \$48  = \$45  & \$47 ;
+  assign \$49  = \$44  & \$48 ;
+  assign \$50  = \$43  & \$49 ;
+  assign \$51  = \$42  & \$50 ;
+  assign \$52  = \$41  & \$51 ;
+  assign \$53  = \$40  & \$52 ;
+  assign \$54  = \$signal$31  & \$53 ;
+  assign \$55  = ~ k_r[6];
+  assign \$56  = ~ k_r[5];
+  assign \$57  = ~ k_r[4];
+  assign \$58  = ~ k_r[3];
+  assign \$59  = ~ k_r[2];
+  assign \$60  = ~ k_r[1];
+  assign \$61  = ~ k_r[0];
+  assign \$64  = \$59  & \$63 ;
+  assign \$65  = \$58  & \$64 ;
+  assign \$66  = \$57  & \$65 ;
+  assign \$67  = \$56  & \$66 ;
+  assign \$68  = \$55  & \$67 ;
+  assign \$69  = \$signal$31  & \$68 ;
+  assign \$70  = ~ k_r[6];
+  assign \$71  = ~ k_r[5];
+  assign \$72  = ~ k_r[4];
+  assign \$73  = ~ k_r[3];
+  assign \$74  = ~ k_r[2];
+  assign \$75  = ~ k_r[1];
+  assign \$76  = ~ k_r[0];
+  assign \$78  = \$75  | \$77 ;
+  assign \$79  = \$74  & \$78 ;
+  assign \$80  = \$73  & \$79 ;
+  assign \$81  = \$72  & \$80 ;
+  assign \$82  = \$71  & \$81 ;
+  assign \$83  = \$70  & \$82 ;
+  assign \$84  = \$signal$31  & \$83 ;
+  assign \$85  = ~ k_r[6];
+  assign \$86  = ~ k_r[5];
+  assign \$87  = ~ k_r[4];
+  assign \$88  = ~ k_r[3];
+  assign \$89  = ~ k_r[2];
+  assign \$90  = ~ k_r[1];
+  assign \$91  = ~ k_r[0];
+  assign \$95  = \$88  & \$94 ;
+  assign \$96  = \$87  & \$95 ;
+  assign \$97  = \$86  & \$96 ;
+  assign \$98  = \$85  & \$97 ;
+  assign \$99  = \$signal$31  & \$98 ;
+  assign \$100  = ~ k_r[6];
+  assign \$101  = ~ k_r[5];
+  assign \$102  = ~ k_r[4];
+  assign \$103  = ~ k_r[3];
+  assign \$104  = ~ k_r[2];
+  assign \$105  = ~ k_r[1];
+  assign \$106  = ~ k_r[0];
+  assign \$108  = \$105  & \$107 ;
+  assign \$109  = \$104  | \$108 ;
+  assign \$110  = \$103  & \$109 ;
+  assign \$111  = \$102  & \$110 ;
+  assign \$112  = \$101  & \$111 ;
+  assign \$113  = \$100  & \$112 ;
+  assign \$114  = \$signal$31  & \$113 ;
+  assign \$115  = ~ k_r[6];
+  assign \$116  = ~ k_r[5];
+  assign \$117  = ~ k_r[4];
+  assign \$118  = ~ k_r[3];
+  assign \$119  = ~ k_r[2];
+  assign \$120  = ~ k_r[1];
+  assign \$121  = ~ k_r[0];
+  assign \$124  = \$119  | \$123 ;
+  assign \$125  = \$118  & \$124 ;
+  assign \$126  = \$117  & \$125 ;
+  assign \$127  = \$116  & \$126 ;
+  assign \$128  = \$115  & \$127 ;
+  assign \$129  = \$signal$31  & \$128 ;
+  assign \$130  = ~ k_r[6];
+  assign \$131  = ~ k_r[5];
+  assign \$132  = ~ k_r[4];
+  assign \$133  = ~ k_r[3];
+  assign \$134  = ~ k_r[2];
+  assign \$135  = ~ k_r[1];
+  assign \$136  = ~ k_r[0];
+  assign \$138  = \$135  | \$137 ;
+  assign \$139  = \$134  | \$138 ;
+  assign \$140  = \$133  & \$139 ;
+  assign \$141  = \$132  & \$140 ;
+  assign \$142  = \$131  & \$141 ;
+  assign \$143  = \$130  & \$142 ;
+  assign \$144  = \$signal$31  & \$143 ;
+  assign \$145  = ~ k_r[6];
+  assign \$146  = ~ k_r[5];
+  assign \$147  = ~ k_r[4];
+  assign \$148  = ~ k_r[3];
+  assign \$149  = ~ k_r[2];
+  assign \$150  = ~ k_r[1];
+  assign \$151  = ~ k_r[0];
+  assign \$156  = \$147  & \$155 ;
+  assign \$157  = \$146  & \$156 ;
+  assign \$158  = \$145  & \$157 ;
+  assign \$159  = \$signal$31  & \$158 ;
+  assign \$160  = ~ k_r[6];
+  assign \$161  = ~ k_r[5];
+  assign \$162  = ~ k_r[4];
+  assign \$163  = ~ k_r[3];
+  assign \$164  = ~ k_r[2];
+  assign \$165  = ~ k_r[1];
+  assign \$166  = ~ k_r[0];
+  assign \$168  = \$165  & \$167 ;
+  assign \$169  = \$164  & \$168 ;
+  assign \$170  = \$163  | \$169 ;
+  assign \$171  = \$162  & \$170 ;
+  assign \$172  = \$161  & \$171 ;
+  assign \$173  = \$160  & \$172 ;
+  assign \$174  = \$signal$31  & \$173 ;
+  assign \$175  = ~ k_r[6];
+  assign \$176  = ~ k_r[5];
+  assign \$177  = ~ k_r[4];
+  assign \$178  = ~ k_r[3];
+  assign \$179  = ~ k_r[2];
+  assign \$180  = ~ k_r[1];
+  assign \$181  = ~ k_r[0];
+  assign \$184  = \$179  & \$183 ;
+  assign \$185  = \$178  | \$184 ;
+  assign \$186  = \$177  & \$185 ;
+  assign \$187  = \$176  & \$186 ;
+  assign \$188  = \$175  & \$187 ;
+  assign \$189  = \$signal$31  & \$188 ;
+  assign \$190  = ~ k_r[6];
+  assign \$191  = ~ k_r[5];
+  assign \$192  = ~ k_r[4];
+  assign \$193  = ~ k_r[3];
+  assign \$194  = ~ k_r[2];
+  assign \$195  = ~ k_r[1];
+  assign \$196  = ~ k_r[0];
+  assign \$198  = \$195  | \$197 ;
+  assign \$199  = \$194  & \$198 ;
+  assign \$200  = \$193  | \$199 ;
+  assign \$201  = \$192  & \$200 ;
+  assign \$202  = \$191  & \$201 ;
+  assign \$203  = \$190  & \$202 ;
+  assign \$204  = \$signal$31  & \$203 ;
+  assign \$205  = ~ k_r[6];
+  assign \$206  = ~ k_r[5];
+  assign \$207  = ~ k_r[4];
+  assign \$208  = ~ k_r[3];
+  assign \$209  = ~ k_r[2];
+  assign \$210  = ~ k_r[1];
+  assign \$211  = ~ k_r[0];
+  assign \$215  = \$208  | \$214 ;
+  assign \$216  = \$207  & \$215 ;
+  assign \$217  = \$206  & \$216 ;
+  assign \$218  = \$205  & \$217 ;
+  assign \$219  = \$signal$31  & \$218 ;
+  assign \$220  = ~ k_r[6];
+  assign \$221  = ~ k_r[5];
+  assign \$222  = ~ k_r[4];
+  assign \$223  = ~ k_r[3];
+  assign \$224  = ~ k_r[2];
+  assign \$225  = ~ k_r[1];
+  assign \$226  = ~ k_r[0];
+  assign \$228  = \$225  & \$227 ;
+  assign \$229  = \$224  | \$228 ;
+  assign \$230  = \$223  | \$229 ;
+  assign \$231  = \$222  & \$230 ;
+  assign \$232  = \$221  & \$231 ;
+  assign \$233  = \$220  & \$232 ;
+  assign \$234  = \$signal$31  & \$233 ;
+  assign \$235  = ~ k_r[6];
+  assign \$236  = ~ k_r[5];
+  assign \$237  = ~ k_r[4];
+  assign \$238  = ~ k_r[3];
+  assign \$239  = ~ k_r[2];
+  assign \$240  = ~ k_r[1];
+  assign \$241  = ~ k_r[0];
+  assign \$244  = \$239  | \$243 ;
+  assign \$245  = \$238  | \$244 ;
+  assign \$246  = \$237  & \$245 ;
+  assign \$247  = \$236  & \$246 ;
+  assign \$248  = \$235  & \$247 ;
+  assign \$249  = \$signal$31  & \$248 ;
+  assign \$250  = ~ k_r[6];
+  assign \$251  = ~ k_r[5];
+  assign \$252  = ~ k_r[4];
+  assign \$253  = ~ k_r[3];
+  assign \$254  = ~ k_r[2];
+  assign \$255  = ~ k_r[1];
+  assign \$256  = ~ k_r[0];
+  assign \$258  = \$255  | \$257 ;
+  assign \$259  = \$254  | \$258 ;
+  assign \$260  = \$253  | \$259 ;
+  assign \$261  = \$252  & \$260 ;
+  assign \$262  = \$251  & \$261 ;
+  assign \$263  = \$250  & \$262 ;
+  assign \$264  = \$signal$31  & \$263 ;
+  assign \$265  = ~ k_r[6];
+  assign \$266  = ~ k_r[5];
+  assign \$267  = ~ k_r[4];
+  assign \$268  = ~ k_r[3];
+  assign \$269  = ~ k_r[2];
+  assign \$270  = ~ k_r[1];
+  assign \$271  = ~ k_r[0];
+  assign \$277  = \$266  & \$276 ;
+  assign \$278  = \$265  & \$277 ;
+  assign \$279  = \$signal$31  & \$278 ;
+  assign \$280  = ~ k_r[6];
+  assign \$281  = ~ k_r[5];
+  assign \$282  = ~ k_r[4];
+  assign \$283  = ~ k_r[3];
+  assign \$284  = ~ k_r[2];
+  assign \$285  = ~ k_r[1];
+  assign \$286  = ~ k_r[0];
+  assign \$288  = \$285  & \$287 ;
+  assign \$289  = \$284  & \$288 ;
+  assign \$290  = \$283  & \$289 ;
+  assign \$291  = \$282  | \$290 ;
+  assign \$292  = \$281  & \$291 ;
+  assign \$293  = \$280  & \$292 ;
+  assign \$294  = \$signal$31  & \$293 ;
+  assign \$295  = ~ k_r[6];
+  assign \$296  = ~ k_r[5];
+  assign \$297  = ~ k_r[4];
+  assign \$298  = ~ k_r[3];
+  assign \$299  = ~ k_r[2];
+  assign \$300  = ~ k_r[1];
+  assign \$301  = ~ k_r[0];
+  assign \$304  = \$299  & \$303 ;
+  assign \$305  = \$298  & \$304 ;
+  assign \$306  = \$297  | \$305 ;
+  assign \$307  = \$296  & \$306 ;
+  assign \$308  = \$295  & \$307 ;
+  assign \$309  = \$signal$31  & \$308 ;
+  assign \$310  = ~ k_r[6];
+  assign \$311  = ~ k_r[5];
+  assign \$312  = ~ k_r[4];
+  assign \$313  = ~ k_r[3];
+  assign \$314  = ~ k_r[2];
+  assign \$315  = ~ k_r[1];
+  assign \$316  = ~ k_r[0];
+  assign \$318  = \$315  | \$317 ;
+  assign \$319  = \$314  & \$318 ;
+  assign \$320  = \$313  & \$319 ;
+  assign \$321  = \$312  | \$320 ;
+  assign \$322  = \$311  & \$321 ;
+  assign \$323  = \$310  & \$322 ;
+  assign \$324  = \$signal$31  & \$323 ;
+  assign \$325  = ~ k_r[6];
+  assign \$326  = ~ k_r[5];
+  assign \$327  = ~ k_r[4];
+  assign \$328  = ~ k_r[3];
+  assign \$329  = ~ k_r[2];
+  assign \$330  = ~ k_r[1];
+  assign \$331  = ~ k_r[0];
+  assign \$335  = \$328  & \$334 ;
+  assign \$336  = \$327  | \$335 ;
+  assign \$337  = \$326  & \$336 ;
+  assign \$338  = \$325  & \$337 ;
+  assign \$339  = \$signal$31  & \$338 ;
+  assign \$340  = ~ k_r[6];
+  assign \$341  = ~ k_r[5];
+  assign \$342  = ~ k_r[4];
+  assign \$343  = ~ k_r[3];
+  assign \$344  = ~ k_r[2];
+  assign \$345  = ~ k_r[1];
+  assign \$346  = ~ k_r[0];
+  assign \$348  = \$345  & \$347 ;
+  assign \$349  = \$344  | \$348 ;
+  assign \$350  = \$343  & \$349 ;
+  assign \$351  = \$342  | \$350 ;
+  assign \$352  = \$341  & \$351 ;
+  assign \$353  = \$340  & \$352 ;
+  assign \$354  = \$signal$31  & \$353 ;
+  assign \$355  = ~ k_r[6];
+  assign \$356  = ~ k_r[5];
+  assign \$357  = ~ k_r[4];
+  assign \$358  = ~ k_r[3];
+  assign \$359  = ~ k_r[2];
+  assign \$360  = ~ k_r[1];
+  assign \$361  = ~ k_r[0];
+  assign \$364  = \$359  | \$363 ;
+  assign \$365  = \$358  & \$364 ;
+  assign \$366  = \$357  | \$365 ;
+  assign \$367  = \$356  & \$366 ;
+  assign \$368  = \$355  & \$367 ;
+  assign \$369  = \$signal$31  & \$368 ;
+  assign \$370  = ~ k_r[6];
+  assign \$371  = ~ k_r[5];
+  assign \$372  = ~ k_r[4];
+  assign \$373  = ~ k_r[3];
+  assign \$374  = ~ k_r[2];
+  assign \$375  = ~ k_r[1];
+  assign \$376  = ~ k_r[0];
+  assign \$378  = \$375  | \$377 ;
+  assign \$379  = \$374  | \$378 ;
+  assign \$380  = \$373  & \$379 ;
+  assign \$381  = \$372  | \$380 ;
+  assign \$382  = \$371  & \$381 ;
+  assign \$383  = \$370  & \$382 ;
+  assign \$384  = \$signal$31  & \$383 ;
+  assign \$385  = ~ k_r[6];
+  assign \$386  = ~ k_r[5];
+  assign \$387  = ~ k_r[4];
+  assign \$388  = ~ k_r[3];
+  assign \$389  = ~ k_r[2];
+  assign \$390  = ~ k_r[1];
+  assign \$391  = ~ k_r[0];
+  assign \$396  = \$387  | \$395 ;
+  assign \$397  = \$386  & \$396 ;
+  assign \$398  = \$385  & \$397 ;
+  assign \$399  = \$signal$31  & \$398 ;
+  assign \$400  = ~ k_r[6];
+  assign \$401  = ~ k_r[5];
+  assign \$402  = ~ k_r[4];
+  assign \$403  = ~ k_r[3];
+  assign \$404  = ~ k_r[2];
+  assign \$405  = ~ k_r[1];
+  assign \$406  = ~ k_r[0];
+  assign \$408  = \$405  & \$407 ;
+  assign \$409  = \$404  & \$408 ;
+  assign \$410  = \$403  | \$409 ;
+  assign \$411  = \$402  | \$410 ;
+  assign \$412  = \$401  & \$411 ;
+  assign \$413  = \$400  & \$412 ;
+  assign \$414  = \$signal$31  & \$413 ;
+  assign \$415  = ~ k_r[6];
+  assign \$416  = ~ k_r[5];
+  assign \$417  = ~ k_r[4];
+  assign \$418  = ~ k_r[3];
+  assign \$419  = ~ k_r[2];
+  assign \$420  = ~ k_r[1];
+  assign \$421  = ~ k_r[0];
+  assign \$424  = \$419  & \$423 ;
+  assign \$425  = \$418  | \$424 ;
+  assign \$426  = \$417  | \$425 ;
+  assign \$427  = \$416  & \$426 ;
+  assign \$428  = \$415  & \$427 ;
+  assign \$429  = \$signal$31  & \$428 ;
+  assign \$430  = ~ k_r[6];
+  assign \$431  = ~ k_r[5];
+  assign \$432  = ~ k_r[4];
+  assign \$433  = ~ k_r[3];
+  assign \$434  = ~ k_r[2];
+  assign \$435  = ~ k_r[1];
+  assign \$436  = ~ k_r[0];
+  assign \$438  = \$435  | \$437 ;
+  assign \$439  = \$434  & \$438 ;
+  assign \$440  = \$433  | \$439 ;
+  assign \$441  = \$432  | \$440 ;
+  assign \$442  = \$431  & \$441 ;
+  assign \$443  = \$430  & \$442 ;
+  assign \$444  = \$signal$31  & \$443 ;
+  assign \$445  = ~ k_r[6];
+  assign \$446  = ~ k_r[5];
+  assign \$447  = ~ k_r[4];
+  assign \$448  = ~ k_r[3];
+  assign \$449  = ~ k_r[2];
+  assign \$450  = ~ k_r[1];
+  assign \$451  = ~ k_r[0];
+  assign \$455  = \$448  | \$454 ;
+  assign \$456  = \$447  | \$455 ;
+  assign \$457  = \$446  & \$456 ;
+  assign \$458  = \$445  & \$457 ;
+  assign \$459  = \$signal$31  & \$458 ;
+  assign \$460  = ~ k_r[6];
+  assign \$461  = ~ k_r[5];
+  assign \$462  = ~ k_r[4];
+  assign \$463  = ~ k_r[3];
+  assign \$464  = ~ k_r[2];
+  assign \$465  = ~ k_r[1];
+  assign \$466  = ~ k_r[0];
+  assign \$468  = \$465  & \$467 ;
+  assign \$469  = \$464  | \$468 ;
+  assign \$470  = \$463  | \$469 ;
+  assign \$471  = \$462  | \$470 ;
+  assign \$472  = \$461  & \$471 ;
+  assign \$473  = \$460  & \$472 ;
+  assign \$474  = \$signal$31  & \$473 ;
+  assign \$475  = ~ k_r[6];
+  assign \$476  = ~ k_r[5];
+  assign \$477  = ~ k_r[4];
+  assign \$478  = ~ k_r[3];
+  assign \$479  = ~ k_r[2];
+  assign \$480  = ~ k_r[1];
+  assign \$481  = ~ k_r[0];
+  assign \$484  = \$479  | \$483 ;
+  assign \$485  = \$478  | \$484 ;
+  assign \$486  = \$477  | \$485 ;
+  assign \$487  = \$476  & \$486 ;
+  assign \$488  = \$475  & \$487 ;
+  assign \$489  = \$signal$31  & \$488 ;
+  assign \$490  = ~ k_r[6];
+  assign \$491  = ~ k_r[5];
+  assign \$492  = ~ k_r[4];
+  assign \$493  = ~ k_r[3];
+  assign \$494  = ~ k_r[2];
+  assign \$495  = ~ k_r[1];
+  assign \$496  = ~ k_r[0];
+  assign \$498  = \$495  | \$497 ;
+  assign \$499  = \$494  | \$498 ;
+  assign \$500  = \$493  | \$499 ;
+  assign \$501  = \$492  | \$500 ;
+  assign \$502  = \$491  & \$501 ;
+  assign \$503  = \$490  & \$502 ;
+  assign \$504  = \$signal$31  & \$503 ;
+  assign \$505  = ~ k_r[6];
+  assign \$506  = ~ k_r[5];
+  assign \$507  = ~ k_r[4];
+  assign \$508  = ~ k_r[3];
+  assign \$509  = ~ k_r[2];
+  assign \$510  = ~ k_r[1];
+  assign \$511  = ~ k_r[0];
+  assign \$518  = \$505  & \$517 ;
+  assign \$519  = \$signal$31  & \$518 ;
+  assign \$520  = ~ k_r[6];
+  assign \$521  = ~ k_r[5];
+  assign \$522  = ~ k_r[4];
+  assign \$523  = ~ k_r[3];
+  assign \$524  = ~ k_r[2];
+  assign \$525  = ~ k_r[1];
+  assign \$526  = ~ k_r[0];
+  assign \$528  = \$525  & \$527 ;
+  assign \$529  = \$524  & \$528 ;
+  assign \$530  = \$523  & \$529 ;
+  assign \$531  = \$522  & \$530 ;
+  assign \$532  = \$521  | \$531 ;
+  assign \$533  = \$520  & \$532 ;
+  assign \$534  = \$signal$31  & \$533 ;
+  assign \$535  = ~ k_r[6];
+  assign \$536  = ~ k_r[5];
+  assign \$537  = ~ k_r[4];
+  assign \$538  = ~ k_r[3];
+  assign \$539  = ~ k_r[2];
+  assign \$540  = ~ k_r[1];
+  assign \$541  = ~ k_r[0];
+  assign \$544  = \$539  & \$543 ;
+  assign \$545  = \$538  & \$544 ;
+  assign \$546  = \$537  & \$545 ;
+  assign \$547  = \$536  | \$546 ;
+  assign \$548  = \$535  & \$547 ;
+  assign \$549  = \$signal$31  & \$548 ;
+  assign \$550  = ~ k_r[6];
+  assign \$551  = ~ k_r[5];
+  assign \$552  = ~ k_r[4];
+  assign \$553  = ~ k_r[3];
+  assign \$554  = ~ k_r[2];
+  assign \$555  = ~ k_r[1];
+  assign \$556  = ~ k_r[0];
+  assign \$558  = \$555  | \$557 ;
+  assign \$559  = \$554  & \$558 ;
+  assign \$560  = \$553  & \$559 ;
+  assign \$561  = \$552  & \$560 ;
+  assign \$562  = \$551  | \$561 ;
+  assign \$563  = \$550  & \$562 ;
+  assign \$564  = \$signal$31  & \$563 ;
+  assign \$565  = ~ k_r[6];
+  assign \$566  = ~ k_r[5];
+  assign \$567  = ~ k_r[4];
+  assign \$568  = ~ k_r[3];
+  assign \$569  = ~ k_r[2];
+  assign \$570  = ~ k_r[1];
+  assign \$571  = ~ k_r[0];
+  assign \$575  = \$568  & \$574 ;
+  assign \$576  = \$567  & \$575 ;
+  assign \$577  = \$566  | \$576 ;
+  assign \$578  = \$565  & \$577 ;
+  assign \$579  = \$signal$31  & \$578 ;
+  assign \$580  = ~ k_r[6];
+  assign \$581  = ~ k_r[5];
+  assign \$582  = ~ k_r[4];
+  assign \$583  = ~ k_r[3];
+  assign \$584  = ~ k_r[2];
+  assign \$585  = ~ k_r[1];
+  assign \$586  = ~ k_r[0];
+  assign \$588  = \$585  & \$587 ;
+  assign \$589  = \$584  | \$588 ;
+  assign \$590  = \$583  & \$589 ;
+  assign \$591  = \$582  & \$590 ;
+  assign \$592  = \$581  | \$591 ;
+  assign \$593  = \$580  & \$592 ;
+  assign \$594  = \$signal$31  & \$593 ;
+  assign \$595  = ~ k_r[6];
+  assign \$596  = ~ k_r[5];
+  assign \$597  = ~ k_r[4];
+  assign \$598  = ~ k_r[3];
+  assign \$599  = ~ k_r[2];
+  assign \$600  = ~ k_r[1];
+  assign \$601  = ~ k_r[0];
+  assign \$604  = \$599  | \$603 ;
+  assign \$605  = \$598  & \$604 ;
+  assign \$606  = \$597  & \$605 ;
+  assign \$607  = \$596  | \$606 ;
+  assign \$608  = \$595  & \$607 ;
+  assign \$609  = \$signal$31  & \$608 ;
+  assign \$610  = ~ k_r[6];
+  assign \$611  = ~ k_r[5];
+  assign \$612  = ~ k_r[4];
+  assign \$613  = ~ k_r[3];
+  assign \$614  = ~ k_r[2];
+  assign \$615  = ~ k_r[1];
+  assign \$616  = ~ k_r[0];
+  assign \$618  = \$615  | \$617 ;
+  assign \$619  = \$614  | \$618 ;
+  assign \$620  = \$613  & \$619 ;
+  assign \$621  = \$612  & \$620 ;
+  assign \$622  = \$611  | \$621 ;
+  assign \$623  = \$610  & \$622 ;
+  assign \$624  = \$signal$31  & \$623 ;
+  assign \$625  = ~ k_r[6];
+  assign \$626  = ~ k_r[5];
+  assign \$627  = ~ k_r[4];
+  assign \$628  = ~ k_r[3];
+  assign \$629  = ~ k_r[2];
+  assign \$630  = ~ k_r[1];
+  assign \$631  = ~ k_r[0];
+  assign \$636  = \$627  & \$635 ;
+  assign \$637  = \$626  | \$636 ;
+  assign \$638  = \$625  & \$637 ;
+  assign \$639  = \$signal$31  & \$638 ;
+  assign \$640  = ~ k_r[6];
+  assign \$641  = ~ k_r[5];
+  assign \$642  = ~ k_r[4];
+  assign \$643  = ~ k_r[3];
+  assign \$644  = ~ k_r[2];
+  assign \$645  = ~ k_r[1];
+  assign \$646  = ~ k_r[0];
+  assign \$648  = \$645  & \$647 ;
+  assign \$649  = \$644  & \$648 ;
+  assign \$650  = \$643  | \$649 ;
+  assign \$651  = \$642  & \$650 ;
+  assign \$652  = \$641  | \$651 ;
+  assign \$653  = \$640  & \$652 ;
+  assign \$654  = \$signal$31  & \$653 ;
+  assign \$655  = ~ k_r[6];
+  assign \$656  = ~ k_r[5];
+  assign \$657  = ~ k_r[4];
+  assign \$658  = ~ k_r[3];
+  assign \$659  = ~ k_r[2];
+  assign \$660  = ~ k_r[1];
+  assign \$661  = ~ k_r[0];
+  assign \$664  = \$659  & \$663 ;
+  assign \$665  = \$658  | \$664 ;
+  assign \$666  = \$657  & \$665 ;
+  assign \$667  = \$656  | \$666 ;
+  assign \$668  = \$655  & \$667 ;
+  assign \$669  = \$signal$31  & \$668 ;
+  assign \$670  = ~ k_r[6];
+  assign \$671  = ~ k_r[5];
+  assign \$672  = ~ k_r[4];
+  assign \$673  = ~ k_r[3];
+  assign \$674  = ~ k_r[2];
+  assign \$675  = ~ k_r[1];
+  assign \$676  = ~ k_r[0];
+  assign \$678  = \$675  | \$677 ;
+  assign \$679  = \$674  & \$678 ;
+  assign \$680  = \$673  | \$679 ;
+  assign \$681  = \$672  & \$680 ;
+  assign \$682  = \$671  | \$681 ;
+  assign \$683  = \$670  & \$682 ;
+  assign \$684  = \$signal$31  & \$683 ;
+  assign \$685  = ~ k_r[6];
+  assign \$686  = ~ k_r[5];
+  assign \$687  = ~ k_r[4];
+  assign \$688  = ~ k_r[3];
+  assign \$689  = ~ k_r[2];
+  assign \$690  = ~ k_r[1];
+  assign \$691  = ~ k_r[0];
+  assign \$695  = \$688  | \$694 ;
+  assign \$696  = \$687  & \$695 ;
+  assign \$697  = \$686  | \$696 ;
+  assign \$698  = \$685  & \$697 ;
+  assign \$699  = \$signal$31  & \$698 ;
+  assign \$700  = ~ k_r[6];
+  assign \$701  = ~ k_r[5];
+  assign \$702  = ~ k_r[4];
+  assign \$703  = ~ k_r[3];
+  assign \$704  = ~ k_r[2];
+  assign \$705  = ~ k_r[1];
+  assign \$706  = ~ k_r[0];
+  assign \$708  = \$705  & \$707 ;
+  assign \$709  = \$704  | \$708 ;
+  assign \$710  = \$703  | \$709 ;
+  assign \$711  = \$702  & \$710 ;
+  assign \$712  = \$701  | \$711 ;
+  assign \$713  = \$700  & \$712 ;
+  assign \$714  = \$signal$31  & \$713 ;
+  assign \$715  = ~ k_r[6];
+  assign \$716  = ~ k_r[5];
+  assign \$717  = ~ k_r[4];
+  assign \$718  = ~ k_r[3];
+  assign \$719  = ~ k_r[2];
+  assign \$720  = ~ k_r[1];
+  assign \$721  = ~ k_r[0];
+  assign \$724  = \$719  | \$723 ;
+  assign \$725  = \$718  | \$724 ;
+  assign \$726  = \$717  & \$725 ;
+  assign \$727  = \$716  | \$726 ;
+  assign \$728  = \$715  & \$727 ;
+  assign \$729  = \$signal$31  & \$728 ;
+  assign \$730  = ~ k_r[6];
+  assign \$731  = ~ k_r[5];
+  assign \$732  = ~ k_r[4];
+  assign \$733  = ~ k_r[3];
+  assign \$734  = ~ k_r[2];
+  assign \$735  = ~ k_r[1];
+  assign \$736  = ~ k_r[0];
+  assign \$738  = \$735  | \$737 ;
+  assign \$739  = \$734  | \$738 ;
+  assign \$740  = \$733  | \$739 ;
+  assign \$741  = \$732  & \$740 ;
+  assign \$742  = \$731  | \$741 ;
+  assign \$743  = \$730  & \$742 ;
+  assign \$744  = \$signal$31  & \$743 ;
+  assign \$745  = ~ k_r[6];
+  assign \$746  = ~ k_r[5];
+  assign \$747  = ~ k_r[4];
+  assign \$748  = ~ k_r[3];
+  assign \$749  = ~ k_r[2];
+  assign \$750  = ~ k_r[1];
+  assign \$751  = ~ k_r[0];
+  assign \$757  = \$746  | \$756 ;
+  assign \$758  = \$745  & \$757 ;
+  assign \$759  = \$signal$31  & \$758 ;
+  assign \$760  = ~ k_r[6];
+  assign \$761  = ~ k_r[5];
+  assign \$762  = ~ k_r[4];
+  assign \$763  = ~ k_r[3];
+  assign \$764  = ~ k_r[2];
+  assign \$765  = ~ k_r[1];
+  assign \$766  = ~ k_r[0];
+  assign \$768  = \$765  & \$767 ;
+  assign \$769  = \$764  & \$768 ;
+  assign \$770  = \$763  & \$769 ;
+  assign \$771  = \$762  | \$770 ;
+  assign \$772  = \$761  | \$771 ;
+  assign \$773  = \$760  & \$772 ;
+  assign \$774  = \$signal$31  & \$773 ;
+  assign \$775  = ~ k_r[6];
+  assign \$776  = ~ k_r[5];
+  assign \$777  = ~ k_r[4];
+  assign \$778  = ~ k_r[3];
+  assign \$779  = ~ k_r[2];
+  assign \$780  = ~ k_r[1];
+  assign \$781  = ~ k_r[0];
+  assign \$784  = \$779  & \$783 ;
+  assign \$785  = \$778  & \$784 ;
+  assign \$786  = \$777  | \$785 ;
+  assign \$787  = \$776  | \$786 ;
+  assign \$788  = \$775  & \$787 ;
+  assign \$789  = \$signal$31  & \$788 ;
+  assign \$790  = ~ k_r[6];
+  assign \$791  = ~ k_r[5];
+  assign \$792  = ~ k_r[4];
+  assign \$793  = ~ k_r[3];
+  assign \$794  = ~ k_r[2];
+  assign \$795  = ~ k_r[1];
+  assign \$796  = ~ k_r[0];
+  assign \$798  = \$795  | \$797 ;
+  assign \$799  = \$794  & \$798 ;
+  assign \$800  = \$793  & \$799 ;
+  assign \$801  = \$792  | \$800 ;
+  assign \$802  = \$791  | \$801 ;
+  assign \$803  = \$790  & \$802 ;
+  assign \$804  = \$signal$31  & \$803 ;
+  assign \$805  = ~ k_r[6];
+  assign \$806  = ~ k_r[5];
+  assign \$807  = ~ k_r[4];
+  assign \$808  = ~ k_r[3];
+  assign \$809  = ~ k_r[2];
+  assign \$810  = ~ k_r[1];
+  assign \$811  = ~ k_r[0];
+  assign \$815  = \$808  & \$814 ;
+  assign \$816  = \$807  | \$815 ;
+  assign \$817  = \$806  | \$816 ;
+  assign \$818  = \$805  & \$817 ;
+  assign \$819  = \$signal$31  & \$818 ;
+  assign \$820  = ~ k_r[6];
+  assign \$821  = ~ k_r[5];
+  assign \$822  = ~ k_r[4];
+  assign \$823  = ~ k_r[3];
+  assign \$824  = ~ k_r[2];
+  assign \$825  = ~ k_r[1];
+  assign \$826  = ~ k_r[0];
+  assign \$828  = \$825  & \$827 ;
+  assign \$829  = \$824  | \$828 ;
+  assign \$830  = \$823  & \$829 ;
+  assign \$831  = \$822  | \$830 ;
+  assign \$832  = \$821  | \$831 ;
+  assign \$833  = \$820  & \$832 ;
+  assign \$834  = \$signal$31  & \$833 ;
+  assign \$835  = ~ k_r[6];
+  assign \$836  = ~ k_r[5];
+  assign \$837  = ~ k_r[4];
+  assign \$838  = ~ k_r[3];
+  assign \$839  = ~ k_r[2];
+  assign \$840  = ~ k_r[1];
+  assign \$841  = ~ k_r[0];
+  assign \$844  = \$839  | \$843 ;
+  assign \$845  = \$838  & \$844 ;
+  assign \$846  = \$837  | \$845 ;
+  assign \$847  = \$836  | \$846 ;
+  assign \$848  = \$835  & \$847 ;
+  assign \$849  = \$signal$31  & \$848 ;
+  assign \$850  = ~ k_r[6];
+  assign \$851  = ~ k_r[5];
+  assign \$852  = ~ k_r[4];
+  assign \$853  = ~ k_r[3];
+  assign \$854  = ~ k_r[2];
+  assign \$855  = ~ k_r[1];
+  assign \$856  = ~ k_r[0];
+  assign \$858  = \$855  | \$857 ;
+  assign \$859  = \$854  | \$858 ;
+  assign \$860  = \$853  & \$859 ;
+  assign \$861  = \$852  | \$860 ;
+  assign \$862  = \$851  | \$861 ;
+  assign \$863  = \$850  & \$862 ;
+  assign \$864  = \$signal$31  & \$863 ;
+  assign \$865  = ~ k_r[6];
+  assign \$866  = ~ k_r[5];
+  assign \$867  = ~ k_r[4];
+  assign \$868  = ~ k_r[3];
+  assign \$869  = ~ k_r[2];
+  assign \$870  = ~ k_r[1];
+  assign \$871  = ~ k_r[0];
+  assign \$876  = \$867  | \$875 ;
+  assign \$877  = \$866  | \$876 ;
+  assign \$878  = \$865  & \$877 ;
+  assign \$879  = \$signal$31  & \$878 ;
+  assign \$880  = ~ k_r[6];
+  assign \$881  = ~ k_r[5];
+  assign \$882  = ~ k_r[4];
+  assign \$883  = ~ k_r[3];
+  assign \$884  = ~ k_r[2];
+  assign \$885  = ~ k_r[1];
+  assign \$886  = ~ k_r[0];
+  assign \$888  = \$885  & \$887 ;
+  assign \$889  = \$884  & \$888 ;
+  assign \$890  = \$883  | \$889 ;
+  assign \$891  = \$882  | \$890 ;
+  assign \$892  = \$881  | \$891 ;
+  assign \$893  = \$880  & \$892 ;
+  assign \$894  = \$signal$31  & \$893 ;
+  assign \$895  = ~ k_r[6];
+  assign \$896  = ~ k_r[5];
+  assign \$897  = ~ k_r[4];
+  assign \$898  = ~ k_r[3];
+  assign \$899  = ~ k_r[2];
+  assign \$900  = ~ k_r[1];
+  assign \$901  = ~ k_r[0];
+  assign \$904  = \$899  & \$903 ;
+  assign \$905  = \$898  | \$904 ;
+  assign \$906  = \$897  | \$905 ;
+  assign \$907  = \$896  | \$906 ;
+  assign \$908  = \$895  & \$907 ;
+  assign \$909  = \$signal$31  & \$908 ;
+  assign \$910  = ~ k_r[6];
+  assign \$911  = ~ k_r[5];
+  assign \$912  = ~ k_r[4];
+  assign \$913  = ~ k_r[3];
+  assign \$914  = ~ k_r[2];
+  assign \$915  = ~ k_r[1];
+  assign \$916  = ~ k_r[0];
+  assign \$918  = \$915  | \$917 ;
+  assign \$919  = \$914  & \$918 ;
+  assign \$920  = \$913  | \$919 ;
+  assign \$921  = \$912  | \$920 ;
+  assign \$922  = \$911  | \$921 ;
+  assign \$923  = \$910  & \$922 ;
+  assign \$924  = \$signal$31  & \$923 ;
+  assign \$925  = ~ k_r[6];
+  assign \$926  = ~ k_r[5];
+  assign \$927  = ~ k_r[4];
+  assign \$928  = ~ k_r[3];
+  assign \$929  = ~ k_r[2];
+  assign \$930  = ~ k_r[1];
+  assign \$931  = ~ k_r[0];
+  assign \$935  = \$928  | \$934 ;
+  assign \$936  = \$927  | \$935 ;
+  assign \$937  = \$926  | \$936 ;
+  assign \$938  = \$925  & \$937 ;
+  assign \$939  = \$signal$31  & \$938 ;
+  assign \$940  = ~ k_r[6];
+  assign \$941  = ~ k_r[5];
+  assign \$942  = ~ k_r[4];
+  assign \$943  = ~ k_r[3];
+  assign \$944  = ~ k_r[2];
+  assign \$945  = ~ k_r[1];
+  assign \$946  = ~ k_r[0];
+  assign \$948  = \$945  & \$947 ;
+  assign \$949  = \$944  | \$948 ;
+  assign \$950  = \$943  | \$949 ;
+  assign \$951  = \$942  | \$950 ;
+  assign \$952  = \$941  | \$951 ;
+  assign \$953  = \$940  & \$952 ;
+  assign \$954  = \$signal$31  & \$953 ;
+  assign \$955  = ~ k_r[6];
+  assign \$956  = ~ k_r[5];
+  assign \$957  = ~ k_r[4];
+  assign \$958  = ~ k_r[3];
+  assign \$959  = ~ k_r[2];
+  assign \$960  = ~ k_r[1];
+  assign \$961  = ~ k_r[0];
+  assign \$964  = \$959  | \$963 ;
+  assign \$965  = \$958  | \$964 ;
+  assign \$966  = \$957  | \$965 ;
+  assign \$967  = \$956  | \$966 ;
+  assign \$968  = \$955  & \$967 ;
+  assign \$969  = \$signal$31  & \$968 ;
+  assign \$970  = ~ k_r[6];
+  assign \$971  = ~ k_r[5];
+  assign \$972  = ~ k_r[4];
+  assign \$973  = ~ k_r[3];
+  assign \$974  = ~ k_r[2];
+  assign \$975  = ~ k_r[1];
+  assign \$976  = ~ k_r[0];
+  assign \$978  = \$975  | \$977 ;
+  assign \$979  = \$974  | \$978 ;
+  assign \$980  = \$973  | \$979 ;
+  assign \$981  = \$972  | \$980 ;
+  assign \$982  = \$971  | \$981 ;
+  assign \$983  = \$970  & \$982 ;
+  assign \$984  = \$signal$31  & \$983 ;
+  assign \$985  = ~ k_r[6];
+  assign \$986  = ~ k_r[5];
+  assign \$987  = ~ k_r[4];
+  assign \$988  = ~ k_r[3];
+  assign \$989  = ~ k_r[2];
+  assign \$990  = ~ k_r[1];
+  assign \$991  = ~ k_r[0];
+  assign \$999  = \$signal$31  & \$998 ;
+  assign \$1000  = act__valid & act__ready;
+  assign \$1001  = act__valid & act__ready;
+  assign \$1002  = left - 7'h40;
+  assign \$1003  = left <= 8'hc0;
+  assign \$1004  = nlow - 7'h40;
+  assign \$1005  = ~ nlow[6];
+  assign \$1006  = ~ nlow[5];
+  assign \$1007  = ~ nlow[4];
+  assign \$1008  = ~ nlow[3];
+  assign \$1009  = ~ nlow[2];
+  assign \$1010  = ~ nlow[1];
+  assign \$1011  = ~ nlow[0];
+  assign \$1013  = \$1010  & \$1012 ;
+  assign \$1014  = \$1009  & \$1013 ;
+  assign \$1015  = \$1008  & \$1014 ;
+  assign \$1016  = \$1007  & \$1015 ;
+  assign \$1017  = \$1006  & \$1016 ;
+  assign \$1018  = \$1005  & \$1017 ;
+  assign \$1019  = le2 & \$1018 ;
+  assign \$1020  = ~ nlow[6];
+  assign \$1021  = ~ nlow[5];
+  assign \$1022  = ~ nlow[4];
+  assign \$1023  = ~ nlow[3];
+  assign \$1024  = ~ nlow[2];
+  assign \$1025  = ~ nlow[1];
+  assign \$1026  = ~ nlow[0];
+  assign \$1029  = \$1024  & \$1028 ;
+  assign \$1030  = \$1023  & \$1029 ;
+  assign \$1031  = \$1022  & \$1030 ;
+  assign \$1032  = \$1021  & \$1031 ;
+  assign \$1033  = \$1020  & \$1032 ;
+  assign \$1034  = le2 & \$1033 ;
+  assign \$1035  = ~ nlow[6];
+  assign \$1036  = ~ nlow[5];
+  assign \$1037  = ~ nlow[4];
+  assign \$1038  = ~ nlow[3];
+  assign \$1039  = ~ nlow[2];
+  assign \$1040  = ~ nlow[1];
+  assign \$1041  = ~ nlow[0];
+  assign \$1043  = \$1040  | \$1042 ;
+  assign \$1044  = \$1039  & \$1043 ;
+  assign \$1045  = \$1038  & \$1044 ;
+  assign \$1046  = \$1037  & \$1045 ;
+  assign \$1047  = \$1036  & \$1046 ;
+  assign \$1048  = \$1035  & \$1047 ;
+  assign \$1049  = le2 & \$1048 ;
+  assign \$1050  = ~ nlow[6];
+  assign \$1051  = ~ nlow[5];
+  assign \$1052  = ~ nlow[4];
+  assign \$1053  = ~ nlow[3];
+  assign \$1054  = ~ nlow[2];
+  assign \$1055  = ~ nlow[1];
+  assign \$1056  = ~ nlow[0];
+  assign \$1060  = \$1053  & \$1059 ;
+  assign \$1061  = \$1052  & \$1060 ;
+  assign \$1062  = \$1051  & \$1061 ;
+  assign \$1063  = \$1050  & \$1062 ;
+  assign \$1064  = le2 & \$1063 ;
+  assign \$1065  = ~ nlow[6];
+  assign \$1066  = ~ nlow[5];
+  assign \$1067  = ~ nlow[4];
+  assign \$1068  = ~ nlow[3];
+  assign \$1069  = ~ nlow[2];
+  assign \$1070  = ~ nlow[1];
+  assign \$1071  = ~ nlow[0];
+  assign \$1073  = \$1070  & \$1072 ;
+  assign \$1074  = \$1069  | \$1073 ;
+  assign \$1075  = \$1068  & \$1074 ;
+  assign \$1076  = \$1067  & \$1075 ;
+  assign \$1077  = \$1066  & \$1076 ;
+  assign \$1078  = \$1065  & \$1077 ;
+  assign \$1079  = le2 & \$1078 ;
+  assign \$1080  = ~ nlow[6];
+  assign \$1081  = ~ nlow[5];
+  assign \$1082  = ~ nlow[4];
+  assign \$1083  = ~ nlow[3];
+  assign \$1084  = ~ nlow[2];
+  assign \$1085  = ~ nlow[1];
+  assign \$1086  = ~ nlow[0];
+  assign \$1089  = \$1084  | \$1088 ;
+  assign \$1090  = \$1083  & \$1089 ;
+  assign \$1091  = \$1082  & \$1090 ;
+  assign \$1092  = \$1081  & \$1091 ;
+  assign \$1093  = \$1080  & \$1092 ;
+  assign \$1094  = le2 & \$1093 ;
+  assign \$1095  = ~ nlow[6];
+  assign \$1096  = ~ nlow[5];
+  assign \$1097  = ~ nlow[4];
+  assign \$1098  = ~ nlow[3];
+  assign \$1099  = ~ nlow[2];
+  assign \$1100  = ~ nlow[1];
+  assign \$1101  = ~ nlow[0];
+  assign \$1103  = \$1100  | \$1102 ;
+  assign \$1104  = \$1099  | \$1103 ;
+  assign \$1105  = \$1098  & \$1104 ;
+  assign \$1106  = \$1097  & \$1105 ;
+  assign \$1107  = \$1096  & \$1106 ;
+  assign \$1108  = \$1095  & \$1107 ;
+  assign \$1109  = le2 & \$1108 ;
+  assign \$1110  = ~ nlow[6];
+  assign \$1111  = ~ nlow[5];
+  assign \$1112  = ~ nlow[4];
+  assign \$1113  = ~ nlow[3];
+  assign \$1114  = ~ nlow[2];
+  assign \$1115  = ~ nlow[1];
+  assign \$1116  = ~ nlow[0];
+  assign \$1121  = \$1112  & \$1120 ;
+  assign \$1122  = \$1111  & \$1121 ;
+  assign \$1123  = \$1110  & \$1122 ;
+  assign \$1124  = le2 & \$1123 ;
+  assign \$1125  = ~ nlow[6];
+  assign \$1126  = ~ nlow[5];
+  assign \$1127  = ~ nlow[4];
+  assign \$1128  = ~ nlow[3];
+  assign \$1129  = ~ nlow[2];
+  assign \$1130  = ~ nlow[1];
+  assign \$1131  = ~ nlow[0];
+  assign \$1133  = \$1130  & \$1132 ;
+  assign \$1134  = \$1129  & \$1133 ;
+  assign \$1135  = \$1128  | \$1134 ;
+  assign \$1136  = \$1127  & \$1135 ;
+  assign \$1137  = \$1126  & \$1136 ;
+  assign \$1138  = \$1125  & \$1137 ;
+  assign \$1139  = le2 & \$1138 ;
+  assign \$1140  = ~ nlow[6];
+  assign \$1141  = ~ nlow[5];
+  assign \$1142  = ~ nlow[4];
+  assign \$1143  = ~ nlow[3];
+  assign \$1144  = ~ nlow[2];
+  assign \$1145  = ~ nlow[1];
+  assign \$1146  = ~ nlow[0];
+  assign \$1149  = \$1144  & \$1148 ;
+  assign \$1150  = \$1143  | \$1149 ;
+  assign \$1151  = \$1142  & \$1150 ;
+  assign \$1152  = \$1141  & \$1151 ;
+  assign \$1153  = \$1140  & \$1152 ;
+  assign \$1154  = le2 & \$1153 ;
+  assign \$1155  = ~ nlow[6];
+  assign \$1156  = ~ nlow[5];
+  assign \$1157  = ~ nlow[4];
+  assign \$1158  = ~ nlow[3];
+  assign \$1159  = ~ nlow[2];
+  assign \$1160  = ~ nlow[1];
+  assign \$1161  = ~ nlow[0];
+  assign \$1163  = \$1160  | \$1162 ;
+  assign \$1164  = \$1159  & \$1163 ;
+  assign \$1165  = \$1158  | \$1164 ;
+  assign \$1166  = \$1157  & \$1165 ;
+  assign \$1167  = \$1156  & \$1166 ;
+  assign \$1168  = \$1155  & \$1167 ;
+  assign \$1169  = le2 & \$1168 ;
+  assign \$1170  = ~ nlow[6];
+  assign \$1171  = ~ nlow[5];
+  assign \$1172  = ~ nlow[4];
+  assign \$1173  = ~ nlow[3];
+  assign \$1174  = ~ nlow[2];
+  assign \$1175  = ~ nlow[1];
+  assign \$1176  = ~ nlow[0];
+  assign \$1180  = \$1173  | \$1179 ;
+  assign \$1181  = \$1172  & \$1180 ;
+  assign \$1182  = \$1171  & \$1181 ;
+  assign \$1183  = \$1170  & \$1182 ;
+  assign \$1184  = le2 & \$1183 ;
+  assign \$1185  = ~ nlow[6];
+  assign \$1186  = ~ nlow[5];
+  assign \$1187  = ~ nlow[4];
+  assign \$1188  = ~ nlow[3];
+  assign \$1189  = ~ nlow[2];
+  assign \$1190  = ~ nlow[1];
+  assign \$1191  = ~ nlow[0];
+  assign \$1193  = \$1190  & \$1192 ;
+  assign \$1194  = \$1189  | \$1193 ;
+  assign \$1195  = \$1188  | \$1194 ;
+  assign \$1196  = \$1187  & \$1195 ;
+  assign \$1197  = \$1186  & \$1196 ;
+  assign \$1198  = \$1185  & \$1197 ;
+  assign \$1199  = le2 & \$1198 ;
+  assign \$1200  = ~ nlow[6];
+  assign \$1201  = ~ nlow[5];
+  assign \$1202  = ~ nlow[4];
+  assign \$1203  = ~ nlow[3];
+  assign \$1204  = ~ nlow[2];
+  assign \$1205  = ~ nlow[1];
+  assign \$1206  = ~ nlow[0];
+  assign \$1209  = \$1204  | \$1208 ;
+  assign \$1210  = \$1203  | \$1209 ;
+  assign \$1211  = \$1202  & \$1210 ;
+  assign \$1212  = \$1201  & \$1211 ;
+  assign \$1213  = \$1200  & \$1212 ;
+  assign \$1214  = le2 & \$1213 ;
+  assign \$1215  = ~ nlow[6];
+  assign \$1216  = ~ nlow[5];
+  assign \$1217  = ~ nlow[4];
+  assign \$1218  = ~ nlow[3];
+  assign \$1219  = ~ nlow[2];
+  assign \$1220  = ~ nlow[1];
+  assign \$1221  = ~ nlow[0];
+  assign \$1223  = \$1220  | \$1222 ;
+  assign \$1224  = \$1219  | \$1223 ;
+  assign \$1225  = \$1218  | \$1224 ;
+  assign \$1226  = \$1217  & \$1225 ;
+  assign \$1227  = \$1216  & \$1226 ;
+  assign \$1228  = \$1215  & \$1227 ;
+  assign \$1229  = le2 & \$1228 ;
+  assign \$1230  = ~ nlow[6];
+  assign \$1231  = ~ nlow[5];
+  assign \$1232  = ~ nlow[4];
+  assign \$1233  = ~ nlow[3];
+  assign \$1234  = ~ nlow[2];
+  assign \$1235  = ~ nlow[1];
+  assign \$1236  = ~ nlow[0];
+  assign \$1242  = \$1231  & \$1241 ;
+  assign \$1243  = \$1230  & \$1242 ;
+  assign \$1244  = le2 & \$1243 ;
+  assign \$1245  = ~ nlow[6];
+  assign \$1246  = ~ nlow[5];
+  assign \$1247  = ~ nlow[4];
+  assign \$1248  = ~ nlow[3];
+  assign \$1249  = ~ nlow[2];
+  assign \$1250  = ~ nlow[1];
+  assign \$1251  = ~ nlow[0];
+  assign \$1253  = \$1250  & \$1252 ;
+  assign \$1254  = \$1249  & \$1253 ;
+  assign \$1255  = \$1248  & \$1254 ;
+  assign \$1256  = \$1247  | \$1255 ;
+  assign \$1257  = \$1246  & \$1256 ;
+  assign \$1258  = \$1245  & \$1257 ;
+  assign \$1259  = le2 & \$1258 ;
+  assign \$1260  = ~ nlow[6];
+  assign \$1261  = ~ nlow[5];
+  assign \$1262  = ~ nlow[4];
+  assign \$1263  = ~ nlow[3];
+  assign \$1264  = ~ nlow[2];
+  assign \$1265  = ~ nlow[1];
+  assign \$1266  = ~ nlow[0];
+  assign \$1269  = \$1264  & \$1268 ;
+  assign \$1270  = \$1263  & \$1269 ;
+  assign \$1271  = \$1262  | \$1270 ;
+  assign \$1272  = \$1261  & \$1271 ;
+  assign \$1273  = \$1260  & \$1272 ;
+  assign \$1274  = le2 & \$1273 ;
+  assign \$1275  = ~ nlow[6];
+  assign \$1276  = ~ nlow[5];
+  assign \$1277  = ~ nlow[4];
+  assign \$1278  = ~ nlow[3];
+  assign \$1279  = ~ nlow[2];
+  assign \$1280  = ~ nlow[1];
+  assign \$1281  = ~ nlow[0];
+  assign \$1283  = \$1280  | \$1282 ;
+  assign \$1284  = \$1279  & \$1283 ;
+  assign \$1285  = \$1278  & \$1284 ;
+  assign \$1286  = \$1277  | \$1285 ;
+  assign \$1287  = \$1276  & \$1286 ;
+  assign \$1288  = \$1275  & \$1287 ;
+  assign \$1289  = le2 & \$1288 ;
+  assign \$1290  = ~ nlow[6];
+  assign \$1291  = ~ nlow[5];
+  assign \$1292  = ~ nlow[4];
+  assign \$1293  = ~ nlow[3];
+  assign \$1294  = ~ nlow[2];
+  assign \$1295  = ~ nlow[1];
+  assign \$1296  = ~ nlow[0];
+  assign \$1300  = \$1293  & \$1299 ;
+  assign \$1301  = \$1292  | \$1300 ;
+  assign \$1302  = \$1291  & \$1301 ;
+  assign \$1303  = \$1290  & \$1302 ;
+  assign \$1304  = le2 & \$1303 ;
+  assign \$1305  = ~ nlow[6];
+  assign \$1306  = ~ nlow[5];
+  assign \$1307  = ~ nlow[4];
+  assign \$1308  = ~ nlow[3];
+  assign \$1309  = ~ nlow[2];
+  assign \$1310  = ~ nlow[1];
+  assign \$1311  = ~ nlow[0];
+  assign \$1313  = \$1310  & \$1312 ;
+  assign \$1314  = \$1309  | \$1313 ;
+  assign \$1315  = \$1308  & \$1314 ;
+  assign \$1316  = \$1307  | \$1315 ;
+  assign \$1317  = \$1306  & \$1316 ;
+  assign \$1318  = \$1305  & \$1317 ;
+  assign \$1319  = le2 & \$1318 ;
+  assign \$1320  = ~ nlow[6];
+  assign \$1321  = ~ nlow[5];
+  assign \$1322  = ~ nlow[4];
+  assign \$1323  = ~ nlow[3];
+  assign \$1324  = ~ nlow[2];
+  assign \$1325  = ~ nlow[1];
+  assign \$1326  = ~ nlow[0];
+  assign \$1329  = \$1324  | \$1328 ;
+  assign \$1330  = \$1323  & \$1329 ;
+  assign \$1331  = \$1322  | \$1330 ;
+  assign \$1332  = \$1321  & \$1331 ;
+  assign \$1333  = \$1320  & \$1332 ;
+  assign \$1334  = le2 & \$1333 ;
+  assign \$1335  = ~ nlow[6];
+  assign \$1336  = ~ nlow[5];
+  assign \$1337  = ~ nlow[4];
+  assign \$1338  = ~ nlow[3];
+  assign \$1339  = ~ nlow[2];
+  assign \$1340  = ~ nlow[1];
+  assign \$1341  = ~ nlow[0];
+  assign \$1343  = \$1340  | \$1342 ;
+  assign \$1344  = \$1339  | \$1343 ;
+  assign \$1345  = \$1338  & \$1344 ;
+  assign \$1346  = \$1337  | \$1345 ;
+  assign \$1347  = \$1336  & \$1346 ;
+  assign \$1348  = \$1335  & \$1347 ;
+  assign \$1349  = le2 & \$1348 ;
+  assign \$1350  = ~ nlow[6];
+  assign \$1351  = ~ nlow[5];
+  assign \$1352  = ~ nlow[4];
+  assign \$1353  = ~ nlow[3];
+  assign \$1354  = ~ nlow[2];
+  assign \$1355  = ~ nlow[1];
+  assign \$1356  = ~ nlow[0];
+  assign \$1361  = \$1352  | \$1360 ;
+  assign \$1362  = \$1351  & \$1361 ;
+  assign \$1363  = \$1350  & \$1362 ;
+  assign \$1364  = le2 & \$1363 ;
+  assign \$1365  = ~ nlow[6];
+  assign \$1366  = ~ nlow[5];
+  assign \$1367  = ~ nlow[4];
+  assign \$1368  = ~ nlow[3];
+  assign \$1369  = ~ nlow[2];
+  assign \$1370  = ~ nlow[1];
+  assign \$1371  = ~ nlow[0];
+  assign \$1373  = \$1370  & \$1372 ;
+  assign \$1374  = \$1369  & \$1373 ;
+  assign \$1375  = \$1368  | \$1374 ;
+  assign \$1376  = \$1367  | \$1375 ;
+  assign \$1377  = \$1366  & \$1376 ;
+  assign \$1378  = \$1365  & \$1377 ;
+  assign \$1379  = le2 & \$1378 ;
+  assign \$1380  = ~ nlow[6];
+  assign \$1381  = ~ nlow[5];
+  assign \$1382  = ~ nlow[4];
+  assign \$1383  = ~ nlow[3];
+  assign \$1384  = ~ nlow[2];
+  assign \$1385  = ~ nlow[1];
+  assign \$1386  = ~ nlow[0];
+  assign \$1389  = \$1384  & \$1388 ;
+  assign \$1390  = \$1383  | \$1389 ;
+  assign \$1391  = \$1382  | \$1390 ;
+  assign \$1392  = \$1381  & \$1391 ;
+  assign \$1393  = \$1380  & \$1392 ;
+  assign \$1394  = le2 & \$1393 ;
+  assign \$1395  = ~ nlow[6];
+  assign \$1396  = ~ nlow[5];
+  assign \$1397  = ~ nlow[4];
+  assign \$1398  = ~ nlow[3];
+  assign \$1399  = ~ nlow[2];
+  assign \$1400  = ~ nlow[1];
+  assign \$1401  = ~ nlow[0];
+  assign \$1403  = \$1400  | \$1402 ;
+  assign \$1404  = \$1399  & \$1403 ;
+  assign \$1405  = \$1398  | \$1404 ;
+  assign \$1406  = \$1397  | \$1405 ;
+  assign \$1407  = \$1396  & \$1406 ;
+  assign \$1408  = \$1395  & \$1407 ;
+  assign \$1409  = le2 & \$1408 ;
+  assign \$1410  = ~ nlow[6];
+  assign \$1411  = ~ nlow[5];
+  assign \$1412  = ~ nlow[4];
+  assign \$1413  = ~ nlow[3];
+  assign \$1414  = ~ nlow[2];
+  assign \$1415  = ~ nlow[1];
+  assign \$1416  = ~ nlow[0];
+  assign \$1420  = \$1413  | \$1419 ;
+  assign \$1421  = \$1412  | \$1420 ;
+  assign \$1422  = \$1411  & \$1421 ;
+  assign \$1423  = \$1410  & \$1422 ;
+  assign \$1424  = le2 & \$1423 ;
+  assign \$1425  = ~ nlow[6];
+  assign \$1426  = ~ nlow[5];
+  assign \$1427  = ~ nlow[4];
+  assign \$1428  = ~ nlow[3];
+  assign \$1429  = ~ nlow[2];
+  assign \$1430  = ~ nlow[1];
+  assign \$1431  = ~ nlow[0];
+  assign \$1433  = \$1430  & \$1432 ;
+  assign \$1434  = \$1429  | \$1433 ;
+  assign \$1435  = \$1428  | \$1434 ;
+  assign \$1436  = \$1427  | \$1435 ;
+  assign \$1437  = \$1426  & \$1436 ;
+  assign \$1438  = \$1425  & \$1437 ;
+  assign \$1439  = le2 & \$1438 ;
+  assign \$1440  = ~ nlow[6];
+  assign \$1441  = ~ nlow[5];
+  assign \$1442  = ~ nlow[4];
+  assign \$1443  = ~ nlow[3];
+  assign \$1444  = ~ nlow[2];
+  assign \$1445  = ~ nlow[1];
+  assign \$1446  = ~ nlow[0];
+  assign \$1449  = \$1444  | \$1448 ;
+  assign \$1450  = \$1443  | \$1449 ;
+  assign \$1451  = \$1442  | \$1450 ;
+  assign \$1452  = \$1441  & \$1451 ;
+  assign \$1453  = \$1440  & \$1452 ;
+  assign \$1454  = le2 & \$1453 ;
+  assign \$1455  = ~ nlow[6];
+  assign \$1456  = ~ nlow[5];
+  assign \$1457  = ~ nlow[4];
+  assign \$1458  = ~ nlow[3];
+  assign \$1459  = ~ nlow[2];
+  assign \$1460  = ~ nlow[1];
+  assign \$1461  = ~ nlow[0];
+  assign \$1463  = \$1460  | \$1462 ;
+  assign \$1464  = \$1459  | \$1463 ;
+  assign \$1465  = \$1458  | \$1464 ;
+  assign \$1466  = \$1457  | \$1465 ;
+  assign \$1467  = \$1456  & \$1466 ;
+  assign \$1468  = \$1455  & \$1467 ;
+  assign \$1469  = le2 & \$1468 ;
+  assign \$1470  = ~ nlow[6];
+  assign \$1471  = ~ nlow[5];
+  assign \$1472  = ~ nlow[4];
+  assign \$1473  = ~ nlow[3];
+  assign \$1474  = ~ nlow[2];
+  assign \$1475  = ~ nlow[1];
+  assign \$1476  = ~ nlow[0];
+  assign \$1483  = \$1470  & \$1482 ;
+  assign \$1484  = le2 & \$1483 ;
+  assign \$1485  = ~ nlow[6];
+  assign \$1486  = ~ nlow[5];
+  assign \$1487  = ~ nlow[4];
+  assign \$1488  = ~ nlow[3];
+  assign \$1489  = ~ nlow[2];
+  assign \$1490  = ~ nlow[1];
+  assign \$1491  = ~ nlow[0];
+  assign \$1493  = \$1490  & \$1492 ;
+  assign \$1494  = \$1489  & \$1493 ;
+  assign \$1495  = \$1488  & \$1494 ;
+  assign \$1496  = \$1487  & \$1495 ;
+  assign \$1497  = \$1486  | \$1496 ;
+  assign \$1498  = \$1485  & \$1497 ;
+  assign \$1499  = le2 & \$1498 ;
+  assign \$1500  = ~ nlow[6];
+  assign \$1501  = ~ nlow[5];
+  assign \$1502  = ~ nlow[4];
+  assign \$1503  = ~ nlow[3];
+  assign \$1504  = ~ nlow[2];
+  assign \$1505  = ~ nlow[1];
+  assign \$1506  = ~ nlow[0];
+  assign \$1509  = \$1504  & \$1508 ;
+  assign \$1510  = \$1503  & \$1509 ;
+  assign \$1511  = \$1502  & \$1510 ;
+  assign \$1512  = \$1501  | \$1511 ;
+  assign \$1513  = \$1500  & \$1512 ;
+  assign \$1514  = le2 & \$1513 ;
+  assign \$1515  = ~ nlow[6];
+  assign \$1516  = ~ nlow[5];
+  assign \$1517  = ~ nlow[4];
+  assign \$1518  = ~ nlow[3];
+  assign \$1519  = ~ nlow[2];
+  assign \$1520  = ~ nlow[1];
+  assign \$1521  = ~ nlow[0];
+  assign \$1523  = \$1520  | \$1522 ;
+  assign \$1524  = \$1519  & \$1523 ;
+  assign \$1525  = \$1518  & \$1524 ;
+  assign \$1526  = \$1517  & \$1525 ;
+  assign \$1527  = \$1516  | \$1526 ;
+  assign \$1528  = \$1515  & \$1527 ;
+  assign \$1529  = le2 & \$1528 ;
+  assign \$1530  = ~ nlow[6];
+  assign \$1531  = ~ nlow[5];
+  assign \$1532  = ~ nlow[4];
+  assign \$1533  = ~ nlow[3];
+  assign \$1534  = ~ nlow[2];
+  assign \$1535  = ~ nlow[1];
+  assign \$1536  = ~ nlow[0];
+  assign \$1540  = \$1533  & \$1539 ;
+  assign \$1541  = \$1532  & \$1540 ;
+  assign \$1542  = \$1531  | \$1541 ;
+  assign \$1543  = \$1530  & \$1542 ;
+  assign \$1544  = le2 & \$1543 ;
+  assign \$1545  = ~ nlow[6];
+  assign \$1546  = ~ nlow[5];
+  assign \$1547  = ~ nlow[4];
+  assign \$1548  = ~ nlow[3];
+  assign \$1549  = ~ nlow[2];
+  assign \$1550  = ~ nlow[1];
+  assign \$1551  = ~ nlow[0];
+  assign \$1553  = \$1550  & \$1552 ;
+  assign \$1554  = \$1549  | \$1553 ;
+  assign \$1555  = \$1548  & \$1554 ;
+  assign \$1556  = \$1547  & \$1555 ;
+  assign \$1557  = \$1546  | \$1556 ;
+  assign \$1558  = \$1545  & \$1557 ;
+  assign \$1559  = le2 & \$1558 ;
+  assign \$1560  = ~ nlow[6];
+  assign \$1561  = ~ nlow[5];
+  assign \$1562  = ~ nlow[4];
+  assign \$1563  = ~ nlow[3];
+  assign \$1564  = ~ nlow[2];
+  assign \$1565  = ~ nlow[1];
+  assign \$1566  = ~ nlow[0];
+  assign \$1569  = \$1564  | \$1568 ;
+  assign \$1570  = \$1563  & \$1569 ;
+  assign \$1571  = \$1562  & \$1570 ;
+  assign \$1572  = \$1561  | \$1571 ;
+  assign \$1573  = \$1560  & \$1572 ;
+  assign \$1574  = le2 & \$1573 ;
+  assign \$1575  = ~ nlow[6];
+  assign \$1576  = ~ nlow[5];
+  assign \$1577  = ~ nlow[4];
+  assign \$1578  = ~ nlow[3];
+  assign \$1579  = ~ nlow[2];
+  assign \$1580  = ~ nlow[1];
+  assign \$1581  = ~ nlow[0];
+  assign \$1583  = \$1580  | \$1582 ;
+  assign \$1584  = \$1579  | \$1583 ;
+  assign \$1585  = \$1578  & \$1584 ;
+  assign \$1586  = \$1577  & \$1585 ;
+  assign \$1587  = \$1576  | \$1586 ;
+  assign \$1588  = \$1575  & \$1587 ;
+  assign \$1589  = le2 & \$1588 ;
+  assign \$1590  = ~ nlow[6];
+  assign \$1591  = ~ nlow[5];
+  assign \$1592  = ~ nlow[4];
+  assign \$1593  = ~ nlow[3];
+  assign \$1594  = ~ nlow[2];
+  assign \$1595  = ~ nlow[1];
+  assign \$1596  = ~ nlow[0];
+  assign \$1601  = \$1592  & \$1600 ;
+  assign \$1602  = \$1591  | \$1601 ;
+  assign \$1603  = \$1590  & \$1602 ;
+  assign \$1604  = le2 & \$1603 ;
+  assign \$1605  = ~ nlow[6];
+  assign \$1606  = ~ nlow[5];
+  assign \$1607  = ~ nlow[4];
+  assign \$1608  = ~ nlow[3];
+  assign \$1609  = ~ nlow[2];
+  assign \$1610  = ~ nlow[1];
+  assign \$1611  = ~ nlow[0];
+  assign \$1613  = \$1610  & \$1612 ;
+  assign \$1614  = \$1609  & \$1613 ;
+  assign \$1615  = \$1608  | \$1614 ;
+  assign \$1616  = \$1607  & \$1615 ;
+  assign \$1617  = \$1606  | \$1616 ;
+  assign \$1618  = \$1605  & \$1617 ;
+  assign \$1619  = le2 & \$1618 ;
+  assign \$1620  = ~ nlow[6];
+  assign \$1621  = ~ nlow[5];
+  assign \$1622  = ~ nlow[4];
+  assign \$1623  = ~ nlow[3];
+  assign \$1624  = ~ nlow[2];
+  assign \$1625  = ~ nlow[1];
+  assign \$1626  = ~ nlow[0];
+  assign \$1629  = \$1624  & \$1628 ;
+  assign \$1630  = \$1623  | \$1629 ;
+  assign \$1631  = \$1622  & \$1630 ;
+  assign \$1632  = \$1621  | \$1631 ;
+  assign \$1633  = \$1620  & \$1632 ;
+  assign \$1634  = le2 & \$1633 ;
+  assign \$1635  = ~ nlow[6];
+  assign \$1636  = ~ nlow[5];
+  assign \$1637  = ~ nlow[4];
+  assign \$1638  = ~ nlow[3];
+  assign \$1639  = ~ nlow[2];
+  assign \$1640  = ~ nlow[1];
+  assign \$1641  = ~ nlow[0];
+  assign \$1643  = \$1640  | \$1642 ;
+  assign \$1644  = \$1639  & \$1643 ;
+  assign \$1645  = \$1638  | \$1644 ;
+  assign \$1646  = \$1637  & \$1645 ;
+  assign \$1647  = \$1636  | \$1646 ;
+  assign \$1648  = \$1635  & \$1647 ;
+  assign \$1649  = le2 & \$1648 ;
+  assign \$1650  = ~ nlow[6];
+  assign \$1651  = ~ nlow[5];
+  assign \$1652  = ~ nlow[4];
+  assign \$1653  = ~ nlow[3];
+  assign \$1654  = ~ nlow[2];
+  assign \$1655  = ~ nlow[1];
+  assign \$1656  = ~ nlow[0];
+  assign \$1660  = \$1653  | \$1659 ;
+  assign \$1661  = \$1652  & \$1660 ;
+  assign \$1662  = \$1651  | \$1661 ;
+  assign \$1663  = \$1650  & \$1662 ;
+  assign \$1664  = le2 & \$1663 ;
+  assign \$1665  = ~ nlow[6];
+  assign \$1666  = ~ nlow[5];
+  assign \$1667  = ~ nlow[4];
+  assign \$1668  = ~ nlow[3];
+  assign \$1669  = ~ nlow[2];
+  assign \$1670  = ~ nlow[1];
+  assign \$1671  = ~ nlow[0];
+  assign \$1673  = \$1670  & \$1672 ;
+  assign \$1674  = \$1669  | \$1673 ;
+  assign \$1675  = \$1668  | \$1674 ;
+  assign \$1676  = \$1667  & \$1675 ;
+  assign \$1677  = \$1666  | \$1676 ;
+  assign \$1678  = \$1665  & \$1677 ;
+  assign \$1679  = le2 & \$1678 ;
+  assign \$1680  = ~ nlow[6];
+  assign \$1681  = ~ nlow[5];
+  assign \$1682  = ~ nlow[4];
+  assign \$1683  = ~ nlow[3];
+  assign \$1684  = ~ nlow[2];
+  assign \$1685  = ~ nlow[1];
+  assign \$1686  = ~ nlow[0];
+  assign \$1689  = \$1684  | \$1688 ;
+  assign \$1690  = \$1683  | \$1689 ;
+  assign \$1691  = \$1682  & \$1690 ;
+  assign \$1692  = \$1681  | \$1691 ;
+  assign \$1693  = \$1680  & \$1692 ;
+  assign \$1694  = le2 & \$1693 ;
+  assign \$1695  = ~ nlow[6];
+  assign \$1696  = ~ nlow[5];
+  assign \$1697  = ~ nlow[4];
+  assign \$1698  = ~ nlow[3];
+  assign \$1699  = ~ nlow[2];
+  assign \$1700  = ~ nlow[1];
+  assign \$1701  = ~ nlow[0];
+  assign \$1703  = \$1700  | \$1702 ;
+  assign \$1704  = \$1699  | \$1703 ;
+  assign \$1705  = \$1698  | \$1704 ;
+  assign \$1706  = \$1697  & \$1705 ;
+  assign \$1707  = \$1696  | \$1706 ;
+  assign \$1708  = \$1695  & \$1707 ;
+  assign \$1709  = le2 & \$1708 ;
+  assign \$1710  = ~ nlow[6];
+  assign \$1711  = ~ nlow[5];
+  assign \$1712  = ~ nlow[4];
+  assign \$1713  = ~ nlow[3];
+  assign \$1714  = ~ nlow[2];
+  assign \$1715  = ~ nlow[1];
+  assign \$1716  = ~ nlow[0];
+  assign \$1722  = \$1711  | \$1721 ;
+  assign \$1723  = \$1710  & \$1722 ;
+  assign \$1724  = le2 & \$1723 ;
+  assign \$1725  = ~ nlow[6];
+  assign \$1726  = ~ nlow[5];
+  assign \$1727  = ~ nlow[4];
+  assign \$1728  = ~ nlow[3];
+  assign \$1729  = ~ nlow[2];
+  assign \$1730  = ~ nlow[1];
+  assign \$1731  = ~ nlow[0];
+  assign \$1733  = \$1730  & \$1732 ;
+  assign \$1734  = \$1729  & \$1733 ;
+  assign \$1735  = \$1728  & \$1734 ;
+  assign \$1736  = \$1727  | \$1735 ;
+  assign \$1737  = \$1726  | \$1736 ;
+  assign \$1738  = \$1725  & \$1737 ;
+  assign \$1739  = le2 & \$1738 ;
+  assign \$1740  = ~ nlow[6];
+  assign \$1741  = ~ nlow[5];
+  assign \$1742  = ~ nlow[4];
+  assign \$1743  = ~ nlow[3];
+  assign \$1744  = ~ nlow[2];
+  assign \$1745  = ~ nlow[1];
+  assign \$1746  = ~ nlow[0];
+  assign \$1749  = \$1744  & \$1748 ;
+  assign \$1750  = \$1743  & \$1749 ;
+  assign \$1751  = \$1742  | \$1750 ;
+  assign \$1752  = \$1741  | \$1751 ;
+  assign \$1753  = \$1740  & \$1752 ;
+  assign \$1754  = le2 & \$1753 ;
+  assign \$1755  = ~ nlow[6];
+  assign \$1756  = ~ nlow[5];
+  assign \$1757  = ~ nlow[4];
+  assign \$1758  = ~ nlow[3];
+  assign \$1759  = ~ nlow[2];
+  assign \$1760  = ~ nlow[1];
+  assign \$1761  = ~ nlow[0];
+  assign \$1763  = \$1760  | \$1762 ;
+  assign \$1764  = \$1759  & \$1763 ;
+  assign \$1765  = \$1758  & \$1764 ;
+  assign \$1766  = \$1757  | \$1765 ;
+  assign \$1767  = \$1756  | \$1766 ;
+  assign \$1768  = \$1755  & \$1767 ;
+  assign \$1769  = le2 & \$1768 ;
+  assign \$1770  = ~ nlow[6];
+  assign \$1771  = ~ nlow[5];
+  assign \$1772  = ~ nlow[4];
+  assign \$1773  = ~ nlow[3];
+  assign \$1774  = ~ nlow[2];
+  assign \$1775  = ~ nlow[1];
+  assign \$1776  = ~ nlow[0];
+  assign \$1780  = \$1773  & \$1779 ;
+  assign \$1781  = \$1772  | \$1780 ;
+  assign \$1782  = \$1771  | \$1781 ;
+  assign \$1783  = \$1770  & \$1782 ;
+  assign \$1784  = le2 & \$1783 ;
+  assign \$1785  = ~ nlow[6];
+  assign \$1786  = ~ nlow[5];
+  assign \$1787  = ~ nlow[4];
+  assign \$1788  = ~ nlow[3];
+  assign \$1789  = ~ nlow[2];
+  assign \$1790  = ~ nlow[1];
+  assign \$1791  = ~ nlow[0];
+  assign \$1793  = \$1790  & \$1792 ;
+  assign \$1794  = \$1789  | \$1793 ;
+  assign \$1795  = \$1788  & \$1794 ;
+  assign \$1796  = \$1787  | \$1795 ;
+  assign \$1797  = \$1786  | \$1796 ;
+  assign \$1798  = \$1785  & \$1797 ;
+  assign \$1799  = le2 & \$1798 ;
+  assign \$1800  = ~ nlow[6];
+  assign \$1801  = ~ nlow[5];
+  assign \$1802  = ~ nlow[4];
+  assign \$1803  = ~ nlow[3];
+  assign \$1804  = ~ nlow[2];
+  assign \$1805  = ~ nlow[1];
+  assign \$1806  = ~ nlow[0];
+  assign \$1809  = \$1804  | \$1808 ;
+  assign \$1810  = \$1803  & \$1809 ;
+  assign \$1811  = \$1802  | \$1810 ;
+  assign \$1812  = \$1801  | \$1811 ;
+  assign \$1813  = \$1800  & \$1812 ;
+  assign \$1814  = le2 & \$1813 ;
+  assign \$1815  = ~ nlow[6];
+  assign \$1816  = ~ nlow[5];
+  assign \$1817  = ~ nlow[4];
+  assign \$1818  = ~ nlow[3];
+  assign \$1819  = ~ nlow[2];
+  assign \$1820  = ~ nlow[1];
+  assign \$1821  = ~ nlow[0];
+  assign \$1823  = \$1820  | \$1822 ;
+  assign \$1824  = \$1819  | \$1823 ;
+  assign \$1825  = \$1818  & \$1824 ;
+  assign \$1826  = \$1817  | \$1825 ;
+  assign \$1827  = \$1816  | \$1826 ;
+  assign \$1828  = \$1815  & \$1827 ;
+  assign \$1829  = le2 & \$1828 ;
+  assign \$1830  = ~ nlow[6];
+  assign \$1831  = ~ nlow[5];
+  assign \$1832  = ~ nlow[4];
+  assign \$1833  = ~ nlow[3];
+  assign \$1834  = ~ nlow[2];
+  assign \$1835  = ~ nlow[1];
+  assign \$1836  = ~ nlow[0];
+  assign \$1841  = \$1832  | \$1840 ;
+  assign \$1842  = \$1831  | \$1841 ;
+  assign \$1843  = \$1830  & \$1842 ;
+  assign \$1844  = le2 & \$1843 ;
+  assign \$1845  = ~ nlow[6];
+  assign \$1846  = ~ nlow[5];
+  assign \$1847  = ~ nlow[4];
+  assign \$1848  = ~ nlow[3];
+  assign \$1849  = ~ nlow[2];
+  assign \$1850  = ~ nlow[1];
+  assign \$1851  = ~ nlow[0];
+  assign \$1853  = \$1850  & \$1852 ;
+  assign \$1854  = \$1849  & \$1853 ;
+  assign \$1855  = \$1848  | \$1854 ;
+  assign \$1856  = \$1847  | \$1855 ;
+  assign \$1857  = \$1846  | \$1856 ;
+  assign \$1858  = \$1845  & \$1857 ;
+  assign \$1859  = le2 & \$1858 ;
+  assign \$1860  = ~ nlow[6];
+  assign \$1861  = ~ nlow[5];
+  assign \$1862  = ~ nlow[4];
+  assign \$1863  = ~ nlow[3];
+  assign \$1864  = ~ nlow[2];
+  assign \$1865  = ~ nlow[1];
+  assign \$1866  = ~ nlow[0];
+  assign \$1869  = \$1864  & \$1868 ;
+  assign \$1870  = \$1863  | \$1869 ;
+  assign \$1871  = \$1862  | \$1870 ;
+  assign \$1872  = \$1861  | \$1871 ;
+  assign \$1873  = \$1860  & \$1872 ;
+  assign \$1874  = le2 & \$1873 ;
+  assign \$1875  = ~ nlow[6];
+  assign \$1876  = ~ nlow[5];
+  assign \$1877  = ~ nlow[4];
+  assign \$1878  = ~ nlow[3];
+  assign \$1879  = ~ nlow[2];
+  assign \$1880  = ~ nlow[1];
+  assign \$1881  = ~ nlow[0];
+  assign \$1883  = \$1880  | \$1882 ;
+  assign \$1884  = \$1879  & \$1883 ;
+  assign \$1885  = \$1878  | \$1884 ;
+  assign \$1886  = \$1877  | \$1885 ;
+  assign \$1887  = \$1876  | \$1886 ;
+  assign \$1888  = \$1875  & \$1887 ;
+  assign \$1889  = le2 & \$1888 ;
+  assign \$1890  = ~ nlow[6];
+  assign \$1891  = ~ nlow[5];
+  assign \$1892  = ~ nlow[4];
+  assign \$1893  = ~ nlow[3];
+  assign \$1894  = ~ nlow[2];
+  assign \$1895  = ~ nlow[1];
+  assign \$1896  = ~ nlow[0];
+  assign \$1900  = \$1893  | \$1899 ;
+  assign \$1901  = \$1892  | \$1900 ;
+  assign \$1902  = \$1891  | \$1901 ;
+  assign \$1903  = \$1890  & \$1902 ;
+  assign \$1904  = le2 & \$1903 ;
+  assign \$1905  = ~ nlow[6];
+  assign \$1906  = ~ nlow[5];
+  assign \$1907  = ~ nlow[4];
+  assign \$1908  = ~ nlow[3];
+  assign \$1909  = ~ nlow[2];
+  assign \$1910  = ~ nlow[1];
+  assign \$1911  = ~ nlow[0];
+  assign \$1913  = \$1910  & \$1912 ;
+  assign \$1914  = \$1909  | \$1913 ;
+  assign \$1915  = \$1908  | \$1914 ;
+  assign \$1916  = \$1907  | \$1915 ;
+  assign \$1917  = \$1906  | \$1916 ;
+  assign \$1918  = \$1905  & \$1917 ;
+  assign \$1919  = le2 & \$1918 ;
+  assign \$1920  = ~ nlow[6];
+  assign \$1921  = ~ nlow[5];
+  assign \$1922  = ~ nlow[4];
+  assign \$1923  = ~ nlow[3];
+  assign \$1924  = ~ nlow[2];
+  assign \$1925  = ~ nlow[1];
+  assign \$1926  = ~ nlow[0];
+  assign \$1929  = \$1924  | \$1928 ;
+  assign \$1930  = \$1923  | \$1929 ;
+  assign \$1931  = \$1922  | \$1930 ;
+  assign \$1932  = \$1921  | \$1931 ;
+  assign \$1933  = \$1920  & \$1932 ;
+  assign \$1934  = le2 & \$1933 ;
+  assign \$1935  = ~ nlow[6];
+  assign \$1936  = ~ nlow[5];
+  assign \$1937  = ~ nlow[4];
+  assign \$1938  = ~ nlow[3];
+  assign \$1939  = ~ nlow[2];
+  assign \$1940  = ~ nlow[1];
+  assign \$1941  = ~ nlow[0];
+  assign \$1943  = \$1940  | \$1942 ;
+  assign \$1944  = \$1939  | \$1943 ;
+  assign \$1945  = \$1938  | \$1944 ;
+  assign \$1946  = \$1937  | \$1945 ;
+  assign \$1947  = \$1936  | \$1946 ;
+  assign \$1948  = \$1935  & \$1947 ;
+  assign \$1949  = le2 & \$1948 ;
+  assign \$1950  = ~ nlow[6];
+  assign \$1951  = ~ nlow[5];
+  assign \$1952  = ~ nlow[4];
+  assign \$1953  = ~ nlow[3];
+  assign \$1954  = ~ nlow[2];
+  assign \$1955  = ~ nlow[1];
+  assign \$1956  = ~ nlow[0];
+  assign \$1964  = le2 & \$1963 ;
+  assign \$1965  = ld_addr + 1'h1;
+  assign \$1966  = ! ld_addr;
+  assign \$1967  = act__valid & act__ready;
+  assign \$1968  = \$1967  & last_beat;
+  assign \$1969  = ~ chunk_last;
+  assign \$1970  = \$1969  | credit_ok;
+  assign \$1971  = \$signal$7  & \$1970 ;
+  assign \$1972  = wgt_valid & \$1971 ;
+  assign \$1973  = chunk + 1'h1;
+  assign \$1974  = chunk_last ? 8'h00 : \$1973 ;
+  assign \$1975  = ! c_last;
+  assign \$1976  = chunk == c_last_m1;
+  assign \$1977  = chunk_last ? \$1975  : \$1976 ;
+  assign \$1978  = last_mat & last_stg;
+  assign \$1979  = ~ r_gt;
+  assign \$1980  = \$1978  & \$1979 ;
+  assign \$1981  = chunk_last & \$1980 ;
+  assign \$1982  = ~ chunk_last;
+  assign \$1983  = \$1982  | credit_ok;
+  assign \$1984  = \$signal$7  & \$1983 ;
+  assign \$1985  = wgt_valid & \$1984 ;
+  assign \$1986  = \$1985  & chunk_last;
+  assign \$1987  = r_left - 1'h1;
+  assign \$1988  = r_left > 2'h2;
+  assign \$1989  = stg + 1'h1;
+  assign \$1990  = ! stg;
+  assign \$1991  = mat + 1'h1;
+  assign \$1992  = ! mat;
+  assign \$1993  = ~ chunk_last;
+  assign \$1994  = \$1993  | credit_ok;
+  assign \$1995  = \$signal$7  & \$1994 ;
+  assign \$1996  = wgt_valid & \$1995 ;
+  assign \$1997  = ~ \$1996 ;
+  assign \$1998  = drained & \$1997 ;
+  assign \$1999  = \$signal$49  & empty;
   always @(posedge clk)
-    slot <= \$94 ;
+    slot <= \$2000 ;
   always @(posedge clk)
-    credits <= \$95 ;
+    credits <= \$2001 ;
   always @(posedge clk)
-    k_r <= \$96 ;
+    credit_ok <= \$2002 ;
   always @(posedge clk)
-    rows_r <= \$97 ;
+    k_r <= \$2003 ;
   always @(posedge clk)
-    clear <= \$98 ;
+    rows_r <= \$2004 ;
   always @(posedge clk)
-    cmd__ready <= \$99 ;
+    \$signal$31  <= \$2005 ;
   always @(posedge clk)
-    act__ready <= \$100 ;
+    \$signal$32  <= \$2006 ;
   always @(posedge clk)
-    left <= \$101 ;
+    \$signal$33  <= \$2007 ;
   always @(posedge clk)
-    last_beat <= \$102 ;
+    cmd_go <= \$2008 ;
   always @(posedge clk)
-    ld_addr <= \$103 ;
+    clear <= \$2009 ;
   always @(posedge clk)
-    \$signal$34  <= \$104 ;
+    cmd__ready <= \$2010 ;
   always @(posedge clk)
-    a_last <= last_beat;
+    act__ready <= \$2011 ;
   always @(posedge clk)
-    load_done <= \$105 ;
+    left <= \$2012 ;
   always @(posedge clk)
-    \$signal$7  <= \$106 ;
+    last_beat <= \$2013 ;
   always @(posedge clk)
-    c_last <= \$107 ;
+    le2 <= \$2014 ;
   always @(posedge clk)
-    c_last_m1 <= \$108 ;
+    ld_addr <= \$2015 ;
   always @(posedge clk)
-    chunk_last <= \$109 ;
+    nlow <= \$2016 ;
   always @(posedge clk)
-    r_left <= \$110 ;
+    zero <= \$2017 ;
   always @(posedge clk)
-    r_gt <= \$111 ;
+    a_valid <= \$2018 ;
   always @(posedge clk)
-    chunk <= \$112 ;
+    \$like  <= \$2019 ;
   always @(posedge clk)
-    \$signal$39  <= \$113 ;
+    \$like$43  <= \$2020 ;
   always @(posedge clk)
-    pass_end <= \$114 ;
+    one <= \$2021 ;
   always @(posedge clk)
-    mat <= \$115 ;
+    ld_notice <= \$2022 ;
   always @(posedge clk)
-    stg <= \$116 ;
+    load_done <= \$2023 ;
   always @(posedge clk)
-    empty <= \$117 ;
+    \$signal$7  <= \$2024 ;
+  always @(posedge clk)
+    c_last <= \$2025 ;
+  always @(posedge clk)
+    c_last_m1 <= \$2026 ;
+  always @(posedge clk)
+    chunk_last <= \$2027 ;
+  always @(posedge clk)
+    r_left <= \$2028 ;
+  always @(posedge clk)
+    r_gt <= \$2029 ;
+  always @(posedge clk)
+    chunk <= \$2030 ;
+  always @(posedge clk)
+    \$signal$49  <= \$2031 ;
+  always @(posedge clk)
+    pass_end <= \$2032 ;
+  always @(posedge clk)
+    mat <= \$2033 ;
+  always @(posedge clk)
+    last_mat <= \$2034 ;
+  always @(posedge clk)
+    stg <= \$2035 ;
+  always @(posedge clk)
+    last_stg <= \$2036 ;
+  always @(posedge clk)
+    empty <= \$2037 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$94 [0] = \$12 ;
-    \$94 [2] = \$20 ;
-    \$94 [1] = \$21 ;
-    \$94 [3] = \$22 ;
-    \$94 [4] = \$27 ;
-    \$94 [5] = \$28 [0];
+    \$2000 [0] = \$6 ;
+    \$2000 [2] = \$11 ;
+    \$2000 [1] = \$12 ;
+    \$2000 [3] = last_mat;
+    \$2000 [4] = \$15 ;
+    \$2000 [5] = \$16 [0];
     if (rst) begin
-      \$94  = 6'h00;
+      \$2000  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$95  = \$38 [1:0];
+    \$2001  = \$23 [1:0];
     if (rst) begin
-      \$95  = 2'h2;
+      \$2001  = 2'h2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$96  = k_r;
+    \$2002  = \$32 ;
+    if (rst) begin
+      \$2002  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2003  = k_r;
     if (cmd__ready) begin
-      \$96  = cmd__payload[13:0];
+      \$2003  = cmd__payload[13:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$97  = rows_r;
+    \$2004  = rows_r;
     if (cmd__ready) begin
-      \$97  = cmd__payload[28:14];
+      \$2004  = cmd__payload[28:14];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$98  = \$39 ;
+    \$2005  = \$signal$31 ;
+    if (cmd__ready) begin
+      \$2005  = \$33 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2006  = \$signal$32 ;
+    if (cmd__ready) begin
+      \$2006  = \$34 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2007  = \$signal$33 ;
+    if (cmd__ready) begin
+      \$2007  = \$35 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2008  = \$36 ;
     if (rst) begin
-      \$98  = 1'h0;
+      \$2008  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$99  = cmd__ready;
-    if (\$40 ) begin
-      \$99  = 1'h0;
+    \$2009  = \$37 ;
+    if (rst) begin
+      \$2009  = 1'h0;
     end
-    if (\$93 ) begin
-      \$99  = 1'h1;
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2010  = cmd__ready;
+    if (\$38 ) begin
+      \$2010  = 1'h0;
+    end
+    if (\$1999 ) begin
+      \$2010  = 1'h1;
     end
     if (rst) begin
-      \$99  = 1'h1;
+      \$2010  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$100  = act__ready;
-    if (clear) begin
-      \$100  = 1'h1;
+    \$2011  = act__ready;
+    if (cmd_go) begin
+      \$2011  = 1'h1;
     end
-    if (\$43 ) begin
+    if (\$1001 ) begin
       if (last_beat) begin
-        \$100  = 1'h0;
+        \$2011  = 1'h0;
       end
     end
     if (rst) begin
-      \$100  = 1'h0;
+      \$2011  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$101  = left;
-    if (clear) begin
-      \$101  = k_r;
+    \$2012  = left;
+    if (cmd_go) begin
+      \$2012  = k_r;
     end
-    if (\$43 ) begin
-      \$101  = \$44 [13:0];
+    if (\$1001 ) begin
+      \$2012  = \$1002 [13:0];
     end
     if (rst) begin
-      \$101  = 14'h0000;
+      \$2012  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$102  = last_beat;
-    if (clear) begin
-      \$102  = \$41 ;
+    \$2013  = last_beat;
+    if (cmd_go) begin
+      \$2013  = \$signal$31 ;
     end
-    if (\$43 ) begin
-      \$102  = \$45 ;
+    if (\$1001 ) begin
+      \$2013  = le2;
     end
     if (rst) begin
-      \$102  = 1'h0;
+      \$2013  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$103  = ld_addr;
-    if (clear) begin
-      \$103  = 7'h00;
+    \$2014  = le2;
+    if (cmd_go) begin
+      \$2014  = \$signal$32 ;
     end
-    if (\$signal$34 ) begin
-      \$103  = \$46 [6:0];
+    if (\$1001 ) begin
+      \$2014  = \$1003 ;
     end
     if (rst) begin
-      \$103  = 7'h00;
+      \$2014  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$104  = \$42 ;
+    \$2015  = ld_addr;
+    if (cmd_go) begin
+      \$2015  = 7'h00;
+    end
+    if (a_valid) begin
+      \$2015  = \$1965 [6:0];
+    end
     if (rst) begin
-      \$104  = 1'h0;
+      \$2015  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$105  = \$47 ;
+    \$2016  = nlow;
+    if (cmd_go) begin
+      \$2016  = \$39 [6:0];
+    end
+    if (\$1001 ) begin
+      \$2016  = \$1004 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2017  = zero;
+    if (cmd_go) begin
+      \$2017  = { \$999 , \$984 , \$969 , \$954 , \$939 , \$924 , \$909 , \$894 , \$879 , \$864 , \$849 , \$834 , \$819 , \$804 , \$789 , \$774 , \$759 , \$744 , \$729 , \$714 , \$699 , \$684 , \$669 , \$654 , \$639 , \$624 , \$609 , \$594 , \$579 , \$564 , \$549 , \$534 , \$519 , \$504 , \$489 , \$474 , \$459 , \$444 , \$429 , \$414 , \$399 , \$384 , \$369 , \$354 , \$339 , \$324 , \$309 , \$294 , \$279 , \$264 , \$249 , \$234 , \$219 , \$204 , \$189 , \$174 , \$159 , \$144 , \$129 , \$114 , \$99 , \$84 , \$69 , \$54  };
+    end
+    if (\$1001 ) begin
+      \$2017  = { \$1964 , \$1949 , \$1934 , \$1919 , \$1904 , \$1889 , \$1874 , \$1859 , \$1844 , \$1829 , \$1814 , \$1799 , \$1784 , \$1769 , \$1754 , \$1739 , \$1724 , \$1709 , \$1694 , \$1679 , \$1664 , \$1649 , \$1634 , \$1619 , \$1604 , \$1589 , \$1574 , \$1559 , \$1544 , \$1529 , \$1514 , \$1499 , \$1484 , \$1469 , \$1454 , \$1439 , \$1424 , \$1409 , \$1394 , \$1379 , \$1364 , \$1349 , \$1334 , \$1319 , \$1304 , \$1289 , \$1274 , \$1259 , \$1244 , \$1229 , \$1214 , \$1199 , \$1184 , \$1169 , \$1154 , \$1139 , \$1124 , \$1109 , \$1094 , \$1079 , \$1064 , \$1049 , \$1034 , \$1019  };
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2018  = \$1000 ;
     if (rst) begin
-      \$105  = 1'h0;
+      \$2018  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$106  = \$signal$7 ;
+    \$2019  = \$like ;
+    if (cmd_go) begin
+      \$2019  = 7'h7f;
+    end
+    if (a_valid) begin
+      \$2019  = ld_addr;
+    end
+    if (rst) begin
+      \$2019  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2020  = \$like$43 ;
+    if (cmd_go) begin
+      \$2020  = 7'h7e;
+    end
+    if (a_valid) begin
+      \$2020  = \$like ;
+    end
+    if (rst) begin
+      \$2020  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2021  = one;
+    if (cmd_go) begin
+      \$2021  = 1'h0;
+    end
+    if (a_valid) begin
+      \$2021  = \$1966 ;
+    end
+    if (rst) begin
+      \$2021  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2022  = \$1968 ;
+    if (rst) begin
+      \$2022  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2023  = ld_notice;
+    if (rst) begin
+      \$2023  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2024  = \$signal$7 ;
     if (load_done) begin
-      \$106  = 1'h1;
+      \$2024  = 1'h1;
     end
-    if (\$58 ) begin
-      if (\$69 ) begin
-        \$106  = 1'h0;
+    if (\$1972 ) begin
+      if (\$1981 ) begin
+        \$2024  = 1'h0;
       end
     end
     if (rst) begin
-      \$106  = 1'h0;
+      \$2024  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$107  = c_last;
+    \$2025  = c_last;
     if (load_done) begin
-      \$107  = \$48 [6:0];
+      \$2025  = \$like ;
     end
     if (rst) begin
-      \$107  = 7'h00;
+      \$2025  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$108  = c_last_m1;
+    \$2026  = c_last_m1;
     if (load_done) begin
-      \$108  = \$49 [6:0];
+      \$2026  = \$like$43 ;
     end
     if (rst) begin
-      \$108  = 7'h00;
+      \$2026  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$109  = chunk_last;
+    \$2027  = chunk_last;
     if (load_done) begin
-      \$109  = \$50 ;
+      \$2027  = one;
     end
-    if (\$58 ) begin
-      \$109  = \$63 ;
+    if (\$1972 ) begin
+      \$2027  = \$1977 ;
     end
     if (rst) begin
-      \$109  = 1'h0;
+      \$2027  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$110  = r_left;
+    \$2028  = r_left;
     if (load_done) begin
-      \$110  = rows_r;
+      \$2028  = rows_r;
     end
     if (pass_end) begin
-      if (\$78 ) begin
-        if (\$79 ) begin
-          \$110  = \$80 [14:0];
+      if (last_mat) begin
+        if (last_stg) begin
+          \$2028  = \$1987 [14:0];
         end
       end
     end
     if (rst) begin
-      \$110  = 15'h0000;
+      \$2028  = 15'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$111  = r_gt;
+    \$2029  = r_gt;
     if (load_done) begin
-      \$111  = \$51 ;
+      \$2029  = \$signal$33 ;
     end
     if (pass_end) begin
-      if (\$78 ) begin
-        if (\$79 ) begin
-          \$111  = \$81 ;
+      if (last_mat) begin
+        if (last_stg) begin
+          \$2029  = \$1988 ;
         end
       end
     end
     if (rst) begin
-      \$111  = 1'h0;
+      \$2029  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$112  = chunk;
-    if (\$58 ) begin
-      \$112  = \$60 [6:0];
+    \$2030  = chunk;
+    if (\$1972 ) begin
+      \$2030  = \$1974 [6:0];
     end
     if (rst) begin
-      \$112  = 7'h00;
+      \$2030  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$113  = \$signal$39 ;
-    if (\$58 ) begin
-      if (\$69 ) begin
-        \$113  = 1'h1;
+    \$2031  = \$signal$49 ;
+    if (\$1972 ) begin
+      if (\$1981 ) begin
+        \$2031  = 1'h1;
       end
     end
-    if (\$93 ) begin
-      \$113  = 1'h0;
+    if (\$1999 ) begin
+      \$2031  = 1'h0;
     end
     if (rst) begin
-      \$113  = 1'h0;
+      \$2031  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$114  = \$77 ;
+    \$2032  = \$1986 ;
     if (rst) begin
-      \$114  = 1'h0;
+      \$2032  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$115  = mat;
+    \$2033  = mat;
     if (pass_end) begin
       (* full_case = 32'd1 *)
-      if (\$78 ) begin
-        \$115  = 1'h0;
+      if (last_mat) begin
+        \$2033  = 1'h0;
       end else begin
-        \$115  = \$83 [0];
+        \$2033  = \$1991 [0];
       end
     end
     if (rst) begin
-      \$115  = 1'h0;
+      \$2033  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$116  = stg;
+    \$2034  = last_mat;
     if (pass_end) begin
-      if (\$78 ) begin
+      (* full_case = 32'd1 *)
+      if (last_mat) begin
+        \$2034  = 1'h0;
+      end else begin
+        \$2034  = \$1992 ;
+      end
+    end
+    if (rst) begin
+      \$2034  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2035  = stg;
+    if (pass_end) begin
+      if (last_mat) begin
         (* full_case = 32'd1 *)
-        if (\$79 ) begin
-          \$116  = 1'h0;
+        if (last_stg) begin
+          \$2035  = 1'h0;
         end else begin
-          \$116  = \$82 [0];
+          \$2035  = \$1989 [0];
         end
       end
     end
     if (rst) begin
-      \$116  = 1'h0;
+      \$2035  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$117  = \$92 ;
+    \$2036  = last_stg;
+    if (pass_end) begin
+      if (last_mat) begin
+        (* full_case = 32'd1 *)
+        if (last_stg) begin
+          \$2036  = 1'h0;
+        end else begin
+          \$2036  = \$1990 ;
+        end
+      end
+    end
     if (rst) begin
-      \$117  = 1'h0;
+      \$2036  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2037  = \$1998 ;
+    if (rst) begin
+      \$2037  = 1'h0;
     end
   end
   assign \chunk$1  = chunk;
   assign \$signal  = cmd__ready;
   assign \$signal$5  = act__ready;
-  assign cmd_go = clear;
+  assign buf_clear = clear;
   assign \load__payload.data  = load__payload[1023:0];
-  assign \load__payload.last  = load__payload[1024];
-  assign \load__payload.low  = load__payload[1031:1025];
+  assign \load__payload.zero  = load__payload[1087:1024];
   assign \act__payload[0]  = act__payload[15:0];
   assign \act__payload[0].p  = act__payload[7:0];
   assign \act__payload[0].q  = act__payload[15:8];
@@ -15337,20 +18817,266 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \slot.count  = slot[5];
   assign \cmd__payload.k  = cmd__payload[13:0];
   assign \cmd__payload.rows  = cmd__payload[28:14];
-  assign load__payload[1031:1025] = left[6:0];
-  assign load__payload[1024] = last_beat;
+  assign load__payload[1087:1024] = zero;
   assign load__payload[1023:0] = act__payload;
-  assign \$22  = mat;
-  assign \$23  = mat;
-  assign \$24  = stg;
-  assign \$64  = mat;
-  assign \$65  = stg;
-  assign \$78  = mat;
-  assign \$79  = stg;
+  assign \$47  = \$46 ;
+  assign \$62  = 1'h1;
+  assign \$63  = \$60 ;
+  assign \$77  = \$76 ;
+  assign \$92  = 1'h1;
+  assign \$93  = 1'h1;
+  assign \$94  = \$89 ;
+  assign \$107  = \$106 ;
+  assign \$122  = 1'h1;
+  assign \$123  = \$120 ;
+  assign \$137  = \$136 ;
+  assign \$152  = 1'h1;
+  assign \$153  = 1'h1;
+  assign \$154  = 1'h1;
+  assign \$155  = \$148 ;
+  assign \$167  = \$166 ;
+  assign \$182  = 1'h1;
+  assign \$183  = \$180 ;
+  assign \$197  = \$196 ;
+  assign \$212  = 1'h1;
+  assign \$213  = 1'h1;
+  assign \$214  = \$209 ;
+  assign \$227  = \$226 ;
+  assign \$242  = 1'h1;
+  assign \$243  = \$240 ;
+  assign \$257  = \$256 ;
+  assign \$272  = 1'h1;
+  assign \$273  = 1'h1;
+  assign \$274  = 1'h1;
+  assign \$275  = 1'h1;
+  assign \$276  = \$267 ;
+  assign \$287  = \$286 ;
+  assign \$302  = 1'h1;
+  assign \$303  = \$300 ;
+  assign \$317  = \$316 ;
+  assign \$332  = 1'h1;
+  assign \$333  = 1'h1;
+  assign \$334  = \$329 ;
+  assign \$347  = \$346 ;
+  assign \$362  = 1'h1;
+  assign \$363  = \$360 ;
+  assign \$377  = \$376 ;
+  assign \$392  = 1'h1;
+  assign \$393  = 1'h1;
+  assign \$394  = 1'h1;
+  assign \$395  = \$388 ;
+  assign \$407  = \$406 ;
+  assign \$422  = 1'h1;
+  assign \$423  = \$420 ;
+  assign \$437  = \$436 ;
+  assign \$452  = 1'h1;
+  assign \$453  = 1'h1;
+  assign \$454  = \$449 ;
+  assign \$467  = \$466 ;
+  assign \$482  = 1'h1;
+  assign \$483  = \$480 ;
+  assign \$497  = \$496 ;
+  assign \$512  = 1'h1;
+  assign \$513  = 1'h1;
+  assign \$514  = 1'h1;
+  assign \$515  = 1'h1;
+  assign \$516  = 1'h1;
+  assign \$517  = \$506 ;
+  assign \$527  = \$526 ;
+  assign \$542  = 1'h1;
+  assign \$543  = \$540 ;
+  assign \$557  = \$556 ;
+  assign \$572  = 1'h1;
+  assign \$573  = 1'h1;
+  assign \$574  = \$569 ;
+  assign \$587  = \$586 ;
+  assign \$602  = 1'h1;
+  assign \$603  = \$600 ;
+  assign \$617  = \$616 ;
+  assign \$632  = 1'h1;
+  assign \$633  = 1'h1;
+  assign \$634  = 1'h1;
+  assign \$635  = \$628 ;
+  assign \$647  = \$646 ;
+  assign \$662  = 1'h1;
+  assign \$663  = \$660 ;
+  assign \$677  = \$676 ;
+  assign \$692  = 1'h1;
+  assign \$693  = 1'h1;
+  assign \$694  = \$689 ;
+  assign \$707  = \$706 ;
+  assign \$722  = 1'h1;
+  assign \$723  = \$720 ;
+  assign \$737  = \$736 ;
+  assign \$752  = 1'h1;
+  assign \$753  = 1'h1;
+  assign \$754  = 1'h1;
+  assign \$755  = 1'h1;
+  assign \$756  = \$747 ;
+  assign \$767  = \$766 ;
+  assign \$782  = 1'h1;
+  assign \$783  = \$780 ;
+  assign \$797  = \$796 ;
+  assign \$812  = 1'h1;
+  assign \$813  = 1'h1;
+  assign \$814  = \$809 ;
+  assign \$827  = \$826 ;
+  assign \$842  = 1'h1;
+  assign \$843  = \$840 ;
+  assign \$857  = \$856 ;
+  assign \$872  = 1'h1;
+  assign \$873  = 1'h1;
+  assign \$874  = 1'h1;
+  assign \$875  = \$868 ;
+  assign \$887  = \$886 ;
+  assign \$902  = 1'h1;
+  assign \$903  = \$900 ;
+  assign \$917  = \$916 ;
+  assign \$932  = 1'h1;
+  assign \$933  = 1'h1;
+  assign \$934  = \$929 ;
+  assign \$947  = \$946 ;
+  assign \$962  = 1'h1;
+  assign \$963  = \$960 ;
+  assign \$977  = \$976 ;
+  assign \$992  = 1'h1;
+  assign \$993  = 1'h1;
+  assign \$994  = 1'h1;
+  assign \$995  = 1'h1;
+  assign \$996  = 1'h1;
+  assign \$997  = 1'h1;
+  assign \$998  = \$985 ;
+  assign \$1012  = \$1011 ;
+  assign \$1027  = 1'h1;
+  assign \$1028  = \$1025 ;
+  assign \$1042  = \$1041 ;
+  assign \$1057  = 1'h1;
+  assign \$1058  = 1'h1;
+  assign \$1059  = \$1054 ;
+  assign \$1072  = \$1071 ;
+  assign \$1087  = 1'h1;
+  assign \$1088  = \$1085 ;
+  assign \$1102  = \$1101 ;
+  assign \$1117  = 1'h1;
+  assign \$1118  = 1'h1;
+  assign \$1119  = 1'h1;
+  assign \$1120  = \$1113 ;
+  assign \$1132  = \$1131 ;
+  assign \$1147  = 1'h1;
+  assign \$1148  = \$1145 ;
+  assign \$1162  = \$1161 ;
+  assign \$1177  = 1'h1;
+  assign \$1178  = 1'h1;
+  assign \$1179  = \$1174 ;
+  assign \$1192  = \$1191 ;
+  assign \$1207  = 1'h1;
+  assign \$1208  = \$1205 ;
+  assign \$1222  = \$1221 ;
+  assign \$1237  = 1'h1;
+  assign \$1238  = 1'h1;
+  assign \$1239  = 1'h1;
+  assign \$1240  = 1'h1;
+  assign \$1241  = \$1232 ;
+  assign \$1252  = \$1251 ;
+  assign \$1267  = 1'h1;
+  assign \$1268  = \$1265 ;
+  assign \$1282  = \$1281 ;
+  assign \$1297  = 1'h1;
+  assign \$1298  = 1'h1;
+  assign \$1299  = \$1294 ;
+  assign \$1312  = \$1311 ;
+  assign \$1327  = 1'h1;
+  assign \$1328  = \$1325 ;
+  assign \$1342  = \$1341 ;
+  assign \$1357  = 1'h1;
+  assign \$1358  = 1'h1;
+  assign \$1359  = 1'h1;
+  assign \$1360  = \$1353 ;
+  assign \$1372  = \$1371 ;
+  assign \$1387  = 1'h1;
+  assign \$1388  = \$1385 ;
+  assign \$1402  = \$1401 ;
+  assign \$1417  = 1'h1;
+  assign \$1418  = 1'h1;
+  assign \$1419  = \$1414 ;
+  assign \$1432  = \$1431 ;
+  assign \$1447  = 1'h1;
+  assign \$1448  = \$1445 ;
+  assign \$1462  = \$1461 ;
+  assign \$1477  = 1'h1;
+  assign \$1478  = 1'h1;
+  assign \$1479  = 1'h1;
+  assign \$1480  = 1'h1;
+  assign \$1481  = 1'h1;
+  assign \$1482  = \$1471 ;
+  assign \$1492  = \$1491 ;
+  assign \$1507  = 1'h1;
+  assign \$1508  = \$1505 ;
+  assign \$1522  = \$1521 ;
+  assign \$1537  = 1'h1;
+  assign \$1538  = 1'h1;
+  assign \$1539  = \$1534 ;
+  assign \$1552  = \$1551 ;
+  assign \$1567  = 1'h1;
+  assign \$1568  = \$1565 ;
+  assign \$1582  = \$1581 ;
+  assign \$1597  = 1'h1;
+  assign \$1598  = 1'h1;
+  assign \$1599  = 1'h1;
+  assign \$1600  = \$1593 ;
+  assign \$1612  = \$1611 ;
+  assign \$1627  = 1'h1;
+  assign \$1628  = \$1625 ;
+  assign \$1642  = \$1641 ;
+  assign \$1657  = 1'h1;
+  assign \$1658  = 1'h1;
+  assign \$1659  = \$1654 ;
+  assign \$1672  = \$1671 ;
+  assign \$1687  = 1'h1;
+  assign \$1688  = \$1685 ;
+  assign \$1702  = \$1701 ;
+  assign \$1717  = 1'h1;
+  assign \$1718  = 1'h1;
+  assign \$1719  = 1'h1;
+  assign \$1720  = 1'h1;
+  assign \$1721  = \$1712 ;
+  assign \$1732  = \$1731 ;
+  assign \$1747  = 1'h1;
+  assign \$1748  = \$1745 ;
+  assign \$1762  = \$1761 ;
+  assign \$1777  = 1'h1;
+  assign \$1778  = 1'h1;
+  assign \$1779  = \$1774 ;
+  assign \$1792  = \$1791 ;
+  assign \$1807  = 1'h1;
+  assign \$1808  = \$1805 ;
+  assign \$1822  = \$1821 ;
+  assign \$1837  = 1'h1;
+  assign \$1838  = 1'h1;
+  assign \$1839  = 1'h1;
+  assign \$1840  = \$1833 ;
+  assign \$1852  = \$1851 ;
+  assign \$1867  = 1'h1;
+  assign \$1868  = \$1865 ;
+  assign \$1882  = \$1881 ;
+  assign \$1897  = 1'h1;
+  assign \$1898  = 1'h1;
+  assign \$1899  = \$1894 ;
+  assign \$1912  = \$1911 ;
+  assign \$1927  = 1'h1;
+  assign \$1928  = \$1925 ;
+  assign \$1942  = \$1941 ;
+  assign \$1957  = 1'h1;
+  assign \$1958  = 1'h1;
+  assign \$1959  = 1'h1;
+  assign \$1960  = 1'h1;
+  assign \$1961  = 1'h1;
+  assign \$1962  = 1'h1;
+  assign \$1963  = \$1950 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.shared$86 (rst, pp, qq, sums, clk);
+module \fairyhw_engine.shared$106 (rst, pp, qq, sums, clk);
   wire [8:0] \$1 ;
   wire [8:0] \$10 ;
   wire [8:0] \$100 ;

@@ -36,7 +36,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
-from .buffer import ActBuffer
+from .buffer import KEEP, ActBuffer
 from .sequencer import ArraySequencer, slot_layout
 from .timing import output_stages, tree_depth, tree_levels
 
@@ -142,8 +142,8 @@ class ResultBuffer(wiring.Component):
     parts on the way (``Σap = S_p - H_p - X_p``, ``Σbp = X_p - H_p``, the same for ``q``, negated for
     ``conj(x)``; merged ``(Σap - Σbq, Σaq + Σbp)``) in free-running registers, into a FIFO that the
     ``res`` stream reads (:func:`~fairyhw.hw.timing.output_stages` counts the registers and the FIFO);
-    ``B`` drains only while a FIFO place is free for the beat. ``freed`` pulses when a tile's
-    last beat leaves ``B`` (a credit back to the sequencer); ``idle`` when nothing is held.
+    ``B`` drains only while a FIFO place is free for the beat. ``freed`` pulses (a register) the
+    cycle after a tile's last beat leaves ``B`` (a credit back to the sequencer); ``idle`` when nothing is held.
     """
 
     def __init__(self, *, rows: int, group: int, acc_width: int, accumulate: str):
@@ -176,7 +176,12 @@ class ResultBuffer(wiring.Component):
         b_final, b_conj = Signal(reset_less=True), Signal(reset_less=True)
         b_left = Signal(range(R + 1))              # rows still to drain
         b_beat = Signal(range(max(nbeats, 2)), reset_less=True)
-        move = a_full & (b_left == 0)
+        # `move` (A into B) a register, decided a cycle ahead from the next values of what it reads:
+        # it enables every register of slot B, and as a LUT of a_full and b_left placed among them
+        # the loop b_left -> a_full -> b_left's enable paid three routes (127 MHz at 4 x 128)
+        move = Signal()
+        b_empty = Signal(init=1)                   # == (b_left == 0)
+        drain_end = Signal()                       # B's last beat drains this cycle
         with m.If(self.cap):
             m.d.sync += [a_rows[r].eq(self.tile[r]) for r in range(R)]
             m.d.sync += [a_shared.eq(self.shared), a_count.eq(self.count), a_final.eq(self.final),
@@ -194,13 +199,18 @@ class ResultBuffer(wiring.Component):
         # (a credit counter), so the stream's back-pressure stops the drain and nothing else
         nst = output_stages(self._accumulate) - 1
         depth = nst + 2
-        valid = [Signal(name=f"o{i + 1}_valid") for i in range(nst)]
-        last = [Signal(name=f"o{i + 1}_last", reset_less=True) for i in range(nst)]
+        valid = [Signal(name=f"o{i}_valid") for i in range(nst)]
+        last = [Signal(name=f"o{i}_last", reset_less=True) for i in range(nst)]
         space = Signal(range(depth + 1), init=depth)
-        drain = (b_left != 0) & (space != 0)
+        drain = ~b_empty & (space != 0)
         beat_last = b_left <= G
+        m.d.comb += drain_end.eq(drain & beat_last)
         with m.If(drain):
             m.d.sync += [b_left.eq(Mux(beat_last, 0, b_left - G)), b_beat.eq(b_beat + 1)]
+        # the next cycle's A is full (captured, or full and not moving) and B empty (empty and not
+        # filled, or its last beat draining)
+        m.d.sync += [move.eq(~move & (self.cap | a_full) & (b_empty | drain_end)),
+                     b_empty.eq(~move & (b_empty | drain_end))]
         m.d.sync += [valid[0].eq(drain), last[0].eq(b_final & beat_last)]
         m.d.sync += [valid[i].eq(valid[i - 1]) for i in range(1, nst)]
         m.d.sync += [last[i].eq(last[i - 1]) for i in range(1, nst)]
@@ -208,15 +218,21 @@ class ResultBuffer(wiring.Component):
         groups = Array(Signal(data.ArrayLayout(acc_l, G), name=f"group{b}") for b in range(nbeats))
         for b in range(nbeats):
             m.d.comb += [groups[b][g].eq(b_rows[b * G + g] if b * G + g < R else zero) for g in range(G)]
-        front = groups[b_beat]
 
         def sreg(name):
             return Signal(signed(w), name=name, reset_less=True)
 
+        # o0: the beat's rows selected from B into registers, S_p, S_q and conj beside them (the
+        # select's LUTs straight into the first adders were the ECP5 critical path at 4 x 128:
+        # 147.4 MHz, b_beat -> the 4:1 select -> a 1.4 ns route -> the adder)
+        front = Signal(data.ArrayLayout(acc_l, G), name="o0_rows", reset_less=True)
+        s_p0, s_q0, conj0 = sreg("o0_sp"), sreg("o0_sq"), Signal(reset_less=True)
+        m.d.sync += [front.eq(groups[b_beat]), s_p0.eq(b_shared[0]), s_q0.eq(b_shared[2]),
+                     conj0.eq(b_conj)]
         # o1: per row u = H + X and d = X - H of each part; S_p, S_q and conj beside them
         s_p, s_q, conj1 = sreg("o1_sp"), sreg("o1_sq"), Signal(reset_less=True)
         o1 = [[sreg(f"o1_{nm}{g}") for nm in ("up", "bp", "uq", "dq")] for g in range(G)]
-        m.d.sync += [s_p.eq(b_shared[0]), s_q.eq(b_shared[2]), conj1.eq(b_conj)]
+        m.d.sync += [s_p.eq(s_p0), s_q.eq(s_q0), conj1.eq(conj0)]
         for g in range(G):
             hp, xp, hq, xq = (front[g][i] for i in range(4))
             m.d.sync += [o1[g][0].eq(hp + xp), o1[g][1].eq(xp - hp),
@@ -242,11 +258,13 @@ class ResultBuffer(wiring.Component):
             m.d.comb += [beat.sums[g][i].eq(v) for i, v in enumerate(out[g])]
         m.d.comb += [fifo.w_stream.valid.eq(valid[-1]), fifo.w_stream.payload.eq(beat)]
         pop = self.res.valid & self.res.ready
+        freed = Signal()                           # a register: the sequencer's credits are far away
+        m.d.sync += freed.eq(drain_end)
         m.d.sync += space.eq(space - drain + pop)
         m.d.comb += [self.res.valid.eq(fifo.r_stream.valid), self.res.payload.eq(fifo.r_stream.payload),
                      fifo.r_stream.ready.eq(self.res.ready),
-                     self.freed.eq(drain & beat_last),
-                     self.idle.eq(~a_full & (b_left == 0) & (space == depth))]
+                     self.freed.eq(freed),
+                     self.idle.eq(~a_full & b_empty & ~freed & (space == depth))]
         return m
 
 
@@ -314,6 +332,15 @@ def assemble(engine) -> Module:
     for i in range(trees[0].depth):
         pipe.append(stage(pipe[-1], f"st{i}"))
     tail = pipe[-1]
+    # each root's four accumulators' `first` and `valid` from registers of their own beside them
+    # (equal to the tail's): one register reaching every root's accumulators was the ECP5 critical
+    # path at 4 x 128 (a 5.0 ns route), and one a root reaching its four (3.2 ns)
+    roots = []
+    for r in range(R + 1):
+        firsts = [Signal(name=f"root{r}_first{i}", attrs=KEEP) for i in range(4)]
+        valids = [Signal(name=f"root{r}_valid{i}", attrs=KEEP) for i in range(4)]
+        m.d.sync += [x.eq(pipe[-2].first) for x in firsts] + [x.eq(pipe[-2].valid) for x in valids]
+        roots.append((firsts, valids))
 
     # the root: each row accumulates its four gated sums over the chunks (the first chunk of a pass
     # starts from zero, so no reset is needed), the shared S_p, S_q once; a pass's last chunk hands
@@ -324,9 +351,11 @@ def assemble(engine) -> Module:
     for r in range(R + 1):
         acc = Signal(acc_l, name=f"acc{r}", reset_less=True)
         tot = Signal(acc_l, name=f"total{r}")
-        m.d.comb += [tot[i].eq(Mux(tail.first, 0, acc[i]) + trees[r].sums[i]) for i in range(4)]
-        with m.If(tail.valid):
-            m.d.sync += acc.eq(tot)
+        firsts, valids = roots[r]
+        for i in range(4):
+            m.d.comb += tot[i].eq(Mux(firsts[i], 0, acc[i]) + trees[r].sums[i])
+            with m.If(valids[i]):
+                m.d.sync += acc[i].eq(tot[i])
         m.d.comb += (res.tile[r] if r < R else res.shared).eq(tot)
     m.d.comb += [res.cap.eq(tail.last), res.count.eq(tail.count), res.final.eq(tail.final),
                  res.conj.eq(tail.conj)]

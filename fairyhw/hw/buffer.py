@@ -5,8 +5,9 @@ At 4 x 128 the buffer's 57 block RAMs span the ECP5 chip, and any register that 
 all of them paid a 5-7 ns route (the critical path at 99.8 MHz was the element count -> the zeroing
 mask by the RAMs). So the buffer is built of banks of :data:`~fairyhw.hw.config.BANK_COLS` columns
 (one 36-bit DP16KD each), and every bank registers its own copy of each control signal: write
-enable, write-address counter, last-beat flag and count bits (it computes its own zeroing of elements
-past K), and read address. The copies come through *middle copies*, each shared by
+enable, write-address counter, the zero flags of its columns (elements past K, decided by the
+sequencer), and read address. Every control input is registered once at the buffer's entry, and the
+copies come from there through *middle copies*, each shared by
 :data:`~fairyhw.hw.config.COPY_FANOUT` banks, so that no register drives more than a few far loads.
 The copies carry ``keep`` (:data:`KEEP`), or synthesis would merge them back into one register.
 
@@ -41,11 +42,9 @@ def _depth(cfg: EngineConfig) -> int:
 
 
 def load_layout(cfg: EngineConfig) -> data.StructLayout:
-    """A beat of the buffer's ``load`` stream: the ``C`` activations (16 bits each, ``p`` low), whether
-    it is the layer's last beat, and the low bits of the elements left to load before it (elements
-    ``low`` and up of a last beat lie past K and are written as zeros)."""
-    low = min(cfg.cols.bit_length(), cfg.max_in.bit_length())      # the element count's width at most
-    return data.StructLayout({"data": 16 * cfg.cols, "last": 1, "low": unsigned(low)})
+    """A beat of the buffer's ``load`` stream: the ``C`` activations (16 bits each, ``p`` low), and a
+    flag a column, set where the element lies past K (written as zero)."""
+    return data.StructLayout({"data": 16 * cfg.cols, "zero": cfg.cols})
 
 
 class ActBuffer(wiring.Component):
@@ -64,11 +63,13 @@ class ActBuffer(wiring.Component):
         ``C`` activations of 16 bits, from a register.
     """
 
-    #: Cycles from a beat on ``load`` to its write: the beat registered, a middle copy, the bank's.
+    #: Cycles from a beat on ``load`` to its write: the beat's facts registered at the entry, a
+    #: middle copy, the bank's copy (the data waits beside them).
     WRITE_DELAY = 3
-    #: Cycles from ``raddr`` to ``rdata``: a middle copy, the bank's read address, the block RAM's
-    #: read, the read-data register (without which a block RAM's clock-to-out and its routing were
-    #: the critical path: 89.9 MHz on ECP5).
+    #: Cycles from ``raddr`` to ``rdata``: the address registered at the entry, a middle copy, the
+    #: bank's read address, the block RAM's read, its output register (without which a block RAM's
+    #: clock-to-out and its routing were the critical path: 89.9 MHz on ECP5), a fabric register
+    #: (the block RAM's output register -> the shared pair values was a 5.0 ns route at 4 x 128).
     READ_DELAY = BUFFER_READ_DELAY
 
     def __init__(self, config: EngineConfig):
@@ -98,10 +99,19 @@ class ActBuffer(wiring.Component):
                 mids[key] = mid
             return mids[key]
 
-        # the beat registered, and its data a cycle more (beside the banks' enable copies)
-        valid = Signal()
-        data1, data2 = Signal(16 * cfg.cols, reset_less=True), Signal(16 * cfg.cols, reset_less=True)
-        m.d.sync += [valid.eq(self.load.valid), data1.eq(self.load.payload.data), data2.eq(data1)]
+        # every control input registered once at the entry, so that each register of the sequencer
+        # drives one load here and the middle copies fan out from the buffer's own registers (the
+        # sequencer's `clear` and count, reaching the middle copies over the chip directly, were
+        # 5-6 ns routes at 4 x 128); the data twice, beside the enable copies
+        e_valid = Signal(attrs=KEEP)        # equal to the sequencer's a_valid: kept apart
+        e_zero = Signal(cfg.cols, name="e_zero", reset_less=True, attrs=KEEP)
+        e_clear = Signal(name="e_clear", reset_less=True, attrs=KEEP)
+        e_raddr = Signal.like(self.raddr, name="e_raddr", reset_less=True, attrs=KEEP)
+        width = 16 * cfg.cols
+        data1, data2 = (Signal(width, name=f"data{i}", reset_less=True) for i in (1, 2))
+        m.d.sync += [e_valid.eq(self.load.valid), e_zero.eq(self.load.payload.zero),
+                     e_clear.eq(self.clear), e_raddr.eq(self.raddr),
+                     data1.eq(self.load.payload.data), data2.eq(data1)]
         reads = []
         for b, cb in enumerate(cfg.banks):
             c0 = b * BANK_COLS
@@ -110,32 +120,31 @@ class ActBuffer(wiring.Component):
             wr, rd = mem.write_port(), mem.read_port()
             # read: the chunk through a middle copy to the bank's own address register
             raddr = Signal.like(self.raddr, name=f"raddr{b}", reset_less=True, attrs=KEEP)
-            m.d.sync += raddr.eq(copy(b, self.raddr, "chunk"))
+            m.d.sync += raddr.eq(copy(b, e_raddr, "chunk"))
             m.d.comb += rd.addr.eq(raddr)
             reads.append(rd.data)
-            # write: the bank's copies of the beat's facts; elements past K (the count's low bits,
-            # compared on the last beat only: the whole count's comparison was the Xilinx netlist's
-            # longest path, 17 CARRY4s) into a register of zero flags that gate the write data (the
-            # comparison feeding the data registers' resets directly was the ECP5 critical path at
-            # 106.3 MHz)
-            b_last = Signal(name=f"zlast{b}", reset_less=True, attrs=KEEP)
-            b_low = Signal.like(self.load.payload.low, name=f"zlow{b}", reset_less=True, attrs=KEEP)
+            # write: the bank's copies of the beat's facts, its zero flags among them (the flags
+            # come decided from the sequencer, where they are registers a beat ahead: each bank
+            # comparing the element count itself put a comparison and its routes between the
+            # count's copy and the flags, the ECP5 critical path at 120.2 MHz, 4 x 128); the flags
+            # gate the write data (a comparison feeding the data registers' resets directly was the
+            # ECP5 critical path at 106.3 MHz)
+            g0 = (b // COPY_FANOUT) * COPY_FANOUT * BANK_COLS           # the middle copy's first column
+            g1 = min(cfg.cols, g0 + COPY_FANOUT * BANK_COLS)
             b_clear = Signal(name=f"wclear{b}", reset_less=True, attrs=KEEP)
             b_en = Signal(name=f"wen{b}", reset_less=True, attrs=KEEP)
             b_addr = Signal.like(self.raddr, name=f"waddr{b}", reset_less=True, attrs=KEEP)
             b_data = Signal(16 * cb, name=f"wdata{b}", reset_less=True)
-            b_zero = Signal(cb, name=f"wzero{b}", reset_less=True)
-            m.d.sync += [b_last.eq(copy(b, self.load.payload.last, "last")),
-                         b_low.eq(copy(b, self.load.payload.low, "low")),
-                         b_clear.eq(copy(b, self.clear, "clear")), b_en.eq(copy(b, valid, "wen")),
+            b_zero = Signal(cb, name=f"wzero{b}", reset_less=True, attrs=KEEP)
+            m.d.sync += [b_zero.eq(copy(b, e_zero[g0:g1], "zero")[c0 - g0:c0 - g0 + cb]),
+                         b_clear.eq(copy(b, e_clear, "clear")), b_en.eq(copy(b, e_valid, "wen")),
                          b_data.eq(data2[16 * c0:16 * (c0 + cb)])]
             for j in range(cb):
-                c = c0 + j
-                m.d.sync += b_zero[j].eq(b_last & (b_low <= c) if c else 0)
                 m.d.comb += wr.data[16 * j:16 * j + 16].eq(Mux(b_zero[j], 0, b_data[16 * j:16 * j + 16]))
             m.d.sync += b_addr.eq(Mux(b_clear, 0, b_addr + b_en))
             m.d.comb += [wr.addr.eq(b_addr), wr.en.eq(b_en)]
         rdq = Signal(16 * cfg.cols, reset_less=True)
-        m.d.sync += rdq.eq(Cat(*reads))
-        m.d.comb += self.rdata.eq(rdq)
+        rdq2 = Signal(16 * cfg.cols, reset_less=True)
+        m.d.sync += [rdq.eq(Cat(*reads)), rdq2.eq(rdq)]
+        m.d.comb += self.rdata.eq(rdq2)
         return m

@@ -10,15 +10,31 @@ register removed (nextpnr-ecp5, LFE5U-85F; ``docs/history.md`` has the sequence)
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .buffer import load_layout
+from .buffer import KEEP, load_layout
 from .config import EngineConfig
 from .streams import act_layout, cmd_layout
 
 __all__ = ["ArraySequencer", "slot_layout"]
+
+
+def _le_const(x, c: int):
+    """``x <= c`` for a constant ``c`` as gates, bit by bit (a comparison cell becomes an ECP5 carry
+    chain, which the placer set 4.5-6.1 ns from the zero flag it fed at 4 x 128; gates become a LUT
+    or two that can sit beside it)."""
+    n = len(x)
+    if c >= (1 << n) - 1:
+        return Const(1)
+    le = Const(1)                       # the bits below i compare as equal: x <= c holds
+    for i in range(n):                  # from the lowest bit up: le_i = x[i] < c[i] | (x[i] == c[i] & le)
+        if (c >> i) & 1:
+            le = ~x[i] | le
+        else:
+            le = ~x[i] & le
+    return le
 
 
 def slot_layout(rows: int) -> data.StructLayout:
@@ -96,13 +112,20 @@ class ArraySequencer(wiring.Component):
         chunk_last = Signal()                             # == (chunk == c_last)
         c_last_m1 = Signal.like(c_last)
         r_gt = Signal()                                   # == (r_left > R): not the last row tile
-        last_mat = (mat == nmat - 1) if nmat > 1 else 1
-        last_stg = (stg == cfg.stages - 1) if cfg.stages > 1 else 1
+        # the pass's matrix and stage are the last: registers, kept as mat and stg step (the comparisons
+        # of mat and stg, fanned out to the pass counters, were a 4.1 ns route at 4 x 128)
+        last_mat = Signal(init=nmat == 1)
+        last_stg = Signal(init=cfg.stages == 1)
         final_pass = last_mat & last_stg & ~r_gt
         count = Mux(r_gt, R, r_left)
-        conj = (mat == nmat - 1) if nmat == 2 else 1
+        conj = last_mat if nmat == 2 else 1
         pass_end = Signal()                               # a pass's last word was taken last cycle
-        ready = running & (~chunk_last | ((credits != 0) & ~pass_end))
+        # == (credits != 0) & ~pass_end, a register, so that the weight handshake reads only registers
+        # of its own: read through `credits` it joined the sequencer's chunk counter (placed by the
+        # buffer's read address) and its credits (placed by the result buffer), and the loop
+        # chunk_last -> ready -> take -> chunk_last paid two 3 ns routes at 4 x 128 (120.5 MHz)
+        credit_ok = Signal(init=1)
+        ready = running & (~chunk_last | credit_ok)
         take_cmd = self.cmd.valid & idle
         take_act = self.act.valid & loading
         take = self.wgt_valid & ready
@@ -111,7 +134,8 @@ class ArraySequencer(wiring.Component):
         s1 = self.slot
         m.d.sync += [s1.valid.eq(take), s1.last.eq(take & chunk_last), s1.first.eq(chunk == 0),
                      s1.conj.eq(conj), s1.final.eq(final_pass), s1.count.eq(count)]
-        m.d.sync += credits.eq(credits - (take & chunk_last) + self.freed)
+        m.d.sync += [credits.eq(credits - (take & chunk_last) + self.freed),
+                     credit_ok.eq(~(take & chunk_last) & ((credits != 0) | self.freed))]
 
         # the command: its payload is captured every idle cycle and the counters start from those
         # registers a cycle after the handshake, which itself reaches three registers (its fan-out to
@@ -119,40 +143,70 @@ class ArraySequencer(wiring.Component):
         # at 4 x 128). chunk, mat and stg are zero between layers (each layer ends on its last pass).
         k_r = Signal.like(self.cmd.payload.k, reset_less=True)
         rows_r = Signal.like(self.cmd.payload.rows, reset_less=True)
-        cmd_go = Signal()
+        cmd_go = Signal(attrs=KEEP)
+        # with the command, the comparisons its counters start from (a comparison of k_r on the way
+        # into last_beat was a 4.4 ns path at 4 x 128): one beat, at most two beats, more than a tile
+        k_le1, k_le2, rows_gt = Signal(reset_less=True), Signal(reset_less=True), Signal(reset_less=True)
         with m.If(idle):
-            m.d.sync += [k_r.eq(self.cmd.payload.k), rows_r.eq(self.cmd.payload.rows)]
-        m.d.sync += cmd_go.eq(take_cmd)
-        m.d.comb += self.clear.eq(cmd_go)
+            m.d.sync += [k_r.eq(self.cmd.payload.k), rows_r.eq(self.cmd.payload.rows),
+                         k_le1.eq(self.cmd.payload.k <= C), k_le2.eq(self.cmd.payload.k <= 2 * C),
+                         rows_gt.eq(self.cmd.payload.rows > R)]
+        # the buffer's clear: a register of its own beside cmd_go, so that its far loads (the banks'
+        # middle copies) do not pull cmd_go away from the sequencer's own registers (both carry KEEP:
+        # synthesis merges a register without it into an equal one with it)
+        clear = Signal(name="buf_clear", attrs=KEEP)
+        m.d.sync += [cmd_go.eq(take_cmd), clear.eq(take_cmd)]
+        m.d.comb += self.clear.eq(clear)
         with m.If(take_cmd):
             m.d.sync += idle.eq(0)
+        # the zero flags of the beat now offered (element c lies past K: left <= c), registers decided
+        # a beat ahead from the next beat's count (`nlow`, the low bits of left - C; only a beat of
+        # at most C elements has any), so that the buffer's banks take them by register copies
+        le2 = Signal()                                    # == (left <= 2C), kept as left steps
+        bits = min(C.bit_length(), len(k_r))              # holds any count of at most C
+        nlow = Signal(bits, reset_less=True)
+        zero = Signal(C, reset_less=True)
         with m.If(cmd_go):
-            m.d.sync += [loading.eq(1), left.eq(k_r), last_beat.eq(k_r <= C), ld_addr.eq(0)]
+            m.d.sync += [loading.eq(1), left.eq(k_r), last_beat.eq(k_le1), le2.eq(k_le2), ld_addr.eq(0),
+                         nlow.eq(k_r[:bits] - C),
+                         zero.eq(Cat(k_le1 & _le_const(k_r[:bits], c) for c in range(C)))]
 
-        # LOAD: each beat goes to the buffer with its facts (the last beat, the element count's low
-        # bits), and the buffer writes it three cycles later, never waiting on the handshake (whose
-        # fan-out to the block RAMs' write enables and the zeroing logic was the ECP5 critical path
-        # at 125.4 MHz). The sequencer counts the chunks written from its own register of the taken
-        # beat, and learns that the buffer is full a cycle before the banks' last write, which the
-        # first word's read follows by two cycles (read directly, the buffer's registers put two
-        # chip-wide routes on the ECP5 critical path: 73.8 MHz at 4 x 128). RUN starts in the cycle
-        # of the last beat's write.
+        # LOAD: each beat goes to the buffer with its zero flags, and the buffer writes it three
+        # cycles later, never waiting on the handshake (whose fan-out to the block RAMs' write
+        # enables and the zeroing logic was the ECP5 critical path at 125.4 MHz). The sequencer
+        # counts the chunks written from its own register of the taken beat, and learns that the
+        # buffer is full a cycle before the banks' last write (read directly, the buffer's registers
+        # put two chip-wide routes on the ECP5 critical path: 73.8 MHz at 4 x 128). RUN starts in
+        # the cycle of the last beat's write; the first word's chunk reaches the block RAMs three
+        # cycles later.
         m.d.comb += [self.load.valid.eq(take_act), self.load.payload.data.eq(self.act.payload),
-                     self.load.payload.last.eq(last_beat),
-                     self.load.payload.low.eq(left[:len(self.load.payload.low)])]
-        a_valid, a_last = Signal(), Signal(reset_less=True)
-        m.d.sync += [a_valid.eq(take_act), a_last.eq(last_beat)]
+                     self.load.payload.zero.eq(zero)]
+        # a_valid equals a register of the buffer (its entry's `valid`): KEEP holds them apart, or
+        # synthesis merges them and the sequencer's own use pays a far route (buffer.valid ->
+        # ld_addr: 5.8 ns at 4 x 128)
+        a_valid = Signal(attrs=KEEP)
+        m.d.sync += a_valid.eq(take_act)
         with m.If(take_act):
-            m.d.sync += [left.eq(left - C), last_beat.eq(left <= 2 * C)]
+            m.d.sync += [left.eq(left - C), last_beat.eq(le2), le2.eq(left <= 3 * C), nlow.eq(nlow - C),
+                         zero.eq(Cat(le2 & _le_const(nlow, c) for c in range(C)))]
             with m.If(last_beat):
                 m.d.sync += loading.eq(0)
+        # the run's first chunk facts kept as the chunks are counted (ld_addr - 1, ld_addr - 2,
+        # ld_addr == 1), and `load_done` a register copy of the last beat's notice: RUN's registers
+        # start from copies of registers, and load_done sits among them (its notice and the count
+        # by the load side, their next-state logic on its way to RUN's registers, were a 4.9 ns
+        # route at 4 x 128)
+        cl, clm1, one = Signal.like(c_last), Signal.like(c_last), Signal()
+        with m.If(cmd_go):
+            m.d.sync += [cl.eq(-1), clm1.eq(-2), one.eq(0)]
         with m.If(a_valid):
-            m.d.sync += ld_addr.eq(ld_addr + 1)
-        load_done = Signal()
-        m.d.sync += load_done.eq(a_valid & a_last)
+            m.d.sync += [ld_addr.eq(ld_addr + 1), cl.eq(ld_addr), clm1.eq(cl), one.eq(ld_addr == 0)]
+        ld_notice = Signal(attrs=KEEP)
+        load_done = Signal(attrs=KEEP)
+        m.d.sync += [ld_notice.eq(take_act & last_beat), load_done.eq(ld_notice)]
         with m.If(load_done):
-            m.d.sync += [running.eq(1), c_last.eq(ld_addr - 1), c_last_m1.eq(ld_addr - 2),
-                         chunk_last.eq(ld_addr == 1), r_left.eq(rows_r), r_gt.eq(rows_r > R)]
+            m.d.sync += [running.eq(1), c_last.eq(cl), c_last_m1.eq(clm1), chunk_last.eq(one),
+                         r_left.eq(rows_r), r_gt.eq(rows_gt)]
 
         # RUN: a weight word a cycle. A pass's last word sets `pass_end`, and the cycle after, the
         # next matrix, else the next stage, else the next row tile is counted from that register (the
@@ -167,13 +221,14 @@ class ArraySequencer(wiring.Component):
         m.d.sync += pass_end.eq(take & chunk_last)
         with m.If(pass_end):
             with m.If(last_mat):
-                m.d.sync += mat.eq(0)
+                m.d.sync += [mat.eq(0), last_mat.eq(nmat == 1)]
                 with m.If(last_stg):
-                    m.d.sync += [stg.eq(0), r_left.eq(r_left - R), r_gt.eq(r_left > 2 * R)]
+                    m.d.sync += [stg.eq(0), last_stg.eq(cfg.stages == 1), r_left.eq(r_left - R),
+                                 r_gt.eq(r_left > 2 * R)]
                 with m.Else():
-                    m.d.sync += stg.eq(stg + 1)
+                    m.d.sync += [stg.eq(stg + 1), last_stg.eq(stg == max(cfg.stages - 2, 0))]
             with m.Else():
-                m.d.sync += mat.eq(mat + 1)
+                m.d.sync += [mat.eq(mat + 1), last_mat.eq(mat == max(nmat - 2, 0))]
         # `empty` a register (the pipeline's valids and the buffer's state gathered into the state
         # registers were the ECP5 critical path at 130.8 MHz): the engine idles a cycle later
         empty = Signal()

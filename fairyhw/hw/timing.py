@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["BUFFER_READ_DELAY", "BLOCK_FIFO_LATENCY", "BLOCK_FIFO_MIN_DEPTH", "LINK_LATENCY", "read_cycles", "system_cycles", "engine_cycles", "array_cycles", "array_depth", "tree_levels", "tree_depth", "tile_rows",
+__all__ = ["BUFFER_READ_DELAY", "CREDIT_DELAY", "BLOCK_FIFO_LATENCY", "BLOCK_FIFO_MIN_DEPTH", "LINK_LATENCY", "read_cycles", "system_cycles", "engine_cycles", "array_cycles", "array_depth", "tree_levels", "tree_depth", "tile_rows",
            "output_stages", "latency", "pass_count", "result_beats"]
 
 
@@ -68,9 +68,9 @@ def pass_count(cfg, rows: int) -> int:
 
 
 #: Cycles from the array's read address (the sequencer's chunk) to the activation buffer's read data:
-#: a middle copy, the bank's own address register, the block RAM's read, the read-data register
-#: (:class:`fairyhw.hw.buffer.ActBuffer`).
-BUFFER_READ_DELAY = 4
+#: the buffer's entry register, a middle copy, the bank's own address register, the block RAM's
+#: read, its output register, a fabric register (:class:`fairyhw.hw.buffer.ActBuffer`).
+BUFFER_READ_DELAY = 6
 
 #: Cycles from a word entering a :class:`fairyhw.hw.dma.CreditLink` to its being offered at the output.
 LINK_LATENCY = 1
@@ -93,11 +93,17 @@ def array_depth(cfg) -> int:
     return BUFFER_READ_DELAY + 1 + tree_depth(cfg.cols, cfg.tree_regs)
 
 
+#: Cycles from the end of a tile's drain (its last result beat leaving the drain slot) to the first
+#: cycle a pass's last word may take its credit: the result buffer's `freed` register, then the
+#: sequencer's credit flag (:class:`fairyhw.hw.sequencer.ArraySequencer`).
+CREDIT_DELAY = 2
+
+
 def output_stages(accumulate: str) -> int:
-    """Cycles of the array's result pipeline, from the drain slot to the ``res`` stream: two registers
-    for split sums (``H + X`` and ``X - H``, then the parts), three for merged ones (then ``re``,
-    ``im``), and the output FIFO."""
-    return 3 if accumulate == "split" else 4
+    """Cycles of the array's result pipeline, from the drain slot to the ``res`` stream: the beat's
+    rows selected into a register, then two registers for split sums (``H + X`` and ``X - H``, then
+    the parts), three for merged ones (then ``re``, ``im``), and the output FIFO."""
+    return 4 if accumulate == "split" else 5
 
 
 def array_cycles(k: int, rows: int, cfg) -> int:
@@ -106,33 +112,24 @@ def array_cycles(k: int, rows: int, cfg) -> int:
 
     Cycle 0 takes the command, the counters start from it at cycle 1, ``n = ceil(k / cols)`` act
     beats fill the buffer from cycle 2 (the last one is registered when taken and written by the
-    buffer's banks three cycles after it is taken; the first weight word is taken the cycle it is
-    written, and its chunk is read two cycles later), and each pass (row tile, stage, matrix) takes ``n`` weight words, one a cycle. The last word
-    of pass ``i``, accepted
-    at cycle ``L_i``, reaches the root ``D`` (:func:`array_depth`) cycles later and its sums are
-    captured in tile slot A; they move to slot B once B is empty, at ``m_i``, and drain one beat a
-    cycle, the ``b_i = ceil(c_i / group)`` beats ending at ``e_i``; each beat then crosses the
-    :func:`output_stages` registers. A pass's last word waits for a credit (two tiles at most between
-    its acceptance and the end of their drain), and for the cycle in which the sequencer counts the
-    pass before it (one-word passes only)::
+    buffer's banks :attr:`~fairyhw.hw.buffer.ActBuffer.WRITE_DELAY` cycles after it is taken; the
+    first weight word is taken three cycles after the last beat, and its chunk reaches the block
+    RAMs after the write), and each pass (row tile, stage, matrix) takes ``n`` weight words, one a
+    cycle. The last word of pass ``i``, accepted at cycle ``L_i``, reaches the root ``D``
+    (:func:`array_depth`) cycles later and its sums are captured in tile slot A; they move to slot B
+    once B is empty, at ``m_i``, and drain one beat a cycle, the ``b_i = ceil(c_i / group)`` beats
+    ending at ``e_i``; each beat then crosses the :func:`output_stages` registers. A pass's last word
+    waits for a credit (two tiles at most between its acceptance and the end of their drain; the
+    credit comes back :data:`CREDIT_DELAY` cycles after the drain's end), and for the cycle in which
+    the sequencer counts the pass before it (one-word passes only)::
 
-        L_0 = 2n + 3,   L_i = max(L_{i-1} + max(n, 2), e_{i-2} + 1)
+        L_0 = 2n + 3,   L_i = max(L_{i-1} + max(n, 2), e_{i-2} + CREDIT_DELAY)
         m_i = max(L_i + D + 1, e_{i-1} + 1),   e_i = m_i + b_i
 
     and the last result is taken at ``e_last + output_stages``. The array never stalls while
-    ``b_i + 1 <= n`` and ``D + b_i + 2 <= 2n``.
+    ``b_i + 1 <= n`` and ``D + b_i + CREDIT_DELAY + 1 <= 2n``.
     """
-    n = -(-k // cfg.cols)
-    d = array_depth(cfg)
-    beats = [-(-c // cfg.group) for c in tile_rows(rows, cfg.rows)
-             for _ in range(cfg.stages * len(cfg.matrices))]
-    e = [-(10 ** 9), -(10 ** 9)]         # drain ends of the two passes before (none yet)
-    last = None
-    for b in beats:
-        last = 2 * n + 3 if last is None else max(last + max(n, 2), e[-2] + 1)
-        move = max(last + d + 1, e[-1] + 1)
-        e.append(move + b)
-    return e[-1] + output_stages(cfg.accumulate) + 1
+    return _array_schedule(k, rows, cfg)
 
 
 def result_beats(cfg, rows: int) -> int:
@@ -249,7 +246,8 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
     master's FIFO, a cycle more through a wide slice's unpacker) bound the last word of pass 0 and of
     pass ``i``::
 
-        L_0 = max(2n + 3, A + n + 2, W_0),   L_i = max(L_{i-1} + max(n, 2), e_{i-2} + 1, W_i)
+        L_0 = max(2n + 3, A + n + 2, W_0),
+        L_i = max(L_{i-1} + max(n, 2), e_{i-2} + CREDIT_DELAY, W_i)
 
     and the run ends with the write tail: the last pass's result beats through the packer (a beat of
     ``m`` memory words takes ``m`` cycles), the final burst's words, :data:`SYSTEM_WRITE_EXTRA`.
@@ -323,13 +321,13 @@ def _array_schedule(k, rows, cfg, *, act_last=None, ready=None) -> int:
     d = array_depth(cfg)
     beats = [-(-c // cfg.group) for c in tile_rows(rows, cfg.rows)
              for _ in range(cfg.stages * len(cfg.matrices))]
-    e = [-(10 ** 9), -(10 ** 9)]
+    e = [-(10 ** 9), -(10 ** 9)]         # drain ends of the two passes before (none yet)
     last = None
     for i, b in enumerate(beats):
         if last is None:
             last = max(2 * n + 3, (act_last if act_last is not None else 0) + n + 2)
         else:
-            last = max(last + max(n, 2), e[-2] + 1)
+            last = max(last + max(n, 2), e[-2] + CREDIT_DELAY)
         if ready is not None:
             last = max(last, ready[i])
         move = max(last + d + 1, e[-1] + 1)

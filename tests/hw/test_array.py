@@ -9,7 +9,7 @@ from fairyhw.hw.config import EngineConfig
 from fairyhw.hw.driver import ref_results
 from fairyhw.hw.engine import Engine
 from fairyhw.hw.simulate import rtl_engine
-from fairyhw.hw.timing import array_depth, latency, output_stages, result_beats
+from fairyhw.hw.timing import CREDIT_DELAY, array_depth, latency, output_stages, result_beats
 from fairyhw.model.pack import GRAY, stream_words_array, unpack_codes
 from tests.hw.test_engine import layer
 
@@ -66,10 +66,10 @@ def test_array_latency_small_cases():
     """cmd and its registered start + n act beats + the last beat's write and its notice + n words a pass + depth to the root + the move to
     the drain slot + the drain + the output registers and FIFO; a pass's last word waits for a credit."""
     cfg = EngineConfig(lanes=8, rows=2, cols=4, max_in=64, max_out=64, stages=1, mode="ifairy")
-    d = array_depth(cfg)           # 5 (word, two address copies, read data, pair values) + 1 tree level (2 pairs, unregistered leaves)
-    assert d == 6
+    d = array_depth(cfg)           # 7 (the word and 5 more while the buffer reads, the pair values) + 1 tree level (2 pairs, unregistered leaves)
+    assert d == 8
     o = output_stages("split")
-    assert o == 3 and output_stages("merged") == 4
+    assert o == 4 and output_stages("merged") == 5
     # K = 8: n = 2 act beats and 2 words a pass; 2 rows: one pass; 2 result beats
     assert latency(cfg, 8, 2) == 2 + 2 + 2 + 2 + d + 1 + 2 + o
     # 4 rows: two passes; the second tile moves to the drain slot the cycle after the first's last
@@ -78,10 +78,11 @@ def test_array_latency_small_cases():
     # K = 1: one word a pass, fewer than the two result beats of a tile
     assert latency(cfg, 1, 2) == 2 + 1 + 2 + 1 + d + 1 + 2 + o
     assert latency(cfg, 1, 4) == latency(cfg, 1, 2) + 3
-    # 6 rows: the third pass's (last) word waits for the first tile's credit: it is accepted the cycle
-    # after that tile's last beat, and its tile moves d + 1 cycles later, 3 cycles after the second
-    # tile's last beat
-    assert latency(cfg, 1, 6) == latency(cfg, 1, 4) + d + 1
+    # 6 rows: the third pass's (last) word waits for the first tile's credit: it is accepted
+    # CREDIT_DELAY (2) cycles after that tile's last beat, and its tile moves d + 1 cycles later,
+    # d + 2 cycles after the second tile's last beat (one beat after the first's)
+    assert CREDIT_DELAY == 2
+    assert latency(cfg, 1, 6) == latency(cfg, 1, 4) + d + 2
 
 
 def test_array_stream_layout():

@@ -21,14 +21,11 @@ def _run(cfg, beats, k):
         ctx.set(dut.clear, 1)
         await ctx.tick()
         ctx.set(dut.clear, 0)
-        left = k
         for i, beat in enumerate(beats):
             ctx.set(dut.load.valid, 1)
             ctx.set(dut.load.payload.data, sum(v << (16 * c) for c, v in enumerate(beat)))
-            ctx.set(dut.load.payload.last, i == len(beats) - 1)
-            ctx.set(dut.load.payload.low, left % (1 << len(dut.load.payload.low)))
+            ctx.set(dut.load.payload.zero, sum(1 << c for c in range(C) if i * C + c >= k))
             await ctx.tick()
-            left -= C
         ctx.set(dut.load.valid, 0)
         await ctx.tick().repeat(ActBuffer.WRITE_DELAY)
         # one address a cycle; the data of address i appears READ_DELAY cycles later
