@@ -285,7 +285,7 @@ PRESETS = {
     "output": EngineConfig(lane_style="output"),
     "dot": EngineConfig(lane_style="dot"),
     "ifairy": EngineConfig(mode="ifairy", stages=1),
-    "u280": EngineConfig(lanes=6272, rows=49, cols=128),
+    "u280": EngineConfig(lanes=6400, rows=50, cols=128),
 }
 
 

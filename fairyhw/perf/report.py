@@ -303,11 +303,15 @@ def reading(res) -> list[str]:
     if res.get("placed"):
         lo = min(p["fmax_mhz"] for p in res["placed"])
         hi = max(p["fmax_mhz"] for p in res["placed"])
+        paths = [p["critical_path"] for p in res["placed"] if p.get("critical_path")]
+        routing = [c["routing_ns"] / (c["routing_ns"] + c["logic_ns"]) for c in paths
+                   if c["routing_ns"] + c["logic_ns"] > 0]
+        share = (f"; routing is {100 * min(routing):.0f}-{100 * max(routing):.0f}% of the critical "
+                 "paths' delay" if routing else "")
         L.append(f"- The projections at a measured clock use the lowest of the placed arrays' clocks "
-                 f"({lo:.1f} MHz; the highest is {hi:.1f}): what sets it is where the placer puts the few "
-                 "control registers that reach the block RAMs spread over the die (the critical paths "
-                 "above), not the adder trees. A Xilinx UltraScale+ part would be faster, but that is "
-                 "not measured here.")
+                 f"({lo:.1f} MHz; the highest is {hi:.1f}): the critical paths above name what sets "
+                 f"each{share}. A Xilinx UltraScale+ part would be faster, but that is not measured "
+                 "here.")
     L.append("- Decode re-reads all weights per token; batching is not modelled as weight reuse.")
     return L
 
