@@ -16088,7 +16088,6 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   wire \$signal ;
   reg \$signal$31  = 1'h0;
   reg \$signal$32  = 1'h0;
-  reg \$signal$33  = 1'h0;
   reg \$signal$49  = 1'h0;
   (* init = 1'h0 *)
   wire \$signal$5 ;
@@ -16350,6 +16349,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   reg pass_end = 1'h0;
   reg r_gt = 1'h0;
   reg [14:0] r_left = 15'h0000;
+  reg rows_gt = 1'h0;
   reg [14:0] rows_r = 15'h0000;
   input rst;
   wire rst;
@@ -18130,7 +18130,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   always @(posedge clk)
     \$signal$32  <= \$2006 ;
   always @(posedge clk)
-    \$signal$33  <= \$2007 ;
+    rows_gt <= \$2007 ;
   always @(posedge clk)
     cmd_go <= \$2008 ;
   always @(posedge clk)
@@ -18247,7 +18247,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2007  = \$signal$33 ;
+    \$2007  = rows_gt;
     if (cmd__ready) begin
       \$2007  = \$35 ;
     end
@@ -18495,7 +18495,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$2029  = r_gt;
     if (load_done) begin
-      \$2029  = \$signal$33 ;
+      \$2029  = rows_gt;
     end
     if (pass_end) begin
       if (last_mat) begin

@@ -166,10 +166,14 @@ class ArraySequencer(wiring.Component):
         bits = min(C.bit_length(), len(k_r))              # holds any count of at most C
         nlow = Signal(bits, reset_less=True)
         zero = Signal(C, reset_less=True)
+
+        def flags(ok, low):                               # the zero flags of a beat with `low` left
+            return Cat(ok & _le_const(low, c) for c in range(C))
+
         with m.If(cmd_go):
             m.d.sync += [loading.eq(1), left.eq(k_r), last_beat.eq(k_le1), le2.eq(k_le2), ld_addr.eq(0),
                          nlow.eq(k_r[:bits] - C),
-                         zero.eq(Cat(k_le1 & _le_const(k_r[:bits], c) for c in range(C)))]
+                         zero.eq(flags(k_le1, k_r[:bits]))]
 
         # LOAD: each beat goes to the buffer with its zero flags, and the buffer writes it three
         # cycles later, never waiting on the handshake (whose fan-out to the block RAMs' write
@@ -188,7 +192,7 @@ class ArraySequencer(wiring.Component):
         m.d.sync += a_valid.eq(take_act)
         with m.If(take_act):
             m.d.sync += [left.eq(left - C), last_beat.eq(le2), le2.eq(left <= 3 * C), nlow.eq(nlow - C),
-                         zero.eq(Cat(le2 & _le_const(nlow, c) for c in range(C)))]
+                         zero.eq(flags(le2, nlow))]
             with m.If(last_beat):
                 m.d.sync += loading.eq(0)
         # the run's first chunk facts kept as the chunks are counted (ld_addr - 1, ld_addr - 2,
