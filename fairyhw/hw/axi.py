@@ -14,7 +14,9 @@ no valid waits on a ready.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
+from functools import reduce
 
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
@@ -175,30 +177,38 @@ class RegisterFile(wiring.Component):
                     hit = write & (aw_addr[2:] == reg.offset >> 2)
                     m.d.comb += clear.eq(Mux(hit, w_data[bits] & mask[bits], 0))
                     m.d.sync += r.eq((r & ~clear) | getattr(self, _port(reg, f) + "_set"))
-        # reads: the value the cycle after the address, held until taken
+        # reads: the value the cycle after the address, held until taken. The address is decoded as
+        # it is taken, into one register a map entry (`sel`), and the read-only inputs are sampled
+        # every cycle into registers of their own beside the read mux, so the mux is an AND-OR of
+        # local registers (the address bits decoded through the mux, its sources the core's counters
+        # over the chip, were the system top's ECP5 critical path: 133.5 MHz, 5.8 ns of routing)
         r_valid = Signal()
         r_data, r_resp = Signal(32), Signal(2)
-        # a read's address is taken into a register and answered the cycle after (the read mux from
-        # the bus's address straight into the data register was a long path of the system top)
-        ar_addr, ar_full = Signal(self._aw), Signal()
+        ar_full = Signal()
+        sel = Signal(len(REGISTERS))
         m.d.comb += [bus.ar.ready.eq(~r_valid & ~ar_full), bus.r.valid.eq(r_valid), bus.r.payload.data.eq(r_data),
                      bus.r.payload.resp.eq(r_resp)]
         with m.If(bus.r.valid & bus.r.ready):
             m.d.sync += r_valid.eq(0)
         with m.If(bus.ar.valid & bus.ar.ready):
-            m.d.sync += [ar_addr.eq(bus.ar.payload.addr), ar_full.eq(1)]
+            m.d.sync += [ar_full.eq(1)] + [
+                sel[i].eq(bus.ar.payload.addr[2:] == reg.offset >> 2) for i, reg in enumerate(REGISTERS)]
+        terms = []
+        for i, reg in enumerate(REGISTERS):
+            word = Signal(32, name=f"rd_{reg.name}")
+            for f in reg.fields:
+                if f.access == "pulse":
+                    continue          # reads as 0
+                if f.access == "ro":
+                    v = Signal(f.width, name=f"ro_{_port(reg, f)}", reset_less=True)
+                    m.d.sync += v.eq(getattr(self, _port(reg, f)))
+                else:
+                    v = MAGIC if f.access == "const" else held[(reg.name, f.name)]
+                m.d.comb += word[f.lsb:f.lsb + f.width].eq(v)
+            terms.append(Mux(sel[i], word, 0))
         with m.If(ar_full):
-            m.d.sync += [ar_full.eq(0), r_valid.eq(1), r_data.eq(0), r_resp.eq(SLVERR)]
-            with m.Switch(ar_addr[2:]):
-                for reg in REGISTERS:
-                    with m.Case(reg.offset >> 2):
-                        m.d.sync += r_resp.eq(OKAY)
-                        for f in reg.fields:
-                            if f.access == "pulse":
-                                continue          # reads as 0
-                            v = MAGIC if f.access == "const" else \
-                                getattr(self, _port(reg, f)) if f.access == "ro" else held[(reg.name, f.name)]
-                            m.d.sync += r_data[f.lsb:f.lsb + f.width].eq(v)
+            m.d.sync += [ar_full.eq(0), r_valid.eq(1), r_data.eq(reduce(operator.or_, terms)),
+                         r_resp.eq(Mux(sel.any(), OKAY, SLVERR))]
         m.d.comb += self.irq.eq(held[("ctrl", "irq_enable")] &
                                 (held[("status", "done")] | held[("status", "error")]))
         return m
