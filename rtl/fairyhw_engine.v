@@ -1971,7 +1971,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
     .clk(clk),
     .freed(freed),
     .idle(idle),
-    .\port$3498$2 (st4[5:2]),
+    .\port$3503$2 (st4[5:2]),
     .res__payload(res__payload),
     .res__ready(res__ready),
     .res__valid(res__valid),
@@ -11438,7 +11438,7 @@ module \fairyhw_engine.prep (q, pp, qq, p);
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, shared, \port$3498$2 , freed, res__ready);
+module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, shared, \port$3503$2 , freed, res__ready);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -11589,8 +11589,8 @@ module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, 
   reg [21:0] o2_bq0 = 22'h000000;
   reg o2_last = 1'h0;
   reg o2_valid = 1'h0;
-  input [3:0] \port$3498$2 ;
-  wire [3:0] \port$3498$2 ;
+  input [3:0] \port$3503$2 ;
+  wire [3:0] \port$3503$2 ;
   wire [88:0] r_data;
   wire r_en;
   wire r_rdy;
@@ -11722,7 +11722,7 @@ module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, 
   assign \$6  = \$4  ? 2'h0 : \$5 ;
   assign \$7  = b_beat + 1'h1;
   assign \$8  = ~ move;
-  assign \$9  = \port$3498$2 [0] | a_full;
+  assign \$9  = \port$3503$2 [0] | a_full;
   assign \$10  = \$8  & \$9 ;
   assign \$11  = b_empty | drain_end;
   assign \$12  = \$10  & \$11 ;
@@ -11759,42 +11759,42 @@ module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$47  = a_row0;
-    if (\port$3498$2 [0]) begin
+    if (\port$3503$2 [0]) begin
       \$47  = tile;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$48  = a_shared0;
-    if (\port$3498$2 [0]) begin
+    if (\port$3503$2 [0]) begin
       \$48  = shared;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$49  = a_count;
-    if (\port$3498$2 [0]) begin
-      \$49  = \port$3498$2 [3];
+    if (\port$3503$2 [0]) begin
+      \$49  = \port$3503$2 [3];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$50  = \$signal ;
-    if (\port$3498$2 [0]) begin
-      \$50  = \port$3498$2 [2];
+    if (\port$3503$2 [0]) begin
+      \$50  = \port$3503$2 [2];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$51  = a_conj;
-    if (\port$3498$2 [0]) begin
-      \$51  = \port$3498$2 [1];
+    if (\port$3503$2 [0]) begin
+      \$51  = \port$3503$2 [1];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$52  = a_full;
-    if (\port$3498$2 [0]) begin
+    if (\port$3503$2 [0]) begin
       \$52  = 1'h1;
     end else if (move) begin
       \$52  = 1'h0;
@@ -11911,10 +11911,10 @@ module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, 
           \$21  = b_row0;
     endcase
   end
-  assign cap = \port$3498$2 [0];
-  assign count = \port$3498$2 [3];
-  assign \final  = \port$3498$2 [2];
-  assign conj = \port$3498$2 [1];
+  assign cap = \port$3503$2 [0];
+  assign count = \port$3503$2 [3];
+  assign \final  = \port$3503$2 [2];
+  assign conj = \port$3503$2 [1];
   assign group0 = b_row0;
   assign w_en = o2_valid;
   assign w_data = beat;
@@ -14050,7 +14050,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   wire \$100 ;
   wire \$1000 ;
   wire \$1001 ;
-  wire [14:0] \$1002 ;
+  wire \$1002 ;
   wire \$1003 ;
   wire [7:0] \$1004 ;
   wire \$1005 ;
@@ -15118,20 +15118,20 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   wire \$1962 ;
   wire \$1963 ;
   wire \$1964 ;
-  wire [7:0] \$1965 ;
+  wire \$1965 ;
   wire \$1966 ;
   wire \$1967 ;
-  wire \$1968 ;
+  wire [7:0] \$1968 ;
   wire \$1969 ;
   wire \$197 ;
   wire \$1970 ;
   wire \$1971 ;
   wire \$1972 ;
-  wire [7:0] \$1973 ;
-  wire [7:0] \$1974 ;
+  wire \$1973 ;
+  wire \$1974 ;
   wire \$1975 ;
-  wire \$1976 ;
-  wire \$1977 ;
+  wire [7:0] \$1976 ;
+  wire [7:0] \$1977 ;
   wire \$1978 ;
   wire \$1979 ;
   wire \$198 ;
@@ -15142,15 +15142,15 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   wire \$1984 ;
   wire \$1985 ;
   wire \$1986 ;
-  wire [15:0] \$1987 ;
+  wire \$1987 ;
   wire \$1988 ;
-  wire [1:0] \$1989 ;
+  wire \$1989 ;
   wire \$199 ;
-  wire \$1990 ;
-  wire [1:0] \$1991 ;
-  wire \$1992 ;
+  wire [15:0] \$1990 ;
+  wire \$1991 ;
+  wire [1:0] \$1992 ;
   wire \$1993 ;
-  wire \$1994 ;
+  wire [1:0] \$1994 ;
   wire \$1995 ;
   wire \$1996 ;
   wire \$1997 ;
@@ -15159,48 +15159,51 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   wire \$2 ;
   wire \$20 ;
   wire \$200 ;
-  reg [5:0] \$2000 ;
-  reg [1:0] \$2001 ;
-  reg \$2002 ;
-  reg [13:0] \$2003 ;
-  reg [14:0] \$2004 ;
+  wire \$2000 ;
+  wire \$2001 ;
+  wire \$2002 ;
+  reg [5:0] \$2003 ;
+  reg [1:0] \$2004 ;
   reg \$2005 ;
-  reg \$2006 ;
-  reg \$2007 ;
+  reg [13:0] \$2006 ;
+  reg [14:0] \$2007 ;
   reg \$2008 ;
   reg \$2009 ;
   wire \$201 ;
   reg \$2010 ;
   reg \$2011 ;
-  reg [13:0] \$2012 ;
+  reg \$2012 ;
   reg \$2013 ;
   reg \$2014 ;
   reg [6:0] \$2015 ;
-  reg [6:0] \$2016 ;
-  reg [63:0] \$2017 ;
+  reg [13:0] \$2016 ;
+  reg \$2017 ;
   reg \$2018 ;
   reg [6:0] \$2019 ;
   wire \$202 ;
-  reg [6:0] \$2020 ;
+  reg [63:0] \$2020 ;
   reg \$2021 ;
-  reg \$2022 ;
-  reg \$2023 ;
+  reg [6:0] \$2022 ;
+  reg [6:0] \$2023 ;
   reg \$2024 ;
-  reg [6:0] \$2025 ;
-  reg [6:0] \$2026 ;
+  reg \$2025 ;
+  reg \$2026 ;
   reg \$2027 ;
-  reg [14:0] \$2028 ;
-  reg \$2029 ;
+  reg [6:0] \$2028 ;
+  reg [6:0] \$2029 ;
   wire \$203 ;
-  reg [6:0] \$2030 ;
-  reg \$2031 ;
+  reg \$2030 ;
+  reg [14:0] \$2031 ;
   reg \$2032 ;
-  reg \$2033 ;
+  reg [6:0] \$2033 ;
   reg \$2034 ;
   reg \$2035 ;
   reg \$2036 ;
   reg \$2037 ;
+  reg \$2038 ;
+  reg \$2039 ;
   wire \$204 ;
+  reg \$2040 ;
   wire \$205 ;
   wire \$206 ;
   wire \$207 ;
@@ -15405,7 +15408,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   wire \$387 ;
   wire \$388 ;
   wire \$389 ;
-  wire [7:0] \$39 ;
+  wire \$39 ;
   wire \$390 ;
   wire \$391 ;
   wire \$392 ;
@@ -15428,7 +15431,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   wire \$407 ;
   wire \$408 ;
   wire \$409 ;
-  wire \$41 ;
+  wire [14:0] \$41 ;
   wire \$410 ;
   wire \$411 ;
   wire \$412 ;
@@ -15450,7 +15453,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   wire \$427 ;
   wire \$428 ;
   wire \$429 ;
-  wire \$43 ;
+  wire [7:0] \$43 ;
   wire \$430 ;
   wire \$431 ;
   wire \$432 ;
@@ -16408,1926 +16411,1888 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$36  = cmd__valid & cmd__ready;
   assign \$37  = cmd__valid & cmd__ready;
   assign \$38  = cmd__valid & cmd__ready;
-  assign \$39  = k_r[6:0] - 7'h40;
-  assign \$40  = ~ k_r[6];
-  assign \$41  = ~ k_r[5];
-  assign \$42  = ~ k_r[4];
-  assign \$43  = ~ k_r[3];
-  assign \$44  = ~ k_r[2];
-  assign \$45  = ~ k_r[1];
-  assign \$46  = ~ k_r[0];
-  assign \$48  = \$45  & \$47 ;
-  assign \$49  = \$44  & \$48 ;
-  assign \$50  = \$43  & \$49 ;
-  assign \$51  = \$42  & \$50 ;
-  assign \$52  = \$41  & \$51 ;
-  assign \$53  = \$40  & \$52 ;
-  assign \$54  = \$signal$31  & \$53 ;
-  assign \$55  = ~ k_r[6];
-  assign \$56  = ~ k_r[5];
-  assign \$57  = ~ k_r[4];
-  assign \$58  = ~ k_r[3];
-  assign \$59  = ~ k_r[2];
-  assign \$60  = ~ k_r[1];
-  assign \$61  = ~ k_r[0];
-  assign \$64  = \$59  & \$63 ;
-  assign \$65  = \$58  & \$64 ;
-  assign \$66  = \$57  & \$65 ;
-  assign \$67  = \$56  & \$66 ;
-  assign \$68  = \$55  & \$67 ;
-  assign \$69  = \$signal$31  & \$68 ;
-  assign \$70  = ~ k_r[6];
-  assign \$71  = ~ k_r[5];
-  assign \$72  = ~ k_r[4];
-  assign \$73  = ~ k_r[3];
-  assign \$74  = ~ k_r[2];
-  assign \$75  = ~ k_r[1];
-  assign \$76  = ~ k_r[0];
-  assign \$78  = \$75  | \$77 ;
-  assign \$79  = \$74  & \$78 ;
-  assign \$80  = \$73  & \$79 ;
-  assign \$81  = \$72  & \$80 ;
-  assign \$82  = \$71  & \$81 ;
-  assign \$83  = \$70  & \$82 ;
-  assign \$84  = \$signal$31  & \$83 ;
-  assign \$85  = ~ k_r[6];
-  assign \$86  = ~ k_r[5];
-  assign \$87  = ~ k_r[4];
-  assign \$88  = ~ k_r[3];
-  assign \$89  = ~ k_r[2];
-  assign \$90  = ~ k_r[1];
-  assign \$91  = ~ k_r[0];
-  assign \$95  = \$88  & \$94 ;
-  assign \$96  = \$87  & \$95 ;
-  assign \$97  = \$86  & \$96 ;
-  assign \$98  = \$85  & \$97 ;
-  assign \$99  = \$signal$31  & \$98 ;
-  assign \$100  = ~ k_r[6];
-  assign \$101  = ~ k_r[5];
-  assign \$102  = ~ k_r[4];
-  assign \$103  = ~ k_r[3];
-  assign \$104  = ~ k_r[2];
-  assign \$105  = ~ k_r[1];
-  assign \$106  = ~ k_r[0];
-  assign \$108  = \$105  & \$107 ;
-  assign \$109  = \$104  | \$108 ;
-  assign \$110  = \$103  & \$109 ;
-  assign \$111  = \$102  & \$110 ;
-  assign \$112  = \$101  & \$111 ;
-  assign \$113  = \$100  & \$112 ;
-  assign \$114  = \$signal$31  & \$113 ;
-  assign \$115  = ~ k_r[6];
-  assign \$116  = ~ k_r[5];
-  assign \$117  = ~ k_r[4];
-  assign \$118  = ~ k_r[3];
-  assign \$119  = ~ k_r[2];
-  assign \$120  = ~ k_r[1];
-  assign \$121  = ~ k_r[0];
-  assign \$124  = \$119  | \$123 ;
-  assign \$125  = \$118  & \$124 ;
-  assign \$126  = \$117  & \$125 ;
-  assign \$127  = \$116  & \$126 ;
-  assign \$128  = \$115  & \$127 ;
-  assign \$129  = \$signal$31  & \$128 ;
-  assign \$130  = ~ k_r[6];
-  assign \$131  = ~ k_r[5];
-  assign \$132  = ~ k_r[4];
-  assign \$133  = ~ k_r[3];
-  assign \$134  = ~ k_r[2];
-  assign \$135  = ~ k_r[1];
-  assign \$136  = ~ k_r[0];
-  assign \$138  = \$135  | \$137 ;
-  assign \$139  = \$134  | \$138 ;
-  assign \$140  = \$133  & \$139 ;
-  assign \$141  = \$132  & \$140 ;
-  assign \$142  = \$131  & \$141 ;
-  assign \$143  = \$130  & \$142 ;
-  assign \$144  = \$signal$31  & \$143 ;
-  assign \$145  = ~ k_r[6];
-  assign \$146  = ~ k_r[5];
-  assign \$147  = ~ k_r[4];
-  assign \$148  = ~ k_r[3];
-  assign \$149  = ~ k_r[2];
-  assign \$150  = ~ k_r[1];
-  assign \$151  = ~ k_r[0];
-  assign \$156  = \$147  & \$155 ;
-  assign \$157  = \$146  & \$156 ;
-  assign \$158  = \$145  & \$157 ;
-  assign \$159  = \$signal$31  & \$158 ;
-  assign \$160  = ~ k_r[6];
-  assign \$161  = ~ k_r[5];
-  assign \$162  = ~ k_r[4];
-  assign \$163  = ~ k_r[3];
-  assign \$164  = ~ k_r[2];
-  assign \$165  = ~ k_r[1];
-  assign \$166  = ~ k_r[0];
-  assign \$168  = \$165  & \$167 ;
-  assign \$169  = \$164  & \$168 ;
-  assign \$170  = \$163  | \$169 ;
-  assign \$171  = \$162  & \$170 ;
-  assign \$172  = \$161  & \$171 ;
-  assign \$173  = \$160  & \$172 ;
-  assign \$174  = \$signal$31  & \$173 ;
-  assign \$175  = ~ k_r[6];
-  assign \$176  = ~ k_r[5];
-  assign \$177  = ~ k_r[4];
-  assign \$178  = ~ k_r[3];
-  assign \$179  = ~ k_r[2];
-  assign \$180  = ~ k_r[1];
-  assign \$181  = ~ k_r[0];
-  assign \$184  = \$179  & \$183 ;
-  assign \$185  = \$178  | \$184 ;
-  assign \$186  = \$177  & \$185 ;
-  assign \$187  = \$176  & \$186 ;
-  assign \$188  = \$175  & \$187 ;
-  assign \$189  = \$signal$31  & \$188 ;
-  assign \$190  = ~ k_r[6];
-  assign \$191  = ~ k_r[5];
-  assign \$192  = ~ k_r[4];
-  assign \$193  = ~ k_r[3];
-  assign \$194  = ~ k_r[2];
-  assign \$195  = ~ k_r[1];
-  assign \$196  = ~ k_r[0];
-  assign \$198  = \$195  | \$197 ;
-  assign \$199  = \$194  & \$198 ;
-  assign \$200  = \$193  | \$199 ;
-  assign \$201  = \$192  & \$200 ;
-  assign \$202  = \$191  & \$201 ;
-  assign \$203  = \$190  & \$202 ;
-  assign \$204  = \$signal$31  & \$203 ;
-  assign \$205  = ~ k_r[6];
-  assign \$206  = ~ k_r[5];
-  assign \$207  = ~ k_r[4];
-  assign \$208  = ~ k_r[3];
-  assign \$209  = ~ k_r[2];
-  assign \$210  = ~ k_r[1];
-  assign \$211  = ~ k_r[0];
-  assign \$215  = \$208  | \$214 ;
-  assign \$216  = \$207  & \$215 ;
-  assign \$217  = \$206  & \$216 ;
-  assign \$218  = \$205  & \$217 ;
-  assign \$219  = \$signal$31  & \$218 ;
-  assign \$220  = ~ k_r[6];
-  assign \$221  = ~ k_r[5];
-  assign \$222  = ~ k_r[4];
-  assign \$223  = ~ k_r[3];
-  assign \$224  = ~ k_r[2];
-  assign \$225  = ~ k_r[1];
-  assign \$226  = ~ k_r[0];
-  assign \$228  = \$225  & \$227 ;
-  assign \$229  = \$224  | \$228 ;
-  assign \$230  = \$223  | \$229 ;
-  assign \$231  = \$222  & \$230 ;
-  assign \$232  = \$221  & \$231 ;
-  assign \$233  = \$220  & \$232 ;
-  assign \$234  = \$signal$31  & \$233 ;
-  assign \$235  = ~ k_r[6];
-  assign \$236  = ~ k_r[5];
-  assign \$237  = ~ k_r[4];
-  assign \$238  = ~ k_r[3];
-  assign \$239  = ~ k_r[2];
-  assign \$240  = ~ k_r[1];
-  assign \$241  = ~ k_r[0];
-  assign \$244  = \$239  | \$243 ;
-  assign \$245  = \$238  | \$244 ;
-  assign \$246  = \$237  & \$245 ;
-  assign \$247  = \$236  & \$246 ;
-  assign \$248  = \$235  & \$247 ;
-  assign \$249  = \$signal$31  & \$248 ;
-  assign \$250  = ~ k_r[6];
-  assign \$251  = ~ k_r[5];
-  assign \$252  = ~ k_r[4];
-  assign \$253  = ~ k_r[3];
-  assign \$254  = ~ k_r[2];
-  assign \$255  = ~ k_r[1];
-  assign \$256  = ~ k_r[0];
-  assign \$258  = \$255  | \$257 ;
-  assign \$259  = \$254  | \$258 ;
-  assign \$260  = \$253  | \$259 ;
-  assign \$261  = \$252  & \$260 ;
-  assign \$262  = \$251  & \$261 ;
-  assign \$263  = \$250  & \$262 ;
-  assign \$264  = \$signal$31  & \$263 ;
-  assign \$265  = ~ k_r[6];
-  assign \$266  = ~ k_r[5];
-  assign \$267  = ~ k_r[4];
-  assign \$268  = ~ k_r[3];
-  assign \$269  = ~ k_r[2];
-  assign \$270  = ~ k_r[1];
-  assign \$271  = ~ k_r[0];
-  assign \$277  = \$266  & \$276 ;
-  assign \$278  = \$265  & \$277 ;
-  assign \$279  = \$signal$31  & \$278 ;
-  assign \$280  = ~ k_r[6];
-  assign \$281  = ~ k_r[5];
-  assign \$282  = ~ k_r[4];
-  assign \$283  = ~ k_r[3];
-  assign \$284  = ~ k_r[2];
-  assign \$285  = ~ k_r[1];
-  assign \$286  = ~ k_r[0];
-  assign \$288  = \$285  & \$287 ;
-  assign \$289  = \$284  & \$288 ;
-  assign \$290  = \$283  & \$289 ;
-  assign \$291  = \$282  | \$290 ;
-  assign \$292  = \$281  & \$291 ;
-  assign \$293  = \$280  & \$292 ;
-  assign \$294  = \$signal$31  & \$293 ;
-  assign \$295  = ~ k_r[6];
-  assign \$296  = ~ k_r[5];
-  assign \$297  = ~ k_r[4];
-  assign \$298  = ~ k_r[3];
-  assign \$299  = ~ k_r[2];
-  assign \$300  = ~ k_r[1];
-  assign \$301  = ~ k_r[0];
-  assign \$304  = \$299  & \$303 ;
-  assign \$305  = \$298  & \$304 ;
-  assign \$306  = \$297  | \$305 ;
-  assign \$307  = \$296  & \$306 ;
-  assign \$308  = \$295  & \$307 ;
-  assign \$309  = \$signal$31  & \$308 ;
-  assign \$310  = ~ k_r[6];
-  assign \$311  = ~ k_r[5];
-  assign \$312  = ~ k_r[4];
-  assign \$313  = ~ k_r[3];
-  assign \$314  = ~ k_r[2];
-  assign \$315  = ~ k_r[1];
-  assign \$316  = ~ k_r[0];
-  assign \$318  = \$315  | \$317 ;
-  assign \$319  = \$314  & \$318 ;
-  assign \$320  = \$313  & \$319 ;
-  assign \$321  = \$312  | \$320 ;
-  assign \$322  = \$311  & \$321 ;
-  assign \$323  = \$310  & \$322 ;
-  assign \$324  = \$signal$31  & \$323 ;
-  assign \$325  = ~ k_r[6];
-  assign \$326  = ~ k_r[5];
-  assign \$327  = ~ k_r[4];
-  assign \$328  = ~ k_r[3];
-  assign \$329  = ~ k_r[2];
-  assign \$330  = ~ k_r[1];
-  assign \$331  = ~ k_r[0];
-  assign \$335  = \$328  & \$334 ;
-  assign \$336  = \$327  | \$335 ;
-  assign \$337  = \$326  & \$336 ;
-  assign \$338  = \$325  & \$337 ;
-  assign \$339  = \$signal$31  & \$338 ;
-  assign \$340  = ~ k_r[6];
-  assign \$341  = ~ k_r[5];
-  assign \$342  = ~ k_r[4];
-  assign \$343  = ~ k_r[3];
-  assign \$344  = ~ k_r[2];
-  assign \$345  = ~ k_r[1];
-  assign \$346  = ~ k_r[0];
-  assign \$348  = \$345  & \$347 ;
-  assign \$349  = \$344  | \$348 ;
-  assign \$350  = \$343  & \$349 ;
-  assign \$351  = \$342  | \$350 ;
-  assign \$352  = \$341  & \$351 ;
-  assign \$353  = \$340  & \$352 ;
-  assign \$354  = \$signal$31  & \$353 ;
-  assign \$355  = ~ k_r[6];
-  assign \$356  = ~ k_r[5];
-  assign \$357  = ~ k_r[4];
-  assign \$358  = ~ k_r[3];
-  assign \$359  = ~ k_r[2];
-  assign \$360  = ~ k_r[1];
-  assign \$361  = ~ k_r[0];
-  assign \$364  = \$359  | \$363 ;
-  assign \$365  = \$358  & \$364 ;
-  assign \$366  = \$357  | \$365 ;
-  assign \$367  = \$356  & \$366 ;
-  assign \$368  = \$355  & \$367 ;
-  assign \$369  = \$signal$31  & \$368 ;
-  assign \$370  = ~ k_r[6];
-  assign \$371  = ~ k_r[5];
-  assign \$372  = ~ k_r[4];
-  assign \$373  = ~ k_r[3];
-  assign \$374  = ~ k_r[2];
-  assign \$375  = ~ k_r[1];
-  assign \$376  = ~ k_r[0];
-  assign \$378  = \$375  | \$377 ;
-  assign \$379  = \$374  | \$378 ;
-  assign \$380  = \$373  & \$379 ;
-  assign \$381  = \$372  | \$380 ;
-  assign \$382  = \$371  & \$381 ;
-  assign \$383  = \$370  & \$382 ;
-  assign \$384  = \$signal$31  & \$383 ;
-  assign \$385  = ~ k_r[6];
-  assign \$386  = ~ k_r[5];
-  assign \$387  = ~ k_r[4];
-  assign \$388  = ~ k_r[3];
-  assign \$389  = ~ k_r[2];
-  assign \$390  = ~ k_r[1];
-  assign \$391  = ~ k_r[0];
-  assign \$396  = \$387  | \$395 ;
-  assign \$397  = \$386  & \$396 ;
-  assign \$398  = \$385  & \$397 ;
-  assign \$399  = \$signal$31  & \$398 ;
-  assign \$400  = ~ k_r[6];
-  assign \$401  = ~ k_r[5];
-  assign \$402  = ~ k_r[4];
-  assign \$403  = ~ k_r[3];
-  assign \$404  = ~ k_r[2];
-  assign \$405  = ~ k_r[1];
-  assign \$406  = ~ k_r[0];
-  assign \$408  = \$405  & \$407 ;
-  assign \$409  = \$404  & \$408 ;
-  assign \$410  = \$403  | \$409 ;
-  assign \$411  = \$402  | \$410 ;
-  assign \$412  = \$401  & \$411 ;
-  assign \$413  = \$400  & \$412 ;
-  assign \$414  = \$signal$31  & \$413 ;
-  assign \$415  = ~ k_r[6];
-  assign \$416  = ~ k_r[5];
-  assign \$417  = ~ k_r[4];
-  assign \$418  = ~ k_r[3];
-  assign \$419  = ~ k_r[2];
-  assign \$420  = ~ k_r[1];
-  assign \$421  = ~ k_r[0];
-  assign \$424  = \$419  & \$423 ;
-  assign \$425  = \$418  | \$424 ;
-  assign \$426  = \$417  | \$425 ;
-  assign \$427  = \$416  & \$426 ;
-  assign \$428  = \$415  & \$427 ;
-  assign \$429  = \$signal$31  & \$428 ;
-  assign \$430  = ~ k_r[6];
-  assign \$431  = ~ k_r[5];
-  assign \$432  = ~ k_r[4];
-  assign \$433  = ~ k_r[3];
-  assign \$434  = ~ k_r[2];
-  assign \$435  = ~ k_r[1];
-  assign \$436  = ~ k_r[0];
-  assign \$438  = \$435  | \$437 ;
-  assign \$439  = \$434  & \$438 ;
-  assign \$440  = \$433  | \$439 ;
-  assign \$441  = \$432  | \$440 ;
-  assign \$442  = \$431  & \$441 ;
-  assign \$443  = \$430  & \$442 ;
-  assign \$444  = \$signal$31  & \$443 ;
-  assign \$445  = ~ k_r[6];
-  assign \$446  = ~ k_r[5];
-  assign \$447  = ~ k_r[4];
-  assign \$448  = ~ k_r[3];
-  assign \$449  = ~ k_r[2];
-  assign \$450  = ~ k_r[1];
-  assign \$451  = ~ k_r[0];
-  assign \$455  = \$448  | \$454 ;
-  assign \$456  = \$447  | \$455 ;
-  assign \$457  = \$446  & \$456 ;
-  assign \$458  = \$445  & \$457 ;
-  assign \$459  = \$signal$31  & \$458 ;
-  assign \$460  = ~ k_r[6];
-  assign \$461  = ~ k_r[5];
-  assign \$462  = ~ k_r[4];
-  assign \$463  = ~ k_r[3];
-  assign \$464  = ~ k_r[2];
-  assign \$465  = ~ k_r[1];
-  assign \$466  = ~ k_r[0];
-  assign \$468  = \$465  & \$467 ;
-  assign \$469  = \$464  | \$468 ;
-  assign \$470  = \$463  | \$469 ;
-  assign \$471  = \$462  | \$470 ;
-  assign \$472  = \$461  & \$471 ;
-  assign \$473  = \$460  & \$472 ;
-  assign \$474  = \$signal$31  & \$473 ;
-  assign \$475  = ~ k_r[6];
-  assign \$476  = ~ k_r[5];
-  assign \$477  = ~ k_r[4];
-  assign \$478  = ~ k_r[3];
-  assign \$479  = ~ k_r[2];
-  assign \$480  = ~ k_r[1];
-  assign \$481  = ~ k_r[0];
-  assign \$484  = \$479  | \$483 ;
-  assign \$485  = \$478  | \$484 ;
-  assign \$486  = \$477  | \$485 ;
-  assign \$487  = \$476  & \$486 ;
-  assign \$488  = \$475  & \$487 ;
-  assign \$489  = \$signal$31  & \$488 ;
-  assign \$490  = ~ k_r[6];
-  assign \$491  = ~ k_r[5];
-  assign \$492  = ~ k_r[4];
-  assign \$493  = ~ k_r[3];
-  assign \$494  = ~ k_r[2];
-  assign \$495  = ~ k_r[1];
-  assign \$496  = ~ k_r[0];
-  assign \$498  = \$495  | \$497 ;
-  assign \$499  = \$494  | \$498 ;
-  assign \$500  = \$493  | \$499 ;
-  assign \$501  = \$492  | \$500 ;
-  assign \$502  = \$491  & \$501 ;
-  assign \$503  = \$490  & \$502 ;
-  assign \$504  = \$signal$31  & \$503 ;
-  assign \$505  = ~ k_r[6];
-  assign \$506  = ~ k_r[5];
-  assign \$507  = ~ k_r[4];
-  assign \$508  = ~ k_r[3];
-  assign \$509  = ~ k_r[2];
-  assign \$510  = ~ k_r[1];
-  assign \$511  = ~ k_r[0];
-  assign \$518  = \$505  & \$517 ;
-  assign \$519  = \$signal$31  & \$518 ;
-  assign \$520  = ~ k_r[6];
-  assign \$521  = ~ k_r[5];
-  assign \$522  = ~ k_r[4];
-  assign \$523  = ~ k_r[3];
-  assign \$524  = ~ k_r[2];
-  assign \$525  = ~ k_r[1];
-  assign \$526  = ~ k_r[0];
-  assign \$528  = \$525  & \$527 ;
-  assign \$529  = \$524  & \$528 ;
-  assign \$530  = \$523  & \$529 ;
-  assign \$531  = \$522  & \$530 ;
-  assign \$532  = \$521  | \$531 ;
-  assign \$533  = \$520  & \$532 ;
-  assign \$534  = \$signal$31  & \$533 ;
-  assign \$535  = ~ k_r[6];
-  assign \$536  = ~ k_r[5];
-  assign \$537  = ~ k_r[4];
-  assign \$538  = ~ k_r[3];
-  assign \$539  = ~ k_r[2];
-  assign \$540  = ~ k_r[1];
-  assign \$541  = ~ k_r[0];
-  assign \$544  = \$539  & \$543 ;
-  assign \$545  = \$538  & \$544 ;
-  assign \$546  = \$537  & \$545 ;
-  assign \$547  = \$536  | \$546 ;
-  assign \$548  = \$535  & \$547 ;
-  assign \$549  = \$signal$31  & \$548 ;
-  assign \$550  = ~ k_r[6];
-  assign \$551  = ~ k_r[5];
-  assign \$552  = ~ k_r[4];
-  assign \$553  = ~ k_r[3];
-  assign \$554  = ~ k_r[2];
-  assign \$555  = ~ k_r[1];
-  assign \$556  = ~ k_r[0];
-  assign \$558  = \$555  | \$557 ;
-  assign \$559  = \$554  & \$558 ;
-  assign \$560  = \$553  & \$559 ;
-  assign \$561  = \$552  & \$560 ;
-  assign \$562  = \$551  | \$561 ;
-  assign \$563  = \$550  & \$562 ;
-  assign \$564  = \$signal$31  & \$563 ;
-  assign \$565  = ~ k_r[6];
-  assign \$566  = ~ k_r[5];
-  assign \$567  = ~ k_r[4];
-  assign \$568  = ~ k_r[3];
-  assign \$569  = ~ k_r[2];
-  assign \$570  = ~ k_r[1];
-  assign \$571  = ~ k_r[0];
-  assign \$575  = \$568  & \$574 ;
-  assign \$576  = \$567  & \$575 ;
-  assign \$577  = \$566  | \$576 ;
-  assign \$578  = \$565  & \$577 ;
-  assign \$579  = \$signal$31  & \$578 ;
-  assign \$580  = ~ k_r[6];
-  assign \$581  = ~ k_r[5];
-  assign \$582  = ~ k_r[4];
-  assign \$583  = ~ k_r[3];
-  assign \$584  = ~ k_r[2];
-  assign \$585  = ~ k_r[1];
-  assign \$586  = ~ k_r[0];
-  assign \$588  = \$585  & \$587 ;
-  assign \$589  = \$584  | \$588 ;
-  assign \$590  = \$583  & \$589 ;
-  assign \$591  = \$582  & \$590 ;
-  assign \$592  = \$581  | \$591 ;
-  assign \$593  = \$580  & \$592 ;
-  assign \$594  = \$signal$31  & \$593 ;
-  assign \$595  = ~ k_r[6];
-  assign \$596  = ~ k_r[5];
-  assign \$597  = ~ k_r[4];
-  assign \$598  = ~ k_r[3];
-  assign \$599  = ~ k_r[2];
-  assign \$600  = ~ k_r[1];
-  assign \$601  = ~ k_r[0];
-  assign \$604  = \$599  | \$603 ;
-  assign \$605  = \$598  & \$604 ;
-  assign \$606  = \$597  & \$605 ;
-  assign \$607  = \$596  | \$606 ;
-  assign \$608  = \$595  & \$607 ;
-  assign \$609  = \$signal$31  & \$608 ;
-  assign \$610  = ~ k_r[6];
-  assign \$611  = ~ k_r[5];
-  assign \$612  = ~ k_r[4];
-  assign \$613  = ~ k_r[3];
-  assign \$614  = ~ k_r[2];
-  assign \$615  = ~ k_r[1];
-  assign \$616  = ~ k_r[0];
-  assign \$618  = \$615  | \$617 ;
-  assign \$619  = \$614  | \$618 ;
-  assign \$620  = \$613  & \$619 ;
-  assign \$621  = \$612  & \$620 ;
-  assign \$622  = \$611  | \$621 ;
-  assign \$623  = \$610  & \$622 ;
-  assign \$624  = \$signal$31  & \$623 ;
-  assign \$625  = ~ k_r[6];
-  assign \$626  = ~ k_r[5];
-  assign \$627  = ~ k_r[4];
-  assign \$628  = ~ k_r[3];
-  assign \$629  = ~ k_r[2];
-  assign \$630  = ~ k_r[1];
-  assign \$631  = ~ k_r[0];
-  assign \$636  = \$627  & \$635 ;
-  assign \$637  = \$626  | \$636 ;
-  assign \$638  = \$625  & \$637 ;
-  assign \$639  = \$signal$31  & \$638 ;
-  assign \$640  = ~ k_r[6];
-  assign \$641  = ~ k_r[5];
-  assign \$642  = ~ k_r[4];
-  assign \$643  = ~ k_r[3];
-  assign \$644  = ~ k_r[2];
-  assign \$645  = ~ k_r[1];
-  assign \$646  = ~ k_r[0];
-  assign \$648  = \$645  & \$647 ;
-  assign \$649  = \$644  & \$648 ;
-  assign \$650  = \$643  | \$649 ;
-  assign \$651  = \$642  & \$650 ;
-  assign \$652  = \$641  | \$651 ;
-  assign \$653  = \$640  & \$652 ;
-  assign \$654  = \$signal$31  & \$653 ;
-  assign \$655  = ~ k_r[6];
-  assign \$656  = ~ k_r[5];
-  assign \$657  = ~ k_r[4];
-  assign \$658  = ~ k_r[3];
-  assign \$659  = ~ k_r[2];
-  assign \$660  = ~ k_r[1];
-  assign \$661  = ~ k_r[0];
-  assign \$664  = \$659  & \$663 ;
-  assign \$665  = \$658  | \$664 ;
-  assign \$666  = \$657  & \$665 ;
-  assign \$667  = \$656  | \$666 ;
-  assign \$668  = \$655  & \$667 ;
-  assign \$669  = \$signal$31  & \$668 ;
-  assign \$670  = ~ k_r[6];
-  assign \$671  = ~ k_r[5];
-  assign \$672  = ~ k_r[4];
-  assign \$673  = ~ k_r[3];
-  assign \$674  = ~ k_r[2];
-  assign \$675  = ~ k_r[1];
-  assign \$676  = ~ k_r[0];
-  assign \$678  = \$675  | \$677 ;
-  assign \$679  = \$674  & \$678 ;
-  assign \$680  = \$673  | \$679 ;
-  assign \$681  = \$672  & \$680 ;
-  assign \$682  = \$671  | \$681 ;
-  assign \$683  = \$670  & \$682 ;
-  assign \$684  = \$signal$31  & \$683 ;
-  assign \$685  = ~ k_r[6];
-  assign \$686  = ~ k_r[5];
-  assign \$687  = ~ k_r[4];
-  assign \$688  = ~ k_r[3];
-  assign \$689  = ~ k_r[2];
-  assign \$690  = ~ k_r[1];
-  assign \$691  = ~ k_r[0];
-  assign \$695  = \$688  | \$694 ;
-  assign \$696  = \$687  & \$695 ;
-  assign \$697  = \$686  | \$696 ;
-  assign \$698  = \$685  & \$697 ;
-  assign \$699  = \$signal$31  & \$698 ;
-  assign \$700  = ~ k_r[6];
-  assign \$701  = ~ k_r[5];
-  assign \$702  = ~ k_r[4];
-  assign \$703  = ~ k_r[3];
-  assign \$704  = ~ k_r[2];
-  assign \$705  = ~ k_r[1];
-  assign \$706  = ~ k_r[0];
-  assign \$708  = \$705  & \$707 ;
-  assign \$709  = \$704  | \$708 ;
-  assign \$710  = \$703  | \$709 ;
-  assign \$711  = \$702  & \$710 ;
-  assign \$712  = \$701  | \$711 ;
-  assign \$713  = \$700  & \$712 ;
-  assign \$714  = \$signal$31  & \$713 ;
-  assign \$715  = ~ k_r[6];
-  assign \$716  = ~ k_r[5];
-  assign \$717  = ~ k_r[4];
-  assign \$718  = ~ k_r[3];
-  assign \$719  = ~ k_r[2];
-  assign \$720  = ~ k_r[1];
-  assign \$721  = ~ k_r[0];
-  assign \$724  = \$719  | \$723 ;
-  assign \$725  = \$718  | \$724 ;
-  assign \$726  = \$717  & \$725 ;
-  assign \$727  = \$716  | \$726 ;
-  assign \$728  = \$715  & \$727 ;
-  assign \$729  = \$signal$31  & \$728 ;
-  assign \$730  = ~ k_r[6];
-  assign \$731  = ~ k_r[5];
-  assign \$732  = ~ k_r[4];
-  assign \$733  = ~ k_r[3];
-  assign \$734  = ~ k_r[2];
-  assign \$735  = ~ k_r[1];
-  assign \$736  = ~ k_r[0];
-  assign \$738  = \$735  | \$737 ;
-  assign \$739  = \$734  | \$738 ;
-  assign \$740  = \$733  | \$739 ;
-  assign \$741  = \$732  & \$740 ;
-  assign \$742  = \$731  | \$741 ;
-  assign \$743  = \$730  & \$742 ;
-  assign \$744  = \$signal$31  & \$743 ;
-  assign \$745  = ~ k_r[6];
-  assign \$746  = ~ k_r[5];
-  assign \$747  = ~ k_r[4];
-  assign \$748  = ~ k_r[3];
-  assign \$749  = ~ k_r[2];
-  assign \$750  = ~ k_r[1];
-  assign \$751  = ~ k_r[0];
-  assign \$757  = \$746  | \$756 ;
-  assign \$758  = \$745  & \$757 ;
-  assign \$759  = \$signal$31  & \$758 ;
-  assign \$760  = ~ k_r[6];
-  assign \$761  = ~ k_r[5];
-  assign \$762  = ~ k_r[4];
-  assign \$763  = ~ k_r[3];
-  assign \$764  = ~ k_r[2];
-  assign \$765  = ~ k_r[1];
-  assign \$766  = ~ k_r[0];
-  assign \$768  = \$765  & \$767 ;
-  assign \$769  = \$764  & \$768 ;
-  assign \$770  = \$763  & \$769 ;
-  assign \$771  = \$762  | \$770 ;
-  assign \$772  = \$761  | \$771 ;
-  assign \$773  = \$760  & \$772 ;
-  assign \$774  = \$signal$31  & \$773 ;
-  assign \$775  = ~ k_r[6];
-  assign \$776  = ~ k_r[5];
-  assign \$777  = ~ k_r[4];
-  assign \$778  = ~ k_r[3];
-  assign \$779  = ~ k_r[2];
-  assign \$780  = ~ k_r[1];
-  assign \$781  = ~ k_r[0];
-  assign \$784  = \$779  & \$783 ;
-  assign \$785  = \$778  & \$784 ;
-  assign \$786  = \$777  | \$785 ;
-  assign \$787  = \$776  | \$786 ;
-  assign \$788  = \$775  & \$787 ;
-  assign \$789  = \$signal$31  & \$788 ;
-  assign \$790  = ~ k_r[6];
-  assign \$791  = ~ k_r[5];
-  assign \$792  = ~ k_r[4];
-  assign \$793  = ~ k_r[3];
-  assign \$794  = ~ k_r[2];
-  assign \$795  = ~ k_r[1];
-  assign \$796  = ~ k_r[0];
-  assign \$798  = \$795  | \$797 ;
-  assign \$799  = \$794  & \$798 ;
-  assign \$800  = \$793  & \$799 ;
-  assign \$801  = \$792  | \$800 ;
-  assign \$802  = \$791  | \$801 ;
-  assign \$803  = \$790  & \$802 ;
-  assign \$804  = \$signal$31  & \$803 ;
-  assign \$805  = ~ k_r[6];
-  assign \$806  = ~ k_r[5];
-  assign \$807  = ~ k_r[4];
-  assign \$808  = ~ k_r[3];
-  assign \$809  = ~ k_r[2];
-  assign \$810  = ~ k_r[1];
-  assign \$811  = ~ k_r[0];
-  assign \$815  = \$808  & \$814 ;
-  assign \$816  = \$807  | \$815 ;
-  assign \$817  = \$806  | \$816 ;
-  assign \$818  = \$805  & \$817 ;
-  assign \$819  = \$signal$31  & \$818 ;
-  assign \$820  = ~ k_r[6];
-  assign \$821  = ~ k_r[5];
-  assign \$822  = ~ k_r[4];
-  assign \$823  = ~ k_r[3];
-  assign \$824  = ~ k_r[2];
-  assign \$825  = ~ k_r[1];
-  assign \$826  = ~ k_r[0];
-  assign \$828  = \$825  & \$827 ;
-  assign \$829  = \$824  | \$828 ;
-  assign \$830  = \$823  & \$829 ;
-  assign \$831  = \$822  | \$830 ;
-  assign \$832  = \$821  | \$831 ;
-  assign \$833  = \$820  & \$832 ;
-  assign \$834  = \$signal$31  & \$833 ;
-  assign \$835  = ~ k_r[6];
-  assign \$836  = ~ k_r[5];
-  assign \$837  = ~ k_r[4];
-  assign \$838  = ~ k_r[3];
-  assign \$839  = ~ k_r[2];
-  assign \$840  = ~ k_r[1];
-  assign \$841  = ~ k_r[0];
-  assign \$844  = \$839  | \$843 ;
-  assign \$845  = \$838  & \$844 ;
-  assign \$846  = \$837  | \$845 ;
-  assign \$847  = \$836  | \$846 ;
-  assign \$848  = \$835  & \$847 ;
-  assign \$849  = \$signal$31  & \$848 ;
-  assign \$850  = ~ k_r[6];
-  assign \$851  = ~ k_r[5];
-  assign \$852  = ~ k_r[4];
-  assign \$853  = ~ k_r[3];
-  assign \$854  = ~ k_r[2];
-  assign \$855  = ~ k_r[1];
-  assign \$856  = ~ k_r[0];
-  assign \$858  = \$855  | \$857 ;
-  assign \$859  = \$854  | \$858 ;
-  assign \$860  = \$853  & \$859 ;
-  assign \$861  = \$852  | \$860 ;
-  assign \$862  = \$851  | \$861 ;
-  assign \$863  = \$850  & \$862 ;
-  assign \$864  = \$signal$31  & \$863 ;
-  assign \$865  = ~ k_r[6];
-  assign \$866  = ~ k_r[5];
-  assign \$867  = ~ k_r[4];
-  assign \$868  = ~ k_r[3];
-  assign \$869  = ~ k_r[2];
-  assign \$870  = ~ k_r[1];
-  assign \$871  = ~ k_r[0];
-  assign \$876  = \$867  | \$875 ;
-  assign \$877  = \$866  | \$876 ;
-  assign \$878  = \$865  & \$877 ;
-  assign \$879  = \$signal$31  & \$878 ;
-  assign \$880  = ~ k_r[6];
-  assign \$881  = ~ k_r[5];
-  assign \$882  = ~ k_r[4];
-  assign \$883  = ~ k_r[3];
-  assign \$884  = ~ k_r[2];
-  assign \$885  = ~ k_r[1];
-  assign \$886  = ~ k_r[0];
-  assign \$888  = \$885  & \$887 ;
-  assign \$889  = \$884  & \$888 ;
-  assign \$890  = \$883  | \$889 ;
-  assign \$891  = \$882  | \$890 ;
-  assign \$892  = \$881  | \$891 ;
-  assign \$893  = \$880  & \$892 ;
-  assign \$894  = \$signal$31  & \$893 ;
-  assign \$895  = ~ k_r[6];
-  assign \$896  = ~ k_r[5];
-  assign \$897  = ~ k_r[4];
-  assign \$898  = ~ k_r[3];
-  assign \$899  = ~ k_r[2];
-  assign \$900  = ~ k_r[1];
-  assign \$901  = ~ k_r[0];
-  assign \$904  = \$899  & \$903 ;
-  assign \$905  = \$898  | \$904 ;
-  assign \$906  = \$897  | \$905 ;
-  assign \$907  = \$896  | \$906 ;
-  assign \$908  = \$895  & \$907 ;
-  assign \$909  = \$signal$31  & \$908 ;
-  assign \$910  = ~ k_r[6];
-  assign \$911  = ~ k_r[5];
-  assign \$912  = ~ k_r[4];
-  assign \$913  = ~ k_r[3];
-  assign \$914  = ~ k_r[2];
-  assign \$915  = ~ k_r[1];
-  assign \$916  = ~ k_r[0];
-  assign \$918  = \$915  | \$917 ;
-  assign \$919  = \$914  & \$918 ;
-  assign \$920  = \$913  | \$919 ;
-  assign \$921  = \$912  | \$920 ;
-  assign \$922  = \$911  | \$921 ;
-  assign \$923  = \$910  & \$922 ;
-  assign \$924  = \$signal$31  & \$923 ;
-  assign \$925  = ~ k_r[6];
-  assign \$926  = ~ k_r[5];
-  assign \$927  = ~ k_r[4];
-  assign \$928  = ~ k_r[3];
-  assign \$929  = ~ k_r[2];
-  assign \$930  = ~ k_r[1];
-  assign \$931  = ~ k_r[0];
-  assign \$935  = \$928  | \$934 ;
-  assign \$936  = \$927  | \$935 ;
-  assign \$937  = \$926  | \$936 ;
-  assign \$938  = \$925  & \$937 ;
-  assign \$939  = \$signal$31  & \$938 ;
-  assign \$940  = ~ k_r[6];
-  assign \$941  = ~ k_r[5];
-  assign \$942  = ~ k_r[4];
-  assign \$943  = ~ k_r[3];
-  assign \$944  = ~ k_r[2];
-  assign \$945  = ~ k_r[1];
-  assign \$946  = ~ k_r[0];
-  assign \$948  = \$945  & \$947 ;
-  assign \$949  = \$944  | \$948 ;
-  assign \$950  = \$943  | \$949 ;
-  assign \$951  = \$942  | \$950 ;
-  assign \$952  = \$941  | \$951 ;
-  assign \$953  = \$940  & \$952 ;
-  assign \$954  = \$signal$31  & \$953 ;
-  assign \$955  = ~ k_r[6];
-  assign \$956  = ~ k_r[5];
-  assign \$957  = ~ k_r[4];
-  assign \$958  = ~ k_r[3];
-  assign \$959  = ~ k_r[2];
-  assign \$960  = ~ k_r[1];
-  assign \$961  = ~ k_r[0];
-  assign \$964  = \$959  | \$963 ;
-  assign \$965  = \$958  | \$964 ;
-  assign \$966  = \$957  | \$965 ;
-  assign \$967  = \$956  | \$966 ;
-  assign \$968  = \$955  & \$967 ;
-  assign \$969  = \$signal$31  & \$968 ;
-  assign \$970  = ~ k_r[6];
-  assign \$971  = ~ k_r[5];
-  assign \$972  = ~ k_r[4];
-  assign \$973  = ~ k_r[3];
-  assign \$974  = ~ k_r[2];
-  assign \$975  = ~ k_r[1];
-  assign \$976  = ~ k_r[0];
-  assign \$978  = \$975  | \$977 ;
-  assign \$979  = \$974  | \$978 ;
-  assign \$980  = \$973  | \$979 ;
-  assign \$981  = \$972  | \$980 ;
-  assign \$982  = \$971  | \$981 ;
-  assign \$983  = \$970  & \$982 ;
-  assign \$984  = \$signal$31  & \$983 ;
-  assign \$985  = ~ k_r[6];
-  assign \$986  = ~ k_r[5];
-  assign \$987  = ~ k_r[4];
-  assign \$988  = ~ k_r[3];
-  assign \$989  = ~ k_r[2];
-  assign \$990  = ~ k_r[1];
-  assign \$991  = ~ k_r[0];
-  assign \$999  = \$signal$31  & \$998 ;
-  assign \$1000  = act__valid & act__ready;
-  assign \$1001  = act__valid & act__ready;
-  assign \$1002  = left - 7'h40;
-  assign \$1003  = left <= 8'hc0;
-  assign \$1004  = nlow - 7'h40;
-  assign \$1005  = ~ nlow[6];
-  assign \$1006  = ~ nlow[5];
-  assign \$1007  = ~ nlow[4];
-  assign \$1008  = ~ nlow[3];
-  assign \$1009  = ~ nlow[2];
-  assign \$1010  = ~ nlow[1];
-  assign \$1011  = ~ nlow[0];
+  assign \$39  = act__valid & act__ready;
+  assign \$40  = cmd_go | \$39 ;
+  assign \$41  = left - 7'h40;
+  assign \$42  = left <= 8'hc0;
+  assign \$43  = nlow - 7'h40;
+  assign \$44  = ~ nlow[6];
+  assign \$45  = ~ nlow[5];
+  assign \$46  = ~ nlow[4];
+  assign \$47  = ~ nlow[3];
+  assign \$48  = ~ nlow[2];
+  assign \$49  = ~ nlow[1];
+  assign \$50  = ~ nlow[0];
+  assign \$52  = \$49  & \$51 ;
+  assign \$53  = \$48  & \$52 ;
+  assign \$54  = \$47  & \$53 ;
+  assign \$55  = \$46  & \$54 ;
+  assign \$56  = \$45  & \$55 ;
+  assign \$57  = \$44  & \$56 ;
+  assign \$58  = le2 & \$57 ;
+  assign \$59  = ~ nlow[6];
+  assign \$60  = ~ nlow[5];
+  assign \$61  = ~ nlow[4];
+  assign \$62  = ~ nlow[3];
+  assign \$63  = ~ nlow[2];
+  assign \$64  = ~ nlow[1];
+  assign \$65  = ~ nlow[0];
+  assign \$68  = \$63  & \$67 ;
+  assign \$69  = \$62  & \$68 ;
+  assign \$70  = \$61  & \$69 ;
+  assign \$71  = \$60  & \$70 ;
+  assign \$72  = \$59  & \$71 ;
+  assign \$73  = le2 & \$72 ;
+  assign \$74  = ~ nlow[6];
+  assign \$75  = ~ nlow[5];
+  assign \$76  = ~ nlow[4];
+  assign \$77  = ~ nlow[3];
+  assign \$78  = ~ nlow[2];
+  assign \$79  = ~ nlow[1];
+  assign \$80  = ~ nlow[0];
+  assign \$82  = \$79  | \$81 ;
+  assign \$83  = \$78  & \$82 ;
+  assign \$84  = \$77  & \$83 ;
+  assign \$85  = \$76  & \$84 ;
+  assign \$86  = \$75  & \$85 ;
+  assign \$87  = \$74  & \$86 ;
+  assign \$88  = le2 & \$87 ;
+  assign \$89  = ~ nlow[6];
+  assign \$90  = ~ nlow[5];
+  assign \$91  = ~ nlow[4];
+  assign \$92  = ~ nlow[3];
+  assign \$93  = ~ nlow[2];
+  assign \$94  = ~ nlow[1];
+  assign \$95  = ~ nlow[0];
+  assign \$99  = \$92  & \$98 ;
+  assign \$100  = \$91  & \$99 ;
+  assign \$101  = \$90  & \$100 ;
+  assign \$102  = \$89  & \$101 ;
+  assign \$103  = le2 & \$102 ;
+  assign \$104  = ~ nlow[6];
+  assign \$105  = ~ nlow[5];
+  assign \$106  = ~ nlow[4];
+  assign \$107  = ~ nlow[3];
+  assign \$108  = ~ nlow[2];
+  assign \$109  = ~ nlow[1];
+  assign \$110  = ~ nlow[0];
+  assign \$112  = \$109  & \$111 ;
+  assign \$113  = \$108  | \$112 ;
+  assign \$114  = \$107  & \$113 ;
+  assign \$115  = \$106  & \$114 ;
+  assign \$116  = \$105  & \$115 ;
+  assign \$117  = \$104  & \$116 ;
+  assign \$118  = le2 & \$117 ;
+  assign \$119  = ~ nlow[6];
+  assign \$120  = ~ nlow[5];
+  assign \$121  = ~ nlow[4];
+  assign \$122  = ~ nlow[3];
+  assign \$123  = ~ nlow[2];
+  assign \$124  = ~ nlow[1];
+  assign \$125  = ~ nlow[0];
+  assign \$128  = \$123  | \$127 ;
+  assign \$129  = \$122  & \$128 ;
+  assign \$130  = \$121  & \$129 ;
+  assign \$131  = \$120  & \$130 ;
+  assign \$132  = \$119  & \$131 ;
+  assign \$133  = le2 & \$132 ;
+  assign \$134  = ~ nlow[6];
+  assign \$135  = ~ nlow[5];
+  assign \$136  = ~ nlow[4];
+  assign \$137  = ~ nlow[3];
+  assign \$138  = ~ nlow[2];
+  assign \$139  = ~ nlow[1];
+  assign \$140  = ~ nlow[0];
+  assign \$142  = \$139  | \$141 ;
+  assign \$143  = \$138  | \$142 ;
+  assign \$144  = \$137  & \$143 ;
+  assign \$145  = \$136  & \$144 ;
+  assign \$146  = \$135  & \$145 ;
+  assign \$147  = \$134  & \$146 ;
+  assign \$148  = le2 & \$147 ;
+  assign \$149  = ~ nlow[6];
+  assign \$150  = ~ nlow[5];
+  assign \$151  = ~ nlow[4];
+  assign \$152  = ~ nlow[3];
+  assign \$153  = ~ nlow[2];
+  assign \$154  = ~ nlow[1];
+  assign \$155  = ~ nlow[0];
+  assign \$160  = \$151  & \$159 ;
+  assign \$161  = \$150  & \$160 ;
+  assign \$162  = \$149  & \$161 ;
+  assign \$163  = le2 & \$162 ;
+  assign \$164  = ~ nlow[6];
+  assign \$165  = ~ nlow[5];
+  assign \$166  = ~ nlow[4];
+  assign \$167  = ~ nlow[3];
+  assign \$168  = ~ nlow[2];
+  assign \$169  = ~ nlow[1];
+  assign \$170  = ~ nlow[0];
+  assign \$172  = \$169  & \$171 ;
+  assign \$173  = \$168  & \$172 ;
+  assign \$174  = \$167  | \$173 ;
+  assign \$175  = \$166  & \$174 ;
+  assign \$176  = \$165  & \$175 ;
+  assign \$177  = \$164  & \$176 ;
+  assign \$178  = le2 & \$177 ;
+  assign \$179  = ~ nlow[6];
+  assign \$180  = ~ nlow[5];
+  assign \$181  = ~ nlow[4];
+  assign \$182  = ~ nlow[3];
+  assign \$183  = ~ nlow[2];
+  assign \$184  = ~ nlow[1];
+  assign \$185  = ~ nlow[0];
+  assign \$188  = \$183  & \$187 ;
+  assign \$189  = \$182  | \$188 ;
+  assign \$190  = \$181  & \$189 ;
+  assign \$191  = \$180  & \$190 ;
+  assign \$192  = \$179  & \$191 ;
+  assign \$193  = le2 & \$192 ;
+  assign \$194  = ~ nlow[6];
+  assign \$195  = ~ nlow[5];
+  assign \$196  = ~ nlow[4];
+  assign \$197  = ~ nlow[3];
+  assign \$198  = ~ nlow[2];
+  assign \$199  = ~ nlow[1];
+  assign \$200  = ~ nlow[0];
+  assign \$202  = \$199  | \$201 ;
+  assign \$203  = \$198  & \$202 ;
+  assign \$204  = \$197  | \$203 ;
+  assign \$205  = \$196  & \$204 ;
+  assign \$206  = \$195  & \$205 ;
+  assign \$207  = \$194  & \$206 ;
+  assign \$208  = le2 & \$207 ;
+  assign \$209  = ~ nlow[6];
+  assign \$210  = ~ nlow[5];
+  assign \$211  = ~ nlow[4];
+  assign \$212  = ~ nlow[3];
+  assign \$213  = ~ nlow[2];
+  assign \$214  = ~ nlow[1];
+  assign \$215  = ~ nlow[0];
+  assign \$219  = \$212  | \$218 ;
+  assign \$220  = \$211  & \$219 ;
+  assign \$221  = \$210  & \$220 ;
+  assign \$222  = \$209  & \$221 ;
+  assign \$223  = le2 & \$222 ;
+  assign \$224  = ~ nlow[6];
+  assign \$225  = ~ nlow[5];
+  assign \$226  = ~ nlow[4];
+  assign \$227  = ~ nlow[3];
+  assign \$228  = ~ nlow[2];
+  assign \$229  = ~ nlow[1];
+  assign \$230  = ~ nlow[0];
+  assign \$232  = \$229  & \$231 ;
+  assign \$233  = \$228  | \$232 ;
+  assign \$234  = \$227  | \$233 ;
+  assign \$235  = \$226  & \$234 ;
+  assign \$236  = \$225  & \$235 ;
+  assign \$237  = \$224  & \$236 ;
+  assign \$238  = le2 & \$237 ;
+  assign \$239  = ~ nlow[6];
+  assign \$240  = ~ nlow[5];
+  assign \$241  = ~ nlow[4];
+  assign \$242  = ~ nlow[3];
+  assign \$243  = ~ nlow[2];
+  assign \$244  = ~ nlow[1];
+  assign \$245  = ~ nlow[0];
+  assign \$248  = \$243  | \$247 ;
+  assign \$249  = \$242  | \$248 ;
+  assign \$250  = \$241  & \$249 ;
+  assign \$251  = \$240  & \$250 ;
+  assign \$252  = \$239  & \$251 ;
+  assign \$253  = le2 & \$252 ;
+  assign \$254  = ~ nlow[6];
+  assign \$255  = ~ nlow[5];
+  assign \$256  = ~ nlow[4];
+  assign \$257  = ~ nlow[3];
+  assign \$258  = ~ nlow[2];
+  assign \$259  = ~ nlow[1];
+  assign \$260  = ~ nlow[0];
+  assign \$262  = \$259  | \$261 ;
+  assign \$263  = \$258  | \$262 ;
+  assign \$264  = \$257  | \$263 ;
+  assign \$265  = \$256  & \$264 ;
+  assign \$266  = \$255  & \$265 ;
+  assign \$267  = \$254  & \$266 ;
+  assign \$268  = le2 & \$267 ;
+  assign \$269  = ~ nlow[6];
+  assign \$270  = ~ nlow[5];
+  assign \$271  = ~ nlow[4];
+  assign \$272  = ~ nlow[3];
+  assign \$273  = ~ nlow[2];
+  assign \$274  = ~ nlow[1];
+  assign \$275  = ~ nlow[0];
+  assign \$281  = \$270  & \$280 ;
+  assign \$282  = \$269  & \$281 ;
+  assign \$283  = le2 & \$282 ;
+  assign \$284  = ~ nlow[6];
+  assign \$285  = ~ nlow[5];
+  assign \$286  = ~ nlow[4];
+  assign \$287  = ~ nlow[3];
+  assign \$288  = ~ nlow[2];
+  assign \$289  = ~ nlow[1];
+  assign \$290  = ~ nlow[0];
+  assign \$292  = \$289  & \$291 ;
+  assign \$293  = \$288  & \$292 ;
+  assign \$294  = \$287  & \$293 ;
+  assign \$295  = \$286  | \$294 ;
+  assign \$296  = \$285  & \$295 ;
+  assign \$297  = \$284  & \$296 ;
+  assign \$298  = le2 & \$297 ;
+  assign \$299  = ~ nlow[6];
+  assign \$300  = ~ nlow[5];
+  assign \$301  = ~ nlow[4];
+  assign \$302  = ~ nlow[3];
+  assign \$303  = ~ nlow[2];
+  assign \$304  = ~ nlow[1];
+  assign \$305  = ~ nlow[0];
+  assign \$308  = \$303  & \$307 ;
+  assign \$309  = \$302  & \$308 ;
+  assign \$310  = \$301  | \$309 ;
+  assign \$311  = \$300  & \$310 ;
+  assign \$312  = \$299  & \$311 ;
+  assign \$313  = le2 & \$312 ;
+  assign \$314  = ~ nlow[6];
+  assign \$315  = ~ nlow[5];
+  assign \$316  = ~ nlow[4];
+  assign \$317  = ~ nlow[3];
+  assign \$318  = ~ nlow[2];
+  assign \$319  = ~ nlow[1];
+  assign \$320  = ~ nlow[0];
+  assign \$322  = \$319  | \$321 ;
+  assign \$323  = \$318  & \$322 ;
+  assign \$324  = \$317  & \$323 ;
+  assign \$325  = \$316  | \$324 ;
+  assign \$326  = \$315  & \$325 ;
+  assign \$327  = \$314  & \$326 ;
+  assign \$328  = le2 & \$327 ;
+  assign \$329  = ~ nlow[6];
+  assign \$330  = ~ nlow[5];
+  assign \$331  = ~ nlow[4];
+  assign \$332  = ~ nlow[3];
+  assign \$333  = ~ nlow[2];
+  assign \$334  = ~ nlow[1];
+  assign \$335  = ~ nlow[0];
+  assign \$339  = \$332  & \$338 ;
+  assign \$340  = \$331  | \$339 ;
+  assign \$341  = \$330  & \$340 ;
+  assign \$342  = \$329  & \$341 ;
+  assign \$343  = le2 & \$342 ;
+  assign \$344  = ~ nlow[6];
+  assign \$345  = ~ nlow[5];
+  assign \$346  = ~ nlow[4];
+  assign \$347  = ~ nlow[3];
+  assign \$348  = ~ nlow[2];
+  assign \$349  = ~ nlow[1];
+  assign \$350  = ~ nlow[0];
+  assign \$352  = \$349  & \$351 ;
+  assign \$353  = \$348  | \$352 ;
+  assign \$354  = \$347  & \$353 ;
+  assign \$355  = \$346  | \$354 ;
+  assign \$356  = \$345  & \$355 ;
+  assign \$357  = \$344  & \$356 ;
+  assign \$358  = le2 & \$357 ;
+  assign \$359  = ~ nlow[6];
+  assign \$360  = ~ nlow[5];
+  assign \$361  = ~ nlow[4];
+  assign \$362  = ~ nlow[3];
+  assign \$363  = ~ nlow[2];
+  assign \$364  = ~ nlow[1];
+  assign \$365  = ~ nlow[0];
+  assign \$368  = \$363  | \$367 ;
+  assign \$369  = \$362  & \$368 ;
+  assign \$370  = \$361  | \$369 ;
+  assign \$371  = \$360  & \$370 ;
+  assign \$372  = \$359  & \$371 ;
+  assign \$373  = le2 & \$372 ;
+  assign \$374  = ~ nlow[6];
+  assign \$375  = ~ nlow[5];
+  assign \$376  = ~ nlow[4];
+  assign \$377  = ~ nlow[3];
+  assign \$378  = ~ nlow[2];
+  assign \$379  = ~ nlow[1];
+  assign \$380  = ~ nlow[0];
+  assign \$382  = \$379  | \$381 ;
+  assign \$383  = \$378  | \$382 ;
+  assign \$384  = \$377  & \$383 ;
+  assign \$385  = \$376  | \$384 ;
+  assign \$386  = \$375  & \$385 ;
+  assign \$387  = \$374  & \$386 ;
+  assign \$388  = le2 & \$387 ;
+  assign \$389  = ~ nlow[6];
+  assign \$390  = ~ nlow[5];
+  assign \$391  = ~ nlow[4];
+  assign \$392  = ~ nlow[3];
+  assign \$393  = ~ nlow[2];
+  assign \$394  = ~ nlow[1];
+  assign \$395  = ~ nlow[0];
+  assign \$400  = \$391  | \$399 ;
+  assign \$401  = \$390  & \$400 ;
+  assign \$402  = \$389  & \$401 ;
+  assign \$403  = le2 & \$402 ;
+  assign \$404  = ~ nlow[6];
+  assign \$405  = ~ nlow[5];
+  assign \$406  = ~ nlow[4];
+  assign \$407  = ~ nlow[3];
+  assign \$408  = ~ nlow[2];
+  assign \$409  = ~ nlow[1];
+  assign \$410  = ~ nlow[0];
+  assign \$412  = \$409  & \$411 ;
+  assign \$413  = \$408  & \$412 ;
+  assign \$414  = \$407  | \$413 ;
+  assign \$415  = \$406  | \$414 ;
+  assign \$416  = \$405  & \$415 ;
+  assign \$417  = \$404  & \$416 ;
+  assign \$418  = le2 & \$417 ;
+  assign \$419  = ~ nlow[6];
+  assign \$420  = ~ nlow[5];
+  assign \$421  = ~ nlow[4];
+  assign \$422  = ~ nlow[3];
+  assign \$423  = ~ nlow[2];
+  assign \$424  = ~ nlow[1];
+  assign \$425  = ~ nlow[0];
+  assign \$428  = \$423  & \$427 ;
+  assign \$429  = \$422  | \$428 ;
+  assign \$430  = \$421  | \$429 ;
+  assign \$431  = \$420  & \$430 ;
+  assign \$432  = \$419  & \$431 ;
+  assign \$433  = le2 & \$432 ;
+  assign \$434  = ~ nlow[6];
+  assign \$435  = ~ nlow[5];
+  assign \$436  = ~ nlow[4];
+  assign \$437  = ~ nlow[3];
+  assign \$438  = ~ nlow[2];
+  assign \$439  = ~ nlow[1];
+  assign \$440  = ~ nlow[0];
+  assign \$442  = \$439  | \$441 ;
+  assign \$443  = \$438  & \$442 ;
+  assign \$444  = \$437  | \$443 ;
+  assign \$445  = \$436  | \$444 ;
+  assign \$446  = \$435  & \$445 ;
+  assign \$447  = \$434  & \$446 ;
+  assign \$448  = le2 & \$447 ;
+  assign \$449  = ~ nlow[6];
+  assign \$450  = ~ nlow[5];
+  assign \$451  = ~ nlow[4];
+  assign \$452  = ~ nlow[3];
+  assign \$453  = ~ nlow[2];
+  assign \$454  = ~ nlow[1];
+  assign \$455  = ~ nlow[0];
+  assign \$459  = \$452  | \$458 ;
+  assign \$460  = \$451  | \$459 ;
+  assign \$461  = \$450  & \$460 ;
+  assign \$462  = \$449  & \$461 ;
+  assign \$463  = le2 & \$462 ;
+  assign \$464  = ~ nlow[6];
+  assign \$465  = ~ nlow[5];
+  assign \$466  = ~ nlow[4];
+  assign \$467  = ~ nlow[3];
+  assign \$468  = ~ nlow[2];
+  assign \$469  = ~ nlow[1];
+  assign \$470  = ~ nlow[0];
+  assign \$472  = \$469  & \$471 ;
+  assign \$473  = \$468  | \$472 ;
+  assign \$474  = \$467  | \$473 ;
+  assign \$475  = \$466  | \$474 ;
+  assign \$476  = \$465  & \$475 ;
+  assign \$477  = \$464  & \$476 ;
+  assign \$478  = le2 & \$477 ;
+  assign \$479  = ~ nlow[6];
+  assign \$480  = ~ nlow[5];
+  assign \$481  = ~ nlow[4];
+  assign \$482  = ~ nlow[3];
+  assign \$483  = ~ nlow[2];
+  assign \$484  = ~ nlow[1];
+  assign \$485  = ~ nlow[0];
+  assign \$488  = \$483  | \$487 ;
+  assign \$489  = \$482  | \$488 ;
+  assign \$490  = \$481  | \$489 ;
+  assign \$491  = \$480  & \$490 ;
+  assign \$492  = \$479  & \$491 ;
+  assign \$493  = le2 & \$492 ;
+  assign \$494  = ~ nlow[6];
+  assign \$495  = ~ nlow[5];
+  assign \$496  = ~ nlow[4];
+  assign \$497  = ~ nlow[3];
+  assign \$498  = ~ nlow[2];
+  assign \$499  = ~ nlow[1];
+  assign \$500  = ~ nlow[0];
+  assign \$502  = \$499  | \$501 ;
+  assign \$503  = \$498  | \$502 ;
+  assign \$504  = \$497  | \$503 ;
+  assign \$505  = \$496  | \$504 ;
+  assign \$506  = \$495  & \$505 ;
+  assign \$507  = \$494  & \$506 ;
+  assign \$508  = le2 & \$507 ;
+  assign \$509  = ~ nlow[6];
+  assign \$510  = ~ nlow[5];
+  assign \$511  = ~ nlow[4];
+  assign \$512  = ~ nlow[3];
+  assign \$513  = ~ nlow[2];
+  assign \$514  = ~ nlow[1];
+  assign \$515  = ~ nlow[0];
+  assign \$522  = \$509  & \$521 ;
+  assign \$523  = le2 & \$522 ;
+  assign \$524  = ~ nlow[6];
+  assign \$525  = ~ nlow[5];
+  assign \$526  = ~ nlow[4];
+  assign \$527  = ~ nlow[3];
+  assign \$528  = ~ nlow[2];
+  assign \$529  = ~ nlow[1];
+  assign \$530  = ~ nlow[0];
+  assign \$532  = \$529  & \$531 ;
+  assign \$533  = \$528  & \$532 ;
+  assign \$534  = \$527  & \$533 ;
+  assign \$535  = \$526  & \$534 ;
+  assign \$536  = \$525  | \$535 ;
+  assign \$537  = \$524  & \$536 ;
+  assign \$538  = le2 & \$537 ;
+  assign \$539  = ~ nlow[6];
+  assign \$540  = ~ nlow[5];
+  assign \$541  = ~ nlow[4];
+  assign \$542  = ~ nlow[3];
+  assign \$543  = ~ nlow[2];
+  assign \$544  = ~ nlow[1];
+  assign \$545  = ~ nlow[0];
+  assign \$548  = \$543  & \$547 ;
+  assign \$549  = \$542  & \$548 ;
+  assign \$550  = \$541  & \$549 ;
+  assign \$551  = \$540  | \$550 ;
+  assign \$552  = \$539  & \$551 ;
+  assign \$553  = le2 & \$552 ;
+  assign \$554  = ~ nlow[6];
+  assign \$555  = ~ nlow[5];
+  assign \$556  = ~ nlow[4];
+  assign \$557  = ~ nlow[3];
+  assign \$558  = ~ nlow[2];
+  assign \$559  = ~ nlow[1];
+  assign \$560  = ~ nlow[0];
+  assign \$562  = \$559  | \$561 ;
+  assign \$563  = \$558  & \$562 ;
+  assign \$564  = \$557  & \$563 ;
+  assign \$565  = \$556  & \$564 ;
+  assign \$566  = \$555  | \$565 ;
+  assign \$567  = \$554  & \$566 ;
+  assign \$568  = le2 & \$567 ;
+  assign \$569  = ~ nlow[6];
+  assign \$570  = ~ nlow[5];
+  assign \$571  = ~ nlow[4];
+  assign \$572  = ~ nlow[3];
+  assign \$573  = ~ nlow[2];
+  assign \$574  = ~ nlow[1];
+  assign \$575  = ~ nlow[0];
+  assign \$579  = \$572  & \$578 ;
+  assign \$580  = \$571  & \$579 ;
+  assign \$581  = \$570  | \$580 ;
+  assign \$582  = \$569  & \$581 ;
+  assign \$583  = le2 & \$582 ;
+  assign \$584  = ~ nlow[6];
+  assign \$585  = ~ nlow[5];
+  assign \$586  = ~ nlow[4];
+  assign \$587  = ~ nlow[3];
+  assign \$588  = ~ nlow[2];
+  assign \$589  = ~ nlow[1];
+  assign \$590  = ~ nlow[0];
+  assign \$592  = \$589  & \$591 ;
+  assign \$593  = \$588  | \$592 ;
+  assign \$594  = \$587  & \$593 ;
+  assign \$595  = \$586  & \$594 ;
+  assign \$596  = \$585  | \$595 ;
+  assign \$597  = \$584  & \$596 ;
+  assign \$598  = le2 & \$597 ;
+  assign \$599  = ~ nlow[6];
+  assign \$600  = ~ nlow[5];
+  assign \$601  = ~ nlow[4];
+  assign \$602  = ~ nlow[3];
+  assign \$603  = ~ nlow[2];
+  assign \$604  = ~ nlow[1];
+  assign \$605  = ~ nlow[0];
+  assign \$608  = \$603  | \$607 ;
+  assign \$609  = \$602  & \$608 ;
+  assign \$610  = \$601  & \$609 ;
+  assign \$611  = \$600  | \$610 ;
+  assign \$612  = \$599  & \$611 ;
+  assign \$613  = le2 & \$612 ;
+  assign \$614  = ~ nlow[6];
+  assign \$615  = ~ nlow[5];
+  assign \$616  = ~ nlow[4];
+  assign \$617  = ~ nlow[3];
+  assign \$618  = ~ nlow[2];
+  assign \$619  = ~ nlow[1];
+  assign \$620  = ~ nlow[0];
+  assign \$622  = \$619  | \$621 ;
+  assign \$623  = \$618  | \$622 ;
+  assign \$624  = \$617  & \$623 ;
+  assign \$625  = \$616  & \$624 ;
+  assign \$626  = \$615  | \$625 ;
+  assign \$627  = \$614  & \$626 ;
+  assign \$628  = le2 & \$627 ;
+  assign \$629  = ~ nlow[6];
+  assign \$630  = ~ nlow[5];
+  assign \$631  = ~ nlow[4];
+  assign \$632  = ~ nlow[3];
+  assign \$633  = ~ nlow[2];
+  assign \$634  = ~ nlow[1];
+  assign \$635  = ~ nlow[0];
+  assign \$640  = \$631  & \$639 ;
+  assign \$641  = \$630  | \$640 ;
+  assign \$642  = \$629  & \$641 ;
+  assign \$643  = le2 & \$642 ;
+  assign \$644  = ~ nlow[6];
+  assign \$645  = ~ nlow[5];
+  assign \$646  = ~ nlow[4];
+  assign \$647  = ~ nlow[3];
+  assign \$648  = ~ nlow[2];
+  assign \$649  = ~ nlow[1];
+  assign \$650  = ~ nlow[0];
+  assign \$652  = \$649  & \$651 ;
+  assign \$653  = \$648  & \$652 ;
+  assign \$654  = \$647  | \$653 ;
+  assign \$655  = \$646  & \$654 ;
+  assign \$656  = \$645  | \$655 ;
+  assign \$657  = \$644  & \$656 ;
+  assign \$658  = le2 & \$657 ;
+  assign \$659  = ~ nlow[6];
+  assign \$660  = ~ nlow[5];
+  assign \$661  = ~ nlow[4];
+  assign \$662  = ~ nlow[3];
+  assign \$663  = ~ nlow[2];
+  assign \$664  = ~ nlow[1];
+  assign \$665  = ~ nlow[0];
+  assign \$668  = \$663  & \$667 ;
+  assign \$669  = \$662  | \$668 ;
+  assign \$670  = \$661  & \$669 ;
+  assign \$671  = \$660  | \$670 ;
+  assign \$672  = \$659  & \$671 ;
+  assign \$673  = le2 & \$672 ;
+  assign \$674  = ~ nlow[6];
+  assign \$675  = ~ nlow[5];
+  assign \$676  = ~ nlow[4];
+  assign \$677  = ~ nlow[3];
+  assign \$678  = ~ nlow[2];
+  assign \$679  = ~ nlow[1];
+  assign \$680  = ~ nlow[0];
+  assign \$682  = \$679  | \$681 ;
+  assign \$683  = \$678  & \$682 ;
+  assign \$684  = \$677  | \$683 ;
+  assign \$685  = \$676  & \$684 ;
+  assign \$686  = \$675  | \$685 ;
+  assign \$687  = \$674  & \$686 ;
+  assign \$688  = le2 & \$687 ;
+  assign \$689  = ~ nlow[6];
+  assign \$690  = ~ nlow[5];
+  assign \$691  = ~ nlow[4];
+  assign \$692  = ~ nlow[3];
+  assign \$693  = ~ nlow[2];
+  assign \$694  = ~ nlow[1];
+  assign \$695  = ~ nlow[0];
+  assign \$699  = \$692  | \$698 ;
+  assign \$700  = \$691  & \$699 ;
+  assign \$701  = \$690  | \$700 ;
+  assign \$702  = \$689  & \$701 ;
+  assign \$703  = le2 & \$702 ;
+  assign \$704  = ~ nlow[6];
+  assign \$705  = ~ nlow[5];
+  assign \$706  = ~ nlow[4];
+  assign \$707  = ~ nlow[3];
+  assign \$708  = ~ nlow[2];
+  assign \$709  = ~ nlow[1];
+  assign \$710  = ~ nlow[0];
+  assign \$712  = \$709  & \$711 ;
+  assign \$713  = \$708  | \$712 ;
+  assign \$714  = \$707  | \$713 ;
+  assign \$715  = \$706  & \$714 ;
+  assign \$716  = \$705  | \$715 ;
+  assign \$717  = \$704  & \$716 ;
+  assign \$718  = le2 & \$717 ;
+  assign \$719  = ~ nlow[6];
+  assign \$720  = ~ nlow[5];
+  assign \$721  = ~ nlow[4];
+  assign \$722  = ~ nlow[3];
+  assign \$723  = ~ nlow[2];
+  assign \$724  = ~ nlow[1];
+  assign \$725  = ~ nlow[0];
+  assign \$728  = \$723  | \$727 ;
+  assign \$729  = \$722  | \$728 ;
+  assign \$730  = \$721  & \$729 ;
+  assign \$731  = \$720  | \$730 ;
+  assign \$732  = \$719  & \$731 ;
+  assign \$733  = le2 & \$732 ;
+  assign \$734  = ~ nlow[6];
+  assign \$735  = ~ nlow[5];
+  assign \$736  = ~ nlow[4];
+  assign \$737  = ~ nlow[3];
+  assign \$738  = ~ nlow[2];
+  assign \$739  = ~ nlow[1];
+  assign \$740  = ~ nlow[0];
+  assign \$742  = \$739  | \$741 ;
+  assign \$743  = \$738  | \$742 ;
+  assign \$744  = \$737  | \$743 ;
+  assign \$745  = \$736  & \$744 ;
+  assign \$746  = \$735  | \$745 ;
+  assign \$747  = \$734  & \$746 ;
+  assign \$748  = le2 & \$747 ;
+  assign \$749  = ~ nlow[6];
+  assign \$750  = ~ nlow[5];
+  assign \$751  = ~ nlow[4];
+  assign \$752  = ~ nlow[3];
+  assign \$753  = ~ nlow[2];
+  assign \$754  = ~ nlow[1];
+  assign \$755  = ~ nlow[0];
+  assign \$761  = \$750  | \$760 ;
+  assign \$762  = \$749  & \$761 ;
+  assign \$763  = le2 & \$762 ;
+  assign \$764  = ~ nlow[6];
+  assign \$765  = ~ nlow[5];
+  assign \$766  = ~ nlow[4];
+  assign \$767  = ~ nlow[3];
+  assign \$768  = ~ nlow[2];
+  assign \$769  = ~ nlow[1];
+  assign \$770  = ~ nlow[0];
+  assign \$772  = \$769  & \$771 ;
+  assign \$773  = \$768  & \$772 ;
+  assign \$774  = \$767  & \$773 ;
+  assign \$775  = \$766  | \$774 ;
+  assign \$776  = \$765  | \$775 ;
+  assign \$777  = \$764  & \$776 ;
+  assign \$778  = le2 & \$777 ;
+  assign \$779  = ~ nlow[6];
+  assign \$780  = ~ nlow[5];
+  assign \$781  = ~ nlow[4];
+  assign \$782  = ~ nlow[3];
+  assign \$783  = ~ nlow[2];
+  assign \$784  = ~ nlow[1];
+  assign \$785  = ~ nlow[0];
+  assign \$788  = \$783  & \$787 ;
+  assign \$789  = \$782  & \$788 ;
+  assign \$790  = \$781  | \$789 ;
+  assign \$791  = \$780  | \$790 ;
+  assign \$792  = \$779  & \$791 ;
+  assign \$793  = le2 & \$792 ;
+  assign \$794  = ~ nlow[6];
+  assign \$795  = ~ nlow[5];
+  assign \$796  = ~ nlow[4];
+  assign \$797  = ~ nlow[3];
+  assign \$798  = ~ nlow[2];
+  assign \$799  = ~ nlow[1];
+  assign \$800  = ~ nlow[0];
+  assign \$802  = \$799  | \$801 ;
+  assign \$803  = \$798  & \$802 ;
+  assign \$804  = \$797  & \$803 ;
+  assign \$805  = \$796  | \$804 ;
+  assign \$806  = \$795  | \$805 ;
+  assign \$807  = \$794  & \$806 ;
+  assign \$808  = le2 & \$807 ;
+  assign \$809  = ~ nlow[6];
+  assign \$810  = ~ nlow[5];
+  assign \$811  = ~ nlow[4];
+  assign \$812  = ~ nlow[3];
+  assign \$813  = ~ nlow[2];
+  assign \$814  = ~ nlow[1];
+  assign \$815  = ~ nlow[0];
+  assign \$819  = \$812  & \$818 ;
+  assign \$820  = \$811  | \$819 ;
+  assign \$821  = \$810  | \$820 ;
+  assign \$822  = \$809  & \$821 ;
+  assign \$823  = le2 & \$822 ;
+  assign \$824  = ~ nlow[6];
+  assign \$825  = ~ nlow[5];
+  assign \$826  = ~ nlow[4];
+  assign \$827  = ~ nlow[3];
+  assign \$828  = ~ nlow[2];
+  assign \$829  = ~ nlow[1];
+  assign \$830  = ~ nlow[0];
+  assign \$832  = \$829  & \$831 ;
+  assign \$833  = \$828  | \$832 ;
+  assign \$834  = \$827  & \$833 ;
+  assign \$835  = \$826  | \$834 ;
+  assign \$836  = \$825  | \$835 ;
+  assign \$837  = \$824  & \$836 ;
+  assign \$838  = le2 & \$837 ;
+  assign \$839  = ~ nlow[6];
+  assign \$840  = ~ nlow[5];
+  assign \$841  = ~ nlow[4];
+  assign \$842  = ~ nlow[3];
+  assign \$843  = ~ nlow[2];
+  assign \$844  = ~ nlow[1];
+  assign \$845  = ~ nlow[0];
+  assign \$848  = \$843  | \$847 ;
+  assign \$849  = \$842  & \$848 ;
+  assign \$850  = \$841  | \$849 ;
+  assign \$851  = \$840  | \$850 ;
+  assign \$852  = \$839  & \$851 ;
+  assign \$853  = le2 & \$852 ;
+  assign \$854  = ~ nlow[6];
+  assign \$855  = ~ nlow[5];
+  assign \$856  = ~ nlow[4];
+  assign \$857  = ~ nlow[3];
+  assign \$858  = ~ nlow[2];
+  assign \$859  = ~ nlow[1];
+  assign \$860  = ~ nlow[0];
+  assign \$862  = \$859  | \$861 ;
+  assign \$863  = \$858  | \$862 ;
+  assign \$864  = \$857  & \$863 ;
+  assign \$865  = \$856  | \$864 ;
+  assign \$866  = \$855  | \$865 ;
+  assign \$867  = \$854  & \$866 ;
+  assign \$868  = le2 & \$867 ;
+  assign \$869  = ~ nlow[6];
+  assign \$870  = ~ nlow[5];
+  assign \$871  = ~ nlow[4];
+  assign \$872  = ~ nlow[3];
+  assign \$873  = ~ nlow[2];
+  assign \$874  = ~ nlow[1];
+  assign \$875  = ~ nlow[0];
+  assign \$880  = \$871  | \$879 ;
+  assign \$881  = \$870  | \$880 ;
+  assign \$882  = \$869  & \$881 ;
+  assign \$883  = le2 & \$882 ;
+  assign \$884  = ~ nlow[6];
+  assign \$885  = ~ nlow[5];
+  assign \$886  = ~ nlow[4];
+  assign \$887  = ~ nlow[3];
+  assign \$888  = ~ nlow[2];
+  assign \$889  = ~ nlow[1];
+  assign \$890  = ~ nlow[0];
+  assign \$892  = \$889  & \$891 ;
+  assign \$893  = \$888  & \$892 ;
+  assign \$894  = \$887  | \$893 ;
+  assign \$895  = \$886  | \$894 ;
+  assign \$896  = \$885  | \$895 ;
+  assign \$897  = \$884  & \$896 ;
+  assign \$898  = le2 & \$897 ;
+  assign \$899  = ~ nlow[6];
+  assign \$900  = ~ nlow[5];
+  assign \$901  = ~ nlow[4];
+  assign \$902  = ~ nlow[3];
+  assign \$903  = ~ nlow[2];
+  assign \$904  = ~ nlow[1];
+  assign \$905  = ~ nlow[0];
+  assign \$908  = \$903  & \$907 ;
+  assign \$909  = \$902  | \$908 ;
+  assign \$910  = \$901  | \$909 ;
+  assign \$911  = \$900  | \$910 ;
+  assign \$912  = \$899  & \$911 ;
+  assign \$913  = le2 & \$912 ;
+  assign \$914  = ~ nlow[6];
+  assign \$915  = ~ nlow[5];
+  assign \$916  = ~ nlow[4];
+  assign \$917  = ~ nlow[3];
+  assign \$918  = ~ nlow[2];
+  assign \$919  = ~ nlow[1];
+  assign \$920  = ~ nlow[0];
+  assign \$922  = \$919  | \$921 ;
+  assign \$923  = \$918  & \$922 ;
+  assign \$924  = \$917  | \$923 ;
+  assign \$925  = \$916  | \$924 ;
+  assign \$926  = \$915  | \$925 ;
+  assign \$927  = \$914  & \$926 ;
+  assign \$928  = le2 & \$927 ;
+  assign \$929  = ~ nlow[6];
+  assign \$930  = ~ nlow[5];
+  assign \$931  = ~ nlow[4];
+  assign \$932  = ~ nlow[3];
+  assign \$933  = ~ nlow[2];
+  assign \$934  = ~ nlow[1];
+  assign \$935  = ~ nlow[0];
+  assign \$939  = \$932  | \$938 ;
+  assign \$940  = \$931  | \$939 ;
+  assign \$941  = \$930  | \$940 ;
+  assign \$942  = \$929  & \$941 ;
+  assign \$943  = le2 & \$942 ;
+  assign \$944  = ~ nlow[6];
+  assign \$945  = ~ nlow[5];
+  assign \$946  = ~ nlow[4];
+  assign \$947  = ~ nlow[3];
+  assign \$948  = ~ nlow[2];
+  assign \$949  = ~ nlow[1];
+  assign \$950  = ~ nlow[0];
+  assign \$952  = \$949  & \$951 ;
+  assign \$953  = \$948  | \$952 ;
+  assign \$954  = \$947  | \$953 ;
+  assign \$955  = \$946  | \$954 ;
+  assign \$956  = \$945  | \$955 ;
+  assign \$957  = \$944  & \$956 ;
+  assign \$958  = le2 & \$957 ;
+  assign \$959  = ~ nlow[6];
+  assign \$960  = ~ nlow[5];
+  assign \$961  = ~ nlow[4];
+  assign \$962  = ~ nlow[3];
+  assign \$963  = ~ nlow[2];
+  assign \$964  = ~ nlow[1];
+  assign \$965  = ~ nlow[0];
+  assign \$968  = \$963  | \$967 ;
+  assign \$969  = \$962  | \$968 ;
+  assign \$970  = \$961  | \$969 ;
+  assign \$971  = \$960  | \$970 ;
+  assign \$972  = \$959  & \$971 ;
+  assign \$973  = le2 & \$972 ;
+  assign \$974  = ~ nlow[6];
+  assign \$975  = ~ nlow[5];
+  assign \$976  = ~ nlow[4];
+  assign \$977  = ~ nlow[3];
+  assign \$978  = ~ nlow[2];
+  assign \$979  = ~ nlow[1];
+  assign \$980  = ~ nlow[0];
+  assign \$982  = \$979  | \$981 ;
+  assign \$983  = \$978  | \$982 ;
+  assign \$984  = \$977  | \$983 ;
+  assign \$985  = \$976  | \$984 ;
+  assign \$986  = \$975  | \$985 ;
+  assign \$987  = \$974  & \$986 ;
+  assign \$988  = le2 & \$987 ;
+  assign \$989  = ~ nlow[6];
+  assign \$990  = ~ nlow[5];
+  assign \$991  = ~ nlow[4];
+  assign \$992  = ~ nlow[3];
+  assign \$993  = ~ nlow[2];
+  assign \$994  = ~ nlow[1];
+  assign \$995  = ~ nlow[0];
+  assign \$1003  = le2 & \$1002 ;
+  assign \$1004  = k_r[6:0] - 7'h40;
+  assign \$1005  = ~ k_r[6];
+  assign \$1006  = ~ k_r[5];
+  assign \$1007  = ~ k_r[4];
+  assign \$1008  = ~ k_r[3];
+  assign \$1009  = ~ k_r[2];
+  assign \$1010  = ~ k_r[1];
+  assign \$1011  = ~ k_r[0];
   assign \$1013  = \$1010  & \$1012 ;
   assign \$1014  = \$1009  & \$1013 ;
   assign \$1015  = \$1008  & \$1014 ;
   assign \$1016  = \$1007  & \$1015 ;
   assign \$1017  = \$1006  & \$1016 ;
   assign \$1018  = \$1005  & \$1017 ;
-  assign \$1019  = le2 & \$1018 ;
-  assign \$1020  = ~ nlow[6];
-  assign \$1021  = ~ nlow[5];
-  assign \$1022  = ~ nlow[4];
-  assign \$1023  = ~ nlow[3];
-  assign \$1024  = ~ nlow[2];
-  assign \$1025  = ~ nlow[1];
-  assign \$1026  = ~ nlow[0];
+  assign \$1019  = \$signal$31  & \$1018 ;
+  assign \$1020  = ~ k_r[6];
+  assign \$1021  = ~ k_r[5];
+  assign \$1022  = ~ k_r[4];
+  assign \$1023  = ~ k_r[3];
+  assign \$1024  = ~ k_r[2];
+  assign \$1025  = ~ k_r[1];
+  assign \$1026  = ~ k_r[0];
   assign \$1029  = \$1024  & \$1028 ;
   assign \$1030  = \$1023  & \$1029 ;
   assign \$1031  = \$1022  & \$1030 ;
   assign \$1032  = \$1021  & \$1031 ;
   assign \$1033  = \$1020  & \$1032 ;
-  assign \$1034  = le2 & \$1033 ;
-  assign \$1035  = ~ nlow[6];
-  assign \$1036  = ~ nlow[5];
-  assign \$1037  = ~ nlow[4];
-  assign \$1038  = ~ nlow[3];
-  assign \$1039  = ~ nlow[2];
-  assign \$1040  = ~ nlow[1];
-  assign \$1041  = ~ nlow[0];
+  assign \$1034  = \$signal$31  & \$1033 ;
+  assign \$1035  = ~ k_r[6];
+  assign \$1036  = ~ k_r[5];
+  assign \$1037  = ~ k_r[4];
+  assign \$1038  = ~ k_r[3];
+  assign \$1039  = ~ k_r[2];
+  assign \$1040  = ~ k_r[1];
+  assign \$1041  = ~ k_r[0];
   assign \$1043  = \$1040  | \$1042 ;
   assign \$1044  = \$1039  & \$1043 ;
   assign \$1045  = \$1038  & \$1044 ;
   assign \$1046  = \$1037  & \$1045 ;
   assign \$1047  = \$1036  & \$1046 ;
   assign \$1048  = \$1035  & \$1047 ;
-  assign \$1049  = le2 & \$1048 ;
-  assign \$1050  = ~ nlow[6];
-  assign \$1051  = ~ nlow[5];
-  assign \$1052  = ~ nlow[4];
-  assign \$1053  = ~ nlow[3];
-  assign \$1054  = ~ nlow[2];
-  assign \$1055  = ~ nlow[1];
-  assign \$1056  = ~ nlow[0];
+  assign \$1049  = \$signal$31  & \$1048 ;
+  assign \$1050  = ~ k_r[6];
+  assign \$1051  = ~ k_r[5];
+  assign \$1052  = ~ k_r[4];
+  assign \$1053  = ~ k_r[3];
+  assign \$1054  = ~ k_r[2];
+  assign \$1055  = ~ k_r[1];
+  assign \$1056  = ~ k_r[0];
   assign \$1060  = \$1053  & \$1059 ;
   assign \$1061  = \$1052  & \$1060 ;
   assign \$1062  = \$1051  & \$1061 ;
   assign \$1063  = \$1050  & \$1062 ;
-  assign \$1064  = le2 & \$1063 ;
-  assign \$1065  = ~ nlow[6];
-  assign \$1066  = ~ nlow[5];
-  assign \$1067  = ~ nlow[4];
-  assign \$1068  = ~ nlow[3];
-  assign \$1069  = ~ nlow[2];
-  assign \$1070  = ~ nlow[1];
-  assign \$1071  = ~ nlow[0];
+  assign \$1064  = \$signal$31  & \$1063 ;
+  assign \$1065  = ~ k_r[6];
+  assign \$1066  = ~ k_r[5];
+  assign \$1067  = ~ k_r[4];
+  assign \$1068  = ~ k_r[3];
+  assign \$1069  = ~ k_r[2];
+  assign \$1070  = ~ k_r[1];
+  assign \$1071  = ~ k_r[0];
   assign \$1073  = \$1070  & \$1072 ;
   assign \$1074  = \$1069  | \$1073 ;
   assign \$1075  = \$1068  & \$1074 ;
   assign \$1076  = \$1067  & \$1075 ;
   assign \$1077  = \$1066  & \$1076 ;
   assign \$1078  = \$1065  & \$1077 ;
-  assign \$1079  = le2 & \$1078 ;
-  assign \$1080  = ~ nlow[6];
-  assign \$1081  = ~ nlow[5];
-  assign \$1082  = ~ nlow[4];
-  assign \$1083  = ~ nlow[3];
-  assign \$1084  = ~ nlow[2];
-  assign \$1085  = ~ nlow[1];
-  assign \$1086  = ~ nlow[0];
+  assign \$1079  = \$signal$31  & \$1078 ;
+  assign \$1080  = ~ k_r[6];
+  assign \$1081  = ~ k_r[5];
+  assign \$1082  = ~ k_r[4];
+  assign \$1083  = ~ k_r[3];
+  assign \$1084  = ~ k_r[2];
+  assign \$1085  = ~ k_r[1];
+  assign \$1086  = ~ k_r[0];
   assign \$1089  = \$1084  | \$1088 ;
   assign \$1090  = \$1083  & \$1089 ;
   assign \$1091  = \$1082  & \$1090 ;
   assign \$1092  = \$1081  & \$1091 ;
   assign \$1093  = \$1080  & \$1092 ;
-  assign \$1094  = le2 & \$1093 ;
-  assign \$1095  = ~ nlow[6];
-  assign \$1096  = ~ nlow[5];
-  assign \$1097  = ~ nlow[4];
-  assign \$1098  = ~ nlow[3];
-  assign \$1099  = ~ nlow[2];
-  assign \$1100  = ~ nlow[1];
-  assign \$1101  = ~ nlow[0];
+  assign \$1094  = \$signal$31  & \$1093 ;
+  assign \$1095  = ~ k_r[6];
+  assign \$1096  = ~ k_r[5];
+  assign \$1097  = ~ k_r[4];
+  assign \$1098  = ~ k_r[3];
+  assign \$1099  = ~ k_r[2];
+  assign \$1100  = ~ k_r[1];
+  assign \$1101  = ~ k_r[0];
   assign \$1103  = \$1100  | \$1102 ;
   assign \$1104  = \$1099  | \$1103 ;
   assign \$1105  = \$1098  & \$1104 ;
   assign \$1106  = \$1097  & \$1105 ;
   assign \$1107  = \$1096  & \$1106 ;
   assign \$1108  = \$1095  & \$1107 ;
-  assign \$1109  = le2 & \$1108 ;
-  assign \$1110  = ~ nlow[6];
-  assign \$1111  = ~ nlow[5];
-  assign \$1112  = ~ nlow[4];
-  assign \$1113  = ~ nlow[3];
-  assign \$1114  = ~ nlow[2];
-  assign \$1115  = ~ nlow[1];
-  assign \$1116  = ~ nlow[0];
+  assign \$1109  = \$signal$31  & \$1108 ;
+  assign \$1110  = ~ k_r[6];
+  assign \$1111  = ~ k_r[5];
+  assign \$1112  = ~ k_r[4];
+  assign \$1113  = ~ k_r[3];
+  assign \$1114  = ~ k_r[2];
+  assign \$1115  = ~ k_r[1];
+  assign \$1116  = ~ k_r[0];
   assign \$1121  = \$1112  & \$1120 ;
   assign \$1122  = \$1111  & \$1121 ;
   assign \$1123  = \$1110  & \$1122 ;
-  assign \$1124  = le2 & \$1123 ;
-  assign \$1125  = ~ nlow[6];
-  assign \$1126  = ~ nlow[5];
-  assign \$1127  = ~ nlow[4];
-  assign \$1128  = ~ nlow[3];
-  assign \$1129  = ~ nlow[2];
-  assign \$1130  = ~ nlow[1];
-  assign \$1131  = ~ nlow[0];
+  assign \$1124  = \$signal$31  & \$1123 ;
+  assign \$1125  = ~ k_r[6];
+  assign \$1126  = ~ k_r[5];
+  assign \$1127  = ~ k_r[4];
+  assign \$1128  = ~ k_r[3];
+  assign \$1129  = ~ k_r[2];
+  assign \$1130  = ~ k_r[1];
+  assign \$1131  = ~ k_r[0];
   assign \$1133  = \$1130  & \$1132 ;
   assign \$1134  = \$1129  & \$1133 ;
   assign \$1135  = \$1128  | \$1134 ;
   assign \$1136  = \$1127  & \$1135 ;
   assign \$1137  = \$1126  & \$1136 ;
   assign \$1138  = \$1125  & \$1137 ;
-  assign \$1139  = le2 & \$1138 ;
-  assign \$1140  = ~ nlow[6];
-  assign \$1141  = ~ nlow[5];
-  assign \$1142  = ~ nlow[4];
-  assign \$1143  = ~ nlow[3];
-  assign \$1144  = ~ nlow[2];
-  assign \$1145  = ~ nlow[1];
-  assign \$1146  = ~ nlow[0];
+  assign \$1139  = \$signal$31  & \$1138 ;
+  assign \$1140  = ~ k_r[6];
+  assign \$1141  = ~ k_r[5];
+  assign \$1142  = ~ k_r[4];
+  assign \$1143  = ~ k_r[3];
+  assign \$1144  = ~ k_r[2];
+  assign \$1145  = ~ k_r[1];
+  assign \$1146  = ~ k_r[0];
   assign \$1149  = \$1144  & \$1148 ;
   assign \$1150  = \$1143  | \$1149 ;
   assign \$1151  = \$1142  & \$1150 ;
   assign \$1152  = \$1141  & \$1151 ;
   assign \$1153  = \$1140  & \$1152 ;
-  assign \$1154  = le2 & \$1153 ;
-  assign \$1155  = ~ nlow[6];
-  assign \$1156  = ~ nlow[5];
-  assign \$1157  = ~ nlow[4];
-  assign \$1158  = ~ nlow[3];
-  assign \$1159  = ~ nlow[2];
-  assign \$1160  = ~ nlow[1];
-  assign \$1161  = ~ nlow[0];
+  assign \$1154  = \$signal$31  & \$1153 ;
+  assign \$1155  = ~ k_r[6];
+  assign \$1156  = ~ k_r[5];
+  assign \$1157  = ~ k_r[4];
+  assign \$1158  = ~ k_r[3];
+  assign \$1159  = ~ k_r[2];
+  assign \$1160  = ~ k_r[1];
+  assign \$1161  = ~ k_r[0];
   assign \$1163  = \$1160  | \$1162 ;
   assign \$1164  = \$1159  & \$1163 ;
   assign \$1165  = \$1158  | \$1164 ;
   assign \$1166  = \$1157  & \$1165 ;
   assign \$1167  = \$1156  & \$1166 ;
   assign \$1168  = \$1155  & \$1167 ;
-  assign \$1169  = le2 & \$1168 ;
-  assign \$1170  = ~ nlow[6];
-  assign \$1171  = ~ nlow[5];
-  assign \$1172  = ~ nlow[4];
-  assign \$1173  = ~ nlow[3];
-  assign \$1174  = ~ nlow[2];
-  assign \$1175  = ~ nlow[1];
-  assign \$1176  = ~ nlow[0];
+  assign \$1169  = \$signal$31  & \$1168 ;
+  assign \$1170  = ~ k_r[6];
+  assign \$1171  = ~ k_r[5];
+  assign \$1172  = ~ k_r[4];
+  assign \$1173  = ~ k_r[3];
+  assign \$1174  = ~ k_r[2];
+  assign \$1175  = ~ k_r[1];
+  assign \$1176  = ~ k_r[0];
   assign \$1180  = \$1173  | \$1179 ;
   assign \$1181  = \$1172  & \$1180 ;
   assign \$1182  = \$1171  & \$1181 ;
   assign \$1183  = \$1170  & \$1182 ;
-  assign \$1184  = le2 & \$1183 ;
-  assign \$1185  = ~ nlow[6];
-  assign \$1186  = ~ nlow[5];
-  assign \$1187  = ~ nlow[4];
-  assign \$1188  = ~ nlow[3];
-  assign \$1189  = ~ nlow[2];
-  assign \$1190  = ~ nlow[1];
-  assign \$1191  = ~ nlow[0];
+  assign \$1184  = \$signal$31  & \$1183 ;
+  assign \$1185  = ~ k_r[6];
+  assign \$1186  = ~ k_r[5];
+  assign \$1187  = ~ k_r[4];
+  assign \$1188  = ~ k_r[3];
+  assign \$1189  = ~ k_r[2];
+  assign \$1190  = ~ k_r[1];
+  assign \$1191  = ~ k_r[0];
   assign \$1193  = \$1190  & \$1192 ;
   assign \$1194  = \$1189  | \$1193 ;
   assign \$1195  = \$1188  | \$1194 ;
   assign \$1196  = \$1187  & \$1195 ;
   assign \$1197  = \$1186  & \$1196 ;
   assign \$1198  = \$1185  & \$1197 ;
-  assign \$1199  = le2 & \$1198 ;
-  assign \$1200  = ~ nlow[6];
-  assign \$1201  = ~ nlow[5];
-  assign \$1202  = ~ nlow[4];
-  assign \$1203  = ~ nlow[3];
-  assign \$1204  = ~ nlow[2];
-  assign \$1205  = ~ nlow[1];
-  assign \$1206  = ~ nlow[0];
+  assign \$1199  = \$signal$31  & \$1198 ;
+  assign \$1200  = ~ k_r[6];
+  assign \$1201  = ~ k_r[5];
+  assign \$1202  = ~ k_r[4];
+  assign \$1203  = ~ k_r[3];
+  assign \$1204  = ~ k_r[2];
+  assign \$1205  = ~ k_r[1];
+  assign \$1206  = ~ k_r[0];
   assign \$1209  = \$1204  | \$1208 ;
   assign \$1210  = \$1203  | \$1209 ;
   assign \$1211  = \$1202  & \$1210 ;
   assign \$1212  = \$1201  & \$1211 ;
   assign \$1213  = \$1200  & \$1212 ;
-  assign \$1214  = le2 & \$1213 ;
-  assign \$1215  = ~ nlow[6];
-  assign \$1216  = ~ nlow[5];
-  assign \$1217  = ~ nlow[4];
-  assign \$1218  = ~ nlow[3];
-  assign \$1219  = ~ nlow[2];
-  assign \$1220  = ~ nlow[1];
-  assign \$1221  = ~ nlow[0];
+  assign \$1214  = \$signal$31  & \$1213 ;
+  assign \$1215  = ~ k_r[6];
+  assign \$1216  = ~ k_r[5];
+  assign \$1217  = ~ k_r[4];
+  assign \$1218  = ~ k_r[3];
+  assign \$1219  = ~ k_r[2];
+  assign \$1220  = ~ k_r[1];
+  assign \$1221  = ~ k_r[0];
   assign \$1223  = \$1220  | \$1222 ;
   assign \$1224  = \$1219  | \$1223 ;
   assign \$1225  = \$1218  | \$1224 ;
   assign \$1226  = \$1217  & \$1225 ;
   assign \$1227  = \$1216  & \$1226 ;
   assign \$1228  = \$1215  & \$1227 ;
-  assign \$1229  = le2 & \$1228 ;
-  assign \$1230  = ~ nlow[6];
-  assign \$1231  = ~ nlow[5];
-  assign \$1232  = ~ nlow[4];
-  assign \$1233  = ~ nlow[3];
-  assign \$1234  = ~ nlow[2];
-  assign \$1235  = ~ nlow[1];
-  assign \$1236  = ~ nlow[0];
+  assign \$1229  = \$signal$31  & \$1228 ;
+  assign \$1230  = ~ k_r[6];
+  assign \$1231  = ~ k_r[5];
+  assign \$1232  = ~ k_r[4];
+  assign \$1233  = ~ k_r[3];
+  assign \$1234  = ~ k_r[2];
+  assign \$1235  = ~ k_r[1];
+  assign \$1236  = ~ k_r[0];
   assign \$1242  = \$1231  & \$1241 ;
   assign \$1243  = \$1230  & \$1242 ;
-  assign \$1244  = le2 & \$1243 ;
-  assign \$1245  = ~ nlow[6];
-  assign \$1246  = ~ nlow[5];
-  assign \$1247  = ~ nlow[4];
-  assign \$1248  = ~ nlow[3];
-  assign \$1249  = ~ nlow[2];
-  assign \$1250  = ~ nlow[1];
-  assign \$1251  = ~ nlow[0];
+  assign \$1244  = \$signal$31  & \$1243 ;
+  assign \$1245  = ~ k_r[6];
+  assign \$1246  = ~ k_r[5];
+  assign \$1247  = ~ k_r[4];
+  assign \$1248  = ~ k_r[3];
+  assign \$1249  = ~ k_r[2];
+  assign \$1250  = ~ k_r[1];
+  assign \$1251  = ~ k_r[0];
   assign \$1253  = \$1250  & \$1252 ;
   assign \$1254  = \$1249  & \$1253 ;
   assign \$1255  = \$1248  & \$1254 ;
   assign \$1256  = \$1247  | \$1255 ;
   assign \$1257  = \$1246  & \$1256 ;
   assign \$1258  = \$1245  & \$1257 ;
-  assign \$1259  = le2 & \$1258 ;
-  assign \$1260  = ~ nlow[6];
-  assign \$1261  = ~ nlow[5];
-  assign \$1262  = ~ nlow[4];
-  assign \$1263  = ~ nlow[3];
-  assign \$1264  = ~ nlow[2];
-  assign \$1265  = ~ nlow[1];
-  assign \$1266  = ~ nlow[0];
+  assign \$1259  = \$signal$31  & \$1258 ;
+  assign \$1260  = ~ k_r[6];
+  assign \$1261  = ~ k_r[5];
+  assign \$1262  = ~ k_r[4];
+  assign \$1263  = ~ k_r[3];
+  assign \$1264  = ~ k_r[2];
+  assign \$1265  = ~ k_r[1];
+  assign \$1266  = ~ k_r[0];
   assign \$1269  = \$1264  & \$1268 ;
   assign \$1270  = \$1263  & \$1269 ;
   assign \$1271  = \$1262  | \$1270 ;
   assign \$1272  = \$1261  & \$1271 ;
   assign \$1273  = \$1260  & \$1272 ;
-  assign \$1274  = le2 & \$1273 ;
-  assign \$1275  = ~ nlow[6];
-  assign \$1276  = ~ nlow[5];
-  assign \$1277  = ~ nlow[4];
-  assign \$1278  = ~ nlow[3];
-  assign \$1279  = ~ nlow[2];
-  assign \$1280  = ~ nlow[1];
-  assign \$1281  = ~ nlow[0];
+  assign \$1274  = \$signal$31  & \$1273 ;
+  assign \$1275  = ~ k_r[6];
+  assign \$1276  = ~ k_r[5];
+  assign \$1277  = ~ k_r[4];
+  assign \$1278  = ~ k_r[3];
+  assign \$1279  = ~ k_r[2];
+  assign \$1280  = ~ k_r[1];
+  assign \$1281  = ~ k_r[0];
   assign \$1283  = \$1280  | \$1282 ;
   assign \$1284  = \$1279  & \$1283 ;
   assign \$1285  = \$1278  & \$1284 ;
   assign \$1286  = \$1277  | \$1285 ;
   assign \$1287  = \$1276  & \$1286 ;
   assign \$1288  = \$1275  & \$1287 ;
-  assign \$1289  = le2 & \$1288 ;
-  assign \$1290  = ~ nlow[6];
-  assign \$1291  = ~ nlow[5];
-  assign \$1292  = ~ nlow[4];
-  assign \$1293  = ~ nlow[3];
-  assign \$1294  = ~ nlow[2];
-  assign \$1295  = ~ nlow[1];
-  assign \$1296  = ~ nlow[0];
+  assign \$1289  = \$signal$31  & \$1288 ;
+  assign \$1290  = ~ k_r[6];
+  assign \$1291  = ~ k_r[5];
+  assign \$1292  = ~ k_r[4];
+  assign \$1293  = ~ k_r[3];
+  assign \$1294  = ~ k_r[2];
+  assign \$1295  = ~ k_r[1];
+  assign \$1296  = ~ k_r[0];
   assign \$1300  = \$1293  & \$1299 ;
   assign \$1301  = \$1292  | \$1300 ;
   assign \$1302  = \$1291  & \$1301 ;
   assign \$1303  = \$1290  & \$1302 ;
-  assign \$1304  = le2 & \$1303 ;
-  assign \$1305  = ~ nlow[6];
-  assign \$1306  = ~ nlow[5];
-  assign \$1307  = ~ nlow[4];
-  assign \$1308  = ~ nlow[3];
-  assign \$1309  = ~ nlow[2];
-  assign \$1310  = ~ nlow[1];
-  assign \$1311  = ~ nlow[0];
+  assign \$1304  = \$signal$31  & \$1303 ;
+  assign \$1305  = ~ k_r[6];
+  assign \$1306  = ~ k_r[5];
+  assign \$1307  = ~ k_r[4];
+  assign \$1308  = ~ k_r[3];
+  assign \$1309  = ~ k_r[2];
+  assign \$1310  = ~ k_r[1];
+  assign \$1311  = ~ k_r[0];
   assign \$1313  = \$1310  & \$1312 ;
   assign \$1314  = \$1309  | \$1313 ;
   assign \$1315  = \$1308  & \$1314 ;
   assign \$1316  = \$1307  | \$1315 ;
   assign \$1317  = \$1306  & \$1316 ;
   assign \$1318  = \$1305  & \$1317 ;
-  assign \$1319  = le2 & \$1318 ;
-  assign \$1320  = ~ nlow[6];
-  assign \$1321  = ~ nlow[5];
-  assign \$1322  = ~ nlow[4];
-  assign \$1323  = ~ nlow[3];
-  assign \$1324  = ~ nlow[2];
-  assign \$1325  = ~ nlow[1];
-  assign \$1326  = ~ nlow[0];
+  assign \$1319  = \$signal$31  & \$1318 ;
+  assign \$1320  = ~ k_r[6];
+  assign \$1321  = ~ k_r[5];
+  assign \$1322  = ~ k_r[4];
+  assign \$1323  = ~ k_r[3];
+  assign \$1324  = ~ k_r[2];
+  assign \$1325  = ~ k_r[1];
+  assign \$1326  = ~ k_r[0];
   assign \$1329  = \$1324  | \$1328 ;
   assign \$1330  = \$1323  & \$1329 ;
   assign \$1331  = \$1322  | \$1330 ;
   assign \$1332  = \$1321  & \$1331 ;
   assign \$1333  = \$1320  & \$1332 ;
-  assign \$1334  = le2 & \$1333 ;
-  assign \$1335  = ~ nlow[6];
-  assign \$1336  = ~ nlow[5];
-  assign \$1337  = ~ nlow[4];
-  assign \$1338  = ~ nlow[3];
-  assign \$1339  = ~ nlow[2];
-  assign \$1340  = ~ nlow[1];
-  assign \$1341  = ~ nlow[0];
+  assign \$1334  = \$signal$31  & \$1333 ;
+  assign \$1335  = ~ k_r[6];
+  assign \$1336  = ~ k_r[5];
+  assign \$1337  = ~ k_r[4];
+  assign \$1338  = ~ k_r[3];
+  assign \$1339  = ~ k_r[2];
+  assign \$1340  = ~ k_r[1];
+  assign \$1341  = ~ k_r[0];
   assign \$1343  = \$1340  | \$1342 ;
   assign \$1344  = \$1339  | \$1343 ;
   assign \$1345  = \$1338  & \$1344 ;
   assign \$1346  = \$1337  | \$1345 ;
   assign \$1347  = \$1336  & \$1346 ;
   assign \$1348  = \$1335  & \$1347 ;
-  assign \$1349  = le2 & \$1348 ;
-  assign \$1350  = ~ nlow[6];
-  assign \$1351  = ~ nlow[5];
-  assign \$1352  = ~ nlow[4];
-  assign \$1353  = ~ nlow[3];
-  assign \$1354  = ~ nlow[2];
-  assign \$1355  = ~ nlow[1];
-  assign \$1356  = ~ nlow[0];
+  assign \$1349  = \$signal$31  & \$1348 ;
+  assign \$1350  = ~ k_r[6];
+  assign \$1351  = ~ k_r[5];
+  assign \$1352  = ~ k_r[4];
+  assign \$1353  = ~ k_r[3];
+  assign \$1354  = ~ k_r[2];
+  assign \$1355  = ~ k_r[1];
+  assign \$1356  = ~ k_r[0];
   assign \$1361  = \$1352  | \$1360 ;
   assign \$1362  = \$1351  & \$1361 ;
   assign \$1363  = \$1350  & \$1362 ;
-  assign \$1364  = le2 & \$1363 ;
-  assign \$1365  = ~ nlow[6];
-  assign \$1366  = ~ nlow[5];
-  assign \$1367  = ~ nlow[4];
-  assign \$1368  = ~ nlow[3];
-  assign \$1369  = ~ nlow[2];
-  assign \$1370  = ~ nlow[1];
-  assign \$1371  = ~ nlow[0];
+  assign \$1364  = \$signal$31  & \$1363 ;
+  assign \$1365  = ~ k_r[6];
+  assign \$1366  = ~ k_r[5];
+  assign \$1367  = ~ k_r[4];
+  assign \$1368  = ~ k_r[3];
+  assign \$1369  = ~ k_r[2];
+  assign \$1370  = ~ k_r[1];
+  assign \$1371  = ~ k_r[0];
   assign \$1373  = \$1370  & \$1372 ;
   assign \$1374  = \$1369  & \$1373 ;
   assign \$1375  = \$1368  | \$1374 ;
   assign \$1376  = \$1367  | \$1375 ;
   assign \$1377  = \$1366  & \$1376 ;
   assign \$1378  = \$1365  & \$1377 ;
-  assign \$1379  = le2 & \$1378 ;
-  assign \$1380  = ~ nlow[6];
-  assign \$1381  = ~ nlow[5];
-  assign \$1382  = ~ nlow[4];
-  assign \$1383  = ~ nlow[3];
-  assign \$1384  = ~ nlow[2];
-  assign \$1385  = ~ nlow[1];
-  assign \$1386  = ~ nlow[0];
+  assign \$1379  = \$signal$31  & \$1378 ;
+  assign \$1380  = ~ k_r[6];
+  assign \$1381  = ~ k_r[5];
+  assign \$1382  = ~ k_r[4];
+  assign \$1383  = ~ k_r[3];
+  assign \$1384  = ~ k_r[2];
+  assign \$1385  = ~ k_r[1];
+  assign \$1386  = ~ k_r[0];
   assign \$1389  = \$1384  & \$1388 ;
   assign \$1390  = \$1383  | \$1389 ;
   assign \$1391  = \$1382  | \$1390 ;
   assign \$1392  = \$1381  & \$1391 ;
   assign \$1393  = \$1380  & \$1392 ;
-  assign \$1394  = le2 & \$1393 ;
-  assign \$1395  = ~ nlow[6];
-  assign \$1396  = ~ nlow[5];
-  assign \$1397  = ~ nlow[4];
-  assign \$1398  = ~ nlow[3];
-  assign \$1399  = ~ nlow[2];
-  assign \$1400  = ~ nlow[1];
-  assign \$1401  = ~ nlow[0];
+  assign \$1394  = \$signal$31  & \$1393 ;
+  assign \$1395  = ~ k_r[6];
+  assign \$1396  = ~ k_r[5];
+  assign \$1397  = ~ k_r[4];
+  assign \$1398  = ~ k_r[3];
+  assign \$1399  = ~ k_r[2];
+  assign \$1400  = ~ k_r[1];
+  assign \$1401  = ~ k_r[0];
   assign \$1403  = \$1400  | \$1402 ;
   assign \$1404  = \$1399  & \$1403 ;
   assign \$1405  = \$1398  | \$1404 ;
   assign \$1406  = \$1397  | \$1405 ;
   assign \$1407  = \$1396  & \$1406 ;
   assign \$1408  = \$1395  & \$1407 ;
-  assign \$1409  = le2 & \$1408 ;
-  assign \$1410  = ~ nlow[6];
-  assign \$1411  = ~ nlow[5];
-  assign \$1412  = ~ nlow[4];
-  assign \$1413  = ~ nlow[3];
-  assign \$1414  = ~ nlow[2];
-  assign \$1415  = ~ nlow[1];
-  assign \$1416  = ~ nlow[0];
+  assign \$1409  = \$signal$31  & \$1408 ;
+  assign \$1410  = ~ k_r[6];
+  assign \$1411  = ~ k_r[5];
+  assign \$1412  = ~ k_r[4];
+  assign \$1413  = ~ k_r[3];
+  assign \$1414  = ~ k_r[2];
+  assign \$1415  = ~ k_r[1];
+  assign \$1416  = ~ k_r[0];
   assign \$1420  = \$1413  | \$1419 ;
   assign \$1421  = \$1412  | \$1420 ;
   assign \$1422  = \$1411  & \$1421 ;
   assign \$1423  = \$1410  & \$1422 ;
-  assign \$1424  = le2 & \$1423 ;
-  assign \$1425  = ~ nlow[6];
-  assign \$1426  = ~ nlow[5];
-  assign \$1427  = ~ nlow[4];
-  assign \$1428  = ~ nlow[3];
-  assign \$1429  = ~ nlow[2];
-  assign \$1430  = ~ nlow[1];
-  assign \$1431  = ~ nlow[0];
+  assign \$1424  = \$signal$31  & \$1423 ;
+  assign \$1425  = ~ k_r[6];
+  assign \$1426  = ~ k_r[5];
+  assign \$1427  = ~ k_r[4];
+  assign \$1428  = ~ k_r[3];
+  assign \$1429  = ~ k_r[2];
+  assign \$1430  = ~ k_r[1];
+  assign \$1431  = ~ k_r[0];
   assign \$1433  = \$1430  & \$1432 ;
   assign \$1434  = \$1429  | \$1433 ;
   assign \$1435  = \$1428  | \$1434 ;
   assign \$1436  = \$1427  | \$1435 ;
   assign \$1437  = \$1426  & \$1436 ;
   assign \$1438  = \$1425  & \$1437 ;
-  assign \$1439  = le2 & \$1438 ;
-  assign \$1440  = ~ nlow[6];
-  assign \$1441  = ~ nlow[5];
-  assign \$1442  = ~ nlow[4];
-  assign \$1443  = ~ nlow[3];
-  assign \$1444  = ~ nlow[2];
-  assign \$1445  = ~ nlow[1];
-  assign \$1446  = ~ nlow[0];
+  assign \$1439  = \$signal$31  & \$1438 ;
+  assign \$1440  = ~ k_r[6];
+  assign \$1441  = ~ k_r[5];
+  assign \$1442  = ~ k_r[4];
+  assign \$1443  = ~ k_r[3];
+  assign \$1444  = ~ k_r[2];
+  assign \$1445  = ~ k_r[1];
+  assign \$1446  = ~ k_r[0];
   assign \$1449  = \$1444  | \$1448 ;
   assign \$1450  = \$1443  | \$1449 ;
   assign \$1451  = \$1442  | \$1450 ;
   assign \$1452  = \$1441  & \$1451 ;
   assign \$1453  = \$1440  & \$1452 ;
-  assign \$1454  = le2 & \$1453 ;
-  assign \$1455  = ~ nlow[6];
-  assign \$1456  = ~ nlow[5];
-  assign \$1457  = ~ nlow[4];
-  assign \$1458  = ~ nlow[3];
-  assign \$1459  = ~ nlow[2];
-  assign \$1460  = ~ nlow[1];
-  assign \$1461  = ~ nlow[0];
+  assign \$1454  = \$signal$31  & \$1453 ;
+  assign \$1455  = ~ k_r[6];
+  assign \$1456  = ~ k_r[5];
+  assign \$1457  = ~ k_r[4];
+  assign \$1458  = ~ k_r[3];
+  assign \$1459  = ~ k_r[2];
+  assign \$1460  = ~ k_r[1];
+  assign \$1461  = ~ k_r[0];
   assign \$1463  = \$1460  | \$1462 ;
   assign \$1464  = \$1459  | \$1463 ;
   assign \$1465  = \$1458  | \$1464 ;
   assign \$1466  = \$1457  | \$1465 ;
   assign \$1467  = \$1456  & \$1466 ;
   assign \$1468  = \$1455  & \$1467 ;
-  assign \$1469  = le2 & \$1468 ;
-  assign \$1470  = ~ nlow[6];
-  assign \$1471  = ~ nlow[5];
-  assign \$1472  = ~ nlow[4];
-  assign \$1473  = ~ nlow[3];
-  assign \$1474  = ~ nlow[2];
-  assign \$1475  = ~ nlow[1];
-  assign \$1476  = ~ nlow[0];
+  assign \$1469  = \$signal$31  & \$1468 ;
+  assign \$1470  = ~ k_r[6];
+  assign \$1471  = ~ k_r[5];
+  assign \$1472  = ~ k_r[4];
+  assign \$1473  = ~ k_r[3];
+  assign \$1474  = ~ k_r[2];
+  assign \$1475  = ~ k_r[1];
+  assign \$1476  = ~ k_r[0];
   assign \$1483  = \$1470  & \$1482 ;
-  assign \$1484  = le2 & \$1483 ;
-  assign \$1485  = ~ nlow[6];
-  assign \$1486  = ~ nlow[5];
-  assign \$1487  = ~ nlow[4];
-  assign \$1488  = ~ nlow[3];
-  assign \$1489  = ~ nlow[2];
-  assign \$1490  = ~ nlow[1];
-  assign \$1491  = ~ nlow[0];
+  assign \$1484  = \$signal$31  & \$1483 ;
+  assign \$1485  = ~ k_r[6];
+  assign \$1486  = ~ k_r[5];
+  assign \$1487  = ~ k_r[4];
+  assign \$1488  = ~ k_r[3];
+  assign \$1489  = ~ k_r[2];
+  assign \$1490  = ~ k_r[1];
+  assign \$1491  = ~ k_r[0];
   assign \$1493  = \$1490  & \$1492 ;
   assign \$1494  = \$1489  & \$1493 ;
   assign \$1495  = \$1488  & \$1494 ;
   assign \$1496  = \$1487  & \$1495 ;
   assign \$1497  = \$1486  | \$1496 ;
   assign \$1498  = \$1485  & \$1497 ;
-  assign \$1499  = le2 & \$1498 ;
-  assign \$1500  = ~ nlow[6];
-  assign \$1501  = ~ nlow[5];
-  assign \$1502  = ~ nlow[4];
-  assign \$1503  = ~ nlow[3];
-  assign \$1504  = ~ nlow[2];
-  assign \$1505  = ~ nlow[1];
-  assign \$1506  = ~ nlow[0];
+  assign \$1499  = \$signal$31  & \$1498 ;
+  assign \$1500  = ~ k_r[6];
+  assign \$1501  = ~ k_r[5];
+  assign \$1502  = ~ k_r[4];
+  assign \$1503  = ~ k_r[3];
+  assign \$1504  = ~ k_r[2];
+  assign \$1505  = ~ k_r[1];
+  assign \$1506  = ~ k_r[0];
   assign \$1509  = \$1504  & \$1508 ;
   assign \$1510  = \$1503  & \$1509 ;
   assign \$1511  = \$1502  & \$1510 ;
   assign \$1512  = \$1501  | \$1511 ;
   assign \$1513  = \$1500  & \$1512 ;
-  assign \$1514  = le2 & \$1513 ;
-  assign \$1515  = ~ nlow[6];
-  assign \$1516  = ~ nlow[5];
-  assign \$1517  = ~ nlow[4];
-  assign \$1518  = ~ nlow[3];
-  assign \$1519  = ~ nlow[2];
-  assign \$1520  = ~ nlow[1];
-  assign \$1521  = ~ nlow[0];
+  assign \$1514  = \$signal$31  & \$1513 ;
+  assign \$1515  = ~ k_r[6];
+  assign \$1516  = ~ k_r[5];
+  assign \$1517  = ~ k_r[4];
+  assign \$1518  = ~ k_r[3];
+  assign \$1519  = ~ k_r[2];
+  assign \$1520  = ~ k_r[1];
+  assign \$1521  = ~ k_r[0];
   assign \$1523  = \$1520  | \$1522 ;
   assign \$1524  = \$1519  & \$1523 ;
   assign \$1525  = \$1518  & \$1524 ;
   assign \$1526  = \$1517  & \$1525 ;
   assign \$1527  = \$1516  | \$1526 ;
   assign \$1528  = \$1515  & \$1527 ;
-  assign \$1529  = le2 & \$1528 ;
-  assign \$1530  = ~ nlow[6];
-  assign \$1531  = ~ nlow[5];
-  assign \$1532  = ~ nlow[4];
-  assign \$1533  = ~ nlow[3];
-  assign \$1534  = ~ nlow[2];
-  assign \$1535  = ~ nlow[1];
-  assign \$1536  = ~ nlow[0];
+  assign \$1529  = \$signal$31  & \$1528 ;
+  assign \$1530  = ~ k_r[6];
+  assign \$1531  = ~ k_r[5];
+  assign \$1532  = ~ k_r[4];
+  assign \$1533  = ~ k_r[3];
+  assign \$1534  = ~ k_r[2];
+  assign \$1535  = ~ k_r[1];
+  assign \$1536  = ~ k_r[0];
   assign \$1540  = \$1533  & \$1539 ;
   assign \$1541  = \$1532  & \$1540 ;
   assign \$1542  = \$1531  | \$1541 ;
   assign \$1543  = \$1530  & \$1542 ;
-  assign \$1544  = le2 & \$1543 ;
-  assign \$1545  = ~ nlow[6];
-  assign \$1546  = ~ nlow[5];
-  assign \$1547  = ~ nlow[4];
-  assign \$1548  = ~ nlow[3];
-  assign \$1549  = ~ nlow[2];
-  assign \$1550  = ~ nlow[1];
-  assign \$1551  = ~ nlow[0];
+  assign \$1544  = \$signal$31  & \$1543 ;
+  assign \$1545  = ~ k_r[6];
+  assign \$1546  = ~ k_r[5];
+  assign \$1547  = ~ k_r[4];
+  assign \$1548  = ~ k_r[3];
+  assign \$1549  = ~ k_r[2];
+  assign \$1550  = ~ k_r[1];
+  assign \$1551  = ~ k_r[0];
   assign \$1553  = \$1550  & \$1552 ;
   assign \$1554  = \$1549  | \$1553 ;
   assign \$1555  = \$1548  & \$1554 ;
   assign \$1556  = \$1547  & \$1555 ;
   assign \$1557  = \$1546  | \$1556 ;
   assign \$1558  = \$1545  & \$1557 ;
-  assign \$1559  = le2 & \$1558 ;
-  assign \$1560  = ~ nlow[6];
-  assign \$1561  = ~ nlow[5];
-  assign \$1562  = ~ nlow[4];
-  assign \$1563  = ~ nlow[3];
-  assign \$1564  = ~ nlow[2];
-  assign \$1565  = ~ nlow[1];
-  assign \$1566  = ~ nlow[0];
+  assign \$1559  = \$signal$31  & \$1558 ;
+  assign \$1560  = ~ k_r[6];
+  assign \$1561  = ~ k_r[5];
+  assign \$1562  = ~ k_r[4];
+  assign \$1563  = ~ k_r[3];
+  assign \$1564  = ~ k_r[2];
+  assign \$1565  = ~ k_r[1];
+  assign \$1566  = ~ k_r[0];
   assign \$1569  = \$1564  | \$1568 ;
   assign \$1570  = \$1563  & \$1569 ;
   assign \$1571  = \$1562  & \$1570 ;
   assign \$1572  = \$1561  | \$1571 ;
   assign \$1573  = \$1560  & \$1572 ;
-  assign \$1574  = le2 & \$1573 ;
-  assign \$1575  = ~ nlow[6];
-  assign \$1576  = ~ nlow[5];
-  assign \$1577  = ~ nlow[4];
-  assign \$1578  = ~ nlow[3];
-  assign \$1579  = ~ nlow[2];
-  assign \$1580  = ~ nlow[1];
-  assign \$1581  = ~ nlow[0];
+  assign \$1574  = \$signal$31  & \$1573 ;
+  assign \$1575  = ~ k_r[6];
+  assign \$1576  = ~ k_r[5];
+  assign \$1577  = ~ k_r[4];
+  assign \$1578  = ~ k_r[3];
+  assign \$1579  = ~ k_r[2];
+  assign \$1580  = ~ k_r[1];
+  assign \$1581  = ~ k_r[0];
   assign \$1583  = \$1580  | \$1582 ;
   assign \$1584  = \$1579  | \$1583 ;
   assign \$1585  = \$1578  & \$1584 ;
   assign \$1586  = \$1577  & \$1585 ;
   assign \$1587  = \$1576  | \$1586 ;
   assign \$1588  = \$1575  & \$1587 ;
-  assign \$1589  = le2 & \$1588 ;
-  assign \$1590  = ~ nlow[6];
-  assign \$1591  = ~ nlow[5];
-  assign \$1592  = ~ nlow[4];
-  assign \$1593  = ~ nlow[3];
-  assign \$1594  = ~ nlow[2];
-  assign \$1595  = ~ nlow[1];
-  assign \$1596  = ~ nlow[0];
+  assign \$1589  = \$signal$31  & \$1588 ;
+  assign \$1590  = ~ k_r[6];
+  assign \$1591  = ~ k_r[5];
+  assign \$1592  = ~ k_r[4];
+  assign \$1593  = ~ k_r[3];
+  assign \$1594  = ~ k_r[2];
+  assign \$1595  = ~ k_r[1];
+  assign \$1596  = ~ k_r[0];
   assign \$1601  = \$1592  & \$1600 ;
   assign \$1602  = \$1591  | \$1601 ;
   assign \$1603  = \$1590  & \$1602 ;
-  assign \$1604  = le2 & \$1603 ;
-  assign \$1605  = ~ nlow[6];
-  assign \$1606  = ~ nlow[5];
-  assign \$1607  = ~ nlow[4];
-  assign \$1608  = ~ nlow[3];
-  assign \$1609  = ~ nlow[2];
-  assign \$1610  = ~ nlow[1];
-  assign \$1611  = ~ nlow[0];
+  assign \$1604  = \$signal$31  & \$1603 ;
+  assign \$1605  = ~ k_r[6];
+  assign \$1606  = ~ k_r[5];
+  assign \$1607  = ~ k_r[4];
+  assign \$1608  = ~ k_r[3];
+  assign \$1609  = ~ k_r[2];
+  assign \$1610  = ~ k_r[1];
+  assign \$1611  = ~ k_r[0];
   assign \$1613  = \$1610  & \$1612 ;
   assign \$1614  = \$1609  & \$1613 ;
   assign \$1615  = \$1608  | \$1614 ;
   assign \$1616  = \$1607  & \$1615 ;
   assign \$1617  = \$1606  | \$1616 ;
   assign \$1618  = \$1605  & \$1617 ;
-  assign \$1619  = le2 & \$1618 ;
-  assign \$1620  = ~ nlow[6];
-  assign \$1621  = ~ nlow[5];
-  assign \$1622  = ~ nlow[4];
-  assign \$1623  = ~ nlow[3];
-  assign \$1624  = ~ nlow[2];
-  assign \$1625  = ~ nlow[1];
-  assign \$1626  = ~ nlow[0];
+  assign \$1619  = \$signal$31  & \$1618 ;
+  assign \$1620  = ~ k_r[6];
+  assign \$1621  = ~ k_r[5];
+  assign \$1622  = ~ k_r[4];
+  assign \$1623  = ~ k_r[3];
+  assign \$1624  = ~ k_r[2];
+  assign \$1625  = ~ k_r[1];
+  assign \$1626  = ~ k_r[0];
   assign \$1629  = \$1624  & \$1628 ;
   assign \$1630  = \$1623  | \$1629 ;
   assign \$1631  = \$1622  & \$1630 ;
   assign \$1632  = \$1621  | \$1631 ;
   assign \$1633  = \$1620  & \$1632 ;
-  assign \$1634  = le2 & \$1633 ;
-  assign \$1635  = ~ nlow[6];
-  assign \$1636  = ~ nlow[5];
-  assign \$1637  = ~ nlow[4];
-  assign \$1638  = ~ nlow[3];
-  assign \$1639  = ~ nlow[2];
-  assign \$1640  = ~ nlow[1];
-  assign \$1641  = ~ nlow[0];
+  assign \$1634  = \$signal$31  & \$1633 ;
+  assign \$1635  = ~ k_r[6];
+  assign \$1636  = ~ k_r[5];
+  assign \$1637  = ~ k_r[4];
+  assign \$1638  = ~ k_r[3];
+  assign \$1639  = ~ k_r[2];
+  assign \$1640  = ~ k_r[1];
+  assign \$1641  = ~ k_r[0];
   assign \$1643  = \$1640  | \$1642 ;
   assign \$1644  = \$1639  & \$1643 ;
   assign \$1645  = \$1638  | \$1644 ;
   assign \$1646  = \$1637  & \$1645 ;
   assign \$1647  = \$1636  | \$1646 ;
   assign \$1648  = \$1635  & \$1647 ;
-  assign \$1649  = le2 & \$1648 ;
-  assign \$1650  = ~ nlow[6];
-  assign \$1651  = ~ nlow[5];
-  assign \$1652  = ~ nlow[4];
-  assign \$1653  = ~ nlow[3];
-  assign \$1654  = ~ nlow[2];
-  assign \$1655  = ~ nlow[1];
-  assign \$1656  = ~ nlow[0];
+  assign \$1649  = \$signal$31  & \$1648 ;
+  assign \$1650  = ~ k_r[6];
+  assign \$1651  = ~ k_r[5];
+  assign \$1652  = ~ k_r[4];
+  assign \$1653  = ~ k_r[3];
+  assign \$1654  = ~ k_r[2];
+  assign \$1655  = ~ k_r[1];
+  assign \$1656  = ~ k_r[0];
   assign \$1660  = \$1653  | \$1659 ;
   assign \$1661  = \$1652  & \$1660 ;
   assign \$1662  = \$1651  | \$1661 ;
   assign \$1663  = \$1650  & \$1662 ;
-  assign \$1664  = le2 & \$1663 ;
-  assign \$1665  = ~ nlow[6];
-  assign \$1666  = ~ nlow[5];
-  assign \$1667  = ~ nlow[4];
-  assign \$1668  = ~ nlow[3];
-  assign \$1669  = ~ nlow[2];
-  assign \$1670  = ~ nlow[1];
-  assign \$1671  = ~ nlow[0];
+  assign \$1664  = \$signal$31  & \$1663 ;
+  assign \$1665  = ~ k_r[6];
+  assign \$1666  = ~ k_r[5];
+  assign \$1667  = ~ k_r[4];
+  assign \$1668  = ~ k_r[3];
+  assign \$1669  = ~ k_r[2];
+  assign \$1670  = ~ k_r[1];
+  assign \$1671  = ~ k_r[0];
   assign \$1673  = \$1670  & \$1672 ;
   assign \$1674  = \$1669  | \$1673 ;
   assign \$1675  = \$1668  | \$1674 ;
   assign \$1676  = \$1667  & \$1675 ;
   assign \$1677  = \$1666  | \$1676 ;
   assign \$1678  = \$1665  & \$1677 ;
-  assign \$1679  = le2 & \$1678 ;
-  assign \$1680  = ~ nlow[6];
-  assign \$1681  = ~ nlow[5];
-  assign \$1682  = ~ nlow[4];
-  assign \$1683  = ~ nlow[3];
-  assign \$1684  = ~ nlow[2];
-  assign \$1685  = ~ nlow[1];
-  assign \$1686  = ~ nlow[0];
+  assign \$1679  = \$signal$31  & \$1678 ;
+  assign \$1680  = ~ k_r[6];
+  assign \$1681  = ~ k_r[5];
+  assign \$1682  = ~ k_r[4];
+  assign \$1683  = ~ k_r[3];
+  assign \$1684  = ~ k_r[2];
+  assign \$1685  = ~ k_r[1];
+  assign \$1686  = ~ k_r[0];
   assign \$1689  = \$1684  | \$1688 ;
   assign \$1690  = \$1683  | \$1689 ;
   assign \$1691  = \$1682  & \$1690 ;
   assign \$1692  = \$1681  | \$1691 ;
   assign \$1693  = \$1680  & \$1692 ;
-  assign \$1694  = le2 & \$1693 ;
-  assign \$1695  = ~ nlow[6];
-  assign \$1696  = ~ nlow[5];
-  assign \$1697  = ~ nlow[4];
-  assign \$1698  = ~ nlow[3];
-  assign \$1699  = ~ nlow[2];
-  assign \$1700  = ~ nlow[1];
-  assign \$1701  = ~ nlow[0];
+  assign \$1694  = \$signal$31  & \$1693 ;
+  assign \$1695  = ~ k_r[6];
+  assign \$1696  = ~ k_r[5];
+  assign \$1697  = ~ k_r[4];
+  assign \$1698  = ~ k_r[3];
+  assign \$1699  = ~ k_r[2];
+  assign \$1700  = ~ k_r[1];
+  assign \$1701  = ~ k_r[0];
   assign \$1703  = \$1700  | \$1702 ;
   assign \$1704  = \$1699  | \$1703 ;
   assign \$1705  = \$1698  | \$1704 ;
   assign \$1706  = \$1697  & \$1705 ;
   assign \$1707  = \$1696  | \$1706 ;
   assign \$1708  = \$1695  & \$1707 ;
-  assign \$1709  = le2 & \$1708 ;
-  assign \$1710  = ~ nlow[6];
-  assign \$1711  = ~ nlow[5];
-  assign \$1712  = ~ nlow[4];
-  assign \$1713  = ~ nlow[3];
-  assign \$1714  = ~ nlow[2];
-  assign \$1715  = ~ nlow[1];
-  assign \$1716  = ~ nlow[0];
+  assign \$1709  = \$signal$31  & \$1708 ;
+  assign \$1710  = ~ k_r[6];
+  assign \$1711  = ~ k_r[5];
+  assign \$1712  = ~ k_r[4];
+  assign \$1713  = ~ k_r[3];
+  assign \$1714  = ~ k_r[2];
+  assign \$1715  = ~ k_r[1];
+  assign \$1716  = ~ k_r[0];
   assign \$1722  = \$1711  | \$1721 ;
   assign \$1723  = \$1710  & \$1722 ;
-  assign \$1724  = le2 & \$1723 ;
-  assign \$1725  = ~ nlow[6];
-  assign \$1726  = ~ nlow[5];
-  assign \$1727  = ~ nlow[4];
-  assign \$1728  = ~ nlow[3];
-  assign \$1729  = ~ nlow[2];
-  assign \$1730  = ~ nlow[1];
-  assign \$1731  = ~ nlow[0];
+  assign \$1724  = \$signal$31  & \$1723 ;
+  assign \$1725  = ~ k_r[6];
+  assign \$1726  = ~ k_r[5];
+  assign \$1727  = ~ k_r[4];
+  assign \$1728  = ~ k_r[3];
+  assign \$1729  = ~ k_r[2];
+  assign \$1730  = ~ k_r[1];
+  assign \$1731  = ~ k_r[0];
   assign \$1733  = \$1730  & \$1732 ;
   assign \$1734  = \$1729  & \$1733 ;
   assign \$1735  = \$1728  & \$1734 ;
   assign \$1736  = \$1727  | \$1735 ;
   assign \$1737  = \$1726  | \$1736 ;
   assign \$1738  = \$1725  & \$1737 ;
-  assign \$1739  = le2 & \$1738 ;
-  assign \$1740  = ~ nlow[6];
-  assign \$1741  = ~ nlow[5];
-  assign \$1742  = ~ nlow[4];
-  assign \$1743  = ~ nlow[3];
-  assign \$1744  = ~ nlow[2];
-  assign \$1745  = ~ nlow[1];
-  assign \$1746  = ~ nlow[0];
+  assign \$1739  = \$signal$31  & \$1738 ;
+  assign \$1740  = ~ k_r[6];
+  assign \$1741  = ~ k_r[5];
+  assign \$1742  = ~ k_r[4];
+  assign \$1743  = ~ k_r[3];
+  assign \$1744  = ~ k_r[2];
+  assign \$1745  = ~ k_r[1];
+  assign \$1746  = ~ k_r[0];
   assign \$1749  = \$1744  & \$1748 ;
   assign \$1750  = \$1743  & \$1749 ;
   assign \$1751  = \$1742  | \$1750 ;
   assign \$1752  = \$1741  | \$1751 ;
   assign \$1753  = \$1740  & \$1752 ;
-  assign \$1754  = le2 & \$1753 ;
-  assign \$1755  = ~ nlow[6];
-  assign \$1756  = ~ nlow[5];
-  assign \$1757  = ~ nlow[4];
-  assign \$1758  = ~ nlow[3];
-  assign \$1759  = ~ nlow[2];
-  assign \$1760  = ~ nlow[1];
-  assign \$1761  = ~ nlow[0];
+  assign \$1754  = \$signal$31  & \$1753 ;
+  assign \$1755  = ~ k_r[6];
+  assign \$1756  = ~ k_r[5];
+  assign \$1757  = ~ k_r[4];
+  assign \$1758  = ~ k_r[3];
+  assign \$1759  = ~ k_r[2];
+  assign \$1760  = ~ k_r[1];
+  assign \$1761  = ~ k_r[0];
   assign \$1763  = \$1760  | \$1762 ;
   assign \$1764  = \$1759  & \$1763 ;
   assign \$1765  = \$1758  & \$1764 ;
   assign \$1766  = \$1757  | \$1765 ;
   assign \$1767  = \$1756  | \$1766 ;
   assign \$1768  = \$1755  & \$1767 ;
-  assign \$1769  = le2 & \$1768 ;
-  assign \$1770  = ~ nlow[6];
-  assign \$1771  = ~ nlow[5];
-  assign \$1772  = ~ nlow[4];
-  assign \$1773  = ~ nlow[3];
-  assign \$1774  = ~ nlow[2];
-  assign \$1775  = ~ nlow[1];
-  assign \$1776  = ~ nlow[0];
+  assign \$1769  = \$signal$31  & \$1768 ;
+  assign \$1770  = ~ k_r[6];
+  assign \$1771  = ~ k_r[5];
+  assign \$1772  = ~ k_r[4];
+  assign \$1773  = ~ k_r[3];
+  assign \$1774  = ~ k_r[2];
+  assign \$1775  = ~ k_r[1];
+  assign \$1776  = ~ k_r[0];
   assign \$1780  = \$1773  & \$1779 ;
   assign \$1781  = \$1772  | \$1780 ;
   assign \$1782  = \$1771  | \$1781 ;
   assign \$1783  = \$1770  & \$1782 ;
-  assign \$1784  = le2 & \$1783 ;
-  assign \$1785  = ~ nlow[6];
-  assign \$1786  = ~ nlow[5];
-  assign \$1787  = ~ nlow[4];
-  assign \$1788  = ~ nlow[3];
-  assign \$1789  = ~ nlow[2];
-  assign \$1790  = ~ nlow[1];
-  assign \$1791  = ~ nlow[0];
+  assign \$1784  = \$signal$31  & \$1783 ;
+  assign \$1785  = ~ k_r[6];
+  assign \$1786  = ~ k_r[5];
+  assign \$1787  = ~ k_r[4];
+  assign \$1788  = ~ k_r[3];
+  assign \$1789  = ~ k_r[2];
+  assign \$1790  = ~ k_r[1];
+  assign \$1791  = ~ k_r[0];
   assign \$1793  = \$1790  & \$1792 ;
   assign \$1794  = \$1789  | \$1793 ;
   assign \$1795  = \$1788  & \$1794 ;
   assign \$1796  = \$1787  | \$1795 ;
   assign \$1797  = \$1786  | \$1796 ;
   assign \$1798  = \$1785  & \$1797 ;
-  assign \$1799  = le2 & \$1798 ;
-  assign \$1800  = ~ nlow[6];
-  assign \$1801  = ~ nlow[5];
-  assign \$1802  = ~ nlow[4];
-  assign \$1803  = ~ nlow[3];
-  assign \$1804  = ~ nlow[2];
-  assign \$1805  = ~ nlow[1];
-  assign \$1806  = ~ nlow[0];
+  assign \$1799  = \$signal$31  & \$1798 ;
+  assign \$1800  = ~ k_r[6];
+  assign \$1801  = ~ k_r[5];
+  assign \$1802  = ~ k_r[4];
+  assign \$1803  = ~ k_r[3];
+  assign \$1804  = ~ k_r[2];
+  assign \$1805  = ~ k_r[1];
+  assign \$1806  = ~ k_r[0];
   assign \$1809  = \$1804  | \$1808 ;
   assign \$1810  = \$1803  & \$1809 ;
   assign \$1811  = \$1802  | \$1810 ;
   assign \$1812  = \$1801  | \$1811 ;
   assign \$1813  = \$1800  & \$1812 ;
-  assign \$1814  = le2 & \$1813 ;
-  assign \$1815  = ~ nlow[6];
-  assign \$1816  = ~ nlow[5];
-  assign \$1817  = ~ nlow[4];
-  assign \$1818  = ~ nlow[3];
-  assign \$1819  = ~ nlow[2];
-  assign \$1820  = ~ nlow[1];
-  assign \$1821  = ~ nlow[0];
+  assign \$1814  = \$signal$31  & \$1813 ;
+  assign \$1815  = ~ k_r[6];
+  assign \$1816  = ~ k_r[5];
+  assign \$1817  = ~ k_r[4];
+  assign \$1818  = ~ k_r[3];
+  assign \$1819  = ~ k_r[2];
+  assign \$1820  = ~ k_r[1];
+  assign \$1821  = ~ k_r[0];
   assign \$1823  = \$1820  | \$1822 ;
   assign \$1824  = \$1819  | \$1823 ;
   assign \$1825  = \$1818  & \$1824 ;
   assign \$1826  = \$1817  | \$1825 ;
   assign \$1827  = \$1816  | \$1826 ;
   assign \$1828  = \$1815  & \$1827 ;
-  assign \$1829  = le2 & \$1828 ;
-  assign \$1830  = ~ nlow[6];
-  assign \$1831  = ~ nlow[5];
-  assign \$1832  = ~ nlow[4];
-  assign \$1833  = ~ nlow[3];
-  assign \$1834  = ~ nlow[2];
-  assign \$1835  = ~ nlow[1];
-  assign \$1836  = ~ nlow[0];
+  assign \$1829  = \$signal$31  & \$1828 ;
+  assign \$1830  = ~ k_r[6];
+  assign \$1831  = ~ k_r[5];
+  assign \$1832  = ~ k_r[4];
+  assign \$1833  = ~ k_r[3];
+  assign \$1834  = ~ k_r[2];
+  assign \$1835  = ~ k_r[1];
+  assign \$1836  = ~ k_r[0];
   assign \$1841  = \$1832  | \$1840 ;
   assign \$1842  = \$1831  | \$1841 ;
   assign \$1843  = \$1830  & \$1842 ;
-  assign \$1844  = le2 & \$1843 ;
-  assign \$1845  = ~ nlow[6];
-  assign \$1846  = ~ nlow[5];
-  assign \$1847  = ~ nlow[4];
-  assign \$1848  = ~ nlow[3];
-  assign \$1849  = ~ nlow[2];
-  assign \$1850  = ~ nlow[1];
-  assign \$1851  = ~ nlow[0];
+  assign \$1844  = \$signal$31  & \$1843 ;
+  assign \$1845  = ~ k_r[6];
+  assign \$1846  = ~ k_r[5];
+  assign \$1847  = ~ k_r[4];
+  assign \$1848  = ~ k_r[3];
+  assign \$1849  = ~ k_r[2];
+  assign \$1850  = ~ k_r[1];
+  assign \$1851  = ~ k_r[0];
   assign \$1853  = \$1850  & \$1852 ;
   assign \$1854  = \$1849  & \$1853 ;
   assign \$1855  = \$1848  | \$1854 ;
   assign \$1856  = \$1847  | \$1855 ;
   assign \$1857  = \$1846  | \$1856 ;
   assign \$1858  = \$1845  & \$1857 ;
-  assign \$1859  = le2 & \$1858 ;
-  assign \$1860  = ~ nlow[6];
-  assign \$1861  = ~ nlow[5];
-  assign \$1862  = ~ nlow[4];
-  assign \$1863  = ~ nlow[3];
-  assign \$1864  = ~ nlow[2];
-  assign \$1865  = ~ nlow[1];
-  assign \$1866  = ~ nlow[0];
+  assign \$1859  = \$signal$31  & \$1858 ;
+  assign \$1860  = ~ k_r[6];
+  assign \$1861  = ~ k_r[5];
+  assign \$1862  = ~ k_r[4];
+  assign \$1863  = ~ k_r[3];
+  assign \$1864  = ~ k_r[2];
+  assign \$1865  = ~ k_r[1];
+  assign \$1866  = ~ k_r[0];
   assign \$1869  = \$1864  & \$1868 ;
   assign \$1870  = \$1863  | \$1869 ;
   assign \$1871  = \$1862  | \$1870 ;
   assign \$1872  = \$1861  | \$1871 ;
   assign \$1873  = \$1860  & \$1872 ;
-  assign \$1874  = le2 & \$1873 ;
-  assign \$1875  = ~ nlow[6];
-  assign \$1876  = ~ nlow[5];
-  assign \$1877  = ~ nlow[4];
-  assign \$1878  = ~ nlow[3];
-  assign \$1879  = ~ nlow[2];
-  assign \$1880  = ~ nlow[1];
-  assign \$1881  = ~ nlow[0];
+  assign \$1874  = \$signal$31  & \$1873 ;
+  assign \$1875  = ~ k_r[6];
+  assign \$1876  = ~ k_r[5];
+  assign \$1877  = ~ k_r[4];
+  assign \$1878  = ~ k_r[3];
+  assign \$1879  = ~ k_r[2];
+  assign \$1880  = ~ k_r[1];
+  assign \$1881  = ~ k_r[0];
   assign \$1883  = \$1880  | \$1882 ;
   assign \$1884  = \$1879  & \$1883 ;
   assign \$1885  = \$1878  | \$1884 ;
   assign \$1886  = \$1877  | \$1885 ;
   assign \$1887  = \$1876  | \$1886 ;
   assign \$1888  = \$1875  & \$1887 ;
-  assign \$1889  = le2 & \$1888 ;
-  assign \$1890  = ~ nlow[6];
-  assign \$1891  = ~ nlow[5];
-  assign \$1892  = ~ nlow[4];
-  assign \$1893  = ~ nlow[3];
-  assign \$1894  = ~ nlow[2];
-  assign \$1895  = ~ nlow[1];
-  assign \$1896  = ~ nlow[0];
+  assign \$1889  = \$signal$31  & \$1888 ;
+  assign \$1890  = ~ k_r[6];
+  assign \$1891  = ~ k_r[5];
+  assign \$1892  = ~ k_r[4];
+  assign \$1893  = ~ k_r[3];
+  assign \$1894  = ~ k_r[2];
+  assign \$1895  = ~ k_r[1];
+  assign \$1896  = ~ k_r[0];
   assign \$1900  = \$1893  | \$1899 ;
   assign \$1901  = \$1892  | \$1900 ;
   assign \$1902  = \$1891  | \$1901 ;
   assign \$1903  = \$1890  & \$1902 ;
-  assign \$1904  = le2 & \$1903 ;
-  assign \$1905  = ~ nlow[6];
-  assign \$1906  = ~ nlow[5];
-  assign \$1907  = ~ nlow[4];
-  assign \$1908  = ~ nlow[3];
-  assign \$1909  = ~ nlow[2];
-  assign \$1910  = ~ nlow[1];
-  assign \$1911  = ~ nlow[0];
+  assign \$1904  = \$signal$31  & \$1903 ;
+  assign \$1905  = ~ k_r[6];
+  assign \$1906  = ~ k_r[5];
+  assign \$1907  = ~ k_r[4];
+  assign \$1908  = ~ k_r[3];
+  assign \$1909  = ~ k_r[2];
+  assign \$1910  = ~ k_r[1];
+  assign \$1911  = ~ k_r[0];
   assign \$1913  = \$1910  & \$1912 ;
   assign \$1914  = \$1909  | \$1913 ;
   assign \$1915  = \$1908  | \$1914 ;
   assign \$1916  = \$1907  | \$1915 ;
   assign \$1917  = \$1906  | \$1916 ;
   assign \$1918  = \$1905  & \$1917 ;
-  assign \$1919  = le2 & \$1918 ;
-  assign \$1920  = ~ nlow[6];
-  assign \$1921  = ~ nlow[5];
-  assign \$1922  = ~ nlow[4];
-  assign \$1923  = ~ nlow[3];
-  assign \$1924  = ~ nlow[2];
-  assign \$1925  = ~ nlow[1];
-  assign \$1926  = ~ nlow[0];
+  assign \$1919  = \$signal$31  & \$1918 ;
+  assign \$1920  = ~ k_r[6];
+  assign \$1921  = ~ k_r[5];
+  assign \$1922  = ~ k_r[4];
+  assign \$1923  = ~ k_r[3];
+  assign \$1924  = ~ k_r[2];
+  assign \$1925  = ~ k_r[1];
+  assign \$1926  = ~ k_r[0];
   assign \$1929  = \$1924  | \$1928 ;
   assign \$1930  = \$1923  | \$1929 ;
   assign \$1931  = \$1922  | \$1930 ;
   assign \$1932  = \$1921  | \$1931 ;
   assign \$1933  = \$1920  & \$1932 ;
-  assign \$1934  = le2 & \$1933 ;
-  assign \$1935  = ~ nlow[6];
-  assign \$1936  = ~ nlow[5];
-  assign \$1937  = ~ nlow[4];
-  assign \$1938  = ~ nlow[3];
-  assign \$1939  = ~ nlow[2];
-  assign \$1940  = ~ nlow[1];
-  assign \$1941  = ~ nlow[0];
+  assign \$1934  = \$signal$31  & \$1933 ;
+  assign \$1935  = ~ k_r[6];
+  assign \$1936  = ~ k_r[5];
+  assign \$1937  = ~ k_r[4];
+  assign \$1938  = ~ k_r[3];
+  assign \$1939  = ~ k_r[2];
+  assign \$1940  = ~ k_r[1];
+  assign \$1941  = ~ k_r[0];
   assign \$1943  = \$1940  | \$1942 ;
   assign \$1944  = \$1939  | \$1943 ;
   assign \$1945  = \$1938  | \$1944 ;
   assign \$1946  = \$1937  | \$1945 ;
   assign \$1947  = \$1936  | \$1946 ;
   assign \$1948  = \$1935  & \$1947 ;
-  assign \$1949  = le2 & \$1948 ;
-  assign \$1950  = ~ nlow[6];
-  assign \$1951  = ~ nlow[5];
-  assign \$1952  = ~ nlow[4];
-  assign \$1953  = ~ nlow[3];
-  assign \$1954  = ~ nlow[2];
-  assign \$1955  = ~ nlow[1];
-  assign \$1956  = ~ nlow[0];
-  assign \$1964  = le2 & \$1963 ;
-  assign \$1965  = ld_addr + 1'h1;
-  assign \$1966  = ! ld_addr;
-  assign \$1967  = act__valid & act__ready;
-  assign \$1968  = \$1967  & last_beat;
-  assign \$1969  = ~ chunk_last;
-  assign \$1970  = \$1969  | credit_ok;
-  assign \$1971  = \$signal$7  & \$1970 ;
-  assign \$1972  = wgt_valid & \$1971 ;
-  assign \$1973  = chunk + 1'h1;
-  assign \$1974  = chunk_last ? 8'h00 : \$1973 ;
-  assign \$1975  = ! c_last;
-  assign \$1976  = chunk == c_last_m1;
-  assign \$1977  = chunk_last ? \$1975  : \$1976 ;
-  assign \$1978  = last_mat & last_stg;
-  assign \$1979  = ~ r_gt;
-  assign \$1980  = \$1978  & \$1979 ;
-  assign \$1981  = chunk_last & \$1980 ;
-  assign \$1982  = ~ chunk_last;
-  assign \$1983  = \$1982  | credit_ok;
-  assign \$1984  = \$signal$7  & \$1983 ;
-  assign \$1985  = wgt_valid & \$1984 ;
-  assign \$1986  = \$1985  & chunk_last;
-  assign \$1987  = r_left - 1'h1;
-  assign \$1988  = r_left > 2'h2;
-  assign \$1989  = stg + 1'h1;
-  assign \$1990  = ! stg;
-  assign \$1991  = mat + 1'h1;
-  assign \$1992  = ! mat;
-  assign \$1993  = ~ chunk_last;
-  assign \$1994  = \$1993  | credit_ok;
-  assign \$1995  = \$signal$7  & \$1994 ;
-  assign \$1996  = wgt_valid & \$1995 ;
-  assign \$1997  = ~ \$1996 ;
-  assign \$1998  = drained & \$1997 ;
-  assign \$1999  = \$signal$49  & empty;
+  assign \$1949  = \$signal$31  & \$1948 ;
+  assign \$1950  = ~ k_r[6];
+  assign \$1951  = ~ k_r[5];
+  assign \$1952  = ~ k_r[4];
+  assign \$1953  = ~ k_r[3];
+  assign \$1954  = ~ k_r[2];
+  assign \$1955  = ~ k_r[1];
+  assign \$1956  = ~ k_r[0];
+  assign \$1964  = \$signal$31  & \$1963 ;
+  assign \$1965  = act__valid & act__ready;
+  assign \$1966  = act__valid & act__ready;
+  assign \$1967  = \$1966  & last_beat;
+  assign \$1968  = ld_addr + 1'h1;
+  assign \$1969  = ! ld_addr;
+  assign \$1970  = act__valid & act__ready;
+  assign \$1971  = \$1970  & last_beat;
+  assign \$1972  = ~ chunk_last;
+  assign \$1973  = \$1972  | credit_ok;
+  assign \$1974  = \$signal$7  & \$1973 ;
+  assign \$1975  = wgt_valid & \$1974 ;
+  assign \$1976  = chunk + 1'h1;
+  assign \$1977  = chunk_last ? 8'h00 : \$1976 ;
+  assign \$1978  = ! c_last;
+  assign \$1979  = chunk == c_last_m1;
+  assign \$1980  = chunk_last ? \$1978  : \$1979 ;
+  assign \$1981  = last_mat & last_stg;
+  assign \$1982  = ~ r_gt;
+  assign \$1983  = \$1981  & \$1982 ;
+  assign \$1984  = chunk_last & \$1983 ;
+  assign \$1985  = ~ chunk_last;
+  assign \$1986  = \$1985  | credit_ok;
+  assign \$1987  = \$signal$7  & \$1986 ;
+  assign \$1988  = wgt_valid & \$1987 ;
+  assign \$1989  = \$1988  & chunk_last;
+  assign \$1990  = r_left - 1'h1;
+  assign \$1991  = r_left > 2'h2;
+  assign \$1992  = stg + 1'h1;
+  assign \$1993  = ! stg;
+  assign \$1994  = mat + 1'h1;
+  assign \$1995  = ! mat;
+  assign \$1996  = ~ chunk_last;
+  assign \$1997  = \$1996  | credit_ok;
+  assign \$1998  = \$signal$7  & \$1997 ;
+  assign \$1999  = wgt_valid & \$1998 ;
+  assign \$2000  = ~ \$1999 ;
+  assign \$2001  = drained & \$2000 ;
+  assign \$2002  = \$signal$49  & empty;
   always @(posedge clk)
-    slot <= \$2000 ;
+    slot <= \$2003 ;
   always @(posedge clk)
-    credits <= \$2001 ;
+    credits <= \$2004 ;
   always @(posedge clk)
-    credit_ok <= \$2002 ;
+    credit_ok <= \$2005 ;
   always @(posedge clk)
-    k_r <= \$2003 ;
+    k_r <= \$2006 ;
   always @(posedge clk)
-    rows_r <= \$2004 ;
+    rows_r <= \$2007 ;
   always @(posedge clk)
-    \$signal$31  <= \$2005 ;
+    \$signal$31  <= \$2008 ;
   always @(posedge clk)
-    \$signal$32  <= \$2006 ;
+    \$signal$32  <= \$2009 ;
   always @(posedge clk)
-    rows_gt <= \$2007 ;
+    rows_gt <= \$2010 ;
   always @(posedge clk)
-    cmd_go <= \$2008 ;
+    cmd_go <= \$2011 ;
   always @(posedge clk)
-    clear <= \$2009 ;
+    clear <= \$2012 ;
   always @(posedge clk)
-    cmd__ready <= \$2010 ;
+    cmd__ready <= \$2013 ;
   always @(posedge clk)
-    act__ready <= \$2011 ;
-  always @(posedge clk)
-    left <= \$2012 ;
-  always @(posedge clk)
-    last_beat <= \$2013 ;
-  always @(posedge clk)
-    le2 <= \$2014 ;
+    act__ready <= \$2014 ;
   always @(posedge clk)
     ld_addr <= \$2015 ;
   always @(posedge clk)
-    nlow <= \$2016 ;
+    left <= \$2016 ;
   always @(posedge clk)
-    zero <= \$2017 ;
+    last_beat <= \$2017 ;
   always @(posedge clk)
-    a_valid <= \$2018 ;
+    le2 <= \$2018 ;
   always @(posedge clk)
-    \$like  <= \$2019 ;
+    nlow <= \$2019 ;
   always @(posedge clk)
-    \$like$43  <= \$2020 ;
+    zero <= \$2020 ;
   always @(posedge clk)
-    one <= \$2021 ;
+    a_valid <= \$2021 ;
   always @(posedge clk)
-    ld_notice <= \$2022 ;
+    \$like  <= \$2022 ;
   always @(posedge clk)
-    load_done <= \$2023 ;
+    \$like$43  <= \$2023 ;
   always @(posedge clk)
-    \$signal$7  <= \$2024 ;
+    one <= \$2024 ;
   always @(posedge clk)
-    c_last <= \$2025 ;
+    ld_notice <= \$2025 ;
   always @(posedge clk)
-    c_last_m1 <= \$2026 ;
+    load_done <= \$2026 ;
   always @(posedge clk)
-    chunk_last <= \$2027 ;
+    \$signal$7  <= \$2027 ;
   always @(posedge clk)
-    r_left <= \$2028 ;
+    c_last <= \$2028 ;
   always @(posedge clk)
-    r_gt <= \$2029 ;
+    c_last_m1 <= \$2029 ;
   always @(posedge clk)
-    chunk <= \$2030 ;
+    chunk_last <= \$2030 ;
   always @(posedge clk)
-    \$signal$49  <= \$2031 ;
+    r_left <= \$2031 ;
   always @(posedge clk)
-    pass_end <= \$2032 ;
+    r_gt <= \$2032 ;
   always @(posedge clk)
-    mat <= \$2033 ;
+    chunk <= \$2033 ;
   always @(posedge clk)
-    last_mat <= \$2034 ;
+    \$signal$49  <= \$2034 ;
   always @(posedge clk)
-    stg <= \$2035 ;
+    pass_end <= \$2035 ;
   always @(posedge clk)
-    last_stg <= \$2036 ;
+    mat <= \$2036 ;
   always @(posedge clk)
-    empty <= \$2037 ;
+    last_mat <= \$2037 ;
+  always @(posedge clk)
+    stg <= \$2038 ;
+  always @(posedge clk)
+    last_stg <= \$2039 ;
+  always @(posedge clk)
+    empty <= \$2040 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2000 [0] = \$6 ;
-    \$2000 [2] = \$11 ;
-    \$2000 [1] = \$12 ;
-    \$2000 [3] = last_mat;
-    \$2000 [4] = \$15 ;
-    \$2000 [5] = \$16 [0];
+    \$2003 [0] = \$6 ;
+    \$2003 [2] = \$11 ;
+    \$2003 [1] = \$12 ;
+    \$2003 [3] = last_mat;
+    \$2003 [4] = \$15 ;
+    \$2003 [5] = \$16 [0];
     if (rst) begin
-      \$2000  = 6'h00;
+      \$2003  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2001  = \$23 [1:0];
+    \$2004  = \$23 [1:0];
     if (rst) begin
-      \$2001  = 2'h2;
+      \$2004  = 2'h2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2002  = \$32 ;
+    \$2005  = \$32 ;
     if (rst) begin
-      \$2002  = 1'h1;
+      \$2005  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2003  = k_r;
+    \$2006  = k_r;
     if (cmd__ready) begin
-      \$2003  = cmd__payload[13:0];
+      \$2006  = cmd__payload[13:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2004  = rows_r;
+    \$2007  = rows_r;
     if (cmd__ready) begin
-      \$2004  = cmd__payload[28:14];
+      \$2007  = cmd__payload[28:14];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2005  = \$signal$31 ;
+    \$2008  = \$signal$31 ;
     if (cmd__ready) begin
-      \$2005  = \$33 ;
+      \$2008  = \$33 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2006  = \$signal$32 ;
+    \$2009  = \$signal$32 ;
     if (cmd__ready) begin
-      \$2006  = \$34 ;
+      \$2009  = \$34 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2007  = rows_gt;
+    \$2010  = rows_gt;
     if (cmd__ready) begin
-      \$2007  = \$35 ;
+      \$2010  = \$35 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2008  = \$36 ;
-    if (rst) begin
-      \$2008  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2009  = \$37 ;
-    if (rst) begin
-      \$2009  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2010  = cmd__ready;
-    if (\$38 ) begin
-      \$2010  = 1'h0;
-    end
-    if (\$1999 ) begin
-      \$2010  = 1'h1;
-    end
-    if (rst) begin
-      \$2010  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2011  = act__ready;
-    if (cmd_go) begin
-      \$2011  = 1'h1;
-    end
-    if (\$1001 ) begin
-      if (last_beat) begin
-        \$2011  = 1'h0;
-      end
-    end
+    \$2011  = \$36 ;
     if (rst) begin
       \$2011  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2012  = left;
-    if (cmd_go) begin
-      \$2012  = k_r;
-    end
-    if (\$1001 ) begin
-      \$2012  = \$1002 [13:0];
-    end
+    \$2012  = \$37 ;
     if (rst) begin
-      \$2012  = 14'h0000;
+      \$2012  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2013  = last_beat;
-    if (cmd_go) begin
-      \$2013  = \$signal$31 ;
-    end
-    if (\$1001 ) begin
-      \$2013  = le2;
-    end
-    if (rst) begin
+    \$2013  = cmd__ready;
+    if (\$38 ) begin
       \$2013  = 1'h0;
     end
+    if (\$2002 ) begin
+      \$2013  = 1'h1;
+    end
+    if (rst) begin
+      \$2013  = 1'h1;
+    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2014  = le2;
+    \$2014  = act__ready;
     if (cmd_go) begin
-      \$2014  = \$signal$32 ;
+      \$2014  = 1'h1;
     end
-    if (\$1001 ) begin
-      \$2014  = \$1003 ;
+    if (\$1967 ) begin
+      \$2014  = 1'h0;
     end
     if (rst) begin
       \$2014  = 1'h0;
@@ -18340,7 +18305,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
       \$2015  = 7'h00;
     end
     if (a_valid) begin
-      \$2015  = \$1965 [6:0];
+      \$2015  = \$1968 [6:0];
     end
     if (rst) begin
       \$2015  = 7'h00;
@@ -18348,94 +18313,114 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2016  = nlow;
-    if (cmd_go) begin
-      \$2016  = \$39 [6:0];
+    \$2016  = left;
+    if (\$40 ) begin
+      (* full_case = 32'd1 *)
+      if (act__ready) begin
+        \$2016  = \$41 [13:0];
+      end else begin
+        \$2016  = k_r;
+      end
     end
-    if (\$1001 ) begin
-      \$2016  = \$1004 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2017  = zero;
-    if (cmd_go) begin
-      \$2017  = { \$999 , \$984 , \$969 , \$954 , \$939 , \$924 , \$909 , \$894 , \$879 , \$864 , \$849 , \$834 , \$819 , \$804 , \$789 , \$774 , \$759 , \$744 , \$729 , \$714 , \$699 , \$684 , \$669 , \$654 , \$639 , \$624 , \$609 , \$594 , \$579 , \$564 , \$549 , \$534 , \$519 , \$504 , \$489 , \$474 , \$459 , \$444 , \$429 , \$414 , \$399 , \$384 , \$369 , \$354 , \$339 , \$324 , \$309 , \$294 , \$279 , \$264 , \$249 , \$234 , \$219 , \$204 , \$189 , \$174 , \$159 , \$144 , \$129 , \$114 , \$99 , \$84 , \$69 , \$54  };
-    end
-    if (\$1001 ) begin
-      \$2017  = { \$1964 , \$1949 , \$1934 , \$1919 , \$1904 , \$1889 , \$1874 , \$1859 , \$1844 , \$1829 , \$1814 , \$1799 , \$1784 , \$1769 , \$1754 , \$1739 , \$1724 , \$1709 , \$1694 , \$1679 , \$1664 , \$1649 , \$1634 , \$1619 , \$1604 , \$1589 , \$1574 , \$1559 , \$1544 , \$1529 , \$1514 , \$1499 , \$1484 , \$1469 , \$1454 , \$1439 , \$1424 , \$1409 , \$1394 , \$1379 , \$1364 , \$1349 , \$1334 , \$1319 , \$1304 , \$1289 , \$1274 , \$1259 , \$1244 , \$1229 , \$1214 , \$1199 , \$1184 , \$1169 , \$1154 , \$1139 , \$1124 , \$1109 , \$1094 , \$1079 , \$1064 , \$1049 , \$1034 , \$1019  };
+    if (rst) begin
+      \$2016  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2018  = \$1000 ;
+    \$2017  = last_beat;
+    if (\$40 ) begin
+      (* full_case = 32'd1 *)
+      if (act__ready) begin
+        \$2017  = le2;
+      end else begin
+        \$2017  = \$signal$31 ;
+      end
+    end
+    if (rst) begin
+      \$2017  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2018  = le2;
+    if (\$40 ) begin
+      (* full_case = 32'd1 *)
+      if (act__ready) begin
+        \$2018  = \$42 ;
+      end else begin
+        \$2018  = \$signal$32 ;
+      end
+    end
     if (rst) begin
       \$2018  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2019  = \$like ;
-    if (cmd_go) begin
-      \$2019  = 7'h7f;
-    end
-    if (a_valid) begin
-      \$2019  = ld_addr;
-    end
-    if (rst) begin
-      \$2019  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2020  = \$like$43 ;
-    if (cmd_go) begin
-      \$2020  = 7'h7e;
-    end
-    if (a_valid) begin
-      \$2020  = \$like ;
-    end
-    if (rst) begin
-      \$2020  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2021  = one;
-    if (cmd_go) begin
-      \$2021  = 1'h0;
-    end
-    if (a_valid) begin
-      \$2021  = \$1966 ;
-    end
-    if (rst) begin
-      \$2021  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2022  = \$1968 ;
-    if (rst) begin
-      \$2022  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2023  = ld_notice;
-    if (rst) begin
-      \$2023  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2024  = \$signal$7 ;
-    if (load_done) begin
-      \$2024  = 1'h1;
-    end
-    if (\$1972 ) begin
-      if (\$1981 ) begin
-        \$2024  = 1'h0;
+    \$2019  = nlow;
+    if (\$40 ) begin
+      (* full_case = 32'd1 *)
+      if (act__ready) begin
+        \$2019  = \$43 [6:0];
+      end else begin
+        \$2019  = \$1004 [6:0];
       end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2020  = zero;
+    if (\$40 ) begin
+      (* full_case = 32'd1 *)
+      if (act__ready) begin
+        \$2020  = { \$1003 , \$988 , \$973 , \$958 , \$943 , \$928 , \$913 , \$898 , \$883 , \$868 , \$853 , \$838 , \$823 , \$808 , \$793 , \$778 , \$763 , \$748 , \$733 , \$718 , \$703 , \$688 , \$673 , \$658 , \$643 , \$628 , \$613 , \$598 , \$583 , \$568 , \$553 , \$538 , \$523 , \$508 , \$493 , \$478 , \$463 , \$448 , \$433 , \$418 , \$403 , \$388 , \$373 , \$358 , \$343 , \$328 , \$313 , \$298 , \$283 , \$268 , \$253 , \$238 , \$223 , \$208 , \$193 , \$178 , \$163 , \$148 , \$133 , \$118 , \$103 , \$88 , \$73 , \$58  };
+      end else begin
+        \$2020  = { \$1964 , \$1949 , \$1934 , \$1919 , \$1904 , \$1889 , \$1874 , \$1859 , \$1844 , \$1829 , \$1814 , \$1799 , \$1784 , \$1769 , \$1754 , \$1739 , \$1724 , \$1709 , \$1694 , \$1679 , \$1664 , \$1649 , \$1634 , \$1619 , \$1604 , \$1589 , \$1574 , \$1559 , \$1544 , \$1529 , \$1514 , \$1499 , \$1484 , \$1469 , \$1454 , \$1439 , \$1424 , \$1409 , \$1394 , \$1379 , \$1364 , \$1349 , \$1334 , \$1319 , \$1304 , \$1289 , \$1274 , \$1259 , \$1244 , \$1229 , \$1214 , \$1199 , \$1184 , \$1169 , \$1154 , \$1139 , \$1124 , \$1109 , \$1094 , \$1079 , \$1064 , \$1049 , \$1034 , \$1019  };
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2021  = \$1965 ;
+    if (rst) begin
+      \$2021  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2022  = \$like ;
+    if (cmd_go) begin
+      \$2022  = 7'h7f;
+    end
+    if (a_valid) begin
+      \$2022  = ld_addr;
+    end
+    if (rst) begin
+      \$2022  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2023  = \$like$43 ;
+    if (cmd_go) begin
+      \$2023  = 7'h7e;
+    end
+    if (a_valid) begin
+      \$2023  = \$like ;
+    end
+    if (rst) begin
+      \$2023  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2024  = one;
+    if (cmd_go) begin
+      \$2024  = 1'h0;
+    end
+    if (a_valid) begin
+      \$2024  = \$1969 ;
     end
     if (rst) begin
       \$2024  = 1'h0;
@@ -18443,32 +18428,28 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2025  = c_last;
-    if (load_done) begin
-      \$2025  = \$like ;
-    end
+    \$2025  = \$1971 ;
     if (rst) begin
-      \$2025  = 7'h00;
+      \$2025  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2026  = c_last_m1;
-    if (load_done) begin
-      \$2026  = \$like$43 ;
-    end
+    \$2026  = ld_notice;
     if (rst) begin
-      \$2026  = 7'h00;
+      \$2026  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2027  = chunk_last;
+    \$2027  = \$signal$7 ;
     if (load_done) begin
-      \$2027  = one;
+      \$2027  = 1'h1;
     end
-    if (\$1972 ) begin
-      \$2027  = \$1977 ;
+    if (\$1975 ) begin
+      if (\$1984 ) begin
+        \$2027  = 1'h0;
+      end
     end
     if (rst) begin
       \$2027  = 1'h0;
@@ -18476,95 +18457,91 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2028  = r_left;
+    \$2028  = c_last;
     if (load_done) begin
-      \$2028  = rows_r;
+      \$2028  = \$like ;
+    end
+    if (rst) begin
+      \$2028  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2029  = c_last_m1;
+    if (load_done) begin
+      \$2029  = \$like$43 ;
+    end
+    if (rst) begin
+      \$2029  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2030  = chunk_last;
+    if (load_done) begin
+      \$2030  = one;
+    end
+    if (\$1975 ) begin
+      \$2030  = \$1980 ;
+    end
+    if (rst) begin
+      \$2030  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2031  = r_left;
+    if (load_done) begin
+      \$2031  = rows_r;
     end
     if (pass_end) begin
       if (last_mat) begin
         if (last_stg) begin
-          \$2028  = \$1987 [14:0];
+          \$2031  = \$1990 [14:0];
         end
       end
     end
     if (rst) begin
-      \$2028  = 15'h0000;
+      \$2031  = 15'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2029  = r_gt;
+    \$2032  = r_gt;
     if (load_done) begin
-      \$2029  = rows_gt;
+      \$2032  = rows_gt;
     end
     if (pass_end) begin
       if (last_mat) begin
         if (last_stg) begin
-          \$2029  = \$1988 ;
+          \$2032  = \$1991 ;
         end
       end
     end
-    if (rst) begin
-      \$2029  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2030  = chunk;
-    if (\$1972 ) begin
-      \$2030  = \$1974 [6:0];
-    end
-    if (rst) begin
-      \$2030  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2031  = \$signal$49 ;
-    if (\$1972 ) begin
-      if (\$1981 ) begin
-        \$2031  = 1'h1;
-      end
-    end
-    if (\$1999 ) begin
-      \$2031  = 1'h0;
-    end
-    if (rst) begin
-      \$2031  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2032  = \$1986 ;
     if (rst) begin
       \$2032  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2033  = mat;
-    if (pass_end) begin
-      (* full_case = 32'd1 *)
-      if (last_mat) begin
-        \$2033  = 1'h0;
-      end else begin
-        \$2033  = \$1991 [0];
-      end
+    \$2033  = chunk;
+    if (\$1975 ) begin
+      \$2033  = \$1977 [6:0];
     end
     if (rst) begin
-      \$2033  = 1'h0;
+      \$2033  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2034  = last_mat;
-    if (pass_end) begin
-      (* full_case = 32'd1 *)
-      if (last_mat) begin
-        \$2034  = 1'h0;
-      end else begin
-        \$2034  = \$1992 ;
+    \$2034  = \$signal$49 ;
+    if (\$1975 ) begin
+      if (\$1984 ) begin
+        \$2034  = 1'h1;
       end
+    end
+    if (\$2002 ) begin
+      \$2034  = 1'h0;
     end
     if (rst) begin
       \$2034  = 1'h0;
@@ -18572,32 +18549,20 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2035  = stg;
-    if (pass_end) begin
-      if (last_mat) begin
-        (* full_case = 32'd1 *)
-        if (last_stg) begin
-          \$2035  = 1'h0;
-        end else begin
-          \$2035  = \$1989 [0];
-        end
-      end
-    end
+    \$2035  = \$1989 ;
     if (rst) begin
       \$2035  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2036  = last_stg;
+    \$2036  = mat;
     if (pass_end) begin
+      (* full_case = 32'd1 *)
       if (last_mat) begin
-        (* full_case = 32'd1 *)
-        if (last_stg) begin
-          \$2036  = 1'h0;
-        end else begin
-          \$2036  = \$1990 ;
-        end
+        \$2036  = 1'h0;
+      end else begin
+        \$2036  = \$1994 [0];
       end
     end
     if (rst) begin
@@ -18606,9 +18571,58 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2037  = \$1998 ;
+    \$2037  = last_mat;
+    if (pass_end) begin
+      (* full_case = 32'd1 *)
+      if (last_mat) begin
+        \$2037  = 1'h0;
+      end else begin
+        \$2037  = \$1995 ;
+      end
+    end
     if (rst) begin
       \$2037  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2038  = stg;
+    if (pass_end) begin
+      if (last_mat) begin
+        (* full_case = 32'd1 *)
+        if (last_stg) begin
+          \$2038  = 1'h0;
+        end else begin
+          \$2038  = \$1992 [0];
+        end
+      end
+    end
+    if (rst) begin
+      \$2038  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2039  = last_stg;
+    if (pass_end) begin
+      if (last_mat) begin
+        (* full_case = 32'd1 *)
+        if (last_stg) begin
+          \$2039  = 1'h0;
+        end else begin
+          \$2039  = \$1993 ;
+        end
+      end
+    end
+    if (rst) begin
+      \$2039  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2040  = \$2001 ;
+    if (rst) begin
+      \$2040  = 1'h0;
     end
   end
   assign \chunk$1  = chunk;
@@ -18819,133 +18833,133 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \cmd__payload.rows  = cmd__payload[28:14];
   assign load__payload[1087:1024] = zero;
   assign load__payload[1023:0] = act__payload;
-  assign \$47  = \$46 ;
-  assign \$62  = 1'h1;
-  assign \$63  = \$60 ;
-  assign \$77  = \$76 ;
-  assign \$92  = 1'h1;
-  assign \$93  = 1'h1;
-  assign \$94  = \$89 ;
-  assign \$107  = \$106 ;
-  assign \$122  = 1'h1;
-  assign \$123  = \$120 ;
-  assign \$137  = \$136 ;
-  assign \$152  = 1'h1;
-  assign \$153  = 1'h1;
-  assign \$154  = 1'h1;
-  assign \$155  = \$148 ;
-  assign \$167  = \$166 ;
-  assign \$182  = 1'h1;
-  assign \$183  = \$180 ;
-  assign \$197  = \$196 ;
-  assign \$212  = 1'h1;
-  assign \$213  = 1'h1;
-  assign \$214  = \$209 ;
-  assign \$227  = \$226 ;
-  assign \$242  = 1'h1;
-  assign \$243  = \$240 ;
-  assign \$257  = \$256 ;
-  assign \$272  = 1'h1;
-  assign \$273  = 1'h1;
-  assign \$274  = 1'h1;
-  assign \$275  = 1'h1;
-  assign \$276  = \$267 ;
-  assign \$287  = \$286 ;
-  assign \$302  = 1'h1;
-  assign \$303  = \$300 ;
-  assign \$317  = \$316 ;
-  assign \$332  = 1'h1;
-  assign \$333  = 1'h1;
-  assign \$334  = \$329 ;
-  assign \$347  = \$346 ;
-  assign \$362  = 1'h1;
-  assign \$363  = \$360 ;
-  assign \$377  = \$376 ;
-  assign \$392  = 1'h1;
-  assign \$393  = 1'h1;
-  assign \$394  = 1'h1;
-  assign \$395  = \$388 ;
-  assign \$407  = \$406 ;
-  assign \$422  = 1'h1;
-  assign \$423  = \$420 ;
-  assign \$437  = \$436 ;
-  assign \$452  = 1'h1;
-  assign \$453  = 1'h1;
-  assign \$454  = \$449 ;
-  assign \$467  = \$466 ;
-  assign \$482  = 1'h1;
-  assign \$483  = \$480 ;
-  assign \$497  = \$496 ;
-  assign \$512  = 1'h1;
-  assign \$513  = 1'h1;
-  assign \$514  = 1'h1;
-  assign \$515  = 1'h1;
+  assign \$51  = \$50 ;
+  assign \$66  = 1'h1;
+  assign \$67  = \$64 ;
+  assign \$81  = \$80 ;
+  assign \$96  = 1'h1;
+  assign \$97  = 1'h1;
+  assign \$98  = \$93 ;
+  assign \$111  = \$110 ;
+  assign \$126  = 1'h1;
+  assign \$127  = \$124 ;
+  assign \$141  = \$140 ;
+  assign \$156  = 1'h1;
+  assign \$157  = 1'h1;
+  assign \$158  = 1'h1;
+  assign \$159  = \$152 ;
+  assign \$171  = \$170 ;
+  assign \$186  = 1'h1;
+  assign \$187  = \$184 ;
+  assign \$201  = \$200 ;
+  assign \$216  = 1'h1;
+  assign \$217  = 1'h1;
+  assign \$218  = \$213 ;
+  assign \$231  = \$230 ;
+  assign \$246  = 1'h1;
+  assign \$247  = \$244 ;
+  assign \$261  = \$260 ;
+  assign \$276  = 1'h1;
+  assign \$277  = 1'h1;
+  assign \$278  = 1'h1;
+  assign \$279  = 1'h1;
+  assign \$280  = \$271 ;
+  assign \$291  = \$290 ;
+  assign \$306  = 1'h1;
+  assign \$307  = \$304 ;
+  assign \$321  = \$320 ;
+  assign \$336  = 1'h1;
+  assign \$337  = 1'h1;
+  assign \$338  = \$333 ;
+  assign \$351  = \$350 ;
+  assign \$366  = 1'h1;
+  assign \$367  = \$364 ;
+  assign \$381  = \$380 ;
+  assign \$396  = 1'h1;
+  assign \$397  = 1'h1;
+  assign \$398  = 1'h1;
+  assign \$399  = \$392 ;
+  assign \$411  = \$410 ;
+  assign \$426  = 1'h1;
+  assign \$427  = \$424 ;
+  assign \$441  = \$440 ;
+  assign \$456  = 1'h1;
+  assign \$457  = 1'h1;
+  assign \$458  = \$453 ;
+  assign \$471  = \$470 ;
+  assign \$486  = 1'h1;
+  assign \$487  = \$484 ;
+  assign \$501  = \$500 ;
   assign \$516  = 1'h1;
-  assign \$517  = \$506 ;
-  assign \$527  = \$526 ;
-  assign \$542  = 1'h1;
-  assign \$543  = \$540 ;
-  assign \$557  = \$556 ;
-  assign \$572  = 1'h1;
-  assign \$573  = 1'h1;
-  assign \$574  = \$569 ;
-  assign \$587  = \$586 ;
-  assign \$602  = 1'h1;
-  assign \$603  = \$600 ;
-  assign \$617  = \$616 ;
-  assign \$632  = 1'h1;
-  assign \$633  = 1'h1;
-  assign \$634  = 1'h1;
-  assign \$635  = \$628 ;
-  assign \$647  = \$646 ;
-  assign \$662  = 1'h1;
-  assign \$663  = \$660 ;
-  assign \$677  = \$676 ;
-  assign \$692  = 1'h1;
-  assign \$693  = 1'h1;
-  assign \$694  = \$689 ;
-  assign \$707  = \$706 ;
-  assign \$722  = 1'h1;
-  assign \$723  = \$720 ;
-  assign \$737  = \$736 ;
-  assign \$752  = 1'h1;
-  assign \$753  = 1'h1;
-  assign \$754  = 1'h1;
-  assign \$755  = 1'h1;
-  assign \$756  = \$747 ;
-  assign \$767  = \$766 ;
-  assign \$782  = 1'h1;
-  assign \$783  = \$780 ;
-  assign \$797  = \$796 ;
-  assign \$812  = 1'h1;
-  assign \$813  = 1'h1;
-  assign \$814  = \$809 ;
-  assign \$827  = \$826 ;
-  assign \$842  = 1'h1;
-  assign \$843  = \$840 ;
-  assign \$857  = \$856 ;
-  assign \$872  = 1'h1;
-  assign \$873  = 1'h1;
-  assign \$874  = 1'h1;
-  assign \$875  = \$868 ;
-  assign \$887  = \$886 ;
-  assign \$902  = 1'h1;
-  assign \$903  = \$900 ;
-  assign \$917  = \$916 ;
-  assign \$932  = 1'h1;
-  assign \$933  = 1'h1;
-  assign \$934  = \$929 ;
-  assign \$947  = \$946 ;
-  assign \$962  = 1'h1;
-  assign \$963  = \$960 ;
-  assign \$977  = \$976 ;
-  assign \$992  = 1'h1;
-  assign \$993  = 1'h1;
-  assign \$994  = 1'h1;
-  assign \$995  = 1'h1;
+  assign \$517  = 1'h1;
+  assign \$518  = 1'h1;
+  assign \$519  = 1'h1;
+  assign \$520  = 1'h1;
+  assign \$521  = \$510 ;
+  assign \$531  = \$530 ;
+  assign \$546  = 1'h1;
+  assign \$547  = \$544 ;
+  assign \$561  = \$560 ;
+  assign \$576  = 1'h1;
+  assign \$577  = 1'h1;
+  assign \$578  = \$573 ;
+  assign \$591  = \$590 ;
+  assign \$606  = 1'h1;
+  assign \$607  = \$604 ;
+  assign \$621  = \$620 ;
+  assign \$636  = 1'h1;
+  assign \$637  = 1'h1;
+  assign \$638  = 1'h1;
+  assign \$639  = \$632 ;
+  assign \$651  = \$650 ;
+  assign \$666  = 1'h1;
+  assign \$667  = \$664 ;
+  assign \$681  = \$680 ;
+  assign \$696  = 1'h1;
+  assign \$697  = 1'h1;
+  assign \$698  = \$693 ;
+  assign \$711  = \$710 ;
+  assign \$726  = 1'h1;
+  assign \$727  = \$724 ;
+  assign \$741  = \$740 ;
+  assign \$756  = 1'h1;
+  assign \$757  = 1'h1;
+  assign \$758  = 1'h1;
+  assign \$759  = 1'h1;
+  assign \$760  = \$751 ;
+  assign \$771  = \$770 ;
+  assign \$786  = 1'h1;
+  assign \$787  = \$784 ;
+  assign \$801  = \$800 ;
+  assign \$816  = 1'h1;
+  assign \$817  = 1'h1;
+  assign \$818  = \$813 ;
+  assign \$831  = \$830 ;
+  assign \$846  = 1'h1;
+  assign \$847  = \$844 ;
+  assign \$861  = \$860 ;
+  assign \$876  = 1'h1;
+  assign \$877  = 1'h1;
+  assign \$878  = 1'h1;
+  assign \$879  = \$872 ;
+  assign \$891  = \$890 ;
+  assign \$906  = 1'h1;
+  assign \$907  = \$904 ;
+  assign \$921  = \$920 ;
+  assign \$936  = 1'h1;
+  assign \$937  = 1'h1;
+  assign \$938  = \$933 ;
+  assign \$951  = \$950 ;
+  assign \$966  = 1'h1;
+  assign \$967  = \$964 ;
+  assign \$981  = \$980 ;
   assign \$996  = 1'h1;
   assign \$997  = 1'h1;
-  assign \$998  = \$985 ;
+  assign \$998  = 1'h1;
+  assign \$999  = 1'h1;
+  assign \$1000  = 1'h1;
+  assign \$1001  = 1'h1;
+  assign \$1002  = \$989 ;
   assign \$1012  = \$1011 ;
   assign \$1027  = 1'h1;
   assign \$1028  = \$1025 ;

@@ -170,10 +170,20 @@ class ArraySequencer(wiring.Component):
         def flags(ok, low):                               # the zero flags of a beat with `low` left
             return Cat(ok & _le_const(low, c) for c in range(C))
 
+        # the load side's counters change with the command (cmd_go, while `loading` is 0) and with
+        # each beat taken (take_act, while it is 1): their next values are chosen by `loading`, a
+        # register, and the handshake reaches them only as their enable (with the handshake selecting
+        # between the two, synthesis put it in front of the zero flags' gates: the act port's valid,
+        # far away in the system top, then crossed five LUTs, its ECP5 critical path at 108.9 MHz)
         with m.If(cmd_go):
-            m.d.sync += [loading.eq(1), left.eq(k_r), last_beat.eq(k_le1), le2.eq(k_le2), ld_addr.eq(0),
-                         nlow.eq(k_r[:bits] - C),
-                         zero.eq(flags(k_le1, k_r[:bits]))]
+            m.d.sync += [loading.eq(1), ld_addr.eq(0)]
+        with m.If(cmd_go | take_act):
+            with m.If(loading):
+                m.d.sync += [left.eq(left - C), last_beat.eq(le2), le2.eq(left <= 3 * C), nlow.eq(nlow - C),
+                             zero.eq(flags(le2, nlow))]
+            with m.Else():
+                m.d.sync += [left.eq(k_r), last_beat.eq(k_le1), le2.eq(k_le2), nlow.eq(k_r[:bits] - C),
+                             zero.eq(flags(k_le1, k_r[:bits]))]
 
         # LOAD: each beat goes to the buffer with its zero flags, and the buffer writes it three
         # cycles later, never waiting on the handshake (whose fan-out to the block RAMs' write
@@ -190,11 +200,8 @@ class ArraySequencer(wiring.Component):
         # ld_addr: 5.8 ns at 4 x 128)
         a_valid = Signal(attrs=KEEP)
         m.d.sync += a_valid.eq(take_act)
-        with m.If(take_act):
-            m.d.sync += [left.eq(left - C), last_beat.eq(le2), le2.eq(left <= 3 * C), nlow.eq(nlow - C),
-                         zero.eq(flags(le2, nlow))]
-            with m.If(last_beat):
-                m.d.sync += loading.eq(0)
+        with m.If(take_act & last_beat):
+            m.d.sync += loading.eq(0)
         # the run's first chunk facts kept as the chunks are counted (ld_addr - 1, ld_addr - 2,
         # ld_addr == 1), and `load_done` a register copy of the last beat's notice: RUN's registers
         # start from copies of registers, and load_done sits among them (its notice and the count
