@@ -15175,28 +15175,28 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   reg \$2012 ;
   reg \$2013 ;
   reg \$2014 ;
-  reg [6:0] \$2015 ;
-  reg [13:0] \$2016 ;
-  reg \$2017 ;
+  reg \$2015 ;
+  reg [6:0] \$2016 ;
+  reg [13:0] \$2017 ;
   reg \$2018 ;
-  reg [6:0] \$2019 ;
+  reg \$2019 ;
   wire \$202 ;
-  reg [63:0] \$2020 ;
-  reg \$2021 ;
-  reg [6:0] \$2022 ;
+  reg [6:0] \$2020 ;
+  reg [63:0] \$2021 ;
+  reg \$2022 ;
   reg [6:0] \$2023 ;
-  reg \$2024 ;
+  reg [6:0] \$2024 ;
   reg \$2025 ;
   reg \$2026 ;
   reg \$2027 ;
-  reg [6:0] \$2028 ;
+  reg \$2028 ;
   reg [6:0] \$2029 ;
   wire \$203 ;
-  reg \$2030 ;
-  reg [14:0] \$2031 ;
-  reg \$2032 ;
-  reg [6:0] \$2033 ;
-  reg \$2034 ;
+  reg [6:0] \$2030 ;
+  reg \$2031 ;
+  reg [14:0] \$2032 ;
+  reg \$2033 ;
+  reg [6:0] \$2034 ;
   reg \$2035 ;
   reg \$2036 ;
   reg \$2037 ;
@@ -15204,6 +15204,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   reg \$2039 ;
   wire \$204 ;
   reg \$2040 ;
+  reg \$2041 ;
   wire \$205 ;
   wire \$206 ;
   wire \$207 ;
@@ -16086,14 +16087,14 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   wire \$998 ;
   wire \$999 ;
   reg [6:0] \$like  = 7'h00;
-  reg [6:0] \$like$43  = 7'h00;
+  reg [6:0] \$like$44  = 7'h00;
   (* init = 1'h1 *)
   wire \$signal ;
-  reg \$signal$31  = 1'h0;
+  (* keep = 32'd1 *)
+  reg \$signal$15  = 1'h0;
   reg \$signal$32  = 1'h0;
-  reg \$signal$49  = 1'h0;
-  (* init = 1'h0 *)
-  wire \$signal$5 ;
+  reg \$signal$33  = 1'h0;
+  reg \$signal$50  = 1'h0;
   reg \$signal$7  = 1'h0;
   (* keep = 32'd1 *)
   reg a_valid = 1'h0;
@@ -16291,10 +16292,14 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   wire [15:0] \act__payload[9] ;
   wire [7:0] \act__payload[9].p ;
   wire [7:0] \act__payload[9].q ;
+  (* keep = 32'd1 *)
   output act__ready;
   reg act__ready = 1'h0;
   input act__valid;
   wire act__valid;
+  (* init = 1'h0 *)
+  (* keep = 32'd1 *)
+  wire act_rdy;
   (* init = 1'h0 *)
   (* keep = 32'd1 *)
   wire buf_clear;
@@ -16374,7 +16379,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$2  = \$1  | credit_ok;
   assign wgt_ready = \$signal$7  & \$2 ;
   assign busy = ~ cmd__ready;
-  assign load__valid = act__valid & act__ready;
+  assign load__valid = act__valid & \$signal$15 ;
   assign \$3  = ~ chunk_last;
   assign \$4  = \$3  | credit_ok;
   assign \$5  = \$signal$7  & \$4 ;
@@ -16411,7 +16416,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$36  = cmd__valid & cmd__ready;
   assign \$37  = cmd__valid & cmd__ready;
   assign \$38  = cmd__valid & cmd__ready;
-  assign \$39  = act__valid & act__ready;
+  assign \$39  = act__valid & \$signal$15 ;
   assign \$40  = cmd_go | \$39 ;
   assign \$41  = left - 7'h40;
   assign \$42  = left <= 8'hc0;
@@ -17263,7 +17268,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1016  = \$1007  & \$1015 ;
   assign \$1017  = \$1006  & \$1016 ;
   assign \$1018  = \$1005  & \$1017 ;
-  assign \$1019  = \$signal$31  & \$1018 ;
+  assign \$1019  = \$signal$32  & \$1018 ;
   assign \$1020  = ~ k_r[6];
   assign \$1021  = ~ k_r[5];
   assign \$1022  = ~ k_r[4];
@@ -17276,7 +17281,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1031  = \$1022  & \$1030 ;
   assign \$1032  = \$1021  & \$1031 ;
   assign \$1033  = \$1020  & \$1032 ;
-  assign \$1034  = \$signal$31  & \$1033 ;
+  assign \$1034  = \$signal$32  & \$1033 ;
   assign \$1035  = ~ k_r[6];
   assign \$1036  = ~ k_r[5];
   assign \$1037  = ~ k_r[4];
@@ -17290,7 +17295,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1046  = \$1037  & \$1045 ;
   assign \$1047  = \$1036  & \$1046 ;
   assign \$1048  = \$1035  & \$1047 ;
-  assign \$1049  = \$signal$31  & \$1048 ;
+  assign \$1049  = \$signal$32  & \$1048 ;
   assign \$1050  = ~ k_r[6];
   assign \$1051  = ~ k_r[5];
   assign \$1052  = ~ k_r[4];
@@ -17302,7 +17307,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1061  = \$1052  & \$1060 ;
   assign \$1062  = \$1051  & \$1061 ;
   assign \$1063  = \$1050  & \$1062 ;
-  assign \$1064  = \$signal$31  & \$1063 ;
+  assign \$1064  = \$signal$32  & \$1063 ;
   assign \$1065  = ~ k_r[6];
   assign \$1066  = ~ k_r[5];
   assign \$1067  = ~ k_r[4];
@@ -17316,7 +17321,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1076  = \$1067  & \$1075 ;
   assign \$1077  = \$1066  & \$1076 ;
   assign \$1078  = \$1065  & \$1077 ;
-  assign \$1079  = \$signal$31  & \$1078 ;
+  assign \$1079  = \$signal$32  & \$1078 ;
   assign \$1080  = ~ k_r[6];
   assign \$1081  = ~ k_r[5];
   assign \$1082  = ~ k_r[4];
@@ -17329,7 +17334,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1091  = \$1082  & \$1090 ;
   assign \$1092  = \$1081  & \$1091 ;
   assign \$1093  = \$1080  & \$1092 ;
-  assign \$1094  = \$signal$31  & \$1093 ;
+  assign \$1094  = \$signal$32  & \$1093 ;
   assign \$1095  = ~ k_r[6];
   assign \$1096  = ~ k_r[5];
   assign \$1097  = ~ k_r[4];
@@ -17343,7 +17348,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1106  = \$1097  & \$1105 ;
   assign \$1107  = \$1096  & \$1106 ;
   assign \$1108  = \$1095  & \$1107 ;
-  assign \$1109  = \$signal$31  & \$1108 ;
+  assign \$1109  = \$signal$32  & \$1108 ;
   assign \$1110  = ~ k_r[6];
   assign \$1111  = ~ k_r[5];
   assign \$1112  = ~ k_r[4];
@@ -17354,7 +17359,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1121  = \$1112  & \$1120 ;
   assign \$1122  = \$1111  & \$1121 ;
   assign \$1123  = \$1110  & \$1122 ;
-  assign \$1124  = \$signal$31  & \$1123 ;
+  assign \$1124  = \$signal$32  & \$1123 ;
   assign \$1125  = ~ k_r[6];
   assign \$1126  = ~ k_r[5];
   assign \$1127  = ~ k_r[4];
@@ -17368,7 +17373,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1136  = \$1127  & \$1135 ;
   assign \$1137  = \$1126  & \$1136 ;
   assign \$1138  = \$1125  & \$1137 ;
-  assign \$1139  = \$signal$31  & \$1138 ;
+  assign \$1139  = \$signal$32  & \$1138 ;
   assign \$1140  = ~ k_r[6];
   assign \$1141  = ~ k_r[5];
   assign \$1142  = ~ k_r[4];
@@ -17381,7 +17386,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1151  = \$1142  & \$1150 ;
   assign \$1152  = \$1141  & \$1151 ;
   assign \$1153  = \$1140  & \$1152 ;
-  assign \$1154  = \$signal$31  & \$1153 ;
+  assign \$1154  = \$signal$32  & \$1153 ;
   assign \$1155  = ~ k_r[6];
   assign \$1156  = ~ k_r[5];
   assign \$1157  = ~ k_r[4];
@@ -17395,7 +17400,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1166  = \$1157  & \$1165 ;
   assign \$1167  = \$1156  & \$1166 ;
   assign \$1168  = \$1155  & \$1167 ;
-  assign \$1169  = \$signal$31  & \$1168 ;
+  assign \$1169  = \$signal$32  & \$1168 ;
   assign \$1170  = ~ k_r[6];
   assign \$1171  = ~ k_r[5];
   assign \$1172  = ~ k_r[4];
@@ -17407,7 +17412,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1181  = \$1172  & \$1180 ;
   assign \$1182  = \$1171  & \$1181 ;
   assign \$1183  = \$1170  & \$1182 ;
-  assign \$1184  = \$signal$31  & \$1183 ;
+  assign \$1184  = \$signal$32  & \$1183 ;
   assign \$1185  = ~ k_r[6];
   assign \$1186  = ~ k_r[5];
   assign \$1187  = ~ k_r[4];
@@ -17421,7 +17426,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1196  = \$1187  & \$1195 ;
   assign \$1197  = \$1186  & \$1196 ;
   assign \$1198  = \$1185  & \$1197 ;
-  assign \$1199  = \$signal$31  & \$1198 ;
+  assign \$1199  = \$signal$32  & \$1198 ;
   assign \$1200  = ~ k_r[6];
   assign \$1201  = ~ k_r[5];
   assign \$1202  = ~ k_r[4];
@@ -17434,7 +17439,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1211  = \$1202  & \$1210 ;
   assign \$1212  = \$1201  & \$1211 ;
   assign \$1213  = \$1200  & \$1212 ;
-  assign \$1214  = \$signal$31  & \$1213 ;
+  assign \$1214  = \$signal$32  & \$1213 ;
   assign \$1215  = ~ k_r[6];
   assign \$1216  = ~ k_r[5];
   assign \$1217  = ~ k_r[4];
@@ -17448,7 +17453,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1226  = \$1217  & \$1225 ;
   assign \$1227  = \$1216  & \$1226 ;
   assign \$1228  = \$1215  & \$1227 ;
-  assign \$1229  = \$signal$31  & \$1228 ;
+  assign \$1229  = \$signal$32  & \$1228 ;
   assign \$1230  = ~ k_r[6];
   assign \$1231  = ~ k_r[5];
   assign \$1232  = ~ k_r[4];
@@ -17458,7 +17463,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1236  = ~ k_r[0];
   assign \$1242  = \$1231  & \$1241 ;
   assign \$1243  = \$1230  & \$1242 ;
-  assign \$1244  = \$signal$31  & \$1243 ;
+  assign \$1244  = \$signal$32  & \$1243 ;
   assign \$1245  = ~ k_r[6];
   assign \$1246  = ~ k_r[5];
   assign \$1247  = ~ k_r[4];
@@ -17472,7 +17477,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1256  = \$1247  | \$1255 ;
   assign \$1257  = \$1246  & \$1256 ;
   assign \$1258  = \$1245  & \$1257 ;
-  assign \$1259  = \$signal$31  & \$1258 ;
+  assign \$1259  = \$signal$32  & \$1258 ;
   assign \$1260  = ~ k_r[6];
   assign \$1261  = ~ k_r[5];
   assign \$1262  = ~ k_r[4];
@@ -17485,7 +17490,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1271  = \$1262  | \$1270 ;
   assign \$1272  = \$1261  & \$1271 ;
   assign \$1273  = \$1260  & \$1272 ;
-  assign \$1274  = \$signal$31  & \$1273 ;
+  assign \$1274  = \$signal$32  & \$1273 ;
   assign \$1275  = ~ k_r[6];
   assign \$1276  = ~ k_r[5];
   assign \$1277  = ~ k_r[4];
@@ -17499,7 +17504,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1286  = \$1277  | \$1285 ;
   assign \$1287  = \$1276  & \$1286 ;
   assign \$1288  = \$1275  & \$1287 ;
-  assign \$1289  = \$signal$31  & \$1288 ;
+  assign \$1289  = \$signal$32  & \$1288 ;
   assign \$1290  = ~ k_r[6];
   assign \$1291  = ~ k_r[5];
   assign \$1292  = ~ k_r[4];
@@ -17511,7 +17516,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1301  = \$1292  | \$1300 ;
   assign \$1302  = \$1291  & \$1301 ;
   assign \$1303  = \$1290  & \$1302 ;
-  assign \$1304  = \$signal$31  & \$1303 ;
+  assign \$1304  = \$signal$32  & \$1303 ;
   assign \$1305  = ~ k_r[6];
   assign \$1306  = ~ k_r[5];
   assign \$1307  = ~ k_r[4];
@@ -17525,7 +17530,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1316  = \$1307  | \$1315 ;
   assign \$1317  = \$1306  & \$1316 ;
   assign \$1318  = \$1305  & \$1317 ;
-  assign \$1319  = \$signal$31  & \$1318 ;
+  assign \$1319  = \$signal$32  & \$1318 ;
   assign \$1320  = ~ k_r[6];
   assign \$1321  = ~ k_r[5];
   assign \$1322  = ~ k_r[4];
@@ -17538,7 +17543,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1331  = \$1322  | \$1330 ;
   assign \$1332  = \$1321  & \$1331 ;
   assign \$1333  = \$1320  & \$1332 ;
-  assign \$1334  = \$signal$31  & \$1333 ;
+  assign \$1334  = \$signal$32  & \$1333 ;
   assign \$1335  = ~ k_r[6];
   assign \$1336  = ~ k_r[5];
   assign \$1337  = ~ k_r[4];
@@ -17552,7 +17557,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1346  = \$1337  | \$1345 ;
   assign \$1347  = \$1336  & \$1346 ;
   assign \$1348  = \$1335  & \$1347 ;
-  assign \$1349  = \$signal$31  & \$1348 ;
+  assign \$1349  = \$signal$32  & \$1348 ;
   assign \$1350  = ~ k_r[6];
   assign \$1351  = ~ k_r[5];
   assign \$1352  = ~ k_r[4];
@@ -17563,7 +17568,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1361  = \$1352  | \$1360 ;
   assign \$1362  = \$1351  & \$1361 ;
   assign \$1363  = \$1350  & \$1362 ;
-  assign \$1364  = \$signal$31  & \$1363 ;
+  assign \$1364  = \$signal$32  & \$1363 ;
   assign \$1365  = ~ k_r[6];
   assign \$1366  = ~ k_r[5];
   assign \$1367  = ~ k_r[4];
@@ -17577,7 +17582,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1376  = \$1367  | \$1375 ;
   assign \$1377  = \$1366  & \$1376 ;
   assign \$1378  = \$1365  & \$1377 ;
-  assign \$1379  = \$signal$31  & \$1378 ;
+  assign \$1379  = \$signal$32  & \$1378 ;
   assign \$1380  = ~ k_r[6];
   assign \$1381  = ~ k_r[5];
   assign \$1382  = ~ k_r[4];
@@ -17590,7 +17595,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1391  = \$1382  | \$1390 ;
   assign \$1392  = \$1381  & \$1391 ;
   assign \$1393  = \$1380  & \$1392 ;
-  assign \$1394  = \$signal$31  & \$1393 ;
+  assign \$1394  = \$signal$32  & \$1393 ;
   assign \$1395  = ~ k_r[6];
   assign \$1396  = ~ k_r[5];
   assign \$1397  = ~ k_r[4];
@@ -17604,7 +17609,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1406  = \$1397  | \$1405 ;
   assign \$1407  = \$1396  & \$1406 ;
   assign \$1408  = \$1395  & \$1407 ;
-  assign \$1409  = \$signal$31  & \$1408 ;
+  assign \$1409  = \$signal$32  & \$1408 ;
   assign \$1410  = ~ k_r[6];
   assign \$1411  = ~ k_r[5];
   assign \$1412  = ~ k_r[4];
@@ -17616,7 +17621,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1421  = \$1412  | \$1420 ;
   assign \$1422  = \$1411  & \$1421 ;
   assign \$1423  = \$1410  & \$1422 ;
-  assign \$1424  = \$signal$31  & \$1423 ;
+  assign \$1424  = \$signal$32  & \$1423 ;
   assign \$1425  = ~ k_r[6];
   assign \$1426  = ~ k_r[5];
   assign \$1427  = ~ k_r[4];
@@ -17630,7 +17635,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1436  = \$1427  | \$1435 ;
   assign \$1437  = \$1426  & \$1436 ;
   assign \$1438  = \$1425  & \$1437 ;
-  assign \$1439  = \$signal$31  & \$1438 ;
+  assign \$1439  = \$signal$32  & \$1438 ;
   assign \$1440  = ~ k_r[6];
   assign \$1441  = ~ k_r[5];
   assign \$1442  = ~ k_r[4];
@@ -17643,7 +17648,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1451  = \$1442  | \$1450 ;
   assign \$1452  = \$1441  & \$1451 ;
   assign \$1453  = \$1440  & \$1452 ;
-  assign \$1454  = \$signal$31  & \$1453 ;
+  assign \$1454  = \$signal$32  & \$1453 ;
   assign \$1455  = ~ k_r[6];
   assign \$1456  = ~ k_r[5];
   assign \$1457  = ~ k_r[4];
@@ -17657,7 +17662,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1466  = \$1457  | \$1465 ;
   assign \$1467  = \$1456  & \$1466 ;
   assign \$1468  = \$1455  & \$1467 ;
-  assign \$1469  = \$signal$31  & \$1468 ;
+  assign \$1469  = \$signal$32  & \$1468 ;
   assign \$1470  = ~ k_r[6];
   assign \$1471  = ~ k_r[5];
   assign \$1472  = ~ k_r[4];
@@ -17666,7 +17671,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1475  = ~ k_r[1];
   assign \$1476  = ~ k_r[0];
   assign \$1483  = \$1470  & \$1482 ;
-  assign \$1484  = \$signal$31  & \$1483 ;
+  assign \$1484  = \$signal$32  & \$1483 ;
   assign \$1485  = ~ k_r[6];
   assign \$1486  = ~ k_r[5];
   assign \$1487  = ~ k_r[4];
@@ -17680,7 +17685,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1496  = \$1487  & \$1495 ;
   assign \$1497  = \$1486  | \$1496 ;
   assign \$1498  = \$1485  & \$1497 ;
-  assign \$1499  = \$signal$31  & \$1498 ;
+  assign \$1499  = \$signal$32  & \$1498 ;
   assign \$1500  = ~ k_r[6];
   assign \$1501  = ~ k_r[5];
   assign \$1502  = ~ k_r[4];
@@ -17693,7 +17698,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1511  = \$1502  & \$1510 ;
   assign \$1512  = \$1501  | \$1511 ;
   assign \$1513  = \$1500  & \$1512 ;
-  assign \$1514  = \$signal$31  & \$1513 ;
+  assign \$1514  = \$signal$32  & \$1513 ;
   assign \$1515  = ~ k_r[6];
   assign \$1516  = ~ k_r[5];
   assign \$1517  = ~ k_r[4];
@@ -17707,7 +17712,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1526  = \$1517  & \$1525 ;
   assign \$1527  = \$1516  | \$1526 ;
   assign \$1528  = \$1515  & \$1527 ;
-  assign \$1529  = \$signal$31  & \$1528 ;
+  assign \$1529  = \$signal$32  & \$1528 ;
   assign \$1530  = ~ k_r[6];
   assign \$1531  = ~ k_r[5];
   assign \$1532  = ~ k_r[4];
@@ -17719,7 +17724,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1541  = \$1532  & \$1540 ;
   assign \$1542  = \$1531  | \$1541 ;
   assign \$1543  = \$1530  & \$1542 ;
-  assign \$1544  = \$signal$31  & \$1543 ;
+  assign \$1544  = \$signal$32  & \$1543 ;
   assign \$1545  = ~ k_r[6];
   assign \$1546  = ~ k_r[5];
   assign \$1547  = ~ k_r[4];
@@ -17733,7 +17738,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1556  = \$1547  & \$1555 ;
   assign \$1557  = \$1546  | \$1556 ;
   assign \$1558  = \$1545  & \$1557 ;
-  assign \$1559  = \$signal$31  & \$1558 ;
+  assign \$1559  = \$signal$32  & \$1558 ;
   assign \$1560  = ~ k_r[6];
   assign \$1561  = ~ k_r[5];
   assign \$1562  = ~ k_r[4];
@@ -17746,7 +17751,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1571  = \$1562  & \$1570 ;
   assign \$1572  = \$1561  | \$1571 ;
   assign \$1573  = \$1560  & \$1572 ;
-  assign \$1574  = \$signal$31  & \$1573 ;
+  assign \$1574  = \$signal$32  & \$1573 ;
   assign \$1575  = ~ k_r[6];
   assign \$1576  = ~ k_r[5];
   assign \$1577  = ~ k_r[4];
@@ -17760,7 +17765,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1586  = \$1577  & \$1585 ;
   assign \$1587  = \$1576  | \$1586 ;
   assign \$1588  = \$1575  & \$1587 ;
-  assign \$1589  = \$signal$31  & \$1588 ;
+  assign \$1589  = \$signal$32  & \$1588 ;
   assign \$1590  = ~ k_r[6];
   assign \$1591  = ~ k_r[5];
   assign \$1592  = ~ k_r[4];
@@ -17771,7 +17776,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1601  = \$1592  & \$1600 ;
   assign \$1602  = \$1591  | \$1601 ;
   assign \$1603  = \$1590  & \$1602 ;
-  assign \$1604  = \$signal$31  & \$1603 ;
+  assign \$1604  = \$signal$32  & \$1603 ;
   assign \$1605  = ~ k_r[6];
   assign \$1606  = ~ k_r[5];
   assign \$1607  = ~ k_r[4];
@@ -17785,7 +17790,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1616  = \$1607  & \$1615 ;
   assign \$1617  = \$1606  | \$1616 ;
   assign \$1618  = \$1605  & \$1617 ;
-  assign \$1619  = \$signal$31  & \$1618 ;
+  assign \$1619  = \$signal$32  & \$1618 ;
   assign \$1620  = ~ k_r[6];
   assign \$1621  = ~ k_r[5];
   assign \$1622  = ~ k_r[4];
@@ -17798,7 +17803,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1631  = \$1622  & \$1630 ;
   assign \$1632  = \$1621  | \$1631 ;
   assign \$1633  = \$1620  & \$1632 ;
-  assign \$1634  = \$signal$31  & \$1633 ;
+  assign \$1634  = \$signal$32  & \$1633 ;
   assign \$1635  = ~ k_r[6];
   assign \$1636  = ~ k_r[5];
   assign \$1637  = ~ k_r[4];
@@ -17812,7 +17817,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1646  = \$1637  & \$1645 ;
   assign \$1647  = \$1636  | \$1646 ;
   assign \$1648  = \$1635  & \$1647 ;
-  assign \$1649  = \$signal$31  & \$1648 ;
+  assign \$1649  = \$signal$32  & \$1648 ;
   assign \$1650  = ~ k_r[6];
   assign \$1651  = ~ k_r[5];
   assign \$1652  = ~ k_r[4];
@@ -17824,7 +17829,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1661  = \$1652  & \$1660 ;
   assign \$1662  = \$1651  | \$1661 ;
   assign \$1663  = \$1650  & \$1662 ;
-  assign \$1664  = \$signal$31  & \$1663 ;
+  assign \$1664  = \$signal$32  & \$1663 ;
   assign \$1665  = ~ k_r[6];
   assign \$1666  = ~ k_r[5];
   assign \$1667  = ~ k_r[4];
@@ -17838,7 +17843,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1676  = \$1667  & \$1675 ;
   assign \$1677  = \$1666  | \$1676 ;
   assign \$1678  = \$1665  & \$1677 ;
-  assign \$1679  = \$signal$31  & \$1678 ;
+  assign \$1679  = \$signal$32  & \$1678 ;
   assign \$1680  = ~ k_r[6];
   assign \$1681  = ~ k_r[5];
   assign \$1682  = ~ k_r[4];
@@ -17851,7 +17856,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1691  = \$1682  & \$1690 ;
   assign \$1692  = \$1681  | \$1691 ;
   assign \$1693  = \$1680  & \$1692 ;
-  assign \$1694  = \$signal$31  & \$1693 ;
+  assign \$1694  = \$signal$32  & \$1693 ;
   assign \$1695  = ~ k_r[6];
   assign \$1696  = ~ k_r[5];
   assign \$1697  = ~ k_r[4];
@@ -17865,7 +17870,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1706  = \$1697  & \$1705 ;
   assign \$1707  = \$1696  | \$1706 ;
   assign \$1708  = \$1695  & \$1707 ;
-  assign \$1709  = \$signal$31  & \$1708 ;
+  assign \$1709  = \$signal$32  & \$1708 ;
   assign \$1710  = ~ k_r[6];
   assign \$1711  = ~ k_r[5];
   assign \$1712  = ~ k_r[4];
@@ -17875,7 +17880,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1716  = ~ k_r[0];
   assign \$1722  = \$1711  | \$1721 ;
   assign \$1723  = \$1710  & \$1722 ;
-  assign \$1724  = \$signal$31  & \$1723 ;
+  assign \$1724  = \$signal$32  & \$1723 ;
   assign \$1725  = ~ k_r[6];
   assign \$1726  = ~ k_r[5];
   assign \$1727  = ~ k_r[4];
@@ -17889,7 +17894,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1736  = \$1727  | \$1735 ;
   assign \$1737  = \$1726  | \$1736 ;
   assign \$1738  = \$1725  & \$1737 ;
-  assign \$1739  = \$signal$31  & \$1738 ;
+  assign \$1739  = \$signal$32  & \$1738 ;
   assign \$1740  = ~ k_r[6];
   assign \$1741  = ~ k_r[5];
   assign \$1742  = ~ k_r[4];
@@ -17902,7 +17907,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1751  = \$1742  | \$1750 ;
   assign \$1752  = \$1741  | \$1751 ;
   assign \$1753  = \$1740  & \$1752 ;
-  assign \$1754  = \$signal$31  & \$1753 ;
+  assign \$1754  = \$signal$32  & \$1753 ;
   assign \$1755  = ~ k_r[6];
   assign \$1756  = ~ k_r[5];
   assign \$1757  = ~ k_r[4];
@@ -17916,7 +17921,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1766  = \$1757  | \$1765 ;
   assign \$1767  = \$1756  | \$1766 ;
   assign \$1768  = \$1755  & \$1767 ;
-  assign \$1769  = \$signal$31  & \$1768 ;
+  assign \$1769  = \$signal$32  & \$1768 ;
   assign \$1770  = ~ k_r[6];
   assign \$1771  = ~ k_r[5];
   assign \$1772  = ~ k_r[4];
@@ -17928,7 +17933,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1781  = \$1772  | \$1780 ;
   assign \$1782  = \$1771  | \$1781 ;
   assign \$1783  = \$1770  & \$1782 ;
-  assign \$1784  = \$signal$31  & \$1783 ;
+  assign \$1784  = \$signal$32  & \$1783 ;
   assign \$1785  = ~ k_r[6];
   assign \$1786  = ~ k_r[5];
   assign \$1787  = ~ k_r[4];
@@ -17942,7 +17947,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1796  = \$1787  | \$1795 ;
   assign \$1797  = \$1786  | \$1796 ;
   assign \$1798  = \$1785  & \$1797 ;
-  assign \$1799  = \$signal$31  & \$1798 ;
+  assign \$1799  = \$signal$32  & \$1798 ;
   assign \$1800  = ~ k_r[6];
   assign \$1801  = ~ k_r[5];
   assign \$1802  = ~ k_r[4];
@@ -17955,7 +17960,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1811  = \$1802  | \$1810 ;
   assign \$1812  = \$1801  | \$1811 ;
   assign \$1813  = \$1800  & \$1812 ;
-  assign \$1814  = \$signal$31  & \$1813 ;
+  assign \$1814  = \$signal$32  & \$1813 ;
   assign \$1815  = ~ k_r[6];
   assign \$1816  = ~ k_r[5];
   assign \$1817  = ~ k_r[4];
@@ -17969,7 +17974,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1826  = \$1817  | \$1825 ;
   assign \$1827  = \$1816  | \$1826 ;
   assign \$1828  = \$1815  & \$1827 ;
-  assign \$1829  = \$signal$31  & \$1828 ;
+  assign \$1829  = \$signal$32  & \$1828 ;
   assign \$1830  = ~ k_r[6];
   assign \$1831  = ~ k_r[5];
   assign \$1832  = ~ k_r[4];
@@ -17980,7 +17985,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1841  = \$1832  | \$1840 ;
   assign \$1842  = \$1831  | \$1841 ;
   assign \$1843  = \$1830  & \$1842 ;
-  assign \$1844  = \$signal$31  & \$1843 ;
+  assign \$1844  = \$signal$32  & \$1843 ;
   assign \$1845  = ~ k_r[6];
   assign \$1846  = ~ k_r[5];
   assign \$1847  = ~ k_r[4];
@@ -17994,7 +17999,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1856  = \$1847  | \$1855 ;
   assign \$1857  = \$1846  | \$1856 ;
   assign \$1858  = \$1845  & \$1857 ;
-  assign \$1859  = \$signal$31  & \$1858 ;
+  assign \$1859  = \$signal$32  & \$1858 ;
   assign \$1860  = ~ k_r[6];
   assign \$1861  = ~ k_r[5];
   assign \$1862  = ~ k_r[4];
@@ -18007,7 +18012,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1871  = \$1862  | \$1870 ;
   assign \$1872  = \$1861  | \$1871 ;
   assign \$1873  = \$1860  & \$1872 ;
-  assign \$1874  = \$signal$31  & \$1873 ;
+  assign \$1874  = \$signal$32  & \$1873 ;
   assign \$1875  = ~ k_r[6];
   assign \$1876  = ~ k_r[5];
   assign \$1877  = ~ k_r[4];
@@ -18021,7 +18026,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1886  = \$1877  | \$1885 ;
   assign \$1887  = \$1876  | \$1886 ;
   assign \$1888  = \$1875  & \$1887 ;
-  assign \$1889  = \$signal$31  & \$1888 ;
+  assign \$1889  = \$signal$32  & \$1888 ;
   assign \$1890  = ~ k_r[6];
   assign \$1891  = ~ k_r[5];
   assign \$1892  = ~ k_r[4];
@@ -18033,7 +18038,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1901  = \$1892  | \$1900 ;
   assign \$1902  = \$1891  | \$1901 ;
   assign \$1903  = \$1890  & \$1902 ;
-  assign \$1904  = \$signal$31  & \$1903 ;
+  assign \$1904  = \$signal$32  & \$1903 ;
   assign \$1905  = ~ k_r[6];
   assign \$1906  = ~ k_r[5];
   assign \$1907  = ~ k_r[4];
@@ -18047,7 +18052,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1916  = \$1907  | \$1915 ;
   assign \$1917  = \$1906  | \$1916 ;
   assign \$1918  = \$1905  & \$1917 ;
-  assign \$1919  = \$signal$31  & \$1918 ;
+  assign \$1919  = \$signal$32  & \$1918 ;
   assign \$1920  = ~ k_r[6];
   assign \$1921  = ~ k_r[5];
   assign \$1922  = ~ k_r[4];
@@ -18060,7 +18065,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1931  = \$1922  | \$1930 ;
   assign \$1932  = \$1921  | \$1931 ;
   assign \$1933  = \$1920  & \$1932 ;
-  assign \$1934  = \$signal$31  & \$1933 ;
+  assign \$1934  = \$signal$32  & \$1933 ;
   assign \$1935  = ~ k_r[6];
   assign \$1936  = ~ k_r[5];
   assign \$1937  = ~ k_r[4];
@@ -18074,7 +18079,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1946  = \$1937  | \$1945 ;
   assign \$1947  = \$1936  | \$1946 ;
   assign \$1948  = \$1935  & \$1947 ;
-  assign \$1949  = \$signal$31  & \$1948 ;
+  assign \$1949  = \$signal$32  & \$1948 ;
   assign \$1950  = ~ k_r[6];
   assign \$1951  = ~ k_r[5];
   assign \$1952  = ~ k_r[4];
@@ -18082,13 +18087,13 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1954  = ~ k_r[2];
   assign \$1955  = ~ k_r[1];
   assign \$1956  = ~ k_r[0];
-  assign \$1964  = \$signal$31  & \$1963 ;
-  assign \$1965  = act__valid & act__ready;
-  assign \$1966  = act__valid & act__ready;
+  assign \$1964  = \$signal$32  & \$1963 ;
+  assign \$1965  = act__valid & \$signal$15 ;
+  assign \$1966  = act__valid & \$signal$15 ;
   assign \$1967  = \$1966  & last_beat;
   assign \$1968  = ld_addr + 1'h1;
   assign \$1969  = ! ld_addr;
-  assign \$1970  = act__valid & act__ready;
+  assign \$1970  = act__valid & \$signal$15 ;
   assign \$1971  = \$1970  & last_beat;
   assign \$1972  = ~ chunk_last;
   assign \$1973  = \$1972  | credit_ok;
@@ -18120,7 +18125,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1999  = wgt_valid & \$1998 ;
   assign \$2000  = ~ \$1999 ;
   assign \$2001  = drained & \$2000 ;
-  assign \$2002  = \$signal$49  & empty;
+  assign \$2002  = \$signal$50  & empty;
   always @(posedge clk)
     slot <= \$2003 ;
   always @(posedge clk)
@@ -18132,9 +18137,9 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   always @(posedge clk)
     rows_r <= \$2007 ;
   always @(posedge clk)
-    \$signal$31  <= \$2008 ;
+    \$signal$32  <= \$2008 ;
   always @(posedge clk)
-    \$signal$32  <= \$2009 ;
+    \$signal$33  <= \$2009 ;
   always @(posedge clk)
     rows_gt <= \$2010 ;
   always @(posedge clk)
@@ -18144,59 +18149,61 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   always @(posedge clk)
     cmd__ready <= \$2013 ;
   always @(posedge clk)
-    act__ready <= \$2014 ;
+    \$signal$15  <= \$2014 ;
   always @(posedge clk)
-    ld_addr <= \$2015 ;
+    act__ready <= \$2015 ;
   always @(posedge clk)
-    left <= \$2016 ;
+    ld_addr <= \$2016 ;
   always @(posedge clk)
-    last_beat <= \$2017 ;
+    left <= \$2017 ;
   always @(posedge clk)
-    le2 <= \$2018 ;
+    last_beat <= \$2018 ;
   always @(posedge clk)
-    nlow <= \$2019 ;
+    le2 <= \$2019 ;
   always @(posedge clk)
-    zero <= \$2020 ;
+    nlow <= \$2020 ;
   always @(posedge clk)
-    a_valid <= \$2021 ;
+    zero <= \$2021 ;
   always @(posedge clk)
-    \$like  <= \$2022 ;
+    a_valid <= \$2022 ;
   always @(posedge clk)
-    \$like$43  <= \$2023 ;
+    \$like  <= \$2023 ;
   always @(posedge clk)
-    one <= \$2024 ;
+    \$like$44  <= \$2024 ;
   always @(posedge clk)
-    ld_notice <= \$2025 ;
+    one <= \$2025 ;
   always @(posedge clk)
-    load_done <= \$2026 ;
+    ld_notice <= \$2026 ;
   always @(posedge clk)
-    \$signal$7  <= \$2027 ;
+    load_done <= \$2027 ;
   always @(posedge clk)
-    c_last <= \$2028 ;
+    \$signal$7  <= \$2028 ;
   always @(posedge clk)
-    c_last_m1 <= \$2029 ;
+    c_last <= \$2029 ;
   always @(posedge clk)
-    chunk_last <= \$2030 ;
+    c_last_m1 <= \$2030 ;
   always @(posedge clk)
-    r_left <= \$2031 ;
+    chunk_last <= \$2031 ;
   always @(posedge clk)
-    r_gt <= \$2032 ;
+    r_left <= \$2032 ;
   always @(posedge clk)
-    chunk <= \$2033 ;
+    r_gt <= \$2033 ;
   always @(posedge clk)
-    \$signal$49  <= \$2034 ;
+    chunk <= \$2034 ;
   always @(posedge clk)
-    pass_end <= \$2035 ;
+    \$signal$50  <= \$2035 ;
   always @(posedge clk)
-    mat <= \$2036 ;
+    pass_end <= \$2036 ;
   always @(posedge clk)
-    last_mat <= \$2037 ;
+    mat <= \$2037 ;
   always @(posedge clk)
-    stg <= \$2038 ;
+    last_mat <= \$2038 ;
   always @(posedge clk)
-    last_stg <= \$2039 ;
+    stg <= \$2039 ;
   always @(posedge clk)
-    empty <= \$2040 ;
+    last_stg <= \$2040 ;
+  always @(posedge clk)
+    empty <= \$2041 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$2003 [0] = \$6 ;
@@ -18239,14 +18246,14 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2008  = \$signal$31 ;
+    \$2008  = \$signal$32 ;
     if (cmd__ready) begin
       \$2008  = \$33 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2009  = \$signal$32 ;
+    \$2009  = \$signal$33 ;
     if (cmd__ready) begin
       \$2009  = \$34 ;
     end
@@ -18287,7 +18294,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2014  = act__ready;
+    \$2014  = \$signal$15 ;
     if (cmd_go) begin
       \$2014  = 1'h1;
     end
@@ -18300,54 +18307,52 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2015  = ld_addr;
+    \$2015  = act__ready;
     if (cmd_go) begin
-      \$2015  = 7'h00;
+      \$2015  = 1'h1;
+    end
+    if (\$1967 ) begin
+      \$2015  = 1'h0;
+    end
+    if (rst) begin
+      \$2015  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2016  = ld_addr;
+    if (cmd_go) begin
+      \$2016  = 7'h00;
     end
     if (a_valid) begin
-      \$2015  = \$1968 [6:0];
+      \$2016  = \$1968 [6:0];
     end
     if (rst) begin
-      \$2015  = 7'h00;
+      \$2016  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2016  = left;
+    \$2017  = left;
     if (\$40 ) begin
       (* full_case = 32'd1 *)
-      if (act__ready) begin
-        \$2016  = \$41 [13:0];
+      if (\$signal$15 ) begin
+        \$2017  = \$41 [13:0];
       end else begin
-        \$2016  = k_r;
+        \$2017  = k_r;
       end
     end
     if (rst) begin
-      \$2016  = 14'h0000;
+      \$2017  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2017  = last_beat;
+    \$2018  = last_beat;
     if (\$40 ) begin
       (* full_case = 32'd1 *)
-      if (act__ready) begin
-        \$2017  = le2;
-      end else begin
-        \$2017  = \$signal$31 ;
-      end
-    end
-    if (rst) begin
-      \$2017  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2018  = le2;
-    if (\$40 ) begin
-      (* full_case = 32'd1 *)
-      if (act__ready) begin
-        \$2018  = \$42 ;
+      if (\$signal$15 ) begin
+        \$2018  = le2;
       end else begin
         \$2018  = \$signal$32 ;
       end
@@ -18358,56 +18363,58 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2019  = nlow;
+    \$2019  = le2;
     if (\$40 ) begin
       (* full_case = 32'd1 *)
-      if (act__ready) begin
-        \$2019  = \$43 [6:0];
+      if (\$signal$15 ) begin
+        \$2019  = \$42 ;
       end else begin
-        \$2019  = \$1004 [6:0];
+        \$2019  = \$signal$33 ;
+      end
+    end
+    if (rst) begin
+      \$2019  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2020  = nlow;
+    if (\$40 ) begin
+      (* full_case = 32'd1 *)
+      if (\$signal$15 ) begin
+        \$2020  = \$43 [6:0];
+      end else begin
+        \$2020  = \$1004 [6:0];
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2020  = zero;
+    \$2021  = zero;
     if (\$40 ) begin
       (* full_case = 32'd1 *)
-      if (act__ready) begin
-        \$2020  = { \$1003 , \$988 , \$973 , \$958 , \$943 , \$928 , \$913 , \$898 , \$883 , \$868 , \$853 , \$838 , \$823 , \$808 , \$793 , \$778 , \$763 , \$748 , \$733 , \$718 , \$703 , \$688 , \$673 , \$658 , \$643 , \$628 , \$613 , \$598 , \$583 , \$568 , \$553 , \$538 , \$523 , \$508 , \$493 , \$478 , \$463 , \$448 , \$433 , \$418 , \$403 , \$388 , \$373 , \$358 , \$343 , \$328 , \$313 , \$298 , \$283 , \$268 , \$253 , \$238 , \$223 , \$208 , \$193 , \$178 , \$163 , \$148 , \$133 , \$118 , \$103 , \$88 , \$73 , \$58  };
+      if (\$signal$15 ) begin
+        \$2021  = { \$1003 , \$988 , \$973 , \$958 , \$943 , \$928 , \$913 , \$898 , \$883 , \$868 , \$853 , \$838 , \$823 , \$808 , \$793 , \$778 , \$763 , \$748 , \$733 , \$718 , \$703 , \$688 , \$673 , \$658 , \$643 , \$628 , \$613 , \$598 , \$583 , \$568 , \$553 , \$538 , \$523 , \$508 , \$493 , \$478 , \$463 , \$448 , \$433 , \$418 , \$403 , \$388 , \$373 , \$358 , \$343 , \$328 , \$313 , \$298 , \$283 , \$268 , \$253 , \$238 , \$223 , \$208 , \$193 , \$178 , \$163 , \$148 , \$133 , \$118 , \$103 , \$88 , \$73 , \$58  };
       end else begin
-        \$2020  = { \$1964 , \$1949 , \$1934 , \$1919 , \$1904 , \$1889 , \$1874 , \$1859 , \$1844 , \$1829 , \$1814 , \$1799 , \$1784 , \$1769 , \$1754 , \$1739 , \$1724 , \$1709 , \$1694 , \$1679 , \$1664 , \$1649 , \$1634 , \$1619 , \$1604 , \$1589 , \$1574 , \$1559 , \$1544 , \$1529 , \$1514 , \$1499 , \$1484 , \$1469 , \$1454 , \$1439 , \$1424 , \$1409 , \$1394 , \$1379 , \$1364 , \$1349 , \$1334 , \$1319 , \$1304 , \$1289 , \$1274 , \$1259 , \$1244 , \$1229 , \$1214 , \$1199 , \$1184 , \$1169 , \$1154 , \$1139 , \$1124 , \$1109 , \$1094 , \$1079 , \$1064 , \$1049 , \$1034 , \$1019  };
+        \$2021  = { \$1964 , \$1949 , \$1934 , \$1919 , \$1904 , \$1889 , \$1874 , \$1859 , \$1844 , \$1829 , \$1814 , \$1799 , \$1784 , \$1769 , \$1754 , \$1739 , \$1724 , \$1709 , \$1694 , \$1679 , \$1664 , \$1649 , \$1634 , \$1619 , \$1604 , \$1589 , \$1574 , \$1559 , \$1544 , \$1529 , \$1514 , \$1499 , \$1484 , \$1469 , \$1454 , \$1439 , \$1424 , \$1409 , \$1394 , \$1379 , \$1364 , \$1349 , \$1334 , \$1319 , \$1304 , \$1289 , \$1274 , \$1259 , \$1244 , \$1229 , \$1214 , \$1199 , \$1184 , \$1169 , \$1154 , \$1139 , \$1124 , \$1109 , \$1094 , \$1079 , \$1064 , \$1049 , \$1034 , \$1019  };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2021  = \$1965 ;
+    \$2022  = \$1965 ;
     if (rst) begin
-      \$2021  = 1'h0;
+      \$2022  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2022  = \$like ;
+    \$2023  = \$like ;
     if (cmd_go) begin
-      \$2022  = 7'h7f;
+      \$2023  = 7'h7f;
     end
     if (a_valid) begin
-      \$2022  = ld_addr;
-    end
-    if (rst) begin
-      \$2022  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2023  = \$like$43 ;
-    if (cmd_go) begin
-      \$2023  = 7'h7e;
-    end
-    if (a_valid) begin
-      \$2023  = \$like ;
+      \$2023  = ld_addr;
     end
     if (rst) begin
       \$2023  = 7'h00;
@@ -18415,61 +18422,64 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2024  = one;
+    \$2024  = \$like$44 ;
     if (cmd_go) begin
-      \$2024  = 1'h0;
+      \$2024  = 7'h7e;
     end
     if (a_valid) begin
-      \$2024  = \$1969 ;
+      \$2024  = \$like ;
     end
     if (rst) begin
-      \$2024  = 1'h0;
+      \$2024  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2025  = \$1971 ;
+    \$2025  = one;
+    if (cmd_go) begin
+      \$2025  = 1'h0;
+    end
+    if (a_valid) begin
+      \$2025  = \$1969 ;
+    end
     if (rst) begin
       \$2025  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2026  = ld_notice;
+    \$2026  = \$1971 ;
     if (rst) begin
       \$2026  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2027  = \$signal$7 ;
-    if (load_done) begin
-      \$2027  = 1'h1;
-    end
-    if (\$1975 ) begin
-      if (\$1984 ) begin
-        \$2027  = 1'h0;
-      end
-    end
+    \$2027  = ld_notice;
     if (rst) begin
       \$2027  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2028  = c_last;
+    \$2028  = \$signal$7 ;
     if (load_done) begin
-      \$2028  = \$like ;
+      \$2028  = 1'h1;
+    end
+    if (\$1975 ) begin
+      if (\$1984 ) begin
+        \$2028  = 1'h0;
+      end
     end
     if (rst) begin
-      \$2028  = 7'h00;
+      \$2028  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2029  = c_last_m1;
+    \$2029  = c_last;
     if (load_done) begin
-      \$2029  = \$like$43 ;
+      \$2029  = \$like ;
     end
     if (rst) begin
       \$2029  = 7'h00;
@@ -18477,107 +18487,102 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2030  = chunk_last;
+    \$2030  = c_last_m1;
     if (load_done) begin
-      \$2030  = one;
-    end
-    if (\$1975 ) begin
-      \$2030  = \$1980 ;
+      \$2030  = \$like$44 ;
     end
     if (rst) begin
-      \$2030  = 1'h0;
+      \$2030  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2031  = r_left;
+    \$2031  = chunk_last;
     if (load_done) begin
-      \$2031  = rows_r;
+      \$2031  = one;
+    end
+    if (\$1975 ) begin
+      \$2031  = \$1980 ;
+    end
+    if (rst) begin
+      \$2031  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2032  = r_left;
+    if (load_done) begin
+      \$2032  = rows_r;
     end
     if (pass_end) begin
       if (last_mat) begin
         if (last_stg) begin
-          \$2031  = \$1990 [14:0];
+          \$2032  = \$1990 [14:0];
         end
       end
     end
     if (rst) begin
-      \$2031  = 15'h0000;
+      \$2032  = 15'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2032  = r_gt;
+    \$2033  = r_gt;
     if (load_done) begin
-      \$2032  = rows_gt;
+      \$2033  = rows_gt;
     end
     if (pass_end) begin
       if (last_mat) begin
         if (last_stg) begin
-          \$2032  = \$1991 ;
+          \$2033  = \$1991 ;
         end
       end
     end
     if (rst) begin
-      \$2032  = 1'h0;
+      \$2033  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2033  = chunk;
+    \$2034  = chunk;
     if (\$1975 ) begin
-      \$2033  = \$1977 [6:0];
+      \$2034  = \$1977 [6:0];
     end
     if (rst) begin
-      \$2033  = 7'h00;
+      \$2034  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2034  = \$signal$49 ;
+    \$2035  = \$signal$50 ;
     if (\$1975 ) begin
       if (\$1984 ) begin
-        \$2034  = 1'h1;
+        \$2035  = 1'h1;
       end
     end
     if (\$2002 ) begin
-      \$2034  = 1'h0;
+      \$2035  = 1'h0;
     end
-    if (rst) begin
-      \$2034  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2035  = \$1989 ;
     if (rst) begin
       \$2035  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2036  = mat;
-    if (pass_end) begin
-      (* full_case = 32'd1 *)
-      if (last_mat) begin
-        \$2036  = 1'h0;
-      end else begin
-        \$2036  = \$1994 [0];
-      end
-    end
+    \$2036  = \$1989 ;
     if (rst) begin
       \$2036  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2037  = last_mat;
+    \$2037  = mat;
     if (pass_end) begin
       (* full_case = 32'd1 *)
       if (last_mat) begin
         \$2037  = 1'h0;
       end else begin
-        \$2037  = \$1995 ;
+        \$2037  = \$1994 [0];
       end
     end
     if (rst) begin
@@ -18586,15 +18591,13 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2038  = stg;
+    \$2038  = last_mat;
     if (pass_end) begin
+      (* full_case = 32'd1 *)
       if (last_mat) begin
-        (* full_case = 32'd1 *)
-        if (last_stg) begin
-          \$2038  = 1'h0;
-        end else begin
-          \$2038  = \$1992 [0];
-        end
+        \$2038  = 1'h0;
+      end else begin
+        \$2038  = \$1995 ;
       end
     end
     if (rst) begin
@@ -18603,14 +18606,14 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2039  = last_stg;
+    \$2039  = stg;
     if (pass_end) begin
       if (last_mat) begin
         (* full_case = 32'd1 *)
         if (last_stg) begin
           \$2039  = 1'h0;
         end else begin
-          \$2039  = \$1993 ;
+          \$2039  = \$1992 [0];
         end
       end
     end
@@ -18620,14 +18623,31 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2040  = \$2001 ;
+    \$2040  = last_stg;
+    if (pass_end) begin
+      if (last_mat) begin
+        (* full_case = 32'd1 *)
+        if (last_stg) begin
+          \$2040  = 1'h0;
+        end else begin
+          \$2040  = \$1993 ;
+        end
+      end
+    end
     if (rst) begin
       \$2040  = 1'h0;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2041  = \$2001 ;
+    if (rst) begin
+      \$2041  = 1'h0;
+    end
+  end
   assign \chunk$1  = chunk;
   assign \$signal  = cmd__ready;
-  assign \$signal$5  = act__ready;
+  assign act_rdy = act__ready;
   assign buf_clear = clear;
   assign \load__payload.data  = load__payload[1023:0];
   assign \load__payload.zero  = load__payload[1087:1024];

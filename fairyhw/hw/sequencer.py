@@ -129,7 +129,13 @@ class ArraySequencer(wiring.Component):
         take_cmd = self.cmd.valid & idle
         take_act = self.act.valid & loading
         take = self.wgt_valid & ready
-        m.d.comb += [self.cmd.ready.eq(idle), self.act.ready.eq(loading), self.wgt_ready.eq(ready),
+        # the act port's ready: a register copy of `loading` (both KEEP, or synthesis merges them), so
+        # that the producer's handshake logic reads a register placed by it (with `loading` itself,
+        # the activation unpacker's word enables in the system top were two 3 ns routes from the
+        # sequencer: its ECP5 critical path at 109.1 MHz)
+        act_rdy = Signal(name="act_rdy", attrs=KEEP)
+        loading.attrs.update(KEEP)
+        m.d.comb += [self.cmd.ready.eq(idle), self.act.ready.eq(act_rdy), self.wgt_ready.eq(ready),
                      self.busy.eq(~idle)]
         s1 = self.slot
         m.d.sync += [s1.valid.eq(take), s1.last.eq(take & chunk_last), s1.first.eq(chunk == 0),
@@ -176,7 +182,7 @@ class ArraySequencer(wiring.Component):
         # between the two, synthesis put it in front of the zero flags' gates: the act port's valid,
         # far away in the system top, then crossed five LUTs, its ECP5 critical path at 108.9 MHz)
         with m.If(cmd_go):
-            m.d.sync += [loading.eq(1), ld_addr.eq(0)]
+            m.d.sync += [loading.eq(1), act_rdy.eq(1), ld_addr.eq(0)]
         with m.If(cmd_go | take_act):
             with m.If(loading):
                 m.d.sync += [left.eq(left - C), last_beat.eq(le2), le2.eq(left <= 3 * C), nlow.eq(nlow - C),
@@ -201,7 +207,7 @@ class ArraySequencer(wiring.Component):
         a_valid = Signal(attrs=KEEP)
         m.d.sync += a_valid.eq(take_act)
         with m.If(take_act & last_beat):
-            m.d.sync += loading.eq(0)
+            m.d.sync += [loading.eq(0), act_rdy.eq(0)]
         # the run's first chunk facts kept as the chunks are counted (ld_addr - 1, ld_addr - 2,
         # ld_addr == 1), and `load_done` a register copy of the last beat's notice: RUN's registers
         # start from copies of registers, and load_done sits among them (its notice and the count

@@ -226,6 +226,9 @@ _engine_latency = latency
 #: response, the writer going quiet, the layer's end registered and the layer's end state (NEXT), the
 #: register slice between the packer and the FIFO, and the credit link between the engine and the packer.
 SYSTEM_WRITE_EXTRA = 12
+#: Cycles of a run before its first descriptor fetch: the START state, which sets the run up from
+#: registers the cycle after the ``start`` pulse.
+RUN_START = 1
 
 
 def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstanding: int) -> dict:
@@ -235,7 +238,7 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
     word and at most ``outstanding`` bursts in flight; writes answered at once.
 
     Every word a read master delivers is offered :data:`BLOCK_FIFO_LATENCY` cycles after it arrives.
-    Per layer: the descriptor's fetch (its last word, its credit link, then the descriptor unpacked
+    A cycle to start the run (the state after ``start``), then per layer: the descriptor's fetch (its last word, its credit link, then the descriptor unpacked
     and taken), a cycle to check it, the divider (``bits(max_in) + 1`` cycles), a cycle to size the
     transfers and two per weight port (its addresses' low halves, then their high halves); then the
     run: the engine's command, the activation read (its words through a credit link) and (a cycle
@@ -252,7 +255,8 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
     and the run ends with the write tail: the last pass's result beats through the packer (a beat of
     ``m`` memory words takes ``m`` cycles), the final burst's words, :data:`SYSTEM_WRITE_EXTRA`.
 
-    Returns ``{"cycles", "layers": [{"cycles", "compute", "bound"}]}``: ``compute`` is the layer
+    Returns ``{"cycles", "layers": [{"cycles", "compute", "bound"}]}`` (``cycles``: the run's, the
+    start cycle included; each layer's from its fetch): ``compute`` is the layer
     had every weight word come as soon as the array takes it (no ``W_i`` bound); ``bound`` is
     ``"compute"`` where the weight stream never held the array."""
     from .config import slot_bits
@@ -268,6 +272,7 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
     ctrl = _ReadPort(bytes_per_cycle=bytes_per_cycle, **knobs)
     wgt = _ReadPort(bytes_per_cycle=bytes_per_cycle, **knobs)
     t0 = 0                                   # the layer's first cycle (FETCH)
+    total += RUN_START
     for k, rows in layers:
         _, t = ctrl.command(t0, desc_words)
         run0 = (t[-1] + BLOCK_FIFO_LATENCY + LINK_LATENCY + (1 if desc_wide else 0) + 1 + e.max_in.bit_length()
