@@ -183,8 +183,15 @@ class ArraySequencer(wiring.Component):
         # far away in the system top, then crossed five LUTs, its ECP5 critical path at 108.9 MHz)
         with m.If(cmd_go):
             m.d.sync += [loading.eq(1), act_rdy.eq(1), ld_addr.eq(0)]
+        # (`ld_sel`, a register copy of `loading` placed by these counters: `loading` itself, pulled
+        # toward its other loads, was a 3.3 ns route from them in the system top)
+        ld_sel = Signal(name="ld_sel", attrs=KEEP)
+        with m.If(cmd_go):
+            m.d.sync += ld_sel.eq(1)
+        with m.If(take_act & last_beat):
+            m.d.sync += ld_sel.eq(0)
         with m.If(cmd_go | take_act):
-            with m.If(loading):
+            with m.If(ld_sel):
                 m.d.sync += [left.eq(left - C), last_beat.eq(le2), le2.eq(left <= 3 * C), nlow.eq(nlow - C),
                              zero.eq(flags(le2, nlow))]
             with m.Else():

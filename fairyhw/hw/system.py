@@ -51,11 +51,19 @@ class Unpacker(wiring.Component):
     Items narrower than a word: ``D / slot`` a word, a transfer of ``length`` items starting on a
     word (the rest of its last word skipped), transfers back to back. Wider items: ``slot / D`` words
     each (``length`` unused). Reset between layers.
+
+    ``registered`` (wider items only): each word is written into its part of the item a cycle after
+    it is taken, from a register of the word and a register a part (so no handshake drives the
+    parts' enables), and an item is offered a cycle later than otherwise
+    (:data:`fairyhw.hw.timing.ACT_UNPACK_DELAY`). It needs a consumer whose ``ready``, once high,
+    stays high until it takes an item (the engine's act port), so that the next item's first word
+    can be taken while the one before is being written, with no bubble.
     """
 
-    def __init__(self, width: int, data_width: int):
+    def __init__(self, width: int, data_width: int, *, registered: bool = False):
         self.width, self.data_width = width, data_width
         self.slot = slot_bits(width, data_width)
+        self.registered = registered and self.slot > data_width
         super().__init__({"i": In(stream.Signature(data_width)), "o": Out(stream.Signature(width)),
                           "length": In(32)})
 
@@ -89,6 +97,8 @@ class Unpacker(wiring.Component):
             return m
         k = slot // D
         buf = Signal(slot, reset_less=True)
+        if self.registered:
+            return self._registered(m, k, buf)
         have, have_next = Signal(range(k + 1)), Signal(range(k + 1))
         full = Signal()                       # == (have == k), a register: the input's handshake is
         m.d.comb += [self.o.valid.eq(full), self.o.payload.eq(buf[:w]),      # one LUT of registers
@@ -105,6 +115,31 @@ class Unpacker(wiring.Component):
         for j in range(k):
             with m.If(take & (at == j)):
                 m.d.sync += buf[j * D:(j + 1) * D].eq(self.i.payload)
+        return m
+
+
+    def _registered(self, m, k, buf):
+        D = self.data_width
+        at = Signal(range(k))                     # the part the next word taken goes to
+        w_data = Signal(D, reset_less=True)       # the word taken last cycle
+        w_en = Signal(k)                          # ... and its part (one-hot), written this cycle
+        full = Signal()                           # the item is whole in `buf`: offered
+        took = full & self.o.ready
+        # the item before is out of the way of a first word taken now (written next cycle, when the
+        # consumer reads the item at the latest): it is gone or leaves now, or its last word is
+        # being written and the consumer is ready (it stays so until it takes the item, offered next
+        # cycle, so it takes it then)
+        clear0 = (~full & ~w_en[k - 1]) | took | (w_en[k - 1] & self.o.ready)
+        m.d.comb += [self.o.valid.eq(full), self.o.payload.eq(buf[:self.width]),
+                     self.i.ready.eq((at != 0) | clear0)]
+        take = self.i.valid & self.i.ready
+        m.d.sync += [w_data.eq(self.i.payload), w_en.eq(Cat(take & (at == j) for j in range(k))),
+                     full.eq(w_en[k - 1] | (full & ~took))]
+        with m.If(take):
+            m.d.sync += at.eq(Mux(at == k - 1, 0, at + 1))
+        for j in range(k):
+            with m.If(w_en[j]):
+                m.d.sync += buf[j * D:(j + 1) * D].eq(w_data)
         return m
 
 
@@ -249,7 +284,7 @@ class SystemTop(wiring.Component):
         engine = Engine(ecfg)
         m.submodules.engine = ResetInserter(eng_rst)(engine)
         desc_un = Unpacker(8 * DESCRIPTOR_BYTES, D)
-        act_un = Unpacker(cfg.act_bits, D)
+        act_un = Unpacker(cfg.act_bits, D, registered=True)
         wgt_un = [Unpacker(cfg.slice_bits, D) for _ in range(P)]
         packer = Packer(cfg.result_bits, D)
         res_fifo = BlockFIFO(D, max(2 * cfg.max_burst, 4))

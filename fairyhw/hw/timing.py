@@ -226,6 +226,9 @@ _engine_latency = latency
 #: response, the writer going quiet, the layer's end registered and the layer's end state (NEXT), the
 #: register slice between the packer and the FIFO, and the credit link between the engine and the packer.
 SYSTEM_WRITE_EXTRA = 12
+#: The cycle by which the activation unpacker offers an item of several memory words later than
+#: the cycle after its last word (each word is written into the item a cycle after it is taken).
+ACT_UNPACK_DELAY = 1
 #: Cycles of a run before its first descriptor fetch: the START state, which sets the run up from
 #: registers the cycle after the ``start`` pulse.
 RUN_START = 1
@@ -277,14 +280,15 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
         _, t = ctrl.command(t0, desc_words)
         run0 = (t[-1] + BLOCK_FIFO_LATENCY + LINK_LATENCY + (1 if desc_wide else 0) + 1 + e.max_in.bit_length()
                 + 1 + 1 + 2 * cfg.weight_ports)
-        # activations: beat j once its last word is through the FIFO and the credit link (and the
-        # unpacker if wide)
+        # activations: beat j once its last word is through the FIFO and the credit link (and, if
+        # a beat is several words, written into the unpacker's item: ACT_UNPACK_DELAY)
         n_act = cfg.act_items(k)
         _, t = ctrl.command(run0, cfg.act_memory_words(k))
         slot = slot_bits(cfg.act_bits, D)
         if slot > D:
             kw = slot // D
-            avail = [t[(j + 1) * kw - 1] + BLOCK_FIFO_LATENCY + LINK_LATENCY for j in range(n_act)]
+            avail = [t[(j + 1) * kw - 1] + BLOCK_FIFO_LATENCY + LINK_LATENCY + ACT_UNPACK_DELAY
+                     for j in range(n_act)]
         else:
             per_word = D // slot
             avail = [t[j // per_word] + BLOCK_FIFO_LATENCY + LINK_LATENCY - 1 for j in range(n_act)]

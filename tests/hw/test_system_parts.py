@@ -12,22 +12,25 @@ from fairyhw.hw.host import pack_items, unpack_items
 from fairyhw.hw.system import Packer, Unpacker
 
 
-def _stream(dut, inputs, set_input, out_fields, *, seed, cycles=5000, setup=None):
+def _stream(dut, inputs, set_input, out_fields, *, seed, cycles=5000, setup=None, ready_holds=False,
+            p_offer=0.7, p_take=0.7, out_cycles=None):
     """Offer ``inputs`` on ``dut.i`` and take ``dut.o`` with random pauses on both sides, one cycle
-    at a time; returns the output beats (tuples of ``out_fields``)."""
+    at a time; returns the output beats (tuples of ``out_fields``). ``ready_holds``: the consumer's
+    ready, once high, stays high until it takes a beat. ``out_cycles``: a list given the cycle of
+    each beat taken."""
     got = []
 
     async def tb(ctx):
         rng = random.Random(seed)
         if setup:
             setup(ctx)
-        k = 0
-        for _ in range(cycles):
-            offer = k < len(inputs) and rng.random() < 0.7
+        k, take = 0, False
+        for cycle in range(cycles):
+            offer = k < len(inputs) and rng.random() < p_offer
             ctx.set(dut.i.valid, offer)
             if k < len(inputs):
                 set_input(ctx, inputs[k])
-            take = rng.random() < 0.7
+            take = (take and ready_holds) or rng.random() < p_take
             ctx.set(dut.o.ready, take)
             i_ready, o_valid = ctx.get(dut.i.ready), ctx.get(dut.o.valid)
             beat = tuple(ctx.get(f) for f in out_fields(dut))
@@ -36,6 +39,9 @@ def _stream(dut, inputs, set_input, out_fields, *, seed, cycles=5000, setup=None
                 k += 1
             if o_valid and take:
                 got.append(beat)
+                take = False
+                if out_cycles is not None:
+                    out_cycles.append(cycle)
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -58,6 +64,34 @@ def test_unpacker_round_trip(width, data_width, length):
     got = _stream(dut, words, lambda ctx, w: ctx.set(dut.i.payload, w), lambda d: (d.o.payload,),
                   seed=length, setup=lambda ctx: ctx.set(dut.length, length))
     assert [g for g, in got] == [x for t in transfers for x in t]
+
+
+@pytest.mark.parametrize("width, data_width", [(128, 64), (200, 64), (1024, 256), (512, 256)])
+def test_registered_unpacker(width, data_width):
+    """The activation unpacker (each word written a cycle after it is taken): the items in order
+    with random pauses (a consumer whose ready holds until it takes), and with the words back to
+    back and the consumer always ready an item every ``slot / D`` cycles (no bubble), offered
+    ``ACT_UNPACK_DELAY`` cycles later than by the plain unpacker."""
+    from fairyhw.hw.timing import ACT_UNPACK_DELAY
+    rng = random.Random(width)
+    items = [rng.randrange(1 << width) for _ in range(12)]
+    wb = data_width // 8
+    blob = pack_items(items, width, data_width)
+    words = [int.from_bytes(blob[i:i + wb], "little") for i in range(0, len(blob), wb)]
+    put = lambda dut: (lambda ctx, w: ctx.set(dut.i.payload, w))
+    dut = Unpacker(width, data_width, registered=True)
+    got = _stream(dut, words, put(dut), lambda d: (d.o.payload,), seed=width, ready_holds=True)
+    assert [g for g, in got] == items
+    at = {}
+    for registered in (False, True):
+        dut = Unpacker(width, data_width, registered=registered)
+        at[registered] = []
+        got = _stream(dut, words, put(dut), lambda d: (d.o.payload,), seed=0, cycles=200, p_offer=1,
+                      p_take=1, out_cycles=at[registered])
+        assert [g for g, in got] == items
+    k = len(words) // len(items)
+    assert [b - a for a, b in zip(at[True], at[True][1:])] == [k] * (len(items) - 1)
+    assert [b - a for a, b in zip(at[False], at[True])] == [ACT_UNPACK_DELAY] * len(items)
 
 
 @pytest.mark.parametrize("width, data_width", [(128, 64), (128, 256), (96, 64), (32, 64), (64, 64)])
