@@ -111,9 +111,22 @@ def rtl_engine(engine: Engine, layers, *, idle: float = 0.0, backpressure: float
             await ctx.tick()
             clock["cycle"] += 1
 
+    # the array's act ready, once high, stays high until a beat is taken (docs/formats.md; the
+    # system top's activation unpacker relies on it): the cycles where it fell without a take
+    fell = []
+
+    async def act_ready_monitor(ctx):
+        was = False
+        async for _, _, valid, ready in ctx.tick().sample(engine.act.valid, engine.act.ready):
+            if was and not ready:
+                fell.append(clock["cycle"])
+            was = bool(ready and not valid)
+
     sim = Simulator(engine)
     sim.add_clock(1e-8)
     sim.add_process(counter)
+    if engine.lane_style == "array":
+        sim.add_process(act_ready_monitor)
     sim.add_testbench(driver, background=True)
     sim.add_testbench(consumer)
     if vcd:
@@ -121,6 +134,8 @@ def rtl_engine(engine: Engine, layers, *, idle: float = 0.0, backpressure: float
             sim.run()
     else:
         sim.run()
+    if fell:
+        raise AssertionError(f"act ready fell without a beat taken at cycles {fell[:5]}")
     out = []
     for i, job in enumerate(jobs):
         sums = decode_results(engine.config, results[i], job["rows"])
