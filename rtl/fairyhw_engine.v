@@ -1971,7 +1971,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
     .clk(clk),
     .freed(freed),
     .idle(idle),
-    .\port$3509$2 (st4[5:2]),
+    .\port$3505$2 (st4[5:2]),
     .res__payload(res__payload),
     .res__ready(res__ready),
     .res__valid(res__valid),
@@ -11438,7 +11438,7 @@ module \fairyhw_engine.prep (q, pp, qq, p);
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, shared, \port$3509$2 , freed, res__ready);
+module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, shared, \port$3505$2 , freed, res__ready);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -11589,8 +11589,8 @@ module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, 
   reg [21:0] o2_bq0 = 22'h000000;
   reg o2_last = 1'h0;
   reg o2_valid = 1'h0;
-  input [3:0] \port$3509$2 ;
-  wire [3:0] \port$3509$2 ;
+  input [3:0] \port$3505$2 ;
+  wire [3:0] \port$3505$2 ;
   wire [88:0] r_data;
   wire r_en;
   wire r_rdy;
@@ -11722,7 +11722,7 @@ module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, 
   assign \$6  = \$4  ? 2'h0 : \$5 ;
   assign \$7  = b_beat + 1'h1;
   assign \$8  = ~ move;
-  assign \$9  = \port$3509$2 [0] | a_full;
+  assign \$9  = \port$3505$2 [0] | a_full;
   assign \$10  = \$8  & \$9 ;
   assign \$11  = b_empty | drain_end;
   assign \$12  = \$10  & \$11 ;
@@ -11759,42 +11759,42 @@ module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$47  = a_row0;
-    if (\port$3509$2 [0]) begin
+    if (\port$3505$2 [0]) begin
       \$47  = tile;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$48  = a_shared0;
-    if (\port$3509$2 [0]) begin
+    if (\port$3505$2 [0]) begin
       \$48  = shared;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$49  = a_count;
-    if (\port$3509$2 [0]) begin
-      \$49  = \port$3509$2 [3];
+    if (\port$3505$2 [0]) begin
+      \$49  = \port$3505$2 [3];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$50  = \$signal ;
-    if (\port$3509$2 [0]) begin
-      \$50  = \port$3509$2 [2];
+    if (\port$3505$2 [0]) begin
+      \$50  = \port$3505$2 [2];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$51  = a_conj;
-    if (\port$3509$2 [0]) begin
-      \$51  = \port$3509$2 [1];
+    if (\port$3505$2 [0]) begin
+      \$51  = \port$3505$2 [1];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$52  = a_full;
-    if (\port$3509$2 [0]) begin
+    if (\port$3505$2 [0]) begin
       \$52  = 1'h1;
     end else if (move) begin
       \$52  = 1'h0;
@@ -11911,10 +11911,10 @@ module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, 
           \$21  = b_row0;
     endcase
   end
-  assign cap = \port$3509$2 [0];
-  assign count = \port$3509$2 [3];
-  assign \final  = \port$3509$2 [2];
-  assign conj = \port$3509$2 [1];
+  assign cap = \port$3505$2 [0];
+  assign count = \port$3505$2 [3];
+  assign \final  = \port$3505$2 [2];
+  assign conj = \port$3505$2 [1];
   assign group0 = b_row0;
   assign w_en = o2_valid;
   assign w_data = beat;
@@ -15160,54 +15160,50 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   wire \$20 ;
   wire \$200 ;
   wire \$2000 ;
-  wire \$2001 ;
-  wire \$2002 ;
-  wire \$2003 ;
-  wire \$2004 ;
-  reg [5:0] \$2005 ;
-  reg [1:0] \$2006 ;
+  reg [5:0] \$2001 ;
+  reg [1:0] \$2002 ;
+  reg \$2003 ;
+  reg [13:0] \$2004 ;
+  reg [14:0] \$2005 ;
+  reg \$2006 ;
   reg \$2007 ;
-  reg [13:0] \$2008 ;
-  reg [14:0] \$2009 ;
+  reg \$2008 ;
+  reg \$2009 ;
   wire \$201 ;
   reg \$2010 ;
   reg \$2011 ;
   reg \$2012 ;
   reg \$2013 ;
-  reg \$2014 ;
+  reg [6:0] \$2014 ;
   reg \$2015 ;
-  reg \$2016 ;
+  reg [13:0] \$2016 ;
   reg \$2017 ;
-  reg [6:0] \$2018 ;
-  reg \$2019 ;
+  reg \$2018 ;
+  reg [6:0] \$2019 ;
   wire \$202 ;
-  reg [13:0] \$2020 ;
+  reg [63:0] \$2020 ;
   reg \$2021 ;
-  reg \$2022 ;
+  reg [6:0] \$2022 ;
   reg [6:0] \$2023 ;
-  reg [63:0] \$2024 ;
+  reg \$2024 ;
   reg \$2025 ;
-  reg [6:0] \$2026 ;
-  reg [6:0] \$2027 ;
-  reg \$2028 ;
-  reg \$2029 ;
+  reg \$2026 ;
+  reg \$2027 ;
+  reg [6:0] \$2028 ;
+  reg [6:0] \$2029 ;
   wire \$203 ;
   reg \$2030 ;
-  reg \$2031 ;
-  reg [6:0] \$2032 ;
+  reg [14:0] \$2031 ;
+  reg \$2032 ;
   reg [6:0] \$2033 ;
   reg \$2034 ;
-  reg [14:0] \$2035 ;
+  reg \$2035 ;
   reg \$2036 ;
-  reg [6:0] \$2037 ;
+  reg \$2037 ;
   reg \$2038 ;
   reg \$2039 ;
   wire \$204 ;
   reg \$2040 ;
-  reg \$2041 ;
-  reg \$2042 ;
-  reg \$2043 ;
-  reg \$2044 ;
   wire \$205 ;
   wire \$206 ;
   wire \$207 ;
@@ -18126,392 +18122,445 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$1995  = ! stg;
   assign \$1996  = mat + 1'h1;
   assign \$1997  = ! mat;
-  assign \$1998  = ~ chunk_last;
-  assign \$1999  = \$1998  | credit_ok;
-  assign \$2000  = \$signal$7  & \$1999 ;
-  assign \$2001  = wgt_valid & \$2000 ;
-  assign \$2002  = ~ \$2001 ;
-  assign \$2003  = drained & \$2002 ;
-  assign \$2004  = \$signal$51  & empty;
+  assign \$1998  = \$signal$51  & empty;
+  assign \$1999  = ~ pass_end;
+  assign \$2000  = \$1998  & \$1999 ;
   always @(posedge clk)
-    slot <= \$2005 ;
+    slot <= \$2001 ;
   always @(posedge clk)
-    credits <= \$2006 ;
+    credits <= \$2002 ;
   always @(posedge clk)
-    credit_ok <= \$2007 ;
+    credit_ok <= \$2003 ;
   always @(posedge clk)
-    k_r <= \$2008 ;
+    k_r <= \$2004 ;
   always @(posedge clk)
-    rows_r <= \$2009 ;
+    rows_r <= \$2005 ;
   always @(posedge clk)
-    \$signal$32  <= \$2010 ;
+    \$signal$32  <= \$2006 ;
   always @(posedge clk)
-    \$signal$33  <= \$2011 ;
+    \$signal$33  <= \$2007 ;
   always @(posedge clk)
-    rows_gt <= \$2012 ;
+    rows_gt <= \$2008 ;
   always @(posedge clk)
-    cmd_go <= \$2013 ;
+    cmd_go <= \$2009 ;
   always @(posedge clk)
-    clear <= \$2014 ;
+    clear <= \$2010 ;
   always @(posedge clk)
-    cmd__ready <= \$2015 ;
+    cmd__ready <= \$2011 ;
   always @(posedge clk)
-    \$signal$15  <= \$2016 ;
+    \$signal$15  <= \$2012 ;
   always @(posedge clk)
-    act__ready <= \$2017 ;
+    act__ready <= \$2013 ;
   always @(posedge clk)
-    ld_addr <= \$2018 ;
+    ld_addr <= \$2014 ;
   always @(posedge clk)
-    ld_sel <= \$2019 ;
+    ld_sel <= \$2015 ;
   always @(posedge clk)
-    left <= \$2020 ;
+    left <= \$2016 ;
   always @(posedge clk)
-    last_beat <= \$2021 ;
+    last_beat <= \$2017 ;
   always @(posedge clk)
-    le2 <= \$2022 ;
+    le2 <= \$2018 ;
   always @(posedge clk)
-    nlow <= \$2023 ;
+    nlow <= \$2019 ;
   always @(posedge clk)
-    zero <= \$2024 ;
+    zero <= \$2020 ;
   always @(posedge clk)
-    a_valid <= \$2025 ;
+    a_valid <= \$2021 ;
   always @(posedge clk)
-    \$like  <= \$2026 ;
+    \$like  <= \$2022 ;
   always @(posedge clk)
-    \$like$45  <= \$2027 ;
+    \$like$45  <= \$2023 ;
   always @(posedge clk)
-    one <= \$2028 ;
+    one <= \$2024 ;
   always @(posedge clk)
-    ld_notice <= \$2029 ;
+    ld_notice <= \$2025 ;
   always @(posedge clk)
-    load_done <= \$2030 ;
+    load_done <= \$2026 ;
   always @(posedge clk)
-    \$signal$7  <= \$2031 ;
+    \$signal$7  <= \$2027 ;
   always @(posedge clk)
-    c_last <= \$2032 ;
+    c_last <= \$2028 ;
   always @(posedge clk)
-    c_last_m1 <= \$2033 ;
+    c_last_m1 <= \$2029 ;
   always @(posedge clk)
-    chunk_last <= \$2034 ;
+    chunk_last <= \$2030 ;
   always @(posedge clk)
-    r_left <= \$2035 ;
+    r_left <= \$2031 ;
   always @(posedge clk)
-    r_gt <= \$2036 ;
+    r_gt <= \$2032 ;
   always @(posedge clk)
-    chunk <= \$2037 ;
+    chunk <= \$2033 ;
   always @(posedge clk)
-    \$signal$51  <= \$2038 ;
+    \$signal$51  <= \$2034 ;
   always @(posedge clk)
-    pass_end <= \$2039 ;
+    pass_end <= \$2035 ;
   always @(posedge clk)
-    mat <= \$2040 ;
+    mat <= \$2036 ;
   always @(posedge clk)
-    last_mat <= \$2041 ;
+    last_mat <= \$2037 ;
   always @(posedge clk)
-    stg <= \$2042 ;
+    stg <= \$2038 ;
   always @(posedge clk)
-    last_stg <= \$2043 ;
+    last_stg <= \$2039 ;
   always @(posedge clk)
-    empty <= \$2044 ;
+    empty <= \$2040 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2005 [0] = \$6 ;
-    \$2005 [2] = \$11 ;
-    \$2005 [1] = \$12 ;
-    \$2005 [3] = last_mat;
-    \$2005 [4] = \$15 ;
-    \$2005 [5] = \$16 [0];
+    \$2001 [0] = \$6 ;
+    \$2001 [2] = \$11 ;
+    \$2001 [1] = \$12 ;
+    \$2001 [3] = last_mat;
+    \$2001 [4] = \$15 ;
+    \$2001 [5] = \$16 [0];
     if (rst) begin
-      \$2005  = 6'h00;
+      \$2001  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2006  = \$23 [1:0];
+    \$2002  = \$23 [1:0];
     if (rst) begin
-      \$2006  = 2'h2;
+      \$2002  = 2'h2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2007  = \$32 ;
+    \$2003  = \$32 ;
     if (rst) begin
-      \$2007  = 1'h1;
+      \$2003  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2008  = k_r;
+    \$2004  = k_r;
     if (cmd__ready) begin
-      \$2008  = cmd__payload[13:0];
+      \$2004  = cmd__payload[13:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2009  = rows_r;
+    \$2005  = rows_r;
     if (cmd__ready) begin
-      \$2009  = cmd__payload[28:14];
+      \$2005  = cmd__payload[28:14];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2010  = \$signal$32 ;
+    \$2006  = \$signal$32 ;
     if (cmd__ready) begin
-      \$2010  = \$33 ;
+      \$2006  = \$33 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2011  = \$signal$33 ;
+    \$2007  = \$signal$33 ;
     if (cmd__ready) begin
-      \$2011  = \$34 ;
+      \$2007  = \$34 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2012  = rows_gt;
+    \$2008  = rows_gt;
     if (cmd__ready) begin
-      \$2012  = \$35 ;
+      \$2008  = \$35 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2013  = \$36 ;
+    \$2009  = \$36 ;
+    if (rst) begin
+      \$2009  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2010  = \$37 ;
+    if (rst) begin
+      \$2010  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2011  = cmd__ready;
+    if (\$38 ) begin
+      \$2011  = 1'h0;
+    end
+    if (\$2000 ) begin
+      \$2011  = 1'h1;
+    end
+    if (rst) begin
+      \$2011  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2012  = \$signal$15 ;
+    if (cmd_go) begin
+      \$2012  = 1'h1;
+    end
+    if (\$1969 ) begin
+      \$2012  = 1'h0;
+    end
+    if (rst) begin
+      \$2012  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2013  = act__ready;
+    if (cmd_go) begin
+      \$2013  = 1'h1;
+    end
+    if (\$1969 ) begin
+      \$2013  = 1'h0;
+    end
     if (rst) begin
       \$2013  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2014  = \$37 ;
-    if (rst) begin
-      \$2014  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2015  = cmd__ready;
-    if (\$38 ) begin
-      \$2015  = 1'h0;
-    end
-    if (\$2004 ) begin
-      \$2015  = 1'h1;
-    end
-    if (rst) begin
-      \$2015  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2016  = \$signal$15 ;
+    \$2014  = ld_addr;
     if (cmd_go) begin
-      \$2016  = 1'h1;
-    end
-    if (\$1969 ) begin
-      \$2016  = 1'h0;
-    end
-    if (rst) begin
-      \$2016  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2017  = act__ready;
-    if (cmd_go) begin
-      \$2017  = 1'h1;
-    end
-    if (\$1969 ) begin
-      \$2017  = 1'h0;
-    end
-    if (rst) begin
-      \$2017  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2018  = ld_addr;
-    if (cmd_go) begin
-      \$2018  = 7'h00;
+      \$2014  = 7'h00;
     end
     if (a_valid) begin
-      \$2018  = \$1970 [6:0];
+      \$2014  = \$1970 [6:0];
     end
     if (rst) begin
-      \$2018  = 7'h00;
+      \$2014  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2019  = ld_sel;
+    \$2015  = ld_sel;
     if (cmd_go) begin
-      \$2019  = 1'h1;
+      \$2015  = 1'h1;
     end
     if (\$40 ) begin
-      \$2019  = 1'h0;
+      \$2015  = 1'h0;
     end
     if (rst) begin
-      \$2019  = 1'h0;
+      \$2015  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2020  = left;
+    \$2016  = left;
     if (\$42 ) begin
       (* full_case = 32'd1 *)
       if (ld_sel) begin
-        \$2020  = \$43 [13:0];
+        \$2016  = \$43 [13:0];
       end else begin
-        \$2020  = k_r;
+        \$2016  = k_r;
       end
     end
     if (rst) begin
-      \$2020  = 14'h0000;
+      \$2016  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2021  = last_beat;
+    \$2017  = last_beat;
     if (\$42 ) begin
       (* full_case = 32'd1 *)
       if (ld_sel) begin
-        \$2021  = le2;
+        \$2017  = le2;
       end else begin
-        \$2021  = \$signal$32 ;
+        \$2017  = \$signal$32 ;
       end
     end
+    if (rst) begin
+      \$2017  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2018  = le2;
+    if (\$42 ) begin
+      (* full_case = 32'd1 *)
+      if (ld_sel) begin
+        \$2018  = \$44 ;
+      end else begin
+        \$2018  = \$signal$33 ;
+      end
+    end
+    if (rst) begin
+      \$2018  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2019  = nlow;
+    if (\$42 ) begin
+      (* full_case = 32'd1 *)
+      if (ld_sel) begin
+        \$2019  = \$45 [6:0];
+      end else begin
+        \$2019  = \$1006 [6:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2020  = zero;
+    if (\$42 ) begin
+      (* full_case = 32'd1 *)
+      if (ld_sel) begin
+        \$2020  = { \$1005 , \$990 , \$975 , \$960 , \$945 , \$930 , \$915 , \$900 , \$885 , \$870 , \$855 , \$840 , \$825 , \$810 , \$795 , \$780 , \$765 , \$750 , \$735 , \$720 , \$705 , \$690 , \$675 , \$660 , \$645 , \$630 , \$615 , \$600 , \$585 , \$570 , \$555 , \$540 , \$525 , \$510 , \$495 , \$480 , \$465 , \$450 , \$435 , \$420 , \$405 , \$390 , \$375 , \$360 , \$345 , \$330 , \$315 , \$300 , \$285 , \$270 , \$255 , \$240 , \$225 , \$210 , \$195 , \$180 , \$165 , \$150 , \$135 , \$120 , \$105 , \$90 , \$75 , \$60  };
+      end else begin
+        \$2020  = { \$1966 , \$1951 , \$1936 , \$1921 , \$1906 , \$1891 , \$1876 , \$1861 , \$1846 , \$1831 , \$1816 , \$1801 , \$1786 , \$1771 , \$1756 , \$1741 , \$1726 , \$1711 , \$1696 , \$1681 , \$1666 , \$1651 , \$1636 , \$1621 , \$1606 , \$1591 , \$1576 , \$1561 , \$1546 , \$1531 , \$1516 , \$1501 , \$1486 , \$1471 , \$1456 , \$1441 , \$1426 , \$1411 , \$1396 , \$1381 , \$1366 , \$1351 , \$1336 , \$1321 , \$1306 , \$1291 , \$1276 , \$1261 , \$1246 , \$1231 , \$1216 , \$1201 , \$1186 , \$1171 , \$1156 , \$1141 , \$1126 , \$1111 , \$1096 , \$1081 , \$1066 , \$1051 , \$1036 , \$1021  };
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2021  = \$1967 ;
     if (rst) begin
       \$2021  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2022  = le2;
-    if (\$42 ) begin
-      (* full_case = 32'd1 *)
-      if (ld_sel) begin
-        \$2022  = \$44 ;
-      end else begin
-        \$2022  = \$signal$33 ;
-      end
+    \$2022  = \$like ;
+    if (cmd_go) begin
+      \$2022  = 7'h7f;
+    end
+    if (a_valid) begin
+      \$2022  = ld_addr;
     end
     if (rst) begin
-      \$2022  = 1'h0;
+      \$2022  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2023  = nlow;
-    if (\$42 ) begin
-      (* full_case = 32'd1 *)
-      if (ld_sel) begin
-        \$2023  = \$45 [6:0];
-      end else begin
-        \$2023  = \$1006 [6:0];
-      end
+    \$2023  = \$like$45 ;
+    if (cmd_go) begin
+      \$2023  = 7'h7e;
+    end
+    if (a_valid) begin
+      \$2023  = \$like ;
+    end
+    if (rst) begin
+      \$2023  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2024  = zero;
-    if (\$42 ) begin
-      (* full_case = 32'd1 *)
-      if (ld_sel) begin
-        \$2024  = { \$1005 , \$990 , \$975 , \$960 , \$945 , \$930 , \$915 , \$900 , \$885 , \$870 , \$855 , \$840 , \$825 , \$810 , \$795 , \$780 , \$765 , \$750 , \$735 , \$720 , \$705 , \$690 , \$675 , \$660 , \$645 , \$630 , \$615 , \$600 , \$585 , \$570 , \$555 , \$540 , \$525 , \$510 , \$495 , \$480 , \$465 , \$450 , \$435 , \$420 , \$405 , \$390 , \$375 , \$360 , \$345 , \$330 , \$315 , \$300 , \$285 , \$270 , \$255 , \$240 , \$225 , \$210 , \$195 , \$180 , \$165 , \$150 , \$135 , \$120 , \$105 , \$90 , \$75 , \$60  };
-      end else begin
-        \$2024  = { \$1966 , \$1951 , \$1936 , \$1921 , \$1906 , \$1891 , \$1876 , \$1861 , \$1846 , \$1831 , \$1816 , \$1801 , \$1786 , \$1771 , \$1756 , \$1741 , \$1726 , \$1711 , \$1696 , \$1681 , \$1666 , \$1651 , \$1636 , \$1621 , \$1606 , \$1591 , \$1576 , \$1561 , \$1546 , \$1531 , \$1516 , \$1501 , \$1486 , \$1471 , \$1456 , \$1441 , \$1426 , \$1411 , \$1396 , \$1381 , \$1366 , \$1351 , \$1336 , \$1321 , \$1306 , \$1291 , \$1276 , \$1261 , \$1246 , \$1231 , \$1216 , \$1201 , \$1186 , \$1171 , \$1156 , \$1141 , \$1126 , \$1111 , \$1096 , \$1081 , \$1066 , \$1051 , \$1036 , \$1021  };
-      end
+    \$2024  = one;
+    if (cmd_go) begin
+      \$2024  = 1'h0;
+    end
+    if (a_valid) begin
+      \$2024  = \$1971 ;
+    end
+    if (rst) begin
+      \$2024  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2025  = \$1967 ;
+    \$2025  = \$1973 ;
     if (rst) begin
       \$2025  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2026  = \$like ;
-    if (cmd_go) begin
-      \$2026  = 7'h7f;
-    end
-    if (a_valid) begin
-      \$2026  = ld_addr;
-    end
+    \$2026  = ld_notice;
     if (rst) begin
-      \$2026  = 7'h00;
+      \$2026  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2027  = \$like$45 ;
-    if (cmd_go) begin
-      \$2027  = 7'h7e;
+    \$2027  = \$signal$7 ;
+    if (load_done) begin
+      \$2027  = 1'h1;
     end
-    if (a_valid) begin
-      \$2027  = \$like ;
+    if (\$1977 ) begin
+      if (\$1986 ) begin
+        \$2027  = 1'h0;
+      end
     end
     if (rst) begin
-      \$2027  = 7'h00;
+      \$2027  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2028  = one;
-    if (cmd_go) begin
-      \$2028  = 1'h0;
-    end
-    if (a_valid) begin
-      \$2028  = \$1971 ;
+    \$2028  = c_last;
+    if (load_done) begin
+      \$2028  = \$like ;
     end
     if (rst) begin
-      \$2028  = 1'h0;
+      \$2028  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2029  = \$1973 ;
+    \$2029  = c_last_m1;
+    if (load_done) begin
+      \$2029  = \$like$45 ;
+    end
     if (rst) begin
-      \$2029  = 1'h0;
+      \$2029  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2030  = ld_notice;
+    \$2030  = chunk_last;
+    if (load_done) begin
+      \$2030  = one;
+    end
+    if (\$1977 ) begin
+      \$2030  = \$1982 ;
+    end
     if (rst) begin
       \$2030  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2031  = \$signal$7 ;
+    \$2031  = r_left;
     if (load_done) begin
-      \$2031  = 1'h1;
+      \$2031  = rows_r;
     end
-    if (\$1977 ) begin
-      if (\$1986 ) begin
-        \$2031  = 1'h0;
+    if (pass_end) begin
+      if (last_mat) begin
+        if (last_stg) begin
+          \$2031  = \$1992 [14:0];
+        end
       end
     end
     if (rst) begin
-      \$2031  = 1'h0;
+      \$2031  = 15'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2032  = c_last;
+    \$2032  = r_gt;
     if (load_done) begin
-      \$2032  = \$like ;
+      \$2032  = rows_gt;
+    end
+    if (pass_end) begin
+      if (last_mat) begin
+        if (last_stg) begin
+          \$2032  = \$1993 ;
+        end
+      end
     end
     if (rst) begin
-      \$2032  = 7'h00;
+      \$2032  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2033  = c_last_m1;
-    if (load_done) begin
-      \$2033  = \$like$45 ;
+    \$2033  = chunk;
+    if (\$1977 ) begin
+      \$2033  = \$1979 [6:0];
     end
     if (rst) begin
       \$2033  = 7'h00;
@@ -18519,12 +18568,14 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2034  = chunk_last;
-    if (load_done) begin
-      \$2034  = one;
-    end
+    \$2034  = \$signal$51 ;
     if (\$1977 ) begin
-      \$2034  = \$1982 ;
+      if (\$1986 ) begin
+        \$2034  = 1'h1;
+      end
+    end
+    if (\$2000 ) begin
+      \$2034  = 1'h0;
     end
     if (rst) begin
       \$2034  = 1'h0;
@@ -18532,32 +18583,20 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2035  = r_left;
-    if (load_done) begin
-      \$2035  = rows_r;
-    end
-    if (pass_end) begin
-      if (last_mat) begin
-        if (last_stg) begin
-          \$2035  = \$1992 [14:0];
-        end
-      end
-    end
+    \$2035  = \$1991 ;
     if (rst) begin
-      \$2035  = 15'h0000;
+      \$2035  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2036  = r_gt;
-    if (load_done) begin
-      \$2036  = rows_gt;
-    end
+    \$2036  = mat;
     if (pass_end) begin
+      (* full_case = 32'd1 *)
       if (last_mat) begin
-        if (last_stg) begin
-          \$2036  = \$1993 ;
-        end
+        \$2036  = 1'h0;
+      end else begin
+        \$2036  = \$1996 [0];
       end
     end
     if (rst) begin
@@ -18566,24 +18605,31 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2037  = chunk;
-    if (\$1977 ) begin
-      \$2037  = \$1979 [6:0];
-    end
-    if (rst) begin
-      \$2037  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2038  = \$signal$51 ;
-    if (\$1977 ) begin
-      if (\$1986 ) begin
-        \$2038  = 1'h1;
+    \$2037  = last_mat;
+    if (pass_end) begin
+      (* full_case = 32'd1 *)
+      if (last_mat) begin
+        \$2037  = 1'h0;
+      end else begin
+        \$2037  = \$1997 ;
       end
     end
-    if (\$2004 ) begin
-      \$2038  = 1'h0;
+    if (rst) begin
+      \$2037  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2038  = stg;
+    if (pass_end) begin
+      if (last_mat) begin
+        (* full_case = 32'd1 *)
+        if (last_stg) begin
+          \$2038  = 1'h0;
+        end else begin
+          \$2038  = \$1994 [0];
+        end
+      end
     end
     if (rst) begin
       \$2038  = 1'h0;
@@ -18591,80 +18637,26 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2039  = \$1991 ;
+    \$2039  = last_stg;
+    if (pass_end) begin
+      if (last_mat) begin
+        (* full_case = 32'd1 *)
+        if (last_stg) begin
+          \$2039  = 1'h0;
+        end else begin
+          \$2039  = \$1995 ;
+        end
+      end
+    end
     if (rst) begin
       \$2039  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2040  = mat;
-    if (pass_end) begin
-      (* full_case = 32'd1 *)
-      if (last_mat) begin
-        \$2040  = 1'h0;
-      end else begin
-        \$2040  = \$1996 [0];
-      end
-    end
+    \$2040  = drained;
     if (rst) begin
       \$2040  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2041  = last_mat;
-    if (pass_end) begin
-      (* full_case = 32'd1 *)
-      if (last_mat) begin
-        \$2041  = 1'h0;
-      end else begin
-        \$2041  = \$1997 ;
-      end
-    end
-    if (rst) begin
-      \$2041  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2042  = stg;
-    if (pass_end) begin
-      if (last_mat) begin
-        (* full_case = 32'd1 *)
-        if (last_stg) begin
-          \$2042  = 1'h0;
-        end else begin
-          \$2042  = \$1994 [0];
-        end
-      end
-    end
-    if (rst) begin
-      \$2042  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2043  = last_stg;
-    if (pass_end) begin
-      if (last_mat) begin
-        (* full_case = 32'd1 *)
-        if (last_stg) begin
-          \$2043  = 1'h0;
-        end else begin
-          \$2043  = \$1995 ;
-        end
-      end
-    end
-    if (rst) begin
-      \$2043  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$2044  = \$2003 ;
-    if (rst) begin
-      \$2044  = 1'h0;
     end
   end
   assign \chunk$1  = chunk;

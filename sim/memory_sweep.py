@@ -61,7 +61,7 @@ def measure(name, points):
         rows.append({"design": name, "bytes_per_cycle": bpc, "word_bytes": cfg.word_bytes,
                      "latency": lat, "outstanding": ost, "measured": st["cycles"],
                      "stall": st["stall"], "predicted": pred["cycles"],
-                     "compute": sum(l["compute"] for l in pred["layers"]),
+                     "compute": pred["compute"],
                      "bound": "compute" if all(b == "compute" for b in bounds) else
                               "memory" if all(b == "memory" for b in bounds) else "mixed"})
     return rows

@@ -241,8 +241,8 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
     word and at most ``outstanding`` bursts in flight; writes answered at once.
 
     Every word a read master delivers is offered :data:`BLOCK_FIFO_LATENCY` cycles after it arrives.
-    A cycle to start the run (the state after ``start``), then per layer: the descriptor's fetch (its last word, its credit link, then the descriptor unpacked
-    and taken), a cycle to check it, the divider (``bits(max_in) + 1`` cycles), a cycle to size the
+    A cycle to start the run (the state after ``start``), then per layer: the descriptor's fetch
+    (its last word, its credit link, then the descriptor unpacked and taken), a cycle to check it, the divider (``bits(max_in) + 1`` cycles), a cycle to size the
     transfers and two per weight port (its addresses' low halves, then their high halves); then the
     run: the engine's command, the activation read (its words through a credit link) and (a cycle
     later) the first pass's weight command, one weight command a pass (every three cycles at most,
@@ -258,8 +258,8 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
     and the run ends with the write tail: the last pass's result beats through the packer (a beat of
     ``m`` memory words takes ``m`` cycles), the final burst's words, :data:`SYSTEM_WRITE_EXTRA`.
 
-    Returns ``{"cycles", "layers": [{"cycles", "compute", "bound"}]}`` (``cycles``: the run's, the
-    start cycle included; each layer's from its fetch): ``compute`` is the layer
+    Returns ``{"cycles", "compute", "layers": [{"cycles", "compute", "bound"}]}`` (the run's, the
+    start cycle included; each layer's from its fetch): ``compute`` is the run or layer
     had every weight word come as soon as the array takes it (no ``W_i`` bound); ``bound`` is
     ``"compute"`` where the weight stream never held the array."""
     from .config import slot_bits
@@ -320,7 +320,7 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
         per.append({"cycles": cyc, "compute": compute, "bound": "compute" if cyc == compute else "memory"})
         total += cyc
         t0 += cyc
-    return {"cycles": total, "layers": per}
+    return {"cycles": total, "compute": RUN_START + sum(p["compute"] for p in per), "layers": per}
 
 
 def _array_schedule(k, rows, cfg, *, act_last=None, ready=None) -> int:
