@@ -1971,7 +1971,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
     .clk(clk),
     .freed(freed),
     .idle(idle),
-    .\port$2538$2 (st4[5:2]),
+    .\port$3505$2 (st4[5:2]),
     .res__payload(res__payload),
     .res__ready(res__ready),
     .res__valid(res__valid),
@@ -11438,7 +11438,7 @@ module \fairyhw_engine.prep (q, pp, qq, p);
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, shared, \port$2538$2 , freed, res__ready);
+module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, shared, \port$3505$2 , freed, res__ready);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -11589,8 +11589,8 @@ module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, 
   reg [21:0] o2_bq0 = 22'h000000;
   reg o2_last = 1'h0;
   reg o2_valid = 1'h0;
-  input [3:0] \port$2538$2 ;
-  wire [3:0] \port$2538$2 ;
+  input [3:0] \port$3505$2 ;
+  wire [3:0] \port$3505$2 ;
   wire [88:0] r_data;
   wire r_en;
   wire r_rdy;
@@ -11722,7 +11722,7 @@ module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, 
   assign \$6  = \$4  ? 2'h0 : \$5 ;
   assign \$7  = b_beat + 1'h1;
   assign \$8  = ~ move;
-  assign \$9  = \port$2538$2 [0] | a_full;
+  assign \$9  = \port$3505$2 [0] | a_full;
   assign \$10  = \$8  & \$9 ;
   assign \$11  = b_empty | drain_end;
   assign \$12  = \$10  & \$11 ;
@@ -11759,42 +11759,42 @@ module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$47  = a_row0;
-    if (\port$2538$2 [0]) begin
+    if (\port$3505$2 [0]) begin
       \$47  = tile;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$48  = a_shared0;
-    if (\port$2538$2 [0]) begin
+    if (\port$3505$2 [0]) begin
       \$48  = shared;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$49  = a_count;
-    if (\port$2538$2 [0]) begin
-      \$49  = \port$2538$2 [3];
+    if (\port$3505$2 [0]) begin
+      \$49  = \port$3505$2 [3];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$50  = \$signal ;
-    if (\port$2538$2 [0]) begin
-      \$50  = \port$2538$2 [2];
+    if (\port$3505$2 [0]) begin
+      \$50  = \port$3505$2 [2];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$51  = a_conj;
-    if (\port$2538$2 [0]) begin
-      \$51  = \port$2538$2 [1];
+    if (\port$3505$2 [0]) begin
+      \$51  = \port$3505$2 [1];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$52  = a_full;
-    if (\port$2538$2 [0]) begin
+    if (\port$3505$2 [0]) begin
       \$52  = 1'h1;
     end else if (move) begin
       \$52  = 1'h0;
@@ -11911,10 +11911,10 @@ module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, 
           \$21  = b_row0;
     endcase
   end
-  assign cap = \port$2538$2 [0];
-  assign count = \port$2538$2 [3];
-  assign \final  = \port$2538$2 [2];
-  assign conj = \port$2538$2 [1];
+  assign cap = \port$3505$2 [0];
+  assign count = \port$3505$2 [3];
+  assign \final  = \port$3505$2 [2];
+  assign conj = \port$3505$2 [1];
   assign group0 = b_row0;
   assign w_en = o2_valid;
   assign w_data = beat;
@@ -14054,8 +14054,8 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   wire \$1003 ;
   wire \$1004 ;
   wire \$1005 ;
-  wire \$1006 ;
-  wire [7:0] \$1007 ;
+  wire [7:0] \$1006 ;
+  wire \$1007 ;
   wire \$1008 ;
   wire \$1009 ;
   wire \$101 ;
@@ -14064,8 +14064,8 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   wire \$1012 ;
   wire \$1013 ;
   wire \$1014 ;
-  wire [7:0] \$1015 ;
-  wire [7:0] \$1016 ;
+  wire \$1015 ;
+  wire \$1016 ;
   wire \$1017 ;
   wire \$1018 ;
   wire \$1019 ;
@@ -14079,164 +14079,1131 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   wire \$1026 ;
   wire \$1027 ;
   wire \$1028 ;
-  wire [15:0] \$1029 ;
+  wire \$1029 ;
   wire \$103 ;
   wire \$1030 ;
-  wire [1:0] \$1031 ;
+  wire \$1031 ;
   wire \$1032 ;
-  wire [1:0] \$1033 ;
+  wire \$1033 ;
   wire \$1034 ;
   wire \$1035 ;
   wire \$1036 ;
   wire \$1037 ;
-  reg [5:0] \$1038 ;
-  reg [1:0] \$1039 ;
+  wire \$1038 ;
+  wire \$1039 ;
   wire \$104 ;
-  reg \$1040 ;
-  reg [14:0] \$1041 ;
-  reg \$1042 ;
-  reg \$1043 ;
-  reg \$1044 ;
-  reg \$1045 ;
-  reg [13:0] \$1046 ;
-  reg \$1047 ;
-  reg [6:0] \$1048 ;
-  reg \$1049 ;
+  wire \$1040 ;
+  wire \$1041 ;
+  wire \$1042 ;
+  wire \$1043 ;
+  wire \$1044 ;
+  wire \$1045 ;
+  wire \$1046 ;
+  wire \$1047 ;
+  wire \$1048 ;
+  wire \$1049 ;
   wire \$105 ;
-  reg \$1050 ;
-  reg [6:0] \$1051 ;
-  reg \$1052 ;
-  reg [63:0] \$1053 ;
-  reg \$1054 ;
-  reg [6:0] \$1055 ;
-  reg [6:0] \$1056 ;
-  reg \$1057 ;
-  reg \$1058 ;
-  reg \$1059 ;
+  wire \$1050 ;
+  wire \$1051 ;
+  wire \$1052 ;
+  wire \$1053 ;
+  wire \$1054 ;
+  wire \$1055 ;
+  wire \$1056 ;
+  wire \$1057 ;
+  wire \$1058 ;
+  wire \$1059 ;
   wire \$106 ;
-  reg \$1060 ;
-  reg [6:0] \$1061 ;
-  reg [6:0] \$1062 ;
-  reg \$1063 ;
-  reg [14:0] \$1064 ;
-  reg \$1065 ;
-  reg [6:0] \$1066 ;
-  reg \$1067 ;
-  reg \$1068 ;
-  reg \$1069 ;
+  wire \$1060 ;
+  wire \$1061 ;
+  wire \$1062 ;
+  wire \$1063 ;
+  wire \$1064 ;
+  wire \$1065 ;
+  wire \$1066 ;
+  wire \$1067 ;
+  wire \$1068 ;
+  wire \$1069 ;
   wire \$107 ;
-  reg \$1070 ;
-  reg \$1071 ;
-  reg \$1072 ;
-  reg \$1073 ;
+  wire \$1070 ;
+  wire \$1071 ;
+  wire \$1072 ;
+  wire \$1073 ;
+  wire \$1074 ;
+  wire \$1075 ;
+  wire \$1076 ;
+  wire \$1077 ;
+  wire \$1078 ;
+  wire \$1079 ;
   wire \$108 ;
+  wire \$1080 ;
+  wire \$1081 ;
+  wire \$1082 ;
+  wire \$1083 ;
+  wire \$1084 ;
+  wire \$1085 ;
+  wire \$1086 ;
+  wire \$1087 ;
+  wire \$1088 ;
+  wire \$1089 ;
   wire \$109 ;
+  wire \$1090 ;
+  wire \$1091 ;
+  wire \$1092 ;
+  wire \$1093 ;
+  wire \$1094 ;
+  wire \$1095 ;
+  wire \$1096 ;
+  wire \$1097 ;
+  wire \$1098 ;
+  wire \$1099 ;
   wire \$11 ;
   wire \$110 ;
+  wire \$1100 ;
+  wire \$1101 ;
+  wire \$1102 ;
+  wire \$1103 ;
+  wire \$1104 ;
+  wire \$1105 ;
+  wire \$1106 ;
+  wire \$1107 ;
+  wire \$1108 ;
+  wire \$1109 ;
   wire \$111 ;
+  wire \$1110 ;
+  wire \$1111 ;
+  wire \$1112 ;
+  wire \$1113 ;
+  wire \$1114 ;
+  wire \$1115 ;
+  wire \$1116 ;
+  wire \$1117 ;
+  wire \$1118 ;
+  wire \$1119 ;
   wire \$112 ;
+  wire \$1120 ;
+  wire \$1121 ;
+  wire \$1122 ;
+  wire \$1123 ;
+  wire \$1124 ;
+  wire \$1125 ;
+  wire \$1126 ;
+  wire \$1127 ;
+  wire \$1128 ;
+  wire \$1129 ;
   wire \$113 ;
+  wire \$1130 ;
+  wire \$1131 ;
+  wire \$1132 ;
+  wire \$1133 ;
+  wire \$1134 ;
+  wire \$1135 ;
+  wire \$1136 ;
+  wire \$1137 ;
+  wire \$1138 ;
+  wire \$1139 ;
   wire \$114 ;
+  wire \$1140 ;
+  wire \$1141 ;
+  wire \$1142 ;
+  wire \$1143 ;
+  wire \$1144 ;
+  wire \$1145 ;
+  wire \$1146 ;
+  wire \$1147 ;
+  wire \$1148 ;
+  wire \$1149 ;
   wire \$115 ;
+  wire \$1150 ;
+  wire \$1151 ;
+  wire \$1152 ;
+  wire \$1153 ;
+  wire \$1154 ;
+  wire \$1155 ;
+  wire \$1156 ;
+  wire \$1157 ;
+  wire \$1158 ;
+  wire \$1159 ;
   wire \$116 ;
+  wire \$1160 ;
+  wire \$1161 ;
+  wire \$1162 ;
+  wire \$1163 ;
+  wire \$1164 ;
+  wire \$1165 ;
+  wire \$1166 ;
+  wire \$1167 ;
+  wire \$1168 ;
+  wire \$1169 ;
   wire \$117 ;
+  wire \$1170 ;
+  wire \$1171 ;
+  wire \$1172 ;
+  wire \$1173 ;
+  wire \$1174 ;
+  wire \$1175 ;
+  wire \$1176 ;
+  wire \$1177 ;
+  wire \$1178 ;
+  wire \$1179 ;
   wire \$118 ;
+  wire \$1180 ;
+  wire \$1181 ;
+  wire \$1182 ;
+  wire \$1183 ;
+  wire \$1184 ;
+  wire \$1185 ;
+  wire \$1186 ;
+  wire \$1187 ;
+  wire \$1188 ;
+  wire \$1189 ;
   wire \$119 ;
+  wire \$1190 ;
+  wire \$1191 ;
+  wire \$1192 ;
+  wire \$1193 ;
+  wire \$1194 ;
+  wire \$1195 ;
+  wire \$1196 ;
+  wire \$1197 ;
+  wire \$1198 ;
+  wire \$1199 ;
   wire \$12 ;
   wire \$120 ;
+  wire \$1200 ;
+  wire \$1201 ;
+  wire \$1202 ;
+  wire \$1203 ;
+  wire \$1204 ;
+  wire \$1205 ;
+  wire \$1206 ;
+  wire \$1207 ;
+  wire \$1208 ;
+  wire \$1209 ;
   wire \$121 ;
+  wire \$1210 ;
+  wire \$1211 ;
+  wire \$1212 ;
+  wire \$1213 ;
+  wire \$1214 ;
+  wire \$1215 ;
+  wire \$1216 ;
+  wire \$1217 ;
+  wire \$1218 ;
+  wire \$1219 ;
   wire \$122 ;
+  wire \$1220 ;
+  wire \$1221 ;
+  wire \$1222 ;
+  wire \$1223 ;
+  wire \$1224 ;
+  wire \$1225 ;
+  wire \$1226 ;
+  wire \$1227 ;
+  wire \$1228 ;
+  wire \$1229 ;
   wire \$123 ;
+  wire \$1230 ;
+  wire \$1231 ;
+  wire \$1232 ;
+  wire \$1233 ;
+  wire \$1234 ;
+  wire \$1235 ;
+  wire \$1236 ;
+  wire \$1237 ;
+  wire \$1238 ;
+  wire \$1239 ;
   wire \$124 ;
+  wire \$1240 ;
+  wire \$1241 ;
+  wire \$1242 ;
+  wire \$1243 ;
+  wire \$1244 ;
+  wire \$1245 ;
+  wire \$1246 ;
+  wire \$1247 ;
+  wire \$1248 ;
+  wire \$1249 ;
   wire \$125 ;
+  wire \$1250 ;
+  wire \$1251 ;
+  wire \$1252 ;
+  wire \$1253 ;
+  wire \$1254 ;
+  wire \$1255 ;
+  wire \$1256 ;
+  wire \$1257 ;
+  wire \$1258 ;
+  wire \$1259 ;
   wire \$126 ;
+  wire \$1260 ;
+  wire \$1261 ;
+  wire \$1262 ;
+  wire \$1263 ;
+  wire \$1264 ;
+  wire \$1265 ;
+  wire \$1266 ;
+  wire \$1267 ;
+  wire \$1268 ;
+  wire \$1269 ;
   wire \$127 ;
+  wire \$1270 ;
+  wire \$1271 ;
+  wire \$1272 ;
+  wire \$1273 ;
+  wire \$1274 ;
+  wire \$1275 ;
+  wire \$1276 ;
+  wire \$1277 ;
+  wire \$1278 ;
+  wire \$1279 ;
   wire \$128 ;
+  wire \$1280 ;
+  wire \$1281 ;
+  wire \$1282 ;
+  wire \$1283 ;
+  wire \$1284 ;
+  wire \$1285 ;
+  wire \$1286 ;
+  wire \$1287 ;
+  wire \$1288 ;
+  wire \$1289 ;
   wire \$129 ;
+  wire \$1290 ;
+  wire \$1291 ;
+  wire \$1292 ;
+  wire \$1293 ;
+  wire \$1294 ;
+  wire \$1295 ;
+  wire \$1296 ;
+  wire \$1297 ;
+  wire \$1298 ;
+  wire \$1299 ;
   wire \$13 ;
   wire \$130 ;
+  wire \$1300 ;
+  wire \$1301 ;
+  wire \$1302 ;
+  wire \$1303 ;
+  wire \$1304 ;
+  wire \$1305 ;
+  wire \$1306 ;
+  wire \$1307 ;
+  wire \$1308 ;
+  wire \$1309 ;
   wire \$131 ;
+  wire \$1310 ;
+  wire \$1311 ;
+  wire \$1312 ;
+  wire \$1313 ;
+  wire \$1314 ;
+  wire \$1315 ;
+  wire \$1316 ;
+  wire \$1317 ;
+  wire \$1318 ;
+  wire \$1319 ;
   wire \$132 ;
+  wire \$1320 ;
+  wire \$1321 ;
+  wire \$1322 ;
+  wire \$1323 ;
+  wire \$1324 ;
+  wire \$1325 ;
+  wire \$1326 ;
+  wire \$1327 ;
+  wire \$1328 ;
+  wire \$1329 ;
   wire \$133 ;
+  wire \$1330 ;
+  wire \$1331 ;
+  wire \$1332 ;
+  wire \$1333 ;
+  wire \$1334 ;
+  wire \$1335 ;
+  wire \$1336 ;
+  wire \$1337 ;
+  wire \$1338 ;
+  wire \$1339 ;
   wire \$134 ;
+  wire \$1340 ;
+  wire \$1341 ;
+  wire \$1342 ;
+  wire \$1343 ;
+  wire \$1344 ;
+  wire \$1345 ;
+  wire \$1346 ;
+  wire \$1347 ;
+  wire \$1348 ;
+  wire \$1349 ;
   wire \$135 ;
+  wire \$1350 ;
+  wire \$1351 ;
+  wire \$1352 ;
+  wire \$1353 ;
+  wire \$1354 ;
+  wire \$1355 ;
+  wire \$1356 ;
+  wire \$1357 ;
+  wire \$1358 ;
+  wire \$1359 ;
   wire \$136 ;
+  wire \$1360 ;
+  wire \$1361 ;
+  wire \$1362 ;
+  wire \$1363 ;
+  wire \$1364 ;
+  wire \$1365 ;
+  wire \$1366 ;
+  wire \$1367 ;
+  wire \$1368 ;
+  wire \$1369 ;
   wire \$137 ;
+  wire \$1370 ;
+  wire \$1371 ;
+  wire \$1372 ;
+  wire \$1373 ;
+  wire \$1374 ;
+  wire \$1375 ;
+  wire \$1376 ;
+  wire \$1377 ;
+  wire \$1378 ;
+  wire \$1379 ;
   wire \$138 ;
+  wire \$1380 ;
+  wire \$1381 ;
+  wire \$1382 ;
+  wire \$1383 ;
+  wire \$1384 ;
+  wire \$1385 ;
+  wire \$1386 ;
+  wire \$1387 ;
+  wire \$1388 ;
+  wire \$1389 ;
   wire \$139 ;
+  wire \$1390 ;
+  wire \$1391 ;
+  wire \$1392 ;
+  wire \$1393 ;
+  wire \$1394 ;
+  wire \$1395 ;
+  wire \$1396 ;
+  wire \$1397 ;
+  wire \$1398 ;
+  wire \$1399 ;
   wire \$14 ;
   wire \$140 ;
+  wire \$1400 ;
+  wire \$1401 ;
+  wire \$1402 ;
+  wire \$1403 ;
+  wire \$1404 ;
+  wire \$1405 ;
+  wire \$1406 ;
+  wire \$1407 ;
+  wire \$1408 ;
+  wire \$1409 ;
   wire \$141 ;
+  wire \$1410 ;
+  wire \$1411 ;
+  wire \$1412 ;
+  wire \$1413 ;
+  wire \$1414 ;
+  wire \$1415 ;
+  wire \$1416 ;
+  wire \$1417 ;
+  wire \$1418 ;
+  wire \$1419 ;
   wire \$142 ;
+  wire \$1420 ;
+  wire \$1421 ;
+  wire \$1422 ;
+  wire \$1423 ;
+  wire \$1424 ;
+  wire \$1425 ;
+  wire \$1426 ;
+  wire \$1427 ;
+  wire \$1428 ;
+  wire \$1429 ;
   wire \$143 ;
+  wire \$1430 ;
+  wire \$1431 ;
+  wire \$1432 ;
+  wire \$1433 ;
+  wire \$1434 ;
+  wire \$1435 ;
+  wire \$1436 ;
+  wire \$1437 ;
+  wire \$1438 ;
+  wire \$1439 ;
   wire \$144 ;
+  wire \$1440 ;
+  wire \$1441 ;
+  wire \$1442 ;
+  wire \$1443 ;
+  wire \$1444 ;
+  wire \$1445 ;
+  wire \$1446 ;
+  wire \$1447 ;
+  wire \$1448 ;
+  wire \$1449 ;
   wire \$145 ;
+  wire \$1450 ;
+  wire \$1451 ;
+  wire \$1452 ;
+  wire \$1453 ;
+  wire \$1454 ;
+  wire \$1455 ;
+  wire \$1456 ;
+  wire \$1457 ;
+  wire \$1458 ;
+  wire \$1459 ;
   wire \$146 ;
+  wire \$1460 ;
+  wire \$1461 ;
+  wire \$1462 ;
+  wire \$1463 ;
+  wire \$1464 ;
+  wire \$1465 ;
+  wire \$1466 ;
+  wire \$1467 ;
+  wire \$1468 ;
+  wire \$1469 ;
   wire \$147 ;
+  wire \$1470 ;
+  wire \$1471 ;
+  wire \$1472 ;
+  wire \$1473 ;
+  wire \$1474 ;
+  wire \$1475 ;
+  wire \$1476 ;
+  wire \$1477 ;
+  wire \$1478 ;
+  wire \$1479 ;
   wire \$148 ;
+  wire \$1480 ;
+  wire \$1481 ;
+  wire \$1482 ;
+  wire \$1483 ;
+  wire \$1484 ;
+  wire \$1485 ;
+  wire \$1486 ;
+  wire \$1487 ;
+  wire \$1488 ;
+  wire \$1489 ;
   wire \$149 ;
+  wire \$1490 ;
+  wire \$1491 ;
+  wire \$1492 ;
+  wire \$1493 ;
+  wire \$1494 ;
+  wire \$1495 ;
+  wire \$1496 ;
+  wire \$1497 ;
+  wire \$1498 ;
+  wire \$1499 ;
   wire \$15 ;
   wire \$150 ;
+  wire \$1500 ;
+  wire \$1501 ;
+  wire \$1502 ;
+  wire \$1503 ;
+  wire \$1504 ;
+  wire \$1505 ;
+  wire \$1506 ;
+  wire \$1507 ;
+  wire \$1508 ;
+  wire \$1509 ;
   wire \$151 ;
+  wire \$1510 ;
+  wire \$1511 ;
+  wire \$1512 ;
+  wire \$1513 ;
+  wire \$1514 ;
+  wire \$1515 ;
+  wire \$1516 ;
+  wire \$1517 ;
+  wire \$1518 ;
+  wire \$1519 ;
   wire \$152 ;
+  wire \$1520 ;
+  wire \$1521 ;
+  wire \$1522 ;
+  wire \$1523 ;
+  wire \$1524 ;
+  wire \$1525 ;
+  wire \$1526 ;
+  wire \$1527 ;
+  wire \$1528 ;
+  wire \$1529 ;
   wire \$153 ;
+  wire \$1530 ;
+  wire \$1531 ;
+  wire \$1532 ;
+  wire \$1533 ;
+  wire \$1534 ;
+  wire \$1535 ;
+  wire \$1536 ;
+  wire \$1537 ;
+  wire \$1538 ;
+  wire \$1539 ;
   wire \$154 ;
+  wire \$1540 ;
+  wire \$1541 ;
+  wire \$1542 ;
+  wire \$1543 ;
+  wire \$1544 ;
+  wire \$1545 ;
+  wire \$1546 ;
+  wire \$1547 ;
+  wire \$1548 ;
+  wire \$1549 ;
   wire \$155 ;
+  wire \$1550 ;
+  wire \$1551 ;
+  wire \$1552 ;
+  wire \$1553 ;
+  wire \$1554 ;
+  wire \$1555 ;
+  wire \$1556 ;
+  wire \$1557 ;
+  wire \$1558 ;
+  wire \$1559 ;
   wire \$156 ;
+  wire \$1560 ;
+  wire \$1561 ;
+  wire \$1562 ;
+  wire \$1563 ;
+  wire \$1564 ;
+  wire \$1565 ;
+  wire \$1566 ;
+  wire \$1567 ;
+  wire \$1568 ;
+  wire \$1569 ;
   wire \$157 ;
+  wire \$1570 ;
+  wire \$1571 ;
+  wire \$1572 ;
+  wire \$1573 ;
+  wire \$1574 ;
+  wire \$1575 ;
+  wire \$1576 ;
+  wire \$1577 ;
+  wire \$1578 ;
+  wire \$1579 ;
   wire \$158 ;
+  wire \$1580 ;
+  wire \$1581 ;
+  wire \$1582 ;
+  wire \$1583 ;
+  wire \$1584 ;
+  wire \$1585 ;
+  wire \$1586 ;
+  wire \$1587 ;
+  wire \$1588 ;
+  wire \$1589 ;
   wire \$159 ;
+  wire \$1590 ;
+  wire \$1591 ;
+  wire \$1592 ;
+  wire \$1593 ;
+  wire \$1594 ;
+  wire \$1595 ;
+  wire \$1596 ;
+  wire \$1597 ;
+  wire \$1598 ;
+  wire \$1599 ;
   wire [14:0] \$16 ;
   wire \$160 ;
+  wire \$1600 ;
+  wire \$1601 ;
+  wire \$1602 ;
+  wire \$1603 ;
+  wire \$1604 ;
+  wire \$1605 ;
+  wire \$1606 ;
+  wire \$1607 ;
+  wire \$1608 ;
+  wire \$1609 ;
   wire \$161 ;
+  wire \$1610 ;
+  wire \$1611 ;
+  wire \$1612 ;
+  wire \$1613 ;
+  wire \$1614 ;
+  wire \$1615 ;
+  wire \$1616 ;
+  wire \$1617 ;
+  wire \$1618 ;
+  wire \$1619 ;
   wire \$162 ;
+  wire \$1620 ;
+  wire \$1621 ;
+  wire \$1622 ;
+  wire \$1623 ;
+  wire \$1624 ;
+  wire \$1625 ;
+  wire \$1626 ;
+  wire \$1627 ;
+  wire \$1628 ;
+  wire \$1629 ;
   wire \$163 ;
+  wire \$1630 ;
+  wire \$1631 ;
+  wire \$1632 ;
+  wire \$1633 ;
+  wire \$1634 ;
+  wire \$1635 ;
+  wire \$1636 ;
+  wire \$1637 ;
+  wire \$1638 ;
+  wire \$1639 ;
   wire \$164 ;
+  wire \$1640 ;
+  wire \$1641 ;
+  wire \$1642 ;
+  wire \$1643 ;
+  wire \$1644 ;
+  wire \$1645 ;
+  wire \$1646 ;
+  wire \$1647 ;
+  wire \$1648 ;
+  wire \$1649 ;
   wire \$165 ;
+  wire \$1650 ;
+  wire \$1651 ;
+  wire \$1652 ;
+  wire \$1653 ;
+  wire \$1654 ;
+  wire \$1655 ;
+  wire \$1656 ;
+  wire \$1657 ;
+  wire \$1658 ;
+  wire \$1659 ;
   wire \$166 ;
+  wire \$1660 ;
+  wire \$1661 ;
+  wire \$1662 ;
+  wire \$1663 ;
+  wire \$1664 ;
+  wire \$1665 ;
+  wire \$1666 ;
+  wire \$1667 ;
+  wire \$1668 ;
+  wire \$1669 ;
   wire \$167 ;
+  wire \$1670 ;
+  wire \$1671 ;
+  wire \$1672 ;
+  wire \$1673 ;
+  wire \$1674 ;
+  wire \$1675 ;
+  wire \$1676 ;
+  wire \$1677 ;
+  wire \$1678 ;
+  wire \$1679 ;
   wire \$168 ;
+  wire \$1680 ;
+  wire \$1681 ;
+  wire \$1682 ;
+  wire \$1683 ;
+  wire \$1684 ;
+  wire \$1685 ;
+  wire \$1686 ;
+  wire \$1687 ;
+  wire \$1688 ;
+  wire \$1689 ;
   wire \$169 ;
+  wire \$1690 ;
+  wire \$1691 ;
+  wire \$1692 ;
+  wire \$1693 ;
+  wire \$1694 ;
+  wire \$1695 ;
+  wire \$1696 ;
+  wire \$1697 ;
+  wire \$1698 ;
+  wire \$1699 ;
   wire \$17 ;
   wire \$170 ;
+  wire \$1700 ;
+  wire \$1701 ;
+  wire \$1702 ;
+  wire \$1703 ;
+  wire \$1704 ;
+  wire \$1705 ;
+  wire \$1706 ;
+  wire \$1707 ;
+  wire \$1708 ;
+  wire \$1709 ;
   wire \$171 ;
+  wire \$1710 ;
+  wire \$1711 ;
+  wire \$1712 ;
+  wire \$1713 ;
+  wire \$1714 ;
+  wire \$1715 ;
+  wire \$1716 ;
+  wire \$1717 ;
+  wire \$1718 ;
+  wire \$1719 ;
   wire \$172 ;
+  wire \$1720 ;
+  wire \$1721 ;
+  wire \$1722 ;
+  wire \$1723 ;
+  wire \$1724 ;
+  wire \$1725 ;
+  wire \$1726 ;
+  wire \$1727 ;
+  wire \$1728 ;
+  wire \$1729 ;
   wire \$173 ;
+  wire \$1730 ;
+  wire \$1731 ;
+  wire \$1732 ;
+  wire \$1733 ;
+  wire \$1734 ;
+  wire \$1735 ;
+  wire \$1736 ;
+  wire \$1737 ;
+  wire \$1738 ;
+  wire \$1739 ;
   wire \$174 ;
+  wire \$1740 ;
+  wire \$1741 ;
+  wire \$1742 ;
+  wire \$1743 ;
+  wire \$1744 ;
+  wire \$1745 ;
+  wire \$1746 ;
+  wire \$1747 ;
+  wire \$1748 ;
+  wire \$1749 ;
   wire \$175 ;
+  wire \$1750 ;
+  wire \$1751 ;
+  wire \$1752 ;
+  wire \$1753 ;
+  wire \$1754 ;
+  wire \$1755 ;
+  wire \$1756 ;
+  wire \$1757 ;
+  wire \$1758 ;
+  wire \$1759 ;
   wire \$176 ;
+  wire \$1760 ;
+  wire \$1761 ;
+  wire \$1762 ;
+  wire \$1763 ;
+  wire \$1764 ;
+  wire \$1765 ;
+  wire \$1766 ;
+  wire \$1767 ;
+  wire \$1768 ;
+  wire \$1769 ;
   wire \$177 ;
+  wire \$1770 ;
+  wire \$1771 ;
+  wire \$1772 ;
+  wire \$1773 ;
+  wire \$1774 ;
+  wire \$1775 ;
+  wire \$1776 ;
+  wire \$1777 ;
+  wire \$1778 ;
+  wire \$1779 ;
   wire \$178 ;
+  wire \$1780 ;
+  wire \$1781 ;
+  wire \$1782 ;
+  wire \$1783 ;
+  wire \$1784 ;
+  wire \$1785 ;
+  wire \$1786 ;
+  wire \$1787 ;
+  wire \$1788 ;
+  wire \$1789 ;
   wire \$179 ;
+  wire \$1790 ;
+  wire \$1791 ;
+  wire \$1792 ;
+  wire \$1793 ;
+  wire \$1794 ;
+  wire \$1795 ;
+  wire \$1796 ;
+  wire \$1797 ;
+  wire \$1798 ;
+  wire \$1799 ;
   wire \$18 ;
   wire \$180 ;
+  wire \$1800 ;
+  wire \$1801 ;
+  wire \$1802 ;
+  wire \$1803 ;
+  wire \$1804 ;
+  wire \$1805 ;
+  wire \$1806 ;
+  wire \$1807 ;
+  wire \$1808 ;
+  wire \$1809 ;
   wire \$181 ;
+  wire \$1810 ;
+  wire \$1811 ;
+  wire \$1812 ;
+  wire \$1813 ;
+  wire \$1814 ;
+  wire \$1815 ;
+  wire \$1816 ;
+  wire \$1817 ;
+  wire \$1818 ;
+  wire \$1819 ;
   wire \$182 ;
+  wire \$1820 ;
+  wire \$1821 ;
+  wire \$1822 ;
+  wire \$1823 ;
+  wire \$1824 ;
+  wire \$1825 ;
+  wire \$1826 ;
+  wire \$1827 ;
+  wire \$1828 ;
+  wire \$1829 ;
   wire \$183 ;
+  wire \$1830 ;
+  wire \$1831 ;
+  wire \$1832 ;
+  wire \$1833 ;
+  wire \$1834 ;
+  wire \$1835 ;
+  wire \$1836 ;
+  wire \$1837 ;
+  wire \$1838 ;
+  wire \$1839 ;
   wire \$184 ;
+  wire \$1840 ;
+  wire \$1841 ;
+  wire \$1842 ;
+  wire \$1843 ;
+  wire \$1844 ;
+  wire \$1845 ;
+  wire \$1846 ;
+  wire \$1847 ;
+  wire \$1848 ;
+  wire \$1849 ;
   wire \$185 ;
+  wire \$1850 ;
+  wire \$1851 ;
+  wire \$1852 ;
+  wire \$1853 ;
+  wire \$1854 ;
+  wire \$1855 ;
+  wire \$1856 ;
+  wire \$1857 ;
+  wire \$1858 ;
+  wire \$1859 ;
   wire \$186 ;
+  wire \$1860 ;
+  wire \$1861 ;
+  wire \$1862 ;
+  wire \$1863 ;
+  wire \$1864 ;
+  wire \$1865 ;
+  wire \$1866 ;
+  wire \$1867 ;
+  wire \$1868 ;
+  wire \$1869 ;
   wire \$187 ;
+  wire \$1870 ;
+  wire \$1871 ;
+  wire \$1872 ;
+  wire \$1873 ;
+  wire \$1874 ;
+  wire \$1875 ;
+  wire \$1876 ;
+  wire \$1877 ;
+  wire \$1878 ;
+  wire \$1879 ;
   wire \$188 ;
+  wire \$1880 ;
+  wire \$1881 ;
+  wire \$1882 ;
+  wire \$1883 ;
+  wire \$1884 ;
+  wire \$1885 ;
+  wire \$1886 ;
+  wire \$1887 ;
+  wire \$1888 ;
+  wire \$1889 ;
   wire \$189 ;
+  wire \$1890 ;
+  wire \$1891 ;
+  wire \$1892 ;
+  wire \$1893 ;
+  wire \$1894 ;
+  wire \$1895 ;
+  wire \$1896 ;
+  wire \$1897 ;
+  wire \$1898 ;
+  wire \$1899 ;
   wire \$19 ;
   wire \$190 ;
+  wire \$1900 ;
+  wire \$1901 ;
+  wire \$1902 ;
+  wire \$1903 ;
+  wire \$1904 ;
+  wire \$1905 ;
+  wire \$1906 ;
+  wire \$1907 ;
+  wire \$1908 ;
+  wire \$1909 ;
   wire \$191 ;
+  wire \$1910 ;
+  wire \$1911 ;
+  wire \$1912 ;
+  wire \$1913 ;
+  wire \$1914 ;
+  wire \$1915 ;
+  wire \$1916 ;
+  wire \$1917 ;
+  wire \$1918 ;
+  wire \$1919 ;
   wire \$192 ;
+  wire \$1920 ;
+  wire \$1921 ;
+  wire \$1922 ;
+  wire \$1923 ;
+  wire \$1924 ;
+  wire \$1925 ;
+  wire \$1926 ;
+  wire \$1927 ;
+  wire \$1928 ;
+  wire \$1929 ;
   wire \$193 ;
+  wire \$1930 ;
+  wire \$1931 ;
+  wire \$1932 ;
+  wire \$1933 ;
+  wire \$1934 ;
+  wire \$1935 ;
+  wire \$1936 ;
+  wire \$1937 ;
+  wire \$1938 ;
+  wire \$1939 ;
   wire \$194 ;
+  wire \$1940 ;
+  wire \$1941 ;
+  wire \$1942 ;
+  wire \$1943 ;
+  wire \$1944 ;
+  wire \$1945 ;
+  wire \$1946 ;
+  wire \$1947 ;
+  wire \$1948 ;
+  wire \$1949 ;
   wire \$195 ;
+  wire \$1950 ;
+  wire \$1951 ;
+  wire \$1952 ;
+  wire \$1953 ;
+  wire \$1954 ;
+  wire \$1955 ;
+  wire \$1956 ;
+  wire \$1957 ;
+  wire \$1958 ;
+  wire \$1959 ;
   wire \$196 ;
+  wire \$1960 ;
+  wire \$1961 ;
+  wire \$1962 ;
+  wire \$1963 ;
+  wire \$1964 ;
+  wire \$1965 ;
+  wire \$1966 ;
+  wire \$1967 ;
+  wire \$1968 ;
+  wire \$1969 ;
   wire \$197 ;
+  wire [7:0] \$1970 ;
+  wire \$1971 ;
+  wire \$1972 ;
+  wire \$1973 ;
+  wire \$1974 ;
+  wire \$1975 ;
+  wire \$1976 ;
+  wire \$1977 ;
+  wire [7:0] \$1978 ;
+  wire [7:0] \$1979 ;
   wire \$198 ;
+  wire \$1980 ;
+  wire \$1981 ;
+  wire \$1982 ;
+  wire \$1983 ;
+  wire \$1984 ;
+  wire \$1985 ;
+  wire \$1986 ;
+  wire \$1987 ;
+  wire \$1988 ;
+  wire \$1989 ;
   wire \$199 ;
+  wire \$1990 ;
+  wire \$1991 ;
+  wire [15:0] \$1992 ;
+  wire \$1993 ;
+  wire [1:0] \$1994 ;
+  wire \$1995 ;
+  wire [1:0] \$1996 ;
+  wire \$1997 ;
+  wire \$1998 ;
+  wire \$1999 ;
   wire \$2 ;
   wire \$20 ;
   wire \$200 ;
+  wire \$2000 ;
+  reg [5:0] \$2001 ;
+  reg [1:0] \$2002 ;
+  reg \$2003 ;
+  reg [13:0] \$2004 ;
+  reg [14:0] \$2005 ;
+  reg \$2006 ;
+  reg \$2007 ;
+  reg \$2008 ;
+  reg \$2009 ;
   wire \$201 ;
+  reg \$2010 ;
+  reg \$2011 ;
+  reg \$2012 ;
+  reg \$2013 ;
+  reg [6:0] \$2014 ;
+  reg \$2015 ;
+  reg [13:0] \$2016 ;
+  reg \$2017 ;
+  reg \$2018 ;
+  reg [6:0] \$2019 ;
   wire \$202 ;
+  reg [63:0] \$2020 ;
+  reg \$2021 ;
+  reg [6:0] \$2022 ;
+  reg [6:0] \$2023 ;
+  reg \$2024 ;
+  reg \$2025 ;
+  reg \$2026 ;
+  reg \$2027 ;
+  reg [6:0] \$2028 ;
+  reg [6:0] \$2029 ;
   wire \$203 ;
+  reg \$2030 ;
+  reg [14:0] \$2031 ;
+  reg \$2032 ;
+  reg [6:0] \$2033 ;
+  reg \$2034 ;
+  reg \$2035 ;
+  reg \$2036 ;
+  reg \$2037 ;
+  reg \$2038 ;
+  reg \$2039 ;
   wire \$204 ;
+  reg \$2040 ;
   wire \$205 ;
   wire \$206 ;
   wire \$207 ;
@@ -14419,7 +15386,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   wire \$367 ;
   wire \$368 ;
   wire \$369 ;
-  wire [14:0] \$37 ;
+  wire \$37 ;
   wire \$370 ;
   wire \$371 ;
   wire \$372 ;
@@ -14464,7 +15431,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   wire \$407 ;
   wire \$408 ;
   wire \$409 ;
-  wire [14:0] \$41 ;
+  wire \$41 ;
   wire \$410 ;
   wire \$411 ;
   wire \$412 ;
@@ -14486,7 +15453,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   wire \$427 ;
   wire \$428 ;
   wire \$429 ;
-  wire [7:0] \$43 ;
+  wire [14:0] \$43 ;
   wire \$430 ;
   wire \$431 ;
   wire \$432 ;
@@ -14508,7 +15475,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   wire \$447 ;
   wire \$448 ;
   wire \$449 ;
-  wire \$45 ;
+  wire [7:0] \$45 ;
   wire \$450 ;
   wire \$451 ;
   wire \$452 ;
@@ -15119,12 +16086,14 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   wire \$998 ;
   wire \$999 ;
   reg [6:0] \$like  = 7'h00;
-  reg [6:0] \$like$41  = 7'h00;
+  reg [6:0] \$like$45  = 7'h00;
   (* init = 1'h1 *)
   wire \$signal ;
   (* keep = 32'd1 *)
   reg \$signal$15  = 1'h0;
-  reg \$signal$47  = 1'h0;
+  reg \$signal$32  = 1'h0;
+  reg \$signal$33  = 1'h0;
+  reg \$signal$51  = 1'h0;
   reg \$signal$7  = 1'h0;
   (* keep = 32'd1 *)
   reg a_valid = 1'h0;
@@ -15364,12 +16333,15 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   reg empty = 1'h0;
   input freed;
   wire freed;
+  reg [13:0] k_r = 14'h0000;
   reg last_beat = 1'h0;
   reg last_mat = 1'h0;
   reg last_stg = 1'h0;
   reg [6:0] ld_addr = 7'h00;
   (* keep = 32'd1 *)
   reg ld_notice = 1'h0;
+  (* keep = 32'd1 *)
+  reg ld_sel = 1'h0;
   reg le2 = 1'h0;
   reg [13:0] left = 14'h0000;
   output [1087:0] load__payload;
@@ -15439,1358 +16411,2252 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$30  = | credits;
   assign \$31  = \$30  | freed;
   assign \$32  = \$29  & \$31 ;
-  assign \$33  = cmd__payload[28:14] > 1'h1;
-  assign \$34  = cmd__valid & cmd__ready;
-  assign \$35  = cmd__valid & cmd__ready;
+  assign \$33  = cmd__payload[13:0] <= 7'h40;
+  assign \$34  = cmd__payload[13:0] <= 8'h80;
+  assign \$35  = cmd__payload[28:14] > 1'h1;
   assign \$36  = cmd__valid & cmd__ready;
-  assign \$37  = cmd__payload[13:0] + 7'h40;
-  assign \$38  = cmd__payload[13:0] <= 7'h40;
+  assign \$37  = cmd__valid & cmd__ready;
+  assign \$38  = cmd__valid & cmd__ready;
   assign \$39  = act__valid & \$signal$15 ;
-  assign \$40  = cmd_go | \$39 ;
-  assign \$41  = left - 7'h40;
-  assign \$42  = left <= 8'hc0;
-  assign \$43  = nlow - 7'h40;
-  assign \$44  = ~ nlow[6];
-  assign \$45  = ~ nlow[5];
-  assign \$46  = ~ nlow[4];
-  assign \$47  = ~ nlow[3];
-  assign \$48  = ~ nlow[2];
-  assign \$49  = ~ nlow[1];
-  assign \$50  = ~ nlow[0];
-  assign \$52  = \$49  & \$51 ;
-  assign \$53  = \$48  & \$52 ;
-  assign \$54  = \$47  & \$53 ;
-  assign \$55  = \$46  & \$54 ;
-  assign \$56  = \$45  & \$55 ;
-  assign \$57  = \$44  & \$56 ;
-  assign \$58  = le2 & \$57 ;
-  assign \$59  = ~ nlow[6];
-  assign \$60  = ~ nlow[5];
-  assign \$61  = ~ nlow[4];
-  assign \$62  = ~ nlow[3];
-  assign \$63  = ~ nlow[2];
-  assign \$64  = ~ nlow[1];
-  assign \$65  = ~ nlow[0];
-  assign \$68  = \$63  & \$67 ;
-  assign \$69  = \$62  & \$68 ;
-  assign \$70  = \$61  & \$69 ;
-  assign \$71  = \$60  & \$70 ;
-  assign \$72  = \$59  & \$71 ;
-  assign \$73  = le2 & \$72 ;
-  assign \$74  = ~ nlow[6];
-  assign \$75  = ~ nlow[5];
-  assign \$76  = ~ nlow[4];
-  assign \$77  = ~ nlow[3];
-  assign \$78  = ~ nlow[2];
-  assign \$79  = ~ nlow[1];
-  assign \$80  = ~ nlow[0];
-  assign \$82  = \$79  | \$81 ;
-  assign \$83  = \$78  & \$82 ;
-  assign \$84  = \$77  & \$83 ;
-  assign \$85  = \$76  & \$84 ;
-  assign \$86  = \$75  & \$85 ;
-  assign \$87  = \$74  & \$86 ;
-  assign \$88  = le2 & \$87 ;
-  assign \$89  = ~ nlow[6];
-  assign \$90  = ~ nlow[5];
-  assign \$91  = ~ nlow[4];
-  assign \$92  = ~ nlow[3];
-  assign \$93  = ~ nlow[2];
-  assign \$94  = ~ nlow[1];
-  assign \$95  = ~ nlow[0];
-  assign \$99  = \$92  & \$98 ;
-  assign \$100  = \$91  & \$99 ;
-  assign \$101  = \$90  & \$100 ;
-  assign \$102  = \$89  & \$101 ;
-  assign \$103  = le2 & \$102 ;
-  assign \$104  = ~ nlow[6];
-  assign \$105  = ~ nlow[5];
-  assign \$106  = ~ nlow[4];
-  assign \$107  = ~ nlow[3];
-  assign \$108  = ~ nlow[2];
-  assign \$109  = ~ nlow[1];
-  assign \$110  = ~ nlow[0];
-  assign \$112  = \$109  & \$111 ;
-  assign \$113  = \$108  | \$112 ;
-  assign \$114  = \$107  & \$113 ;
-  assign \$115  = \$106  & \$114 ;
-  assign \$116  = \$105  & \$115 ;
-  assign \$117  = \$104  & \$116 ;
-  assign \$118  = le2 & \$117 ;
-  assign \$119  = ~ nlow[6];
-  assign \$120  = ~ nlow[5];
-  assign \$121  = ~ nlow[4];
-  assign \$122  = ~ nlow[3];
-  assign \$123  = ~ nlow[2];
-  assign \$124  = ~ nlow[1];
-  assign \$125  = ~ nlow[0];
-  assign \$128  = \$123  | \$127 ;
-  assign \$129  = \$122  & \$128 ;
-  assign \$130  = \$121  & \$129 ;
-  assign \$131  = \$120  & \$130 ;
-  assign \$132  = \$119  & \$131 ;
-  assign \$133  = le2 & \$132 ;
-  assign \$134  = ~ nlow[6];
-  assign \$135  = ~ nlow[5];
-  assign \$136  = ~ nlow[4];
-  assign \$137  = ~ nlow[3];
-  assign \$138  = ~ nlow[2];
-  assign \$139  = ~ nlow[1];
-  assign \$140  = ~ nlow[0];
-  assign \$142  = \$139  | \$141 ;
-  assign \$143  = \$138  | \$142 ;
-  assign \$144  = \$137  & \$143 ;
-  assign \$145  = \$136  & \$144 ;
-  assign \$146  = \$135  & \$145 ;
-  assign \$147  = \$134  & \$146 ;
-  assign \$148  = le2 & \$147 ;
-  assign \$149  = ~ nlow[6];
-  assign \$150  = ~ nlow[5];
-  assign \$151  = ~ nlow[4];
-  assign \$152  = ~ nlow[3];
-  assign \$153  = ~ nlow[2];
-  assign \$154  = ~ nlow[1];
-  assign \$155  = ~ nlow[0];
-  assign \$160  = \$151  & \$159 ;
-  assign \$161  = \$150  & \$160 ;
-  assign \$162  = \$149  & \$161 ;
-  assign \$163  = le2 & \$162 ;
-  assign \$164  = ~ nlow[6];
-  assign \$165  = ~ nlow[5];
-  assign \$166  = ~ nlow[4];
-  assign \$167  = ~ nlow[3];
-  assign \$168  = ~ nlow[2];
-  assign \$169  = ~ nlow[1];
-  assign \$170  = ~ nlow[0];
-  assign \$172  = \$169  & \$171 ;
-  assign \$173  = \$168  & \$172 ;
-  assign \$174  = \$167  | \$173 ;
-  assign \$175  = \$166  & \$174 ;
-  assign \$176  = \$165  & \$175 ;
-  assign \$177  = \$164  & \$176 ;
-  assign \$178  = le2 & \$177 ;
-  assign \$179  = ~ nlow[6];
-  assign \$180  = ~ nlow[5];
-  assign \$181  = ~ nlow[4];
-  assign \$182  = ~ nlow[3];
-  assign \$183  = ~ nlow[2];
-  assign \$184  = ~ nlow[1];
-  assign \$185  = ~ nlow[0];
-  assign \$188  = \$183  & \$187 ;
-  assign \$189  = \$182  | \$188 ;
-  assign \$190  = \$181  & \$189 ;
-  assign \$191  = \$180  & \$190 ;
-  assign \$192  = \$179  & \$191 ;
-  assign \$193  = le2 & \$192 ;
-  assign \$194  = ~ nlow[6];
-  assign \$195  = ~ nlow[5];
-  assign \$196  = ~ nlow[4];
-  assign \$197  = ~ nlow[3];
-  assign \$198  = ~ nlow[2];
-  assign \$199  = ~ nlow[1];
-  assign \$200  = ~ nlow[0];
-  assign \$202  = \$199  | \$201 ;
-  assign \$203  = \$198  & \$202 ;
-  assign \$204  = \$197  | \$203 ;
-  assign \$205  = \$196  & \$204 ;
-  assign \$206  = \$195  & \$205 ;
-  assign \$207  = \$194  & \$206 ;
-  assign \$208  = le2 & \$207 ;
-  assign \$209  = ~ nlow[6];
-  assign \$210  = ~ nlow[5];
-  assign \$211  = ~ nlow[4];
-  assign \$212  = ~ nlow[3];
-  assign \$213  = ~ nlow[2];
-  assign \$214  = ~ nlow[1];
-  assign \$215  = ~ nlow[0];
-  assign \$219  = \$212  | \$218 ;
-  assign \$220  = \$211  & \$219 ;
-  assign \$221  = \$210  & \$220 ;
-  assign \$222  = \$209  & \$221 ;
-  assign \$223  = le2 & \$222 ;
-  assign \$224  = ~ nlow[6];
-  assign \$225  = ~ nlow[5];
-  assign \$226  = ~ nlow[4];
-  assign \$227  = ~ nlow[3];
-  assign \$228  = ~ nlow[2];
-  assign \$229  = ~ nlow[1];
-  assign \$230  = ~ nlow[0];
-  assign \$232  = \$229  & \$231 ;
-  assign \$233  = \$228  | \$232 ;
-  assign \$234  = \$227  | \$233 ;
-  assign \$235  = \$226  & \$234 ;
-  assign \$236  = \$225  & \$235 ;
-  assign \$237  = \$224  & \$236 ;
-  assign \$238  = le2 & \$237 ;
-  assign \$239  = ~ nlow[6];
-  assign \$240  = ~ nlow[5];
-  assign \$241  = ~ nlow[4];
-  assign \$242  = ~ nlow[3];
-  assign \$243  = ~ nlow[2];
-  assign \$244  = ~ nlow[1];
-  assign \$245  = ~ nlow[0];
-  assign \$248  = \$243  | \$247 ;
-  assign \$249  = \$242  | \$248 ;
-  assign \$250  = \$241  & \$249 ;
-  assign \$251  = \$240  & \$250 ;
-  assign \$252  = \$239  & \$251 ;
-  assign \$253  = le2 & \$252 ;
-  assign \$254  = ~ nlow[6];
-  assign \$255  = ~ nlow[5];
-  assign \$256  = ~ nlow[4];
-  assign \$257  = ~ nlow[3];
-  assign \$258  = ~ nlow[2];
-  assign \$259  = ~ nlow[1];
-  assign \$260  = ~ nlow[0];
-  assign \$262  = \$259  | \$261 ;
-  assign \$263  = \$258  | \$262 ;
-  assign \$264  = \$257  | \$263 ;
-  assign \$265  = \$256  & \$264 ;
-  assign \$266  = \$255  & \$265 ;
-  assign \$267  = \$254  & \$266 ;
-  assign \$268  = le2 & \$267 ;
-  assign \$269  = ~ nlow[6];
-  assign \$270  = ~ nlow[5];
-  assign \$271  = ~ nlow[4];
-  assign \$272  = ~ nlow[3];
-  assign \$273  = ~ nlow[2];
-  assign \$274  = ~ nlow[1];
-  assign \$275  = ~ nlow[0];
-  assign \$281  = \$270  & \$280 ;
-  assign \$282  = \$269  & \$281 ;
-  assign \$283  = le2 & \$282 ;
-  assign \$284  = ~ nlow[6];
-  assign \$285  = ~ nlow[5];
-  assign \$286  = ~ nlow[4];
-  assign \$287  = ~ nlow[3];
-  assign \$288  = ~ nlow[2];
-  assign \$289  = ~ nlow[1];
-  assign \$290  = ~ nlow[0];
-  assign \$292  = \$289  & \$291 ;
-  assign \$293  = \$288  & \$292 ;
-  assign \$294  = \$287  & \$293 ;
-  assign \$295  = \$286  | \$294 ;
-  assign \$296  = \$285  & \$295 ;
-  assign \$297  = \$284  & \$296 ;
-  assign \$298  = le2 & \$297 ;
-  assign \$299  = ~ nlow[6];
-  assign \$300  = ~ nlow[5];
-  assign \$301  = ~ nlow[4];
-  assign \$302  = ~ nlow[3];
-  assign \$303  = ~ nlow[2];
-  assign \$304  = ~ nlow[1];
-  assign \$305  = ~ nlow[0];
-  assign \$308  = \$303  & \$307 ;
-  assign \$309  = \$302  & \$308 ;
-  assign \$310  = \$301  | \$309 ;
-  assign \$311  = \$300  & \$310 ;
-  assign \$312  = \$299  & \$311 ;
-  assign \$313  = le2 & \$312 ;
-  assign \$314  = ~ nlow[6];
-  assign \$315  = ~ nlow[5];
-  assign \$316  = ~ nlow[4];
-  assign \$317  = ~ nlow[3];
-  assign \$318  = ~ nlow[2];
-  assign \$319  = ~ nlow[1];
-  assign \$320  = ~ nlow[0];
-  assign \$322  = \$319  | \$321 ;
-  assign \$323  = \$318  & \$322 ;
-  assign \$324  = \$317  & \$323 ;
-  assign \$325  = \$316  | \$324 ;
-  assign \$326  = \$315  & \$325 ;
-  assign \$327  = \$314  & \$326 ;
-  assign \$328  = le2 & \$327 ;
-  assign \$329  = ~ nlow[6];
-  assign \$330  = ~ nlow[5];
-  assign \$331  = ~ nlow[4];
-  assign \$332  = ~ nlow[3];
-  assign \$333  = ~ nlow[2];
-  assign \$334  = ~ nlow[1];
-  assign \$335  = ~ nlow[0];
-  assign \$339  = \$332  & \$338 ;
-  assign \$340  = \$331  | \$339 ;
-  assign \$341  = \$330  & \$340 ;
-  assign \$342  = \$329  & \$341 ;
-  assign \$343  = le2 & \$342 ;
-  assign \$344  = ~ nlow[6];
-  assign \$345  = ~ nlow[5];
-  assign \$346  = ~ nlow[4];
-  assign \$347  = ~ nlow[3];
-  assign \$348  = ~ nlow[2];
-  assign \$349  = ~ nlow[1];
-  assign \$350  = ~ nlow[0];
-  assign \$352  = \$349  & \$351 ;
-  assign \$353  = \$348  | \$352 ;
-  assign \$354  = \$347  & \$353 ;
-  assign \$355  = \$346  | \$354 ;
-  assign \$356  = \$345  & \$355 ;
-  assign \$357  = \$344  & \$356 ;
-  assign \$358  = le2 & \$357 ;
-  assign \$359  = ~ nlow[6];
-  assign \$360  = ~ nlow[5];
-  assign \$361  = ~ nlow[4];
-  assign \$362  = ~ nlow[3];
-  assign \$363  = ~ nlow[2];
-  assign \$364  = ~ nlow[1];
-  assign \$365  = ~ nlow[0];
-  assign \$368  = \$363  | \$367 ;
-  assign \$369  = \$362  & \$368 ;
-  assign \$370  = \$361  | \$369 ;
-  assign \$371  = \$360  & \$370 ;
-  assign \$372  = \$359  & \$371 ;
-  assign \$373  = le2 & \$372 ;
-  assign \$374  = ~ nlow[6];
-  assign \$375  = ~ nlow[5];
-  assign \$376  = ~ nlow[4];
-  assign \$377  = ~ nlow[3];
-  assign \$378  = ~ nlow[2];
-  assign \$379  = ~ nlow[1];
-  assign \$380  = ~ nlow[0];
-  assign \$382  = \$379  | \$381 ;
-  assign \$383  = \$378  | \$382 ;
-  assign \$384  = \$377  & \$383 ;
-  assign \$385  = \$376  | \$384 ;
-  assign \$386  = \$375  & \$385 ;
-  assign \$387  = \$374  & \$386 ;
-  assign \$388  = le2 & \$387 ;
-  assign \$389  = ~ nlow[6];
-  assign \$390  = ~ nlow[5];
-  assign \$391  = ~ nlow[4];
-  assign \$392  = ~ nlow[3];
-  assign \$393  = ~ nlow[2];
-  assign \$394  = ~ nlow[1];
-  assign \$395  = ~ nlow[0];
-  assign \$400  = \$391  | \$399 ;
-  assign \$401  = \$390  & \$400 ;
-  assign \$402  = \$389  & \$401 ;
-  assign \$403  = le2 & \$402 ;
-  assign \$404  = ~ nlow[6];
-  assign \$405  = ~ nlow[5];
-  assign \$406  = ~ nlow[4];
-  assign \$407  = ~ nlow[3];
-  assign \$408  = ~ nlow[2];
-  assign \$409  = ~ nlow[1];
-  assign \$410  = ~ nlow[0];
-  assign \$412  = \$409  & \$411 ;
-  assign \$413  = \$408  & \$412 ;
-  assign \$414  = \$407  | \$413 ;
-  assign \$415  = \$406  | \$414 ;
-  assign \$416  = \$405  & \$415 ;
-  assign \$417  = \$404  & \$416 ;
-  assign \$418  = le2 & \$417 ;
-  assign \$419  = ~ nlow[6];
-  assign \$420  = ~ nlow[5];
-  assign \$421  = ~ nlow[4];
-  assign \$422  = ~ nlow[3];
-  assign \$423  = ~ nlow[2];
-  assign \$424  = ~ nlow[1];
-  assign \$425  = ~ nlow[0];
-  assign \$428  = \$423  & \$427 ;
-  assign \$429  = \$422  | \$428 ;
-  assign \$430  = \$421  | \$429 ;
-  assign \$431  = \$420  & \$430 ;
-  assign \$432  = \$419  & \$431 ;
-  assign \$433  = le2 & \$432 ;
-  assign \$434  = ~ nlow[6];
-  assign \$435  = ~ nlow[5];
-  assign \$436  = ~ nlow[4];
-  assign \$437  = ~ nlow[3];
-  assign \$438  = ~ nlow[2];
-  assign \$439  = ~ nlow[1];
-  assign \$440  = ~ nlow[0];
-  assign \$442  = \$439  | \$441 ;
-  assign \$443  = \$438  & \$442 ;
-  assign \$444  = \$437  | \$443 ;
-  assign \$445  = \$436  | \$444 ;
-  assign \$446  = \$435  & \$445 ;
-  assign \$447  = \$434  & \$446 ;
-  assign \$448  = le2 & \$447 ;
-  assign \$449  = ~ nlow[6];
-  assign \$450  = ~ nlow[5];
-  assign \$451  = ~ nlow[4];
-  assign \$452  = ~ nlow[3];
-  assign \$453  = ~ nlow[2];
-  assign \$454  = ~ nlow[1];
-  assign \$455  = ~ nlow[0];
-  assign \$459  = \$452  | \$458 ;
-  assign \$460  = \$451  | \$459 ;
-  assign \$461  = \$450  & \$460 ;
-  assign \$462  = \$449  & \$461 ;
-  assign \$463  = le2 & \$462 ;
-  assign \$464  = ~ nlow[6];
-  assign \$465  = ~ nlow[5];
-  assign \$466  = ~ nlow[4];
-  assign \$467  = ~ nlow[3];
-  assign \$468  = ~ nlow[2];
-  assign \$469  = ~ nlow[1];
-  assign \$470  = ~ nlow[0];
-  assign \$472  = \$469  & \$471 ;
-  assign \$473  = \$468  | \$472 ;
-  assign \$474  = \$467  | \$473 ;
-  assign \$475  = \$466  | \$474 ;
-  assign \$476  = \$465  & \$475 ;
-  assign \$477  = \$464  & \$476 ;
-  assign \$478  = le2 & \$477 ;
-  assign \$479  = ~ nlow[6];
-  assign \$480  = ~ nlow[5];
-  assign \$481  = ~ nlow[4];
-  assign \$482  = ~ nlow[3];
-  assign \$483  = ~ nlow[2];
-  assign \$484  = ~ nlow[1];
-  assign \$485  = ~ nlow[0];
-  assign \$488  = \$483  | \$487 ;
-  assign \$489  = \$482  | \$488 ;
-  assign \$490  = \$481  | \$489 ;
-  assign \$491  = \$480  & \$490 ;
-  assign \$492  = \$479  & \$491 ;
-  assign \$493  = le2 & \$492 ;
-  assign \$494  = ~ nlow[6];
-  assign \$495  = ~ nlow[5];
-  assign \$496  = ~ nlow[4];
-  assign \$497  = ~ nlow[3];
-  assign \$498  = ~ nlow[2];
-  assign \$499  = ~ nlow[1];
-  assign \$500  = ~ nlow[0];
-  assign \$502  = \$499  | \$501 ;
-  assign \$503  = \$498  | \$502 ;
-  assign \$504  = \$497  | \$503 ;
-  assign \$505  = \$496  | \$504 ;
-  assign \$506  = \$495  & \$505 ;
-  assign \$507  = \$494  & \$506 ;
-  assign \$508  = le2 & \$507 ;
-  assign \$509  = ~ nlow[6];
-  assign \$510  = ~ nlow[5];
-  assign \$511  = ~ nlow[4];
-  assign \$512  = ~ nlow[3];
-  assign \$513  = ~ nlow[2];
-  assign \$514  = ~ nlow[1];
-  assign \$515  = ~ nlow[0];
-  assign \$522  = \$509  & \$521 ;
-  assign \$523  = le2 & \$522 ;
-  assign \$524  = ~ nlow[6];
-  assign \$525  = ~ nlow[5];
-  assign \$526  = ~ nlow[4];
-  assign \$527  = ~ nlow[3];
-  assign \$528  = ~ nlow[2];
-  assign \$529  = ~ nlow[1];
-  assign \$530  = ~ nlow[0];
-  assign \$532  = \$529  & \$531 ;
-  assign \$533  = \$528  & \$532 ;
-  assign \$534  = \$527  & \$533 ;
-  assign \$535  = \$526  & \$534 ;
-  assign \$536  = \$525  | \$535 ;
-  assign \$537  = \$524  & \$536 ;
-  assign \$538  = le2 & \$537 ;
-  assign \$539  = ~ nlow[6];
-  assign \$540  = ~ nlow[5];
-  assign \$541  = ~ nlow[4];
-  assign \$542  = ~ nlow[3];
-  assign \$543  = ~ nlow[2];
-  assign \$544  = ~ nlow[1];
-  assign \$545  = ~ nlow[0];
-  assign \$548  = \$543  & \$547 ;
-  assign \$549  = \$542  & \$548 ;
-  assign \$550  = \$541  & \$549 ;
-  assign \$551  = \$540  | \$550 ;
-  assign \$552  = \$539  & \$551 ;
-  assign \$553  = le2 & \$552 ;
-  assign \$554  = ~ nlow[6];
-  assign \$555  = ~ nlow[5];
-  assign \$556  = ~ nlow[4];
-  assign \$557  = ~ nlow[3];
-  assign \$558  = ~ nlow[2];
-  assign \$559  = ~ nlow[1];
-  assign \$560  = ~ nlow[0];
-  assign \$562  = \$559  | \$561 ;
-  assign \$563  = \$558  & \$562 ;
-  assign \$564  = \$557  & \$563 ;
-  assign \$565  = \$556  & \$564 ;
-  assign \$566  = \$555  | \$565 ;
-  assign \$567  = \$554  & \$566 ;
-  assign \$568  = le2 & \$567 ;
-  assign \$569  = ~ nlow[6];
-  assign \$570  = ~ nlow[5];
-  assign \$571  = ~ nlow[4];
-  assign \$572  = ~ nlow[3];
-  assign \$573  = ~ nlow[2];
-  assign \$574  = ~ nlow[1];
-  assign \$575  = ~ nlow[0];
-  assign \$579  = \$572  & \$578 ;
-  assign \$580  = \$571  & \$579 ;
-  assign \$581  = \$570  | \$580 ;
-  assign \$582  = \$569  & \$581 ;
-  assign \$583  = le2 & \$582 ;
-  assign \$584  = ~ nlow[6];
-  assign \$585  = ~ nlow[5];
-  assign \$586  = ~ nlow[4];
-  assign \$587  = ~ nlow[3];
-  assign \$588  = ~ nlow[2];
-  assign \$589  = ~ nlow[1];
-  assign \$590  = ~ nlow[0];
-  assign \$592  = \$589  & \$591 ;
-  assign \$593  = \$588  | \$592 ;
-  assign \$594  = \$587  & \$593 ;
-  assign \$595  = \$586  & \$594 ;
-  assign \$596  = \$585  | \$595 ;
-  assign \$597  = \$584  & \$596 ;
-  assign \$598  = le2 & \$597 ;
-  assign \$599  = ~ nlow[6];
-  assign \$600  = ~ nlow[5];
-  assign \$601  = ~ nlow[4];
-  assign \$602  = ~ nlow[3];
-  assign \$603  = ~ nlow[2];
-  assign \$604  = ~ nlow[1];
-  assign \$605  = ~ nlow[0];
-  assign \$608  = \$603  | \$607 ;
-  assign \$609  = \$602  & \$608 ;
-  assign \$610  = \$601  & \$609 ;
-  assign \$611  = \$600  | \$610 ;
-  assign \$612  = \$599  & \$611 ;
-  assign \$613  = le2 & \$612 ;
-  assign \$614  = ~ nlow[6];
-  assign \$615  = ~ nlow[5];
-  assign \$616  = ~ nlow[4];
-  assign \$617  = ~ nlow[3];
-  assign \$618  = ~ nlow[2];
-  assign \$619  = ~ nlow[1];
-  assign \$620  = ~ nlow[0];
-  assign \$622  = \$619  | \$621 ;
-  assign \$623  = \$618  | \$622 ;
-  assign \$624  = \$617  & \$623 ;
-  assign \$625  = \$616  & \$624 ;
-  assign \$626  = \$615  | \$625 ;
-  assign \$627  = \$614  & \$626 ;
-  assign \$628  = le2 & \$627 ;
-  assign \$629  = ~ nlow[6];
-  assign \$630  = ~ nlow[5];
-  assign \$631  = ~ nlow[4];
-  assign \$632  = ~ nlow[3];
-  assign \$633  = ~ nlow[2];
-  assign \$634  = ~ nlow[1];
-  assign \$635  = ~ nlow[0];
-  assign \$640  = \$631  & \$639 ;
-  assign \$641  = \$630  | \$640 ;
-  assign \$642  = \$629  & \$641 ;
-  assign \$643  = le2 & \$642 ;
-  assign \$644  = ~ nlow[6];
-  assign \$645  = ~ nlow[5];
-  assign \$646  = ~ nlow[4];
-  assign \$647  = ~ nlow[3];
-  assign \$648  = ~ nlow[2];
-  assign \$649  = ~ nlow[1];
-  assign \$650  = ~ nlow[0];
-  assign \$652  = \$649  & \$651 ;
-  assign \$653  = \$648  & \$652 ;
-  assign \$654  = \$647  | \$653 ;
-  assign \$655  = \$646  & \$654 ;
-  assign \$656  = \$645  | \$655 ;
-  assign \$657  = \$644  & \$656 ;
-  assign \$658  = le2 & \$657 ;
-  assign \$659  = ~ nlow[6];
-  assign \$660  = ~ nlow[5];
-  assign \$661  = ~ nlow[4];
-  assign \$662  = ~ nlow[3];
-  assign \$663  = ~ nlow[2];
-  assign \$664  = ~ nlow[1];
-  assign \$665  = ~ nlow[0];
-  assign \$668  = \$663  & \$667 ;
-  assign \$669  = \$662  | \$668 ;
-  assign \$670  = \$661  & \$669 ;
-  assign \$671  = \$660  | \$670 ;
-  assign \$672  = \$659  & \$671 ;
-  assign \$673  = le2 & \$672 ;
-  assign \$674  = ~ nlow[6];
-  assign \$675  = ~ nlow[5];
-  assign \$676  = ~ nlow[4];
-  assign \$677  = ~ nlow[3];
-  assign \$678  = ~ nlow[2];
-  assign \$679  = ~ nlow[1];
-  assign \$680  = ~ nlow[0];
-  assign \$682  = \$679  | \$681 ;
-  assign \$683  = \$678  & \$682 ;
-  assign \$684  = \$677  | \$683 ;
-  assign \$685  = \$676  & \$684 ;
-  assign \$686  = \$675  | \$685 ;
-  assign \$687  = \$674  & \$686 ;
-  assign \$688  = le2 & \$687 ;
-  assign \$689  = ~ nlow[6];
-  assign \$690  = ~ nlow[5];
-  assign \$691  = ~ nlow[4];
-  assign \$692  = ~ nlow[3];
-  assign \$693  = ~ nlow[2];
-  assign \$694  = ~ nlow[1];
-  assign \$695  = ~ nlow[0];
-  assign \$699  = \$692  | \$698 ;
-  assign \$700  = \$691  & \$699 ;
-  assign \$701  = \$690  | \$700 ;
-  assign \$702  = \$689  & \$701 ;
-  assign \$703  = le2 & \$702 ;
-  assign \$704  = ~ nlow[6];
-  assign \$705  = ~ nlow[5];
-  assign \$706  = ~ nlow[4];
-  assign \$707  = ~ nlow[3];
-  assign \$708  = ~ nlow[2];
-  assign \$709  = ~ nlow[1];
-  assign \$710  = ~ nlow[0];
-  assign \$712  = \$709  & \$711 ;
-  assign \$713  = \$708  | \$712 ;
-  assign \$714  = \$707  | \$713 ;
-  assign \$715  = \$706  & \$714 ;
-  assign \$716  = \$705  | \$715 ;
-  assign \$717  = \$704  & \$716 ;
-  assign \$718  = le2 & \$717 ;
-  assign \$719  = ~ nlow[6];
-  assign \$720  = ~ nlow[5];
-  assign \$721  = ~ nlow[4];
-  assign \$722  = ~ nlow[3];
-  assign \$723  = ~ nlow[2];
-  assign \$724  = ~ nlow[1];
-  assign \$725  = ~ nlow[0];
-  assign \$728  = \$723  | \$727 ;
-  assign \$729  = \$722  | \$728 ;
-  assign \$730  = \$721  & \$729 ;
-  assign \$731  = \$720  | \$730 ;
-  assign \$732  = \$719  & \$731 ;
-  assign \$733  = le2 & \$732 ;
-  assign \$734  = ~ nlow[6];
-  assign \$735  = ~ nlow[5];
-  assign \$736  = ~ nlow[4];
-  assign \$737  = ~ nlow[3];
-  assign \$738  = ~ nlow[2];
-  assign \$739  = ~ nlow[1];
-  assign \$740  = ~ nlow[0];
-  assign \$742  = \$739  | \$741 ;
-  assign \$743  = \$738  | \$742 ;
-  assign \$744  = \$737  | \$743 ;
-  assign \$745  = \$736  & \$744 ;
-  assign \$746  = \$735  | \$745 ;
-  assign \$747  = \$734  & \$746 ;
-  assign \$748  = le2 & \$747 ;
-  assign \$749  = ~ nlow[6];
-  assign \$750  = ~ nlow[5];
-  assign \$751  = ~ nlow[4];
-  assign \$752  = ~ nlow[3];
-  assign \$753  = ~ nlow[2];
-  assign \$754  = ~ nlow[1];
-  assign \$755  = ~ nlow[0];
-  assign \$761  = \$750  | \$760 ;
-  assign \$762  = \$749  & \$761 ;
-  assign \$763  = le2 & \$762 ;
-  assign \$764  = ~ nlow[6];
-  assign \$765  = ~ nlow[5];
-  assign \$766  = ~ nlow[4];
-  assign \$767  = ~ nlow[3];
-  assign \$768  = ~ nlow[2];
-  assign \$769  = ~ nlow[1];
-  assign \$770  = ~ nlow[0];
-  assign \$772  = \$769  & \$771 ;
-  assign \$773  = \$768  & \$772 ;
-  assign \$774  = \$767  & \$773 ;
-  assign \$775  = \$766  | \$774 ;
-  assign \$776  = \$765  | \$775 ;
-  assign \$777  = \$764  & \$776 ;
-  assign \$778  = le2 & \$777 ;
-  assign \$779  = ~ nlow[6];
-  assign \$780  = ~ nlow[5];
-  assign \$781  = ~ nlow[4];
-  assign \$782  = ~ nlow[3];
-  assign \$783  = ~ nlow[2];
-  assign \$784  = ~ nlow[1];
-  assign \$785  = ~ nlow[0];
-  assign \$788  = \$783  & \$787 ;
-  assign \$789  = \$782  & \$788 ;
-  assign \$790  = \$781  | \$789 ;
-  assign \$791  = \$780  | \$790 ;
-  assign \$792  = \$779  & \$791 ;
-  assign \$793  = le2 & \$792 ;
-  assign \$794  = ~ nlow[6];
-  assign \$795  = ~ nlow[5];
-  assign \$796  = ~ nlow[4];
-  assign \$797  = ~ nlow[3];
-  assign \$798  = ~ nlow[2];
-  assign \$799  = ~ nlow[1];
-  assign \$800  = ~ nlow[0];
-  assign \$802  = \$799  | \$801 ;
-  assign \$803  = \$798  & \$802 ;
-  assign \$804  = \$797  & \$803 ;
-  assign \$805  = \$796  | \$804 ;
-  assign \$806  = \$795  | \$805 ;
-  assign \$807  = \$794  & \$806 ;
-  assign \$808  = le2 & \$807 ;
-  assign \$809  = ~ nlow[6];
-  assign \$810  = ~ nlow[5];
-  assign \$811  = ~ nlow[4];
-  assign \$812  = ~ nlow[3];
-  assign \$813  = ~ nlow[2];
-  assign \$814  = ~ nlow[1];
-  assign \$815  = ~ nlow[0];
-  assign \$819  = \$812  & \$818 ;
-  assign \$820  = \$811  | \$819 ;
-  assign \$821  = \$810  | \$820 ;
-  assign \$822  = \$809  & \$821 ;
-  assign \$823  = le2 & \$822 ;
-  assign \$824  = ~ nlow[6];
-  assign \$825  = ~ nlow[5];
-  assign \$826  = ~ nlow[4];
-  assign \$827  = ~ nlow[3];
-  assign \$828  = ~ nlow[2];
-  assign \$829  = ~ nlow[1];
-  assign \$830  = ~ nlow[0];
-  assign \$832  = \$829  & \$831 ;
-  assign \$833  = \$828  | \$832 ;
-  assign \$834  = \$827  & \$833 ;
-  assign \$835  = \$826  | \$834 ;
-  assign \$836  = \$825  | \$835 ;
-  assign \$837  = \$824  & \$836 ;
-  assign \$838  = le2 & \$837 ;
-  assign \$839  = ~ nlow[6];
-  assign \$840  = ~ nlow[5];
-  assign \$841  = ~ nlow[4];
-  assign \$842  = ~ nlow[3];
-  assign \$843  = ~ nlow[2];
-  assign \$844  = ~ nlow[1];
-  assign \$845  = ~ nlow[0];
-  assign \$848  = \$843  | \$847 ;
-  assign \$849  = \$842  & \$848 ;
-  assign \$850  = \$841  | \$849 ;
-  assign \$851  = \$840  | \$850 ;
-  assign \$852  = \$839  & \$851 ;
-  assign \$853  = le2 & \$852 ;
-  assign \$854  = ~ nlow[6];
-  assign \$855  = ~ nlow[5];
-  assign \$856  = ~ nlow[4];
-  assign \$857  = ~ nlow[3];
-  assign \$858  = ~ nlow[2];
-  assign \$859  = ~ nlow[1];
-  assign \$860  = ~ nlow[0];
-  assign \$862  = \$859  | \$861 ;
-  assign \$863  = \$858  | \$862 ;
-  assign \$864  = \$857  & \$863 ;
-  assign \$865  = \$856  | \$864 ;
-  assign \$866  = \$855  | \$865 ;
-  assign \$867  = \$854  & \$866 ;
-  assign \$868  = le2 & \$867 ;
-  assign \$869  = ~ nlow[6];
-  assign \$870  = ~ nlow[5];
-  assign \$871  = ~ nlow[4];
-  assign \$872  = ~ nlow[3];
-  assign \$873  = ~ nlow[2];
-  assign \$874  = ~ nlow[1];
-  assign \$875  = ~ nlow[0];
-  assign \$880  = \$871  | \$879 ;
-  assign \$881  = \$870  | \$880 ;
-  assign \$882  = \$869  & \$881 ;
-  assign \$883  = le2 & \$882 ;
-  assign \$884  = ~ nlow[6];
-  assign \$885  = ~ nlow[5];
-  assign \$886  = ~ nlow[4];
-  assign \$887  = ~ nlow[3];
-  assign \$888  = ~ nlow[2];
-  assign \$889  = ~ nlow[1];
-  assign \$890  = ~ nlow[0];
-  assign \$892  = \$889  & \$891 ;
-  assign \$893  = \$888  & \$892 ;
-  assign \$894  = \$887  | \$893 ;
-  assign \$895  = \$886  | \$894 ;
-  assign \$896  = \$885  | \$895 ;
-  assign \$897  = \$884  & \$896 ;
-  assign \$898  = le2 & \$897 ;
-  assign \$899  = ~ nlow[6];
-  assign \$900  = ~ nlow[5];
-  assign \$901  = ~ nlow[4];
-  assign \$902  = ~ nlow[3];
-  assign \$903  = ~ nlow[2];
-  assign \$904  = ~ nlow[1];
-  assign \$905  = ~ nlow[0];
-  assign \$908  = \$903  & \$907 ;
-  assign \$909  = \$902  | \$908 ;
-  assign \$910  = \$901  | \$909 ;
-  assign \$911  = \$900  | \$910 ;
-  assign \$912  = \$899  & \$911 ;
-  assign \$913  = le2 & \$912 ;
-  assign \$914  = ~ nlow[6];
-  assign \$915  = ~ nlow[5];
-  assign \$916  = ~ nlow[4];
-  assign \$917  = ~ nlow[3];
-  assign \$918  = ~ nlow[2];
-  assign \$919  = ~ nlow[1];
-  assign \$920  = ~ nlow[0];
-  assign \$922  = \$919  | \$921 ;
-  assign \$923  = \$918  & \$922 ;
-  assign \$924  = \$917  | \$923 ;
-  assign \$925  = \$916  | \$924 ;
-  assign \$926  = \$915  | \$925 ;
-  assign \$927  = \$914  & \$926 ;
-  assign \$928  = le2 & \$927 ;
-  assign \$929  = ~ nlow[6];
-  assign \$930  = ~ nlow[5];
-  assign \$931  = ~ nlow[4];
-  assign \$932  = ~ nlow[3];
-  assign \$933  = ~ nlow[2];
-  assign \$934  = ~ nlow[1];
-  assign \$935  = ~ nlow[0];
-  assign \$939  = \$932  | \$938 ;
-  assign \$940  = \$931  | \$939 ;
-  assign \$941  = \$930  | \$940 ;
-  assign \$942  = \$929  & \$941 ;
-  assign \$943  = le2 & \$942 ;
-  assign \$944  = ~ nlow[6];
-  assign \$945  = ~ nlow[5];
-  assign \$946  = ~ nlow[4];
-  assign \$947  = ~ nlow[3];
-  assign \$948  = ~ nlow[2];
-  assign \$949  = ~ nlow[1];
-  assign \$950  = ~ nlow[0];
-  assign \$952  = \$949  & \$951 ;
-  assign \$953  = \$948  | \$952 ;
-  assign \$954  = \$947  | \$953 ;
-  assign \$955  = \$946  | \$954 ;
-  assign \$956  = \$945  | \$955 ;
-  assign \$957  = \$944  & \$956 ;
-  assign \$958  = le2 & \$957 ;
-  assign \$959  = ~ nlow[6];
-  assign \$960  = ~ nlow[5];
-  assign \$961  = ~ nlow[4];
-  assign \$962  = ~ nlow[3];
-  assign \$963  = ~ nlow[2];
-  assign \$964  = ~ nlow[1];
-  assign \$965  = ~ nlow[0];
-  assign \$968  = \$963  | \$967 ;
-  assign \$969  = \$962  | \$968 ;
-  assign \$970  = \$961  | \$969 ;
-  assign \$971  = \$960  | \$970 ;
-  assign \$972  = \$959  & \$971 ;
-  assign \$973  = le2 & \$972 ;
-  assign \$974  = ~ nlow[6];
-  assign \$975  = ~ nlow[5];
-  assign \$976  = ~ nlow[4];
-  assign \$977  = ~ nlow[3];
-  assign \$978  = ~ nlow[2];
-  assign \$979  = ~ nlow[1];
-  assign \$980  = ~ nlow[0];
-  assign \$982  = \$979  | \$981 ;
-  assign \$983  = \$978  | \$982 ;
-  assign \$984  = \$977  | \$983 ;
-  assign \$985  = \$976  | \$984 ;
-  assign \$986  = \$975  | \$985 ;
-  assign \$987  = \$974  & \$986 ;
-  assign \$988  = le2 & \$987 ;
-  assign \$989  = ~ nlow[6];
-  assign \$990  = ~ nlow[5];
-  assign \$991  = ~ nlow[4];
-  assign \$992  = ~ nlow[3];
-  assign \$993  = ~ nlow[2];
-  assign \$994  = ~ nlow[1];
-  assign \$995  = ~ nlow[0];
-  assign \$1003  = le2 & \$1002 ;
-  assign \$1004  = act__valid & \$signal$15 ;
-  assign \$1005  = act__valid & \$signal$15 ;
-  assign \$1006  = \$1005  & last_beat;
-  assign \$1007  = ld_addr + 1'h1;
-  assign \$1008  = ! ld_addr;
-  assign \$1009  = act__valid & \$signal$15 ;
-  assign \$1010  = \$1009  & last_beat;
-  assign \$1011  = ~ chunk_last;
-  assign \$1012  = \$1011  | credit_ok;
-  assign \$1013  = \$signal$7  & \$1012 ;
-  assign \$1014  = wgt_valid & \$1013 ;
-  assign \$1015  = chunk + 1'h1;
-  assign \$1016  = chunk_last ? 8'h00 : \$1015 ;
-  assign \$1017  = ! c_last;
-  assign \$1018  = chunk == c_last_m1;
-  assign \$1019  = chunk_last ? \$1017  : \$1018 ;
-  assign \$1020  = last_mat & last_stg;
-  assign \$1021  = ~ r_gt;
-  assign \$1022  = \$1020  & \$1021 ;
-  assign \$1023  = chunk_last & \$1022 ;
-  assign \$1024  = ~ chunk_last;
-  assign \$1025  = \$1024  | credit_ok;
-  assign \$1026  = \$signal$7  & \$1025 ;
-  assign \$1027  = wgt_valid & \$1026 ;
-  assign \$1028  = \$1027  & chunk_last;
-  assign \$1029  = r_left - 1'h1;
-  assign \$1030  = r_left > 2'h2;
-  assign \$1031  = stg + 1'h1;
-  assign \$1032  = ! stg;
-  assign \$1033  = mat + 1'h1;
-  assign \$1034  = ! mat;
-  assign \$1035  = \$signal$47  & empty;
-  assign \$1036  = ~ pass_end;
-  assign \$1037  = \$1035  & \$1036 ;
+  assign \$40  = \$39  & last_beat;
+  assign \$41  = act__valid & \$signal$15 ;
+  assign \$42  = cmd_go | \$41 ;
+  assign \$43  = left - 7'h40;
+  assign \$44  = left <= 8'hc0;
+  assign \$45  = nlow - 7'h40;
+  assign \$46  = ~ nlow[6];
+  assign \$47  = ~ nlow[5];
+  assign \$48  = ~ nlow[4];
+  assign \$49  = ~ nlow[3];
+  assign \$50  = ~ nlow[2];
+  assign \$51  = ~ nlow[1];
+  assign \$52  = ~ nlow[0];
+  assign \$54  = \$51  & \$53 ;
+  assign \$55  = \$50  & \$54 ;
+  assign \$56  = \$49  & \$55 ;
+  assign \$57  = \$48  & \$56 ;
+  assign \$58  = \$47  & \$57 ;
+  assign \$59  = \$46  & \$58 ;
+  assign \$60  = le2 & \$59 ;
+  assign \$61  = ~ nlow[6];
+  assign \$62  = ~ nlow[5];
+  assign \$63  = ~ nlow[4];
+  assign \$64  = ~ nlow[3];
+  assign \$65  = ~ nlow[2];
+  assign \$66  = ~ nlow[1];
+  assign \$67  = ~ nlow[0];
+  assign \$70  = \$65  & \$69 ;
+  assign \$71  = \$64  & \$70 ;
+  assign \$72  = \$63  & \$71 ;
+  assign \$73  = \$62  & \$72 ;
+  assign \$74  = \$61  & \$73 ;
+  assign \$75  = le2 & \$74 ;
+  assign \$76  = ~ nlow[6];
+  assign \$77  = ~ nlow[5];
+  assign \$78  = ~ nlow[4];
+  assign \$79  = ~ nlow[3];
+  assign \$80  = ~ nlow[2];
+  assign \$81  = ~ nlow[1];
+  assign \$82  = ~ nlow[0];
+  assign \$84  = \$81  | \$83 ;
+  assign \$85  = \$80  & \$84 ;
+  assign \$86  = \$79  & \$85 ;
+  assign \$87  = \$78  & \$86 ;
+  assign \$88  = \$77  & \$87 ;
+  assign \$89  = \$76  & \$88 ;
+  assign \$90  = le2 & \$89 ;
+  assign \$91  = ~ nlow[6];
+  assign \$92  = ~ nlow[5];
+  assign \$93  = ~ nlow[4];
+  assign \$94  = ~ nlow[3];
+  assign \$95  = ~ nlow[2];
+  assign \$96  = ~ nlow[1];
+  assign \$97  = ~ nlow[0];
+  assign \$101  = \$94  & \$100 ;
+  assign \$102  = \$93  & \$101 ;
+  assign \$103  = \$92  & \$102 ;
+  assign \$104  = \$91  & \$103 ;
+  assign \$105  = le2 & \$104 ;
+  assign \$106  = ~ nlow[6];
+  assign \$107  = ~ nlow[5];
+  assign \$108  = ~ nlow[4];
+  assign \$109  = ~ nlow[3];
+  assign \$110  = ~ nlow[2];
+  assign \$111  = ~ nlow[1];
+  assign \$112  = ~ nlow[0];
+  assign \$114  = \$111  & \$113 ;
+  assign \$115  = \$110  | \$114 ;
+  assign \$116  = \$109  & \$115 ;
+  assign \$117  = \$108  & \$116 ;
+  assign \$118  = \$107  & \$117 ;
+  assign \$119  = \$106  & \$118 ;
+  assign \$120  = le2 & \$119 ;
+  assign \$121  = ~ nlow[6];
+  assign \$122  = ~ nlow[5];
+  assign \$123  = ~ nlow[4];
+  assign \$124  = ~ nlow[3];
+  assign \$125  = ~ nlow[2];
+  assign \$126  = ~ nlow[1];
+  assign \$127  = ~ nlow[0];
+  assign \$130  = \$125  | \$129 ;
+  assign \$131  = \$124  & \$130 ;
+  assign \$132  = \$123  & \$131 ;
+  assign \$133  = \$122  & \$132 ;
+  assign \$134  = \$121  & \$133 ;
+  assign \$135  = le2 & \$134 ;
+  assign \$136  = ~ nlow[6];
+  assign \$137  = ~ nlow[5];
+  assign \$138  = ~ nlow[4];
+  assign \$139  = ~ nlow[3];
+  assign \$140  = ~ nlow[2];
+  assign \$141  = ~ nlow[1];
+  assign \$142  = ~ nlow[0];
+  assign \$144  = \$141  | \$143 ;
+  assign \$145  = \$140  | \$144 ;
+  assign \$146  = \$139  & \$145 ;
+  assign \$147  = \$138  & \$146 ;
+  assign \$148  = \$137  & \$147 ;
+  assign \$149  = \$136  & \$148 ;
+  assign \$150  = le2 & \$149 ;
+  assign \$151  = ~ nlow[6];
+  assign \$152  = ~ nlow[5];
+  assign \$153  = ~ nlow[4];
+  assign \$154  = ~ nlow[3];
+  assign \$155  = ~ nlow[2];
+  assign \$156  = ~ nlow[1];
+  assign \$157  = ~ nlow[0];
+  assign \$162  = \$153  & \$161 ;
+  assign \$163  = \$152  & \$162 ;
+  assign \$164  = \$151  & \$163 ;
+  assign \$165  = le2 & \$164 ;
+  assign \$166  = ~ nlow[6];
+  assign \$167  = ~ nlow[5];
+  assign \$168  = ~ nlow[4];
+  assign \$169  = ~ nlow[3];
+  assign \$170  = ~ nlow[2];
+  assign \$171  = ~ nlow[1];
+  assign \$172  = ~ nlow[0];
+  assign \$174  = \$171  & \$173 ;
+  assign \$175  = \$170  & \$174 ;
+  assign \$176  = \$169  | \$175 ;
+  assign \$177  = \$168  & \$176 ;
+  assign \$178  = \$167  & \$177 ;
+  assign \$179  = \$166  & \$178 ;
+  assign \$180  = le2 & \$179 ;
+  assign \$181  = ~ nlow[6];
+  assign \$182  = ~ nlow[5];
+  assign \$183  = ~ nlow[4];
+  assign \$184  = ~ nlow[3];
+  assign \$185  = ~ nlow[2];
+  assign \$186  = ~ nlow[1];
+  assign \$187  = ~ nlow[0];
+  assign \$190  = \$185  & \$189 ;
+  assign \$191  = \$184  | \$190 ;
+  assign \$192  = \$183  & \$191 ;
+  assign \$193  = \$182  & \$192 ;
+  assign \$194  = \$181  & \$193 ;
+  assign \$195  = le2 & \$194 ;
+  assign \$196  = ~ nlow[6];
+  assign \$197  = ~ nlow[5];
+  assign \$198  = ~ nlow[4];
+  assign \$199  = ~ nlow[3];
+  assign \$200  = ~ nlow[2];
+  assign \$201  = ~ nlow[1];
+  assign \$202  = ~ nlow[0];
+  assign \$204  = \$201  | \$203 ;
+  assign \$205  = \$200  & \$204 ;
+  assign \$206  = \$199  | \$205 ;
+  assign \$207  = \$198  & \$206 ;
+  assign \$208  = \$197  & \$207 ;
+  assign \$209  = \$196  & \$208 ;
+  assign \$210  = le2 & \$209 ;
+  assign \$211  = ~ nlow[6];
+  assign \$212  = ~ nlow[5];
+  assign \$213  = ~ nlow[4];
+  assign \$214  = ~ nlow[3];
+  assign \$215  = ~ nlow[2];
+  assign \$216  = ~ nlow[1];
+  assign \$217  = ~ nlow[0];
+  assign \$221  = \$214  | \$220 ;
+  assign \$222  = \$213  & \$221 ;
+  assign \$223  = \$212  & \$222 ;
+  assign \$224  = \$211  & \$223 ;
+  assign \$225  = le2 & \$224 ;
+  assign \$226  = ~ nlow[6];
+  assign \$227  = ~ nlow[5];
+  assign \$228  = ~ nlow[4];
+  assign \$229  = ~ nlow[3];
+  assign \$230  = ~ nlow[2];
+  assign \$231  = ~ nlow[1];
+  assign \$232  = ~ nlow[0];
+  assign \$234  = \$231  & \$233 ;
+  assign \$235  = \$230  | \$234 ;
+  assign \$236  = \$229  | \$235 ;
+  assign \$237  = \$228  & \$236 ;
+  assign \$238  = \$227  & \$237 ;
+  assign \$239  = \$226  & \$238 ;
+  assign \$240  = le2 & \$239 ;
+  assign \$241  = ~ nlow[6];
+  assign \$242  = ~ nlow[5];
+  assign \$243  = ~ nlow[4];
+  assign \$244  = ~ nlow[3];
+  assign \$245  = ~ nlow[2];
+  assign \$246  = ~ nlow[1];
+  assign \$247  = ~ nlow[0];
+  assign \$250  = \$245  | \$249 ;
+  assign \$251  = \$244  | \$250 ;
+  assign \$252  = \$243  & \$251 ;
+  assign \$253  = \$242  & \$252 ;
+  assign \$254  = \$241  & \$253 ;
+  assign \$255  = le2 & \$254 ;
+  assign \$256  = ~ nlow[6];
+  assign \$257  = ~ nlow[5];
+  assign \$258  = ~ nlow[4];
+  assign \$259  = ~ nlow[3];
+  assign \$260  = ~ nlow[2];
+  assign \$261  = ~ nlow[1];
+  assign \$262  = ~ nlow[0];
+  assign \$264  = \$261  | \$263 ;
+  assign \$265  = \$260  | \$264 ;
+  assign \$266  = \$259  | \$265 ;
+  assign \$267  = \$258  & \$266 ;
+  assign \$268  = \$257  & \$267 ;
+  assign \$269  = \$256  & \$268 ;
+  assign \$270  = le2 & \$269 ;
+  assign \$271  = ~ nlow[6];
+  assign \$272  = ~ nlow[5];
+  assign \$273  = ~ nlow[4];
+  assign \$274  = ~ nlow[3];
+  assign \$275  = ~ nlow[2];
+  assign \$276  = ~ nlow[1];
+  assign \$277  = ~ nlow[0];
+  assign \$283  = \$272  & \$282 ;
+  assign \$284  = \$271  & \$283 ;
+  assign \$285  = le2 & \$284 ;
+  assign \$286  = ~ nlow[6];
+  assign \$287  = ~ nlow[5];
+  assign \$288  = ~ nlow[4];
+  assign \$289  = ~ nlow[3];
+  assign \$290  = ~ nlow[2];
+  assign \$291  = ~ nlow[1];
+  assign \$292  = ~ nlow[0];
+  assign \$294  = \$291  & \$293 ;
+  assign \$295  = \$290  & \$294 ;
+  assign \$296  = \$289  & \$295 ;
+  assign \$297  = \$288  | \$296 ;
+  assign \$298  = \$287  & \$297 ;
+  assign \$299  = \$286  & \$298 ;
+  assign \$300  = le2 & \$299 ;
+  assign \$301  = ~ nlow[6];
+  assign \$302  = ~ nlow[5];
+  assign \$303  = ~ nlow[4];
+  assign \$304  = ~ nlow[3];
+  assign \$305  = ~ nlow[2];
+  assign \$306  = ~ nlow[1];
+  assign \$307  = ~ nlow[0];
+  assign \$310  = \$305  & \$309 ;
+  assign \$311  = \$304  & \$310 ;
+  assign \$312  = \$303  | \$311 ;
+  assign \$313  = \$302  & \$312 ;
+  assign \$314  = \$301  & \$313 ;
+  assign \$315  = le2 & \$314 ;
+  assign \$316  = ~ nlow[6];
+  assign \$317  = ~ nlow[5];
+  assign \$318  = ~ nlow[4];
+  assign \$319  = ~ nlow[3];
+  assign \$320  = ~ nlow[2];
+  assign \$321  = ~ nlow[1];
+  assign \$322  = ~ nlow[0];
+  assign \$324  = \$321  | \$323 ;
+  assign \$325  = \$320  & \$324 ;
+  assign \$326  = \$319  & \$325 ;
+  assign \$327  = \$318  | \$326 ;
+  assign \$328  = \$317  & \$327 ;
+  assign \$329  = \$316  & \$328 ;
+  assign \$330  = le2 & \$329 ;
+  assign \$331  = ~ nlow[6];
+  assign \$332  = ~ nlow[5];
+  assign \$333  = ~ nlow[4];
+  assign \$334  = ~ nlow[3];
+  assign \$335  = ~ nlow[2];
+  assign \$336  = ~ nlow[1];
+  assign \$337  = ~ nlow[0];
+  assign \$341  = \$334  & \$340 ;
+  assign \$342  = \$333  | \$341 ;
+  assign \$343  = \$332  & \$342 ;
+  assign \$344  = \$331  & \$343 ;
+  assign \$345  = le2 & \$344 ;
+  assign \$346  = ~ nlow[6];
+  assign \$347  = ~ nlow[5];
+  assign \$348  = ~ nlow[4];
+  assign \$349  = ~ nlow[3];
+  assign \$350  = ~ nlow[2];
+  assign \$351  = ~ nlow[1];
+  assign \$352  = ~ nlow[0];
+  assign \$354  = \$351  & \$353 ;
+  assign \$355  = \$350  | \$354 ;
+  assign \$356  = \$349  & \$355 ;
+  assign \$357  = \$348  | \$356 ;
+  assign \$358  = \$347  & \$357 ;
+  assign \$359  = \$346  & \$358 ;
+  assign \$360  = le2 & \$359 ;
+  assign \$361  = ~ nlow[6];
+  assign \$362  = ~ nlow[5];
+  assign \$363  = ~ nlow[4];
+  assign \$364  = ~ nlow[3];
+  assign \$365  = ~ nlow[2];
+  assign \$366  = ~ nlow[1];
+  assign \$367  = ~ nlow[0];
+  assign \$370  = \$365  | \$369 ;
+  assign \$371  = \$364  & \$370 ;
+  assign \$372  = \$363  | \$371 ;
+  assign \$373  = \$362  & \$372 ;
+  assign \$374  = \$361  & \$373 ;
+  assign \$375  = le2 & \$374 ;
+  assign \$376  = ~ nlow[6];
+  assign \$377  = ~ nlow[5];
+  assign \$378  = ~ nlow[4];
+  assign \$379  = ~ nlow[3];
+  assign \$380  = ~ nlow[2];
+  assign \$381  = ~ nlow[1];
+  assign \$382  = ~ nlow[0];
+  assign \$384  = \$381  | \$383 ;
+  assign \$385  = \$380  | \$384 ;
+  assign \$386  = \$379  & \$385 ;
+  assign \$387  = \$378  | \$386 ;
+  assign \$388  = \$377  & \$387 ;
+  assign \$389  = \$376  & \$388 ;
+  assign \$390  = le2 & \$389 ;
+  assign \$391  = ~ nlow[6];
+  assign \$392  = ~ nlow[5];
+  assign \$393  = ~ nlow[4];
+  assign \$394  = ~ nlow[3];
+  assign \$395  = ~ nlow[2];
+  assign \$396  = ~ nlow[1];
+  assign \$397  = ~ nlow[0];
+  assign \$402  = \$393  | \$401 ;
+  assign \$403  = \$392  & \$402 ;
+  assign \$404  = \$391  & \$403 ;
+  assign \$405  = le2 & \$404 ;
+  assign \$406  = ~ nlow[6];
+  assign \$407  = ~ nlow[5];
+  assign \$408  = ~ nlow[4];
+  assign \$409  = ~ nlow[3];
+  assign \$410  = ~ nlow[2];
+  assign \$411  = ~ nlow[1];
+  assign \$412  = ~ nlow[0];
+  assign \$414  = \$411  & \$413 ;
+  assign \$415  = \$410  & \$414 ;
+  assign \$416  = \$409  | \$415 ;
+  assign \$417  = \$408  | \$416 ;
+  assign \$418  = \$407  & \$417 ;
+  assign \$419  = \$406  & \$418 ;
+  assign \$420  = le2 & \$419 ;
+  assign \$421  = ~ nlow[6];
+  assign \$422  = ~ nlow[5];
+  assign \$423  = ~ nlow[4];
+  assign \$424  = ~ nlow[3];
+  assign \$425  = ~ nlow[2];
+  assign \$426  = ~ nlow[1];
+  assign \$427  = ~ nlow[0];
+  assign \$430  = \$425  & \$429 ;
+  assign \$431  = \$424  | \$430 ;
+  assign \$432  = \$423  | \$431 ;
+  assign \$433  = \$422  & \$432 ;
+  assign \$434  = \$421  & \$433 ;
+  assign \$435  = le2 & \$434 ;
+  assign \$436  = ~ nlow[6];
+  assign \$437  = ~ nlow[5];
+  assign \$438  = ~ nlow[4];
+  assign \$439  = ~ nlow[3];
+  assign \$440  = ~ nlow[2];
+  assign \$441  = ~ nlow[1];
+  assign \$442  = ~ nlow[0];
+  assign \$444  = \$441  | \$443 ;
+  assign \$445  = \$440  & \$444 ;
+  assign \$446  = \$439  | \$445 ;
+  assign \$447  = \$438  | \$446 ;
+  assign \$448  = \$437  & \$447 ;
+  assign \$449  = \$436  & \$448 ;
+  assign \$450  = le2 & \$449 ;
+  assign \$451  = ~ nlow[6];
+  assign \$452  = ~ nlow[5];
+  assign \$453  = ~ nlow[4];
+  assign \$454  = ~ nlow[3];
+  assign \$455  = ~ nlow[2];
+  assign \$456  = ~ nlow[1];
+  assign \$457  = ~ nlow[0];
+  assign \$461  = \$454  | \$460 ;
+  assign \$462  = \$453  | \$461 ;
+  assign \$463  = \$452  & \$462 ;
+  assign \$464  = \$451  & \$463 ;
+  assign \$465  = le2 & \$464 ;
+  assign \$466  = ~ nlow[6];
+  assign \$467  = ~ nlow[5];
+  assign \$468  = ~ nlow[4];
+  assign \$469  = ~ nlow[3];
+  assign \$470  = ~ nlow[2];
+  assign \$471  = ~ nlow[1];
+  assign \$472  = ~ nlow[0];
+  assign \$474  = \$471  & \$473 ;
+  assign \$475  = \$470  | \$474 ;
+  assign \$476  = \$469  | \$475 ;
+  assign \$477  = \$468  | \$476 ;
+  assign \$478  = \$467  & \$477 ;
+  assign \$479  = \$466  & \$478 ;
+  assign \$480  = le2 & \$479 ;
+  assign \$481  = ~ nlow[6];
+  assign \$482  = ~ nlow[5];
+  assign \$483  = ~ nlow[4];
+  assign \$484  = ~ nlow[3];
+  assign \$485  = ~ nlow[2];
+  assign \$486  = ~ nlow[1];
+  assign \$487  = ~ nlow[0];
+  assign \$490  = \$485  | \$489 ;
+  assign \$491  = \$484  | \$490 ;
+  assign \$492  = \$483  | \$491 ;
+  assign \$493  = \$482  & \$492 ;
+  assign \$494  = \$481  & \$493 ;
+  assign \$495  = le2 & \$494 ;
+  assign \$496  = ~ nlow[6];
+  assign \$497  = ~ nlow[5];
+  assign \$498  = ~ nlow[4];
+  assign \$499  = ~ nlow[3];
+  assign \$500  = ~ nlow[2];
+  assign \$501  = ~ nlow[1];
+  assign \$502  = ~ nlow[0];
+  assign \$504  = \$501  | \$503 ;
+  assign \$505  = \$500  | \$504 ;
+  assign \$506  = \$499  | \$505 ;
+  assign \$507  = \$498  | \$506 ;
+  assign \$508  = \$497  & \$507 ;
+  assign \$509  = \$496  & \$508 ;
+  assign \$510  = le2 & \$509 ;
+  assign \$511  = ~ nlow[6];
+  assign \$512  = ~ nlow[5];
+  assign \$513  = ~ nlow[4];
+  assign \$514  = ~ nlow[3];
+  assign \$515  = ~ nlow[2];
+  assign \$516  = ~ nlow[1];
+  assign \$517  = ~ nlow[0];
+  assign \$524  = \$511  & \$523 ;
+  assign \$525  = le2 & \$524 ;
+  assign \$526  = ~ nlow[6];
+  assign \$527  = ~ nlow[5];
+  assign \$528  = ~ nlow[4];
+  assign \$529  = ~ nlow[3];
+  assign \$530  = ~ nlow[2];
+  assign \$531  = ~ nlow[1];
+  assign \$532  = ~ nlow[0];
+  assign \$534  = \$531  & \$533 ;
+  assign \$535  = \$530  & \$534 ;
+  assign \$536  = \$529  & \$535 ;
+  assign \$537  = \$528  & \$536 ;
+  assign \$538  = \$527  | \$537 ;
+  assign \$539  = \$526  & \$538 ;
+  assign \$540  = le2 & \$539 ;
+  assign \$541  = ~ nlow[6];
+  assign \$542  = ~ nlow[5];
+  assign \$543  = ~ nlow[4];
+  assign \$544  = ~ nlow[3];
+  assign \$545  = ~ nlow[2];
+  assign \$546  = ~ nlow[1];
+  assign \$547  = ~ nlow[0];
+  assign \$550  = \$545  & \$549 ;
+  assign \$551  = \$544  & \$550 ;
+  assign \$552  = \$543  & \$551 ;
+  assign \$553  = \$542  | \$552 ;
+  assign \$554  = \$541  & \$553 ;
+  assign \$555  = le2 & \$554 ;
+  assign \$556  = ~ nlow[6];
+  assign \$557  = ~ nlow[5];
+  assign \$558  = ~ nlow[4];
+  assign \$559  = ~ nlow[3];
+  assign \$560  = ~ nlow[2];
+  assign \$561  = ~ nlow[1];
+  assign \$562  = ~ nlow[0];
+  assign \$564  = \$561  | \$563 ;
+  assign \$565  = \$560  & \$564 ;
+  assign \$566  = \$559  & \$565 ;
+  assign \$567  = \$558  & \$566 ;
+  assign \$568  = \$557  | \$567 ;
+  assign \$569  = \$556  & \$568 ;
+  assign \$570  = le2 & \$569 ;
+  assign \$571  = ~ nlow[6];
+  assign \$572  = ~ nlow[5];
+  assign \$573  = ~ nlow[4];
+  assign \$574  = ~ nlow[3];
+  assign \$575  = ~ nlow[2];
+  assign \$576  = ~ nlow[1];
+  assign \$577  = ~ nlow[0];
+  assign \$581  = \$574  & \$580 ;
+  assign \$582  = \$573  & \$581 ;
+  assign \$583  = \$572  | \$582 ;
+  assign \$584  = \$571  & \$583 ;
+  assign \$585  = le2 & \$584 ;
+  assign \$586  = ~ nlow[6];
+  assign \$587  = ~ nlow[5];
+  assign \$588  = ~ nlow[4];
+  assign \$589  = ~ nlow[3];
+  assign \$590  = ~ nlow[2];
+  assign \$591  = ~ nlow[1];
+  assign \$592  = ~ nlow[0];
+  assign \$594  = \$591  & \$593 ;
+  assign \$595  = \$590  | \$594 ;
+  assign \$596  = \$589  & \$595 ;
+  assign \$597  = \$588  & \$596 ;
+  assign \$598  = \$587  | \$597 ;
+  assign \$599  = \$586  & \$598 ;
+  assign \$600  = le2 & \$599 ;
+  assign \$601  = ~ nlow[6];
+  assign \$602  = ~ nlow[5];
+  assign \$603  = ~ nlow[4];
+  assign \$604  = ~ nlow[3];
+  assign \$605  = ~ nlow[2];
+  assign \$606  = ~ nlow[1];
+  assign \$607  = ~ nlow[0];
+  assign \$610  = \$605  | \$609 ;
+  assign \$611  = \$604  & \$610 ;
+  assign \$612  = \$603  & \$611 ;
+  assign \$613  = \$602  | \$612 ;
+  assign \$614  = \$601  & \$613 ;
+  assign \$615  = le2 & \$614 ;
+  assign \$616  = ~ nlow[6];
+  assign \$617  = ~ nlow[5];
+  assign \$618  = ~ nlow[4];
+  assign \$619  = ~ nlow[3];
+  assign \$620  = ~ nlow[2];
+  assign \$621  = ~ nlow[1];
+  assign \$622  = ~ nlow[0];
+  assign \$624  = \$621  | \$623 ;
+  assign \$625  = \$620  | \$624 ;
+  assign \$626  = \$619  & \$625 ;
+  assign \$627  = \$618  & \$626 ;
+  assign \$628  = \$617  | \$627 ;
+  assign \$629  = \$616  & \$628 ;
+  assign \$630  = le2 & \$629 ;
+  assign \$631  = ~ nlow[6];
+  assign \$632  = ~ nlow[5];
+  assign \$633  = ~ nlow[4];
+  assign \$634  = ~ nlow[3];
+  assign \$635  = ~ nlow[2];
+  assign \$636  = ~ nlow[1];
+  assign \$637  = ~ nlow[0];
+  assign \$642  = \$633  & \$641 ;
+  assign \$643  = \$632  | \$642 ;
+  assign \$644  = \$631  & \$643 ;
+  assign \$645  = le2 & \$644 ;
+  assign \$646  = ~ nlow[6];
+  assign \$647  = ~ nlow[5];
+  assign \$648  = ~ nlow[4];
+  assign \$649  = ~ nlow[3];
+  assign \$650  = ~ nlow[2];
+  assign \$651  = ~ nlow[1];
+  assign \$652  = ~ nlow[0];
+  assign \$654  = \$651  & \$653 ;
+  assign \$655  = \$650  & \$654 ;
+  assign \$656  = \$649  | \$655 ;
+  assign \$657  = \$648  & \$656 ;
+  assign \$658  = \$647  | \$657 ;
+  assign \$659  = \$646  & \$658 ;
+  assign \$660  = le2 & \$659 ;
+  assign \$661  = ~ nlow[6];
+  assign \$662  = ~ nlow[5];
+  assign \$663  = ~ nlow[4];
+  assign \$664  = ~ nlow[3];
+  assign \$665  = ~ nlow[2];
+  assign \$666  = ~ nlow[1];
+  assign \$667  = ~ nlow[0];
+  assign \$670  = \$665  & \$669 ;
+  assign \$671  = \$664  | \$670 ;
+  assign \$672  = \$663  & \$671 ;
+  assign \$673  = \$662  | \$672 ;
+  assign \$674  = \$661  & \$673 ;
+  assign \$675  = le2 & \$674 ;
+  assign \$676  = ~ nlow[6];
+  assign \$677  = ~ nlow[5];
+  assign \$678  = ~ nlow[4];
+  assign \$679  = ~ nlow[3];
+  assign \$680  = ~ nlow[2];
+  assign \$681  = ~ nlow[1];
+  assign \$682  = ~ nlow[0];
+  assign \$684  = \$681  | \$683 ;
+  assign \$685  = \$680  & \$684 ;
+  assign \$686  = \$679  | \$685 ;
+  assign \$687  = \$678  & \$686 ;
+  assign \$688  = \$677  | \$687 ;
+  assign \$689  = \$676  & \$688 ;
+  assign \$690  = le2 & \$689 ;
+  assign \$691  = ~ nlow[6];
+  assign \$692  = ~ nlow[5];
+  assign \$693  = ~ nlow[4];
+  assign \$694  = ~ nlow[3];
+  assign \$695  = ~ nlow[2];
+  assign \$696  = ~ nlow[1];
+  assign \$697  = ~ nlow[0];
+  assign \$701  = \$694  | \$700 ;
+  assign \$702  = \$693  & \$701 ;
+  assign \$703  = \$692  | \$702 ;
+  assign \$704  = \$691  & \$703 ;
+  assign \$705  = le2 & \$704 ;
+  assign \$706  = ~ nlow[6];
+  assign \$707  = ~ nlow[5];
+  assign \$708  = ~ nlow[4];
+  assign \$709  = ~ nlow[3];
+  assign \$710  = ~ nlow[2];
+  assign \$711  = ~ nlow[1];
+  assign \$712  = ~ nlow[0];
+  assign \$714  = \$711  & \$713 ;
+  assign \$715  = \$710  | \$714 ;
+  assign \$716  = \$709  | \$715 ;
+  assign \$717  = \$708  & \$716 ;
+  assign \$718  = \$707  | \$717 ;
+  assign \$719  = \$706  & \$718 ;
+  assign \$720  = le2 & \$719 ;
+  assign \$721  = ~ nlow[6];
+  assign \$722  = ~ nlow[5];
+  assign \$723  = ~ nlow[4];
+  assign \$724  = ~ nlow[3];
+  assign \$725  = ~ nlow[2];
+  assign \$726  = ~ nlow[1];
+  assign \$727  = ~ nlow[0];
+  assign \$730  = \$725  | \$729 ;
+  assign \$731  = \$724  | \$730 ;
+  assign \$732  = \$723  & \$731 ;
+  assign \$733  = \$722  | \$732 ;
+  assign \$734  = \$721  & \$733 ;
+  assign \$735  = le2 & \$734 ;
+  assign \$736  = ~ nlow[6];
+  assign \$737  = ~ nlow[5];
+  assign \$738  = ~ nlow[4];
+  assign \$739  = ~ nlow[3];
+  assign \$740  = ~ nlow[2];
+  assign \$741  = ~ nlow[1];
+  assign \$742  = ~ nlow[0];
+  assign \$744  = \$741  | \$743 ;
+  assign \$745  = \$740  | \$744 ;
+  assign \$746  = \$739  | \$745 ;
+  assign \$747  = \$738  & \$746 ;
+  assign \$748  = \$737  | \$747 ;
+  assign \$749  = \$736  & \$748 ;
+  assign \$750  = le2 & \$749 ;
+  assign \$751  = ~ nlow[6];
+  assign \$752  = ~ nlow[5];
+  assign \$753  = ~ nlow[4];
+  assign \$754  = ~ nlow[3];
+  assign \$755  = ~ nlow[2];
+  assign \$756  = ~ nlow[1];
+  assign \$757  = ~ nlow[0];
+  assign \$763  = \$752  | \$762 ;
+  assign \$764  = \$751  & \$763 ;
+  assign \$765  = le2 & \$764 ;
+  assign \$766  = ~ nlow[6];
+  assign \$767  = ~ nlow[5];
+  assign \$768  = ~ nlow[4];
+  assign \$769  = ~ nlow[3];
+  assign \$770  = ~ nlow[2];
+  assign \$771  = ~ nlow[1];
+  assign \$772  = ~ nlow[0];
+  assign \$774  = \$771  & \$773 ;
+  assign \$775  = \$770  & \$774 ;
+  assign \$776  = \$769  & \$775 ;
+  assign \$777  = \$768  | \$776 ;
+  assign \$778  = \$767  | \$777 ;
+  assign \$779  = \$766  & \$778 ;
+  assign \$780  = le2 & \$779 ;
+  assign \$781  = ~ nlow[6];
+  assign \$782  = ~ nlow[5];
+  assign \$783  = ~ nlow[4];
+  assign \$784  = ~ nlow[3];
+  assign \$785  = ~ nlow[2];
+  assign \$786  = ~ nlow[1];
+  assign \$787  = ~ nlow[0];
+  assign \$790  = \$785  & \$789 ;
+  assign \$791  = \$784  & \$790 ;
+  assign \$792  = \$783  | \$791 ;
+  assign \$793  = \$782  | \$792 ;
+  assign \$794  = \$781  & \$793 ;
+  assign \$795  = le2 & \$794 ;
+  assign \$796  = ~ nlow[6];
+  assign \$797  = ~ nlow[5];
+  assign \$798  = ~ nlow[4];
+  assign \$799  = ~ nlow[3];
+  assign \$800  = ~ nlow[2];
+  assign \$801  = ~ nlow[1];
+  assign \$802  = ~ nlow[0];
+  assign \$804  = \$801  | \$803 ;
+  assign \$805  = \$800  & \$804 ;
+  assign \$806  = \$799  & \$805 ;
+  assign \$807  = \$798  | \$806 ;
+  assign \$808  = \$797  | \$807 ;
+  assign \$809  = \$796  & \$808 ;
+  assign \$810  = le2 & \$809 ;
+  assign \$811  = ~ nlow[6];
+  assign \$812  = ~ nlow[5];
+  assign \$813  = ~ nlow[4];
+  assign \$814  = ~ nlow[3];
+  assign \$815  = ~ nlow[2];
+  assign \$816  = ~ nlow[1];
+  assign \$817  = ~ nlow[0];
+  assign \$821  = \$814  & \$820 ;
+  assign \$822  = \$813  | \$821 ;
+  assign \$823  = \$812  | \$822 ;
+  assign \$824  = \$811  & \$823 ;
+  assign \$825  = le2 & \$824 ;
+  assign \$826  = ~ nlow[6];
+  assign \$827  = ~ nlow[5];
+  assign \$828  = ~ nlow[4];
+  assign \$829  = ~ nlow[3];
+  assign \$830  = ~ nlow[2];
+  assign \$831  = ~ nlow[1];
+  assign \$832  = ~ nlow[0];
+  assign \$834  = \$831  & \$833 ;
+  assign \$835  = \$830  | \$834 ;
+  assign \$836  = \$829  & \$835 ;
+  assign \$837  = \$828  | \$836 ;
+  assign \$838  = \$827  | \$837 ;
+  assign \$839  = \$826  & \$838 ;
+  assign \$840  = le2 & \$839 ;
+  assign \$841  = ~ nlow[6];
+  assign \$842  = ~ nlow[5];
+  assign \$843  = ~ nlow[4];
+  assign \$844  = ~ nlow[3];
+  assign \$845  = ~ nlow[2];
+  assign \$846  = ~ nlow[1];
+  assign \$847  = ~ nlow[0];
+  assign \$850  = \$845  | \$849 ;
+  assign \$851  = \$844  & \$850 ;
+  assign \$852  = \$843  | \$851 ;
+  assign \$853  = \$842  | \$852 ;
+  assign \$854  = \$841  & \$853 ;
+  assign \$855  = le2 & \$854 ;
+  assign \$856  = ~ nlow[6];
+  assign \$857  = ~ nlow[5];
+  assign \$858  = ~ nlow[4];
+  assign \$859  = ~ nlow[3];
+  assign \$860  = ~ nlow[2];
+  assign \$861  = ~ nlow[1];
+  assign \$862  = ~ nlow[0];
+  assign \$864  = \$861  | \$863 ;
+  assign \$865  = \$860  | \$864 ;
+  assign \$866  = \$859  & \$865 ;
+  assign \$867  = \$858  | \$866 ;
+  assign \$868  = \$857  | \$867 ;
+  assign \$869  = \$856  & \$868 ;
+  assign \$870  = le2 & \$869 ;
+  assign \$871  = ~ nlow[6];
+  assign \$872  = ~ nlow[5];
+  assign \$873  = ~ nlow[4];
+  assign \$874  = ~ nlow[3];
+  assign \$875  = ~ nlow[2];
+  assign \$876  = ~ nlow[1];
+  assign \$877  = ~ nlow[0];
+  assign \$882  = \$873  | \$881 ;
+  assign \$883  = \$872  | \$882 ;
+  assign \$884  = \$871  & \$883 ;
+  assign \$885  = le2 & \$884 ;
+  assign \$886  = ~ nlow[6];
+  assign \$887  = ~ nlow[5];
+  assign \$888  = ~ nlow[4];
+  assign \$889  = ~ nlow[3];
+  assign \$890  = ~ nlow[2];
+  assign \$891  = ~ nlow[1];
+  assign \$892  = ~ nlow[0];
+  assign \$894  = \$891  & \$893 ;
+  assign \$895  = \$890  & \$894 ;
+  assign \$896  = \$889  | \$895 ;
+  assign \$897  = \$888  | \$896 ;
+  assign \$898  = \$887  | \$897 ;
+  assign \$899  = \$886  & \$898 ;
+  assign \$900  = le2 & \$899 ;
+  assign \$901  = ~ nlow[6];
+  assign \$902  = ~ nlow[5];
+  assign \$903  = ~ nlow[4];
+  assign \$904  = ~ nlow[3];
+  assign \$905  = ~ nlow[2];
+  assign \$906  = ~ nlow[1];
+  assign \$907  = ~ nlow[0];
+  assign \$910  = \$905  & \$909 ;
+  assign \$911  = \$904  | \$910 ;
+  assign \$912  = \$903  | \$911 ;
+  assign \$913  = \$902  | \$912 ;
+  assign \$914  = \$901  & \$913 ;
+  assign \$915  = le2 & \$914 ;
+  assign \$916  = ~ nlow[6];
+  assign \$917  = ~ nlow[5];
+  assign \$918  = ~ nlow[4];
+  assign \$919  = ~ nlow[3];
+  assign \$920  = ~ nlow[2];
+  assign \$921  = ~ nlow[1];
+  assign \$922  = ~ nlow[0];
+  assign \$924  = \$921  | \$923 ;
+  assign \$925  = \$920  & \$924 ;
+  assign \$926  = \$919  | \$925 ;
+  assign \$927  = \$918  | \$926 ;
+  assign \$928  = \$917  | \$927 ;
+  assign \$929  = \$916  & \$928 ;
+  assign \$930  = le2 & \$929 ;
+  assign \$931  = ~ nlow[6];
+  assign \$932  = ~ nlow[5];
+  assign \$933  = ~ nlow[4];
+  assign \$934  = ~ nlow[3];
+  assign \$935  = ~ nlow[2];
+  assign \$936  = ~ nlow[1];
+  assign \$937  = ~ nlow[0];
+  assign \$941  = \$934  | \$940 ;
+  assign \$942  = \$933  | \$941 ;
+  assign \$943  = \$932  | \$942 ;
+  assign \$944  = \$931  & \$943 ;
+  assign \$945  = le2 & \$944 ;
+  assign \$946  = ~ nlow[6];
+  assign \$947  = ~ nlow[5];
+  assign \$948  = ~ nlow[4];
+  assign \$949  = ~ nlow[3];
+  assign \$950  = ~ nlow[2];
+  assign \$951  = ~ nlow[1];
+  assign \$952  = ~ nlow[0];
+  assign \$954  = \$951  & \$953 ;
+  assign \$955  = \$950  | \$954 ;
+  assign \$956  = \$949  | \$955 ;
+  assign \$957  = \$948  | \$956 ;
+  assign \$958  = \$947  | \$957 ;
+  assign \$959  = \$946  & \$958 ;
+  assign \$960  = le2 & \$959 ;
+  assign \$961  = ~ nlow[6];
+  assign \$962  = ~ nlow[5];
+  assign \$963  = ~ nlow[4];
+  assign \$964  = ~ nlow[3];
+  assign \$965  = ~ nlow[2];
+  assign \$966  = ~ nlow[1];
+  assign \$967  = ~ nlow[0];
+  assign \$970  = \$965  | \$969 ;
+  assign \$971  = \$964  | \$970 ;
+  assign \$972  = \$963  | \$971 ;
+  assign \$973  = \$962  | \$972 ;
+  assign \$974  = \$961  & \$973 ;
+  assign \$975  = le2 & \$974 ;
+  assign \$976  = ~ nlow[6];
+  assign \$977  = ~ nlow[5];
+  assign \$978  = ~ nlow[4];
+  assign \$979  = ~ nlow[3];
+  assign \$980  = ~ nlow[2];
+  assign \$981  = ~ nlow[1];
+  assign \$982  = ~ nlow[0];
+  assign \$984  = \$981  | \$983 ;
+  assign \$985  = \$980  | \$984 ;
+  assign \$986  = \$979  | \$985 ;
+  assign \$987  = \$978  | \$986 ;
+  assign \$988  = \$977  | \$987 ;
+  assign \$989  = \$976  & \$988 ;
+  assign \$990  = le2 & \$989 ;
+  assign \$991  = ~ nlow[6];
+  assign \$992  = ~ nlow[5];
+  assign \$993  = ~ nlow[4];
+  assign \$994  = ~ nlow[3];
+  assign \$995  = ~ nlow[2];
+  assign \$996  = ~ nlow[1];
+  assign \$997  = ~ nlow[0];
+  assign \$1005  = le2 & \$1004 ;
+  assign \$1006  = k_r[6:0] - 7'h40;
+  assign \$1007  = ~ k_r[6];
+  assign \$1008  = ~ k_r[5];
+  assign \$1009  = ~ k_r[4];
+  assign \$1010  = ~ k_r[3];
+  assign \$1011  = ~ k_r[2];
+  assign \$1012  = ~ k_r[1];
+  assign \$1013  = ~ k_r[0];
+  assign \$1015  = \$1012  & \$1014 ;
+  assign \$1016  = \$1011  & \$1015 ;
+  assign \$1017  = \$1010  & \$1016 ;
+  assign \$1018  = \$1009  & \$1017 ;
+  assign \$1019  = \$1008  & \$1018 ;
+  assign \$1020  = \$1007  & \$1019 ;
+  assign \$1021  = \$signal$32  & \$1020 ;
+  assign \$1022  = ~ k_r[6];
+  assign \$1023  = ~ k_r[5];
+  assign \$1024  = ~ k_r[4];
+  assign \$1025  = ~ k_r[3];
+  assign \$1026  = ~ k_r[2];
+  assign \$1027  = ~ k_r[1];
+  assign \$1028  = ~ k_r[0];
+  assign \$1031  = \$1026  & \$1030 ;
+  assign \$1032  = \$1025  & \$1031 ;
+  assign \$1033  = \$1024  & \$1032 ;
+  assign \$1034  = \$1023  & \$1033 ;
+  assign \$1035  = \$1022  & \$1034 ;
+  assign \$1036  = \$signal$32  & \$1035 ;
+  assign \$1037  = ~ k_r[6];
+  assign \$1038  = ~ k_r[5];
+  assign \$1039  = ~ k_r[4];
+  assign \$1040  = ~ k_r[3];
+  assign \$1041  = ~ k_r[2];
+  assign \$1042  = ~ k_r[1];
+  assign \$1043  = ~ k_r[0];
+  assign \$1045  = \$1042  | \$1044 ;
+  assign \$1046  = \$1041  & \$1045 ;
+  assign \$1047  = \$1040  & \$1046 ;
+  assign \$1048  = \$1039  & \$1047 ;
+  assign \$1049  = \$1038  & \$1048 ;
+  assign \$1050  = \$1037  & \$1049 ;
+  assign \$1051  = \$signal$32  & \$1050 ;
+  assign \$1052  = ~ k_r[6];
+  assign \$1053  = ~ k_r[5];
+  assign \$1054  = ~ k_r[4];
+  assign \$1055  = ~ k_r[3];
+  assign \$1056  = ~ k_r[2];
+  assign \$1057  = ~ k_r[1];
+  assign \$1058  = ~ k_r[0];
+  assign \$1062  = \$1055  & \$1061 ;
+  assign \$1063  = \$1054  & \$1062 ;
+  assign \$1064  = \$1053  & \$1063 ;
+  assign \$1065  = \$1052  & \$1064 ;
+  assign \$1066  = \$signal$32  & \$1065 ;
+  assign \$1067  = ~ k_r[6];
+  assign \$1068  = ~ k_r[5];
+  assign \$1069  = ~ k_r[4];
+  assign \$1070  = ~ k_r[3];
+  assign \$1071  = ~ k_r[2];
+  assign \$1072  = ~ k_r[1];
+  assign \$1073  = ~ k_r[0];
+  assign \$1075  = \$1072  & \$1074 ;
+  assign \$1076  = \$1071  | \$1075 ;
+  assign \$1077  = \$1070  & \$1076 ;
+  assign \$1078  = \$1069  & \$1077 ;
+  assign \$1079  = \$1068  & \$1078 ;
+  assign \$1080  = \$1067  & \$1079 ;
+  assign \$1081  = \$signal$32  & \$1080 ;
+  assign \$1082  = ~ k_r[6];
+  assign \$1083  = ~ k_r[5];
+  assign \$1084  = ~ k_r[4];
+  assign \$1085  = ~ k_r[3];
+  assign \$1086  = ~ k_r[2];
+  assign \$1087  = ~ k_r[1];
+  assign \$1088  = ~ k_r[0];
+  assign \$1091  = \$1086  | \$1090 ;
+  assign \$1092  = \$1085  & \$1091 ;
+  assign \$1093  = \$1084  & \$1092 ;
+  assign \$1094  = \$1083  & \$1093 ;
+  assign \$1095  = \$1082  & \$1094 ;
+  assign \$1096  = \$signal$32  & \$1095 ;
+  assign \$1097  = ~ k_r[6];
+  assign \$1098  = ~ k_r[5];
+  assign \$1099  = ~ k_r[4];
+  assign \$1100  = ~ k_r[3];
+  assign \$1101  = ~ k_r[2];
+  assign \$1102  = ~ k_r[1];
+  assign \$1103  = ~ k_r[0];
+  assign \$1105  = \$1102  | \$1104 ;
+  assign \$1106  = \$1101  | \$1105 ;
+  assign \$1107  = \$1100  & \$1106 ;
+  assign \$1108  = \$1099  & \$1107 ;
+  assign \$1109  = \$1098  & \$1108 ;
+  assign \$1110  = \$1097  & \$1109 ;
+  assign \$1111  = \$signal$32  & \$1110 ;
+  assign \$1112  = ~ k_r[6];
+  assign \$1113  = ~ k_r[5];
+  assign \$1114  = ~ k_r[4];
+  assign \$1115  = ~ k_r[3];
+  assign \$1116  = ~ k_r[2];
+  assign \$1117  = ~ k_r[1];
+  assign \$1118  = ~ k_r[0];
+  assign \$1123  = \$1114  & \$1122 ;
+  assign \$1124  = \$1113  & \$1123 ;
+  assign \$1125  = \$1112  & \$1124 ;
+  assign \$1126  = \$signal$32  & \$1125 ;
+  assign \$1127  = ~ k_r[6];
+  assign \$1128  = ~ k_r[5];
+  assign \$1129  = ~ k_r[4];
+  assign \$1130  = ~ k_r[3];
+  assign \$1131  = ~ k_r[2];
+  assign \$1132  = ~ k_r[1];
+  assign \$1133  = ~ k_r[0];
+  assign \$1135  = \$1132  & \$1134 ;
+  assign \$1136  = \$1131  & \$1135 ;
+  assign \$1137  = \$1130  | \$1136 ;
+  assign \$1138  = \$1129  & \$1137 ;
+  assign \$1139  = \$1128  & \$1138 ;
+  assign \$1140  = \$1127  & \$1139 ;
+  assign \$1141  = \$signal$32  & \$1140 ;
+  assign \$1142  = ~ k_r[6];
+  assign \$1143  = ~ k_r[5];
+  assign \$1144  = ~ k_r[4];
+  assign \$1145  = ~ k_r[3];
+  assign \$1146  = ~ k_r[2];
+  assign \$1147  = ~ k_r[1];
+  assign \$1148  = ~ k_r[0];
+  assign \$1151  = \$1146  & \$1150 ;
+  assign \$1152  = \$1145  | \$1151 ;
+  assign \$1153  = \$1144  & \$1152 ;
+  assign \$1154  = \$1143  & \$1153 ;
+  assign \$1155  = \$1142  & \$1154 ;
+  assign \$1156  = \$signal$32  & \$1155 ;
+  assign \$1157  = ~ k_r[6];
+  assign \$1158  = ~ k_r[5];
+  assign \$1159  = ~ k_r[4];
+  assign \$1160  = ~ k_r[3];
+  assign \$1161  = ~ k_r[2];
+  assign \$1162  = ~ k_r[1];
+  assign \$1163  = ~ k_r[0];
+  assign \$1165  = \$1162  | \$1164 ;
+  assign \$1166  = \$1161  & \$1165 ;
+  assign \$1167  = \$1160  | \$1166 ;
+  assign \$1168  = \$1159  & \$1167 ;
+  assign \$1169  = \$1158  & \$1168 ;
+  assign \$1170  = \$1157  & \$1169 ;
+  assign \$1171  = \$signal$32  & \$1170 ;
+  assign \$1172  = ~ k_r[6];
+  assign \$1173  = ~ k_r[5];
+  assign \$1174  = ~ k_r[4];
+  assign \$1175  = ~ k_r[3];
+  assign \$1176  = ~ k_r[2];
+  assign \$1177  = ~ k_r[1];
+  assign \$1178  = ~ k_r[0];
+  assign \$1182  = \$1175  | \$1181 ;
+  assign \$1183  = \$1174  & \$1182 ;
+  assign \$1184  = \$1173  & \$1183 ;
+  assign \$1185  = \$1172  & \$1184 ;
+  assign \$1186  = \$signal$32  & \$1185 ;
+  assign \$1187  = ~ k_r[6];
+  assign \$1188  = ~ k_r[5];
+  assign \$1189  = ~ k_r[4];
+  assign \$1190  = ~ k_r[3];
+  assign \$1191  = ~ k_r[2];
+  assign \$1192  = ~ k_r[1];
+  assign \$1193  = ~ k_r[0];
+  assign \$1195  = \$1192  & \$1194 ;
+  assign \$1196  = \$1191  | \$1195 ;
+  assign \$1197  = \$1190  | \$1196 ;
+  assign \$1198  = \$1189  & \$1197 ;
+  assign \$1199  = \$1188  & \$1198 ;
+  assign \$1200  = \$1187  & \$1199 ;
+  assign \$1201  = \$signal$32  & \$1200 ;
+  assign \$1202  = ~ k_r[6];
+  assign \$1203  = ~ k_r[5];
+  assign \$1204  = ~ k_r[4];
+  assign \$1205  = ~ k_r[3];
+  assign \$1206  = ~ k_r[2];
+  assign \$1207  = ~ k_r[1];
+  assign \$1208  = ~ k_r[0];
+  assign \$1211  = \$1206  | \$1210 ;
+  assign \$1212  = \$1205  | \$1211 ;
+  assign \$1213  = \$1204  & \$1212 ;
+  assign \$1214  = \$1203  & \$1213 ;
+  assign \$1215  = \$1202  & \$1214 ;
+  assign \$1216  = \$signal$32  & \$1215 ;
+  assign \$1217  = ~ k_r[6];
+  assign \$1218  = ~ k_r[5];
+  assign \$1219  = ~ k_r[4];
+  assign \$1220  = ~ k_r[3];
+  assign \$1221  = ~ k_r[2];
+  assign \$1222  = ~ k_r[1];
+  assign \$1223  = ~ k_r[0];
+  assign \$1225  = \$1222  | \$1224 ;
+  assign \$1226  = \$1221  | \$1225 ;
+  assign \$1227  = \$1220  | \$1226 ;
+  assign \$1228  = \$1219  & \$1227 ;
+  assign \$1229  = \$1218  & \$1228 ;
+  assign \$1230  = \$1217  & \$1229 ;
+  assign \$1231  = \$signal$32  & \$1230 ;
+  assign \$1232  = ~ k_r[6];
+  assign \$1233  = ~ k_r[5];
+  assign \$1234  = ~ k_r[4];
+  assign \$1235  = ~ k_r[3];
+  assign \$1236  = ~ k_r[2];
+  assign \$1237  = ~ k_r[1];
+  assign \$1238  = ~ k_r[0];
+  assign \$1244  = \$1233  & \$1243 ;
+  assign \$1245  = \$1232  & \$1244 ;
+  assign \$1246  = \$signal$32  & \$1245 ;
+  assign \$1247  = ~ k_r[6];
+  assign \$1248  = ~ k_r[5];
+  assign \$1249  = ~ k_r[4];
+  assign \$1250  = ~ k_r[3];
+  assign \$1251  = ~ k_r[2];
+  assign \$1252  = ~ k_r[1];
+  assign \$1253  = ~ k_r[0];
+  assign \$1255  = \$1252  & \$1254 ;
+  assign \$1256  = \$1251  & \$1255 ;
+  assign \$1257  = \$1250  & \$1256 ;
+  assign \$1258  = \$1249  | \$1257 ;
+  assign \$1259  = \$1248  & \$1258 ;
+  assign \$1260  = \$1247  & \$1259 ;
+  assign \$1261  = \$signal$32  & \$1260 ;
+  assign \$1262  = ~ k_r[6];
+  assign \$1263  = ~ k_r[5];
+  assign \$1264  = ~ k_r[4];
+  assign \$1265  = ~ k_r[3];
+  assign \$1266  = ~ k_r[2];
+  assign \$1267  = ~ k_r[1];
+  assign \$1268  = ~ k_r[0];
+  assign \$1271  = \$1266  & \$1270 ;
+  assign \$1272  = \$1265  & \$1271 ;
+  assign \$1273  = \$1264  | \$1272 ;
+  assign \$1274  = \$1263  & \$1273 ;
+  assign \$1275  = \$1262  & \$1274 ;
+  assign \$1276  = \$signal$32  & \$1275 ;
+  assign \$1277  = ~ k_r[6];
+  assign \$1278  = ~ k_r[5];
+  assign \$1279  = ~ k_r[4];
+  assign \$1280  = ~ k_r[3];
+  assign \$1281  = ~ k_r[2];
+  assign \$1282  = ~ k_r[1];
+  assign \$1283  = ~ k_r[0];
+  assign \$1285  = \$1282  | \$1284 ;
+  assign \$1286  = \$1281  & \$1285 ;
+  assign \$1287  = \$1280  & \$1286 ;
+  assign \$1288  = \$1279  | \$1287 ;
+  assign \$1289  = \$1278  & \$1288 ;
+  assign \$1290  = \$1277  & \$1289 ;
+  assign \$1291  = \$signal$32  & \$1290 ;
+  assign \$1292  = ~ k_r[6];
+  assign \$1293  = ~ k_r[5];
+  assign \$1294  = ~ k_r[4];
+  assign \$1295  = ~ k_r[3];
+  assign \$1296  = ~ k_r[2];
+  assign \$1297  = ~ k_r[1];
+  assign \$1298  = ~ k_r[0];
+  assign \$1302  = \$1295  & \$1301 ;
+  assign \$1303  = \$1294  | \$1302 ;
+  assign \$1304  = \$1293  & \$1303 ;
+  assign \$1305  = \$1292  & \$1304 ;
+  assign \$1306  = \$signal$32  & \$1305 ;
+  assign \$1307  = ~ k_r[6];
+  assign \$1308  = ~ k_r[5];
+  assign \$1309  = ~ k_r[4];
+  assign \$1310  = ~ k_r[3];
+  assign \$1311  = ~ k_r[2];
+  assign \$1312  = ~ k_r[1];
+  assign \$1313  = ~ k_r[0];
+  assign \$1315  = \$1312  & \$1314 ;
+  assign \$1316  = \$1311  | \$1315 ;
+  assign \$1317  = \$1310  & \$1316 ;
+  assign \$1318  = \$1309  | \$1317 ;
+  assign \$1319  = \$1308  & \$1318 ;
+  assign \$1320  = \$1307  & \$1319 ;
+  assign \$1321  = \$signal$32  & \$1320 ;
+  assign \$1322  = ~ k_r[6];
+  assign \$1323  = ~ k_r[5];
+  assign \$1324  = ~ k_r[4];
+  assign \$1325  = ~ k_r[3];
+  assign \$1326  = ~ k_r[2];
+  assign \$1327  = ~ k_r[1];
+  assign \$1328  = ~ k_r[0];
+  assign \$1331  = \$1326  | \$1330 ;
+  assign \$1332  = \$1325  & \$1331 ;
+  assign \$1333  = \$1324  | \$1332 ;
+  assign \$1334  = \$1323  & \$1333 ;
+  assign \$1335  = \$1322  & \$1334 ;
+  assign \$1336  = \$signal$32  & \$1335 ;
+  assign \$1337  = ~ k_r[6];
+  assign \$1338  = ~ k_r[5];
+  assign \$1339  = ~ k_r[4];
+  assign \$1340  = ~ k_r[3];
+  assign \$1341  = ~ k_r[2];
+  assign \$1342  = ~ k_r[1];
+  assign \$1343  = ~ k_r[0];
+  assign \$1345  = \$1342  | \$1344 ;
+  assign \$1346  = \$1341  | \$1345 ;
+  assign \$1347  = \$1340  & \$1346 ;
+  assign \$1348  = \$1339  | \$1347 ;
+  assign \$1349  = \$1338  & \$1348 ;
+  assign \$1350  = \$1337  & \$1349 ;
+  assign \$1351  = \$signal$32  & \$1350 ;
+  assign \$1352  = ~ k_r[6];
+  assign \$1353  = ~ k_r[5];
+  assign \$1354  = ~ k_r[4];
+  assign \$1355  = ~ k_r[3];
+  assign \$1356  = ~ k_r[2];
+  assign \$1357  = ~ k_r[1];
+  assign \$1358  = ~ k_r[0];
+  assign \$1363  = \$1354  | \$1362 ;
+  assign \$1364  = \$1353  & \$1363 ;
+  assign \$1365  = \$1352  & \$1364 ;
+  assign \$1366  = \$signal$32  & \$1365 ;
+  assign \$1367  = ~ k_r[6];
+  assign \$1368  = ~ k_r[5];
+  assign \$1369  = ~ k_r[4];
+  assign \$1370  = ~ k_r[3];
+  assign \$1371  = ~ k_r[2];
+  assign \$1372  = ~ k_r[1];
+  assign \$1373  = ~ k_r[0];
+  assign \$1375  = \$1372  & \$1374 ;
+  assign \$1376  = \$1371  & \$1375 ;
+  assign \$1377  = \$1370  | \$1376 ;
+  assign \$1378  = \$1369  | \$1377 ;
+  assign \$1379  = \$1368  & \$1378 ;
+  assign \$1380  = \$1367  & \$1379 ;
+  assign \$1381  = \$signal$32  & \$1380 ;
+  assign \$1382  = ~ k_r[6];
+  assign \$1383  = ~ k_r[5];
+  assign \$1384  = ~ k_r[4];
+  assign \$1385  = ~ k_r[3];
+  assign \$1386  = ~ k_r[2];
+  assign \$1387  = ~ k_r[1];
+  assign \$1388  = ~ k_r[0];
+  assign \$1391  = \$1386  & \$1390 ;
+  assign \$1392  = \$1385  | \$1391 ;
+  assign \$1393  = \$1384  | \$1392 ;
+  assign \$1394  = \$1383  & \$1393 ;
+  assign \$1395  = \$1382  & \$1394 ;
+  assign \$1396  = \$signal$32  & \$1395 ;
+  assign \$1397  = ~ k_r[6];
+  assign \$1398  = ~ k_r[5];
+  assign \$1399  = ~ k_r[4];
+  assign \$1400  = ~ k_r[3];
+  assign \$1401  = ~ k_r[2];
+  assign \$1402  = ~ k_r[1];
+  assign \$1403  = ~ k_r[0];
+  assign \$1405  = \$1402  | \$1404 ;
+  assign \$1406  = \$1401  & \$1405 ;
+  assign \$1407  = \$1400  | \$1406 ;
+  assign \$1408  = \$1399  | \$1407 ;
+  assign \$1409  = \$1398  & \$1408 ;
+  assign \$1410  = \$1397  & \$1409 ;
+  assign \$1411  = \$signal$32  & \$1410 ;
+  assign \$1412  = ~ k_r[6];
+  assign \$1413  = ~ k_r[5];
+  assign \$1414  = ~ k_r[4];
+  assign \$1415  = ~ k_r[3];
+  assign \$1416  = ~ k_r[2];
+  assign \$1417  = ~ k_r[1];
+  assign \$1418  = ~ k_r[0];
+  assign \$1422  = \$1415  | \$1421 ;
+  assign \$1423  = \$1414  | \$1422 ;
+  assign \$1424  = \$1413  & \$1423 ;
+  assign \$1425  = \$1412  & \$1424 ;
+  assign \$1426  = \$signal$32  & \$1425 ;
+  assign \$1427  = ~ k_r[6];
+  assign \$1428  = ~ k_r[5];
+  assign \$1429  = ~ k_r[4];
+  assign \$1430  = ~ k_r[3];
+  assign \$1431  = ~ k_r[2];
+  assign \$1432  = ~ k_r[1];
+  assign \$1433  = ~ k_r[0];
+  assign \$1435  = \$1432  & \$1434 ;
+  assign \$1436  = \$1431  | \$1435 ;
+  assign \$1437  = \$1430  | \$1436 ;
+  assign \$1438  = \$1429  | \$1437 ;
+  assign \$1439  = \$1428  & \$1438 ;
+  assign \$1440  = \$1427  & \$1439 ;
+  assign \$1441  = \$signal$32  & \$1440 ;
+  assign \$1442  = ~ k_r[6];
+  assign \$1443  = ~ k_r[5];
+  assign \$1444  = ~ k_r[4];
+  assign \$1445  = ~ k_r[3];
+  assign \$1446  = ~ k_r[2];
+  assign \$1447  = ~ k_r[1];
+  assign \$1448  = ~ k_r[0];
+  assign \$1451  = \$1446  | \$1450 ;
+  assign \$1452  = \$1445  | \$1451 ;
+  assign \$1453  = \$1444  | \$1452 ;
+  assign \$1454  = \$1443  & \$1453 ;
+  assign \$1455  = \$1442  & \$1454 ;
+  assign \$1456  = \$signal$32  & \$1455 ;
+  assign \$1457  = ~ k_r[6];
+  assign \$1458  = ~ k_r[5];
+  assign \$1459  = ~ k_r[4];
+  assign \$1460  = ~ k_r[3];
+  assign \$1461  = ~ k_r[2];
+  assign \$1462  = ~ k_r[1];
+  assign \$1463  = ~ k_r[0];
+  assign \$1465  = \$1462  | \$1464 ;
+  assign \$1466  = \$1461  | \$1465 ;
+  assign \$1467  = \$1460  | \$1466 ;
+  assign \$1468  = \$1459  | \$1467 ;
+  assign \$1469  = \$1458  & \$1468 ;
+  assign \$1470  = \$1457  & \$1469 ;
+  assign \$1471  = \$signal$32  & \$1470 ;
+  assign \$1472  = ~ k_r[6];
+  assign \$1473  = ~ k_r[5];
+  assign \$1474  = ~ k_r[4];
+  assign \$1475  = ~ k_r[3];
+  assign \$1476  = ~ k_r[2];
+  assign \$1477  = ~ k_r[1];
+  assign \$1478  = ~ k_r[0];
+  assign \$1485  = \$1472  & \$1484 ;
+  assign \$1486  = \$signal$32  & \$1485 ;
+  assign \$1487  = ~ k_r[6];
+  assign \$1488  = ~ k_r[5];
+  assign \$1489  = ~ k_r[4];
+  assign \$1490  = ~ k_r[3];
+  assign \$1491  = ~ k_r[2];
+  assign \$1492  = ~ k_r[1];
+  assign \$1493  = ~ k_r[0];
+  assign \$1495  = \$1492  & \$1494 ;
+  assign \$1496  = \$1491  & \$1495 ;
+  assign \$1497  = \$1490  & \$1496 ;
+  assign \$1498  = \$1489  & \$1497 ;
+  assign \$1499  = \$1488  | \$1498 ;
+  assign \$1500  = \$1487  & \$1499 ;
+  assign \$1501  = \$signal$32  & \$1500 ;
+  assign \$1502  = ~ k_r[6];
+  assign \$1503  = ~ k_r[5];
+  assign \$1504  = ~ k_r[4];
+  assign \$1505  = ~ k_r[3];
+  assign \$1506  = ~ k_r[2];
+  assign \$1507  = ~ k_r[1];
+  assign \$1508  = ~ k_r[0];
+  assign \$1511  = \$1506  & \$1510 ;
+  assign \$1512  = \$1505  & \$1511 ;
+  assign \$1513  = \$1504  & \$1512 ;
+  assign \$1514  = \$1503  | \$1513 ;
+  assign \$1515  = \$1502  & \$1514 ;
+  assign \$1516  = \$signal$32  & \$1515 ;
+  assign \$1517  = ~ k_r[6];
+  assign \$1518  = ~ k_r[5];
+  assign \$1519  = ~ k_r[4];
+  assign \$1520  = ~ k_r[3];
+  assign \$1521  = ~ k_r[2];
+  assign \$1522  = ~ k_r[1];
+  assign \$1523  = ~ k_r[0];
+  assign \$1525  = \$1522  | \$1524 ;
+  assign \$1526  = \$1521  & \$1525 ;
+  assign \$1527  = \$1520  & \$1526 ;
+  assign \$1528  = \$1519  & \$1527 ;
+  assign \$1529  = \$1518  | \$1528 ;
+  assign \$1530  = \$1517  & \$1529 ;
+  assign \$1531  = \$signal$32  & \$1530 ;
+  assign \$1532  = ~ k_r[6];
+  assign \$1533  = ~ k_r[5];
+  assign \$1534  = ~ k_r[4];
+  assign \$1535  = ~ k_r[3];
+  assign \$1536  = ~ k_r[2];
+  assign \$1537  = ~ k_r[1];
+  assign \$1538  = ~ k_r[0];
+  assign \$1542  = \$1535  & \$1541 ;
+  assign \$1543  = \$1534  & \$1542 ;
+  assign \$1544  = \$1533  | \$1543 ;
+  assign \$1545  = \$1532  & \$1544 ;
+  assign \$1546  = \$signal$32  & \$1545 ;
+  assign \$1547  = ~ k_r[6];
+  assign \$1548  = ~ k_r[5];
+  assign \$1549  = ~ k_r[4];
+  assign \$1550  = ~ k_r[3];
+  assign \$1551  = ~ k_r[2];
+  assign \$1552  = ~ k_r[1];
+  assign \$1553  = ~ k_r[0];
+  assign \$1555  = \$1552  & \$1554 ;
+  assign \$1556  = \$1551  | \$1555 ;
+  assign \$1557  = \$1550  & \$1556 ;
+  assign \$1558  = \$1549  & \$1557 ;
+  assign \$1559  = \$1548  | \$1558 ;
+  assign \$1560  = \$1547  & \$1559 ;
+  assign \$1561  = \$signal$32  & \$1560 ;
+  assign \$1562  = ~ k_r[6];
+  assign \$1563  = ~ k_r[5];
+  assign \$1564  = ~ k_r[4];
+  assign \$1565  = ~ k_r[3];
+  assign \$1566  = ~ k_r[2];
+  assign \$1567  = ~ k_r[1];
+  assign \$1568  = ~ k_r[0];
+  assign \$1571  = \$1566  | \$1570 ;
+  assign \$1572  = \$1565  & \$1571 ;
+  assign \$1573  = \$1564  & \$1572 ;
+  assign \$1574  = \$1563  | \$1573 ;
+  assign \$1575  = \$1562  & \$1574 ;
+  assign \$1576  = \$signal$32  & \$1575 ;
+  assign \$1577  = ~ k_r[6];
+  assign \$1578  = ~ k_r[5];
+  assign \$1579  = ~ k_r[4];
+  assign \$1580  = ~ k_r[3];
+  assign \$1581  = ~ k_r[2];
+  assign \$1582  = ~ k_r[1];
+  assign \$1583  = ~ k_r[0];
+  assign \$1585  = \$1582  | \$1584 ;
+  assign \$1586  = \$1581  | \$1585 ;
+  assign \$1587  = \$1580  & \$1586 ;
+  assign \$1588  = \$1579  & \$1587 ;
+  assign \$1589  = \$1578  | \$1588 ;
+  assign \$1590  = \$1577  & \$1589 ;
+  assign \$1591  = \$signal$32  & \$1590 ;
+  assign \$1592  = ~ k_r[6];
+  assign \$1593  = ~ k_r[5];
+  assign \$1594  = ~ k_r[4];
+  assign \$1595  = ~ k_r[3];
+  assign \$1596  = ~ k_r[2];
+  assign \$1597  = ~ k_r[1];
+  assign \$1598  = ~ k_r[0];
+  assign \$1603  = \$1594  & \$1602 ;
+  assign \$1604  = \$1593  | \$1603 ;
+  assign \$1605  = \$1592  & \$1604 ;
+  assign \$1606  = \$signal$32  & \$1605 ;
+  assign \$1607  = ~ k_r[6];
+  assign \$1608  = ~ k_r[5];
+  assign \$1609  = ~ k_r[4];
+  assign \$1610  = ~ k_r[3];
+  assign \$1611  = ~ k_r[2];
+  assign \$1612  = ~ k_r[1];
+  assign \$1613  = ~ k_r[0];
+  assign \$1615  = \$1612  & \$1614 ;
+  assign \$1616  = \$1611  & \$1615 ;
+  assign \$1617  = \$1610  | \$1616 ;
+  assign \$1618  = \$1609  & \$1617 ;
+  assign \$1619  = \$1608  | \$1618 ;
+  assign \$1620  = \$1607  & \$1619 ;
+  assign \$1621  = \$signal$32  & \$1620 ;
+  assign \$1622  = ~ k_r[6];
+  assign \$1623  = ~ k_r[5];
+  assign \$1624  = ~ k_r[4];
+  assign \$1625  = ~ k_r[3];
+  assign \$1626  = ~ k_r[2];
+  assign \$1627  = ~ k_r[1];
+  assign \$1628  = ~ k_r[0];
+  assign \$1631  = \$1626  & \$1630 ;
+  assign \$1632  = \$1625  | \$1631 ;
+  assign \$1633  = \$1624  & \$1632 ;
+  assign \$1634  = \$1623  | \$1633 ;
+  assign \$1635  = \$1622  & \$1634 ;
+  assign \$1636  = \$signal$32  & \$1635 ;
+  assign \$1637  = ~ k_r[6];
+  assign \$1638  = ~ k_r[5];
+  assign \$1639  = ~ k_r[4];
+  assign \$1640  = ~ k_r[3];
+  assign \$1641  = ~ k_r[2];
+  assign \$1642  = ~ k_r[1];
+  assign \$1643  = ~ k_r[0];
+  assign \$1645  = \$1642  | \$1644 ;
+  assign \$1646  = \$1641  & \$1645 ;
+  assign \$1647  = \$1640  | \$1646 ;
+  assign \$1648  = \$1639  & \$1647 ;
+  assign \$1649  = \$1638  | \$1648 ;
+  assign \$1650  = \$1637  & \$1649 ;
+  assign \$1651  = \$signal$32  & \$1650 ;
+  assign \$1652  = ~ k_r[6];
+  assign \$1653  = ~ k_r[5];
+  assign \$1654  = ~ k_r[4];
+  assign \$1655  = ~ k_r[3];
+  assign \$1656  = ~ k_r[2];
+  assign \$1657  = ~ k_r[1];
+  assign \$1658  = ~ k_r[0];
+  assign \$1662  = \$1655  | \$1661 ;
+  assign \$1663  = \$1654  & \$1662 ;
+  assign \$1664  = \$1653  | \$1663 ;
+  assign \$1665  = \$1652  & \$1664 ;
+  assign \$1666  = \$signal$32  & \$1665 ;
+  assign \$1667  = ~ k_r[6];
+  assign \$1668  = ~ k_r[5];
+  assign \$1669  = ~ k_r[4];
+  assign \$1670  = ~ k_r[3];
+  assign \$1671  = ~ k_r[2];
+  assign \$1672  = ~ k_r[1];
+  assign \$1673  = ~ k_r[0];
+  assign \$1675  = \$1672  & \$1674 ;
+  assign \$1676  = \$1671  | \$1675 ;
+  assign \$1677  = \$1670  | \$1676 ;
+  assign \$1678  = \$1669  & \$1677 ;
+  assign \$1679  = \$1668  | \$1678 ;
+  assign \$1680  = \$1667  & \$1679 ;
+  assign \$1681  = \$signal$32  & \$1680 ;
+  assign \$1682  = ~ k_r[6];
+  assign \$1683  = ~ k_r[5];
+  assign \$1684  = ~ k_r[4];
+  assign \$1685  = ~ k_r[3];
+  assign \$1686  = ~ k_r[2];
+  assign \$1687  = ~ k_r[1];
+  assign \$1688  = ~ k_r[0];
+  assign \$1691  = \$1686  | \$1690 ;
+  assign \$1692  = \$1685  | \$1691 ;
+  assign \$1693  = \$1684  & \$1692 ;
+  assign \$1694  = \$1683  | \$1693 ;
+  assign \$1695  = \$1682  & \$1694 ;
+  assign \$1696  = \$signal$32  & \$1695 ;
+  assign \$1697  = ~ k_r[6];
+  assign \$1698  = ~ k_r[5];
+  assign \$1699  = ~ k_r[4];
+  assign \$1700  = ~ k_r[3];
+  assign \$1701  = ~ k_r[2];
+  assign \$1702  = ~ k_r[1];
+  assign \$1703  = ~ k_r[0];
+  assign \$1705  = \$1702  | \$1704 ;
+  assign \$1706  = \$1701  | \$1705 ;
+  assign \$1707  = \$1700  | \$1706 ;
+  assign \$1708  = \$1699  & \$1707 ;
+  assign \$1709  = \$1698  | \$1708 ;
+  assign \$1710  = \$1697  & \$1709 ;
+  assign \$1711  = \$signal$32  & \$1710 ;
+  assign \$1712  = ~ k_r[6];
+  assign \$1713  = ~ k_r[5];
+  assign \$1714  = ~ k_r[4];
+  assign \$1715  = ~ k_r[3];
+  assign \$1716  = ~ k_r[2];
+  assign \$1717  = ~ k_r[1];
+  assign \$1718  = ~ k_r[0];
+  assign \$1724  = \$1713  | \$1723 ;
+  assign \$1725  = \$1712  & \$1724 ;
+  assign \$1726  = \$signal$32  & \$1725 ;
+  assign \$1727  = ~ k_r[6];
+  assign \$1728  = ~ k_r[5];
+  assign \$1729  = ~ k_r[4];
+  assign \$1730  = ~ k_r[3];
+  assign \$1731  = ~ k_r[2];
+  assign \$1732  = ~ k_r[1];
+  assign \$1733  = ~ k_r[0];
+  assign \$1735  = \$1732  & \$1734 ;
+  assign \$1736  = \$1731  & \$1735 ;
+  assign \$1737  = \$1730  & \$1736 ;
+  assign \$1738  = \$1729  | \$1737 ;
+  assign \$1739  = \$1728  | \$1738 ;
+  assign \$1740  = \$1727  & \$1739 ;
+  assign \$1741  = \$signal$32  & \$1740 ;
+  assign \$1742  = ~ k_r[6];
+  assign \$1743  = ~ k_r[5];
+  assign \$1744  = ~ k_r[4];
+  assign \$1745  = ~ k_r[3];
+  assign \$1746  = ~ k_r[2];
+  assign \$1747  = ~ k_r[1];
+  assign \$1748  = ~ k_r[0];
+  assign \$1751  = \$1746  & \$1750 ;
+  assign \$1752  = \$1745  & \$1751 ;
+  assign \$1753  = \$1744  | \$1752 ;
+  assign \$1754  = \$1743  | \$1753 ;
+  assign \$1755  = \$1742  & \$1754 ;
+  assign \$1756  = \$signal$32  & \$1755 ;
+  assign \$1757  = ~ k_r[6];
+  assign \$1758  = ~ k_r[5];
+  assign \$1759  = ~ k_r[4];
+  assign \$1760  = ~ k_r[3];
+  assign \$1761  = ~ k_r[2];
+  assign \$1762  = ~ k_r[1];
+  assign \$1763  = ~ k_r[0];
+  assign \$1765  = \$1762  | \$1764 ;
+  assign \$1766  = \$1761  & \$1765 ;
+  assign \$1767  = \$1760  & \$1766 ;
+  assign \$1768  = \$1759  | \$1767 ;
+  assign \$1769  = \$1758  | \$1768 ;
+  assign \$1770  = \$1757  & \$1769 ;
+  assign \$1771  = \$signal$32  & \$1770 ;
+  assign \$1772  = ~ k_r[6];
+  assign \$1773  = ~ k_r[5];
+  assign \$1774  = ~ k_r[4];
+  assign \$1775  = ~ k_r[3];
+  assign \$1776  = ~ k_r[2];
+  assign \$1777  = ~ k_r[1];
+  assign \$1778  = ~ k_r[0];
+  assign \$1782  = \$1775  & \$1781 ;
+  assign \$1783  = \$1774  | \$1782 ;
+  assign \$1784  = \$1773  | \$1783 ;
+  assign \$1785  = \$1772  & \$1784 ;
+  assign \$1786  = \$signal$32  & \$1785 ;
+  assign \$1787  = ~ k_r[6];
+  assign \$1788  = ~ k_r[5];
+  assign \$1789  = ~ k_r[4];
+  assign \$1790  = ~ k_r[3];
+  assign \$1791  = ~ k_r[2];
+  assign \$1792  = ~ k_r[1];
+  assign \$1793  = ~ k_r[0];
+  assign \$1795  = \$1792  & \$1794 ;
+  assign \$1796  = \$1791  | \$1795 ;
+  assign \$1797  = \$1790  & \$1796 ;
+  assign \$1798  = \$1789  | \$1797 ;
+  assign \$1799  = \$1788  | \$1798 ;
+  assign \$1800  = \$1787  & \$1799 ;
+  assign \$1801  = \$signal$32  & \$1800 ;
+  assign \$1802  = ~ k_r[6];
+  assign \$1803  = ~ k_r[5];
+  assign \$1804  = ~ k_r[4];
+  assign \$1805  = ~ k_r[3];
+  assign \$1806  = ~ k_r[2];
+  assign \$1807  = ~ k_r[1];
+  assign \$1808  = ~ k_r[0];
+  assign \$1811  = \$1806  | \$1810 ;
+  assign \$1812  = \$1805  & \$1811 ;
+  assign \$1813  = \$1804  | \$1812 ;
+  assign \$1814  = \$1803  | \$1813 ;
+  assign \$1815  = \$1802  & \$1814 ;
+  assign \$1816  = \$signal$32  & \$1815 ;
+  assign \$1817  = ~ k_r[6];
+  assign \$1818  = ~ k_r[5];
+  assign \$1819  = ~ k_r[4];
+  assign \$1820  = ~ k_r[3];
+  assign \$1821  = ~ k_r[2];
+  assign \$1822  = ~ k_r[1];
+  assign \$1823  = ~ k_r[0];
+  assign \$1825  = \$1822  | \$1824 ;
+  assign \$1826  = \$1821  | \$1825 ;
+  assign \$1827  = \$1820  & \$1826 ;
+  assign \$1828  = \$1819  | \$1827 ;
+  assign \$1829  = \$1818  | \$1828 ;
+  assign \$1830  = \$1817  & \$1829 ;
+  assign \$1831  = \$signal$32  & \$1830 ;
+  assign \$1832  = ~ k_r[6];
+  assign \$1833  = ~ k_r[5];
+  assign \$1834  = ~ k_r[4];
+  assign \$1835  = ~ k_r[3];
+  assign \$1836  = ~ k_r[2];
+  assign \$1837  = ~ k_r[1];
+  assign \$1838  = ~ k_r[0];
+  assign \$1843  = \$1834  | \$1842 ;
+  assign \$1844  = \$1833  | \$1843 ;
+  assign \$1845  = \$1832  & \$1844 ;
+  assign \$1846  = \$signal$32  & \$1845 ;
+  assign \$1847  = ~ k_r[6];
+  assign \$1848  = ~ k_r[5];
+  assign \$1849  = ~ k_r[4];
+  assign \$1850  = ~ k_r[3];
+  assign \$1851  = ~ k_r[2];
+  assign \$1852  = ~ k_r[1];
+  assign \$1853  = ~ k_r[0];
+  assign \$1855  = \$1852  & \$1854 ;
+  assign \$1856  = \$1851  & \$1855 ;
+  assign \$1857  = \$1850  | \$1856 ;
+  assign \$1858  = \$1849  | \$1857 ;
+  assign \$1859  = \$1848  | \$1858 ;
+  assign \$1860  = \$1847  & \$1859 ;
+  assign \$1861  = \$signal$32  & \$1860 ;
+  assign \$1862  = ~ k_r[6];
+  assign \$1863  = ~ k_r[5];
+  assign \$1864  = ~ k_r[4];
+  assign \$1865  = ~ k_r[3];
+  assign \$1866  = ~ k_r[2];
+  assign \$1867  = ~ k_r[1];
+  assign \$1868  = ~ k_r[0];
+  assign \$1871  = \$1866  & \$1870 ;
+  assign \$1872  = \$1865  | \$1871 ;
+  assign \$1873  = \$1864  | \$1872 ;
+  assign \$1874  = \$1863  | \$1873 ;
+  assign \$1875  = \$1862  & \$1874 ;
+  assign \$1876  = \$signal$32  & \$1875 ;
+  assign \$1877  = ~ k_r[6];
+  assign \$1878  = ~ k_r[5];
+  assign \$1879  = ~ k_r[4];
+  assign \$1880  = ~ k_r[3];
+  assign \$1881  = ~ k_r[2];
+  assign \$1882  = ~ k_r[1];
+  assign \$1883  = ~ k_r[0];
+  assign \$1885  = \$1882  | \$1884 ;
+  assign \$1886  = \$1881  & \$1885 ;
+  assign \$1887  = \$1880  | \$1886 ;
+  assign \$1888  = \$1879  | \$1887 ;
+  assign \$1889  = \$1878  | \$1888 ;
+  assign \$1890  = \$1877  & \$1889 ;
+  assign \$1891  = \$signal$32  & \$1890 ;
+  assign \$1892  = ~ k_r[6];
+  assign \$1893  = ~ k_r[5];
+  assign \$1894  = ~ k_r[4];
+  assign \$1895  = ~ k_r[3];
+  assign \$1896  = ~ k_r[2];
+  assign \$1897  = ~ k_r[1];
+  assign \$1898  = ~ k_r[0];
+  assign \$1902  = \$1895  | \$1901 ;
+  assign \$1903  = \$1894  | \$1902 ;
+  assign \$1904  = \$1893  | \$1903 ;
+  assign \$1905  = \$1892  & \$1904 ;
+  assign \$1906  = \$signal$32  & \$1905 ;
+  assign \$1907  = ~ k_r[6];
+  assign \$1908  = ~ k_r[5];
+  assign \$1909  = ~ k_r[4];
+  assign \$1910  = ~ k_r[3];
+  assign \$1911  = ~ k_r[2];
+  assign \$1912  = ~ k_r[1];
+  assign \$1913  = ~ k_r[0];
+  assign \$1915  = \$1912  & \$1914 ;
+  assign \$1916  = \$1911  | \$1915 ;
+  assign \$1917  = \$1910  | \$1916 ;
+  assign \$1918  = \$1909  | \$1917 ;
+  assign \$1919  = \$1908  | \$1918 ;
+  assign \$1920  = \$1907  & \$1919 ;
+  assign \$1921  = \$signal$32  & \$1920 ;
+  assign \$1922  = ~ k_r[6];
+  assign \$1923  = ~ k_r[5];
+  assign \$1924  = ~ k_r[4];
+  assign \$1925  = ~ k_r[3];
+  assign \$1926  = ~ k_r[2];
+  assign \$1927  = ~ k_r[1];
+  assign \$1928  = ~ k_r[0];
+  assign \$1931  = \$1926  | \$1930 ;
+  assign \$1932  = \$1925  | \$1931 ;
+  assign \$1933  = \$1924  | \$1932 ;
+  assign \$1934  = \$1923  | \$1933 ;
+  assign \$1935  = \$1922  & \$1934 ;
+  assign \$1936  = \$signal$32  & \$1935 ;
+  assign \$1937  = ~ k_r[6];
+  assign \$1938  = ~ k_r[5];
+  assign \$1939  = ~ k_r[4];
+  assign \$1940  = ~ k_r[3];
+  assign \$1941  = ~ k_r[2];
+  assign \$1942  = ~ k_r[1];
+  assign \$1943  = ~ k_r[0];
+  assign \$1945  = \$1942  | \$1944 ;
+  assign \$1946  = \$1941  | \$1945 ;
+  assign \$1947  = \$1940  | \$1946 ;
+  assign \$1948  = \$1939  | \$1947 ;
+  assign \$1949  = \$1938  | \$1948 ;
+  assign \$1950  = \$1937  & \$1949 ;
+  assign \$1951  = \$signal$32  & \$1950 ;
+  assign \$1952  = ~ k_r[6];
+  assign \$1953  = ~ k_r[5];
+  assign \$1954  = ~ k_r[4];
+  assign \$1955  = ~ k_r[3];
+  assign \$1956  = ~ k_r[2];
+  assign \$1957  = ~ k_r[1];
+  assign \$1958  = ~ k_r[0];
+  assign \$1966  = \$signal$32  & \$1965 ;
+  assign \$1967  = act__valid & \$signal$15 ;
+  assign \$1968  = act__valid & \$signal$15 ;
+  assign \$1969  = \$1968  & last_beat;
+  assign \$1970  = ld_addr + 1'h1;
+  assign \$1971  = ! ld_addr;
+  assign \$1972  = act__valid & \$signal$15 ;
+  assign \$1973  = \$1972  & last_beat;
+  assign \$1974  = ~ chunk_last;
+  assign \$1975  = \$1974  | credit_ok;
+  assign \$1976  = \$signal$7  & \$1975 ;
+  assign \$1977  = wgt_valid & \$1976 ;
+  assign \$1978  = chunk + 1'h1;
+  assign \$1979  = chunk_last ? 8'h00 : \$1978 ;
+  assign \$1980  = ! c_last;
+  assign \$1981  = chunk == c_last_m1;
+  assign \$1982  = chunk_last ? \$1980  : \$1981 ;
+  assign \$1983  = last_mat & last_stg;
+  assign \$1984  = ~ r_gt;
+  assign \$1985  = \$1983  & \$1984 ;
+  assign \$1986  = chunk_last & \$1985 ;
+  assign \$1987  = ~ chunk_last;
+  assign \$1988  = \$1987  | credit_ok;
+  assign \$1989  = \$signal$7  & \$1988 ;
+  assign \$1990  = wgt_valid & \$1989 ;
+  assign \$1991  = \$1990  & chunk_last;
+  assign \$1992  = r_left - 1'h1;
+  assign \$1993  = r_left > 2'h2;
+  assign \$1994  = stg + 1'h1;
+  assign \$1995  = ! stg;
+  assign \$1996  = mat + 1'h1;
+  assign \$1997  = ! mat;
+  assign \$1998  = \$signal$51  & empty;
+  assign \$1999  = ~ pass_end;
+  assign \$2000  = \$1998  & \$1999 ;
   always @(posedge clk)
-    slot <= \$1038 ;
+    slot <= \$2001 ;
   always @(posedge clk)
-    credits <= \$1039 ;
+    credits <= \$2002 ;
   always @(posedge clk)
-    credit_ok <= \$1040 ;
+    credit_ok <= \$2003 ;
   always @(posedge clk)
-    rows_r <= \$1041 ;
+    k_r <= \$2004 ;
   always @(posedge clk)
-    rows_gt <= \$1042 ;
+    rows_r <= \$2005 ;
   always @(posedge clk)
-    cmd_go <= \$1043 ;
+    \$signal$32  <= \$2006 ;
   always @(posedge clk)
-    clear <= \$1044 ;
+    \$signal$33  <= \$2007 ;
   always @(posedge clk)
-    cmd__ready <= \$1045 ;
+    rows_gt <= \$2008 ;
   always @(posedge clk)
-    left <= \$1046 ;
+    cmd_go <= \$2009 ;
   always @(posedge clk)
-    le2 <= \$1047 ;
+    clear <= \$2010 ;
   always @(posedge clk)
-    nlow <= \$1048 ;
+    cmd__ready <= \$2011 ;
   always @(posedge clk)
-    \$signal$15  <= \$1049 ;
+    \$signal$15  <= \$2012 ;
   always @(posedge clk)
-    act__ready <= \$1050 ;
+    act__ready <= \$2013 ;
   always @(posedge clk)
-    ld_addr <= \$1051 ;
+    ld_addr <= \$2014 ;
   always @(posedge clk)
-    last_beat <= \$1052 ;
+    ld_sel <= \$2015 ;
   always @(posedge clk)
-    zero <= \$1053 ;
+    left <= \$2016 ;
   always @(posedge clk)
-    a_valid <= \$1054 ;
+    last_beat <= \$2017 ;
   always @(posedge clk)
-    \$like  <= \$1055 ;
+    le2 <= \$2018 ;
   always @(posedge clk)
-    \$like$41  <= \$1056 ;
+    nlow <= \$2019 ;
   always @(posedge clk)
-    one <= \$1057 ;
+    zero <= \$2020 ;
   always @(posedge clk)
-    ld_notice <= \$1058 ;
+    a_valid <= \$2021 ;
   always @(posedge clk)
-    load_done <= \$1059 ;
+    \$like  <= \$2022 ;
   always @(posedge clk)
-    \$signal$7  <= \$1060 ;
+    \$like$45  <= \$2023 ;
   always @(posedge clk)
-    c_last <= \$1061 ;
+    one <= \$2024 ;
   always @(posedge clk)
-    c_last_m1 <= \$1062 ;
+    ld_notice <= \$2025 ;
   always @(posedge clk)
-    chunk_last <= \$1063 ;
+    load_done <= \$2026 ;
   always @(posedge clk)
-    r_left <= \$1064 ;
+    \$signal$7  <= \$2027 ;
   always @(posedge clk)
-    r_gt <= \$1065 ;
+    c_last <= \$2028 ;
   always @(posedge clk)
-    chunk <= \$1066 ;
+    c_last_m1 <= \$2029 ;
   always @(posedge clk)
-    \$signal$47  <= \$1067 ;
+    chunk_last <= \$2030 ;
   always @(posedge clk)
-    pass_end <= \$1068 ;
+    r_left <= \$2031 ;
   always @(posedge clk)
-    mat <= \$1069 ;
+    r_gt <= \$2032 ;
   always @(posedge clk)
-    last_mat <= \$1070 ;
+    chunk <= \$2033 ;
   always @(posedge clk)
-    stg <= \$1071 ;
+    \$signal$51  <= \$2034 ;
   always @(posedge clk)
-    last_stg <= \$1072 ;
+    pass_end <= \$2035 ;
   always @(posedge clk)
-    empty <= \$1073 ;
+    mat <= \$2036 ;
+  always @(posedge clk)
+    last_mat <= \$2037 ;
+  always @(posedge clk)
+    stg <= \$2038 ;
+  always @(posedge clk)
+    last_stg <= \$2039 ;
+  always @(posedge clk)
+    empty <= \$2040 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1038 [0] = \$6 ;
-    \$1038 [2] = \$11 ;
-    \$1038 [1] = \$12 ;
-    \$1038 [3] = last_mat;
-    \$1038 [4] = \$15 ;
-    \$1038 [5] = \$16 [0];
+    \$2001 [0] = \$6 ;
+    \$2001 [2] = \$11 ;
+    \$2001 [1] = \$12 ;
+    \$2001 [3] = last_mat;
+    \$2001 [4] = \$15 ;
+    \$2001 [5] = \$16 [0];
     if (rst) begin
-      \$1038  = 6'h00;
+      \$2001  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1039  = \$23 [1:0];
+    \$2002  = \$23 [1:0];
     if (rst) begin
-      \$1039  = 2'h2;
+      \$2002  = 2'h2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1040  = \$32 ;
+    \$2003  = \$32 ;
     if (rst) begin
-      \$1040  = 1'h1;
+      \$2003  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1041  = rows_r;
+    \$2004  = k_r;
     if (cmd__ready) begin
-      \$1041  = cmd__payload[28:14];
+      \$2004  = cmd__payload[13:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1042  = rows_gt;
+    \$2005  = rows_r;
     if (cmd__ready) begin
-      \$1042  = \$33 ;
+      \$2005  = cmd__payload[28:14];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1043  = \$34 ;
-    if (rst) begin
-      \$1043  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1044  = \$35 ;
-    if (rst) begin
-      \$1044  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1045  = cmd__ready;
-    if (\$36 ) begin
-      \$1045  = 1'h0;
-    end
-    if (\$1037 ) begin
-      \$1045  = 1'h1;
-    end
-    if (rst) begin
-      \$1045  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1046  = left;
+    \$2006  = \$signal$32 ;
     if (cmd__ready) begin
-      \$1046  = \$37 [13:0];
+      \$2006  = \$33 ;
     end
-    if (\$40 ) begin
-      \$1046  = \$41 [13:0];
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2007  = \$signal$33 ;
+    if (cmd__ready) begin
+      \$2007  = \$34 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2008  = rows_gt;
+    if (cmd__ready) begin
+      \$2008  = \$35 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2009  = \$36 ;
+    if (rst) begin
+      \$2009  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2010  = \$37 ;
+    if (rst) begin
+      \$2010  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2011  = cmd__ready;
+    if (\$38 ) begin
+      \$2011  = 1'h0;
+    end
+    if (\$2000 ) begin
+      \$2011  = 1'h1;
     end
     if (rst) begin
-      \$1046  = 14'h0000;
+      \$2011  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1047  = le2;
-    if (cmd__ready) begin
-      \$1047  = \$38 ;
-    end
-    if (\$40 ) begin
-      \$1047  = \$42 ;
-    end
-    if (rst) begin
-      \$1047  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1048  = nlow;
-    if (cmd__ready) begin
-      \$1048  = cmd__payload[6:0];
-    end
-    if (\$40 ) begin
-      \$1048  = \$43 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1049  = \$signal$15 ;
+    \$2012  = \$signal$15 ;
     if (cmd_go) begin
-      \$1049  = 1'h1;
+      \$2012  = 1'h1;
     end
-    if (\$1006 ) begin
-      \$1049  = 1'h0;
+    if (\$1969 ) begin
+      \$2012  = 1'h0;
     end
     if (rst) begin
-      \$1049  = 1'h0;
+      \$2012  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1050  = act__ready;
+    \$2013  = act__ready;
     if (cmd_go) begin
-      \$1050  = 1'h1;
+      \$2013  = 1'h1;
     end
-    if (\$1006 ) begin
-      \$1050  = 1'h0;
+    if (\$1969 ) begin
+      \$2013  = 1'h0;
     end
     if (rst) begin
-      \$1050  = 1'h0;
+      \$2013  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1051  = ld_addr;
+    \$2014  = ld_addr;
     if (cmd_go) begin
-      \$1051  = 7'h00;
+      \$2014  = 7'h00;
     end
     if (a_valid) begin
-      \$1051  = \$1007 [6:0];
+      \$2014  = \$1970 [6:0];
     end
     if (rst) begin
-      \$1051  = 7'h00;
+      \$2014  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1052  = last_beat;
+    \$2015  = ld_sel;
+    if (cmd_go) begin
+      \$2015  = 1'h1;
+    end
     if (\$40 ) begin
-      \$1052  = le2;
+      \$2015  = 1'h0;
     end
     if (rst) begin
-      \$1052  = 1'h0;
+      \$2015  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1053  = zero;
-    if (\$40 ) begin
-      \$1053  = { \$1003 , \$988 , \$973 , \$958 , \$943 , \$928 , \$913 , \$898 , \$883 , \$868 , \$853 , \$838 , \$823 , \$808 , \$793 , \$778 , \$763 , \$748 , \$733 , \$718 , \$703 , \$688 , \$673 , \$658 , \$643 , \$628 , \$613 , \$598 , \$583 , \$568 , \$553 , \$538 , \$523 , \$508 , \$493 , \$478 , \$463 , \$448 , \$433 , \$418 , \$403 , \$388 , \$373 , \$358 , \$343 , \$328 , \$313 , \$298 , \$283 , \$268 , \$253 , \$238 , \$223 , \$208 , \$193 , \$178 , \$163 , \$148 , \$133 , \$118 , \$103 , \$88 , \$73 , \$58  };
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1054  = \$1004 ;
-    if (rst) begin
-      \$1054  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1055  = \$like ;
-    if (cmd_go) begin
-      \$1055  = 7'h7f;
-    end
-    if (a_valid) begin
-      \$1055  = ld_addr;
-    end
-    if (rst) begin
-      \$1055  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1056  = \$like$41 ;
-    if (cmd_go) begin
-      \$1056  = 7'h7e;
-    end
-    if (a_valid) begin
-      \$1056  = \$like ;
-    end
-    if (rst) begin
-      \$1056  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1057  = one;
-    if (cmd_go) begin
-      \$1057  = 1'h0;
-    end
-    if (a_valid) begin
-      \$1057  = \$1008 ;
-    end
-    if (rst) begin
-      \$1057  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1058  = \$1010 ;
-    if (rst) begin
-      \$1058  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1059  = ld_notice;
-    if (rst) begin
-      \$1059  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1060  = \$signal$7 ;
-    if (load_done) begin
-      \$1060  = 1'h1;
-    end
-    if (\$1014 ) begin
-      if (\$1023 ) begin
-        \$1060  = 1'h0;
+    \$2016  = left;
+    if (\$42 ) begin
+      (* full_case = 32'd1 *)
+      if (ld_sel) begin
+        \$2016  = \$43 [13:0];
+      end else begin
+        \$2016  = k_r;
       end
     end
     if (rst) begin
-      \$1060  = 1'h0;
+      \$2016  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1061  = c_last;
-    if (load_done) begin
-      \$1061  = \$like ;
+    \$2017  = last_beat;
+    if (\$42 ) begin
+      (* full_case = 32'd1 *)
+      if (ld_sel) begin
+        \$2017  = le2;
+      end else begin
+        \$2017  = \$signal$32 ;
+      end
     end
     if (rst) begin
-      \$1061  = 7'h00;
+      \$2017  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1062  = c_last_m1;
-    if (load_done) begin
-      \$1062  = \$like$41 ;
+    \$2018  = le2;
+    if (\$42 ) begin
+      (* full_case = 32'd1 *)
+      if (ld_sel) begin
+        \$2018  = \$44 ;
+      end else begin
+        \$2018  = \$signal$33 ;
+      end
     end
     if (rst) begin
-      \$1062  = 7'h00;
+      \$2018  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1063  = chunk_last;
-    if (load_done) begin
-      \$1063  = one;
+    \$2019  = nlow;
+    if (\$42 ) begin
+      (* full_case = 32'd1 *)
+      if (ld_sel) begin
+        \$2019  = \$45 [6:0];
+      end else begin
+        \$2019  = \$1006 [6:0];
+      end
     end
-    if (\$1014 ) begin
-      \$1063  = \$1019 ;
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2020  = zero;
+    if (\$42 ) begin
+      (* full_case = 32'd1 *)
+      if (ld_sel) begin
+        \$2020  = { \$1005 , \$990 , \$975 , \$960 , \$945 , \$930 , \$915 , \$900 , \$885 , \$870 , \$855 , \$840 , \$825 , \$810 , \$795 , \$780 , \$765 , \$750 , \$735 , \$720 , \$705 , \$690 , \$675 , \$660 , \$645 , \$630 , \$615 , \$600 , \$585 , \$570 , \$555 , \$540 , \$525 , \$510 , \$495 , \$480 , \$465 , \$450 , \$435 , \$420 , \$405 , \$390 , \$375 , \$360 , \$345 , \$330 , \$315 , \$300 , \$285 , \$270 , \$255 , \$240 , \$225 , \$210 , \$195 , \$180 , \$165 , \$150 , \$135 , \$120 , \$105 , \$90 , \$75 , \$60  };
+      end else begin
+        \$2020  = { \$1966 , \$1951 , \$1936 , \$1921 , \$1906 , \$1891 , \$1876 , \$1861 , \$1846 , \$1831 , \$1816 , \$1801 , \$1786 , \$1771 , \$1756 , \$1741 , \$1726 , \$1711 , \$1696 , \$1681 , \$1666 , \$1651 , \$1636 , \$1621 , \$1606 , \$1591 , \$1576 , \$1561 , \$1546 , \$1531 , \$1516 , \$1501 , \$1486 , \$1471 , \$1456 , \$1441 , \$1426 , \$1411 , \$1396 , \$1381 , \$1366 , \$1351 , \$1336 , \$1321 , \$1306 , \$1291 , \$1276 , \$1261 , \$1246 , \$1231 , \$1216 , \$1201 , \$1186 , \$1171 , \$1156 , \$1141 , \$1126 , \$1111 , \$1096 , \$1081 , \$1066 , \$1051 , \$1036 , \$1021  };
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2021  = \$1967 ;
+    if (rst) begin
+      \$2021  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2022  = \$like ;
+    if (cmd_go) begin
+      \$2022  = 7'h7f;
+    end
+    if (a_valid) begin
+      \$2022  = ld_addr;
     end
     if (rst) begin
-      \$1063  = 1'h0;
+      \$2022  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1064  = r_left;
+    \$2023  = \$like$45 ;
+    if (cmd_go) begin
+      \$2023  = 7'h7e;
+    end
+    if (a_valid) begin
+      \$2023  = \$like ;
+    end
+    if (rst) begin
+      \$2023  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2024  = one;
+    if (cmd_go) begin
+      \$2024  = 1'h0;
+    end
+    if (a_valid) begin
+      \$2024  = \$1971 ;
+    end
+    if (rst) begin
+      \$2024  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2025  = \$1973 ;
+    if (rst) begin
+      \$2025  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2026  = ld_notice;
+    if (rst) begin
+      \$2026  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2027  = \$signal$7 ;
     if (load_done) begin
-      \$1064  = rows_r;
+      \$2027  = 1'h1;
+    end
+    if (\$1977 ) begin
+      if (\$1986 ) begin
+        \$2027  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$2027  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2028  = c_last;
+    if (load_done) begin
+      \$2028  = \$like ;
+    end
+    if (rst) begin
+      \$2028  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2029  = c_last_m1;
+    if (load_done) begin
+      \$2029  = \$like$45 ;
+    end
+    if (rst) begin
+      \$2029  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2030  = chunk_last;
+    if (load_done) begin
+      \$2030  = one;
+    end
+    if (\$1977 ) begin
+      \$2030  = \$1982 ;
+    end
+    if (rst) begin
+      \$2030  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$2031  = r_left;
+    if (load_done) begin
+      \$2031  = rows_r;
     end
     if (pass_end) begin
       if (last_mat) begin
         if (last_stg) begin
-          \$1064  = \$1029 [14:0];
+          \$2031  = \$1992 [14:0];
         end
       end
     end
     if (rst) begin
-      \$1064  = 15'h0000;
+      \$2031  = 15'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1065  = r_gt;
+    \$2032  = r_gt;
     if (load_done) begin
-      \$1065  = rows_gt;
+      \$2032  = rows_gt;
     end
     if (pass_end) begin
       if (last_mat) begin
         if (last_stg) begin
-          \$1065  = \$1030 ;
+          \$2032  = \$1993 ;
         end
       end
     end
     if (rst) begin
-      \$1065  = 1'h0;
+      \$2032  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1066  = chunk;
-    if (\$1014 ) begin
-      \$1066  = \$1016 [6:0];
+    \$2033  = chunk;
+    if (\$1977 ) begin
+      \$2033  = \$1979 [6:0];
     end
     if (rst) begin
-      \$1066  = 7'h00;
+      \$2033  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1067  = \$signal$47 ;
-    if (\$1014 ) begin
-      if (\$1023 ) begin
-        \$1067  = 1'h1;
+    \$2034  = \$signal$51 ;
+    if (\$1977 ) begin
+      if (\$1986 ) begin
+        \$2034  = 1'h1;
       end
     end
-    if (\$1037 ) begin
-      \$1067  = 1'h0;
+    if (\$2000 ) begin
+      \$2034  = 1'h0;
     end
     if (rst) begin
-      \$1067  = 1'h0;
+      \$2034  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1068  = \$1028 ;
+    \$2035  = \$1991 ;
     if (rst) begin
-      \$1068  = 1'h0;
+      \$2035  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1069  = mat;
+    \$2036  = mat;
     if (pass_end) begin
       (* full_case = 32'd1 *)
       if (last_mat) begin
-        \$1069  = 1'h0;
+        \$2036  = 1'h0;
       end else begin
-        \$1069  = \$1033 [0];
+        \$2036  = \$1996 [0];
       end
     end
     if (rst) begin
-      \$1069  = 1'h0;
+      \$2036  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1070  = last_mat;
+    \$2037  = last_mat;
     if (pass_end) begin
       (* full_case = 32'd1 *)
       if (last_mat) begin
-        \$1070  = 1'h0;
+        \$2037  = 1'h0;
       end else begin
-        \$1070  = \$1034 ;
+        \$2037  = \$1997 ;
       end
     end
     if (rst) begin
-      \$1070  = 1'h0;
+      \$2037  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1071  = stg;
+    \$2038  = stg;
     if (pass_end) begin
       if (last_mat) begin
         (* full_case = 32'd1 *)
         if (last_stg) begin
-          \$1071  = 1'h0;
+          \$2038  = 1'h0;
         end else begin
-          \$1071  = \$1031 [0];
+          \$2038  = \$1994 [0];
         end
       end
     end
     if (rst) begin
-      \$1071  = 1'h0;
+      \$2038  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1072  = last_stg;
+    \$2039  = last_stg;
     if (pass_end) begin
       if (last_mat) begin
         (* full_case = 32'd1 *)
         if (last_stg) begin
-          \$1072  = 1'h0;
+          \$2039  = 1'h0;
         end else begin
-          \$1072  = \$1032 ;
+          \$2039  = \$1995 ;
         end
       end
     end
     if (rst) begin
-      \$1072  = 1'h0;
+      \$2039  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$1073  = drained;
+    \$2040  = drained;
     if (rst) begin
-      \$1073  = 1'h0;
+      \$2040  = 1'h0;
     end
   end
   assign \chunk$1  = chunk;
@@ -17001,133 +18867,260 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \cmd__payload.rows  = cmd__payload[28:14];
   assign load__payload[1087:1024] = zero;
   assign load__payload[1023:0] = act__payload;
-  assign \$51  = \$50 ;
-  assign \$66  = 1'h1;
-  assign \$67  = \$64 ;
-  assign \$81  = \$80 ;
-  assign \$96  = 1'h1;
-  assign \$97  = 1'h1;
-  assign \$98  = \$93 ;
-  assign \$111  = \$110 ;
-  assign \$126  = 1'h1;
-  assign \$127  = \$124 ;
-  assign \$141  = \$140 ;
-  assign \$156  = 1'h1;
-  assign \$157  = 1'h1;
+  assign \$53  = \$52 ;
+  assign \$68  = 1'h1;
+  assign \$69  = \$66 ;
+  assign \$83  = \$82 ;
+  assign \$98  = 1'h1;
+  assign \$99  = 1'h1;
+  assign \$100  = \$95 ;
+  assign \$113  = \$112 ;
+  assign \$128  = 1'h1;
+  assign \$129  = \$126 ;
+  assign \$143  = \$142 ;
   assign \$158  = 1'h1;
-  assign \$159  = \$152 ;
-  assign \$171  = \$170 ;
-  assign \$186  = 1'h1;
-  assign \$187  = \$184 ;
-  assign \$201  = \$200 ;
-  assign \$216  = 1'h1;
-  assign \$217  = 1'h1;
-  assign \$218  = \$213 ;
-  assign \$231  = \$230 ;
-  assign \$246  = 1'h1;
-  assign \$247  = \$244 ;
-  assign \$261  = \$260 ;
-  assign \$276  = 1'h1;
-  assign \$277  = 1'h1;
+  assign \$159  = 1'h1;
+  assign \$160  = 1'h1;
+  assign \$161  = \$154 ;
+  assign \$173  = \$172 ;
+  assign \$188  = 1'h1;
+  assign \$189  = \$186 ;
+  assign \$203  = \$202 ;
+  assign \$218  = 1'h1;
+  assign \$219  = 1'h1;
+  assign \$220  = \$215 ;
+  assign \$233  = \$232 ;
+  assign \$248  = 1'h1;
+  assign \$249  = \$246 ;
+  assign \$263  = \$262 ;
   assign \$278  = 1'h1;
   assign \$279  = 1'h1;
-  assign \$280  = \$271 ;
-  assign \$291  = \$290 ;
-  assign \$306  = 1'h1;
-  assign \$307  = \$304 ;
-  assign \$321  = \$320 ;
-  assign \$336  = 1'h1;
-  assign \$337  = 1'h1;
-  assign \$338  = \$333 ;
-  assign \$351  = \$350 ;
-  assign \$366  = 1'h1;
-  assign \$367  = \$364 ;
-  assign \$381  = \$380 ;
-  assign \$396  = 1'h1;
-  assign \$397  = 1'h1;
+  assign \$280  = 1'h1;
+  assign \$281  = 1'h1;
+  assign \$282  = \$273 ;
+  assign \$293  = \$292 ;
+  assign \$308  = 1'h1;
+  assign \$309  = \$306 ;
+  assign \$323  = \$322 ;
+  assign \$338  = 1'h1;
+  assign \$339  = 1'h1;
+  assign \$340  = \$335 ;
+  assign \$353  = \$352 ;
+  assign \$368  = 1'h1;
+  assign \$369  = \$366 ;
+  assign \$383  = \$382 ;
   assign \$398  = 1'h1;
-  assign \$399  = \$392 ;
-  assign \$411  = \$410 ;
-  assign \$426  = 1'h1;
-  assign \$427  = \$424 ;
-  assign \$441  = \$440 ;
-  assign \$456  = 1'h1;
-  assign \$457  = 1'h1;
-  assign \$458  = \$453 ;
-  assign \$471  = \$470 ;
-  assign \$486  = 1'h1;
-  assign \$487  = \$484 ;
-  assign \$501  = \$500 ;
-  assign \$516  = 1'h1;
-  assign \$517  = 1'h1;
+  assign \$399  = 1'h1;
+  assign \$400  = 1'h1;
+  assign \$401  = \$394 ;
+  assign \$413  = \$412 ;
+  assign \$428  = 1'h1;
+  assign \$429  = \$426 ;
+  assign \$443  = \$442 ;
+  assign \$458  = 1'h1;
+  assign \$459  = 1'h1;
+  assign \$460  = \$455 ;
+  assign \$473  = \$472 ;
+  assign \$488  = 1'h1;
+  assign \$489  = \$486 ;
+  assign \$503  = \$502 ;
   assign \$518  = 1'h1;
   assign \$519  = 1'h1;
   assign \$520  = 1'h1;
-  assign \$521  = \$510 ;
-  assign \$531  = \$530 ;
-  assign \$546  = 1'h1;
-  assign \$547  = \$544 ;
-  assign \$561  = \$560 ;
-  assign \$576  = 1'h1;
-  assign \$577  = 1'h1;
-  assign \$578  = \$573 ;
-  assign \$591  = \$590 ;
-  assign \$606  = 1'h1;
-  assign \$607  = \$604 ;
-  assign \$621  = \$620 ;
-  assign \$636  = 1'h1;
-  assign \$637  = 1'h1;
+  assign \$521  = 1'h1;
+  assign \$522  = 1'h1;
+  assign \$523  = \$512 ;
+  assign \$533  = \$532 ;
+  assign \$548  = 1'h1;
+  assign \$549  = \$546 ;
+  assign \$563  = \$562 ;
+  assign \$578  = 1'h1;
+  assign \$579  = 1'h1;
+  assign \$580  = \$575 ;
+  assign \$593  = \$592 ;
+  assign \$608  = 1'h1;
+  assign \$609  = \$606 ;
+  assign \$623  = \$622 ;
   assign \$638  = 1'h1;
-  assign \$639  = \$632 ;
-  assign \$651  = \$650 ;
-  assign \$666  = 1'h1;
-  assign \$667  = \$664 ;
-  assign \$681  = \$680 ;
-  assign \$696  = 1'h1;
-  assign \$697  = 1'h1;
-  assign \$698  = \$693 ;
-  assign \$711  = \$710 ;
-  assign \$726  = 1'h1;
-  assign \$727  = \$724 ;
-  assign \$741  = \$740 ;
-  assign \$756  = 1'h1;
-  assign \$757  = 1'h1;
+  assign \$639  = 1'h1;
+  assign \$640  = 1'h1;
+  assign \$641  = \$634 ;
+  assign \$653  = \$652 ;
+  assign \$668  = 1'h1;
+  assign \$669  = \$666 ;
+  assign \$683  = \$682 ;
+  assign \$698  = 1'h1;
+  assign \$699  = 1'h1;
+  assign \$700  = \$695 ;
+  assign \$713  = \$712 ;
+  assign \$728  = 1'h1;
+  assign \$729  = \$726 ;
+  assign \$743  = \$742 ;
   assign \$758  = 1'h1;
   assign \$759  = 1'h1;
-  assign \$760  = \$751 ;
-  assign \$771  = \$770 ;
-  assign \$786  = 1'h1;
-  assign \$787  = \$784 ;
-  assign \$801  = \$800 ;
-  assign \$816  = 1'h1;
-  assign \$817  = 1'h1;
-  assign \$818  = \$813 ;
-  assign \$831  = \$830 ;
-  assign \$846  = 1'h1;
-  assign \$847  = \$844 ;
-  assign \$861  = \$860 ;
-  assign \$876  = 1'h1;
-  assign \$877  = 1'h1;
+  assign \$760  = 1'h1;
+  assign \$761  = 1'h1;
+  assign \$762  = \$753 ;
+  assign \$773  = \$772 ;
+  assign \$788  = 1'h1;
+  assign \$789  = \$786 ;
+  assign \$803  = \$802 ;
+  assign \$818  = 1'h1;
+  assign \$819  = 1'h1;
+  assign \$820  = \$815 ;
+  assign \$833  = \$832 ;
+  assign \$848  = 1'h1;
+  assign \$849  = \$846 ;
+  assign \$863  = \$862 ;
   assign \$878  = 1'h1;
-  assign \$879  = \$872 ;
-  assign \$891  = \$890 ;
-  assign \$906  = 1'h1;
-  assign \$907  = \$904 ;
-  assign \$921  = \$920 ;
-  assign \$936  = 1'h1;
-  assign \$937  = 1'h1;
-  assign \$938  = \$933 ;
-  assign \$951  = \$950 ;
-  assign \$966  = 1'h1;
-  assign \$967  = \$964 ;
-  assign \$981  = \$980 ;
-  assign \$996  = 1'h1;
-  assign \$997  = 1'h1;
+  assign \$879  = 1'h1;
+  assign \$880  = 1'h1;
+  assign \$881  = \$874 ;
+  assign \$893  = \$892 ;
+  assign \$908  = 1'h1;
+  assign \$909  = \$906 ;
+  assign \$923  = \$922 ;
+  assign \$938  = 1'h1;
+  assign \$939  = 1'h1;
+  assign \$940  = \$935 ;
+  assign \$953  = \$952 ;
+  assign \$968  = 1'h1;
+  assign \$969  = \$966 ;
+  assign \$983  = \$982 ;
   assign \$998  = 1'h1;
   assign \$999  = 1'h1;
   assign \$1000  = 1'h1;
   assign \$1001  = 1'h1;
-  assign \$1002  = \$989 ;
+  assign \$1002  = 1'h1;
+  assign \$1003  = 1'h1;
+  assign \$1004  = \$991 ;
+  assign \$1014  = \$1013 ;
+  assign \$1029  = 1'h1;
+  assign \$1030  = \$1027 ;
+  assign \$1044  = \$1043 ;
+  assign \$1059  = 1'h1;
+  assign \$1060  = 1'h1;
+  assign \$1061  = \$1056 ;
+  assign \$1074  = \$1073 ;
+  assign \$1089  = 1'h1;
+  assign \$1090  = \$1087 ;
+  assign \$1104  = \$1103 ;
+  assign \$1119  = 1'h1;
+  assign \$1120  = 1'h1;
+  assign \$1121  = 1'h1;
+  assign \$1122  = \$1115 ;
+  assign \$1134  = \$1133 ;
+  assign \$1149  = 1'h1;
+  assign \$1150  = \$1147 ;
+  assign \$1164  = \$1163 ;
+  assign \$1179  = 1'h1;
+  assign \$1180  = 1'h1;
+  assign \$1181  = \$1176 ;
+  assign \$1194  = \$1193 ;
+  assign \$1209  = 1'h1;
+  assign \$1210  = \$1207 ;
+  assign \$1224  = \$1223 ;
+  assign \$1239  = 1'h1;
+  assign \$1240  = 1'h1;
+  assign \$1241  = 1'h1;
+  assign \$1242  = 1'h1;
+  assign \$1243  = \$1234 ;
+  assign \$1254  = \$1253 ;
+  assign \$1269  = 1'h1;
+  assign \$1270  = \$1267 ;
+  assign \$1284  = \$1283 ;
+  assign \$1299  = 1'h1;
+  assign \$1300  = 1'h1;
+  assign \$1301  = \$1296 ;
+  assign \$1314  = \$1313 ;
+  assign \$1329  = 1'h1;
+  assign \$1330  = \$1327 ;
+  assign \$1344  = \$1343 ;
+  assign \$1359  = 1'h1;
+  assign \$1360  = 1'h1;
+  assign \$1361  = 1'h1;
+  assign \$1362  = \$1355 ;
+  assign \$1374  = \$1373 ;
+  assign \$1389  = 1'h1;
+  assign \$1390  = \$1387 ;
+  assign \$1404  = \$1403 ;
+  assign \$1419  = 1'h1;
+  assign \$1420  = 1'h1;
+  assign \$1421  = \$1416 ;
+  assign \$1434  = \$1433 ;
+  assign \$1449  = 1'h1;
+  assign \$1450  = \$1447 ;
+  assign \$1464  = \$1463 ;
+  assign \$1479  = 1'h1;
+  assign \$1480  = 1'h1;
+  assign \$1481  = 1'h1;
+  assign \$1482  = 1'h1;
+  assign \$1483  = 1'h1;
+  assign \$1484  = \$1473 ;
+  assign \$1494  = \$1493 ;
+  assign \$1509  = 1'h1;
+  assign \$1510  = \$1507 ;
+  assign \$1524  = \$1523 ;
+  assign \$1539  = 1'h1;
+  assign \$1540  = 1'h1;
+  assign \$1541  = \$1536 ;
+  assign \$1554  = \$1553 ;
+  assign \$1569  = 1'h1;
+  assign \$1570  = \$1567 ;
+  assign \$1584  = \$1583 ;
+  assign \$1599  = 1'h1;
+  assign \$1600  = 1'h1;
+  assign \$1601  = 1'h1;
+  assign \$1602  = \$1595 ;
+  assign \$1614  = \$1613 ;
+  assign \$1629  = 1'h1;
+  assign \$1630  = \$1627 ;
+  assign \$1644  = \$1643 ;
+  assign \$1659  = 1'h1;
+  assign \$1660  = 1'h1;
+  assign \$1661  = \$1656 ;
+  assign \$1674  = \$1673 ;
+  assign \$1689  = 1'h1;
+  assign \$1690  = \$1687 ;
+  assign \$1704  = \$1703 ;
+  assign \$1719  = 1'h1;
+  assign \$1720  = 1'h1;
+  assign \$1721  = 1'h1;
+  assign \$1722  = 1'h1;
+  assign \$1723  = \$1714 ;
+  assign \$1734  = \$1733 ;
+  assign \$1749  = 1'h1;
+  assign \$1750  = \$1747 ;
+  assign \$1764  = \$1763 ;
+  assign \$1779  = 1'h1;
+  assign \$1780  = 1'h1;
+  assign \$1781  = \$1776 ;
+  assign \$1794  = \$1793 ;
+  assign \$1809  = 1'h1;
+  assign \$1810  = \$1807 ;
+  assign \$1824  = \$1823 ;
+  assign \$1839  = 1'h1;
+  assign \$1840  = 1'h1;
+  assign \$1841  = 1'h1;
+  assign \$1842  = \$1835 ;
+  assign \$1854  = \$1853 ;
+  assign \$1869  = 1'h1;
+  assign \$1870  = \$1867 ;
+  assign \$1884  = \$1883 ;
+  assign \$1899  = 1'h1;
+  assign \$1900  = 1'h1;
+  assign \$1901  = \$1896 ;
+  assign \$1914  = \$1913 ;
+  assign \$1929  = 1'h1;
+  assign \$1930  = \$1927 ;
+  assign \$1944  = \$1943 ;
+  assign \$1959  = 1'h1;
+  assign \$1960  = 1'h1;
+  assign \$1961  = 1'h1;
+  assign \$1962  = 1'h1;
+  assign \$1963  = 1'h1;
+  assign \$1964  = 1'h1;
+  assign \$1965  = \$1952 ;
 endmodule
 
 (* generator = "Amaranth" *)

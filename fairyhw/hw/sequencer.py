@@ -95,7 +95,7 @@ class ArraySequencer(wiring.Component):
         nmat = len(cfg.matrices)
         depth = -(-cfg.max_in // C)
 
-        left = Signal(range(cfg.max_in + C + 1))          # elements still to load (+ C before the first)
+        left = Signal(range(cfg.max_in + 1))              # elements still to load
         ld_addr = Signal(range(max(depth, 2)))
         c_last = Signal(range(max(depth, 2)))             # the last chunk's address
         chunk = Signal(range(max(depth, 2)))
@@ -147,13 +147,15 @@ class ArraySequencer(wiring.Component):
         # registers a cycle after the handshake, which itself reaches three registers (its fan-out to
         # the ~50 registers a command loaded was the ECP5 critical path: 127.6 MHz at 1 x 128, 102.4
         # at 4 x 128). chunk, mat and stg are zero between layers (each layer ends on its last pass).
+        k_r = Signal.like(self.cmd.payload.k, reset_less=True)
         rows_r = Signal.like(self.cmd.payload.rows, reset_less=True)
         cmd_go = Signal(attrs=KEEP)
-        # with the command, the comparison its row counter starts from: more than a tile (the load
-        # side's counters are set from the payload below)
-        rows_gt = Signal(reset_less=True)
+        # with the command, the comparisons its counters start from (a comparison of k_r on the way
+        # into last_beat was a 4.4 ns path at 4 x 128): one beat, at most two beats, more than a tile
+        k_le1, k_le2, rows_gt = Signal(reset_less=True), Signal(reset_less=True), Signal(reset_less=True)
         with m.If(idle):
-            m.d.sync += [rows_r.eq(self.cmd.payload.rows),
+            m.d.sync += [k_r.eq(self.cmd.payload.k), rows_r.eq(self.cmd.payload.rows),
+                         k_le1.eq(self.cmd.payload.k <= C), k_le2.eq(self.cmd.payload.k <= 2 * C),
                          rows_gt.eq(self.cmd.payload.rows > R)]
         # the buffer's clear: a register of its own beside cmd_go, so that its far loads (the banks'
         # middle copies) do not pull cmd_go away from the sequencer's own registers (both carry KEEP:
@@ -167,28 +169,34 @@ class ArraySequencer(wiring.Component):
         # a beat ahead from the next beat's count (`nlow`, the low bits of left - C; only a beat of
         # at most C elements has any), so that the buffer's banks take them by register copies
         le2 = Signal()                                    # == (left <= 2C), kept as left steps
-        bits = min(C.bit_length(), len(self.cmd.payload.k))   # holds any count of at most C
+        bits = min(C.bit_length(), len(k_r))              # holds any count of at most C
         nlow = Signal(bits, reset_less=True)
         zero = Signal(C, reset_less=True)
 
         def flags(ok, low):                               # the zero flags of a beat with `low` left
             return Cat(ok & _le_const(low, c) for c in range(C))
 
-        # the load side's counters: each idle cycle sets them as if a beat before the first had just
-        # been offered (C more elements left), so that the command (cmd_go) and each beat taken
-        # (take_act) step them alike, with no choice between two next values: the handshake reaches
-        # them only as their enable, and the zero flags are one function of `le2` and `nlow` (with
-        # the command's values chosen by a register in front of the flags' gates, that register was
-        # placed 3.3-3.7 ns from them in the system top; with the handshake choosing, the act port's
-        # valid crossed five LUTs, its ECP5 critical path at 108.9 MHz)
-        with m.If(idle):
-            m.d.sync += [left.eq(self.cmd.payload.k + C), le2.eq(self.cmd.payload.k <= C),
-                         nlow.eq(self.cmd.payload.k[:bits])]
+        # the load side's counters change with the command (cmd_go, while `loading` is 0) and with
+        # each beat taken (take_act, while it is 1): their next values are chosen by `loading`, a
+        # register, and the handshake reaches them only as their enable (with the handshake selecting
+        # between the two, synthesis put it in front of the zero flags' gates: the act port's valid,
+        # far away in the system top, then crossed five LUTs, its ECP5 critical path at 108.9 MHz)
         with m.If(cmd_go):
             m.d.sync += [loading.eq(1), act_rdy.eq(1), ld_addr.eq(0)]
+        # (`ld_sel`, a register copy of `loading` placed by these counters: `loading` itself, pulled
+        # toward its other loads, was a 3.3 ns route from them in the system top)
+        ld_sel = Signal(name="ld_sel", attrs=KEEP)
+        with m.If(cmd_go):
+            m.d.sync += ld_sel.eq(1)
+        with m.If(take_act & last_beat):
+            m.d.sync += ld_sel.eq(0)
         with m.If(cmd_go | take_act):
-            m.d.sync += [left.eq(left - C), last_beat.eq(le2), le2.eq(left <= 3 * C), nlow.eq(nlow - C),
-                         zero.eq(flags(le2, nlow))]
+            with m.If(ld_sel):
+                m.d.sync += [left.eq(left - C), last_beat.eq(le2), le2.eq(left <= 3 * C), nlow.eq(nlow - C),
+                             zero.eq(flags(le2, nlow))]
+            with m.Else():
+                m.d.sync += [left.eq(k_r), last_beat.eq(k_le1), le2.eq(k_le2), nlow.eq(k_r[:bits] - C),
+                             zero.eq(flags(k_le1, k_r[:bits]))]
 
         # LOAD: each beat goes to the buffer with its zero flags, and the buffer writes it three
         # cycles later, never waiting on the handshake (whose fan-out to the block RAMs' write

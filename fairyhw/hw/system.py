@@ -31,7 +31,6 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .axi import RegisterFile, axil_signature
-from .buffer import KEEP
 from .config import DESCRIPTOR, DESCRIPTOR_BYTES, RESULT_SUM_BITS, SystemConfig, slot_bits, validating
 from .dma import (AxiReader, AxiWriter, BlockFIFO, CreditLink, ReadySlice, axi_read_signature,
                   axi_write_signature)
@@ -261,7 +260,7 @@ class SystemTop(wiring.Component):
         m.d.sync += [m_rst.eq(m_rst_next), clear.eq(clear_next)]
         # `aborting` == the run's state is ABORT, a register of its own (the state's decoding in front of
         # the read masters' data handshake was the system top's critical path at 96.4 MHz)
-        aborting = Signal(attrs=KEEP)
+        aborting = Signal()
         m.d.comb += eng_rst.eq(aborting | m_rst)     # the engine takes nothing while the masters reset
         # every master quiet, a register; only while aborting, as of the cycle before (a master issues
         # nothing while aborting, so the flag is never early; the masters' `quiet` in front of the state
@@ -271,14 +270,8 @@ class SystemTop(wiring.Component):
         wgts = [AxiReader(**burst, fifo_depth=cfg.fifo_depth) for _ in range(P)]
         res_w = AxiWriter(**burst)
         m.submodules.rd_ctrl = ResetInserter(m_rst)(ctrl)
-        # each read master sees `aborting` through a register copy of its own (all KEEP, or synthesis
-        # merges them), placed by the master's address channel (`aborting` itself, placed by its other
-        # loads, crossed the control reader's handshake to its beat count: 118.0 MHz on ECP5)
-        abort_copies = []
-        for i, rd in enumerate([ctrl, *wgts]):
-            copy = Signal(name=f"aborting_{i}", attrs=KEEP)
-            abort_copies.append(copy)
-            m.d.comb += rd.abort.eq(copy)
+        for rd in [ctrl, *wgts]:
+            m.d.comb += rd.abort.eq(aborting)
         for p, rd in enumerate(wgts):
             m.submodules[f"rd_wgt{p}"] = ResetInserter(m_rst)(rd)
         m.submodules.wr_res = ResetInserter(m_rst)(res_w)
@@ -559,7 +552,7 @@ class SystemTop(wiring.Component):
 
         def to_abort():
             """Leave for ABORT: the passes stop and `aborting` follows the state."""
-            m.d.sync += [run_on.eq(0), aborting.eq(1), *(c.eq(1) for c in abort_copies)]
+            m.d.sync += [run_on.eq(0), aborting.eq(1)]
             m.next = "ABORT"
 
         def abortable():
@@ -722,8 +715,7 @@ class SystemTop(wiring.Component):
                 m.d.sync += [eng_cmd_pend.eq(0), c_pend.eq(0), w_pend.eq(0)]
                 with m.If(all_quiet):
                     m.d.comb += m_rst_next.eq(1)
-                    m.d.sync += [avail.eq(0), flushed.eq(0), res_last_seen.eq(0), aborting.eq(0),
-                                 *(c.eq(0) for c in abort_copies)]
+                    m.d.sync += [avail.eq(0), flushed.eq(0), res_last_seen.eq(0), aborting.eq(0)]
                     m.next = "IDLE"
         # one flip-flop a state: Yosys's FSM recoding, which its heuristics leave off here (with the
         # binary state's decoding in front of every transition condition, the next-state logic was on
