@@ -117,7 +117,6 @@ class Unpacker(wiring.Component):
                 m.d.sync += buf[j * D:(j + 1) * D].eq(self.i.payload)
         return m
 
-
     def _registered(self, m, k, buf):
         D = self.data_width
         at = Signal(range(k))                     # the part the next word taken goes to
