@@ -90,7 +90,7 @@ def _markdown(res: dict) -> str:
         "## Cycles",
         "",
         f"A decode step (the last one) took **{_fmt(cyc)} cycles** on the system top; the cycle model "
-        f"(`fairyhw.hw.timing.system_cycles`, each layer from its descriptor fetch to idle) predicts "
+        f"(`fairyhw.hw.timing.system_cycles`, each layer a run of the system top, from its start to idle) predicts "
         f"{_fmt(tok[-1]['predicted'])} ({(tok[-1]['predicted'] - cyc) / cyc * 100:+.2f}%). At {mhz:g} MHz (`--clock-mhz`: an "
         f"assumption, not a placed clock) that is {cyc / mhz / 1e3:.2f} ms a token ({mhz * 1e6 / cyc:.1f} "
         "tokens/s) for the linear layers alone, with the host's work between layers left out."
