@@ -497,7 +497,9 @@ class SystemTop(wiring.Component):
         m.d.sync += [error_set.eq(0), done_set.eq(0)]
 
         def fail(name):
+            """Stop the run on error ``name``: back to IDLE (RUN's abort, called after, overrides)."""
             m.d.sync += [code.eq(ERROR_CODES[name]), error_set.eq(1)]
+            m.next = "IDLE"
 
         desc_base = Cat(regs.desc_addr_lo, regs.desc_addr_hi)
         misaligned = lambda a: a[:wshift] != 0 if wshift else Const(0)
@@ -571,10 +573,8 @@ class SystemTop(wiring.Component):
                              cycles.eq(1), stall.eq(0), stalled.eq(0), results.eq(0), code.eq(0)]
                 with m.If(list_bad):
                     fail("list")
-                    m.next = "IDLE"
                 with m.Elif(list_far):
                     fail("range")
-                    m.next = "IDLE"
                 with m.Else():
                     fetch(desc_base[:A])
                 abortable()
@@ -584,7 +584,6 @@ class SystemTop(wiring.Component):
                 with m.If(desc_ptr[A:] != 0):
                     fail("range")
                     m.d.sync += c_pend.eq(0)
-                    m.next = "IDLE"
                 with m.Elif(ctrl.cmd.ready):
                     m.next = "DESC"
                 abortable()
@@ -637,7 +636,6 @@ class SystemTop(wiring.Component):
                 for i, name in enumerate(bad):
                     with (m.If if i == 0 else m.Elif)(bad[name]):
                         fail(name)
-                        m.next = "IDLE"
                 with m.Else():
                     m.next = "PORTS"
                 abortable()
@@ -666,7 +664,6 @@ class SystemTop(wiring.Component):
                              ports_end.eq(~port_hi & (port == P - 1))]
                 with m.If(ports_bad):
                     fail("range")
-                    m.next = "IDLE"
                 with m.Elif(ports_end):
                     m.d.comb += clear_next.eq(1)
                     m.d.sync += [eng_cmd_pend.eq(1), c_pend.eq(1), c_addr.eq(act_addr[:A]), c_beats.eq(act_mw),
@@ -697,10 +694,8 @@ class SystemTop(wiring.Component):
                              c_beats.eq(desc_words)]
                 with m.If(read_err):
                     fail("read")
-                    m.next = "IDLE"
                 with m.Elif(write_err):
                     fail("write")
-                    m.next = "IDLE"
                 with m.Else():
                     m.d.sync += layer.eq(layer + 1)
                     with m.If(last_layer):
