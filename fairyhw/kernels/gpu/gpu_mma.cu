@@ -668,7 +668,11 @@ fairy_mma_stream(const uint4 *__restrict__ codes, const uint4 *__restrict__ act,
 // MODE 0: all of it; 1: copies, waits and the dependency chain, no MMAs (one word a tile XORed into the
 // tile's first result); 2: no copies (MMAs on whatever a stage holds); 3: no waits on the layer before;
 // 4: the dependency chain alone (no copies, no MMAs; a zero into each tile's first result); 5: the MMAs
-// alone (no copies, no waits on the layer before).
+// alone (no copies, no waits on the layer before). Parts of mode 5 (and 2), to tell where its time goes:
+// 6: 5 without the activation loads (registers set from the lane); 7: 5 without the MMAs (the tile's
+// sums from the activations); 8: 5 without either (the job walk, the sums' stores and the counts);
+// 9: 5 without the sums' stores; 10: 2 without the activation loads; 11: 2 without the activation
+// loads and the MMAs (the chain, the job walk, the stores); 12: 5 without the block's counts.
 // A layer's end is told without membar.gl: each warp's lane 0 adds its job's tiles to the block's count
 // in shared memory with acq_rel at CTA scope (after __syncwarp, which orders its lanes' results before
 // it), and the block's last job adds the block's tiles to the layer's global counter with release at
@@ -810,8 +814,11 @@ fairy_mma_persist(const PersistLayer *__restrict__ layers, int nlayers, unsigned
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int g = lane >> 2, t = lane & 3;
     const int nb = gridDim.x;
-    constexpr bool COPY = MODE == 0 || MODE == 1 || MODE == 3, CHAIN = MODE != 3 && MODE != 5;
-    constexpr bool MMAS = MODE == 0 || MODE == 2 || MODE == 3 || MODE == 5;
+    constexpr bool COPY = MODE == 0 || MODE == 1 || MODE == 3;
+    constexpr bool CHAIN = MODE != 3 && (MODE < 5 || MODE == 10 || MODE == 11);
+    constexpr bool MMAS = MODE == 0 || MODE == 2 || MODE == 3 || MODE >= 5;
+    constexpr bool ACTS = MODE != 6 && MODE != 8 && MODE != 10 && MODE != 11;
+    constexpr bool DOMMA = MODE != 7 && MODE != 8 && MODE != 11, STORE = MODE != 9, COUNT = MODE != 12;
     if (threadIdx.x == 0) {
         for (int s = 0; s < stages; s++) {
             bar_init(&full[s]);
@@ -882,7 +889,15 @@ fairy_mma_persist(const PersistLayer *__restrict__ layers, int nlayers, unsigned
                         while (load_acquire_cta(&ready) < L) __nanosleep(20);
                     __syncwarp();
                 }
-                if (MMAS) {
+                if (MMAS && !ACTS) {                        // (modes 6, 8, 10, 11: no activation loads)
+#pragma unroll
+                    for (int c = 0; c < CH; c++) {
+                        ap[c] = make_uint2(lane * c, L);
+                        aq[c] = make_uint2(c, lane ^ L);
+                    }
+                    sp = L;
+                    sq = lane;
+                } else if (MMAS) {
                     act_regs(ap, aq, actp, actq, chunks);
                     sp = ly.sums[0];
                     sq = ly.sums[1];
@@ -910,18 +925,33 @@ fairy_mma_persist(const PersistLayer *__restrict__ layers, int nlayers, unsigned
                     if (i < nt) {
                         int v0[8], v1[8];
                         const bool two = i + 1 < nt;
-                        b1_tiles(st + (size_t)i * 16 * q4, min(16, ly.rows - (tt + i) * 16),
-                                 two ? st + (size_t)(i + 1) * 16 * q4 : nullptr,
-                                 min(16, ly.rows - (tt + i + 1) * 16), chunks, ap, aq, actp, actq, g, t,
-                                 v0, v1);
-                        store_tile(v0, sp, sq, ly.out, tt + i, ly.rows, ly.n, g, t);
-                        if (two) store_tile(v1, sp, sq, ly.out, tt + i + 1, ly.rows, ly.n, g, t);
+                        if (DOMMA) {
+                            b1_tiles(st + (size_t)i * 16 * q4, min(16, ly.rows - (tt + i) * 16),
+                                     two ? st + (size_t)(i + 1) * 16 * q4 : nullptr,
+                                     min(16, ly.rows - (tt + i + 1) * 16), chunks, ap, aq, actp, actq, g,
+                                     t, v0, v1);
+                        } else {                            // (modes 7, 8, 11: no MMAs)
+#pragma unroll
+                            for (int e = 0; e < 8; e++) {
+                                v0[e] = (int)(ap[e % CH].x ^ aq[e % CH].y) + i;
+                                v1[e] = (int)(ap[e % CH].y ^ aq[e % CH].x) - i;
+                            }
+                        }
+                        if (STORE) {
+                            store_tile(v0, sp, sq, ly.out, tt + i, ly.rows, ly.n, g, t);
+                            if (two) store_tile(v1, sp, sq, ly.out, tt + i + 1, ly.rows, ly.n, g, t);
+                        } else {                            // (mode 9: the sums kept, not stored)
+                            int x = 0;
+#pragma unroll
+                            for (int e = 0; e < 8; e++) x += v0[e] ^ v1[e];
+                            if (x == 0x12345678) ly.out[tt * 16 + lane] = make_int4(x, 0, 0, 0);
+                        }
                     }
                 __syncwarp();                               // every lane is done with the stage
                 if (lane == 0 && COPY) bar_arrive(&empty[s]);
             }
             __syncwarp();                                   // the lanes' results before lane 0's count
-            if (lane == 0) {
+            if (lane == 0 && COUNT) {
                 const unsigned mine = (unsigned)(t1 - t0);
                 const unsigned before = atom_add_acq_rel_cta(&block_done[L & 3], (unsigned)nt);
                 if (before + nt == mine) {                  // the block's last job of the layer

@@ -681,7 +681,12 @@ PERSIST_AHEAD = 1               # its producer's copies in flight at most (a blo
 PERSIST_MAX_STAGES = 32         # the ring's stages at most (the kernel's mbarrier pairs)
 PERSIST_MAX_TILES = 4           # 16-row tiles a job at most (the kernel keeps their sums in registers)
 PERSIST_MAX_CHUNKS = 32         # a layer's chunks of 256 inputs at most (a warp holds them in registers)
-PERSIST_MODES = {"full": 0, "read": 1, "compute": 2, "no_chain": 3, "chain": 4, "mma_only": 5}
+PERSIST_MODES = {"full": 0, "read": 1, "compute": 2, "no_chain": 3, "chain": 4, "mma_only": 5,
+                 # parts of mma_only and compute (docs/kernels.md, "Where the persistent kernel's
+                 # compute time goes"): without the activation loads, the MMAs, both, the sums'
+                 # stores or the block's counts
+                 "mma_no_act": 6, "mma_no_mma": 7, "mma_walk": 8, "mma_no_store": 9,
+                 "compute_no_act": 10, "compute_walk": 11, "mma_no_count": 12}
 
 
 class PersistPlan:
@@ -752,8 +757,9 @@ class PersistPlan:
         """Launch the step. ``mode``: ``full``; ``read`` (the copies, waits and chain without the MMAs:
         each tile's first result row gets an XOR of the tile's first words); ``compute`` (no copies:
         MMAs on whatever the stages hold); ``no_chain`` (no layer waits for the one before); ``chain`` (the
-        layer chain alone: no copies, no MMAs); ``mma_only`` (the MMAs alone: no copies, no chain). All
-        but ``full`` are the benchmark's breakdown; their results are not sums. ``cooperative``: launched as a
+        layer chain alone: no copies, no MMAs); ``mma_only`` (the MMAs alone: no copies, no chain); and
+        parts of those two (the rest of :data:`PERSIST_MODES`, see ``gpu_mma.cu``). All but ``full``
+        are the benchmark's breakdown; their results are not sums. ``cooperative``: launched as a
         cooperative kernel (all blocks resident or an error); else a plain launch, whose blocks (one an
         SM, each over half an SM's shared memory) are all resident only while nothing else runs."""
         import ctypes
