@@ -95,6 +95,9 @@ def test_bad_descriptors_give_error_status(small):
         ("range", one(res=1 << 32)), ("range", one(act=(1 << 32) - 8)),
         ("range", one(res=(1 << 32) - cfg.word_bytes)),     # the results' first burst runs past the top
         ("range", {"chunks": {}, "desc_addr": (1 << 32) | base, "count": 1, "results": []}),
+        # port 1's first pass ends at the top, its second runs past it (the carry into the high
+        # half of the port's last byte)
+        ("range", one(wgt=(1 << 32) - pl.wgt_stride - cfg.pass_memory_words(pl.k) * cfg.word_bytes)),
     ]
     runs = [r for _, r in cases] + [ok_run]
     recs = run_system(small, runs, tag="errors")
