@@ -22,6 +22,7 @@ from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiRamRead, AxiRamWrite, Ax
 from cocotbext.axi.memory import Memory
 
 from axi_memory import ReadMemory, WriteMemory
+from axi_rules import HandshakeChecker
 from fairyhw.hw.host import Driver
 
 JOB = json.loads(os.environ["FAIRYHW_SYSTEM"])
@@ -95,6 +96,12 @@ async def runs(dut):
             ch.set_pause_generator(pauses(seed, model["pause"]))
     else:
         cocotb.start_soon(WriteMemory(dut, "m_axi_res", dut.aclk, mem=mem.mem).run())
+    # the handshake rule on every channel the core drives; a breach fails the run at its end
+    breaches = []
+    checkers = [HandshakeChecker(dut, f"m_axi_{port}", "ar", dut.aclk, breaches) for port in ports]
+    checkers += [HandshakeChecker(dut, "m_axi_res", ch, dut.aclk, breaches) for ch in ("aw", "w")]
+    for c in checkers:
+        cocotb.start_soon(c.run())
     regs = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.aclk, dut.aresetn,
                          reset_active_level=False)
     await ClockCycles(dut.aclk, 5)
@@ -126,5 +133,7 @@ async def runs(dut):
         await drv.write("status", 0b110)                 # done and error cleared: irq falls
         await ClockCycles(dut.aclk, 2)
         assert not dut.irq.value
+    assert not breaches, f"AXI handshake rule broken: {breaches[:5]}"
+    out.append({"held": {c.name: c.offers for c in checkers}})
     with open(os.environ["FAIRYHW_OUT"], "wb") as f:
         pickle.dump(out, f)

@@ -10,8 +10,9 @@ of about ``L`` beats keeps one beat a cycle flowing.
 
 A master takes its next command as soon as the last burst address of the one before has gone out, so
 commands follow one another with no gap on the bus (their data stay in order). ``error`` is sticky
-until reset. ``abort`` stops issuing bursts (the read master also drops its data); ``quiet`` says that
-no burst is in flight, so that the master can then be reset without breaking the AXI protocol.
+until reset. ``abort`` stops issuing bursts (the read master also drops its data); a burst address already
+offered stays offered until the memory takes it, as AXI asks; ``quiet`` says that no burst is in
+flight, so that the master can then be reset without breaking the AXI protocol.
 """
 
 from __future__ import annotations
@@ -121,7 +122,12 @@ class _AxiMaster(wiring.Component):
         m.d.sync += [n.eq(n_v), some.eq(big | (left[:lw] != 0)), n_mb.eq(n_v + mb), fresh.eq(1),
                      allowed.eq(allow),
                      n_all.eq(Mux(big, ~over & (n_v == mb), n_v == left[:lw]))]
-        m.d.comb += [chan.valid.eq(fresh & some & allowed & ~self.abort),
+        # `hold`: an address offered at the last edge and not taken. AXI asks that it stay offered,
+        # unchanged, until its handshake, so `abort` stops only the addresses not yet offered, and
+        # leaves the burst counts alone while one is held (`quiet` waits for it to go out and end)
+        hold = Signal()
+        m.d.sync += hold.eq(chan.valid & ~chan.ready)
+        m.d.comb += [chan.valid.eq(hold | (fresh & some & allowed & ~self.abort)),
                      chan.payload.addr.eq(addr), chan.payload.len.eq(n - 1),
                      chan.payload.size.eq(shift), chan.payload.burst.eq(INCR)]
         sent = chan.valid & chan.ready
@@ -135,7 +141,7 @@ class _AxiMaster(wiring.Component):
             beats = self.cmd.payload.beats
             m.d.sync += [addr.eq(self.cmd.payload.addr), left.eq(beats), none_left.eq(beats == 0),
                          fresh.eq(0), big.eq(beats >= mb), over.eq(beats > mb)]
-        with m.If(self.abort):
+        with m.If(self.abort & ~hold):
             m.d.sync += [left.eq(0), none_left.eq(1), big.eq(0), over.eq(0)]
         return none_left, n, sent
 
