@@ -94,8 +94,8 @@ def _markdown(res: dict) -> str:
         f"{_fmt(tok[-1]['predicted'])} ({(tok[-1]['predicted'] - cyc) / cyc * 100:+.2f}%). At {mhz:g} MHz (`--clock-mhz`: an "
         f"assumption, not a placed clock) that is {cyc / mhz / 1e3:.2f} ms a token ({mhz * 1e6 / cyc:.1f} "
         "tokens/s) for the linear layers alone, with the host's work between layers left out."
-        + (f" At the system top's placed clock ({res['placed']['mhz']:.1f} MHz on an ECP5-85, the lower "
-           f"of two seeds, `{res['placed']['source']}`) it is {cyc / res['placed']['mhz'] / 1e3:.2f} ms "
+        + (f" At the system top's placed clock ({res['placed']['mhz']:.1f} MHz on an ECP5-85, "
+           f"{res['placed'].get('how', 'the lowest of its seeds')}, `{res['placed']['source']}`) it is {cyc / res['placed']['mhz'] / 1e3:.2f} ms "
            f"({res['placed']['mhz'] * 1e6 / cyc:.1f} tokens/s)." if res.get("placed") else ""),
         "",
         "| step | cycles | predicted | error |",
