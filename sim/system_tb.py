@@ -28,9 +28,10 @@ from fairyhw.hw.host import Driver
 JOB = json.loads(os.environ["FAIRYHW_SYSTEM"])
 
 
-def pauses(seed, p):
+def pauses(seed, p, run=1):
+    """Pause flags, one a cycle: each draw (a pause with probability ``p``) holds for ``run`` cycles."""
     rng = random.Random(seed)
-    return (rng.random() < p for _ in itertools.count())
+    return (flag for _ in itertools.count() for flag in [rng.random() < p] * run)
 
 
 async def wait_idle(dut, drv, limit):
@@ -82,8 +83,8 @@ async def runs(dut):
         if model["kind"] == "ram":
             ram = AxiRamRead(AxiReadBus.from_prefix(dut, prefix), dut.aclk, dut.aresetn,
                              reset_active_level=False, mem=mem.mem)
-            ram.ar_channel.set_pause_generator(pauses(10 + i, model["pause"]))
-            ram.r_channel.set_pause_generator(pauses(20 + i, model["pause"]))
+            ram.ar_channel.set_pause_generator(pauses(10 + i, model["pause"], model.get("run", 1)))
+            ram.r_channel.set_pause_generator(pauses(20 + i, model["pause"], model.get("run", 1)))
         else:
             rm = ReadMemory(dut, prefix, dut.aclk, size=0, mem=mem.mem,
                             bytes_per_cycle=model["bytes_per_cycle"], latency=model["latency"],
@@ -93,7 +94,7 @@ async def runs(dut):
         wr = AxiRamWrite(AxiWriteBus.from_prefix(dut, "m_axi_res"), dut.aclk, dut.aresetn,
                          reset_active_level=False, mem=mem.mem)
         for ch, seed in ((wr.aw_channel, 1), (wr.w_channel, 2), (wr.b_channel, 3)):
-            ch.set_pause_generator(pauses(seed, model["pause"]))
+            ch.set_pause_generator(pauses(seed, model["pause"], model.get("run", 1)))
     else:
         cocotb.start_soon(WriteMemory(dut, "m_axi_res", dut.aclk, mem=mem.mem).run())
     # the handshake rule on every channel the core drives; a breach fails the run at its end

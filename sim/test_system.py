@@ -140,8 +140,9 @@ def test_soft_reset_mid_run(small, pause):
     lay, run = layout_run(cfg, layers)
     afters = [2, 12, 30, 150, 200, 250] if pause == 0 else [3, 5, 9, 17, 40, 75, 120, 180, 260, 330]
     runs = [r for after in afters for r in (dict(run, soft_reset_after=after), run)]
-    recs, held = run_system(small, runs, memory={"kind": "ram", "pause": pause}, tag=f"soft_{pause}",
-                            held=True)
+    # pauses of 6 cycles at a time, so that an address offered as the soft reset comes waits a while
+    recs, held = run_system(small, runs, memory={"kind": "ram", "pause": pause, "run": 6},
+                            tag=f"soft_{pause}", held=True)
     if pause:                                       # every channel's valid waited on ready at times
         assert all(held.values()), held
     for after, aborted, full in zip(afters, recs[::2], recs[1::2]):

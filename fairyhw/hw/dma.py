@@ -122,12 +122,15 @@ class _AxiMaster(wiring.Component):
         m.d.sync += [n.eq(n_v), some.eq(big | (left[:lw] != 0)), n_mb.eq(n_v + mb), fresh.eq(1),
                      allowed.eq(allow),
                      n_all.eq(Mux(big, ~over & (n_v == mb), n_v == left[:lw]))]
-        # `hold`: an address offered at the last edge and not taken. AXI asks that it stay offered,
-        # unchanged, until its handshake, so `abort` stops only the addresses not yet offered, and
-        # leaves the burst counts alone while one is held (`quiet` waits for it to go out and end)
-        hold = Signal()
-        m.d.sync += hold.eq(chan.valid & ~chan.ready)
-        m.d.comb += [chan.valid.eq(hold | (fresh & some & allowed & ~self.abort)),
+        # AXI asks that an address, once offered, stay offered and unchanged until its handshake: so
+        # `abort` stops the addresses through `gate`, a register (`abort` not seen as of the cycle
+        # before, or an address offered and not taken), and leaves the burst counts alone while an
+        # address is offered (`quiet` then waits for it to go out and end). With `abort` itself in
+        # `valid`, `valid` fell without a handshake when `abort` rose while the memory held `ready`
+        # low; and from a register, `abort` is not in front of the handshake's logic.
+        gate = Signal(init=1)
+        m.d.sync += gate.eq(~self.abort | (chan.valid & ~chan.ready))
+        m.d.comb += [chan.valid.eq(fresh & some & allowed & gate),
                      chan.payload.addr.eq(addr), chan.payload.len.eq(n - 1),
                      chan.payload.size.eq(shift), chan.payload.burst.eq(INCR)]
         sent = chan.valid & chan.ready
@@ -141,7 +144,7 @@ class _AxiMaster(wiring.Component):
             beats = self.cmd.payload.beats
             m.d.sync += [addr.eq(self.cmd.payload.addr), left.eq(beats), none_left.eq(beats == 0),
                          fresh.eq(0), big.eq(beats >= mb), over.eq(beats > mb)]
-        with m.If(self.abort & ~hold):
+        with m.If(self.abort & ~chan.valid):
             m.d.sync += [left.eq(0), none_left.eq(1), big.eq(0), over.eq(0)]
         return none_left, n, sent
 
