@@ -10,9 +10,9 @@ of about ``L`` beats keeps one beat a cycle flowing.
 
 A master takes its next command as soon as the last burst address of the one before has gone out, so
 commands follow one another with no gap on the bus (their data stay in order). ``error`` is sticky
-until reset. ``abort`` stops issuing bursts (the read master also drops its data); a burst address already
-offered stays offered until the memory takes it, as AXI asks; ``quiet`` says that no burst is in
-flight, so that the master can then be reset without breaking the AXI protocol.
+until reset. ``abort`` stops issuing bursts (the read master also drops its data); a burst address
+already offered stays offered until the memory takes it, as AXI asks; ``quiet`` says that no burst is
+in flight, so that the master can then be reset without breaking the AXI protocol.
 """
 
 from __future__ import annotations
