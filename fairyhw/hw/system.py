@@ -260,11 +260,7 @@ class SystemTop(wiring.Component):
         # `aborting` == the run's state is ABORT, a register of its own (the state's decoding in front of
         # the read masters' data handshake was the system top's critical path at 96.4 MHz)
         aborting = Signal()
-        # the engine's reset, a register == aborting | m_rst (the engine takes nothing while the
-        # masters reset): set with `aborting`, cleared after the masters' reset cycle (the OR of the
-        # two in front of the engine's many resets was the system top's critical path at 111.0 MHz)
-        with m.If(m_rst):
-            m.d.sync += eng_rst.eq(0)
+        m.d.comb += eng_rst.eq(aborting | m_rst)     # the engine takes nothing while the masters reset
         # every master quiet, a register; only while aborting, as of the cycle before (a master issues
         # nothing while aborting, so the flag is never early; the masters' `quiet` in front of the state
         # machine's next state was on the system top's critical path)
@@ -557,7 +553,7 @@ class SystemTop(wiring.Component):
 
         def to_abort():
             """Leave for ABORT: the passes stop and `aborting` follows the state."""
-            m.d.sync += [run_on.eq(0), aborting.eq(1), eng_rst.eq(1)]
+            m.d.sync += [run_on.eq(0), aborting.eq(1)]
             m.next = "ABORT"
 
         def abortable():
