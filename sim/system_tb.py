@@ -78,13 +78,14 @@ async def runs(dut):
     mem = Memory(JOB["mem_size"])
     model = JOB["memory"]
     ports = ["ctrl"] + [f"wgt{p}" for p in range(JOB["weight_ports"])]
+    pause_run = model.get("run", 1)             # cycles each pause draw holds
     for i, port in enumerate(ports):
         prefix = f"m_axi_{port}"
         if model["kind"] == "ram":
             ram = AxiRamRead(AxiReadBus.from_prefix(dut, prefix), dut.aclk, dut.aresetn,
                              reset_active_level=False, mem=mem.mem)
-            ram.ar_channel.set_pause_generator(pauses(10 + i, model["pause"], model.get("run", 1)))
-            ram.r_channel.set_pause_generator(pauses(20 + i, model["pause"], model.get("run", 1)))
+            ram.ar_channel.set_pause_generator(pauses(10 + i, model["pause"], pause_run))
+            ram.r_channel.set_pause_generator(pauses(20 + i, model["pause"], pause_run))
         else:
             rm = ReadMemory(dut, prefix, dut.aclk, size=0, mem=mem.mem,
                             bytes_per_cycle=model["bytes_per_cycle"], latency=model["latency"],
@@ -94,7 +95,7 @@ async def runs(dut):
         wr = AxiRamWrite(AxiWriteBus.from_prefix(dut, "m_axi_res"), dut.aclk, dut.aresetn,
                          reset_active_level=False, mem=mem.mem)
         for ch, seed in ((wr.aw_channel, 1), (wr.w_channel, 2), (wr.b_channel, 3)):
-            ch.set_pause_generator(pauses(seed, model["pause"], model.get("run", 1)))
+            ch.set_pause_generator(pauses(seed, model["pause"], pause_run))
     else:
         cocotb.start_soon(WriteMemory(dut, "m_axi_res", dut.aclk, mem=mem.mem).run())
     # the handshake rule on every channel the core drives; a breach fails the run at its end

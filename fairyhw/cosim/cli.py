@@ -92,20 +92,15 @@ def placed_clock(path: str, cfg: SystemConfig) -> dict | None:
     """The system top's ECP5 place-and-route clock from a ``fairyhw synth --system --pnr`` record
     (``reports/synth_system.json``) of this very design, or None (no such file, another design, no
     place and route)."""
+    from ..flow.synth import clock_choice
     try:
         with open(path) as f:
             rec = json.load(f)
         system = {k: v for k, v in cfg.to_json().items() if k != "engine"}
         if rec["parameters"] != cfg.engine.to_json() or rec["system"] != system:
             return None
-        pnr = rec["pnr"]
-        seeds = len({x["seed"] for x in pnr["seeds"]})
-        placers = sorted({x.get("placer", "heap") for x in pnr["seeds"]})
-        how = (f"the lowest of {seeds} seeds" if seeds > 1 else "one seed") + (
-            f" of nextpnr's {pnr['placer']} placer, the better of its {' and '.join(placers)} placers"
-            if len(placers) > 1 else "")
-        return {"mhz": float(pnr["fmax_mhz"]), "source": os.path.basename(path),
-                "design": rec.get("design", ""), "how": how}
+        return {"mhz": float(rec["pnr"]["fmax_mhz"]), "source": os.path.basename(path),
+                "design": rec.get("design", ""), "how": clock_choice(rec["pnr"])}
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

@@ -412,26 +412,37 @@ def _synthesize_system(system, args, results: dict) -> None:
                   f"{extra['bram']} BRAM [{res['seconds']} s]")
             if target == "ecp5" and args.pnr:
                 pnr = results["pnr"] = place_and_route(v, "fairyhw_system", args.pnr, args.seeds,
-                                                       tuple(args.placers))
+                                                       args.placers)
                 print(f"ecp5 place and route of the system top (LFE5U-85F, target {args.pnr:g} MHz): "
                       + _fmax_line(pnr))
                 # the engine alone, same flow, placers and seeds: the clock the system top is measured
                 # against
                 ve, _ = generate(d, "fairyhw_engine", cfg)
                 epnr = results["engine_pnr"] = place_and_route(ve, "fairyhw_engine", args.pnr, args.seeds,
-                                                               tuple(args.placers))
+                                                               args.placers)
                 print("ecp5 place and route of the engine alone: " + _fmax_line(epnr))
 
 
+def clock_choice(pnr: dict) -> str:
+    """How a :func:`place_and_route` result's clock was chosen, in words: the lowest of its seeds,
+    and the better placer's when there are several (records written before ``--placers`` have no
+    placer: nextpnr's default, heap)."""
+    runs = pnr["seeds"]
+    seeds = len({x["seed"] for x in runs})
+    placers = sorted({x.get("placer", "heap") for x in runs})
+    return (f"the lowest of {seeds} seeds" if seeds > 1 else "one seed") + (
+        f" of nextpnr's {pnr['placer']} placer, the better of its {' and '.join(placers)} placers"
+        if len(placers) > 1 else "")
+
+
 def _fmax_line(pnr: dict) -> str:
-    """``Fmax ... MHz`` of a :func:`place_and_route` result, with every placement's when there are
-    several, and the time taken."""
+    """``Fmax ... MHz`` of a :func:`place_and_route` result, with how it was chosen and every
+    placement's when there are several, and the time taken."""
     runs = pnr["seeds"]
     several = len({x["placer"] for x in runs}) > 1
     each = ", ".join((f"{x['placer']} " if several else "") + f"seed {x['seed']} {x['fmax_mhz']:.1f}"
                      for x in runs)
-    how = ("" if len(runs) == 1 else f" (the lowest of {each})" if not several
-           else f" (the {pnr['placer']} placer's lowest seed, the best placer's; {each})")
+    how = f" ({clock_choice(pnr)}: {each})" if len(runs) > 1 else ""
     return f"Fmax {pnr['fmax_mhz']:.1f} MHz{how} [{pnr['seconds']} s]"
 
 
@@ -455,7 +466,7 @@ def _synthesize_whole(cfg, args, results: dict) -> None:
                       f"CARRY4 cells (from {lv['from']})")
             if target == "ecp5" and args.pnr:
                 pnr = results["pnr"] = place_and_route(v, "fairyhw_engine", args.pnr, args.seeds,
-                                                       tuple(args.placers))
+                                                       args.placers)
                 print(f"ecp5 place and route (LFE5U-85F, target {args.pnr:g} MHz): " + _fmax_line(pnr))
             print(f"{target}: {cfg.lanes} MACs/cycle: {s['luts']} LUTs + {s['carry']} carry cells "
                   f"({s['lut_equiv']} LUT equiv, {per_mac['lut_equiv']} per MAC), {s['ffs']} FFs "
@@ -470,7 +481,8 @@ def _main(argv) -> int:
     args = build_parser().parse_args(argv)
     if args.seeds > 1 and not args.pnr:
         raise FairyError("--seeds is for place and route: give --pnr MHZ too")
-    if tuple(args.placers) != DEFAULT_PLACERS and not args.pnr:
+    args.placers = tuple(args.placers)
+    if args.placers != DEFAULT_PLACERS and not args.pnr:
         raise FairyError("--placers is for place and route: give --pnr MHZ too")
     if len(set(args.placers)) != len(args.placers):
         raise FairyError(f"--placers names a placer twice: {' '.join(args.placers)}")
