@@ -109,3 +109,5 @@ def test_place_and_route_keeps_the_best_placer(tmp_path):
     lowest = {pl: min(runs[pl, 1], runs[pl, 2]) for pl in ("heap", "static")}
     assert r["fmax_mhz"] == max(lowest.values()) == lowest[r["placer"]] == runs[r["placer"], r["seed"]]
     assert r["utilization"]["TRELLIS_COMB"] > 0
+    assert {x["placer"]: x["options"] for x in r["seeds"]} == \
+        {"heap": "--placer heap", "static": "--placer static"}
