@@ -380,9 +380,9 @@ def build_parser():
                         "the lowest Fmax (each seed's is recorded)")
     p.add_argument("--placers", nargs="+", choices=PLACERS, default=list(DEFAULT_PLACERS),
                    metavar="PLACER",
-                   help=f"with --pnr: placers to place with ({', '.join(PLACERS)}: nextpnr's heap placer "
-                        "with raised timing weights), each at every seed; the design's Fmax is the best "
-                        "placer's lowest seed")
+                   help=f"with --pnr: placers to place with ({', '.join(PLACERS)}: nextpnr-ecp5's heap and "
+                        "static placers, and its heap placer with raised timing weights), each at every seed; "
+                        "the design's Fmax is the best placer's lowest seed")
     p.add_argument("--levels", action="store_true",
                    help="also report the longest register-to-register path of the Xilinx netlist "
                         "(its LUT levels and carry cells)")
