@@ -434,7 +434,7 @@ def _synthesize_system(system, args, results: dict) -> None:
 
 def clock_choice(pnr: dict) -> str:
     """How a :func:`place_and_route` result's clock was chosen, in words: the lowest of its seeds,
-    and the better placer's when there are several (records written before ``--placers`` have no
+    and the best placer's when there are several (records written before ``--placers`` have no
     placer: nextpnr's default, heap)."""
     runs = pnr["seeds"]
     seeds = len({x["seed"] for x in runs})
