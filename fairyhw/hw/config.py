@@ -496,6 +496,14 @@ class SystemConfig:
         """Memory words of one pass's weight slices on each weight port (a pass starts on a word)."""
         return memory_words(self.pass_words(k), self.slice_bits, self.data_width)
 
+    @property
+    def command_beats_bits(self) -> int:
+        """Bits of a read master's command length: the most memory words one command reads (a
+        descriptor, a layer's activations or one pass of a weight port, at ``max_in`` inputs)."""
+        k = self.engine.max_in
+        return max(DESCRIPTOR_BYTES // self.word_bytes, 1, self.act_memory_words(k),
+                   self.pass_memory_words(k)).bit_length()
+
     def act_memory_words(self, k: int) -> int:
         return memory_words(self.act_items(k), self.act_bits, self.data_width)
 

@@ -60,12 +60,12 @@ class Unpacker(wiring.Component):
     can be taken while the one before is being written, with no bubble.
     """
 
-    def __init__(self, width: int, data_width: int, *, registered: bool = False):
-        self.width, self.data_width = width, data_width
+    def __init__(self, width: int, data_width: int, *, registered: bool = False, length_bits: int = 32):
+        self.width, self.data_width, self.length_bits = width, data_width, length_bits
         self.slot = slot_bits(width, data_width)
         self.registered = registered and self.slot > data_width
         super().__init__({"i": In(stream.Signature(data_width)), "o": Out(stream.Signature(width)),
-                          "length": In(32)})
+                          "length": In(length_bits)})
 
     def elaborate(self, platform):
         m = Module()
@@ -76,7 +76,7 @@ class Unpacker(wiring.Component):
             # the items left in the transfer, and whether this one is its last, in registers (a
             # comparison of the count in front of the handshake was on the system top's critical
             # path); `fresh`: a transfer starts, of `length` items
-            left = Signal(32)
+            left = Signal(self.length_bits)
             last = Signal()
             fresh = Signal(init=1)
             len1 = Signal()
@@ -245,6 +245,9 @@ class SystemTop(wiring.Component):
         wb = cfg.word_bytes
         wshift = wb.bit_length() - 1
         burst = dict(addr_width=A, data_width=D, max_burst=cfg.max_burst, outstanding=cfg.outstanding)
+        # the counts of a layer, as wide as the largest (of 32 bits, their comparisons and sums were
+        # on the DMA's critical paths)
+        CW = max(ecfg.max_in.bit_length(), cfg.command_beats_bits) + 1
 
         regs = m.submodules.regs = RegisterFile(REG_ADDR_WIDTH)
         wiring.connect(m, wiring.flipped(self.s_axil), regs.bus)
@@ -260,14 +263,20 @@ class SystemTop(wiring.Component):
         # `aborting` == the run's state is ABORT, a register of its own (the state's decoding in front of
         # the read masters' data handshake was the system top's critical path at 96.4 MHz)
         aborting = Signal()
-        m.d.comb += eng_rst.eq(aborting | m_rst)     # the engine takes nothing while the masters reset
+        # the engine's reset, a register a cycle behind `aborting | m_rst` (so the engine is held in
+        # reset while the masters reset, and from a cycle into an abort; as an OR of the two in front
+        # of the engine's thousands of flip-flops it was on the DMA's critical paths)
+        m.d.sync += eng_rst.eq(aborting | m_rst)
         # every master quiet, a register; only while aborting, as of the cycle before (a master issues
         # nothing while aborting, so the flag is never early; the masters' `quiet` in front of the state
         # machine's next state was on the system top's critical path)
         all_quiet = Signal()
-        ctrl = AxiReader(**burst, fifo_depth=cfg.fifo_depth)
-        wgts = [AxiReader(**burst, fifo_depth=cfg.fifo_depth) for _ in range(P)]
-        res_w = AxiWriter(**burst)
+        # each command's length as wide as the longest (the read masters' counts and comparisons
+        # of 32 bits were their critical paths alone); a result burst's at most `max_burst`
+        beats = cfg.command_beats_bits
+        ctrl = AxiReader(**burst, fifo_depth=cfg.fifo_depth, beats_width=beats)
+        wgts = [AxiReader(**burst, fifo_depth=cfg.fifo_depth, beats_width=beats) for _ in range(P)]
+        res_w = AxiWriter(**burst, beats_width=cfg.max_burst.bit_length())
         m.submodules.rd_ctrl = ResetInserter(m_rst)(ctrl)
         for rd in [ctrl, *wgts]:
             m.d.comb += rd.abort.eq(aborting)
@@ -283,8 +292,8 @@ class SystemTop(wiring.Component):
         engine = Engine(ecfg)
         m.submodules.engine = ResetInserter(eng_rst)(engine)
         desc_un = Unpacker(8 * DESCRIPTOR_BYTES, D)
-        act_un = Unpacker(cfg.act_bits, D, registered=True)
-        wgt_un = [Unpacker(cfg.slice_bits, D) for _ in range(P)]
+        act_un = Unpacker(cfg.act_bits, D, registered=True, length_bits=CW)
+        wgt_un = [Unpacker(cfg.slice_bits, D, length_bits=CW) for _ in range(P)]
         packer = Packer(cfg.result_bits, D)
         res_fifo = BlockFIFO(D, max(2 * cfg.max_burst, 4))
         for name, sub in (("desc_un", desc_un), ("act_un", act_un), ("packer", packer),
@@ -295,17 +304,23 @@ class SystemTop(wiring.Component):
 
         # -- the run's registers ----------------------------------------------------------------
         desc_ptr = Signal(A + 1)
+        # == desc_ptr + DESCRIPTOR_BYTES, in two halves over two cycles (the pointer is set in START
+        # and NEXT only, many cycles before the NEXT that uses it; a 65-bit carry chain in NEXT was on
+        # the DMA's failing paths)
+        desc_next, desc_nlo = Signal(A + 1), Signal(33)
+        m.d.sync += [desc_nlo.eq(desc_ptr[:32] + DESCRIPTOR_BYTES),
+                     desc_next.eq(Cat(desc_nlo[:32], desc_ptr[32:] + desc_nlo[32]))]
         layers_left, layer = Signal(32), Signal(32)   # layers of the list not yet finished, the one running
         d = {name: Signal(32, name=f"d_{name}") for name in DESCRIPTOR}
         act_addr, wgt_base, res_addr = Signal(64), Signal(64), Signal(64)
         stride = d["wgt_stride"]
         code = Signal(8)
         ctrl_to_act = Signal()                 # the control reader's words go to the activations
-        n_pass = Signal(32)                    # weight words a pass
-        n_act = Signal(32)                     # activation beats
-        pass_mw, act_mw = Signal(32), Signal(32)   # memory words of a pass (per port), of the activations
-        pass_mw_m1 = Signal(32)                # == pass_mw - 1 (a pass has a word at least)
-        n_pass_m1, k_m1 = Signal(32), Signal(32)   # == n_pass - 1, d_k - 1
+        n_pass = Signal(CW)                    # weight words a pass
+        n_act = Signal(CW)                     # activation beats
+        pass_mw, act_mw = Signal(CW), Signal(CW)   # memory words of a pass (per port), of the activations
+        pass_mw_m1 = Signal(CW)                # == pass_mw - 1 (a pass has a word at least)
+        n_pass_m1, k_m1 = Signal(CW), Signal(CW)   # == n_pass - 1, d_k - 1
         cycles, stall = Signal(64), Signal(64)
         results = Signal(32)
 
@@ -313,19 +328,20 @@ class SystemTop(wiring.Component):
         m.d.comb += [act_un.length.eq(n_act)]
         for u in wgt_un:
             m.d.comb += u.length.eq(n_pass)
-        # each read master's words from its FIFO's output queue (registers and a small distributed
+        # each weight master's words from its FIFO's output queue (registers and a small distributed
         # RAM: its block RAM stays out of the consumers' handshake logic) through a ready slice beside
-        # the consumer: the consumer's ready stops at the slice (the control reader's data handshake,
-        # the unpacker's ready through the descriptor/activation select into the reader's queue
-        # across the chip, was the system top's critical path at 96.2 MHz); no cycle added
-        links = [ReadySlice(D) for _ in range(1 + P)]
-        for i, (rd, link) in enumerate(zip([ctrl, *wgts], links)):
-            m.submodules[f"link{i}"] = ResetInserter(m_rst)(link)
+        # the consumer: the consumer's ready stops at the slice; no cycle added. The control reader's
+        # words go straight to two credit links, whose readies are registers (through a slice, the
+        # slice's select between its spare register and the queue's read lay in front of the links'
+        # distributed-RAM writes: 256 of the DMA's failing endpoints)
+        links = [ReadySlice(D) for _ in range(P)]
+        for i, (rd, link) in enumerate(zip(wgts, links)):
+            m.submodules[f"link{i + 1}"] = ResetInserter(m_rst)(link)
             wiring.connect(m, rd.data, link.i)
         # the descriptor's words then through a credit link (a cycle: the descriptor unpacker, by the
         # run's registers, lies far from the activation unpacker and the slice; the slice's valid into
         # its handshake was the system top's critical path at 118.9 MHz)
-        c_data = links[0].o
+        c_data = ctrl.data
         desc_q = CreditLink(D)
         m.submodules.desc_q = ResetInserter(m_rst)(desc_q)
         wiring.connect(m, desc_q.o, desc_un.i)
@@ -341,7 +357,7 @@ class SystemTop(wiring.Component):
                      c_data.ready.eq(Mux(ctrl_to_act, act_q.i.ready, desc_q.i.ready))]
         m.d.comb += [engine.act.payload.eq(act_un.o.payload), engine.act.valid.eq(act_un.o.valid),
                      act_un.o.ready.eq(engine.act.ready)]
-        for link, u in zip(links[1:], wgt_un):
+        for link, u in zip(links, wgt_un):
             wiring.connect(m, link.o, u.i)
         all_valid = Cat(*(u.o.valid for u in wgt_un)).all()
         m.d.comb += [engine.wgt.payload.eq(Cat(*(u.o.payload for u in wgt_un))[:2 * ecfg.lanes]),
@@ -392,7 +408,15 @@ class SystemTop(wiring.Component):
         # (set with the address, less each burst), so min(avail, max_burst) > room from two
         # comparisons of registers side by side (the burst's last byte from `want_v`, an adder after
         # the select, was the system top's critical path at 114.5 MHz)
-        res_room = Signal(A - wshift + 1)
+        # `res_room` saturates at `room_cap`, the most words a layer writes: a layer with that much
+        # room or more never reaches the top (its words still to be given a burst, `avail`, never
+        # exceed what is left of the cap), and below the cap it is exact; so its comparison with
+        # `avail` is a short one (over the address's width it was the DMA's critical path at
+        # 139.1 MHz). The room to the top is found in CHECK and capped in SIZE.
+        room_cap = cfg.result_memory_words(ecfg.max_out)
+        res_room = Signal(range(room_cap + 1))
+        room_full = Signal(A - wshift + 1)
+        room_big = Signal()                            # room_full >= room_cap, found in DIV
         m.d.sync += [want.eq(want_v),
                      res_go.eq((avail >= cfg.max_burst) | (flushed & (avail != 0))),
                      res_over.eq((avail > res_room) & (res_room < cfg.max_burst)),
@@ -400,10 +424,19 @@ class SystemTop(wiring.Component):
         m.d.comb += [res_w.cmd.payload.addr.eq(res_addr), res_w.cmd.payload.beats.eq(want),
                      res_w.cmd.valid.eq(res_fresh & res_go & ~res_over & run_on)]   # only while a layer runs
         res_cmd = res_w.cmd.valid & res_w.cmd.ready
-        m.d.sync += avail.eq(avail + pushed - Mux(res_cmd, want, 0))
+        # the burst's handshake selects between sums made beforehand, and the address moves on in
+        # two halves, the high one a cycle later (while `res_fresh` is low): the handshake through a
+        # 64-bit carry chain, and in front of the count's, were on the DMA's critical paths
+        m.d.sync += avail.eq(Mux(res_cmd, avail + pushed - want, avail + pushed))
+        res_lo = Signal(33)
+        res_carry, res_hi_due = Signal(), Signal()
+        m.d.comb += res_lo.eq(res_addr[:32] + (want << wshift))
+        m.d.sync += res_hi_due.eq(0)
+        with m.If(res_hi_due):
+            m.d.sync += res_addr[32:].eq(res_addr[32:] + res_carry)
         with m.If(res_cmd):
-            m.d.sync += [res_addr.eq(res_addr + (want << wshift)), res_room.eq(res_room - want),
-                         res_fresh.eq(0)]
+            m.d.sync += [res_addr[:32].eq(res_lo[:32]), res_carry.eq(res_lo[32]), res_hi_due.eq(1),
+                         res_room.eq(res_room - want), res_fresh.eq(0)]
         with m.If(handed_last & live):
             m.d.sync += flushed.eq(1)
 
@@ -412,7 +445,7 @@ class SystemTop(wiring.Component):
         w_end = [Signal(A + 2, name=f"w_end{p}") for p in range(P)]      # == w_addr + pass_bytes
         w_lastb = [Signal(A + 2, name=f"w_lastb{p}") for p in range(P)]  # == w_end - 1
         w_pend = Signal(P)
-        rows_left = Signal(32)
+        rows_left = Signal(range(ecfg.max_out + 1))
         sm = Signal(range(max(ecfg.stages * len(ecfg.matrices), 2)))
         passes_done = Signal()
         can_pass = Signal()                         # see the passes' logic below
@@ -446,7 +479,7 @@ class SystemTop(wiring.Component):
         # the control reader's command (a descriptor, then a layer's activations) from registers, set
         # on the way into the state that issues it (the states' decoding in front of the reader's
         # 64-bit address register was on the system top's critical path); none past the top
-        c_pend, c_addr, c_beats = Signal(), Signal(A), Signal(32)
+        c_pend, c_addr, c_beats = Signal(), Signal(A), Signal(CW)
         desc_words = max(1, DESCRIPTOR_BYTES // wb)
         m.d.comb += [ctrl.cmd.valid.eq(c_pend & ~desc_ptr[A]), ctrl.cmd.payload.addr.eq(c_addr),
                      ctrl.cmd.payload.beats.eq(c_beats)]
@@ -517,7 +550,12 @@ class SystemTop(wiring.Component):
         # the cycles the engine waited on memory: a cycle's flag registered, then counted (the last
         # RUN cycle's the cycle after)
         stalled, in_run = Signal(), Signal()
-        m.d.sync += [stall.eq(stall + stalled),
+        # the 64-bit counters count in two halves, the high half a cycle behind the low half's carry
+        # (a 64-bit carry chain a cycle was on the DMA's critical paths); `*_cy` cleared in START
+        cycles_cy, stall_cy = Signal(), Signal()
+        stall_lo = Signal(33)
+        m.d.comb += stall_lo.eq(stall[:32] + stalled)
+        m.d.sync += [stall[:32].eq(stall_lo[:32]), stall_cy.eq(stall_lo[32]), stall[32:].eq(stall[32:] + stall_cy),
                      stalled.eq(in_run & ((engine.wgt.ready & ~engine.wgt.valid) |
                                           (engine.act.ready & ~engine.act.valid) |
                                           (res_out.valid & ~res_out.ready)))]
@@ -570,7 +608,8 @@ class SystemTop(wiring.Component):
                     m.next = "START"
             with m.State("START"):
                 m.d.sync += [desc_ptr.eq(desc_base[:A]), layers_left.eq(regs.desc_count), layer.eq(0),
-                             cycles.eq(1), stall.eq(0), stalled.eq(0), results.eq(0), code.eq(0)]
+                             cycles.eq(1), stall.eq(0), stalled.eq(0), results.eq(0), code.eq(0),
+                             cycles_cy.eq(0), stall_cy.eq(0)]
                 with m.If(list_bad):
                     fail("list")
                 with m.Elif(list_far):
@@ -599,7 +638,7 @@ class SystemTop(wiring.Component):
                 wgt = Cat(d["wgt_lo"], d["wgt_hi"])
                 res = Cat(d["res_lo"], d["res_hi"])
                 m.d.sync += [act_addr.eq(act), wgt_base.eq(wgt), res_addr.eq(res),
-                             res_room.eq((1 << (A - wshift)) - res[wshift:A]),
+                             room_full.eq((1 << (A - wshift)) - res[wshift:A]),
                              kbits.eq(d["k"]), k_m1.eq(d["k"] - 1), quo.eq(0), rem.eq(0), step.eq(0)]
                 # the checks into registers, decided in SIZE (the divider runs on regardless)
                 m.d.sync += [bad["k"].eq((d["k"] == 0) | (d["k"] > ecfg.max_in)),
@@ -613,7 +652,7 @@ class SystemTop(wiring.Component):
                 r2 = Cat(kbits[-1], rem[:kw])
                 ge = r2 >= div
                 m.d.sync += [kbits.eq(kbits << 1), rem.eq(Mux(ge, r2 - div, r2)),
-                             quo.eq(Cat(ge, quo[:-1])), step.eq(step + 1)]
+                             quo.eq(Cat(ge, quo[:-1])), step.eq(step + 1), room_big.eq(room_full >= room_cap)]
                 with m.If(step == kw):
                     m.d.sync += [n_pass.eq(quo + (rem != 0)), n_pass_m1.eq(quo - (rem == 0)), step.eq(0)]
                     m.next = "SIZE"
@@ -627,7 +666,8 @@ class SystemTop(wiring.Component):
                 # count's adder in front of the address's)
                 act_lastb = Signal(A + 1)
                 m.d.comb += act_lastb.eq(act_addr[:A] + Cat(Const(-1, wshift), act_mw_m1))
-                m.d.sync += [n_act.eq(n_act_v), pass_mw.eq(pass_mw_m1_v + 1),
+                m.d.sync += [res_room.eq(Mux(room_big, room_cap, room_full)),
+                             n_act.eq(n_act_v), pass_mw.eq(pass_mw_m1_v + 1),
                              pass_mw_m1.eq(pass_mw_m1_v),
                              act_mw.eq(act_mw_m1 + 1), act_over.eq(act_lastb[A]),
                              running_addr.eq(wgt_base[:A]), port.eq(0), port_hi.eq(0),
@@ -689,7 +729,7 @@ class SystemTop(wiring.Component):
                 # are not used after an error or the last layer, and START sets them again): with
                 # the decision in front of their enables, the error flags crossed four LUTs to them
                 # (the system top's ECP5 critical path at 119.4 MHz)
-                next_ptr = desc_ptr + DESCRIPTOR_BYTES
+                next_ptr = desc_next
                 m.d.sync += [layers_left.eq(layers_left - 1), desc_ptr.eq(next_ptr), c_addr.eq(next_ptr[:A]),
                              c_beats.eq(desc_words)]
                 with m.If(read_err):
@@ -716,8 +756,14 @@ class SystemTop(wiring.Component):
         # the system top's critical path)
         fsm.state.attrs["fsm_encoding"] = "one-hot"
         m.d.comb += regs.status_busy.eq(~fsm.ongoing("IDLE") | error_set | done_set)
+        cycles_lo = Signal(33)
+        m.d.comb += cycles_lo.eq(cycles[:32] + 1)
+        with m.If(cycles_cy):                  # (never in START, which sets the count)
+            m.d.sync += cycles[32:].eq(cycles[32:] + 1)
         with m.If(~fsm.ongoing("IDLE") & ~fsm.ongoing("START")):
-            m.d.sync += cycles.eq(cycles + 1)
+            m.d.sync += [cycles[:32].eq(cycles_lo[:32]), cycles_cy.eq(cycles_lo[32])]
+        with m.Else():
+            m.d.sync += cycles_cy.eq(0)
         return m
 
 
