@@ -139,14 +139,18 @@ class RegisterFile(wiring.Component):
                 elif f.access == "pulse":
                     m.d.sync += port.eq(0)
         # writes: address and data held until both are there, then the response held until taken
-        aw_addr = Signal(self._aw)
         aw_full, w_full, b_valid = Signal(), Signal(), Signal()
         w_data, w_strb = Signal(32), Signal(4)
         b_resp = Signal(2)
         m.d.comb += [bus.aw.ready.eq(~aw_full & ~b_valid), bus.w.ready.eq(~w_full & ~b_valid),
                      bus.b.valid.eq(b_valid), bus.b.payload.resp.eq(b_resp)]
+        # the write address decoded as it is taken, one register a map entry (`wsel`), as for reads
+        # (decoded behind the write's handshake, in front of the registers' enables, it was on the
+        # system top's failing paths)
+        wsel = Signal(len(REGISTERS))
         with m.If(bus.aw.valid & bus.aw.ready):
-            m.d.sync += [aw_addr.eq(bus.aw.payload.addr), aw_full.eq(1)]
+            m.d.sync += [aw_full.eq(1)] + [
+                wsel[i].eq(bus.aw.payload.addr[2:] == reg.offset >> 2) for i, reg in enumerate(REGISTERS)]
         with m.If(bus.w.valid & bus.w.ready):
             m.d.sync += [w_data.eq(bus.w.payload.data), w_strb.eq(bus.w.payload.strb), w_full.eq(1)]
         with m.If(bus.b.valid & bus.b.ready):
@@ -155,26 +159,24 @@ class RegisterFile(wiring.Component):
         mask = Signal(32)
         m.d.comb += mask.eq(Cat(*(b.replicate(8) for b in w_strb)))       # the strobed bytes
         with m.If(write):
-            m.d.sync += [aw_full.eq(0), w_full.eq(0), b_valid.eq(1), b_resp.eq(SLVERR)]
-            with m.Switch(aw_addr[2:]):
-                for reg in REGISTERS:
-                    with m.Case(reg.offset >> 2):
-                        m.d.sync += b_resp.eq(OKAY)
-                        for f in reg.fields:
-                            bits = slice(f.lsb, f.lsb + f.width)
-                            if f.access == "rw":
-                                r = held[(reg.name, f.name)]
-                                m.d.sync += r.eq((r & ~mask[bits]) | (w_data[bits] & mask[bits]))
-                            elif f.access == "pulse":
-                                m.d.sync += getattr(self, _port(reg, f)).eq(w_data[bits] & mask[bits])
+            m.d.sync += [aw_full.eq(0), w_full.eq(0), b_valid.eq(1), b_resp.eq(Mux(wsel.any(), OKAY, SLVERR))]
+            for i, reg in enumerate(REGISTERS):
+                with m.If(wsel[i]):
+                    for f in reg.fields:
+                        bits = slice(f.lsb, f.lsb + f.width)
+                        if f.access == "rw":
+                            r = held[(reg.name, f.name)]
+                            m.d.sync += r.eq((r & ~mask[bits]) | (w_data[bits] & mask[bits]))
+                        elif f.access == "pulse":
+                            m.d.sync += getattr(self, _port(reg, f)).eq(w_data[bits] & mask[bits])
         # write-one-to-clear fields: a hardware pulse sets, a write of 1 clears (the set wins)
-        for reg in REGISTERS:
+        for i, reg in enumerate(REGISTERS):
             for f in reg.fields:
                 if f.access == "w1c":
                     r = held[(reg.name, f.name)]
                     bits = slice(f.lsb, f.lsb + f.width)
                     clear = Signal(f.width, name=f"clear_{_port(reg, f)}")
-                    hit = write & (aw_addr[2:] == reg.offset >> 2)
+                    hit = write & wsel[i]
                     m.d.comb += clear.eq(Mux(hit, w_data[bits] & mask[bits], 0))
                     m.d.sync += r.eq((r & ~clear) | getattr(self, _port(reg, f) + "_set"))
         # reads: the value the cycle after the address, held until taken. The address is decoded as

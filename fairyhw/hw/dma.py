@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -210,8 +209,13 @@ class AxiReader(_AxiMaster):
         delivered = fifo.o.valid & fifo.o.ready
         # the burst's and the word's handshakes select between sums made beforehand (in front of the
         # room's carry chain, they were the read master's critical path alone at 155.3 MHz)
-        m.d.sync += [space.eq(Mux(issued, Mux(delivered, space - n + 1, space - n),
-                                  Mux(delivered, space + 1, space))),
+        # a word's room is given back a cycle after it leaves (`freed`, a register: the consumer's
+        # handshake, from beside the consumer, in front of the room's select was the read masters'
+        # worst path in the system); the reads stay within the FIFO, a cycle more cautious
+        freed = Signal()
+        m.d.sync += freed.eq(delivered)
+        m.d.sync += [space.eq(Mux(issued, Mux(freed, space - n + 1, space - n),
+                                  Mux(freed, space + 1, space))),
                      inflight.eq(inflight + issued - burst_done)]
         with m.If(r.valid & (r.payload.resp != 0)):
             m.d.sync += self.error.eq(1)
@@ -244,9 +248,11 @@ class AxiWriter(_AxiMaster):
 
     def elaborate(self, platform):
         m = Module()
-        lens = m.submodules.lens = SyncFIFO(width=9, depth=self.outstanding)   # bursts owed data
+        # the bursts owed data: a credit link (its flags registers; a `SyncFIFO`'s level behind both
+        # handshakes was on the write master's failing paths)
+        lens = m.submodules.lens = CreditLink(unsigned(9), max(2, self.outstanding))
         pending = Signal(range(self.outstanding + 1))      # bursts sent, response not yet back
-        none_left, n, sent = self._addresses(m, self.axi.aw, (pending < self.outstanding) & lens.w_rdy)
+        none_left, n, sent = self._addresses(m, self.axi.aw, (pending < self.outstanding) & lens.i.ready)
         w, b = self.axi.w, self.axi.b
 
         # the burst whose data go out now (the head), from registers: whether there is one, the beats
@@ -259,17 +265,18 @@ class AxiWriter(_AxiMaster):
         rem = Signal(8)
         fire = w.valid & w.ready
         free = ~head | (fire & last)
-        direct = free & ~lens.r_rdy & sent
-        load = free & (lens.r_rdy | sent)
+        queued = lens.o.valid
+        direct = free & ~queued & sent
+        load = free & (queued | sent)
         # a burst's beats after the next and whether it has one beat, kept in the FIFO as such (its
         # length through a subtractor and a comparison after the FIFO's read was the write master's
         # critical path alone at 168.8 MHz)
         n_rem, n_one = Signal(8), Signal()
         m.d.comb += [n_rem.eq(n - 2), n_one.eq(n == 1)]
-        rem_v = Mux(lens.r_rdy, lens.r_data[:8], n_rem)
-        one_v = Mux(lens.r_rdy, lens.r_data[8], n_one)
-        m.d.comb += [lens.w_en.eq(sent & ~direct), lens.w_data.eq(Cat(n_rem, n_one)),
-                     lens.r_en.eq(free & lens.r_rdy),
+        rem_v = Mux(queued, lens.o.payload[:8], n_rem)
+        one_v = Mux(queued, lens.o.payload[8], n_one)
+        m.d.comb += [lens.i.valid.eq(sent & ~direct), lens.i.payload.eq(Cat(n_rem, n_one)),
+                     lens.o.ready.eq(free),
                      w.valid.eq(self.data.valid & head), self.data.ready.eq(w.ready & head),
                      w.payload.data.eq(self.data.payload), w.payload.strb.eq(-1), w.payload.last.eq(last)]
         with m.If(load):
@@ -286,7 +293,7 @@ class AxiWriter(_AxiMaster):
             m.d.sync += self.error.eq(1)
         m.d.comb += [self.busy.eq(~none_left | (pending != 0)),
                      self.cmd.ready.eq(none_left & ~self.abort),
-                     self.quiet.eq(none_left & (pending == 0) & ~lens.r_rdy & ~head)]
+                     self.quiet.eq(none_left & (pending == 0) & ~queued & ~head)]
         return m
 
 

@@ -427,7 +427,8 @@ class SystemTop(wiring.Component):
         # the burst's handshake selects between sums made beforehand, and the address moves on in
         # two halves, the high one a cycle later (while `res_fresh` is low): the handshake through a
         # 64-bit carry chain, and in front of the count's, were on the DMA's critical paths
-        m.d.sync += avail.eq(Mux(res_cmd, avail + pushed - want, avail + pushed))
+        m.d.sync += avail.eq(Mux(res_cmd, Mux(pushed, avail + 1 - want, avail - want),
+                                 Mux(pushed, avail + 1, avail)))
         res_lo = Signal(33)
         res_carry, res_hi_due = Signal(), Signal()
         m.d.comb += res_lo.eq(res_addr[:32] + (want << wshift))
@@ -464,11 +465,16 @@ class SystemTop(wiring.Component):
             for acc in (w_end[p], w_lastb[p]):
                 lo = Signal(H + 1, name=f"{acc.name}_lo")
                 carry = Signal(name=f"{acc.name}_carry")
+                # the high half's two outcomes, summed every cycle from the high half as it stands
+                # (it does not change between a command and its `hi_due`), chosen by the carry (the
+                # sum itself behind `hi_due` was on the DMA's failing paths)
+                hsum = [Signal(len(acc) - H, name=f"{acc.name}_hi{c}") for c in (0, 1)]
                 m.d.comb += lo.eq(acc[:H] + pass_bytes[:H])
+                m.d.sync += [hsum[0].eq(acc[H:] + pass_bytes[H:]), hsum[1].eq(acc[H:] + pass_bytes[H:] + 1)]
                 with m.If(rd.cmd.valid & rd.cmd.ready):
                     m.d.sync += [acc[:H].eq(lo[:H]), carry.eq(lo[H])]
                 with m.If(hi_due):
-                    m.d.sync += acc[H:].eq(acc[H:] + pass_bytes[H:] + carry)
+                    m.d.sync += acc[H:].eq(Mux(carry, hsum[1], hsum[0]))
             with m.If(rd.cmd.valid & rd.cmd.ready):
                 m.d.sync += [w_pend[p].eq(0), w_addr[p].eq(w_end[p]), hi_due.eq(1)]
         # a pass past the top: its last byte at or above 2**A (a bit, not a comparison of the end)
@@ -654,7 +660,11 @@ class SystemTop(wiring.Component):
                 m.d.sync += [kbits.eq(kbits << 1), rem.eq(Mux(ge, r2 - div, r2)),
                              quo.eq(Cat(ge, quo[:-1])), step.eq(step + 1), room_big.eq(room_full >= room_cap)]
                 with m.If(step == kw):
-                    m.d.sync += [n_pass.eq(quo + (rem != 0)), n_pass_m1.eq(quo - (rem == 0)), step.eq(0)]
+                    # (the sums beside the remainder's test, which selects: in series they were on
+                    # the DMA's failing paths)
+                    rem_nz = rem != 0
+                    m.d.sync += [n_pass.eq(Mux(rem_nz, quo + 1, quo)), n_pass_m1.eq(Mux(rem_nz, quo, quo - 1)),
+                                 step.eq(0)]
                     m.next = "SIZE"
                 abortable()
             with m.State("SIZE"):
@@ -687,9 +697,13 @@ class SystemTop(wiring.Component):
                 # series, was the critical path at 98.8 MHz)
                 addends = (pass_bytes, Cat(Const(-1, wshift), pass_mw_m1), stride)
                 lows = [Signal(H + 1, name=f"ports_lo{i}") for i in range(3)]
+                # the high halves' two outcomes too, chosen in the second cycle by the low halves'
+                # carries (a 33-bit carry chain behind the carry was on the DMA's failing paths)
+                his = [[Signal(A + 2 - H, name=f"ports_hi{i}_{c}") for c in (0, 1)] for i in range(3)]
                 with m.If(~port_hi):
                     m.d.sync += [lo.eq(running_addr[:H] + x[:H]) for lo, x in zip(lows, addends)]
-                highs = [running_addr[H:] + x[H:] + lo[H] for lo, x in zip(lows, addends)]
+                    m.d.sync += [h[c].eq(running_addr[H:] + x[H:] + c) for h, x in zip(his, addends) for c in (0, 1)]
+                highs = [Mux(lo[H], h[1], h[0]) for lo, h in zip(lows, his)]
                 m.d.sync += port_hi.eq(~port_hi)
                 with m.If(port_hi):
                     for p in range(P):
