@@ -140,9 +140,10 @@ class RegisterFile(wiring.Component):
                     m.d.sync += port.eq(0)
         # writes: address and data held until both are there, then the response held until taken
         aw_full, w_full, b_valid = Signal(), Signal(), Signal()
+        b_pend = Signal()                           # the write lands this cycle, its response next
         w_data, w_strb = Signal(32), Signal(4)
         b_resp = Signal(2)
-        m.d.comb += [bus.aw.ready.eq(~aw_full & ~b_valid), bus.w.ready.eq(~w_full & ~b_valid),
+        m.d.comb += [bus.aw.ready.eq(~aw_full & ~b_valid), bus.w.ready.eq(~w_full & ~b_valid & ~b_pend),
                      bus.b.valid.eq(b_valid), bus.b.payload.resp.eq(b_resp)]
         # the write address decoded as it is taken, one register a map entry (`wsel`), as for reads
         # (decoded behind the write's handshake, in front of the registers' enables, it was on the
@@ -155,20 +156,29 @@ class RegisterFile(wiring.Component):
             m.d.sync += [w_data.eq(bus.w.payload.data), w_strb.eq(bus.w.payload.strb), w_full.eq(1)]
         with m.If(bus.b.valid & bus.b.ready):
             m.d.sync += b_valid.eq(0)
-        write = aw_full & w_full & ~b_valid
+        write = aw_full & w_full & ~b_valid & ~b_pend
         mask = Signal(32)
         m.d.comb += mask.eq(Cat(*(b.replicate(8) for b in w_strb)))       # the strobed bytes
+        # the write lands a cycle after its decision, through one register a map entry (`hit`), and
+        # its response follows (`b_pend`): each register's enable is a flip-flop, the data and strobes
+        # wait in theirs, no new data are taken meanwhile, and a register holds the value written by
+        # the time its response is given (decided and written in one cycle, the address decoding
+        # and the handshakes were in front of the registers' enables: on the system top's failing paths)
+        hit = Signal(len(REGISTERS))
+        m.d.sync += [hit.eq(Mux(write, wsel, 0)), b_pend.eq(write)]
+        with m.If(b_pend):
+            m.d.sync += b_valid.eq(1)
         with m.If(write):
-            m.d.sync += [aw_full.eq(0), w_full.eq(0), b_valid.eq(1), b_resp.eq(Mux(wsel.any(), OKAY, SLVERR))]
-            for i, reg in enumerate(REGISTERS):
-                with m.If(wsel[i]):
-                    for f in reg.fields:
-                        bits = slice(f.lsb, f.lsb + f.width)
-                        if f.access == "rw":
-                            r = held[(reg.name, f.name)]
-                            m.d.sync += r.eq((r & ~mask[bits]) | (w_data[bits] & mask[bits]))
-                        elif f.access == "pulse":
-                            m.d.sync += getattr(self, _port(reg, f)).eq(w_data[bits] & mask[bits])
+            m.d.sync += [aw_full.eq(0), w_full.eq(0), b_resp.eq(Mux(wsel.any(), OKAY, SLVERR))]
+        for i, reg in enumerate(REGISTERS):
+            with m.If(hit[i]):
+                for f in reg.fields:
+                    bits = slice(f.lsb, f.lsb + f.width)
+                    if f.access == "rw":
+                        r = held[(reg.name, f.name)]
+                        m.d.sync += r.eq((r & ~mask[bits]) | (w_data[bits] & mask[bits]))
+                    elif f.access == "pulse":
+                        m.d.sync += getattr(self, _port(reg, f)).eq(w_data[bits] & mask[bits])
         # write-one-to-clear fields: a hardware pulse sets, a write of 1 clears (the set wins)
         for i, reg in enumerate(REGISTERS):
             for f in reg.fields:
@@ -176,8 +186,7 @@ class RegisterFile(wiring.Component):
                     r = held[(reg.name, f.name)]
                     bits = slice(f.lsb, f.lsb + f.width)
                     clear = Signal(f.width, name=f"clear_{_port(reg, f)}")
-                    hit = write & wsel[i]
-                    m.d.comb += clear.eq(Mux(hit, w_data[bits] & mask[bits], 0))
+                    m.d.comb += clear.eq(Mux(hit[i], w_data[bits] & mask[bits], 0))
                     m.d.sync += r.eq((r & ~clear) | getattr(self, _port(reg, f) + "_set"))
         # reads: the value the cycle after the address, held until taken. The address is decoded as
         # it is taken, into one register a map entry (`sel`), and the read-only inputs are sampled

@@ -84,7 +84,7 @@ class _AxiMaster(wiring.Component):
     def _addresses(self, m, chan, allow):
         """Drive address channel ``chan``: the command's bursts, each at most ``max_burst`` beats,
         what is left, and the beats to the 4 KB boundary, offered while ``allow`` held in the cycle
-        before. Returns (``none_left``, ``n``, the handshake).
+        before. Returns (``none_left``, ``n``, ``n - 1``, the handshake).
 
         ``allow`` says that a whole burst of ``max_burst`` beats fits the resources it counts (FIFO
         room, burst slots); it is taken into a register. Those resources only grow until a burst goes
@@ -97,10 +97,15 @@ class _AxiMaster(wiring.Component):
         computed in the cycle after the address and the beats left change (the burst sizing in
         front of the address channel's handshake and the FIFO's credit was the ECP5 critical path
         of the system top at 65.7 MHz): a burst's address goes out two cycles after the one before
-        at the earliest, two after its command. The sizing sees the 32-bit beats left only through
-        registered flags (``left >= max_burst``, ``left > max_burst``, set from the command or from
+        at the earliest, two after its command. The sizing sees the beats left (``beats_width``
+        bits, the width of the longest command) only through registered flags (``left >= max_burst``, ``left > max_burst``, set from the command or from
         ``left >= n + max_burst`` when a burst goes out) and its low bits: with the three 32-bit
         comparisons in series it was the system top's critical path at 99.3-101.3 MHz.
+
+        Every sum that a handshake decides is made before it, from registers, and the handshake
+        only selects (``to_4k`` and ``n - 1`` are kept beside their values; the address moves on in
+        two 32-bit halves, the high one a cycle later, while no address is offered): a handshake
+        reaches a register through a LUT or two, never through a carry chain.
         """
         shift = (self.data_width // 8).bit_length() - 1
         mb = self.max_burst
@@ -114,18 +119,24 @@ class _AxiMaster(wiring.Component):
         # (a whole page's beats where a burst ends on the boundary)
         page = 4096 >> shift
         to_4k = Signal(range(page + 1))
+        to_4k_m1 = Signal(range(page))                    # == to_4k - 1, kept beside it
         want, n = Signal(range(mb + 1)), Signal(range(mb + 1))
         n_mb = Signal(range(2 * mb + 1))                  # == n + max_burst
+        n_m1 = Signal(range(mb + 1))                      # == n - 1 (where n != 0)
         fresh = Signal()                                  # n is for the current addr and left
         n_all = Signal()                                  # == (n == left): the command's last burst
         m.d.comb += want.eq(Mux(big, mb, left[:lw]))
-        n_v = Mux(to_4k < want, to_4k, want)
+        to_end = to_4k < want
+        n_v = Mux(to_end, to_4k, want)
+        # n - 1 from values less one made beside them, chosen by the same comparison (n's own
+        # subtractor after the comparison was the read masters' worst path in the system)
+        n_m1_v = Mux(to_end, to_4k_m1, Mux(big, mb - 1, left[:lw] - 1))
         allowed = Signal()
         # `some` == (n != 0), a register (through the burst length's subtractor it was in front of
         # every use of the address channel's handshake); from the beats wanted alone, since a
         # word-aligned address always leaves a word before the next 4 KB boundary (`to_4k` >= 1)
         some = Signal()
-        m.d.sync += [n.eq(n_v), some.eq(big | (left[:lw] != 0)), n_mb.eq(n_v + mb), fresh.eq(1),
+        m.d.sync += [n.eq(n_v), some.eq(big | (left[:lw] != 0)), n_mb.eq(n_v + mb), n_m1.eq(n_m1_v), fresh.eq(1),
                      allowed.eq(allow),
                      n_all.eq(Mux(big, ~over & (n_v == mb), n_v == left[:lw]))]
         # AXI asks that an address, once offered, stay offered and unchanged until its handshake: so
@@ -158,16 +169,18 @@ class _AxiMaster(wiring.Component):
         with m.If(sent):
             m.d.sync += [addr[:H].eq(lo[:H]), carry.eq(lo[H]), hi_due.eq(1),
                          to_4k.eq(Mux(to_4k == n, page, rest)),
+                         to_4k_m1.eq(Mux(to_4k == n, page - 1, to_4k_m1 - n)),
                          left.eq(left - n), none_left.eq(n_all), fresh.eq(0),
                          big.eq(left >= n_mb), over.eq(left > n_mb)]
         with m.If(self.cmd.valid & self.cmd.ready):
             beats = self.cmd.payload.beats
             m.d.sync += [addr.eq(self.cmd.payload.addr), to_4k.eq((4096 - self.cmd.payload.addr[:12]) >> shift),
+                         to_4k_m1.eq((4096 - (1 << shift) - self.cmd.payload.addr[:12]) >> shift),
                          left.eq(beats), none_left.eq(beats == 0),
                          fresh.eq(0), big.eq(beats >= mb), over.eq(beats > mb)]
         with m.If(self.abort & ~chan.valid):
             m.d.sync += [left.eq(0), none_left.eq(1), big.eq(0), over.eq(0)]
-        return none_left, n, sent
+        return none_left, n, n_m1, sent
 
 
 class AxiReader(_AxiMaster):
@@ -176,7 +189,8 @@ class AxiReader(_AxiMaster):
     Ports: ``cmd`` (in: ``addr``, ``beats``; taken once the addresses of the one before are out),
     ``data`` (out: the words), ``axi`` (:func:`axi_read_signature`), ``busy`` (words not yet
     delivered), ``error`` (a read answered other than OKAY since reset; its data are delivered all
-    the same), ``abort``, ``quiet`` (see the module).
+    the same), ``abort``, ``quiet`` (see the module). ``beats_width``: bits of a command's
+    ``beats`` (the system top sizes it for its longest command; narrower counts, shorter chains).
     """
 
     def __init__(self, *, addr_width: int = 32, data_width: int = 64, max_burst: int = 16,
@@ -196,7 +210,7 @@ class AxiReader(_AxiMaster):
         owed = Signal(max(self.beats_width, self.fifo_depth.bit_length()) + 1)   # beats not yet delivered
         space = Signal(range(self.fifo_depth + 1), init=self.fifo_depth)   # FIFO room not yet asked for
         inflight = Signal(range(self.outstanding + 1))     # bursts requested, last beat not yet in
-        none_left, n, issued = self._addresses(m, self.axi.ar,
+        none_left, n, n_m1, issued = self._addresses(m, self.axi.ar,
                                                (space >= self.max_burst) & (inflight < self.outstanding))
         r = self.axi.r
         # the FIFO always has room: the reads ask for no more than it holds
@@ -214,7 +228,7 @@ class AxiReader(_AxiMaster):
         # worst path in the system); the reads stay within the FIFO, a cycle more cautious
         freed = Signal()
         m.d.sync += freed.eq(delivered)
-        m.d.sync += [space.eq(Mux(issued, Mux(freed, space - n + 1, space - n),
+        m.d.sync += [space.eq(Mux(issued, Mux(freed, space - n_m1, space - n),
                                   Mux(freed, space + 1, space))),
                      inflight.eq(inflight + issued - burst_done)]
         with m.If(r.valid & (r.payload.resp != 0)):
@@ -252,7 +266,7 @@ class AxiWriter(_AxiMaster):
         # handshakes was on the write master's failing paths)
         lens = m.submodules.lens = CreditLink(unsigned(9), max(2, self.outstanding))
         pending = Signal(range(self.outstanding + 1))      # bursts sent, response not yet back
-        none_left, n, sent = self._addresses(m, self.axi.aw, (pending < self.outstanding) & lens.i.ready)
+        none_left, n, _, sent = self._addresses(m, self.axi.aw, (pending < self.outstanding) & lens.i.ready)
         w, b = self.axi.w, self.axi.b
 
         # the burst whose data go out now (the head), from registers: whether there is one, the beats

@@ -417,7 +417,8 @@ class SystemTop(wiring.Component):
         res_room = Signal(range(room_cap + 1))
         room_full = Signal(A - wshift + 1)
         room_big = Signal()                            # room_full >= room_cap, found in DIV
-        m.d.sync += [want.eq(want_v),
+        want_m1 = Signal(range(cfg.max_burst + 1))    # == want - 1 (where a burst is sent, want != 0)
+        m.d.sync += [want.eq(want_v), want_m1.eq(want_v - 1),
                      res_go.eq((avail >= cfg.max_burst) | (flushed & (avail != 0))),
                      res_over.eq((avail > res_room) & (res_room < cfg.max_burst)),
                      res_fresh.eq(1)]
@@ -427,7 +428,7 @@ class SystemTop(wiring.Component):
         # the burst's handshake selects between sums made beforehand, and the address moves on in
         # two halves, the high one a cycle later (while `res_fresh` is low): the handshake through a
         # 64-bit carry chain, and in front of the count's, were on the DMA's critical paths
-        m.d.sync += avail.eq(Mux(res_cmd, Mux(pushed, avail + 1 - want, avail - want),
+        m.d.sync += avail.eq(Mux(res_cmd, Mux(pushed, avail - want_m1, avail - want),
                                  Mux(pushed, avail + 1, avail)))
         res_lo = Signal(33)
         res_carry, res_hi_due = Signal(), Signal()
