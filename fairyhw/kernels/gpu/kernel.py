@@ -726,6 +726,9 @@ class PersistPlan:
                 raise ValueError(f"layer {i}: codes must be contiguous int32 (M, n, mwp) of pack_codes_b1")
             if 16 * mwp > MMA_MAX_INPUTS:
                 raise ValueError(f"layer {i}: rows of {16 * mwp} inputs are beyond the kernel's int32 sums")
+            if -(-mats * n // 16) * self.sms >= 2 ** 32:
+                raise ValueError(f"layer {i}: {mats * n} rows are beyond the persistent kernel's 32-bit share "
+                                 f"arithmetic on {self.sms} SMs")
             if mwp // 16 > PERSIST_MAX_CHUNKS:
                 raise ValueError(f"layer {i}: rows of {mwp // 16} chunks of 256 inputs are beyond the "
                                  f"persistent kernel's {PERSIST_MAX_CHUNKS}")
