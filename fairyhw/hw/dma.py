@@ -376,8 +376,10 @@ class CreditLink(wiring.Component):
         # the consumer's handshake reaches the flags through one LUT: each flag's two outcomes come
         # from registers (with the handshake in front of the count's adder and comparison, a consumer
         # placed far away was the system top's critical path at 101.3 MHz)
-        count_in = count + take
-        m.d.sync += [count.eq(count_in - back), free.eq(back | (count_in != self.depth)),
+        # (and the count's next value is chosen from sums made beside it: the two handshakes through
+        # two adders in series were on the write master's and the packer's failing paths)
+        m.d.sync += [count.eq(Mux(take, Mux(back, count, count + 1), Mux(back, count - 1, count))),
+                     free.eq(back | Mux(take, count != self.depth - 1, count != self.depth)),
                      held.eq(take | Mux(back, count > 1, count != 0))]
         with m.If(take):
             m.d.sync += w_ptr.eq(Mux(w_ptr == n - 1, 0, w_ptr + 1))
