@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from .gen import generate
 
 __all__ = ["synthesize", "summarize", "place_and_route", "extrapolate_array", "logic_levels", "TARGETS",
-           "MULTIPLIER_CELLS"]
+           "MULTIPLIER_CELLS", "split_timings", "timing_path"]
 
 TARGETS = {
     "ecp5": "synth_ecp5 -top {top}",
@@ -389,8 +389,10 @@ def build_parser():
     p.add_argument("--extrapolate", action="store_true",
                    help="array style: synthesise slices of 1 and 2 rows and extrapolate to the shape "
                         "(for arrays too big to synthesise whole)")
-    p.add_argument("--out", metavar="FILE", help="also write the results as JSON to FILE")
-    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--out", metavar="FILE",
+                   help="also write the results as JSON to FILE (the same from run to run), and their "
+                        "wall-clock times to FILE less .json, then .timing.json")
+    p.add_argument("--json", action="store_true", help="print the results as JSON (times included)")
     from .gen import add_system_arguments
     add_system_arguments(p)
     return p
@@ -455,6 +457,32 @@ def _fmax_line(pnr: dict) -> str:
     return f"Fmax {pnr['fmax_mhz']:.1f} MHz{how} [{pnr['seconds']} s]"
 
 
+def split_timings(results):
+    """``results`` without its wall-clock ``seconds`` fields, and those fields alone in a tree of the
+    same shape (lists as dicts by index): the report stays the same from run to run, the times go to a
+    file of their own (:func:`timing_path`)."""
+    if isinstance(results, dict):
+        kept, times = {}, {}
+        for k, v in results.items():
+            if k == "seconds":
+                times[k] = v
+                continue
+            kept[k], t = split_timings(v)
+            if t:
+                times[k] = t
+        return kept, times
+    if isinstance(results, list):
+        parts = [split_timings(v) for v in results]
+        return [k for k, _ in parts], {str(i): t for i, (_, t) in enumerate(parts) if t}
+    return results, {}
+
+
+def timing_path(out: str) -> str:
+    """Where ``--out FILE`` puts its wall-clock times: ``FILE`` less ``.json``, then ``.timing.json``."""
+    stem = out[:-len(".json")] if out.endswith(".json") else out
+    return stem + ".timing.json"
+
+
 def main(argv=None) -> int:
     from ..outputs import run_command
     return run_command(_main, argv)
@@ -504,6 +532,7 @@ def _main(argv) -> int:
     with Outputs() as out:
         if args.out:
             out.file(args.out, "--out")        # checked before the synthesis
+            out.file(timing_path(args.out), "--out")
         if args.extrapolate:
             if cfg.lane_style != "array":
                 raise FairyError("--extrapolate is for the array style (--lane-style array)")
@@ -522,7 +551,9 @@ def _main(argv) -> int:
         else:
             _synthesize_whole(cfg, args, results)
         if args.out:
-            out.write_json(args.out, results, indent=1, sort_keys=True)
+            report, times = split_timings(results)
+            out.write_json(args.out, report, indent=1, sort_keys=True)
+            out.write_json(timing_path(args.out), times, indent=1, sort_keys=True)
             out.commit()
     if args.json:
         print(dumps_json(results, indent=1, sort_keys=True))

@@ -26,7 +26,7 @@ from .config import validating
 from .timing import BLOCK_FIFO_LATENCY, BLOCK_FIFO_MIN_DEPTH
 
 __all__ = ["axi_read_signature", "axi_write_signature", "AxiReader", "AxiWriter", "ReadySlice", "CreditLink",
-           "BlockFIFO", "INCR"]
+           "BlockFIFO", "INCR", "HALF", "add_in_halves"]
 
 #: AXI burst type INCR.
 INCR = 1
@@ -53,6 +53,47 @@ def axi_write_signature(addr_width: int, data_width: int) -> wiring.Signature:
                                                      "last": 1}))),
         "b": In(stream.Signature(data.StructLayout({"resp": 2}))),
     })
+
+
+#: The width of the low half of a sum made in two halves (:func:`add_in_halves`).
+HALF = 32
+
+
+def add_in_halves(m: Module, acc: Signal, addend, when, *, name: str, registered: bool = False):
+    """``acc += addend`` in the cycles ``when``, in two halves: the low :data:`HALF` bits that cycle
+    (their carry into a register), the high bits the cycle after, chosen by the carry between two
+    sums made every cycle beforehand from registers (with a 64-bit carry chain behind a handshake,
+    or the high half's adder behind its enable, each sum was on the system top's failing paths).
+    ``registered``: the low half's sum made a cycle before too (a register; so ``acc`` and
+    ``addend`` must not change in the cycle before ``when``). ``when`` must not come in two cycles
+    in a row; a later assignment to ``acc`` in the module's code (a new value) takes precedence, as
+    usual. Returns the signal high in the cycle that completes the sum (``acc`` whole the cycle
+    after it). Narrow sums are made at once (the returned signal then never high)."""
+    addend = Value.cast(addend)
+    due = Signal(name=f"{name}_hi_due")
+    if len(acc) <= HALF:
+        with m.If(when):
+            m.d.sync += acc.eq(acc + addend)
+        return due
+    lo = Signal(HALF + 1, name=f"{name}_lo")
+    carry = Signal(name=f"{name}_carry")
+    if registered:
+        m.d.sync += lo.eq(acc[:HALF] + addend[:HALF])
+    else:
+        m.d.comb += lo.eq(acc[:HALF] + addend[:HALF])
+    width = len(acc) - HALF
+    high = addend[HALF:]
+    sums = [Signal(width, name=f"{name}_hi{c}") for c in (0, 1)]
+    if len(high):
+        m.d.sync += sums[0].eq(acc[HALF:] + high)
+    else:
+        m.d.comb += sums[0].eq(acc[HALF:])
+    m.d.sync += [sums[1].eq(acc[HALF:] + high + 1), due.eq(0)]
+    with m.If(due):
+        m.d.sync += acc[HALF:].eq(Mux(carry, sums[1], sums[0]))
+    with m.If(when):
+        m.d.sync += [acc[:HALF].eq(lo[:HALF]), carry.eq(lo[HALF]), due.eq(1)]
+    return due
 
 
 class _AxiMaster(wiring.Component):
@@ -154,21 +195,12 @@ class _AxiMaster(wiring.Component):
         # `none_left` == (left == 0), a register (the comparison in front of ``cmd.ready`` was on the
         # system top's critical path)
         none_left = Signal(init=1)
-        # the address moves on by a burst in two halves: the low 32 bits as the burst goes out (the
-        # carry registered), the high bits a cycle later, while `fresh` is low (no address is offered
-        # in the cycle after a burst)
-        H = min(32, self.addr_width)
-        lo = Signal(H + 1)
-        carry, hi_due = Signal(), Signal()
-        m.d.comb += lo.eq(addr[:H] + (n << shift))
-        m.d.sync += hi_due.eq(0)
-        if self.addr_width > H:
-            with m.If(hi_due):
-                m.d.sync += addr[H:].eq(addr[H:] + carry)
+        # the address moves on by a burst in two halves, the high one a cycle later, while `fresh`
+        # is low (no address is offered in the cycle after a burst; a command's address overrides)
+        add_in_halves(m, addr, n << shift, sent, name="addr")
         rest = to_4k - n                                  # (to_4k == n: the page's end)
         with m.If(sent):
-            m.d.sync += [addr[:H].eq(lo[:H]), carry.eq(lo[H]), hi_due.eq(1),
-                         to_4k.eq(Mux(to_4k == n, page, rest)),
+            m.d.sync += [to_4k.eq(Mux(to_4k == n, page, rest)),
                          to_4k_m1.eq(Mux(to_4k == n, page - 1, to_4k_m1 - n)),
                          left.eq(left - n), none_left.eq(n_all), fresh.eq(0),
                          big.eq(left >= n_mb), over.eq(left > n_mb)]

@@ -32,8 +32,8 @@ from amaranth.lib.wiring import In, Out
 
 from .axi import RegisterFile, axil_signature
 from .config import DESCRIPTOR, DESCRIPTOR_BYTES, RESULT_SUM_BITS, SystemConfig, slot_bits, validating
-from .dma import (AxiReader, AxiWriter, BlockFIFO, CreditLink, ReadySlice, axi_read_signature,
-                  axi_write_signature)
+from .dma import (HALF, AxiReader, AxiWriter, BlockFIFO, CreditLink, ReadySlice, add_in_halves,
+                  axi_read_signature, axi_write_signature)
 from .engine import Engine
 
 __all__ = ["Unpacker", "Packer", "SystemTop", "REG_ADDR_WIDTH", "ERROR_CODES", "wrapper_ports",
@@ -55,7 +55,7 @@ class Unpacker(wiring.Component):
     ``registered`` (wider items only): each word is written into its part of the item a cycle after
     it is taken, from a register of the word and a register a part (so no handshake drives the
     parts' enables), and an item is offered a cycle later than otherwise
-    (:data:`fairyhw.hw.timing.ACT_UNPACK_DELAY`). It needs a consumer whose ``ready``, once high,
+    (:data:`fairyhw.hw.timing.UNPACK_DELAY`). It needs a consumer whose ``ready``, once high,
     stays high until it takes an item (the engine's act port), so that the next item's first word
     can be taken while the one before is being written, with no bubble.
     """
@@ -291,7 +291,11 @@ class SystemTop(wiring.Component):
 
         engine = Engine(ecfg)
         m.submodules.engine = ResetInserter(eng_rst)(engine)
-        desc_un = Unpacker(8 * DESCRIPTOR_BYTES, D)
+        # the descriptor's words written into its item from registers (`registered`: no handshake
+        # drives the item's enables; a cycle later), and the item is the descriptor's fields
+        # themselves while the layer runs (copied into registers in DESC, the copy's enables behind
+        # the unpacker's valid were the most failing endpoints of the system top's placement)
+        desc_un = Unpacker(8 * DESCRIPTOR_BYTES, D, registered=True)
         act_un = Unpacker(cfg.act_bits, D, registered=True, length_bits=CW)
         wgt_un = [Unpacker(cfg.slice_bits, D, length_bits=CW) for _ in range(P)]
         packer = Packer(cfg.result_bits, D)
@@ -311,7 +315,13 @@ class SystemTop(wiring.Component):
         m.d.sync += [desc_nlo.eq(desc_ptr[:32] + DESCRIPTOR_BYTES),
                      desc_next.eq(Cat(desc_nlo[:32], desc_ptr[32:] + desc_nlo[32]))]
         layers_left, layer = Signal(32), Signal(32)   # layers of the list not yet finished, the one running
-        d = {name: Signal(32, name=f"d_{name}") for name in DESCRIPTOR}
+        # the descriptor's fields: the registered unpacker's item (it holds until the next
+        # descriptor's first word, in the next layer's DESC), or a copy taken in DESC where a word
+        # holds the whole descriptor (the plain unpacker offers the word itself)
+        if desc_un.registered:
+            d = {name: desc_un.o.payload[32 * i:32 * i + 32] for i, name in enumerate(DESCRIPTOR)}
+        else:
+            d = {name: Signal(32, name=f"d_{name}") for name in DESCRIPTOR}
         act_addr, wgt_base, res_addr = Signal(64), Signal(64), Signal(64)
         stride = d["wgt_stride"]
         code = Signal(8)
@@ -430,15 +440,9 @@ class SystemTop(wiring.Component):
         # 64-bit carry chain, and in front of the count's, were on the DMA's critical paths
         m.d.sync += avail.eq(Mux(res_cmd, Mux(pushed, avail - want_m1, avail - want),
                                  Mux(pushed, avail + 1, avail)))
-        res_lo = Signal(33)
-        res_carry, res_hi_due = Signal(), Signal()
-        m.d.comb += res_lo.eq(res_addr[:32] + (want << wshift))
-        m.d.sync += res_hi_due.eq(0)
-        with m.If(res_hi_due):
-            m.d.sync += res_addr[32:].eq(res_addr[32:] + res_carry)
+        add_in_halves(m, res_addr, want << wshift, res_cmd, name="res_addr")
         with m.If(res_cmd):
-            m.d.sync += [res_addr[:32].eq(res_lo[:32]), res_carry.eq(res_lo[32]), res_hi_due.eq(1),
-                         res_room.eq(res_room - want), res_fresh.eq(0)]
+            m.d.sync += [res_room.eq(res_room - want), res_fresh.eq(0)]
         with m.If(handed_last & live):
             m.d.sync += flushed.eq(1)
 
@@ -454,30 +458,20 @@ class SystemTop(wiring.Component):
         sm_last, rows_last = Signal(), Signal()     # == (sm is the last), (rows_left <= row_tile)
         pass_bytes = Signal(32 + wshift)
         m.d.comb += pass_bytes.eq(pass_mw << wshift)
-        # a port's end and last byte move on by a pass in two halves: the low half as its command
-        # goes out (the carry registered), the high half a cycle later, before the next pass can be
-        # due (a 66-bit adder from the pass's byte count was the system top's critical path at 103.5 MHz)
-        H = 32
+        # a port's end and last byte move on by a pass in two halves (a 66-bit adder from the pass's
+        # byte count was the system top's critical path at 103.5 MHz), the low halves' sums made
+        # beforehand too (a pass's command comes two cycles at least after PORTS or the command
+        # before, which set the ends; the sums behind the command's handshake were on the failing
+        # paths); the high halves are whole before the next pass can be due
+        H = HALF
         for p, rd in enumerate(wgts):
             m.d.comb += [rd.cmd.valid.eq(w_pend[p]), rd.cmd.payload.addr.eq(w_addr[p]),
                          rd.cmd.payload.beats.eq(pass_mw)]
-            hi_due = Signal(name=f"w_hi_due{p}")
-            m.d.sync += hi_due.eq(0)
+            issued = rd.cmd.valid & rd.cmd.ready
             for acc in (w_end[p], w_lastb[p]):
-                lo = Signal(H + 1, name=f"{acc.name}_lo")
-                carry = Signal(name=f"{acc.name}_carry")
-                # the high half's two outcomes, summed every cycle from the high half as it stands
-                # (it does not change between a command and its `hi_due`), chosen by the carry (the
-                # sum itself behind `hi_due` was on the DMA's failing paths)
-                hsum = [Signal(len(acc) - H, name=f"{acc.name}_hi{c}") for c in (0, 1)]
-                m.d.comb += lo.eq(acc[:H] + pass_bytes[:H])
-                m.d.sync += [hsum[0].eq(acc[H:] + pass_bytes[H:]), hsum[1].eq(acc[H:] + pass_bytes[H:] + 1)]
-                with m.If(rd.cmd.valid & rd.cmd.ready):
-                    m.d.sync += [acc[:H].eq(lo[:H]), carry.eq(lo[H])]
-                with m.If(hi_due):
-                    m.d.sync += acc[H:].eq(Mux(carry, hsum[1], hsum[0]))
-            with m.If(rd.cmd.valid & rd.cmd.ready):
-                m.d.sync += [w_pend[p].eq(0), w_addr[p].eq(w_end[p]), hi_due.eq(1)]
+                add_in_halves(m, acc, pass_bytes, issued, name=acc.name, registered=True)
+            with m.If(issued):
+                m.d.sync += [w_pend[p].eq(0), w_addr[p].eq(w_end[p])]
         # a pass past the top: its last byte at or above 2**A (a bit, not a comparison of the end)
         w_over = Cat(*(w_lastb[p][A:] != 0 for p in range(P))).any()
 
@@ -636,8 +630,9 @@ class SystemTop(wiring.Component):
             with m.State("DESC"):
                 m.d.comb += desc_un.o.ready.eq(1)
                 with m.If(desc_un.o.valid):
-                    m.d.sync += [d[name].eq(desc_un.o.payload[32 * i:32 * i + 32])
-                                 for i, name in enumerate(DESCRIPTOR)]
+                    if not desc_un.registered:
+                        m.d.sync += [d[name].eq(desc_un.o.payload[32 * i:32 * i + 32])
+                                     for i, name in enumerate(DESCRIPTOR)]
                     m.next = "CHECK"
                 abortable()
             with m.State("CHECK"):

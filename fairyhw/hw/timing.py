@@ -226,9 +226,10 @@ _engine_latency = latency
 #: response, the writer going quiet, the layer's end registered and the layer's end state (NEXT), the
 #: register slice between the packer and the FIFO, and the credit link between the engine and the packer.
 SYSTEM_WRITE_EXTRA = 12
-#: The cycle by which the activation unpacker offers an item of several memory words later than
-#: the cycle after its last word (each word is written into the item a cycle after it is taken).
-ACT_UNPACK_DELAY = 1
+#: The cycle by which a registered unpacker (the activations', the descriptor's) offers an item of
+#: several memory words later than the cycle after its last word (each word is written into the item
+#: a cycle after it is taken).
+UNPACK_DELAY = 1
 #: Cycles of a run before its first descriptor fetch: the START state, which sets the run up from
 #: registers the cycle after the ``start`` pulse.
 RUN_START = 1
@@ -242,7 +243,8 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
 
     Every word a read master delivers is offered :data:`BLOCK_FIFO_LATENCY` cycles after it arrives.
     A cycle to start the run (the state after ``start``), then per layer: the descriptor's fetch
-    (its last word, its credit link, then the descriptor unpacked and taken), a cycle to check it, the divider (``bits(max_in) + 1`` cycles), a cycle to size the
+    (its last word, its credit link, then the descriptor unpacked and taken: a cycle more,
+    :data:`UNPACK_DELAY`, where it is several words), a cycle to check it, the divider (``bits(max_in) + 1`` cycles), a cycle to size the
     transfers and two per weight port (its addresses' low halves, then their high halves); then the
     run: the engine's command, the activation read (its words through a credit link) and (a cycle
     later) the first pass's weight command, one weight command a pass (every three cycles at most,
@@ -278,16 +280,17 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
     total += RUN_START
     for k, rows in layers:
         _, t = ctrl.command(t0, desc_words)
-        run0 = (t[-1] + BLOCK_FIFO_LATENCY + LINK_LATENCY + (1 if desc_wide else 0) + 1 + e.max_in.bit_length()
+        run0 = (t[-1] + BLOCK_FIFO_LATENCY + LINK_LATENCY + (1 + UNPACK_DELAY if desc_wide else 0) + 1
+                + e.max_in.bit_length()
                 + 1 + 1 + 2 * cfg.weight_ports)
         # activations: beat j once its last word is through the FIFO and the credit link (and, if
-        # a beat is several words, written into the unpacker's item: ACT_UNPACK_DELAY)
+        # a beat is several words, written into the unpacker's item: UNPACK_DELAY)
         n_act = cfg.act_items(k)
         _, t = ctrl.command(run0, cfg.act_memory_words(k))
         slot = slot_bits(cfg.act_bits, D)
         if slot > D:
             kw = slot // D
-            avail = [t[(j + 1) * kw - 1] + BLOCK_FIFO_LATENCY + LINK_LATENCY + ACT_UNPACK_DELAY
+            avail = [t[(j + 1) * kw - 1] + BLOCK_FIFO_LATENCY + LINK_LATENCY + UNPACK_DELAY
                      for j in range(n_act)]
         else:
             per_word = D // slot

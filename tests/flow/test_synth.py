@@ -111,3 +111,19 @@ def test_place_and_route_keeps_the_best_placer(tmp_path):
     assert r["utilization"]["TRELLIS_COMB"] > 0
     assert {x["placer"]: x["options"] for x in r["seeds"]} == \
         {"heap": "--placer heap", "static": "--placer static"}
+
+
+def test_report_keeps_wall_clock_times_apart():
+    """`fairyhw synth --out FILE` writes FILE without its wall-clock `seconds` (the same from run to
+    run) and the times alone, in a tree of the same shape, to FILE.timing.json."""
+    from fairyhw.flow.synth import split_timings, timing_path
+    results = {"parameters": {"lanes": 64}, "targets": {"ecp5": {"summary": {"luts": 5}, "seconds": 41.6}},
+               "pnr": {"fmax_mhz": 188.6, "seconds": 12.0,
+                       "seeds": [{"seed": 1, "seconds": 5.0}, {"seed": 2, "seconds": 7.0}]}}
+    report, times = split_timings(results)
+    assert report == {"parameters": {"lanes": 64}, "targets": {"ecp5": {"summary": {"luts": 5}}},
+                      "pnr": {"fmax_mhz": 188.6, "seeds": [{"seed": 1}, {"seed": 2}]}}
+    assert times == {"targets": {"ecp5": {"seconds": 41.6}},
+                     "pnr": {"seconds": 12.0, "seeds": {"0": {"seconds": 5.0}, "1": {"seconds": 7.0}}}}
+    assert timing_path("reports/synth_system.json") == "reports/synth_system.timing.json"
+    assert timing_path("out") == "out.timing.json"

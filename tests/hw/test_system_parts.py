@@ -71,8 +71,8 @@ def test_registered_unpacker(width, data_width):
     """The activation unpacker (each word written a cycle after it is taken): the items in order
     with random pauses (a consumer whose ready holds until it takes), and with the words back to
     back and the consumer always ready an item every ``slot / D`` cycles (no bubble), offered
-    ``ACT_UNPACK_DELAY`` cycles later than by the plain unpacker."""
-    from fairyhw.hw.timing import ACT_UNPACK_DELAY
+    ``UNPACK_DELAY`` cycles later than by the plain unpacker."""
+    from fairyhw.hw.timing import UNPACK_DELAY
     rng = random.Random(width)
     items = [rng.randrange(1 << width) for _ in range(12)]
     wb = data_width // 8
@@ -91,7 +91,7 @@ def test_registered_unpacker(width, data_width):
         assert [g for g, in got] == items
     k = len(words) // len(items)
     assert [b - a for a, b in zip(at[True], at[True][1:])] == [k] * (len(items) - 1)
-    assert [b - a for a, b in zip(at[False], at[True])] == [ACT_UNPACK_DELAY] * len(items)
+    assert [b - a for a, b in zip(at[False], at[True])] == [UNPACK_DELAY] * len(items)
 
 
 @pytest.mark.parametrize("width, data_width", [(128, 64), (128, 256), (96, 64), (32, 64), (64, 64)])
