@@ -267,6 +267,11 @@ class SystemTop(wiring.Component):
         # reset while the masters reset, and from a cycle into an abort; as an OR of the two in front
         # of the engine's thousands of flip-flops it was on the DMA's critical paths)
         m.d.sync += eng_rst.eq(aborting | m_rst)
+        # the datapath's resets, registers too: `dp_rst` == clear | m_rst, `res_rst` == eng_rst | clear
+        # (as ORs of the two registers, in front of the resets of the unpackers, links and FIFOs
+        # across the chip, they were on the system top's failing paths)
+        dp_rst, res_rst = Signal(), Signal()
+        m.d.sync += [dp_rst.eq(clear_next | m_rst_next), res_rst.eq(aborting | m_rst | clear_next)]
         # every master quiet, a register; only while aborting, as of the cycle before (a master issues
         # nothing while aborting, so the flag is never early; the masters' `quiet` in front of the state
         # machine's next state was on the system top's critical path)
@@ -302,9 +307,9 @@ class SystemTop(wiring.Component):
         res_fifo = BlockFIFO(D, max(2 * cfg.max_burst, 4))
         for name, sub in (("desc_un", desc_un), ("act_un", act_un), ("packer", packer),
                           ("res_fifo", res_fifo)):
-            m.submodules[name] = ResetInserter(clear | m_rst)(sub)
+            m.submodules[name] = ResetInserter(dp_rst)(sub)
         for p, u in enumerate(wgt_un):
-            m.submodules[f"wgt_un{p}"] = ResetInserter(clear | m_rst)(u)
+            m.submodules[f"wgt_un{p}"] = ResetInserter(dp_rst)(u)
 
         # -- the run's registers ----------------------------------------------------------------
         desc_ptr = Signal(A + 1)
@@ -359,7 +364,7 @@ class SystemTop(wiring.Component):
         # activation unpacker's enables, by the engine's buffer, was the system top's critical path
         # at 127.8 MHz): the select's two readies are the links' registers
         act_q = CreditLink(D)
-        m.submodules.act_q = ResetInserter(clear | m_rst)(act_q)
+        m.submodules.act_q = ResetInserter(dp_rst)(act_q)
         wiring.connect(m, act_q.o, act_un.i)
         m.d.comb += [desc_q.i.payload.eq(c_data.payload), act_q.i.payload.eq(c_data.payload),
                      desc_q.i.valid.eq(c_data.valid & ~ctrl_to_act),
@@ -379,7 +384,7 @@ class SystemTop(wiring.Component):
         # critical paths at 123.6 and 129.4 MHz), each sum sign-extended to 32 bits, packed into
         # words, into the FIFO
         res_q = CreditLink(engine.res.signature.members["payload"].shape)
-        m.submodules.res_q = ResetInserter(eng_rst | clear)(res_q)
+        m.submodules.res_q = ResetInserter(res_rst)(res_q)
         wiring.connect(m, engine.res, res_q.i)
         res_out = res_q.o
         sums = res_out.payload.sums
@@ -406,7 +411,7 @@ class SystemTop(wiring.Component):
         # still in the packer when it resets (lost with it: a word counted but lost after an abort
         # once made the next run's writer wait for it for ever).
         handed, handed_last = Signal(), Signal()
-        live = ~(clear | m_rst)                        # the datapath is not being reset
+        live = ~dp_rst                                 # the datapath is not being reset
         took_pk = packer.o.valid & packer.o.ready & live
         m.d.sync += [handed.eq(took_pk), handed_last.eq(took_pk & packer.o.payload.last)]
         pushed = handed & live
@@ -499,7 +504,12 @@ class SystemTop(wiring.Component):
         res_last_seen = Signal()
         with m.If(engine.res.valid & engine.res.ready & engine.res.payload.last):
             m.d.sync += res_last_seen.eq(1)
-        with m.If(engine.res.valid & engine.res.ready):
+        # the result count moves on a cycle after the beat, from a register (the engine's result
+        # handshake as the enable of the count's adder was on the system top's failing paths); a
+        # run's last beat is counted long before its end
+        res_took = Signal()
+        m.d.sync += res_took.eq(engine.res.valid & engine.res.ready)
+        with m.If(res_took):
             m.d.sync += results.eq(results + 1)
 
         # the divider: n = ceil(k / div) (restoring, a bit a cycle)
