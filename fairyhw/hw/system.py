@@ -461,6 +461,13 @@ class SystemTop(wiring.Component):
         passes_done = Signal()
         can_pass = Signal()                         # see the passes' logic below
         sm_last, rows_last = Signal(), Signal()     # == (sm is the last), (rows_left <= row_tile)
+        # == rows_left - row_tile, (rows_left <= 2 * row_tile): made every cycle beforehand (rows_left
+        # changes once in a pass of the last stage and matrix, passes three cycles apart at least;
+        # set in PORTS with it), so the pass's handshake only selects (the subtractor behind it was
+        # the system top's worst path)
+        rows_dec = Signal(range(ecfg.max_out + 1))
+        rows_last2 = Signal()
+        m.d.sync += [rows_dec.eq(rows_left - ecfg.row_tile), rows_last2.eq(rows_left <= 2 * ecfg.row_tile)]
         pass_bytes = Signal(32 + wshift)
         m.d.comb += pass_bytes.eq(pass_mw << wshift)
         # a port's end and last byte move on by a pass in two halves (a 66-bit adder from the pass's
@@ -595,8 +602,7 @@ class SystemTop(wiring.Component):
             m.d.sync += [w_pend.eq((1 << P) - 1), sm.eq(Mux(sm_last, 0, sm + 1)),
                          sm_last.eq(Mux(sm_last, n_sm == 1, sm + 1 == n_sm - 1))]
             with m.If(sm_last):
-                m.d.sync += [rows_left.eq(Mux(rows_last, 0, rows_left - ecfg.row_tile)),
-                             rows_last.eq(rows_left <= 2 * ecfg.row_tile)]
+                m.d.sync += [rows_left.eq(Mux(rows_last, 0, rows_dec)), rows_last.eq(rows_last2)]
                 with m.If(rows_last):
                     m.d.sync += passes_done.eq(1)
 
@@ -729,6 +735,8 @@ class SystemTop(wiring.Component):
                     m.d.sync += [eng_cmd_pend.eq(1), c_pend.eq(1), c_addr.eq(act_addr[:A]), c_beats.eq(act_mw),
                                  ctrl_to_act.eq(1),
                                  rows_left.eq(d["rows"]), rows_last.eq(d["rows"] <= ecfg.row_tile),
+                                 rows_dec.eq(d["rows"] - ecfg.row_tile),
+                                 rows_last2.eq(d["rows"] <= 2 * ecfg.row_tile),
                                  sm.eq(0), sm_last.eq(n_sm == 1), passes_done.eq(0), w_pend.eq(0),
                                  can_pass.eq(1), run_on.eq(1)]
                     m.next = "RUN"
