@@ -182,13 +182,16 @@ class Packer(wiring.Component):
                     m.d.sync += [idx.eq(0), at_end.eq(per == 1)]
                 with m.Else():
                     m.d.sync += [idx.eq(idx + 1), at_end.eq(idx == per - 2)]
-                with m.Switch(idx):
-                    for j in range(per):
-                        with m.Case(j):
-                            if j == 0:      # a new word: its other slots cleared
-                                m.d.sync += word.eq(self.i.payload.data)
-                            else:
-                                m.d.sync += word[j * slot:j * slot + w].eq(self.i.payload.data)
+            # slot `idx` takes the input every cycle, taken or not: the cycle its item is taken is
+            # the last before `idx` moves on, so the slot ends with the item (with the handshake as
+            # the slots' enable, it was the system top's most failing endpoints after the descriptor)
+            with m.Switch(idx):
+                for j in range(per - 1):        # (the last slot's item goes straight into the link)
+                    with m.Case(j):
+                        if j == 0:      # a new word: its other slots cleared
+                            m.d.sync += word.eq(self.i.payload.data)
+                        else:
+                            m.d.sync += word[j * slot:j * slot + w].eq(self.i.payload.data)
             # the word handed over: slot j from the input if it is the item's, else from the word
             # register (0 above the item's slot: cleared as slot 0 was written)
             whole = []
