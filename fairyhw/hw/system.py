@@ -31,8 +31,9 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .axi import RegisterFile, axil_signature
+from .buffer import KEEP
 from .config import DESCRIPTOR, DESCRIPTOR_BYTES, RESULT_SUM_BITS, SystemConfig, slot_bits, validating
-from .dma import (HALF, AxiReader, AxiWriter, BlockFIFO, CreditLink, ReadySlice, add_in_halves,
+from .dma import (HALF, AxiReader, AxiWriter, BlockFIFO, CreditLink, add_in_halves,
                   axi_read_signature, axi_write_signature)
 from .engine import Engine
 
@@ -123,17 +124,21 @@ class Unpacker(wiring.Component):
         w_data = Signal(D, reset_less=True)       # the word taken last cycle
         w_en = Signal(k)                          # ... and its part (one-hot), written this cycle
         full = Signal()                           # the item is whole in `buf`: offered
+        # ... and its copy for the consumer's side (KEEP: synthesis merges equal registers), so that
+        # the consumer's handshake reads a register placed by the consumer (the engine's load side),
+        # not the one by the unpacker's input
+        full_o = Signal(name="full_o", attrs=KEEP)
         took = full & self.o.ready
         # the item before is out of the way of a first word taken now (written next cycle, when the
         # consumer reads the item at the latest): it is gone or leaves now, or its last word is
         # being written and the consumer is ready (it stays so until it takes the item, offered next
         # cycle, so it takes it then)
         clear0 = (~full & ~w_en[k - 1]) | took | (w_en[k - 1] & self.o.ready)
-        m.d.comb += [self.o.valid.eq(full), self.o.payload.eq(buf[:self.width]),
+        m.d.comb += [self.o.valid.eq(full_o), self.o.payload.eq(buf[:self.width]),
                      self.i.ready.eq((at != 0) | clear0)]
         take = self.i.valid & self.i.ready
         m.d.sync += [w_data.eq(self.i.payload), w_en.eq(Cat(take & (at == j) for j in range(k))),
-                     full.eq(w_en[k - 1] | (full & ~took))]
+                     full.eq(w_en[k - 1] | (full & ~took)), full_o.eq(w_en[k - 1] | (full & ~took))]
         with m.If(take):
             m.d.sync += at.eq(Mux(at == k - 1, 0, at + 1))
         for j in range(k):
@@ -260,7 +265,8 @@ class SystemTop(wiring.Component):
         # the resets of the masters (end of a soft reset) and of the datapath (a layer's start), each
         # a register a cycle after the state that asks for it (from the state machine's next-state
         # logic they were the system top's critical path at 73.3 MHz)
-        m_rst, clear, eng_rst = Signal(), Signal(), Signal()
+        # (KEEP on those with copies below, so that none merges into a copy)
+        m_rst, clear, eng_rst = Signal(attrs=KEEP), Signal(), Signal()
         m_rst_next, clear_next = Signal(), Signal()
         m.d.sync += [m_rst.eq(m_rst_next), clear.eq(clear_next)]
         # `aborting` == the run's state is ABORT, a register of its own (the state's decoding in front of
@@ -273,8 +279,20 @@ class SystemTop(wiring.Component):
         # the datapath's resets, registers too: `dp_rst` == clear | m_rst, `res_rst` == eng_rst | clear
         # (as ORs of the two registers, in front of the resets of the unpackers, links and FIFOs
         # across the chip, they were on the system top's failing paths)
-        dp_rst, res_rst = Signal(), Signal()
+        dp_rst, res_rst = Signal(attrs=KEEP), Signal()
         m.d.sync += [dp_rst.eq(clear_next | m_rst_next), res_rst.eq(aborting | m_rst | clear_next)]
+
+        def rst_copy(kind, name):
+            """A register copy of the reset ``kind`` ("m_rst" or "dp_rst") for one block (KEEP:
+            synthesis merges equal registers), placed by that block: one register for all of them,
+            fanned out to every master, link, unpacker and FIFO across the chip, was on the system
+            top's failing paths."""
+            r = Signal(name=f"{kind}_{name}", attrs=KEEP)
+            m.d.sync += r.eq(m_rst_next if kind == "m_rst" else clear_next | m_rst_next)
+            return r
+
+        def m_rst_copy(name):
+            return rst_copy("m_rst", name)
         # every master quiet, a register; only while aborting, as of the cycle before (a master issues
         # nothing while aborting, so the flag is never early; the masters' `quiet` in front of the state
         # machine's next state was on the system top's critical path)
@@ -285,12 +303,12 @@ class SystemTop(wiring.Component):
         ctrl = AxiReader(**burst, fifo_depth=cfg.fifo_depth, beats_width=beats)
         wgts = [AxiReader(**burst, fifo_depth=cfg.fifo_depth, beats_width=beats) for _ in range(P)]
         res_w = AxiWriter(**burst, beats_width=cfg.max_burst.bit_length())
-        m.submodules.rd_ctrl = ResetInserter(m_rst)(ctrl)
+        m.submodules.rd_ctrl = ResetInserter(m_rst_copy("rd_ctrl"))(ctrl)
         for rd in [ctrl, *wgts]:
             m.d.comb += rd.abort.eq(aborting)
         for p, rd in enumerate(wgts):
-            m.submodules[f"rd_wgt{p}"] = ResetInserter(m_rst)(rd)
-        m.submodules.wr_res = ResetInserter(m_rst)(res_w)
+            m.submodules[f"rd_wgt{p}"] = ResetInserter(m_rst_copy(f"rd_wgt{p}"))(rd)
+        m.submodules.wr_res = ResetInserter(m_rst_copy("wr_res"))(res_w)
         m.d.sync += all_quiet.eq(aborting & Cat(*(r.quiet for r in [ctrl, *wgts, res_w])).all())
         wiring.connect(m, ctrl.axi, wiring.flipped(self.m_ctrl))
         for p, rd in enumerate(wgts):
@@ -310,9 +328,9 @@ class SystemTop(wiring.Component):
         res_fifo = BlockFIFO(D, max(2 * cfg.max_burst, 4))
         for name, sub in (("desc_un", desc_un), ("act_un", act_un), ("packer", packer),
                           ("res_fifo", res_fifo)):
-            m.submodules[name] = ResetInserter(dp_rst)(sub)
+            m.submodules[name] = ResetInserter(rst_copy("dp_rst", name))(sub)
         for p, u in enumerate(wgt_un):
-            m.submodules[f"wgt_un{p}"] = ResetInserter(dp_rst)(u)
+            m.submodules[f"wgt_un{p}"] = ResetInserter(rst_copy("dp_rst", f"wgt_un{p}"))(u)
 
         # -- the run's registers ----------------------------------------------------------------
         desc_ptr = Signal(A + 1)
@@ -347,27 +365,30 @@ class SystemTop(wiring.Component):
         for u in wgt_un:
             m.d.comb += u.length.eq(n_pass)
         # each weight master's words from its FIFO's output queue (registers and a small distributed
-        # RAM: its block RAM stays out of the consumers' handshake logic) through a ready slice beside
-        # the consumer: the consumer's ready stops at the slice; no cycle added. The control reader's
-        # words go straight to two credit links, whose readies are registers (through a slice, the
-        # slice's select between its spare register and the queue's read lay in front of the links'
-        # distributed-RAM writes: 256 of the DMA's failing endpoints)
-        links = [ReadySlice(D) for _ in range(P)]
+        # RAM: its block RAM stays out of the consumers' handshake logic) through a credit link beside
+        # the consumer (a cycle, timing.LINK_LATENCY): its valid a register, its words a read of its
+        # distributed RAM, both by the engine (through a ready slice, whose valid and words passed
+        # straight from the master's queue, the engine's weight handshake and its code registers
+        # were on the system top's failing paths). The control reader's words go straight to two
+        # credit links, whose readies are registers (through a slice, the slice's select between
+        # its spare register and the queue's read lay in front of the links' distributed-RAM writes:
+        # 256 of the DMA's failing endpoints)
+        links = [CreditLink(D) for _ in range(P)]
         for i, (rd, link) in enumerate(zip(wgts, links)):
-            m.submodules[f"link{i + 1}"] = ResetInserter(m_rst)(link)
+            m.submodules[f"link{i + 1}"] = ResetInserter(m_rst_copy(f"link{i + 1}"))(link)
             wiring.connect(m, rd.data, link.i)
         # the descriptor's words then through a credit link (a cycle: the descriptor unpacker, by the
         # run's registers, lies far from the activation unpacker and the slice; the slice's valid into
         # its handshake was the system top's critical path at 118.9 MHz)
         c_data = ctrl.data
         desc_q = CreditLink(D)
-        m.submodules.desc_q = ResetInserter(m_rst)(desc_q)
+        m.submodules.desc_q = ResetInserter(m_rst_copy("desc_q"))(desc_q)
         wiring.connect(m, desc_q.o, desc_un.i)
         # and the activations' words through one too (the slice's valid through the select into the
         # activation unpacker's enables, by the engine's buffer, was the system top's critical path
         # at 127.8 MHz): the select's two readies are the links' registers
         act_q = CreditLink(D)
-        m.submodules.act_q = ResetInserter(dp_rst)(act_q)
+        m.submodules.act_q = ResetInserter(rst_copy("dp_rst", "act_q"))(act_q)
         wiring.connect(m, act_q.o, act_un.i)
         m.d.comb += [desc_q.i.payload.eq(c_data.payload), act_q.i.payload.eq(c_data.payload),
                      desc_q.i.valid.eq(c_data.valid & ~ctrl_to_act),
@@ -448,6 +469,12 @@ class SystemTop(wiring.Component):
         # 64-bit carry chain, and in front of the count's, were on the DMA's critical paths
         m.d.sync += avail.eq(Mux(res_cmd, Mux(pushed, avail - want_m1, avail - want),
                                  Mux(pushed, avail + 1, avail)))
+        # `avail_zero` == (avail == 0), a register chosen like `avail` from comparisons of registers
+        # (synthesis drew `avail == 0`, in front of the layer's end, from the burst length's carry
+        # chain: the system top's worst path)
+        avail_zero = Signal(init=1)
+        m.d.sync += avail_zero.eq(Mux(res_cmd, Mux(pushed, avail == want_m1, avail == want),
+                                      ~pushed & (avail == 0)))
         add_in_halves(m, res_addr, want << wshift, res_cmd, name="res_addr")
         with m.If(res_cmd):
             m.d.sync += [res_room.eq(res_room - want), res_fresh.eq(0)]
@@ -465,7 +492,7 @@ class SystemTop(wiring.Component):
         can_pass = Signal()                         # see the passes' logic below
         sm_last, rows_last = Signal(), Signal()     # == (sm is the last), (rows_left <= row_tile)
         # == rows_left - row_tile, (rows_left <= 2 * row_tile): made every cycle beforehand (rows_left
-        # changes once in a pass of the last stage and matrix, passes three cycles apart at least;
+        # changes once in a pass of the last stage and matrix, passes PASS_SPACING cycles apart;
         # set in PORTS with it), so the pass's handshake only selects (the subtractor behind it was
         # the system top's worst path)
         rows_dec = Signal(range(ecfg.max_out + 1))
@@ -474,19 +501,24 @@ class SystemTop(wiring.Component):
         pass_bytes = Signal(32 + wshift)
         m.d.comb += pass_bytes.eq(pass_mw << wshift)
         # a port's end and last byte move on by a pass in two halves (a 66-bit adder from the pass's
-        # byte count was the system top's critical path at 103.5 MHz), the low halves' sums made
-        # beforehand too (a pass's command comes two cycles at least after PORTS or the command
-        # before, which set the ends; the sums behind the command's handshake were on the failing
-        # paths); the high halves are whole before the next pass can be due
+        # byte count was the system top's critical path at 103.5 MHz), from `w_moved`, the port's
+        # command handshake a cycle later (the handshake, from the read master, as the enable of
+        # the addresses' 200 flip-flops was on the failing paths), the low halves' sums made
+        # beforehand too; the next pass waits for `w_moved` (timing.PASS_SPACING), and the high
+        # halves are whole when it can be due
         H = HALF
+        w_moved = Signal(P)
         for p, rd in enumerate(wgts):
             m.d.comb += [rd.cmd.valid.eq(w_pend[p]), rd.cmd.payload.addr.eq(w_addr[p]),
                          rd.cmd.payload.beats.eq(pass_mw)]
             issued = rd.cmd.valid & rd.cmd.ready
+            m.d.sync += w_moved[p].eq(issued)
             for acc in (w_end[p], w_lastb[p]):
-                add_in_halves(m, acc, pass_bytes, issued, name=acc.name, registered=True)
+                add_in_halves(m, acc, pass_bytes, w_moved[p], name=acc.name, registered=True)
             with m.If(issued):
-                m.d.sync += [w_pend[p].eq(0), w_addr[p].eq(w_end[p])]
+                m.d.sync += w_pend[p].eq(0)
+            with m.If(w_moved[p]):
+                m.d.sync += w_addr[p].eq(w_end[p])
         # a pass past the top: its last byte at or above 2**A (a bit, not a comparison of the end)
         w_over = Cat(*(w_lastb[p][A:] != 0 for p in range(P))).any()
 
@@ -585,7 +617,7 @@ class SystemTop(wiring.Component):
         # the list's registers checked as they are written, before the start pulse that follows
         list_bad, list_far = Signal(), Signal()
         m.d.sync += [list_bad.eq((regs.desc_count == 0) | (desc_base[:6] != 0)), list_far.eq(beyond(desc_base))]
-        m.d.sync += layer_done.eq(res_last_seen & flushed & (avail == 0) & ~eng_cmd_pend & passes_done &
+        m.d.sync += layer_done.eq(res_last_seen & flushed & avail_zero & ~eng_cmd_pend & passes_done &
                                   res_w.quiet & res_fifo.empty)
 
         # a transfer of the run past the top of memory: the next pass (not issued) or the next
@@ -594,13 +626,13 @@ class SystemTop(wiring.Component):
         faulted = Signal()
         # the weight passes, from registers rather than the state machine's decoding (its logic in
         # front of `passes_done` was the system top's critical path at 92.9 MHz): `run_on` is the RUN
-        # state; `can_pass` says that every port has taken the last pass's command and passes are
-        # left, as of the cycle before, with no pass issued then
+        # state; `can_pass` says that every port has taken the last pass's command and moved its
+        # addresses on, and passes are left, as of the cycle before, with no pass issued then
         n_sm = ecfg.stages * len(ecfg.matrices)
         pass_due = run_on & can_pass
         pass_go = pass_due & ~w_over
         m.d.sync += faulted.eq((pass_due & w_over) | (res_fresh & res_go & res_over & run_on))
-        m.d.sync += can_pass.eq((w_pend == 0) & ~passes_done & ~pass_go)
+        m.d.sync += can_pass.eq((w_pend == 0) & (w_moved == 0) & ~passes_done & ~pass_go)
         with m.If(pass_go):
             m.d.sync += [w_pend.eq((1 << P) - 1), sm.eq(Mux(sm_last, 0, sm + 1)),
                          sm_last.eq(Mux(sm_last, n_sm == 1, sm + 1 == n_sm - 1))]
@@ -780,7 +812,8 @@ class SystemTop(wiring.Component):
                 m.d.sync += [eng_cmd_pend.eq(0), c_pend.eq(0), w_pend.eq(0)]
                 with m.If(all_quiet):
                     m.d.comb += m_rst_next.eq(1)
-                    m.d.sync += [avail.eq(0), flushed.eq(0), res_last_seen.eq(0), aborting.eq(0)]
+                    m.d.sync += [avail.eq(0), avail_zero.eq(1), flushed.eq(0), res_last_seen.eq(0),
+                                 aborting.eq(0)]
                     m.next = "IDLE"
         # one flip-flop a state: Yosys's FSM recoding, which its heuristics leave off here (with the
         # binary state's decoding in front of every transition condition, the next-state logic was on

@@ -230,6 +230,9 @@ SYSTEM_WRITE_EXTRA = 12
 #: several memory words later than the cycle after its last word (each word is written into the item
 #: a cycle after it is taken).
 UNPACK_DELAY = 1
+#: The fewest cycles from a weight pass's command to the next pass's (a port's end and last-byte
+#: addresses move on in the two cycles after its command, and the next pass waits for them).
+PASS_SPACING = 4
 #: Cycles of a run before its first descriptor fetch: the START state, which sets the run up from
 #: registers the cycle after the ``start`` pulse.
 RUN_START = 1
@@ -247,11 +250,11 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
     :data:`UNPACK_DELAY`, where it is several words), a cycle to check it, the divider (``bits(max_in) + 1`` cycles), a cycle to size the
     transfers and two per weight port (its addresses' low halves, then their high halves); then the
     run: the engine's command, the activation read (its words through a credit link) and (a cycle
-    later) the first pass's weight command, one weight command a pass (every three cycles at most,
+    later) the first pass's weight command, one weight command a pass (:data:`PASS_SPACING` cycles apart at least,
     and once the one before has all its addresses out), each port's words from :class:`_ReadPort`.
     The array's schedule (:func:`array_cycles`) then holds with two more bounds: the activations'
     last beat (``A``) and each pass's last weight word (``W_i``, the cycle it is offered by the
-    master's FIFO, a cycle more through a wide slice's unpacker) bound the last word of pass 0 and of
+    master's FIFO, then its credit link, a cycle more through a wide slice's unpacker) bound the last word of pass 0 and of
     pass ``i``::
 
         L_0 = max(2n + 3, A + n + 2, W_0),
@@ -305,10 +308,10 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
         h, last_a, ready, offset = run0 + 1, None, [], 0
         for i in range(pass_count(e, rows)):
             if i:
-                h = max(h + 3, last_a + 1)
+                h = max(h + PASS_SPACING, last_a + 1)
             last_a, t = wgt.command(h, pmw, offset)
             offset += pmw * wb
-            ready.append(t[-1] + BLOCK_FIFO_LATENCY - 1 + (1 if wide else 0) - run0)
+            ready.append(t[-1] + BLOCK_FIFO_LATENCY - 1 + LINK_LATENCY + (1 if wide else 0) - run0)
         # the write tail: the last pass's result beats leave the engine a cycle apart, but a beat of
         # `item` words takes `item` cycles through the packer (and, wider than a word, a cycle more
         # from its shift register into its output link; a narrower beat's word goes into the link in
