@@ -25,7 +25,7 @@ from amaranth.lib.wiring import In, Out
 from .config import validating
 from .timing import BLOCK_FIFO_LATENCY, BLOCK_FIFO_MIN_DEPTH
 
-__all__ = ["axi_read_signature", "axi_write_signature", "AxiReader", "AxiWriter", "ReadySlice", "CreditLink",
+__all__ = ["axi_read_signature", "axi_write_signature", "AxiReader", "AxiWriter", "CreditLink",
            "BlockFIFO", "INCR", "HALF", "add_in_halves"]
 
 #: AXI burst type INCR.
@@ -340,35 +340,6 @@ class AxiWriter(_AxiMaster):
         m.d.comb += [self.busy.eq(~none_left | (pending != 0)),
                      self.cmd.ready.eq(none_left & ~self.abort),
                      self.quiet.eq(none_left & (pending == 0) & ~queued & ~head)]
-        return m
-
-
-class ReadySlice(wiring.Component):
-    """A stream of ``shape`` (bits, or a layout) with its backward path through a register: ``i.ready``
-    is a register, so the consumer's ready reaches only this slice, not the producer's logic; valid and
-    payload pass straight through (no latency: cycles are as without it).
-
-    A word offered while the consumer waits is kept in a spare register, loaded every cycle while it is
-    empty (its enable a register, not the consumer's handshake: a wide enable from a far consumer's
-    ready was the system top's critical path before), and offered from there until taken. Placed
-    beside the consumer, it leaves the route between the two sides to registered signals going one
-    way each: the producer's valid and words, and this slice's ready.
-    """
-
-    def __init__(self, shape):
-        self.shape = shape
-        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
-
-    def elaborate(self, platform):
-        m = Module()
-        i_word, o_word = Value.cast(self.i.payload), Value.cast(self.o.payload)
-        spare = Signal(len(i_word), reset_less=True)
-        spare_full = Signal()
-        with m.If(~spare_full):
-            m.d.sync += spare.eq(i_word)
-        m.d.sync += spare_full.eq(self.o.valid & ~self.o.ready)
-        m.d.comb += [self.i.ready.eq(~spare_full), self.o.valid.eq(spare_full | self.i.valid),
-                     o_word.eq(Mux(spare_full, spare, i_word))]
         return m
 
 

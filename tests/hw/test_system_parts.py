@@ -205,27 +205,6 @@ def test_credit_link_keeps_order_and_full_rate(depth):
     _check_queue(lambda: CreditLink(40, depth), LINK_LATENCY, depth)
 
 
-def test_ready_slice_keeps_order_and_full_rate():
-    """The ready slice: order under random stalls, full rate, no latency (valid and words pass
-    straight through), and its input's ready a register (the consumer's ready never reaches it
-    in the same cycle)."""
-    from fairyhw.hw.dma import ReadySlice
-    _check_queue(lambda: ReadySlice(40), 0, 7)
-    dut = ReadySlice(8)
-
-    async def tb(ctx):
-        ctx.set(dut.i.valid, 1)
-        for ready in (1, 0, 1):
-            before = ctx.get(dut.i.ready)
-            ctx.set(dut.o.ready, ready)
-            assert ctx.get(dut.i.ready) == before
-            await ctx.tick()
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(tb)
-    sim.run()
-
-
 def test_credit_link_refuses_one_place():
     from fairyhw.hw.dma import CreditLink
     with pytest.raises(ValueError, match="two places"):
@@ -261,3 +240,44 @@ def test_block_fifo_fills_to_depth():
     sim.run()
     # the block RAM's 6 places, plus the queue's 4 once the words move on to it
     assert len(taken) == 6 + BlockFIFO.QUEUE
+
+
+@pytest.mark.parametrize("registered", [False, True])
+def test_add_in_halves_matches_the_sum(registered):
+    """`add_in_halves`: 66-bit sums moved on in two halves (the high one a cycle later, carries
+    across the halves included) equal Python's sums, with the addend changing between additions and a
+    later assignment (a new value) taking precedence."""
+    from amaranth.hdl import Module, Signal
+    from fairyhw.hw.dma import add_in_halves
+    m = Module()
+    acc, addend, when, load, value = Signal(66), Signal(40), Signal(), Signal(), Signal(66)
+    add_in_halves(m, acc, addend, when, name="acc", registered=registered)
+    with m.If(load):
+        m.d.sync += acc.eq(value)
+
+    async def tb(ctx):
+        rng = random.Random(7)
+        expect, gap = 0, 3
+        for _ in range(400):
+            ctx.set(when, 0)
+            ctx.set(load, 0)
+            if gap >= 3 and rng.random() < 0.5:      # `when` two cycles apart at least, the addend
+                ctx.set(when, 1)                      # set a cycle before (for `registered`)
+                expect = (expect + ctx.get(addend)) % (1 << 66)
+                gap = 0
+            elif gap >= 3 and rng.random() < 0.05:
+                v = rng.choice([(1 << 32) - 1 - rng.randrange(1 << 20), rng.randrange(1 << 66)])
+                ctx.set(load, 1)
+                ctx.set(value, v)
+                expect, gap = v, 0
+            else:
+                gap += 1
+                if gap == 1:                          # a new addend, long before the next sum
+                    ctx.set(addend, rng.choice([rng.randrange(1 << 40), (1 << 32) - rng.randrange(64)]))
+            await ctx.tick()
+            if gap >= 2:
+                assert ctx.get(acc) == expect
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
