@@ -247,15 +247,16 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
     Every word a read master delivers is offered :data:`BLOCK_FIFO_LATENCY` cycles after it arrives.
     A cycle to start the run (the state after ``start``), then per layer: the descriptor's fetch
     (its last word, its credit link, then the descriptor unpacked and taken: a cycle more,
-    :data:`UNPACK_DELAY`, where it is several words), a cycle to check it, the divider (``bits(max_in) + 1`` cycles), a cycle to size the
-    transfers and two per weight port (its addresses' low halves, then their high halves); then the
-    run: the engine's command, the activation read (its words through a credit link) and (a cycle
-    later) the first pass's weight command, one weight command a pass (:data:`PASS_SPACING` cycles apart at least,
-    and once the one before has all its addresses out), each port's words from :class:`_ReadPort`.
-    The array's schedule (:func:`array_cycles`) then holds with two more bounds: the activations'
-    last beat (``A``) and each pass's last weight word (``W_i``, the cycle it is offered by the
-    master's FIFO, then its credit link, a cycle more through a wide slice's unpacker) bound the last word of pass 0 and of
-    pass ``i``::
+    :data:`UNPACK_DELAY`, where it is several words), a cycle to check it, the divider
+    (``bits(max_in) + 1`` cycles), a cycle to size the transfers and two per weight port (its
+    addresses' low halves, then their high halves); then the run: the engine's command, the
+    activation read (its words through a credit link) and (a cycle later) the first pass's weight
+    command, one weight command a pass (:data:`PASS_SPACING` cycles apart at least, and once the one
+    before has all its addresses out), each port's words from :class:`_ReadPort`. The array's
+    schedule (:func:`array_cycles`) then holds with two more bounds: the activations' last beat
+    (``A``) and each pass's last weight word (``W_i``, the cycle it is offered by the master's FIFO,
+    then its credit link, a cycle more through a wide slice's unpacker) bound the last word of pass 0
+    and of pass ``i``::
 
         L_0 = max(2n + 3, A + n + 2, W_0),
         L_i = max(L_{i-1} + max(n, 2), e_{i-2} + CREDIT_DELAY, W_i)
