@@ -117,6 +117,8 @@ def build(reports_dir: str) -> dict:
     # conservative one)
     ecp5, fmax, placed = None, None, []
     for path in sorted(glob.glob(os.path.join(reports_dir, SYNTH_ECP5))):
+        if path.endswith(".timing.json"):      # a synthesis run's wall-clock times, beside its report
+            continue
         rec = _read_json(path)
         f = (rec.get("pnr") or {}).get("fmax_mhz") if isinstance(rec, dict) else None
         if f is None:
