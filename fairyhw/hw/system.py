@@ -57,8 +57,8 @@ class Unpacker(wiring.Component):
     it is taken, from a register of the word and a register a part (so no handshake drives the
     parts' enables), and an item is offered a cycle later than otherwise
     (:data:`fairyhw.hw.timing.UNPACK_DELAY`). It needs a consumer whose ``ready``, once high,
-    stays high until it takes an item (the engine's act port), so that the next item's first word
-    can be taken while the one before is being written, with no bubble.
+    stays high until it takes an item (the engine's act port, the run's DESC state), so that the
+    next item's first word can be taken while the one before is being written, with no bubble.
     """
 
     def __init__(self, width: int, data_width: int, *, registered: bool = False, length_bits: int = 32):
@@ -378,8 +378,8 @@ class SystemTop(wiring.Component):
             m.submodules[f"link{i + 1}"] = ResetInserter(m_rst_copy(f"link{i + 1}"))(link)
             wiring.connect(m, rd.data, link.i)
         # the descriptor's words then through a credit link (a cycle: the descriptor unpacker, by the
-        # run's registers, lies far from the activation unpacker and the slice; the slice's valid into
-        # its handshake was the system top's critical path at 118.9 MHz)
+        # run's registers, lies far from the activation unpacker and the control reader; a ready
+        # slice's valid there into its handshake was the system top's critical path at 118.9 MHz)
         c_data = ctrl.data
         desc_q = CreditLink(D)
         m.submodules.desc_q = ResetInserter(m_rst_copy("desc_q"))(desc_q)
