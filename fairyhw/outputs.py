@@ -33,7 +33,11 @@ import tempfile
 
 from . import FairyError
 
-__all__ = ["Outputs", "Terminated", "run_command", "show", "dumps_json", "check_finite"]
+__all__ = ["Outputs", "Terminated", "run_command", "show", "dumps_json", "check_finite", "TIMING_SUFFIX"]
+
+#: The suffix of the file beside a report that holds its wall-clock times (``NAME.timing.json`` beside
+#: ``NAME.json``), so that the report itself is the same from run to run.
+TIMING_SUFFIX = ".timing.json"
 
 
 class Terminated(KeyboardInterrupt):

@@ -16,7 +16,7 @@ from pathlib import Path
 from .. import FairyError
 from ..cli import ArgumentParser, float_in, int_in, positive_int
 from ..hw.config import DATA_WIDTHS, SystemConfig, add_arguments, from_arguments
-from ..outputs import Outputs, run_command, show
+from ..outputs import TIMING_SUFFIX, Outputs, run_command, show
 from .memory import MemoryTiming
 
 __all__ = ["main", "plan_words", "DEFAULT_PROMPT"]
@@ -128,7 +128,7 @@ def _main(argv) -> int:
     t_start = time.perf_counter()
     with Outputs() as out:      # the report's paths checked before any work
         out.into(args.out)
-        paths = {ext: os.path.join(args.out, args.name + ext) for ext in (".json", ".timing.json", ".md", ".png")}
+        paths = {ext: os.path.join(args.out, args.name + ext) for ext in (".json", TIMING_SUFFIX, ".md", ".png")}
         for path in paths.values():
             out.file(path)
         from ..model.checkpoint import load_gguf, smollm2_gguf_path

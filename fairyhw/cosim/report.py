@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from ..outputs import check_finite, dumps_json
+from ..outputs import TIMING_SUFFIX, check_finite, dumps_json
 
 __all__ = ["summarize", "write_report"]
 
@@ -161,4 +161,4 @@ def write_report(res: dict, timings: dict, out, paths: dict) -> None:
     out.write_text(paths[".json"], dumps_json(det, indent=1) + "\n")
     out.write_text(paths[".md"], _markdown(res))
     _plot(res, out.path(paths[".png"]))
-    out.write_text(paths[".timing.json"], dumps_json({**timings, **res["simulation"]}, indent=1) + "\n")
+    out.write_text(paths[TIMING_SUFFIX], dumps_json({**timings, **res["simulation"]}, indent=1) + "\n")

@@ -480,7 +480,8 @@ def split_timings(results):
 def timing_path(out: str) -> str:
     """Where ``--out FILE`` puts its wall-clock times: ``FILE`` less ``.json``, then ``.timing.json``."""
     stem = out[:-len(".json")] if out.endswith(".json") else out
-    return stem + ".timing.json"
+    from ..outputs import TIMING_SUFFIX
+    return stem + TIMING_SUFFIX
 
 
 def main(argv=None) -> int:

@@ -137,8 +137,9 @@ class Unpacker(wiring.Component):
         m.d.comb += [self.o.valid.eq(full_o), self.o.payload.eq(buf[:self.width]),
                      self.i.ready.eq((at != 0) | clear0)]
         take = self.i.valid & self.i.ready
+        full_next = w_en[k - 1] | (full & ~took)
         m.d.sync += [w_data.eq(self.i.payload), w_en.eq(Cat(take & (at == j) for j in range(k))),
-                     full.eq(w_en[k - 1] | (full & ~took)), full_o.eq(w_en[k - 1] | (full & ~took))]
+                     full.eq(full_next), full_o.eq(full_next)]
         with m.If(take):
             m.d.sync += at.eq(Mux(at == k - 1, 0, at + 1))
         for j in range(k):
@@ -280,7 +281,8 @@ class SystemTop(wiring.Component):
         # (as ORs of the two registers, in front of the resets of the unpackers, links and FIFOs
         # across the chip, they were on the system top's failing paths)
         dp_rst, res_rst = Signal(attrs=KEEP), Signal()
-        m.d.sync += [dp_rst.eq(clear_next | m_rst_next), res_rst.eq(aborting | m_rst | clear_next)]
+        rst_next = {"m_rst": m_rst_next, "dp_rst": clear_next | m_rst_next}
+        m.d.sync += [dp_rst.eq(rst_next["dp_rst"]), res_rst.eq(aborting | m_rst | clear_next)]
 
         def rst_copy(kind, name):
             """A register copy of the reset ``kind`` ("m_rst" or "dp_rst") for one block (KEEP:
@@ -288,11 +290,8 @@ class SystemTop(wiring.Component):
             fanned out to every master, link, unpacker and FIFO across the chip, was on the system
             top's failing paths."""
             r = Signal(name=f"{kind}_{name}", attrs=KEEP)
-            m.d.sync += r.eq(m_rst_next if kind == "m_rst" else clear_next | m_rst_next)
+            m.d.sync += r.eq(rst_next[kind])
             return r
-
-        def m_rst_copy(name):
-            return rst_copy("m_rst", name)
         # every master quiet, a register; only while aborting, as of the cycle before (a master issues
         # nothing while aborting, so the flag is never early; the masters' `quiet` in front of the state
         # machine's next state was on the system top's critical path)
@@ -303,12 +302,12 @@ class SystemTop(wiring.Component):
         ctrl = AxiReader(**burst, fifo_depth=cfg.fifo_depth, beats_width=beats)
         wgts = [AxiReader(**burst, fifo_depth=cfg.fifo_depth, beats_width=beats) for _ in range(P)]
         res_w = AxiWriter(**burst, beats_width=cfg.max_burst.bit_length())
-        m.submodules.rd_ctrl = ResetInserter(m_rst_copy("rd_ctrl"))(ctrl)
+        m.submodules.rd_ctrl = ResetInserter(rst_copy("m_rst", "rd_ctrl"))(ctrl)
         for rd in [ctrl, *wgts]:
             m.d.comb += rd.abort.eq(aborting)
         for p, rd in enumerate(wgts):
-            m.submodules[f"rd_wgt{p}"] = ResetInserter(m_rst_copy(f"rd_wgt{p}"))(rd)
-        m.submodules.wr_res = ResetInserter(m_rst_copy("wr_res"))(res_w)
+            m.submodules[f"rd_wgt{p}"] = ResetInserter(rst_copy("m_rst", f"rd_wgt{p}"))(rd)
+        m.submodules.wr_res = ResetInserter(rst_copy("m_rst", "wr_res"))(res_w)
         m.d.sync += all_quiet.eq(aborting & Cat(*(r.quiet for r in [ctrl, *wgts, res_w])).all())
         wiring.connect(m, ctrl.axi, wiring.flipped(self.m_ctrl))
         for p, rd in enumerate(wgts):
@@ -375,14 +374,14 @@ class SystemTop(wiring.Component):
         # 256 of the DMA's failing endpoints)
         links = [CreditLink(D) for _ in range(P)]
         for i, (rd, link) in enumerate(zip(wgts, links)):
-            m.submodules[f"link{i + 1}"] = ResetInserter(m_rst_copy(f"link{i + 1}"))(link)
+            m.submodules[f"link{i + 1}"] = ResetInserter(rst_copy("m_rst", f"link{i + 1}"))(link)
             wiring.connect(m, rd.data, link.i)
         # the descriptor's words then through a credit link (a cycle: the descriptor unpacker, by the
         # run's registers, lies far from the activation unpacker and the control reader; a ready
         # slice's valid there into its handshake was the system top's critical path at 118.9 MHz)
         c_data = ctrl.data
         desc_q = CreditLink(D)
-        m.submodules.desc_q = ResetInserter(m_rst_copy("desc_q"))(desc_q)
+        m.submodules.desc_q = ResetInserter(rst_copy("m_rst", "desc_q"))(desc_q)
         wiring.connect(m, desc_q.o, desc_un.i)
         # and the activations' words through one too (the slice's valid through the select into the
         # activation unpacker's enables, by the engine's buffer, was the system top's critical path

@@ -16,7 +16,7 @@ import sys
 from .. import FairyError
 from ..cli import ArgumentParser
 from ..model.llama import LLAMA2_7B, weight_bytes_per_token
-from ..outputs import Outputs, run_command, show
+from ..outputs import TIMING_SUFFIX, Outputs, run_command, show
 from ..hw.config import EngineConfig, default_group
 from .anchors import (ANCHOR_BOARD_W, ANCHORS, FIT_SHARE, LUTRAM_SITES, U280_BRAM36, U280_FFS, U280_LUTS,
                       U280_URAM)
@@ -117,7 +117,7 @@ def build(reports_dir: str) -> dict:
     # conservative one)
     ecp5, fmax, placed = None, None, []
     for path in sorted(glob.glob(os.path.join(reports_dir, SYNTH_ECP5))):
-        if path.endswith(".timing.json"):      # a synthesis run's wall-clock times, beside its report
+        if path.endswith(TIMING_SUFFIX):      # a synthesis run's wall-clock times, beside its report
             continue
         rec = _read_json(path)
         f = (rec.get("pnr") or {}).get("fmax_mhz") if isinstance(rec, dict) else None
