@@ -23,7 +23,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .config import validating
-from .timing import BLOCK_FIFO_LATENCY, BLOCK_FIFO_MIN_DEPTH
+from .timing import BLOCK_FIFO_LATENCY, BLOCK_FIFO_MIN_DEPTH, LINK_DEPTH
 
 __all__ = ["axi_read_signature", "axi_write_signature", "AxiReader", "AxiWriter", "CreditLink",
            "BlockFIFO", "INCR", "HALF", "add_in_halves"]
@@ -242,7 +242,11 @@ class AxiReader(_AxiMaster):
         owed = Signal(max(self.beats_width, self.fifo_depth.bit_length()) + 1)   # beats not yet delivered
         space = Signal(range(self.fifo_depth + 1), init=self.fifo_depth)   # FIFO room not yet asked for
         inflight = Signal(range(self.outstanding + 1))     # bursts requested, last beat not yet in
-        none_left, n, n_m1, issued = self._addresses(m, self.axi.ar,
+        # the addresses leave through a credit link (LINK_LATENCY), so that the memory's `arready`
+        # reaches only its pointers, not the burst state's ~100 flip-flops
+        ar_link = m.submodules.ar_link = CreditLink(self.axi.ar.signature.members["payload"].shape)
+        wiring.connect(m, ar_link.o, wiring.flipped(self.axi.ar))
+        none_left, n, n_m1, issued = self._addresses(m, ar_link.i,
                                                (space >= self.max_burst) & (inflight < self.outstanding))
         r = self.axi.r
         # the FIFO always has room: the reads ask for no more than it holds
@@ -298,8 +302,19 @@ class AxiWriter(_AxiMaster):
         # handshakes was on the write master's failing paths)
         lens = m.submodules.lens = CreditLink(unsigned(9), max(2, self.outstanding))
         pending = Signal(range(self.outstanding + 1))      # bursts sent, response not yet back
-        none_left, n, _, sent = self._addresses(m, self.axi.aw, (pending < self.outstanding) & lens.i.ready)
-        w, b = self.axi.w, self.axi.b
+        # the address and data channels leave through credit links (LINK_LATENCY each), so that the
+        # memory's `awready` and `wready` reach only the links' pointers: with `wready` in front of
+        # the burst's head, its beat count and the result FIFO's handshake, and `awready` in front
+        # of the address's ~100 flip-flops, they were the system top's worst paths (96.7 MHz)
+        aw_link = m.submodules.aw_link = CreditLink(self.axi.aw.signature.members["payload"].shape)
+        wl = data.StructLayout({"data": self.data_width, "last": 1})
+        w_link = m.submodules.w_link = CreditLink(wl)
+        wiring.connect(m, aw_link.o, wiring.flipped(self.axi.aw))
+        m.d.comb += [self.axi.w.valid.eq(w_link.o.valid), w_link.o.ready.eq(self.axi.w.ready),
+                     self.axi.w.payload.data.eq(w_link.o.payload.data),
+                     self.axi.w.payload.last.eq(w_link.o.payload.last), self.axi.w.payload.strb.eq(-1)]
+        none_left, n, _, sent = self._addresses(m, aw_link.i, (pending < self.outstanding) & lens.i.ready)
+        w, b = w_link.i, self.axi.b
 
         # the burst whose data go out now (the head), from registers: whether there is one, the beats
         # after the next, and whether the next is its last (the burst-length FIFO's output through the
@@ -324,7 +339,7 @@ class AxiWriter(_AxiMaster):
         m.d.comb += [lens.i.valid.eq(sent & ~direct), lens.i.payload.eq(Cat(n_rem, n_one)),
                      lens.o.ready.eq(free),
                      w.valid.eq(self.data.valid & head), self.data.ready.eq(w.ready & head),
-                     w.payload.data.eq(self.data.payload), w.payload.strb.eq(-1), w.payload.last.eq(last)]
+                     w.payload.data.eq(self.data.payload), w.payload.last.eq(last)]
         with m.If(load):
             m.d.sync += [head.eq(1), rem.eq(rem_v), last.eq(one_v)]
         with m.Elif(free):
@@ -358,7 +373,7 @@ class CreditLink(wiring.Component):
     enable of every RAM cell.)
     """
 
-    def __init__(self, shape, depth: int = 3):
+    def __init__(self, shape, depth: int = LINK_DEPTH):
         with validating(self):
             if depth < 2:
                 raise ValueError(f"a credit link needs two places at least for full rate, not {depth}")

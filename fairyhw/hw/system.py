@@ -632,9 +632,15 @@ class SystemTop(wiring.Component):
         pass_go = pass_due & ~w_over
         m.d.sync += faulted.eq((pass_due & w_over) | (res_fresh & res_go & res_over & run_on))
         m.d.sync += can_pass.eq((w_pend == 0) & (w_moved == 0) & ~passes_done & ~pass_go)
+        # the pass's counts move on a cycle after it (`passed`), before the next can be due: with
+        # `pass_go` in front of them, its three registers crossed a chip-wide route and two LUTs to
+        # `rows_left`, the system top's worst path at 149.7 MHz
+        passed = Signal()
+        m.d.sync += passed.eq(pass_go)
         with m.If(pass_go):
-            m.d.sync += [w_pend.eq((1 << P) - 1), sm.eq(Mux(sm_last, 0, sm + 1)),
-                         sm_last.eq(Mux(sm_last, n_sm == 1, sm + 1 == n_sm - 1))]
+            m.d.sync += w_pend.eq((1 << P) - 1)
+        with m.If(passed):
+            m.d.sync += [sm.eq(Mux(sm_last, 0, sm + 1)), sm_last.eq(Mux(sm_last, n_sm == 1, sm + 1 == n_sm - 1))]
             with m.If(sm_last):
                 m.d.sync += [rows_left.eq(Mux(rows_last, 0, rows_dec)), rows_last.eq(rows_last2)]
                 with m.If(rows_last):
@@ -650,6 +656,33 @@ class SystemTop(wiring.Component):
             with m.If(regs.ctrl_soft_reset):
                 to_abort()
 
+        # a port's addresses set in PORTS, in its second cycle: from `port_load`, a register set in
+        # the first (with the state's decoding, `port_hi` and `port == p` in front of their ~200
+        # flip-flops, they were on the system top's failing paths). Here, after the passes' sums,
+        # so that it takes precedence; it may fire in the cycle after PORTS was left for an abort
+        # (a later layer sets the addresses again).
+        port_load = Signal(P)
+        m.d.sync += port_load.eq(0)
+        # (PORTS's sums: from `running_addr`, each port's start, pass end and last byte)
+        addends = (pass_bytes, Cat(Const(-1, wshift), pass_mw_m1), stride)
+        lows = [Signal(H + 1, name=f"ports_lo{i}") for i in range(3)]
+        # the high halves' two outcomes too, chosen in the second cycle by the low halves'
+        # carries (a 33-bit carry chain behind the carry was on the DMA's failing paths)
+        his = [[Signal(A + 2 - H, name=f"ports_hi{i}_{c}") for c in (0, 1)] for i in range(3)]
+        highs = [Mux(lo[H], h[1], h[0]) for lo, h in zip(lows, his)]
+        for p in range(P):
+            with m.If(port_load[p]):
+                m.d.sync += [w_addr[p].eq(running_addr), w_end[p].eq(Cat(lows[0][:H], highs[0])),
+                             w_lastb[p].eq(Cat(lows[1][:H], highs[1]))]
+        # the descriptor's checks into registers every cycle (the descriptor holds from DESC on),
+        # decided in SIZE while the divider runs (made in CHECK alone, with the state's decoding in
+        # front of them, `bad_k` was on the system top's failing paths)
+        d_act, d_wgt, d_res = (Cat(d[f"{x}_lo"], d[f"{x}_hi"]) for x in ("act", "wgt", "res"))
+        m.d.sync += [bad["k"].eq((d["k"] == 0) | (d["k"] > ecfg.max_in)),
+                     bad["rows"].eq((d["rows"] == 0) | (d["rows"] > ecfg.max_out)),
+                     bad["align"].eq(misaligned(d_act) | misaligned(d_wgt) | misaligned(d_res) |
+                                     (misaligned(stride) if P > 1 else 0)),
+                     bad["range"].eq(beyond(d_act) | beyond(d_wgt) | beyond(d_res))]
         with m.FSM(name="run") as fsm:
             # the start pulse only moves IDLE on to START, which sets the run up from registers (the
             # pulse in front of the counters' resets and of the first fetch's command crossed four
@@ -686,18 +719,9 @@ class SystemTop(wiring.Component):
                     m.next = "CHECK"
                 abortable()
             with m.State("CHECK"):
-                act = Cat(d["act_lo"], d["act_hi"])
-                wgt = Cat(d["wgt_lo"], d["wgt_hi"])
-                res = Cat(d["res_lo"], d["res_hi"])
-                m.d.sync += [act_addr.eq(act), wgt_base.eq(wgt), res_addr.eq(res),
-                             room_full.eq((1 << (A - wshift)) - res[wshift:A]),
+                m.d.sync += [act_addr.eq(d_act), wgt_base.eq(d_wgt), res_addr.eq(d_res),
+                             room_full.eq((1 << (A - wshift)) - d_res[wshift:A]),
                              kbits.eq(d["k"]), k_m1.eq(d["k"] - 1), quo.eq(0), rem.eq(0), step.eq(0)]
-                # the checks into registers, decided in SIZE (the divider runs on regardless)
-                m.d.sync += [bad["k"].eq((d["k"] == 0) | (d["k"] > ecfg.max_in)),
-                             bad["rows"].eq((d["rows"] == 0) | (d["rows"] > ecfg.max_out)),
-                             bad["align"].eq(misaligned(act) | misaligned(wgt) | misaligned(res) |
-                                             (misaligned(stride) if P > 1 else 0)),
-                             bad["range"].eq(beyond(act) | beyond(wgt) | beyond(res))]
                 m.next = "DIV"
                 abortable()
             with m.State("DIV"):
@@ -741,21 +765,12 @@ class SystemTop(wiring.Component):
                 # chain from `running_addr` was the system top's critical path at 133.9 MHz). The last
                 # byte from `pass_mw - 1` registered (`+ pass_bytes - 1`, two 65-bit carry chains in
                 # series, was the critical path at 98.8 MHz)
-                addends = (pass_bytes, Cat(Const(-1, wshift), pass_mw_m1), stride)
-                lows = [Signal(H + 1, name=f"ports_lo{i}") for i in range(3)]
-                # the high halves' two outcomes too, chosen in the second cycle by the low halves'
-                # carries (a 33-bit carry chain behind the carry was on the DMA's failing paths)
-                his = [[Signal(A + 2 - H, name=f"ports_hi{i}_{c}") for c in (0, 1)] for i in range(3)]
                 with m.If(~port_hi):
                     m.d.sync += [lo.eq(running_addr[:H] + x[:H]) for lo, x in zip(lows, addends)]
                     m.d.sync += [h[c].eq(running_addr[H:] + x[H:] + c) for h, x in zip(his, addends) for c in (0, 1)]
-                highs = [Mux(lo[H], h[1], h[0]) for lo, h in zip(lows, his)]
+                    m.d.sync += [port_load[p].eq(port == p) for p in range(P)]
                 m.d.sync += port_hi.eq(~port_hi)
                 with m.If(port_hi):
-                    for p in range(P):
-                        with m.If(port == p):
-                            m.d.sync += [w_addr[p].eq(running_addr), w_end[p].eq(Cat(lows[0][:H], highs[0])),
-                                         w_lastb[p].eq(Cat(lows[1][:H], highs[1]))]
                     m.d.sync += [running_addr.eq(Cat(lows[2][:H], highs[2])), port.eq(port + 1)]
                 # the way out decided in the first cycle, into registers (the decision from `port`
                 # and the range bits, fanned out to the run's registers, was the critical path at

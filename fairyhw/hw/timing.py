@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["BUFFER_READ_DELAY", "CREDIT_DELAY", "BLOCK_FIFO_LATENCY", "BLOCK_FIFO_MIN_DEPTH", "LINK_LATENCY", "read_cycles", "system_cycles", "engine_cycles", "array_cycles", "array_depth", "tree_levels", "tree_depth", "tile_rows",
+__all__ = ["BUFFER_READ_DELAY", "CREDIT_DELAY", "BLOCK_FIFO_LATENCY", "BLOCK_FIFO_MIN_DEPTH", "LINK_DEPTH", "LINK_LATENCY", "read_cycles", "system_cycles", "engine_cycles", "array_cycles", "array_depth", "tree_levels", "tree_depth", "tile_rows",
            "output_stages", "latency", "pass_count", "result_beats"]
 
 
@@ -74,6 +74,8 @@ BUFFER_READ_DELAY = 6
 
 #: Cycles from a word entering a :class:`fairyhw.hw.dma.CreditLink` to its being offered at the output.
 LINK_LATENCY = 1
+#: Words a :class:`fairyhw.hw.dma.CreditLink` holds (its default; the least for full rate is two).
+LINK_DEPTH = 3
 
 #: Cycles from a word entering a :class:`fairyhw.hw.dma.BlockFIFO` (a read master's FIFO) to its being
 #: offered at the output: the write registered, the count of words written, the block RAM's read, its
@@ -139,30 +141,32 @@ def result_beats(cfg, rows: int) -> int:
     return sum(-(-c // per) for c in tile_rows(rows, cfg.row_tile)) * cfg.stages * len(cfg.matrices)
 
 
-#: Cycles from the last word of a burst to the first cycle a burst address may take its slot where
-#: the read master's own limit of bursts in flight binds: it counts them in a register and decides
-#: from a registered flag (:class:`fairyhw.hw.dma.AxiReader`). Where the memory's smaller limit
-#: binds, the memory's: a cycle (``sim/axi_memory.py``).
+#: Cycles from the last word of a burst to the first cycle a burst address may take its slot in
+#: the read master's own limit of bursts in flight: it counts them in a register and decides from a
+#: registered flag (:class:`fairyhw.hw.dma.AxiReader`). The memory's limit frees its slot a cycle
+#: after the last word (``sim/axi_memory.py``).
 READ_SLOT_DELAY = 2
 
 
 class _ReadPort:
     """One AXI4 read master (:class:`fairyhw.hw.dma.AxiReader`) and its memory, burst by burst, in
-    absolute cycles: a burst's address goes out once the command is in and a burst slot is free
-    (:data:`READ_SLOT_DELAY` cycles after the last word of the burst ``outstanding`` before it where
-    the master's limit, ``master_outstanding``, binds, else a cycle after it); its first word comes
-    ``latency + 1`` cycles after the address; words leave in order, at most one a cycle, each spending
+    absolute cycles: a burst's address leaves the master once the command is in and the master has
+    a burst slot (:data:`READ_SLOT_DELAY` cycles after the last word of the burst
+    ``master_outstanding`` before it), and is on the bus :data:`LINK_LATENCY` later, or once the
+    memory has a slot (a cycle after the last word of the burst ``outstanding`` before it; the link
+    holds :data:`LINK_DEPTH` addresses); its
+    first word comes ``latency + 1`` cycles after it is on the bus; words leave in order, at most one a cycle, each spending
     ``width`` bytes of a budget that grows by ``bytes_per_cycle`` a cycle up to two words' worth
     (the co-simulation's memory model, ``sim/axi_memory.py``). The FIFO's credits are left out: they
     hold the reads back only while the consumer is slower than the memory."""
 
     def __init__(self, *, width, bytes_per_cycle, latency, outstanding, master_outstanding, max_burst):
         self.w, self.rate, self.latency = width, float(bytes_per_cycle), latency
-        self.out, self.max_burst = min(outstanding, master_outstanding), max_burst
-        self.slot_delay = READ_SLOT_DELAY if master_outstanding <= outstanding else 1
+        self.out, self.mem_out, self.max_burst = master_outstanding, outstanding, max_burst
         self.kb, self.b = -(10 ** 9), 2.0 * width      # the budget after edge kb (idle: full)
         self.last = -(10 ** 9)                          # the last word's cycle
         self.done = []                                  # each burst's last word, in order
+        self.bus = []                                   # each burst's address on the bus
 
     def _budget(self, k):
         return min(2.0 * self.w, self.b + (k - self.kb) * self.rate)
@@ -172,9 +176,15 @@ class _ReadPort:
         cycle, each word's cycle)."""
         a = earliest
         if len(self.done) >= self.out:
-            a = max(a, self.done[-self.out] + self.slot_delay)
+            a = max(a, self.done[-self.out] + READ_SLOT_DELAY)
+        if len(self.bus) >= LINK_DEPTH:                 # the link holds LINK_DEPTH addresses
+            a = max(a, self.bus[-LINK_DEPTH] + 1)
+        bus = a + LINK_LATENCY                          # through the master's address link
+        if len(self.done) >= self.mem_out:
+            bus = max(bus, self.done[-self.mem_out] + 1)
+        self.bus.append(bus)
         times = []
-        k = max(a + 1 + self.latency, self.last + 1)
+        k = max(bus + 1 + self.latency, self.last + 1)
         for _ in range(beats):
             b = self._budget(k)
             if b < self.w:
@@ -223,9 +233,10 @@ _engine_latency = latency
 #: Cycles of the system top's write tail beside the final burst's words and the last result's
 #: words, measured once in co-simulation (sim/test_system.py checks that it holds at every point):
 #: the words counted, the burst's length and go registered, its command, its address, the FIFO, the
-#: response, the writer going quiet, the layer's end registered and the layer's end state (NEXT), the
-#: register slice between the packer and the FIFO, and the credit link between the engine and the packer.
-SYSTEM_WRITE_EXTRA = 12
+#: write master's data link, the response, the writer going quiet, the layer's end registered and the
+#: layer's end state (NEXT), the register slice between the packer and the FIFO, and the credit link
+#: between the engine and the packer.
+SYSTEM_WRITE_EXTRA = 13
 #: The cycle by which a registered unpacker (the activations', the descriptor's) offers an item of
 #: several memory words later than the cycle after its last word (each word is written into the item
 #: a cycle after it is taken).
