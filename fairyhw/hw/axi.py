@@ -188,7 +188,7 @@ class RegisterFile(wiring.Component):
                     clear = Signal(f.width, name=f"clear_{_port(reg, f)}")
                     m.d.comb += clear.eq(Mux(hit[i], w_data[bits] & mask[bits], 0))
                     m.d.sync += r.eq((r & ~clear) | getattr(self, _port(reg, f) + "_set"))
-        # reads: the value the cycle after the address, held until taken. The address is decoded as
+        # reads: the value two cycles after the address, held until taken. The address is decoded as
         # it is taken, into one register a map entry (`sel`), and the read-only inputs are sampled
         # every cycle into registers of their own beside the read mux, so the mux is an AND-OR of
         # local registers (the address bits decoded through the mux, its sources the core's counters
@@ -197,7 +197,9 @@ class RegisterFile(wiring.Component):
         r_data, r_resp = Signal(32), Signal(2)
         ar_full = Signal()
         sel = Signal(len(REGISTERS))
-        m.d.comb += [bus.ar.ready.eq(~r_valid & ~ar_full), bus.r.valid.eq(r_valid), bus.r.payload.data.eq(r_data),
+        r_step = Signal()                     # the read's second step (below)
+        m.d.comb += [bus.ar.ready.eq(~r_valid & ~ar_full & ~r_step), bus.r.valid.eq(r_valid),
+                     bus.r.payload.data.eq(r_data),
                      bus.r.payload.resp.eq(r_resp)]
         with m.If(bus.r.valid & bus.r.ready):
             m.d.sync += r_valid.eq(0)
@@ -217,9 +219,16 @@ class RegisterFile(wiring.Component):
                     v = MAGIC if f.access == "const" else held[(reg.name, f.name)]
                 m.d.comb += word[f.lsb:f.lsb + f.width].eq(v)
             terms.append(Mux(sel[i], word, 0))
+        # the AND-OR in two registered steps (groups of four entries, then the groups: in one step,
+        # 3-4 LUT levels over a chip-wide spread of registers, it was on the system top's failing
+        # paths), the value two cycles after the address
+        groups = [reduce(operator.or_, terms[i:i + 4]) for i in range(0, len(terms), 4)]
+        parts = [Signal(32, name=f"rd_part{g}", reset_less=True) for g in range(len(groups))]
         with m.If(ar_full):
-            m.d.sync += [ar_full.eq(0), r_valid.eq(1), r_data.eq(reduce(operator.or_, terms)),
-                         r_resp.eq(Mux(sel.any(), OKAY, SLVERR))]
+            m.d.sync += [ar_full.eq(0), r_step.eq(1), r_resp.eq(Mux(sel.any(), OKAY, SLVERR))]
+            m.d.sync += [p.eq(g) for p, g in zip(parts, groups)]
+        with m.If(r_step):
+            m.d.sync += [r_step.eq(0), r_valid.eq(1), r_data.eq(reduce(operator.or_, parts))]
         m.d.comb += self.irq.eq(held[("ctrl", "irq_enable")] &
                                 (held[("status", "done")] | held[("status", "error")]))
         return m

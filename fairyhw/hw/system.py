@@ -364,18 +364,21 @@ class SystemTop(wiring.Component):
         for u in wgt_un:
             m.d.comb += u.length.eq(n_pass)
         # each weight master's words from its FIFO's output queue (registers and a small distributed
-        # RAM: its block RAM stays out of the consumers' handshake logic) through a credit link beside
-        # the consumer (a cycle, timing.LINK_LATENCY): its valid a register, its words a read of its
-        # distributed RAM, both by the engine (through a ready slice, whose valid and words passed
-        # straight from the master's queue, the engine's weight handshake and its code registers
-        # were on the system top's failing paths). The control reader's words go straight to two
+        # RAM: its block RAM stays out of the consumers' handshake logic) into its unpacker, whose
+        # items go through a credit link beside the engine (a cycle, timing.LINK_LATENCY): its valid
+        # a register, its items a read of its distributed RAM, straight into the engine's code
+        # registers (through a ready slice, whose valid and words passed straight from the master's
+        # queue, the engine's weight handshake and its code registers were on the system top's
+        # failing paths; with the link before the unpacker, the unpacker's item select lay between
+        # the link's RAM and the code registers). The control reader's words go straight to two
         # credit links, whose readies are registers (through a slice, the slice's select between
         # its spare register and the queue's read lay in front of the links' distributed-RAM writes:
         # 256 of the DMA's failing endpoints)
-        links = [CreditLink(D) for _ in range(P)]
-        for i, (rd, link) in enumerate(zip(wgts, links)):
-            m.submodules[f"link{i + 1}"] = ResetInserter(rst_copy("m_rst", f"link{i + 1}"))(link)
-            wiring.connect(m, rd.data, link.i)
+        links = [CreditLink(cfg.slice_bits) for _ in range(P)]
+        for i, (rd, u, link) in enumerate(zip(wgts, wgt_un, links)):
+            m.submodules[f"link{i + 1}"] = ResetInserter(rst_copy("dp_rst", f"link{i + 1}"))(link)
+            wiring.connect(m, rd.data, u.i)
+            wiring.connect(m, u.o, link.i)
         # the descriptor's words then through a credit link (a cycle: the descriptor unpacker, by the
         # run's registers, lies far from the activation unpacker and the control reader; a ready
         # slice's valid there into its handshake was the system top's critical path at 118.9 MHz)
@@ -395,13 +398,11 @@ class SystemTop(wiring.Component):
                      c_data.ready.eq(Mux(ctrl_to_act, act_q.i.ready, desc_q.i.ready))]
         m.d.comb += [engine.act.payload.eq(act_un.o.payload), engine.act.valid.eq(act_un.o.valid),
                      act_un.o.ready.eq(engine.act.ready)]
-        for link, u in zip(links, wgt_un):
-            wiring.connect(m, link.o, u.i)
-        all_valid = Cat(*(u.o.valid for u in wgt_un)).all()
-        m.d.comb += [engine.wgt.payload.eq(Cat(*(u.o.payload for u in wgt_un))[:2 * ecfg.lanes]),
+        all_valid = Cat(*(link.o.valid for link in links)).all()
+        m.d.comb += [engine.wgt.payload.eq(Cat(*(link.o.payload for link in links))[:2 * ecfg.lanes]),
                      engine.wgt.valid.eq(all_valid)]
-        for u in wgt_un:
-            m.d.comb += u.o.ready.eq(engine.wgt.ready & all_valid)
+        for link in links:
+            m.d.comb += link.o.ready.eq(engine.wgt.ready & all_valid)
         # results: through a credit link (a cycle; the engine's result valid into the packer's word
         # enables, and the packer's ready into the engine's result FIFO, were the system top's
         # critical paths at 123.6 and 129.4 MHz), each sum sign-extended to 32 bits, packed into
@@ -559,6 +560,7 @@ class SystemTop(wiring.Component):
         quo, rem = Signal(kw), Signal(kw + 1)
         kbits = Signal(kw)
         step = Signal(range(kw + 1))
+        div_end = Signal()                     # == (step == kw), a register kept as `step` counts
 
         def words_m1(items_m1, width):
             """The memory words of ``items_m1 + 1`` items of ``width`` bits, less one, with no adder
@@ -721,15 +723,19 @@ class SystemTop(wiring.Component):
             with m.State("CHECK"):
                 m.d.sync += [act_addr.eq(d_act), wgt_base.eq(d_wgt), res_addr.eq(d_res),
                              room_full.eq((1 << (A - wshift)) - d_res[wshift:A]),
-                             kbits.eq(d["k"]), k_m1.eq(d["k"] - 1), quo.eq(0), rem.eq(0), step.eq(0)]
+                             kbits.eq(d["k"]), k_m1.eq(d["k"] - 1), quo.eq(0), rem.eq(0), step.eq(0),
+                             div_end.eq(0)]
                 m.next = "DIV"
                 abortable()
             with m.State("DIV"):
                 r2 = Cat(kbits[-1], rem[:kw])
                 ge = r2 >= div
                 m.d.sync += [kbits.eq(kbits << 1), rem.eq(Mux(ge, r2 - div, r2)),
-                             quo.eq(Cat(ge, quo[:-1])), step.eq(step + 1), room_big.eq(room_full >= room_cap)]
-                with m.If(step == kw):
+                             quo.eq(Cat(ge, quo[:-1])), step.eq(step + 1), div_end.eq(step == kw - 1),
+                             room_big.eq(room_full >= room_cap)]
+                # (the divider's end from a register: `step == kw` in front of the state machine's
+                # next state was the system top's worst path in one placement, 143.4 MHz)
+                with m.If(div_end):
                     # (the sums beside the remainder's test, which selects: in series they were on
                     # the DMA's failing paths)
                     rem_nz = rem != 0
