@@ -82,19 +82,29 @@ class Unpacker(wiring.Component):
             fresh = Signal(init=1)
             len1 = Signal()
             m.d.sync += len1.eq(self.length == 1)
+            left2 = Signal()                  # == (left == 2), kept as `left` steps
+            # whether the item offered ends the word (the transfer's last item or the word's last
+            # slot) from registers alone, so that the input's ready is one LUT of registers (from
+            # the unpacker's counts through two LUTs into the word link's handshake, a route each
+            # way, it was the system top's critical path at 133.2 MHz): a transfer's first item from
+            # `len1` (slot 0), a later one from `ends`, kept from next values
+            ends = Signal()
+            end_now = Mux(fresh, len1 | (per == 1), ends)
             items = Array(self.i.payload[j * slot:j * slot + w] for j in range(per))
             last_item = Mux(fresh, len1, last)
-            last_slot = idx == per - 1
+            slot_next = Mux(end_now, per == 1, idx == per - 2)  # the next item is the word's last slot
             m.d.comb += [self.o.valid.eq(self.i.valid), self.o.payload.eq(items[idx]),
-                         self.i.ready.eq(self.o.ready & (last_item | last_slot))]
+                         self.i.ready.eq(self.o.ready & end_now)]
             with m.If(self.o.valid & self.o.ready):
-                m.d.sync += idx.eq(Mux(last_item | last_slot, 0, idx + 1))
+                m.d.sync += idx.eq(Mux(end_now, 0, idx + 1))
                 with m.If(last_item):
                     m.d.sync += fresh.eq(1)
                 with m.Elif(fresh):
-                    m.d.sync += [fresh.eq(0), left.eq(self.length - 1), last.eq(self.length == 2)]
+                    m.d.sync += [fresh.eq(0), left.eq(self.length - 1), last.eq(self.length == 2),
+                                 left2.eq(self.length == 3), ends.eq((self.length == 2) | slot_next)]
                 with m.Else():
-                    m.d.sync += [left.eq(left - 1), last.eq(left == 2)]
+                    m.d.sync += [left.eq(left - 1), last.eq(left2), left2.eq(left == 3),
+                                 ends.eq(left2 | slot_next)]
             return m
         k = slot // D
         buf = Signal(slot, reset_less=True)
@@ -364,20 +374,24 @@ class SystemTop(wiring.Component):
         for u in wgt_un:
             m.d.comb += u.length.eq(n_pass)
         # each weight master's words from its FIFO's output queue (registers and a small distributed
-        # RAM: its block RAM stays out of the consumers' handshake logic) into its unpacker, whose
-        # items go through a credit link beside the engine (a cycle, timing.LINK_LATENCY): its valid
-        # a register, its items a read of its distributed RAM, straight into the engine's code
-        # registers (through a ready slice, whose valid and words passed straight from the master's
-        # queue, the engine's weight handshake and its code registers were on the system top's
-        # failing paths; with the link before the unpacker, the unpacker's item select lay between
-        # the link's RAM and the code registers). The control reader's words go straight to two
+        # RAM: its block RAM stays out of the consumers' handshake logic) through a credit link into
+        # its unpacker, whose items go through a second credit link beside the engine (a cycle each,
+        # timing.LINK_LATENCY): its valid a register, its items a read of its distributed RAM,
+        # straight into the engine's code registers (through a ready slice, whose valid and words
+        # passed straight from the master's queue, the engine's weight handshake and its code
+        # registers were on the system top's failing paths; with one link, before the unpacker, the
+        # unpacker's item select lay between the link's RAM and the code registers, and after it,
+        # the unpacker's ready ran into the master's queue: 115.1 MHz). The control reader's words go straight to two
         # credit links, whose readies are registers (through a slice, the slice's select between
         # its spare register and the queue's read lay in front of the links' distributed-RAM writes:
         # 256 of the DMA's failing endpoints)
+        words = [CreditLink(D) for _ in range(P)]
         links = [CreditLink(cfg.slice_bits) for _ in range(P)]
-        for i, (rd, u, link) in enumerate(zip(wgts, wgt_un, links)):
+        for i, (rd, word, u, link) in enumerate(zip(wgts, words, wgt_un, links)):
+            m.submodules[f"wlink{i + 1}"] = ResetInserter(rst_copy("m_rst", f"wlink{i + 1}"))(word)
             m.submodules[f"link{i + 1}"] = ResetInserter(rst_copy("dp_rst", f"link{i + 1}"))(link)
-            wiring.connect(m, rd.data, u.i)
+            wiring.connect(m, rd.data, word.i)
+            wiring.connect(m, word.o, u.i)
             wiring.connect(m, u.o, link.i)
         # the descriptor's words then through a credit link (a cycle: the descriptor unpacker, by the
         # run's registers, lies far from the activation unpacker and the control reader; a ready
@@ -677,11 +691,16 @@ class SystemTop(wiring.Component):
                 m.d.sync += [w_addr[p].eq(running_addr), w_end[p].eq(Cat(lows[0][:H], highs[0])),
                              w_lastb[p].eq(Cat(lows[1][:H], highs[1]))]
         # the descriptor's checks into registers every cycle (the descriptor holds from DESC on),
-        # decided in SIZE while the divider runs (made in CHECK alone, with the state's decoding in
+        # decided in SIZE while the divider runs (two cycles are enough) (made in CHECK alone, with the state's decoding in
         # front of them, `bad_k` was on the system top's failing paths)
         d_act, d_wgt, d_res = (Cat(d[f"{x}_lo"], d[f"{x}_hi"]) for x in ("act", "wgt", "res"))
-        m.d.sync += [bad["k"].eq((d["k"] == 0) | (d["k"] > ecfg.max_in)),
-                     bad["rows"].eq((d["rows"] == 0) | (d["rows"] > ecfg.max_out)),
+        # (k and rows from register copies of their own: synthesis shared the checks' gates with the
+        # engine's decoding of the same bits, there through its command, and `bad_k` paid the route
+        # back from the sequencer: the system top's critical path at 145.1 / 143.2 MHz)
+        k_c, rows_c = Signal(32, reset_less=True), Signal(32, reset_less=True)
+        m.d.sync += [k_c.eq(d["k"]), rows_c.eq(d["rows"])]
+        m.d.sync += [bad["k"].eq((k_c == 0) | (k_c > ecfg.max_in)),
+                     bad["rows"].eq((rows_c == 0) | (rows_c > ecfg.max_out)),
                      bad["align"].eq(misaligned(d_act) | misaligned(d_wgt) | misaligned(d_res) |
                                      (misaligned(stride) if P > 1 else 0)),
                      bad["range"].eq(beyond(d_act) | beyond(d_wgt) | beyond(d_res))]
