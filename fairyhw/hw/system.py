@@ -381,10 +381,10 @@ class SystemTop(wiring.Component):
         # passed straight from the master's queue, the engine's weight handshake and its code
         # registers were on the system top's failing paths; with one link, before the unpacker, the
         # unpacker's item select lay between the link's RAM and the code registers, and after it,
-        # the unpacker's ready ran into the master's queue: 115.1 MHz). The control reader's words go straight to two
-        # credit links, whose readies are registers (through a slice, the slice's select between
-        # its spare register and the queue's read lay in front of the links' distributed-RAM writes:
-        # 256 of the DMA's failing endpoints)
+        # the unpacker's ready ran into the master's queue: 115.1 MHz). The control reader's words
+        # go straight to two credit links, whose readies are registers (through a slice, the
+        # slice's select between its spare register and the queue's read lay in front of the
+        # links' distributed-RAM writes: 256 of the DMA's failing endpoints)
         words = [CreditLink(D) for _ in range(P)]
         links = [CreditLink(cfg.slice_bits) for _ in range(P)]
         for i, (rd, word, u, link) in enumerate(zip(wgts, words, wgt_un, links)):
@@ -656,7 +656,8 @@ class SystemTop(wiring.Component):
         with m.If(pass_go):
             m.d.sync += w_pend.eq((1 << P) - 1)
         with m.If(passed):
-            m.d.sync += [sm.eq(Mux(sm_last, 0, sm + 1)), sm_last.eq(Mux(sm_last, n_sm == 1, sm + 1 == n_sm - 1))]
+            m.d.sync += [sm.eq(Mux(sm_last, 0, sm + 1)),
+                         sm_last.eq(Mux(sm_last, n_sm == 1, sm + 1 == n_sm - 1))]
             with m.If(sm_last):
                 m.d.sync += [rows_left.eq(Mux(rows_last, 0, rows_dec)), rows_last.eq(rows_last2)]
                 with m.If(rows_last):
@@ -691,8 +692,8 @@ class SystemTop(wiring.Component):
                 m.d.sync += [w_addr[p].eq(running_addr), w_end[p].eq(Cat(lows[0][:H], highs[0])),
                              w_lastb[p].eq(Cat(lows[1][:H], highs[1]))]
         # the descriptor's checks into registers every cycle (the descriptor holds from DESC on),
-        # decided in SIZE while the divider runs (two cycles are enough) (made in CHECK alone, with the state's decoding in
-        # front of them, `bad_k` was on the system top's failing paths)
+        # decided in SIZE while the divider runs, two cycles later at least (made in CHECK alone,
+        # with the state's decoding in front of them, `bad_k` was on the system top's failing paths)
         d_act, d_wgt, d_res = (Cat(d[f"{x}_lo"], d[f"{x}_hi"]) for x in ("act", "wgt", "res"))
         # (k and rows from register copies of their own: synthesis shared the checks' gates with the
         # engine's decoding of the same bits, there through its command, and `bad_k` paid the route

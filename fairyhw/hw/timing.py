@@ -154,11 +154,11 @@ class _ReadPort:
     a burst slot (:data:`READ_SLOT_DELAY` cycles after the last word of the burst
     ``master_outstanding`` before it), and is on the bus :data:`LINK_LATENCY` later, or once the
     memory has a slot (a cycle after the last word of the burst ``outstanding`` before it; the link
-    holds :data:`LINK_DEPTH` addresses); its
-    first word comes ``latency + 1`` cycles after it is on the bus; words leave in order, at most one a cycle, each spending
-    ``width`` bytes of a budget that grows by ``bytes_per_cycle`` a cycle up to two words' worth
-    (the co-simulation's memory model, ``sim/axi_memory.py``). The FIFO's credits are left out: they
-    hold the reads back only while the consumer is slower than the memory."""
+    holds :data:`LINK_DEPTH` addresses); its first word comes ``latency + 1`` cycles after it is on
+    the bus; words leave in order, at most one a cycle, each spending ``width`` bytes of a budget
+    that grows by ``bytes_per_cycle`` a cycle up to two words' worth (the co-simulation's memory
+    model, ``sim/axi_memory.py``). The FIFO's credits are left out: they hold the reads back only
+    while the consumer is slower than the memory."""
 
     def __init__(self, *, width, bytes_per_cycle, latency, outstanding, master_outstanding, max_burst):
         self.w, self.rate, self.latency = width, float(bytes_per_cycle), latency
