@@ -160,7 +160,7 @@ class ArraySequencer(wiring.Component):
         # with C a power of two, the last beat's count is j, K's low bits (0: a full beat), so its
         # zero flags (1 <= j <= c) are the same for every layer's last beat: decided with the
         # command in halves, j's high part against c's (below, equal; each with j != 0) and its
-        # low part (at most), so that a beat's flag is one LUT of those and `last_beat`, all
+        # low part (at most), so that a beat's flag is one LUT of those and `last_z` (below), all
         # registers (from the beat's count, below for any C, it took 4 LUT levels: the engine's
         # ECP5 critical path at 188.6 MHz, 7.3 ns in the system top; a register of the 64 flags
         # decided from the command was 5 levels)
