@@ -1971,7 +1971,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
     .clk(clk),
     .freed(freed),
     .idle(idle),
-    .\port$1872$2 (st4[5:2]),
+    .\port$1869$2 (st4[5:2]),
     .res__payload(res__payload),
     .res__ready(res__ready),
     .res__valid(res__valid),
@@ -11438,7 +11438,7 @@ module \fairyhw_engine.prep (q, pp, qq, p);
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, shared, \port$1872$2 , freed, res__ready);
+module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, shared, \port$1869$2 , freed, res__ready);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -11589,8 +11589,8 @@ module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, 
   reg [21:0] o2_bq0 = 22'h000000;
   reg o2_last = 1'h0;
   reg o2_valid = 1'h0;
-  input [3:0] \port$1872$2 ;
-  wire [3:0] \port$1872$2 ;
+  input [3:0] \port$1869$2 ;
+  wire [3:0] \port$1869$2 ;
   wire [88:0] r_data;
   wire r_en;
   wire r_rdy;
@@ -11722,7 +11722,7 @@ module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, 
   assign \$6  = \$4  ? 2'h0 : \$5 ;
   assign \$7  = b_beat + 1'h1;
   assign \$8  = ~ move;
-  assign \$9  = \port$1872$2 [0] | a_full;
+  assign \$9  = \port$1869$2 [0] | a_full;
   assign \$10  = \$8  & \$9 ;
   assign \$11  = b_empty | drain_end;
   assign \$12  = \$10  & \$11 ;
@@ -11759,42 +11759,42 @@ module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$47  = a_row0;
-    if (\port$1872$2 [0]) begin
+    if (\port$1869$2 [0]) begin
       \$47  = tile;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$48  = a_shared0;
-    if (\port$1872$2 [0]) begin
+    if (\port$1869$2 [0]) begin
       \$48  = shared;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$49  = a_count;
-    if (\port$1872$2 [0]) begin
-      \$49  = \port$1872$2 [3];
+    if (\port$1869$2 [0]) begin
+      \$49  = \port$1869$2 [3];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$50  = \$signal ;
-    if (\port$1872$2 [0]) begin
-      \$50  = \port$1872$2 [2];
+    if (\port$1869$2 [0]) begin
+      \$50  = \port$1869$2 [2];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$51  = a_conj;
-    if (\port$1872$2 [0]) begin
-      \$51  = \port$1872$2 [1];
+    if (\port$1869$2 [0]) begin
+      \$51  = \port$1869$2 [1];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$52  = a_full;
-    if (\port$1872$2 [0]) begin
+    if (\port$1869$2 [0]) begin
       \$52  = 1'h1;
     end else if (move) begin
       \$52  = 1'h0;
@@ -11911,10 +11911,10 @@ module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, 
           \$21  = b_row0;
     endcase
   end
-  assign cap = \port$1872$2 [0];
-  assign count = \port$1872$2 [3];
-  assign \final  = \port$1872$2 [2];
-  assign conj = \port$1872$2 [1];
+  assign cap = \port$1869$2 [0];
+  assign count = \port$1869$2 [3];
+  assign \final  = \port$1869$2 [2];
+  assign conj = \port$1869$2 [1];
   assign group0 = b_row0;
   assign w_en = o2_valid;
   assign w_data = beat;
@@ -14296,16 +14296,16 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   wire \$322 ;
   wire \$323 ;
   wire \$324 ;
-  wire [14:0] \$325 ;
+  wire \$325 ;
   wire \$326 ;
-  wire \$327 ;
+  wire [14:0] \$327 ;
   wire \$328 ;
   wire \$329 ;
   wire \$33 ;
   wire \$330 ;
   wire \$331 ;
-  wire \$332 ;
-  wire [7:0] \$333 ;
+  wire [7:0] \$332 ;
+  wire \$333 ;
   wire \$334 ;
   wire \$335 ;
   wire \$336 ;
@@ -14313,9 +14313,9 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   wire \$338 ;
   wire \$339 ;
   wire \$34 ;
-  wire \$340 ;
+  wire [7:0] \$340 ;
   wire [7:0] \$341 ;
-  wire [7:0] \$342 ;
+  wire \$342 ;
   wire \$343 ;
   wire \$344 ;
   wire \$345 ;
@@ -14328,55 +14328,55 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   wire \$351 ;
   wire \$352 ;
   wire \$353 ;
-  wire \$354 ;
-  wire [15:0] \$355 ;
-  wire \$356 ;
-  wire [1:0] \$357 ;
-  wire \$358 ;
-  wire [1:0] \$359 ;
+  wire [15:0] \$354 ;
+  wire \$355 ;
+  wire [1:0] \$356 ;
+  wire \$357 ;
+  wire [1:0] \$358 ;
+  wire \$359 ;
   wire \$36 ;
   wire \$360 ;
   wire \$361 ;
   wire \$362 ;
-  wire \$363 ;
-  reg [5:0] \$364 ;
-  reg [1:0] \$365 ;
-  reg \$366 ;
-  reg [13:0] \$367 ;
-  reg [14:0] \$368 ;
+  reg [5:0] \$363 ;
+  reg [1:0] \$364 ;
+  reg \$365 ;
+  reg [13:0] \$366 ;
+  reg [14:0] \$367 ;
+  reg \$368 ;
   reg \$369 ;
   wire \$37 ;
   reg \$370 ;
-  reg \$371 ;
+  reg [7:0] \$371 ;
   reg [7:0] \$372 ;
   reg [7:0] \$373 ;
-  reg [7:0] \$374 ;
+  reg \$374 ;
   reg \$375 ;
   reg \$376 ;
   reg \$377 ;
   reg \$378 ;
-  reg \$379 ;
+  reg [6:0] \$379 ;
   wire \$38 ;
-  reg [6:0] \$380 ;
+  reg \$380 ;
   reg \$381 ;
-  reg [13:0] \$382 ;
-  reg \$383 ;
+  reg \$382 ;
+  reg [13:0] \$383 ;
   reg \$384 ;
   reg \$385 ;
-  reg \$386 ;
+  reg [6:0] \$386 ;
   reg [6:0] \$387 ;
-  reg [6:0] \$388 ;
+  reg \$388 ;
   reg \$389 ;
   wire \$39 ;
   reg \$390 ;
   reg \$391 ;
-  reg \$392 ;
+  reg [6:0] \$392 ;
   reg [6:0] \$393 ;
-  reg [6:0] \$394 ;
-  reg \$395 ;
-  reg [14:0] \$396 ;
-  reg \$397 ;
-  reg [6:0] \$398 ;
+  reg \$394 ;
+  reg [14:0] \$395 ;
+  reg \$396 ;
+  reg [6:0] \$397 ;
+  reg \$398 ;
   reg \$399 ;
   wire \$4 ;
   wire \$40 ;
@@ -14385,7 +14385,6 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   reg \$402 ;
   reg \$403 ;
   reg \$404 ;
-  reg \$405 ;
   wire \$41 ;
   wire \$42 ;
   wire \$43 ;
@@ -15062,245 +15061,257 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$322  = \$321  & last_beat;
   assign \$323  = act__valid & \$signal$20 ;
   assign \$324  = cmd_go | \$323 ;
-  assign \$325  = left - 7'h40;
-  assign \$326  = left <= 8'hc0;
-  assign \$327  = act__valid & \$signal$20 ;
-  assign \$328  = cmd_go | \$327 ;
-  assign \$329  = ld_sel ? le2 : \$signal$36 ;
+  assign \$325  = ld_sel ? le2 : \$signal$36 ;
+  assign \$326  = ld_sel ? le2 : \$signal$36 ;
+  assign \$327  = left - 7'h40;
+  assign \$328  = left <= 8'hc0;
+  assign \$329  = act__valid & \$signal$20 ;
   assign \$330  = act__valid & \$signal$20 ;
-  assign \$331  = act__valid & \$signal$20 ;
-  assign \$332  = \$331  & last_beat;
-  assign \$333  = ld_addr + 1'h1;
-  assign \$334  = ! ld_addr;
-  assign \$335  = act__valid & \$signal$20 ;
-  assign \$336  = \$335  & last_beat;
-  assign \$337  = ~ chunk_last;
-  assign \$338  = \$337  | credit_ok;
-  assign \$339  = \$signal$7  & \$338 ;
-  assign \$340  = wgt_valid & \$339 ;
-  assign \$341  = chunk + 1'h1;
-  assign \$342  = chunk_last ? 8'h00 : \$341 ;
-  assign \$343  = ! c_last;
-  assign \$344  = chunk == c_last_m1;
-  assign \$345  = chunk_last ? \$343  : \$344 ;
-  assign \$346  = last_mat & last_stg;
-  assign \$347  = ~ r_gt;
-  assign \$348  = \$346  & \$347 ;
-  assign \$349  = chunk_last & \$348 ;
-  assign \$350  = ~ chunk_last;
-  assign \$351  = \$350  | credit_ok;
-  assign \$352  = \$signal$7  & \$351 ;
-  assign \$353  = wgt_valid & \$352 ;
-  assign \$354  = \$353  & chunk_last;
-  assign \$355  = r_left - 1'h1;
-  assign \$356  = r_left > 2'h2;
-  assign \$357  = stg + 1'h1;
-  assign \$358  = ! stg;
-  assign \$359  = mat + 1'h1;
-  assign \$360  = ! mat;
-  assign \$361  = \$signal$54  & empty;
-  assign \$362  = ~ pass_end;
-  assign \$363  = \$361  & \$362 ;
+  assign \$331  = \$330  & last_beat;
+  assign \$332  = ld_addr + 1'h1;
+  assign \$333  = ! ld_addr;
+  assign \$334  = act__valid & \$signal$20 ;
+  assign \$335  = \$334  & last_beat;
+  assign \$336  = ~ chunk_last;
+  assign \$337  = \$336  | credit_ok;
+  assign \$338  = \$signal$7  & \$337 ;
+  assign \$339  = wgt_valid & \$338 ;
+  assign \$340  = chunk + 1'h1;
+  assign \$341  = chunk_last ? 8'h00 : \$340 ;
+  assign \$342  = ! c_last;
+  assign \$343  = chunk == c_last_m1;
+  assign \$344  = chunk_last ? \$342  : \$343 ;
+  assign \$345  = last_mat & last_stg;
+  assign \$346  = ~ r_gt;
+  assign \$347  = \$345  & \$346 ;
+  assign \$348  = chunk_last & \$347 ;
+  assign \$349  = ~ chunk_last;
+  assign \$350  = \$349  | credit_ok;
+  assign \$351  = \$signal$7  & \$350 ;
+  assign \$352  = wgt_valid & \$351 ;
+  assign \$353  = \$352  & chunk_last;
+  assign \$354  = r_left - 1'h1;
+  assign \$355  = r_left > 2'h2;
+  assign \$356  = stg + 1'h1;
+  assign \$357  = ! stg;
+  assign \$358  = mat + 1'h1;
+  assign \$359  = ! mat;
+  assign \$360  = \$signal$54  & empty;
+  assign \$361  = ~ pass_end;
+  assign \$362  = \$360  & \$361 ;
   always @(posedge clk)
-    slot <= \$364 ;
+    slot <= \$363 ;
   always @(posedge clk)
-    credits <= \$365 ;
+    credits <= \$364 ;
   always @(posedge clk)
-    credit_ok <= \$366 ;
+    credit_ok <= \$365 ;
   always @(posedge clk)
-    k_r <= \$367 ;
+    k_r <= \$366 ;
   always @(posedge clk)
-    rows_r <= \$368 ;
+    rows_r <= \$367 ;
   always @(posedge clk)
-    \$signal$36  <= \$369 ;
+    \$signal$36  <= \$368 ;
   always @(posedge clk)
-    \$signal$37  <= \$370 ;
+    \$signal$37  <= \$369 ;
   always @(posedge clk)
-    rows_gt <= \$371 ;
+    rows_gt <= \$370 ;
   always @(posedge clk)
-    j_lt <= \$372 ;
+    j_lt <= \$371 ;
   always @(posedge clk)
-    j_eq <= \$373 ;
+    j_eq <= \$372 ;
   always @(posedge clk)
-    j_le <= \$374 ;
+    j_le <= \$373 ;
   always @(posedge clk)
-    cmd_go <= \$375 ;
+    cmd_go <= \$374 ;
   always @(posedge clk)
-    clear <= \$376 ;
+    clear <= \$375 ;
   always @(posedge clk)
-    cmd__ready <= \$377 ;
+    cmd__ready <= \$376 ;
   always @(posedge clk)
-    \$signal$20  <= \$378 ;
+    \$signal$20  <= \$377 ;
   always @(posedge clk)
-    act__ready <= \$379 ;
+    act__ready <= \$378 ;
   always @(posedge clk)
-    ld_addr <= \$380 ;
+    ld_addr <= \$379 ;
   always @(posedge clk)
-    ld_sel <= \$381 ;
+    ld_sel <= \$380 ;
   always @(posedge clk)
-    left <= \$382 ;
+    last_beat <= \$381 ;
   always @(posedge clk)
-    last_beat <= \$383 ;
+    last_z <= \$382 ;
+  always @(posedge clk)
+    left <= \$383 ;
   always @(posedge clk)
     le2 <= \$384 ;
   always @(posedge clk)
-    last_z <= \$385 ;
+    a_valid <= \$385 ;
   always @(posedge clk)
-    a_valid <= \$386 ;
+    \$like  <= \$386 ;
   always @(posedge clk)
-    \$like  <= \$387 ;
+    \$like$48  <= \$387 ;
   always @(posedge clk)
-    \$like$48  <= \$388 ;
+    one <= \$388 ;
   always @(posedge clk)
-    one <= \$389 ;
+    ld_notice <= \$389 ;
   always @(posedge clk)
-    ld_notice <= \$390 ;
+    load_done <= \$390 ;
   always @(posedge clk)
-    load_done <= \$391 ;
+    \$signal$7  <= \$391 ;
   always @(posedge clk)
-    \$signal$7  <= \$392 ;
+    c_last <= \$392 ;
   always @(posedge clk)
-    c_last <= \$393 ;
+    c_last_m1 <= \$393 ;
   always @(posedge clk)
-    c_last_m1 <= \$394 ;
+    chunk_last <= \$394 ;
   always @(posedge clk)
-    chunk_last <= \$395 ;
+    r_left <= \$395 ;
   always @(posedge clk)
-    r_left <= \$396 ;
+    r_gt <= \$396 ;
   always @(posedge clk)
-    r_gt <= \$397 ;
+    chunk <= \$397 ;
   always @(posedge clk)
-    chunk <= \$398 ;
+    \$signal$54  <= \$398 ;
   always @(posedge clk)
-    \$signal$54  <= \$399 ;
+    pass_end <= \$399 ;
   always @(posedge clk)
-    pass_end <= \$400 ;
+    mat <= \$400 ;
   always @(posedge clk)
-    mat <= \$401 ;
+    last_mat <= \$401 ;
   always @(posedge clk)
-    last_mat <= \$402 ;
+    stg <= \$402 ;
   always @(posedge clk)
-    stg <= \$403 ;
+    last_stg <= \$403 ;
   always @(posedge clk)
-    last_stg <= \$404 ;
-  always @(posedge clk)
-    empty <= \$405 ;
+    empty <= \$404 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$364 [0] = \$198 ;
-    \$364 [2] = \$203 ;
-    \$364 [1] = \$204 ;
-    \$364 [3] = last_mat;
-    \$364 [4] = \$207 ;
-    \$364 [5] = \$208 [0];
+    \$363 [0] = \$198 ;
+    \$363 [2] = \$203 ;
+    \$363 [1] = \$204 ;
+    \$363 [3] = last_mat;
+    \$363 [4] = \$207 ;
+    \$363 [5] = \$208 [0];
     if (rst) begin
-      \$364  = 6'h00;
+      \$363  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$365  = \$215 [1:0];
+    \$364  = \$215 [1:0];
     if (rst) begin
-      \$365  = 2'h2;
+      \$364  = 2'h2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$366  = \$224 ;
+    \$365  = \$224 ;
     if (rst) begin
-      \$366  = 1'h1;
+      \$365  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$367  = k_r;
+    \$366  = k_r;
     if (cmd__ready) begin
-      \$367  = cmd__payload[13:0];
+      \$366  = cmd__payload[13:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$368  = rows_r;
+    \$367  = rows_r;
     if (cmd__ready) begin
-      \$368  = cmd__payload[28:14];
+      \$367  = cmd__payload[28:14];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$369  = \$signal$36 ;
+    \$368  = \$signal$36 ;
     if (cmd__ready) begin
-      \$369  = \$225 ;
+      \$368  = \$225 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$370  = \$signal$37 ;
+    \$369  = \$signal$37 ;
     if (cmd__ready) begin
-      \$370  = \$226 ;
+      \$369  = \$226 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$371  = rows_gt;
+    \$370  = rows_gt;
     if (cmd__ready) begin
-      \$371  = \$227 ;
+      \$370  = \$227 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$372  = j_lt;
+    \$371  = j_lt;
     if (cmd__ready) begin
-      \$372  = { \$251 , \$248 , \$245 , \$242 , \$239 , \$236 , \$233 , \$230  };
+      \$371  = { \$251 , \$248 , \$245 , \$242 , \$239 , \$236 , \$233 , \$230  };
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$373  = j_eq;
+    \$372  = j_eq;
     if (cmd__ready) begin
-      \$373  = { \$275 , \$272 , \$269 , \$266 , \$263 , \$260 , \$257 , \$254  };
+      \$372  = { \$275 , \$272 , \$269 , \$266 , \$263 , \$260 , \$257 , \$254  };
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$374  = j_le;
+    \$373  = j_le;
     if (cmd__ready) begin
-      \$374  = { 1'h1, \$317 , \$311 , \$305 , \$299 , \$293 , \$287 , \$281  };
+      \$373  = { 1'h1, \$317 , \$311 , \$305 , \$299 , \$293 , \$287 , \$281  };
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$375  = \$318 ;
+    \$374  = \$318 ;
+    if (rst) begin
+      \$374  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$375  = \$319 ;
     if (rst) begin
       \$375  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$376  = \$319 ;
-    if (rst) begin
+    \$376  = cmd__ready;
+    if (\$320 ) begin
       \$376  = 1'h0;
     end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$377  = cmd__ready;
-    if (\$320 ) begin
-      \$377  = 1'h0;
-    end
-    if (\$363 ) begin
-      \$377  = 1'h1;
+    if (\$362 ) begin
+      \$376  = 1'h1;
     end
     if (rst) begin
-      \$377  = 1'h1;
+      \$376  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$378  = \$signal$20 ;
+    \$377  = \$signal$20 ;
+    if (cmd_go) begin
+      \$377  = 1'h1;
+    end
+    if (\$331 ) begin
+      \$377  = 1'h0;
+    end
+    if (rst) begin
+      \$377  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$378  = act__ready;
     if (cmd_go) begin
       \$378  = 1'h1;
     end
-    if (\$332 ) begin
+    if (\$331 ) begin
       \$378  = 1'h0;
     end
     if (rst) begin
@@ -15309,38 +15320,35 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$379  = act__ready;
+    \$379  = ld_addr;
     if (cmd_go) begin
-      \$379  = 1'h1;
-    end
-    if (\$332 ) begin
-      \$379  = 1'h0;
-    end
-    if (rst) begin
-      \$379  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$380  = ld_addr;
-    if (cmd_go) begin
-      \$380  = 7'h00;
+      \$379  = 7'h00;
     end
     if (a_valid) begin
-      \$380  = \$333 [6:0];
+      \$379  = \$332 [6:0];
     end
     if (rst) begin
-      \$380  = 7'h00;
+      \$379  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$381  = ld_sel;
+    \$380  = ld_sel;
     if (cmd_go) begin
-      \$381  = 1'h1;
+      \$380  = 1'h1;
     end
     if (\$322 ) begin
-      \$381  = 1'h0;
+      \$380  = 1'h0;
+    end
+    if (rst) begin
+      \$380  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$381  = last_beat;
+    if (\$324 ) begin
+      \$381  = \$325 ;
     end
     if (rst) begin
       \$381  = 1'h0;
@@ -15348,32 +15356,27 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$382  = left;
+    \$382  = last_z;
     if (\$324 ) begin
-      (* full_case = 32'd1 *)
-      if (ld_sel) begin
-        \$382  = \$325 [13:0];
-      end else begin
-        \$382  = k_r;
-      end
+      \$382  = \$326 ;
     end
     if (rst) begin
-      \$382  = 14'h0000;
+      \$382  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$383  = last_beat;
+    \$383  = left;
     if (\$324 ) begin
       (* full_case = 32'd1 *)
       if (ld_sel) begin
-        \$383  = le2;
+        \$383  = \$327 [13:0];
       end else begin
-        \$383  = \$signal$36 ;
+        \$383  = k_r;
       end
     end
     if (rst) begin
-      \$383  = 1'h0;
+      \$383  = 14'h0000;
     end
   end
   always @* begin
@@ -15382,7 +15385,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
     if (\$324 ) begin
       (* full_case = 32'd1 *)
       if (ld_sel) begin
-        \$384  = \$326 ;
+        \$384  = \$328 ;
       end else begin
         \$384  = \$signal$37 ;
       end
@@ -15393,29 +15396,32 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$385  = last_z;
-    if (\$328 ) begin
-      \$385  = \$329 ;
-    end
+    \$385  = \$329 ;
     if (rst) begin
       \$385  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$386  = \$330 ;
+    \$386  = \$like ;
+    if (cmd_go) begin
+      \$386  = 7'h7f;
+    end
+    if (a_valid) begin
+      \$386  = ld_addr;
+    end
     if (rst) begin
-      \$386  = 1'h0;
+      \$386  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$387  = \$like ;
+    \$387  = \$like$48 ;
     if (cmd_go) begin
-      \$387  = 7'h7f;
+      \$387  = 7'h7e;
     end
     if (a_valid) begin
-      \$387  = ld_addr;
+      \$387  = \$like ;
     end
     if (rst) begin
       \$387  = 7'h00;
@@ -15423,64 +15429,61 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$388  = \$like$48 ;
+    \$388  = one;
     if (cmd_go) begin
-      \$388  = 7'h7e;
+      \$388  = 1'h0;
     end
     if (a_valid) begin
-      \$388  = \$like ;
+      \$388  = \$333 ;
     end
     if (rst) begin
-      \$388  = 7'h00;
+      \$388  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$389  = one;
-    if (cmd_go) begin
-      \$389  = 1'h0;
-    end
-    if (a_valid) begin
-      \$389  = \$334 ;
-    end
+    \$389  = \$335 ;
     if (rst) begin
       \$389  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$390  = \$336 ;
+    \$390  = ld_notice;
     if (rst) begin
       \$390  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$391  = ld_notice;
+    \$391  = \$signal$7 ;
+    if (load_done) begin
+      \$391  = 1'h1;
+    end
+    if (\$339 ) begin
+      if (\$348 ) begin
+        \$391  = 1'h0;
+      end
+    end
     if (rst) begin
       \$391  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$392  = \$signal$7 ;
+    \$392  = c_last;
     if (load_done) begin
-      \$392  = 1'h1;
-    end
-    if (\$340 ) begin
-      if (\$349 ) begin
-        \$392  = 1'h0;
-      end
+      \$392  = \$like ;
     end
     if (rst) begin
-      \$392  = 1'h0;
+      \$392  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$393  = c_last;
+    \$393  = c_last_m1;
     if (load_done) begin
-      \$393  = \$like ;
+      \$393  = \$like$48 ;
     end
     if (rst) begin
       \$393  = 7'h00;
@@ -15488,102 +15491,107 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$394  = c_last_m1;
+    \$394  = chunk_last;
     if (load_done) begin
-      \$394  = \$like$48 ;
+      \$394  = one;
+    end
+    if (\$339 ) begin
+      \$394  = \$344 ;
     end
     if (rst) begin
-      \$394  = 7'h00;
+      \$394  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$395  = chunk_last;
+    \$395  = r_left;
     if (load_done) begin
-      \$395  = one;
-    end
-    if (\$340 ) begin
-      \$395  = \$345 ;
-    end
-    if (rst) begin
-      \$395  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$396  = r_left;
-    if (load_done) begin
-      \$396  = rows_r;
+      \$395  = rows_r;
     end
     if (pass_end) begin
       if (last_mat) begin
         if (last_stg) begin
-          \$396  = \$355 [14:0];
+          \$395  = \$354 [14:0];
         end
       end
     end
     if (rst) begin
-      \$396  = 15'h0000;
+      \$395  = 15'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$397  = r_gt;
+    \$396  = r_gt;
     if (load_done) begin
-      \$397  = rows_gt;
+      \$396  = rows_gt;
     end
     if (pass_end) begin
       if (last_mat) begin
         if (last_stg) begin
-          \$397  = \$356 ;
+          \$396  = \$355 ;
         end
       end
     end
     if (rst) begin
-      \$397  = 1'h0;
+      \$396  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$398  = chunk;
-    if (\$340 ) begin
-      \$398  = \$342 [6:0];
+    \$397  = chunk;
+    if (\$339 ) begin
+      \$397  = \$341 [6:0];
     end
     if (rst) begin
-      \$398  = 7'h00;
+      \$397  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$399  = \$signal$54 ;
-    if (\$340 ) begin
-      if (\$349 ) begin
-        \$399  = 1'h1;
+    \$398  = \$signal$54 ;
+    if (\$339 ) begin
+      if (\$348 ) begin
+        \$398  = 1'h1;
       end
     end
-    if (\$363 ) begin
-      \$399  = 1'h0;
+    if (\$362 ) begin
+      \$398  = 1'h0;
     end
+    if (rst) begin
+      \$398  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$399  = \$353 ;
     if (rst) begin
       \$399  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$400  = \$354 ;
+    \$400  = mat;
+    if (pass_end) begin
+      (* full_case = 32'd1 *)
+      if (last_mat) begin
+        \$400  = 1'h0;
+      end else begin
+        \$400  = \$358 [0];
+      end
+    end
     if (rst) begin
       \$400  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$401  = mat;
+    \$401  = last_mat;
     if (pass_end) begin
       (* full_case = 32'd1 *)
       if (last_mat) begin
         \$401  = 1'h0;
       end else begin
-        \$401  = \$359 [0];
+        \$401  = \$359 ;
       end
     end
     if (rst) begin
@@ -15592,13 +15600,15 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$402  = last_mat;
+    \$402  = stg;
     if (pass_end) begin
-      (* full_case = 32'd1 *)
       if (last_mat) begin
-        \$402  = 1'h0;
-      end else begin
-        \$402  = \$360 ;
+        (* full_case = 32'd1 *)
+        if (last_stg) begin
+          \$402  = 1'h0;
+        end else begin
+          \$402  = \$356 [0];
+        end
       end
     end
     if (rst) begin
@@ -15607,14 +15617,14 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$403  = stg;
+    \$403  = last_stg;
     if (pass_end) begin
       if (last_mat) begin
         (* full_case = 32'd1 *)
         if (last_stg) begin
           \$403  = 1'h0;
         end else begin
-          \$403  = \$357 [0];
+          \$403  = \$357 ;
         end
       end
     end
@@ -15624,26 +15634,9 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$404  = last_stg;
-    if (pass_end) begin
-      if (last_mat) begin
-        (* full_case = 32'd1 *)
-        if (last_stg) begin
-          \$404  = 1'h0;
-        end else begin
-          \$404  = \$358 ;
-        end
-      end
-    end
+    \$404  = drained;
     if (rst) begin
       \$404  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$405  = drained;
-    if (rst) begin
-      \$405  = 1'h0;
     end
   end
   assign \chunk$1  = chunk;
@@ -17380,7 +17373,7 @@ module \fairyhw_engine.shared$106 (rst, pp, qq, sums, clk);
   assign sums[41:28] = t2_5_0;
   assign sums[27:14] = t1_5_0;
   assign sums[13:0] = t0_5_0;
-  assign \$18  = pp[224:216];
+  assign \$17  = pp[242:234];
   assign \$1  = pp[26:18];
   assign \$2  = pp[8:0];
   assign leaf0_0 = \$1 ;
@@ -17405,7 +17398,7 @@ module \fairyhw_engine.shared$106 (rst, pp, qq, sums, clk);
   assign \$15  = pp[215:207];
   assign \$16  = pp[197:189];
   assign leaf0_7 = \$15 ;
-  assign \$17  = pp[242:234];
+  assign \$18  = pp[224:216];
   assign leaf0_8 = \$17 ;
   assign \$19  = pp[269:261];
   assign \$20  = pp[251:243];

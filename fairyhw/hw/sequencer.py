@@ -190,12 +190,16 @@ class ArraySequencer(wiring.Component):
         # for C a power of two from registers of the command (above), else registers decided a
         # beat ahead from the next beat's count (`nlow`, the low bits of left - C)
         le2 = Signal()                                    # == (left <= 2C), kept as left steps
-        bits = min(C.bit_length(), len(k_r))              # holds any count of at most C
-        nlow = Signal(bits, reset_less=True)
         zero = Signal(C) if pow2 else Signal(C, reset_less=True)
+        if not pow2:
+            bits = min(C.bit_length(), len(k_r))          # holds any count of at most C
+            nlow = Signal(bits, reset_less=True)
 
-        def flags(ok, low):                               # the zero flags of a beat with `low` left
-            return Cat(ok & _le_const(low, c) for c in range(C))
+            def flags(ok, low):                           # the zero flags of a beat with `low` left
+                return Cat(ok & _le_const(low, c) for c in range(C))
+        else:
+            # a copy of `last_beat` for the flags' C loads, placed by the buffer's entry
+            last_z = Signal(name="last_z", attrs=KEEP)
 
         # the load side's counters change with the command (cmd_go, while `loading` is 0) and with
         # each beat taken (take_act, while it is 1): their next values are chosen by `loading`, a
@@ -212,20 +216,17 @@ class ArraySequencer(wiring.Component):
         with m.If(take_act & last_beat):
             m.d.sync += ld_sel.eq(0)
         with m.If(cmd_go | take_act):
+            last_next = Mux(ld_sel, le2, k_le1)
+            m.d.sync += [last_beat.eq(last_next)] + ([last_z.eq(last_next)] if pow2 else [])
             with m.If(ld_sel):
-                m.d.sync += [left.eq(left - C), last_beat.eq(le2), le2.eq(left <= 3 * C)]
+                m.d.sync += [left.eq(left - C), le2.eq(left <= 3 * C)]
                 if not pow2:
                     m.d.sync += [nlow.eq(nlow - C), zero.eq(flags(le2, nlow))]
             with m.Else():
-                m.d.sync += [left.eq(k_r), last_beat.eq(k_le1), le2.eq(k_le2)]
+                m.d.sync += [left.eq(k_r), le2.eq(k_le2)]
                 if not pow2:
                     m.d.sync += [nlow.eq(k_r[:bits] - C), zero.eq(flags(k_le1, k_r[:bits]))]
-        if pow2:
-            # the beat offered is the layer's last (a copy of `last_beat` for these C loads, placed
-            # by the buffer's entry), and c lies past j: one LUT of registers
-            last_z = Signal(name="last_z", attrs=KEEP)
-            with m.If(cmd_go | take_act):
-                m.d.sync += last_z.eq(Mux(ld_sel, le2, k_le1))
+        if pow2:      # the beat offered is the layer's last, and c lies past j: one LUT of registers
             m.d.comb += zero.eq(Cat(last_z & (j_lt[c >> lb] | (j_eq[c >> lb] & j_le[c & ((1 << lb) - 1)]))
                                     for c in range(C)))
 
