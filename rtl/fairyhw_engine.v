@@ -1971,7 +1971,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
     .clk(clk),
     .freed(freed),
     .idle(idle),
-    .\port$1869$2 (st4[5:2]),
+    .\port$1884$2 (st4[5:2]),
     .res__payload(res__payload),
     .res__ready(res__ready),
     .res__valid(res__valid),
@@ -11438,7 +11438,7 @@ module \fairyhw_engine.prep (q, pp, qq, p);
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, shared, \port$1869$2 , freed, res__ready);
+module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, shared, \port$1884$2 , freed, res__ready);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -11589,8 +11589,8 @@ module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, 
   reg [21:0] o2_bq0 = 22'h000000;
   reg o2_last = 1'h0;
   reg o2_valid = 1'h0;
-  input [3:0] \port$1869$2 ;
-  wire [3:0] \port$1869$2 ;
+  input [3:0] \port$1884$2 ;
+  wire [3:0] \port$1884$2 ;
   wire [88:0] r_data;
   wire r_en;
   wire r_rdy;
@@ -11722,7 +11722,7 @@ module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, 
   assign \$6  = \$4  ? 2'h0 : \$5 ;
   assign \$7  = b_beat + 1'h1;
   assign \$8  = ~ move;
-  assign \$9  = \port$1869$2 [0] | a_full;
+  assign \$9  = \port$1884$2 [0] | a_full;
   assign \$10  = \$8  & \$9 ;
   assign \$11  = b_empty | drain_end;
   assign \$12  = \$10  & \$11 ;
@@ -11759,42 +11759,42 @@ module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$47  = a_row0;
-    if (\port$1869$2 [0]) begin
+    if (\port$1884$2 [0]) begin
       \$47  = tile;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$48  = a_shared0;
-    if (\port$1869$2 [0]) begin
+    if (\port$1884$2 [0]) begin
       \$48  = shared;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$49  = a_count;
-    if (\port$1869$2 [0]) begin
-      \$49  = \port$1869$2 [3];
+    if (\port$1884$2 [0]) begin
+      \$49  = \port$1884$2 [3];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$50  = \$signal ;
-    if (\port$1869$2 [0]) begin
-      \$50  = \port$1869$2 [2];
+    if (\port$1884$2 [0]) begin
+      \$50  = \port$1884$2 [2];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$51  = a_conj;
-    if (\port$1869$2 [0]) begin
-      \$51  = \port$1869$2 [1];
+    if (\port$1884$2 [0]) begin
+      \$51  = \port$1884$2 [1];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$52  = a_full;
-    if (\port$1869$2 [0]) begin
+    if (\port$1884$2 [0]) begin
       \$52  = 1'h1;
     end else if (move) begin
       \$52  = 1'h0;
@@ -11911,10 +11911,10 @@ module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, 
           \$21  = b_row0;
     endcase
   end
-  assign cap = \port$1869$2 [0];
-  assign count = \port$1869$2 [3];
-  assign \final  = \port$1869$2 [2];
-  assign conj = \port$1869$2 [1];
+  assign cap = \port$1884$2 [0];
+  assign count = \port$1884$2 [3];
+  assign \final  = \port$1884$2 [2];
+  assign conj = \port$1884$2 [1];
   assign group0 = b_row0;
   assign w_en = o2_valid;
   assign w_data = beat;
@@ -14298,13 +14298,13 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   wire \$324 ;
   wire \$325 ;
   wire \$326 ;
-  wire [14:0] \$327 ;
+  wire \$327 ;
   wire \$328 ;
   wire \$329 ;
   wire \$33 ;
   wire \$330 ;
   wire \$331 ;
-  wire [7:0] \$332 ;
+  wire \$332 ;
   wire \$333 ;
   wire \$334 ;
   wire \$335 ;
@@ -14313,79 +14313,92 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   wire \$338 ;
   wire \$339 ;
   wire \$34 ;
-  wire [7:0] \$340 ;
-  wire [7:0] \$341 ;
+  wire \$340 ;
+  wire \$341 ;
   wire \$342 ;
-  wire \$343 ;
+  wire [14:0] \$343 ;
   wire \$344 ;
   wire \$345 ;
   wire \$346 ;
   wire \$347 ;
-  wire \$348 ;
+  wire [7:0] \$348 ;
   wire \$349 ;
   wire \$35 ;
   wire \$350 ;
   wire \$351 ;
   wire \$352 ;
   wire \$353 ;
-  wire [15:0] \$354 ;
+  wire \$354 ;
   wire \$355 ;
-  wire [1:0] \$356 ;
-  wire \$357 ;
-  wire [1:0] \$358 ;
+  wire [7:0] \$356 ;
+  wire [7:0] \$357 ;
+  wire \$358 ;
   wire \$359 ;
   wire \$36 ;
   wire \$360 ;
   wire \$361 ;
   wire \$362 ;
-  reg [5:0] \$363 ;
-  reg [1:0] \$364 ;
-  reg \$365 ;
-  reg [13:0] \$366 ;
-  reg [14:0] \$367 ;
-  reg \$368 ;
-  reg \$369 ;
+  wire \$363 ;
+  wire \$364 ;
+  wire \$365 ;
+  wire \$366 ;
+  wire \$367 ;
+  wire \$368 ;
+  wire \$369 ;
   wire \$37 ;
-  reg \$370 ;
-  reg [7:0] \$371 ;
-  reg [7:0] \$372 ;
-  reg [7:0] \$373 ;
-  reg \$374 ;
-  reg \$375 ;
-  reg \$376 ;
-  reg \$377 ;
-  reg \$378 ;
-  reg [6:0] \$379 ;
+  wire [15:0] \$370 ;
+  wire \$371 ;
+  wire [1:0] \$372 ;
+  wire \$373 ;
+  wire [1:0] \$374 ;
+  wire \$375 ;
+  wire \$376 ;
+  wire \$377 ;
+  wire \$378 ;
+  reg [5:0] \$379 ;
   wire \$38 ;
-  reg \$380 ;
+  reg [1:0] \$380 ;
   reg \$381 ;
-  reg \$382 ;
-  reg [13:0] \$383 ;
+  reg [13:0] \$382 ;
+  reg [14:0] \$383 ;
   reg \$384 ;
   reg \$385 ;
-  reg [6:0] \$386 ;
-  reg [6:0] \$387 ;
+  reg \$386 ;
+  reg \$387 ;
   reg \$388 ;
   reg \$389 ;
   wire \$39 ;
   reg \$390 ;
   reg \$391 ;
   reg [6:0] \$392 ;
-  reg [6:0] \$393 ;
+  reg \$393 ;
   reg \$394 ;
-  reg [14:0] \$395 ;
-  reg \$396 ;
-  reg [6:0] \$397 ;
+  reg \$395 ;
+  reg [13:0] \$396 ;
+  reg \$397 ;
   reg \$398 ;
-  reg \$399 ;
+  reg [6:0] \$399 ;
   wire \$4 ;
   wire \$40 ;
-  reg \$400 ;
+  reg [6:0] \$400 ;
   reg \$401 ;
   reg \$402 ;
   reg \$403 ;
   reg \$404 ;
+  reg [6:0] \$405 ;
+  reg [6:0] \$406 ;
+  reg \$407 ;
+  reg [14:0] \$408 ;
+  reg \$409 ;
   wire \$41 ;
+  reg [6:0] \$410 ;
+  reg \$411 ;
+  reg \$412 ;
+  reg \$413 ;
+  reg \$414 ;
+  reg \$415 ;
+  reg \$416 ;
+  reg \$417 ;
   wire \$42 ;
   wire \$43 ;
   wire \$44 ;
@@ -14450,15 +14463,15 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   wire \$98 ;
   wire \$99 ;
   reg [6:0] \$like  = 7'h00;
-  reg [6:0] \$like$48  = 7'h00;
+  reg [6:0] \$like$49  = 7'h00;
   (* init = 1'h1 *)
   wire \$signal ;
-  wire [63:0] \$signal$13 ;
+  wire [63:0] \$signal$15 ;
   (* keep = 32'd1 *)
-  reg \$signal$20  = 1'h0;
-  reg \$signal$36  = 1'h0;
+  reg \$signal$22  = 1'h0;
   reg \$signal$37  = 1'h0;
-  reg \$signal$54  = 1'h0;
+  reg \$signal$38  = 1'h0;
+  reg \$signal$55  = 1'h0;
   reg \$signal$7  = 1'h0;
   (* keep = 32'd1 *)
   reg a_valid = 1'h0;
@@ -14701,6 +14714,8 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   reg [7:0] j_eq = 8'h00;
   reg [7:0] j_le = 8'h00;
   reg [7:0] j_lt = 8'h00;
+  (* keep = 32'd1 *)
+  wire jl_any;
   reg [13:0] k_r = 14'h0000;
   (* keep = 32'd1 *)
   reg last_beat = 1'h0;
@@ -14749,6 +14764,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$2  = \$1  | credit_ok;
   assign wgt_ready = \$signal$7  & \$2 ;
   assign busy = ~ cmd__ready;
+  assign jl_any = | k_r[2:0];
   assign \$3  = j_eq[0] & j_le[0];
   assign \$4  = j_lt[0] | \$3 ;
   assign \$5  = last_z & \$4 ;
@@ -14941,7 +14957,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$192  = j_eq[7] & j_le[7];
   assign \$193  = j_lt[7] | \$192 ;
   assign \$194  = last_z & \$193 ;
-  assign load__valid = act__valid & \$signal$20 ;
+  assign load__valid = act__valid & \$signal$22 ;
   assign \$195  = ~ chunk_last;
   assign \$196  = \$195  | credit_ok;
   assign \$197  = \$signal$7  & \$196 ;
@@ -14975,495 +14991,339 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$225  = cmd__payload[13:0] <= 7'h40;
   assign \$226  = cmd__payload[13:0] <= 8'h80;
   assign \$227  = cmd__payload[28:14] > 1'h1;
-  assign \$228  = | cmd__payload[5:0];
-  assign \$229  = cmd__payload[5:3] < 1'h0;
-  assign \$230  = \$228  & \$229 ;
-  assign \$231  = | cmd__payload[5:0];
-  assign \$232  = cmd__payload[5:3] < 1'h1;
-  assign \$233  = \$231  & \$232 ;
-  assign \$234  = | cmd__payload[5:0];
-  assign \$235  = cmd__payload[5:3] < 2'h2;
-  assign \$236  = \$234  & \$235 ;
-  assign \$237  = | cmd__payload[5:0];
-  assign \$238  = cmd__payload[5:3] < 2'h3;
+  assign \$228  = | k_r[5:3];
+  assign \$229  = jl_any | \$228 ;
+  assign \$230  = k_r[5:3] < 1'h0;
+  assign \$231  = \$229  & \$230 ;
+  assign \$232  = | k_r[5:3];
+  assign \$233  = jl_any | \$232 ;
+  assign \$234  = k_r[5:3] < 1'h1;
+  assign \$235  = \$233  & \$234 ;
+  assign \$236  = | k_r[5:3];
+  assign \$237  = jl_any | \$236 ;
+  assign \$238  = k_r[5:3] < 2'h2;
   assign \$239  = \$237  & \$238 ;
-  assign \$240  = | cmd__payload[5:0];
-  assign \$241  = cmd__payload[5:3] < 3'h4;
-  assign \$242  = \$240  & \$241 ;
-  assign \$243  = | cmd__payload[5:0];
-  assign \$244  = cmd__payload[5:3] < 3'h5;
-  assign \$245  = \$243  & \$244 ;
-  assign \$246  = | cmd__payload[5:0];
-  assign \$247  = cmd__payload[5:3] < 3'h6;
-  assign \$248  = \$246  & \$247 ;
-  assign \$249  = | cmd__payload[5:0];
-  assign \$250  = cmd__payload[5:3] < 3'h7;
+  assign \$240  = | k_r[5:3];
+  assign \$241  = jl_any | \$240 ;
+  assign \$242  = k_r[5:3] < 2'h3;
+  assign \$243  = \$241  & \$242 ;
+  assign \$244  = | k_r[5:3];
+  assign \$245  = jl_any | \$244 ;
+  assign \$246  = k_r[5:3] < 3'h4;
+  assign \$247  = \$245  & \$246 ;
+  assign \$248  = | k_r[5:3];
+  assign \$249  = jl_any | \$248 ;
+  assign \$250  = k_r[5:3] < 3'h5;
   assign \$251  = \$249  & \$250 ;
-  assign \$252  = | cmd__payload[5:0];
-  assign \$253  = ! cmd__payload[5:3];
-  assign \$254  = \$252  & \$253 ;
-  assign \$255  = | cmd__payload[5:0];
-  assign \$256  = cmd__payload[5:3] == 1'h1;
-  assign \$257  = \$255  & \$256 ;
-  assign \$258  = | cmd__payload[5:0];
-  assign \$259  = cmd__payload[5:3] == 2'h2;
-  assign \$260  = \$258  & \$259 ;
-  assign \$261  = | cmd__payload[5:0];
-  assign \$262  = cmd__payload[5:3] == 2'h3;
+  assign \$252  = | k_r[5:3];
+  assign \$253  = jl_any | \$252 ;
+  assign \$254  = k_r[5:3] < 3'h6;
+  assign \$255  = \$253  & \$254 ;
+  assign \$256  = | k_r[5:3];
+  assign \$257  = jl_any | \$256 ;
+  assign \$258  = k_r[5:3] < 3'h7;
+  assign \$259  = \$257  & \$258 ;
+  assign \$260  = | k_r[5:3];
+  assign \$261  = jl_any | \$260 ;
+  assign \$262  = ! k_r[5:3];
   assign \$263  = \$261  & \$262 ;
-  assign \$264  = | cmd__payload[5:0];
-  assign \$265  = cmd__payload[5:3] == 3'h4;
-  assign \$266  = \$264  & \$265 ;
-  assign \$267  = | cmd__payload[5:0];
-  assign \$268  = cmd__payload[5:3] == 3'h5;
-  assign \$269  = \$267  & \$268 ;
-  assign \$270  = | cmd__payload[5:0];
-  assign \$271  = cmd__payload[5:3] == 3'h6;
-  assign \$272  = \$270  & \$271 ;
-  assign \$273  = | cmd__payload[5:0];
-  assign \$274  = cmd__payload[5:3] == 3'h7;
+  assign \$264  = | k_r[5:3];
+  assign \$265  = jl_any | \$264 ;
+  assign \$266  = k_r[5:3] == 1'h1;
+  assign \$267  = \$265  & \$266 ;
+  assign \$268  = | k_r[5:3];
+  assign \$269  = jl_any | \$268 ;
+  assign \$270  = k_r[5:3] == 2'h2;
+  assign \$271  = \$269  & \$270 ;
+  assign \$272  = | k_r[5:3];
+  assign \$273  = jl_any | \$272 ;
+  assign \$274  = k_r[5:3] == 2'h3;
   assign \$275  = \$273  & \$274 ;
-  assign \$276  = ~ cmd__payload[2];
-  assign \$277  = ~ cmd__payload[1];
-  assign \$278  = ~ cmd__payload[0];
-  assign \$280  = \$277  & \$279 ;
-  assign \$281  = \$276  & \$280 ;
-  assign \$282  = ~ cmd__payload[2];
-  assign \$283  = ~ cmd__payload[1];
-  assign \$284  = ~ cmd__payload[0];
-  assign \$287  = \$282  & \$286 ;
-  assign \$288  = ~ cmd__payload[2];
-  assign \$289  = ~ cmd__payload[1];
-  assign \$290  = ~ cmd__payload[0];
-  assign \$292  = \$289  | \$291 ;
-  assign \$293  = \$288  & \$292 ;
-  assign \$294  = ~ cmd__payload[2];
-  assign \$295  = ~ cmd__payload[1];
-  assign \$296  = ~ cmd__payload[0];
-  assign \$300  = ~ cmd__payload[2];
-  assign \$301  = ~ cmd__payload[1];
-  assign \$302  = ~ cmd__payload[0];
-  assign \$304  = \$301  & \$303 ;
-  assign \$305  = \$300  | \$304 ;
-  assign \$306  = ~ cmd__payload[2];
-  assign \$307  = ~ cmd__payload[1];
-  assign \$308  = ~ cmd__payload[0];
-  assign \$311  = \$306  | \$310 ;
-  assign \$312  = ~ cmd__payload[2];
-  assign \$313  = ~ cmd__payload[1];
-  assign \$314  = ~ cmd__payload[0];
-  assign \$316  = \$313  | \$315 ;
-  assign \$317  = \$312  | \$316 ;
-  assign \$318  = cmd__valid & cmd__ready;
-  assign \$319  = cmd__valid & cmd__ready;
-  assign \$320  = cmd__valid & cmd__ready;
-  assign \$321  = act__valid & \$signal$20 ;
-  assign \$322  = \$321  & last_beat;
-  assign \$323  = act__valid & \$signal$20 ;
-  assign \$324  = cmd_go | \$323 ;
-  assign \$325  = ld_sel ? le2 : \$signal$36 ;
-  assign \$326  = ld_sel ? le2 : \$signal$36 ;
-  assign \$327  = left - 7'h40;
-  assign \$328  = left <= 8'hc0;
-  assign \$329  = act__valid & \$signal$20 ;
-  assign \$330  = act__valid & \$signal$20 ;
-  assign \$331  = \$330  & last_beat;
-  assign \$332  = ld_addr + 1'h1;
-  assign \$333  = ! ld_addr;
-  assign \$334  = act__valid & \$signal$20 ;
-  assign \$335  = \$334  & last_beat;
-  assign \$336  = ~ chunk_last;
-  assign \$337  = \$336  | credit_ok;
-  assign \$338  = \$signal$7  & \$337 ;
-  assign \$339  = wgt_valid & \$338 ;
-  assign \$340  = chunk + 1'h1;
-  assign \$341  = chunk_last ? 8'h00 : \$340 ;
-  assign \$342  = ! c_last;
-  assign \$343  = chunk == c_last_m1;
-  assign \$344  = chunk_last ? \$342  : \$343 ;
-  assign \$345  = last_mat & last_stg;
-  assign \$346  = ~ r_gt;
-  assign \$347  = \$345  & \$346 ;
-  assign \$348  = chunk_last & \$347 ;
-  assign \$349  = ~ chunk_last;
-  assign \$350  = \$349  | credit_ok;
-  assign \$351  = \$signal$7  & \$350 ;
-  assign \$352  = wgt_valid & \$351 ;
-  assign \$353  = \$352  & chunk_last;
-  assign \$354  = r_left - 1'h1;
-  assign \$355  = r_left > 2'h2;
-  assign \$356  = stg + 1'h1;
-  assign \$357  = ! stg;
-  assign \$358  = mat + 1'h1;
-  assign \$359  = ! mat;
-  assign \$360  = \$signal$54  & empty;
-  assign \$361  = ~ pass_end;
-  assign \$362  = \$360  & \$361 ;
+  assign \$276  = | k_r[5:3];
+  assign \$277  = jl_any | \$276 ;
+  assign \$278  = k_r[5:3] == 3'h4;
+  assign \$279  = \$277  & \$278 ;
+  assign \$280  = | k_r[5:3];
+  assign \$281  = jl_any | \$280 ;
+  assign \$282  = k_r[5:3] == 3'h5;
+  assign \$283  = \$281  & \$282 ;
+  assign \$284  = | k_r[5:3];
+  assign \$285  = jl_any | \$284 ;
+  assign \$286  = k_r[5:3] == 3'h6;
+  assign \$287  = \$285  & \$286 ;
+  assign \$288  = | k_r[5:3];
+  assign \$289  = jl_any | \$288 ;
+  assign \$290  = k_r[5:3] == 3'h7;
+  assign \$291  = \$289  & \$290 ;
+  assign \$292  = ~ k_r[2];
+  assign \$293  = ~ k_r[1];
+  assign \$294  = ~ k_r[0];
+  assign \$296  = \$293  & \$295 ;
+  assign \$297  = \$292  & \$296 ;
+  assign \$298  = ~ k_r[2];
+  assign \$299  = ~ k_r[1];
+  assign \$300  = ~ k_r[0];
+  assign \$303  = \$298  & \$302 ;
+  assign \$304  = ~ k_r[2];
+  assign \$305  = ~ k_r[1];
+  assign \$306  = ~ k_r[0];
+  assign \$308  = \$305  | \$307 ;
+  assign \$309  = \$304  & \$308 ;
+  assign \$310  = ~ k_r[2];
+  assign \$311  = ~ k_r[1];
+  assign \$312  = ~ k_r[0];
+  assign \$316  = ~ k_r[2];
+  assign \$317  = ~ k_r[1];
+  assign \$318  = ~ k_r[0];
+  assign \$320  = \$317  & \$319 ;
+  assign \$321  = \$316  | \$320 ;
+  assign \$322  = ~ k_r[2];
+  assign \$323  = ~ k_r[1];
+  assign \$324  = ~ k_r[0];
+  assign \$327  = \$322  | \$326 ;
+  assign \$328  = ~ k_r[2];
+  assign \$329  = ~ k_r[1];
+  assign \$330  = ~ k_r[0];
+  assign \$332  = \$329  | \$331 ;
+  assign \$333  = \$328  | \$332 ;
+  assign \$334  = cmd__valid & cmd__ready;
+  assign \$335  = cmd__valid & cmd__ready;
+  assign \$336  = cmd__valid & cmd__ready;
+  assign \$337  = act__valid & \$signal$22 ;
+  assign \$338  = \$337  & last_beat;
+  assign \$339  = act__valid & \$signal$22 ;
+  assign \$340  = cmd_go | \$339 ;
+  assign \$341  = ld_sel ? le2 : \$signal$37 ;
+  assign \$342  = ld_sel ? le2 : \$signal$37 ;
+  assign \$343  = left - 7'h40;
+  assign \$344  = left <= 8'hc0;
+  assign \$345  = act__valid & \$signal$22 ;
+  assign \$346  = act__valid & \$signal$22 ;
+  assign \$347  = \$346  & last_beat;
+  assign \$348  = ld_addr + 1'h1;
+  assign \$349  = ! ld_addr;
+  assign \$350  = act__valid & \$signal$22 ;
+  assign \$351  = \$350  & last_beat;
+  assign \$352  = ~ chunk_last;
+  assign \$353  = \$352  | credit_ok;
+  assign \$354  = \$signal$7  & \$353 ;
+  assign \$355  = wgt_valid & \$354 ;
+  assign \$356  = chunk + 1'h1;
+  assign \$357  = chunk_last ? 8'h00 : \$356 ;
+  assign \$358  = ! c_last;
+  assign \$359  = chunk == c_last_m1;
+  assign \$360  = chunk_last ? \$358  : \$359 ;
+  assign \$361  = last_mat & last_stg;
+  assign \$362  = ~ r_gt;
+  assign \$363  = \$361  & \$362 ;
+  assign \$364  = chunk_last & \$363 ;
+  assign \$365  = ~ chunk_last;
+  assign \$366  = \$365  | credit_ok;
+  assign \$367  = \$signal$7  & \$366 ;
+  assign \$368  = wgt_valid & \$367 ;
+  assign \$369  = \$368  & chunk_last;
+  assign \$370  = r_left - 1'h1;
+  assign \$371  = r_left > 2'h2;
+  assign \$372  = stg + 1'h1;
+  assign \$373  = ! stg;
+  assign \$374  = mat + 1'h1;
+  assign \$375  = ! mat;
+  assign \$376  = \$signal$55  & empty;
+  assign \$377  = ~ pass_end;
+  assign \$378  = \$376  & \$377 ;
   always @(posedge clk)
-    slot <= \$363 ;
+    slot <= \$379 ;
   always @(posedge clk)
-    credits <= \$364 ;
+    credits <= \$380 ;
   always @(posedge clk)
-    credit_ok <= \$365 ;
+    credit_ok <= \$381 ;
   always @(posedge clk)
-    k_r <= \$366 ;
+    k_r <= \$382 ;
   always @(posedge clk)
-    rows_r <= \$367 ;
+    rows_r <= \$383 ;
   always @(posedge clk)
-    \$signal$36  <= \$368 ;
+    \$signal$37  <= \$384 ;
   always @(posedge clk)
-    \$signal$37  <= \$369 ;
+    \$signal$38  <= \$385 ;
   always @(posedge clk)
-    rows_gt <= \$370 ;
+    rows_gt <= \$386 ;
   always @(posedge clk)
-    j_lt <= \$371 ;
+    j_lt <= { \$259 , \$255 , \$251 , \$247 , \$243 , \$239 , \$235 , \$231  };
   always @(posedge clk)
-    j_eq <= \$372 ;
+    j_eq <= { \$291 , \$287 , \$283 , \$279 , \$275 , \$271 , \$267 , \$263  };
   always @(posedge clk)
-    j_le <= \$373 ;
+    j_le <= { 1'h1, \$333 , \$327 , \$321 , \$315 , \$309 , \$303 , \$297  };
   always @(posedge clk)
-    cmd_go <= \$374 ;
+    cmd_go <= \$387 ;
   always @(posedge clk)
-    clear <= \$375 ;
+    clear <= \$388 ;
   always @(posedge clk)
-    cmd__ready <= \$376 ;
+    cmd__ready <= \$389 ;
   always @(posedge clk)
-    \$signal$20  <= \$377 ;
+    \$signal$22  <= \$390 ;
   always @(posedge clk)
-    act__ready <= \$378 ;
+    act__ready <= \$391 ;
   always @(posedge clk)
-    ld_addr <= \$379 ;
+    ld_addr <= \$392 ;
   always @(posedge clk)
-    ld_sel <= \$380 ;
+    ld_sel <= \$393 ;
   always @(posedge clk)
-    last_beat <= \$381 ;
+    last_beat <= \$394 ;
   always @(posedge clk)
-    last_z <= \$382 ;
+    last_z <= \$395 ;
   always @(posedge clk)
-    left <= \$383 ;
+    left <= \$396 ;
   always @(posedge clk)
-    le2 <= \$384 ;
+    le2 <= \$397 ;
   always @(posedge clk)
-    a_valid <= \$385 ;
+    a_valid <= \$398 ;
   always @(posedge clk)
-    \$like  <= \$386 ;
+    \$like  <= \$399 ;
   always @(posedge clk)
-    \$like$48  <= \$387 ;
+    \$like$49  <= \$400 ;
   always @(posedge clk)
-    one <= \$388 ;
+    one <= \$401 ;
   always @(posedge clk)
-    ld_notice <= \$389 ;
+    ld_notice <= \$402 ;
   always @(posedge clk)
-    load_done <= \$390 ;
+    load_done <= \$403 ;
   always @(posedge clk)
-    \$signal$7  <= \$391 ;
+    \$signal$7  <= \$404 ;
   always @(posedge clk)
-    c_last <= \$392 ;
+    c_last <= \$405 ;
   always @(posedge clk)
-    c_last_m1 <= \$393 ;
+    c_last_m1 <= \$406 ;
   always @(posedge clk)
-    chunk_last <= \$394 ;
+    chunk_last <= \$407 ;
   always @(posedge clk)
-    r_left <= \$395 ;
+    r_left <= \$408 ;
   always @(posedge clk)
-    r_gt <= \$396 ;
+    r_gt <= \$409 ;
   always @(posedge clk)
-    chunk <= \$397 ;
+    chunk <= \$410 ;
   always @(posedge clk)
-    \$signal$54  <= \$398 ;
+    \$signal$55  <= \$411 ;
   always @(posedge clk)
-    pass_end <= \$399 ;
+    pass_end <= \$412 ;
   always @(posedge clk)
-    mat <= \$400 ;
+    mat <= \$413 ;
   always @(posedge clk)
-    last_mat <= \$401 ;
+    last_mat <= \$414 ;
   always @(posedge clk)
-    stg <= \$402 ;
+    stg <= \$415 ;
   always @(posedge clk)
-    last_stg <= \$403 ;
+    last_stg <= \$416 ;
   always @(posedge clk)
-    empty <= \$404 ;
+    empty <= \$417 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$363 [0] = \$198 ;
-    \$363 [2] = \$203 ;
-    \$363 [1] = \$204 ;
-    \$363 [3] = last_mat;
-    \$363 [4] = \$207 ;
-    \$363 [5] = \$208 [0];
+    \$379 [0] = \$198 ;
+    \$379 [2] = \$203 ;
+    \$379 [1] = \$204 ;
+    \$379 [3] = last_mat;
+    \$379 [4] = \$207 ;
+    \$379 [5] = \$208 [0];
     if (rst) begin
-      \$363  = 6'h00;
+      \$379  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$364  = \$215 [1:0];
+    \$380  = \$215 [1:0];
     if (rst) begin
-      \$364  = 2'h2;
+      \$380  = 2'h2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$365  = \$224 ;
+    \$381  = \$224 ;
     if (rst) begin
-      \$365  = 1'h1;
+      \$381  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$366  = k_r;
+    \$382  = k_r;
     if (cmd__ready) begin
-      \$366  = cmd__payload[13:0];
+      \$382  = cmd__payload[13:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$367  = rows_r;
+    \$383  = rows_r;
     if (cmd__ready) begin
-      \$367  = cmd__payload[28:14];
+      \$383  = cmd__payload[28:14];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$368  = \$signal$36 ;
+    \$384  = \$signal$37 ;
     if (cmd__ready) begin
-      \$368  = \$225 ;
+      \$384  = \$225 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$369  = \$signal$37 ;
+    \$385  = \$signal$38 ;
     if (cmd__ready) begin
-      \$369  = \$226 ;
+      \$385  = \$226 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$370  = rows_gt;
+    \$386  = rows_gt;
     if (cmd__ready) begin
-      \$370  = \$227 ;
+      \$386  = \$227 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$371  = j_lt;
-    if (cmd__ready) begin
-      \$371  = { \$251 , \$248 , \$245 , \$242 , \$239 , \$236 , \$233 , \$230  };
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$372  = j_eq;
-    if (cmd__ready) begin
-      \$372  = { \$275 , \$272 , \$269 , \$266 , \$263 , \$260 , \$257 , \$254  };
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$373  = j_le;
-    if (cmd__ready) begin
-      \$373  = { 1'h1, \$317 , \$311 , \$305 , \$299 , \$293 , \$287 , \$281  };
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$374  = \$318 ;
+    \$387  = \$334 ;
     if (rst) begin
-      \$374  = 1'h0;
+      \$387  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$375  = \$319 ;
-    if (rst) begin
-      \$375  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$376  = cmd__ready;
-    if (\$320 ) begin
-      \$376  = 1'h0;
-    end
-    if (\$362 ) begin
-      \$376  = 1'h1;
-    end
-    if (rst) begin
-      \$376  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$377  = \$signal$20 ;
-    if (cmd_go) begin
-      \$377  = 1'h1;
-    end
-    if (\$331 ) begin
-      \$377  = 1'h0;
-    end
-    if (rst) begin
-      \$377  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$378  = act__ready;
-    if (cmd_go) begin
-      \$378  = 1'h1;
-    end
-    if (\$331 ) begin
-      \$378  = 1'h0;
-    end
-    if (rst) begin
-      \$378  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$379  = ld_addr;
-    if (cmd_go) begin
-      \$379  = 7'h00;
-    end
-    if (a_valid) begin
-      \$379  = \$332 [6:0];
-    end
-    if (rst) begin
-      \$379  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$380  = ld_sel;
-    if (cmd_go) begin
-      \$380  = 1'h1;
-    end
-    if (\$322 ) begin
-      \$380  = 1'h0;
-    end
-    if (rst) begin
-      \$380  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$381  = last_beat;
-    if (\$324 ) begin
-      \$381  = \$325 ;
-    end
-    if (rst) begin
-      \$381  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$382  = last_z;
-    if (\$324 ) begin
-      \$382  = \$326 ;
-    end
-    if (rst) begin
-      \$382  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$383  = left;
-    if (\$324 ) begin
-      (* full_case = 32'd1 *)
-      if (ld_sel) begin
-        \$383  = \$327 [13:0];
-      end else begin
-        \$383  = k_r;
-      end
-    end
-    if (rst) begin
-      \$383  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$384  = le2;
-    if (\$324 ) begin
-      (* full_case = 32'd1 *)
-      if (ld_sel) begin
-        \$384  = \$328 ;
-      end else begin
-        \$384  = \$signal$37 ;
-      end
-    end
-    if (rst) begin
-      \$384  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$385  = \$329 ;
-    if (rst) begin
-      \$385  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$386  = \$like ;
-    if (cmd_go) begin
-      \$386  = 7'h7f;
-    end
-    if (a_valid) begin
-      \$386  = ld_addr;
-    end
-    if (rst) begin
-      \$386  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$387  = \$like$48 ;
-    if (cmd_go) begin
-      \$387  = 7'h7e;
-    end
-    if (a_valid) begin
-      \$387  = \$like ;
-    end
-    if (rst) begin
-      \$387  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$388  = one;
-    if (cmd_go) begin
-      \$388  = 1'h0;
-    end
-    if (a_valid) begin
-      \$388  = \$333 ;
-    end
+    \$388  = \$335 ;
     if (rst) begin
       \$388  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$389  = \$335 ;
-    if (rst) begin
+    \$389  = cmd__ready;
+    if (\$336 ) begin
       \$389  = 1'h0;
     end
+    if (\$378 ) begin
+      \$389  = 1'h1;
+    end
+    if (rst) begin
+      \$389  = 1'h1;
+    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$390  = ld_notice;
+    \$390  = \$signal$22 ;
+    if (cmd_go) begin
+      \$390  = 1'h1;
+    end
+    if (\$347 ) begin
+      \$390  = 1'h0;
+    end
     if (rst) begin
       \$390  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$391  = \$signal$7 ;
-    if (load_done) begin
+    \$391  = act__ready;
+    if (cmd_go) begin
       \$391  = 1'h1;
     end
-    if (\$339 ) begin
-      if (\$348 ) begin
-        \$391  = 1'h0;
-      end
+    if (\$347 ) begin
+      \$391  = 1'h0;
     end
     if (rst) begin
       \$391  = 1'h0;
@@ -15471,9 +15331,12 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$392  = c_last;
-    if (load_done) begin
-      \$392  = \$like ;
+    \$392  = ld_addr;
+    if (cmd_go) begin
+      \$392  = 7'h00;
+    end
+    if (a_valid) begin
+      \$392  = \$348 [6:0];
     end
     if (rst) begin
       \$392  = 7'h00;
@@ -15481,22 +15344,22 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$393  = c_last_m1;
-    if (load_done) begin
-      \$393  = \$like$48 ;
+    \$393  = ld_sel;
+    if (cmd_go) begin
+      \$393  = 1'h1;
+    end
+    if (\$338 ) begin
+      \$393  = 1'h0;
     end
     if (rst) begin
-      \$393  = 7'h00;
+      \$393  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$394  = chunk_last;
-    if (load_done) begin
-      \$394  = one;
-    end
-    if (\$339 ) begin
-      \$394  = \$344 ;
+    \$394  = last_beat;
+    if (\$340 ) begin
+      \$394  = \$341 ;
     end
     if (rst) begin
       \$394  = 1'h0;
@@ -15504,95 +15367,85 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$395  = r_left;
-    if (load_done) begin
-      \$395  = rows_r;
-    end
-    if (pass_end) begin
-      if (last_mat) begin
-        if (last_stg) begin
-          \$395  = \$354 [14:0];
-        end
-      end
+    \$395  = last_z;
+    if (\$340 ) begin
+      \$395  = \$342 ;
     end
     if (rst) begin
-      \$395  = 15'h0000;
+      \$395  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$396  = r_gt;
-    if (load_done) begin
-      \$396  = rows_gt;
-    end
-    if (pass_end) begin
-      if (last_mat) begin
-        if (last_stg) begin
-          \$396  = \$355 ;
-        end
+    \$396  = left;
+    if (\$340 ) begin
+      (* full_case = 32'd1 *)
+      if (ld_sel) begin
+        \$396  = \$343 [13:0];
+      end else begin
+        \$396  = k_r;
       end
     end
     if (rst) begin
-      \$396  = 1'h0;
+      \$396  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$397  = chunk;
-    if (\$339 ) begin
-      \$397  = \$341 [6:0];
+    \$397  = le2;
+    if (\$340 ) begin
+      (* full_case = 32'd1 *)
+      if (ld_sel) begin
+        \$397  = \$344 ;
+      end else begin
+        \$397  = \$signal$38 ;
+      end
     end
     if (rst) begin
-      \$397  = 7'h00;
+      \$397  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$398  = \$signal$54 ;
-    if (\$339 ) begin
-      if (\$348 ) begin
-        \$398  = 1'h1;
-      end
-    end
-    if (\$362 ) begin
-      \$398  = 1'h0;
-    end
+    \$398  = \$345 ;
     if (rst) begin
       \$398  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$399  = \$353 ;
+    \$399  = \$like ;
+    if (cmd_go) begin
+      \$399  = 7'h7f;
+    end
+    if (a_valid) begin
+      \$399  = ld_addr;
+    end
     if (rst) begin
-      \$399  = 1'h0;
+      \$399  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$400  = mat;
-    if (pass_end) begin
-      (* full_case = 32'd1 *)
-      if (last_mat) begin
-        \$400  = 1'h0;
-      end else begin
-        \$400  = \$358 [0];
-      end
+    \$400  = \$like$49 ;
+    if (cmd_go) begin
+      \$400  = 7'h7e;
+    end
+    if (a_valid) begin
+      \$400  = \$like ;
     end
     if (rst) begin
-      \$400  = 1'h0;
+      \$400  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$401  = last_mat;
-    if (pass_end) begin
-      (* full_case = 32'd1 *)
-      if (last_mat) begin
-        \$401  = 1'h0;
-      end else begin
-        \$401  = \$359 ;
-      end
+    \$401  = one;
+    if (cmd_go) begin
+      \$401  = 1'h0;
+    end
+    if (a_valid) begin
+      \$401  = \$349 ;
     end
     if (rst) begin
       \$401  = 1'h0;
@@ -15600,50 +15453,208 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$402  = stg;
-    if (pass_end) begin
-      if (last_mat) begin
-        (* full_case = 32'd1 *)
-        if (last_stg) begin
-          \$402  = 1'h0;
-        end else begin
-          \$402  = \$356 [0];
-        end
-      end
-    end
+    \$402  = \$351 ;
     if (rst) begin
       \$402  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$403  = last_stg;
-    if (pass_end) begin
-      if (last_mat) begin
-        (* full_case = 32'd1 *)
-        if (last_stg) begin
-          \$403  = 1'h0;
-        end else begin
-          \$403  = \$357 ;
-        end
-      end
-    end
+    \$403  = ld_notice;
     if (rst) begin
       \$403  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$404  = drained;
+    \$404  = \$signal$7 ;
+    if (load_done) begin
+      \$404  = 1'h1;
+    end
+    if (\$355 ) begin
+      if (\$364 ) begin
+        \$404  = 1'h0;
+      end
+    end
     if (rst) begin
       \$404  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$405  = c_last;
+    if (load_done) begin
+      \$405  = \$like ;
+    end
+    if (rst) begin
+      \$405  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$406  = c_last_m1;
+    if (load_done) begin
+      \$406  = \$like$49 ;
+    end
+    if (rst) begin
+      \$406  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$407  = chunk_last;
+    if (load_done) begin
+      \$407  = one;
+    end
+    if (\$355 ) begin
+      \$407  = \$360 ;
+    end
+    if (rst) begin
+      \$407  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$408  = r_left;
+    if (load_done) begin
+      \$408  = rows_r;
+    end
+    if (pass_end) begin
+      if (last_mat) begin
+        if (last_stg) begin
+          \$408  = \$370 [14:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$408  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$409  = r_gt;
+    if (load_done) begin
+      \$409  = rows_gt;
+    end
+    if (pass_end) begin
+      if (last_mat) begin
+        if (last_stg) begin
+          \$409  = \$371 ;
+        end
+      end
+    end
+    if (rst) begin
+      \$409  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$410  = chunk;
+    if (\$355 ) begin
+      \$410  = \$357 [6:0];
+    end
+    if (rst) begin
+      \$410  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$411  = \$signal$55 ;
+    if (\$355 ) begin
+      if (\$364 ) begin
+        \$411  = 1'h1;
+      end
+    end
+    if (\$378 ) begin
+      \$411  = 1'h0;
+    end
+    if (rst) begin
+      \$411  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$412  = \$369 ;
+    if (rst) begin
+      \$412  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$413  = mat;
+    if (pass_end) begin
+      (* full_case = 32'd1 *)
+      if (last_mat) begin
+        \$413  = 1'h0;
+      end else begin
+        \$413  = \$374 [0];
+      end
+    end
+    if (rst) begin
+      \$413  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$414  = last_mat;
+    if (pass_end) begin
+      (* full_case = 32'd1 *)
+      if (last_mat) begin
+        \$414  = 1'h0;
+      end else begin
+        \$414  = \$375 ;
+      end
+    end
+    if (rst) begin
+      \$414  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$415  = stg;
+    if (pass_end) begin
+      if (last_mat) begin
+        (* full_case = 32'd1 *)
+        if (last_stg) begin
+          \$415  = 1'h0;
+        end else begin
+          \$415  = \$372 [0];
+        end
+      end
+    end
+    if (rst) begin
+      \$415  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$416  = last_stg;
+    if (pass_end) begin
+      if (last_mat) begin
+        (* full_case = 32'd1 *)
+        if (last_stg) begin
+          \$416  = 1'h0;
+        end else begin
+          \$416  = \$373 ;
+        end
+      end
+    end
+    if (rst) begin
+      \$416  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$417  = drained;
+    if (rst) begin
+      \$417  = 1'h0;
     end
   end
   assign \chunk$1  = chunk;
   assign \$signal  = cmd__ready;
   assign act_rdy = act__ready;
   assign buf_clear = clear;
-  assign \$signal$13  = { \$194 , \$191 , \$188 , \$185 , \$182 , \$179 , \$176 , \$173 , \$170 , \$167 , \$164 , \$161 , \$158 , \$155 , \$152 , \$149 , \$146 , \$143 , \$140 , \$137 , \$134 , \$131 , \$128 , \$125 , \$122 , \$119 , \$116 , \$113 , \$110 , \$107 , \$104 , \$101 , \$98 , \$95 , \$92 , \$89 , \$86 , \$83 , \$80 , \$77 , \$74 , \$71 , \$68 , \$65 , \$62 , \$59 , \$56 , \$53 , \$50 , \$47 , \$44 , \$41 , \$38 , \$35 , \$32 , \$29 , \$26 , \$23 , \$20 , \$17 , \$14 , \$11 , \$8 , \$5  };
+  assign \$signal$15  = { \$194 , \$191 , \$188 , \$185 , \$182 , \$179 , \$176 , \$173 , \$170 , \$167 , \$164 , \$161 , \$158 , \$155 , \$152 , \$149 , \$146 , \$143 , \$140 , \$137 , \$134 , \$131 , \$128 , \$125 , \$122 , \$119 , \$116 , \$113 , \$110 , \$107 , \$104 , \$101 , \$98 , \$95 , \$92 , \$89 , \$86 , \$83 , \$80 , \$77 , \$74 , \$71 , \$68 , \$65 , \$62 , \$59 , \$56 , \$53 , \$50 , \$47 , \$44 , \$41 , \$38 , \$35 , \$32 , \$29 , \$26 , \$23 , \$20 , \$17 , \$14 , \$11 , \$8 , \$5  };
   assign \load__payload.data  = load__payload[1023:0];
   assign \load__payload.zero  = load__payload[1087:1024];
   assign \act__payload[0]  = act__payload[15:0];
@@ -15848,17 +15859,17 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \cmd__payload.rows  = cmd__payload[28:14];
   assign load__payload[1087:1024] = { \$194 , \$191 , \$188 , \$185 , \$182 , \$179 , \$176 , \$173 , \$170 , \$167 , \$164 , \$161 , \$158 , \$155 , \$152 , \$149 , \$146 , \$143 , \$140 , \$137 , \$134 , \$131 , \$128 , \$125 , \$122 , \$119 , \$116 , \$113 , \$110 , \$107 , \$104 , \$101 , \$98 , \$95 , \$92 , \$89 , \$86 , \$83 , \$80 , \$77 , \$74 , \$71 , \$68 , \$65 , \$62 , \$59 , \$56 , \$53 , \$50 , \$47 , \$44 , \$41 , \$38 , \$35 , \$32 , \$29 , \$26 , \$23 , \$20 , \$17 , \$14 , \$11 , \$8 , \$5  };
   assign load__payload[1023:0] = act__payload;
-  assign \$279  = \$278 ;
-  assign \$285  = 1'h1;
-  assign \$286  = \$283 ;
-  assign \$291  = \$290 ;
-  assign \$297  = 1'h1;
-  assign \$298  = 1'h1;
-  assign \$299  = \$294 ;
-  assign \$303  = \$302 ;
-  assign \$309  = 1'h1;
-  assign \$310  = \$307 ;
-  assign \$315  = \$314 ;
+  assign \$295  = \$294 ;
+  assign \$301  = 1'h1;
+  assign \$302  = \$299 ;
+  assign \$307  = \$306 ;
+  assign \$313  = 1'h1;
+  assign \$314  = 1'h1;
+  assign \$315  = \$310 ;
+  assign \$319  = \$318 ;
+  assign \$325  = 1'h1;
+  assign \$326  = \$323 ;
+  assign \$331  = \$330 ;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -17373,7 +17384,7 @@ module \fairyhw_engine.shared$106 (rst, pp, qq, sums, clk);
   assign sums[41:28] = t2_5_0;
   assign sums[27:14] = t1_5_0;
   assign sums[13:0] = t0_5_0;
-  assign \$17  = pp[242:234];
+  assign \$26  = pp[332:324];
   assign \$1  = pp[26:18];
   assign \$2  = pp[8:0];
   assign leaf0_0 = \$1 ;
@@ -17398,6 +17409,7 @@ module \fairyhw_engine.shared$106 (rst, pp, qq, sums, clk);
   assign \$15  = pp[215:207];
   assign \$16  = pp[197:189];
   assign leaf0_7 = \$15 ;
+  assign \$17  = pp[242:234];
   assign \$18  = pp[224:216];
   assign leaf0_8 = \$17 ;
   assign \$19  = pp[269:261];
@@ -17410,7 +17422,6 @@ module \fairyhw_engine.shared$106 (rst, pp, qq, sums, clk);
   assign \$24  = pp[305:297];
   assign leaf0_11 = \$23 ;
   assign \$25  = pp[350:342];
-  assign \$26  = pp[332:324];
   assign leaf0_12 = \$25 ;
   assign \$27  = pp[377:369];
   assign \$28  = pp[359:351];

@@ -158,25 +158,31 @@ class ArraySequencer(wiring.Component):
                          k_le1.eq(self.cmd.payload.k <= C), k_le2.eq(self.cmd.payload.k <= 2 * C),
                          rows_gt.eq(self.cmd.payload.rows > R)]
         # with C a power of two, the last beat's count is j, K's low bits (0: a full beat), so its
-        # zero flags (1 <= j <= c) are the same for every layer's last beat: decided with the
-        # command in halves, j's high part against c's (below, equal; each with j != 0) and its
-        # low part (at most), so that a beat's flag is one LUT of those and `last_z` (below), all
-        # registers (from the beat's count, below for any C, it took 4 LUT levels: the engine's
-        # ECP5 critical path at 188.6 MHz, 7.3 ns in the system top; a register of the 64 flags
-        # decided from the command was 5 levels)
+        # zero flags (1 <= j <= c) are the same for every layer's last beat: decided in halves,
+        # j's high part against c's (below, equal; each with j != 0) and its low part (at most),
+        # so that a beat's flag is one LUT of those and `last_z` (below), all registers (from the
+        # beat's count, below for any C, it took 4 LUT levels: the engine's ECP5 critical path at
+        # 188.6 MHz, 7.3 ns in the system top; a register of the 64 flags decided from the command
+        # was 5 levels). They are decoded from k_r every cycle, with no enable: valid the cycle
+        # after cmd_go, the first cycle a beat can be taken (decoded from the payload while idle,
+        # the command's source and `idle` were each the start of a 3-4 ns path into them)
         pow2 = C & (C - 1) == 0
         if pow2:
-            j = self.cmd.payload.k[:C.bit_length() - 1]
+            j = k_r[:C.bit_length() - 1]
             lb = len(j) // 2
             jl, jh = j[:lb], j[lb:]
             nh = 1 << len(jh)
             j_lt = Signal(nh, reset_less=True)            # j != 0 and j's high part < x
             j_eq = Signal(nh, reset_less=True)            # j != 0 and j's high part == x
             j_le = Signal(1 << lb, reset_less=True)       # j's low part <= y
-            with m.If(idle):
-                m.d.sync += [j_lt.eq(Cat((j != 0) & (jh < x) for x in range(nh))),
-                             j_eq.eq(Cat((j != 0) & (jh == x) for x in range(nh))),
-                             j_le.eq(Cat(_le_const(jl, y) for y in range(1 << lb)))]
+            # (j != 0) through `jl_any`, a wire kept (KEEP), so that each flag is a LUT of it and
+            # j's high part: synthesis, free to share, made a chain of 5 LUTs of the 64 flags' gates
+            jl_any = Signal(name="jl_any", attrs=KEEP)
+            m.d.comb += jl_any.eq(jl != 0)
+            nz = jl_any | (jh != 0)
+            m.d.sync += [j_lt.eq(Cat(nz & (jh < x) for x in range(nh))),
+                         j_eq.eq(Cat(nz & (jh == x) for x in range(nh))),
+                         j_le.eq(Cat(_le_const(jl, y) for y in range(1 << lb)))]
         # the buffer's clear: a register of its own beside cmd_go, so that its far loads (the banks'
         # middle copies) do not pull cmd_go away from the sequencer's own registers (both carry KEEP:
         # synthesis merges a register without it into an equal one with it)

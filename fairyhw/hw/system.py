@@ -166,9 +166,10 @@ class Packer(wiring.Component):
     the packer's input ready, so the input's handshake is one LUT of two registers and no consumer's
     ready reaches the slots' enables (the packer's own `full` -> ready -> slot enables -> `full` loop,
     its LUTs pulled toward the slots' word register, was the system top's critical path at 123.5 MHz).
-    Items narrower than a word: the word that an item completes goes into the link in the item's own
-    cycle (its earlier slots from the word register, its own from the input). Wider items: shifted
-    out a word a cycle into the link.
+    Items narrower than a word: every slot is a register, and the word that an item completes goes
+    into the link the cycle after the item (:data:`~fairyhw.hw.timing.PACK_DELAY`), from the word
+    register, while the link has two places free when the item is taken (``room2``). Wider items:
+    shifted out a word a cycle into the link (the first a cycle after the item).
     """
 
     def __init__(self, width: int, data_width: int):
@@ -185,9 +186,14 @@ class Packer(wiring.Component):
         wiring.connect(m, out.o, wiring.flipped(self.o))
         if slot <= D:
             per = D // slot
-            took_in = self.i.valid & out.i.ready
-            m.d.comb += self.i.ready.eq(out.i.ready)
+            # the word goes into the link from registers (the word, `push`, `push_last`) a cycle
+            # after its last item: from the input, the item's `last` (read from the engine's credit
+            # link's RAM) through the word's end into the link's count was the system top's
+            # critical path at 137.8 MHz, and the item's data into the link's RAM on its failing paths
+            took_in = self.i.valid & out.room2
+            m.d.comb += self.i.ready.eq(out.room2)
             word = Signal(D, reset_less=True)
+            push, push_last = Signal(), Signal()
             idx = Signal(range(max(per, 2)))
             # `at_end` == (idx == per - 1), a register (the comparison in front of the word's hand-over
             # was on the system top's critical path at 113.0 MHz)
@@ -202,21 +208,17 @@ class Packer(wiring.Component):
             # the last before `idx` moves on, so the slot ends with the item (with the handshake as
             # the slots' enable, it was the system top's most failing endpoints after the descriptor)
             with m.Switch(idx):
-                for j in range(per - 1):        # (the last slot's item goes straight into the link)
+                for j in range(per):
                     with m.Case(j):
                         if j == 0:      # a new word: its other slots cleared
                             m.d.sync += word.eq(self.i.payload.data)
                         else:
                             m.d.sync += word[j * slot:j * slot + w].eq(self.i.payload.data)
-            # the word handed over: slot j from the input if it is the item's, else from the word
-            # register (0 above the item's slot: cleared as slot 0 was written)
-            whole = []
-            for j in range(per):
-                part = word[j * slot:(j + 1) * slot]
-                kept = part if j == 0 else Mux(idx == 0, 0, part)
-                whole.append(Mux(idx == j, self.i.payload.data, kept))
-            m.d.comb += [out.i.valid.eq(took_in & ends), out.i.payload.data.eq(Cat(*whole)),
-                         out.i.payload.last.eq(self.i.payload.last)]
+            # the word handed over the cycle after its last item, from the word register (0 above
+            # the item's slot: cleared as slot 0 was written; the next word's first item, taken in
+            # that cycle, is written into it at the cycle's end)
+            m.d.sync += [push.eq(took_in & ends), push_last.eq(self.i.payload.last)]
+            m.d.comb += [out.i.valid.eq(push), out.i.payload.data.eq(word), out.i.payload.last.eq(push_last)]
             return m
         k = slot // D
         buf = Signal(slot, reset_less=True)
@@ -386,13 +388,17 @@ class SystemTop(wiring.Component):
         # slice's select between its spare register and the queue's read lay in front of the
         # links' distributed-RAM writes: 256 of the DMA's failing endpoints)
         words = [CreditLink(D) for _ in range(P)]
-        links = [CreditLink(cfg.slice_bits) for _ in range(P)]
+        links = [CreditLink(cfg.slice_bits, ready_copy=True) for _ in range(P)]
         for i, (rd, word, u, link) in enumerate(zip(wgts, words, wgt_un, links)):
             m.submodules[f"wlink{i + 1}"] = ResetInserter(rst_copy("m_rst", f"wlink{i + 1}"))(word)
             m.submodules[f"link{i + 1}"] = ResetInserter(rst_copy("dp_rst", f"link{i + 1}"))(link)
             wiring.connect(m, rd.data, word.i)
             wiring.connect(m, word.o, u.i)
-            wiring.connect(m, u.o, link.i)
+            # (the unpacker's state from the link's ready copy: through the link's LUT of the
+            # handshake, the word link's valid paid a 3.3 ns route to the unpacker's `ends`, the
+            # system top's critical path at 140.9 MHz)
+            m.d.comb += [link.i.valid.eq(u.o.valid), link.i.payload.eq(u.o.payload),
+                         u.o.ready.eq(link.ready_copy)]
         # the descriptor's words then through a credit link (a cycle: the descriptor unpacker, by the
         # run's registers, lies far from the activation unpacker and the control reader; a ready
         # slice's valid there into its handshake was the system top's critical path at 118.9 MHz)
@@ -443,6 +449,7 @@ class SystemTop(wiring.Component):
         # words they count (`fresh` low for the cycle after a burst, while they catch up)
         avail = Signal(range(res_fifo.depth + BlockFIFO.QUEUE + 4))   # words not yet given a burst
         flushed = Signal()                             # the layer's last word is counted
+        avail_zero = Signal(init=1)                    # == (avail == 0) (below)
         # a word is counted as the packer's output link hands it to the FIFO, through a register (so
         # a burst may be asked for before its last word is through the FIFO, never for words that
         # will not come). Not counted: a word handed over in a cycle that resets the datapath, or one
@@ -472,7 +479,7 @@ class SystemTop(wiring.Component):
         room_big = Signal()                            # room_full >= room_cap, found in DIV
         want_m1 = Signal(range(cfg.max_burst + 1))    # == want - 1 (where a burst is sent, want != 0)
         m.d.sync += [want.eq(want_v), want_m1.eq(want_v - 1),
-                     res_go.eq((avail >= cfg.max_burst) | (flushed & (avail != 0))),
+                     res_go.eq((avail >= cfg.max_burst) | (flushed & ~avail_zero)),
                      res_over.eq((avail > res_room) & (res_room < cfg.max_burst)),
                      res_fresh.eq(1)]
         m.d.comb += [res_w.cmd.payload.addr.eq(res_addr), res_w.cmd.payload.beats.eq(want),
@@ -483,12 +490,17 @@ class SystemTop(wiring.Component):
         # 64-bit carry chain, and in front of the count's, were on the DMA's critical paths
         m.d.sync += avail.eq(Mux(res_cmd, Mux(pushed, avail - want_m1, avail - want),
                                  Mux(pushed, avail + 1, avail)))
-        # `avail_zero` == (avail == 0), a register chosen like `avail` from comparisons of registers
-        # (synthesis drew `avail == 0`, in front of the layer's end, from the burst length's carry
-        # chain: the system top's worst path)
-        avail_zero = Signal(init=1)
-        m.d.sync += avail_zero.eq(Mux(res_cmd, Mux(pushed, avail == want_m1, avail == want),
-                                      ~pushed & (avail == 0)))
+        # `avail_zero` == (avail == 0), a register kept from itself (synthesis drew `avail == 0`
+        # from the burst length's carry chain: the system top's worst path, twice). A burst
+        # takes every word (`avail` == `want`) only where none was pushed the cycle before it and
+        # `avail` then was at most a burst: the cycle before a burst has none (`res_fresh`), so
+        # `want` is min(avail, max_burst) of that cycle and `avail` grew only by its push (or was
+        # cleared by an abort, after which no burst follows), so `all_in` is that register
+        # (`avail == want` itself, a comparison after the burst length's select, was the system
+        # top's critical path at 138.2 MHz)
+        all_in = Signal()
+        m.d.sync += [all_in.eq(~pushed & (avail <= cfg.max_burst)),
+                     avail_zero.eq(~pushed & Mux(res_cmd, all_in, avail_zero))]
         add_in_halves(m, res_addr, want << wshift, res_cmd, name="res_addr")
         with m.If(res_cmd):
             m.d.sync += [res_room.eq(res_room - want), res_fresh.eq(0)]
@@ -665,7 +677,7 @@ class SystemTop(wiring.Component):
 
         def to_abort():
             """Leave for ABORT: the passes stop and `aborting` follows the state."""
-            m.d.sync += [run_on.eq(0), aborting.eq(1)]
+            m.d.sync += aborting.eq(1)
             m.next = "ABORT"
 
         def abortable():
@@ -700,6 +712,12 @@ class SystemTop(wiring.Component):
         # back from the sequencer: the system top's critical path at 145.1 / 143.2 MHz)
         k_c, rows_c = Signal(32, reset_less=True), Signal(32, reset_less=True)
         m.d.sync += [k_c.eq(d["k"]), rows_c.eq(d["rows"])]
+        # the row counts' start, for PORTS's last cycle, from `rows_c` (from the descriptor's bits
+        # through the comparisons and the state's decoding, `rows_last` was 5 LUTs deep)
+        rows_le1, rows_le2 = Signal(), Signal()
+        rows_dec_c = Signal.like(rows_dec)
+        m.d.sync += [rows_le1.eq(rows_c <= ecfg.row_tile), rows_le2.eq(rows_c <= 2 * ecfg.row_tile),
+                     rows_dec_c.eq(rows_c - ecfg.row_tile)]
         m.d.sync += [bad["k"].eq((k_c == 0) | (k_c > ecfg.max_in)),
                      bad["rows"].eq((rows_c == 0) | (rows_c > ecfg.max_out)),
                      bad["align"].eq(misaligned(d_act) | misaligned(d_wgt) | misaligned(d_res) |
@@ -809,11 +827,9 @@ class SystemTop(wiring.Component):
                     m.d.comb += clear_next.eq(1)
                     m.d.sync += [eng_cmd_pend.eq(1), c_pend.eq(1), c_addr.eq(act_addr[:A]), c_beats.eq(act_mw),
                                  ctrl_to_act.eq(1),
-                                 rows_left.eq(d["rows"]), rows_last.eq(d["rows"] <= ecfg.row_tile),
-                                 rows_dec.eq(d["rows"] - ecfg.row_tile),
-                                 rows_last2.eq(d["rows"] <= 2 * ecfg.row_tile),
-                                 sm.eq(0), sm_last.eq(n_sm == 1), passes_done.eq(0), w_pend.eq(0),
-                                 can_pass.eq(1), run_on.eq(1)]
+                                 rows_left.eq(d["rows"]), rows_last.eq(rows_le1), rows_dec.eq(rows_dec_c),
+                                 rows_last2.eq(rows_le2), sm.eq(0), sm_last.eq(n_sm == 1),
+                                 passes_done.eq(0), w_pend.eq(0), can_pass.eq(1)]
                     m.next = "RUN"
                 abortable()
             with m.State("RUN"):
@@ -822,7 +838,6 @@ class SystemTop(wiring.Component):
                     fail("range")
                     to_abort()
                 with m.Elif(layer_done):
-                    m.d.sync += run_on.eq(0)
                     m.next = "NEXT"
                 m.d.comb += in_run.eq(1)
                 abortable()
@@ -859,6 +874,13 @@ class SystemTop(wiring.Component):
         # binary state's decoding in front of every transition condition, the next-state logic was on
         # the system top's critical path)
         fsm.state.attrs["fsm_encoding"] = "one-hot"
+        # `run_on` follows RUN from a few registers, outside the states' statements: RUN is entered
+        # from PORTS's last cycle without a fault or a soft reset, and left on a fault, the layer's
+        # end or a soft reset (set and cleared within the states, its enable gathered every state's
+        # conditions, 5 LUTs deep: on the system top's critical path at 138.2 MHz)
+        soft = regs.ctrl_soft_reset
+        m.d.sync += run_on.eq(Mux(run_on, ~(faulted | layer_done | soft),
+                                  fsm.ongoing("PORTS") & ports_end & ~ports_bad & ~soft))
         m.d.comb += regs.status_busy.eq(~fsm.ongoing("IDLE") | error_set | done_set)
         cycles_lo = Signal(33)
         m.d.comb += cycles_lo.eq(cycles[:32] + 1)

@@ -241,6 +241,9 @@ SYSTEM_WRITE_EXTRA = 13
 #: several memory words later than the cycle after its last word (each word is written into the item
 #: a cycle after it is taken).
 UNPACK_DELAY = 1
+#: Cycles from the result beat that ends a memory word (or, wider than a word, begins one) to that
+#: word's entering the packer's output link: the word is handed over from registers.
+PACK_DELAY = 1
 #: The fewest cycles from a weight pass's command to the next pass's (a port's end and last-byte
 #: addresses move on in the two cycles after its command, and the next pass waits for them).
 PASS_SPACING = 4
@@ -326,13 +329,12 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
             offset += pmw * wb
             ready.append(t[-1] + BLOCK_FIFO_LATENCY - 1 + 2 * LINK_LATENCY + (1 if wide else 0) - run0)
         # the write tail: the last pass's result beats leave the engine a cycle apart, but a beat of
-        # `item` words takes `item` cycles through the packer (and, wider than a word, a cycle more
-        # from its shift register into its output link; a narrower beat's word goes into the link in
-        # the beat's own cycle); then the final burst and its response
+        # `item` words takes `item` cycles through the packer (and a cycle more from its registers
+        # into its output link: PACK_DELAY); then the final burst and its response
         res_words = cfg.result_memory_words(rows)
         item = max(1, slot_bits(cfg.result_bits, D) // D)
         b_last = -(-tile_rows(rows, e.rows)[-1] // e.group)
-        tail = (item + (b_last - 1) * (item - 1) + (LINK_LATENCY if item > 1 else 0)
+        tail = (item + (b_last - 1) * (item - 1) + PACK_DELAY
                 + res_words - (res_words - 1) // cfg.max_burst * cfg.max_burst + SYSTEM_WRITE_EXTRA)
         cyc = run0 - t0 + _array_schedule(k, rows, e, act_last=act_last, ready=ready) + tail
         compute = run0 - t0 + _array_schedule(k, rows, e, act_last=act_last) + tail
