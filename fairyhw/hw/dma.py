@@ -62,6 +62,8 @@ HALF = 32
 
 #: Bits of an address's high half selected by one copy of its carry (:func:`add_in_halves`).
 CARRY_GROUP = 8
+#: Bits of a :class:`CreditLink`'s RAM addressed by one copy of its pointers.
+LINK_PART = 64
 
 
 def add_in_halves(m: Module, acc: Signal, addend, when, *, name: str, registered: bool = False):
@@ -337,7 +339,6 @@ class AxiWriter(_AxiMaster):
         free = ~head | (fire & last)
         queued = lens.o.valid
         direct = free & ~queued & sent
-        load = free & (queued | sent)
         # a burst's beats after the next and whether it has one beat, kept in the FIFO as such (its
         # length through a subtractor and a comparison after the FIFO's read was the write master's
         # critical path alone at 168.8 MHz)
@@ -349,12 +350,19 @@ class AxiWriter(_AxiMaster):
                      lens.o.ready.eq(free),
                      w.valid.eq(self.data.valid & head), self.data.ready.eq(w.ready & head),
                      w.payload.data.eq(self.data.payload), w.payload.last.eq(last)]
-        with m.If(load):
-            m.d.sync += [head.eq(1), rem.eq(rem_v), last.eq(one_v)]
-        with m.Elif(free):
-            m.d.sync += head.eq(0)
-        with m.Elif(fire):
-            m.d.sync += [rem.eq(rem - 1), last.eq(rem == 0)]
+        # the head's next state as a choice by `fire`, the last to settle, between its outcomes
+        # made from registers (load / free / fire in priority, fire in front of each, was the
+        # system top's critical path at 145.2 MHz: four LUTs into `rem`). With fire (so a head):
+        # its last beat frees the head for a burst queued or sent now; else a beat less. Without:
+        # a free head takes such a burst.
+        new = queued | sent
+        take_f = last & new                              # == load, where fire
+        take_n = ~head & new                             # == load, where not fire
+        m.d.sync += [head.eq(Mux(fire, ~last | new, head | new)),
+                     rem.eq(Mux(fire, Mux(take_f, rem_v, Mux(last, rem, rem - 1)),
+                                Mux(take_n, rem_v, rem))),
+                     last.eq(Mux(fire, Mux(take_f, one_v, Mux(last, last, rem == 0)),
+                                 Mux(take_n, one_v, last)))]
 
         m.d.comb += b.ready.eq(1)
         got = b.valid
@@ -400,9 +408,20 @@ class CreditLink(wiring.Component):
         m = Module()
         n = self.depth + 1
         width = len(Value.cast(self.i.payload))
-        mem = m.submodules.mem = Memory(shape=unsigned(width), depth=n, init=[])
-        wr, rd = mem.write_port(), mem.read_port(domain="comb")
-        w_ptr, r_ptr = Signal(range(n)), Signal(range(n))
+        # the RAM in parts of LINK_PART bits, each with its own copies of the pointers (KEEP), so
+        # that no pointer register addresses a wide word's every RAM cell (a 256-bit link's read
+        # pointer, its 64 cells spread out, was a 3.8 ns route: the system top's critical path at
+        # 134.2 MHz)
+        parts = [(lo, min(lo + LINK_PART, width)) for lo in range(0, width, LINK_PART)] or [(0, 0)]
+        keep = KEEP if len(parts) > 1 else {}
+        ptrs = [(Signal(range(n), name=f"w_ptr{i}", attrs=keep), Signal(range(n), name=f"r_ptr{i}", attrs=keep))
+                for i in range(len(parts))]
+        data_i, data_o = Value.cast(self.i.payload), Value.cast(self.o.payload)
+        for i, ((lo, hi), (w_ptr, r_ptr)) in enumerate(zip(parts, ptrs)):
+            mem = m.submodules[f"mem{i}" if i else "mem"] = Memory(shape=unsigned(hi - lo), depth=n, init=[])
+            wr, rd = mem.write_port(), mem.read_port(domain="comb")
+            m.d.comb += [wr.addr.eq(w_ptr), wr.data.eq(data_i[lo:hi]), wr.en.eq(1), rd.addr.eq(r_ptr),
+                         data_o[lo:hi].eq(rd.data)]
         count = Signal(range(n))
         free, held = Signal(init=1), Signal()              # count < depth, count != 0
         if self.ready_copy is not None:
@@ -421,12 +440,12 @@ class CreditLink(wiring.Component):
                      self.room2.eq(Mux(take, Mux(back, count < self.depth - 1, count < self.depth - 2),
                                        Mux(back, count < self.depth, count < self.depth - 1))),
                      held.eq(take | Mux(back, count > 1, count != 0))]
-        with m.If(take):
-            m.d.sync += w_ptr.eq(Mux(w_ptr == n - 1, 0, w_ptr + 1))
-        with m.If(back):
-            m.d.sync += r_ptr.eq(Mux(r_ptr == n - 1, 0, r_ptr + 1))
-        m.d.comb += [wr.addr.eq(w_ptr), wr.data.eq(Value.cast(self.i.payload)), wr.en.eq(1), rd.addr.eq(r_ptr),
-                     self.i.ready.eq(free), self.o.valid.eq(held), Value.cast(self.o.payload).eq(rd.data)]
+        for w_ptr, r_ptr in ptrs:
+            with m.If(take):
+                m.d.sync += w_ptr.eq(Mux(w_ptr == n - 1, 0, w_ptr + 1))
+            with m.If(back):
+                m.d.sync += r_ptr.eq(Mux(r_ptr == n - 1, 0, r_ptr + 1))
+        m.d.comb += [self.i.ready.eq(free), self.o.valid.eq(held)]
         return m
 
 
