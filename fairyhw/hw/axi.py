@@ -146,7 +146,8 @@ class RegisterFile(wiring.Component):
         # the readies are registers, each set from the next values of the flags it is made of (as a
         # LUT of the flags, `wready` and its handshake were two 3.2 ns routes in front of the write
         # data's enable: the system top's critical path at 119.6 MHz)
-        aw_rdy, w_rdy = Signal(init=1), Signal(init=1)    # == ~aw_full & ~b_valid, ~w_full & ~b_valid & ~b_pend
+        aw_rdy = Signal(init=1)                    # == ~aw_full & ~b_valid
+        w_rdy = Signal(init=1)                     # == ~w_full & ~b_valid & ~b_pend
         m.d.comb += [bus.aw.ready.eq(aw_rdy), bus.w.ready.eq(w_rdy),
                      bus.b.valid.eq(b_valid), bus.b.payload.resp.eq(b_resp)]
         # the write address decoded as it is taken, one register a map entry (`wsel`), as for reads

@@ -398,7 +398,7 @@ class CreditLink(wiring.Component):
         super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
         #: a register: two places free or more (a producer that offers a word a cycle after deciding
         #: to, from a register, decides while this holds)
-        self.room2 = Signal(init=depth >= 2)
+        self.room2 = Signal(init=1)
         #: with ``ready_copy``: a register copy of ``i.ready`` (both KEEP) for the producer's own
         #: state, so that its handshake there is a LUT of its own, placed by the producer (else
         #: synthesis shares the link's LUT of the handshake, placed by the link's pointers)
@@ -414,8 +414,8 @@ class CreditLink(wiring.Component):
         # 134.2 MHz)
         parts = [(lo, min(lo + LINK_PART, width)) for lo in range(0, width, LINK_PART)] or [(0, 0)]
         keep = KEEP if len(parts) > 1 else {}
-        ptrs = [(Signal(range(n), name=f"w_ptr{i}", attrs=keep), Signal(range(n), name=f"r_ptr{i}", attrs=keep))
-                for i in range(len(parts))]
+        ptrs = [(Signal(range(n), name=f"w_ptr{i}", attrs=keep),
+                 Signal(range(n), name=f"r_ptr{i}", attrs=keep)) for i in range(len(parts))]
         data_i, data_o = Value.cast(self.i.payload), Value.cast(self.o.payload)
         for i, ((lo, hi), (w_ptr, r_ptr)) in enumerate(zip(parts, ptrs)):
             mem = m.submodules[f"mem{i}" if i else "mem"] = Memory(shape=unsigned(hi - lo), depth=n, init=[])
@@ -433,10 +433,10 @@ class CreditLink(wiring.Component):
         # placed far away was the system top's critical path at 101.3 MHz)
         # (and the count's next value is chosen from sums made beside it: the two handshakes through
         # two adders in series were on the write master's and the packer's failing paths)
+        free_next = back | Mux(take, count != self.depth - 1, count != self.depth)
         m.d.sync += [count.eq(Mux(take, Mux(back, count, count + 1), Mux(back, count - 1, count))),
-                     free.eq(back | Mux(take, count != self.depth - 1, count != self.depth)),
-                     *([self.ready_copy.eq(back | Mux(take, count != self.depth - 1, count != self.depth))]
-                       if self.ready_copy is not None else []),
+                     free.eq(free_next),
+                     *([self.ready_copy.eq(free_next)] if self.ready_copy is not None else []),
                      self.room2.eq(Mux(take, Mux(back, count < self.depth - 1, count < self.depth - 2),
                                        Mux(back, count < self.depth, count < self.depth - 1))),
                      held.eq(take | Mux(back, count > 1, count != 0))]
