@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from fairyhw.cosim.build import VERILATOR_ARGS, build_lock, setup_verilator, write_sources
+from fairyhw.cosim.build import COCOTB_ENV, VERILATOR_ARGS, build_lock, setup_verilator, write_sources
 from fairyhw.flow.gen import generate
 from fairyhw.hw.driver import ref_results, rescale_results
 from fairyhw.hw.engine import Engine
@@ -65,7 +65,7 @@ def run_testcase(runner, bdir, testcase, *, test_module, env=None):
     xml = bdir / f"{testcase}.results.xml"
     runner.test(test_module=test_module, hdl_toplevel="top", testcase=testcase, build_dir=bdir,
                 test_dir=bdir, results_xml=str(xml),
-                extra_env={**(env or {}),
+                extra_env={**COCOTB_ENV, **(env or {}),
                            "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")])})
     text = xml.read_text()
     assert "<failure" not in text and "<error" not in text and testcase in text, f"see {xml}"
@@ -118,7 +118,7 @@ def run_job(design, layers, *, testcase="run_layers", idle=0.0, backpressure=0.0
     try:
         runner.test(test_module="engine_tb", hdl_toplevel="fairyhw_engine", testcase=testcase,
                     build_dir=bdir, test_dir=bdir, waves=WAVES, results_xml=str(bdir / f"{tag}.results.xml"),
-                    extra_env={"FAIRYHW_JOB": str(job), "FAIRYHW_OUT": str(out),
+                    extra_env={**COCOTB_ENV, "FAIRYHW_JOB": str(job), "FAIRYHW_OUT": str(out),
                                "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT),
                                                               os.environ.get("PYTHONPATH", "")])})
     finally:

@@ -142,7 +142,7 @@ def _main(argv) -> int:
                 raise FairyError(f"{name} has k = {k} complex inputs, more than --max-in {engine.max_in}")
         # the memory fits the whole model, whatever --blocks: one build serves every run of a design
         words = plan_words(cfg, layer_shapes(ck.config, None))
-        from .build import build_bench
+        from .build import COCOTB_ENV, build_bench
         t0 = time.perf_counter()
         runner, folder = build_bench(cfg, timing, words, Path(args.cache), log=print)
         build_s = time.perf_counter() - t0
@@ -157,7 +157,8 @@ def _main(argv) -> int:
         t0 = time.perf_counter()
         runner.test(test_module="fairyhw.cosim.bench", hdl_toplevel="fairyhw_bench", testcase="decode",
                     build_dir=folder, test_dir=folder, results_xml=str(folder / "decode.results.xml"),
-                    extra_env={"FAIRYHW_RUN_JOB": str(job_path), "FAIRYHW_RUN_OUT": str(res_path)})
+                    extra_env={**COCOTB_ENV, "FAIRYHW_RUN_JOB": str(job_path),
+                               "FAIRYHW_RUN_OUT": str(res_path)})
         sim_s = time.perf_counter() - t0
         if not res_path.exists():
             raise FairyError(f"the simulation ended without a result (see {show(folder)})")
