@@ -1971,7 +1971,7 @@ module fairyhw_engine(cmd__valid, act__payload, act__valid, wgt__payload, wgt__v
     .clk(clk),
     .freed(freed),
     .idle(idle),
-    .\port$1887$2 (st4[5:2]),
+    .\port$1884$2 (st4[5:2]),
     .res__payload(res__payload),
     .res__ready(res__ready),
     .res__valid(res__valid),
@@ -11438,7 +11438,7 @@ module \fairyhw_engine.prep (q, pp, qq, p);
 endmodule
 
 (* generator = "Amaranth" *)
-module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, shared, \port$1887$2 , freed, res__ready);
+module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, shared, \port$1884$2 , freed, res__ready);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -11589,8 +11589,8 @@ module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, 
   reg [21:0] o2_bq0 = 22'h000000;
   reg o2_last = 1'h0;
   reg o2_valid = 1'h0;
-  input [3:0] \port$1887$2 ;
-  wire [3:0] \port$1887$2 ;
+  input [3:0] \port$1884$2 ;
+  wire [3:0] \port$1884$2 ;
   wire [88:0] r_data;
   wire r_en;
   wire r_rdy;
@@ -11722,7 +11722,7 @@ module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, 
   assign \$6  = \$4  ? 2'h0 : \$5 ;
   assign \$7  = b_beat + 1'h1;
   assign \$8  = ~ move;
-  assign \$9  = \port$1887$2 [0] | a_full;
+  assign \$9  = \port$1884$2 [0] | a_full;
   assign \$10  = \$8  & \$9 ;
   assign \$11  = b_empty | drain_end;
   assign \$12  = \$10  & \$11 ;
@@ -11759,42 +11759,42 @@ module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$47  = a_row0;
-    if (\port$1887$2 [0]) begin
+    if (\port$1884$2 [0]) begin
       \$47  = tile;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$48  = a_shared0;
-    if (\port$1887$2 [0]) begin
+    if (\port$1884$2 [0]) begin
       \$48  = shared;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$49  = a_count;
-    if (\port$1887$2 [0]) begin
-      \$49  = \port$1887$2 [3];
+    if (\port$1884$2 [0]) begin
+      \$49  = \port$1884$2 [3];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$50  = \$signal ;
-    if (\port$1887$2 [0]) begin
-      \$50  = \port$1887$2 [2];
+    if (\port$1884$2 [0]) begin
+      \$50  = \port$1884$2 [2];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$51  = a_conj;
-    if (\port$1887$2 [0]) begin
-      \$51  = \port$1887$2 [1];
+    if (\port$1884$2 [0]) begin
+      \$51  = \port$1884$2 [1];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$52  = a_full;
-    if (\port$1887$2 [0]) begin
+    if (\port$1884$2 [0]) begin
       \$52  = 1'h1;
     end else if (move) begin
       \$52  = 1'h0;
@@ -11911,10 +11911,10 @@ module \fairyhw_engine.results (clk, rst, idle, res__valid, res__payload, tile, 
           \$21  = b_row0;
     endcase
   end
-  assign cap = \port$1887$2 [0];
-  assign count = \port$1887$2 [3];
-  assign \final  = \port$1887$2 [2];
-  assign conj = \port$1887$2 [1];
+  assign cap = \port$1884$2 [0];
+  assign count = \port$1884$2 [3];
+  assign \final  = \port$1884$2 [2];
+  assign conj = \port$1884$2 [1];
   assign group0 = b_row0;
   assign w_en = o2_valid;
   assign w_data = beat;
@@ -14316,26 +14316,26 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   wire \$340 ;
   wire \$341 ;
   wire \$342 ;
-  wire \$343 ;
+  wire [14:0] \$343 ;
   wire \$344 ;
   wire \$345 ;
-  wire [14:0] \$346 ;
+  wire \$346 ;
   wire \$347 ;
-  wire \$348 ;
+  wire [7:0] \$348 ;
   wire \$349 ;
   wire \$35 ;
   wire \$350 ;
-  wire [7:0] \$351 ;
+  wire \$351 ;
   wire \$352 ;
   wire \$353 ;
   wire \$354 ;
   wire \$355 ;
-  wire \$356 ;
-  wire \$357 ;
+  wire [7:0] \$356 ;
+  wire [7:0] \$357 ;
   wire \$358 ;
-  wire [7:0] \$359 ;
+  wire \$359 ;
   wire \$36 ;
-  wire [7:0] \$360 ;
+  wire \$360 ;
   wire \$361 ;
   wire \$362 ;
   wire \$363 ;
@@ -14346,66 +14346,60 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   wire \$368 ;
   wire \$369 ;
   wire \$37 ;
-  wire \$370 ;
+  wire [15:0] \$370 ;
   wire \$371 ;
-  wire \$372 ;
-  wire [15:0] \$373 ;
-  wire \$374 ;
-  wire [1:0] \$375 ;
+  wire [1:0] \$372 ;
+  wire \$373 ;
+  wire [1:0] \$374 ;
+  wire \$375 ;
   wire \$376 ;
-  wire [1:0] \$377 ;
+  wire \$377 ;
   wire \$378 ;
-  wire \$379 ;
+  reg [5:0] \$379 ;
   wire \$38 ;
-  wire \$380 ;
-  wire \$381 ;
-  reg [5:0] \$382 ;
-  reg [1:0] \$383 ;
+  reg [1:0] \$380 ;
+  reg \$381 ;
+  reg [13:0] \$382 ;
+  reg [14:0] \$383 ;
   reg \$384 ;
-  reg [13:0] \$385 ;
-  reg [14:0] \$386 ;
+  reg \$385 ;
+  reg \$386 ;
   reg \$387 ;
   reg \$388 ;
   reg \$389 ;
   wire \$39 ;
   reg \$390 ;
   reg \$391 ;
-  reg \$392 ;
+  reg [6:0] \$392 ;
   reg \$393 ;
   reg \$394 ;
-  reg [6:0] \$395 ;
-  reg \$396 ;
+  reg \$395 ;
+  reg [13:0] \$396 ;
   reg \$397 ;
   reg \$398 ;
-  reg \$399 ;
+  reg [6:0] \$399 ;
   wire \$4 ;
   wire \$40 ;
-  reg \$400 ;
+  reg [6:0] \$400 ;
   reg \$401 ;
-  reg [13:0] \$402 ;
+  reg \$402 ;
   reg \$403 ;
   reg \$404 ;
   reg [6:0] \$405 ;
   reg [6:0] \$406 ;
   reg \$407 ;
-  reg \$408 ;
+  reg [14:0] \$408 ;
   reg \$409 ;
   wire \$41 ;
-  reg \$410 ;
-  reg [6:0] \$411 ;
-  reg [6:0] \$412 ;
+  reg [6:0] \$410 ;
+  reg \$411 ;
+  reg \$412 ;
   reg \$413 ;
-  reg [14:0] \$414 ;
+  reg \$414 ;
   reg \$415 ;
-  reg [6:0] \$416 ;
+  reg \$416 ;
   reg \$417 ;
-  reg \$418 ;
-  reg \$419 ;
   wire \$42 ;
-  reg \$420 ;
-  reg \$421 ;
-  reg \$422 ;
-  reg \$423 ;
   wire \$43 ;
   wire \$44 ;
   wire \$45 ;
@@ -14469,15 +14463,15 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   wire \$98 ;
   wire \$99 ;
   reg [6:0] \$like  = 7'h00;
-  reg [6:0] \$like$52  = 7'h00;
+  reg [6:0] \$like$49  = 7'h00;
   (* init = 1'h1 *)
   wire \$signal ;
   wire [63:0] \$signal$15 ;
   (* keep = 32'd1 *)
-  reg \$signal$25  = 1'h0;
-  reg \$signal$40  = 1'h0;
-  reg \$signal$41  = 1'h0;
-  reg \$signal$58  = 1'h0;
+  reg \$signal$22  = 1'h0;
+  reg \$signal$37  = 1'h0;
+  reg \$signal$38  = 1'h0;
+  reg \$signal$55  = 1'h0;
   reg \$signal$7  = 1'h0;
   (* keep = 32'd1 *)
   reg a_valid = 1'h0;
@@ -14728,13 +14722,7 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   reg last_mat = 1'h0;
   reg last_stg = 1'h0;
   (* keep = 32'd1 *)
-  reg last_z0 = 1'h0;
-  (* keep = 32'd1 *)
-  reg last_z1 = 1'h0;
-  (* keep = 32'd1 *)
-  reg last_z2 = 1'h0;
-  (* keep = 32'd1 *)
-  reg last_z3 = 1'h0;
+  reg last_z = 1'h0;
   reg [6:0] ld_addr = 7'h00;
   (* keep = 32'd1 *)
   reg ld_notice = 1'h0;
@@ -14779,197 +14767,197 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign jl_any = | k_r[2:0];
   assign \$3  = j_eq[0] & j_le[0];
   assign \$4  = j_lt[0] | \$3 ;
-  assign \$5  = last_z0 & \$4 ;
+  assign \$5  = last_z & \$4 ;
   assign \$6  = j_eq[0] & j_le[1];
   assign \$7  = j_lt[0] | \$6 ;
-  assign \$8  = last_z0 & \$7 ;
+  assign \$8  = last_z & \$7 ;
   assign \$9  = j_eq[0] & j_le[2];
   assign \$10  = j_lt[0] | \$9 ;
-  assign \$11  = last_z0 & \$10 ;
+  assign \$11  = last_z & \$10 ;
   assign \$12  = j_eq[0] & j_le[3];
   assign \$13  = j_lt[0] | \$12 ;
-  assign \$14  = last_z0 & \$13 ;
+  assign \$14  = last_z & \$13 ;
   assign \$15  = j_eq[0] & j_le[4];
   assign \$16  = j_lt[0] | \$15 ;
-  assign \$17  = last_z0 & \$16 ;
+  assign \$17  = last_z & \$16 ;
   assign \$18  = j_eq[0] & j_le[5];
   assign \$19  = j_lt[0] | \$18 ;
-  assign \$20  = last_z0 & \$19 ;
+  assign \$20  = last_z & \$19 ;
   assign \$21  = j_eq[0] & j_le[6];
   assign \$22  = j_lt[0] | \$21 ;
-  assign \$23  = last_z0 & \$22 ;
+  assign \$23  = last_z & \$22 ;
   assign \$24  = j_eq[0] & j_le[7];
   assign \$25  = j_lt[0] | \$24 ;
-  assign \$26  = last_z0 & \$25 ;
+  assign \$26  = last_z & \$25 ;
   assign \$27  = j_eq[1] & j_le[0];
   assign \$28  = j_lt[1] | \$27 ;
-  assign \$29  = last_z0 & \$28 ;
+  assign \$29  = last_z & \$28 ;
   assign \$30  = j_eq[1] & j_le[1];
   assign \$31  = j_lt[1] | \$30 ;
-  assign \$32  = last_z0 & \$31 ;
+  assign \$32  = last_z & \$31 ;
   assign \$33  = j_eq[1] & j_le[2];
   assign \$34  = j_lt[1] | \$33 ;
-  assign \$35  = last_z0 & \$34 ;
+  assign \$35  = last_z & \$34 ;
   assign \$36  = j_eq[1] & j_le[3];
   assign \$37  = j_lt[1] | \$36 ;
-  assign \$38  = last_z0 & \$37 ;
+  assign \$38  = last_z & \$37 ;
   assign \$39  = j_eq[1] & j_le[4];
   assign \$40  = j_lt[1] | \$39 ;
-  assign \$41  = last_z0 & \$40 ;
+  assign \$41  = last_z & \$40 ;
   assign \$42  = j_eq[1] & j_le[5];
   assign \$43  = j_lt[1] | \$42 ;
-  assign \$44  = last_z0 & \$43 ;
+  assign \$44  = last_z & \$43 ;
   assign \$45  = j_eq[1] & j_le[6];
   assign \$46  = j_lt[1] | \$45 ;
-  assign \$47  = last_z0 & \$46 ;
+  assign \$47  = last_z & \$46 ;
   assign \$48  = j_eq[1] & j_le[7];
   assign \$49  = j_lt[1] | \$48 ;
-  assign \$50  = last_z0 & \$49 ;
+  assign \$50  = last_z & \$49 ;
   assign \$51  = j_eq[2] & j_le[0];
   assign \$52  = j_lt[2] | \$51 ;
-  assign \$53  = last_z1 & \$52 ;
+  assign \$53  = last_z & \$52 ;
   assign \$54  = j_eq[2] & j_le[1];
   assign \$55  = j_lt[2] | \$54 ;
-  assign \$56  = last_z1 & \$55 ;
+  assign \$56  = last_z & \$55 ;
   assign \$57  = j_eq[2] & j_le[2];
   assign \$58  = j_lt[2] | \$57 ;
-  assign \$59  = last_z1 & \$58 ;
+  assign \$59  = last_z & \$58 ;
   assign \$60  = j_eq[2] & j_le[3];
   assign \$61  = j_lt[2] | \$60 ;
-  assign \$62  = last_z1 & \$61 ;
+  assign \$62  = last_z & \$61 ;
   assign \$63  = j_eq[2] & j_le[4];
   assign \$64  = j_lt[2] | \$63 ;
-  assign \$65  = last_z1 & \$64 ;
+  assign \$65  = last_z & \$64 ;
   assign \$66  = j_eq[2] & j_le[5];
   assign \$67  = j_lt[2] | \$66 ;
-  assign \$68  = last_z1 & \$67 ;
+  assign \$68  = last_z & \$67 ;
   assign \$69  = j_eq[2] & j_le[6];
   assign \$70  = j_lt[2] | \$69 ;
-  assign \$71  = last_z1 & \$70 ;
+  assign \$71  = last_z & \$70 ;
   assign \$72  = j_eq[2] & j_le[7];
   assign \$73  = j_lt[2] | \$72 ;
-  assign \$74  = last_z1 & \$73 ;
+  assign \$74  = last_z & \$73 ;
   assign \$75  = j_eq[3] & j_le[0];
   assign \$76  = j_lt[3] | \$75 ;
-  assign \$77  = last_z1 & \$76 ;
+  assign \$77  = last_z & \$76 ;
   assign \$78  = j_eq[3] & j_le[1];
   assign \$79  = j_lt[3] | \$78 ;
-  assign \$80  = last_z1 & \$79 ;
+  assign \$80  = last_z & \$79 ;
   assign \$81  = j_eq[3] & j_le[2];
   assign \$82  = j_lt[3] | \$81 ;
-  assign \$83  = last_z1 & \$82 ;
+  assign \$83  = last_z & \$82 ;
   assign \$84  = j_eq[3] & j_le[3];
   assign \$85  = j_lt[3] | \$84 ;
-  assign \$86  = last_z1 & \$85 ;
+  assign \$86  = last_z & \$85 ;
   assign \$87  = j_eq[3] & j_le[4];
   assign \$88  = j_lt[3] | \$87 ;
-  assign \$89  = last_z1 & \$88 ;
+  assign \$89  = last_z & \$88 ;
   assign \$90  = j_eq[3] & j_le[5];
   assign \$91  = j_lt[3] | \$90 ;
-  assign \$92  = last_z1 & \$91 ;
+  assign \$92  = last_z & \$91 ;
   assign \$93  = j_eq[3] & j_le[6];
   assign \$94  = j_lt[3] | \$93 ;
-  assign \$95  = last_z1 & \$94 ;
+  assign \$95  = last_z & \$94 ;
   assign \$96  = j_eq[3] & j_le[7];
   assign \$97  = j_lt[3] | \$96 ;
-  assign \$98  = last_z1 & \$97 ;
+  assign \$98  = last_z & \$97 ;
   assign \$99  = j_eq[4] & j_le[0];
   assign \$100  = j_lt[4] | \$99 ;
-  assign \$101  = last_z2 & \$100 ;
+  assign \$101  = last_z & \$100 ;
   assign \$102  = j_eq[4] & j_le[1];
   assign \$103  = j_lt[4] | \$102 ;
-  assign \$104  = last_z2 & \$103 ;
+  assign \$104  = last_z & \$103 ;
   assign \$105  = j_eq[4] & j_le[2];
   assign \$106  = j_lt[4] | \$105 ;
-  assign \$107  = last_z2 & \$106 ;
+  assign \$107  = last_z & \$106 ;
   assign \$108  = j_eq[4] & j_le[3];
   assign \$109  = j_lt[4] | \$108 ;
-  assign \$110  = last_z2 & \$109 ;
+  assign \$110  = last_z & \$109 ;
   assign \$111  = j_eq[4] & j_le[4];
   assign \$112  = j_lt[4] | \$111 ;
-  assign \$113  = last_z2 & \$112 ;
+  assign \$113  = last_z & \$112 ;
   assign \$114  = j_eq[4] & j_le[5];
   assign \$115  = j_lt[4] | \$114 ;
-  assign \$116  = last_z2 & \$115 ;
+  assign \$116  = last_z & \$115 ;
   assign \$117  = j_eq[4] & j_le[6];
   assign \$118  = j_lt[4] | \$117 ;
-  assign \$119  = last_z2 & \$118 ;
+  assign \$119  = last_z & \$118 ;
   assign \$120  = j_eq[4] & j_le[7];
   assign \$121  = j_lt[4] | \$120 ;
-  assign \$122  = last_z2 & \$121 ;
+  assign \$122  = last_z & \$121 ;
   assign \$123  = j_eq[5] & j_le[0];
   assign \$124  = j_lt[5] | \$123 ;
-  assign \$125  = last_z2 & \$124 ;
+  assign \$125  = last_z & \$124 ;
   assign \$126  = j_eq[5] & j_le[1];
   assign \$127  = j_lt[5] | \$126 ;
-  assign \$128  = last_z2 & \$127 ;
+  assign \$128  = last_z & \$127 ;
   assign \$129  = j_eq[5] & j_le[2];
   assign \$130  = j_lt[5] | \$129 ;
-  assign \$131  = last_z2 & \$130 ;
+  assign \$131  = last_z & \$130 ;
   assign \$132  = j_eq[5] & j_le[3];
   assign \$133  = j_lt[5] | \$132 ;
-  assign \$134  = last_z2 & \$133 ;
+  assign \$134  = last_z & \$133 ;
   assign \$135  = j_eq[5] & j_le[4];
   assign \$136  = j_lt[5] | \$135 ;
-  assign \$137  = last_z2 & \$136 ;
+  assign \$137  = last_z & \$136 ;
   assign \$138  = j_eq[5] & j_le[5];
   assign \$139  = j_lt[5] | \$138 ;
-  assign \$140  = last_z2 & \$139 ;
+  assign \$140  = last_z & \$139 ;
   assign \$141  = j_eq[5] & j_le[6];
   assign \$142  = j_lt[5] | \$141 ;
-  assign \$143  = last_z2 & \$142 ;
+  assign \$143  = last_z & \$142 ;
   assign \$144  = j_eq[5] & j_le[7];
   assign \$145  = j_lt[5] | \$144 ;
-  assign \$146  = last_z2 & \$145 ;
+  assign \$146  = last_z & \$145 ;
   assign \$147  = j_eq[6] & j_le[0];
   assign \$148  = j_lt[6] | \$147 ;
-  assign \$149  = last_z3 & \$148 ;
+  assign \$149  = last_z & \$148 ;
   assign \$150  = j_eq[6] & j_le[1];
   assign \$151  = j_lt[6] | \$150 ;
-  assign \$152  = last_z3 & \$151 ;
+  assign \$152  = last_z & \$151 ;
   assign \$153  = j_eq[6] & j_le[2];
   assign \$154  = j_lt[6] | \$153 ;
-  assign \$155  = last_z3 & \$154 ;
+  assign \$155  = last_z & \$154 ;
   assign \$156  = j_eq[6] & j_le[3];
   assign \$157  = j_lt[6] | \$156 ;
-  assign \$158  = last_z3 & \$157 ;
+  assign \$158  = last_z & \$157 ;
   assign \$159  = j_eq[6] & j_le[4];
   assign \$160  = j_lt[6] | \$159 ;
-  assign \$161  = last_z3 & \$160 ;
+  assign \$161  = last_z & \$160 ;
   assign \$162  = j_eq[6] & j_le[5];
   assign \$163  = j_lt[6] | \$162 ;
-  assign \$164  = last_z3 & \$163 ;
+  assign \$164  = last_z & \$163 ;
   assign \$165  = j_eq[6] & j_le[6];
   assign \$166  = j_lt[6] | \$165 ;
-  assign \$167  = last_z3 & \$166 ;
+  assign \$167  = last_z & \$166 ;
   assign \$168  = j_eq[6] & j_le[7];
   assign \$169  = j_lt[6] | \$168 ;
-  assign \$170  = last_z3 & \$169 ;
+  assign \$170  = last_z & \$169 ;
   assign \$171  = j_eq[7] & j_le[0];
   assign \$172  = j_lt[7] | \$171 ;
-  assign \$173  = last_z3 & \$172 ;
+  assign \$173  = last_z & \$172 ;
   assign \$174  = j_eq[7] & j_le[1];
   assign \$175  = j_lt[7] | \$174 ;
-  assign \$176  = last_z3 & \$175 ;
+  assign \$176  = last_z & \$175 ;
   assign \$177  = j_eq[7] & j_le[2];
   assign \$178  = j_lt[7] | \$177 ;
-  assign \$179  = last_z3 & \$178 ;
+  assign \$179  = last_z & \$178 ;
   assign \$180  = j_eq[7] & j_le[3];
   assign \$181  = j_lt[7] | \$180 ;
-  assign \$182  = last_z3 & \$181 ;
+  assign \$182  = last_z & \$181 ;
   assign \$183  = j_eq[7] & j_le[4];
   assign \$184  = j_lt[7] | \$183 ;
-  assign \$185  = last_z3 & \$184 ;
+  assign \$185  = last_z & \$184 ;
   assign \$186  = j_eq[7] & j_le[5];
   assign \$187  = j_lt[7] | \$186 ;
-  assign \$188  = last_z3 & \$187 ;
+  assign \$188  = last_z & \$187 ;
   assign \$189  = j_eq[7] & j_le[6];
   assign \$190  = j_lt[7] | \$189 ;
-  assign \$191  = last_z3 & \$190 ;
+  assign \$191  = last_z & \$190 ;
   assign \$192  = j_eq[7] & j_le[7];
   assign \$193  = j_lt[7] | \$192 ;
-  assign \$194  = last_z3 & \$193 ;
-  assign load__valid = act__valid & \$signal$25 ;
+  assign \$194  = last_z & \$193 ;
+  assign load__valid = act__valid & \$signal$22 ;
   assign \$195  = ~ chunk_last;
   assign \$196  = \$195  | credit_ok;
   assign \$197  = \$signal$7  & \$196 ;
@@ -15101,67 +15089,64 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   assign \$334  = cmd__valid & cmd__ready;
   assign \$335  = cmd__valid & cmd__ready;
   assign \$336  = cmd__valid & cmd__ready;
-  assign \$337  = act__valid & \$signal$25 ;
+  assign \$337  = act__valid & \$signal$22 ;
   assign \$338  = \$337  & last_beat;
-  assign \$339  = act__valid & \$signal$25 ;
+  assign \$339  = act__valid & \$signal$22 ;
   assign \$340  = cmd_go | \$339 ;
-  assign \$341  = ld_sel ? le2 : \$signal$40 ;
-  assign \$342  = ld_sel ? le2 : \$signal$40 ;
-  assign \$343  = ld_sel ? le2 : \$signal$40 ;
-  assign \$344  = ld_sel ? le2 : \$signal$40 ;
-  assign \$345  = ld_sel ? le2 : \$signal$40 ;
-  assign \$346  = left - 7'h40;
-  assign \$347  = left <= 8'hc0;
-  assign \$348  = act__valid & \$signal$25 ;
-  assign \$349  = act__valid & \$signal$25 ;
-  assign \$350  = \$349  & last_beat;
-  assign \$351  = ld_addr + 1'h1;
-  assign \$352  = ! ld_addr;
-  assign \$353  = act__valid & \$signal$25 ;
-  assign \$354  = \$353  & last_beat;
-  assign \$355  = ~ chunk_last;
-  assign \$356  = \$355  | credit_ok;
-  assign \$357  = \$signal$7  & \$356 ;
-  assign \$358  = wgt_valid & \$357 ;
-  assign \$359  = chunk + 1'h1;
-  assign \$360  = chunk_last ? 8'h00 : \$359 ;
-  assign \$361  = ! c_last;
-  assign \$362  = chunk == c_last_m1;
-  assign \$363  = chunk_last ? \$361  : \$362 ;
-  assign \$364  = last_mat & last_stg;
-  assign \$365  = ~ r_gt;
-  assign \$366  = \$364  & \$365 ;
-  assign \$367  = chunk_last & \$366 ;
-  assign \$368  = ~ chunk_last;
-  assign \$369  = \$368  | credit_ok;
-  assign \$370  = \$signal$7  & \$369 ;
-  assign \$371  = wgt_valid & \$370 ;
-  assign \$372  = \$371  & chunk_last;
-  assign \$373  = r_left - 1'h1;
-  assign \$374  = r_left > 2'h2;
-  assign \$375  = stg + 1'h1;
-  assign \$376  = ! stg;
-  assign \$377  = mat + 1'h1;
-  assign \$378  = ! mat;
-  assign \$379  = \$signal$58  & empty;
-  assign \$380  = ~ pass_end;
-  assign \$381  = \$379  & \$380 ;
+  assign \$341  = ld_sel ? le2 : \$signal$37 ;
+  assign \$342  = ld_sel ? le2 : \$signal$37 ;
+  assign \$343  = left - 7'h40;
+  assign \$344  = left <= 8'hc0;
+  assign \$345  = act__valid & \$signal$22 ;
+  assign \$346  = act__valid & \$signal$22 ;
+  assign \$347  = \$346  & last_beat;
+  assign \$348  = ld_addr + 1'h1;
+  assign \$349  = ! ld_addr;
+  assign \$350  = act__valid & \$signal$22 ;
+  assign \$351  = \$350  & last_beat;
+  assign \$352  = ~ chunk_last;
+  assign \$353  = \$352  | credit_ok;
+  assign \$354  = \$signal$7  & \$353 ;
+  assign \$355  = wgt_valid & \$354 ;
+  assign \$356  = chunk + 1'h1;
+  assign \$357  = chunk_last ? 8'h00 : \$356 ;
+  assign \$358  = ! c_last;
+  assign \$359  = chunk == c_last_m1;
+  assign \$360  = chunk_last ? \$358  : \$359 ;
+  assign \$361  = last_mat & last_stg;
+  assign \$362  = ~ r_gt;
+  assign \$363  = \$361  & \$362 ;
+  assign \$364  = chunk_last & \$363 ;
+  assign \$365  = ~ chunk_last;
+  assign \$366  = \$365  | credit_ok;
+  assign \$367  = \$signal$7  & \$366 ;
+  assign \$368  = wgt_valid & \$367 ;
+  assign \$369  = \$368  & chunk_last;
+  assign \$370  = r_left - 1'h1;
+  assign \$371  = r_left > 2'h2;
+  assign \$372  = stg + 1'h1;
+  assign \$373  = ! stg;
+  assign \$374  = mat + 1'h1;
+  assign \$375  = ! mat;
+  assign \$376  = \$signal$55  & empty;
+  assign \$377  = ~ pass_end;
+  assign \$378  = \$376  & \$377 ;
   always @(posedge clk)
-    slot <= \$382 ;
+    slot <= \$379 ;
   always @(posedge clk)
-    credits <= \$383 ;
+    credits <= \$380 ;
   always @(posedge clk)
-    credit_ok <= \$384 ;
+    credit_ok <= \$381 ;
   always @(posedge clk)
-    k_r <= \$385 ;
+    k_r <= \$382 ;
   always @(posedge clk)
-    rows_r <= \$386 ;
+    rows_r <= \$383 ;
   always @(posedge clk)
-    \$signal$40  <= \$387 ;
+    \$signal$37  <= \$384 ;
   always @(posedge clk)
-    \$signal$41  <= \$388 ;
+    \$signal$38  <= \$385 ;
   always @(posedge clk)
-    rows_gt <= \$389 ;
+    rows_gt <= \$386 ;
   always @(posedge clk)
     j_lt <= { \$259 , \$255 , \$251 , \$247 , \$243 , \$239 , \$235 , \$231  };
   always @(posedge clk)
@@ -15169,218 +15154,252 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   always @(posedge clk)
     j_le <= { 1'h1, \$333 , \$327 , \$321 , \$315 , \$309 , \$303 , \$297  };
   always @(posedge clk)
-    cmd_go <= \$390 ;
+    cmd_go <= \$387 ;
   always @(posedge clk)
-    clear <= \$391 ;
+    clear <= \$388 ;
   always @(posedge clk)
-    cmd__ready <= \$392 ;
+    cmd__ready <= \$389 ;
   always @(posedge clk)
-    \$signal$25  <= \$393 ;
+    \$signal$22  <= \$390 ;
   always @(posedge clk)
-    act__ready <= \$394 ;
+    act__ready <= \$391 ;
   always @(posedge clk)
-    ld_addr <= \$395 ;
+    ld_addr <= \$392 ;
   always @(posedge clk)
-    ld_sel <= \$396 ;
+    ld_sel <= \$393 ;
   always @(posedge clk)
-    last_beat <= \$397 ;
+    last_beat <= \$394 ;
   always @(posedge clk)
-    last_z0 <= \$398 ;
+    last_z <= \$395 ;
   always @(posedge clk)
-    last_z1 <= \$399 ;
+    left <= \$396 ;
   always @(posedge clk)
-    last_z2 <= \$400 ;
+    le2 <= \$397 ;
   always @(posedge clk)
-    last_z3 <= \$401 ;
+    a_valid <= \$398 ;
   always @(posedge clk)
-    left <= \$402 ;
+    \$like  <= \$399 ;
   always @(posedge clk)
-    le2 <= \$403 ;
+    \$like$49  <= \$400 ;
   always @(posedge clk)
-    a_valid <= \$404 ;
+    one <= \$401 ;
   always @(posedge clk)
-    \$like  <= \$405 ;
+    ld_notice <= \$402 ;
   always @(posedge clk)
-    \$like$52  <= \$406 ;
+    load_done <= \$403 ;
   always @(posedge clk)
-    one <= \$407 ;
+    \$signal$7  <= \$404 ;
   always @(posedge clk)
-    ld_notice <= \$408 ;
+    c_last <= \$405 ;
   always @(posedge clk)
-    load_done <= \$409 ;
+    c_last_m1 <= \$406 ;
   always @(posedge clk)
-    \$signal$7  <= \$410 ;
+    chunk_last <= \$407 ;
   always @(posedge clk)
-    c_last <= \$411 ;
+    r_left <= \$408 ;
   always @(posedge clk)
-    c_last_m1 <= \$412 ;
+    r_gt <= \$409 ;
   always @(posedge clk)
-    chunk_last <= \$413 ;
+    chunk <= \$410 ;
   always @(posedge clk)
-    r_left <= \$414 ;
+    \$signal$55  <= \$411 ;
   always @(posedge clk)
-    r_gt <= \$415 ;
+    pass_end <= \$412 ;
   always @(posedge clk)
-    chunk <= \$416 ;
+    mat <= \$413 ;
   always @(posedge clk)
-    \$signal$58  <= \$417 ;
+    last_mat <= \$414 ;
   always @(posedge clk)
-    pass_end <= \$418 ;
+    stg <= \$415 ;
   always @(posedge clk)
-    mat <= \$419 ;
+    last_stg <= \$416 ;
   always @(posedge clk)
-    last_mat <= \$420 ;
-  always @(posedge clk)
-    stg <= \$421 ;
-  always @(posedge clk)
-    last_stg <= \$422 ;
-  always @(posedge clk)
-    empty <= \$423 ;
+    empty <= \$417 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$382 [0] = \$198 ;
-    \$382 [2] = \$203 ;
-    \$382 [1] = \$204 ;
-    \$382 [3] = last_mat;
-    \$382 [4] = \$207 ;
-    \$382 [5] = \$208 [0];
+    \$379 [0] = \$198 ;
+    \$379 [2] = \$203 ;
+    \$379 [1] = \$204 ;
+    \$379 [3] = last_mat;
+    \$379 [4] = \$207 ;
+    \$379 [5] = \$208 [0];
     if (rst) begin
-      \$382  = 6'h00;
+      \$379  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$383  = \$215 [1:0];
+    \$380  = \$215 [1:0];
     if (rst) begin
-      \$383  = 2'h2;
+      \$380  = 2'h2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$384  = \$224 ;
+    \$381  = \$224 ;
     if (rst) begin
-      \$384  = 1'h1;
+      \$381  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$385  = k_r;
+    \$382  = k_r;
     if (cmd__ready) begin
-      \$385  = cmd__payload[13:0];
+      \$382  = cmd__payload[13:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$386  = rows_r;
+    \$383  = rows_r;
     if (cmd__ready) begin
-      \$386  = cmd__payload[28:14];
+      \$383  = cmd__payload[28:14];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$387  = \$signal$40 ;
+    \$384  = \$signal$37 ;
     if (cmd__ready) begin
-      \$387  = \$225 ;
+      \$384  = \$225 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$388  = \$signal$41 ;
+    \$385  = \$signal$38 ;
     if (cmd__ready) begin
-      \$388  = \$226 ;
+      \$385  = \$226 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$389  = rows_gt;
+    \$386  = rows_gt;
     if (cmd__ready) begin
-      \$389  = \$227 ;
+      \$386  = \$227 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$390  = \$334 ;
+    \$387  = \$334 ;
+    if (rst) begin
+      \$387  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$388  = \$335 ;
+    if (rst) begin
+      \$388  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$389  = cmd__ready;
+    if (\$336 ) begin
+      \$389  = 1'h0;
+    end
+    if (\$378 ) begin
+      \$389  = 1'h1;
+    end
+    if (rst) begin
+      \$389  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$390  = \$signal$22 ;
+    if (cmd_go) begin
+      \$390  = 1'h1;
+    end
+    if (\$347 ) begin
+      \$390  = 1'h0;
+    end
     if (rst) begin
       \$390  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$391  = \$335 ;
+    \$391  = act__ready;
+    if (cmd_go) begin
+      \$391  = 1'h1;
+    end
+    if (\$347 ) begin
+      \$391  = 1'h0;
+    end
     if (rst) begin
       \$391  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$392  = cmd__ready;
-    if (\$336 ) begin
-      \$392  = 1'h0;
+    \$392  = ld_addr;
+    if (cmd_go) begin
+      \$392  = 7'h00;
     end
-    if (\$381 ) begin
-      \$392  = 1'h1;
+    if (a_valid) begin
+      \$392  = \$348 [6:0];
     end
     if (rst) begin
-      \$392  = 1'h1;
+      \$392  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$393  = \$signal$25 ;
+    \$393  = ld_sel;
     if (cmd_go) begin
       \$393  = 1'h1;
     end
-    if (\$350 ) begin
-      \$393  = 1'h0;
-    end
-    if (rst) begin
-      \$393  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$394  = act__ready;
-    if (cmd_go) begin
-      \$394  = 1'h1;
-    end
-    if (\$350 ) begin
-      \$394  = 1'h0;
-    end
-    if (rst) begin
-      \$394  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$395  = ld_addr;
-    if (cmd_go) begin
-      \$395  = 7'h00;
-    end
-    if (a_valid) begin
-      \$395  = \$351 [6:0];
-    end
-    if (rst) begin
-      \$395  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$396  = ld_sel;
-    if (cmd_go) begin
-      \$396  = 1'h1;
-    end
     if (\$338 ) begin
-      \$396  = 1'h0;
+      \$393  = 1'h0;
     end
     if (rst) begin
-      \$396  = 1'h0;
+      \$393  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$397  = last_beat;
+    \$394  = last_beat;
     if (\$340 ) begin
-      \$397  = \$341 ;
+      \$394  = \$341 ;
+    end
+    if (rst) begin
+      \$394  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$395  = last_z;
+    if (\$340 ) begin
+      \$395  = \$342 ;
+    end
+    if (rst) begin
+      \$395  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$396  = left;
+    if (\$340 ) begin
+      (* full_case = 32'd1 *)
+      if (ld_sel) begin
+        \$396  = \$343 [13:0];
+      end else begin
+        \$396  = k_r;
+      end
+    end
+    if (rst) begin
+      \$396  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$397  = le2;
+    if (\$340 ) begin
+      (* full_case = 32'd1 *)
+      if (ld_sel) begin
+        \$397  = \$344 ;
+      end else begin
+        \$397  = \$signal$38 ;
+      end
     end
     if (rst) begin
       \$397  = 1'h0;
@@ -15388,39 +15407,45 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$398  = last_z0;
-    if (\$340 ) begin
-      \$398  = \$342 ;
-    end
+    \$398  = \$345 ;
     if (rst) begin
       \$398  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$399  = last_z1;
-    if (\$340 ) begin
-      \$399  = \$343 ;
+    \$399  = \$like ;
+    if (cmd_go) begin
+      \$399  = 7'h7f;
+    end
+    if (a_valid) begin
+      \$399  = ld_addr;
     end
     if (rst) begin
-      \$399  = 1'h0;
+      \$399  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$400  = last_z2;
-    if (\$340 ) begin
-      \$400  = \$344 ;
+    \$400  = \$like$49 ;
+    if (cmd_go) begin
+      \$400  = 7'h7e;
+    end
+    if (a_valid) begin
+      \$400  = \$like ;
     end
     if (rst) begin
-      \$400  = 1'h0;
+      \$400  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$401  = last_z3;
-    if (\$340 ) begin
-      \$401  = \$345 ;
+    \$401  = one;
+    if (cmd_go) begin
+      \$401  = 1'h0;
+    end
+    if (a_valid) begin
+      \$401  = \$349 ;
     end
     if (rst) begin
       \$401  = 1'h0;
@@ -15428,49 +15453,38 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$402  = left;
-    if (\$340 ) begin
-      (* full_case = 32'd1 *)
-      if (ld_sel) begin
-        \$402  = \$346 [13:0];
-      end else begin
-        \$402  = k_r;
-      end
-    end
+    \$402  = \$351 ;
     if (rst) begin
-      \$402  = 14'h0000;
+      \$402  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$403  = le2;
-    if (\$340 ) begin
-      (* full_case = 32'd1 *)
-      if (ld_sel) begin
-        \$403  = \$347 ;
-      end else begin
-        \$403  = \$signal$41 ;
-      end
-    end
+    \$403  = ld_notice;
     if (rst) begin
       \$403  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$404  = \$348 ;
+    \$404  = \$signal$7 ;
+    if (load_done) begin
+      \$404  = 1'h1;
+    end
+    if (\$355 ) begin
+      if (\$364 ) begin
+        \$404  = 1'h0;
+      end
+    end
     if (rst) begin
       \$404  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$405  = \$like ;
-    if (cmd_go) begin
-      \$405  = 7'h7f;
-    end
-    if (a_valid) begin
-      \$405  = ld_addr;
+    \$405  = c_last;
+    if (load_done) begin
+      \$405  = \$like ;
     end
     if (rst) begin
       \$405  = 7'h00;
@@ -15478,12 +15492,9 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$406  = \$like$52 ;
-    if (cmd_go) begin
-      \$406  = 7'h7e;
-    end
-    if (a_valid) begin
-      \$406  = \$like ;
+    \$406  = c_last_m1;
+    if (load_done) begin
+      \$406  = \$like$49 ;
     end
     if (rst) begin
       \$406  = 7'h00;
@@ -15491,12 +15502,12 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$407  = one;
-    if (cmd_go) begin
-      \$407  = 1'h0;
+    \$407  = chunk_last;
+    if (load_done) begin
+      \$407  = one;
     end
-    if (a_valid) begin
-      \$407  = \$352 ;
+    if (\$355 ) begin
+      \$407  = \$360 ;
     end
     if (rst) begin
       \$407  = 1'h0;
@@ -15504,61 +15515,80 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$408  = \$354 ;
+    \$408  = r_left;
+    if (load_done) begin
+      \$408  = rows_r;
+    end
+    if (pass_end) begin
+      if (last_mat) begin
+        if (last_stg) begin
+          \$408  = \$370 [14:0];
+        end
+      end
+    end
     if (rst) begin
-      \$408  = 1'h0;
+      \$408  = 15'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$409  = ld_notice;
+    \$409  = r_gt;
+    if (load_done) begin
+      \$409  = rows_gt;
+    end
+    if (pass_end) begin
+      if (last_mat) begin
+        if (last_stg) begin
+          \$409  = \$371 ;
+        end
+      end
+    end
     if (rst) begin
       \$409  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$410  = \$signal$7 ;
-    if (load_done) begin
-      \$410  = 1'h1;
+    \$410  = chunk;
+    if (\$355 ) begin
+      \$410  = \$357 [6:0];
     end
-    if (\$358 ) begin
-      if (\$367 ) begin
-        \$410  = 1'h0;
+    if (rst) begin
+      \$410  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$411  = \$signal$55 ;
+    if (\$355 ) begin
+      if (\$364 ) begin
+        \$411  = 1'h1;
       end
     end
+    if (\$378 ) begin
+      \$411  = 1'h0;
+    end
     if (rst) begin
-      \$410  = 1'h0;
+      \$411  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$411  = c_last;
-    if (load_done) begin
-      \$411  = \$like ;
-    end
+    \$412  = \$369 ;
     if (rst) begin
-      \$411  = 7'h00;
+      \$412  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$412  = c_last_m1;
-    if (load_done) begin
-      \$412  = \$like$52 ;
-    end
-    if (rst) begin
-      \$412  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$413  = chunk_last;
-    if (load_done) begin
-      \$413  = one;
-    end
-    if (\$358 ) begin
-      \$413  = \$363 ;
+    \$413  = mat;
+    if (pass_end) begin
+      (* full_case = 32'd1 *)
+      if (last_mat) begin
+        \$413  = 1'h0;
+      end else begin
+        \$413  = \$374 [0];
+      end
     end
     if (rst) begin
       \$413  = 1'h0;
@@ -15566,31 +15596,29 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$414  = r_left;
-    if (load_done) begin
-      \$414  = rows_r;
-    end
+    \$414  = last_mat;
     if (pass_end) begin
+      (* full_case = 32'd1 *)
       if (last_mat) begin
-        if (last_stg) begin
-          \$414  = \$373 [14:0];
-        end
+        \$414  = 1'h0;
+      end else begin
+        \$414  = \$375 ;
       end
     end
     if (rst) begin
-      \$414  = 15'h0000;
+      \$414  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$415  = r_gt;
-    if (load_done) begin
-      \$415  = rows_gt;
-    end
+    \$415  = stg;
     if (pass_end) begin
       if (last_mat) begin
+        (* full_case = 32'd1 *)
         if (last_stg) begin
-          \$415  = \$374 ;
+          \$415  = 1'h0;
+        end else begin
+          \$415  = \$372 [0];
         end
       end
     end
@@ -15600,105 +15628,26 @@ module \fairyhw_engine.sequencer (cmd__valid, act__payload, act__valid, wgt_vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$416  = chunk;
-    if (\$358 ) begin
-      \$416  = \$360 [6:0];
-    end
-    if (rst) begin
-      \$416  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$417  = \$signal$58 ;
-    if (\$358 ) begin
-      if (\$367 ) begin
-        \$417  = 1'h1;
-      end
-    end
-    if (\$381 ) begin
-      \$417  = 1'h0;
-    end
-    if (rst) begin
-      \$417  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$418  = \$372 ;
-    if (rst) begin
-      \$418  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$419  = mat;
-    if (pass_end) begin
-      (* full_case = 32'd1 *)
-      if (last_mat) begin
-        \$419  = 1'h0;
-      end else begin
-        \$419  = \$377 [0];
-      end
-    end
-    if (rst) begin
-      \$419  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$420  = last_mat;
-    if (pass_end) begin
-      (* full_case = 32'd1 *)
-      if (last_mat) begin
-        \$420  = 1'h0;
-      end else begin
-        \$420  = \$378 ;
-      end
-    end
-    if (rst) begin
-      \$420  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$421  = stg;
+    \$416  = last_stg;
     if (pass_end) begin
       if (last_mat) begin
         (* full_case = 32'd1 *)
         if (last_stg) begin
-          \$421  = 1'h0;
+          \$416  = 1'h0;
         end else begin
-          \$421  = \$375 [0];
+          \$416  = \$373 ;
         end
       end
     end
     if (rst) begin
-      \$421  = 1'h0;
+      \$416  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$422  = last_stg;
-    if (pass_end) begin
-      if (last_mat) begin
-        (* full_case = 32'd1 *)
-        if (last_stg) begin
-          \$422  = 1'h0;
-        end else begin
-          \$422  = \$376 ;
-        end
-      end
-    end
+    \$417  = drained;
     if (rst) begin
-      \$422  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$423  = drained;
-    if (rst) begin
-      \$423  = 1'h0;
+      \$417  = 1'h0;
     end
   end
   assign \chunk$1  = chunk;
@@ -17435,7 +17384,7 @@ module \fairyhw_engine.shared$106 (rst, pp, qq, sums, clk);
   assign sums[41:28] = t2_5_0;
   assign sums[27:14] = t1_5_0;
   assign sums[13:0] = t0_5_0;
-  assign \$30  = pp[386:378];
+  assign \$26  = pp[332:324];
   assign \$1  = pp[26:18];
   assign \$2  = pp[8:0];
   assign leaf0_0 = \$1 ;
@@ -17473,12 +17422,12 @@ module \fairyhw_engine.shared$106 (rst, pp, qq, sums, clk);
   assign \$24  = pp[305:297];
   assign leaf0_11 = \$23 ;
   assign \$25  = pp[350:342];
-  assign \$26  = pp[332:324];
   assign leaf0_12 = \$25 ;
   assign \$27  = pp[377:369];
   assign \$28  = pp[359:351];
   assign leaf0_13 = \$27 ;
   assign \$29  = pp[404:396];
+  assign \$30  = pp[386:378];
   assign leaf0_14 = \$29 ;
   assign \$31  = pp[431:423];
   assign \$32  = pp[413:405];

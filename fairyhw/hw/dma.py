@@ -330,42 +330,32 @@ class AxiWriter(_AxiMaster):
         # the burst whose data go out now (the head), from registers: whether there is one, the beats
         # after the next, and whether the next is its last (the burst-length FIFO's output through the
         # beat count's comparison into `wlast` and back into the FIFO's level was the system top's
-        # critical path at 111.2 MHz). Between the FIFO and the head, a register stage (`nxt`) that
-        # takes the FIFO's burst while it is empty: the FIFO is read from registers alone, and the W
-        # handshake reaches no FIFO logic (the handshake into the FIFO's read and its flags, 4-5 LUTs,
-        # was the system top's critical path at 106.9-132.1 MHz). A burst sent now goes to the head
-        # where it is free and no burst is before it, else to the stage where that and the FIFO are
-        # empty, else into the FIFO: the data follow its address a cycle later, as they would through
-        # the FIFO. (A head freed a cycle after it took the stage's burst waits a cycle for the next
-        # from the FIFO: only after a burst of one beat.)
+        # critical path at 111.2 MHz). A burst goes to the head from the FIFO, or straight from the
+        # address channel when the FIFO is empty and the head free, so the data follow its address
+        # a cycle later, as they would through the FIFO.
         head, last = Signal(), Signal()
         rem = Signal(8)
-        nxt_v, nxt_one = Signal(), Signal()
-        nxt_rem = Signal(8)
         fire = w.valid & w.ready
         free = ~head | (fire & last)
         queued = lens.o.valid
+        direct = free & ~queued & sent
         # a burst's beats after the next and whether it has one beat, kept in the FIFO as such (its
         # length through a subtractor and a comparison after the FIFO's read was the write master's
         # critical path alone at 168.8 MHz)
         n_rem, n_one = Signal(8), Signal()
         m.d.comb += [n_rem.eq(n - 2), n_one.eq(n == 1)]
-        new = nxt_v | (~queued & sent)                   # a burst for a free head
-        rem_v = Mux(nxt_v, nxt_rem, n_rem)
-        one_v = Mux(nxt_v, nxt_one, n_one)
-        m.d.comb += [lens.i.valid.eq(sent & (queued | nxt_v)), lens.i.payload.eq(Cat(n_rem, n_one)),
-                     lens.o.ready.eq(~nxt_v),
+        rem_v = Mux(queued, lens.o.payload[:8], n_rem)
+        one_v = Mux(queued, lens.o.payload[8], n_one)
+        m.d.comb += [lens.i.valid.eq(sent & ~direct), lens.i.payload.eq(Cat(n_rem, n_one)),
+                     lens.o.ready.eq(free),
                      w.valid.eq(self.data.valid & head), self.data.ready.eq(w.ready & head),
                      w.payload.data.eq(self.data.payload), w.payload.last.eq(last)]
-        with m.If(~nxt_v):
-            m.d.sync += [nxt_rem.eq(Mux(queued, lens.o.payload[:8], n_rem)),
-                         nxt_one.eq(Mux(queued, lens.o.payload[8], n_one))]
-        m.d.sync += nxt_v.eq(Mux(nxt_v, ~free, queued | (sent & ~free)))
         # the head's next state as a choice by `fire`, the last to settle, between its outcomes
         # made from registers (load / free / fire in priority, fire in front of each, was the
         # system top's critical path at 145.2 MHz: four LUTs into `rem`). With fire (so a head):
-        # its last beat frees the head for a new burst; else a beat less. Without: a free head
-        # takes a new burst.
+        # its last beat frees the head for a burst queued or sent now; else a beat less. Without:
+        # a free head takes such a burst.
+        new = queued | sent
         take_f = last & new                              # == load, where fire
         take_n = ~head & new                             # == load, where not fire
         m.d.sync += [head.eq(Mux(fire, ~last | new, head | new)),
@@ -381,7 +371,7 @@ class AxiWriter(_AxiMaster):
             m.d.sync += self.error.eq(1)
         m.d.comb += [self.busy.eq(~none_left | (pending != 0)),
                      self.cmd.ready.eq(none_left & ~self.abort),
-                     self.quiet.eq(none_left & (pending == 0) & ~queued & ~nxt_v & ~head)]
+                     self.quiet.eq(none_left & (pending == 0) & ~queued & ~head)]
         return m
 
 

@@ -18,10 +18,7 @@ from .buffer import KEEP, load_layout
 from .config import EngineConfig
 from .streams import act_layout, cmd_layout
 
-__all__ = ["ArraySequencer", "slot_layout", "ZERO_GROUP"]
-
-#: Zero flags (columns) fed by one copy of the last-beat flag.
-ZERO_GROUP = 16
+__all__ = ["ArraySequencer", "slot_layout"]
 
 
 def _le_const(x, c: int):
@@ -207,10 +204,8 @@ class ArraySequencer(wiring.Component):
             def flags(ok, low):                           # the zero flags of a beat with `low` left
                 return Cat(ok & _le_const(low, c) for c in range(C))
         else:
-            # copies of `last_beat` for the flags' C loads, one per ZERO_GROUP flags, placed by the
-            # buffer's entry (one copy for the 64 flags was a 4.0 ns route: the engine's ECP5
-            # critical path at 173.0 MHz)
-            last_z = [Signal(name=f"last_z{i}", attrs=KEEP) for i in range(-(-C // ZERO_GROUP))]
+            # a copy of `last_beat` for the flags' C loads, placed by the buffer's entry
+            last_z = Signal(name="last_z", attrs=KEEP)
 
         # the load side's counters change with the command (cmd_go, while `loading` is 0) and with
         # each beat taken (take_act, while it is 1): their next values are chosen by `loading`, a
@@ -228,7 +223,7 @@ class ArraySequencer(wiring.Component):
             m.d.sync += ld_sel.eq(0)
         with m.If(cmd_go | take_act):
             last_next = Mux(ld_sel, le2, k_le1)
-            m.d.sync += [last_beat.eq(last_next)] + ([z.eq(last_next) for z in last_z] if pow2 else [])
+            m.d.sync += [last_beat.eq(last_next)] + ([last_z.eq(last_next)] if pow2 else [])
             with m.If(ld_sel):
                 m.d.sync += [left.eq(left - C), le2.eq(left <= 3 * C)]
                 if not pow2:
@@ -238,8 +233,7 @@ class ArraySequencer(wiring.Component):
                 if not pow2:
                     m.d.sync += [nlow.eq(k_r[:bits] - C), zero.eq(flags(k_le1, k_r[:bits]))]
         if pow2:      # the beat offered is the layer's last, and c lies past j: one LUT of registers
-            m.d.comb += zero.eq(Cat(last_z[c // ZERO_GROUP]
-                                    & (j_lt[c >> lb] | (j_eq[c >> lb] & j_le[c & ((1 << lb) - 1)]))
+            m.d.comb += zero.eq(Cat(last_z & (j_lt[c >> lb] | (j_eq[c >> lb] & j_le[c & ((1 << lb) - 1)]))
                                     for c in range(C)))
 
         # LOAD: each beat goes to the buffer with its zero flags, and the buffer writes it three

@@ -293,9 +293,7 @@ class SystemTop(wiring.Component):
         # (as ORs of the two registers, in front of the resets of the unpackers, links and FIFOs
         # across the chip, they were on the system top's failing paths)
         dp_rst, res_rst = Signal(attrs=KEEP), Signal()
-        dp_next = Signal(attrs=KEEP)           # one LUT of three registers (see the state machine)
-        m.d.comb += dp_next.eq(clear_next | m_rst_next)
-        rst_next = {"m_rst": m_rst_next, "dp_rst": dp_next}
+        rst_next = {"m_rst": m_rst_next, "dp_rst": clear_next | m_rst_next}
         m.d.sync += [dp_rst.eq(rst_next["dp_rst"]), res_rst.eq(aborting | m_rst | clear_next)]
 
         def rst_copy(kind, name):
@@ -308,9 +306,7 @@ class SystemTop(wiring.Component):
             return r
         # every master quiet, a register; only while aborting, as of the cycle before (a master issues
         # nothing while aborting, so the flag is never early; the masters' `quiet` in front of the state
-        # machine's next state was on the system top's critical path). A pulse: ABORT ends on it, so
-        # it holds in ABORT's last cycle alone (`aborting` is the ABORT state) and is the masters'
-        # reset's next value itself.
+        # machine's next state was on the system top's critical path)
         all_quiet = Signal()
         # each command's length as wide as the longest (the read masters' counts and comparisons
         # of 32 bits were their critical paths alone); a result burst's at most `max_burst`
@@ -324,8 +320,7 @@ class SystemTop(wiring.Component):
         for p, rd in enumerate(wgts):
             m.submodules[f"rd_wgt{p}"] = ResetInserter(rst_copy("m_rst", f"rd_wgt{p}"))(rd)
         m.submodules.wr_res = ResetInserter(rst_copy("m_rst", "wr_res"))(res_w)
-        m.d.sync += all_quiet.eq(aborting & ~all_quiet
-                                 & Cat(*(r.quiet for r in [ctrl, *wgts, res_w])).all())
+        m.d.sync += all_quiet.eq(aborting & Cat(*(r.quiet for r in [ctrl, *wgts, res_w])).all())
         wiring.connect(m, ctrl.axi, wiring.flipped(self.m_ctrl))
         for p, rd in enumerate(wgts):
             wiring.connect(m, rd.axi, wiring.flipped(getattr(self, f"m_wgt{p}")))
@@ -625,7 +620,6 @@ class SystemTop(wiring.Component):
         port = Signal(range(max(P, 2)))
         port_hi = Signal()                     # the second of a port's two cycles in PORTS
         ports_bad, ports_end = Signal(), Signal()  # in that cycle: a range error, the last port
-        ports_go = Signal()                    # in that cycle: the last port, no error, no soft reset
         running_addr = Signal(A + 1)
         act_over = Signal()                    # the activations run past 2**A (set in SIZE)
         # the descriptor's faults found in CHECK, by error name, in their order of priority
@@ -748,6 +742,7 @@ class SystemTop(wiring.Component):
                     fetch(desc_base[:A])
                 abortable()
             with m.State("FETCH"):
+                m.d.comb += clear_next.eq(1)
                 m.d.sync += [ctrl_to_act.eq(0), res_last_seen.eq(0), flushed.eq(0)]
                 with m.If(desc_ptr[A:] != 0):
                     fail("range")
@@ -800,7 +795,7 @@ class SystemTop(wiring.Component):
                              pass_mw_m1.eq(pass_mw_m1_v),
                              act_mw.eq(act_mw_m1 + 1), act_over.eq(act_lastb[A]),
                              running_addr.eq(wgt_base[:A]), port.eq(0), port_hi.eq(0),
-                             ports_bad.eq(0), ports_end.eq(0), ports_go.eq(0)]
+                             ports_bad.eq(0), ports_end.eq(0)]
                 # the descriptor's checks, in their order of priority
                 for i, name in enumerate(bad):
                     with (m.If if i == 0 else m.Elif)(bad[name]):
@@ -824,12 +819,12 @@ class SystemTop(wiring.Component):
                 # the way out decided in the first cycle, into registers (the decision from `port`
                 # and the range bits, fanned out to the run's registers, was the critical path at
                 # 121.7 MHz)
-                bad_v = act_over | (running_addr[A:] != 0)
-                m.d.sync += [ports_bad.eq(~port_hi & bad_v), ports_end.eq(~port_hi & (port == P - 1)),
-                             ports_go.eq(~port_hi & (port == P - 1) & ~bad_v & ~regs.ctrl_soft_reset)]
+                m.d.sync += [ports_bad.eq(~port_hi & (act_over | (running_addr[A:] != 0))),
+                             ports_end.eq(~port_hi & (port == P - 1))]
                 with m.If(ports_bad):
                     fail("range")
                 with m.Elif(ports_end):
+                    m.d.comb += clear_next.eq(1)
                     m.d.sync += [eng_cmd_pend.eq(1), c_pend.eq(1), c_addr.eq(act_addr[:A]), c_beats.eq(act_mw),
                                  ctrl_to_act.eq(1),
                                  rows_left.eq(d["rows"]), rows_last.eq(rows_le1), rows_dec.eq(rows_dec_c),
@@ -871,6 +866,7 @@ class SystemTop(wiring.Component):
             with m.State("ABORT"):
                 m.d.sync += [eng_cmd_pend.eq(0), c_pend.eq(0), w_pend.eq(0)]
                 with m.If(all_quiet):
+                    m.d.comb += m_rst_next.eq(1)
                     m.d.sync += [avail.eq(0), avail_zero.eq(1), flushed.eq(0), res_last_seen.eq(0),
                                  aborting.eq(0)]
                     m.next = "IDLE"
@@ -878,12 +874,6 @@ class SystemTop(wiring.Component):
         # binary state's decoding in front of every transition condition, the next-state logic was on
         # the system top's critical path)
         fsm.state.attrs["fsm_encoding"] = "one-hot"
-        # the resets' next values from three registers: a layer's FETCH, PORTS's last cycle going on
-        # to RUN (`ports_go`, set in the cycle before where neither a range error nor a soft reset
-        # leaves PORTS, so only in PORTS), ABORT's last cycle (`all_quiet`). (Set within the states,
-        # with PORTS's decisions in front, three LUTs and a 2.6 ns route to the reset copies were
-        # the system top's critical path at 151.0 MHz.)
-        m.d.comb += [clear_next.eq(fsm.ongoing("FETCH") | ports_go), m_rst_next.eq(all_quiet)]
         # `run_on` follows RUN from a few registers, outside the states' statements: RUN is entered
         # from PORTS's last cycle without a fault or a soft reset, and left on a fault, the layer's
         # end or a soft reset (set and cleared within the states, its enable gathered every state's
