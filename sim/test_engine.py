@@ -59,14 +59,19 @@ def build_component(name, component, wrapper):
     return runner, bdir
 
 
+def sim_env(env=None):
+    """The environment of a cocotb run: :data:`COCOTB_ENV`, ``env``, and this folder and the
+    repository on ``PYTHONPATH`` (for the testbench modules)."""
+    return {**COCOTB_ENV, **(env or {}),
+            "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+
 def run_testcase(runner, bdir, testcase, *, test_module, env=None):
     """Run cocotb ``testcase`` of ``test_module`` on a build of :func:`build_component`; fail unless
     it passed."""
     xml = bdir / f"{testcase}.results.xml"
     runner.test(test_module=test_module, hdl_toplevel="top", testcase=testcase, build_dir=bdir,
-                test_dir=bdir, results_xml=str(xml),
-                extra_env={**COCOTB_ENV, **(env or {}),
-                           "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")])})
+                test_dir=bdir, results_xml=str(xml), extra_env=sim_env(env))
     text = xml.read_text()
     assert "<failure" not in text and "<error" not in text and testcase in text, f"see {xml}"
 
@@ -118,9 +123,7 @@ def run_job(design, layers, *, testcase="run_layers", idle=0.0, backpressure=0.0
     try:
         runner.test(test_module="engine_tb", hdl_toplevel="fairyhw_engine", testcase=testcase,
                     build_dir=bdir, test_dir=bdir, waves=WAVES, results_xml=str(bdir / f"{tag}.results.xml"),
-                    extra_env={**COCOTB_ENV, "FAIRYHW_JOB": str(job), "FAIRYHW_OUT": str(out),
-                               "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT),
-                                                              os.environ.get("PYTHONPATH", "")])})
+                    extra_env=sim_env({"FAIRYHW_JOB": str(job), "FAIRYHW_OUT": str(out)}))
     finally:
         if WAVES:
             for f in sorted(bdir.glob("*.fst")) + sorted(bdir.glob("*.vcd")):
