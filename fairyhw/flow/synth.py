@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from .gen import generate
 
 __all__ = ["synthesize", "summarize", "place_and_route", "extrapolate_array", "logic_levels", "TARGETS",
-           "MULTIPLIER_CELLS", "split_timings", "timing_path"]
+           "MULTIPLIER_CELLS", "split_timings", "timing_path", "multiply_driven"]
 
 TARGETS = {
     "ecp5": "synth_ecp5 -top {top}",
@@ -70,8 +70,10 @@ def _yosys() -> list[str]:
 
 
 def run_yosys(verilog: str, top: str, target: str, extra: str = "", workdir: str | None = None,
-              keep: tuple = ()) -> tuple[str, dict, float]:
+              keep: tuple = (), check=None) -> tuple[str, dict, float]:
     """Run a synthesis flow in a scratch folder; return (flow used, files named in ``keep``, seconds).
+    ``check(files)``, if given, may reject a flow's output by returning why (a string): the next flow
+    is then tried, as where Yosys fails.
 
     YoWASP's Yosys sees its working directory only, so it runs inside a folder with a copy."""
     t0 = time.perf_counter()
@@ -87,9 +89,35 @@ def run_yosys(verilog: str, top: str, target: str, extra: str = "", workdir: str
                 for name in keep:
                     with open(os.path.join(d, name)) as f:
                         files[name] = f.read()
-                return flow, files, time.perf_counter() - t0
-            errors.append((r.stderr or r.stdout).strip()[-500:] or f"exit status {r.returncode}")
+                why = check(files) if check else None
+                if not why:
+                    return flow, files, time.perf_counter() - t0
+                errors.append(f"{flow} flow: {why}")
+            else:
+                errors.append((r.stderr or r.stdout).strip()[-500:] or f"exit status {r.returncode}")
     raise RuntimeError(f"yosys failed for {target}: " + " / ".join(errors))
+
+
+def multiply_driven(netlist: dict, top: str) -> list[str]:
+    """The nets of module ``top`` of a Yosys JSON netlist that more than one driver drives (cell
+    outputs and the module's input ports): a netlist that nextpnr refuses. Yosys's ECP5 flow has
+    written such a netlist for a system top (two flip-flops on one bit of an accumulator, far from
+    the RTL that changed), so :func:`place_and_route` checks for one and tries the next flow."""
+    mod = netlist["modules"][top]
+    drivers: dict = {}
+    for p in mod.get("ports", {}).values():
+        if p["direction"] == "input":
+            for b in p["bits"]:
+                drivers.setdefault(b, []).append(None)
+    for c in mod["cells"].values():
+        for port, bits in c["connections"].items():
+            if c["port_directions"].get(port) == "output":
+                for b in bits:
+                    if isinstance(b, int):
+                        drivers.setdefault(b, []).append(port)
+    multi = {b for b, d in drivers.items() if len(d) > 1}
+    names = sorted({name for name, n in mod.get("netnames", {}).items() if multi & set(n["bits"])})
+    return names or [f"bit {b}" for b in sorted(multi)]
 
 
 def synthesize(verilog: str, top: str, target: str, *, workdir: str | None = None) -> dict:
@@ -189,7 +217,8 @@ DEFAULT_PLACERS = ("heap",)
 
 def place_and_route(verilog: str, top: str, clock_mhz: float, seeds: int = 1,
                     placers: tuple = DEFAULT_PLACERS) -> dict:
-    """Yosys synth_ecp5 to a netlist, the block RAMs' read registers absorbed
+    """Yosys synth_ecp5 to a netlist (a flow whose netlist has a net driven twice counts as failed:
+    :func:`multiply_driven`), the block RAMs' read registers absorbed
     (:func:`absorb_bram_output_registers`), then nextpnr-ecp5 (85k, out of context) once per placer
     of ``placers`` (:data:`PLACERS`) and placement seed 1 to ``seeds`` (side by side, one a core):
     Fmax and utilisation. ``seconds`` is the sum of the placements' times. A placer's clock is its
@@ -200,8 +229,14 @@ def place_and_route(verilog: str, top: str, clock_mhz: float, seeds: int = 1,
     for pl in placers:
         if pl not in PLACERS:
             raise ValueError(f"placer must be one of {', '.join(PLACERS)}, not {pl!r}")
-    flow, files, _ = run_yosys(verilog, top, "ecp5", "write_json net.json", keep=("net.json",))
-    netlist = json.loads(files["net.json"])
+    parsed = {}
+
+    def whole(files):
+        parsed["net"] = json.loads(files["net.json"])
+        bad = multiply_driven(parsed["net"], top)
+        return f"a net driven twice ({', '.join(bad[:3])})" if bad else None
+    flow, files, _ = run_yosys(verilog, top, "ecp5", "write_json net.json", keep=("net.json",), check=whole)
+    netlist = parsed["net"]
     absorbed = absorb_bram_output_registers(netlist, top)
     with tempfile.TemporaryDirectory() as d:
         with open(os.path.join(d, "net.json"), "w") as f:

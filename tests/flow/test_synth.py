@@ -98,6 +98,37 @@ def test_bram_output_register_kept(case):
     assert json.dumps(n, sort_keys=True) == before
 
 
+def test_multiply_driven_net_found():
+    """A net that two flip-flops drive is named; the netlists above have none."""
+    from fairyhw.flow.synth import multiply_driven
+    assert multiply_driven(_ram_netlist(), "top") == []
+    n = _ram_netlist()
+    cells = n["modules"]["top"]["cells"]
+    cells["ff2"] = json.loads(json.dumps(cells["ff1"]))
+    cells["ff2"]["connections"]["Q"] = [20]                  # ff0's output too
+    assert multiply_driven(n, "top") == ["bit 20"]
+    n["modules"]["top"]["netnames"] = {"acc[2]": {"bits": [20]}, "other": {"bits": [21]}}
+    assert multiply_driven(n, "top") == ["acc[2]"]
+
+
+def test_rejected_netlist_takes_the_next_flow(tmp_path):
+    """A flow whose output the check rejects counts as failed: the next flow runs, and where every
+    flow is rejected the error names each reason."""
+    from fairyhw.flow.synth import run_yosys
+    (tmp_path / "mul.v").write_text(MULT_V)
+    seen = []
+
+    def first_bad(files):
+        seen.append(files["net.json"][:1])
+        return "rejected for the test" if len(seen) == 1 else None
+    flow, files, _ = run_yosys(str(tmp_path / "mul.v"), "mul", "ecp5", "write_json net.json",
+                               keep=("net.json",), check=first_bad)
+    assert flow == "abc9-dff" and len(seen) == 2 and json.loads(files["net.json"])["modules"]
+    with pytest.raises(RuntimeError, match="default flow: no.*abc9-dff flow: no.*fallback-abc flow: no"):
+        run_yosys(str(tmp_path / "mul.v"), "mul", "ecp5", "write_json net.json", keep=("net.json",),
+                  check=lambda files: "no")
+
+
 def test_place_and_route_keeps_the_best_placer(tmp_path):
     """Each placer at each seed is placed and recorded; the design's clock is the best placer's lowest
     seed (a small engine, so that the four placements take seconds)."""
