@@ -23,7 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from .gen import generate
 
 __all__ = ["synthesize", "summarize", "place_and_route", "extrapolate_array", "logic_levels", "TARGETS",
-           "MULTIPLIER_CELLS", "split_timings", "timing_path", "multiply_driven"]
+           "MULTIPLIER_CELLS", "split_timings", "timing_path", "multiply_driven", "worst_arrivals",
+           "SYSTEM_PARTS"]
 
 TARGETS = {
     "ecp5": "synth_ecp5 -top {top}",
@@ -215,8 +216,24 @@ PLACERS = {"heap": ("--placer", "heap"),
 DEFAULT_PLACERS = ("heap",)
 
 
+def worst_arrivals(report: dict, parts: dict) -> dict:
+    """The latest arrival (ns after the clock) at any flip-flop, RAM or LUT RAM input of each part of
+    a design, from nextpnr's ``--detailed-timing-report`` ``report``: ``parts`` maps a part's name to
+    the prefix of its cells' names, tried in order (``""`` takes the rest). A part's figure is the
+    delay of its slowest path into it, setup not included."""
+    worst = dict.fromkeys(parts, 0.0)
+    for net in report.get("detailed_net_timings", []):
+        for e in net["endpoints"]:
+            d = e["delay"]
+            a = max(d) if isinstance(d, list) else d
+            part = next((name for name, pre in parts.items() if e["cell"].startswith(pre)), None)
+            if part is not None and a > worst[part]:
+                worst[part] = a
+    return {name: round(float(v), 3) for name, v in worst.items()}
+
+
 def place_and_route(verilog: str, top: str, clock_mhz: float, seeds: int = 1,
-                    placers: tuple = DEFAULT_PLACERS) -> dict:
+                    placers: tuple = DEFAULT_PLACERS, parts: dict | None = None) -> dict:
     """Yosys synth_ecp5 to a netlist (a flow whose netlist has a net driven twice counts as failed:
     :func:`multiply_driven`), the block RAMs' read registers absorbed
     (:func:`absorb_bram_output_registers`), then nextpnr-ecp5 (85k, out of context) once per placer
@@ -225,7 +242,8 @@ def place_and_route(verilog: str, top: str, clock_mhz: float, seeds: int = 1,
     lowest seed's (a conservative clock: the seed moves single control nets by several ns); the
     design's ``fmax_mhz``, ``critical_path``, ``seed`` and ``placer`` are those of the placer whose
     clock is highest (a design is built with whichever placer serves it best); ``seeds`` lists every
-    placement's placer, its nextpnr options, seed, Fmax and critical path."""
+    placement's placer, its nextpnr options, seed, Fmax and critical path, and with ``parts`` (see
+    :func:`worst_arrivals`) each part's slowest path into it (``worst_arrival_ns``)."""
     for pl in placers:
         if pl not in PLACERS:
             raise ValueError(f"placer must be one of {', '.join(PLACERS)}, not {pl!r}")
@@ -250,7 +268,7 @@ def place_and_route(verilog: str, top: str, clock_mhz: float, seeds: int = 1,
             r = subprocess.run([exe, "--85k", "--package", "CABGA381", "--out-of-context", "--freq",
                                 str(clock_mhz), "--json", "net.json", "--report", report,
                                 "--threads", "1", "--seed", str(seed), *PLACERS[placer],
-                                "--timing-allow-fail"],
+                                "--timing-allow-fail", *(["--detailed-timing-report"] if parts else [])],
                                capture_output=True, text=True, cwd=d)
             secs = time.perf_counter() - t0
             if r.returncode:
@@ -262,7 +280,7 @@ def place_and_route(verilog: str, top: str, clock_mhz: float, seeds: int = 1,
             util = {k: v["used"] for k, v in rep.get("utilization", {}).items() if v.get("used")}
             return {"placer": placer, "options": " ".join(PLACERS[placer]), "seed": seed,
                     "fmax_mhz": fmax, "critical_path": _critical_path(rep), "seconds": round(secs, 1),
-                    "utilization": util}
+                    "utilization": util, **({"worst_arrival_ns": worst_arrivals(rep, parts)} if parts else {})}
         jobs = [(pl, seed) for pl in placers for seed in range(1, seeds + 1)]
         # the placements run side by side, one a core
         with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
@@ -433,6 +451,11 @@ def build_parser():
     return p
 
 
+#: The system top's parts for :func:`worst_arrivals`: the engine (its cells' names start with the
+#: core's instance of it) and the rest (the DMA, the registers and the descriptor sequencer).
+SYSTEM_PARTS = {"engine": "core.engine.", "dma": ""}
+
+
 def _synthesize_system(system, args, results: dict) -> None:
     """Synthesise the system top of ``system`` and the engine alone: the difference is the cost of
     the DMA, the registers and the descriptor sequencer. With ``--pnr``, place and route both (the
@@ -458,9 +481,12 @@ def _synthesize_system(system, args, results: dict) -> None:
                   f"{extra['bram']} BRAM [{res['seconds']} s]")
             if target == "ecp5" and args.pnr:
                 pnr = results["pnr"] = place_and_route(v, "fairyhw_system", args.pnr, args.seeds,
-                                                       args.placers)
+                                                       args.placers, parts=SYSTEM_PARTS)
                 print(f"ecp5 place and route of the system top (LFE5U-85F, target {args.pnr:g} MHz): "
                       + _fmax_line(pnr))
+                print("  slowest path into the engine / into the DMA, registers and sequencer: " + ", ".join(
+                    f"{x['placer']} seed {x['seed']} {x['worst_arrival_ns']['engine']:.2f} / "
+                    f"{x['worst_arrival_ns']['dma']:.2f} ns" for x in pnr["seeds"]))
                 # the engine alone, same flow, placers and seeds: the clock the system top is measured
                 # against
                 ve, _ = generate(d, "fairyhw_engine", cfg)

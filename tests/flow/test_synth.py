@@ -129,6 +129,28 @@ def test_rejected_netlist_takes_the_next_flow(tmp_path):
                   check=lambda files: "no")
 
 
+def test_worst_arrivals_by_part():
+    """Each part's latest endpoint arrival, the parts told by their cells' name prefixes in order."""
+    from fairyhw.flow.synth import worst_arrivals
+    rep = {"detailed_net_timings": [
+        {"endpoints": [{"cell": "core.engine.acc", "port": "DI", "delay": [1.0, 4.5]},
+                       {"cell": "core.fifo", "port": "CE", "delay": [0.5, 5.25]}]},
+        {"endpoints": [{"cell": "core.engine.seq", "port": "M", "delay": 4.75},
+                       {"cell": "core.fifo2", "port": "DI", "delay": [2.0, 3.0]}]}]}
+    assert worst_arrivals(rep, {"engine": "core.engine.", "rest": ""}) == {"engine": 4.75, "rest": 5.25}
+    assert worst_arrivals(rep, {"engine": "core.engine.", "none": "nothing."}) == {"engine": 4.75, "none": 0.0}
+
+
+def test_place_and_route_reports_parts(tmp_path):
+    """With ``parts``, each placement records its slowest path into each part: at most the clock's
+    period (setup not included), and positive."""
+    from fairyhw.flow.synth import place_and_route
+    v, _ = generate(str(tmp_path), "fairyhw_engine", lanes=2, max_in=16, max_out=16, stages=2)
+    r = place_and_route(v, "fairyhw_engine", 100, placers=("heap",), parts={"all": ""})
+    (run,) = r["seeds"]
+    assert 0 < run["worst_arrival_ns"]["all"] <= 1000 / run["fmax_mhz"]
+
+
 def test_place_and_route_keeps_the_best_placer(tmp_path):
     """Each placer at each seed is placed and recorded; the design's clock is the best placer's lowest
     seed (a small engine, so that the four placements take seconds)."""
