@@ -8,6 +8,7 @@ multipliers, per design and per lane.
 from __future__ import annotations
 
 import argparse
+import collections
 import functools
 import glob
 import hashlib
@@ -105,18 +106,11 @@ def multiply_driven(netlist: dict, top: str) -> list[str]:
     written such a netlist for a system top (two flip-flops on one bit of an accumulator, far from
     the RTL that changed), so :func:`place_and_route` checks for one and tries the next flow."""
     mod = netlist["modules"][top]
-    drivers: dict = {}
-    for p in mod.get("ports", {}).values():
-        if p["direction"] == "input":
-            for b in p["bits"]:
-                drivers.setdefault(b, []).append(None)
-    for c in mod["cells"].values():
-        for port, bits in c["connections"].items():
-            if c["port_directions"].get(port) == "output":
-                for b in bits:
-                    if isinstance(b, int):
-                        drivers.setdefault(b, []).append(port)
-    multi = {b for b, d in drivers.items() if len(d) > 1}
+    drivers = collections.Counter(b for p in mod.get("ports", {}).values() if p["direction"] == "input"
+                                  for b in p["bits"])
+    drivers.update(b for c in mod["cells"].values() for port, bits in c["connections"].items()
+                   if c["port_directions"].get(port) == "output" for b in bits if isinstance(b, int))
+    multi = {b for b, n in drivers.items() if n > 1}
     names = sorted({name for name, n in mod.get("netnames", {}).items() if multi & set(n["bits"])})
     return names or [f"bit {b}" for b in sorted(multi)]
 
@@ -247,13 +241,14 @@ def place_and_route(verilog: str, top: str, clock_mhz: float, seeds: int = 1,
     for pl in placers:
         if pl not in PLACERS:
             raise ValueError(f"placer must be one of {', '.join(PLACERS)}, not {pl!r}")
-    parsed = {}
+    parsed = {}                                 # the netlist of the flow last checked (the one kept)
 
-    def whole(files):
+    def check_netlist(files):
         parsed["net"] = json.loads(files["net.json"])
         bad = multiply_driven(parsed["net"], top)
         return f"a net driven twice ({', '.join(bad[:3])})" if bad else None
-    flow, files, _ = run_yosys(verilog, top, "ecp5", "write_json net.json", keep=("net.json",), check=whole)
+    flow, files, _ = run_yosys(verilog, top, "ecp5", "write_json net.json", keep=("net.json",),
+                               check=check_netlist)
     netlist = parsed["net"]
     absorbed = absorb_bram_output_registers(netlist, top)
     with tempfile.TemporaryDirectory() as d:
@@ -485,8 +480,9 @@ def _synthesize_system(system, args, results: dict) -> None:
                 print(f"ecp5 place and route of the system top (LFE5U-85F, target {args.pnr:g} MHz): "
                       + _fmax_line(pnr))
                 print("  slowest path into the engine / into the DMA, registers and sequencer: " + ", ".join(
-                    f"{x['placer']} seed {x['seed']} {x['worst_arrival_ns']['engine']:.2f} / "
-                    f"{x['worst_arrival_ns']['dma']:.2f} ns" for x in pnr["seeds"]))
+                    f"{x['placer']} seed {x['seed']} "
+                    + " / ".join(f"{x['worst_arrival_ns'][part]:.2f}" for part in SYSTEM_PARTS) + " ns"
+                    for x in pnr["seeds"]))
                 # the engine alone, same flow, placers and seeds: the clock the system top is measured
                 # against
                 ve, _ = generate(d, "fairyhw_engine", cfg)
