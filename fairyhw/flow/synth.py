@@ -24,8 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from .gen import generate
 
 __all__ = ["synthesize", "summarize", "place_and_route", "extrapolate_array", "logic_levels", "TARGETS",
-           "MULTIPLIER_CELLS", "split_timings", "timing_path", "multiply_driven", "worst_arrivals",
-           "SYSTEM_PARTS"]
+           "MULTIPLIER_CELLS", "split_timings", "timing_path", "multiply_driven", "netlist_check",
+           "worst_arrivals", "SYSTEM_PARTS"]
 
 TARGETS = {
     "ecp5": "synth_ecp5 -top {top}",
@@ -104,7 +104,8 @@ def multiply_driven(netlist: dict, top: str) -> list[str]:
     """The nets of module ``top`` of a Yosys JSON netlist that more than one driver drives (cell
     outputs and the module's input ports): a netlist that nextpnr refuses. Yosys's ECP5 flow has
     written such a netlist for a system top (two flip-flops on one bit of an accumulator, far from
-    the RTL that changed), so :func:`place_and_route` checks for one and tries the next flow."""
+    the RTL that changed), so :func:`place_and_route` and :func:`synthesize` check for one and try
+    the next flow (:func:`netlist_check`)."""
     mod = netlist["modules"][top]
     drivers = collections.Counter(b for p in mod.get("ports", {}).values() if p["direction"] == "input"
                                   for b in p["bits"])
@@ -115,13 +116,27 @@ def multiply_driven(netlist: dict, top: str) -> list[str]:
     return names or [f"bit {b}" for b in sorted(multi)]
 
 
+def netlist_check(top: str, keep: dict | None = None):
+    """A ``check`` for :func:`run_yosys` whose ``keep`` includes ``net.json``: rejects a netlist with a
+    net driven twice (:func:`multiply_driven`). ``keep``, if given, receives the parsed netlist of the
+    flow last checked (``keep["net"]``)."""
+    def check(files):
+        net = json.loads(files["net.json"])
+        if keep is not None:
+            keep["net"] = net
+        bad = multiply_driven(net, top)
+        return f"a net driven twice ({', '.join(bad[:3])})" if bad else None
+    return check
+
+
 def synthesize(verilog: str, top: str, target: str, *, workdir: str | None = None) -> dict:
     """Run Yosys on ``verilog`` for ``target`` and return ``{cell type: count}`` of the flattened top,
-    plus ``seconds`` and the ``flow`` that ran."""
+    plus ``seconds`` and the ``flow`` that ran: the first flow whose netlist has no net driven twice
+    (:func:`netlist_check`), as :func:`place_and_route` takes, so that both count the same netlist."""
     if target not in TARGETS:
         raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
-    flow, files, secs = run_yosys(verilog, top, target, "tee -q -o stat.json stat -json", workdir,
-                                  keep=("stat.json",))
+    flow, files, secs = run_yosys(verilog, top, target, "tee -q -o stat.json stat -json; write_json net.json",
+                                  workdir, keep=("stat.json", "net.json"), check=netlist_check(top))
     data = json.loads(files["stat.json"])
     mods = data["modules"]
     mod = mods.get(f"\\{top}") or next(iter(mods.values()))
@@ -242,13 +257,8 @@ def place_and_route(verilog: str, top: str, clock_mhz: float, seeds: int = 1,
         if pl not in PLACERS:
             raise ValueError(f"placer must be one of {', '.join(PLACERS)}, not {pl!r}")
     parsed = {}                                 # the netlist of the flow last checked (the one kept)
-
-    def check_netlist(files):
-        parsed["net"] = json.loads(files["net.json"])
-        bad = multiply_driven(parsed["net"], top)
-        return f"a net driven twice ({', '.join(bad[:3])})" if bad else None
     flow, files, _ = run_yosys(verilog, top, "ecp5", "write_json net.json", keep=("net.json",),
-                               check=check_netlist)
+                               check=netlist_check(top, parsed))
     netlist = parsed["net"]
     absorbed = absorb_bram_output_registers(netlist, top)
     with tempfile.TemporaryDirectory() as d:
