@@ -80,16 +80,18 @@ class Unpacker(wiring.Component):
             left = Signal(self.length_bits)
             last = Signal()
             fresh = Signal(init=1)
+            len1_v = self.length == 1
             len1 = Signal()
-            m.d.sync += len1.eq(self.length == 1)
+            m.d.sync += len1.eq(len1_v)
             left2 = Signal()                  # == (left == 2), kept as `left` steps
             # whether the item offered ends the word (the transfer's last item or the word's last
-            # slot) from registers alone, so that the input's ready is one LUT of registers (from
-            # the unpacker's counts through two LUTs into the word link's handshake, a route each
-            # way, it was the system top's critical path at 133.2 MHz): a transfer's first item from
-            # `len1` (slot 0), a later one from `ends`, kept from next values
-            ends = Signal()
-            end_now = Mux(fresh, len1 | (per == 1), ends)
+            # slot), `end_now`, a register of its own (reset-less), so that the input's ready is one
+            # LUT of two registers (from the unpacker's counts through two LUTs into the word link's
+            # handshake, a route each way, it was the system top's critical path at 133.2 MHz; as a
+            # select by `fresh` between `len1` and a register of the later items' ends, at 140.3
+            # MHz): set from next values at each item, and before a transfer's first item following
+            # `length == 1` in every cycle, as `len1` does (so a cycle after `length` is set)
+            end_now = Signal(reset_less=True) if per > 1 else Const(1)
             items = Array(self.i.payload[j * slot:j * slot + w] for j in range(per))
             last_item = Mux(fresh, len1, last)
             slot_next = Mux(end_now, per == 1, idx == per - 2)  # the next item is the word's last slot
@@ -101,10 +103,19 @@ class Unpacker(wiring.Component):
                     m.d.sync += fresh.eq(1)
                 with m.Elif(fresh):
                     m.d.sync += [fresh.eq(0), left.eq(self.length - 1), last.eq(self.length == 2),
-                                 left2.eq(self.length == 3), ends.eq((self.length == 2) | slot_next)]
+                                 left2.eq(self.length == 3)]
                 with m.Else():
-                    m.d.sync += [left.eq(left - 1), last.eq(left2), left2.eq(left == 3),
-                                 ends.eq(left2 | slot_next)]
+                    m.d.sync += [left.eq(left - 1), last.eq(left2), left2.eq(left == 3)]
+            if per > 1:
+                with m.If(self.o.valid & self.o.ready):
+                    with m.If(last_item):
+                        m.d.sync += end_now.eq(len1_v)
+                    with m.Elif(fresh):
+                        m.d.sync += end_now.eq((self.length == 2) | slot_next)
+                    with m.Else():
+                        m.d.sync += end_now.eq(left2 | slot_next)
+                with m.Elif(fresh):
+                    m.d.sync += end_now.eq(len1_v)
             return m
         k = slot // D
         buf = Signal(slot, reset_less=True)
@@ -293,16 +304,18 @@ class SystemTop(wiring.Component):
         # (as ORs of the two registers, in front of the resets of the unpackers, links and FIFOs
         # across the chip, they were on the system top's failing paths)
         dp_rst, res_rst = Signal(attrs=KEEP), Signal()
-        rst_next = {"m_rst": m_rst_next, "dp_rst": clear_next | m_rst_next}
-        m.d.sync += [dp_rst.eq(rst_next["dp_rst"]), res_rst.eq(aborting | m_rst | clear_next)]
+        m.d.sync += [dp_rst.eq(clear_next | m_rst_next), res_rst.eq(aborting | m_rst | clear_next)]
+
+        central = {"m_rst": m_rst, "dp_rst": dp_rst}
 
         def rst_copy(kind, name):
             """A register copy of the reset ``kind`` ("m_rst" or "dp_rst") for one block (KEEP:
-            synthesis merges equal registers), placed by that block: one register for all of them,
-            fanned out to every master, link, unpacker and FIFO across the chip, was on the system
-            top's failing paths."""
+            synthesis merges equal registers), placed by that block, a cycle behind the central
+            register (one register for all of them, fanned out to every master, link, unpacker and
+            FIFO across the chip, was on the system top's failing paths; so were copies made from
+            the state machine's next-state logic, a route across the chip after its LUTs)."""
             r = Signal(name=f"{kind}_{name}", attrs=KEEP)
-            m.d.sync += r.eq(rst_next[kind])
+            m.d.sync += r.eq(central[kind])
             return r
         # every master quiet, a register; only while aborting, as of the cycle before (a master issues
         # nothing while aborting, so the flag is never early; the masters' `quiet` in front of the state
@@ -315,12 +328,22 @@ class SystemTop(wiring.Component):
         wgts = [AxiReader(**burst, fifo_depth=cfg.fifo_depth, beats_width=beats) for _ in range(P)]
         res_w = AxiWriter(**burst, beats_width=cfg.max_burst.bit_length())
         m.submodules.rd_ctrl = ResetInserter(rst_copy("m_rst", "rd_ctrl"))(ctrl)
-        for rd in [ctrl, *wgts]:
-            m.d.comb += rd.abort.eq(aborting)
         for p, rd in enumerate(wgts):
             m.submodules[f"rd_wgt{p}"] = ResetInserter(rst_copy("m_rst", f"rd_wgt{p}"))(rd)
         m.submodules.wr_res = ResetInserter(rst_copy("m_rst", "wr_res"))(res_w)
-        m.d.sync += all_quiet.eq(aborting & Cat(*(r.quiet for r in [ctrl, *wgts, res_w])).all())
+        # each read master's `abort`, a register copy of `aborting` of its own a cycle behind (KEEP),
+        # placed by the master (one register for all of them, beside the state machine, was a 4.5 ns
+        # route into a weight master's FIFO: the system top's critical path at 140.3 MHz). The
+        # masters' `quiet` counts from the cycle after their copies rose (`abort_seen`, one more copy,
+        # by the state machine): a command a master took in ABORT's first cycle, before its copy
+        # rose, then shows in its `quiet`
+        abort_seen = Signal()
+        m.d.sync += abort_seen.eq(aborting)
+        for name, rd in [("rd_ctrl", ctrl), *((f"rd_wgt{p}", rd) for p, rd in enumerate(wgts))]:
+            c = Signal(name=f"abort_{name}", attrs=KEEP)
+            m.d.sync += c.eq(aborting)
+            m.d.comb += rd.abort.eq(c)
+        m.d.sync += all_quiet.eq(aborting & abort_seen & Cat(*(r.quiet for r in [ctrl, *wgts, res_w])).all())
         wiring.connect(m, ctrl.axi, wiring.flipped(self.m_ctrl))
         for p, rd in enumerate(wgts):
             wiring.connect(m, rd.axi, wiring.flipped(getattr(self, f"m_wgt{p}")))
@@ -456,7 +479,7 @@ class SystemTop(wiring.Component):
         # still in the packer when it resets (lost with it: a word counted but lost after an abort
         # once made the next run's writer wait for it for ever).
         handed, handed_last = Signal(), Signal()
-        live = ~dp_rst                                 # the datapath is not being reset
+        live = ~rst_copy("dp_rst", "live")             # the datapath is not being reset
         took_pk = packer.o.valid & packer.o.ready & live
         m.d.sync += [handed.eq(took_pk), handed_last.eq(took_pk & packer.o.payload.last)]
         pushed = handed & live
@@ -642,8 +665,17 @@ class SystemTop(wiring.Component):
         last_layer = Signal()                  # == (layers_left == 1), a register
         m.d.sync += last_layer.eq(layers_left == 1)
         # the list's registers checked as they are written, before the start pulse that follows
+        # (in two steps, the count's nibbles first: the 38 bits' OR in one, a chain of five LUTs from
+        # the register file, was the system top's critical path at 155.8 MHz. A register holds its
+        # new value from the cycle of its write's response; the start pulse, a later write, reaches
+        # IDLE four cycles after that response at the earliest and START a cycle later, so the two
+        # steps have settled)
         list_bad, list_far = Signal(), Signal()
-        m.d.sync += [list_bad.eq((regs.desc_count == 0) | (desc_base[:6] != 0)), list_far.eq(beyond(desc_base))]
+        nib_zero = Signal(8)
+        base_off, far_any = Signal(), Signal()
+        m.d.sync += [nib_zero.eq(Cat(regs.desc_count[i:i + 4] == 0 for i in range(0, 32, 4))),
+                     base_off.eq(desc_base[:6] != 0), far_any.eq(beyond(desc_base)),
+                     list_bad.eq(nib_zero.all() | base_off), list_far.eq(far_any)]
         m.d.sync += layer_done.eq(res_last_seen & flushed & avail_zero & ~eng_cmd_pend & passes_done &
                                   res_w.quiet & res_fifo.empty)
 
