@@ -256,7 +256,14 @@ class AxiReader(_AxiMaster):
         fifo = m.submodules.fifo = BlockFIFO(self.data_width, self.fifo_depth, credited=True)
         owed = Signal(max(self.beats_width, self.fifo_depth.bit_length()) + 1)   # beats not yet delivered
         space = Signal(range(self.fifo_depth + 1), init=self.fifo_depth)   # FIFO room not yet asked for
-        inflight = Signal(range(self.outstanding + 1))     # bursts requested, last beat not yet in
+        # the bursts requested and those whose last beat came in, each counted on its own handshake
+        # (modulo 2**w, above `outstanding`): their difference is the bursts in flight. (As one count
+        # up and down, both handshakes and the address's `valid` were four LUTs in front of it: the
+        # system top's critical path in one placement, 149.6 MHz)
+        w = self.outstanding.bit_length()
+        asked, came = Signal(w), Signal(w)
+        inflight = Signal(w)                                # bursts requested, last beat not yet in
+        m.d.comb += inflight.eq(asked - came)
         # the addresses leave through a credit link (LINK_LATENCY), so that the memory's `arready`
         # reaches only its pointers, not the burst state's ~100 flip-flops
         ar_link = m.submodules.ar_link = CreditLink(self.axi.ar.signature.members["payload"].shape)
@@ -280,13 +287,16 @@ class AxiReader(_AxiMaster):
         freed = Signal()
         m.d.sync += freed.eq(delivered)
         m.d.sync += [space.eq(Mux(issued, Mux(freed, space - n_m1, space - n),
-                                  Mux(freed, space + 1, space))),
-                     inflight.eq(inflight + issued - burst_done)]
+                                  Mux(freed, space + 1, space)))]
+        with m.If(issued):
+            m.d.sync += asked.eq(asked + 1)
+        with m.If(burst_done):
+            m.d.sync += came.eq(came + 1)
         with m.If(r.valid & (r.payload.resp != 0)):
             m.d.sync += self.error.eq(1)
 
         m.d.comb += [self.cmd.ready.eq(none_left & ~self.abort), self.busy.eq(owed != 0),
-                     self.quiet.eq((inflight == 0) & none_left)]
+                     self.quiet.eq((asked == came) & none_left)]
         m.d.sync += owed.eq(owed + Mux(self.cmd.valid & self.cmd.ready, self.cmd.payload.beats, 0)
                             - delivered)
         return m

@@ -26,7 +26,8 @@ AXI protocol is never broken.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal
+from amaranth.hdl import (Array, Cat, ClockDomain, ClockSignal, Const, DomainRenamer, Module, Mux,
+                          ResetInserter, Signal)
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -290,7 +291,9 @@ class SystemTop(wiring.Component):
         # a register a cycle after the state that asks for it (from the state machine's next-state
         # logic they were the system top's critical path at 73.3 MHz)
         # (KEEP on those with copies below, so that none merges into a copy)
-        m_rst, clear, eng_rst = Signal(attrs=KEEP), Signal(), Signal()
+        m_rst, clear = Signal(attrs=KEEP), Signal()
+        # (`eng_rst` is 1 while the system is reset: the engine's only reset, see `eng` below)
+        eng_rst = Signal(init=1)
         m_rst_next, clear_next = Signal(), Signal()
         m.d.sync += [m_rst.eq(m_rst_next), clear.eq(clear_next)]
         # `aborting` == the run's state is ABORT, a register of its own (the state's decoding in front of
@@ -350,7 +353,13 @@ class SystemTop(wiring.Component):
         wiring.connect(m, res_w.axi, wiring.flipped(self.m_res))
 
         engine = Engine(ecfg)
-        m.submodules.engine = ResetInserter(eng_rst)(engine)
+        # the engine in a domain of its own: the same clock, and `eng_rst` (a register, 1 from the
+        # system's reset until a cycle after it) its only reset. (Inserted into the sync domain, the
+        # engine's reset was `rst | eng_rst`, one LUT fanned out to its control registers across
+        # the chip, in front of their own reset logic: on the system top's failing paths.)
+        eng = m.domains.eng = ClockDomain("eng", local=True)
+        m.d.comb += [eng.clk.eq(ClockSignal("sync")), eng.rst.eq(eng_rst)]
+        m.submodules.engine = DomainRenamer("eng")(engine)
         # the descriptor's words written into its item from registers (`registered`: no handshake
         # drives the item's enables; a cycle later), and the item is the descriptor's fields
         # themselves while the layer runs (copied into registers in DESC, the copy's enables behind
@@ -498,8 +507,14 @@ class SystemTop(wiring.Component):
         # 139.1 MHz). The room to the top is found in CHECK and capped in SIZE.
         room_cap = cfg.result_memory_words(ecfg.max_out)
         res_room = Signal(range(room_cap + 1))
-        room_full = Signal(A - wshift + 1)
-        room_big = Signal()                            # room_full >= room_cap, found in DIV
+        # (the room as a whole is 2**(A - wshift) less the address's word; where the address's
+        # bits above the cap's width are not all ones, it is over the cap. So the room is found
+        # as wide as the cap: a subtractor and a comparison over the address's width were carry
+        # chains of 60 and 44 bits)
+        room_bits = min(room_cap.bit_length(), A - wshift)
+        room_full = Signal(room_bits + 1)              # == the room, where room_hi_ones
+        room_hi_ones = Signal()
+        room_big = Signal()                            # the room >= room_cap, found in DIV
         want_m1 = Signal(range(cfg.max_burst + 1))    # == want - 1 (where a burst is sent, want != 0)
         m.d.sync += [want.eq(want_v), want_m1.eq(want_v - 1),
                      res_go.eq((avail >= cfg.max_burst) | (flushed & ~avail_zero)),
@@ -645,6 +660,16 @@ class SystemTop(wiring.Component):
         ports_bad, ports_end = Signal(), Signal()  # in that cycle: a range error, the last port
         running_addr = Signal(A + 1)
         act_over = Signal()                    # the activations run past 2**A (set in SIZE)
+        # the activations' words less one (in SIZE), and their bytes less one; the last byte is past
+        # 2**A where the sum of the low bits (as wide as those bytes) carries into address bits that
+        # are all ones, a register (`act_addr` is set in CHECK, two cycles or more before SIZE):
+        # a 65-bit carry chain here was the system top's critical path in one placement (163.9 MHz)
+        by_pass = cfg.engine.act_per_beat == div
+        act_mw_m1 = words_m1(n_pass_m1 if by_pass else k_m1, cfg.act_bits)
+        act_span = Cat(Const(-1, wshift), act_mw_m1)
+        low = len(act_span)
+        act_hi_ones = Signal()
+        m.d.sync += act_hi_ones.eq(act_addr[low:A].all())
         # the descriptor's faults found in CHECK, by error name, in their order of priority
         bad = {name: Signal(name=f"bad_{name}") for name in ("k", "rows", "align", "range")}
         layer_done = Signal()                  # a register: the layer's end seen a cycle before
@@ -792,7 +817,8 @@ class SystemTop(wiring.Component):
                 abortable()
             with m.State("CHECK"):
                 m.d.sync += [act_addr.eq(d_act), wgt_base.eq(d_wgt), res_addr.eq(d_res),
-                             room_full.eq((1 << (A - wshift)) - d_res[wshift:A]),
+                             room_full.eq((1 << room_bits) - d_res[wshift:wshift + room_bits]),
+                             room_hi_ones.eq(d_res[wshift + room_bits:A].all()),
                              kbits.eq(d["k"]), k_m1.eq(d["k"] - 1), quo.eq(0), rem.eq(0), step.eq(0),
                              div_end.eq(0)]
                 m.next = "DIV"
@@ -802,7 +828,7 @@ class SystemTop(wiring.Component):
                 ge = r2 >= div
                 m.d.sync += [kbits.eq(kbits << 1), rem.eq(Mux(ge, r2 - div, r2)),
                              quo.eq(Cat(ge, quo[:-1])), step.eq(step + 1), div_end.eq(step == kw - 1),
-                             room_big.eq(room_full >= room_cap)]
+                             room_big.eq(~room_hi_ones | (room_full >= room_cap))]
                 # (the divider's end from a register: `step == kw` in front of the state machine's
                 # next state was the system top's worst path in one placement, 143.4 MHz)
                 with m.If(div_end):
@@ -814,18 +840,16 @@ class SystemTop(wiring.Component):
                     m.next = "SIZE"
                 abortable()
             with m.State("SIZE"):
-                by_pass = cfg.engine.act_per_beat == div
                 n_act_v = n_pass if by_pass else d["k"]
-                act_mw_m1 = words_m1(n_pass_m1 if by_pass else k_m1, cfg.act_bits)
                 pass_mw_m1_v = words_m1(n_pass_m1, cfg.slice_bits)
                 # the last bytes from the counts less one, registered before (no subtractor after the
                 # count's adder in front of the address's)
-                act_lastb = Signal(A + 1)
-                m.d.comb += act_lastb.eq(act_addr[:A] + Cat(Const(-1, wshift), act_mw_m1))
+                act_lastb = Signal(low + 1)
+                m.d.comb += act_lastb.eq(act_addr[:low] + act_span)
                 m.d.sync += [res_room.eq(Mux(room_big, room_cap, room_full)),
                              n_act.eq(n_act_v), pass_mw.eq(pass_mw_m1_v + 1),
                              pass_mw_m1.eq(pass_mw_m1_v),
-                             act_mw.eq(act_mw_m1 + 1), act_over.eq(act_lastb[A]),
+                             act_mw.eq(act_mw_m1 + 1), act_over.eq(act_lastb[low] & act_hi_ones),
                              running_addr.eq(wgt_base[:A]), port.eq(0), port_hi.eq(0),
                              ports_bad.eq(0), ports_end.eq(0)]
                 # the descriptor's checks, in their order of priority
