@@ -127,6 +127,8 @@ CASES = [
      "dang is a dangling symbolic link", [], []),
     ("gen-system-fifo-too-small", "gen", ["--system", "--max-burst", "2", "--fifo-depth", "2", "--out", "s"],
      "none", 2, "FIFO depth must be at least 3 words, not 2", [], ["s"]),
+    ("gen-system-addr-narrow", "gen", ["--system", "--addr-width", "20", "--out", "s"], "none", 2,
+     "Address width must be an integer from 32 to 64, not 20", [], ["s"]),
     # synth and bench check their output file before the work
     ("synth-out-missing-dir", "synth", ["--lanes", "1", "--out", "nope/x.json"], "none", 2,
      "the folder nope does not exist", [], ["nope"]),

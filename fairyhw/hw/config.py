@@ -85,6 +85,11 @@ def validating(component):
         raise
 
 
+#: The width of the low half of a sum made in two halves (:func:`fairyhw.hw.dma.add_in_halves`,
+#: and the system top's address sums), and so the narrowest byte address a system takes.
+HALF = 32
+
+
 def check_int(what: str, value, lo: int, hi: int) -> None:
     """``TypeError`` unless ``value`` is an int (not a bool); ``ValueError`` unless in ``[lo, hi]``."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -444,7 +449,7 @@ class SystemConfig:
             raise ValueError(f"Memory data width must be one of {', '.join(map(str, DATA_WIDTHS))} "
                              f"bits, not {self.data_width!r}")
         check_int("Weight ports", self.weight_ports, 0, 64)
-        check_int("Address width", self.addr_width, 12, 64)
+        check_int("Address width", self.addr_width, HALF, 64)
         check_int("Burst length", self.max_burst, 1, 256)
         check_int("Outstanding bursts", self.outstanding, 1, 64)
         check_int("FIFO depth", self.fifo_depth, 0, 1 << 16)

@@ -23,7 +23,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .buffer import KEEP
-from .config import validating
+from .config import HALF, validating
 from .timing import BLOCK_FIFO_LATENCY, BLOCK_FIFO_MIN_DEPTH, LINK_DEPTH
 
 __all__ = ["axi_read_signature", "axi_write_signature", "AxiReader", "AxiWriter", "CreditLink",
@@ -56,8 +56,6 @@ def axi_write_signature(addr_width: int, data_width: int) -> wiring.Signature:
     })
 
 
-#: The width of the low half of a sum made in two halves (:func:`add_in_halves`).
-HALF = 32
 
 
 #: Bits of an address's high half selected by one copy of its carry (:func:`add_in_halves`).
