@@ -667,7 +667,10 @@ class SystemTop(wiring.Component):
         by_pass = cfg.engine.act_per_beat == div
         act_mw_m1 = words_m1(n_pass_m1 if by_pass else k_m1, cfg.act_bits)
         act_span = Cat(Const(-1, wshift), act_mw_m1)
-        low = min(len(act_span), A)             # (a span wider than the address space: its sum)
+        low = len(act_span)
+        # (the span fits below the address: its counts are CW bits, at most 22 as MAX_DIM is 2**20,
+        # of words of at most 64 bytes, so 28 bits; an address is HALF = 32 bits at least)
+        assert low < A
         act_hi_ones = Signal()
         m.d.sync += act_hi_ones.eq(act_addr[low:A].all())
         # the descriptor's faults found in CHECK, by error name, in their order of priority
@@ -844,12 +847,12 @@ class SystemTop(wiring.Component):
                 pass_mw_m1_v = words_m1(n_pass_m1, cfg.slice_bits)
                 # the last bytes from the counts less one, registered before (no subtractor after the
                 # count's adder in front of the address's)
-                act_lastb = Signal(low + 1 if low == len(act_span) else len(act_span) + 1)
+                act_lastb = Signal(low + 1)
                 m.d.comb += act_lastb.eq(act_addr[:low] + act_span)
                 m.d.sync += [res_room.eq(Mux(room_big, room_cap, room_full)),
                              n_act.eq(n_act_v), pass_mw.eq(pass_mw_m1_v + 1),
                              pass_mw_m1.eq(pass_mw_m1_v),
-                             act_mw.eq(act_mw_m1 + 1), act_over.eq((act_lastb[low] if low == len(act_span) else act_lastb[low:].any()) & act_hi_ones),
+                             act_mw.eq(act_mw_m1 + 1), act_over.eq(act_lastb[low] & act_hi_ones),
                              running_addr.eq(wgt_base[:A]), port.eq(0), port_hi.eq(0),
                              ports_bad.eq(0), ports_end.eq(0)]
                 # the descriptor's checks, in their order of priority
