@@ -24,10 +24,10 @@ from amaranth.lib.wiring import In, Out
 
 from .buffer import KEEP
 from .config import HALF, validating
-from .timing import BLOCK_FIFO_LATENCY, BLOCK_FIFO_MIN_DEPTH, LINK_DEPTH
+from .timing import BLOCK_FIFO_LATENCY, BLOCK_FIFO_MIN_DEPTH, LINK_DEPTH, SPLIT_LINK_DEPTH
 
 __all__ = ["axi_read_signature", "axi_write_signature", "AxiReader", "AxiWriter", "CreditLink",
-           "BlockFIFO", "INCR", "HALF", "add_in_halves"]
+           "SplitLink", "BlockFIFO", "INCR", "HALF", "add_in_halves"]
 
 #: AXI burst type INCR.
 INCR = 1
@@ -391,6 +391,30 @@ class AxiWriter(_AxiMaster):
         return m
 
 
+def _link_ram(m, data_i, data_o, n, take, back):
+    """The RAM of a link of ``n`` places (:class:`CreditLink`, :class:`SplitLink`): written every
+    cycle at the write pointer, which moves on with ``take``; read at the read pointer, which moves
+    on with ``back``. In parts of :data:`LINK_PART` bits, each with its own copies of the pointers
+    (KEEP), so that no pointer register addresses a wide word's every RAM cell (a 256-bit link's read
+    pointer, its 64 cells spread out, was a 3.8 ns route: the system top's critical path at 134.2
+    MHz)."""
+    data_i, data_o = Value.cast(data_i), Value.cast(data_o)
+    width = len(data_i)
+    parts = [(lo, min(lo + LINK_PART, width)) for lo in range(0, width, LINK_PART)] or [(0, 0)]
+    keep = KEEP if len(parts) > 1 else {}
+    for i, (lo, hi) in enumerate(parts):
+        w_ptr = Signal(range(n), name=f"w_ptr{i}", attrs=keep)
+        r_ptr = Signal(range(n), name=f"r_ptr{i}", attrs=keep)
+        mem = m.submodules[f"mem{i}" if i else "mem"] = Memory(shape=unsigned(hi - lo), depth=n, init=[])
+        wr, rd = mem.write_port(), mem.read_port(domain="comb")
+        m.d.comb += [wr.addr.eq(w_ptr), wr.data.eq(data_i[lo:hi]), wr.en.eq(1), rd.addr.eq(r_ptr),
+                     data_o[lo:hi].eq(rd.data)]
+        with m.If(take):
+            m.d.sync += w_ptr.eq(Mux(w_ptr == n - 1, 0, w_ptr + 1))
+        with m.If(back):
+            m.d.sync += r_ptr.eq(Mux(r_ptr == n - 1, 0, r_ptr + 1))
+
+
 class CreditLink(wiring.Component):
     """A stream of ``shape`` (bits, or a layout) through a small FIFO of distributed (LUT) RAM: full
     rate, :data:`fairyhw.hw.timing.LINK_LATENCY` (a cycle) of latency, like a register slice (a skid
@@ -423,27 +447,13 @@ class CreditLink(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         n = self.depth + 1
-        width = len(Value.cast(self.i.payload))
-        # the RAM in parts of LINK_PART bits, each with its own copies of the pointers (KEEP), so
-        # that no pointer register addresses a wide word's every RAM cell (a 256-bit link's read
-        # pointer, its 64 cells spread out, was a 3.8 ns route: the system top's critical path at
-        # 134.2 MHz)
-        parts = [(lo, min(lo + LINK_PART, width)) for lo in range(0, width, LINK_PART)] or [(0, 0)]
-        keep = KEEP if len(parts) > 1 else {}
-        ptrs = [(Signal(range(n), name=f"w_ptr{i}", attrs=keep),
-                 Signal(range(n), name=f"r_ptr{i}", attrs=keep)) for i in range(len(parts))]
-        data_i, data_o = Value.cast(self.i.payload), Value.cast(self.o.payload)
-        for i, ((lo, hi), (w_ptr, r_ptr)) in enumerate(zip(parts, ptrs)):
-            mem = m.submodules[f"mem{i}" if i else "mem"] = Memory(shape=unsigned(hi - lo), depth=n, init=[])
-            wr, rd = mem.write_port(), mem.read_port(domain="comb")
-            m.d.comb += [wr.addr.eq(w_ptr), wr.data.eq(data_i[lo:hi]), wr.en.eq(1), rd.addr.eq(r_ptr),
-                         data_o[lo:hi].eq(rd.data)]
+        take = self.i.valid & self.i.ready
+        back = self.o.valid & self.o.ready
+        _link_ram(m, self.i.payload, self.o.payload, n, take, back)
         count = Signal(range(n))
         free, held = Signal(init=1), Signal()              # count < depth, count != 0
         if self.ready_copy is not None:
             free.attrs.update(KEEP)
-        take = self.i.valid & free
-        back = self.o.valid & self.o.ready
         # the consumer's handshake reaches the flags through one LUT: each flag's two outcomes come
         # from registers (with the handshake in front of the count's adder and comparison, a consumer
         # placed far away was the system top's critical path at 101.3 MHz)
@@ -456,11 +466,61 @@ class CreditLink(wiring.Component):
                      self.room2.eq(Mux(take, Mux(back, count < self.depth - 1, count < self.depth - 2),
                                        Mux(back, count < self.depth, count < self.depth - 1))),
                      held.eq(take | Mux(back, count > 1, count != 0))]
-        for w_ptr, r_ptr in ptrs:
-            with m.If(take):
-                m.d.sync += w_ptr.eq(Mux(w_ptr == n - 1, 0, w_ptr + 1))
-            with m.If(back):
-                m.d.sync += r_ptr.eq(Mux(r_ptr == n - 1, 0, r_ptr + 1))
+        m.d.comb += [self.i.ready.eq(free), self.o.valid.eq(held)]
+        return m
+
+
+class SplitLink(wiring.Component):
+    """A stream of ``shape`` through a small FIFO of distributed RAM whose two sides share no logic,
+    for a boundary between blocks that the placer may put far apart: full rate,
+    :data:`fairyhw.hw.timing.SPLIT_LINK_LATENCY` cycles of latency.
+
+    The writer's side has its pointer, its count of the places taken (as it knows them) and
+    ``i.ready``, a register; the reader's side has its pointer, its count of the words held and
+    ``o.valid``, a register. Each side tells the other of a word moved through a one-bit register
+    (``put``: a word taken; ``ret``: a word given out), so a handshake on either side reaches only
+    that side's registers, and a path between the sides is a register, a route and a LUT at most.
+    (With one count for both sides, as in :class:`CreditLink`, the count sits between the two
+    handshakes: in the system top, the engine sequencer's `chunk_last` went through its weight
+    link's logic and back, 7.1-7.4 ns, in two of four placements.) A word is
+    offered two cycles after it is taken, and its place is known free to the writer two cycles
+    after it is given out: :data:`fairyhw.hw.timing.SPLIT_LINK_DEPTH` words keep full rate. The RAM
+    has ``depth + 1`` places and is written every cycle at the write pointer, as in
+    :class:`CreditLink`.
+    """
+
+    def __init__(self, shape, depth: int = SPLIT_LINK_DEPTH, *, ready_copy: bool = False):
+        with validating(self):
+            if depth < SPLIT_LINK_DEPTH:
+                raise ValueError(f"a split link needs {SPLIT_LINK_DEPTH} places at least for full rate, "
+                                 f"not {depth}")
+        self.shape, self.depth = shape, depth
+        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
+        #: with ``ready_copy``: a register copy of ``i.ready`` (both KEEP), as in :class:`CreditLink`
+        self.ready_copy = Signal(name="ready_copy", init=1, attrs=KEEP) if ready_copy else None
+
+    def elaborate(self, platform):
+        m = Module()
+        n = self.depth + 1
+        take = self.i.valid & self.i.ready
+        back = self.o.valid & self.o.ready
+        _link_ram(m, self.i.payload, self.o.payload, n, take, back)
+        put, ret = Signal(), Signal()                      # a word taken / given out, a cycle before
+        m.d.sync += [put.eq(take), ret.eq(back)]
+        # the writer's side: places taken as it knows them (a place comes back with `ret`)
+        used = Signal(range(n))
+        free = Signal(init=1)                              # used < depth
+        if self.ready_copy is not None:
+            free.attrs.update(KEEP)
+        free_next = ret | Mux(take, used != self.depth - 1, used != self.depth)
+        m.d.sync += [used.eq(Mux(take, Mux(ret, used, used + 1), Mux(ret, used - 1, used))),
+                     free.eq(free_next),
+                     *([self.ready_copy.eq(free_next)] if self.ready_copy is not None else [])]
+        # the reader's side: words held (a word arrives with `put`)
+        held_n = Signal(range(n))
+        held = Signal()                                    # held_n != 0
+        m.d.sync += [held_n.eq(Mux(put, Mux(back, held_n, held_n + 1), Mux(back, held_n - 1, held_n))),
+                     held.eq(put | Mux(back, held_n > 1, held_n != 0))]
         m.d.comb += [self.i.ready.eq(free), self.o.valid.eq(held)]
         return m
 

@@ -34,7 +34,7 @@ from amaranth.lib.wiring import In, Out
 from .axi import RegisterFile, axil_signature
 from .buffer import KEEP
 from .config import DESCRIPTOR, DESCRIPTOR_BYTES, RESULT_SUM_BITS, SystemConfig, slot_bits, validating
-from .dma import (HALF, AxiReader, AxiWriter, BlockFIFO, CreditLink, add_in_halves,
+from .dma import (HALF, AxiReader, AxiWriter, BlockFIFO, CreditLink, SplitLink, add_in_halves,
                   axi_read_signature, axi_write_signature)
 from .engine import Engine
 
@@ -409,9 +409,12 @@ class SystemTop(wiring.Component):
             m.d.comb += u.length.eq(n_pass)
         # each weight master's words from its FIFO's output queue (registers and a small distributed
         # RAM: its block RAM stays out of the consumers' handshake logic) through a credit link into
-        # its unpacker, whose items go through a second credit link beside the engine (a cycle each,
-        # timing.LINK_LATENCY): its valid a register, its items a read of its distributed RAM,
-        # straight into the engine's code registers (through a ready slice, whose valid and words
+        # its unpacker (a cycle, timing.LINK_LATENCY), whose items go through a split link to the
+        # engine (two cycles, timing.SPLIT_LINK_LATENCY): its valid a register of the engine's side,
+        # its items a read of its distributed RAM, straight into the engine's code registers (with a
+        # credit link there, whose count both handshakes share, the engine sequencer's `chunk_last`
+        # went through the link's valid logic and back, 7.1-7.4 ns, the critical path of two of four
+        # placements; through a ready slice, whose valid and words
         # passed straight from the master's queue, the engine's weight handshake and its code
         # registers were on the system top's failing paths; with one link, before the unpacker, the
         # unpacker's item select lay between the link's RAM and the code registers, and after it,
@@ -420,7 +423,7 @@ class SystemTop(wiring.Component):
         # slice's select between its spare register and the queue's read lay in front of the
         # links' distributed-RAM writes: 256 of the DMA's failing endpoints)
         words = [CreditLink(D) for _ in range(P)]
-        links = [CreditLink(cfg.slice_bits, ready_copy=True) for _ in range(P)]
+        links = [SplitLink(cfg.slice_bits, ready_copy=True) for _ in range(P)]
         for i, (rd, word, u, link) in enumerate(zip(wgts, words, wgt_un, links)):
             m.submodules[f"wlink{i + 1}"] = ResetInserter(rst_copy("m_rst", f"wlink{i + 1}"))(word)
             m.submodules[f"link{i + 1}"] = ResetInserter(rst_copy("dp_rst", f"link{i + 1}"))(link)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["BUFFER_READ_DELAY", "CREDIT_DELAY", "BLOCK_FIFO_LATENCY", "BLOCK_FIFO_MIN_DEPTH", "LINK_DEPTH", "LINK_LATENCY", "read_cycles", "system_cycles", "engine_cycles", "array_cycles", "array_depth", "tree_levels", "tree_depth", "tile_rows",
+__all__ = ["BUFFER_READ_DELAY", "CREDIT_DELAY", "BLOCK_FIFO_LATENCY", "BLOCK_FIFO_MIN_DEPTH", "LINK_DEPTH", "LINK_LATENCY", "SPLIT_LINK_DEPTH", "SPLIT_LINK_LATENCY", "read_cycles", "system_cycles", "engine_cycles", "array_cycles", "array_depth", "tree_levels", "tree_depth", "tile_rows",
            "output_stages", "latency", "pass_count", "result_beats"]
 
 
@@ -76,6 +76,13 @@ BUFFER_READ_DELAY = 6
 LINK_LATENCY = 1
 #: Words a :class:`fairyhw.hw.dma.CreditLink` holds (its default; the least for full rate is two).
 LINK_DEPTH = 3
+#: Cycles from a word entering a :class:`fairyhw.hw.dma.SplitLink` to its being offered at the output
+#: (the word's notice crosses to the reader's side through a register).
+SPLIT_LINK_LATENCY = 2
+#: The fewest words a :class:`fairyhw.hw.dma.SplitLink` holds at full rate: a place is known free to
+#: the writer four cycles after it is taken at the earliest (offered two cycles on, given out, its
+#: notice back through a register).
+SPLIT_LINK_DEPTH = 4
 
 #: Cycles from a word entering a :class:`fairyhw.hw.dma.BlockFIFO` (a read master's FIFO) to its being
 #: offered at the output: the write registered, the count of words written, the block RAM's read, its
@@ -269,7 +276,7 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
     before has all its addresses out), each port's words from :class:`_ReadPort`. The array's
     schedule (:func:`array_cycles`) then holds with two more bounds: the activations' last beat
     (``A``) and each pass's last weight word (``W_i``, the cycle it is offered by the master's FIFO,
-    then the credit links before and after its unpacker, a cycle more through a wide slice's
+    then the credit link before its unpacker and the split link after it, a cycle more through a wide slice's
     unpacker) bound the last word of pass 0
     and of pass ``i``::
 
@@ -327,7 +334,8 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
                 h = max(h + PASS_SPACING, last_a + 1)
             last_a, t = wgt.command(h, pmw, offset)
             offset += pmw * wb
-            ready.append(t[-1] + BLOCK_FIFO_LATENCY - 1 + 2 * LINK_LATENCY + (1 if wide else 0) - run0)
+            ready.append(t[-1] + BLOCK_FIFO_LATENCY - 1 + LINK_LATENCY + SPLIT_LINK_LATENCY + (1 if wide else 0)
+                         - run0)
         # the write tail: the last pass's result beats leave the engine a cycle apart, but a beat of
         # `item` words takes `item` cycles through the packer (and a cycle more from its registers
         # into its output link: PACK_DELAY); then the final burst and its response

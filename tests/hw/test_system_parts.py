@@ -211,6 +211,40 @@ def test_credit_link_refuses_one_place():
         CreditLink(8, 1)
 
 
+@pytest.mark.parametrize("depth", [4, 5, 9])
+def test_split_link_keeps_order_and_full_rate(depth):
+    """The split link: order under random stalls, full rate from SPLIT_LINK_DEPTH places, and
+    SPLIT_LINK_LATENCY cycles a word (the constants the system's cycle model and the link use)."""
+    from fairyhw.hw.dma import SplitLink
+    from fairyhw.hw.timing import SPLIT_LINK_LATENCY
+    _check_queue(lambda: SplitLink(40, depth), SPLIT_LINK_LATENCY, depth)
+
+
+def test_split_link_holds_its_depth_and_refuses_fewer_places():
+    """With the output held, the split link takes exactly ``depth`` words; fewer places than full rate
+    needs are refused."""
+    from fairyhw.hw.dma import SplitLink
+    from fairyhw.hw.timing import SPLIT_LINK_DEPTH
+    dut = SplitLink(8, 6)
+    taken = []
+
+    async def tb(ctx):
+        ctx.set(dut.o.ready, 0)
+        ctx.set(dut.i.valid, 1)
+        for c in range(20):
+            ctx.set(dut.i.payload, c)
+            if ctx.get(dut.i.ready):
+                taken.append(c)
+            await ctx.tick()
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    assert taken == list(range(6))
+    with pytest.raises(ValueError, match=f"{SPLIT_LINK_DEPTH} places"):
+        SplitLink(8, SPLIT_LINK_DEPTH - 1)
+
+
 @pytest.mark.parametrize("depth", [3, 5, 16])
 def test_block_fifo_keeps_order_full_rate_and_latency(depth):
     """The block FIFO: order under random stalls, full rate, and BLOCK_FIFO_LATENCY cycles a word (the
