@@ -391,31 +391,47 @@ class AxiWriter(_AxiMaster):
         return m
 
 
-def _link_ram(m, data_i, data_o, n, take, back):
-    """The RAM of a link of ``n`` places (:class:`CreditLink`, :class:`SplitLink`): written every
-    cycle at the write pointer, which moves on with ``take``; read at the read pointer, which moves
-    on with ``back``. In parts of :data:`LINK_PART` bits, each with its own copies of the pointers
-    (KEEP), so that no pointer register addresses a wide word's every RAM cell (a 256-bit link's read
-    pointer, its 64 cells spread out, was a 3.8 ns route: the system top's critical path at 134.2
-    MHz)."""
-    data_i, data_o = Value.cast(data_i), Value.cast(data_o)
-    width = len(data_i)
-    parts = [(lo, min(lo + LINK_PART, width)) for lo in range(0, width, LINK_PART)] or [(0, 0)]
-    keep = KEEP if len(parts) > 1 else {}
-    for i, (lo, hi) in enumerate(parts):
-        w_ptr = Signal(range(n), name=f"w_ptr{i}", attrs=keep)
-        r_ptr = Signal(range(n), name=f"r_ptr{i}", attrs=keep)
-        mem = m.submodules[f"mem{i}" if i else "mem"] = Memory(shape=unsigned(hi - lo), depth=n, init=[])
-        wr, rd = mem.write_port(), mem.read_port(domain="comb")
-        m.d.comb += [wr.addr.eq(w_ptr), wr.data.eq(data_i[lo:hi]), wr.en.eq(1), rd.addr.eq(r_ptr),
-                     data_o[lo:hi].eq(rd.data)]
-        with m.If(take):
-            m.d.sync += w_ptr.eq(Mux(w_ptr == n - 1, 0, w_ptr + 1))
-        with m.If(back):
-            m.d.sync += r_ptr.eq(Mux(r_ptr == n - 1, 0, r_ptr + 1))
+class _Link(wiring.Component):
+    """What :class:`CreditLink` and :class:`SplitLink` share: the stream ports, ``depth``, the
+    optional ``ready_copy`` and the RAM (:meth:`_ram`)."""
+
+    def __init__(self, shape, depth: int, ready_copy: bool):
+        self.shape, self.depth = shape, depth
+        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
+        #: with ``ready_copy``: a register copy of ``i.ready`` (both KEEP) for the producer's own
+        #: state, so that its handshake there is a LUT of its own, placed by the producer (else
+        #: synthesis shares the link's LUT of the handshake, placed by the link's pointers)
+        self.ready_copy = Signal(name="ready_copy", init=1, attrs=KEEP) if ready_copy else None
+
+    def _ram(self, m):
+        """The RAM of ``depth + 1`` places: written every cycle at the write pointer, which moves on
+        with the input's handshake; read at the read pointer, which moves on with the output's. In
+        parts of :data:`LINK_PART` bits, each with its own copies of the pointers (KEEP), so that no
+        pointer register addresses a wide word's every RAM cell (a 256-bit link's read pointer, its
+        64 cells spread out, was a 3.8 ns route: the system top's critical path at 134.2 MHz).
+        Returns (places, the input's handshake, the output's)."""
+        n = self.depth + 1
+        take = self.i.valid & self.i.ready
+        back = self.o.valid & self.o.ready
+        data_i, data_o = Value.cast(self.i.payload), Value.cast(self.o.payload)
+        width = len(data_i)
+        parts = [(lo, min(lo + LINK_PART, width)) for lo in range(0, width, LINK_PART)] or [(0, 0)]
+        keep = KEEP if len(parts) > 1 else {}
+        for i, (lo, hi) in enumerate(parts):
+            w_ptr = Signal(range(n), name=f"w_ptr{i}", attrs=keep)
+            r_ptr = Signal(range(n), name=f"r_ptr{i}", attrs=keep)
+            mem = m.submodules[f"mem{i}" if i else "mem"] = Memory(shape=unsigned(hi - lo), depth=n, init=[])
+            wr, rd = mem.write_port(), mem.read_port(domain="comb")
+            m.d.comb += [wr.addr.eq(w_ptr), wr.data.eq(data_i[lo:hi]), wr.en.eq(1), rd.addr.eq(r_ptr),
+                         data_o[lo:hi].eq(rd.data)]
+            with m.If(take):
+                m.d.sync += w_ptr.eq(Mux(w_ptr == n - 1, 0, w_ptr + 1))
+            with m.If(back):
+                m.d.sync += r_ptr.eq(Mux(r_ptr == n - 1, 0, r_ptr + 1))
+        return n, take, back
 
 
-class CreditLink(wiring.Component):
+class CreditLink(_Link):
     """A stream of ``shape`` (bits, or a layout) through a small FIFO of distributed (LUT) RAM: full
     rate, :data:`fairyhw.hw.timing.LINK_LATENCY` (a cycle) of latency, like a register slice (a skid
     buffer), but with no wide enable anywhere.
@@ -434,22 +450,14 @@ class CreditLink(wiring.Component):
         with validating(self):
             if depth < 2:
                 raise ValueError(f"a credit link needs two places at least for full rate, not {depth}")
-        self.shape, self.depth = shape, depth
-        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
+        super().__init__(shape, depth, ready_copy)
         #: a register: two places free or more (a producer that offers a word a cycle after deciding
         #: to, from a register, decides while this holds)
         self.room2 = Signal(init=1)
-        #: with ``ready_copy``: a register copy of ``i.ready`` (both KEEP) for the producer's own
-        #: state, so that its handshake there is a LUT of its own, placed by the producer (else
-        #: synthesis shares the link's LUT of the handshake, placed by the link's pointers)
-        self.ready_copy = Signal(name="ready_copy", init=1, attrs=KEEP) if ready_copy else None
 
     def elaborate(self, platform):
         m = Module()
-        n = self.depth + 1
-        take = self.i.valid & self.i.ready
-        back = self.o.valid & self.o.ready
-        _link_ram(m, self.i.payload, self.o.payload, n, take, back)
+        n, take, back = self._ram(m)
         count = Signal(range(n))
         free, held = Signal(init=1), Signal()              # count < depth, count != 0
         if self.ready_copy is not None:
@@ -470,7 +478,7 @@ class CreditLink(wiring.Component):
         return m
 
 
-class SplitLink(wiring.Component):
+class SplitLink(_Link):
     """A stream of ``shape`` through a small FIFO of distributed RAM whose two sides share no logic,
     for a boundary between blocks that the placer may put far apart: full rate,
     :data:`fairyhw.hw.timing.SPLIT_LINK_LATENCY` cycles of latency.
@@ -481,12 +489,11 @@ class SplitLink(wiring.Component):
     (``put``: a word taken; ``ret``: a word given out), so a handshake on either side reaches only
     that side's registers, and a path between the sides is a register, a route and a LUT at most.
     (With one count for both sides, as in :class:`CreditLink`, the count sits between the two
-    handshakes: in the system top, the engine sequencer's `chunk_last` went through its weight
-    link's logic and back, 7.1-7.4 ns, in two of four placements.) A word is
-    offered two cycles after it is taken, and its place is known free to the writer two cycles
-    after it is given out: :data:`fairyhw.hw.timing.SPLIT_LINK_DEPTH` words keep full rate. The RAM
-    has ``depth + 1`` places and is written every cycle at the write pointer, as in
-    :class:`CreditLink`.
+    handshakes: in the system top, the engine sequencer's ``chunk_last`` went through its weight
+    link's logic and back, 7.1-7.4 ns, in two of four placements.) A word is offered two cycles
+    after it is taken, and its place is known free to the writer two cycles after it is given out:
+    :data:`fairyhw.hw.timing.SPLIT_LINK_DEPTH` words keep full rate. The RAM has ``depth + 1``
+    places and is written every cycle at the write pointer, as in :class:`CreditLink`.
     """
 
     def __init__(self, shape, depth: int = SPLIT_LINK_DEPTH, *, ready_copy: bool = False):
@@ -494,17 +501,11 @@ class SplitLink(wiring.Component):
             if depth < SPLIT_LINK_DEPTH:
                 raise ValueError(f"a split link needs {SPLIT_LINK_DEPTH} places at least for full rate, "
                                  f"not {depth}")
-        self.shape, self.depth = shape, depth
-        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
-        #: with ``ready_copy``: a register copy of ``i.ready`` (both KEEP), as in :class:`CreditLink`
-        self.ready_copy = Signal(name="ready_copy", init=1, attrs=KEEP) if ready_copy else None
+        super().__init__(shape, depth, ready_copy)
 
     def elaborate(self, platform):
         m = Module()
-        n = self.depth + 1
-        take = self.i.valid & self.i.ready
-        back = self.o.valid & self.o.ready
-        _link_ram(m, self.i.payload, self.o.payload, n, take, back)
+        n, take, back = self._ram(m)
         put, ret = Signal(), Signal()                      # a word taken / given out, a cycle before
         m.d.sync += [put.eq(take), ret.eq(back)]
         # the writer's side: places taken as it knows them (a place comes back with `ret`)

@@ -276,9 +276,8 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
     before has all its addresses out), each port's words from :class:`_ReadPort`. The array's
     schedule (:func:`array_cycles`) then holds with two more bounds: the activations' last beat
     (``A``) and each pass's last weight word (``W_i``, the cycle it is offered by the master's FIFO,
-    then the credit link before its unpacker and the split link after it, a cycle more through a wide slice's
-    unpacker) bound the last word of pass 0
-    and of pass ``i``::
+    then the credit link before its unpacker and the split link after it, a cycle more through a
+    wide slice's unpacker) bound the last word of pass 0 and of pass ``i``::
 
         L_0 = max(2n + 3, A + n + 2, W_0),
         L_i = max(L_{i-1} + max(n, 2), e_{i-2} + CREDIT_DELAY, W_i)
@@ -334,8 +333,8 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
                 h = max(h + PASS_SPACING, last_a + 1)
             last_a, t = wgt.command(h, pmw, offset)
             offset += pmw * wb
-            ready.append(t[-1] + BLOCK_FIFO_LATENCY - 1 + LINK_LATENCY + SPLIT_LINK_LATENCY + (1 if wide else 0)
-                         - run0)
+            ready.append(t[-1] + BLOCK_FIFO_LATENCY - 1 + LINK_LATENCY + SPLIT_LINK_LATENCY
+                         + (1 if wide else 0) - run0)
         # the write tail: the last pass's result beats leave the engine a cycle apart, but a beat of
         # `item` words takes `item` cycles through the packer (and a cycle more from its registers
         # into its output link: PACK_DELAY); then the final burst and its response

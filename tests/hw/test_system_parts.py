@@ -196,6 +196,26 @@ def _check_queue(make, latency, seed):
     assert seen == [(c + latency, c) for c in range(50)]
 
 
+def _taken_while_held(dut, cycles: int) -> list:
+    """The words (0, 1, ...) a queue takes in ``cycles`` cycles, offered one every cycle while its
+    output is held."""
+    taken = []
+
+    async def tb(ctx):
+        ctx.set(dut.o.ready, 0)
+        ctx.set(dut.i.valid, 1)
+        for c in range(cycles):
+            ctx.set(dut.i.payload, c)
+            if ctx.get(dut.i.ready):
+                taken.append(c)
+            await ctx.tick()
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    return taken
+
+
 @pytest.mark.parametrize("depth", [2, 3, 5])
 def test_credit_link_keeps_order_and_full_rate(depth):
     """The credit link: order under random stalls, full rate, LINK_LATENCY cycles a word (the constant
@@ -225,22 +245,7 @@ def test_split_link_holds_its_depth_and_refuses_fewer_places():
     needs are refused."""
     from fairyhw.hw.dma import SplitLink
     from fairyhw.hw.timing import SPLIT_LINK_DEPTH
-    dut = SplitLink(8, 6)
-    taken = []
-
-    async def tb(ctx):
-        ctx.set(dut.o.ready, 0)
-        ctx.set(dut.i.valid, 1)
-        for c in range(20):
-            ctx.set(dut.i.payload, c)
-            if ctx.get(dut.i.ready):
-                taken.append(c)
-            await ctx.tick()
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(tb)
-    sim.run()
-    assert taken == list(range(6))
+    assert _taken_while_held(SplitLink(8, 6), 20) == list(range(6))
     with pytest.raises(ValueError, match=f"{SPLIT_LINK_DEPTH} places"):
         SplitLink(8, SPLIT_LINK_DEPTH - 1)
 
@@ -257,23 +262,9 @@ def test_block_fifo_keeps_order_full_rate_and_latency(depth):
 def test_block_fifo_fills_to_depth():
     """With the output held, the block FIFO takes ``depth`` words (its block RAM) and its queue's, then none."""
     from fairyhw.hw.dma import BlockFIFO
-    dut = BlockFIFO(8, 6)
-    taken = []
-
-    async def tb(ctx):
-        ctx.set(dut.o.ready, 0)
-        ctx.set(dut.i.valid, 1)
-        for c in range(30):
-            ctx.set(dut.i.payload, c)
-            if ctx.get(dut.i.ready):
-                taken.append(c)
-            await ctx.tick()
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(tb)
-    sim.run()
+    taken = _taken_while_held(BlockFIFO(8, 6), 30)
     # the block RAM's 6 places, plus the queue's 4 once the words move on to it
-    assert len(taken) == 6 + BlockFIFO.QUEUE
+    assert taken == list(range(6 + BlockFIFO.QUEUE))
 
 
 @pytest.mark.parametrize("registered", [False, True])
