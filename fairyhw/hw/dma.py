@@ -27,7 +27,7 @@ from .config import HALF, validating
 from .timing import BLOCK_FIFO_LATENCY, BLOCK_FIFO_MIN_DEPTH, LINK_DEPTH, SPLIT_LINK_DEPTH
 
 __all__ = ["axi_read_signature", "axi_write_signature", "AxiReader", "AxiWriter", "CreditLink",
-           "SplitLink", "BlockFIFO", "INCR", "HALF", "add_in_halves"]
+           "SplitLink", "BlockFIFO", "INCR", "add_in_halves"]
 
 #: AXI burst type INCR.
 INCR = 1
@@ -54,8 +54,6 @@ def axi_write_signature(addr_width: int, data_width: int) -> wiring.Signature:
                                                      "last": 1}))),
         "b": In(stream.Signature(data.StructLayout({"resp": 2}))),
     })
-
-
 
 
 #: Bits of an address's high half selected by one copy of its carry (:func:`add_in_halves`).
@@ -430,6 +428,25 @@ class _Link(wiring.Component):
                 m.d.sync += r_ptr.eq(Mux(r_ptr == n - 1, 0, r_ptr + 1))
         return n, take, back
 
+    def _writer(self, m, count, free, take, back):
+        """``count`` (places taken) stepped by ``take`` and ``back``, and ``i.ready`` from ``free``, a
+        register (init 1) of ``count < depth`` (and ``ready_copy``), its two outcomes made beside the
+        count, so that either handshake reaches the flag through one LUT (with the handshake in front
+        of the count's adder and comparison, a consumer placed far away was the system top's critical
+        path at 101.3 MHz)."""
+        if self.ready_copy is not None:
+            free.attrs.update(KEEP)
+        free_next = back | Mux(take, count != self.depth - 1, count != self.depth)
+        m.d.sync += [count.eq(_step(count, take, back)), free.eq(free_next),
+                     *([self.ready_copy.eq(free_next)] if self.ready_copy is not None else [])]
+        m.d.comb += self.i.ready.eq(free)
+
+
+def _step(count, up, down):
+    """``count + up - down`` chosen from sums made beside it (two handshakes through two adders in
+    series were on the write master's and the packer's failing paths)."""
+    return Mux(up, Mux(down, count, count + 1), Mux(down, count - 1, count))
+
 
 class CreditLink(_Link):
     """A stream of ``shape`` (bits, or a layout) through a small FIFO of distributed (LUT) RAM: full
@@ -460,21 +477,12 @@ class CreditLink(_Link):
         n, take, back = self._ram(m)
         count = Signal(range(n))
         free, held = Signal(init=1), Signal()              # count < depth, count != 0
-        if self.ready_copy is not None:
-            free.attrs.update(KEEP)
-        # the consumer's handshake reaches the flags through one LUT: each flag's two outcomes come
-        # from registers (with the handshake in front of the count's adder and comparison, a consumer
-        # placed far away was the system top's critical path at 101.3 MHz)
-        # (and the count's next value is chosen from sums made beside it: the two handshakes through
-        # two adders in series were on the write master's and the packer's failing paths)
-        free_next = back | Mux(take, count != self.depth - 1, count != self.depth)
-        m.d.sync += [count.eq(Mux(take, Mux(back, count, count + 1), Mux(back, count - 1, count))),
-                     free.eq(free_next),
-                     *([self.ready_copy.eq(free_next)] if self.ready_copy is not None else []),
-                     self.room2.eq(Mux(take, Mux(back, count < self.depth - 1, count < self.depth - 2),
+        # (each flag's two outcomes from registers: the handshakes reach it through one LUT)
+        self._writer(m, count, free, take, back)
+        m.d.sync += [self.room2.eq(Mux(take, Mux(back, count < self.depth - 1, count < self.depth - 2),
                                        Mux(back, count < self.depth, count < self.depth - 1))),
                      held.eq(take | Mux(back, count > 1, count != 0))]
-        m.d.comb += [self.i.ready.eq(free), self.o.valid.eq(held)]
+        m.d.comb += self.o.valid.eq(held)
         return m
 
 
@@ -511,18 +519,12 @@ class SplitLink(_Link):
         # the writer's side: places taken as it knows them (a place comes back with `ret`)
         used = Signal(range(n))
         free = Signal(init=1)                              # used < depth
-        if self.ready_copy is not None:
-            free.attrs.update(KEEP)
-        free_next = ret | Mux(take, used != self.depth - 1, used != self.depth)
-        m.d.sync += [used.eq(Mux(take, Mux(ret, used, used + 1), Mux(ret, used - 1, used))),
-                     free.eq(free_next),
-                     *([self.ready_copy.eq(free_next)] if self.ready_copy is not None else [])]
+        self._writer(m, used, free, take, ret)
         # the reader's side: words held (a word arrives with `put`)
         held_n = Signal(range(n))
         held = Signal()                                    # held_n != 0
-        m.d.sync += [held_n.eq(Mux(put, Mux(back, held_n, held_n + 1), Mux(back, held_n - 1, held_n))),
-                     held.eq(put | Mux(back, held_n > 1, held_n != 0))]
-        m.d.comb += [self.i.ready.eq(free), self.o.valid.eq(held)]
+        m.d.sync += [held_n.eq(_step(held_n, put, back)), held.eq(put | Mux(back, held_n > 1, held_n != 0))]
+        m.d.comb += self.o.valid.eq(held)
         return m
 
 

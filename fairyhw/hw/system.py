@@ -33,8 +33,9 @@ from amaranth.lib.wiring import In, Out
 
 from .axi import RegisterFile, axil_signature
 from .buffer import KEEP
-from .config import DESCRIPTOR, DESCRIPTOR_BYTES, RESULT_SUM_BITS, SystemConfig, slot_bits, validating
-from .dma import (HALF, AxiReader, AxiWriter, BlockFIFO, CreditLink, SplitLink, add_in_halves,
+from .config import (DESCRIPTOR, DESCRIPTOR_BYTES, HALF, RESULT_SUM_BITS, SystemConfig, slot_bits,
+                     validating)
+from .dma import (AxiReader, AxiWriter, BlockFIFO, CreditLink, SplitLink, add_in_halves,
                   axi_read_signature, axi_write_signature)
 from .engine import Engine
 
