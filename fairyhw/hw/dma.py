@@ -105,9 +105,10 @@ def add_in_halves(m: Module, acc: Signal, addend, when, *, name: str, registered
 
 class _AxiMaster(wiring.Component):
     """What the read and write masters share: the parameters, the ``cmd``, ``busy`` and ``error``
-    ports, and the address channel (:meth:`_addresses`)."""
+    ports, the command as taken (:meth:`_command`) and the address channel (:meth:`_addresses`)."""
 
-    def __init__(self, members: dict, *, addr_width, data_width, max_burst, outstanding, beats_width):
+    def __init__(self, members: dict, *, addr_width, data_width, max_burst, outstanding, beats_width,
+                 staged=False):
         with validating(self):
             if data_width not in (32, 64, 128, 256, 512, 1024):
                 raise ValueError(f"data_width must be a power of two from 32 to 1024, not {data_width!r}")
@@ -117,7 +118,7 @@ class _AxiMaster(wiring.Component):
                 raise ValueError(f"outstanding must be from 1 to 64, not {outstanding!r}")
             if not isinstance(beats_width, int) or not 1 <= beats_width <= 32:
                 raise ValueError(f"beats_width must be from 1 to 32 bits, not {beats_width!r}")
-        self.beats_width = beats_width
+        self.beats_width, self.staged = beats_width, bool(staged)
         self.addr_width, self.data_width = addr_width, data_width
         self.max_burst, self.outstanding = max_burst, outstanding
         super().__init__({
@@ -128,6 +129,26 @@ class _AxiMaster(wiring.Component):
             "abort": In(1),
             "quiet": Out(1),
         })
+
+    def _command(self, m, ready):
+        """The command as the master takes it, ``(take, payload, held)``, the master ready for one
+        while ``ready``: ``cmd`` itself, or with ``staged`` a register of it (a cycle later,
+        :data:`~fairyhw.hw.timing.STAGED_COMMAND_DELAY`: ``cmd.ready`` then says only that the
+        register is empty, so the command's source reaches that register alone, not the ~250
+        flip-flops that a command loads; ``held``: a command waits there). ``take``: a command is
+        taken now. A staged command is dropped on ``abort``."""
+        if not self.staged:
+            m.d.comb += self.cmd.ready.eq(ready)
+            return self.cmd.valid & self.cmd.ready, self.cmd.payload, Const(0)
+        q_valid = Signal(name="cmd_held")
+        q = Signal.like(self.cmd.payload, name="cmd_q")
+        m.d.comb += self.cmd.ready.eq(~q_valid & ~self.abort)
+        with m.If(~q_valid):                              # (loaded while empty: no handshake in its enable)
+            m.d.sync += [q.eq(self.cmd.payload), q_valid.eq(self.cmd.valid & ~self.abort)]
+        take = q_valid & ready
+        with m.If(take | self.abort):
+            m.d.sync += q_valid.eq(0)
+        return take, q, q_valid
 
     def _addresses(self, m, chan, allow):
         """Drive address channel ``chan``: the command's bursts, each at most ``max_burst`` beats,
@@ -206,6 +227,7 @@ class _AxiMaster(wiring.Component):
         # `none_left` == (left == 0), a register (the comparison in front of ``cmd.ready`` was on the
         # system top's critical path)
         none_left = Signal(init=1)
+        take, cmd, held = self._command(m, none_left & ~self.abort)
         # the address moves on by a burst in two halves, the high one a cycle later, while `fresh`
         # is low (no address is offered in the cycle after a burst; a command's address overrides)
         add_in_halves(m, addr, n << shift, sent, name="addr")
@@ -215,15 +237,15 @@ class _AxiMaster(wiring.Component):
                          to_4k_m1.eq(Mux(to_4k == n, page - 1, to_4k_m1 - n)),
                          left.eq(left - n), none_left.eq(n_all), fresh.eq(0),
                          big.eq(left >= n_mb), over.eq(left > n_mb)]
-        with m.If(self.cmd.valid & self.cmd.ready):
-            beats = self.cmd.payload.beats
-            m.d.sync += [addr.eq(self.cmd.payload.addr), to_4k.eq((4096 - self.cmd.payload.addr[:12]) >> shift),
-                         to_4k_m1.eq((4096 - (1 << shift) - self.cmd.payload.addr[:12]) >> shift),
+        with m.If(take):
+            beats = cmd.beats
+            m.d.sync += [addr.eq(cmd.addr), to_4k.eq((4096 - cmd.addr[:12]) >> shift),
+                         to_4k_m1.eq((4096 - (1 << shift) - cmd.addr[:12]) >> shift),
                          left.eq(beats), none_left.eq(beats == 0),
                          fresh.eq(0), big.eq(beats >= mb), over.eq(beats > mb)]
         with m.If(self.abort & ~chan.valid):
             m.d.sync += [left.eq(0), none_left.eq(1), big.eq(0), over.eq(0)]
-        return none_left, n, n_m1, sent
+        return none_left, n, n_m1, sent, take, cmd, held
 
 
 class AxiReader(_AxiMaster):
@@ -237,7 +259,7 @@ class AxiReader(_AxiMaster):
     """
 
     def __init__(self, *, addr_width: int = 32, data_width: int = 64, max_burst: int = 16,
-                 outstanding: int = 4, fifo_depth: int = 64, beats_width: int = 32):
+                 outstanding: int = 4, fifo_depth: int = 64, beats_width: int = 32, staged: bool = False):
         with validating(self):
             if fifo_depth < max_burst:
                 raise ValueError(f"fifo_depth ({fifo_depth}) must hold a burst ({max_burst} beats)")
@@ -245,7 +267,7 @@ class AxiReader(_AxiMaster):
         super().__init__({"data": Out(stream.Signature(data_width)),
                           "axi": Out(axi_read_signature(addr_width, data_width))},
                          addr_width=addr_width, data_width=data_width, max_burst=max_burst,
-                         outstanding=outstanding, beats_width=beats_width)
+                         outstanding=outstanding, beats_width=beats_width, staged=staged)
 
     def elaborate(self, platform):
         m = Module()
@@ -264,7 +286,7 @@ class AxiReader(_AxiMaster):
         # reaches only its pointers, not the burst state's ~100 flip-flops
         ar_link = m.submodules.ar_link = CreditLink(self.axi.ar.signature.members["payload"].shape)
         wiring.connect(m, ar_link.o, wiring.flipped(self.axi.ar))
-        none_left, n, n_m1, issued = self._addresses(m, ar_link.i,
+        none_left, n, n_m1, issued, take, cmd, held = self._addresses(m, ar_link.i,
                                                (space >= self.max_burst) & (inflight < self.outstanding))
         r = self.axi.r
         # the FIFO always has room: the reads ask for no more than it holds
@@ -291,10 +313,9 @@ class AxiReader(_AxiMaster):
         with m.If(r.valid & (r.payload.resp != 0)):
             m.d.sync += self.error.eq(1)
 
-        m.d.comb += [self.cmd.ready.eq(none_left & ~self.abort), self.busy.eq(owed != 0),
-                     self.quiet.eq((asked == came) & none_left)]
-        m.d.sync += owed.eq(owed + Mux(self.cmd.valid & self.cmd.ready, self.cmd.payload.beats, 0)
-                            - delivered)
+        m.d.comb += [self.busy.eq((owed != 0) | held),
+                     self.quiet.eq((asked == came) & none_left & ~held)]
+        m.d.sync += owed.eq(owed + Mux(take, cmd.beats, 0) - delivered)
         return m
 
 
@@ -311,11 +332,11 @@ class AxiWriter(_AxiMaster):
     """
 
     def __init__(self, *, addr_width: int = 32, data_width: int = 64, max_burst: int = 16,
-                 outstanding: int = 4, beats_width: int = 32):
+                 outstanding: int = 4, beats_width: int = 32, staged: bool = False):
         super().__init__({"data": In(stream.Signature(data_width)),
                           "axi": Out(axi_write_signature(addr_width, data_width))},
                          addr_width=addr_width, data_width=data_width, max_burst=max_burst,
-                         outstanding=outstanding, beats_width=beats_width)
+                         outstanding=outstanding, beats_width=beats_width, staged=staged)
 
     def elaborate(self, platform):
         m = Module()
@@ -334,7 +355,8 @@ class AxiWriter(_AxiMaster):
         m.d.comb += [self.axi.w.valid.eq(w_link.o.valid), w_link.o.ready.eq(self.axi.w.ready),
                      self.axi.w.payload.data.eq(w_link.o.payload.data),
                      self.axi.w.payload.last.eq(w_link.o.payload.last), self.axi.w.payload.strb.eq(-1)]
-        none_left, n, _, sent = self._addresses(m, aw_link.i, (pending < self.outstanding) & lens.i.ready)
+        none_left, n, _, sent, _, _, held = self._addresses(m, aw_link.i,
+                                                            (pending < self.outstanding) & lens.i.ready)
         w, b = w_link.i, self.axi.b
 
         # the burst whose data go out now (the head), from registers: whether there is one, the beats
@@ -383,9 +405,8 @@ class AxiWriter(_AxiMaster):
         m.d.sync += pending.eq(pending + sent - got)
         with m.If(got & (b.payload.resp != 0)):
             m.d.sync += self.error.eq(1)
-        m.d.comb += [self.busy.eq(~none_left | (pending != 0)),
-                     self.cmd.ready.eq(none_left & ~self.abort),
-                     self.quiet.eq(none_left & (pending == 0) & ~queued & ~head)]
+        m.d.comb += [self.busy.eq(~none_left | (pending != 0) | held),
+                     self.quiet.eq(none_left & (pending == 0) & ~queued & ~head & ~held)]
         return m
 
 

@@ -328,7 +328,12 @@ class SystemTop(wiring.Component):
         # each command's length as wide as the longest (the read masters' counts and comparisons
         # of 32 bits were their critical paths alone); a result burst's at most `max_burst`
         beats = cfg.command_beats_bits
-        ctrl = AxiReader(**burst, fifo_depth=cfg.fifo_depth, beats_width=beats)
+        # the control reader's command through a register of its own (STAGED_COMMAND_DELAY): `c_pend`,
+        # set by the state machine's transitions from a dozen conditions, then reaches that register
+        # alone (as the enable of the reader's ~250 command flip-flops it was placed by them, and its
+        # logic from the state machine paid two routes across: the system top's critical path at
+        # 156.4 MHz)
+        ctrl = AxiReader(**burst, fifo_depth=cfg.fifo_depth, beats_width=beats, staged=True)
         wgts = [AxiReader(**burst, fifo_depth=cfg.fifo_depth, beats_width=beats) for _ in range(P)]
         res_w = AxiWriter(**burst, beats_width=cfg.max_burst.bit_length())
         m.submodules.rd_ctrl = ResetInserter(rst_copy("m_rst", "rd_ctrl"))(ctrl)

@@ -254,6 +254,9 @@ PACK_DELAY = 1
 #: The fewest cycles from a weight pass's command to the next pass's (a port's end and last-byte
 #: addresses move on in the two cycles after its command, and the next pass waits for them).
 PASS_SPACING = 4
+#: Cycles by which a staged command (the system top's control reader: :class:`fairyhw.hw.dma.AxiReader`
+#: with ``staged``) reaches its master later than it was handed over: it waits a cycle in a register.
+STAGED_COMMAND_DELAY = 1
 #: Cycles of a run before its first descriptor fetch: the START state, which sets the run up from
 #: registers the cycle after the ``start`` pulse.
 RUN_START = 1
@@ -267,7 +270,7 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
 
     Every word a read master delivers is offered :data:`BLOCK_FIFO_LATENCY` cycles after it arrives.
     A cycle to start the run (the state after ``start``), then per layer: the descriptor's fetch
-    (its last word, its credit link, then the descriptor unpacked and taken: a cycle more,
+    (its command through the control reader's register, :data:`STAGED_COMMAND_DELAY`; its last word, its credit link, then the descriptor unpacked and taken: a cycle more,
     :data:`UNPACK_DELAY`, where it is several words), a cycle to check it, the divider
     (``bits(max_in) + 1`` cycles), a cycle to size the transfers and two per weight port (its
     addresses' low halves, then their high halves); then the run: the engine's command, the
@@ -304,14 +307,14 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
     t0 = 0                                   # the layer's first cycle (FETCH)
     total += RUN_START
     for k, rows in layers:
-        _, t = ctrl.command(t0, desc_words)
+        _, t = ctrl.command(t0 + STAGED_COMMAND_DELAY, desc_words)
         run0 = (t[-1] + BLOCK_FIFO_LATENCY + LINK_LATENCY + (1 + UNPACK_DELAY if desc_wide else 0) + 1
                 + e.max_in.bit_length()
                 + 1 + 1 + 2 * cfg.weight_ports)
         # activations: beat j once its last word is through the FIFO and the credit link (and, if
         # a beat is several words, written into the unpacker's item: UNPACK_DELAY)
         n_act = cfg.act_items(k)
-        _, t = ctrl.command(run0, cfg.act_memory_words(k))
+        _, t = ctrl.command(run0 + STAGED_COMMAND_DELAY, cfg.act_memory_words(k))
         slot = slot_bits(cfg.act_bits, D)
         if slot > D:
             kw = slot // D
