@@ -206,8 +206,8 @@ def test_stream_kernel_exact(b1, n, m, warps, depth):
 def test_persistent_kernel_exact():
     """The persistent kernel (every layer of a step in one launch) equals the golden path on each layer
     of a step of mixed shapes (rows of 1 to 22 chunks, several tiles a stage and one), run twice (the
-    layer counters start again); its breakdown variants run; bad plans are refused."""
-    from fairyhw.kernels.gpu.kernel import PersistPlan, activation_bits, pack_codes_b1
+    layer counters start again); every breakdown variant runs (and ends); bad plans are refused."""
+    from fairyhw.kernels.gpu.kernel import PERSIST_MODES, PersistPlan, activation_bits, pack_codes_b1
     cases = [_random_case(n, m, 1, 7 * n + m) for n, m in ((1, 1), (300, 200), (600, 5504), (7, 48),
                                                            (1000, 2048), (2100, 700))]
     layers = []
@@ -223,7 +223,7 @@ def test_persistent_kernel_exact():
         plan.run()
         for (_, _, _, ref), layer in zip(cases, layers):
             assert torch.equal(layer[3].cpu().long(), ref)
-    for mode in ("read", "compute", "no_chain", "chain", "mma_only"):
+    for mode in PERSIST_MODES:
         plan.run(mode)
     torch.cuda.synchronize()
     with pytest.raises(ValueError, match="mode must be"):
@@ -232,6 +232,24 @@ def test_persistent_kernel_exact():
         PersistPlan([])
     with pytest.raises(ValueError, match="out must be"):
         PersistPlan([layers[0][:3] + (layers[0][3][..., :2],)])
+
+
+@needs_stream
+def test_persistent_kernel_many_layers():
+    """A step of 70 small layers (each of the block's four slots of per-layer counts used again and
+    again) equals the golden path on every layer."""
+    from fairyhw.kernels.gpu.kernel import PersistPlan, activation_bits, pack_codes_b1
+    cases = [_random_case(n, m, 1, 1000 + i) for i, (n, m) in enumerate([(40, 96), (300, 256), (9, 520)] * 23
+                                                                        + [(64, 64)])]
+    layers = []
+    for codes, p, q, _ in cases:
+        ci = pack_codes_i32(codes).cuda()
+        cs = pack_codes_b1(ci)
+        layers.append((cs, *activation_bits(p.cuda(), q.cuda(), ci.shape[-1]),
+                       torch.full((1, *cs.shape[:2], 4), -1, dtype=torch.int32, device="cuda")))
+    PersistPlan(layers).run()
+    for (_, _, _, ref), layer in zip(cases, layers):
+        assert torch.equal(layer[3].cpu().long(), ref)
 
 
 @needs_stream
