@@ -27,12 +27,16 @@ endmodule
 """
 
 
-@pytest.mark.parametrize("data_width, max_burst, outstanding, fifo, pause", [
-    (64, 16, 4, 64, 0.3), (128, 256, 2, 256, 0.0), (32, 4, 1, 8, 0.5)])
-def test_reader_against_axi_ram(data_width, max_burst, outstanding, fifo, pause):
+@pytest.mark.parametrize("data_width, max_burst, outstanding, fifo, pause, staged", [
+    (64, 16, 4, 64, 0.3, False), (128, 256, 2, 256, 0.0, False), (32, 4, 1, 8, 0.5, False),
+    (64, 16, 4, 64, 0.3, True)])
+def test_reader_against_axi_ram(data_width, max_burst, outstanding, fifo, pause, staged):
+    """Commands of one word to several bursts across 4 KB boundaries read back in order, the memory
+    pausing at random; ``staged``: each command through the master's register of its own."""
     nbytes = data_width // 8
-    rd = AxiReader(data_width=data_width, max_burst=max_burst, outstanding=outstanding, fifo_depth=fifo)
-    runner, bdir = build_component(f"dma_{data_width}_{max_burst}_{outstanding}_{fifo}", rd,
+    rd = AxiReader(data_width=data_width, max_burst=max_burst, outstanding=outstanding, fifo_depth=fifo,
+                   staged=staged)
+    runner, bdir = build_component(f"dma_{data_width}_{max_burst}_{outstanding}_{fifo}{'_s' if staged else ''}", rd,
                                    WRAPPER.format(dw1=data_width - 1))
     # lengths from one beat to several bursts, addresses across 4 KB boundaries
     commands = [(0, 1), (4096 - 3 * nbytes, 7), (8 * nbytes, 300), (12288 - nbytes, 2), (40960, 1000 // (nbytes // 4))]
@@ -61,12 +65,14 @@ endmodule
 """
 
 
-@pytest.mark.parametrize("data_width, max_burst, outstanding, pause", [
-    (64, 16, 4, 0.3), (128, 256, 2, 0.0), (32, 4, 1, 0.5)])
-def test_writer_against_axi_ram(data_width, max_burst, outstanding, pause):
+@pytest.mark.parametrize("data_width, max_burst, outstanding, pause, staged", [
+    (64, 16, 4, 0.3, False), (128, 256, 2, 0.0, False), (32, 4, 1, 0.5, False), (64, 16, 4, 0.3, True)])
+def test_writer_against_axi_ram(data_width, max_burst, outstanding, pause, staged):
+    """Commands of one word to several bursts across 4 KB boundaries land in memory, the memory
+    pausing at random; ``staged``: each command through the master's register of its own."""
     nbytes = data_width // 8
-    wr = AxiWriter(data_width=data_width, max_burst=max_burst, outstanding=outstanding)
-    runner, bdir = build_component(f"dmaw_{data_width}_{max_burst}_{outstanding}", wr,
+    wr = AxiWriter(data_width=data_width, max_burst=max_burst, outstanding=outstanding, staged=staged)
+    runner, bdir = build_component(f"dmaw_{data_width}_{max_burst}_{outstanding}{'_s' if staged else ''}", wr,
                                    WRITE_WRAPPER.format(dw1=data_width - 1, sw1=nbytes - 1))
     commands = [(0, 1), (4096 - 3 * nbytes, 7), (8 * nbytes, 300), (12288 - nbytes, 2)]
     cfg = {"data_width": data_width, "max_burst": max_burst, "outstanding": outstanding, "pause": pause,

@@ -9,7 +9,9 @@ requests, not the bus. Size the FIFO for the memory's latency: at ``L`` cycles o
 of about ``L`` beats keeps one beat a cycle flowing.
 
 A master takes its next command as soon as the last burst address of the one before has gone out, so
-commands follow one another with no gap on the bus (their data stay in order). ``error`` is sticky
+commands follow one another with no gap on the bus (their data stay in order). With ``staged`` a
+command first waits a cycle in a register of the master's own, and ``cmd.ready`` says only that this
+register is empty (:data:`~fairyhw.hw.timing.STAGED_COMMAND_DELAY`). ``error`` is sticky
 until reset. ``abort`` stops issuing bursts (the read master also drops its data); a burst address
 already offered stays offered until the memory takes it, as AXI asks; ``quiet`` says that no burst is
 in flight, so that the master can then be reset without breaking the AXI protocol.
@@ -118,7 +120,9 @@ class _AxiMaster(wiring.Component):
                 raise ValueError(f"outstanding must be from 1 to 64, not {outstanding!r}")
             if not isinstance(beats_width, int) or not 1 <= beats_width <= 32:
                 raise ValueError(f"beats_width must be from 1 to 32 bits, not {beats_width!r}")
-        self.beats_width, self.staged = beats_width, bool(staged)
+            if not isinstance(staged, bool):
+                raise ValueError(f"staged must be True or False, not {staged!r}")
+        self.beats_width, self.staged = beats_width, staged
         self.addr_width, self.data_width = addr_width, data_width
         self.max_burst, self.outstanding = max_burst, outstanding
         super().__init__({

@@ -306,3 +306,17 @@ def test_add_in_halves_matches_the_sum(registered):
     sim.add_clock(1e-6)
     sim.add_testbench(tb)
     sim.run()
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"data_width": 48}, "data_width must be"), ({"max_burst": 0}, "max_burst must be"),
+    ({"outstanding": 65}, "outstanding must be"), ({"beats_width": 33}, "beats_width must be"),
+    ({"staged": 1}, "staged must be"), ({"fifo_depth": 8, "max_burst": 16}, "must hold a burst")])
+def test_axi_masters_refuse_bad_parameters(kwargs, match):
+    """The AXI masters check their parameters once, at construction, with one clear error each."""
+    from fairyhw.hw.dma import AxiReader, AxiWriter
+    with pytest.raises(ValueError, match=match):
+        AxiReader(**kwargs)
+    if "fifo_depth" not in kwargs:
+        with pytest.raises(ValueError, match=match):
+            AxiWriter(**kwargs)
