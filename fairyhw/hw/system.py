@@ -38,6 +38,7 @@ from .config import (DESCRIPTOR, DESCRIPTOR_BYTES, HALF, RESULT_SUM_BITS, System
 from .dma import (AxiReader, AxiWriter, BlockFIFO, CreditLink, SplitLink, add_in_halves,
                   axi_read_signature, axi_write_signature)
 from .engine import Engine
+from .timing import CONTROL_READER_STAGED
 
 __all__ = ["Unpacker", "Packer", "SystemTop", "REG_ADDR_WIDTH", "ERROR_CODES", "wrapper_ports",
            "wrapper_verilog"]
@@ -328,12 +329,13 @@ class SystemTop(wiring.Component):
         # each command's length as wide as the longest (the read masters' counts and comparisons
         # of 32 bits were their critical paths alone); a result burst's at most `max_burst`
         beats = cfg.command_beats_bits
-        # the control reader's command through a register of its own (STAGED_COMMAND_DELAY): `c_pend`,
-        # set by the state machine's transitions from a dozen conditions, then reaches that register
-        # alone (as the enable of the reader's ~250 command flip-flops it was placed by them, and its
-        # logic from the state machine paid two routes across: the system top's critical path at
-        # 156.4 MHz)
-        ctrl = AxiReader(**burst, fifo_depth=cfg.fifo_depth, beats_width=beats, staged=True)
+        # the control reader's command through a register of its own (timing.CONTROL_READER_STAGED,
+        # which the cycle model reads too): `c_pend`, set by the state machine's transitions from a
+        # dozen conditions, then reaches that register alone (as the enable of the reader's ~250
+        # command flip-flops it was placed by them, and its logic from the state machine paid two
+        # routes across: the system top's critical path at 156.4 MHz)
+        ctrl = AxiReader(**burst, fifo_depth=cfg.fifo_depth, beats_width=beats,
+                         staged=CONTROL_READER_STAGED)
         wgts = [AxiReader(**burst, fifo_depth=cfg.fifo_depth, beats_width=beats) for _ in range(P)]
         res_w = AxiWriter(**burst, beats_width=cfg.max_burst.bit_length())
         m.submodules.rd_ctrl = ResetInserter(rst_copy("m_rst", "rd_ctrl"))(ctrl)

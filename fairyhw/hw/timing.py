@@ -153,6 +153,12 @@ def result_beats(cfg, rows: int) -> int:
 #: registered flag (:class:`fairyhw.hw.dma.AxiReader`). The memory's limit frees its slot a cycle
 #: after the last word (``sim/axi_memory.py``).
 READ_SLOT_DELAY = 2
+#: Cycles by which a staged command (:class:`fairyhw.hw.dma.AxiReader` with ``staged``) reaches its
+#: master later than it was handed over: it waits a cycle in a register.
+STAGED_COMMAND_DELAY = 1
+#: Whether the system top's control reader (descriptors, activations) takes its commands staged; the
+#: system top builds it so, and :func:`system_cycles` models it so.
+CONTROL_READER_STAGED = True
 
 
 class _ReadPort:
@@ -165,10 +171,13 @@ class _ReadPort:
     the bus; words leave in order, at most one a cycle, each spending ``width`` bytes of a budget
     that grows by ``bytes_per_cycle`` a cycle up to two words' worth (the co-simulation's memory
     model, ``sim/axi_memory.py``). The FIFO's credits are left out: they hold the reads back only
-    while the consumer is slower than the memory."""
+    while the consumer is slower than the memory. ``staged``: each command reaches the master
+    :data:`STAGED_COMMAND_DELAY` cycles after it is handed over."""
 
-    def __init__(self, *, width, bytes_per_cycle, latency, outstanding, master_outstanding, max_burst):
+    def __init__(self, *, width, bytes_per_cycle, latency, outstanding, master_outstanding, max_burst,
+                 staged=False):
         self.w, self.rate, self.latency = width, float(bytes_per_cycle), latency
+        self.delay = STAGED_COMMAND_DELAY if staged else 0
         self.out, self.mem_out, self.max_burst = master_outstanding, outstanding, max_burst
         self.kb, self.b = -(10 ** 9), 2.0 * width      # the budget after edge kb (idle: full)
         self.last = -(10 ** 9)                          # the last word's cycle
@@ -207,9 +216,9 @@ class _ReadPort:
     def command(self, h, words, offset=0):
         """A command of ``words`` words from byte ``offset`` of a 4 KB aligned region, taken at cycle
         ``h``: (the cycle its last address goes out, each word's cycle). A burst's address goes out
-        two cycles after the command or the burst before at the earliest (the master sizes it in
-        between)."""
-        a, times = h, []
+        two cycles after the command reaches the master or after the burst before at the earliest
+        (the master sizes it in between)."""
+        a, times = h + self.delay, []
         left, addr = words, offset
         while left:
             n = min(left, self.max_burst, (4096 - addr % 4096) // self.w)
@@ -254,9 +263,6 @@ PACK_DELAY = 1
 #: The fewest cycles from a weight pass's command to the next pass's (a port's end and last-byte
 #: addresses move on in the two cycles after its command, and the next pass waits for them).
 PASS_SPACING = 4
-#: Cycles by which a staged command (the system top's control reader: :class:`fairyhw.hw.dma.AxiReader`
-#: with ``staged``) reaches its master later than it was handed over: it waits a cycle in a register.
-STAGED_COMMAND_DELAY = 1
 #: Cycles of a run before its first descriptor fetch: the START state, which sets the run up from
 #: registers the cycle after the ``start`` pulse.
 RUN_START = 1
@@ -302,19 +308,19 @@ def system_cycles(cfg, layers, *, bytes_per_cycle: float, latency: int, outstand
     desc_words = max(1, 64 // wb)
     desc_wide = 512 > D
     total, per = 0, []
-    ctrl = _ReadPort(bytes_per_cycle=bytes_per_cycle, **knobs)
+    ctrl = _ReadPort(bytes_per_cycle=bytes_per_cycle, staged=CONTROL_READER_STAGED, **knobs)
     wgt = _ReadPort(bytes_per_cycle=bytes_per_cycle, **knobs)
     t0 = 0                                   # the layer's first cycle (FETCH)
     total += RUN_START
     for k, rows in layers:
-        _, t = ctrl.command(t0 + STAGED_COMMAND_DELAY, desc_words)
+        _, t = ctrl.command(t0, desc_words)
         run0 = (t[-1] + BLOCK_FIFO_LATENCY + LINK_LATENCY + (1 + UNPACK_DELAY if desc_wide else 0) + 1
                 + e.max_in.bit_length()
                 + 1 + 1 + 2 * cfg.weight_ports)
         # activations: beat j once its last word is through the FIFO and the credit link (and, if
         # a beat is several words, written into the unpacker's item: UNPACK_DELAY)
         n_act = cfg.act_items(k)
-        _, t = ctrl.command(run0 + STAGED_COMMAND_DELAY, cfg.act_memory_words(k))
+        _, t = ctrl.command(run0, cfg.act_memory_words(k))
         slot = slot_bits(cfg.act_bits, D)
         if slot > D:
             kw = slot // D
