@@ -66,12 +66,16 @@ def sim_env(env=None):
             "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")])}
 
 
-def run_testcase(runner, bdir, testcase, *, test_module, env=None):
+def run_testcase(runner, bdir, testcase, *, test_module, env=None, tag=None):
     """Run cocotb ``testcase`` of ``test_module`` on a build of :func:`build_component`; fail unless
-    it passed."""
-    xml = bdir / f"{testcase}.results.xml"
+    it passed. ``tag``: the run works in a folder of its own, ``<build>/<tag>/`` (its results file
+    there), so that runs of one build on parallel workers (pytest -n) do not read each other's
+    results."""
+    tdir = bdir / tag if tag else bdir
+    tdir.mkdir(parents=True, exist_ok=True)
+    xml = tdir / f"{testcase}.results.xml"
     runner.test(test_module=test_module, hdl_toplevel="top", testcase=testcase, build_dir=bdir,
-                test_dir=bdir, results_xml=str(xml), extra_env=sim_env(env))
+                test_dir=tdir, results_xml=str(xml), extra_env=sim_env(env))
     text = xml.read_text()
     assert "<failure" not in text and "<error" not in text and testcase in text, f"see {xml}"
 

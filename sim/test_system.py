@@ -35,7 +35,7 @@ def run_system(design, runs, *, memory=None, mem_size=1 << 24, limit=2_000_000, 
     job.write_bytes(pickle.dumps(runs))
     env = {"memory": memory or {"kind": "ram", "pause": 0.0}, "mem_size": mem_size,
            "weight_ports": cfg.weight_ports, "runs": str(job), "limit": limit, "trace": trace}
-    run_testcase(runner, bdir, "runs", test_module="system_tb",
+    run_testcase(runner, bdir, "runs", test_module="system_tb", tag=tag,
                  env={"FAIRYHW_SYSTEM": json.dumps(env), "FAIRYHW_OUT": str(out)})
     *recs, checks = pickle.loads(out.read_bytes())
     return (recs, checks["held"]) if held else recs
