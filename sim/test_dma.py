@@ -14,11 +14,11 @@ WRAPPER = """module top(input clk, input rst,
   output [0:0] m_axi_arid, output [31:0] m_axi_araddr, output [7:0] m_axi_arlen, output [2:0] m_axi_arsize,
   output [1:0] m_axi_arburst, output m_axi_arvalid, input m_axi_arready,
   input [0:0] m_axi_rid, input [{dw1}:0] m_axi_rdata, input [1:0] m_axi_rresp, input m_axi_rlast,
-  input m_axi_rvalid, output m_axi_rready);
+  input m_axi_rvalid, output m_axi_rready, input abort, output quiet);
   assign m_axi_arid = 1'b0;
   inner u(.clk(clk), .rst(rst), .cmd__payload({{cmd_beats, cmd_addr}}), .cmd__valid(cmd_valid),
     .cmd__ready(cmd_ready), .data__payload(data_data), .data__valid(data_valid), .data__ready(data_ready),
-    .busy(busy), .error(error), .abort(1'b0),
+    .busy(busy), .error(error), .abort(abort), .quiet(quiet),
     .axi__ar__payload({{m_axi_arburst, m_axi_arsize, m_axi_arlen, m_axi_araddr}}),
     .axi__ar__valid(m_axi_arvalid), .axi__ar__ready(m_axi_arready),
     .axi__r__payload({{m_axi_rlast, m_axi_rresp, m_axi_rdata}}), .axi__r__valid(m_axi_rvalid),
@@ -43,6 +43,19 @@ def test_reader_against_axi_ram(data_width, max_burst, outstanding, fifo, pause,
     cfg = {"data_width": data_width, "max_burst": max_burst, "outstanding": outstanding, "pause": pause,
            "commands": commands}
     run_testcase(runner, bdir, "reads_in_order", test_module="dma_tb", env={"FAIRYHW_DMA": json.dumps(cfg)})
+
+
+@pytest.mark.parametrize("pause, staged", [(0.0, False), (0.5, False), (0.5, True)])
+def test_reader_abort(pause, staged):
+    """``abort`` at points of a long command: the reader stops issuing bursts (an address already
+    offered stays offered until taken), drops its data and goes quiet once its bursts in flight have
+    ended; reset then, it reads the next command exactly (what the system top does on a soft reset)."""
+    rd = AxiReader(data_width=64, max_burst=16, outstanding=4, fifo_depth=64, staged=staged)
+    runner, bdir = build_component(f"dma_64_16_4_64{'_s' if staged else ''}", rd, WRAPPER.format(dw1=63))
+    cfg = {"data_width": 64, "max_burst": 16, "outstanding": 4, "pause": pause,
+           "afters": [*range(30), 40, 60, 90]}
+    run_testcase(runner, bdir, "reads_abort", test_module="dma_tb", tag=f"abort_{pause}",
+                 env={"FAIRYHW_DMA": json.dumps(cfg)})
 
 
 WRITE_WRAPPER = """module top(input clk, input rst,
