@@ -19,6 +19,8 @@ in flight, so that the master can then be reset without breaking the AXI protoco
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
@@ -105,6 +107,17 @@ def add_in_halves(m: Module, acc: Signal, addend, when, *, name: str, registered
     return due
 
 
+class _Bursts(NamedTuple):
+    """What :meth:`_AxiMaster._addresses` gives its master."""
+    none_left: Value    # every burst address of the command is out (a register)
+    n: Value            # the beats of the burst offered (a register)
+    n_m1: Value         # n - 1 (a register)
+    sent: Value         # a burst address is taken now
+    take: Value         # a command is taken now
+    cmd: Value          # the command as taken (see _command)
+    held: Value         # a staged command waits in the master's register
+
+
 class _AxiMaster(wiring.Component):
     """What the read and write masters share: the parameters, the ``cmd``, ``busy`` and ``error``
     ports, the command as taken (:meth:`_command`) and the address channel (:meth:`_addresses`)."""
@@ -157,7 +170,7 @@ class _AxiMaster(wiring.Component):
     def _addresses(self, m, chan, allow):
         """Drive address channel ``chan``: the command's bursts, each at most ``max_burst`` beats,
         what is left, and the beats to the 4 KB boundary, offered while ``allow`` held in the cycle
-        before. Returns (``none_left``, ``n``, ``n - 1``, the handshake).
+        before. Returns :class:`_Bursts`.
 
         ``allow`` says that a whole burst of ``max_burst`` beats fits the resources it counts (FIFO
         room, burst slots); it is taken into a register. Those resources only grow until a burst goes
@@ -255,7 +268,7 @@ class _AxiMaster(wiring.Component):
                          fresh.eq(0), big.eq(beats >= mb), over.eq(beats > mb)]
         with m.If(self.abort & ~chan.valid):
             m.d.sync += [left.eq(0), none_left.eq(1), big.eq(0), over.eq(0)]
-        return none_left, n, n_m1, sent, take, cmd, held
+        return _Bursts(none_left, n, n_m1, sent, take, cmd, held)
 
 
 class AxiReader(_AxiMaster):
@@ -365,8 +378,8 @@ class AxiWriter(_AxiMaster):
         m.d.comb += [self.axi.w.valid.eq(w_link.o.valid), w_link.o.ready.eq(self.axi.w.ready),
                      self.axi.w.payload.data.eq(w_link.o.payload.data),
                      self.axi.w.payload.last.eq(w_link.o.payload.last), self.axi.w.payload.strb.eq(-1)]
-        none_left, n, _, sent, _, _, held = self._addresses(m, aw_link.i,
-                                                            (pending < self.outstanding) & lens.i.ready)
+        bursts = self._addresses(m, aw_link.i, (pending < self.outstanding) & lens.i.ready)
+        none_left, n, sent, held = bursts.none_left, bursts.n, bursts.sent, bursts.held
         w, b = w_link.i, self.axi.b
 
         # the burst whose data go out now (the head), from registers: whether there is one, the beats
