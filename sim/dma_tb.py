@@ -45,6 +45,25 @@ async def command(dut, addr, beats):
     dut.cmd_valid.value = 0
 
 
+async def start_reads(dut):
+    """cocotbext-axi's AXI RAM of 64 KiB on the read master's bus, filled with random bytes (returned),
+    its channels pausing at random (``pause``); then :func:`start`."""
+    ram = AxiRamRead(AxiReadBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst, size=1 << 16)
+    ram.ar_channel.set_pause_generator(pauses(1, CFG["pause"]))
+    ram.r_channel.set_pause_generator(pauses(2, CFG["pause"]))
+    rng = random.Random(3)
+    image = bytes(rng.randrange(256) for _ in range(1 << 16))
+    ram.write(0, image)
+    await start(dut, data_ready=0)
+    return image
+
+
+def words_at(image, addr, beats):
+    """The ``beats`` words of the memory image from byte ``addr``."""
+    nbytes = CFG["data_width"] // 8
+    return [int.from_bytes(image[addr + i * nbytes:addr + (i + 1) * nbytes], "little") for i in range(beats)]
+
+
 def check_bursts(bursts, nbytes):
     """Every burst within the limit and within its 4 KB page."""
     for a, n in bursts:
@@ -54,13 +73,7 @@ def check_bursts(bursts, nbytes):
 @cocotb.test()
 async def reads_in_order(dut):
     nbytes = CFG["data_width"] // 8
-    ram = AxiRamRead(AxiReadBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst, size=1 << 16)
-    ram.ar_channel.set_pause_generator(pauses(1, CFG["pause"]))
-    ram.r_channel.set_pause_generator(pauses(2, CFG["pause"]))
-    rng = random.Random(3)
-    image = bytes(rng.randrange(256) for _ in range(1 << 16))
-    ram.write(0, image)
-    await start(dut, data_ready=0)
+    image = await start_reads(dut)
     bursts, state = [], {"inflight": 0, "max_inflight": 0}
 
     async def monitor():
@@ -85,8 +98,7 @@ async def reads_in_order(dut):
             if dut.data_valid.value and dut.data_ready.value:
                 got.append(int(dut.data_data.value))
         dut.data_ready.value = 0
-        want = [int.from_bytes(image[addr + i * nbytes:addr + (i + 1) * nbytes], "little") for i in range(beats)]
-        assert got == want, (addr, beats)
+        assert got == words_at(image, addr, beats), (addr, beats)
         assert not dut.error.value
     check_bursts(bursts, nbytes)
     assert state["max_inflight"] <= CFG["outstanding"]
@@ -104,13 +116,7 @@ async def reads_abort(dut):
     from fairyhw.hw.timing import LINK_DEPTH
     from axi_rules import HandshakeChecker
     nbytes = CFG["data_width"] // 8
-    ram = AxiRamRead(AxiReadBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst, size=1 << 16)
-    ram.ar_channel.set_pause_generator(pauses(1, CFG["pause"]))
-    ram.r_channel.set_pause_generator(pauses(2, CFG["pause"]))
-    rng = random.Random(3)
-    image = bytes(rng.randrange(256) for _ in range(1 << 16))
-    ram.write(0, image)
-    await start(dut, data_ready=0)
+    image = await start_reads(dut)
     errors = []
     checker = HandshakeChecker(dut, "m_axi", "ar", dut.clk, errors)
     cocotb.start_soon(checker.run())
@@ -144,13 +150,10 @@ async def reads_abort(dut):
         dut.data_ready.value = 0
         return got
 
-    def words(addr, beats):
-        return [int.from_bytes(image[addr + i * nbytes:addr + (i + 1) * nbytes], "little") for i in range(beats)]
-
     for k, after in enumerate(CFG["afters"]):
         addr = (k * 640 + 8 * (k % 3)) * nbytes % 32768
         got = await read(addr, 300, stop=after)
-        assert got == words(addr, len(got)), (after, "words before the abort")
+        assert got == words_at(image, addr, len(got)), (after, "words before the abort")
         dut.abort.value = 1
         await RisingEdge(dut.clk)
         await ReadOnly()
@@ -173,7 +176,7 @@ async def reads_abort(dut):
         dut.rst.value = 0
         st["abort_at"], st["late"] = None, 0
         addr2 = (4096 - 5 * nbytes + k * 8 * nbytes) % 32768
-        assert await read(addr2, 40) == words(addr2, 40), (after, "the next command")
+        assert await read(addr2, 40) == words_at(image, addr2, 40), (after, "the next command")
     assert not errors, errors[:5]
     assert st["most_late"] > 0 or not CFG["pause"], "no burst was taken while aborting: the case is not exercised"
     if CFG["pause"]:
