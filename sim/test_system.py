@@ -151,6 +151,24 @@ def test_soft_reset_mid_run(small, pause):
         check_run(lay, layers, full)
 
 
+def test_soft_reset_at_every_cycle(small):
+    """A soft reset at every cycle from 200 to 279 of a run (while the first layer's results are
+    packed and written), each followed by a full run: each of those is exact. (A soft reset at
+    cycles 234-241 once left the write side counting a word that the datapath's reset dropped, and
+    the next run waited for it for ever.)"""
+    cfg = small[2]
+    layers = small_layers(3)
+    lay, run = layout_run(cfg, layers)
+    afters = range(200, 280)
+    runs = [r for after in afters for r in (dict(run, soft_reset_after=after), run)]
+    recs = run_system(small, runs, memory={"kind": "ram", "pause": 0.0, "run": 6}, tag="soft_every",
+                      limit=50_000)
+    for after, aborted, full in zip(afters, recs[::2], recs[1::2]):
+        st = aborted["status"]
+        assert (st["busy"], st["done"], st["error"]) == (0, 0, 0), (after, st)
+        check_run(lay, layers, full)
+
+
 @pytest.fixture(scope="module")
 def default_system():
     """The default 64-MAC engine (a 1 x 64 array) on 256-bit memory, one weight port."""

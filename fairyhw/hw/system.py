@@ -544,7 +544,7 @@ class SystemTop(wiring.Component):
         # takes every word (`avail` == `want`) only where none was pushed the cycle before it and
         # `avail` then was at most a burst: the cycle before a burst has none (`res_fresh`), so
         # `want` is min(avail, max_burst) of that cycle and `avail` grew only by its push (or was
-        # cleared by an abort, after which no burst follows), so `all_in` is that register
+        # cleared in FETCH, before any burst of the layer), so `all_in` is that register
         # (`avail == want` itself, a comparison after the burst length's select, was the system
         # top's critical path at 138.2 MHz)
         all_in = Signal()
@@ -813,8 +813,14 @@ class SystemTop(wiring.Component):
                     fetch(desc_base[:A])
                 abortable()
             with m.State("FETCH"):
+                # the result side's counts start from zero with the datapath's reset (`clear`): a
+                # layer's words are all written before the next FETCH, and after a soft reset the
+                # packer may still hand words to the FIFO until the masters' and the datapath's reset
+                # drops them (zeroed at ABORT's end, `avail` then kept a count of such a word, and
+                # the next run asked the write master for a word that never came: a hang)
                 m.d.comb += clear_next.eq(1)
-                m.d.sync += [ctrl_to_act.eq(0), res_last_seen.eq(0), flushed.eq(0)]
+                m.d.sync += [ctrl_to_act.eq(0), res_last_seen.eq(0), flushed.eq(0), avail.eq(0),
+                             avail_zero.eq(1)]
                 with m.If(desc_ptr[A:] != 0):
                     fail("range")
                     m.d.sync += c_pend.eq(0)
@@ -937,8 +943,7 @@ class SystemTop(wiring.Component):
                 m.d.sync += [eng_cmd_pend.eq(0), c_pend.eq(0), w_pend.eq(0)]
                 with m.If(all_quiet):
                     m.d.comb += m_rst_next.eq(1)
-                    m.d.sync += [avail.eq(0), avail_zero.eq(1), flushed.eq(0), res_last_seen.eq(0),
-                                 aborting.eq(0)]
+                    m.d.sync += aborting.eq(0)
                     m.next = "IDLE"
         # one flip-flop a state: Yosys's FSM recoding, which its heuristics leave off here (with the
         # binary state's decoding in front of every transition condition, the next-state logic was on
