@@ -64,6 +64,21 @@ def words_at(image, addr, beats):
     return [int.from_bytes(image[addr + i * nbytes:addr + (i + 1) * nbytes], "little") for i in range(beats)]
 
 
+async def read_words(dut, ready, addr, beats, stop=None):
+    """Command ``(addr, beats)`` and take its words, ``data_ready`` low where ``ready`` (pause flags)
+    says so: all of them, or those taken in the first ``stop`` cycles."""
+    await command(dut, addr, beats)
+    got, n = [], 0
+    while len(got) < beats and (stop is None or n < stop):
+        dut.data_ready.value = int(not next(ready))
+        await RisingEdge(dut.clk)
+        n += 1
+        if dut.data_valid.value and dut.data_ready.value:
+            got.append(int(dut.data_data.value))
+    dut.data_ready.value = 0
+    return got
+
+
 def check_bursts(bursts, nbytes):
     """Every burst within the limit and within its 4 KB page."""
     for a, n in bursts:
@@ -90,14 +105,7 @@ async def reads_in_order(dut):
 
     ready = pauses(4, CFG["pause"])
     for addr, beats in CFG["commands"]:
-        await command(dut, addr, beats)
-        got = []
-        while len(got) < beats:
-            dut.data_ready.value = int(not next(ready))
-            await RisingEdge(dut.clk)
-            if dut.data_valid.value and dut.data_ready.value:
-                got.append(int(dut.data_data.value))
-        dut.data_ready.value = 0
+        got = await read_words(dut, ready, addr, beats)
         assert got == words_at(image, addr, beats), (addr, beats)
         assert not dut.error.value
     check_bursts(bursts, nbytes)
@@ -137,22 +145,9 @@ async def reads_abort(dut):
 
     ready = pauses(4, CFG["pause"])
 
-    async def read(addr, beats, stop=None):
-        """Command ``(addr, beats)``; its words (all of them, or those before ``stop`` cycles)."""
-        await command(dut, addr, beats)
-        got, n = [], 0
-        while len(got) < beats and (stop is None or n < stop):
-            dut.data_ready.value = int(not next(ready))
-            await RisingEdge(dut.clk)
-            n += 1
-            if dut.data_valid.value and dut.data_ready.value:
-                got.append(int(dut.data_data.value))
-        dut.data_ready.value = 0
-        return got
-
     for k, after in enumerate(CFG["afters"]):
         addr = (k * 640 + 8 * (k % 3)) * nbytes % 32768
-        got = await read(addr, 300, stop=after)
+        got = await read_words(dut, ready, addr, 300, stop=after)
         assert got == words_at(image, addr, len(got)), (after, "words before the abort")
         dut.abort.value = 1
         await RisingEdge(dut.clk)
@@ -176,7 +171,7 @@ async def reads_abort(dut):
         dut.rst.value = 0
         st["abort_at"], st["late"] = None, 0
         addr2 = (4096 - 5 * nbytes + k * 8 * nbytes) % 32768
-        assert await read(addr2, 40) == words_at(image, addr2, 40), (after, "the next command")
+        assert await read_words(dut, ready, addr2, 40) == words_at(image, addr2, 40), (after, "the next command")
     assert not errors, errors[:5]
     assert st["most_late"] > 0 or not CFG["pause"], "no burst was taken while aborting: the case is not exercised"
     if CFG["pause"]:

@@ -27,6 +27,14 @@ endmodule
 """
 
 
+def build_reader(data_width, max_burst, outstanding, fifo, staged):
+    """The read master in :data:`WRAPPER`, built (cached) under a name of its parameters."""
+    rd = AxiReader(data_width=data_width, max_burst=max_burst, outstanding=outstanding, fifo_depth=fifo,
+                   staged=staged)
+    return build_component(f"dma_{data_width}_{max_burst}_{outstanding}_{fifo}{'_s' if staged else ''}", rd,
+                           WRAPPER.format(dw1=data_width - 1))
+
+
 @pytest.mark.parametrize("data_width, max_burst, outstanding, fifo, pause, staged", [
     (64, 16, 4, 64, 0.3, False), (128, 256, 2, 256, 0.0, False), (32, 4, 1, 8, 0.5, False),
     (64, 16, 4, 64, 0.3, True)])
@@ -34,10 +42,7 @@ def test_reader_against_axi_ram(data_width, max_burst, outstanding, fifo, pause,
     """Commands of one word to several bursts across 4 KB boundaries read back in order, the memory
     pausing at random; ``staged``: each command through the master's register of its own."""
     nbytes = data_width // 8
-    rd = AxiReader(data_width=data_width, max_burst=max_burst, outstanding=outstanding, fifo_depth=fifo,
-                   staged=staged)
-    runner, bdir = build_component(f"dma_{data_width}_{max_burst}_{outstanding}_{fifo}{'_s' if staged else ''}", rd,
-                                   WRAPPER.format(dw1=data_width - 1))
+    runner, bdir = build_reader(data_width, max_burst, outstanding, fifo, staged)
     # lengths from one beat to several bursts, addresses across 4 KB boundaries
     commands = [(0, 1), (4096 - 3 * nbytes, 7), (8 * nbytes, 300), (12288 - nbytes, 2), (40960, 1000 // (nbytes // 4))]
     cfg = {"data_width": data_width, "max_burst": max_burst, "outstanding": outstanding, "pause": pause,
@@ -50,8 +55,7 @@ def test_reader_abort(pause, staged):
     """``abort`` at points of a long command: the reader stops issuing bursts (an address already
     offered stays offered until taken), drops its data and goes quiet once its bursts in flight have
     ended; reset then, it reads the next command exactly (what the system top does on a soft reset)."""
-    rd = AxiReader(data_width=64, max_burst=16, outstanding=4, fifo_depth=64, staged=staged)
-    runner, bdir = build_component(f"dma_64_16_4_64{'_s' if staged else ''}", rd, WRAPPER.format(dw1=63))
+    runner, bdir = build_reader(64, 16, 4, 64, staged)
     cfg = {"data_width": 64, "max_burst": 16, "outstanding": 4, "pause": pause,
            "afters": [*range(30), 40, 60, 90]}
     run_testcase(runner, bdir, "reads_abort", test_module="dma_tb", tag=f"abort_{pause}",
