@@ -129,26 +129,34 @@ def test_read_error_response(small):
     assert (st["error"], st["error_code"], st["busy"]) == (1, ERROR_CODES["read"], 0), st
 
 
+def check_soft_resets(small, afters, pause, tag, **kw):
+    """A run of three layers soft-reset after each of ``afters`` cycles, each followed by a full run,
+    the memory's channels pausing at random (``pause``, six cycles at a time, so that an address
+    offered as the soft reset comes waits a while): each aborted run ends idle without an error, and
+    each full run is exact. ``kw`` goes to :func:`run_system`; returns its ``held`` where asked."""
+    cfg = small[2]
+    layers = small_layers(3)
+    lay, run = layout_run(cfg, layers)
+    runs = [r for after in afters for r in (dict(run, soft_reset_after=after), run)]
+    out = run_system(small, runs, memory={"kind": "ram", "pause": pause, "run": 6}, tag=tag, **kw)
+    recs, held = out if kw.get("held") else (out, None)
+    for after, aborted, full in zip(afters, recs[::2], recs[1::2]):
+        st = aborted["status"]
+        assert (st["busy"], st["done"], st["error"]) == (0, 0, 0), (after, st)
+        check_run(lay, layers, full)
+    return held
+
+
 @pytest.mark.parametrize("pause", [0.0, 0.5])
 def test_soft_reset_mid_run(small, pause):
     """Soft resets at several points of a run (fetching a descriptor, loading, streaming weights,
     writing results): each time the core drains its bursts and idles, and the next run's results are
     exact. With the memory's channels paused at random, a soft reset also comes while an address
     waits for its handshake: the address stays offered (the AXI rule the testbench checks)."""
-    cfg = small[2]
-    layers = small_layers(3)
-    lay, run = layout_run(cfg, layers)
     afters = [2, 12, 30, 150, 200, 250] if pause == 0 else [3, 5, 9, 17, 40, 75, 120, 180, 260, 330]
-    runs = [r for after in afters for r in (dict(run, soft_reset_after=after), run)]
-    # pauses of 6 cycles at a time, so that an address offered as the soft reset comes waits a while
-    recs, held = run_system(small, runs, memory={"kind": "ram", "pause": pause, "run": 6},
-                            tag=f"soft_{pause}", held=True)
+    held = check_soft_resets(small, afters, pause, f"soft_{pause}", held=True)
     if pause:                                       # every channel's valid waited on ready at times
         assert all(held.values()), held
-    for after, aborted, full in zip(afters, recs[::2], recs[1::2]):
-        st = aborted["status"]
-        assert (st["busy"], st["done"], st["error"]) == (0, 0, 0), (after, st)
-        check_run(lay, layers, full)
 
 
 def test_soft_reset_at_every_cycle(small):
@@ -156,17 +164,7 @@ def test_soft_reset_at_every_cycle(small):
     packed and written), each followed by a full run: each of those is exact. (A soft reset at
     cycles 234-241 once left the write side counting a word that the datapath's reset dropped, and
     the next run waited for it for ever.)"""
-    cfg = small[2]
-    layers = small_layers(3)
-    lay, run = layout_run(cfg, layers)
-    afters = range(200, 280)
-    runs = [r for after in afters for r in (dict(run, soft_reset_after=after), run)]
-    recs = run_system(small, runs, memory={"kind": "ram", "pause": 0.0, "run": 6}, tag="soft_every",
-                      limit=50_000)
-    for after, aborted, full in zip(afters, recs[::2], recs[1::2]):
-        st = aborted["status"]
-        assert (st["busy"], st["done"], st["error"]) == (0, 0, 0), (after, st)
-        check_run(lay, layers, full)
+    check_soft_resets(small, range(200, 280), 0.0, "soft_every", limit=50_000)
 
 
 @pytest.fixture(scope="module")
