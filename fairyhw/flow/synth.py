@@ -217,10 +217,16 @@ def absorb_bram_output_registers(netlist: dict, top: str) -> int:
 #: (analytic) and static (electrostatic) placers with their defaults, and ``heap-timing``, the heap
 #: placer with its timing weight and criticality exponent raised from 10 and 2 (on the system top
 #: 15-19 MHz higher than ``heap`` at both seeds, the engine alone 8-14 MHz; on an earlier 4 x 128
-#: array 6 MHz lower: docs/history.md). Every placement records its placer's options.
+#: array 6 MHz lower: docs/history.md), and ``heap-timing-a05``, ``heap-timing`` with the heap
+#: placer's anchoring weight ``alpha`` lowered from 0.1 to 0.05 (each solve pulled less towards the
+#: last legal placement: on the system top a mean 161.5 MHz over seeds 1-4 against 155.0 with
+#: ``heap-timing``, 2 MHz lower at one seed and 5-16 higher at three; the engine alone 9-16 MHz
+#: lower at seeds 1-2). Every placement records its placer's options.
 PLACERS = {"heap": ("--placer", "heap"),
            "heap-timing": ("--placer", "heap", "--placer-heap-timingweight", "30",
                            "--placer-heap-critexp", "4"),
+           "heap-timing-a05": ("--placer", "heap", "--placer-heap-timingweight", "30",
+                               "--placer-heap-critexp", "4", "--placer-heap-alpha", "0.05"),
            "static": ("--placer", "static")}
 DEFAULT_PLACERS = ("heap",)
 
@@ -439,7 +445,7 @@ def build_parser():
     p.add_argument("--placers", nargs="+", choices=PLACERS, default=list(DEFAULT_PLACERS),
                    metavar="PLACER",
                    help=f"with --pnr: placers to place with ({', '.join(PLACERS)}: nextpnr-ecp5's heap and "
-                        "static placers, and its heap placer with raised timing weights), each at every seed; "
+                        "static placers, its heap placer with raised timing weights, and that one anchored less), each at every seed; "
                         "the design's Fmax is the best placer's lowest seed")
     p.add_argument("--levels", action="store_true",
                    help="also report the longest register-to-register path of the Xilinx netlist "
