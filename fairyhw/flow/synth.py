@@ -222,11 +222,10 @@ def absorb_bram_output_registers(netlist: dict, top: str) -> int:
 #: last legal placement: on the system top a mean 161.5 MHz over seeds 1-4 against 155.0 with
 #: ``heap-timing``, 2 MHz lower at one seed and 5-16 higher at three; the engine alone 9-16 MHz
 #: lower at seeds 1-2). Every placement records its placer's options.
+_HEAP_TIMING = ("--placer", "heap", "--placer-heap-timingweight", "30", "--placer-heap-critexp", "4")
 PLACERS = {"heap": ("--placer", "heap"),
-           "heap-timing": ("--placer", "heap", "--placer-heap-timingweight", "30",
-                           "--placer-heap-critexp", "4"),
-           "heap-timing-a05": ("--placer", "heap", "--placer-heap-timingweight", "30",
-                               "--placer-heap-critexp", "4", "--placer-heap-alpha", "0.05"),
+           "heap-timing": _HEAP_TIMING,
+           "heap-timing-a05": (*_HEAP_TIMING, "--placer-heap-alpha", "0.05"),
            "static": ("--placer", "static")}
 DEFAULT_PLACERS = ("heap",)
 
@@ -445,7 +444,8 @@ def build_parser():
     p.add_argument("--placers", nargs="+", choices=PLACERS, default=list(DEFAULT_PLACERS),
                    metavar="PLACER",
                    help=f"with --pnr: placers to place with ({', '.join(PLACERS)}: nextpnr-ecp5's heap and "
-                        "static placers, its heap placer with raised timing weights, and that one anchored less), each at every seed; "
+                        "static placers, its heap placer with raised timing weights, and that one anchored "
+                        "less), each at every seed; "
                         "the design's Fmax is the best placer's lowest seed")
     p.add_argument("--levels", action="store_true",
                    help="also report the longest register-to-register path of the Xilinx netlist "
