@@ -133,13 +133,14 @@ def check_soft_resets(small, afters, pause, tag, **kw):
     """A run of three layers soft-reset after each of ``afters`` cycles, each followed by a full run,
     the memory's channels pausing at random (``pause``, six cycles at a time, so that an address
     offered as the soft reset comes waits a while): each aborted run ends idle without an error, and
-    each full run is exact. ``kw`` goes to :func:`run_system`; returns its ``held`` where asked."""
+    each full run is exact. ``kw`` goes to :func:`run_system`; returns its ``held`` (the cycles each
+    AXI channel's valid waited on ready)."""
     cfg = small[2]
     layers = small_layers(3)
     lay, run = layout_run(cfg, layers)
     runs = [r for after in afters for r in (dict(run, soft_reset_after=after), run)]
-    out = run_system(small, runs, memory={"kind": "ram", "pause": pause, "run": 6}, tag=tag, **kw)
-    recs, held = out if kw.get("held") else (out, None)
+    recs, held = run_system(small, runs, memory={"kind": "ram", "pause": pause, "run": 6}, tag=tag,
+                            held=True, **kw)
     for after, aborted, full in zip(afters, recs[::2], recs[1::2]):
         st = aborted["status"]
         assert (st["busy"], st["done"], st["error"]) == (0, 0, 0), (after, st)
@@ -154,7 +155,7 @@ def test_soft_reset_mid_run(small, pause):
     exact. With the memory's channels paused at random, a soft reset also comes while an address
     waits for its handshake: the address stays offered (the AXI rule the testbench checks)."""
     afters = [2, 12, 30, 150, 200, 250] if pause == 0 else [3, 5, 9, 17, 40, 75, 120, 180, 260, 330]
-    held = check_soft_resets(small, afters, pause, f"soft_{pause}", held=True)
+    held = check_soft_resets(small, afters, pause, f"soft_{pause}")
     if pause:                                       # every channel's valid waited on ready at times
         assert all(held.values()), held
 
