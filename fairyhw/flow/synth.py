@@ -214,14 +214,12 @@ def absorb_bram_output_registers(netlist: dict, top: str) -> int:
 
 
 #: The placers that ``--placers`` may name, as nextpnr-ecp5 options, and the default: nextpnr's heap
-#: (analytic) and static (electrostatic) placers with their defaults, and ``heap-timing``, the heap
-#: placer with its timing weight and criticality exponent raised from 10 and 2 (on the system top
-#: 15-19 MHz higher than ``heap`` at both seeds, the engine alone 8-14 MHz; on an earlier 4 x 128
-#: array 6 MHz lower: docs/history.md), and ``heap-timing-a05``, ``heap-timing`` with the heap
-#: placer's anchoring weight ``alpha`` lowered from 0.1 to 0.05 (each solve pulled less towards the
-#: last legal placement: on the system top a mean 161.5 MHz over seeds 1-4 against 155.0 with
-#: ``heap-timing``, 2 MHz lower at one seed and 5-16 higher at three; the engine alone 9-16 MHz
-#: lower at seeds 1-2). Every placement records its placer's options.
+#: (analytic) and static (electrostatic) placers with their defaults, ``heap-timing``, the heap
+#: placer with its timing weight and criticality exponent raised from 10 and 2, and
+#: ``heap-timing-a05``, ``heap-timing`` with the heap placer's anchoring weight ``alpha`` lowered from
+#: 0.1 to 0.05 (each solve pulled less towards the last legal placement). Which serves which design
+#: best is measured, not assumed: docs/history.md has the placements that chose them. Every
+#: placement records its placer's options.
 _HEAP_TIMING = ("--placer", "heap", "--placer-heap-timingweight", "30", "--placer-heap-critexp", "4")
 PLACERS = {"heap": ("--placer", "heap"),
            "heap-timing": _HEAP_TIMING,
