@@ -68,8 +68,9 @@ class ReadMemory:
 
 class WriteMemory:
     """The write side of an AXI4 subordinate that never waits: ``awready`` and ``wready`` always
-    high, each burst's response on ``b`` the cycle after its last beat (in order, held until taken).
-    Writes land in ``mem`` (shared with the read ports)."""
+    high, each burst's response on ``b`` the cycle after its last beat (in order, held until taken;
+    after its address, where the data came first). Writes land in ``mem`` (shared with the read
+    ports)."""
 
     def __init__(self, dut, prefix, clk, *, mem):
         names = ("awvalid", "awready", "awaddr", "awlen", "wvalid", "wready", "wdata", "wstrb", "wlast",
@@ -84,7 +85,8 @@ class WriteMemory:
         s["wready"].value = 1
         s["bvalid"].value = 0
         s["bresp"].value = 0
-        bursts, responses = [], 0
+        # `beats`: data taken before their burst's address (AXI allows it), written once it comes
+        bursts, beats, responses = [], [], 0
         while True:
             await RisingEdge(self.clk)
             if s["bvalid"].value and s["bready"].value:
@@ -92,14 +94,16 @@ class WriteMemory:
             if s["awvalid"].value:
                 bursts.append(int(s["awaddr"].value))
             if s["wvalid"].value:
+                beats.append((int(s["wdata"].value).to_bytes(self.width, "little"), int(s["wstrb"].value),
+                              bool(s["wlast"].value)))
+            while beats and bursts:
+                data, strb, last = beats.pop(0)
                 addr = bursts[0]
-                data = int(s["wdata"].value).to_bytes(self.width, "little")
-                strb = int(s["wstrb"].value)
                 for i in range(self.width):
                     if strb >> i & 1:
                         self.mem[addr + i:addr + i + 1] = data[i:i + 1]
                 bursts[0] += self.width
-                if s["wlast"].value:
+                if last:
                     bursts.pop(0)
                     responses += 1
             s["bvalid"].value = int(responses > 0)
