@@ -257,7 +257,8 @@ def stream_runs(dev, model, acts, out_for, record, total_bytes, peak) -> list:
     the launch chain and the arithmetic), and, timed here, one launch reading the first 60 layers'
     codes (no launch gaps: the device's streaming rate); then the persistent kernel
     (:class:`~fairyhw.kernels.gpu.kernel.PersistPlan`, the whole step in one launch) and its parts
-    (all of it with a copy in flight for every free stage, not the default's one; copies and layer chain
+    (all of it without the producer's L2 prefetch; all of it with a copy in flight for every free
+    stage, not the default's one; copies and layer chain
     without MMAs, with two copies in flight and with the default's one; MMAs and chain without copies;
     all but the chain; the chain alone; the MMAs alone). Returns
     ``(label, run, extra)`` runs; the parts are marked ``reference`` (not kernels)."""
@@ -288,8 +289,11 @@ def stream_runs(dev, model, acts, out_for, record, total_bytes, peak) -> list:
     layers = [(w, *bits[m], out_for(w)) for w, m in padded]
     plan, two = PersistPlan(layers), PersistPlan(layers, ahead=2)
     flood = PersistPlan(layers, ahead=PERSIST_MAX_STAGES)     # clamped to the ring: no limit
+    no_pf = PersistPlan(layers, prefetch=0)
     persist = "persistent kernel (one launch a step, a producer warp streaming every layer's codes)"
     return [(f"fairy W2 int8, {persist}, bit planes, binary MMAs, batch 1", plan.run),
+            (f"part of the persistent kernel: all of it without the producer's L2 prefetch (the default "
+             f"asks each job's codes into L2 {plan.prefetch} jobs ahead of its copy)", no_pf.run, part),
             (f"part of the persistent kernel: all of it with a copy in flight for every free stage "
              f"(the default keeps {plan.ahead} in flight)", flood.run, part),
             ("part of the persistent kernel: its copies, waits and layer chain alone (no MMAs), two "

@@ -206,8 +206,10 @@ def test_stream_kernel_exact(b1, n, m, warps, depth):
 def test_persistent_kernel_exact():
     """The persistent kernel (every layer of a step in one launch) equals the golden path on each layer
     of a step of mixed shapes (rows of 1 to 22 chunks, several tiles a stage and one), run twice (the
-    layer counters start again); every breakdown variant runs (and ends); bad plans are refused."""
-    from fairyhw.kernels.gpu.kernel import PERSIST_MODES, PersistPlan, activation_bits, pack_codes_b1
+    layer counters start again), with the producer's L2 prefetch at its default, off and past the
+    step's last job from the start; every breakdown variant runs (and ends); bad plans are refused."""
+    from fairyhw.kernels.gpu.kernel import (PERSIST_MAX_STAGES, PERSIST_MODES, PersistPlan, activation_bits,
+                                            pack_codes_b1)
     cases = [_random_case(n, m, 1, 7 * n + m) for n, m in ((1, 1), (300, 200), (600, 5504), (7, 48),
                                                            (1000, 2048), (2100, 700))]
     layers = []
@@ -216,13 +218,15 @@ def test_persistent_kernel_exact():
         cs = pack_codes_b1(ci)
         layers.append((cs, *activation_bits(p.cuda(), q.cuda(), ci.shape[-1]),
                        torch.empty(1, *cs.shape[:2], 4, dtype=torch.int32, device="cuda")))
-    plan = PersistPlan(layers)
-    for _ in range(2):
-        for layer in layers:
-            layer[3].fill_(-1)
-        plan.run()
-        for (_, _, _, ref), layer in zip(cases, layers):
-            assert torch.equal(layer[3].cpu().long(), ref)
+    plans = [PersistPlan(layers, prefetch=0), PersistPlan(layers, prefetch=PERSIST_MAX_STAGES),
+             PersistPlan(layers)]
+    for plan in plans:
+        for _ in range(2):
+            for layer in layers:
+                layer[3].fill_(-1)
+            plan.run()
+            for (_, _, _, ref), layer in zip(cases, layers):
+                assert torch.equal(layer[3].cpu().long(), ref)
     for mode in PERSIST_MODES:
         plan.run(mode)
     torch.cuda.synchronize()
@@ -232,6 +236,8 @@ def test_persistent_kernel_exact():
         PersistPlan([])
     with pytest.raises(ValueError, match="out must be"):
         PersistPlan([layers[0][:3] + (layers[0][3][..., :2],)])
+    with pytest.raises(ValueError, match="prefetch must be"):
+        PersistPlan(layers, prefetch=-1)
 
 
 @needs_stream

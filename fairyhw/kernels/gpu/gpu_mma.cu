@@ -443,6 +443,10 @@ __device__ __forceinline__ void bulk_copy_ef(void *dst, const void *src, u32 byt
     asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1], %2, [%3], %4;\n"
                  ::"r"(smem_addr(dst)), "l"(src), "r"(bytes), "r"(smem_addr(bar)), "l"(pol) : "memory");
 }
+// Ask `bytes` (a multiple of 16) at `src` (16-byte aligned) into L2, no data back to the SM.
+__device__ __forceinline__ void prefetch_l2(const void *src, u32 bytes) {
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(src), "r"(bytes) : "memory");
+}
 __device__ __forceinline__ void bar_wait(unsigned long long *bar, u32 parity) {
     asm volatile(
         "{\n"
@@ -669,6 +673,11 @@ fairy_mma_stream(const uint4 *__restrict__ codes, const uint4 *__restrict__ act,
 // `stages` shared-memory stages by bulk copies, as far ahead as the ring allows: the copies never wait on
 // a layer's inputs, only on a free stage and on the copy `ahead` jobs back having landed (the consumers'
 // activation loads at a layer's release queue behind the block's copies in flight: kernel.PERSIST_AHEAD).
+// Before each copy the producer asks the codes of the job `prefetch` jobs later into L2
+// (cp.async.bulk.prefetch.L2, kernel.PERSIST_PREFETCH): a prefetch brings no data back to the SM, so it
+// keeps HBM busy without lengthening the SM's queue, and the ring's copies mostly read L2, with less
+// latency, so one copy in flight streams faster (session 12's prefetches 8 to 64 jobs ahead were
+// evicted before their copies; 2 to 4 ahead, 3-12 MB of L2 in all, are not).
 // W consumer warps take the jobs in turn (job j: warp j % W, stage j % stages): before a warp's first job
 // of a layer it waits until every tile of the layer before is done (a global counter a layer, done[L],
 // counted up with release and read with acquire), which is
@@ -809,7 +818,7 @@ __device__ __forceinline__ void b1_tiles(const uint4 *st0, int nr0, const uint4 
 template <int W, int MODE, int MAX_STAGES, int MAX_TILES, int CH>
 __global__ void __launch_bounds__((W + 2) * 32, 1)
 fairy_mma_persist(const PersistLayer *__restrict__ layers, int nlayers, unsigned *done, int stages,
-                  int stage4, int ahead) {
+                  int stage4, int ahead, int prefetch) {
     extern __shared__ __align__(128) uint4 smem[];
     __shared__ unsigned long long full[MAX_STAGES], empty[MAX_STAGES];
     __shared__ unsigned block_done[4];
@@ -845,6 +854,27 @@ fairy_mma_persist(const PersistLayer *__restrict__ layers, int nlayers, unsigned
             unsigned long long pol;                         // the codes: evict first (see bulk_copy_ef)
             asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(pol));
             int j = 0;
+            // the job `prefetch` jobs ahead of the copies (layer pL, tiles [pt, min(pt + tpj, pt1))),
+            // walked in the copies' order: its codes are asked into L2 before the copy of this job
+            int pL = 0, pt, pt1;
+            PersistLayer pl = layers[0];
+            share(pl, 0, pt, pt1);
+            auto pnext = [&]() {                            // the next job (past the last layer: pL == nlayers)
+                pt += pl.tpj;
+                while (pt >= pt1 && ++pL < nlayers) {
+                    pl = layers[pL];
+                    share(pl, pL, pt, pt1);
+                }
+            };
+            auto pfetch = [&]() {
+                if (pL >= nlayers) return;
+                const int q4p = pl.mwp >> 2;
+                const int nrp = min(min(pt + pl.tpj, pt1) * 16, pl.rows) - pt * 16;
+                prefetch_l2(pl.codes + (size_t)pt * 16 * q4p, (u32)nrp * q4p * 16);
+                pnext();
+            };
+            if (pt >= pt1) pnext();                         // (no tile of layer 0 in this block)
+            for (int i = 0; i < prefetch; i++) pfetch();
             PersistLayer nxt = layers[0];                   // the next layer's descriptor, loaded ahead
             for (int L = 0; L < nlayers; L++) {
                 const PersistLayer ly = nxt;
@@ -853,6 +883,7 @@ fairy_mma_persist(const PersistLayer *__restrict__ layers, int nlayers, unsigned
                 share(ly, L, t0, t1);
                 const int q4 = ly.mwp >> 2;
                 for (int tt = t0; tt < t1; tt += ly.tpj, j++) {
+                    if (prefetch) pfetch();
                     const int s = j % stages;
                     if (j >= stages) bar_wait(&empty[s], (u32)((j / stages - 1) & 1));
                     if (j >= ahead) {                       // at most `ahead` copies in flight

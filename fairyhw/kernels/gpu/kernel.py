@@ -678,6 +678,8 @@ PERSIST_WARPS = 6               # its consumer warps (a producer warp and a watc
                                 # leave too few registers for a layer's activations: spills)
 PERSIST_AHEAD = 1               # its producer's copies in flight at most (a block's activation loads at a
                                 # layer's release queue behind them; H200 figures in docs/kernels.md)
+PERSIST_PREFETCH = 2            # its producer's L2 prefetch, in jobs ahead of its copies (0: none; H100
+                                # figures in docs/kernels.md)
 PERSIST_MAX_STAGES = 32         # the ring's stages at most (the kernel's mbarrier pairs)
 PERSIST_MAX_TILES = 4           # 16-row tiles a job at most (the kernel keeps their sums in registers)
 PERSIST_MAX_CHUNKS = 32         # a layer's chunks of 256 inputs at most (a warp holds them in registers)
@@ -703,10 +705,13 @@ class PersistPlan:
     :meth:`run` launches the step (and is captured by CUDA graphs like any launch). The stage is the
     longest layer's tile (16 rows); layers of shorter rows put up to :data:`PERSIST_MAX_TILES` tiles in
     a stage (``tiles_per_job`` at most). ``ahead``: the producer's copies in flight at most (a stage is
-    refilled only once the copy ``ahead`` jobs back has landed; the ring's stages for no limit)."""
+    refilled only once the copy ``ahead`` jobs back has landed; the ring's stages for no limit).
+    ``prefetch``: before each copy the producer asks the codes of the job this many jobs later into L2
+    (0: no prefetch)."""
 
     def __init__(self, layers, *, warps: int = PERSIST_WARPS, shared: int = PERSIST_SHARED,
-                 tiles_per_job: int = PERSIST_MAX_TILES, ahead: int = PERSIST_AHEAD):
+                 tiles_per_job: int = PERSIST_MAX_TILES, ahead: int = PERSIST_AHEAD,
+                 prefetch: int = PERSIST_PREFETCH):
         if not layers:
             raise ValueError("a persistent plan needs at least one layer")
         dev = layers[0][0].device
@@ -717,6 +722,8 @@ class PersistPlan:
             raise ValueError(f"warps must be 1 to 30, not {warps}")
         if not 1 <= ahead <= PERSIST_MAX_STAGES:
             raise ValueError(f"ahead must be 1 to {PERSIST_MAX_STAGES}, not {ahead}")
+        if not isinstance(prefetch, int) or not 0 <= prefetch <= PERSIST_MAX_STAGES:
+            raise ValueError(f"prefetch must be 0 to {PERSIST_MAX_STAGES} jobs, not {prefetch!r}")
         if not 1 <= tiles_per_job <= PERSIST_MAX_TILES:
             raise ValueError(f"tiles_per_job must be 1 to {PERSIST_MAX_TILES}, not {tiles_per_job}")
         mwps = []
@@ -744,7 +751,7 @@ class PersistPlan:
         if self.stages < 2:
             raise ValueError(f"rows of {max(mwps)} words leave fewer than two stages in {shared} bytes")
         self.stage4, self.shared, self.warps = stage // 16, self.stages * stage, warps
-        self.ahead = min(ahead, self.stages)
+        self.ahead, self.prefetch = min(ahead, self.stages), prefetch
         self.chunks = 2 * -(-max(mwps) // 32)       # chunks held in registers (even: two MMA sets)
         desc = []
         for (codes, act, sums, out), mwp in zip(layers, mwps):
@@ -776,7 +783,7 @@ class PersistPlan:
         vp, ci = ctypes.c_void_p, ctypes.c_int
         k.launch((self.sms,), (32 * (self.warps + 2),),
                  [vp(self.desc.data_ptr()), ci(len(self.layers)), vp(self.done.data_ptr()), ci(self.stages),
-                  ci(self.stage4), ci(self.ahead)],
+                  ci(self.stage4), ci(self.ahead), ci(self.prefetch)],
                  torch.cuda.current_stream(self.index).cuda_stream, shared=self.shared, cooperative=cooperative)
 
 
