@@ -24,12 +24,18 @@ def build_system(name, cfg):
     return runner, bdir, cfg
 
 
-def run_system(design, runs, *, memory=None, mem_size=1 << 24, limit=2_000_000, tag="job", trace=False,
-               held=False):
+def run_system(design, runs, **kw):
     """Run ``runs`` (dicts: ``chunks``, ``desc_addr``, ``count``, ``results`` [(addr, bytes)], and
-    optionally ``soft_reset_after``) in one simulation; returns the testbench's record per run (and,
-    with ``held``, the cycles each AXI channel's valid waited on ready). The testbench fails the run
-    if any channel breaks the AXI handshake rule (sim/axi_rules.py)."""
+    optionally ``soft_reset_after``) in one simulation; returns the testbench's record per run. The
+    testbench fails the run if any channel breaks the AXI handshake rule (sim/axi_rules.py). Keyword
+    arguments as :func:`run_system_held`."""
+    return run_system_held(design, runs, **kw)[0]
+
+
+def run_system_held(design, runs, *, memory=None, mem_size=1 << 24, limit=2_000_000, tag="job",
+                    trace=False):
+    """:func:`run_system`, and the cycles each AXI channel's valid waited on ready: ``(records,
+    held)``."""
     runner, bdir, cfg = design
     job, out = bdir / f"{tag}.runs.pkl", bdir / f"{tag}.out.pkl"
     job.write_bytes(pickle.dumps(runs))
@@ -38,7 +44,7 @@ def run_system(design, runs, *, memory=None, mem_size=1 << 24, limit=2_000_000, 
     run_testcase(runner, bdir, "runs", test_module="system_tb", tag=tag,
                  env={"FAIRYHW_SYSTEM": json.dumps(env), "FAIRYHW_OUT": str(out)})
     *recs, checks = pickle.loads(out.read_bytes())
-    return (recs, checks["held"]) if held else recs
+    return recs, checks["held"]
 
 
 def layout_run(cfg, layers, base=0):
@@ -139,8 +145,8 @@ def check_soft_resets(small, afters, pause, tag, **kw):
     layers = small_layers(3)
     lay, run = layout_run(cfg, layers)
     runs = [r for after in afters for r in (dict(run, soft_reset_after=after), run)]
-    recs, held = run_system(small, runs, memory={"kind": "ram", "pause": pause, "run": 6}, tag=tag,
-                            held=True, **kw)
+    recs, held = run_system_held(small, runs, memory={"kind": "ram", "pause": pause, "run": 6}, tag=tag,
+                                 **kw)
     for after, aborted, full in zip(afters, recs[::2], recs[1::2]):
         st = aborted["status"]
         assert (st["busy"], st["done"], st["error"]) == (0, 0, 0), (after, st)
