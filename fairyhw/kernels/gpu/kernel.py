@@ -704,7 +704,8 @@ class PersistPlan:
     (the sums of :func:`launch_stream`). The plan keeps them, and a descriptor of each on the device;
     :meth:`run` launches the step (and is captured by CUDA graphs like any launch). The stage is the
     longest layer's tile (16 rows); layers of shorter rows put up to :data:`PERSIST_MAX_TILES` tiles in
-    a stage (``tiles_per_job`` at most). ``ahead``: the producer's copies in flight at most (a stage is
+    a stage (``tiles_per_job`` at most), except where a block's share of the layer is at most ``warps``
+    tiles: then one tile a job, so that the share is spread over the consumer warps. ``ahead``: the producer's copies in flight at most (a stage is
     refilled only once the copy ``ahead`` jobs back has landed; the ring's stages for no limit).
     ``prefetch``: before each copy the producer asks the codes of the job this many jobs later into L2
     (0: no prefetch)."""
@@ -757,6 +758,9 @@ class PersistPlan:
         for (codes, act, sums, out), mwp in zip(layers, mwps):
             mats, n, _ = codes.shape
             tpj = max(1, min(tiles_per_job, stage // (64 * mwp)))
+            tiles = -(-mats * n // 16)
+            if -(-tiles // self.sms) <= warps:      # a block's share fits its warps a tile each
+                tpj = 1
             desc.append([codes.data_ptr(), act.data_ptr(), sums.data_ptr(), out.data_ptr(),
                          mats * n | n << 32, mwp | tpj << 32])
         self.layers = list(layers)                  # the descriptors point into these
