@@ -518,8 +518,10 @@ __device__ __forceinline__ void b1_tile(const uint4 *st, int nr, int chunks, con
 // A tile's sums to its rows: v (a lane's share, as b1_columns) summed over the four lanes t of a row
 // group, then lane t = 0 writes row g, t = 1 row g + 8: (Σap, Σaq, Σbp, Σbq) with a = 1 - h - x, b = x - h,
 // the q parts negated on W rows (odd matrices: conj(x))
+// nmul: 0, or floor(2**40 / n) + 1 (then rows * n < 2**40), so that a row's matrix is a multiply and a
+// shift, not a division (kernel.PersistPlan)
 __device__ __forceinline__ void store_tile(int (&v)[8], int sp, int sq, int4 *__restrict__ out, int tile,
-                                           int rows, int n, int g, int t) {
+                                           int rows, int n, int g, int t, unsigned long long nmul = 0) {
 #pragma unroll
     for (int i = 0; i < 8; i++) {
         v[i] += __shfl_xor_sync(0xffffffffu, v[i], 1);
@@ -529,7 +531,8 @@ __device__ __forceinline__ void store_tile(int (&v)[8], int sp, int sq, int4 *__
         const int r = tile * 16 + g + 8 * t;
         const int hp = t ? v[2] : v[0], hq = t ? v[3] : v[1], xp = t ? v[6] : v[4], xq = t ? v[7] : v[5];
         int ap = sp - hp - xp, aq = sq - hq - xq, bp = xp - hp, bq = xq - hq;
-        if ((r / n) & 1) { aq = -aq; bq = -bq; }
+        const unsigned m = nmul ? (unsigned)(((unsigned long long)r * nmul) >> 40) : (unsigned)(r / n);
+        if (m & 1) { aq = -aq; bq = -bq; }
         if (r < rows) out[r] = make_int4(ap, aq, bp, bq);
     }
 }
@@ -701,12 +704,13 @@ fairy_mma_stream(const uint4 *__restrict__ codes, const uint4 *__restrict__ act,
 // visible to whoever reads the counter with acquire (the watcher). Measured on the H200, the chain alone
 // took 168 us a step this way against 234 with a fence after every job and before the global add.
 
-struct PersistLayer {          // written by the host (kernel.PersistPlan), 48 bytes
+struct PersistLayer {          // written by the host (kernel.PersistPlan), 56 bytes
     const uint4 *codes;        // pack_codes_b1: rows x mwp words
     const uint2 *act;          // activation_bits of the layer's input (16 planes of mwp / 2 words)
     const int *sums;           // (Σp, Σq)
     int4 *out;                 // one (Σap, Σaq, Σbp, Σbq) a row
     int rows, n, mwp, tpj;     // rows (all matrices), rows a matrix, words a row, tiles a job
+    unsigned long long nmul;   // floor(2**40 / n) + 1: a row's matrix r / n as (r * nmul) >> 40
 };
 
 __device__ __forceinline__ unsigned load_acquire(const unsigned *p) {
@@ -976,8 +980,8 @@ fairy_mma_persist(const PersistLayer *__restrict__ layers, int nlayers, unsigned
                             }
                         }
                         if (STORE) {
-                            store_tile(v0, sp, sq, ly.out, tt + i, ly.rows, ly.n, g, t);
-                            if (two) store_tile(v1, sp, sq, ly.out, tt + i + 1, ly.rows, ly.n, g, t);
+                            store_tile(v0, sp, sq, ly.out, tt + i, ly.rows, ly.n, g, t, ly.nmul);
+                            if (two) store_tile(v1, sp, sq, ly.out, tt + i + 1, ly.rows, ly.n, g, t, ly.nmul);
                         } else {                            // (mode 9: the sums kept, not stored)
                             int x = 0;
 #pragma unroll

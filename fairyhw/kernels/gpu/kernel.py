@@ -734,6 +734,9 @@ class PersistPlan:
                 raise ValueError(f"layer {i}: codes must be contiguous int32 (M, n, mwp) of pack_codes_b1")
             if 16 * mwp > MMA_MAX_INPUTS:
                 raise ValueError(f"layer {i}: rows of {16 * mwp} inputs are beyond the kernel's int32 sums")
+            if mats * n * n >= 2 ** 40:
+                raise ValueError(f"layer {i}: {mats} matrices of {n} rows are beyond the persistent kernel's "
+                                 f"row arithmetic (rows x rows a matrix < 2**40)")
             if -(-mats * n // 16) * self.sms >= 2 ** 32:
                 raise ValueError(f"layer {i}: {mats * n} rows are beyond the persistent kernel's 32-bit share "
                                  f"arithmetic on {self.sms} SMs")
@@ -762,7 +765,7 @@ class PersistPlan:
             if -(-tiles // self.sms) <= warps:      # a block's share fits its warps a tile each
                 tpj = 1
             desc.append([codes.data_ptr(), act.data_ptr(), sums.data_ptr(), out.data_ptr(),
-                         mats * n | n << 32, mwp | tpj << 32])
+                         mats * n | n << 32, mwp | tpj << 32, (1 << 40) // n + 1])
         self.layers = list(layers)                  # the descriptors point into these
         self.desc = torch.tensor(desc, dtype=torch.int64, device=dev)
         self.done = torch.zeros(len(layers), dtype=torch.int32, device=dev)
