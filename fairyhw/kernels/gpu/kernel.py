@@ -691,6 +691,19 @@ PERSIST_MODES = {"full": 0, "read": 1, "compute": 2, "no_chain": 3, "chain": 4, 
                  "compute_no_act": 10, "compute_walk": 11, "mma_no_count": 12}
 
 
+#: Rows x rows a matrix below which :func:`row_matrix_multiplier` is exact.
+ROW_MATRIX_BOUND = 2 ** 40
+
+
+def row_matrix_multiplier(n: int) -> int:
+    """``nmul`` such that ``(r * nmul) >> 40 == r // n`` for every row ``r`` with ``r * n <
+    ROW_MATRIX_BOUND`` and ``r * nmul < 2**64`` (the persistent kernel's epilogue finds a row's matrix
+    so, in a 64-bit product, not by a division): ``nmul = 2**40 / n + e`` with ``0 < e <= 1``, so
+    ``r * nmul / 2**40 = r / n + r * e / 2**40``, and ``r * e / 2**40 < 1 / n`` cannot carry the
+    fraction of ``r / n`` (at most ``(n - 1) / n``) past an integer."""
+    return (1 << 40) // n + 1
+
+
 class PersistPlan:
     """Every layer of one token's step in one launch of the persistent kernel (``fairy_mma_persist``,
     compute capability 9.0+, bit-plane layout): one block an SM for the whole step, a producer warp
@@ -734,9 +747,9 @@ class PersistPlan:
                 raise ValueError(f"layer {i}: codes must be contiguous int32 (M, n, mwp) of pack_codes_b1")
             if 16 * mwp > MMA_MAX_INPUTS:
                 raise ValueError(f"layer {i}: rows of {16 * mwp} inputs are beyond the kernel's int32 sums")
-            if mats * n * n >= 2 ** 40:
+            if mats * n * n >= ROW_MATRIX_BOUND or mats * n * row_matrix_multiplier(n) >= 2 ** 64:
                 raise ValueError(f"layer {i}: {mats} matrices of {n} rows are beyond the persistent kernel's "
-                                 f"row arithmetic (rows x rows a matrix < 2**40)")
+                                 f"row arithmetic (rows x rows a matrix < 2**40, a 64-bit product)")
             if -(-mats * n // 16) * self.sms >= 2 ** 32:
                 raise ValueError(f"layer {i}: {mats * n} rows are beyond the persistent kernel's 32-bit share "
                                  f"arithmetic on {self.sms} SMs")
@@ -765,7 +778,7 @@ class PersistPlan:
             if -(-tiles // self.sms) <= warps:      # a block's share fits its warps a tile each
                 tpj = 1
             desc.append([codes.data_ptr(), act.data_ptr(), sums.data_ptr(), out.data_ptr(),
-                         mats * n | n << 32, mwp | tpj << 32, (1 << 40) // n + 1])
+                         mats * n | n << 32, mwp | tpj << 32, row_matrix_multiplier(n)])
         self.layers = list(layers)                  # the descriptors point into these
         self.desc = torch.tensor(desc, dtype=torch.int64, device=dev)
         self.done = torch.zeros(len(layers), dtype=torch.int32, device=dev)
