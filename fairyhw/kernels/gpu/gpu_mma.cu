@@ -680,7 +680,7 @@ fairy_mma_stream(const uint4 *__restrict__ codes, const uint4 *__restrict__ act,
 // (cp.async.bulk.prefetch.L2, kernel.PERSIST_PREFETCH): a prefetch brings no data back to the SM, so it
 // keeps HBM busy without lengthening the SM's queue, and the ring's copies mostly read L2, with less
 // latency, so one copy in flight streams faster (session 12's prefetches 8 to 64 jobs ahead were
-// evicted before their copies; 2 to 4 ahead, 3-12 MB of L2 in all, are not).
+// evicted before their copies; 2 to 4 ahead, 6-12 MB of L2 in all, are not).
 // W consumer warps take the jobs in turn (job j: warp j % W, stage j % stages): before a warp's first job
 // of a layer it waits until every tile of the layer before is done (a global counter a layer, done[L],
 // counted up with release and read with acquire), which is

@@ -718,8 +718,9 @@ class PersistPlan:
     :meth:`run` launches the step (and is captured by CUDA graphs like any launch). The stage is the
     longest layer's tile (16 rows); layers of shorter rows put up to :data:`PERSIST_MAX_TILES` tiles in
     a stage (``tiles_per_job`` at most), except where a block's share of the layer is at most ``warps``
-    tiles: then one tile a job, so that the share is spread over the consumer warps. ``ahead``: the producer's copies in flight at most (a stage is
-    refilled only once the copy ``ahead`` jobs back has landed; the ring's stages for no limit).
+    tiles: then one tile a job, so that the share is spread over the consumer warps. ``ahead``: the
+    producer's copies in flight at most (a stage is refilled only once the copy ``ahead`` jobs back has
+    landed; the ring's stages for no limit).
     ``prefetch``: before each copy the producer asks the codes of the job this many jobs later into L2
     (0: no prefetch)."""
 
