@@ -50,22 +50,21 @@ def test_bit_plane_layouts_give_the_golden_sums():
     assert torch.equal(got.unsqueeze(0).long(), ref.long())
 
 
-
 def test_row_matrix_multiplier_is_a_division():
     """The persistent kernel's epilogue finds a row's matrix as ``(r * nmul) >> 40`` (a 64-bit product):
     equal to ``r // n`` for every row below its bounds, for the LLaMA-2 7B and SmolLM2 row counts
     (complex rows: half the real), small and odd counts; and at the bounds, the last row of each of
     the last 2,000 matrices (Python integers)."""
-    from fairyhw.kernels.gpu.kernel import ROW_MATRIX_BOUND, row_matrix_multiplier
+    from fairyhw.kernels.gpu.kernel import ROW_MATRIX_BOUND, ROW_MATRIX_SHIFT, row_matrix_multiplier
     for n in [1, 2, 3, 7, 16, 17, 255, 288, 480, 768, 1536, 2048, 5504, 16000, 24576, 65535, 99991]:
         nmul = row_matrix_multiplier(n)
         r = torch.arange(64 * n, dtype=torch.int64)
-        assert torch.equal((r * nmul) >> 40, r // n), n
+        assert torch.equal((r * nmul) >> ROW_MATRIX_SHIFT, r // n), n
         # rows r with r * n < ROW_MATRIX_BOUND and r * nmul < 2**64 (the kernel's checks)
         top = min((ROW_MATRIX_BOUND - 1) // n, (2 ** 64 - 1) // nmul)
         k_top = (top - (n - 1)) // n
         for k in range(max(0, k_top - 2000), k_top + 1):
             row = k * n + n - 1
-            assert (row * nmul) >> 40 == k, (n, row)
+            assert (row * nmul) >> ROW_MATRIX_SHIFT == k, (n, row)
             if row + 1 <= top:                   # and the first row of the next matrix
-                assert ((row + 1) * nmul) >> 40 == k + 1, (n, row + 1)
+                assert ((row + 1) * nmul) >> ROW_MATRIX_SHIFT == k + 1, (n, row + 1)

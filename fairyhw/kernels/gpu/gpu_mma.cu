@@ -518,7 +518,7 @@ __device__ __forceinline__ void b1_tile(const uint4 *st, int nr, int chunks, con
 // A tile's sums to its rows: v (a lane's share, as b1_columns) summed over the four lanes t of a row
 // group, then lane t = 0 writes row g, t = 1 row g + 8: (Σap, Σaq, Σbp, Σbq) with a = 1 - h - x, b = x - h,
 // the q parts negated on W rows (odd matrices: conj(x))
-// nmul: 0, or floor(2**40 / n) + 1 (then rows * n < 2**40), so that a row's matrix is a multiply and a
+// nmul: 0, or kernel.row_matrix_multiplier(n) (rows * n < 2**40), so that a row's matrix is a multiply and a
 // shift, not a division (kernel.PersistPlan)
 __device__ __forceinline__ void store_tile(int (&v)[8], int sp, int sq, int4 *__restrict__ out, int tile,
                                            int rows, int n, int g, int t, unsigned long long nmul = 0) {

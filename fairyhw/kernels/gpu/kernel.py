@@ -691,17 +691,19 @@ PERSIST_MODES = {"full": 0, "read": 1, "compute": 2, "no_chain": 3, "chain": 4, 
                  "compute_no_act": 10, "compute_walk": 11, "mma_no_count": 12}
 
 
-#: Rows x rows a matrix below which :func:`row_matrix_multiplier` is exact.
-ROW_MATRIX_BOUND = 2 ** 40
+#: The shift of :func:`row_matrix_multiplier`'s product (``gpu_mma.cu``'s ``store_tile`` shifts by it),
+#: and the rows x rows a matrix below which the multiplier is exact.
+ROW_MATRIX_SHIFT = 40
+ROW_MATRIX_BOUND = 1 << ROW_MATRIX_SHIFT
 
 
 def row_matrix_multiplier(n: int) -> int:
-    """``nmul`` such that ``(r * nmul) >> 40 == r // n`` for every row ``r`` with ``r * n <
-    ROW_MATRIX_BOUND`` and ``r * nmul < 2**64`` (the persistent kernel's epilogue finds a row's matrix
-    so, in a 64-bit product, not by a division): ``nmul = 2**40 / n + e`` with ``0 < e <= 1``, so
+    """``nmul`` such that ``(r * nmul) >> ROW_MATRIX_SHIFT == r // n`` for every row ``r`` with
+    ``r * n < ROW_MATRIX_BOUND`` and ``r * nmul < 2**64`` (the persistent kernel's epilogue finds a
+    row's matrix so, in a 64-bit product, not by a division): ``nmul = 2**40 / n + e`` with ``0 < e <= 1``, so
     ``r * nmul / 2**40 = r / n + r * e / 2**40``, and ``r * e / 2**40 < 1 / n`` cannot carry the
     fraction of ``r / n`` (at most ``(n - 1) / n``) past an integer."""
-    return (1 << 40) // n + 1
+    return ROW_MATRIX_BOUND // n + 1
 
 
 class PersistPlan:
