@@ -3,6 +3,7 @@ reference of the kernel's arithmetic (per chunk of 256 codes, AND + POPC of each
 each activation bit plane, weighted 2^b and -2^7 for the sign plane) on the laid-out words gives the
 golden integer sums exactly."""
 
+import pytest
 import torch
 
 from fairyhw.kernels.gpu.kernel import activation_bits, pack_codes_b1, pack_codes_i32
@@ -68,3 +69,14 @@ def test_row_matrix_multiplier_is_a_division():
             assert (row * nmul) >> ROW_MATRIX_SHIFT == k, (n, row)
             if row + 1 <= top:                   # and the first row of the next matrix
                 assert ((row + 1) * nmul) >> ROW_MATRIX_SHIFT == k + 1, (n, row + 1)
+
+
+def test_row_matrix_multiplier_range_is_checked():
+    """The kernels' launches take the multiplier through one check: layers whose rows are beyond its
+    exact range (rows x rows a matrix >= 2**40) are refused with a ValueError naming the kernel."""
+    from fairyhw.kernels.gpu.kernel import checked_row_matrix_multiplier, row_matrix_multiplier
+    assert checked_row_matrix_multiplier(4, 5504, "streaming kernel") == row_matrix_multiplier(5504)
+    assert checked_row_matrix_multiplier(1, 2 ** 20 - 1, "x") == row_matrix_multiplier(2 ** 20 - 1)
+    for mats, n in [(4, 2 ** 19), (1, 2 ** 20), (1000, 40000)]:
+        with pytest.raises(ValueError, match="beyond the streaming kernel's row arithmetic"):
+            checked_row_matrix_multiplier(mats, n, "streaming kernel")

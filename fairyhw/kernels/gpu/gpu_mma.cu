@@ -518,10 +518,10 @@ __device__ __forceinline__ void b1_tile(const uint4 *st, int nr, int chunks, con
 // A tile's sums to its rows: v (a lane's share, as b1_columns) summed over the four lanes t of a row
 // group, then lane t = 0 writes row g, t = 1 row g + 8: (Σap, Σaq, Σbp, Σbq) with a = 1 - h - x, b = x - h,
 // the q parts negated on W rows (odd matrices: conj(x))
-// nmul: 0, or kernel.row_matrix_multiplier(n) (rows * n < 2**40), so that a row's matrix is a multiply and a
-// shift, not a division (kernel.PersistPlan)
+// nmul: kernel.row_matrix_multiplier(n) for matrices of n rows (the launch checks rows * n < 2**40), so that
+// a row's matrix is a multiply and a shift, not a division
 __device__ __forceinline__ void store_tile(int (&v)[8], int sp, int sq, int4 *__restrict__ out, int tile,
-                                           int rows, int n, int g, int t, unsigned long long nmul = 0) {
+                                           int rows, unsigned long long nmul, int g, int t) {
 #pragma unroll
     for (int i = 0; i < 8; i++) {
         v[i] += __shfl_xor_sync(0xffffffffu, v[i], 1);
@@ -531,7 +531,7 @@ __device__ __forceinline__ void store_tile(int (&v)[8], int sp, int sq, int4 *__
         const int r = tile * 16 + g + 8 * t;
         const int hp = t ? v[2] : v[0], hq = t ? v[3] : v[1], xp = t ? v[6] : v[4], xq = t ? v[7] : v[5];
         int ap = sp - hp - xp, aq = sq - hq - xq, bp = xp - hp, bq = xq - hq;
-        const unsigned m = nmul ? (unsigned)(((unsigned long long)r * nmul) >> 40) : (unsigned)(r / n);
+        const unsigned m = (unsigned)(((unsigned long long)r * nmul) >> 40);
         if (m & 1) { aq = -aq; bq = -bq; }
         if (r < rows) out[r] = make_int4(ap, aq, bp, bq);
     }
@@ -550,7 +550,7 @@ __device__ __forceinline__ void store_tile(int (&v)[8], int sp, int sq, int4 *__
 template <int W, int D, int MODE, bool B1, int PREC = 0>
 __global__ void __launch_bounds__(W * 32, 2)
 fairy_mma_stream(const uint4 *__restrict__ codes, const uint4 *__restrict__ act, const int *__restrict__ sums,
-                 int4 *__restrict__ out, int rows, int n, int mw, int mwp) {
+                 int4 *__restrict__ out, int rows, unsigned long long nmul, int mw, int mwp) {
     extern __shared__ __align__(128) uint4 smem[];
     __shared__ unsigned long long bars[W * D];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -662,7 +662,7 @@ fairy_mma_stream(const uint4 *__restrict__ codes, const uint4 *__restrict__ act,
                 v[4 + i] = xx >> (2 * t + 1);
             }
         }
-        store_tile(v, sp, sq, out, tile, rows, n, g, t);
+        store_tile(v, sp, sq, out, tile, rows, nmul, g, t);
     }
 }
 
@@ -811,6 +811,44 @@ __device__ __forceinline__ void b1_tiles(const uint4 *st0, int nr0, const uint4 
     b1_columns(v0, a[0][0], a[0][1], a[0][2], a[0][3], t);
 }
 
+// This block's 16-row tiles of layer L: [t0, t1). The blocks' order is rotated from layer to layer, so
+// that the uneven shares even out. 32-bit arithmetic (kernel.PersistPlan checks that tiles x blocks <
+// 2**32); with 64-bit divisions the MMAs-alone pass took 0.326 ms against 0.295 on the H200.
+__device__ __forceinline__ void persist_share(const PersistLayer &ly, int L, int &t0, int &t1) {
+    const unsigned nb = gridDim.x, tiles = (unsigned)(ly.rows + 15) >> 4;
+    const unsigned b = (blockIdx.x + 53u * (unsigned)L) % nb;
+    t0 = (int)(b * tiles / nb);
+    t1 = (int)((b + 1) * tiles / nb);
+}
+
+// A block's jobs of a step in order (the producer's walk): layer L, tiles [t, min(t + tpj, t1)); the next
+// layer's descriptor loaded a layer ahead. end() past the last layer.
+struct PersistJobs {
+    const PersistLayer *layers;
+    int nlayers, L = 0, t = 0, t1 = 0;
+    PersistLayer ly, nxt;
+    __device__ PersistJobs(const PersistLayer *layers_, int nlayers_) : layers(layers_), nlayers(nlayers_) {
+        nxt = layers[0];
+        L = -1;
+        enter();
+    }
+    __device__ void enter() {                          // the next layer with a tile in this block
+        while (++L < nlayers) {
+            ly = nxt;
+            if (L + 1 < nlayers) nxt = layers[L + 1];
+            persist_share(ly, L, t, t1);
+            if (t < t1) return;
+        }
+    }
+    __device__ bool end() const { return L >= nlayers; }
+    __device__ void next() {
+        t += ly.tpj;
+        if (t >= t1) enter();
+    }
+    __device__ const uint4 *src() const { return ly.codes + (size_t)t * 4 * ly.mwp; }
+    __device__ u32 bytes() const { return (u32)(min(min(t + ly.tpj, t1) * 16, ly.rows) - t * 16) * ly.mwp * 4; }
+};
+
 // The block: W consumer warps, the producer (warp W), the watcher (warp W + 1). The watcher alone reads
 // the global counters: for each layer in turn it waits until the layer before is done and publishes the
 // layer's number in shared memory (`ready`), where the consumers wait for it. A block adds its tiles of
@@ -829,7 +867,6 @@ fairy_mma_persist(const PersistLayer *__restrict__ layers, int nlayers, unsigned
     __shared__ int ready;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int g = lane >> 2, t = lane & 3;
-    const int nb = gridDim.x;
     constexpr bool COPY = MODE == 0 || MODE == 1 || MODE == 3;
     constexpr bool CHAIN = MODE != 3 && (MODE < 5 || MODE == 10 || MODE == 11);
     constexpr bool MMAS = MODE == 0 || MODE == 2 || MODE == 3 || MODE >= 5;
@@ -845,59 +882,26 @@ fairy_mma_persist(const PersistLayer *__restrict__ layers, int nlayers, unsigned
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
     __syncthreads();
-    // this block's tiles of layer L: [t0, t1)
-    auto share = [&](const PersistLayer &ly, int L, int &t0, int &t1) {
-        // 32-bit arithmetic (kernel.PersistPlan checks that tiles x blocks < 2**32); with 64-bit
-        // divisions the MMAs-alone pass took 0.326 ms against 0.295 on the H200
-        const unsigned tiles = (unsigned)(ly.rows + 15) >> 4, b = (blockIdx.x + 53u * (unsigned)L) % (unsigned)nb;
-        t0 = (int)(b * tiles / (unsigned)nb);
-        t1 = (int)((b + 1) * tiles / (unsigned)nb);
-    };
     if (warp == W) {                                        // the producer
         if (lane == 0 && COPY) {
             unsigned long long pol;                         // the codes: evict first (see bulk_copy_ef)
             asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(pol));
-            int j = 0;
-            // the job `prefetch` jobs ahead of the copies (layer pL, tiles [pt, min(pt + tpj, pt1))),
-            // walked in the copies' order: its codes are asked into L2 before the copy of this job
-            int pL = 0, pt, pt1;
-            PersistLayer pl = layers[0];
-            share(pl, 0, pt, pt1);
-            auto pnext = [&]() {                            // the next job (past the last layer: pL == nlayers)
-                pt += pl.tpj;
-                while (pt >= pt1 && ++pL < nlayers) {
-                    pl = layers[pL];
-                    share(pl, pL, pt, pt1);
+            // the copies' walk, and the same walk `prefetch` jobs ahead: that job's codes are asked
+            // into L2 before each copy
+            PersistJobs cp(layers, nlayers), pf(layers, nlayers);
+            for (int i = 0; i < prefetch && !pf.end(); i++, pf.next()) prefetch_l2(pf.src(), pf.bytes());
+            for (int j = 0; !cp.end(); cp.next(), j++) {
+                if (prefetch && !pf.end()) {
+                    prefetch_l2(pf.src(), pf.bytes());
+                    pf.next();
                 }
-            };
-            auto pfetch = [&]() {
-                if (pL >= nlayers) return;
-                const int q4p = pl.mwp >> 2;
-                const int nrp = min(min(pt + pl.tpj, pt1) * 16, pl.rows) - pt * 16;
-                prefetch_l2(pl.codes + (size_t)pt * 16 * q4p, (u32)nrp * q4p * 16);
-                pnext();
-            };
-            if (pt >= pt1) pnext();                         // (no tile of layer 0 in this block)
-            for (int i = 0; i < prefetch; i++) pfetch();
-            PersistLayer nxt = layers[0];                   // the next layer's descriptor, loaded ahead
-            for (int L = 0; L < nlayers; L++) {
-                const PersistLayer ly = nxt;
-                if (L + 1 < nlayers) nxt = layers[L + 1];
-                int t0, t1;
-                share(ly, L, t0, t1);
-                const int q4 = ly.mwp >> 2;
-                for (int tt = t0; tt < t1; tt += ly.tpj, j++) {
-                    if (prefetch) pfetch();
-                    const int s = j % stages;
-                    if (j >= stages) bar_wait(&empty[s], (u32)((j / stages - 1) & 1));
-                    if (j >= ahead) {                       // at most `ahead` copies in flight
-                        const int o = j - ahead;
-                        bar_wait(&full[o % stages], (u32)((o / stages) & 1));
-                    }
-                    const int nr = min(min(tt + ly.tpj, t1) * 16, ly.rows) - tt * 16;
-                    bulk_copy_ef(smem + (size_t)s * stage4, ly.codes + (size_t)tt * 16 * q4, (u32)nr * q4 * 16,
-                                 &full[s], pol);
+                const int s = j % stages;
+                if (j >= stages) bar_wait(&empty[s], (u32)((j / stages - 1) & 1));
+                if (j >= ahead) {                           // at most `ahead` copies in flight
+                    const int o = j - ahead;
+                    bar_wait(&full[o % stages], (u32)((o / stages) & 1));
                 }
+                bulk_copy_ef(smem + (size_t)s * stage4, cp.src(), cp.bytes(), &full[s], pol);
             }
         }
         return;
@@ -919,7 +923,7 @@ fairy_mma_persist(const PersistLayer *__restrict__ layers, int nlayers, unsigned
         const PersistLayer ly = nxt;
         if (L + 1 < nlayers) nxt = layers[L + 1];
         int t0, t1;
-        share(ly, L, t0, t1);
+        persist_share(ly, L, t0, t1);
         const int q4 = ly.mwp >> 2, chunks = ly.mwp >> 4;
         bool go = false;
         const uint2 *actp = ly.act + (size_t)g * (ly.mwp >> 2) + t, *actq = actp + (size_t)2 * ly.mwp;
@@ -980,8 +984,8 @@ fairy_mma_persist(const PersistLayer *__restrict__ layers, int nlayers, unsigned
                             }
                         }
                         if (STORE) {
-                            store_tile(v0, sp, sq, ly.out, tt + i, ly.rows, ly.n, g, t, ly.nmul);
-                            if (two) store_tile(v1, sp, sq, ly.out, tt + i + 1, ly.rows, ly.n, g, t, ly.nmul);
+                            store_tile(v0, sp, sq, ly.out, tt + i, ly.rows, ly.nmul, g, t);
+                            if (two) store_tile(v1, sp, sq, ly.out, tt + i + 1, ly.rows, ly.nmul, g, t);
                         } else {                            // (mode 9: the sums kept, not stored)
                             int x = 0;
 #pragma unroll

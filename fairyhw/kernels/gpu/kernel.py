@@ -605,7 +605,7 @@ def launch_stream(codes_i32: torch.Tensor, act: torch.Tensor, sums: torch.Tensor
     index, sms, cap = _device(codes_i32)
     if cap[0] < 9:
         raise ValueError("the streaming kernel needs bulk copies (compute capability 9.0 or newer)")
-    rows = mats * n
+    rows, nmul = mats * n, checked_row_matrix_multiplier(mats, n, "streaming kernel")
     if out is None:
         out = torch.empty(1, mats, n, 4, dtype=torch.int32, device=codes_i32.device)
     k = kernel(_MMA_SRC, f"fairy_mma_stream<{w},{d},{2 if compute_only else int(read)},{'true' if b1 else 'false'},{pre}>",
@@ -614,7 +614,7 @@ def launch_stream(codes_i32: torch.Tensor, act: torch.Tensor, sums: torch.Tensor
     vp, ci = ctypes.c_void_p, ctypes.c_int
     k.launch((min(-(-rows // 16), blocks or sms),), (32 * w,),
              [vp(codes_i32.data_ptr()), vp(act.data_ptr()), vp(sums.data_ptr()), vp(out.data_ptr()),
-              ci(rows), ci(n), ci(mw), ci(mwp)],
+              ci(rows), ctypes.c_uint64(nmul), ci(mw), ci(mwp)],
              torch.cuda.current_stream(codes_i32.device).cuda_stream, shared=shared, pdl=pdl)
     return out
 
@@ -706,6 +706,16 @@ def row_matrix_multiplier(n: int) -> int:
     return ROW_MATRIX_BOUND // n + 1
 
 
+def checked_row_matrix_multiplier(mats: int, n: int, what: str) -> int:
+    """:func:`row_matrix_multiplier` of ``mats`` matrices of ``n`` rows, or a ``ValueError`` where their
+    rows are beyond its exact range (``what`` names the kernel)."""
+    nmul = row_matrix_multiplier(n)
+    if mats * n * n >= ROW_MATRIX_BOUND or mats * n * nmul >= 2 ** 64:
+        raise ValueError(f"{mats} matrices of {n} rows are beyond the {what}'s row arithmetic "
+                         f"(rows x rows a matrix < 2**{ROW_MATRIX_SHIFT}, a 64-bit product)")
+    return nmul
+
+
 class PersistPlan:
     """Every layer of one token's step in one launch of the persistent kernel (``fairy_mma_persist``,
     compute capability 9.0+, bit-plane layout): one block an SM for the whole step, a producer warp
@@ -750,9 +760,10 @@ class PersistPlan:
                 raise ValueError(f"layer {i}: codes must be contiguous int32 (M, n, mwp) of pack_codes_b1")
             if 16 * mwp > MMA_MAX_INPUTS:
                 raise ValueError(f"layer {i}: rows of {16 * mwp} inputs are beyond the kernel's int32 sums")
-            if mats * n * n >= ROW_MATRIX_BOUND or mats * n * row_matrix_multiplier(n) >= 2 ** 64:
-                raise ValueError(f"layer {i}: {mats} matrices of {n} rows are beyond the persistent kernel's "
-                                 f"row arithmetic (rows x rows a matrix < 2**40, a 64-bit product)")
+            try:
+                checked_row_matrix_multiplier(mats, n, "persistent kernel")
+            except ValueError as e:
+                raise ValueError(f"layer {i}: {e}") from None
             if -(-mats * n // 16) * self.sms >= 2 ** 32:
                 raise ValueError(f"layer {i}: {mats * n} rows are beyond the persistent kernel's 32-bit share "
                                  f"arithmetic on {self.sms} SMs")

@@ -182,11 +182,11 @@ class Kernel:
 
     def launch(self, grid, block, args, stream, shared: int = 0, pdl: bool = False,
                cooperative: bool = False) -> None:
-        """``args``: ctypes values (``c_void_p`` for pointers, ``c_int`` for ints), in order. ``pdl``:
-        programmatic dependent launch (compute capability 9.0+): the kernel may start while the previous
-        one on the stream finishes, and must itself wait (``griddepcontrol.wait``) before reading what that
-        one writes. ``cooperative``: every block resident at once, or the launch fails (for kernels whose
-        blocks wait on each other)."""
+        """``args``: ctypes values (``c_void_p`` for pointers, ``c_int`` for ints, ``c_uint64`` for 64-bit
+        integers), in order. ``pdl``: programmatic dependent launch (compute capability 9.0+): the kernel
+        may start while the previous one on the stream finishes, and must itself wait
+        (``griddepcontrol.wait``) before reading what that one writes. ``cooperative``: every block
+        resident at once, or the launch fails (for kernels whose blocks wait on each other)."""
         params = (ctypes.c_void_p * len(args))(*[ctypes.cast(ctypes.pointer(a), ctypes.c_void_p) for a in args])
         g = tuple(grid) + (1,) * (3 - len(grid))
         b = tuple(block) + (1,) * (3 - len(block))
