@@ -719,6 +719,17 @@ __device__ __forceinline__ unsigned load_acquire(const unsigned *p) {
     return v;
 }
 
+// The watcher polls a layer's counter with relaxed loads and reads it once with acquire when it is
+// reached: an acquire load at GPU scope compiles to the load and an invalidation of the SM's whole L1
+// (CCTL.IVALL in the SASS), so a poll loop of acquires invalidated the L1 every round trip while the
+// block's consumer warps loaded their activations through it. Measured on an H100, whole step: 0.612
+// against 0.642 ms (same run), the MMAs and chain alone 0.457 against 0.474.
+__device__ __forceinline__ unsigned load_relaxed(const unsigned *p) {
+    unsigned v;
+    asm volatile("ld.relaxed.gpu.global.u32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
+    return v;
+}
+
 __device__ __forceinline__ void bar_arrive(unsigned long long *bar) {
     asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_addr(bar)) : "memory");
 }
@@ -911,7 +922,8 @@ fairy_mma_persist(const PersistLayer *__restrict__ layers, int nlayers, unsigned
             for (int L = 1, rows = layers[0].rows; L < nlayers; L++) {
                 const unsigned need = (unsigned)((rows + 15) >> 4);
                 rows = layers[L].rows;                      // loaded while this layer waits
-                while (load_acquire(done + L - 1) < need) __nanosleep(20);
+                while (load_relaxed(done + L - 1) < need) __nanosleep(20);
+                (void)load_acquire(done + L - 1);           // one acquire a layer (see load_relaxed)
                 store_release_cta(&ready, L);
             }
         return;
