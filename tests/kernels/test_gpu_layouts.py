@@ -25,7 +25,7 @@ def test_bit_plane_layouts_give_the_golden_sums():
     cb = pack_codes_b1(ci, rows_at_once=5)   # several row batches
     act, sums = activation_bits(p, q, ci.shape[-1])
     c = cb.shape[-1] // 16
-    assert cb.shape == (mats, n, 16 * c) and act.shape == (1, 2, 8, 8 * c) and c == 3
+    assert cb.shape == (mats, n, 16 * c) and act.shape == (1, 2, c, 64) and c == 3
     # read the tiles as the kernels do: a whole tile's chunk is 32 lanes' h fragments, then their x
     # fragments, lane (g, t)'s fragment (word t of rows g and g + 8, then word t + 4 of both), which
     # is put back into rows here; the last tile (84 % 16 = 4 rows) chunk by chunk, row by row
@@ -40,7 +40,8 @@ def test_bit_plane_layouts_give_the_golden_sums():
     v = torch.cat(rows).view(mats, n, c, 4, 4)   # vector t = (h_t, h_t+4, x_t, x_t+4)
     h = _bits(torch.cat([v[..., 0], v[..., 1]], -1)).reshape(mats, n, 256 * c)
     x = _bits(torch.cat([v[..., 2], v[..., 3]], -1)).reshape(mats, n, 256 * c)
-    a = _bits(act.view(2, 8, c, 8)[..., [0, 2, 4, 6, 1, 3, 5, 7]]).reshape(2, 8, 256 * c)
+    # activations: (p or q, chunk, plane g, words t and t + 4 of lane t) -> plane, chunk, word
+    a = _bits(act.view(2, c, 8, 4, 2).permute(0, 2, 1, 4, 3).reshape(2, 8, c, 8)).reshape(2, 8, 256 * c)
     weight = torch.tensor([1, 2, 4, 8, 16, 32, 64, -128])
     hp, hq, xp, xq = [(torch.einsum("mnk,bk->mnb", plane, a[z]) * weight).sum(-1)
                       for plane in (h, x) for z in (0, 1)]

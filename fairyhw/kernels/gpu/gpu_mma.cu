@@ -504,13 +504,13 @@ __device__ __forceinline__ void b1_tile(const uint4 *st, int nr, int chunks, con
         const uint4 *f = st + 4 * g + t;
 #pragma unroll 4
         for (int c = 0; c < chunks; c++)
-            b1_chunk_frag(hp, hq, xp, xq, f[64 * c], f[64 * c + 32], actp[4 * c], actq[4 * c]);
+            b1_chunk_frag(hp, hq, xp, xq, f[64 * c], f[64 * c + 32], actp[32 * c], actq[32 * c]);
     } else {
         const uint4 *rg = st + 4 * g + t, *rg8 = rg + 32;
         const int cs = 4 * nr;                              // vectors a chunk
 #pragma unroll 4
         for (int c = 0; c < chunks; c++)
-            b1_chunk(hp, hq, xp, xq, rg[cs * c], rg8[cs * c], actp[4 * c], actq[4 * c]);
+            b1_chunk(hp, hq, xp, xq, rg[cs * c], rg8[cs * c], actp[32 * c], actq[32 * c]);
     }
     b1_columns(v, hp, hq, xp, xq, t);
 }
@@ -540,9 +540,9 @@ __device__ __forceinline__ void store_tile(int (&v)[8], int sp, int sq, int4 *__
 // B1: codes in the bit-plane layout of pack_codes_b1 (per row and chunk of 256 codes, four 16-byte
 // vectors, vector t = (h_t, h_{t+4}, x_t, x_{t+4}): word h_i holds h of codes 32i..32i+31, bit j code
 // 32i + j; x likewise; the rows re-laid chunk by chunk within each tile of 16, see b1_tile) and
-// activations in the layout of activation_bits (for p and q, bit plane b of the int8 values as words,
-// per chunk in the order 0, 4, 1, 5, 2, 6, 3, 7, so that thread t reads words t and t + 4 as one 8-byte
-// vector). One binary MMA (AND + POPC, m16n8k256) per plane pair and chunk:
+// activations in the layout of activation_bits (for p and q, chunk by chunk, the B fragments of the
+// chunk's eight bit planes as the lanes hold them: lane 4g + t's 8-byte vector is words t and t + 4 of
+// bit plane g of the int8 values, so a warp's load of a chunk is 256 consecutive bytes). One binary MMA (AND + POPC, m16n8k256) per plane pair and chunk:
 // column b of the result counts h & p_b, and Σ h p = Σ_b<7 2^b C_b - 2^7 C_7. Four MMAs a chunk of
 // 16 rows x 256 codes (H_p, H_q, X_p, X_q), against sixteen int8 MMAs of the slot layout.
 // PREC > 0 (bit-plane layout, rows of at most PREC chunks): a warp takes its tile's codes into registers
@@ -585,7 +585,7 @@ fairy_mma_stream(const uint4 *__restrict__ codes, const uint4 *__restrict__ act,
     // slot layout: plane (p or q, slot g/2) of thread g; B1: bit plane g of p (mwp / 2 words a plane)
     // and of q (eight planes on)
     const uint4 *actj = acts + (size_t)((g & 1) * 4 + (g >> 1)) * (mwp >> 2);
-    const uint2 *actp = (const uint2 *)acts + (size_t)g * (mwp >> 2) + t, *actq = actp + (size_t)2 * mwp;
+    const uint2 *actp = (const uint2 *)acts + lane, *actq = actp + (size_t)2 * mwp;
     const int sp = sums[0], sq = sums[1];
     for (int k = 0; warp + k * W < mine; k++) {
         const int s = warp * D + k % D, tile = t0 + warp + k * W;
@@ -618,8 +618,8 @@ fairy_mma_stream(const uint4 *__restrict__ codes, const uint4 *__restrict__ act,
 #pragma unroll
                 for (int c = 0; c < PREC; c++)
                     if (c < chunks) {
-                        if (nr == 16) b1_chunk_frag(hp, hq, xp, xq, cg[c], cg8[c], actp[4 * c], actq[4 * c]);
-                        else b1_chunk(hp, hq, xp, xq, cg[c], cg8[c], actp[4 * c], actq[4 * c]);
+                        if (nr == 16) b1_chunk_frag(hp, hq, xp, xq, cg[c], cg8[c], actp[32 * c], actq[32 * c]);
+                        else b1_chunk(hp, hq, xp, xq, cg[c], cg8[c], actp[32 * c], actq[32 * c]);
                     }
                 b1_columns(v, hp, hq, xp, xq, t);
             } else {
@@ -756,7 +756,8 @@ __device__ __forceinline__ void red_add_release_gpu(unsigned *p, unsigned v) {
 }
 
 // PERSIST: a warp's activations of one layer in registers, loaded once the layer is released (every
-// chunk's load in flight at once: one round trip a layer, not one every few chunks of every tile). Plain
+// chunk's load in flight at once: one round trip a layer, not one every few chunks of every tile; a
+// chunk's load is 256 consecutive bytes, two L1 lookups: the layout of activation_bits). Plain
 // loads are enough for data that other SMs wrote: the watcher's acquire at GPU scope, passed on to the
 // consumers by release and acquire at CTA scope, orders them after those stores (causality order is
 // transitive across the two scopes). Measured on the H200: L2-only loads (__ldcg) made the MMAs-alone
@@ -767,8 +768,8 @@ __device__ __forceinline__ void act_regs(uint2 (&ap)[CH], uint2 (&aq)[CH], const
 #pragma unroll
     for (int c = 0; c < CH; c++)
         if (c < chunks) {
-            ap[c] = actp[4 * c];
-            aq[c] = actq[4 * c];
+            ap[c] = actp[32 * c];
+            aq[c] = actq[32 * c];
         }
 }
 
@@ -938,7 +939,7 @@ fairy_mma_persist(const PersistLayer *__restrict__ layers, int nlayers, unsigned
         persist_share(ly, L, t0, t1);
         const int q4 = ly.mwp >> 2, chunks = ly.mwp >> 4;
         bool go = false;
-        const uint2 *actp = ly.act + (size_t)g * (ly.mwp >> 2) + t, *actq = actp + (size_t)2 * ly.mwp;
+        const uint2 *actp = ly.act + lane, *actq = actp + (size_t)2 * ly.mwp;
         for (int tt = t0; tt < t1; tt += ly.tpj, j++) {
             if (j % W != warp) continue;
             if (!go) {                                      // every tile of the layer before is done

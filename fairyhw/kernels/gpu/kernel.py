@@ -586,7 +586,7 @@ def launch_stream(codes_i32: torch.Tensor, act: torch.Tensor, sums: torch.Tensor
         raise ValueError("codes must be contiguous int32 (M, n, mw) with mw a multiple of 4 "
                          "(pack_codes_i32 pads them so)")
     mwp = 16 * -(-mw // 16)
-    want = (1, 2, 8, mwp // 2) if b1 else (1, 2, 4, mwp)
+    want = (1, 2, mwp // 16, 64) if b1 else (1, 2, 4, mwp)
     if b1 and mw % 16:
         raise ValueError("bit-plane codes (pack_codes_b1) have rows of a multiple of 16 words")
     if act.dtype != torch.int32 or tuple(act.shape) != want:
@@ -770,8 +770,8 @@ class PersistPlan:
             if mwp // 16 > PERSIST_MAX_CHUNKS:
                 raise ValueError(f"layer {i}: rows of {mwp // 16} chunks of 256 inputs are beyond the "
                                  f"persistent kernel's {PERSIST_MAX_CHUNKS}")
-            if act.dtype != torch.int32 or tuple(act.shape) != (1, 2, 8, mwp // 2) or not act.is_contiguous():
-                raise ValueError(f"layer {i}: activations must be int32 (1, 2, 8, {mwp // 2}) of activation_bits")
+            if act.dtype != torch.int32 or tuple(act.shape) != (1, 2, mwp // 16, 64) or not act.is_contiguous():
+                raise ValueError(f"layer {i}: activations must be int32 (1, 2, {mwp // 16}, 64) of activation_bits")
             if sums.dtype != torch.int32 or sums.numel() != 2:
                 raise ValueError(f"layer {i}: sums must be the int32 (1, 2) of activation_bits")
             if out.dtype != torch.int32 or tuple(out.shape) != (1, mats, n, 4) or not out.is_contiguous():
@@ -871,9 +871,10 @@ def _tile_chunks(rows: torch.Tensor, c: int) -> torch.Tensor:
 
 
 def activation_bits(p: torch.Tensor, q: torch.Tensor, mw: int):
-    """One token's activations for the binary-MMA kernel: int32 ``(1, 2, 8, 8 C)`` (p or q, bit plane
-    b of the int8 values as two's complement, words per chunk of 256 inputs in the order
-    0, 4, 1, 5, 2, 6, 3, 7), zero past the inputs, and int32 ``(1, 2)`` of ``(Σp, Σq)``."""
+    """One token's activations for the binary-MMA kernels: int32 ``(1, 2, C, 64)`` (p or q, chunk of 256
+    inputs, then the chunk's B fragments as a warp's lanes hold them: lane ``4g + t``'s two words are
+    words t and t + 4 of bit plane g of the int8 values as two's complement, so that a warp loads a
+    chunk as 256 consecutive bytes), zero past the inputs, and int32 ``(1, 2)`` of ``(Σp, Σq)``."""
     batch, m = p.shape
     c = -(-mw // 16)
     x = torch.zeros(batch, 2, 256 * c, dtype=torch.int32, device=p.device)
@@ -881,7 +882,7 @@ def activation_bits(p: torch.Tensor, q: torch.Tensor, mw: int):
     x[:, 1, :m] = q.to(torch.int32) & 255
     planes = (x.unsqueeze(2) >> torch.arange(8, device=p.device, dtype=torch.int32).view(1, 1, 8, 1)) & 1
     words = _words(planes.view(batch, 2, 8, c, 8, 32))                          # (B, 2, 8, C, 8)
-    words = words[..., [0, 4, 1, 5, 2, 6, 3, 7]].reshape(batch, 2, 8, 8 * c).contiguous()
+    words = words[..., [0, 4, 1, 5, 2, 6, 3, 7]].permute(0, 1, 3, 2, 4).reshape(batch, 2, c, 64).contiguous()
     sums = torch.stack([p.to(torch.int32).sum(-1), q.to(torch.int32).sum(-1)], dim=-1).to(torch.int32)
     return words, sums.contiguous()
 
