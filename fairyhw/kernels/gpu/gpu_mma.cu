@@ -516,20 +516,28 @@ __device__ __forceinline__ void b1_tile(const uint4 *st, int nr, int chunks, con
 }
 
 // A tile's sums to its rows: v (a lane's share, as b1_columns) summed over the four lanes t of a row
-// group, then lane t = 0 writes row g, t = 1 row g + 8: (Σap, Σaq, Σbp, Σbq) with a = 1 - h - x, b = x - h,
+// group in two rounds of four shuffles (8, not 16: the first round leaves each lane one row's half), then
+// lane t = 0 writes row g, t = 1 row g + 8: (Σap, Σaq, Σbp, Σbq) with a = 1 - h - x, b = x - h,
 // the q parts negated on W rows (odd matrices: conj(x))
 // nmul: kernel.row_matrix_multiplier(n) for matrices of n rows (the launch checks rows * n < 2**40), so that
 // a row's matrix is a multiply and a shift, not a division
 __device__ __forceinline__ void store_tile(int (&v)[8], int sp, int sq, int4 *__restrict__ out, int tile,
                                            int rows, unsigned long long nmul, int g, int t) {
+    // round 1 (lanes t, t ^ 1): t odd keeps row g + 8 (v 2, 3, 6, 7), t even row g (v 0, 1, 4, 5)
+    const bool odd = t & 1;
+    int u[4];
 #pragma unroll
-    for (int i = 0; i < 8; i++) {
-        v[i] += __shfl_xor_sync(0xffffffffu, v[i], 1);
-        v[i] += __shfl_xor_sync(0xffffffffu, v[i], 2);
+    for (int k = 0; k < 4; k++) {
+        const int lo = (k & 1) + 4 * (k >> 1);              // 0, 1, 4, 5
+        const int keep = odd ? v[lo + 2] : v[lo], give = odd ? v[lo] : v[lo + 2];
+        u[k] = keep + __shfl_xor_sync(0xffffffffu, give, 1);
     }
+    // round 2 (lanes t, t ^ 2, the same row): both end with the row's four sums
+#pragma unroll
+    for (int k = 0; k < 4; k++) u[k] += __shfl_xor_sync(0xffffffffu, u[k], 2);
     if (t < 2) {
         const int r = tile * 16 + g + 8 * t;
-        const int hp = t ? v[2] : v[0], hq = t ? v[3] : v[1], xp = t ? v[6] : v[4], xq = t ? v[7] : v[5];
+        const int hp = u[0], hq = u[1], xp = u[2], xq = u[3];
         int ap = sp - hp - xp, aq = sq - hq - xq, bp = xp - hp, bq = xq - hq;
         const unsigned m = (unsigned)(((unsigned long long)r * nmul) >> 40);
         if (m & 1) { aq = -aq; bq = -bq; }
@@ -542,9 +550,10 @@ __device__ __forceinline__ void store_tile(int (&v)[8], int sp, int sq, int4 *__
 // 32i + j; x likewise; the rows re-laid chunk by chunk within each tile of 16, see b1_tile) and
 // activations in the layout of activation_bits (for p and q, chunk by chunk, the B fragments of the
 // chunk's eight bit planes as the lanes hold them: lane 4g + t's 8-byte vector is words t and t + 4 of
-// bit plane g of the int8 values, so a warp's load of a chunk is 256 consecutive bytes). One binary MMA (AND + POPC, m16n8k256) per plane pair and chunk:
-// column b of the result counts h & p_b, and Σ h p = Σ_b<7 2^b C_b - 2^7 C_7. Four MMAs a chunk of
-// 16 rows x 256 codes (H_p, H_q, X_p, X_q), against sixteen int8 MMAs of the slot layout.
+// bit plane g of the int8 values, so a warp's load of a chunk is 256 consecutive bytes). One binary MMA
+// (AND + POPC, m16n8k256) per plane pair and chunk: column b of the result counts h & p_b, and
+// Σ h p = Σ_b<7 2^b C_b - 2^7 C_7. Four MMAs a chunk of 16 rows x 256 codes (H_p, H_q, X_p, X_q),
+// against sixteen int8 MMAs of the slot layout.
 // PREC > 0 (bit-plane layout, rows of at most PREC chunks): a warp takes its tile's codes into registers
 // first and refills the stage before its MMAs, so that the next tile's copy runs while it computes.
 template <int W, int D, int MODE, bool B1, int PREC = 0>
