@@ -753,7 +753,7 @@ class PersistPlan:
             raise ValueError(f"prefetch must be 0 to {PERSIST_MAX_STAGES} jobs, not {prefetch!r}")
         if not 1 <= tiles_per_job <= PERSIST_MAX_TILES:
             raise ValueError(f"tiles_per_job must be 1 to {PERSIST_MAX_TILES}, not {tiles_per_job}")
-        mwps = []
+        mwps, geometry = [], []                     # words a row; (16-row tiles, row-matrix multiplier)
         for i, (codes, act, sums, out) in enumerate(layers):
             mats, n, mwp = codes.shape
             if codes.dtype != torch.int32 or not codes.is_contiguous() or mwp % 16:
@@ -761,10 +761,11 @@ class PersistPlan:
             if 16 * mwp > MMA_MAX_INPUTS:
                 raise ValueError(f"layer {i}: rows of {16 * mwp} inputs are beyond the kernel's int32 sums")
             try:
-                checked_row_matrix_multiplier(mats, n, "persistent kernel")
+                nmul = checked_row_matrix_multiplier(mats, n, "persistent kernel")
             except ValueError as e:
                 raise ValueError(f"layer {i}: {e}") from None
-            if -(-mats * n // 16) * self.sms >= 2 ** 32:
+            tiles = -(-mats * n // 16)
+            if tiles * self.sms >= 2 ** 32:
                 raise ValueError(f"layer {i}: {mats * n} rows are beyond the persistent kernel's 32-bit share "
                                  f"arithmetic on {self.sms} SMs")
             if mwp // 16 > PERSIST_MAX_CHUNKS:
@@ -777,6 +778,7 @@ class PersistPlan:
             if out.dtype != torch.int32 or tuple(out.shape) != (1, mats, n, 4) or not out.is_contiguous():
                 raise ValueError(f"layer {i}: out must be contiguous int32 (1, {mats}, {n}, 4)")
             mwps.append(mwp)
+            geometry.append((tiles, nmul))
         stage = 64 * max(mwps)                      # bytes of the longest layer's 16-row tile
         self.stages = min(PERSIST_MAX_STAGES, shared // stage)
         if self.stages < 2:
@@ -785,14 +787,13 @@ class PersistPlan:
         self.ahead, self.prefetch = min(ahead, self.stages), prefetch
         self.chunks = 2 * -(-max(mwps) // 32)       # chunks held in registers (even: two MMA sets)
         desc = []
-        for (codes, act, sums, out), mwp in zip(layers, mwps):
+        for (codes, act, sums, out), mwp, (tiles, nmul) in zip(layers, mwps, geometry):
             mats, n, _ = codes.shape
             tpj = max(1, min(tiles_per_job, stage // (64 * mwp)))
-            tiles = -(-mats * n // 16)
             if -(-tiles // self.sms) <= warps:      # a block's share fits its warps a tile each
                 tpj = 1
             desc.append([codes.data_ptr(), act.data_ptr(), sums.data_ptr(), out.data_ptr(),
-                         mats * n | n << 32, mwp | tpj << 32, row_matrix_multiplier(n)])
+                         mats * n | n << 32, mwp | tpj << 32, nmul])
         self.layers = list(layers)                  # the descriptors point into these
         self.desc = torch.tensor(desc, dtype=torch.int64, device=dev)
         self.done = torch.zeros(len(layers), dtype=torch.int32, device=dev)
