@@ -846,11 +846,10 @@ __device__ __forceinline__ void persist_share(const PersistLayer &ly, int L, int
 // layer's descriptor loaded a layer ahead. end() past the last layer.
 struct PersistJobs {
     const PersistLayer *layers;
-    int nlayers, L = 0, t = 0, t1 = 0;
+    int nlayers, L = -1, t = 0, t1 = 0;
     PersistLayer ly, nxt;
     __device__ PersistJobs(const PersistLayer *layers_, int nlayers_) : layers(layers_), nlayers(nlayers_) {
         nxt = layers[0];
-        L = -1;
         enter();
     }
     __device__ void enter() {                          // the next layer with a tile in this block
@@ -867,7 +866,9 @@ struct PersistJobs {
         if (t >= t1) enter();
     }
     __device__ const uint4 *src() const { return ly.codes + (size_t)t * 4 * ly.mwp; }
-    __device__ u32 bytes() const { return (u32)(min(min(t + ly.tpj, t1) * 16, ly.rows) - t * 16) * ly.mwp * 4; }
+    __device__ u32 bytes() const {                     // the job's rows x mwp words
+        return (u32)(min(min(t + ly.tpj, t1) * 16, ly.rows) - t * 16) * ly.mwp * 4;
+    }
 };
 
 // The block: W consumer warps, the producer (warp W), the watcher (warp W + 1). The watcher alone reads
