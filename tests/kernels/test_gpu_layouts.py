@@ -53,7 +53,7 @@ def test_bit_plane_layouts_give_the_golden_sums():
 
 
 def test_row_matrix_multiplier_is_a_division():
-    """The persistent kernel's epilogue finds a row's matrix as ``(r * nmul) >> 40`` (a 64-bit product):
+    """The binary kernels' epilogue finds a row's matrix as ``(r * nmul) >> 40`` (a 64-bit product):
     equal to ``r // n`` for every row below its bounds, for the LLaMA-2 7B and SmolLM2 row counts
     (complex rows: half the real), small and odd counts; and at the bounds, the last row of each of
     the last 2,000 matrices (Python integers)."""

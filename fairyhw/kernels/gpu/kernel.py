@@ -699,10 +699,10 @@ ROW_MATRIX_BOUND = 1 << ROW_MATRIX_SHIFT
 
 def row_matrix_multiplier(n: int) -> int:
     """``nmul`` such that ``(r * nmul) >> ROW_MATRIX_SHIFT == r // n`` for every row ``r`` with
-    ``r * n < ROW_MATRIX_BOUND`` and ``r * nmul < 2**64`` (the persistent kernel's epilogue finds a
-    row's matrix so, in a 64-bit product, not by a division): ``nmul = 2**40 / n + e`` with ``0 < e <= 1``, so
-    ``r * nmul / 2**40 = r / n + r * e / 2**40``, and ``r * e / 2**40 < 1 / n`` cannot carry the
-    fraction of ``r / n`` (at most ``(n - 1) / n``) past an integer."""
+    ``r * n < ROW_MATRIX_BOUND`` and ``r * nmul < 2**64`` (the binary kernels' epilogue, ``store_tile``,
+    finds a row's matrix so, in a 64-bit product, not by a division): ``nmul = 2**40 / n + e`` with
+    ``0 < e <= 1``, so ``r * nmul / 2**40 = r / n + r * e / 2**40``, and ``r * e / 2**40 < 1 / n`` cannot
+    carry the fraction of ``r / n`` (at most ``(n - 1) / n``) past an integer."""
     return ROW_MATRIX_BOUND // n + 1
 
 
