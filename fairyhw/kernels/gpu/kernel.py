@@ -753,7 +753,7 @@ class PersistPlan:
             raise ValueError(f"prefetch must be 0 to {PERSIST_MAX_STAGES} jobs, not {prefetch!r}")
         if not 1 <= tiles_per_job <= PERSIST_MAX_TILES:
             raise ValueError(f"tiles_per_job must be 1 to {PERSIST_MAX_TILES}, not {tiles_per_job}")
-        mwps, geometry = [], []                     # words a row; (16-row tiles, row-matrix multiplier)
+        geometry = []                               # per layer: words a row, 16-row tiles, row multiplier
         for i, (codes, act, sums, out) in enumerate(layers):
             mats, n, mwp = codes.shape
             if codes.dtype != torch.int32 or not codes.is_contiguous() or mwp % 16:
@@ -777,17 +777,17 @@ class PersistPlan:
                 raise ValueError(f"layer {i}: sums must be the int32 (1, 2) of activation_bits")
             if out.dtype != torch.int32 or tuple(out.shape) != (1, mats, n, 4) or not out.is_contiguous():
                 raise ValueError(f"layer {i}: out must be contiguous int32 (1, {mats}, {n}, 4)")
-            mwps.append(mwp)
-            geometry.append((tiles, nmul))
-        stage = 64 * max(mwps)                      # bytes of the longest layer's 16-row tile
+            geometry.append((mwp, tiles, nmul))
+        longest = max(mwp for mwp, _, _ in geometry)
+        stage = 64 * longest                        # bytes of the longest layer's 16-row tile
         self.stages = min(PERSIST_MAX_STAGES, shared // stage)
         if self.stages < 2:
-            raise ValueError(f"rows of {max(mwps)} words leave fewer than two stages in {shared} bytes")
+            raise ValueError(f"rows of {longest} words leave fewer than two stages in {shared} bytes")
         self.stage4, self.shared, self.warps = stage // 16, self.stages * stage, warps
         self.ahead, self.prefetch = min(ahead, self.stages), prefetch
-        self.chunks = 2 * -(-max(mwps) // 32)       # chunks held in registers (even: two MMA sets)
+        self.chunks = 2 * -(-longest // 32)         # chunks held in registers (even: two MMA sets)
         desc = []
-        for (codes, act, sums, out), mwp, (tiles, nmul) in zip(layers, mwps, geometry):
+        for (codes, act, sums, out), (mwp, tiles, nmul) in zip(layers, geometry):
             mats, n, _ = codes.shape
             tpj = max(1, min(tiles_per_job, stage // (64 * mwp)))
             if -(-tiles // self.sms) <= warps:      # a block's share fits its warps a tile each
