@@ -306,6 +306,9 @@ def stream_runs(dev, model, acts, out_for, record, total_bytes, peak) -> list:
              "before)", lambda: plan.run("no_chain"), part),
             ("part of the persistent kernel: its layer chain alone (no copies, no MMAs)",
              lambda: plan.run("chain"), part),
+            ("part of the persistent kernel: all of it with each layer's release unfenced (its count added "
+             "without the fence that publishes its results: the fence's cost, not a valid kernel)",
+             lambda: plan.run("no_fence"), part),
             ("part of the persistent kernel: its MMAs alone (no copies, no layer chain)",
              lambda: plan.run("mma_only"), part),
             ("fairy W2 int8, streaming kernel (bulk copies into shared memory), slot layout + PDL, batch 1",

@@ -705,7 +705,9 @@ fairy_mma_stream(const uint4 *__restrict__ codes, const uint4 *__restrict__ act,
 // 6: 5 without the activation loads (registers set from the lane); 7: 5 without the MMAs (the tile's
 // sums from the activations); 8: 5 without either (the job walk, the sums' stores and the counts);
 // 9: 5 without the sums' stores; 10: 2 without the activation loads; 11: 2 without the activation
-// loads and the MMAs (the chain, the job walk, the stores); 12: 5 without the block's counts.
+// loads and the MMAs (the chain, the job walk, the stores); 12: 5 without the block's counts; 13: all of
+// it with each layer's count added without its release (red.relaxed: what the release's fence costs;
+// a layer's results are then not published with its count, so it is a diagnosis, not a kernel).
 // A layer's end is told without membar.gl: each warp's lane 0 adds its job's tiles to the block's count
 // in shared memory with acq_rel at CTA scope (after __syncwarp, which orders its lanes' results before
 // it), and the block's last job adds the block's tiles to the layer's global counter with release at
@@ -889,8 +891,8 @@ fairy_mma_persist(const PersistLayer *__restrict__ layers, int nlayers, unsigned
     __shared__ int ready;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int g = lane >> 2, t = lane & 3;
-    constexpr bool COPY = MODE == 0 || MODE == 1 || MODE == 3;
-    constexpr bool CHAIN = MODE != 3 && (MODE < 5 || MODE == 10 || MODE == 11);
+    constexpr bool COPY = MODE == 0 || MODE == 1 || MODE == 3 || MODE == 13;
+    constexpr bool CHAIN = MODE != 3 && (MODE < 5 || MODE == 10 || MODE == 11 || MODE == 13);
     constexpr bool MMAS = MODE == 0 || MODE == 2 || MODE == 3 || MODE >= 5;
     constexpr bool ACTS = MODE != 6 && MODE != 8 && MODE != 10 && MODE != 11;
     constexpr bool DOMMA = MODE != 7 && MODE != 8 && MODE != 11, STORE = MODE != 9, COUNT = MODE != 12;
@@ -1025,7 +1027,11 @@ fairy_mma_persist(const PersistLayer *__restrict__ layers, int nlayers, unsigned
                 const unsigned before = atom_add_acq_rel_cta(&block_done[L & 3], (unsigned)nt);
                 if (before + nt == mine) {                  // the block's last job of the layer
                     block_done[L & 3] = 0;
-                    red_add_release_gpu(done + L, mine);
+                    if constexpr (MODE != 13)
+                        red_add_release_gpu(done + L, mine);
+                    else                                    // (mode 13: the diagnosis above)
+                        asm volatile("red.relaxed.gpu.global.add.u32 [%0], %1;\n" ::"l"(done + L), "r"(mine)
+                                     : "memory");
                 }
             }
         }

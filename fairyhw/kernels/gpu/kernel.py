@@ -688,7 +688,10 @@ PERSIST_MODES = {"full": 0, "read": 1, "compute": 2, "no_chain": 3, "chain": 4, 
                  # compute time goes"): without the activation loads, the MMAs, both, the sums'
                  # stores or the block's counts
                  "mma_no_act": 6, "mma_no_mma": 7, "mma_walk": 8, "mma_no_store": 9,
-                 "compute_no_act": 10, "compute_walk": 11, "mma_no_count": 12}
+                 "compute_no_act": 10, "compute_walk": 11, "mma_no_count": 12,
+                 # all of it with each layer's count added without its release fence (a diagnosis
+                 # of the fence's cost: not a valid kernel, the results are not published with it)
+                 "no_fence": 13}
 
 
 #: The shift of :func:`row_matrix_multiplier`'s product (``gpu_mma.cu``'s ``store_tile`` shifts by it),
@@ -802,9 +805,12 @@ class PersistPlan:
         """Launch the step. ``mode``: ``full``; ``read`` (the copies, waits and chain without the MMAs:
         each tile's first result row gets an XOR of the tile's first words); ``compute`` (no copies:
         MMAs on whatever the stages hold); ``no_chain`` (no layer waits for the one before); ``chain`` (the
-        layer chain alone: no copies, no MMAs); ``mma_only`` (the MMAs alone: no copies, no chain); and
-        parts of those two (the rest of :data:`PERSIST_MODES`, see ``gpu_mma.cu``). All but ``full``
-        are the benchmark's breakdown; their results are not sums. ``cooperative``: launched as a
+        layer chain alone: no copies, no MMAs); ``mma_only`` (the MMAs alone: no copies, no chain);
+        ``no_fence`` (all of it, each layer's count added without the release fence that publishes
+        its results with it: what that fence costs); and parts of ``mma_only`` and ``compute`` (the
+        rest of :data:`PERSIST_MODES`, see ``gpu_mma.cu``). All but ``full`` are the benchmark's
+        breakdown, not kernels; their results are not sums (``no_fence``'s are, once the launch
+        ends, but a layer may start before the one before is visible). ``cooperative``: launched as a
         cooperative kernel (all blocks resident or an error); else a plain launch, whose blocks (one an
         SM, each over half an SM's shared memory) are all resident only while nothing else runs."""
         import ctypes
