@@ -766,6 +766,10 @@ __device__ __forceinline__ void red_add_release_gpu(unsigned *p, unsigned v) {
     asm volatile("red.release.gpu.global.add.u32 [%0], %1;\n" ::"l"(p), "r"(v) : "memory");
 }
 
+__device__ __forceinline__ void red_add_relaxed_gpu(unsigned *p, unsigned v) {   // (mode 13 below)
+    asm volatile("red.relaxed.gpu.global.add.u32 [%0], %1;\n" ::"l"(p), "r"(v) : "memory");
+}
+
 // PERSIST: a warp's activations of one layer in registers, loaded once the layer is released (every
 // chunk's load in flight at once: one round trip a layer, not one every few chunks of every tile; a
 // chunk's load is 256 consecutive bytes, two L1 lookups: the layout of activation_bits). Plain
@@ -1030,8 +1034,7 @@ fairy_mma_persist(const PersistLayer *__restrict__ layers, int nlayers, unsigned
                     if constexpr (MODE != 13)
                         red_add_release_gpu(done + L, mine);
                     else                                    // (mode 13: the diagnosis above)
-                        asm volatile("red.relaxed.gpu.global.add.u32 [%0], %1;\n" ::"l"(done + L), "r"(mine)
-                                     : "memory");
+                        red_add_relaxed_gpu(done + L, mine);
                 }
             }
         }
