@@ -60,8 +60,7 @@ def test_compile_error_is_reported_with_the_log():
 def test_kernels_compile_for_hopper():
     """The kernels compile (no GPU needed): the instantiations the launchers use, and the read baseline."""
     from fairyhw.kernels.gpu import kernel as gpu
-    with open(gpu._MMA_SRC) as f:
-        src = f.read()
+    src = gpu.mma_source()
     for expr in ("fairy_mma<1,2,2,true,true>", "fairy_mma<1,4,2,true,false>", "fairy_mma<8,2,1,false,false>"):
         cubin, lowered = nvrtc.compile_cubin(src, expr, "sm_90")
         assert cubin[:4] == b"\x7fELF" and lowered.startswith("_Z9fairy_mma")
@@ -87,8 +86,7 @@ def test_persistent_and_rate_kernels_compile():
     """The persistent kernel in every breakdown mode, and the instruction-rate probe (its wgmma form
     for the architecture-specific sm_90a target)."""
     from fairyhw.kernels.gpu import kernel as gpu
-    with open(gpu._MMA_SRC) as f:
-        src = f.read()
+    src = gpu.mma_source()
     for mode in gpu.PERSIST_MODES.values():
         expr = (f"fairy_mma_persist<{gpu.PERSIST_WARPS},{mode},{gpu.PERSIST_MAX_STAGES},"
                 f"{gpu.PERSIST_MAX_TILES},{gpu.PERSIST_MAX_CHUNKS}>")

@@ -35,6 +35,11 @@
 // Choices of KSPLIT, UNROLL, SEP, PRE, MINB and blocks per SM come from sweeps on an H100
 // (fairyhw.kernels.gpu.kernel.mma_config).
 
+// Compiled as kernel.mma_source(): the launcher's constants (#define lines) come first.
+#ifndef FAIRY_ROW_MATRIX_SHIFT
+#error "FAIRY_ROW_MATRIX_SHIFT (kernel.ROW_MATRIX_SHIFT) is defined by the launcher: compile kernel.mma_source()"
+#endif
+
 typedef unsigned int u32;
 
 __device__ __forceinline__ void mma_u8s8(int (&c)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
@@ -519,7 +524,8 @@ __device__ __forceinline__ void b1_tile(const uint4 *st, int nr, int chunks, con
 // group in two rounds of four shuffles (8, not 16: the first round leaves each lane one row's half), then
 // lane t = 0 writes row g, t = 1 row g + 8: (Σap, Σaq, Σbp, Σbq) with a = 1 - h - x, b = x - h,
 // the q parts negated on W rows (odd matrices: conj(x))
-// nmul: kernel.row_matrix_multiplier(n) for matrices of n rows (the launch checks rows * n < 2**40), so that
+// nmul: kernel.row_matrix_multiplier(n) for matrices of n rows (the launch checks rows * n < 2**S, S =
+// FAIRY_ROW_MATRIX_SHIFT, kernel.ROW_MATRIX_SHIFT, defined before this file by the launcher), so that
 // a row's matrix is a multiply and a shift, not a division
 __device__ __forceinline__ void store_tile(int (&v)[8], int sp, int sq, int4 *__restrict__ out, int tile,
                                            int rows, unsigned long long nmul, int g, int t) {
@@ -539,7 +545,7 @@ __device__ __forceinline__ void store_tile(int (&v)[8], int sp, int sq, int4 *__
         const int r = tile * 16 + g + 8 * t;
         const int hp = u[0], hq = u[1], xp = u[2], xq = u[3];
         int ap = sp - hp - xp, aq = sq - hq - xq, bp = xp - hp, bq = xq - hq;
-        const unsigned m = (unsigned)(((unsigned long long)r * nmul) >> 40);
+        const unsigned m = (unsigned)(((unsigned long long)r * nmul) >> FAIRY_ROW_MATRIX_SHIFT);
         if (m & 1) { aq = -aq; bq = -bq; }
         if (r < rows) out[r] = make_int4(ap, aq, bp, bq);
     }
@@ -721,7 +727,7 @@ struct PersistLayer {          // written by the host (kernel.PersistPlan), 56 b
     const int *sums;           // (Σp, Σq)
     int4 *out;                 // one (Σap, Σaq, Σbp, Σbq) a row
     int rows, n, mwp, tpj;     // rows (all matrices), rows a matrix, words a row, tiles a job
-    unsigned long long nmul;   // floor(2**40 / n) + 1: a row's matrix r / n as (r * nmul) >> 40
+    unsigned long long nmul;   // floor(2**S / n) + 1: a row's matrix r / n as (r * nmul) >> S (store_tile)
 };
 
 __device__ __forceinline__ unsigned load_acquire(const unsigned *p) {

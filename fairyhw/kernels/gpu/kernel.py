@@ -496,7 +496,6 @@ def launch_mma(codes_i32: torch.Tensor, act: torch.Tensor, sums: torch.Tensor,
     end of the previous kernel on the stream; it reads the activations only once that kernel has
     completed."""
     import ctypes
-    from .nvrtc import kernel
     mats, n, mw = codes_i32.shape
     batch = act.shape[0]
     if codes_i32.dtype != torch.int32 or not codes_i32.is_contiguous() or mw % 4:
@@ -534,10 +533,10 @@ def launch_mma(codes_i32: torch.Tensor, act: torch.Tensor, sums: torch.Tensor,
     full = rows % 16 == 0 and mw % 16 == 0 and (mw // 16) % (ks * un) == 0
     if sets:
         flags = ",".join("true" if f else "false" for f in (full, pre))
-        k = kernel(_MMA_SRC, f"fairy_mma_tok<{batch},{ks},{un},{sets},{flags},{minb}>", index)
+        k = _mma_kernel(f"fairy_mma_tok<{batch},{ks},{un},{sets},{flags},{minb}>", index)
     else:
         flags = ",".join("true" if f else "false" for f in (sep, full, pre))
-        k = kernel(_MMA_SRC, f"fairy_mma<{batch},{ks},{un},{flags},{minb}>", index)
+        k = _mma_kernel(f"fairy_mma<{batch},{ks},{un},{flags},{minb}>", index)
     vp, ci = ctypes.c_void_p, ctypes.c_int
     grid = min(-(-rows // 16), blocks or bps * sms)
     k.launch((grid,), (32 * ks,),
@@ -580,7 +579,6 @@ def launch_stream(codes_i32: torch.Tensor, act: torch.Tensor, sums: torch.Tensor
     chunks of 256 codes): each tile's codes go into registers and the stage is refilled before the
     MMAs."""
     import ctypes
-    from .nvrtc import kernel
     mats, n, mw = codes_i32.shape
     if codes_i32.dtype != torch.int32 or not codes_i32.is_contiguous() or mw % 4:
         raise ValueError("codes must be contiguous int32 (M, n, mw) with mw a multiple of 4 "
@@ -608,7 +606,7 @@ def launch_stream(codes_i32: torch.Tensor, act: torch.Tensor, sums: torch.Tensor
     rows, nmul = mats * n, checked_row_matrix_multiplier(mats, n, "streaming kernel")
     if out is None:
         out = torch.empty(1, mats, n, 4, dtype=torch.int32, device=codes_i32.device)
-    k = kernel(_MMA_SRC, f"fairy_mma_stream<{w},{d},{2 if compute_only else int(read)},{'true' if b1 else 'false'},{pre}>",
+    k = _mma_kernel(f"fairy_mma_stream<{w},{d},{2 if compute_only else int(read)},{'true' if b1 else 'false'},{pre}>",
                index)
     k.allow_shared(shared)
     vp, ci = ctypes.c_void_p, ctypes.c_int
@@ -698,6 +696,20 @@ PERSIST_MODES = {"full": 0, "read": 1, "compute": 2, "no_chain": 3, "chain": 4, 
 #: and the rows x rows a matrix below which the multiplier is exact.
 ROW_MATRIX_SHIFT = 40
 ROW_MATRIX_BOUND = 1 << ROW_MATRIX_SHIFT
+# the launcher's constants that gpu_mma.cu uses, put before its text when it is compiled
+_MMA_PRELUDE = f"#define FAIRY_ROW_MATRIX_SHIFT {ROW_MATRIX_SHIFT}\n"
+
+
+def mma_source() -> str:
+    """The text that NVRTC compiles for the kernels of gpu_mma.cu: the launcher's constants, then the file."""
+    with open(_MMA_SRC) as f:
+        return _MMA_PRELUDE + f.read()
+
+
+def _mma_kernel(name_expr: str, index: int):
+    """A kernel of gpu_mma.cu (:func:`mma_source`) on device ``index``, built once."""
+    from .nvrtc import kernel
+    return kernel(_MMA_SRC, name_expr, index, prelude=_MMA_PRELUDE)
 
 
 def row_matrix_multiplier(n: int) -> int:
@@ -814,10 +826,9 @@ class PersistPlan:
         cooperative kernel (all blocks resident or an error); else a plain launch, whose blocks (one an
         SM, each over half an SM's shared memory) are all resident only while nothing else runs."""
         import ctypes
-        from .nvrtc import kernel
         if mode not in PERSIST_MODES:
             raise ValueError(f"mode must be one of {', '.join(PERSIST_MODES)}, not {mode!r}")
-        k = kernel(_MMA_SRC, f"fairy_mma_persist<{self.warps},{PERSIST_MODES[mode]},{PERSIST_MAX_STAGES},"
+        k = _mma_kernel(f"fairy_mma_persist<{self.warps},{PERSIST_MODES[mode]},{PERSIST_MAX_STAGES},"
                              f"{PERSIST_MAX_TILES},{self.chunks}>", self.index)
         k.allow_shared(self.shared)
         self.done.zero_()
@@ -916,7 +927,6 @@ def read_xor(buf: torch.Tensor, out: torch.Tensor | None = None, *, blocks_per_s
     16 bytes loaded once, XORed into one word per warp of ``out`` (int32, at least 8 words a block).
     Returns ``out``."""
     import ctypes
-    from .nvrtc import kernel
     nbytes = buf.numel() * buf.element_size()
     if not buf.is_contiguous() or nbytes % 16:
         raise ValueError("the read baseline needs a contiguous buffer of a multiple of 16 bytes")
@@ -927,7 +937,7 @@ def read_xor(buf: torch.Tensor, out: torch.Tensor | None = None, *, blocks_per_s
         out = torch.empty(8 * grid, dtype=torch.int32, device=buf.device)
     elif out.numel() < 8 * grid or out.dtype != torch.int32:
         raise ValueError(f"out must be int32 with at least {8 * grid} words")
-    k = kernel(_MMA_SRC, f"read_xor<{unroll}>", index)
+    k = _mma_kernel(f"read_xor<{unroll}>", index)
     k.launch((grid,), (256,), [ctypes.c_void_p(buf.data_ptr()), ctypes.c_longlong(n16),
                                ctypes.c_void_p(out.data_ptr())],
              torch.cuda.current_stream(index).cuda_stream, pdl=pdl and cap[0] >= 9)

@@ -220,13 +220,15 @@ _MAX_DYNAMIC_SHARED = 8                        # CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_S
 _kernels: dict = {}
 
 
-def kernel(src_path: str, name_expr: str, device_index: int, arch_suffix: str = "") -> Kernel:
+def kernel(src_path: str, name_expr: str, device_index: int, arch_suffix: str = "",
+           prelude: str = "") -> Kernel:
     """The compiled kernel ``name_expr`` of the source file ``src_path`` on a device, built once.
-    ``arch_suffix``: ``"a"`` builds for the architecture-specific target (``sm_90a``: wgmma)."""
-    key = (src_path, name_expr, device_index, arch_suffix)
+    ``arch_suffix``: ``"a"`` builds for the architecture-specific target (``sm_90a``: wgmma).
+    ``prelude``: text put before the file's (the launcher's constants as ``#define`` lines)."""
+    key = (src_path, name_expr, device_index, arch_suffix, prelude)
     k = _kernels.get(key)
     if k is None:
         with open(src_path) as f:
-            src = f.read()
+            src = prelude + f.read()
         k = _kernels[key] = Kernel(src, name_expr, device_index, arch_suffix)
     return k
