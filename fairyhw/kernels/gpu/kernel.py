@@ -607,7 +607,7 @@ def launch_stream(codes_i32: torch.Tensor, act: torch.Tensor, sums: torch.Tensor
     if out is None:
         out = torch.empty(1, mats, n, 4, dtype=torch.int32, device=codes_i32.device)
     k = _mma_kernel(f"fairy_mma_stream<{w},{d},{2 if compute_only else int(read)},{'true' if b1 else 'false'},{pre}>",
-               index)
+                    index)
     k.allow_shared(shared)
     vp, ci = ctypes.c_void_p, ctypes.c_int
     k.launch((min(-(-rows // 16), blocks or sms),), (32 * w,),
@@ -829,7 +829,7 @@ class PersistPlan:
         if mode not in PERSIST_MODES:
             raise ValueError(f"mode must be one of {', '.join(PERSIST_MODES)}, not {mode!r}")
         k = _mma_kernel(f"fairy_mma_persist<{self.warps},{PERSIST_MODES[mode]},{PERSIST_MAX_STAGES},"
-                             f"{PERSIST_MAX_TILES},{self.chunks}>", self.index)
+                        f"{PERSIST_MAX_TILES},{self.chunks}>", self.index)
         k.allow_shared(self.shared)
         self.done.zero_()
         vp, ci = ctypes.c_void_p, ctypes.c_int
