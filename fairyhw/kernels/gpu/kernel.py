@@ -702,8 +702,8 @@ _MMA_PRELUDE = f"#define FAIRY_ROW_MATRIX_SHIFT {ROW_MATRIX_SHIFT}\n"
 
 def mma_source() -> str:
     """The text that NVRTC compiles for the kernels of gpu_mma.cu: the launcher's constants, then the file."""
-    with open(_MMA_SRC) as f:
-        return _MMA_PRELUDE + f.read()
+    from .nvrtc import source
+    return source(_MMA_SRC, _MMA_PRELUDE)
 
 
 def _mma_kernel(name_expr: str, index: int):

@@ -228,7 +228,11 @@ def kernel(src_path: str, name_expr: str, device_index: int, arch_suffix: str = 
     key = (src_path, name_expr, device_index, arch_suffix, prelude)
     k = _kernels.get(key)
     if k is None:
-        with open(src_path) as f:
-            src = prelude + f.read()
-        k = _kernels[key] = Kernel(src, name_expr, device_index, arch_suffix)
+        k = _kernels[key] = Kernel(source(src_path, prelude), name_expr, device_index, arch_suffix)
     return k
+
+
+def source(src_path: str, prelude: str = "") -> str:
+    """The text that :func:`kernel` compiles: ``prelude``, then the file ``src_path``."""
+    with open(src_path) as f:
+        return prelude + f.read()
