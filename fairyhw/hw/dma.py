@@ -573,9 +573,10 @@ class SplitLink(_Link):
 
 
 class BlockFIFO(wiring.Component):
-    """A stream FIFO of ``depth`` words of ``width`` bits in block RAM, built for the clock: the block
-    RAM's read data go straight into a register with no enable (which the place-and-route flow folds
-    into the RAM as its output register), and from there into a :class:`CreditLink` of ``QUEUE`` words
+    """A stream FIFO of ``depth`` words of ``width`` bits meant for block RAM, built for the clock: the
+    block RAM's read data go straight into a register with no enable (which the place-and-route flow
+    folds into the RAM as its output register; Yosys maps a shallow one, such as the system top's
+    32-word result FIFO, to distributed RAM, the register then a plain one), and from there into a :class:`CreditLink` of ``QUEUE`` words
     (distributed RAM written every cycle), a word read from the block RAM only while a place is free
     for it. Every handshake and RAM control comes from registers.
 
