@@ -576,9 +576,9 @@ class BlockFIFO(wiring.Component):
     """A stream FIFO of ``depth`` words of ``width`` bits meant for block RAM, built for the clock: the
     block RAM's read data go straight into a register with no enable (which the place-and-route flow
     folds into the RAM as its output register; Yosys maps a shallow one, such as the system top's
-    32-word result FIFO, to distributed RAM, the register then a plain one), and from there into a :class:`CreditLink` of ``QUEUE`` words
-    (distributed RAM written every cycle), a word read from the block RAM only while a place is free
-    for it. Every handshake and RAM control comes from registers.
+    result FIFO, to distributed RAM, the register then a plain one), and from there into a
+    :class:`CreditLink` of ``QUEUE`` words (distributed RAM written every cycle), a word read from the
+    block RAM only while a place is free for it. Every handshake and RAM control comes from registers.
 
     A word taken at cycle ``t`` is offered at ``t + BLOCK_FIFO_LATENCY`` at the earliest
     (:data:`fairyhw.hw.timing.BLOCK_FIFO_LATENCY`); full rate in and out. ``i.ready``: fewer than
